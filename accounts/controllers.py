@@ -1,0 +1,248 @@
+"""HTTP routes of the accounts package: parse, authorise, call the service, shape the answer."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from litestar import Controller, get, post
+from litestar.params import Parameter
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from accounts import schemas, service
+from accounts.guards import authenticated, public, requires
+from accounts.models import ApiToken, AuditEvent, Organisation, PublicKey, User
+from accounts.security import Principal
+from storage.clock import Clock
+from storage.settings import Settings
+
+
+def org_read(org: Organisation) -> schemas.OrganisationRead:
+    return schemas.OrganisationRead(
+        id=org.id,
+        name=org.name,
+        credit_code=org.credit_code,
+        kind=org.kind,
+        status=org.status,
+        created_at=org.created_at,
+        approved_at=org.approved_at,
+    )
+
+
+def user_read(user: User) -> schemas.UserRead:
+    return schemas.UserRead(
+        id=user.id,
+        organisation_id=user.organisation_id,
+        username=user.username,
+        display_name=user.display_name,
+        roles=list(user.roles),
+        active=user.active,
+    )
+
+
+def token_read(row: ApiToken) -> schemas.ApiTokenRead:
+    return schemas.ApiTokenRead(
+        id=row.id,
+        name=row.name,
+        prefix=row.prefix,
+        roles=list(row.roles),
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        revoked_at=row.revoked_at,
+    )
+
+
+def key_read(key: PublicKey) -> schemas.PublicKeyRead:
+    return schemas.PublicKeyRead(
+        id=key.id,
+        organisation_id=key.organisation_id,
+        purpose=key.purpose,
+        algorithm=key.algorithm,
+        public_key=key.public_key,
+        fingerprint=key.fingerprint,
+        created_at=key.created_at,
+        revoked_at=key.revoked_at,
+    )
+
+
+def audit_read(event: AuditEvent) -> schemas.AuditEventRead:
+    return schemas.AuditEventRead(
+        id=event.id,
+        at=event.at,
+        actor_user_id=event.actor_user_id,
+        actor_organisation_id=event.actor_organisation_id,
+        action=event.action,
+        object_type=event.object_type,
+        object_id=event.object_id,
+        outcome=event.outcome,
+        detail=event.detail,
+    )
+
+
+class AuthController(Controller):
+    """Sign-in and API tokens."""
+
+    path = "/api/v1/auth"
+    tags = ["accounts"]
+
+    @post("/login", operation_id="login", guards=[public], status_code=200)
+    async def login(
+        self, data: schemas.LoginRequest, session: AsyncSession, clock: Clock, settings: Settings
+    ) -> schemas.AccessToken:
+        """Exchange a username and password for a bearer token."""
+        token, expires, user = await service.login(
+            session,
+            data.username,
+            data.password,
+            secret=settings.secret_key,
+            ttl=timedelta(minutes=settings.token_ttl_minutes),
+            now=clock.now(),
+        )
+        return schemas.AccessToken(token, "Bearer", expires, user_read(user))
+
+    @get("/me", operation_id="whoami", guards=[authenticated])
+    async def me(self, principal: Principal, session: AsyncSession) -> dict[str, Any]:
+        """The caller, its organisation and the roles it acts in."""
+        org = await service.get_organisation(session, principal.organisation_id)
+        return {
+            "user_id": principal.user_id,
+            "username": principal.username,
+            "roles": sorted(principal.roles),
+            "via": principal.via,
+            "organisation": org_read(org),
+        }
+
+    @post("/tokens", operation_id="issue_api_token", guards=[authenticated])
+    async def issue_token(
+        self, data: schemas.ApiTokenCreate, principal: Principal, session: AsyncSession, clock: Clock
+    ) -> schemas.ApiTokenIssued:
+        """Issue an API token for a system acting for the caller; the token is shown only now."""
+        token, row = await service.issue_api_token(session, principal, data, clock.now())
+        return schemas.ApiTokenIssued(token, token_read(row))
+
+    @get("/tokens", operation_id="list_api_tokens", guards=[authenticated])
+    async def list_tokens(self, principal: Principal, session: AsyncSession) -> list[schemas.ApiTokenRead]:
+        """The caller's API tokens."""
+        return [token_read(r) for r in await service.list_api_tokens(session, principal)]
+
+    @post(
+        "/tokens/{token_id:uuid}/revoke",
+        operation_id="revoke_api_token",
+        guards=[authenticated],
+        status_code=200,
+    )
+    async def revoke_token(
+        self, token_id: uuid.UUID, principal: Principal, session: AsyncSession, clock: Clock
+    ) -> schemas.ApiTokenRead:
+        """Revoke one of the caller's API tokens."""
+        return token_read(await service.revoke_api_token(session, principal, token_id, clock.now()))
+
+
+class OrganisationController(Controller):
+    """Registration, organisations, users and public keys."""
+
+    path = "/api/v1"
+    tags = ["accounts"]
+
+    @post("/registrations", operation_id="register_organisation", guards=[public])
+    async def register(
+        self, data: schemas.RegistrationCreate, session: AsyncSession, clock: Clock
+    ) -> schemas.RegistrationRead:
+        """A bidder or agency registers; it can sign in at once but acts only after the centre approves."""
+        org, user = await service.register(session, data, clock.now())
+        return schemas.RegistrationRead(org_read(org), user_read(user))
+
+    @post("/organisations", operation_id="create_organisation", guards=[requires("centre")])
+    async def create(
+        self, data: schemas.OrganisationCreate, principal: Principal, session: AsyncSession, clock: Clock
+    ) -> schemas.OrganisationRead:
+        """Centre staff add an organisation (approved at once)."""
+        return org_read(await service.create_organisation(session, principal, data, clock.now()))
+
+    @get(
+        "/organisations",
+        operation_id="list_organisations",
+        guards=[requires("centre", "supervisor", "auditor")],
+    )
+    async def list_all(
+        self,
+        session: AsyncSession,
+        kind: str | None = None,
+        status: str | None = None,
+    ) -> list[schemas.OrganisationRead]:
+        """All organisations, for the centre and those who watch it."""
+        return [org_read(o) for o in await service.list_organisations(session, kind=kind, status=status)]
+
+    @post(
+        "/organisations/{organisation_id:uuid}/approve",
+        operation_id="approve_organisation",
+        guards=[requires("centre")],
+        status_code=200,
+    )
+    async def approve(
+        self, organisation_id: uuid.UUID, principal: Principal, session: AsyncSession, clock: Clock
+    ) -> schemas.OrganisationRead:
+        """Approve a registered organisation."""
+        return org_read(await service.approve_organisation(session, principal, organisation_id, clock.now()))
+
+    @post("/users", operation_id="create_user", guards=[requires("centre")])
+    async def create_user(
+        self, data: schemas.UserCreate, principal: Principal, session: AsyncSession, clock: Clock
+    ) -> schemas.UserRead:
+        """Centre staff add a user to an organisation."""
+        return user_read(await service.create_user(session, principal, data, clock.now()))
+
+    @post(
+        "/keys",
+        operation_id="register_public_key",
+        guards=[requires("bidder", "centre", "supervisor", "agency")],
+    )
+    async def register_key(
+        self, data: schemas.PublicKeyCreate, principal: Principal, session: AsyncSession, clock: Clock
+    ) -> schemas.PublicKeyRead:
+        """Register a signing (Ed25519) or encryption (X25519) public key for the caller's organisation."""
+        return key_read(await service.register_key(session, principal, data, clock.now()))
+
+    @get("/keys", operation_id="list_own_public_keys", guards=[authenticated])
+    async def own_keys(self, principal: Principal, session: AsyncSession) -> list[schemas.PublicKeyRead]:
+        """The caller's organisation's public keys."""
+        return [key_read(k) for k in await service.list_keys(session, principal.organisation_id)]
+
+    @get(
+        "/organisations/{organisation_id:uuid}/keys", operation_id="list_public_keys", guards=[authenticated]
+    )
+    async def org_keys(
+        self, organisation_id: uuid.UUID, session: AsyncSession
+    ) -> list[schemas.PublicKeyRead]:
+        """Another organisation's public keys (public keys are meant to be shared)."""
+        await service.get_organisation(session, organisation_id)
+        return [key_read(k) for k in await service.list_keys(session, organisation_id)]
+
+
+class AuditController(Controller):
+    """The audit trail, read by those who supervise and audit."""
+
+    path = "/api/v1/audit"
+    tags = ["oversight"]
+
+    @get("/", operation_id="list_audit_events", guards=[requires("centre", "supervisor", "auditor")])
+    async def list_events(
+        self,
+        session: AsyncSession,
+        object_type: str | None = None,
+        object_id: str | None = None,
+        actor_organisation_id: uuid.UUID | None = None,
+        cursor: str | None = None,
+        limit: int = Parameter(default=50),
+    ) -> dict[str, Any]:
+        """Audit events, newest first."""
+        rows, next_cursor = await service.list_audit(
+            session,
+            object_type=object_type,
+            object_id=object_id,
+            actor_organisation_id=actor_organisation_id,
+            cursor=cursor,
+            limit=limit,
+        )
+        return {"items": [audit_read(e) for e in rows], "next_cursor": next_cursor}

@@ -1,0 +1,88 @@
+"""Tables of the accounts package: organisations, users, API tokens, public keys, the audit trail."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from storage.db import Base, IdMixin
+
+
+class Organisation(IdMixin, Base):
+    """A legal entity on the platform (主体), identified by its unified social credit code."""
+
+    __tablename__ = "organisations"
+
+    name: Mapped[str] = mapped_column(String(200))
+    credit_code: Mapped[str] = mapped_column(String(18), unique=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    contact_email: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+    approved_at: Mapped[datetime | None]
+
+
+class User(IdMixin, Base):
+    """A person who signs in; belongs to one organisation and holds one or more roles."""
+
+    __tablename__ = "users"
+
+    organisation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisations.id"), index=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(100))
+    password_hash: Mapped[str] = mapped_column(String(200))
+    roles: Mapped[list[Any]]
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime]
+
+
+class ApiToken(IdMixin, Base):
+    """A credential for a system (an agency's software, the regulator's feed); only its hash is kept."""
+
+    __tablename__ = "api_tokens"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    roles: Mapped[list[Any]]
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
+
+
+class PublicKey(IdMixin, Base):
+    """A registered public key: Ed25519 for signing bid manifests, X25519 for receiving sealed bids."""
+
+    __tablename__ = "public_keys"
+    __table_args__ = (UniqueConstraint("organisation_id", "purpose", "fingerprint"),)
+
+    organisation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisations.id"), index=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
+    purpose: Mapped[str] = mapped_column(String(20))
+    algorithm: Mapped[str] = mapped_column(String(20))
+    public_key: Mapped[str] = mapped_column(String(100))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+
+class AuditEvent(IdMixin, Base):
+    """One line of the audit trail: who did what to which object, when, and how it ended."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_object", "object_type", "object_id"),)
+
+    at: Mapped[datetime] = mapped_column(index=True)
+    actor_user_id: Mapped[uuid.UUID | None]
+    actor_organisation_id: Mapped[uuid.UUID | None]
+    action: Mapped[str] = mapped_column(String(60))
+    object_type: Mapped[str] = mapped_column(String(40))
+    object_id: Mapped[str] = mapped_column(String(64))
+    outcome: Mapped[str] = mapped_column(String(20), default="ok")
+    detail: Mapped[dict[str, Any]]

@@ -1,0 +1,103 @@
+"""Passwords (argon2id), access tokens (JWT, HS256) and API tokens (random, stored hashed).
+
+CPU-heavy hashing runs in a thread so the event loop keeps serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import jwt
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+ROLES = frozenset({"centre", "agency", "bidder", "expert", "supervisor", "auditor", "regulator"})
+API_TOKEN_PREFIX = "ggzy_"  # noqa: S105 - a public prefix, not a secret
+
+_hasher = PasswordHasher()
+# Verified against when the username is unknown, so a miss costs as much time as a hit.
+_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a user (by JWT) or a system (by API token), with the roles it acts in."""
+
+    user_id: uuid.UUID
+    organisation_id: uuid.UUID
+    roles: frozenset[str]
+    username: str
+    via: str = "jwt"
+
+    def has(self, *roles: str) -> bool:
+        """True when the principal holds any of `roles`."""
+        return bool(self.roles.intersection(roles))
+
+
+async def hash_password(password: str) -> str:
+    """argon2id hash of `password`, computed off the event loop."""
+    return await asyncio.to_thread(_hasher.hash, password)
+
+
+async def verify_password(password_hash: str | None, password: str) -> bool:
+    """Constant-effort check of `password` against `password_hash` (None: unknown user)."""
+
+    def check() -> bool:
+        try:
+            return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+        except (VerificationError, InvalidHashError):
+            return False
+
+    return await asyncio.to_thread(check)
+
+
+def issue_access_token(
+    principal: Principal, secret: str, now: datetime, ttl: timedelta
+) -> tuple[str, datetime]:
+    """A signed JWT for `principal`, valid from `now` for `ttl`."""
+    expires = now + ttl
+    claims = {
+        "sub": str(principal.user_id),
+        "org": str(principal.organisation_id),
+        "roles": sorted(principal.roles),
+        "name": principal.username,
+        "iat": int(now.timestamp()),
+        "nbf": int(now.timestamp()) - 5,
+        "exp": int(expires.timestamp()),
+        "iss": "ggzy",
+    }
+    return jwt.encode(claims, secret, algorithm="HS256"), expires
+
+
+def decode_access_token(token: str, secret: str, now: datetime) -> Principal | None:
+    """The principal a JWT names, or None when it is invalid or expired at `now`."""
+    try:
+        claims = jwt.decode(
+            token,
+            secret,
+            algorithms=["HS256"],
+            issuer="ggzy",
+            options={"verify_exp": False, "verify_nbf": False, "verify_iat": False, "require": ["exp"]},
+        )
+        if not int(claims["nbf"]) <= now.timestamp() < int(claims["exp"]):
+            return None
+        roles = frozenset(str(r) for r in claims["roles"]) & ROLES
+        return Principal(uuid.UUID(claims["sub"]), uuid.UUID(claims["org"]), roles, str(claims["name"]))
+    except (jwt.PyJWTError, KeyError, ValueError, TypeError):
+        return None
+
+
+def new_api_token() -> tuple[str, str]:
+    """A fresh API token and the SHA-256 hex digest that is all the database keeps of it."""
+    token = API_TOKEN_PREFIX + secrets.token_urlsafe(32)
+    return token, api_token_hash(token)
+
+
+def api_token_hash(token: str) -> str:
+    """Digest under which an API token is stored and looked up."""
+    return hashlib.sha256(token.encode()).hexdigest()

@@ -1,0 +1,422 @@
+"""Use cases of the accounts package: registration, approval, login, tokens, keys, the audit trail.
+
+Services flush but never commit: the request or job that calls them owns the transaction.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from accounts import schemas, security, uscc
+from accounts.models import ApiToken, AuditEvent, Organisation, PublicKey, User
+from accounts.security import Principal
+from storage.pagination import check_limit, decode_cursor, page_after
+from storage.problems import Conflict, Forbidden, NotFound, Unauthenticated, ValidationProblem, field_error
+
+KIND_ROLES: dict[str, frozenset[str]] = {
+    "centre": frozenset({"centre"}),
+    "agency": frozenset({"agency"}),
+    "bidder": frozenset({"bidder"}),
+    "employer": frozenset({"expert"}),
+    "supervisor": frozenset({"supervisor"}),
+    "auditor": frozenset({"auditor"}),
+    "regulator": frozenset({"regulator"}),
+}
+
+
+async def record(
+    session: AsyncSession,
+    actor: Principal | None,
+    action: str,
+    object_type: str,
+    object_id: object,
+    now: datetime,
+    *,
+    outcome: str = "ok",
+    **detail: Any,
+) -> None:
+    """Append one event to the audit trail, in the caller's transaction (E-04)."""
+    session.add(
+        AuditEvent(
+            at=now,
+            actor_user_id=actor.user_id if actor else None,
+            actor_organisation_id=actor.organisation_id if actor else None,
+            action=action,
+            object_type=object_type,
+            object_id=str(object_id),
+            outcome=outcome,
+            detail=_jsonable(detail),
+        )
+    )
+
+
+def _jsonable(detail: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in detail.items():
+        if isinstance(value, uuid.UUID | datetime):
+            out[key] = value.isoformat() if isinstance(value, datetime) else str(value)
+        else:
+            out[key] = value
+    return out
+
+
+def _credit_code(code: str) -> str:
+    try:
+        return uscc.validate_uscc(code)
+    except uscc.InvalidUSCC as exc:
+        raise ValidationProblem(str(exc), errors=[field_error("credit_code", str(exc))]) from exc
+
+
+async def _unique_org(session: AsyncSession, credit_code: str) -> None:
+    exists = await session.scalar(select(Organisation.id).where(Organisation.credit_code == credit_code))
+    if exists:
+        raise Conflict(
+            "An organisation with this unified social credit code is already registered.",
+            errors=[field_error("credit_code", "already registered")],
+        )
+
+
+async def _unique_username(session: AsyncSession, username: str) -> None:
+    exists = await session.scalar(select(User.id).where(User.username == username))
+    if exists:
+        raise Conflict("This username is taken.", errors=[field_error("username", "already taken")])
+
+
+async def register(
+    session: AsyncSession, data: schemas.RegistrationCreate, now: datetime
+) -> tuple[Organisation, User]:
+    """Self-registration of a bidder or agency: the organisation waits for the centre's approval."""
+    code = _credit_code(data.credit_code)
+    await _unique_org(session, code)
+    await _unique_username(session, data.username)
+    org = Organisation(
+        name=data.organisation_name,
+        credit_code=code,
+        kind=data.kind,
+        status="pending",
+        contact_email=data.contact_email,
+        created_at=now,
+    )
+    session.add(org)
+    await session.flush()
+    user = User(
+        organisation_id=org.id,
+        username=data.username,
+        display_name=data.display_name,
+        password_hash=await security.hash_password(data.password),
+        roles=sorted(KIND_ROLES[data.kind]),
+        created_at=now,
+    )
+    session.add(user)
+    await _flush_unique(session)
+    await record(session, None, "organisation.register", "organisation", org.id, now, kind=data.kind)
+    return org, user
+
+
+async def _flush_unique(session: AsyncSession) -> None:
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        raise Conflict("This organisation or username was registered at the same moment.") from exc
+
+
+async def create_organisation(
+    session: AsyncSession, actor: Principal, data: schemas.OrganisationCreate, now: datetime
+) -> Organisation:
+    """Centre staff add an organisation of any kind; it is approved at once."""
+    code = _credit_code(data.credit_code)
+    await _unique_org(session, code)
+    org = Organisation(
+        name=data.name,
+        credit_code=code,
+        kind=data.kind,
+        status="active",
+        contact_email=data.contact_email,
+        created_at=now,
+        approved_at=now,
+    )
+    session.add(org)
+    await _flush_unique(session)
+    await record(session, actor, "organisation.create", "organisation", org.id, now, kind=data.kind)
+    return org
+
+
+async def approve_organisation(
+    session: AsyncSession, actor: Principal, organisation_id: uuid.UUID, now: datetime
+) -> Organisation:
+    """The centre approves a registered organisation after checking its papers."""
+    org = await get_organisation(session, organisation_id)
+    if org.status != "pending":
+        raise Conflict(f"The organisation is {org.status}, not pending approval.")
+    org.status = "active"
+    org.approved_at = now
+    await record(session, actor, "organisation.approve", "organisation", org.id, now)
+    return org
+
+
+async def get_organisation(session: AsyncSession, organisation_id: uuid.UUID) -> Organisation:
+    """The organisation, or 404."""
+    org = await session.get(Organisation, organisation_id)
+    if org is None:
+        raise NotFound("No such organisation.")
+    return org
+
+
+async def list_organisations(
+    session: AsyncSession, *, kind: str | None, status: str | None
+) -> list[Organisation]:
+    """Organisations, optionally by kind and status, by name."""
+    query = select(Organisation).order_by(Organisation.name)
+    if kind:
+        query = query.where(Organisation.kind == kind)
+    if status:
+        query = query.where(Organisation.status == status)
+    return list(await session.scalars(query))
+
+
+async def require_active(session: AsyncSession, principal: Principal) -> Organisation:
+    """The caller's organisation, refusing while it is not approved."""
+    org = await get_organisation(session, principal.organisation_id)
+    if org.status != "active":
+        raise Forbidden(f"Your organisation is {org.status}; the centre must approve it first.")
+    return org
+
+
+async def create_user(
+    session: AsyncSession, actor: Principal, data: schemas.UserCreate, now: datetime
+) -> User:
+    """Centre staff add a user; the roles must suit the organisation's kind."""
+    org = await get_organisation(session, data.organisation_id)
+    allowed = KIND_ROLES[org.kind]
+    wrong = sorted(set(data.roles) - allowed)
+    if wrong:
+        raise ValidationProblem(
+            f"A {org.kind} organisation's users cannot hold the roles {', '.join(wrong)}.",
+            errors=[field_error("roles", f"not allowed for {org.kind}: {', '.join(wrong)}")],
+        )
+    await _unique_username(session, data.username)
+    user = User(
+        organisation_id=org.id,
+        username=data.username,
+        display_name=data.display_name,
+        password_hash=await security.hash_password(data.password),
+        roles=sorted(set(data.roles)),
+        created_at=now,
+    )
+    session.add(user)
+    await _flush_unique(session)
+    await record(session, actor, "user.create", "user", user.id, now, roles=user.roles)
+    return user
+
+
+async def bootstrap_centre(
+    session: AsyncSession, *, name: str, credit_code: str, username: str, password: str, now: datetime
+) -> tuple[Organisation, User, bool]:
+    """Create the centre and its first administrator once; later calls return the existing ones."""
+    existing = await session.scalar(select(Organisation).where(Organisation.kind == "centre"))
+    if existing is not None:
+        user = await session.scalar(select(User).where(User.organisation_id == existing.id))
+        if user is None:
+            raise Conflict("The centre exists but has no user.")
+        return existing, user, False
+    org = Organisation(
+        name=name,
+        credit_code=uscc.validate_uscc(credit_code),
+        kind="centre",
+        status="active",
+        created_at=now,
+        approved_at=now,
+    )
+    session.add(org)
+    await session.flush()
+    user = User(
+        organisation_id=org.id,
+        username=username,
+        display_name=name,
+        password_hash=await security.hash_password(password),
+        roles=["centre"],
+        created_at=now,
+    )
+    session.add(user)
+    await session.flush()
+    await record(session, None, "centre.bootstrap", "organisation", org.id, now)
+    return org, user, True
+
+
+def principal_of(user: User, roles: frozenset[str] | None = None, via: str = "jwt") -> Principal:
+    """The principal a user acts as."""
+    return Principal(
+        user_id=user.id,
+        organisation_id=user.organisation_id,
+        roles=frozenset(roles if roles is not None else user.roles),
+        username=user.username,
+        via=via,
+    )
+
+
+async def login(
+    session: AsyncSession, username: str, password: str, *, secret: str, ttl: timedelta, now: datetime
+) -> tuple[str, datetime, User]:
+    """Check a password and issue an access token; every failure looks the same to the caller."""
+    user = await session.scalar(select(User).where(User.username == username))
+    ok = await security.verify_password(user.password_hash if user else None, password)
+    if user is None or not ok or not user.active:
+        await record(session, None, "auth.login", "user", username, now, outcome="refused")
+        raise Unauthenticated("Wrong username or password.")
+    token, expires = security.issue_access_token(principal_of(user), secret, now, ttl)
+    await record(session, principal_of(user), "auth.login", "user", user.id, now)
+    return token, expires, user
+
+
+async def issue_api_token(
+    session: AsyncSession, actor: Principal, data: schemas.ApiTokenCreate, now: datetime
+) -> tuple[str, ApiToken]:
+    """A new API token for the caller's own user, with at most the caller's roles."""
+    if actor.via != "jwt":
+        raise Forbidden("API tokens are issued to people signed in, not to other tokens.")
+    extra = sorted(set(data.roles) - actor.roles)
+    if extra:
+        raise Forbidden(f"You cannot grant roles you do not hold: {', '.join(extra)}.")
+    if data.expires_at is not None and data.expires_at <= now:
+        raise ValidationProblem(
+            "expires_at is in the past.", errors=[field_error("expires_at", "in the past")]
+        )
+    token, digest = security.new_api_token()
+    row = ApiToken(
+        user_id=actor.user_id,
+        name=data.name,
+        token_hash=digest,
+        prefix=token[:12],
+        roles=sorted(set(data.roles)),
+        created_at=now,
+        expires_at=data.expires_at,
+    )
+    session.add(row)
+    await session.flush()
+    await record(session, actor, "api_token.issue", "api_token", row.id, now, roles=row.roles)
+    return token, row
+
+
+async def list_api_tokens(session: AsyncSession, actor: Principal) -> list[ApiToken]:
+    """The caller's own API tokens (never the tokens themselves)."""
+    rows = await session.scalars(
+        select(ApiToken).where(ApiToken.user_id == actor.user_id).order_by(ApiToken.created_at)
+    )
+    return list(rows)
+
+
+async def revoke_api_token(
+    session: AsyncSession, actor: Principal, token_id: uuid.UUID, now: datetime
+) -> ApiToken:
+    """Revoke one of the caller's API tokens; another user's is invisible (404)."""
+    row = await session.get(ApiToken, token_id)
+    if row is None or row.user_id != actor.user_id:
+        raise NotFound("No such API token.")
+    if row.revoked_at is None:
+        row.revoked_at = now
+        await record(session, actor, "api_token.revoke", "api_token", row.id, now)
+    return row
+
+
+async def resolve_api_token(session: AsyncSession, token: str, now: datetime) -> Principal | None:
+    """The principal behind an API token, or None if unknown, revoked, expired or its user is gone."""
+    row = await session.scalar(select(ApiToken).where(ApiToken.token_hash == security.api_token_hash(token)))
+    if row is None or row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= now):
+        return None
+    user = await session.get(User, row.user_id)
+    if user is None or not user.active:
+        return None
+    roles = frozenset(row.roles) & frozenset(user.roles)
+    row.last_used_at = now
+    return principal_of(user, roles, via="api_token")
+
+
+def _parse_key(purpose: str, encoded: str) -> tuple[str, bytes]:
+    try:
+        raw = base64.b64decode(encoded, validate=True)
+        if purpose == "signing":
+            Ed25519PublicKey.from_public_bytes(raw)
+            return "ed25519", raw
+        X25519PublicKey.from_public_bytes(raw)
+        return "x25519", raw
+    except ValueError as exc:
+        raise ValidationProblem(
+            "public_key must be the base64 of a 32-byte "
+            + ("Ed25519" if purpose == "signing" else "X25519")
+            + " public key.",
+            errors=[field_error("public_key", "not a 32-byte public key in base64")],
+        ) from exc
+
+
+async def register_key(
+    session: AsyncSession, actor: Principal, data: schemas.PublicKeyCreate, now: datetime
+) -> PublicKey:
+    """Register a signing or encryption public key for the caller's organisation (the private key stays
+    with the bidder)."""
+    algorithm, raw = _parse_key(data.purpose, data.public_key)
+    fingerprint = hashlib.sha256(raw).hexdigest()
+    duplicate = await session.scalar(
+        select(PublicKey.id).where(
+            PublicKey.organisation_id == actor.organisation_id,
+            PublicKey.purpose == data.purpose,
+            PublicKey.fingerprint == fingerprint,
+        )
+    )
+    if duplicate:
+        raise Conflict("This key is already registered.", errors=[field_error("public_key", "duplicate")])
+    key = PublicKey(
+        organisation_id=actor.organisation_id,
+        user_id=actor.user_id,
+        purpose=data.purpose,
+        algorithm=algorithm,
+        public_key=base64.b64encode(raw).decode(),
+        fingerprint=fingerprint,
+        created_at=now,
+    )
+    session.add(key)
+    await session.flush()
+    await record(session, actor, "key.register", "public_key", key.id, now, purpose=data.purpose)
+    return key
+
+
+async def list_keys(session: AsyncSession, organisation_id: uuid.UUID) -> list[PublicKey]:
+    """An organisation's registered public keys, oldest first."""
+    rows = await session.scalars(
+        select(PublicKey).where(PublicKey.organisation_id == organisation_id).order_by(PublicKey.created_at)
+    )
+    return list(rows)
+
+
+async def list_audit(
+    session: AsyncSession,
+    *,
+    object_type: str | None,
+    object_id: str | None,
+    actor_organisation_id: uuid.UUID | None,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[AuditEvent], str | None]:
+    """Audit events, newest first, filtered, one page at a time."""
+    limit = check_limit(limit)
+    query = select(AuditEvent).order_by(AuditEvent.at.desc(), AuditEvent.id.desc()).limit(limit + 1)
+    if object_type:
+        query = query.where(AuditEvent.object_type == object_type)
+    if object_id:
+        query = query.where(AuditEvent.object_id == object_id)
+    if actor_organisation_id:
+        query = query.where(AuditEvent.actor_organisation_id == actor_organisation_id)
+    if cursor:
+        at, row_id = decode_cursor(cursor)
+        query = query.where((AuditEvent.at < at) | ((AuditEvent.at == at) & (AuditEvent.id < row_id)))
+    rows = list(await session.scalars(query))
+    return page_after(rows, limit, "at")

@@ -1,0 +1,404 @@
+"""Composition root: builds the runtime (database, object store, job queue, clock), the Litestar app,
+the arq worker and the `ggzy` CLI from the packages."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from http import HTTPStatus
+from typing import Any
+
+import click
+import msgspec
+from litestar import Litestar, Request, Response, get
+from litestar.connection import ASGIConnection
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin
+from litestar.types import Receive, Scope, Send
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
+
+from accounts.controllers import AuditController, AuthController, OrganisationController
+from accounts.guards import AuthenticationMiddleware, provide_optional_principal, provide_principal, public
+from storage.clock import Clock, SystemClock
+from storage.db import create_engine, create_sessionmaker
+from storage.jobs import ArqJobQueue, InlineJobQueue, JobContext, JobQueue, OutboxDispatcher, Periodic
+from storage.object_routes import ObjectController
+from storage.objects import LocalObjectStore, ObjectStore, S3ObjectStore
+from storage.problems import PreconditionFailed, Problem, field_error
+from storage.settings import Settings
+from trading import jobs as trading_jobs
+from trading.controllers import TRADING_CONTROLLERS
+
+log = logging.getLogger("ggzy")
+PROBLEM_JSON = "application/problem+json"
+
+
+@dataclass
+class Runtime:
+    """Everything a ggzy process shares: one engine, one store, one queue, one clock."""
+
+    settings: Settings
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    clock: Clock
+    store: ObjectStore
+    queue: JobQueue
+    dispatcher: OutboxDispatcher
+    run_chronograph: bool = True
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _stop: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def job_context(self) -> JobContext:
+        return JobContext(self.sessionmaker, self.clock, {"store": self.store, "settings": self.settings})
+
+    async def start(self) -> None:
+        """Open the store and the queue; in the embedded setup, run dispatcher and chronograph in-process."""
+        await self.store.ensure_ready()
+        await self.queue.start()
+        self._stop.clear()
+        self._tasks.append(asyncio.create_task(self.dispatcher.run(self._stop)))
+        if self.run_chronograph:
+            ticker = Periodic(
+                lambda: trading_jobs.chronograph_tick(self.job_context), self.settings.tick_seconds
+            )
+            self._tasks.append(asyncio.create_task(ticker.run(self._stop)))
+
+    async def stop(self) -> None:
+        """Stop background work and release connections."""
+        self._stop.set()
+        for task in self._tasks:
+            await task
+        self._tasks.clear()
+        await self.queue.close()
+        await self.engine.dispose()
+
+
+def build_store(settings: Settings, clock: Clock) -> ObjectStore:
+    """S3 when `GGZY_S3_ENDPOINT` is set, otherwise files under `var/objects`."""
+    if settings.s3_endpoint:
+        return S3ObjectStore(
+            settings.s3_endpoint,
+            settings.s3_access_key,
+            settings.s3_secret_key,
+            settings.s3_bucket,
+            secure=settings.s3_secure,
+        )
+    return LocalObjectStore(
+        settings.var_dir / "objects",
+        settings.effective_public_url,
+        settings.secret_key.encode(),
+        now=clock.now,
+    )
+
+
+def build_runtime(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    store: ObjectStore | None = None,
+    engine: AsyncEngine | None = None,
+    queue: JobQueue | None = None,
+) -> Runtime:
+    """Wire the runtime from settings; tests pass their own clock, store, engine or queue."""
+    clock = clock or SystemClock()
+    engine = engine or create_engine(settings.effective_database_url)
+    sessionmaker = create_sessionmaker(engine)
+    store = store or build_store(settings, clock)
+    extras: dict[str, Any] = {"store": store, "settings": settings}
+    if queue is None:
+        if settings.redis_url:
+            queue = ArqJobQueue(settings.redis_url)
+        else:
+            queue = InlineJobQueue(JobContext(sessionmaker, clock, extras))
+    dispatcher = OutboxDispatcher(sessionmaker, queue, clock)
+    return Runtime(
+        settings,
+        engine,
+        sessionmaker,
+        clock,
+        store,
+        queue,
+        dispatcher,
+        run_chronograph=not settings.redis_url,
+    )
+
+
+# ---------------------------------------------------------------- problems (RFC 9457)
+
+
+def problem_response(
+    problem: Problem, request: ASGIConnection[Any, Any, Any, Any] | None = None
+) -> Response[Any]:
+    body = problem.to_dict(instance=request.url.path if request is not None else None)
+    return Response(
+        content=msgspec.json.encode(body),
+        status_code=problem.status,
+        media_type=PROBLEM_JSON,
+        headers=problem.headers,
+    )
+
+
+async def problem_asgi_response(problem: Problem, scope: Scope, receive: Receive, send: Send) -> None:
+    """Send a problem straight from ASGI middleware, before routing."""
+    body = problem.to_dict(instance=scope.get("path"))
+    response = Response(
+        content=msgspec.json.encode(body), status_code=problem.status, media_type=PROBLEM_JSON
+    )
+    await response.to_asgi_response(app=None, request=None)(scope, receive, send)  # type: ignore[arg-type]
+
+
+def _on_problem(request: Request[Any, Any, Any], exc: Problem) -> Response[Any]:
+    return problem_response(exc, request)
+
+
+def _on_validation(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
+    errors = []
+    for item in exc.extra if isinstance(exc.extra, list) else []:
+        source = item.get("source")
+        key = item.get("key") or "body"
+        where = key if source in (None, "body") else f"{source}:{key}"
+        errors.append(field_error(where, str(item.get("message", "invalid"))))
+    problem = Problem(
+        "The request does not match the expected shape; see errors.",
+        errors=errors or [field_error("body", str(exc.detail))],
+        title="Invalid request",
+    )
+    problem.status = 400
+    problem.slug = "malformed-request"
+    return problem_response(problem, request)
+
+
+def _on_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    status = exc.status_code
+    if status >= 500:
+        log.error("server error on %s %s: %s", request.method, request.url.path, exc.detail, exc_info=exc)
+    problem = Problem(str(exc.detail), title=HTTPStatus(status).phrase, headers=dict(exc.headers or {}))
+    problem.status = status
+    problem.slug = HTTPStatus(status).phrase.lower().replace(" ", "-")
+    return problem_response(problem, request)
+
+
+def _on_stale(request: Request[Any, Any, Any], _exc: StaleDataError) -> Response[Any]:
+    return problem_response(
+        PreconditionFailed("Someone changed this resource at the same moment; reload it."), request
+    )
+
+
+def _on_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    log.error(
+        "unhandled error on %s %s: %s", request.method, request.url.path, type(exc).__name__, exc_info=exc
+    )
+    problem = Problem("Something went wrong on our side; nothing was changed.", title="Internal error")
+    problem.status = 500
+    problem.slug = "internal"
+    return problem_response(problem, request)
+
+
+# ---------------------------------------------------------------- dependencies
+
+
+def _runtime(state: State) -> Runtime:
+    runtime: Runtime = state.runtime
+    return runtime
+
+
+async def provide_session(state: State) -> AsyncIterator[AsyncSession]:
+    """The request's unit of work: committed when the handler succeeds, rolled back when it raises."""
+    runtime = _runtime(state)
+    async with runtime.sessionmaker() as session:
+        async with session.begin():
+            yield session
+    runtime.dispatcher.kick()
+
+
+@get("/health", operation_id="health", guards=[public], tags=["system"])
+async def health() -> dict[str, str]:
+    """Liveness: the process answers."""
+    return {"status": "ok"}
+
+
+@get("/health/ready", operation_id="readiness", guards=[public], tags=["system"])
+async def ready(state: State) -> dict[str, str]:
+    """Readiness: the database answers."""
+    async with _runtime(state).engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))
+    return {"status": "ready"}
+
+
+def check_guards(app: Litestar) -> None:
+    """Refuse to build an app with a route that has no authorisation guard."""
+    missing = []
+    for route in app.routes:
+        for handler in getattr(route, "route_handlers", []):
+            automatic_options = set(getattr(handler, "http_methods", ())) == {"OPTIONS"}
+            if route.path.startswith("/schema") or handler.opt.get("auth") == "grant" or automatic_options:
+                continue
+            if not handler.resolve_guards():
+                missing.append(f"{route.path} {sorted(getattr(handler, 'http_methods', []))}")
+    if missing:
+        raise RuntimeError(f"routes without a guard: {missing}")
+
+
+def create_app(runtime: Runtime, *, manage_runtime: bool = True) -> Litestar:
+    """The HTTP application on `runtime`."""
+
+    @asynccontextmanager
+    async def lifespan(_app: Litestar) -> AsyncIterator[None]:
+        if manage_runtime:
+            await runtime.start()
+        try:
+            yield
+        finally:
+            if manage_runtime:
+                await runtime.stop()
+
+    def _clock_now() -> Callable[[], datetime]:
+        return runtime.clock.now
+
+    app = Litestar(
+        route_handlers=[
+            health,
+            ready,
+            AuthController,
+            OrganisationController,
+            AuditController,
+            ObjectController,
+            *TRADING_CONTROLLERS,
+        ],
+        dependencies={
+            "session": Provide(provide_session),
+            "clock": Provide(lambda: runtime.clock, sync_to_thread=False),
+            "clock_now": Provide(_clock_now, sync_to_thread=False),
+            "settings": Provide(lambda: runtime.settings, sync_to_thread=False),
+            "object_store": Provide(lambda: runtime.store, sync_to_thread=False),
+            "principal": Provide(provide_principal),
+            "request_principal": Provide(provide_optional_principal, sync_to_thread=False),
+        },
+        middleware=[AuthenticationMiddleware()],
+        exception_handlers={
+            Problem: _on_problem,
+            ValidationException: _on_validation,
+            HTTPException: _on_http,
+            StaleDataError: _on_stale,
+            Exception: _on_error,
+        },
+        openapi_config=OpenAPIConfig(
+            title="ggzy — public-resource trading platform",
+            version="0.1.0",
+            path="/schema",
+            render_plugins=[ScalarRenderPlugin()],
+        ),
+        request_max_body_size=runtime.settings.max_body_bytes,
+        lifespan=[lifespan],
+        state=State(
+            {
+                "runtime": runtime,
+                "clock": runtime.clock,
+                "sessionmaker": runtime.sessionmaker,
+                "settings": runtime.settings,
+            }
+        ),
+        debug=False,
+    )
+    check_guards(app)
+    return app
+
+
+# ---------------------------------------------------------------- CLI
+
+
+@click.group()
+def cli() -> None:
+    """ggzy: the public-resource trading platform."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+
+@cli.command()
+@click.option("--host", default=None, help="Interface to bind (GGZY_HOST, default 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port (GGZY_PORT, default 8000).")
+def serve(host: str | None, port: int | None) -> None:
+    """Run the HTTP server (with jobs and the chronograph in-process unless GGZY_REDIS_URL is set)."""
+    import uvicorn
+
+    settings = Settings.from_env()
+    app = create_app(build_runtime(settings))
+    uvicorn.run(app, host=host or settings.host, port=port or settings.port, log_level="info")
+
+
+@cli.command()
+def worker() -> None:
+    """Run the arq worker on GGZY_REDIS_URL: jobs from the outbox and the chronograph as a cron."""
+    from arq.worker import Worker
+
+    from storage.jobs import worker_settings
+
+    settings = Settings.from_env()
+    if not settings.redis_url:
+        raise click.UsageError("GGZY_REDIS_URL is not set; `ggzy serve` runs jobs in-process instead.")
+    runtime = build_runtime(settings)
+
+    async def ctx_factory() -> JobContext:
+        await runtime.store.ensure_ready()
+        return runtime.job_context
+
+    async def run() -> None:
+        kwargs = worker_settings(
+            ctx_factory,
+            settings.redis_url,
+            cron=[("chronograph_tick", trading_jobs.chronograph_tick, max(1, int(settings.tick_seconds)))],
+        )
+        dispatcher_stop = asyncio.Event()
+        await runtime.queue.start()
+        dispatch = asyncio.create_task(runtime.dispatcher.run(dispatcher_stop))
+        try:
+            await Worker(**kwargs).async_run()
+        finally:
+            dispatcher_stop.set()
+            await dispatch
+            await runtime.queue.close()
+
+    asyncio.run(run())
+
+
+@cli.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head")
+def db_upgrade(revision: str) -> None:
+    """Apply migrations up to REVISION (default: head)."""
+    from storage.migrate import upgrade
+
+    settings = Settings.from_env()
+    upgrade(settings.effective_database_url, revision)
+    click.echo(f"database at {settings.effective_database_url.split('@')[-1]} is at {revision}")
+
+
+def _register_package_commands() -> None:
+    from accounts.cli import accounts_group
+    from trading.cli import register as register_trading
+
+    cli.add_command(accounts_group)
+    register_trading(cli)
+
+
+def main() -> None:
+    """Console entry point `ggzy`."""
+    _register_package_commands()
+    cli()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Storage foundations: database, migrations, object store, job queue, clock."""

@@ -1,0 +1,13 @@
+"""Every package's tables, gathered so Alembic and the tests see the whole schema."""
+
+from __future__ import annotations
+
+import accounts.models
+import storage.idempotency
+import storage.outbox
+import trading.models
+from storage.db import Base
+
+__all__ = ["metadata"]
+_packages = (accounts.models, storage.idempotency, storage.outbox, trading.models)
+metadata = Base.metadata

@@ -1,0 +1,86 @@
+"""Settings, read once from `GGZY_*` environment variables."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(f"GGZY_{name}", default)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable about one ggzy process.
+
+    The defaults are the embedded setup of `make run`: SQLite and local objects under `var/`, jobs
+    in-process. Production sets the database, S3 and Redis variables.
+    """
+
+    var_dir: Path = Path("var")
+    database_url: str = ""
+    redis_url: str = ""
+    s3_endpoint: str = ""
+    s3_access_key: str = ""
+    s3_secret_key: str = field(default="", repr=False)
+    s3_bucket: str = "ggzy"
+    s3_secure: bool = False
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_url: str = ""
+    secret_key: str = field(default="", repr=False)
+    token_ttl_minutes: int = 60
+    max_body_bytes: int = 1_048_576
+    tick_seconds: float = 5.0
+    demo: bool = False
+
+    @property
+    def effective_database_url(self) -> str:
+        """The SQLAlchemy URL: `GGZY_DATABASE_URL` or the SQLite file in `var/`."""
+        return self.database_url or f"sqlite+aiosqlite:///{self.var_dir / 'ggzy.db'}"
+
+    @property
+    def effective_public_url(self) -> str:
+        """Base URL the server is reached at (used in presigned local-object URLs)."""
+        return self.public_url or f"http://{self.host}:{self.port}"
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        """Read the settings from the environment once."""
+        var_dir = Path(_env("VAR_DIR", "var"))
+        secret = _env("SECRET_KEY", "")
+        if not secret:
+            secret = _persistent_secret(var_dir)
+        return cls(
+            var_dir=var_dir,
+            database_url=_env("DATABASE_URL", ""),
+            redis_url=_env("REDIS_URL", ""),
+            s3_endpoint=_env("S3_ENDPOINT", ""),
+            s3_access_key=_env("S3_ACCESS_KEY", os.environ.get("AWS_ACCESS_KEY_ID", "")),
+            s3_secret_key=_env("S3_SECRET_KEY", os.environ.get("AWS_SECRET_ACCESS_KEY", "")),
+            s3_bucket=_env("S3_BUCKET", "ggzy"),
+            s3_secure=_env("S3_SECURE", "false").lower() == "true",
+            host=_env("HOST", "127.0.0.1"),
+            port=int(_env("PORT", "8000")),
+            public_url=_env("PUBLIC_URL", ""),
+            secret_key=secret,
+            token_ttl_minutes=int(_env("TOKEN_TTL_MINUTES", "60")),
+            max_body_bytes=int(_env("MAX_BODY_BYTES", "1048576")),
+            tick_seconds=float(_env("TICK_SECONDS", "5")),
+        )
+
+
+def _persistent_secret(var_dir: Path) -> str:
+    """A per-installation secret kept in `var/secret.key` (mode 0600) for the embedded default."""
+    path = var_dir / "secret.key"
+    if path.exists():
+        return path.read_text().strip()
+    var_dir.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(value)
+    return value

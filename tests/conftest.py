@@ -1,0 +1,207 @@
+"""Shared fixtures: the database on every available backend, the clock, the object store, the app.
+
+Locally the suite runs on SQLite and, when `GGZY_TEST_DATABASE_URL` / `GGZY_TEST_REDIS_URL` are set, on
+PostgreSQL and Redis too. With `CI=true` those two variables are required and an unreachable service fails
+the run instead of skipping.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from storage.clock import SettableClock
+from storage.db import create_engine, create_sessionmaker
+from storage.migrate import upgrade_async
+from storage.models import metadata
+
+pytest_plugins = ["tests.storage.seaweed"]
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+PG_URL = os.environ.get("GGZY_TEST_DATABASE_URL", "")
+REDIS_URL = os.environ.get("GGZY_TEST_REDIS_URL", "")
+BACKENDS = ["sqlite", "postgresql"]
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if IN_CI:
+        missing = [
+            n for n, v in (("GGZY_TEST_DATABASE_URL", PG_URL), ("GGZY_TEST_REDIS_URL", REDIS_URL)) if not v
+        ]
+        if missing:
+            raise pytest.UsageError(
+                f"CI=true but {', '.join(missing)} is not set: the production stack is required"
+            )
+
+
+def unavailable(what: str, why: str) -> None:
+    """Skip locally, fail in CI: a missing production service is never silently skipped there."""
+    if IN_CI:
+        pytest.fail(f"{what} is required in CI but {why}", pytrace=False)
+    pytest.skip(f"{what} not available: {why}")
+
+
+@pytest.fixture(scope="session")
+def tmp_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("ggzy")
+
+
+async def _postgres_database() -> tuple[str, str]:
+    """Create a throw-away database beside the configured one; return (its URL, admin URL)."""
+    admin = create_engine(PG_URL, pool=False)
+    name = f"ggzy_t_{secrets.token_hex(4)}"
+    try:
+        async with admin.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        await admin.dispose()
+    return make_url(PG_URL).set(database=name).render_as_string(hide_password=False), name
+
+
+async def _drop_postgres_database(name: str) -> None:
+    admin = create_engine(PG_URL, pool=False)
+    try:
+        async with admin.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        await admin.dispose()
+
+
+class Database:
+    """A migrated database of one backend, emptied between tests."""
+
+    def __init__(self, backend: str, url: str, engine: AsyncEngine) -> None:
+        self.backend = backend
+        self.url = url
+        self.engine = engine
+        self.sessionmaker = create_sessionmaker(engine)
+
+    async def empty(self) -> None:
+        tables = [t.name for t in reversed(metadata.sorted_tables)]
+        async with self.engine.begin() as conn:
+            if self.backend == "postgresql":
+                await conn.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " CASCADE"))
+            else:
+                for table in tables:
+                    await conn.execute(text(f'DELETE FROM "{table}"'))  # noqa: S608 - our own table names
+
+
+_databases: dict[str, Database] = {}
+_drop: list[str] = []
+
+
+async def _database(backend: str, tmp_root: Path) -> Database:
+    if backend in _databases:
+        return _databases[backend]
+    if backend == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_root / 'test.db'}"
+    else:
+        if not PG_URL:
+            unavailable("PostgreSQL", "GGZY_TEST_DATABASE_URL is not set")
+        try:
+            url, name = await _postgres_database()
+        except (OSError, Exception) as exc:
+            unavailable("PostgreSQL", f"cannot create a test database: {exc}")
+            raise
+        _drop.append(name)
+    await upgrade_async(url)
+    database = Database(backend, url, create_engine(url))
+    _databases[backend] = database
+    return database
+
+
+@pytest.fixture(scope="session", autouse=True)
+async def _dispose_databases() -> AsyncIterator[None]:
+    yield
+    for database in _databases.values():
+        await database.engine.dispose()
+    for name in _drop:
+        await _drop_postgres_database(name)
+
+
+@pytest.fixture(params=BACKENDS)
+async def database(request: pytest.FixtureRequest, tmp_root: Path) -> AsyncIterator[Database]:
+    """A migrated, empty database, once per backend."""
+    db = await _database(request.param, tmp_root)
+    await db.empty()
+    yield db
+
+
+@pytest.fixture
+def sessionmaker(database: Database) -> async_sessionmaker[AsyncSession]:
+    return database.sessionmaker
+
+
+@pytest.fixture
+async def session(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """A session in an open transaction, rolled back after the test."""
+    async with sessionmaker() as s, s.begin():
+        yield s
+        await s.rollback()
+
+
+@pytest.fixture
+def clock() -> SettableClock:
+    """A clock standing at Mon 2026-03-02 09:00 Shanghai (01:00 UTC)."""
+    return SettableClock(datetime(2026, 3, 2, 1, 0, tzinfo=UTC))
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    if not REDIS_URL:
+        unavailable("Redis", "GGZY_TEST_REDIS_URL is not set")
+    return REDIS_URL
+
+
+# ---------------------------------------------------------------- the application
+
+
+@pytest.fixture
+async def runtime(database: Database, clock: SettableClock, tmp_path: Path) -> AsyncIterator[Any]:
+    """The real runtime on the test database, a local object store and the in-process job queue.
+
+    The chronograph and the dispatcher do not run on their own: tests call `api.tick()` after moving
+    the clock, so nothing depends on wall time.
+    """
+    from app import build_runtime
+    from storage.settings import Settings
+
+    # Tokens outlive the months a test trade spans on the settable clock; expiry has its own tests.
+    settings = Settings(
+        var_dir=tmp_path,
+        secret_key=secrets.token_urlsafe(32),
+        public_url="http://testserver",
+        token_ttl_minutes=60 * 24 * 365,
+    )
+    rt = build_runtime(settings, clock=clock, engine=database.engine)
+    rt.run_chronograph = False
+    await rt.store.ensure_ready()
+    yield rt
+    await rt.queue.close()
+
+
+@pytest.fixture
+async def api(runtime: Any) -> AsyncIterator[Any]:
+    """An HTTP client on the app, with helpers to sign in and drive the clock-bound jobs."""
+    import httpx
+
+    from app import create_app
+    from tests.helpers import Api
+
+    # httpx's ASGI transport runs the app on the test's own event loop (Litestar's test client would run it
+    # on another thread's loop, where the shared asyncpg pool cannot follow).
+    app = create_app(runtime, manage_runtime=False)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield Api(client, runtime)

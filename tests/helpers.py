@@ -1,0 +1,247 @@
+"""Test helpers that drive ggzy through its real HTTP API, as a user would."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from httpx import Response
+
+from accounts.uscc import make_uscc
+from trading import jobs as trading_jobs
+from trading.commitments import price_commitment
+
+PASSWORD = "correct horse battery staple"
+_serial = 0
+
+
+def credit_code() -> str:
+    """A fresh valid unified social credit code."""
+    global _serial
+    _serial += 1
+    return make_uscc(f"91320100{_serial:09d}")
+
+
+def shanghai(y: int, m: int, d: int, hh: int = 9, mm: int = 0) -> datetime:
+    """An instant given in Asia/Shanghai wall time."""
+    return datetime(y, m, d, hh - 8, mm, tzinfo=UTC) if hh >= 8 else datetime(y, m, d - 1, hh + 16, mm, tzinfo=UTC)
+
+
+@dataclass
+class Actor:
+    """A signed-in user."""
+
+    username: str
+    token: str
+    organisation_id: str
+    credit_code: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+@dataclass
+class SealedBid:
+    """What a bidder keeps: the bid id, its receipt, and the secret that opens its price."""
+
+    bidder: Actor
+    lot_id: str
+    bid_id: str
+    price_fen: int
+    duration_days: int
+    nonce: str
+    receipt: dict[str, Any]
+
+
+@dataclass
+class Api:
+    """The test client plus the runtime, for moving time and running due jobs."""
+
+    client: httpx.AsyncClient
+    runtime: Any
+    centre: Actor | None = None
+    _n: int = field(default=0)
+
+    # ------------------------------------------------------------ plumbing
+
+    async def get(self, path: str, actor: Actor | None = None, **kw: Any) -> Response:
+        return await self.client.get(path, headers=actor.headers if actor else None, **kw)
+
+    async def post(self, path: str, actor: Actor | None = None, json: Any = None, **kw: Any) -> Response:
+        headers = dict(kw.pop("headers", {}) or {})
+        if actor:
+            headers.update(actor.headers)
+        return await self.client.post(path, json=json, headers=headers, **kw)
+
+    async def patch(self, path: str, actor: Actor | None = None, json: Any = None, **kw: Any) -> Response:
+        headers = dict(kw.pop("headers", {}) or {})
+        if actor:
+            headers.update(actor.headers)
+        return await self.client.patch(path, json=json, headers=headers, **kw)
+
+    @property
+    def clock(self) -> Any:
+        return self.runtime.clock
+
+    async def tick(self) -> list[tuple[str, str]]:
+        """Run the chronograph and every job the outbox holds, at the clock's time."""
+        done: list[tuple[str, str]] = await trading_jobs.chronograph_tick(self.runtime.job_context)
+        await self.run_jobs()
+        return done
+
+    async def run_jobs(self) -> None:
+        await self.runtime.dispatcher.dispatch_once()
+        await self.runtime.queue.drain()
+
+    async def at(self, instant: datetime) -> list[tuple[str, str]]:
+        """Move the clock to `instant` and run what is due."""
+        self.clock.set(instant)
+        return await self.tick()
+
+    # ------------------------------------------------------------ people
+
+    async def login(self, username: str, password: str = PASSWORD) -> str:
+        r = await self.post("/api/v1/auth/login", json={"username": username, "password": password})
+        assert r.status_code == 200, r.text
+        return str(r.json()["access_token"])
+
+    async def bootstrap_centre(self) -> Actor:
+        if self.centre is None:
+            from accounts import service as accounts
+            from storage.db import transaction
+
+            code = credit_code()
+            async with transaction(self.runtime.sessionmaker) as session:
+                org, _user, _ = await accounts.bootstrap_centre(
+                    session, name="测试交易中心", credit_code=code, username="centre", password=PASSWORD,
+                    now=self.clock.now(),
+                )
+                org_id = str(org.id)
+            self.centre = Actor("centre", await self.login("centre"), org_id, code)
+        return self.centre
+
+    async def organisation(self, kind: str, name: str | None = None, roles: list[str] | None = None) -> Actor:
+        """An approved organisation of `kind` with one signed-in user."""
+        centre = await self.bootstrap_centre()
+        self._n += 1
+        code = credit_code()
+        r = await self.post(
+            "/api/v1/organisations", centre,
+            json={"name": name or f"{kind} {self._n}", "credit_code": code, "kind": kind},
+        )
+        assert r.status_code == 201, r.text
+        org_id = r.json()["id"]
+        username = f"{kind}{self._n}"
+        role = {"employer": "expert"}.get(kind, kind)
+        r = await self.post(
+            "/api/v1/users", centre,
+            json={"organisation_id": org_id, "username": username, "password": PASSWORD,
+                  "display_name": username, "roles": roles or [role]},
+        )
+        assert r.status_code == 201, r.text
+        return Actor(username, await self.login(username), org_id, code)
+
+    # ------------------------------------------------------------ files
+
+    async def upload(self, grant: dict[str, Any], content: bytes) -> None:
+        """PUT a file to a presigned URL (the server's own route on the embedded store)."""
+        url = grant["upload_url"]
+        parts = urlsplit(url)
+        if parts.netloc == "testserver":
+            r = await self.client.put(parts.path + (f"?{parts.query}" if parts.query else ""), content=content)
+        else:
+            async with httpx.AsyncClient() as http:
+                r = await http.put(url, content=content)
+        assert r.status_code in (200, 201), r.text
+
+    async def document(self, agency: Actor, tender_id: str, content: bytes, kind: str = "tender_documents",
+                       filename: str = "tender.pdf") -> dict[str, Any]:
+        grant = await self.post(f"/api/v1/tenders/{tender_id}/uploads", agency,
+                                json={"filename": filename, "size": len(content)})
+        assert grant.status_code == 201, grant.text
+        await self.upload(grant.json(), content)
+        if kind in ("evaluation_report", "contract"):
+            return dict(grant.json())
+        r = await self.post(f"/api/v1/tenders/{tender_id}/documents", agency,
+                            json={"kind": kind, "filename": filename, "object_key": grant.json()["object_key"]})
+        assert r.status_code == 201, r.text
+        return dict(r.json())
+
+    # ------------------------------------------------------------ a trade
+
+    def tender_body(self, **overrides: Any) -> dict[str, Any]:
+        """A lawful works tender: documents from Mon 2026-03-02, bids close Mon 2026-03-23 10:00 (W-01)."""
+        body: dict[str, Any] = {
+            "title": "城南污水处理厂提标改造工程施工",
+            "tenderer_name": "南京市城南水务有限公司",
+            "region_code": "320100",
+            "qualification": "市政公用工程施工总承包二级及以上资质",
+            "evaluation_method": "comprehensive",
+            "documents_from": "2026-03-02T09:00:00+08:00",
+            "bid_deadline": "2026-03-23T10:00:00+08:00",
+            "lots": [{"title": "第一标段", "estimated_price_fen": 5_000_000_000, "deposit_fen": 80_000_000}],
+        }
+        body.update(overrides)
+        return body
+
+    async def draft(self, agency: Actor, **overrides: Any) -> dict[str, Any]:
+        r = await self.post("/api/v1/tenders", agency, json=self.tender_body(**overrides))
+        assert r.status_code == 201, r.text
+        return dict(r.json())
+
+    async def published(self, agency: Actor, **overrides: Any) -> dict[str, Any]:
+        tender = await self.draft(agency, **overrides)
+        await self.document(agency, tender["id"], b"%PDF-1.7 tender documents " + secrets.token_bytes(64))
+        r = await self.post(f"/api/v1/tenders/{tender['id']}/publish", agency)
+        assert r.status_code == 200, r.text
+        await self.run_jobs()
+        return dict(r.json())
+
+    async def bid(self, bidder: Actor, tender: dict[str, Any], price_fen: int, *, lot: int = 0,
+                  duration_days: int = 365, obtain: bool = True) -> SealedBid:
+        tid = tender["id"]
+        if obtain:
+            r = await self.post(f"/api/v1/tenders/{tid}/documents/obtain", bidder)
+            assert r.status_code == 200, r.text
+        content = b"bid file " + secrets.token_bytes(256)
+        grant = await self.post(f"/api/v1/tenders/{tid}/bids/uploads", bidder,
+                                json={"filename": "bid.zip", "size": len(content)})
+        assert grant.status_code == 201, grant.text
+        await self.upload(grant.json(), content)
+        nonce = secrets.token_hex(16)
+        lot_id = tender["lots"][lot]["id"]
+        r = await self.post(
+            f"/api/v1/tenders/{tid}/bids", bidder,
+            json={"lot_id": lot_id, "object_key": grant.json()["object_key"],
+                  "price_commitment": price_commitment(price_fen, duration_days, nonce)},
+            headers={"Idempotency-Key": f"bid-{secrets.token_hex(8)}"},
+        )
+        assert r.status_code == 201, r.text
+        assert r.json()["sha256"] == hashlib.sha256(content).hexdigest()
+        return SealedBid(bidder, lot_id, r.json()["bid_id"], price_fen, duration_days, nonce, r.json())
+
+    async def reveal(self, tender_id: str, bid: SealedBid) -> Response:
+        return await self.post(
+            f"/api/v1/tenders/{tender_id}/bids/{bid.bid_id}/reveal", bid.bidder,
+            json={"declared_price_fen": bid.price_fen, "duration_days": bid.duration_days, "nonce": bid.nonce},
+        )
+
+    def report_body(self, object_key: str, lot_id: str, ranking: list[str], **overrides: Any) -> dict[str, Any]:
+        committee = [{"name": f"专家{i}", "kind": "expert", "signed": True} for i in range(4)]
+        committee.append({"name": "招标人代表", "kind": "tenderer_representative", "signed": True})
+        body: dict[str, Any] = {
+            "object_key": object_key, "filename": "report.pdf", "committee": committee,
+            "candidates": [{"lot_id": lot_id, "ranking": ranking}],
+        }
+        body.update(overrides)
+        return body
+
+
+DEADLINE = shanghai(2026, 3, 23, 10)
+AFTER_WINDOW = DEADLINE + timedelta(minutes=31)

@@ -1,0 +1,1 @@
+"""Tenders and listings in all four sectors: procedure profiles, lifecycle, notices, opening, awards."""

@@ -1,0 +1,565 @@
+"""HTTP routes of a works tender: parse, authorise, call the service, shape the answer."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Response, get, patch, post, put
+from litestar.params import Parameter
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from accounts.guards import authenticated, public, requires
+from accounts.security import Principal
+from storage import idempotency
+from storage.clock import Clock
+from storage.objects import ObjectStore
+from storage.problems import PreconditionRequired, ValidationProblem, field_error
+from trading import schemas, service
+from trading.models import Award, Bid, Clarification, Contract, Notice, Notification, Objection
+
+AGENCY = requires("agency")
+BIDDER = requires("bidder")
+IfMatch = Annotated[str | None, Parameter(header="If-Match", required=False)]
+IdemKey = Annotated[str | None, Parameter(header="Idempotency-Key", required=False)]
+
+
+def _etag(version: int) -> str:
+    return f'"{version}"'
+
+
+def _if_match(value: str | None, *, required: bool) -> int | None:
+    """The version an `If-Match` header names (`"3"` or `W/"3"`)."""
+    if value is None:
+        if required:
+            raise PreconditionRequired("Send If-Match with the ETag you read, so no one's change is lost.")
+        return None
+    raw = value.strip().removeprefix("W/").strip('"')
+    if not raw.isdigit():
+        raise ValidationProblem(
+            "If-Match must be an ETag this server issued.",
+            errors=[field_error("header:If-Match", "malformed")],
+        )
+    return int(raw)
+
+
+async def _tender_response(
+    session: AsyncSession, tender: Any, status_code: int = 200
+) -> Response[schemas.TenderRead]:
+    read = await service.tender_read(session, tender)
+    return Response(read, status_code=status_code, headers={"ETag": _etag(tender.version)})
+
+
+def notice_read(n: Notice) -> schemas.NoticeRead:
+    return schemas.NoticeRead(
+        n.id,
+        n.tender_id,
+        n.tender_code,
+        n.kind,
+        n.sector,
+        n.region_code,
+        n.title,
+        n.body,
+        n.published_at,
+        n.supersedes_id,
+        n.superseded_by_id,
+    )
+
+
+def bid_read(b: Bid) -> schemas.BidRead:
+    return schemas.BidRead(
+        b.id,
+        b.tender_id,
+        b.lot_id,
+        b.organisation_id,
+        b.status,
+        b.sha256,
+        b.size,
+        b.submitted_at,
+        b.sequence,
+        b.receipt_digest,
+        b.withdrawn_at,
+        b.declared_price_fen,
+        b.duration_days,
+        b.revealed_at,
+    )
+
+
+def objection_read(o: Objection) -> schemas.ObjectionRead:
+    return schemas.ObjectionRead(
+        o.id,
+        o.tender_id,
+        o.organisation_id,
+        o.subject,
+        o.text,
+        o.filed_at,
+        o.answer_due,
+        o.answer,
+        o.answered_at,
+    )
+
+
+def clarification_read(c: Clarification, notified: int) -> schemas.ClarificationRead:
+    return schemas.ClarificationRead(
+        c.id,
+        c.number,
+        c.text,
+        c.affects_bids,
+        c.issued_at,
+        c.deadline_before,
+        c.deadline_after,
+        c.deadline_before != c.deadline_after,
+        notified,
+    )
+
+
+def award_read(a: Award) -> schemas.AwardRead:
+    return schemas.AwardRead(
+        a.id, a.lot_id, a.bid_id, a.organisation_id, a.price_fen, a.awarded_at, a.contract_due
+    )
+
+
+def contract_read(c: Contract) -> schemas.ContractRead:
+    return schemas.ContractRead(
+        c.id, c.award_id, c.price_fen, c.performance_security_fen, c.signed_on, c.late_reason, c.recorded_at
+    )
+
+
+class TenderController(Controller):
+    """Tenders: drafting, publishing, the timeline, terminating and re-running."""
+
+    path = "/api/v1/tenders"
+    tags = ["trading"]
+
+    @post("/", operation_id="create_tender", guards=[AGENCY])
+    async def create(
+        self, data: schemas.TenderCreate, principal: Principal, session: AsyncSession, clock: Clock
+    ) -> Response[schemas.TenderRead]:
+        """Save a new works tender as a draft."""
+        tender = await service.create_tender(session, principal, data, clock.now())
+        return await _tender_response(session, tender, 201)
+
+    @get("/", operation_id="list_tenders", guards=[public])
+    async def list_tenders(
+        self,
+        session: AsyncSession,
+        request_principal: Principal | None = None,
+        status: str | None = None,
+        mine: bool = False,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> dict[str, Any]:
+        """Published tenders (and, with `mine=true`, the caller agency's own drafts), newest first."""
+        rows, next_cursor = await service.list_tenders(
+            session, request_principal, status=status, mine=mine, cursor=cursor, limit=limit
+        )
+        return {"items": [await service.tender_read(session, t) for t in rows], "next_cursor": next_cursor}
+
+    @get("/{tender_id:uuid}", operation_id="get_tender", guards=[public])
+    async def get_one(
+        self, tender_id: uuid.UUID, session: AsyncSession, request_principal: Principal | None = None
+    ) -> Response[schemas.TenderRead]:
+        """One tender; drafts only for their agency. The ETag is the version to send back in If-Match."""
+        return await _tender_response(
+            session, await service.visible_tender(session, request_principal, tender_id)
+        )
+
+    @patch("/{tender_id:uuid}", operation_id="update_tender", guards=[AGENCY])
+    async def update(
+        self,
+        tender_id: uuid.UUID,
+        data: schemas.TenderUpdate,
+        principal: Principal,
+        session: AsyncSession,
+        clock: Clock,
+        if_match: IfMatch = None,
+    ) -> Response[schemas.TenderRead]:
+        """Edit a draft (If-Match required)."""
+        version = _if_match(if_match, required=True)
+        assert version is not None
+        tender = await service.update_tender(session, principal, tender_id, data, version, clock.now())
+        return await _tender_response(session, tender)
+
+    @post("/{tender_id:uuid}/publish", operation_id="publish_tender", guards=[AGENCY], status_code=200)
+    async def publish(
+        self,
+        tender_id: uuid.UUID,
+        principal: Principal,
+        session: AsyncSession,
+        clock: Clock,
+        if_match: IfMatch = None,
+    ) -> Response[schemas.TenderRead]:
+        """Publish the tender notice; checks the timeline against W-01."""
+        tender = await service.publish(
+            session, principal, tender_id, _if_match(if_match, required=False), clock.now()
+        )
+        return await _tender_response(session, tender)
+
+    @post("/{tender_id:uuid}/cancel", operation_id="cancel_tender", guards=[AGENCY], status_code=200)
+    async def cancel(
+        self,
+        tender_id: uuid.UUID,
+        data: schemas.CancelRequest,
+        principal: Principal,
+        session: AsyncSession,
+        clock: Clock,
+    ) -> Response[schemas.TenderRead]:
+        """Terminate the tender before the deadline (终止招标)."""
+        return await _tender_response(
+            session, await service.cancel(session, principal, tender_id, data.reason, clock.now())
+        )
+
+    @post("/{tender_id:uuid}/retender", operation_id="retender", guards=[AGENCY])
+    async def retender(
+        self, tender_id: uuid.UUID, principal: Principal, session: AsyncSession, clock: Clock
+    ) -> Response[schemas.TenderRead]:
+        """Create a new draft from a failed or terminated tender (重新招标, W-09)."""
+        return await _tender_response(
+            session, await service.retender(session, principal, tender_id, clock.now()), 201
+        )
+
+    @post("/{tender_id:uuid}/close-opening", operation_id="close_opening", guards=[AGENCY], status_code=200)
+    async def close_opening(
+        self, tender_id: uuid.UUID, principal: Principal, session: AsyncSession, clock: Clock
+    ) -> Response[schemas.TenderRead]:
+        """Close the opening once every bid is open (otherwise the window's end closes it)."""
+        return await _tender_response(
+            session, await service.close_opening(session, principal, tender_id, clock.now())
+        )
+
+    @post("/{tender_id:uuid}/complete", operation_id="complete_tender", guards=[AGENCY], status_code=200)
+    async def complete(
+        self, tender_id: uuid.UUID, principal: Principal, session: AsyncSession, clock: Clock
+    ) -> Response[schemas.TenderRead]:
+        """Close a contracted tender."""
+        return await _tender_response(
+            session, await service.complete(session, principal, tender_id, clock.now())
+        )
+
+
+class DocumentController(Controller):
+    """Tender documents, clarifications and objections."""
+
+    path = "/api/v1/tenders/{tender_id:uuid}"
+    tags = ["trading"]
+
+    @post("/uploads", operation_id="request_document_upload", guards=[AGENCY])
+    async def upload(
+        self,
+        tender_id: uuid.UUID,
+        data: schemas.UploadRequest,
+        principal: Principal,
+        session: AsyncSession,
+        object_store: ObjectStore,
+        clock: Clock,
+    ) -> schemas.UploadGrant:
+        """A presigned URL to PUT a document of the tender (documents, report, contract) to."""
+        return await service.document_upload(session, principal, tender_id, data, object_store, clock.now())
+
+    @post("/documents", operation_id="register_document", guards=[AGENCY])
+    async def register(
+        self,
+        tender_id: uuid.UUID,
+        data: schemas.DocumentRegister,
+        principal: Principal,
+        session: AsyncSession,
+        object_store: ObjectStore,
+        clock: Clock,
+    ) -> schemas.DocumentRead:
+        """Record an uploaded file as a tender document; the server hashes it."""
+        d = await service.register_document(session, principal, tender_id, data, object_store, clock.now())
+        return schemas.DocumentRead(d.id, d.kind, d.filename, d.sha256, d.size, d.uploaded_at)
+
+    @get("/documents", operation_id="list_documents", guards=[public])
+    async def list_documents(
+        self, tender_id: uuid.UUID, session: AsyncSession, request_principal: Principal | None = None
+    ) -> list[schemas.DocumentRead]:
+        """The tender's documents with their hashes (contents are obtained by bidders, below)."""
+        tender = await service.visible_tender(session, request_principal, tender_id)
+        return [
+            schemas.DocumentRead(d.id, d.kind, d.filename, d.sha256, d.size, d.uploaded_at)
+            for d in await service.list_documents(session, tender.id, service.PUBLIC_DOCUMENT_KINDS)
+        ]
+
+    @post("/documents/obtain", operation_id="obtain_documents", guards=[BIDDER], status_code=200)
+    async def obtain(
+        self,
+        tender_id: uuid.UUID,
+        principal: Principal,
+        session: AsyncSession,
+        object_store: ObjectStore,
+        clock: Clock,
+    ) -> list[schemas.DocumentRead]:
+        """Obtain the tender documents: the bidder is registered as a holder and gets download links."""
+        return await service.obtain_documents(session, principal, tender_id, object_store, clock.now())
+
+    @post("/clarifications", operation_id="issue_clarification", guards=[AGENCY])
+    async def clarify(
+        self,
+        tender_id: uuid.UUID,
+        data: schemas.ClarificationCreate,
+        principal: Principal,
+        session: AsyncSession,
+        clock: Clock,
+    ) -> schemas.ClarificationRead:
+        """Issue a clarification or amendment (W-02 moves the deadline when needed)."""
+        c, notified = await service.clarify(session, principal, tender_id, data, clock.now())
+        return clarification_read(c, notified)
+
+    @post("/objections", operation_id="file_objection", guards=[BIDDER])
+    async def object_to(
+        self,
+        tender_id: uuid.UUID,
+        data: schemas.ObjectionCreate,
+        principal: Principal,
+        session: AsyncSession,
+        clock: Clock,
+    ) -> schemas.ObjectionRead:
+        """File an objection (异议) to the documents (W-03), the opening, or the candidates (W-12)."""
+        return objection_read(await service.file_objection(session, principal, tender_id, data, clock.now()))
+
+    @get("/objections", operation_id="list_objections", guards=[authenticated])
+    async def objections(
+        self, tender_id: uuid.UUID, principal: Principal, session: AsyncSession
+    ) -> list[schemas.ObjectionRead]:
+        """Objections on the tender (a bidder sees its own)."""
+        return [objection_read(o) for o in await service.list_objections(session, principal, tender_id)]
+
+    @post(
+        "/objections/{objection_id:uuid}/answer",
+        operation_id="answer_objection",
+        guards=[AGENCY],
+        status_code=200,
+    )
+    async def answer(
+        self,
+        tender_id: uuid.UUID,
+        objection_id: uuid.UUID,
+        data: schemas.ObjectionAnswer,
+        principal: Principal,
+        session: AsyncSession,
+        clock: Clock,
+    ) -> schemas.ObjectionRead:
+        """Answer an objection; a paused step resumes."""
+        return objection_read(
+            await service.answer_objection(session, principal, tender_id, objection_id, data, clock.now())
+        )
+
+
+class BidController(Controller):
+    """Bids: upload, submit with a receipt, replace, withdraw, open at the opening."""
+
+    path = "/api/v1/tenders/{tender_id:uuid}/bids"
+    tags = ["bidding"]
+
+    @post("/uploads", operation_id="request_bid_upload", guards=[BIDDER])
+    async def upload(
+        self,
+        tender_id: uuid.UUID,
+        data: schemas.UploadRequest,
+        principal: Principal,
+        session: AsyncSession,
+        object_store: ObjectStore,
+        clock: Clock,
+    ) -> schemas.UploadGrant:
+        """A presigned URL to PUT the bid file to."""
+        return await service.bid_upload(session, principal, tender_id, data, object_store, clock.now())
+
+    @post("/", operation_id="submit_bid", guards=[BIDDER])
+    async def submit(
+        self,
+        tender_id: uuid.UUID,
+        data: schemas.BidSubmit,
+        principal: Principal,
+        session: AsyncSession,
+        object_store: ObjectStore,
+        clock: Clock,
+        idempotency_key: IdemKey = None,
+    ) -> Response[Any]:
+        """Submit (or replace) a bid for a lot; answers the receipt. Needs an Idempotency-Key."""
+        key = idempotency.check_key(idempotency_key)
+        scope = f"submit_bid:{principal.user_id}:{tender_id}"
+        digest = idempotency.fingerprint(msgspec.to_builtins(data))
+        stored = await idempotency.replay(session, scope, key, digest)
+        if stored is not None:
+            return Response(
+                stored.body, status_code=stored.status_code, headers={"Idempotent-Replayed": "true"}
+            )
+        now = clock.now()
+        _bid, receipt = await service.submit_bid(session, principal, tender_id, data, object_store, now)
+        body = msgspec.to_builtins(receipt)
+        await idempotency.remember(session, scope, key, digest, 201, body, now)
+        return Response(body, status_code=201)
+
+    @get("/", operation_id="list_bids", guards=[authenticated])
+    async def list_bids(
+        self, tender_id: uuid.UUID, principal: Principal, session: AsyncSession
+    ) -> list[schemas.BidRead]:
+        """A bidder's own bids; all bids for the agency and supervisors after the deadline."""
+        return [bid_read(b) for b in await service.list_bids(session, principal, tender_id)]
+
+    @get("/{bid_id:uuid}/receipt", operation_id="get_bid_receipt", guards=[BIDDER])
+    async def receipt(
+        self, tender_id: uuid.UUID, bid_id: uuid.UUID, principal: Principal, session: AsyncSession
+    ) -> schemas.Receipt:
+        """The receipt of one of the caller's bids."""
+        return await service.receipt_for(session, principal, tender_id, bid_id)
+
+    @post("/{bid_id:uuid}/withdraw", operation_id="withdraw_bid", guards=[BIDDER], status_code=200)
+    async def withdraw(
+        self,
+        tender_id: uuid.UUID,
+        bid_id: uuid.UUID,
+        principal: Principal,
+        session: AsyncSession,
+        clock: Clock,
+    ) -> schemas.BidRead:
+        """Withdraw a bid before the deadline (W-05)."""
+        return bid_read(await service.withdraw_bid(session, principal, tender_id, bid_id, clock.now()))
+
+    @post("/{bid_id:uuid}/reveal", operation_id="reveal_bid", guards=[BIDDER], status_code=200)
+    async def reveal(
+        self,
+        tender_id: uuid.UUID,
+        bid_id: uuid.UUID,
+        data: schemas.BidReveal,
+        principal: Principal,
+        session: AsyncSession,
+        clock: Clock,
+    ) -> schemas.BidRead:
+        """Open the bid's price commitment in the opening hall."""
+        return bid_read(await service.reveal_bid(session, principal, tender_id, bid_id, data, clock.now()))
+
+
+class AwardController(Controller):
+    """Evaluation report, award and contracts."""
+
+    path = "/api/v1/tenders/{tender_id:uuid}"
+    tags = ["trading"]
+
+    @post("/report", operation_id="submit_report", guards=[AGENCY])
+    async def report(
+        self,
+        tender_id: uuid.UUID,
+        data: schemas.ReportCreate,
+        principal: Principal,
+        session: AsyncSession,
+        object_store: ObjectStore,
+        clock: Clock,
+    ) -> dict[str, Any]:
+        """Upload the committee's signed report and ranked candidates; publicity starts (W-10, W-11, W-12)."""
+        report = await service.submit_report(session, principal, tender_id, data, object_store, clock.now())
+        tender = await service.visible_tender(session, principal, tender_id)
+        return {"report_id": report.id, "status": tender.status, "publicity_ends": tender.publicity_ends}
+
+    @post("/award", operation_id="award_tender", guards=[AGENCY])
+    async def award(
+        self,
+        tender_id: uuid.UUID,
+        data: schemas.AwardCreate,
+        principal: Principal,
+        session: AsyncSession,
+        clock: Clock,
+    ) -> list[schemas.AwardRead]:
+        """Issue the award after publicity (W-12); contracts are due within 30 days (W-13)."""
+        return [award_read(a) for a in await service.award(session, principal, tender_id, data, clock.now())]
+
+    @get("/awards", operation_id="list_awards", guards=[public])
+    async def awards(
+        self, tender_id: uuid.UUID, session: AsyncSession, request_principal: Principal | None = None
+    ) -> list[schemas.AwardRead]:
+        """The tender's awards (public once made, S-03)."""
+        tender = await service.visible_tender(session, request_principal, tender_id)
+        return [award_read(a) for a in await service.list_awards(session, tender.id)]
+
+    @post("/contracts", operation_id="record_contract", guards=[AGENCY])
+    async def contract(
+        self,
+        tender_id: uuid.UUID,
+        data: schemas.ContractCreate,
+        principal: Principal,
+        session: AsyncSession,
+        object_store: ObjectStore,
+        clock: Clock,
+    ) -> schemas.ContractRead:
+        """Record a signed contract (W-13, W-15)."""
+        return contract_read(
+            await service.record_contract(session, principal, tender_id, data, object_store, clock.now())
+        )
+
+
+class NoticeController(Controller):
+    """The public notice board (S-03): no sign-in needed."""
+
+    path = "/api/v1/notices"
+    tags = ["notices"]
+
+    @get("/", operation_id="list_notices", guards=[public])
+    async def list_notices(
+        self,
+        session: AsyncSession,
+        kind: str | None = None,
+        sector: str | None = None,
+        region_code: str | None = None,
+        tender_code: str | None = None,
+        q: str | None = None,
+        cursor: str | None = None,
+        limit: int = 20,
+    ) -> dict[str, Any]:
+        """Published notices, newest first; filter by kind, sector, region or tender code, search with `q`."""
+        rows, next_cursor = await service.list_notices(
+            session,
+            kind=kind,
+            sector=sector,
+            region_code=region_code,
+            tender_code=tender_code,
+            q=q,
+            cursor=cursor,
+            limit=limit,
+        )
+        return {"items": [notice_read(n) for n in rows], "next_cursor": next_cursor}
+
+    @get("/{notice_id:uuid}", operation_id="get_notice", guards=[public])
+    async def get_notice(self, notice_id: uuid.UUID, session: AsyncSession) -> schemas.NoticeRead:
+        """One notice."""
+        return notice_read(await service.get_notice(session, notice_id))
+
+
+class InboxController(Controller):
+    """Notifications to the caller's organisation, and the calendar the centre maintains."""
+
+    path = "/api/v1"
+    tags = ["accounts"]
+
+    @get("/notifications", operation_id="list_notifications", guards=[authenticated])
+    async def notifications(
+        self, principal: Principal, session: AsyncSession
+    ) -> list[schemas.NotificationRead]:
+        """The caller organisation's notifications, newest first."""
+        rows: list[Notification] = await service.list_notifications(session, principal)
+        return [
+            schemas.NotificationRead(n.id, n.tender_id, n.kind, n.message, n.created_at, n.read_at)
+            for n in rows
+        ]
+
+    @put("/calendar/{year:int}", operation_id="load_calendar_year", guards=[requires("centre")])
+    async def load_year(
+        self, year: int, data: schemas.ScheduleIn, principal: Principal, session: AsyncSession, clock: Clock
+    ) -> dict[str, Any]:
+        """Load the year's official holidays and make-up working days (国务院办公厅 notice)."""
+        if data.year != year:
+            raise ValidationProblem(
+                "The body's year differs from the path's.", errors=[field_error("year", "mismatch")]
+            )
+        return (await service.load_schedule(session, principal, data, clock.now())).to_dict()
+
+
+TRADING_CONTROLLERS = [
+    TenderController,
+    DocumentController,
+    BidController,
+    AwardController,
+    NoticeController,
+    InboxController,
+]

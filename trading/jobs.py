@@ -1,0 +1,28 @@
+"""Background work of the trading package: the chronograph tick and notifications."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from storage.db import transaction
+from storage.jobs import JobContext, job
+from trading import service
+
+log = logging.getLogger("ggzy.chronograph")
+
+
+async def chronograph_tick(ctx: JobContext) -> list[tuple[str, str]]:
+    """Run every tender transition that is due now (deadline → opening, window end → evaluation, …)."""
+    async with transaction(ctx.sessionmaker) as session:
+        done = await service.tick(session, ctx.clock.now())
+    for code, outcome in done:
+        log.info("tender %s → %s", code, outcome)
+    return done
+
+
+@job("trading.notify")
+async def notify(ctx: JobContext, payload: dict[str, Any]) -> None:
+    """Deliver a notification to every organisation named in the payload."""
+    async with transaction(ctx.sessionmaker) as session:
+        await service.deliver_notifications(session, payload, ctx.clock.now())

@@ -1,0 +1,241 @@
+"""Tables of the trading package: tenders and lots, notices, documents, clarifications, objections,
+bids, the opening record, evaluation reports, awards and contracts, notifications."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, Date, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from storage.db import Base, IdMixin
+
+
+class Tender(IdMixin, Base):
+    """A tendering project (招标项目) carried from draft to contract under one transaction code."""
+
+    __tablename__ = "tenders"
+    __table_args__ = (Index("ix_tenders_next_check", "next_check"),)
+
+    code: Mapped[str] = mapped_column(String(40), unique=True)
+    title: Mapped[str] = mapped_column(String(300))
+    sector: Mapped[str] = mapped_column(String(20))
+    method: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    agency_organisation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisations.id"), index=True)
+    tenderer_name: Mapped[str] = mapped_column(String(200))
+    region_code: Mapped[str] = mapped_column(String(6))
+    qualification: Mapped[str] = mapped_column(Text)
+    evaluation_method: Mapped[str] = mapped_column(String(40))
+    documents_from: Mapped[datetime]
+    bid_deadline: Mapped[datetime]
+    opening_window_minutes: Mapped[int]
+    publicity_days: Mapped[int]
+    created_at: Mapped[datetime]
+    published_at: Mapped[datetime | None]
+    documents_issued_at: Mapped[datetime | None]
+    opened_at: Mapped[datetime | None]
+    report_at: Mapped[datetime | None]
+    publicity_ends: Mapped[datetime | None]
+    awarded_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+    next_check: Mapped[datetime | None]
+    paused_reason: Mapped[str | None] = mapped_column(String(300))
+    outcome_reason: Mapped[str | None] = mapped_column(String(500))
+    parent_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("tenders.id"))
+    version: Mapped[int] = mapped_column(default=1)
+
+    __mapper_args__ = {"version_id_col": version}
+
+
+class Lot(IdMixin, Base):
+    """A lot (标段) of a tender: bid, evaluated and awarded on its own."""
+
+    __tablename__ = "lots"
+    __table_args__ = (UniqueConstraint("tender_id", "number"),)
+
+    tender_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenders.id"), index=True)
+    number: Mapped[int]
+    title: Mapped[str] = mapped_column(String(300))
+    estimated_price_fen: Mapped[int] = mapped_column(BigInteger)
+    deposit_fen: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(20), default="open")
+    outcome_reason: Mapped[str | None] = mapped_column(String(500))
+
+
+class Notice(IdMixin, Base):
+    """A published notice (公告); immutable once published, superseded only by a correction (S-03)."""
+
+    __tablename__ = "notices"
+    __table_args__ = (Index("ix_notices_published", "published_at", "id"),)
+
+    tender_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenders.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(30), index=True)
+    sector: Mapped[str] = mapped_column(String(20))
+    region_code: Mapped[str] = mapped_column(String(6))
+    tender_code: Mapped[str] = mapped_column(String(40))
+    title: Mapped[str] = mapped_column(String(400))
+    body: Mapped[dict[str, Any]]
+    published_at: Mapped[datetime]
+    supersedes_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("notices.id"))
+    superseded_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("notices.id"))
+
+
+class Document(IdMixin, Base):
+    """A file of the trade kept in the object store, with the SHA-256 the server computed."""
+
+    __tablename__ = "documents"
+
+    tender_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenders.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(30))
+    filename: Mapped[str] = mapped_column(String(255))
+    object_key: Mapped[str] = mapped_column(String(512), unique=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    uploaded_by: Mapped[uuid.UUID]
+    uploaded_at: Mapped[datetime]
+
+
+class DocumentAccess(IdMixin, Base):
+    """A bidder that obtained the tender documents (获取招标文件); it is told of every clarification."""
+
+    __tablename__ = "document_accesses"
+    __table_args__ = (UniqueConstraint("tender_id", "organisation_id"),)
+
+    tender_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenders.id"), index=True)
+    organisation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisations.id"))
+    obtained_at: Mapped[datetime]
+
+
+class Clarification(IdMixin, Base):
+    """A clarification or amendment of the tender documents (澄清/修改), W-02."""
+
+    __tablename__ = "clarifications"
+    __table_args__ = (UniqueConstraint("tender_id", "number"),)
+
+    tender_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenders.id"), index=True)
+    number: Mapped[int]
+    text: Mapped[str] = mapped_column(Text)
+    affects_bids: Mapped[bool]
+    issued_at: Mapped[datetime]
+    deadline_before: Mapped[datetime]
+    deadline_after: Mapped[datetime]
+    objection_id: Mapped[uuid.UUID | None]
+
+
+class Objection(IdMixin, Base):
+    """An objection (异议) by a bidder: to the documents (W-03), the opening, or the candidates (W-12)."""
+
+    __tablename__ = "objections"
+
+    tender_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenders.id"), index=True)
+    organisation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisations.id"))
+    subject: Mapped[str] = mapped_column(String(20))
+    text: Mapped[str] = mapped_column(Text)
+    filed_at: Mapped[datetime]
+    answer_due: Mapped[datetime]
+    answer: Mapped[str | None] = mapped_column(Text)
+    answered_at: Mapped[datetime | None]
+
+
+class Bid(IdMixin, Base):
+    """A bid (投标文件) for one lot: an opaque object with its hash, its receipt and, after the opening,
+    the price the bidder revealed against its commitment."""
+
+    __tablename__ = "bids"
+    __table_args__ = (Index("ix_bids_tender_lot", "tender_id", "lot_id"),)
+
+    tender_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenders.id"))
+    lot_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("lots.id"))
+    organisation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisations.id"), index=True)
+    status: Mapped[str] = mapped_column(String(20))
+    object_key: Mapped[str] = mapped_column(String(512))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    price_commitment: Mapped[str] = mapped_column(String(64))
+    submitted_at: Mapped[datetime]
+    sequence: Mapped[int]
+    receipt_digest: Mapped[str] = mapped_column(String(64))
+    replaces_id: Mapped[uuid.UUID | None]
+    withdrawn_at: Mapped[datetime | None]
+    declared_price_fen: Mapped[int | None] = mapped_column(BigInteger)
+    duration_days: Mapped[int | None]
+    revealed_at: Mapped[datetime | None]
+
+
+class Report(IdMixin, Base):
+    """The evaluation committee's signed report (评标报告) as uploaded by the agency."""
+
+    __tablename__ = "reports"
+
+    tender_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenders.id"), unique=True)
+    document_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("documents.id"))
+    committee: Mapped[list[Any]]
+    candidates: Mapped[list[Any]]
+    received_at: Mapped[datetime]
+
+
+class Award(IdMixin, Base):
+    """The award of a lot (中标) to one bidder."""
+
+    __tablename__ = "awards"
+    __table_args__ = (UniqueConstraint("lot_id"),)
+
+    tender_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenders.id"), index=True)
+    lot_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("lots.id"))
+    bid_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("bids.id"))
+    organisation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisations.id"))
+    price_fen: Mapped[int] = mapped_column(BigInteger)
+    awarded_at: Mapped[datetime]
+    contract_due: Mapped[date] = mapped_column(Date)
+
+
+class Contract(IdMixin, Base):
+    """The signed contract of an awarded lot, with its performance security (W-13, W-15)."""
+
+    __tablename__ = "contracts"
+    __table_args__ = (UniqueConstraint("award_id"),)
+
+    tender_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenders.id"), index=True)
+    award_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("awards.id"))
+    document_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("documents.id"))
+    price_fen: Mapped[int] = mapped_column(BigInteger)
+    performance_security_fen: Mapped[int] = mapped_column(BigInteger)
+    signed_on: Mapped[date] = mapped_column(Date)
+    late_reason: Mapped[str | None] = mapped_column(Text)
+    recorded_at: Mapped[datetime]
+
+
+class Notification(IdMixin, Base):
+    """A message to an organisation (for example: the documents were clarified, the deadline moved)."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (Index("ix_notifications_org", "organisation_id", "created_at"),)
+
+    organisation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisations.id"))
+    tender_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("tenders.id"))
+    kind: Mapped[str] = mapped_column(String(40))
+    message: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    read_at: Mapped[datetime | None]
+
+
+class CodeCounter(Base):
+    """Gapless per-year sequence behind readable transaction codes."""
+
+    __tablename__ = "code_counters"
+
+    scope: Mapped[str] = mapped_column(String(40), primary_key=True)
+    value: Mapped[int]
+
+
+class CalendarYear(Base):
+    """A year's official holiday schedule as the centre loaded it; it overrides the `holidays` package."""
+
+    __tablename__ = "calendar_years"
+
+    year: Mapped[int] = mapped_column(primary_key=True)
+    schedule: Mapped[dict[str, Any]]
+    loaded_at: Mapped[datetime]

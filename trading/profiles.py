@@ -1,0 +1,185 @@
+"""Procedure profiles: the legal rules of RULES.md as data, keyed by sector and method.
+
+A centre may tighten a value (a longer period, a lower cap) but never loosen a legal minimum;
+`tighten` enforces that. Every value carries the id of the rule it comes from, so a refusal can cite it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+FEN_PER_YUAN = 100
+
+
+@dataclass(frozen=True)
+class ProcedureProfile:
+    """The periods, caps and counts one procedure (sector × method) must respect.
+
+    Each field's metadata names its rule; `minimum` fields may only grow, `maximum` fields only shrink.
+    """
+
+    sector: str
+    method: str
+    title: str
+    documents_to_deadline_days: int  # W-01: at least 20 days
+    clarification_notice_days: int  # W-02: at least 15 days before the deadline
+    objection_before_deadline_days: int  # W-03: filed at least 10 days before the deadline
+    objection_answer_days: int  # W-03 / W-12: answered within 3 days
+    deposit_max_permille_of_estimate: int  # W-04: 2% = 20 ‰
+    deposit_cap_fen: int | None  # W-04: 800,000 yuan for construction
+    withdrawal_refund_days: int  # W-05: 5 days
+    min_bids_to_open: int  # W-09: 3
+    committee_min_size: int  # W-10: 5, odd
+    committee_expert_share_num: int  # W-10: experts at least 2/3
+    committee_expert_share_den: int
+    max_candidates: int  # W-11: at most 3
+    publish_candidates_within_days: int  # W-12: within 3 days of the report
+    publicity_min_days: int  # W-12: at least 3 days
+    contract_within_days: int  # W-13: 30 days of the award notice
+    deposit_refund_after_contract_days: int  # W-14: 5 days
+    performance_security_max_permille: int  # W-15: 10% = 100 ‰
+    complaint_within_days: int  # W-17: 10 days
+    complaint_decision_working_days: int  # W-17: 30 working days
+    opening_window_minutes: int  # E-02: decryption window at the opening (house default)
+
+
+RULE_OF_FIELD: dict[str, str] = {
+    "documents_to_deadline_days": "W-01",
+    "clarification_notice_days": "W-02",
+    "objection_before_deadline_days": "W-03",
+    "objection_answer_days": "W-03",
+    "deposit_max_permille_of_estimate": "W-04",
+    "deposit_cap_fen": "W-04",
+    "withdrawal_refund_days": "W-05",
+    "min_bids_to_open": "W-09",
+    "committee_min_size": "W-10",
+    "committee_expert_share_num": "W-10",
+    "committee_expert_share_den": "W-10",
+    "max_candidates": "W-11",
+    "publish_candidates_within_days": "W-12",
+    "publicity_min_days": "W-12",
+    "contract_within_days": "W-13",
+    "deposit_refund_after_contract_days": "W-14",
+    "performance_security_max_permille": "W-15",
+    "complaint_within_days": "W-17",
+    "complaint_decision_working_days": "W-17",
+    "opening_window_minutes": "E-02",
+}
+
+# Fields a centre may only raise (periods before something may happen, minimum counts) ...
+MINIMUMS = frozenset(
+    {
+        "documents_to_deadline_days",
+        "clarification_notice_days",
+        "objection_before_deadline_days",
+        "min_bids_to_open",
+        "committee_min_size",
+        "publicity_min_days",
+    }
+)
+# ... and fields it may only lower (caps, time allowed to act).
+MAXIMUMS = frozenset(
+    {
+        "objection_answer_days",
+        "deposit_max_permille_of_estimate",
+        "deposit_cap_fen",
+        "withdrawal_refund_days",
+        "max_candidates",
+        "publish_candidates_within_days",
+        "contract_within_days",
+        "deposit_refund_after_contract_days",
+        "performance_security_max_permille",
+        "complaint_decision_working_days",
+    }
+)
+
+WORKS_OPEN = ProcedureProfile(
+    sector="works",
+    method="open",
+    title="工程建设项目公开招标 (open tendering of construction works)",
+    documents_to_deadline_days=20,
+    clarification_notice_days=15,
+    objection_before_deadline_days=10,
+    objection_answer_days=3,
+    deposit_max_permille_of_estimate=20,
+    deposit_cap_fen=800_000 * FEN_PER_YUAN,
+    withdrawal_refund_days=5,
+    min_bids_to_open=3,
+    committee_min_size=5,
+    committee_expert_share_num=2,
+    committee_expert_share_den=3,
+    max_candidates=3,
+    publish_candidates_within_days=3,
+    publicity_min_days=3,
+    contract_within_days=30,
+    deposit_refund_after_contract_days=5,
+    performance_security_max_permille=100,
+    complaint_within_days=10,
+    complaint_decision_working_days=30,
+    opening_window_minutes=30,
+)
+
+PROFILES: dict[tuple[str, str], ProcedureProfile] = {(WORKS_OPEN.sector, WORKS_OPEN.method): WORKS_OPEN}
+
+
+class ProfileError(ValueError):
+    """A profile change that would loosen a legal minimum, or an unknown procedure."""
+
+    def __init__(self, message: str, rule: str | None = None) -> None:
+        super().__init__(message)
+        self.rule = rule
+
+
+def profile_for(sector: str, method: str) -> ProcedureProfile:
+    """The profile of a procedure, or ProfileError when the platform does not run it."""
+    try:
+        return PROFILES[(sector, method)]
+    except KeyError:
+        known = ", ".join(f"{s}/{m}" for s, m in sorted(PROFILES))
+        raise ProfileError(f"no procedure profile for {sector}/{method}; known: {known}") from None
+
+
+def tighten(profile: ProcedureProfile, **changes: Any) -> ProcedureProfile:
+    """A copy of `profile` with `changes`, refusing any change that loosens the law."""
+    names = {f.name for f in fields(profile)}
+    for name, value in changes.items():
+        if name not in names or name in {"sector", "method", "title"}:
+            raise ProfileError(f"{name} is not a tunable value of a procedure profile")
+        current = getattr(profile, name)
+        rule = RULE_OF_FIELD.get(name)
+        if name in MINIMUMS and value < current:
+            raise ProfileError(f"{name} may not go below {current} ({rule})", rule)
+        if name in MAXIMUMS and current is not None and (value is None or value > current):
+            raise ProfileError(f"{name} may not go above {current} ({rule})", rule)
+    tightened = replace(profile, **changes)
+    if tightened.committee_min_size % 2 == 0:
+        raise ProfileError("committee_min_size must be odd (W-10)", "W-10")
+    return tightened
+
+
+def deposit_cap(profile: ProcedureProfile, estimated_price_fen: int) -> int:
+    """The largest deposit allowed for an estimated price (W-04): 2 % of it, and at most the absolute cap."""
+    cap = estimated_price_fen * profile.deposit_max_permille_of_estimate // 1000
+    if profile.deposit_cap_fen is not None:
+        cap = min(cap, profile.deposit_cap_fen)
+    return cap
+
+
+def performance_security_cap(profile: ProcedureProfile, contract_price_fen: int) -> int:
+    """The largest performance security allowed for a contract price (W-15)."""
+    return contract_price_fen * profile.performance_security_max_permille // 1000
+
+
+def committee_ok(profile: ProcedureProfile, size: int, experts: int) -> str | None:
+    """None when a committee of `size` with `experts` technical/economic experts is lawful, else why not (W-10)."""
+    if size < profile.committee_min_size:
+        return f"the committee has {size} members; at least {profile.committee_min_size} are required"
+    if size % 2 == 0:
+        return f"the committee has {size} members; the number must be odd"
+    if experts * profile.committee_expert_share_den < size * profile.committee_expert_share_num:
+        return (
+            f"{experts} of {size} members are experts; at least "
+            f"{profile.committee_expert_share_num}/{profile.committee_expert_share_den} must be"
+        )
+    return None

@@ -1,0 +1,317 @@
+"""Inputs and outputs of the trading API (msgspec Structs; unknown fields are refused)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+Fen = Annotated[int, msgspec.Meta(ge=0, le=10**15)]
+PositiveFen = Annotated[int, msgspec.Meta(ge=1, le=10**15)]
+Text = Annotated[str, msgspec.Meta(min_length=1, max_length=20_000)]
+Title = Annotated[str, msgspec.Meta(min_length=2, max_length=300)]
+ObjectKey = Annotated[str, msgspec.Meta(min_length=1, max_length=512)]
+Filename = Annotated[str, msgspec.Meta(min_length=1, max_length=255, pattern=r"^[^/\\\x00]+$")]
+Hex64 = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}$")]
+
+
+class Strict(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Base for request bodies: an unknown field is an error."""
+
+
+class LotIn(Strict):
+    title: Title
+    estimated_price_fen: PositiveFen
+    deposit_fen: Fen
+
+
+class TenderCreate(Strict):
+    """A new works tender, saved as a draft."""
+
+    title: Title
+    tenderer_name: Annotated[str, msgspec.Meta(min_length=2, max_length=200)]
+    region_code: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{6}$")]
+    qualification: Text
+    evaluation_method: Literal["comprehensive", "reasonable_lowest_price", "lowest_evaluated_price"]
+    documents_from: datetime
+    bid_deadline: datetime
+    lots: Annotated[list[LotIn], msgspec.Meta(min_length=1, max_length=50)]
+    sector: Literal["works"] = "works"
+    method: Literal["open"] = "open"
+    publicity_days: Annotated[int, msgspec.Meta(ge=1, le=30)] = 3
+    opening_window_minutes: Annotated[int, msgspec.Meta(ge=5, le=24 * 60)] = 30
+
+
+class TenderUpdate(Strict):
+    """Changes to a draft; fields left out stay as they are."""
+
+    title: Title | msgspec.UnsetType = msgspec.UNSET
+    tenderer_name: Annotated[str, msgspec.Meta(min_length=2, max_length=200)] | msgspec.UnsetType = (
+        msgspec.UNSET
+    )
+    qualification: Text | msgspec.UnsetType = msgspec.UNSET
+    evaluation_method: (
+        Literal["comprehensive", "reasonable_lowest_price", "lowest_evaluated_price"] | msgspec.UnsetType
+    ) = msgspec.UNSET
+    documents_from: datetime | msgspec.UnsetType = msgspec.UNSET
+    bid_deadline: datetime | msgspec.UnsetType = msgspec.UNSET
+    lots: Annotated[list[LotIn], msgspec.Meta(min_length=1, max_length=50)] | msgspec.UnsetType = (
+        msgspec.UNSET
+    )
+    publicity_days: Annotated[int, msgspec.Meta(ge=1, le=30)] | msgspec.UnsetType = msgspec.UNSET
+    opening_window_minutes: Annotated[int, msgspec.Meta(ge=5, le=24 * 60)] | msgspec.UnsetType = msgspec.UNSET
+
+
+class LotRead(msgspec.Struct):
+    id: uuid.UUID
+    number: int
+    title: str
+    estimated_price_fen: int
+    deposit_fen: int
+    status: str
+    outcome_reason: str | None
+
+
+class TenderRead(msgspec.Struct):
+    id: uuid.UUID
+    code: str
+    title: str
+    sector: str
+    method: str
+    status: str
+    agency_organisation_id: uuid.UUID
+    tenderer_name: str
+    region_code: str
+    qualification: str
+    evaluation_method: str
+    documents_from: datetime
+    bid_deadline: datetime
+    opening_window_minutes: int
+    publicity_days: int
+    lots: list[LotRead]
+    created_at: datetime
+    published_at: datetime | None
+    opened_at: datetime | None
+    publicity_ends: datetime | None
+    awarded_at: datetime | None
+    paused_reason: str | None
+    outcome_reason: str | None
+    parent_id: uuid.UUID | None
+    next_check: datetime | None
+    allowed_actions: list[str]
+    version: int
+
+
+class CancelRequest(Strict):
+    reason: Annotated[str, msgspec.Meta(min_length=2, max_length=500)]
+
+
+class UploadRequest(Strict):
+    filename: Filename
+    size: Annotated[int, msgspec.Meta(ge=1, le=2**34)]
+
+
+class UploadGrant(msgspec.Struct):
+    """Where to PUT the file: the object store's presigned URL (or the server's own, embedded)."""
+
+    object_key: str
+    upload_url: str
+    method: str
+    expires_at: datetime
+    max_bytes: int
+
+
+class DocumentRegister(Strict):
+    kind: Literal["tender_documents", "amendment", "drawings", "bill_of_quantities"]
+    filename: Filename
+    object_key: ObjectKey
+
+
+class DocumentRead(msgspec.Struct):
+    id: uuid.UUID
+    kind: str
+    filename: str
+    sha256: str
+    size: int
+    uploaded_at: datetime
+    download_url: str | None = None
+
+
+class ClarificationCreate(Strict):
+    text: Text
+    affects_bids: bool
+    objection_id: uuid.UUID | None = None
+
+
+class ClarificationRead(msgspec.Struct):
+    id: uuid.UUID
+    number: int
+    text: str
+    affects_bids: bool
+    issued_at: datetime
+    deadline_before: datetime
+    deadline_after: datetime
+    deadline_moved: bool
+    notified: int
+
+
+class ObjectionCreate(Strict):
+    subject: Literal["documents", "opening", "candidates"]
+    text: Text
+
+
+class ObjectionAnswer(Strict):
+    answer: Text
+
+
+class ObjectionRead(msgspec.Struct):
+    id: uuid.UUID
+    tender_id: uuid.UUID
+    organisation_id: uuid.UUID
+    subject: str
+    text: str
+    filed_at: datetime
+    answer_due: datetime
+    answer: str | None
+    answered_at: datetime | None
+
+
+class BidSubmit(Strict):
+    """Finalise a bid whose file is already in the object store."""
+
+    lot_id: uuid.UUID
+    object_key: ObjectKey
+    price_commitment: Hex64
+
+
+class BidReveal(Strict):
+    """Open the commitment in the opening hall."""
+
+    declared_price_fen: PositiveFen
+    duration_days: Annotated[int, msgspec.Meta(ge=1, le=36_500)]
+    nonce: Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{32,128}$")]
+
+
+class BidRead(msgspec.Struct):
+    id: uuid.UUID
+    tender_id: uuid.UUID
+    lot_id: uuid.UUID
+    organisation_id: uuid.UUID
+    status: str
+    sha256: str
+    size: int
+    submitted_at: datetime
+    sequence: int
+    receipt_digest: str
+    withdrawn_at: datetime | None
+    declared_price_fen: int | None
+    duration_days: int | None
+    revealed_at: datetime | None
+
+
+class Receipt(msgspec.Struct):
+    """What the bidder keeps: proof that the platform accepted this file at this instant."""
+
+    bid_id: uuid.UUID
+    tender_code: str
+    lot_number: int
+    bidder_credit_code: str
+    sha256: str
+    size: int
+    price_commitment: str
+    submitted_at: datetime
+    sequence: int
+    receipt_digest: str
+
+
+class CommitteeMember(Strict):
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+    kind: Literal["expert", "tenderer_representative"]
+    signed: bool
+    dissent: Annotated[str, msgspec.Meta(max_length=5000)] | None = None
+
+
+class LotCandidates(Strict):
+    lot_id: uuid.UUID
+    ranking: Annotated[list[uuid.UUID], msgspec.Meta(max_length=10)]
+
+
+class ReportCreate(Strict):
+    """The committee's signed report with ranked candidates per lot (W-10, W-11)."""
+
+    object_key: ObjectKey
+    filename: Filename
+    committee: Annotated[list[CommitteeMember], msgspec.Meta(min_length=1, max_length=51)]
+    candidates: Annotated[list[LotCandidates], msgspec.Meta(min_length=1, max_length=50)]
+
+
+class AwardLot(Strict):
+    lot_id: uuid.UUID
+    bid_id: uuid.UUID
+
+
+class AwardCreate(Strict):
+    lots: Annotated[list[AwardLot], msgspec.Meta(min_length=1, max_length=50)]
+
+
+class AwardRead(msgspec.Struct):
+    id: uuid.UUID
+    lot_id: uuid.UUID
+    bid_id: uuid.UUID
+    organisation_id: uuid.UUID
+    price_fen: int
+    awarded_at: datetime
+    contract_due: date
+
+
+class ContractCreate(Strict):
+    award_id: uuid.UUID
+    object_key: ObjectKey
+    filename: Filename
+    price_fen: PositiveFen
+    performance_security_fen: Fen
+    signed_on: date
+    late_reason: Annotated[str, msgspec.Meta(min_length=10, max_length=5000)] | None = None
+
+
+class ContractRead(msgspec.Struct):
+    id: uuid.UUID
+    award_id: uuid.UUID
+    price_fen: int
+    performance_security_fen: int
+    signed_on: date
+    late_reason: str | None
+    recorded_at: datetime
+
+
+class NoticeRead(msgspec.Struct):
+    id: uuid.UUID
+    tender_id: uuid.UUID
+    tender_code: str
+    kind: str
+    sector: str
+    region_code: str
+    title: str
+    body: dict[str, Any]
+    published_at: datetime
+    supersedes_id: uuid.UUID | None
+    superseded_by_id: uuid.UUID | None
+
+
+class NotificationRead(msgspec.Struct):
+    id: uuid.UUID
+    tender_id: uuid.UUID | None
+    kind: str
+    message: str
+    created_at: datetime
+    read_at: datetime | None
+
+
+class ScheduleIn(Strict):
+    """A year's official holiday schedule (国务院办公厅 notice), loaded by the centre."""
+
+    year: Annotated[int, msgspec.Meta(ge=2000, le=2100)]
+    holidays: list[date]
+    makeup_workdays: list[date] = []

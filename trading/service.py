@@ -1,0 +1,1723 @@
+"""Use cases of a works tender, from draft to completed contract.
+
+Each function is one business transition, in the same order every time: load and check the state,
+make the change, write the audit entry, write the outbox entry; the caller commits. Refusals are
+`Problem`s naming the rule from RULES.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Sequence
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+import msgspec
+from sqlalchemy import func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from accounts import service as accounts
+from accounts.security import Principal
+from storage import outbox
+from storage.objects import InvalidObjectKey, ObjectNotFound, ObjectStore
+from storage.pagination import check_limit, decode_cursor, page_after
+from storage.problems import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    PreconditionFailed,
+    Problem,
+    RuleViolation,
+    ValidationProblem,
+    field_error,
+)
+from trading import commitments, schemas
+from trading.calendar import (
+    SHANGHAI,
+    OfficialSchedule,
+    ScheduleError,
+    WorkingCalendar,
+    end_of_day,
+    local_date,
+)
+from trading.lifecycle import Action, IllegalTransition, TenderStatus, allowed_actions, next_status
+from trading.models import (
+    Award,
+    Bid,
+    CalendarYear,
+    Clarification,
+    CodeCounter,
+    Contract,
+    Document,
+    DocumentAccess,
+    Lot,
+    Notice,
+    Notification,
+    Objection,
+    Report,
+    Tender,
+)
+from trading.profiles import (
+    ProcedureProfile,
+    committee_ok,
+    deposit_cap,
+    performance_security_cap,
+    profile_for,
+)
+
+MAX_UPLOAD_BYTES = 512 * 1024 * 1024
+UPLOAD_GRANT_TTL = timedelta(hours=2)
+DOWNLOAD_GRANT_TTL = timedelta(minutes=30)
+SECTOR_LETTER = {"works": "W", "procurement": "G", "land": "L", "assets": "A"}
+
+
+# ---------------------------------------------------------------- calendar
+
+
+_calendar_cache: dict[tuple[tuple[int, str], ...], WorkingCalendar] = {}
+
+
+async def working_calendar(session: AsyncSession) -> WorkingCalendar:
+    """The calendar with every official schedule the centre has loaded."""
+    rows = list(await session.scalars(select(CalendarYear).order_by(CalendarYear.year)))
+    key = tuple((r.year, r.loaded_at.isoformat()) for r in rows)
+    cal = _calendar_cache.get(key)
+    if cal is None:
+        cal = WorkingCalendar([OfficialSchedule.from_dict(r.schedule) for r in rows])
+        _calendar_cache.clear()
+        _calendar_cache[key] = cal
+    return cal
+
+
+async def load_schedule(
+    session: AsyncSession, actor: Principal | None, data: schemas.ScheduleIn, now: datetime
+) -> OfficialSchedule:
+    """Load (or replace) a year's official holidays and make-up working days."""
+    raw = {
+        "year": data.year,
+        "holidays": [d.isoformat() for d in data.holidays],
+        "makeup_workdays": [d.isoformat() for d in data.makeup_workdays],
+    }
+    try:
+        schedule = OfficialSchedule.from_dict(raw)
+    except ScheduleError as exc:
+        raise ValidationProblem(str(exc), errors=[field_error("holidays", str(exc))]) from exc
+    row = await session.get(CalendarYear, data.year)
+    if row is None:
+        session.add(CalendarYear(year=data.year, schedule=schedule.to_dict(), loaded_at=now))
+    else:
+        row.schedule = schedule.to_dict()
+        row.loaded_at = now
+    await accounts.record(session, actor, "calendar.load", "calendar_year", data.year, now)
+    return schedule
+
+
+# ---------------------------------------------------------------- reading and visibility
+
+
+async def _tender(session: AsyncSession, tender_id: uuid.UUID, *, lock: bool = False) -> Tender:
+    query = select(Tender).where(Tender.id == tender_id)
+    if lock:
+        query = query.with_for_update()
+    tender = await session.scalar(query)
+    if tender is None:
+        raise NotFound("No such tender.")
+    return tender
+
+
+def _can_manage(actor: Principal, tender: Tender) -> bool:
+    return actor.has("agency") and actor.organisation_id == tender.agency_organisation_id
+
+
+async def tender_for_agency(session: AsyncSession, actor: Principal, tender_id: uuid.UUID) -> Tender:
+    """The tender if the caller's agency runs it (locked for update); 404 otherwise."""
+    tender = await _tender(session, tender_id, lock=True)
+    if not _can_manage(actor, tender):
+        raise NotFound("No such tender.")
+    await accounts.require_active(session, actor)
+    return tender
+
+
+async def visible_tender(session: AsyncSession, actor: Principal | None, tender_id: uuid.UUID) -> Tender:
+    """The tender as `actor` may see it: drafts only by their agency and the centre."""
+    tender = await _tender(session, tender_id)
+    if tender.status == TenderStatus.DRAFT and not (
+        actor is not None and (_can_manage(actor, tender) or actor.has("centre", "supervisor"))
+    ):
+        raise NotFound("No such tender.")
+    return tender
+
+
+async def lots_of(session: AsyncSession, tender_id: uuid.UUID) -> list[Lot]:
+    """The tender's lots, by number."""
+    return list(await session.scalars(select(Lot).where(Lot.tender_id == tender_id).order_by(Lot.number)))
+
+
+async def tender_read(session: AsyncSession, tender: Tender) -> schemas.TenderRead:
+    """The API view of a tender with its lots and what may happen next."""
+    lots = await lots_of(session, tender.id)
+    return schemas.TenderRead(
+        id=tender.id,
+        code=tender.code,
+        title=tender.title,
+        sector=tender.sector,
+        method=tender.method,
+        status=tender.status,
+        agency_organisation_id=tender.agency_organisation_id,
+        tenderer_name=tender.tenderer_name,
+        region_code=tender.region_code,
+        qualification=tender.qualification,
+        evaluation_method=tender.evaluation_method,
+        documents_from=tender.documents_from,
+        bid_deadline=tender.bid_deadline,
+        opening_window_minutes=tender.opening_window_minutes,
+        publicity_days=tender.publicity_days,
+        lots=[
+            schemas.LotRead(
+                lot.id,
+                lot.number,
+                lot.title,
+                lot.estimated_price_fen,
+                lot.deposit_fen,
+                lot.status,
+                lot.outcome_reason,
+            )
+            for lot in lots
+        ],
+        created_at=tender.created_at,
+        published_at=tender.published_at,
+        opened_at=tender.opened_at,
+        publicity_ends=tender.publicity_ends,
+        awarded_at=tender.awarded_at,
+        paused_reason=tender.paused_reason,
+        outcome_reason=tender.outcome_reason,
+        parent_id=tender.parent_id,
+        next_check=tender.next_check,
+        allowed_actions=[a.value for a in allowed_actions(TenderStatus(tender.status))],
+        version=tender.version,
+    )
+
+
+async def list_tenders(
+    session: AsyncSession,
+    actor: Principal | None,
+    *,
+    status: str | None,
+    mine: bool,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[Tender], str | None]:
+    """Tenders the caller may see, newest first; `mine` keeps the caller agency's own, drafts included."""
+    limit = check_limit(limit)
+    query = select(Tender).order_by(Tender.created_at.desc(), Tender.id.desc()).limit(limit + 1)
+    if mine:
+        if actor is None or not actor.has("agency"):
+            raise Forbidden("Only an agency has tenders of its own.")
+        query = query.where(Tender.agency_organisation_id == actor.organisation_id)
+    elif not (actor is not None and actor.has("centre", "supervisor")):
+        query = query.where(Tender.status != TenderStatus.DRAFT)
+    if status:
+        query = query.where(Tender.status == status)
+    if cursor:
+        at, row_id = decode_cursor(cursor)
+        query = query.where((Tender.created_at < at) | ((Tender.created_at == at) & (Tender.id < row_id)))
+    return page_after(list(await session.scalars(query)), limit, "created_at")
+
+
+# ---------------------------------------------------------------- transitions
+
+
+async def _move(
+    session: AsyncSession,
+    tender: Tender,
+    action: Action,
+    actor: Principal | None,
+    now: datetime,
+    **detail: Any,
+) -> None:
+    """Apply one transition of the state machine and log it; the only place `status` is written."""
+    try:
+        target = next_status(TenderStatus(tender.status), action)
+    except IllegalTransition as exc:
+        raise Conflict(str(exc), status_now=tender.status) from exc
+    before = tender.status
+    tender.status = target.value
+    tender.next_check = _next_check(tender)
+    await accounts.record(
+        session,
+        actor,
+        f"tender.{action.value}",
+        "tender",
+        tender.id,
+        now,
+        before=before,
+        after=target.value,
+        **detail,
+    )
+
+
+def _next_check(tender: Tender) -> datetime | None:
+    """When the chronograph must look at this tender next."""
+    status = TenderStatus(tender.status)
+    if status == TenderStatus.PUBLISHED:
+        return tender.documents_from
+    if status == TenderStatus.TENDERING:
+        return tender.bid_deadline
+    if status == TenderStatus.OPENING:
+        return tender.bid_deadline + timedelta(minutes=tender.opening_window_minutes)
+    return None
+
+
+async def _next_code(session: AsyncSession, region: str, sector: str, year: int) -> str:
+    """A readable transaction code (交易编码): GGZY-<region>-<year>-<sector letter><6-digit sequence>."""
+    scope = f"{region}-{year}-{sector}"
+    counter = await session.scalar(select(CodeCounter).where(CodeCounter.scope == scope).with_for_update())
+    if counter is None:
+        counter = CodeCounter(scope=scope, value=0)
+        session.add(counter)
+    counter.value += 1
+    return f"GGZY-{region}-{year}-{SECTOR_LETTER[sector]}{counter.value:06d}"
+
+
+def _check_deposits(profile: ProcedureProfile, lots: Sequence[schemas.LotIn]) -> None:
+    errors = []
+    for i, lot in enumerate(lots):
+        cap = deposit_cap(profile, lot.estimated_price_fen)
+        if lot.deposit_fen > cap:
+            errors.append(
+                field_error(f"lots[{i}].deposit_fen", f"at most {cap} fen for this estimated price")
+            )
+    if errors:
+        raise RuleViolation(
+            "W-04",
+            "A bid deposit may be at most 2% of the lot's estimated price, and at most 800,000 yuan for works.",
+            errors=errors,
+        )
+
+
+def _aware(field: str, value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValidationProblem(
+            f"{field} must carry a time zone (e.g. +08:00 or Z).",
+            errors=[field_error(field, "naive datetime")],
+        )
+    return value
+
+
+async def create_tender(
+    session: AsyncSession, actor: Principal, data: schemas.TenderCreate, now: datetime
+) -> Tender:
+    """Save a new tender as a draft of the caller's agency."""
+    await accounts.require_active(session, actor)
+    profile = profile_for(data.sector, data.method)
+    _check_deposits(profile, data.lots)
+    documents_from = _aware("documents_from", data.documents_from)
+    bid_deadline = _aware("bid_deadline", data.bid_deadline)
+    if bid_deadline <= documents_from:
+        raise ValidationProblem(
+            "bid_deadline must come after documents_from.",
+            errors=[field_error("bid_deadline", "before documents_from")],
+        )
+    tender = Tender(
+        code=await _next_code(session, data.region_code, data.sector, local_date(now).year),
+        title=data.title,
+        sector=data.sector,
+        method=data.method,
+        status=TenderStatus.DRAFT.value,
+        agency_organisation_id=actor.organisation_id,
+        tenderer_name=data.tenderer_name,
+        region_code=data.region_code,
+        qualification=data.qualification,
+        evaluation_method=data.evaluation_method,
+        documents_from=documents_from,
+        bid_deadline=bid_deadline,
+        opening_window_minutes=data.opening_window_minutes,
+        publicity_days=data.publicity_days,
+        created_at=now,
+    )
+    session.add(tender)
+    await session.flush()
+    _add_lots(session, tender, data.lots)
+    await session.flush()
+    await accounts.record(session, actor, "tender.create", "tender", tender.id, now, code=tender.code)
+    return tender
+
+
+def _add_lots(session: AsyncSession, tender: Tender, lots: Sequence[schemas.LotIn]) -> None:
+    for number, lot in enumerate(lots, start=1):
+        session.add(
+            Lot(
+                tender_id=tender.id,
+                number=number,
+                title=lot.title,
+                estimated_price_fen=lot.estimated_price_fen,
+                deposit_fen=lot.deposit_fen,
+                status="open",
+            )
+        )
+
+
+def _check_version(tender: Tender, if_match: int | None) -> None:
+    if if_match is not None and if_match != tender.version:
+        raise PreconditionFailed(
+            f"The tender is at version {tender.version}, not {if_match}; reload it and try again.",
+            current_version=tender.version,
+        )
+
+
+async def update_tender(
+    session: AsyncSession,
+    actor: Principal,
+    tender_id: uuid.UUID,
+    data: schemas.TenderUpdate,
+    if_match: int,
+    now: datetime,
+) -> Tender:
+    """Edit a draft; the caller must name the version it read (If-Match)."""
+    tender = await tender_for_agency(session, actor, tender_id)
+    _check_version(tender, if_match)
+    if tender.status != TenderStatus.DRAFT:
+        raise Conflict("Only a draft can be edited; a published tender changes by clarification (W-02).")
+    changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not msgspec.UNSET}
+    if "lots" in changes:
+        _check_deposits(profile_for(tender.sector, tender.method), data.lots)  # type: ignore[arg-type]
+        for lot in await lots_of(session, tender.id):
+            await session.delete(lot)
+        await session.flush()
+        _add_lots(session, tender, data.lots)  # type: ignore[arg-type]
+        changes.pop("lots")
+    for name, value in changes.items():
+        if isinstance(value, datetime):
+            _aware(name, value)
+        setattr(tender, name, value)
+    if tender.bid_deadline <= tender.documents_from:
+        raise ValidationProblem(
+            "bid_deadline must come after documents_from.",
+            errors=[field_error("bid_deadline", "before documents_from")],
+        )
+    await session.flush()
+    await accounts.record(session, actor, "tender.update", "tender", tender.id, now, fields=sorted(changes))
+    return tender
+
+
+def earliest_deadline_day(cal: WorkingCalendar, profile: ProcedureProfile, documents_from: datetime) -> date:
+    """The first day a bid deadline may fall on when documents are first issued at `documents_from` (W-01)."""
+    return cal.earliest_after(local_date(documents_from), profile.documents_to_deadline_days)
+
+
+async def publish(
+    session: AsyncSession, actor: Principal, tender_id: uuid.UUID, if_match: int | None, now: datetime
+) -> Tender:
+    """Publish the tender notice; the timeline must respect W-01 and the documents must be uploaded."""
+    tender = await tender_for_agency(session, actor, tender_id)
+    _check_version(tender, if_match)
+    if tender.status != TenderStatus.DRAFT:
+        raise Conflict(f"The tender is {tender.status}; only a draft can be published.")
+    profile = profile_for(tender.sector, tender.method)
+    cal = await working_calendar(session)
+    if tender.documents_from < now:
+        tender.documents_from = now
+    earliest = earliest_deadline_day(cal, profile, tender.documents_from)
+    if local_date(tender.bid_deadline) < earliest:
+        raise RuleViolation(
+            "W-01",
+            f"Bids may not close before {earliest.isoformat()}: at least {profile.documents_to_deadline_days} days "
+            f"must pass after the documents are first issued on {local_date(tender.documents_from).isoformat()}.",
+            earliest_deadline_day=earliest.isoformat(),
+            errors=[field_error("bid_deadline", f"earliest legal day is {earliest.isoformat()}")],
+        )
+    documents = await session.scalar(
+        select(func.count())
+        .select_from(Document)
+        .where(Document.tender_id == tender.id, Document.kind == "tender_documents")
+    )
+    if not documents:
+        raise Conflict(
+            "Upload the tender documents before publishing.",
+            errors=[field_error("documents", "none uploaded")],
+        )
+    tender.published_at = now
+    await _move(session, tender, Action.PUBLISH, actor, now)
+    lots = await lots_of(session, tender.id)
+    await _publish_notice(
+        session,
+        tender,
+        "tender_notice",
+        f"{tender.title} 招标公告",
+        {
+            "tenderer": tender.tenderer_name,
+            "qualification": tender.qualification,
+            "evaluation_method": tender.evaluation_method,
+            "documents_from": tender.documents_from.isoformat(),
+            "bid_deadline": tender.bid_deadline.isoformat(),
+            "opening": "online opening hall at the bid deadline (W-08)",
+            "lots": [
+                {
+                    "number": lot.number,
+                    "title": lot.title,
+                    "estimated_price_fen": lot.estimated_price_fen,
+                    "deposit_fen": lot.deposit_fen,
+                }
+                for lot in lots
+            ],
+        },
+        now,
+    )
+    if tender.documents_from <= now:
+        await _issue_documents(session, tender, None, now)
+    return tender
+
+
+async def _issue_documents(
+    session: AsyncSession, tender: Tender, actor: Principal | None, now: datetime
+) -> None:
+    tender.documents_issued_at = now
+    await _move(session, tender, Action.ISSUE_DOCUMENTS, actor, now)
+
+
+async def cancel(
+    session: AsyncSession, actor: Principal, tender_id: uuid.UUID, reason: str, now: datetime
+) -> Tender:
+    """Terminate the tender before the deadline (终止招标), with a public notice when it was published."""
+    tender = await tender_for_agency(session, actor, tender_id)
+    was_public = tender.status != TenderStatus.DRAFT
+    tender.outcome_reason = reason
+    tender.closed_at = now
+    await _move(session, tender, Action.CANCEL, actor, now, reason=reason)
+    if was_public:
+        await _publish_notice(
+            session, tender, "termination", f"{tender.title} 终止公告", {"reason": reason}, now
+        )
+        await _notify_holders(
+            session, tender, "tender.cancelled", f"{tender.code} was terminated: {reason}", now
+        )
+    return tender
+
+
+async def retender(session: AsyncSession, actor: Principal, tender_id: uuid.UUID, now: datetime) -> Tender:
+    """Start a new tender from a failed or terminated one (重新招标): a draft copying its terms and lots."""
+    old = await tender_for_agency(session, actor, tender_id)
+    await _move(session, old, Action.RETENDER, actor, now)
+    new = Tender(
+        code=await _next_code(session, old.region_code, old.sector, local_date(now).year),
+        title=old.title,
+        sector=old.sector,
+        method=old.method,
+        status=TenderStatus.DRAFT.value,
+        agency_organisation_id=old.agency_organisation_id,
+        tenderer_name=old.tenderer_name,
+        region_code=old.region_code,
+        qualification=old.qualification,
+        evaluation_method=old.evaluation_method,
+        documents_from=now,
+        bid_deadline=now + (old.bid_deadline - old.documents_from),
+        opening_window_minutes=old.opening_window_minutes,
+        publicity_days=old.publicity_days,
+        created_at=now,
+        parent_id=old.id,
+    )
+    session.add(new)
+    await session.flush()
+    _add_lots(
+        session,
+        new,
+        [
+            schemas.LotIn(
+                title=lot.title, estimated_price_fen=lot.estimated_price_fen, deposit_fen=lot.deposit_fen
+            )
+            for lot in await lots_of(session, old.id)
+        ],
+    )
+    await session.flush()
+    await accounts.record(
+        session, actor, "tender.create", "tender", new.id, now, code=new.code, parent=old.code
+    )
+    return new
+
+
+# ---------------------------------------------------------------- notices and notifications
+
+
+async def _publish_notice(
+    session: AsyncSession,
+    tender: Tender,
+    kind: str,
+    title: str,
+    body: dict[str, Any],
+    now: datetime,
+    *,
+    supersedes: Notice | None = None,
+) -> Notice:
+    notice = Notice(
+        tender_id=tender.id,
+        kind=kind,
+        sector=tender.sector,
+        region_code=tender.region_code,
+        tender_code=tender.code,
+        title=title,
+        body=body,
+        published_at=now,
+        supersedes_id=supersedes.id if supersedes else None,
+    )
+    session.add(notice)
+    await session.flush()
+    if supersedes is not None:
+        supersedes.superseded_by_id = notice.id
+    await accounts.record(
+        session, None, "notice.publish", "notice", notice.id, now, kind=kind, tender=tender.code
+    )
+    return notice
+
+
+async def list_notices(
+    session: AsyncSession,
+    *,
+    kind: str | None,
+    sector: str | None,
+    region_code: str | None,
+    tender_code: str | None,
+    q: str | None,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[Notice], str | None]:
+    """Published notices, newest first, filtered and searched (title or tender code)."""
+    limit = check_limit(limit)
+    query = select(Notice).order_by(Notice.published_at.desc(), Notice.id.desc()).limit(limit + 1)
+    if kind:
+        query = query.where(Notice.kind == kind)
+    if sector:
+        query = query.where(Notice.sector == sector)
+    if region_code:
+        query = query.where(Notice.region_code == region_code)
+    if tender_code:
+        query = query.where(Notice.tender_code == tender_code)
+    if q:
+        if len(q) > 100:
+            raise ValidationProblem("q is at most 100 characters.", errors=[field_error("q", "too long")])
+        pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        query = query.where(
+            or_(Notice.title.ilike(pattern, escape="\\"), Notice.tender_code.ilike(pattern, escape="\\"))
+        )
+    if cursor:
+        at, row_id = decode_cursor(cursor)
+        query = query.where((Notice.published_at < at) | ((Notice.published_at == at) & (Notice.id < row_id)))
+    return page_after(list(await session.scalars(query)), limit, "published_at")
+
+
+async def get_notice(session: AsyncSession, notice_id: uuid.UUID) -> Notice:
+    """One published notice."""
+    notice = await session.get(Notice, notice_id)
+    if notice is None:
+        raise NotFound("No such notice.")
+    return notice
+
+
+async def _notify_holders(
+    session: AsyncSession, tender: Tender, kind: str, message: str, now: datetime
+) -> int:
+    """Tell every organisation that obtained the documents, through the outbox (after commit)."""
+    holders = list(
+        await session.scalars(
+            select(DocumentAccess.organisation_id).where(DocumentAccess.tender_id == tender.id)
+        )
+    )
+    if holders:
+        outbox.enqueue(
+            session,
+            "trading.notify",
+            {
+                "tender_id": str(tender.id),
+                "organisations": [str(h) for h in holders],
+                "kind": kind,
+                "message": message,
+            },
+            now,
+        )
+    return len(holders)
+
+
+async def deliver_notifications(session: AsyncSession, payload: dict[str, Any], now: datetime) -> int:
+    """The job behind `_notify_holders`: one notification row per organisation (idempotent per message)."""
+    tender_id = uuid.UUID(payload["tender_id"])
+    delivered = 0
+    for org in payload["organisations"]:
+        org_id = uuid.UUID(org)
+        exists = await session.scalar(
+            select(Notification.id).where(
+                Notification.organisation_id == org_id,
+                Notification.tender_id == tender_id,
+                Notification.kind == payload["kind"],
+                Notification.message == payload["message"],
+            )
+        )
+        if exists is None:
+            session.add(
+                Notification(
+                    organisation_id=org_id,
+                    tender_id=tender_id,
+                    kind=payload["kind"],
+                    message=payload["message"],
+                    created_at=now,
+                )
+            )
+            delivered += 1
+    return delivered
+
+
+async def list_notifications(session: AsyncSession, actor: Principal) -> list[Notification]:
+    """The caller organisation's notifications, newest first."""
+    rows = await session.scalars(
+        select(Notification)
+        .where(Notification.organisation_id == actor.organisation_id)
+        .order_by(Notification.created_at.desc())
+        .limit(200)
+    )
+    return list(rows)
+
+
+# ---------------------------------------------------------------- documents
+
+
+def _object_key(tender: Tender, area: str, org: uuid.UUID, filename: str) -> str:
+    safe = (
+        "".join(c if c.isascii() and (c.isalnum() or c in "._-") else "_" for c in filename)[-80:] or "file"
+    )
+    return f"tenders/{tender.code}/{area}/{org}/{uuid.uuid4().hex}-{safe}"
+
+
+async def upload_grant(store: ObjectStore, key: str, size: int, now: datetime) -> schemas.UploadGrant:
+    """A presigned PUT for one file."""
+    if size > MAX_UPLOAD_BYTES:
+        raise ValidationProblem(
+            f"Files may be at most {MAX_UPLOAD_BYTES} bytes.", errors=[field_error("size", "too large")]
+        )
+    url = await store.presigned_put_url(key, UPLOAD_GRANT_TTL, max_bytes=MAX_UPLOAD_BYTES)
+    return schemas.UploadGrant(key, url, "PUT", now + UPLOAD_GRANT_TTL, MAX_UPLOAD_BYTES)
+
+
+async def document_upload(
+    session: AsyncSession,
+    actor: Principal,
+    tender_id: uuid.UUID,
+    data: schemas.UploadRequest,
+    store: ObjectStore,
+    now: datetime,
+) -> schemas.UploadGrant:
+    """Where the agency may upload a document of its tender."""
+    tender = await tender_for_agency(session, actor, tender_id)
+    return await upload_grant(
+        store, _object_key(tender, "documents", actor.organisation_id, data.filename), data.size, now
+    )
+
+
+async def _stored(store: ObjectStore, key: str, prefix: str) -> tuple[str, int]:
+    """Hash an uploaded object server-side; the key must be one we granted under `prefix`."""
+    if not key.startswith(prefix):
+        raise ValidationProblem(
+            "This object key was not issued for this upload.",
+            errors=[field_error("object_key", "foreign key")],
+        )
+    try:
+        info = await store.hash_object(key)
+    except (ObjectNotFound, InvalidObjectKey) as exc:
+        raise ValidationProblem(
+            "Nothing was uploaded under this object key.",
+            errors=[field_error("object_key", "no such object")],
+        ) from exc
+    if info.size == 0:
+        raise ValidationProblem(
+            "The uploaded file is empty.", errors=[field_error("object_key", "zero-length")]
+        )
+    if info.size > MAX_UPLOAD_BYTES:
+        await store.delete(key)
+        raise ValidationProblem(
+            "The uploaded file is too large.", errors=[field_error("object_key", "too large")]
+        )
+    assert info.sha256 is not None
+    return info.sha256, info.size
+
+
+async def register_document(
+    session: AsyncSession,
+    actor: Principal,
+    tender_id: uuid.UUID,
+    data: schemas.DocumentRegister,
+    store: ObjectStore,
+    now: datetime,
+    *,
+    kind: str | None = None,
+) -> Document:
+    """Record an uploaded file as a document of the tender, with the hash the server computed."""
+    tender = await tender_for_agency(session, actor, tender_id)
+    kind = kind or data.kind
+    if kind in {"tender_documents", "drawings", "bill_of_quantities"} and tender.status != TenderStatus.DRAFT:
+        raise Conflict("Tender documents are fixed at publication; change them with a clarification (W-02).")
+    return await _record_document(session, actor, tender, kind, data.filename, data.object_key, store, now)
+
+
+async def _record_document(
+    session: AsyncSession,
+    actor: Principal,
+    tender: Tender,
+    kind: str,
+    filename: str,
+    key: str,
+    store: ObjectStore,
+    now: datetime,
+) -> Document:
+    sha256, size = await _stored(store, key, f"tenders/{tender.code}/documents/{actor.organisation_id}/")
+    document = Document(
+        tender_id=tender.id,
+        kind=kind,
+        filename=filename,
+        object_key=key,
+        sha256=sha256,
+        size=size,
+        uploaded_by=actor.user_id,
+        uploaded_at=now,
+    )
+    session.add(document)
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        raise Conflict(
+            "This upload is already registered.", errors=[field_error("object_key", "registered")]
+        ) from exc
+    await accounts.record(
+        session, actor, "document.register", "document", document.id, now, sha256=sha256, kind=kind
+    )
+    return document
+
+
+async def list_documents(session: AsyncSession, tender_id: uuid.UUID, kinds: Sequence[str]) -> list[Document]:
+    """Documents of a tender of the given kinds, oldest first."""
+    rows = await session.scalars(
+        select(Document)
+        .where(Document.tender_id == tender_id, Document.kind.in_(kinds))
+        .order_by(Document.uploaded_at)
+    )
+    return list(rows)
+
+
+PUBLIC_DOCUMENT_KINDS = ("tender_documents", "amendment", "drawings", "bill_of_quantities")
+
+
+async def obtain_documents(
+    session: AsyncSession, actor: Principal, tender_id: uuid.UUID, store: ObjectStore, now: datetime
+) -> list[schemas.DocumentRead]:
+    """A bidder obtains the tender documents (获取招标文件): registered as a holder, given download links."""
+    await accounts.require_active(session, actor)
+    tender = await visible_tender(session, actor, tender_id)
+    if tender.status != TenderStatus.TENDERING:
+        raise Conflict(f"Documents are issued only while the tender is tendering; it is {tender.status}.")
+    exists = await session.scalar(
+        select(DocumentAccess.id).where(
+            DocumentAccess.tender_id == tender.id, DocumentAccess.organisation_id == actor.organisation_id
+        )
+    )
+    if exists is None:
+        session.add(
+            DocumentAccess(tender_id=tender.id, organisation_id=actor.organisation_id, obtained_at=now)
+        )
+        await accounts.record(session, actor, "documents.obtain", "tender", tender.id, now)
+    out = []
+    for d in await list_documents(session, tender.id, PUBLIC_DOCUMENT_KINDS):
+        url = await store.presigned_get_url(d.object_key, DOWNLOAD_GRANT_TTL)
+        out.append(schemas.DocumentRead(d.id, d.kind, d.filename, d.sha256, d.size, d.uploaded_at, url))
+    return out
+
+
+# ---------------------------------------------------------------- clarifications and objections
+
+
+def _days_before_deadline(tender: Tender, now: datetime) -> int:
+    return (local_date(tender.bid_deadline) - local_date(now)).days
+
+
+def _same_time_on(day: date, instant: datetime) -> datetime:
+    local = instant.astimezone(SHANGHAI)
+    return datetime.combine(day, time(local.hour, local.minute, local.second), tzinfo=SHANGHAI).astimezone(
+        instant.tzinfo
+    )
+
+
+async def clarify(
+    session: AsyncSession,
+    actor: Principal,
+    tender_id: uuid.UUID,
+    data: schemas.ClarificationCreate,
+    now: datetime,
+) -> tuple[Clarification, int]:
+    """Issue a clarification or amendment; if it may affect bids and fewer than 15 days remain, the deadline
+    moves out to keep 15 (W-02). Everyone who obtained the documents is told."""
+    tender = await tender_for_agency(session, actor, tender_id)
+    if tender.status not in (TenderStatus.PUBLISHED, TenderStatus.TENDERING):
+        raise Conflict(f"Clarifications are issued before the deadline; the tender is {tender.status}.")
+    profile = profile_for(tender.sector, tender.method)
+    cal = await working_calendar(session)
+    before = tender.bid_deadline
+    if data.affects_bids:
+        earliest = cal.earliest_after(local_date(now), profile.clarification_notice_days)
+        if local_date(tender.bid_deadline) < earliest:
+            tender.bid_deadline = _same_time_on(earliest, tender.bid_deadline)
+            tender.next_check = _next_check(tender)
+    objection = None
+    if data.objection_id is not None:
+        objection = await session.get(Objection, data.objection_id)
+        if objection is None or objection.tender_id != tender.id:
+            raise ValidationProblem(
+                "No such objection on this tender.", errors=[field_error("objection_id", "unknown")]
+            )
+    number = (
+        await session.scalar(
+            select(func.coalesce(func.max(Clarification.number), 0)).where(
+                Clarification.tender_id == tender.id
+            )
+        )
+        or 0
+    ) + 1
+    clarification = Clarification(
+        tender_id=tender.id,
+        number=number,
+        text=data.text,
+        affects_bids=data.affects_bids,
+        issued_at=now,
+        deadline_before=before,
+        deadline_after=tender.bid_deadline,
+        objection_id=data.objection_id,
+    )
+    session.add(clarification)
+    await session.flush()
+    moved = tender.bid_deadline != before
+    await accounts.record(
+        session,
+        actor,
+        "tender.clarify",
+        "tender",
+        tender.id,
+        now,
+        number=number,
+        deadline_moved=moved,
+        rule="W-02" if moved else None,
+    )
+    body: dict[str, Any] = {"number": number, "text": data.text, "affects_bids": data.affects_bids}
+    if moved:
+        body["bid_deadline"] = {
+            "before": before.isoformat(),
+            "after": tender.bid_deadline.isoformat(),
+            "rule": "W-02",
+        }
+    previous = await session.scalar(
+        select(Notice)
+        .where(
+            Notice.tender_id == tender.id,
+            Notice.superseded_by_id.is_(None),
+            Notice.kind.in_(("tender_notice", "correction")),
+        )
+        .order_by(Notice.published_at.desc())
+        .limit(1)
+    )
+    await _publish_notice(
+        session, tender, "correction", f"{tender.title} 更正公告 第{number}号", body, now, supersedes=previous
+    )
+    message = f"{tender.code}: clarification {number} issued."
+    if moved:
+        message += (
+            f" The bid deadline moved to {tender.bid_deadline.astimezone(SHANGHAI).isoformat()} (W-02)."
+        )
+    notified = await _notify_holders(session, tender, "tender.clarified", message, now)
+    if objection is not None and objection.answered_at is None:
+        objection.answer = data.text
+        objection.answered_at = now
+        await _resume_if_clear(session, tender, now)
+    return clarification, notified
+
+
+async def _holder_or_bidder(session: AsyncSession, actor: Principal, tender: Tender) -> None:
+    holder = await session.scalar(
+        select(DocumentAccess.id).where(
+            DocumentAccess.tender_id == tender.id, DocumentAccess.organisation_id == actor.organisation_id
+        )
+    )
+    if holder is None:
+        raise Forbidden("Only a bidder that obtained the documents may object.")
+
+
+async def file_objection(
+    session: AsyncSession,
+    actor: Principal,
+    tender_id: uuid.UUID,
+    data: schemas.ObjectionCreate,
+    now: datetime,
+) -> Objection:
+    """A bidder objects (异议): to the documents at least 10 days before the deadline (W-03), to the opening
+    while it runs, or to the candidates during publicity (W-12). The tenderer answers within 3 days."""
+    await accounts.require_active(session, actor)
+    tender = await _tender(session, tender_id, lock=True)
+    if tender.status == TenderStatus.DRAFT:
+        raise NotFound("No such tender.")
+    await _holder_or_bidder(session, actor, tender)
+    profile = profile_for(tender.sector, tender.method)
+    cal = await working_calendar(session)
+    if data.subject == "documents":
+        if tender.status not in (TenderStatus.PUBLISHED, TenderStatus.TENDERING) or (
+            _days_before_deadline(tender, now) < profile.objection_before_deadline_days
+        ):
+            last = local_date(tender.bid_deadline) - timedelta(days=profile.objection_before_deadline_days)
+            raise RuleViolation(
+                "W-03",
+                f"Objections to the tender documents must be filed at least {profile.objection_before_deadline_days} "
+                f"days before the bid deadline, that is by {last.isoformat()}.",
+                last_day=last.isoformat(),
+            )
+    elif data.subject == "opening" and tender.status != TenderStatus.OPENING:
+        raise Conflict("Objections to the opening are raised while the opening is in progress.")
+    elif data.subject == "candidates" and tender.status != TenderStatus.PUBLICITY:
+        raise RuleViolation("W-12", "Objections to the candidates are filed during the publicity period.")
+    due = end_of_day(cal.period_end(local_date(now), profile.objection_answer_days))
+    objection = Objection(
+        tender_id=tender.id,
+        organisation_id=actor.organisation_id,
+        subject=data.subject,
+        text=data.text,
+        filed_at=now,
+        answer_due=due,
+    )
+    session.add(objection)
+    await session.flush()
+    if data.subject == "documents":
+        tender.paused_reason = "An objection to the documents awaits the tenderer's answer (W-03)."
+    await accounts.record(
+        session, actor, "objection.file", "objection", objection.id, now, subject=data.subject
+    )
+    return objection
+
+
+async def answer_objection(
+    session: AsyncSession,
+    actor: Principal,
+    tender_id: uuid.UUID,
+    objection_id: uuid.UUID,
+    data: schemas.ObjectionAnswer,
+    now: datetime,
+) -> Objection:
+    """The tenderer answers an objection; the paused step resumes when nothing is left unanswered."""
+    tender = await tender_for_agency(session, actor, tender_id)
+    objection = await session.get(Objection, objection_id)
+    if objection is None or objection.tender_id != tender.id:
+        raise NotFound("No such objection.")
+    if objection.answered_at is not None:
+        raise Conflict("This objection was already answered.")
+    objection.answer = data.answer
+    objection.answered_at = now
+    await accounts.record(
+        session, actor, "objection.answer", "objection", objection.id, now, late=now > objection.answer_due
+    )
+    await _resume_if_clear(session, tender, now)
+    return objection
+
+
+async def _pending_objections(session: AsyncSession, tender: Tender, subject: str) -> int:
+    return (
+        await session.scalar(
+            select(func.count())
+            .select_from(Objection)
+            .where(
+                Objection.tender_id == tender.id,
+                Objection.subject == subject,
+                Objection.answered_at.is_(None),
+            )
+        )
+    ) or 0
+
+
+async def _resume_if_clear(session: AsyncSession, tender: Tender, now: datetime) -> None:
+    if tender.paused_reason and not await _pending_objections(session, tender, "documents"):
+        tender.paused_reason = None
+        tender.next_check = _next_check(tender)
+
+
+async def list_objections(session: AsyncSession, actor: Principal, tender_id: uuid.UUID) -> list[Objection]:
+    """Objections on a tender: all of them for its agency and supervisors, a bidder's own for a bidder."""
+    tender = await visible_tender(session, actor, tender_id)
+    query = select(Objection).where(Objection.tender_id == tender.id).order_by(Objection.filed_at)
+    if not (_can_manage(actor, tender) or actor.has("centre", "supervisor", "auditor")):
+        query = query.where(Objection.organisation_id == actor.organisation_id)
+    return list(await session.scalars(query))
+
+
+# ---------------------------------------------------------------- bids
+
+
+async def bid_upload(
+    session: AsyncSession,
+    actor: Principal,
+    tender_id: uuid.UUID,
+    data: schemas.UploadRequest,
+    store: ObjectStore,
+    now: datetime,
+) -> schemas.UploadGrant:
+    """Where a bidder may upload its (sealed) bid file."""
+    tender = await _bidding_tender(session, actor, tender_id, now)
+    return await upload_grant(
+        store, _object_key(tender, "bids", actor.organisation_id, data.filename), data.size, now
+    )
+
+
+async def _bidding_tender(
+    session: AsyncSession, actor: Principal, tender_id: uuid.UUID, now: datetime
+) -> Tender:
+    await accounts.require_active(session, actor)
+    tender = await _tender(session, tender_id, lock=True)
+    if tender.status == TenderStatus.DRAFT:
+        raise NotFound("No such tender.")
+    if now >= tender.bid_deadline:
+        raise RuleViolation(
+            "W-07",
+            f"Bids closed at {tender.bid_deadline.astimezone(SHANGHAI).isoformat()}; late bids are refused.",
+            bid_deadline=tender.bid_deadline.isoformat(),
+        )
+    if tender.status != TenderStatus.TENDERING:
+        raise Conflict(f"The tender is {tender.status}; bids are accepted only while it is tendering.")
+    holder = await session.scalar(
+        select(DocumentAccess.id).where(
+            DocumentAccess.tender_id == tender.id, DocumentAccess.organisation_id == actor.organisation_id
+        )
+    )
+    if holder is None:
+        raise Conflict("Obtain the tender documents before bidding.")
+    return tender
+
+
+def _receipt_digest(tender: Tender, lot: Lot, credit_code: str, bid: Bid) -> str:
+    payload = {
+        "tender": tender.code,
+        "lot": lot.number,
+        "bidder": credit_code,
+        "sha256": bid.sha256,
+        "size": bid.size,
+        "commitment": bid.price_commitment,
+        "at": bid.submitted_at.isoformat(),
+        "sequence": bid.sequence,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+async def submit_bid(
+    session: AsyncSession,
+    actor: Principal,
+    tender_id: uuid.UUID,
+    data: schemas.BidSubmit,
+    store: ObjectStore,
+    now: datetime,
+) -> tuple[Bid, schemas.Receipt]:
+    """Finalise a bid: hash the uploaded file server-side, record arrival on the server clock, issue the
+    receipt. A second bid on the same lot replaces the first (W-05); after the deadline: W-07."""
+    tender = await _bidding_tender(session, actor, tender_id, now)
+    lot = await session.get(Lot, data.lot_id)
+    if lot is None or lot.tender_id != tender.id:
+        raise ValidationProblem("No such lot in this tender.", errors=[field_error("lot_id", "unknown lot")])
+    sha256, size = await _stored(
+        store, data.object_key, f"tenders/{tender.code}/bids/{actor.organisation_id}/"
+    )
+    org = await accounts.get_organisation(session, actor.organisation_id)
+    previous = await session.scalar(
+        select(Bid).where(
+            Bid.lot_id == lot.id, Bid.organisation_id == actor.organisation_id, Bid.status == "submitted"
+        )
+    )
+    if previous is not None:
+        if previous.object_key == data.object_key:
+            raise Conflict(
+                "This file is already your bid.", errors=[field_error("object_key", "already submitted")]
+            )
+        previous.status = "replaced"
+        previous.withdrawn_at = now
+    sequence = (
+        await session.scalar(
+            select(func.coalesce(func.max(Bid.sequence), 0)).where(Bid.tender_id == tender.id)
+        )
+        or 0
+    ) + 1
+    bid = Bid(
+        tender_id=tender.id,
+        lot_id=lot.id,
+        organisation_id=actor.organisation_id,
+        status="submitted",
+        object_key=data.object_key,
+        sha256=sha256,
+        size=size,
+        price_commitment=data.price_commitment,
+        submitted_at=now,
+        sequence=sequence,
+        receipt_digest="",
+        replaces_id=previous.id if previous else None,
+    )
+    bid.receipt_digest = _receipt_digest(tender, lot, org.credit_code, bid)
+    session.add(bid)
+    await session.flush()
+    await accounts.record(
+        session,
+        actor,
+        "bid.replace" if previous else "bid.submit",
+        "bid",
+        bid.id,
+        now,
+        sha256=sha256,
+        lot=lot.number,
+    )
+    return bid, receipt_of(tender, lot, org.credit_code, bid)
+
+
+def receipt_of(tender: Tender, lot: Lot, credit_code: str, bid: Bid) -> schemas.Receipt:
+    """The receipt of a bid."""
+    return schemas.Receipt(
+        bid.id,
+        tender.code,
+        lot.number,
+        credit_code,
+        bid.sha256,
+        bid.size,
+        bid.price_commitment,
+        bid.submitted_at,
+        bid.sequence,
+        bid.receipt_digest,
+    )
+
+
+async def _own_bid(session: AsyncSession, actor: Principal, tender_id: uuid.UUID, bid_id: uuid.UUID) -> Bid:
+    bid = await session.get(Bid, bid_id)
+    if bid is None or bid.tender_id != tender_id or bid.organisation_id != actor.organisation_id:
+        raise NotFound("No such bid.")
+    return bid
+
+
+async def withdraw_bid(
+    session: AsyncSession, actor: Principal, tender_id: uuid.UUID, bid_id: uuid.UUID, now: datetime
+) -> Bid:
+    """Withdraw a bid before the deadline (撤回, W-05); after it the bid stands and the deposit may be kept (W-06)."""
+    tender = await _tender(session, tender_id, lock=True)
+    bid = await _own_bid(session, actor, tender.id, bid_id)
+    if now >= tender.bid_deadline:
+        raise RuleViolation(
+            "W-06",
+            "The bid deadline has passed: a bid can no longer be withdrawn, and its deposit may be kept.",
+        )
+    if bid.status != "submitted":
+        raise Conflict(f"This bid is {bid.status}.")
+    bid.status = "withdrawn"
+    bid.withdrawn_at = now
+    profile = profile_for(tender.sector, tender.method)
+    await accounts.record(
+        session,
+        actor,
+        "bid.withdraw",
+        "bid",
+        bid.id,
+        now,
+        deposit_refund_due=(local_date(now) + timedelta(days=profile.withdrawal_refund_days)).isoformat(),
+    )
+    return bid
+
+
+async def list_bids(session: AsyncSession, actor: Principal, tender_id: uuid.UUID) -> list[Bid]:
+    """A bidder sees its own bids; the agency and supervisors see all of them only once bids are opened
+    (who bid stays secret until the opening, 招标投标法 22)."""
+    tender = await visible_tender(session, actor, tender_id)
+    query = select(Bid).where(Bid.tender_id == tender.id).order_by(Bid.sequence)
+    sees_all = _can_manage(actor, tender) or actor.has("centre", "supervisor", "auditor")
+    opened = tender.status not in (TenderStatus.DRAFT, TenderStatus.PUBLISHED, TenderStatus.TENDERING)
+    if not (sees_all and opened):
+        query = query.where(Bid.organisation_id == actor.organisation_id)
+    return list(await session.scalars(query))
+
+
+async def receipt_for(
+    session: AsyncSession, actor: Principal, tender_id: uuid.UUID, bid_id: uuid.UUID
+) -> schemas.Receipt:
+    """The receipt of one of the caller's bids."""
+    bid = await _own_bid(session, actor, tender_id, bid_id)
+    tender = await _tender(session, tender_id)
+    lot = await session.get(Lot, bid.lot_id)
+    org = await accounts.get_organisation(session, bid.organisation_id)
+    assert lot is not None
+    return receipt_of(tender, lot, org.credit_code, bid)
+
+
+# ---------------------------------------------------------------- deadline, opening
+
+
+async def _close_bidding(session: AsyncSession, tender: Tender, now: datetime) -> str:
+    """At the deadline: lots with fewer than 3 bids fail (W-09); the rest go to the opening hall."""
+    profile = profile_for(tender.sector, tender.method)
+    counts = dict(
+        (
+            await session.execute(
+                select(Bid.lot_id, func.count())
+                .where(Bid.tender_id == tender.id, Bid.status == "submitted")
+                .group_by(Bid.lot_id)
+            )
+        ).all()
+    )
+    live = 0
+    for lot in await lots_of(session, tender.id):
+        n = counts.get(lot.id, 0)
+        if n < profile.min_bids_to_open:
+            lot.status = "failed"
+            lot.outcome_reason = (
+                f"W-09: {n} bid(s) at the deadline; at least {profile.min_bids_to_open} are needed"
+            )
+        else:
+            live += 1
+    if live == 0:
+        tender.outcome_reason = "W-09: fewer than 3 bids on every lot; no opening, the tender is to be re-run"
+        tender.closed_at = now
+        await _move(session, tender, Action.FAIL, None, now, rule="W-09")
+        await _publish_notice(
+            session,
+            tender,
+            "failure",
+            f"{tender.title} 流标公告",
+            {"reason": tender.outcome_reason, "rule": "W-09"},
+            now,
+        )
+        return "unsuccessful"
+    tender.opened_at = now
+    await _move(session, tender, Action.CLOSE_BIDDING, None, now, rule="W-08")
+    return "opening"
+
+
+async def reveal_bid(
+    session: AsyncSession,
+    actor: Principal,
+    tender_id: uuid.UUID,
+    bid_id: uuid.UUID,
+    data: schemas.BidReveal,
+    now: datetime,
+) -> Bid:
+    """In the opening hall, within the window, the bidder opens its price commitment (E-02)."""
+    tender = await _tender(session, tender_id, lock=True)
+    bid = await _own_bid(session, actor, tender.id, bid_id)
+    if tender.status != TenderStatus.OPENING:
+        raise Conflict(f"Bids are opened in the opening hall; the tender is {tender.status}.")
+    window_end = tender.bid_deadline + timedelta(minutes=tender.opening_window_minutes)
+    if now >= window_end:
+        raise RuleViolation(
+            "E-03", "The decryption window has closed; an unopened bid is treated as revoked."
+        )
+    if bid.status != "submitted":
+        raise Conflict(f"This bid is {bid.status}.")
+    if bid.revealed_at is not None:
+        raise Conflict("This bid is already open.")
+    if not commitments.opens(bid.price_commitment, data.declared_price_fen, data.duration_days, data.nonce):
+        raise ValidationProblem(
+            "The price, duration and nonce do not match the commitment made at submission.",
+            errors=[field_error("nonce", "does not open the commitment")],
+        )
+    bid.declared_price_fen = data.declared_price_fen
+    bid.duration_days = data.duration_days
+    bid.revealed_at = now
+    await accounts.record(session, actor, "bid.reveal", "bid", bid.id, now)
+    return bid
+
+
+async def close_opening(
+    session: AsyncSession,
+    actor: Principal | None,
+    tender_id: uuid.UUID,
+    now: datetime,
+    *,
+    tender: Tender | None = None,
+) -> Tender:
+    """End the opening: unopened bids are revoked (E-03), the opening record (开标记录) is published and the
+    tender goes to evaluation. The agency may close early once every bid is open; otherwise at the window's end."""
+    if tender is None:
+        assert actor is not None
+        tender = await tender_for_agency(session, actor, tender_id)
+    if tender.status != TenderStatus.OPENING:
+        raise Conflict(f"The tender is {tender.status}, not opening.")
+    window_end = tender.bid_deadline + timedelta(minutes=tender.opening_window_minutes)
+    bids = list(
+        await session.scalars(
+            select(Bid).where(Bid.tender_id == tender.id, Bid.status == "submitted").order_by(Bid.sequence)
+        )
+    )
+    if now < window_end and any(b.revealed_at is None for b in bids):
+        raise Conflict(
+            "Some bids are not open yet; the opening closes when they are or when the decryption window ends.",
+            window_ends=window_end.isoformat(),
+        )
+    if await _pending_objections(session, tender, "opening"):
+        raise Conflict("Answer the objections raised at the opening first.")
+    lots = {lot.id: lot for lot in await lots_of(session, tender.id)}
+    orgs = {}
+    record = []
+    for bid in bids:
+        if bid.revealed_at is None:
+            bid.status = "revoked"
+            await accounts.record(session, None, "bid.revoke", "bid", bid.id, now, rule="E-03")
+        if bid.organisation_id not in orgs:
+            orgs[bid.organisation_id] = await accounts.get_organisation(session, bid.organisation_id)
+        org = orgs[bid.organisation_id]
+        lot = lots[bid.lot_id]
+        if lot.status == "failed":
+            continue
+        record.append(
+            {
+                "lot": lot.number,
+                "bidder": org.name,
+                "credit_code": org.credit_code,
+                "sha256": bid.sha256,
+                "declared_price_fen": bid.declared_price_fen,
+                "duration_days": bid.duration_days,
+                "result": "opened" if bid.status == "submitted" else "revoked (E-03)",
+            }
+        )
+    await _move(session, tender, Action.CLOSE_OPENING, actor, now)
+    await _publish_notice(
+        session, tender, "opening_record", f"{tender.title} 开标记录", {"bids": record}, now
+    )
+    return tender
+
+
+# ---------------------------------------------------------------- report, publicity, award
+
+
+async def submit_report(
+    session: AsyncSession,
+    actor: Principal,
+    tender_id: uuid.UUID,
+    data: schemas.ReportCreate,
+    store: ObjectStore,
+    now: datetime,
+) -> Report:
+    """Record the committee's signed report (W-10, W-11) and publish the candidates for publicity (W-12)."""
+    tender = await tender_for_agency(session, actor, tender_id)
+    if tender.status != TenderStatus.EVALUATION:
+        raise Conflict(f"The report comes after the opening; the tender is {tender.status}.")
+    profile = profile_for(tender.sector, tender.method)
+    experts = sum(1 for m in data.committee if m.kind == "expert")
+    why = committee_ok(profile, len(data.committee), experts)
+    if why:
+        raise RuleViolation(
+            "W-10", f"The evaluation committee is not lawful: {why}.", errors=[field_error("committee", why)]
+        )
+    unsigned = [m.name for m in data.committee if not m.signed and not m.dissent]
+    if unsigned:
+        raise RuleViolation(
+            "W-11",
+            "Every member signs the report or writes down a dissent; missing: " + ", ".join(unsigned) + ".",
+            errors=[field_error("committee", "unsigned without dissent: " + ", ".join(unsigned))],
+        )
+    lots = {lot.id: lot for lot in await lots_of(session, tender.id)}
+    open_lots = {lid for lid, lot in lots.items() if lot.status == "open"}
+    seen = set()
+    for i, entry in enumerate(data.candidates):
+        if entry.lot_id not in open_lots or entry.lot_id in seen:
+            raise ValidationProblem(
+                "Candidates must name each open lot once.",
+                errors=[field_error(f"candidates[{i}].lot_id", "not an open lot, or repeated")],
+            )
+        seen.add(entry.lot_id)
+        if len(entry.ranking) > profile.max_candidates:
+            raise RuleViolation(
+                "W-11",
+                f"At most {profile.max_candidates} ranked candidates per lot.",
+                errors=[field_error(f"candidates[{i}].ranking", "too many candidates")],
+            )
+        if len(set(entry.ranking)) != len(entry.ranking):
+            raise ValidationProblem(
+                "A bid is ranked twice.", errors=[field_error(f"candidates[{i}].ranking", "duplicate")]
+            )
+        for j, bid_id in enumerate(entry.ranking):
+            bid = await session.get(Bid, bid_id)
+            if (
+                bid is None
+                or bid.lot_id != entry.lot_id
+                or bid.status != "submitted"
+                or bid.revealed_at is None
+            ):
+                raise ValidationProblem(
+                    "Candidates must be opened, valid bids on that lot.",
+                    errors=[field_error(f"candidates[{i}].ranking[{j}]", "not a valid bid of the lot")],
+                )
+    if seen != open_lots:
+        raise ValidationProblem(
+            "The report must rank candidates for every open lot.",
+            errors=[field_error("candidates", "missing lots")],
+        )
+    document = await _record_document(
+        session, actor, tender, "evaluation_report", data.filename, data.object_key, store, now
+    )
+    for lot_id, lot in lots.items():
+        verdict = next((c for c in data.candidates if c.lot_id == lot_id), None)
+        if verdict is not None and not verdict.ranking:
+            lot.status = "failed"
+            lot.outcome_reason = "the committee found no acceptable bid"
+    report = Report(
+        tender_id=tender.id,
+        document_id=document.id,
+        committee=[msgspec.to_builtins(m) for m in data.committee],
+        candidates=[
+            {"lot_id": str(c.lot_id), "ranking": [str(b) for b in c.ranking]} for c in data.candidates
+        ],
+        received_at=now,
+    )
+    session.add(report)
+    await session.flush()
+    if all(lot.status == "failed" for lot in lots.values()):
+        tender.outcome_reason = "the committee rejected every bid"
+        tender.closed_at = now
+        await _move(session, tender, Action.FAIL, actor, now)
+        await _publish_notice(
+            session, tender, "failure", f"{tender.title} 流标公告", {"reason": tender.outcome_reason}, now
+        )
+        return report
+    cal = await working_calendar(session)
+    tender.report_at = now
+    tender.publicity_days = max(tender.publicity_days, profile.publicity_min_days)
+    tender.publicity_ends = end_of_day(cal.period_end(local_date(now), tender.publicity_days))
+    await _move(session, tender, Action.SUBMIT_REPORT, actor, now)
+    body = []
+    for entry in data.candidates:
+        ranked = []
+        for rank, bid_id in enumerate(entry.ranking, start=1):
+            bid = await session.get(Bid, bid_id)
+            assert bid is not None
+            org = await accounts.get_organisation(session, bid.organisation_id)
+            ranked.append(
+                {
+                    "rank": rank,
+                    "bidder": org.name,
+                    "credit_code": org.credit_code,
+                    "declared_price_fen": bid.declared_price_fen,
+                }
+            )
+        body.append({"lot": lots[entry.lot_id].number, "candidates": ranked})
+    await _publish_notice(
+        session,
+        tender,
+        "candidates",
+        f"{tender.title} 中标候选人公示",
+        {"lots": body, "publicity_ends": tender.publicity_ends.isoformat(), "rule": "W-12"},
+        now,
+    )
+    return report
+
+
+async def award(
+    session: AsyncSession, actor: Principal, tender_id: uuid.UUID, data: schemas.AwardCreate, now: datetime
+) -> list[Award]:
+    """Issue the award (定标, 中标通知书) after publicity, once every objection is answered; the winner of each
+    lot must be one of its candidates. The contract is due within 30 days (W-13)."""
+    tender = await tender_for_agency(session, actor, tender_id)
+    if tender.status != TenderStatus.PUBLICITY:
+        raise Conflict(f"Awards follow the candidates' publicity; the tender is {tender.status}.")
+    assert tender.publicity_ends is not None
+    if now < tender.publicity_ends:
+        raise RuleViolation(
+            "W-12",
+            f"The candidates are in publicity until {tender.publicity_ends.astimezone(SHANGHAI).isoformat()}.",
+            publicity_ends=tender.publicity_ends.isoformat(),
+        )
+    if await _pending_objections(session, tender, "candidates"):
+        raise RuleViolation("W-12", "Objections to the candidates must be answered before the award.")
+    report = await session.scalar(select(Report).where(Report.tender_id == tender.id))
+    assert report is not None
+    ranking = {uuid.UUID(c["lot_id"]): [uuid.UUID(b) for b in c["ranking"]] for c in report.candidates}
+    open_lots = {lot.id: lot for lot in await lots_of(session, tender.id) if lot.status == "open"}
+    chosen = {a.lot_id: a.bid_id for a in data.lots}
+    if set(chosen) != set(open_lots) or len(chosen) != len(data.lots):
+        raise ValidationProblem(
+            "Name one winning bid for every open lot.",
+            errors=[field_error("lots", "missing or repeated lots")],
+        )
+    profile = profile_for(tender.sector, tender.method)
+    cal = await working_calendar(session)
+    awards = []
+    results = []
+    for i, (lot_id, bid_id) in enumerate(chosen.items()):
+        if bid_id not in ranking.get(lot_id, []):
+            raise ValidationProblem(
+                "The winner must be one of the lot's candidates.",
+                errors=[field_error(f"lots[{i}].bid_id", "not a candidate")],
+            )
+        bid = await session.get(Bid, bid_id)
+        assert bid is not None and bid.declared_price_fen is not None
+        row = Award(
+            tender_id=tender.id,
+            lot_id=lot_id,
+            bid_id=bid_id,
+            organisation_id=bid.organisation_id,
+            price_fen=bid.declared_price_fen,
+            awarded_at=now,
+            contract_due=cal.period_end(local_date(now), profile.contract_within_days),
+        )
+        session.add(row)
+        open_lots[lot_id].status = "awarded"
+        awards.append(row)
+        org = await accounts.get_organisation(session, bid.organisation_id)
+        results.append(
+            {
+                "lot": open_lots[lot_id].number,
+                "winner": org.name,
+                "credit_code": org.credit_code,
+                "price_fen": bid.declared_price_fen,
+            }
+        )
+    await session.flush()
+    tender.awarded_at = now
+    await _move(session, tender, Action.AWARD, actor, now)
+    await _publish_notice(session, tender, "result", f"{tender.title} 中标结果公告", {"lots": results}, now)
+    await _notify_holders(
+        session, tender, "tender.awarded", f"{tender.code}: the award has been published.", now
+    )
+    return awards
+
+
+async def list_awards(session: AsyncSession, tender_id: uuid.UUID) -> list[Award]:
+    """Awards of a tender."""
+    return list(await session.scalars(select(Award).where(Award.tender_id == tender_id)))
+
+
+async def record_contract(
+    session: AsyncSession,
+    actor: Principal,
+    tender_id: uuid.UUID,
+    data: schemas.ContractCreate,
+    store: ObjectStore,
+    now: datetime,
+) -> Contract:
+    """Record the signed contract of an awarded lot: signed within 30 days of the award (W-13), performance
+    security at most 10% of the price (W-15). When every awarded lot has its contract, the tender is contracted."""
+    tender = await tender_for_agency(session, actor, tender_id)
+    if tender.status != TenderStatus.AWARDED:
+        raise Conflict(f"Contracts follow the award; the tender is {tender.status}.")
+    row = await session.get(Award, data.award_id)
+    if row is None or row.tender_id != tender.id:
+        raise ValidationProblem("No such award in this tender.", errors=[field_error("award_id", "unknown")])
+    if await session.scalar(select(Contract.id).where(Contract.award_id == row.id)):
+        raise Conflict("This award already has its contract.")
+    profile = profile_for(tender.sector, tender.method)
+    if data.signed_on > local_date(now):
+        raise ValidationProblem(
+            "signed_on is in the future.", errors=[field_error("signed_on", "in the future")]
+        )
+    if data.signed_on < local_date(row.awarded_at):
+        raise ValidationProblem(
+            "signed_on is before the award.", errors=[field_error("signed_on", "before the award")]
+        )
+    if data.signed_on > row.contract_due and not data.late_reason:
+        raise RuleViolation(
+            "W-13",
+            f"The contract was due by {row.contract_due.isoformat()} (30 days from the award notice); "
+            "record it with a late_reason, which is reported to the supervisor.",
+            contract_due=row.contract_due.isoformat(),
+        )
+    cap = performance_security_cap(profile, data.price_fen)
+    if data.performance_security_fen > cap:
+        raise RuleViolation(
+            "W-15",
+            f"The performance security may be at most 10% of the contract price: {cap} fen.",
+            errors=[field_error("performance_security_fen", f"at most {cap}")],
+        )
+    document = await _record_document(
+        session, actor, tender, "contract", data.filename, data.object_key, store, now
+    )
+    contract = Contract(
+        tender_id=tender.id,
+        award_id=row.id,
+        document_id=document.id,
+        price_fen=data.price_fen,
+        performance_security_fen=data.performance_security_fen,
+        signed_on=data.signed_on,
+        late_reason=data.late_reason,
+        recorded_at=now,
+    )
+    session.add(contract)
+    await session.flush()
+    await accounts.record(
+        session,
+        actor,
+        "contract.record",
+        "contract",
+        contract.id,
+        now,
+        late=data.signed_on > row.contract_due,
+    )
+    lot = await session.get(Lot, row.lot_id)
+    assert lot is not None
+    lot.status = "contracted"
+    await _publish_notice(
+        session,
+        tender,
+        "contract",
+        f"{tender.title} 合同公告 (标段 {lot.number})",
+        {
+            "lot": lot.number,
+            "price_fen": data.price_fen,
+            "signed_on": data.signed_on.isoformat(),
+            "performance_security_fen": data.performance_security_fen,
+            "sha256": document.sha256,
+        },
+        now,
+    )
+    remaining = await session.scalar(
+        select(func.count()).select_from(Lot).where(Lot.tender_id == tender.id, Lot.status == "awarded")
+    )
+    if not remaining:
+        await _move(session, tender, Action.SIGN_CONTRACTS, actor, now)
+    return contract
+
+
+async def complete(session: AsyncSession, actor: Principal, tender_id: uuid.UUID, now: datetime) -> Tender:
+    """Close a contracted tender: the trade is complete."""
+    tender = await tender_for_agency(session, actor, tender_id)
+    tender.closed_at = now
+    await _move(session, tender, Action.COMPLETE, actor, now)
+    return tender
+
+
+# ---------------------------------------------------------------- the chronograph
+
+
+async def tick(session: AsyncSession, now: datetime, *, batch: int = 100) -> list[tuple[str, str]]:
+    """Run every transition that is due at `now`; safe to run twice or from two workers at once."""
+    due = list(
+        await session.scalars(
+            select(Tender)
+            .where(Tender.next_check.is_not(None), Tender.next_check <= now)
+            .order_by(Tender.next_check)
+            .limit(batch)
+            .with_for_update(skip_locked=True)
+        )
+    )
+    done = []
+    for tender in due:
+        status = TenderStatus(tender.status)
+        if status == TenderStatus.PUBLISHED and now >= tender.documents_from:
+            await _issue_documents(session, tender, None, now)
+            done.append((tender.code, "tendering"))
+        elif status == TenderStatus.TENDERING and now >= tender.bid_deadline:
+            if tender.paused_reason:
+                tender.next_check = None  # resumes when the objection is answered
+                done.append((tender.code, "paused"))
+                continue
+            done.append((tender.code, await _close_bidding(session, tender, now)))
+        elif status == TenderStatus.OPENING:
+            if await _pending_objections(session, tender, "opening"):
+                tender.next_check = now + timedelta(minutes=5)
+                continue
+            await close_opening(session, None, tender.id, now, tender=tender)
+            done.append((tender.code, "evaluation"))
+        else:
+            tender.next_check = _next_check(tender)
+    return done
+
+
+def problem_for_profile(exc: Exception) -> Problem:
+    """A profile lookup failure as a problem."""
+    return ValidationProblem(str(exc), errors=[field_error("method", str(exc))])
