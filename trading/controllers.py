@@ -17,7 +17,7 @@ from storage.clock import Clock
 from storage.objects import ObjectStore
 from storage.problems import PreconditionRequired, ValidationProblem, field_error
 from trading import schemas, service
-from trading.models import Award, Bid, Clarification, Contract, Notice, Notification, Objection
+from trading.models import Award, Bid, Clarification, Complaint, Contract, Notice, Notification, Objection
 
 AGENCY = requires("agency")
 BIDDER = requires("bidder")
@@ -116,7 +116,32 @@ def clarification_read(c: Clarification, notified: int) -> schemas.Clarification
 
 def award_read(a: Award) -> schemas.AwardRead:
     return schemas.AwardRead(
-        a.id, a.lot_id, a.bid_id, a.organisation_id, a.price_fen, a.awarded_at, a.contract_due
+        a.id,
+        a.lot_id,
+        a.bid_id,
+        a.organisation_id,
+        a.price_fen,
+        a.awarded_at,
+        a.contract_due,
+        a.status,
+        a.declined_at,
+        a.decline_reason,
+    )
+
+
+def complaint_read(c: Complaint) -> schemas.ComplaintRead:
+    return schemas.ComplaintRead(
+        c.id,
+        c.tender_id,
+        c.organisation_id,
+        c.subject,
+        c.known_on,
+        c.text,
+        c.filed_at,
+        c.decision_due,
+        c.decision,
+        c.decision_text,
+        c.decided_at,
     )
 
 
@@ -473,6 +498,21 @@ class AwardController(Controller):
         tender = await service.visible_tender(session, request_principal, tender_id)
         return [award_read(a) for a in await service.list_awards(session, tender.id)]
 
+    @post("/awards/{award_id:uuid}/decline", operation_id="decline_award", guards=[AGENCY], status_code=200)
+    async def decline(
+        self,
+        tender_id: uuid.UUID,
+        award_id: uuid.UUID,
+        data: schemas.AwardDecline,
+        principal: Principal,
+        session: AsyncSession,
+        clock: Clock,
+    ) -> schemas.AwardRead:
+        """Record that the winner refused to sign or to give the security: it loses the award (W-16)."""
+        return award_read(
+            await service.decline_award(session, principal, tender_id, award_id, data, clock.now())
+        )
+
     @post("/contracts", operation_id="record_contract", guards=[AGENCY])
     async def contract(
         self,
@@ -486,6 +526,51 @@ class AwardController(Controller):
         """Record a signed contract (W-13, W-15)."""
         return contract_read(
             await service.record_contract(session, principal, tender_id, data, object_store, clock.now())
+        )
+
+
+class ComplaintController(Controller):
+    """Complaints (投诉) to the supervising authority (W-17)."""
+
+    path = "/api/v1"
+    tags = ["oversight"]
+
+    @post("/tenders/{tender_id:uuid}/complaints", operation_id="file_complaint", guards=[BIDDER])
+    async def file(
+        self,
+        tender_id: uuid.UUID,
+        data: schemas.ComplaintCreate,
+        principal: Principal,
+        session: AsyncSession,
+        clock: Clock,
+    ) -> schemas.ComplaintRead:
+        """File a complaint within 10 days of knowing (W-17)."""
+        return complaint_read(await service.file_complaint(session, principal, tender_id, data, clock.now()))
+
+    @get("/tenders/{tender_id:uuid}/complaints", operation_id="list_complaints", guards=[authenticated])
+    async def list_for_tender(
+        self, tender_id: uuid.UUID, principal: Principal, session: AsyncSession
+    ) -> list[schemas.ComplaintRead]:
+        """Complaints on a tender (a bidder sees its own)."""
+        return [complaint_read(c) for c in await service.list_complaints(session, principal, tender_id)]
+
+    @post(
+        "/complaints/{complaint_id:uuid}/decision",
+        operation_id="decide_complaint",
+        guards=[requires("supervisor")],
+        status_code=200,
+    )
+    async def decide(
+        self,
+        complaint_id: uuid.UUID,
+        data: schemas.ComplaintDecision,
+        principal: Principal,
+        session: AsyncSession,
+        clock: Clock,
+    ) -> schemas.ComplaintRead:
+        """The supervising authority decides a complaint (within 30 working days, W-17)."""
+        return complaint_read(
+            await service.decide_complaint(session, principal, complaint_id, data, clock.now())
         )
 
 
@@ -562,4 +647,5 @@ TRADING_CONTROLLERS = [
     AwardController,
     NoticeController,
     InboxController,
+    ComplaintController,
 ]

@@ -178,10 +178,11 @@ class Report(IdMixin, Base):
 
 
 class Award(IdMixin, Base):
-    """The award of a lot (中标) to one bidder."""
+    """The award of a lot (中标) to one bidder. A winner that refuses to sign loses it (W-16): the award is
+    `declined` and the lot may go to the next-ranked candidate, so a lot has at most one `active` award."""
 
     __tablename__ = "awards"
-    __table_args__ = (UniqueConstraint("lot_id"),)
+    __table_args__ = (Index("ix_awards_lot", "lot_id", "status"),)
 
     tender_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenders.id"), index=True)
     lot_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("lots.id"))
@@ -190,6 +191,9 @@ class Award(IdMixin, Base):
     price_fen: Mapped[int] = mapped_column(BigInteger)
     awarded_at: Mapped[datetime]
     contract_due: Mapped[date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(20), default="active")
+    declined_at: Mapped[datetime | None]
+    decline_reason: Mapped[str | None] = mapped_column(Text)
 
 
 class Contract(IdMixin, Base):
@@ -239,3 +243,22 @@ class CalendarYear(Base):
     year: Mapped[int] = mapped_column(primary_key=True)
     schedule: Mapped[dict[str, Any]]
     loaded_at: Mapped[datetime]
+
+
+class Complaint(IdMixin, Base):
+    """A complaint (投诉) to the supervising authority: filed within 10 days of when the complainant knew,
+    decided within 30 working days (W-17)."""
+
+    __tablename__ = "complaints"
+
+    tender_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenders.id"), index=True)
+    organisation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisations.id"))
+    subject: Mapped[str] = mapped_column(String(20))
+    known_on: Mapped[date] = mapped_column(Date)
+    text: Mapped[str] = mapped_column(Text)
+    filed_at: Mapped[datetime]
+    decision_due: Mapped[date] = mapped_column(Date)
+    decision: Mapped[str | None] = mapped_column(String(20))
+    decision_text: Mapped[str | None] = mapped_column(Text)
+    decided_at: Mapped[datetime | None]
+    decided_by: Mapped[uuid.UUID | None]

@@ -264,6 +264,42 @@ class AwardRead(msgspec.Struct):
     price_fen: int
     awarded_at: datetime
     contract_due: date
+    status: str = "active"
+    declined_at: datetime | None = None
+    decline_reason: str | None = None
+
+
+class AwardDecline(Strict):
+    """The winner refused to sign or to give the performance security (W-16)."""
+
+    reason: Annotated[str, msgspec.Meta(min_length=10, max_length=5000)]
+
+
+class ComplaintCreate(Strict):
+    """A complaint to the supervising authority (投诉, W-17)."""
+
+    subject: Literal["documents", "opening", "evaluation", "candidates", "award", "other"]
+    known_on: date
+    text: Text
+
+
+class ComplaintDecision(Strict):
+    decision: Literal["upheld", "dismissed"]
+    text: Text
+
+
+class ComplaintRead(msgspec.Struct):
+    id: uuid.UUID
+    tender_id: uuid.UUID
+    organisation_id: uuid.UUID
+    subject: str
+    known_on: date
+    text: str
+    filed_at: datetime
+    decision_due: date
+    decision: str | None
+    decision_text: str | None
+    decided_at: datetime | None
 
 
 class ContractCreate(Strict):

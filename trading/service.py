@@ -50,6 +50,7 @@ from trading.models import (
     CalendarYear,
     Clarification,
     CodeCounter,
+    Complaint,
     Contract,
     Document,
     DocumentAccess,
@@ -1514,6 +1515,8 @@ async def award(
     """Issue the award (定标, 中标通知书) after publicity, once every objection is answered; the winner of each
     lot must be one of its candidates. The contract is due within 30 days (W-13)."""
     tender = await tender_for_agency(session, actor, tender_id)
+    if tender.status == TenderStatus.AWARDED:
+        return await _reaward(session, actor, tender, data, now)
     if tender.status != TenderStatus.PUBLICITY:
         raise Conflict(f"Awards follow the candidates' publicity; the tender is {tender.status}.")
     assert tender.publicity_ends is not None
@@ -1525,9 +1528,7 @@ async def award(
         )
     if await _pending_objections(session, tender, "candidates"):
         raise RuleViolation("W-12", "Objections to the candidates must be answered before the award.")
-    report = await session.scalar(select(Report).where(Report.tender_id == tender.id))
-    assert report is not None
-    ranking = {uuid.UUID(c["lot_id"]): [uuid.UUID(b) for b in c["ranking"]] for c in report.candidates}
+    ranking = await _report_ranking(session, tender)
     open_lots = {lot.id: lot for lot in await lots_of(session, tender.id) if lot.status == "open"}
     chosen = {a.lot_id: a.bid_id for a in data.lots}
     if set(chosen) != set(open_lots) or len(chosen) != len(data.lots):
@@ -1535,12 +1536,32 @@ async def award(
             "Name one winning bid for every open lot.",
             errors=[field_error("lots", "missing or repeated lots")],
         )
+    awards, results = await _make_awards(session, tender, chosen, ranking, open_lots, set(), now)
+    tender.awarded_at = now
+    await _move(session, tender, Action.AWARD, actor, now)
+    await _publish_notice(session, tender, "result", f"{tender.title} 中标结果公告", {"lots": results}, now)
+    await _notify_holders(
+        session, tender, "tender.awarded", f"{tender.code}: the award has been published.", now
+    )
+    return awards
+
+
+async def _make_awards(
+    session: AsyncSession,
+    tender: Tender,
+    chosen: dict[uuid.UUID, uuid.UUID],
+    ranking: dict[uuid.UUID, list[uuid.UUID]],
+    lots: dict[uuid.UUID, Lot],
+    excluded: set[uuid.UUID],
+    now: datetime,
+) -> tuple[list[Award], list[dict[str, Any]]]:
+    """Create one active award per chosen lot, each winner a candidate of its lot not in `excluded`."""
     profile = profile_for(tender.sector, tender.method)
     cal = await working_calendar(session)
     awards = []
     results = []
     for i, (lot_id, bid_id) in enumerate(chosen.items()):
-        if bid_id not in ranking.get(lot_id, []):
+        if bid_id not in ranking.get(lot_id, []) or bid_id in excluded:
             raise ValidationProblem(
                 "The winner must be one of the lot's candidates.",
                 errors=[field_error(f"lots[{i}].bid_id", "not a candidate")],
@@ -1557,23 +1578,103 @@ async def award(
             contract_due=cal.period_end(local_date(now), profile.contract_within_days),
         )
         session.add(row)
-        open_lots[lot_id].status = "awarded"
+        lots[lot_id].status = "awarded"
         awards.append(row)
         org = await accounts.get_organisation(session, bid.organisation_id)
         results.append(
             {
-                "lot": open_lots[lot_id].number,
+                "lot": lots[lot_id].number,
                 "winner": org.name,
                 "credit_code": org.credit_code,
                 "price_fen": bid.declared_price_fen,
             }
         )
     await session.flush()
-    tender.awarded_at = now
-    await _move(session, tender, Action.AWARD, actor, now)
-    await _publish_notice(session, tender, "result", f"{tender.title} 中标结果公告", {"lots": results}, now)
-    await _notify_holders(
-        session, tender, "tender.awarded", f"{tender.code}: the award has been published.", now
+    return awards, results
+
+
+async def _report_ranking(session: AsyncSession, tender: Tender) -> dict[uuid.UUID, list[uuid.UUID]]:
+    report = await session.scalar(select(Report).where(Report.tender_id == tender.id))
+    assert report is not None
+    return {uuid.UUID(c["lot_id"]): [uuid.UUID(b) for b in c["ranking"]] for c in report.candidates}
+
+
+async def decline_award(
+    session: AsyncSession,
+    actor: Principal,
+    tender_id: uuid.UUID,
+    award_id: uuid.UUID,
+    data: schemas.AwardDecline,
+    now: datetime,
+) -> Award:
+    """The winner refused to sign the contract or to give the performance security: it loses the award and
+    its deposit (W-16), and the lot may go to the next-ranked candidate."""
+    tender = await tender_for_agency(session, actor, tender_id)
+    if tender.status != TenderStatus.AWARDED:
+        raise Conflict(f"Only an award not yet contracted can be lost; the tender is {tender.status}.")
+    row = await session.get(Award, award_id)
+    if row is None or row.tender_id != tender.id:
+        raise NotFound("No such award.")
+    if row.status != "active" or await session.scalar(select(Contract.id).where(Contract.award_id == row.id)):
+        raise Conflict("This award is already declined or contracted.")
+    row.status = "declined"
+    row.declined_at = now
+    row.decline_reason = data.reason
+    lot = await session.get(Lot, row.lot_id)
+    assert lot is not None
+    lot.status = "reawarding"
+    await accounts.record(
+        session,
+        actor,
+        "award.decline",
+        "award",
+        row.id,
+        now,
+        rule="W-16",
+        deposit_forfeited=True,
+        organisation=row.organisation_id,
+    )
+    await _publish_notice(
+        session,
+        tender,
+        "award_change",
+        f"{tender.title} 中标结果变更公告 (标段 {lot.number})",
+        {"lot": lot.number, "reason": data.reason, "rule": "W-16"},
+        now,
+    )
+    return row
+
+
+async def _reaward(
+    session: AsyncSession, actor: Principal, tender: Tender, data: schemas.AwardCreate, now: datetime
+) -> list[Award]:
+    """Award a lot whose winner declined to the next candidate in the committee's order (条例 55)."""
+    lots = {lot.id: lot for lot in await lots_of(session, tender.id) if lot.status == "reawarding"}
+    chosen = {a.lot_id: a.bid_id for a in data.lots}
+    if not lots:
+        raise Conflict("Every lot is awarded; nothing to award again.")
+    if set(chosen) != set(lots) or len(chosen) != len(data.lots):
+        raise ValidationProblem(
+            "Name one winning bid for every lot whose winner declined.",
+            errors=[field_error("lots", "missing or repeated lots")],
+        )
+    ranking = await _report_ranking(session, tender)
+    declined = set(
+        await session.scalars(
+            select(Award.bid_id).where(Award.tender_id == tender.id, Award.status == "declined")
+        )
+    )
+    for i, (lot_id, bid_id) in enumerate(chosen.items()):
+        remaining = [b for b in ranking.get(lot_id, []) if b not in declined]
+        if not remaining or remaining[0] != bid_id:
+            raise ValidationProblem(
+                "After a winner declines, the lot goes to the next candidate in the committee's order.",
+                errors=[field_error(f"lots[{i}].bid_id", "not the next-ranked candidate")],
+            )
+    awards, results = await _make_awards(session, tender, chosen, ranking, lots, declined, now)
+    await accounts.record(session, actor, "tender.reaward", "tender", tender.id, now, lots=len(awards))
+    await _publish_notice(
+        session, tender, "result", f"{tender.title} 中标结果公告 (重新确定)", {"lots": results}, now
     )
     return awards
 
@@ -1599,6 +1700,8 @@ async def record_contract(
     row = await session.get(Award, data.award_id)
     if row is None or row.tender_id != tender.id:
         raise ValidationProblem("No such award in this tender.", errors=[field_error("award_id", "unknown")])
+    if row.status != "active":
+        raise Conflict("This award was declined (W-16); record the contract of the new award.")
     if await session.scalar(select(Contract.id).where(Contract.award_id == row.id)):
         raise Conflict("This award already has its contract.")
     profile = profile_for(tender.sector, tender.method)
@@ -1666,7 +1769,9 @@ async def record_contract(
         now,
     )
     remaining = await session.scalar(
-        select(func.count()).select_from(Lot).where(Lot.tender_id == tender.id, Lot.status == "awarded")
+        select(func.count())
+        .select_from(Lot)
+        .where(Lot.tender_id == tender.id, Lot.status.in_(("awarded", "reawarding")))
     )
     if not remaining:
         await _move(session, tender, Action.SIGN_CONTRACTS, actor, now)
@@ -1721,3 +1826,108 @@ async def tick(session: AsyncSession, now: datetime, *, batch: int = 100) -> lis
 def problem_for_profile(exc: Exception) -> Problem:
     """A profile lookup failure as a problem."""
     return ValidationProblem(str(exc), errors=[field_error("method", str(exc))])
+
+
+# ---------------------------------------------------------------- complaints (投诉)
+
+OBJECTION_FIRST = {"documents": "documents", "opening": "opening", "candidates": "candidates"}
+
+
+async def file_complaint(
+    session: AsyncSession,
+    actor: Principal,
+    tender_id: uuid.UUID,
+    data: schemas.ComplaintCreate,
+    now: datetime,
+) -> Complaint:
+    """A bidder complains to the supervising authority within 10 days of when it knew (W-17). Complaints
+    about the documents, the opening or the candidates come after an objection to the tenderer (条例 60)."""
+    await accounts.require_active(session, actor)
+    tender = await _tender(session, tender_id)
+    if tender.status == TenderStatus.DRAFT:
+        raise NotFound("No such tender.")
+    await _holder_or_bidder(session, actor, tender)
+    today = local_date(now)
+    if data.known_on > today:
+        raise ValidationProblem(
+            "known_on is in the future.", errors=[field_error("known_on", "in the future")]
+        )
+    profile = profile_for(tender.sector, tender.method)
+    cal = await working_calendar(session)
+    last_day = cal.period_end(data.known_on, profile.complaint_within_days)
+    if today > last_day:
+        raise RuleViolation(
+            "W-17",
+            f"A complaint must be filed within {profile.complaint_within_days} days of when you knew; "
+            f"the last day was {last_day.isoformat()}.",
+            last_day=last_day.isoformat(),
+        )
+    subject = OBJECTION_FIRST.get(data.subject)
+    if subject is not None:
+        objected = await session.scalar(
+            select(Objection.id).where(
+                Objection.tender_id == tender.id,
+                Objection.organisation_id == actor.organisation_id,
+                Objection.subject == subject,
+            )
+        )
+        if objected is None:
+            raise RuleViolation(
+                "W-17",
+                f"A complaint about the {data.subject} follows an objection to the tenderer on it (条例 60); "
+                "file the objection first.",
+            )
+    complaint = Complaint(
+        tender_id=tender.id,
+        organisation_id=actor.organisation_id,
+        subject=data.subject,
+        known_on=data.known_on,
+        text=data.text,
+        filed_at=now,
+        decision_due=cal.add_working_days(today, profile.complaint_decision_working_days),
+    )
+    session.add(complaint)
+    await session.flush()
+    await accounts.record(
+        session, actor, "complaint.file", "complaint", complaint.id, now, subject=data.subject
+    )
+    return complaint
+
+
+async def decide_complaint(
+    session: AsyncSession,
+    actor: Principal,
+    complaint_id: uuid.UUID,
+    data: schemas.ComplaintDecision,
+    now: datetime,
+) -> Complaint:
+    """The supervising authority decides a complaint (due within 30 working days, W-17)."""
+    complaint = await session.get(Complaint, complaint_id, with_for_update=True)
+    if complaint is None:
+        raise NotFound("No such complaint.")
+    if complaint.decided_at is not None:
+        raise Conflict("This complaint is already decided.")
+    complaint.decision = data.decision
+    complaint.decision_text = data.text
+    complaint.decided_at = now
+    complaint.decided_by = actor.user_id
+    await accounts.record(
+        session,
+        actor,
+        "complaint.decide",
+        "complaint",
+        complaint.id,
+        now,
+        decision=data.decision,
+        late=local_date(now) > complaint.decision_due,
+    )
+    return complaint
+
+
+async def list_complaints(session: AsyncSession, actor: Principal, tender_id: uuid.UUID) -> list[Complaint]:
+    """Complaints on a tender: all for the supervisors, the centre and its agency; a bidder's own otherwise."""
+    tender = await visible_tender(session, actor, tender_id)
+    query = select(Complaint).where(Complaint.tender_id == tender.id).order_by(Complaint.filed_at)
+    if not (_can_manage(actor, tender) or actor.has("centre", "supervisor", "auditor")):
+        query = query.where(Complaint.organisation_id == actor.organisation_id)
+    return list(await session.scalars(query))

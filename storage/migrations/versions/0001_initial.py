@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 68ca0b187d8e
+Revision ID: 0001
 Revises: 
-Create Date: 2026-11-24 01:08:36.535649
+Create Date: 2026-11-24 01:14:23.386879
 """
 
 from alembic import op
@@ -172,6 +172,26 @@ def upgrade() -> None:
     with op.batch_alter_table('clarifications', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_clarifications_tender_id'), ['tender_id'], unique=False)
 
+    op.create_table('complaints',
+    sa.Column('tender_id', sa.Uuid(), nullable=False),
+    sa.Column('organisation_id', sa.Uuid(), nullable=False),
+    sa.Column('subject', sa.String(length=20), nullable=False),
+    sa.Column('known_on', sa.Date(), nullable=False),
+    sa.Column('text', sa.Text(), nullable=False),
+    sa.Column('filed_at', storage.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('decision_due', sa.Date(), nullable=False),
+    sa.Column('decision', sa.String(length=20), nullable=True),
+    sa.Column('decision_text', sa.Text(), nullable=True),
+    sa.Column('decided_at', storage.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('decided_by', sa.Uuid(), nullable=True),
+    sa.Column('id', sa.Uuid(), nullable=False),
+    sa.ForeignKeyConstraint(['organisation_id'], ['organisations.id'], name=op.f('fk_complaints_organisation_id_organisations')),
+    sa.ForeignKeyConstraint(['tender_id'], ['tenders.id'], name=op.f('fk_complaints_tender_id_tenders')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_complaints'))
+    )
+    with op.batch_alter_table('complaints', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_complaints_tender_id'), ['tender_id'], unique=False)
+
     op.create_table('document_accesses',
     sa.Column('tender_id', sa.Uuid(), nullable=False),
     sa.Column('organisation_id', sa.Uuid(), nullable=False),
@@ -337,15 +357,18 @@ def upgrade() -> None:
     sa.Column('price_fen', sa.BigInteger(), nullable=False),
     sa.Column('awarded_at', storage.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('contract_due', sa.Date(), nullable=False),
+    sa.Column('status', sa.String(length=20), nullable=False),
+    sa.Column('declined_at', storage.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('decline_reason', sa.Text(), nullable=True),
     sa.Column('id', sa.Uuid(), nullable=False),
     sa.ForeignKeyConstraint(['bid_id'], ['bids.id'], name=op.f('fk_awards_bid_id_bids')),
     sa.ForeignKeyConstraint(['lot_id'], ['lots.id'], name=op.f('fk_awards_lot_id_lots')),
     sa.ForeignKeyConstraint(['organisation_id'], ['organisations.id'], name=op.f('fk_awards_organisation_id_organisations')),
     sa.ForeignKeyConstraint(['tender_id'], ['tenders.id'], name=op.f('fk_awards_tender_id_tenders')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_awards')),
-    sa.UniqueConstraint('lot_id', name=op.f('uq_awards_lot_id'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_awards'))
     )
     with op.batch_alter_table('awards', schema=None) as batch_op:
+        batch_op.create_index('ix_awards_lot', ['lot_id', 'status'], unique=False)
         batch_op.create_index(batch_op.f('ix_awards_tender_id'), ['tender_id'], unique=False)
 
     op.create_table('contracts',
@@ -378,6 +401,7 @@ def downgrade() -> None:
     op.drop_table('contracts')
     with op.batch_alter_table('awards', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_awards_tender_id'))
+        batch_op.drop_index('ix_awards_lot')
 
     op.drop_table('awards')
     op.drop_table('reports')
@@ -416,6 +440,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_document_accesses_tender_id'))
 
     op.drop_table('document_accesses')
+    with op.batch_alter_table('complaints', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_complaints_tender_id'))
+
+    op.drop_table('complaints')
     with op.batch_alter_table('clarifications', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_clarifications_tender_id'))
 
