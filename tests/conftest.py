@@ -167,9 +167,8 @@ def redis_url() -> str:
 # ---------------------------------------------------------------- the application
 
 
-@pytest.fixture
-async def runtime(database: Database, clock: SettableClock, tmp_path: Path) -> AsyncIterator[Any]:
-    """The real runtime on the test database, a local object store and the in-process job queue.
+def _runtime(database: Database, clock: SettableClock, var_dir: Path, store: Any = None) -> Any:
+    """The real runtime on the test database, the given (or a local) object store and in-process jobs.
 
     The chronograph and the dispatcher do not run on their own: tests call `api.tick()` after moving
     the clock, so nothing depends on wall time.
@@ -179,21 +178,25 @@ async def runtime(database: Database, clock: SettableClock, tmp_path: Path) -> A
 
     # Tokens outlive the months a test trade spans on the settable clock; expiry has its own tests.
     settings = Settings(
-        var_dir=tmp_path,
+        var_dir=var_dir,
         secret_key=secrets.token_urlsafe(32),
         public_url="http://testserver",
         token_ttl_minutes=60 * 24 * 365,
     )
-    rt = build_runtime(settings, clock=clock, engine=database.engine)
+    rt = build_runtime(settings, clock=clock, engine=database.engine, store=store)
     rt.run_chronograph = False
+    return rt
+
+
+@pytest.fixture
+async def runtime(database: Database, clock: SettableClock, tmp_path: Path) -> AsyncIterator[Any]:
+    rt = _runtime(database, clock, tmp_path)
     await rt.store.ensure_ready()
     yield rt
     await rt.queue.close()
 
 
-@pytest.fixture
-async def api(runtime: Any) -> AsyncIterator[Any]:
-    """An HTTP client on the app, with helpers to sign in and drive the clock-bound jobs."""
+async def _api(rt: Any) -> AsyncIterator[Any]:
     import httpx
 
     from app import create_app
@@ -201,7 +204,25 @@ async def api(runtime: Any) -> AsyncIterator[Any]:
 
     # httpx's ASGI transport runs the app on the test's own event loop (Litestar's test client would run it
     # on another thread's loop, where the shared asyncpg pool cannot follow).
-    app = create_app(runtime, manage_runtime=False)
+    app = create_app(rt, manage_runtime=False)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-        yield Api(client, runtime)
+        yield Api(client, rt)
+
+
+@pytest.fixture
+async def api(runtime: Any) -> AsyncIterator[Any]:
+    """An HTTP client on the app, with helpers to sign in and drive the clock-bound jobs."""
+    async for client in _api(runtime):
+        yield client
+
+
+@pytest.fixture
+async def s3_api(
+    database: Database, clock: SettableClock, tmp_path: Path, s3_store: Any
+) -> AsyncIterator[Any]:
+    """The same, with objects on the test SeaweedFS through its S3 API (presigned URLs point there)."""
+    rt = _runtime(database, clock, tmp_path, store=s3_store)
+    async for client in _api(rt):
+        yield client
+    await rt.queue.close()

@@ -23,7 +23,9 @@ async def test_a_works_tender_runs_from_draft_to_completed_contract(api: Api) ->
     done = await api.at(DEADLINE)
     assert done == [(tender["code"], "opening")]
     # a late bid is refused (W-07)
-    late = await api.post(f"/api/v1/tenders/{tid}/bids/uploads", bidders[4], json={"filename": "b.zip", "size": 10})
+    late = await api.post(
+        f"/api/v1/tenders/{tid}/bids/uploads", bidders[4], json={"filename": "b.zip", "size": 10}
+    )
     assert late.status_code == 422 and late.json()["rule"] == "W-07"
 
     for bid in bids[:3]:
@@ -33,23 +35,36 @@ async def test_a_works_tender_runs_from_draft_to_completed_contract(api: Api) ->
     notices = (await api.get("/api/v1/notices", params={"tender_code": tender["code"]})).json()["items"]
     record = next(n for n in notices if n["kind"] == "opening_record")
     assert [b["result"] for b in record["body"]["bids"]] == ["opened", "opened", "opened", "revoked (E-03)"]
-    assert [b["declared_price_fen"] for b in record["body"]["bids"][:3]] == [4_800_000_000, 4_790_000_000, 4_780_000_000]
+    assert [b["declared_price_fen"] for b in record["body"]["bids"][:3]] == [
+        4_800_000_000,
+        4_790_000_000,
+        4_780_000_000,
+    ]
 
     api.clock.set(AFTER_WINDOW + timedelta(days=1))
     report = await api.document(agency, tid, b"%PDF report", kind="evaluation_report", filename="report.pdf")
     r = await api.post(
-        f"/api/v1/tenders/{tid}/report", agency,
-        json=api.report_body(report["object_key"], bids[0].lot_id, [bids[2].bid_id, bids[1].bid_id, bids[0].bid_id]),
+        f"/api/v1/tenders/{tid}/report",
+        agency,
+        json=api.report_body(
+            report["object_key"], bids[0].lot_id, [bids[2].bid_id, bids[1].bid_id, bids[0].bid_id]
+        ),
     )
     assert r.status_code == 201, r.text
     assert r.json()["status"] == "publicity"
-    early = await api.post(f"/api/v1/tenders/{tid}/award", agency,
-                           json={"lots": [{"lot_id": bids[2].lot_id, "bid_id": bids[2].bid_id}]})
+    early = await api.post(
+        f"/api/v1/tenders/{tid}/award",
+        agency,
+        json={"lots": [{"lot_id": bids[2].lot_id, "bid_id": bids[2].bid_id}]},
+    )
     assert early.status_code == 422 and early.json()["rule"] == "W-12"
 
     api.clock.set(api.clock.now() + timedelta(days=4))
-    r = await api.post(f"/api/v1/tenders/{tid}/award", agency,
-                       json={"lots": [{"lot_id": bids[2].lot_id, "bid_id": bids[2].bid_id}]})
+    r = await api.post(
+        f"/api/v1/tenders/{tid}/award",
+        agency,
+        json={"lots": [{"lot_id": bids[2].lot_id, "bid_id": bids[2].bid_id}]},
+    )
     assert r.status_code == 201, r.text
     award = r.json()[0]
     assert award["price_fen"] == 4_780_000_000
@@ -57,16 +72,25 @@ async def test_a_works_tender_runs_from_draft_to_completed_contract(api: Api) ->
     api.clock.set(api.clock.now() + timedelta(days=7))
     contract = await api.document(agency, tid, b"%PDF contract", kind="contract", filename="contract.pdf")
     r = await api.post(
-        f"/api/v1/tenders/{tid}/contracts", agency,
-        json={"award_id": award["id"], "object_key": contract["object_key"], "filename": "contract.pdf",
-              "price_fen": 4_780_000_000, "performance_security_fen": 478_000_000,
-              "signed_on": api.clock.now().date().isoformat()},
+        f"/api/v1/tenders/{tid}/contracts",
+        agency,
+        json={
+            "award_id": award["id"],
+            "object_key": contract["object_key"],
+            "filename": "contract.pdf",
+            "price_fen": 4_780_000_000,
+            "performance_security_fen": 478_000_000,
+            "signed_on": api.clock.now().date().isoformat(),
+        },
     )
     assert r.status_code == 201, r.text
     r = await api.post(f"/api/v1/tenders/{tid}/complete", agency)
     assert r.status_code == 200 and r.json()["status"] == "completed"
 
-    kinds = [n["kind"] for n in (await api.get("/api/v1/notices", params={"tender_code": tender["code"]})).json()["items"]]
+    kinds = [
+        n["kind"]
+        for n in (await api.get("/api/v1/notices", params={"tender_code": tender["code"]})).json()["items"]
+    ]
     assert kinds == ["contract", "result", "candidates", "opening_record", "tender_notice"]
 
 
@@ -83,3 +107,23 @@ async def test_fewer_than_three_bids_fails_the_tender_and_it_can_be_rerun(api: A
     assert r.json()["status"] == "draft" and r.json()["parent_id"] == tender["id"]
     assert (await api.get(f"/api/v1/tenders/{tender['id']}")).json()["status"] == "retender"
     assert shanghai(2026, 3, 23, 10) == DEADLINE
+
+
+async def test_documents_and_bids_travel_through_s3_presigned_urls(s3_api: Api) -> None:
+    api = s3_api
+    agency = await api.organisation("agency")
+    tender = await api.published(agency)
+    bids = [
+        await api.bid(await api.organisation("bidder"), tender, price_fen=3_000_000_000 + i) for i in range(3)
+    ]
+    documents = await api.post(f"/api/v1/tenders/{tender['id']}/documents/obtain", bids[0].bidder)
+    url = documents.json()[0]["download_url"]
+    assert url.startswith("http://127.0.0.1:")
+    import hashlib
+
+    import httpx
+
+    async with httpx.AsyncClient() as http:
+        body = (await http.get(url)).content
+    assert hashlib.sha256(body).hexdigest() == documents.json()[0]["sha256"]
+    assert await api.at(DEADLINE) == [(tender["code"], "opening")]

