@@ -14,6 +14,7 @@ from httpx import Response
 
 from accounts.uscc import make_uscc
 from trading import jobs as trading_jobs
+from trading.calendar import SHANGHAI
 from trading.commitments import price_commitment
 
 PASSWORD = "correct horse battery staple"
@@ -29,7 +30,7 @@ def credit_code() -> str:
 
 def shanghai(y: int, m: int, d: int, hh: int = 9, mm: int = 0) -> datetime:
     """An instant given in Asia/Shanghai wall time."""
-    return datetime(y, m, d, hh - 8, mm, tzinfo=UTC) if hh >= 8 else datetime(y, m, d - 1, hh + 16, mm, tzinfo=UTC)
+    return datetime(y, m, d, hh, mm, tzinfo=SHANGHAI).astimezone(UTC)
 
 
 @dataclass
@@ -119,7 +120,11 @@ class Api:
             code = credit_code()
             async with transaction(self.runtime.sessionmaker) as session:
                 org, _user, _ = await accounts.bootstrap_centre(
-                    session, name="测试交易中心", credit_code=code, username="centre", password=PASSWORD,
+                    session,
+                    name="测试交易中心",
+                    credit_code=code,
+                    username="centre",
+                    password=PASSWORD,
                     now=self.clock.now(),
                 )
                 org_id = str(org.id)
@@ -132,7 +137,8 @@ class Api:
         self._n += 1
         code = credit_code()
         r = await self.post(
-            "/api/v1/organisations", centre,
+            "/api/v1/organisations",
+            centre,
             json={"name": name or f"{kind} {self._n}", "credit_code": code, "kind": kind},
         )
         assert r.status_code == 201, r.text
@@ -140,9 +146,15 @@ class Api:
         username = f"{kind}{self._n}"
         role = {"employer": "expert"}.get(kind, kind)
         r = await self.post(
-            "/api/v1/users", centre,
-            json={"organisation_id": org_id, "username": username, "password": PASSWORD,
-                  "display_name": username, "roles": roles or [role]},
+            "/api/v1/users",
+            centre,
+            json={
+                "organisation_id": org_id,
+                "username": username,
+                "password": PASSWORD,
+                "display_name": username,
+                "roles": roles or [role],
+            },
         )
         assert r.status_code == 201, r.text
         return Actor(username, await self.login(username), org_id, code)
@@ -154,22 +166,34 @@ class Api:
         url = grant["upload_url"]
         parts = urlsplit(url)
         if parts.netloc == "testserver":
-            r = await self.client.put(parts.path + (f"?{parts.query}" if parts.query else ""), content=content)
+            r = await self.client.put(
+                parts.path + (f"?{parts.query}" if parts.query else ""), content=content
+            )
         else:
             async with httpx.AsyncClient() as http:
                 r = await http.put(url, content=content)
         assert r.status_code in (200, 201), r.text
 
-    async def document(self, agency: Actor, tender_id: str, content: bytes, kind: str = "tender_documents",
-                       filename: str = "tender.pdf") -> dict[str, Any]:
-        grant = await self.post(f"/api/v1/tenders/{tender_id}/uploads", agency,
-                                json={"filename": filename, "size": len(content)})
+    async def document(
+        self,
+        agency: Actor,
+        tender_id: str,
+        content: bytes,
+        kind: str = "tender_documents",
+        filename: str = "tender.pdf",
+    ) -> dict[str, Any]:
+        grant = await self.post(
+            f"/api/v1/tenders/{tender_id}/uploads", agency, json={"filename": filename, "size": len(content)}
+        )
         assert grant.status_code == 201, grant.text
         await self.upload(grant.json(), content)
         if kind in ("evaluation_report", "contract"):
             return dict(grant.json())
-        r = await self.post(f"/api/v1/tenders/{tender_id}/documents", agency,
-                            json={"kind": kind, "filename": filename, "object_key": grant.json()["object_key"]})
+        r = await self.post(
+            f"/api/v1/tenders/{tender_id}/documents",
+            agency,
+            json={"kind": kind, "filename": filename, "object_key": grant.json()["object_key"]},
+        )
         assert r.status_code == 201, r.text
         return dict(r.json())
 
@@ -203,23 +227,36 @@ class Api:
         await self.run_jobs()
         return dict(r.json())
 
-    async def bid(self, bidder: Actor, tender: dict[str, Any], price_fen: int, *, lot: int = 0,
-                  duration_days: int = 365, obtain: bool = True) -> SealedBid:
+    async def bid(
+        self,
+        bidder: Actor,
+        tender: dict[str, Any],
+        price_fen: int,
+        *,
+        lot: int = 0,
+        duration_days: int = 365,
+        obtain: bool = True,
+    ) -> SealedBid:
         tid = tender["id"]
         if obtain:
             r = await self.post(f"/api/v1/tenders/{tid}/documents/obtain", bidder)
             assert r.status_code == 200, r.text
         content = b"bid file " + secrets.token_bytes(256)
-        grant = await self.post(f"/api/v1/tenders/{tid}/bids/uploads", bidder,
-                                json={"filename": "bid.zip", "size": len(content)})
+        grant = await self.post(
+            f"/api/v1/tenders/{tid}/bids/uploads", bidder, json={"filename": "bid.zip", "size": len(content)}
+        )
         assert grant.status_code == 201, grant.text
         await self.upload(grant.json(), content)
         nonce = secrets.token_hex(16)
         lot_id = tender["lots"][lot]["id"]
         r = await self.post(
-            f"/api/v1/tenders/{tid}/bids", bidder,
-            json={"lot_id": lot_id, "object_key": grant.json()["object_key"],
-                  "price_commitment": price_commitment(price_fen, duration_days, nonce)},
+            f"/api/v1/tenders/{tid}/bids",
+            bidder,
+            json={
+                "lot_id": lot_id,
+                "object_key": grant.json()["object_key"],
+                "price_commitment": price_commitment(price_fen, duration_days, nonce),
+            },
             headers={"Idempotency-Key": f"bid-{secrets.token_hex(8)}"},
         )
         assert r.status_code == 201, r.text
@@ -228,15 +265,24 @@ class Api:
 
     async def reveal(self, tender_id: str, bid: SealedBid) -> Response:
         return await self.post(
-            f"/api/v1/tenders/{tender_id}/bids/{bid.bid_id}/reveal", bid.bidder,
-            json={"declared_price_fen": bid.price_fen, "duration_days": bid.duration_days, "nonce": bid.nonce},
+            f"/api/v1/tenders/{tender_id}/bids/{bid.bid_id}/reveal",
+            bid.bidder,
+            json={
+                "declared_price_fen": bid.price_fen,
+                "duration_days": bid.duration_days,
+                "nonce": bid.nonce,
+            },
         )
 
-    def report_body(self, object_key: str, lot_id: str, ranking: list[str], **overrides: Any) -> dict[str, Any]:
+    def report_body(
+        self, object_key: str, lot_id: str, ranking: list[str], **overrides: Any
+    ) -> dict[str, Any]:
         committee = [{"name": f"专家{i}", "kind": "expert", "signed": True} for i in range(4)]
         committee.append({"name": "招标人代表", "kind": "tenderer_representative", "signed": True})
         body: dict[str, Any] = {
-            "object_key": object_key, "filename": "report.pdf", "committee": committee,
+            "object_key": object_key,
+            "filename": "report.pdf",
+            "committee": committee,
             "candidates": [{"lot_id": lot_id, "ranking": ranking}],
         }
         body.update(overrides)
