@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from accounts import service as accounts
 from accounts.security import Principal
 from storage import outbox
+from storage.db import upsert_ignore
 from storage.objects import InvalidObjectKey, ObjectNotFound, ObjectStore
 from storage.pagination import check_limit, decode_cursor, page_after
 from storage.problems import (
@@ -275,10 +276,15 @@ def _next_check(tender: Tender) -> datetime | None:
 async def _next_code(session: AsyncSession, region: str, sector: str, year: int) -> str:
     """A readable transaction code (交易编码): GGZY-<region>-<year>-<sector letter><6-digit sequence>."""
     scope = f"{region}-{year}-{sector}"
-    counter = await session.scalar(select(CodeCounter).where(CodeCounter.scope == scope).with_for_update())
-    if counter is None:
-        counter = CodeCounter(scope=scope, value=0)
-        session.add(counter)
+    # Two first tenders of a year may race to create the counter: insert-if-missing, then lock and bump.
+    await session.execute(upsert_ignore(session, CodeCounter, {"scope": scope, "value": 0}))
+    counter = await session.scalar(
+        select(CodeCounter)
+        .where(CodeCounter.scope == scope)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    assert counter is not None
     counter.value += 1
     return f"GGZY-{region}-{year}-{SECTOR_LETTER[sector]}{counter.value:06d}"
 

@@ -127,3 +127,15 @@ async def test_documents_and_bids_travel_through_s3_presigned_urls(s3_api: Api) 
         body = (await http.get(url)).content
     assert hashlib.sha256(body).hexdigest() == documents.json()[0]["sha256"]
     assert await api.at(DEADLINE) == [(tender["code"], "opening")]
+
+
+async def test_concurrent_first_tenders_of_a_year_get_distinct_codes(api: Api) -> None:
+    import asyncio
+
+    agency = await api.organisation("agency")
+    drafts = await asyncio.gather(
+        *(api.post("/api/v1/tenders", agency, json=api.tender_body()) for _ in range(5))
+    )
+    assert [r.status_code for r in drafts] == [201] * 5
+    codes = sorted(r.json()["code"] for r in drafts)
+    assert codes == [f"GGZY-320100-2026-W{n:06d}" for n in range(1, 6)]
