@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import parse_qsl
 
 import click
 import msgspec
@@ -18,7 +20,7 @@ from litestar import Litestar, Request, Response, get
 from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 from litestar.di import Provide
-from litestar.exceptions import HTTPException, ValidationException
+from litestar.exceptions import HTTPException, SerializationException, ValidationException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
 from litestar.types import Receive, Scope, Send
@@ -26,10 +28,11 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
+from accounts import service as accounts_service
 from accounts.controllers import AuditController, AuthController, OrganisationController
 from accounts.guards import AuthenticationMiddleware, provide_optional_principal, provide_principal, public
 from storage.clock import Clock, SystemClock
-from storage.db import create_engine, create_sessionmaker
+from storage.db import create_engine, create_sessionmaker, transaction
 from storage.jobs import ArqJobQueue, InlineJobQueue, JobContext, JobQueue, OutboxDispatcher, Periodic
 from storage.object_routes import ObjectController
 from storage.objects import LocalObjectStore, ObjectStore, S3ObjectStore
@@ -136,6 +139,22 @@ def build_runtime(
 # ---------------------------------------------------------------- problems (RFC 9457)
 
 
+class MalformedRequest(Problem):
+    """The request is not the shape the route expects (bad JSON, wrong types, unknown fields)."""
+
+    status = 400
+    slug = "malformed-request"
+    title = "Invalid request"
+
+
+def _problem_headers(problem: Problem) -> dict[str, str]:
+    headers = dict(problem.headers)
+    if problem.status == 401:
+        # RFC 9110 15.5.2: a 401 names the scheme the client should authenticate with.
+        headers.setdefault("WWW-Authenticate", 'Bearer realm="ggzy"')
+    return headers
+
+
 def problem_response(
     problem: Problem, request: ASGIConnection[Any, Any, Any, Any] | None = None
 ) -> Response[Any]:
@@ -144,7 +163,7 @@ def problem_response(
         content=msgspec.json.encode(body),
         status_code=problem.status,
         media_type=PROBLEM_JSON,
-        headers=problem.headers,
+        headers=_problem_headers(problem),
     )
 
 
@@ -152,7 +171,10 @@ async def problem_asgi_response(problem: Problem, scope: Scope, receive: Receive
     """Send a problem straight from ASGI middleware, before routing."""
     body = problem.to_dict(instance=scope.get("path"))
     response = Response(
-        content=msgspec.json.encode(body), status_code=problem.status, media_type=PROBLEM_JSON
+        content=msgspec.json.encode(body),
+        status_code=problem.status,
+        media_type=PROBLEM_JSON,
+        headers=_problem_headers(problem),
     )
     await response.to_asgi_response(app=None, request=None)(scope, receive, send)  # type: ignore[arg-type]
 
@@ -161,20 +183,35 @@ def _on_problem(request: Request[Any, Any, Any], exc: Problem) -> Response[Any]:
     return problem_response(exc, request)
 
 
+_NAMED_FIELD = re.compile(r"(?:unknown|missing required) field `([^`]*)`")
+
+
+def _error_field(item: dict[str, Any]) -> dict[str, Any]:
+    """One of Litestar's validation messages as an `errors[]` entry naming the field a client sent.
+
+    Body fields are named by their path in the body (`lots[0].deposit_fen`); an unknown or missing field
+    by its own name rather than the object holding it; query parameters by name; others as `source:name`.
+    """
+    raw_source = item.get("source")
+    source = str(getattr(raw_source, "value", raw_source) or "body")
+    key = str(item.get("key") or "")
+    message = str(item.get("message", "invalid"))
+    if source != "body":
+        return field_error(key if source == "query" else f"{source}:{key}", message)
+    path = "" if key == "data" else key
+    if key == "data" and message in ("'data'", "Object missing required field `data`"):
+        return field_error("body", "a JSON object is required")
+    if named := _NAMED_FIELD.search(message):
+        path = f"{path}.{named.group(1)}" if path else named.group(1)
+    return field_error(path or "body", message)
+
+
 def _on_validation(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
-    errors = []
-    for item in exc.extra if isinstance(exc.extra, list) else []:
-        source = item.get("source")
-        key = item.get("key") or "body"
-        where = key if source in (None, "body") else f"{source}:{key}"
-        errors.append(field_error(where, str(item.get("message", "invalid"))))
-    problem = Problem(
+    errors = [_error_field(item) for item in (exc.extra if isinstance(exc.extra, list) else [])]
+    problem = MalformedRequest(
         "The request does not match the expected shape; see errors.",
         errors=errors or [field_error("body", str(exc.detail))],
-        title="Invalid request",
     )
-    problem.status = 400
-    problem.slug = "malformed-request"
     return problem_response(problem, request)
 
 
@@ -204,6 +241,81 @@ def _on_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     return problem_response(problem, request)
 
 
+async def _audit_refusal(exc: Exception, scope: Scope) -> None:
+    """Keep a refused action (e.g. a failed sign-in) in the audit trail (E-04).
+
+    Runs after the request's own transaction has rolled back with the refusal, so the event is written
+    in a short transaction of its own.
+    """
+    refusal = getattr(exc, "refusal", None)
+    if isinstance(refusal, accounts_service.Refusal):
+        await accounts_service.record_refusal(scope["litestar_app"].state.sessionmaker, refusal)
+
+
+def _nul_in_json(value: Any) -> str | None:
+    """The path of the first string (or key) in a decoded JSON value holding a NUL character, or None.
+
+    Iterative, so a deeply nested body cannot exhaust the interpreter's stack.
+    """
+    stack: list[tuple[str, Any]] = [("", value)]
+    while stack:
+        path, item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return path or "body"
+        elif isinstance(item, dict):
+            children = [(f"{path}.{key}" if path else str(key), key, child) for key, child in item.items()]
+            for here, key, _child in children:
+                if "\x00" in str(key):
+                    return here
+            stack.extend((here, child) for here, _key, child in reversed(children))
+        elif isinstance(item, list):
+            stack.extend((f"{path}[{index}]", child) for index, child in reversed(list(enumerate(item))))
+    return None
+
+
+def _nul_in_query(query_string: bytes) -> str | None:
+    """The name of the first query parameter whose name or value holds a NUL character, or None."""
+    if b"%00" not in query_string.lower() and b"\x00" not in query_string:
+        return None
+    for key, value in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True):
+        if "\x00" in key or "\x00" in value:
+            return key.replace("\x00", "") or "query"
+    return None
+
+
+async def screen_request_text(request: Request[Any, Any, Any]) -> None:
+    """Refuse a JSON body that does not decode, and text holding NUL characters in the query or the body,
+    naming the field (400).
+
+    PostgreSQL cannot store U+0000 in text (SQLite silently would), so without this such input ends as a
+    500 on one backend and as stored garbage on the other. Runs after the guards, before the handler's
+    own parsing, which then reuses the decoded body.
+    """
+    if (name := _nul_in_query(request.scope.get("query_string", b""))) is not None:
+        raise MalformedRequest(
+            "Text may not contain NUL characters.",
+            errors=[field_error(name, "contains a NUL character")],
+        )
+    if "data" not in request.route_handler.parsed_fn_signature.parameters:
+        return
+    try:
+        value = await request.json()
+    except SerializationException as exc:
+        raise MalformedRequest(
+            "The request body is not valid JSON.", errors=[field_error("body", str(exc))]
+        ) from exc
+    except RecursionError as exc:
+        raise MalformedRequest(
+            "The JSON body is nested too deeply.", errors=[field_error("body", "nested too deeply")]
+        ) from exc
+    if (path := _nul_in_json(value)) is not None:
+        raise MalformedRequest(
+            "Text may not contain NUL characters.",
+            errors=[field_error(path, "contains a NUL character")],
+        )
+
+
 # ---------------------------------------------------------------- dependencies
 
 
@@ -212,13 +324,18 @@ def _runtime(state: State) -> Runtime:
     return runtime
 
 
-async def provide_session(state: State) -> AsyncIterator[AsyncSession]:
-    """The request's unit of work: committed when the handler succeeds, rolled back when it raises."""
+SAFE_METHODS = frozenset({"GET", "HEAD"})
+
+
+async def provide_session(state: State, request: Request[Any, Any, Any]) -> AsyncIterator[AsyncSession]:
+    """The request's unit of work: committed when the handler succeeds, rolled back when it raises.
+    GET and HEAD only read, so they take no write lock."""
     runtime = _runtime(state)
-    async with runtime.sessionmaker() as session:
-        async with session.begin():
-            yield session
-    runtime.dispatcher.kick()
+    read_only = request.method in SAFE_METHODS
+    async with transaction(runtime.sessionmaker, read_only=read_only) as session:
+        yield session
+    if not read_only:
+        runtime.dispatcher.kick()
 
 
 @get("/health", operation_id="health", guards=[public], tags=["system"])
@@ -285,6 +402,8 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = True) -> Litestar:
             "request_principal": Provide(provide_optional_principal, sync_to_thread=False),
         },
         middleware=[AuthenticationMiddleware()],
+        before_request=screen_request_text,
+        after_exception=[_audit_refusal],
         exception_handlers={
             Problem: _on_problem,
             ValidationException: _on_validation,
@@ -386,17 +505,19 @@ def db_upgrade(revision: str) -> None:
     click.echo(f"database at {settings.effective_database_url.split('@')[-1]} is at {revision}")
 
 
-def _register_package_commands() -> None:
+def register_package_commands() -> click.Group:
+    """Attach every package's sub-commands to the `ggzy` group (idempotent) and return it."""
     from accounts.cli import accounts_group
     from trading.cli import register as register_trading
 
     cli.add_command(accounts_group)
     register_trading(cli)
+    return cli
 
 
 def main() -> None:
     """Console entry point `ggzy`."""
-    _register_package_commands()
+    register_package_commands()
     cli()
 
 

@@ -194,6 +194,18 @@ class OrganisationController(Controller):
         return user_read(await service.create_user(session, principal, data, clock.now()))
 
     @post(
+        "/users/{user_id:uuid}/deactivate",
+        operation_id="deactivate_user",
+        guards=[requires("centre")],
+        status_code=200,
+    )
+    async def deactivate_user(
+        self, user_id: uuid.UUID, principal: Principal, session: AsyncSession, clock: Clock
+    ) -> schemas.UserRead:
+        """Deactivate a user: it can no longer sign in, and its tokens stop working at once."""
+        return user_read(await service.deactivate_user(session, principal, user_id, clock.now()))
+
+    @post(
         "/keys",
         operation_id="register_public_key",
         guards=[requires("bidder", "centre", "supervisor", "agency")],

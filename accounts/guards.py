@@ -68,7 +68,12 @@ async def _authenticate(header: str, state: Any) -> Principal | None:
     if token.startswith(security.API_TOKEN_PREFIX):
         async with transaction(state.sessionmaker) as session:
             return await service.resolve_api_token(session, token, now)
-    return security.decode_access_token(token, state.settings.secret_key, now)
+    claimed = security.decode_access_token(token, state.settings.secret_key, now)
+    if claimed is None:
+        return None
+    # A signed token is not enough: a user deactivated since it was issued is refused at once.
+    async with transaction(state.sessionmaker, read_only=True) as session:
+        return await service.current_principal(session, claimed)
 
 
 def principal(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:

@@ -7,21 +7,26 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import uuid
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from accounts import schemas, security, uscc
 from accounts.models import ApiToken, AuditEvent, Organisation, PublicKey, User
 from accounts.security import Principal
+from storage.db import transaction
 from storage.pagination import check_limit, decode_cursor, page_after
 from storage.problems import Conflict, Forbidden, NotFound, Unauthenticated, ValidationProblem, field_error
+
+log = logging.getLogger(__name__)
 
 KIND_ROLES: dict[str, frozenset[str]] = {
     "centre": frozenset({"centre"}),
@@ -58,6 +63,49 @@ async def record(
             detail=_jsonable(detail),
         )
     )
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A refused action to keep in the audit trail, although the request's transaction rolls back."""
+
+    actor: Principal | None
+    action: str
+    object_type: str
+    object_id: str
+    at: datetime
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+class LoginRefused(Unauthenticated):
+    """A refused sign-in. The same answer for every reason, so a caller cannot probe for usernames; the
+    reason goes to the audit trail only."""
+
+    def __init__(self, refusal: Refusal) -> None:
+        super().__init__("Wrong username or password.")
+        self.refusal = refusal
+
+
+async def record_refusal(sessionmaker: async_sessionmaker[AsyncSession], refusal: Refusal) -> None:
+    """Write a refused action to the audit trail in a short transaction of its own (E-04).
+
+    Called once the refused request's own transaction has rolled back. A failure here is logged, never
+    raised: the refusal has already been decided and must still reach the caller.
+    """
+    try:
+        async with transaction(sessionmaker) as session:
+            await record(
+                session,
+                refusal.actor,
+                refusal.action,
+                refusal.object_type,
+                refusal.object_id,
+                refusal.at,
+                outcome="refused",
+                **refusal.detail,
+            )
+    except SQLAlchemyError:
+        log.exception("could not audit the refused %s on %s", refusal.action, refusal.object_id)
 
 
 def _jsonable(detail: dict[str, Any]) -> dict[str, Any]:
@@ -219,6 +267,29 @@ async def create_user(
     return user
 
 
+async def deactivate_user(session: AsyncSession, actor: Principal, user_id: uuid.UUID, now: datetime) -> User:
+    """Centre staff switch a user off: sign-in, its bearer tokens and its API tokens stop working at once."""
+    user = await session.get(User, user_id, with_for_update=True)
+    if user is None:
+        raise NotFound("No such user.")
+    if user.id == actor.user_id:
+        raise Conflict("You cannot deactivate your own account; another member of the centre staff can.")
+    if not user.active:
+        raise Conflict("This user is already inactive.")
+    user.active = False
+    await record(session, actor, "user.deactivate", "user", user.id, now)
+    return user
+
+
+async def current_principal(session: AsyncSession, principal: Principal) -> Principal | None:
+    """`principal` as its user stands now: None when the user is gone or inactive, and never with a role
+    the user no longer holds (a bearer token outlives changes made after it was issued)."""
+    user = await session.get(User, principal.user_id)
+    if user is None or not user.active or user.organisation_id != principal.organisation_id:
+        return None
+    return principal_of(user, principal.roles & frozenset(user.roles), via=principal.via)
+
+
 async def bootstrap_centre(
     session: AsyncSession, *, name: str, credit_code: str, username: str, password: str, now: datetime
 ) -> tuple[Organisation, User, bool]:
@@ -271,8 +342,8 @@ async def login(
     user = await session.scalar(select(User).where(User.username == username))
     ok = await security.verify_password(user.password_hash if user else None, password)
     if user is None or not ok or not user.active:
-        await record(session, None, "auth.login", "user", username, now, outcome="refused")
-        raise Unauthenticated("Wrong username or password.")
+        reason = "unknown user" if user is None else "wrong password" if not ok else "inactive user"
+        raise LoginRefused(Refusal(None, "auth.login", "user", username, now, {"reason": reason}))
     token, expires = security.issue_access_token(principal_of(user), secret, now, ttl)
     await record(session, principal_of(user), "auth.login", "user", user.id, now)
     return token, expires, user
@@ -287,7 +358,7 @@ async def issue_api_token(
     extra = sorted(set(data.roles) - actor.roles)
     if extra:
         raise Forbidden(f"You cannot grant roles you do not hold: {', '.join(extra)}.")
-    if data.expires_at is not None and data.expires_at <= now:
+    if data.expires_at is not None and _instant("expires_at", data.expires_at) <= now:
         raise ValidationProblem(
             "expires_at is in the past.", errors=[field_error("expires_at", "in the past")]
         )
@@ -305,6 +376,20 @@ async def issue_api_token(
     await session.flush()
     await record(session, actor, "api_token.issue", "api_token", row.id, now, roles=row.roles)
     return token, row
+
+
+def _instant(name: str, value: datetime) -> datetime:
+    """`value` if it is an aware instant within the years 2000-2099, otherwise a 422 naming `name`."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValidationProblem(
+            f"{name} must carry a time zone (e.g. +08:00 or Z).",
+            errors=[field_error(name, "naive datetime")],
+        )
+    if not 2000 <= value.year <= 2099:
+        raise ValidationProblem(
+            f"{name} must fall within the years 2000 to 2099.", errors=[field_error(name, "out of range")]
+        )
+    return value
 
 
 async def list_api_tokens(session: AsyncSession, actor: Principal) -> list[ApiToken]:
@@ -384,7 +469,12 @@ async def register_key(
         created_at=now,
     )
     session.add(key)
-    await session.flush()
+    try:
+        await session.flush()
+    except IntegrityError as exc:  # the same key registered at the same moment
+        raise Conflict(
+            "This key is already registered.", errors=[field_error("public_key", "duplicate")]
+        ) from exc
     await record(session, actor, "key.register", "public_key", key.id, now, purpose=data.purpose)
     return key
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from storage.problems import ValidationProblem, field_error
 
 MAX_LIMIT = 200
+# A cursor this server issues is about 90 characters; anything far longer is not one of ours.
+MAX_CURSOR_LENGTH = 256
 
 
 def encode_cursor(at: datetime, row_id: uuid.UUID) -> str:
@@ -22,13 +24,17 @@ def encode_cursor(at: datetime, row_id: uuid.UUID) -> str:
 def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     """The (instant, id) a cursor points past; a malformed cursor is a 422 naming `cursor`."""
     try:
+        if len(cursor) > MAX_CURSOR_LENGTH:
+            raise ValueError("too long")
         padded = cursor + "=" * (-len(cursor) % 4)
         at, row_id = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        if not isinstance(at, str) or not isinstance(row_id, str):
+            raise TypeError("not a pair of strings")
         instant = datetime.fromisoformat(at)
         if instant.tzinfo is None:
             raise ValueError("naive")
-        return instant, uuid.UUID(row_id)
-    except (ValueError, TypeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return instant.astimezone(UTC), uuid.UUID(row_id)
+    except (ValueError, TypeError, OverflowError, json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ValidationProblem(
             "The cursor is not one this server issued.", errors=[field_error("cursor", "malformed cursor")]
         ) from exc

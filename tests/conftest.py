@@ -12,7 +12,7 @@ import secrets
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from sqlalchemy import text
@@ -205,7 +205,7 @@ async def _api(rt: Any) -> AsyncIterator[Any]:
     # httpx's ASGI transport runs the app on the test's own event loop (Litestar's test client would run it
     # on another thread's loop, where the shared asyncpg pool cannot follow).
     app = create_app(rt, manage_runtime=False)
-    transport = httpx.ASGITransport(app=app)
+    transport = httpx.ASGITransport(app=cast(Any, app))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         yield Api(client, rt)
 

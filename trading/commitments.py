@@ -18,7 +18,7 @@ def price_commitment(price_fen: int, duration_days: int, nonce: str) -> str:
     """The hex commitment to a declared price and duration under a secret nonce (≥ 128 bits, hex)."""
     if price_fen < 0 or duration_days < 0:
         raise ValueError("price and duration must not be negative")
-    if not NONCE.match(nonce):
+    if not NONCE.fullmatch(nonce):  # fullmatch: `$` alone would let a trailing newline through
         raise ValueError("nonce must be 32 to 128 lowercase hex characters")
     return hashlib.sha256(f"ggzy-price-v1:{price_fen}:{duration_days}:{nonce}".encode()).hexdigest()
 

@@ -69,13 +69,16 @@ class Notice(IdMixin, Base):
     """A published notice (公告); immutable once published, superseded only by a correction (S-03)."""
 
     __tablename__ = "notices"
-    __table_args__ = (Index("ix_notices_published", "published_at", "id"),)
+    __table_args__ = (
+        Index("ix_notices_published", "published_at", "id"),
+        Index("ix_notices_kind_published", "kind", "published_at", "id"),
+    )
 
     tender_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenders.id"), index=True)
-    kind: Mapped[str] = mapped_column(String(30), index=True)
+    kind: Mapped[str] = mapped_column(String(30))
     sector: Mapped[str] = mapped_column(String(20))
     region_code: Mapped[str] = mapped_column(String(6))
-    tender_code: Mapped[str] = mapped_column(String(40))
+    tender_code: Mapped[str] = mapped_column(String(40), index=True)
     title: Mapped[str] = mapped_column(String(400))
     body: Mapped[dict[str, Any]]
     published_at: Mapped[datetime]

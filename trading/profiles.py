@@ -148,6 +148,8 @@ def tighten(profile: ProcedureProfile, **changes: Any) -> ProcedureProfile:
             raise ProfileError(f"{name} is not a tunable value of a procedure profile")
         current = getattr(profile, name)
         rule = RULE_OF_FIELD.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            raise ProfileError(f"{name} must be a whole number of 0 or more, not {value!r}", rule)
         if name in MINIMUMS and value < current:
             raise ProfileError(f"{name} may not go below {current} ({rule})", rule)
         if name in MAXIMUMS and current is not None and (value is None or value > current):
@@ -155,6 +157,15 @@ def tighten(profile: ProcedureProfile, **changes: Any) -> ProcedureProfile:
     tightened = replace(profile, **changes)
     if tightened.committee_min_size % 2 == 0:
         raise ProfileError("committee_min_size must be odd (W-10)", "W-10")
+    # The expert share is a ratio: it may only grow, whichever of its two terms changes (W-10).
+    share, law = (
+        (tightened.committee_expert_share_num, tightened.committee_expert_share_den),
+        (profile.committee_expert_share_num, profile.committee_expert_share_den),
+    )
+    if share[1] == 0 or share[0] > share[1] or share[0] * law[1] < law[0] * share[1]:
+        raise ProfileError(
+            f"the expert share {share[0]}/{share[1]} may not go below {law[0]}/{law[1]} (W-10)", "W-10"
+        )
     return tightened
 
 

@@ -18,6 +18,7 @@ import msgspec
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import flag_modified
 
 from accounts import service as accounts
 from accounts.security import Principal
@@ -269,8 +270,14 @@ def _next_check(tender: Tender) -> datetime | None:
     if status == TenderStatus.TENDERING:
         return tender.bid_deadline
     if status == TenderStatus.OPENING:
-        return tender.bid_deadline + timedelta(minutes=tender.opening_window_minutes)
+        return _window_end(tender)
     return None
+
+
+def _window_end(tender: Tender) -> datetime:
+    """The end of the decryption window (E-02): it runs from when the opening hall opened, which is the
+    deadline itself unless an objection (W-03) paused the trade past it."""
+    return (tender.opened_at or tender.bid_deadline) + timedelta(minutes=tender.opening_window_minutes)
 
 
 async def _next_code(session: AsyncSession, region: str, sector: str, year: int) -> str:
@@ -310,6 +317,10 @@ def _aware(field: str, value: datetime) -> datetime:
         raise ValidationProblem(
             f"{field} must carry a time zone (e.g. +08:00 or Z).",
             errors=[field_error(field, "naive datetime")],
+        )
+    if not 2000 <= value.year <= 2099:  # far instants overflow on conversion to UTC (a 500, not a 422)
+        raise ValidationProblem(
+            f"{field} must fall within the years 2000 to 2099.", errors=[field_error(field, "out of range")]
         )
     return value
 
@@ -389,6 +400,7 @@ async def update_tender(
     if tender.status != TenderStatus.DRAFT:
         raise Conflict("Only a draft can be edited; a published tender changes by clarification (W-02).")
     changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not msgspec.UNSET}
+    touched = sorted(changes)
     if "lots" in changes:
         _check_deposits(profile_for(tender.sector, tender.method), data.lots)  # type: ignore[arg-type]
         for lot in await lots_of(session, tender.id):
@@ -396,6 +408,8 @@ async def update_tender(
         await session.flush()
         _add_lots(session, tender, data.lots)  # type: ignore[arg-type]
         changes.pop("lots")
+        # The lots are part of the tender's representation: its version (the ETag) must move with them.
+        flag_modified(tender, "title")
     for name, value in changes.items():
         if isinstance(value, datetime):
             _aware(name, value)
@@ -406,7 +420,7 @@ async def update_tender(
             errors=[field_error("bid_deadline", "before documents_from")],
         )
     await session.flush()
-    await accounts.record(session, actor, "tender.update", "tender", tender.id, now, fields=sorted(changes))
+    await accounts.record(session, actor, "tender.update", "tender", tender.id, now, fields=touched)
     return tender
 
 
@@ -490,6 +504,10 @@ async def cancel(
 ) -> Tender:
     """Terminate the tender before the deadline (终止招标), with a public notice when it was published."""
     tender = await tender_for_agency(session, actor, tender_id)
+    if tender.status == TenderStatus.TENDERING and now >= tender.bid_deadline:
+        raise Conflict(
+            "The bid deadline has passed: the bids are opened (W-08), the tender can no longer be terminated."
+        )
     was_public = tender.status != TenderStatus.DRAFT
     tender.outcome_reason = reason
     tender.closed_at = now
@@ -982,8 +1000,16 @@ async def file_objection(
             )
     elif data.subject == "opening" and tender.status != TenderStatus.OPENING:
         raise Conflict("Objections to the opening are raised while the opening is in progress.")
-    elif data.subject == "candidates" and tender.status != TenderStatus.PUBLICITY:
-        raise RuleViolation("W-12", "Objections to the candidates are filed during the publicity period.")
+    elif data.subject == "candidates" and (
+        tender.status != TenderStatus.PUBLICITY
+        or tender.publicity_ends is None
+        or now >= tender.publicity_ends
+    ):
+        # 条例 54: during publicity only; the status stays `publicity` after it ends until the award.
+        ends = {"publicity_ends": tender.publicity_ends.isoformat()} if tender.publicity_ends else {}
+        raise RuleViolation(
+            "W-12", "Objections to the candidates are filed during the publicity period.", **ends
+        )
     due = end_of_day(cal.period_end(local_date(now), profile.objection_answer_days))
     objection = Objection(
         tender_id=tender.id,
@@ -1218,6 +1244,9 @@ async def withdraw_bid(
     bid.status = "withdrawn"
     bid.withdrawn_at = now
     profile = profile_for(tender.sector, tender.method)
+    cal = await working_calendar(session)
+    # P-01/P-02: counted from the day after the withdrawal, moved past rest days like every period.
+    refund_due = cal.period_end(local_date(now), profile.withdrawal_refund_days)
     await accounts.record(
         session,
         actor,
@@ -1225,7 +1254,8 @@ async def withdraw_bid(
         "bid",
         bid.id,
         now,
-        deposit_refund_due=(local_date(now) + timedelta(days=profile.withdrawal_refund_days)).isoformat(),
+        rule="W-05",
+        deposit_refund_due=refund_due.isoformat(),
     )
     return bid
 
@@ -1308,13 +1338,16 @@ async def reveal_bid(
     """In the opening hall, within the window, the bidder opens its price commitment (E-02)."""
     tender = await _tender(session, tender_id, lock=True)
     bid = await _own_bid(session, actor, tender.id, bid_id)
+    # Once the hall has opened, a reveal after the window is E-03 whether or not the chronograph has
+    # already closed the opening.
+    if tender.opened_at is not None and now >= _window_end(tender):
+        raise RuleViolation(
+            "E-03",
+            "The decryption window has closed; an unopened bid is treated as revoked.",
+            window_ended=_window_end(tender).isoformat(),
+        )
     if tender.status != TenderStatus.OPENING:
         raise Conflict(f"Bids are opened in the opening hall; the tender is {tender.status}.")
-    window_end = tender.bid_deadline + timedelta(minutes=tender.opening_window_minutes)
-    if now >= window_end:
-        raise RuleViolation(
-            "E-03", "The decryption window has closed; an unopened bid is treated as revoked."
-        )
     if bid.status != "submitted":
         raise Conflict(f"This bid is {bid.status}.")
     if bid.revealed_at is not None:
@@ -1346,7 +1379,7 @@ async def close_opening(
         tender = await tender_for_agency(session, actor, tender_id)
     if tender.status != TenderStatus.OPENING:
         raise Conflict(f"The tender is {tender.status}, not opening.")
-    window_end = tender.bid_deadline + timedelta(minutes=tender.opening_window_minutes)
+    window_end = _window_end(tender)
     bids = list(
         await session.scalars(
             select(Bid).where(Bid.tender_id == tender.id, Bid.status == "submitted").order_by(Bid.sequence)
@@ -1412,13 +1445,10 @@ async def submit_report(
         raise RuleViolation(
             "W-10", f"The evaluation committee is not lawful: {why}.", errors=[field_error("committee", why)]
         )
-    unsigned = [m.name for m in data.committee if not m.signed and not m.dissent]
-    if unsigned:
-        raise RuleViolation(
-            "W-11",
-            "Every member signs the report or writes down a dissent; missing: " + ", ".join(unsigned) + ".",
-            errors=[field_error("committee", "unsigned without dissent: " + ", ".join(unsigned))],
-        )
+    # W-11 (条例 53): a member who refuses to sign without writing down a dissent is deemed to agree, so
+    # the report stands and records it; a blank dissent is no written reason.
+    dissents = [m.name for m in data.committee if (m.dissent or "").strip()]
+    deemed = [m.name for m in data.committee if not m.signed and not (m.dissent or "").strip()]
     lots = {lot.id: lot for lot in await lots_of(session, tender.id)}
     open_lots = {lid for lid, lot in lots.items() if lot.status == "open"}
     seen = set()
@@ -1467,7 +1497,10 @@ async def submit_report(
     report = Report(
         tender_id=tender.id,
         document_id=document.id,
-        committee=[msgspec.to_builtins(m) for m in data.committee],
+        committee=[
+            {**msgspec.to_builtins(m), "deemed_agreed": not m.signed and not (m.dissent or "").strip()}
+            for m in data.committee
+        ],
         candidates=[
             {"lot_id": str(c.lot_id), "ranking": [str(b) for b in c.ranking]} for c in data.candidates
         ],
@@ -1475,6 +1508,9 @@ async def submit_report(
     )
     session.add(report)
     await session.flush()
+    await accounts.record(
+        session, actor, "report.submit", "report", report.id, now, deemed_agreed=deemed, dissents=dissents
+    )
     if all(lot.status == "failed" for lot in lots.values()):
         tender.outcome_reason = "the committee rejected every bid"
         tender.closed_at = now

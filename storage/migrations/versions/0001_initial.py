@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-24 01:14:23.386879
+Create Date: 2026-11-24 01:53:39.753319
 """
 
 from alembic import op
@@ -256,8 +256,9 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_notices'))
     )
     with op.batch_alter_table('notices', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_notices_kind'), ['kind'], unique=False)
+        batch_op.create_index('ix_notices_kind_published', ['kind', 'published_at', 'id'], unique=False)
         batch_op.create_index('ix_notices_published', ['published_at', 'id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_notices_tender_code'), ['tender_code'], unique=False)
         batch_op.create_index(batch_op.f('ix_notices_tender_id'), ['tender_id'], unique=False)
 
     op.create_table('notifications',
@@ -424,8 +425,9 @@ def downgrade() -> None:
     op.drop_table('notifications')
     with op.batch_alter_table('notices', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_notices_tender_id'))
+        batch_op.drop_index(batch_op.f('ix_notices_tender_code'))
         batch_op.drop_index('ix_notices_published')
-        batch_op.drop_index(batch_op.f('ix_notices_kind'))
+        batch_op.drop_index('ix_notices_kind_published')
 
     op.drop_table('notices')
     with op.batch_alter_table('lots', schema=None) as batch_op:
