@@ -31,6 +31,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from accounts import service as accounts_service
 from accounts.controllers import AuditController, AuthController, OrganisationController
 from accounts.guards import AuthenticationMiddleware, provide_optional_principal, provide_principal, public
+from accounts.security import PasswordCost, configure_password_cost
 from storage.clock import Clock, SystemClock
 from storage.db import create_engine, create_sessionmaker, transaction
 from storage.jobs import ArqJobQueue, InlineJobQueue, JobContext, JobQueue, OutboxDispatcher, Periodic
@@ -114,6 +115,9 @@ def build_runtime(
 ) -> Runtime:
     """Wire the runtime from settings; tests pass their own clock, store, engine or queue."""
     clock = clock or SystemClock()
+    configure_password_cost(
+        PasswordCost(settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism)
+    )
     engine = engine or create_engine(settings.effective_database_url)
     sessionmaker = create_sessionmaker(engine)
     store = store or build_store(settings, clock)

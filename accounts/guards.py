@@ -8,7 +8,7 @@ even confirmed to exist.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from litestar.connection import ASGIConnection
@@ -21,7 +21,7 @@ from accounts.security import Principal
 from storage.db import transaction
 from storage.problems import Forbidden, Unauthenticated
 
-Guard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], None]
+Guard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], Awaitable[None]]
 
 
 class AuthenticationMiddleware(ASGIMiddleware):
@@ -91,7 +91,7 @@ def requires(*roles: str) -> Guard:
     if unknown:
         raise ValueError(f"unknown roles in guard: {sorted(unknown)}")
 
-    def guard(connection: ASGIConnection[Any, Any, Any, Any], _handler: BaseRouteHandler) -> None:
+    async def guard(connection: ASGIConnection[Any, Any, Any, Any], _handler: BaseRouteHandler) -> None:
         caller = principal(connection)
         if not caller.roles & wanted:
             raise Forbidden(f"This needs one of the roles: {', '.join(sorted(wanted))}.")
@@ -101,12 +101,12 @@ def requires(*roles: str) -> Guard:
     return guard
 
 
-def authenticated(connection: ASGIConnection[Any, Any, Any, Any], _handler: BaseRouteHandler) -> None:
+async def authenticated(connection: ASGIConnection[Any, Any, Any, Any], _handler: BaseRouteHandler) -> None:
     """A guard admitting any signed-in caller."""
     principal(connection)
 
 
-def public(_connection: ASGIConnection[Any, Any, Any, Any], _handler: BaseRouteHandler) -> None:
+async def public(_connection: ASGIConnection[Any, Any, Any, Any], _handler: BaseRouteHandler) -> None:
     """A guard admitting everyone: published information (S-03) and the sign-in routes themselves."""
 
 

@@ -19,9 +19,36 @@ from argon2.exceptions import InvalidHashError, VerificationError
 ROLES = frozenset({"centre", "agency", "bidder", "expert", "supervisor", "auditor", "regulator"})
 API_TOKEN_PREFIX = "ggzy_"  # noqa: S105 - a public prefix, not a secret
 
-_hasher = PasswordHasher()
-# Verified against when the username is unknown, so a miss costs as much time as a hit.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+@dataclass(frozen=True)
+class PasswordCost:
+    """argon2id cost parameters. The default is argon2-cffi's (RFC 9106's second recommended set: t=3,
+    m=64 MiB, p=4); only the test suite lowers it, through `GGZY_ARGON2_*`, to keep thousands of sign-ins fast.
+    A stored hash carries its own parameters, so changing the cost never locks anyone out."""
+
+    time_cost: int = 3
+    memory_kib: int = 65536
+    parallelism: int = 4
+
+
+class _Hashing:
+    def __init__(self, cost: PasswordCost) -> None:
+        self.cost = cost
+        self.hasher = PasswordHasher(
+            time_cost=cost.time_cost, memory_cost=cost.memory_kib, parallelism=cost.parallelism
+        )
+        # Verified against when the username is unknown, so a miss costs as much time as a hit.
+        self.dummy_hash = self.hasher.hash(secrets.token_urlsafe(16))
+
+
+_hashing = _Hashing(PasswordCost())
+
+
+def configure_password_cost(cost: PasswordCost) -> None:
+    """Hash new passwords with `cost` from now on (the composition root calls this once)."""
+    global _hashing
+    if cost != _hashing.cost:
+        _hashing = _Hashing(cost)
 
 
 @dataclass(frozen=True)
@@ -41,7 +68,7 @@ class Principal:
 
 async def hash_password(password: str) -> str:
     """argon2id hash of `password`, computed off the event loop."""
-    return await asyncio.to_thread(_hasher.hash, password)
+    return await asyncio.to_thread(_hashing.hasher.hash, password)
 
 
 async def verify_password(password_hash: str | None, password: str) -> bool:
@@ -49,7 +76,11 @@ async def verify_password(password_hash: str | None, password: str) -> bool:
 
     def check() -> bool:
         try:
-            return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+            hashing = _hashing
+            return (
+                hashing.hasher.verify(password_hash or hashing.dummy_hash, password)
+                and password_hash is not None
+            )
         except (VerificationError, InvalidHashError):
             return False
 

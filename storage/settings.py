@@ -6,6 +6,7 @@ import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypedDict
 
 
 def _env(name: str, default: str) -> str:
@@ -36,6 +37,9 @@ class Settings:
     max_body_bytes: int = 1_048_576
     tick_seconds: float = 5.0
     demo: bool = False
+    argon2_time_cost: int = 3
+    argon2_memory_kib: int = 65536
+    argon2_parallelism: int = 4
 
     @property
     def effective_database_url(self) -> str:
@@ -70,7 +74,23 @@ class Settings:
             token_ttl_minutes=int(_env("TOKEN_TTL_MINUTES", "60")),
             max_body_bytes=int(_env("MAX_BODY_BYTES", "1048576")),
             tick_seconds=float(_env("TICK_SECONDS", "5")),
+            **argon2_from_env(),
         )
+
+
+class Argon2Settings(TypedDict):
+    argon2_time_cost: int
+    argon2_memory_kib: int
+    argon2_parallelism: int
+
+
+def argon2_from_env() -> Argon2Settings:
+    """The argon2 cost settings (`GGZY_ARGON2_TIME_COST`, `…_MEMORY_KIB`, `…_PARALLELISM`)."""
+    return Argon2Settings(
+        argon2_time_cost=int(_env("ARGON2_TIME_COST", "3")),
+        argon2_memory_kib=int(_env("ARGON2_MEMORY_KIB", "65536")),
+        argon2_parallelism=int(_env("ARGON2_PARALLELISM", "4")),
+    )
 
 
 def _persistent_secret(var_dir: Path) -> str:

@@ -31,6 +31,11 @@ PG_URL = os.environ.get("GGZY_TEST_DATABASE_URL", "")
 REDIS_URL = os.environ.get("GGZY_TEST_REDIS_URL", "")
 BACKENDS = ["sqlite", "postgresql"]
 
+# Every runtime the suite builds, the demo's and the benchmark server's included, hashes passwords at a
+# test cost: argon2 at its production cost takes a quarter of a second per sign-in.
+for _name, _value in (("TIME_COST", "1"), ("MEMORY_KIB", "1024"), ("PARALLELISM", "1")):
+    os.environ.setdefault(f"GGZY_ARGON2_{_name}", _value)
+
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     if IN_CI:
@@ -182,6 +187,10 @@ def _runtime(database: Database, clock: SettableClock, var_dir: Path, store: Any
         secret_key=secrets.token_urlsafe(32),
         public_url="http://testserver",
         token_ttl_minutes=60 * 24 * 365,
+        # argon2 at its production cost takes a quarter of a second per sign-in; tests sign in thousands of times.
+        argon2_time_cost=1,
+        argon2_memory_kib=1024,
+        argon2_parallelism=1,
     )
     rt = build_runtime(settings, clock=clock, engine=database.engine, store=store)
     rt.run_chronograph = False

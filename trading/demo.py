@@ -43,7 +43,7 @@ from storage.clock import Clock, SettableClock, SystemClock
 from storage.db import transaction
 from storage.jobs import InlineJobQueue
 from storage.migrate import upgrade_async
-from storage.settings import Settings
+from storage.settings import Settings, argon2_from_env
 from trading import jobs as trading_jobs
 from trading import service
 from trading.calendar import SHANGHAI, local_date
@@ -1092,6 +1092,7 @@ async def run_demo(console: Console) -> bool:
             host="127.0.0.1",
             port=port,
             secret_key=secrets.token_urlsafe(48),
+            **argon2_from_env(),
         )
         await upgrade_async(settings.effective_database_url)
         clock = SettableClock(DEMO_START)
