@@ -339,28 +339,52 @@ async def create_tender(
             "bid_deadline must come after documents_from.",
             errors=[field_error("bid_deadline", "before documents_from")],
         )
+    tender = await _new_draft(
+        session, data, actor.organisation_id, documents_from, bid_deadline, data.lots, now
+    )
+    await accounts.record(session, actor, "tender.create", "tender", tender.id, now, code=tender.code)
+    return tender
+
+
+DRAFT_TERMS = (
+    "title",
+    "sector",
+    "method",
+    "tenderer_name",
+    "region_code",
+    "qualification",
+    "evaluation_method",
+    "opening_window_minutes",
+    "publicity_days",
+)
+
+
+async def _new_draft(
+    session: AsyncSession,
+    terms: schemas.TenderCreate | Tender,
+    agency_id: uuid.UUID,
+    documents_from: datetime,
+    bid_deadline: datetime,
+    lots: Sequence[schemas.LotIn],
+    now: datetime,
+    *,
+    parent_id: uuid.UUID | None = None,
+) -> Tender:
+    """A new draft with the `terms` of a request or of an earlier tender, its own code and its lots."""
     tender = Tender(
-        code=await _next_code(session, data.region_code, data.sector, local_date(now).year),
-        title=data.title,
-        sector=data.sector,
-        method=data.method,
+        code=await _next_code(session, terms.region_code, terms.sector, local_date(now).year),
         status=TenderStatus.DRAFT.value,
-        agency_organisation_id=actor.organisation_id,
-        tenderer_name=data.tenderer_name,
-        region_code=data.region_code,
-        qualification=data.qualification,
-        evaluation_method=data.evaluation_method,
+        agency_organisation_id=agency_id,
         documents_from=documents_from,
         bid_deadline=bid_deadline,
-        opening_window_minutes=data.opening_window_minutes,
-        publicity_days=data.publicity_days,
         created_at=now,
+        parent_id=parent_id,
+        **{name: getattr(terms, name) for name in DRAFT_TERMS},
     )
     session.add(tender)
     await session.flush()
-    _add_lots(session, tender, data.lots)
+    _add_lots(session, tender, lots)
     await session.flush()
-    await accounts.record(session, actor, "tender.create", "tender", tender.id, now, code=tender.code)
     return tender
 
 
@@ -526,37 +550,17 @@ async def retender(session: AsyncSession, actor: Principal, tender_id: uuid.UUID
     """Start a new tender from a failed or terminated one (重新招标): a draft copying its terms and lots."""
     old = await tender_for_agency(session, actor, tender_id)
     await _move(session, old, Action.RETENDER, actor, now)
-    new = Tender(
-        code=await _next_code(session, old.region_code, old.sector, local_date(now).year),
-        title=old.title,
-        sector=old.sector,
-        method=old.method,
-        status=TenderStatus.DRAFT.value,
-        agency_organisation_id=old.agency_organisation_id,
-        tenderer_name=old.tenderer_name,
-        region_code=old.region_code,
-        qualification=old.qualification,
-        evaluation_method=old.evaluation_method,
-        documents_from=now,
-        bid_deadline=now + (old.bid_deadline - old.documents_from),
-        opening_window_minutes=old.opening_window_minutes,
-        publicity_days=old.publicity_days,
-        created_at=now,
-        parent_id=old.id,
+    lots = [
+        schemas.LotIn(
+            title=lot.title, estimated_price_fen=lot.estimated_price_fen, deposit_fen=lot.deposit_fen
+        )
+        for lot in await lots_of(session, old.id)
+    ]
+    # The same period from documents to deadline as before, counted again from today.
+    deadline = now + (old.bid_deadline - old.documents_from)
+    new = await _new_draft(
+        session, old, old.agency_organisation_id, now, deadline, lots, now, parent_id=old.id
     )
-    session.add(new)
-    await session.flush()
-    _add_lots(
-        session,
-        new,
-        [
-            schemas.LotIn(
-                title=lot.title, estimated_price_fen=lot.estimated_price_fen, deposit_fen=lot.deposit_fen
-            )
-            for lot in await lots_of(session, old.id)
-        ],
-    )
-    await session.flush()
     await accounts.record(
         session, actor, "tender.create", "tender", new.id, now, code=new.code, parent=old.code
     )
