@@ -3,12 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def include_for(dialect: str) -> Callable[..., bool]:
+    """An Alembic `include_object` that leaves out what the models create only on another dialect
+    (`Index(...).ddl_if(dialect=…)`), which autogenerate does not know to skip by itself."""
+
+    def include(obj: Any, _name: str | None, type_: str, reflected: bool, _compare_to: Any) -> bool:
+        condition = getattr(obj, "_ddl_if", None)
+        if type_ == "index" and not reflected and condition is not None and condition.dialect:
+            return bool(condition.dialect == dialect)
+        return True
+
+    return include
 
 
 def alembic_config(url: str) -> Config:

@@ -33,7 +33,7 @@ import click
 import httpx
 from rich.console import Console
 from rich.progress import Progress
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -279,6 +279,10 @@ async def fill(engine: AsyncEngine, tenders: int, clock: Clock, err: Console, *,
                 await conn.execute(insert(Notice), notice_rows)
             notices += len(notice_rows)
             progress.advance(task, len(tender_rows))
+    # A live database has planner statistics (autovacuum keeps them); a freshly bulk-loaded one must be told.
+    async with engine.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await conn.execute(text("ANALYZE"))
     return Filled(tenders, notices)
 
 

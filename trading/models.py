@@ -72,6 +72,19 @@ class Notice(IdMixin, Base):
     __table_args__ = (
         Index("ix_notices_published", "published_at", "id"),
         Index("ix_notices_kind_published", "kind", "published_at", "id"),
+        # Substring search of the board (`q`) on PostgreSQL: trigram GIN indexes serve `ILIKE '%…%'`.
+        Index(
+            "ix_notices_title_trgm",
+            "title",
+            postgresql_using="gin",
+            postgresql_ops={"title": "gin_trgm_ops"},
+        ).ddl_if(dialect="postgresql"),
+        Index(
+            "ix_notices_tender_code_trgm",
+            "tender_code",
+            postgresql_using="gin",
+            postgresql_ops={"tender_code": "gin_trgm_ops"},
+        ).ddl_if(dialect="postgresql"),
     )
 
     tender_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenders.id"), index=True)

@@ -15,7 +15,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 import msgspec
-from sqlalchemy import func, or_, select
+from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import flag_modified
@@ -627,13 +627,22 @@ async def list_notices(
         if len(q) > 100:
             raise ValidationProblem("q is at most 100 characters.", errors=[field_error("q", "too long")])
         pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        # The pattern is rendered into the statement (quoted), not bound, so PostgreSQL plans for it: the order
+        # index for a common word, the trigram index for a rare one. Backslash is PostgreSQL's default LIKE
+        # escape, and an explicit ESCAPE clause would keep the trigram index out; SQLite needs one.
+        term: Any = bindparam("q", pattern, literal_execute=True)
+        escape = None if _dialect(session) == "postgresql" else "\\"
         query = query.where(
-            or_(Notice.title.ilike(pattern, escape="\\"), Notice.tender_code.ilike(pattern, escape="\\"))
+            or_(Notice.title.ilike(term, escape=escape), Notice.tender_code.ilike(term, escape=escape))
         )
     if cursor:
         at, row_id = decode_cursor(cursor)
         query = query.where((Notice.published_at < at) | ((Notice.published_at == at) & (Notice.id < row_id)))
     return page_after(list(await session.scalars(query)), limit, "published_at")
+
+
+def _dialect(session: AsyncSession) -> str:
+    return session.bind.dialect.name if session.bind is not None else ""
 
 
 async def get_notice(session: AsyncSession, notice_id: uuid.UUID) -> Notice:

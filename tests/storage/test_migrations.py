@@ -6,12 +6,15 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Connection
 
+from storage.migrate import include_for
 from storage.models import metadata
 from tests.conftest import Database
 
 
 def _diff(connection: Connection) -> list[object]:
-    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    context = MigrationContext.configure(
+        connection, opts={"compare_type": True, "include_object": include_for(connection.dialect.name)}
+    )
     return list(compare_metadata(context, metadata))
 
 
