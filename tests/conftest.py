@@ -172,7 +172,9 @@ def redis_url() -> str:
 # ---------------------------------------------------------------- the application
 
 
-def _runtime(database: Database, clock: SettableClock, var_dir: Path, store: Any = None) -> Any:
+def _runtime(
+    database: Database, clock: SettableClock, var_dir: Path, store: Any = None, queue: Any = None
+) -> Any:
     """The real runtime on the test database, the given (or a local) object store and in-process jobs.
 
     The chronograph and the dispatcher do not run on their own: tests call `api.tick()` after moving
@@ -192,7 +194,7 @@ def _runtime(database: Database, clock: SettableClock, var_dir: Path, store: Any
         argon2_memory_kib=1024,
         argon2_parallelism=1,
     )
-    rt = build_runtime(settings, clock=clock, engine=database.engine, store=store)
+    rt = build_runtime(settings, clock=clock, engine=database.engine, store=store, queue=queue)
     rt.run_chronograph = False
     return rt
 
