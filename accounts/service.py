@@ -156,7 +156,7 @@ async def register(
         created_at=now,
     )
     session.add(org)
-    await session.flush()
+    await _flush_unique(session)
     user = User(
         organisation_id=org.id,
         username=data.username,

@@ -326,10 +326,11 @@ class DocumentController(Controller):
         data: schemas.ClarificationCreate,
         principal: Principal,
         session: AsyncSession,
+        object_store: ObjectStore,
         clock: Clock,
     ) -> schemas.ClarificationRead:
-        """Issue a clarification or amendment (W-02 moves the deadline when needed)."""
-        c, notified = await service.clarify(session, principal, tender_id, data, clock.now())
+        """Issue a clarification or amendment, with amended documents if any (W-02 moves the deadline)."""
+        c, notified = await service.clarify(session, principal, tender_id, data, clock.now(), object_store)
         return clarification_read(c, notified)
 
     @post("/objections", operation_id="file_objection", guards=[BIDDER])

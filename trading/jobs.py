@@ -7,6 +7,7 @@ from typing import Any
 
 from storage.db import transaction
 from storage.jobs import JobContext, job
+from storage.objects import ObjectStore
 from trading import service
 
 log = logging.getLogger("ggzy.chronograph")
@@ -26,3 +27,10 @@ async def notify(ctx: JobContext, payload: dict[str, Any]) -> None:
     """Deliver a notification to every organisation named in the payload."""
     async with transaction(ctx.sessionmaker) as session:
         await service.deliver_notifications(session, payload, ctx.clock.now())
+
+
+@job("trading.discard_upload")
+async def discard_upload(ctx: JobContext, payload: dict[str, Any]) -> None:
+    """Delete an upload once its copy on record is committed (deleting a missing object is no error)."""
+    store: ObjectStore = ctx.extras["store"]
+    await store.delete(payload["key"])

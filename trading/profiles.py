@@ -76,6 +76,8 @@ MINIMUMS = frozenset(
         "min_bids_to_open",
         "committee_min_size",
         "publicity_min_days",
+        "complaint_within_days",  # the complainant's time may be lengthened, never cut short
+        "opening_window_minutes",
     }
 )
 # ... and fields it may only lower (caps, time allowed to act).

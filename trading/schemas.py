@@ -139,10 +139,18 @@ class DocumentRead(msgspec.Struct):
     download_url: str | None = None
 
 
+class Attachment(Strict):
+    """An uploaded file (see `request_document_upload`) that a clarification carries."""
+
+    filename: Filename
+    object_key: ObjectKey
+
+
 class ClarificationCreate(Strict):
     text: Text
     affects_bids: bool
     objection_id: uuid.UUID | None = None
+    amended_documents: Attachment | None = None
 
 
 class ClarificationRead(msgspec.Struct):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
@@ -108,12 +108,15 @@ async def load_schedule(
         schedule = OfficialSchedule.from_dict(raw)
     except ScheduleError as exc:
         raise ValidationProblem(str(exc), errors=[field_error("holidays", str(exc))]) from exc
-    row = await session.get(CalendarYear, data.year)
-    if row is None:
-        session.add(CalendarYear(year=data.year, schedule=schedule.to_dict(), loaded_at=now))
-    else:
-        row.schedule = schedule.to_dict()
-        row.loaded_at = now
+    await session.execute(
+        upsert_ignore(
+            session, CalendarYear, {"year": data.year, "schedule": schedule.to_dict(), "loaded_at": now}
+        )
+    )
+    row = await session.get(CalendarYear, data.year, with_for_update=True, populate_existing=True)
+    assert row is not None
+    row.schedule = schedule.to_dict()
+    row.loaded_at = now
     await accounts.record(session, actor, "calendar.load", "calendar_year", data.year, now)
     return schedule
 
@@ -124,7 +127,8 @@ async def load_schedule(
 async def _tender(session: AsyncSession, tender_id: uuid.UUID, *, lock: bool = False) -> Tender:
     query = select(Tender).where(Tender.id == tender_id)
     if lock:
-        query = query.with_for_update()
+        # Locking reads the row afresh: what this transaction saw before the lock may be stale.
+        query = query.with_for_update().execution_options(populate_existing=True)
     tender = await session.scalar(query)
     if tender is None:
         raise NotFound("No such tender.")
@@ -751,31 +755,51 @@ async def document_upload(
     )
 
 
-async def _stored(store: ObjectStore, key: str, prefix: str) -> tuple[str, int]:
-    """Hash an uploaded object server-side; the key must be one we granted under `prefix`."""
+class _TooLarge(Exception):
+    pass
+
+
+async def _capped(chunks: AsyncIterator[bytes], limit: int) -> AsyncIterator[bytes]:
+    total = 0
+    async for chunk in chunks:
+        total += len(chunk)
+        if total > limit:
+            raise _TooLarge
+        yield chunk
+
+
+async def _take_upload(
+    session: AsyncSession, store: ObjectStore, key: str, prefix: str, kept_prefix: str, now: datetime
+) -> tuple[str, str, int]:
+    """Take an uploaded file into the record: copy it, hashing as it streams, to a key no upload grant
+    names, so the file on record can never be overwritten through the grant it came by. The upload itself
+    is discarded after commit. Returns (kept key, SHA-256, size); the key must be one granted under `prefix`."""
     if not key.startswith(prefix):
         raise ValidationProblem(
             "This object key was not issued for this upload.",
             errors=[field_error("object_key", "foreign key")],
         )
+    kept = f"{kept_prefix}/{uuid.uuid4().hex}"
     try:
-        info = await store.hash_object(key)
+        info = await store.put_stream(kept, _capped(store.iter_chunks(key), MAX_UPLOAD_BYTES))
     except (ObjectNotFound, InvalidObjectKey) as exc:
         raise ValidationProblem(
             "Nothing was uploaded under this object key.",
             errors=[field_error("object_key", "no such object")],
         ) from exc
+    except _TooLarge as exc:
+        raise ValidationProblem(
+            f"The uploaded file is larger than {MAX_UPLOAD_BYTES} bytes.",
+            errors=[field_error("object_key", "too large")],
+        ) from exc
     if info.size == 0:
+        await store.delete(kept)
         raise ValidationProblem(
             "The uploaded file is empty.", errors=[field_error("object_key", "zero-length")]
         )
-    if info.size > MAX_UPLOAD_BYTES:
-        await store.delete(key)
-        raise ValidationProblem(
-            "The uploaded file is too large.", errors=[field_error("object_key", "too large")]
-        )
     assert info.sha256 is not None
-    return info.sha256, info.size
+    outbox.enqueue(session, "trading.discard_upload", {"key": key}, now)
+    return kept, info.sha256, info.size
 
 
 async def register_document(
@@ -791,8 +815,11 @@ async def register_document(
     """Record an uploaded file as a document of the tender, with the hash the server computed."""
     tender = await tender_for_agency(session, actor, tender_id)
     kind = kind or data.kind
-    if kind in {"tender_documents", "drawings", "bill_of_quantities"} and tender.status != TenderStatus.DRAFT:
-        raise Conflict("Tender documents are fixed at publication; change them with a clarification (W-02).")
+    if kind in PUBLIC_DOCUMENT_KINDS and tender.status != TenderStatus.DRAFT:
+        raise Conflict(
+            "Tender documents are fixed at publication; amend them with a clarification, which carries "
+            "the amended file, publishes a correction notice and tells every holder (W-02)."
+        )
     return await _record_document(session, actor, tender, kind, data.filename, data.object_key, store, now)
 
 
@@ -806,12 +833,19 @@ async def _record_document(
     store: ObjectStore,
     now: datetime,
 ) -> Document:
-    sha256, size = await _stored(store, key, f"tenders/{tender.code}/documents/{actor.organisation_id}/")
+    kept, sha256, size = await _take_upload(
+        session,
+        store,
+        key,
+        f"tenders/{tender.code}/documents/{actor.organisation_id}/",
+        f"records/{tender.code}/documents",
+        now,
+    )
     document = Document(
         tender_id=tender.id,
         kind=kind,
         filename=filename,
-        object_key=key,
+        object_key=kept,
         sha256=sha256,
         size=size,
         uploaded_by=actor.user_id,
@@ -851,15 +885,15 @@ async def obtain_documents(
     tender = await visible_tender(session, actor, tender_id)
     if tender.status != TenderStatus.TENDERING:
         raise Conflict(f"Documents are issued only while the tender is tendering; it is {tender.status}.")
-    exists = await session.scalar(
-        select(DocumentAccess.id).where(
-            DocumentAccess.tender_id == tender.id, DocumentAccess.organisation_id == actor.organisation_id
-        )
-    )
-    if exists is None:
-        session.add(
-            DocumentAccess(tender_id=tender.id, organisation_id=actor.organisation_id, obtained_at=now)
-        )
+    # Insert-if-missing: two clicks at once must not both insert (nor fail on the unique constraint).
+    holder = {
+        "id": uuid.uuid4(),
+        "tender_id": tender.id,
+        "organisation_id": actor.organisation_id,
+        "obtained_at": now,
+    }
+    inserted = await session.execute(upsert_ignore(session, DocumentAccess, holder))
+    if getattr(inserted, "rowcount", 0) == 1:
         await accounts.record(session, actor, "documents.obtain", "tender", tender.id, now)
     out = []
     for d in await list_documents(session, tender.id, PUBLIC_DOCUMENT_KINDS):
@@ -888,12 +922,21 @@ async def clarify(
     tender_id: uuid.UUID,
     data: schemas.ClarificationCreate,
     now: datetime,
+    store: ObjectStore | None = None,
 ) -> tuple[Clarification, int]:
-    """Issue a clarification or amendment; if it may affect bids and fewer than 15 days remain, the deadline
-    moves out to keep 15 (W-02). Everyone who obtained the documents is told."""
+    """Issue a clarification or amendment, optionally carrying amended documents; if it may affect bids and
+    fewer than 15 days remain, the deadline moves out to keep 15 (W-02). Everyone who obtained the documents
+    is told."""
     tender = await tender_for_agency(session, actor, tender_id)
     if tender.status not in (TenderStatus.PUBLISHED, TenderStatus.TENDERING):
         raise Conflict(f"Clarifications are issued before the deadline; the tender is {tender.status}.")
+    if now >= tender.bid_deadline:
+        raise RuleViolation(
+            "W-08",
+            "The bid deadline has passed: the bids are to be opened as they stand, and the documents can "
+            "no longer be clarified.",
+            bid_deadline=tender.bid_deadline.isoformat(),
+        )
     profile = profile_for(tender.sector, tender.method)
     cal = await working_calendar(session)
     before = tender.bid_deadline
@@ -929,6 +972,19 @@ async def clarify(
     )
     session.add(clarification)
     await session.flush()
+    amended = None
+    if data.amended_documents is not None:
+        assert store is not None
+        amended = await _record_document(
+            session,
+            actor,
+            tender,
+            "amendment",
+            data.amended_documents.filename,
+            data.amended_documents.object_key,
+            store,
+            now,
+        )
     moved = tender.bid_deadline != before
     await accounts.record(
         session,
@@ -942,6 +998,12 @@ async def clarify(
         rule="W-02" if moved else None,
     )
     body: dict[str, Any] = {"number": number, "text": data.text, "affects_bids": data.affects_bids}
+    if amended is not None:
+        body["amended_documents"] = {
+            "filename": amended.filename,
+            "sha256": amended.sha256,
+            "size": amended.size,
+        }
     if moved:
         body["bid_deadline"] = {
             "before": before.isoformat(),
@@ -1114,10 +1176,10 @@ async def bid_upload(
 
 
 async def _bidding_tender(
-    session: AsyncSession, actor: Principal, tender_id: uuid.UUID, now: datetime
+    session: AsyncSession, actor: Principal, tender_id: uuid.UUID, now: datetime, *, lock: bool = True
 ) -> Tender:
     await accounts.require_active(session, actor)
-    tender = await _tender(session, tender_id, lock=True)
+    tender = await _tender(session, tender_id, lock=lock)
     if tender.status == TenderStatus.DRAFT:
         raise NotFound("No such tender.")
     if now >= tender.bid_deadline:
@@ -1162,13 +1224,28 @@ async def submit_bid(
 ) -> tuple[Bid, schemas.Receipt]:
     """Finalise a bid: hash the uploaded file server-side, record arrival on the server clock, issue the
     receipt. A second bid on the same lot replaces the first (W-05); after the deadline: W-07."""
-    tender = await _bidding_tender(session, actor, tender_id, now)
-    lot = await session.get(Lot, data.lot_id)
-    if lot is None or lot.tender_id != tender.id:
-        raise ValidationProblem("No such lot in this tender.", errors=[field_error("lot_id", "unknown lot")])
-    sha256, size = await _stored(
-        store, data.object_key, f"tenders/{tender.code}/bids/{actor.organisation_id}/"
+    await _bidding_tender(session, actor, tender_id, now, lock=False)
+    found = await _tender(session, tender_id)
+    # The copy (and its hash) runs before the tender's row is locked, so a large file does not hold up
+    # other bidders; the state is checked again under the lock below.
+    kept, sha256, size = await _take_upload(
+        session,
+        store,
+        data.object_key,
+        f"tenders/{found.code}/bids/{actor.organisation_id}/",
+        f"records/{found.code}/bids",
+        now,
     )
+    try:
+        tender = await _bidding_tender(session, actor, tender_id, now)
+        lot = await session.get(Lot, data.lot_id)
+        if lot is None or lot.tender_id != tender.id:
+            raise ValidationProblem(
+                "No such lot in this tender.", errors=[field_error("lot_id", "unknown lot")]
+            )
+    except Problem:
+        await store.delete(kept)
+        raise
     org = await accounts.get_organisation(session, actor.organisation_id)
     previous = await session.scalar(
         select(Bid).where(
@@ -1176,15 +1253,14 @@ async def submit_bid(
         )
     )
     if previous is not None:
-        if previous.object_key == data.object_key:
-            raise Conflict(
-                "This file is already your bid.", errors=[field_error("object_key", "already submitted")]
-            )
         previous.status = "replaced"
         previous.withdrawn_at = now
+    # Numbered per bidder: a tender-wide number would tell each bidder how many others have bid.
     sequence = (
         await session.scalar(
-            select(func.coalesce(func.max(Bid.sequence), 0)).where(Bid.tender_id == tender.id)
+            select(func.coalesce(func.max(Bid.sequence), 0)).where(
+                Bid.tender_id == tender.id, Bid.organisation_id == actor.organisation_id
+            )
         )
         or 0
     ) + 1
@@ -1193,7 +1269,7 @@ async def submit_bid(
         lot_id=lot.id,
         organisation_id=actor.organisation_id,
         status="submitted",
-        object_key=data.object_key,
+        object_key=kept,
         sha256=sha256,
         size=size,
         price_commitment=data.price_commitment,
@@ -1279,7 +1355,9 @@ async def list_bids(session: AsyncSession, actor: Principal, tender_id: uuid.UUI
     tender = await visible_tender(session, actor, tender_id)
     query = select(Bid).where(Bid.tender_id == tender.id).order_by(Bid.sequence)
     sees_all = _can_manage(actor, tender) or actor.has("centre", "supervisor", "auditor")
-    opened = tender.status not in (TenderStatus.DRAFT, TenderStatus.PUBLISHED, TenderStatus.TENDERING)
+    opened = (
+        tender.opened_at is not None
+    )  # a cancelled or failed tender never opened: its bidders stay secret
     if not (sees_all and opened):
         query = query.where(Bid.organisation_id == actor.organisation_id)
     return list(await session.scalars(query))
@@ -1320,6 +1398,12 @@ async def _close_bidding(session: AsyncSession, tender: Tender, now: datetime) -
             lot.outcome_reason = (
                 f"W-09: {n} bid(s) at the deadline; at least {profile.min_bids_to_open} are needed"
             )
+            # Not opened, not revoked: these bidders are owed their deposits back, through no fault of theirs.
+            for bid in await session.scalars(
+                select(Bid).where(Bid.lot_id == lot.id, Bid.status == "submitted")
+            ):
+                bid.status = "returned"
+                await accounts.record(session, None, "bid.return", "bid", bid.id, now, rule="W-09")
         else:
             live += 1
     if live == 0:
@@ -1697,7 +1781,41 @@ async def decline_award(
         {"lot": lot.number, "reason": data.reason, "rule": "W-16"},
         now,
     )
+    await session.flush()
+    declined = set(
+        await session.scalars(
+            select(Award.bid_id).where(Award.tender_id == tender.id, Award.status == "declined")
+        )
+    )
+    if not [b for b in (await _report_ranking(session, tender)).get(lot.id, []) if b not in declined]:
+        await _lot_without_candidates(session, actor, tender, lot, now)
     return row
+
+
+async def _lot_without_candidates(
+    session: AsyncSession, actor: Principal, tender: Tender, lot: Lot, now: datetime
+) -> None:
+    """Every candidate of the lot declined: the lot fails; the tender fails when no lot is left, and is
+    contracted when the other lots all have their contracts."""
+    lot.status = "failed"
+    lot.outcome_reason = "W-16: every candidate declined the award"
+    statuses = {other.status for other in await lots_of(session, tender.id)}
+    if statuses & {"awarded", "reawarding"}:
+        return
+    if "contracted" in statuses:
+        await _move(session, tender, Action.SIGN_CONTRACTS, actor, now)
+        return
+    tender.outcome_reason = "every candidate declined the award (W-16); the tender is to be re-run"
+    tender.closed_at = now
+    await _move(session, tender, Action.FAIL, actor, now, rule="W-16")
+    await _publish_notice(
+        session,
+        tender,
+        "failure",
+        f"{tender.title} 流标公告",
+        {"reason": tender.outcome_reason, "rule": "W-16"},
+        now,
+    )
 
 
 async def _reaward(
