@@ -31,7 +31,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from accounts import service as accounts_service
 from accounts.controllers import AuditController, AuthController, OrganisationController
 from accounts.guards import AuthenticationMiddleware, provide_optional_principal, provide_principal, public
-from accounts.security import PasswordCost, configure_password_cost
+from accounts.security import PasswordCost, Principal, configure_password_cost
 from storage.clock import Clock, SystemClock
 from storage.db import create_engine, create_sessionmaker, transaction
 from storage.jobs import ArqJobQueue, InlineJobQueue, JobContext, JobQueue, OutboxDispatcher, Periodic
@@ -251,9 +251,40 @@ async def _audit_refusal(exc: Exception, scope: Scope) -> None:
     Runs after the request's own transaction has rolled back with the refusal, so the event is written
     in a short transaction of its own.
     """
+    state = scope["litestar_app"].state
     refusal = getattr(exc, "refusal", None)
-    if isinstance(refusal, accounts_service.Refusal):
-        await accounts_service.record_refusal(scope["litestar_app"].state.sessionmaker, refusal)
+    if not isinstance(refusal, accounts_service.Refusal):
+        refusal = _refused_attempt(exc, scope, state.clock.now())
+    if refusal is not None:
+        await accounts_service.record_refusal(state.sessionmaker, refusal)
+
+
+AUDITED_REFUSALS = frozenset({403, 409, 412})
+
+
+def _refused_attempt(exc: Exception, scope: Scope, now: datetime) -> accounts_service.Refusal | None:
+    """What a signed-in caller tried and a rule, a role or the state refused (a late bid, a premature
+    award …): supervisors see attempts as well as acts. Plain validation errors and anonymous calls are
+    not kept."""
+    principal = scope.get("user")
+    if not isinstance(exc, Problem) or not isinstance(principal, Principal):
+        return None
+    if exc.rule is None and exc.status not in AUDITED_REFUSALS:
+        return None  # a mistyped field is no attempt worth a supervisor's eye; a rule, a role or the state is
+    handler = scope.get("route_handler")
+    action = str(getattr(handler, "operation_id", None) or getattr(handler, "handler_name", "request"))
+    tender_id = scope.get("path_params", {}).get("tender_id")
+    detail: dict[str, Any] = {"status": exc.status, "method": scope.get("method"), "path": scope.get("path")}
+    if exc.rule:
+        detail["rule"] = exc.rule
+    return accounts_service.Refusal(
+        actor=principal,
+        action=action[:60],
+        object_type="tender" if tender_id else "route",
+        object_id=str(tender_id or scope.get("path", ""))[:64],
+        at=now,
+        detail=detail,
+    )
 
 
 def _nul_in_json(value: Any) -> str | None:

@@ -199,3 +199,25 @@ async def test_obtaining_the_documents_twice_at_once_registers_one_holder(api: A
         params={"object_type": "tender", "object_id": tender["id"]},
     )
     assert [e["action"] for e in audit.json()["items"]].count("documents.obtain") == 1
+
+
+async def test_a_refused_attempt_is_kept_in_the_audit_trail_with_its_rule(api: Api) -> None:
+    agency = await api.organisation("agency")
+    bidder = await api.organisation("bidder")
+    tender = await api.published(agency)
+    await api.at(DEADLINE)
+    late = await api.post(
+        f"/api/v1/tenders/{tender['id']}/bids/uploads", bidder, json={"filename": "late.zip", "size": 10}
+    )
+    assert late.status_code == 422
+    supervisor = await api.organisation("supervisor")
+    events = (
+        await api.get(
+            "/api/v1/audit", supervisor, params={"object_type": "tender", "object_id": tender["id"]}
+        )
+    ).json()["items"]
+    refused = [e for e in events if e["outcome"] == "refused"]
+    assert len(refused) == 1
+    assert refused[0]["action"] == "request_bid_upload"
+    assert refused[0]["actor_organisation_id"] == bidder.organisation_id
+    assert refused[0]["detail"]["rule"] == "W-07" and refused[0]["detail"]["status"] == 422
