@@ -135,10 +135,3 @@ class AuditEventRead(msgspec.Struct):
     object_id: str
     outcome: str
     detail: dict[str, object]
-
-
-class Page(msgspec.Struct):
-    """A page of results with an opaque cursor for the next one (None at the end)."""
-
-    items: list[object]
-    next_cursor: str | None

@@ -36,7 +36,6 @@ class Settings:
     token_ttl_minutes: int = 60
     max_body_bytes: int = 1_048_576
     tick_seconds: float = 5.0
-    demo: bool = False
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 65536
     argon2_parallelism: int = 4

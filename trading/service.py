@@ -1996,14 +1996,10 @@ async def tick(session: AsyncSession, now: datetime, *, batch: int = 100) -> lis
     return done
 
 
-def problem_for_profile(exc: Exception) -> Problem:
-    """A profile lookup failure as a problem."""
-    return ValidationProblem(str(exc), errors=[field_error("method", str(exc))])
-
-
 # ---------------------------------------------------------------- complaints (投诉)
 
-OBJECTION_FIRST = {"documents": "documents", "opening": "opening", "candidates": "candidates"}
+# Complaints on these subjects come after an objection to the tenderer on the same subject (条例 60).
+OBJECTION_FIRST = frozenset({"documents", "opening", "candidates"})
 
 
 async def file_complaint(
@@ -2035,13 +2031,12 @@ async def file_complaint(
             f"the last day was {last_day.isoformat()}.",
             last_day=last_day.isoformat(),
         )
-    subject = OBJECTION_FIRST.get(data.subject)
-    if subject is not None:
+    if data.subject in OBJECTION_FIRST:
         objected = await session.scalar(
             select(Objection.id).where(
                 Objection.tender_id == tender.id,
                 Objection.organisation_id == actor.organisation_id,
-                Objection.subject == subject,
+                Objection.subject == data.subject,
             )
         )
         if objected is None:
