@@ -32,6 +32,8 @@ from accounts import service as accounts_service
 from accounts.controllers import AuditController, AuthController, OrganisationController
 from accounts.guards import AuthenticationMiddleware, provide_optional_principal, provide_principal, public
 from accounts.security import PasswordCost, Principal, configure_password_cost
+from bidding.controllers import TransparencyController
+from bidding.service import LogSigner
 from storage.clock import Clock, SystemClock
 from storage.db import create_engine, create_sessionmaker, transaction
 from storage.jobs import ArqJobQueue, InlineJobQueue, JobContext, JobQueue, OutboxDispatcher, Periodic
@@ -57,13 +59,18 @@ class Runtime:
     store: ObjectStore
     queue: JobQueue
     dispatcher: OutboxDispatcher
+    signer: LogSigner
     run_chronograph: bool = True
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def job_context(self) -> JobContext:
-        return JobContext(self.sessionmaker, self.clock, {"store": self.store, "settings": self.settings})
+        return JobContext(
+            self.sessionmaker,
+            self.clock,
+            {"store": self.store, "settings": self.settings, "signer": self.signer},
+        )
 
     async def start(self) -> None:
         """Open the store and the queue; in the embedded setup, run dispatcher and chronograph in-process."""
@@ -121,7 +128,8 @@ def build_runtime(
     engine = engine or create_engine(settings.effective_database_url)
     sessionmaker = create_sessionmaker(engine)
     store = store or build_store(settings, clock)
-    extras: dict[str, Any] = {"store": store, "settings": settings}
+    signer = LogSigner.from_secret(settings.secret_key, settings.log_signing_key)
+    extras: dict[str, Any] = {"store": store, "settings": settings, "signer": signer}
     if queue is None:
         if settings.redis_url:
             queue = ArqJobQueue(settings.redis_url)
@@ -136,6 +144,7 @@ def build_runtime(
         store,
         queue,
         dispatcher,
+        signer,
         run_chronograph=not settings.redis_url,
     )
 
@@ -426,6 +435,7 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = True) -> Litestar:
             AuditController,
             ObjectController,
             *TRADING_CONTROLLERS,
+            TransparencyController,
         ],
         dependencies={
             "session": Provide(provide_session),
@@ -433,6 +443,8 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = True) -> Litestar:
             "clock_now": Provide(_clock_now, sync_to_thread=False),
             "settings": Provide(lambda: runtime.settings, sync_to_thread=False),
             "object_store": Provide(lambda: runtime.store, sync_to_thread=False),
+            "signer": Provide(lambda: runtime.signer, sync_to_thread=False),
+            "sessionmaker": Provide(lambda: runtime.sessionmaker, sync_to_thread=False),
             "principal": Provide(provide_principal),
             "request_principal": Provide(provide_optional_principal, sync_to_thread=False),
         },
@@ -542,11 +554,19 @@ def db_upgrade(revision: str) -> None:
 
 def register_package_commands() -> click.Group:
     """Attach every package's sub-commands to the `ggzy` group (idempotent) and return it."""
+    from bidding.bench import opening_command, seal_command
+
     from accounts.cli import accounts_group
+    from bidding.cli import register as register_bidding
     from trading.cli import register as register_trading
 
     cli.add_command(accounts_group)
     register_trading(cli)
+    register_bidding(cli)
+    bench = cli.commands["bench"]
+    assert isinstance(bench, click.Group)
+    bench.add_command(seal_command, "seal")
+    bench.add_command(opening_command, "opening")
     return cli
 
 

@@ -33,6 +33,7 @@ class Settings:
     port: int = 8000
     public_url: str = ""
     secret_key: str = field(default="", repr=False)
+    log_signing_key: str = field(default="", repr=False)
     token_ttl_minutes: int = 60
     max_body_bytes: int = 1_048_576
     tick_seconds: float = 5.0
@@ -70,6 +71,7 @@ class Settings:
             port=int(_env("PORT", "8000")),
             public_url=_env("PUBLIC_URL", ""),
             secret_key=secret,
+            log_signing_key=_env("LOG_SIGNING_KEY", ""),
             token_ttl_minutes=int(_env("TOKEN_TTL_MINUTES", "60")),
             max_body_bytes=int(_env("MAX_BODY_BYTES", "1048576")),
             tick_seconds=float(_env("TICK_SECONDS", "5")),

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import io
 import secrets
+import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -13,9 +17,9 @@ import httpx
 from httpx import Response
 
 from accounts.uscc import make_uscc
+from bidding import agekeys, bidfile, envelope
 from trading import jobs as trading_jobs
 from trading.calendar import SHANGHAI
-from trading.commitments import price_commitment
 
 PASSWORD = "correct horse battery staple"
 _serial = 0
@@ -49,15 +53,21 @@ class Actor:
 
 @dataclass
 class SealedBid:
-    """What a bidder keeps: the bid id, its receipt, and the secret that opens its price."""
+    """What a bidder keeps: the bid id, its receipt, its sealed envelope and the keys that open it."""
 
     bidder: Actor
     lot_id: str
     bid_id: str
     price_fen: int
     duration_days: int
-    nonce: str
+    envelope: bytes
+    keys: agekeys.KeyPair
     receipt: dict[str, Any]
+
+    @property
+    def file_key(self) -> bytes:
+        header = envelope.read_header(io.BytesIO(self.envelope))
+        return envelope.unwrap_bidder(header, self.keys.encryption.private_bytes_raw())
 
 
 @dataclass
@@ -68,6 +78,8 @@ class Api:
     runtime: Any
     centre: Actor | None = None
     _n: int = field(default=0)
+    keys: dict[str, agekeys.KeyPair] = field(default_factory=dict)
+    custodian_actors: list[Actor] = field(default_factory=list)
 
     # ------------------------------------------------------------ plumbing
 
@@ -216,7 +228,36 @@ class Api:
         body.update(overrides)
         return body
 
+    async def register_keys(self, actor: Actor, *, signing: bool = True) -> agekeys.KeyPair:
+        """The organisation's key pair, generated and registered once (private half kept here)."""
+        if actor.organisation_id not in self.keys:
+            keys = agekeys.generate(signing=signing)
+            items = [("encryption", agekeys.x25519_public_raw(keys))]
+            if signing:
+                items.append(("signing", agekeys.ed25519_public_raw(keys)))
+            for purpose, raw in items:
+                r = await self.post(
+                    "/api/v1/keys",
+                    actor,
+                    json={"purpose": purpose, "public_key": base64.b64encode(raw).decode()},
+                )
+                assert r.status_code == 201, r.text
+            self.keys[actor.organisation_id] = keys
+        return self.keys[actor.organisation_id]
+
+    async def custodians(self) -> list[Actor]:
+        """The default opening custodians: the centre and a supervisor, each with a registered key."""
+        if not self.custodian_actors:
+            centre = await self.bootstrap_centre()
+            supervisor = await self.organisation("supervisor")
+            for actor in (centre, supervisor):
+                await self.register_keys(actor, signing=False)
+            self.custodian_actors = [centre, supervisor]
+        return self.custodian_actors
+
     async def draft(self, agency: Actor, **overrides: Any) -> dict[str, Any]:
+        if "custodians" not in overrides:
+            overrides["custodians"] = [c.organisation_id for c in await self.custodians()]
         r = await self.post("/api/v1/tenders", agency, json=self.tender_body(**overrides))
         assert r.status_code == 201, r.text
         return dict(r.json())
@@ -243,38 +284,94 @@ class Api:
         if obtain:
             r = await self.post(f"/api/v1/tenders/{tid}/documents/obtain", bidder)
             assert r.status_code == 200, r.text
-        content = b"bid file " + secrets.token_bytes(256)
+        keys = await self.register_keys(bidder)
+        content = await self.seal(bidder, tender, price_fen, lot=lot, duration_days=duration_days)
         grant = await self.post(
-            f"/api/v1/tenders/{tid}/bids/uploads", bidder, json={"filename": "bid.zip", "size": len(content)}
+            f"/api/v1/tenders/{tid}/bids/uploads", bidder, json={"filename": "bid.age", "size": len(content)}
         )
         assert grant.status_code == 201, grant.text
         await self.upload(grant.json(), content)
-        nonce = secrets.token_hex(16)
         lot_id = tender["lots"][lot]["id"]
         r = await self.post(
             f"/api/v1/tenders/{tid}/bids",
             bidder,
-            json={
-                "lot_id": lot_id,
-                "object_key": grant.json()["object_key"],
-                "price_commitment": price_commitment(price_fen, duration_days, nonce),
-            },
+            json={"lot_id": lot_id, "object_key": grant.json()["object_key"]},
             headers={"Idempotency-Key": f"bid-{secrets.token_hex(8)}"},
         )
         assert r.status_code == 201, r.text
-        assert r.json()["sha256"] == hashlib.sha256(content).hexdigest()
-        return SealedBid(bidder, lot_id, r.json()["bid_id"], price_fen, duration_days, nonce, r.json())
-
-    async def reveal(self, tender_id: str, bid: SealedBid) -> Response:
-        return await self.post(
-            f"/api/v1/tenders/{tender_id}/bids/{bid.bid_id}/reveal",
-            bid.bidder,
-            json={
-                "declared_price_fen": bid.price_fen,
-                "duration_days": bid.duration_days,
-                "nonce": bid.nonce,
-            },
+        assert r.json()["envelope_sha256"] == hashlib.sha256(content).hexdigest()
+        return SealedBid(
+            bidder, lot_id, r.json()["bid_id"], price_fen, duration_days, content, keys, r.json()
         )
+
+    async def seal(
+        self,
+        bidder: Actor,
+        tender: dict[str, Any],
+        price_fen: int | None,
+        *,
+        lot: int = 0,
+        duration_days: int | None = 365,
+        files: dict[str, bytes] | None = None,
+        tender_code: str | None = None,
+        lot_number: int | None = None,
+        credit_code: str | None = None,
+    ) -> bytes:
+        """A sealed envelope for the tender's lot, as the bidder's client makes it."""
+        keys = await self.register_keys(bidder)
+        assert keys.signing is not None
+        if not tender.get("custodians"):
+            tender = (await self.get(f"/api/v1/tenders/{tender['id']}", bidder)).json()
+        with tempfile.TemporaryDirectory() as tmp:
+            paths = []
+            for name, data in (files or {"bid.pdf": b"%PDF-1.7 bid " + secrets.token_bytes(256)}).items():
+                path = Path(tmp) / name
+                path.write_bytes(data)
+                paths.append(path)
+            out = io.BytesIO()
+            bidfile.seal_bid(
+                paths,
+                out,
+                tender=tender_code or tender["code"],
+                lot=lot_number or tender["lots"][lot]["number"],
+                bidder=credit_code or bidder.credit_code,
+                kind="commercial",
+                declared_price_fen=price_fen,
+                duration_days=duration_days,
+                signing=keys.signing,
+                bidder_public=agekeys.x25519_public_raw(keys),
+                custodians=[base64.b64decode(c["public_key"]) for c in tender["custodians"]],
+                threshold=tender["custody_threshold"],
+            )
+        return out.getvalue()
+
+    async def reveal(self, tender_id: str, bid: SealedBid, *, run: bool = True) -> Response:
+        """Reveal the bid's file key in the opening hall, then let the decryption job run."""
+        r = await self.post(
+            f"/api/v1/tenders/{tender_id}/bids/{bid.bid_id}/decrypt",
+            bid.bidder,
+            json={"file_key": base64.b64encode(bid.file_key).decode()},
+        )
+        if run:
+            await self.run_jobs()
+        return r
+
+    async def release(self, tender_id: str, custodian: Actor) -> Response:
+        """A custodian unwraps its shares of the envelopes in custody and releases them."""
+        view = await self.get(f"/api/v1/tenders/{tender_id}/custody", custodian)
+        assert view.status_code == 200, view.text
+        keys = self.keys[custodian.organisation_id]
+        shares = []
+        for item in view.json()["envelopes"]:
+            header = envelope.parse_header(base64.b64decode(item["header"]))
+            for share in envelope.unwrap_shares(
+                header, keys.encryption.private_bytes_raw(), view.json()["tender_code"]
+            ):
+                if share.x == view.json()["position"]:
+                    shares.append({"bid_id": item["bid_id"], "share": base64.b64encode(share.value).decode()})
+        r = await self.post(f"/api/v1/tenders/{tender_id}/custody/shares", custodian, json={"shares": shares})
+        await self.run_jobs()
+        return r
 
     def report_body(
         self, object_key: str, lot_id: str, ranking: list[str], **overrides: Any

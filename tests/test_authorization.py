@@ -5,6 +5,7 @@ The matrix is built from the app's own routes, so a route added later is checked
 
 from __future__ import annotations
 
+import base64
 import re
 import uuid
 from collections.abc import Callable, Iterator
@@ -46,6 +47,11 @@ PUBLIC_OPERATIONS = {
     "list_awards",
     "list_notices",
     "get_notice",
+    "get_closing_head",
+    "transparency_key",
+    "transparency_head",
+    "transparency_consistency",
+    "transparency_inclusion",
 }
 
 
@@ -304,16 +310,44 @@ async def test_a_bidder_cannot_withdraw_another_bidders_bid(api: Api) -> None:
     assert (mine["id"], mine["status"]) == (bid.bid_id, "submitted")
 
 
-async def test_a_bidder_cannot_reveal_another_bidders_bid(api: Api) -> None:
+async def test_a_bidder_cannot_reveal_another_bidders_file_key(api: Api) -> None:
     tender = await api.published(await api.organisation("agency"))
     owner, other = await api.organisation("bidder"), await api.organisation("bidder")
     bid = await api.bid(owner, tender, price_fen=4_000_000_000)
     r = await api.post(
-        f"/api/v1/tenders/{tender['id']}/bids/{bid.bid_id}/reveal",
+        f"/api/v1/tenders/{tender['id']}/bids/{bid.bid_id}/decrypt",
         other,
-        json={"declared_price_fen": bid.price_fen, "duration_days": bid.duration_days, "nonce": bid.nonce},
+        json={"file_key": base64.b64encode(bid.file_key).decode()},
     )
     problem(r, 404, "not-found")
+
+
+async def test_only_a_custodian_of_the_tender_sees_its_custody_or_releases_shares(api: Api) -> None:
+    tender = await api.published(await api.organisation("agency"))
+    outsider = await api.organisation("supervisor")  # a supervisor, but not on this tender's roster
+    bidder = await api.organisation("bidder")
+    for actor in (outsider, bidder):
+        problem(await api.get(f"/api/v1/tenders/{tender['id']}/custody", actor), 404, "not-found")
+        r = await api.post(
+            f"/api/v1/tenders/{tender['id']}/custody/shares",
+            actor,
+            json={"shares": [{"bid_id": str(uuid.uuid4()), "share": base64.b64encode(bytes(16)).decode()}]},
+        )
+        problem(r, 404, "not-found")
+
+
+async def test_the_opening_record_is_for_participants_only(api: Api) -> None:
+    tender = await api.published(await api.organisation("agency"))
+    stranger = await api.organisation("bidder")  # obtained nothing, bid nothing
+    problem(await api.get(f"/api/v1/tenders/{tender['id']}/opening/record", stranger), 404, "not-found")
+    r = await api.get(f"/api/v1/tenders/{tender['id']}/opening/events?follow=false", stranger)
+    problem(r, 404, "not-found")
+
+
+async def test_collusion_signals_are_not_shown_to_bidders_or_agencies(api: Api) -> None:
+    tender = await api.published(agency := await api.organisation("agency"))
+    for actor in (agency, await api.organisation("bidder")):
+        problem(await api.get(f"/api/v1/tenders/{tender['id']}/collusion-signals", actor), 403, "forbidden")
 
 
 async def test_before_the_opening_a_bidder_lists_only_its_own_bids(api: Api) -> None:

@@ -253,16 +253,14 @@ async def test_a_fractional_amount_is_refused_naming_the_field(api: Api) -> None
     assert fields(r, 400) == ["lots[0].estimated_price_fen"]
 
 
-async def test_a_negative_declared_price_is_refused_naming_it(api: Api) -> None:
+async def test_a_malformed_file_key_is_refused_naming_it(api: Api) -> None:
     tender = await api.published(await api.organisation("agency"))
     bid = await api.bid(await api.organisation("bidder"), tender, price_fen=4_000_000_000)
     before = await snapshot(api)
     r = await api.post(
-        f"/api/v1/tenders/{tender['id']}/bids/{bid.bid_id}/reveal",
-        bid.bidder,
-        json={"declared_price_fen": -4_000_000_000, "duration_days": 365, "nonce": bid.nonce},
+        f"/api/v1/tenders/{tender['id']}/bids/{bid.bid_id}/decrypt", bid.bidder, json={"file_key": 12345}
     )
-    assert fields(r, 400) == ["declared_price_fen"]
+    assert fields(r, 400) == ["file_key"]
     assert await snapshot(api) == before
 
 

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Response, get, patch, post, put
+from litestar import Controller, Request, Response, get, patch, post, put
 from litestar.params import Parameter
-from sqlalchemy.ext.asyncio import AsyncSession
+from litestar.response import ServerSentEvent, ServerSentEventMessage
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from accounts.guards import authenticated, public, requires
 from accounts.security import Principal
+from bidding.service import LogSigner
 from storage import idempotency
 from storage.clock import Clock
+from storage.db import transaction
 from storage.objects import ObjectStore
 from storage.problems import PreconditionRequired, ValidationProblem, field_error
 from trading import schemas, service
@@ -21,6 +26,7 @@ from trading.models import Award, Bid, Clarification, Complaint, Contract, Notic
 
 AGENCY = requires("agency")
 BIDDER = requires("bidder")
+EVALUATORS = requires("expert", "supervisor", "centre", "auditor")
 IfMatch = Annotated[str | None, Parameter(header="If-Match", required=False)]
 IdemKey = Annotated[str | None, Parameter(header="Idempotency-Key", required=False)]
 
@@ -67,7 +73,9 @@ def notice_read(n: Notice) -> schemas.NoticeRead:
     )
 
 
-def bid_read(b: Bid) -> schemas.BidRead:
+def bid_read(
+    b: Bid, envelope: tuple[str, str | None] | None = None, receipt: schemas.Receipt | None = None
+) -> schemas.BidRead:
     return schemas.BidRead(
         b.id,
         b.tender_id,
@@ -78,11 +86,23 @@ def bid_read(b: Bid) -> schemas.BidRead:
         b.size,
         b.submitted_at,
         b.sequence,
-        b.receipt_digest,
         b.withdrawn_at,
         b.declared_price_fen,
         b.duration_days,
         b.revealed_at,
+        envelope[0] if envelope else None,
+        envelope[1] if envelope else None,
+        receipt,
+    )
+
+
+def _seen(request: Request[Any, Any, Any]) -> service.ClientSeen:
+    """Where a submission came from (W-18): address, the client's device id header, its user agent."""
+    client = request.client.host if request.client else None
+    return service.ClientSeen(
+        address=client,
+        device=request.headers.get("x-ggzy-device"),
+        user_agent=request.headers.get("user-agent"),
     )
 
 
@@ -400,10 +420,13 @@ class BidController(Controller):
         principal: Principal,
         session: AsyncSession,
         object_store: ObjectStore,
+        signer: LogSigner,
         clock: Clock,
+        request: Request[Any, Any, Any],
         idempotency_key: IdemKey = None,
     ) -> Response[Any]:
-        """Submit (or replace) a bid for a lot; answers the receipt. Needs an Idempotency-Key."""
+        """Submit (or replace) a sealed bid for a lot; answers the receipt (transparency-log leaf, inclusion
+        proof, signed tree head). Needs an Idempotency-Key."""
         key = idempotency.check_key(idempotency_key)
         scope = f"submit_bid:{principal.user_id}:{tender_id}"
         digest = idempotency.fingerprint(msgspec.to_builtins(data))
@@ -413,7 +436,9 @@ class BidController(Controller):
                 stored.body, status_code=stored.status_code, headers={"Idempotent-Replayed": "true"}
             )
         now = clock.now()
-        _bid, receipt = await service.submit_bid(session, principal, tender_id, data, object_store, now)
+        _bid, receipt = await service.submit_bid(
+            session, principal, tender_id, data, object_store, signer, now, _seen(request)
+        )
         body = msgspec.to_builtins(receipt)
         await idempotency.remember(session, scope, key, digest, 201, body, now)
         return Response(body, status_code=201)
@@ -423,14 +448,21 @@ class BidController(Controller):
         self, tender_id: uuid.UUID, principal: Principal, session: AsyncSession
     ) -> list[schemas.BidRead]:
         """A bidder's own bids; all bids for the agency and supervisors after the deadline."""
-        return [bid_read(b) for b in await service.list_bids(session, principal, tender_id)]
+        bids = await service.list_bids(session, principal, tender_id)
+        states = await service.envelope_states(session, bids)
+        return [bid_read(b, states.get(b.id)) for b in bids]
 
     @get("/{bid_id:uuid}/receipt", operation_id="get_bid_receipt", guards=[BIDDER])
     async def receipt(
-        self, tender_id: uuid.UUID, bid_id: uuid.UUID, principal: Principal, session: AsyncSession
+        self,
+        tender_id: uuid.UUID,
+        bid_id: uuid.UUID,
+        principal: Principal,
+        session: AsyncSession,
+        signer: LogSigner,
     ) -> schemas.Receipt:
-        """The receipt of one of the caller's bids."""
-        return await service.receipt_for(session, principal, tender_id, bid_id)
+        """The receipt of one of the caller's bids (of its withdrawal, once withdrawn)."""
+        return await service.receipt_for(session, principal, tender_id, bid_id, signer)
 
     @post("/{bid_id:uuid}/withdraw", operation_id="withdraw_bid", guards=[BIDDER], status_code=200)
     async def withdraw(
@@ -439,23 +471,144 @@ class BidController(Controller):
         bid_id: uuid.UUID,
         principal: Principal,
         session: AsyncSession,
+        signer: LogSigner,
         clock: Clock,
     ) -> schemas.BidRead:
-        """Withdraw a bid before the deadline (W-05)."""
-        return bid_read(await service.withdraw_bid(session, principal, tender_id, bid_id, clock.now()))
+        """Withdraw a bid before the deadline (W-05); the answer carries the withdrawal's receipt."""
+        bid, receipt = await service.withdraw_bid(session, principal, tender_id, bid_id, signer, clock.now())
+        return bid_read(bid, receipt=receipt)
 
-    @post("/{bid_id:uuid}/reveal", operation_id="reveal_bid", guards=[BIDDER], status_code=200)
-    async def reveal(
+    @post("/{bid_id:uuid}/decrypt", operation_id="decrypt_bid", guards=[BIDDER], status_code=202)
+    async def decrypt(
         self,
         tender_id: uuid.UUID,
         bid_id: uuid.UUID,
-        data: schemas.BidReveal,
+        data: schemas.BidDecrypt,
         principal: Principal,
         session: AsyncSession,
         clock: Clock,
     ) -> schemas.BidRead:
-        """Open the bid's price commitment in the opening hall."""
-        return bid_read(await service.reveal_bid(session, principal, tender_id, bid_id, data, clock.now()))
+        """In the opening hall, reveal the envelope's file key (unwrapped by the bidder's client). The key
+        is checked against the header at once; the envelope is decrypted and read out shortly after."""
+        bid = await service.decrypt_bid(session, principal, tender_id, bid_id, data, clock.now())
+        return bid_read(bid, ("opening", None))
+
+
+class OpeningController(Controller):
+    """The online opening hall (开标大厅): the live record, the closing head, custody, W-18 signals."""
+
+    path = "/api/v1/tenders/{tender_id:uuid}"
+    tags = ["opening"]
+
+    @get("/closing", operation_id="get_closing_head", guards=[public])
+    async def closing(
+        self,
+        tender_id: uuid.UUID,
+        request_principal: Principal | None,
+        session: AsyncSession,
+        signer: LogSigner,
+    ) -> dict[str, Any]:
+        """The tender's signed closing head and the envelopes that stood at the deadline."""
+        return await service.closing_record(session, request_principal, tender_id, signer)
+
+    @get("/opening/events", operation_id="opening_events", guards=[authenticated])
+    async def events(
+        self,
+        tender_id: uuid.UUID,
+        principal: Principal,
+        session: AsyncSession,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        last_event_id: Annotated[int | None, Parameter(header="Last-Event-ID", required=False, ge=0)] = None,
+        after: Annotated[int, Parameter(query="after", ge=0)] = 0,
+        follow: Annotated[bool, Parameter(query="follow")] = True,
+    ) -> ServerSentEvent:
+        """The live opening record as server-sent events (resumable with Last-Event-ID). The stream ends
+        when the hall closes; `follow=false` answers what is recorded so far and ends."""
+        start = last_event_id if last_event_id is not None else after
+        await service.opening_hall(session, principal, tender_id, start)  # authorise before streaming
+        return ServerSentEvent(_opening_stream(sessionmaker, principal, tender_id, start, follow))
+
+    @get("/opening/record", operation_id="opening_record", guards=[authenticated])
+    async def record(
+        self,
+        tender_id: uuid.UUID,
+        principal: Principal,
+        session: AsyncSession,
+        after: Annotated[int, Parameter(query="after", ge=0)] = 0,
+    ) -> list[dict[str, Any]]:
+        """The opening record so far, line by line (the same lines the event stream sends)."""
+        _tender, events = await service.opening_hall(session, principal, tender_id, after)
+        return [_event_body(e) for e in events]
+
+    @get("/collusion-signals", operation_id="collusion_signals", guards=[EVALUATORS])
+    async def signals(
+        self, tender_id: uuid.UUID, principal: Principal, session: AsyncSession
+    ) -> list[dict[str, Any]]:
+        """W-18 signals computed at the opening: identical files or document metadata across bidders, the
+        same device or network address at submission, manifests signed by the same key."""
+        return [
+            {
+                "kind": s.kind,
+                "rule": s.rule,
+                "bidders": s.bidders,
+                "bids": s.bids,
+                "evidence": s.evidence,
+                "value": s.value,
+                "found_at": s.found_at.isoformat(),
+            }
+            for s in await service.collusion_signals(session, principal, tender_id)
+        ]
+
+    @get("/custody", operation_id="custody_view", guards=[authenticated])
+    async def custody(
+        self, tender_id: uuid.UUID, principal: Principal, session: AsyncSession, clock: Clock
+    ) -> schemas.CustodyView:
+        """For a custodian of this tender: the envelopes in custody with their headers (after the deadline)."""
+        return await service.custody_view(session, principal, tender_id, clock.now())
+
+    @post("/custody/shares", operation_id="release_custody_shares", guards=[authenticated], status_code=200)
+    async def release(
+        self,
+        tender_id: uuid.UUID,
+        data: schemas.ShareRelease,
+        principal: Principal,
+        session: AsyncSession,
+        clock: Clock,
+    ) -> schemas.ShareResult:
+        """A custodian releases its shares (unwrapped locally); t shares open an envelope (E-03)."""
+        return await service.release_shares(session, principal, tender_id, data, clock.now())
+
+
+def _event_body(event: Any) -> dict[str, Any]:
+    return {"seq": event.seq, "at": event.at.isoformat(), "kind": event.kind, **event.payload}
+
+
+async def _opening_stream(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    principal: Principal,
+    tender_id: uuid.UUID,
+    after: int,
+    follow: bool,
+) -> AsyncIterator[ServerSentEventMessage]:
+    """Poll the opening record in short read-only transactions (so every process serving the stream sees
+    what any worker wrote) and send each new line once."""
+    idle = 0
+    while True:
+        async with transaction(sessionmaker, read_only=True) as session:
+            tender, events = await service.opening_hall(session, principal, tender_id, after)
+        for event in events:
+            after = event.seq
+            yield ServerSentEventMessage(
+                data=msgspec.json.encode(_event_body(event)).decode(), event=event.kind, id=str(event.seq)
+            )
+            if event.kind == "hall_closed":
+                return
+        if not follow or (not events and tender.status not in ("tendering", "opening")):
+            return
+        idle = 0 if events else idle + 1
+        if idle and idle % 30 == 0:
+            yield ServerSentEventMessage(comment="keep-alive")
+        await asyncio.sleep(0.5)
 
 
 class AwardController(Controller):
@@ -645,6 +798,7 @@ TRADING_CONTROLLERS = [
     TenderController,
     DocumentController,
     BidController,
+    OpeningController,
     AwardController,
     NoticeController,
     InboxController,

@@ -4,10 +4,16 @@ By default everything is throw-away: a fresh SQLite database and a local object 
 directory, the app served by uvicorn on a free loopback port inside this process, and httpx talking to it
 over TCP as any client would. A `SettableClock` stands still at Mon 2026-03-02 09:00 (Shanghai) until the
 demo moves it across a deadline; then the demo runs the chronograph itself, as the server's periodic job
-would, and the outbox jobs that became due.
+would, and the outbox jobs that became due (the envelopes' decryption among them).
+
+The bids are real sealed envelopes (age v1 files, DESIGN.md "The sealed envelope"): each bidder's keys are
+made here, on the client side, and only public keys, ciphertext and — after the deadline — file keys and
+custody shares ever reach the server. Three custodians (the centre, the supervisor and a notary) each
+hold a share of every envelope's file key, two of which open an envelope whose bidder missed the window.
 
 `--seed-only` is what `make run` calls before `ggzy serve`: into the configured database and object store it
-puts the demo organisations and users (password `demo-password-1`), one trade completed in the past on a
+puts the demo organisations and users (password `demo-password-1`) with their registered public keys (the
+private halves as age identity files under `<var>/demo-keys/`), one trade completed in the past on a
 simulated clock that starts 70 days ago, and one open tender published now, which the live server's
 chronograph carries on in real time. It drives the same steps through the same API, in-process (ASGI).
 
@@ -18,8 +24,12 @@ was expected and what came instead, and the process exits 1.
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
+import io
+import json
 import logging
+import os
 import secrets
 import socket
 import sys
@@ -39,6 +49,8 @@ from rich.table import Table
 
 from accounts import service as accounts
 from accounts.uscc import make_uscc
+from bidding import agekeys, bidfile, envelope, merkle
+from bidding.client import verify_against_closing
 from storage.clock import Clock, SettableClock, SystemClock
 from storage.db import transaction
 from storage.jobs import InlineJobQueue
@@ -47,7 +59,6 @@ from storage.settings import Settings, argon2_from_env
 from trading import jobs as trading_jobs
 from trading import service
 from trading.calendar import SHANGHAI, local_date
-from trading.commitments import price_commitment
 from trading.profiles import WORKS_OPEN, deposit_cap, performance_security_cap
 
 if TYPE_CHECKING:
@@ -60,8 +71,11 @@ DEMO_START = datetime(2026, 3, 2, 9, 0, tzinfo=SHANGHAI)
 SEED_HISTORY = timedelta(days=70)
 DEADLINE_TIME = time(10, 0)
 BID_DURATION_DAYS = 540
+CUSTODY_THRESHOLD = 2
 STARTUP_SECONDS = 30.0
 HTTP_TIMEOUT_SECONDS = 60.0
+JOB_WAIT_SECONDS = 60.0  # how long a step waits for a worker elsewhere (arq) to finish its jobs
+KEYS_DIR = "demo-keys"
 
 
 class StepFailed(Exception):
@@ -90,7 +104,7 @@ def yuan(fen: int) -> str:
 
 
 def short(digest: str) -> str:
-    """The first 12 hex digits of a hash, enough to tell hashes apart on screen."""
+    """The first 12 characters of a hash or key, enough to tell them apart on screen."""
     return digest[:12] + "…"
 
 
@@ -104,6 +118,10 @@ def shanghai_text(instant: datetime | str) -> str:
 def at_shanghai(day: date, wall: time) -> datetime:
     """The instant of `wall` o'clock in Shanghai on `day`."""
     return datetime.combine(day, wall, tzinfo=SHANGHAI)
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
 
 
 # ---------------------------------------------------------------- who takes part
@@ -145,14 +163,20 @@ BIDDERS = tuple(
 )
 SUPERVISOR = _party("supervisor", "supervisor", "南京市建设工程招标投标监督管理办公室", "11", 3)
 AUDITOR = _party("auditor", "auditor", "南京市审计局", "11", 4)
-DEMO_PARTIES = (AGENCY, *BIDDERS)
-SEED_PARTIES = (AGENCY, *BIDDERS, SUPERVISOR, AUDITOR)
+# A notary office supervises openings (公证监督); it takes part as a supervising organisation.
+NOTARY = _party("notary", "supervisor", "江苏省南京市石城公证处", "12", 5)
+PARTIES = (AGENCY, *BIDDERS, SUPERVISOR, NOTARY, AUDITOR)
+# The opening custodians, in share-position order: the platform holds one share only (DESIGN.md), t = 2.
+CUSTODIANS = (CENTRE, SUPERVISOR, NOTARY)
+# Who releases shares when an envelope goes to custody: two of the three, the platform's share not needed.
+RELEASING = (SUPERVISOR, NOTARY)
 
 
 @dataclass(frozen=True)
 class TenderPlan:
-    """What the agency tenders: one lot, with the bidders' prices (in bidder order) and who misses the
-    decryption window at the opening."""
+    """What the agency tenders: one lot, the bidders' prices (in bidder order), who misses the decryption
+    window at the opening, who withdraws and bids again, and which two bidders' bid letters were written
+    by the same hand (a W-18 trace the platform finds at the opening)."""
 
     title: str
     tenderer: str
@@ -160,8 +184,9 @@ class TenderPlan:
     estimated_price_fen: int
     prices_fen: tuple[int, ...]
     rebid_price_fen: int
-    absent_bidder: int = 3  # bidder4 misses the window (E-03)
+    absent_bidder: int = 3  # bidder4 misses the window; the custodians open its envelope (E-03)
     withdrawing_bidder: int = 4  # bidder5 withdraws (W-05) and bids again
+    same_author: tuple[int, int] = (0, 2)  # bidder1 and bidder3, the two highest prices (陪标)
 
     @property
     def deposit_fen(self) -> int:
@@ -194,20 +219,23 @@ class Actor:
     """A signed-in demo user; signs in again when the token runs out on the (simulated) clock."""
 
     party: Party
+    organisation_id: str = ""
     token: str = ""
     expires_at: datetime | None = None
 
 
 @dataclass
 class SealedBid:
-    """What a bidder keeps: its bid request, the receipt, and the secret that opens the price commitment."""
+    """What a bidder keeps: the sealed envelope it made, its finalise request and the receipt (a signed
+    transparency-log entry), and — once withdrawn — the withdrawal's receipt."""
 
     bidder: Actor
     price_fen: int
-    nonce: str
+    sealed: bytes  # the age file, as uploaded
     request: dict[str, Any]
     idempotency_key: str
     receipt: dict[str, Any]
+    withdrawal: dict[str, Any] | None = None
 
     @property
     def bid_id(self) -> str:
@@ -216,6 +244,14 @@ class SealedBid:
     @property
     def lot_id(self) -> str:
         return str(self.request["lot_id"])
+
+    @property
+    def sha256(self) -> str:
+        return str(self.receipt["envelope_sha256"])
+
+    @property
+    def header(self) -> envelope.Header:
+        return envelope.read_header(io.BytesIO(self.sealed))
 
 
 class Platform:
@@ -269,9 +305,9 @@ class Platform:
         )
         return problem
 
-    async def login(self, party: Party) -> Actor:
+    async def login(self, party: Party, organisation_id: str = "") -> Actor:
         """Sign `party`'s user in."""
-        actor = Actor(party)
+        actor = Actor(party, organisation_id)
         await self._token(actor)
         return actor
 
@@ -302,12 +338,28 @@ class Platform:
             f"{r.status_code} {r.text[:200]}",
         )
 
-    async def tick(self) -> list[tuple[str, str]]:
-        """Run the chronograph at the clock's time, then every job its transitions put in the outbox."""
-        done = await trading_jobs.chronograph_tick(self.runtime.job_context)
+    async def run_jobs(self) -> None:
+        """Dispatch what the outbox holds and, on the in-process queue, run it now."""
         await self.runtime.dispatcher.dispatch_once()
         if isinstance(self.runtime.queue, InlineJobQueue):
             await self.runtime.queue.drain()
+
+    async def settle(self, done: Callable[[], Awaitable[bool]], what: str) -> None:
+        """Run the due jobs until `done()` holds; a worker elsewhere (arq) gets up to JOB_WAIT_SECONDS."""
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + JOB_WAIT_SECONDS
+        while True:
+            await self.run_jobs()
+            if await done():
+                return
+            if isinstance(self.runtime.queue, InlineJobQueue) or loop.time() > give_up:
+                raise StepFailed(what, "still not done after the jobs ran (is `ggzy worker` running?)")
+            await asyncio.sleep(0.25)
+
+    async def tick(self) -> list[tuple[str, str]]:
+        """Run the chronograph at the clock's time, then every job its transitions put in the outbox."""
+        done = await trading_jobs.chronograph_tick(self.runtime.job_context)
+        await self.run_jobs()
         return done
 
     async def move_to(self, instant: datetime) -> list[tuple[str, str]]:
@@ -324,11 +376,15 @@ class Trade:
     plan: TenderPlan
     parties: Sequence[Party]
     people: dict[str, Actor] = field(default_factory=dict)
+    keys: dict[str, agekeys.KeyPair] = field(default_factory=dict)  # private halves, by username
     tender: dict[str, Any] = field(default_factory=dict)
     etag: str = ""
     earliest_day: date | None = None
     documents_sha256: str = ""
     bids: list[SealedBid] = field(default_factory=list)
+    log_key: bytes = b""  # the transparency log's public key, pinned by the bidders
+    closing: dict[str, Any] = field(default_factory=dict)
+    record: list[dict[str, Any]] = field(default_factory=list)  # the live opening record, line by line
     award: dict[str, Any] = field(default_factory=dict)
     publicity_ends: datetime | None = None
 
@@ -353,8 +409,16 @@ class Trade:
         return self.people[AGENCY.username]
 
     @property
+    def supervisor(self) -> Actor:
+        return self.people[SUPERVISOR.username]
+
+    @property
     def bidders(self) -> list[Actor]:
         return [self.people[b.username] for b in BIDDERS]
+
+    @property
+    def absent(self) -> Actor:
+        return self.bidders[self.plan.absent_bidder]
 
     @property
     def deadline(self) -> datetime:
@@ -365,15 +429,25 @@ class Trade:
         return self.deadline + timedelta(minutes=int(self.tender["opening_window_minutes"]))
 
     def live_bids(self) -> list[SealedBid]:
-        """The bids standing at the deadline (a withdrawn bid is replaced by its bidder's new one)."""
+        """The bids standing at the deadline (a withdrawn bid is replaced by its bidder's new one), in the
+        order they arrived."""
         latest = {b.bidder.party.username: b for b in self.bids}
-        return sorted(latest.values(), key=lambda b: int(b.receipt["sequence"]))
+        return sorted(latest.values(), key=lambda b: datetime.fromisoformat(b.receipt["submitted_at"]))
+
+    def bid_of(self, bidder: Actor) -> SealedBid:
+        """The bidder's standing bid."""
+        return next(b for b in self.live_bids() if b.bidder is bidder)
 
     async def notices(self, kind: str | None = None) -> list[dict[str, Any]]:
         """The trade's notices on the public board (no sign-in), newest first."""
         params = {"tender_code": self.code, **({"kind": kind} if kind else {})}
         items: list[dict[str, Any]] = (await self.p.call("GET", "/api/v1/notices", params=params))["items"]
         return items
+
+    async def opening_record(self) -> list[dict[str, Any]]:
+        """The live opening record so far (as the agency sees it in the hall)."""
+        self.record = await self.p.call("GET", f"/api/v1/tenders/{self.tid}/opening/record", self.agency)
+        return self.record
 
 
 Outcome = str | tuple[str, Table]
@@ -384,6 +458,10 @@ StepFn = Callable[[Trade], Awaitable[Outcome]]
 class Step:
     title: str
     run: StepFn
+
+
+def _table(*columns: str) -> Table:
+    return Table(*columns, box=None, padding=(0, 2))
 
 
 # ---------------------------------------------------------------- people
@@ -400,15 +478,15 @@ async def bootstrap_centre(t: Trade) -> Outcome:
             password=PASSWORD,
             now=t.p.clock.now(),
         )
-        code = org.credit_code
+        code, org_id = org.credit_code, str(org.id)
     check(created, "a new centre", "a centre that already existed")
-    t.people[CENTRE.username] = await t.p.login(CENTRE)
+    t.people[CENTRE.username] = await t.p.login(CENTRE, org_id)
     return f"{CENTRE.name}, credit code {code}, administrator '{CENTRE.username}' signed in"
 
 
 async def register_parties(t: Trade) -> Outcome:
     """Centre staff add each organisation (approved at once) and its user, who then signs in."""
-    table = Table("user", "role", "organisation", "credit code (USCC)", box=None, padding=(0, 2))
+    table = _table("user", "role", "organisation", "credit code (USCC)")
     for party in t.parties:
         org = await t.p.call(
             "POST",
@@ -433,10 +511,51 @@ async def register_parties(t: Trade) -> Outcome:
             },
         )
         check(user["roles"] == party.roles, f"roles {party.roles}", user["roles"])
-        t.people[party.username] = await t.p.login(party)
+        t.people[party.username] = await t.p.login(party, str(org["id"]))
         table.add_row(party.username, ", ".join(party.roles), party.name, party.credit_code)
     kinds = sorted({p.kind for p in t.parties})
     return f"{len(t.parties)} organisations ({', '.join(kinds)}), each with a signed-in user", table
+
+
+async def register_keys(t: Trade) -> Outcome:
+    """Each custodian makes an X25519 key and each bidder an X25519 and an Ed25519 key, on its own side;
+    only the public halves are registered (the private halves stay with their owners)."""
+    table = _table("user", "registers", "age recipient (X25519)", "Ed25519 signing key")
+    holders = [(p, False) for p in CUSTODIANS] + [(p, True) for p in BIDDERS]
+    for party, signing in holders:
+        keys = agekeys.generate(signing=signing)
+        actor = t.people[party.username]
+        items = [("encryption", agekeys.x25519_public_raw(keys))]
+        if signing:
+            items.append(("signing", agekeys.ed25519_public_raw(keys)))
+        for purpose, raw in items:
+            key = await t.p.call(
+                "POST",
+                "/api/v1/keys",
+                actor,
+                expect=201,
+                json={"purpose": purpose, "public_key": b64(raw)},
+            )
+            check(key["purpose"] == purpose, f"a {purpose} key", key)
+        t.keys[party.username] = keys
+        recipient = agekeys.recipient(agekeys.x25519_public_raw(keys))
+        table.add_row(
+            party.username,
+            " + ".join(purpose for purpose, _ in items),
+            short(recipient) + recipient[-6:],
+            short(b64(agekeys.ed25519_public_raw(keys))) if signing else "—",
+        )
+    registered = await t.p.call("GET", "/api/v1/keys", t.supervisor)
+    check(
+        [k["purpose"] for k in registered] == ["encryption"],
+        "the supervisor's one encryption key",
+        registered,
+    )
+    return (
+        f"{len(CUSTODIANS)} custodians ({', '.join(p.username for p in CUSTODIANS)}) and {len(BIDDERS)} bidders "
+        "registered their public keys; no private key left its owner",
+        table,
+    )
 
 
 # ---------------------------------------------------------------- drafting and publishing
@@ -450,7 +569,8 @@ async def _earliest_deadline_day(t: Trade, documents_from: datetime) -> date:
 
 
 async def draft_tender(t: Trade) -> Outcome:
-    """The agency saves a draft: documents from now, bids close at 10:00 on the earliest legal day."""
+    """The agency saves a draft: documents from now, bids close at 10:00 on the earliest legal day; three
+    opening custodians, any two of whom can open an envelope its bidder does not (E-03)."""
     documents_from = t.p.clock.now()
     t.earliest_day = await _earliest_deadline_day(t, documents_from)
     deadline = at_shanghai(t.earliest_day, DEADLINE_TIME)
@@ -474,17 +594,29 @@ async def draft_tender(t: Trade) -> Outcome:
                     "deposit_fen": t.plan.deposit_fen,
                 }
             ],
+            "custodians": [t.people[p.username].organisation_id for p in CUSTODIANS],
+            "custody_threshold": CUSTODY_THRESHOLD,
+            "opening_policy": "custodians",
         },
     )
     t.tender, t.etag = r.json(), r.headers.get("ETag", "")
     check(t.tender["status"] == "draft", "status draft", t.tender["status"])
     check(t.code.startswith("GGZY-320100-"), "a GGZY-320100-… transaction code", t.code)
     check(bool(t.etag), "an ETag on the draft", "none")
+    named = [t.people[p.username].organisation_id for p in CUSTODIANS]
+    check(
+        t.tender["custodian_organisations"] == named,
+        f"custodians {named}",
+        t.tender["custodian_organisations"],
+    )
+    check(t.tender["custodians"] == [], "no roster before publication", t.tender["custodians"])
     lot = t.tender["lots"][0]
     return (
         f"{t.code} «{t.plan.title}», status draft; documents from {shanghai_text(documents_from)}, "
         f"bids close {shanghai_text(deadline)} (W-01: ≥ {WORKS_OPEN.documents_to_deadline_days} days); "
-        f"estimate {yuan(lot['estimated_price_fen'])} yuan, deposit {yuan(lot['deposit_fen'])} yuan (W-04 cap)"
+        f"estimate {yuan(lot['estimated_price_fen'])} yuan, deposit {yuan(lot['deposit_fen'])} yuan (W-04 cap); "
+        f"custodians {', '.join(p.username for p in CUSTODIANS)}, any {CUSTODY_THRESHOLD} of "
+        f"{len(CUSTODIANS)} (policy {t.tender['opening_policy']})"
     )
 
 
@@ -558,7 +690,8 @@ async def refuse_early_deadline(t: Trade) -> Outcome:
 
 
 async def publish(t: Trade) -> Outcome:
-    """The agency publishes: the tender notice goes on the board and the documents are issued."""
+    """The agency publishes: the tender notice goes on the board, the documents are issued, and the
+    custodian roster is frozen with each custodian's key: every envelope is sealed to exactly these."""
     r = await t.p.request(
         "POST", f"/api/v1/tenders/{t.tid}/publish", t.agency, expect=200, headers={"If-Match": t.etag}
     )
@@ -567,9 +700,31 @@ async def publish(t: Trade) -> Outcome:
     await t.p.tick()  # jobs from the outbox, if any
     notices = await t.notices("tender_notice")
     check(len(notices) == 1, "one tender notice on the public board", len(notices))
+    roster = t.tender["custodians"]
+    check(t.tender["custody_threshold"] == CUSTODY_THRESHOLD, f"t = {CUSTODY_THRESHOLD}", t.tender)
+    check(len(roster) == len(CUSTODIANS), f"{len(CUSTODIANS)} custodians on the roster", roster)
+    table = _table("share", "custodian", "organisation", "age recipient (frozen at publication)")
+    for position, (party, custodian) in enumerate(zip(CUSTODIANS, roster, strict=True), start=1):
+        mine = agekeys.recipient(agekeys.x25519_public_raw(t.keys[party.username]))
+        check(custodian["position"] == position, f"share position {position}", custodian)
+        check(
+            custodian["organisation_id"] == t.people[party.username].organisation_id,
+            f"{party.username} at position {position}",
+            custodian,
+        )
+        check(
+            custodian["recipient"] == mine,
+            f"{party.username}'s registered key {mine}",
+            custodian["recipient"],
+        )
+        table.add_row(f"x={position}", party.username, party.name, custodian["recipient"])
+    sealing = notices[0]["body"].get("sealing", {})
+    check(sealing.get("custody_threshold") == CUSTODY_THRESHOLD, "the sealing terms on the notice", sealing)
     return (
         f"{t.code} is tendering; «{notices[0]['title']}» published {shanghai_text(notices[0]['published_at'])}, "
-        f"next chronograph check {shanghai_text(t.tender['next_check'])}"
+        f"next chronograph check {shanghai_text(t.tender['next_check'])}; bids are sealed to the bidder and "
+        f"to {len(roster)} custodians, any {t.tender['custody_threshold']} of whom can open one after the deadline",
+        table,
     )
 
 
@@ -594,23 +749,92 @@ async def obtain_documents(t: Trade) -> Outcome:
     )
 
 
+def _pdf(title: str, author: str | None) -> bytes:
+    """A small PDF whose document information names its title and (when given) its author."""
+    info = f"<< /Title ({title})" + (f" /Author ({author})" if author else "") + " >>"
+    content = secrets.token_hex(2048).encode()
+    return b"".join(
+        (
+            b"%PDF-1.7\n1 0 obj\n",
+            info.encode(),
+            b"\nendobj\n2 0 obj\n<< /Length %d >>\nstream\n" % len(content),
+            content,
+            b"\nendstream\nendobj\ntrailer\n<< /Info 1 0 R >>\n%%EOF\n",
+        )
+    )
+
+
+def _bid_files(t: Trade, bidder: Actor) -> dict[str, bytes]:
+    """The bidder's files: a bid letter whose PDF names its author, and the priced bill of quantities.
+    The plan's `same_author` pair had theirs written by one person (a W-18 trace)."""
+    index = t.bidders.index(bidder)
+    author = "王建国" if index in t.plan.same_author else f"{bidder.party.name}投标部"
+    return {
+        "bid-letter.pdf": _pdf(f"{t.plan.title} 投标函", author),
+        "priced-bill.pdf": _pdf(f"{t.plan.title} 已标价工程量清单", None),
+    }
+
+
+def _seal(t: Trade, bidder: Actor, price_fen: int) -> bytes:
+    """Seal the bidder's files locally into an age v1 envelope: to the bidder's own key and, as Shamir
+    shares of the file key, to the tender's custodians; the manifest inside is signed by the bidder."""
+    keys = t.keys[bidder.party.username]
+    assert keys.signing is not None
+    with tempfile.TemporaryDirectory(prefix="ggzy-seal-") as tmp:
+        paths = []
+        for name, data in _bid_files(t, bidder).items():
+            path = Path(tmp) / name
+            path.write_bytes(data)
+            paths.append(path)
+        out = io.BytesIO()
+        bidfile.seal_bid(
+            paths,
+            out,
+            tender=t.code,
+            lot=int(t.tender["lots"][0]["number"]),
+            bidder=bidder.party.credit_code,
+            kind="commercial",
+            declared_price_fen=price_fen,
+            duration_days=BID_DURATION_DAYS,
+            signing=keys.signing,
+            bidder_public=agekeys.x25519_public_raw(keys),
+            custodians=[base64.b64decode(c["public_key"]) for c in t.tender["custodians"]],
+            threshold=int(t.tender["custody_threshold"]),
+        )
+    return out.getvalue()
+
+
+def _check_receipt(t: Trade, receipt: dict[str, Any], event: str, bidder: Actor, sha256: str) -> None:
+    """A receipt names our envelope and is a leaf of the log, signed by the key we pinned."""
+    check(receipt["event"] == event, f"a {event!r} receipt", receipt["event"])
+    check(receipt["envelope_sha256"] == sha256, f"a receipt for our envelope {short(sha256)}", receipt)
+    check(
+        receipt["bidder_credit_code"] == bidder.party.credit_code,
+        f"bidder {bidder.party.credit_code} on the receipt",
+        receipt["bidder_credit_code"],
+    )
+    leaf = receipt["log"]["leaf"]
+    check(
+        (leaf["event"], leaf["envelope_sha256"], leaf["tender"]) == (event, sha256, t.code),
+        "the log leaf of this event",
+        leaf,
+    )
+    checks = merkle.verify_receipt(receipt["log"], trusted_key=t.log_key)
+    check(merkle.all_ok(checks), "a receipt that verifies offline", [c for c in checks if not c.ok])
+
+
 async def _submit_bid(t: Trade, bidder: Actor, price_fen: int) -> SealedBid:
-    """Upload a bid file, then finalise it with a price commitment under an Idempotency-Key."""
-    content = b"sealed bid envelope " + secrets.token_bytes(2048)
+    """Seal locally, upload the envelope by presigned PUT, then finalise it under an Idempotency-Key."""
+    sealed = await asyncio.to_thread(_seal, t, bidder, price_fen)
     grant = await t.p.call(
         "POST",
         f"/api/v1/tenders/{t.tid}/bids/uploads",
         bidder,
         expect=201,
-        json={"filename": "投标文件.zip", "size": len(content)},
+        json={"filename": "bid.age", "size": len(sealed)},
     )
-    await t.p.upload(grant, content)
-    nonce = secrets.token_hex(16)
-    request = {
-        "lot_id": t.tender["lots"][0]["id"],
-        "object_key": grant["object_key"],
-        "price_commitment": price_commitment(price_fen, BID_DURATION_DAYS, nonce),
-    }
+    await t.p.upload(grant, sealed)
+    request = {"lot_id": t.tender["lots"][0]["id"], "object_key": grant["object_key"]}
     key = f"bid-{secrets.token_hex(8)}"
     receipt = await t.p.call(
         "POST",
@@ -620,51 +844,49 @@ async def _submit_bid(t: Trade, bidder: Actor, price_fen: int) -> SealedBid:
         json=request,
         headers={"Idempotency-Key": key},
     )
-    sha256 = hashlib.sha256(content).hexdigest()
-    check(receipt["sha256"] == sha256, f"a receipt for our file {short(sha256)}", receipt["sha256"])
-    check(
-        receipt["price_commitment"] == request["price_commitment"],
-        "our price commitment on the receipt",
-        receipt["price_commitment"],
-    )
-    check(
-        receipt["bidder_credit_code"] == bidder.party.credit_code,
-        f"bidder {bidder.party.credit_code} on the receipt",
-        receipt["bidder_credit_code"],
-    )
-    bid = SealedBid(bidder, price_fen, nonce, request, key, receipt)
+    _check_receipt(t, receipt, "submit", bidder, hashlib.sha256(sealed).hexdigest())
+    check(receipt["size"] == len(sealed), f"{len(sealed)} bytes on the receipt", receipt["size"])
+    bid = SealedBid(bidder, price_fen, sealed, request, key, receipt)
     t.bids.append(bid)
     return bid
 
 
+def _stanzas(header: envelope.Header) -> str:
+    kinds = [s.type for s in header.stanzas]
+    return " + ".join(f"{kinds.count(k)} {k}" for k in dict.fromkeys(kinds))
+
+
 def _receipt_table() -> Table:
-    return Table(
-        "seq",
-        "bidder",
-        "received",
-        "file SHA-256",
-        "price commitment",
-        "receipt digest",
-        box=None,
-        padding=(0, 2),
-    )
+    return _table("bidder", "received", "event", "envelope SHA-256", "bytes", "recipients", "log leaf")
 
 
 def _receipt_row(table: Table, bid: SealedBid) -> None:
     r = bid.receipt
     table.add_row(
-        str(r["sequence"]),
         bid.bidder.party.username,
         shanghai_text(r["submitted_at"]),
-        short(r["sha256"]),
-        short(r["price_commitment"]),
-        short(r["receipt_digest"]),
+        r["event"],
+        short(r["envelope_sha256"]),
+        f"{r['size']:,}",
+        _stanzas(bid.header),
+        f"#{r['log']['leaf_index']} of {r['log']['tree_head']['tree_size']}",
     )
 
 
+def _open_own(t: Trade, bid: SealedBid) -> bidfile.Manifest:
+    """What the bidder can always do with its own envelope: open it locally (as `age -d -i key` would)."""
+    keys = t.keys[bid.bidder.party.username]
+    file_key = envelope.unwrap_bidder(bid.header, keys.encryption.private_bytes_raw())
+    with tempfile.TemporaryDirectory(prefix="ggzy-open-") as tmp:
+        return bidfile.open_bid(io.BytesIO(bid.sealed), file_key, Path(tmp)).manifest
+
+
 async def submit_bids(t: Trade) -> Outcome:
-    """Each bidder commits to its price without revealing it and submits; the platform answers a receipt.
-    The same request sent again under the same key replays the first answer instead of bidding twice."""
+    """Each bidder seals its bid on its own machine (age v1: to itself and to the custodians) and submits the
+    ciphertext; the receipt is a signed entry of the transparency log. The same request sent again under
+    the same key replays the first answer instead of bidding twice."""
+    pinned = await t.p.call("GET", "/api/v1/transparency/key")
+    t.log_key = base64.b64decode(pinned["public_key"])
     table = _receipt_table()
     for bidder, price in zip(t.bidders, t.plan.prices_fen, strict=True):
         t.p.clock.advance(timedelta(hours=2))
@@ -682,20 +904,29 @@ async def submit_bids(t: Trade) -> Outcome:
         replay.headers.get("Idempotent-Replayed") == "true", "Idempotent-Replayed: true", dict(replay.headers)
     )
     check(replay.json()["bid_id"] == first.bid_id, f"the same bid {first.bid_id}", replay.json()["bid_id"])
+    check(first.sealed.startswith(envelope.INTRO), "an age v1 file", first.sealed[:30])
+    manifest = await asyncio.to_thread(_open_own, t, first)
+    check(manifest.declared_price_fen == first.price_fen, f"price {first.price_fen}", manifest)
     return (
-        f"{len(t.bids)} sealed bids, prices committed, not revealed; {first.bidder.party.username}'s request "
-        "sent again under its Idempotency-Key got the same receipt back (Idempotent-Replayed: true)",
+        f"{len(t.bids)} sealed envelopes (age-encryption.org/v1), the platform holds only ciphertext; receipts "
+        f"signed by log key {pinned['key_id']}, each verified offline; {first.bidder.party.username} can "
+        f"always open its own envelope locally (signed manifest, {yuan(manifest.declared_price_fen or 0)} yuan); "
+        "its request sent again under its Idempotency-Key got the same receipt back (Idempotent-Replayed: true)",
         table,
     )
 
 
 async def withdraw_and_rebid(t: Trade) -> Outcome:
-    """Before the deadline a bidder may withdraw its bid (W-05: deposit back within 5 days) and bid again."""
+    """Before the deadline a bidder may withdraw its bid (W-05: deposit back within 5 days) and bid again;
+    the withdrawal is logged too and has a receipt of its own."""
     t.p.clock.advance(timedelta(days=2))
     old = t.bids[t.plan.withdrawing_bidder]
     bidder = old.bidder
     bid = await t.p.call("POST", f"/api/v1/tenders/{t.tid}/bids/{old.bid_id}/withdraw", bidder)
     check(bid["status"] == "withdrawn", "status withdrawn", bid["status"])
+    check(bid.get("receipt") is not None, "the withdrawal's receipt", bid)
+    _check_receipt(t, bid["receipt"], "withdraw", bidder, old.sha256)
+    old.withdrawal = bid["receipt"]
     trail = await t.p.call(
         "GET", "/api/v1/audit", t.centre, params={"object_type": "bid", "object_id": old.bid_id}
     )
@@ -708,8 +939,39 @@ async def withdraw_and_rebid(t: Trade) -> Outcome:
     t.p.clock.advance(timedelta(hours=3))
     new = await _submit_bid(t, bidder, t.plan.rebid_price_fen)
     return (
-        f"{bidder.party.username} withdrew bid #{old.receipt['sequence']} (deposit refund due {refund_due}, W-05) "
-        f"and submitted a new one: receipt #{new.receipt['sequence']}, {short(new.receipt['receipt_digest'])}"
+        f"{bidder.party.username} withdrew its bid (deposit refund due {refund_due}, W-05; withdrawal logged as "
+        f"leaf #{old.withdrawal['log']['leaf_index']}) and sealed a new one: envelope {short(new.sha256)}, "
+        f"leaf #{new.receipt['log']['leaf_index']}"
+    )
+
+
+async def no_early_opening(t: Trade) -> Outcome:
+    """Before the deadline no custodian can help open anything: the custody view is refused, and so is a
+    share unwrapped from a copy of an envelope (E-01); one share alone is not the file key anyway."""
+    t.p.clock.advance(timedelta(hours=1))
+    custodian = t.supervisor
+    await t.p.refused("GET", f"/api/v1/tenders/{t.tid}/custody", custodian, rule="E-01")
+    target = t.bid_of(t.bidders[1])
+    identity = t.keys[custodian.party.username].encryption.private_bytes_raw()
+    shares = envelope.unwrap_shares(target.header, identity, t.code)
+    problem = await t.p.refused(
+        "POST",
+        f"/api/v1/tenders/{t.tid}/custody/shares",
+        custodian,
+        rule="E-01",
+        json={"shares": [{"bid_id": target.bid_id, "share": b64(s.value)} for s in shares]},
+    )
+    try:
+        envelope.combine_shares(target.header, shares)
+    except envelope.EnvelopeError as exc:
+        alone = exc.code
+    else:
+        alone = "the file key"
+    check(alone == "shares.insufficient", "one share alone cannot open the envelope", alone)
+    return (
+        f"{custodian.party.username} at {shanghai_text(t.p.clock.now())}: custody view → 422 rule E-01; "
+        f"its share of {target.bidder.party.username}'s envelope → 422 rule E-01 ({problem['detail']}); "
+        f"one share alone: {alone}"
     )
 
 
@@ -717,14 +979,60 @@ async def withdraw_and_rebid(t: Trade) -> Outcome:
 
 
 async def close_bidding(t: Trade) -> Outcome:
-    """At the bid deadline the chronograph closes bidding and opens the online opening hall (W-08)."""
+    """At the bid deadline the chronograph signs the tender's closing head over the envelopes that stand
+    and opens the online opening hall (W-08)."""
     done = await t.p.move_to(t.deadline)
     check(done == [(t.code, "opening")], f"[({t.code!r}, 'opening')]", done)
     tender = await t.p.call("GET", f"/api/v1/tenders/{t.tid}")
     check(tender["status"] == "opening", "status opening", tender["status"])
+    t.closing = await t.p.call("GET", f"/api/v1/tenders/{t.tid}/closing")  # public: no sign-in
+    standing = sorted(b.sha256 for b in t.live_bids())
+    check(sorted(t.closing["envelopes"]) == standing, f"the {len(standing)} standing envelopes", t.closing)
+    check(t.closing["log_public_key"] == b64(t.log_key), "the pinned log key", t.closing["log_public_key"])
+    head = t.closing["head"]
+    check(head["kind"] == "closing", "a closing head", head)
+    record = await t.opening_record()
+    check([line["kind"] for line in record] == ["hall_opened"], "the hall opened", record)
     return (
-        f"clock {shanghai_text(t.p.clock.now())}: chronograph → {t.code} opening, "
-        f"{len(t.live_bids())} bids standing, decryption window until {shanghai_text(t.window_end)}"
+        f"clock {shanghai_text(t.p.clock.now())}: chronograph → {t.code} opening; closing head signed at "
+        f"{head['tree_size']} log leaves (root {short(head['root_hash'])}) over {len(standing)} envelopes; "
+        f"decryption window until {shanghai_text(t.window_end)}"
+    )
+
+
+async def verify_receipts(t: Trade) -> Outcome:
+    """Every bidder checks its receipts against the closing head (offline, the log key pinned): signature,
+    inclusion, consistency of the log up to the deadline, and that its envelope is in the closing set."""
+    table = _table("bidder", "receipt", "log leaf", "proof to", "checks", "in the closing set")
+    verified = 0
+    for bid in t.bids:
+        withdrawn = bid.withdrawal is not None
+        for receipt in (bid.receipt, *([bid.withdrawal] if bid.withdrawal else [])):
+            log = receipt["log"]
+            proof = await t.p.call(
+                "GET",
+                "/api/v1/transparency/consistency",
+                params={"first": log["tree_head"]["tree_size"], "second": t.closing["head"]["tree_size"]},
+            )
+            checks = verify_against_closing(receipt, t.closing, proof["proof"], t.log_key)
+            failed = [c.name for c in checks if not c.ok]
+            expected = ["envelope in the closing set"] if withdrawn and receipt["event"] == "submit" else []
+            check(failed == expected, f"failed checks {expected}", [c for c in checks if not c.ok])
+            listed = next((c for c in checks if c.name == "envelope in the closing set"), None)
+            table.add_row(
+                bid.bidder.party.username,
+                receipt["event"],
+                f"#{log['leaf_index']}",
+                f"{log['tree_head']['tree_size']} → {t.closing['head']['tree_size']}",
+                f"{len(checks) - len(failed)} of {len(checks)} hold",
+                "—" if listed is None else "yes" if listed.ok else "no: withdrawn before the deadline",
+            )
+            verified += 1
+    withdrawn_by = t.bids[t.plan.withdrawing_bidder].bidder.party.username
+    return (
+        f"{verified} receipts verified against the closing head: every signature, inclusion and consistency "
+        f"proof holds; {withdrawn_by}'s withdrawn envelope is not in the closing set, as expected",
+        table,
     )
 
 
@@ -737,78 +1045,223 @@ async def refuse_late_bid(t: Trade) -> Outcome:
         f"/api/v1/tenders/{t.tid}/bids/uploads",
         late,
         rule="W-07",
-        json={"filename": "补充投标文件.zip", "size": 1024},
+        json={"filename": "late-bid.age", "size": 1024},
     )
     return f"{late.party.username} at {shanghai_text(t.p.clock.now())} → 422 rule W-07: {problem['detail']}"
 
 
-async def reveal_prices(t: Trade) -> Outcome:
-    """In the opening hall each present bidder opens its commitment: price, duration and nonce."""
-    absent = t.bidders[t.plan.absent_bidder]
-    opened = []
+def _sung(t: Trade, kind: str, bid: SealedBid) -> dict[str, Any] | None:
+    """The line of the opening record that reads out `bid` (唱标), if there is one yet."""
+    return next((e for e in t.record if e["kind"] == kind and e.get("bid") == bid.bid_id), None)
+
+
+async def _read_out(t: Trade, bid: SealedBid) -> dict[str, Any]:
+    """Wait for the decryption job to read `bid` out in the hall; the line it wrote."""
+
+    async def opened() -> bool:
+        await t.opening_record()
+        return _sung(t, "bid_opened", bid) is not None or _sung(t, "bid_failed", bid) is not None
+
+    await t.p.settle(opened, f"{bid.bidder.party.username}'s envelope decrypted and read out")
+    line = _sung(t, "bid_opened", bid)
+    check(line is not None, f"{bid.bidder.party.username}'s envelope opened", _sung(t, "bid_failed", bid))
+    assert line is not None
+    check(line["declared_price_fen"] == bid.price_fen, f"price {bid.price_fen}", line)
+    check(line["duration_days"] == BID_DURATION_DAYS, f"{BID_DURATION_DAYS} days", line)
+    check(line["envelope_sha256"] == bid.sha256, f"envelope {short(bid.sha256)}", line)
+    return line
+
+
+async def reveal_keys(t: Trade) -> Outcome:
+    """In the opening hall each present bidder's client unwraps its envelope's file key locally and reveals
+    it; the platform checks it against the header, decrypts in a job, verifies the signed manifest and reads
+    the bid out (唱标)."""
+    table = _table("bidder", "key revealed", "envelope SHA-256", "price (yuan)", "days", "opened by")
     for bid in t.live_bids():
-        if bid.bidder is absent:
+        if bid.bidder is t.absent:
             continue
         t.p.clock.advance(timedelta(minutes=2))
+        keys = t.keys[bid.bidder.party.username]
+        file_key = envelope.unwrap_bidder(bid.header, keys.encryption.private_bytes_raw())
         got = await t.p.call(
             "POST",
-            f"/api/v1/tenders/{t.tid}/bids/{bid.bid_id}/reveal",
+            f"/api/v1/tenders/{t.tid}/bids/{bid.bid_id}/decrypt",
             bid.bidder,
-            json={
-                "declared_price_fen": bid.price_fen,
-                "duration_days": BID_DURATION_DAYS,
-                "nonce": bid.nonce,
-            },
+            expect=202,
+            json={"file_key": b64(file_key)},
         )
-        check(got["declared_price_fen"] == bid.price_fen, f"price {bid.price_fen}", got["declared_price_fen"])
-        opened.append(f"{bid.bidder.party.username} {yuan(bid.price_fen)}")
-    check(len(opened) == 4, "four bids opened", len(opened))
-    return f"{len(opened)} commitments opened (yuan): " + "; ".join(opened)
+        check(got["envelope_status"] == "opening", "the envelope being opened", got)
+        line = await _read_out(t, bid)
+        table.add_row(
+            bid.bidder.party.username,
+            shanghai_text(t.p.clock.now()),
+            short(bid.sha256),
+            yuan(line["declared_price_fen"]),
+            str(line["duration_days"]),
+            str(line["opened_by"]),
+        )
+    opened = [e for e in t.record if e["kind"] == "bid_opened"]
+    check(len(opened) == len(t.live_bids()) - 1, f"{len(t.live_bids()) - 1} bids read out", len(opened))
+    return (
+        f"{len(opened)} envelopes opened by their bidders' keys and read out; "
+        f"{t.absent.party.username} has not revealed its key",
+        table,
+    )
 
 
-async def revoke_absent(t: Trade) -> Outcome:
-    """The window ends: a reveal now is refused (E-03); the chronograph closes the opening and the unopened
-    bid is revoked."""
-    absent = next(b for b in t.live_bids() if b.bidder is t.bidders[t.plan.absent_bidder])
+async def miss_window(t: Trade) -> Outcome:
+    """The window ends: a key revealed now is refused (E-03), and the chronograph hands the unopened
+    envelope to the custodians (the tender's policy) for a custody window of the same length."""
+    bid = t.bid_of(t.absent)
     t.p.clock.set(t.window_end + timedelta(minutes=1))
-    # Before the next tick; once the opening is closed the tender's status answers first (409, no rule).
+    keys = t.keys[t.absent.party.username]
+    file_key = envelope.unwrap_bidder(bid.header, keys.encryption.private_bytes_raw())
+    # Before the next tick, so the refusal is the window's (E-03), whatever the chronograph does next.
     await t.p.refused(
         "POST",
-        f"/api/v1/tenders/{t.tid}/bids/{absent.bid_id}/reveal",
-        absent.bidder,
+        f"/api/v1/tenders/{t.tid}/bids/{bid.bid_id}/decrypt",
+        t.absent,
         rule="E-03",
-        json={
-            "declared_price_fen": absent.price_fen,
-            "duration_days": BID_DURATION_DAYS,
-            "nonce": absent.nonce,
-        },
+        json={"file_key": b64(file_key)},
     )
     done = await t.p.tick()
-    check(done == [(t.code, "evaluation")], f"[({t.code!r}, 'evaluation')]", done)
-    own = await t.p.call("GET", f"/api/v1/tenders/{t.tid}/bids", absent.bidder)
-    status = next(b["status"] for b in own if b["id"] == absent.bid_id)
-    check(status == "revoked", "its bid revoked", status)
+    check(done == [(t.code, "custody")], f"[({t.code!r}, 'custody')]", done)
+    tender = await t.p.call("GET", f"/api/v1/tenders/{t.tid}")
+    check(tender["status"] == "opening", "status opening", tender["status"])
+    check(tender["custody_until"] is not None, "a custody window", tender)
+    t.tender["custody_until"] = tender["custody_until"]
+    own = await t.p.call("GET", f"/api/v1/tenders/{t.tid}/bids", t.absent)
+    status = next(b["envelope_status"] for b in own if b["id"] == bid.bid_id)
+    check(status == "custody", "its envelope in custody", status)
+    record = await t.opening_record()
+    custody = [e for e in record if e["kind"] == "custody_opened"]
+    check(len(custody) == 1 and custody[0]["envelopes"] == 1, "one envelope to custody", record)
     return (
-        f"clock {shanghai_text(t.p.clock.now())}: {absent.bidder.party.username}'s reveal → 422 rule E-03; "
-        f"chronograph → evaluation, the bid is {status}"
+        f"clock {shanghai_text(t.p.clock.now())}: {t.absent.party.username}'s key → 422 rule E-03; "
+        f"chronograph → custody, 1 envelope in custody until {shanghai_text(tender['custody_until'])}"
+    )
+
+
+async def custodians_open(t: Trade) -> Outcome:
+    """Two of the three custodians fetch the envelope's header, unwrap their own shares of its file key on
+    their side and release them; two shares recover the key and the envelope is opened as any other."""
+    bid = t.bid_of(t.absent)
+    table = _table("custodian", "share", "envelopes in custody", "accepted", "opened now")
+    for party in RELEASING:
+        t.p.clock.advance(timedelta(minutes=3))
+        custodian = t.people[party.username]
+        view = await t.p.call("GET", f"/api/v1/tenders/{t.tid}/custody", custodian)
+        check(
+            [e["bid_id"] for e in view["envelopes"]] == [bid.bid_id],
+            f"{t.absent.party.username}'s envelope in custody",
+            view["envelopes"],
+        )
+        check(view["threshold"] == CUSTODY_THRESHOLD, f"t = {CUSTODY_THRESHOLD}", view["threshold"])
+        identity = t.keys[party.username].encryption.private_bytes_raw()
+        shares = []
+        for item in view["envelopes"]:
+            header = envelope.parse_header(base64.b64decode(item["header"]))
+            for share in envelope.unwrap_shares(header, identity, view["tender_code"]):
+                if share.x == view["position"]:
+                    shares.append({"bid_id": item["bid_id"], "share": b64(share.value)})
+        result = await t.p.call(
+            "POST", f"/api/v1/tenders/{t.tid}/custody/shares", custodian, json={"shares": shares}
+        )
+        last = party is RELEASING[-1]
+        check(result["accepted"] == 1, "one share accepted", result)
+        check(result["opened"] == ([bid.bid_id] if last else []), "opened once t shares are in", result)
+        table.add_row(
+            party.username,
+            f"x={view['position']}",
+            str(len(view["envelopes"])),
+            str(result["accepted"]),
+            ", ".join(t.absent.party.username for _ in result["opened"]) or "—",
+        )
+    line = await _read_out(t, bid)
+    check(line["opened_by"] == "custodians", "opened by the custodians", line)
+    return (
+        f"{' and '.join(p.username for p in RELEASING)} released their shares: {CUSTODY_THRESHOLD} of "
+        f"{len(CUSTODIANS)} custodians opened {t.absent.party.username}'s envelope, "
+        f"{yuan(line['declared_price_fen'])} yuan, {line['duration_days']} days "
+        f"(the platform's own share was not needed)",
+        table,
+    )
+
+
+def _sse(text: str) -> list[dict[str, Any]]:
+    """The events of a text/event-stream body: each with its id, event name and JSON data."""
+    events = []
+    for block in text.replace("\r\n", "\n").split("\n\n"):
+        fields: dict[str, str] = {}
+        for line in block.split("\n"):
+            name, _, value = line.partition(":")
+            if name in ("id", "event", "data"):
+                fields[name] = fields.get(name, "") + value.removeprefix(" ")
+        if "data" in fields:
+            events.append(
+                {"id": fields.get("id"), "event": fields.get("event"), **json.loads(fields["data"])}
+            )
+    return events
+
+
+def _line_text(t: Trade, event: dict[str, Any]) -> str:
+    who = {b.bid_id: b.bidder.party.username for b in t.bids}
+    kind = event["kind"]
+    if kind == "hall_opened":
+        return (
+            f"{event['bids']} bids; decryption window until {shanghai_text(event['decryption_window_ends'])}"
+        )
+    if kind == "key_revealed":
+        return f"{who.get(event['bid'], event['bid'])}: file key from the {event['by']}"
+    if kind in ("bid_opened", "bid_failed"):
+        price = event["declared_price_fen"]
+        return (
+            f"{who.get(event['bid'], event['bid'])}: {yuan(price) if price is not None else '—'} yuan, "
+            f"{event['duration_days'] or '—'} days, {event['result']}"
+        )
+    if kind == "custody_opened":
+        return f"{event['envelopes']} envelope(s) to the custodians until {shanghai_text(event['custody_until'])}"
+    if kind == "hall_closed":
+        return f"{event['bids']} bids on the record, {event['signals']} W-18 signal(s)"
+    return json.dumps({k: v for k, v in event.items() if k not in ("seq", "at", "kind", "id", "event")})
+
+
+async def close_hall(t: Trade) -> Outcome:
+    """Every envelope is open: the agency closes the opening hall early, the tender goes to evaluation;
+    the whole live record, as the opening hall's event stream sent it."""
+    t.p.clock.advance(timedelta(minutes=2))
+    tender = await t.p.call("POST", f"/api/v1/tenders/{t.tid}/close-opening", t.agency)
+    check(tender["status"] == "evaluation", "status evaluation", tender["status"])
+    await t.p.run_jobs()
+    r = await t.p.request(
+        "GET", f"/api/v1/tenders/{t.tid}/opening/events", t.supervisor, expect=200, params={"follow": "false"}
+    )
+    check(r.headers.get("content-type", "").startswith("text/event-stream"), "an event stream", r.headers)
+    events = _sse(r.text)
+    check(
+        bool(events) and events[-1]["kind"] == "hall_closed",
+        "the stream ends with the hall closed",
+        events[-1:],
+    )
+    check([e["event"] for e in events] == [e["kind"] for e in events], "named events", events)
+    table = _table("#", "at", "event", "")
+    for e in events:
+        table.add_row(str(e["seq"]), shanghai_text(e["at"])[-5:], e["kind"], _line_text(t, e))
+    return (
+        f"{shanghai_text(t.p.clock.now())}: the agency closed the hall, {t.code} is in evaluation; "
+        f"the live record has {len(events)} lines",
+        table,
     )
 
 
 async def opening_record(t: Trade) -> Outcome:
-    """The opening record (开标记录) is a public notice: who bid, the file hashes, the opened prices."""
+    """The opening record (开标记录) is a public notice: who bid, the envelope hashes, the prices read out
+    and who opened each envelope."""
     notices = await t.notices("opening_record")
     check(len(notices) == 1, "one opening record", len(notices))
     rows = notices[0]["body"]["bids"]
-    table = Table(
-        "lot",
-        "bidder",
-        "credit code",
-        "bid SHA-256",
-        "price (yuan)",
-        "days",
-        "result",
-        box=None,
-        padding=(0, 2),
+    table = _table(
+        "lot", "bidder", "credit code", "envelope SHA-256", "price (yuan)", "days", "opened by", "result"
     )
     for row in rows:
         price = row["declared_price_fen"]
@@ -816,28 +1269,52 @@ async def opening_record(t: Trade) -> Outcome:
             str(row["lot"]),
             row["bidder"],
             row["credit_code"],
-            short(row["sha256"]),
+            short(row["envelope_sha256"]),
             yuan(price) if price is not None else "—",
             str(row["duration_days"] or "—"),
+            str(row["opened_by"] or "—"),
             row["result"],
         )
-    results = [row["result"] for row in rows]
+    got = [(r["envelope_sha256"], r["declared_price_fen"], r["opened_by"], r["result"]) for r in rows]
     expected = [
-        "revoked (E-03)" if b.bidder is t.bidders[t.plan.absent_bidder] else "opened" for b in t.live_bids()
+        (b.sha256, b.price_fen, "custodians" if b.bidder is t.absent else "bidder", "opened")
+        for b in t.live_bids()
     ]
-    check(results == expected, str(expected), results)
+    check(got == expected, str(expected), got)
     return f"«{notices[0]['title']}» published {shanghai_text(notices[0]['published_at'])}", table
+
+
+async def collusion_signals(t: Trade) -> Outcome:
+    """W-18: at the opening the platform compared the bids (identical files, document authors, devices,
+    network addresses, signing keys); the supervisor sees the signals, the agency does not."""
+    signals = await t.p.call("GET", f"/api/v1/tenders/{t.tid}/collusion-signals", t.supervisor)
+    await t.p.request("GET", f"/api/v1/tenders/{t.tid}/collusion-signals", t.agency, expect=403)
+    pair = sorted(t.bidders[i].party.credit_code for i in t.plan.same_author)
+    check(
+        [(s["kind"], s["rule"], sorted(s["bidders"])) for s in signals]
+        == [("identical_metadata", "W-18", pair)],
+        f"one W-18 signal: the same author in the documents of {pair}",
+        signals,
+    )
+    table = _table("kind", "rule", "bidders", "evidence")
+    names = {b.party.credit_code: b.party.username for b in t.bidders}
+    for s in signals:
+        table.add_row(s["kind"], s["rule"], ", ".join(names[c] for c in s["bidders"]), s["evidence"])
+    who = " and ".join(t.bidders[i].party.username for i in t.plan.same_author)
+    return (
+        f"1 W-18 signal for the committee: {who}'s bid letters name the same author ({signals[0]['value']}); "
+        "the agency → 403",
+        table,
+    )
 
 
 # ---------------------------------------------------------------- report, publicity, award, contract
 
 
 def _ranking(t: Trade) -> list[SealedBid]:
-    """The committee's ranking in this demo: the three lowest opened prices."""
-    absent = t.bidders[t.plan.absent_bidder]
-    return sorted((b for b in t.live_bids() if b.bidder is not absent), key=lambda b: b.price_fen)[
-        : WORKS_OPEN.max_candidates
-    ]
+    """The committee's ranking in this demo: the three lowest opened prices (every envelope was opened, the
+    one the custodians opened included)."""
+    return sorted(t.live_bids(), key=lambda b: b.price_fen)[: WORKS_OPEN.max_candidates]
 
 
 async def submit_report(t: Trade) -> Outcome:
@@ -990,23 +1467,29 @@ async def summary(t: Trade) -> Outcome:
 PEOPLE_STEPS = (
     Step("The trading centre is bootstrapped", bootstrap_centre),
     Step("The centre registers the organisations and their users", register_parties),
+    Step("Custodians and bidders register their public keys", register_keys),
 )
 PUBLISH_STEPS = (
-    Step("The agency drafts a works tender with the lawful timeline", draft_tender),
+    Step("The agency drafts a works tender with the lawful timeline and three custodians", draft_tender),
     Step("The agency uploads the tender documents through the presigned URL", upload_documents),
     Step("A bid deadline before the W-01 day is refused", refuse_early_deadline),
-    Step("The agency publishes the tender (W-01 checked)", publish),
+    Step("The agency publishes the tender (W-01 checked, custodian roster frozen)", publish),
 )
 TRADE_STEPS = (
     *PUBLISH_STEPS,
     Step("The bidders obtain the tender documents", obtain_documents),
-    Step("Each bidder submits a sealed bid with a price commitment", submit_bids),
+    Step("Each bidder seals its bid locally and submits the envelope for a logged receipt", submit_bids),
     Step("A bidder withdraws before the deadline (W-05) and bids again", withdraw_and_rebid),
-    Step("The deadline passes; the chronograph opens the bidding", close_bidding),
+    Step("No custodian can open an envelope before the deadline (E-01)", no_early_opening),
+    Step("The deadline passes; the chronograph signs the closing head and opens the hall", close_bidding),
+    Step("Every receipt verifies against the closing head", verify_receipts),
     Step("A late bid is refused (W-07)", refuse_late_bid),
-    Step("Four bidders reveal their prices in the opening hall", reveal_prices),
-    Step("One bidder misses the decryption window and is revoked (E-03)", revoke_absent),
+    Step("Four bidders reveal their file keys in the opening hall", reveal_keys),
+    Step("One bidder misses the decryption window (E-03); its envelope goes to custody", miss_window),
+    Step("Two of three custodians release their shares and open the envelope", custodians_open),
+    Step("The agency closes the opening hall; the live record", close_hall),
     Step("The opening record is public", opening_record),
+    Step("The supervisor sees the W-18 collusion signals", collusion_signals),
     Step("The agency uploads the committee's report with 3 ranked candidates", submit_report),
     Step("Publicity of the candidates (W-12)", publicity),
     Step("The award after publicity (W-12 respected)", award),
@@ -1106,7 +1589,7 @@ async def run_demo(console: Console) -> bool:
             serving(create_app(runtime), sock),
             httpx.AsyncClient(base_url=settings.effective_public_url, timeout=HTTP_TIMEOUT_SECONDS) as client,
         ):
-            trade = Trade(Platform(client, runtime, clock), WORKS, DEMO_PARTIES)
+            trade = Trade(Platform(client, runtime, clock), WORKS, PARTIES)
             ok = await Narrator(console).run(DEMO_STEPS, trade)
     console.print("[green]demo complete: every step did what it should[/]" if ok else "[red]demo failed[/]")
     return ok
@@ -1115,16 +1598,36 @@ async def run_demo(console: Console) -> bool:
 # ---------------------------------------------------------------- --seed-only: the data `make run` serves
 
 
-def _users_table() -> Table:
-    table = Table("user", "password", "role", "organisation", "credit code", title="demo users")
-    for party in (CENTRE, *SEED_PARTIES):
-        table.add_row(party.username, PASSWORD, ", ".join(party.roles), party.name, party.credit_code)
+def _users_table(keys_dir: Path) -> Table:
+    table = Table("user", "password", "role", "organisation", "credit code", "keys", title="demo users")
+    holders = {p.username for p in (*CUSTODIANS, *BIDDERS)}
+    for party in (CENTRE, *PARTIES):
+        key = str(keys_dir / f"{party.username}.key") if party.username in holders else ""
+        table.add_row(party.username, PASSWORD, ", ".join(party.roles), party.name, party.credit_code, key)
     return table
+
+
+def _keys_dir(settings: Settings) -> Path:
+    return Path(settings.var_dir) / KEYS_DIR
+
+
+def _write_keys(settings: Settings, trade: Trade, created: datetime) -> Path:
+    """The private halves of the seeded keys, as age identity files (mode 0600) a custodian passes to
+    `ggzy custodian release --key` and a bidder to `ggzy bid seal|reveal --key` (demo data, like the
+    published password: the keys registered now replace any left from an earlier seed)."""
+    folder = _keys_dir(settings)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for username, keys in trade.keys.items():
+        path = folder / f"{username}.key"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(agekeys.identity_file_text(keys, created))
+    return folder
 
 
 def _next_steps(console: Console, settings: Settings, live: Trade | None) -> None:
     base = settings.effective_public_url
-    console.print(_users_table())
+    console.print(_users_table(_keys_dir(settings)))
     console.print("[bold]Try next[/] (after `ggzy serve`):")
     console.print(f"  {base}/schema                      the API, browsable")
     console.print(f"  {base}/api/v1/notices              the public notice board (no sign-in)")
@@ -1140,6 +1643,14 @@ def _next_steps(console: Console, settings: Settings, live: Trade | None) -> Non
         f"""-d '{{"username": "agency", "password": "{PASSWORD}"}}'""",
         soft_wrap=True,
     )
+    if live is not None and live.tender:
+        key = _keys_dir(settings) / "bidder1.key"
+        console.print(
+            f"  GGZY_PASSWORD={PASSWORD} ggzy bid seal --url {base} --username bidder1 --tender {live.tid} "
+            f"--price-fen 12000000000 --duration-days 720 --key {key} --out bid.age FILE…   "
+            "seal a bid locally (then `ggzy bid submit`)",
+            soft_wrap=True,
+        )
 
 
 async def _centre_exists(runtime: Runtime) -> bool:
@@ -1171,14 +1682,15 @@ async def seed(console: Console, settings: Settings, wall_clock: Clock | None = 
         ) as client:
             platform = Platform(client, runtime, clock)
             narrator = Narrator(console)
-            past = Trade(platform, WORKS, SEED_PARTIES)
+            past = Trade(platform, WORKS, PARTIES)
             console.print(
                 f"[bold]Seeding[/]: a complete trade on a clock from {shanghai_text(clock.now())} Shanghai"
             )
             if not await narrator.run((*PEOPLE_STEPS, *TRADE_STEPS), past):
                 return False
             clock.set(wall_clock.now())
-            live = Trade(platform, LIVE, SEED_PARTIES, people=past.people)
+            _write_keys(settings, past, clock.now())
+            live = Trade(platform, LIVE, PARTIES, people=past.people, keys=past.keys)
             console.print(
                 f"[bold]Seeding[/]: an open tender published now ({shanghai_text(clock.now())} Shanghai)"
             )
@@ -1198,11 +1710,14 @@ async def seed(console: Console, settings: Settings, wall_clock: Clock | None = 
 @click.option(
     "--seed-only",
     is_flag=True,
-    help="Only seed the configured database (GGZY_*) with the demo users, a past trade and an open tender.",
+    help="Only seed the configured database (GGZY_*) with the demo users and their keys, a past trade and an "
+    "open tender.",
 )
 def demo(seed_only: bool) -> None:
     """A complete open works tender through the real HTTP API, step by step (exit 1 on the first surprise)."""
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request would drown the steps
+    # The steps narrate what the chronograph and the decryption jobs did; their INFO lines would repeat it.
+    logging.getLogger("ggzy.chronograph").setLevel(logging.WARNING)
     # Piped output (make, CI logs) gets a wide page instead of rich's 80 columns, so tables stay whole.
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
     if seed_only:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import Any
 
 from storage.db import transaction
@@ -16,7 +17,7 @@ log = logging.getLogger("ggzy.chronograph")
 async def chronograph_tick(ctx: JobContext) -> list[tuple[str, str]]:
     """Run every tender transition that is due now (deadline → opening, window end → evaluation, …)."""
     async with transaction(ctx.sessionmaker) as session:
-        done = await service.tick(session, ctx.clock.now())
+        done = await service.tick(session, ctx.clock.now(), ctx.extras["signer"])
     for code, outcome in done:
         log.info("tender %s → %s", code, outcome)
     return done
@@ -34,3 +35,12 @@ async def discard_upload(ctx: JobContext, payload: dict[str, Any]) -> None:
     """Delete an upload once its copy on record is committed (deleting a missing object is no error)."""
     store: ObjectStore = ctx.extras["store"]
     await store.delete(payload["key"])
+
+
+@job("trading.open_envelope")
+async def open_envelope(ctx: JobContext, payload: dict[str, Any]) -> None:
+    """Decrypt an envelope whose file key was revealed (by its bidder or t custodians) and record it."""
+    store: ObjectStore = ctx.extras["store"]
+    async with transaction(ctx.sessionmaker) as session:
+        outcome = await service.open_envelope(session, store, uuid.UUID(payload["bid_id"]), ctx.clock.now())
+    log.info("envelope of bid %s → %s", payload["bid_id"], outcome)

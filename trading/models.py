@@ -32,6 +32,12 @@ class Tender(IdMixin, Base):
     documents_from: Mapped[datetime]
     bid_deadline: Mapped[datetime]
     opening_window_minutes: Mapped[int]
+    # Sealed-bid custody (E-03): t of the custodians' shares open an envelope whose bidder failed to, when
+    # the policy is "custodians"; under "revoke" such a bid is revoked at the end of the window.
+    custody_threshold: Mapped[int] = mapped_column(default=2)
+    opening_policy: Mapped[str] = mapped_column(String(20), default="custodians")
+    custody_until: Mapped[datetime | None]
+    custodian_organisations: Mapped[list[Any]] = mapped_column(default=list)
     publicity_days: Mapped[int]
     created_at: Mapped[datetime]
     published_at: Mapped[datetime | None]
@@ -157,8 +163,8 @@ class Objection(IdMixin, Base):
 
 
 class Bid(IdMixin, Base):
-    """A bid (投标文件) for one lot: an opaque object with its hash, its receipt and, after the opening,
-    the price the bidder revealed against its commitment."""
+    """A bid (投标文件) for one lot: a sealed envelope (bidding.envelope) kept on record with its hash, the
+    transparency-log leaf of its submission and, after the opening, the price its manifest declares."""
 
     __tablename__ = "bids"
     __table_args__ = (Index("ix_bids_tender_lot", "tender_id", "lot_id"),)
@@ -170,10 +176,9 @@ class Bid(IdMixin, Base):
     object_key: Mapped[str] = mapped_column(String(512))
     sha256: Mapped[str] = mapped_column(String(64))
     size: Mapped[int] = mapped_column(BigInteger)
-    price_commitment: Mapped[str] = mapped_column(String(64))
     submitted_at: Mapped[datetime]
     sequence: Mapped[int]
-    receipt_digest: Mapped[str] = mapped_column(String(64))
+    log_index: Mapped[int | None] = mapped_column(BigInteger)
     replaces_id: Mapped[uuid.UUID | None]
     withdrawn_at: Mapped[datetime | None]
     declared_price_fen: Mapped[int | None] = mapped_column(BigInteger)

@@ -42,6 +42,11 @@ class TenderCreate(Strict):
     method: Literal["open"] = "open"
     publicity_days: Annotated[int, msgspec.Meta(ge=1, le=30)] = 3
     opening_window_minutes: Annotated[int, msgspec.Meta(ge=5, le=24 * 60)] = 30
+    # Opening custodians (E-03): organisations whose keys receive a Shamir share of every envelope's file
+    # key; at least two are needed by publication, when the roster and their keys are frozen.
+    custodians: Annotated[list[uuid.UUID], msgspec.Meta(max_length=10)] = msgspec.field(default_factory=list)
+    custody_threshold: Annotated[int, msgspec.Meta(ge=2, le=10)] = 2
+    opening_policy: Literal["custodians", "revoke"] = "custodians"
 
 
 class TenderUpdate(Strict):
@@ -62,6 +67,18 @@ class TenderUpdate(Strict):
     )
     publicity_days: Annotated[int, msgspec.Meta(ge=1, le=30)] | msgspec.UnsetType = msgspec.UNSET
     opening_window_minutes: Annotated[int, msgspec.Meta(ge=5, le=24 * 60)] | msgspec.UnsetType = msgspec.UNSET
+    custodians: Annotated[list[uuid.UUID], msgspec.Meta(max_length=10)] | msgspec.UnsetType = msgspec.UNSET
+    custody_threshold: Annotated[int, msgspec.Meta(ge=2, le=10)] | msgspec.UnsetType = msgspec.UNSET
+    opening_policy: Literal["custodians", "revoke"] | msgspec.UnsetType = msgspec.UNSET
+
+
+class CustodianRead(msgspec.Struct):
+    """A custodian on a published tender's roster: seal a share of the file key to `recipient`."""
+
+    position: int
+    organisation_id: uuid.UUID
+    public_key: str
+    recipient: str
 
 
 class LotRead(msgspec.Struct):
@@ -102,6 +119,11 @@ class TenderRead(msgspec.Struct):
     next_check: datetime | None
     allowed_actions: list[str]
     version: int
+    custody_threshold: int
+    opening_policy: str
+    custodian_organisations: list[uuid.UUID]
+    custodians: list[CustodianRead]
+    custody_until: datetime | None
 
 
 class CancelRequest(Strict):
@@ -187,19 +209,54 @@ class ObjectionRead(msgspec.Struct):
 
 
 class BidSubmit(Strict):
-    """Finalise a bid whose file is already in the object store."""
+    """Finalise a bid whose sealed envelope (an age file) is already in the object store."""
 
     lot_id: uuid.UUID
     object_key: ObjectKey
-    price_commitment: Hex64
 
 
-class BidReveal(Strict):
-    """Open the commitment in the opening hall."""
+class BidDecrypt(Strict):
+    """In the opening hall, the bidder reveals its envelope's file key (its client unwraps it locally)."""
 
-    declared_price_fen: PositiveFen
-    duration_days: Annotated[int, msgspec.Meta(ge=1, le=36_500)]
-    nonce: Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{32,128}$")]
+    file_key: Annotated[str, msgspec.Meta(min_length=20, max_length=32)]
+
+
+class ShareIn(Strict):
+    bid_id: uuid.UUID
+    share: Annotated[str, msgspec.Meta(min_length=20, max_length=32)]
+
+
+class ShareRelease(Strict):
+    """A custodian's shares, unwrapped locally with its private key, for envelopes in custody."""
+
+    shares: Annotated[list[ShareIn], msgspec.Meta(min_length=1, max_length=1000)]
+
+
+class CustodyEnvelope(msgspec.Struct):
+    """An envelope a custodian may help open: its header holds the custodian's wrapped share."""
+
+    bid_id: uuid.UUID
+    lot_number: int
+    envelope_sha256: str
+    header: str
+    status: str
+    shares_released: int
+    released_by_me: bool
+
+
+class CustodyView(msgspec.Struct):
+    tender_code: str
+    position: int
+    threshold: int
+    policy: str
+    custody_until: datetime | None
+    envelopes: list[CustodyEnvelope]
+
+
+class ShareResult(msgspec.Struct):
+    accepted: int
+    already_released: int
+    opened: list[uuid.UUID]
 
 
 class BidRead(msgspec.Struct):
@@ -212,26 +269,29 @@ class BidRead(msgspec.Struct):
     size: int
     submitted_at: datetime
     sequence: int
-    receipt_digest: str
     withdrawn_at: datetime | None
     declared_price_fen: int | None
     duration_days: int | None
     revealed_at: datetime | None
+    envelope_status: str | None = None
+    envelope_result: str | None = None
+    receipt: Receipt | None = None
 
 
 class Receipt(msgspec.Struct):
-    """What the bidder keeps: proof that the platform accepted this file at this instant."""
+    """What the bidder keeps: proof that the platform accepted this envelope at this instant — the
+    transparency-log leaf, its inclusion proof and the signed tree head (`ggzy verify receipt`)."""
 
     bid_id: uuid.UUID
     tender_code: str
     lot_number: int
     bidder_credit_code: str
-    sha256: str
+    envelope_sha256: str
     size: int
-    price_commitment: str
     submitted_at: datetime
     sequence: int
-    receipt_digest: str
+    event: str
+    log: dict[str, Any]
 
 
 class CommitteeMember(Strict):

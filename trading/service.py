@@ -7,11 +7,12 @@ make the change, write the audit entry, write the outbox entry; the caller commi
 
 from __future__ import annotations
 
-import hashlib
+import base64
 import json
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from datetime import date, datetime, time, timedelta
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import msgspec
@@ -20,8 +21,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import flag_modified
 
+import bidding.service as bidding
 from accounts import service as accounts
 from accounts.security import Principal
+from bidding import agekeys, collusion
 from storage import outbox
 from storage.db import upsert_ignore
 from storage.objects import InvalidObjectKey, ObjectNotFound, ObjectStore
@@ -36,7 +39,7 @@ from storage.problems import (
     ValidationProblem,
     field_error,
 )
-from trading import commitments, schemas
+from trading import schemas
 from trading.calendar import (
     SHANGHAI,
     OfficialSchedule,
@@ -205,6 +208,19 @@ async def tender_read(session: AsyncSession, tender: Tender) -> schemas.TenderRe
         next_check=tender.next_check,
         allowed_actions=[a.value for a in allowed_actions(TenderStatus(tender.status))],
         version=tender.version,
+        custody_threshold=tender.custody_threshold,
+        opening_policy=tender.opening_policy,
+        custodian_organisations=[uuid.UUID(str(o)) for o in tender.custodian_organisations],
+        custodians=[
+            schemas.CustodianRead(
+                c.position,
+                c.organisation_id,
+                c.public_key,
+                agekeys.recipient(base64.b64decode(c.public_key)),
+            )
+            for c in await bidding.roster(session, tender.id)
+        ],
+        custody_until=tender.custody_until,
     )
 
 
@@ -274,7 +290,7 @@ def _next_check(tender: Tender) -> datetime | None:
     if status == TenderStatus.TENDERING:
         return tender.bid_deadline
     if status == TenderStatus.OPENING:
-        return _window_end(tender)
+        return tender.custody_until or _window_end(tender)
     return None
 
 
@@ -360,6 +376,8 @@ DRAFT_TERMS = (
     "evaluation_method",
     "opening_window_minutes",
     "publicity_days",
+    "custody_threshold",
+    "opening_policy",
 )
 
 
@@ -383,6 +401,11 @@ async def _new_draft(
         bid_deadline=bid_deadline,
         created_at=now,
         parent_id=parent_id,
+        custodian_organisations=(
+            list(terms.custodian_organisations)
+            if isinstance(terms, Tender)
+            else [str(org) for org in terms.custodians]
+        ),
         **{name: getattr(terms, name) for name in DRAFT_TERMS},
     )
     session.add(tender)
@@ -438,6 +461,8 @@ async def update_tender(
         changes.pop("lots")
         # The lots are part of the tender's representation: its version (the ETag) must move with them.
         flag_modified(tender, "title")
+    if "custodians" in changes:
+        tender.custodian_organisations = [str(org) for org in changes.pop("custodians")]
     for name, value in changes.items():
         if isinstance(value, datetime):
             _aware(name, value)
@@ -488,6 +513,12 @@ async def publish(
             "Upload the tender documents before publishing.",
             errors=[field_error("documents", "none uploaded")],
         )
+    orgs = [uuid.UUID(str(org)) for org in tender.custodian_organisations]
+    if not orgs:
+        raise ValidationProblem(
+            "Name the opening custodians before publishing.", errors=[field_error("custodians", "none named")]
+        )
+    custodians = await bidding.set_roster(session, tender.id, orgs, tender.custody_threshold, now)
     tender.published_at = now
     await _move(session, tender, Action.PUBLISH, actor, now)
     lots = await lots_of(session, tender.id)
@@ -503,6 +534,15 @@ async def publish(
             "documents_from": tender.documents_from.isoformat(),
             "bid_deadline": tender.bid_deadline.isoformat(),
             "opening": "online opening hall at the bid deadline (W-08)",
+            "sealing": {
+                "format": "age v1 (age-encryption.org/v1) with ggzy-share custody stanzas",
+                "custody_threshold": tender.custody_threshold,
+                "opening_policy": tender.opening_policy,
+                "custodians": [
+                    {"position": c.position, "recipient": agekeys.recipient(base64.b64decode(c.public_key))}
+                    for c in custodians
+                ],
+            },
             "lots": [
                 {
                     "number": lot.number,
@@ -1160,6 +1200,15 @@ async def list_objections(session: AsyncSession, actor: Principal, tender_id: uu
 # ---------------------------------------------------------------- bids
 
 
+@dataclass(frozen=True)
+class ClientSeen:
+    """Where a submission came from, kept for the W-18 signals at the opening."""
+
+    address: str | None = None
+    device: str | None = None
+    user_agent: str | None = None
+
+
 async def bid_upload(
     session: AsyncSession,
     actor: Principal,
@@ -1168,7 +1217,7 @@ async def bid_upload(
     store: ObjectStore,
     now: datetime,
 ) -> schemas.UploadGrant:
-    """Where a bidder may upload its (sealed) bid file."""
+    """Where a bidder may upload its sealed envelope."""
     tender = await _bidding_tender(session, actor, tender_id, now)
     return await upload_grant(
         store, _object_key(tender, "bids", actor.organisation_id, data.filename), data.size, now
@@ -1200,18 +1249,18 @@ async def _bidding_tender(
     return tender
 
 
-def _receipt_digest(tender: Tender, lot: Lot, credit_code: str, bid: Bid) -> str:
-    payload = {
+def _leaf(event: str, tender: Tender, lot: Lot, credit_code: str, bid: Bid, now: datetime) -> dict[str, Any]:
+    return {
+        "event": event,
         "tender": tender.code,
         "lot": lot.number,
         "bidder": credit_code,
-        "sha256": bid.sha256,
-        "size": bid.size,
-        "commitment": bid.price_commitment,
-        "at": bid.submitted_at.isoformat(),
+        "bid": str(bid.id),
         "sequence": bid.sequence,
+        "envelope_sha256": bid.sha256,
+        "size": bid.size,
+        "at": now.astimezone(UTC).isoformat().replace("+00:00", "Z"),
     }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 async def submit_bid(
@@ -1220,10 +1269,13 @@ async def submit_bid(
     tender_id: uuid.UUID,
     data: schemas.BidSubmit,
     store: ObjectStore,
+    signer: bidding.LogSigner,
     now: datetime,
+    seen: ClientSeen = ClientSeen(),
 ) -> tuple[Bid, schemas.Receipt]:
-    """Finalise a bid: hash the uploaded file server-side, record arrival on the server clock, issue the
-    receipt. A second bid on the same lot replaces the first (W-05); after the deadline: W-07."""
+    """Finalise a bid: hash the uploaded envelope server-side, check it is an age envelope to the bidder and
+    to this tender's custodians, record arrival on the server clock, log it and issue the receipt. A second
+    bid on the same lot replaces the first (W-05); after the deadline: W-07."""
     await _bidding_tender(session, actor, tender_id, now, lock=False)
     found = await _tender(session, tender_id)
     # The copy (and its hash) runs before the tender's row is locked, so a large file does not hold up
@@ -1237,6 +1289,9 @@ async def submit_bid(
         now,
     )
     try:
+        header = await bidding.check_envelope(
+            session, store, kept, found.id, found.code, found.custody_threshold
+        )
         tender = await _bidding_tender(session, actor, tender_id, now)
         lot = await session.get(Lot, data.lot_id)
         if lot is None or lot.tender_id != tender.id:
@@ -1272,15 +1327,31 @@ async def submit_bid(
         object_key=kept,
         sha256=sha256,
         size=size,
-        price_commitment=data.price_commitment,
         submitted_at=now,
         sequence=sequence,
-        receipt_digest="",
         replaces_id=previous.id if previous else None,
     )
-    bid.receipt_digest = _receipt_digest(tender, lot, org.credit_code, bid)
     session.add(bid)
     await session.flush()
+    bidding.add_envelope(
+        session,
+        bid_id=bid.id,
+        tender_id=tender.id,
+        header=header,
+        client_address=seen.address,
+        client_device=seen.device,
+        user_agent=seen.user_agent,
+    )
+    event = "replace" if previous else "submit"
+    log = await bidding.append(
+        session,
+        signer,
+        _leaf(event, tender, lot, org.credit_code, bid, now),
+        tender_id=tender.id,
+        bid_id=bid.id,
+        now=now,
+    )
+    bid.log_index = log["leaf_index"]
     await accounts.record(
         session,
         actor,
@@ -1290,12 +1361,14 @@ async def submit_bid(
         now,
         sha256=sha256,
         lot=lot.number,
+        log_index=bid.log_index,
     )
-    return bid, receipt_of(tender, lot, org.credit_code, bid)
+    return bid, _receipt(tender, lot, org.credit_code, bid, event, log)
 
 
-def receipt_of(tender: Tender, lot: Lot, credit_code: str, bid: Bid) -> schemas.Receipt:
-    """The receipt of a bid."""
+def _receipt(
+    tender: Tender, lot: Lot, credit_code: str, bid: Bid, event: str, log: dict[str, Any]
+) -> schemas.Receipt:
     return schemas.Receipt(
         bid.id,
         tender.code,
@@ -1303,10 +1376,10 @@ def receipt_of(tender: Tender, lot: Lot, credit_code: str, bid: Bid) -> schemas.
         credit_code,
         bid.sha256,
         bid.size,
-        bid.price_commitment,
         bid.submitted_at,
         bid.sequence,
-        bid.receipt_digest,
+        event,
+        log,
     )
 
 
@@ -1318,9 +1391,15 @@ async def _own_bid(session: AsyncSession, actor: Principal, tender_id: uuid.UUID
 
 
 async def withdraw_bid(
-    session: AsyncSession, actor: Principal, tender_id: uuid.UUID, bid_id: uuid.UUID, now: datetime
-) -> Bid:
-    """Withdraw a bid before the deadline (撤回, W-05); after it the bid stands and the deposit may be kept (W-06)."""
+    session: AsyncSession,
+    actor: Principal,
+    tender_id: uuid.UUID,
+    bid_id: uuid.UUID,
+    signer: bidding.LogSigner,
+    now: datetime,
+) -> tuple[Bid, schemas.Receipt]:
+    """Withdraw a bid before the deadline (撤回, W-05), logged with a receipt of its own; after the deadline
+    the bid stands and the deposit may be kept (W-06)."""
     tender = await _tender(session, tender_id, lock=True)
     bid = await _own_bid(session, actor, tender.id, bid_id)
     if now >= tender.bid_deadline:
@@ -1336,6 +1415,17 @@ async def withdraw_bid(
     cal = await working_calendar(session)
     # P-01/P-02: counted from the day after the withdrawal, moved past rest days like every period.
     refund_due = cal.period_end(local_date(now), profile.withdrawal_refund_days)
+    lot = await session.get(Lot, bid.lot_id)
+    assert lot is not None
+    org = await accounts.get_organisation(session, bid.organisation_id)
+    log = await bidding.append(
+        session,
+        signer,
+        _leaf("withdraw", tender, lot, org.credit_code, bid, now),
+        tender_id=tender.id,
+        bid_id=bid.id,
+        now=now,
+    )
     await accounts.record(
         session,
         actor,
@@ -1345,8 +1435,9 @@ async def withdraw_bid(
         now,
         rule="W-05",
         deposit_refund_due=refund_due.isoformat(),
+        log_index=log["leaf_index"],
     )
-    return bid
+    return bid, _receipt(tender, lot, org.credit_code, bid, "withdraw", log)
 
 
 async def list_bids(session: AsyncSession, actor: Principal, tender_id: uuid.UUID) -> list[Bid]:
@@ -1363,33 +1454,65 @@ async def list_bids(session: AsyncSession, actor: Principal, tender_id: uuid.UUI
     return list(await session.scalars(query))
 
 
+async def envelope_states(
+    session: AsyncSession, bids: Sequence[Bid]
+) -> dict[uuid.UUID, tuple[str, str | None]]:
+    """Each bid's envelope status and opening result."""
+    rows = await bidding.envelopes_of(session, bids[0].tender_id) if bids else []
+    return {row.bid_id: (row.status, row.result) for row in rows}
+
+
 async def receipt_for(
-    session: AsyncSession, actor: Principal, tender_id: uuid.UUID, bid_id: uuid.UUID
+    session: AsyncSession,
+    actor: Principal,
+    tender_id: uuid.UUID,
+    bid_id: uuid.UUID,
+    signer: bidding.LogSigner,
 ) -> schemas.Receipt:
-    """The receipt of one of the caller's bids."""
+    """The receipt of one of the caller's bids (its submission, or its withdrawal once withdrawn)."""
     bid = await _own_bid(session, actor, tender_id, bid_id)
     tender = await _tender(session, tender_id)
     lot = await session.get(Lot, bid.lot_id)
     org = await accounts.get_organisation(session, bid.organisation_id)
-    assert lot is not None
-    return receipt_of(tender, lot, org.credit_code, bid)
+    assert lot is not None and bid.log_index is not None
+    log = await bidding.receipt(session, signer, bid.log_index)
+    return _receipt(tender, lot, org.credit_code, bid, log["leaf"]["event"], log)
+
+
+async def closing_record(
+    session: AsyncSession, actor: Principal | None, tender_id: uuid.UUID, signer: bidding.LogSigner
+) -> dict[str, Any]:
+    """The tender's signed closing head (public once bids have closed)."""
+    tender = await visible_tender(session, actor, tender_id)
+    row = await bidding.closing_of(session, tender.id)
+    if row is None:
+        raise NotFound("Bids on this tender have not closed yet.")
+    return bidding.closing_json(row, tender.code, signer)
 
 
 # ---------------------------------------------------------------- deadline, opening
 
 
-async def _close_bidding(session: AsyncSession, tender: Tender, now: datetime) -> str:
-    """At the deadline: lots with fewer than 3 bids fail (W-09); the rest go to the opening hall."""
+async def _close_bidding(
+    session: AsyncSession, tender: Tender, signer: bidding.LogSigner, now: datetime
+) -> str:
+    """At the deadline: sign the closing head over the envelopes that stand; lots with fewer than 3 bids
+    fail (W-09); the rest go to the online opening hall (W-08, E-02)."""
     profile = profile_for(tender.sector, tender.method)
-    counts = dict(
-        (
-            await session.execute(
-                select(Bid.lot_id, func.count())
-                .where(Bid.tender_id == tender.id, Bid.status == "submitted")
-                .group_by(Bid.lot_id)
-            )
-        ).all()
+    standing = list(
+        await session.scalars(select(Bid).where(Bid.tender_id == tender.id, Bid.status == "submitted"))
     )
+    await bidding.close(
+        session,
+        signer,
+        tender_id=tender.id,
+        tender_code=tender.code,
+        envelopes=[b.sha256 for b in standing],
+        now=now,
+    )
+    counts: dict[uuid.UUID, int] = {}
+    for bid in standing:
+        counts[bid.lot_id] = counts.get(bid.lot_id, 0) + 1
     live = 0
     for lot in await lots_of(session, tender.id):
         n = counts.get(lot.id, 0)
@@ -1399,11 +1522,10 @@ async def _close_bidding(session: AsyncSession, tender: Tender, now: datetime) -
                 f"W-09: {n} bid(s) at the deadline; at least {profile.min_bids_to_open} are needed"
             )
             # Not opened, not revoked: these bidders are owed their deposits back, through no fault of theirs.
-            for bid in await session.scalars(
-                select(Bid).where(Bid.lot_id == lot.id, Bid.status == "submitted")
-            ):
-                bid.status = "returned"
-                await accounts.record(session, None, "bid.return", "bid", bid.id, now, rule="W-09")
+            for bid in standing:
+                if bid.lot_id == lot.id:
+                    bid.status = "returned"
+                    await accounts.record(session, None, "bid.return", "bid", bid.id, now, rule="W-09")
         else:
             live += 1
     if live == 0:
@@ -1421,44 +1543,286 @@ async def _close_bidding(session: AsyncSession, tender: Tender, now: datetime) -
         return "unsuccessful"
     tender.opened_at = now
     await _move(session, tender, Action.CLOSE_BIDDING, None, now, rule="W-08")
+    window_end = _window_end(tender)
+    await bidding.opening_event(
+        session,
+        tender.id,
+        "hall_opened",
+        {
+            "tender": tender.code,
+            "bids": sum(
+                counts.get(lot.id, 0) for lot in await lots_of(session, tender.id) if lot.status != "failed"
+            ),
+            "decryption_window_ends": window_end.isoformat(),
+            "policy": tender.opening_policy,
+        },
+        now,
+    )
     return "opening"
 
 
-async def reveal_bid(
+def _in_window(tender: Tender, now: datetime) -> None:
+    """Keys are revealed in the hall within the decryption window only (E-02, E-03)."""
+    if tender.opened_at is not None and now >= _window_end(tender):
+        raise RuleViolation(
+            "E-03",
+            "The decryption window has closed; an envelope its bidder did not open is treated as revoked "
+            "unless the tender's custodians open it.",
+            window_ended=_window_end(tender).isoformat(),
+        )
+    if tender.status != TenderStatus.OPENING:
+        if now < tender.bid_deadline:
+            raise RuleViolation("E-01", "No envelope can be opened before the bid deadline.")
+        raise Conflict(f"Envelopes are opened in the opening hall; the tender is {tender.status}.")
+
+
+async def decrypt_bid(
     session: AsyncSession,
     actor: Principal,
     tender_id: uuid.UUID,
     bid_id: uuid.UUID,
-    data: schemas.BidReveal,
+    data: schemas.BidDecrypt,
     now: datetime,
 ) -> Bid:
-    """In the opening hall, within the window, the bidder opens its price commitment (E-02)."""
+    """In the opening hall, within the window, the bidder reveals its envelope's file key (E-02). The key
+    is checked against the header MAC at once; decryption runs as a job, off the request."""
     tender = await _tender(session, tender_id, lock=True)
     bid = await _own_bid(session, actor, tender.id, bid_id)
-    # Once the hall has opened, a reveal after the window is E-03 whether or not the chronograph has
-    # already closed the opening.
-    if tender.opened_at is not None and now >= _window_end(tender):
-        raise RuleViolation(
-            "E-03",
-            "The decryption window has closed; an unopened bid is treated as revoked.",
-            window_ended=_window_end(tender).isoformat(),
-        )
-    if tender.status != TenderStatus.OPENING:
-        raise Conflict(f"Bids are opened in the opening hall; the tender is {tender.status}.")
+    _in_window(tender, now)
     if bid.status != "submitted":
         raise Conflict(f"This bid is {bid.status}.")
-    if bid.revealed_at is not None:
-        raise Conflict("This bid is already open.")
-    if not commitments.opens(bid.price_commitment, data.declared_price_fen, data.duration_days, data.nonce):
-        raise ValidationProblem(
-            "The price, duration and nonce do not match the commitment made at submission.",
-            errors=[field_error("nonce", "does not open the commitment")],
-        )
-    bid.declared_price_fen = data.declared_price_fen
-    bid.duration_days = data.duration_days
-    bid.revealed_at = now
-    await accounts.record(session, actor, "bid.reveal", "bid", bid.id, now)
+    row = await bidding.envelope_of(session, bid.id)
+    if row.status != "sealed":
+        raise Conflict(f"This envelope is already {row.status}.")
+    key = bidding.check_file_key(row, data.file_key)
+    await _start_opening(session, tender, bid, row, key, "bidder", now)
+    await accounts.record(session, actor, "bid.decrypt", "bid", bid.id, now)
     return bid
+
+
+async def _start_opening(
+    session: AsyncSession, tender: Tender, bid: Bid, row: Any, key: bytes, by: str, now: datetime
+) -> None:
+    row.status = "opening"
+    row.file_key = base64.b64encode(key).decode()
+    row.opened_by = by
+    outbox.enqueue(session, "trading.open_envelope", {"bid_id": str(bid.id)}, now)
+    await bidding.opening_event(session, tender.id, "key_revealed", {"bid": str(bid.id), "by": by}, now)
+
+
+async def open_envelope(session: AsyncSession, store: ObjectStore, bid_id: uuid.UUID, now: datetime) -> str:
+    """Decrypt one envelope whose file key is in hand, check its manifest against the submission, and read
+    the result into the opening record (唱标). Idempotent: an envelope already opened is left alone."""
+    bid = await session.get(Bid, bid_id)
+    if bid is None:
+        return "missing"
+    tender = await _tender(session, bid.tender_id)
+    row = await bidding.envelope_of(session, bid.id)
+    if row.status != "opening" or row.file_key is None:
+        return row.status
+    lot = await session.get(Lot, bid.lot_id)
+    org = await accounts.get_organisation(session, bid.organisation_id)
+    assert lot is not None
+    opened = await bidding.open_stored(
+        store,
+        key=bid.object_key,
+        sha256=bid.sha256,
+        file_key=base64.b64decode(row.file_key),
+        out_prefix=f"opened/{tender.code}/{bid.id}",
+    )
+    # The decryption above runs without the tender's lock; take it now to record the result.
+    tender = await _tender(session, bid.tender_id, lock=True)
+    await session.refresh(row)
+    if row.status != "opening":
+        return row.status
+    problem: tuple[str, str] | None
+    if opened.error is not None:
+        problem = (opened.error, opened.detail or "")
+    else:
+        assert opened.manifest is not None
+        keys = [
+            k.public_key
+            for k in await accounts.list_keys(session, bid.organisation_id)
+            if k.purpose == "signing" and k.revoked_at is None and k.created_at <= bid.submitted_at
+        ]
+        problem = bidding.check_context(
+            opened.manifest, tender=tender.code, lot=lot.number, bidder=org.credit_code, signing_keys=keys
+        )
+    row.opened_at = now
+    if problem is None:
+        assert opened.manifest is not None
+        row.status = "opened"
+        row.result = "opened"
+        row.manifest = json.loads(opened.manifest.to_bytes())
+        row.files = opened.files
+        bid.declared_price_fen = opened.manifest.declared_price_fen
+        bid.duration_days = opened.manifest.duration_days
+        bid.revealed_at = now
+        await accounts.record(session, None, "bid.open", "bid", bid.id, now, by=row.opened_by)
+    else:
+        code, detail = problem
+        row.status = "failed"
+        row.result = code
+        row.result_detail = detail[:500]
+        row.files = opened.files or None
+        if opened.platform_fault:
+            # E-03: not the bidder's fault — treated as withdrawn (撤回), and the deposit goes back.
+            bid.status = "withdrawn"
+            bid.withdrawn_at = now
+            await accounts.record(session, None, "bid.withdraw", "bid", bid.id, now, rule="E-03", reason=code)
+        else:
+            # The bidder's envelope does not open to a valid bid for this submission: void (E-03 revoked).
+            bid.status = "revoked"
+            await accounts.record(session, None, "bid.revoke", "bid", bid.id, now, rule="E-03", reason=code)
+    await bidding.opening_event(
+        session,
+        tender.id,
+        "bid_opened" if problem is None else "bid_failed",
+        _sung(tender, lot, org, bid, row),
+        now,
+    )
+    return row.status
+
+
+def _sung(tender: Tender, lot: Lot, org: Any, bid: Bid, row: Any) -> dict[str, Any]:
+    """One line of the opening record as read out (唱标)."""
+    return {
+        "bid": str(bid.id),
+        "lot": lot.number,
+        "bidder": org.name,
+        "credit_code": org.credit_code,
+        "envelope_sha256": bid.sha256,
+        "declared_price_fen": bid.declared_price_fen,
+        "duration_days": bid.duration_days,
+        "opened_by": row.opened_by,
+        "result": row.result or row.status,
+        "detail": row.result_detail,
+    }
+
+
+async def custody_view(
+    session: AsyncSession, actor: Principal, tender_id: uuid.UUID, now: datetime
+) -> schemas.CustodyView:
+    """What a custodian needs to release its shares: the headers of the envelopes in custody."""
+    tender = await _tender(session, tender_id)
+    position = await bidding.custodian_position(session, tender.id, actor.organisation_id)
+    if now < tender.bid_deadline:
+        raise RuleViolation("E-01", "No envelope can be opened before the bid deadline.")
+    rows = [r for r in await bidding.envelopes_of(session, tender.id) if r.status == "custody"]
+    bids = {b.id: b for b in await session.scalars(select(Bid).where(Bid.tender_id == tender.id))}
+    lots = {lot.id: lot.number for lot in await lots_of(session, tender.id)}
+    mine = await bidding.released_by(session, [r.bid_id for r in rows], position)
+    return schemas.CustodyView(
+        tender.code,
+        position,
+        tender.custody_threshold,
+        tender.opening_policy,
+        tender.custody_until,
+        [
+            schemas.CustodyEnvelope(
+                r.bid_id,
+                lots[bids[r.bid_id].lot_id],
+                bids[r.bid_id].sha256,
+                r.header,
+                r.status,
+                await bidding.released_count(session, r.bid_id),
+                r.bid_id in mine,
+            )
+            for r in rows
+        ],
+    )
+
+
+async def release_shares(
+    session: AsyncSession, actor: Principal, tender_id: uuid.UUID, data: schemas.ShareRelease, now: datetime
+) -> schemas.ShareResult:
+    """A custodian releases its shares of envelopes in custody (accepted only after the deadline, and only
+    while the custody window runs); when t shares of an envelope combine, it is opened."""
+    tender = await _tender(session, tender_id, lock=True)
+    position = await bidding.custodian_position(session, tender.id, actor.organisation_id)
+    if now < tender.bid_deadline:
+        raise RuleViolation("E-01", "No envelope can be opened before the bid deadline; shares are refused.")
+    if tender.opening_policy != "custodians":
+        raise RuleViolation(
+            "E-03", "This tender's policy revokes unopened bids; custodians do not open them."
+        )
+    if tender.custody_until is None or tender.status != TenderStatus.OPENING:
+        raise Conflict("No envelope is in custody: custodians release shares after the decryption window.")
+    if now >= tender.custody_until:
+        raise RuleViolation(
+            "E-03", "The custody window has closed.", custody_ended=tender.custody_until.isoformat()
+        )
+    accepted = again = 0
+    opened: list[uuid.UUID] = []
+    for i, item in enumerate(data.shares):
+        field = f"shares[{i}]"
+        bid = await session.get(Bid, item.bid_id)
+        row = await bidding.envelope_of(session, item.bid_id) if bid and bid.tender_id == tender.id else None
+        if bid is None or row is None:
+            raise ValidationProblem(
+                "No such envelope in this tender.", errors=[field_error(field, "unknown bid")]
+            )
+        if row.status != "custody":
+            raise Conflict(
+                f"This envelope is {row.status}, not in custody.", errors=[field_error(field, row.status)]
+            )
+        fresh = await bidding.release_shares(
+            session,
+            bid_id=bid.id,
+            position=position,
+            organisation_id=actor.organisation_id,
+            share_b64=item.share,
+            field=f"{field}.share",
+            now=now,
+        )
+        accepted += fresh
+        again += not fresh
+        key = await bidding.recover_file_key(session, row, tender.custody_threshold)
+        if key is not None:
+            await _start_opening(session, tender, bid, row, key, "custodians", now)
+            opened.append(bid.id)
+    await accounts.record(
+        session, actor, "custody.release", "tender", tender.id, now, accepted=accepted, opened=len(opened)
+    )
+    return schemas.ShareResult(accepted, again, opened)
+
+
+async def _end_decryption_window(session: AsyncSession, tender: Tender, now: datetime) -> bool:
+    """At the window's end, envelopes nobody opened go to the custodians (policy "custodians", once) or
+    their bids are revoked (E-03). True when the opening may close now."""
+    rows = await bidding.envelopes_of(session, tender.id)
+    bids = {b.id: b for b in await session.scalars(select(Bid).where(Bid.tender_id == tender.id))}
+    lots = {lot.id: lot for lot in await lots_of(session, tender.id)}
+    live = [
+        r
+        for r in rows
+        if bids[r.bid_id].status == "submitted" and lots[bids[r.bid_id].lot_id].status != "failed"
+    ]
+    if any(r.status == "opening" for r in live):
+        return False  # a decryption job is still running; look again shortly
+    unopened = [r for r in live if r.status in ("sealed", "custody")]
+    if unopened and tender.opening_policy == "custodians" and tender.custody_until is None:
+        tender.custody_until = now + timedelta(minutes=tender.opening_window_minutes)
+        for row in unopened:
+            row.status = "custody"
+        await bidding.opening_event(
+            session,
+            tender.id,
+            "custody_opened",
+            {"envelopes": len(unopened), "custody_until": tender.custody_until.isoformat()},
+            now,
+        )
+        return False
+    for row in unopened:
+        bid = bids[row.bid_id]
+        bid.status = "revoked"
+        row.result = "not_opened"
+        await accounts.record(session, None, "bid.revoke", "bid", bid.id, now, rule="E-03")
+        org = await accounts.get_organisation(session, bid.organisation_id)
+        await bidding.opening_event(
+            session, tender.id, "bid_failed", _sung(tender, lots[bid.lot_id], org, bid, row), now
+        )
+    return True
 
 
 async def close_opening(
@@ -1469,55 +1833,143 @@ async def close_opening(
     *,
     tender: Tender | None = None,
 ) -> Tender:
-    """End the opening: unopened bids are revoked (E-03), the opening record (开标记录) is published and the
-    tender goes to evaluation. The agency may close early once every bid is open; otherwise at the window's end."""
+    """End the opening: the opening record (开标记录) is published, W-18 signals are computed, lots left with
+    fewer than 3 valid bids fail (W-09), and the tender goes to evaluation. The agency may close early once
+    every envelope is resolved; otherwise the chronograph closes it after the window(s)."""
     if tender is None:
         assert actor is not None
         tender = await tender_for_agency(session, actor, tender_id)
     if tender.status != TenderStatus.OPENING:
         raise Conflict(f"The tender is {tender.status}, not opening.")
-    window_end = _window_end(tender)
+    rows = {r.bid_id: r for r in await bidding.envelopes_of(session, tender.id)}
     bids = list(
         await session.scalars(
-            select(Bid).where(Bid.tender_id == tender.id, Bid.status == "submitted").order_by(Bid.sequence)
+            select(Bid).where(Bid.tender_id == tender.id).order_by(Bid.submitted_at, Bid.sequence)
         )
     )
-    if now < window_end and any(b.revealed_at is None for b in bids):
+    lots = {lot.id: lot for lot in await lots_of(session, tender.id)}
+    pending = [
+        b
+        for b in bids
+        if b.status == "submitted" and rows[b.id].status != "opened" and lots[b.lot_id].status != "failed"
+    ]
+    if pending:
         raise Conflict(
-            "Some bids are not open yet; the opening closes when they are or when the decryption window ends.",
-            window_ends=window_end.isoformat(),
+            "Some envelopes are not open yet; the opening closes when they are or when the decryption "
+            "window (and any custody window) ends.",
+            window_ends=_window_end(tender).isoformat(),
         )
     if await _pending_objections(session, tender, "opening"):
         raise Conflict("Answer the objections raised at the opening first.")
-    lots = {lot.id: lot for lot in await lots_of(session, tender.id)}
-    orgs = {}
+    profile = profile_for(tender.sector, tender.method)
+    orgs: dict[uuid.UUID, Any] = {}
     record = []
+    evidence = []
+    valid: dict[uuid.UUID, int] = {}
     for bid in bids:
-        if bid.revealed_at is None:
-            bid.status = "revoked"
-            await accounts.record(session, None, "bid.revoke", "bid", bid.id, now, rule="E-03")
+        lot = lots[bid.lot_id]
+        row = rows.get(bid.id)
+        withdrawn_early = bid.status == "withdrawn" and (bid.withdrawn_at or now) < tender.bid_deadline
+        if lot.status == "failed" or row is None or bid.status == "replaced" or withdrawn_early:
+            continue
         if bid.organisation_id not in orgs:
             orgs[bid.organisation_id] = await accounts.get_organisation(session, bid.organisation_id)
         org = orgs[bid.organisation_id]
-        lot = lots[bid.lot_id]
-        if lot.status == "failed":
-            continue
-        record.append(
-            {
-                "lot": lot.number,
-                "bidder": org.name,
-                "credit_code": org.credit_code,
-                "sha256": bid.sha256,
-                "declared_price_fen": bid.declared_price_fen,
-                "duration_days": bid.duration_days,
-                "result": "opened" if bid.status == "submitted" else "revoked (E-03)",
-            }
+        record.append(_sung(tender, lot, org, bid, row))
+        if bid.status == "submitted":
+            valid[lot.id] = valid.get(lot.id, 0) + 1
+            evidence.append(
+                collusion.BidEvidence(
+                    bid_id=str(bid.id),
+                    bidder=org.credit_code,
+                    bidder_name=org.name,
+                    files=tuple(
+                        collusion.FileEvidence(f["name"], f["sha256"], f["size"], f.get("metadata") or {})
+                        for f in (row.files or [])
+                    ),
+                    signing_key=(row.manifest or {}).get("signing_key", ""),
+                    address=row.client_address,
+                    device=row.client_device,
+                    user_agent=row.user_agent,
+                )
+            )
+    for lot in lots.values():
+        if lot.status != "failed" and valid.get(lot.id, 0) < profile.min_bids_to_open:
+            lot.status = "failed"
+            lot.outcome_reason = f"W-09: {valid.get(lot.id, 0)} valid bid(s) opened; at least {profile.min_bids_to_open} are needed"
+            for bid in bids:
+                if bid.lot_id == lot.id and bid.status == "submitted":
+                    bid.status = "returned"
+                    await accounts.record(session, None, "bid.return", "bid", bid.id, now, rule="W-09")
+    signals = await bidding.record_signals(session, tender.id, evidence, now)
+    objections = [
+        {
+            "id": str(o.id),
+            "text": o.text,
+            "answer": o.answer,
+            "answered_at": o.answered_at and o.answered_at.isoformat(),
+        }
+        for o in await session.scalars(
+            select(Objection).where(Objection.tender_id == tender.id, Objection.subject == "opening")
         )
+    ]
+    await bidding.opening_event(
+        session, tender.id, "hall_closed", {"bids": len(record), "signals": len(signals)}, now
+    )
+    if all(lot.status == "failed" for lot in lots.values()):
+        tender.outcome_reason = "W-09: fewer than 3 valid bids on every lot; the tender is to be re-run"
+        tender.closed_at = now
+        await _move(session, tender, Action.FAIL, actor, now, rule="W-09")
+        await _publish_notice(
+            session,
+            tender,
+            "opening_record",
+            f"{tender.title} 开标记录",
+            {"bids": record, "objections": objections},
+            now,
+        )
+        await _publish_notice(
+            session,
+            tender,
+            "failure",
+            f"{tender.title} 流标公告",
+            {"reason": tender.outcome_reason, "rule": "W-09"},
+            now,
+        )
+        return tender
     await _move(session, tender, Action.CLOSE_OPENING, actor, now)
     await _publish_notice(
-        session, tender, "opening_record", f"{tender.title} 开标记录", {"bids": record}, now
+        session,
+        tender,
+        "opening_record",
+        f"{tender.title} 开标记录",
+        {"bids": record, "objections": objections},
+        now,
     )
     return tender
+
+
+async def opening_hall(
+    session: AsyncSession, actor: Principal, tender_id: uuid.UUID, after: int
+) -> tuple[Tender, list[Any]]:
+    """The live opening record for its participants: the tender's agency, its bidders (once the hall
+    opened), the centre, supervisors and auditors."""
+    tender = await visible_tender(session, actor, tender_id)
+    if not (_can_manage(actor, tender) or actor.has("centre", "supervisor", "auditor")):
+        bidder = await session.scalar(
+            select(Bid.id)
+            .where(Bid.tender_id == tender.id, Bid.organisation_id == actor.organisation_id)
+            .limit(1)
+        )
+        if bidder is None:
+            raise NotFound("No such opening.")
+    return tender, await bidding.opening_events(session, tender.id, after)
+
+
+async def collusion_signals(session: AsyncSession, actor: Principal, tender_id: uuid.UUID) -> list[Any]:
+    """The W-18 signals found at the opening (evaluators, supervisors, the centre and auditors)."""
+    tender = await visible_tender(session, actor, tender_id)
+    return await bidding.signals_of(session, tender.id)
 
 
 # ---------------------------------------------------------------- report, publicity, award
@@ -1962,7 +2414,9 @@ async def complete(session: AsyncSession, actor: Principal, tender_id: uuid.UUID
 # ---------------------------------------------------------------- the chronograph
 
 
-async def tick(session: AsyncSession, now: datetime, *, batch: int = 100) -> list[tuple[str, str]]:
+async def tick(
+    session: AsyncSession, now: datetime, signer: bidding.LogSigner, *, batch: int = 100
+) -> list[tuple[str, str]]:
     """Run every transition that is due at `now`; safe to run twice or from two workers at once."""
     due = list(
         await session.scalars(
@@ -1984,13 +2438,19 @@ async def tick(session: AsyncSession, now: datetime, *, batch: int = 100) -> lis
                 tender.next_check = None  # resumes when the objection is answered
                 done.append((tender.code, "paused"))
                 continue
-            done.append((tender.code, await _close_bidding(session, tender, now)))
+            done.append((tender.code, await _close_bidding(session, tender, signer, now)))
         elif status == TenderStatus.OPENING:
+            if not await _end_decryption_window(session, tender, now):
+                # A decryption job is still running, or the custodians' window has just begun.
+                later = tender.custody_until if tender.custody_until and tender.custody_until > now else None
+                tender.next_check = later or now + timedelta(minutes=1)
+                done.append((tender.code, "custody" if later else "decrypting"))
+                continue
             if await _pending_objections(session, tender, "opening"):
                 tender.next_check = now + timedelta(minutes=5)
                 continue
             await close_opening(session, None, tender.id, now, tender=tender)
-            done.append((tender.code, "evaluation"))
+            done.append((tender.code, tender.status))
         else:
             tender.next_check = _next_check(tender)
     return done

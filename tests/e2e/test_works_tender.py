@@ -29,16 +29,24 @@ async def test_a_works_tender_runs_from_draft_to_completed_contract(api: Api) ->
     assert late.status_code == 422 and late.json()["rule"] == "W-07"
 
     for bid in bids[:3]:
-        assert (await api.reveal(tid, bid)).status_code == 200
-    # the fourth bidder misses the decryption window: revoked (E-03)
-    assert await api.at(AFTER_WINDOW) == [(tender["code"], "evaluation")]
+        assert (await api.reveal(tid, bid)).status_code == 202
+    # the fourth bidder misses the decryption window: its envelope goes to the custodians (E-03), two of
+    # whom (t = 2) unwrap their shares locally and release them; the platform then opens it
+    assert await api.at(AFTER_WINDOW) == [(tender["code"], "custody")]
+    for custodian in await api.custodians():
+        r = await api.release(tid, custodian)
+        assert r.status_code == 200, r.text
+    assert r.json()["opened"] == [bids[3].bid_id]
+    assert await api.at(AFTER_WINDOW + timedelta(minutes=30)) == [(tender["code"], "evaluation")]
     notices = (await api.get("/api/v1/notices", params={"tender_code": tender["code"]})).json()["items"]
     record = next(n for n in notices if n["kind"] == "opening_record")
-    assert [b["result"] for b in record["body"]["bids"]] == ["opened", "opened", "opened", "revoked (E-03)"]
-    assert [b["declared_price_fen"] for b in record["body"]["bids"][:3]] == [
+    assert [b["result"] for b in record["body"]["bids"]] == ["opened"] * 4
+    assert [b["opened_by"] for b in record["body"]["bids"]] == ["bidder"] * 3 + ["custodians"]
+    assert [b["declared_price_fen"] for b in record["body"]["bids"]] == [
         4_800_000_000,
         4_790_000_000,
         4_780_000_000,
+        4_770_000_000,
     ]
 
     api.clock.set(AFTER_WINDOW + timedelta(days=1))

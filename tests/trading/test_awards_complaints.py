@@ -15,7 +15,7 @@ async def _awarded(api: Api) -> tuple[Actor, dict[str, Any], list[SealedBid], di
     bids = [await api.bid(await api.organisation("bidder"), tender, 4_000_000_000 - i) for i in range(3)]
     await api.at(DEADLINE)
     for bid in bids:
-        assert (await api.reveal(tender["id"], bid)).status_code == 200
+        assert (await api.reveal(tender["id"], bid)).status_code == 202
     await api.at(AFTER_WINDOW)
     report = await api.document(agency, tender["id"], b"%PDF report", kind="evaluation_report")
     ranking = [bids[2].bid_id, bids[1].bid_id, bids[0].bid_id]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import io
 import uuid
 from collections.abc import Iterator
@@ -15,12 +16,13 @@ from minio import Minio
 from rich.console import Console
 from sqlalchemy import func, select, text
 
+from bidding import agekeys
 from storage.clock import SystemClock
 from storage.db import create_engine
 from storage.models import metadata
 from tests.conftest import PG_URL, _drop_postgres_database, _postgres_database, unavailable
 from tests.storage.seaweed import SeaweedFS
-from trading.demo import DEMO_STEPS, PASSWORD, SEED_HISTORY, demo, run_demo
+from trading.demo import BIDDERS, CUSTODIANS, DEMO_STEPS, KEYS_DIR, PASSWORD, SEED_HISTORY, demo, run_demo
 
 SEED_USERS = {
     "centre",
@@ -31,6 +33,7 @@ SEED_USERS = {
     "bidder4",
     "bidder5",
     "supervisor",
+    "notary",
     "auditor",
 }
 
@@ -47,14 +50,24 @@ async def test_the_demo_runs_a_complete_trade_with_every_step_checked() -> None:
     for fact in (
         "→ 422 rule W-01, earliest legal day 2026-03-23",
         "is tendering",
+        "custodians centre, supervisor, notary, any 2 of 3 (policy custodians)",
+        "1 X25519 + 3 ggzy-share",
         "(Idempotent-Replayed: true)",
         "deposit refund due 2026-03-10, W-05",
+        "custody view → 422 rule E-01",
+        "one share alone: shares.insufficient",
+        "7 receipts verified against the closing head",
+        "bidder5's withdrawn envelope is not in the closing set, as expected",
         "→ 422 rule W-07",
-        "4 commitments opened",
-        "→ 422 rule E-03; chronograph → evaluation, the bid is revoked",
-        "revoked (E-03)",
+        "4 envelopes opened by their bidders' keys and read out",
+        "bidder4's key → 422 rule E-03; chronograph → custody, 1 envelope in custody",
+        "2 of 3 custodians opened bidder4's envelope, 47,600,000.00 yuan",
+        "custody_opened",
+        "hall_closed",
+        "bidder1 and bidder3's bid letters name the same author",
+        "the agency → 403",
         "→ 422 rule W-12",
-        "4,795,000.01 → 422 rule W-15, 4,795,000.00 (10%) recorded",
+        "4,760,000.01 → 422 rule W-15, 4,760,000.00 (10%) recorded",
         "completed at",
         "5 public notices",
         "demo complete: every step did what it should",
@@ -150,6 +163,55 @@ def test_seed_only_creates_the_demo_users_a_past_trade_and_an_open_tender(databa
     began = now - SEED_HISTORY - timedelta(minutes=10)  # the seed read the wall clock a little earlier
     assert all(began <= at < now - timedelta(days=14) for at in published[:-1])
     assert now - published[-1] < timedelta(hours=1)
+    # The past trade's bids were sealed envelopes, all opened (one by two custodians), none left in custody.
+    envelopes = _query(database_url, "SELECT status, opened_by FROM envelopes")
+    assert sorted((status, by or "-") for status, by in envelopes) == [
+        *[("opened", "bidder")] * 4,
+        ("opened", "custodians"),
+        ("sealed", "-"),  # the one withdrawn before the deadline: never opened
+    ]
+
+
+def test_seed_only_leaves_the_private_keys_of_the_registered_public_keys(
+    database_url: str, tmp_path: Path
+) -> None:
+    result = CliRunner().invoke(demo, ["--seed-only"])
+
+    assert result.exit_code == 0, result.output
+    folder = tmp_path / KEYS_DIR
+    registered = {
+        (username, purpose, key)
+        for username, purpose, key in _query(
+            database_url,
+            "SELECT u.username, k.purpose, k.public_key FROM public_keys k "
+            "JOIN users u ON u.organisation_id = k.organisation_id",
+        )
+    }
+    expected = set()
+    for party in (*CUSTODIANS, *BIDDERS):
+        path = folder / f"{party.username}.key"
+        assert path.stat().st_mode & 0o777 == 0o600
+        keys = agekeys.parse_identity_file(path.read_text())
+        raw = agekeys.x25519_public_raw(keys)
+        expected.add((party.username, "encryption", base64.b64encode(raw).decode()))
+        if keys.signing is not None:
+            expected.add(
+                (party.username, "signing", base64.b64encode(agekeys.ed25519_public_raw(keys)).decode())
+            )
+        assert (party in BIDDERS) == (keys.signing is not None)
+    assert registered == expected
+    # The open tender's roster holds the seeded custodians' keys: a newcomer can seal to it at once.
+    roster = _query(
+        database_url,
+        "SELECT c.public_key FROM custodians c JOIN tenders t ON t.id = c.tender_id "
+        "WHERE t.status = 'tendering' ORDER BY c.position",
+    )
+    assert [key for (key,) in roster] == [
+        base64.b64encode(
+            agekeys.x25519_public_raw(agekeys.parse_identity_file((folder / f"{p.username}.key").read_text()))
+        ).decode()
+        for p in CUSTODIANS
+    ]
 
 
 def test_seed_only_a_second_time_changes_nothing(database_url: str) -> None:
@@ -184,7 +246,12 @@ def test_seed_only_on_s3_keeps_every_file_of_the_trades_in_the_bucket(
     assert result.exit_code == 0, result.output
     client = Minio(seaweedfs.endpoint, seaweedfs.access_key, seaweedfs.secret_key, secure=False)
     keys = [o.object_name or "" for o in client.list_objects(bucket, recursive=True)]
-    areas = sorted(key.split("/")[2] for key in keys)
-    # Two sets of tender documents, a report and a contract; six bid files (one withdrawn and replaced).
-    assert areas == ["bids"] * 6 + ["documents"] * 4
+    envelopes = [key for key in keys if "/bids/" in key]
+    documents = [key for key in keys if "/documents/" in key]
+    opened = sorted(set(keys) - set(envelopes) - set(documents))
+    # Two sets of tender documents, a report and a contract; six sealed envelopes (one withdrawn and
+    # replaced); the two files of each of the five envelopes opened, kept for the evaluation.
+    assert len(documents) == 4
+    assert len(envelopes) == 6
+    assert len(opened) == 10 and all(key.endswith(("bid-letter.pdf", "priced-bill.pdf")) for key in opened)
     assert not (tmp_path / "objects").exists()

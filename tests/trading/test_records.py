@@ -8,7 +8,6 @@ import uuid
 from datetime import timedelta
 
 from tests.helpers import AFTER_WINDOW, DEADLINE, Api, shanghai
-from trading.commitments import price_commitment
 
 
 async def _stored_sha256(api: Api, key: str) -> str:
@@ -24,22 +23,17 @@ async def test_an_upload_grant_reused_after_submission_cannot_change_the_bid_on_
     tender = await api.published(agency)
     tid = tender["id"]
     await api.post(f"/api/v1/tenders/{tid}/documents/obtain", bidder)
-    content = b"the real bid " + secrets.token_bytes(64)
+    content = await api.seal(bidder, tender, 1_000_000)
     grant = (
         await api.post(
-            f"/api/v1/tenders/{tid}/bids/uploads", bidder, json={"filename": "bid.zip", "size": 100}
+            f"/api/v1/tenders/{tid}/bids/uploads", bidder, json={"filename": "bid.age", "size": 100}
         )
     ).json()
     await api.upload(grant, content)
-    nonce = secrets.token_hex(16)
     r = await api.post(
         f"/api/v1/tenders/{tid}/bids",
         bidder,
-        json={
-            "lot_id": tender["lots"][0]["id"],
-            "object_key": grant["object_key"],
-            "price_commitment": price_commitment(1_000_000, 100, nonce),
-        },
+        json={"lot_id": tender["lots"][0]["id"], "object_key": grant["object_key"]},
         headers={"Idempotency-Key": "bid-reuse-0001"},
     )
     assert r.status_code == 201
@@ -49,7 +43,7 @@ async def test_an_upload_grant_reused_after_submission_cannot_change_the_bid_on_
 
     await api.upload(grant, b"TAMPERED after submission")  # the grant still lets a PUT through ...
     bids = (await api.get(f"/api/v1/tenders/{tid}/bids", bidder)).json()
-    assert bids[0]["sha256"] == receipt["sha256"] == hashlib.sha256(content).hexdigest()
+    assert bids[0]["sha256"] == receipt["envelope_sha256"] == hashlib.sha256(content).hexdigest()
     from sqlalchemy import select
 
     from trading.models import Bid
@@ -57,7 +51,7 @@ async def test_an_upload_grant_reused_after_submission_cannot_change_the_bid_on_
     async with api.runtime.sessionmaker() as session:
         kept = await session.scalar(select(Bid.object_key).where(Bid.id == uuid.UUID(receipt["bid_id"])))
     assert kept is not None and not kept.startswith("tenders/")  # ... but not to the file on record
-    assert await _stored_sha256(api, kept) == receipt["sha256"]
+    assert await _stored_sha256(api, kept) == receipt["envelope_sha256"]
 
 
 async def test_a_receipt_numbers_bids_per_bidder_so_it_does_not_count_the_others(api: Api) -> None:
@@ -142,7 +136,7 @@ async def test_bids_on_a_lot_that_failed_for_too_few_bids_are_returned_not_revok
     lonely = await api.bid(bidders[0], tender, 2_000, lot=1, obtain=False)
     await api.at(DEADLINE)
     for bid in first_lot:
-        assert (await api.reveal(tender["id"], bid)).status_code == 200
+        assert (await api.reveal(tender["id"], bid)).status_code == 202
     r = await api.post(f"/api/v1/tenders/{tender['id']}/close-opening", agency)
     assert r.status_code == 200, r.text  # the returned bid does not hold the opening up
     mine = (await api.get(f"/api/v1/tenders/{tender['id']}/bids", bidders[0])).json()

@@ -7,6 +7,7 @@ on. Instants are Asia/Shanghai wall times on the 2026 calendar; the clock only m
 from __future__ import annotations
 
 import asyncio
+import base64
 import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,7 +21,6 @@ from tests.helpers import AFTER_WINDOW, DEADLINE, Actor, Api, SealedBid
 from trading import jobs as trading_jobs
 from trading import service
 from trading.calendar import SHANGHAI
-from trading.commitments import price_commitment
 
 T = "/api/v1/tenders"
 PRICE = 4_800_000_000
@@ -72,8 +72,8 @@ async def with_bids(api: Api, n: int, **overrides: Any) -> tuple[Actor, dict[str
     return agency, tender, bids
 
 
-async def opened(api: Api, n: int = 3) -> tuple[Actor, dict[str, Any], list[SealedBid]]:
-    agency, tender, bids = await with_bids(api, n)
+async def opened(api: Api, n: int = 3, **overrides: Any) -> tuple[Actor, dict[str, Any], list[SealedBid]]:
+    agency, tender, bids = await with_bids(api, n, **overrides)
     assert await api.at(DEADLINE) == [(tender["code"], "opening")]
     return agency, tender, bids
 
@@ -81,10 +81,11 @@ async def opened(api: Api, n: int = 3) -> tuple[Actor, dict[str, Any], list[Seal
 async def evaluated(
     api: Api, n: int = 3, revealed: int | None = None
 ) -> tuple[Actor, dict[str, Any], list[SealedBid]]:
-    """A tender in evaluation; the first `revealed` bids (all by default) were opened in the window."""
-    agency, tender, bids = await opened(api, n)
+    """A tender in evaluation; the first `revealed` bids (all by default) were opened in the window and,
+    under the tender's "revoke" policy, the others revoked at its end (E-03)."""
+    agency, tender, bids = await opened(api, n, opening_policy="revoke")
     for bid in bids[: n if revealed is None else revealed]:
-        assert (await api.reveal(tender["id"], bid)).status_code == 200
+        assert (await api.reveal(tender["id"], bid)).status_code == 202
     assert await api.at(AFTER_WINDOW) == [(tender["code"], "evaluation")]
     return agency, tender, bids
 
@@ -149,11 +150,13 @@ async def obtain(api: Api, bidder: Actor, tender: dict[str, Any]) -> None:
     assert r.status_code == 200, r.text
 
 
-async def upload_bid(api: Api, bidder: Actor, tender: dict[str, Any]) -> str:
-    """Upload a bid file; return its object key (the bid is not submitted yet)."""
-    content = b"bid file " + secrets.token_bytes(64)
+async def upload_bid(
+    api: Api, bidder: Actor, tender: dict[str, Any], content: bytes | None = None, price: int = PRICE
+) -> str:
+    """Upload a sealed envelope; return its object key (the bid is not submitted yet)."""
+    content = content if content is not None else await api.seal(bidder, tender, price)
     grant = await api.post(
-        f"{T}/{tender['id']}/bids/uploads", bidder, json={"filename": "bid.zip", "size": len(content)}
+        f"{T}/{tender['id']}/bids/uploads", bidder, json={"filename": "bid.age", "size": len(content) or 1}
     )
     assert grant.status_code == 201, grant.text
     await api.upload(grant.json(), content)
@@ -163,11 +166,7 @@ async def upload_bid(api: Api, bidder: Actor, tender: dict[str, Any]) -> str:
 async def submit(
     api: Api, bidder: Actor, tender: dict[str, Any], object_key: str, key: str | None, price: int = PRICE
 ) -> Response:
-    body = {
-        "lot_id": tender["lots"][0]["id"],
-        "object_key": object_key,
-        "price_commitment": price_commitment(price, 365, "ab" * 16),
-    }
+    body = {"lot_id": tender["lots"][0]["id"], "object_key": object_key}
     return await api.post(
         f"{T}/{tender['id']}/bids", bidder, json=body, headers={"Idempotency-Key": key} if key else {}
     )
@@ -425,7 +424,7 @@ async def test_w03_an_unanswered_objection_pauses_the_opening_until_it_is_answer
     assert at(got["next_check"]) == sh(2026, 3, 24, 8, 30)
     api.clock.set(sh(2026, 3, 24, 8, 29, 59))
     for bid in bids:
-        assert (await api.reveal(tender["id"], bid)).status_code == 200
+        assert (await api.reveal(tender["id"], bid)).status_code == 202
     assert await api.at(sh(2026, 3, 24, 8, 30)) == [(tender["code"], "evaluation")]
 
 
@@ -514,7 +513,7 @@ async def test_w05_a_withdrawn_bid_is_not_in_the_opening_record(api: Api) -> Non
     ).status_code == 200
     assert await api.at(DEADLINE) == [(tender["code"], "opening")]
     for bid in bids[:3]:
-        assert (await api.reveal(tender["id"], bid)).status_code == 200
+        assert (await api.reveal(tender["id"], bid)).status_code == 202
     problem(await api.reveal(tender["id"], bids[3]), 409)
     await api.at(AFTER_WINDOW)
     [record] = await notices(api, kind="opening_record")
@@ -530,13 +529,13 @@ async def test_w05_a_second_submission_on_the_lot_replaces_the_first(api: Api) -
     second = await api.bid(bidder, tender, PRICE - 1, obtain=False)
     assert second.bid_id != first.bid_id
     assert second.receipt["sequence"] > first.receipt["sequence"]
-    assert second.receipt["receipt_digest"] != first.receipt["receipt_digest"]
-    assert second.receipt["sha256"] != first.receipt["sha256"]
+    assert second.receipt["event"] == "replace" and first.receipt["event"] == "submit"
+    assert second.receipt["envelope_sha256"] != first.receipt["envelope_sha256"]
     statuses = {b["id"]: b["status"] for b in await my_bids(api, bidder, tender)}
     assert statuses == {first.bid_id: "replaced", second.bid_id: "submitted"}
     # the replaced bid's receipt still proves what was received then
     r = await api.get(f"{T}/{tender['id']}/bids/{first.bid_id}/receipt", bidder)
-    assert r.status_code == 200 and r.json()["receipt_digest"] == first.receipt["receipt_digest"]
+    assert r.status_code == 200 and r.json()["log"] == first.receipt["log"]
     problem(await api.post(f"{T}/{tender['id']}/bids/{first.bid_id}/withdraw", bidder), 409)
 
 
@@ -835,44 +834,41 @@ async def test_w15_a_performance_security_above_ten_percent_is_refused_and_ten_p
 
 
 async def test_e03_a_bid_not_revealed_by_the_window_end_is_revoked_at_the_next_tick(api: Api) -> None:
-    _agency, tender, bids = await opened(api, 4)
+    _agency, tender, bids = await opened(api, 4, opening_policy="revoke")
     for bid in bids[:3]:
-        assert (await api.reveal(tender["id"], bid)).status_code == 200
+        assert (await api.reveal(tender["id"], bid)).status_code == 202
     assert await api.at(DEADLINE + timedelta(minutes=30)) == [(tender["code"], "evaluation")]
     assert [b["status"] for b in await my_bids(api, bids[3].bidder, tender)] == ["revoked"]
     [event] = [e for e in await audit(api, "bid", bids[3].bid_id) if e["action"] == "bid.revoke"]
     assert event["detail"]["rule"] == "E-03"
     [record] = await notices(api, kind="opening_record")
-    assert [b["result"] for b in record["body"]["bids"]] == ["opened"] * 3 + ["revoked (E-03)"]
+    assert [b["result"] for b in record["body"]["bids"]] == ["opened"] * 3 + ["not_opened"]
 
 
 async def test_e03_revealing_at_or_after_the_window_end_is_refused(api: Api) -> None:
     _agency, tender, bids = await opened(api, 3)
     window_end = DEADLINE + timedelta(minutes=30)
     api.clock.set(window_end - timedelta(seconds=1))
-    assert (await api.reveal(tender["id"], bids[0])).status_code == 200
+    assert (await api.reveal(tender["id"], bids[0])).status_code == 202
     api.clock.set(window_end)
     refused(await api.reveal(tender["id"], bids[1]), "E-03")
     await api.tick()
     refused(await api.reveal(tender["id"], bids[2]), "E-03")
 
 
-async def test_e03_revealing_with_a_wrong_nonce_names_the_nonce(api: Api) -> None:
-    _agency, tender, [bid, *_] = await opened(api, 3)
-    r = await api.post(
-        f"{T}/{tender['id']}/bids/{bid.bid_id}/reveal",
-        bid.bidder,
-        json={"declared_price_fen": bid.price_fen, "duration_days": bid.duration_days, "nonce": "0" * 32},
-    )
-    assert problem(r, 422)["errors"] == [{"field": "nonce", "message": "does not open the commitment"}]
-    wrong_price = {
-        "declared_price_fen": bid.price_fen - 1,
-        "duration_days": bid.duration_days,
-        "nonce": bid.nonce,
-    }
-    r = await api.post(f"{T}/{tender['id']}/bids/{bid.bid_id}/reveal", bid.bidder, json=wrong_price)
-    assert problem(r, 422)["errors"][0]["field"] == "nonce"
-    assert [b["revealed_at"] for b in await my_bids(api, bid.bidder, tender)] == [None]
+async def test_e03_a_wrong_file_key_is_refused_naming_the_field_and_nothing_changes(api: Api) -> None:
+    _agency, tender, [bid, other, *_] = await opened(api, 3)
+    path = f"{T}/{tender['id']}/bids/{bid.bid_id}/decrypt"
+    wrong = base64.b64encode(secrets.token_bytes(16)).decode()
+    r = await api.post(path, bid.bidder, json={"file_key": wrong})
+    assert problem(r, 422)["errors"] == [{"field": "file_key", "message": "header.mac"}]
+    # another bidder's (valid) key does not open this envelope either
+    r = await api.post(path, bid.bidder, json={"file_key": base64.b64encode(other.file_key).decode()})
+    assert problem(r, 422)["errors"][0]["field"] == "file_key"
+    r = await api.post(path, bid.bidder, json={"file_key": "not base64 at all!!!!"})
+    assert problem(r, 422)["errors"][0]["field"] == "file_key"
+    [mine] = await my_bids(api, bid.bidder, tender)
+    assert mine["revealed_at"] is None and mine["envelope_status"] == "sealed"
 
 
 # ---------------------------------------------------------------- idempotent bid submission
@@ -900,7 +896,8 @@ async def test_the_same_idempotency_key_with_another_body_is_a_conflict(api: Api
     await obtain(api, bidder, tender)
     key = await upload_bid(api, bidder, tender)
     assert (await submit(api, bidder, tender, key, "retry-key-0002")).status_code == 201
-    r = await submit(api, bidder, tender, key, "retry-key-0002", price=PRICE - 1)
+    other = await upload_bid(api, bidder, tender, price=PRICE - 1)
+    r = await submit(api, bidder, tender, other, "retry-key-0002")
     body = problem(r, 409)
     assert body["errors"] == [{"field": "header:Idempotency-Key", "message": "reused with another body"}]
     assert len(await my_bids(api, bidder, tender)) == 1
@@ -982,9 +979,9 @@ async def test_report_before_the_opening_is_refused_naming_the_status(api: Api) 
     assert "tendering" in problem(await report(api, agency, tender, [bids[0].bid_id]), 409)["detail"]
 
 
-async def test_reveal_before_the_deadline_is_refused_naming_the_status(api: Api) -> None:
+async def test_e01_revealing_a_file_key_before_the_deadline_is_refused(api: Api) -> None:
     _agency, tender, [bid] = await with_bids(api, 1)
-    assert "tendering" in problem(await api.reveal(tender["id"], bid), 409)["detail"]
+    refused(await api.reveal(tender["id"], bid), "E-01")
 
 
 async def test_complete_before_the_contracts_is_refused_naming_the_status(api: Api) -> None:
@@ -1149,7 +1146,7 @@ async def test_a_tick_skips_the_tenders_another_tick_is_still_processing(api: Ap
     _agency, tender, _bids = await with_bids(api, 3)
     api.clock.set(DEADLINE)
     async with transaction(api.runtime.sessionmaker) as session:
-        assert await service.tick(session, DEADLINE) == [(tender["code"], "opening")]
+        assert await service.tick(session, DEADLINE, api.runtime.signer) == [(tender["code"], "opening")]
         # The first tick still holds the tender's row lock: a second worker skips it rather than waiting.
         assert await trading_jobs.chronograph_tick(api.runtime.job_context) == []
     assert await api.tick() == []

@@ -1,0 +1,1 @@
+"""Sealed bid envelopes: format, sealing, custodian key shares, opening."""

@@ -1,0 +1,306 @@
+"""`ggzy bid …`, `ggzy custodian …` and `ggzy verify receipt`: the sealing client on the command line.
+
+Server and credentials come from `--url` / `GGZY_URL` (default the embedded server) and either
+`GGZY_TOKEN` (an API token or access token) or `--username` with `GGZY_PASSWORD` (prompted when unset).
+Private keys stay in the identity files these commands write; nothing secret is sent before the deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from bidding import agekeys, merkle
+from bidding.client import ClientError, GgzyClient, open_locally, verify_against_closing
+from storage.clock import SystemClock
+
+T = TypeVar("T")
+DEFAULT_URL = "http://127.0.0.1:8000"
+
+server_url = click.option(
+    "--url", envvar="GGZY_URL", default=DEFAULT_URL, show_default=True, help="ggzy server"
+)
+username_opt = click.option(
+    "--username", envvar="GGZY_USERNAME", default=None, help="sign in as (else GGZY_TOKEN)"
+)
+
+
+def _run(url: str, username: str | None, action: Callable[[GgzyClient], Awaitable[T]]) -> T:
+    async def go() -> T:
+        async with GgzyClient(
+            url, os.environ.get("GGZY_TOKEN"), device_id=os.environ.get("GGZY_DEVICE_ID")
+        ) as client:
+            if username:
+                password = os.environ.get("GGZY_PASSWORD") or click.prompt("password", hide_input=True)
+                await client.login(username, password)
+            elif not client.token:
+                raise click.UsageError(
+                    "sign in: pass --username (password from GGZY_PASSWORD) or set GGZY_TOKEN"
+                )
+            return await action(client)
+
+    try:
+        return asyncio.run(go())
+    except ClientError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _write_private(path: Path, text: str) -> None:
+    if path.exists():
+        raise click.UsageError(f"{path} exists; refusing to overwrite a key file")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+
+
+def _keys(path: Path) -> agekeys.KeyPair:
+    try:
+        return agekeys.parse_identity_file(path.read_text())
+    except ValueError as exc:
+        raise click.UsageError(f"{path}: {exc}") from exc
+
+
+def _echo_json(obj: Any) -> None:
+    click.echo(json.dumps(obj, ensure_ascii=False, indent=2, default=str))
+
+
+def _keygen(out: Path, *, signing: bool, register: bool, url: str, username: str | None) -> None:
+    keys = agekeys.generate(signing=signing)
+    _write_private(out, agekeys.identity_file_text(keys, SystemClock().now()))
+    click.echo(f"wrote {out} (mode 0600); recipient {agekeys.recipient(agekeys.x25519_public_raw(keys))}")
+    if register:
+        _run(url, username, lambda c: c.register_keys(keys))
+        click.echo("public keys registered with the server")
+
+
+# ---------------------------------------------------------------- ggzy bid
+
+
+@click.group("bid")
+def bid_group() -> None:
+    """Seal, submit and open bids (the private key never leaves this machine)."""
+
+
+@bid_group.command("keygen")
+@click.option(
+    "--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="identity file to write"
+)
+@click.option("--register", is_flag=True, help="register the public keys with the server")
+@server_url
+@username_opt
+def bid_keygen(out: Path, register: bool, url: str, username: str | None) -> None:
+    """Make a bidder's keys: X25519 for envelopes (an age identity; `age -d -i` reads it) and Ed25519 for
+    signing manifests."""
+    _keygen(out, signing=True, register=register, url=url, username=username)
+
+
+@bid_group.command("seal")
+@click.option("--tender", "tender_id", required=True, help="tender id")
+@click.option("--lot", type=click.IntRange(1), default=1, show_default=True, help="lot number")
+@click.option("--price-fen", type=click.IntRange(0), default=None, help="declared price in fen (commercial)")
+@click.option("--duration-days", type=click.IntRange(1), default=None)
+@click.option("--kind", type=click.Choice(["commercial", "technical", "qualification"]), default="commercial")
+@click.option(
+    "--key", "key_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True
+)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.argument(
+    "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@server_url
+@username_opt
+def bid_seal(
+    tender_id: str,
+    lot: int,
+    price_fen: int | None,
+    duration_days: int | None,
+    kind: str,
+    key_path: Path,
+    out: Path,
+    files: tuple[Path, ...],
+    url: str,
+    username: str | None,
+) -> None:
+    """Seal FILES into an age envelope for the tender's lot: to your key and the tender's custodians."""
+    keys = _keys(key_path)
+
+    async def action(client: GgzyClient) -> Any:
+        tender = await client.tender(tender_id)
+        me = await client.me()
+        return await client.seal(
+            tender,
+            lot,
+            files,
+            keys,
+            bidder_credit_code=me["organisation"]["credit_code"],
+            declared_price_fen=price_fen,
+            duration_days=duration_days,
+            out=out,
+            kind=kind,
+        )
+
+    sealed = _run(url, username, action)
+    click.echo(f"sealed {len(files)} file(s) into {out}: {sealed.size} bytes, sha256 {sealed.sha256}")
+
+
+@bid_group.command("submit")
+@click.option("--tender", "tender_id", required=True)
+@click.option("--lot", type=click.IntRange(1), default=1, show_default=True)
+@click.option("--idempotency-key", default=None, help="repeat a submission safely with the same key")
+@click.option("--receipt", "receipt_out", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.argument("envelope_path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@server_url
+@username_opt
+def bid_submit(
+    tender_id: str,
+    lot: int,
+    idempotency_key: str | None,
+    receipt_out: Path | None,
+    envelope_path: Path,
+    url: str,
+    username: str | None,
+) -> None:
+    """Upload a sealed envelope and finalise the bid; prints (or writes) the receipt."""
+
+    async def action(client: GgzyClient) -> dict[str, Any]:
+        tender = await client.tender(tender_id)
+        lots = {item["number"]: item["id"] for item in tender["lots"]}
+        if lot not in lots:
+            raise click.UsageError(f"the tender has lots {sorted(lots)}")
+        return await client.submit(tender_id, lots[lot], envelope_path, idempotency_key=idempotency_key)
+
+    receipt = _run(url, username, action)
+    if receipt_out:
+        receipt_out.write_text(json.dumps(receipt, ensure_ascii=False, indent=2))
+        click.echo(f"bid {receipt['bid_id']} accepted; receipt written to {receipt_out}")
+    else:
+        _echo_json(receipt)
+
+
+@bid_group.command("open")
+@click.option(
+    "--key", "key_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True
+)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.argument("envelope_path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def bid_open(key_path: Path, out: Path, envelope_path: Path) -> None:
+    """Decrypt your own envelope locally and check its manifest and signature."""
+    opened = open_locally(envelope_path, _keys(key_path), out)
+    _echo_json(json.loads(opened.manifest.to_bytes()))
+    click.echo(f"{len(opened.files)} file(s) written to {out}", err=True)
+
+
+@bid_group.command("reveal")
+@click.option("--tender", "tender_id", required=True)
+@click.option("--bid", "bid_id", required=True)
+@click.option(
+    "--key", "key_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True
+)
+@click.argument("envelope_path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@server_url
+@username_opt
+def bid_reveal(
+    tender_id: str, bid_id: str, key_path: Path, envelope_path: Path, url: str, username: str | None
+) -> None:
+    """In the opening hall, within the decryption window: unwrap the file key locally and reveal it."""
+    keys = _keys(key_path)
+    _echo_json(_run(url, username, lambda c: c.reveal(tender_id, bid_id, envelope_path, keys)))
+
+
+# ---------------------------------------------------------------- ggzy custodian
+
+
+@click.group("custodian")
+def custodian_group() -> None:
+    """Opening custodians: keys, and releasing shares after the deadline (E-03)."""
+
+
+@custodian_group.command("keygen")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option("--register", is_flag=True, help="register the public key with the server")
+@server_url
+@username_opt
+def custodian_keygen(out: Path, register: bool, url: str, username: str | None) -> None:
+    """Make a custodian's X25519 key (an age identity file)."""
+    _keygen(out, signing=False, register=register, url=url, username=username)
+
+
+@custodian_group.command("release")
+@click.option("--tender", "tender_id", required=True)
+@click.option(
+    "--key", "key_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True
+)
+@server_url
+@username_opt
+def custodian_release(tender_id: str, key_path: Path, url: str, username: str | None) -> None:
+    """Unwrap this custodian's shares of the envelopes in custody (locally) and release them."""
+    keys = _keys(key_path)
+    _echo_json(_run(url, username, lambda c: c.release(tender_id, keys)))
+
+
+# ---------------------------------------------------------------- ggzy verify
+
+
+@click.group("verify")
+def verify_group() -> None:
+    """Check platform records offline."""
+
+
+@verify_group.command("receipt")
+@click.argument("receipt_path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--closing",
+    "closing_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="the tender's closing record (GET /tenders/{id}/closing)",
+)
+@click.option(
+    "--consistency",
+    "consistency_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="consistency proof from the receipt's head to the closing head (GET /transparency/consistency)",
+)
+@click.option("--key", "trusted_key", default=None, help="the log's public key (base64) to pin")
+def verify_receipt(
+    receipt_path: Path, closing_path: Path | None, consistency_path: Path | None, trusted_key: str | None
+) -> None:
+    """Verify a bid receipt offline: the log's signature, the leaf's inclusion and, with --closing and
+    --consistency, that the log still held it at the deadline. Exit 1 if any check fails."""
+    try:
+        receipt = json.loads(receipt_path.read_text())
+        closing = json.loads(closing_path.read_text()) if closing_path else None
+        proof = json.loads(consistency_path.read_text()) if consistency_path else None
+        key = base64.b64decode(trusted_key, validate=True) if trusted_key else None
+    except ValueError as exc:
+        raise click.UsageError(f"unreadable input: {exc}") from exc
+    if isinstance(proof, dict):
+        proof = proof.get("proof")
+    if closing is not None and proof is None:
+        raise click.UsageError("--closing needs --consistency too")
+    checks = verify_against_closing(receipt, closing, proof, key)
+    for check in checks:
+        mark = click.style("ok  ", fg="green") if check.ok else click.style("FAIL", fg="red")
+        click.echo(f"{mark} {check.name}: {check.detail}")
+    if not merkle.all_ok(checks):
+        sys.exit(1)
+
+
+def register(cli: click.Group) -> None:
+    """Attach the bidding commands to `ggzy`."""
+    cli.add_command(bid_group)
+    cli.add_command(custodian_group)
+    existing = cli.commands.get("verify")
+    if isinstance(existing, click.Group):
+        existing.add_command(verify_receipt)
+    else:
+        cli.add_command(verify_group)

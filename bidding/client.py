@@ -1,0 +1,366 @@
+"""The bidder's and the custodian's side of sealed bidding, as an importable client (the `ggzy bid …`,
+`ggzy custodian …` and `ggzy verify receipt` commands are thin wrappers around it).
+
+Everything secret happens here, on the client: keys are generated and kept in local identity files,
+envelopes are sealed locally, file keys and custody shares are unwrapped locally. The server only ever
+receives public keys, ciphertext and — after the deadline, in the opening hall — file keys and shares.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import secrets
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from bidding import agekeys, bidfile, envelope, logtree, merkle
+
+UPLOAD_CHUNK = 1024 * 1024
+UPLOAD_ATTEMPTS = 4
+
+
+class ClientError(RuntimeError):
+    """The server refused a request: carries the RFC 9457 problem it answered."""
+
+    def __init__(self, status: int, problem: dict[str, Any]) -> None:
+        self.status = status
+        self.problem = problem
+        title = problem.get("title") or "request refused"
+        detail = problem.get("detail") or ""
+        rule = f" [{problem['rule']}]" if problem.get("rule") else ""
+        errors = "; ".join(f"{e.get('field')}: {e.get('message')}" for e in problem.get("errors") or [])
+        super().__init__(f"{status} {title}{rule}: {detail}" + (f" ({errors})" if errors else ""))
+
+
+@dataclass(frozen=True)
+class Sealed:
+    """A sealed envelope on disk and its manifest."""
+
+    path: Path
+    manifest: bidfile.Manifest
+    sha256: str
+    size: int
+
+
+class GgzyClient:
+    """An API client for bidders and custodians. `transport` lets tests talk to the app in-process."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str | None = None,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        device_id: str | None = None,
+    ) -> None:
+        headers = {"User-Agent": "ggzy-client/1"}
+        if device_id:
+            headers["X-GGZY-Device"] = device_id
+        self._http = httpx.AsyncClient(base_url=base_url, transport=transport, headers=headers, timeout=120)
+        self._transport = transport
+        self.token = token
+
+    async def __aenter__(self) -> GgzyClient:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the connection pool."""
+        await self._http.aclose()
+
+    # ------------------------------------------------------------ plumbing
+
+    def _headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        headers = dict(extra or {})
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        return headers
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        headers: dict[str, str] | None = None,
+        ok: Sequence[int] = (200, 201, 202),
+    ) -> Any:
+        """One API call; a refusal raises ClientError with the server's problem."""
+        r = await self._http.request(method, path, json=json, headers=self._headers(headers))
+        if r.status_code not in ok:
+            try:
+                problem = r.json()
+            except ValueError:
+                problem = {"title": r.text[:200]}
+            raise ClientError(
+                r.status_code, problem if isinstance(problem, dict) else {"title": str(problem)}
+            )
+        return r.json() if r.content else None
+
+    async def login(self, username: str, password: str) -> str:
+        """Sign in; the client keeps the access token."""
+        body = await self.request(
+            "POST", "/api/v1/auth/login", json={"username": username, "password": password}
+        )
+        self.token = str(body["access_token"])
+        return self.token
+
+    async def me(self) -> dict[str, Any]:
+        """Who the client is signed in as."""
+        return dict(await self.request("GET", "/api/v1/auth/me"))
+
+    async def tender(self, tender_id: str) -> dict[str, Any]:
+        """A tender as published, with its custodian roster."""
+        return dict(await self.request("GET", f"/api/v1/tenders/{tender_id}"))
+
+    # ------------------------------------------------------------ keys
+
+    async def register_keys(self, keys: agekeys.KeyPair) -> None:
+        """Register the public halves of a key pair (encryption, and signing for bidders); a key already
+        registered is fine."""
+        items = [("encryption", agekeys.x25519_public_raw(keys))]
+        if keys.signing is not None:
+            items.append(("signing", agekeys.ed25519_public_raw(keys)))
+        for purpose, raw in items:
+            await self.request(
+                "POST",
+                "/api/v1/keys",
+                json={"purpose": purpose, "public_key": base64.b64encode(raw).decode()},
+                ok=(201, 409),
+            )
+
+    # ------------------------------------------------------------ sealing and submission
+
+    async def seal(
+        self,
+        tender: dict[str, Any],
+        lot_number: int,
+        files: Sequence[Path],
+        keys: agekeys.KeyPair,
+        *,
+        bidder_credit_code: str,
+        declared_price_fen: int | None,
+        duration_days: int | None,
+        out: Path,
+        kind: str = "commercial",
+    ) -> Sealed:
+        """Seal `files` for a lot of a published tender into `out` (off the event loop)."""
+        if keys.signing is None:
+            raise ValueError("a bidder's key file must hold a signing key (ggzy bid keygen)")
+        custodians = [base64.b64decode(c["public_key"]) for c in tender["custodians"]]
+        if not custodians:
+            raise ValueError("the tender has no custodian roster yet: it is not published")
+        signing = keys.signing
+
+        def run() -> Sealed:
+            with out.open("wb") as dst:
+                sealed = bidfile.seal_bid(
+                    list(files),
+                    dst,
+                    tender=tender["code"],
+                    lot=lot_number,
+                    bidder=bidder_credit_code,
+                    kind=kind,
+                    declared_price_fen=declared_price_fen,
+                    duration_days=duration_days,
+                    signing=signing,
+                    bidder_public=agekeys.x25519_public_raw(keys),
+                    custodians=custodians,
+                    threshold=int(tender["custody_threshold"]),
+                )
+            return Sealed(out, sealed.manifest, sealed.info.sha256, sealed.info.size)
+
+        return await asyncio.to_thread(run)
+
+    async def upload(self, grant: dict[str, Any], path: Path) -> None:
+        """PUT a file to its presigned URL, streaming it; retried from the start on a dropped connection."""
+        url = grant["upload_url"]
+        size = (await asyncio.to_thread(path.stat)).st_size
+        for attempt in range(1, UPLOAD_ATTEMPTS + 1):
+            try:
+                r = await self._put(url, path, size)
+            except httpx.TransportError:
+                if attempt == UPLOAD_ATTEMPTS:
+                    raise
+                await asyncio.sleep(0.5 * attempt)
+                continue
+            if r.status_code not in (200, 201, 204):
+                raise ClientError(r.status_code, {"title": "upload refused", "detail": r.text[:300]})
+            return
+
+    async def _put(self, url: str, path: Path, size: int) -> httpx.Response:
+        parts = urlsplit(url)
+        base = urlsplit(str(self._http.base_url))
+        headers = {"Content-Length": str(size)}
+        if parts.netloc == base.netloc or (self._transport is not None and parts.netloc in ("", base.netloc)):
+            target = parts.path + (f"?{parts.query}" if parts.query else "")
+            return await self._http.put(target, content=_file_chunks(path), headers=headers)
+        async with httpx.AsyncClient(timeout=300) as http:
+            return await http.put(url, content=_file_chunks(path), headers=headers)
+
+    async def submit(
+        self, tender_id: str, lot_id: str, sealed: Path, *, idempotency_key: str | None = None
+    ) -> dict[str, Any]:
+        """Upload a sealed envelope and finalise the bid; answers the receipt. Re-running with the same
+        idempotency key answers the first receipt."""
+        grant = await self.request(
+            "POST",
+            f"/api/v1/tenders/{tender_id}/bids/uploads",
+            json={"filename": sealed.name, "size": (await asyncio.to_thread(sealed.stat)).st_size},
+        )
+        await self.upload(grant, sealed)
+        return dict(
+            await self.request(
+                "POST",
+                f"/api/v1/tenders/{tender_id}/bids",
+                json={"lot_id": lot_id, "object_key": grant["object_key"]},
+                headers={"Idempotency-Key": idempotency_key or f"bid-{secrets.token_hex(12)}"},
+            )
+        )
+
+    async def withdraw(self, tender_id: str, bid_id: str) -> dict[str, Any]:
+        """Withdraw a bid before the deadline; answers the bid with the withdrawal's receipt."""
+        return dict(await self.request("POST", f"/api/v1/tenders/{tender_id}/bids/{bid_id}/withdraw"))
+
+    # ------------------------------------------------------------ opening
+
+    async def reveal(
+        self, tender_id: str, bid_id: str, sealed: Path, keys: agekeys.KeyPair
+    ) -> dict[str, Any]:
+        """In the opening hall: unwrap the envelope's file key locally and reveal it."""
+        file_key = unwrap_file_key(sealed, keys)
+        return dict(
+            await self.request(
+                "POST",
+                f"/api/v1/tenders/{tender_id}/bids/{bid_id}/decrypt",
+                json={"file_key": base64.b64encode(file_key).decode()},
+            )
+        )
+
+    async def closing(self, tender_id: str) -> dict[str, Any]:
+        """The tender's signed closing head."""
+        return dict(await self.request("GET", f"/api/v1/tenders/{tender_id}/closing"))
+
+    async def consistency(self, first: int, second: int) -> list[str]:
+        """A consistency proof between two sizes of the log."""
+        body = await self.request("GET", f"/api/v1/transparency/consistency?first={first}&second={second}")
+        return list(body["proof"])
+
+    async def check_receipt(
+        self, receipt: dict[str, Any], tender_id: str, trusted_key: bytes | None = None
+    ) -> list[merkle.Check]:
+        """Verify a receipt against the tender's closing head, fetching the head and the consistency proof
+        (the checks themselves run locally, as `ggzy verify receipt` does offline)."""
+        closing = await self.closing(tender_id)
+        log = receipt.get("log", receipt)
+        first = int(log["tree_head"]["tree_size"])
+        proof = await self.consistency(first, int(closing["head"]["tree_size"]))
+        return verify_against_closing(receipt, closing, proof, trusted_key)
+
+    # ------------------------------------------------------------ custody
+
+    async def release(self, tender_id: str, keys: agekeys.KeyPair) -> dict[str, Any]:
+        """As a custodian: unwrap this organisation's shares of the envelopes in custody, locally, and
+        release them. Refused before the deadline."""
+        view = await self.request("GET", f"/api/v1/tenders/{tender_id}/custody")
+        identity = keys.encryption.private_bytes_raw()
+        shares = []
+        for item in view["envelopes"]:
+            if item["released_by_me"]:
+                continue
+            header = envelope.parse_header(base64.b64decode(item["header"]))
+            for share in envelope.unwrap_shares(header, identity, view["tender_code"]):
+                if share.x == view["position"]:
+                    shares.append({"bid_id": item["bid_id"], "share": base64.b64encode(share.value).decode()})
+        if not shares:
+            return {"accepted": 0, "already_released": 0, "opened": []}
+        return dict(
+            await self.request("POST", f"/api/v1/tenders/{tender_id}/custody/shares", json={"shares": shares})
+        )
+
+
+async def _file_chunks(path: Path) -> AsyncIterator[bytes]:
+    with path.open("rb") as src:
+        while chunk := await asyncio.to_thread(src.read, UPLOAD_CHUNK):
+            yield chunk
+
+
+def unwrap_file_key(sealed: Path, keys: agekeys.KeyPair) -> bytes:
+    """The file key of an envelope, unwrapped with the bidder's identity (the header MAC is checked)."""
+    with sealed.open("rb") as src:
+        header = envelope.read_header(src)
+    return envelope.unwrap_bidder(header, keys.encryption.private_bytes_raw())
+
+
+def open_locally(sealed: Path, keys: agekeys.KeyPair, out_dir: Path) -> bidfile.OpenedBid:
+    """Decrypt one's own envelope locally (what `age -d -i key.txt` and `tar -x` also do)."""
+    file_key = unwrap_file_key(sealed, keys)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with sealed.open("rb") as src:
+        return bidfile.open_bid(src, file_key, out_dir)
+
+
+def verify_against_closing(
+    receipt: dict[str, Any],
+    closing: dict[str, Any] | None,
+    consistency: Sequence[str] | None,
+    trusted_key: bytes | None,
+) -> list[merkle.Check]:
+    """Every check of a receipt (the API's receipt or its `log` part), offline: signatures, inclusion and,
+    given the closing record and a consistency proof, that the log still holds it at the deadline and that
+    a bid the leaf submits is among the envelopes that stood."""
+    log = receipt.get("log", receipt)
+    checks = merkle.verify_receipt(
+        log,
+        trusted_key=trusted_key,
+        closing_head=closing["head"] if closing else None,
+        consistency=consistency,
+    )
+    if closing is not None:
+        checks.append(_closing_set_signature(closing, log, trusted_key))
+        leaf = log.get("leaf") or {}
+        sha = leaf.get("envelope_sha256")
+        if leaf.get("event") in ("submit", "replace"):
+            listed = sha in closing.get("envelopes", [])
+            checks.append(
+                merkle.Check(
+                    "envelope in the closing set",
+                    listed,
+                    f"envelope {str(sha)[:16]}… is{'' if listed else ' NOT'} among the "
+                    f"{len(closing.get('envelopes', []))} envelopes that stood at the deadline"
+                    + ("" if listed else " (it may have been replaced or withdrawn later)"),
+                )
+            )
+    return checks
+
+
+def _closing_set_signature(
+    closing: dict[str, Any], log: dict[str, Any], trusted_key: bytes | None
+) -> merkle.Check:
+    name = "closing set signature"
+    try:
+        key = trusted_key or base64.b64decode(log["log_public_key"])
+        head = closing["head"]
+        message = logtree.closing_message(
+            closing["tender"], int(head["tree_size"]), head["root_hash"], closing["envelopes"]
+        )
+        Ed25519PublicKey.from_public_bytes(key).verify(
+            base64.b64decode(closing["envelopes_signature"]), message
+        )
+    except (KeyError, TypeError, ValueError, InvalidSignature) as exc:
+        return merkle.Check(
+            name, False, f"the closing set is not signed by the log key ({type(exc).__name__})"
+        )
+    return merkle.Check(
+        name, True, f"the {len(closing['envelopes'])} envelopes at the deadline are signed by the log key"
+    )

@@ -1,0 +1,70 @@
+"""HTTP routes of the transparency log: its key, signed heads and proofs (public: they carry only hashes)."""
+
+from __future__ import annotations
+
+import base64
+from typing import Annotated, Any
+
+from litestar import Controller, get
+from litestar.params import Parameter
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from accounts.guards import public
+from bidding import service
+from bidding.service import LogSigner
+from storage.problems import NotFound
+
+
+class TransparencyController(Controller):
+    """The platform-wide log of bid submissions, replacements and withdrawals (RFC 9162)."""
+
+    path = "/api/v1/transparency"
+    tags = ["transparency"]
+
+    @get("/key", operation_id="transparency_key", guards=[public])
+    async def key(self, signer: LogSigner) -> dict[str, str]:
+        """The Ed25519 key that signs tree heads and closing heads: pin it in `ggzy verify receipt --key`."""
+        return {
+            "log_id": service.LOG_ID,
+            "public_key": base64.b64encode(signer.public_raw).decode(),
+            "key_id": signer.key_id,
+        }
+
+    @get("/head", operation_id="transparency_head", guards=[public])
+    async def head(
+        self,
+        session: AsyncSession,
+        signer: LogSigner,
+        tree_size: Annotated[int | None, Parameter(query="tree_size", ge=1)] = None,
+    ) -> dict[str, Any]:
+        """The newest signed tree head, or the one signed when the log reached `tree_size`."""
+        if tree_size is not None:
+            return await service.head_at(session, signer, tree_size)
+        head = await service.latest_head(session, signer)
+        if head is None:
+            raise NotFound("The log is empty.")
+        return head
+
+    @get("/consistency", operation_id="transparency_consistency", guards=[public])
+    async def consistency(
+        self,
+        session: AsyncSession,
+        first: Annotated[int, Parameter(query="first", ge=0)],
+        second: Annotated[int, Parameter(query="second", ge=0)],
+    ) -> dict[str, Any]:
+        """The proof that the log at `first` leaves is a prefix of the log at `second` (RFC 9162 §2.1.4)."""
+        return {"first": first, "second": second, "proof": await service.consistency(session, first, second)}
+
+    @get("/inclusion", operation_id="transparency_inclusion", guards=[public])
+    async def inclusion(
+        self,
+        session: AsyncSession,
+        leaf_index: Annotated[int, Parameter(query="leaf_index", ge=0)],
+        tree_size: Annotated[int, Parameter(query="tree_size", ge=1)],
+    ) -> dict[str, Any]:
+        """The inclusion proof of a leaf in the log at `tree_size` leaves (RFC 9162 §2.1.3)."""
+        return {
+            "leaf_index": leaf_index,
+            "tree_size": tree_size,
+            "proof": await service.inclusion(session, leaf_index, tree_size),
+        }

@@ -1,0 +1,737 @@
+"""Use cases of the bidding package on the database and the object store: custodian rosters, accepting
+sealed envelopes, the transparency log and its receipts, closing heads, opening envelopes, custody shares,
+the live opening record and collusion signals.
+
+The trade (trading.service) drives these at its own transitions and hands in its rows; this package
+never reads the trade's tables itself.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import itertools
+import json
+import shutil
+import tempfile
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import anyio
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.hashes import SHA256
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from sqlalchemy import func, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+
+import accounts.service as accounts
+from bidding import bidfile, collusion, envelope, logtree, merkle, shamir
+from bidding.models import (
+    Closing,
+    CollusionSignal,
+    Custodian,
+    Envelope,
+    LogHead,
+    LogLeaf,
+    LogNode,
+    LogState,
+    OpeningEvent,
+    ShareRelease,
+)
+from storage.db import upsert_ignore
+from storage.objects import ObjectStore
+from storage.problems import Conflict, NotFound, ValidationProblem, field_error
+
+LOG_ID = "ggzy/bids/v1"
+MAX_CUSTODIANS = 10
+# Opening runs in threads: the AEAD and SHA-256 release the GIL on 64 KiB buffers (DESIGN.md).
+_OPEN_LIMITER = anyio.CapacityLimiter(2)
+
+
+# ---------------------------------------------------------------- the log's signing key
+
+
+@dataclass(frozen=True)
+class LogSigner:
+    """The platform's Ed25519 key that signs tree heads and closing heads."""
+
+    private: Ed25519PrivateKey
+
+    @classmethod
+    def from_secret(cls, secret: str, override: str = "") -> LogSigner:
+        """`override` (base64 of a 32-byte seed, `GGZY_LOG_SIGNING_KEY`) or a key derived from the
+        installation secret, so the embedded default needs no key file of its own."""
+        if override:
+            seed = base64.b64decode(override, validate=True)
+        else:
+            seed = HKDF(SHA256(), 32, salt=None, info=b"ggzy log signing key v1").derive(secret.encode())
+        return cls(Ed25519PrivateKey.from_private_bytes(seed))
+
+    @property
+    def public_raw(self) -> bytes:
+        """The raw public key that verifies this signer's heads."""
+        from cryptography.hazmat.primitives import serialization
+
+        return self.private.public_key().public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        )
+
+    @property
+    def key_id(self) -> str:
+        """The short id printed in every head."""
+        return merkle.key_id(self.public_raw)
+
+    def sign(self, message: bytes) -> bytes:
+        """Sign a message with the log key."""
+        return self.private.sign(message)
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def _ms(instant: datetime) -> datetime:
+    """Heads carry millisecond timestamps: truncate before signing so the stored row re-creates them."""
+    return instant.replace(microsecond=instant.microsecond // 1000 * 1000)
+
+
+# ---------------------------------------------------------------- custodians
+
+
+async def set_roster(
+    session: AsyncSession,
+    tender_id: uuid.UUID,
+    organisation_ids: Sequence[uuid.UUID],
+    threshold: int,
+    now: datetime,
+) -> list[Custodian]:
+    """Freeze a tender's custodians at publication: each named organisation's newest encryption key, share
+    positions in the order given. The platform (the centre) holds at most one share; t ≥ 2."""
+    n = len(organisation_ids)
+    if n < 2 or n > MAX_CUSTODIANS:
+        raise ValidationProblem(
+            f"Name between 2 and {MAX_CUSTODIANS} opening custodians.",
+            errors=[field_error("custodians", f"{n} named")],
+        )
+    if len(set(organisation_ids)) != n:
+        raise ValidationProblem(
+            "Each custodian may hold one share only.", errors=[field_error("custodians", "duplicate")]
+        )
+    if not 2 <= threshold <= n:
+        raise ValidationProblem(
+            f"The custody threshold must be at least 2 and at most the {n} custodians, so no one party "
+            "alone can open a bid.",
+            errors=[field_error("custody_threshold", f"{threshold} is not in 2…{n}")],
+        )
+    rows: list[Custodian] = []
+    centre_shares = 0
+    for position, org_id in enumerate(organisation_ids, start=1):
+        where = f"custodians[{position - 1}]"
+        try:
+            org = await accounts.get_organisation(session, org_id)
+        except NotFound:
+            raise ValidationProblem(
+                "No such organisation.", errors=[field_error(where, "unknown organisation")]
+            ) from None
+        if org.status != "active":
+            raise ValidationProblem(
+                f"{org.name} is not an active organisation.", errors=[field_error(where, "not active")]
+            )
+        centre_shares += org.kind == "centre"
+        keys = [
+            k
+            for k in await accounts.list_keys(session, org_id)
+            if k.purpose == "encryption" and k.revoked_at is None
+        ]
+        if not keys:
+            raise ValidationProblem(
+                f"{org.name} has no registered encryption key to receive custody shares "
+                "(`ggzy custodian keygen --register`).",
+                errors=[field_error(where, "no encryption key")],
+            )
+        key = keys[-1]
+        rows.append(
+            Custodian(
+                tender_id=tender_id,
+                position=position,
+                organisation_id=org_id,
+                public_key_id=key.id,
+                public_key=key.public_key,
+            )
+        )
+    if centre_shares > 1:
+        raise ValidationProblem(
+            "The platform may hold at most one custody share.",
+            errors=[field_error("custodians", "more than one centre")],
+        )
+    for row in rows:
+        session.add(row)
+    await session.flush()
+    return rows
+
+
+async def roster(session: AsyncSession, tender_id: uuid.UUID) -> list[Custodian]:
+    """A tender's custodians by share position."""
+    return list(
+        await session.scalars(
+            select(Custodian).where(Custodian.tender_id == tender_id).order_by(Custodian.position)
+        )
+    )
+
+
+async def custodian_position(session: AsyncSession, tender_id: uuid.UUID, organisation_id: uuid.UUID) -> int:
+    """The share position of an organisation on the roster (NotFound when it is not a custodian)."""
+    position = await session.scalar(
+        select(Custodian.position).where(
+            Custodian.tender_id == tender_id, Custodian.organisation_id == organisation_id
+        )
+    )
+    if position is None:
+        raise NotFound("No such tender.")
+    return position
+
+
+# ---------------------------------------------------------------- accepting an envelope
+
+
+async def read_stored_header(store: ObjectStore, key: str) -> envelope.Header:
+    """Parse the age header at the start of a stored object (reads at most the header cap)."""
+    buffer = bytearray()
+    async for chunk in store.iter_chunks(key, 64 * 1024):
+        buffer += chunk
+        end = buffer.find(b"\n---", 0)
+        if end != -1 and buffer.find(b"\n", end + 4) != -1:
+            break
+        if len(buffer) > envelope.MAX_HEADER:
+            break
+    return envelope.parse_header(bytes(buffer))
+
+
+def envelope_problem(exc: envelope.EnvelopeError, field: str) -> ValidationProblem:
+    """A refused envelope as a 422 naming the field and the envelope error's code."""
+    return ValidationProblem(
+        f"The envelope was refused: {exc}", errors=[field_error(field, exc.code)], envelope_error=exc.code
+    )
+
+
+async def check_envelope(
+    session: AsyncSession, store: ObjectStore, key: str, tender_id: uuid.UUID, context: str, threshold: int
+) -> envelope.Header:
+    """The stored object must be an age envelope to the bidder and to exactly this tender's custodians."""
+    try:
+        header = await read_stored_header(store, key)
+        custodians = [base64.b64decode(c.public_key) for c in await roster(session, tender_id)]
+        envelope.check_roster(header, custodians=custodians, threshold=threshold, context=context)
+    except envelope.EnvelopeError as exc:
+        raise envelope_problem(exc, "object_key") from exc
+    return header
+
+
+def add_envelope(
+    session: AsyncSession,
+    *,
+    bid_id: uuid.UUID,
+    tender_id: uuid.UUID,
+    header: envelope.Header,
+    client_address: str | None,
+    client_device: str | None,
+    user_agent: str | None,
+) -> Envelope:
+    """Record an accepted envelope's header and where it came from (for W-18)."""
+    header_bytes = header.mac_input + b" " + base64.b64encode(header.mac).rstrip(b"=") + b"\n"
+    row = Envelope(
+        bid_id=bid_id,
+        tender_id=tender_id,
+        header=_b64(header_bytes),
+        header_size=header.size,
+        client_address=(client_address or None) and client_address[:64],
+        client_device=(client_device or None) and client_device[:128],
+        user_agent=(user_agent or None) and user_agent[:300],
+        status="sealed",
+    )
+    session.add(row)
+    return row
+
+
+async def envelope_of(session: AsyncSession, bid_id: uuid.UUID) -> Envelope:
+    """The envelope of a bid."""
+    row = await session.scalar(select(Envelope).where(Envelope.bid_id == bid_id))
+    if row is None:
+        raise NotFound("No such envelope.")
+    return row
+
+
+def header_of(row: Envelope) -> envelope.Header:
+    """The parsed header of a recorded envelope."""
+    return envelope.parse_header(base64.b64decode(row.header))
+
+
+# ---------------------------------------------------------------- the transparency log
+
+
+async def _lock_log(session: AsyncSession) -> LogState:
+    await session.execute(upsert_ignore(session, LogState, {"id": 1, "size": 0}))
+    state = await session.scalar(
+        select(LogState).where(LogState.id == 1).with_for_update().execution_options(populate_existing=True)
+    )
+    assert state is not None
+    return state
+
+
+async def _nodes(session: AsyncSession, keys: set[logtree.NodeKey]) -> dict[logtree.NodeKey, bytes]:
+    if not keys:
+        return {}
+    found: dict[logtree.NodeKey, bytes] = {}
+    wanted = sorted(keys)
+    for start in range(0, len(wanted), 500):
+        part = wanted[start : start + 500]
+        rows = await session.execute(
+            select(LogNode.level, LogNode.index, LogNode.hash).where(
+                tuple_(LogNode.level, LogNode.index).in_(part)
+            )
+        )
+        for level, index, value in rows:
+            found[(level, index)] = bytes.fromhex(value)
+    missing = keys - found.keys()
+    if missing:
+        raise RuntimeError(f"the log is missing nodes {sorted(missing)[:5]}")
+    return found
+
+
+def _head_json(row: LogHead | Closing, public_raw: bytes, kind: str) -> dict[str, Any]:
+    head = merkle.TreeHead(LOG_ID, row.tree_size, bytes.fromhex(row.root_hash), row.timestamp, kind)
+    sth = merkle.SignedTreeHead(head, row.key_id, base64.b64decode(row.signature))
+    return merkle.head_to_json(sth)
+
+
+async def append(
+    session: AsyncSession,
+    signer: LogSigner,
+    entry: dict[str, Any],
+    *,
+    tender_id: uuid.UUID,
+    bid_id: uuid.UUID,
+    now: datetime,
+) -> dict[str, Any]:
+    """Append one event to the log, sign the new head and return the receipt (leaf, inclusion proof,
+    signed head, log key). Appends are serialised by the log's state row."""
+    state = await _lock_log(session)
+    index = state.size
+    size = index + 1
+    entry = {**entry, "v": 1, "log": LOG_ID, "index": index}
+    data = merkle.leaf_bytes(entry)
+    leaf = logtree.leaf_hash(data)
+    nodes = await _nodes(
+        session,
+        (logtree.append_nodes(index) | logtree.root_nodes(size) | logtree.inclusion_nodes(index, size))
+        - {(0, index)}
+        - _made_keys(index),
+    )
+    made = logtree.completed_by(index, leaf, nodes)
+    nodes.update(made)
+    for (level, i), value in made.items():
+        session.add(LogNode(level=level, index=i, hash=value.hex()))
+    root = logtree.root(size, nodes)
+    proof = logtree.inclusion_proof(index, size, nodes)
+    stamp = _ms(now)
+    sth = merkle.sign_head(merkle.TreeHead(LOG_ID, size, root, stamp, "head"), signer.private)
+    session.add(
+        LogHead(
+            tree_size=size,
+            root_hash=root.hex(),
+            timestamp=stamp,
+            key_id=sth.key_id,
+            signature=_b64(sth.signature),
+        )
+    )
+    session.add(
+        LogLeaf(
+            index=index,
+            tender_id=tender_id,
+            bid_id=bid_id,
+            event=entry["event"],
+            leaf=data.decode(),
+            leaf_hash=leaf.hex(),
+            created_at=now,
+        )
+    )
+    state.size = size
+    await session.flush()
+    return merkle.receipt_to_json(
+        leaf=entry, leaf_index=index, inclusion_proof=proof, tree_head=sth, log_public_key=signer.public_raw
+    )
+
+
+def _made_keys(index: int) -> set[logtree.NodeKey]:
+    keys = {(0, index)}
+    level, i = 0, index
+    while i & 1:
+        level, i = level + 1, i >> 1
+        keys.add((level, i))
+    return keys
+
+
+async def receipt(session: AsyncSession, signer: LogSigner, leaf_index: int) -> dict[str, Any]:
+    """The receipt of a logged event, proved against the head made when it was appended."""
+    leaf = await session.get(LogLeaf, leaf_index)
+    if leaf is None:
+        raise NotFound("No such log entry.")
+    size = leaf_index + 1
+    head = await session.get(LogHead, size)
+    assert head is not None
+    nodes = await _nodes(session, logtree.inclusion_nodes(leaf_index, size))
+    return {
+        "version": 1,
+        "leaf": json.loads(leaf.leaf),
+        "leaf_index": leaf_index,
+        "inclusion_proof": [_b64(h) for h in logtree.inclusion_proof(leaf_index, size, nodes)],
+        "tree_head": _head_json(head, signer.public_raw, "head"),
+        "log_public_key": _b64(signer.public_raw),
+    }
+
+
+async def latest_head(session: AsyncSession, signer: LogSigner) -> dict[str, Any] | None:
+    """The newest signed tree head, or None while the log is empty."""
+    row = await session.scalar(select(LogHead).order_by(LogHead.tree_size.desc()).limit(1))
+    return None if row is None else _head_json(row, signer.public_raw, "head")
+
+
+async def head_at(session: AsyncSession, signer: LogSigner, size: int) -> dict[str, Any]:
+    """The signed head of the log at `size` leaves."""
+    row = await session.get(LogHead, size)
+    if row is None:
+        raise NotFound(f"No signed head of size {size}.")
+    return _head_json(row, signer.public_raw, "head")
+
+
+async def log_size(session: AsyncSession) -> int:
+    """How many events the log holds."""
+    return int(await session.scalar(select(func.coalesce(func.max(LogHead.tree_size), 0))) or 0)
+
+
+async def consistency(session: AsyncSession, first: int, second: int) -> list[str]:
+    """The consistency proof between two sizes of the log (base64 hashes)."""
+    size = await log_size(session)
+    if not 0 <= first <= second <= size:
+        raise ValidationProblem(
+            f"Sizes must satisfy 0 ≤ first ≤ second ≤ {size} (the log's size).",
+            errors=[field_error("second" if second > size else "first", "out of range")],
+        )
+    nodes = await _nodes(session, logtree.consistency_nodes(first, second))
+    return [_b64(h) for h in logtree.consistency_proof(first, second, nodes)]
+
+
+async def inclusion(session: AsyncSession, leaf_index: int, size: int) -> list[str]:
+    """The inclusion proof of a leaf in the log at `size` leaves (base64 hashes)."""
+    if not 0 <= leaf_index < size <= await log_size(session):
+        raise ValidationProblem(
+            "The leaf must lie within a tree size the log has reached.",
+            errors=[field_error("tree_size", "out of range")],
+        )
+    nodes = await _nodes(session, logtree.inclusion_nodes(leaf_index, size))
+    return [_b64(h) for h in logtree.inclusion_proof(leaf_index, size, nodes)]
+
+
+async def close(
+    session: AsyncSession,
+    signer: LogSigner,
+    *,
+    tender_id: uuid.UUID,
+    tender_code: str,
+    envelopes: Sequence[str],
+    now: datetime,
+) -> dict[str, Any]:
+    """Sign and keep the tender's closing head at the deadline (idempotent)."""
+    existing = await session.get(Closing, tender_id)
+    if existing is not None:
+        return closing_json(existing, tender_code, signer)
+    state = await _lock_log(session)
+    size = state.size
+    nodes = await _nodes(session, logtree.root_nodes(size))
+    root = logtree.root(size, nodes)
+    stamp = _ms(now)
+    sth = merkle.sign_head(merkle.TreeHead(LOG_ID, size, root, stamp, "closing"), signer.private)
+    head_json = merkle.head_to_json(sth)
+    row = Closing(
+        tender_id=tender_id,
+        tree_size=size,
+        root_hash=root.hex(),
+        timestamp=stamp,
+        key_id=sth.key_id,
+        signature=_b64(sth.signature),
+        envelopes=sorted(envelopes),
+        envelopes_signature=_b64(
+            signer.sign(logtree.closing_message(tender_code, size, head_json["root_hash"], envelopes))
+        ),
+    )
+    session.add(row)
+    await session.flush()
+    return closing_json(row, tender_code, signer)
+
+
+def closing_json(row: Closing, tender_code: str, signer: LogSigner) -> dict[str, Any]:
+    """The published closing record."""
+    return {
+        "tender": tender_code,
+        "head": _head_json(row, signer.public_raw, "closing"),
+        "envelopes": list(row.envelopes),
+        "envelopes_signature": row.envelopes_signature,
+        "log_public_key": _b64(signer.public_raw),
+    }
+
+
+async def closing_of(session: AsyncSession, tender_id: uuid.UUID) -> Closing | None:
+    """A tender's closing head, once signed."""
+    return await session.get(Closing, tender_id)
+
+
+# ---------------------------------------------------------------- opening
+
+
+def check_file_key(row: Envelope, file_key_b64: str) -> bytes:
+    """The file key a bidder revealed, checked against the envelope's header MAC (422 when wrong)."""
+    try:
+        key = base64.b64decode(file_key_b64, validate=True)
+    except ValueError:
+        key = b""
+    if len(key) != envelope.FILE_KEY_SIZE:
+        raise ValidationProblem(
+            "file_key must be the base64 of the envelope's 16-byte file key.",
+            errors=[field_error("file_key", "not 16 bytes of base64")],
+        )
+    try:
+        envelope.verify_file_key(header_of(row), key)
+    except envelope.EnvelopeError as exc:
+        raise ValidationProblem(
+            "This file key does not open the envelope (its header MAC does not verify).",
+            errors=[field_error("file_key", exc.code)],
+        ) from exc
+    return key
+
+
+@dataclass(frozen=True)
+class Opened:
+    """What decrypting a stored envelope gave: the manifest and files, or the error that stopped it."""
+
+    manifest: bidfile.Manifest | None
+    files: list[dict[str, Any]]
+    error: str | None
+    detail: str | None
+    platform_fault: bool = False
+
+
+async def open_stored(
+    store: ObjectStore, *, key: str, sha256: str, file_key: bytes, out_prefix: str
+) -> Opened:
+    """Decrypt a stored envelope off the event loop, check it against the hash on its receipt, and keep the
+    plaintext files under `out_prefix` for the evaluation stage."""
+    work = Path(await anyio.to_thread.run_sync(tempfile.mkdtemp, None, "ggzy-open-"))
+    try:
+        path = work / "envelope.age"
+        digest = hashlib.sha256()
+        with path.open("wb") as sink:
+            async for chunk in store.iter_chunks(key, 1024 * 1024):
+                digest.update(chunk)
+                await anyio.to_thread.run_sync(sink.write, chunk)
+        if digest.hexdigest() != sha256:
+            # E-03: the stored envelope is not what was acknowledged — the platform's fault, not the bidder's.
+            return Opened(
+                None, [], "platform.integrity", "the stored envelope does not match its receipt", True
+            )
+        out = work / "files"
+        out.mkdir()
+        try:
+            opened = await anyio.to_thread.run_sync(_open_file, path, file_key, out, limiter=_OPEN_LIMITER)
+        except envelope.EnvelopeError as exc:
+            return Opened(None, [], exc.code, str(exc)[:500])
+        files = []
+        for item in opened.files:
+            metadata = await anyio.to_thread.run_sync(collusion.extract_metadata, item.path)
+            object_key = f"{out_prefix}/{item.name}"
+            await store.put_stream(object_key, _file_chunks(item.path))
+            files.append(
+                {
+                    "name": item.name,
+                    "size": item.size,
+                    "sha256": item.sha256,
+                    "object_key": object_key,
+                    "metadata": metadata,
+                }
+            )
+        return Opened(opened.manifest, files, None, None)
+    finally:
+        await anyio.to_thread.run_sync(shutil.rmtree, work, True)
+
+
+def _open_file(path: Path, file_key: bytes, out: Path) -> bidfile.OpenedBid:
+    with path.open("rb") as src:
+        return bidfile.open_bid(src, file_key, out)
+
+
+async def _file_chunks(path: Path) -> Any:
+    with path.open("rb") as src:
+        while chunk := await anyio.to_thread.run_sync(src.read, 1024 * 1024):
+            yield chunk
+
+
+def check_context(
+    manifest: bidfile.Manifest, *, tender: str, lot: int, bidder: str, signing_keys: Sequence[str]
+) -> tuple[str, str] | None:
+    """None when the manifest belongs to this submission, else (error code, detail)."""
+    try:
+        bidfile.check_context(manifest, tender=tender, lot=lot, bidder=bidder, signing_keys=set(signing_keys))
+    except envelope.EnvelopeError as exc:
+        return exc.code, str(exc)[:500]
+    return None
+
+
+# ---------------------------------------------------------------- custody
+
+
+async def release_shares(
+    session: AsyncSession,
+    *,
+    bid_id: uuid.UUID,
+    position: int,
+    organisation_id: uuid.UUID,
+    share_b64: str,
+    field: str,
+    now: datetime,
+) -> bool:
+    """Keep one custodian's share of an envelope in custody; False when it had already been released."""
+    try:
+        value = base64.b64decode(share_b64, validate=True)
+    except ValueError:
+        value = b""
+    if len(value) != envelope.FILE_KEY_SIZE:
+        raise ValidationProblem(
+            "A share is the base64 of 16 bytes.", errors=[field_error(field, "not 16 bytes of base64")]
+        )
+    existing = await session.scalar(
+        select(ShareRelease).where(ShareRelease.bid_id == bid_id, ShareRelease.position == position)
+    )
+    if existing is not None:
+        if existing.share != _b64(value):
+            raise Conflict(
+                "This custodian already released a different share for this envelope.",
+                errors=[field_error(field, "differs from the share released before")],
+            )
+        return False
+    session.add(
+        ShareRelease(
+            bid_id=bid_id,
+            position=position,
+            organisation_id=organisation_id,
+            share=_b64(value),
+            released_at=now,
+        )
+    )
+    await session.flush()
+    return True
+
+
+async def recover_file_key(session: AsyncSession, row: Envelope, threshold: int) -> bytes | None:
+    """The file key from the released shares once t of them combine under the header MAC; None before.
+    A bad share does not block the others: every t-subset is tried (n ≤ 10)."""
+    released = list(await session.scalars(select(ShareRelease).where(ShareRelease.bid_id == row.bid_id)))
+    if len(released) < threshold:
+        return None
+    header = header_of(row)
+    shares = [shamir.Share(r.position, base64.b64decode(r.share)) for r in released]
+    for subset in itertools.combinations(shares, threshold):
+        try:
+            return envelope.combine_shares(header, list(subset))
+        except envelope.EnvelopeError:
+            continue
+    return None
+
+
+async def released_by(session: AsyncSession, bid_ids: Sequence[uuid.UUID], position: int) -> set[uuid.UUID]:
+    """Which of these envelopes the custodian at `position` has released a share of."""
+    if not bid_ids:
+        return set()
+    rows = await session.scalars(
+        select(ShareRelease.bid_id).where(ShareRelease.bid_id.in_(bid_ids), ShareRelease.position == position)
+    )
+    return set(rows)
+
+
+async def released_count(session: AsyncSession, bid_id: uuid.UUID) -> int:
+    """How many custodians released a share of this envelope."""
+    return int(await session.scalar(select(func.count()).where(ShareRelease.bid_id == bid_id)) or 0)
+
+
+# ---------------------------------------------------------------- the live opening record
+
+
+async def opening_event(
+    session: AsyncSession, tender_id: uuid.UUID, kind: str, payload: dict[str, Any], now: datetime
+) -> OpeningEvent:
+    """Append a line to the tender's live opening record (the caller holds the tender's lock)."""
+    seq = (
+        await session.scalar(
+            select(func.coalesce(func.max(OpeningEvent.seq), 0)).where(OpeningEvent.tender_id == tender_id)
+        )
+        or 0
+    ) + 1
+    event = OpeningEvent(tender_id=tender_id, seq=seq, at=now, kind=kind, payload=payload)
+    session.add(event)
+    await session.flush()
+    return event
+
+
+async def opening_events(session: AsyncSession, tender_id: uuid.UUID, after: int) -> list[OpeningEvent]:
+    """The lines of the opening record after number `after`."""
+    return list(
+        await session.scalars(
+            select(OpeningEvent)
+            .where(OpeningEvent.tender_id == tender_id, OpeningEvent.seq > after)
+            .order_by(OpeningEvent.seq)
+            .limit(500)
+        )
+    )
+
+
+# ---------------------------------------------------------------- collusion signals (W-18)
+
+
+async def record_signals(
+    session: AsyncSession, tender_id: uuid.UUID, evidence: Sequence[collusion.BidEvidence], now: datetime
+) -> list[CollusionSignal]:
+    """Compute the W-18 signals of the opened bids and keep them for evaluators and supervisors."""
+    rows = []
+    for signal in collusion.signals(evidence):
+        row = CollusionSignal(
+            tender_id=tender_id,
+            kind=signal.kind,
+            rule=signal.rule,
+            bidders=list(signal.bidders),
+            bids=list(signal.bids),
+            evidence=signal.evidence,
+            value=signal.value[:300],
+            found_at=now,
+        )
+        session.add(row)
+        rows.append(row)
+    await session.flush()
+    return rows
+
+
+async def signals_of(session: AsyncSession, tender_id: uuid.UUID) -> list[CollusionSignal]:
+    """A tender's W-18 signals, as found at the opening."""
+    return list(
+        await session.scalars(
+            select(CollusionSignal)
+            .where(CollusionSignal.tender_id == tender_id)
+            .order_by(CollusionSignal.kind, CollusionSignal.value)
+        )
+    )
+
+
+async def envelopes_of(session: AsyncSession, tender_id: uuid.UUID) -> list[Envelope]:
+    """Every envelope of a tender."""
+    return list(await session.scalars(select(Envelope).where(Envelope.tender_id == tender_id)))

@@ -1,0 +1,414 @@
+"""Sealed bids through the HTTP API: finalize checks, receipts against the closing head, the opening hall,
+custody opening, the live record and W-18 signals."""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+from datetime import timedelta
+from typing import Any
+
+from httpx import Response
+
+from bidding import merkle
+from bidding.client import verify_against_closing
+from tests.helpers import AFTER_WINDOW, DEADLINE, Actor, Api, SealedBid
+
+T = "/api/v1/tenders"
+PRICE = 4_800_000_000
+
+
+def problem(r: Response, status: int) -> dict[str, Any]:
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    return dict(r.json())
+
+
+async def bids_on(api: Api, n: int, **overrides: Any) -> tuple[Actor, dict[str, Any], list[SealedBid]]:
+    agency = await api.organisation("agency")
+    tender = await api.published(agency, **overrides)
+    bids = [await api.bid(await api.organisation("bidder"), tender, PRICE - i) for i in range(n)]
+    return agency, tender, bids
+
+
+async def finalize(api: Api, bidder: Actor, tender: dict[str, Any], content: bytes, key: str) -> Response:
+    grant = await api.post(
+        f"{T}/{tender['id']}/bids/uploads", bidder, json={"filename": "bid.age", "size": max(len(content), 1)}
+    )
+    assert grant.status_code == 201, grant.text
+    await api.upload(grant.json(), content)
+    return await api.post(
+        f"{T}/{tender['id']}/bids",
+        bidder,
+        json={"lot_id": tender["lots"][0]["id"], "object_key": grant.json()["object_key"]},
+        headers={"Idempotency-Key": key},
+    )
+
+
+async def my_bids(api: Api, bidder: Actor, tender: dict[str, Any]) -> list[dict[str, Any]]:
+    return list((await api.get(f"{T}/{tender['id']}/bids", bidder)).json())
+
+
+# ---------------------------------------------------------------- finalize
+
+
+async def test_a_file_that_is_not_an_age_envelope_is_refused_and_nothing_is_recorded(api: Api) -> None:
+    agency = await api.organisation("agency")
+    tender = await api.published(agency)
+    bidder = await api.organisation("bidder")
+    await api.post(f"{T}/{tender['id']}/documents/obtain", bidder)
+    r = await finalize(api, bidder, tender, b"PK\x03\x04 a zip, not an envelope", "bid-not-age-01")
+    body = problem(r, 422)
+    assert body["errors"][0]["field"] == "object_key" and body["errors"][0]["message"].startswith("header.")
+    assert await my_bids(api, bidder, tender) == []
+
+
+async def test_an_envelope_sealed_for_another_tender_is_refused_at_finalize(api: Api) -> None:
+    agency = await api.organisation("agency")
+    tender = await api.published(agency)
+    other = await api.published(agency)
+    bidder = await api.organisation("bidder")
+    await api.post(f"{T}/{tender['id']}/documents/obtain", bidder)
+    sealed = await api.seal(bidder, other, PRICE)  # the other tender's code is bound into its share stanzas
+    body = problem(await finalize(api, bidder, tender, sealed, "bid-wrong-tender"), 422)
+    assert body["errors"][0]["message"].startswith("roster.")
+    assert await my_bids(api, bidder, tender) == []
+
+
+async def test_an_envelope_without_the_custodians_shares_is_refused(api: Api) -> None:
+    agency = await api.organisation("agency")
+    stranger_a, stranger_b = await api.organisation("supervisor"), await api.organisation("supervisor")
+    for who in (stranger_a, stranger_b):
+        await api.register_keys(who, signing=False)
+    tender = await api.published(agency)
+    foreign = dict(tender)
+    foreign["custodians"] = [
+        {
+            "public_key": base64.b64encode(
+                api.keys[a.organisation_id].encryption.public_key().public_bytes_raw()
+            ).decode()
+        }
+        for a in (stranger_a, stranger_b)
+    ]
+    bidder = await api.organisation("bidder")
+    await api.post(f"{T}/{tender['id']}/documents/obtain", bidder)
+    sealed = await api.seal(bidder, foreign, PRICE)
+    body = problem(await finalize(api, bidder, tender, sealed, "bid-foreign-roster"), 422)
+    assert body["errors"][0]["message"].startswith("roster.")
+
+
+async def test_an_empty_upload_is_refused_naming_the_object(api: Api) -> None:
+    agency = await api.organisation("agency")
+    tender = await api.published(agency)
+    bidder = await api.organisation("bidder")
+    await api.post(f"{T}/{tender['id']}/documents/obtain", bidder)
+    body = problem(await finalize(api, bidder, tender, b"", "bid-empty-00001"), 422)
+    assert body["errors"] == [{"field": "object_key", "message": "zero-length"}]
+
+
+async def test_a_finalize_without_an_upload_is_refused(api: Api) -> None:
+    agency = await api.organisation("agency")
+    tender = await api.published(agency)
+    bidder = await api.organisation("bidder")
+    await api.post(f"{T}/{tender['id']}/documents/obtain", bidder)
+    grant = await api.post(f"{T}/{tender['id']}/bids/uploads", bidder, json={"filename": "b.age", "size": 10})
+    r = await api.post(
+        f"{T}/{tender['id']}/bids",
+        bidder,
+        json={"lot_id": tender["lots"][0]["id"], "object_key": grant.json()["object_key"]},
+        headers={"Idempotency-Key": "bid-no-upload-1"},
+    )
+    assert problem(r, 422)["errors"] == [{"field": "object_key", "message": "no such object"}]
+
+
+async def test_no_file_key_or_plaintext_is_stored_before_the_deadline(api: Api) -> None:
+    _agency, _tender, [bid] = await bids_on(api, 1)
+    from sqlalchemy import select
+
+    from bidding.models import Envelope
+
+    async with api.runtime.sessionmaker() as session:
+        row = await session.scalar(select(Envelope))
+    assert row is not None and row.file_key is None and row.manifest is None and row.files is None
+    assert bid.envelope.startswith(b"age-encryption.org/v1\n")
+    stored = b"".join([c async for c in api.runtime.store.iter_chunks(await _record_key(api, bid))])
+    assert stored == bid.envelope  # ciphertext only: the platform never had the plaintext
+
+
+async def _record_key(api: Api, bid: SealedBid) -> str:
+    import uuid
+
+    from trading.models import Bid
+
+    async with api.runtime.sessionmaker() as session:
+        row = await session.get(Bid, uuid.UUID(bid.bid_id))
+    assert row is not None
+    return row.object_key
+
+
+# ---------------------------------------------------------------- receipts
+
+
+async def test_every_receipt_verifies_offline_and_against_the_closing_head(api: Api) -> None:
+    _agency, tender, bids = await bids_on(api, 3)
+    replaced = await api.bid(bids[0].bidder, tender, PRICE - 10, obtain=False)
+    key = base64.b64decode((await api.get("/api/v1/transparency/key")).json()["public_key"])
+    for bid in [*bids, replaced]:
+        checks = merkle.verify_receipt(bid.receipt["log"], trusted_key=key)
+        assert merkle.all_ok(checks), checks
+    await api.at(DEADLINE)
+    closing = (await api.get(f"{T}/{tender['id']}/closing")).json()
+    assert sorted(closing["envelopes"]) == sorted(b.receipt["envelope_sha256"] for b in [*bids[1:], replaced])
+    for bid in [*bids[1:], replaced]:
+        first = bid.receipt["log"]["tree_head"]["tree_size"]
+        proof = (
+            await api.get(
+                "/api/v1/transparency/consistency",
+                params={"first": first, "second": closing["head"]["tree_size"]},
+            )
+        ).json()["proof"]
+        checks = verify_against_closing(bid.receipt, closing, proof, key)
+        assert merkle.all_ok(checks), checks
+    # the replaced envelope is still proven logged, but is not among those that stood
+    first = bids[0].receipt["log"]["tree_head"]["tree_size"]
+    proof = (
+        await api.get(
+            "/api/v1/transparency/consistency",
+            params={"first": first, "second": closing["head"]["tree_size"]},
+        )
+    ).json()["proof"]
+    checks = {c.name: c.ok for c in verify_against_closing(bids[0].receipt, closing, proof, key)}
+    assert checks.pop("envelope in the closing set") is False
+    assert all(checks.values())
+
+
+async def test_a_tampered_receipt_fails_verification(api: Api) -> None:
+    _agency, _tender, [bid] = await bids_on(api, 1)
+    receipt = json.loads(json.dumps(bid.receipt["log"]))
+    receipt["leaf"]["envelope_sha256"] = "0" * 64
+    assert not merkle.all_ok(merkle.verify_receipt(receipt))
+
+
+async def test_a_withdrawal_is_logged_with_a_receipt_of_its_own(api: Api) -> None:
+    _agency, tender, [bid] = await bids_on(api, 1)
+    r = await api.post(f"{T}/{tender['id']}/bids/{bid.bid_id}/withdraw", bid.bidder)
+    assert r.status_code == 200
+    receipt = r.json()["receipt"]
+    assert receipt["event"] == "withdraw" and receipt["log"]["leaf"]["bid"] == bid.bid_id
+    assert merkle.all_ok(merkle.verify_receipt(receipt["log"]))
+    assert receipt["log"]["leaf_index"] > bid.receipt["log"]["leaf_index"]
+
+
+async def test_the_log_proves_consistency_between_any_two_heads(api: Api) -> None:
+    await bids_on(api, 3)
+    head = (await api.get("/api/v1/transparency/head")).json()
+    early = (await api.get("/api/v1/transparency/head", params={"tree_size": 2})).json()
+    proof = (
+        await api.get("/api/v1/transparency/consistency", params={"first": 2, "second": head["tree_size"]})
+    ).json()["proof"]
+    assert merkle.verify_consistency(
+        2,
+        head["tree_size"],
+        base64.b64decode(early["root_hash"]),
+        base64.b64decode(head["root_hash"]),
+        [base64.b64decode(p) for p in proof],
+    )
+    r = await api.get("/api/v1/transparency/consistency", params={"first": 2, "second": 999})
+    assert problem(r, 422)["errors"][0]["field"] == "second"
+
+
+# ---------------------------------------------------------------- the opening hall
+
+
+async def test_opening_reads_out_the_manifest_price_and_keeps_the_plaintext_for_evaluation(api: Api) -> None:
+    agency, tender, bids = await bids_on(api, 3)
+    await api.at(DEADLINE)
+    for bid in bids:
+        assert (await api.reveal(tender["id"], bid)).status_code == 202
+    mine = await my_bids(api, bids[0].bidder, tender)
+    assert mine[0]["envelope_status"] == "opened" and mine[0]["declared_price_fen"] == PRICE
+    record = (await api.get(f"{T}/{tender['id']}/opening/record", agency)).json()
+    assert [e["kind"] for e in record] == ["hall_opened"] + ["key_revealed", "bid_opened"] * 3
+    assert {e["declared_price_fen"] for e in record if e["kind"] == "bid_opened"} == {
+        PRICE,
+        PRICE - 1,
+        PRICE - 2,
+    }
+    from sqlalchemy import select
+
+    from bidding.models import Envelope
+
+    async with api.runtime.sessionmaker() as session:
+        rows = list(await session.scalars(select(Envelope)))
+    for row in rows:
+        assert row.files and all(f["object_key"].startswith("opened/") for f in row.files)
+        stat = await api.runtime.store.stat(row.files[0]["object_key"])
+        assert stat is not None and stat.size == row.files[0]["size"]
+
+
+async def test_a_revealed_key_cannot_be_revealed_twice(api: Api) -> None:
+    _agency, tender, [bid, *_] = await bids_on(api, 3)
+    await api.at(DEADLINE)
+    assert (await api.reveal(tender["id"], bid)).status_code == 202
+    assert problem(await api.reveal(tender["id"], bid), 409)["detail"] == "This envelope is already opened."
+
+
+async def test_an_envelope_whose_manifest_names_another_bidder_is_void(api: Api) -> None:
+    agency = await api.organisation("agency")
+    tender = await api.published(agency)
+    bidders = [await api.organisation("bidder") for _ in range(3)]
+    bids = [await api.bid(b, tender, PRICE) for b in bidders[:2]]
+    cheat = bidders[2]
+    await api.post(f"{T}/{tender['id']}/documents/obtain", cheat)
+    sealed = await api.seal(cheat, tender, PRICE - 5, credit_code=bidders[0].credit_code)
+    r = await finalize(api, cheat, tender, sealed, "bid-cheat-00001")
+    assert r.status_code == 201, r.text  # the platform cannot see inside before the deadline
+    cheat_bid = SealedBid(
+        cheat,
+        tender["lots"][0]["id"],
+        r.json()["bid_id"],
+        PRICE - 5,
+        365,
+        sealed,
+        api.keys[cheat.organisation_id],
+        r.json(),
+    )
+    await api.at(DEADLINE)
+    for bid in [*bids, cheat_bid]:
+        assert (await api.reveal(tender["id"], bid)).status_code == 202
+    [mine] = await my_bids(api, cheat, tender)
+    assert (mine["status"], mine["envelope_result"]) == ("revoked", "context.bidder")
+    assert mine["declared_price_fen"] is None
+
+
+async def test_custodians_open_an_envelope_its_bidder_did_not(api: Api) -> None:
+    _agency, tender, bids = await bids_on(api, 3)
+    await api.at(DEADLINE)
+    centre, supervisor = await api.custodians()
+    # before the window ends there is nothing in custody, and one share is never enough
+    r = await api.post(
+        f"{T}/{tender['id']}/custody/shares",
+        centre,
+        json={"shares": [{"bid_id": bids[2].bid_id, "share": base64.b64encode(bytes(16)).decode()}]},
+    )
+    assert problem(r, 409)["detail"].startswith("No envelope is in custody")
+    for bid in bids[:2]:
+        await api.reveal(tender["id"], bid)
+    assert await api.at(AFTER_WINDOW) == [(tender["code"], "custody")]
+    r = await api.release(tender["id"], centre)
+    assert r.json() == {"accepted": 1, "already_released": 0, "opened": []}
+    [left] = [b for b in await my_bids(api, bids[2].bidder, tender)]
+    assert left["envelope_status"] == "custody" and left["declared_price_fen"] is None
+    r = await api.release(tender["id"], supervisor)
+    assert r.json()["opened"] == [bids[2].bid_id]
+    [opened] = await my_bids(api, bids[2].bidder, tender)
+    assert (opened["envelope_status"], opened["declared_price_fen"]) == ("opened", PRICE - 2)
+
+
+async def test_a_share_before_the_deadline_is_refused_by_e01(api: Api) -> None:
+    _agency, tender, [bid] = await bids_on(api, 1)
+    centre, _ = await api.custodians()
+    r = await api.post(
+        f"{T}/{tender['id']}/custody/shares",
+        centre,
+        json={"shares": [{"bid_id": bid.bid_id, "share": base64.b64encode(bytes(16)).decode()}]},
+    )
+    assert problem(r, 422)["rule"] == "E-01"
+    assert problem(await api.get(f"{T}/{tender['id']}/custody", centre), 422)["rule"] == "E-01"
+
+
+async def test_under_the_revoke_policy_custodians_do_not_open(api: Api) -> None:
+    _agency, tender, bids = await bids_on(api, 4, opening_policy="revoke")
+    await api.at(DEADLINE)
+    for bid in bids[:3]:
+        await api.reveal(tender["id"], bid)
+    assert await api.at(AFTER_WINDOW) == [(tender["code"], "evaluation")]
+    centre, _ = await api.custodians()
+    r = await api.post(
+        f"{T}/{tender['id']}/custody/shares",
+        centre,
+        json={"shares": [{"bid_id": bids[3].bid_id, "share": base64.b64encode(bytes(16)).decode()}]},
+    )
+    assert problem(r, 422)["rule"] == "E-03"
+
+
+async def test_fewer_than_three_valid_bids_after_opening_fail_the_lot_by_w09(api: Api) -> None:
+    _agency, tender, bids = await bids_on(api, 3, opening_policy="revoke")
+    await api.at(DEADLINE)
+    for bid in bids[:2]:
+        await api.reveal(tender["id"], bid)
+    assert await api.at(AFTER_WINDOW) == [(tender["code"], "unsuccessful")]
+    got = (await api.get(f"{T}/{tender['id']}")).json()
+    assert got["lots"][0]["outcome_reason"].startswith("W-09: 2 valid bid(s)")
+
+
+async def test_the_event_stream_replays_the_opening_and_ends_when_the_hall_closes(api: Api) -> None:
+    agency, tender, bids = await bids_on(api, 3)
+    await api.at(DEADLINE)
+    for bid in bids:
+        await api.reveal(tender["id"], bid)
+    assert (await api.post(f"{T}/{tender['id']}/close-opening", agency)).status_code == 200
+    r = await api.get(f"{T}/{tender['id']}/opening/events", bids[0].bidder)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+    events = [line.removeprefix("event: ") for line in r.text.splitlines() if line.startswith("event: ")]
+    assert events[0] == "hall_opened" and events[-1] == "hall_closed"
+    assert events.count("bid_opened") == 3
+    resumed = await api.client.get(
+        f"{T}/{tender['id']}/opening/events", headers={**bids[0].bidder.headers, "Last-Event-ID": "7"}
+    )
+    ids = [int(line.removeprefix("id: ")) for line in resumed.text.splitlines() if line.startswith("id: ")]
+    assert ids == [8]
+
+
+async def test_the_same_device_at_submission_is_a_w18_signal(api: Api) -> None:
+    agency = await api.organisation("agency")
+    tender = await api.published(agency)
+    bidders = [await api.organisation("bidder") for _ in range(3)]
+    bids = []
+    device = secrets.token_hex(8)
+    for i, bidder in enumerate(bidders):
+        await api.post(f"{T}/{tender['id']}/documents/obtain", bidder)
+        sealed = await api.seal(bidder, tender, PRICE - i)
+        grant = await api.post(
+            f"{T}/{tender['id']}/bids/uploads", bidder, json={"filename": "b.age", "size": len(sealed)}
+        )
+        await api.upload(grant.json(), sealed)
+        r = await api.post(
+            f"{T}/{tender['id']}/bids",
+            bidder,
+            json={"lot_id": tender["lots"][0]["id"], "object_key": grant.json()["object_key"]},
+            headers={"Idempotency-Key": f"bid-device-{i:04d}", "X-GGZY-Device": device if i < 2 else "other"},
+        )
+        assert r.status_code == 201, r.text
+        bids.append(
+            SealedBid(
+                bidder,
+                tender["lots"][0]["id"],
+                r.json()["bid_id"],
+                PRICE - i,
+                365,
+                sealed,
+                api.keys[bidder.organisation_id],
+                r.json(),
+            )
+        )
+    await api.at(DEADLINE)
+    for bid in bids:
+        await api.reveal(tender["id"], bid)
+    await api.at(AFTER_WINDOW)
+    supervisor = api.custodian_actors[1]
+    signals = (await api.get(f"{T}/{tender['id']}/collusion-signals", supervisor)).json()
+    same_device = [s for s in signals if s["kind"] == "same_device"]
+    assert len(same_device) == 1
+    assert same_device[0]["rule"] == "W-18"
+    assert same_device[0]["bidders"] == sorted(b.credit_code for b in bidders[:2])
+    assert not [s for s in signals if s["kind"] == "identical_file"]
+
+
+async def test_a_late_key_after_the_window_is_refused_by_e03(api: Api) -> None:
+    _agency, tender, bids = await bids_on(api, 3)
+    await api.at(DEADLINE)
+    api.clock.set(DEADLINE + timedelta(minutes=30))
+    r = await api.reveal(tender["id"], bids[0])
+    assert problem(r, 422)["rule"] == "E-03"
