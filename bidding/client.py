@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import secrets
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -219,11 +220,12 @@ class GgzyClient:
             json={"filename": sealed.name, "size": (await asyncio.to_thread(sealed.stat)).st_size},
         )
         await self.upload(grant, sealed)
+        digest = await asyncio.to_thread(_sha256_of, sealed)
         return dict(
             await self.request(
                 "POST",
                 f"/api/v1/tenders/{tender_id}/bids",
-                json={"lot_id": lot_id, "object_key": grant["object_key"]},
+                json={"lot_id": lot_id, "object_key": grant["object_key"], "envelope_sha256": digest},
                 headers={"Idempotency-Key": idempotency_key or f"bid-{secrets.token_hex(12)}"},
             )
         )
@@ -293,6 +295,11 @@ async def _file_chunks(path: Path) -> AsyncIterator[bytes]:
     with path.open("rb") as src:
         while chunk := await asyncio.to_thread(src.read, UPLOAD_CHUNK):
             yield chunk
+
+
+def _sha256_of(path: Path) -> str:
+    with path.open("rb") as src:
+        return hashlib.file_digest(src, "sha256").hexdigest()
 
 
 def unwrap_file_key(sealed: Path, keys: agekeys.KeyPair) -> bytes:

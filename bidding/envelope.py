@@ -293,10 +293,10 @@ class _HeaderLines:
         self.consumed = 0
         self.number = 0
 
-    def next(self, limit: int | None = None) -> bytes:
+    def next(self) -> bytes:
         """The next line, with its LF; EnvelopeError at the cap or when the input ends mid-header."""
         # One byte past the cap, so a header that overruns it is told apart from one that just fits.
-        line = self._readline(MAX_HEADER - self.consumed + 1 if limit is None else limit)
+        line = self._readline(MAX_HEADER - self.consumed + 1)
         self.consumed += len(line)
         self.number += 1
         if self.consumed > MAX_HEADER:

@@ -549,9 +549,9 @@ async def open_stored(
         except envelope.EnvelopeError as exc:
             return Opened(None, [], exc.code, str(exc)[:500])
         files = []
-        for item in opened.files:
+        for number, item in enumerate(opened.files, start=1):
             metadata = await anyio.to_thread.run_sync(collusion.extract_metadata, item.path)
-            object_key = f"{out_prefix}/{item.name}"
+            object_key = f"{out_prefix}/{number:03d}-{_key_safe(item.name)}"
             await store.put_stream(object_key, _file_chunks(item.path))
             files.append(
                 {
@@ -565,6 +565,12 @@ async def open_stored(
         return Opened(opened.manifest, files, None, None)
     finally:
         await anyio.to_thread.run_sync(shutil.rmtree, work, True)
+
+
+def _key_safe(name: str) -> str:
+    """An object-key-safe rendering of a bid file's name (its real name stays in the manifest)."""
+    safe = "".join(c if c.isascii() and (c.isalnum() or c in "._-") else "_" for c in name)[-80:]
+    return safe.strip(".") or "file"
 
 
 def _open_file(path: Path, file_key: bytes, out: Path) -> bidfile.OpenedBid:

@@ -429,7 +429,10 @@ class BidController(Controller):
         proof, signed tree head). Needs an Idempotency-Key."""
         key = idempotency.check_key(idempotency_key)
         scope = f"submit_bid:{principal.user_id}:{tender_id}"
-        digest = idempotency.fingerprint(msgspec.to_builtins(data))
+        identity = msgspec.to_builtins(data)
+        if data.envelope_sha256 is not None:
+            identity.pop("object_key")  # the same envelope, uploaded again on a retry
+        digest = idempotency.fingerprint(identity)
         stored = await idempotency.replay(session, scope, key, digest)
         if stored is not None:
             return Response(

@@ -213,6 +213,9 @@ class BidSubmit(Strict):
 
     lot_id: uuid.UUID
     object_key: ObjectKey
+    # The client's own hash of the envelope: checked against what arrived, and what makes a retried
+    # submission (a fresh upload of the same envelope under the same Idempotency-Key) the same request.
+    envelope_sha256: Hex64 | None = None
 
 
 class BidDecrypt(Strict):

@@ -77,6 +77,7 @@ from trading.profiles import (
 MAX_UPLOAD_BYTES = 512 * 1024 * 1024
 UPLOAD_GRANT_TTL = timedelta(hours=2)
 DOWNLOAD_GRANT_TTL = timedelta(minutes=30)
+DECRYPTION_GRACE = timedelta(minutes=15)
 SECTOR_LETTER = {"works": "W", "procurement": "G", "land": "L", "assets": "A"}
 
 
@@ -1289,6 +1290,11 @@ async def submit_bid(
         now,
     )
     try:
+        if data.envelope_sha256 is not None and data.envelope_sha256 != sha256:
+            raise ValidationProblem(
+                "The uploaded envelope is not the one the client sealed (its SHA-256 differs); upload it again.",
+                errors=[field_error("envelope_sha256", "does not match the upload")],
+            )
         header = await bidding.check_envelope(
             session, store, kept, found.id, found.code, found.custody_threshold
         )
@@ -1798,8 +1804,19 @@ async def _end_decryption_window(session: AsyncSession, tender: Tender, now: dat
         for r in rows
         if bids[r.bid_id].status == "submitted" and lots[bids[r.bid_id].lot_id].status != "failed"
     ]
+    stuck_after = (tender.custody_until or _window_end(tender)) + DECRYPTION_GRACE
     if any(r.status == "opening" for r in live):
-        return False  # a decryption job is still running; look again shortly
+        if now < stuck_after:
+            return False  # a decryption job is still running; look again shortly
+        for row in live:
+            if row.status == "opening":
+                # The platform could not decrypt an envelope whose key it held: its fault, not the
+                # bidder's (E-03) — treated as withdrawn, and the deposit goes back.
+                bid = bids[row.bid_id]
+                row.status, row.result = "failed", "platform.decryption"
+                row.result_detail = "the platform did not finish decrypting the envelope"
+                bid.status, bid.withdrawn_at = "withdrawn", now
+                await accounts.record(session, None, "bid.withdraw", "bid", bid.id, now, rule="E-03")
     unopened = [r for r in live if r.status in ("sealed", "custody")]
     if unopened and tender.opening_policy == "custodians" and tender.custody_until is None:
         tender.custody_until = now + timedelta(minutes=tender.opening_window_minutes)

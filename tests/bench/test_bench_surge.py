@@ -17,7 +17,17 @@ from tests.storage.seaweed import SeaweedFS
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN = "from bidding.bench_surge import surge_command; surge_command()"
-LATENCY_KEYS = {"bench", "case", "bidders", "size_mib", "concurrency", "requests", "p50_ms", "p99_ms", "wall_s"}
+LATENCY_KEYS = {
+    "bench",
+    "case",
+    "bidders",
+    "size_mib",
+    "concurrency",
+    "requests",
+    "p50_ms",
+    "p99_ms",
+    "wall_s",
+}
 CLOSING_KEYS = {"bench", "case", "acknowledged", "in_closing_head", "lost", "within_60s"}
 
 
