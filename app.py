@@ -555,6 +555,7 @@ def db_upgrade(revision: str) -> None:
 def register_package_commands() -> click.Group:
     """Attach every package's sub-commands to the `ggzy` group (idempotent) and return it."""
     from bidding.bench import opening_command, seal_command
+    from bidding.bench_surge import surge_command
 
     from accounts.cli import accounts_group
     from bidding.cli import register as register_bidding
@@ -567,6 +568,7 @@ def register_package_commands() -> click.Group:
     assert isinstance(bench, click.Group)
     bench.add_command(seal_command, "seal")
     bench.add_command(opening_command, "opening")
+    bench.add_command(surge_command, "surge")
     return cli
 
 

@@ -2,7 +2,9 @@
 
 S3 serves its own presigned URLs; for the embedded `LocalObjectStore` this controller plays that part, so
 a client uploads and downloads large objects the same way against both. The signed grant in the URL is
-the whole authorisation (no login): it names the method, the key, the expiry and the maximum size.
+the whole authorisation (no login): it names the method, the key, the expiry and the maximum size, and
+for one part of a multipart upload also the upload id and the part number; a PUT under a part grant
+stores that part (answering its ETag, as S3's UploadPart does) and nothing else.
 With any other store every request answers 404.
 """
 
@@ -20,7 +22,7 @@ from litestar.di import NamedDependency
 from litestar.exceptions import ClientException, NotAuthorizedException, NotFoundException
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.params import FromPath, SkipValidation
-from litestar.response import Stream
+from litestar.response import Response, Stream
 from litestar.status_codes import HTTP_201_CREATED
 
 from storage.objects import (
@@ -30,6 +32,7 @@ from storage.objects import (
     LocalObjectStore,
     ObjectNotFound,
     ObjectStore,
+    UploadNotFound,
 )
 
 # A media type without oddities (RFC 9110 token characters, optional parameters), stored and served back.
@@ -47,6 +50,16 @@ class UploadedObject(msgspec.Struct):
     key: str
     size: int
     sha256: str
+
+
+class UploadedPart(msgspec.Struct):
+    """One part of a multipart upload was stored: its number, size in bytes and ETag (hex MD5, as in S3)."""
+
+    key: str
+    upload_id: str
+    part_number: int
+    size: int
+    etag: str
 
 
 class ObjectController(Controller):
@@ -70,17 +83,19 @@ class ObjectController(Controller):
         token: FromPath[str],
         object_store: StoreDependency,
         clock_now: ClockDependency,
-    ) -> UploadedObject:
-        """Stream the request body into the granted key, refusing it (413) once it passes the grant's cap."""
+    ) -> Response[UploadedObject | UploadedPart]:
+        """Stream the request body into the granted key (or part), refusing it (413) past the grant's cap."""
         store = _local(object_store)
         grant = _grant(store, token, "PUT", clock_now())
         if grant.max_bytes is not None and (request.content_length or 0) > grant.max_bytes:
             raise RequestEntityTooLarge(detail=f"this upload may be at most {grant.max_bytes} bytes")
+        body = _capped(request.stream(), grant.max_bytes)
+        if grant.upload_id is not None and grant.part_number is not None:
+            return await _upload_part(store, grant.key, grant.upload_id, grant.part_number, body)
         content_type = _media_type(request.headers.get("content-type"))
-        info = await store.put_stream(
-            grant.key, _capped(request.stream(), grant.max_bytes), content_type=content_type
-        )
-        return UploadedObject(key=info.key, size=info.size, sha256=info.sha256 or "")
+        info = await store.put_stream(grant.key, body, content_type=content_type)
+        uploaded = UploadedObject(key=info.key, size=info.size, sha256=info.sha256 or "")
+        return Response(uploaded, status_code=HTTP_201_CREATED)
 
     @get(
         "/{token:str}",
@@ -115,6 +130,22 @@ class ObjectController(Controller):
                 "Cache-Control": "private, no-store",
             },
         )
+
+
+async def _upload_part(
+    store: LocalObjectStore, key: str, upload_id: str, part_number: int, body: AsyncIterator[bytes]
+) -> Response[UploadedObject | UploadedPart]:
+    """Store one part; the content type is the upload's, given when it was started, so none is read here."""
+    try:
+        part = await store.put_part(key, upload_id, part_number, body)
+    except UploadNotFound as exc:
+        raise NotFoundException(
+            detail="this multipart upload is no longer open (completed or aborted); start a new upload"
+        ) from exc
+    uploaded = UploadedPart(
+        key=key, upload_id=upload_id, part_number=part.number, size=part.size, etag=part.etag
+    )
+    return Response(uploaded, status_code=HTTP_201_CREATED, headers={"ETag": f'"{part.etag}"'})
 
 
 def _local(store: ObjectStore) -> LocalObjectStore:

@@ -10,6 +10,11 @@ blocking I/O and all hashing happens off the event loop.
 Presigned URLs let a client move large objects without the application in between. S3 signs its own; the
 local store points at the server's streaming endpoint (`storage.object_routes`) with an HMAC-signed,
 expiring grant (`sign_grant` / `verify_grant`), so both stores offer the same upload flow.
+
+Multipart uploads (分片上传) let a bidder send a sealed envelope of hundreds of MiB in parts, each to its own
+presigned URL, and resume after a dropped connection: `list_parts` says which parts arrived whole, the
+client sends the rest, `complete_multipart` joins them in part-number order. Both stores keep S3's rules
+(parts 1 to 10000, every part but the last at least `MIN_PART_SIZE`), so a client cannot tell them apart.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ import io
 import json
 import os
 import re
+import secrets
+import shutil
 import tempfile
 import threading
 from collections import deque
@@ -34,7 +41,9 @@ from pathlib import Path
 from typing import Any, BinaryIO, Final, Protocol, TypeVar, cast, runtime_checkable
 
 from minio import Minio
+from minio.datatypes import Part as S3Part
 from minio.error import S3Error
+from minio.helpers import DictType
 from urllib3 import BaseHTTPResponse
 
 from storage.clock import SystemClock
@@ -45,16 +54,21 @@ MAX_KEY_LENGTH: Final = 512
 # File systems cap a name at 255 bytes; the local store's temporary names add a prefix and a suffix.
 MAX_KEY_SEGMENT_LENGTH: Final = 200
 GRANT_METHODS: Final = frozenset({"PUT", "GET"})
+MIN_PART_SIZE: Final = 5 * 1024 * 1024  # S3's minimum for every part of a multipart upload but the last
+MAX_PART_SIZE: Final = 5 * 1024 * 1024 * 1024  # S3's maximum part size
+MAX_PART_NUMBER: Final = 10_000  # part numbers run from 1 to this, as in S3
 
 _KEY_CHARS = re.compile(r"[A-Za-z0-9._/-]+")
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 _HASH_BLOCK = 1024 * 1024
 _PIPE_DEPTH = 16  # chunks in flight between the event loop and a writer thread (1 MiB at 64 KiB chunks)
-_MIN_S3_PART = 5 * 1024 * 1024  # the S3 minimum part size
 _S3_SHA256_HEADER = "x-amz-meta-sha256"
 _MAX_TOKEN_LENGTH = 4096
 _MIN_SECRET_BYTES = 16
 _GRANT_CONTEXT = b"ggzy object grant v1\n"
+_LOCAL_UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
+# S3 upload ids are opaque, but they travel into paths on some servers (SeaweedFS): allow no separators.
+_S3_UPLOAD_ID = re.compile(r"[A-Za-z0-9._=+-]{1,1024}")
 
 T = TypeVar("T")
 
@@ -71,6 +85,23 @@ class InvalidGrant(ValueError):
     """A presigned-URL grant that is malformed, forged, for another method, or expired."""
 
 
+class UploadNotFound(KeyError):
+    """No multipart upload with this id is open for this key: never started, completed, or aborted."""
+
+
+class InvalidUpload(ValueError):
+    """The multipart upload cannot be completed as it stands (no parts, or a non-final part too small)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """One part of a multipart upload as the store holds it: `etag` is the hex MD5 of its bytes, as in S3."""
+
+    number: int
+    size: int
+    etag: str
+
+
 @dataclass(frozen=True, slots=True)
 class ObjectInfo:
     """What the store knows about one object. `sha256` is hex, or None when the store does not know it."""
@@ -83,12 +114,22 @@ class ObjectInfo:
 
 @dataclass(frozen=True, slots=True)
 class Grant:
-    """A verified permission to PUT or GET one key until `expires_at`, optionally capped at `max_bytes`."""
+    """A verified permission to PUT or GET one key until `expires_at`, optionally capped at `max_bytes`.
+
+    A part grant also names `upload_id` and `part_number`: it allows PUTting that one part and nothing else.
+    """
 
     method: str
     key: str
     expires_at: datetime
     max_bytes: int | None
+    upload_id: str | None = None
+    part_number: int | None = None
+
+    @property
+    def is_part(self) -> bool:
+        """True for a grant to upload one part of a multipart upload, not a whole object."""
+        return self.upload_id is not None
 
 
 @runtime_checkable
@@ -147,6 +188,42 @@ class ObjectStore(Protocol):
         """A URL a client can GET the object from, valid for `expires`."""
         ...
 
+    async def start_multipart(self, key: str, *, content_type: str = DEFAULT_CONTENT_TYPE) -> str:
+        """Open a multipart upload to `key` and return its upload id; the object appears on completion."""
+        ...
+
+    async def presigned_part_url(
+        self, key: str, upload_id: str, part_number: int, expires: timedelta, *, max_bytes: int
+    ) -> str:
+        """A URL a client can PUT part `part_number` (1 to 10000) of the upload to, valid for `expires`.
+
+        A PUT to the same part number again replaces that part. `max_bytes` is enforced by the local
+        store; S3 cannot carry it, and `complete_multipart` does not re-check it, so check the final size.
+        Whether the upload is still open is checked when the part arrives, not here.
+        """
+        ...
+
+    async def list_parts(self, key: str, upload_id: str) -> list[Part]:
+        """The parts received whole so far, one per part number, ascending; raises `UploadNotFound`.
+
+        A part still arriving, or one whose upload broke off, is not listed.
+        """
+        ...
+
+    async def complete_multipart(self, key: str, upload_id: str) -> ObjectInfo:
+        """Join every listed part in part-number order into the object at `key` and close the upload.
+
+        Raises `InvalidUpload` when there are no parts or a part other than the last is smaller than
+        `MIN_PART_SIZE` (the upload stays open, so the client can re-send that part), and `UploadNotFound`.
+        `sha256` in the result is None where the store cannot know it without reading (S3): call
+        `hash_object` for the authoritative hash.
+        """
+        ...
+
+    async def abort_multipart(self, key: str, upload_id: str) -> None:
+        """Close the upload and discard its parts; aborting an unknown or closed upload does nothing."""
+        ...
+
 
 def validate_key(key: str) -> str:
     """Return `key` if it is a valid object key, else raise `InvalidObjectKey`.
@@ -180,22 +257,40 @@ def validate_key(key: str) -> str:
 # --- presigned grants for the local store -------------------------------------------------------------
 
 
-def sign_grant(secret: bytes, method: str, key: str, expires_at: datetime, max_bytes: int | None) -> str:
+def sign_grant(
+    secret: bytes,
+    method: str,
+    key: str,
+    expires_at: datetime,
+    max_bytes: int | None,
+    *,
+    upload_id: str | None = None,
+    part_number: int | None = None,
+) -> str:
     """Sign a grant to `method` (PUT or GET) `key` until `expires_at`; return a URL-safe token.
 
     The token is `base64url(payload) "." base64url(HMAC-SHA256(secret, context || payload))`, where the
-    payload is compact JSON `{"m": method, "k": key, "e": expiry epoch seconds, "x": max_bytes}`.
+    payload is compact JSON `{"m": method, "k": key, "e": expiry epoch seconds, "x": max_bytes}`. A part
+    grant (PUT only) adds `"u": upload_id, "p": part_number`, so the signature covers them too.
     """
     _check_secret(secret)
     method = _check_method(method)
     validate_key(key)
     if max_bytes is not None and (isinstance(max_bytes, bool) or max_bytes < 0):
         raise ValueError("max_bytes must be a non-negative integer or None")
-    payload = json.dumps(
-        {"m": method, "k": key, "e": int(_aware(expires_at).timestamp()), "x": max_bytes},
-        separators=(",", ":"),
-        sort_keys=True,
-    ).encode()
+    fields: dict[str, object] = {
+        "m": method,
+        "k": key,
+        "e": int(_aware(expires_at).timestamp()),
+        "x": max_bytes,
+    }
+    if upload_id is not None or part_number is not None:
+        if method != "PUT" or upload_id is None or part_number is None:
+            raise ValueError("a part grant is for PUT and names both the upload id and the part number")
+        if not _LOCAL_UPLOAD_ID.fullmatch(upload_id):
+            raise ValueError(f"{upload_id!r} is not an upload id of the local store")
+        fields.update(u=upload_id, p=_check_part_number(part_number))
+    payload = json.dumps(fields, separators=(",", ":"), sort_keys=True).encode()
     body = _b64encode(payload)
     return f"{body}.{_b64encode(_grant_mac(secret, body))}"
 
@@ -218,13 +313,24 @@ def verify_grant(secret: bytes, token: str, method: str, now: datetime) -> Grant
     try:
         fields = json.loads(_b64decode(body))
         granted_method, key, expiry, max_bytes = fields["m"], fields["k"], fields["e"], fields["x"]
-    except (ValueError, TypeError, KeyError) as exc:
+        upload_id, part_number = fields.get("u"), fields.get("p")
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
         raise InvalidGrant("malformed grant") from exc
     if not (
         isinstance(granted_method, str)
         and isinstance(key, str)
         and type(expiry) is int
         and (max_bytes is None or type(max_bytes) is int)
+        and (
+            (upload_id is None and part_number is None)
+            or (
+                granted_method == "PUT"
+                and isinstance(upload_id, str)
+                and _LOCAL_UPLOAD_ID.fullmatch(upload_id)
+                and type(part_number) is int
+                and 1 <= part_number <= MAX_PART_NUMBER
+            )
+        )
     ):
         raise InvalidGrant("malformed grant")
     if granted_method != method:
@@ -236,7 +342,14 @@ def verify_grant(secret: bytes, token: str, method: str, now: datetime) -> Grant
         validate_key(key)
     except InvalidObjectKey as exc:
         raise InvalidGrant("malformed grant") from exc
-    return Grant(method=granted_method, key=key, expires_at=expires_at, max_bytes=max_bytes)
+    return Grant(
+        method=granted_method,
+        key=key,
+        expires_at=expires_at,
+        max_bytes=max_bytes,
+        upload_id=upload_id,
+        part_number=part_number,
+    )
 
 
 def _grant_mac(secret: bytes, body: str) -> bytes:
@@ -275,6 +388,29 @@ def _aware(instant: datetime) -> datetime:
 def _check_expires(expires: timedelta) -> None:
     if expires <= timedelta(0):
         raise ValueError("a presigned URL must expire in the future")
+
+
+def _check_part_number(part_number: int) -> int:
+    if type(part_number) is not int or not 1 <= part_number <= MAX_PART_NUMBER:
+        raise ValueError(f"a part number runs from 1 to {MAX_PART_NUMBER}, not {part_number!r}")
+    return part_number
+
+
+def _check_part_max_bytes(max_bytes: int) -> None:
+    if type(max_bytes) is not int or not 0 <= max_bytes <= MAX_PART_SIZE:
+        raise ValueError(f"max_bytes of a part must be an integer from 0 to {MAX_PART_SIZE} (S3's limit)")
+
+
+def _check_completable(parts: list[Part]) -> None:
+    """S3's rule for completing, enforced alike by both stores: some parts, none but the last under 5 MiB."""
+    if not parts:
+        raise InvalidUpload("no part has been uploaded yet: upload at least one part, then complete")
+    for part in parts[:-1]:
+        if part.size < MIN_PART_SIZE:
+            raise InvalidUpload(
+                f"part {part.number} is {part.size} bytes, but every part except the last must be at least"
+                f" {MIN_PART_SIZE} bytes (5 MiB): upload part {part.number} again, larger, then complete"
+            )
 
 
 # --- streaming from the event loop into a blocking thread ---------------------------------------------
@@ -469,6 +605,12 @@ async def _single_chunk(data: bytes) -> AsyncIterator[bytes]:
 # Sidecars and temporary files end in '~', which no key may contain, so they can never shadow an object.
 _META_SUFFIX = "~meta"
 _PART_SUFFIX = ".part~"
+# Open multipart uploads live in <root>/.multipart~/<upload id>/: the '~' keeps the folder out of the key
+# space, so it can never be read, written or deleted as an object. Each upload folder holds its record
+# (key and content type) and one file per part, named by its zero-padded number, with a sidecar.
+_UPLOADS_DIR = ".multipart~"
+_UPLOAD_RECORD = "upload~json"
+_PART_FILE = re.compile(r"[0-9]{5}")
 
 
 class LocalObjectStore:
@@ -548,6 +690,74 @@ class LocalObjectStore:
         """A URL to GET the object from this server, good for `expires`."""
         return self._grant_url("GET", key, expires, None)
 
+    async def start_multipart(self, key: str, *, content_type: str = DEFAULT_CONTENT_TYPE) -> str:
+        """Open an upload folder under a random id, recording the key and content type it is for."""
+        validate_key(key)
+        upload_id = secrets.token_hex(16)
+        await asyncio.to_thread(self._start_upload, key, upload_id, content_type)
+        return upload_id
+
+    async def presigned_part_url(
+        self, key: str, upload_id: str, part_number: int, expires: timedelta, *, max_bytes: int
+    ) -> str:
+        """A URL to PUT one part to this server; the grant names key, upload and part number."""
+        validate_key(key)
+        self._upload_dir(upload_id)
+        _check_part_number(part_number)
+        _check_part_max_bytes(max_bytes)
+        _check_expires(expires)
+        token = sign_grant(
+            self._secret,
+            "PUT",
+            key,
+            self._now() + expires,
+            max_bytes,
+            upload_id=upload_id,
+            part_number=part_number,
+        )
+        return f"{self._base_url}/api/v1/objects/{token}"
+
+    async def put_part(
+        self, key: str, upload_id: str, part_number: int, chunks: AsyncIterable[bytes]
+    ) -> Part:
+        """Stream one part into a temporary file, then rename it over the part (the streaming endpoint's work).
+
+        A part that breaks off leaves nothing; one that arrives whole replaces an earlier one of its number.
+        Raises `UploadNotFound` if the upload is not open for `key` (also when it closes meanwhile).
+        """
+        validate_key(key)
+        directory = self._upload_dir(upload_id)
+        _check_part_number(part_number)
+        await asyncio.to_thread(self._read_upload, key, upload_id, directory)
+        return await _stream_into_thread(
+            chunks,
+            lambda pipe: _write_part(directory, upload_id, part_number, pipe.chunks()),
+            "ggzy-part-write",
+        )
+
+    async def list_parts(self, key: str, upload_id: str) -> list[Part]:
+        """The parts whose files are in the upload folder (see `ObjectStore.list_parts`)."""
+        validate_key(key)
+        directory = self._upload_dir(upload_id)
+        return await asyncio.to_thread(self._list_parts, key, upload_id, directory)
+
+    async def complete_multipart(self, key: str, upload_id: str) -> ObjectInfo:
+        """Copy the parts in order through a hashing writer into the object, in a thread of its own."""
+        path = self._path(key)
+        directory = self._upload_dir(upload_id)
+        return await _run_in_own_thread(
+            lambda: self._complete(key, upload_id, directory, path), "ggzy-multipart-complete"
+        )
+
+    async def abort_multipart(self, key: str, upload_id: str) -> None:
+        """Remove the upload folder and its parts, if the upload is open for `key`."""
+        validate_key(key)
+        try:
+            directory = self._upload_dir(upload_id)
+        except UploadNotFound:
+            return
+        await asyncio.to_thread(self._abort, key, upload_id, directory)
+
     def check_grant(self, token: str, method: str, now: datetime) -> Grant:
         """Verify a grant this store signed (see `verify_grant`); used by the streaming endpoint."""
         return verify_grant(self._secret, token, method, now)
@@ -560,6 +770,74 @@ class LocalObjectStore:
 
     def _path(self, key: str) -> Path:
         return self._root / validate_key(key)
+
+    def _upload_dir(self, upload_id: str) -> Path:
+        if not isinstance(upload_id, str) or not _LOCAL_UPLOAD_ID.fullmatch(upload_id):
+            raise UploadNotFound(upload_id)
+        return self._root / _UPLOADS_DIR / upload_id
+
+    # Blocking helpers for multipart uploads, always called in a worker thread.
+
+    def _start_upload(self, key: str, upload_id: str, content_type: str) -> None:
+        uploads = self._root / _UPLOADS_DIR
+        _make_dirs(self._root, uploads)
+        # Built aside and renamed into place, so an upload folder always has its record.
+        building = Path(tempfile.mkdtemp(dir=uploads, prefix=f".{upload_id}.", suffix="~"))
+        try:
+            record = json.dumps({"key": key, "content_type": content_type}, separators=(",", ":"))
+            os.replace(_write_temp(building, _UPLOAD_RECORD, record.encode()), building / _UPLOAD_RECORD)
+            _fsync_dir(building)
+            building.rename(uploads / upload_id)
+        except BaseException:
+            shutil.rmtree(building, ignore_errors=True)
+            raise
+        _fsync_dir(uploads)
+
+    def _read_upload(self, key: str, upload_id: str, directory: Path) -> str:
+        """The upload's content type, if the upload is open for `key`; else `UploadNotFound`."""
+        try:
+            record = json.loads((directory / _UPLOAD_RECORD).read_bytes())
+        except (FileNotFoundError, NotADirectoryError) as exc:
+            raise UploadNotFound(upload_id) from exc
+        if not isinstance(record, dict) or record.get("key") != key:
+            raise UploadNotFound(upload_id)  # an upload for another key is no upload for this one, as in S3
+        content_type = record.get("content_type")
+        return content_type if isinstance(content_type, str) and content_type else DEFAULT_CONTENT_TYPE
+
+    def _list_parts(self, key: str, upload_id: str, directory: Path) -> list[Part]:
+        self._read_upload(key, upload_id, directory)
+        return _parts_in(directory, upload_id)
+
+    def _complete(self, key: str, upload_id: str, directory: Path, path: Path) -> ObjectInfo:
+        content_type = self._read_upload(key, upload_id, directory)
+        # Claim the upload by renaming its folder: from here a concurrent complete, abort or part PUT
+        # finds no upload, so the parts cannot change while they are joined.
+        claimed = directory.with_name(f".{upload_id}.completing~")
+        try:
+            directory.rename(claimed)
+        except (FileNotFoundError, NotADirectoryError) as exc:
+            raise UploadNotFound(upload_id) from exc
+        try:
+            parts = _parts_in(claimed, upload_id)
+            _check_completable(parts)
+            info = self._write(key, path, _read_parts(claimed, parts), content_type)
+        except BaseException:
+            claimed.rename(directory)  # still open: the client may fix a part and complete again
+            raise
+        _remove_tree(claimed)
+        return info
+
+    def _abort(self, key: str, upload_id: str, directory: Path) -> None:
+        try:
+            self._read_upload(key, upload_id, directory)
+        except UploadNotFound:
+            return
+        doomed = directory.with_name(f".{upload_id}.aborting~")
+        try:
+            directory.rename(doomed)  # the upload is gone at once, however long the removal takes
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        _remove_tree(doomed)
 
     # Blocking helpers, always called in a worker thread.
 
@@ -633,6 +911,98 @@ class LocalObjectStore:
                 return  # a "directory" of other objects, not an object
         if removed:
             _fsync_dir(path.parent)
+
+
+def _write_part(directory: Path, upload_id: str, number: int, chunks: Iterator[bytes]) -> Part:
+    """Write a part to a temporary file in the upload folder, then rename it (and its sidecar) into place."""
+    path = directory / f"{number:05d}"
+    try:
+        data_fd, data_tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=_PART_SUFFIX)
+    except (FileNotFoundError, NotADirectoryError) as exc:
+        raise UploadNotFound(upload_id) from exc
+    md5 = hashlib.md5(usedforsecurity=False)  # S3's part ETag, so a resuming client can compare
+    size = 0
+    meta_tmp: str | None = None
+    try:
+        with os.fdopen(data_fd, "wb") as out:
+            for chunk in chunks:
+                out.write(chunk)
+                md5.update(chunk)
+                size += len(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+            inode = os.fstat(out.fileno()).st_ino
+        part = Part(number=number, size=size, etag=md5.hexdigest())
+        record = {"size": size, "etag": part.etag, "inode": inode}
+        meta_tmp = _write_temp(directory, path.name, json.dumps(record, separators=(",", ":")).encode())
+        os.replace(data_tmp, path)
+        os.replace(meta_tmp, _meta_path(path))
+    except BaseException as exc:
+        for leftover in (data_tmp, meta_tmp):
+            if leftover is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(leftover)
+        if isinstance(exc, FileNotFoundError):  # the upload was completed or aborted meanwhile
+            raise UploadNotFound(upload_id) from exc
+        raise
+    _fsync_dir(directory)
+    return part
+
+
+def _parts_in(directory: Path, upload_id: str) -> list[Part]:
+    """The parts in an upload folder, ascending. Temporary files of parts still arriving are not parts."""
+    try:
+        names = sorted(entry.name for entry in os.scandir(directory) if _PART_FILE.fullmatch(entry.name))
+    except (FileNotFoundError, NotADirectoryError) as exc:
+        raise UploadNotFound(upload_id) from exc
+    parts: list[Part] = []
+    for name in names:
+        with contextlib.suppress(FileNotFoundError):  # removed by an abort meanwhile
+            parts.append(_read_part(directory / name))
+    return parts
+
+
+def _read_part(path: Path) -> Part:
+    """The part's size and ETag from its sidecar, or from its bytes if a crash left the sidecar stale."""
+    stat = path.stat()
+    try:
+        record = json.loads(_meta_path(path).read_bytes())
+    except (OSError, ValueError):
+        record = None
+    etag = record.get("etag") if isinstance(record, dict) else None
+    if (
+        not isinstance(record, dict)
+        or record.get("inode") != stat.st_ino
+        or record.get("size") != stat.st_size
+        or not isinstance(etag, str)
+    ):
+        md5 = hashlib.md5(usedforsecurity=False)
+        with path.open("rb") as file:
+            while block := file.read(_HASH_BLOCK):
+                md5.update(block)
+        etag = md5.hexdigest()
+    return Part(number=int(path.name), size=stat.st_size, etag=etag)
+
+
+def _read_parts(directory: Path, parts: list[Part]) -> Iterator[bytes]:
+    """The bytes of `parts` in order, a block at a time."""
+    for part in parts:
+        with (directory / f"{part.number:05d}").open("rb") as file:
+            while block := file.read(_HASH_BLOCK):
+                yield block
+
+
+def _remove_tree(directory: Path) -> None:
+    """Remove a claimed upload folder; a part writer that lost the race may still drop a file into it."""
+    for _ in range(3):
+        try:
+            shutil.rmtree(directory)
+        except OSError:
+            if not os.path.lexists(directory):
+                return
+            continue
+        return
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 def _open_object(path: Path, key: str) -> io.BufferedReader:
@@ -719,6 +1089,9 @@ def _fsync_dir(directory: Path) -> None:
 # --- S3 -----------------------------------------------------------------------------------------------
 
 _NOT_FOUND_CODES = frozenset({"NoSuchKey", "NoSuchObject", "NotFound"})
+_NO_UPLOAD_CODES = frozenset({"NoSuchUpload"})
+_BAD_UPLOAD_CODES = frozenset({"EntityTooSmall", "InvalidPart", "InvalidPartOrder"})
+_LIST_PARTS_PAGE = 1000
 
 
 class S3ObjectStore:
@@ -742,8 +1115,8 @@ class S3ObjectStore:
         part_size: int = 8 * 1024 * 1024,
         parallel_parts: int = 2,
     ) -> None:
-        if part_size < _MIN_S3_PART:
-            raise ValueError(f"part_size must be at least {_MIN_S3_PART} bytes (the S3 minimum)")
+        if part_size < MIN_PART_SIZE:
+            raise ValueError(f"part_size must be at least {MIN_PART_SIZE} bytes (the S3 minimum)")
         if parallel_parts < 1:
             raise ValueError("parallel_parts must be at least 1")
         self._client = Minio(
@@ -847,7 +1220,111 @@ class S3ObjectStore:
         _check_expires(expires)
         return await asyncio.to_thread(self._client.presigned_get_object, self._bucket, key, expires)
 
+    async def start_multipart(self, key: str, *, content_type: str = DEFAULT_CONTENT_TYPE) -> str:
+        """CreateMultipartUpload; the content type is the completed object's."""
+        validate_key(key)
+        headers: DictType = {"Content-Type": content_type}
+        return await asyncio.to_thread(self._client._create_multipart_upload, self._bucket, key, headers)
+
+    async def presigned_part_url(
+        self, key: str, upload_id: str, part_number: int, expires: timedelta, *, max_bytes: int
+    ) -> str:
+        """A presigned UploadPart URL. S3 cannot cap its size (`max_bytes` is only checked for range)."""
+        validate_key(key)
+        _check_s3_upload_id(upload_id)
+        _check_part_number(part_number)
+        _check_part_max_bytes(max_bytes)
+        _check_expires(expires)
+        return await asyncio.to_thread(
+            self._client.get_presigned_url,
+            "PUT",
+            self._bucket,
+            key,
+            expires,
+            extra_query_params={"uploadId": upload_id, "partNumber": str(part_number)},
+        )
+
+    async def list_parts(self, key: str, upload_id: str) -> list[Part]:
+        """ListParts, every page, one part per number (see `_newest_uploads` for why that needs care)."""
+        validate_key(key)
+        _check_s3_upload_id(upload_id)
+        uploads = await asyncio.to_thread(self._part_uploads, key, upload_id)
+        return [_as_part(number, _newest_uploads(uploads[number])[0]) for number in sorted(uploads)]
+
+    async def complete_multipart(self, key: str, upload_id: str) -> ObjectInfo:
+        """ListParts, check S3's size rule here (for the same error as the local store), then complete."""
+        validate_key(key)
+        _check_s3_upload_id(upload_id)
+        return await asyncio.to_thread(self._complete, key, upload_id)
+
+    async def abort_multipart(self, key: str, upload_id: str) -> None:
+        """AbortMultipartUpload; an unknown or closed upload is not an error."""
+        validate_key(key)
+        try:
+            _check_s3_upload_id(upload_id)
+        except UploadNotFound:
+            return
+        await asyncio.to_thread(self._abort, key, upload_id)
+
     # Blocking helpers, always called in a worker thread.
+
+    def _part_uploads(self, key: str, upload_id: str) -> dict[int, list[S3Part]]:
+        """Every upload of every part number that S3 lists, by part number."""
+        uploads: dict[int, list[S3Part]] = {}
+        marker: int | None = None
+        while True:
+            try:
+                page = self._client._list_parts(
+                    self._bucket,
+                    key,
+                    upload_id,
+                    max_parts=_LIST_PARTS_PAGE,
+                    part_number_marker=None if marker is None else str(marker),
+                )
+            except S3Error as exc:
+                if exc.code in _NO_UPLOAD_CODES:
+                    raise UploadNotFound(upload_id) from exc
+                raise
+            for listed in page.parts:
+                versions = uploads.setdefault(listed.part_number, [])
+                if listed not in versions:  # a page may start again at the marker's own part
+                    versions.append(listed)
+            next_marker = int(page.next_part_number_marker or 0)
+            if not page.is_truncated or (marker is not None and next_marker <= marker):
+                return uploads
+            marker = next_marker
+
+    def _complete(self, key: str, upload_id: str) -> ObjectInfo:
+        uploads = self._part_uploads(key, upload_id)
+        numbers = sorted(uploads)
+        chosen = {number: _newest_uploads(uploads[number]) for number in numbers}
+        # Where S3 cannot say which of several same-second uploads of a part is newest, the smallest
+        # decides the size rule: the server checks every upload it is given (SeaweedFS does).
+        _check_completable(
+            [_as_part(number, min(chosen[number], key=lambda u: u.size or 0)) for number in numbers]
+        )
+        # Every candidate ETag of a part goes in; a server that lists several uploads of one part
+        # (SeaweedFS) joins the newest of them by its own nanosecond clock.
+        listing = [S3Part(number, upload.etag) for number in numbers for upload in chosen[number]]
+        try:
+            self._client._complete_multipart_upload(self._bucket, key, upload_id, listing)
+        except S3Error as exc:
+            if exc.code in _NO_UPLOAD_CODES:
+                raise UploadNotFound(upload_id) from exc
+            if exc.code in _BAD_UPLOAD_CODES:
+                raise InvalidUpload(f"S3 refused to complete the upload: {exc.message}") from exc
+            raise
+        info = self._stat(key)
+        if info is None:  # replaced or removed in the instant since; the upload itself did complete
+            raise ObjectNotFound(key)
+        return info
+
+    def _abort(self, key: str, upload_id: str) -> None:
+        try:
+            self._client._abort_multipart_upload(self._bucket, key, upload_id)
+        except S3Error as exc:
+            if exc.code not in _NO_UPLOAD_CODES:
+                raise
 
     def _ensure_bucket(self) -> None:
         if self._client.bucket_exists(self._bucket):
@@ -894,3 +1371,30 @@ class S3ObjectStore:
             response.close()
             response.release_conn()
         return ObjectInfo(key=key, size=size, sha256=digest.hexdigest(), content_type=content_type)
+
+
+def _check_s3_upload_id(upload_id: str) -> None:
+    if not isinstance(upload_id, str) or not _S3_UPLOAD_ID.fullmatch(upload_id) or set(upload_id) == {"."}:
+        raise UploadNotFound(upload_id)
+
+
+def _as_part(number: int, upload: S3Part) -> Part:
+    return Part(number=number, size=upload.size or 0, etag=upload.etag)
+
+
+def _newest_uploads(uploads: list[S3Part]) -> list[S3Part]:
+    """The uploads of one part number that may be its newest: one, unless S3 cannot tell them apart.
+
+    AWS lists one upload per part number. SeaweedFS keeps every upload of a part number until the upload
+    completes and lists them all, with times to the second only; several with the newest second and
+    different ETags cannot be ordered here, so all of them are returned, the first one as the best guess.
+    """
+    newest = max(upload.last_modified or _EPOCH for upload in uploads)
+    candidates: list[S3Part] = []
+    for upload in uploads:
+        if (upload.last_modified or _EPOCH) == newest and all(c.etag != upload.etag for c in candidates):
+            candidates.append(upload)
+    return candidates
+
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)

@@ -1139,6 +1139,16 @@ async def file_objection(
     await session.flush()
     if data.subject == "documents":
         tender.paused_reason = "An objection to the documents awaits the tenderer's answer (W-03)."
+    if data.subject == "opening":
+        await _tender(session, tender.id, lock=True)  # opening lines are numbered under the tender's lock
+        org = await accounts.get_organisation(session, actor.organisation_id)
+        await bidding.opening_event(
+            session,
+            tender.id,
+            "objection_raised",
+            {"objection": str(objection.id), "by": org.name, "text": data.text},
+            now,
+        )
     await accounts.record(
         session, actor, "objection.file", "objection", objection.id, now, subject=data.subject
     )
@@ -1162,6 +1172,15 @@ async def answer_objection(
         raise Conflict("This objection was already answered.")
     objection.answer = data.answer
     objection.answered_at = now
+    if objection.subject == "opening":
+        await _tender(session, tender.id, lock=True)
+        await bidding.opening_event(
+            session,
+            tender.id,
+            "objection_answered",
+            {"objection": str(objection.id), "answer": data.answer},
+            now,
+        )
     await accounts.record(
         session, actor, "objection.answer", "objection", objection.id, now, late=now > objection.answer_due
     )

@@ -159,6 +159,19 @@ def test_seal_then_open_gives_the_files_and_the_signed_manifest(tmp_path: Path) 
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(name for name, _ in files)
 
 
+def test_large_and_small_files_hash_right_across_batches(tmp_path: Path) -> None:
+    # Pieces of 256 KiB and more are hashed on a helper thread while the batch is encrypted.
+    sizes = [5 * 1024 * 1024 + 3, 1, 300 * 1024, 0, 2 * 1024 * 1024, 17]
+    files = [(f"part-{i}.bin", bytes([i + 1]) * size) for i, size in enumerate(sizes)]
+    dst = io.BytesIO()
+    sealed = seal_files(write_files(tmp_path / "in", files), dst)
+    assert [(e.size, e.sha256) for e in sealed.manifest.files] == [
+        (len(data), hashlib.sha256(data).hexdigest()) for _, data in files
+    ]
+    opened = open_blob(dst.getvalue(), tmp_path / "out")
+    assert [f.sha256 for f in opened.files] == [e.sha256 for e in sealed.manifest.files]
+
+
 safe_names = st.text(
     alphabet=st.characters(codec="utf-8", exclude_categories=("Cc", "Cs"), exclude_characters="/\\."),
     min_size=1,

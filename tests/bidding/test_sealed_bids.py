@@ -412,3 +412,64 @@ async def test_a_late_key_after_the_window_is_refused_by_e03(api: Api) -> None:
     api.clock.set(DEADLINE + timedelta(minutes=30))
     r = await api.reveal(tender["id"], bids[0])
     assert problem(r, 422)["rule"] == "E-03"
+
+
+async def test_an_objection_at_the_opening_is_recorded_live_with_its_answer(api: Api) -> None:
+    agency, tender, bids = await bids_on(api, 3)
+    await api.at(DEADLINE)
+    for bid in bids:
+        await api.reveal(tender["id"], bid)
+    r = await api.post(
+        f"{T}/{tender['id']}/objections", bids[0].bidder, json={"subject": "opening", "text": "唱标价格有误"}
+    )
+    assert r.status_code == 201, r.text
+    objection = r.json()["id"]
+    assert "objections" in problem(await api.post(f"{T}/{tender['id']}/close-opening", agency), 409)["detail"]
+    r = await api.post(
+        f"{T}/{tender['id']}/objections/{objection}/answer", agency, json={"answer": "经复核，唱标无误"}
+    )
+    assert r.status_code == 200, r.text
+    assert (await api.post(f"{T}/{tender['id']}/close-opening", agency)).status_code == 200
+    record = (await api.get(f"{T}/{tender['id']}/opening/record", bids[1].bidder)).json()
+    kinds = [e["kind"] for e in record]
+    assert kinds[-3:] == ["objection_raised", "objection_answered", "hall_closed"]
+    assert record[-2]["answer"] == "经复核，唱标无误"
+    notices = (await api.get("/api/v1/notices", params={"tender_code": tender["code"]})).json()["items"]
+    [opening] = [n for n in notices if n["kind"] == "opening_record"]
+    assert opening["body"]["objections"][0]["answer"] == "经复核，唱标无误"
+
+
+async def test_the_event_stream_is_live_on_a_real_server(api: Api) -> None:
+    import asyncio
+    import socket
+
+    import httpx
+
+    from app import create_app
+    from trading.demo import serving
+
+    _agency, tender, bids = await bids_on(api, 3)
+    await api.at(DEADLINE)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    app = create_app(api.runtime, manage_runtime=False)
+    seen: list[str] = []
+    async with serving(app, sock), httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+
+        async def listen() -> None:
+            async with http.stream(
+                "GET", f"{T}/{tender['id']}/opening/events", headers=bids[0].bidder.headers
+            ) as stream:
+                async for line in stream.aiter_lines():
+                    if line.startswith("event: "):
+                        seen.append(line.removeprefix("event: "))
+                        if seen.count("bid_opened") == 1:
+                            return
+
+        listener = asyncio.create_task(listen())
+        await asyncio.sleep(0.3)
+        assert seen == ["hall_opened"]  # the stream is open and waiting
+        await api.reveal(tender["id"], bids[0])
+        await asyncio.wait_for(listener, 10)
+    assert seen == ["hall_opened", "key_revealed", "bid_opened"]
