@@ -6,6 +6,7 @@ import logging
 import uuid
 from typing import Any
 
+import bidding.service as bidding
 from storage.db import transaction
 from storage.jobs import JobContext, job
 from storage.objects import ObjectStore
@@ -41,6 +42,16 @@ async def discard_upload(ctx: JobContext, payload: dict[str, Any]) -> None:
 async def open_envelope(ctx: JobContext, payload: dict[str, Any]) -> None:
     """Decrypt an envelope whose file key was revealed (by its bidder or t custodians) and record it."""
     store: ObjectStore = ctx.extras["store"]
+    bid_id = uuid.UUID(payload["bid_id"])
+    # Decrypting a large envelope takes a while: it runs between two short transactions, so no lock
+    # (SQLite's writer lock included) is held meanwhile.
+    async with transaction(ctx.sessionmaker, read_only=True) as session:
+        todo = await service.envelope_to_open(session, bid_id)
+    if todo is None:
+        return
+    opened = await bidding.open_stored(
+        store, key=todo.object_key, sha256=todo.sha256, file_key=todo.file_key, out_prefix=todo.out_prefix
+    )
     async with transaction(ctx.sessionmaker) as session:
-        outcome = await service.open_envelope(session, store, uuid.UUID(payload["bid_id"]), ctx.clock.now())
+        outcome = await service.record_opening(session, bid_id, opened, ctx.clock.now())
     log.info("envelope of bid %s → %s", payload["bid_id"], outcome)

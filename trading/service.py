@@ -1635,27 +1635,55 @@ async def _start_opening(
     await bidding.opening_event(session, tender.id, "key_revealed", {"bid": str(bid.id), "by": by}, now)
 
 
-async def open_envelope(session: AsyncSession, store: ObjectStore, bid_id: uuid.UUID, now: datetime) -> str:
-    """Decrypt one envelope whose file key is in hand, check its manifest against the submission, and read
-    the result into the opening record (唱标). Idempotent: an envelope already opened is left alone."""
+@dataclass(frozen=True)
+class EnvelopeToOpen:
+    """What the decryption job needs, read in a short transaction of its own."""
+
+    bid_id: uuid.UUID
+    object_key: str
+    sha256: str
+    file_key: bytes
+    out_prefix: str
+
+
+async def envelope_to_open(session: AsyncSession, bid_id: uuid.UUID) -> EnvelopeToOpen | None:
+    """The envelope of a bid if its file key is in hand and it is not opened yet."""
     bid = await session.get(Bid, bid_id)
     if bid is None:
-        return "missing"
-    tender = await _tender(session, bid.tender_id)
+        return None
     row = await bidding.envelope_of(session, bid.id)
     if row.status != "opening" or row.file_key is None:
-        return row.status
+        return None
+    tender = await _tender(session, bid.tender_id)
+    return EnvelopeToOpen(
+        bid.id, bid.object_key, bid.sha256, base64.b64decode(row.file_key), f"opened/{tender.code}/{bid.id}"
+    )
+
+
+async def open_envelope(session: AsyncSession, store: ObjectStore, bid_id: uuid.UUID, now: datetime) -> str:
+    """Decrypt one envelope whose file key is in hand and record it (in one transaction: for callers that
+    do not mind holding it; the job decrypts between two short ones)."""
+    job = await envelope_to_open(session, bid_id)
+    if job is None:
+        return "skipped"
+    opened = await bidding.open_stored(
+        store, key=job.object_key, sha256=job.sha256, file_key=job.file_key, out_prefix=job.out_prefix
+    )
+    return await record_opening(session, bid_id, opened, now)
+
+
+async def record_opening(
+    session: AsyncSession, bid_id: uuid.UUID, opened: bidding.Opened, now: datetime
+) -> str:
+    """Check a decrypted envelope's manifest against the submission (tender, lot, bidder, signing key) and
+    read the result into the opening record (唱标). Idempotent: an envelope already resolved is left alone."""
+    bid = await session.get(Bid, bid_id)
+    assert bid is not None
     lot = await session.get(Lot, bid.lot_id)
     org = await accounts.get_organisation(session, bid.organisation_id)
     assert lot is not None
-    opened = await bidding.open_stored(
-        store,
-        key=bid.object_key,
-        sha256=bid.sha256,
-        file_key=base64.b64decode(row.file_key),
-        out_prefix=f"opened/{tender.code}/{bid.id}",
-    )
-    # The decryption above runs without the tender's lock; take it now to record the result.
+    row = await bidding.envelope_of(session, bid.id)
+    # Decryption ran without the tender's lock; take it now, and look again at the state, to record it.
     tender = await _tender(session, bid.tender_id, lock=True)
     await session.refresh(row)
     if row.status != "opening":
