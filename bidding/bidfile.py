@@ -306,9 +306,9 @@ class _BidStream:
     """The tar stream as a `readinto` source: bid files are read straight into the cipher's buffers.
 
     Each file is read once, into the encryptor's batch buffer. Its SHA-256 is computed there on a
-    helper thread while the encryptor encrypts the same batch (hashlib and the AEAD release the GIL, so
-    the two run on two cores); `release()`, which the encryptor calls before it reuses the buffer, waits
-    for that hashing. The manifest and its signature are built when the last file is done.
+    helper thread while the encryptor encrypts (hashlib and the AEAD release the GIL, so they run on two
+    cores); before filling a buffer again, readinto waits for the hashing still reading that buffer.
+    The manifest and its signature are built when the last file is done.
     """
 
     def __init__(self, paths: Sequence[Path], draft: Manifest, signing: Ed25519PrivateKey) -> None:
@@ -322,12 +322,13 @@ class _BidStream:
         self._mtime = 0
         self._finished = False
         self._hasher: ThreadPoolExecutor | None = None
-        self._hashing: list[Future[None]] = []
+        # pending hash jobs, each with the buffer (memoryview.obj) it reads
+        self._hashing: list[tuple[object, Future[None]]] = []
         self.manifest: Manifest | None = None
 
     def readinto(self, buffer: memoryview, /) -> int:
         """Fill as much of `buffer` as the stream has left; 0 at its end."""
-        self.release()  # for a caller that reuses its buffer without calling release() itself
+        self._settle(buffer.obj)
         position = 0
         while position < len(buffer):
             if self._pending:
@@ -344,20 +345,25 @@ class _BidStream:
             self._offset += n
         return position
 
-    def release(self) -> None:
-        """Wait until the hashing of everything handed out so far is done: its memory may be reused."""
-        for future in self._hashing:
-            future.result()
-        self._hashing.clear()
+    def _settle(self, owner: object | None = None) -> None:
+        """Wait for the hash jobs reading `owner`'s memory (all of them when None), so it can be refilled."""
+        pending = []
+        for job_owner, future in self._hashing:
+            if owner is None or job_owner is owner:
+                future.result()
+            else:
+                pending.append((job_owner, future))
+        self._hashing = pending
 
     def _hash(self, digest: Any, view: memoryview) -> None:
         # Small pieces are hashed inline when nothing is queued (keeping order); big ones on the thread.
+        self._hashing = [job for job in self._hashing if not job[1].done()]
         if len(view) < _HASH_INLINE and not self._hashing:
             digest.update(view)
             return
         if self._hasher is None:
             self._hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ggzy-bid-hash")
-        self._hashing.append(self._hasher.submit(digest.update, view))
+        self._hashing.append((view.obj, self._hasher.submit(digest.update, view)))
 
     def _digest(self, digest: Any) -> Future[str]:
         if self._hasher is None:

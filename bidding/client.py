@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import json
 import secrets
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -95,9 +96,10 @@ class GgzyClient:
         json: Any = None,
         headers: dict[str, str] | None = None,
         ok: Sequence[int] = (200, 201, 202),
+        params: dict[str, Any] | None = None,
     ) -> Any:
         """One API call; a refusal raises ClientError with the server's problem."""
-        r = await self._http.request(method, path, json=json, headers=self._headers(headers))
+        r = await self._http.request(method, path, json=json, headers=self._headers(headers), params=params)
         if r.status_code not in ok:
             try:
                 problem = r.json()
@@ -212,23 +214,94 @@ class GgzyClient:
     async def submit(
         self, tender_id: str, lot_id: str, sealed: Path, *, idempotency_key: str | None = None
     ) -> dict[str, Any]:
-        """Upload a sealed envelope and finalise the bid; answers the receipt. Re-running with the same
-        idempotency key answers the first receipt."""
-        grant = await self.request(
-            "POST",
-            f"/api/v1/tenders/{tender_id}/bids/uploads",
-            json={"filename": sealed.name, "size": (await asyncio.to_thread(sealed.stat)).st_size},
-        )
-        await self.upload(grant, sealed)
+        """Upload a sealed envelope and finalise the bid; answers the receipt. A large envelope goes up in
+        parts and a broken upload resumes where it stopped (its state is kept next to the file, in
+        `<file>.upload.json`, until the bid is finalised). Re-running with the same idempotency key
+        answers the first receipt."""
+        size = (await asyncio.to_thread(sealed.stat)).st_size
         digest = await asyncio.to_thread(_sha256_of, sealed)
-        return dict(
+        state_path = sealed.with_name(sealed.name + ".upload.json")
+        grant = await self._resume_or_grant(tender_id, sealed, size, digest, state_path)
+        if grant.get("upload_id"):
+            await self._upload_parts(grant, sealed)
+        else:
+            await self.upload(grant, sealed)
+        key = idempotency_key or grant.get("idempotency_key") or f"bid-{secrets.token_hex(12)}"
+        body = {"lot_id": lot_id, "object_key": grant["object_key"], "envelope_sha256": digest}
+        if grant.get("upload_id"):
+            body["upload_id"] = grant["upload_id"]
+        receipt = dict(
             await self.request(
-                "POST",
-                f"/api/v1/tenders/{tender_id}/bids",
-                json={"lot_id": lot_id, "object_key": grant["object_key"], "envelope_sha256": digest},
-                headers={"Idempotency-Key": idempotency_key or f"bid-{secrets.token_hex(12)}"},
+                "POST", f"/api/v1/tenders/{tender_id}/bids", json=body, headers={"Idempotency-Key": key}
             )
         )
+        await asyncio.to_thread(state_path.unlink, True)
+        return receipt
+
+    async def _resume_or_grant(
+        self, tender_id: str, sealed: Path, size: int, digest: str, state_path: Path
+    ) -> dict[str, Any]:
+        state = await asyncio.to_thread(_read_state, state_path)
+        if state and state.get("sha256") == digest and state.get("tender_id") == tender_id:
+            try:
+                progress = await self.request(
+                    "GET",
+                    f"/api/v1/tenders/{tender_id}/bids/uploads/{state['upload_id']}",
+                    params={"object_key": state["object_key"], "size": size},
+                )
+                return {**state, "parts": progress["parts"], "received": progress["received"]}
+            except ClientError:
+                pass  # the upload is gone (expired or completed): start a new one
+        grant = dict(
+            await self.request(
+                "POST",
+                f"/api/v1/tenders/{tender_id}/bids/uploads",
+                json={"filename": sealed.name, "size": size},
+            )
+        )
+        if grant.get("upload_id"):
+            remembered = {
+                "tender_id": tender_id,
+                "sha256": digest,
+                "object_key": grant["object_key"],
+                "upload_id": grant["upload_id"],
+                "part_size": grant["part_size"],
+                "idempotency_key": f"bid-{secrets.token_hex(12)}",
+            }
+            await asyncio.to_thread(state_path.write_text, json.dumps(remembered))
+            grant["idempotency_key"] = remembered["idempotency_key"]
+        return grant
+
+    async def _upload_parts(self, grant: dict[str, Any], sealed: Path) -> None:
+        """PUT every part not yet received intact (compared by MD5, the parts' ETag), each retried."""
+        received = {p["number"]: p["etag"].strip('"') for p in grant.get("received") or []}
+        part_size = int(grant["part_size"])
+        for part in grant["parts"]:
+            number = int(part["number"])
+            data = await asyncio.to_thread(_read_part, sealed, (number - 1) * part_size, part_size)
+            if received.get(number) == hashlib.md5(data, usedforsecurity=False).hexdigest():
+                continue
+            for attempt in range(1, UPLOAD_ATTEMPTS + 1):
+                try:
+                    r = await self._put_bytes(part["url"], data)
+                except httpx.TransportError:
+                    if attempt == UPLOAD_ATTEMPTS:
+                        raise
+                    await asyncio.sleep(0.5 * attempt)
+                    continue
+                if r.status_code not in (200, 201, 204):
+                    raise ClientError(
+                        r.status_code, {"title": f"part {number} refused", "detail": r.text[:300]}
+                    )
+                break
+
+    async def _put_bytes(self, url: str, data: bytes) -> httpx.Response:
+        parts = urlsplit(url)
+        base = urlsplit(str(self._http.base_url))
+        if parts.netloc == base.netloc:
+            return await self._http.put(parts.path + (f"?{parts.query}" if parts.query else ""), content=data)
+        async with httpx.AsyncClient(timeout=300) as http:
+            return await http.put(url, content=data)
 
     async def withdraw(self, tender_id: str, bid_id: str) -> dict[str, Any]:
         """Withdraw a bid before the deadline; answers the bid with the withdrawal's receipt."""
@@ -295,6 +368,20 @@ async def _file_chunks(path: Path) -> AsyncIterator[bytes]:
     with path.open("rb") as src:
         while chunk := await asyncio.to_thread(src.read, UPLOAD_CHUNK):
             yield chunk
+
+
+def _read_state(path: Path) -> dict[str, Any] | None:
+    try:
+        state = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return state if isinstance(state, dict) else None
+
+
+def _read_part(path: Path, offset: int, size: int) -> bytes:
+    with path.open("rb") as src:
+        src.seek(offset)
+        return src.read(size)
 
 
 def _sha256_of(path: Path) -> str:

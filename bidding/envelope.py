@@ -62,8 +62,12 @@ ENCRYPTED_CHUNK_SIZE = CHUNK_SIZE + TAG_SIZE
 # 32 chunks (2 MiB) per batch: large enough that Python's per-batch overhead (thread hand-off, slicing)
 # is noise, small enough to stay in L2/L3-friendly territory and keep memory at a few MiB.
 BATCH_CHUNKS = 32
-# Buffers in flight between the cipher and the output thread; three keep both threads busy.
-PIPELINE_DEPTH = 3
+# Buffers in flight between the cipher and the output thread. Measured on 2 cores sealing 256 MiB:
+# 6 in flight (and 4 plaintext batches) sealed ~5% faster than 3 by absorbing the threads' jitter.
+PIPELINE_DEPTH = 6
+# Plaintext batches in rotation while sealing: the one being encrypted, the look-ahead, and slack so a
+# source that hashes on another thread can lag behind without stalling the cipher.
+PLAIN_RING = 4
 
 INTRO = b"age-encryption.org/v1\n"
 X25519_TYPE = "X25519"
@@ -95,9 +99,9 @@ class EnvelopeError(ValueError):
 class ReadIntoSource(Protocol):
     """Anything with `readinto`, like an open binary file: the plaintext or envelope being streamed.
 
-    A plaintext source may also define `release()`: the encryptor calls it once it has encrypted what
-    was read into its buffer and before it reads into that memory again, so a source that hands the
-    memory to another thread (to hash it, say) can wait for that thread there.
+    The encryptor writes into its plaintext buffers only through `readinto`, so a source that lets
+    another thread read the memory it filled (to hash it, say) must only wait for that thread when it
+    is asked to fill the same memory again.
     """
 
     def readinto(self, buffer: memoryview, /) -> int | None: ...
@@ -688,54 +692,57 @@ class _Output:
             self._executor = None
 
 
+def _seal_batch(aead: ChaCha20Poly1305, plain: memoryview, counter: int, out: _Output, *, final: bool) -> int:
+    """Encrypt one batch of whole chunks (the last one final if `final`) into an output buffer."""
+    chunks = max(1, -(-len(plain) // CHUNK_SIZE))  # an empty payload is one empty final chunk
+    buffer = out.acquire()
+    sealed = memoryview(buffer)
+    position = 0
+    written = 0
+    for i in range(chunks):
+        end = min(position + CHUNK_SIZE, len(plain))
+        size = end - position + TAG_SIZE
+        nonce = _chunk_nonce(counter + i, final and i == chunks - 1)
+        aead.encrypt_into(nonce, plain[position:end], None, sealed[written : written + size])
+        position = end
+        written += size
+    out.submit(buffer, written, more=not final)
+    return chunks
+
+
 def _encrypt_payload(src: ReadIntoSource, out: _Output, file_key: bytes) -> int:
     """Write nonce and STREAM chunks of everything `src` yields; the plaintext length."""
     nonce = secrets.token_bytes(NONCE_SIZE)
     aead = ChaCha20Poly1305(_hkdf(file_key, nonce, b"payload"))
     out.write(nonce)
-    # One chunk more than a batch: the extra chunk is the look-ahead that tells whether the batch's last
-    # chunk is the final one (age forbids an empty final chunk after data, so we cannot end with one).
-    plain = bytearray((BATCH_CHUNKS + 1) * CHUNK_SIZE)
-    view = memoryview(plain)
-    release: Callable[[], None] | None = getattr(src, "release", None)
-    carry = 0
+    batch = BATCH_CHUNKS * CHUNK_SIZE
+    # A batch is encrypted only once the next one is read: that look-ahead tells whether its last chunk
+    # is the final one (age forbids an empty final chunk after data). Batches rotate through a small
+    # ring and are only ever written by the source's readinto, never moved, so a source that lets
+    # another thread read a batch (to hash it) needs only wait before it refills that same memory.
+    ring = [memoryview(bytearray(batch))]
+    index = 0
+    filled = _fill(src, ring[0], 0)
     counter = 0
     total = 0
-    while True:
-        filled = _fill(src, view, carry)
-        at_end = filled < len(plain)
-        if at_end:
-            length = filled
-            chunks = max(1, -(-filled // CHUNK_SIZE))
-        else:
-            length = BATCH_CHUNKS * CHUNK_SIZE
-            chunks = BATCH_CHUNKS
-        buffer = out.acquire()
-        sealed = memoryview(buffer)
-        position = 0
-        written = 0
-        for i in range(chunks):
-            end = min(position + CHUNK_SIZE, length)
-            size = end - position + TAG_SIZE
-            nonce12 = _chunk_nonce(counter, at_end and i == chunks - 1)
-            aead.encrypt_into(nonce12, view[position:end], None, sealed[written : written + size])
-            counter += 1
-            position = end
-            written += size
-        if release is not None:
-            release()
-        out.submit(buffer, written, more=not at_end)
-        total += length
-        if at_end:
-            return total
-        view[:CHUNK_SIZE] = view[BATCH_CHUNKS * CHUNK_SIZE :]
-        carry = CHUNK_SIZE
+    while filled == batch:
+        following = (index + 1) % PLAIN_RING
+        if following == len(ring):
+            ring.append(memoryview(bytearray(batch)))
+        following_filled = _fill(src, ring[following], 0)
+        if following_filled == 0:
+            break
+        counter += _seal_batch(aead, ring[index], counter, out, final=False)
+        total += batch
+        index, filled = following, following_filled
+    _seal_batch(aead, ring[index][:filled], counter, out, final=True)
+    return total + filled
 
 
 def _write_envelope(
     src: ReadIntoSource, dst: Sink, header: bytes, file_key: bytes, *, digest: bool
 ) -> SealInfo:
-    out = _Output(dst, digest=digest, buffer_size=(BATCH_CHUNKS + 1) * ENCRYPTED_CHUNK_SIZE)
+    out = _Output(dst, digest=digest, buffer_size=BATCH_CHUNKS * ENCRYPTED_CHUNK_SIZE)
     try:
         if header:
             out.write(header)

@@ -412,6 +412,23 @@ class BidController(Controller):
         """A presigned URL to PUT the bid file to."""
         return await service.bid_upload(session, principal, tender_id, data, object_store, clock.now())
 
+    @get("/uploads/{upload_id:str}", operation_id="bid_upload_progress", guards=[BIDDER])
+    async def upload_progress(
+        self,
+        tender_id: uuid.UUID,
+        upload_id: str,
+        principal: Principal,
+        session: AsyncSession,
+        object_store: ObjectStore,
+        clock: Clock,
+        object_key: Annotated[str, Parameter(query="object_key", min_length=1, max_length=512)],
+        size: Annotated[int, Parameter(query="size", ge=1, le=2**34)],
+    ) -> schemas.UploadProgress:
+        """A multipart upload's parts received so far, with fresh part URLs: resume where it stopped."""
+        return await service.bid_upload_progress(
+            session, principal, tender_id, object_key, upload_id, size, object_store, clock.now()
+        )
+
     @post("/", operation_id="submit_bid", guards=[BIDDER])
     async def submit(
         self,
@@ -432,6 +449,7 @@ class BidController(Controller):
         identity = msgspec.to_builtins(data)
         if data.envelope_sha256 is not None:
             identity.pop("object_key")  # the same envelope, uploaded again on a retry
+            identity.pop("upload_id")
         digest = idempotency.fingerprint(identity)
         stored = await idempotency.replay(session, scope, key, digest)
         if stored is not None:

@@ -135,14 +135,43 @@ class UploadRequest(Strict):
     size: Annotated[int, msgspec.Meta(ge=1, le=2**34)]
 
 
+class PartUrl(msgspec.Struct):
+    """Where to PUT one part of a multipart upload."""
+
+    number: int
+    url: str
+    max_bytes: int
+
+
+class ReceivedPart(msgspec.Struct):
+    number: int
+    size: int
+    etag: str
+
+
 class UploadGrant(msgspec.Struct):
-    """Where to PUT the file: the object store's presigned URL (or the server's own, embedded)."""
+    """Where to PUT the file: the object store's presigned URL (or the server's own, embedded). A large
+    file goes in parts instead (`upload_id`, `part_size`, `parts`), each retried on its own and resumable."""
 
     object_key: str
     upload_url: str
     method: str
     expires_at: datetime
     max_bytes: int
+    upload_id: str | None = None
+    part_size: int | None = None
+    parts: list[PartUrl] | None = None
+
+
+class UploadProgress(msgspec.Struct):
+    """A multipart upload's parts received so far, with fresh URLs for every part (to resume)."""
+
+    object_key: str
+    upload_id: str
+    part_size: int
+    received: list[ReceivedPart]
+    parts: list[PartUrl]
+    expires_at: datetime
 
 
 class DocumentRegister(Strict):
@@ -216,6 +245,8 @@ class BidSubmit(Strict):
     # The client's own hash of the envelope: checked against what arrived, and what makes a retried
     # submission (a fresh upload of the same envelope under the same Idempotency-Key) the same request.
     envelope_sha256: Hex64 | None = None
+    # Set when the envelope went up in parts: the upload is completed before it is taken on record.
+    upload_id: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
 
 
 class BidDecrypt(Strict):

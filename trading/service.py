@@ -27,7 +27,13 @@ from accounts.security import Principal
 from bidding import agekeys, collusion
 from storage import outbox
 from storage.db import upsert_ignore
-from storage.objects import InvalidObjectKey, ObjectNotFound, ObjectStore
+from storage.objects import (
+    InvalidObjectKey,
+    InvalidUpload,
+    ObjectNotFound,
+    ObjectStore,
+    UploadNotFound,
+)
 from storage.pagination import check_limit, decode_cursor, page_after
 from storage.problems import (
     Conflict,
@@ -78,6 +84,9 @@ MAX_UPLOAD_BYTES = 512 * 1024 * 1024
 UPLOAD_GRANT_TTL = timedelta(hours=2)
 DOWNLOAD_GRANT_TTL = timedelta(minutes=30)
 DECRYPTION_GRACE = timedelta(minutes=15)
+# Envelopes from this size go up in parts of PART_SIZE (each ≥ the S3 minimum but the last), resumable.
+MULTIPART_FROM = 64 * 1024 * 1024
+PART_SIZE = 16 * 1024 * 1024
 SECTOR_LETTER = {"works": "W", "procurement": "G", "land": "L", "assets": "A"}
 
 
@@ -771,12 +780,16 @@ def _object_key(tender: Tender, area: str, org: uuid.UUID, filename: str) -> str
     return f"tenders/{tender.code}/{area}/{org}/{uuid.uuid4().hex}-{safe}"
 
 
-async def upload_grant(store: ObjectStore, key: str, size: int, now: datetime) -> schemas.UploadGrant:
-    """A presigned PUT for one file."""
+def _check_upload_size(size: int) -> None:
     if size > MAX_UPLOAD_BYTES:
         raise ValidationProblem(
             f"Files may be at most {MAX_UPLOAD_BYTES} bytes.", errors=[field_error("size", "too large")]
         )
+
+
+async def upload_grant(store: ObjectStore, key: str, size: int, now: datetime) -> schemas.UploadGrant:
+    """A presigned PUT for one file."""
+    _check_upload_size(size)
     url = await store.presigned_put_url(key, UPLOAD_GRANT_TTL, max_bytes=MAX_UPLOAD_BYTES)
     return schemas.UploadGrant(key, url, "PUT", now + UPLOAD_GRANT_TTL, MAX_UPLOAD_BYTES)
 
@@ -1237,11 +1250,81 @@ async def bid_upload(
     store: ObjectStore,
     now: datetime,
 ) -> schemas.UploadGrant:
-    """Where a bidder may upload its sealed envelope."""
+    """Where a bidder may upload its sealed envelope: one presigned PUT, or for a large envelope a
+    multipart upload whose parts are retried one by one and can be resumed (`bid_upload_progress`)."""
     tender = await _bidding_tender(session, actor, tender_id, now)
-    return await upload_grant(
-        store, _object_key(tender, "bids", actor.organisation_id, data.filename), data.size, now
+    key = _object_key(tender, "bids", actor.organisation_id, data.filename)
+    if data.size < MULTIPART_FROM:
+        return await upload_grant(store, key, data.size, now)
+    _check_upload_size(data.size)
+    upload_id = await store.start_multipart(key, content_type="application/age")
+    parts = await _part_urls(store, key, upload_id, data.size)
+    url = parts[0].url
+    return schemas.UploadGrant(
+        key, url, "PUT", now + UPLOAD_GRANT_TTL, MAX_UPLOAD_BYTES, upload_id, PART_SIZE, parts
     )
+
+
+async def _part_urls(store: ObjectStore, key: str, upload_id: str, size: int) -> list[schemas.PartUrl]:
+    count = max(1, -(-size // PART_SIZE))
+    return [
+        schemas.PartUrl(
+            n,
+            await store.presigned_part_url(key, upload_id, n, UPLOAD_GRANT_TTL, max_bytes=PART_SIZE),
+            PART_SIZE,
+        )
+        for n in range(1, count + 1)
+    ]
+
+
+async def bid_upload_progress(
+    session: AsyncSession,
+    actor: Principal,
+    tender_id: uuid.UUID,
+    object_key: str,
+    upload_id: str,
+    size: int,
+    store: ObjectStore,
+    now: datetime,
+) -> schemas.UploadProgress:
+    """The parts of one of the caller's multipart uploads received so far, and fresh part URLs to resume."""
+    tender = await _bidding_tender(session, actor, tender_id, now, lock=False)
+    if not object_key.startswith(f"tenders/{tender.code}/bids/{actor.organisation_id}/"):
+        raise NotFound("No such upload.")
+    _check_upload_size(size)
+    try:
+        received = await store.list_parts(object_key, upload_id)
+    except (UploadNotFound, InvalidObjectKey) as exc:
+        raise NotFound("No such upload.") from exc
+    return schemas.UploadProgress(
+        object_key,
+        upload_id,
+        PART_SIZE,
+        [schemas.ReceivedPart(p.number, p.size, p.etag) for p in received],
+        await _part_urls(store, object_key, upload_id, size),
+        now + UPLOAD_GRANT_TTL,
+    )
+
+
+async def _complete_upload(store: ObjectStore, key: str, upload_id: str, prefix: str) -> None:
+    """Assemble a multipart upload's parts into the object (before it is taken on record)."""
+    if not key.startswith(prefix):
+        raise ValidationProblem(
+            "This object key was not issued for this upload.",
+            errors=[field_error("object_key", "foreign key")],
+        )
+    try:
+        await store.complete_multipart(key, upload_id)
+    except (UploadNotFound, InvalidObjectKey) as exc:
+        if await store.stat(key) is None:
+            raise ValidationProblem(
+                "No such multipart upload for this object key.",
+                errors=[field_error("upload_id", "unknown upload")],
+            ) from exc
+    except InvalidUpload as exc:
+        raise ValidationProblem(
+            f"The upload cannot be completed: {exc}", errors=[field_error("upload_id", "incomplete parts")]
+        ) from exc
 
 
 async def _bidding_tender(
@@ -1298,6 +1381,10 @@ async def submit_bid(
     bid on the same lot replaces the first (W-05); after the deadline: W-07."""
     await _bidding_tender(session, actor, tender_id, now, lock=False)
     found = await _tender(session, tender_id)
+    if data.upload_id is not None:
+        await _complete_upload(
+            store, data.object_key, data.upload_id, f"tenders/{found.code}/bids/{actor.organisation_id}/"
+        )
     # The copy (and its hash) runs before the tender's row is locked, so a large file does not hold up
     # other bidders; the state is checked again under the lock below.
     kept, sha256, size = await _take_upload(
@@ -1518,6 +1605,23 @@ async def closing_record(
 # ---------------------------------------------------------------- deadline, opening
 
 
+async def _fail_w09(
+    session: AsyncSession, tender: Tender, actor: Principal | None, reason: str, now: datetime
+) -> None:
+    """The tender fails for want of bids (流标, W-09) and the failure notice is published."""
+    tender.outcome_reason = f"W-09: {reason}"
+    tender.closed_at = now
+    await _move(session, tender, Action.FAIL, actor, now, rule="W-09")
+    await _publish_notice(
+        session,
+        tender,
+        "failure",
+        f"{tender.title} 流标公告",
+        {"reason": tender.outcome_reason, "rule": "W-09"},
+        now,
+    )
+
+
 async def _close_bidding(
     session: AsyncSession, tender: Tender, signer: bidding.LogSigner, now: datetime
 ) -> str:
@@ -1554,15 +1658,11 @@ async def _close_bidding(
         else:
             live += 1
     if live == 0:
-        tender.outcome_reason = "W-09: fewer than 3 bids on every lot; no opening, the tender is to be re-run"
-        tender.closed_at = now
-        await _move(session, tender, Action.FAIL, None, now, rule="W-09")
-        await _publish_notice(
+        await _fail_w09(
             session,
             tender,
-            "failure",
-            f"{tender.title} 流标公告",
-            {"reason": tender.outcome_reason, "rule": "W-09"},
+            None,
+            "fewer than 3 bids on every lot; no opening, the tender is to be re-run",
             now,
         )
         return "unsuccessful"
@@ -1980,28 +2080,6 @@ async def close_opening(
     await bidding.opening_event(
         session, tender.id, "hall_closed", {"bids": len(record), "signals": len(signals)}, now
     )
-    if all(lot.status == "failed" for lot in lots.values()):
-        tender.outcome_reason = "W-09: fewer than 3 valid bids on every lot; the tender is to be re-run"
-        tender.closed_at = now
-        await _move(session, tender, Action.FAIL, actor, now, rule="W-09")
-        await _publish_notice(
-            session,
-            tender,
-            "opening_record",
-            f"{tender.title} 开标记录",
-            {"bids": record, "objections": objections},
-            now,
-        )
-        await _publish_notice(
-            session,
-            tender,
-            "failure",
-            f"{tender.title} 流标公告",
-            {"reason": tender.outcome_reason, "rule": "W-09"},
-            now,
-        )
-        return tender
-    await _move(session, tender, Action.CLOSE_OPENING, actor, now)
     await _publish_notice(
         session,
         tender,
@@ -2010,6 +2088,11 @@ async def close_opening(
         {"bids": record, "objections": objections},
         now,
     )
+    if all(lot.status == "failed" for lot in lots.values()):
+        reason = "fewer than 3 valid bids on every lot; the tender is to be re-run"
+        await _fail_w09(session, tender, actor, reason, now)
+    else:
+        await _move(session, tender, Action.CLOSE_OPENING, actor, now)
     return tender
 
 

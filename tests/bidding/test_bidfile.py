@@ -7,6 +7,7 @@ import dataclasses
 import hashlib
 import io
 import json
+import random
 import tarfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -160,9 +161,11 @@ def test_seal_then_open_gives_the_files_and_the_signed_manifest(tmp_path: Path) 
 
 
 def test_large_and_small_files_hash_right_across_batches(tmp_path: Path) -> None:
-    # Pieces of 256 KiB and more are hashed on a helper thread while the batch is encrypted.
-    sizes = [5 * 1024 * 1024 + 3, 1, 300 * 1024, 0, 2 * 1024 * 1024, 17]
-    files = [(f"part-{i}.bin", bytes([i + 1]) * size) for i, size in enumerate(sizes)]
+    # Pieces of 256 KiB and more are hashed on a helper thread while the batch is encrypted, and the
+    # batch buffers are refilled many times over: a hash racing a refill would show here.
+    sizes = [21 * 1024 * 1024 + 3, 1, 300 * 1024, 0, 2 * 1024 * 1024, 17]
+    rng = random.Random(5)
+    files = [(f"part-{i}.bin", rng.randbytes(size)) for i, size in enumerate(sizes)]
     dst = io.BytesIO()
     sealed = seal_files(write_files(tmp_path / "in", files), dst)
     assert [(e.size, e.sha256) for e in sealed.manifest.files] == [

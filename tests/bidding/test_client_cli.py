@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import stat
 from pathlib import Path
+from typing import Any
 
+import pytest
 from click.testing import CliRunner
 
 from app import register_package_commands
@@ -143,3 +145,91 @@ async def test_verify_receipt_passes_a_good_receipt_and_fails_a_tampered_one(
     bad.write_text(json.dumps(tampered))
     result = CliRunner().invoke(cli, ["verify", "receipt", str(bad), "--key", key])
     assert result.exit_code == 1 and "FAIL" in result.output
+
+
+class _Crash(Exception):
+    pass
+
+
+async def test_a_large_envelope_goes_up_in_parts_and_a_broken_upload_resumes(
+    api: Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await _resumable_upload(api, tmp_path, monkeypatch)
+
+
+async def test_a_broken_multipart_upload_resumes_on_s3(
+    s3_api: Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await _resumable_upload(s3_api, tmp_path, monkeypatch)
+
+
+async def _resumable_upload(api: Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from trading import service
+
+    monkeypatch.setattr(service, "MULTIPART_FROM", 1024 * 1024)
+    monkeypatch.setattr(service, "PART_SIZE", 5 * 1024 * 1024)
+    agency = await api.organisation("agency")
+    tender = await api.published(agency)
+    bidder = await api.organisation("bidder")
+    await api.post(f"/api/v1/tenders/{tender['id']}/documents/obtain", bidder)
+    keys = agekeys.generate(signing=True)
+    drawings = tmp_path / "drawings.bin"
+    drawings.write_bytes(os.urandom(12 * 1024 * 1024))  # three parts of 5, 5 and ~2 MiB
+    puts: list[int] = []
+    async with client_for(api, bidder.token) as client:
+        await client.register_keys(keys)
+        sealed = await client.seal(
+            await client.tender(tender["id"]),
+            1,
+            [drawings],
+            keys,
+            bidder_credit_code=bidder.credit_code,
+            declared_price_fen=PRICE,
+            duration_days=300,
+            out=tmp_path / "bid.age",
+        )
+        real_put = client._put_bytes
+
+        crashed: list[bool] = []
+
+        async def crash_on_part_two(url: str, data: bytes) -> Any:
+            puts.append(len(data))
+            if len(puts) == 2 and not crashed:
+                crashed.append(True)
+                raise _Crash  # the connection (or the process) dies during the second part
+            return await real_put(url, data)
+
+        monkeypatch.setattr(client, "_put_bytes", crash_on_part_two)
+        with pytest.raises(_Crash):
+            await client.submit(tender["id"], tender["lots"][0]["id"], sealed.path)
+        state = json.loads((tmp_path / "bid.age.upload.json").read_text())
+        assert state["upload_id"]
+        puts.clear()
+        receipt = await client.submit(tender["id"], tender["lots"][0]["id"], sealed.path)
+    assert len(puts) == 2  # part 1 was already there intact: only parts 2 and 3 went up again
+    assert receipt["envelope_sha256"] == sealed.sha256 and receipt["size"] == sealed.size
+    assert not (tmp_path / "bid.age.upload.json").exists()
+
+
+async def test_the_progress_of_anothers_upload_is_not_found(api: Api) -> None:
+    agency = await api.organisation("agency")
+    tender = await api.published(agency)
+    owner, other = await api.organisation("bidder"), await api.organisation("bidder")
+    for who in (owner, other):
+        await api.post(f"/api/v1/tenders/{tender['id']}/documents/obtain", who)
+    grant = (
+        await api.post(
+            f"/api/v1/tenders/{tender['id']}/bids/uploads",
+            owner,
+            json={"filename": "b.age", "size": 70 * 2**20},
+        )
+    ).json()
+    assert grant["upload_id"] and len(grant["parts"]) == 5
+    path = f"/api/v1/tenders/{tender['id']}/bids/uploads/{grant['upload_id']}"
+    params = {"object_key": grant["object_key"], "size": 70 * 2**20}
+    mine = await api.get(path, owner, params=params)
+    assert mine.status_code == 200 and mine.json()["received"] == []
+    theirs = await api.get(path, other, params=params)
+    assert theirs.status_code == 404

@@ -7,7 +7,7 @@ import io
 import pickle
 import random
 import tracemalloc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 
 import pytest
@@ -20,6 +20,7 @@ from bidding.envelope import CHUNK_SIZE, ENCRYPTED_CHUNK_SIZE, EnvelopeError, St
 TENDER = "GGZY-320100-2026-W000001"
 OTHER_TENDER = "GGZY-320100-2026-W000002"
 BATCH = envelope.BATCH_CHUNKS * CHUNK_SIZE
+MIB = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -213,31 +214,52 @@ def test_read_header_on_a_non_seekable_stream_stops_at_the_payload() -> None:
     assert list(envelope.iter_plaintext(stream, header, sealed.file_key)) == [memoryview(data)]
 
 
-def test_seal_and_decrypt_use_constant_memory() -> None:
-    class Zeros:
-        def __init__(self, size: int) -> None:
-            self.left = size
+class Zeros:
+    """A large plaintext that takes no memory."""
 
-        def readinto(self, buffer: memoryview) -> int:
-            n = min(len(buffer), self.left)
-            buffer[:n] = bytes(n)
-            self.left -= n
-            return n
+    def __init__(self, size: int) -> None:
+        self.left = size
 
-    class Discard(io.RawIOBase):
-        def writable(self) -> bool:
-            return True
+    def readinto(self, buffer: memoryview) -> int:
+        n = min(len(buffer), self.left)
+        buffer[:n] = bytes(n)
+        self.left -= n
+        return n
 
-        def write(self, data: object) -> int:
-            return len(memoryview(data))  # type: ignore[arg-type]
 
+class Discard(io.RawIOBase):
+    """A destination that keeps nothing."""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: object) -> int:
+        return len(memoryview(data))  # type: ignore[arg-type]
+
+
+def peak_memory(run: Callable[[], object]) -> int:
     tracemalloc.start()
     try:
-        envelope.encrypt_payload(Zeros(64 * 1024 * 1024), Discard(), envelope.generate_file_key())
-        _, peak = tracemalloc.get_traced_memory()
+        run()
+        return tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert peak < 16 * 1024 * 1024
+
+
+def test_encryption_uses_constant_memory() -> None:
+    # a fixed set of batch buffers (about 20 MiB), whatever the size
+    peak = peak_memory(
+        lambda: envelope.encrypt_payload(Zeros(256 * MIB), Discard(), envelope.generate_file_key())
+    )
+    assert peak < 32 * MIB
+
+
+def test_decryption_uses_constant_memory() -> None:
+    file_key = envelope.generate_file_key()
+    sealed = io.BytesIO()
+    envelope.encrypt(Zeros(64 * MIB), sealed, [envelope.x25519_stanza(file_key, BIDDER.public)], file_key)
+    sealed.seek(0)
+    assert peak_memory(lambda: envelope.decrypt(sealed, Discard(), file_key)) < 32 * MIB
 
 
 def test_a_failing_destination_stops_sealing_with_its_error() -> None:
