@@ -554,10 +554,9 @@ def db_upgrade(revision: str) -> None:
 
 def register_package_commands() -> click.Group:
     """Attach every package's sub-commands to the `ggzy` group (idempotent) and return it."""
+    from accounts.cli import accounts_group
     from bidding.bench import opening_command, seal_command
     from bidding.bench_surge import surge_command
-
-    from accounts.cli import accounts_group
     from bidding.cli import register as register_bidding
     from trading.cli import register as register_trading
 

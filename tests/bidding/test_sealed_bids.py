@@ -144,7 +144,7 @@ async def _record_key(api: Api, bid: SealedBid) -> str:
     async with api.runtime.sessionmaker() as session:
         row = await session.get(Bid, uuid.UUID(bid.bid_id))
     assert row is not None
-    return row.object_key
+    return str(row.object_key)
 
 
 # ---------------------------------------------------------------- receipts
@@ -178,9 +178,9 @@ async def test_every_receipt_verifies_offline_and_against_the_closing_head(api: 
             params={"first": first, "second": closing["head"]["tree_size"]},
         )
     ).json()["proof"]
-    checks = {c.name: c.ok for c in verify_against_closing(bids[0].receipt, closing, proof, key)}
-    assert checks.pop("envelope in the closing set") is False
-    assert all(checks.values())
+    results = {c.name: c.ok for c in verify_against_closing(bids[0].receipt, closing, proof, key)}
+    assert results.pop("envelope in the closing set") is False
+    assert all(results.values())
 
 
 async def test_a_tampered_receipt_fails_verification(api: Api) -> None:
