@@ -1450,7 +1450,7 @@ async def summary(t: Trade) -> Outcome:
     """Every notice of the trade, newest first, and the size of the audit trail."""
     notices = await t.notices()
     kinds = [n["kind"] for n in notices]
-    expected = ["contract", "result", "candidates", "opening_record", "tender_notice"]
+    expected = ["contract", "result", "candidates", "opening_record", "bid_closing", "tender_notice"]
     check(kinds == expected, str(expected), kinds)
     table = Table("published (Shanghai)", "kind", "title", box=None, padding=(0, 2))
     for n in reversed(notices):

@@ -1631,7 +1631,7 @@ async def _close_bidding(
     standing = list(
         await session.scalars(select(Bid).where(Bid.tender_id == tender.id, Bid.status == "submitted"))
     )
-    await bidding.close(
+    closing = await bidding.close(
         session,
         signer,
         tender_id=tender.id,
@@ -1639,6 +1639,9 @@ async def _close_bidding(
         envelopes=[b.sha256 for b in standing],
         now=now,
     )
+    # 截标: the signed closing head and the hashes of the envelopes that stand, for anyone to check
+    # their receipts against (who bid stays unpublished until the opening record).
+    await _publish_notice(session, tender, "bid_closing", f"{tender.title} 截标记录", closing, now)
     counts: dict[uuid.UUID, int] = {}
     for bid in standing:
         counts[bid.lot_id] = counts.get(bid.lot_id, 0) + 1

@@ -99,7 +99,7 @@ async def test_a_works_tender_runs_from_draft_to_completed_contract(api: Api) ->
         n["kind"]
         for n in (await api.get("/api/v1/notices", params={"tender_code": tender["code"]})).json()["items"]
     ]
-    assert kinds == ["contract", "result", "candidates", "opening_record", "tender_notice"]
+    assert kinds == ["contract", "result", "candidates", "opening_record", "bid_closing", "tender_notice"]
 
 
 async def test_fewer_than_three_bids_fails_the_tender_and_it_can_be_rerun(api: Api) -> None:

@@ -69,7 +69,7 @@ async def test_the_demo_runs_a_complete_trade_with_every_step_checked() -> None:
         "→ 422 rule W-12",
         "4,760,000.01 → 422 rule W-15, 4,760,000.00 (10%) recorded",
         "completed at",
-        "5 public notices",
+        "6 public notices",
         "demo complete: every step did what it should",
     ):
         assert fact in shown, fact
@@ -151,6 +151,7 @@ def test_seed_only_creates_the_demo_users_a_past_trade_and_an_open_tender(databa
     kinds = _query(database_url, "SELECT kind, published_at FROM notices ORDER BY published_at")
     assert [kind for kind, _ in kinds] == [
         "tender_notice",
+        "bid_closing",
         "opening_record",
         "candidates",
         "result",
