@@ -345,11 +345,11 @@ class _BidStream:
             self._offset += n
         return position
 
-    def _settle(self, owner: object | None = None) -> None:
-        """Wait for the hash jobs reading `owner`'s memory (all of them when None), so it can be refilled."""
+    def _settle(self, owner: object) -> None:
+        """Wait for the hash jobs reading `owner`'s memory, so it can be refilled."""
         pending = []
         for job_owner, future in self._hashing:
-            if owner is None or job_owner is owner:
+            if job_owner is owner:
                 future.result()
             else:
                 pending.append((job_owner, future))
