@@ -34,13 +34,12 @@ class TransparencyController(Controller):
     async def head(
         self,
         session: AsyncSession,
-        signer: LogSigner,
         tree_size: Annotated[int | None, Parameter(query="tree_size", ge=1)] = None,
     ) -> dict[str, Any]:
         """The newest signed tree head, or the one signed when the log reached `tree_size`."""
         if tree_size is not None:
-            return await service.head_at(session, signer, tree_size)
-        head = await service.latest_head(session, signer)
+            return await service.head_at(session, tree_size)
+        head = await service.latest_head(session)
         if head is None:
             raise NotFound("The log is empty.")
         return head

@@ -302,10 +302,9 @@ async def _nodes(session: AsyncSession, keys: set[logtree.NodeKey]) -> dict[logt
     return found
 
 
-def _head_json(row: LogHead | Closing, public_raw: bytes, kind: str) -> dict[str, Any]:
+def _signed(row: LogHead | Closing, kind: str) -> merkle.SignedTreeHead:
     head = merkle.TreeHead(LOG_ID, row.tree_size, bytes.fromhex(row.root_hash), row.timestamp, kind)
-    sth = merkle.SignedTreeHead(head, row.key_id, base64.b64decode(row.signature))
-    return merkle.head_to_json(sth)
+    return merkle.SignedTreeHead(head, row.key_id, base64.b64decode(row.signature))
 
 
 async def append(
@@ -376,7 +375,7 @@ def _made_keys(index: int) -> set[logtree.NodeKey]:
 
 
 async def receipt(session: AsyncSession, signer: LogSigner, leaf_index: int) -> dict[str, Any]:
-    """The receipt of a logged event, proved against the head made when it was appended."""
+    """The receipt of a logged event, proved against the head signed when it was appended."""
     leaf = await session.get(LogLeaf, leaf_index)
     if leaf is None:
         raise NotFound("No such log entry.")
@@ -384,28 +383,27 @@ async def receipt(session: AsyncSession, signer: LogSigner, leaf_index: int) -> 
     head = await session.get(LogHead, size)
     assert head is not None
     nodes = await _nodes(session, logtree.inclusion_nodes(leaf_index, size))
-    return {
-        "version": 1,
-        "leaf": json.loads(leaf.leaf),
-        "leaf_index": leaf_index,
-        "inclusion_proof": [_b64(h) for h in logtree.inclusion_proof(leaf_index, size, nodes)],
-        "tree_head": _head_json(head, signer.public_raw, "head"),
-        "log_public_key": _b64(signer.public_raw),
-    }
+    return merkle.receipt_to_json(
+        leaf=json.loads(leaf.leaf),
+        leaf_index=leaf_index,
+        inclusion_proof=logtree.inclusion_proof(leaf_index, size, nodes),
+        tree_head=_signed(head, "head"),
+        log_public_key=signer.public_raw,
+    )
 
 
-async def latest_head(session: AsyncSession, signer: LogSigner) -> dict[str, Any] | None:
+async def latest_head(session: AsyncSession) -> dict[str, Any] | None:
     """The newest signed tree head, or None while the log is empty."""
     row = await session.scalar(select(LogHead).order_by(LogHead.tree_size.desc()).limit(1))
-    return None if row is None else _head_json(row, signer.public_raw, "head")
+    return None if row is None else merkle.head_to_json(_signed(row, "head"))
 
 
-async def head_at(session: AsyncSession, signer: LogSigner, size: int) -> dict[str, Any]:
+async def head_at(session: AsyncSession, size: int) -> dict[str, Any]:
     """The signed head of the log at `size` leaves."""
     row = await session.get(LogHead, size)
     if row is None:
         raise NotFound(f"No signed head of size {size}.")
-    return _head_json(row, signer.public_raw, "head")
+    return merkle.head_to_json(_signed(row, "head"))
 
 
 async def log_size(session: AsyncSession) -> int:
@@ -477,7 +475,7 @@ def closing_json(row: Closing, tender_code: str, signer: LogSigner) -> dict[str,
     """The published closing record."""
     return {
         "tender": tender_code,
-        "head": _head_json(row, signer.public_raw, "closing"),
+        "head": merkle.head_to_json(_signed(row, "closing")),
         "envelopes": list(row.envelopes),
         "envelopes_signature": row.envelopes_signature,
         "log_public_key": _b64(signer.public_raw),
