@@ -549,6 +549,13 @@ class OpeningController(Controller):
         await service.opening_hall(session, principal, tender_id, start)  # authorise before streaming
         return ServerSentEvent(_opening_stream(sessionmaker, principal, tender_id, start, follow))
 
+    @post("/opening/check-in", operation_id="opening_check_in", guards=[BIDDER], status_code=200)
+    async def check_in(
+        self, tender_id: uuid.UUID, principal: Principal, session: AsyncSession, clock: Clock
+    ) -> dict[str, Any]:
+        """A bidder signs in to the opening hall (开标签到); signing in twice answers the first line."""
+        return await service.check_in(session, principal, tender_id, clock.now())
+
     @get("/opening/record", operation_id="opening_record", guards=[authenticated])
     async def record(
         self,

@@ -1856,6 +1856,48 @@ def _sung(tender: Tender, lot: Lot, org: Any, bid: Bid, row: Any) -> dict[str, A
     }
 
 
+async def check_in(
+    session: AsyncSession, actor: Principal, tender_id: uuid.UUID, now: datetime
+) -> dict[str, Any]:
+    """A bidder signs in to the opening hall (开标签到); the line is read into the live record once."""
+    tender = await _tender(session, tender_id, lock=True)
+    mine = await session.scalar(
+        select(func.count()).where(
+            Bid.tender_id == tender.id,
+            Bid.organisation_id == actor.organisation_id,
+            Bid.status == "submitted",
+        )
+    )
+    if not mine:
+        raise NotFound("No such opening.")
+    if tender.status != TenderStatus.OPENING:
+        if now < tender.bid_deadline:
+            raise RuleViolation("E-02", "The opening hall opens at the bid deadline.")
+        raise Conflict(f"The opening hall is closed; the tender is {tender.status}.")
+    org = await accounts.get_organisation(session, actor.organisation_id)
+    earlier = [
+        e
+        for e in await bidding.opening_events(session, tender.id, 0)
+        if e.kind == "bidder_signed_in" and e.payload.get("credit_code") == org.credit_code
+    ]
+    if earlier:
+        return {
+            "seq": earlier[0].seq,
+            "at": earlier[0].at.isoformat(),
+            "kind": earlier[0].kind,
+            **earlier[0].payload,
+        }
+    event = await bidding.opening_event(
+        session,
+        tender.id,
+        "bidder_signed_in",
+        {"bidder": org.name, "credit_code": org.credit_code, "by": actor.username},
+        now,
+    )
+    await accounts.record(session, actor, "opening.check_in", "tender", tender.id, now)
+    return {"seq": event.seq, "at": event.at.isoformat(), "kind": event.kind, **event.payload}
+
+
 async def custody_view(
     session: AsyncSession, actor: Principal, tender_id: uuid.UUID, now: datetime
 ) -> schemas.CustodyView:

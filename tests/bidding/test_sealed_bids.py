@@ -473,3 +473,18 @@ async def test_the_event_stream_is_live_on_a_real_server(api: Api) -> None:
         await api.reveal(tender["id"], bids[0])
         await asyncio.wait_for(listener, 10)
     assert seen == ["hall_opened", "key_revealed", "bid_opened"]
+
+
+async def test_bidders_sign_in_to_the_hall_once_and_only_when_it_is_open(api: Api) -> None:
+    _agency, tender, bids = await bids_on(api, 3)
+    path = f"{T}/{tender['id']}/opening/check-in"
+    assert problem(await api.post(path, bids[0].bidder), 422)["rule"] == "E-02"
+    await api.at(DEADLINE)
+    first = await api.post(path, bids[0].bidder)
+    assert first.status_code == 200 and first.json()["kind"] == "bidder_signed_in"
+    again = await api.post(path, bids[0].bidder)
+    assert again.json()["seq"] == first.json()["seq"]
+    stranger = await api.organisation("bidder")
+    problem(await api.post(path, stranger), 404)
+    record = (await api.get(f"{T}/{tender['id']}/opening/record", bids[1].bidder)).json()
+    assert [e["kind"] for e in record].count("bidder_signed_in") == 1
