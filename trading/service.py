@@ -2060,7 +2060,10 @@ async def close_opening(
     pending = [
         b
         for b in bids
-        if b.status == "submitted" and rows[b.id].status != "opened" and lots[b.lot_id].status != "failed"
+        if b.status == "submitted"
+        and b.id in rows
+        and rows[b.id].status != "opened"
+        and lots[b.lot_id].status != "failed"
     ]
     if pending:
         raise Conflict(
