@@ -1,7 +1,9 @@
 """`ggzy bench seal` and `ggzy bench opening`: envelope throughput, one JSON line per measurement.
 
 `seal` measures, on one random file, file to file and best of `--repeat`: sealing a bid (`seal_bid`, one
-file, three custodians, t = 2), opening it (`open_bid`), the bare encryption stage (`encrypt_payload`, no
+file, three custodians, t = 2) as the client does, without hashing the envelope (`hash_output=False`: it
+is hashed when submitted), the same with the envelope's SHA-256 computed on the way (`ggzy_seal_hashed`,
+a second full-speed hash), opening it (`open_bid`), the bare encryption stage (`encrypt_payload`, no
 tar, manifest or hashing) and whole-envelope decryption, next to the references that say what the
 hardware allows: Python's ChaCha20-Poly1305 `encrypt_into` on 64 KiB chunks in memory, `openssl speed`
 on the same primitive, and the age CLI encrypting and decrypting the same file. Cases run interleaved,
@@ -64,7 +66,8 @@ start = time.perf_counter()
 with open(sys.argv[2], "wb") as dst:
     bidfile.seal_bid([Path(sys.argv[1])], dst, tender=sys.argv[3], lot=1, bidder="probe", kind="technical",
         declared_price_fen=None, duration_days=None, signing=bidder.signing,
-        bidder_public=agekeys.x25519_public_raw(bidder), custodians=custodians, threshold=2)
+        bidder_public=agekeys.x25519_public_raw(bidder), custodians=custodians, threshold=2,
+        hash_output=False)
 seconds = time.perf_counter() - start
 print(json.dumps({"seconds": seconds, "max_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
 """
@@ -151,8 +154,8 @@ def _remove(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def seal_file(source: Path, target: Path, keys: Keys) -> bidfile.SealedBid:
-    """seal_bid of one file, as a bidder's client does."""
+def seal_file(source: Path, target: Path, keys: Keys, *, hash_output: bool = False) -> bidfile.SealedBid:
+    """seal_bid of one file, as a bidder's client does (by default without hashing the envelope)."""
     assert keys.bidder.signing is not None
     with target.open("wb") as dst:
         return bidfile.seal_bid(
@@ -168,6 +171,7 @@ def seal_file(source: Path, target: Path, keys: Keys) -> bidfile.SealedBid:
             bidder_public=agekeys.x25519_public_raw(keys.bidder),
             custodians=keys.custodian_publics,
             threshold=THRESHOLD,
+            hash_output=hash_output,
         )
 
 
@@ -285,6 +289,7 @@ def seal_command(size_mib: int, repeat: int, openssl_seconds: int, directory: Pa
             name: Measurement(name, size_mib)
             for name in (
                 "ggzy_seal",
+                "ggzy_seal_hashed",
                 "ggzy_open",
                 "ggzy_encrypt_stage",
                 "ggzy_decrypt",
@@ -299,6 +304,9 @@ def seal_command(size_mib: int, repeat: int, openssl_seconds: int, directory: Pa
 
         def run_seal() -> None:
             seal_file(source, sealed, keys)
+
+        def run_seal_hashed() -> None:
+            seal_file(source, sealed, keys, hash_output=True)
 
         def run_open() -> None:
             open_file(sealed, state["key"], opened)
@@ -322,6 +330,7 @@ def seal_command(size_mib: int, repeat: int, openssl_seconds: int, directory: Pa
         with Progress(console=err, transient=True) as progress:
             task = progress.add_task("seal bench", total=repeat)
             for _ in range(repeat):
+                cases["ggzy_seal_hashed"].offer(_timed(run_seal_hashed, lambda: _remove(sealed)))
                 cases["ggzy_seal"].offer(_timed(run_seal, lambda: _remove(sealed)))
                 state["key"] = bidder_file_key(sealed, keys)
                 cases["ggzy_open"].offer(_timed(run_open, lambda: _remove(opened)))
@@ -361,6 +370,7 @@ def seal_command(size_mib: int, repeat: int, openssl_seconds: int, directory: Pa
             {"age_encrypt": _ratio(c["ggzy_seal"], c["age_encrypt"])},
             {"age_encrypt": SEAL_TARGET_VS_AGE},
         ),
+        "ggzy_seal_hashed": ({"age_encrypt": _ratio(c["ggzy_seal_hashed"], c["age_encrypt"])}, {}),
         "ggzy_open": ({"age_decrypt": _ratio(c["ggzy_open"], c["age_decrypt"])}, {}),
         "ggzy_encrypt_stage": (
             {

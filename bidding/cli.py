@@ -148,7 +148,9 @@ def bid_seal(
         )
 
     sealed = _run(url, username, action)
-    click.echo(f"sealed {len(files)} file(s) into {out}: {sealed.size} bytes, sha256 {sealed.sha256}")
+    click.echo(
+        f"sealed {len(files)} file(s) into {out}: {sealed.size} bytes (to you and the tender's custodians)"
+    )
 
 
 @bid_group.command("submit")

@@ -48,8 +48,12 @@ class Sealed:
 
     path: Path
     manifest: bidfile.Manifest
-    sha256: str
     size: int
+
+    def sha256(self) -> str:
+        """The envelope's SHA-256 (what the receipt will name), read from disk: sealing does not hash its
+        output, since submitting hashes the file anyway."""
+        return _sha256_of(self.path)
 
 
 class GgzyClient:
@@ -180,8 +184,9 @@ class GgzyClient:
                     bidder_public=agekeys.x25519_public_raw(keys),
                     custodians=custodians,
                     threshold=int(tender["custody_threshold"]),
+                    hash_output=False,
                 )
-            return Sealed(out, sealed.manifest, sealed.info.sha256, sealed.info.size)
+            return Sealed(out, sealed.manifest, sealed.info.size)
 
         return await asyncio.to_thread(run)
 

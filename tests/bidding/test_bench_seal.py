@@ -13,6 +13,7 @@ from bidding.bench import opening_command, seal_command
 KEYS = {"bench", "case", "mib_per_s", "seconds", "size_mib", "ratio_vs", "target"}
 SEAL_CASES = [
     "ggzy_seal",
+    "ggzy_seal_hashed",
     "ggzy_open",
     "ggzy_encrypt_stage",
     "ggzy_decrypt",
@@ -38,10 +39,19 @@ def test_seal_bench_prints_one_line_per_case() -> None:
         assert line["bench"] == "seal"
         assert line["size_mib"] == 1
     by_case = {line["case"]: line for line in lines}
-    for case in ("ggzy_seal", "ggzy_open", "ggzy_encrypt_stage", "ggzy_decrypt", "python_aead_encrypt_into"):
+    for case in (
+        "ggzy_seal",
+        "ggzy_seal_hashed",
+        "ggzy_open",
+        "ggzy_encrypt_stage",
+        "ggzy_decrypt",
+        "python_aead_encrypt_into",
+    ):
         assert by_case[case]["mib_per_s"] > 0 and by_case[case]["seconds"] > 0
     assert set(by_case["ggzy_seal"]["ratio_vs"]) == {"age_encrypt"}
     assert by_case["ggzy_seal"]["target"] == {"age_encrypt": 1.5}
+    assert set(by_case["ggzy_seal_hashed"]["ratio_vs"]) == {"age_encrypt"}
+    assert by_case["ggzy_seal_hashed"]["target"] == {}
     assert set(by_case["ggzy_encrypt_stage"]["ratio_vs"]) == {
         "openssl_raw_aead",
         "python_aead_encrypt_into",

@@ -202,6 +202,50 @@ def test_any_list_of_files_round_trips(
     assert opened.manifest == sealed.manifest
 
 
+def test_unhashed_seal_of_large_files_opens_from_disk(tmp_path: Path) -> None:
+    # big enough to be read through several mmap windows and many batches, sealing and opening
+    size = envelope.MAP_WINDOW + 3 * envelope.CHUNK_SIZE + 123
+    files = [
+        ("大文件.bin", random.Random(1).randbytes(size)),
+        ("small.txt", b"small"),
+        ("b.bin", bytes(envelope.MAP_MIN)),
+    ]
+    sealed_path = tmp_path / "bid.age"
+    with sealed_path.open("wb") as dst:
+        sealed = bidfile.seal_bid(
+            write_files(tmp_path / "in", files),
+            dst,
+            tender=TENDER,
+            lot=1,
+            bidder=BIDDER_CODE,
+            kind="technical",
+            declared_price_fen=None,
+            duration_days=None,
+            signing=SIGNING,
+            bidder_public=agekeys.x25519_public_raw(BIDDER),
+            custodians=CUSTODIAN_KEYS,
+            threshold=2,
+            hash_output=False,
+        )
+    assert sealed.info.sha256 is None
+    assert sealed.info.size == sealed_path.stat().st_size
+    assert sealed.manifest == manifest_of(files)
+    blob = sealed_path.read_bytes()
+    with sealed_path.open("rb") as src:
+        opened = bidfile.open_bid(src, file_key_of(blob), tmp_path / "out")
+    assert [(f.name, f.path.read_bytes()) for f in opened.files] == files
+    assert opened.manifest == sealed.manifest
+
+
+def test_an_opening_that_fails_late_removes_large_files_too(tmp_path: Path) -> None:
+    files = [("a.bin", bytes(3 * envelope.BATCH_CHUNKS * envelope.CHUNK_SIZE + 1))]
+    members = good_members(files)
+    members[-1] = ("manifest.sig", signature_of(b"another manifest"))
+    error = open_error(tar_of(members), tmp_path / "out")
+    assert error.code == "bid.signature"
+    assert list((tmp_path / "out").iterdir()) == []
+
+
 def test_plaintext_is_a_tar_stream_that_tarfile_reads(tmp_path: Path) -> None:
     files = [("技术标.docx", b"technical"), ("b.bin", bytes(range(256)) * 300)]
     dst = io.BytesIO()

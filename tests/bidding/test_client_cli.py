@@ -51,7 +51,7 @@ async def test_a_bidder_seals_submits_and_opens_with_the_client(api: Api, tmp_pa
         again = await client.submit(
             tender["id"], tender["lots"][0]["id"], sealed.path, idempotency_key="client-bid-0001"
         )
-        assert again == receipt and receipt["envelope_sha256"] == sealed.sha256
+        assert again == receipt and receipt["envelope_sha256"] == sealed.sha256()
         await api.at(DEADLINE)
         assert (await client.reveal(tender["id"], receipt["bid_id"], sealed.path, keys))[
             "envelope_status"
@@ -209,7 +209,7 @@ async def _resumable_upload(api: Api, tmp_path: Path, monkeypatch: pytest.Monkey
         puts.clear()
         receipt = await client.submit(tender["id"], tender["lots"][0]["id"], sealed.path)
     assert len(puts) == 2  # part 1 was already there intact: only parts 2 and 3 went up again
-    assert receipt["envelope_sha256"] == sealed.sha256 and receipt["size"] == sealed.size
+    assert receipt["envelope_sha256"] == sealed.sha256() and receipt["size"] == sealed.size
     assert not (tmp_path / "bid.age.upload.json").exists()
 
 

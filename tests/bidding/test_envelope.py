@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import mmap
+import pathlib
 import pickle
 import random
 import tracemalloc
@@ -130,6 +132,96 @@ def test_round_trip(size: int) -> None:
     assert sealed.info.size == len(sealed.blob)
     assert sealed.info.header_size == sealed.header.size
     assert sealed.info.sha256 == hashlib.sha256(sealed.blob).hexdigest()
+
+
+def test_unhashed_seal_gives_no_sha256_and_the_same_decryptable_envelope() -> None:
+    data = data_of(2 * BATCH + 7, 3)
+    file_key = envelope.generate_file_key()
+
+    def seal_with(hash_output: bool) -> tuple[envelope.SealInfo, bytes]:
+        out = io.BytesIO()
+        info = envelope.seal(
+            io.BytesIO(data),
+            out,
+            bidder=BIDDER.public,
+            custodians=[c.public for c in CUSTODIANS],
+            threshold=2,
+            context=TENDER,
+            file_key=file_key,
+            hash_output=hash_output,
+        )
+        return info, out.getvalue()
+
+    hashed_info, hashed = seal_with(True)
+    info, unhashed = seal_with(False)
+    assert info.sha256 is None
+    assert hashed_info.sha256 == hashlib.sha256(hashed).hexdigest()
+    # the same format and sizes (only the random nonce and ephemeral keys differ), and it opens the same
+    assert info.size == hashed_info.size == len(unhashed)
+    assert info.header_size == hashed_info.header_size == envelope.parse_header(unhashed).size
+    assert open_as_bidder(unhashed) == open_as_bidder(hashed) == data
+    plain = io.BytesIO()
+    stanzas = [envelope.x25519_stanza(file_key, BIDDER.public)]
+    assert envelope.encrypt(io.BytesIO(data), plain, stanzas, file_key, hash_output=False).sha256 is None
+    assert open_as_bidder(plain.getvalue()) == data
+
+
+@pytest.mark.parametrize("size", [envelope.MAP_MIN, envelope.MAP_WINDOW + CHUNK_SIZE + 5])
+def test_files_on_disk_are_sealed_and_opened_through_mmap_windows(tmp_path: pathlib.Path, size: int) -> None:
+    data = data_of(size, size)
+    source = tmp_path / "plain.bin"
+    source.write_bytes(data)
+    file_key = envelope.generate_file_key()
+    sealed = tmp_path / "sealed.age"
+    with source.open("rb") as src, sealed.open("wb") as dst:
+        assert envelope.mapped(src) is not None
+        info = envelope.encrypt(src, dst, [envelope.x25519_stanza(file_key, BIDDER.public)], file_key)
+        assert src.tell() == size  # left where reading stopped
+    assert info.sha256 == hashlib.sha256(sealed.read_bytes()).hexdigest()
+    out = io.BytesIO()
+    with sealed.open("rb") as src:
+        assert envelope.decrypt(src, out, file_key) == size
+    assert out.getvalue() == data
+
+
+def test_a_mapped_reader_stops_at_a_file_that_shrank(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "shrinking.bin"
+    path.write_bytes(bytes(3 * envelope.MAP_WINDOW))
+    buffer = memoryview(bytearray(MIB))
+    with path.open("r+b") as handle:
+        reader = envelope.MappedReader(handle.fileno(), 0, 3 * envelope.MAP_WINDOW)
+        assert reader.readinto(buffer) == MIB
+        handle.truncate(MIB + 10)  # inside the mapped window: never touched, no SIGBUS
+        assert reader.readinto(buffer) == 10
+        assert reader.readinto(buffer) == 0
+        reader.close()
+
+
+def test_a_mapped_reader_falls_back_to_plain_reads_where_mmap_fails(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = data_of(envelope.MAP_WINDOW + 5)
+    path = tmp_path / "plain.bin"
+    path.write_bytes(data)
+
+    def no_mmap(*args: object, **kwargs: object) -> None:
+        raise OSError(19, "No such device")  # what mmap says on a file system that cannot map
+
+    monkeypatch.setattr(mmap, "mmap", no_mmap)
+    out = bytearray(len(data) + 10)
+    with path.open("rb") as handle:
+        reader = envelope.MappedReader(handle.fileno(), 0)
+        assert envelope._fill(reader, memoryview(out), 0) == len(data)
+        reader.close()
+    assert bytes(out[: len(data)]) == data
+
+
+def test_mapped_is_only_for_regular_files_of_some_size(tmp_path: pathlib.Path) -> None:
+    small = tmp_path / "small.bin"
+    small.write_bytes(b"x" * 10)
+    with small.open("rb") as src:
+        assert envelope.mapped(src) is None
+    assert envelope.mapped(io.BytesIO(bytes(envelope.MAP_MIN))) is None
 
 
 @pytest.mark.parametrize(
