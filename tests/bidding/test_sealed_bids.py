@@ -488,3 +488,16 @@ async def test_bidders_sign_in_to_the_hall_once_and_only_when_it_is_open(api: Ap
     problem(await api.post(path, stranger), 404)
     record = (await api.get(f"{T}/{tender['id']}/opening/record", bids[1].bidder)).json()
     assert [e["kind"] for e in record].count("bidder_signed_in") == 1
+
+
+async def test_an_oversized_envelope_is_refused_before_any_upload(api: Api) -> None:
+    from trading.service import MAX_UPLOAD_BYTES
+
+    agency = await api.organisation("agency")
+    tender = await api.published(agency)
+    bidder = await api.organisation("bidder")
+    await api.post(f"{T}/{tender['id']}/documents/obtain", bidder)
+    r = await api.post(
+        f"{T}/{tender['id']}/bids/uploads", bidder, json={"filename": "b.age", "size": MAX_UPLOAD_BYTES + 1}
+    )
+    assert problem(r, 422)["errors"] == [{"field": "size", "message": "too large"}]
