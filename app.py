@@ -34,6 +34,7 @@ from accounts.guards import AuthenticationMiddleware, provide_optional_principal
 from accounts.security import PasswordCost, Principal, configure_password_cost
 from bidding.controllers import TransparencyController
 from bidding.service import LogSigner
+from escrow.controllers import LedgerController
 from storage.clock import Clock, SystemClock
 from storage.db import create_engine, create_sessionmaker, transaction
 from storage.jobs import ArqJobQueue, InlineJobQueue, JobContext, JobQueue, OutboxDispatcher, Periodic
@@ -436,6 +437,7 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = True) -> Litestar:
             ObjectController,
             *TRADING_CONTROLLERS,
             TransparencyController,
+            LedgerController,
         ],
         dependencies={
             "session": Provide(provide_session),
@@ -558,11 +560,13 @@ def register_package_commands() -> click.Group:
     from bidding.bench import opening_command, seal_command
     from bidding.bench_surge import surge_command
     from bidding.cli import register as register_bidding
+    from escrow.cli import register as register_escrow
     from trading.cli import register as register_trading
 
     cli.add_command(accounts_group)
     register_trading(cli)
     register_bidding(cli)
+    register_escrow(cli)
     bench = cli.commands["bench"]
     assert isinstance(bench, click.Group)
     bench.add_command(seal_command, "seal")

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import accounts.models
 import bidding.models
+import escrow.models
 import storage.idempotency
 import storage.outbox
 import trading.models
 from storage.db import Base
 
 __all__ = ["metadata"]
-_packages = (accounts.models, bidding.models, storage.idempotency, storage.outbox, trading.models)
+_packages = (accounts.models, bidding.models, escrow.models, storage.idempotency, storage.outbox, trading.models)
 metadata = Base.metadata
