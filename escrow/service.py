@@ -238,18 +238,39 @@ async def resolve(
 
 
 async def reverse(session: AsyncSession, sequence: int, *, key: str, actor: str, now: datetime) -> Posted:
-    """Correct a posted entry by a reversing entry (nothing is edited or deleted)."""
+    """Correct a posted entry by a reversing entry, at most once (nothing is edited or deleted)."""
     original = await entry(session, sequence)
     if original.phase != ledger.Phase.POSTED:
         raise Conflict(f"Entry {sequence} is {original.phase}; only a posted entry is reversed.")
-    draft = ledger.EntryDraft(
-        original.reason,
-        await postings_of(session, sequence),
-        original.idempotency_key,
-        {str(k): str(v) for k, v in original.context.items()},
-        original.actor,
+    if original.reason == "reversal":
+        raise Conflict(f"Entry {sequence} is itself a reversal; post the correct entry instead.")
+    draft = ledger.reversal(
+        ledger.EntryDraft(
+            original.reason,
+            await postings_of(session, sequence),
+            original.idempotency_key,
+            {str(k): str(v) for k, v in original.context.items()},
+            original.actor,
+        ),
+        key=key,
+        actor=actor,
+        original_sequence=sequence,
     )
-    return await post(session, ledger.reversal(draft, key=key, actor=actor, original_sequence=sequence), now)
+    replayed = await _replay(session, draft)
+    if replayed is not None:
+        return replayed
+    await _lock_head(session)  # serialises reversals, so two cannot both pass the check below
+    earlier = await session.scalar(
+        select(JournalEntry.sequence).where(
+            JournalEntry.reason == "reversal", JournalEntry.context["reverses"].as_string() == str(sequence)
+        )
+    )
+    if earlier is not None:
+        raise Conflict(
+            f"Entry {sequence} was already reversed by entry {earlier}.",
+            errors=[field_error("sequence", "already reversed")],
+        )
+    return await post(session, draft, now)
 
 
 # ---------------------------------------------------------------- reading

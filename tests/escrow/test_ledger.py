@@ -124,6 +124,18 @@ class Book:
         self.resolved.add(pending)
         return stored
 
+    def reversible(self, reason: str | None = None) -> list[StoredEntry]:
+        """Posted entries not yet reversed (what a correct service would let an officer reverse)."""
+        done = {e.context["reverses"] for e in self.entries if e.reason == "reversal"}
+        return [
+            e
+            for e in self.entries
+            if e.phase == Phase.POSTED
+            and e.resolves is None
+            and str(e.sequence) not in done
+            and (reason is None or e.reason == reason)
+        ]
+
     def open_pending(self) -> list[int]:
         return [
             e.sequence for e in self.entries if e.phase == Phase.PENDING and e.sequence not in self.resolved
@@ -739,7 +751,7 @@ def journeys(draw: st.DrawFn) -> Book:
             elif op == "forfeit":
                 book.post(draft("forfeiture", (bidder, amount), (FORFEITED, -amount), key=book.key()))
             elif op == "reverse":
-                posted = [e for e in book.entries if e.phase == Phase.POSTED and e.resolves is None]
+                posted = book.reversible()
                 if posted:
                     e = draw(st.sampled_from(posted))
                     book.post(
@@ -901,10 +913,10 @@ class LedgerMachine(RuleBasedStateMachine):
         ):
             self.paid_out[bidder] += amount
 
-    @precondition(lambda self: any(e.reason == "deposit_received" for e in self.book.entries))
+    @precondition(lambda self: bool(self.book.reversible("deposit_received")))
     @rule(data=st.data())
     def reverse_a_deposit(self, data: st.DataObject) -> None:
-        e = data.draw(st.sampled_from([e for e in self.book.entries if e.reason == "deposit_received"]))
+        e = data.draw(st.sampled_from(self.book.reversible("deposit_received")))
         back = reversal(e.draft(), key=self.book.key(), actor="user:officer", original_sequence=e.sequence)
         if self._try(back):
             self.paid_in[e.context["bidder"]] -= -e.postings[1].amount_fen

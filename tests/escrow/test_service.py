@@ -251,3 +251,27 @@ def test_verify_ledger_on_the_command_line_passes_on_an_empty_ledger(tmp_path: A
     result = CliRunner().invoke(register_package_commands(), ["verify", "ledger"])
     assert result.exit_code == 0, result.output
     assert "ok   hash chain intact" in result.output
+
+
+async def test_an_entry_is_reversed_at_most_once(runtime: Any) -> None:
+    sm, now = runtime.sessionmaker, runtime.clock.now()
+    await open_accounts(sm, now)
+    async with transaction(sm) as session:
+        wrong = await service.post(session, received("deposit-in-1"), now)
+        back = await service.reverse(
+            session, wrong.entry.sequence, key="reversal-fix-1", actor="user:a", now=now
+        )
+    with pytest.raises(Conflict):
+        async with transaction(sm) as session:
+            await service.reverse(
+                session, wrong.entry.sequence, key="reversal-fix-2", actor="user:b", now=now
+            )
+    with pytest.raises(Conflict):
+        async with transaction(sm) as session:
+            await service.reverse(session, back.entry.sequence, key="reversal-fix-3", actor="user:b", now=now)
+    async with transaction(sm) as session:  # the same request again is a replay, not a second reversal
+        again = await service.reverse(
+            session, wrong.entry.sequence, key="reversal-fix-1", actor="user:a", now=now
+        )
+    assert again.replay and again.entry.sequence == back.entry.sequence
+    assert all((await verified(sm)).values())
