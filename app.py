@@ -582,6 +582,7 @@ def register_package_commands() -> click.Group:
     from bidding.bench import opening_command, seal_command
     from bidding.bench_surge import surge_command
     from bidding.cli import register as register_bidding
+    from escrow.bench import ledger_command
     from escrow.cli import register as register_escrow
     from trading.cli import register as register_trading
 
@@ -594,6 +595,7 @@ def register_package_commands() -> click.Group:
     bench.add_command(seal_command, "seal")
     bench.add_command(opening_command, "opening")
     bench.add_command(surge_command, "surge")
+    bench.add_command(ledger_command, "ledger")
     return cli
 
 

@@ -11,5 +11,12 @@ import trading.models
 from storage.db import Base
 
 __all__ = ["metadata"]
-_packages = (accounts.models, bidding.models, escrow.models, storage.idempotency, storage.outbox, trading.models)
+_packages = (
+    accounts.models,
+    bidding.models,
+    escrow.models,
+    storage.idempotency,
+    storage.outbox,
+    trading.models,
+)
 metadata = Base.metadata
