@@ -46,7 +46,7 @@ from typing import Any
 import click
 import httpx
 from rich.console import Console
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
 from accounts import service as accounts
@@ -56,6 +56,7 @@ from bidding import agekeys, bidfile
 from bidding.service import LogSigner
 from storage import seaweed
 from storage.db import create_engine, create_sessionmaker, transaction
+from storage.db import scratch_database as db_scratch_database
 from storage.migrate import upgrade_async
 from storage.seaweed import SeaweedS3
 from trading import service as trading
@@ -125,19 +126,9 @@ async def existing_s3(
 @contextlib.asynccontextmanager
 async def scratch_database(admin_url: str, err: Console) -> AsyncIterator[str]:
     """A new, empty database beside `admin_url`, dropped afterwards."""
-    name = f"ggzy_surge_{secrets.token_hex(4)}"
-    admin = create_engine(admin_url, pool=False)
-    try:
-        async with admin.connect() as conn:
-            await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await conn.execute(text(f'CREATE DATABASE "{name}"'))
-        err.print(f"created scratch database {name}")
-        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        async with admin.connect() as conn:
-            await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        await admin.dispose()
+    async with db_scratch_database(admin_url, "ggzy_surge") as url:
+        err.print(f"created scratch database {make_url(url).database}")
+        yield url
 
 
 # ---------------------------------------------------------------- the server under test

@@ -38,7 +38,6 @@ import contextlib
 import json
 import math
 import random
-import secrets
 import statistics
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -58,7 +57,8 @@ from escrow import ledger, service
 from escrow.models import AccountBalance, JournalEntry, LedgerAccount, LedgerHead
 from escrow.models import Posting as PostingRow
 from storage.clock import Clock, SystemClock
-from storage.db import Base, create_engine, create_sessionmaker, transaction
+from storage.db import Base, create_sessionmaker, transaction
+from storage.db import scratch_database as db_scratch_database
 from storage.migrate import upgrade_async
 
 DEFAULT_ADMIN_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
@@ -186,19 +186,9 @@ def script(accounts: Sequence[Account], budget: int, rng: random.Random, prefix:
 @contextlib.asynccontextmanager
 async def scratch_database(admin_url: str, err: Console) -> AsyncIterator[str]:
     """A new, empty database beside `admin_url`, dropped afterwards."""
-    name = f"ggzy_ledger_{secrets.token_hex(4)}"
-    admin = create_engine(admin_url, pool=False)
-    try:
-        async with admin.connect() as conn:
-            await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await conn.execute(text(f'CREATE DATABASE "{name}"'))
-        err.print(f"created scratch database {name}")
-        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        async with admin.connect() as conn:
-            await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        await admin.dispose()
+    async with db_scratch_database(admin_url, "ggzy_ledger") as url:
+        err.print(f"created scratch database {make_url(url).database}")
+        yield url
 
 
 async def _count(engine: AsyncEngine, table: Any) -> int:
