@@ -33,7 +33,6 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +42,7 @@ from rich.console import Console
 from rich.progress import Progress
 
 from bidding import agekeys, bidfile, envelope
+from storage.clock import SystemClock
 
 MIB = 1024 * 1024
 TENDER = "GGZY-320100-2026-B000001"
@@ -248,6 +248,15 @@ def _err() -> Console:
     return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+scratch_dir = click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Scratch directory (default: the system temporary directory).",
+)
+
+
 @click.command("seal")
 @click.option("--size-mib", type=click.IntRange(1, 1024 * 1024), default=256, show_default=True)
 @click.option("--repeat", type=click.IntRange(1, 100), default=3, show_default=True)
@@ -258,13 +267,7 @@ def _err() -> Console:
     show_default=True,
     help="How long `openssl speed` measures.",
 )
-@click.option(
-    "--dir",
-    "directory",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Scratch directory (default: the system temporary directory).",
-)
+@scratch_dir
 def seal_command(size_mib: int, repeat: int, openssl_seconds: int, directory: Path | None) -> None:
     """Seal and open throughput, file to file, against age, openssl and the raw AEAD."""
     err = _err()
@@ -279,7 +282,7 @@ def seal_command(size_mib: int, repeat: int, openssl_seconds: int, directory: Pa
         age_out = work / "age.age"
         age_back = work / "age.out"
         identity = work / "key.txt"
-        identity.write_text(agekeys.identity_file_text(keys.bidder, datetime.now(UTC)))
+        identity.write_text(agekeys.identity_file_text(keys.bidder, SystemClock().now()))
         recipient = agekeys.recipient(agekeys.x25519_public_raw(keys.bidder))
         age = shutil.which("age")
         with err.status(f"writing {size_mib} MiB of random data"):
@@ -399,13 +402,7 @@ def seal_command(size_mib: int, repeat: int, openssl_seconds: int, directory: Pa
 @click.option("--bids", type=click.IntRange(1, 100_000), default=100, show_default=True)
 @click.option("--size-mib", type=click.IntRange(1, 1024 * 1024), default=20, show_default=True)
 @click.option("--workers", type=click.IntRange(1, 256), default=2, show_default=True)
-@click.option(
-    "--dir",
-    "directory",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Scratch directory (default: the system temporary directory).",
-)
+@scratch_dir
 def opening_command(bids: int, size_mib: int, workers: int, directory: Path | None) -> None:
     """Open many sealed bids at once on a thread pool, as at an opening, next to the raw AEAD rate."""
     err = _err()

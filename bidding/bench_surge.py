@@ -39,7 +39,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,7 @@ from accounts.uscc import make_uscc
 from bidding import agekeys, bidfile
 from bidding.service import LogSigner
 from storage import seaweed
+from storage.clock import SystemClock
 from storage.db import create_engine, create_sessionmaker, transaction
 from storage.db import scratch_database as db_scratch_database
 from storage.migrate import upgrade_async
@@ -121,14 +122,6 @@ async def existing_s3(
 
 
 # ---------------------------------------------------------------- PostgreSQL (when no --database-url)
-
-
-@contextlib.asynccontextmanager
-async def scratch_database(admin_url: str, err: Console) -> AsyncIterator[str]:
-    """A new, empty database beside `admin_url`, dropped afterwards."""
-    async with db_scratch_database(admin_url, "ggzy_surge") as url:
-        err.print(f"created scratch database {make_url(url).database}")
-        yield url
 
 
 # ---------------------------------------------------------------- the server under test
@@ -327,7 +320,7 @@ async def seed(database_url: str, api: Api, s3http: httpx.AsyncClient, plan: Pla
                 credit_code=make_uscc(f"91320100{base:09d}"),
                 username="surge-centre",
                 password=PASSWORD,
-                now=datetime.now(UTC),
+                now=SystemClock().now(),
             )
     finally:
         await engine.dispose()
@@ -342,7 +335,7 @@ async def seed(database_url: str, api: Api, s3http: httpx.AsyncClient, plan: Pla
     )
     for token in (centre, supervisor):
         await api.register_keys(token, agekeys.generate(signing=False))
-    now = datetime.now(SHANGHAI)
+    now = SystemClock().now().astimezone(SHANGHAI)
     deadline = (now + timedelta(days=DEADLINE_DAYS)).replace(hour=10, minute=0, second=0, microsecond=0)
     draft = await api.call(
         "POST",
@@ -548,7 +541,11 @@ async def run_surge(plan: Plan, err: Console) -> int:
         if plan.database_url:
             database_url = plan.database_url
         else:
-            database_url = await stack.enter_async_context(scratch_database(plan.admin_url, err))
+            database_url = await stack.enter_async_context(
+                db_scratch_database(
+                    plan.admin_url, "ggzy_surge", lambda name: err.print(f"created scratch database {name}")
+                )
+            )
         if make_url(database_url).get_backend_name() != "postgresql":
             raise click.UsageError(
                 "the surge bench runs on PostgreSQL (--database-url postgresql+asyncpg://…)"

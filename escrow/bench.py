@@ -40,7 +40,7 @@ import math
 import random
 import statistics
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Literal
@@ -181,14 +181,6 @@ def script(accounts: Sequence[Account], budget: int, rng: random.Random, prefix:
 
 
 # ---------------------------------------------------------------- the database
-
-
-@contextlib.asynccontextmanager
-async def scratch_database(admin_url: str, err: Console) -> AsyncIterator[str]:
-    """A new, empty database beside `admin_url`, dropped afterwards."""
-    async with db_scratch_database(admin_url, "ggzy_ledger") as url:
-        err.print(f"created scratch database {make_url(url).database}")
-        yield url
 
 
 async def _count(engine: AsyncEngine, table: Any) -> int:
@@ -588,7 +580,11 @@ async def run_ledger(plan: Plan, err: Console) -> int:
         if plan.database_url:
             url = plan.database_url
         else:
-            url = await stack.enter_async_context(scratch_database(plan.admin_url, err))
+            url = await stack.enter_async_context(
+                db_scratch_database(
+                    plan.admin_url, "ggzy_ledger", lambda name: err.print(f"created scratch database {name}")
+                )
+            )
         if make_url(url).get_backend_name() != "postgresql":
             raise click.UsageError(
                 "the ledger bench runs on PostgreSQL (--database-url postgresql+asyncpg://…)"

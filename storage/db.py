@@ -8,7 +8,7 @@ serialised up front instead of failing on a lock upgrade; PostgreSQL uses row lo
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -133,8 +133,11 @@ def upsert_ignore(session: AsyncSession, table: Any, values: dict[str, Any]) -> 
 
 
 @asynccontextmanager
-async def scratch_database(admin_url: str, prefix: str) -> AsyncIterator[str]:
-    """A new, empty PostgreSQL database beside `admin_url` (for benchmarks), dropped afterwards."""
+async def scratch_database(
+    admin_url: str, prefix: str, on_created: Callable[[str], object] | None = None
+) -> AsyncIterator[str]:
+    """A new, empty PostgreSQL database beside `admin_url` (for benchmarks), dropped afterwards;
+    `on_created` hears its name."""
     import secrets
 
     from sqlalchemy import text
@@ -146,6 +149,8 @@ async def scratch_database(admin_url: str, prefix: str) -> AsyncIterator[str]:
         async with admin.connect() as conn:
             await conn.execution_options(isolation_level="AUTOCOMMIT")
             await conn.execute(text(f'CREATE DATABASE "{name}"'))
+        if on_created is not None:
+            on_created(name)
         yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
     finally:
         async with admin.connect() as conn:
