@@ -1605,19 +1605,19 @@ async def closing_record(
 # ---------------------------------------------------------------- deadline, opening
 
 
-async def _fail_w09(
-    session: AsyncSession, tender: Tender, actor: Principal | None, reason: str, now: datetime
+async def _fail(
+    session: AsyncSession, tender: Tender, actor: Principal | None, rule: str, reason: str, now: datetime
 ) -> None:
-    """The tender fails for want of bids (流标, W-09) and the failure notice is published."""
-    tender.outcome_reason = f"W-09: {reason}"
+    """The tender fails (流标) under `rule` and the failure notice is published."""
+    tender.outcome_reason = reason
     tender.closed_at = now
-    await _move(session, tender, Action.FAIL, actor, now, rule="W-09")
+    await _move(session, tender, Action.FAIL, actor, now, rule=rule)
     await _publish_notice(
         session,
         tender,
         "failure",
         f"{tender.title} 流标公告",
-        {"reason": tender.outcome_reason, "rule": "W-09"},
+        {"reason": tender.outcome_reason, "rule": rule},
         now,
     )
 
@@ -1661,13 +1661,8 @@ async def _close_bidding(
         else:
             live += 1
     if live == 0:
-        await _fail_w09(
-            session,
-            tender,
-            None,
-            "fewer than 3 bids on every lot; no opening, the tender is to be re-run",
-            now,
-        )
+        reason = "W-09: fewer than 3 bids on every lot; no opening, the tender is to be re-run"
+        await _fail(session, tender, None, "W-09", reason, now)
         return "unsuccessful"
     tender.opened_at = now
     await _move(session, tender, Action.CLOSE_BIDDING, None, now, rule="W-08")
@@ -2137,8 +2132,8 @@ async def close_opening(
         now,
     )
     if all(lot.status == "failed" for lot in lots.values()):
-        reason = "fewer than 3 valid bids on every lot; the tender is to be re-run"
-        await _fail_w09(session, tender, actor, reason, now)
+        reason = "W-09: fewer than 3 valid bids on every lot; the tender is to be re-run"
+        await _fail(session, tender, actor, "W-09", reason, now)
     else:
         await _move(session, tender, Action.CLOSE_OPENING, actor, now)
     return tender
@@ -2452,17 +2447,8 @@ async def _lot_without_candidates(
     if "contracted" in statuses:
         await _move(session, tender, Action.SIGN_CONTRACTS, actor, now)
         return
-    tender.outcome_reason = "every candidate declined the award (W-16); the tender is to be re-run"
-    tender.closed_at = now
-    await _move(session, tender, Action.FAIL, actor, now, rule="W-16")
-    await _publish_notice(
-        session,
-        tender,
-        "failure",
-        f"{tender.title} 流标公告",
-        {"reason": tender.outcome_reason, "rule": "W-16"},
-        now,
-    )
+    reason = "every candidate declined the award (W-16); the tender is to be re-run"
+    await _fail(session, tender, actor, "W-16", reason, now)
 
 
 async def _reaward(
