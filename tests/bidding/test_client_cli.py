@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import stat
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -233,3 +234,24 @@ async def test_the_progress_of_anothers_upload_is_not_found(api: Api) -> None:
     assert mine.status_code == 200 and mine.json()["received"] == []
     theirs = await api.get(path, other, params=params)
     assert theirs.status_code == 404
+
+
+async def test_custodians_release_their_shares_with_the_client(api: Api, tmp_path: Path) -> None:
+    agency = await api.organisation("agency")
+    tender = await api.published(agency)
+    bids = [await api.bid(await api.organisation("bidder"), tender, PRICE + i) for i in range(3)]
+    await api.at(DEADLINE)
+    for bid in bids[:2]:
+        await api.reveal(tender["id"], bid)
+    await api.at(DEADLINE + timedelta(minutes=31))  # the third envelope goes to the custodians
+    opened: list[str] = []
+    for custodian in await api.custodians():
+        async with client_for(api, custodian.token) as client:
+            result = await client.release(tender["id"], api.keys[custodian.organisation_id])
+            again = await client.release(tender["id"], api.keys[custodian.organisation_id])
+        opened += result["opened"]
+        assert again["accepted"] == 0
+        await api.run_jobs()
+    assert opened == [bids[2].bid_id]
+    [mine] = (await api.get(f"/api/v1/tenders/{tender['id']}/bids", bids[2].bidder)).json()
+    assert (mine["envelope_status"], mine["declared_price_fen"]) == ("opened", PRICE + 2)
