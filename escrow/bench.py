@@ -3,11 +3,11 @@ measured in the same run on the same PostgreSQL server (issue 5, "Performance").
 
 Setup (not timed): an empty PostgreSQL database (a scratch one created beside `--admin-url` and dropped
 after, unless `--database-url` names an empty one), migrated to head; the escrow bank account and
-`--bidders` deposit sub-accounts opened through `escrow.service.ensure_account`.
+`--bidders` deposit sub-accounts opened through `escrow.journal.ensure_account`.
 
 Cases, in this order:
 
-- `post`: `--entries` entries through `escrow.service.post` / `escrow.service.resolve`, each in its own
+- `post`: `--entries` entries through `escrow.journal.post` / `escrow.journal.resolve`, each in its own
   transaction as the product posts them, from `--concurrency` async workers (every entry takes the one
   ledger-head lock, so this shows what the lock allows). Each worker owns a share of the deposit accounts
   and walks each through a realistic life: a deposit received (sometimes a second statement line tops it
@@ -23,7 +23,7 @@ Cases, in this order:
   `escrow.ledger.entry_hash` and `request_hash`, balances kept with `escrow.ledger.apply` and stored, the
   head moved — by plain batched inserts (filling is not measured), vacuumed and analysed; then one SQL
   scan that sums the postings per account (after one warm-up, the median of three runs).
-- `verify`: `escrow.service.verify` over the whole journal, as `ggzy verify ledger` runs it, next to that
+- `verify`: `escrow.journal.verify` over the whole journal, as `ggzy verify ledger` runs it, next to that
   scan (target: at most 3× the scan). Every check must pass.
 
 One JSON line per measurement on stdout; nothing passes or fails on time. The exit status is 1 only if
@@ -53,7 +53,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
-from escrow import ledger, service
+from escrow import journal, ledger
 from escrow.models import AccountBalance, JournalEntry, LedgerAccount, LedgerHead
 from escrow.models import Posting as PostingRow
 from storage.clock import Clock, SystemClock
@@ -155,7 +155,7 @@ def script(accounts: Sequence[Account], budget: int, rng: random.Random, prefix:
         elif account.state == "held" and remaining - outstanding >= 2 and rng.random() >= TOP_UP_SHARE:
             draft = ledger.EntryDraft(
                 "refund_instructed",
-                (ledger.Posting(account.code, account.held), ledger.Posting(service.BANK, -account.held)),
+                (ledger.Posting(account.code, account.held), ledger.Posting(journal.BANK, -account.held)),
                 key,
                 account.context,
                 REFUND_ACTOR,
@@ -167,7 +167,7 @@ def script(accounts: Sequence[Account], budget: int, rng: random.Random, prefix:
             amount = rng.randrange(*DEPOSIT_FEN)
             draft = ledger.EntryDraft(
                 "deposit_received",
-                (ledger.Posting(service.BANK, amount), ledger.Posting(account.code, -amount)),
+                (ledger.Posting(journal.BANK, amount), ledger.Posting(account.code, -amount)),
                 key,
                 {**account.context, "statement_line": key},
                 IMPORT_ACTOR,
@@ -206,9 +206,9 @@ async def open_accounts(engine: AsyncEngine, bidders: int, clock: Clock) -> list
         accounts.append(Account(f"deposit:{tender}:L1:{bidder}", tender, bidder))
     now = clock.now()
     async with transaction(create_sessionmaker(engine)) as session:
-        await service.ensure_account(session, service.BANK, "bank", now)
+        await journal.ensure_account(session, journal.BANK, "bank", now)
         for i, account in enumerate(accounts):
-            await service.ensure_account(
+            await journal.ensure_account(
                 session, account.code, "deposit", now, virtual_number=f"6222{i:012d}"
             )
     return accounts
@@ -236,9 +236,9 @@ async def _post_worker(
             async with transaction(sm) as session:
                 if step.draft is not None:
                     phase = ledger.Phase.PENDING if step.kind == "instruct" else ledger.Phase.POSTED
-                    done = await service.post(session, step.draft, clock.now(), phase=phase)
+                    done = await journal.post(session, step.draft, clock.now(), phase=phase)
                 else:
-                    done = await service.resolve(
+                    done = await journal.resolve(
                         session,
                         pending.pop(step.account.code),
                         step.target,
@@ -457,7 +457,7 @@ async def fill(
                 phase: str = ledger.Phase.PENDING if step.kind == "instruct" else ledger.Phase.POSTED
                 moved = ledger.apply(balances, specs, draft.postings, phase=phase)
             else:
-                # what `service.resolve` records: the pending entry's legs, its context naming it
+                # what `journal.resolve` records: the pending entry's legs, its context naming it
                 resolves, original = opened.pop(step.account.code)
                 context = {**original.context, "resolves": str(resolves)}
                 draft = ledger.EntryDraft(step.reason, original.postings, step.key, context, RESULT_ACTOR)
@@ -551,10 +551,10 @@ async def measure_scan(engine: AsyncEngine) -> Scan:
 
 
 async def measure_verify(engine: AsyncEngine) -> tuple[float, list[ledger.Check]]:
-    """`escrow.service.verify` in a read-only transaction, exactly as `ggzy verify ledger` runs it."""
+    """`escrow.journal.verify` in a read-only transaction, exactly as `ggzy verify ledger` runs it."""
     started = time.perf_counter()
     async with transaction(create_sessionmaker(engine), read_only=True) as session:
-        checks = list(await service.verify(session))
+        checks = list(await journal.verify(session))
     return time.perf_counter() - started, checks
 
 
@@ -651,7 +651,7 @@ async def run_ledger(plan: Plan, err: Console) -> int:
             postings_sum_to_zero=scan.total_fen == 0,
             **common,
         )
-        err.print("running escrow.service.verify")
+        err.print("running escrow.journal.verify")
         seconds, checks = await measure_verify(engine)
         failed = [f"{c.name}: {c.detail}" for c in checks if not c.ok]
         problems += failed
@@ -734,7 +734,7 @@ def ledger_command(
     database_url: str | None,
     admin_url: str,
 ) -> None:
-    """Issue 5: entries/s through escrow.service.post next to a plain batched insert of the same rows,
+    """Issue 5: entries/s through escrow.journal.post next to a plain batched insert of the same rows,
     and `ggzy verify ledger` on a journal of --postings postings next to one SQL scan summing them."""
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     plan = Plan(entries, postings, bidders, concurrency, batch, seed, database_url, admin_url)

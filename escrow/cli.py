@@ -15,13 +15,13 @@ from storage.settings import Settings
 def verify_ledger() -> None:
     """Check the deposit ledger: entries balance, balances equal the postings, the hash chain is intact,
     the sequence has no gaps, no account is overdrawn. Prints each check; exit 1 if any fails."""
-    from escrow import ledger, service
+    from escrow import journal, ledger
 
     async def run() -> list[ledger.Check]:
         engine = create_engine(Settings.from_env().effective_database_url)
         try:
             async with transaction(create_sessionmaker(engine), read_only=True) as session:
-                return list(await service.verify(session))
+                return list(await journal.verify(session))
         finally:
             await engine.dispose()
 

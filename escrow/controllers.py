@@ -10,7 +10,7 @@ from litestar.params import Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from accounts.guards import requires
-from escrow import service
+from escrow import journal
 from storage.problems import ValidationProblem, field_error
 
 READERS = requires("auditor", "centre", "supervisor")
@@ -25,7 +25,7 @@ class LedgerController(Controller):
     @get("/verify", operation_id="verify_ledger", guards=[READERS])
     async def verify(self, session: AsyncSession) -> dict[str, Any]:
         """Check every ledger invariant (the same program as `ggzy verify ledger`)."""
-        checks = await service.verify(session)
+        checks = await journal.verify(session)
         return {
             "ok": all(c.ok for c in checks),
             "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in checks],
@@ -43,7 +43,7 @@ class LedgerController(Controller):
                 "`at` must carry a time zone (e.g. 2026-03-23T10:00:00+08:00).",
                 errors=[field_error("at", "naive instant")],
             )
-        rows = await service.trial_balance(session, at)
+        rows = await journal.trial_balance(session, at)
         return {
             "at": at.isoformat() if at else None,
             "accounts": rows,

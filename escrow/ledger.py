@@ -1,6 +1,6 @@
 """The deposit ledger's arithmetic (保证金台账): entries, postings, balances, phases, hashes and invariants.
 
-Pure logic, no I/O and no clock: `escrow/service.py` stores what this module decides, and the auditors'
+Pure logic, no I/O and no clock: `escrow/journal.py` stores what this module decides, and the auditors'
 checker (`verify`, `Verifier`) re-derives everything from the stored rows without trusting the service.
 
 Conventions, borrowed from TigerBeetle and Formance:
@@ -61,6 +61,7 @@ ACCOUNT_KINDS: Final[Mapping[str, Side]] = MappingProxyType(
         "suspense": Side.CREDIT,  # money received but not yet matched to a deposit sub-account
         "interest_payable": Side.CREDIT,  # interest accrued to bidders, not yet paid out
         "interest_expense": Side.DEBIT,  # interest the centre bears
+        "interest_income": Side.CREDIT,  # interest the escrow bank credits to the escrow account
         "forfeited": Side.CREDIT,  # forfeited deposits held for the treasury
         "refunds_in_transit": Side.CREDIT,  # refunds instructed to the bank, not yet confirmed
     }
@@ -100,6 +101,7 @@ REASONS: Final[frozenset[str]] = frozenset(
         "refund_confirmed",
         "refund_failed",
         "interest_accrued",
+        "interest_received",
         "forfeiture",
         "reversal",
         "opening_balance",

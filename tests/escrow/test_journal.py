@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from escrow import ledger, service
-from escrow.service import BANK
+from escrow import journal, ledger
+from escrow.journal import BANK
 from storage.db import transaction
 from storage.problems import Conflict, ValidationProblem
 from tests.conftest import Database
@@ -24,10 +24,10 @@ AMOUNT = 80_000_000
 
 async def open_accounts(sm: Any, now: Any) -> None:
     async with transaction(sm) as session:
-        await service.ensure_account(session, BANK, "bank", now)
-        await service.ensure_account(session, DEPOSIT, "deposit", now, virtual_number="6222000000000001")
-        await service.ensure_account(session, OTHER, "deposit", now, virtual_number="6222000000000002")
-        await service.ensure_account(session, TRANSIT, "refunds_in_transit", now)
+        await journal.ensure_account(session, BANK, "bank", now)
+        await journal.ensure_account(session, DEPOSIT, "deposit", now, virtual_number="6222000000000001")
+        await journal.ensure_account(session, OTHER, "deposit", now, virtual_number="6222000000000002")
+        await journal.ensure_account(session, TRANSIT, "refunds_in_transit", now)
 
 
 def received(key: str, account: str = DEPOSIT, amount: int = AMOUNT) -> ledger.EntryDraft:
@@ -52,18 +52,18 @@ def refund(key: str, account: str = DEPOSIT, amount: int = AMOUNT) -> ledger.Ent
 
 async def verified(sm: Any) -> dict[str, bool]:
     async with transaction(sm, read_only=True) as session:
-        return {c.name: c.ok for c in await service.verify(session)}
+        return {c.name: c.ok for c in await journal.verify(session)}
 
 
 async def test_a_deposit_moves_money_and_the_ledger_verifies(runtime: Any) -> None:
     sm, now = runtime.sessionmaker, runtime.clock.now()
     await open_accounts(sm, now)
     async with transaction(sm) as session:
-        posted = await service.post(session, received("stmt-1:line-1"), now)
+        posted = await journal.post(session, received("stmt-1:line-1"), now)
     assert posted.entry.sequence == 1 and not posted.replay
     async with transaction(sm) as session:
-        assert await service.balance(session, BANK) == ledger.Balance(AMOUNT, 0)
-        assert await service.balance(session, DEPOSIT) == ledger.Balance(-AMOUNT, 0)
+        assert await journal.balance(session, BANK) == ledger.Balance(AMOUNT, 0)
+        assert await journal.balance(session, DEPOSIT) == ledger.Balance(-AMOUNT, 0)
     assert all((await verified(sm)).values())
 
 
@@ -71,15 +71,15 @@ async def test_the_same_key_replays_and_another_request_under_it_conflicts(runti
     sm, now = runtime.sessionmaker, runtime.clock.now()
     await open_accounts(sm, now)
     async with transaction(sm) as session:
-        first = await service.post(session, received("stmt-1:line-1"), now)
+        first = await journal.post(session, received("stmt-1:line-1"), now)
     async with transaction(sm) as session:
-        again = await service.post(session, received("stmt-1:line-1"), now)
+        again = await journal.post(session, received("stmt-1:line-1"), now)
     assert again.replay and again.entry.sequence == first.entry.sequence
     with pytest.raises(Conflict):
         async with transaction(sm) as session:
-            await service.post(session, received("stmt-1:line-1", amount=AMOUNT + 1), now)
+            await journal.post(session, received("stmt-1:line-1", amount=AMOUNT + 1), now)
     async with transaction(sm) as session:
-        assert await service.balance(session, BANK) == ledger.Balance(AMOUNT, 0)
+        assert await journal.balance(session, BANK) == ledger.Balance(AMOUNT, 0)
 
 
 async def test_an_unbalanced_entry_is_refused_and_changes_nothing(runtime: Any) -> None:
@@ -90,7 +90,7 @@ async def test_an_unbalanced_entry_is_refused_and_changes_nothing(runtime: Any) 
     )
     with pytest.raises(ValidationProblem) as refused:
         async with transaction(sm) as session:
-            await service.post(session, bad, now)
+            await journal.post(session, bad, now)
     assert refused.value.errors == [{"field": "postings", "message": "entry.unbalanced"}]
     assert all((await verified(sm)).values())
 
@@ -99,10 +99,10 @@ async def test_a_refund_larger_than_the_deposit_is_an_overdraft(runtime: Any) ->
     sm, now = runtime.sessionmaker, runtime.clock.now()
     await open_accounts(sm, now)
     async with transaction(sm) as session:
-        await service.post(session, received("deposit-in-1"), now)
+        await journal.post(session, received("deposit-in-1"), now)
     with pytest.raises(Conflict) as refused:
         async with transaction(sm) as session:
-            await service.post(session, refund("refund-out-1", amount=AMOUNT + 1), now)
+            await journal.post(session, refund("refund-out-1", amount=AMOUNT + 1), now)
     assert refused.value.errors == [{"field": "postings", "message": "overdraft"}]
 
 
@@ -110,14 +110,14 @@ async def test_a_pending_refund_reserves_the_money_and_is_resolved_once(runtime:
     sm, now = runtime.sessionmaker, runtime.clock.now()
     await open_accounts(sm, now)
     async with transaction(sm) as session:
-        await service.post(session, received("deposit-in-1"), now)
-        pending = await service.post(session, refund("refund-out-1"), now, phase=ledger.Phase.PENDING)
+        await journal.post(session, received("deposit-in-1"), now)
+        pending = await journal.post(session, refund("refund-out-1"), now, phase=ledger.Phase.PENDING)
     # the reservation counts: a second refund of the same money is an overdraft
     with pytest.raises(Conflict):
         async with transaction(sm) as session:
-            await service.post(session, refund("refund-out-2"), now, phase=ledger.Phase.PENDING)
+            await journal.post(session, refund("refund-out-2"), now, phase=ledger.Phase.PENDING)
     async with transaction(sm) as session:
-        failed = await service.resolve(
+        failed = await journal.resolve(
             session,
             pending.entry.sequence,
             "voided",
@@ -129,7 +129,7 @@ async def test_a_pending_refund_reserves_the_money_and_is_resolved_once(runtime:
     assert failed.entry.resolves == pending.entry.sequence
     with pytest.raises(Conflict):
         async with transaction(sm) as session:
-            await service.resolve(
+            await journal.resolve(
                 session,
                 pending.entry.sequence,
                 "posted",
@@ -139,8 +139,8 @@ async def test_a_pending_refund_reserves_the_money_and_is_resolved_once(runtime:
                 now=now,
             )
     async with transaction(sm) as session:
-        retry = await service.post(session, refund("refund-out-3"), now, phase=ledger.Phase.PENDING)
-        await service.resolve(
+        retry = await journal.post(session, refund("refund-out-3"), now, phase=ledger.Phase.PENDING)
+        await journal.resolve(
             session,
             retry.entry.sequence,
             "posted",
@@ -149,8 +149,8 @@ async def test_a_pending_refund_reserves_the_money_and_is_resolved_once(runtime:
             actor="job:x",
             now=now,
         )
-        assert await service.balance(session, DEPOSIT) == ledger.Balance(0, 0)
-        assert await service.balance(session, BANK) == ledger.Balance(0, 0)
+        assert await journal.balance(session, DEPOSIT) == ledger.Balance(0, 0)
+        assert await journal.balance(session, BANK) == ledger.Balance(0, 0)
     assert all((await verified(sm)).values())
 
 
@@ -158,13 +158,13 @@ async def test_a_reversal_corrects_without_editing(runtime: Any) -> None:
     sm, now = runtime.sessionmaker, runtime.clock.now()
     await open_accounts(sm, now)
     async with transaction(sm) as session:
-        wrong = await service.post(session, received("deposit-in-1", account=OTHER), now)
-        back = await service.reverse(
+        wrong = await journal.post(session, received("deposit-in-1", account=OTHER), now)
+        back = await journal.reverse(
             session, wrong.entry.sequence, key="reversal-fix-1", actor="user:officer", now=now
         )
-        await service.post(session, received("deposit-in-2"), now)
+        await journal.post(session, received("deposit-in-2"), now)
         assert back.entry.reason == "reversal" and back.entry.context["reverses"] == str(wrong.entry.sequence)
-        assert await service.balance(session, OTHER) == ledger.Balance(0, 0)
+        assert await journal.balance(session, OTHER) == ledger.Balance(0, 0)
     assert all((await verified(sm)).values())
 
 
@@ -172,11 +172,11 @@ async def test_the_trial_balance_at_a_past_instant(runtime: Any) -> None:
     sm, now = runtime.sessionmaker, runtime.clock.now()
     await open_accounts(sm, now)
     async with transaction(sm) as session:
-        await service.post(session, received("deposit-in-1"), now)
-        await service.post(session, received("deposit-in-2", account=OTHER), now + timedelta(days=1))
+        await journal.post(session, received("deposit-in-1"), now)
+        await journal.post(session, received("deposit-in-2", account=OTHER), now + timedelta(days=1))
     async with transaction(sm, read_only=True) as session:
-        before = {r["account"]: r for r in await service.trial_balance(session, now + timedelta(hours=1))}
-        after = await service.trial_balance(session)
+        before = {r["account"]: r for r in await journal.trial_balance(session, now + timedelta(hours=1))}
+        after = await journal.trial_balance(session)
     assert before[BANK]["debit_fen"] == AMOUNT and before[OTHER]["credit_fen"] == 0
     assert sum(r["debit_fen"] for r in after) == sum(r["credit_fen"] for r in after) == 2 * AMOUNT
 
@@ -196,8 +196,8 @@ async def test_tampering_with_stored_rows_is_found(runtime: Any, tamper: str, br
     sm, now = runtime.sessionmaker, runtime.clock.now()
     await open_accounts(sm, now)
     async with transaction(sm) as session:
-        await service.post(session, received("deposit-in-1"), now)
-        await service.post(session, received("deposit-in-2", account=OTHER), now)
+        await journal.post(session, received("deposit-in-1"), now)
+        await journal.post(session, received("deposit-in-2", account=OTHER), now)
     async with transaction(sm) as session:
         await session.execute(text(tamper))
     results = await verified(sm)
@@ -210,7 +210,7 @@ async def test_concurrent_postings_keep_the_sequence_gapless(runtime: Any, datab
 
     async def one(i: int) -> None:
         async with transaction(sm) as session:
-            await service.post(session, received(f"deposit-in-{i:04d}", amount=1_000 + i), now)
+            await journal.post(session, received(f"deposit-in-{i:04d}", amount=1_000 + i), now)
 
     await asyncio.gather(*(one(i) for i in range(20)))
     async with transaction(sm, read_only=True) as session:
@@ -225,7 +225,7 @@ async def test_auditors_verify_the_ledger_and_read_the_trial_balance_over_http(a
     sm, now = api.runtime.sessionmaker, api.clock.now()
     await open_accounts(sm, now)
     async with transaction(sm) as session:
-        await service.post(session, received("deposit-in-1"), now)
+        await journal.post(session, received("deposit-in-1"), now)
     auditor = await api.organisation("auditor")
     r = await api.get("/api/v1/escrow/verify", auditor)
     assert r.status_code == 200 and r.json()["ok"] is True
@@ -257,20 +257,20 @@ async def test_an_entry_is_reversed_at_most_once(runtime: Any) -> None:
     sm, now = runtime.sessionmaker, runtime.clock.now()
     await open_accounts(sm, now)
     async with transaction(sm) as session:
-        wrong = await service.post(session, received("deposit-in-1"), now)
-        back = await service.reverse(
+        wrong = await journal.post(session, received("deposit-in-1"), now)
+        back = await journal.reverse(
             session, wrong.entry.sequence, key="reversal-fix-1", actor="user:a", now=now
         )
     with pytest.raises(Conflict):
         async with transaction(sm) as session:
-            await service.reverse(
+            await journal.reverse(
                 session, wrong.entry.sequence, key="reversal-fix-2", actor="user:b", now=now
             )
     with pytest.raises(Conflict):
         async with transaction(sm) as session:
-            await service.reverse(session, back.entry.sequence, key="reversal-fix-3", actor="user:b", now=now)
+            await journal.reverse(session, back.entry.sequence, key="reversal-fix-3", actor="user:b", now=now)
     async with transaction(sm) as session:  # the same request again is a replay, not a second reversal
-        again = await service.reverse(
+        again = await journal.reverse(
             session, wrong.entry.sequence, key="reversal-fix-1", actor="user:a", now=now
         )
     assert again.replay and again.entry.sequence == back.entry.sequence

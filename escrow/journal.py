@@ -1,4 +1,4 @@
-"""Use cases of the deposit ledger on the database: accounts, posting entries (idempotent, gapless,
+"""The journal of the deposit ledger on the database: accounts, posting entries (idempotent, gapless,
 hash-chained, balances checked in the same transaction), two-phase entries, reversals, the trial balance
 and the program that checks every invariant.
 
