@@ -166,6 +166,7 @@ def test_every_kind_has_its_normal_side() -> None:
         "suspense": Side.CREDIT,
         "interest_payable": Side.CREDIT,
         "interest_expense": Side.DEBIT,
+        "interest_income": Side.CREDIT,
         "forfeited": Side.CREDIT,
         "refunds_in_transit": Side.CREDIT,
     }
