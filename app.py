@@ -34,7 +34,7 @@ from accounts.guards import AuthenticationMiddleware, provide_optional_principal
 from accounts.security import PasswordCost, Principal, configure_password_cost
 from bidding.controllers import TransparencyController
 from bidding.service import LogSigner
-from escrow.controllers import LedgerController
+from escrow.controllers import BankController, DepositController, LedgerController, SupervisionController
 from storage.clock import Clock, SystemClock
 from storage.db import create_engine, create_sessionmaker, transaction
 from storage.jobs import ArqJobQueue, InlineJobQueue, JobContext, JobQueue, OutboxDispatcher, Periodic
@@ -438,6 +438,9 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = True) -> Litestar:
             *TRADING_CONTROLLERS,
             TransparencyController,
             LedgerController,
+            DepositController,
+            BankController,
+            SupervisionController,
         ],
         dependencies={
             "session": Provide(provide_session),

@@ -725,6 +725,43 @@ async def record_signals(
     return rows
 
 
+async def record_signal(
+    session: AsyncSession,
+    tender_id: uuid.UUID,
+    *,
+    kind: str,
+    bidders: Sequence[str],
+    evidence: str,
+    value: str,
+    now: datetime,
+) -> CollusionSignal:
+    """Keep one W-18 signal found outside the opening (e.g. deposits paid from one account), once: the
+    same kind, value and bidders are not recorded twice."""
+    bidders = sorted(bidders)
+    for row in await session.scalars(
+        select(CollusionSignal).where(
+            CollusionSignal.tender_id == tender_id,
+            CollusionSignal.kind == kind,
+            CollusionSignal.value == value[:300],
+        )
+    ):
+        if sorted(row.bidders) == bidders:
+            return row
+    row = CollusionSignal(
+        tender_id=tender_id,
+        kind=kind,
+        rule="W-18",
+        bidders=bidders,
+        bids=[],
+        evidence=evidence,
+        value=value[:300],
+        found_at=now,
+    )
+    session.add(row)
+    await session.flush()
+    return row
+
+
 async def signals_of(session: AsyncSession, tender_id: uuid.UUID) -> list[CollusionSignal]:
     """A tender's W-18 signals, as found at the opening."""
     return list(

@@ -1,19 +1,178 @@
-"""HTTP routes of the deposit ledger for the centre, auditors and supervisors (read-only)."""
+"""HTTP routes of the deposits: bidders' sub-accounts and guarantees; the centre's bank intake, suspense,
+rates, refund batches and results; supervisors' forfeiture decisions and lights; auditors' read-only views
+and exports; the bank's signed notifications."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from litestar import Controller, get
+from litestar import Controller, Request, Response, get, post
+from litestar.connection import ASGIConnection
+from litestar.handlers import BaseRouteHandler
 from litestar.params import Parameter
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+import trading.service as trading
 from accounts.guards import requires
-from escrow import journal
-from storage.problems import ValidationProblem, field_error
+from accounts.security import Principal
+from escrow import audit, journal, schemas, service
+from escrow.models import Deposit, Guarantee
+from storage.clock import Clock
+from storage.objects import ObjectStore
+from storage.problems import NotFound, Problem, Unauthenticated, ValidationProblem, field_error
+from storage.settings import Settings
+from trading.calendar import local_date
 
 READERS = requires("auditor", "centre", "supervisor")
+
+
+async def bank_signed(connection: ASGIConnection[Any, Any, Any, Any], _handler: BaseRouteHandler) -> None:
+    """A guard for the bank's machine-to-machine calls: they carry no user token but a signature
+    (`X-Bank-Signature: t=<unix>,v1=<hex>`), which the handler checks against the body with the shared
+    secret before it reads anything else. No signature at all is refused here, before the body is read."""
+    header = connection.headers.get("x-bank-signature", "")
+    if "t=" not in header or "v1=" not in header:
+        raise Unauthenticated("This route takes the bank's signature (X-Bank-Signature).")
+
+
+CENTRE = requires("centre")
+BIDDER = requires("bidder")
+SUPERVISOR = requires("supervisor")
+AGENCY_OR_CENTRE = requires("agency", "centre")
+STATEMENT_MAX_BYTES = 20 * 1024 * 1024
+
+DEPOSIT_FIELDS = (
+    "id",
+    "account_code",
+    "virtual_number",
+    "tender_id",
+    "lot_id",
+    "organisation_id",
+    "required_fen",
+    "received_fen",
+    "first_arrived_on",
+    "payer_name",
+    "payer_account",
+    "payer_bank",
+    "status",
+    "hold_reason",
+    "opened_at",
+)
+LINE_FIELDS = (
+    "id",
+    "reference",
+    "statement_id",
+    "direction",
+    "kind",
+    "amount_fen",
+    "booked_on",
+    "value_on",
+    "payer_name",
+    "payer_account",
+    "payer_bank",
+    "credited_account",
+    "remittance",
+    "end_to_end_id",
+    "status",
+    "deposit_id",
+    "entry_sequence",
+    "resolved_by",
+    "resolved_at",
+    "note",
+)
+GUARANTEE_FIELDS = (
+    "id",
+    "deposit_id",
+    "kind",
+    "issuer",
+    "number",
+    "amount_fen",
+    "valid_from",
+    "valid_until",
+    "status",
+    "submitted_at",
+    "decided_at",
+    "decision_note",
+    "released_at",
+    "release_rule",
+)
+FORFEITURE_FIELDS = (
+    "id",
+    "deposit_id",
+    "rule",
+    "reason",
+    "proposed_by",
+    "proposed_at",
+    "status",
+    "decided_at",
+    "decision_note",
+    "entry_sequence",
+)
+BATCH_FIELDS = ("id", "number", "created_at", "created_by", "execution_on", "count", "total_fen")
+INSTRUCTION_FIELDS = (
+    "id",
+    "end_to_end_id",
+    "obligation_id",
+    "account_code",
+    "amount_fen",
+    "interest_fen",
+    "payee_name",
+    "payee_account",
+    "payee_bank",
+    "payee_basis",
+    "pending_sequence",
+    "status",
+    "result_sequence",
+    "result_at",
+    "paid_on",
+    "failure_reason",
+    "bank_reference",
+)
+
+Format = Literal["json", "csv", "xlsx"]
+
+
+def _deposit(row: Deposit, held: int | None = None) -> dict[str, Any]:
+    out = schemas.plain(row, DEPOSIT_FIELDS)
+    if held is not None:
+        out["held_fen"] = held
+    return out
+
+
+def _checks(checks: list[Any]) -> dict[str, Any]:
+    return {
+        "ok": all(c.ok for c in checks),
+        "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in checks],
+    }
+
+
+def _aware(name: str, value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        raise ValidationProblem(
+            f"`{name}` must carry a time zone (e.g. 2026-03-23T10:00:00+08:00).",
+            errors=[field_error(name, "naive instant")],
+        )
+    return value
+
+
+def _file(content: bytes, media_type: str, filename: str) -> Response[bytes]:
+    return Response(
+        content,
+        media_type=media_type,
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+async def _json_or_file(
+    fmt: str, name: str, sheets: list[tuple[str, tuple[Any, ...], list[dict[str, Any]]]], body: Any
+) -> Any:
+    if fmt == "json":
+        return body
+    content, media = audit.export(fmt, sheets)
+    return _file(content, media, f"{name}.{fmt}")
 
 
 class LedgerController(Controller):
@@ -23,30 +182,513 @@ class LedgerController(Controller):
     tags = ["escrow"]
 
     @get("/verify", operation_id="verify_ledger", guards=[READERS])
-    async def verify(self, session: AsyncSession) -> dict[str, Any]:
-        """Check every ledger invariant (the same program as `ggzy verify ledger`)."""
-        checks = await journal.verify(session)
-        return {
-            "ok": all(c.ok for c in checks),
-            "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in checks],
-        }
+    async def verify(self, session: AsyncSession, clock: Clock) -> dict[str, Any]:
+        """Check every ledger and deposit invariant (the same program as `ggzy verify ledger`)."""
+        cal = await trading.working_calendar(session)
+        return _checks(await audit.verify(session, cal, clock.now()))
 
     @get("/trial-balance", operation_id="trial_balance", guards=[READERS])
     async def trial_balance(
         self,
         session: AsyncSession,
         at: Annotated[datetime | None, Parameter(query="at")] = None,
-    ) -> dict[str, Any]:
+        fmt: Annotated[Format, Parameter(query="format")] = "json",
+    ) -> Any:
         """Every account's posted balance at an instant (now by default); debits and credits total alike."""
-        if at is not None and at.tzinfo is None:
-            raise ValidationProblem(
-                "`at` must carry a time zone (e.g. 2026-03-23T10:00:00+08:00).",
-                errors=[field_error("at", "naive instant")],
-            )
-        rows = await journal.trial_balance(session, at)
-        return {
+        rows = await journal.trial_balance(session, _aware("at", at))
+        body = {
             "at": at.isoformat() if at else None,
             "accounts": rows,
             "debit_fen": sum(r["debit_fen"] for r in rows),
             "credit_fen": sum(r["credit_fen"] for r in rows),
         }
+        return await _json_or_file(fmt, "trial-balance", [("Trial balance", audit.TRIAL_COLUMNS, rows)], body)
+
+
+class DepositController(Controller):
+    """Bidders' deposit sub-accounts and guarantees; forfeiture proposals; approved payee changes."""
+
+    path = "/api/v1/escrow/deposits"
+    tags = ["escrow"]
+
+    @get("/", operation_id="my_deposits", guards=[BIDDER])
+    async def mine(self, session: AsyncSession, principal: Principal) -> list[dict[str, Any]]:
+        """The caller's deposit sub-accounts: the virtual number to pay into, what is required, held, owed."""
+        return [
+            _deposit(d, await service.held_fen(session, d))
+            for d in await service.my_deposits(session, principal)
+        ]
+
+    @get(
+        "/{deposit_id:uuid}",
+        operation_id="deposit_life",
+        guards=[requires("bidder", "auditor", "centre", "supervisor")],
+    )
+    async def life(
+        self, session: AsyncSession, principal: Principal, deposit_id: uuid.UUID, clock: Clock
+    ) -> dict[str, Any]:
+        """A deposit from arrival to refund (the bidder's own, or any for the centre, auditors, supervisors)."""
+        deposit = await service.get_deposit(session, deposit_id)
+        if (
+            not principal.has("auditor", "centre", "supervisor")
+            and deposit.organisation_id != principal.organisation_id
+        ):
+            raise NotFound("No such deposit.")
+        life = await service.deposit_life(session, deposit.id)
+        cal = await trading.working_calendar(session)
+        today = local_date(clock.now())
+        return {
+            "deposit": _deposit(deposit, life["held_fen"]),
+            "lines": [schemas.plain(x, LINE_FIELDS) for x in life["lines"]],
+            "guarantees": [schemas.plain(g, GUARANTEE_FIELDS) for g in life["guarantees"]],
+            "eligibility": [
+                schemas.plain(
+                    e,
+                    (
+                        "moment",
+                        "checked_at",
+                        "eligible",
+                        "cash_fen",
+                        "guarantee_fen",
+                        "required_fen",
+                        "detail",
+                    ),
+                )
+                for e in life["eligibility"]
+            ],
+            "obligations": await audit.obligation_rows(session, life["obligations"], cal, today),
+            "instructions": [schemas.plain(i, INSTRUCTION_FIELDS) for i in life["instructions"]],
+            "forfeitures": [schemas.plain(f, FORFEITURE_FIELDS) for f in life["forfeitures"]],
+            "entries": [{**e, "at": e["at"].isoformat()} for e in life["entries"]],
+        }
+
+    @post("/{deposit_id:uuid}/guarantees", operation_id="lodge_guarantee", guards=[BIDDER])
+    async def lodge(
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        deposit_id: uuid.UUID,
+        data: schemas.GuaranteeIn,
+        clock: Clock,
+    ) -> dict[str, Any]:
+        """Lodge a bank guarantee or guarantee insurance for the deposit; it counts once verified."""
+        row = await service.submit_guarantee(
+            session,
+            principal,
+            deposit_id,
+            kind=data.kind,
+            issuer=data.issuer,
+            number=data.number,
+            amount_fen=data.amount_fen,
+            valid_from=data.valid_from,
+            valid_until=data.valid_until,
+            now=clock.now(),
+        )
+        return schemas.plain(row, GUARANTEE_FIELDS)
+
+    @post("/{deposit_id:uuid}/forfeitures", operation_id="propose_forfeiture", guards=[AGENCY_OR_CENTRE])
+    async def propose(
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        deposit_id: uuid.UUID,
+        data: schemas.ForfeitureIn,
+        clock: Clock,
+    ) -> dict[str, Any]:
+        """Propose keeping the deposit (W-06, W-16) with the legal reason; a supervisor decides."""
+        deposit = await service.get_deposit(session, deposit_id)
+        manages = principal.has("centre")
+        if not manages:
+            try:
+                await trading.tender_for_agency(session, principal, deposit.tender_id)
+                manages = True
+            except Problem:  # not this agency's tender: for it, the deposit does not exist
+                manages = False
+        row = await service.propose_for_lot(
+            session, principal, deposit_id, data.rule, data.reason, clock.now(), manages=manages
+        )
+        return schemas.plain(row, FORFEITURE_FIELDS)
+
+    @post("/{deposit_id:uuid}/payee", operation_id="change_payee", guards=[CENTRE])
+    async def payee(
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        deposit_id: uuid.UUID,
+        data: schemas.PayeeIn,
+        clock: Clock,
+    ) -> dict[str, Any]:
+        """Record an approved change of the refund account, with the approval it rests on."""
+        row = await service.record_payee_change(
+            session,
+            principal,
+            deposit_id,
+            payee_name=data.payee_name,
+            payee_account=data.payee_account,
+            payee_bank=data.payee_bank,
+            reason=data.reason,
+            approval=data.approval,
+            now=clock.now(),
+        )
+        return schemas.plain(
+            row,
+            (
+                "id",
+                "deposit_id",
+                "payee_name",
+                "payee_account",
+                "payee_bank",
+                "reason",
+                "approval",
+                "recorded_at",
+            ),
+        )
+
+
+class BankController(Controller):
+    """The centre's bank intake: statements, suspense, guarantees' verification, rates, batches, results."""
+
+    path = "/api/v1/escrow"
+    tags = ["escrow"]
+
+    @post(
+        "/statements",
+        operation_id="import_statement",
+        guards=[CENTRE],
+        request_max_body_size=STATEMENT_MAX_BYTES,
+        status_code=200,
+    )
+    async def import_statement(
+        self,
+        request: Request[Any, Any, Any],
+        session: AsyncSession,
+        principal: Principal,
+        object_store: ObjectStore,
+        clock: Clock,
+        fmt: Annotated[Literal["camt053", "csv"], Parameter(query="format")] = "camt053",
+    ) -> dict[str, Any]:
+        """Import a bank statement (camt.053 XML or the CSV layout) sent as the request body; importing
+        the same file again changes nothing."""
+        result = await service.import_statement(
+            session, object_store, principal, await request.body(), fmt, clock.now()
+        )
+        return {"statement_id": str(result.statement_id), "replay": result.replay, **result.summary()}
+
+    @get("/statements", operation_id="list_statements", guards=[READERS])
+    async def statements(self, session: AsyncSession) -> list[dict[str, Any]]:
+        """Every statement and notification imported, newest first."""
+        return [
+            schemas.plain(
+                s,
+                (
+                    "id",
+                    "fmt",
+                    "bank_statement_id",
+                    "account",
+                    "sha256",
+                    "imported_at",
+                    "imported_by",
+                    "lines",
+                    "new_lines",
+                    "summary",
+                ),
+            )
+            for s in await service.statements(session)
+        ]
+
+    @get("/statements/{statement_id:uuid}", operation_id="statement_lines", guards=[READERS])
+    async def statement(
+        self,
+        session: AsyncSession,
+        statement_id: uuid.UUID,
+        fmt: Annotated[Format, Parameter(query="format")] = "json",
+    ) -> Any:
+        """The lines a statement brought, and where each went."""
+        lines = await service.statement_lines(session, statement_id)
+        rows = audit.line_rows(lines)
+        return await _json_or_file(
+            fmt, f"statement-{statement_id}", [("Lines", audit.LINE_COLUMNS, rows)], rows
+        )
+
+    @get("/suspense", operation_id="list_suspense", guards=[READERS])
+    async def suspense(self, session: AsyncSession) -> list[dict[str, Any]]:
+        """Lines waiting for an officer: unmatched or wrong-amount credits, and debits nobody instructed."""
+        return [schemas.plain(x, LINE_FIELDS) for x in await service.suspense_lines(session)]
+
+    @post("/lines/{line_id:uuid}/match", operation_id="match_line", guards=[CENTRE], status_code=200)
+    async def match(
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        line_id: uuid.UUID,
+        data: schemas.MatchIn,
+        clock: Clock,
+    ) -> dict[str, Any]:
+        """Match a suspense line to a deposit sub-account."""
+        line = await service.match_suspense(
+            session, principal, line_id, data.deposit_id, data.note, clock.now()
+        )
+        return schemas.plain(line, LINE_FIELDS)
+
+    @post("/lines/{line_id:uuid}/return", operation_id="return_line", guards=[CENTRE], status_code=200)
+    async def give_back(
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        line_id: uuid.UUID,
+        data: schemas.ReturnIn,
+        clock: Clock,
+    ) -> dict[str, Any]:
+        """Return a suspense line to its paying account through the next refund batch."""
+        cal = await trading.working_calendar(session)
+        row = await service.return_suspense(session, principal, line_id, data.note, cal, clock.now())
+        return schemas.plain(row, ("id", "line_id", "rule", "due_on", "status"))
+
+    @post(
+        "/guarantees/{guarantee_id:uuid}/decision",
+        operation_id="decide_guarantee",
+        guards=[CENTRE],
+        status_code=200,
+    )
+    async def decide_guarantee(
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        guarantee_id: uuid.UUID,
+        data: schemas.Decision,
+        clock: Clock,
+    ) -> dict[str, Any]:
+        """Record the issuer's confirmation (approve) or refusal of a guarantee."""
+        row = await service.decide_guarantee(
+            session, principal, guarantee_id, data.approve, data.note, clock.now()
+        )
+        return schemas.plain(row, GUARANTEE_FIELDS)
+
+    @get("/guarantees", operation_id="list_guarantees", guards=[READERS])
+    async def guarantees(self, session: AsyncSession) -> list[dict[str, Any]]:
+        """Every guarantee lodged, newest first."""
+        rows = await session.scalars(select(Guarantee).order_by(Guarantee.submitted_at.desc()))
+        return [schemas.plain(g, GUARANTEE_FIELDS) for g in rows]
+
+    @post("/rates", operation_id="set_rate", guards=[CENTRE])
+    async def set_rate(
+        self, session: AsyncSession, principal: Principal, data: schemas.RateIn, clock: Clock
+    ) -> dict[str, Any]:
+        """Add a rate to the dated tables (deposit: the escrow bank's demand rate; lpr: the one-year LPR)."""
+        row = await service.set_rate(
+            session, principal, data.kind, data.effective_from, data.annual_percent, data.source, clock.now()
+        )
+        return schemas.plain(row, ("id", "kind", "effective_from", "annual_percent", "source", "set_at"))
+
+    @get("/rates", operation_id="list_rates", guards=[READERS])
+    async def rates(self, session: AsyncSession) -> list[dict[str, Any]]:
+        """The dated rate tables."""
+        return [
+            schemas.plain(r, ("id", "kind", "effective_from", "annual_percent", "source", "set_at"))
+            for r in await service.list_rates(session)
+        ]
+
+    @post("/batches", operation_id="create_refund_batch", guards=[CENTRE])
+    async def create_batch(self, session: AsyncSession, principal: Principal, clock: Clock) -> dict[str, Any]:
+        """Instruct the bank to pay every refund that is due (interest accrued, pending entries made)."""
+        made = await service.create_batch(session, principal, clock.now())
+        return {
+            "batch": schemas.plain(made.batch, BATCH_FIELDS) if made.batch else None,
+            "instructions": [schemas.plain(i, INSTRUCTION_FIELDS) for i in made.instructions],
+            "skipped": made.skipped,
+        }
+
+    @get("/batches", operation_id="list_refund_batches", guards=[READERS])
+    async def batches(self, session: AsyncSession) -> list[dict[str, Any]]:
+        """Every refund batch, newest first."""
+        return [schemas.plain(b, BATCH_FIELDS) for b in await service.list_batches(session)]
+
+    @get("/batches/{batch_id:uuid}", operation_id="get_refund_batch", guards=[READERS])
+    async def batch(self, session: AsyncSession, batch_id: uuid.UUID) -> dict[str, Any]:
+        """A batch and its instructions with their results."""
+        batch, rows = await service.batch_of(session, batch_id)
+        return {
+            "batch": schemas.plain(batch, BATCH_FIELDS),
+            "instructions": [schemas.plain(i, INSTRUCTION_FIELDS) for i in rows],
+        }
+
+    @get(
+        "/batches/{batch_id:uuid}/file",
+        operation_id="refund_batch_file",
+        guards=[requires("centre", "auditor")],
+    )
+    async def batch_file(
+        self,
+        session: AsyncSession,
+        settings: Settings,
+        batch_id: uuid.UUID,
+        fmt: Annotated[Literal["csv", "xml"], Parameter(query="format")] = "xml",
+    ) -> Response[bytes]:
+        """The payment file for the bank (pain.001 XML or CSV), the same bytes every time."""
+        batch, _rows = await service.batch_of(session, batch_id)
+        content = await service.batch_file(session, batch_id, fmt, settings)
+        media = "application/xml" if fmt == "xml" else "text/csv; charset=utf-8"
+        return _file(content, media, f"{batch.number}.{fmt}")
+
+    @post(
+        "/results",
+        operation_id="import_refund_results",
+        guards=[CENTRE],
+        request_max_body_size=STATEMENT_MAX_BYTES,
+        status_code=200,
+    )
+    async def results(
+        self,
+        request: Request[Any, Any, Any],
+        session: AsyncSession,
+        principal: Principal,
+        clock: Clock,
+        fmt: Annotated[Literal["pain002", "csv"], Parameter(query="format")] = "pain002",
+    ) -> dict[str, Any]:
+        """Import the bank's results: paid refunds posted, failed ones voided and queued again."""
+        out = await service.import_results(session, principal, await request.body(), fmt, clock.now())
+        return {
+            "paid": out.paid,
+            "failed": out.failed,
+            "unchanged": out.unchanged,
+            "pending": out.pending,
+            "problems": out.problems,
+        }
+
+    @post("/bank/notifications", operation_id="bank_notification", guards=[bank_signed], status_code=200)
+    async def notification(
+        self, request: Request[Any, Any, Any], session: AsyncSession, settings: Settings, clock: Clock
+    ) -> dict[str, Any]:
+        """The bank's signed real-time notification of one credit (到账通知); the signature is the guard
+        (HMAC-SHA256 in `X-Bank-Signature`, `t=<unix>,v1=<hex>`), checked before anything is read."""
+        result = await service.notify(
+            session,
+            await request.body(),
+            request.headers.get("x-bank-signature", ""),
+            settings,
+            clock.now(),
+        )
+        return {"replay": result.replay, **result.summary()}
+
+
+class SupervisionController(Controller):
+    """Forfeiture decisions, refund obligations with their lights, and the auditors' views and exports."""
+
+    path = "/api/v1/escrow"
+    tags = ["escrow"]
+
+    @get("/forfeitures", operation_id="list_forfeitures", guards=[READERS])
+    async def forfeitures(
+        self, session: AsyncSession, status: Annotated[str | None, Parameter(query="status")] = None
+    ) -> list[dict[str, Any]]:
+        """Forfeitures, newest first."""
+        return [schemas.plain(f, FORFEITURE_FIELDS) for f in await service.forfeitures(session, status)]
+
+    @post(
+        "/forfeitures/{forfeiture_id:uuid}/decision",
+        operation_id="decide_forfeiture",
+        guards=[SUPERVISOR],
+        status_code=200,
+    )
+    async def decide(
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        forfeiture_id: uuid.UUID,
+        data: schemas.Decision,
+        clock: Clock,
+    ) -> dict[str, Any]:
+        """Approve (the deposit is kept) or reject (it is refunded) a proposed forfeiture."""
+        cal = await trading.working_calendar(session)
+        row = await service.decide_forfeiture(
+            session, principal, forfeiture_id, data.approve, data.note, cal, clock.now()
+        )
+        return schemas.plain(row, FORFEITURE_FIELDS)
+
+    @get("/obligations", operation_id="list_obligations", guards=[READERS])
+    async def obligations(
+        self,
+        session: AsyncSession,
+        clock: Clock,
+        tender_id: Annotated[uuid.UUID | None, Parameter(query="tender_id")] = None,
+        light: Annotated[Literal["green", "yellow", "red"] | None, Parameter(query="light")] = None,
+        fmt: Annotated[Format, Parameter(query="format")] = "json",
+    ) -> Any:
+        """Refund obligations with their due dates and supervision lights (S-01)."""
+        cal = await trading.working_calendar(session)
+        rows = await audit.obligation_rows(
+            session,
+            await service.obligations_list(session, tender_id=tender_id),
+            cal,
+            local_date(clock.now()),
+        )
+        if light:
+            rows = [r for r in rows if r["light"] == light]
+        return await _json_or_file(
+            fmt, "obligations", [("Obligations", audit.OBLIGATION_COLUMNS, rows)], rows
+        )
+
+    @get("/audit/overdue", operation_id="audit_overdue", guards=[READERS])
+    async def overdue(
+        self, session: AsyncSession, clock: Clock, fmt: Annotated[Format, Parameter(query="format")] = "json"
+    ) -> Any:
+        """Refunds overdue now, and those paid after their due day."""
+        cal = await trading.working_calendar(session)
+        rows = await audit.overdue_rows(session, cal, local_date(clock.now()))
+        return await _json_or_file(
+            fmt, "overdue", [("Overdue and late", audit.OBLIGATION_COLUMNS, rows)], rows
+        )
+
+    @get("/audit/tenders/{tender_id:uuid}", operation_id="audit_tender", guards=[READERS])
+    async def tender(
+        self,
+        session: AsyncSession,
+        clock: Clock,
+        tender_id: uuid.UUID,
+        fmt: Annotated[Format, Parameter(query="format")] = "json",
+    ) -> Any:
+        """One tender's deposits and refund obligations."""
+        deposits = await service.deposits_of_tender(session, tender_id)
+        cal = await trading.working_calendar(session)
+        drows = await audit.deposit_rows(session, deposits)
+        orows = await audit.obligation_rows(
+            session,
+            await service.obligations_list(session, tender_id=tender_id),
+            cal,
+            local_date(clock.now()),
+        )
+        return await _json_or_file(
+            fmt,
+            f"tender-{tender_id}",
+            [("Deposits", audit.DEPOSIT_COLUMNS, drows), ("Obligations", audit.OBLIGATION_COLUMNS, orows)],
+            {"deposits": drows, "obligations": orows},
+        )
+
+    @get("/audit/bidders/{organisation_id:uuid}", operation_id="audit_bidder", guards=[READERS])
+    async def bidder(
+        self,
+        session: AsyncSession,
+        clock: Clock,
+        organisation_id: uuid.UUID,
+        fmt: Annotated[Format, Parameter(query="format")] = "json",
+    ) -> Any:
+        """One bidder's deposits across tenders, and its refund obligations."""
+        deposits = list(
+            await session.scalars(
+                select(Deposit).where(Deposit.organisation_id == organisation_id).order_by(Deposit.opened_at)
+            )
+        )
+        cal = await trading.working_calendar(session)
+        drows = await audit.deposit_rows(session, deposits)
+        orows = await audit.obligation_rows(
+            session,
+            await service.obligations_list(session, organisation_id=organisation_id),
+            cal,
+            local_date(clock.now()),
+        )
+        return await _json_or_file(
+            fmt,
+            f"bidder-{organisation_id}",
+            [("Deposits", audit.DEPOSIT_COLUMNS, drows), ("Obligations", audit.OBLIGATION_COLUMNS, orows)],
+            {"deposits": drows, "obligations": orows},
+        )

@@ -1,12 +1,14 @@
-"""Tables of the escrow package: ledger accounts, the journal (entries and postings), and balances."""
+"""Tables of the escrow package: the ledger (accounts, journal entries, postings, balances) and the deposits
+it holds (sub-accounts, bank statements and lines, guarantees, eligibility, rates, refund obligations,
+batches and instructions, payee changes, forfeitures)."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, String
+from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from storage.db import Base, IdMixin
@@ -84,3 +86,231 @@ class AccountBalance(Base):
     )
     posted: Mapped[int] = mapped_column(BigInteger, default=0)
     pending: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+# ---------------------------------------------------------------- deposits and the bank
+
+
+class Deposit(IdMixin, Base):
+    """One bidder's deposit position for one lot (投标保证金): its ledger sub-account and the virtual
+    account number (虚拟子账号) it is paid into, the account it was paid from (refunds go back there), and
+    why the money is still held."""
+
+    __tablename__ = "deposits"
+    __table_args__ = (UniqueConstraint("lot_id", "organisation_id"),)
+
+    account_code: Mapped[str] = mapped_column(String(120), ForeignKey("ledger_accounts.code"), unique=True)
+    virtual_number: Mapped[str] = mapped_column(String(40), unique=True)
+    tender_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenders.id"), index=True)
+    lot_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("lots.id"))
+    organisation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisations.id"), index=True)
+    required_fen: Mapped[int] = mapped_column(BigInteger)
+    opened_at: Mapped[datetime]
+    received_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    first_arrived_on: Mapped[date | None]
+    payer_name: Mapped[str | None] = mapped_column(String(200))
+    payer_account: Mapped[str | None] = mapped_column(String(60), index=True)
+    payer_bank: Mapped[str | None] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20), default="awaiting")
+    hold_reason: Mapped[str] = mapped_column(Text, default="")
+
+
+class BankStatement(IdMixin, Base):
+    """One statement file (camt.053 or CSV) or one signed notification, as imported; the raw file is kept
+    in the object store under its SHA-256, and importing the same file again changes nothing."""
+
+    __tablename__ = "bank_statements"
+
+    fmt: Mapped[str] = mapped_column(String(20))
+    bank_statement_id: Mapped[str | None] = mapped_column(String(120))
+    account: Mapped[str | None] = mapped_column(String(60))
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    object_key: Mapped[str | None] = mapped_column(String(300))
+    imported_at: Mapped[datetime]
+    imported_by: Mapped[str] = mapped_column(String(80))
+    lines: Mapped[int] = mapped_column(default=0)
+    new_lines: Mapped[int] = mapped_column(default=0)
+    summary: Mapped[dict[str, Any]]
+
+
+class BankLine(IdMixin, Base):
+    """One bank line, known by the bank's own reference: whichever statement or notification brings it
+    first records it, and every later sighting changes nothing (each line is matched at most once)."""
+
+    __tablename__ = "bank_lines"
+
+    reference: Mapped[str] = mapped_column(String(120), unique=True)
+    statement_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("bank_statements.id"), index=True)
+    direction: Mapped[str] = mapped_column(String(10))
+    kind: Mapped[str] = mapped_column(String(20))
+    amount_fen: Mapped[int] = mapped_column(BigInteger)
+    booked_on: Mapped[date]
+    value_on: Mapped[date | None]
+    payer_name: Mapped[str | None] = mapped_column(String(200))
+    payer_account: Mapped[str | None] = mapped_column(String(60))
+    payer_bank: Mapped[str | None] = mapped_column(String(200))
+    credited_account: Mapped[str | None] = mapped_column(String(60), index=True)
+    remittance: Mapped[str | None] = mapped_column(Text)
+    end_to_end_id: Mapped[str | None] = mapped_column(String(60), index=True)
+    status: Mapped[str] = mapped_column(String(20))
+    deposit_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("deposits.id"), index=True)
+    entry_sequence: Mapped[int | None] = mapped_column(BigInteger)
+    resolved_by: Mapped[str | None] = mapped_column(String(80))
+    resolved_at: Mapped[datetime | None]
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class Guarantee(IdMixin, Base):
+    """A non-cash deposit (保函 / 保证保险): counts toward eligibility once verified, moves no money, and is
+    released (not refunded) at the moments a cash deposit would be refunded."""
+
+    __tablename__ = "guarantees"
+    __table_args__ = (UniqueConstraint("issuer", "number"),)
+
+    deposit_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("deposits.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(30))
+    issuer: Mapped[str] = mapped_column(String(200))
+    number: Mapped[str] = mapped_column(String(80))
+    amount_fen: Mapped[int] = mapped_column(BigInteger)
+    valid_from: Mapped[date]
+    valid_until: Mapped[date]
+    status: Mapped[str] = mapped_column(String(20), default="submitted")
+    submitted_at: Mapped[datetime]
+    submitted_by: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
+    decided_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
+    decided_at: Mapped[datetime | None]
+    decision_note: Mapped[str | None] = mapped_column(Text)
+    released_at: Mapped[datetime | None]
+    release_rule: Mapped[str | None] = mapped_column(String(20))
+
+
+class Eligibility(IdMixin, Base):
+    """The answer escrow gave the trade at the deadline (or before a quote, L-05): was the deposit or a
+    guarantee in place, and when was that asked."""
+
+    __tablename__ = "deposit_eligibility"
+    __table_args__ = (UniqueConstraint("deposit_id", "moment"),)
+
+    deposit_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("deposits.id"))
+    moment: Mapped[str] = mapped_column(String(20))
+    checked_at: Mapped[datetime]
+    eligible: Mapped[bool]
+    cash_fen: Mapped[int] = mapped_column(BigInteger)
+    guarantee_fen: Mapped[int] = mapped_column(BigInteger)
+    required_fen: Mapped[int] = mapped_column(BigInteger)
+    detail: Mapped[str] = mapped_column(Text)
+
+
+class InterestRate(IdMixin, Base):
+    """A row of the dated rate tables the centre maintains (M-02, M-03): the escrow bank's demand-deposit
+    rate and the one-year LPR, each in force from its date until the next."""
+
+    __tablename__ = "interest_rates"
+    __table_args__ = (UniqueConstraint("kind", "effective_from"),)
+
+    kind: Mapped[str] = mapped_column(String(20))
+    effective_from: Mapped[date]
+    annual_percent: Mapped[str] = mapped_column(String(20))
+    source: Mapped[str] = mapped_column(Text)
+    set_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
+    set_at: Mapped[datetime]
+
+
+class Obligation(IdMixin, Base):
+    """A duty to refund a deposit (or return a suspense line), created by a trade event with its legal due
+    date and rule. `open_key` is set while the obligation is open, so a deposit has at most one open."""
+
+    __tablename__ = "refund_obligations"
+
+    deposit_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("deposits.id"), index=True)
+    line_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("bank_lines.id"))
+    open_key: Mapped[str | None] = mapped_column(String(60), unique=True)
+    rule: Mapped[str] = mapped_column(String(20))
+    event: Mapped[str] = mapped_column(String(40))
+    event_on: Mapped[date]
+    due_on: Mapped[date]
+    interest_rule: Mapped[str] = mapped_column(String(30))
+    status: Mapped[str] = mapped_column(String(20), default="due")
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(80))
+    attempts: Mapped[int] = mapped_column(default=0)
+    interest_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    paid_on: Mapped[date | None]
+    flagged_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class RefundBatch(IdMixin, Base):
+    """One file of payment instructions for the bank; the file is rendered from the rows, so it can be
+    exported again at any time and always reads the same."""
+
+    __tablename__ = "refund_batches"
+
+    number: Mapped[str] = mapped_column(String(40), unique=True)
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(80))
+    execution_on: Mapped[date]
+    count: Mapped[int]
+    total_fen: Mapped[int] = mapped_column(BigInteger)
+
+
+class RefundInstruction(IdMixin, Base):
+    """One payment the bank is asked to make. `live_key` (the obligation) is set while the instruction is
+    sent or paid, so an obligation never has two live payments: it cannot be paid twice."""
+
+    __tablename__ = "refund_instructions"
+
+    end_to_end_id: Mapped[str] = mapped_column(String(35), unique=True)
+    batch_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("refund_batches.id"), index=True)
+    obligation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("refund_obligations.id"), index=True)
+    live_key: Mapped[uuid.UUID | None] = mapped_column(unique=True)
+    account_code: Mapped[str] = mapped_column(String(120))
+    amount_fen: Mapped[int] = mapped_column(BigInteger)
+    interest_fen: Mapped[int] = mapped_column(BigInteger)
+    payee_name: Mapped[str] = mapped_column(String(200))
+    payee_account: Mapped[str] = mapped_column(String(60))
+    payee_bank: Mapped[str] = mapped_column(String(200))
+    payee_basis: Mapped[str] = mapped_column(String(120))
+    pending_sequence: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(10), default="sent")
+    result_sequence: Mapped[int | None] = mapped_column(BigInteger)
+    result_at: Mapped[datetime | None]
+    paid_on: Mapped[date | None]
+    failure_reason: Mapped[str | None] = mapped_column(Text)
+    bank_reference: Mapped[str | None] = mapped_column(String(120))
+
+
+class PayeeChange(IdMixin, Base):
+    """An approved change of the account a deposit is refunded to (e.g. the payer's account was closed),
+    recorded by a centre officer with the approval it rests on."""
+
+    __tablename__ = "payee_changes"
+
+    deposit_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("deposits.id"), index=True)
+    payee_name: Mapped[str] = mapped_column(String(200))
+    payee_account: Mapped[str] = mapped_column(String(60))
+    payee_bank: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(Text)
+    approval: Mapped[str] = mapped_column(Text)
+    recorded_by: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
+    recorded_at: Mapped[datetime]
+
+
+class Forfeiture(IdMixin, Base):
+    """A proposal to keep a deposit (W-06, W-16), with its legal reason; money moves only once a
+    supervisor approves it."""
+
+    __tablename__ = "forfeitures"
+
+    deposit_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("deposits.id"), index=True)
+    open_key: Mapped[uuid.UUID | None] = mapped_column(unique=True)
+    rule: Mapped[str] = mapped_column(String(10))
+    reason: Mapped[str] = mapped_column(Text)
+    proposed_by: Mapped[str] = mapped_column(String(80))
+    proposed_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(20), default="proposed")
+    decided_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
+    decided_at: Mapped[datetime | None]
+    decision_note: Mapped[str | None] = mapped_column(Text)
+    entry_sequence: Mapped[int | None] = mapped_column(BigInteger)

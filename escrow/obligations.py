@@ -177,6 +177,19 @@ _RULE_LIST: Final = (
         status="✅ / house default period",
         house_default=True,
     ),
+    RefundRule(
+        rule="SUSPENSE",
+        days=5,
+        working_days=True,
+        trigger=Trigger.FAILURE,
+        interest=InterestRule.NONE,
+        source="平台规则：无法匹配的来款原路退回（5个工作日为平台默认）",
+        zh="无法匹配到投标保证金子账户的来款，经中心经办人决定后原路退回付款账户（平台默认5个工作日）",
+        en="Money that matches no deposit sub-account, once a centre officer decides to send it back: "
+        "returned to the paying account within 5 working days (a house default).",
+        status="house rule",
+        house_default=True,
+    ),
 )
 
 RULES: Final[Mapping[str, RefundRule]] = MappingProxyType({r.rule: r for r in _RULE_LIST})

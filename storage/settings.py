@@ -37,6 +37,11 @@ class Settings:
     token_ttl_minutes: int = 60
     max_body_bytes: int = 1_048_576
     tick_seconds: float = 5.0
+    escrow_account: str = "31050161393600000888"
+    escrow_account_name: str = "公共资源交易中心保证金专户"
+    escrow_bank: str = "中国建设银行上海市分行营业部"
+    escrow_virtual_prefix: str = "9558"
+    bank_notify_secret: str = field(default="", repr=False)
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 65536
     argon2_parallelism: int = 4
@@ -75,6 +80,11 @@ class Settings:
             token_ttl_minutes=int(_env("TOKEN_TTL_MINUTES", "60")),
             max_body_bytes=int(_env("MAX_BODY_BYTES", "1048576")),
             tick_seconds=float(_env("TICK_SECONDS", "5")),
+            escrow_account=_env("ESCROW_ACCOUNT", cls.escrow_account),
+            escrow_account_name=_env("ESCROW_ACCOUNT_NAME", cls.escrow_account_name),
+            escrow_bank=_env("ESCROW_BANK", cls.escrow_bank),
+            escrow_virtual_prefix=_env("ESCROW_VIRTUAL_PREFIX", cls.escrow_virtual_prefix),
+            bank_notify_secret=_env("BANK_NOTIFY_SECRET", "") or _derived(secret, "bank-notify"),
             **argon2_from_env(),
         )
 
@@ -105,3 +115,11 @@ def _persistent_secret(var_dir: Path) -> str:
     with os.fdopen(fd, "w") as fh:
         fh.write(value)
     return value
+
+
+def _derived(secret: str, purpose: str) -> str:
+    """A secret for one purpose, derived from the process's secret key (used when none is configured)."""
+    import hashlib
+    import hmac
+
+    return hmac.new(secret.encode(), purpose.encode(), hashlib.sha256).hexdigest()

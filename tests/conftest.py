@@ -172,6 +172,9 @@ def redis_url() -> str:
 # ---------------------------------------------------------------- the application
 
 
+BANK_SECRET = "sandbox-bank-notification-secret"
+
+
 def _runtime(
     database: Database, clock: SettableClock, var_dir: Path, store: Any = None, queue: Any = None
 ) -> Any:
@@ -189,6 +192,7 @@ def _runtime(
         secret_key=secrets.token_urlsafe(32),
         public_url="http://testserver",
         token_ttl_minutes=60 * 24 * 365,
+        bank_notify_secret=BANK_SECRET,
         # argon2 at its production cost takes a quarter of a second per sign-in; tests sign in thousands of times.
         argon2_time_cost=1,
         argon2_memory_kib=1024,

@@ -21,6 +21,7 @@ from storage.clock import Clock
 from storage.db import transaction
 from storage.objects import ObjectStore
 from storage.problems import PreconditionRequired, ValidationProblem, field_error
+from storage.settings import Settings
 from trading import schemas, service
 from trading.models import Award, Bid, Clarification, Complaint, Contract, Notice, Notification, Objection
 
@@ -335,9 +336,18 @@ class DocumentController(Controller):
         session: AsyncSession,
         object_store: ObjectStore,
         clock: Clock,
+        settings: Settings,
     ) -> list[schemas.DocumentRead]:
-        """Obtain the tender documents: the bidder is registered as a holder and gets download links."""
-        return await service.obtain_documents(session, principal, tender_id, object_store, clock.now())
+        """Obtain the tender documents: the bidder is registered as a holder, gets download links, and a
+        deposit sub-account per lot (see `GET /api/v1/escrow/deposits`)."""
+        return await service.obtain_documents(
+            session,
+            principal,
+            tender_id,
+            object_store,
+            clock.now(),
+            virtual_prefix=settings.escrow_virtual_prefix,
+        )
 
     @post("/clarifications", operation_id="issue_clarification", guards=[AGENCY])
     async def clarify(

@@ -272,12 +272,13 @@ class Platform:
         json: Any = None,
         params: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
+        content: bytes | None = None,
     ) -> httpx.Response:
         """Send a request as `actor` and insist on the status `expect`."""
         sent = dict(headers or {})
         if actor is not None:
             sent["Authorization"] = f"Bearer {await self._token(actor)}"
-        r = await self.client.request(method, path, json=json, params=params, headers=sent)
+        r = await self.client.request(method, path, json=json, params=params, headers=sent, content=content)
         check(r.status_code == expect, f"{method} {path} → {expect}", f"{r.status_code} {r.text[:400]}")
         return r
 
@@ -387,6 +388,7 @@ class Trade:
     record: list[dict[str, Any]] = field(default_factory=list)  # the live opening record, line by line
     award: dict[str, Any] = field(default_factory=dict)
     publicity_ends: datetime | None = None
+    escrow: dict[str, Any] = field(default_factory=dict)  # what the deposit steps learn
 
     @property
     def p(self) -> Platform:
@@ -916,9 +918,9 @@ async def submit_bids(t: Trade) -> Outcome:
     )
 
 
-async def withdraw_and_rebid(t: Trade) -> Outcome:
-    """Before the deadline a bidder may withdraw its bid (W-05: deposit back within 5 days) and bid again;
-    the withdrawal is logged too and has a receipt of its own."""
+async def withdraw(t: Trade) -> Outcome:
+    """Before the deadline a bidder may withdraw its bid (W-05: deposit back within 5 days); the withdrawal
+    is logged too and has a receipt of its own."""
     t.p.clock.advance(timedelta(days=2))
     old = t.bids[t.plan.withdrawing_bidder]
     bidder = old.bidder
@@ -936,11 +938,19 @@ async def withdraw_and_rebid(t: Trade) -> Outcome:
     check(
         refund_due is not None, "the withdrawal in the audit trail with its refund due date", trail["items"]
     )
-    t.p.clock.advance(timedelta(hours=3))
-    new = await _submit_bid(t, bidder, t.plan.rebid_price_fen)
     return (
         f"{bidder.party.username} withdrew its bid (deposit refund due {refund_due}, W-05; withdrawal logged as "
-        f"leaf #{old.withdrawal['log']['leaf_index']}) and sealed a new one: envelope {short(new.sha256)}, "
+        f"leaf #{old.withdrawal['log']['leaf_index']})"
+    )
+
+
+async def rebid(t: Trade) -> Outcome:
+    """With its deposit paid again, the bidder seals and submits a new bid before the deadline."""
+    t.p.clock.advance(timedelta(hours=1))
+    bidder = t.bids[t.plan.withdrawing_bidder].bidder
+    new = await _submit_bid(t, bidder, t.plan.rebid_price_fen)
+    return (
+        f"{bidder.party.username} sealed a new bid: envelope {short(new.sha256)}, "
         f"leaf #{new.receipt['log']['leaf_index']}"
     )
 
@@ -1291,9 +1301,9 @@ async def collusion_signals(t: Trade) -> Outcome:
     await t.p.request("GET", f"/api/v1/tenders/{t.tid}/collusion-signals", t.agency, expect=403)
     pair = sorted(t.bidders[i].party.credit_code for i in t.plan.same_author)
     check(
-        [(s["kind"], s["rule"], sorted(s["bidders"])) for s in signals]
-        == [("identical_metadata", "W-18", pair)],
-        f"one W-18 signal: the same author in the documents of {pair}",
+        sorted((s["kind"], s["rule"], sorted(s["bidders"])) for s in signals)
+        == [("deposit_same_payer", "W-18", pair), ("identical_metadata", "W-18", pair)],
+        f"two W-18 signals on {pair}: deposits from one account, the same author in the documents",
         signals,
     )
     table = _table("kind", "rule", "bidders", "evidence")
@@ -1301,9 +1311,10 @@ async def collusion_signals(t: Trade) -> Outcome:
     for s in signals:
         table.add_row(s["kind"], s["rule"], ", ".join(names[c] for c in s["bidders"]), s["evidence"])
     who = " and ".join(t.bidders[i].party.username for i in t.plan.same_author)
+    author = next(s["value"] for s in signals if s["kind"] == "identical_metadata")
     return (
-        f"1 W-18 signal for the committee: {who}'s bid letters name the same author ({signals[0]['value']}); "
-        "the agency → 403",
+        f"2 W-18 signals for the committee: {who} paid their deposits from one bank account, and their bid "
+        f"letters name the same author ({author}); the agency → 403",
         table,
     )
 
@@ -1464,6 +1475,8 @@ async def summary(t: Trade) -> Outcome:
     )
 
 
+from escrow import demo as escrow_demo  # noqa: E402 - its steps use this module's Trade and helpers
+
 PEOPLE_STEPS = (
     Step("The trading centre is bootstrapped", bootstrap_centre),
     Step("The centre registers the organisations and their users", register_parties),
@@ -1477,11 +1490,28 @@ PUBLISH_STEPS = (
 )
 TRADE_STEPS = (
     *PUBLISH_STEPS,
-    Step("The bidders obtain the tender documents", obtain_documents),
+    Step("The bidders obtain the tender documents and a deposit sub-account each", obtain_documents),
+    Step(
+        "Deposits arrive by the bank's statement; one in suspense is matched by the centre",
+        escrow_demo.deposits_arrive,
+    ),
     Step("Each bidder seals its bid locally and submits the envelope for a logged receipt", submit_bids),
-    Step("A bidder withdraws before the deadline (W-05) and bids again", withdraw_and_rebid),
+    Step("A bidder withdraws before the deadline (W-05)", withdraw),
+    Step(
+        "Its deposit is refunded through a bank batch (pain.001 out, pain.002 back)",
+        escrow_demo.refund_withdrawal,
+    ),
+    Step(
+        "It pays again; the bank's signed notification credits it at once",
+        escrow_demo.pay_again_by_notification,
+    ),
+    Step("It bids again", rebid),
     Step("No custodian can open an envelope before the deadline (E-01)", no_early_opening),
     Step("The deadline passes; the chronograph signs the closing head and opens the hall", close_bidding),
+    Step(
+        "Escrow answered at the deadline: every bidder's deposit was in place",
+        escrow_demo.eligibility_at_deadline,
+    ),
     Step("Every receipt verifies against the closing head", verify_receipts),
     Step("A late bid is refused (W-07)", refuse_late_bid),
     Step("Four bidders reveal their file keys in the opening hall", reveal_keys),
@@ -1494,7 +1524,12 @@ TRADE_STEPS = (
     Step("Publicity of the candidates (W-12)", publicity),
     Step("The award after publicity (W-12 respected)", award),
     Step("The contract, performance security at most 10% (W-15)", record_contract),
+    Step(
+        "Every deposit is refunded with interest (W-14); a failed transfer is retried",
+        escrow_demo.contract_refunds,
+    ),
     Step("The trade is completed", complete),
+    Step("The auditor verifies the ledger and the deposits", escrow_demo.verify_ledger),
 )
 DEMO_STEPS = (*PEOPLE_STEPS, *TRADE_STEPS, Step("Summary", summary))
 
@@ -1575,6 +1610,7 @@ async def run_demo(console: Console) -> bool:
             host="127.0.0.1",
             port=port,
             secret_key=secrets.token_urlsafe(48),
+            bank_notify_secret=secrets.token_urlsafe(32),
             **argon2_from_env(),
         )
         await upgrade_async(settings.effective_database_url)

@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 import bidding.service as bidding
+import escrow.service as escrow
 from storage.db import transaction
 from storage.jobs import JobContext, job
 from storage.objects import ObjectStore
@@ -21,6 +22,11 @@ async def chronograph_tick(ctx: JobContext) -> list[tuple[str, str]]:
         done = await service.tick(session, ctx.clock.now(), ctx.extras["signer"])
     for code, outcome in done:
         log.info("tender %s → %s", code, outcome)
+    async with transaction(ctx.sessionmaker) as session:
+        # S-01: refunds past their due day are flagged red (once each) for the supervisors
+        flagged = await escrow.flag_overdue(session, await service.working_calendar(session), ctx.clock.now())
+    if flagged:
+        log.warning("%d deposit refund(s) went overdue (S-01)", flagged)
     return done
 
 

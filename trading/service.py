@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import flag_modified
 
 import bidding.service as bidding
+import escrow.service as escrow
 from accounts import service as accounts
 from accounts.security import Principal
 from bidding import agekeys, collusion
@@ -590,6 +591,7 @@ async def cancel(
     tender.outcome_reason = reason
     tender.closed_at = now
     await _move(session, tender, Action.CANCEL, actor, now, reason=reason)
+    await _settle_all_lots(session, tender, "tender_terminated", now)
     if was_public:
         await _publish_notice(
             session, tender, "termination", f"{tender.title} 终止公告", {"reason": reason}, now
@@ -932,10 +934,17 @@ PUBLIC_DOCUMENT_KINDS = ("tender_documents", "amendment", "drawings", "bill_of_q
 
 
 async def obtain_documents(
-    session: AsyncSession, actor: Principal, tender_id: uuid.UUID, store: ObjectStore, now: datetime
+    session: AsyncSession,
+    actor: Principal,
+    tender_id: uuid.UUID,
+    store: ObjectStore,
+    now: datetime,
+    *,
+    virtual_prefix: str = "9558",
 ) -> list[schemas.DocumentRead]:
-    """A bidder obtains the tender documents (获取招标文件): registered as a holder, given download links."""
-    await accounts.require_active(session, actor)
+    """A bidder obtains the tender documents (获取招标文件): registered as a holder, given download links,
+    and given a deposit sub-account with its own virtual account number (虚拟子账号) for each lot."""
+    org = await accounts.require_active(session, actor)
     tender = await visible_tender(session, actor, tender_id)
     if tender.status != TenderStatus.TENDERING:
         raise Conflict(f"Documents are issued only while the tender is tendering; it is {tender.status}.")
@@ -949,6 +958,17 @@ async def obtain_documents(
     inserted = await session.execute(upsert_ignore(session, DocumentAccess, holder))
     if getattr(inserted, "rowcount", 0) == 1:
         await accounts.record(session, actor, "documents.obtain", "tender", tender.id, now)
+    await escrow.open_deposits(
+        session,
+        tender.id,
+        org.id,
+        [
+            escrow.LotDeposit(lot.id, f"{tender.code}/{lot.number}/{org.credit_code}", lot.deposit_fen)
+            for lot in await lots_of(session, tender.id)
+        ],
+        virtual_prefix,
+        now,
+    )
     out = []
     for d in await list_documents(session, tender.id, PUBLIC_DOCUMENT_KINDS):
         url = await store.presigned_get_url(d.object_key, DOWNLOAD_GRANT_TTL)
@@ -1475,6 +1495,7 @@ async def submit_bid(
         lot=lot.number,
         log_index=bid.log_index,
     )
+    await escrow.on_bid(session, lot.id, actor.organisation_id, now)
     return bid, _receipt(tender, lot, org.credit_code, bid, event, log)
 
 
@@ -1527,6 +1548,7 @@ async def withdraw_bid(
     cal = await working_calendar(session)
     # P-01/P-02: counted from the day after the withdrawal, moved past rest days like every period.
     refund_due = cal.period_end(local_date(now), profile.withdrawal_refund_days)
+    await escrow.on_withdrawal(session, bid.lot_id, bid.organisation_id, "W-05", local_date(now), cal, now)
     lot = await session.get(Lot, bid.lot_id)
     assert lot is not None
     org = await accounts.get_organisation(session, bid.organisation_id)
@@ -1608,7 +1630,8 @@ async def closing_record(
 async def _fail(
     session: AsyncSession, tender: Tender, actor: Principal | None, rule: str, reason: str, now: datetime
 ) -> None:
-    """The tender fails (流标) under `rule` and the failure notice is published."""
+    """The tender fails (流标) under `rule` and the failure notice is published; deposits still held go
+    back with interest (T-END)."""
     tender.outcome_reason = reason
     tender.closed_at = now
     await _move(session, tender, Action.FAIL, actor, now, rule=rule)
@@ -1620,6 +1643,14 @@ async def _fail(
         {"reason": tender.outcome_reason, "rule": rule},
         now,
     )
+    await _settle_all_lots(session, tender, "tender_failed", now)
+
+
+async def _settle_all_lots(session: AsyncSession, tender: Tender, event: str, now: datetime) -> None:
+    cal = await working_calendar(session)
+    for lot in await lots_of(session, tender.id):
+        if lot.status != "contracted":
+            await escrow.on_lot_settled(session, lot.id, "T-END", event, local_date(now), cal, now)
 
 
 async def _close_bidding(
@@ -1639,6 +1670,9 @@ async def _close_bidding(
         envelopes=[b.sha256 for b in standing],
         now=now,
     )
+    for bid in standing:
+        # the deposit (or a verified guarantee) must be in place at the deadline; the answer is recorded
+        await escrow.check_eligibility(session, bid.lot_id, bid.organisation_id, "bid_deadline", now)
     # 截标: the signed closing head and the hashes of the envelopes that stand, for anyone to check
     # their receipts against (who bid stays unpublished until the opening record).
     await _publish_notice(session, tender, "bid_closing", f"{tender.title} 截标记录", closing, now)
@@ -1658,6 +1692,8 @@ async def _close_bidding(
                 if bid.lot_id == lot.id:
                     bid.status = "returned"
                     await accounts.record(session, None, "bid.return", "bid", bid.id, now, rule="W-09")
+            cal = await working_calendar(session)
+            await escrow.on_lot_settled(session, lot.id, "W-09", "lot_failed", local_date(now), cal, now)
         else:
             live += 1
     if live == 0:
@@ -1821,10 +1857,15 @@ async def record_opening(
             bid.status = "withdrawn"
             bid.withdrawn_at = now
             await accounts.record(session, None, "bid.withdraw", "bid", bid.id, now, rule="E-03", reason=code)
+            cal = await working_calendar(session)
+            await escrow.on_withdrawal(
+                session, bid.lot_id, bid.organisation_id, "E-03", local_date(now), cal, now
+            )
         else:
             # The bidder's envelope does not open to a valid bid for this submission: void (E-03 revoked).
             bid.status = "revoked"
             await accounts.record(session, None, "bid.revoke", "bid", bid.id, now, rule="E-03", reason=code)
+            await escrow.on_revoked(session, bid.lot_id, bid.organisation_id)
     await bidding.opening_event(
         session,
         tender.id,
@@ -2004,6 +2045,15 @@ async def _end_decryption_window(session: AsyncSession, tender: Tender, now: dat
                 row.result_detail = "the platform did not finish decrypting the envelope"
                 bid.status, bid.withdrawn_at = "withdrawn", now
                 await accounts.record(session, None, "bid.withdraw", "bid", bid.id, now, rule="E-03")
+                await escrow.on_withdrawal(
+                    session,
+                    bid.lot_id,
+                    bid.organisation_id,
+                    "E-03",
+                    local_date(now),
+                    await working_calendar(session),
+                    now,
+                )
     unopened = [r for r in live if r.status in ("sealed", "custody")]
     if unopened and tender.opening_policy == "custodians" and tender.custody_until is None:
         tender.custody_until = now + timedelta(minutes=tender.opening_window_minutes)
@@ -2022,6 +2072,7 @@ async def _end_decryption_window(session: AsyncSession, tender: Tender, now: dat
         bid.status = "revoked"
         row.result = "not_opened"
         await accounts.record(session, None, "bid.revoke", "bid", bid.id, now, rule="E-03")
+        await escrow.on_revoked(session, bid.lot_id, bid.organisation_id)
         org = await accounts.get_organisation(session, bid.organisation_id)
         await bidding.opening_event(
             session, tender.id, "bid_failed", _sung(tender, lots[bid.lot_id], org, bid, row), now
@@ -2404,6 +2455,17 @@ async def decline_award(
     lot = await session.get(Lot, row.lot_id)
     assert lot is not None
     lot.status = "reawarding"
+    deposit = await escrow.deposit_of(session, lot.id, row.organisation_id)
+    if deposit is not None:
+        # W-16: proposed here, with the reason; the money moves only on a supervisor's approval
+        await escrow.propose_forfeiture(
+            session,
+            deposit,
+            "W-16",
+            f"the winner declined the award: {data.reason}",
+            f"user:{actor.user_id}",
+            now,
+        )
     await accounts.record(
         session,
         actor,
@@ -2441,6 +2503,9 @@ async def _lot_without_candidates(
     contracted when the other lots all have their contracts."""
     lot.status = "failed"
     lot.outcome_reason = "W-16: every candidate declined the award"
+    await escrow.on_lot_settled(
+        session, lot.id, "T-END", "lot_failed", local_date(now), await working_calendar(session), now
+    )
     statuses = {other.status for other in await lots_of(session, tender.id)}
     if statuses & {"awarded", "reawarding"}:
         return
@@ -2560,6 +2625,10 @@ async def record_contract(
     lot = await session.get(Lot, row.lot_id)
     assert lot is not None
     lot.status = "contracted"
+    # W-14: every deposit of the lot, the winner's and the others', back within 5 days with interest
+    await escrow.on_lot_settled(
+        session, lot.id, "W-14", "contract_signed", data.signed_on, await working_calendar(session), now
+    )
     await _publish_notice(
         session,
         tender,

@@ -53,6 +53,7 @@ def test_rule_table_encodes_period_trigger_and_interest_of_each_rule() -> None:
         "E-03": (5, False, Trigger.WITHDRAWAL_NOTICE, InterestRule.NONE, True),
         "W-09": (5, False, Trigger.FAILURE, InterestRule.NONE, True),
         "T-END": (5, False, Trigger.FAILURE, InterestRule.DEPOSIT, True),
+        "SUSPENSE": (5, True, Trigger.FAILURE, InterestRule.NONE, True),
     }
 
 

@@ -1,0 +1,397 @@
+"""What an auditor checks and reads about the deposits, without trusting the service that wrote them.
+
+`verify` runs the ledger's own invariants (`escrow/journal.py`) and then the deposit invariants below,
+each recomputed from the stored rows: every deposit received is refunded, forfeited with a reason, or held
+for a stated reason; no refund exceeds the deposit plus its interest; refunds went to the paying account
+(or to an approved change); each bank line was taken into the ledger at most once; interest recomputes
+exactly from the rate tables; no obligation was paid twice; every overdue refund is flagged (S-01).
+The read models (per tender, per bidder, per statement, overdue and late-paid) feed the auditor's pages
+and their CSV/XLSX exports.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from datetime import date, datetime
+from typing import Any, Final
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from escrow import journal, ledger, service
+from escrow.models import (
+    BankLine,
+    Deposit,
+    Forfeiture,
+    JournalEntry,
+    Obligation,
+    PayeeChange,
+    Posting,
+    RefundBatch,
+    RefundInstruction,
+)
+from storage import tables
+from trading.calendar import WorkingCalendar, local_date
+
+HELD: Final = "every deposit refunded, forfeited with a reason, or held for a stated reason"
+NOT_EXCEEDED: Final = "no refund exceeds deposit plus interest"
+PAYEE: Final = "refunds went to the paying account"
+LINES_ONCE: Final = "each bank line taken into the ledger at most once"
+INTEREST: Final = "interest recomputes exactly"
+PAID_ONCE: Final = "no obligation paid twice"
+FLAGGED: Final = "every overdue refund is flagged"
+
+DEPOSIT_CHECKS: Final = (HELD, NOT_EXCEEDED, PAYEE, LINES_ONCE, INTEREST, PAID_ONCE, FLAGGED)
+
+# the reasons that bring a bank line into the ledger (each line at most once)
+_ARRIVALS: Final = frozenset({"deposit_received", "suspense_received", "interest_received"})
+
+
+class _Failures:
+    def __init__(self) -> None:
+        self.first: dict[str, str] = {}
+
+    def fail(self, check: str, detail: str) -> None:
+        self.first.setdefault(check, detail)
+
+
+async def _account_flows(session: AsyncSession) -> dict[str, dict[str, int]]:
+    """Per deposit account: fen in (received and matched), interest accrued, refunded (posted), forfeited."""
+    rows = await session.execute(
+        select(Posting.account_code, JournalEntry.reason, JournalEntry.phase, Posting.amount_fen)
+        .join(JournalEntry, JournalEntry.sequence == Posting.sequence)
+        .where(Posting.account_code.like("deposit:%"))
+    )
+    flows: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for code, reason, phase, amount in rows:
+        if reason in ("deposit_received", "suspense_matched"):
+            flows[code]["in"] += -amount
+        elif reason == "interest_accrued":
+            flows[code]["interest"] += -amount
+        elif reason == "refund_confirmed" and phase == ledger.Phase.POSTED:
+            flows[code]["refunded"] += amount
+        elif reason == "forfeiture":
+            flows[code]["forfeited"] += amount
+        elif reason == "reversal":
+            flows[code]["reversed"] += amount
+    return flows
+
+
+async def verify_deposits(session: AsyncSession, cal: WorkingCalendar, now: datetime) -> list[ledger.Check]:
+    """The deposit invariants, each with the first offender (or what it covered)."""
+    f = _Failures()
+    today = local_date(now)
+    deposits = list(await session.scalars(select(Deposit)))
+    flows = await _account_flows(session)
+    approved = {
+        row.deposit_id
+        for row in await session.scalars(select(Forfeiture).where(Forfeiture.status == "approved"))
+        if row.reason.strip()
+    }
+    open_obligations = {
+        row.deposit_id
+        for row in await session.scalars(
+            select(Obligation).where(Obligation.status.in_(service.OPEN_OBLIGATION))
+        )
+    }
+    for d in deposits:
+        flow = flows.get(d.account_code, {})
+        held = (
+            flow.get("in", 0)
+            + flow.get("interest", 0)
+            - flow.get("refunded", 0)
+            - flow.get("forfeited", 0)
+            - flow.get("reversed", 0)
+        )
+        pending_refund = await session.scalar(
+            select(RefundInstruction.id).where(
+                RefundInstruction.account_code == d.account_code, RefundInstruction.status == "sent"
+            )
+        )
+        if d.status == "forfeited":
+            if d.id not in approved:
+                f.fail(HELD, f"{d.account_code} is forfeited without an approved forfeiture with a reason")
+        elif d.status == "refunded":
+            if held != 0:
+                f.fail(HELD, f"{d.account_code} is marked refunded but {held} fen are still held")
+        elif held > 0 or pending_refund:
+            if d.id not in open_obligations and not d.hold_reason.strip():
+                f.fail(HELD, f"{d.account_code} holds {held} fen with no obligation and no stated reason")
+        refunded = flow.get("refunded", 0)
+        if refunded > flow.get("in", 0) + flow.get("interest", 0):
+            f.fail(
+                NOT_EXCEEDED,
+                f"{d.account_code}: refunded {refunded} fen of {flow.get('in', 0)} received "
+                f"+ {flow.get('interest', 0)} interest",
+            )
+
+    # payees, and at most one paid instruction per obligation
+    changes: dict[uuid.UUID, list[PayeeChange]] = defaultdict(list)
+    for change in await session.scalars(select(PayeeChange)):
+        changes[change.deposit_id].append(change)
+    deposits_by_id = {d.id: d for d in deposits}
+    paid_per_obligation: dict[uuid.UUID, int] = defaultdict(int)
+    instructions = list(await session.scalars(select(RefundInstruction)))
+    batches = {b.id: b for b in await session.scalars(select(RefundBatch))}
+    obligations = {o.id: o for o in await session.scalars(select(Obligation))}
+    for ins in instructions:
+        if ins.status == "paid":
+            paid_per_obligation[ins.obligation_id] += 1
+        obligation = obligations.get(ins.obligation_id)
+        if obligation is None:
+            f.fail(PAYEE, f"instruction {ins.end_to_end_id} names no obligation")
+            continue
+        if obligation.deposit_id is not None:
+            deposit = deposits_by_id[obligation.deposit_id]
+            allowed = {deposit.payer_account} | {
+                c.payee_account
+                for c in changes.get(deposit.id, [])
+                if c.recorded_at <= batches[ins.batch_id].created_at
+            }
+        else:
+            line = await session.get(BankLine, obligation.line_id)
+            allowed = {line.payer_account if line else None}
+        if ins.payee_account not in allowed:
+            f.fail(PAYEE, f"instruction {ins.end_to_end_id} pays {ins.payee_account}, not the paying account")
+    for obligation_id, n in paid_per_obligation.items():
+        if n > 1:
+            f.fail(PAID_ONCE, f"obligation {obligation_id} has {n} paid instructions")
+
+    # bank lines: each taken in at most once, and the line names the entry that took it
+    seen: dict[str, list[int]] = defaultdict(list)
+    rows = await session.execute(
+        select(JournalEntry.sequence, JournalEntry.reason, JournalEntry.context).where(
+            JournalEntry.reason.in_(sorted(_ARRIVALS | {"suspense_matched"}))
+        )
+    )
+    for sequence, reason, context in rows:
+        named = str(context.get("bank_line", ""))
+        if named:
+            seen[f"{'match' if reason == 'suspense_matched' else 'in'}:{named}"].append(sequence)
+    for key, sequences in seen.items():
+        if len(sequences) > 1:
+            f.fail(LINES_ONCE, f"bank line {key.split(':', 1)[1]} entered the ledger by entries {sequences}")
+    lines = list(await session.scalars(select(BankLine)))
+    for line in lines:
+        if line.status in ("matched", "suspense", "interest", "returning", "returned"):
+            taken = seen.get(f"in:{line.id}", [])
+            if not taken:
+                f.fail(LINES_ONCE, f"bank line {line.reference} is {line.status} but no entry took it in")
+
+    # interest: the fen on each obligation recompute from the rate tables and the lines
+    rates = await service.rate_table(session, "deposit")
+    lpr = await service.rate_table(session, "lpr")
+    accrued: dict[str, int] = defaultdict(int)
+    for context, amount in (
+        await session.execute(
+            select(JournalEntry.context, Posting.amount_fen)
+            .join(Posting, Posting.sequence == JournalEntry.sequence)
+            .where(
+                JournalEntry.reason == "interest_accrued", Posting.account_code == service.INTEREST_EXPENSE
+            )
+        )
+    ).all():
+        accrued[str(context.get("obligation", ""))] += amount
+    last_batch: dict[uuid.UUID, date] = {}
+    for ins in sorted(instructions, key=lambda i: i.pending_sequence):
+        last_batch[ins.obligation_id] = batches[ins.batch_id].execution_on
+    checked = 0
+    for obligation in obligations.values():
+        through = last_batch.get(obligation.id)
+        if through is None:
+            if accrued.get(str(obligation.id)):
+                f.fail(INTEREST, f"obligation {obligation.id} has interest but was never instructed")
+            continue
+        try:
+            expected = await service.interest_through(session, obligation, through, rates, lpr)
+        except LookupError as exc:
+            f.fail(INTEREST, f"obligation {obligation.id}: {exc}")
+            continue
+        checked += 1
+        if expected != obligation.interest_fen or expected != accrued.get(str(obligation.id), 0):
+            f.fail(
+                INTEREST,
+                f"obligation {obligation.id}: recomputed {expected} fen, recorded {obligation.interest_fen}, "
+                f"posted {accrued.get(str(obligation.id), 0)}",
+            )
+
+    # S-01: every overdue obligation carries its flag
+    overdue = 0
+    for obligation in obligations.values():
+        late_open = obligation.status in service.OPEN_OBLIGATION and obligation.due_on < today
+        if late_open:
+            overdue += 1
+            if obligation.flagged_at is None:
+                f.fail(FLAGGED, f"obligation {obligation.id} was due {obligation.due_on} and is not flagged")
+    del cal  # lights are derived from the calendar; the flag is what this check covers
+
+    covered = {
+        HELD: f"{len(deposits)} deposits",
+        NOT_EXCEEDED: f"{len(deposits)} deposits",
+        PAYEE: f"{len(instructions)} instructions",
+        LINES_ONCE: f"{len(lines)} bank lines",
+        INTEREST: f"{checked} obligations recomputed",
+        PAID_ONCE: f"{len(paid_per_obligation)} obligations paid",
+        FLAGGED: f"{overdue} overdue, all flagged",
+    }
+    return [
+        ledger.Check(name, name not in f.first, f.first.get(name, covered[name])) for name in DEPOSIT_CHECKS
+    ]
+
+
+async def verify(session: AsyncSession, cal: WorkingCalendar, now: datetime) -> list[ledger.Check]:
+    """The ledger's invariants, then the deposits'."""
+    return [*await journal.verify(session), *await verify_deposits(session, cal, now)]
+
+
+# ---------------------------------------------------------------- read models and exports
+
+DEPOSIT_COLUMNS: Final = (
+    tables.Column("account", "Sub-account 子账户", "text"),
+    tables.Column("virtual_number", "Virtual number 虚拟子账号", "text"),
+    tables.Column("status", "Status 状态", "text"),
+    tables.Column("required_fen", "Required 应缴 (yuan)", "fen"),
+    tables.Column("received_fen", "Received 已缴 (yuan)", "fen"),
+    tables.Column("held_fen", "Held now 现存 (yuan)", "fen"),
+    tables.Column("first_arrived_on", "Arrived 到账日", "date"),
+    tables.Column("payer_account", "Paid from 付款账户", "text"),
+    tables.Column("hold_reason", "Why held 留存原因", "text"),
+)
+
+OBLIGATION_COLUMNS: Final = (
+    tables.Column("account", "Sub-account 子账户", "text"),
+    tables.Column("rule", "Rule 依据", "text"),
+    tables.Column("event", "Event 事件", "text"),
+    tables.Column("event_on", "Event day 事件日", "date"),
+    tables.Column("due_on", "Due 应退日", "date"),
+    tables.Column("status", "Status 状态", "text"),
+    tables.Column("light", "Light 灯", "text"),
+    tables.Column("interest_fen", "Interest 利息 (yuan)", "fen"),
+    tables.Column("paid_on", "Paid 实退日", "date"),
+    tables.Column("attempts", "Attempts 次数", "int"),
+    tables.Column("flagged_at", "Flagged 标红 (UTC+8)", "datetime"),
+)
+
+LINE_COLUMNS: Final = (
+    tables.Column("reference", "Bank reference 流水号", "text"),
+    tables.Column("booked_on", "Booked 记账日", "date"),
+    tables.Column("direction", "Direction 借贷", "text"),
+    tables.Column("amount_fen", "Amount 金额 (yuan)", "fen"),
+    tables.Column("payer_name", "Payer 付款人", "text"),
+    tables.Column("payer_account", "Payer account 付款账户", "text"),
+    tables.Column("credited_account", "Credited 收款子账号", "text"),
+    tables.Column("status", "Status 状态", "text"),
+    tables.Column("entry_sequence", "Journal entry 分录", "int"),
+    tables.Column("note", "Note 说明", "text"),
+)
+
+TRIAL_COLUMNS: Final = (
+    tables.Column("account", "Account 科目", "text"),
+    tables.Column("kind", "Kind 类别", "text"),
+    tables.Column("debit_fen", "Debit 借方 (yuan)", "fen"),
+    tables.Column("credit_fen", "Credit 贷方 (yuan)", "fen"),
+)
+
+
+async def deposit_rows(session: AsyncSession, deposits: list[Deposit]) -> list[dict[str, Any]]:
+    """Deposits as table rows."""
+    out = []
+    for d in deposits:
+        out.append(
+            {
+                "id": str(d.id),
+                "account": d.account_code,
+                "virtual_number": d.virtual_number,
+                "tender_id": str(d.tender_id),
+                "lot_id": str(d.lot_id),
+                "organisation_id": str(d.organisation_id),
+                "status": d.status,
+                "required_fen": d.required_fen,
+                "received_fen": d.received_fen,
+                "held_fen": await service.held_fen(session, d),
+                "first_arrived_on": d.first_arrived_on,
+                "payer_name": d.payer_name,
+                "payer_account": d.payer_account,
+                "hold_reason": d.hold_reason,
+            }
+        )
+    return out
+
+
+async def obligation_rows(
+    session: AsyncSession, rows: list[Obligation], cal: WorkingCalendar, today: date
+) -> list[dict[str, Any]]:
+    """Obligations as table rows, each with its S-01 light."""
+    accounts_by_deposit = {
+        d.id: d.account_code
+        for d in await session.scalars(
+            select(Deposit).where(Deposit.id.in_([o.deposit_id for o in rows if o.deposit_id]))
+        )
+    }
+    return [
+        {
+            "id": str(o.id),
+            "account": accounts_by_deposit.get(o.deposit_id, "suspense") if o.deposit_id else "suspense",
+            "deposit_id": str(o.deposit_id) if o.deposit_id else None,
+            "rule": o.rule,
+            "event": o.event,
+            "event_on": o.event_on,
+            "due_on": o.due_on,
+            "status": o.status,
+            "light": service.light_of(o, cal, today),
+            "interest_fen": o.interest_fen,
+            "paid_on": o.paid_on,
+            "attempts": o.attempts,
+            "flagged_at": o.flagged_at,
+            "note": o.note,
+        }
+        for o in rows
+    ]
+
+
+def line_rows(lines: list[BankLine]) -> list[dict[str, Any]]:
+    """Bank lines as table rows."""
+    return [
+        {
+            "id": str(x.id),
+            "reference": x.reference,
+            "booked_on": x.booked_on,
+            "direction": x.direction,
+            "kind": x.kind,
+            "amount_fen": x.amount_fen,
+            "payer_name": x.payer_name,
+            "payer_account": x.payer_account,
+            "credited_account": x.credited_account,
+            "end_to_end_id": x.end_to_end_id,
+            "status": x.status,
+            "entry_sequence": x.entry_sequence,
+            "deposit_id": str(x.deposit_id) if x.deposit_id else None,
+            "note": x.note,
+        }
+        for x in lines
+    ]
+
+
+async def overdue_rows(session: AsyncSession, cal: WorkingCalendar, today: date) -> list[dict[str, Any]]:
+    """Obligations overdue now, and those paid after their due day."""
+    rows = [
+        o
+        for o in await service.obligations_list(session)
+        if (o.status in service.OPEN_OBLIGATION and o.due_on < today)
+        or (o.paid_on is not None and o.paid_on > o.due_on)
+    ]
+    return await obligation_rows(session, rows, cal, today)
+
+
+def export(
+    fmt: str, sheets: list[tuple[str, tuple[tables.Column, ...], list[dict[str, Any]]]]
+) -> tuple[bytes, str]:
+    """The rows as CSV (first sheet) or XLSX (every sheet), with the media type."""
+    if fmt == "csv":
+        _title, columns, rows = sheets[0]
+        return tables.csv_bytes(columns, rows), "text/csv; charset=utf-8"
+    return (
+        tables.xlsx_bytes([tables.Sheet(title, columns, rows) for title, columns, rows in sheets]),
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    )
