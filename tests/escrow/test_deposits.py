@@ -456,3 +456,44 @@ async def test_a_verified_guarantee_makes_a_bidder_eligible_and_is_released_not_
     assert life["guarantees"][0]["release_rule"] == "W-05"
     assert life["obligations"] == []  # no money moved, none owed
     await _verify(api)
+
+
+async def test_a_refund_goes_to_the_paying_account_unless_an_approved_change_is_recorded(api: Api) -> None:
+    from sqlalchemy import update
+
+    from escrow.models import RefundInstruction
+    from storage.db import transaction
+
+    centre, _agency, tender, bidders = await _open_tender(api)
+    d = await _deposit(api, bidders[0])
+    paid = _pay("P1", d, DEPOSIT, "6222000000000444", date(2026, 3, 6))
+    await _import(api, centre, sandbox.statement(ESCROW, "S1", api.clock.now(), [paid]))
+    bid = await api.bid(bidders[0], tender, 3_900_000_000, obtain=False)
+    api.clock.set(shanghai(2026, 3, 12, 15))
+    assert (
+        await api.post(f"/api/v1/tenders/{tender['id']}/bids/{bid.bid_id}/withdraw", bidders[0])
+    ).status_code == 200
+    change = {
+        "payee_name": "南京某建设集团有限公司",
+        "payee_account": "6222000000000555",
+        "payee_bank": "中国银行南京分行",
+        "reason": "原付款账户已销户",
+        "approval": "中心审批单 2026-017（附销户证明）",
+    }
+    path = f"/api/v1/escrow/deposits/{d['id']}/payee"
+    assert (await api.post(path, bidders[0], json=change)).status_code == 403
+    incomplete = await api.post(path, centre, json={**change, "approval": ""})
+    assert incomplete.status_code == 400
+    assert (await api.post(path, centre, json=change)).status_code == 201
+    batch = await _batch(api, centre)
+    assert batch["instructions"][0]["payee_account"] == "6222000000000555"
+    assert batch["instructions"][0]["payee_basis"].startswith("change:")
+    await _verify(api)
+
+    # an instruction rewritten to another account behind the service's back is caught by the auditor
+    async with transaction(api.runtime.sessionmaker) as session:
+        await session.execute(update(RefundInstruction).values(payee_account="6222000000000666"))
+    auditor = await api.organisation("auditor")
+    checks = {c["name"]: c for c in (await api.get("/api/v1/escrow/verify", auditor)).json()["checks"]}
+    assert not checks["refunds went to the paying account"]["ok"]
+    assert "6222000000000666" in checks["refunds went to the paying account"]["detail"]

@@ -64,12 +64,20 @@ async def test_the_demo_runs_a_complete_trade_with_every_step_checked() -> None:
         "2 of 3 custodians opened bidder4's envelope, 47,600,000.00 yuan",
         "custody_opened",
         "hall_closed",
-        "bidder1 and bidder3's bid letters name the same author",
+        "bidder1 and bidder3 paid their deposits from one bank account, and their bid letters name the same author",
+        "1 to suspense (mistyped sub-account) matched by the centre",
+        "the same file again → replay, nothing changed",
+        "no interest under W-05",
+        "a forged signature → 401",
+        "changed nothing",
+        "5 deposits in place at the deadline",
+        "refused by the bank (AC06, blocked) → voided, re-queued, paid next day",
         "the agency → 403",
         "→ 422 rule W-12",
         "4,760,000.01 → 422 rule W-15, 4,760,000.00 (10%) recorded",
         "completed at",
         "6 public notices",
+        "checks pass; trial balance",
         "demo complete: every step did what it should",
     ):
         assert fact in shown, fact
@@ -249,10 +257,13 @@ def test_seed_only_on_s3_keeps_every_file_of_the_trades_in_the_bucket(
     keys = [o.object_name or "" for o in client.list_objects(bucket, recursive=True)]
     envelopes = [key for key in keys if "/bids/" in key]
     documents = [key for key in keys if "/documents/" in key]
-    opened = sorted(set(keys) - set(envelopes) - set(documents))
+    statements = [key for key in keys if key.startswith("escrow/statements/")]
+    opened = sorted(set(keys) - set(envelopes) - set(documents) - set(statements))
     # Two sets of tender documents, a report and a contract; six sealed envelopes (one withdrawn and
     # replaced); the two files of each of the five envelopes opened, kept for the evaluation.
     assert len(documents) == 4
     assert len(envelopes) == 6
     assert len(opened) == 10 and all(key.endswith(("bid-letter.pdf", "priced-bill.pdf")) for key in opened)
+    # the bank's statements, each kept under its SHA-256: deposits, the evening repeat, the interest credit
+    assert len(statements) == 3
     assert not (tmp_path / "objects").exists()
