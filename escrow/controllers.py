@@ -4,6 +4,7 @@ and exports; the bank's signed notifications."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -171,7 +172,7 @@ async def _json_or_file(
 ) -> Any:
     if fmt == "json":
         return body
-    content, media = audit.export(fmt, sheets)
+    content, media = await asyncio.to_thread(audit.export, fmt, sheets)  # workbooks are CPU work
     return _file(content, media, f"{name}.{fmt}")
 
 

@@ -15,6 +15,7 @@ execution date (the day the bank is asked to pay); rates come from the centre's 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 import uuid
@@ -331,7 +332,8 @@ async def import_statement(
     sub-account (exact amount), or goes to suspense; interest credited by the bank and our own refunds
     coming back as debits are recognised. Importing the same file again changes nothing."""
     try:
-        statement = bankfiles.parse_statement(data, fmt)
+        # parsing a statement of many thousand lines is CPU work: off the event loop
+        statement = await asyncio.to_thread(bankfiles.parse_statement, data, fmt)
     except bankfiles.BankFileError as exc:
         raise _bank_problem(exc) from exc
     digest = hashlib.sha256(data).hexdigest()
@@ -1482,7 +1484,7 @@ async def import_results(
     obligation queued again. A result already applied changes nothing; one that contradicts it is
     reported and changes nothing."""
     try:
-        results = bankfiles.parse_results(data, fmt)
+        results = await asyncio.to_thread(bankfiles.parse_results, data, fmt)
     except bankfiles.BankFileError as exc:
         raise _bank_problem(exc) from exc
     out = ResultsImport()

@@ -497,3 +497,48 @@ async def test_a_refund_goes_to_the_paying_account_unless_an_approved_change_is_
     checks = {c["name"]: c for c in (await api.get("/api/v1/escrow/verify", auditor)).json()["checks"]}
     assert not checks["refunds went to the paying account"]["ok"]
     assert "6222000000000666" in checks["refunds went to the paying account"]["detail"]
+
+
+async def test_bank_files_that_are_not_what_they_claim_are_refused_naming_the_fault(api: Api) -> None:
+    from escrow import bankfiles
+    from tests.conftest import BANK_SECRET
+
+    centre = await api.bootstrap_centre()
+    bad = [
+        b"",
+        b"\x00\xff" * 50,
+        b"<?xml version='1.0'?><!DOCTYPE x [<!ENTITY a 'b'>]><Document>&a;</Document>",
+        b"<Document xmlns='urn:iso:std:iso:20022:tech:xsd:camt.053.001.08'><BkToCstmrStmt/></Document>",
+        "reference,booked_on\nR1,2026-13-40\n".encode(),
+    ]
+    for fmt in ("camt053", "csv"):
+        for content in bad:
+            r = await api.client.post(
+                "/api/v1/escrow/statements", params={"format": fmt}, content=content, headers=centre.headers
+            )
+            assert r.status_code in (400, 422), (fmt, content[:30], r.status_code, r.text)
+            assert r.headers["content-type"] == "application/problem+json"
+            assert r.json().get("code"), r.json()
+    for fmt in ("pain002", "csv"):
+        for content in bad:
+            r = await api.client.post(
+                "/api/v1/escrow/results", params={"format": fmt}, content=content, headers=centre.headers
+            )
+            assert r.status_code in (400, 422), (fmt, content[:30], r.status_code, r.text)
+    r = await api.client.post(
+        "/api/v1/escrow/statements", params={"format": "mt940"}, content=b"x", headers=centre.headers
+    )
+    assert r.status_code == 400
+    body = b'{"reference": "X"}'
+    signed = bankfiles.sign_notification(body, BANK_SECRET.encode(), api.clock.now())
+    r = await api.client.post(
+        "/api/v1/escrow/bank/notifications", content=body, headers={"X-Bank-Signature": signed}
+    )
+    assert r.status_code == 422 and r.json()["code"].startswith(("field.", "notification."))
+    stale = bankfiles.sign_notification(body, BANK_SECRET.encode(), api.clock.now() - timedelta(hours=1))
+    r = await api.client.post(
+        "/api/v1/escrow/bank/notifications", content=body, headers={"X-Bank-Signature": stale}
+    )
+    assert r.status_code == 401 and r.json()["code"] == "notification.stale"
+    # nothing was taken in
+    assert (await api.get("/api/v1/escrow/statements", centre)).json() == []
