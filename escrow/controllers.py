@@ -28,6 +28,7 @@ from storage.settings import Settings
 from trading.calendar import local_date
 
 READERS = requires("auditor", "centre", "supervisor")
+LIGHTS = requires("auditor", "centre", "supervisor", "regulator")  # S-01: regulators see the lights too
 
 
 async def bank_signed(connection: ASGIConnection[Any, Any, Any, Any], _handler: BaseRouteHandler) -> None:
@@ -606,7 +607,7 @@ class SupervisionController(Controller):
         )
         return schemas.plain(row, FORFEITURE_FIELDS)
 
-    @get("/obligations", operation_id="list_obligations", guards=[READERS])
+    @get("/obligations", operation_id="list_obligations", guards=[LIGHTS])
     async def obligations(
         self,
         session: AsyncSession,
@@ -629,7 +630,7 @@ class SupervisionController(Controller):
             fmt, "obligations", [("Obligations", audit.OBLIGATION_COLUMNS, rows)], rows
         )
 
-    @get("/audit/overdue", operation_id="audit_overdue", guards=[READERS])
+    @get("/audit/overdue", operation_id="audit_overdue", guards=[LIGHTS])
     async def overdue(
         self, session: AsyncSession, clock: Clock, fmt: Annotated[Format, Parameter(query="format")] = "json"
     ) -> Any:

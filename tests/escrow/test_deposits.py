@@ -509,7 +509,7 @@ async def test_bank_files_that_are_not_what_they_claim_are_refused_naming_the_fa
         b"\x00\xff" * 50,
         b"<?xml version='1.0'?><!DOCTYPE x [<!ENTITY a 'b'>]><Document>&a;</Document>",
         b"<Document xmlns='urn:iso:std:iso:20022:tech:xsd:camt.053.001.08'><BkToCstmrStmt/></Document>",
-        "reference,booked_on\nR1,2026-13-40\n".encode(),
+        b"reference,booked_on\nR1,2026-13-40\n",
     ]
     for fmt in ("camt053", "csv"):
         for content in bad:
@@ -542,3 +542,49 @@ async def test_bank_files_that_are_not_what_they_claim_are_refused_naming_the_fa
     assert r.status_code == 401 and r.json()["code"] == "notification.stale"
     # nothing was taken in
     assert (await api.get("/api/v1/escrow/statements", centre)).json() == []
+
+
+async def test_too_few_bids_owe_every_deposit_back(api: Api) -> None:
+    centre, agency, tender, bidders = await _open_tender(api)
+    deposits = [await _deposit(api, b) for b in bidders]
+    lines = [
+        _pay(f"F{i}", d, DEPOSIT, f"62220000000003{i:02d}", date(2026, 3, 10)) for i, d in enumerate(deposits)
+    ]
+    await _import(api, centre, sandbox.statement(ESCROW, "S1", api.clock.now(), lines))
+    for b in bidders[:2]:
+        await api.bid(b, tender, 3_900_000_000, obtain=False)
+    await api.at(DEADLINE)  # two bids: W-09, the lot fails and every deposit is owed back
+    rows = (await api.get("/api/v1/escrow/obligations", centre, params={"tender_id": tender["id"]})).json()
+    assert sorted((o["rule"], o["status"]) for o in rows) == [("W-09", "due")] * 4
+    assert {o["due_on"] for o in rows} == {"2026-03-30"}  # 5 days from Mon 23 March: Sat 28 → Mon 30 (P-02)
+    await _verify(api)
+
+
+async def test_a_terminated_tender_refunds_with_interest(api: Api) -> None:
+    centre, agency, other, bidders = await _open_tender(api)
+    bidder = bidders[0]
+    d = await _deposit(api, bidder)
+    await _import(
+        api,
+        centre,
+        sandbox.statement(
+            ESCROW,
+            "S2",
+            api.clock.now(),
+            [
+                _pay("T1", d, DEPOSIT, "6222000000000888", date(2026, 3, 6)),
+                sandbox.Credit("INT-T", 50_000, date(2026, 3, 6), interest=True),
+            ],
+        ),
+    )
+    api.clock.set(shanghai(2026, 3, 16, 9))
+    r = await api.post(
+        f"/api/v1/tenders/{other['id']}/cancel", agency, json={"reason": "项目资金未落实，终止招标"}
+    )
+    assert r.status_code == 200, r.text
+    rows = (await api.get("/api/v1/escrow/obligations", centre, params={"tender_id": other["id"]})).json()
+    assert [(o["rule"], o["due_on"]) for o in rows] == [("T-END", "2026-03-23")]
+    batch = await _batch(api, centre)
+    assert batch["skipped"] == []
+    mine = [i for i in batch["instructions"] if i["account_code"] == d["account_code"]]
+    assert mine and mine[0]["interest_fen"] > 0  # bank interest for the holding period (条例 31)
