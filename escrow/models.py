@@ -314,3 +314,7 @@ class Forfeiture(IdMixin, Base):
     decided_at: Mapped[datetime | None]
     decision_note: Mapped[str | None] = mapped_column(Text)
     entry_sequence: Mapped[int | None] = mapped_column(BigInteger)
+    # a refund event that came while the proposal was pending, applied if the proposal is rejected
+    deferred_rule: Mapped[str | None] = mapped_column(String(20))
+    deferred_event: Mapped[str | None] = mapped_column(String(40))
+    deferred_on: Mapped[date | None]

@@ -206,6 +206,12 @@ async def held_fen(session: AsyncSession, deposit: Deposit) -> int:
     return -bal.posted
 
 
+async def available_fen(session: AsyncSession, deposit: Deposit) -> int:
+    """What backs a bid: held, less any refund already instructed to the bank (pending)."""
+    bal = await journal.balance(session, deposit.account_code)
+    return -(bal.posted + bal.pending)
+
+
 # ---------------------------------------------------------------- rates (M-02, M-03)
 
 
@@ -647,7 +653,7 @@ async def match_suspense(
     what is held with what is required)."""
     line = await _suspense_line(session, line_id)
     deposit = await get_deposit(session, deposit_id, lock=True)
-    if deposit.status not in ("awaiting", "held"):
+    if deposit.status in ("forfeited", "waived"):
         raise Conflict(f"The deposit is {deposit.status}; a line can no longer be matched to it.")
     if not note.strip():
         raise ValidationProblem(
@@ -814,7 +820,7 @@ async def check_eligibility(
     )
     if earlier is not None:
         return earlier
-    cash = await held_fen(session, deposit)
+    cash = await available_fen(session, deposit)  # a refund on its way to the bank backs nothing
     today = local_date(now)
     cover = sum(
         g.amount_fen
@@ -959,9 +965,12 @@ async def on_lot_settled(
     deposit still held is owed back (a forfeiture proposed stays pending its decision)."""
     out = []
     for deposit in await deposits_of_lot(session, lot_id):
-        if await session.scalar(
-            select(Forfeiture.id).where(Forfeiture.deposit_id == deposit.id, Forfeiture.status == "proposed")
-        ):
+        proposal = await session.scalar(
+            select(Forfeiture).where(Forfeiture.deposit_id == deposit.id, Forfeiture.status == "proposed")
+        )
+        if proposal is not None:
+            # the supervisor decides first; a rejection owes the deposit back under this event's rule
+            proposal.deferred_rule, proposal.deferred_event, proposal.deferred_on = rule, event, event_on
             continue
         row = await oblige(session, deposit, rule, event, event_on, cal, now)
         if row is not None:
@@ -1097,7 +1106,19 @@ async def decide_forfeiture(
         deposit.hold_reason = f"forfeited ({row.rule}): {row.reason}"
     else:
         row.status = "rejected"
-        deposit.hold_reason = "forfeiture rejected; refunded with the lot's other deposits"
+        deposit.hold_reason = "forfeiture rejected; held until the lot's refund event"
+        if row.deferred_rule and row.deferred_event and row.deferred_on:
+            # the lot's refund event came while the proposal was pending: owed back now, under its rule
+            await oblige(
+                session,
+                deposit,
+                row.deferred_rule,
+                row.deferred_event,
+                row.deferred_on,
+                cal,
+                now,
+                actor=_actor(actor),
+            )
     await accounts.record(
         session, actor, f"escrow.forfeiture.{row.status}", "forfeiture", row.id, now, rule=row.rule
     )
@@ -1574,6 +1595,9 @@ async def _settle_instruction(
             if await held_fen(session, deposit) == 0:
                 deposit.status = "refunded"
                 deposit.hold_reason = f"refunded on {instruction.paid_on.isoformat()} ({obligation.rule})"
+            else:  # paid again (matched from suspense) while the refund was with the bank
+                deposit.status = "held"
+                deposit.hold_reason = "paid again after a refund; held for the tender"
         elif obligation.line_id is not None:
             line = await session.get(BankLine, obligation.line_id)
             assert line is not None

@@ -588,3 +588,54 @@ async def test_a_terminated_tender_refunds_with_interest(api: Api) -> None:
     assert batch["skipped"] == []
     mine = [i for i in batch["instructions"] if i["account_code"] == d["account_code"]]
     assert mine and mine[0]["interest_fen"] > 0  # bank interest for the holding period (条例 31)
+
+
+async def test_a_rejected_forfeiture_owes_the_deposit_back_under_the_lots_refund_rule(api: Api) -> None:
+    centre, agency, tender, bids, bidders = await _contracted(api)
+    tid = tender["id"]
+    award = (await api.get(f"/api/v1/tenders/{tid}/awards")).json()[0]
+    r = await api.post(
+        f"/api/v1/tenders/{tid}/awards/{award['id']}/decline",
+        agency,
+        json={"reason": "中标人未按期提交履约担保"},
+    )
+    assert r.status_code == 200, r.text
+    r = await api.post(
+        f"/api/v1/tenders/{tid}/award",
+        agency,
+        json={"lots": [{"lot_id": bids[0].lot_id, "bid_id": bids[1].bid_id}]},
+    )
+    assert r.status_code == 201, r.text
+    second = r.json()[0]
+    contract = await api.document(agency, tid, b"%PDF contract", kind="contract", filename="contract.pdf")
+    r = await api.post(
+        f"/api/v1/tenders/{tid}/contracts",
+        agency,
+        json={
+            "award_id": second["id"],
+            "object_key": contract["object_key"],
+            "filename": "contract.pdf",
+            "price_fen": bids[1].price_fen,
+            "performance_security_fen": 0,
+            "signed_on": api.clock.now().date().isoformat(),
+        },
+    )
+    assert r.status_code == 201, r.text
+    winner = await _deposit(api, bidders[2])
+    rows = (await api.get("/api/v1/escrow/obligations", centre, params={"tender_id": tid})).json()
+    assert sorted(o["rule"] for o in rows) == ["W-14", "W-14"]  # the declined winner's waits for the decision
+    supervisor = await api.organisation("supervisor")
+    [proposal] = (
+        await api.get("/api/v1/escrow/forfeitures", supervisor, params={"status": "proposed"})
+    ).json()
+    r = await api.post(
+        f"/api/v1/escrow/forfeitures/{proposal['id']}/decision",
+        supervisor,
+        json={"approve": False, "note": "履约担保逾期系银行系统故障所致，不予没收"},
+    )
+    assert r.status_code == 200 and r.json()["status"] == "rejected"
+    rows = (await api.get("/api/v1/escrow/obligations", centre, params={"tender_id": tid})).json()
+    assert sorted(o["rule"] for o in rows) == ["W-14"] * 3
+    assert (await _deposit(api, bidders[2]))["status"] == "refunding"
+    assert winner["held_fen"] == DEPOSIT
+    await _verify(api)
