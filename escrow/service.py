@@ -23,7 +23,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -60,6 +60,8 @@ from storage.problems import (
 )
 from storage.settings import Settings
 from trading.calendar import WorkingCalendar, local_date
+
+_Decided = TypeVar("_Decided", Guarantee, Forfeiture)
 
 SUSPENSE = "suspense"
 INTEREST_EXPENSE = "interest:expense"
@@ -776,19 +778,33 @@ async def submit_guarantee(
     return row
 
 
+async def _awaiting_decision(
+    session: AsyncSession, model: type[_Decided], row_id: uuid.UUID, waiting: str, note: str, ask: str
+) -> _Decided:
+    """The row to decide, locked: it exists, still waits in `waiting`, and the decision has its grounds."""
+    row = await session.get(model, row_id, with_for_update=True)
+    noun = model.__tablename__.rstrip("s").replace("_", " ")
+    if row is None:
+        raise NotFound(f"No such {noun}.")
+    if row.status != waiting:
+        raise Conflict(f"This {noun} is already {row.status}.")
+    if not note.strip():
+        raise ValidationProblem(ask, errors=[field_error("note", "required")])
+    return row
+
+
 async def decide_guarantee(
     session: AsyncSession, actor: Principal, guarantee_id: uuid.UUID, verified: bool, note: str, now: datetime
 ) -> Guarantee:
     """A centre officer records the issuer's confirmation (verified) or its refusal (rejected)."""
-    row = await session.get(Guarantee, guarantee_id, with_for_update=True)
-    if row is None:
-        raise NotFound("No such guarantee.")
-    if row.status != "submitted":
-        raise Conflict(f"This guarantee is already {row.status}.")
-    if not note.strip():
-        raise ValidationProblem(
-            "Record how the guarantee was checked with its issuer.", errors=[field_error("note", "required")]
-        )
+    row = await _awaiting_decision(
+        session,
+        Guarantee,
+        guarantee_id,
+        "submitted",
+        note,
+        "Record how the guarantee was checked with its issuer.",
+    )
     row.status = "verified" if verified else "rejected"
     row.decided_by, row.decided_at, row.decision_note = actor.user_id, now, note.strip()
     await accounts.record(session, actor, f"escrow.guarantee.{row.status}", "guarantee", row.id, now)
@@ -1060,15 +1076,9 @@ async def decide_forfeiture(
 ) -> Forfeiture:
     """A supervisor approves (the deposit moves to forfeited, a guarantee is claimed, an open refund
     obligation is closed) or rejects (the deposit is refunded under the trade's rule)."""
-    row = await session.get(Forfeiture, forfeiture_id, with_for_update=True)
-    if row is None:
-        raise NotFound("No such forfeiture.")
-    if row.status != "proposed":
-        raise Conflict(f"This forfeiture is already {row.status}.")
-    if not note.strip():
-        raise ValidationProblem(
-            "Record the grounds of the decision.", errors=[field_error("note", "required")]
-        )
+    row = await _awaiting_decision(
+        session, Forfeiture, forfeiture_id, "proposed", note, "Record the grounds of the decision."
+    )
     deposit = await get_deposit(session, row.deposit_id, lock=True)
     row.decided_by, row.decided_at, row.decision_note, row.open_key = actor.user_id, now, note.strip(), None
     open_one = await _open_obligation(session, deposit)

@@ -373,6 +373,50 @@ class Api:
         await self.run_jobs()
         return r
 
+    async def award_lowest(
+        self, agency: Actor, tender: dict[str, Any], bids: list[SealedBid]
+    ) -> dict[str, Any]:
+        """From the deadline: every bid revealed, the report ranking by price (lowest first), publicity,
+        and the award to the lowest; answers the award."""
+        await self.at(DEADLINE)
+        for bid in bids:
+            assert (await self.reveal(tender["id"], bid)).status_code == 202
+        await self.at(AFTER_WINDOW)
+        report = await self.document(agency, tender["id"], b"%PDF report", kind="evaluation_report")
+        ranking = [b.bid_id for b in sorted(bids, key=lambda b: b.price_fen)]
+        r = await self.post(
+            f"/api/v1/tenders/{tender['id']}/report",
+            agency,
+            json=self.report_body(report["object_key"], bids[0].lot_id, ranking),
+        )
+        assert r.status_code == 201, r.text
+        self.clock.set(self.clock.now() + timedelta(days=5))
+        r = await self.post(
+            f"/api/v1/tenders/{tender['id']}/award",
+            agency,
+            json={"lots": [{"lot_id": bids[0].lot_id, "bid_id": ranking[0]}]},
+        )
+        assert r.status_code == 201, r.text
+        return dict(r.json()[0])
+
+    async def contract(self, agency: Actor, tender_id: str, award_id: str, price_fen: int) -> Response:
+        """Record the signed contract of an award, signed today, without a performance security."""
+        document = await self.document(
+            agency, tender_id, b"%PDF contract", kind="contract", filename="contract.pdf"
+        )
+        return await self.post(
+            f"/api/v1/tenders/{tender_id}/contracts",
+            agency,
+            json={
+                "award_id": award_id,
+                "object_key": document["object_key"],
+                "filename": "contract.pdf",
+                "price_fen": price_fen,
+                "performance_security_fen": 0,
+                "signed_on": self.clock.now().date().isoformat(),
+            },
+        )
+
     def report_body(
         self, object_key: str, lot_id: str, ranking: list[str], **overrides: Any
     ) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from escrow import sandbox
-from tests.helpers import AFTER_WINDOW, DEADLINE, Actor, Api, SealedBid, shanghai
+from tests.helpers import DEADLINE, Actor, Api, SealedBid, shanghai
 
 DEPOSIT = 80_000_000  # the helper tender's lot deposit: 800,000.00 yuan
 ESCROW = "31050161393600000888"
@@ -226,25 +226,7 @@ async def _contracted(api: Api) -> tuple[Actor, Actor, dict[str, Any], list[Seal
     lines.append(sandbox.Credit("INT-2026Q1", 250_000, date(2026, 3, 21), interest=True))
     await _import(api, centre, sandbox.statement(ESCROW, "S1", api.clock.now(), lines))
     bids = [await api.bid(b, tender, 4_000_000_000 - i, obtain=False) for i, b in enumerate(bidders[:3])]
-    await api.at(DEADLINE)
-    for bid in bids:
-        assert (await api.reveal(tender["id"], bid)).status_code == 202
-    await api.at(AFTER_WINDOW)
-    report = await api.document(agency, tender["id"], b"%PDF report", kind="evaluation_report")
-    ranking = [bids[2].bid_id, bids[1].bid_id, bids[0].bid_id]
-    r = await api.post(
-        f"/api/v1/tenders/{tender['id']}/report",
-        agency,
-        json=api.report_body(report["object_key"], bids[0].lot_id, ranking),
-    )
-    assert r.status_code == 201, r.text
-    api.clock.set(api.clock.now() + timedelta(days=5))
-    r = await api.post(
-        f"/api/v1/tenders/{tender['id']}/award",
-        agency,
-        json={"lots": [{"lot_id": bids[0].lot_id, "bid_id": bids[2].bid_id}]},
-    )
-    assert r.status_code == 201, r.text
+    await api.award_lowest(agency, tender, bids)
     return centre, agency, tender, bids, bidders
 
 
@@ -262,22 +244,7 @@ async def test_eligibility_is_recorded_at_the_deadline(api: Api) -> None:
 async def test_the_contract_refunds_every_deposit_with_interest(api: Api) -> None:
     centre, agency, tender, bids, bidders = await _contracted(api)
     award = (await api.get(f"/api/v1/tenders/{tender['id']}/awards")).json()[0]
-    contract = await api.document(
-        agency, tender["id"], b"%PDF contract", kind="contract", filename="contract.pdf"
-    )
-    signed = api.clock.now().date()
-    r = await api.post(
-        f"/api/v1/tenders/{tender['id']}/contracts",
-        agency,
-        json={
-            "award_id": award["id"],
-            "object_key": contract["object_key"],
-            "filename": "contract.pdf",
-            "price_fen": bids[2].price_fen,
-            "performance_security_fen": 0,
-            "signed_on": signed.isoformat(),
-        },
-    )
+    r = await api.contract(agency, tender["id"], award["id"], bids[2].price_fen)
     assert r.status_code == 201, r.text
     obligations = (
         await api.get("/api/v1/escrow/obligations", centre, params={"tender_id": tender["id"]})
@@ -545,7 +512,7 @@ async def test_bank_files_that_are_not_what_they_claim_are_refused_naming_the_fa
 
 
 async def test_too_few_bids_owe_every_deposit_back(api: Api) -> None:
-    centre, agency, tender, bidders = await _open_tender(api)
+    centre, _agency, tender, bidders = await _open_tender(api)
     deposits = [await _deposit(api, b) for b in bidders]
     lines = [
         _pay(f"F{i}", d, DEPOSIT, f"62220000000003{i:02d}", date(2026, 3, 10)) for i, d in enumerate(deposits)
@@ -607,19 +574,7 @@ async def test_a_rejected_forfeiture_owes_the_deposit_back_under_the_lots_refund
     )
     assert r.status_code == 201, r.text
     second = r.json()[0]
-    contract = await api.document(agency, tid, b"%PDF contract", kind="contract", filename="contract.pdf")
-    r = await api.post(
-        f"/api/v1/tenders/{tid}/contracts",
-        agency,
-        json={
-            "award_id": second["id"],
-            "object_key": contract["object_key"],
-            "filename": "contract.pdf",
-            "price_fen": bids[1].price_fen,
-            "performance_security_fen": 0,
-            "signed_on": api.clock.now().date().isoformat(),
-        },
-    )
+    r = await api.contract(agency, tid, second["id"], bids[1].price_fen)
     assert r.status_code == 201, r.text
     winner = await _deposit(api, bidders[2])
     rows = (await api.get("/api/v1/escrow/obligations", centre, params={"tender_id": tid})).json()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 
-from tests.helpers import AFTER_WINDOW, DEADLINE, Actor, Api, SealedBid
+from tests.helpers import Actor, Api, SealedBid
 
 
 async def _awarded(api: Api) -> tuple[Actor, dict[str, Any], list[SealedBid], dict[str, Any]]:
@@ -13,26 +13,8 @@ async def _awarded(api: Api) -> tuple[Actor, dict[str, Any], list[SealedBid], di
     agency = await api.organisation("agency")
     tender = await api.published(agency)
     bids = [await api.bid(await api.organisation("bidder"), tender, 4_000_000_000 - i) for i in range(3)]
-    await api.at(DEADLINE)
-    for bid in bids:
-        assert (await api.reveal(tender["id"], bid)).status_code == 202
-    await api.at(AFTER_WINDOW)
-    report = await api.document(agency, tender["id"], b"%PDF report", kind="evaluation_report")
-    ranking = [bids[2].bid_id, bids[1].bid_id, bids[0].bid_id]
-    r = await api.post(
-        f"/api/v1/tenders/{tender['id']}/report",
-        agency,
-        json=api.report_body(report["object_key"], bids[0].lot_id, ranking),
-    )
-    assert r.status_code == 201, r.text
-    api.clock.set(api.clock.now() + timedelta(days=5))
-    r = await api.post(
-        f"/api/v1/tenders/{tender['id']}/award",
-        agency,
-        json={"lots": [{"lot_id": bids[0].lot_id, "bid_id": bids[2].bid_id}]},
-    )
-    assert r.status_code == 201, r.text
-    return agency, tender, bids, r.json()[0]
+    award = await api.award_lowest(agency, tender, bids)
+    return agency, tender, bids, award
 
 
 async def test_a_winner_that_declines_loses_the_award_and_the_next_candidate_takes_it(api: Api) -> None:
