@@ -7,15 +7,20 @@ after, unless `--database-url` names an empty one), migrated to head; the escrow
 
 Cases, in this order:
 
-- `post`: `--entries` entries through `escrow.journal.post` / `escrow.journal.resolve`, each in its own
-  transaction as the product posts them, from `--concurrency` async workers (every entry takes the one
-  ledger-head lock, so this shows what the lock allows). Each worker owns a share of the deposit accounts
-  and walks each through a realistic life: a deposit received (sometimes a second statement line tops it
-  up), a refund instructed to the bank (a pending entry reserving the money), then the bank's result
-  resolving it — confirmed (posted), or about one in ten failed (voided, the deposit held again and
-  refunded later). Entries/s over the wall time of all workers, and p50/p99 of one entry's transaction.
-- `plain_insert`: the very rows `post` wrote (read back, not timed) inserted again with plain batched
-  INSERTs (executemany, `--batch` entries and their postings per transaction, one connection) into tables
+- `post`: `--entries` entries through `escrow.journal.post_many` in batches of up to `--post-batch`
+  entries, one transaction each, as the product posts a bank statement's lines, a refund batch or the
+  bank's results, from `--concurrency` async workers (every batch takes the one ledger-head lock). Each
+  worker owns a share of the deposit accounts and walks each through a realistic life: a deposit received
+  (sometimes a second statement line tops it up), a refund instructed to the bank (a pending entry
+  reserving the money), then the bank's result resolving it — confirmed (posted), or about one in ten
+  failed (voided, the deposit held again and refunded later). A result waits for the next batch when its
+  instruction is in the current one (it must name the instruction's sequence number), and so does the
+  rest of that account's life. Entries/s over the wall time of all workers, and p50/p99 of one batch's
+  transaction. For reference the line also carries `one_per_transaction`: after `plain_insert`, another
+  `--single-entries` entries of the same lives through `escrow.journal.post` / `escrow.journal.resolve`,
+  each in its own transaction.
+- `plain_insert`: the very rows the batched `post` wrote (read back, not timed) inserted again with plain
+  batched INSERTs (executemany, `--batch` entries and their postings per transaction, one connection) into tables
   of the same shape in a scratch schema (`CREATE TABLE … (LIKE … INCLUDING ALL)` plus the same foreign
   keys), with no checks, locks or hashing: the floor the write path is compared with (target: post at
   least 0.3× of it). The scratch schema is dropped afterwards.
@@ -23,8 +28,9 @@ Cases, in this order:
   `escrow.ledger.entry_hash` and `request_hash`, balances kept with `escrow.ledger.apply` and stored, the
   head moved — by plain batched inserts (filling is not measured), vacuumed and analysed; then one SQL
   scan that sums the postings per account (after one warm-up, the median of three runs).
-- `verify`: `escrow.journal.verify` over the whole journal, as `ggzy verify ledger` runs it, next to that
-  scan (target: at most 3× the scan). Every check must pass.
+- `verify`: `escrow.journal.verify` over the whole journal, as `ggzy verify ledger` runs it (on PostgreSQL:
+  the set-based checks over two connections), next to that scan (target: at most 3× the scan). Every check
+  must pass.
 
 One JSON line per measurement on stdout; nothing passes or fails on time. The exit status is 1 only if
 something is wrong: an entry refused, a row count off, the postings not summing to zero, or a verification
@@ -220,15 +226,24 @@ async def open_accounts(engine: AsyncEngine, bidders: int, clock: Clock) -> list
 @dataclass
 class Posted:
     entries: int = 0
+    batches: int = 0
     seconds: float = 0.0
-    latencies: list[float] = field(default_factory=list)
+    latencies: list[float] = field(default_factory=list)  # one per transaction
     kinds: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+
+    def count(self, steps: Sequence[Step], started: float) -> None:
+        self.latencies.append(time.perf_counter() - started)
+        self.entries += len(steps)
+        self.batches += 1
+        for step in steps:
+            self.kinds[step.kind] = self.kinds.get(step.kind, 0) + 1
 
 
 async def _post_worker(
     sm: async_sessionmaker[Any], steps: Iterator[Step], clock: Clock, result: Posted, tick: Any
 ) -> None:
+    """One entry per transaction through `journal.post` and `journal.resolve`."""
     pending: dict[str, int] = {}  # account → its outstanding refund instruction's sequence
     for step in steps:
         started = time.perf_counter()
@@ -256,41 +271,131 @@ async def _post_worker(
             return
         if step.kind == "instruct":
             pending[step.account.code] = done.entry.sequence
-        result.latencies.append(time.perf_counter() - started)
-        result.entries += 1
-        result.kinds[step.kind] = result.kinds.get(step.kind, 0) + 1
-        tick()
+        result.count([step], started)
+        tick(1)
+
+
+def _next_batch(steps: Iterator[Step], waiting: list[Step], size: int) -> tuple[list[Step], list[Step]]:
+    """Up to `size` steps, the waiting ones first: a bank result whose instruction is in this batch waits
+    for the next (it names the instruction's sequence number), and so does the rest of that account's
+    life, so every account's steps stay in order. Answers the batch and the steps left waiting."""
+    batch: list[Step] = []
+    later: list[Step] = []
+    held: set[str] = set()
+    instructed: set[str] = set()
+
+    def take(step: Step) -> None:
+        code = step.account.code
+        if len(batch) >= size or code in held or (step.draft is None and code in instructed):
+            held.add(code)
+            later.append(step)
+            return
+        batch.append(step)
+        if step.kind == "instruct":
+            instructed.add(code)
+
+    for step in waiting:
+        take(step)
+    while len(batch) < size:
+        fresh = next(steps, None)
+        if fresh is None:
+            break
+        take(fresh)
+    return batch, later
+
+
+async def _batch_worker(
+    sm: async_sessionmaker[Any], steps: Iterator[Step], clock: Clock, result: Posted, tick: Any, size: int
+) -> None:
+    """Batches of up to `size` entries through `journal.post_many`, one transaction each."""
+    pending: dict[str, tuple[int, ledger.EntryDraft]] = {}  # account → its outstanding instruction
+    waiting: list[Step] = []
+    while True:
+        batch, waiting = _next_batch(steps, waiting, size)
+        if not batch:
+            return
+        requests = []
+        for step in batch:
+            if step.draft is not None:
+                phase = ledger.Phase.PENDING if step.kind == "instruct" else ledger.Phase.POSTED
+                requests.append(journal.Request(step.draft, phase))
+                continue
+            # what `journal.resolve` records: the pending entry's legs, its context naming it
+            sequence, original = pending.pop(step.account.code)
+            context = {**original.context, "resolves": str(sequence)}
+            draft = ledger.EntryDraft(step.reason, original.postings, step.key, context, RESULT_ACTOR)
+            requests.append(journal.Request(draft, step.target, sequence))
+        started = time.perf_counter()
+        try:
+            async with transaction(sm) as session:
+                done = await journal.post_many(session, requests, clock.now())
+        except Exception as exc:
+            # this worker's accounts are now out of step with the script: stop it, report, exit 1 later
+            result.errors.append(f"batch from {batch[0].key}: {type(exc).__name__}: {exc}")
+            return
+        for step, posted in zip(batch, done, strict=True):
+            if posted.replay:
+                result.errors.append(f"{step.kind} {step.key}: answered as a replay")
+                return
+            if step.kind == "instruct" and step.draft is not None:
+                pending[step.account.code] = (posted.entry.sequence, step.draft)
+        result.count(batch, started)
+        tick(len(batch))
 
 
 async def measure_post(
-    engine: AsyncEngine, accounts: Sequence[Account], entries: int, workers: int, seed: int, err: Console
+    engine: AsyncEngine,
+    accounts: Sequence[Account],
+    entries: int,
+    workers: int,
+    seed: int,
+    err: Console,
+    *,
+    batch: int | None,
+    prefix: str = "bench-post",
 ) -> Posted:
-    """`entries` entries through the service from `workers` workers, each owning every workers-th account."""
+    """`entries` entries through the service from `workers` workers, each owning every workers-th account:
+    in batches of up to `batch` through `journal.post_many`, or (None) one per transaction."""
     sm = create_sessionmaker(engine)
     clock = SystemClock()
     result = Posted()
+    before = await _count(engine, JournalEntry)
     scripts = [
         script(
             accounts[w::workers],
             entries // workers + (w < entries % workers),
             random.Random(seed * 1000 + w),
-            f"bench-post-{w:02d}",
+            f"{prefix}-{w:02d}",
         )
         for w in range(workers)
     ]
+    how = f"in batches of up to {batch}" if batch else "one per transaction"
     with Progress(console=err, transient=True) as progress:
-        task = progress.add_task(f"posting {entries} entries, {workers} at a time", total=entries)
+        task = progress.add_task(f"posting {entries} entries {how}, {workers} at a time", total=entries)
 
-        def tick() -> None:
-            progress.advance(task)
+        def tick(n: int) -> None:
+            progress.advance(task, n)
 
         started = time.perf_counter()
-        await asyncio.gather(*(_post_worker(sm, s, clock, result, tick) for s in scripts))
+        if batch:
+            await asyncio.gather(*(_batch_worker(sm, s, clock, result, tick, batch) for s in scripts))
+        else:
+            await asyncio.gather(*(_post_worker(sm, s, clock, result, tick) for s in scripts))
         result.seconds = time.perf_counter() - started
-    stored = await _count(engine, JournalEntry)
+    stored = await _count(engine, JournalEntry) - before
     if stored != result.entries:
         result.errors.append(f"{result.entries} entries posted but {stored} stored")
     return result
+
+
+async def _stored_balances(engine: AsyncEngine) -> dict[str, ledger.Balance]:
+    async with engine.connect() as conn:
+        return {
+            code: ledger.Balance(posted, pending)
+            for code, posted, pending in await conn.execute(
+                select(AccountBalance.account_code, AccountBalance.posted, AccountBalance.pending)
+            )
+        }
 
 
 # ---------------------------------------------------------------- case 2: the same rows, plain inserts
@@ -571,6 +676,12 @@ class Plan:
     seed: int
     database_url: str | None
     admin_url: str
+    post_batch: int = 1000
+    single_entries: int | None = None  # default: a tenth of --entries, at most 2000
+
+    @property
+    def singles(self) -> int:
+        return min(self.entries // 10, 2000) if self.single_entries is None else self.single_entries
 
 
 async def run_ledger(plan: Plan, err: Console) -> int:
@@ -601,12 +712,24 @@ async def run_ledger(plan: Plan, err: Console) -> int:
         accounts = await open_accounts(engine, plan.bidders, SystemClock())
         common = {"database": "postgresql", "server_version": server}
 
-        posted = await measure_post(engine, accounts, plan.entries, workers, plan.seed, err)
+        posted = await measure_post(
+            engine, accounts, plan.entries, workers, plan.seed, err, batch=plan.post_batch
+        )
         problems += posted.errors
         plain = await measure_plain(engine, plan.batch, err)
         problems += plain.errors
         post_rate, plain_rate = _rate(posted.entries, posted.seconds), _rate(plain.entries, plain.seconds)
         ratio = round(post_rate / plain_rate, 3) if plain_rate else None
+        single = Posted()
+        if plan.singles:
+            resumed, skipped = _resume(accounts, await _stored_balances(engine))
+            if skipped:
+                problems.append(f"{len(skipped)} accounts were left with a refund pending")
+            single = await measure_post(
+                engine, resumed, plan.singles, workers, plan.seed + 1, err, batch=None, prefix="bench-single"
+            )
+            problems += single.errors
+        single_rate = _rate(single.entries, single.seconds)
         _line(
             "post",
             entries=posted.entries,
@@ -614,6 +737,8 @@ async def run_ledger(plan: Plan, err: Console) -> int:
             kinds=dict(sorted(posted.kinds.items())),
             accounts=len(accounts),
             concurrency=workers,
+            batch=plan.post_batch,
+            batches=posted.batches,
             seconds=round(posted.seconds, 3),
             entries_per_s=post_rate,
             p50_ms=percentile_ms(posted.latencies, 50),
@@ -621,6 +746,16 @@ async def run_ledger(plan: Plan, err: Console) -> int:
             errors=len(posted.errors),
             ratio_to_plain=ratio,
             target_min_ratio=TARGET_POST_RATIO,
+            one_per_transaction={
+                "entries": single.entries,
+                "kinds": dict(sorted(single.kinds.items())),
+                "seconds": round(single.seconds, 3),
+                "entries_per_s": single_rate,
+                "p50_ms": percentile_ms(single.latencies, 50),
+                "p99_ms": percentile_ms(single.latencies, 99),
+                "errors": len(single.errors),
+                "ratio_to_plain": round(single_rate / plain_rate, 3) if plain_rate else None,
+            },
             **common,
         )
         _line(
@@ -682,7 +817,7 @@ async def run_ledger(plan: Plan, err: Console) -> int:
     type=click.IntRange(1, 100_000_000),
     default=100_000,
     show_default=True,
-    help="Entries to post through escrow.service (and to insert plainly).",
+    help="Entries to post through escrow.journal.post_many (and to insert plainly).",
 )
 @click.option(
     "--postings",
@@ -703,7 +838,7 @@ async def run_ledger(plan: Plan, err: Console) -> int:
     type=click.IntRange(1, 256),
     default=8,
     show_default=True,
-    help="Async workers posting at once (each entry its own transaction).",
+    help="Async workers posting at once (each batch, or entry, its own transaction).",
 )
 @click.option(
     "--batch",
@@ -711,6 +846,19 @@ async def run_ledger(plan: Plan, err: Console) -> int:
     default=1000,
     show_default=True,
     help="Entries per plain INSERT transaction (plain_insert and the fill).",
+)
+@click.option(
+    "--post-batch",
+    type=click.IntRange(1, 10_000),
+    default=1000,
+    show_default=True,
+    help="Entries per escrow.journal.post_many transaction (post).",
+)
+@click.option(
+    "--single-entries",
+    type=click.IntRange(0, 100_000_000),
+    default=None,
+    help="Entries posted one per transaction for reference [default: a tenth of --entries, at most 2000].",
 )
 @click.option("--seed", type=int, default=2026, show_default=True)
 @click.option(
@@ -730,14 +878,28 @@ def ledger_command(
     bidders: int,
     concurrency: int,
     batch: int,
+    post_batch: int,
+    single_entries: int | None,
     seed: int,
     database_url: str | None,
     admin_url: str,
 ) -> None:
-    """Issue 5: entries/s through escrow.journal.post next to a plain batched insert of the same rows,
-    and `ggzy verify ledger` on a journal of --postings postings next to one SQL scan summing them."""
+    """Issue 5: entries/s through escrow.journal.post_many (and, for reference, one entry per transaction)
+    next to a plain batched insert of the same rows, and `ggzy verify ledger` on a journal of --postings
+    postings next to one SQL scan summing them."""
     err = Console(stderr=True, highlight=False, soft_wrap=True)
-    plan = Plan(entries, postings, bidders, concurrency, batch, seed, database_url, admin_url)
+    plan = Plan(
+        entries,
+        postings,
+        bidders,
+        concurrency,
+        batch,
+        seed,
+        database_url,
+        admin_url,
+        post_batch,
+        single_entries,
+    )
     problems = asyncio.run(run_ledger(plan, err))
     if problems:
         err.print(f"[red]{problems} problem(s): refused entries, wrong counts or failed checks[/]")

@@ -14,6 +14,16 @@ Conventions, borrowed from TigerBeetle and Formance:
   reversing entry.
 - Every entry carries an idempotency key and the hash of its request, and is chained to the entry before
   it by SHA-256, so an auditor holding the last hash can detect any edit, insertion or removal.
+
+The hashes (version 2, "ggzy.escrow.request.2" and "ggzy.escrow.entry.2") are SHA-256 over short texts of
+line-feed separated fields that PostgreSQL can rebuild from the stored columns with plain concatenation,
+`encode(sha256(convert_to(text, 'UTF8')), 'hex')`, so the database checks a million postings in one pass
+(`escrow/journal.py`) and this module, the reference, computes the same digests from the same values
+(`request_text`, `entry_text`). The context enters as PostgreSQL writes a jsonb object (`context_text`).
+No field may contain a line feed except through the context's JSON escapes: the reason, key and phase
+have narrow alphabets, and a line feed in the actor or an account code is refused ("entry.actor",
+"entry.account"), so the fields of a text can always be told apart. Version 1 (canonical JSON) was never
+used in production and is gone.
 """
 
 from __future__ import annotations
@@ -21,9 +31,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Final
@@ -188,87 +198,105 @@ def _draft_problem(draft: EntryDraft) -> LedgerError | None:
             "The idempotency key must be 8–128 characters of A–Z, a–z, 0–9, '_', '.', ':' and '-'.",
             key=draft.idempotency_key,
         )
+    if not isinstance(draft.context, Mapping):
+        return LedgerError("entry.context", "The context must map text to text.", key="")
     for k, v in draft.context.items():
         # the request hash is over the context as text; anything else would not survive a JSON round trip
         if not isinstance(k, str) or not isinstance(v, str):
             return LedgerError("entry.context", f"Context entry {k!r} must map text to text.", key=str(k))
-    if not isinstance(draft.actor, str):
-        return LedgerError("entry.actor", "The actor must be text such as 'user:<uuid>' or 'job:<name>'.")
+    if not isinstance(draft.actor, str) or "\n" in draft.actor:
+        return LedgerError(
+            "entry.actor", "The actor must be one line of text such as 'user:<uuid>' or 'job:<name>'."
+        )
+    for leg, p in enumerate(draft.postings):
+        # the canonical texts separate fields by line feeds (see `request_text`)
+        if not isinstance(p.account, str) or "\n" in p.account:
+            return LedgerError(
+                "entry.account", f"Posting {leg} names an account that is not one line of text.", leg=leg
+            )
     return None
 
 
 def check_entry(draft: EntryDraft) -> None:
     """Refuse a malformed entry with the precise `LedgerError` code: "entry.reason", "entry.key",
-    "entry.context", "entry.actor", "entry.empty", "entry.amount", "entry.zero_amount",
+    "entry.context", "entry.actor", "entry.account", "entry.empty", "entry.amount", "entry.zero_amount",
     "entry.duplicate_account" or "entry.unbalanced" (checked in that order)."""
     problem = _draft_problem(draft) or _postings_problem(draft.postings)
     if problem is not None:
         raise problem
 
 
-# sorted keys, no whitespace, UTF-8: the same bytes on every platform and Python version. One encoder,
-# built once: json.dumps with options builds a new one per call, which the verifier would feel.
-_ENCODER: Final = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+REQUEST_VERSION: Final = "ggzy.escrow.request.2"
+ENTRY_VERSION: Final = "ggzy.escrow.entry.2"
+GENESIS: Final = "0" * 64
+
+# A JSON string literal as PostgreSQL's escape_json writes it: '"' and '\\' escaped, \b \f \n \r \t by
+# name, other control characters as lowercase \u00XX, everything else (non-ASCII included) as is.
+_JSON_STRING: Final = json.JSONEncoder(ensure_ascii=False).encode
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND: Final = timedelta(microseconds=1)
 
 
-def _canonical(obj: object) -> bytes:
-    return _ENCODER.encode(obj).encode("utf-8")
+def context_text(context: Mapping[str, str]) -> str:
+    """An entry's context as PostgreSQL writes a jsonb object (`context::text`): keys shortest first in
+    UTF-8 bytes, then bytewise; each pair `"key": "value"`, pairs joined by ", ", in braces; strings
+    escaped as `_JSON_STRING` does. E.g. `{"lot": "1", "tender": "T1"}`. A context that is not a mapping
+    of text to text has no canonical form: TypeError."""
+    if not isinstance(context, Mapping):
+        raise TypeError("the context is not a mapping")
+    pairs = []
+    for key, value in context.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise TypeError(f"context entry {key!r} does not map text to text")
+        raw = key.encode()
+        pairs.append((len(raw), raw, key, value))
+    pairs.sort()
+    return "{" + ", ".join(f"{_JSON_STRING(k)}: {_JSON_STRING(v)}" for _, _, k, v in pairs) + "}"
+
+
+def request_text(draft: EntryDraft) -> str:
+    """The canonical text of what an entry asks for, without its idempotency key: the lines
+    REQUEST_VERSION, reason, actor, `context_text(context)`, then per posting in the given order its
+    account and its amount in fen as a decimal integer, joined by line feeds ("\n", none at the end)."""
+    lines = [REQUEST_VERSION, draft.reason, draft.actor, context_text(draft.context)]
+    for p in draft.postings:
+        lines.append(p.account)
+        lines.append(str(p.amount_fen))
+    return "\n".join(lines)
 
 
 def request_hash(draft: EntryDraft) -> str:
-    """Hex SHA-256 of what the entry asks for, without its idempotency key.
-
-    The canonical encoding is the UTF-8 JSON (keys sorted, no whitespace, non-ASCII unescaped) of
-    `{"v": "ggzy.escrow.request.1", "reason": …, "postings": [[account, amount_fen], …] in the given order,
-    "context": {…}, "actor": …}`. The same key with the same request hash is a replay; the same key with
-    another hash is a conflict."""
-    return hashlib.sha256(
-        _canonical(
-            {
-                "v": "ggzy.escrow.request.1",
-                "reason": draft.reason,
-                "postings": [[p.account, p.amount_fen] for p in draft.postings],
-                "context": dict(draft.context),
-                "actor": draft.actor,
-            }
-        )
-    ).hexdigest()
+    """Hex SHA-256 of the UTF-8 `request_text(draft)`. The same key with the same request hash is a replay;
+    the same key with another hash is a conflict. A draft whose context is not text to text is a
+    TypeError."""
+    return hashlib.sha256(request_text(draft).encode()).hexdigest()
 
 
-GENESIS: Final = "0" * 64
-
-
-def _utc_text(at: datetime) -> str:
+def _micros(at: datetime) -> int:
     if at.tzinfo is None or at.utcoffset() is None:
         raise ValueError("An entry's time must be timezone-aware (UTC); naive datetimes are refused.")
-    return at.astimezone(UTC).isoformat(timespec="microseconds")
+    return (at - _EPOCH) // _MICROSECOND
 
 
-def _link_hash(previous_hash: str, sequence: int, key: str, request: str, phase: str, at: datetime) -> str:
-    return hashlib.sha256(
-        _canonical(
-            {
-                "v": "ggzy.escrow.entry.1",
-                "previous": previous_hash,
-                "sequence": sequence,
-                "key": key,
-                "request": request,
-                "phase": str(phase),
-                "at": _utc_text(at),
-            }
-        )
-    ).hexdigest()
+def entry_text(previous_hash: str, sequence: int, key: str, request: str, phase: str, at: datetime) -> str:
+    """The canonical text of one link of the chain: the lines ENTRY_VERSION, the previous entry's hash,
+    the sequence number, the idempotency key, the request hash, the phase, and the entry's time as whole
+    microseconds since 1970-01-01T00:00:00Z (PostgreSQL: `(extract(epoch FROM at) * 1000000)::bigint`),
+    joined by line feeds. A naive `at` is a ValueError."""
+    return "\n".join(
+        (ENTRY_VERSION, previous_hash, str(sequence), key, request, str(phase), str(_micros(at)))
+    )
+
+
+def link_hash(previous_hash: str, sequence: int, key: str, request: str, phase: str, at: datetime) -> str:
+    """Hex SHA-256 of the UTF-8 `entry_text` (for a writer that already holds the request hash)."""
+    return hashlib.sha256(entry_text(previous_hash, sequence, key, request, phase, at).encode()).hexdigest()
 
 
 def entry_hash(previous_hash: str, sequence: int, draft: EntryDraft, phase: str, at: datetime) -> str:
-    """Hex SHA-256 of one link of the journal's chain.
-
-    The canonical encoding is the UTF-8 JSON (keys sorted, no whitespace) of `{"v": "ggzy.escrow.entry.1",
-    "previous": previous_hash, "sequence": n, "key": idempotency key, "request": request_hash(draft),
-    "phase": phase, "at": at in UTC as ISO 8601 with microseconds, e.g. "2025-03-01T02:00:00.000000+00:00"}`.
-    Microseconds because both PostgreSQL and SQLite keep them, so the stored time recomputes the hash.
-    The first entry's previous hash is `GENESIS`; a naive `at` is a ValueError."""
-    return _link_hash(previous_hash, sequence, draft.idempotency_key, request_hash(draft), phase, at)
+    """Hex SHA-256 of one link of the journal's chain: the UTF-8 `entry_text` over `request_hash(draft)`.
+    The first entry's previous hash is `GENESIS`; any zone gives the same hash for the same instant."""
+    return link_hash(previous_hash, sequence, draft.idempotency_key, request_hash(draft), phase, at)
 
 
 # ---------------------------------------------------------------- balances
@@ -467,7 +495,8 @@ class StoredEntry:
     """A journal entry as stored: one link of the hash chain.
 
     `resolves` names the pending entry that this posted or voided entry resolves (None for ordinary
-    entries); the service also records it in the context as "resolves", which the request hash covers."""
+    entries); the service also records it in the context as "resolves", which the request hash covers.
+    The context is whatever was stored: the checks refuse anything but text to text."""
 
     sequence: int
     idempotency_key: str
@@ -502,7 +531,8 @@ CHECKS: Final = (SEQUENCE, BALANCED, REQUESTS, CHAIN, SUMS, OVERDRAWN, KNOWN, WE
 
 
 # What an entry does to the sums, per (phase, is it a resolution): (× amount into posted, into pending).
-_EFFECTS: Final[Mapping[tuple[str, bool], tuple[int, int]]] = MappingProxyType(
+# An entry of any other phase moves nothing (and fails "entries well formed").
+EFFECTS: Final[Mapping[tuple[str, bool], tuple[int, int]]] = MappingProxyType(
     {
         ("posted", False): (1, 0),
         ("pending", False): (0, 1),
@@ -514,208 +544,305 @@ _EFFECTS: Final[Mapping[tuple[str, bool], tuple[int, int]]] = MappingProxyType(
 )
 
 
+def effect(phase: str, resolution: bool) -> tuple[int, int] | None:
+    """(× amount into posted, × amount into pending) for an entry of this phase, None for an unknown one."""
+    return EFFECTS.get((phase, resolution))
+
+
+def account_sign(spec: AccountSpec | None) -> int:
+    """+1 or −1 to turn a signed figure natural, 0 for an account the overdraft check skips (it may go
+    negative, or it is unknown or of an unknown kind, which "accounts known" reports)."""
+    side = ACCOUNT_KINDS.get(spec.kind) if spec is not None else None
+    if spec is None or side is None or spec.may_go_negative:
+        return 0
+    return 1 if side is Side.DEBIT else -1
+
+
+def overdraft_detail(account: str, sequence: int, total: int, posted: int, *, total_fell: bool) -> str:
+    """The first offender of "no account overdrawn" in the running check: the natural figures (posted plus
+    pending, and posted) of a guarded account right after a posting of entry `sequence` lowered one of them
+    below zero; `total_fell` names the posted-and-pending figure as the one."""
+    if total_fell:
+        return f"{account} stands at {total} fen after entry {sequence}"
+    return f"{account} has {posted} fen posted after entry {sequence}"
+
+
+def entry_problems(
+    entry: StoredEntry, previous_sequence: int, previous_hash: str, specs: Mapping[str, AccountSpec]
+) -> dict[str, str]:
+    """The checks that one stored entry fails on its own, given the sequence number and hash of the entry
+    stored before it (0 and GENESIS for the first): each failed check's name with a detail naming the
+    entry. The local half of the invariants — sequence, balance, well-formedness (reason, key, context,
+    actor, account codes, a known phase), request hash, chain link (over the recomputed request hash,
+    so a request hash rewritten to match edited postings does not rescue it; and refused outright when the
+    request has no canonical form), accounts known. `Verifier` applies it to every entry; the database's
+    set-based checks (escrow/journal.py) apply it to the first offender they find, so both say the same."""
+    n = entry.sequence
+    found: dict[str, str] = {}
+    if n != previous_sequence + 1:
+        found[SEQUENCE] = f"entry {n} follows entry {previous_sequence}; expected {previous_sequence + 1}"
+    problem = _postings_problem(entry.postings)
+    if problem is not None:
+        found[BALANCED] = f"entry {n}: {problem.code}: {problem.message}"
+    requested = entry.draft()
+    problem = _draft_problem(requested)
+    if problem is not None:
+        found[WELL_FORMED] = f"entry {n}: {problem.code}: {problem.message}"
+    elif effect(entry.phase, entry.resolves is not None) is None:
+        found[WELL_FORMED] = f"entry {n}: unknown phase {entry.phase!r}"
+    try:
+        recomputed: str | None = request_hash(requested)
+    except (TypeError, ValueError) as exc:  # a context that is not text has no canonical form
+        recomputed = None
+        found[REQUESTS] = f"entry {n}: cannot recompute ({exc})"
+    if recomputed is not None and recomputed != entry.request_hash:
+        found[REQUESTS] = f"entry {n}: stored {entry.request_hash[:16]}…, recomputed {recomputed[:16]}…"
+    if entry.previous_hash != previous_hash:
+        found[CHAIN] = (
+            f"entry {n}: previous hash {entry.previous_hash[:16]}… but the chain ends {previous_hash[:16]}…"
+        )
+    elif recomputed is None:
+        found[CHAIN] = f"entry {n}: cannot recompute (the request has no canonical form)"
+    else:
+        try:
+            link = link_hash(entry.previous_hash, n, entry.idempotency_key, recomputed, entry.phase, entry.at)
+        except (TypeError, ValueError) as exc:
+            found[CHAIN] = f"entry {n}: cannot recompute ({exc})"
+        else:
+            if link != entry.hash:
+                found[CHAIN] = f"entry {n}: stored hash {entry.hash[:16]}…, recomputed {link[:16]}…"
+    for p in entry.postings:
+        if p.account not in specs:
+            found[KNOWN] = f"entry {n} posts to unknown account {p.account}"
+            break
+    return found
+
+
+def _named(context: object, key: str, default: object) -> object:
+    return context.get(key, default) if isinstance(context, Mapping) else default
+
+
+class Lifecycle:
+    """Pending entries' resolutions and reversals, replayed in sequence order: the history half of the
+    invariants "pending entries resolved at most once" and "reversals undo an earlier entry at most once".
+
+    It keeps only the resolved and the reversed sequence numbers; what it needs to know about the named
+    entry comes from the caller (`Verifier` from the entries fed so far, the database checks from one
+    set-based pass), so both replay exactly the same rules. Each call answers the first problem of that
+    entry, or None."""
+
+    def __init__(self) -> None:
+        self.resolved: set[int] = set()
+        self.reversed: set[int] = set()
+
+    def resolution(
+        self, sequence: int, phase: str, target: int, named: object, target_pending: bool, same_postings: bool
+    ) -> str | None:
+        """Entry `sequence` of `phase` resolves `target`; `named` is its context's "resolves";
+        `target_pending`: the target is a pending entry (not itself a resolution) stored before this one;
+        `same_postings`: the resolution's postings equal the target's, leg by leg."""
+        n = sequence
+        if phase == Phase.PENDING:
+            return f"entry {n} is pending yet claims to resolve entry {target}"
+        problem = None
+        if named != str(target):
+            # the resolves column is outside the entry hash; the context copy is inside it
+            problem = f"entry {n} resolves entry {target} but its context says {named!r}"
+        if target in self.resolved:
+            return problem or f"entry {n} resolves entry {target} a second time"
+        if not target_pending:
+            return problem or f"entry {n} resolves entry {target} which is not an earlier open pending entry"
+        self.resolved.add(target)
+        if not same_postings:
+            return problem or f"entry {n} resolves entry {target} with other postings than it reserved"
+        return problem
+
+    def reversal(self, sequence: int, named: object, is_pending: Callable[[int], bool]) -> str | None:
+        """Entry `sequence` is a reversal whose context names `named` as "reverses": an earlier entry, in
+        ASCII digits, that is not a reservation (void it instead) and was not reversed before. (That its
+        postings are the original's negated would need every entry's postings kept; the request hash and
+        the service's own check carry that.)"""
+        n = sequence
+        valid = isinstance(named, str) and named.isascii() and named.isdecimal() and 0 < int(named) < n
+        if not valid:
+            return f"entry {n} is a reversal naming {named!r}, not an earlier entry"
+        assert isinstance(named, str)
+        target = int(named)
+        if target in self.reversed:
+            return f"entry {n} reverses entry {named} a second time"
+        if is_pending(target):
+            return f"entry {n} reverses entry {named}, a pending entry (void it instead)"
+        self.reversed.add(target)
+        return None
+
+
+@dataclass
+class Findings:
+    """What a pass over the journal found, before the stored balances are compared: the first offender
+    per check, the counts, the chain's head and the sums (account → [posted, pending], signed)."""
+
+    failures: dict[str, str] = field(default_factory=dict)
+    entries: int = 0
+    postings: int = 0
+    last_sequence: int = 0
+    last_hash: str = GENESIS
+    sums: dict[str, list[int]] = field(default_factory=dict)
+    resolved: int = 0
+    still_pending: int = 0
+    reversed: int = 0
+
+    def fail(self, check: str, detail: str) -> None:
+        """Record an offender; the first one recorded per check is the one worth reading."""
+        self.failures.setdefault(check, detail)
+
+
+def conclude(
+    findings: Findings, specs: Mapping[str, AccountSpec], stored_balances: Mapping[str, Balance]
+) -> list[Check]:
+    """Compare the sums with the stored balances, check the stored balances' accounts and figures, and
+    report every invariant in `CHECKS` order (shared by `Verifier.finish` and the database checks)."""
+    computed = {code: Balance(s[0], s[1]) for code, s in findings.sums.items()}
+    for code in sorted(computed.keys() | stored_balances.keys()):
+        mine, theirs = computed.get(code, Balance()), stored_balances.get(code, Balance())
+        if mine != theirs:
+            findings.fail(
+                SUMS,
+                f"{code}: stored posted {theirs.posted}, pending {theirs.pending}; "
+                f"postings sum to posted {mine.posted}, pending {mine.pending}",
+            )
+    for code in sorted(stored_balances):
+        spec = specs.get(code)
+        if spec is None:
+            findings.fail(KNOWN, f"a balance is stored for unknown account {code}")
+        elif spec.kind not in ACCOUNT_KINDS:
+            findings.fail(KNOWN, f"account {code} has unknown kind {spec.kind!r}")
+        elif not spec.may_go_negative:
+            stored = stored_balances[code]
+            if min(natural(spec, stored.total), natural(spec, stored.posted)) < 0:
+                findings.fail(
+                    OVERDRAWN, f"{code} is stored at posted {stored.posted}, pending {stored.pending}"
+                )
+    n = findings.entries
+    covered = {
+        SEQUENCE: f"{n} entries, 1 to {findings.last_sequence}",
+        BALANCED: f"{n} entries, {findings.postings} postings",
+        REQUESTS: f"{n} entries",
+        CHAIN: f"{n} links, head {findings.last_hash[:16]}…",
+        SUMS: f"{len(computed.keys() | stored_balances.keys())} accounts",
+        OVERDRAWN: f"{len(specs)} accounts",
+        KNOWN: f"{len(specs)} accounts",
+        WELL_FORMED: f"{n} entries",
+        RESOLVED: f"{findings.resolved} resolved, {findings.still_pending} still pending",
+        REVERSED: f"{findings.reversed} reversed",
+    }
+    failures = findings.failures
+    return [Check(name, name not in failures, failures.get(name, covered[name])) for name in CHECKS]
+
+
 class Verifier:
     """The invariant checker, fed one entry at a time in sequence order so a journal of millions of
     postings streams through it: it keeps only the per-account sums, the pending entries not yet resolved,
-    and the sequence numbers of the resolved ones.
+    and the sequence numbers of the resolved and reversed ones. The reference for the database's
+    set-based checks in escrow/journal.py, which must agree with it on every journal.
 
     After `finish`, `last_hash` is the chain's head (compare it with a published or stored head)."""
 
     def __init__(self, specs: Mapping[str, AccountSpec]) -> None:
         self._specs = specs
-        self._sums: dict[str, list[int]] = {}  # account → [posted, pending], signed debit − credit
+        self._found = Findings()
         self._open: dict[int, tuple[Posting, ...]] = {}  # pending entries awaiting their resolution
-        self._resolved: set[int] = set()
-        self._reversed: set[int] = set()
-        self._failures: dict[str, str] = {}  # check name → the first offender
+        self._lifecycle = Lifecycle()
         self._signs: dict[str, int] = {}
-        self._next_sequence = 1
-        self.last_hash = GENESIS
-        self.entries = 0
-        self.postings = 0
 
-    def _fail(self, check: str, detail: str) -> None:
-        self._failures.setdefault(check, detail)  # the first offender is the one worth reading
+    @property
+    def last_hash(self) -> str:
+        return self._found.last_hash
+
+    @property
+    def entries(self) -> int:
+        return self._found.entries
+
+    @property
+    def postings(self) -> int:
+        return self._found.postings
+
+    def _is_pending(self, sequence: int) -> bool:
+        # every pending entry fed so far is open or was resolved
+        return sequence in self._open or sequence in self._lifecycle.resolved
 
     def feed(self, entry: StoredEntry) -> None:
         """Check one entry against the ones before it and add its postings to the running sums."""
-        n = entry.sequence
-        self.entries += 1
-        self.postings += len(entry.postings)
-        if n != self._next_sequence:
-            self._fail(
-                SEQUENCE, f"entry {n} follows entry {self._next_sequence - 1}; expected {self._next_sequence}"
-            )
-        self._next_sequence = n + 1
-
-        problem = _postings_problem(entry.postings)
-        if problem is not None:
-            self._fail(BALANCED, f"entry {n}: {problem.code}: {problem.message}")
-        requested = entry.draft()
-        problem = _draft_problem(requested)
-        if problem is not None:
-            self._fail(WELL_FORMED, f"entry {n}: {problem.code}: {problem.message}")
-
-        try:
-            recomputed = request_hash(requested)
-        except (TypeError, ValueError) as exc:  # a context that is not text cannot be hashed
-            recomputed = ""
-            self._fail(REQUESTS, f"entry {n}: cannot recompute ({exc})")
-        if recomputed and recomputed != entry.request_hash:
-            self._fail(
-                REQUESTS, f"entry {n}: stored {entry.request_hash[:16]}…, recomputed {recomputed[:16]}…"
-            )
-
-        if entry.previous_hash != self.last_hash:
-            self._fail(
-                CHAIN,
-                f"entry {n}: previous hash {entry.previous_hash[:16]}… but the chain ends {self.last_hash[:16]}…",
-            )
-        else:
-            try:
-                # over the recomputed request hash, so a stored request hash rewritten to match edited
-                # postings does not rescue the link
-                link = _link_hash(
-                    entry.previous_hash, n, entry.idempotency_key, recomputed, entry.phase, entry.at
-                )
-            except ValueError as exc:
-                link = ""
-                self._fail(CHAIN, f"entry {n}: cannot recompute ({exc})")
-            if link and link != entry.hash:
-                self._fail(CHAIN, f"entry {n}: stored hash {entry.hash[:16]}…, recomputed {link[:16]}…")
-        self.last_hash = entry.hash
-
-        specs = self._specs
-        for p in entry.postings:
-            if p.account not in specs:
-                self._fail(KNOWN, f"entry {n} posts to unknown account {p.account}")
-
+        found = self._found
+        for check, detail in entry_problems(entry, found.last_sequence, found.last_hash, self._specs).items():
+            found.fail(check, detail)
+        found.entries += 1
+        found.postings += len(entry.postings)
+        found.last_sequence, found.last_hash = entry.sequence, entry.hash
         if entry.reason == "reversal":
-            self._check_reversal(entry)
+            problem = self._lifecycle.reversal(
+                entry.sequence, _named(entry.context, "reverses", ""), self._is_pending
+            )
+            if problem is not None:
+                found.fail(REVERSED, problem)
         self._resolve_and_sum(entry)
 
-    def _check_reversal(self, entry: StoredEntry) -> None:
-        """A reversal names an earlier entry that is not a reservation and was not reversed before. (That
-        its postings are the original's negated would need every entry's postings kept; the request hash
-        and the service's own check carry that.)"""
-        n, named = entry.sequence, entry.context.get("reverses", "")
-        if not named.isdecimal() or not 0 < int(named) < n:
-            self._fail(REVERSED, f"entry {n} is a reversal naming {named!r}, not an earlier entry")
-        elif int(named) in self._reversed:
-            self._fail(REVERSED, f"entry {n} reverses entry {named} a second time")
-        elif int(named) in self._open or int(named) in self._resolved:
-            self._fail(REVERSED, f"entry {n} reverses entry {named}, a pending entry (void it instead)")
-        else:
-            self._reversed.add(int(named))
-
     def _sign(self, account: str) -> int:
-        """+1 or −1 to turn a signed figure natural, 0 for an account the overdraft check skips (it may go
-        negative, or it is unknown, which another check reports). Cached: accounts repeat, entries do not."""
-        sign = self._signs.get(account)
+        sign = self._signs.get(account)  # cached: accounts repeat, entries do not
         if sign is None:
-            spec = self._specs.get(account)
-            kind = ACCOUNT_KINDS.get(spec.kind) if spec is not None else None
-            sign = (
-                0 if spec is None or kind is None or spec.may_go_negative else 1 if kind is Side.DEBIT else -1
-            )
-            self._signs[account] = sign
+            sign = self._signs[account] = account_sign(self._specs.get(account))
         return sign
 
     def _resolve_and_sum(self, entry: StoredEntry) -> None:
-        n, phase = entry.sequence, entry.phase
-        resolution = entry.resolves is not None
-        effect = _EFFECTS.get((phase, resolution))
-        if effect is None:
-            self._fail(WELL_FORMED, f"entry {n}: unknown phase {phase!r}")
-            return
-        if resolution:
-            self._check_resolution(entry)
+        n, phase, target = entry.sequence, entry.phase, entry.resolves
+        moves = effect(phase, target is not None)
+        if moves is None:
+            return  # "entries well formed" names it; it moves nothing
+        if target is not None:
+            problem = self._lifecycle.resolution(
+                n,
+                phase,
+                target,
+                _named(entry.context, "resolves", None),
+                self._is_pending(target),
+                self._open.get(target) == entry.postings,
+            )
+            if target in self._lifecycle.resolved:
+                self._open.pop(target, None)
+            if problem is not None:
+                self._found.fail(RESOLVED, problem)
         elif phase == Phase.PENDING:
             self._open[n] = entry.postings
-        into_posted, into_pending = effect
+        into_posted, into_pending = moves
+        all_sums = self._found.sums
         for p in entry.postings:
-            sums = self._sums.get(p.account)
+            sums = all_sums.get(p.account)
             if sums is None:
-                sums = self._sums[p.account] = [0, 0]
-            was_posted, was_total = sums[0], sums[0] + sums[1]
+                sums = all_sums[p.account] = [0, 0]
             sums[0] += into_posted * p.amount_fen
             sums[1] += into_pending * p.amount_fen
             sign = self._sign(p.account)
             if not sign:
                 continue
-            # the same two figures `_guard` protects, so the checker and the service agree
+            # the same two figures `_guard` protects, so the checker and the service agree: a posting that
+            # lowers a natural figure may not leave it below zero
             total, posted = sign * (sums[0] + sums[1]), sign * sums[0]
-            if total < 0 and total < sign * was_total:
-                self._fail(OVERDRAWN, f"{p.account} stands at {total} fen after entry {n}")
-            elif posted < 0 and posted < sign * was_posted:
-                self._fail(OVERDRAWN, f"{p.account} has {posted} fen posted after entry {n}")
-
-    def _check_resolution(self, entry: StoredEntry) -> None:
-        n, target = entry.sequence, entry.resolves
-        assert target is not None
-        if entry.phase == Phase.PENDING:
-            self._fail(RESOLVED, f"entry {n} is pending yet claims to resolve entry {target}")
-            return
-        if entry.context.get("resolves") != str(target):
-            # the resolves column is outside the entry hash; the context copy is inside it
-            self._fail(
-                RESOLVED,
-                f"entry {n} resolves entry {target} but its context says {entry.context.get('resolves')!r}",
-            )
-        reserved = self._open.pop(target, None)
-        if reserved is None:
-            why = (
-                "a second time" if target in self._resolved else "which is not an earlier open pending entry"
-            )
-            self._fail(RESOLVED, f"entry {n} resolves entry {target} {why}")
-            return
-        self._resolved.add(target)
-        if reserved != entry.postings:
-            self._fail(RESOLVED, f"entry {n} resolves entry {target} with other postings than it reserved")
+            total_fell = total < 0 and sign * (into_posted + into_pending) * p.amount_fen < 0
+            if total_fell or (posted < 0 and sign * into_posted * p.amount_fen < 0):
+                self._found.fail(
+                    OVERDRAWN, overdraft_detail(p.account, n, total, posted, total_fell=total_fell)
+                )
 
     def computed_balances(self) -> dict[str, Balance]:
         """The balances the postings fed so far add up to."""
-        return {code: Balance(s[0], s[1]) for code, s in self._sums.items()}
+        return {code: Balance(s[0], s[1]) for code, s in self._found.sums.items()}
 
     def finish(self, stored_balances: Mapping[str, Balance]) -> list[Check]:
         """Compare the running sums with the stored balances and report every invariant, in `CHECKS` order."""
-        computed = self.computed_balances()
-        for code in sorted(computed.keys() | stored_balances.keys()):
-            mine, theirs = computed.get(code, Balance()), stored_balances.get(code, Balance())
-            if mine != theirs:
-                self._fail(
-                    SUMS,
-                    f"{code}: stored posted {theirs.posted}, pending {theirs.pending}; "
-                    f"postings sum to posted {mine.posted}, pending {mine.pending}",
-                )
-        for code in sorted(stored_balances):
-            spec = self._specs.get(code)
-            if spec is None:
-                self._fail(KNOWN, f"a balance is stored for unknown account {code}")
-            elif spec.kind not in ACCOUNT_KINDS:
-                self._fail(KNOWN, f"account {code} has unknown kind {spec.kind!r}")
-            elif not spec.may_go_negative:
-                stored = stored_balances[code]
-                if min(natural(spec, stored.total), natural(spec, stored.posted)) < 0:
-                    self._fail(
-                        OVERDRAWN, f"{code} is stored at posted {stored.posted}, pending {stored.pending}"
-                    )
-        covered = {
-            SEQUENCE: f"{self.entries} entries, 1 to {self._next_sequence - 1}",
-            BALANCED: f"{self.entries} entries, {self.postings} postings",
-            REQUESTS: f"{self.entries} entries",
-            CHAIN: f"{self.entries} links, head {self.last_hash[:16]}…",
-            SUMS: f"{len(computed.keys() | stored_balances.keys())} accounts",
-            OVERDRAWN: f"{len(self._specs)} accounts",
-            KNOWN: f"{len(self._specs)} accounts",
-            WELL_FORMED: f"{self.entries} entries",
-            RESOLVED: f"{len(self._resolved)} resolved, {len(self._open)} still pending",
-            REVERSED: f"{len(self._reversed)} reversed",
-        }
-        return [
-            Check(name, name not in self._failures, self._failures.get(name, covered[name]))
-            for name in CHECKS
-        ]
+        found = self._found
+        found.resolved = len(self._lifecycle.resolved)
+        found.still_pending = len(self._open)
+        found.reversed = len(self._lifecycle.reversed)
+        return conclude(found, self._specs, stored_balances)
 
 
 def verify(
@@ -725,9 +852,10 @@ def verify(
     sequence gapless from 1; every entry balances; request hashes recompute; hash chain intact (genesis
     first, each previous hash the prior entry's hash, each hash recomputes); balances equal the sum of
     postings (posted from posted entries, pending from pending ones, resolutions moving or releasing
-    them, voided entries nothing); no account overdrawn; accounts known; entries well formed; pending
-    entries resolved at most once; reversals undo an earlier entry at most once. Each Check's detail
-    names the first offender."""
+    them, voided entries nothing); no account overdrawn (a posting that lowers an account's posted, or
+    posted-and-pending, figure never leaves it below zero, and no stored balance stands below zero);
+    accounts known; entries well formed; pending entries resolved at most once; reversals undo an
+    earlier entry at most once. Each Check's detail names the first offender."""
     checker = Verifier(specs)
     for entry in entries:
         checker.feed(entry)

@@ -22,6 +22,7 @@ from escrow.ledger import (
     Check,
     EntryDraft,
     LedgerError,
+    Lifecycle,
     Phase,
     Posting,
     Side,
@@ -29,10 +30,14 @@ from escrow.ledger import (
     Verifier,
     apply,
     check_entry,
+    context_text,
     entry_hash,
+    entry_problems,
+    entry_text,
     natural,
     post_pending,
     request_hash,
+    request_text,
     reversal,
     transition,
     verify,
@@ -227,6 +232,13 @@ def test_a_balanced_entry_passes() -> None:
             ),
             "entry.context",
         ),
+        (
+            EntryDraft(
+                "deposit_received", (Posting(BANK, 5), Posting(SUSPENSE, -5)), "key-00000001", {}, "job:a\nb"
+            ),
+            "entry.actor",
+        ),
+        (draft("deposit_received", (BANK, 5), ("suspense\nsecond line", -5)), "entry.account"),
     ],
 )
 def test_a_malformed_entry_is_refused_with_its_code(entry: EntryDraft, code: str) -> None:
@@ -824,30 +836,62 @@ def test_any_tampering_is_caught_by_the_right_check(book: Book, how: str, data: 
 # ---------------------------------------------------------------- the documented encodings, pinned
 
 
-def test_the_request_hash_is_sha256_of_the_documented_canonical_json() -> None:
+def test_the_request_hash_is_sha256_of_the_documented_text() -> None:
     d = EntryDraft(
         "deposit_received",
         (Posting(BANK, 80_000_000), Posting(BIDDERS[0], -80_000_000)),
         "stmt-1:line-1",
-        {"tender": "T1", "bidder": "乙公司"},
+        {"tender": "T1", "bidder": "乙公司", "lot": "1"},
         "job:statement-import",
     )
     text = (
-        '{"actor":"job:statement-import","context":{"bidder":"乙公司","tender":"T1"},'
-        '"postings":[["bank:escrow",80000000],["deposit:T1:L1:bidder-a",-80000000]],'
-        '"reason":"deposit_received","v":"ggzy.escrow.request.1"}'
+        "ggzy.escrow.request.2\n"
+        "deposit_received\n"
+        "job:statement-import\n"
+        '{"lot": "1", "bidder": "乙公司", "tender": "T1"}\n'
+        "bank:escrow\n80000000\n"
+        "deposit:T1:L1:bidder-a\n-80000000"
     )
+    assert request_text(d) == text
     assert request_hash(d) == hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def test_the_entry_hash_is_sha256_of_the_documented_canonical_json() -> None:
+def test_the_entry_hash_is_sha256_of_the_documented_text() -> None:
     d = received(BIDDERS[0], 80_000_000, "stmt-1:line-1")
     at = datetime(2025, 3, 1, 10, 0, 0, 123, tzinfo=timezone(timedelta(hours=8)))  # 02:00 UTC
-    text = (
-        f'{{"at":"2025-03-01T02:00:00.000123+00:00","key":"stmt-1:line-1","phase":"posted",'
-        f'"previous":"{GENESIS}","request":"{request_hash(d)}","sequence":1,"v":"ggzy.escrow.entry.1"}}'
-    )
+    text = f"ggzy.escrow.entry.2\n{GENESIS}\n1\nstmt-1:line-1\n{request_hash(d)}\nposted\n1740794400000123"
+    assert entry_text(GENESIS, 1, "stmt-1:line-1", request_hash(d), Phase.POSTED, at) == text
     assert entry_hash(GENESIS, 1, d, Phase.POSTED, at) == hashlib.sha256(text.encode()).hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("context", "written"),
+    [
+        ({}, "{}"),
+        ({"tender": "T1", "lot": "1", "bidder": "b"}, '{"lot": "1", "bidder": "b", "tender": "T1"}'),
+        ({"bb": "1", "é": "2", "z": "3"}, '{"z": "3", "bb": "1", "é": "2"}'),  # é is two bytes
+        (
+            {"q": 'say "hi"\\', "c": "a\nb\t\x01\x7f😀"},
+            '{"c": "a\\nb\\t\\u0001\x7f😀", "q": "say \\"hi\\"\\\\"}',
+        ),
+    ],
+)
+def test_the_context_is_written_as_postgresql_writes_a_jsonb_object(
+    context: dict[str, str], written: str
+) -> None:
+    assert context_text(context) == written
+
+
+@pytest.mark.parametrize("context", [{"n": 1}, ["not", "a", "mapping"], {1: "x"}])
+def test_a_context_that_is_not_text_to_text_has_no_canonical_text(context: object) -> None:
+    with pytest.raises(TypeError):
+        context_text(context)  # type: ignore[arg-type]
+
+
+def test_an_instant_before_1970_counts_negative_microseconds() -> None:
+    d = received(BIDDERS[0], 1, "stmt-1:line-1")
+    at = datetime(1969, 12, 31, 23, 59, 59, 500_000, tzinfo=UTC)
+    assert entry_text(GENESIS, 1, "k", request_hash(d), "posted", at).endswith("\n-500000")
 
 
 def test_a_stored_balance_standing_overdrawn_is_named() -> None:
@@ -856,6 +900,64 @@ def test_a_stored_balance_standing_overdrawn_is_named() -> None:
     checks = book.checks(balances=bad)
     assert failing(checks) == {"balances equal the sum of postings", "no account overdrawn"}
     assert checks["no account overdrawn"].detail == f"{BIDDERS[2]} is stored at posted 5, pending 0"
+
+
+def test_one_entry_is_judged_on_its_own_against_the_entry_before_it() -> None:
+    book = life_of_two_deposits()
+    second = book.entries[1]
+    assert entry_problems(second, 1, book.entries[0].hash, SPECS) == {}
+    legs = (Posting("bank:other", 1), second.postings[1])
+    forged = dataclasses.replace(second, context={"n": 2}, postings=legs)  # type: ignore[dict-item]
+    found = entry_problems(forged, 5, "f" * 64, SPECS)
+    assert found == {
+        "sequence gapless from 1": "entry 2 follows entry 5; expected 6",
+        "every entry balances": "entry 2: entry.unbalanced: The postings sum to -79999999 fen, not zero (debits must equal credits).",
+        "entries well formed": "entry 2: entry.context: Context entry 'n' must map text to text.",
+        "request hashes recompute": "entry 2: cannot recompute (context entry 'n' does not map text to text)",
+        "hash chain intact": f"entry 2: previous hash {book.entries[0].hash[:16]}… but the chain ends ffffffffffffffff…",
+        "accounts known": "entry 2 posts to unknown account bank:other",
+    }
+
+
+def test_a_request_without_canonical_text_breaks_its_link_even_if_rehashed() -> None:
+    book = Book()
+    first = book.post(received(BIDDERS[0], 100, "stmt-1:line-1"))
+    entries = [dataclasses.replace(first, context={"bidder": 7})]  # type: ignore[dict-item]
+    assert failing(book.checks(entries)) >= {
+        "hash chain intact",
+        "request hashes recompute",
+        "entries well formed",
+    }
+
+
+@pytest.mark.parametrize(
+    ("named", "problem"),
+    [
+        ("1", None),
+        ("01", None),
+        ("٣", "entry 5 is a reversal naming '٣', not an earlier entry"),  # a decimal digit, not ASCII
+        (1, "entry 5 is a reversal naming 1, not an earlier entry"),
+        ("", "entry 5 is a reversal naming '', not an earlier entry"),
+        ("5", "entry 5 is a reversal naming '5', not an earlier entry"),
+        ("2", "entry 5 reverses entry 2, a pending entry (void it instead)"),
+    ],
+)
+def test_a_reversal_names_an_earlier_entry_in_ascii_digits(named: object, problem: str | None) -> None:
+    assert Lifecycle().reversal(5, named, lambda sequence: sequence == 2) == problem
+
+
+def test_the_lifecycle_pops_a_reservation_once_whatever_else_is_wrong() -> None:
+    lifecycle = Lifecycle()
+    assert lifecycle.resolution(5, "posted", 2, "3", True, False) == (
+        "entry 5 resolves entry 2 but its context says '3'"
+    )
+    assert lifecycle.resolved == {2}
+    assert lifecycle.resolution(6, "voided", 2, "2", True, True) == "entry 6 resolves entry 2 a second time"
+    assert (
+        lifecycle.resolution(7, "pending", 3, "3", True, True)
+        == "entry 7 is pending yet claims to resolve entry 3"
+    )
+    assert lifecycle.resolved == {2}
 
 
 def test_the_verifier_keeps_only_open_pending_entries() -> None:
