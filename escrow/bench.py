@@ -836,9 +836,10 @@ async def run_ledger(plan: Plan, err: Console) -> int:
 @click.option(
     "--concurrency",
     type=click.IntRange(1, 256),
-    default=8,
+    default=4,
     show_default=True,
-    help="Async workers posting at once (each batch, or entry, its own transaction).",
+    help="Async workers posting at once, each batch (or entry) its own transaction: statement imports, "
+    "refund batches and bank results, a few at a time, all taking the one ledger-head lock.",
 )
 @click.option(
     "--batch",

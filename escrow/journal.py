@@ -51,10 +51,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final, TypeVar, cast
 
-from sqlalchemy import Table, any_, bindparam, func, insert, select, text, update
+from sqlalchemy import Table, bindparam, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.orm import aliased
 from sqlalchemy.orm.instrumentation import manager_of_class
 from sqlalchemy.orm.util import identity_key
 
@@ -236,35 +237,61 @@ class _Batch:
         return NotFound(f"{where}No journal entry {sequence}.", **extra)
 
 
-def _request_hashes(requests: Sequence[Request]) -> list[str]:
-    """Check every draft and its phase and hash its request (pure; refuses with `_Refused`)."""
-    hashes = []
+@dataclass
+class _Prepared:
+    """A batch checked and hashed before the lock: each request's hash and its rows, with the sequence
+    number, the previous hash and the link left for `_chain` to fill in under the lock."""
+
+    hashes: list[str] = field(default_factory=list)
+    entries: list[dict[str, Any]] = field(default_factory=list)
+    legs: list[list[dict[str, Any]]] = field(default_factory=list)
+
+
+def _prepare(requests: Sequence[Request], now: datetime) -> _Prepared:
+    """Check every draft and its phase, hash its request and build its rows (pure; refuses with
+    `_Refused`)."""
+    prepared = _Prepared()
     for index, request in enumerate(requests):
+        draft, phase = request.draft, str(request.phase)
         try:
-            ledger.check_entry(request.draft)
-            if request.resolves is None and request.phase not in (ledger.Phase.POSTED, ledger.Phase.PENDING):
+            ledger.check_entry(draft)
+            if request.resolves is None and phase not in (ledger.Phase.POSTED, ledger.Phase.PENDING):
                 raise ledger.LedgerError(
-                    "phase.unknown",
-                    f"A new entry is posted or pending, not {request.phase!r}.",
-                    phase=str(request.phase),
+                    "phase.unknown", f"A new entry is posted or pending, not {phase!r}.", phase=phase
                 )
-            if request.resolves is not None and request.phase not in (
-                ledger.Phase.POSTED,
-                ledger.Phase.VOIDED,
-            ):
+            if request.resolves is not None and phase not in (ledger.Phase.POSTED, ledger.Phase.VOIDED):
                 raise ledger.LedgerError(
                     "phase.transition",
-                    f"A pending entry is resolved by posting or voiding it, not {request.phase!r}.",
-                    phase=str(request.phase),
+                    f"A pending entry is resolved by posting or voiding it, not {phase!r}.",
+                    phase=phase,
                 )
-            hashes.append(ledger.request_hash(request.draft))
+            digest = ledger.request_hash(draft)
         except ledger.LedgerError as exc:
             raise _Refused(index, exc) from exc
         except ValueError as exc:  # text that is not valid Unicode has no UTF-8 form
             raise _Refused(
                 index, ledger.LedgerError("entry.context", f"The request is not valid text ({exc}).")
             ) from exc
-    return hashes
+        prepared.hashes.append(digest)
+        prepared.entries.append(
+            {
+                "idempotency_key": draft.idempotency_key,
+                "request_hash": digest,
+                "reason": draft.reason,
+                "phase": phase,
+                "resolves": request.resolves,
+                "at": now,
+                "actor": draft.actor,
+                "context": dict(draft.context),
+            }
+        )
+        prepared.legs.append(
+            [
+                {"leg": leg, "account_code": p.account, "amount_fen": p.amount_fen}
+                for leg, p in enumerate(draft.postings)
+            ]
+        )
+    return prepared
 
 
 def _apply(
@@ -291,42 +318,37 @@ def _apply(
     return changed
 
 
-def _entry_rows(
-    requests: Sequence[tuple[int, Request]],
-    hashes: Sequence[str],
+def _chain(
+    fresh: Sequence[tuple[int, Request]], prepared: _Prepared, sequence: int, previous: str, now: datetime
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The new entries' rows numbered after `sequence` and chained after `previous`, and their postings."""
+    entries: list[dict[str, Any]] = []
+    legs: list[dict[str, Any]] = []
+    for index, _ in fresh:
+        sequence += 1
+        row = prepared.entries[index]
+        link = ledger.link_hash(
+            previous, sequence, row["idempotency_key"], row["request_hash"], row["phase"], now
+        )
+        row.update(sequence=sequence, previous_hash=previous, hash=link)
+        entries.append(row)
+        for leg in prepared.legs[index]:
+            leg["sequence"] = sequence
+            legs.append(leg)
+        previous = link
+    return entries, legs
+
+
+def _apply_and_chain(
+    fresh: Sequence[tuple[int, Request]],
+    prepared: _Prepared,
+    specs: dict[str, ledger.AccountSpec],
+    balances: dict[str, ledger.Balance],
     sequence: int,
     previous: str,
     now: datetime,
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The journal_entries and postings rows of the new entries, numbered after `sequence` and chained
-    after `previous`."""
-    entries: list[dict[str, Any]] = []
-    legs: list[dict[str, Any]] = []
-    for index, request in requests:
-        sequence += 1
-        draft, phase = request.draft, str(request.phase)
-        link = ledger.link_hash(previous, sequence, draft.idempotency_key, hashes[index], phase, now)
-        entries.append(
-            {
-                "sequence": sequence,
-                "idempotency_key": draft.idempotency_key,
-                "request_hash": hashes[index],
-                "reason": draft.reason,
-                "phase": phase,
-                "resolves": request.resolves,
-                "at": now,
-                "actor": draft.actor,
-                "context": dict(draft.context),
-                "previous_hash": previous,
-                "hash": link,
-            }
-        )
-        legs.extend(
-            {"sequence": sequence, "leg": leg, "account_code": p.account, "amount_fen": p.amount_fen}
-            for leg, p in enumerate(draft.postings)
-        )
-        previous = link
-    return entries, legs
+) -> tuple[set[str], tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
+    return _apply(fresh, specs, balances), _chain(fresh, prepared, sequence, previous, now)
 
 
 async def _check_resolutions(
@@ -342,20 +364,16 @@ async def _check_resolutions(
     found: dict[int, tuple[str, int | None]] = {}
     done: dict[int, int] = {}
     legs: dict[int, list[ledger.Posting]] = {}
+    resolution = aliased(JournalEntry)
     for part in _in_lists(targets):
-        for sequence, phase, resolves in await session.execute(
-            select(JournalEntry.sequence, JournalEntry.phase, JournalEntry.resolves).where(
-                _among(session, JournalEntry.sequence, part)
-            )
+        for sequence, phase, resolves, resolved_by in await session.execute(
+            select(JournalEntry.sequence, JournalEntry.phase, JournalEntry.resolves, resolution.sequence)
+            .outerjoin(resolution, resolution.resolves == JournalEntry.sequence)
+            .where(_among(session, JournalEntry.sequence, part))
         ):
             found[sequence] = (phase, resolves)
-        for resolved, sequence in await session.execute(
-            select(JournalEntry.resolves, JournalEntry.sequence).where(
-                _among(session, JournalEntry.resolves, part)
-            )
-        ):
-            if resolved is not None:
-                done[resolved] = sequence
+            if resolved_by is not None:
+                done[sequence] = resolved_by
         for sequence, account, amount in await session.execute(
             select(Posting.sequence, Posting.account_code, Posting.amount_fen)
             .where(_among(session, Posting.sequence, part))
@@ -491,10 +509,12 @@ def _entry_objects(rows: Sequence[dict[str, Any]]) -> list[JournalEntry]:
 
 
 def _among(session: AsyncSession, column: Any, values: Sequence[Any]) -> Any:
-    """`column IN (values)`; on PostgreSQL `column = ANY(array)`, one parameter however long the list."""
+    """`column IN (values)`; on PostgreSQL `column IN (SELECT unnest(array))`, one parameter however long
+    the list, and a plan that stays a hash or index lookup once the prepared statement's plan is generic
+    (`= ANY(array)` would then test every row against the whole array)."""
     bind = session.bind
     if bind is not None and bind.dialect.name == "postgresql":
-        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+        return column.in_(select(func.unnest(bindparam(None, list(values), type_=ARRAY(column.type)))))
     return column.in_(values)
 
 
@@ -507,16 +527,19 @@ async def post_many(session: AsyncSession, requests: Sequence[Request], now: dat
     request the whole batch is a conflict. A resolution names an existing pending entry that nothing
     resolves yet, and carries its postings. The balances move entry by entry in memory with the
     no-overdraft rule; any refused entry refuses the batch, with a problem naming it ("Entry 3 of 500
-    (key): …", `entry` = its index). Then one head lock was held throughout, the entries, postings and
-    balances are written with multi-row statements, and the head moves to the last entry."""
+    (key): …", `entry` = its index). The entries, postings and balances are written with multi-row
+    statements and the head moves to the last entry; its lock, taken before the idempotency lookup, is
+    held until the caller's transaction ends. Drafts are checked and hashed before the lock, on a worker
+    thread for a large batch, as is the arithmetic under it."""
     requests = list(requests)
     if not requests:
         return []
     batch = _Batch(requests)
     try:
-        hashes = await _off_loop(len(requests), _request_hashes, requests)
+        prepared = await _off_loop(len(requests), _prepare, requests, now)
     except _Refused as refused:
         raise batch.refused(refused.index, refused.error) from refused.error
+    hashes = prepared.hashes
     first: dict[str, int] = {}  # key → the first request in the batch carrying it
     for index, request in enumerate(requests):
         earlier = first.setdefault(request.draft.idempotency_key, index)
@@ -545,12 +568,11 @@ async def post_many(session: AsyncSession, requests: Sequence[Request], now: dat
         await _check_resolutions(session, batch, fresh)
         specs, balances = await _lock_accounts(session, batch, fresh)
         try:
-            changed = await _off_loop(len(fresh), _apply, fresh, specs, balances)
+            changed, (entry_rows, posting_rows) = await _off_loop(
+                len(fresh), _apply_and_chain, fresh, prepared, specs, balances, head_sequence, head_hash, now
+            )
         except _Refused as refused:
             raise batch.refused(refused.index, refused.error) from refused.error
-        entry_rows, posting_rows = await _off_loop(
-            len(fresh), _entry_rows, fresh, hashes, head_sequence, head_hash, now
-        )
         # multi-row INSERTs (insertmanyvalues: RETURNING makes SQLAlchemy batch the rows into VALUES lists)
         await session.execute(insert(_ENTRIES).returning(_ENTRIES.c.sequence), entry_rows)
         await session.execute(insert(_POSTINGS).returning(_POSTINGS.c.sequence), posting_rows)
