@@ -1287,7 +1287,7 @@ async def _describe(
 _SETTINGS: Final = (
     # one query per core (two connections are the parallelism); sorts in memory
     "SET LOCAL max_parallel_workers_per_gather = 0",
-    "SET LOCAL work_mem = '256MB'",
+    "SET LOCAL work_mem = '64MB'",
     "SET LOCAL jit = off",
     # each chunk's bounds matter to its plan: no generic plans for the prepared statements
     "SET LOCAL plan_cache_mode = force_custom_plan",
