@@ -193,19 +193,22 @@ async def verify_deposits(session: AsyncSession, cal: WorkingCalendar, now: date
         )
     ).all():
         accrued[str(context.get("obligation", ""))] += amount
-    last_batch: dict[uuid.UUID, date] = {}
+    last_batch: dict[uuid.UUID, tuple[date, int]] = {}
     for ins in sorted(instructions, key=lambda i: i.pending_sequence):
-        last_batch[ins.obligation_id] = batches[ins.batch_id].execution_on
+        last_batch[ins.obligation_id] = (batches[ins.batch_id].execution_on, ins.pending_sequence)
     checked = 0
     for obligation in obligations.values():
-        through = last_batch.get(obligation.id)
-        if through is None:
+        latest = last_batch.get(obligation.id)
+        if latest is None:
             if accrued.get(str(obligation.id)):
                 f.fail(INTEREST, f"obligation {obligation.id} has interest but was never instructed")
             continue
+        through, pending = latest
         try:
-            expected = await service.interest_through(session, obligation, through, rates, lpr)
-        except LookupError as exc:
+            expected = await service.interest_through(
+                session, obligation, through, rates, lpr, before=pending
+            )
+        except (LookupError, ValueError) as exc:
             f.fail(INTEREST, f"obligation {obligation.id}: {exc}")
             continue
         checked += 1

@@ -489,7 +489,10 @@ async def _place_line(
     if line.direction == "debit":
         instruction = (
             await session.scalar(
-                select(RefundInstruction).where(RefundInstruction.end_to_end_id == line.end_to_end_id)
+                select(RefundInstruction)
+                .where(RefundInstruction.end_to_end_id == line.end_to_end_id)
+                .with_for_update()
+                .execution_options(populate_existing=True)
             )
             if line.end_to_end_id
             else None
@@ -918,6 +921,8 @@ async def oblige(
     deposit.status = "refunding"
     deposit.hold_reason = f"refund due by {row.due_on.isoformat()} ({rule})"
     await session.flush()
+    if row.due_on < local_date(now):  # owed late from the start (e.g. after a rejected forfeiture)
+        await _flag(session, row, now)
     return row
 
 
@@ -1085,6 +1090,8 @@ async def decide_forfeiture(
     if approve:
         if open_one is not None and open_one.status == "instructed":
             raise Conflict("The refund is already with the bank; wait for its result.")
+        if deposit.status == "refunded":
+            raise Conflict("The bank has already refunded this deposit; there is nothing left to keep.")
         row.status = "approved"
         amount = await held_fen(session, deposit)
         if amount > 0:
@@ -1244,14 +1251,18 @@ async def interest_through(
     pay_on: date,
     rates: interest.RateTable,
     lpr: interest.RateTable,
+    *,
+    before: int | None = None,
 ) -> int:
-    """The interest owed on an obligation if the bank pays on `pay_on` (in fen, rounded once per line)."""
+    """The interest owed on an obligation if the bank pays on `pay_on` (in fen, rounded once per line).
+
+    The principal is the money taken in after the deposit's previous paid refund was instructed (a bidder
+    may withdraw, be refunded, and pay again; money matched while that refund was at the bank stays and
+    earns interest here) and, when `before` names this obligation's own refund entry, before it."""
     if obligation.interest_rule == "none" or obligation.deposit_id is None:
         return 0
-    # the principal is what arrived since the deposit was last refunded (a bidder may withdraw, be
-    # refunded, and pay again): the lines taken in after the last confirmed refund of another obligation
-    refunded_at = await session.scalar(
-        select(func.max(RefundInstruction.result_sequence))
+    previous = (
+        select(func.max(RefundInstruction.pending_sequence))
         .join(Obligation, Obligation.id == RefundInstruction.obligation_id)
         .where(
             Obligation.deposit_id == obligation.deposit_id,
@@ -1259,11 +1270,17 @@ async def interest_through(
             RefundInstruction.status == "paid",
         )
     )
+    if before is not None:
+        previous = previous.where(RefundInstruction.pending_sequence < before)
+    after = await session.scalar(previous)
     total = 0
     for line in await _lines_of(session, obligation.deposit_id):
-        if refunded_at is not None and (line.entry_sequence or 0) < refunded_at:
+        taken = line.entry_sequence or 0
+        if (after is not None and taken < after) or (before is not None and taken > before):
             continue
         arrived = line.value_on or line.booked_on
+        if arrived >= pay_on:
+            continue  # arrived on or after the payment day: no day of holding to pay for
         total += obligations.interest_due(
             obligation.rule, line.amount_fen, arrived, obligation.due_on, pay_on, rates, lpr
         ).amount_fen
@@ -1303,6 +1320,7 @@ async def create_batch(
         return BatchResult(None, [], [])
     rates = await rate_table(session, "deposit")
     lpr = await rate_table(session, "lpr")
+    await journal._lock_head(session)  # batches are numbered one at a time, per day
     day_count = await session.scalar(
         select(func.count()).select_from(RefundBatch).where(RefundBatch.execution_on == execution_on)
     )
@@ -1320,6 +1338,13 @@ async def create_batch(
     made: list[RefundInstruction] = []
     skipped: list[str] = []
     for obligation in due:
+        if obligation.deposit_id is not None and await session.scalar(
+            select(Forfeiture.id).where(
+                Forfeiture.deposit_id == obligation.deposit_id, Forfeiture.status == "proposed"
+            )
+        ):
+            skipped.append(f"{obligation.id}: a forfeiture is proposed; the supervisor decides first")
+            continue
         try:
             payee = await payee_of(session, obligation)
         except Conflict as exc:
@@ -1661,20 +1686,24 @@ async def flag_overdue(session: AsyncSession, cal: WorkingCalendar, now: datetim
             Obligation.status.in_(OPEN_OBLIGATION), Obligation.flagged_at.is_(None), Obligation.due_on < today
         )
     ):
-        row.flagged_at = now
+        await _flag(session, row, now)
         flagged += 1
-        await accounts.record(
-            session,
-            None,
-            "escrow.overdue",
-            "refund_obligation",
-            row.id,
-            now,
-            rule="S-01",
-            due_on=row.due_on.isoformat(),
-            refund_rule=row.rule,
-        )
     return flagged
+
+
+async def _flag(session: AsyncSession, row: Obligation, now: datetime) -> None:
+    row.flagged_at = now
+    await accounts.record(
+        session,
+        None,
+        "escrow.overdue",
+        "refund_obligation",
+        row.id,
+        now,
+        rule="S-01",
+        due_on=row.due_on.isoformat(),
+        refund_rule=row.rule,
+    )
 
 
 # ---------------------------------------------------------------- reading (bidders, auditors)

@@ -18,7 +18,6 @@ from typing import TypeVar
 
 import pytest
 from sqlalchemy import select, text
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from escrow import journal, ledger, sandbox, service
@@ -26,7 +25,6 @@ from escrow.models import Deposit, Obligation, RefundInstruction
 from storage.clock import SettableClock
 from storage.db import transaction
 from storage.objects import LocalObjectStore
-from storage.problems import Conflict
 from tests.conftest import PG_URL, Database
 from tests.escrow.fixtures_escrow import (
     Trade,
@@ -139,13 +137,6 @@ async def test_two_workers_batching_at_once_instruct_each_refund_once(
         assert set((await paid_per_obligation(s)).values()) == {1}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=IntegrityError,
-    reason="service.create_batch numbers a batch from the count of the day's committed batches: a worker that "
-    "takes the refunds another worker's open batch left (SKIP LOCKED, or its limit) before that batch has "
-    "posted anything gets the same number, and fails on the unique batch number once the other commits",
-)
 async def test_a_worker_batching_the_refunds_another_left_gets_its_own_batch(
     database: Database, clock: SettableClock, tmp_path: Path
 ) -> None:
@@ -259,14 +250,6 @@ async def _balances_after_one_intake(sm: async_sessionmaker[AsyncSession], trade
         assert await journal.balance(s, journal.BANK) == ledger.Balance(BIDDERS * DEPOSIT + DEPOSIT - 100, 0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=Conflict,
-    reason="service._place_line reads a refund's instruction without locking it, so a statement showing the "
-    "bank's debit while the results confirming the same refund are being imported settles it a second time "
-    "under another actor; the journal refuses the reused idempotency key (Conflict) and the whole statement "
-    "is rolled back",
-)
 async def test_a_statement_confirming_a_refund_while_its_results_are_imported_is_taken_in(
     database: Database, clock: SettableClock, tmp_path: Path
 ) -> None:
