@@ -95,6 +95,8 @@ async def verify_deposits(session: AsyncSession, cal: WorkingCalendar, now: date
             select(Obligation).where(Obligation.status.in_(service.OPEN_OBLIGATION))
         )
     }
+    instructions = list(await session.scalars(select(RefundInstruction)))
+    at_the_bank = {i.account_code for i in instructions if i.status == "sent"}
     for d in deposits:
         flow = flows.get(d.account_code, {})
         held = (
@@ -104,11 +106,7 @@ async def verify_deposits(session: AsyncSession, cal: WorkingCalendar, now: date
             - flow.get("forfeited", 0)
             - flow.get("reversed", 0)
         )
-        pending_refund = await session.scalar(
-            select(RefundInstruction.id).where(
-                RefundInstruction.account_code == d.account_code, RefundInstruction.status == "sent"
-            )
-        )
+        pending_refund = d.account_code in at_the_bank
         if d.status == "forfeited":
             if d.id not in approved:
                 f.fail(HELD, f"{d.account_code} is forfeited without an approved forfeiture with a reason")
@@ -132,7 +130,6 @@ async def verify_deposits(session: AsyncSession, cal: WorkingCalendar, now: date
         changes[change.deposit_id].append(change)
     deposits_by_id = {d.id: d for d in deposits}
     paid_per_obligation: dict[uuid.UUID, int] = defaultdict(int)
-    instructions = list(await session.scalars(select(RefundInstruction)))
     batches = {b.id: b for b in await session.scalars(select(RefundBatch))}
     obligations = {o.id: o for o in await session.scalars(select(Obligation))}
     for ins in instructions:
