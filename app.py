@@ -35,6 +35,7 @@ from accounts.security import PasswordCost, Principal, configure_password_cost
 from bidding.controllers import TransparencyController
 from bidding.service import LogSigner
 from escrow.controllers import BankController, DepositController, LedgerController, SupervisionController
+from evaluation.controllers import EVALUATION_CONTROLLERS
 from storage.clock import Clock, SystemClock
 from storage.db import create_engine, create_sessionmaker, transaction
 from storage.jobs import ArqJobQueue, InlineJobQueue, JobContext, JobQueue, OutboxDispatcher, Periodic
@@ -441,6 +442,7 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = True) -> Litestar:
             DepositController,
             BankController,
             SupervisionController,
+            *EVALUATION_CONTROLLERS,
         ],
         dependencies={
             "session": Provide(provide_session),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import accounts.models
 import bidding.models
 import escrow.models
+import evaluation.models
 import storage.idempotency
 import storage.outbox
 import trading.models
@@ -15,6 +16,7 @@ _packages = (
     accounts.models,
     bidding.models,
     escrow.models,
+    evaluation.models,
     storage.idempotency,
     storage.outbox,
     trading.models,

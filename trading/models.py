@@ -26,6 +26,8 @@ class Tender(IdMixin, Base):
     status: Mapped[str] = mapped_column(String(20), index=True)
     agency_organisation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisations.id"), index=True)
     tenderer_name: Mapped[str] = mapped_column(String(200))
+    # The tenderer's unified social credit code: experts employed there are avoided (G-08).
+    tenderer_credit_code: Mapped[str | None] = mapped_column(String(18))
     region_code: Mapped[str] = mapped_column(String(6))
     qualification: Mapped[str] = mapped_column(Text)
     evaluation_method: Mapped[str] = mapped_column(String(40))

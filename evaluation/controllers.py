@@ -1,0 +1,7 @@
+"""HTTP routes of the evaluation package."""
+
+from __future__ import annotations
+
+from evaluation.pool_controllers import ExpertPoolController
+
+EVALUATION_CONTROLLERS = [ExpertPoolController]
