@@ -1,0 +1,1 @@
+"""Evaluation: expert pool, avoidance, verifiable random draw, committees, evaluation rooms, scoring, reports."""
