@@ -589,12 +589,14 @@ def register_package_commands() -> click.Group:
     from bidding.cli import register as register_bidding
     from escrow.bench import ledger_command
     from escrow.cli import register as register_escrow
+    from evaluation.cli import register as register_evaluation
     from trading.cli import register as register_trading
 
     cli.add_command(accounts_group)
     register_trading(cli)
     register_bidding(cli)
     register_escrow(cli)
+    register_evaluation(cli)
     bench = cli.commands["bench"]
     assert isinstance(bench, click.Group)
     bench.add_command(seal_command, "seal")

@@ -208,7 +208,7 @@ class OrganisationController(Controller):
     @post(
         "/keys",
         operation_id="register_public_key",
-        guards=[requires("bidder", "centre", "supervisor", "agency")],
+        guards=[requires("bidder", "centre", "supervisor", "agency", "expert")],
     )
     async def register_key(
         self, data: schemas.PublicKeyCreate, principal: Principal, session: AsyncSession, clock: Clock

@@ -510,3 +510,18 @@ async def list_audit(
         query = query.where((AuditEvent.at < at) | ((AuditEvent.at == at) & (AuditEvent.id < row_id)))
     rows = list(await session.scalars(query))
     return page_after(rows, limit, "at")
+
+
+async def get_user(session: AsyncSession, user_id: uuid.UUID) -> User | None:
+    """A user by id, or None."""
+    return await session.get(User, user_id)
+
+
+async def signing_keys_of(session: AsyncSession, user_id: uuid.UUID) -> list[PublicKey]:
+    """The user's own Ed25519 signing keys that are not revoked (an evaluation report is signed by a person)."""
+    rows = await session.scalars(
+        select(PublicKey).where(
+            PublicKey.user_id == user_id, PublicKey.purpose == "signing", PublicKey.revoked_at.is_(None)
+        )
+    )
+    return list(rows)

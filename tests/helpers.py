@@ -376,20 +376,14 @@ class Api:
     async def award_lowest(
         self, agency: Actor, tender: dict[str, Any], bids: list[SealedBid]
     ) -> dict[str, Any]:
-        """From the deadline: every bid revealed, the report ranking by price (lowest first), publicity,
-        and the award to the lowest; answers the award."""
+        """From the deadline: every bid revealed, the committee drawn and the room run with equal scores (so
+        the lowest price ranks first), publicity, and the award to the lowest; answers the award."""
         await self.at(DEADLINE)
         for bid in bids:
             assert (await self.reveal(tender["id"], bid)).status_code == 202
         await self.at(AFTER_WINDOW)
-        report = await self.document(agency, tender["id"], b"%PDF report", kind="evaluation_report")
+        await self.evaluate(agency, tender["id"])
         ranking = [b.bid_id for b in sorted(bids, key=lambda b: b.price_fen)]
-        r = await self.post(
-            f"/api/v1/tenders/{tender['id']}/report",
-            agency,
-            json=self.report_body(report["object_key"], bids[0].lot_id, ranking),
-        )
-        assert r.status_code == 201, r.text
         self.clock.set(self.clock.now() + timedelta(days=5))
         r = await self.post(
             f"/api/v1/tenders/{tender['id']}/award",
@@ -398,6 +392,155 @@ class Api:
         )
         assert r.status_code == 201, r.text
         return dict(r.json()[0])
+
+    # ------------------------------------------------------------ evaluation
+
+    async def seed_specialties(self) -> None:
+        """The default specialty tree, once."""
+        from evaluation.models import Specialty
+        from evaluation.taxonomy import DEFAULT_SPECIALTIES
+        from storage.db import transaction
+
+        async with transaction(self.runtime.sessionmaker) as session:
+            if await session.get(Specialty, "A") is None:
+                for code, parent, name in DEFAULT_SPECIALTIES:
+                    session.add(Specialty(code=code, parent_code=parent, name=name))
+
+    async def expert(self, specialties: tuple[str, ...] = ("A0201",), name: str | None = None) -> Actor:
+        """An active expert of the pool with an account in their own employer and a signing key."""
+        from sqlalchemy import select
+
+        from accounts.models import User
+        from evaluation.models import Expert, ExpertSpecialty
+        from storage.db import transaction
+
+        await self.seed_specialties()
+        actor = await self.organisation("employer")
+        await self.register_keys(actor)
+        async with transaction(self.runtime.sessionmaker) as session:
+            user = await session.scalar(select(User).where(User.username == actor.username))
+            assert user is not None
+            n = len((await session.scalars(select(Expert.id))).all()) + 1
+            expert = Expert(
+                number=f"E{n:06d}",
+                user_id=user.id,
+                name=name or f"专家{n}",
+                employer_credit_code=actor.credit_code,
+                employer_name=f"employer {n}",
+                region_code="320100",
+                title="高级工程师",
+                status="active",
+                created_at=self.clock.now(),
+                approved_at=self.clock.now(),
+            )
+            session.add(expert)
+            await session.flush()
+            for code in specialties:
+                session.add(ExpertSpecialty(expert_id=expert.id, code=code))
+        return actor
+
+    async def evaluate(
+        self,
+        agency: Actor,
+        tender_id: str,
+        *,
+        experts: int = 5,
+        scores: Any = None,
+    ) -> dict[str, Any]:
+        """Draw a committee of `experts` from a fresh pool, accept every invitation, open the room at its
+        time, elect seat 1 chair, pass every bid on every criterion, score (`scores(seat, bid_id, leaf)`,
+        by default the same for everyone), have the chair draw up the report and every member sign it.
+        Answers {"room_id", "draw_id", "members": {seat: Actor}, "report_hash"}."""
+        pool = [await self.expert() for _ in range(experts + 2)]
+        evaluation_at = self.clock.now() + timedelta(hours=2)
+        r = await self.post(
+            f"/api/v1/evaluation/tenders/{tender_id}/draws",
+            agency,
+            json={
+                "evaluation_at": evaluation_at.isoformat(),
+                "quotas": [{"specialty": "A02", "seats": experts}],
+            },
+        )
+        assert r.status_code == 201, r.text
+        draw_id = r.json()["id"]
+        centre = await self.bootstrap_centre()
+        r = await self.post(f"/api/v1/evaluation/draws/{draw_id}/run", centre, json={"witness": "test"})
+        assert r.status_code == 200, r.text
+        for actor in pool:
+            for inv in (await self.get("/api/v1/evaluation/invitations", actor)).json():
+                if inv["status"] == "invited":
+                    a = await self.post(
+                        f"/api/v1/evaluation/invitations/{inv['id']}/answer", actor, json={"accept": True}
+                    )
+                    assert a.status_code == 200, a.text
+        await self.at(evaluation_at)
+        members: dict[int, Actor] = {}
+        room_id = ""
+        for actor in pool:
+            rooms = (await self.get("/api/v1/evaluation/rooms", actor)).json()
+            if not rooms:
+                continue
+            room_id = rooms[0]["id"]
+            view = (await self.get(f"/api/v1/evaluation/rooms/{room_id}", actor)).json()
+            members[view["my_seat"]] = actor
+            d = await self.post(
+                f"/api/v1/evaluation/rooms/{room_id}/declaration", actor, json={"no_conflict": True}
+            )
+            assert d.status_code == 200, d.text
+        assert len(members) == experts, members
+        for actor in members.values():
+            v = await self.post(f"/api/v1/evaluation/rooms/{room_id}/chair", actor, json={"seat": 1})
+            assert v.status_code == 200, v.text
+            if v.json()["chair_seat"] is not None:
+                break
+        room = (await self.get(f"/api/v1/evaluation/rooms/{room_id}", members[1])).json()
+        scheme = room["scheme"]
+        for actor in members.values():
+            for lot in room["lots"]:
+                votes = [
+                    {"bid_id": b["bid_id"], "criterion": q["code"], "passed": True}
+                    for b in lot["bids"]
+                    for q in scheme["qualification"]
+                ]
+                rv = await self.post(
+                    f"/api/v1/evaluation/rooms/{room_id}/reviews",
+                    actor,
+                    json={"lot_id": lot["id"], "votes": votes},
+                )
+                assert rv.status_code == 201, rv.text
+        if scheme["method"] == "comprehensive":
+            leaves = _subjective_leaves(scheme["criteria"])
+            for seat, actor in members.items():
+                for lot in room["lots"]:
+                    sheet = {
+                        b["bid_id"]: {
+                            code: (scores(seat, b["bid_id"], code) if scores else maximum * 8 // 10)
+                            for code, maximum in leaves
+                        }
+                        for b in lot["bids"]
+                    }
+                    sv = await self.post(
+                        f"/api/v1/evaluation/rooms/{room_id}/sheets",
+                        actor,
+                        json={"lot_id": lot["id"], "scores": sheet},
+                    )
+                    assert sv.status_code == 201, sv.text
+        mr = await self.post(f"/api/v1/evaluation/rooms/{room_id}/report", members[1])
+        assert mr.status_code == 200, mr.text
+        report_hash = mr.json()["report_hash"]
+        from evaluation import report as evaluation_report
+
+        for actor in members.values():
+            key = self.keys[actor.organisation_id].signing
+            assert key is not None
+            signature = key.sign(evaluation_report.signing_message(report_hash))
+            sg = await self.post(
+                f"/api/v1/evaluation/rooms/{room_id}/signatures",
+                actor,
+                json={"report_hash": report_hash, "signature": base64.b64encode(signature).decode()},
+            )
+            assert sg.status_code == 200, sg.text
+        return {"room_id": room_id, "draw_id": draw_id, "members": members, "report_hash": report_hash}
 
     async def contract(self, agency: Actor, tender_id: str, award_id: str, price_fen: int) -> Response:
         """Record the signed contract of an award, signed today, without a performance security."""
@@ -417,19 +560,14 @@ class Api:
             },
         )
 
-    def report_body(
-        self, object_key: str, lot_id: str, ranking: list[str], **overrides: Any
-    ) -> dict[str, Any]:
-        committee = [{"name": f"专家{i}", "kind": "expert", "signed": True} for i in range(4)]
-        committee.append({"name": "招标人代表", "kind": "tenderer_representative", "signed": True})
-        body: dict[str, Any] = {
-            "object_key": object_key,
-            "filename": "report.pdf",
-            "committee": committee,
-            "candidates": [{"lot_id": lot_id, "ranking": ranking}],
-        }
-        body.update(overrides)
-        return body
+
+def _subjective_leaves(criteria: list[dict[str, Any]]) -> list[tuple[str, int]]:
+    out: list[tuple[str, int]] = []
+    for c in criteria:
+        if c["kind"] == "subjective":
+            out.append((c["code"], c["max_cp"]))
+        out.extend(_subjective_leaves(c.get("children", [])))
+    return out
 
 
 DEADLINE = shanghai(2026, 3, 23, 10)

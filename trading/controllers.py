@@ -655,21 +655,6 @@ class AwardController(Controller):
     path = "/api/v1/tenders/{tender_id:uuid}"
     tags = ["trading"]
 
-    @post("/report", operation_id="submit_report", guards=[AGENCY])
-    async def report(
-        self,
-        tender_id: uuid.UUID,
-        data: schemas.ReportCreate,
-        principal: Principal,
-        session: AsyncSession,
-        object_store: ObjectStore,
-        clock: Clock,
-    ) -> dict[str, Any]:
-        """Upload the committee's signed report and ranked candidates; publicity starts (W-10, W-11, W-12)."""
-        report = await service.submit_report(session, principal, tender_id, data, object_store, clock.now())
-        tender = await service.visible_tender(session, principal, tender_id)
-        return {"report_id": report.id, "status": tender.status, "publicity_ends": tender.publicity_ends}
-
     @post("/award", operation_id="award_tender", guards=[AGENCY])
     async def award(
         self,

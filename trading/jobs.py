@@ -8,6 +8,7 @@ from typing import Any
 
 import bidding.service as bidding
 import escrow.service as escrow
+import evaluation.service as evaluation
 from storage.db import transaction
 from storage.jobs import JobContext, job
 from storage.objects import ObjectStore
@@ -27,6 +28,14 @@ async def chronograph_tick(ctx: JobContext) -> list[tuple[str, str]]:
         flagged = await escrow.flag_overdue(session, await service.working_calendar(session), ctx.clock.now())
     if flagged:
         log.warning("%d deposit refund(s) went overdue (S-01)", flagged)
+    async with transaction(ctx.sessionmaker) as session:
+        # unanswered invitations are replaced; rooms open at their time and close at the end of the time box
+        store = ctx.extras["store"]
+        secret = ctx.extras["settings"].secret_key
+        expired = await evaluation.expire_invitations(session, secret, store, ctx.clock.now())
+        rooms = await evaluation.tick_rooms(session, store, ctx.clock.now())
+    if expired or rooms:
+        log.info("evaluation: %d invitation(s) timed out, %d room(s) changed", expired, rooms)
     return done
 
 

@@ -328,27 +328,6 @@ class Receipt(msgspec.Struct):
     log: dict[str, Any]
 
 
-class CommitteeMember(Strict):
-    name: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
-    kind: Literal["expert", "tenderer_representative"]
-    signed: bool
-    dissent: Annotated[str, msgspec.Meta(max_length=5000)] | None = None
-
-
-class LotCandidates(Strict):
-    lot_id: uuid.UUID
-    ranking: Annotated[list[uuid.UUID], msgspec.Meta(max_length=10)]
-
-
-class ReportCreate(Strict):
-    """The committee's signed report with ranked candidates per lot (W-10, W-11)."""
-
-    object_key: ObjectKey
-    filename: Filename
-    committee: Annotated[list[CommitteeMember], msgspec.Meta(min_length=1, max_length=51)]
-    candidates: Annotated[list[LotCandidates], msgspec.Meta(min_length=1, max_length=50)]
-
-
 class AwardLot(Strict):
     lot_id: uuid.UUID
     bid_id: uuid.UUID

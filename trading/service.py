@@ -172,6 +172,61 @@ async def visible_tender(session: AsyncSession, actor: Principal | None, tender_
     return tender
 
 
+async def tender_by_id(session: AsyncSession, tender_id: uuid.UUID) -> Tender:
+    """A tender by id, for another package that has already checked the caller's right to it."""
+    return await _tender(session, tender_id)
+
+
+async def bidder_organisations(session: AsyncSession, tender_id: uuid.UUID) -> list[uuid.UUID]:
+    """The organisations with a bid standing in the tender (submitted, not withdrawn)."""
+    rows = await session.scalars(
+        select(Bid.organisation_id).where(Bid.tender_id == tender_id, Bid.status == "submitted").distinct()
+    )
+    return list(rows)
+
+
+async def evaluable_bids(session: AsyncSession, tender_id: uuid.UUID) -> list[Bid]:
+    """The opened, valid bids of the tender, in the order they were submitted."""
+    rows = await session.scalars(
+        select(Bid)
+        .where(Bid.tender_id == tender_id, Bid.status == "submitted", Bid.revealed_at.is_not(None))
+        .order_by(Bid.sequence)
+    )
+    return list(rows)
+
+
+async def same_tenderer(session: AsyncSession, tender: Tender) -> list[uuid.UUID]:
+    """The other tenders of the same tenderer (by credit code when known, else by name)."""
+    match = (
+        Tender.tenderer_credit_code == tender.tenderer_credit_code
+        if tender.tenderer_credit_code
+        else Tender.tenderer_name == tender.tenderer_name
+    )
+    return list(await session.scalars(select(Tender.id).where(match, Tender.id != tender.id)))
+
+
+async def notify(
+    session: AsyncSession,
+    organisation_id: uuid.UUID,
+    tender_id: uuid.UUID | None,
+    kind: str,
+    message: str,
+    now: datetime,
+) -> None:
+    """A message to one organisation, delivered after commit through the outbox."""
+    outbox.enqueue(
+        session,
+        "trading.notify",
+        {
+            "tender_id": str(tender_id),
+            "organisations": [str(organisation_id)],
+            "kind": kind,
+            "message": message,
+        },
+        now,
+    )
+
+
 async def lots_of(session: AsyncSession, tender_id: uuid.UUID) -> list[Lot]:
     """The tender's lots, by number."""
     return list(await session.scalars(select(Lot).where(Lot.tender_id == tender_id).order_by(Lot.number)))
@@ -2216,90 +2271,83 @@ async def collusion_signals(session: AsyncSession, actor: Principal, tender_id: 
 # ---------------------------------------------------------------- report, publicity, award
 
 
-async def submit_report(
+@dataclass(frozen=True)
+class StoredFile:
+    """A file another package already put in the object store, to be kept as a document of the trade."""
+
+    filename: str
+    object_key: str
+    sha256: str
+    size: int
+    uploaded_by: uuid.UUID
+
+
+async def record_report(
     session: AsyncSession,
-    actor: Principal,
+    actor: Principal | None,
     tender_id: uuid.UUID,
-    data: schemas.ReportCreate,
-    store: ObjectStore,
+    committee: list[dict[str, Any]],
+    candidates: list[tuple[uuid.UUID, list[uuid.UUID]]],
+    file: StoredFile,
+    report_hash: str,
     now: datetime,
 ) -> Report:
-    """Record the committee's signed report (W-10, W-11) and publish the candidates for publicity (W-12)."""
-    tender = await tender_for_agency(session, actor, tender_id)
+    """Take the committee's signed report from the evaluation room (W-10, W-11) and publish the candidates
+    for publicity (W-12). A lot without candidates fails; a tender whose every lot failed fails."""
+    tender = await _tender(session, tender_id, lock=True)
     if tender.status != TenderStatus.EVALUATION:
         raise Conflict(f"The report comes after the opening; the tender is {tender.status}.")
     profile = profile_for(tender.sector, tender.method)
-    experts = sum(1 for m in data.committee if m.kind == "expert")
-    why = committee_ok(profile, len(data.committee), experts)
+    experts = sum(1 for m in committee if m["kind"] == "expert")
+    why = committee_ok(profile, len(committee), experts)
     if why:
-        raise RuleViolation(
-            "W-10", f"The evaluation committee is not lawful: {why}.", errors=[field_error("committee", why)]
-        )
-    # W-11 (条例 53): a member who refuses to sign without writing down a dissent is deemed to agree, so
-    # the report stands and records it; a blank dissent is no written reason.
-    dissents = [m.name for m in data.committee if (m.dissent or "").strip()]
-    deemed = [m.name for m in data.committee if not m.signed and not (m.dissent or "").strip()]
+        raise RuleViolation("W-10", f"The evaluation committee is not lawful: {why}.")
+    dissents = [m["name"] for m in committee if m.get("dissent")]
+    deemed = [m["name"] for m in committee if m.get("deemed_agreed")]
     lots = {lot.id: lot for lot in await lots_of(session, tender.id)}
     open_lots = {lid for lid, lot in lots.items() if lot.status == "open"}
-    seen = set()
-    for i, entry in enumerate(data.candidates):
-        if entry.lot_id not in open_lots or entry.lot_id in seen:
-            raise ValidationProblem(
-                "Candidates must name each open lot once.",
-                errors=[field_error(f"candidates[{i}].lot_id", "not an open lot, or repeated")],
-            )
-        seen.add(entry.lot_id)
-        if len(entry.ranking) > profile.max_candidates:
-            raise RuleViolation(
-                "W-11",
-                f"At most {profile.max_candidates} ranked candidates per lot.",
-                errors=[field_error(f"candidates[{i}].ranking", "too many candidates")],
-            )
-        if len(set(entry.ranking)) != len(entry.ranking):
-            raise ValidationProblem(
-                "A bid is ranked twice.", errors=[field_error(f"candidates[{i}].ranking", "duplicate")]
-            )
-        for j, bid_id in enumerate(entry.ranking):
-            bid = await session.get(Bid, bid_id)
-            if (
-                bid is None
-                or bid.lot_id != entry.lot_id
-                or bid.status != "submitted"
-                or bid.revealed_at is None
-            ):
-                raise ValidationProblem(
-                    "Candidates must be opened, valid bids on that lot.",
-                    errors=[field_error(f"candidates[{i}].ranking[{j}]", "not a valid bid of the lot")],
-                )
-    if seen != open_lots:
-        raise ValidationProblem(
-            "The report must rank candidates for every open lot.",
-            errors=[field_error("candidates", "missing lots")],
-        )
-    document = await _record_document(
-        session, actor, tender, "evaluation_report", data.filename, data.object_key, store, now
+    if {lot_id for lot_id, _ in candidates} != open_lots:
+        raise Conflict("The report must rank candidates for every open lot.")
+    for _lot_id, ranking in candidates:
+        if len(ranking) > profile.max_candidates:
+            raise RuleViolation("W-11", f"At most {profile.max_candidates} ranked candidates per lot.")
+    document = Document(
+        tender_id=tender.id,
+        kind="evaluation_report",
+        filename=file.filename,
+        object_key=file.object_key,
+        sha256=file.sha256,
+        size=file.size,
+        uploaded_by=file.uploaded_by,
+        uploaded_at=now,
     )
-    for lot_id, lot in lots.items():
-        verdict = next((c for c in data.candidates if c.lot_id == lot_id), None)
-        if verdict is not None and not verdict.ranking:
-            lot.status = "failed"
-            lot.outcome_reason = "the committee found no acceptable bid"
+    session.add(document)
+    await session.flush()
+    for lot_id, ranking in candidates:
+        if not ranking:
+            lots[lot_id].status = "failed"
+            lots[lot_id].outcome_reason = "the committee found no acceptable bid"
     report = Report(
         tender_id=tender.id,
         document_id=document.id,
-        committee=[
-            {**msgspec.to_builtins(m), "deemed_agreed": not m.signed and not (m.dissent or "").strip()}
-            for m in data.committee
-        ],
+        committee=committee,
         candidates=[
-            {"lot_id": str(c.lot_id), "ranking": [str(b) for b in c.ranking]} for c in data.candidates
+            {"lot_id": str(lot_id), "ranking": [str(b) for b in ranking]} for lot_id, ranking in candidates
         ],
         received_at=now,
     )
     session.add(report)
     await session.flush()
     await accounts.record(
-        session, actor, "report.submit", "report", report.id, now, deemed_agreed=deemed, dissents=dissents
+        session,
+        actor,
+        "report.submit",
+        "report",
+        report.id,
+        now,
+        deemed_agreed=deemed,
+        dissents=dissents,
+        report_hash=report_hash,
     )
     if all(lot.status == "failed" for lot in lots.values()):
         tender.outcome_reason = "the committee rejected every bid"
@@ -2315,9 +2363,9 @@ async def submit_report(
     tender.publicity_ends = end_of_day(cal.period_end(local_date(now), tender.publicity_days))
     await _move(session, tender, Action.SUBMIT_REPORT, actor, now)
     body = []
-    for entry in data.candidates:
+    for lot_id, ranking in candidates:
         ranked = []
-        for rank, bid_id in enumerate(entry.ranking, start=1):
+        for rank, bid_id in enumerate(ranking, start=1):
             bid = await session.get(Bid, bid_id)
             assert bid is not None
             org = await accounts.get_organisation(session, bid.organisation_id)
@@ -2329,13 +2377,19 @@ async def submit_report(
                     "declared_price_fen": bid.declared_price_fen,
                 }
             )
-        body.append({"lot": lots[entry.lot_id].number, "candidates": ranked})
+        body.append({"lot": lots[lot_id].number, "candidates": ranked})
     await _publish_notice(
         session,
         tender,
         "candidates",
         f"{tender.title} 中标候选人公示",
-        {"lots": body, "publicity_ends": tender.publicity_ends.isoformat(), "rule": "W-12"},
+        {
+            "lots": body,
+            "publicity_ends": tender.publicity_ends.isoformat(),
+            "rule": "W-12",
+            "committee": [m["name"] for m in committee],
+            "report_sha256": report_hash,
+        },
         now,
     )
     return report

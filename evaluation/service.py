@@ -1,0 +1,1670 @@
+"""Use cases of the evaluation package: the tender's evaluation scheme, the committee draw with its
+invitations and replacements, and the evaluation room (评标室) from the no-conflict declaration to the signed
+report that goes back to trading for the candidates' publicity.
+
+Services flush but never commit: the request or job that calls them owns the transaction. Each transition
+checks the state, makes the change, writes the audit trail and the room's event line, in that order.
+The pool (专家库) has its own module, `evaluation.pool`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import os
+import uuid
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from fractions import Fraction
+from typing import Any
+
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+from sqlalchemy import func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+import accounts.service as accounts
+import trading.service as trading
+from accounts.security import Principal
+from evaluation import draw, pool, report, schemas, scoring
+from evaluation.models import (
+    Clarification,
+    Draw,
+    EvaluationScheme,
+    Expert,
+    ExpertRelationship,
+    ExpertSpecialty,
+    ExpertUnavailability,
+    Invitation,
+    Member,
+    QualificationReview,
+    Room,
+    RoomEvent,
+    ScoreSheet,
+    Specialty,
+)
+from storage.objects import ObjectStore
+from storage.problems import Conflict, Forbidden, NotFound, RuleViolation, ValidationProblem, field_error
+from trading.calendar import SHANGHAI, local_date
+from trading.lifecycle import TenderStatus
+from trading.models import Bid, Tender
+from trading.profiles import committee_ok, profile_for
+
+FEN_PER_YUAN = 100
+G07_BUDGET_FEN = 10_000_000 * FEN_PER_YUAN  # G-07: seven or more members from 10 million yuan
+SERVICE_LOOKBACK_DAYS = 365
+READERS = ("centre", "supervisor", "auditor")
+DECLARATION = (
+    "本人与本项目投标人、招标人及招标代理机构不存在利害关系，不存在法律法规规定的回避情形。"
+    " (I have no interest in any bidder, the tenderer or the agency of this tender and no ground for avoidance.)"
+)
+
+
+# ---------------------------------------------------------------- the scheme
+
+
+async def set_scheme(
+    session: AsyncSession, actor: Principal, tender_id: uuid.UUID, data: dict[str, Any], now: datetime
+) -> scoring.Scheme:
+    """Fix the tender's evaluation scheme (评标办法). It is part of the documents: once bidding has closed it
+    cannot change. The method must be the one the tender published."""
+    tender = await trading.tender_for_agency(session, actor, tender_id)
+    if tender.status not in (TenderStatus.DRAFT, TenderStatus.PUBLISHED, TenderStatus.TENDERING):
+        raise Conflict(f"The evaluation scheme is part of the documents; the tender is {tender.status}.")
+    try:
+        scheme = scoring.scheme_from_json(data)
+        scoring.validate(scheme)
+    except scoring.SchemeError as exc:
+        raise _scheme_problem(exc) from exc
+    if scheme.method != tender.evaluation_method:
+        raise ValidationProblem(
+            f"The tender is evaluated by {tender.evaluation_method}; the scheme says {scheme.method}.",
+            errors=[field_error("method", "differs from the tender's evaluation method")],
+        )
+    row = await session.get(EvaluationScheme, tender.id)
+    if row is None:
+        row = EvaluationScheme(tender_id=tender.id, scheme={}, set_at=now)
+        session.add(row)
+    row.scheme = scoring.scheme_to_json(scheme)
+    row.set_at = now
+    row.set_by = actor.user_id
+    await session.flush()
+    await accounts.record(session, actor, "evaluation.scheme", "tender", tender.id, now, method=scheme.method)
+    return scheme
+
+
+def _scheme_problem(exc: scoring.SchemeError) -> ValidationProblem | RuleViolation:
+    if exc.rule:
+        return RuleViolation(exc.rule, str(exc), errors=[field_error(exc.path, str(exc))])
+    return ValidationProblem(str(exc), errors=[field_error(exc.path, str(exc))])
+
+
+async def scheme_of(session: AsyncSession, tender: Tender) -> scoring.Scheme:
+    """The scheme the agency fixed, or the method's default one."""
+    row = await session.get(EvaluationScheme, tender.id)
+    if row is not None:
+        return scoring.scheme_from_json(row.scheme)
+    return scoring.default_scheme(tender.evaluation_method)
+
+
+async def read_scheme(session: AsyncSession, actor: Principal | None, tender_id: uuid.UUID) -> dict[str, Any]:
+    """The scheme as published with the documents (anyone who may see the tender)."""
+    tender = await trading.visible_tender(session, actor, tender_id)
+    return scoring.scheme_to_json(await scheme_of(session, tender))
+
+
+# ---------------------------------------------------------------- the draw
+
+
+def _seal_key(secret: str) -> bytes:
+    return hmac.new(secret.encode(), b"ggzy evaluation draw seed", hashlib.sha256).digest()
+
+
+def seal_seed(secret: str, draw_id: uuid.UUID, seed: bytes) -> str:
+    """The secret seed sealed under the server's key until it is revealed (never stored in the clear)."""
+    nonce = os.urandom(12)
+    return base64.b64encode(
+        nonce + ChaCha20Poly1305(_seal_key(secret)).encrypt(nonce, seed, draw_id.bytes)
+    ).decode()
+
+
+def unseal_seed(secret: str, row: Draw) -> bytes:
+    raw = base64.b64decode(row.sealed_seed)
+    return ChaCha20Poly1305(_seal_key(secret)).decrypt(raw[:12], raw[12:], row.id.bytes)
+
+
+@dataclass(frozen=True)
+class Parties:
+    """Whose employees a draw must avoid (G-08)."""
+
+    bidders: frozenset[str]
+    parties: frozenset[str]
+
+
+async def _parties(session: AsyncSession, tender: Tender) -> Parties:
+    agency = await accounts.get_organisation(session, tender.agency_organisation_id)
+    bidder_orgs = await trading.bidder_organisations(session, tender.id)
+    codes = []
+    for org_id in bidder_orgs:
+        codes.append((await accounts.get_organisation(session, org_id)).credit_code)
+    parties = {agency.credit_code}
+    if tender.tenderer_credit_code:
+        parties.add(tender.tenderer_credit_code)
+    return Parties(frozenset(codes), frozenset(parties))
+
+
+async def candidates(
+    session: AsyncSession, prefixes: list[str], tender: Tender | None, on: date
+) -> tuple[list[draw.Candidate], int]:
+    """Every expert with a wanted specialty, as the avoidance rules see them, and how many of them have no
+    account to answer an invitation or enter a room (those are left out before avoidance)."""
+    wanted = or_(*[ExpertSpecialty.code.startswith(p, autoescape=True) for p in prefixes])
+    ids = select(ExpertSpecialty.expert_id).where(wanted).distinct().scalar_subquery()
+    experts = (
+        await session.execute(
+            select(
+                Expert.id,
+                Expert.status,
+                Expert.term_start,
+                Expert.term_end,
+                Expert.employer_credit_code,
+                Expert.user_id,
+            ).where(Expert.id.in_(ids))
+        )
+    ).all()
+    codes: dict[uuid.UUID, list[str]] = defaultdict(list)
+    for expert_id, code in (
+        await session.execute(
+            select(ExpertSpecialty.expert_id, ExpertSpecialty.code).where(ExpertSpecialty.expert_id.in_(ids))
+        )
+    ).all():
+        codes[expert_id].append(code)
+    former: dict[uuid.UUID, list[tuple[str, date | None]]] = defaultdict(list)
+    relatives: dict[uuid.UUID, list[str]] = defaultdict(list)
+    for rel in (
+        await session.scalars(select(ExpertRelationship).where(ExpertRelationship.expert_id.in_(ids)))
+    ).all():
+        if rel.kind == "former_employer":
+            former[rel.expert_id].append((rel.credit_code, rel.end_on))
+        else:
+            relatives[rel.expert_id].append(rel.credit_code)
+    away: dict[uuid.UUID, list[tuple[date, date]]] = defaultdict(list)
+    for u in (
+        await session.scalars(
+            select(ExpertUnavailability).where(
+                ExpertUnavailability.expert_id.in_(ids),
+                ExpertUnavailability.start_on <= on,
+                ExpertUnavailability.end_on >= on,
+            )
+        )
+    ).all():
+        away[u.expert_id].append((u.start_on, u.end_on))
+    credit = await pool.credit_scores(session, None, on)
+    served = await _services_for_tenderer(session, tender, on) if tender is not None else {}
+    out = []
+    no_account = 0
+    for expert_id, status, start, end, employer, user_id in experts:
+        if user_id is None:
+            no_account += 1
+            continue
+        out.append(
+            draw.Candidate(
+                expert_id=str(expert_id),
+                status=status,
+                term_start=start,
+                term_end=end,
+                employer=employer,
+                specialties=tuple(sorted(codes[expert_id])),
+                former_employers=tuple(former[expert_id]),
+                relatives_at=tuple(relatives[expert_id]),
+                unavailable=tuple(away[expert_id]),
+                credit_score=credit.get(expert_id, 100),
+                services_for_tenderer=served.get(expert_id, 0),
+            )
+        )
+    return out, no_account
+
+
+async def _services_for_tenderer(session: AsyncSession, tender: Tender, on: date) -> dict[uuid.UUID, int]:
+    """How many committees each expert sat on for this tender's tenderer within the look-back year."""
+    others = await trading.same_tenderer(session, tender)
+    if not others:
+        return {}
+    since = datetime.combine(on - timedelta(days=SERVICE_LOOKBACK_DAYS), datetime.min.time(), SHANGHAI)
+    rows = await session.execute(
+        select(Invitation.expert_id, func.count())
+        .join(Draw, Draw.id == Invitation.draw_id)
+        .where(Draw.tender_id.in_(others), Invitation.status == "accepted", Invitation.answered_at >= since)
+        .group_by(Invitation.expert_id)
+    )
+    return {expert_id: int(n) for expert_id, n in rows.all()}
+
+
+async def _check_specialties(session: AsyncSession, quotas: list[schemas.QuotaIn]) -> None:
+    known = set((await session.scalars(select(Specialty.code).where(Specialty.active))).all())
+    for i, q in enumerate(quotas):
+        if q.specialty not in known:
+            raise ValidationProblem(
+                f"{q.specialty} is not an active specialty code.",
+                errors=[field_error(f"quotas[{i}].specialty", "unknown or inactive specialty")],
+            )
+    if len({q.specialty for q in quotas}) != len(quotas):
+        raise ValidationProblem(
+            "A specialty is named twice.", errors=[field_error("quotas", "repeated specialty")]
+        )
+
+
+async def request_draw(
+    session: AsyncSession,
+    actor: Principal,
+    tender_id: uuid.UUID,
+    data: schemas.DrawCreate,
+    store: ObjectStore,
+    secret: str,
+    now: datetime,
+) -> Draw:
+    """The agency asks for a committee: size, quotas per specialty, its representative's seat if any (W-10,
+    G-07). The platform computes the eligible pool under the avoidance rules (G-08), keeps a snapshot, seals a
+    fresh seed and publishes the commitment. Nothing is selected yet."""
+    tender = await trading.tender_for_agency(session, actor, tender_id)
+    if tender.status not in (TenderStatus.OPENING, TenderStatus.EVALUATION):
+        raise Conflict(
+            f"A committee is drawn once the bids are in (after the deadline); the tender is {tender.status}."
+        )
+    live = await session.scalar(
+        select(Draw.id).where(Draw.tender_id == tender.id, Draw.status.not_in(("aborted",)))
+    )
+    if live is not None:
+        raise Conflict("This tender already has a draw; the centre may abort it first.", draw_id=str(live))
+    if data.evaluation_at <= now:
+        raise ValidationProblem(
+            "The evaluation must be scheduled in the future.",
+            errors=[field_error("evaluation_at", "in the past")],
+        )
+    await _check_specialties(session, data.quotas)
+    experts = sum(q.seats for q in data.quotas)
+    size = experts + (1 if data.representative_user_id else 0)
+    profile = profile_for(tender.sector, tender.method)
+    why = committee_ok(profile, size, experts)
+    if why:
+        raise RuleViolation(
+            "W-10", f"The committee is not lawful: {why}.", errors=[field_error("quotas", why)]
+        )
+    budget = sum(lot.estimated_price_fen for lot in await trading.lots_of(session, tender.id))
+    if tender.sector == "procurement" and budget >= G07_BUDGET_FEN and size < 7:
+        raise RuleViolation("G-07", "A budget of 10 million yuan or more needs a committee of 7 or more.")
+    if data.representative_user_id is not None:
+        rep = await accounts.get_user(session, data.representative_user_id)
+        if rep is None or not rep.active or rep.organisation_id != tender.agency_organisation_id:
+            raise ValidationProblem(
+                "The representative must be an active user of the tender's agency.",
+                errors=[field_error("representative_user_id", "not a user of the agency")],
+            )
+    parties = await _parties(session, tender)
+    on = local_date(data.evaluation_at)
+    ctx = draw.Context(
+        on=on,
+        bidders=parties.bidders,
+        parties=parties.parties,
+        min_credit_score=data.min_credit_score,
+        max_services_for_tenderer=data.max_services_for_tenderer,
+    )
+    prefixes = [q.specialty for q in data.quotas]
+    found, no_account = await candidates(session, prefixes, tender, on)
+    eligible, excluded = await asyncio.to_thread(draw.eligible_pool, found, ctx, prefixes)
+    reasons = Counter(r for rs in excluded.values() for r in rs)
+    if no_account:
+        reasons["no_account"] = no_account
+    quotas = [draw.Quota(q.specialty, q.seats) for q in data.quotas]
+    encoded = draw.encode_pool(eligible)
+    digest = hashlib.sha256(encoded).hexdigest()
+    seed = os.urandom(32)
+    row = Draw(
+        id=uuid.uuid4(),
+        tender_id=tender.id,
+        status="committed",
+        evaluation_at=data.evaluation_at,
+        room_hours=data.room_hours,
+        committee_size=size,
+        quotas=[{"specialty": q.specialty, "seats": q.seats} for q in quotas],
+        employer_limit=data.employer_limit,
+        representative_user_id=data.representative_user_id,
+        invitation_minutes=data.invitation_minutes,
+        rules={
+            "min_credit_score": data.min_credit_score,
+            "max_services_for_tenderer": data.max_services_for_tenderer,
+            "former_employer_years": ctx.former_employer_years,
+            "version": draw.DRAW_VERSION,
+        },
+        pool_digest=digest,
+        pool_object_key="",
+        pool_size=len(eligible),
+        excluded={"by_reason": dict(sorted(reasons.items())), "count": len(excluded) + no_account},
+        commitment=draw.commitment(seed, digest, quotas, data.employer_limit),
+        sealed_seed="",
+        requested_by=actor.user_id,
+        created_at=now,
+    )
+    row.sealed_seed = seal_seed(secret, row.id, seed)
+    row.pool_object_key = f"records/{tender.code}/evaluation/draw-{row.id}/pool.txt"
+    await store.put_bytes(row.pool_object_key, encoded, content_type="text/plain; charset=utf-8")
+    session.add(row)
+    await session.flush()
+    await accounts.record(
+        session,
+        actor,
+        "draw.request",
+        "draw",
+        row.id,
+        now,
+        commitment=row.commitment,
+        pool_size=len(eligible),
+    )
+    return row
+
+
+async def draw_for(session: AsyncSession, actor: Principal, draw_id: uuid.UUID) -> Draw:
+    """A draw the caller may see: the centre, supervisors and auditors; the agency of its tender."""
+    row = await session.get(Draw, draw_id)
+    if row is None:
+        raise NotFound("No such draw.")
+    if not actor.has(*READERS):
+        await trading.tender_for_agency(session, actor, row.tender_id)
+    return row
+
+
+async def run_draw(
+    session: AsyncSession,
+    actor: Principal,
+    draw_id: uuid.UUID,
+    witness: str,
+    secret: str,
+    store: ObjectStore,
+    now: datetime,
+) -> Draw:
+    """Select the committee from the committed pool with the final seed (the sealed seed and the witness a
+    supervisor contributes now), and invite the drawn experts."""
+    row = await session.get(Draw, draw_id, with_for_update=True)
+    if row is None:
+        raise NotFound("No such draw.")
+    if row.status != "committed":
+        raise Conflict(f"The draw has already run; it is {row.status}.")
+    row.witness = witness
+    row.drawn_at = now
+    row.status = "inviting"
+    await _apply_selection(session, row, secret, store, now)
+    await accounts.record(session, actor, "draw.run", "draw", row.id, now, witness=witness)
+    return row
+
+
+async def _pool_of(store: ObjectStore, row: Draw) -> list[draw.PoolEntry]:
+    data = b"".join([chunk async for chunk in store.iter_chunks(row.pool_object_key)])
+    if hashlib.sha256(data).hexdigest() != row.pool_digest:
+        raise Conflict("The stored pool snapshot does not match its digest.")
+    return await asyncio.to_thread(draw.decode_pool, data)
+
+
+async def _removed(session: AsyncSession, row: Draw) -> list[str]:
+    rows = await session.scalars(
+        select(Invitation)
+        .where(Invitation.draw_id == row.id, Invitation.removed_seq.is_not(None))
+        .order_by(Invitation.removed_seq)
+    )
+    return [str(i.expert_id) for i in rows]
+
+
+async def _apply_selection(
+    session: AsyncSession, row: Draw, secret: str, store: ObjectStore, now: datetime
+) -> None:
+    """Replay the selection with every removal so far and create the invitations it adds."""
+    entries = await _pool_of(store, row)
+    quotas = [draw.Quota(q["specialty"], q["seats"]) for q in row.quotas]
+    seed = draw.final_seed(unseal_seed(secret, row), row.witness or "")
+    removed = await _removed(session, row)
+    result = await asyncio.to_thread(draw.select, entries, quotas, seed, row.employer_limit, removed)
+    made = {
+        i.position: i
+        for i in (await session.scalars(select(Invitation).where(Invitation.draw_id == row.id))).all()
+    }
+    for position, seat in enumerate(result.invitations):
+        if position in made:
+            if str(made[position].expert_id) != seat.expert_id:
+                raise Conflict("The draw no longer replays; refusing to go on.", position=position)
+            continue
+        session.add(
+            Invitation(
+                draw_id=row.id,
+                position=position,
+                quota_index=seat.quota_index,
+                round=seat.round,
+                expert_id=uuid.UUID(seat.expert_id),
+                replaces=uuid.UUID(seat.replaces) if seat.replaces else None,
+                status="invited",
+                invited_at=now,
+                respond_by=now + timedelta(minutes=row.invitation_minutes),
+            )
+        )
+        expert = await session.get(Expert, uuid.UUID(seat.expert_id))
+        if expert is not None and expert.user_id is not None:
+            user = await accounts.get_user(session, expert.user_id)
+            if user is not None:
+                await trading.notify(
+                    session,
+                    user.organisation_id,
+                    row.tender_id,
+                    "evaluation.invitation",
+                    "You are invited to an evaluation committee; answer before "
+                    f"{(now + timedelta(minutes=row.invitation_minutes)).astimezone(SHANGHAI):%Y-%m-%d %H:%M}.",
+                    now,
+                )
+    await session.flush()
+    row.next_deadline = await session.scalar(
+        select(func.min(Invitation.respond_by)).where(
+            Invitation.draw_id == row.id, Invitation.status == "invited"
+        )
+    )
+    if result.shortfalls:
+        row.status = "short"
+    await _confirm_if_complete(session, row, result, secret, now)
+
+
+async def _confirm_if_complete(
+    session: AsyncSession, row: Draw, result: draw.DrawResult, secret: str, now: datetime
+) -> None:
+    if result.shortfalls:
+        return
+    standing = {s.expert_id for s in result.committee}
+    invitations = (await session.scalars(select(Invitation).where(Invitation.draw_id == row.id))).all()
+    accepted = {str(i.expert_id) for i in invitations if i.status == "accepted"}
+    if not standing <= accepted:
+        return
+    row.status = "confirmed"
+    row.confirmed_at = now
+    row.next_deadline = None
+    # The seed is revealed now that no answer can change the committee any more, so anyone may replay it.
+    row.seed_hex = unseal_seed(secret, row).hex()
+    await _seat_members(session, row, result, now)
+
+
+async def _seat_members(session: AsyncSession, row: Draw, result: draw.DrawResult, now: datetime) -> Room:
+    """Create the room at the first confirmation; after a recusal, seat the replacement in it."""
+    room = await session.scalar(select(Room).where(Room.tender_id == row.tender_id))
+    if room is None:
+        room = Room(
+            id=uuid.uuid4(),
+            tender_id=row.tender_id,
+            draw_id=row.id,
+            status="scheduled",
+            phase="qualification",
+            opens_at=row.evaluation_at,
+            closes_at=row.evaluation_at + timedelta(hours=row.room_hours),
+            extensions=[],
+            event_seq=0,
+        )
+        session.add(room)
+        await session.flush()
+    members = (await session.scalars(select(Member).where(Member.room_id == room.id))).all()
+    seated = {str(m.expert_id) for m in members if m.expert_id is not None}
+    seat = max((m.seat for m in members), default=0)
+    added = 0
+    for s in result.committee:
+        if s.expert_id in seated:
+            continue
+        expert = await session.get(Expert, uuid.UUID(s.expert_id))
+        assert expert is not None and expert.user_id is not None
+        seat += 1
+        added += 1
+        session.add(
+            Member(
+                room_id=room.id,
+                seat=seat,
+                kind="expert",
+                expert_id=expert.id,
+                user_id=expert.user_id,
+                name=expert.name,
+                specialty=row.quotas[s.quota_index]["specialty"],
+            )
+        )
+    if row.representative_user_id is not None and not any(m.kind == "representative" for m in members):
+        rep = await accounts.get_user(session, row.representative_user_id)
+        assert rep is not None
+        seat += 1
+        added += 1
+        session.add(
+            Member(
+                room_id=room.id,
+                seat=seat,
+                kind="representative",
+                user_id=rep.id,
+                name=rep.display_name,
+                specialty="",
+            )
+        )
+    await session.flush()
+    await _event(session, room, "committee.seated", now, seats=added, opens_at=room.opens_at.isoformat())
+    return room
+
+
+async def my_invitations(session: AsyncSession, actor: Principal) -> list[tuple[Invitation, Draw, Tender]]:
+    """The caller's invitations (an expert), newest first."""
+    expert = await _expert_of(session, actor)
+    rows = await session.execute(
+        select(Invitation, Draw)
+        .join(Draw, Draw.id == Invitation.draw_id)
+        .where(Invitation.expert_id == expert.id)
+        .order_by(Invitation.invited_at.desc())
+    )
+    out = []
+    for invitation, row in rows.all():
+        out.append((invitation, row, await trading.tender_by_id(session, row.tender_id)))
+    return out
+
+
+async def _expert_of(session: AsyncSession, actor: Principal) -> Expert:
+    expert = await session.scalar(select(Expert).where(Expert.user_id == actor.user_id))
+    if expert is None:
+        raise NotFound("You have no expert profile.")
+    return expert
+
+
+async def answer_invitation(
+    session: AsyncSession,
+    actor: Principal,
+    invitation_id: uuid.UUID,
+    accept: bool,
+    reason: str | None,
+    secret: str,
+    store: ObjectStore,
+    now: datetime,
+    *,
+    on_behalf: bool = False,
+) -> Invitation:
+    """The expert accepts or declines (the centre may record an answer given by telephone). A decline is
+    replaced at once by the next expert of the same quota in the draw's order."""
+    invitation = await session.get(Invitation, invitation_id)
+    if invitation is None:
+        raise NotFound("No such invitation.")
+    if not on_behalf:
+        expert = await _expert_of(session, actor)
+        if expert.id != invitation.expert_id:
+            raise NotFound("No such invitation.")
+    row = await session.get(Draw, invitation.draw_id, with_for_update=True)
+    assert row is not None
+    if invitation.status != "invited":
+        if invitation.status == ("accepted" if accept else "declined"):
+            return invitation  # the same answer again changes nothing
+        raise Conflict(f"This invitation was already answered: {invitation.status}.")
+    if now > invitation.respond_by:
+        raise Conflict("The time to answer has passed; the seat went to another expert.")
+    invitation.answered_at = now
+    invitation.reason = reason
+    if accept:
+        invitation.status = "accepted"
+        await accounts.record(
+            session, actor, "invitation.accept", "invitation", invitation.id, now, on_behalf=on_behalf
+        )
+    else:
+        invitation.status = "declined"
+        await _remove(session, row, invitation, "declined", reason, now)
+        await accounts.record(
+            session,
+            actor,
+            "invitation.decline",
+            "invitation",
+            invitation.id,
+            now,
+            on_behalf=on_behalf,
+            reason=reason,
+        )
+    await session.flush()
+    await _apply_selection(session, row, secret, store, now)
+    return invitation
+
+
+async def _remove(
+    session: AsyncSession,
+    row: Draw,
+    invitation: Invitation,
+    credit_kind: str | None,
+    reason: str | None,
+    now: datetime,
+) -> None:
+    seq = await session.scalar(
+        select(func.coalesce(func.max(Invitation.removed_seq), 0)).where(Invitation.draw_id == row.id)
+    )
+    invitation.removed_seq = int(seq or 0) + 1
+    if credit_kind is not None:
+        await pool.record_credit(session, None, invitation.expert_id, credit_kind, row.tender_id, reason, now)
+
+
+async def expire_invitations(session: AsyncSession, secret: str, store: ObjectStore, now: datetime) -> int:
+    """The chronograph: invitations unanswered by their deadline time out and are replaced."""
+    due = (
+        await session.scalars(
+            select(Draw).where(
+                Draw.next_deadline.is_not(None), Draw.next_deadline <= now, Draw.status == "inviting"
+            )
+        )
+    ).all()
+    count = 0
+    for row in due:
+        stale = (
+            await session.scalars(
+                select(Invitation)
+                .where(
+                    Invitation.draw_id == row.id, Invitation.status == "invited", Invitation.respond_by <= now
+                )
+                .order_by(Invitation.position)
+            )
+        ).all()
+        for invitation in stale:
+            invitation.status = "timed_out"
+            await _remove(session, row, invitation, "no_response", "no answer before the deadline", now)
+            await accounts.record(session, None, "invitation.timeout", "invitation", invitation.id, now)
+            count += 1
+        await session.flush()
+        await _apply_selection(session, row, secret, store, now)
+    return count
+
+
+async def abort_draw(
+    session: AsyncSession, actor: Principal, draw_id: uuid.UUID, reason: str, now: datetime
+) -> Draw:
+    """The centre abandons a draw that cannot complete (for example a quota the pool cannot fill)."""
+    row = await session.get(Draw, draw_id, with_for_update=True)
+    if row is None:
+        raise NotFound("No such draw.")
+    if row.status == "confirmed":
+        raise Conflict("The committee is confirmed; its room decides from here.")
+    row.status = "aborted"
+    row.next_deadline = None
+    await accounts.record(session, actor, "draw.abort", "draw", row.id, now, reason=reason)
+    return row
+
+
+async def draw_record(session: AsyncSession, store: ObjectStore, row: Draw) -> draw.DrawRecord:
+    """The full record an auditor replays: available once the seed is revealed."""
+    if row.seed_hex is None:
+        raise Conflict("The seed is revealed once the committee is confirmed.")
+    invitations = (
+        await session.scalars(
+            select(Invitation).where(Invitation.draw_id == row.id).order_by(Invitation.position)
+        )
+    ).all()
+    data = b"".join([chunk async for chunk in store.iter_chunks(row.pool_object_key)])
+    return draw.DrawRecord(
+        commitment=row.commitment,
+        seed_hex=row.seed_hex,
+        witness=row.witness or "",
+        pool=data,
+        quotas=tuple(draw.Quota(q["specialty"], q["seats"]) for q in row.quotas),
+        employer_limit=row.employer_limit,
+        removed=tuple(await _removed(session, row)),
+        invitations=tuple(
+            draw.Seat(i.quota_index, str(i.expert_id), i.round, str(i.replaces) if i.replaces else None)
+            for i in invitations
+        ),
+    )
+
+
+# ---------------------------------------------------------------- the room
+
+
+async def _event(session: AsyncSession, room: Room, kind: str, now: datetime, **payload: Any) -> None:
+    """One line of the room's live progress (no scores, no names)."""
+    room.event_seq += 1
+    session.add(RoomEvent(room_id=room.id, seq=room.event_seq, at=now, kind=kind, payload=payload))
+    await session.flush()
+
+
+async def room_events(
+    session: AsyncSession, actor: Principal, room_id: uuid.UUID, after: int
+) -> list[RoomEvent]:
+    """The room's progress after `after`, for its members and its watchers."""
+    await room_for(session, actor, room_id)
+    rows = await session.scalars(
+        select(RoomEvent).where(RoomEvent.room_id == room_id, RoomEvent.seq > after).order_by(RoomEvent.seq)
+    )
+    return list(rows)
+
+
+def active(members: list[Member]) -> list[Member]:
+    """The seats that count: every member except one who recused."""
+    return [m for m in members if m.outcome != "recused"]
+
+
+async def members_of(session: AsyncSession, room: Room) -> list[Member]:
+    return list(await session.scalars(select(Member).where(Member.room_id == room.id).order_by(Member.seat)))
+
+
+async def room_for(session: AsyncSession, actor: Principal, room_id: uuid.UUID) -> tuple[Room, Member | None]:
+    """The room and the caller's seat in it (None for a watcher: the centre, a supervisor or an auditor).
+    Anyone else, the agency and the bidders included, is told the room does not exist."""
+    room = await session.get(Room, room_id)
+    if room is None:
+        raise NotFound("No such evaluation room.")
+    member = await session.scalar(
+        select(Member).where(Member.room_id == room.id, Member.user_id == actor.user_id)
+    )
+    if member is not None and member.outcome != "recused":
+        return room, member
+    if actor.has(*READERS):
+        return room, None
+    raise NotFound("No such evaluation room.")
+
+
+async def _seat(
+    session: AsyncSession, actor: Principal, room_id: uuid.UUID, *, declared: bool = True
+) -> tuple[Room, Member]:
+    """The caller's seat in an open room, for an action that changes something (S-04: watchers cannot)."""
+    room, member = await room_for(session, actor, room_id)
+    if member is None:
+        raise Forbidden(
+            "Only a member of the committee acts in the room; watchers see it read-only (S-04).", rule="S-04"
+        )
+    if room.status == "scheduled":
+        raise Conflict(f"The room opens at {room.opens_at.astimezone(SHANGHAI).isoformat()}.")
+    if room.status != "open":
+        raise Conflict(f"The room is {room.status}; nothing more can be done in it.")
+    if declared and member.declared_at is None:
+        raise Forbidden("Sign the no-conflict declaration before entering the room (G-08).", rule="G-08")
+    return room, member
+
+
+async def tick_rooms(session: AsyncSession, store: ObjectStore, now: datetime) -> int:
+    """The chronograph: open rooms at their time; at the end of the time box a room awaiting signatures is
+    finalised (a member who neither signed nor wrote a dissent is deemed to agree, W-11), any other room
+    expires until the centre extends it."""
+    changed = 0
+    for room in (
+        await session.scalars(select(Room).where(Room.status == "scheduled", Room.opens_at <= now))
+    ).all():
+        room.status = "open"
+        room.opened_at = now
+        await _event(session, room, "room.opened", now)
+        changed += 1
+    for room in (
+        await session.scalars(select(Room).where(Room.status == "open", Room.closes_at <= now))
+    ).all():
+        if room.phase == "signing":
+            await _finalise(session, None, room, store, now)
+        else:
+            room.status = "expired"
+            await _event(session, room, "room.expired", now, phase=room.phase)
+            await accounts.record(session, None, "room.expire", "room", room.id, now, phase=room.phase)
+        changed += 1
+    return changed
+
+
+async def extend(
+    session: AsyncSession, actor: Principal, room_id: uuid.UUID, hours: int, reason: str, now: datetime
+) -> Room:
+    """The centre extends the time box with a written reason (reopening an expired room)."""
+    room = await session.get(Room, room_id)
+    if room is None:
+        raise NotFound("No such evaluation room.")
+    if room.status not in ("open", "expired", "scheduled"):
+        raise Conflict(f"The room is {room.status}.")
+    base = max(room.closes_at, now)
+    room.closes_at = base + timedelta(hours=hours)
+    room.extensions = [*room.extensions, {"at": now.isoformat(), "hours": hours, "reason": reason}]
+    if room.status == "expired":
+        room.status = "open"
+    await _event(session, room, "room.extended", now, closes_at=room.closes_at.isoformat(), reason=reason)
+    await accounts.record(session, actor, "room.extend", "room", room.id, now, hours=hours, reason=reason)
+    return room
+
+
+async def declare(
+    session: AsyncSession,
+    actor: Principal,
+    room_id: uuid.UUID,
+    no_conflict: bool,
+    statement: str | None,
+    secret: str,
+    store: ObjectStore,
+    now: datetime,
+) -> Member:
+    """The no-conflict declaration (G-08) a member signs before entering. A member who declares a conflict
+    recuses: the seat is redrawn from the same quota, and the replacement is invited."""
+    room, member = await _seat(session, actor, room_id, declared=False)
+    if member.declared_at is not None:
+        return member
+    if no_conflict:
+        member.declared_at = now
+        member.declaration = DECLARATION
+        await _event(session, room, "member.entered", now, seat=member.seat)
+        await accounts.record(session, actor, "room.enter", "room", room.id, now, seat=member.seat)
+        return member
+    member.outcome = "recused"
+    member.dissent = statement
+    await _event(session, room, "member.recused", now, seat=member.seat)
+    await accounts.record(
+        session, actor, "room.recuse", "room", room.id, now, seat=member.seat, statement=statement
+    )
+    if member.expert_id is not None:
+        row = await session.get(Draw, room.draw_id, with_for_update=True)
+        assert row is not None
+        invitation = await session.scalar(
+            select(Invitation).where(Invitation.draw_id == row.id, Invitation.expert_id == member.expert_id)
+        )
+        assert invitation is not None
+        invitation.status = "recused"
+        await _remove(session, row, invitation, None, statement, now)
+        row.status = "inviting"
+        await session.flush()
+        await _apply_selection(session, row, secret, store, now)
+    return member
+
+
+async def vote_chair(
+    session: AsyncSession, actor: Principal, room_id: uuid.UUID, seat: int, now: datetime
+) -> Room:
+    """Each member votes for a chair (组长); a majority of the seats elects."""
+    room, member = await _seat(session, actor, room_id)
+    if room.chair_member_id is not None:
+        raise Conflict("The committee has already elected its chair.")
+    members = active(await members_of(session, room))
+    chosen = next((m for m in members if m.seat == seat), None)
+    if chosen is None:
+        raise ValidationProblem(
+            "No such seat in this committee.", errors=[field_error("seat", "not a member")]
+        )
+    member.chair_vote = chosen.id
+    votes = Counter(m.chair_vote for m in members if m.chair_vote is not None)
+    await _event(session, room, "chair.vote", now, seat=member.seat)
+    leader, count = votes.most_common(1)[0]
+    if count * 2 > len(members):
+        room.chair_member_id = leader
+        elected = next(m for m in members if m.id == leader)
+        await _event(session, room, "chair.elected", now, seat=elected.seat)
+        await accounts.record(session, actor, "room.chair", "room", room.id, now, seat=elected.seat)
+    return room
+
+
+async def _chair(session: AsyncSession, actor: Principal, room_id: uuid.UUID) -> tuple[Room, Member]:
+    room, member = await _seat(session, actor, room_id)
+    if room.chair_member_id != member.id:
+        raise Forbidden("Only the committee's chair does this.")
+    return room, member
+
+
+async def _evaluable(session: AsyncSession, room: Room) -> dict[uuid.UUID, list[Bid]]:
+    """The opened, valid bids of each open lot."""
+    lots = [lot for lot in await trading.lots_of(session, room.tender_id) if lot.status == "open"]
+    bids = await trading.evaluable_bids(session, room.tender_id)
+    return {lot.id: [b for b in bids if b.lot_id == lot.id] for lot in lots}
+
+
+async def review(
+    session: AsyncSession,
+    actor: Principal,
+    room_id: uuid.UUID,
+    lot_id: uuid.UUID,
+    votes: list[schemas.VoteIn],
+    now: datetime,
+) -> QualificationReview:
+    """A member's qualification and compliance review of a lot: pass or fail per criterion per bid, a
+    reason for every fail. Submitted once."""
+    room, member = await _seat(session, actor, room_id)
+    if room.phase != "qualification":
+        raise Conflict(f"The qualification review is over; the room is at {room.phase}.")
+    tender = await trading.tender_by_id(session, room.tender_id)
+    scheme = await scheme_of(session, tender)
+    lots = await _evaluable(session, room)
+    if lot_id not in lots:
+        raise ValidationProblem(
+            "Not an open lot of this tender.", errors=[field_error("lot_id", "not an open lot")]
+        )
+    done = await session.scalar(
+        select(QualificationReview).where(
+            QualificationReview.member_id == member.id, QualificationReview.lot_id == lot_id
+        )
+    )
+    if done is not None:
+        raise Conflict("You have already submitted your review of this lot.")
+    bids = {b.id for b in lots[lot_id]}
+    codes = {code for code, _title in scheme.qualification}
+    seen: set[tuple[uuid.UUID, str]] = set()
+    for i, v in enumerate(votes):
+        if v.bid_id not in bids:
+            raise ValidationProblem(
+                "Not a bid of this lot.", errors=[field_error(f"votes[{i}].bid_id", "not a bid of the lot")]
+            )
+        if v.criterion not in codes:
+            raise ValidationProblem(
+                "Not a qualification criterion of the scheme.",
+                errors=[field_error(f"votes[{i}].criterion", "unknown criterion")],
+            )
+        if (v.bid_id, v.criterion) in seen:
+            raise ValidationProblem("A vote is given twice.", errors=[field_error(f"votes[{i}]", "repeated")])
+        if not v.passed and not (v.reason or "").strip():
+            raise ValidationProblem(
+                "A failed criterion needs its reason.",
+                errors=[field_error(f"votes[{i}].reason", "required for a fail")],
+            )
+        seen.add((v.bid_id, v.criterion))
+    missing = len(bids) * len(codes) - len(seen)
+    if missing:
+        raise ValidationProblem(
+            f"Review every bid on every criterion; {missing} votes are missing.",
+            errors=[field_error("votes", "incomplete")],
+        )
+    row = QualificationReview(
+        room_id=room.id,
+        member_id=member.id,
+        lot_id=lot_id,
+        votes=[
+            {"bid_id": str(v.bid_id), "criterion": v.criterion, "passed": v.passed, "reason": v.reason}
+            for v in votes
+        ],
+        submitted_at=now,
+    )
+    session.add(row)
+    await session.flush()
+    await _event(session, room, "review.submitted", now, seat=member.seat, lot_id=str(lot_id))
+    await accounts.record(session, actor, "room.review", "room", room.id, now, lot_id=str(lot_id))
+    await _advance(session, room, now)
+    return row
+
+
+@dataclass(frozen=True)
+class Rejection:
+    criterion: str
+    reasons: tuple[str, ...]
+    fail_votes: int
+    members: int
+
+
+async def qualification(
+    session: AsyncSession, room: Room
+) -> dict[uuid.UUID, dict[uuid.UUID, list[Rejection]]]:
+    """Per lot, per bid: the criteria a majority failed (a bid fails on any; W-10's committee decides by
+    majority). A bid with no rejection passed."""
+    members = len(active(await members_of(session, room)))
+    out: dict[uuid.UUID, dict[uuid.UUID, list[Rejection]]] = {}
+    reviews = (
+        await session.scalars(select(QualificationReview).where(QualificationReview.room_id == room.id))
+    ).all()
+    tally: dict[tuple[uuid.UUID, str, str], list[str]] = defaultdict(list)
+    for r in reviews:
+        for v in r.votes:
+            if not v["passed"]:
+                tally[(r.lot_id, v["bid_id"], v["criterion"])].append(v["reason"])
+    for lot_id, bids in (await _evaluable(session, room)).items():
+        out[lot_id] = {}
+        for bid in bids:
+            out[lot_id][bid.id] = [
+                Rejection(code, tuple(reasons), len(reasons), members)
+                for (lid, bid_id, code), reasons in sorted(tally.items())
+                if lid == lot_id and bid_id == str(bid.id) and len(reasons) * 2 > members
+            ]
+    return out
+
+
+async def _advance(session: AsyncSession, room: Room, now: datetime) -> None:
+    """Move the room to the next phase once every seat has done its part of this one."""
+    members = active(await members_of(session, room))
+    lots = await _evaluable(session, room)
+    if room.phase == "qualification":
+        reviewed = Counter(
+            r.member_id
+            for r in (
+                await session.scalars(
+                    select(QualificationReview).where(QualificationReview.room_id == room.id)
+                )
+            ).all()
+        )
+        if all(reviewed[m.id] >= len(lots) for m in members):
+            tender = await trading.tender_by_id(session, room.tender_id)
+            scheme = await scheme_of(session, tender)
+            room.phase = "scoring" if scheme.method == "comprehensive" else "report"
+            await _event(session, room, "phase", now, phase=room.phase)
+        return
+    if room.phase in ("scoring", "report"):
+        ready = await _scoring_complete(session, room, members, lots)
+        phase = "report" if ready else "scoring"
+        if phase != room.phase:
+            room.phase = phase
+            await _event(session, room, "phase", now, phase=phase)
+
+
+async def _scoring_complete(
+    session: AsyncSession, room: Room, members: list[Member], lots: dict[uuid.UUID, list[Bid]]
+) -> bool:
+    tender = await trading.tender_by_id(session, room.tender_id)
+    scheme = await scheme_of(session, tender)
+    if scheme.method != "comprehensive":
+        return True
+    sheets = (await session.scalars(select(ScoreSheet).where(ScoreSheet.room_id == room.id))).all()
+    by_lot: dict[uuid.UUID, list[ScoreSheet]] = defaultdict(list)
+    for sheet in sheets:
+        by_lot[sheet.lot_id].append(sheet)
+    ids = {m.id for m in members}
+    for lot_id in lots:
+        submitted = [s for s in by_lot[lot_id] if s.submitted_at is not None and s.member_id in ids]
+        if len(submitted) < len(members):
+            return False
+        if _unjustified(scheme, submitted):
+            return False
+    return True
+
+
+def _unjustified(scheme: scoring.Scheme, sheets: list[ScoreSheet]) -> list[scoring.Abnormal]:
+    flagged = scoring.abnormal_scores(scheme, {str(s.member_id): s.scores for s in sheets})
+    justified = {(str(s.member_id), bid) for s in sheets for bid in s.justifications}
+    return [a for a in flagged if (a.member, a.bid_id) not in justified]
+
+
+async def ask(
+    session: AsyncSession,
+    actor: Principal,
+    room_id: uuid.UUID,
+    bid_id: uuid.UUID,
+    question: str,
+    respond_by: datetime,
+    now: datetime,
+) -> Clarification:
+    """The chair asks a bidder to clarify (澄清) an obvious ambiguity; the bidder is not told who asks."""
+    room, _member = await _chair(session, actor, room_id)
+    bids = {b.id: b for lot in (await _evaluable(session, room)).values() for b in lot}
+    bid = bids.get(bid_id)
+    if bid is None:
+        raise ValidationProblem(
+            "Not a bid under evaluation here.", errors=[field_error("bid_id", "not a bid of the tender")]
+        )
+    if respond_by <= now or respond_by > room.closes_at:
+        raise ValidationProblem(
+            "The answer must be due after now and before the room's time box ends.",
+            errors=[field_error("respond_by", "outside the room's time")],
+        )
+    row = Clarification(
+        room_id=room.id,
+        bid_id=bid.id,
+        organisation_id=bid.organisation_id,
+        question=question,
+        asked_at=now,
+        respond_by=respond_by,
+    )
+    session.add(row)
+    await session.flush()
+    await trading.notify(
+        session,
+        bid.organisation_id,
+        room.tender_id,
+        "evaluation.clarification",
+        "The evaluation committee asks you to clarify your bid.",
+        now,
+    )
+    await _event(session, room, "clarification.asked", now, clarification_id=str(row.id))
+    await accounts.record(session, actor, "room.ask", "clarification", row.id, now)
+    return row
+
+
+async def my_clarifications(session: AsyncSession, actor: Principal) -> list[Clarification]:
+    """The clarifications asked of the caller's organisation (a bidder)."""
+    rows = await session.scalars(
+        select(Clarification)
+        .where(Clarification.organisation_id == actor.organisation_id)
+        .order_by(Clarification.asked_at)
+    )
+    return list(rows)
+
+
+async def answer_clarification(
+    session: AsyncSession, actor: Principal, clarification_id: uuid.UUID, answer: str, now: datetime
+) -> Clarification:
+    """The bidder answers once, before the deadline; the answer may not change the bid's substance."""
+    row = await session.get(Clarification, clarification_id)
+    if row is None or row.organisation_id != actor.organisation_id:
+        raise NotFound("No such clarification.")
+    if row.answer is not None:
+        raise Conflict("This clarification is already answered.")
+    if now > row.respond_by:
+        raise Conflict("The time to answer has passed.")
+    row.answer = answer
+    row.answered_at = now
+    room = await session.get(Room, row.room_id)
+    assert room is not None
+    await _event(session, room, "clarification.answered", now, clarification_id=str(row.id))
+    await accounts.record(session, actor, "clarification.answer", "clarification", row.id, now)
+    return row
+
+
+async def clarifications_of(session: AsyncSession, room: Room) -> list[Clarification]:
+    rows = await session.scalars(
+        select(Clarification).where(Clarification.room_id == room.id).order_by(Clarification.asked_at)
+    )
+    return list(rows)
+
+
+async def _qualified(session: AsyncSession, room: Room, lot_id: uuid.UUID) -> list[Bid]:
+    outcome = (await qualification(session, room)).get(lot_id, {})
+    bids = (await _evaluable(session, room)).get(lot_id, [])
+    return [b for b in bids if not outcome.get(b.id)]
+
+
+async def submit_sheet(
+    session: AsyncSession,
+    actor: Principal,
+    room_id: uuid.UUID,
+    lot_id: uuid.UUID,
+    scores: dict[str, dict[str, int]],
+    now: datetime,
+) -> ScoreSheet:
+    """A member's scores of a lot, alone: sealed from the others until submitted, and submitted once unless
+    the chair reopens the sheet."""
+    room, member = await _seat(session, actor, room_id)
+    if room.phase not in ("scoring", "report"):
+        raise Conflict(f"Scoring follows the qualification review; the room is at {room.phase}.")
+    tender = await trading.tender_by_id(session, room.tender_id)
+    scheme = await scheme_of(session, tender)
+    if scheme.method != "comprehensive":
+        raise Conflict(f"{scheme.method} ranks by price; there is nothing to score by hand.")
+    lots = await _evaluable(session, room)
+    if lot_id not in lots:
+        raise ValidationProblem(
+            "Not an open lot of this tender.", errors=[field_error("lot_id", "not an open lot")]
+        )
+    sheet = await session.scalar(
+        select(ScoreSheet).where(ScoreSheet.member_id == member.id, ScoreSheet.lot_id == lot_id)
+    )
+    if sheet is not None and sheet.submitted_at is not None:
+        raise Conflict("Your sheet is submitted; the chair must reopen it before you change it.")
+    qualified = [str(b.id) for b in await _qualified(session, room, lot_id)]
+    failed = {str(b.id) for b in lots[lot_id]} - set(qualified)
+    for bid_id in scores:
+        if bid_id in failed:
+            raise RuleViolation(
+                "W-10",
+                "That bid failed the qualification review and is not scored.",
+                errors=[field_error(f"scores[{bid_id}]", "failed qualification")],
+            )
+    try:
+        scoring.check_sheet(scheme, qualified, scores)
+    except scoring.ScoreError as exc:
+        raise ValidationProblem(str(exc), errors=[field_error(exc.path, str(exc))]) from exc
+    if sheet is None:
+        sheet = ScoreSheet(
+            room_id=room.id, member_id=member.id, lot_id=lot_id, scores={}, justifications={}, submissions=0
+        )
+        session.add(sheet)
+    sheet.scores = scores
+    sheet.justifications = {}
+    sheet.submitted_at = now
+    sheet.submissions += 1
+    await session.flush()
+    await _event(session, room, "sheet.submitted", now, seat=member.seat, lot_id=str(lot_id))
+    await accounts.record(
+        session, actor, "room.score", "score_sheet", sheet.id, now, submission=sheet.submissions
+    )
+    await _advance(session, room, now)
+    return sheet
+
+
+async def reopen_sheet(
+    session: AsyncSession,
+    actor: Principal,
+    room_id: uuid.UUID,
+    lot_id: uuid.UUID,
+    seat: int,
+    reason: str,
+    now: datetime,
+) -> ScoreSheet:
+    """The chair reopens a member's submitted sheet (to correct an error or an abnormal score), with a reason."""
+    room, _chair_member = await _chair(session, actor, room_id)
+    if room.phase not in ("scoring", "report"):
+        raise Conflict(f"The room is at {room.phase}; sheets can no longer be reopened.")
+    target = next((m for m in active(await members_of(session, room)) if m.seat == seat), None)
+    if target is None:
+        raise ValidationProblem("No such seat.", errors=[field_error("seat", "not a member")])
+    sheet = await session.scalar(
+        select(ScoreSheet).where(ScoreSheet.member_id == target.id, ScoreSheet.lot_id == lot_id)
+    )
+    if sheet is None or sheet.submitted_at is None:
+        raise Conflict("That sheet is not submitted; there is nothing to reopen.")
+    sheet.submitted_at = None
+    sheet.reopen_reason = reason
+    room.phase = "scoring"
+    await _event(session, room, "sheet.reopened", now, seat=seat, lot_id=str(lot_id))
+    await accounts.record(session, actor, "room.reopen", "score_sheet", sheet.id, now, reason=reason)
+    return sheet
+
+
+async def justify(
+    session: AsyncSession,
+    actor: Principal,
+    room_id: uuid.UUID,
+    lot_id: uuid.UUID,
+    bid_id: str,
+    text: str,
+    now: datetime,
+) -> ScoreSheet:
+    """A member keeps an abnormal score (G-10) with a written justification."""
+    room, member = await _seat(session, actor, room_id)
+    sheet = await session.scalar(
+        select(ScoreSheet).where(ScoreSheet.member_id == member.id, ScoreSheet.lot_id == lot_id)
+    )
+    if sheet is None or sheet.submitted_at is None:
+        raise Conflict("Submit your sheet first.")
+    tender = await trading.tender_by_id(session, room.tender_id)
+    scheme = await scheme_of(session, tender)
+    others = (
+        await session.scalars(
+            select(ScoreSheet).where(
+                ScoreSheet.lot_id == lot_id,
+                ScoreSheet.room_id == room.id,
+                ScoreSheet.submitted_at.is_not(None),
+            )
+        )
+    ).all()
+    flagged = {
+        a.bid_id
+        for a in scoring.abnormal_scores(scheme, {str(s.member_id): s.scores for s in others})
+        if a.member == str(member.id)
+    }
+    if bid_id not in flagged:
+        raise ValidationProblem(
+            "Your score of that bid is not abnormal; there is nothing to justify.",
+            errors=[field_error("bid_id", "not an abnormal score")],
+        )
+    sheet.justifications = {**sheet.justifications, bid_id: text}
+    await session.flush()
+    await _event(session, room, "score.justified", now, seat=member.seat, lot_id=str(lot_id))
+    await accounts.record(session, actor, "room.justify", "score_sheet", sheet.id, now, bid_id=bid_id)
+    await _advance(session, room, now)
+    return sheet
+
+
+async def sheets_visible(
+    session: AsyncSession, room: Room, member: Member | None, lot_id: uuid.UUID
+) -> list[tuple[Member, ScoreSheet]]:
+    """The sheets the caller may see: a member sees the others' only after submitting their own; watchers
+    see the submitted ones."""
+    members = {m.id: m for m in await members_of(session, room)}
+    sheets = (
+        await session.scalars(
+            select(ScoreSheet).where(ScoreSheet.room_id == room.id, ScoreSheet.lot_id == lot_id)
+        )
+    ).all()
+    mine = next((s for s in sheets if member is not None and s.member_id == member.id), None)
+    if member is not None and (mine is None or mine.submitted_at is None):
+        return [(member, mine)] if mine is not None else []
+    return [
+        (members[s.member_id], s)
+        for s in sheets
+        if s.submitted_at is not None or (member and s.member_id == member.id)
+    ]
+
+
+async def abnormal(session: AsyncSession, room: Room, lot_id: uuid.UUID) -> list[dict[str, Any]]:
+    """The abnormal scores of a lot (G-10) with their justification, by seat."""
+    tender = await trading.tender_by_id(session, room.tender_id)
+    scheme = await scheme_of(session, tender)
+    members = {str(m.id): m for m in await members_of(session, room)}
+    sheets = (
+        await session.scalars(
+            select(ScoreSheet).where(
+                ScoreSheet.room_id == room.id,
+                ScoreSheet.lot_id == lot_id,
+                ScoreSheet.submitted_at.is_not(None),
+            )
+        )
+    ).all()
+    by_member = {str(s.member_id): s for s in sheets}
+    out = []
+    for a in scoring.abnormal_scores(scheme, {k: s.scores for k, s in by_member.items()}):
+        out.append(
+            {
+                "seat": members[a.member].seat,
+                "bid_id": a.bid_id,
+                "total_cp": a.total_cp,
+                "others_mean_cp": _round(a.others_mean),
+                "justification": by_member[a.member].justifications.get(a.bid_id),
+                "revised": by_member[a.member].submissions > 1,
+            }
+        )
+    return out
+
+
+def _round(value: Fraction) -> int:
+    return int(value + Fraction(1, 2)) if value >= 0 else -int(-value + Fraction(1, 2))
+
+
+# ---------------------------------------------------------------- the report
+
+
+async def build_report(session: AsyncSession, room: Room, now: datetime) -> dict[str, Any]:
+    """The report (评标报告) as data: committee, per lot the qualification outcome with reasons, every
+    member's scores, abnormal scores and their justification, the ranking and at most three candidates
+    (W-11), the clarifications. The platform builds it from what the room recorded; nobody types it."""
+    tender = await trading.tender_by_id(session, room.tender_id)
+    scheme = await scheme_of(session, tender)
+    row = await session.get(Draw, room.draw_id)
+    assert row is not None
+    members = active(await members_of(session, room))
+    seat_of = {str(m.id): m.seat for m in members}
+    outcome = await qualification(session, room)
+    lots_out = []
+    profile = profile_for(tender.sector, tender.method)
+    limit = min(scheme.max_candidates, profile.max_candidates)
+    for lot in await trading.lots_of(session, tender.id):
+        if lot.status != "open":
+            continue
+        bids = (await _evaluable(session, room))[lot.id]
+        names = {b.id: await accounts.get_organisation(session, b.organisation_id) for b in bids}
+        qualified = [b for b in bids if not outcome[lot.id].get(b.id)]
+        sheets = (
+            await session.scalars(
+                select(ScoreSheet).where(
+                    ScoreSheet.room_id == room.id,
+                    ScoreSheet.lot_id == lot.id,
+                    ScoreSheet.submitted_at.is_not(None),
+                )
+            )
+        ).all()
+        sheets = [s for s in sheets if str(s.member_id) in seat_of]
+        prices = [scoring.BidPrice(str(b.id), b.declared_price_fen or 0) for b in qualified]
+        result = scoring.aggregate(
+            scheme,
+            prices,
+            {str(s.member_id): s.scores for s in sheets},
+            (row.seed_hex or row.commitment).encode(),
+        )
+        ranked = {r.bid_id: r for r in result.ranking}
+        candidates = result.candidates[:limit]
+        lots_out.append(
+            {
+                "lot_id": str(lot.id),
+                "number": lot.number,
+                "title": lot.title,
+                "method": scheme.method,
+                "criteria": _criteria_rows(scheme),
+                "qualification": [{"code": c, "title": t} for c, t in scheme.qualification],
+                "bids": [
+                    {
+                        "bid_id": str(b.id),
+                        "bidder": names[b.id].name,
+                        "credit_code": names[b.id].credit_code,
+                        "price_fen": b.declared_price_fen or 0,
+                        "qualified": not outcome[lot.id].get(b.id),
+                        "rejections": [
+                            {
+                                "criterion": r.criterion,
+                                "reasons": list(r.reasons),
+                                "fail_votes": r.fail_votes,
+                                "members": r.members,
+                            }
+                            for r in outcome[lot.id].get(b.id, [])
+                        ],
+                        "rank": ranked[str(b.id)].rank if str(b.id) in ranked else None,
+                        "total_cp": ranked[str(b.id)].total_cp if str(b.id) in ranked else None,
+                        "leaf_cp": ranked[str(b.id)].leaf_cp if str(b.id) in ranked else {},
+                        "tie_broken": ranked[str(b.id)].tie_broken if str(b.id) in ranked else False,
+                    }
+                    for b in bids
+                ],
+                "sheets": [
+                    {
+                        "seat": seat_of[str(s.member_id)],
+                        "bid_id": bid_id,
+                        "scores": scores,
+                        "total_cp": sum(scores.values()),
+                    }
+                    for s in sorted(sheets, key=lambda s: seat_of[str(s.member_id)])
+                    for bid_id, scores in sorted(s.scores.items())
+                ],
+                "abnormal": await abnormal(session, room, lot.id),
+                "candidates": [
+                    {
+                        "rank": i + 1,
+                        "bid_id": bid_id,
+                        "bidder": names[uuid.UUID(bid_id)].name,
+                        "price_fen": ranked[bid_id].price_fen,
+                        "total_cp": ranked[bid_id].total_cp,
+                    }
+                    for i, bid_id in enumerate(candidates)
+                ],
+            }
+        )
+    bidder_names = {}
+    for c in await clarifications_of(session, room):
+        if c.organisation_id not in bidder_names:
+            bidder_names[c.organisation_id] = (
+                await accounts.get_organisation(session, c.organisation_id)
+            ).name
+    chair = room.chair_member_id
+    return {
+        "version": report.REPORT_VERSION,
+        "tender": {
+            "id": str(tender.id),
+            "code": tender.code,
+            "title": tender.title,
+            "tenderer": tender.tenderer_name,
+            "evaluation_method": tender.evaluation_method,
+        },
+        "generated_at": now.astimezone(SHANGHAI).isoformat(),
+        "draw": {"id": str(row.id), "commitment": row.commitment, "seed": row.seed_hex},
+        "committee": [
+            {"seat": m.seat, "name": m.name, "kind": m.kind, "specialty": m.specialty, "chair": m.id == chair}
+            for m in members
+        ],
+        "lots": lots_out,
+        "clarifications": [
+            {
+                "bidder": bidder_names[c.organisation_id],
+                "question": c.question,
+                "answer": c.answer,
+                "asked_at": c.asked_at.astimezone(SHANGHAI).isoformat(),
+                "answered_at": c.answered_at.astimezone(SHANGHAI).isoformat() if c.answered_at else None,
+            }
+            for c in await clarifications_of(session, room)
+        ],
+        "notes": [
+            f"Ties are broken by SHA-256(draw seed ‖ bid id), lowest first; at most {limit} candidates per lot (W-11).",
+        ],
+    }
+
+
+def _criteria_rows(scheme: scoring.Scheme) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+
+    def walk(nodes: tuple[scoring.Criterion, ...], depth: int) -> None:
+        for c in nodes:
+            rows.append(
+                {"code": c.code, "title": c.title, "kind": c.kind, "max_cp": c.max_cp, "depth": depth}
+            )
+            walk(c.children, depth + 1)
+
+    walk(scheme.criteria, 0)
+    return rows
+
+
+async def make_report(
+    session: AsyncSession, actor: Principal, room_id: uuid.UUID, store: ObjectStore, now: datetime
+) -> Room:
+    """The chair has the platform draw up the report once every step is done: every abnormal score revised
+    or justified (G-10). It is hashed, rendered as HTML and PDF, and put to the members for signature."""
+    room, _member = await _chair(session, actor, room_id)
+    await _advance(session, room, now)
+    if room.phase != "report":
+        if room.phase == "scoring":
+            raise RuleViolation(
+                "G-10",
+                "Every member must submit every sheet, and every abnormal score be revised or justified, first.",
+            )
+        raise Conflict(f"The room is at {room.phase}.")
+    body = await build_report(session, room, now)
+    digest = report.report_hash(body)
+    html = await asyncio.to_thread(report.render_html, body)
+    pdf = await asyncio.to_thread(report.render_pdf, body)
+    tender = await trading.tender_by_id(session, room.tender_id)
+    base = f"records/{tender.code}/evaluation/report-{digest[:16]}"
+    await store.put_bytes(f"{base}.html", html.encode(), content_type="text/html; charset=utf-8")
+    await store.put_bytes(f"{base}.pdf", pdf, content_type="application/pdf")
+    room.report = body
+    room.report_hash = digest
+    room.report_html_key = f"{base}.html"
+    room.report_pdf_key = f"{base}.pdf"
+    room.report_at = now
+    room.phase = "signing"
+    for m in await members_of(session, room):
+        if m.outcome != "recused":
+            m.outcome = None
+    await _event(session, room, "report.ready", now, report_hash=digest)
+    await accounts.record(session, actor, "room.report", "room", room.id, now, report_hash=digest)
+    return room
+
+
+async def sign(
+    session: AsyncSession,
+    actor: Principal,
+    room_id: uuid.UUID,
+    report_hash: str,
+    signature_b64: str | None,
+    dissent: str | None,
+    store: ObjectStore,
+    now: datetime,
+) -> Member:
+    """A member signs the report's hash with their Ed25519 key, or refuses with a written dissent (W-11).
+    When every seat has answered, the report is final and goes to trading for the candidates' publicity."""
+    room, member = await _seat(session, actor, room_id)
+    if room.phase != "signing" or room.report_hash is None:
+        raise Conflict(f"There is no report to sign yet; the room is at {room.phase}.")
+    if report_hash != room.report_hash:
+        raise ValidationProblem(
+            "That is not the hash of this room's report; fetch the report again and sign its hash.",
+            errors=[field_error("report_hash", "differs from the report's hash")],
+        )
+    if member.outcome is not None:
+        raise Conflict(f"You have already answered: {member.outcome}.")
+    if signature_b64 is not None:
+        try:
+            signature = base64.b64decode(signature_b64, validate=True)
+        except (ValueError, TypeError) as exc:
+            raise ValidationProblem(
+                "The signature is not base64.", errors=[field_error("signature", "not base64")]
+            ) from exc
+        keys = await accounts.signing_keys_of(session, member.user_id)
+        good = next(
+            (
+                k
+                for k in keys
+                if report.verify_signature(base64.b64decode(k.public_key), report_hash, signature)
+            ),
+            None,
+        )
+        if good is None:
+            raise ValidationProblem(
+                "The signature does not verify under any of your registered signing keys.",
+                errors=[field_error("signature", "does not verify")],
+            )
+        member.outcome = "signed"
+        member.signature = signature_b64
+        member.key_fingerprint = good.fingerprint
+    else:
+        member.outcome = "dissent"
+        member.dissent = dissent
+    member.signed_at = now
+    await session.flush()
+    await _event(session, room, "report.signed" if signature_b64 else "report.dissent", now, seat=member.seat)
+    await accounts.record(session, actor, "room.sign", "room", room.id, now, outcome=member.outcome)
+    members = active(await members_of(session, room))
+    if all(m.outcome is not None for m in members):
+        await _finalise(session, actor, room, store, now)
+    return member
+
+
+def signatures_of(members: list[Member]) -> list[dict[str, Any]]:
+    return [
+        {
+            "seat": m.seat,
+            "name": m.name,
+            "outcome": m.outcome or "pending",
+            "at": m.signed_at.astimezone(SHANGHAI).isoformat() if m.signed_at else None,
+            "key_fingerprint": m.key_fingerprint,
+            "dissent": m.dissent,
+        }
+        for m in members
+    ]
+
+
+async def _finalise(
+    session: AsyncSession, actor: Principal | None, room: Room, store: ObjectStore, now: datetime
+) -> None:
+    """Close the room on the signed report: members who neither signed nor dissented by the end of the time
+    box are deemed to agree (W-11). The final document carries the signatures; trading publishes the
+    candidates."""
+    assert room.report is not None and room.report_hash is not None
+    members = active(await members_of(session, room))
+    for m in members:
+        if m.outcome is None:
+            m.outcome = "deemed_agreed"
+    signatures = signatures_of(members)
+    html = await asyncio.to_thread(report.render_html, room.report, signatures)
+    pdf = await asyncio.to_thread(report.render_pdf, room.report, signatures)
+    tender = await trading.tender_by_id(session, room.tender_id)
+    base = f"records/{tender.code}/evaluation/report-{room.report_hash[:16]}-signed"
+    await store.put_bytes(f"{base}.html", html.encode(), content_type="text/html; charset=utf-8")
+    info = await store.put_bytes(f"{base}.pdf", pdf, content_type="application/pdf")
+    room.report_html_key = f"{base}.html"
+    room.report_pdf_key = f"{base}.pdf"
+    room.status = "closed"
+    room.phase = "closed"
+    room.closed_at = now
+    room.outcome = "report_signed"
+    chair = next((m for m in members if m.id == room.chair_member_id), members[0])
+    committee = [
+        {
+            "name": m.name,
+            "kind": "expert" if m.kind == "expert" else "representative",
+            "signed": m.outcome == "signed",
+            "dissent": m.dissent if m.outcome == "dissent" else None,
+            "seat": m.seat,
+            "deemed_agreed": m.outcome == "deemed_agreed",
+        }
+        for m in members
+    ]
+    candidates = [
+        (uuid.UUID(lot["lot_id"]), [uuid.UUID(c["bid_id"]) for c in lot["candidates"]])
+        for lot in room.report["lots"]
+    ]
+    await trading.record_report(
+        session,
+        actor,
+        room.tender_id,
+        committee,
+        candidates,
+        trading.StoredFile(
+            filename=f"{tender.code}-evaluation-report.pdf",
+            object_key=f"{base}.pdf",
+            sha256=info.sha256 or hashlib.sha256(pdf).hexdigest(),
+            size=len(pdf),
+            uploaded_by=chair.user_id,
+        ),
+        room.report_hash,
+        now,
+    )
+    for m in members:
+        if m.expert_id is not None:
+            await pool.record_credit(session, None, m.expert_id, "attended", room.tender_id, None, now)
+    for lot in room.report["lots"]:
+        for a in lot["abnormal"]:
+            m = next(x for x in members if x.seat == a["seat"])
+            if m.expert_id is not None and not a["revised"]:
+                await pool.record_credit(
+                    session, None, m.expert_id, "abnormal_score", room.tender_id, a["justification"], now
+                )
+    row = await session.get(Draw, room.draw_id)
+    assert row is not None
+    row.published_at = now
+    await _event(session, room, "room.closed", now, outcome=room.outcome)
+    await accounts.record(session, actor, "room.close", "room", room.id, now, report_hash=room.report_hash)
+
+
+def names_public(row: Draw) -> bool:
+    """Whether the committee's names may be shown to the agency and the bidders: only once the result is
+    published with the candidates."""
+    return row.published_at is not None
