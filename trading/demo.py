@@ -389,6 +389,7 @@ class Trade:
     award: dict[str, Any] = field(default_factory=dict)
     publicity_ends: datetime | None = None
     escrow: dict[str, Any] = field(default_factory=dict)  # what the deposit steps learn
+    evaluation: dict[str, Any] = field(default_factory=dict)  # what the evaluation steps learn
 
     @property
     def p(self) -> Platform:
@@ -1328,37 +1329,6 @@ def _ranking(t: Trade) -> list[SealedBid]:
     return sorted(t.live_bids(), key=lambda b: b.price_fen)[: WORKS_OPEN.max_candidates]
 
 
-async def submit_report(t: Trade) -> Outcome:
-    """The agency uploads the committee's signed report: 5 members, 4 of them experts (W-10), every one
-    signed (W-11), three ranked candidates; publicity starts at once (W-12)."""
-    t.p.clock.set(t.window_end + timedelta(days=1))
-    key = await _upload_tender_file(
-        t, "评标报告.pdf", b"%PDF-1.7 evaluation report " + secrets.token_bytes(1024)
-    )
-    committee = [{"name": f"评标专家{i}", "kind": "expert", "signed": True} for i in range(1, 5)]
-    committee.append({"name": "招标人代表", "kind": "tenderer_representative", "signed": True})
-    ranking = _ranking(t)
-    answer = await t.p.call(
-        "POST",
-        f"/api/v1/tenders/{t.tid}/report",
-        t.agency,
-        expect=201,
-        json={
-            "object_key": key,
-            "filename": "评标报告.pdf",
-            "committee": committee,
-            "candidates": [{"lot_id": ranking[0].lot_id, "ranking": [b.bid_id for b in ranking]}],
-        },
-    )
-    check(answer["status"] == "publicity", "status publicity", answer["status"])
-    t.publicity_ends = datetime.fromisoformat(answer["publicity_ends"])
-    return (
-        f"committee of {len(committee)} (4 experts), all signed; candidates "
-        + ", ".join(f"{n}. {b.bidder.party.username}" for n, b in enumerate(ranking, 1))
-        + f"; publicity ends {shanghai_text(t.publicity_ends)}"
-    )
-
-
 async def publicity(t: Trade) -> Outcome:
     """The candidates are public (中标候选人公示); an award before publicity ends is refused (W-12)."""
     notices = await t.notices("candidates")
@@ -1476,6 +1446,7 @@ async def summary(t: Trade) -> Outcome:
 
 
 from escrow import demo as escrow_demo  # noqa: E402 - its steps use this module's Trade and helpers
+from evaluation import demo as evaluation_demo  # noqa: E402 - the same
 
 PEOPLE_STEPS = (
     Step("The trading centre is bootstrapped", bootstrap_centre),
@@ -1520,7 +1491,27 @@ TRADE_STEPS = (
     Step("The agency closes the opening hall; the live record", close_hall),
     Step("The opening record is public", opening_record),
     Step("The supervisor sees the W-18 collusion signals", collusion_signals),
-    Step("The agency uploads the committee's report with 3 ranked candidates", submit_report),
+    Step(
+        "The centre keeps the expert pool (CSV import, signing keys, a declared former employer)",
+        evaluation_demo.build_pool,
+    ),
+    Step(
+        "The committee is drawn: commitment first, avoidance (G-08), a supervisor's witness",
+        evaluation_demo.draw_committee,
+    ),
+    Step(
+        "One expert declines and is replaced from the same quota; the seed is revealed",
+        evaluation_demo.answer_invitations,
+    ),
+    Step("The auditor replays the draw from the published seed", evaluation_demo.verify_draw),
+    Step(
+        "The evaluation room: declarations, chair, qualification, sealed scores, an abnormal score justified (G-10)",
+        evaluation_demo.evaluation_room,
+    ),
+    Step(
+        "The report is drawn up, signed by every member (W-11), and the candidates go to publicity",
+        evaluation_demo.sign_report,
+    ),
     Step("Publicity of the candidates (W-12)", publicity),
     Step("The award after publicity (W-12 respected)", award),
     Step("The contract, performance security at most 10% (W-15)", record_contract),

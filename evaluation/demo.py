@@ -1,0 +1,444 @@
+"""The evaluation steps of `ggzy demo`: the centre builds the expert pool (one expert works for a bidder,
+another left one within three years: both are avoided, G-08), the agency asks for a committee, the platform
+publishes its commitment, a supervisor adds a witness and the draw invites five experts; one declines and
+is replaced from the same quota; the auditor replays the draw from the revealed seed; in the evaluation
+room the members declare no conflict, elect a chair, review qualification and score alone; an abnormal
+score (G-10) holds the report back until it is justified; every member signs the report's hash with
+Ed25519 (W-11) and the candidates go to publicity."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import json
+import secrets
+from datetime import datetime, time, timedelta
+from typing import Any
+
+from rich.table import Table
+
+from bidding import agekeys
+from evaluation import draw, report
+from evaluation.taxonomy import DEFAULT_SPECIALTIES
+from trading.calendar import local_date
+from trading.demo import (
+    BIDDERS,
+    PASSWORD,
+    Actor,
+    Party,
+    Trade,
+    _party,
+    at_shanghai,
+    check,
+    shanghai_text,
+    short,
+    yuan,
+)
+
+# The pool: nine experts of municipal works (A02) and economics (D01) the draw may take, and two it may not.
+EXPERTS = tuple(
+    _party(f"expert{n}", "employer", employer, "12", 40 + n)
+    for n, employer in enumerate(
+        (
+            "南京市市政设计研究院有限责任公司",
+            "东南大学",
+            "南京工业大学",
+            "江苏省交通规划设计院股份有限公司",
+            "河海大学",
+            "南京林业大学",
+            "中衡设计集团股份有限公司",
+            "江苏天宏华信工程造价咨询有限公司",
+            "南京审计大学",
+            "南京水务集团有限公司",
+            "江苏省建筑科学研究院有限公司",
+        ),
+        start=1,
+    )
+)
+NAMES = ("王建国", "李秀英", "张伟", "刘洋", "陈静", "杨帆", "赵磊", "黄敏", "周强", "吴芳", "徐刚")
+SPECIALTIES = ("A0201", "A0202", "A0201", "A0202", "A0201", "A0202", "A0201", "D01", "D01", "A0202", "A0201")
+EMPLOYED_BY_BIDDER = 9  # expert10 works for bidder2: avoided (G-08)
+LEFT_A_BIDDER = 10  # expert11 left bidder3 in 2025: avoided for three years (G-08)
+QUOTAS = ({"specialty": "A02", "seats": 4}, {"specialty": "D01", "seats": 1})
+
+
+def _expert_actors(t: Trade) -> list[Actor]:
+    return [t.people[p.username] for p in EXPERTS]
+
+
+async def _register(t: Trade, party: Party) -> Actor:
+    org = await t.p.call(
+        "POST",
+        "/api/v1/organisations",
+        t.centre,
+        expect=201,
+        json={"name": party.name, "credit_code": party.credit_code, "kind": party.kind},
+    )
+    await t.p.call(
+        "POST",
+        "/api/v1/users",
+        t.centre,
+        expect=201,
+        json={
+            "organisation_id": org["id"],
+            "username": party.username,
+            "password": PASSWORD,
+            "display_name": NAMES[EXPERTS.index(party)],
+            "roles": party.roles,
+        },
+    )
+    return await t.p.login(party, str(org["id"]))
+
+
+async def build_pool(t: Trade) -> tuple[str, Table]:
+    """The centre keeps the specialty tree and imports the pool from a CSV file; each expert registers an
+    Ed25519 key to sign reports with, and one declares a former employer (G-08)."""
+    tree = [{"code": c, "parent_code": p, "name": n, "active": True} for c, p, n in DEFAULT_SPECIALTIES]
+    await t.p.call("PUT", "/api/v1/evaluation/specialties", t.centre, json=tree)
+    for party in EXPERTS:
+        t.people[party.username] = await _register(t, party)
+    bidder2 = BIDDERS[1]
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(
+        ["name", "username", "employer_credit_code", "employer_name", "region_code", "title", "specialties"]
+    )
+    for n, party in enumerate(EXPERTS):
+        employer = bidder2 if n == EMPLOYED_BY_BIDDER else party
+        writer.writerow(
+            [
+                NAMES[n],
+                party.username,
+                employer.credit_code,
+                employer.name,
+                "320100",
+                "高级工程师",
+                SPECIALTIES[n],
+            ]
+        )
+    r = await t.p.request(
+        "POST",
+        "/api/v1/evaluation/experts/import",
+        t.centre,
+        expect=200,
+        content=out.getvalue().encode(),
+        headers={"Content-Type": "text/csv"},
+    )
+    counts = r.json()
+    check(counts.get("created") == len(EXPERTS), f"{len(EXPERTS)} experts created", counts)
+    again = await t.p.request(
+        "POST",
+        "/api/v1/evaluation/experts/import",
+        t.centre,
+        expect=200,
+        content=out.getvalue().encode(),
+        headers={"Content-Type": "text/csv"},
+    )
+    check(again.json().get("created") == 0, "the same file again creates nothing", again.json())
+    for party in EXPERTS:
+        keys = agekeys.generate(signing=True)
+        t.keys[party.username] = keys
+        await t.p.call(
+            "POST",
+            "/api/v1/keys",
+            t.people[party.username],
+            expect=201,
+            json={
+                "purpose": "signing",
+                "public_key": base64.b64encode(agekeys.ed25519_public_raw(keys)).decode(),
+            },
+        )
+    bidder3 = BIDDERS[2]
+    await t.p.call(
+        "POST",
+        "/api/v1/evaluation/me/relationships",
+        t.people[EXPERTS[LEFT_A_BIDDER].username],
+        expect=201,
+        json={
+            "kind": "former_employer",
+            "credit_code": bidder3.credit_code,
+            "organisation_name": bidder3.name,
+            "start_on": "2019-03-01",
+            "end_on": "2025-06-30",
+        },
+    )
+    table = Table("expert", "name", "employer", "specialty", box=None, padding=(0, 2))
+    for n, party in enumerate(EXPERTS):
+        works_at = bidder2.name + " (a bidder)" if n == EMPLOYED_BY_BIDDER else party.name
+        if n == LEFT_A_BIDDER:
+            works_at += f"; until 2025-06 {bidder3.name}"
+        table.add_row(party.username, NAMES[n], works_at, SPECIALTIES[n])
+    return (
+        f"{len(DEFAULT_SPECIALTIES)} specialty codes; {len(EXPERTS)} experts imported from CSV (again: 0 new); "
+        "each registered an Ed25519 signing key",
+        table,
+    )
+
+
+async def draw_committee(t: Trade) -> str:
+    """The agency asks for five experts (4 municipal, 1 economic, W-10); the platform publishes the
+    commitment to its sealed seed and the eligible pool before anything is drawn; a supervisor adds a
+    witness and the draw invites. The agency sees the seats, not the names."""
+    t.p.clock.set(t.window_end + timedelta(hours=2))
+    evaluation_at = at_shanghai(local_date(t.window_end) + timedelta(days=1), time(9, 0))
+    requested = await t.p.call(
+        "POST",
+        f"/api/v1/evaluation/tenders/{t.tid}/draws",
+        t.agency,
+        expect=201,
+        json={"evaluation_at": evaluation_at.isoformat(), "quotas": list(QUOTAS), "invitation_minutes": 60},
+    )
+    reasons = requested["excluded"]["by_reason"]
+    check(requested["pool_size"] == 9, "9 eligible experts", requested["pool_size"])
+    check(
+        reasons == {"employer_is_bidder": 1, "former_employer_bidder": 1},
+        "one expert avoided for working at a bidder, one for having left one within 3 years (G-08)",
+        reasons,
+    )
+    witness = secrets.token_hex(8)
+    ran = await t.p.call(
+        "POST", f"/api/v1/evaluation/draws/{requested['id']}/run", t.supervisor, json={"witness": witness}
+    )
+    check(len(ran["invitations"]) == 5, "five invitations", ran["invitations"])
+    seen = await t.p.call("GET", f"/api/v1/evaluation/draws/{requested['id']}", t.agency)
+    check(
+        all("expert_id" not in i for i in seen["invitations"]),
+        "the agency sees the seats without names",
+        seen["invitations"],
+    )
+    await t.p.request("GET", f"/api/v1/evaluation/draws/{requested['id']}", t.bidders[0], expect=403)
+    t.evaluation = {"draw_id": requested["id"], "evaluation_at": evaluation_at, "witness": witness}
+    return (
+        f"commitment {short(requested['commitment'])} over pool digest {short(requested['pool_digest'])} "
+        f"({requested['pool_size']} eligible, 2 avoided under G-08) published "
+        f"{shanghai_text(requested['created_at'])}; the supervisor's witness {witness!r}; five invited; "
+        "the agency sees seats, not names; a bidder → 403"
+    )
+
+
+async def _invitation(t: Trade, actor: Actor) -> dict[str, Any] | None:
+    mine = await t.p.call("GET", "/api/v1/evaluation/invitations", actor)
+    return next((i for i in mine if i["status"] == "invited"), None)
+
+
+async def answer_invitations(t: Trade) -> tuple[str, Table]:
+    """One expert declines (away on business) and the draw takes the next expert of the same quota; every
+    other accepts. Once all five have accepted the seed is revealed."""
+    t.p.clock.advance(timedelta(minutes=10))
+    declined = ""
+    for actor in _expert_actors(t):
+        invitation = await _invitation(t, actor)
+        if invitation is None:
+            continue
+        if not declined and SPECIALTIES[EXPERTS.index(actor.party)].startswith("A02"):
+            await t.p.call(
+                "POST",
+                f"/api/v1/evaluation/invitations/{invitation['id']}/answer",
+                actor,
+                json={"accept": False, "reason": "评标当日出差在外 (away on business that day)"},
+            )
+            declined = actor.party.username
+    check(bool(declined), "one municipal expert declined", declined)
+    for actor in _expert_actors(t):
+        invitation = await _invitation(t, actor)
+        if invitation is not None:
+            await t.p.call(
+                "POST",
+                f"/api/v1/evaluation/invitations/{invitation['id']}/answer",
+                actor,
+                json={"accept": True},
+            )
+    done = await t.p.call("GET", f"/api/v1/evaluation/draws/{t.evaluation['draw_id']}", t.centre)
+    check(done["status"] == "confirmed", "the committee confirmed", done["status"])
+    check(done["seed"] is not None, "the seed revealed", done["seed"])
+    replacement = next(i for i in done["invitations"] if i["round"] == 1)
+    table = Table("#", "quota", "round", "expert", "answer", box=None, padding=(0, 2))
+    for i in done["invitations"]:
+        table.add_row(
+            str(i["position"]),
+            str(QUOTAS[i["quota_index"]]["specialty"]),
+            str(i["round"]),
+            i["expert_name"],
+            i["status"],
+        )
+    return (
+        f"{declined} declined; the draw replaced it with {replacement['expert_name']} (round 1, same quota); "
+        f"all five accepted and the seed {short(done['seed'])} was revealed",
+        table,
+    )
+
+
+async def verify_draw(t: Trade) -> str:
+    """The auditor downloads the draw record and replays it offline (what `ggzy verify draw FILE` does):
+    the commitment, the pool digest, the initial seats and the replacement all reproduce."""
+    auditor = t.people["auditor"]
+    record = await t.p.call("GET", f"/api/v1/evaluation/draws/{t.evaluation['draw_id']}/record", auditor)
+    problems = draw.verify(draw.record_from_json(record))
+    check(problems == [], "the draw replays", problems)
+    online = await t.p.call("GET", f"/api/v1/evaluation/draws/{t.evaluation['draw_id']}/verify", auditor)
+    check(online["ok"], "the auditor endpoint agrees", online)
+    path = t.p.runtime.settings.var_dir / f"draw-{t.code}.json"
+    path.write_text(json.dumps(record, ensure_ascii=False, indent=1), encoding="utf-8")
+    tampered = dict(record)
+    tampered["witness"] = record["witness"] + "x"
+    check(draw.verify(draw.record_from_json(tampered)) != [], "a changed witness fails", "it passed")
+    return (
+        f"replayed {online['invitations']} invitations from seed and witness: ok; a changed witness fails; "
+        f"record saved for `ggzy verify draw {path}`"
+    )
+
+
+async def evaluation_room(t: Trade) -> tuple[str, Table]:
+    """The room opens at 09:00; each member signs the no-conflict declaration (G-08), the committee elects
+    seat 1 chair, reviews qualification (all pass) and scores alone. One member scores the lowest bid far
+    above the others (G-10): the report is refused until that member justifies it in writing."""
+    await t.p.move_to(t.evaluation["evaluation_at"])
+    members: dict[int, Actor] = {}
+    room_id = ""
+    for actor in _expert_actors(t):
+        rooms = await t.p.call("GET", "/api/v1/evaluation/rooms", actor)
+        if not rooms:
+            continue
+        room_id = rooms[0]["id"]
+        if not members:  # nobody acts in the room before signing the declaration
+            await t.p.refused(
+                "POST",
+                f"/api/v1/evaluation/rooms/{room_id}/chair",
+                actor,
+                rule="G-08",
+                status=403,
+                json={"seat": 1},
+            )
+        view = await t.p.call("GET", f"/api/v1/evaluation/rooms/{room_id}", actor)
+        await t.p.call(
+            "POST", f"/api/v1/evaluation/rooms/{room_id}/declaration", actor, json={"no_conflict": True}
+        )
+        members[view["my_seat"]] = actor
+    check(len(members) == 5, "five members entered", sorted(members))
+    # S-04: supervisors watch the room read-only; no member route takes them
+    await t.p.request("GET", f"/api/v1/evaluation/rooms/{room_id}", t.supervisor, expect=200)
+    await t.p.request(
+        "POST", f"/api/v1/evaluation/rooms/{room_id}/chair", t.supervisor, expect=403, json={"seat": 1}
+    )
+    for seat in sorted(members):
+        answer = await t.p.call(
+            "POST", f"/api/v1/evaluation/rooms/{room_id}/chair", members[seat], json={"seat": 1}
+        )
+        if answer["chair_seat"] is not None:
+            break
+    room = await t.p.call("GET", f"/api/v1/evaluation/rooms/{room_id}", members[1])
+    scheme = room["scheme"]
+    lot = room["lots"][0]
+    for actor in members.values():
+        votes = [
+            {"bid_id": b["bid_id"], "criterion": q["code"], "passed": True}
+            for b in lot["bids"]
+            for q in scheme["qualification"]
+        ]
+        await t.p.call(
+            "POST",
+            f"/api/v1/evaluation/rooms/{room_id}/reviews",
+            actor,
+            expect=201,
+            json={"lot_id": lot["id"], "votes": votes},
+        )
+    leaves = _subjective(scheme["criteria"])
+    lowest = min(lot["bids"], key=lambda b: b["price_fen"])
+    for seat, actor in members.items():
+        sheet = {
+            b["bid_id"]: {
+                code: (top if seat == 3 and b["bid_id"] == lowest["bid_id"] else top * 7 // 10)
+                for code, top in leaves
+            }
+            for b in lot["bids"]
+        }
+        await t.p.call(
+            "POST",
+            f"/api/v1/evaluation/rooms/{room_id}/sheets",
+            actor,
+            expect=201,
+            json={"lot_id": lot["id"], "scores": sheet},
+        )
+    abnormal = await t.p.call(
+        "GET", f"/api/v1/evaluation/rooms/{room_id}/abnormal", members[1], params={"lot_id": lot["id"]}
+    )
+    check(
+        [(a["seat"], a["bid_id"]) for a in abnormal] == [(3, lowest["bid_id"])],
+        "seat 3's score of the lowest bid is abnormal",
+        abnormal,
+    )
+    await t.p.refused("POST", f"/api/v1/evaluation/rooms/{room_id}/report", members[1], rule="G-10")
+    await t.p.call(
+        "POST",
+        f"/api/v1/evaluation/rooms/{room_id}/justifications",
+        members[3],
+        json={
+            "lot_id": lot["id"],
+            "bid_id": lowest["bid_id"],
+            "justification": "该投标人施工组织设计针对提标改造不停水施工给出完整方案，明显优于其他投标人 "
+            "(its method statement keeps the plant running throughout, clearly better than the others)",
+        },
+    )
+    t.evaluation.update(room_id=room_id, members=members, lot=lot)
+    table = Table("seat", "member", "declared", "chair", box=None, padding=(0, 2))
+    for seat, actor in sorted(members.items()):
+        table.add_row(str(seat), actor.party.username, "yes", "chair" if seat == 1 else "")
+    return (
+        f"room opened {shanghai_text(t.evaluation['evaluation_at'])}; a supervisor's action → 403 S-04; "
+        f"{len(lot['bids'])} bids passed qualification; seat 3 scored {yuan(lowest['price_fen'])} yuan's bid "
+        f"far above the others → the report refused (G-10) until seat 3 justified it",
+        table,
+    )
+
+
+def _subjective(criteria: list[dict[str, Any]]) -> list[tuple[str, int]]:
+    out: list[tuple[str, int]] = []
+    for c in criteria:
+        if c["kind"] == "subjective":
+            out.append((c["code"], c["max_cp"]))
+        out.extend(_subjective(c.get("children", [])))
+    return out
+
+
+async def sign_report(t: Trade) -> tuple[str, Table]:
+    """The chair has the report drawn up (HTML and PDF, hashed); each member signs the hash with their
+    Ed25519 key (a signature over another hash is refused); the room closes and the candidates go to
+    publicity (W-12)."""
+    room_id = t.evaluation["room_id"]
+    members: dict[int, Actor] = t.evaluation["members"]
+    made = await t.p.call("POST", f"/api/v1/evaluation/rooms/{room_id}/report", members[1])
+    digest = made["report_hash"]
+    check(report.report_hash(made["report"]) == digest, "the hash is the report's", digest)
+    wrong = secrets.token_hex(32)
+    await t.p.request(
+        "POST",
+        f"/api/v1/evaluation/rooms/{room_id}/signatures",
+        members[2],
+        expect=422,
+        json={"report_hash": wrong, "signature": base64.b64encode(b"x" * 64).decode()},
+    )
+    for _seat, actor in sorted(members.items()):
+        key = t.keys[actor.party.username].signing
+        assert key is not None
+        signature = key.sign(report.signing_message(digest))
+        await t.p.call(
+            "POST",
+            f"/api/v1/evaluation/rooms/{room_id}/signatures",
+            actor,
+            json={"report_hash": digest, "signature": base64.b64encode(signature).decode()},
+        )
+    tender = await t.p.call("GET", f"/api/v1/tenders/{t.tid}")
+    check(tender["status"] == "publicity", "the tender in publicity", tender["status"])
+    t.publicity_ends = datetime.fromisoformat(tender["publicity_ends"])
+    pdf = await t.p.request("GET", f"/api/v1/evaluation/rooms/{room_id}/report.pdf", members[1], expect=200)
+    check(pdf.content.startswith(b"%PDF-"), "a PDF", pdf.content[:8])
+    lot = made["report"]["lots"][0]
+    table = Table("rank", "bidder", "price (yuan)", "score", box=None, padding=(0, 2))
+    for c in lot["candidates"]:
+        table.add_row(str(c["rank"]), c["bidder"], yuan(c["price_fen"]), f"{c['total_cp'] / 100:.2f}")
+    return (
+        f"report {short(digest)} (PDF {len(pdf.content):,} bytes) signed by all five; a signature over another "
+        f"hash → 422; publicity ends {shanghai_text(t.publicity_ends)}",
+        table,
+    )
