@@ -1627,8 +1627,9 @@ async def run_demo(console: Console) -> bool:
 
 def _users_table(keys_dir: Path) -> Table:
     table = Table("user", "password", "role", "organisation", "credit code", "keys", title="demo users")
-    holders = {p.username for p in (*CUSTODIANS, *BIDDERS)}
-    for party in (CENTRE, *PARTIES):
+    experts = evaluation_demo.EXPERTS
+    holders = {p.username for p in (*CUSTODIANS, *BIDDERS, *experts)}
+    for party in (CENTRE, *PARTIES, *experts):
         key = str(keys_dir / f"{party.username}.key") if party.username in holders else ""
         table.add_row(party.username, PASSWORD, ", ".join(party.roles), party.name, party.credit_code, key)
     return table

@@ -22,9 +22,22 @@ from storage.db import create_engine
 from storage.models import metadata
 from tests.conftest import PG_URL, _drop_postgres_database, _postgres_database, unavailable
 from tests.storage.seaweed import SeaweedFS
-from trading.demo import BIDDERS, CUSTODIANS, DEMO_STEPS, KEYS_DIR, PASSWORD, SEED_HISTORY, demo, run_demo
+from trading.demo import (
+    BIDDERS,
+    CUSTODIANS,
+    DEMO_STEPS,
+    KEYS_DIR,
+    PASSWORD,
+    SEED_HISTORY,
+    demo,
+    evaluation_demo,
+    run_demo,
+)
+
+EXPERTS = evaluation_demo.EXPERTS
 
 SEED_USERS = {
+    *(f"expert{n}" for n in range(1, 12)),
     "centre",
     "agency",
     "bidder1",
@@ -73,6 +86,14 @@ async def test_the_demo_runs_a_complete_trade_with_every_step_checked() -> None:
         "5 deposits in place at the deadline",
         "refused by the bank (AC06, blocked) → voided, re-queued, paid next day",
         "the agency → 403",
+        "11 experts imported from CSV (again: 0 new)",
+        "(9 eligible, 2 avoided under G-08)",
+        "the agency sees seats, not names; a bidder → 403",
+        "(round 1, same quota); all five accepted and the seed",
+        "from seed and witness: ok; a changed witness fails",
+        "a supervisor's action → 403 S-04",
+        "→ the report refused (G-10) until seat 3 justified it",
+        "signed by all five; a signature over another hash → 422",
         "→ 422 rule W-12",
         "4,760,000.01 → 422 rule W-15, 4,760,000.00 (10%) recorded",
         "completed at",
@@ -208,6 +229,10 @@ def test_seed_only_leaves_the_private_keys_of_the_registered_public_keys(
                 (party.username, "signing", base64.b64encode(agekeys.ed25519_public_raw(keys)).decode())
             )
         assert (party in BIDDERS) == (keys.signing is not None)
+    for party in EXPERTS:  # an expert registers only the key that signs evaluation reports
+        keys = agekeys.parse_identity_file((folder / f"{party.username}.key").read_text())
+        assert keys.signing is not None
+        expected.add((party.username, "signing", base64.b64encode(agekeys.ed25519_public_raw(keys)).decode()))
     assert registered == expected
     # The open tender's roster holds the seeded custodians' keys: a newcomer can seal to it at once.
     roster = _query(
@@ -258,10 +283,19 @@ def test_seed_only_on_s3_keeps_every_file_of_the_trades_in_the_bucket(
     envelopes = [key for key in keys if "/bids/" in key]
     documents = [key for key in keys if "/documents/" in key]
     statements = [key for key in keys if key.startswith("escrow/statements/")]
-    opened = sorted(set(keys) - set(envelopes) - set(documents) - set(statements))
-    # Two sets of tender documents, a report and a contract; six sealed envelopes (one withdrawn and
-    # replaced); the two files of each of the five envelopes opened, kept for the evaluation.
-    assert len(documents) == 4
+    evaluation = [key for key in keys if "/evaluation/" in key]
+    opened = sorted(set(keys) - set(envelopes) - set(documents) - set(statements) - set(evaluation))
+    # Two sets of tender documents and a contract; six sealed envelopes (one withdrawn and replaced); the
+    # two files of each of the five envelopes opened, kept for the evaluation; the draw's pool snapshot and
+    # the report as drawn up and as signed, each in HTML and PDF.
+    assert len(documents) == 3
+    assert sorted(key.rsplit("/", 1)[-1].rsplit(".", 1)[-1] for key in evaluation) == [
+        "html",
+        "html",
+        "pdf",
+        "pdf",
+        "txt",
+    ]
     assert len(envelopes) == 6
     assert len(opened) == 10 and all(key.endswith(("bid-letter.pdf", "priced-bill.pdf")) for key in opened)
     # the bank's statements, each kept under its SHA-256: deposits, the evening repeat, the interest credit
