@@ -30,11 +30,10 @@ from trading.demo import (
     PASSWORD,
     SEED_HISTORY,
     demo,
-    evaluation_demo,
     run_demo,
 )
 
-EXPERTS = evaluation_demo.EXPERTS
+from evaluation.demo import EXPERTS  # noqa: E402 - after trading.demo, which imports it at its end
 
 SEED_USERS = {
     *(f"expert{n}" for n in range(1, 12)),
