@@ -33,7 +33,8 @@ from trading.demo import (
     run_demo,
 )
 
-from evaluation.demo import EXPERTS  # noqa: E402 - after trading.demo, which imports it at its end
+# isort: split
+from evaluation.demo import EXPERTS  # after trading.demo, which imports it at its end
 
 SEED_USERS = {
     *(f"expert{n}" for n in range(1, 12)),
