@@ -589,6 +589,7 @@ def register_package_commands() -> click.Group:
     from bidding.cli import register as register_bidding
     from escrow.bench import ledger_command
     from escrow.cli import register as register_escrow
+    from evaluation.bench import draw_command
     from evaluation.cli import register as register_evaluation
     from trading.cli import register as register_trading
 
@@ -603,6 +604,7 @@ def register_package_commands() -> click.Group:
     bench.add_command(opening_command, "opening")
     bench.add_command(surge_command, "surge")
     bench.add_command(ledger_command, "ledger")
+    bench.add_command(draw_command, "draw")
     return cli
 
 
