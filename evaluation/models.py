@@ -159,8 +159,8 @@ class Invitation(IdMixin, Base):
 
     __tablename__ = "draw_invitations"
     __table_args__ = (
-        UniqueConstraint("draw_id", "position"),
-        UniqueConstraint("draw_id", "expert_id"),
+        UniqueConstraint("draw_id", "position", name="uq_draw_invitations_draw_id_position"),
+        UniqueConstraint("draw_id", "expert_id", name="uq_draw_invitations_draw_id_expert_id"),
         Index("ix_draw_invitations_expert", "expert_id", "status"),
     )
 
@@ -211,7 +211,10 @@ class Member(IdMixin, Base):
     signing the no-conflict declaration; signs the report or writes a dissent (W-11)."""
 
     __tablename__ = "room_members"
-    __table_args__ = (UniqueConstraint("room_id", "seat"), UniqueConstraint("room_id", "user_id"))
+    __table_args__ = (
+        UniqueConstraint("room_id", "seat", name="uq_room_members_room_id_seat"),
+        UniqueConstraint("room_id", "user_id", name="uq_room_members_room_id_user_id"),
+    )
 
     room_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("evaluation_rooms.id"))
     seat: Mapped[int]

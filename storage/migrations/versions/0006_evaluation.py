@@ -116,8 +116,8 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['draw_id'], ['draws.id'], name=op.f('fk_draw_invitations_draw_id_draws')),
     sa.ForeignKeyConstraint(['expert_id'], ['experts.id'], name=op.f('fk_draw_invitations_expert_id_experts')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_draw_invitations')),
-    sa.UniqueConstraint('draw_id', 'expert_id', name=op.f('uq_draw_invitations_draw_id')),
-    sa.UniqueConstraint('draw_id', 'position', name=op.f('uq_draw_invitations_draw_id'))
+    sa.UniqueConstraint('draw_id', 'expert_id', name=op.f('uq_draw_invitations_draw_id_expert_id')),
+    sa.UniqueConstraint('draw_id', 'position', name=op.f('uq_draw_invitations_draw_id_position'))
     )
     with op.batch_alter_table('draw_invitations', schema=None) as batch_op:
         batch_op.create_index('ix_draw_invitations_expert', ['expert_id', 'status'], unique=False)
@@ -256,8 +256,8 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['room_id'], ['evaluation_rooms.id'], name=op.f('fk_room_members_room_id_evaluation_rooms')),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_room_members_user_id_users')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_room_members')),
-    sa.UniqueConstraint('room_id', 'seat', name=op.f('uq_room_members_room_id')),
-    sa.UniqueConstraint('room_id', 'user_id', name=op.f('uq_room_members_room_id'))
+    sa.UniqueConstraint('room_id', 'seat', name=op.f('uq_room_members_room_id_seat')),
+    sa.UniqueConstraint('room_id', 'user_id', name=op.f('uq_room_members_room_id_user_id'))
     )
     op.create_table('qualification_reviews',
     sa.Column('room_id', sa.Uuid(), nullable=False),
