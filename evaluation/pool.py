@@ -26,7 +26,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any, Final
 
 import msgspec
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import delete, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import flag_modified
 
@@ -1187,9 +1187,8 @@ async def _known(session: AsyncSession, rows: Sequence[Row]) -> _Known:
 @dataclass(eq=False)
 class _Plan:
     row: Row
-    expert: Expert | None
+    expert: Expert | None  # None: the row makes a new expert
     user_id: uuid.UUID | None
-    new: bool = False
 
 
 def _resolve(rows: Sequence[Row], known: _Known) -> tuple[list[_Plan], list[tuple[str, str]]]:
@@ -1218,7 +1217,13 @@ def _resolve(rows: Sequence[Row], known: _Known) -> tuple[list[_Plan], list[tupl
         elif user_id is not None and user_id in known.by_user:
             expert = known.by_user[user_id]
         else:
-            same = [e for e in known.by_key.get(row.key, []) if e.user_id in (None, user_id)]
+            # Without a username any expert of that name and employer is the one; with one, only an
+            # expert not yet linked to somebody else.
+            same = [
+                e
+                for e in known.by_key.get(row.key, [])
+                if row.username is None or e.user_id in (None, user_id)
+            ]
             if len(same) > 1:
                 row_errors.append(
                     (f"{at}.name", f"{len(same)} experts have this name and employer; give the number")
@@ -1308,25 +1313,38 @@ async def _write(
 ) -> schemas.ImportResult:
     """Write a checked import: new experts numbered in file order, then the changes to known ones."""
     created = [p for p in plans if p.expert is None]
+    experts: list[dict[str, Any]] = []
+    codes: list[dict[str, Any]] = []
     for plan, number in zip(created, await _next_numbers(session, len(created)), strict=True):
         values = {"status": "active", "term_start": None, "term_end": None, "phone": None, "email": None}
         values |= plan.row.values
-        plan.expert = Expert(
-            id=new_id(), number=number, user_id=plan.user_id, created_at=now, approved_at=now, **values
+        expert_id = new_id()
+        experts.append(
+            {
+                "id": expert_id,
+                "number": number,
+                "user_id": plan.user_id,
+                "created_at": now,
+                "approved_at": now,
+            }
+            | values
+            | {"version": 1}
         )
-        plan.new = True
-        session.add(plan.expert)
-    await session.flush()
+        codes += [{"expert_id": expert_id, "code": c} for c in plan.row.codes]
+    # Tens of thousands of new experts: multi-row INSERTs, not one ORM object each.
+    for chunk in _chunks(experts, 1000):
+        await session.execute(insert(Expert), list(chunk))
+    for chunk in _chunks(codes, 2000):
+        await session.execute(insert(ExpertSpecialty), list(chunk))
+    for row in experts:
+        await accounts.record(
+            session, actor, "expert.import_create", "expert", row["id"], now, number=row["number"]
+        )
     updated = unchanged = 0
     stale_codes: list[tuple[uuid.UUID, list[str]]] = []
     for plan in plans:
         expert = plan.expert
-        assert expert is not None
-        if plan.new:
-            session.add_all(ExpertSpecialty(expert_id=expert.id, code=c) for c in plan.row.codes)
-            await accounts.record(
-                session, actor, "expert.import_create", "expert", expert.id, now, number=expert.number
-            )
+        if expert is None:
             continue
         held = known.codes.get(expert.id, [])
         fields = _changed_fields(plan, expert, held)
@@ -1348,11 +1366,11 @@ async def _write(
         if expert.status != "pending" and expert.approved_at is None:
             expert.approved_at = now  # the centre's register says so: an import approves
         await accounts.record(session, actor, "expert.import_update", "expert", expert.id, now, fields=fields)
-    for expert_id, codes in stale_codes:
-        if codes:
+    for expert_id, dropped in stale_codes:
+        if dropped:
             await session.execute(
                 delete(ExpertSpecialty).where(
-                    ExpertSpecialty.expert_id == expert_id, ExpertSpecialty.code.in_(codes)
+                    ExpertSpecialty.expert_id == expert_id, ExpertSpecialty.code.in_(dropped)
                 )
             )
     await session.flush()
