@@ -27,6 +27,7 @@ from typing import Any, Final
 
 import msgspec
 from sqlalchemy import delete, func, insert, select, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import flag_modified
 
@@ -174,7 +175,9 @@ def check_tree(nodes: Sequence[schemas.SpecialtyIn]) -> list[dict[str, Any]]:
         if parent not in parents:
             errors.append(field_error(f"[{index}].parent_code", f"{parent} is not in the tree"))
         elif not (node.code.startswith(parent) and len(parent) < len(node.code)):
-            errors.append(field_error(f"[{index}].parent_code", f"{parent} is not a prefix of {node.code}"))
+            errors.append(
+                field_error(f"[{index}].parent_code", f"{parent} is not a proper prefix of {node.code}")
+            )
         else:
             seen: set[str] = {node.code}
             walk: str | None = parent
@@ -571,7 +574,10 @@ async def enrol(session: AsyncSession, actor: Principal, data: schemas.Enrolment
     expert.term_start, expert.term_end = data.term_start, data.term_end
     expert.phone, expert.email = data.phone, data.email
     expert.approved_at, expert.pending = None, None
-    await session.flush()
+    try:
+        await session.flush()
+    except IntegrityError as exc:  # the same user enrolling twice at the same moment
+        raise Conflict("You already have an expert profile.") from exc
     await _set_codes(session, expert.id, data.specialties)
     await accounts.record(session, actor, "expert.enrol", "expert", expert.id, now, number=expert.number)
     return expert
@@ -1235,10 +1241,16 @@ def _resolve(rows: Sequence[Row], known: _Known) -> tuple[list[_Plan], list[tupl
                 row_errors.append((f"{at}.username", f"{row.username} is the user of expert {linked.number}"))
             elif expert.user_id not in (None, user_id):
                 row_errors.append((f"{at}.username", f"expert {expert.number} belongs to another user"))
-        identity: object = expert.id if expert is not None else ("user", user_id) if user_id else row.key
-        if identity in claimed:
-            row_errors.append((at, f"the same expert as rows[{claimed[identity]}]"))
-        claimed.setdefault(identity, row.number)
+        # A new expert is known by its user and by its name and employer: two rows making the same
+        # person twice would leave a pair that no later import could tell apart.
+        identities: list[object] = [expert.id] if expert is not None else [row.key]
+        if expert is None and user_id is not None:
+            identities.append(("user", user_id))
+        earlier = next((claimed[i] for i in identities if i in claimed), None)
+        if earlier is not None:
+            row_errors.append((at, f"the same expert as rows[{earlier}]"))
+        for identity in identities:
+            claimed.setdefault(identity, row.number)
         held = known.codes.get(expert.id, []) if expert is not None else []
         row_errors += [(f"{at}.specialties", m) for _, m in _code_errors(row.codes, known.tree, held, "")]
         errors += row_errors

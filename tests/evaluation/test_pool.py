@@ -103,7 +103,7 @@ async def test_a_tree_with_a_missing_parent_a_non_prefix_parent_or_a_repeated_co
     assert errors(r) == [
         ("[3].code", "repeats [0]"),
         ("[1].parent_code", "B is not in the tree"),
-        ("[2].parent_code", "A is not a prefix of C01"),
+        ("[2].parent_code", "A is not a proper prefix of C01"),
     ]
     assert len((await api.get(f"{BASE}/specialties", centre)).json()) == 25
 
@@ -213,9 +213,10 @@ async def test_bad_rows_refuse_the_whole_file_naming_each_cell(api: Api) -> None
         expert_row(name=None, email="not-an-email"),
         expert_row(specialties="A0101;Z99"),
     ]
+    rows.append(dict(rows[0]))  # the same person twice
     r = await import_file(api, csv_file(rows))
     body = problem(r, 422)
-    assert (body["detail"], body["error_count"]) == ("Nothing was imported: 10 problems in the file.", 10)
+    assert (body["detail"], body["error_count"]) == ("Nothing was imported: 11 problems in the file.", 11)
     assert [(e["field"], e["message"]) for e in body["errors"]] == [
         ("rows[3].region_code", "malformed"),
         ("rows[3].employer_credit_code", "wrong check character: expected '5' at position 18, got 'X'"),
@@ -227,6 +228,7 @@ async def test_bad_rows_refuse_the_whole_file_naming_each_cell(api: Api) -> None
         ("rows[8].name", "required"),
         ("rows[8].email", "malformed"),
         ("rows[9].specialties", "Z99 is not in the specialty tree"),
+        ("rows[10]", "the same expert as rows[2]"),
     ]
     assert await expert_count(api) == 0
 
@@ -414,6 +416,13 @@ async def test_profile_changes_wait_for_the_centres_approval(api: Api) -> None:
         ["A0101", "D01"],
         None,
     )
+
+
+async def test_an_application_awaiting_approval_is_edited_in_place(api: Api) -> None:
+    user, _expert_id = await enrol_expert(api, approve=False)
+    r = await api.patch(f"{BASE}/me", user, json={"title": "教授级高工"}, headers={"If-Match": '"1"'})
+    assert r.status_code == 200, r.text
+    assert (r.json()["title"], r.json()["pending_changes"], r.headers["etag"]) == ("教授级高工", None, '"2"')
 
 
 async def test_rejected_changes_are_dropped_with_the_reason(api: Api) -> None:
