@@ -62,6 +62,21 @@ DECLARATION = (
 )
 
 
+def _instant(field: str, value: datetime) -> datetime:
+    """An instant a request names, refused unless it carries a zone and falls in a year the platform can
+    reckon with (a far one overflows when a time box is added to it)."""
+    if value.tzinfo is None:
+        raise ValidationProblem(
+            f"{field} must carry a time zone (e.g. +08:00 or Z).",
+            errors=[field_error(field, "naive datetime")],
+        )
+    if not 2000 <= value.year <= 2099:
+        raise ValidationProblem(
+            f"{field} must fall within the years 2000 to 2099.", errors=[field_error(field, "out of range")]
+        )
+    return value
+
+
 # ---------------------------------------------------------------- the scheme
 
 
@@ -278,7 +293,7 @@ async def request_draw(
     )
     if live is not None:
         raise Conflict("This tender already has a draw; the centre may abort it first.", draw_id=str(live))
-    if data.evaluation_at <= now:
+    if _instant("evaluation_at", data.evaluation_at) <= now:
         raise ValidationProblem(
             "The evaluation must be scheduled in the future.",
             errors=[field_error("evaluation_at", "in the past")],
@@ -592,6 +607,8 @@ async def answer_invitation(
             raise NotFound("No such invitation.")
     row = await session.get(Draw, invitation.draw_id, with_for_update=True)
     assert row is not None
+    if row.status == "aborted":
+        raise Conflict("The draw was aborted; this invitation no longer stands.")
     if invitation.status != "invited":
         if invitation.status == ("accepted" if accept else "declined"):
             return invitation  # the same answer again changes nothing

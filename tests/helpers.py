@@ -395,6 +395,22 @@ class Api:
 
     # ------------------------------------------------------------ evaluation
 
+    async def in_evaluation(
+        self, agency: Actor, bidders: int = 3, **overrides: Any
+    ) -> tuple[dict[str, Any], list[SealedBid]]:
+        """A published tender (`overrides` to its body) with `bidders` bids, opened and every bid revealed:
+        at the end of the opening window, the tender is under evaluation and a committee may be drawn."""
+        tender = await self.published(agency, **overrides)
+        bids = [
+            await self.bid(await self.organisation("bidder"), tender, 4_000_000_000 - i)
+            for i in range(bidders)
+        ]
+        await self.at(DEADLINE)
+        for bid in bids:
+            assert (await self.reveal(tender["id"], bid)).status_code == 202
+        await self.at(AFTER_WINDOW)
+        return tender, bids
+
     async def seed_specialties(self) -> None:
         """The default specialty tree, once."""
         from evaluation.models import Specialty
