@@ -7,6 +7,7 @@ import hashlib
 import io
 import secrets
 import tempfile
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -455,18 +456,10 @@ class Api:
                 session.add(ExpertSpecialty(expert_id=expert.id, code=code))
         return actor
 
-    async def evaluate(
-        self,
-        agency: Actor,
-        tender_id: str,
-        *,
-        experts: int = 5,
-        scores: Any = None,
-    ) -> dict[str, Any]:
+    async def convene(self, agency: Actor, tender_id: str, *, experts: int = 5) -> dict[str, Any]:
         """Draw a committee of `experts` from a fresh pool, accept every invitation, open the room at its
-        time, elect seat 1 chair, pass every bid on every criterion, score (`scores(seat, bid_id, leaf)`,
-        by default the same for everyone), have the chair draw up the report and every member sign it.
-        Answers {"room_id", "draw_id", "members": {seat: Actor}, "report_hash"}."""
+        time, have every member declare no conflict and elect seat 1 chair.
+        Answers {"room_id", "draw_id", "members": {seat: Actor}}."""
         pool = [await self.expert() for _ in range(experts + 2)]
         evaluation_at = self.clock.now() + timedelta(hours=2)
         r = await self.post(
@@ -509,15 +502,36 @@ class Api:
             assert v.status_code == 200, v.text
             if v.json()["chair_seat"] is not None:
                 break
+        return {"room_id": room_id, "draw_id": draw_id, "members": members}
+
+    async def evaluate(
+        self,
+        agency: Actor,
+        tender_id: str,
+        *,
+        experts: int = 5,
+        scores: Any = None,
+        fail: Collection[str] = (),
+        unsigned: Mapping[int, str | None] | None = None,
+    ) -> dict[str, Any]:
+        """Convene the committee (`convene`), pass every bid on every criterion (except the bids in `fail`,
+        which every member fails on Q1 with a reason), score the qualified bids (`scores(seat, bid_id, leaf)`,
+        by default the same for everyone), have the chair draw up the report and every member sign it (except
+        the seats in `unsigned`: each writes its dissent instead, or with None stays silent until the room's
+        time box ends). Answers {"room_id", "draw_id", "members": {seat: Actor}, "report_hash"}."""
+        committee = await self.convene(agency, tender_id, experts=experts)
+        room_id, members = committee["room_id"], committee["members"]
         room = (await self.get(f"/api/v1/evaluation/rooms/{room_id}", members[1])).json()
         scheme = room["scheme"]
         for actor in members.values():
             for lot in room["lots"]:
-                votes = [
-                    {"bid_id": b["bid_id"], "criterion": q["code"], "passed": True}
-                    for b in lot["bids"]
-                    for q in scheme["qualification"]
-                ]
+                votes: list[dict[str, Any]] = []
+                for b in lot["bids"]:
+                    for q in scheme["qualification"]:
+                        vote: dict[str, Any] = {"bid_id": b["bid_id"], "criterion": q["code"], "passed": True}
+                        if b["bid_id"] in fail and q["code"] == "Q1":
+                            vote.update(passed=False, reason="营业执照已过期")
+                        votes.append(vote)
                 rv = await self.post(
                     f"/api/v1/evaluation/rooms/{room_id}/reviews",
                     actor,
@@ -534,6 +548,7 @@ class Api:
                             for code, maximum in leaves
                         }
                         for b in lot["bids"]
+                        if b["bid_id"] not in fail
                     }
                     sv = await self.post(
                         f"/api/v1/evaluation/rooms/{room_id}/sheets",
@@ -546,17 +561,21 @@ class Api:
         report_hash = mr.json()["report_hash"]
         from evaluation import report as evaluation_report
 
-        for actor in members.values():
-            key = self.keys[actor.organisation_id].signing
-            assert key is not None
-            signature = key.sign(evaluation_report.signing_message(report_hash))
-            sg = await self.post(
-                f"/api/v1/evaluation/rooms/{room_id}/signatures",
-                actor,
-                json={"report_hash": report_hash, "signature": base64.b64encode(signature).decode()},
-            )
+        for seat, actor in members.items():
+            answer: dict[str, str] = {"report_hash": report_hash}
+            if unsigned and seat in unsigned:
+                dissent = unsigned[seat]
+                if dissent is None:
+                    continue
+                answer["dissent"] = dissent
+            else:
+                key = self.keys[actor.organisation_id].signing
+                assert key is not None
+                signature = key.sign(evaluation_report.signing_message(report_hash))
+                answer["signature"] = base64.b64encode(signature).decode()
+            sg = await self.post(f"/api/v1/evaluation/rooms/{room_id}/signatures", actor, json=answer)
             assert sg.status_code == 200, sg.text
-        return {"room_id": room_id, "draw_id": draw_id, "members": members, "report_hash": report_hash}
+        return {**committee, "report_hash": report_hash}
 
     async def contract(self, agency: Actor, tender_id: str, award_id: str, price_fen: int) -> Response:
         """Record the signed contract of an award, signed today, without a performance security."""

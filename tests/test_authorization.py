@@ -10,6 +10,7 @@ import re
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -399,6 +400,99 @@ async def test_a_supervisor_cannot_change_a_tender_or_a_bid(api: Api) -> None:
     assert [r.status_code for r in attempts] == [403] * len(attempts)
     after = (await api.get(f"/api/v1/tenders/{tid}", agency)).json()
     assert (after["status"], after["version"]) == (tender["status"], tender["version"])
+
+
+# ---------------------------------------------------------------- the committee draw and the evaluation room
+
+
+def draw_body(api: Api, seats: int = 5) -> dict[str, Any]:
+    return {
+        "evaluation_at": (api.clock.now() + timedelta(hours=2)).isoformat(),
+        "quotas": [{"specialty": "A02", "seats": seats}],
+    }
+
+
+async def test_an_agency_cannot_ask_for_or_see_a_draw_of_another_agencys_tender(api: Api) -> None:
+    owner = await api.organisation("agency")
+    tender, _bids = await api.in_evaluation(owner)
+    other = await api.organisation("agency")
+    await api.seed_specialties()
+    draws = f"/api/v1/evaluation/tenders/{tender['id']}/draws"
+    problem(await api.post(draws, other, json=draw_body(api)), 404, "not-found")
+    r = await api.post(draws, owner, json=draw_body(api))
+    assert r.status_code == 201, r.text
+    problem(await api.get(f"/api/v1/evaluation/draws/{r.json()['id']}", other), 404, "not-found")
+    problem(await api.get(draws, other), 404, "not-found")
+    assert [d["id"] for d in (await api.get(draws, owner)).json()] == [r.json()["id"]]
+
+
+async def test_an_expert_cannot_answer_another_experts_invitation(api: Api) -> None:
+    agency = await api.organisation("agency")
+    tender, _bids = await api.in_evaluation(agency)
+    pool = [await api.expert() for _ in range(5)]
+    stranger = await api.expert(specialties=("B01",))  # not in the A02 pool the draw picks from
+    r = await api.post(f"/api/v1/evaluation/tenders/{tender['id']}/draws", agency, json=draw_body(api))
+    assert r.status_code == 201, r.text
+    run = await api.post(
+        f"/api/v1/evaluation/draws/{r.json()['id']}/run", await api.bootstrap_centre(), json={}
+    )
+    assert run.status_code == 200, run.text
+    [invitation] = (await api.get("/api/v1/evaluation/invitations", pool[0])).json()
+    assert (await api.get("/api/v1/evaluation/invitations", stranger)).json() == []
+    answer = f"/api/v1/evaluation/invitations/{invitation['id']}/answer"
+    problem(await api.post(answer, stranger, json={"accept": False, "reason": "冒名拒绝"}), 404, "not-found")
+    problem(await api.post(answer, pool[1], json={"accept": False, "reason": "冒名拒绝"}), 404, "not-found")
+    [after] = (await api.get("/api/v1/evaluation/invitations", pool[0])).json()
+    assert after["status"] == "invited"
+
+
+async def test_only_the_committee_and_its_watchers_enter_the_room(api: Api) -> None:
+    agency = await api.organisation("agency")
+    tender, _bids = await api.in_evaluation(agency)
+    committee = await api.convene(agency, tender["id"])
+    room = f"/api/v1/evaluation/rooms/{committee['room_id']}"
+    lot_id = tender["lots"][0]["id"]
+    outsider = await api.expert()  # an expert of the pool who is not on this committee
+    for actor in (agency, outsider):
+        assert (await api.get("/api/v1/evaluation/rooms", actor)).json() == []
+        problem(await api.get(room, actor), 404, "not-found")
+        problem(await api.get(f"{room}/sheets", actor, params={"lot_id": lot_id}), 404, "not-found")
+        problem(await api.get(f"{room}/events", actor, params={"follow": "false"}), 404, "not-found")
+        problem(
+            await api.post(f"{room}/reviews", actor, json={"lot_id": lot_id, "votes": []}), 404, "not-found"
+        )
+    supervisor = await api.organisation("supervisor")
+    view = await api.get(room, supervisor)
+    assert view.status_code == 200 and view.json()["my_seat"] is None
+    for path, body in (("chair", {"seat": 1}), ("reviews", {"lot_id": lot_id, "votes": []})):
+        r = await api.post(f"{room}/{path}", supervisor, json=body)  # a watcher reads, never acts (S-04)
+        assert problem(r, 403)["detail"] in (
+            "This needs one of the roles: agency, expert.",
+            "Only a member of the committee acts in the room; watchers see it read-only (S-04).",
+        )
+
+
+async def test_a_bidder_sees_and_answers_only_the_clarifications_asked_of_it(api: Api) -> None:
+    agency = await api.organisation("agency")
+    tender, bids = await api.in_evaluation(agency)
+    committee = await api.convene(agency, tender["id"])
+    r = await api.post(
+        f"/api/v1/evaluation/rooms/{committee['room_id']}/clarifications",
+        committee["members"][1],
+        json={
+            "bid_id": bids[0].bid_id,
+            "question": "请澄清第3.2节工期安排",
+            "respond_by": (api.clock.now() + timedelta(hours=1)).isoformat(),
+        },
+    )
+    assert r.status_code == 201, r.text
+    asked, other = bids[0].bidder, bids[1].bidder
+    assert (await api.get("/api/v1/evaluation/clarifications", other)).json() == []
+    answer = f"/api/v1/evaluation/clarifications/{r.json()['id']}/answer"
+    problem(await api.post(answer, other, json={"answer": "替别人回答"}), 404, "not-found")
+    [mine] = (await api.get("/api/v1/evaluation/clarifications", asked)).json()
+    assert (mine["id"], mine["question"], mine["answer"]) == (r.json()["id"], "请澄清第3.2节工期安排", None)
+    assert (await api.post(answer, asked, json={"answer": "工期按第3.2节执行"})).status_code == 200
 
 
 # ---------------------------------------------------------------- every refusal is a problem document

@@ -49,17 +49,30 @@ async def test_a_works_tender_runs_from_draft_to_completed_contract(api: Api) ->
         4_770_000_000,
     ]
 
+    # the committee rates bid 2's business and technical offer highest: it ranks first though bid 3 is
+    # cheaper; the others follow by price, and only three become candidates (W-11)
     api.clock.set(AFTER_WINDOW + timedelta(days=1))
-    report = await api.document(agency, tid, b"%PDF report", kind="evaluation_report", filename="report.pdf")
-    r = await api.post(
-        f"/api/v1/tenders/{tid}/report",
-        agency,
-        json=api.report_body(
-            report["object_key"], bids[0].lot_id, [bids[2].bid_id, bids[1].bid_id, bids[0].bid_id]
-        ),
-    )
-    assert r.status_code == 201, r.text
-    assert r.json()["status"] == "publicity"
+    scheme = (await api.get(f"/api/v1/evaluation/tenders/{tid}/scheme", agency)).json()
+    maximum: dict[str, int] = {
+        leaf["code"]: leaf["max_cp"] for group in scheme["criteria"] for leaf in group.get("children", [])
+    }
+
+    def scores(_seat: int, bid_id: str, leaf: str) -> int:
+        return maximum[leaf] if bid_id == bids[2].bid_id else maximum[leaf] * 8 // 10
+
+    await api.evaluate(agency, tid, scores=scores)
+    got = (await api.get(f"/api/v1/tenders/{tid}")).json()
+    assert got["status"] == "publicity"
+    notices = (await api.get("/api/v1/notices", params={"tender_code": tender["code"]})).json()["items"]
+    candidates = next(n for n in notices if n["kind"] == "candidates")
+    assert [
+        (c["rank"], c["credit_code"], c["declared_price_fen"])
+        for c in candidates["body"]["lots"][0]["candidates"]
+    ] == [
+        (1, bidders[2].credit_code, 4_780_000_000),
+        (2, bidders[3].credit_code, 4_770_000_000),
+        (3, bidders[1].credit_code, 4_790_000_000),
+    ]
     early = await api.post(
         f"/api/v1/tenders/{tid}/award",
         agency,

@@ -150,13 +150,13 @@ async def test_a_tender_whose_every_candidate_declines_fails_and_can_be_rerun(ap
     for bid in bids:
         await api.reveal(tender["id"], bid)
     await api.at(AFTER_WINDOW)
-    report = await api.document(agency, tender["id"], b"%PDF report", kind="evaluation_report")
-    r = await api.post(
-        f"/api/v1/tenders/{tender['id']}/report",
-        agency,
-        json=api.report_body(report["object_key"], bids[0].lot_id, [bids[0].bid_id]),
-    )
-    assert r.status_code == 201, r.text
+    # the committee fails the other two bids at qualification, so the report names one candidate
+    await api.evaluate(agency, tender["id"], fail={bids[1].bid_id, bids[2].bid_id})
+    [notice] = (
+        await api.get("/api/v1/notices", params={"tender_code": tender["code"], "kind": "candidates"})
+    ).json()["items"]
+    assert [c["credit_code"] for c in notice["body"]["lots"][0]["candidates"]] == [bids[0].bidder.credit_code]
+    assert (await api.get(f"/api/v1/tenders/{tender['id']}")).json()["status"] == "publicity"
     api.clock.set(api.clock.now() + timedelta(days=5))
     award = (
         await api.post(

@@ -90,26 +90,34 @@ async def evaluated(
     return agency, tender, bids
 
 
-async def report(
-    api: Api, agency: Actor, tender: dict[str, Any], ranking: list[str], **overrides: Any
+async def request_draw(
+    api: Api, agency: Actor, tender: dict[str, Any], quotas: list[int], representative: bool = False
 ) -> Response:
-    doc = await api.document(
-        agency,
-        tender["id"],
-        b"%PDF report " + secrets.token_bytes(16),
-        kind="evaluation_report",
-        filename="report.pdf",
-    )
-    body = api.report_body(doc["object_key"], tender["lots"][0]["id"], ranking, **overrides)
-    return await api.post(f"{T}/{tender['id']}/report", agency, json=body)
+    """The agency asks for a committee with `quotas[i]` experts of the i-th municipal specialty and, if
+    `representative`, a seat for one of its own users."""
+    await api.seed_specialties()
+    body: dict[str, Any] = {
+        "evaluation_at": (api.clock.now() + timedelta(hours=2)).isoformat(),
+        "quotas": [
+            {"specialty": code, "seats": n} for code, n in zip(["A0201", "A0202"], quotas, strict=False)
+        ],
+    }
+    if representative:
+        body["representative_user_id"] = (await api.get("/api/v1/auth/me", agency)).json()["user_id"]
+    return await api.post(f"/api/v1/evaluation/tenders/{tender['id']}/draws", agency, json=body)
+
+
+async def candidates_notice(api: Api, tender: dict[str, Any]) -> dict[str, Any]:
+    [notice] = await notices(api, tender_code=tender["code"], kind="candidates")
+    return notice
 
 
 async def in_publicity(api: Api) -> tuple[Actor, dict[str, Any], list[SealedBid]]:
-    """Candidates in publicity from REPORT_AT: bid 2 (lowest price) first."""
+    """The committee evaluates from REPORT_AT and its signed report puts the candidates in publicity: with
+    equal scores, bid 2 (lowest price) first."""
     agency, tender, bids = await evaluated(api)
     api.clock.set(REPORT_AT)
-    r = await report(api, agency, tender, [bids[2].bid_id, bids[1].bid_id, bids[0].bid_id])
-    assert r.status_code == 201, r.text
+    await api.evaluate(agency, tender["id"])
     return agency, tender, bids
 
 
@@ -661,85 +669,110 @@ async def test_w09_a_lot_with_two_bids_fails_while_the_lot_with_three_opens(api:
 # ---------------------------------------------------------------- W-10, W-11: committee and report
 
 
-def committee(experts: int, representatives: int = 1, **member: Any) -> list[dict[str, Any]]:
-    people = [{"name": f"专家{i}", "kind": "expert", "signed": True} for i in range(experts)]
-    people += [
-        {"name": f"招标人代表{i}", "kind": "tenderer_representative", "signed": True}
-        for i in range(representatives)
-    ]
-    people[0].update(member)
-    return people
-
-
 @pytest.mark.parametrize(
-    ("experts", "representatives", "why"),
+    ("quotas", "representative", "why"),
     [
-        (3, 1, "the committee has 4 members; at least 5 are required"),
-        (5, 1, "the committee has 6 members; the number must be odd"),
-        (3, 2, "3 of 5 members are experts; at least 2/3 must be"),
+        ([4], False, "the committee has 4 members; at least 5 are required"),
+        ([2, 2], False, "the committee has 4 members; at least 5 are required"),
+        ([3], True, "the committee has 4 members; at least 5 are required"),
+        ([6], False, "the committee has 6 members; the number must be odd"),
+        ([3, 2], True, "the committee has 6 members; the number must be odd"),
     ],
 )
-async def test_w10_an_unlawful_committee_is_refused(
-    api: Api, experts: int, representatives: int, why: str
+async def test_w10_a_draw_for_an_unlawful_committee_is_refused(
+    api: Api, quotas: list[int], representative: bool, why: str
 ) -> None:
-    agency, tender, bids = await evaluated(api)
-    r = await report(api, agency, tender, [bids[0].bid_id], committee=committee(experts, representatives))
-    body = refused(r, "W-10")
-    assert body["errors"] == [{"field": "committee", "message": why}]
+    agency, tender, _bids = await evaluated(api)
+    body = refused(await request_draw(api, agency, tender, quotas, representative), "W-10")
+    assert body["errors"] == [{"field": "quotas", "message": why}]
+    assert (await api.get(f"/api/v1/evaluation/tenders/{tender['id']}/draws", agency)).json() == []
     assert (await get_tender(api, tender))["status"] == "evaluation"
 
 
-@pytest.mark.parametrize(("experts", "representatives"), [(4, 1), (5, 2)])
-async def test_w10_five_with_four_experts_and_seven_with_five_are_lawful(
-    api: Api, experts: int, representatives: int
+@pytest.mark.parametrize(("quotas", "representative", "size"), [([4], True, 5), ([4, 3], False, 7)])
+async def test_w10_five_with_four_experts_and_seven_experts_are_lawful(
+    api: Api, quotas: list[int], representative: bool, size: int
 ) -> None:
-    agency, tender, bids = await evaluated(api)
-    r = await report(api, agency, tender, [bids[0].bid_id], committee=committee(experts, representatives))
+    agency, tender, _bids = await evaluated(api)
+    r = await request_draw(api, agency, tender, quotas, representative)
     assert r.status_code == 201, r.text
+    assert (r.json()["status"], r.json()["committee_size"]) == ("committed", size)
 
 
-async def test_w11_four_candidates_are_refused(api: Api) -> None:
+async def test_w11_of_four_ranked_bids_only_the_first_three_become_candidates(api: Api) -> None:
     agency, tender, bids = await evaluated(api, 4)
-    body = refused(await report(api, agency, tender, [b.bid_id for b in bids]), "W-11")
-    assert body["errors"] == [{"field": "candidates[0].ranking", "message": "too many candidates"}]
+    room = await api.evaluate(agency, tender["id"])
+    [lot] = (await api.get(f"/api/v1/evaluation/rooms/{room['room_id']}/report", room["members"][1])).json()[
+        "report"
+    ]["lots"]
+    by_price = sorted(bids, key=lambda b: b.price_fen)
+    assert [(b["bid_id"], b["rank"]) for b in sorted(lot["bids"], key=lambda b: b["rank"])] == [
+        (b.bid_id, rank) for rank, b in enumerate(by_price, start=1)
+    ]
+    assert [c["bid_id"] for c in lot["candidates"]] == [b.bid_id for b in by_price[:3]]
+    notice = await candidates_notice(api, tender)
+    assert [c["credit_code"] for c in notice["body"]["lots"][0]["candidates"]] == [
+        b.bidder.credit_code for b in by_price[:3]
+    ]
+    assert (await get_tender(api, tender))["status"] == "publicity"
+
+
+async def report_event(api: Api) -> dict[str, Any]:
+    """The trading side's record of the one report taken in this test."""
+    centre = await api.bootstrap_centre()
+    r = await api.get("/api/v1/audit", centre, params={"object_type": "report", "limit": 200})
+    assert r.status_code == 200, r.text
+    [event] = [e for e in r.json()["items"] if e["action"] == "report.submit"]
+    return dict(event)
 
 
 async def test_w11_a_member_who_neither_signs_nor_dissents_is_deemed_to_agree(api: Api) -> None:
-    # 条例 53: refusing to sign without a written reason counts as agreeing; the report stands.
-    agency, tender, bids = await evaluated(api)
-    r = await report(api, agency, tender, [bids[0].bid_id], committee=committee(4, signed=False))
-    assert r.status_code == 201, r.text
-    [event] = [e for e in await audit(api, "report", r.json()["report_id"]) if e["action"] == "report.submit"]
-    assert event["detail"]["deemed_agreed"] == ["专家0"] and event["detail"]["dissents"] == []
+    # 条例 53: refusing to sign without a written reason counts as agreeing; the report stands when the
+    # room's time box ends.
+    agency, tender, _bids = await evaluated(api)
+    room = await api.evaluate(agency, tender["id"], unsigned={2: None})
+    view = (await api.get(f"/api/v1/evaluation/rooms/{room['room_id']}", room["members"][1])).json()
+    assert (await get_tender(api, tender))["status"] == "evaluation"
+    await api.at(at(view["closes_at"]))
+    assert (await get_tender(api, tender))["status"] == "publicity"
+    silent = next(m["name"] for m in view["members"] if m["seat"] == 2)
+    detail = (await report_event(api))["detail"]
+    assert detail["deemed_agreed"] == [silent] and detail["dissents"] == []
+    assert detail["report_hash"] == room["report_hash"]
 
 
 async def test_w11_a_member_who_does_not_sign_but_writes_a_dissent_is_accepted(api: Api) -> None:
-    agency, tender, bids = await evaluated(api)
-    members = committee(4, signed=False, dissent="第二名报价低于成本，应否决")
-    r = await report(api, agency, tender, [bids[0].bid_id], committee=members)
-    assert r.status_code == 201, r.text
-    [event] = [e for e in await audit(api, "report", r.json()["report_id"]) if e["action"] == "report.submit"]
-    assert event["detail"]["dissents"] == ["专家0"] and event["detail"]["deemed_agreed"] == []
+    agency, tender, _bids = await evaluated(api)
+    room = await api.evaluate(agency, tender["id"], unsigned={2: "第二名报价低于成本，应否决"})
+    view = (await api.get(f"/api/v1/evaluation/rooms/{room['room_id']}", room["members"][1])).json()
+    assert (await get_tender(api, tender))["status"] == "publicity"
+    dissenter = next(m["name"] for m in view["members"] if m["seat"] == 2)
+    detail = (await report_event(api))["detail"]
+    assert detail["dissents"] == [dissenter] and detail["deemed_agreed"] == []
 
 
-async def test_w11_a_candidate_that_is_not_an_opened_bid_of_the_lot_is_named(api: Api) -> None:
+async def test_w11_a_bid_revoked_at_the_opening_is_neither_ranked_nor_a_candidate(api: Api) -> None:
     agency, tender, bids = await evaluated(api, 4, revealed=3)  # bid 3 was never opened: revoked
-    body = problem(await report(api, agency, tender, [bids[0].bid_id, bids[3].bid_id]), 422)
-    assert body["errors"] == [{"field": "candidates[0].ranking[1]", "message": "not a valid bid of the lot"}]
-    stranger = "00000000-0000-4000-8000-000000000000"
-    body = problem(await report(api, agency, tender, [stranger]), 422)
-    assert body["errors"][0]["field"] == "candidates[0].ranking[0]"
+    room = await api.evaluate(agency, tender["id"])
+    [lot] = (await api.get(f"/api/v1/evaluation/rooms/{room['room_id']}/report", room["members"][1])).json()[
+        "report"
+    ]["lots"]
+    assert sorted(b["bid_id"] for b in lot["bids"]) == sorted(b.bid_id for b in bids[:3])
+    notice = await candidates_notice(api, tender)
+    assert [c["credit_code"] for c in notice["body"]["lots"][0]["candidates"]] == [
+        bids[2].bidder.credit_code,
+        bids[1].bidder.credit_code,
+        bids[0].bidder.credit_code,
+    ]
 
 
 # ---------------------------------------------------------------- W-12: publicity and its objections
 
 
 async def test_w12_the_award_waits_until_publicity_ends_at_24_00_of_its_third_day(api: Api) -> None:
-    agency, tender, bids = await evaluated(api)
-    api.clock.set(REPORT_AT)
-    r = await report(api, agency, tender, [bids[2].bid_id, bids[1].bid_id, bids[0].bid_id])
-    assert r.status_code == 201 and r.json()["status"] == "publicity"
-    assert at(r.json()["publicity_ends"]) == PUBLICITY_ENDS
+    agency, tender, bids = await in_publicity(api)
+    got = await get_tender(api, tender)
+    assert got["status"] == "publicity" and at(got["publicity_ends"]) == PUBLICITY_ENDS
     [candidates] = await notices(api, kind="candidates")
     assert candidates["body"]["rule"] == "W-12" and at(candidates["body"]["publicity_ends"]) == PUBLICITY_ENDS
     assert [c["credit_code"] for c in candidates["body"]["lots"][0]["candidates"]] == [
@@ -974,9 +1007,12 @@ async def test_award_before_the_report_is_refused_naming_the_status(api: Api) ->
     assert "evaluation" in problem(await award(api, agency, tender, bids[0]), 409)["detail"]
 
 
-async def test_report_before_the_opening_is_refused_naming_the_status(api: Api) -> None:
-    agency, tender, bids = await with_bids(api, 3)
-    assert "tendering" in problem(await report(api, agency, tender, [bids[0].bid_id]), 409)["detail"]
+async def test_a_draw_before_the_opening_is_refused_naming_the_status(api: Api) -> None:
+    agency, tender, _bids = await with_bids(api, 3)
+    body = problem(await request_draw(api, agency, tender, [5]), 409)
+    assert body["detail"] == (
+        "A committee is drawn once the bids are in (after the deadline); the tender is tendering."
+    )
 
 
 async def test_e01_revealing_a_file_key_before_the_deadline_is_refused(api: Api) -> None:
