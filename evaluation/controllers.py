@@ -38,7 +38,8 @@ RUNNERS = requires("centre", "supervisor")
 READERS = requires(*service.READERS)
 DRAW_VIEWERS = requires("agency", *service.READERS)
 ROOM_PEOPLE = requires("expert", "agency", *service.READERS)  # the agency's representative may hold a seat
-MEMBERS = requires("expert", "agency")
+# The room's actions admit the watchers too, so that the service refuses them by S-04 rather than by role.
+MEMBERS = ROOM_PEOPLE
 
 
 async def draw_read(session: AsyncSession, actor: Principal, row: Draw) -> schemas.DrawRead:

@@ -500,6 +500,7 @@ async def _confirm_if_complete(
     row.next_deadline = None
     # The seed is revealed now that no answer can change the committee any more, so anyone may replay it.
     row.seed_hex = unseal_seed(secret, row).hex()
+    await accounts.record(session, None, "draw.confirm", "draw", row.id, now, seed=row.seed_hex)
     await _seat_members(session, row, result, now)
 
 
@@ -695,6 +696,9 @@ async def abort_draw(
         raise NotFound("No such draw.")
     if row.status == "confirmed":
         raise Conflict("The committee is confirmed; its room decides from here.")
+    if await session.scalar(select(Room.id).where(Room.draw_id == row.id)) is not None:
+        # A seat is being redrawn after a recusal: a new draw would seat a second committee in the same room.
+        raise Conflict("The committee already sits in its room; only the recused seat is being redrawn.")
     row.status = "aborted"
     row.next_deadline = None
     await accounts.record(session, actor, "draw.abort", "draw", row.id, now, reason=reason)
@@ -773,7 +777,7 @@ async def room_for(session: AsyncSession, actor: Principal, room_id: uuid.UUID) 
 
 
 async def _seat(
-    session: AsyncSession, actor: Principal, room_id: uuid.UUID, *, declared: bool = True
+    session: AsyncSession, actor: Principal, room_id: uuid.UUID, now: datetime, *, declared: bool = True
 ) -> tuple[Room, Member]:
     """The caller's seat in an open room, for an action that changes something (S-04: watchers cannot)."""
     room, member = await room_for(session, actor, room_id)
@@ -785,6 +789,11 @@ async def _seat(
         raise Conflict(f"The room opens at {room.opens_at.astimezone(SHANGHAI).isoformat()}.")
     if room.status != "open":
         raise Conflict(f"The room is {room.status}; nothing more can be done in it.")
+    if now >= room.closes_at:
+        # The chronograph may not have run yet; the time box ends at its instant all the same (W-11).
+        raise Conflict(
+            f"The room's time ended at {room.closes_at.astimezone(SHANGHAI).isoformat()}; the centre may extend it."
+        )
     if declared and member.declared_at is None:
         raise Forbidden("Sign the no-conflict declaration before entering the room (G-08).", rule="G-08")
     return room, member
@@ -801,6 +810,7 @@ async def tick_rooms(session: AsyncSession, store: ObjectStore, now: datetime) -
         room.status = "open"
         room.opened_at = now
         await _event(session, room, "room.opened", now)
+        await accounts.record(session, None, "room.open", "room", room.id, now)
         changed += 1
     for room in (
         await session.scalars(select(Room).where(Room.status == "open", Room.closes_at <= now))
@@ -846,7 +856,7 @@ async def declare(
 ) -> Member:
     """The no-conflict declaration (G-08) a member signs before entering. A member who declares a conflict
     recuses: the seat is redrawn from the same quota, and the replacement is invited."""
-    room, member = await _seat(session, actor, room_id, declared=False)
+    room, member = await _seat(session, actor, room_id, now, declared=False)
     if member.declared_at is not None:
         return member
     if no_conflict:
@@ -880,7 +890,7 @@ async def vote_chair(
     session: AsyncSession, actor: Principal, room_id: uuid.UUID, seat: int, now: datetime
 ) -> Room:
     """Each member votes for a chair (组长); a majority of the seats elects."""
-    room, member = await _seat(session, actor, room_id)
+    room, member = await _seat(session, actor, room_id, now)
     if room.chair_member_id is not None:
         raise Conflict("The committee has already elected its chair.")
     members = active(await members_of(session, room))
@@ -901,8 +911,10 @@ async def vote_chair(
     return room
 
 
-async def _chair(session: AsyncSession, actor: Principal, room_id: uuid.UUID) -> tuple[Room, Member]:
-    room, member = await _seat(session, actor, room_id)
+async def _chair(
+    session: AsyncSession, actor: Principal, room_id: uuid.UUID, now: datetime
+) -> tuple[Room, Member]:
+    room, member = await _seat(session, actor, room_id, now)
     if room.chair_member_id != member.id:
         raise Forbidden("Only the committee's chair does this.")
     return room, member
@@ -925,7 +937,7 @@ async def review(
 ) -> QualificationReview:
     """A member's qualification and compliance review of a lot: pass or fail per criterion per bid, a
     reason for every fail. Submitted once."""
-    room, member = await _seat(session, actor, room_id)
+    room, member = await _seat(session, actor, room_id, now)
     if room.phase != "qualification":
         raise Conflict(f"The qualification review is over; the room is at {room.phase}.")
     tender = await trading.tender_by_id(session, room.tender_id)
@@ -1003,7 +1015,12 @@ async def qualification(
     members = len(active(await members_of(session, room)))
     out: dict[uuid.UUID, dict[uuid.UUID, list[Rejection]]] = {}
     reviews = (
-        await session.scalars(select(QualificationReview).where(QualificationReview.room_id == room.id))
+        await session.scalars(
+            select(QualificationReview)
+            .join(Member, Member.id == QualificationReview.member_id)
+            .where(QualificationReview.room_id == room.id)
+            .order_by(Member.seat)  # the reasons in seat order, the same every time the report is built
+        )
     ).all()
     tally: dict[tuple[uuid.UUID, str, str], list[str]] = defaultdict(list)
     for r in reviews:
@@ -1022,8 +1039,13 @@ async def qualification(
 
 
 async def _advance(session: AsyncSession, room: Room, now: datetime) -> None:
-    """Move the room to the next phase once every seat has done its part of this one."""
+    """Move the room to the next phase once every seat has done its part of this one. While a recused seat
+    is being redrawn the committee is short (W-10) and waits for its replacement."""
     members = active(await members_of(session, room))
+    row = await session.get(Draw, room.draw_id)
+    assert row is not None
+    if len(members) < row.committee_size:
+        return
     lots = await _evaluable(session, room)
     if room.phase == "qualification":
         reviewed = Counter(
@@ -1085,14 +1107,14 @@ async def ask(
     now: datetime,
 ) -> Clarification:
     """The chair asks a bidder to clarify (澄清) an obvious ambiguity; the bidder is not told who asks."""
-    room, _member = await _chair(session, actor, room_id)
+    room, _member = await _chair(session, actor, room_id, now)
     bids = {b.id: b for lot in (await _evaluable(session, room)).values() for b in lot}
     bid = bids.get(bid_id)
     if bid is None:
         raise ValidationProblem(
             "Not a bid under evaluation here.", errors=[field_error("bid_id", "not a bid of the tender")]
         )
-    if respond_by <= now or respond_by > room.closes_at:
+    if _instant("respond_by", respond_by) <= now or respond_by > room.closes_at:
         raise ValidationProblem(
             "The answer must be due after now and before the room's time box ends.",
             errors=[field_error("respond_by", "outside the room's time")],
@@ -1173,7 +1195,7 @@ async def submit_sheet(
 ) -> ScoreSheet:
     """A member's scores of a lot, alone: sealed from the others until submitted, and submitted once unless
     the chair reopens the sheet."""
-    room, member = await _seat(session, actor, room_id)
+    room, member = await _seat(session, actor, room_id, now)
     if room.phase not in ("scoring", "report"):
         raise Conflict(f"Scoring follows the qualification review; the room is at {room.phase}.")
     tender = await trading.tender_by_id(session, room.tender_id)
@@ -1231,7 +1253,7 @@ async def reopen_sheet(
     now: datetime,
 ) -> ScoreSheet:
     """The chair reopens a member's submitted sheet (to correct an error or an abnormal score), with a reason."""
-    room, _chair_member = await _chair(session, actor, room_id)
+    room, _chair_member = await _chair(session, actor, room_id, now)
     if room.phase not in ("scoring", "report"):
         raise Conflict(f"The room is at {room.phase}; sheets can no longer be reopened.")
     target = next((m for m in active(await members_of(session, room)) if m.seat == seat), None)
@@ -1259,8 +1281,10 @@ async def justify(
     text: str,
     now: datetime,
 ) -> ScoreSheet:
-    """A member keeps an abnormal score (G-10) with a written justification."""
-    room, member = await _seat(session, actor, room_id)
+    """A member keeps an abnormal score (G-10) with a written justification, before the report is drawn up."""
+    room, member = await _seat(session, actor, room_id, now)
+    if room.phase not in ("scoring", "report"):
+        raise Conflict(f"Scores are justified while the sheets are open; the room is at {room.phase}.")
     sheet = await session.scalar(
         select(ScoreSheet).where(ScoreSheet.member_id == member.id, ScoreSheet.lot_id == lot_id)
     )
@@ -1504,7 +1528,7 @@ async def make_report(
 ) -> Room:
     """The chair has the platform draw up the report once every step is done: every abnormal score revised
     or justified (G-10). It is hashed, rendered as HTML and PDF, and put to the members for signature."""
-    room, _member = await _chair(session, actor, room_id)
+    room, _member = await _chair(session, actor, room_id, now)
     await _advance(session, room, now)
     if room.phase != "report":
         if room.phase == "scoring":
@@ -1547,7 +1571,7 @@ async def sign(
 ) -> Member:
     """A member signs the report's hash with their Ed25519 key, or refuses with a written dissent (W-11).
     When every seat has answered, the report is final and goes to trading for the candidates' publicity."""
-    room, member = await _seat(session, actor, room_id)
+    room, member = await _seat(session, actor, room_id, now)
     if room.phase != "signing" or room.report_hash is None:
         raise Conflict(f"There is no report to sign yet; the room is at {room.phase}.")
     if report_hash != room.report_hash:
