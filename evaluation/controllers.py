@@ -428,20 +428,28 @@ class RoomController(Controller):
 
     @get("/{room_id:uuid}", operation_id="get_room", guards=[ROOM_PEOPLE])
     async def room(
-        self, room_id: uuid.UUID, principal: Principal, session: AsyncSession, clock: Clock
+        self,
+        room_id: uuid.UUID,
+        principal: Principal,
+        session: AsyncSession,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        clock: Clock,
     ) -> dict[str, Any]:
         """Enter or watch the room (each look is in the audit trail)."""
         room, member = await service.room_for(session, principal, room_id)
-        await accounts.record(
-            session,
-            principal,
-            "room.view",
-            "room",
-            room.id,
-            clock.now(),
-            seat=member.seat if member else None,
-        )
-        return await room_view(session, principal, room, member)
+        view = await room_view(session, principal, room, member)
+        # The request reads in a read-only transaction; the look is recorded in a short one of its own.
+        async with transaction(sessionmaker) as audit:
+            await accounts.record(
+                audit,
+                principal,
+                "room.view",
+                "room",
+                room.id,
+                clock.now(),
+                seat=member.seat if member else None,
+            )
+        return view
 
     @post(
         "/{room_id:uuid}/declaration", operation_id="declare_no_conflict", guards=[MEMBERS], status_code=200

@@ -855,6 +855,18 @@ async def credit_scores(
     return {expert_id: _score(points.get(expert_id, 0)) for expert_id in wanted}
 
 
+async def credit_scores_among(session: AsyncSession, expert_ids: Any, on: date) -> dict[uuid.UUID, int]:
+    """The credit scores on day `on` of the experts a subquery selects that have events in the window; an
+    expert missing from the answer has the full score. The draw asks this of its whole candidate pool."""
+    start, end = credit_window(on)
+    query = (
+        select(CreditEvent.expert_id, func.sum(CreditEvent.points))
+        .where(CreditEvent.at >= start, CreditEvent.at < end, CreditEvent.expert_id.in_(expert_ids))
+        .group_by(CreditEvent.expert_id)
+    )
+    return {expert_id: _score(int(points)) for expert_id, points in await session.execute(query)}
+
+
 async def credit_score(session: AsyncSession, expert_id: uuid.UUID, on: date) -> int:
     """One expert's credit score on day `on` (see `credit_scores`)."""
     return (await credit_scores(session, [expert_id], on))[expert_id]

@@ -198,25 +198,28 @@ async def candidates(
         codes[expert_id].append(code)
     former: dict[uuid.UUID, list[tuple[str, date | None]]] = defaultdict(list)
     relatives: dict[uuid.UUID, list[str]] = defaultdict(list)
-    for rel in (
-        await session.scalars(select(ExpertRelationship).where(ExpertRelationship.expert_id.in_(ids)))
-    ).all():
-        if rel.kind == "former_employer":
-            former[rel.expert_id].append((rel.credit_code, rel.end_on))
+    relationships = select(
+        ExpertRelationship.expert_id,
+        ExpertRelationship.kind,
+        ExpertRelationship.credit_code,
+        ExpertRelationship.end_on,
+    ).where(ExpertRelationship.expert_id.in_(ids))
+    for expert_id, kind, credit_code, end_on in (await session.execute(relationships)).all():
+        if kind == "former_employer":
+            former[expert_id].append((credit_code, end_on))
         else:
-            relatives[rel.expert_id].append(rel.credit_code)
+            relatives[expert_id].append(credit_code)
     away: dict[uuid.UUID, list[tuple[date, date]]] = defaultdict(list)
-    for u in (
-        await session.scalars(
-            select(ExpertUnavailability).where(
-                ExpertUnavailability.expert_id.in_(ids),
-                ExpertUnavailability.start_on <= on,
-                ExpertUnavailability.end_on >= on,
-            )
-        )
-    ).all():
-        away[u.expert_id].append((u.start_on, u.end_on))
-    credit = await pool.credit_scores(session, None, on)
+    absences = select(
+        ExpertUnavailability.expert_id, ExpertUnavailability.start_on, ExpertUnavailability.end_on
+    ).where(
+        ExpertUnavailability.expert_id.in_(ids),
+        ExpertUnavailability.start_on <= on,
+        ExpertUnavailability.end_on >= on,
+    )
+    for expert_id, start_on, end_on in (await session.execute(absences)).all():
+        away[expert_id].append((start_on, end_on))
+    credit = await pool.credit_scores_among(session, ids, on)
     served = await _services_for_tenderer(session, tender, on) if tender is not None else {}
     out = []
     no_account = 0
@@ -235,7 +238,7 @@ async def candidates(
                 former_employers=tuple(former[expert_id]),
                 relatives_at=tuple(relatives[expert_id]),
                 unavailable=tuple(away[expert_id]),
-                credit_score=credit.get(expert_id, 100),
+                credit_score=credit.get(expert_id, pool.CREDIT_START),
                 services_for_tenderer=served.get(expert_id, 0),
             )
         )
@@ -1035,6 +1038,11 @@ async def qualification(
                 for (lid, bid_id, code), reasons in sorted(tally.items())
                 if lid == lot_id and bid_id == str(bid.id) and len(reasons) * 2 > members
             ]
+            if not bid.declared_price_fen or bid.declared_price_fen <= 0:
+                # A bid without a positive price cannot be priced against the others (G-06); it is void.
+                out[lot_id][bid.id].append(
+                    Rejection("price", ("the declared price is not a positive amount",), members, members)
+                )
     return out
 
 

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from evaluation import report
-from tests.helpers import Actor, Api, SealedBid, _subjective_leaves
+from tests.helpers import AFTER_WINDOW, DEADLINE, Actor, Api, SealedBid, _subjective_leaves
 
 BASE = "/api/v1/evaluation"
 REASON = "打分有误需要更正 (a scoring error to correct)"
@@ -853,3 +853,25 @@ async def test_the_event_stream_lists_the_progress_in_order_without_scores_or_na
     for event in events:
         assert set(json.loads(event["data"])) <= {"seq", "at", "seats", "opens_at", "seat", "lot_id", "phase"}
     assert "专家" not in r.text and c.bids[0].bidder.username not in r.text
+
+
+async def test_a_bid_without_a_positive_price_is_rejected_and_never_ranked(api: Api) -> None:
+    agency = await api.organisation("agency")
+    tender = await api.published(agency)
+    bids = [
+        await api.bid(await api.organisation("bidder"), tender, price)
+        for price in (0, 3_900_000_000, 3_800_000_000)
+    ]
+    await api.at(DEADLINE)
+    for bid in bids:
+        assert (await api.reveal(tender["id"], bid)).status_code == 202
+    await api.at(AFTER_WINDOW)
+
+    done = await api.evaluate(agency, tender["id"], fail={bids[0].bid_id})
+
+    room = (await api.get(f"{BASE}/rooms/{done['room_id']}/report", done["members"][1])).json()
+    lot = room["report"]["lots"][0]
+    zero = next(b for b in lot["bids"] if b["bid_id"] == bids[0].bid_id)
+    assert zero["qualified"] is False and zero["rank"] is None
+    assert [r["criterion"] for r in zero["rejections"]] == ["Q1", "price"]
+    assert [c["bid_id"] for c in lot["candidates"]] == [bids[2].bid_id, bids[1].bid_id]
