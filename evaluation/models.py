@@ -180,12 +180,13 @@ class Invitation(IdMixin, Base):
 
 class Room(IdMixin, Base):
     """The evaluation room (评标室) of a tender: opened at the scheduled time to the confirmed committee,
-    closed when the report is signed or the time box runs out (extendable with a reason)."""
+    closed when the report is signed or the time box runs out (extendable with a reason). One per draw: a
+    room whose committee cannot be completed is cancelled with its draw, and a new draw gets a new room."""
 
     __tablename__ = "evaluation_rooms"
 
-    tender_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenders.id"), unique=True)
-    draw_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("draws.id"))
+    tender_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenders.id"), index=True)
+    draw_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("draws.id"), unique=True)
     status: Mapped[str] = mapped_column(String(20), index=True)
     phase: Mapped[str] = mapped_column(String(20))
     opens_at: Mapped[datetime]

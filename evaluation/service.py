@@ -509,7 +509,7 @@ async def _confirm_if_complete(
 
 async def _seat_members(session: AsyncSession, row: Draw, result: draw.DrawResult, now: datetime) -> Room:
     """Create the room at the first confirmation; after a recusal, seat the replacement in it."""
-    room = await session.scalar(select(Room).where(Room.tender_id == row.tender_id))
+    room = await session.scalar(select(Room).where(Room.draw_id == row.id))
     if room is None:
         room = Room(
             id=uuid.uuid4(),
@@ -699,9 +699,18 @@ async def abort_draw(
         raise NotFound("No such draw.")
     if row.status == "confirmed":
         raise Conflict("The committee is confirmed; its room decides from here.")
-    if await session.scalar(select(Room.id).where(Room.draw_id == row.id)) is not None:
-        # A seat is being redrawn after a recusal: a new draw would seat a second committee in the same room.
-        raise Conflict("The committee already sits in its room; only the recused seat is being redrawn.")
+    room = await session.scalar(select(Room).where(Room.draw_id == row.id))
+    if room is not None:
+        if row.status != "short":
+            # A recused seat is still being redrawn; the committee may yet be completed.
+            raise Conflict("The committee already sits in its room; only the recused seat is being redrawn.")
+        # The pool cannot replace a recused member: the room cannot lawfully sit (W-10), so it is cancelled
+        # with its draw, and the agency asks for a new committee.
+        room.status = "cancelled"
+        room.phase = "closed"
+        room.closed_at = now
+        room.outcome = "committee incomplete"
+        await _event(session, room, "room.cancelled", now, reason=reason)
     row.status = "aborted"
     row.next_deadline = None
     await accounts.record(session, actor, "draw.abort", "draw", row.id, now, reason=reason)

@@ -336,6 +336,39 @@ async def test_a_draw_whose_committee_sits_in_its_room_cannot_be_aborted(api: Ap
     problem(r, 409)
 
 
+async def test_a_recused_seat_the_pool_cannot_fill_lets_the_centre_cancel_the_room_and_draw_anew(
+    api: Api,
+) -> None:
+    c = await convene(api, spare=0)
+    await api.at(c.opens_at)
+    r = await api.post(
+        f"{c.url}/declaration", c.members[2], json={"no_conflict": False, "statement": "与投标人存在利害关系"}
+    )
+    assert r.status_code == 200
+    centre = await api.bootstrap_centre()
+    assert (await api.get(f"{BASE}/draws/{c.draw_id}", centre)).json()["status"] == "short"
+
+    r = await api.post(
+        f"{BASE}/draws/{c.draw_id}/abort", centre, json={"reason": "专家库不足，重新抽取评标委员会"}
+    )
+
+    assert r.status_code == 200 and r.json()["status"] == "aborted"
+    room = (await api.get(c.url, centre)).json()
+    assert room["status"] == "cancelled"
+    action = await api.post(f"{c.url}/chair", c.members[1], json={"seat": 1})
+    problem(action, 409)
+    await api.expert()  # the centre widens the pool
+    again = await api.post(
+        f"{BASE}/tenders/{c.tender['id']}/draws",
+        c.agency,
+        json={
+            "evaluation_at": (api.clock.now() + timedelta(hours=2)).isoformat(),
+            "quotas": [{"specialty": "A02", "seats": 5}],
+        },
+    )
+    assert again.status_code == 201, again.text
+
+
 async def test_a_majority_of_the_seats_elects_the_chair(api: Api) -> None:
     c = await convene(api)
     await enter(api, c)

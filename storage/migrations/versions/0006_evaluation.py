@@ -145,10 +145,11 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['draw_id'], ['draws.id'], name=op.f('fk_evaluation_rooms_draw_id_draws')),
     sa.ForeignKeyConstraint(['tender_id'], ['tenders.id'], name=op.f('fk_evaluation_rooms_tender_id_tenders')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_evaluation_rooms')),
-    sa.UniqueConstraint('tender_id', name=op.f('uq_evaluation_rooms_tender_id'))
+    sa.UniqueConstraint('draw_id', name=op.f('uq_evaluation_rooms_draw_id'))
     )
     with op.batch_alter_table('evaluation_rooms', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_evaluation_rooms_status'), ['status'], unique=False)
+        batch_op.create_index(batch_op.f('ix_evaluation_rooms_tender_id'), ['tender_id'], unique=False)
 
     op.create_table('expert_credit_events',
     sa.Column('expert_id', sa.Uuid(), nullable=False),
@@ -338,6 +339,7 @@ def downgrade() -> None:
 
     op.drop_table('expert_credit_events')
     with op.batch_alter_table('evaluation_rooms', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_evaluation_rooms_tender_id'))
         batch_op.drop_index(batch_op.f('ix_evaluation_rooms_status'))
 
     op.drop_table('evaluation_rooms')
