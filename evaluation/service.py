@@ -1125,6 +1125,8 @@ async def ask(
 ) -> Clarification:
     """The chair asks a bidder to clarify (澄清) an obvious ambiguity; the bidder is not told who asks."""
     room, _member = await _chair(session, actor, room_id, now)
+    if room.phase == "signing":
+        raise Conflict("The report is drawn up; a clarification now would not be in it.")
     bids = {b.id: b for lot in (await _evaluable(session, room)).values() for b in lot}
     bid = bids.get(bid_id)
     if bid is None:

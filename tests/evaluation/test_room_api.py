@@ -691,6 +691,22 @@ async def test_a_clarification_deadline_without_a_time_zone_is_refused(api: Api)
     assert fields(r, 422) == ["respond_by"]
 
 
+async def test_no_clarification_is_asked_once_the_report_is_drawn_up(api: Api) -> None:
+    c = await convene(api)
+    await scored(api, c)
+    await make_report(api, c)
+    r = await api.post(
+        f"{c.url}/clarifications",
+        c.members[1],
+        json={
+            "bid_id": c.bid(0),
+            "question": "请说明工期计算依据 (explain the duration)",
+            "respond_by": (api.clock.now() + timedelta(hours=1)).isoformat(),
+        },
+    )
+    problem(r, 409)
+
+
 # ---------------------------------------------------------------- the report and its signatures
 
 
