@@ -20,8 +20,9 @@ from accounts.security import Principal
 from evaluation import pool
 from evaluation import pool_schemas as schemas
 from evaluation.models import CreditEvent, Expert, ExpertRelationship, ExpertUnavailability, Specialty
+from storage import http
 from storage.clock import Clock
-from storage.problems import PreconditionRequired, Problem, ValidationProblem, field_error
+from storage.problems import Problem, ValidationProblem, field_error
 from trading.calendar import local_date
 
 CENTRE = requires("centre")
@@ -36,25 +37,6 @@ class UnsupportedMediaType(Problem):
     status = 415
     slug = "unsupported-media-type"
     title = "Unsupported media type"
-
-
-def _etag(version: int) -> str:
-    return f'"{version}"'
-
-
-def _if_match(value: str | None, *, required: bool) -> int | None:
-    """The version an `If-Match` header names (`"3"` or `W/"3"`)."""
-    if value is None:
-        if required:
-            raise PreconditionRequired("Send If-Match with the ETag you read, so no one's change is lost.")
-        return None
-    raw = value.strip().removeprefix("W/").strip('"')
-    if not raw.isdigit() or len(raw) > 18:
-        raise ValidationProblem(
-            "If-Match must be an ETag this server issued.",
-            errors=[field_error("header:If-Match", "malformed")],
-        )
-    return int(raw)
 
 
 def _specialty(s: Specialty) -> schemas.SpecialtyRead:
@@ -125,7 +107,7 @@ async def _detail(
         relationships=[_relationship(r) for r in await pool.relationships_of(session, expert.id)],
         unavailability=[_unavailability(u) for u in await pool.unavailability_of(session, expert.id)],
     )
-    return Response(detail, status_code=status_code, headers={"ETag": _etag(expert.version)})
+    return Response(detail, status_code=status_code, headers={"ETag": http.etag(expert.version)})
 
 
 async def _credit_record(session: AsyncSession, expert: Expert, on: date) -> schemas.CreditRecord:
@@ -249,7 +231,7 @@ class ExpertPoolController(Controller):
         if_match: IfMatch = None,
     ) -> Response[schemas.ExpertDetail]:
         """Suspend, reinstate, retire or reappoint an expert, or change their term (If-Match required)."""
-        version = _if_match(if_match, required=True)
+        version = http.if_match(if_match, required=True)
         assert version is not None
         expert = await pool.update_expert(session, principal, expert_id, data, version, clock.now())
         return await _detail(session, expert, personal=True)
@@ -267,7 +249,7 @@ class ExpertPoolController(Controller):
     ) -> Response[schemas.ExpertDetail]:
         """Approve an enrolment (the expert becomes active) and the profile changes awaiting approval."""
         expert = await pool.approve(
-            session, principal, expert_id, _if_match(if_match, required=False), clock.now()
+            session, principal, expert_id, http.if_match(if_match, required=False), clock.now()
         )
         return await _detail(session, expert, personal=True)
 
@@ -283,7 +265,7 @@ class ExpertPoolController(Controller):
     ) -> Response[schemas.ExpertDetail]:
         """Turn down an enrolment or the proposed changes, with the reason the expert will read."""
         expert = await pool.reject(
-            session, principal, expert_id, data.reason, _if_match(if_match, required=False), clock.now()
+            session, principal, expert_id, data.reason, http.if_match(if_match, required=False), clock.now()
         )
         return await _detail(session, expert, personal=True)
 
@@ -336,7 +318,7 @@ class ExpertPoolController(Controller):
     ) -> Response[schemas.ExpertDetail]:
         """Propose changes to one's profile; they apply when the centre approves them (If-Match optional)."""
         expert = await pool.propose_changes(
-            session, principal, data, _if_match(if_match, required=False), clock.now()
+            session, principal, data, http.if_match(if_match, required=False), clock.now()
         )
         return await _detail(session, expert, personal=True)
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Annotated, Any
 
 import msgspec
@@ -16,11 +15,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from accounts.guards import authenticated, public, requires
 from accounts.security import Principal
 from bidding.service import LogSigner
-from storage import idempotency
+from storage import http, idempotency
 from storage.clock import Clock
 from storage.db import transaction
 from storage.objects import ObjectStore
-from storage.problems import PreconditionRequired, ValidationProblem, field_error
+from storage.problems import ValidationProblem, field_error
 from storage.settings import Settings
 from trading import schemas, service
 from trading.models import Award, Bid, Clarification, Complaint, Contract, Notice, Notification, Objection
@@ -32,30 +31,11 @@ IfMatch = Annotated[str | None, Parameter(header="If-Match", required=False)]
 IdemKey = Annotated[str | None, Parameter(header="Idempotency-Key", required=False)]
 
 
-def _etag(version: int) -> str:
-    return f'"{version}"'
-
-
-def _if_match(value: str | None, *, required: bool) -> int | None:
-    """The version an `If-Match` header names (`"3"` or `W/"3"`)."""
-    if value is None:
-        if required:
-            raise PreconditionRequired("Send If-Match with the ETag you read, so no one's change is lost.")
-        return None
-    raw = value.strip().removeprefix("W/").strip('"')
-    if not raw.isdigit():
-        raise ValidationProblem(
-            "If-Match must be an ETag this server issued.",
-            errors=[field_error("header:If-Match", "malformed")],
-        )
-    return int(raw)
-
-
 async def _tender_response(
     session: AsyncSession, tender: Any, status_code: int = 200
 ) -> Response[schemas.TenderRead]:
     read = await service.tender_read(session, tender)
-    return Response(read, status_code=status_code, headers={"ETag": _etag(tender.version)})
+    return Response(read, status_code=status_code, headers={"ETag": http.etag(tender.version)})
 
 
 def notice_read(n: Notice) -> schemas.NoticeRead:
@@ -222,7 +202,7 @@ class TenderController(Controller):
         if_match: IfMatch = None,
     ) -> Response[schemas.TenderRead]:
         """Edit a draft (If-Match required)."""
-        version = _if_match(if_match, required=True)
+        version = http.if_match(if_match, required=True)
         assert version is not None
         tender = await service.update_tender(session, principal, tender_id, data, version, clock.now())
         return await _tender_response(session, tender)
@@ -238,7 +218,7 @@ class TenderController(Controller):
     ) -> Response[schemas.TenderRead]:
         """Publish the tender notice; checks the timeline against W-01."""
         tender = await service.publish(
-            session, principal, tender_id, _if_match(if_match, required=False), clock.now()
+            session, principal, tender_id, http.if_match(if_match, required=False), clock.now()
         )
         return await _tender_response(session, tender)
 
@@ -628,25 +608,15 @@ async def _opening_stream(
     after: int,
     follow: bool,
 ) -> AsyncIterator[ServerSentEventMessage]:
-    """Poll the opening record in short read-only transactions (so every process serving the stream sees
-    what any worker wrote) and send each new line once."""
-    idle = 0
-    while True:
+    """The opening record's new lines, once each, until the hall closes."""
+
+    async def read(since: int) -> tuple[Sequence[Any], bool]:
         async with transaction(sessionmaker, read_only=True) as session:
-            tender, events = await service.opening_hall(session, principal, tender_id, after)
-        for event in events:
-            after = event.seq
-            yield ServerSentEventMessage(
-                data=msgspec.json.encode(_event_body(event)).decode(), event=event.kind, id=str(event.seq)
-            )
-            if event.kind == "hall_closed":
-                return
-        if not follow or (not events and tender.status not in ("tendering", "opening")):
-            return
-        idle = 0 if events else idle + 1
-        if idle and idle % 30 == 0:
-            yield ServerSentEventMessage(comment="keep-alive")
-        await asyncio.sleep(0.5)
+            tender, events = await service.opening_hall(session, principal, tender_id, since)
+        return events, tender.status in ("tendering", "opening")
+
+    async for message in http.poll_events(read, after, follow, "hall_closed", _event_body):
+        yield message
 
 
 class AwardController(Controller):
