@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Annotated, Any
 
-import msgspec
 from litestar import Controller, Response, get, post, put
 from litestar.params import Parameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
@@ -25,6 +24,7 @@ from evaluation.models import Draw, Expert, Invitation, Member, Room, ScoreSheet
 from evaluation.pool_controllers import ExpertPoolController
 from storage.clock import Clock
 from storage.db import transaction
+from storage.http import poll_events
 from storage.objects import ObjectStore
 from storage.problems import NotFound, ValidationProblem, field_error
 from storage.settings import Settings
@@ -737,27 +737,18 @@ async def _room_stream(
     after: int,
     follow: bool,
 ) -> AsyncIterator[ServerSentEventMessage]:
-    idle = 0
-    while True:
+    """The room's new progress lines, once each, until it closes."""
+
+    async def read(since: int) -> tuple[Sequence[Any], bool]:
         async with transaction(sessionmaker, read_only=True) as session:
-            events = await service.room_events(session, principal, room_id, after)
-        for event in events:
-            after = event.seq
-            yield ServerSentEventMessage(
-                data=msgspec.json.encode(
-                    {"seq": event.seq, "at": event.at.isoformat(), **event.payload}
-                ).decode(),
-                event=event.kind,
-                id=str(event.seq),
-            )
-            if event.kind == "room.closed":
-                return
-        if not follow:
-            return
-        idle = 0 if events else idle + 1
-        if idle and idle % 30 == 0:
-            yield ServerSentEventMessage(comment="keep-alive")
-        await asyncio.sleep(0.5)
+            return await service.room_events(session, principal, room_id, since), True
+
+    async for message in poll_events(read, after, follow, "room.closed", _room_event_body):
+        yield message
+
+
+def _room_event_body(event: Any) -> dict[str, Any]:
+    return {"seq": event.seq, "at": event.at.isoformat(), **event.payload}
 
 
 class ClarificationController(Controller):
