@@ -1410,10 +1410,11 @@ async def build_report(session: AsyncSession, room: Room, now: datetime) -> dict
     lots_out = []
     profile = profile_for(tender.sector, tender.method)
     limit = min(scheme.max_candidates, profile.max_candidates)
+    evaluable = await _evaluable(session, room)
     for lot in await trading.lots_of(session, tender.id):
-        if lot.status != "open":
+        if lot.id not in evaluable:
             continue
-        bids = (await _evaluable(session, room))[lot.id]
+        bids = evaluable[lot.id]
         names = {b.id: await accounts.get_organisation(session, b.organisation_id) for b in bids}
         qualified = [b for b in bids if not outcome[lot.id].get(b.id)]
         sheets = (
