@@ -19,7 +19,7 @@ from typing import Any
 from rich.table import Table
 
 from bidding import agekeys
-from evaluation import draw, report
+from evaluation import draw, report, scoring
 from evaluation.taxonomy import DEFAULT_SPECIALTIES
 from trading.calendar import local_date
 from trading.demo import (
@@ -343,7 +343,9 @@ async def evaluation_room(t: Trade) -> tuple[str, Table]:
             expect=201,
             json={"lot_id": lot["id"], "votes": votes},
         )
-    leaves = _subjective(scheme["criteria"])
+    leaves = [
+        (c.code, c.max_cp) for c in scoring.leaves(scoring.scheme_from_json(scheme)) if c.kind == "subjective"
+    ]
     lowest = min(lot["bids"], key=lambda b: b["price_fen"])
     for seat, actor in members.items():
         sheet = {
@@ -390,15 +392,6 @@ async def evaluation_room(t: Trade) -> tuple[str, Table]:
         f"far above the others → the report refused (G-10) until seat 3 justified it",
         table,
     )
-
-
-def _subjective(criteria: list[dict[str, Any]]) -> list[tuple[str, int]]:
-    out: list[tuple[str, int]] = []
-    for c in criteria:
-        if c["kind"] == "subjective":
-            out.append((c["code"], c["max_cp"]))
-        out.extend(_subjective(c.get("children", [])))
-    return out
 
 
 async def sign_report(t: Trade) -> tuple[str, Table]:

@@ -539,7 +539,7 @@ class Api:
                 )
                 assert rv.status_code == 201, rv.text
         if scheme["method"] == "comprehensive":
-            leaves = _subjective_leaves(scheme["criteria"])
+            leaves = _subjective_leaves(scheme)
             for seat, actor in members.items():
                 for lot in room["lots"]:
                     sheet = {
@@ -596,13 +596,13 @@ class Api:
         )
 
 
-def _subjective_leaves(criteria: list[dict[str, Any]]) -> list[tuple[str, int]]:
-    out: list[tuple[str, int]] = []
-    for c in criteria:
-        if c["kind"] == "subjective":
-            out.append((c["code"], c["max_cp"]))
-        out.extend(_subjective_leaves(c.get("children", [])))
-    return out
+def _subjective_leaves(scheme: dict[str, Any]) -> list[tuple[str, int]]:
+    """The criteria members score by hand, with their maxima in centi-points."""
+    from evaluation import scoring
+
+    return [
+        (c.code, c.max_cp) for c in scoring.leaves(scoring.scheme_from_json(scheme)) if c.kind == "subjective"
+    ]
 
 
 DEADLINE = shanghai(2026, 3, 23, 10)

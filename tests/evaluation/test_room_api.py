@@ -93,7 +93,7 @@ async def enter(api: Api, c: Committee) -> None:
         r = await api.post(f"{c.url}/declaration", actor, json={"no_conflict": True})
         assert r.status_code == 200, r.text
     view = (await api.get(c.url, c.members[1])).json()
-    c.leaves = _subjective_leaves(view["scheme"]["criteria"])
+    c.leaves = _subjective_leaves(view["scheme"])
     c.criteria = [q["code"] for q in view["scheme"]["qualification"]]
 
 
