@@ -33,7 +33,6 @@ from accounts.controllers import AuditController, AuthController, OrganisationCo
 from accounts.guards import AuthenticationMiddleware, provide_optional_principal, provide_principal, public
 from accounts.security import PasswordCost, Principal, configure_password_cost
 from bidding.controllers import TransparencyController
-from bidding.service import LogSigner
 from escrow.controllers import BankController, DepositController, LedgerController, SupervisionController
 from evaluation.controllers import EVALUATION_CONTROLLERS
 from storage.clock import Clock, SystemClock
@@ -43,6 +42,7 @@ from storage.object_routes import ObjectController
 from storage.objects import LocalObjectStore, ObjectStore, S3ObjectStore
 from storage.problems import PreconditionFailed, Problem, field_error
 from storage.settings import Settings
+from storage.signing import LogSigner
 from trading import jobs as trading_jobs
 from trading.controllers import TRADING_CONTROLLERS
 

@@ -53,13 +53,13 @@ from accounts import service as accounts
 from accounts.models import Organisation
 from accounts.uscc import make_uscc
 from bidding import agekeys, bidfile
-from bidding.service import LogSigner
 from storage import seaweed
 from storage.clock import SystemClock
 from storage.db import create_engine, create_sessionmaker, transaction
 from storage.db import scratch_database as db_scratch_database
 from storage.migrate import upgrade_async
 from storage.seaweed import SeaweedS3
+from storage.signing import LogSigner
 from trading import service as trading
 from trading.bench import _free_port, _serve_command, stop_server, wait_healthy
 from trading.calendar import SHANGHAI

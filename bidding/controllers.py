@@ -11,8 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from accounts.guards import public
 from bidding import service
-from bidding.service import LogSigner
 from storage.problems import NotFound
+from storage.signing import LogSigner
 
 
 class TransparencyController(Controller):

@@ -27,6 +27,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from storage.signing import key_id as key_id
+
 HASH_SIZE: Final = 32
 EMPTY_ROOT: Final = hashlib.sha256(b"").digest()  # MTH({}) = HASH() (RFC 9162 §2.1.1)
 HEAD_KINDS: Final = ("head", "closing")
@@ -292,11 +294,6 @@ def signed_message(head: TreeHead) -> bytes:
         head.kind,
     )
     return _MESSAGE_DOMAIN + "".join(f"{line}\n" for line in lines).encode("utf-8")
-
-
-def key_id(public_raw: bytes) -> str:
-    """The id of a log key: the first 16 hex characters of SHA-256 of the raw Ed25519 public key."""
-    return hashlib.sha256(public_raw).hexdigest()[:16]
 
 
 def sign_head(head: TreeHead, private: Ed25519PrivateKey) -> SignedTreeHead:

@@ -22,9 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.hashes import SHA256
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -45,49 +42,12 @@ from bidding.models import (
 from storage.db import upsert_ignore
 from storage.objects import ObjectStore
 from storage.problems import Conflict, NotFound, ValidationProblem, field_error
+from storage.signing import LogSigner
 
 LOG_ID = "ggzy/bids/v1"
 MAX_CUSTODIANS = 10
 # Opening runs in threads: the AEAD and SHA-256 release the GIL on 64 KiB buffers (DESIGN.md).
 _OPEN_LIMITER = anyio.CapacityLimiter(2)
-
-
-# ---------------------------------------------------------------- the log's signing key
-
-
-@dataclass(frozen=True)
-class LogSigner:
-    """The platform's Ed25519 key that signs tree heads and closing heads."""
-
-    private: Ed25519PrivateKey
-
-    @classmethod
-    def from_secret(cls, secret: str, override: str = "") -> LogSigner:
-        """`override` (base64 of a 32-byte seed, `GGZY_LOG_SIGNING_KEY`) or a key derived from the
-        installation secret, so the embedded default needs no key file of its own."""
-        if override:
-            seed = base64.b64decode(override, validate=True)
-        else:
-            seed = HKDF(SHA256(), 32, salt=None, info=b"ggzy log signing key v1").derive(secret.encode())
-        return cls(Ed25519PrivateKey.from_private_bytes(seed))
-
-    @property
-    def public_raw(self) -> bytes:
-        """The raw public key that verifies this signer's heads."""
-        from cryptography.hazmat.primitives import serialization
-
-        return self.private.public_key().public_bytes(
-            serialization.Encoding.Raw, serialization.PublicFormat.Raw
-        )
-
-    @property
-    def key_id(self) -> str:
-        """The short id printed in every head."""
-        return merkle.key_id(self.public_raw)
-
-    def sign(self, message: bytes) -> bytes:
-        """Sign a message with the log key."""
-        return self.private.sign(message)
 
 
 def _b64(data: bytes) -> str:

@@ -14,13 +14,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from accounts.guards import authenticated, public, requires
 from accounts.security import Principal
-from bidding.service import LogSigner
 from storage import http, idempotency
 from storage.clock import Clock
 from storage.db import transaction
 from storage.objects import ObjectStore
 from storage.problems import ValidationProblem, field_error
 from storage.settings import Settings
+from storage.signing import LogSigner
 from trading import schemas, service
 from trading.models import Award, Bid, Clarification, Complaint, Contract, Notice, Notification, Objection
 

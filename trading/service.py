@@ -46,6 +46,7 @@ from storage.problems import (
     ValidationProblem,
     field_error,
 )
+from storage.signing import LogSigner
 from trading import schemas
 from trading.calendar import (
     SHANGHAI,
@@ -1447,7 +1448,7 @@ async def submit_bid(
     tender_id: uuid.UUID,
     data: schemas.BidSubmit,
     store: ObjectStore,
-    signer: bidding.LogSigner,
+    signer: LogSigner,
     now: datetime,
     seen: ClientSeen = ClientSeen(),
 ) -> tuple[Bid, schemas.Receipt]:
@@ -1583,7 +1584,7 @@ async def withdraw_bid(
     actor: Principal,
     tender_id: uuid.UUID,
     bid_id: uuid.UUID,
-    signer: bidding.LogSigner,
+    signer: LogSigner,
     now: datetime,
 ) -> tuple[Bid, schemas.Receipt]:
     """Withdraw a bid before the deadline (撤回, W-05), logged with a receipt of its own; after the deadline
@@ -1656,7 +1657,7 @@ async def receipt_for(
     actor: Principal,
     tender_id: uuid.UUID,
     bid_id: uuid.UUID,
-    signer: bidding.LogSigner,
+    signer: LogSigner,
 ) -> schemas.Receipt:
     """The receipt of one of the caller's bids (its submission, or its withdrawal once withdrawn)."""
     bid = await _own_bid(session, actor, tender_id, bid_id)
@@ -1669,7 +1670,7 @@ async def receipt_for(
 
 
 async def closing_record(
-    session: AsyncSession, actor: Principal | None, tender_id: uuid.UUID, signer: bidding.LogSigner
+    session: AsyncSession, actor: Principal | None, tender_id: uuid.UUID, signer: LogSigner
 ) -> dict[str, Any]:
     """The tender's signed closing head (public once bids have closed)."""
     tender = await visible_tender(session, actor, tender_id)
@@ -1708,9 +1709,7 @@ async def _settle_all_lots(session: AsyncSession, tender: Tender, event: str, no
             await escrow.on_lot_settled(session, lot.id, "T-END", event, local_date(now), cal, now)
 
 
-async def _close_bidding(
-    session: AsyncSession, tender: Tender, signer: bidding.LogSigner, now: datetime
-) -> str:
+async def _close_bidding(session: AsyncSession, tender: Tender, signer: LogSigner, now: datetime) -> str:
     """At the deadline: sign the closing head over the envelopes that stand; lots with fewer than 3 bids
     fail (W-09); the rest go to the online opening hall (W-08, E-02)."""
     profile = profile_for(tender.sector, tender.method)
@@ -2719,7 +2718,7 @@ async def complete(session: AsyncSession, actor: Principal, tender_id: uuid.UUID
 
 
 async def tick(
-    session: AsyncSession, now: datetime, signer: bidding.LogSigner, *, batch: int = 100
+    session: AsyncSession, now: datetime, signer: LogSigner, *, batch: int = 100
 ) -> list[tuple[str, str]]:
     """Run every transition that is due at `now`; safe to run twice or from two workers at once."""
     due = list(
