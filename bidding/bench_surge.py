@@ -1,7 +1,8 @@
 """`ggzy bench surge`: many bidders finalise large sealed envelopes at once, just before the deadline.
 
 Issue 4: 200 bidders finalise 4 MiB envelopes within 60 s against `ggzy serve` on PostgreSQL and
-SeaweedFS, loopback only. Every submission acknowledged must be in the closing head; none may be lost.
+SeaweedFS, loopback only. Every submission acknowledged must be in the closing head, its receipt verifying
+against the published closing record; none may be lost.
 
 Setup (not timed): an empty PostgreSQL database (a scratch one created beside `--admin-url` and dropped
 after, unless `--database-url` names one), a SeaweedFS (`weed mini`, started here on free loopback ports
@@ -15,10 +16,11 @@ envelope to the presigned URL and finalises the bid; the finalise call alone is 
 as a baseline from the same run, the same envelopes are PUT straight to S3 (presigned, another prefix,
 same concurrency). Finally the deadline is passed the way the chronograph passes it — `trading.service.
 tick` at a clock set just after the deadline, on the same database with the server's log key — and the
-public closing record is fetched from the server: every acknowledged envelope must be in it.
+public closing record is fetched from the server: every acknowledged envelope must be in it, and every
+receipt must verify against it offline under the log key fetched before the surge.
 
 One JSON line per measurement on stdout; nothing passes or fails on time (`within_60s` is reported, not
-enforced). The exit status is 1 only if a submission was lost or a request failed.
+enforced). The exit status is 1 only if a submission was lost, a receipt did not verify or a request failed.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ from accounts import service as accounts
 from accounts.models import Organisation
 from accounts.uscc import make_uscc
 from bidding import agekeys, bidfile
+from bidding import receipt as receipts
 from storage import seaweed
 from storage.clock import SystemClock
 from storage.db import create_engine, create_sessionmaker, transaction
@@ -570,6 +573,10 @@ async def run_surge(plan: Plan, err: Console) -> int:
         trade = await seed(database_url, api, s3http, plan, err)
         await asyncio.to_thread(seal_all, trade, plan.size_mib, work / "envelopes", err)
 
+        log_key = await api.call("GET", "/api/v1/transparency/key")
+        pin = receipts.KeyPin(
+            base64.b64decode(log_key["public_key"]), "fetched from the server before the surge"
+        )
         err.print(f"surge: {plan.bidders} bidders, {plan.concurrency} at a time")
         submitted = await surge(api, s3http, trade, plan.concurrency)
         err.print("baseline: the same envelopes straight to S3")
@@ -613,6 +620,15 @@ async def run_surge(plan: Plan, err: Console) -> int:
         acknowledged = {r["envelope_sha256"] for r in submitted.receipts.values()}
         lost = len(acknowledged - standing)
         unacknowledged = len(standing - acknowledged)
+        # Each receipt, checked offline as its bidder would: every field, the signatures under the pinned
+        # key, and its leaf among the closing tree's published leaves.
+        unverified = [
+            index
+            for index, receipt in submitted.receipts.items()
+            if not receipts.passed(receipts.verify(receipt, pin=pin, closing=closing))
+        ]
+        for index in unverified[:10]:
+            err.print(f"[red]bidder {index}: its receipt does not verify against the closing record[/]")
         _line(
             case="closing",
             bidders=plan.bidders,
@@ -620,13 +636,21 @@ async def run_surge(plan: Plan, err: Console) -> int:
             in_closing_head=len(acknowledged & standing),
             closing_envelopes=len(standing),
             closing_tree_size=closing["head"]["tree_size"],
+            receipts_verified=len(submitted.receipts) - len(unverified),
             lost=lost,
             unacknowledged_in_head=unacknowledged,
             wall_s=round(submitted.wall, 3),
             within_60s=submitted.wall <= TARGET_SECONDS,
         )
         missing = plan.bidders - len(acknowledged)
-        return len(submitted.errors) + len(raw.errors) + lost + unacknowledged + max(missing, 0)
+        return (
+            len(submitted.errors)
+            + len(raw.errors)
+            + lost
+            + unacknowledged
+            + len(unverified)
+            + max(missing, 0)
+        )
     return 0  # pragma: no cover - the context always returns above
 
 

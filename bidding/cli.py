@@ -17,9 +17,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+import httpx
 
 from bidding import agekeys, merkle
-from bidding.client import ClientError, GgzyClient, open_locally, verify_against_closing
+from bidding import receipt as receipts
+from bidding.client import ClientError, GgzyClient, open_locally
 from storage.clock import SystemClock
 
 T = TypeVar("T")
@@ -263,38 +265,79 @@ def verify_group() -> None:
     "closing_path",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     default=None,
-    help="the tender's closing record (GET /tenders/{id}/closing)",
+    help="the tender's published closing record (GET /api/v1/tenders/{id}/closing, the 截标 notice's body); "
+    "a published document, it pins the key that signed it",
 )
 @click.option(
     "--consistency",
     "consistency_path",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     default=None,
-    help="consistency proof from the receipt's head to the closing head (GET /transparency/consistency)",
+    help="for a version 1 closing record only: the consistency proof from the receipt's head to it "
+    "(GET /api/v1/transparency/consistency)",
 )
-@click.option("--key", "trusted_key", default=None, help="the log's public key (base64) to pin")
+@click.option("--key", "trusted_key", default=None, help="the platform's log key (base64) to pin")
+@click.option(
+    "--fetch-key",
+    is_flag=True,
+    help="pin the log key the platform at --url states (printed with its fingerprint, to compare with the "
+    "one the centre publishes)",
+)
+@server_url
 def verify_receipt(
-    receipt_path: Path, closing_path: Path | None, consistency_path: Path | None, trusted_key: str | None
+    receipt_path: Path,
+    closing_path: Path | None,
+    consistency_path: Path | None,
+    trusted_key: str | None,
+    fetch_key: bool,
+    url: str,
 ) -> None:
-    """Verify a bid receipt offline: the log's signature, the leaf's inclusion and, with --closing and
-    --consistency, that the log still held it at the deadline. Exit 1 if any check fails."""
+    """Verify a bid receipt offline: every field it states against its signed leaf, the log's signature
+    under a pinned key and the leaf's inclusion; with --closing, that the tender's published closing record
+    holds the leaf (an omission fails here). The key is pinned by --key, --fetch-key or --closing; without
+    one nothing is proven and the command fails. Exit 1 if any check fails; "skip" marks what the receipt
+    states that nothing signed covers (some version 1 receipts)."""
+    if trusted_key and fetch_key:
+        raise click.UsageError("pin one key: --key or --fetch-key, not both")
     try:
         receipt = json.loads(receipt_path.read_text())
         closing = json.loads(closing_path.read_text()) if closing_path else None
         proof = json.loads(consistency_path.read_text()) if consistency_path else None
         key = base64.b64decode(trusted_key, validate=True) if trusted_key else None
+        pin = receipts.KeyPin(key, "given with --key") if key is not None else None
     except ValueError as exc:
         raise click.UsageError(f"unreadable input: {exc}") from exc
     if isinstance(proof, dict):
         proof = proof.get("proof")
-    if closing is not None and proof is None:
-        raise click.UsageError("--closing needs --consistency too")
-    checks = verify_against_closing(receipt, closing, proof, key)
-    for check in checks:
-        mark = click.style("ok  ", fg="green") if check.ok else click.style("FAIL", fg="red")
-        click.echo(f"{mark} {check.name}: {check.detail}")
-    if not merkle.all_ok(checks):
+    if fetch_key:
+        pin = _fetch_key(url)
+    checks = receipts.verify(receipt, pin=pin, closing=closing, consistency=proof)
+    marks = {"ok": click.style("ok  ", fg="green"), "skip": click.style("skip", fg="yellow")}
+
+    def mark(check: merkle.Check) -> str:
+        return marks["ok"] if check.ok else marks["skip"] if check.skipped else click.style("FAIL", fg="red")
+
+    for line in receipts.report(checks, mark):
+        click.echo(line)
+    if not receipts.passed(checks):
         sys.exit(1)
+
+
+def _fetch_key(url: str) -> receipts.KeyPin:
+    async def fetch() -> tuple[bytes, str]:
+        async with GgzyClient(url) as client:
+            return await client.log_key()
+
+    try:
+        key, kid = asyncio.run(fetch())
+    except (ClientError, httpx.HTTPError, ValueError) as exc:
+        raise click.ClickException(f"could not fetch the platform's log key from {url}: {exc}") from exc
+    click.echo(
+        f"fetched the platform's log key from {url}: key id {kid}, SHA-256 fingerprint "
+        f"{receipts.fingerprint(key)}, public key {base64.b64encode(key).decode()} (compare the fingerprint "
+        "with the one the centre publishes; pin it next time with --key)"
+    )
+    return receipts.KeyPin(key, f"fetched from {url}")
 
 
 def register(cli: click.Group) -> None:

@@ -20,10 +20,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from bidding import agekeys, bidfile, envelope, logtree, merkle
+from bidding import agekeys, bidfile, envelope, merkle
+from bidding import receipt as receipts
 
 UPLOAD_CHUNK = 1024 * 1024
 UPLOAD_ATTEMPTS = 4
@@ -336,16 +335,33 @@ class GgzyClient:
         body = await self.request("GET", f"/api/v1/transparency/consistency?first={first}&second={second}")
         return list(body["proof"])
 
+    async def log_key(self) -> tuple[bytes, str]:
+        """The platform's log key as the server states it (`GET /transparency/key`, no sign-in): the raw
+        Ed25519 public key and its key id. Raises ValueError when the answer is not such a key."""
+        body = await self.request("GET", "/api/v1/transparency/key")
+        try:
+            key = base64.b64decode(body["public_key"], validate=True)
+        except (KeyError, TypeError, ValueError):
+            raise ValueError("the server's answer holds no base64 public key") from None
+        if len(key) != 32 or body.get("key_id") != merkle.key_id(key):
+            raise ValueError("the server's key is not a 32-byte Ed25519 key with the key id it states")
+        return key, str(body["key_id"])
+
     async def check_receipt(
         self, receipt: dict[str, Any], tender_id: str, trusted_key: bytes | None = None
     ) -> list[merkle.Check]:
-        """Verify a receipt against the tender's closing head, fetching the head and the consistency proof
-        (the checks themselves run locally, as `ggzy verify receipt` does offline)."""
+        """Verify a receipt against the tender's published closing record, fetched from the platform (with,
+        for a version 1 record, the consistency proof): the checks run locally, as `ggzy verify receipt
+        --closing` runs them offline. The key pinned is `trusted_key`, else the closing record's."""
         closing = await self.closing(tender_id)
-        log = receipt.get("log", receipt)
-        first = int(log["tree_head"]["tree_size"])
-        proof = await self.consistency(first, int(closing["head"]["tree_size"]))
-        return verify_against_closing(receipt, closing, proof, trusted_key)
+        proof = None
+        if closing.get("version", 1) == 1:
+            log = receipt.get("log", receipt)
+            proof = await self.consistency(
+                int(log["tree_head"]["tree_size"]), int(closing["head"]["tree_size"])
+            )
+        pin = receipts.KeyPin(trusted_key, "given by the caller") if trusted_key is not None else None
+        return receipts.verify(receipt, pin=pin, closing=closing, consistency=proof)
 
     # ------------------------------------------------------------ custody
 
@@ -407,59 +423,3 @@ def open_locally(sealed: Path, keys: agekeys.KeyPair, out_dir: Path) -> bidfile.
     out_dir.mkdir(parents=True, exist_ok=True)
     with sealed.open("rb") as src:
         return bidfile.open_bid(src, file_key, out_dir)
-
-
-def verify_against_closing(
-    receipt: dict[str, Any],
-    closing: dict[str, Any] | None,
-    consistency: Sequence[str] | None,
-    trusted_key: bytes | None,
-) -> list[merkle.Check]:
-    """Every check of a receipt (the API's receipt or its `log` part), offline: signatures, inclusion and,
-    given the closing record and a consistency proof, that the log still holds it at the deadline and that
-    a bid the leaf submits is among the envelopes that stood."""
-    log = receipt.get("log", receipt)
-    checks = merkle.verify_receipt(
-        log,
-        trusted_key=trusted_key,
-        closing_head=closing["head"] if closing else None,
-        consistency=consistency,
-    )
-    if closing is not None:
-        checks.append(_closing_set_signature(closing, log, trusted_key))
-        leaf = log.get("leaf") or {}
-        sha = leaf.get("envelope_sha256")
-        if leaf.get("event") in ("submit", "replace"):
-            listed = sha in closing.get("envelopes", [])
-            checks.append(
-                merkle.Check(
-                    "envelope in the closing set",
-                    listed,
-                    f"envelope {str(sha)[:16]}… is{'' if listed else ' NOT'} among the "
-                    f"{len(closing.get('envelopes', []))} envelopes that stood at the deadline"
-                    + ("" if listed else " (it may have been replaced or withdrawn later)"),
-                )
-            )
-    return checks
-
-
-def _closing_set_signature(
-    closing: dict[str, Any], log: dict[str, Any], trusted_key: bytes | None
-) -> merkle.Check:
-    name = "closing set signature"
-    try:
-        key = trusted_key or base64.b64decode(log["log_public_key"])
-        head = closing["head"]
-        message = logtree.closing_message(
-            closing["tender"], int(head["tree_size"]), head["root_hash"], closing["envelopes"]
-        )
-        Ed25519PublicKey.from_public_bytes(key).verify(
-            base64.b64decode(closing["envelopes_signature"]), message
-        )
-    except (KeyError, TypeError, ValueError, InvalidSignature) as exc:
-        return merkle.Check(
-            name, False, f"the closing set is not signed by the log key ({type(exc).__name__})"
-        )
-    return merkle.Check(
-        name, True, f"the {len(closing['envelopes'])} envelopes at the deadline are signed by the log key"
-    )

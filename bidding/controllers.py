@@ -1,4 +1,6 @@
-"""HTTP routes of the transparency log: its key, signed heads and proofs (public: they carry only hashes)."""
+"""HTTP routes of the platform-wide transparency log: its key, signed heads and proofs (public: they carry
+only hashes, and the log moves only when a tender's bids close, so nothing here counts or times bids before a
+deadline, W-20)."""
 
 from __future__ import annotations
 
@@ -16,7 +18,8 @@ from storage.signing import LogSigner
 
 
 class TransparencyController(Controller):
-    """The platform-wide log of bid submissions, replacements and withdrawals (RFC 9162)."""
+    """The platform-wide log (RFC 9162): one leaf per tender's closing head, signed at its deadline (before
+    tender logs existed, one leaf per bid event)."""
 
     path = "/api/v1/transparency"
     tags = ["transparency"]

@@ -1,7 +1,7 @@
 """The transparency log's tree kept as stored nodes, so appends and proofs cost O(log n) lookups.
 
-The log (RFC 9162 §2.1) is one platform-wide Merkle tree of bid events. Rather than load every leaf to
-answer a proof, the database keeps each *perfect* subtree root once it is complete: node (level, index)
+The platform-wide log (RFC 9162 §2.1) is one Merkle tree of tenders' closing heads (of every bid event,
+before tenders had logs of their own). Rather than load every leaf to answer a proof, the database keeps each *perfect* subtree root once it is complete: node (level, index)
 covers leaves [index·2^level, (index+1)·2^level). Every subtree hash that RFC 9162's recursive definitions
 ask for covers a range [a, b) whose start is aligned to the largest power of two not above its length; such
 a range is a run of perfect nodes of decreasing size, folded from the right.

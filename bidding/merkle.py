@@ -1,11 +1,12 @@
-"""The transparency log of bid events: RFC 9162 Merkle trees, signed tree heads and offline receipts.
+"""Transparency logs of bid events: RFC 9162 Merkle trees, signed tree heads and offline log receipts.
 
-Every accepted submission, replacement and withdrawal is a leaf of an append-only Merkle tree hashed as
-RFC 9162 §2.1 defines it (SHA-256, 0x00 before a leaf, 0x01 before an interior node). A bidder's receipt
-(回执) carries its leaf, the leaf's inclusion proof and an Ed25519-signed tree head; at the bid deadline the
-platform signs the tender's closing head (截标), and a consistency proof from the receipt's head to the
-closing head shows the bid was still in the log the opening used. `verify_receipt` checks all of that
-offline, with nothing but the receipt, the published closing head and (ideally) the pinned log key.
+Every log is an append-only Merkle tree hashed as RFC 9162 §2.1 defines it (SHA-256, 0x00 before a leaf,
+0x01 before an interior node): each bidder's own log of a tender, the tender's closing tree over all of
+them, and the platform-wide log of closing heads (bidding.receipt says which is which). A log receipt
+(回执) carries its leaf, the leaf's inclusion proof, an Ed25519-signed tree head and the log's key;
+`verify_receipt` checks it offline against a pinned key (without one it fails: a receipt's own key
+proves nothing) and, for a head of the platform-wide log, that a closing head extends it, by a
+consistency proof. `bidding.receipt` checks a bid receipt's every field and its closing record on top.
 
 Leaves are canonical JSON objects (`leaf_bytes`); this module hashes them and does not interpret their
 fields, except `index`, which a receipt must agree with. Pure logic: no I/O, no clock.
@@ -32,7 +33,9 @@ from storage.signing import key_id as key_id
 HASH_SIZE: Final = 32
 EMPTY_ROOT: Final = hashlib.sha256(b"").digest()  # MTH({}) = HASH() (RFC 9162 §2.1.1)
 HEAD_KINDS: Final = ("head", "closing")
-RECEIPT_VERSION: Final = 1
+# 1: a leaf of the platform-wide log (bid events until version 2, closing heads since);
+# 2: a leaf of one bidder's own log of one tender (bidding.receipt).
+RECEIPT_VERSIONS: Final = (1, 2)
 
 _LEAF_PREFIX: Final = b"\x00"
 _NODE_PREFIX: Final = b"\x01"
@@ -433,15 +436,20 @@ class Receipt:
     inclusion_proof: tuple[bytes, ...]
     tree_head: SignedTreeHead
     log_public_key: bytes
+    version: int = 1
 
 
 @dataclass(frozen=True)
 class Check:
-    """One check of a receipt: its name, whether it passed, and a sentence saying what was found."""
+    """One check of a receipt: its name, whether it passed, and a sentence saying what was found.
+
+    A `skipped` check names something the receipt states that nothing signed vouches for: it neither
+    passes nor fails, and is never shown as passed."""
 
     name: str
     ok: bool
     detail: str
+    skipped: bool = False
 
 
 def receipt_to_json(
@@ -451,12 +459,16 @@ def receipt_to_json(
     inclusion_proof: Sequence[bytes],
     tree_head: SignedTreeHead,
     log_public_key: bytes,
+    version: int = 1,
 ) -> dict[str, Any]:
-    """A receipt as JSON: {"version": 1, "leaf", "leaf_index", "inclusion_proof": [base64…],
+    """A receipt as JSON: {"version", "leaf", "leaf_index", "inclusion_proof": [base64…],
     "tree_head": head_to_json(…), "log_public_key": base64}. The leaf is copied through its canonical
-    JSON, so the receipt holds exactly what was hashed."""
+    JSON, so the receipt holds exactly what was hashed. `version` says which log it is of
+    (`RECEIPT_VERSIONS`); the shape is the same."""
+    if version not in RECEIPT_VERSIONS:
+        raise ValueError(f"version must be one of {RECEIPT_VERSIONS}")
     return {
-        "version": RECEIPT_VERSION,
+        "version": version,
         "leaf": json.loads(leaf_bytes(leaf)),
         "leaf_index": leaf_index,
         "inclusion_proof": [_b64(node) for node in inclusion_proof],
@@ -471,8 +483,8 @@ def receipt_from_json(obj: Any) -> Receipt:
     are not checked here: see `verify_receipt`."""
     fields = _object(obj, "", _RECEIPT_FIELDS, "receipt")
     version = fields["version"]
-    if isinstance(version, bool) or version != RECEIPT_VERSION:
-        raise ValueError(f"version: must be {RECEIPT_VERSION}")
+    if isinstance(version, bool) or version not in RECEIPT_VERSIONS:
+        raise ValueError(f"version: must be {' or '.join(map(str, RECEIPT_VERSIONS))}")
     leaf = fields["leaf"]
     if not isinstance(leaf, Mapping):
         raise ValueError("leaf: must be a JSON object")
@@ -484,7 +496,7 @@ def receipt_from_json(obj: Any) -> Receipt:
     proof = _hash_list(fields["inclusion_proof"], "inclusion_proof")
     head = _parse_head(fields["tree_head"], "tree_head.")
     public = _base64(fields["log_public_key"], "log_public_key", _PUBLIC_KEY_SIZE)
-    return Receipt(dict(leaf), leaf_index, proof, head, public)
+    return Receipt(dict(leaf), leaf_index, proof, head, public, version)
 
 
 RECEIPT_CHECKS: Final = ("format", "key_pinned", "head_signature", "leaf_index", "inclusion")
@@ -504,8 +516,14 @@ def _short(data: bytes) -> str:
 def _key_pinned(public: bytes, trusted_key: bytes | None) -> Check:
     found = key_id(public)
     if trusted_key is None:
-        # Without a pinned key the signatures only show the receipt is self-consistent.
-        return Check("key_pinned", True, f"not pinned: key id {found}")
+        # Without a pinned key the signatures only show the receipt is self-consistent: anyone can make
+        # such a receipt with a key of their own.
+        return Check(
+            "key_pinned",
+            False,
+            f"no key pinned: the receipt's own key (key id {found}) proves nothing, anyone can sign a "
+            "receipt with a key of their own; check it against the platform's key",
+        )
     if public == trusted_key:
         return Check("key_pinned", True, f"the log key is the pinned key (key id {found})")
     return Check(
@@ -588,7 +606,7 @@ def verify_receipt(
     """Check a receipt offline and return every check with its result, in this order:
 
     format (receipt, closing head and consistency proof parse), key_pinned (the receipt's log key is
-    `trusted_key`; without one it passes and says "not pinned"), head_signature, leaf_index (the leaf's
+    `trusted_key`; without one it fails: a receipt's own key proves nothing), head_signature, leaf_index (the leaf's
     "index" is the receipt's), inclusion (the leaf is in the signed head); with `closing_head`, also
     closing_signature (same log key), closing_log_id, closing_kind ("closing"), closing_size (not smaller)
     and consistency (`consistency`, base64 hashes, proves the receipt's tree a prefix of the closing one).
@@ -617,5 +635,6 @@ def verify_receipt(
 
 
 def all_ok(checks: Sequence[Check]) -> bool:
-    """Whether every check passed; an empty list proves nothing and is not ok."""
-    return bool(checks) and all(check.ok for check in checks)
+    """Whether every check passed or was skipped, and at least one passed: an empty list (or one of
+    skipped checks only) proves nothing and is not ok."""
+    return any(check.ok for check in checks) and all(check.ok or check.skipped for check in checks)

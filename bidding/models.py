@@ -1,5 +1,6 @@
 """Tables of the bidding package: custodian rosters, sealed envelopes and their opening, custodians'
-released shares, the transparency log, tenders' closing heads, the live opening record and W-18 signals."""
+released shares, the platform-wide transparency log, each tender's log of bid events with every bidder's
+own log in it, tenders' closing heads, the live opening record and W-18 signals."""
 
 from __future__ import annotations
 
@@ -71,7 +72,7 @@ class ShareRelease(IdMixin, Base):
 
 
 class LogState(Base):
-    """The one row every append locks, so appends to the log are serialised."""
+    """The one row every append to the platform-wide log locks, so its appends are serialised."""
 
     __tablename__ = "log_state"
 
@@ -80,14 +81,15 @@ class LogState(Base):
 
 
 class LogLeaf(Base):
-    """One event of the transparency log: a bid submitted, replaced or withdrawn (canonical JSON)."""
+    """One leaf of the platform-wide transparency log (canonical JSON): a tender's closing head; until
+    receipt version 2, every bid submitted, replaced or withdrawn (those keep `bid_id`)."""
 
     __tablename__ = "log_leaves"
     __table_args__ = (Index("ix_log_leaves_tender", "tender_id", "index"),)
 
     index: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     tender_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenders.id"))
-    bid_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("bids.id"), index=True)
+    bid_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("bids.id"), index=True)
     event: Mapped[str] = mapped_column(String(20))
     leaf: Mapped[str] = mapped_column(Text)
     leaf_hash: Mapped[str] = mapped_column(String(64))
@@ -116,8 +118,64 @@ class LogHead(Base):
     signature: Mapped[str] = mapped_column(String(100))
 
 
+class TenderLog(Base):
+    """A tender's log of bid events (W-20): the row its appends lock, how many events it holds (never
+    served before the deadline) and when the closing head sealed it; nothing is appended after that."""
+
+    __tablename__ = "tender_logs"
+
+    tender_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenders.id"), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    closed_at: Mapped[datetime | None]
+
+
+class BidderLog(IdMixin, Base):
+    """One bidder's own log of one tender: its receipts' heads count only this bidder's events. The id
+    ends in a random token, so the published closing record never names the bidder."""
+
+    __tablename__ = "bidder_logs"
+    __table_args__ = (
+        UniqueConstraint("tender_id", "organisation_id", name="uq_bidder_logs_tender_id_organisation_id"),
+    )
+
+    tender_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenders.id"))
+    organisation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisations.id"))
+    log_id: Mapped[str] = mapped_column(String(200), unique=True)
+
+
+class BidEvent(IdMixin, Base):
+    """A bid submitted, replaced or withdrawn: leaf `index` of its bidder's log (canonical JSON) and event
+    `seq` of its tender (arrival order, the closing tree's order), with the bidder log's head signed at
+    once when it was appended, so its receipt can be served again exactly as issued."""
+
+    __tablename__ = "bid_events"
+    __table_args__ = (
+        UniqueConstraint("tender_id", "seq", name="uq_bid_events_tender_id_seq"),
+        UniqueConstraint("bidder_log_id", "index", name="uq_bid_events_bidder_log_id_index"),
+    )
+
+    tender_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenders.id"))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    bidder_log_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("bidder_logs.id"))
+    index: Mapped[int] = mapped_column(BigInteger)
+    bid_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("bids.id"), index=True)
+    event: Mapped[str] = mapped_column(String(20))
+    leaf: Mapped[str] = mapped_column(Text)
+    leaf_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    head_root: Mapped[str] = mapped_column(String(64))
+    head_timestamp: Mapped[datetime]
+    key_id: Mapped[str] = mapped_column(String(16))
+    head_signature: Mapped[str] = mapped_column(String(100))
+
+
 class Closing(Base):
-    """A tender's closing head (截标): the log head signed at the deadline, and the envelopes that stand."""
+    """A tender's closing head (截标), signed at the deadline, and the envelopes that stand.
+
+    Version 2: the head of the tender's closing tree (`log_id`) over every bid event of the tender in
+    arrival order (`leaves`, hex leaf hashes), and the closing head's entry in the platform-wide log
+    (`log_entry`, a receipt of that leaf). Version 1 (closed before tender logs existed): the platform-wide
+    log's head at the deadline."""
 
     __tablename__ = "closings"
 
@@ -129,6 +187,10 @@ class Closing(Base):
     signature: Mapped[str] = mapped_column(String(100))
     envelopes: Mapped[list[Any]]
     envelopes_signature: Mapped[str] = mapped_column(String(100))
+    version: Mapped[int] = mapped_column(default=1)
+    log_id: Mapped[str | None] = mapped_column(String(200))
+    leaves: Mapped[list[Any] | None]
+    log_entry: Mapped[dict[str, Any] | None]
 
 
 class OpeningEvent(IdMixin, Base):

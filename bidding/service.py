@@ -1,6 +1,6 @@
 """Use cases of the bidding package on the database and the object store: custodian rosters, accepting
-sealed envelopes, the transparency log and its receipts, closing heads, opening envelopes, custody shares,
-the live opening record and collusion signals.
+sealed envelopes, each tender's log of bid events and its receipts, closing heads, the platform-wide
+transparency log, opening envelopes, custody shares, the live opening record and collusion signals.
 
 The trade (trading.service) drives these at its own transitions and hands in its rows; this package
 never reads the trade's tables itself.
@@ -12,6 +12,7 @@ import base64
 import hashlib
 import itertools
 import json
+import secrets
 import shutil
 import tempfile
 import uuid
@@ -27,7 +28,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 import accounts.service as accounts
 from bidding import bidfile, collusion, envelope, logtree, merkle, shamir
+from bidding import receipt as receipts
 from bidding.models import (
+    BidderLog,
+    BidEvent,
     Closing,
     CollusionSignal,
     Custodian,
@@ -38,13 +42,14 @@ from bidding.models import (
     LogState,
     OpeningEvent,
     ShareRelease,
+    TenderLog,
 )
 from storage.db import upsert_ignore
 from storage.objects import ObjectStore
 from storage.problems import Conflict, NotFound, ValidationProblem, field_error
 from storage.signing import LogSigner
 
-LOG_ID = "ggzy/bids/v1"
+LOG_ID = receipts.PUBLIC_LOG_ID
 MAX_CUSTODIANS = 10
 # Opening runs in threads: the AEAD and SHA-256 release the GIL on 64 KiB buffers (DESIGN.md).
 _OPEN_LIMITER = anyio.CapacityLimiter(2)
@@ -230,7 +235,7 @@ def header_of(row: Envelope) -> envelope.Header:
     return envelope.parse_header(base64.b64decode(row.header))
 
 
-# ---------------------------------------------------------------- the transparency log
+# ---------------------------------------------------------------- the platform-wide transparency log
 
 
 async def _lock_log(session: AsyncSession) -> LogState:
@@ -262,26 +267,28 @@ async def _nodes(session: AsyncSession, keys: set[logtree.NodeKey]) -> dict[logt
     return found
 
 
-def _signed(row: LogHead | Closing, kind: str) -> merkle.SignedTreeHead:
+def _signed(row: LogHead, kind: str) -> merkle.SignedTreeHead:
     head = merkle.TreeHead(LOG_ID, row.tree_size, bytes.fromhex(row.root_hash), row.timestamp, kind)
     return merkle.SignedTreeHead(head, row.key_id, base64.b64decode(row.signature))
 
 
-async def append(
+async def append_public(
     session: AsyncSession,
     signer: LogSigner,
     entry: dict[str, Any],
     *,
     tender_id: uuid.UUID,
-    bid_id: uuid.UUID,
     now: datetime,
+    bid_id: uuid.UUID | None = None,
 ) -> dict[str, Any]:
-    """Append one event to the log, sign the new head and return the receipt (leaf, inclusion proof,
-    signed head, log key). Appends are serialised by the log's state row."""
+    """Append one leaf to the platform-wide log, sign its new head and return the leaf's receipt (leaf,
+    inclusion proof, signed head, log key). Its leaves are tenders' closing heads, one per tender at its
+    deadline, so its head moves only then (W-20); before tender logs existed every bid event was one
+    (those kept their `bid_id`). Appends are serialised by the log's state row."""
     state = await _lock_log(session)
     index = state.size
     size = index + 1
-    entry = {**entry, "v": 1, "log": LOG_ID, "index": index}
+    entry = {**entry, "log": LOG_ID, "index": index}
     data = merkle.leaf_bytes(entry)
     leaf = logtree.leaf_hash(data)
     nodes = await _nodes(
@@ -335,7 +342,8 @@ def _made_keys(index: int) -> set[logtree.NodeKey]:
 
 
 async def receipt(session: AsyncSession, signer: LogSigner, leaf_index: int) -> dict[str, Any]:
-    """The receipt of a logged event, proved against the head signed when it was appended."""
+    """The receipt of a leaf of the platform-wide log, proved against the head signed when it was appended
+    (for a bid logged there before tender logs existed: a version 1 receipt)."""
     leaf = await session.get(LogLeaf, leaf_index)
     if leaf is None:
         raise NotFound("No such log entry.")
@@ -367,7 +375,7 @@ async def head_at(session: AsyncSession, size: int) -> dict[str, Any]:
 
 
 async def log_size(session: AsyncSession) -> int:
-    """How many events the log holds."""
+    """How many leaves the platform-wide log holds."""
     return int(await session.scalar(select(func.coalesce(func.max(LogHead.tree_size), 0))) or 0)
 
 
@@ -394,6 +402,153 @@ async def inclusion(session: AsyncSession, leaf_index: int, size: int) -> list[s
     return [_b64(h) for h in logtree.inclusion_proof(leaf_index, size, nodes)]
 
 
+# ---------------------------------------------------------------- tenders' logs of bid events (W-20)
+
+
+async def _lock_tender_log(session: AsyncSession, tender_id: uuid.UUID) -> TenderLog:
+    await session.execute(upsert_ignore(session, TenderLog, {"tender_id": tender_id, "size": 0}))
+    state = await session.scalar(
+        select(TenderLog)
+        .where(TenderLog.tender_id == tender_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    assert state is not None
+    return state
+
+
+async def _bidder_log(
+    session: AsyncSession, tender_id: uuid.UUID, tender_code: str, organisation_id: uuid.UUID
+) -> BidderLog:
+    """The bidder's own log of the tender, made at its first event (the caller holds the tender log)."""
+    row = await session.scalar(
+        select(BidderLog).where(
+            BidderLog.tender_id == tender_id, BidderLog.organisation_id == organisation_id
+        )
+    )
+    if row is None:
+        # A random token, not a number: a bidder log's id must not count the bidders before it.
+        token = secrets.token_hex(8)
+        row = BidderLog(
+            tender_id=tender_id,
+            organisation_id=organisation_id,
+            log_id=f"{receipts.tender_log_id(tender_code)}/{token}",
+        )
+        session.add(row)
+        await session.flush()
+    return row
+
+
+async def _bidder_hashes(
+    session: AsyncSession, bidder_log_id: uuid.UUID, upto: int | None = None
+) -> list[bytes]:
+    query = select(BidEvent.leaf_hash).where(BidEvent.bidder_log_id == bidder_log_id)
+    if upto is not None:
+        query = query.where(BidEvent.index <= upto)
+    return [bytes.fromhex(h) for h in await session.scalars(query.order_by(BidEvent.index))]
+
+
+async def log_bid_event(
+    session: AsyncSession,
+    signer: LogSigner,
+    entry: dict[str, Any],
+    *,
+    tender_id: uuid.UUID,
+    tender_code: str,
+    organisation_id: uuid.UUID,
+    bid_id: uuid.UUID,
+    now: datetime,
+) -> dict[str, Any]:
+    """Append a bid event to its bidder's own log of the tender and return the receipt at once (version
+    2: the leaf, its inclusion proof and that log's head, signed now). The head counts only this bidder's
+    events, so the receipt tells nobody how many others bid or when (W-20); the event also takes the next
+    place in the tender's arrival order, which only the closing head publishes, after the deadline.
+    Refused (409) once the tender's closing head is signed."""
+    state = await _lock_tender_log(session, tender_id)
+    if state.closed_at is not None:
+        raise Conflict("Bids on this tender are closed: its closing head is signed and its log is sealed.")
+    log = await _bidder_log(session, tender_id, tender_code, organisation_id)
+    hashes = await _bidder_hashes(session, log.id)
+    index = len(hashes)
+    entry = {**entry, "v": 2, "log": log.log_id, "index": index}
+    data = merkle.leaf_bytes(entry)
+    hashes.append(merkle.leaf_hash(data))
+    stamp = _ms(now)
+    root = merkle.root(hashes)
+    sth = merkle.sign_head(merkle.TreeHead(log.log_id, index + 1, root, stamp, "head"), signer.private)
+    session.add(
+        BidEvent(
+            tender_id=tender_id,
+            seq=state.size,
+            bidder_log_id=log.id,
+            index=index,
+            bid_id=bid_id,
+            event=entry["event"],
+            leaf=data.decode(),
+            leaf_hash=hashes[-1].hex(),
+            created_at=now,
+            head_root=root.hex(),
+            head_timestamp=stamp,
+            key_id=sth.key_id,
+            head_signature=_b64(sth.signature),
+        )
+    )
+    state.size += 1
+    await session.flush()
+    return merkle.receipt_to_json(
+        leaf=entry,
+        leaf_index=index,
+        inclusion_proof=merkle.inclusion_proof(index, hashes),
+        tree_head=sth,
+        log_public_key=signer.public_raw,
+        version=2,
+    )
+
+
+async def receipt_of_bid(session: AsyncSession, signer: LogSigner, bid_id: uuid.UUID) -> dict[str, Any]:
+    """The receipt of a bid's latest logged event (its withdrawal once withdrawn), exactly as it was
+    issued: version 2 from its bidder's own log; version 1 from the platform-wide log for a bid logged
+    there before tender logs existed."""
+    event = await session.scalar(
+        select(BidEvent).where(BidEvent.bid_id == bid_id).order_by(BidEvent.index.desc()).limit(1)
+    )
+    if event is None:
+        legacy = await session.scalar(
+            select(LogLeaf.index).where(LogLeaf.bid_id == bid_id).order_by(LogLeaf.index.desc()).limit(1)
+        )
+        if legacy is None:
+            raise NotFound("No such log entry.")
+        return await receipt(session, signer, legacy)
+    log = await session.get(BidderLog, event.bidder_log_id)
+    assert log is not None
+    hashes = await _bidder_hashes(session, log.id, event.index)
+    head = merkle.TreeHead(
+        log.log_id, event.index + 1, bytes.fromhex(event.head_root), event.head_timestamp, "head"
+    )
+    return merkle.receipt_to_json(
+        leaf=json.loads(event.leaf),
+        leaf_index=event.index,
+        inclusion_proof=merkle.inclusion_proof(event.index, hashes),
+        tree_head=merkle.SignedTreeHead(head, event.key_id, base64.b64decode(event.head_signature)),
+        log_public_key=signer.public_raw,
+        version=2,
+    )
+
+
+async def _closing_leaves(session: AsyncSession, tender_id: uuid.UUID) -> list[bytes]:
+    """Every bid event of the tender in arrival order: those logged in the platform-wide log before tender
+    logs existed (a tender open across that upgrade), then its bidders' own logs' events."""
+    legacy = await session.scalars(
+        select(LogLeaf.leaf_hash)
+        .where(LogLeaf.tender_id == tender_id, LogLeaf.bid_id.is_not(None))
+        .order_by(LogLeaf.index)
+    )
+    events = await session.scalars(
+        select(BidEvent.leaf_hash).where(BidEvent.tender_id == tender_id).order_by(BidEvent.seq)
+    )
+    return [bytes.fromhex(h) for h in [*legacy, *events]]
+
+
 async def close(
     session: AsyncSession,
     signer: LogSigner,
@@ -403,17 +558,24 @@ async def close(
     envelopes: Sequence[str],
     now: datetime,
 ) -> dict[str, Any]:
-    """Sign and keep the tender's closing head at the deadline (idempotent)."""
+    """Sign and keep the tender's closing head at the deadline (idempotent): the root of the tree of every
+    bid event of the tender in arrival order, whose leaf hashes are published with it so that any receipt
+    is checked against it offline and a missing one shows; seal the tender's log; sign the envelopes that
+    stand; and append the closing head to the platform-wide log, whose head moves only at deadlines."""
     existing = await session.get(Closing, tender_id)
     if existing is not None:
         return closing_json(existing, tender_code, signer)
-    state = await _lock_log(session)
-    size = state.size
-    nodes = await _nodes(session, logtree.root_nodes(size))
-    root = logtree.root(size, nodes)
+    state = await _lock_tender_log(session, tender_id)
+    state.closed_at = now
+    leaves = await _closing_leaves(session, tender_id)
+    size, root = len(leaves), merkle.root(leaves)
+    log_id = receipts.tender_log_id(tender_code)
     stamp = _ms(now)
-    sth = merkle.sign_head(merkle.TreeHead(LOG_ID, size, root, stamp, "closing"), signer.private)
+    sth = merkle.sign_head(merkle.TreeHead(log_id, size, root, stamp, "closing"), signer.private)
     head_json = merkle.head_to_json(sth)
+    entry = await append_public(
+        session, signer, receipts.closing_entry(tender_code, head_json), tender_id=tender_id, now=now
+    )
     row = Closing(
         tender_id=tender_id,
         tree_size=size,
@@ -425,21 +587,39 @@ async def close(
         envelopes_signature=_b64(
             signer.sign(logtree.closing_message(tender_code, size, head_json["root_hash"], envelopes))
         ),
+        version=2,
+        log_id=log_id,
+        leaves=[h.hex() for h in leaves],
+        log_entry=entry,
     )
     session.add(row)
     await session.flush()
     return closing_json(row, tender_code, signer)
 
 
+def _closing_head(row: Closing) -> merkle.SignedTreeHead:
+    head = merkle.TreeHead(
+        row.log_id or LOG_ID, row.tree_size, bytes.fromhex(row.root_hash), row.timestamp, "closing"
+    )
+    return merkle.SignedTreeHead(head, row.key_id, base64.b64decode(row.signature))
+
+
 def closing_json(row: Closing, tender_code: str, signer: LogSigner) -> dict[str, Any]:
-    """The published closing record."""
-    return {
+    """The published closing record (`bidding.receipt.parse_closing` reads it). Version 2 adds the
+    closing tree's leaves and the closing head's entry in the platform-wide log; a version 1 closing
+    (the platform-wide log's head at the deadline) is served as it was published."""
+    record: dict[str, Any] = {
         "tender": tender_code,
-        "head": merkle.head_to_json(_signed(row, "closing")),
+        "head": merkle.head_to_json(_closing_head(row)),
         "envelopes": list(row.envelopes),
         "envelopes_signature": row.envelopes_signature,
         "log_public_key": _b64(signer.public_raw),
     }
+    if row.version >= 2:
+        record["version"] = row.version
+        record["leaves"] = [_b64(bytes.fromhex(h)) for h in row.leaves or []]
+        record["log_entry"] = row.log_entry
+    return record
 
 
 async def closing_of(session: AsyncSession, tender_id: uuid.UUID) -> Closing | None:

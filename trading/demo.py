@@ -50,7 +50,7 @@ from rich.table import Table
 from accounts import service as accounts
 from accounts.uscc import make_uscc
 from bidding import agekeys, bidfile, envelope, merkle
-from bidding.client import verify_against_closing
+from bidding import receipt as receipts
 from storage.clock import Clock, SettableClock, SystemClock
 from storage.db import transaction
 from storage.jobs import InlineJobQueue
@@ -822,8 +822,20 @@ def _check_receipt(t: Trade, receipt: dict[str, Any], event: str, bidder: Actor,
         "the log leaf of this event",
         leaf,
     )
-    checks = merkle.verify_receipt(receipt["log"], trusted_key=t.log_key)
-    check(merkle.all_ok(checks), "a receipt that verifies offline", [c for c in checks if not c.ok])
+    # The bidder's own log of the tender: its head counts this bidder's events alone, none of the others'.
+    own = sum(1 + (b.withdrawal is not None) for b in t.bids if b.bidder is bidder)
+    head = receipt["log"]["tree_head"]
+    check(
+        (receipt["log"]["leaf_index"], head["tree_size"]) == (own, own + 1),
+        f"leaf #{own} of a head of {own + 1}: this bidder's own events only",
+        (receipt["log"]["leaf_index"], head["tree_size"]),
+    )
+    checks = receipts.verify(receipt, pin=receipts.KeyPin(t.log_key, "the bidders pinned"))
+    check(
+        receipts.passed(checks),
+        "a receipt whose every field verifies offline",
+        [c for c in checks if not c.ok],
+    )
 
 
 async def _submit_bid(t: Trade, bidder: Actor, price_fen: int) -> SealedBid:
@@ -860,7 +872,7 @@ def _stanzas(header: envelope.Header) -> str:
 
 
 def _receipt_table() -> Table:
-    return _table("bidder", "received", "event", "envelope SHA-256", "bytes", "recipients", "log leaf")
+    return _table("bidder", "received", "event", "envelope SHA-256", "bytes", "recipients", "own log")
 
 
 def _receipt_row(table: Table, bid: SealedBid) -> None:
@@ -941,7 +953,7 @@ async def withdraw(t: Trade) -> Outcome:
     )
     return (
         f"{bidder.party.username} withdrew its bid (deposit refund due {refund_due}, W-05; withdrawal logged as "
-        f"leaf #{old.withdrawal['log']['leaf_index']})"
+        f"leaf #{old.withdrawal['log']['leaf_index']} of its own log)"
     )
 
 
@@ -952,7 +964,7 @@ async def rebid(t: Trade) -> Outcome:
     new = await _submit_bid(t, bidder, t.plan.rebid_price_fen)
     return (
         f"{bidder.party.username} sealed a new bid: envelope {short(new.sha256)}, "
-        f"leaf #{new.receipt['log']['leaf_index']}"
+        f"leaf #{new.receipt['log']['leaf_index']} of its own log"
     )
 
 
@@ -990,8 +1002,11 @@ async def no_early_opening(t: Trade) -> Outcome:
 
 
 async def close_bidding(t: Trade) -> Outcome:
-    """At the bid deadline the chronograph signs the tender's closing head over the envelopes that stand
-    and opens the online opening hall (W-08)."""
+    """At the bid deadline the chronograph signs the tender's closing head over every bid event of the
+    tender and the envelopes that stand, appends it to the public log (whose head did not move while bids
+    arrived, W-20) and opens the online opening hall (W-08)."""
+    public = await t.p.client.get("/api/v1/transparency/head")  # 404 while the public log is empty
+    before = public.json()["tree_size"] if public.status_code == 200 else 0
     done = await t.p.move_to(t.deadline)
     check(done == [(t.code, "opening")], f"[({t.code!r}, 'opening')]", done)
     tender = await t.p.call("GET", f"/api/v1/tenders/{t.tid}")
@@ -1002,47 +1017,51 @@ async def close_bidding(t: Trade) -> Outcome:
     check(t.closing["log_public_key"] == b64(t.log_key), "the pinned log key", t.closing["log_public_key"])
     head = t.closing["head"]
     check(head["kind"] == "closing", "a closing head", head)
+    events = sum(1 + (b.withdrawal is not None) for b in t.bids)
+    check(head["tree_size"] == len(t.closing["leaves"]) == events, f"{events} bid events", head)
+    after = (await t.p.call("GET", "/api/v1/transparency/head"))["tree_size"]
+    check(after == before + 1, f"the public log grown by this closing alone ({before} → {before + 1})", after)
     record = await t.opening_record()
     check([line["kind"] for line in record] == ["hall_opened"], "the hall opened", record)
     return (
-        f"clock {shanghai_text(t.p.clock.now())}: chronograph → {t.code} opening; closing head signed at "
-        f"{head['tree_size']} log leaves (root {short(head['root_hash'])}) over {len(standing)} envelopes; "
-        f"decryption window until {shanghai_text(t.window_end)}"
+        f"clock {shanghai_text(t.p.clock.now())}: chronograph → {t.code} opening; closing head signed over "
+        f"{head['tree_size']} bid events (root {short(head['root_hash'])}, leaves published) and "
+        f"{len(standing)} standing envelopes, logged as public leaf #{before}; decryption window until "
+        f"{shanghai_text(t.window_end)}"
     )
 
 
 async def verify_receipts(t: Trade) -> Outcome:
-    """Every bidder checks its receipts against the closing head (offline, the log key pinned): signature,
-    inclusion, consistency of the log up to the deadline, and that its envelope is in the closing set."""
-    table = _table("bidder", "receipt", "log leaf", "proof to", "checks", "in the closing set")
+    """Every bidder checks its receipts offline against the published closing record, the log key pinned:
+    every field against its signed leaf, the signatures, that its leaf is among the closing tree's
+    published leaves, that the closing head is in the public log, and that its envelope stood."""
+    table = _table("bidder", "receipt", "own log", "closing leaf", "checks", "in the closing set")
+    pin = receipts.KeyPin(t.log_key, "the bidders pinned")
     verified = 0
     for bid in t.bids:
         withdrawn = bid.withdrawal is not None
         for receipt in (bid.receipt, *([bid.withdrawal] if bid.withdrawal else [])):
             log = receipt["log"]
-            proof = await t.p.call(
-                "GET",
-                "/api/v1/transparency/consistency",
-                params={"first": log["tree_head"]["tree_size"], "second": t.closing["head"]["tree_size"]},
-            )
-            checks = verify_against_closing(receipt, t.closing, proof["proof"], t.log_key)
+            checks = receipts.verify(receipt, pin=pin, closing=t.closing)
             failed = [c.name for c in checks if not c.ok]
-            expected = ["envelope in the closing set"] if withdrawn and receipt["event"] == "submit" else []
+            expected = ["closing_envelope"] if withdrawn and receipt["event"] == "submit" else []
             check(failed == expected, f"failed checks {expected}", [c for c in checks if not c.ok])
-            listed = next((c for c in checks if c.name == "envelope in the closing set"), None)
+            listed = next((c for c in checks if c.name == "closing_envelope"), None)
+            leaf = b64(merkle.leaf_hash(merkle.leaf_bytes(log["leaf"])))
             table.add_row(
                 bid.bidder.party.username,
                 receipt["event"],
-                f"#{log['leaf_index']}",
-                f"{log['tree_head']['tree_size']} → {t.closing['head']['tree_size']}",
+                f"#{log['leaf_index']} of {log['tree_head']['tree_size']}",
+                f"#{t.closing['leaves'].index(leaf)} of {t.closing['head']['tree_size']}",
                 f"{len(checks) - len(failed)} of {len(checks)} hold",
                 "—" if listed is None else "yes" if listed.ok else "no: withdrawn before the deadline",
             )
             verified += 1
     withdrawn_by = t.bids[t.plan.withdrawing_bidder].bidder.party.username
     return (
-        f"{verified} receipts verified against the closing head: every signature, inclusion and consistency "
-        f"proof holds; {withdrawn_by}'s withdrawn envelope is not in the closing set, as expected",
+        f"{verified} receipts verified against the closing head: every field, signature and inclusion "
+        f"holds and every leaf is in the published closing tree; {withdrawn_by}'s withdrawn envelope is not "
+        "in the closing set, as expected",
         table,
     )
 

@@ -180,6 +180,8 @@ class Bid(IdMixin, Base):
     size: Mapped[int] = mapped_column(BigInteger)
     submitted_at: Mapped[datetime]
     sequence: Mapped[int]
+    # Its leaf in the platform-wide log, for bids logged there before tenders had logs of their own;
+    # bidding.receipt_of_bid finds any bid's receipt by the bid.
     log_index: Mapped[int | None] = mapped_column(BigInteger)
     replaces_id: Mapped[uuid.UUID | None]
     withdrawn_at: Mapped[datetime | None]

@@ -1438,6 +1438,7 @@ def _leaf(event: str, tender: Tender, lot: Lot, credit_code: str, bid: Bid, now:
         "sequence": bid.sequence,
         "envelope_sha256": bid.sha256,
         "size": bid.size,
+        "submitted_at": bid.submitted_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
         "at": now.astimezone(UTC).isoformat().replace("+00:00", "Z"),
     }
 
@@ -1531,15 +1532,17 @@ async def submit_bid(
         user_agent=seen.user_agent,
     )
     event = "replace" if previous else "submit"
-    log = await bidding.append(
+    # Logged in the bidder's own log of the tender: its receipt counts no one else's bids (W-20).
+    log = await bidding.log_bid_event(
         session,
         signer,
         _leaf(event, tender, lot, org.credit_code, bid, now),
         tender_id=tender.id,
+        tender_code=tender.code,
+        organisation_id=actor.organisation_id,
         bid_id=bid.id,
         now=now,
     )
-    bid.log_index = log["leaf_index"]
     await accounts.record(
         session,
         actor,
@@ -1549,7 +1552,7 @@ async def submit_bid(
         now,
         sha256=sha256,
         lot=lot.number,
-        log_index=bid.log_index,
+        log_index=log["leaf_index"],
     )
     await escrow.on_bid(session, lot.id, actor.organisation_id, now)
     return bid, _receipt(tender, lot, org.credit_code, bid, event, log)
@@ -1608,11 +1611,13 @@ async def withdraw_bid(
     lot = await session.get(Lot, bid.lot_id)
     assert lot is not None
     org = await accounts.get_organisation(session, bid.organisation_id)
-    log = await bidding.append(
+    log = await bidding.log_bid_event(
         session,
         signer,
         _leaf("withdraw", tender, lot, org.credit_code, bid, now),
         tender_id=tender.id,
+        tender_code=tender.code,
+        organisation_id=bid.organisation_id,
         bid_id=bid.id,
         now=now,
     )
@@ -1664,8 +1669,8 @@ async def receipt_for(
     tender = await _tender(session, tender_id)
     lot = await session.get(Lot, bid.lot_id)
     org = await accounts.get_organisation(session, bid.organisation_id)
-    assert lot is not None and bid.log_index is not None
-    log = await bidding.receipt(session, signer, bid.log_index)
+    assert lot is not None
+    log = await bidding.receipt_of_bid(session, signer, bid.id)
     return _receipt(tender, lot, org.credit_code, bid, log["leaf"]["event"], log)
 
 

@@ -67,6 +67,7 @@ def test_surge_bench_acknowledges_every_bid_and_loses_none(database_url: str, se
     closing = lines[2]
     assert CLOSING_KEYS <= set(closing), CLOSING_KEYS - set(closing)
     assert closing["acknowledged"] == closing["in_closing_head"] == closing["closing_envelopes"] == 4
+    assert closing["receipts_verified"] == closing["closing_tree_size"] == 4
     assert closing["lost"] == 0
     assert closing["unacknowledged_in_head"] == 0
     assert isinstance(closing["within_60s"], bool)

@@ -687,11 +687,42 @@ def test_receipt_of_the_last_leaf_closed_at_once_passes_without_a_proof() -> Non
     assert all_ok(checks)
 
 
-def test_receipt_alone_has_the_receipt_checks_and_says_the_key_is_not_pinned() -> None:
+def test_a_receipt_without_a_pinned_key_fails_key_pinned() -> None:
+    # A receipt signed by its own key proves nothing: anyone can make one.
     checks = verify_receipt(LOG5.receipt(0, 1))
     assert [c.name for c in checks] == list(RECEIPT_CHECKS)
+    assert failed(checks) == {"key_pinned"}
+    assert not all_ok(checks)
+    assert checks[1].detail.startswith(f"no key pinned: the receipt's own key (key id {key_id(PUBLIC)})")
+
+
+def test_receipt_alone_with_the_pinned_key_passes_the_receipt_checks() -> None:
+    checks = verify_receipt(LOG5.receipt(0, 1), trusted_key=PUBLIC)
+    assert [c.name for c in checks] == list(RECEIPT_CHECKS)
     assert all_ok(checks)
-    assert checks[1] == Check("key_pinned", True, f"not pinned: key id {key_id(PUBLIC)}")
+    assert checks[1] == Check("key_pinned", True, f"the log key is the pinned key (key id {key_id(PUBLIC)})")
+
+
+def test_a_receipt_of_either_version_round_trips_and_no_other_is_written() -> None:
+    obj = receipt_to_json(
+        leaf=entry(0),
+        leaf_index=0,
+        inclusion_proof=[],
+        tree_head=LOG5.head(1),
+        log_public_key=PUBLIC,
+        version=2,
+    )
+    assert obj["version"] == 2 and receipt_from_json(obj).version == 2
+    assert receipt_from_json(LOG5.receipt(0, 1)).version == 1
+    with pytest.raises(ValueError, match="version must be one of"):
+        receipt_to_json(
+            leaf=entry(0),
+            leaf_index=0,
+            inclusion_proof=[],
+            tree_head=LOG5.head(1),
+            log_public_key=PUBLIC,
+            version=3,
+        )
 
 
 def _tamper_head_signature(r: dict[str, Any]) -> None:
@@ -752,7 +783,10 @@ def test_bad_receipt_fails_exactly_the_expected_check(
     receipt = log.receipt(2, 3)
     mutate(receipt)
     checks = verify_receipt(
-        receipt, closing_head=log.closing(5), consistency=log.consistency(3, 5), **keywords
+        receipt,
+        closing_head=log.closing(5),
+        consistency=log.consistency(3, 5),
+        **({"trusted_key": PUBLIC} | keywords),
     )
     assert [c.name for c in checks] == ALL_CHECKS
     assert failed(checks) == expected, case
@@ -852,8 +886,8 @@ MALFORMED: list[tuple[Callable[[dict[str, Any]], Any], str]] = [
     (lambda r: None, "receipt: must be a JSON object"),
     (lambda r: [r], "receipt: must be a JSON object"),
     (_without("leaf"), "leaf: missing"),
-    (_with(["version"], 2), "version: must be 1"),
-    (_with(["version"], True), "version: must be 1"),
+    (_with(["version"], 3), "version: must be 1 or 2"),
+    (_with(["version"], True), "version: must be 1 or 2"),
     (_with(["leaf"], "a string"), "leaf: must be a JSON object"),
     (_with(["leaf", "size"], float("nan")), "leaf: cannot be written as canonical JSON"),
     (_with(["leaf_index"], True), "leaf_index: must be an integer ≥ 0"),
@@ -943,3 +977,10 @@ def test_verify_receipt_never_raises_on_a_garbage_closing_head(closing: Any, pro
 def test_all_ok_of_nothing_is_not_ok() -> None:
     assert not all_ok([])
     assert all_ok([Check("format", True, "well formed")])
+
+
+def test_a_skipped_check_neither_passes_nor_fails() -> None:
+    skipped = Check("submitted_at", False, "nothing signed states it", skipped=True)
+    assert all_ok([Check("format", True, "well formed"), skipped])
+    assert not all_ok([skipped])
+    assert not all_ok([Check("format", False, "bad"), skipped])

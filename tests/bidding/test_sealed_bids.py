@@ -12,7 +12,7 @@ from typing import Any
 from httpx import Response
 
 from bidding import merkle
-from bidding.client import verify_against_closing
+from bidding import receipt as receipts
 from tests.helpers import AFTER_WINDOW, DEADLINE, Actor, Api, SealedBid
 
 T = "/api/v1/tenders"
@@ -153,56 +153,58 @@ async def _record_key(api: Api, bid: SealedBid) -> str:
 async def test_every_receipt_verifies_offline_and_against_the_closing_head(api: Api) -> None:
     _agency, tender, bids = await bids_on(api, 3)
     replaced = await api.bid(bids[0].bidder, tender, PRICE - 10, obtain=False)
-    key = base64.b64decode((await api.get("/api/v1/transparency/key")).json()["public_key"])
+    pin = receipts.KeyPin(
+        base64.b64decode((await api.get("/api/v1/transparency/key")).json()["public_key"]), "the platform's"
+    )
     for bid in [*bids, replaced]:
-        checks = merkle.verify_receipt(bid.receipt["log"], trusted_key=key)
-        assert merkle.all_ok(checks), checks
+        checks = receipts.verify(bid.receipt, pin=pin)
+        assert receipts.passed(checks), checks
     await api.at(DEADLINE)
     closing = (await api.get(f"{T}/{tender['id']}/closing")).json()
     assert sorted(closing["envelopes"]) == sorted(b.receipt["envelope_sha256"] for b in [*bids[1:], replaced])
+    assert closing["head"]["tree_size"] == len(closing["leaves"]) == 4
     for bid in [*bids[1:], replaced]:
-        first = bid.receipt["log"]["tree_head"]["tree_size"]
-        proof = (
-            await api.get(
-                "/api/v1/transparency/consistency",
-                params={"first": first, "second": closing["head"]["tree_size"]},
-            )
-        ).json()["proof"]
-        checks = verify_against_closing(bid.receipt, closing, proof, key)
-        assert merkle.all_ok(checks), checks
-    # the replaced envelope is still proven logged, but is not among those that stood
-    first = bids[0].receipt["log"]["tree_head"]["tree_size"]
-    proof = (
-        await api.get(
-            "/api/v1/transparency/consistency",
-            params={"first": first, "second": closing["head"]["tree_size"]},
-        )
-    ).json()["proof"]
-    results = {c.name: c.ok for c in verify_against_closing(bids[0].receipt, closing, proof, key)}
-    assert results.pop("envelope in the closing set") is False
+        checks = receipts.verify(bid.receipt, pin=pin, closing=closing)
+        assert receipts.passed(checks), checks
+    # the replaced envelope is still proven logged and in the closing tree, but is not among those that stood
+    results = {c.name: c.ok for c in receipts.verify(bids[0].receipt, pin=pin, closing=closing)}
+    assert results.pop("closing_envelope") is False
+    assert results.pop("closing_inclusion") is True
     assert all(results.values())
 
 
 async def test_a_tampered_receipt_fails_verification(api: Api) -> None:
     _agency, _tender, [bid] = await bids_on(api, 1)
+    key = base64.b64decode((await api.get("/api/v1/transparency/key")).json()["public_key"])
     receipt = json.loads(json.dumps(bid.receipt["log"]))
+    assert merkle.all_ok(merkle.verify_receipt(receipt, trusted_key=key))
     receipt["leaf"]["envelope_sha256"] = "0" * 64
-    assert not merkle.all_ok(merkle.verify_receipt(receipt))
+    assert not merkle.all_ok(merkle.verify_receipt(receipt, trusted_key=key))
 
 
 async def test_a_withdrawal_is_logged_with_a_receipt_of_its_own(api: Api) -> None:
     _agency, tender, [bid] = await bids_on(api, 1)
+    key = base64.b64decode((await api.get("/api/v1/transparency/key")).json()["public_key"])
     r = await api.post(f"{T}/{tender['id']}/bids/{bid.bid_id}/withdraw", bid.bidder)
     assert r.status_code == 200
     receipt = r.json()["receipt"]
     assert receipt["event"] == "withdraw" and receipt["log"]["leaf"]["bid"] == bid.bid_id
-    assert merkle.all_ok(merkle.verify_receipt(receipt["log"]))
-    assert receipt["log"]["leaf_index"] > bid.receipt["log"]["leaf_index"]
+    assert receipts.passed(receipts.verify(receipt, pin=receipts.KeyPin(key, "the platform's")))
+    # the next leaf of the bidder's own log, under a head that extends the submission's
+    assert (receipt["log"]["leaf_index"], receipt["log"]["tree_head"]["tree_size"]) == (1, 2)
+    assert receipt["log"]["tree_head"]["log_id"] == bid.receipt["log"]["tree_head"]["log_id"]
+    # the withdrawn bid's receipt is now the withdrawal's
+    again = await api.get(f"{T}/{tender['id']}/bids/{bid.bid_id}/receipt", bid.bidder)
+    assert again.json() == receipt
 
 
-async def test_the_log_proves_consistency_between_any_two_heads(api: Api) -> None:
-    await bids_on(api, 3)
+async def test_the_public_log_proves_consistency_between_any_two_heads(api: Api) -> None:
+    agency = await api.organisation("agency")
+    for _ in range(3):
+        await api.bid(await api.organisation("bidder"), await api.published(agency), PRICE)
+    await api.at(DEADLINE)  # three closing heads: the public log's three leaves
     head = (await api.get("/api/v1/transparency/head")).json()
+    assert head["tree_size"] == 3
     early = (await api.get("/api/v1/transparency/head", params={"tree_size": 2})).json()
     proof = (
         await api.get("/api/v1/transparency/consistency", params={"first": 2, "second": head["tree_size"]})
