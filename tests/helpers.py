@@ -23,6 +23,7 @@ from trading import jobs as trading_jobs
 from trading.calendar import SHANGHAI
 
 PASSWORD = "correct horse battery staple"
+TENDERER_CREDIT_CODE = make_uscc("91320100MA0000001")  # 南京市城南水务有限公司, the tenderer of the default body
 _serial = 0
 
 
@@ -219,6 +220,7 @@ class Api:
         body: dict[str, Any] = {
             "title": "城南污水处理厂提标改造工程施工",
             "tenderer_name": "南京市城南水务有限公司",
+            "tenderer_credit_code": TENDERER_CREDIT_CODE,
             "region_code": "320100",
             "qualification": "市政公用工程施工总承包二级及以上资质",
             "evaluation_method": "comprehensive",

@@ -362,6 +362,25 @@ async def test_an_instant_outside_the_supported_years_is_refused_naming_it(api: 
     assert await snapshot(api) == before
 
 
+@pytest.mark.parametrize(
+    ("code", "status"),
+    [("91320100MA0000001C", 422), ("91320100MA000000IB", 422), ("9132", 400), (18 * "9", 422)],
+    ids=["check character", "letter I", "too short", "all nines"],
+)
+async def test_a_malformed_tenderer_credit_code_is_refused_naming_it(
+    api: Api, code: str, status: int
+) -> None:
+    agency = await api.organisation("agency")
+    url = f"/api/v1/tenders/{(await api.draft(agency))['id']}"
+    before, read = await snapshot(api), (await api.get(url, agency)).json()
+    r = await api.post("/api/v1/tenders", agency, json=api.tender_body(tenderer_credit_code=code))
+    assert fields(r, status) == ["tenderer_credit_code"]
+    r = await api.patch(url, agency, json={"tenderer_credit_code": code}, headers={"If-Match": '"1"'})
+    assert fields(r, status) == ["tenderer_credit_code"]
+    assert await snapshot(api) == before
+    assert (await api.get(url, agency)).json() == read
+
+
 async def test_a_nul_character_in_a_login_is_refused_naming_the_field(api: Api) -> None:
     r = await api.post("/api/v1/auth/login", json={"username": "centre\x00", "password": PASSWORD})
     assert problem(r, 400)["errors"] == [{"field": "username", "message": "contains a NUL character"}]
