@@ -1500,14 +1500,17 @@ TRADE_STEPS = (
         evaluation_demo.build_pool,
     ),
     Step(
-        "The committee is drawn: commitment first, avoidance (G-08), a supervisor's witness",
+        "The committee is drawn: avoidance (G-08) fixed first, a supervisor's committed witness, then the seed",
         evaluation_demo.draw_committee,
     ),
     Step(
         "One expert declines and is replaced from the same quota; the seed is revealed",
         evaluation_demo.answer_invitations,
     ),
-    Step("The auditor replays the draw from the published seed", evaluation_demo.verify_draw),
+    Step(
+        "The auditor replays the draw from its published record, avoidance included",
+        evaluation_demo.verify_draw,
+    ),
     Step(
         "The evaluation room: declarations, chair, qualification, sealed scores, an abnormal score justified (G-10)",
         evaluation_demo.evaluation_room,

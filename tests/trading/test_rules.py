@@ -696,7 +696,7 @@ async def test_w10_five_with_four_experts_and_seven_experts_are_lawful(
     agency, tender, _bids = await evaluated(api)
     r = await request_draw(api, agency, tender, quotas, representative)
     assert r.status_code == 201, r.text
-    assert (r.json()["status"], r.json()["committee_size"]) == ("committed", size)
+    assert (r.json()["status"], r.json()["committee_size"]) == ("awaiting_witness", size)
 
 
 async def test_w11_of_four_ranked_bids_only_the_first_three_become_candidates(api: Api) -> None:
