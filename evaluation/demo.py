@@ -1,8 +1,9 @@
 """The evaluation steps of `ggzy demo`: the centre builds the expert pool (one expert works for a bidder,
-another left one within three years, a third works for the tenderer: all three are avoided, G-08); the
-agency asks for a committee, a supervisor commits to a witness before the platform draws its seed, and the
-witness's reveal invites five experts; one declines and is replaced from the same quota; the auditor
-replays the draw, avoidance included, from its published record; in the evaluation
+another left one within three years, a third works for the tenderer: all three are avoided, G-08); a first
+draw is aborted at the agency's request with a supervisor's approval and its seed revealed at once; the
+agency asks for a committee again, a supervisor commits to a witness before the platform draws its seed,
+and the witness's reveal invites five experts; one declines and is replaced from the same quota; the
+auditor replays both draws, avoidance included, from their published records; in the evaluation
 room the members declare no conflict, elect a chair, review qualification and score alone; an abnormal
 score (G-10) holds the report back until it is justified; every member signs the report's hash with
 Ed25519 (W-11) and the candidates go to publicity."""
@@ -226,13 +227,56 @@ async def _witnessed(t: Trade, draw_id: str, witness: Actor) -> tuple[dict[str, 
     return committed, ran
 
 
+async def abort_draw(t: Trade) -> str:
+    """The agency asks for a committee; the notary commits to a witness and reveals it, and five experts are
+    invited. Then the evaluation must move: the agency asks for an abort with its reason. Neither the centre
+    nor the notary (the draw's witness) may approve it; the supervisor does, the draw is aborted at once, its
+    seed revealed and the invitations cancelled. The aborted draw stays in the record: the auditor replays it
+    and the supervisors' statistics count it."""
+    t.p.clock.set(t.window_end + timedelta(hours=2))
+    requested = await _request(t)
+    draw_id = requested["id"]
+    _committed, ran = await _witnessed(t, draw_id, t.people["notary"])
+    check(len(ran["invitations"]) == 5, "five invitations", ran["invitations"])
+    t.p.clock.advance(timedelta(minutes=5))
+    url = f"/api/v1/evaluation/draws/{draw_id}"
+    reason = (
+        "评标室当日已被占用，评标须改期 (the evaluation room is taken that day; the evaluation must move)"
+    )
+    asked = await t.p.call("POST", f"{url}/abort", t.agency, expect=201, json={"reason": reason})
+    approval = {"request_id": asked["id"], "note": "理由属实，同意终止 (the reason holds)"}
+    await t.p.request("POST", f"{url}/abort/approve", t.centre, expect=403, json=approval)
+    await t.p.request("POST", f"{url}/abort/approve", t.people["notary"], expect=403, json=approval)
+    aborted = await t.p.call("POST", f"{url}/abort/approve", t.supervisor, json=approval)
+    check(aborted["status"] == "aborted", "the draw aborted", aborted["status"])
+    check(aborted["seed"] is not None, "the seed revealed at once", aborted["seed"])
+    check(
+        all(i["status"] == "cancelled" for i in aborted["invitations"]),
+        "the invitations cancelled",
+        aborted["invitations"],
+    )
+    auditor = t.people["auditor"]
+    replay = await t.p.call("GET", f"{url}/verify", auditor)
+    check(replay["ok"] and replay["status"] == "aborted", "the aborted draw replays", replay)
+    stats = await t.p.call("GET", "/api/v1/evaluation/draw-aborts", t.supervisor)
+    check(stats["totals"]["approved"] == 1, "one approved abort in the statistics", stats["totals"])
+    t.evaluation["aborted_id"] = draw_id
+    return (
+        f"draw {short(draw_id)}: the notary's witness invited five; the agency asked to abort ({reason}); "
+        f"the centre → 403, the witness → 403; aborted on the supervisor's approval, "
+        f"seed {short(aborted['seed'])} revealed at once, the five invitations cancelled; "
+        f"the auditor's replay: ok; statistics: {stats['totals']['approved']} approved abort, "
+        f"{stats['approved_after_names_were_drawn']} after the names were drawn"
+    )
+
+
 async def draw_committee(t: Trade) -> str:
-    """The agency asks for five experts (4 municipal, 1 economic, W-10): the platform fixes the pool
+    """The agency asks for five experts again (4 municipal, 1 economic, W-10): the platform fixes the pool
     before avoidance, the exclusions and the eligible pool and publishes their digests; no seed exists yet.
     The supervisor commits to a witness made on its own machine; only then does the platform draw its seed
     and publish its signed commitment; the supervisor's reveal runs the draw at once. The agency sees the
     seats, not the names."""
-    t.p.clock.set(t.window_end + timedelta(hours=2))
+    t.p.clock.advance(timedelta(minutes=10))
     requested = await _request(t)
     reasons = requested["excluded"]["by_reason"]
     check(requested["pool_size"] == 8, "8 eligible experts", requested["pool_size"])
@@ -316,19 +360,22 @@ async def answer_invitations(t: Trade) -> tuple[str, Table]:
 
 
 async def verify_draw(t: Trade) -> str:
-    """The auditor downloads the draw record and replays it offline (what `ggzy verify draw FILE --key …`
-    does): avoidance on the pool before avoidance, the witness against its commitment, the platform's
-    signed commitment, the initial seats and the replacement."""
+    """The auditor downloads both draw records, the aborted one and the confirmed one, and replays them
+    offline (what `ggzy verify draw FILE --key …` does): avoidance on the pool before avoidance, the witness
+    against its commitment, the platform's signed commitment, the initial seats and the replacement."""
     auditor = t.people["auditor"]
     key = base64.b64decode((await t.p.call("GET", "/api/v1/transparency/key"))["public_key"])
-    record = await t.p.call("GET", f"/api/v1/evaluation/draws/{t.evaluation['draw_id']}/record", auditor)
-    problems = draw.verify(draw.record_from_json(record), key)
-    check(problems == [], "the draw replays", problems)
+    saved = []
+    for name, draw_id in (("aborted", t.evaluation["aborted_id"]), ("confirmed", t.evaluation["draw_id"])):
+        record = await t.p.call("GET", f"/api/v1/evaluation/draws/{draw_id}/record", auditor)
+        problems = draw.verify(draw.record_from_json(record), key)
+        check(problems == [], f"the {name} draw replays", problems)
+        path = t.p.runtime.settings.var_dir / f"draw-{t.code}-{name}.json"
+        path.write_text(json.dumps(record, ensure_ascii=False, indent=1), encoding="utf-8")
+        saved.append(path)
     online = await t.p.call("GET", f"/api/v1/evaluation/draws/{t.evaluation['draw_id']}/verify", auditor)
     check(online["ok"], "the auditor endpoint agrees", online)
     check(len(record["exclusions"]) == 3, "three exclusions in the record", record["exclusions"])
-    path = t.p.runtime.settings.var_dir / f"draw-{t.code}.json"
-    path.write_text(json.dumps(record, ensure_ascii=False, indent=1), encoding="utf-8")
     tampered = dict(record)
     tampered["witness"] = "00" * 32
     check(draw.verify(draw.record_from_json(tampered), key) != [], "a changed witness fails", "it passed")
@@ -338,7 +385,7 @@ async def verify_draw(t: Trade) -> str:
     return (
         f"replayed avoidance ({len(record['candidates'])} candidates, 3 exclusions) and "
         f"{online['invitations']} invitations from seed and witness: ok; a changed witness fails, a dropped "
-        f"exclusion fails; record saved for `ggzy verify draw {path}`"
+        f"exclusion fails; the aborted draw replays too; records saved for `ggzy verify draw {saved[1]}`"
     )
 
 

@@ -1500,6 +1500,10 @@ TRADE_STEPS = (
         evaluation_demo.build_pool,
     ),
     Step(
+        "A draw is aborted: asked for with a reason, approved by a supervisor, its seed revealed at once",
+        evaluation_demo.abort_draw,
+    ),
+    Step(
         "The committee is drawn: avoidance (G-08) fixed first, a supervisor's committed witness, then the seed",
         evaluation_demo.draw_committee,
     ),
@@ -1508,7 +1512,7 @@ TRADE_STEPS = (
         evaluation_demo.answer_invitations,
     ),
     Step(
-        "The auditor replays the draw from its published record, avoidance included",
+        "The auditor replays both draws from their published records, avoidance included",
         evaluation_demo.verify_draw,
     ),
     Step(
