@@ -6,6 +6,7 @@ avoidance and every exclusion, and `ggzy verify draw` replays it all and names w
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import secrets
@@ -649,6 +650,26 @@ async def test_ggzy_verify_draw_replays_an_aborted_draw(api: Api, tmp_path: Path
     assert result.exit_code == 0, result.output
     assert f"draw       {draw_id}, aborted" in result.output
     assert "abort      asked by the agency while inviting" in result.output
+
+
+async def test_ggzy_verify_draw_replays_a_draw_by_its_id_from_the_configured_database_and_store(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    agency, _tender, _experts, draw_id, _w = await drawn(api)
+    await approve(api, await api.organisation("supervisor"), draw_id, await ask_abort(api, agency, draw_id))
+    settings = api.runtime.settings
+    for name in ("GGZY_S3_ENDPOINT", "GGZY_LOG_SIGNING_KEY", "GGZY_REDIS_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("GGZY_DATABASE_URL", api.runtime.engine.url.render_as_string(hide_password=False))
+    monkeypatch.setenv("GGZY_VAR_DIR", str(settings.var_dir))
+    monkeypatch.setenv("GGZY_SECRET_KEY", settings.secret_key)  # the platform key checks the signature
+    # the command runs its own event loop, so it runs beside the test's
+    result = await asyncio.to_thread(CliRunner().invoke, verify_draw, [draw_id])
+    assert result.exit_code == 0, result.output
+    assert f"draw       {draw_id}, aborted" in result.output
+    assert "signed by key" in result.output and "FAIL" not in result.output
+    unknown = await asyncio.to_thread(CliRunner().invoke, verify_draw, [str(uuid.uuid4())])
+    assert unknown.exit_code == 1 and "no draw" in unknown.output
 
 
 # ---------------------------------------------------------------- the witness's client and CLI
