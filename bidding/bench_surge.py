@@ -347,6 +347,7 @@ async def seed(database_url: str, api: Api, s3http: httpx.AsyncClient, plan: Pla
         {
             "title": "城南污水处理厂提标改造工程施工（投标高峰基准）",
             "tenderer_name": "南京市城南水务有限公司",
+            "tenderer_credit_code": make_uscc("91320100MA0000009"),
             "region_code": "320100",
             "qualification": "市政公用工程施工总承包二级及以上资质",
             "evaluation_method": "comprehensive",

@@ -21,11 +21,13 @@ Setup (not timed): a scratch database — a SQLite file in a temporary directory
 Cases, each run `--repeat` times after one warm-up round (the median and the fastest are reported):
 
 - `committee`: `evaluation.service.request_draw` (the candidates with wanted specialties and their
-  relationships, unavailability and credit, the avoidance-filtered pool, its snapshot written to a
-  `LocalObjectStore` in the temporary directory, the sealed seed and the commitment) and
-  `evaluation.service.run_draw` (the selection and the invitations) for a 7-seat committee, A02 × 5 and
-  D01 × 2, employer limit 1, each in its own committed transaction as the two requests are; the centre
-  then aborts the draw (not timed) so the next round may ask again. For the breakdown: the same run's
+  relationships, unavailability and credit, avoidance, the snapshots of the pool before avoidance, the
+  exclusions and the eligible pool written to a `LocalObjectStore` in the temporary directory) and
+  `evaluation.service.run_draw` (the witness's reveal: the selection and the invitations) for a 7-seat
+  committee, A02 × 5 and D01 × 2, employer limit 1, each in its own committed transaction as the requests
+  are; between them a supervisor's witness commitment seals the seed (not timed: no pool work), and after
+  them the agency asks for an abort that another supervisor approves (not timed) so the next round may
+  ask again. For the breakdown: the same run's
   `evaluation.service.candidates` alone, and the pure `draw.eligible_pool` and `draw.select` on its
   output. Baseline: one plain SQL count of the active experts with a wanted specialty (no avoidance).
 - `score_aggregation`: `evaluation.scoring.aggregate` (sheets checked, price scores, exact means and
@@ -79,6 +81,7 @@ from storage.clock import SystemClock
 from storage.db import create_engine, create_sessionmaker, transaction
 from storage.migrate import upgrade_async
 from storage.objects import LocalObjectStore
+from storage.signing import LogSigner
 from trading.calendar import SHANGHAI, local_date
 from trading.models import Bid, Lot, Tender
 
@@ -100,7 +103,6 @@ CREDIT_EVENTS = (("attended", 0, 10), ("late", 2, 3), ("declined", 1, 4), ("no_r
 BAD_RECORD_EVERY = 200  # one expert in 200 has absences and upheld complaints enough to fall below 60
 AWAY_EVERY = 50  # one expert in 50 has declared unavailability
 SECRET = "ggzy bench draw: the seal key of this run's seeds"  # noqa: S105 - scratch data, dropped after
-WITNESS = "bench supervisor witness"
 DUMMY_BID_SHA256 = "0" * 64
 
 # score aggregation
@@ -176,12 +178,15 @@ class Org:
 
 @dataclass
 class Setting:
-    """What the fill left for the measurements: the tender, who asks for and runs the draw, and counts."""
+    """What the fill left for the measurements: the tender, who asks for the draw, witnesses it and
+    approves its abort, and counts."""
 
     tender_id: uuid.UUID
     evaluation_at: datetime
     agency: Principal
     centre: Principal
+    witness: Principal
+    supervisor: Principal
     counts: dict[str, int] = field(default_factory=dict)
 
 
@@ -384,7 +389,9 @@ async def fill(engine: AsyncEngine, plan: Plan, err: Console) -> Setting:
     bidders, tenderer = employers[: plan.bidders], employers[plan.bidders]
     agency = Org(uuid.uuid4(), codes.next(), "基准测试招标代理有限公司")
     centre = Org(uuid.uuid4(), codes.next(), "基准测试公共资源交易中心")
+    supervision = Org(uuid.uuid4(), codes.next(), "基准测试招标投标监督管理办公室")
     agency_user, centre_user = uuid.uuid4(), uuid.uuid4()
+    witness_user, approver_user = uuid.uuid4(), uuid.uuid4()
 
     await _insert(
         engine, Specialty, [{"code": c, "parent_code": p, "name": n} for c, p, n in DEFAULT_SPECIALTIES]
@@ -392,7 +399,11 @@ async def fill(engine: AsyncEngine, plan: Plan, err: Console) -> Setting:
     await _insert(
         engine,
         Organisation,
-        [_organisation(agency, "agency", now), _organisation(centre, "centre", now)]
+        [
+            _organisation(agency, "agency", now),
+            _organisation(centre, "centre", now),
+            _organisation(supervision, "supervisor", now),
+        ]
         + [_organisation(org, "employer", now) for org in employers],
     )
     await _insert(
@@ -401,6 +412,8 @@ async def fill(engine: AsyncEngine, plan: Plan, err: Console) -> Setting:
         [
             _user(agency_user, agency, "bench-agency", ["agency"], pw, now),
             _user(centre_user, centre, "bench-centre", ["centre"], pw, now),
+            _user(witness_user, supervision, "bench-witness", ["supervisor"], pw, now),
+            _user(approver_user, supervision, "bench-supervisor", ["supervisor"], pw, now),
         ],
     )
     expert_ids: list[uuid.UUID] = []
@@ -435,6 +448,8 @@ async def fill(engine: AsyncEngine, plan: Plan, err: Console) -> Setting:
         evaluation_at=evaluation_at,
         agency=Principal(agency_user, agency.id, frozenset({"agency"}), "bench-agency"),
         centre=Principal(centre_user, centre.id, frozenset({"centre"}), "bench-centre"),
+        witness=Principal(witness_user, supervision.id, frozenset({"supervisor"}), "bench-witness"),
+        supervisor=Principal(approver_user, supervision.id, frozenset({"supervisor"}), "bench-supervisor"),
         counts={
             "experts": len(expert_ids),
             "specialty_codes": specialties,
@@ -551,28 +566,38 @@ def count_sql(prefixes: Sequence[str]) -> str:
 async def one_draw(
     sm: async_sessionmaker[AsyncSession], store: LocalObjectStore, setting: Setting, times: DrawTimes | None
 ) -> Drawn:
-    """request_draw and run_draw, each its own committed transaction as the two requests are; then the
-    centre aborts the draw (not timed) so the tender may ask again."""
+    """request_draw, then the witness's commitment (not timed: no pool work) and its reveal, which runs
+    the draw (run_draw), each its own committed transaction as the requests are; then the agency asks for
+    an abort and a supervisor approves it (not timed) so the tender may ask again."""
     data = schemas.DrawCreate(
         evaluation_at=setting.evaluation_at,
         quotas=[schemas.QuotaIn(specialty=s, seats=n) for s, n in QUOTAS],
         employer_limit=EMPLOYER_LIMIT,
     )
     clock = SystemClock()
+    signer = LogSigner.from_secret(SECRET)
+    witness, nonce = os.urandom(32), os.urandom(32)
     started = time.perf_counter()
 
     async def request() -> uuid.UUID:
         async with transaction(sm) as session:
             row = await service.request_draw(
-                session, setting.agency, setting.tender_id, data, store, SECRET, clock.now()
+                session, setting.agency, setting.tender_id, data, store, clock.now()
             )
             return row.id
 
     async def run(draw_id: uuid.UUID) -> None:
         async with transaction(sm) as session:
-            await service.run_draw(session, setting.centre, draw_id, WITNESS, SECRET, store, clock.now())
+            await service.run_draw(
+                session, setting.witness, draw_id, witness.hex(), nonce.hex(), SECRET, store, clock.now()
+            )
 
     draw_id = await _timed(times.request if times else None, request())
+    async with transaction(sm) as session:
+        commitment = draw.witness_commitment(witness, nonce)
+        await service.commit_witness(
+            session, setting.witness, draw_id, commitment, SECRET, signer, clock.now()
+        )
     await _timed(times.run if times else None, run(draw_id))
     if times is not None:
         times.draw.runs.append(time.perf_counter() - started)
@@ -586,7 +611,12 @@ async def one_draw(
         out.invited = int(
             await session.scalar(select(func.count()).where(Invitation.draw_id == draw_id)) or 0
         )
-        await service.abort_draw(session, setting.centre, draw_id, "benchmark round over", clock.now())
+        asked = await service.request_abort(
+            session, setting.agency, draw_id, "benchmark round over", clock.now()
+        )
+        await service.decide_abort(
+            session, setting.supervisor, draw_id, asked.id, True, None, SECRET, clock.now()
+        )
     return out
 
 
@@ -603,10 +633,11 @@ async def one_breakdown(
     async with transaction(sm, read_only=True) as session:
         tender = await session.get(Tender, setting.tender_id)
         assert tender is not None
-        found, out.no_account = await _timed(
+        found = await _timed(
             times.candidates if times else None, service.candidates(session, prefixes, tender, on)
         )
         out.candidates = len(found)
+        out.no_account = sum(1 for c in found if not c.has_account)
         # the same parties request_draw computes (agency, tenderer, bidders), read here outside the timing
         bidders = frozenset(
             (
@@ -625,7 +656,7 @@ async def one_breakdown(
     eligible, _ = draw.eligible_pool(found, ctx, prefixes)
     middle = time.perf_counter()
     quotas = [draw.Quota(s, n) for s, n in QUOTAS]
-    draw.select(eligible, quotas, draw.final_seed(os.urandom(32), WITNESS), EMPLOYER_LIMIT)
+    draw.select(eligible, quotas, draw.final_seed(os.urandom(32), os.urandom(32)), EMPLOYER_LIMIT)
     if times is not None:
         times.eligible_pool.runs.append(middle - started)
         times.select.runs.append(time.perf_counter() - middle)

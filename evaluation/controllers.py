@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Sequence
+from datetime import date
 from typing import Annotated, Any
 
 from litestar import Controller, Response, get, post, put
@@ -20,7 +21,7 @@ import trading.service as trading
 from accounts.guards import authenticated, requires
 from accounts.security import Principal
 from evaluation import draw, schemas, scoring, service
-from evaluation.models import Draw, Expert, Invitation, Member, Room, ScoreSheet
+from evaluation.models import Draw, DrawAbortRequest, Expert, Invitation, Member, Room, ScoreSheet
 from evaluation.pool_controllers import ExpertPoolController
 from storage.clock import Clock
 from storage.db import transaction
@@ -28,18 +29,38 @@ from storage.http import poll_events
 from storage.objects import ObjectStore
 from storage.problems import NotFound, ValidationProblem, field_error
 from storage.settings import Settings
+from storage.signing import LogSigner
 from trading.calendar import SHANGHAI
 
 AGENCY = requires("agency")
 EXPERT = requires("expert")
 BIDDER = requires("bidder")
 CENTRE = requires("centre")
-RUNNERS = requires("centre", "supervisor")
+SUPERVISOR = requires("supervisor")
+WITNESS = requires(*service.WITNESSES)  # never the centre, never the agency
+ABORT_REQUESTERS = requires(*service.ABORT_REQUESTERS)
+ABORT_WATCHERS = requires("supervisor", "auditor")
 READERS = requires(*service.READERS)
 DRAW_VIEWERS = requires("agency", *service.READERS)
 ROOM_PEOPLE = requires("expert", "agency", *service.READERS)  # the agency's representative may hold a seat
 # The room's actions admit the watchers too, so that the service refuses them by S-04 rather than by role.
 MEMBERS = ROOM_PEOPLE
+
+
+def abort_request_read(request: DrawAbortRequest) -> schemas.AbortRequestRead:
+    """An abort request as the API shows it."""
+    return schemas.AbortRequestRead(
+        id=request.id,
+        draw_id=request.draw_id,
+        status=request.status,
+        reason=request.reason,
+        stage=request.stage,
+        requester_role=request.requester_role,
+        requester_organisation_id=request.requester_organisation_id,
+        requested_at=request.requested_at,
+        decided_at=request.decided_at,
+        decision_note=request.decision_note,
+    )
 
 
 async def draw_read(session: AsyncSession, actor: Principal, row: Draw) -> schemas.DrawRead:
@@ -68,6 +89,7 @@ async def draw_read(session: AsyncSession, actor: Principal, row: Draw) -> schem
             item["replaces"] = str(i.replaces) if i.replaces else None
             item["reason"] = i.reason
         rows.append(item)
+    contribution = await service.witness_of(session, row)
     return schemas.DrawRead(
         id=row.id,
         tender_id=row.tender_id,
@@ -77,16 +99,26 @@ async def draw_read(session: AsyncSession, actor: Principal, row: Draw) -> schem
         quotas=row.quotas,
         employer_limit=row.employer_limit,
         rules=row.rules,
-        commitment=row.commitment,
+        candidates_digest=row.candidates_digest,
+        exclusions_digest=row.exclusions_digest,
         pool_digest=row.pool_digest,
         pool_size=row.pool_size,
         excluded=row.excluded,
+        context=row.avoidance_context,
+        witness_commitment=contribution.commitment if contribution else None,
+        witness_organisation_id=contribution.organisation_id if contribution else None,
+        commitment=row.commitment or None,
+        commitment_signature=row.commitment_signature,
+        signing_key_id=row.signing_key_id,
         created_at=row.created_at,
         drawn_at=row.drawn_at,
         confirmed_at=row.confirmed_at,
-        witness=row.witness,
+        aborted_at=row.aborted_at,
+        witness=contribution.witness if contribution else row.witness,
+        nonce=contribution.nonce if contribution else None,
         seed=row.seed_hex,
         invitations=rows,
+        abort_requests=[abort_request_read(r) for r in await service.abort_requests_of(session, row)],
     )
 
 
@@ -124,13 +156,11 @@ class DrawController(Controller):
         principal: Principal,
         session: AsyncSession,
         object_store: ObjectStore,
-        settings: Settings,
         clock: Clock,
     ) -> schemas.DrawRead:
-        """Ask for a committee; the platform publishes the commitment to its seed and eligible pool."""
-        row = await service.request_draw(
-            session, principal, tender_id, data, object_store, settings.secret_key, clock.now()
-        )
+        """Ask for a committee: the platform fixes and publishes the digests of the pool before avoidance, the
+        exclusions and the eligible pool. A supervisor or notary then commits to a witness."""
+        row = await service.request_draw(session, principal, tender_id, data, object_store, clock.now())
         return await draw_read(session, principal, row)
 
     @get("/draws/{draw_id:uuid}", operation_id="get_draw", guards=[DRAW_VIEWERS])
@@ -155,7 +185,30 @@ class DrawController(Controller):
         ).all()
         return [await draw_read(session, principal, r) for r in rows]
 
-    @post("/draws/{draw_id:uuid}/run", operation_id="run_draw", guards=[RUNNERS], status_code=200)
+    @post(
+        "/draws/{draw_id:uuid}/witness",
+        operation_id="commit_draw_witness",
+        guards=[WITNESS],
+        status_code=200,
+    )
+    async def commit_witness(
+        self,
+        draw_id: uuid.UUID,
+        data: schemas.WitnessCommit,
+        principal: Principal,
+        session: AsyncSession,
+        settings: Settings,
+        signer: LogSigner,
+        clock: Clock,
+    ) -> schemas.DrawRead:
+        """A supervisor or notary commits to its witness; the platform then draws its seed and publishes its
+        signed commitment. Nothing is selected yet."""
+        row = await service.commit_witness(
+            session, principal, draw_id, data.witness_commitment, settings.secret_key, signer, clock.now()
+        )
+        return await draw_read(session, principal, row)
+
+    @post("/draws/{draw_id:uuid}/run", operation_id="run_draw", guards=[WITNESS], status_code=200)
     async def run(
         self,
         draw_id: uuid.UUID,
@@ -166,13 +219,25 @@ class DrawController(Controller):
         settings: Settings,
         clock: Clock,
     ) -> schemas.DrawRead:
-        """Select and invite the committee, with a supervisor's witness entropy."""
+        """The witness reveals its witness and nonce; the committee is selected and invited at once."""
         row = await service.run_draw(
-            session, principal, draw_id, data.witness, settings.secret_key, object_store, clock.now()
+            session,
+            principal,
+            draw_id,
+            data.witness,
+            data.nonce,
+            settings.secret_key,
+            object_store,
+            clock.now(),
         )
         return await draw_read(session, principal, row)
 
-    @post("/draws/{draw_id:uuid}/abort", operation_id="abort_draw", guards=[CENTRE], status_code=200)
+    @post(
+        "/draws/{draw_id:uuid}/abort",
+        operation_id="request_draw_abort",
+        guards=[ABORT_REQUESTERS],
+        status_code=201,
+    )
     async def abort(
         self,
         draw_id: uuid.UUID,
@@ -180,29 +245,95 @@ class DrawController(Controller):
         principal: Principal,
         session: AsyncSession,
         clock: Clock,
+    ) -> schemas.AbortRequestRead:
+        """Ask, with a reason, to abort a draw; a supervisor approves or refuses."""
+        request = await service.request_abort(session, principal, draw_id, data.reason, clock.now())
+        return abort_request_read(request)
+
+    @post(
+        "/draws/{draw_id:uuid}/abort/approve",
+        operation_id="approve_draw_abort",
+        guards=[SUPERVISOR],
+        status_code=200,
+    )
+    async def approve_abort(
+        self,
+        draw_id: uuid.UUID,
+        data: schemas.AbortApproval,
+        principal: Principal,
+        session: AsyncSession,
+        settings: Settings,
+        clock: Clock,
     ) -> schemas.DrawRead:
-        """Abandon a draw that cannot complete; the agency may ask again."""
-        row = await service.abort_draw(session, principal, draw_id, data.reason, clock.now())
+        """Approve the pending abort: the draw is aborted and its seed revealed at once."""
+        row, _request = await service.decide_abort(
+            session,
+            principal,
+            draw_id,
+            data.request_id,
+            True,
+            data.note.strip() or None,
+            settings.secret_key,
+            clock.now(),
+        )
         return await draw_read(session, principal, row)
+
+    @post(
+        "/draws/{draw_id:uuid}/abort/refuse",
+        operation_id="refuse_draw_abort",
+        guards=[SUPERVISOR],
+        status_code=200,
+    )
+    async def refuse_abort(
+        self,
+        draw_id: uuid.UUID,
+        data: schemas.AbortRefusal,
+        principal: Principal,
+        session: AsyncSession,
+        settings: Settings,
+        clock: Clock,
+    ) -> schemas.AbortRequestRead:
+        """Refuse the pending abort, saying why; the draw goes on."""
+        _row, request = await service.decide_abort(
+            session, principal, draw_id, data.request_id, False, data.note, settings.secret_key, clock.now()
+        )
+        return abort_request_read(request)
+
+    @get("/draw-aborts", operation_id="draw_abort_statistics", guards=[ABORT_WATCHERS])
+    async def abort_statistics(
+        self,
+        session: AsyncSession,
+        since: Annotated[date | None, Parameter(query="since")] = None,
+        until: Annotated[date | None, Parameter(query="until")] = None,
+    ) -> dict[str, Any]:
+        """Aborts by month, by who asked (the centre among them), by agency and by tender, with reasons."""
+        return await service.abort_statistics(session, since, until)
 
     @get("/draws/{draw_id:uuid}/record", operation_id="draw_record", guards=[READERS])
     async def record(
         self, draw_id: uuid.UUID, principal: Principal, session: AsyncSession, object_store: ObjectStore
     ) -> dict[str, Any]:
-        """Everything needed to replay the draw offline (`ggzy verify draw FILE`), once the seed is revealed."""
+        """Everything needed to replay the draw offline (`ggzy verify draw FILE`), once the seed is revealed
+        or the draw aborted: the pool before avoidance, every exclusion, both commitments and the seed."""
         row = await service.draw_for(session, principal, draw_id)
         return draw.record_to_json(await service.draw_record(session, object_store, row))
 
     @get("/draws/{draw_id:uuid}/verify", operation_id="verify_draw", guards=[READERS])
     async def verify(
-        self, draw_id: uuid.UUID, principal: Principal, session: AsyncSession, object_store: ObjectStore
+        self,
+        draw_id: uuid.UUID,
+        principal: Principal,
+        session: AsyncSession,
+        object_store: ObjectStore,
+        signer: LogSigner,
     ) -> dict[str, Any]:
-        """Replay the draw from its revealed seed: commitment, pool digest and every invitation."""
+        """Replay the draw: avoidance, the witness, the signed commitment and every invitation."""
         row = await service.draw_for(session, principal, draw_id)
         record = await service.draw_record(session, object_store, row)
-        problems = await asyncio.to_thread(draw.verify, record)
+        problems = await asyncio.to_thread(draw.verify, record, signer.public_raw)
         return {
             "draw_id": str(row.id),
+            "status": row.status,
             "ok": not problems,
             "problems": problems,
             "invitations": len(record.invitations),

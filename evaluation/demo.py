@@ -1,7 +1,9 @@
 """The evaluation steps of `ggzy demo`: the centre builds the expert pool (one expert works for a bidder,
-another left one within three years: both are avoided, G-08), the agency asks for a committee, the platform
-publishes its commitment, a supervisor adds a witness and the draw invites five experts; one declines and
-is replaced from the same quota; the auditor replays the draw from the revealed seed; in the evaluation
+another left one within three years, a third works for the tenderer: all three are avoided, G-08); a first
+draw is aborted at the agency's request with a supervisor's approval and its seed revealed at once; the
+agency asks for a committee again, a supervisor commits to a witness before the platform draws its seed,
+and the witness's reveal invites five experts; one declines and is replaced from the same quota; the
+auditor replays both draws, avoidance included, from their published records; in the evaluation
 room the members declare no conflict, elect a chair, review qualification and score alone; an abnormal
 score (G-10) holds the report back until it is justified; every member signs the report's hash with
 Ed25519 (W-11) and the candidates go to publicity."""
@@ -16,6 +18,8 @@ import secrets
 from datetime import datetime, time, timedelta
 from typing import Any
 
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from rich.table import Table
 
 from bidding import agekeys
@@ -60,6 +64,7 @@ NAMES = ("王建国", "李秀英", "张伟", "刘洋", "陈静", "杨帆", "赵�
 SPECIALTIES = ("A0201", "A0202", "A0201", "A0202", "A0201", "A0202", "A0201", "D01", "D01", "A0202", "A0201")
 EMPLOYED_BY_BIDDER = 9  # expert10 works for bidder2: avoided (G-08)
 LEFT_A_BIDDER = 10  # expert11 left bidder3 in 2025: avoided for three years (G-08)
+EMPLOYED_BY_TENDERER = 1  # expert2 works for the tenderer: avoided (G-08)
 QUOTAS = ({"specialty": "A02", "seats": 4}, {"specialty": "D01", "seats": 1})
 
 
@@ -106,12 +111,15 @@ async def build_pool(t: Trade) -> tuple[str, Table]:
     )
     for n, party in enumerate(EXPERTS):
         employer = bidder2 if n == EMPLOYED_BY_BIDDER else party
+        code, name = employer.credit_code, employer.name
+        if n == EMPLOYED_BY_TENDERER:
+            code, name = t.plan.tenderer_credit_code, t.plan.tenderer
         writer.writerow(
             [
                 NAMES[n],
                 party.username,
-                employer.credit_code,
-                employer.name,
+                code,
+                name,
                 "320100",
                 "高级工程师",
                 SPECIALTIES[n],
@@ -166,6 +174,8 @@ async def build_pool(t: Trade) -> tuple[str, Table]:
     table = Table("expert", "name", "employer", "specialty", box=None, padding=(0, 2))
     for n, party in enumerate(EXPERTS):
         works_at = bidder2.name + " (a bidder)" if n == EMPLOYED_BY_BIDDER else party.name
+        if n == EMPLOYED_BY_TENDERER:
+            works_at = t.plan.tenderer + " (the tenderer)"
         if n == LEFT_A_BIDDER:
             works_at += f"; until 2025-06 {bidder3.name}"
         table.add_row(party.username, NAMES[n], works_at, SPECIALTIES[n])
@@ -176,30 +186,108 @@ async def build_pool(t: Trade) -> tuple[str, Table]:
     )
 
 
-async def draw_committee(t: Trade) -> str:
-    """The agency asks for five experts (4 municipal, 1 economic, W-10); the platform publishes the
-    commitment to its sealed seed and the eligible pool before anything is drawn; a supervisor adds a
-    witness and the draw invites. The agency sees the seats, not the names."""
-    t.p.clock.set(t.window_end + timedelta(hours=2))
-    evaluation_at = at_shanghai(local_date(t.window_end) + timedelta(days=1), time(9, 0))
-    requested = await t.p.call(
-        "POST",
-        f"/api/v1/evaluation/tenders/{t.tid}/draws",
-        t.agency,
-        expect=201,
-        json={"evaluation_at": evaluation_at.isoformat(), "quotas": list(QUOTAS), "invitation_minutes": 60},
+def _evaluation_at(t: Trade) -> datetime:
+    return at_shanghai(local_date(t.window_end) + timedelta(days=1), time(9, 0))
+
+
+async def _request(t: Trade) -> dict[str, Any]:
+    return dict(
+        await t.p.call(
+            "POST",
+            f"/api/v1/evaluation/tenders/{t.tid}/draws",
+            t.agency,
+            expect=201,
+            json={
+                "evaluation_at": _evaluation_at(t).isoformat(),
+                "quotas": list(QUOTAS),
+                "invitation_minutes": 60,
+            },
+        )
     )
-    reasons = requested["excluded"]["by_reason"]
-    check(requested["pool_size"] == 9, "9 eligible experts", requested["pool_size"])
+
+
+async def _witnessed(t: Trade, draw_id: str, witness: Actor) -> tuple[dict[str, Any], dict[str, Any]]:
+    """`witness` commits to 32 random bytes and a nonce made on its own machine; the platform answers its
+    signed commitment, checked against its published key; then the reveal runs the draw. Answers the
+    draw after the commitment and after the run."""
+    secret, nonce = secrets.token_bytes(draw.WITNESS_BYTES), secrets.token_bytes(draw.WITNESS_BYTES)
+    mine = draw.witness_commitment(secret, nonce)
+    url = f"/api/v1/evaluation/draws/{draw_id}"
+    committed = await t.p.call("POST", f"{url}/witness", witness, json={"witness_commitment": mine})
+    check(committed["witness_commitment"] == mine, "the witness commitment published", committed)
+    key = await t.p.call("GET", "/api/v1/transparency/key")
+    statement = draw.commitment_statement(draw_id, mine, committed["commitment"])
+    try:
+        Ed25519PublicKey.from_public_bytes(base64.b64decode(key["public_key"])).verify(
+            base64.b64decode(committed["commitment_signature"]), statement
+        )
+    except InvalidSignature:
+        check(False, "the platform's signature of its commitment", "a signature that does not verify")
+    ran = await t.p.call("POST", f"{url}/run", witness, json={"witness": secret.hex(), "nonce": nonce.hex()})
+    return committed, ran
+
+
+async def abort_draw(t: Trade) -> str:
+    """The agency asks for a committee; the notary commits to a witness and reveals it, and five experts are
+    invited. Then the evaluation must move: the agency asks for an abort with its reason. Neither the centre
+    nor the notary (the draw's witness) may approve it; the supervisor does, the draw is aborted at once, its
+    seed revealed and the invitations cancelled. The aborted draw stays in the record: the auditor replays it
+    and the supervisors' statistics count it."""
+    t.p.clock.set(t.window_end + timedelta(hours=2))
+    requested = await _request(t)
+    draw_id = requested["id"]
+    _committed, ran = await _witnessed(t, draw_id, t.people["notary"])
+    check(len(ran["invitations"]) == 5, "five invitations", ran["invitations"])
+    t.p.clock.advance(timedelta(minutes=5))
+    url = f"/api/v1/evaluation/draws/{draw_id}"
+    reason = (
+        "评标室当日已被占用，评标须改期 (the evaluation room is taken that day; the evaluation must move)"
+    )
+    asked = await t.p.call("POST", f"{url}/abort", t.agency, expect=201, json={"reason": reason})
+    approval = {"request_id": asked["id"], "note": "理由属实，同意终止 (the reason holds)"}
+    await t.p.request("POST", f"{url}/abort/approve", t.centre, expect=403, json=approval)
+    await t.p.request("POST", f"{url}/abort/approve", t.people["notary"], expect=403, json=approval)
+    aborted = await t.p.call("POST", f"{url}/abort/approve", t.supervisor, json=approval)
+    check(aborted["status"] == "aborted", "the draw aborted", aborted["status"])
+    check(aborted["seed"] is not None, "the seed revealed at once", aborted["seed"])
     check(
-        reasons == {"employer_is_bidder": 1, "former_employer_bidder": 1},
-        "one expert avoided for working at a bidder, one for having left one within 3 years (G-08)",
+        all(i["status"] == "cancelled" for i in aborted["invitations"]),
+        "the invitations cancelled",
+        aborted["invitations"],
+    )
+    auditor = t.people["auditor"]
+    replay = await t.p.call("GET", f"{url}/verify", auditor)
+    check(replay["ok"] and replay["status"] == "aborted", "the aborted draw replays", replay)
+    stats = await t.p.call("GET", "/api/v1/evaluation/draw-aborts", t.supervisor)
+    check(stats["totals"]["approved"] == 1, "one approved abort in the statistics", stats["totals"])
+    t.evaluation["aborted_id"] = draw_id
+    return (
+        f"draw {short(draw_id)}: the notary's witness invited five; the agency asked to abort ({reason}); "
+        f"the centre → 403, the witness → 403; aborted on the supervisor's approval, "
+        f"seed {short(aborted['seed'])} revealed at once, the five invitations cancelled; "
+        f"the auditor's replay: ok; statistics: {stats['totals']['approved']} approved abort, "
+        f"{stats['approved_after_names_were_drawn']} after the names were drawn"
+    )
+
+
+async def draw_committee(t: Trade) -> str:
+    """The agency asks for five experts again (4 municipal, 1 economic, W-10): the platform fixes the pool
+    before avoidance, the exclusions and the eligible pool and publishes their digests; no seed exists yet.
+    The supervisor commits to a witness made on its own machine; only then does the platform draw its seed
+    and publish its signed commitment; the supervisor's reveal runs the draw at once. The agency sees the
+    seats, not the names."""
+    t.p.clock.advance(timedelta(minutes=10))
+    requested = await _request(t)
+    reasons = requested["excluded"]["by_reason"]
+    check(requested["pool_size"] == 8, "8 eligible experts", requested["pool_size"])
+    check(
+        reasons == {"employer_is_bidder": 1, "employer_is_party": 1, "former_employer_bidder": 1},
+        "one expert avoided for working at a bidder, one for having left one within 3 years, one for working "
+        "at the tenderer (G-08)",
         reasons,
     )
-    witness = secrets.token_hex(8)
-    ran = await t.p.call(
-        "POST", f"/api/v1/evaluation/draws/{requested['id']}/run", t.supervisor, json={"witness": witness}
-    )
+    check(requested["commitment"] is None, "no seed before the witness commits", requested["commitment"])
+    committed, ran = await _witnessed(t, requested["id"], t.supervisor)
     check(len(ran["invitations"]) == 5, "five invitations", ran["invitations"])
     seen = await t.p.call("GET", f"/api/v1/evaluation/draws/{requested['id']}", t.agency)
     check(
@@ -208,11 +296,13 @@ async def draw_committee(t: Trade) -> str:
         seen["invitations"],
     )
     await t.p.request("GET", f"/api/v1/evaluation/draws/{requested['id']}", t.bidders[0], expect=403)
-    t.evaluation = {"draw_id": requested["id"], "evaluation_at": evaluation_at, "witness": witness}
+    t.evaluation.update(draw_id=requested["id"], evaluation_at=_evaluation_at(t), witness=ran["witness"])
     return (
-        f"commitment {short(requested['commitment'])} over pool digest {short(requested['pool_digest'])} "
-        f"({requested['pool_size']} eligible, 2 avoided under G-08) published "
-        f"{shanghai_text(requested['created_at'])}; the supervisor's witness {witness!r}; five invited; "
+        f"pool before avoidance {short(requested['candidates_digest'])}, exclusions "
+        f"{short(requested['exclusions_digest'])}, pool {short(requested['pool_digest'])} "
+        f"({requested['pool_size']} eligible, 3 avoided under G-08) fixed {shanghai_text(requested['created_at'])}; "
+        f"the supervisor's witness commitment {short(committed['witness_commitment'])}, then the platform's "
+        f"signed commitment {short(committed['commitment'])}; the reveal invited five; "
         "the agency sees seats, not names; a bidder → 403"
     )
 
@@ -270,22 +360,32 @@ async def answer_invitations(t: Trade) -> tuple[str, Table]:
 
 
 async def verify_draw(t: Trade) -> str:
-    """The auditor downloads the draw record and replays it offline (what `ggzy verify draw FILE` does):
-    the commitment, the pool digest, the initial seats and the replacement all reproduce."""
+    """The auditor downloads both draw records, the aborted one and the confirmed one, and replays them
+    offline (what `ggzy verify draw FILE --key …` does): avoidance on the pool before avoidance, the witness
+    against its commitment, the platform's signed commitment, the initial seats and the replacement."""
     auditor = t.people["auditor"]
-    record = await t.p.call("GET", f"/api/v1/evaluation/draws/{t.evaluation['draw_id']}/record", auditor)
-    problems = draw.verify(draw.record_from_json(record))
-    check(problems == [], "the draw replays", problems)
+    key = base64.b64decode((await t.p.call("GET", "/api/v1/transparency/key"))["public_key"])
+    saved = []
+    for name, draw_id in (("aborted", t.evaluation["aborted_id"]), ("confirmed", t.evaluation["draw_id"])):
+        record = await t.p.call("GET", f"/api/v1/evaluation/draws/{draw_id}/record", auditor)
+        problems = draw.verify(draw.record_from_json(record), key)
+        check(problems == [], f"the {name} draw replays", problems)
+        path = t.p.runtime.settings.var_dir / f"draw-{t.code}-{name}.json"
+        path.write_text(json.dumps(record, ensure_ascii=False, indent=1), encoding="utf-8")
+        saved.append(path)
     online = await t.p.call("GET", f"/api/v1/evaluation/draws/{t.evaluation['draw_id']}/verify", auditor)
     check(online["ok"], "the auditor endpoint agrees", online)
-    path = t.p.runtime.settings.var_dir / f"draw-{t.code}.json"
-    path.write_text(json.dumps(record, ensure_ascii=False, indent=1), encoding="utf-8")
+    check(len(record["exclusions"]) == 3, "three exclusions in the record", record["exclusions"])
     tampered = dict(record)
-    tampered["witness"] = record["witness"] + "x"
-    check(draw.verify(draw.record_from_json(tampered)) != [], "a changed witness fails", "it passed")
+    tampered["witness"] = "00" * 32
+    check(draw.verify(draw.record_from_json(tampered), key) != [], "a changed witness fails", "it passed")
+    dropped = dict(record, exclusions=record["exclusions"][1:])
+    failed = draw.verify(draw.record_from_json(dropped), key)
+    check(failed[0].startswith("exclusions:"), "a dropped exclusion fails", failed)
     return (
-        f"replayed {online['invitations']} invitations from seed and witness: ok; a changed witness fails; "
-        f"record saved for `ggzy verify draw {path}`"
+        f"replayed avoidance ({len(record['candidates'])} candidates, 3 exclusions) and "
+        f"{online['invitations']} invitations from seed and witness: ok; a changed witness fails, a dropped "
+        f"exclusion fails; the aborted draw replays too; records saved for `ggzy verify draw {saved[1]}`"
     )
 
 

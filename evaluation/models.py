@@ -118,8 +118,12 @@ class EvaluationScheme(Base):
 
 
 class Draw(IdMixin, Base):
-    """A committee draw for one tender. The commitment is published before the selection; the sealed seed
-    is revealed once every seat is confirmed, so anyone can replay the draw (`evaluation.draw.verify`)."""
+    """A committee draw for one tender (`evaluation.draw`, version in `rules`). When the agency asks, the
+    candidates, the context and the exclusions are kept (objects and digests) and no seed exists; a
+    supervisor or notary commits to a witness (`DrawWitness`), and only then is the seed sealed and the
+    commitment published (`commitment` and `sealed_seed` stay "" until then); the witness's reveal runs the
+    selection. The seed is revealed once every seat is confirmed or the draw is aborted, so anyone can
+    replay it. `witness` holds the witness text of first-version draws only."""
 
     __tablename__ = "draws"
     __table_args__ = (Index("ix_draws_tender", "tender_id", "status"),)
@@ -142,6 +146,16 @@ class Draw(IdMixin, Base):
     sealed_seed: Mapped[str] = mapped_column(String(200))
     seed_hex: Mapped[str | None] = mapped_column(String(64))
     witness: Mapped[str | None] = mapped_column(String(200))
+    # The pool before avoidance and the exclusions (ggzy-draw-v2; None on first-version draws).
+    candidates_digest: Mapped[str | None] = mapped_column(String(64))
+    candidates_object_key: Mapped[str | None] = mapped_column(String(300))
+    exclusions_digest: Mapped[str | None] = mapped_column(String(64))
+    exclusions_object_key: Mapped[str | None] = mapped_column(String(300))
+    avoidance_context: Mapped[dict[str, Any] | None]
+    # The platform's Ed25519 signature of its commitment (`draw.commitment_statement`) and the key's id.
+    commitment_signature: Mapped[str | None] = mapped_column(String(100))
+    signing_key_id: Mapped[str | None] = mapped_column(String(16))
+    aborted_at: Mapped[datetime | None]
     requested_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime]
     drawn_at: Mapped[datetime | None]
@@ -151,6 +165,49 @@ class Draw(IdMixin, Base):
     version: Mapped[int] = mapped_column(default=1)
 
     __mapper_args__ = {"version_id_col": version}
+
+
+class DrawWitness(Base):
+    """The witness's contribution to a draw: its commitment (made before the platform's seed existed), who
+    made it for which organisation (a supervisor or a notary), and the witness and nonce it revealed, which
+    ran the selection."""
+
+    __tablename__ = "draw_witnesses"
+
+    draw_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("draws.id"), primary_key=True)
+    committed_by: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
+    organisation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisations.id"))
+    commitment: Mapped[str] = mapped_column(String(64))
+    committed_at: Mapped[datetime]
+    witness: Mapped[str | None] = mapped_column(String(64))
+    nonce: Mapped[str | None] = mapped_column(String(64))
+    revealed_at: Mapped[datetime | None]
+
+
+class DrawAbortRequest(IdMixin, Base):
+    """A request to abort a draw, with its reason: made by the tender's agency or the centre, it takes
+    effect only when a supervisor who is not the draw's witness approves it (then the seed is revealed at
+    once), or is refused. `stage` is the draw's status when it was asked, so an abort asked after the names
+    were known shows in the statistics."""
+
+    __tablename__ = "draw_abort_requests"
+    __table_args__ = (
+        Index("ix_draw_abort_requests_draw", "draw_id", "status"),
+        Index("ix_draw_abort_requests_requested_at", "requested_at"),
+    )
+
+    draw_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("draws.id"))
+    tender_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenders.id"), index=True)
+    reason: Mapped[str] = mapped_column(Text)
+    stage: Mapped[str] = mapped_column(String(20))
+    requested_by: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
+    requester_organisation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisations.id"))
+    requester_role: Mapped[str] = mapped_column(String(20))
+    requested_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(20))  # pending | approved | refused
+    decided_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
+    decided_at: Mapped[datetime | None]
+    decision_note: Mapped[str | None] = mapped_column(Text)
 
 
 class Invitation(IdMixin, Base):

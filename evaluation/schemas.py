@@ -11,6 +11,7 @@ import msgspec
 
 Reason = Annotated[str, msgspec.Meta(min_length=10, max_length=2000)]
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=5000)]
+Hex32 = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}$")]
 
 
 class Strict(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -36,14 +37,40 @@ class DrawCreate(Strict):
     max_services_for_tenderer: Annotated[int, msgspec.Meta(ge=1, le=50)] = 3
 
 
-class DrawRun(Strict):
-    """Entropy a supervisor contributes after the commitment is published (may be empty)."""
+class WitnessCommit(Strict):
+    """A supervisor's or notary's commitment to its witness, made before the platform's seed exists: the
+    hex SHA-256 of "ggzy-draw-witness-v2" LF, 32 random witness bytes and 32 random nonce bytes, which it
+    keeps (`ggzy draw witness` makes and keeps them)."""
 
-    witness: Annotated[str, msgspec.Meta(max_length=200)] = ""
+    witness_commitment: Hex32
+
+
+class DrawRun(Strict):
+    """The witness revealed by the supervisor who committed to it: the witness and the nonce, 32 bytes each
+    as 64 lowercase hexadecimal characters. The draw runs at once."""
+
+    witness: Hex32
+    nonce: Hex32
 
 
 class DrawAbort(Strict):
+    """A request to abort a draw, with the reason (the agency of the tender or the centre)."""
+
     reason: Reason
+
+
+class AbortApproval(Strict):
+    """A supervisor approves the pending abort request it names (a note is optional)."""
+
+    request_id: uuid.UUID
+    note: Annotated[str, msgspec.Meta(max_length=2000)] = ""
+
+
+class AbortRefusal(Strict):
+    """A supervisor refuses the pending abort request it names, saying why."""
+
+    request_id: uuid.UUID
+    note: Reason
 
 
 class InvitationAnswer(Strict):
@@ -114,7 +141,26 @@ class ExtendIn(Strict):
     reason: Reason
 
 
+class AbortRequestRead(msgspec.Struct):
+    """An abort request and its decision (the requester by role and organisation, never by name)."""
+
+    id: uuid.UUID
+    draw_id: uuid.UUID
+    status: str
+    reason: str
+    stage: str
+    requester_role: str
+    requester_organisation_id: uuid.UUID
+    requested_at: datetime
+    decided_at: datetime | None
+    decision_note: str | None
+
+
 class DrawRead(msgspec.Struct):
+    """A draw: what was fixed when it was asked for (the digests of the pool before avoidance, of the
+    exclusions and of the eligible pool, the context), the witness's commitment and the platform's signed
+    commitment, the revealed witness and seed when they are, the seats, and the abort requests."""
+
     id: uuid.UUID
     tender_id: uuid.UUID
     status: str
@@ -123,13 +169,23 @@ class DrawRead(msgspec.Struct):
     quotas: list[Any]
     employer_limit: int
     rules: dict[str, Any]
-    commitment: str
+    candidates_digest: str | None
+    exclusions_digest: str | None
     pool_digest: str
     pool_size: int
     excluded: dict[str, Any]
+    context: dict[str, Any] | None
+    witness_commitment: str | None
+    witness_organisation_id: uuid.UUID | None
+    commitment: str | None
+    commitment_signature: str | None
+    signing_key_id: str | None
     created_at: datetime
     drawn_at: datetime | None
     confirmed_at: datetime | None
+    aborted_at: datetime | None
     witness: str | None
+    nonce: str | None
     seed: str | None
     invitations: list[dict[str, Any]]
+    abort_requests: list[AbortRequestRead]

@@ -16,6 +16,7 @@ import hmac
 import os
 import uuid
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from fractions import Fraction
@@ -32,6 +33,8 @@ from evaluation import draw, pool, report, schemas, scoring
 from evaluation.models import (
     Clarification,
     Draw,
+    DrawAbortRequest,
+    DrawWitness,
     EvaluationScheme,
     Expert,
     ExpertRelationship,
@@ -47,6 +50,7 @@ from evaluation.models import (
 )
 from storage.objects import ObjectStore
 from storage.problems import Conflict, Forbidden, NotFound, RuleViolation, ValidationProblem, field_error
+from storage.signing import LogSigner
 from trading.calendar import SHANGHAI, local_date
 from trading.lifecycle import TenderStatus
 from trading.models import Bid, Tender
@@ -132,6 +136,9 @@ async def read_scheme(session: AsyncSession, actor: Principal | None, tender_id:
 
 # ---------------------------------------------------------------- the draw
 
+ABORT_REQUESTERS = ("agency", "centre")
+WITNESSES = ("supervisor",)  # a supervisor or a notary office (a supervising organisation)
+
 
 def _seal_key(secret: str) -> bytes:
     return hmac.new(secret.encode(), b"ggzy evaluation draw seed", hashlib.sha256).digest()
@@ -146,8 +153,15 @@ def seal_seed(secret: str, draw_id: uuid.UUID, seed: bytes) -> str:
 
 
 def unseal_seed(secret: str, row: Draw) -> bytes:
+    """The draw's seed, opened with the server's key (only once a witness has committed does one exist)."""
     raw = base64.b64decode(row.sealed_seed)
     return ChaCha20Poly1305(_seal_key(secret)).decrypt(raw[:12], raw[12:], row.id.bytes)
+
+
+def _legacy(row: Draw) -> bool:
+    """A draw made under the first version of the protocol (no witness commitment, no pool before
+    avoidance): it still selects and replays as it did."""
+    return bool(row.rules.get("version") == draw.LEGACY_VERSION)
 
 
 @dataclass(frozen=True)
@@ -172,9 +186,9 @@ async def _parties(session: AsyncSession, tender: Tender) -> Parties:
 
 async def candidates(
     session: AsyncSession, prefixes: list[str], tender: Tender | None, on: date
-) -> tuple[list[draw.Candidate], int]:
-    """Every expert with a wanted specialty, as the avoidance rules see them, and how many of them have no
-    account to answer an invitation or enter a room (those are left out before avoidance)."""
+) -> list[draw.Candidate]:
+    """Every expert with a wanted specialty (the pool before avoidance), as the avoidance rules see them;
+    one without an account to answer an invitation or enter a room is marked so (avoided: `no_account`)."""
     wanted = or_(*[ExpertSpecialty.code.startswith(p, autoescape=True) for p in prefixes])
     ids = select(ExpertSpecialty.expert_id).where(wanted).distinct().scalar_subquery()
     experts = (
@@ -222,11 +236,7 @@ async def candidates(
     credit = await pool.credit_scores_among(session, ids, on)
     served = await _services_for_tenderer(session, tender, on) if tender is not None else {}
     out = []
-    no_account = 0
     for expert_id, status, start, end, employer, user_id in experts:
-        if user_id is None:
-            no_account += 1
-            continue
         out.append(
             draw.Candidate(
                 expert_id=str(expert_id),
@@ -240,9 +250,10 @@ async def candidates(
                 unavailable=tuple(away[expert_id]),
                 credit_score=credit.get(expert_id, pool.CREDIT_START),
                 services_for_tenderer=served.get(expert_id, 0),
+                has_account=user_id is not None,
             )
         )
-    return out, no_account
+    return out
 
 
 async def _services_for_tenderer(session: AsyncSession, tender: Tender, on: date) -> dict[uuid.UUID, int]:
@@ -254,7 +265,12 @@ async def _services_for_tenderer(session: AsyncSession, tender: Tender, on: date
     rows = await session.execute(
         select(Invitation.expert_id, func.count())
         .join(Draw, Draw.id == Invitation.draw_id)
-        .where(Draw.tender_id.in_(others), Invitation.status == "accepted", Invitation.answered_at >= since)
+        .where(
+            Draw.tender_id.in_(others),
+            Draw.status != "aborted",
+            Invitation.status == "accepted",
+            Invitation.answered_at >= since,
+        )
         .group_by(Invitation.expert_id)
     )
     return {expert_id: int(n) for expert_id, n in rows.all()}
@@ -280,12 +296,12 @@ async def request_draw(
     tender_id: uuid.UUID,
     data: schemas.DrawCreate,
     store: ObjectStore,
-    secret: str,
     now: datetime,
 ) -> Draw:
     """The agency asks for a committee: size, quotas per specialty, its representative's seat if any (W-10,
-    G-07). The platform computes the eligible pool under the avoidance rules (G-08), keeps a snapshot, seals a
-    fresh seed and publishes the commitment. Nothing is selected yet."""
+    G-07). The platform lists the candidates, applies the avoidance rules (G-08) and keeps the candidates,
+    the exclusions and the eligible pool (objects) with their digests. No seed exists yet: it is drawn only
+    once a witness has committed (`commit_witness`), and nothing is selected before the witness reveals."""
     tender = await trading.tender_for_agency(session, actor, tender_id)
     if tender.status not in (TenderStatus.OPENING, TenderStatus.EVALUATION):
         raise Conflict(
@@ -295,7 +311,10 @@ async def request_draw(
         select(Draw.id).where(Draw.tender_id == tender.id, Draw.status.not_in(("aborted",)))
     )
     if live is not None:
-        raise Conflict("This tender already has a draw; the centre may abort it first.", draw_id=str(live))
+        raise Conflict(
+            "This tender already has a draw; its abort must be requested and approved by a supervisor first.",
+            draw_id=str(live),
+        )
     if _instant("evaluation_at", data.evaluation_at) <= now:
         raise ValidationProblem(
             "The evaluation must be scheduled in the future.",
@@ -329,20 +348,15 @@ async def request_draw(
         min_credit_score=data.min_credit_score,
         max_services_for_tenderer=data.max_services_for_tenderer,
     )
-    prefixes = [q.specialty for q in data.quotas]
-    found, no_account = await candidates(session, prefixes, tender, on)
-    eligible, excluded = await asyncio.to_thread(draw.eligible_pool, found, ctx, prefixes)
-    reasons = Counter(r for rs in excluded.values() for r in rs)
-    if no_account:
-        reasons["no_account"] = no_account
-    quotas = [draw.Quota(q.specialty, q.seats) for q in data.quotas]
-    encoded = draw.encode_pool(eligible)
-    digest = hashlib.sha256(encoded).hexdigest()
-    seed = os.urandom(32)
+    quotas = tuple(draw.Quota(q.specialty, q.seats) for q in data.quotas)
+    found = await candidates(session, [q.specialty for q in quotas], tender, on)
+    prepared = await asyncio.to_thread(draw.prepare, found, ctx, quotas, data.employer_limit)
+    inputs = prepared.inputs
+    reasons = Counter(r for rs in prepared.exclusions.values() for r in rs)
     row = Draw(
         id=uuid.uuid4(),
         tender_id=tender.id,
-        status="committed",
+        status="awaiting_witness",
         evaluation_at=data.evaluation_at,
         room_hours=data.room_hours,
         committee_size=size,
@@ -356,18 +370,27 @@ async def request_draw(
             "former_employer_years": ctx.former_employer_years,
             "version": draw.DRAW_VERSION,
         },
-        pool_digest=digest,
+        pool_digest=inputs.pool_digest,
         pool_object_key="",
-        pool_size=len(eligible),
-        excluded={"by_reason": dict(sorted(reasons.items())), "count": len(excluded) + no_account},
-        commitment=draw.commitment(seed, digest, quotas, data.employer_limit),
+        pool_size=len(prepared.pool),
+        excluded={"by_reason": dict(sorted(reasons.items())), "count": len(prepared.exclusions)},
+        # No seed and no commitment until a witness has committed (`commit_witness`).
+        commitment="",
         sealed_seed="",
+        candidates_digest=inputs.candidates_digest,
+        exclusions_digest=inputs.exclusions_digest,
+        avoidance_context=draw.context_to_json(ctx),
         requested_by=actor.user_id,
         created_at=now,
     )
-    row.sealed_seed = seal_seed(secret, row.id, seed)
-    row.pool_object_key = f"records/{tender.code}/evaluation/draw-{row.id}/pool.txt"
-    await store.put_bytes(row.pool_object_key, encoded, content_type="text/plain; charset=utf-8")
+    folder = f"records/{tender.code}/evaluation/draw-{row.id}"
+    row.pool_object_key = f"{folder}/pool.txt"
+    row.candidates_object_key = f"{folder}/candidates.jsonl"
+    row.exclusions_object_key = f"{folder}/exclusions.txt"
+    text = "text/plain; charset=utf-8"
+    await store.put_bytes(row.candidates_object_key, prepared.candidates, content_type=text)
+    await store.put_bytes(row.exclusions_object_key, prepared.exclusions_bytes, content_type=text)
+    await store.put_bytes(row.pool_object_key, prepared.pool_bytes, content_type=text)
     session.add(row)
     await session.flush()
     await accounts.record(
@@ -377,8 +400,10 @@ async def request_draw(
         "draw",
         row.id,
         now,
-        commitment=row.commitment,
-        pool_size=len(eligible),
+        candidates=len(found),
+        candidates_digest=inputs.candidates_digest,
+        exclusions_digest=inputs.exclusions_digest,
+        pool_size=len(prepared.pool),
     )
     return row
 
@@ -393,34 +418,154 @@ async def draw_for(session: AsyncSession, actor: Principal, draw_id: uuid.UUID) 
     return row
 
 
+def _inputs(row: Draw) -> draw.Inputs:
+    assert row.candidates_digest is not None and row.exclusions_digest is not None
+    assert row.avoidance_context is not None
+    context = draw.encode_context(draw.context_from_json(row.avoidance_context))
+    return draw.Inputs(
+        candidates_digest=row.candidates_digest,
+        context_digest=hashlib.sha256(context).hexdigest(),
+        exclusions_digest=row.exclusions_digest,
+        pool_digest=row.pool_digest,
+        quotas=tuple(draw.Quota(q["specialty"], q["seats"]) for q in row.quotas),
+        employer_limit=row.employer_limit,
+    )
+
+
+def _may_witness(actor: Principal) -> None:
+    # The witness is neither the platform's operator (the centre) nor the party that asked (the agency).
+    if not actor.has(*WITNESSES) or actor.has(*ABORT_REQUESTERS):
+        raise Forbidden("Only a supervisor or a notary, never the centre or the agency, is a draw's witness.")
+
+
+async def witness_of(session: AsyncSession, row: Draw) -> DrawWitness | None:
+    """The draw's witness contribution, if one has committed."""
+    return await session.get(DrawWitness, row.id)
+
+
+async def commit_witness(
+    session: AsyncSession,
+    actor: Principal,
+    draw_id: uuid.UUID,
+    witness_commitment: str,
+    secret: str,
+    signer: LogSigner,
+    now: datetime,
+) -> Draw:
+    """A supervisor or notary commits to its witness (SHA-256 of a witness and a nonce it keeps). Only now,
+    in the same transaction, does the platform draw its seed, seal it and publish (and sign) its commitment
+    over the seed, this witness commitment and the draw's inputs: the witness is fixed before the seed
+    exists, and the seed is fixed before the witness is known. The same commitment again changes nothing."""
+    _may_witness(actor)
+    row = await session.get(Draw, draw_id, with_for_update=True)
+    if row is None:
+        raise NotFound("No such draw.")
+    if not draw.is_hex32(witness_commitment):
+        raise ValidationProblem(
+            "The witness commitment is a SHA-256 in 64 lowercase hexadecimal characters.",
+            errors=[field_error("witness_commitment", "not 64 lowercase hex characters")],
+        )
+    existing = await witness_of(session, row)
+    if existing is not None:
+        if existing.committed_by == actor.user_id and existing.commitment == witness_commitment:
+            return row
+        raise Conflict("A witness has already committed to this draw.")
+    if _legacy(row):
+        raise Conflict(
+            "This draw predates witness commitments; its abort can be requested and a new one asked."
+        )
+    if row.status != "awaiting_witness":
+        raise Conflict(f"The draw is {row.status}; a witness commits only before the seed exists.")
+    seed = os.urandom(draw.WITNESS_BYTES)
+    row.commitment = draw.commitment(seed, witness_commitment, _inputs(row))
+    row.sealed_seed = seal_seed(secret, row.id, seed)
+    row.commitment_signature = base64.b64encode(
+        signer.sign(draw.commitment_statement(str(row.id), witness_commitment, row.commitment))
+    ).decode()
+    row.signing_key_id = signer.key_id
+    row.status = "committed"
+    session.add(
+        DrawWitness(
+            draw_id=row.id,
+            committed_by=actor.user_id,
+            organisation_id=actor.organisation_id,
+            commitment=witness_commitment,
+            committed_at=now,
+        )
+    )
+    await session.flush()
+    await accounts.record(
+        session,
+        actor,
+        "draw.witness_commit",
+        "draw",
+        row.id,
+        now,
+        witness_commitment=witness_commitment,
+        commitment=row.commitment,
+    )
+    return row
+
+
 async def run_draw(
     session: AsyncSession,
     actor: Principal,
     draw_id: uuid.UUID,
     witness: str,
+    nonce: str,
     secret: str,
     store: ObjectStore,
     now: datetime,
 ) -> Draw:
-    """Select the committee from the committed pool with the final seed (the sealed seed and the witness a
-    supervisor contributes now), and invite the drawn experts."""
+    """The witness reveals its witness and nonce; they must match its commitment, and the selection runs at
+    once on the final seed (the sealed seed and the witness) and the drawn experts are invited. Only the
+    supervisor who committed reveals, so nobody else chooses the moment; the same reveal again changes
+    nothing."""
     row = await session.get(Draw, draw_id, with_for_update=True)
     if row is None:
         raise NotFound("No such draw.")
+    contribution = await witness_of(session, row)
+    if contribution is None:
+        raise Conflict("No witness has committed to this draw yet: a supervisor or notary commits first.")
+    if contribution.committed_by != actor.user_id:
+        raise Forbidden("Only the supervisor who committed to the witness reveals it.")
+    if contribution.witness is not None:
+        if (contribution.witness, contribution.nonce) == (witness, nonce):
+            return row
+        raise Conflict("The witness was already revealed and the draw has run.")
     if row.status != "committed":
-        raise Conflict(f"The draw has already run; it is {row.status}.")
-    row.witness = witness
+        raise Conflict(f"The draw is {row.status}; it can no longer run.")
+    if not (draw.is_hex32(witness) and draw.is_hex32(nonce)):
+        raise ValidationProblem(
+            "The witness and the nonce are 64 lowercase hexadecimal characters each.",
+            errors=[
+                field_error("witness" if not draw.is_hex32(witness) else "nonce", "not 64 lowercase hex")
+            ],
+        )
+    if draw.witness_commitment(bytes.fromhex(witness), bytes.fromhex(nonce)) != contribution.commitment:
+        raise ValidationProblem(
+            "The witness and nonce do not match the commitment you made; the draw has not run.",
+            errors=[field_error("witness", "does not match the witness commitment")],
+        )
+    contribution.witness = witness
+    contribution.nonce = nonce
+    contribution.revealed_at = now
     row.drawn_at = now
     row.status = "inviting"
     await _apply_selection(session, row, secret, store, now)
-    await accounts.record(session, actor, "draw.run", "draw", row.id, now, witness=witness)
+    await accounts.record(session, actor, "draw.run", "draw", row.id, now, witness=witness, nonce=nonce)
     return row
 
 
+async def _object(store: ObjectStore, key: str, digest: str, what: str) -> bytes:
+    data = b"".join([chunk async for chunk in store.iter_chunks(key)])
+    if hashlib.sha256(data).hexdigest() != digest:
+        raise Conflict(f"The stored {what} does not match its digest.")
+    return data
+
+
 async def _pool_of(store: ObjectStore, row: Draw) -> list[draw.PoolEntry]:
-    data = b"".join([chunk async for chunk in store.iter_chunks(row.pool_object_key)])
-    if hashlib.sha256(data).hexdigest() != row.pool_digest:
-        raise Conflict("The stored pool snapshot does not match its digest.")
+    data = await _object(store, row.pool_object_key, row.pool_digest, "pool snapshot")
     return await asyncio.to_thread(draw.decode_pool, data)
 
 
@@ -433,13 +578,22 @@ async def _removed(session: AsyncSession, row: Draw) -> list[str]:
     return [str(i.expert_id) for i in rows]
 
 
+async def _final_seed(session: AsyncSession, row: Draw, secret: str) -> bytes:
+    seed = unseal_seed(secret, row)
+    if _legacy(row):
+        return draw.final_seed_v1(seed, row.witness or "")
+    contribution = await witness_of(session, row)
+    assert contribution is not None and contribution.witness is not None
+    return draw.final_seed(seed, bytes.fromhex(contribution.witness))
+
+
 async def _apply_selection(
     session: AsyncSession, row: Draw, secret: str, store: ObjectStore, now: datetime
 ) -> None:
     """Replay the selection with every removal so far and create the invitations it adds."""
     entries = await _pool_of(store, row)
     quotas = [draw.Quota(q["specialty"], q["seats"]) for q in row.quotas]
-    seed = draw.final_seed(unseal_seed(secret, row), row.witness or "")
+    seed = await _final_seed(session, row, secret)
     removed = await _removed(session, row)
     result = await asyncio.to_thread(draw.select, entries, quotas, seed, row.employer_limit, removed)
     made = {
@@ -690,56 +844,359 @@ async def expire_invitations(session: AsyncSession, secret: str, store: ObjectSt
     return count
 
 
-async def abort_draw(
-    session: AsyncSession, actor: Principal, draw_id: uuid.UUID, reason: str, now: datetime
-) -> Draw:
-    """The centre abandons a draw that cannot complete (for example a quota the pool cannot fill)."""
-    row = await session.get(Draw, draw_id, with_for_update=True)
-    if row is None:
-        raise NotFound("No such draw.")
+async def _check_abortable(session: AsyncSession, row: Draw) -> Room | None:
+    """Whether the draw may still be aborted, and the room an abort would cancel."""
+    if row.status == "aborted":
+        raise Conflict("The draw is already aborted.")
     if row.status == "confirmed":
         raise Conflict("The committee is confirmed; its room decides from here.")
     room = await session.scalar(select(Room).where(Room.draw_id == row.id))
+    if room is not None and row.status != "short":
+        # A recused seat is still being redrawn; the committee may yet be completed.
+        raise Conflict("The committee already sits in its room; only the recused seat is being redrawn.")
+    return room
+
+
+async def _pending_abort(session: AsyncSession, row: Draw) -> DrawAbortRequest | None:
+    return await session.scalar(
+        select(DrawAbortRequest).where(
+            DrawAbortRequest.draw_id == row.id, DrawAbortRequest.status == "pending"
+        )
+    )
+
+
+async def request_abort(
+    session: AsyncSession, actor: Principal, draw_id: uuid.UUID, reason: str, now: datetime
+) -> DrawAbortRequest:
+    """The tender's agency or the centre asks, with a reason, to abort a draw that should not go on (the
+    evaluation must move, a quota the pool cannot fill, a recused member nobody can replace). Nothing
+    changes until a supervisor approves; one request waits at a time."""
+    row = await session.get(Draw, draw_id, with_for_update=True)
+    if row is None:
+        raise NotFound("No such draw.")
+    if actor.has("centre"):
+        role = "centre"
+    elif actor.has("agency"):
+        await trading.tender_for_agency(session, actor, row.tender_id)
+        role = "agency"
+    else:
+        raise Forbidden("An abort is asked for by the tender's agency or the centre.")
+    await _check_abortable(session, row)
+    pending = await _pending_abort(session, row)
+    if pending is not None:
+        raise Conflict(
+            "An abort of this draw already awaits a supervisor's decision.", request_id=str(pending.id)
+        )
+    request = DrawAbortRequest(
+        draw_id=row.id,
+        tender_id=row.tender_id,
+        reason=reason,
+        stage=row.status,
+        requested_by=actor.user_id,
+        requester_organisation_id=actor.organisation_id,
+        requester_role=role,
+        requested_at=now,
+        status="pending",
+    )
+    session.add(request)
+    await session.flush()
+    await accounts.record(
+        session, actor, "draw.abort_request", "draw", row.id, now, request_id=str(request.id), reason=reason
+    )
+    return request
+
+
+async def decide_abort(
+    session: AsyncSession,
+    actor: Principal,
+    draw_id: uuid.UUID,
+    request_id: uuid.UUID,
+    approve: bool,
+    note: str | None,
+    secret: str,
+    now: datetime,
+) -> tuple[Draw, DrawAbortRequest]:
+    """A supervisor approves or refuses an abort request. The draw's own witness may not decide (it could
+    otherwise withhold its reveal and end the draw alone). On approval the draw is aborted at once: its
+    seed, if one was drawn, is revealed; invitations still open are cancelled; a room whose recused seat
+    cannot be filled is cancelled with it; the agency may then ask for a new committee. The same decision
+    again changes nothing."""
+    if not actor.has("supervisor") or actor.has(*ABORT_REQUESTERS):
+        raise Forbidden("Only a supervisor decides on an abort.")
+    row = await session.get(Draw, draw_id, with_for_update=True)
+    if row is None:
+        raise NotFound("No such draw.")
+    request = await session.get(DrawAbortRequest, request_id)
+    if request is None or request.draw_id != row.id:
+        raise NotFound("No such abort request for this draw.")
+    contribution = await witness_of(session, row)
+    if contribution is not None and contribution.committed_by == actor.user_id:
+        raise Forbidden("The draw's witness cannot decide on its abort; another supervisor does.")
+    decided = "approved" if approve else "refused"
+    if request.status != "pending":
+        if request.status == decided and request.decided_by == actor.user_id:
+            return row, request
+        raise Conflict(f"This abort request was already {request.status}.")
+    request.status = decided
+    request.decided_by = actor.user_id
+    request.decided_at = now
+    request.decision_note = note
+    if approve:
+        await _abort(session, row, request, secret, now)
+    await session.flush()
+    await accounts.record(
+        session,
+        actor,
+        f"draw.abort_{decided}",
+        "draw",
+        row.id,
+        now,
+        request_id=str(request.id),
+        note=note,
+        seed=row.seed_hex if approve else None,
+    )
+    return row, request
+
+
+async def _abort(
+    session: AsyncSession, row: Draw, request: DrawAbortRequest, secret: str, now: datetime
+) -> None:
+    room = await _check_abortable(session, row)
     if room is not None:
-        if row.status != "short":
-            # A recused seat is still being redrawn; the committee may yet be completed.
-            raise Conflict("The committee already sits in its room; only the recused seat is being redrawn.")
         # The pool cannot replace a recused member: the room cannot lawfully sit (W-10), so it is cancelled
         # with its draw, and the agency asks for a new committee.
         room.status = "cancelled"
         room.phase = "closed"
         room.closed_at = now
         room.outcome = "committee incomplete"
-        await _event(session, room, "room.cancelled", now, reason=reason)
+        await _event(session, room, "room.cancelled", now, reason=request.reason)
+    for invitation in await session.scalars(
+        select(Invitation).where(Invitation.draw_id == row.id, Invitation.status == "invited")
+    ):
+        invitation.status = "cancelled"
     row.status = "aborted"
+    row.aborted_at = now
     row.next_deadline = None
-    await accounts.record(session, actor, "draw.abort", "draw", row.id, now, reason=reason)
-    return row
+    if row.sealed_seed:
+        # Revealed at once: whoever could read the sealed seed gains nothing by aborting, and anyone can
+        # check the aborted draw (and what it had drawn) against its commitment.
+        row.seed_hex = unseal_seed(secret, row).hex()
 
 
-async def draw_record(session: AsyncSession, store: ObjectStore, row: Draw) -> draw.DrawRecord:
-    """The full record an auditor replays: available once the seed is revealed."""
-    if row.seed_hex is None:
-        raise Conflict("The seed is revealed once the committee is confirmed.")
+async def abort_requests_of(session: AsyncSession, row: Draw) -> list[DrawAbortRequest]:
+    """The draw's abort requests, oldest first."""
+    return list(
+        await session.scalars(
+            select(DrawAbortRequest)
+            .where(DrawAbortRequest.draw_id == row.id)
+            .order_by(DrawAbortRequest.requested_at, DrawAbortRequest.id)
+        )
+    )
+
+
+def record_published(row: Draw) -> bool:
+    """Whether the draw's record may be published: its seed is revealed (the committee was confirmed) or
+    it was aborted (at any stage)."""
+    return row.status == "aborted" or row.seed_hex is not None
+
+
+def _seats(invitations: Sequence[Invitation]) -> tuple[draw.Seat, ...]:
+    return tuple(
+        draw.Seat(i.quota_index, str(i.expert_id), i.round, str(i.replaces) if i.replaces else None)
+        for i in invitations
+    )
+
+
+async def draw_record(
+    session: AsyncSession, store: ObjectStore, row: Draw
+) -> draw.DrawRecord | draw.LegacyRecord:
+    """The full record an auditor replays offline, once the seed is revealed or the draw aborted: the pool
+    before avoidance, the context, every exclusion with its reasons, the witness's commitment and reveal,
+    the platform's signed commitment and its seed, the removals and invitations, and the abort. Experts
+    appear by pool id only: no names, no telephone numbers."""
+    if not record_published(row):
+        raise Conflict("The record is published once the committee is confirmed or the draw is aborted.")
     invitations = (
         await session.scalars(
             select(Invitation).where(Invitation.draw_id == row.id).order_by(Invitation.position)
         )
     ).all()
-    data = b"".join([chunk async for chunk in store.iter_chunks(row.pool_object_key)])
+    removed = tuple(await _removed(session, row))
+    if _legacy(row):
+        if row.seed_hex is None:
+            raise Conflict(
+                "This first-version draw was aborted before aborts revealed seeds; it has no record."
+            )
+        return draw.LegacyRecord(
+            commitment=row.commitment,
+            seed_hex=row.seed_hex,
+            witness=row.witness or "",
+            pool=await _object(store, row.pool_object_key, row.pool_digest, "pool snapshot"),
+            quotas=tuple(draw.Quota(q["specialty"], q["seats"]) for q in row.quotas),
+            employer_limit=row.employer_limit,
+            removed=removed,
+            invitations=_seats(invitations),
+        )
+    assert row.candidates_object_key and row.candidates_digest and row.exclusions_object_key
+    assert row.exclusions_digest and row.avoidance_context is not None
+    found = await _object(store, row.candidates_object_key, row.candidates_digest, "pool before avoidance")
+    excluded = await _object(store, row.exclusions_object_key, row.exclusions_digest, "exclusions")
+    exclusions = tuple(
+        (expert_id, tuple(reasons.split(",")))
+        for expert_id, reasons in (line.split("\t") for line in excluded.decode().splitlines())
+    )
+    contribution = await witness_of(session, row)
+    approved = await session.scalar(
+        select(DrawAbortRequest).where(
+            DrawAbortRequest.draw_id == row.id, DrawAbortRequest.status == "approved"
+        )
+    )
+    abort = None
+    if approved is not None:
+        assert approved.decided_at is not None
+        abort = draw.Abort(
+            reason=approved.reason,
+            requested_by=approved.requester_role,
+            stage=approved.stage,
+            requested_at=approved.requested_at.isoformat(),
+            approved_at=approved.decided_at.isoformat(),
+        )
     return draw.DrawRecord(
-        commitment=row.commitment,
-        seed_hex=row.seed_hex,
-        witness=row.witness or "",
-        pool=data,
+        draw_id=str(row.id),
+        status=row.status,
+        context=draw.context_from_json(row.avoidance_context),
+        candidates=tuple(await asyncio.to_thread(draw.decode_candidates, found)),
+        exclusions=exclusions,
         quotas=tuple(draw.Quota(q["specialty"], q["seats"]) for q in row.quotas),
         employer_limit=row.employer_limit,
-        removed=tuple(await _removed(session, row)),
-        invitations=tuple(
-            draw.Seat(i.quota_index, str(i.expert_id), i.round, str(i.replaces) if i.replaces else None)
-            for i in invitations
-        ),
+        witness_commitment=contribution.commitment if contribution else None,
+        commitment=row.commitment or None,
+        signature=row.commitment_signature,
+        key_id=row.signing_key_id,
+        seed_hex=row.seed_hex,
+        witness_hex=contribution.witness if contribution else None,
+        nonce_hex=contribution.nonce if contribution else None,
+        removed=removed,
+        invitations=_seats(invitations),
+        abort=abort,
     )
+
+
+# ---------------------------------------------------------------- abort statistics
+
+
+def _month(instant: datetime) -> str:
+    return instant.astimezone(SHANGHAI).strftime("%Y-%m")
+
+
+async def abort_statistics(session: AsyncSession, since: date | None, until: date | None) -> dict[str, Any]:
+    """Aborts for supervisors and auditors, so a pattern shows: draws asked for and abort requests in the
+    period (Asia/Shanghai days, both ends included), by month, by who asked (the centre itself among
+    them), by agency and by tender, how many came after the names were drawn, and every request with its
+    reason and decision."""
+    if since is not None and until is not None and until < since:
+        raise ValidationProblem("until comes before since.", errors=[field_error("until", "before since")])
+    start = datetime.combine(since, datetime.min.time(), SHANGHAI) if since else None
+    end = datetime.combine(until + timedelta(days=1), datetime.min.time(), SHANGHAI) if until else None
+
+    def within(column: Any) -> list[Any]:
+        return [
+            c for c in (column >= start if start else None, column < end if end else None) if c is not None
+        ]
+
+    draws = (
+        await session.execute(
+            select(Draw.id, Draw.tender_id, Draw.created_at).where(*within(Draw.created_at))
+        )
+    ).all()
+    requests = list(
+        await session.scalars(
+            select(DrawAbortRequest)
+            .where(*within(DrawAbortRequest.requested_at))
+            .order_by(DrawAbortRequest.requested_at, DrawAbortRequest.id)
+        )
+    )
+    tenders = {
+        t: await trading.tender_by_id(session, t)
+        for t in {d.tender_id for d in draws} | {r.tender_id for r in requests}
+    }
+    names: dict[uuid.UUID, Any] = {}
+
+    async def organisation(org_id: uuid.UUID) -> Any:
+        if org_id not in names:
+            names[org_id] = await accounts.get_organisation(session, org_id)
+        return names[org_id]
+
+    def tally() -> dict[str, int]:
+        return {"draws": 0, "requests": 0, "approved": 0, "refused": 0, "pending": 0}
+
+    months: dict[str, dict[str, int]] = defaultdict(tally)
+    agencies: dict[uuid.UUID, dict[str, int]] = defaultdict(tally)
+    by_tender: dict[uuid.UUID, dict[str, int]] = defaultdict(tally)
+    requesters: dict[uuid.UUID, dict[str, int]] = defaultdict(tally)
+    for d in draws:
+        agency = tenders[d.tender_id].agency_organisation_id
+        for bucket in (months[_month(d.created_at)], agencies[agency], by_tender[d.tender_id]):
+            bucket["draws"] += 1
+    for r in requests:
+        agency = tenders[r.tender_id].agency_organisation_id
+        for bucket in (
+            months[_month(r.requested_at)],
+            agencies[agency],
+            by_tender[r.tender_id],
+            requesters[r.requester_organisation_id],
+        ):
+            bucket["requests"] += 1
+            bucket[r.status] += 1
+    totals = tally()
+    totals["draws"] = len(draws)
+    for r in requests:
+        totals["requests"] += 1
+        totals[r.status] += 1
+    return {
+        "since": since.isoformat() if since else None,
+        "until": until.isoformat() if until else None,
+        "totals": totals,
+        "approved_after_names_were_drawn": sum(
+            1 for r in requests if r.status == "approved" and r.stage in ("inviting", "short")
+        ),
+        "by_month": [{"month": m, **counts} for m, counts in sorted(months.items())],
+        "by_requester": [
+            {
+                "organisation_id": str(org_id),
+                "name": (org := await organisation(org_id)).name,
+                "kind": org.kind,
+                **counts,
+            }
+            for org_id, counts in sorted(requesters.items(), key=lambda kv: (-kv[1]["requests"], str(kv[0])))
+        ],
+        "by_agency": [
+            {"organisation_id": str(org_id), "name": (await organisation(org_id)).name, **counts}
+            for org_id, counts in sorted(agencies.items(), key=lambda kv: (-kv[1]["requests"], str(kv[0])))
+        ],
+        "by_tender": [
+            {"tender_id": str(t), "code": tenders[t].code, **counts}
+            for t, counts in sorted(
+                by_tender.items(), key=lambda kv: (-kv[1]["requests"], tenders[kv[0]].code)
+            )
+        ],
+        "requests": [
+            {
+                "id": str(r.id),
+                "draw_id": str(r.draw_id),
+                "tender_code": tenders[r.tender_id].code,
+                "requester_role": r.requester_role,
+                "requester": (await organisation(r.requester_organisation_id)).name,
+                "stage": r.stage,
+                "reason": r.reason,
+                "status": r.status,
+                "requested_at": r.requested_at.isoformat(),
+                "decided_at": r.decided_at.isoformat() if r.decided_at else None,
+                "decision_note": r.decision_note,
+            }
+            for r in requests
+        ],
+    }
 
 
 # ---------------------------------------------------------------- the room

@@ -23,6 +23,9 @@ from trading import jobs as trading_jobs
 from trading.calendar import SHANGHAI
 
 PASSWORD = "correct horse battery staple"
+TENDERER_CREDIT_CODE = make_uscc(
+    "91320100MA0000001"
+)  # 南京市城南水务有限公司, the tenderer of the default body
 _serial = 0
 
 
@@ -219,6 +222,7 @@ class Api:
         body: dict[str, Any] = {
             "title": "城南污水处理厂提标改造工程施工",
             "tenderer_name": "南京市城南水务有限公司",
+            "tenderer_credit_code": TENDERER_CREDIT_CODE,
             "region_code": "320100",
             "qualification": "市政公用工程施工总承包二级及以上资质",
             "evaluation_method": "comprehensive",
@@ -456,6 +460,22 @@ class Api:
                 session.add(ExpertSpecialty(expert_id=expert.id, code=code))
         return actor
 
+    async def witnessed(self, draw_id: str, supervisor: Actor | None = None) -> dict[str, Any]:
+        """A supervisor (a new one unless given) commits to a random witness for the draw, so the platform
+        seals its seed, then reveals it, which runs the draw; answers the draw as the run returned it."""
+        from evaluation import draw
+
+        supervisor = supervisor or await self.organisation("supervisor")
+        witness, nonce = secrets.token_bytes(32), secrets.token_bytes(32)
+        url = f"/api/v1/evaluation/draws/{draw_id}"
+        r = await self.post(
+            f"{url}/witness", supervisor, json={"witness_commitment": draw.witness_commitment(witness, nonce)}
+        )
+        assert r.status_code == 200, r.text
+        r = await self.post(f"{url}/run", supervisor, json={"witness": witness.hex(), "nonce": nonce.hex()})
+        assert r.status_code == 200, r.text
+        return dict(r.json())
+
     async def convene(self, agency: Actor, tender_id: str, *, experts: int = 5) -> dict[str, Any]:
         """Draw a committee of `experts` from a fresh pool, accept every invitation, open the room at its
         time, have every member declare no conflict and elect seat 1 chair.
@@ -472,9 +492,7 @@ class Api:
         )
         assert r.status_code == 201, r.text
         draw_id = r.json()["id"]
-        centre = await self.bootstrap_centre()
-        r = await self.post(f"/api/v1/evaluation/draws/{draw_id}/run", centre, json={"witness": "test"})
-        assert r.status_code == 200, r.text
+        await self.witnessed(draw_id)
         for actor in pool:
             for inv in (await self.get("/api/v1/evaluation/invitations", actor)).json():
                 if inv["status"] == "invited":

@@ -426,6 +426,33 @@ async def test_an_agency_cannot_ask_for_or_see_a_draw_of_another_agencys_tender(
     assert [d["id"] for d in (await api.get(draws, owner)).json()] == [r.json()["id"]]
 
 
+async def test_an_agency_cannot_ask_to_abort_another_agencys_draw_nor_read_the_abort_statistics(
+    api: Api,
+) -> None:
+    owner = await api.organisation("agency")
+    tender, _bids = await api.in_evaluation(owner)
+    other = await api.organisation("agency")
+    await api.seed_specialties()
+    r = await api.post(f"/api/v1/evaluation/tenders/{tender['id']}/draws", owner, json=draw_body(api))
+    assert r.status_code == 201, r.text
+    url = f"/api/v1/evaluation/draws/{r.json()['id']}"
+    problem(
+        await api.post(f"{url}/abort", other, json={"reason": "不是我的项目，却想终止抽取"}), 404, "not-found"
+    )
+    problem(await api.get("/api/v1/evaluation/draw-aborts", owner), 403, "forbidden")
+    asked = await api.post(f"{url}/abort", owner, json={"reason": "评标时间需调整，申请终止抽取"})
+    assert asked.status_code == 201, asked.text
+    # a supervisor who is also the draw's witness, the centre and the agency itself cannot approve it
+    witness = await api.organisation("supervisor")
+    commitment = {"witness_commitment": "ab" * 32}
+    assert (await api.post(f"{url}/witness", witness, json=commitment)).status_code == 200
+    approval = {"request_id": asked.json()["id"]}
+    problem(await api.post(f"{url}/abort/approve", witness, json=approval), 403, "forbidden")
+    for actor in (owner, await api.bootstrap_centre()):
+        problem(await api.post(f"{url}/abort/approve", actor, json=approval), 403, "forbidden")
+    assert (await api.get(url, owner)).json()["status"] == "committed"
+
+
 async def test_an_expert_cannot_answer_another_experts_invitation(api: Api) -> None:
     agency = await api.organisation("agency")
     tender, _bids = await api.in_evaluation(agency)
@@ -433,10 +460,7 @@ async def test_an_expert_cannot_answer_another_experts_invitation(api: Api) -> N
     stranger = await api.expert(specialties=("B01",))  # not in the A02 pool the draw picks from
     r = await api.post(f"/api/v1/evaluation/tenders/{tender['id']}/draws", agency, json=draw_body(api))
     assert r.status_code == 201, r.text
-    run = await api.post(
-        f"/api/v1/evaluation/draws/{r.json()['id']}/run", await api.bootstrap_centre(), json={}
-    )
-    assert run.status_code == 200, run.text
+    await api.witnessed(r.json()["id"])
     [invitation] = (await api.get("/api/v1/evaluation/invitations", pool[0])).json()
     assert (await api.get("/api/v1/evaluation/invitations", stranger)).json() == []
     answer = f"/api/v1/evaluation/invitations/{invitation['id']}/answer"

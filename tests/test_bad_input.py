@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from evaluation import pool
+from evaluation import draw, pool
 from storage.models import metadata
 from tests.evaluation.pool_fixtures import (
     XLSX,
@@ -88,7 +88,11 @@ TARGETS = [
     "register_public_key",
     "enrol_expert",
     "update_expert",
+    "commit_draw_witness",
     "run_draw",
+    "request_draw_abort",
+    "approve_draw_abort",
+    "refuse_draw_abort",
     "ask_clarification",
     "answer_clarification",
 ]
@@ -120,7 +124,7 @@ async def target(api: Api, name: str) -> Target:
         url = f"/api/v1/evaluation/experts/{expert_id}"
         centre = await api.bootstrap_centre()
         return Target("PATCH", url, centre, {"status": "suspended"}, "status", read_back=url)
-    if name in ("run_draw", "ask_clarification", "answer_clarification"):
+    if name in DRAW_TARGETS or name in ("ask_clarification", "answer_clarification"):
         return await evaluation_target(api, name)
     assert name == "register_public_key"
     key = base64.b64encode(b"\x01" * 32).decode()
@@ -140,18 +144,51 @@ def draw_body(api: Api) -> dict[str, Any]:
     }
 
 
+DRAW_TARGETS = (
+    "commit_draw_witness",
+    "run_draw",
+    "request_draw_abort",
+    "approve_draw_abort",
+    "refuse_draw_abort",
+)
+
+
+async def draw_target(api: Api, name: str, agency: Actor, tender: dict[str, Any]) -> Target:
+    """The body-taking routes of the draw: a supervisor commits to a witness and reveals it; the agency asks
+    for an abort; a supervisor approves or refuses it."""
+    await api.seed_specialties()
+    r = await api.post(f"/api/v1/evaluation/tenders/{tender['id']}/draws", agency, json=draw_body(api))
+    assert r.status_code == 201, r.text
+    url = f"/api/v1/evaluation/draws/{r.json()['id']}"
+    supervisor = await api.organisation("supervisor")
+    witness, nonce = bytes(range(32)), bytes(range(32, 64))
+    commitment = {"witness_commitment": draw.witness_commitment(witness, nonce)}
+    if name == "commit_draw_witness":
+        return Target("POST", f"{url}/witness", supervisor, commitment, "witness_commitment", read_back=url)
+    if name == "run_draw":
+        assert (await api.post(f"{url}/witness", supervisor, json=commitment)).status_code == 200
+        body = {"witness": witness.hex(), "nonce": nonce.hex()}
+        return Target("POST", f"{url}/run", supervisor, body, "witness", read_back=url)
+    reason = {"reason": "评标时间与开标异议处理冲突，需改期"}
+    if name == "request_draw_abort":
+        return Target("POST", f"{url}/abort", agency, reason, "reason", read_back=url)
+    asked = await api.post(f"{url}/abort", agency, json=reason)
+    assert asked.status_code == 201, asked.text
+    if name == "approve_draw_abort":
+        body = {"request_id": asked.json()["id"], "note": "同意终止，理由属实"}
+        return Target("POST", f"{url}/abort/approve", supervisor, body, "note", read_back=url)
+    assert name == "refuse_draw_abort"
+    body = {"request_id": asked.json()["id"], "note": "理由不成立，驳回本次终止申请"}
+    return Target("POST", f"{url}/abort/refuse", supervisor, body, "note", read_back=url)
+
+
 async def evaluation_target(api: Api, name: str) -> Target:
-    """The body-taking routes of the draw and the room: the centre runs a committed draw; the chair of an open
-    room asks a bidder to clarify; the bidder answers."""
+    """The body-taking routes of the draw (`draw_target`) and the room: the chair of an open room asks a
+    bidder to clarify; the bidder answers."""
     agency = await api.organisation("agency")
     tender, bids = await api.in_evaluation(agency)
-    if name == "run_draw":
-        await api.seed_specialties()
-        r = await api.post(f"/api/v1/evaluation/tenders/{tender['id']}/draws", agency, json=draw_body(api))
-        assert r.status_code == 201, r.text
-        url = f"/api/v1/evaluation/draws/{r.json()['id']}"
-        body = {"witness": "监督人现场见证 7f3a"}
-        return Target("POST", f"{url}/run", await api.bootstrap_centre(), body, "witness", read_back=url)
+    if name in DRAW_TARGETS:
+        return await draw_target(api, name, agency, tender)
     committee = await api.convene(agency, tender["id"])
     question = {
         "bid_id": bids[0].bid_id,
@@ -360,6 +397,25 @@ async def test_an_instant_outside_the_supported_years_is_refused_naming_it(api: 
     r = await api.post("/api/v1/tenders", agency, json=api.tender_body(documents_from=instant))
     assert problem(r, 422)["errors"] == [{"field": "documents_from", "message": "out of range"}]
     assert await snapshot(api) == before
+
+
+@pytest.mark.parametrize(
+    ("code", "status"),
+    [("91320100MA0000001C", 422), ("91320100MA000000IB", 422), ("9132", 400), (18 * "9", 422)],
+    ids=["check character", "letter I", "too short", "all nines"],
+)
+async def test_a_malformed_tenderer_credit_code_is_refused_naming_it(
+    api: Api, code: str, status: int
+) -> None:
+    agency = await api.organisation("agency")
+    url = f"/api/v1/tenders/{(await api.draft(agency))['id']}"
+    before, read = await snapshot(api), (await api.get(url, agency)).json()
+    r = await api.post("/api/v1/tenders", agency, json=api.tender_body(tenderer_credit_code=code))
+    assert fields(r, status) == ["tenderer_credit_code"]
+    r = await api.patch(url, agency, json={"tenderer_credit_code": code}, headers={"If-Match": '"1"'})
+    assert fields(r, status) == ["tenderer_credit_code"]
+    assert await snapshot(api) == before
+    assert (await api.get(url, agency)).json() == read
 
 
 async def test_a_nul_character_in_a_login_is_refused_naming_the_field(api: Api) -> None:
@@ -644,13 +700,16 @@ async def test_fuzzed_draw_requests_never_cause_a_server_error(api: Api) -> None
         "representative_user_id": (await api.get("/api/v1/auth/me", agency)).json()["user_id"],
     }
     url = f"/api/v1/evaluation/tenders/{tender['id']}/draws"
-    centre = await api.bootstrap_centre()
+    supervisor = await api.organisation("supervisor")
 
     async def request(body: Any) -> Response:
         r = await api.post(url, agency, json=body)
         if r.status_code == 201:  # a tender has one live draw: abort it, so the next example gets as far
-            reason = {"reason": "fuzzing the draw request"}
-            aborted = await api.post(f"/api/v1/evaluation/draws/{r.json()['id']}/abort", centre, json=reason)
+            draw_url = f"/api/v1/evaluation/draws/{r.json()['id']}"
+            asked = await api.post(f"{draw_url}/abort", agency, json={"reason": "fuzzing the draw request"})
+            assert asked.status_code == 201, asked.text
+            approval = {"request_id": asked.json()["id"]}
+            aborted = await api.post(f"{draw_url}/abort/approve", supervisor, json=approval)
             assert aborted.status_code == 200, aborted.text
         return r
 

@@ -180,6 +180,7 @@ class TenderPlan:
 
     title: str
     tenderer: str
+    tenderer_credit_code: str  # the committee draw avoids the tenderer's staff by it (G-08)
     qualification: str
     estimated_price_fen: int
     prices_fen: tuple[int, ...]
@@ -196,6 +197,7 @@ class TenderPlan:
 WORKS = TenderPlan(
     title="城南污水处理厂提标改造工程施工",
     tenderer="南京市城南水务有限公司",
+    tenderer_credit_code=make_uscc("91320100MA0000061"),
     qualification="市政公用工程施工总承包二级及以上资质，项目经理具备市政公用工程一级注册建造师执业资格",
     estimated_price_fen=5_000_000_000,
     prices_fen=(4_880_000_000, 4_795_000_000, 4_912_000_000, 4_760_000_000, 4_851_000_000),
@@ -204,6 +206,7 @@ WORKS = TenderPlan(
 LIVE = TenderPlan(
     title="滨江大道综合管廊及道路提升工程施工",
     tenderer="南京市滨江开发建设有限公司",
+    tenderer_credit_code=make_uscc("91320100MA0000062"),
     qualification="市政公用工程施工总承包一级资质",
     estimated_price_fen=12_600_000_000,
     prices_fen=(),
@@ -585,6 +588,7 @@ async def draft_tender(t: Trade) -> Outcome:
         json={
             "title": t.plan.title,
             "tenderer_name": t.plan.tenderer,
+            "tenderer_credit_code": t.plan.tenderer_credit_code,
             "region_code": "320100",
             "qualification": t.plan.qualification,
             "evaluation_method": "comprehensive",
@@ -1515,14 +1519,21 @@ TRADE_STEPS = (
         evaluation_demo.build_pool,
     ),
     Step(
-        "The committee is drawn: commitment first, avoidance (G-08), a supervisor's witness",
+        "A draw is aborted: asked for with a reason, approved by a supervisor, its seed revealed at once",
+        evaluation_demo.abort_draw,
+    ),
+    Step(
+        "The committee is drawn: avoidance (G-08) fixed first, a supervisor's committed witness, then the seed",
         evaluation_demo.draw_committee,
     ),
     Step(
         "One expert declines and is replaced from the same quota; the seed is revealed",
         evaluation_demo.answer_invitations,
     ),
-    Step("The auditor replays the draw from the published seed", evaluation_demo.verify_draw),
+    Step(
+        "The auditor replays both draws from their published records, avoidance included",
+        evaluation_demo.verify_draw,
+    ),
     Step(
         "The evaluation room: declarations, chair, qualification, sealed scores, an abnormal score justified (G-10)",
         evaluation_demo.evaluation_room,

@@ -12,6 +12,7 @@ Fen = Annotated[int, msgspec.Meta(ge=0, le=10**15)]
 PositiveFen = Annotated[int, msgspec.Meta(ge=1, le=10**15)]
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=20_000)]
 Title = Annotated[str, msgspec.Meta(min_length=2, max_length=300)]
+CreditCode = Annotated[str, msgspec.Meta(min_length=18, max_length=18)]
 ObjectKey = Annotated[str, msgspec.Meta(min_length=1, max_length=512)]
 Filename = Annotated[str, msgspec.Meta(min_length=1, max_length=255, pattern=r"^[^/\\\x00]+$")]
 Hex64 = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}$")]
@@ -38,6 +39,9 @@ class TenderCreate(Strict):
     documents_from: datetime
     bid_deadline: datetime
     lots: Annotated[list[LotIn], msgspec.Meta(min_length=1, max_length=50)]
+    # The tenderer's unified social credit code: the committee draw avoids its staff (G-08). Needed to
+    # publish.
+    tenderer_credit_code: CreditCode | None = None
     sector: Literal["works"] = "works"
     method: Literal["open"] = "open"
     publicity_days: Annotated[int, msgspec.Meta(ge=1, le=30)] = 3
@@ -56,6 +60,7 @@ class TenderUpdate(Strict):
     tenderer_name: Annotated[str, msgspec.Meta(min_length=2, max_length=200)] | msgspec.UnsetType = (
         msgspec.UNSET
     )
+    tenderer_credit_code: CreditCode | msgspec.UnsetType | None = msgspec.UNSET
     qualification: Text | msgspec.UnsetType = msgspec.UNSET
     evaluation_method: (
         Literal["comprehensive", "reasonable_lowest_price", "lowest_evaluated_price"] | msgspec.UnsetType
@@ -100,6 +105,7 @@ class TenderRead(msgspec.Struct):
     status: str
     agency_organisation_id: uuid.UUID
     tenderer_name: str
+    tenderer_credit_code: str | None
     region_code: str
     qualification: str
     evaluation_method: str

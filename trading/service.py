@@ -25,6 +25,7 @@ import bidding.service as bidding
 import escrow.service as escrow
 from accounts import service as accounts
 from accounts.security import Principal
+from accounts.uscc import InvalidUSCC, validate_uscc
 from bidding import agekeys, collusion
 from storage import outbox
 from storage.db import upsert_ignore
@@ -245,6 +246,7 @@ async def tender_read(session: AsyncSession, tender: Tender) -> schemas.TenderRe
         status=tender.status,
         agency_organisation_id=tender.agency_organisation_id,
         tenderer_name=tender.tenderer_name,
+        tenderer_credit_code=tender.tenderer_credit_code,
         region_code=tender.region_code,
         qualification=tender.qualification,
         evaluation_method=tender.evaluation_method,
@@ -412,11 +414,27 @@ def _aware(field: str, value: datetime) -> datetime:
     return value
 
 
+def _tenderer_credit_code(code: str | None) -> str | None:
+    """The tenderer's credit code normalised (full-width folded, upper case), or a problem naming the field."""
+    if code is None:
+        return None
+    try:
+        return validate_uscc(code)
+    except InvalidUSCC as exc:
+        raise ValidationProblem(
+            f"tenderer_credit_code is not a unified social credit code: {exc}.",
+            errors=[field_error("tenderer_credit_code", str(exc))],
+        ) from exc
+
+
 async def create_tender(
     session: AsyncSession, actor: Principal, data: schemas.TenderCreate, now: datetime
 ) -> Tender:
     """Save a new tender as a draft of the caller's agency."""
     await accounts.require_active(session, actor)
+    data = msgspec.structs.replace(
+        data, tenderer_credit_code=_tenderer_credit_code(data.tenderer_credit_code)
+    )
     profile = profile_for(data.sector, data.method)
     _check_deposits(profile, data.lots)
     documents_from = _aware("documents_from", data.documents_from)
@@ -438,6 +456,7 @@ DRAFT_TERMS = (
     "sector",
     "method",
     "tenderer_name",
+    "tenderer_credit_code",
     "region_code",
     "qualification",
     "evaluation_method",
@@ -519,6 +538,8 @@ async def update_tender(
         raise Conflict("Only a draft can be edited; a published tender changes by clarification (W-02).")
     changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not msgspec.UNSET}
     touched = sorted(changes)
+    if "tenderer_credit_code" in changes:
+        changes["tenderer_credit_code"] = _tenderer_credit_code(changes["tenderer_credit_code"])
     if "lots" in changes:
         _check_deposits(profile_for(tender.sector, tender.method), data.lots)  # type: ignore[arg-type]
         for lot in await lots_of(session, tender.id):
@@ -557,6 +578,13 @@ async def publish(
     _check_version(tender, if_match)
     if tender.status != TenderStatus.DRAFT:
         raise Conflict(f"The tender is {tender.status}; only a draft can be published.")
+    if not tender.tenderer_credit_code:
+        raise RuleViolation(
+            "G-08",
+            "Name the tenderer's unified social credit code before publishing: the committee draw avoids the "
+            "tenderer's staff by it.",
+            errors=[field_error("tenderer_credit_code", "required to publish")],
+        )
     profile = profile_for(tender.sector, tender.method)
     cal = await working_calendar(session)
     if tender.documents_from < now:

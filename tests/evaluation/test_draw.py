@@ -1,6 +1,9 @@
-"""The committee draw (专家抽取) and avoidance (回避): the canonical pool, the commitment, a worked example
-computed with `hmac` directly, the selection rules one by one, the auditors' replay catching every kind of
-tampering, properties over random pools, and each avoidance reason at its boundary days."""
+"""The committee draw (专家抽取) and avoidance (回避): the canonical pool, a worked example computed with
+`hmac` directly, the selection rules one by one, properties over random pools, each avoidance reason at its
+boundary days; the second version's witness commitment, platform commitment and final seed with test
+vectors, the canonical encodings of the pool before avoidance, the context and the exclusions, and the
+auditors' replay of a record at every stage catching every kind of tampering; first-version records still
+verify."""
 
 from __future__ import annotations
 
@@ -8,31 +11,49 @@ import base64
 import hashlib
 import hmac
 import json
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import date, timedelta
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from evaluation.draw import (
-    DRAW_VERSION,
+    LEGACY_VERSION,
     REASONS,
+    Abort,
     Candidate,
     Context,
     DrawError,
     DrawRecord,
     DrawResult,
+    Inputs,
+    LegacyRecord,
     PoolEntry,
     Quota,
     Seat,
     avoidance,
+    candidate_from_json,
+    candidate_to_json,
     commitment,
+    commitment_statement,
+    commitment_v1,
+    committee_of,
+    context_from_json,
+    context_to_json,
+    decode_candidates,
     decode_pool,
     eligible_pool,
+    encode_candidates,
+    encode_context,
+    encode_exclusions,
     encode_pool,
     final_seed,
+    final_seed_v1,
     pool_digest,
+    prepare,
     rank_key,
     ranking,
     record_from_json,
@@ -40,6 +61,7 @@ from evaluation.draw import (
     select,
     terms_text,
     verify,
+    witness_commitment,
 )
 
 X = "91320100000000001X"  # employers' unified social credit codes (the draw does not check them)
@@ -76,10 +98,10 @@ def record_for(
     witness: str,
     employer_limit: int,
     removed: tuple[str, ...] = (),
-) -> DrawRecord:
-    result = select(pool, quotas, final_seed(seed, witness), employer_limit, removed)
-    return DrawRecord(
-        commitment=commitment(seed, pool_digest(pool), quotas, employer_limit),
+) -> LegacyRecord:
+    result = select(pool, quotas, final_seed_v1(seed, witness), employer_limit, removed)
+    return LegacyRecord(
+        commitment=commitment_v1(seed, pool_digest(pool), quotas, employer_limit),
         seed_hex=seed.hex(),
         witness=witness,
         pool=encode_pool(pool),
@@ -219,10 +241,10 @@ def test_commitment_is_the_sha256_of_the_tagged_seed_digest_and_terms() -> None:
     digest = pool_digest(POOL)
     text = f"ggzy-draw-commit-v1\n{SEED.hex()}\n{digest}\n{terms_text(QUOTAS, 1)}"
 
-    assert commitment(SEED, digest, QUOTAS, 1) == hashlib.sha256(text.encode()).hexdigest()
+    assert commitment_v1(SEED, digest, QUOTAS, 1) == hashlib.sha256(text.encode()).hexdigest()
     # a test vector for independent implementations
     assert (
-        commitment(SEED, digest, QUOTAS, 1)
+        commitment_v1(SEED, digest, QUOTAS, 1)
         == "a0826e60247a85509705b7412c3523f02c71ab7c2e0c731c2fa6b6c5558a071d"
     )
 
@@ -243,7 +265,7 @@ def test_commitment_is_the_sha256_of_the_tagged_seed_digest_and_terms() -> None:
 def test_commitment_binds_seed_pool_quotas_and_employer_limit(
     seed: bytes, pool: list[PoolEntry], quotas: tuple[Quota, ...], limit: int
 ) -> None:
-    assert commitment(seed, pool_digest(pool), quotas, limit) != commitment(
+    assert commitment_v1(seed, pool_digest(pool), quotas, limit) != commitment_v1(
         SEED, pool_digest(POOL), QUOTAS, 1
     )
 
@@ -251,10 +273,11 @@ def test_commitment_binds_seed_pool_quotas_and_employer_limit(
 def test_final_seed_mixes_the_witness_into_the_committed_seed() -> None:
     expected = hashlib.sha256(b"ggzy-draw-seed-v1\n" + SEED + b"\n" + WITNESS.encode()).digest()
 
-    assert final_seed(SEED, WITNESS) == expected
-    assert final_seed(SEED, "") != expected
+    assert final_seed_v1(SEED, WITNESS) == expected
+    assert final_seed_v1(SEED, "") != expected
     assert (
-        final_seed(SEED, WITNESS).hex() == "9bd27f1d4d6003ee477418f8d871c2fa708382557055d0f19a634470c121c205"
+        final_seed_v1(SEED, WITNESS).hex()
+        == "9bd27f1d4d6003ee477418f8d871c2fa708382557055d0f19a634470c121c205"
     )
 
 
@@ -271,7 +294,7 @@ def test_ranking_sorts_by_the_hmac_of_each_expert_id(seed: bytes, expert_id: str
 
 
 def test_worked_example_draws_replaces_and_leaves_a_shortfall_as_the_rules_say() -> None:
-    seed = final_seed(SEED, WITNESS)
+    seed = final_seed_v1(SEED, WITNESS)
     key = {e.expert_id: hmac.new(seed, e.expert_id.encode(), hashlib.sha256).digest() for e in POOL}
     order = sorted(key, key=lambda i: (key[i], i))
     assert order == [eid(2), eid(5), eid(6), eid(1), eid(3), eid(4)]
@@ -381,7 +404,7 @@ def test_replacements_take_the_removed_experts_quota_and_rounds_count_up() -> No
 )
 def test_removing_an_expert_who_is_not_standing_is_refused(removed: list[str], message: str) -> None:
     with pytest.raises(DrawError, match=message):
-        select(POOL, QUOTAS, final_seed(SEED, WITNESS), 1, removed)
+        select(POOL, QUOTAS, final_seed_v1(SEED, WITNESS), 1, removed)
 
 
 def test_a_pool_that_runs_dry_leaves_one_shortfall_per_empty_seat() -> None:
@@ -493,7 +516,7 @@ def test_select_keeps_its_invariants_after_every_removal(
 def test_verify_accepts_every_honest_record(
     pool: list[PoolEntry], quotas: list[Quota], limit: int, seed: bytes, witness: str
 ) -> None:
-    first = select(pool, quotas, final_seed(seed, witness), limit)
+    first = select(pool, quotas, final_seed_v1(seed, witness), limit)
     removed = tuple(ids(first.committee)[:2])  # declines must be of experts standing at the time
 
     record = record_for(pool, tuple(quotas), seed, witness, limit, removed)
@@ -502,14 +525,14 @@ def test_verify_accepts_every_honest_record(
     assert record_from_json(json.loads(json.dumps(record_to_json(record)))) == record
 
 
-# ---------------------------------------------------------------- verification
+# ---------------------------------------------------------------- first-version records (ggzy-draw-v1) still verify
 
 BIG_POOL = [expert(n, CODES[n % len(CODES)], employer=EMPLOYERS[n % len(EMPLOYERS)]) for n in range(1, 21)]
 TERMS = (Quota("A01", 3), Quota("B02", 2))
 
 
-def honest_record() -> DrawRecord:
-    first = select(BIG_POOL, TERMS, final_seed(SEED, WITNESS), 1)
+def honest_record() -> LegacyRecord:
+    first = select(BIG_POOL, TERMS, final_seed_v1(SEED, WITNESS), 1)
     return record_for(BIG_POOL, TERMS, SEED, WITNESS, 1, (first.committee[0].expert_id,))
 
 
@@ -591,7 +614,7 @@ def test_record_to_json_carries_the_version_and_the_pool_in_base64() -> None:
 
     data = record_to_json(record)
 
-    assert data["version"] == DRAW_VERSION
+    assert data["version"] == LEGACY_VERSION
     assert data["pool"] == base64.b64encode(record.pool).decode()
     assert record_from_json(data) == record
 
@@ -599,7 +622,7 @@ def test_record_to_json_carries_the_version_and_the_pool_in_base64() -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"version": "ggzy-draw-v0"}, "version 'ggzy-draw-v0' is not 'ggzy-draw-v1'"),
+        ({"version": "ggzy-draw-v0"}, "version 'ggzy-draw-v0' is neither 'ggzy-draw-v2' nor 'ggzy-draw-v1'"),
         ({"pool": "not base64!"}, "'pool' is not standard base64"),
         ({"employer_limit": True}, "'employer_limit' must be int, not bool"),
         ({"removed": [1]}, "'removed' must be a list of expert ids"),
@@ -668,6 +691,7 @@ def test_an_expert_with_no_conflict_is_eligible() -> None:
         ({"unavailable": ((ON, ON),)}, "unavailable"),
         ({"credit_score": 59}, "credit"),
         ({"services_for_tenderer": 3}, "served_tenderer_often"),
+        ({"has_account": False}, "no_account"),
     ],
 )
 def test_each_avoidance_reason(change: dict[str, object], reason: str) -> None:
@@ -741,6 +765,7 @@ def test_every_reason_is_reported_in_the_order_of_reasons() -> None:
         unavailable=((ON, ON),),
         credit_score=0,
         services_for_tenderer=9,
+        has_account=False,
     )
 
     assert avoidance(candidate, CTX) == tuple(code for code in REASONS if code != "employer_is_party")
@@ -748,6 +773,7 @@ def test_every_reason_is_reported_in_the_order_of_reasons() -> None:
 
 def test_every_reason_cites_its_rule() -> None:
     assert {code: text.split(":")[0] for code, text in REASONS.items()} == {
+        "no_account": "W-10",
         "not_active": "W-10",
         "out_of_term": "W-10",
         "employer_is_bidder": "G-08",
@@ -790,3 +816,471 @@ def test_eligible_pool_refuses_what_it_cannot_split(
 ) -> None:
     with pytest.raises(DrawError, match=message):
         eligible_pool(candidates, CTX, specialties)
+
+
+# ---------------------------------------------------------------- version 2: the witness and the commitments
+
+W = bytes(range(32))
+N = bytes(range(32, 64))
+S = bytes(range(64, 96))
+
+
+def test_the_witness_commitment_is_the_tagged_sha256_of_witness_and_nonce() -> None:
+    expected = hashlib.sha256(b"ggzy-draw-witness-v2\n" + W + N).hexdigest()
+
+    assert witness_commitment(W, N) == expected
+    # a test vector for independent implementations
+    assert expected == "7f4a91661972d3250fe61bfc50e4b0dd6f858b664e5814365ee15c2ead49c497"
+
+
+@pytest.mark.parametrize(
+    ("witness", "nonce", "message"),
+    [(W[:31], N, "witness must be exactly 32 bytes"), (W, N + b"\0", "witness nonce must be exactly 32")],
+)
+def test_a_witness_or_nonce_of_another_length_is_refused(witness: bytes, nonce: bytes, message: str) -> None:
+    with pytest.raises(DrawError, match=message):
+        witness_commitment(witness, nonce)
+
+
+def test_the_final_seed_is_the_tagged_sha256_of_seed_and_witness() -> None:
+    assert final_seed(S, W) == hashlib.sha256(b"ggzy-draw-seed-v2\n" + S + W).digest()
+    assert final_seed(S, W).hex() == "8b28e4ab001ddcab7aa4583df701eaa5c7897e259ef7ce35edba759c73cae350"
+    with pytest.raises(DrawError, match="witness must be exactly 32 bytes"):
+        final_seed(S, b"")
+    with pytest.raises(DrawError, match="seed must be exactly 32 bytes"):
+        final_seed(S[:16], W)
+
+
+INPUTS = Inputs(
+    candidates_digest="c" * 64,
+    context_digest="d" * 64,
+    exclusions_digest="e" * 64,
+    pool_digest="f" * 64,
+    quotas=QUOTAS,
+    employer_limit=1,
+)
+
+
+def test_the_commitment_is_the_tagged_sha256_of_seed_witness_commitment_digests_and_terms() -> None:
+    wc = witness_commitment(W, N)
+    text = (
+        f"ggzy-draw-commit-v2\n{S.hex()}\n{wc}\n{'c' * 64}\n{'d' * 64}\n{'e' * 64}\n{'f' * 64}\n"
+        + terms_text(QUOTAS, 1)
+    )
+
+    assert commitment(S, wc, INPUTS) == hashlib.sha256(text.encode()).hexdigest()
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"candidates_digest": "0" * 64},
+        {"context_digest": "0" * 64},
+        {"exclusions_digest": "0" * 64},
+        {"pool_digest": "0" * 64},
+        {"quotas": (Quota("A01", 3), Quota("B02", 1))},
+        {"employer_limit": 2},
+    ],
+    ids=["candidates", "context", "exclusions", "pool", "quotas", "employer limit"],
+)
+def test_the_commitment_binds_every_input(change: dict[str, object]) -> None:
+    wc = witness_commitment(W, N)
+
+    assert commitment(S, wc, replace(INPUTS, **change)) != commitment(S, wc, INPUTS)  # type: ignore[arg-type]
+    assert commitment(bytes(32), wc, INPUTS) != commitment(S, wc, INPUTS)
+    assert commitment(S, witness_commitment(N, W), INPUTS) != commitment(S, wc, INPUTS)
+
+
+def test_the_signed_statement_names_the_draw_and_both_commitments() -> None:
+    assert commitment_statement("d-1", "a" * 64, "b" * 64) == (
+        b"ggzy-draw-commitment-v2\nd-1\n" + b"a" * 64 + b"\n" + b"b" * 64 + b"\n"
+    )
+
+
+# ---------------------------------------------------------------- version 2: canonical encodings
+
+
+def cand(n: int, *codes: str, **change: object) -> Candidate:
+    return replace(CLEAN, expert_id=eid(n), specialties=codes or ("A0102",), **change)  # type: ignore[arg-type]
+
+
+def test_a_candidate_line_is_canonical_json_with_sorted_keys_and_lists() -> None:
+    c = replace(
+        CLEAN,
+        specialties=("B02", "A0102", "B02"),
+        former_employers=((BIDDER, date(2020, 6, 30)), (AGENCY, None)),
+        relatives_at=(OTHER, BIDDER, OTHER),
+        unavailable=((date(2026, 6, 1), date(2026, 6, 5)), (date(2026, 1, 2), date(2026, 1, 2))),
+    )
+
+    assert encode_candidates([c]).decode() == (
+        '{"credit_score":60,"employer":"91110000000000004O","expert_id":"00000000-0000-4000-8000-000000000001",'
+        '"former_employers":[["91110000000000001B","2020-06-30"],["91110000000000002A",null]],'
+        '"has_account":true,"relatives_at":["91110000000000001B","91110000000000004O"],'
+        '"services_for_tenderer":2,"specialties":["A0102","B02"],"status":"active",'
+        '"term_end":"2027-12-31","term_start":"2024-01-01",'
+        '"unavailable":[["2026-01-02","2026-01-02"],["2026-06-01","2026-06-05"]]}\n'
+    )
+
+
+candidates_st = st.lists(
+    st.builds(
+        Candidate,
+        expert_id=st.uuids().map(str),
+        status=st.sampled_from(["active", "suspended", "retired", "pending"]),
+        term_start=st.none() | st.dates(date(2020, 1, 1), date(2026, 12, 31)),
+        term_end=st.none() | st.dates(date(2026, 1, 1), date(2030, 12, 31)),
+        employer=st.sampled_from([BIDDER, AGENCY, TENDERER, OTHER, ""]),
+        specialties=st.lists(st.sampled_from(["A0101", "A0102", "B02", "B0201"]), min_size=1, max_size=3).map(
+            tuple
+        ),
+        former_employers=st.lists(
+            st.tuples(st.sampled_from([BIDDER, TENDERER, OTHER]), st.none() | st.dates(date(2018, 1, 1))),
+            max_size=2,
+        ).map(tuple),
+        relatives_at=st.lists(st.sampled_from([BIDDER, OTHER, "名字 with 中文"]), max_size=2).map(tuple),
+        unavailable=st.lists(st.tuples(st.just(ON), st.just(ON + timedelta(days=1))), max_size=1).map(tuple),
+        credit_score=st.integers(0, 100),
+        services_for_tenderer=st.integers(0, 5),
+        has_account=st.booleans(),
+    ),
+    max_size=12,
+    unique_by=lambda c: c.expert_id,
+)
+
+
+def _normal(c: Candidate) -> Candidate:
+    return candidate_from_json(candidate_to_json(c))
+
+
+@settings(max_examples=60)
+@given(candidates_st)
+def test_decode_candidates_is_the_exact_inverse_of_encode_candidates(candidates: list[Candidate]) -> None:
+    data = encode_candidates(candidates)
+
+    assert decode_candidates(data) == sorted((_normal(c) for c in candidates), key=lambda c: c.expert_id)
+    assert encode_candidates(decode_candidates(data)) == data
+
+
+GOOD_LINE = encode_candidates([CLEAN])
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (GOOD_LINE.replace(b'"credit_score":60,', b'"credit_score": 60,'), "line 1 is not in canonical form"),
+        (GOOD_LINE.replace(b"}\n", b',"name":"\xe7\x8e\x8b"}\n'), "unknown field 'name'"),
+        (GOOD_LINE.replace(b"2027-12-31", b"2027-12-32"), "is not a date written YYYY-MM-DD"),
+        (GOOD_LINE.replace(b"2027-12-31", b"20271231"), "is not a date written YYYY-MM-DD"),
+        (GOOD_LINE.replace(b'"credit_score":60', b'"credit_score":"60"'), "'credit_score' must be int"),
+        (GOOD_LINE.replace(b'"has_account":true', b'"has_account":1'), "'has_account' must be bool"),
+        (GOOD_LINE[:-1], "does not end with a line feed"),
+        (GOOD_LINE + GOOD_LINE, "line 2: expert .* out of order or repeated"),
+        (b"{not json\n", "line 1 is not JSON"),
+        (b"\xff\n", "not valid UTF-8"),
+    ],
+    ids=[
+        "spacing",
+        "a name",
+        "bad date",
+        "compact date",
+        "text score",
+        "number flag",
+        "no line feed",
+        "repeated",
+        "not json",
+        "bad utf-8",
+    ],
+)
+def test_decode_candidates_refuses_what_encode_candidates_would_not_write(data: bytes, message: str) -> None:
+    with pytest.raises(DrawError, match=message):
+        decode_candidates(data)
+
+
+def test_the_context_is_canonical_json_without_a_final_line_feed() -> None:
+    assert encode_context(CTX) == (
+        b'{"bidders":["91110000000000001B"],"former_employer_years":3,"max_services_for_tenderer":3,'
+        b'"min_credit_score":60,"on":"2026-05-20","parties":["91110000000000002A","91110000000000003T"]}'
+    )
+    assert context_from_json(context_to_json(CTX)) == CTX
+
+
+def test_the_exclusions_are_one_sorted_line_each_with_the_reasons_in_order() -> None:
+    data = encode_exclusions({eid(2): ("not_active", "credit"), eid(1): ("employer_is_bidder",)})
+
+    assert data == (f"{eid(1)}\temployer_is_bidder\n{eid(2)}\tnot_active,credit\n".encode())
+
+
+@pytest.mark.parametrize(
+    ("exclusions", "message"),
+    [
+        ({eid(1): ()}, "not reason codes"),
+        ({eid(1): ("bribed",)}, "not reason codes"),
+        ({eid(1): ("credit", "not_active")}, "not in the order of REASONS"),
+        ({eid(1): ("credit", "credit")}, "not in the order of REASONS"),
+    ],
+    ids=["none", "unknown", "misordered", "repeated"],
+)
+def test_encode_exclusions_refuses_what_avoidance_could_not_give(
+    exclusions: dict[str, tuple[str, ...]], message: str
+) -> None:
+    with pytest.raises(DrawError, match=message):
+        encode_exclusions(exclusions)
+
+
+def test_prepare_applies_avoidance_and_encodes_everything_it_commits_to() -> None:
+    candidates = [
+        cand(1),
+        cand(2, employer=BIDDER),
+        cand(3, "B0201", employer=""),
+        cand(4, has_account=False),
+    ]
+
+    prepared = prepare(candidates, CTX, (Quota("A01", 1), Quota("B02", 1)), 1)
+
+    assert prepared.exclusions == {eid(2): ("employer_is_bidder",), eid(4): ("no_account",)}
+    assert prepared.pool == [PoolEntry(eid(1), ("A0102",), OTHER), PoolEntry(eid(3), ("B0201",), "")]
+    assert prepared.pool_bytes == encode_pool(prepared.pool)
+    assert prepared.candidates == encode_candidates(candidates)
+    assert prepared.inputs == Inputs(
+        hashlib.sha256(prepared.candidates).hexdigest(),
+        hashlib.sha256(encode_context(CTX)).hexdigest(),
+        hashlib.sha256(encode_exclusions(prepared.exclusions)).hexdigest(),
+        pool_digest(prepared.pool),
+        (Quota("A01", 1), Quota("B02", 1)),
+        1,
+    )
+
+
+def test_prepare_refuses_a_candidate_with_no_specialty_under_the_quotas() -> None:
+    with pytest.raises(DrawError, match=f"Expert {eid(1)} has no specialty under the quotas"):
+        prepare([cand(1, "C03")], CTX, (Quota("A01", 1),), 1)
+
+
+# ---------------------------------------------------------------- version 2: the record replayed
+
+KEY = Ed25519PrivateKey.from_private_bytes(bytes(32))
+PUBLIC = KEY.public_key().public_bytes_raw()
+V2_CANDIDATES = tuple(
+    [
+        cand(n, CODES[n % 3], employer=[OTHER, "", "91110000000000005E"][n % 3] if n % 5 else "")
+        for n in range(1, 13)
+    ]
+    + [cand(13, employer=BIDDER), cand(14, employer=TENDERER), cand(15, status="retired")]
+)
+V2_TERMS = (Quota("A01", 3), Quota("A0102", 1))
+
+
+def record_v2(
+    stage: str = "confirmed", removed: int = 1, candidates: tuple[Candidate, ...] = V2_CANDIDATES
+) -> DrawRecord:
+    """An honest record at `stage`: "awaiting_witness" / "committed" (aborted then), "inviting" (aborted
+    after the reveal) or "confirmed" (with `removed` removals of standing experts)."""
+    prepared = prepare(candidates, CTX, V2_TERMS, 1)
+    wc = witness_commitment(W, N)
+    made = commitment(S, wc, prepared.inputs)
+    signature = base64.b64encode(KEY.sign(commitment_statement("draw-1", wc, made))).decode()
+    first = select(prepared.pool, V2_TERMS, final_seed(S, W), 1)
+    gone = tuple(s.expert_id for s in first.committee[:removed])
+    result = select(prepared.pool, V2_TERMS, final_seed(S, W), 1, gone)
+    abort = Abort(
+        "评标时间需改期 (the day must move)",
+        "agency",
+        stage,
+        "2026-03-23T02:00:00+00:00",
+        "2026-03-23T03:00:00+00:00",
+    )
+    base = DrawRecord(
+        draw_id="draw-1",
+        status="confirmed" if stage == "confirmed" else "aborted",
+        context=CTX,
+        candidates=candidates,
+        exclusions=tuple(sorted(prepared.exclusions.items())),
+        quotas=V2_TERMS,
+        employer_limit=1,
+        abort=None if stage == "confirmed" else abort,
+    )
+    if stage == "awaiting_witness":
+        return base
+    base = replace(
+        base, witness_commitment=wc, commitment=made, signature=signature, key_id="k", seed_hex=S.hex()
+    )
+    if stage == "committed":
+        return base
+    return replace(base, witness_hex=W.hex(), nonce_hex=N.hex(), removed=gone, invitations=result.invitations)
+
+
+@pytest.mark.parametrize("stage", ["awaiting_witness", "committed", "inviting", "confirmed"])
+def test_an_honest_record_verifies_at_every_stage_and_survives_json(stage: str) -> None:
+    record = record_v2(stage)
+
+    assert verify(record, PUBLIC) == []
+    assert record_from_json(json.loads(json.dumps(record_to_json(record)))) == record
+
+
+def test_the_honest_record_excludes_the_bidders_and_the_tenderers_staff_and_the_retired() -> None:
+    assert dict(record_v2().exclusions) == {
+        eid(13): ("employer_is_bidder",),
+        eid(14): ("employer_is_party",),
+        eid(15): ("not_active",),
+    }
+
+
+def _drop_exclusion(r: DrawRecord) -> DrawRecord:
+    return replace(r, exclusions=r.exclusions[1:])
+
+
+def _add_exclusion(r: DrawRecord) -> DrawRecord:
+    return replace(r, exclusions=tuple(sorted((*r.exclusions, (eid(1), ("credit",))))))
+
+
+def _move_candidate(r: DrawRecord) -> DrawRecord:
+    return replace(r, candidates=(replace(r.candidates[0], employer=BIDDER), *r.candidates[1:]))
+
+
+def _drop_candidate(r: DrawRecord) -> DrawRecord:
+    return replace(r, candidates=r.candidates[1:])
+
+
+def _swap(r: DrawRecord) -> DrawRecord:
+    first, second, *rest = r.invitations
+    return replace(r, invitations=(second, first, *rest))
+
+
+@pytest.mark.parametrize(
+    ("tamper", "failed"),
+    [
+        (_drop_exclusion, ["exclusions", "commitment"]),
+        (_add_exclusion, ["exclusions", "commitment"]),
+        (_move_candidate, ["exclusions", "commitment"]),
+        (_drop_candidate, ["commitment"]),
+        (lambda r: replace(r, context=replace(CTX, bidders=frozenset())), ["exclusions", "commitment"]),
+        (lambda r: replace(r, witness_hex="00" * 32), ["witness", "invitations"]),
+        (lambda r: replace(r, nonce_hex="00" * 32), ["witness"]),
+        (lambda r: replace(r, witness_hex="0" * 63), ["witness"]),
+        (lambda r: replace(r, witness_commitment="0" * 64), ["witness", "commitment", "signature"]),
+        (lambda r: replace(r, seed_hex="11" * 32), ["commitment", "invitations"]),
+        (lambda r: replace(r, seed_hex=S.hex().upper()), ["seed"]),
+        (lambda r: replace(r, commitment="0" * 64), ["commitment", "signature"]),
+        (lambda r: replace(r, signature=base64.b64encode(bytes(64)).decode()), ["signature"]),
+        (lambda r: replace(r, signature=None), ["signature"]),
+        (lambda r: replace(r, employer_limit=2), ["commitment", "invitations"]),
+        (_swap, ["invitations"]),
+        (lambda r: replace(r, removed=()), ["invitations"]),
+    ],
+    ids=[
+        "exclusion removed",
+        "exclusion added",
+        "candidate changed",
+        "candidate dropped",
+        "context changed",
+        "witness changed",
+        "nonce changed",
+        "witness short",
+        "witness commitment changed",
+        "seed changed",
+        "seed upper case",
+        "commitment changed",
+        "signature forged",
+        "signature missing",
+        "terms changed",
+        "invitations swapped",
+        "removal hidden",
+    ],
+)
+def test_verify_names_each_kind_of_tampering(
+    tamper: Callable[[DrawRecord], DrawRecord], failed: list[str]
+) -> None:
+    assert checks(verify(tamper(record_v2()), PUBLIC)) == failed
+
+
+def test_without_the_key_the_signature_is_not_checked() -> None:
+    assert verify(replace(record_v2(), signature=None)) == []
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"status": "committed"}, "a draw that is 'committed' is not published"),
+        ({"abort": None, "status": "aborted"}, "an aborted draw, and only one, carries its abort"),
+        ({"witness_hex": None, "nonce_hex": None}, "only an aborted draw is published without its witness"),
+        ({"nonce_hex": None}, "the witness and its nonce are revealed together"),
+        ({"seed_hex": None}, "the commitment and the seed must be published"),
+    ],
+)
+def test_verify_checks_what_the_stage_must_publish(change: dict[str, object], message: str) -> None:
+    problems = verify(replace(record_v2(), **change))  # type: ignore[arg-type]
+
+    assert any(message in p for p in problems), problems
+
+
+def test_an_aborted_record_without_a_witness_commitment_may_not_show_a_seed() -> None:
+    record = replace(record_v2("awaiting_witness"), seed_hex=S.hex())
+
+    assert verify(record) == [
+        "status: no witness commitment, yet a commitment, seed or witness is published."
+    ]
+
+
+def test_a_confirmed_record_may_not_leave_a_seat_empty() -> None:
+    few = V2_CANDIDATES[:2]  # two A01 experts for four seats
+    record = record_v2("confirmed", removed=0, candidates=few)
+
+    assert verify(record) == ["invitations: a confirmed draw leaves 2 seats empty."]
+    assert verify(replace(record, status="short")) == []
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"version": "ggzy-draw-v3"}, "neither 'ggzy-draw-v2' nor 'ggzy-draw-v1'"),
+        ({"context": None}, "'context' must be Mapping"),
+        (
+            {"exclusions": [{"expert_id": eid(1), "reasons": ["credit"]}] * 2},
+            "listed twice among the exclusions",
+        ),
+        ({"abort": {"reason": "x"}}, "abort: 'requested_by' is missing"),
+        ({"seed_hex": 5}, "'seed_hex' must be str"),
+    ],
+)
+def test_record_from_json_refuses_malformed_v2_records(change: dict[str, object], message: str) -> None:
+    data = {**record_to_json(record_v2()), **change}
+
+    with pytest.raises(DrawError, match=message):
+        record_from_json(data)
+
+
+def test_record_from_json_refuses_a_candidate_carrying_a_name() -> None:
+    data = record_to_json(record_v2())
+    data["candidates"][0]["name"] = "王建国"  # type: ignore[index]
+
+    with pytest.raises(DrawError, match=r"candidates\[0\]: unknown field 'name'"):
+        record_from_json(data)
+
+
+@settings(max_examples=40)
+@given(candidates_st, st.binary(min_size=32, max_size=32), st.binary(min_size=32, max_size=32))
+def test_every_honest_v2_record_verifies(candidates: list[Candidate], seed: bytes, witness: bytes) -> None:
+    candidates = [c for c in candidates if any(code.startswith(("A01", "B02")) for code in c.specialties)]
+    quotas = (Quota("A01", 2), Quota("B02", 1))
+    prepared = prepare(candidates, CTX, quotas, 1)
+    wc = witness_commitment(witness, N)
+    result = select(prepared.pool, quotas, final_seed(seed, witness), 1)
+    record = DrawRecord(
+        draw_id="d",
+        status="short" if result.shortfalls else "confirmed",
+        context=CTX,
+        candidates=tuple(candidates),
+        exclusions=tuple(sorted(prepared.exclusions.items())),
+        quotas=quotas,
+        employer_limit=1,
+        witness_commitment=wc,
+        commitment=commitment(seed, wc, prepared.inputs),
+        seed_hex=seed.hex(),
+        witness_hex=witness.hex(),
+        nonce_hex=N.hex(),
+        invitations=result.invitations,
+    )
+
+    assert verify(record) == []
+    assert committee_of(record) == result

@@ -14,9 +14,9 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from evaluation import draw
+from evaluation import draw, service
 from evaluation.cli import verify_draw
-from evaluation.models import CreditEvent, Expert, ExpertRelationship, ExpertUnavailability
+from evaluation.models import CreditEvent, Draw, Expert, ExpertRelationship, ExpertUnavailability
 from storage.db import transaction
 from tests.helpers import Actor, Api, SealedBid
 
@@ -68,10 +68,9 @@ async def request(api: Api, agency: Actor, tender: dict[str, Any], **extra: Any)
     return dict(r.json())
 
 
-async def run(api: Api, draw_id: str, witness: str = "监督人 2026-03-23") -> dict[str, Any]:
-    r = await api.post(f"{BASE}/draws/{draw_id}/run", await api.bootstrap_centre(), json={"witness": witness})
-    assert r.status_code == 200, r.text
-    return dict(r.json())
+async def run(api: Api, draw_id: str) -> dict[str, Any]:
+    """A supervisor commits to a witness and reveals it: the draw runs."""
+    return await api.witnessed(draw_id)
 
 
 async def read(api: Api, draw_id: str) -> dict[str, Any]:
@@ -129,18 +128,19 @@ async def credit_kinds(api: Api, expert: str) -> list[str]:
 # ---------------------------------------------------------------- the request
 
 
-async def test_a_request_publishes_the_commitment_pool_size_and_exclusions_before_any_selection(
+async def test_a_request_publishes_the_digests_pool_size_and_exclusions_before_any_seed_exists(
     api: Api,
 ) -> None:
     agency = await api.organisation("agency")
     tender, _bids = await api.in_evaluation(agency)
     await pool(api, 7)
     made = await request(api, agency, tender)
-    assert made["status"] == "committed"
-    assert len(made["commitment"]) == 64 and len(made["pool_digest"]) == 64
+    assert made["status"] == "awaiting_witness" and made["commitment"] is None
+    assert all(len(made[d]) == 64 for d in ("candidates_digest", "exclusions_digest", "pool_digest"))
     assert made["pool_size"] == 7
     assert made["excluded"] == {"by_reason": {}, "count": 0}
     assert made["invitations"] == [] and made["seed"] is None and made["drawn_at"] is None
+    assert made["context"]["on"] == "2026-03-24" and len(made["context"]["bidders"]) == 3
     assert made["committee_size"] == 5 and made["quotas"] == [{"specialty": "A02", "seats": 5}]
 
 
@@ -253,22 +253,23 @@ async def test_the_centre_supervisors_and_auditors_see_who_was_drawn(api: Api, k
 # ---------------------------------------------------------------- invitations
 
 
-async def test_a_run_with_a_witness_invites_exactly_the_quota(api: Api) -> None:
+async def test_the_witness_reveal_invites_exactly_the_quota(api: Api) -> None:
     agency = await api.organisation("agency")
     tender, _bids = await api.in_evaluation(agency)
     experts = await pool(api, 7)
     draw_id = (await request(api, agency, tender))["id"]
     supervisor = await api.organisation("supervisor")
-    r = await api.post(f"{BASE}/draws/{draw_id}/run", supervisor, json={"witness": "王监督 4711"})
-    assert r.status_code == 200, r.text
-    view = r.json()
-    assert view["status"] == "inviting" and view["witness"] == "王监督 4711" and view["seed"] is None
+    view = await api.witnessed(draw_id, supervisor)
+    assert view["status"] == "inviting" and len(view["witness"]) == 64 and view["seed"] is None
+    assert view["witness_organisation_id"] == supervisor.organisation_id
     assert [(i["position"], i["quota_index"], i["round"], i["status"]) for i in view["invitations"]] == [
         (n, 0, 0, "invited") for n in range(5)
     ]
     invited = [e for e, actor in experts.items() if await my_invitation(api, actor) is not None]
     assert sorted(invited) == sorted(i["expert_id"] for i in view["invitations"])
-    again = await api.post(f"{BASE}/draws/{draw_id}/run", supervisor, json={"witness": "again"})
+    again = await api.post(
+        f"{BASE}/draws/{draw_id}/witness", supervisor, json={"witness_commitment": "ab" * 32}
+    )
     assert again.status_code == 409
 
 
@@ -311,15 +312,21 @@ async def test_after_an_abort_an_outstanding_invitation_can_no_longer_be_accepte
     agency, tender, _bids, experts, draw_id = await drawn(api)
     invited = standing(await read(api, draw_id))
     await answer(api, experts[invited[0]], True)
-    r = await api.post(
+    asked = await api.post(
         f"{BASE}/draws/{draw_id}/abort",
         await api.bootstrap_centre(),
         json={"reason": "专业设置有误，重新申请"},
     )
+    assert asked.status_code == 201, asked.text
+    r = await api.post(
+        f"{BASE}/draws/{draw_id}/abort/approve",
+        await api.organisation("supervisor"),
+        json={"request_id": asked.json()["id"]},
+    )
     assert r.status_code == 200 and r.json()["status"] == "aborted"
     for expert in invited[1:]:
-        invitation = await my_invitation(api, experts[expert])
-        assert invitation is not None
+        [invitation] = (await api.get(f"{BASE}/invitations", experts[expert])).json()
+        assert invitation["status"] == "cancelled"
         r = await api.post(
             f"{BASE}/invitations/{invitation['id']}/answer", experts[expert], json={"accept": True}
         )
@@ -341,7 +348,7 @@ async def test_when_every_seat_accepts_the_draw_is_confirmed_the_seed_revealed_a
     assert view["seed"] is not None and len(view["seed"]) == 64
     centre = await api.bootstrap_centre()
     check = (await api.get(f"{BASE}/draws/{draw_id}/verify", centre)).json()
-    assert check == {"draw_id": draw_id, "ok": True, "problems": [], "invitations": 5}
+    assert check == {"draw_id": draw_id, "status": "confirmed", "ok": True, "problems": [], "invitations": 5}
     record = (await api.get(f"{BASE}/draws/{draw_id}/record", centre)).json()
     assert draw.verify(draw.record_from_json(record)) == []
     assert record["seed_hex"] == view["seed"] and record["commitment"] == view["commitment"]
@@ -371,7 +378,7 @@ async def test_ggzy_verify_draw_accepts_a_downloaded_record_and_refuses_a_tamper
     good.write_text(json.dumps(record), encoding="utf-8")
     result = CliRunner().invoke(verify_draw, [str(good)])
     assert result.exit_code == 0, result.output
-    assert "the committee reproduces" in result.output
+    assert "avoidance and the committee reproduce from the published seed" in result.output
     outsider = next(e for e in experts if e not in {i["expert_id"] for i in record["invitations"]})
     record["invitations"][0]["expert_id"] = outsider
     bad = tmp_path / "tampered.json"
@@ -454,3 +461,46 @@ async def test_with_an_employer_limit_of_one_two_experts_of_one_employer_are_nev
     invited = [i["expert_id"] for i in view["invitations"]]
     assert view["status"] == "short" and len(invited) == 4
     assert len(set(invited) & set(same)) == 1
+
+
+# ---------------------------------------------------------------- first-version draws
+
+
+async def test_a_first_version_draw_still_selects_confirms_and_replays_as_it_did(api: Api) -> None:
+    """A draw made before witness commitments (ggzy-draw-v1: the seed sealed when the agency asked, any
+    witness text) keeps its rules: its invitations are replaced as before, its record is the v1 record and
+    it verifies; no witness can commit to it now."""
+    agency = await api.organisation("agency")
+    tender, _bids = await api.in_evaluation(agency)
+    experts = await pool(api, 7)
+    draw_id = (await request(api, agency, tender))["id"]
+    seed = bytes(range(32))
+    async with transaction(api.runtime.sessionmaker) as session:
+        row = await session.get(Draw, uuid.UUID(draw_id))
+        assert row is not None
+        row.rules = {**row.rules, "version": draw.LEGACY_VERSION}
+        quotas = [draw.Quota(q["specialty"], q["seats"]) for q in row.quotas]
+        row.commitment = draw.commitment_v1(seed, row.pool_digest, quotas, row.employer_limit)
+        row.sealed_seed = service.seal_seed(api.runtime.settings.secret_key, row.id, seed)
+        row.witness, row.status, row.drawn_at = "监督人现场见证", "inviting", api.clock.now()
+        await service._apply_selection(
+            session, row, api.runtime.settings.secret_key, api.runtime.store, api.clock.now()
+        )
+    supervisor = await api.organisation("supervisor")
+    late = await api.post(
+        f"{BASE}/draws/{draw_id}/witness", supervisor, json={"witness_commitment": "ab" * 32}
+    )
+    assert late.status_code == 409, late.text
+    first = standing(await read(api, draw_id))[0]
+    await answer(api, experts[first], False, "出差")
+    for expert in standing(await read(api, draw_id)):
+        await answer(api, experts[expert], True)
+    view = await read(api, draw_id)
+    assert (
+        view["status"] == "confirmed" and view["seed"] == seed.hex() and view["witness"] == "监督人现场见证"
+    )
+    record = (await api.get(f"{BASE}/draws/{draw_id}/record", supervisor)).json()
+    assert record["version"] == draw.LEGACY_VERSION and len(record["invitations"]) == 6
+    assert draw.verify(draw.record_from_json(record)) == []
+    check = (await api.get(f"{BASE}/draws/{draw_id}/verify", supervisor)).json()
+    assert (check["ok"], check["invitations"]) == (True, 6)

@@ -60,8 +60,7 @@ async def convene(api: Api, bidders: int = 3, spare: int = 2, **overrides: Any) 
     )
     assert r.status_code == 201, r.text
     draw_id = r.json()["id"]
-    r = await api.post(f"{BASE}/draws/{draw_id}/run", await api.bootstrap_centre(), json={"witness": "w"})
-    assert r.status_code == 200, r.text
+    await api.witnessed(draw_id)
     await accept_all(api, pool)
     members: dict[int, Actor] = {}
     room_id = ""
@@ -334,9 +333,10 @@ async def test_a_draw_whose_committee_sits_in_its_room_cannot_be_aborted(api: Ap
     assert (await api.get(f"{BASE}/draws/{c.draw_id}", centre)).json()["status"] == "inviting"
     r = await api.post(f"{BASE}/draws/{c.draw_id}/abort", centre, json={"reason": "重新抽取整个评标委员会"})
     problem(r, 409)
+    assert (await api.get(f"{BASE}/draws/{c.draw_id}", centre)).json()["abort_requests"] == []
 
 
-async def test_a_recused_seat_the_pool_cannot_fill_lets_the_centre_cancel_the_room_and_draw_anew(
+async def test_a_recused_seat_the_pool_cannot_fill_lets_the_centre_ask_a_supervisor_to_cancel_the_room(
     api: Api,
 ) -> None:
     c = await convene(api, spare=0)
@@ -348,11 +348,19 @@ async def test_a_recused_seat_the_pool_cannot_fill_lets_the_centre_cancel_the_ro
     centre = await api.bootstrap_centre()
     assert (await api.get(f"{BASE}/draws/{c.draw_id}", centre)).json()["status"] == "short"
 
-    r = await api.post(
+    asked = await api.post(
         f"{BASE}/draws/{c.draw_id}/abort", centre, json={"reason": "专家库不足，重新抽取评标委员会"}
+    )
+    assert asked.status_code == 201, asked.text
+    assert (await api.get(c.url, centre)).json()["status"] == "open"  # nothing happens before the approval
+    r = await api.post(
+        f"{BASE}/draws/{c.draw_id}/abort/approve",
+        await api.organisation("supervisor"),
+        json={"request_id": asked.json()["id"]},
     )
 
     assert r.status_code == 200 and r.json()["status"] == "aborted"
+    assert r.json()["seed"] is not None and r.json()["abort_requests"][0]["stage"] == "short"
     room = (await api.get(c.url, centre)).json()
     assert room["status"] == "cancelled"
     action = await api.post(f"{c.url}/chair", c.members[1], json={"seat": 1})

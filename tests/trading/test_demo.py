@@ -87,10 +87,13 @@ async def test_the_demo_runs_a_complete_trade_with_every_step_checked() -> None:
         "refused by the bank (AC06, blocked) → voided, re-queued, paid next day",
         "the agency → 403",
         "11 experts imported from CSV (again: 0 new)",
-        "(9 eligible, 2 avoided under G-08)",
+        "the centre → 403, the witness → 403; aborted on the supervisor's approval",
+        "revealed at once, the five invitations cancelled; the auditor's replay: ok",
+        "(8 eligible, 3 avoided under G-08)",
+        "then the platform's signed commitment",
         "the agency sees seats, not names; a bidder → 403",
         "(round 1, same quota); all five accepted and the seed",
-        "from seed and witness: ok; a changed witness fails",
+        "from seed and witness: ok; a changed witness fails, a dropped exclusion fails",
         "a supervisor's action → 403 S-04",
         "→ the report refused (G-10) until seat 3 justified it",
         "signed by all five; a signature over another hash → 422",
@@ -286,15 +289,23 @@ def test_seed_only_on_s3_keeps_every_file_of_the_trades_in_the_bucket(
     evaluation = [key for key in keys if "/evaluation/" in key]
     opened = sorted(set(keys) - set(envelopes) - set(documents) - set(statements) - set(evaluation))
     # Two sets of tender documents and a contract; six sealed envelopes (one withdrawn and replaced); the
-    # two files of each of the five envelopes opened, kept for the evaluation; the draw's pool snapshot and
-    # the report as drawn up and as signed, each in HTML and PDF.
+    # two files of each of the five envelopes opened, kept for the evaluation; for each of the two draws
+    # (one aborted) the pool before avoidance, the exclusions and the eligible pool; the report as drawn up
+    # and as signed, each in HTML and PDF.
     assert len(documents) == 3
-    assert sorted(key.rsplit("/", 1)[-1].rsplit(".", 1)[-1] for key in evaluation) == [
+    assert sorted(key.rsplit("/", 1)[-1] for key in evaluation if "/draw-" in key) == [
+        "candidates.jsonl",
+        "candidates.jsonl",
+        "exclusions.txt",
+        "exclusions.txt",
+        "pool.txt",
+        "pool.txt",
+    ]
+    assert sorted(key.rsplit(".", 1)[-1] for key in evaluation if "/draw-" not in key) == [
         "html",
         "html",
         "pdf",
         "pdf",
-        "txt",
     ]
     assert len(envelopes) == 6
     assert len(opened) == 10 and all(key.endswith(("bid-letter.pdf", "priced-bill.pdf")) for key in opened)

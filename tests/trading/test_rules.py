@@ -696,7 +696,7 @@ async def test_w10_five_with_four_experts_and_seven_experts_are_lawful(
     agency, tender, _bids = await evaluated(api)
     r = await request_draw(api, agency, tender, quotas, representative)
     assert r.status_code == 201, r.text
-    assert (r.json()["status"], r.json()["committee_size"]) == ("committed", size)
+    assert (r.json()["status"], r.json()["committee_size"]) == ("awaiting_witness", size)
 
 
 async def test_w11_of_four_ranked_bids_only_the_first_three_become_candidates(api: Api) -> None:
@@ -861,6 +861,55 @@ async def test_w15_a_performance_security_above_ten_percent_is_refused_and_ten_p
     assert body["errors"] == [{"field": "performance_security_fen", "message": f"at most {price // 10}"}]
     r = await contract(api, agency, tender, row, performance_security_fen=price // 10)
     assert r.status_code == 201 and r.json()["performance_security_fen"] == 478_000_000
+
+
+# ---------------------------------------------------------------- G-08: the tenderer's credit code
+
+
+async def test_g08_a_tender_without_the_tenderers_credit_code_is_not_published(api: Api) -> None:
+    agency = await api.organisation("agency")
+    draft = await api.draft(agency, tenderer_credit_code=None)
+    assert draft["tenderer_credit_code"] is None
+    await api.document(agency, draft["id"], b"%PDF-1.7 tender documents")
+    body = refused(await api.post(f"{T}/{draft['id']}/publish", agency), "G-08")
+    assert body["errors"] == [{"field": "tenderer_credit_code", "message": "required to publish"}]
+    assert (await api.get(f"{T}/{draft['id']}", agency)).json()["status"] == "draft"
+    current = await api.get(f"{T}/{draft['id']}", agency)
+    r = await api.patch(
+        f"{T}/{draft['id']}",
+        agency,
+        json={
+            "tenderer_credit_code": "９１３２０１００ＭＡ００００００１Ｂ"
+        },  # full-width, as Chinese IMEs type it
+        headers={"If-Match": current.headers["etag"]},
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["tenderer_credit_code"] == "91320100MA0000001B"
+    published = await api.post(f"{T}/{draft['id']}/publish", agency)
+    assert published.status_code == 200, published.text
+    assert published.json()["tenderer_credit_code"] == "91320100MA0000001B"
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "message"),
+    [
+        ("91320100MA0000001C", 422, "wrong check character: expected 'B' at position 18, got 'C'"),
+        (
+            "9132010OMA0000001B",
+            422,
+            "invalid character 'O' at position 8: only 0-9 and A-Y without I, O, S, V, Z",
+        ),
+        ("91320100MA000001B", 400, "Expected `str` of length >= 18"),
+    ],
+    ids=["check character", "letter O", "17 characters"],
+)
+async def test_g08_a_malformed_tenderer_credit_code_is_refused_naming_the_field(
+    api: Api, code: str, status: int, message: str
+) -> None:
+    agency = await api.organisation("agency")
+    r = await api.post(T, agency, json=api.tender_body(tenderer_credit_code=code))
+    assert r.status_code == status, r.text
+    assert r.json()["errors"] == [{"field": "tenderer_credit_code", "message": message}]
 
 
 # ---------------------------------------------------------------- E-03: the decryption window
