@@ -41,6 +41,8 @@ class Tender(IdMixin, Base):
     custody_until: Mapped[datetime | None]
     custodian_organisations: Mapped[list[Any]] = mapped_column(default=list)
     publicity_days: Mapped[int]
+    # 投标有效期: days from the bid deadline a bid (and its deposit, 条例 26) must stay valid.
+    bid_validity_days: Mapped[int] = mapped_column(default=90, server_default="90")
     created_at: Mapped[datetime]
     published_at: Mapped[datetime | None]
     documents_issued_at: Mapped[datetime | None]

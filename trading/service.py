@@ -76,6 +76,7 @@ from trading.models import (
 )
 from trading.profiles import (
     ProcedureProfile,
+    bid_validity_problem,
     committee_ok,
     deposit_cap,
     performance_security_cap,
@@ -288,6 +289,7 @@ async def tender_read(session: AsyncSession, tender: Tender) -> schemas.TenderRe
             for c in await bidding.roster(session, tender.id)
         ],
         custody_until=tender.custody_until,
+        bid_validity_days=tender.bid_validity_days,
     )
 
 
@@ -399,6 +401,18 @@ def _check_deposits(profile: ProcedureProfile, lots: Sequence[schemas.LotIn]) ->
         )
 
 
+def _check_bid_validity(profile: ProcedureProfile, days: int) -> int:
+    """The bid validity period (投标有效期) the documents state, checked against the profile."""
+    why = bid_validity_problem(profile, days)
+    if why is not None:
+        raise ValidationProblem(
+            f"The bid validity period must be {why}: bids, and the guarantees given as their deposits, "
+            "must stay valid through evaluation, publicity and the contract.",
+            errors=[field_error("bid_validity_days", why)],
+        )
+    return days
+
+
 def _aware(field: str, value: datetime) -> datetime:
     if value.tzinfo is None:
         raise ValidationProblem(
@@ -419,6 +433,7 @@ async def create_tender(
     await accounts.require_active(session, actor)
     profile = profile_for(data.sector, data.method)
     _check_deposits(profile, data.lots)
+    validity = _check_bid_validity(profile, data.bid_validity_days or profile.bid_validity_days)
     documents_from = _aware("documents_from", data.documents_from)
     bid_deadline = _aware("bid_deadline", data.bid_deadline)
     if bid_deadline <= documents_from:
@@ -427,7 +442,7 @@ async def create_tender(
             errors=[field_error("bid_deadline", "before documents_from")],
         )
     tender = await _new_draft(
-        session, data, actor.organisation_id, documents_from, bid_deadline, data.lots, now
+        session, data, actor.organisation_id, documents_from, bid_deadline, data.lots, now, validity=validity
     )
     await accounts.record(session, actor, "tender.create", "tender", tender.id, now, code=tender.code)
     return tender
@@ -457,6 +472,7 @@ async def _new_draft(
     lots: Sequence[schemas.LotIn],
     now: datetime,
     *,
+    validity: int,
     parent_id: uuid.UUID | None = None,
 ) -> Tender:
     """A new draft with the `terms` of a request or of an earlier tender, its own code and its lots."""
@@ -468,6 +484,7 @@ async def _new_draft(
         bid_deadline=bid_deadline,
         created_at=now,
         parent_id=parent_id,
+        bid_validity_days=validity,
         custodian_organisations=(
             list(terms.custodian_organisations)
             if isinstance(terms, Tender)
@@ -530,6 +547,8 @@ async def update_tender(
         flag_modified(tender, "title")
     if "custodians" in changes:
         tender.custodian_organisations = [str(org) for org in changes.pop("custodians")]
+    if "bid_validity_days" in changes:
+        _check_bid_validity(profile_for(tender.sector, tender.method), changes["bid_validity_days"])
     for name, value in changes.items():
         if isinstance(value, datetime):
             _aware(name, value)
@@ -600,6 +619,8 @@ async def publish(
             "evaluation_method": tender.evaluation_method,
             "documents_from": tender.documents_from.isoformat(),
             "bid_deadline": tender.bid_deadline.isoformat(),
+            "bid_validity_days": tender.bid_validity_days,
+            "bid_valid_through": bid_valid_through(tender).isoformat(),
             "opening": "online opening hall at the bid deadline (W-08)",
             "sealing": {
                 "format": "age v1 (age-encryption.org/v1) with ggzy-share custody stanzas",
@@ -671,7 +692,15 @@ async def retender(session: AsyncSession, actor: Principal, tender_id: uuid.UUID
     # The same period from documents to deadline as before, counted again from today.
     deadline = now + (old.bid_deadline - old.documents_from)
     new = await _new_draft(
-        session, old, old.agency_organisation_id, now, deadline, lots, now, parent_id=old.id
+        session,
+        old,
+        old.agency_organisation_id,
+        now,
+        deadline,
+        lots,
+        now,
+        validity=old.bid_validity_days,
+        parent_id=old.id,
     )
     await accounts.record(
         session, actor, "tender.create", "tender", new.id, now, code=new.code, parent=old.code
@@ -1707,6 +1736,12 @@ async def _settle_all_lots(session: AsyncSession, tender: Tender, event: str, no
     for lot in await lots_of(session, tender.id):
         if lot.status != "contracted":
             await escrow.on_lot_settled(session, lot.id, "T-END", event, local_date(now), cal, now)
+
+
+def bid_valid_through(tender: Tender) -> date:
+    """The last day of the bid validity period (投标有效期), counted from the day after the deadline (P-01):
+    a guarantee given as the deposit must stay in force through it (条例 26)."""
+    return local_date(tender.bid_deadline) + timedelta(days=tender.bid_validity_days)
 
 
 async def _close_bidding(session: AsyncSession, tender: Tender, signer: LogSigner, now: datetime) -> str:

@@ -21,6 +21,8 @@ JSON = sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'
 
 
 def upgrade() -> None:
+    with op.batch_alter_table('tenders', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('bid_validity_days', sa.Integer(), server_default='90', nullable=False))
     with op.batch_alter_table('deposit_eligibility', schema=None) as batch_op:
         batch_op.add_column(sa.Column('as_of', storage.db.UTCDateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('cover_through', sa.Date(), nullable=True))
@@ -32,3 +34,5 @@ def downgrade() -> None:
         batch_op.drop_column('evidence')
         batch_op.drop_column('cover_through')
         batch_op.drop_column('as_of')
+    with op.batch_alter_table('tenders', schema=None) as batch_op:
+        batch_op.drop_column('bid_validity_days')
