@@ -571,8 +571,9 @@ class Api:
         fail: Collection[str] = (),
         unsigned: Mapping[int, str | None] | None = None,
     ) -> dict[str, Any]:
-        """Convene the committee (`convene`), pass every bid on every criterion (except the bids in `fail`,
-        which every member fails on Q1 with a reason), score the qualified bids (`scores(seat, bid_id, leaf)`,
+        """Convene the committee (`convene`), pass every bid the platform did not reject (W-19) on every
+        criterion (except the bids in `fail`, which every member fails on Q1 with a reason), score the
+        qualified bids (`scores(seat, bid_id, leaf)`,
         by default the same for everyone), have the chair draw up the report and every member sign it (except
         the seats in `unsigned`: each writes its dissent instead, or with None stays silent until the room's
         time box ends). Answers {"room_id", "draw_id", "members": {seat: Actor}, "report_hash"}."""
@@ -584,6 +585,8 @@ class Api:
             for lot in room["lots"]:
                 votes: list[dict[str, Any]] = []
                 for b in lot["bids"]:
+                    if b.get("rejected"):  # the platform rejected it (W-19): not the committee's to review
+                        continue
                     for q in scheme["qualification"]:
                         vote: dict[str, Any] = {"bid_id": b["bid_id"], "criterion": q["code"], "passed": True}
                         if b["bid_id"] in fail and q["code"] == "Q1":
@@ -605,7 +608,7 @@ class Api:
                             for code, maximum in leaves
                         }
                         for b in lot["bids"]
-                        if b["bid_id"] not in fail
+                        if b["bid_id"] not in fail and not b.get("rejected")
                     }
                     sv = await self.post(
                         f"/api/v1/evaluation/rooms/{room_id}/sheets",

@@ -168,7 +168,11 @@ class Objection(IdMixin, Base):
 
 class Bid(IdMixin, Base):
     """A bid (投标文件) for one lot: a sealed envelope (bidding.envelope) kept on record with its hash, the
-    transparency-log leaf of its submission and, after the opening, the price its manifest declares."""
+    transparency-log leaf of its submission and, after the opening, the price its manifest declares.
+
+    A rejection the platform establishes itself (`rejection_rule`, e.g. W-19: no deposit at the deadline)
+    leaves the bid standing — it counts as submitted, is opened and read out — but it is never evaluated
+    as responsive, scored, ranked or awarded; `rejection` keeps the evidence the fact rests on."""
 
     __tablename__ = "bids"
     __table_args__ = (Index("ix_bids_tender_lot", "tender_id", "lot_id"),)
@@ -188,6 +192,9 @@ class Bid(IdMixin, Base):
     declared_price_fen: Mapped[int | None] = mapped_column(BigInteger)
     duration_days: Mapped[int | None]
     revealed_at: Mapped[datetime | None]
+    rejection_rule: Mapped[str | None] = mapped_column(String(10))
+    rejected_at: Mapped[datetime | None]
+    rejection: Mapped[dict[str, Any] | None]
 
 
 class Report(IdMixin, Base):

@@ -314,6 +314,8 @@ class BidRead(msgspec.Struct):
     envelope_status: str | None = None
     envelope_result: str | None = None
     receipt: Receipt | None = None
+    # A rejection the platform established (W-19: no deposit at the deadline), with its evidence.
+    rejection: dict[str, Any] | None = None
 
 
 class Receipt(msgspec.Struct):
