@@ -531,3 +531,53 @@ async def test_the_deposit_answer_and_its_evidence_are_recorded_with_the_deadlin
     ).json()["items"]
     [event] = [e for e in trail if e["action"] == "bid.reject"]
     assert event["detail"]["rule"] == "W-19" and event["detail"]["reason"] == "no deposit"
+
+
+# ---------------------------------------------------------------- the command line
+
+
+async def test_ggzy_bid_list_shows_the_bidder_its_rejection_and_the_agency_every_bid(api: Api) -> None:
+    import asyncio
+    import socket
+
+    from click.testing import CliRunner
+
+    from app import create_app, register_package_commands
+    from bidding.client import GgzyClient
+    from tests.helpers import PASSWORD
+    from trading.demo import serving
+
+    agency = await api.organisation("agency")
+    tender = await api.published(agency)
+    paid = await others(api, tender)
+    subject = await api.bid(await api.organisation("bidder"), tender, LOWEST, deposit=False)
+    await api.at(DEADLINE)
+    async with GgzyClient("http://testserver", subject.bidder.token, transport=api.client._transport) as c:
+        [mine] = await c.bids(tender["id"])
+    assert (mine["id"], mine["rejection"]["rule"]) == (subject.bid_id, "W-19")
+
+    cli = register_package_commands()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        async with serving(create_app(api.runtime, manage_runtime=False), sock):
+
+            def run(username: str, *extra: str) -> str:
+                args = ["bid", "list", "--tender", tender["id"], "--url", url, "--username", username, *extra]
+                result = CliRunner().invoke(cli, args, env={"GGZY_PASSWORD": PASSWORD})
+                assert result.exit_code == 0, result.output
+                return result.output
+
+            own = await asyncio.to_thread(run, subject.bidder.username)
+            other = await asyncio.to_thread(run, paid[0].bidder.username)
+            everyone = await asyncio.to_thread(run, agency.username, "--json")
+    [line] = own.splitlines()
+    assert line.startswith(subject.bid_id) and "\tsubmitted\t" in line
+    assert line.endswith(
+        f"rejected: W-19, no deposit at the deadline: cash 0 fen held for this lot, verified guarantees "
+        f"valid through {VALID_THROUGH} 0 fen; {DEPOSIT} fen required"
+    )
+    assert other.count("\n") == 1 and "W-19" not in other and subject.bid_id not in other
+    shown = {b["id"]: b["rejection"] for b in json.loads(everyone)}
+    assert shown[subject.bid_id]["rule"] == "W-19" and shown[subject.bid_id]["evidence"]["cash_fen"] == 0
+    assert [shown[b.bid_id] for b in paid] == [None, None, None]
