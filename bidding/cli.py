@@ -202,6 +202,35 @@ def bid_open(key_path: Path, out: Path, envelope_path: Path) -> None:
     click.echo(f"{len(opened.files)} file(s) written to {out}", err=True)
 
 
+@bid_group.command("list")
+@click.option("--tender", "tender_id", required=True, help="tender id")
+@click.option("--json", "as_json", is_flag=True, help="print the API's answer as JSON (with the evidence)")
+@server_url
+@username_opt
+def bid_list(tender_id: str, as_json: bool, url: str, username: str | None) -> None:
+    """The bids you may see on a tender, one line each: status, envelope, price once opened, and a
+    rejection the platform established (W-19: no deposit at the bid deadline) with its reason."""
+    bids = _run(url, username, lambda c: c.bids(tender_id))
+    if as_json:
+        _echo_json(bids)
+        return
+    for bid in bids:
+        rejection = bid.get("rejection")
+        price = bid.get("declared_price_fen")
+        click.echo(
+            "\t".join(
+                (
+                    bid["id"],
+                    f"lot {bid['lot_id']}",
+                    bid["status"],
+                    bid.get("envelope_status") or "-",
+                    f"{price} fen" if price is not None else "-",
+                    f"rejected: {rejection['rule']}, {rejection['detail']}" if rejection else "-",
+                )
+            )
+        )
+
+
 @bid_group.command("reveal")
 @click.option("--tender", "tender_id", required=True)
 @click.option("--bid", "bid_id", required=True)

@@ -307,6 +307,11 @@ class GgzyClient:
         async with httpx.AsyncClient(timeout=300) as http:
             return await http.put(url, content=data)
 
+    async def bids(self, tender_id: str) -> list[dict[str, Any]]:
+        """The bids the caller may see: a bidder its own (with their state, a platform rejection such as
+        W-19 included); the agency, the centre, supervisors and auditors every bid once the tender opened."""
+        return list(await self.request("GET", f"/api/v1/tenders/{tender_id}/bids/"))
+
     async def withdraw(self, tender_id: str, bid_id: str) -> dict[str, Any]:
         """Withdraw a bid before the deadline; answers the bid with the withdrawal's receipt."""
         return dict(await self.request("POST", f"/api/v1/tenders/{tender_id}/bids/{bid_id}/withdraw"))

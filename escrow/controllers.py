@@ -254,6 +254,9 @@ class DepositController(Controller):
                         "guarantee_fen",
                         "required_fen",
                         "detail",
+                        "as_of",
+                        "cover_through",
+                        "evidence",
                     ),
                 )
                 for e in life["eligibility"]

@@ -186,7 +186,9 @@ class Guarantee(IdMixin, Base):
 
 class Eligibility(IdMixin, Base):
     """The answer escrow gave the trade at the deadline (or before a quote, L-05): was the deposit or a
-    guarantee in place, and when was that asked."""
+    guarantee in place, when was that asked, as of which instant (`as_of`: the deadline, whenever the
+    question ran), through which day a guarantee had to stay in force (the bid validity period), and the
+    evidence escrow found (`escrow.eligibility.evidence`)."""
 
     __tablename__ = "deposit_eligibility"
     __table_args__ = (UniqueConstraint("deposit_id", "moment"),)
@@ -199,6 +201,9 @@ class Eligibility(IdMixin, Base):
     guarantee_fen: Mapped[int] = mapped_column(BigInteger)
     required_fen: Mapped[int] = mapped_column(BigInteger)
     detail: Mapped[str] = mapped_column(Text)
+    as_of: Mapped[datetime | None]
+    cover_through: Mapped[date | None]
+    evidence: Mapped[dict[str, Any] | None]
 
 
 class InterestRate(IdMixin, Base):

@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from accounts import service as accounts
 from accounts.security import Principal
-from escrow import bankfiles, interest, journal, ledger, obligations
+from escrow import bankfiles, eligibility, interest, journal, ledger, obligations
 from escrow.journal import BANK
 from escrow.models import (
     BankLine,
@@ -537,25 +537,18 @@ async def _place_line(
         else None
     )
     # a deposit is expected while nothing is held: before the first payment, or again after a refund
-    # (a bidder that withdrew, was refunded, and bids anew pays again)
+    # (a bidder that withdrew, was refunded, and bids anew pays again) — but never once the trade asked at
+    # the bid deadline: money arriving after it backs no bid (W-19) and goes back to its payer
+    deadline = await _deadline_answer(session, deposit) if deposit is not None else None
     expected = (
         deposit is not None
+        and deadline is None
         and deposit.status in ("awaiting", "refunded")
         and line.amount_fen == deposit.required_fen
         and await held_fen(session, deposit) == 0
     )
     if deposit is None or not expected:
-        why = (
-            (
-                "no sub-account has this number; its check digit fails (mistyped?)"
-                if line.credited_account and not valid_virtual_number(line.credited_account)
-                else "no sub-account has this number"
-            )
-            if deposit is None
-            else f"{line.amount_fen} fen received where {deposit.required_fen} fen are due"
-            if line.amount_fen != deposit.required_fen
-            else f"the deposit is already {deposit.status}; a second payment is not expected"
-        )
+        why = _why_suspense(line, deposit, deadline)
         posted = await journal.post(
             session,
             ledger.EntryDraft(
@@ -573,6 +566,22 @@ async def _place_line(
     await _credit_deposit(session, deposit, line, "deposit_received", BANK, who, now)
     result.matched += 1
     return deposit.tender_id
+
+
+def _why_suspense(line: BankLine, deposit: Deposit | None, deadline: Eligibility | None) -> str:
+    """Why a credit line is not taken in as a deposit, for the officer who matches or returns it."""
+    if deposit is None:
+        if line.credited_account and not valid_virtual_number(line.credited_account):
+            return "no sub-account has this number; its check digit fails (mistyped?)"
+        return "no sub-account has this number"
+    if deadline is not None:
+        rejected = (
+            "" if deadline.eligible else " (the bid is rejected under W-19: no deposit at the deadline)"
+        )
+        return f"arrived after the bid deadline{rejected}; it backs no bid: return it to the payer"
+    if line.amount_fen != deposit.required_fen:
+        return f"{line.amount_fen} fen received where {deposit.required_fen} fen are due"
+    return f"the deposit is already {deposit.status}; a second payment is not expected"
 
 
 async def _credit_deposit(
@@ -827,10 +836,20 @@ async def guarantees_of(session: AsyncSession, deposit_id: uuid.UUID) -> list[Gu
 
 
 async def check_eligibility(
-    session: AsyncSession, lot_id: uuid.UUID, organisation_id: uuid.UUID, moment: str, now: datetime
+    session: AsyncSession,
+    lot_id: uuid.UUID,
+    organisation_id: uuid.UUID,
+    moment: str,
+    now: datetime,
+    *,
+    as_of: datetime | None = None,
+    cover_through: date | None = None,
 ) -> Eligibility | None:
-    """Whether the bidder's deposit (cash held, or a verified guarantee valid today) covers what the lot
-    requires, recorded with the time it was asked (the first answer for a moment stands)."""
+    """Whether the bidder's deposit for this lot (cash held, or verified guarantees in force through
+    `cover_through`) covered what the lot requires at the instant `as_of` (now by default), recorded with
+    the time it was asked and the evidence escrow found (`escrow.eligibility`); the first answer for a
+    moment stands. The answer is computed from the journal as it stood at `as_of`, so a late caller gets
+    the same answer an early one would have."""
     deposit = await deposit_of(session, lot_id, organisation_id)
     if deposit is None:
         return None
@@ -839,32 +858,80 @@ async def check_eligibility(
     )
     if earlier is not None:
         return earlier
-    cash = await available_fen(session, deposit)  # a refund on its way to the bank backs nothing
-    today = local_date(now)
-    cover = sum(
-        g.amount_fen
-        for g in await guarantees_of(session, deposit.id)
-        if g.status == "verified" and g.valid_from <= today <= g.valid_until
-    )
-    eligible = deposit.required_fen == 0 or cash >= deposit.required_fen or cover >= deposit.required_fen
-    detail = (
-        "no deposit required (M-05)"
-        if deposit.required_fen == 0
-        else f"cash {cash} fen, verified guarantees {cover} fen, required {deposit.required_fen} fen"
+    instant = as_of or now
+    day = local_date(instant)
+    found = eligibility.answer(
+        await _position_at(session, deposit, instant),
+        deadline=instant,
+        deadline_day=day,
+        cover_through=cover_through or day,
     )
     row = Eligibility(
         deposit_id=deposit.id,
         moment=moment,
         checked_at=now,
-        eligible=eligible,
-        cash_fen=cash,
-        guarantee_fen=cover,
+        eligible=found.eligible,
+        cash_fen=found.cash_fen,
+        guarantee_fen=found.guarantee_fen,
         required_fen=deposit.required_fen,
-        detail=detail,
+        detail=found.detail,
+        as_of=instant,
+        cover_through=found.cover_through,
+        evidence=eligibility.evidence(found),
     )
     session.add(row)
     await session.flush()
     return row
+
+
+async def _position_at(session: AsyncSession, deposit: Deposit, instant: datetime) -> eligibility.Position:
+    """What the deposit's sub-account held at `instant` (from the journal entries before it), every line
+    credited to it, and its guarantees."""
+    rows = await session.execute(
+        select(Posting.amount_fen, JournalEntry.phase, JournalEntry.resolves)
+        .join(JournalEntry, JournalEntry.sequence == Posting.sequence)
+        .where(Posting.account_code == deposit.account_code, JournalEntry.at < instant)
+    )
+    posted = pending = 0
+    for amount, phase, resolves in rows:
+        effect = ledger.effect(phase, resolves is not None) or (0, 0)
+        posted += amount * effect[0]
+        pending += amount * effect[1]
+    lines = [line for line in await _lines_of(session, deposit.id) if line.resolved_at is not None]
+    return eligibility.Position(
+        required_fen=deposit.required_fen,
+        # a deposit account is credit-normal: what is held is minus its signed balance; a refund pending
+        # to the bank debits it, so it is what is on its way back
+        held_fen=-posted,
+        returning_fen=pending,
+        payments=tuple(
+            eligibility.Payment(line.reference, line.amount_fen, line.resolved_at)
+            for line in sorted(lines, key=lambda x: (x.resolved_at, x.reference))
+            if line.resolved_at is not None
+        ),
+        guarantees=tuple(
+            eligibility.GuaranteeFact(
+                number=g.number,
+                issuer=g.issuer,
+                kind=g.kind,
+                amount_fen=g.amount_fen,
+                valid_from=g.valid_from,
+                valid_until=g.valid_until,
+                status=g.status,
+                decided_at=g.decided_at,
+                released_at=g.released_at,
+                verified=g.decided_at is not None and g.status != "rejected",
+            )
+            for g in await guarantees_of(session, deposit.id)
+        ),
+    )
+
+
+async def _deadline_answer(session: AsyncSession, deposit: Deposit) -> Eligibility | None:
+    """The answer escrow gave the trade at the bid deadline for this deposit, once it was asked."""
+    return await session.scalar(
+        select(Eligibility).where(Eligibility.deposit_id == deposit.id, Eligibility.moment == "bid_deadline")
+    )
 
 
 # ---------------------------------------------------------------- obligations (trade events)

@@ -484,6 +484,8 @@ async def room_view(
                     "price_fen": b.declared_price_fen,
                     "duration_days": b.duration_days,
                     "envelope_sha256": b.sha256,
+                    # established by the platform (W-19: no deposit at the deadline): not for review
+                    "rejected": trading.rejection_line(b),
                 }
                 for b in bids
                 if b.lot_id == lot.id
@@ -503,10 +505,7 @@ async def room_view(
     qualification = await service.qualification(session, room)
     view["qualification"] = {
         str(lot_id): {
-            str(bid_id): [
-                {"criterion": r.criterion, "reasons": list(r.reasons), "fail_votes": r.fail_votes}
-                for r in rej
-            ]
+            str(bid_id): [service.rejection_json(r, with_members=False) for r in rej]
             for bid_id, rej in bids_.items()
         }
         for lot_id, bids_ in qualification.items()

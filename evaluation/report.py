@@ -201,6 +201,11 @@ _CRITERION_KINDS: Final = {
     "price": "价格 (price)",
     "group": "分组 (group)",
 }
+# Rejections the platform establishes itself, not by the committee's votes (no member can overturn them).
+_PLATFORM_GROUNDS: Final = {
+    "W-19": "投标保证金未在投标截止时间前到位 (no deposit at the bid deadline, 条例 51(6))",
+    "price": "投标报价无效 (no positive price)",
+}
 _OUTCOMES: Final = {
     "signed": "已签署 (signed)",
     "dissent": "不同意，已书面说明 (dissent in writing)",
@@ -370,9 +375,14 @@ def _rejections(bids: list[Mapping[str, Any]], titles: Mapping[Any, str]) -> Ite
     rows = tuple(
         (
             _Cell(_text(b.get("bidder"))),
-            _Cell(_text(r.get("criterion")) + _titled(titles.get(r.get("criterion")))),
+            _Cell(_text(r.get("criterion")) + _titled(_ground(r, titles))),
             _Cell("\n".join(_text(reason) for reason in _list(r, "reasons", objects=False)) or _NONE),
-            _Cell(f"{_text(r.get('fail_votes'))} / {_text(r.get('members'))}", "num"),
+            _Cell(
+                "平台认定 (established by the platform)"
+                if r.get("by") == "platform"
+                else f"{_text(r.get('fail_votes'))} / {_text(r.get('members'))}",
+                "text" if r.get("by") == "platform" else "num",
+            ),
         )
         for b in bids
         for r in _list(b, "rejections")
@@ -608,6 +618,14 @@ def _label(labels: Mapping[str, str], value: Any) -> str:
 
 def _yes_no(value: Any, yes: str, no: str) -> str:
     return _NONE if value is None else yes if value else no
+
+
+def _ground(rejection: Mapping[str, Any], titles: Mapping[Any, str]) -> str | None:
+    """The title of a rejection's criterion, or of the ground the platform established it on."""
+    code = rejection.get("criterion")
+    if rejection.get("by") == "platform" and isinstance(code, str) and code in _PLATFORM_GROUNDS:
+        return _PLATFORM_GROUNDS[code]
+    return titles.get(code)
 
 
 def _titled(title: str | None) -> str:

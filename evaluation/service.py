@@ -1423,10 +1423,21 @@ async def review(
     )
     if done is not None:
         raise Conflict("You have already submitted your review of this lot.")
-    bids = {b.id for b in lots[lot_id]}
+    # a bid the platform rejected (W-19) is not the committee's to review: no member can pass it
+    rejected = {b.id: b.rejection_rule for b in lots[lot_id] if b.rejection_rule is not None}
+    bids = {b.id for b in lots[lot_id]} - set(rejected)
     codes = {code for code, _title in scheme.qualification}
     seen: set[tuple[uuid.UUID, str]] = set()
     for i, v in enumerate(votes):
+        if v.bid_id in rejected:
+            raise RuleViolation(
+                rejected[v.bid_id],
+                "The platform established that this bid's deposit was not in place at the bid deadline: it is "
+                "rejected (条例 51(6)) and no member can pass it. Leave it out of the review.",
+                errors=[
+                    field_error(f"votes[{i}].bid_id", f"rejected by the platform ({rejected[v.bid_id]})")
+                ],
+            )
         if v.bid_id not in bids:
             raise ValidationProblem(
                 "Not a bid of this lot.", errors=[field_error(f"votes[{i}].bid_id", "not a bid of the lot")]
@@ -1470,10 +1481,34 @@ async def review(
 
 @dataclass(frozen=True)
 class Rejection:
+    """Why a bid failed the qualification review: a criterion a majority of the committee failed, or a fact
+    the platform established (`by="platform"`; `rule` W-19 with its `evidence`), which no member can
+    overturn."""
+
     criterion: str
     reasons: tuple[str, ...]
     fail_votes: int
     members: int
+    by: str = "committee"
+    rule: str | None = None
+    evidence: dict[str, Any] | None = None
+
+
+def platform_rejection(bid: Bid, members: int) -> Rejection | None:
+    """The rejection the platform established for `bid` before the room opened (W-19: no deposit at the
+    bid deadline), as the room and the report show it."""
+    if bid.rejection_rule is None:
+        return None
+    found = bid.rejection or {}
+    return Rejection(
+        bid.rejection_rule,
+        (str(found.get("detail") or found.get("reason") or bid.rejection_rule),),
+        members,
+        members,
+        by="platform",
+        rule=bid.rejection_rule,
+        evidence=found.get("evidence"),
+    )
 
 
 async def qualification(
@@ -1499,7 +1534,9 @@ async def qualification(
     for lot_id, bids in (await _evaluable(session, room)).items():
         out[lot_id] = {}
         for bid in bids:
-            out[lot_id][bid.id] = [
+            established = platform_rejection(bid, members)
+            out[lot_id][bid.id] = [] if established is None else [established]
+            out[lot_id][bid.id] += [
                 Rejection(code, tuple(reasons), len(reasons), members)
                 for (lid, bid_id, code), reasons in sorted(tally.items())
                 if lid == lot_id and bid_id == str(bid.id) and len(reasons) * 2 > members
@@ -1507,7 +1544,13 @@ async def qualification(
             if not bid.declared_price_fen or bid.declared_price_fen <= 0:
                 # A bid without a positive price cannot be priced against the others (G-06); it is void.
                 out[lot_id][bid.id].append(
-                    Rejection("price", ("the declared price is not a positive amount",), members, members)
+                    Rejection(
+                        "price",
+                        ("the declared price is not a positive amount",),
+                        members,
+                        members,
+                        "platform",
+                    )
                 )
     return out
 
@@ -1589,6 +1632,13 @@ async def ask(
     if bid is None:
         raise ValidationProblem(
             "Not a bid under evaluation here.", errors=[field_error("bid_id", "not a bid of the tender")]
+        )
+    if bid.rejection_rule is not None:
+        # 条例 52: a clarification may not change a bid's substance; it cannot supply a missing deposit
+        raise RuleViolation(
+            bid.rejection_rule,
+            "The platform rejected this bid (no deposit at the bid deadline); a clarification cannot cure it.",
+            errors=[field_error("bid_id", f"rejected by the platform ({bid.rejection_rule})")],
         )
     if _instant("respond_by", respond_by) <= now or respond_by > room.closes_at:
         raise ValidationProblem(
@@ -1690,7 +1740,14 @@ async def submit_sheet(
         raise Conflict("Your sheet is submitted; the chair must reopen it before you change it.")
     qualified = [str(b.id) for b in await _qualified(session, room, lot_id)]
     failed = {str(b.id) for b in lots[lot_id]} - set(qualified)
+    rejected = {str(b.id): b.rejection_rule for b in lots[lot_id] if b.rejection_rule is not None}
     for bid_id in scores:
+        if bid_id in rejected:
+            raise RuleViolation(
+                str(rejected[bid_id]),
+                "The platform rejected that bid (no deposit at the bid deadline); it is never scored.",
+                errors=[field_error(f"scores[{bid_id}]", f"rejected by the platform ({rejected[bid_id]})")],
+            )
         if bid_id in failed:
             raise RuleViolation(
                 "W-10",
@@ -1908,15 +1965,7 @@ async def build_report(session: AsyncSession, room: Room, now: datetime) -> dict
                         "credit_code": names[b.id].credit_code,
                         "price_fen": b.declared_price_fen or 0,
                         "qualified": not outcome[lot.id].get(b.id),
-                        "rejections": [
-                            {
-                                "criterion": r.criterion,
-                                "reasons": list(r.reasons),
-                                "fail_votes": r.fail_votes,
-                                "members": r.members,
-                            }
-                            for r in outcome[lot.id].get(b.id, [])
-                        ],
+                        "rejections": [rejection_json(r) for r in outcome[lot.id].get(b.id, [])],
                         "rank": ranked[str(b.id)].rank if str(b.id) in ranked else None,
                         "total_cp": ranked[str(b.id)].total_cp if str(b.id) in ranked else None,
                         "leaf_cp": ranked[str(b.id)].leaf_cp if str(b.id) in ranked else {},
@@ -1984,6 +2033,20 @@ async def build_report(session: AsyncSession, room: Room, now: datetime) -> dict
             f"Ties are broken by SHA-256(draw seed ‖ bid id), lowest first; at most {limit} candidates per lot (W-11).",
         ],
     }
+
+
+def rejection_json(r: Rejection, *, with_members: bool = True) -> dict[str, Any]:
+    """One rejection as the report (and, without `members`, the room's qualification view) shows it; one
+    the platform established says so, and one under a rule names it and carries the platform's evidence."""
+    out: dict[str, Any] = {"criterion": r.criterion, "reasons": list(r.reasons), "fail_votes": r.fail_votes}
+    if with_members:
+        out["members"] = r.members
+    if r.by != "committee":
+        out["by"] = r.by
+    if r.rule is not None:
+        out["rule"] = r.rule
+        out["evidence"] = r.evidence
+    return out
 
 
 def _criteria_rows(scheme: scoring.Scheme) -> list[dict[str, Any]]:

@@ -370,6 +370,35 @@ async def test_before_the_opening_the_agency_and_supervisors_see_no_bids(api: Ap
     assert (await api.get(f"/api/v1/tenders/{tender['id']}/bids", supervisor)).json() == []
 
 
+async def test_a_w19_rejection_is_shown_only_to_its_bidder_and_to_those_who_see_every_bid(api: Api) -> None:
+    from tests.helpers import DEADLINE
+
+    agency = await api.organisation("agency")
+    tender = await api.published(agency)
+    tid = tender["id"]
+    paid = [await api.bid(await api.organisation("bidder"), tender, 4_000_000_000 + i) for i in range(3)]
+    unpaid = await api.bid(await api.organisation("bidder"), tender, 3_500_000_000, deposit=False)
+    await api.at(DEADLINE)
+
+    def rejections(r: Response) -> dict[str, Any]:
+        assert r.status_code == 200, r.text
+        return {b["id"]: b["rejection"] and b["rejection"]["rule"] for b in r.json()}
+
+    assert rejections(await api.get(f"/api/v1/tenders/{tid}/bids", unpaid.bidder)) == {unpaid.bid_id: "W-19"}
+    assert rejections(await api.get(f"/api/v1/tenders/{tid}/bids", paid[0].bidder)) == {paid[0].bid_id: None}
+    for watcher in (agency, await api.organisation("supervisor"), await api.organisation("auditor")):
+        assert rejections(await api.get(f"/api/v1/tenders/{tid}/bids", watcher))[unpaid.bid_id] == "W-19"
+    for outsider in (await api.organisation("agency"), await api.organisation("employer")):
+        assert rejections(await api.get(f"/api/v1/tenders/{tid}/bids", outsider)) == {}
+    problem(await api.get(f"/api/v1/tenders/{tid}/bids"), 401)
+    # the deposit's answer and its evidence: its bidder, the centre, supervisors and auditors only
+    deposit = await api.deposit_of(unpaid.bidder, unpaid.lot_id)
+    path = f"/api/v1/escrow/deposits/{deposit['id']}"
+    problem(await api.get(path, paid[0].bidder), 404, "not-found")
+    problem(await api.get(path, agency), 403, "forbidden")
+    assert (await api.get(path, unpaid.bidder)).json()["eligibility"][0]["eligible"] is False
+
+
 async def test_a_supervisor_reads_a_tender_its_bids_and_objections(api: Api) -> None:
     supervisor = await api.organisation("supervisor")
     tender = await api.published(await api.organisation("agency"))

@@ -368,6 +368,24 @@ async def test_a_malformed_file_key_is_refused_naming_it(api: Api) -> None:
     assert await snapshot(api) == before
 
 
+@pytest.mark.parametrize(
+    ("value", "status"),
+    [(29, 422), (0, 400), (366, 400), ([90], 400), (90.5, 400), (None, None)],
+    ids=["below-the-profile", "zero", "over-a-year", "a-list", "fraction", "null-means-the-default"],
+)
+async def test_a_bad_bid_validity_period_is_refused_naming_it(
+    api: Api, value: Any, status: int | None
+) -> None:
+    agency = await api.organisation("agency")
+    before = await snapshot(api)
+    r = await api.post("/api/v1/tenders", agency, json=api.tender_body(bid_validity_days=value))
+    if status is None:  # left out or null: the profile's default
+        assert r.status_code == 201 and r.json()["bid_validity_days"] == 90, r.text
+        return
+    assert fields(r, status) == ["bid_validity_days"]
+    assert await snapshot(api) == before
+
+
 @pytest.mark.parametrize("field", ["bid_deadline", "documents_from"])
 async def test_a_naive_instant_is_refused_naming_it(api: Api, field: str) -> None:
     agency = await api.organisation("agency")

@@ -74,6 +74,7 @@ def bid_read(
         envelope[0] if envelope else None,
         envelope[1] if envelope else None,
         receipt,
+        service.rejection_view(b),
     )
 
 

@@ -41,6 +41,8 @@ class Tender(IdMixin, Base):
     custody_until: Mapped[datetime | None]
     custodian_organisations: Mapped[list[Any]] = mapped_column(default=list)
     publicity_days: Mapped[int]
+    # 投标有效期: days from the bid deadline a bid (and its deposit, 条例 26) must stay valid.
+    bid_validity_days: Mapped[int] = mapped_column(default=90, server_default="90")
     created_at: Mapped[datetime]
     published_at: Mapped[datetime | None]
     documents_issued_at: Mapped[datetime | None]
@@ -166,7 +168,11 @@ class Objection(IdMixin, Base):
 
 class Bid(IdMixin, Base):
     """A bid (投标文件) for one lot: a sealed envelope (bidding.envelope) kept on record with its hash, the
-    transparency-log leaf of its submission and, after the opening, the price its manifest declares."""
+    transparency-log leaf of its submission and, after the opening, the price its manifest declares.
+
+    A rejection the platform establishes itself (`rejection_rule`, e.g. W-19: no deposit at the deadline)
+    leaves the bid standing — it counts as submitted, is opened and read out — but it is never evaluated
+    as responsive, scored, ranked or awarded; `rejection` keeps the evidence the fact rests on."""
 
     __tablename__ = "bids"
     __table_args__ = (Index("ix_bids_tender_lot", "tender_id", "lot_id"),)
@@ -188,6 +194,9 @@ class Bid(IdMixin, Base):
     declared_price_fen: Mapped[int | None] = mapped_column(BigInteger)
     duration_days: Mapped[int | None]
     revealed_at: Mapped[datetime | None]
+    rejection_rule: Mapped[str | None] = mapped_column(String(10))
+    rejected_at: Mapped[datetime | None]
+    rejection: Mapped[dict[str, Any] | None]
 
 
 class Report(IdMixin, Base):

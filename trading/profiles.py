@@ -1,7 +1,8 @@
 """Procedure profiles: the legal rules of RULES.md as data, keyed by sector and method.
 
 A centre may tighten a value (a longer period, a lower cap) but never loosen a legal minimum;
-`tighten` enforces that. Every value carries the id of the rule it comes from, so a refusal can cite it.
+`tighten` enforces that. Every legal value carries the id of the rule it comes from, so a refusal can cite
+it; the few house values the law gives no figure for (the bid validity period) carry none.
 """
 
 from __future__ import annotations
@@ -42,9 +43,13 @@ class ProcedureProfile:
     complaint_within_days: int  # W-17: 10 days
     complaint_decision_working_days: int  # W-17: 30 working days
     opening_window_minutes: int  # E-02: decryption window at the opening (house default)
+    # 投标有效期: the documents state how long bids stay valid from the deadline; a guarantee given as the
+    # deposit must stay in force that long (W-19, 条例 26). The law sets no figure: house values.
+    bid_validity_days: int = 90  # the default the documents state
+    bid_validity_min_days: int = 30  # long enough for evaluation, publicity (W-12) and the contract (W-13)
 
 
-RULE_OF_FIELD: dict[str, str] = {
+RULE_OF_FIELD: dict[str, str | None] = {
     "documents_to_deadline_days": "W-01",
     "clarification_notice_days": "W-02",
     "objection_before_deadline_days": "W-03",
@@ -65,6 +70,8 @@ RULE_OF_FIELD: dict[str, str] = {
     "complaint_within_days": "W-17",
     "complaint_decision_working_days": "W-17",
     "opening_window_minutes": "E-02",
+    "bid_validity_days": None,  # house values: RULES.md gives no figure
+    "bid_validity_min_days": None,
 }
 
 # Fields a centre may only raise (periods before something may happen, minimum counts) ...
@@ -78,6 +85,7 @@ MINIMUMS = frozenset(
         "publicity_min_days",
         "complaint_within_days",  # the complainant's time may be lengthened, never cut short
         "opening_window_minutes",
+        "bid_validity_min_days",
     }
 )
 # ... and fields it may only lower (caps, time allowed to act).
@@ -150,12 +158,13 @@ def tighten(profile: ProcedureProfile, **changes: Any) -> ProcedureProfile:
             raise ProfileError(f"{name} is not a tunable value of a procedure profile")
         current = getattr(profile, name)
         rule = RULE_OF_FIELD.get(name)
+        cite = f" ({rule})" if rule else " (a house value)"
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
             raise ProfileError(f"{name} must be a whole number of 0 or more, not {value!r}", rule)
         if name in MINIMUMS and value < current:
-            raise ProfileError(f"{name} may not go below {current} ({rule})", rule)
+            raise ProfileError(f"{name} may not go below {current}{cite}", rule)
         if name in MAXIMUMS and current is not None and (value is None or value > current):
-            raise ProfileError(f"{name} may not go above {current} ({rule})", rule)
+            raise ProfileError(f"{name} may not go above {current}{cite}", rule)
     tightened = replace(profile, **changes)
     if tightened.committee_min_size % 2 == 0:
         raise ProfileError("committee_min_size must be odd (W-10)", "W-10")
@@ -177,6 +186,13 @@ def deposit_cap(profile: ProcedureProfile, estimated_price_fen: int) -> int:
     if profile.deposit_cap_fen is not None:
         cap = min(cap, profile.deposit_cap_fen)
     return cap
+
+
+def bid_validity_problem(profile: ProcedureProfile, days: int) -> str | None:
+    """None when a bid validity period (投标有效期) of `days` suits the profile, else why not."""
+    if days < profile.bid_validity_min_days:
+        return f"at least {profile.bid_validity_min_days} days"
+    return None
 
 
 def performance_security_cap(profile: ProcedureProfile, contract_price_fen: int) -> int:

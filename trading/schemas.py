@@ -46,6 +46,8 @@ class TenderCreate(Strict):
     method: Literal["open"] = "open"
     publicity_days: Annotated[int, msgspec.Meta(ge=1, le=30)] = 3
     opening_window_minutes: Annotated[int, msgspec.Meta(ge=5, le=24 * 60)] = 30
+    # 投标有效期 in days from the deadline; left out, the profile's default (checked against its minimum).
+    bid_validity_days: Annotated[int, msgspec.Meta(ge=1, le=365)] | None = None
     # Opening custodians (E-03): organisations whose keys receive a Shamir share of every envelope's file
     # key; at least two are needed by publication, when the roster and their keys are frozen.
     custodians: Annotated[list[uuid.UUID], msgspec.Meta(max_length=10)] = msgspec.field(default_factory=list)
@@ -72,6 +74,7 @@ class TenderUpdate(Strict):
     )
     publicity_days: Annotated[int, msgspec.Meta(ge=1, le=30)] | msgspec.UnsetType = msgspec.UNSET
     opening_window_minutes: Annotated[int, msgspec.Meta(ge=5, le=24 * 60)] | msgspec.UnsetType = msgspec.UNSET
+    bid_validity_days: Annotated[int, msgspec.Meta(ge=1, le=365)] | msgspec.UnsetType = msgspec.UNSET
     custodians: Annotated[list[uuid.UUID], msgspec.Meta(max_length=10)] | msgspec.UnsetType = msgspec.UNSET
     custody_threshold: Annotated[int, msgspec.Meta(ge=2, le=10)] | msgspec.UnsetType = msgspec.UNSET
     opening_policy: Literal["custodians", "revoke"] | msgspec.UnsetType = msgspec.UNSET
@@ -130,6 +133,7 @@ class TenderRead(msgspec.Struct):
     custodian_organisations: list[uuid.UUID]
     custodians: list[CustodianRead]
     custody_until: datetime | None
+    bid_validity_days: int = 90
 
 
 class CancelRequest(Strict):
@@ -316,6 +320,8 @@ class BidRead(msgspec.Struct):
     envelope_status: str | None = None
     envelope_result: str | None = None
     receipt: Receipt | None = None
+    # A rejection the platform established (W-19: no deposit at the deadline), with its evidence.
+    rejection: dict[str, Any] | None = None
 
 
 class Receipt(msgspec.Struct):

@@ -27,6 +27,7 @@ from accounts import service as accounts
 from accounts.security import Principal
 from accounts.uscc import InvalidUSCC, validate_uscc
 from bidding import agekeys, collusion
+from escrow.eligibility import NO_DEPOSIT
 from storage import outbox
 from storage.db import upsert_ignore
 from storage.objects import (
@@ -77,6 +78,7 @@ from trading.models import (
 )
 from trading.profiles import (
     ProcedureProfile,
+    bid_validity_problem,
     committee_ok,
     deposit_cap,
     performance_security_cap,
@@ -290,6 +292,7 @@ async def tender_read(session: AsyncSession, tender: Tender) -> schemas.TenderRe
             for c in await bidding.roster(session, tender.id)
         ],
         custody_until=tender.custody_until,
+        bid_validity_days=tender.bid_validity_days,
     )
 
 
@@ -401,6 +404,18 @@ def _check_deposits(profile: ProcedureProfile, lots: Sequence[schemas.LotIn]) ->
         )
 
 
+def _check_bid_validity(profile: ProcedureProfile, days: int) -> int:
+    """The bid validity period (投标有效期) the documents state, checked against the profile."""
+    why = bid_validity_problem(profile, days)
+    if why is not None:
+        raise ValidationProblem(
+            f"The bid validity period must be {why}: bids, and the guarantees given as their deposits, "
+            "must stay valid through evaluation, publicity and the contract.",
+            errors=[field_error("bid_validity_days", why)],
+        )
+    return days
+
+
 def _aware(field: str, value: datetime) -> datetime:
     if value.tzinfo is None:
         raise ValidationProblem(
@@ -437,6 +452,7 @@ async def create_tender(
     )
     profile = profile_for(data.sector, data.method)
     _check_deposits(profile, data.lots)
+    validity = _check_bid_validity(profile, data.bid_validity_days or profile.bid_validity_days)
     documents_from = _aware("documents_from", data.documents_from)
     bid_deadline = _aware("bid_deadline", data.bid_deadline)
     if bid_deadline <= documents_from:
@@ -445,7 +461,7 @@ async def create_tender(
             errors=[field_error("bid_deadline", "before documents_from")],
         )
     tender = await _new_draft(
-        session, data, actor.organisation_id, documents_from, bid_deadline, data.lots, now
+        session, data, actor.organisation_id, documents_from, bid_deadline, data.lots, now, validity=validity
     )
     await accounts.record(session, actor, "tender.create", "tender", tender.id, now, code=tender.code)
     return tender
@@ -476,6 +492,7 @@ async def _new_draft(
     lots: Sequence[schemas.LotIn],
     now: datetime,
     *,
+    validity: int,
     parent_id: uuid.UUID | None = None,
 ) -> Tender:
     """A new draft with the `terms` of a request or of an earlier tender, its own code and its lots."""
@@ -487,6 +504,7 @@ async def _new_draft(
         bid_deadline=bid_deadline,
         created_at=now,
         parent_id=parent_id,
+        bid_validity_days=validity,
         custodian_organisations=(
             list(terms.custodian_organisations)
             if isinstance(terms, Tender)
@@ -551,6 +569,8 @@ async def update_tender(
         flag_modified(tender, "title")
     if "custodians" in changes:
         tender.custodian_organisations = [str(org) for org in changes.pop("custodians")]
+    if "bid_validity_days" in changes:
+        _check_bid_validity(profile_for(tender.sector, tender.method), changes["bid_validity_days"])
     for name, value in changes.items():
         if isinstance(value, datetime):
             _aware(name, value)
@@ -628,6 +648,8 @@ async def publish(
             "evaluation_method": tender.evaluation_method,
             "documents_from": tender.documents_from.isoformat(),
             "bid_deadline": tender.bid_deadline.isoformat(),
+            "bid_validity_days": tender.bid_validity_days,
+            "bid_valid_through": bid_valid_through(tender).isoformat(),
             "opening": "online opening hall at the bid deadline (W-08)",
             "sealing": {
                 "format": "age v1 (age-encryption.org/v1) with ggzy-share custody stanzas",
@@ -699,7 +721,15 @@ async def retender(session: AsyncSession, actor: Principal, tender_id: uuid.UUID
     # The same period from documents to deadline as before, counted again from today.
     deadline = now + (old.bid_deadline - old.documents_from)
     new = await _new_draft(
-        session, old, old.agency_organisation_id, now, deadline, lots, now, parent_id=old.id
+        session,
+        old,
+        old.agency_organisation_id,
+        now,
+        deadline,
+        lots,
+        now,
+        validity=old.bid_validity_days,
+        parent_id=old.id,
     )
     await accounts.record(
         session, actor, "tender.create", "tender", new.id, now, code=new.code, parent=old.code
@@ -1742,9 +1772,66 @@ async def _settle_all_lots(session: AsyncSession, tender: Tender, event: str, no
             await escrow.on_lot_settled(session, lot.id, "T-END", event, local_date(now), cal, now)
 
 
+def bid_valid_through(tender: Tender) -> date:
+    """The last day of the bid validity period (投标有效期), counted from the day after the deadline (P-01):
+    a guarantee given as the deposit must stay in force through it (条例 26)."""
+    return local_date(tender.bid_deadline) + timedelta(days=tender.bid_validity_days)
+
+
+async def _deposit_at_deadline(session: AsyncSession, tender: Tender, bid: Bid, now: datetime) -> Any:
+    """Escrow's answer, recorded, whether the bid's deposit stood at the deadline (as of the deadline
+    instant, whenever this runs; a guarantee must stay in force through the bid validity period)."""
+    return await escrow.check_eligibility(
+        session,
+        bid.lot_id,
+        bid.organisation_id,
+        "bid_deadline",
+        now,
+        as_of=tender.bid_deadline,
+        cover_through=bid_valid_through(tender),
+    )
+
+
+async def _reject_without_deposit(
+    session: AsyncSession, tender: Tender, lot: Lot, bid: Bid, answer: Any, now: datetime
+) -> None:
+    """A bid on a lot that requires a deposit, whose deposit was not in place at the deadline, is rejected
+    under W-19 (条例 51(6), 26): the platform establishes the fact from escrow's answer and keeps its
+    evidence. The bid still stands: it counted toward the three needed to open (W-09, 条例 44), and it is
+    opened and read out as rejected; it is never evaluated as responsive."""
+    if lot.deposit_fen <= 0 or (answer is not None and answer.eligible):
+        return
+    evidence = (
+        dict(answer.evidence or {}, eligibility_id=str(answer.id), checked_at=answer.checked_at.isoformat())
+        if answer is not None
+        else {"detail": "no deposit at the deadline: the bidder has no deposit sub-account for this lot"}
+    )
+    bid.rejection_rule = "W-19"
+    bid.rejected_at = now
+    bid.rejection = {
+        "rule": "W-19",
+        "reason": NO_DEPOSIT,
+        "detail": evidence.get("detail") or NO_DEPOSIT,
+        "required_fen": lot.deposit_fen,
+        "evidence": evidence,
+    }
+    await accounts.record(
+        session, None, "bid.reject", "bid", bid.id, now, rule="W-19", reason=NO_DEPOSIT, lot=lot.number
+    )
+    await notify(
+        session,
+        bid.organisation_id,
+        tender.id,
+        "bid.rejected",
+        f"{tender.code} lot {lot.number}: your bid is rejected under W-19 — {bid.rejection['detail']}.",
+        now,
+    )
+
+
 async def _close_bidding(session: AsyncSession, tender: Tender, signer: LogSigner, now: datetime) -> str:
     """At the deadline: sign the closing head over the envelopes that stand; lots with fewer than 3 bids
-    fail (W-09); the rest go to the online opening hall (W-08, E-02)."""
+    fail (W-09); the rest go to the online opening hall (W-08, E-02), where a bid whose deposit was not in
+    place at the deadline is rejected under W-19."""
     profile = profile_for(tender.sector, tender.method)
     standing = list(
         await session.scalars(select(Bid).where(Bid.tender_id == tender.id, Bid.status == "submitted"))
@@ -1757,9 +1844,10 @@ async def _close_bidding(session: AsyncSession, tender: Tender, signer: LogSigne
         envelopes=[b.sha256 for b in standing],
         now=now,
     )
+    answers = {}
     for bid in standing:
         # the deposit (or a verified guarantee) must be in place at the deadline; the answer is recorded
-        await escrow.check_eligibility(session, bid.lot_id, bid.organisation_id, "bid_deadline", now)
+        answers[bid.id] = await _deposit_at_deadline(session, tender, bid, now)
     # 截标: the signed closing head and the hashes of the envelopes that stand, for anyone to check
     # their receipts against (who bid stays unpublished until the opening record).
     await _publish_notice(session, tender, "bid_closing", f"{tender.title} 截标记录", closing, now)
@@ -1783,6 +1871,9 @@ async def _close_bidding(session: AsyncSession, tender: Tender, signer: LogSigne
             await escrow.on_lot_settled(session, lot.id, "W-09", "lot_failed", local_date(now), cal, now)
         else:
             live += 1
+            for bid in standing:
+                if bid.lot_id == lot.id:
+                    await _reject_without_deposit(session, tender, lot, bid, answers[bid.id], now)
     if live == 0:
         reason = "W-09: fewer than 3 bids on every lot; no opening, the tender is to be re-run"
         await _fail(session, tender, None, "W-09", reason, now)
@@ -1964,8 +2055,9 @@ async def record_opening(
 
 
 def _sung(tender: Tender, lot: Lot, org: Any, bid: Bid, row: Any) -> dict[str, Any]:
-    """One line of the opening record as read out (唱标)."""
-    return {
+    """One line of the opening record as read out (唱标), with the platform's rejection (W-19: no deposit
+    at the deadline) when it established one."""
+    line = {
         "bid": str(bid.id),
         "lot": lot.number,
         "bidder": org.name,
@@ -1976,6 +2068,28 @@ def _sung(tender: Tender, lot: Lot, org: Any, bid: Bid, row: Any) -> dict[str, A
         "opened_by": row.opened_by,
         "result": row.result or row.status,
         "detail": row.result_detail,
+    }
+    if bid.rejection_rule is not None:
+        line["rejected"] = rejection_line(bid)
+    return line
+
+
+def rejection_view(bid: Bid) -> dict[str, Any] | None:
+    """A bid's platform-established rejection with the evidence it rests on, for those who may see the bid."""
+    line = rejection_line(bid)
+    return None if line is None else {**line, "evidence": (bid.rejection or {}).get("evidence")}
+
+
+def rejection_line(bid: Bid) -> dict[str, Any] | None:
+    """A bid's platform-established rejection as it is read out and shown: rule, reason and detail."""
+    if bid.rejection_rule is None:
+        return None
+    found = bid.rejection or {}
+    return {
+        "rule": bid.rejection_rule,
+        "reason": found.get("reason"),
+        "detail": found.get("detail"),
+        "at": bid.rejected_at.isoformat() if bid.rejected_at else None,
     }
 
 
@@ -2221,8 +2335,9 @@ async def close_opening(
             orgs[bid.organisation_id] = await accounts.get_organisation(session, bid.organisation_id)
         org = orgs[bid.organisation_id]
         record.append(_sung(tender, lot, org, bid, row))
-        if bid.status == "submitted":
+        if bid.status == "submitted" and bid.rejection_rule is None:  # a W-19 bid is opened, not valid
             valid[lot.id] = valid.get(lot.id, 0) + 1
+        if bid.status == "submitted":
             evidence.append(
                 collusion.BidEvidence(
                     bid_id=str(bid.id),
@@ -2343,6 +2458,7 @@ async def record_report(
     for _lot_id, ranking in candidates:
         if len(ranking) > profile.max_candidates:
             raise RuleViolation("W-11", f"At most {profile.max_candidates} ranked candidates per lot.")
+    await _refuse_rejected(session, [bid_id for _lot_id, ranking in candidates for bid_id in ranking])
     document = Document(
         tender_id=tender.id,
         kind="evaluation_report",
@@ -2484,6 +2600,7 @@ async def _make_awards(
                 "The winner must be one of the lot's candidates.",
                 errors=[field_error(f"lots[{i}].bid_id", "not a candidate")],
             )
+        await _refuse_rejected(session, [bid_id], field=f"lots[{i}].bid_id")
         bid = await session.get(Bid, bid_id)
         assert bid is not None and bid.declared_price_fen is not None
         row = Award(
@@ -2509,6 +2626,26 @@ async def _make_awards(
         )
     await session.flush()
     return awards, results
+
+
+async def _refuse_rejected(
+    session: AsyncSession, bid_ids: Sequence[uuid.UUID], field: str = "candidates"
+) -> None:
+    """No bid the platform rejected (W-19: no deposit at the deadline) becomes a candidate or wins."""
+    if not bid_ids:
+        return
+    rejected = (
+        await session.execute(
+            select(Bid.id, Bid.rejection_rule).where(Bid.id.in_(bid_ids), Bid.rejection_rule.is_not(None))
+        )
+    ).first()
+    if rejected is not None:
+        raise RuleViolation(
+            rejected.rejection_rule,
+            "A bid the platform rejected cannot be a candidate or win: its deposit was not in place at the "
+            "bid deadline.",
+            errors=[field_error(field, f"bid {rejected.id} is rejected ({rejected.rejection_rule})")],
+        )
 
 
 async def _report_ranking(session: AsyncSession, tender: Tender) -> dict[uuid.UUID, list[uuid.UUID]]:

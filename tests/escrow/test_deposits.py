@@ -413,7 +413,8 @@ async def test_a_verified_guarantee_makes_a_bidder_eligible_and_is_released_not_
     assert (await api.post(decision, bidders[0], json={"approve": True, "note": "x"})).status_code == 403
     r = await api.post(decision, centre, json={"approve": True, "note": "已通过开函银行系统核验"})
     assert r.status_code == 200 and r.json()["status"] == "verified"
-    bid = await api.bid(bidders[0], tender, 3_900_000_000, obtain=False)
+    # the verified guarantee backs the bid: no cash is paid
+    bid = await api.bid(bidders[0], tender, 3_900_000_000, obtain=False, deposit=False)
     api.clock.set(shanghai(2026, 3, 12, 15))
     assert (
         await api.post(f"/api/v1/tenders/{tender['id']}/bids/{bid.bid_id}/withdraw", bidders[0])
