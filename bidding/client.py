@@ -400,7 +400,12 @@ class GgzyClient:
         view = await self.request("GET", f"/api/v1/tenders/{tender_id}/custody")
         identity = keys.encryption.private_bytes_raw()
         mine = agekeys.x25519_public_raw(keys)
-        statement = (await self.closing(tender_id)).get("custody") or {}
+        statement = (await self.closing(tender_id)).get("custody")
+        if not statement:
+            raise ValueError(
+                "the tender's closing head has no signed custody statement (it closed before they were "
+                "signed): no header can be checked against what stood at the deadline"
+            )
         signed = {str(e["header_sha256"]) for e in statement.get("envelopes", [])}
         roster = {int(c["position"]): base64.b64decode(c["public_key"]) for c in statement.get("roster", [])}
         position, context = int(view["position"]), str(view["tender_code"])

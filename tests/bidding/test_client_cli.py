@@ -375,3 +375,37 @@ async def test_an_envelope_that_fails_its_self_check_is_not_kept(
         await _seal(api, bidder, tender, work, api.keys[bidder.organisation_id])
 
     assert sorted(p.name for p in work.iterdir()) == ["投标文件.pdf"]
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_ggzy_custodian_release_prints_a_line_per_envelope_and_fails_only_for_a_real_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fails: bool
+) -> None:
+    from bidding import client as client_module
+
+    key = tmp_path / "custodian.key"
+    cli = register_package_commands()
+    assert CliRunner().invoke(cli, ["custodian", "keygen", "--out", str(key)]).exit_code == 0
+    results = [
+        client_module.ReleaseOutcome("b-1", 1, "aa" * 32, "released", True, "opening", "opened"),
+        client_module.ReleaseOutcome("b-2", 1, "bb" * 32, "released", False, "failed", "bidder_fault"),
+    ]
+    if fails:
+        results.append(client_module.ReleaseOutcome("b-3", 1, "cc" * 32, "refused", error="409 Conflict"))
+
+    async def release(_self: Any, tender_id: str, _keys: Any) -> list[Any]:
+        assert tender_id == "T-1"
+        return results
+
+    monkeypatch.setattr(client_module.GgzyClient, "release", release)
+    monkeypatch.setenv("GGZY_TOKEN", "a-token")
+
+    result = CliRunner().invoke(cli, ["custodian", "release", "--tender", "T-1", "--key", str(key)])
+
+    lines = result.output.splitlines()
+    assert len(lines) == len(results)
+    assert lines[0].startswith("ok   lot 1 envelope aaaaaaaaaaaaaaaa… (bid b-1): released; our stanza opens")
+    assert "does NOT open with the proven secret: evidence of the bidder's fault" in lines[1]
+    assert result.exit_code == (1 if fails else 0)
+    if fails:
+        assert lines[2].startswith("FAIL lot 1 envelope cccccccccccccccc… (bid b-3): refused: 409 Conflict")
