@@ -474,3 +474,35 @@ async def test_the_signed_opening_record_is_published_only_once_the_opening_clos
     tender, _revealed, _absent, _ = await in_custody(api)
     r = await api.get(f"{T}/{tender['id']}/opening/record/signed")
     assert problem(r, 404)["detail"] == "The signed opening record is published when the opening closes."
+
+
+async def test_a_revoked_saboteur_leaves_too_few_valid_bids_and_the_lot_fails_by_w09(api: Api) -> None:
+    agency = await api.organisation("agency")
+    tender = await api.published(agency)
+    revealed = [await api.bid(await api.organisation("bidder"), tender, PRICE - i) for i in range(2)]
+    saboteur = await cheat(api, tender, PRICE - 9, "random_secret")
+    await pay_deposits(api, [b.bidder for b in (*revealed, saboteur)])
+    await api.at(DEADLINE)
+    for bid in revealed:
+        await api.reveal(tender["id"], bid)
+    assert await api.at(AFTER_WINDOW) == [(tender["code"], "custody")]
+    for custodian in await api.custodians():
+        await api.release(tender["id"], custodian)
+
+    # every custodian released: the outcome is final at once, so the agency may close the hall now
+    assert (await mine(api, saboteur, tender))["status"] == "revoked"
+    closed = await api.post(f"{T}/{tender['id']}/close-opening", agency)
+    assert closed.status_code == 200, closed.text
+
+    got = (await api.get(f"{T}/{tender['id']}")).json()
+    assert got["status"] == "unsuccessful"
+    assert got["lots"][0]["outcome_reason"].startswith("W-09: 2 valid bid(s) opened")
+    # the honest bidders are owed their deposits back (T-END); the saboteur's waits for the supervisor
+    owed = {o["deposit_id"]: o["rule"] for o in await obligations(api, tender)}
+    assert owed == {await deposit_id(api, b.bidder): "T-END" for b in revealed}
+    [proposal] = await forfeitures(api)
+    assert (proposal["deposit_id"], proposal["rule"], proposal["status"]) == (
+        await deposit_id(api, saboteur.bidder),
+        "W-06",
+        "proposed",
+    )
