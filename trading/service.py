@@ -2151,6 +2151,16 @@ async def release_custody(
             "No such envelope in this tender.", errors=[field_error("bid_id", "unknown bid")]
         )
     if row.status != "custody":
+        kept = await bidding.release_of(session, bid.id, position)
+        if kept is not None and kept.status == "valid" and kept.release is not None:
+            if kept.release.get("shared_secret") == data.release.get("shared_secret"):
+                # a retry of the release that resolved the envelope: the same answer, nothing new
+                cause = (row.custody_outcome or {}).get("cause")
+                replay = bidding.Recorded("valid", None, None, kept.share is not None, True)
+                result = schemas.ReleaseResult(
+                    bid.id, position, "valid", replay.stanza_opens, True, row.status, cause
+                )
+                return result, replay
         raise Conflict(
             f"This envelope is {row.status}, not in custody.", errors=[field_error("bid_id", row.status)]
         )

@@ -309,6 +309,13 @@ async def test_custodians_open_an_envelope_its_bidder_did_not(api: Api) -> None:
     assert left["envelope_status"] == "custody" and left["declared_price_fen"] is None
     [r] = await api.release(tender["id"], notary)
     assert (r.json()["envelope_status"], r.json()["outcome"]) == ("opening", "opened")
+    # the release that opened it, sent again (its answer lost on the way): the same answer, a replay
+    again = await api.client.post(
+        r.request.url,
+        content=r.request.content,
+        headers={**notary.headers, "content-type": "application/json"},
+    )
+    assert (again.status_code, again.json()["replayed"], again.json()["outcome"]) == (200, True, "opened")
     [opened] = await my_bids(api, bids[2].bidder, tender)
     assert (opened["envelope_status"], opened["declared_price_fen"]) == ("opened", PRICE - 2)
 
