@@ -506,3 +506,18 @@ async def test_a_revoked_saboteur_leaves_too_few_valid_bids_and_the_lot_fails_by
         "W-06",
         "proposed",
     )
+
+
+async def test_a_custodian_key_outside_the_prime_order_group_is_refused_at_publication(api: Api) -> None:
+    centre, first, _second = await three_custodians(api)
+    odd = await api.organisation("supervisor")
+    weak = base64.b64encode((1).to_bytes(32, "little")).decode()  # u = 1: a point of order 4
+    r = await api.post("/api/v1/keys", odd, json={"purpose": "encryption", "public_key": weak})
+    assert r.status_code == 201, r.text
+    agency = await api.organisation("agency")
+    draft = await api.draft(agency, custodians=[c.organisation_id for c in (centre, first, odd)])
+    await api.document(agency, draft["id"], b"%PDF-1.7 tender documents")
+
+    body = problem(await api.post(f"{T}/{draft['id']}/publish", agency), 422)
+
+    assert body["errors"] == [{"field": "custodians[2]", "message": "key.point"}]
