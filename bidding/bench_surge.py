@@ -336,7 +336,11 @@ async def seed(database_url: str, api: Api, s3http: httpx.AsyncClient, plan: Pla
     supervisor_org, supervisor = await api.organisation(
         centre, "supervisor", "基准测试监督机构", make_uscc(f"91320100{base + 2:09d}"), "surge-supervisor"
     )
-    for token in (centre, supervisor):
+    # t = 2 counts the custodians besides the platform: a notary holds the third share
+    notary_org, notary = await api.organisation(
+        centre, "supervisor", "基准测试公证处", make_uscc(f"91320100{base + 3:09d}"), "surge-notary"
+    )
+    for token in (centre, supervisor, notary):
         await api.register_keys(token, agekeys.generate(signing=False))
     now = SystemClock().now().astimezone(SHANGHAI)
     deadline = (now + timedelta(days=DEADLINE_DAYS)).replace(hour=10, minute=0, second=0, microsecond=0)
@@ -354,7 +358,7 @@ async def seed(database_url: str, api: Api, s3http: httpx.AsyncClient, plan: Pla
             "documents_from": now.isoformat(),
             "bid_deadline": deadline.isoformat(),
             "lots": [{"title": "第一标段", "estimated_price_fen": 5_000_000_000, "deposit_fen": 80_000_000}],
-            "custodians": [centre_org, supervisor_org],
+            "custodians": [centre_org, supervisor_org, notary_org],
         },
     )
     tid = draft["id"]
@@ -394,7 +398,7 @@ async def seed(database_url: str, api: Api, s3http: httpx.AsyncClient, plan: Pla
 def seal_all(trade: Trade, size_mib: int, directory: Path, err: Console) -> None:
     """One distinct sealed envelope per bidder, from `size_mib` MiB of random bytes each."""
     custodians = [base64.b64decode(c["public_key"]) for c in trade.tender["custodians"]]
-    threshold = int(trade.tender["custody_threshold"])
+    threshold = int(trade.tender["shamir_threshold"])
 
     def seal(b: Bidder) -> None:
         plain = directory / f"bid-{b.index:04d}.pdf"

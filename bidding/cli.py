@@ -19,9 +19,9 @@ from typing import Any, TypeVar
 import click
 import httpx
 
-from bidding import agekeys, merkle
+from bidding import agekeys, merkle, opening_record
 from bidding import receipt as receipts
-from bidding.client import ClientError, GgzyClient, open_locally
+from bidding.client import ClientError, GgzyClient, ReleaseOutcome, SealingRefused, open_locally
 from storage.clock import SystemClock
 
 T = TypeVar("T")
@@ -51,7 +51,7 @@ def _run(url: str, username: str | None, action: Callable[[GgzyClient], Awaitabl
 
     try:
         return asyncio.run(go())
-    except ClientError as exc:
+    except (ClientError, SealingRefused) as exc:
         raise click.ClickException(str(exc)) from exc
 
 
@@ -274,9 +274,36 @@ def custodian_keygen(out: Path, register: bool, url: str, username: str | None) 
 @server_url
 @username_opt
 def custodian_release(tender_id: str, key_path: Path, url: str, username: str | None) -> None:
-    """Unwrap this custodian's shares of the envelopes in custody (locally) and release them."""
+    """Release this custodian's stanza of each envelope in custody, one by one, each with the stanza's
+    shared secret and a proof that it is the honest one (made locally; the private key stays here). A
+    stanza that does not open for us is released all the same: it proves the bidder's fault. One line per
+    envelope; exit 1 only if an envelope could not be released."""
     keys = _keys(key_path)
-    _echo_json(_run(url, username, lambda c: c.release(tender_id, keys)))
+    try:
+        results = _run(url, username, lambda c: c.release(tender_id, keys))
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if not results:
+        click.echo("no envelope is in custody")
+    for result in results:
+        click.echo(_release_line(result))
+    if any(r.error for r in results):
+        sys.exit(1)
+
+
+def _release_line(r: ReleaseOutcome) -> str:
+    where = f"lot {r.lot} envelope {r.envelope_sha256[:16]}… (bid {r.bid_id})"
+    if r.error:
+        return f"{click.style('FAIL', fg='red')} {where}: {r.status}: {r.error}"
+    opens = {
+        True: "our stanza opens",
+        False: "our stanza does NOT open with the proven secret: evidence of the bidder's fault",
+        None: "",
+    }[r.stanza_opens]
+    state = f"envelope {r.envelope_status}" + (f", outcome {r.outcome}" if r.outcome else "")
+    return (
+        f"{click.style('ok  ', fg='green')} {where}: {r.status}; {', '.join(x for x in (opens, state) if x)}"
+    )
 
 
 # ---------------------------------------------------------------- ggzy verify
@@ -369,6 +396,39 @@ def _fetch_key(url: str) -> receipts.KeyPin:
     return receipts.KeyPin(key, f"fetched from {url}")
 
 
+@verify_group.command("opening")
+@click.argument("record_path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--key", "trusted_key", default=None, help="the platform's log key (base64) to pin")
+@click.option(
+    "--fetch-key",
+    is_flag=True,
+    help="take the key from the server (--url) instead; compare it with the one the centre publishes",
+)
+@server_url
+def verify_opening(record_path: Path, trusted_key: str | None, fetch_key: bool, url: str) -> None:
+    """Verify a published opening record offline (GET /tenders/{id}/opening/record/signed): the platform's
+    signatures on it, the closing head and the custody statement, every header against the hash signed at
+    the deadline, every custodian's proof, every stanza opening and each custody outcome's stated cause.
+    Exit 1 naming each failed check."""
+    if bool(trusted_key) == fetch_key:
+        raise click.UsageError("pin the platform key: pass --key B64, or --fetch-key to take it from --url")
+    try:
+        record = json.loads(record_path.read_text())
+        key = base64.b64decode(trusted_key, validate=True) if trusted_key else _fetch_key(url).key
+    except ValueError as exc:
+        raise click.UsageError(f"unreadable input: {exc}") from exc
+    if len(key) != 32:
+        raise click.UsageError("the key must be the base64 of a 32-byte Ed25519 public key")
+    checks = opening_record.verify(record, key)
+    for check in checks:
+        mark = click.style("ok  ", fg="green") if check.ok else click.style("FAIL", fg="red")
+        click.echo(f"{mark} {check.name}: {check.detail}")
+    failed = [c.name for c in checks if not c.ok]
+    if failed:
+        click.echo(f"{len(failed)} check(s) failed: {', '.join(failed)}", err=True)
+        sys.exit(1)
+
+
 def register(cli: click.Group) -> None:
     """Attach the bidding commands to `ggzy`."""
     cli.add_command(bid_group)
@@ -376,5 +436,6 @@ def register(cli: click.Group) -> None:
     existing = cli.commands.get("verify")
     if isinstance(existing, click.Group):
         existing.add_command(verify_receipt)
+        existing.add_command(verify_opening)
     else:
         cli.add_command(verify_group)

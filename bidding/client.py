@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import json
+import os
 import secrets
-from collections.abc import AsyncIterator, Sequence
+import tempfile
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +24,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from bidding import agekeys, bidfile, envelope, merkle
+from bidding import agekeys, bidfile, custody, envelope, merkle
 from bidding import receipt as receipts
 
 UPLOAD_CHUNK = 1024 * 1024
@@ -39,6 +42,27 @@ class ClientError(RuntimeError):
         rule = f" [{problem['rule']}]" if problem.get("rule") else ""
         errors = "; ".join(f"{e.get('field')}: {e.get('message')}" for e in problem.get("errors") or [])
         super().__init__(f"{status} {title}{rule}: {detail}" + (f" ({errors})" if errors else ""))
+
+
+class SealingRefused(ValueError):
+    """The client will not seal (or keep) this envelope: its bidder could not open it, or it could not
+    stand as this bidder's bid. Nothing is left on disk."""
+
+
+@dataclass(frozen=True)
+class ReleaseOutcome:
+    """What became of one envelope when a custodian released: `status` released, already released,
+    refused (the server's problem in `error`) or failed (a local error in `error`); whether our stanza
+    opens with the secret (False is the evidence of the bidder's fault, released all the same)."""
+
+    bid_id: str
+    lot: int
+    envelope_sha256: str
+    status: str
+    stanza_opens: bool | None = None
+    envelope_status: str | None = None
+    outcome: str | None = None
+    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -147,6 +171,10 @@ class GgzyClient:
 
     # ------------------------------------------------------------ sealing and submission
 
+    async def own_keys(self) -> list[dict[str, Any]]:
+        """The public keys registered to the signed-in organisation."""
+        return list(await self.request("GET", "/api/v1/keys"))
+
     async def seal(
         self,
         tender: dict[str, Any],
@@ -160,31 +188,45 @@ class GgzyClient:
         out: Path,
         kind: str = "commercial",
     ) -> Sealed:
-        """Seal `files` for a lot of a published tender into `out` (off the event loop)."""
+        """Seal `files` for a lot of a published tender into `out` (off the event loop).
+
+        Refused (SealingRefused) unless the identity's keys are the ones registered to the signed-in
+        organisation: sealed to anyone else's key, a bid could not be opened by its own bidder. After
+        sealing the client opens its own header (its stanza, the MAC, the roster, the payload's length)
+        before the file is kept; it is written beside `out` and renamed into place only then, so no
+        partial or unchecked envelope is ever left at `out`, whatever fails.
+        """
         if keys.signing is None:
             raise ValueError("a bidder's key file must hold a signing key (ggzy bid keygen)")
         custodians = [base64.b64decode(c["public_key"]) for c in tender["custodians"]]
-        if not custodians:
+        threshold = tender.get("shamir_threshold")
+        if not custodians or not threshold:
             raise ValueError("the tender has no custodian roster yet: it is not published")
+        _check_own_keys(keys, await self.own_keys())
         signing = keys.signing
 
+        def write(dst: envelope.Sink) -> bidfile.SealedBid:
+            return bidfile.seal_bid(
+                list(files),
+                dst,
+                tender=tender["code"],
+                lot=lot_number,
+                bidder=bidder_credit_code,
+                kind=kind,
+                declared_price_fen=declared_price_fen,
+                duration_days=duration_days,
+                signing=signing,
+                bidder_public=agekeys.x25519_public_raw(keys),
+                custodians=custodians,
+                threshold=int(threshold),
+                hash_output=False,
+            )
+
+        def check(path: Path) -> None:
+            self_check(path, keys, custodians=custodians, threshold=int(threshold), context=tender["code"])
+
         def run() -> Sealed:
-            with out.open("wb") as dst:
-                sealed = bidfile.seal_bid(
-                    list(files),
-                    dst,
-                    tender=tender["code"],
-                    lot=lot_number,
-                    bidder=bidder_credit_code,
-                    kind=kind,
-                    declared_price_fen=declared_price_fen,
-                    duration_days=duration_days,
-                    signing=signing,
-                    bidder_public=agekeys.x25519_public_raw(keys),
-                    custodians=custodians,
-                    threshold=int(tender["custody_threshold"]),
-                    hash_output=False,
-                )
+            sealed = write_atomically(out, write, check)
             return Sealed(out, sealed.manifest, sealed.info.size)
 
         return await asyncio.to_thread(run)
@@ -370,24 +412,141 @@ class GgzyClient:
 
     # ------------------------------------------------------------ custody
 
-    async def release(self, tender_id: str, keys: agekeys.KeyPair) -> dict[str, Any]:
-        """As a custodian: unwrap this organisation's shares of the envelopes in custody, locally, and
-        release them. Refused before the deadline."""
+    async def release(self, tender_id: str, keys: agekeys.KeyPair) -> list[ReleaseOutcome]:
+        """As a custodian: release this organisation's stanza of each envelope in custody, envelope by
+        envelope, each with its shared secret and the proof that it is honest (made here, with the private
+        key). An envelope whose stanza does not open for us is released all the same (that is the evidence
+        of the bidder's fault); one envelope's failure never stops the others. Only envelopes whose header
+        the platform signed at the deadline are released, so a release can never come before it."""
         view = await self.request("GET", f"/api/v1/tenders/{tender_id}/custody")
         identity = keys.encryption.private_bytes_raw()
-        shares = []
+        mine = agekeys.x25519_public_raw(keys)
+        statement = (await self.closing(tender_id)).get("custody")
+        if not statement:
+            raise ValueError(
+                "the tender's closing head has no signed custody statement (it closed before they were "
+                "signed): no header can be checked against what stood at the deadline"
+            )
+        signed = {str(e["header_sha256"]) for e in statement.get("envelopes", [])}
+        roster = {int(c["position"]): base64.b64decode(c["public_key"]) for c in statement.get("roster", [])}
+        position, context = int(view["position"]), str(view["tender_code"])
+        if roster.get(position) != mine:
+            raise ValueError(
+                f"this key is not the one on the tender's roster at position {position}: use the identity "
+                "file whose public key was registered when the tender was published"
+            )
+        results = []
         for item in view["envelopes"]:
-            if item["released_by_me"]:
-                continue
+            results.append(
+                await self._release_one(tender_id, item, identity, mine, position, context, signed)
+            )
+        return results
+
+    async def _release_one(
+        self,
+        tender_id: str,
+        item: dict[str, Any],
+        identity: bytes,
+        mine: bytes,
+        position: int,
+        context: str,
+        signed: set[str],
+    ) -> ReleaseOutcome:
+        who = {
+            "bid_id": str(item["bid_id"]),
+            "lot": int(item["lot_number"]),
+            "envelope_sha256": item["envelope_sha256"],
+        }
+        if item.get("my_release") == "valid":
+            return ReleaseOutcome(**who, status="already released", envelope_status=item["status"])
+        try:
             header = envelope.parse_header(base64.b64decode(item["header"]))
-            for share in envelope.unwrap_shares(header, identity, view["tender_code"]):
-                if share.x == view["position"]:
-                    shares.append({"bid_id": item["bid_id"], "share": base64.b64encode(share.value).decode()})
-        if not shares:
-            return {"accepted": 0, "already_released": 0, "opened": []}
-        return dict(
-            await self.request("POST", f"/api/v1/tenders/{tender_id}/custody/shares", json={"shares": shares})
+            if envelope.header_sha256(header) not in signed:
+                raise envelope.EnvelopeError(
+                    "release.context", "this header is not among those the platform signed at the deadline"
+                )
+            release = custody.make_release(identity, header, context=context, x=position)
+            opens = custody.open_share(release, header, custodian_public=mine, context=context) is not None
+        except envelope.EnvelopeError as exc:
+            return ReleaseOutcome(**who, status="failed", error=str(exc))
+        try:
+            body = await self.request(
+                "POST",
+                f"/api/v1/tenders/{tender_id}/custody/releases",
+                json={"bid_id": item["bid_id"], "release": release.to_json()},
+                ok=(200, 201),
+            )
+        except ClientError as exc:
+            return ReleaseOutcome(**who, status="refused", stanza_opens=opens, error=str(exc))
+        return ReleaseOutcome(
+            **who,
+            status="already released" if body["replayed"] else "released",
+            stanza_opens=body["stanza_opens"],
+            envelope_status=body["envelope_status"],
+            outcome=body["outcome"],
         )
+
+    async def opening_record(self, tender_id: str) -> dict[str, Any]:
+        """The tender's signed opening record (after the opening closed), for `ggzy verify opening`."""
+        return dict(await self.request("GET", f"/api/v1/tenders/{tender_id}/opening/record/signed"))
+
+
+def _check_own_keys(keys: agekeys.KeyPair, registered: Sequence[dict[str, Any]]) -> None:
+    """The identity's X25519 (and Ed25519) public keys must be registered, unrevoked, to the signed-in
+    organisation; SealingRefused otherwise."""
+    live = {(k["purpose"], k["public_key"]) for k in registered if not k.get("revoked_at")}
+    encryption = base64.b64encode(agekeys.x25519_public_raw(keys)).decode()
+    if ("encryption", encryption) not in live:
+        raise SealingRefused(
+            "this identity's X25519 key is not an encryption key registered to your organisation: an "
+            "envelope sealed to it could not be opened by you in the opening hall "
+            "(register it with `ggzy bid keygen --register`, or use your own key file)"
+        )
+    if keys.signing is not None:
+        signing = base64.b64encode(agekeys.ed25519_public_raw(keys)).decode()
+        if ("signing", signing) not in live:
+            raise SealingRefused(
+                "this identity's Ed25519 key is not a signing key registered to your organisation: the "
+                "bid's signed manifest would not be accepted at the opening"
+            )
+
+
+def self_check(
+    path: Path, keys: agekeys.KeyPair, *, custodians: Sequence[bytes], threshold: int, context: str
+) -> None:
+    """Open one's own freshly sealed envelope's header: the bidder's stanza opens with the identity and the
+    MAC holds, the share stanzas are exactly the tender's roster (and provable), and the payload's length
+    is one an age STREAM can have. SealingRefused naming what failed."""
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as src:
+            header = envelope.read_header(src)
+        envelope.unwrap_bidder(header, keys.encryption.private_bytes_raw())
+        envelope.check_roster(header, custodians=custodians, threshold=threshold, context=context)
+        custody.check_share_ephemerals(header)
+        envelope.check_payload_length(size, header.size)
+    except envelope.EnvelopeError as exc:
+        raise SealingRefused(f"the sealed envelope failed its self-check, nothing was kept: {exc}") from exc
+
+
+def write_atomically(out: Path, write: Callable[[Any], Any], check: Callable[[Path], None]) -> Any:
+    """Write a file through `write(stream)` into a temporary file in `out`'s folder, `check` it, and only
+    then rename it to `out` (atomically: `out` is either untouched or complete). On any error, including
+    an interrupt, the temporary file is removed."""
+    fd, name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".part")
+    temporary = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as stream:
+            result = write(stream)
+            stream.flush()
+            os.fsync(stream.fileno())
+        check(temporary)
+        os.replace(temporary, out)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            temporary.unlink()
+        raise
+    return result
 
 
 async def _file_chunks(path: Path) -> AsyncIterator[bytes]:

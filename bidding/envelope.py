@@ -270,7 +270,17 @@ def _unwrap(identity: X25519PrivateKey, ephemeral_share: bytes, body: bytes, inf
     except ValueError:
         return None  # all-zero shared secret: age says abort this stanza
     public = identity.public_key().public_bytes_raw()
-    key = _hkdf(shared, ephemeral_share + public, info)
+    return unwrap_with_secret(shared, ephemeral_share, public, body, info)
+
+
+def unwrap_with_secret(
+    shared_secret: bytes, ephemeral_share: bytes, recipient_public: bytes, body: bytes, info: bytes
+) -> bytes | None:
+    """Open a stanza body from its X25519 shared secret (as a custodian's release reveals it), exactly as
+    the recipient's identity would: the wrapped secret, or None when the body does not authenticate."""
+    if len(shared_secret) != 32 or shared_secret == bytes(32):
+        return None
+    key = _hkdf(shared_secret, ephemeral_share + recipient_public, info)
     try:
         return ChaCha20Poly1305(key).decrypt(_ZERO_NONCE, body, None)
     except InvalidTag:
@@ -426,6 +436,45 @@ def _parse_header(readline: Callable[[int], bytes]) -> Header:
                 "header.stanza",
                 f"line {lines.number}: expected a recipient stanza ('-> …') or the MAC line ('--- …')",
             )
+
+
+def header_bytes(header: Header) -> bytes:
+    """The header exactly as it appears at the start of the envelope (intro through the MAC line)."""
+    return header.mac_input + b" " + b64encode(header.mac).encode("ascii") + b"\n"
+
+
+def header_sha256(header: Header) -> str:
+    """The SHA-256 (hex) of the header's bytes: what ties a published header to the closing head."""
+    return hashlib.sha256(header_bytes(header)).hexdigest()
+
+
+def check_payload_length(total_size: int, header_size: int) -> None:
+    """Refuse an envelope whose payload length no age STREAM can have, before any key is at hand.
+
+    The payload is a 16-byte nonce and chunks of 64 KiB + 16 bytes; the last chunk holds 0..64 KiB of
+    plaintext and its 16-byte tag, and may be empty only when it is the only chunk (an empty plaintext).
+    EnvelopeError payload.nonce (no whole nonce: the header alone), payload.truncated (a nonce and no
+    chunk, or a last chunk cut inside its tag) or payload.empty_chunk (an empty chunk after data).
+    """
+    payload = total_size - header_size
+    if payload < NONCE_SIZE:
+        raise EnvelopeError(
+            "payload.nonce",
+            f"the payload is {max(payload, 0)} bytes, shorter than its {NONCE_SIZE}-byte nonce",
+        )
+    chunks = payload - NONCE_SIZE
+    if chunks == 0:
+        raise EnvelopeError("payload.truncated", "the payload has a nonce but no chunk")
+    full, last = divmod(chunks, ENCRYPTED_CHUNK_SIZE)
+    if 0 < last < TAG_SIZE:
+        raise EnvelopeError(
+            "payload.truncated",
+            f"the last chunk (#{full}) is {last} bytes, cut inside its {TAG_SIZE}-byte tag",
+        )
+    if last == TAG_SIZE and full > 0:
+        raise EnvelopeError(
+            "payload.empty_chunk", f"final chunk {full} is empty; only an empty payload may be"
+        )
 
 
 def parse_header(data: bytes | bytearray | memoryview) -> Header:

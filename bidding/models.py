@@ -29,6 +29,8 @@ class Custodian(IdMixin, Base):
     organisation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisations.id"))
     public_key_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("public_keys.id"))
     public_key: Mapped[str] = mapped_column(String(64))
+    # The platform (the centre) holds at most one share, and its share never counts toward t.
+    platform: Mapped[bool] = mapped_column(default=False)
 
 
 class Envelope(IdMixin, Base):
@@ -56,10 +58,15 @@ class Envelope(IdMixin, Base):
     manifest: Mapped[dict[str, Any] | None]
     files: Mapped[list[Any] | None]
     opened_at: Mapped[datetime | None]
+    # An envelope that went to custody: the one provable cause it ended with, and its evidence.
+    custody_outcome: Mapped[dict[str, Any] | None]
 
 
 class ShareRelease(IdMixin, Base):
-    """A custodian's share of one envelope's file key, released after the deadline (E-03 custody opening)."""
+    """A custodian's release of its stanza of one envelope after the deadline (E-03 custody opening): the
+    stanza's X25519 shared secret with its proof (`bidding.custody`), whether the proof holds, and the
+    share the stanza held (None when the proven secret does not open it: the bidder's fault). An invalid
+    release stays as the evidence of the custodian's fault until a valid one replaces it."""
 
     __tablename__ = "custody_shares"
     __table_args__ = (UniqueConstraint("bid_id", "position"),)
@@ -67,7 +74,10 @@ class ShareRelease(IdMixin, Base):
     bid_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("bids.id"), index=True)
     position: Mapped[int]
     organisation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisations.id"))
-    share: Mapped[str] = mapped_column(String(64))
+    share: Mapped[str | None] = mapped_column(String(64))
+    release: Mapped[dict[str, Any] | None]
+    status: Mapped[str] = mapped_column(String(20), default="valid")
+    error: Mapped[str | None] = mapped_column(String(60))
     released_at: Mapped[datetime]
 
 
@@ -191,6 +201,9 @@ class Closing(Base):
     log_id: Mapped[str | None] = mapped_column(String(200))
     leaves: Mapped[list[Any] | None]
     log_entry: Mapped[dict[str, Any] | None]
+    # The custody statement signed beside the head: roster, t and T, each envelope's header hash.
+    custody: Mapped[dict[str, Any] | None]
+    custody_signature: Mapped[str | None] = mapped_column(String(100))
 
 
 class OpeningEvent(IdMixin, Base):

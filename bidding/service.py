@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import itertools
 import json
 import secrets
 import shutil
 import tempfile
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -27,7 +26,7 @@ from sqlalchemy import func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import accounts.service as accounts
-from bidding import bidfile, collusion, envelope, logtree, merkle, shamir
+from bidding import bidfile, collusion, custody, envelope, logtree, merkle, opening_record, shamir
 from bidding import receipt as receipts
 from bidding.models import (
     BidderLog,
@@ -75,7 +74,8 @@ async def set_roster(
     now: datetime,
 ) -> list[Custodian]:
     """Freeze a tender's custodians at publication: each named organisation's newest encryption key, share
-    positions in the order given. The platform (the centre) holds at most one share; t ≥ 2."""
+    positions in the order given. The platform (the centre) holds at most one share and never counts
+    toward t: 2 ≤ t ≤ the number of the other custodians (see `shamir_threshold`)."""
     n = len(organisation_ids)
     if n < 2 or n > MAX_CUSTODIANS:
         raise ValidationProblem(
@@ -86,14 +86,7 @@ async def set_roster(
         raise ValidationProblem(
             "Each custodian may hold one share only.", errors=[field_error("custodians", "duplicate")]
         )
-    if not 2 <= threshold <= n:
-        raise ValidationProblem(
-            f"The custody threshold must be at least 2 and at most the {n} custodians, so no one party "
-            "alone can open a bid.",
-            errors=[field_error("custody_threshold", f"{threshold} is not in 2…{n}")],
-        )
     rows: list[Custodian] = []
-    centre_shares = 0
     for position, org_id in enumerate(organisation_ids, start=1):
         where = f"custodians[{position - 1}]"
         try:
@@ -106,7 +99,6 @@ async def set_roster(
             raise ValidationProblem(
                 f"{org.name} is not an active organisation.", errors=[field_error(where, "not active")]
             )
-        centre_shares += org.kind == "centre"
         keys = [
             k
             for k in await accounts.list_keys(session, org_id)
@@ -119,6 +111,13 @@ async def set_roster(
                 errors=[field_error(where, "no encryption key")],
             )
         key = keys[-1]
+        if not custody.is_prime_order_key(base64.b64decode(key.public_key)):
+            # No release of a stanza wrapped to such a key could be proven (bidding.custody).
+            raise ValidationProblem(
+                f"{org.name}'s encryption key is not a point of the prime-order group; register a key made "
+                "by `ggzy custodian keygen`.",
+                errors=[field_error(where, "key.point")],
+            )
         rows.append(
             Custodian(
                 tender_id=tender_id,
@@ -126,17 +125,45 @@ async def set_roster(
                 organisation_id=org_id,
                 public_key_id=key.id,
                 public_key=key.public_key,
+                platform=org.kind == "centre",
             )
         )
-    if centre_shares > 1:
+    platform = sum(row.platform for row in rows)
+    if platform > 1:
         raise ValidationProblem(
             "The platform may hold at most one custody share.",
             errors=[field_error("custodians", "more than one centre")],
+        )
+    others = n - platform
+    if not 2 <= threshold <= others:
+        raise ValidationProblem(
+            f"The custody threshold t counts the custodians other than the platform: it must be at least 2 "
+            f"and at most the {others} of them, so that neither the platform nor any one custodian alone, "
+            "nor the platform with t − 1 others, can open a bid.",
+            errors=[
+                field_error(
+                    "custody_threshold",
+                    f"t={threshold} exceeds the {others} custodian(s) other than the platform"
+                    if threshold > others
+                    else f"t={threshold} is below 2",
+                )
+            ],
         )
     for row in rows:
         session.add(row)
     await session.flush()
     return rows
+
+
+def shamir_threshold(rows: Sequence[Custodian], threshold: int) -> int:
+    """T, the Shamir threshold written in every stanza: t + 1 when the platform holds a share (its share
+    then never stands in for a custodian's), else t."""
+    return threshold + (1 if any(row.platform for row in rows) else 0)
+
+
+def custodians_of(rows: Sequence[Custodian]) -> list[custody.Custodian]:
+    """The roster as `bidding.custody` takes it."""
+    return [custody.Custodian(r.position, base64.b64decode(r.public_key), r.platform) for r in rows]
 
 
 async def roster(session: AsyncSession, tender_id: uuid.UUID) -> list[Custodian]:
@@ -184,13 +211,23 @@ def envelope_problem(exc: envelope.EnvelopeError, field: str) -> ValidationProbl
 
 
 async def check_envelope(
-    session: AsyncSession, store: ObjectStore, key: str, tender_id: uuid.UUID, context: str, threshold: int
+    session: AsyncSession,
+    store: ObjectStore,
+    key: str,
+    tender_id: uuid.UUID,
+    context: str,
+    threshold: int,
+    size: int,
 ) -> envelope.Header:
-    """The stored object must be an age envelope to the bidder and to exactly this tender's custodians."""
+    """The stored object must be an age envelope to the bidder and to exactly this tender's custodians
+    (`threshold` is the Shamir threshold T), every share stanza's ephemeral a prime-order point (so each
+    custodian's release can be proven), and its payload of a length an age STREAM can have."""
     try:
         header = await read_stored_header(store, key)
         custodians = [base64.b64decode(c.public_key) for c in await roster(session, tender_id)]
         envelope.check_roster(header, custodians=custodians, threshold=threshold, context=context)
+        custody.check_share_ephemerals(header)
+        envelope.check_payload_length(size, header.size)
     except envelope.EnvelopeError as exc:
         raise envelope_problem(exc, "object_key") from exc
     return header
@@ -207,7 +244,7 @@ def add_envelope(
     user_agent: str | None,
 ) -> Envelope:
     """Record an accepted envelope's header and where it came from (for W-18)."""
-    header_bytes = header.mac_input + b" " + base64.b64encode(header.mac).rstrip(b"=") + b"\n"
+    header_bytes = envelope.header_bytes(header)
     row = Envelope(
         bid_id=bid_id,
         tender_id=tender_id,
@@ -555,13 +592,17 @@ async def close(
     *,
     tender_id: uuid.UUID,
     tender_code: str,
-    envelopes: Sequence[str],
+    standing: Mapping[uuid.UUID, str],
+    threshold: int,
+    shamir_threshold: int,
     now: datetime,
 ) -> dict[str, Any]:
     """Sign and keep the tender's closing head at the deadline (idempotent): the root of the tree of every
     bid event of the tender in arrival order, whose leaf hashes are published with it so that any receipt
     is checked against it offline and a missing one shows; seal the tender's log; sign the envelopes that
-    stand; and append the closing head to the platform-wide log, whose head moves only at deadlines."""
+    stand (`standing`: bid id → envelope SHA-256) and the custody statement (the roster, t and T, each
+    standing envelope's header hash); and append the closing head to the platform-wide log, whose head
+    moves only at deadlines."""
     existing = await session.get(Closing, tender_id)
     if existing is not None:
         return closing_json(existing, tender_code, signer)
@@ -575,6 +616,10 @@ async def close(
     head_json = merkle.head_to_json(sth)
     entry = await append_public(
         session, signer, receipts.closing_entry(tender_code, head_json), tender_id=tender_id, now=now
+    )
+    envelopes = list(standing.values())
+    statement = await _custody_statement(
+        session, tender_id, tender_code, standing, threshold, shamir_threshold
     )
     row = Closing(
         tender_id=tender_id,
@@ -591,10 +636,45 @@ async def close(
         log_id=log_id,
         leaves=[h.hex() for h in leaves],
         log_entry=entry,
+        custody=statement,
+        custody_signature=_b64(signer.sign(opening_record.statement_message(statement))),
     )
     session.add(row)
     await session.flush()
     return closing_json(row, tender_code, signer)
+
+
+async def _custody_statement(
+    session: AsyncSession,
+    tender_id: uuid.UUID,
+    tender_code: str,
+    standing: Mapping[uuid.UUID, str],
+    threshold: int,
+    shamir_threshold: int,
+) -> dict[str, Any]:
+    headers = {}
+    if standing:
+        for row in await session.scalars(select(Envelope).where(Envelope.bid_id.in_(list(standing)))):
+            headers[standing[row.bid_id]] = envelope.header_sha256(header_of(row))
+    members = []
+    for c in await roster(session, tender_id):
+        org = await accounts.get_organisation(session, c.organisation_id)
+        members.append(
+            {
+                "position": c.position,
+                "organisation": org.name,
+                "credit_code": org.credit_code,
+                "public_key": base64.b64decode(c.public_key),
+                "platform": c.platform,
+            }
+        )
+    return opening_record.custody_statement(
+        tender=tender_code,
+        roster=members,
+        threshold=threshold,
+        shamir_threshold=shamir_threshold,
+        envelopes=headers,
+    )
 
 
 def _closing_head(row: Closing) -> merkle.SignedTreeHead:
@@ -607,7 +687,8 @@ def _closing_head(row: Closing) -> merkle.SignedTreeHead:
 def closing_json(row: Closing, tender_code: str, signer: LogSigner) -> dict[str, Any]:
     """The published closing record (`bidding.receipt.parse_closing` reads it). Version 2 adds the
     closing tree's leaves and the closing head's entry in the platform-wide log; a version 1 closing
-    (the platform-wide log's head at the deadline) is served as it was published."""
+    (the platform-wide log's head at the deadline) is served as it was published. Tenders closed since
+    custody statements exist carry theirs."""
     record: dict[str, Any] = {
         "tender": tender_code,
         "head": merkle.head_to_json(_closing_head(row)),
@@ -619,6 +700,9 @@ def closing_json(row: Closing, tender_code: str, signer: LogSigner) -> dict[str,
         record["version"] = row.version
         record["leaves"] = [_b64(bytes.fromhex(h)) for h in row.leaves or []]
         record["log_entry"] = row.log_entry
+    if row.custody is not None:
+        record["custody"] = row.custody
+        record["custody_signature"] = row.custody_signature
     return record
 
 
@@ -736,77 +820,110 @@ def check_context(
 # ---------------------------------------------------------------- custody
 
 
-async def release_shares(
-    session: AsyncSession,
-    *,
-    bid_id: uuid.UUID,
-    position: int,
-    organisation_id: uuid.UUID,
-    share_b64: str,
-    field: str,
-    now: datetime,
-) -> bool:
-    """Keep one custodian's share of an envelope in custody; False when it had already been released."""
-    try:
-        value = base64.b64decode(share_b64, validate=True)
-    except ValueError:
-        value = b""
-    if len(value) != envelope.FILE_KEY_SIZE:
-        raise ValidationProblem(
-            "A share is the base64 of 16 bytes.", errors=[field_error(field, "not 16 bytes of base64")]
-        )
-    existing = await session.scalar(
+@dataclass(frozen=True)
+class Recorded:
+    """What became of a custodian's release: `status` valid or invalid (`error`, its stable code), whether
+    the proven secret opens the stanza, and whether it only repeated what was already on record."""
+
+    status: str
+    error: str | None
+    detail: str | None
+    stanza_opens: bool | None
+    replayed: bool
+
+
+async def release_of(session: AsyncSession, bid_id: uuid.UUID, position: int) -> ShareRelease | None:
+    """The release on record for this envelope from the custodian at `position`."""
+    return await session.scalar(
         select(ShareRelease).where(ShareRelease.bid_id == bid_id, ShareRelease.position == position)
     )
-    if existing is not None:
-        if existing.share != _b64(value):
-            raise Conflict(
-                "This custodian already released a different share for this envelope.",
-                errors=[field_error(field, "differs from the share released before")],
-            )
-        return False
-    session.add(
-        ShareRelease(
-            bid_id=bid_id,
-            position=position,
-            organisation_id=organisation_id,
-            share=_b64(value),
-            released_at=now,
+
+
+async def record_release(
+    session: AsyncSession,
+    *,
+    row: Envelope,
+    custodian: Custodian,
+    context: str,
+    release: dict[str, Any],
+    now: datetime,
+) -> Recorded:
+    """Verify a custodian's release of its stanza of this envelope at once and keep it, valid or not: an
+    invalid one is the evidence of the custodian's fault until a valid one replaces it. The same release
+    again is a replay; a valid release stands and is never replaced (Conflict)."""
+    header = header_of(row)
+    member = custody.Custodian(custodian.position, base64.b64decode(custodian.public_key), custodian.platform)
+    share: shamir.Share | None = None
+    error: envelope.EnvelopeError | None = None
+    try:
+        _parsed, share = custody.check_release(release, header, member, context)
+    except envelope.EnvelopeError as exc:
+        error = exc
+    existing = await release_of(session, row.bid_id, custodian.position)
+    if existing is not None and existing.status == "valid":
+        # A proof is randomised, so a retried release differs in its bytes; the secret it proves does not.
+        if (
+            error is None
+            and existing.release is not None
+            and existing.release.get("shared_secret") == release.get("shared_secret")
+        ):
+            return Recorded("valid", None, None, existing.share is not None, True)
+        raise Conflict(
+            "A valid release of this stanza is on record; it stands and cannot be replaced.",
+            errors=[field_error("release", "already released")],
+        )
+    if existing is not None and existing.release == release:
+        return Recorded(existing.status, existing.error, None if error is None else error.message, None, True)
+    status = "valid" if error is None else "invalid"
+    code = None if error is None else error.code
+    values: dict[str, Any] = {
+        "organisation_id": custodian.organisation_id,
+        "share": None if share is None else _b64(share.value),
+        "release": release,
+        "status": status,
+        "error": code,
+        "released_at": now,
+    }
+    if existing is None:
+        session.add(ShareRelease(bid_id=row.bid_id, position=custodian.position, **values))
+    else:
+        for name, value in values.items():
+            setattr(existing, name, value)
+    await session.flush()
+    return Recorded(
+        status,
+        code,
+        None if error is None else error.message,
+        None if error is not None else share is not None,
+        False,
+    )
+
+
+async def releases_of(session: AsyncSession, bid_ids: Sequence[uuid.UUID]) -> list[ShareRelease]:
+    """The releases on record for these envelopes, by envelope and position."""
+    if not bid_ids:
+        return []
+    return list(
+        await session.scalars(
+            select(ShareRelease)
+            .where(ShareRelease.bid_id.in_(list(bid_ids)))
+            .order_by(ShareRelease.bid_id, ShareRelease.position)
         )
     )
-    await session.flush()
-    return True
 
 
-async def recover_file_key(session: AsyncSession, row: Envelope, threshold: int) -> bytes | None:
-    """The file key from the released shares once t of them combine under the header MAC; None before.
-    A bad share does not block the others: every t-subset is tried (n ≤ 10)."""
-    released = list(await session.scalars(select(ShareRelease).where(ShareRelease.bid_id == row.bid_id)))
-    if len(released) < threshold:
-        return None
-    header = header_of(row)
-    shares = [shamir.Share(r.position, base64.b64decode(r.share)) for r in released]
-    for subset in itertools.combinations(shares, threshold):
-        try:
-            return envelope.combine_shares(header, list(subset))
-        except envelope.EnvelopeError:
-            continue
-    return None
-
-
-async def released_by(session: AsyncSession, bid_ids: Sequence[uuid.UUID], position: int) -> set[uuid.UUID]:
-    """Which of these envelopes the custodian at `position` has released a share of."""
-    if not bid_ids:
-        return set()
-    rows = await session.scalars(
-        select(ShareRelease.bid_id).where(ShareRelease.bid_id.in_(bid_ids), ShareRelease.position == position)
+async def attribute(
+    session: AsyncSession, row: Envelope, *, context: str, shamir_threshold: int
+) -> custody.Outcome:
+    """The custody outcome of an envelope from the releases on record (`bidding.custody.attribute`: each
+    release is verified again, exactly as anyone re-checks the published record)."""
+    members = custodians_of(await roster(session, row.tender_id))
+    releases = {
+        r.position: r.release for r in await releases_of(session, [row.bid_id]) if r.release is not None
+    }
+    return custody.attribute(
+        header_of(row), members, shamir_threshold=shamir_threshold, context=context, releases=releases
     )
-    return set(rows)
-
-
-async def released_count(session: AsyncSession, bid_id: uuid.UUID) -> int:
-    """How many custodians released a share of this envelope."""
-    return int(await session.scalar(select(func.count()).where(ShareRelease.bid_id == bid_id)) or 0)
 
 
 # ---------------------------------------------------------------- the live opening record

@@ -1076,6 +1076,21 @@ async def on_revoked(session: AsyncSession, lot_id: uuid.UUID, organisation_id: 
         )
 
 
+async def on_proven_fault(
+    session: AsyncSession, lot_id: uuid.UUID, organisation_id: uuid.UUID, reason: str, now: datetime
+) -> Forfeiture | None:
+    """A bid revoked because its custody opening proved the bidder's fault (E-03 撤销): the deposit may
+    be kept under W-06, so the platform proposes its forfeiture with the proof's summary as the reason; a
+    supervisor decides, as for every forfeiture. None when there is no deposit (or nothing left to keep)."""
+    deposit = await deposit_of(session, lot_id, organisation_id)
+    if deposit is None or deposit.status in ("forfeited", "refunded", "waived"):
+        return None
+    open_one = await _open_obligation(session, deposit)
+    if open_one is not None and open_one.status == "instructed":
+        return None  # the refund is already with the bank; nothing can be stopped here
+    return await propose_forfeiture(session, deposit, "W-06", reason, "job:custody", now)
+
+
 # ---------------------------------------------------------------- forfeiture (W-06, W-16)
 
 FORFEITURE_RULES = frozenset({"W-06", "W-16"})

@@ -251,13 +251,15 @@ class Api:
         return self.keys[actor.organisation_id]
 
     async def custodians(self) -> list[Actor]:
-        """The default opening custodians: the centre and a supervisor, each with a registered key."""
+        """The default opening custodians: the centre (the platform) and two supervising organisations, each
+        with a registered key. With the default t = 2 (counting the two others), T = 3 shares open."""
         if not self.custodian_actors:
             centre = await self.bootstrap_centre()
             supervisor = await self.organisation("supervisor")
-            for actor in (centre, supervisor):
+            notary = await self.organisation("supervisor", name=f"notary {self._n + 1}")
+            for actor in (centre, supervisor, notary):
                 await self.register_keys(actor, signing=False)
-            self.custodian_actors = [centre, supervisor]
+            self.custodian_actors = [centre, supervisor, notary]
         return self.custodian_actors
 
     async def draft(self, agency: Actor, **overrides: Any) -> dict[str, Any]:
@@ -403,7 +405,7 @@ class Api:
                 signing=keys.signing,
                 bidder_public=agekeys.x25519_public_raw(keys),
                 custodians=[base64.b64decode(c["public_key"]) for c in tender["custodians"]],
-                threshold=tender["custody_threshold"],
+                threshold=tender["shamir_threshold"],
             )
         return out.getvalue()
 
@@ -418,22 +420,29 @@ class Api:
             await self.run_jobs()
         return r
 
-    async def release(self, tender_id: str, custodian: Actor) -> Response:
-        """A custodian unwraps its shares of the envelopes in custody and releases them."""
+    async def release(self, tender_id: str, custodian: Actor) -> list[Response]:
+        """A custodian releases its stanza of each envelope in custody, one request per envelope, each with
+        its shared secret and proof made locally (`bidding.custody`); the answers, in custody-view order."""
+        from bidding import custody
+
         view = await self.get(f"/api/v1/tenders/{tender_id}/custody", custodian)
         assert view.status_code == 200, view.text
-        keys = self.keys[custodian.organisation_id]
-        shares = []
+        identity = self.keys[custodian.organisation_id].encryption.private_bytes_raw()
+        answers = []
         for item in view.json()["envelopes"]:
             header = envelope.parse_header(base64.b64decode(item["header"]))
-            for share in envelope.unwrap_shares(
-                header, keys.encryption.private_bytes_raw(), view.json()["tender_code"]
-            ):
-                if share.x == view.json()["position"]:
-                    shares.append({"bid_id": item["bid_id"], "share": base64.b64encode(share.value).decode()})
-        r = await self.post(f"/api/v1/tenders/{tender_id}/custody/shares", custodian, json={"shares": shares})
+            release = custody.make_release(
+                identity, header, context=view.json()["tender_code"], x=view.json()["position"]
+            )
+            answers.append(
+                await self.post(
+                    f"/api/v1/tenders/{tender_id}/custody/releases",
+                    custodian,
+                    json={"bid_id": item["bid_id"], "release": release.to_json()},
+                )
+            )
         await self.run_jobs()
-        return r
+        return answers
 
     async def award_lowest(
         self, agency: Actor, tender: dict[str, Any], bids: list[SealedBid]

@@ -21,7 +21,7 @@ from litestar.handlers import HTTPRouteHandler
 from accounts.guards import authenticated, public
 from app import check_guards, create_app
 from escrow.controllers import bank_signed
-from tests.helpers import Actor, Api
+from tests.helpers import AFTER_WINDOW, DEADLINE, Actor, Api
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_BASE = "tag:ggzy,2026:problem/"
@@ -50,6 +50,7 @@ PUBLIC_OPERATIONS = {
     "list_notices",
     "get_notice",
     "get_closing_head",
+    "signed_opening_record",
     "transparency_key",
     "transparency_head",
     "transparency_consistency",
@@ -324,18 +325,49 @@ async def test_a_bidder_cannot_reveal_another_bidders_file_key(api: Api) -> None
     problem(r, 404, "not-found")
 
 
-async def test_only_a_custodian_of_the_tender_sees_its_custody_or_releases_shares(api: Api) -> None:
+async def test_only_a_custodian_of_the_tender_sees_its_custody_or_releases(api: Api) -> None:
     tender = await api.published(await api.organisation("agency"))
+    bids = [await api.bid(await api.organisation("bidder"), tender, 4_000_000_000 - i) for i in range(4)]
+    await api.at(DEADLINE)
+    for bid in bids[:3]:
+        await api.reveal(tender["id"], bid)
+    await api.at(AFTER_WINDOW)  # the fourth envelope is in custody
+    [answer] = await api.release(tender["id"], (await api.custodians())[1])
+    release = answer.request.content  # a valid release, replayed by others below
     outsider = await api.organisation("supervisor")  # a supervisor, but not on this tender's roster
-    bidder = await api.organisation("bidder")
-    for actor in (outsider, bidder):
+    agency = await api.organisation("agency")
+    for actor in (outsider, bids[3].bidder, bids[0].bidder, agency):
         problem(await api.get(f"/api/v1/tenders/{tender['id']}/custody", actor), 404, "not-found")
-        r = await api.post(
-            f"/api/v1/tenders/{tender['id']}/custody/shares",
-            actor,
-            json={"shares": [{"bid_id": str(uuid.uuid4()), "share": base64.b64encode(bytes(16)).decode()}]},
+        r = await api.client.post(
+            f"/api/v1/tenders/{tender['id']}/custody/releases",
+            content=release,
+            headers={**actor.headers, "content-type": "application/json"},
         )
         problem(r, 404, "not-found")
+    r = await api.client.post(
+        f"/api/v1/tenders/{tender['id']}/custody/releases",
+        content=release,
+        headers={"content-type": "application/json"},
+    )
+    assert r.status_code == 401
+    view = (await api.get(f"/api/v1/tenders/{tender['id']}/custody", (await api.custodians())[1])).json()
+    assert [e["valid_releases"] for e in view["envelopes"]] == [1]
+
+
+async def test_the_signed_opening_record_is_public_only_after_the_opening(api: Api) -> None:
+    tender = await api.published(await api.organisation("agency"))
+    bids = [await api.bid(await api.organisation("bidder"), tender, 4_000_000_000 - i) for i in range(3)]
+    url = f"/api/v1/tenders/{tender['id']}/opening/record/signed"
+    for actor in (None, bids[0].bidder, await api.organisation("supervisor")):
+        problem(await api.get(url, actor), 404, "not-found")  # bidding: nothing is disclosed (W-20)
+    await api.at(DEADLINE)
+    for bid in bids:
+        await api.reveal(tender["id"], bid)
+    problem(await api.get(url), 404, "not-found")  # the hall is still open
+    await api.at(AFTER_WINDOW)
+    assert (await api.get(url)).status_code == 200
+    draft = await api.draft(await api.organisation("agency"))
+    problem(await api.get(f"/api/v1/tenders/{draft['id']}/opening/record/signed"), 404, "not-found")
 
 
 async def test_the_opening_record_is_for_participants_only(api: Api) -> None:

@@ -585,17 +585,50 @@ class OpeningController(Controller):
         """For a custodian of this tender: the envelopes in custody with their headers (after the deadline)."""
         return await service.custody_view(session, principal, tender_id, clock.now())
 
-    @post("/custody/shares", operation_id="release_custody_shares", guards=[authenticated], status_code=200)
+    @post("/custody/releases", operation_id="release_custody", guards=[authenticated], status_code=201)
     async def release(
         self,
+        request: Request[Any, Any, Any],
         tender_id: uuid.UUID,
-        data: schemas.ShareRelease,
+        data: schemas.ReleaseIn,
         principal: Principal,
         session: AsyncSession,
         clock: Clock,
-    ) -> schemas.ShareResult:
-        """A custodian releases its shares (unwrapped locally); t shares open an envelope (E-03)."""
-        return await service.release_shares(session, principal, tender_id, data, clock.now())
+    ) -> Response[Any]:
+        """A custodian releases its stanza of one envelope in custody: the stanza's shared secret and the
+        proof that it is the honest one (made locally by `ggzy custodian release`). 201 when accepted, 200
+        when it repeats a release on record; a release whose proof does not hold is kept as the evidence
+        of the custodian's fault and answered 422 with its stable code (a valid one may replace it)."""
+        result, recorded = await service.release_custody(session, principal, tender_id, data, clock.now())
+        if recorded.status != "valid":
+            problem = ValidationProblem(
+                f"The release is kept on record but does not verify: {recorded.detail or recorded.error}. "
+                "Release again with the key registered on the roster before the custody window ends.",
+                errors=[field_error("release", recorded.error or "release.invalid")],
+                release_error=recorded.error,
+                recorded=True,
+            )
+            # Returned, not raised: the request's transaction commits the invalid release as evidence.
+            return Response(
+                msgspec.json.encode(problem.to_dict(instance=request.url.path)),
+                status_code=problem.status,
+                media_type="application/problem+json",
+            )
+        return Response(result, status_code=200 if recorded.replayed else 201)
+
+    @get("/opening/record/signed", operation_id="signed_opening_record", guards=[public])
+    async def signed_record(
+        self,
+        tender_id: uuid.UUID,
+        request_principal: Principal | None,
+        session: AsyncSession,
+        signer: LogSigner,
+    ) -> dict[str, Any]:
+        """The opening record signed by the platform's log key once the opening has closed: the closing
+        head with its custody statement, every standing envelope's public header and result, and for each
+        envelope that went to custody the custodians' releases with their proofs and the outcome with its
+        cause. `ggzy verify opening` re-checks all of it offline."""
+        return await service.signed_opening_record(session, request_principal, tender_id, signer)
 
 
 def _event_body(event: Any) -> dict[str, Any]:

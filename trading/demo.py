@@ -8,8 +8,10 @@ would, and the outbox jobs that became due (the envelopes' decryption among them
 
 The bids are real sealed envelopes (age v1 files, DESIGN.md "The sealed envelope"): each bidder's keys are
 made here, on the client side, and only public keys, ciphertext and — after the deadline — file keys and
-custody shares ever reach the server. Three custodians (the centre, the supervisor and a notary) each
-hold a share of every envelope's file key, two of which open an envelope whose bidder missed the window.
+custodians' releases ever reach the server. Three custodians (the centre, the supervisor and a notary) each
+hold a share of every envelope's file key; t = 2 counts the two besides the platform, so the stanzas need
+T = 3 shares and the platform with one other never opens a bid. One bidder sabotages its custody shares
+(shares of a random secret) and keeps its key: the custodians' proven releases attribute that to it.
 
 `--seed-only` is what `make run` calls before `ggzy serve`: into the configured database and object store it
 puts the demo organisations and users (password `demo-password-1`) with their registered public keys (the
@@ -49,7 +51,8 @@ from rich.table import Table
 
 from accounts import service as accounts
 from accounts.uscc import make_uscc
-from bidding import agekeys, bidfile, envelope, merkle
+from bidding import agekeys, bidfile, custody, envelope, merkle
+from bidding import opening_record as signed_record
 from bidding import receipt as receipts
 from storage.clock import Clock, SettableClock, SystemClock
 from storage.db import transaction
@@ -157,6 +160,7 @@ BIDDERS = tuple(
             "江苏中盛路桥工程有限公司",
             "苏州吴越建设工程有限公司",
             "无锡锡安水务工程有限公司",
+            "南京腾跃建设工程有限公司",
         ),
         start=1,
     )
@@ -166,10 +170,11 @@ AUDITOR = _party("auditor", "auditor", "南京市审计局", "11", 4)
 # A notary office supervises openings (公证监督); it takes part as a supervising organisation.
 NOTARY = _party("notary", "supervisor", "江苏省南京市石城公证处", "12", 5)
 PARTIES = (AGENCY, *BIDDERS, SUPERVISOR, NOTARY, AUDITOR)
-# The opening custodians, in share-position order: the platform holds one share only (DESIGN.md), t = 2.
+# The opening custodians, in share-position order: the platform holds one share only (DESIGN.md); t = 2
+# counts the custodians besides the platform, so the stanzas need T = 3 shares: the platform's and both others'.
 CUSTODIANS = (CENTRE, SUPERVISOR, NOTARY)
-# Who releases shares when an envelope goes to custody: two of the three, the platform's share not needed.
-RELEASING = (SUPERVISOR, NOTARY)
+# Who releases when envelopes go to custody: every custodian, the platform (the centre's key) included.
+RELEASING = CUSTODIANS
 
 
 @dataclass(frozen=True)
@@ -186,6 +191,7 @@ class TenderPlan:
     prices_fen: tuple[int, ...]
     rebid_price_fen: int
     absent_bidder: int = 3  # bidder4 misses the window; the custodians open its envelope (E-03)
+    saboteur: int = 5  # bidder6 seals shares of a random secret and keeps its key: its fault, proven
     withdrawing_bidder: int = 4  # bidder5 withdraws (W-05) and bids again
     same_author: tuple[int, int] = (0, 2)  # bidder1 and bidder3, the two highest prices (陪标)
 
@@ -200,7 +206,7 @@ WORKS = TenderPlan(
     tenderer_credit_code=make_uscc("91320100MA0000061"),
     qualification="市政公用工程施工总承包二级及以上资质，项目经理具备市政公用工程一级注册建造师执业资格",
     estimated_price_fen=5_000_000_000,
-    prices_fen=(4_880_000_000, 4_795_000_000, 4_912_000_000, 4_760_000_000, 4_851_000_000),
+    prices_fen=(4_880_000_000, 4_795_000_000, 4_912_000_000, 4_760_000_000, 4_851_000_000, 4_968_000_000),
     rebid_price_fen=4_823_000_000,
 )
 LIVE = TenderPlan(
@@ -427,6 +433,10 @@ class Trade:
         return self.bidders[self.plan.absent_bidder]
 
     @property
+    def saboteur(self) -> Actor:
+        return self.bidders[self.plan.saboteur]
+
+    @property
     def deadline(self) -> datetime:
         return datetime.fromisoformat(self.tender["bid_deadline"])
 
@@ -576,7 +586,8 @@ async def _earliest_deadline_day(t: Trade, documents_from: datetime) -> date:
 
 async def draft_tender(t: Trade) -> Outcome:
     """The agency saves a draft: documents from now, bids close at 10:00 on the earliest legal day; three
-    opening custodians, any two of whom can open an envelope its bidder does not (E-03)."""
+    opening custodians, the centre among them: t = 2 counts the two others, whose shares with the
+    platform's open an envelope its bidder does not (E-03)."""
     documents_from = t.p.clock.now()
     t.earliest_day = await _earliest_deadline_day(t, documents_from)
     deadline = at_shanghai(t.earliest_day, DEADLINE_TIME)
@@ -622,8 +633,8 @@ async def draft_tender(t: Trade) -> Outcome:
         f"{t.code} «{t.plan.title}», status draft; documents from {shanghai_text(documents_from)}, "
         f"bids close {shanghai_text(deadline)} (W-01: ≥ {WORKS_OPEN.documents_to_deadline_days} days); "
         f"estimate {yuan(lot['estimated_price_fen'])} yuan, deposit {yuan(lot['deposit_fen'])} yuan (W-04 cap); "
-        f"custodians {', '.join(p.username for p in CUSTODIANS)}, any {CUSTODY_THRESHOLD} of "
-        f"{len(CUSTODIANS)} (policy {t.tender['opening_policy']})"
+        f"custodians {', '.join(p.username for p in CUSTODIANS)}, t = {CUSTODY_THRESHOLD} besides the platform "
+        f"(policy {t.tender['opening_policy']})"
     )
 
 
@@ -710,7 +721,14 @@ async def publish(t: Trade) -> Outcome:
     roster = t.tender["custodians"]
     check(t.tender["custody_threshold"] == CUSTODY_THRESHOLD, f"t = {CUSTODY_THRESHOLD}", t.tender)
     check(len(roster) == len(CUSTODIANS), f"{len(CUSTODIANS)} custodians on the roster", roster)
-    table = _table("share", "custodian", "organisation", "age recipient (frozen at publication)")
+    # the platform's share never counts toward t: the stanzas need t + 1 shares, the platform's among them
+    check(t.tender["shamir_threshold"] == CUSTODY_THRESHOLD + 1, f"T = {CUSTODY_THRESHOLD + 1}", t.tender)
+    check(
+        [c["platform"] for c in roster] == [p is CENTRE for p in CUSTODIANS],
+        "the centre marked as the platform",
+        roster,
+    )
+    table = _table("share", "custodian", "organisation", "platform", "age recipient (frozen at publication)")
     for position, (party, custodian) in enumerate(zip(CUSTODIANS, roster, strict=True), start=1):
         mine = agekeys.recipient(agekeys.x25519_public_raw(t.keys[party.username]))
         check(custodian["position"] == position, f"share position {position}", custodian)
@@ -724,13 +742,26 @@ async def publish(t: Trade) -> Outcome:
             f"{party.username}'s registered key {mine}",
             custodian["recipient"],
         )
-        table.add_row(f"x={position}", party.username, party.name, custodian["recipient"])
+        table.add_row(
+            f"x={position}",
+            party.username,
+            party.name,
+            "yes" if custodian["platform"] else "",
+            custodian["recipient"],
+        )
     sealing = notices[0]["body"].get("sealing", {})
-    check(sealing.get("custody_threshold") == CUSTODY_THRESHOLD, "the sealing terms on the notice", sealing)
+    check(
+        (sealing.get("custody_threshold"), sealing.get("shamir_threshold"))
+        == (CUSTODY_THRESHOLD, CUSTODY_THRESHOLD + 1),
+        "the sealing terms on the notice",
+        sealing,
+    )
     return (
         f"{t.code} is tendering; «{notices[0]['title']}» published {shanghai_text(notices[0]['published_at'])}, "
         f"next chronograph check {shanghai_text(t.tender['next_check'])}; bids are sealed to the bidder and "
-        f"to {len(roster)} custodians, any {t.tender['custody_threshold']} of whom can open one after the deadline",
+        f"to {len(roster)} custodians: t = {t.tender['custody_threshold']} custodians besides the platform and "
+        f"the platform's share (Shamir T = {t.tender['shamir_threshold']}) open one after the deadline; the "
+        "platform with one custodian never can",
         table,
     )
 
@@ -806,9 +837,25 @@ def _seal(t: Trade, bidder: Actor, price_fen: int) -> bytes:
             signing=keys.signing,
             bidder_public=agekeys.x25519_public_raw(keys),
             custodians=[base64.b64decode(c["public_key"]) for c in t.tender["custodians"]],
-            threshold=int(t.tender["custody_threshold"]),
+            threshold=int(t.tender["shamir_threshold"]),
         )
+    if bidder is t.saboteur:
+        return _sabotage(t, out.getvalue(), keys)
     return out.getvalue()
+
+
+def _sabotage(t: Trade, sealed: bytes, keys: agekeys.KeyPair) -> bytes:
+    """What a cheating bidder does to keep an option on its bid: the custodians' stanzas carry shares of a
+    random secret, not of the file key (right context, x, t and tags, so finalize accepts them); only its
+    own stanza opens the envelope. It would reveal its key only if its price won."""
+    header = envelope.read_header(io.BytesIO(sealed))
+    file_key = envelope.unwrap_bidder(header, keys.encryption.private_bytes_raw())
+    custodians = [base64.b64decode(c["public_key"]) for c in t.tender["custodians"]]
+    fake = envelope.share_stanzas(
+        envelope.generate_file_key(), custodians, int(t.tender["shamir_threshold"]), t.code
+    )
+    own = [s for s in header.stanzas if s.type == envelope.X25519_TYPE]
+    return envelope.encode_header([*own, *fake], file_key) + sealed[header.size :]
 
 
 def _check_receipt(t: Trade, receipt: dict[str, Any], event: str, bidder: Actor, sha256: str) -> None:
@@ -974,19 +1021,20 @@ async def rebid(t: Trade) -> Outcome:
 
 async def no_early_opening(t: Trade) -> Outcome:
     """Before the deadline no custodian can help open anything: the custody view is refused, and so is a
-    share unwrapped from a copy of an envelope (E-01); one share alone is not the file key anyway."""
+    release made from a copy of an envelope (E-01); one share alone is not the file key anyway."""
     t.p.clock.advance(timedelta(hours=1))
     custodian = t.supervisor
     await t.p.refused("GET", f"/api/v1/tenders/{t.tid}/custody", custodian, rule="E-01")
     target = t.bid_of(t.bidders[1])
     identity = t.keys[custodian.party.username].encryption.private_bytes_raw()
     shares = envelope.unwrap_shares(target.header, identity, t.code)
+    release = custody.make_release(identity, target.header, context=t.code, x=shares[0].x)
     problem = await t.p.refused(
         "POST",
-        f"/api/v1/tenders/{t.tid}/custody/shares",
+        f"/api/v1/tenders/{t.tid}/custody/releases",
         custodian,
         rule="E-01",
-        json={"shares": [{"bid_id": target.bid_id, "share": b64(s.value)} for s in shares]},
+        json={"bid_id": target.bid_id, "release": release.to_json()},
     )
     try:
         envelope.combine_shares(target.header, shares)
@@ -997,7 +1045,7 @@ async def no_early_opening(t: Trade) -> Outcome:
     check(alone == "shares.insufficient", "one share alone cannot open the envelope", alone)
     return (
         f"{custodian.party.username} at {shanghai_text(t.p.clock.now())}: custody view → 422 rule E-01; "
-        f"its share of {target.bidder.party.username}'s envelope → 422 rule E-01 ({problem['detail']}); "
+        f"its release of {target.bidder.party.username}'s stanza → 422 rule E-01 ({problem['detail']}); "
         f"one share alone: {alone}"
     )
 
@@ -1112,7 +1160,7 @@ async def reveal_keys(t: Trade) -> Outcome:
     the bid out (唱标)."""
     table = _table("bidder", "key revealed", "envelope SHA-256", "price (yuan)", "days", "opened by")
     for bid in t.live_bids():
-        if bid.bidder is t.absent:
+        if bid.bidder in (t.absent, t.saboteur):
             continue
         t.p.clock.advance(timedelta(minutes=2))
         keys = t.keys[bid.bidder.party.username]
@@ -1135,17 +1183,18 @@ async def reveal_keys(t: Trade) -> Outcome:
             str(line["opened_by"]),
         )
     opened = [e for e in t.record if e["kind"] == "bid_opened"]
-    check(len(opened) == len(t.live_bids()) - 1, f"{len(t.live_bids()) - 1} bids read out", len(opened))
+    check(len(opened) == len(t.live_bids()) - 2, f"{len(t.live_bids()) - 2} bids read out", len(opened))
     return (
         f"{len(opened)} envelopes opened by their bidders' keys and read out; "
-        f"{t.absent.party.username} has not revealed its key",
+        f"{t.absent.party.username} has not revealed its key, nor has {t.saboteur.party.username}, which "
+        "watched four lower prices read out and keeps its key, its custody shares sabotaged",
         table,
     )
 
 
 async def miss_window(t: Trade) -> Outcome:
     """The window ends: a key revealed now is refused (E-03), and the chronograph hands the unopened
-    envelope to the custodians (the tender's policy) for a custody window of the same length."""
+    envelopes to the custodians (the tender's policy) for a custody window of the same length."""
     bid = t.bid_of(t.absent)
     t.p.clock.set(t.window_end + timedelta(minutes=1))
     keys = t.keys[t.absent.party.username]
@@ -1168,57 +1217,133 @@ async def miss_window(t: Trade) -> Outcome:
     status = next(b["envelope_status"] for b in own if b["id"] == bid.bid_id)
     check(status == "custody", "its envelope in custody", status)
     record = await t.opening_record()
-    custody = [e for e in record if e["kind"] == "custody_opened"]
-    check(len(custody) == 1 and custody[0]["envelopes"] == 1, "one envelope to custody", record)
+    held = [e for e in record if e["kind"] == "custody_opened"]
+    check(len(held) == 1 and held[0]["envelopes"] == 2, "two envelopes to custody", record)
     return (
         f"clock {shanghai_text(t.p.clock.now())}: {t.absent.party.username}'s key → 422 rule E-03; "
-        f"chronograph → custody, 1 envelope in custody until {shanghai_text(tender['custody_until'])}"
+        f"chronograph → custody, 2 envelopes ({t.absent.party.username}'s, {t.saboteur.party.username}'s) "
+        f"in custody until {shanghai_text(tender['custody_until'])}"
     )
 
 
 async def custodians_open(t: Trade) -> Outcome:
-    """Two of the three custodians fetch the envelope's header, unwrap their own shares of its file key on
-    their side and release them; two shares recover the key and the envelope is opened as any other."""
-    bid = t.bid_of(t.absent)
-    table = _table("custodian", "share", "envelopes in custody", "accepted", "opened now")
+    """Each custodian (the centre's platform key included) fetches the headers in custody and, on its own
+    side, releases its stanza of each envelope, one request per envelope: the stanza's X25519 shared secret
+    and a Chaum–Pedersen proof that it was computed with the key on the roster. The three shares of the
+    honest envelope open it; the saboteur's shares combine, but not to its file key."""
+    honest, sabotaged = t.bid_of(t.absent), t.bid_of(t.saboteur)
+    who = {honest.bid_id: t.absent.party.username, sabotaged.bid_id: t.saboteur.party.username}
+    table = _table("custodian", "stanza", "envelope of", "proof", "stanza opens", "envelope", "outcome")
+    results: dict[str, dict[str, Any]] = {}
     for party in RELEASING:
         t.p.clock.advance(timedelta(minutes=3))
         custodian = t.people[party.username]
         view = await t.p.call("GET", f"/api/v1/tenders/{t.tid}/custody", custodian)
         check(
-            [e["bid_id"] for e in view["envelopes"]] == [bid.bid_id],
-            f"{t.absent.party.username}'s envelope in custody",
+            sorted(e["bid_id"] for e in view["envelopes"]) == sorted(who),
+            "the two envelopes in custody",
             view["envelopes"],
         )
-        check(view["threshold"] == CUSTODY_THRESHOLD, f"t = {CUSTODY_THRESHOLD}", view["threshold"])
+        check(
+            (view["threshold"], view["shamir_threshold"]) == (CUSTODY_THRESHOLD, CUSTODY_THRESHOLD + 1),
+            f"t = {CUSTODY_THRESHOLD}, T = {CUSTODY_THRESHOLD + 1}",
+            view,
+        )
         identity = t.keys[party.username].encryption.private_bytes_raw()
-        shares = []
         for item in view["envelopes"]:
             header = envelope.parse_header(base64.b64decode(item["header"]))
-            for share in envelope.unwrap_shares(header, identity, view["tender_code"]):
-                if share.x == view["position"]:
-                    shares.append({"bid_id": item["bid_id"], "share": b64(share.value)})
-        result = await t.p.call(
-            "POST", f"/api/v1/tenders/{t.tid}/custody/shares", custodian, json={"shares": shares}
-        )
-        last = party is RELEASING[-1]
-        check(result["accepted"] == 1, "one share accepted", result)
-        check(result["opened"] == ([bid.bid_id] if last else []), "opened once t shares are in", result)
-        table.add_row(
-            party.username,
-            f"x={view['position']}",
-            str(len(view["envelopes"])),
-            str(result["accepted"]),
-            ", ".join(t.absent.party.username for _ in result["opened"]) or "—",
-        )
-    line = await _read_out(t, bid)
+            release = custody.make_release(identity, header, context=view["tender_code"], x=view["position"])
+            answer = await t.p.call(
+                "POST",
+                f"/api/v1/tenders/{t.tid}/custody/releases",
+                custodian,
+                expect=201,
+                json={"bid_id": item["bid_id"], "release": release.to_json()},
+            )
+            check(
+                (answer["status"], answer["stanza_opens"]) == ("valid", True),
+                "a valid release whose stanza opens",
+                answer,
+            )
+            results[f"{party.username}:{item['bid_id']}"] = answer
+            table.add_row(
+                party.username,
+                f"x={view['position']}",
+                who[item["bid_id"]],
+                "valid",
+                "yes",
+                answer["envelope_status"],
+                answer["outcome"] or "—",
+            )
+    last = RELEASING[-1].username
+    check(
+        (results[f"{last}:{honest.bid_id}"]["outcome"], results[f"{last}:{sabotaged.bid_id}"]["outcome"])
+        == ("opened", "bidder_fault"),
+        "the honest envelope opened and the sabotaged one attributed once every custodian released",
+        results,
+    )
+    line = await _read_out(t, honest)
     check(line["opened_by"] == "custodians", "opened by the custodians", line)
     return (
-        f"{' and '.join(p.username for p in RELEASING)} released their shares: {CUSTODY_THRESHOLD} of "
-        f"{len(CUSTODIANS)} custodians opened {t.absent.party.username}'s envelope, "
-        f"{yuan(line['declared_price_fen'])} yuan, {line['duration_days']} days "
-        f"(the platform's own share was not needed)",
+        f"{', '.join(p.username for p in RELEASING)} each released their stanza of both envelopes with a proof: "
+        f"{t.absent.party.username}'s envelope opened by the custodians, {yuan(line['declared_price_fen'])} "
+        f"yuan, {line['duration_days']} days; {t.saboteur.party.username}'s shares, every one proven, do not "
+        "open its header",
         table,
+    )
+
+
+async def attribute_sabotage(t: Trade) -> Outcome:
+    """The sabotaged envelope ends with one provable cause: the bidder's fault. Its bid is revoked (E-03
+    撤销) and the platform proposes keeping its deposit (W-06); the supervisor decides, and approves."""
+    bid = t.bid_of(t.saboteur)
+    await t.opening_record()
+    outcome = next((e for e in t.record if e["kind"] == "custody_outcome" and e["bid"] == bid.bid_id), None)
+    check(outcome is not None, "the custody outcome in the live record", t.record)
+    assert outcome is not None
+    check(
+        (outcome["cause"], outcome["combine_failed"], outcome["opened_shares"], outcome["not_released"])
+        == ("bidder_fault", True, [1, 2, 3], []),
+        "the bidder's fault: three proven shares that combine but do not open the header",
+        outcome,
+    )
+    mine = next(
+        b for b in await t.p.call("GET", f"/api/v1/tenders/{t.tid}/bids", t.saboteur) if b["id"] == bid.bid_id
+    )
+    check(
+        (mine["status"], mine["envelope_result"]) == ("revoked", "custody.bidder_fault"),
+        "its bid revoked (E-03)",
+        mine,
+    )
+    deposit = next(d for d in (await t.p.call("GET", "/api/v1/escrow/deposits", t.saboteur)))
+    proposals = [
+        f
+        for f in await t.p.call("GET", "/api/v1/escrow/forfeitures", t.supervisor)
+        if f["deposit_id"] == deposit["id"]
+    ]
+    check(
+        [(f["rule"], f["status"], f["proposed_by"]) for f in proposals]
+        == [("W-06", "proposed", "job:custody")],
+        "a W-06 forfeiture proposed by the platform",
+        proposals,
+    )
+    t.p.clock.advance(timedelta(minutes=20))
+    decided = await t.p.call(
+        "POST",
+        f"/api/v1/escrow/forfeitures/{proposals[0]['id']}/decision",
+        t.supervisor,
+        json={
+            "approve": True,
+            "note": "开标记录中三名保管人的释放证明均有效，份额合成后不能打开信封头：投标人自身原因（E-03 撤销）",
+        },
+    )
+    check(decided["status"] == "approved", "approved by the supervisor", decided)
+    kept = next(d for d in await t.p.call("GET", "/api/v1/escrow/deposits", t.saboteur))
+    check(kept["status"] == "forfeited", "the deposit forfeited", kept)
+    t.escrow.setdefault("forfeited", set()).add(t.saboteur.party.username)
+    return (
+        f"{t.saboteur.party.username}: {outcome['detail']} → bid revoked (E-03 撤销); W-06 forfeiture of its "
+        f"{yuan(deposit['required_fen'])} yuan deposit proposed by the platform, approved by the supervisor"
     )
 
 
@@ -1255,6 +1380,8 @@ def _line_text(t: Trade, event: dict[str, Any]) -> str:
         )
     if kind == "custody_opened":
         return f"{event['envelopes']} envelope(s) to the custodians until {shanghai_text(event['custody_until'])}"
+    if kind == "custody_outcome":
+        return f"{who.get(event['bid'], event['bid'])}: {event['cause']} — {event['detail']}"
     if kind == "hall_closed":
         return f"{event['bids']} bids on the record, {event['signals']} W-18 signal(s)"
     return json.dumps({k: v for k, v in event.items() if k not in ("seq", "at", "kind", "id", "event")})
@@ -1311,11 +1438,41 @@ async def opening_record(t: Trade) -> Outcome:
         )
     got = [(r["envelope_sha256"], r["declared_price_fen"], r["opened_by"], r["result"]) for r in rows]
     expected = [
-        (b.sha256, b.price_fen, "custodians" if b.bidder is t.absent else "bidder", "opened")
+        (b.sha256, None, None, "custody.bidder_fault")
+        if b.bidder is t.saboteur
+        else (b.sha256, b.price_fen, "custodians" if b.bidder is t.absent else "bidder", "opened")
         for b in t.live_bids()
     ]
     check(got == expected, str(expected), got)
     return f"«{notices[0]['title']}» published {shanghai_text(notices[0]['published_at'])}", table
+
+
+async def verify_opening(t: Trade) -> Outcome:
+    """Anyone downloads the signed opening record (no sign-in) and verifies it offline with the pinned log
+    key, as `ggzy verify opening` does: the signatures, each header against the hash signed at the
+    deadline, every custodian's proof and stanza, and each custody outcome's cause. A record with a cause
+    changed fails."""
+    record = await t.p.call("GET", f"/api/v1/tenders/{t.tid}/opening/record/signed")
+    checks = signed_record.verify(record, t.log_key)
+    check(all(c.ok for c in checks), "every check holds", [c for c in checks if not c.ok])
+    forged = json.loads(json.dumps(record))
+    bid = t.bid_of(t.saboteur)
+    next(e for e in forged["envelopes"] if e["bid"] == bid.bid_id)["custody"]["outcome"]["cause"] = (
+        "custodian_fault"
+    )
+    failed = [c.name for c in signed_record.verify(forged, t.log_key) if not c.ok]
+    check(failed == ["record_signature", "contents"], "a changed cause fails", failed)
+    table = _table("check", "result")
+    for c in checks:
+        if c.name.startswith(("cause", "release")) or not c.name.startswith("header"):
+            table.add_row(c.name, f"ok — {c.detail}")
+    releases = sum(c.name.startswith("release") for c in checks)
+    return (
+        f"{len(checks)} checks pass with the pinned key: {releases} custodians' proofs, "
+        f"{sum(c.name.startswith('header') for c in checks)} headers as signed at the deadline, "
+        f"2 custody causes; the record with {t.saboteur.party.username}'s cause changed → {', '.join(failed)} fail",
+        table,
+    )
 
 
 async def collusion_signals(t: Trade) -> Outcome:
@@ -1347,9 +1504,10 @@ async def collusion_signals(t: Trade) -> Outcome:
 
 
 def _ranking(t: Trade) -> list[SealedBid]:
-    """The committee's ranking in this demo: the three lowest opened prices (every envelope was opened, the
-    one the custodians opened included)."""
-    return sorted(t.live_bids(), key=lambda b: b.price_fen)[: WORKS_OPEN.max_candidates]
+    """The committee's ranking in this demo: the three lowest opened prices (the one the custodians opened
+    included; the saboteur's revoked bid is not evaluated)."""
+    opened = [b for b in t.live_bids() if b.bidder is not t.saboteur]
+    return sorted(opened, key=lambda b: b.price_fen)[: WORKS_OPEN.max_candidates]
 
 
 async def publicity(t: Trade) -> Outcome:
@@ -1509,10 +1667,15 @@ TRADE_STEPS = (
     Step("Every receipt verifies against the closing head", verify_receipts),
     Step("A late bid is refused (W-07)", refuse_late_bid),
     Step("Four bidders reveal their file keys in the opening hall", reveal_keys),
-    Step("One bidder misses the decryption window (E-03); its envelope goes to custody", miss_window),
-    Step("Two of three custodians release their shares and open the envelope", custodians_open),
+    Step("Two bidders miss the decryption window (E-03); their envelopes go to custody", miss_window),
+    Step("The custodians release their stanzas with proofs, envelope by envelope", custodians_open),
+    Step(
+        "The sabotaged custody shares are the bidder's fault: revoked, deposit forfeiture proposed (W-06)",
+        attribute_sabotage,
+    ),
     Step("The agency closes the opening hall; the live record", close_hall),
     Step("The opening record is public", opening_record),
+    Step("Anyone verifies the signed opening record offline", verify_opening),
     Step("The supervisor sees the W-18 collusion signals", collusion_signals),
     Step(
         "The centre keeps the expert pool (CSV import, signing keys, a declared former employer)",

@@ -35,8 +35,11 @@ class Tender(IdMixin, Base):
     bid_deadline: Mapped[datetime]
     opening_window_minutes: Mapped[int]
     # Sealed-bid custody (E-03): t of the custodians' shares open an envelope whose bidder failed to, when
-    # the policy is "custodians"; under "revoke" such a bid is revoked at the end of the window.
+    # the policy is "custodians"; under "revoke" such a bid is revoked at the end of the window. t counts
+    # custodians other than the platform; the Shamir threshold T written in the stanzas is fixed at
+    # publication: t + 1 when the platform holds a share (so the platform and t − 1 others never open).
     custody_threshold: Mapped[int] = mapped_column(default=2)
+    custody_shamir_threshold: Mapped[int | None]
     opening_policy: Mapped[str] = mapped_column(String(20), default="custodians")
     custody_until: Mapped[datetime | None]
     custodian_organisations: Mapped[list[Any]] = mapped_column(default=list)

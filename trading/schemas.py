@@ -49,7 +49,8 @@ class TenderCreate(Strict):
     # 投标有效期 in days from the deadline; left out, the profile's default (checked against its minimum).
     bid_validity_days: Annotated[int, msgspec.Meta(ge=1, le=365)] | None = None
     # Opening custodians (E-03): organisations whose keys receive a Shamir share of every envelope's file
-    # key; at least two are needed by publication, when the roster and their keys are frozen.
+    # key; at least two are needed by publication, when the roster and their keys are frozen. t counts the
+    # custodians other than the platform (the centre): its share never stands in for one of theirs.
     custodians: Annotated[list[uuid.UUID], msgspec.Meta(max_length=10)] = msgspec.field(default_factory=list)
     custody_threshold: Annotated[int, msgspec.Meta(ge=2, le=10)] = 2
     opening_policy: Literal["custodians", "revoke"] = "custodians"
@@ -81,12 +82,15 @@ class TenderUpdate(Strict):
 
 
 class CustodianRead(msgspec.Struct):
-    """A custodian on a published tender's roster: seal a share of the file key to `recipient`."""
+    """A custodian on a published tender's roster: seal a share of the file key to `recipient`. The
+    platform's share (`platform`) never counts toward t."""
 
     position: int
     organisation_id: uuid.UUID
     public_key: str
     recipient: str
+    platform: bool
+    fingerprint: str
 
 
 class LotRead(msgspec.Struct):
@@ -134,6 +138,9 @@ class TenderRead(msgspec.Struct):
     custodians: list[CustodianRead]
     custody_until: datetime | None
     bid_validity_days: int = 90
+    # The Shamir threshold written in every share stanza (fixed at publication): t, plus one when the
+    # platform holds a share. Seal with this one.
+    shamir_threshold: int | None = None
 
 
 class CancelRequest(Strict):
@@ -265,15 +272,12 @@ class BidDecrypt(Strict):
     file_key: Annotated[str, msgspec.Meta(min_length=20, max_length=32)]
 
 
-class ShareIn(Strict):
+class ReleaseIn(Strict):
+    """A custodian's release of its stanza of one envelope in custody, made locally with its private key
+    (`bidding.custody.make_release`): the stanza's shared secret and the proof that it is the honest one."""
+
     bid_id: uuid.UUID
-    share: Annotated[str, msgspec.Meta(min_length=20, max_length=32)]
-
-
-class ShareRelease(Strict):
-    """A custodian's shares, unwrapped locally with its private key, for envelopes in custody."""
-
-    shares: Annotated[list[ShareIn], msgspec.Meta(min_length=1, max_length=1000)]
+    release: dict[str, Any]
 
 
 class CustodyEnvelope(msgspec.Struct):
@@ -283,24 +287,33 @@ class CustodyEnvelope(msgspec.Struct):
     lot_number: int
     envelope_sha256: str
     header: str
+    header_sha256: str
     status: str
-    shares_released: int
-    released_by_me: bool
+    valid_releases: int
+    my_release: str | None  # valid, invalid (replace it), or None (not released yet)
 
 
 class CustodyView(msgspec.Struct):
     tender_code: str
     position: int
     threshold: int
+    shamir_threshold: int
     policy: str
     custody_until: datetime | None
     envelopes: list[CustodyEnvelope]
 
 
-class ShareResult(msgspec.Struct):
-    accepted: int
-    already_released: int
-    opened: list[uuid.UUID]
+class ReleaseResult(msgspec.Struct):
+    """A release accepted: whether the proven secret opens the stanza, whether the envelope is now
+    opening (its file key recovered) or attributed, and whether it repeated one on record."""
+
+    bid_id: uuid.UUID
+    position: int
+    status: str
+    stanza_opens: bool | None
+    replayed: bool
+    envelope_status: str
+    outcome: str | None
 
 
 class BidRead(msgspec.Struct):

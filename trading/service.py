@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ import escrow.service as escrow
 from accounts import service as accounts
 from accounts.security import Principal
 from accounts.uscc import InvalidUSCC, validate_uscc
-from bidding import agekeys, collusion
+from bidding import agekeys, collusion, custody, envelope, opening_record
 from escrow.eligibility import NO_DEPOSIT
 from storage import outbox
 from storage.db import upsert_ignore
@@ -93,6 +94,8 @@ DECRYPTION_GRACE = timedelta(minutes=15)
 MULTIPART_FROM = 64 * 1024 * 1024
 PART_SIZE = 16 * 1024 * 1024
 SECTOR_LETTER = {"works": "W", "procurement": "G", "land": "L", "assets": "A"}
+
+log = logging.getLogger("ggzy.trading")
 
 
 # ---------------------------------------------------------------- calendar
@@ -288,11 +291,14 @@ async def tender_read(session: AsyncSession, tender: Tender) -> schemas.TenderRe
                 c.organisation_id,
                 c.public_key,
                 agekeys.recipient(base64.b64decode(c.public_key)),
+                c.platform,
+                opening_record.fingerprint(base64.b64decode(c.public_key)),
             )
             for c in await bidding.roster(session, tender.id)
         ],
         custody_until=tender.custody_until,
         bid_validity_days=tender.bid_validity_days,
+        shamir_threshold=tender.custody_shamir_threshold,
     )
 
 
@@ -634,6 +640,7 @@ async def publish(
             "Name the opening custodians before publishing.", errors=[field_error("custodians", "none named")]
         )
     custodians = await bidding.set_roster(session, tender.id, orgs, tender.custody_threshold, now)
+    tender.custody_shamir_threshold = bidding.shamir_threshold(custodians, tender.custody_threshold)
     tender.published_at = now
     await _move(session, tender, Action.PUBLISH, actor, now)
     lots = await lots_of(session, tender.id)
@@ -654,9 +661,14 @@ async def publish(
             "sealing": {
                 "format": "age v1 (age-encryption.org/v1) with ggzy-share custody stanzas",
                 "custody_threshold": tender.custody_threshold,
+                "shamir_threshold": tender.custody_shamir_threshold,
                 "opening_policy": tender.opening_policy,
                 "custodians": [
-                    {"position": c.position, "recipient": agekeys.recipient(base64.b64decode(c.public_key))}
+                    {
+                        "position": c.position,
+                        "recipient": agekeys.recipient(base64.b64decode(c.public_key)),
+                        "platform": c.platform,
+                    }
                     for c in custodians
                 ],
             },
@@ -1537,7 +1549,7 @@ async def submit_bid(
                 errors=[field_error("envelope_sha256", "does not match the upload")],
             )
         header = await bidding.check_envelope(
-            session, store, kept, found.id, found.code, found.custody_threshold
+            session, store, kept, found.id, found.code, _shamir(found), size
         )
         tender = await _bidding_tender(session, actor, tender_id, now)
         lot = await session.get(Lot, data.lot_id)
@@ -1743,6 +1755,80 @@ async def closing_record(
     return bidding.closing_json(row, tender.code, signer)
 
 
+async def signed_opening_record(
+    session: AsyncSession, actor: Principal | None, tender_id: uuid.UUID, signer: LogSigner
+) -> dict[str, Any]:
+    """The opening record (开标记录) signed with the platform's log key, published once the opening has
+    closed (`bidding.opening_record`): the closing record with its custody statement, each standing
+    envelope's header and result, and each custody envelope's releases with their proofs and its cause."""
+    tender = await visible_tender(session, actor, tender_id)
+    closing = await bidding.closing_of(session, tender.id)
+    if closing is None or tender.opened_at is None or tender.status == TenderStatus.OPENING:
+        raise NotFound("The signed opening record is published when the opening closes.")
+    if closing.custody is None:
+        raise NotFound(
+            "This tender closed before opening records were signed; see its opening record notice."
+        )
+    standing = set(closing.envelopes)
+    bids = [
+        b
+        for b in await session.scalars(
+            select(Bid).where(Bid.tender_id == tender.id).order_by(Bid.submitted_at, Bid.sequence)
+        )
+        if b.sha256 in standing and b.status != "replaced"
+    ]
+    rows = {r.bid_id: r for r in await bidding.envelopes_of(session, tender.id)}
+    lots = {lot.id: lot.number for lot in await lots_of(session, tender.id)}
+    roster = {c.position: c for c in await bidding.roster(session, tender.id)}
+    releases = await bidding.releases_of(session, [b.id for b in bids])
+    items = []
+    for bid in bids:
+        row = rows[bid.id]
+        org = await accounts.get_organisation(session, bid.organisation_id)
+        held = None
+        if row.custody_outcome is not None:
+            held = {
+                "releases": [
+                    {
+                        "position": r.position,
+                        "organisation_id": str(roster[r.position].organisation_id),
+                        "release": r.release,
+                        "valid": r.status == "valid",
+                        "error": r.error,
+                    }
+                    for r in releases
+                    if r.bid_id == bid.id and r.release is not None
+                ],
+                "outcome": row.custody_outcome,
+            }
+        items.append(
+            {
+                "bid": str(bid.id),
+                "lot": lots[bid.lot_id],
+                "bidder": org.name,
+                "credit_code": org.credit_code,
+                "envelope_sha256": bid.sha256,
+                "header": row.header,
+                "header_sha256": envelope.header_sha256(bidding.header_of(row)),
+                "bid_status": bid.status,
+                "opened_by": row.opened_by,
+                "result": row.result or row.status,
+                "declared_price_fen": bid.declared_price_fen,
+                "custody": held,
+            }
+        )
+    record: dict[str, Any] = {
+        "v": opening_record.RECORD_VERSION,
+        "kind": opening_record.RECORD_KIND,
+        "tender": tender.code,
+        "closing": bidding.closing_json(closing, tender.code, signer),
+        "envelopes": items,
+        "key_id": signer.key_id,
+    }
+    record["signature"] = base64.b64encode(signer.sign(opening_record.record_message(record))).decode()
+    return record
+
+
 # ---------------------------------------------------------------- deadline, opening
 
 
@@ -1841,7 +1927,9 @@ async def _close_bidding(session: AsyncSession, tender: Tender, signer: LogSigne
         signer,
         tender_id=tender.id,
         tender_code=tender.code,
-        envelopes=[b.sha256 for b in standing],
+        standing={b.id: b.sha256 for b in standing},
+        threshold=tender.custody_threshold,
+        shamir_threshold=_shamir(tender),
         now=now,
     )
     answers = {}
@@ -2068,6 +2156,7 @@ def _sung(tender: Tender, lot: Lot, org: Any, bid: Bid, row: Any) -> dict[str, A
         "opened_by": row.opened_by,
         "result": row.result or row.status,
         "detail": row.result_detail,
+        "custody_cause": (row.custody_outcome or {}).get("cause"),
     }
     if bid.rejection_rule is not None:
         line["rejected"] = rejection_line(bid)
@@ -2135,10 +2224,15 @@ async def check_in(
     return {"seq": event.seq, "at": event.at.isoformat(), "kind": event.kind, **event.payload}
 
 
+def _shamir(tender: Tender) -> int:
+    """The Shamir threshold T of the tender's stanzas (fixed at publication)."""
+    return tender.custody_shamir_threshold or tender.custody_threshold
+
+
 async def custody_view(
     session: AsyncSession, actor: Principal, tender_id: uuid.UUID, now: datetime
 ) -> schemas.CustodyView:
-    """What a custodian needs to release its shares: the headers of the envelopes in custody."""
+    """What a custodian needs to release: the headers of the envelopes in custody and its releases so far."""
     tender = await _tender(session, tender_id)
     position = await bidding.custodian_position(session, tender.id, actor.organisation_id)
     if now < tender.bid_deadline:
@@ -2146,11 +2240,13 @@ async def custody_view(
     rows = [r for r in await bidding.envelopes_of(session, tender.id) if r.status == "custody"]
     bids = {b.id: b for b in await session.scalars(select(Bid).where(Bid.tender_id == tender.id))}
     lots = {lot.id: lot.number for lot in await lots_of(session, tender.id)}
-    mine = await bidding.released_by(session, [r.bid_id for r in rows], position)
+    releases = await bidding.releases_of(session, [r.bid_id for r in rows])
+    mine = {r.bid_id: r.status for r in releases if r.position == position}
     return schemas.CustodyView(
         tender.code,
         position,
         tender.custody_threshold,
+        _shamir(tender),
         tender.opening_policy,
         tender.custody_until,
         [
@@ -2159,67 +2255,221 @@ async def custody_view(
                 lots[bids[r.bid_id].lot_id],
                 bids[r.bid_id].sha256,
                 r.header,
+                envelope.header_sha256(bidding.header_of(r)),
                 r.status,
-                await bidding.released_count(session, r.bid_id),
-                r.bid_id in mine,
+                sum(1 for x in releases if x.bid_id == r.bid_id and x.status == "valid"),
+                mine.get(r.bid_id),
             )
-            for r in rows
+            for r in sorted(rows, key=lambda r: (lots[bids[r.bid_id].lot_id], bids[r.bid_id].sha256))
         ],
     )
 
 
-async def release_shares(
-    session: AsyncSession, actor: Principal, tender_id: uuid.UUID, data: schemas.ShareRelease, now: datetime
-) -> schemas.ShareResult:
-    """A custodian releases its shares of envelopes in custody (accepted only after the deadline, and only
-    while the custody window runs); when t shares of an envelope combine, it is opened."""
+async def release_custody(
+    session: AsyncSession, actor: Principal, tender_id: uuid.UUID, data: schemas.ReleaseIn, now: datetime
+) -> tuple[schemas.ReleaseResult, bidding.Recorded]:
+    """A custodian releases its stanza of one envelope in custody (after the deadline, while the custody
+    window runs): the stanza's shared secret with its proof, verified at once and kept, valid or invalid
+    (the evidence of a custodian's fault). Once the valid releases open the envelope it is opened; once
+    every custodian released validly its outcome is final and applied at once (otherwise at the end of
+    the custody window). Envelope by envelope: one envelope's release never waits on another's."""
     tender = await _tender(session, tender_id, lock=True)
     position = await bidding.custodian_position(session, tender.id, actor.organisation_id)
     if now < tender.bid_deadline:
-        raise RuleViolation("E-01", "No envelope can be opened before the bid deadline; shares are refused.")
+        raise RuleViolation(
+            "E-01", "No envelope can be opened before the bid deadline; releases are refused."
+        )
     if tender.opening_policy != "custodians":
         raise RuleViolation(
             "E-03", "This tender's policy revokes unopened bids; custodians do not open them."
         )
     if tender.custody_until is None or tender.status != TenderStatus.OPENING:
-        raise Conflict("No envelope is in custody: custodians release shares after the decryption window.")
+        raise Conflict("No envelope is in custody: custodians release after the decryption window.")
     if now >= tender.custody_until:
         raise RuleViolation(
             "E-03", "The custody window has closed.", custody_ended=tender.custody_until.isoformat()
         )
-    accepted = again = 0
-    opened: list[uuid.UUID] = []
-    for i, item in enumerate(data.shares):
-        field = f"shares[{i}]"
-        bid = await session.get(Bid, item.bid_id)
-        row = await bidding.envelope_of(session, item.bid_id) if bid and bid.tender_id == tender.id else None
-        if bid is None or row is None:
-            raise ValidationProblem(
-                "No such envelope in this tender.", errors=[field_error(field, "unknown bid")]
-            )
-        if row.status != "custody":
-            raise Conflict(
-                f"This envelope is {row.status}, not in custody.", errors=[field_error(field, row.status)]
-            )
-        fresh = await bidding.release_shares(
-            session,
-            bid_id=bid.id,
-            position=position,
-            organisation_id=actor.organisation_id,
-            share_b64=item.share,
-            field=f"{field}.share",
-            now=now,
-        )
-        accepted += fresh
-        again += not fresh
-        key = await bidding.recover_file_key(session, row, tender.custody_threshold)
-        if key is not None:
-            await _start_opening(session, tender, bid, row, key, "custodians", now)
-            opened.append(bid.id)
-    await accounts.record(
-        session, actor, "custody.release", "tender", tender.id, now, accepted=accepted, opened=len(opened)
+    bid = await session.get(Bid, data.bid_id)
+    row = (
+        await bidding.envelope_of(session, bid.id) if bid is not None and bid.tender_id == tender.id else None
     )
-    return schemas.ShareResult(accepted, again, opened)
+    if bid is None or row is None:
+        raise ValidationProblem(
+            "No such envelope in this tender.", errors=[field_error("bid_id", "unknown bid")]
+        )
+    if row.status != "custody":
+        kept = await bidding.release_of(session, bid.id, position)
+        if kept is not None and kept.status == "valid" and kept.release is not None:
+            if kept.release.get("shared_secret") == data.release.get("shared_secret"):
+                # a retry of the release that resolved the envelope: the same answer, nothing new
+                cause = (row.custody_outcome or {}).get("cause")
+                replay = bidding.Recorded("valid", None, None, kept.share is not None, True)
+                result = schemas.ReleaseResult(
+                    bid.id, position, "valid", replay.stanza_opens, True, row.status, cause
+                )
+                return result, replay
+        raise Conflict(
+            f"This envelope is {row.status}, not in custody.", errors=[field_error("bid_id", row.status)]
+        )
+    try:
+        custody.parse_release(data.release)
+    except envelope.EnvelopeError as exc:
+        raise ValidationProblem(
+            f"This is not a custody release ({exc.message}); make it with `ggzy custodian release`.",
+            errors=[field_error("release", exc.code)],
+            release_error=exc.code,
+        ) from exc
+    member = next(c for c in await bidding.roster(session, tender.id) if c.position == position)
+    recorded = await bidding.record_release(
+        session, row=row, custodian=member, context=tender.code, release=data.release, now=now
+    )
+    outcome: str | None = (row.custody_outcome or {}).get("cause")
+    if not recorded.replayed:
+        await accounts.record(
+            session,
+            actor,
+            "custody.release",
+            "bid",
+            bid.id,
+            now,
+            outcome="accepted" if recorded.status == "valid" else "refused",
+            position=position,
+            status=recorded.status,
+            error=recorded.error,
+            stanza_opens=recorded.stanza_opens,
+        )
+        if recorded.status == "valid":
+            attributed = await bidding.attribute(
+                session, row, context=tender.code, shamir_threshold=_shamir(tender)
+            )
+            if attributed.complete:
+                await _resolve_custody(session, tender, bid, row, attributed, now)
+                outcome = attributed.cause
+    return (
+        schemas.ReleaseResult(
+            bid.id, position, recorded.status, recorded.stanza_opens, recorded.replayed, row.status, outcome
+        ),
+        recorded,
+    )
+
+
+async def _resolve_custody(
+    session: AsyncSession, tender: Tender, bid: Bid, row: Any, outcome: custody.Outcome, now: datetime
+) -> None:
+    """Apply an envelope's custody outcome: opened → decrypted as any other; the bidder's fault → revoked
+    (E-03 撤销) with a W-06 forfeiture of its deposit proposed; a custodian's fault → withdrawn (E-03 撤回),
+    its deposit refunded. The live record gets the cause and its evidence, the audit trail too."""
+    lot = await session.get(Lot, bid.lot_id)
+    org = await accounts.get_organisation(session, bid.organisation_id)
+    assert lot is not None
+    evidence = outcome.evidence()
+    row.custody_outcome = evidence
+    await bidding.opening_event(
+        session,
+        tender.id,
+        "custody_outcome",
+        {
+            "bid": str(bid.id),
+            "lot": lot.number,
+            "bidder": org.name,
+            "credit_code": org.credit_code,
+            "envelope_sha256": bid.sha256,
+            **evidence,
+        },
+        now,
+    )
+    if outcome.cause == "opened":
+        assert outcome.file_key is not None
+        await accounts.record(session, None, "custody.open", "bid", bid.id, now, **evidence)
+        await _start_opening(session, tender, bid, row, outcome.file_key, "custodians", now)
+        return
+    row.status = "failed"
+    row.result = opening_record.CAUSE_RESULTS[outcome.cause]
+    row.result_detail = outcome.detail[:500]
+    if outcome.cause == "bidder_fault":
+        bid.status = "revoked"
+        await accounts.record(
+            session, None, "bid.revoke", "bid", bid.id, now, rule="E-03", reason=row.result, **evidence
+        )
+        await escrow.on_revoked(session, bid.lot_id, bid.organisation_id)
+        proposal = await escrow.on_proven_fault(
+            session,
+            bid.lot_id,
+            bid.organisation_id,
+            f"E-03 撤销: the custody opening of envelope {bid.sha256[:16]}… proved the bidder's fault — "
+            f"{outcome.detail} (opening record of {tender.code})",
+            now,
+        )
+        if proposal is not None:
+            await accounts.record(
+                session, None, "escrow.forfeiture.propose", "forfeiture", proposal.id, now, rule="W-06"
+            )
+    else:
+        bid.status, bid.withdrawn_at = "withdrawn", now
+        await accounts.record(
+            session, None, "bid.withdraw", "bid", bid.id, now, rule="E-03", reason=row.result, **evidence
+        )
+        await escrow.on_withdrawal(
+            session,
+            bid.lot_id,
+            bid.organisation_id,
+            "E-03",
+            local_date(now),
+            await working_calendar(session),
+            now,
+        )
+    await bidding.opening_event(session, tender.id, "bid_failed", _sung(tender, lot, org, bid, row), now)
+
+
+async def _end_custody(session: AsyncSession, tender: Tender, bid: Bid, row: Any, now: datetime) -> None:
+    """At the end of the custody window: the envelope's outcome from the releases on record, in a savepoint
+    of its own, so one envelope that cannot be attributed (its stored state unreadable) fails neither the
+    others nor the tick: it is then the platform's fault (E-03 撤回), its deposit refunded."""
+    try:
+        async with session.begin_nested():
+            outcome = await bidding.attribute(
+                session, row, context=tender.code, shamir_threshold=_shamir(tender)
+            )
+            await _resolve_custody(session, tender, bid, row, outcome, now)
+        return
+    except Exception:
+        log.exception(
+            "custody outcome of bid %s could not be attributed; treated as the platform's fault", bid.id
+        )
+    await session.refresh(row)
+    await session.refresh(bid)
+    async with session.begin_nested():
+        await _platform_fault(
+            session,
+            tender,
+            bid,
+            row,
+            "platform.custody",
+            "the platform could not attribute the custody outcome",
+            now,
+        )
+
+
+async def _platform_fault(
+    session: AsyncSession, tender: Tender, bid: Bid, row: Any, code: str, detail: str, now: datetime
+) -> None:
+    """Not the bidder's fault (E-03): the bid is treated as withdrawn (撤回) and its deposit goes back."""
+    row.status, row.result, row.result_detail = "failed", code, detail
+    bid.status, bid.withdrawn_at = "withdrawn", now
+    await accounts.record(session, None, "bid.withdraw", "bid", bid.id, now, rule="E-03", reason=code)
+    await escrow.on_withdrawal(
+        session,
+        bid.lot_id,
+        bid.organisation_id,
+        "E-03",
+        local_date(now),
+        await working_calendar(session),
+        now,
+    )
+    lot = await session.get(Lot, bid.lot_id)
+    assert lot is not None
+    org = await accounts.get_organisation(session, bid.organisation_id)
+    await bidding.opening_event(session, tender.id, "bid_failed", _sung(tender, lot, org, bid, row), now)
 
 
 async def _end_decryption_window(session: AsyncSession, tender: Tender, now: datetime) -> bool:
@@ -2255,6 +2505,12 @@ async def _end_decryption_window(session: AsyncSession, tender: Tender, now: dat
                     await working_calendar(session),
                     now,
                 )
+    in_custody = [r for r in live if r.status == "custody"]
+    if in_custody and tender.custody_until is not None and now >= tender.custody_until:
+        for row in in_custody:
+            await _end_custody(session, tender, bids[row.bid_id], row, now)
+        if any(r.status == "opening" for r in in_custody):
+            return False  # opened by the custodians' shares at the last moment: decrypting now
     unopened = [r for r in live if r.status in ("sealed", "custody")]
     if unopened and tender.opening_policy == "custodians" and tender.custody_until is None:
         tender.custody_until = now + timedelta(minutes=tender.opening_window_minutes)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 import stat
 from datetime import timedelta
 from pathlib import Path
@@ -12,9 +13,9 @@ import pytest
 from click.testing import CliRunner
 
 from app import register_package_commands
-from bidding import agekeys
-from bidding.client import GgzyClient
-from tests.helpers import DEADLINE, Api
+from bidding import agekeys, bidfile, envelope
+from bidding.client import GgzyClient, SealingRefused
+from tests.helpers import DEADLINE, Actor, Api
 
 PRICE = 4_780_000_000
 
@@ -223,7 +224,7 @@ async def test_the_progress_of_anothers_upload_is_not_found(api: Api) -> None:
     assert theirs.status_code == 404
 
 
-async def test_custodians_release_their_shares_with_the_client(api: Api, tmp_path: Path) -> None:
+async def test_custodians_release_their_stanzas_with_the_client(api: Api, tmp_path: Path) -> None:
     agency = await api.organisation("agency")
     tender = await api.published(agency)
     bids = [await api.bid(await api.organisation("bidder"), tender, PRICE + i) for i in range(3)]
@@ -231,14 +232,167 @@ async def test_custodians_release_their_shares_with_the_client(api: Api, tmp_pat
     for bid in bids[:2]:
         await api.reveal(tender["id"], bid)
     await api.at(DEADLINE + timedelta(minutes=31))  # the third envelope goes to the custodians
-    opened: list[str] = []
+    outcomes: list[str | None] = []
     for custodian in await api.custodians():
         async with client_for(api, custodian.token) as client:
-            result = await client.release(tender["id"], api.keys[custodian.organisation_id])
+            [result] = await client.release(tender["id"], api.keys[custodian.organisation_id])
             again = await client.release(tender["id"], api.keys[custodian.organisation_id])
-        opened += result["opened"]
-        assert again["accepted"] == 0
+        assert (result.bid_id, result.status, result.stanza_opens, result.error) == (
+            bids[2].bid_id,
+            "released",
+            True,
+            None,
+        )
+        outcomes.append(result.outcome)
+        # run again: released already, nothing sent (and once the last release opened it, none in custody)
+        expected = [] if result.outcome == "opened" else ["already released"]
+        assert [a.status for a in again] == expected
         await api.run_jobs()
-    assert opened == [bids[2].bid_id]
+    assert outcomes == [None, None, "opened"]
     [mine] = (await api.get(f"/api/v1/tenders/{tender['id']}/bids", bids[2].bidder)).json()
     assert (mine["envelope_status"], mine["declared_price_fen"]) == ("opened", PRICE + 2)
+
+
+async def test_one_envelope_that_does_not_open_for_a_custodian_does_not_stop_the_release_of_the_others(
+    api: Api,
+) -> None:
+    from tests.bidding.custody_fixtures import cheat
+
+    agency = await api.organisation("agency")
+    tender = await api.published(agency)
+    revealed = [await api.bid(await api.organisation("bidder"), tender, PRICE + i) for i in range(3)]
+    absent = await api.bid(await api.organisation("bidder"), tender, PRICE + 10)
+    # the supervisor's stanza of this envelope is wrapped to a stranger's key, under the supervisor's tag
+    cheating = await cheat(api, tender, PRICE + 20, "random_key", position=2)
+    await api.at(DEADLINE)
+    for bid in revealed:
+        await api.reveal(tender["id"], bid)
+    await api.at(DEADLINE + timedelta(minutes=31))
+    _centre, supervisor, *_ = await api.custodians()
+
+    async with client_for(api, supervisor.token) as client:
+        results = await client.release(tender["id"], api.keys[supervisor.organisation_id])
+
+    got = {r.bid_id: (r.status, r.stanza_opens) for r in results}
+    assert got == {absent.bid_id: ("released", True), cheating.bid_id: ("released", False)}
+    assert not [r for r in results if r.error]
+
+
+async def _sealing(api: Api, tmp_path: Path) -> tuple[Actor, dict[str, Any], Path]:
+    """A published tender, a bidder with registered keys who obtained the documents, and a folder of its
+    own holding one document."""
+    agency = await api.organisation("agency")
+    tender = await api.published(agency)
+    bidder = await api.organisation("bidder")
+    await api.register_keys(bidder)
+    await api.post(f"/api/v1/tenders/{tender['id']}/documents/obtain", bidder)
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "投标文件.pdf").write_bytes(b"%PDF-1.7 our bid " + secrets.token_bytes(6 * 2**20))
+    return bidder, tender, work
+
+
+async def _seal(api: Api, bidder: Actor, tender: dict[str, Any], work: Path, keys: agekeys.KeyPair) -> Any:
+    async with client_for(api, bidder.token) as client:
+        published = await client.tender(tender["id"])
+        return await client.seal(
+            published,
+            1,
+            [work / "投标文件.pdf"],
+            keys,
+            bidder_credit_code=bidder.credit_code,
+            declared_price_fen=PRICE,
+            duration_days=300,
+            out=work / "bid.age",
+        )
+
+
+async def test_the_client_refuses_to_seal_to_a_key_that_is_not_the_bidders_registered_key(
+    api: Api, tmp_path: Path
+) -> None:
+    bidder, tender, work = await _sealing(api, tmp_path)
+    theirs = await api.register_keys(await api.organisation("bidder"))  # another bidder's registered keys
+
+    with pytest.raises(SealingRefused, match="not an encryption key registered to your organisation"):
+        await _seal(api, bidder, tender, work, theirs)
+
+    assert sorted(p.name for p in work.iterdir()) == ["投标文件.pdf"]
+
+
+async def test_an_interrupted_source_leaves_no_partial_envelope_and_the_old_one_untouched(
+    api: Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bidder, tender, work = await _sealing(api, tmp_path)
+    (work / "bid.age").write_bytes(b"the envelope sealed yesterday")
+    read = bidfile._BidStream._read_file
+    calls = 0
+    partial: list[str] = []
+
+    def failing(self: Any, current: Any, target: memoryview) -> int:
+        nonlocal calls
+        calls += 1
+        if calls > 2:  # well into the file, the envelope half written
+            partial.extend(p.name for p in work.iterdir() if p.name.endswith(".part"))
+            raise OSError("the USB drive holding the bid files was unplugged")
+        return read(self, current, target)
+
+    monkeypatch.setattr(bidfile._BidStream, "_read_file", failing)
+
+    with pytest.raises(OSError, match="unplugged"):
+        await _seal(api, bidder, tender, work, api.keys[bidder.organisation_id])
+
+    assert partial and partial[0].startswith(
+        ".bid.age."
+    )  # the envelope was being written beside the old one…
+    # …and is gone; the envelope sealed before is as it was
+    assert sorted(p.name for p in work.iterdir()) == ["bid.age", "投标文件.pdf"]
+    assert (work / "bid.age").read_bytes() == b"the envelope sealed yesterday"
+
+
+async def test_an_envelope_that_fails_its_self_check_is_not_kept(
+    api: Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bidder, tender, work = await _sealing(api, tmp_path)
+    stranger = agekeys.x25519_public_raw(agekeys.generate(signing=False))
+    honest = envelope.x25519_stanza
+    # a faulty sealing library: the bidder's own stanza wraps the file key to some other key
+    monkeypatch.setattr(envelope, "x25519_stanza", lambda file_key, _recipient: honest(file_key, stranger))
+
+    with pytest.raises(SealingRefused, match=r"failed its self-check.*\[key.unwrap\]"):
+        await _seal(api, bidder, tender, work, api.keys[bidder.organisation_id])
+
+    assert sorted(p.name for p in work.iterdir()) == ["投标文件.pdf"]
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_ggzy_custodian_release_prints_a_line_per_envelope_and_fails_only_for_a_real_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fails: bool
+) -> None:
+    from bidding import client as client_module
+
+    key = tmp_path / "custodian.key"
+    cli = register_package_commands()
+    assert CliRunner().invoke(cli, ["custodian", "keygen", "--out", str(key)]).exit_code == 0
+    results = [
+        client_module.ReleaseOutcome("b-1", 1, "aa" * 32, "released", True, "opening", "opened"),
+        client_module.ReleaseOutcome("b-2", 1, "bb" * 32, "released", False, "failed", "bidder_fault"),
+    ]
+    if fails:
+        results.append(client_module.ReleaseOutcome("b-3", 1, "cc" * 32, "refused", error="409 Conflict"))
+
+    async def release(_self: Any, tender_id: str, _keys: Any) -> list[Any]:
+        assert tender_id == "T-1"
+        return results
+
+    monkeypatch.setattr(client_module.GgzyClient, "release", release)
+    monkeypatch.setenv("GGZY_TOKEN", "a-token")
+
+    result = CliRunner().invoke(cli, ["custodian", "release", "--tender", "T-1", "--key", str(key)])
+
+    lines = result.output.splitlines()
+    assert len(lines) == len(results)
+    assert lines[0].startswith("ok   lot 1 envelope aaaaaaaaaaaaaaaa… (bid b-1): released; our stanza opens")
+    assert "does NOT open with the proven secret: evidence of the bidder's fault" in lines[1]
+    assert result.exit_code == (1 if fails else 0)
+    if fails:
+        assert lines[2].startswith("FAIL lot 1 envelope cccccccccccccccc… (bid b-3): refused: 409 Conflict")

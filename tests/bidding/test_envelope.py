@@ -874,3 +874,46 @@ def test_iter_plaintext_checks_the_mac_first() -> None:
     header = envelope.read_header(src)
     assert code_of(lambda: list(envelope.iter_plaintext(src, header, bytes(16)))) == "header.mac"
     assert b"".join(iter_all(sealed)) == b"x"
+
+
+# --- payload length, before any key -------------------------------------------------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(plain=st.integers(0, 3 * CHUNK_SIZE + 5))
+def test_every_sealed_payload_length_passes_and_matches_what_decryption_accepts(plain: int) -> None:
+    header_size = 321
+    full, rest = divmod(plain, CHUNK_SIZE)
+    chunks = full + (1 if rest or plain == 0 else 0)
+    size = header_size + envelope.NONCE_SIZE + plain + chunks * envelope.TAG_SIZE
+    envelope.check_payload_length(size, header_size)
+
+
+@pytest.mark.parametrize(
+    ("payload", "code"),
+    [
+        (0, "payload.nonce"),
+        (15, "payload.nonce"),
+        (16, "payload.truncated"),
+        (16 + 15, "payload.truncated"),
+        (16 + ENCRYPTED_CHUNK_SIZE + 1, "payload.truncated"),
+        (16 + ENCRYPTED_CHUNK_SIZE + 16, "payload.empty_chunk"),
+        (16 + 2 * ENCRYPTED_CHUNK_SIZE + 16, "payload.empty_chunk"),
+    ],
+)
+def test_a_payload_length_no_stream_can_have_is_refused(payload: int, code: str) -> None:
+    with pytest.raises(EnvelopeError) as caught:
+        envelope.check_payload_length(1000 + payload, 1000)
+    assert caught.value.code == code
+
+
+def test_the_length_check_agrees_with_decryption_on_truncated_envelopes() -> None:
+    sealed = seal(random.randbytes(CHUNK_SIZE + 100))
+    header_size = sealed.header.size
+    for cut in (header_size, header_size + 16, header_size + 16 + ENCRYPTED_CHUNK_SIZE + 7):
+        with pytest.raises(EnvelopeError) as by_length:
+            envelope.check_payload_length(cut, header_size)
+        with pytest.raises(EnvelopeError) as by_key:
+            envelope.decrypt(io.BytesIO(sealed.blob[:cut]), io.BytesIO(), sealed.file_key)
+        assert by_length.value.code == by_key.value.code
+    envelope.check_payload_length(len(sealed.blob), header_size)

@@ -4,14 +4,16 @@ custody opening, the live record and W-18 signals."""
 from __future__ import annotations
 
 import base64
+import io
 import json
 import secrets
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from httpx import Response
 
-from bidding import merkle
+from bidding import envelope, merkle
 from bidding import receipt as receipts
 from tests.helpers import AFTER_WINDOW, DEADLINE, Actor, Api, SealedBid
 
@@ -78,8 +80,8 @@ async def test_an_envelope_sealed_for_another_tender_is_refused_at_finalize(api:
 
 async def test_an_envelope_without_the_custodians_shares_is_refused(api: Api) -> None:
     agency = await api.organisation("agency")
-    stranger_a, stranger_b = await api.organisation("supervisor"), await api.organisation("supervisor")
-    for who in (stranger_a, stranger_b):
+    strangers = [await api.organisation("supervisor") for _ in range(3)]
+    for who in strangers:
         await api.register_keys(who, signing=False)
     tender = await api.published(agency)
     foreign = dict(tender)
@@ -89,7 +91,7 @@ async def test_an_envelope_without_the_custodians_shares_is_refused(api: Api) ->
                 api.keys[a.organisation_id].encryption.public_key().public_bytes_raw()
             ).decode()
         }
-        for a in (stranger_a, stranger_b)
+        for a in strangers
     ]
     bidder = await api.organisation("bidder")
     await api.post(f"{T}/{tender['id']}/documents/obtain", bidder)
@@ -287,34 +289,44 @@ async def test_an_envelope_whose_manifest_names_another_bidder_is_void(api: Api)
 async def test_custodians_open_an_envelope_its_bidder_did_not(api: Api) -> None:
     _agency, tender, bids = await bids_on(api, 3)
     await api.at(DEADLINE)
-    centre, supervisor = await api.custodians()
-    # before the window ends there is nothing in custody, and one share is never enough
+    centre, supervisor, notary = await api.custodians()
+    # before the window ends there is nothing in custody
     r = await api.post(
-        f"{T}/{tender['id']}/custody/shares",
-        centre,
-        json={"shares": [{"bid_id": bids[2].bid_id, "share": base64.b64encode(bytes(16)).decode()}]},
+        f"{T}/{tender['id']}/custody/releases", centre, json={"bid_id": bids[2].bid_id, "release": {}}
     )
     assert problem(r, 409)["detail"].startswith("No envelope is in custody")
     for bid in bids[:2]:
         await api.reveal(tender["id"], bid)
     assert await api.at(AFTER_WINDOW) == [(tender["code"], "custody")]
-    r = await api.release(tender["id"], centre)
-    assert r.json() == {"accepted": 1, "already_released": 0, "opened": []}
+    # T = 3: the platform's share and the supervisor's are not enough
+    for custodian in (centre, supervisor):
+        [r] = await api.release(tender["id"], custodian)
+        assert r.status_code == 201, r.text
+        assert (r.json()["status"], r.json()["stanza_opens"], r.json()["envelope_status"]) == (
+            "valid",
+            True,
+            "custody",
+        )
     [left] = [b for b in await my_bids(api, bids[2].bidder, tender)]
     assert left["envelope_status"] == "custody" and left["declared_price_fen"] is None
-    r = await api.release(tender["id"], supervisor)
-    assert r.json()["opened"] == [bids[2].bid_id]
+    [r] = await api.release(tender["id"], notary)
+    assert (r.json()["envelope_status"], r.json()["outcome"]) == ("opening", "opened")
+    # the release that opened it, sent again (its answer lost on the way): the same answer, a replay
+    again = await api.client.post(
+        r.request.url,
+        content=r.request.content,
+        headers={**notary.headers, "content-type": "application/json"},
+    )
+    assert (again.status_code, again.json()["replayed"], again.json()["outcome"]) == (200, True, "opened")
     [opened] = await my_bids(api, bids[2].bidder, tender)
     assert (opened["envelope_status"], opened["declared_price_fen"]) == ("opened", PRICE - 2)
 
 
-async def test_a_share_before_the_deadline_is_refused_by_e01(api: Api) -> None:
+async def test_a_release_before_the_deadline_is_refused_by_e01(api: Api) -> None:
     _agency, tender, [bid] = await bids_on(api, 1)
-    centre, _ = await api.custodians()
+    centre, _, _ = await api.custodians()
     r = await api.post(
-        f"{T}/{tender['id']}/custody/shares",
-        centre,
-        json={"shares": [{"bid_id": bid.bid_id, "share": base64.b64encode(bytes(16)).decode()}]},
+        f"{T}/{tender['id']}/custody/releases", centre, json={"bid_id": bid.bid_id, "release": {}}
     )
     assert problem(r, 422)["rule"] == "E-01"
     assert problem(await api.get(f"{T}/{tender['id']}/custody", centre), 422)["rule"] == "E-01"
@@ -326,11 +338,9 @@ async def test_under_the_revoke_policy_custodians_do_not_open(api: Api) -> None:
     for bid in bids[:3]:
         await api.reveal(tender["id"], bid)
     assert await api.at(AFTER_WINDOW) == [(tender["code"], "evaluation")]
-    centre, _ = await api.custodians()
+    centre, _, _ = await api.custodians()
     r = await api.post(
-        f"{T}/{tender['id']}/custody/shares",
-        centre,
-        json={"shares": [{"bid_id": bids[3].bid_id, "share": base64.b64encode(bytes(16)).decode()}]},
+        f"{T}/{tender['id']}/custody/releases", centre, json={"bid_id": bids[3].bid_id, "release": {}}
     )
     assert problem(r, 422)["rule"] == "E-03"
 
@@ -503,3 +513,29 @@ async def test_an_oversized_envelope_is_refused_before_any_upload(api: Api) -> N
         f"{T}/{tender['id']}/bids/uploads", bidder, json={"filename": "b.age", "size": MAX_UPLOAD_BYTES + 1}
     )
     assert problem(r, 422)["errors"] == [{"field": "size", "message": "too large"}]
+
+
+@pytest.mark.parametrize(
+    ("keep", "code"),
+    [
+        (lambda header: header, "payload.nonce"),  # the header alone
+        (lambda header: header + 16, "payload.truncated"),  # the nonce and no chunk
+        (lambda header: header + 16 + 65_536 + 16 + 10, "payload.truncated"),  # the last chunk cut in its tag
+        (lambda header: header + 16 + 65_536 + 16 + 16, "payload.empty_chunk"),  # an empty chunk after data
+    ],
+    ids=["header-only", "nonce-only", "cut-in-tag", "empty-last-chunk"],
+)
+async def test_finalize_refuses_a_payload_whose_length_cannot_be_valid(
+    api: Api, keep: Any, code: str
+) -> None:
+    agency = await api.organisation("agency")
+    tender = await api.published(agency)
+    bidder = await api.organisation("bidder")
+    await api.post(f"{T}/{tender['id']}/documents/obtain", bidder)
+    sealed = await api.seal(bidder, tender, PRICE, files={"bid.pdf": secrets.token_bytes(100_000)})
+    header = envelope.read_header(io.BytesIO(sealed))
+
+    r = await finalize(api, bidder, tender, sealed[: keep(header.size)], f"bid-cut-{code}")
+
+    assert problem(r, 422)["errors"] == [{"field": "object_key", "message": code}]
+    assert await my_bids(api, bidder, tender) == []

@@ -45,6 +45,7 @@ SEED_USERS = {
     "bidder3",
     "bidder4",
     "bidder5",
+    "bidder6",
     "supervisor",
     "notary",
     "auditor",
@@ -63,19 +64,27 @@ async def test_the_demo_runs_a_complete_trade_with_every_step_checked() -> None:
     for fact in (
         "→ 422 rule W-01, earliest legal day 2026-03-23",
         "is tendering",
-        "custodians centre, supervisor, notary, any 2 of 3 (policy custodians)",
+        "custodians centre, supervisor, notary, t = 2 besides the platform (policy custodians)",
+        "the platform's share (Shamir T = 3) open one after the deadline; the platform with one custodian never can",
         "1 X25519 + 3 ggzy-share",
         "(Idempotent-Replayed: true)",
         "deposit refund due 2026-03-10, W-05",
-        "custody view → 422 rule E-01",
+        "custody view → 422 rule E-01; its release of bidder2's stanza → 422 rule E-01",
         "one share alone: shares.insufficient",
-        "7 receipts verified against the closing head",
+        "8 receipts verified against the closing head",
         "bidder5's withdrawn envelope is not in the closing set, as expected",
         "→ 422 rule W-07",
-        "4 envelopes opened by their bidders' keys and read out",
-        "bidder4's key → 422 rule E-03; chronograph → custody, 1 envelope in custody",
-        "2 of 3 custodians opened bidder4's envelope, 47,600,000.00 yuan",
+        "4 envelopes opened by their bidders' keys and read out; bidder4 has not revealed its key, nor has bidder6",
+        "bidder4's key → 422 rule E-03; chronograph → custody, 2 envelopes (bidder4's, bidder6's) in custody",
+        "centre, supervisor, notary each released their stanza of both envelopes with a proof: bidder4's envelope "
+        "opened by the custodians, 47,600,000.00 yuan",
+        "bidder6: the 3 shares released with valid proofs combine but do not open the header → bid revoked (E-03 "
+        "撤销); W-06 forfeiture of its 800,000.00 yuan deposit proposed by the platform, approved by the supervisor",
         "custody_opened",
+        "custody_outcome",
+        "custody.bidder_fault",
+        "20 checks pass with the pinned key: 6 custodians' proofs, 6 headers as signed at the deadline, 2 custody "
+        "causes; the record with bidder6's cause changed → record_signature, contents fail",
         "hall_closed",
         "bidder1 and bidder3 paid their deposits from one bank account, and their bid letters name the same author",
         "1 to suspense (mistyped sub-account) matched by the centre",
@@ -83,7 +92,8 @@ async def test_the_demo_runs_a_complete_trade_with_every_step_checked() -> None:
         "no interest under W-05",
         "a forged signature → 401",
         "changed nothing",
-        "5 deposits in place at the deadline",
+        "6 deposits in place at the deadline",
+        "5 W-14 refunds due",
         "refused by the bank (AC06, blocked) → voided, re-queued, paid next day",
         "the agency → 403",
         "11 experts imported from CSV (again: 0 new)",
@@ -196,12 +206,14 @@ def test_seed_only_creates_the_demo_users_a_past_trade_and_an_open_tender(databa
     began = now - SEED_HISTORY - timedelta(minutes=10)  # the seed read the wall clock a little earlier
     assert all(began <= at < now - timedelta(days=14) for at in published[:-1])
     assert now - published[-1] < timedelta(hours=1)
-    # The past trade's bids were sealed envelopes, all opened (one by two custodians), none left in custody.
-    envelopes = _query(database_url, "SELECT status, opened_by FROM envelopes")
-    assert sorted((status, by or "-") for status, by in envelopes) == [
-        *[("opened", "bidder")] * 4,
-        ("opened", "custodians"),
-        ("sealed", "-"),  # the one withdrawn before the deadline: never opened
+    # The past trade's bids were sealed envelopes: opened by their bidders or the custodians, the
+    # saboteur's attributed to it, none left in custody.
+    envelopes = _query(database_url, "SELECT status, opened_by, result FROM envelopes")
+    assert sorted((status, by or "-", result or "-") for status, by, result in envelopes) == [
+        ("failed", "-", "custody.bidder_fault"),
+        *[("opened", "bidder", "opened")] * 4,
+        ("opened", "custodians", "opened"),
+        ("sealed", "-", "-"),  # the one withdrawn before the deadline: never opened
     ]
 
 
@@ -288,7 +300,7 @@ def test_seed_only_on_s3_keeps_every_file_of_the_trades_in_the_bucket(
     statements = [key for key in keys if key.startswith("escrow/statements/")]
     evaluation = [key for key in keys if "/evaluation/" in key]
     opened = sorted(set(keys) - set(envelopes) - set(documents) - set(statements) - set(evaluation))
-    # Two sets of tender documents and a contract; six sealed envelopes (one withdrawn and replaced); the
+    # Two sets of tender documents and a contract; seven sealed envelopes (one withdrawn and replaced); the
     # two files of each of the five envelopes opened, kept for the evaluation; for each of the two draws
     # (one aborted) the pool before avoidance, the exclusions and the eligible pool; the report as drawn up
     # and as signed, each in HTML and PDF.
@@ -307,7 +319,7 @@ def test_seed_only_on_s3_keeps_every_file_of_the_trades_in_the_bucket(
         "pdf",
         "pdf",
     ]
-    assert len(envelopes) == 6
+    assert len(envelopes) == 7
     assert len(opened) == 10 and all(key.endswith(("bid-letter.pdf", "priced-bill.pdf")) for key in opened)
     # the bank's statements, each kept under its SHA-256: deposits, the evening repeat, the interest credit
     assert len(statements) == 3
