@@ -46,6 +46,7 @@ import math
 import random
 import statistics
 import time
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -118,6 +119,12 @@ class Account:
     def context(self) -> dict[str, str]:
         return {"tender": self.tender, "lot": "1", "bidder": self.bidder}
 
+    def party(self, role: str) -> ledger.Party:
+        """The bidder's own bank account: where its deposits come from and its refunds go back to."""
+        return ledger.Party(
+            role, f"6222{zlib.crc32(self.bidder.encode()):012d}", f"投标人 {self.bidder}", "中国工商银行"
+        )
+
 
 @dataclass(frozen=True)
 class Step:
@@ -165,6 +172,7 @@ def script(accounts: Sequence[Account], budget: int, rng: random.Random, prefix:
                 key,
                 account.context,
                 REFUND_ACTOR,
+                account.party("payee"),
             )
             step = Step("instruct", account, key, draft)
             account.state = "instructed"
@@ -177,6 +185,7 @@ def script(accounts: Sequence[Account], budget: int, rng: random.Random, prefix:
                 key,
                 {**account.context, "statement_line": key},
                 IMPORT_ACTOR,
+                account.party("payer"),
             )
             step = Step("deposit", account, key, draft)
             account.state = "held"
@@ -588,6 +597,11 @@ async def fill(
                     "context": dict(draft.context),
                     "previous_hash": previous,
                     "hash": digest,
+                    "scheme": draft.scheme,
+                    "party_role": draft.party.role,
+                    "party_account": draft.party.account,
+                    "party_name": draft.party.name,
+                    "party_bank": draft.party.bank,
                 }
             )
             posting_rows.extend(

@@ -1,0 +1,157 @@
+"""Bank lines the bank later reports otherwise, through the API on both databases: a line with a known
+reference but another amount, payer or date is a conflict (both versions and the file kept, never
+"already known" and never dropped), auditors see it, the deposit checks fail while it is open, and the centre
+resolves it with a recorded decision — the version on record stands, or the bank's later version is taken
+with a correcting entry when money must move."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from escrow import sandbox
+from tests.escrow.test_deposits import DEPOSIT, ESCROW, _deposit, _import, _open_tender, _pay
+from tests.helpers import Actor, Api
+
+STRANGER = "6228480000000001"  # pays into no sub-account: its lines go to suspense
+NOT_OPEN = "no bank line conflict left open"
+
+
+def _stranger(ref: str, amount: int, booked: date, payer: str = STRANGER) -> sandbox.Credit:
+    return sandbox.Credit(
+        reference=ref,
+        amount_fen=amount,
+        booked_on=booked,
+        payer_name="某某公司",
+        payer_account=payer,
+        payer_bank="中国农业银行南京分行",
+        credited_account="95580000000000000",
+        remittance="保证金",
+    )
+
+
+async def _checks(api: Api) -> dict[str, dict[str, Any]]:
+    auditor = await api.organisation("auditor")
+    r = await api.get("/api/v1/escrow/verify", auditor)
+    assert r.status_code == 200, r.text
+    return {c["name"]: c for c in r.json()["checks"]}
+
+
+async def _conflicts(api: Api, actor: Actor, **params: str) -> list[dict[str, Any]]:
+    r = await api.get("/api/v1/escrow/conflicts", actor, params=params)
+    assert r.status_code == 200, r.text
+    return list(r.json())
+
+
+async def test_a_known_reference_with_another_amount_or_payer_is_a_conflict_not_already_known(
+    api: Api,
+) -> None:
+    centre = await api.bootstrap_centre()
+    day = date(2026, 3, 2)
+    first = sandbox.statement(
+        ESCROW, "S1", api.clock.now(), [_stranger("R1", 500_000, day), _stranger("R2", 700_000, day)]
+    )
+    assert (await _import(api, centre, first))["new_lines"] == 2
+    later = sandbox.statement(
+        ESCROW,
+        "S2",
+        api.clock.now(),
+        [
+            _stranger("R1", 600_000, day),  # another amount
+            _stranger("R2", 700_000, day, payer="6228480000000099"),  # another payer
+            _stranger("R3", 100_000, day),  # a new line beside them
+        ],
+    )
+    out = await _import(api, centre, later)
+    assert (out["new_lines"], out["already_known"], out["conflicting"]) == (1, 0, 2)
+    assert out["conflicts"] == [
+        "R1: the bank now says amount_fen 600000, not 500000",
+        "R2: the bank now says payer_account 6228480000000099, not 6228480000000001",
+    ]
+
+    auditor = await api.organisation("auditor")
+    listed = await _conflicts(api, auditor, status="open")
+    assert [(c["reference"], c["status"], c["differences"]) for c in listed] == [
+        ("R1", "open", {"amount_fen": {"known": 500_000, "incoming": 600_000}}),
+        ("R2", "open", {"payer_account": {"known": STRANGER, "incoming": "6228480000000099"}}),
+    ]
+    # both versions are kept in full, with the statement that brought the other one
+    r1 = listed[0]
+    assert r1["known"]["amount_fen"] == 500_000 and r1["incoming"]["amount_fen"] == 600_000
+    statements = {
+        s["bank_statement_id"]: s for s in (await api.get("/api/v1/escrow/statements", auditor)).json()
+    }
+    assert r1["statement_id"] == statements["S2"]["id"]
+
+    # the same later file again changes nothing; the line on record is unchanged
+    again = await _import(api, centre, later)
+    assert again["replay"] is True
+    assert len(await _conflicts(api, auditor)) == 2
+
+    checks = await _checks(api)
+    assert not checks[NOT_OPEN]["ok"]
+    assert checks[NOT_OPEN]["total"] == 2
+    assert [o.split(":")[0] for o in checks[NOT_OPEN]["offenders"]] == ["bank line R1", "bank line R2"]
+
+
+async def test_the_centre_resolves_a_conflict_by_keeping_the_version_on_record(api: Api) -> None:
+    centre = await api.bootstrap_centre()
+    day = date(2026, 3, 2)
+    await _import(
+        api, centre, sandbox.statement(ESCROW, "S1", api.clock.now(), [_stranger("R1", 500_000, day)])
+    )
+    await _import(
+        api, centre, sandbox.statement(ESCROW, "S2", api.clock.now(), [_stranger("R1", 5_000, day)])
+    )
+    (conflict,) = await _conflicts(api, centre)
+    path = f"/api/v1/escrow/conflicts/{conflict['id']}/resolution"
+    supervisor = await api.organisation("supervisor")
+    assert (await api.post(path, supervisor, json={"decision": "known", "note": "x"})).status_code == 403
+    r = await api.post(path, centre, json={"decision": "known", "note": "银行来函：第二份对账单金额录入错误"})
+    assert r.status_code == 200, r.text
+    done = r.json()
+    assert (done["status"], done["decision"], done["entry_sequence"]) == ("resolved", "known", None)
+    assert done["note"] == "银行来函：第二份对账单金额录入错误"
+    again = await api.post(path, centre, json={"decision": "incoming", "note": "改判"})
+    assert again.status_code == 409
+    assert await _conflicts(api, centre, status="open") == []
+    assert [c["decision"] for c in await _conflicts(api, centre, status="resolved")] == ["known"]
+    checks = await _checks(api)
+    assert all(c["ok"] for c in checks.values()), checks
+
+
+async def test_taking_the_banks_later_amount_moves_the_difference_by_a_correcting_entry(api: Api) -> None:
+    centre, _agency, _tender, bidders = await _open_tender(api)
+    d = await _deposit(api, bidders[0])
+    day = date(2026, 3, 6)
+    await _import(
+        api,
+        centre,
+        sandbox.statement(ESCROW, "S1", api.clock.now(), [_pay("P1", d, DEPOSIT, "6222000000000444", day)]),
+    )
+    short = DEPOSIT - 1_000_000
+    out = await _import(
+        api,
+        centre,
+        sandbox.statement(ESCROW, "S2", api.clock.now(), [_pay("P1", d, short, "6222000000000444", day)]),
+    )
+    assert out["conflicting"] == 1
+    (conflict,) = await _conflicts(api, centre)
+    r = await api.post(
+        f"/api/v1/escrow/conflicts/{conflict['id']}/resolution",
+        centre,
+        json={"decision": "incoming", "note": "银行更正：实际到账 790,000.00 元"},
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["decision"] == "incoming" and r.json()["entry_sequence"] is not None
+    after = await _deposit(api, bidders[0])
+    assert (after["held_fen"], after["received_fen"], after["status"]) == (short, short, "awaiting")
+    auditor = await api.organisation("auditor")
+    life = (await api.get(f"/api/v1/escrow/deposits/{d['id']}", auditor)).json()
+    assert [(e["reason"], e["amount_fen"]) for e in life["entries"]] == [
+        ("deposit_received", -DEPOSIT),
+        ("line_corrected", 1_000_000),
+    ]
+    assert [line["amount_fen"] for line in life["lines"]] == [short]
+    checks = await _checks(api)
+    assert all(c["ok"] for c in checks.values()), checks
