@@ -31,6 +31,9 @@ Cases, in this order:
 - `verify`: `escrow.journal.verify` over the whole journal, as `ggzy verify ledger` runs it (on PostgreSQL:
   the set-based checks over two connections), next to that scan (target: at most 3× the scan). Every check
   must pass.
+- `verify_from_head`: the head signed after `post` (before the fill) checked as
+  `ggzy verify ledger --head HEAD.json --quick` checks it — the journal still holds it and every entry since
+  chains on it and recomputes — in seconds per 10,000 entries added since the head (target: about 1 s).
 
 One JSON line per measurement on stdout; nothing passes or fails on time. The exit status is 1 only if
 something is wrong: an entry refused, a row count off, the postings not summing to zero, or a verification
@@ -60,13 +63,14 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
-from escrow import journal, ledger
+from escrow import heads, journal, ledger, published
 from escrow.models import AccountBalance, JournalEntry, LedgerAccount, LedgerHead
 from escrow.models import Posting as PostingRow
 from storage.clock import Clock, SystemClock
 from storage.db import Base, create_sessionmaker, transaction
 from storage.db import scratch_database as db_scratch_database
 from storage.migrate import upgrade_async
+from storage.signing import LogSigner
 
 DEFAULT_ADMIN_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 PLAIN_SCHEMA = "ledger_plain"
@@ -74,6 +78,8 @@ SCAN_SQL = "SELECT account_code, sum(amount_fen) FROM postings GROUP BY account_
 SCAN_RUNS = 3
 TARGET_POST_RATIO = 0.3  # post at least this fraction of the plain insert's entries/s
 TARGET_VERIFY_RATIO = 3.0  # verify at most this many times the scan
+TARGET_HEAD_SECONDS_PER_10000 = 1.0  # verify from a kept head: at most about this per 10,000 new entries
+BENCH_SIGNER = LogSigner.from_secret("ggzy bench ledger")  # a throwaway key: the bench's heads prove nothing
 BIDDERS_PER_TENDER = 20
 TOP_UP_SHARE = 0.25  # a held deposit gets a second statement line instead of being refunded
 FAIL_SHARE = 0.1  # a refund instructed to the bank comes back failed (voided, refunded again later)
@@ -669,6 +675,23 @@ async def measure_scan(engine: AsyncEngine) -> Scan:
     return Scan(statistics.median(runs), runs, len(rows), sum(int(r[1]) for r in rows))
 
 
+async def sign_head(engine: AsyncEngine) -> heads.SignedHead:
+    """Sign the journal's head as a batch would (not timed): the head an auditor keeps."""
+    async with transaction(create_sessionmaker(engine)) as session:
+        head = await published.seal(session, BENCH_SIGNER, SystemClock().now(), "bench", always=True)
+    assert head is not None
+    return head
+
+
+async def measure_from_head(engine: AsyncEngine, kept: heads.SignedHead) -> tuple[float, list[ledger.Check]]:
+    """`ggzy verify ledger --head HEAD.json --quick`: the kept head against the journal, and every entry
+    since it chained on and recomputing."""
+    started = time.perf_counter()
+    async with transaction(create_sessionmaker(engine), read_only=True) as session:
+        checks = await published.check_kept(session, kept, BENCH_SIGNER.public_raw)
+    return time.perf_counter() - started, checks
+
+
 async def measure_verify(engine: AsyncEngine) -> tuple[float, list[ledger.Check]]:
     """`escrow.journal.verify` in a read-only transaction, exactly as `ggzy verify ledger` runs it."""
     started = time.perf_counter()
@@ -785,6 +808,7 @@ async def run_ledger(plan: Plan, err: Console) -> int:
             **common,
         )
 
+        kept = await sign_head(engine)
         filled = await fill(engine, accounts, plan.postings, plan.batch, plan.seed, err)
         err.print(f"journal: {filled.entries} entries, {filled.postings} postings; measuring")
         scan = await measure_scan(engine)
@@ -816,6 +840,23 @@ async def run_ledger(plan: Plan, err: Console) -> int:
             target_max_ratio=TARGET_VERIFY_RATIO,
             checks=len(checks),
             passed=len(checks) - len(failed),
+            failed=failed,
+            ok=not failed,
+            **common,
+        )
+        err.print(f"checking the journal against the head kept at entry {kept.entries}")
+        seconds, checks = await measure_from_head(engine, kept)
+        failed = [f"{c.name}: {c.detail}" for c in checks if not c.ok]
+        problems += failed
+        new = filled.entries - kept.entries
+        _line(
+            "verify_from_head",
+            head_entries=kept.entries,
+            new_entries=new,
+            seconds=round(seconds, 3),
+            seconds_per_10000_new=round(seconds * 10_000 / new, 3) if new else None,
+            target_max_seconds_per_10000=TARGET_HEAD_SECONDS_PER_10000,
+            checks=len(checks),
             failed=failed,
             ok=not failed,
             **common,
