@@ -326,5 +326,9 @@ class Extension:
 
     def finish(self) -> ledger.Check:
         """The check over every entry fed."""
-        covered = f"{self.entries} entries since entry {self.kept.entries}, chained on its hash"
-        return self._found.check(KEPT_EXTENDED, covered)
+        return self._found.check(KEPT_EXTENDED, extended(self.kept, self.entries))
+
+
+def extended(kept: SignedHead, entries: int) -> str:
+    """What KEPT_EXTENDED covered, when it passes."""
+    return f"{entries} entries since entry {kept.entries}, chained on its hash"

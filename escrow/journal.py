@@ -847,10 +847,12 @@ async def _stored_batches(
         after = last
 
 
-async def entries_from(session: AsyncSession, first: int) -> AsyncIterator[list[ledger.StoredEntry]]:
-    """Every stored entry from sequence `first` on, as the ledger reads them, in sequence order, a batch at
-    a time (constant memory)."""
-    async for entries, legs in _stored_batches(session, where=JournalEntry.sequence >= first):
+async def entries_from(
+    session: AsyncSession, first: int, batch: int = 5000
+) -> AsyncIterator[list[ledger.StoredEntry]]:
+    """Every stored entry from sequence `first` on, as the ledger reads them, in sequence order, `batch`
+    at a time (constant memory)."""
+    async for entries, legs in _stored_batches(session, batch, where=JournalEntry.sequence >= first):
         yield _stored(entries, legs)
 
 
@@ -1536,6 +1538,42 @@ async def _set_based(
             findings.fail(check, words[check, sequence])
         findings.failures.count(check, facts.counts[check] - len(sequences))
     return ledger.conclude(findings, specs, balances), findings.last_hash, head
+
+
+_LINK_CHECKS: Final = (ledger.SEQUENCE, ledger.REQUESTS, ledger.CHAIN)
+
+
+async def chain_after(
+    session: AsyncSession, after: int, *, limit: int = ledger.OFFENDER_LIMIT, chunk: int = VERIFY_CHUNK
+) -> tuple[int, list[str], int]:
+    """On PostgreSQL, set-based: the entries after entry `after`, each checked to follow the one before
+    without a gap, to name its stored hash as the previous one (the first: entry `after`'s) and to
+    recompute (request and link) — `heads.Extension` at the database's speed. Answers how many entries
+    were checked, the first `limit` problems in sequence order (each in `ledger.entry_problems`' words,
+    sequence before request before chain) and how many problems in all."""
+    conn = await session.connection()
+    high = await conn.scalar(select(func.max(JournalEntry.sequence)))
+    if high is None or high <= after:
+        return 0, [], 0
+    facts = _Facts(limit=limit)
+    await conn.execute(text("SAVEPOINT ggzy_chain"))
+    try:
+        for setting in _SETTINGS:
+            await conn.execute(text(setting))
+        for lo in range(after + 1, high + 1, chunk):
+            await _check_entries(conn, _Chunk(lo, min(high, lo + chunk - 1)), False, facts)
+        wanted = {check: facts.offenders.get(check, []) for check in _LINK_CHECKS}
+        words = await _describe(conn, {c: s for c, s in wanted.items() if s}, {})
+    finally:
+        await conn.execute(text("ROLLBACK TO SAVEPOINT ggzy_chain"))
+        await conn.execute(text("RELEASE SAVEPOINT ggzy_chain"))
+    found = sorted(
+        (sequence, order, words[check, sequence])
+        for order, check in enumerate(_LINK_CHECKS)
+        for sequence in wanted[check]
+    )
+    total = sum(facts.counts.get(check, 0) for check in _LINK_CHECKS)
+    return facts.entries, [detail for _, _, detail in found[:limit]], total
 
 
 async def verify(

@@ -144,26 +144,50 @@ async def check_signed(
     return heads.judge_signed(stored, hashes, last, public_raw, limit=limit)
 
 
+async def _held(session: AsyncSession, kept: heads.SignedHead) -> str | None:
+    """The stored hash of the kept head's entry, if that entry's own link recomputes from its stored
+    fields (GENESIS for an empty head); None when it is missing or does not recompute."""
+    if kept.entries == 0:
+        return ledger.GENESIS
+    async for batch in journal.entries_from(session, kept.entries, batch=1):
+        entry = batch[0]
+        if entry.sequence != kept.entries:
+            return None
+        problems = ledger.entry_problems(entry, entry.sequence - 1, entry.previous_hash, {})
+        return entry.hash if ledger.REQUESTS not in problems and ledger.CHAIN not in problems else None
+    return None
+
+
+async def _extension(
+    session: AsyncSession, kept: heads.SignedHead, limit: int, reference: bool
+) -> ledger.Check:
+    bind = session.bind
+    if not reference and bind is not None and bind.dialect.name == "postgresql":
+        entries, named, total = await journal.chain_after(session, kept.entries, limit=limit)
+        return ledger.judged(heads.KEPT_EXTENDED, named, total, heads.extended(kept, entries), limit)
+    extension = heads.Extension(kept, limit)
+    async for batch in journal.entries_from(session, kept.entries + 1):
+        for entry in batch:
+            extension.feed(entry)
+    return extension.finish()
+
+
 async def check_kept(
-    session: AsyncSession, kept: heads.SignedHead, public_raw: bytes, *, limit: int = ledger.OFFENDER_LIMIT
+    session: AsyncSession,
+    kept: heads.SignedHead,
+    public_raw: bytes,
+    *,
+    limit: int = ledger.OFFENDER_LIMIT,
+    reference: bool = False,
 ) -> list[ledger.Check]:
     """The checks of a head an auditor kept: signed by the pinned key, still held by the journal (the entry
     it names recomputes to its hash), and extended by every entry since (each chained on the one before
-    and recomputing). Reads the entries after the head only, plus the stored heads to locate a rewrite."""
+    and recomputing). Reads the entries after the head only (on PostgreSQL set-based, with the queries of
+    `journal.verify`; elsewhere, or with `reference`, streamed through `heads.Extension`), plus the stored
+    heads to locate a rewrite."""
     stored = await _all(session)
     hashes, last = await _hashes(session, [*stored, kept])
-    held: str | None = ledger.GENESIS if kept.entries == 0 else None
-    extension = heads.Extension(kept, limit)
-    async for batch in journal.entries_from(session, max(kept.entries, 1)):
-        for entry in batch:
-            if entry.sequence == kept.entries:
-                # the entry itself: its stored hash, if its own link recomputes from its stored fields
-                problems = ledger.entry_problems(entry, entry.sequence - 1, entry.previous_hash, {})
-                recomputes = ledger.REQUESTS not in problems and ledger.CHAIN not in problems
-                held = entry.hash if recomputes else None
-            elif entry.sequence > kept.entries:
-                extension.feed(entry)
-    signed, still = heads.judge_kept(kept, public_raw, held, last, stored, hashes)
+    signed, still = heads.judge_kept(kept, public_raw, await _held(session, kept), last, stored, hashes)
     if not still.ok:
         # a journal that no longer holds the head cannot extend it; say so rather than list every link
         return [
@@ -171,4 +195,4 @@ async def check_kept(
             still,
             ledger.failed(heads.KEPT_EXTENDED, ["the journal no longer holds the kept head"], 1),
         ]
-    return [signed, still, extension.finish()]
+    return [signed, still, await _extension(session, kept, limit, reference)]

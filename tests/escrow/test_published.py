@@ -19,7 +19,7 @@ from click.testing import CliRunner, Result
 from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from escrow import ledger, sandbox
+from escrow import heads, ledger, sandbox
 from escrow.models import AccountBalance, JournalEntry, LedgerHead, Posting
 from storage.db import transaction
 from storage.signing import LogSigner
@@ -315,3 +315,33 @@ async def test_the_key_is_fetched_and_its_fingerprint_printed(api: Api, monkeypa
     )
     with pytest.raises(click.ClickException, match="does not match the id it names"):
         cli._pinned_key(None, True, "https://ggzy.example")
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        [],
+        ['UPDATE journal_entries SET context = \'{"x": "y"}\' WHERE sequence = 4'],
+        ["DELETE FROM postings WHERE sequence = 4", "DELETE FROM journal_entries WHERE sequence = 4"],
+        ["UPDATE journal_entries SET previous_hash = hash WHERE sequence >= 4"],
+    ],
+)
+async def test_the_extension_is_judged_alike_set_based_and_streamed(api: Api, tamper: list[str]) -> None:
+    await _three_batches(api)
+    kept = heads.parse((await api.get("/api/v1/transparency/ledger/head")).json())
+    await _appended(api)
+    async with transaction(api.runtime.sessionmaker) as session:
+        await _replication_off(session)
+        for statement in tamper:
+            await session.execute(text(statement))
+    async with transaction(api.runtime.sessionmaker, read_only=True) as session:
+        from escrow import published
+
+        reference = await published.check_kept(
+            session, kept, api.runtime.signer.public_raw, reference=True, limit=2
+        )
+        assert await published.check_kept(session, kept, api.runtime.signer.public_raw, limit=2) == reference
+    extended = reference[2]
+    assert extended.ok == (not tamper)
+    if tamper:
+        assert extended.total >= 2 and len(extended.offenders) == 2
