@@ -11,7 +11,7 @@ from typing import Any
 
 from escrow import sandbox
 from tests.escrow.test_deposits import DEPOSIT, ESCROW, _deposit, _import, _open_tender, _pay
-from tests.helpers import Actor, Api
+from tests.helpers import Actor, Api, shanghai
 
 STRANGER = "6228480000000001"  # pays into no sub-account: its lines go to suspense
 NOT_OPEN = "no bank line conflict left open"
@@ -155,3 +155,133 @@ async def test_taking_the_banks_later_amount_moves_the_difference_by_a_correctin
     assert [line["amount_fen"] for line in life["lines"]] == [short]
     checks = await _checks(api)
     assert all(c["ok"] for c in checks.values()), checks
+
+
+async def test_taking_the_banks_later_payer_refunds_the_corrected_payer_as_hashed(api: Api) -> None:
+    centre, _agency, tender, bidders = await _open_tender(api)
+    d = await _deposit(api, bidders[0])
+    day = date(2026, 3, 6)
+    await _import(
+        api,
+        centre,
+        sandbox.statement(ESCROW, "S1", api.clock.now(), [_pay("P1", d, DEPOSIT, "6222000000000444", day)]),
+    )
+    corrected = sandbox.statement(
+        ESCROW, "S2", api.clock.now(), [_pay("P1", d, DEPOSIT, "6222000000000999", day)]
+    )
+    assert (await _import(api, centre, corrected))["conflicting"] == 1
+    (conflict,) = await _conflicts(api, centre)
+    assert set(conflict["differences"]) == {"payer_account", "payer_name"}
+    r = await api.post(
+        f"/api/v1/escrow/conflicts/{conflict['id']}/resolution",
+        centre,
+        json={"decision": "incoming", "note": "银行更正付款账户（原记录录入错误）"},
+    )
+    assert r.status_code == 200, r.text
+    after = await _deposit(api, bidders[0])
+    assert (after["payer_account"], after["held_fen"]) == ("6222000000000999", DEPOSIT)
+    bid = await api.bid(bidders[0], tender, 3_900_000_000, obtain=False)
+    api.clock.set(shanghai(2026, 3, 12, 15))
+    assert (
+        await api.post(f"/api/v1/tenders/{tender['id']}/bids/{bid.bid_id}/withdraw", bidders[0])
+    ).status_code == 200
+    batch = (await api.post("/api/v1/escrow/batches", centre)).json()
+    (instruction,) = batch["instructions"]
+    assert (instruction["payee_account"], instruction["payee_basis"]) == ("6222000000000999", "payer")
+    auditor = await api.organisation("auditor")
+    life = (await api.get(f"/api/v1/escrow/deposits/{d['id']}", auditor)).json()
+    assert [e["reason"] for e in life["entries"]] == ["deposit_received", "refund_instructed"]
+    checks = await _checks(api)
+    assert all(c["ok"] for c in checks.values()), checks
+
+
+async def test_a_later_version_that_is_another_payment_or_money_gone_can_only_be_kept_as_known(
+    api: Api,
+) -> None:
+    centre = await api.bootstrap_centre()
+    day = date(2026, 3, 2)
+    await _import(
+        api, centre, sandbox.statement(ESCROW, "S1", api.clock.now(), [_stranger("R1", 500_000, day)])
+    )
+    moved = sandbox.Credit(
+        reference="R1",
+        amount_fen=500_000,
+        booked_on=day,
+        payer_name="某某公司",
+        payer_account=STRANGER,
+        payer_bank="中国农业银行南京分行",
+        credited_account="95580000000000018",
+        remittance="保证金",
+    )
+    await _import(api, centre, sandbox.statement(ESCROW, "S2", api.clock.now(), [moved]))
+    (conflict,) = await _conflicts(api, centre)
+    path = f"/api/v1/escrow/conflicts/{conflict['id']}/resolution"
+    r = await api.post(path, centre, json={"decision": "incoming", "note": "按银行第二份对账单"})
+    assert r.status_code == 409
+    assert r.json()["errors"] == [{"field": "decision", "message": "not a correction"}]
+    assert "credited_account" in r.json()["detail"]
+    assert (
+        await api.post(path, centre, json={"decision": "known", "note": "另行与银行核对"})
+    ).status_code == 200
+
+
+async def test_a_notification_and_a_statement_that_disagree_are_a_conflict_and_the_notice_is_kept(
+    api: Api,
+) -> None:
+    import hashlib
+    import json
+
+    from escrow import bankfiles
+    from tests.conftest import BANK_SECRET
+
+    centre = await api.bootstrap_centre()
+    body = json.dumps(
+        {
+            "reference": "N0001",
+            "booked_on": "2026-03-02",
+            "direction": "credit",
+            "amount_fen": 500_000,
+            "currency": "CNY",
+            "payer_name": "某某公司",
+            "payer_account": STRANGER,
+            "payer_bank": "中国农业银行南京分行",
+            "credited_account": "95580000000000000",
+        },
+        ensure_ascii=False,
+    ).encode()
+    signed = bankfiles.sign_notification(body, BANK_SECRET.encode(), api.clock.now())
+    r = await api.client.post(
+        "/api/v1/escrow/bank/notifications", content=body, headers={"X-Bank-Signature": signed}
+    )
+    assert r.status_code == 200 and r.json()["suspense"] == 1, r.text
+    key = f"escrow/notifications/{hashlib.sha256(body).hexdigest()}.json"
+    assert b"".join([chunk async for chunk in api.runtime.store.iter_chunks(key)]) == body
+    out = await _import(
+        api,
+        centre,
+        sandbox.statement(ESCROW, "S1", api.clock.now(), [_stranger("N0001", 50_000, date(2026, 3, 2))]),
+    )
+    assert (out["already_known"], out["conflicting"]) == (0, 1)
+    assert out["conflicts"] == ["N0001: the bank now says amount_fen 50000, not 500000"]
+
+
+async def test_the_conflicts_are_listed_on_the_command_line(api: Api, tmp_path: Any) -> None:
+    import json
+
+    from tests.escrow.test_published import ggzy
+
+    centre = await api.bootstrap_centre()
+    day = date(2026, 3, 2)
+    await _import(
+        api, centre, sandbox.statement(ESCROW, "S1", api.clock.now(), [_stranger("R1", 500_000, day)])
+    )
+    await _import(
+        api, centre, sandbox.statement(ESCROW, "S2", api.clock.now(), [_stranger("R1", 600_000, day)])
+    )
+    run = await ggzy(api, tmp_path, "escrow", "conflicts")
+    assert run.exit_code == 0, run.output
+    (line,) = [json.loads(x) for x in run.output.splitlines()]
+    assert (line["reference"], line["status"]) == ("R1", "open")
+    assert line["differences"] == {"amount_fen": {"known": 500_000, "incoming": 600_000}}
+    assert line["known"]["amount_fen"] == 500_000 and line["incoming"]["amount_fen"] == 600_000
+    assert (await ggzy(api, tmp_path, "escrow", "conflicts", "--status", "resolved")).output == ""
