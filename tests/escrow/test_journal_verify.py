@@ -398,6 +398,26 @@ TAMPERINGS = {
         {ledger.BALANCED, ledger.REQUESTS, ledger.CHAIN, ledger.SUMS},
     ),
     "rewritten request hash": (None, {ledger.CHAIN}),
+    "edited payee": (
+        ["UPDATE journal_entries SET party_account = '6222999999999999' WHERE sequence = 4"],
+        {ledger.REQUESTS, ledger.CHAIN},
+    ),
+    "payer removed": (
+        ["UPDATE journal_entries SET party_role = NULL, party_account = NULL WHERE sequence = 1"],
+        {ledger.REQUESTS, ledger.CHAIN, ledger.WELL_FORMED},
+    ),
+    "party on two lines": (
+        ["UPDATE journal_entries SET party_name = 'a' || chr(10) || 'b' WHERE sequence = 2"],
+        {ledger.REQUESTS, ledger.CHAIN, ledger.WELL_FORMED},
+    ),
+    "scheme downgraded": (
+        ["UPDATE journal_entries SET scheme = 2 WHERE sequence = 1"],
+        {ledger.REQUESTS, ledger.CHAIN, ledger.WELL_FORMED},
+    ),
+    "unknown scheme": (
+        ["UPDATE journal_entries SET scheme = 4 WHERE sequence = 3"],
+        {ledger.REQUESTS, ledger.CHAIN, ledger.WELL_FORMED},
+    ),
 }
 
 
@@ -449,6 +469,30 @@ async def test_every_offender_beyond_the_limit_is_counted_alike_across_chunks(da
     assert requests.total == 6
     assert requests.detail.endswith("(and 5 more; the first 4 are listed)")
     assert checks[ledger.CHAIN].total == 6
+
+
+async def test_a_journal_of_scheme_2_and_scheme_3_entries_verifies_alike(database: Database) -> None:
+    book = Journal()
+    for i, bidder in enumerate(BIDDERS):
+        older = dataclasses.replace(received(bidder, 1_000 + i, book.key()), party=ledger.NO_PARTY, scheme=2)
+        book.add(older)
+    pending = book.add(refund(BIDDERS[0], 1_000, book.key()), ledger.Phase.PENDING)
+    book.resolve(pending.sequence, ledger.Phase.POSTED)
+    book.add(
+        ledger.EntryDraft(
+            "payee_changed",
+            (),
+            book.key(),
+            {"deposit": "D1"},
+            "user:officer",
+            dataclasses.replace(PAYEE, account="6222000000000002"),
+        )
+    )
+    book.add(received(BIDDERS[1], 7, book.key()))
+    await store(database, book.entries, book.balances)
+    checks = await verified(database)
+    assert failing(checks) == set()
+    assert checks[ledger.BALANCED].detail == "7 entries, 12 postings"
 
 
 # ---------------------------------------------------------------- histories the service refuses
