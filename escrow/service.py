@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from accounts import service as accounts
 from accounts.security import Principal
 from escrow import bankfiles, conflicts, heads, interest, journal, ledger, obligations, published
-from escrow.journal import BANK, INTEREST_INCOME, SUSPENSE
+from escrow.journal import BANK
 from escrow.models import (
     BankLine,
     BankLineConflict,
@@ -65,7 +65,9 @@ from trading.calendar import WorkingCalendar, local_date
 
 _Decided = TypeVar("_Decided", Guarantee, Forfeiture)
 
+SUSPENSE = journal.SUSPENSE
 INTEREST_EXPENSE = "interest:expense"
+INTEREST_INCOME = journal.INTEREST_INCOME
 FORFEITED = "forfeited"
 _FIXED_ACCOUNTS = (
     (BANK, "bank"),

@@ -202,7 +202,7 @@ async def test_tampering_with_stored_rows_is_found(runtime: Any, tamper: str, br
         await journal.post(session, received("deposit-in-1"), now)
         await journal.post(session, received("deposit-in-2", account=OTHER), now)
     async with transaction(sm) as session:
-        if session.bind.dialect.name == "postgresql":  # the owner switches the append-only triggers off
+        if session.get_bind().dialect.name == "postgresql":  # the owner switches the append-only triggers off
             await session.execute(text("SET LOCAL session_replication_role = replica"))
         await session.execute(text(tamper))
     results = await verified(sm)

@@ -51,7 +51,7 @@ async def _three_batches(api: Api) -> None:
 
 async def _replication_off(session: AsyncSession) -> None:
     """What an attacker who owns the PostgreSQL database does first: switch its triggers off."""
-    if session.bind.dialect.name == "postgresql":
+    if session.get_bind().dialect.name == "postgresql":
         await session.execute(text("SET LOCAL session_replication_role = replica"))
 
 
@@ -303,11 +303,11 @@ async def test_the_key_is_fetched_and_its_fingerprint_printed(api: Api, monkeypa
         seen.append(url)
         return httpx.Response(200, json=served, request=httpx.Request("GET", url))
 
-    monkeypatch.setattr(cli.httpx, "get", fake_get)
+    monkeypatch.setattr(httpx, "get", fake_get)
     assert cli._pinned_key(None, True, "https://ggzy.example/") == api.runtime.signer.public_raw
     assert seen == ["https://ggzy.example/api/v1/transparency/key"]
     monkeypatch.setattr(
-        cli.httpx,
+        httpx,
         "get",
         lambda url, timeout: httpx.Response(
             200, json={**served, "key_id": "0" * 16}, request=httpx.Request("GET", url)
