@@ -53,6 +53,8 @@ ALWAYS: Final = frozenset({"direction", "kind", "amount_fen", "booked_on"})
 TAKEN: Final = frozenset({"amount_fen", "booked_on", "value_on", "payer_name", "payer_account", "payer_bank"})
 PAYER: Final = ("payer_name", "payer_account", "payer_bank")
 DECISIONS: Final = frozenset({"known", "incoming"})
+ARRIVALS: Final = ("deposit_received", "suspense_matched")  # the entries that credit a deposit with a line
+CORRECTIONS: Final = ("line_corrected", "payer_corrected")  # a line's payer corrected from the bank's version
 TAKEN_IN: Final = frozenset({"matched", "suspense", "interest"})  # line statuses whose money is still here
 
 
@@ -236,7 +238,11 @@ async def _take_incoming(session: AsyncSession, row: BankLineConflict, who: str,
     incoming = row.incoming
     delta = int(incoming["amount_fen"]) - line.amount_fen
     payer_changed = any(name in row.differences for name in PAYER)
-    first_payer = deposit is not None and deposit.payer_account == line.payer_account
+    # the deposit's payer on record is its first arrival's: it follows a correction of that line only
+    first = (
+        await journal.first_entry(session, deposit.account_code, ARRIVALS) if deposit is not None else None
+    )
+    first_payer = first is not None and first.context.get("bank_line") == str(line.id)
     for name in TAKEN:
         if name in row.differences:
             value = incoming[name]

@@ -642,6 +642,17 @@ async def postings_of(session: AsyncSession, sequence: int) -> tuple[ledger.Post
     return tuple(ledger.Posting(account, amount) for account, amount in rows)
 
 
+async def first_entry(session: AsyncSession, account: str, reasons: Sequence[str]) -> JournalEntry | None:
+    """The earliest entry of one of `reasons` that posts to `account` (by the postings' index)."""
+    return await session.scalar(
+        select(JournalEntry)
+        .join(Posting, Posting.sequence == JournalEntry.sequence)
+        .where(Posting.account_code == account, JournalEntry.reason.in_(list(reasons)))
+        .order_by(JournalEntry.sequence)
+        .limit(1)
+    )
+
+
 async def entry(session: AsyncSession, sequence: int) -> JournalEntry:
     """One journal entry."""
     row = await session.get(JournalEntry, sequence)

@@ -1210,8 +1210,8 @@ class Payee:
         return ledger.Party("payee", self.account, self.name, self.bank)
 
 
-ARRIVALS = ("deposit_received", "suspense_matched")  # the entries that credit a deposit with a bank line
-CORRECTIONS = ("line_corrected", "payer_corrected")  # a line's payer corrected from the bank's later version
+ARRIVALS = conflicts.ARRIVALS
+CORRECTIONS = conflicts.CORRECTIONS
 
 
 def _hashed(entry: JournalEntry, basis: str) -> Payee:
@@ -1237,13 +1237,7 @@ async def _line_payer(
 
 async def first_arrival(session: AsyncSession, deposit: Deposit) -> JournalEntry | None:
     """The entry that first credited the deposit with a bank line (its payer is the deposit's payer)."""
-    return await session.scalar(
-        select(JournalEntry)
-        .join(Posting, Posting.sequence == JournalEntry.sequence)
-        .where(Posting.account_code == deposit.account_code, JournalEntry.reason.in_(ARRIVALS))
-        .order_by(JournalEntry.sequence)
-        .limit(1)
-    )
+    return await journal.first_entry(session, deposit.account_code, conflicts.ARRIVALS)
 
 
 async def hashed_payer(session: AsyncSession, deposit: Deposit) -> JournalEntry | None:

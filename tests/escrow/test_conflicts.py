@@ -285,3 +285,38 @@ async def test_the_conflicts_are_listed_on_the_command_line(api: Api, tmp_path: 
     assert line["differences"] == {"amount_fen": {"known": 500_000, "incoming": 600_000}}
     assert line["known"]["amount_fen"] == 500_000 and line["incoming"]["amount_fen"] == 600_000
     assert (await ggzy(api, tmp_path, "escrow", "conflicts", "--status", "resolved")).output == ""
+
+
+async def test_a_corrected_payer_of_a_later_payment_leaves_the_deposits_payer_as_its_first_arrival_names(
+    api: Api,
+) -> None:
+    centre, _agency, _tender, bidders = await _open_tender(api)
+    d = await _deposit(api, bidders[0])
+    day = date(2026, 3, 6)
+    payer = "6222000000000444"
+    first, second = _pay("P1", d, DEPOSIT, payer, day), _pay("P2", d, 1_000, payer, day)
+    out = await _import(api, centre, sandbox.statement(ESCROW, "S1", api.clock.now(), [first, second]))
+    assert (out["matched"], out["suspense"]) == (1, 1)  # a second payment is not expected: suspense
+    line = next(
+        x for x in (await api.get("/api/v1/escrow/suspense", centre)).json() if x["reference"] == "P2"
+    )
+    r = await api.post(
+        f"/api/v1/escrow/lines/{line['id']}/match",
+        centre,
+        json={"deposit_id": d["id"], "note": "同一投标人补缴"},
+    )
+    assert r.status_code == 200, r.text
+    later = _pay("P2", d, 1_000, "6222000000000999", day)
+    assert (await _import(api, centre, sandbox.statement(ESCROW, "S2", api.clock.now(), [later])))[
+        "conflicting"
+    ] == 1
+    (conflict,) = await _conflicts(api, centre)
+    r = await api.post(
+        f"/api/v1/escrow/conflicts/{conflict['id']}/resolution",
+        centre,
+        json={"decision": "incoming", "note": "银行更正第二笔的付款账户"},
+    )
+    assert r.status_code == 200 and r.json()["entry_sequence"] is not None, r.text
+    assert (await _deposit(api, bidders[0]))["payer_account"] == payer
+    checks = await _checks(api)
+    assert all(c["ok"] for c in checks.values()), checks
