@@ -33,7 +33,13 @@ from accounts.controllers import AuditController, AuthController, OrganisationCo
 from accounts.guards import AuthenticationMiddleware, provide_optional_principal, provide_principal, public
 from accounts.security import PasswordCost, Principal, configure_password_cost
 from bidding.controllers import TransparencyController
-from escrow.controllers import BankController, DepositController, LedgerController, SupervisionController
+from escrow.controllers import (
+    BankController,
+    DepositController,
+    LedgerController,
+    LedgerHeadController,
+    SupervisionController,
+)
 from evaluation.controllers import EVALUATION_CONTROLLERS
 from storage.clock import Clock, SystemClock
 from storage.db import create_engine, create_sessionmaker, transaction
@@ -438,6 +444,7 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = True) -> Litestar:
             ObjectController,
             *TRADING_CONTROLLERS,
             TransparencyController,
+            LedgerHeadController,
             LedgerController,
             DepositController,
             BankController,

@@ -31,6 +31,9 @@ Cases, in this order:
 - `verify`: `escrow.journal.verify` over the whole journal, as `ggzy verify ledger` runs it (on PostgreSQL:
   the set-based checks over two connections), next to that scan (target: at most 3× the scan). Every check
   must pass.
+- `verify_from_head`: the head signed after `post` (before the fill) checked as
+  `ggzy verify ledger --head HEAD.json --quick` checks it — the journal still holds it and every entry since
+  chains on it and recomputes — in seconds per 10,000 entries added since the head (target: about 1 s).
 
 One JSON line per measurement on stdout; nothing passes or fails on time. The exit status is 1 only if
 something is wrong: an entry refused, a row count off, the postings not summing to zero, or a verification
@@ -46,6 +49,7 @@ import math
 import random
 import statistics
 import time
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -59,13 +63,14 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
-from escrow import journal, ledger
+from escrow import heads, journal, ledger, published
 from escrow.models import AccountBalance, JournalEntry, LedgerAccount, LedgerHead
 from escrow.models import Posting as PostingRow
 from storage.clock import Clock, SystemClock
 from storage.db import Base, create_sessionmaker, transaction
 from storage.db import scratch_database as db_scratch_database
 from storage.migrate import upgrade_async
+from storage.signing import LogSigner
 
 DEFAULT_ADMIN_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 PLAIN_SCHEMA = "ledger_plain"
@@ -73,6 +78,8 @@ SCAN_SQL = "SELECT account_code, sum(amount_fen) FROM postings GROUP BY account_
 SCAN_RUNS = 3
 TARGET_POST_RATIO = 0.3  # post at least this fraction of the plain insert's entries/s
 TARGET_VERIFY_RATIO = 3.0  # verify at most this many times the scan
+TARGET_HEAD_SECONDS_PER_10000 = 1.0  # verify from a kept head: at most about this per 10,000 new entries
+BENCH_SIGNER = LogSigner.from_secret("ggzy bench ledger")  # a throwaway key: the bench's heads prove nothing
 BIDDERS_PER_TENDER = 20
 TOP_UP_SHARE = 0.25  # a held deposit gets a second statement line instead of being refunded
 FAIL_SHARE = 0.1  # a refund instructed to the bank comes back failed (voided, refunded again later)
@@ -117,6 +124,12 @@ class Account:
     @property
     def context(self) -> dict[str, str]:
         return {"tender": self.tender, "lot": "1", "bidder": self.bidder}
+
+    def party(self, role: str) -> ledger.Party:
+        """The bidder's own bank account: where its deposits come from and its refunds go back to."""
+        return ledger.Party(
+            role, f"6222{zlib.crc32(self.bidder.encode()):012d}", f"投标人 {self.bidder}", "中国工商银行"
+        )
 
 
 @dataclass(frozen=True)
@@ -165,6 +178,7 @@ def script(accounts: Sequence[Account], budget: int, rng: random.Random, prefix:
                 key,
                 account.context,
                 REFUND_ACTOR,
+                account.party("payee"),
             )
             step = Step("instruct", account, key, draft)
             account.state = "instructed"
@@ -177,6 +191,7 @@ def script(accounts: Sequence[Account], budget: int, rng: random.Random, prefix:
                 key,
                 {**account.context, "statement_line": key},
                 IMPORT_ACTOR,
+                account.party("payer"),
             )
             step = Step("deposit", account, key, draft)
             account.state = "held"
@@ -588,6 +603,11 @@ async def fill(
                     "context": dict(draft.context),
                     "previous_hash": previous,
                     "hash": digest,
+                    "scheme": draft.scheme,
+                    "party_role": draft.party.role,
+                    "party_account": draft.party.account,
+                    "party_name": draft.party.name,
+                    "party_bank": draft.party.bank,
                 }
             )
             posting_rows.extend(
@@ -653,6 +673,23 @@ async def measure_scan(engine: AsyncEngine) -> Scan:
             rows = list((await conn.execute(text(SCAN_SQL))).all())
             runs.append(time.perf_counter() - started)
     return Scan(statistics.median(runs), runs, len(rows), sum(int(r[1]) for r in rows))
+
+
+async def sign_head(engine: AsyncEngine) -> heads.SignedHead:
+    """Sign the journal's head as a batch would (not timed): the head an auditor keeps."""
+    async with transaction(create_sessionmaker(engine)) as session:
+        head = await published.seal(session, BENCH_SIGNER, SystemClock().now(), "bench", always=True)
+    assert head is not None
+    return head
+
+
+async def measure_from_head(engine: AsyncEngine, kept: heads.SignedHead) -> tuple[float, list[ledger.Check]]:
+    """`ggzy verify ledger --head HEAD.json --quick`: the kept head against the journal, and every entry
+    since it chained on and recomputing."""
+    started = time.perf_counter()
+    async with transaction(create_sessionmaker(engine), read_only=True) as session:
+        checks = await published.check_kept(session, kept, BENCH_SIGNER.public_raw)
+    return time.perf_counter() - started, checks
 
 
 async def measure_verify(engine: AsyncEngine) -> tuple[float, list[ledger.Check]]:
@@ -771,6 +808,7 @@ async def run_ledger(plan: Plan, err: Console) -> int:
             **common,
         )
 
+        kept = await sign_head(engine)
         filled = await fill(engine, accounts, plan.postings, plan.batch, plan.seed, err)
         err.print(f"journal: {filled.entries} entries, {filled.postings} postings; measuring")
         scan = await measure_scan(engine)
@@ -802,6 +840,23 @@ async def run_ledger(plan: Plan, err: Console) -> int:
             target_max_ratio=TARGET_VERIFY_RATIO,
             checks=len(checks),
             passed=len(checks) - len(failed),
+            failed=failed,
+            ok=not failed,
+            **common,
+        )
+        err.print(f"checking the journal against the head kept at entry {kept.entries}")
+        seconds, checks = await measure_from_head(engine, kept)
+        failed = [f"{c.name}: {c.detail}" for c in checks if not c.ok]
+        problems += failed
+        new = filled.entries - kept.entries
+        _line(
+            "verify_from_head",
+            head_entries=kept.entries,
+            new_entries=new,
+            seconds=round(seconds, 3),
+            seconds_per_10000_new=round(seconds * 10_000 / new, 3) if new else None,
+            target_max_seconds_per_10000=TARGET_HEAD_SECONDS_PER_10000,
+            checks=len(checks),
             failed=failed,
             ok=not failed,
             **common,

@@ -1,6 +1,7 @@
 """HTTP routes of the deposits: bidders' sub-accounts and guarantees; the centre's bank intake, suspense,
-rates, refund batches and results; supervisors' forfeiture decisions and lights; auditors' read-only views
-and exports; the bank's signed notifications."""
+bank line conflicts, rates, refund batches and results; supervisors' forfeiture decisions and lights;
+auditors' read-only views and exports; the bank's signed notifications; and the ledger's signed heads,
+published beside the transparency log's (sizes and hashes only)."""
 
 from __future__ import annotations
 
@@ -17,14 +18,15 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import trading.service as trading
-from accounts.guards import requires
+from accounts.guards import public, requires
 from accounts.security import Principal
-from escrow import audit, journal, schemas, service
-from escrow.models import Deposit, Guarantee
+from escrow import audit, conflicts, journal, ledger, published, schemas, service
+from escrow.models import BankLineConflict, Deposit, Guarantee
 from storage.clock import Clock
 from storage.objects import ObjectStore
 from storage.problems import NotFound, Problem, Unauthenticated, ValidationProblem, field_error
 from storage.settings import Settings
+from storage.signing import LogSigner
 from trading.calendar import local_date
 
 READERS = requires("auditor", "centre", "supervisor")
@@ -144,11 +146,37 @@ def _deposit(row: Deposit, held: int | None = None) -> dict[str, Any]:
     return out
 
 
-def _checks(checks: list[Any]) -> dict[str, Any]:
+CONFLICT_FIELDS = (
+    "id",
+    "line_id",
+    "reference",
+    "statement_id",
+    "status",
+    "differences",
+    "known",
+    "incoming",
+    "detected_at",
+    "decision",
+    "note",
+    "resolved_by",
+    "resolved_at",
+    "entry_sequence",
+)
+
+
+def _checks(checks: list[ledger.Check]) -> dict[str, Any]:
     return {
         "ok": all(c.ok for c in checks),
-        "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in checks],
+        "offender_limit": ledger.OFFENDER_LIMIT,
+        "checks": [
+            {"name": c.name, "ok": c.ok, "detail": c.detail, "offenders": list(c.offenders), "total": c.total}
+            for c in checks
+        ],
     }
+
+
+def _conflict(row: BankLineConflict) -> dict[str, Any]:
+    return schemas.plain(row, CONFLICT_FIELDS)
 
 
 def _aware(name: str, value: datetime | None) -> datetime | None:
@@ -184,10 +212,11 @@ class LedgerController(Controller):
     tags = ["escrow"]
 
     @get("/verify", operation_id="verify_ledger", guards=[READERS])
-    async def verify(self, session: AsyncSession, clock: Clock) -> dict[str, Any]:
-        """Check every ledger and deposit invariant (the same program as `ggzy verify ledger`)."""
+    async def verify(self, session: AsyncSession, clock: Clock, signer: LogSigner) -> dict[str, Any]:
+        """Check every ledger and deposit invariant and the signed heads (the same program as
+        `ggzy verify ledger`); each check names every offender up to `offender_limit`, with the total."""
         cal = await trading.working_calendar(session)
-        return _checks(await audit.verify(session, cal, clock.now()))
+        return _checks(await audit.verify(session, cal, clock.now(), signer.public_raw))
 
     @get("/trial-balance", operation_id="trial_balance", guards=[READERS])
     async def trial_balance(
@@ -322,8 +351,10 @@ class DepositController(Controller):
         deposit_id: uuid.UUID,
         data: schemas.PayeeIn,
         clock: Clock,
+        signer: LogSigner,
     ) -> dict[str, Any]:
-        """Record an approved change of the refund account, with the approval it rests on."""
+        """Record an approved change of the refund account, with the approval it rests on (hashed into the
+        journal; refunds are paid to, and checked against, that entry)."""
         row = await service.record_payee_change(
             session,
             principal,
@@ -334,6 +365,7 @@ class DepositController(Controller):
             reason=data.reason,
             approval=data.approval,
             now=clock.now(),
+            signer=signer,
         )
         return schemas.plain(
             row,
@@ -346,6 +378,7 @@ class DepositController(Controller):
                 "reason",
                 "approval",
                 "recorded_at",
+                "entry_sequence",
             ),
         )
 
@@ -370,12 +403,14 @@ class BankController(Controller):
         principal: Principal,
         object_store: ObjectStore,
         clock: Clock,
+        signer: LogSigner,
         fmt: Annotated[Literal["camt053", "csv"], Parameter(query="format")] = "camt053",
     ) -> dict[str, Any]:
         """Import a bank statement (camt.053 XML or the CSV layout) sent as the request body; importing
-        the same file again changes nothing."""
+        the same file again changes nothing; a known reference the bank now reports otherwise is a
+        conflict (`conflicting`, listed under /conflicts)."""
         result = await service.import_statement(
-            session, object_store, principal, await request.body(), fmt, clock.now()
+            session, object_store, principal, await request.body(), fmt, clock.now(), signer=signer
         )
         return {"statement_id": str(result.statement_id), "replay": result.replay, **result.summary()}
 
@@ -428,10 +463,11 @@ class BankController(Controller):
         line_id: uuid.UUID,
         data: schemas.MatchIn,
         clock: Clock,
+        signer: LogSigner,
     ) -> dict[str, Any]:
         """Match a suspense line to a deposit sub-account."""
         line = await service.match_suspense(
-            session, principal, line_id, data.deposit_id, data.note, clock.now()
+            session, principal, line_id, data.deposit_id, data.note, clock.now(), signer=signer
         )
         return schemas.plain(line, LINE_FIELDS)
 
@@ -494,9 +530,11 @@ class BankController(Controller):
         ]
 
     @post("/batches", operation_id="create_refund_batch", guards=[CENTRE])
-    async def create_batch(self, session: AsyncSession, principal: Principal, clock: Clock) -> dict[str, Any]:
+    async def create_batch(
+        self, session: AsyncSession, principal: Principal, clock: Clock, signer: LogSigner
+    ) -> dict[str, Any]:
         """Instruct the bank to pay every refund that is due (interest accrued, pending entries made)."""
-        made = await service.create_batch(session, principal, clock.now())
+        made = await service.create_batch(session, principal, clock.now(), signer=signer)
         return {
             "batch": schemas.plain(made.batch, BATCH_FIELDS) if made.batch else None,
             "instructions": [schemas.plain(i, INSTRUCTION_FIELDS) for i in made.instructions],
@@ -548,10 +586,13 @@ class BankController(Controller):
         session: AsyncSession,
         principal: Principal,
         clock: Clock,
+        signer: LogSigner,
         fmt: Annotated[Literal["pain002", "csv"], Parameter(query="format")] = "pain002",
     ) -> dict[str, Any]:
         """Import the bank's results: paid refunds posted, failed ones voided and queued again."""
-        out = await service.import_results(session, principal, await request.body(), fmt, clock.now())
+        out = await service.import_results(
+            session, principal, await request.body(), fmt, clock.now(), signer=signer
+        )
         return {
             "paid": out.paid,
             "failed": out.failed,
@@ -560,18 +601,63 @@ class BankController(Controller):
             "problems": out.problems,
         }
 
+    @get("/conflicts", operation_id="list_bank_line_conflicts", guards=[READERS])
+    async def conflicts(
+        self,
+        session: AsyncSession,
+        status: Annotated[Literal["open", "resolved"] | None, Parameter(query="status")] = None,
+    ) -> list[dict[str, Any]]:
+        """Bank lines the bank reported again under a known reference but otherwise: both versions, the
+        differences, and the centre's decision once taken (oldest first)."""
+        return [_conflict(row) for row in await conflicts.listed(session, status)]
+
+    @get("/conflicts/{conflict_id:uuid}", operation_id="get_bank_line_conflict", guards=[READERS])
+    async def conflict(self, session: AsyncSession, conflict_id: uuid.UUID) -> dict[str, Any]:
+        """One bank line conflict."""
+        return _conflict(await conflicts.get(session, conflict_id))
+
+    @post(
+        "/conflicts/{conflict_id:uuid}/resolution",
+        operation_id="resolve_bank_line_conflict",
+        guards=[CENTRE],
+        status_code=200,
+    )
+    async def resolve_conflict(
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        conflict_id: uuid.UUID,
+        data: schemas.ConflictDecision,
+        clock: Clock,
+        signer: LogSigner,
+    ) -> dict[str, Any]:
+        """Record which version is right, with the grounds: `known` (the line on record stands) or
+        `incoming` (the bank's later version; a correcting entry moves any difference)."""
+        row = await conflicts.resolve(
+            session, principal, conflict_id, data.decision, data.note, signer, clock.now()
+        )
+        return _conflict(row)
+
     @post("/bank/notifications", operation_id="bank_notification", guards=[bank_signed], status_code=200)
     async def notification(
-        self, request: Request[Any, Any, Any], session: AsyncSession, settings: Settings, clock: Clock
+        self,
+        request: Request[Any, Any, Any],
+        session: AsyncSession,
+        settings: Settings,
+        clock: Clock,
+        object_store: ObjectStore,
+        signer: LogSigner,
     ) -> dict[str, Any]:
         """The bank's signed real-time notification of one credit (到账通知); the signature is the guard
         (HMAC-SHA256 in `X-Bank-Signature`, `t=<unix>,v1=<hex>`), checked before anything is read."""
         result = await service.notify(
             session,
+            object_store,
             await request.body(),
             request.headers.get("x-bank-signature", ""),
             settings,
             clock.now(),
+            signer=signer,
         )
         return {"replay": result.replay, **result.summary()}
 
@@ -602,11 +688,12 @@ class SupervisionController(Controller):
         forfeiture_id: uuid.UUID,
         data: schemas.Decision,
         clock: Clock,
+        signer: LogSigner,
     ) -> dict[str, Any]:
         """Approve (the deposit is kept) or reject (it is refunded) a proposed forfeiture."""
         cal = await trading.working_calendar(session)
         row = await service.decide_forfeiture(
-            session, principal, forfeiture_id, data.approve, data.note, cal, clock.now()
+            session, principal, forfeiture_id, data.approve, data.note, cal, clock.now(), signer=signer
         )
         return schemas.plain(row, FORFEITURE_FIELDS)
 
@@ -697,3 +784,39 @@ class SupervisionController(Controller):
             [("Deposits", audit.DEPOSIT_COLUMNS, drows), ("Obligations", audit.OBLIGATION_COLUMNS, orows)],
             {"deposits": drows, "obligations": orows},
         )
+
+
+class LedgerHeadController(Controller):
+    """The ledger's signed heads, beside the transparency log's: public, sizes and hashes only. Pin the key
+    from `GET /api/v1/transparency/key`, keep a head, and check it later with
+    `ggzy verify ledger --head HEAD.json`."""
+
+    path = "/api/v1/transparency/ledger"
+    tags = ["transparency"]
+
+    @get("/head", operation_id="ledger_head", guards=[public])
+    async def head(self, session: AsyncSession) -> dict[str, Any]:
+        """The newest signed head of the deposit ledger."""
+        return (await published.latest(session)).to_json()
+
+    @get("/heads/{sequence:int}", operation_id="ledger_head_at", guards=[public])
+    async def head_at(
+        self, session: AsyncSession, sequence: Annotated[int, Parameter(ge=1, le=2**62)]
+    ) -> dict[str, Any]:
+        """Signed head number `sequence`."""
+        return (await published.head_at(session, sequence)).to_json()
+
+    @get("/heads", operation_id="ledger_heads", guards=[public])
+    async def heads(
+        self,
+        session: AsyncSession,
+        after: Annotated[int, Parameter(query="after", ge=0, le=2**62)] = 0,
+        limit: Annotated[int, Parameter(query="limit", ge=1, le=published.MAX_PAGE)] = 100,
+    ) -> dict[str, Any]:
+        """Signed heads numbered after `after`, oldest first, at most `limit`; `next` is the `after` of the
+        next page (null at the end)."""
+        page = await published.page(session, after, limit)
+        return {
+            "heads": [h.to_json() for h in page],
+            "next": page[-1].sequence if len(page) == limit else None,
+        }

@@ -13,7 +13,7 @@ from typing import Any
 
 from rich.table import Table
 
-from escrow import bankfiles, sandbox
+from escrow import bankfiles, heads, sandbox
 from trading.calendar import local_date
 from trading.demo import Actor, Trade, check, yuan
 
@@ -316,11 +316,15 @@ async def contract_refunds(t: Trade) -> Any:
 
 
 async def verify_ledger(t: Trade) -> Any:
-    """The auditor checks the ledger and the deposits from the stored rows, and takes the trial balance."""
+    """The auditor checks the ledger and the deposits from the stored rows, and takes the trial balance;
+    anyone keeps the ledger's newest signed head, checked offline with the pinned platform key (what
+    `ggzy verify ledger --head HEAD.json --key …` later proves the journal still holds)."""
     auditor = t.people["auditor"]
     result = await t.p.call("GET", "/api/v1/escrow/verify", auditor)
     failed = [c for c in result["checks"] if not c["ok"]]
     check(result["ok"] and not failed, "every invariant holds", failed)
+    kept = heads.parse(await t.p.call("GET", "/api/v1/transparency/ledger/head"))
+    check(heads.signature_ok(kept, t.log_key), "the ledger head is signed by the pinned platform key", kept)
     trial = await t.p.call("GET", "/api/v1/escrow/trial-balance", auditor)
     check(trial["debit_fen"] == trial["credit_fen"], "debits equal credits", trial)
     xlsx = await t.p.request(
@@ -330,8 +334,12 @@ async def verify_ledger(t: Trade) -> Any:
     table = Table("check", "result", box=None, padding=(0, 2))
     for c in result["checks"]:
         table.add_row(c["name"], f"ok — {c['detail']}")
+    table.add_row(
+        "signed head kept", f"ok — head {kept.sequence} at entry {kept.entries}, {kept.chain_hash[:16]}…"
+    )
     return (
         f"{len(result['checks'])} checks pass; trial balance {yuan(trial['debit_fen'])} yuan each side; "
-        f"tender workbook {len(xlsx.content):,} bytes",
+        f"tender workbook {len(xlsx.content):,} bytes; ledger head {kept.sequence} signed over "
+        f"{kept.entries} entries",
         table,
     )

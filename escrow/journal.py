@@ -46,7 +46,7 @@ import math
 import re
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final, TypeVar, cast
@@ -65,6 +65,8 @@ from storage.db import upsert_ignore
 from storage.problems import Conflict, NotFound, Problem, ValidationProblem, field_error
 
 BANK = "bank:escrow"
+SUSPENSE = "suspense"
+INTEREST_INCOME = "interest:income"
 
 # Above this many entries a batch's hashing and arithmetic run on a worker thread, off the event loop.
 OFF_LOOP_ENTRIES: Final = 64
@@ -152,7 +154,7 @@ async def ensure_account(
     return account
 
 
-async def _lock_head(session: AsyncSession) -> tuple[int, str]:
+async def lock_head(session: AsyncSession) -> tuple[int, str]:
     """Lock the ledger head (creating it on the first entry): the last sequence number and hash."""
     query = select(LedgerHead.sequence, LedgerHead.hash).where(LedgerHead.id == 1).with_for_update()
     row = (await session.execute(query)).first()
@@ -273,6 +275,7 @@ def _prepare(requests: Sequence[Request], now: datetime) -> _Prepared:
                 index, ledger.LedgerError("entry.context", f"The request is not valid text ({exc}).")
             ) from exc
         prepared.hashes.append(digest)
+        named = draft.scheme == 3  # a scheme 2 entry names no party: its columns stay NULL
         prepared.entries.append(
             {
                 "idempotency_key": draft.idempotency_key,
@@ -283,6 +286,11 @@ def _prepare(requests: Sequence[Request], now: datetime) -> _Prepared:
                 "at": now,
                 "actor": draft.actor,
                 "context": dict(draft.context),
+                "scheme": draft.scheme,
+                "party_role": draft.party.role if named else None,
+                "party_account": draft.party.account if named else None,
+                "party_name": draft.party.name if named else None,
+                "party_bank": draft.party.bank if named else None,
             }
         )
         prepared.legs.append(
@@ -328,7 +336,7 @@ def _chain(
         sequence += 1
         row = prepared.entries[index]
         link = ledger.link_hash(
-            previous, sequence, row["idempotency_key"], row["request_hash"], row["phase"], now
+            previous, sequence, row["idempotency_key"], row["request_hash"], row["phase"], now, row["scheme"]
         )
         row.update(sequence=sequence, previous_hash=previous, hash=link)
         entries.append(row)
@@ -546,7 +554,7 @@ async def post_many(session: AsyncSession, requests: Sequence[Request], now: dat
         if hashes[earlier] != hashes[index]:
             raise batch.reused(index)
 
-    head_sequence, head_hash = await _lock_head(session)
+    head_sequence, head_hash = await lock_head(session)
     existing: dict[str, JournalEntry] = {}
     for part in _in_lists(list(first)):
         for row in await session.scalars(
@@ -575,8 +583,10 @@ async def post_many(session: AsyncSession, requests: Sequence[Request], now: dat
             raise batch.refused(refused.index, refused.error) from refused.error
         # multi-row INSERTs (insertmanyvalues: RETURNING makes SQLAlchemy batch the rows into VALUES lists)
         await session.execute(insert(_ENTRIES).returning(_ENTRIES.c.sequence), entry_rows)
-        await session.execute(insert(_POSTINGS).returning(_POSTINGS.c.sequence), posting_rows)
-        await _write_balances(session, {code: balances[code] for code in sorted(changed)})
+        if posting_rows:  # a batch of memos alone (a change of payee) posts nothing
+            await session.execute(insert(_POSTINGS).returning(_POSTINGS.c.sequence), posting_rows)
+        if changed:
+            await _write_balances(session, {code: balances[code] for code in sorted(changed)})
         last = entry_rows[-1]
         await session.execute(
             update(_HEAD).where(_HEAD.c.id == 1).values(sequence=last["sequence"], hash=last["hash"])
@@ -632,6 +642,17 @@ async def postings_of(session: AsyncSession, sequence: int) -> tuple[ledger.Post
     return tuple(ledger.Posting(account, amount) for account, amount in rows)
 
 
+async def first_entry(session: AsyncSession, account: str, reasons: Sequence[str]) -> JournalEntry | None:
+    """The earliest entry of one of `reasons` that posts to `account` (by the postings' index)."""
+    return await session.scalar(
+        select(JournalEntry)
+        .join(Posting, Posting.sequence == JournalEntry.sequence)
+        .where(Posting.account_code == account, JournalEntry.reason.in_(list(reasons)))
+        .order_by(JournalEntry.sequence)
+        .limit(1)
+    )
+
+
 async def entry(session: AsyncSession, sequence: int) -> JournalEntry:
     """One journal entry."""
     row = await session.get(JournalEntry, sequence)
@@ -678,7 +699,7 @@ async def reverse(session: AsyncSession, sequence: int, *, key: str, actor: str,
     replayed = await _replay(session, draft)
     if replayed is not None:
         return replayed
-    await _lock_head(session)  # serialises reversals, so two cannot both pass the check below
+    await lock_head(session)  # serialises reversals, so two cannot both pass the check below
     earlier = await session.scalar(
         select(JournalEntry.sequence).where(
             JournalEntry.reason == "reversal", JournalEntry.context["reverses"].as_string() == str(sequence)
@@ -760,10 +781,16 @@ _ENTRY_COLUMNS = (
     JournalEntry.context,
     JournalEntry.actor,
     JournalEntry.resolves,
+    JournalEntry.scheme,
+    JournalEntry.party_role,
+    JournalEntry.party_account,
+    JournalEntry.party_name,
+    JournalEntry.party_bank,
 )
 
 
 def _stored(entries: Sequence[Any], legs: dict[int, list[ledger.Posting]]) -> list[ledger.StoredEntry]:
+    # a NULL party field reads as "" (PostgreSQL's checks coalesce the same way)
     return [
         ledger.StoredEntry(
             sequence=sequence,
@@ -778,8 +805,27 @@ def _stored(entries: Sequence[Any], legs: dict[int, list[ledger.Posting]]) -> li
             context=context,  # as stored: the checks refuse anything but text to text
             actor=actor,
             resolves=resolves,
+            party=ledger.Party(role or "", account or "", name or "", bank or ""),
+            scheme=scheme,
         )
-        for sequence, key, request, reason, phase, at, previous, link, context, actor, resolves in entries
+        for (
+            sequence,
+            key,
+            request,
+            reason,
+            phase,
+            at,
+            previous,
+            link,
+            context,
+            actor,
+            resolves,
+            scheme,
+            role,
+            account,
+            name,
+            bank,
+        ) in entries
     ]
 
 
@@ -812,6 +858,15 @@ async def _stored_batches(
         after = last
 
 
+async def entries_from(
+    session: AsyncSession, first: int, batch: int = 5000
+) -> AsyncIterator[list[ledger.StoredEntry]]:
+    """Every stored entry from sequence `first` on, as the ledger reads them, in sequence order, `batch`
+    at a time (constant memory)."""
+    async for entries, legs in _stored_batches(session, batch, where=JournalEntry.sequence >= first):
+        yield _stored(entries, legs)
+
+
 def _feed(checker: ledger.Verifier, entries: Sequence[Any], legs: dict[int, list[ledger.Posting]]) -> None:
     for stored in _stored(entries, legs):
         checker.feed(stored)
@@ -835,9 +890,11 @@ async def _specs_and_balances(
     return specs, balances
 
 
-async def _verify_streaming(session: AsyncSession) -> tuple[list[ledger.Check], str, Any]:
+async def _verify_streaming(
+    session: AsyncSession, limit: int = ledger.OFFENDER_LIMIT
+) -> tuple[list[ledger.Check], str, Any]:
     specs, balances = await _specs_and_balances(session)
-    checker = ledger.Verifier(specs)
+    checker = ledger.Verifier(specs, limit=limit)
     async for entries, legs in _stored_batches(session):
         await asyncio.to_thread(_feed, checker, entries, legs)
     head = (
@@ -872,17 +929,43 @@ def _known_phases() -> str:
     return ", ".join(sorted({_literal(phase) for phase, _ in ledger.EFFECTS}))
 
 
+def _party_sql(column: str) -> str:
+    return f"coalesce(r.party_{column}, '')"
+
+
+def _party_problem_sql() -> str:
+    """`ledger._party_problem` as SQL over the flagged row `r` (NULL party fields read as "")."""
+    role, account, name, bank = (_party_sql(c) for c in ("role", "account", "name", "bank"))
+    fields = (role, account, name, bank)
+    arms = " ".join(
+        f"WHEN {_literal(reason)} THEN {_literal(want)}" for reason, want in ledger.PARTY_ROLES.items()
+    )
+    wanted = f"(CASE r.reason {arms} ELSE '' END)"
+    any_field = " OR ".join(f"{f} <> ''" for f in fields)
+    multiline = " OR ".join(f"strpos({f}, E'\\n') > 0" for f in fields)
+    return (
+        f"(r.scheme = 2 AND ({any_field})) OR (r.scheme = 3 AND ({role} <> {wanted} OR {multiline} "
+        f"OR ({wanted} = '' AND ({any_field})) OR ({wanted} = 'payee' AND {account} = '')))"
+    )
+
+
+def _versions_sql(versions: Mapping[int, str], column: str) -> str:
+    arms = " ".join(f"WHEN {scheme} THEN {_literal(version)}" for scheme, version in versions.items())
+    return f"CASE {column} {arms} END"
+
+
 @functools.cache
 def _entries_sql() -> str:
     """One chunk's per-entry checks, one row out. Entries `lo`…`hi` are checked; the entry stored before
-    `lo` is read too, for the sequence and the chain. Each local check gives its first offender (the
-    entry the reference names first); `ledger.entry_problems` words it later.
+    `lo` is read too, for the sequence and the chain. Each local check gives how many entries fail it and
+    the first `limit` of them in sequence order (the entries the reference names first);
+    `ledger.entry_problems` words them later.
 
-    The texts are `ledger.request_text` and `ledger.entry_text` rebuilt from the columns (`concat_ws`
-    leaves out the legs of an entry without postings, as "\n".join does); an entry's postings are
-    aggregated from a subquery in leg order. A context is text to text ("textual") when it is a jsonb
-    object whose values are all strings: the regular expression finds every text where a value might not
-    be a string, and the JSON path decides those.
+    The texts are `ledger.request_text` and `ledger.entry_text` rebuilt from the columns in the entry's
+    scheme (`concat_ws` leaves out the legs of an entry without postings, as "\n".join does; an unknown
+    scheme has no text); an entry's postings are aggregated from a subquery in leg order. A context is
+    text to text ("textual") when it is a jsonb object whose values are all strings: the regular
+    expression finds every text where a value might not be a string, and the JSON path decides those.
 
     Resolutions: the target is looked up in the same window, `back` rows before (a gap or a target before
     the window only sends the resolution to Python's lookup). A resolution that passes every rule here —
@@ -905,6 +988,18 @@ def _entries_sql() -> str:
         "CASE WHEN e.resolves >= (SELECT start FROM bounds) AND e.resolves < e.sequence "
         "THEN (e.sequence - e.resolves)::int END"
     )
+    memos = ", ".join(_literal(reason) for reason in sorted(ledger.MEMO_REASONS))
+    party = ", ".join(f"coalesce(x.party_{c}, '')" for c in ("role", "account", "name", "bank"))
+    request_text = (
+        f"concat_ws(E'\\n', {_versions_sql(ledger.REQUEST_VERSIONS, 'x.scheme')}, x.reason, x.actor, "
+        f"x.context_text, CASE WHEN x.scheme = 3 THEN concat_ws(E'\\n', {party}) END, x.legs)"
+    )
+    checks = ("sequence", "balance", "request", "chain", "form")
+    offenders = ",\n    ".join(
+        f"count(*) FILTER (WHERE bad_{c}) AS {c}_count,\n"
+        f"    (array_agg(sequence ORDER BY sequence) FILTER (WHERE bad_{c}))[1:CAST(:limit AS integer)] AS {c}_offenders"
+        for c in checks
+    )
     return f"""
 WITH bounds AS (
     SELECT coalesce((SELECT max(sequence) FROM journal_entries WHERE sequence < :lo), :lo) AS start
@@ -925,7 +1020,8 @@ legs AS (
 ),
 rendered AS (
     SELECT e.sequence, e.idempotency_key, e.request_hash, e.reason, e.phase, e.resolves, e.actor,
-           e.previous_hash, e.hash, e.context, e.context::text AS context_text,
+           e.previous_hash, e.hash, e.context, e.context::text AS context_text, e.scheme,
+           e.party_role, e.party_account, e.party_name, e.party_bank,
            (extract(epoch FROM e.at) * 1000000)::bigint AS micros,
            l.n, l.total, l.odd_amount, l.low_account, l.high_account, l.multiline_account, l.legs,
            lag(e.sequence) OVER w AS prior_sequence,
@@ -943,8 +1039,8 @@ requested AS (
            jsonb_typeof(x.context) = 'object'
              AND NOT (x.context_text ~ '": [^"]'
                       AND jsonb_path_exists(x.context, 'strict $.* ? (@.type() != "string")')) AS textual,
-           encode(sha256(convert_to(concat_ws(E'\\n', {_literal(ledger.REQUEST_VERSION)}, x.reason, x.actor,
-                                              x.context_text, x.legs), 'UTF8')), 'hex') AS recomputed
+           CASE WHEN x.scheme IN (2, 3)
+                THEN encode(sha256(convert_to({request_text}, 'UTF8')), 'hex') END AS recomputed
     FROM rendered AS x
     WHERE x.sequence >= :lo
     OFFSET 0
@@ -952,19 +1048,23 @@ requested AS (
 flagged AS (
     SELECT r.sequence, r.reason, r.phase, r.resolves, r.context, r.n, r.pending,
            r.sequence <> coalesce(r.prior_sequence, 0) + 1 AS bad_sequence,
-           NOT r.textual OR r.recomputed <> r.request_hash AS bad_request,
+           NOT r.textual OR r.recomputed IS DISTINCT FROM r.request_hash AS bad_request,
            r.previous_hash <> coalesce(r.prior_hash, {_literal(ledger.GENESIS)}) OR NOT r.textual
-             OR encode(sha256(convert_to(concat_ws(E'\\n', {_literal(ledger.ENTRY_VERSION)}, r.previous_hash,
-                                                   r.sequence, r.idempotency_key, r.recomputed, r.phase,
-                                                   r.micros), 'UTF8')), 'hex') <> r.hash AS bad_link,
-           coalesce(r.n, 0) < 2 OR r.odd_amount OR r.total <> 0
-             OR (r.n = 2 AND r.low_account = r.high_account) OR {duplicate} AS bad_balance,
+             OR r.recomputed IS NULL
+             OR encode(sha256(convert_to(concat_ws(E'\\n', {_versions_sql(ledger.ENTRY_VERSIONS, "r.scheme")},
+                                                   r.previous_hash, r.sequence, r.idempotency_key, r.recomputed,
+                                                   r.phase, r.micros), 'UTF8')), 'hex') <> r.hash AS bad_chain,
+           CASE WHEN r.reason IN ({memos}) THEN coalesce(r.n, 0) <> 0
+                ELSE coalesce(r.n, 0) < 2 OR r.odd_amount OR r.total <> 0
+                     OR (r.n = 2 AND r.low_account = r.high_account) OR {duplicate} END AS bad_balance,
            r.reason <> ALL (CAST(:reasons AS text[]))
              OR length(r.idempotency_key) NOT BETWEEN 8 AND 128
              OR r.idempotency_key ~ '{_NOT_KEY}'
              OR NOT r.textual
              OR strpos(r.actor, E'\\n') > 0
              OR coalesce(r.multiline_account, false)
+             OR r.scheme NOT IN (2, 3)
+             OR {_party_problem_sql()}
              OR r.phase NOT IN ({known}) AS bad_form,
            {resolution} AS resolution,
            {resolution} AND {exceptional} AS fact,
@@ -978,11 +1078,7 @@ SELECT
     count(*) AS entries,
     coalesce(sum(n), 0) AS postings,
     count(*) FILTER (WHERE pending) AS pending,
-    min(sequence) FILTER (WHERE bad_sequence) AS sequence_offender,
-    min(sequence) FILTER (WHERE bad_balance) AS balance_offender,
-    min(sequence) FILTER (WHERE bad_request) AS request_offender,
-    min(sequence) FILTER (WHERE bad_link) AS chain_offender,
-    min(sequence) FILTER (WHERE bad_form) AS form_offender,
+    {offenders},
     count(*) FILTER (WHERE resolution AND NOT fact) AS resolved,
     array_agg(sequence) FILTER (WHERE fact) AS resolution_sequence,
     array_agg(resolves) FILTER (WHERE fact) AS resolution_target,
@@ -1090,14 +1186,22 @@ class _Facts:
     postings: int = 0
     pending: int = 0
     resolved: int = 0
-    offenders: dict[str, int] = field(default_factory=dict)  # local check → first offending entry
+    limit: int = ledger.OFFENDER_LIMIT
+    offenders: dict[str, list[int]] = field(default_factory=dict)  # local check → offending entries
+    counts: dict[str, int] = field(default_factory=dict)  # local check → how many entries offend
     resolutions: list[tuple[int, int, str, object, bool, bool, bool]] = field(default_factory=list)
     reversals: list[tuple[int, object]] = field(default_factory=list)
     chunks: list[_Chunk] = field(default_factory=list)
 
-    def offend(self, check: str, sequence: int | None) -> None:
-        if sequence is not None and (check not in self.offenders or sequence < self.offenders[check]):
-            self.offenders[check] = sequence
+    def offend(self, check: str, sequences: Sequence[int] | None, count: int) -> None:
+        """Add one chunk's offenders of a local check: the first `limit` of them and how many in all."""
+        if not count:
+            return
+        self.counts[check] = self.counts.get(check, 0) + count
+        named = self.offenders.setdefault(check, [])
+        named.extend(sequences or ())
+        named.sort()
+        del named[self.limit :]
 
 
 def _json(value: str | None, default: object) -> object:
@@ -1105,17 +1209,23 @@ def _json(value: str | None, default: object) -> object:
 
 
 async def _check_entries(conn: AsyncConnection, chunk: _Chunk, all_facts: bool, facts: _Facts) -> None:
-    params = {"lo": chunk.lo, "hi": chunk.hi, "reasons": sorted(ledger.REASONS), "all_facts": all_facts}
+    params = {
+        "lo": chunk.lo,
+        "hi": chunk.hi,
+        "reasons": sorted(ledger.REASONS),
+        "all_facts": all_facts,
+        "limit": facts.limit,
+    }
     row = (await conn.execute(text(_entries_sql()), params)).one()
     facts.entries += row.entries
     facts.postings += int(row.postings)
     facts.pending += row.pending
     facts.resolved += row.resolved
-    facts.offend(ledger.SEQUENCE, row.sequence_offender)
-    facts.offend(ledger.BALANCED, row.balance_offender)
-    facts.offend(ledger.REQUESTS, row.request_offender)
-    facts.offend(ledger.CHAIN, row.chain_offender)
-    facts.offend(ledger.WELL_FORMED, row.form_offender)
+    facts.offend(ledger.SEQUENCE, row.sequence_offenders, row.sequence_count)
+    facts.offend(ledger.BALANCED, row.balance_offenders, row.balance_count)
+    facts.offend(ledger.REQUESTS, row.request_offenders, row.request_count)
+    facts.offend(ledger.CHAIN, row.chain_offenders, row.chain_count)
+    facts.offend(ledger.WELL_FORMED, row.form_offenders, row.form_count)
     if row.resolution_sequence:
         facts.resolutions.extend(
             zip(
@@ -1173,12 +1283,12 @@ def _valid_target(sequence: int, named: object) -> int | None:
 
 def _replay_lifecycle(
     facts: _Facts, looked_up: dict[int, tuple[bool, str | None]]
-) -> tuple[ledger.Lifecycle, dict[str, str]]:
+) -> tuple[ledger.Lifecycle, list[tuple[str, str]]]:
     """The resolutions and reversals that came back as facts, in sequence order, through
     `ledger.Lifecycle`, as the reference replays them: what the chunk's window saw of a resolution's
-    target, or else what `_lookup` read."""
+    target, or else what `_lookup` read. Answers every problem, in order, with its check."""
     lifecycle = ledger.Lifecycle()
-    failures: dict[str, str] = {}
+    failures: list[tuple[str, str]] = []
 
     def pending(sequence: int) -> bool:
         return looked_up.get(sequence, (False, None))[0]
@@ -1191,7 +1301,7 @@ def _replay_lifecycle(
             n, named = fact
             problem = lifecycle.reversal(n, named, pending)
             if problem is not None:
-                failures.setdefault(ledger.REVERSED, problem)
+                failures.append((ledger.REVERSED, problem))
             continue
         n, target, phase, named, found, target_pending, same = fact
         if found:  # the chunk's window saw the target
@@ -1201,7 +1311,7 @@ def _replay_lifecycle(
             earlier = 0 < target < n and pending(target)
             problem = lifecycle.resolution(n, phase, target, named, earlier, own == theirs)
         if problem is not None:
-            failures.setdefault(ledger.RESOLVED, problem)
+            failures.append((ledger.RESOLVED, problem))
     return lifecycle, failures
 
 
@@ -1214,11 +1324,12 @@ def _fell(sign: int, base: int, down: Any, up: Any) -> bool:
     return up is not None and base + up > 0
 
 
-async def _first_overdraft(
+async def _overdrafts(
     conn: AsyncConnection, facts: _Facts, specs: dict[str, ledger.AccountSpec], findings: ledger.Findings
 ) -> None:
     """Add the chunks up per guarded account; where a natural figure fell below zero in a chunk, find the
-    posting (the first per account, then the first of all), as `ledger.Verifier`'s running check would."""
+    posting (the first per account), and name the accounts in the order of those postings, as
+    `ledger.Verifier`'s running check would."""
     signs = {code: ledger.account_sign(spec) for code, spec in specs.items()}
     base: dict[str, list[int]] = {}  # signed posted plus pending, and posted, before the chunk
     fell: list[tuple[str, int, int, int, int, int]] = []  # account, sign, lo, hi, base
@@ -1244,44 +1355,78 @@ async def _first_overdraft(
     columns = ("accounts", "signs", "los", "his", "totals", "posteds")
     params = {name: [f[i] for f in fell] for i, name in enumerate(columns)}
     rows = await _numeric_if_needed(conn, _overdraft_sql, params)
-    if rows:
-        first = min(rows, key=lambda r: (r.sequence, r.leg))
+    for row in sorted(rows, key=lambda r: (r.sequence, r.leg)):
         findings.fail(
             ledger.OVERDRAWN,
             ledger.overdraft_detail(
-                first.account,
-                first.sequence,
-                int(first.total),
-                int(first.posted),
-                total_fell=first.total_fell,
+                row.account, row.sequence, int(row.total), int(row.posted), total_fell=row.total_fell
             ),
         )
 
 
 async def _describe(
-    conn: AsyncConnection, sequence: int, check: str, specs: dict[str, ledger.AccountSpec]
-) -> str:
-    """The reference's own words for a local check's first offender (`ledger.entry_problems`)."""
-    rows = (
+    conn: AsyncConnection, offenders: dict[str, list[int]], specs: dict[str, ledger.AccountSpec]
+) -> dict[tuple[str, int], str]:
+    """The reference's own words (`ledger.entry_problems`) for each offender of the local checks: the
+    offending entries and the entries stored just before them, read in three queries."""
+    wanted = sorted({sequence for sequences in offenders.values() for sequence in sequences})
+    if not wanted:
+        return {}
+    before: dict[int, int | None] = dict(
+        (
+            await conn.execute(
+                text(
+                    "SELECT s, (SELECT max(e.sequence) FROM journal_entries AS e WHERE e.sequence < s) "
+                    "FROM unnest(CAST(:wanted AS bigint[])) AS s"
+                ),
+                {"wanted": wanted},
+            )
+        ).all()
+    )
+    rows = {
+        row[0]: row
+        for row in await conn.execute(
+            select(*_ENTRY_COLUMNS).where(
+                JournalEntry.sequence.in_(sorted({*wanted, *(p for p in before.values() if p is not None)}))
+            )
+        )
+    }
+    legs: dict[int, list[ledger.Posting]] = {}
+    for sequence, account, amount in await conn.execute(
+        select(Posting.sequence, Posting.account_code, Posting.amount_fen)
+        .where(Posting.sequence.in_(wanted))
+        .order_by(Posting.sequence, Posting.leg)
+    ):
+        legs.setdefault(sequence, []).append(ledger.Posting(account, amount))
+    words: dict[tuple[str, int], str] = {}
+    for check, sequences in offenders.items():
+        for sequence in sequences:
+            (stored,) = _stored([rows[sequence]], legs)
+            prior = before.get(sequence)
+            previous = (prior, rows[prior][7]) if prior is not None else (0, ledger.GENESIS)
+            found = ledger.entry_problems(stored, previous[0], previous[1], specs)
+            words[check, sequence] = found.get(
+                check, f"entry {sequence}: the database check and the reference disagree"
+            )
+    return words
+
+
+async def _unknown_accounts(conn: AsyncConnection, facts: _Facts, codes: list[str]) -> None:
+    """The entries that post to an account the ledger does not know (only a journal written around the
+    foreign key gets here): how many, and the first `limit`."""
+    if not codes:
+        return
+    count, sequences = (
         await conn.execute(
-            select(*_ENTRY_COLUMNS)
-            .where(JournalEntry.sequence <= sequence)
-            .order_by(JournalEntry.sequence.desc())
-            .limit(2)
+            text(
+                "SELECT count(DISTINCT sequence), "
+                "(array_agg(DISTINCT sequence ORDER BY sequence))[1:CAST(:limit AS integer)] "
+                "FROM postings WHERE account_code = ANY (CAST(:codes AS text[]))"
+            ),
+            {"codes": codes, "limit": facts.limit},
         )
-    ).all()
-    legs = [
-        ledger.Posting(account, amount)
-        for account, amount in await conn.execute(
-            select(Posting.account_code, Posting.amount_fen)
-            .where(Posting.sequence == sequence)
-            .order_by(Posting.leg)
-        )
-    ]
-    (stored,) = _stored(rows[:1], {sequence: legs})
-    previous_sequence, previous_hash = (rows[1][0], rows[1][7]) if len(rows) > 1 else (0, ledger.GENESIS)
-    found = ledger.entry_problems(stored, previous_sequence, previous_hash, specs)
-    return found.get(check, f"entry {sequence}: the database check and the reference disagree")
+    ).one()
+    facts.offend(ledger.KNOWN, sequences, int(count))
 
 
 _SETTINGS: Final = (
@@ -1294,7 +1439,9 @@ _SETTINGS: Final = (
 )
 
 
-async def _verify_postgresql(session: AsyncSession, chunk: int) -> tuple[list[ledger.Check], str, Any]:
+async def _verify_postgresql(
+    session: AsyncSession, chunk: int, limit: int = ledger.OFFENDER_LIMIT
+) -> tuple[list[ledger.Check], str, Any]:
     """Every invariant as set-based queries over what the session sees. A session that has written in
     its transaction runs them itself (its writes are visible to it alone), inside a savepoint rolled back
     after so its settings stay its own. Otherwise its snapshot is exported to two fresh read-only
@@ -1305,7 +1452,7 @@ async def _verify_postgresql(session: AsyncSession, chunk: int) -> tuple[list[le
         try:
             for setting in _SETTINGS:
                 await own.execute(text(setting))
-            return await _set_based(own, own, chunk)
+            return await _set_based(own, own, chunk, limit)
         finally:
             await own.execute(text("ROLLBACK TO SAVEPOINT ggzy_verify"))
             await own.execute(text("RELEASE SAVEPOINT ggzy_verify"))
@@ -1320,24 +1467,24 @@ async def _verify_postgresql(session: AsyncSession, chunk: int) -> tuple[list[le
                 await conn.execute(text(f"SET TRANSACTION SNAPSHOT '{snapshot}'"))
                 for setting in _SETTINGS:
                     await conn.execute(text(setting))
-            return await _set_based(first, second, chunk)
+            return await _set_based(first, second, chunk, limit)
 
 
 async def _set_based(
-    first: AsyncConnection, second: AsyncConnection, chunk: int
+    first: AsyncConnection, second: AsyncConnection, chunk: int, limit: int = ledger.OFFENDER_LIMIT
 ) -> tuple[list[ledger.Check], str, Any]:
     """The queries of `_verify_postgresql` on one snapshot: per chunk of entries, the per-entry checks
     (`_entries_sql`) and the per-account sums and running figures (`_accounts_sql`), run by one worker per
-    distinct connection. Only first offenders, counts and facts come back; `ledger`'s own functions word
-    the details and replay the resolutions and reversals, so this and `ledger.Verifier` agree check by
-    check."""
+    distinct connection. Only the first `limit` offenders per check, counts and facts come back;
+    `ledger`'s own functions word the details and replay the resolutions and reversals, so this and
+    `ledger.Verifier` agree check by check, offender by offender."""
     connections = [first] if first is second else [first, second]
     specs, balances = await _specs_and_balances(first)
     low, high = (
         await first.execute(select(func.min(JournalEntry.sequence), func.max(JournalEntry.sequence)))
     ).one()
     all_facts = bool(await first.scalar(text(_TWICE_SQL)))
-    facts = _Facts()
+    facts = _Facts(limit=limit)
     jobs: deque[tuple[bool, _Chunk]] = deque()
     if low is not None:
         parts = max(1, math.ceil((high - low + 1) / chunk))
@@ -1374,7 +1521,7 @@ async def _set_based(
 
     resolved = facts.resolved + len(lifecycle.resolved)
     findings = ledger.Findings(
-        failures=dict(history),
+        failures=ledger.Offenders(limit),
         entries=facts.entries,
         postings=facts.postings,
         last_sequence=last[0] if last else 0,
@@ -1383,6 +1530,9 @@ async def _set_based(
         still_pending=facts.pending - resolved,
         reversed=len(lifecycle.reversed),
     )
+    for check, problem in history:
+        findings.fail(check, problem)
+    unknown: set[str] = set()
     for part in facts.chunks:
         for code, row in part.accounts.items():
             if row.moves:
@@ -1390,18 +1540,62 @@ async def _set_based(
                 sums[0] += int(row.posted)
                 sums[1] += int(row.pending)
             if code not in specs:
-                facts.offend(ledger.KNOWN, row.first_sequence)
-    await _first_overdraft(first, facts, specs, findings)
-    for check, sequence in facts.offenders.items():
-        findings.fail(check, await _describe(first, sequence, check, specs))
+                unknown.add(code)
+    await _unknown_accounts(first, facts, sorted(unknown))
+    await _overdrafts(first, facts, specs, findings)
+    words = await _describe(first, facts.offenders, specs)
+    for check, sequences in facts.offenders.items():
+        for sequence in sequences:
+            findings.fail(check, words[check, sequence])
+        findings.failures.count(check, facts.counts[check] - len(sequences))
     return ledger.conclude(findings, specs, balances), findings.last_hash, head
 
 
+_LINK_CHECKS: Final = (ledger.SEQUENCE, ledger.REQUESTS, ledger.CHAIN)
+
+
+async def chain_after(
+    session: AsyncSession, after: int, *, limit: int = ledger.OFFENDER_LIMIT, chunk: int = VERIFY_CHUNK
+) -> tuple[int, list[str], int]:
+    """On PostgreSQL, set-based: the entries after entry `after`, each checked to follow the one before
+    without a gap, to name its stored hash as the previous one (the first: entry `after`'s) and to
+    recompute (request and link) — `heads.Extension` at the database's speed. Answers how many entries
+    were checked, the first `limit` problems in sequence order (each in `ledger.entry_problems`' words,
+    sequence before request before chain) and how many problems in all."""
+    conn = await session.connection()
+    high = await conn.scalar(select(func.max(JournalEntry.sequence)))
+    if high is None or high <= after:
+        return 0, [], 0
+    facts = _Facts(limit=limit)
+    await conn.execute(text("SAVEPOINT ggzy_chain"))
+    try:
+        for setting in _SETTINGS:
+            await conn.execute(text(setting))
+        for lo in range(after + 1, high + 1, chunk):
+            await _check_entries(conn, _Chunk(lo, min(high, lo + chunk - 1)), False, facts)
+        wanted = {check: facts.offenders.get(check, []) for check in _LINK_CHECKS}
+        words = await _describe(conn, {c: s for c, s in wanted.items() if s}, {})
+    finally:
+        await conn.execute(text("ROLLBACK TO SAVEPOINT ggzy_chain"))
+        await conn.execute(text("RELEASE SAVEPOINT ggzy_chain"))
+    found = sorted(
+        (sequence, order, words[check, sequence])
+        for order, check in enumerate(_LINK_CHECKS)
+        for sequence in wanted[check]
+    )
+    total = sum(facts.counts.get(check, 0) for check in _LINK_CHECKS)
+    return facts.entries, [detail for _, _, detail in found[:limit]], total
+
+
 async def verify(
-    session: AsyncSession, *, reference: bool = False, chunk: int = VERIFY_CHUNK
+    session: AsyncSession,
+    *,
+    reference: bool = False,
+    chunk: int = VERIFY_CHUNK,
+    limit: int = ledger.OFFENDER_LIMIT,
 ) -> list[ledger.Check]:
     """Check every ledger invariant from the stored rows, in `ledger.CHECKS` order, then whether the head
-    names the last entry.
+    names the last entry. Each check names every offender up to `limit` and counts them all.
 
     On PostgreSQL the checks run set-based over what this session sees (`_verify_postgresql`; `chunk`
     entries per per-entry query): on its exported snapshot over two more connections, or, once it has
@@ -1409,9 +1603,9 @@ async def verify(
     streams once through `ledger.Verifier`. Either way the answers are the same."""
     bind = session.bind
     if not reference and bind is not None and bind.dialect.name == "postgresql":
-        checks, last_hash, head = await _verify_postgresql(session, chunk)
+        checks, last_hash, head = await _verify_postgresql(session, chunk, limit)
     else:
-        checks, last_hash, head = await _verify_streaming(session)
+        checks, last_hash, head = await _verify_streaming(session, limit)
     checks.append(
         ledger.Check(
             "the head names the last entry",

@@ -15,15 +15,23 @@ Conventions, borrowed from TigerBeetle and Formance:
 - Every entry carries an idempotency key and the hash of its request, and is chained to the entry before
   it by SHA-256, so an auditor holding the last hash can detect any edit, insertion or removal.
 
-The hashes (version 2, "ggzy.escrow.request.2" and "ggzy.escrow.entry.2") are SHA-256 over short texts of
-line-feed separated fields that PostgreSQL can rebuild from the stored columns with plain concatenation,
-`encode(sha256(convert_to(text, 'UTF8')), 'hex')`, so the database checks a million postings in one pass
-(`escrow/journal.py`) and this module, the reference, computes the same digests from the same values
-(`request_text`, `entry_text`). The context enters as PostgreSQL writes a jsonb object (`context_text`).
-No field may contain a line feed except through the context's JSON escapes: the reason, key and phase
-have narrow alphabets, and a line feed in the actor or an account code is refused ("entry.actor",
-"entry.account"), so the fields of a text can always be told apart. Version 1 (canonical JSON) was never
-used in production and is gone.
+The hashes are SHA-256 over short texts of line-feed separated fields that PostgreSQL can rebuild from the
+stored columns with plain concatenation, `encode(sha256(convert_to(text, 'UTF8')), 'hex')`, so the database
+checks a million postings in one pass (`escrow/journal.py`) and this module, the reference, computes the
+same digests from the same values (`request_text`, `entry_text`). The context enters as PostgreSQL writes a
+jsonb object (`context_text`). No field may contain a line feed except through the context's JSON escapes:
+the reason, key and phase have narrow alphabets, and a line feed in the actor, an account code or a party
+field is refused ("entry.actor", "entry.account", "entry.party"), so the fields of a text can always be
+told apart.
+
+Scheme 3 ("ggzy.escrow.request.3", "ggzy.escrow.entry.3"), what the journal writes now, puts the party
+the money comes from or goes to inside the request text: the payer (account, name, bank) of money taken in
+from the bank, the payee of a refund instructed, of an approved change of payee and of a corrected payer
+(`PARTY_ROLES`). So an auditor checks refunds against hashed data, never against columns anyone with the
+database could edit. A change of payee or a corrected payer moves no money: a memo entry, with no postings
+(`MEMO_REASONS`). Scheme 2 entries (no party) still verify; the entry's scheme is stored beside it and is
+itself inside the link text, so an entry cannot be moved from one scheme to the other. Scheme 1
+(canonical JSON) was never used in production and is gone.
 """
 
 from __future__ import annotations
@@ -115,6 +123,26 @@ REASONS: Final[frozenset[str]] = frozenset(
         "forfeiture",
         "reversal",
         "opening_balance",
+        "payee_changed",
+        "payer_corrected",
+        "line_corrected",
+    }
+)
+
+# Entries that record a fact about money without moving any: they carry no postings at all.
+MEMO_REASONS: Final[frozenset[str]] = frozenset({"payee_changed", "payer_corrected"})
+
+# The party each reason names inside the hashed text (scheme 3): who paid money in, who a refund goes to.
+# Every other reason names none ("").
+PARTY_ROLES: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        "deposit_received": "payer",
+        "suspense_received": "payer",
+        "suspense_matched": "payer",
+        "line_corrected": "payer",
+        "payer_corrected": "payer",
+        "refund_instructed": "payee",
+        "payee_changed": "payee",
     }
 )
 
@@ -135,6 +163,22 @@ class Posting:
 
 
 @dataclass(frozen=True)
+class Party:
+    """The bank account money came from (role "payer") or goes to ("payee"): its number, the holder's name
+    and the bank, as the bank wrote them. `NO_PARTY` for an entry that names none."""
+
+    role: str = ""
+    account: str = ""
+    name: str = ""
+    bank: str = ""
+
+
+NO_PARTY: Final = Party()
+SCHEMES: Final = (2, 3)
+CURRENT_SCHEME: Final = 3
+
+
+@dataclass(frozen=True)
 class EntryDraft:
     """An entry as requested, before it has a sequence number, a phase, a time or a hash."""
 
@@ -145,10 +189,19 @@ class EntryDraft:
         default_factory=dict
     )  # tender, lot, bidder, obligation, statement line…
     actor: str = ""  # "user:<uuid>" or "job:<name>"
+    party: Party = NO_PARTY  # the payer or payee the entry names (scheme 3)
+    scheme: int = CURRENT_SCHEME
 
 
-def _postings_problem(postings: Sequence[Posting]) -> LedgerError | None:
-    """The first structural fault of a set of postings (shared by `check_entry` and the verifier)."""
+def _postings_problem(postings: Sequence[Posting], reason: str = "") -> LedgerError | None:
+    """The first structural fault of a set of postings (shared by `check_entry` and the verifier). A memo
+    reason carries none; every other entry at least two."""
+    if reason in MEMO_REASONS:
+        if postings:
+            return LedgerError(
+                "entry.memo", f"A {reason} entry records a fact and moves no money; it has no postings."
+            )
+        return None
     if len(postings) < 2:
         return LedgerError("entry.empty", f"An entry needs at least two postings, not {len(postings)}.")
     seen: set[str] = set()
@@ -214,20 +267,53 @@ def _draft_problem(draft: EntryDraft) -> LedgerError | None:
             return LedgerError(
                 "entry.account", f"Posting {leg} names an account that is not one line of text.", leg=leg
             )
+    if draft.scheme not in SCHEMES:
+        return LedgerError("entry.scheme", f"Unknown hash scheme {draft.scheme!r}; 2 and 3 are defined.")
+    return _party_problem(draft)
+
+
+def _party_problem(draft: EntryDraft) -> LedgerError | None:
+    """The party must be the one the reason names (`PARTY_ROLES`), one line per field, a payee with an
+    account; a scheme 2 entry names none."""
+    party = draft.party
+    fields = (party.role, party.account, party.name, party.bank)
+    if not all(isinstance(f, str) for f in fields):
+        return LedgerError("entry.party", "The party's fields must be text.")
+    if draft.scheme == 2:
+        if any(fields):
+            return LedgerError("entry.party", "A scheme 2 entry names no party.")
+        return None
+    wanted = PARTY_ROLES.get(draft.reason, "")
+    if party.role != wanted:
+        named = f"its {wanted}" if wanted else "no party"
+        return LedgerError("entry.party", f"A {draft.reason} entry names {named}, not {party.role!r}.")
+    if any("\n" in f for f in fields):
+        return LedgerError("entry.party", "The party's account, name and bank are each one line of text.")
+    if not wanted and any(fields):
+        return LedgerError("entry.party", f"A {draft.reason} entry names no party.")
+    if wanted == "payee" and not party.account:
+        return LedgerError("entry.party", "A payee needs an account number.")
     return None
 
 
 def check_entry(draft: EntryDraft) -> None:
     """Refuse a malformed entry with the precise `LedgerError` code: "entry.reason", "entry.key",
-    "entry.context", "entry.actor", "entry.account", "entry.empty", "entry.amount", "entry.zero_amount",
-    "entry.duplicate_account" or "entry.unbalanced" (checked in that order)."""
-    problem = _draft_problem(draft) or _postings_problem(draft.postings)
+    "entry.context", "entry.actor", "entry.account", "entry.scheme", "entry.party", then "entry.memo",
+    "entry.empty", "entry.amount", "entry.zero_amount", "entry.duplicate_account" or "entry.unbalanced"
+    (checked in that order)."""
+    problem = _draft_problem(draft) or _postings_problem(draft.postings, draft.reason)
     if problem is not None:
         raise problem
 
 
-REQUEST_VERSION: Final = "ggzy.escrow.request.2"
-ENTRY_VERSION: Final = "ggzy.escrow.entry.2"
+REQUEST_VERSIONS: Final[Mapping[int, str]] = MappingProxyType(
+    {2: "ggzy.escrow.request.2", 3: "ggzy.escrow.request.3"}
+)
+ENTRY_VERSIONS: Final[Mapping[int, str]] = MappingProxyType(
+    {2: "ggzy.escrow.entry.2", 3: "ggzy.escrow.entry.3"}
+)
+REQUEST_VERSION: Final = REQUEST_VERSIONS[CURRENT_SCHEME]
+ENTRY_VERSION: Final = ENTRY_VERSIONS[CURRENT_SCHEME]
 GENESIS: Final = "0" * 64
 
 # A JSON string literal as PostgreSQL's escape_json writes it: '"' and '\\' escaped, \b \f \n \r \t by
@@ -254,11 +340,27 @@ def context_text(context: Mapping[str, str]) -> str:
     return "{" + ", ".join(f"{_JSON_STRING(k)}: {_JSON_STRING(v)}" for _, _, k, v in pairs) + "}"
 
 
+def _version(versions: Mapping[int, str], scheme: int) -> str:
+    version = versions.get(scheme) if type(scheme) is int else None
+    if version is None:
+        raise ValueError(f"unknown hash scheme {scheme!r}")
+    return version
+
+
 def request_text(draft: EntryDraft) -> str:
-    """The canonical text of what an entry asks for, without its idempotency key: the lines
-    REQUEST_VERSION, reason, actor, `context_text(context)`, then per posting in the given order its
-    account and its amount in fen as a decimal integer, joined by line feeds ("\n", none at the end)."""
-    lines = [REQUEST_VERSION, draft.reason, draft.actor, context_text(draft.context)]
+    """The canonical text of what an entry asks for, without its idempotency key, joined by line feeds
+    ("\n", none at the end):
+
+    - scheme 3: "ggzy.escrow.request.3", reason, actor, `context_text(context)`, the party's role ("payer",
+      "payee" or empty), account, name and bank (four lines, empty when the entry names no party), then per
+      posting in the given order its account and its amount in fen as a decimal integer (a memo has none);
+    - scheme 2: "ggzy.escrow.request.2", reason, actor, `context_text(context)`, then the postings.
+
+    An unknown scheme is a ValueError."""
+    lines = [_version(REQUEST_VERSIONS, draft.scheme), draft.reason, draft.actor, context_text(draft.context)]
+    if draft.scheme == 3:
+        party = draft.party
+        lines += [party.role, party.account, party.name, party.bank]
     for p in draft.postings:
         lines.append(p.account)
         lines.append(str(p.amount_fen))
@@ -268,7 +370,7 @@ def request_text(draft: EntryDraft) -> str:
 def request_hash(draft: EntryDraft) -> str:
     """Hex SHA-256 of the UTF-8 `request_text(draft)`. The same key with the same request hash is a replay;
     the same key with another hash is a conflict. A draft whose context is not text to text is a
-    TypeError."""
+    TypeError; one of an unknown scheme a ValueError."""
     return hashlib.sha256(request_text(draft).encode()).hexdigest()
 
 
@@ -278,25 +380,53 @@ def _micros(at: datetime) -> int:
     return (at - _EPOCH) // _MICROSECOND
 
 
-def entry_text(previous_hash: str, sequence: int, key: str, request: str, phase: str, at: datetime) -> str:
-    """The canonical text of one link of the chain: the lines ENTRY_VERSION, the previous entry's hash,
-    the sequence number, the idempotency key, the request hash, the phase, and the entry's time as whole
-    microseconds since 1970-01-01T00:00:00Z (PostgreSQL: `(extract(epoch FROM at) * 1000000)::bigint`),
-    joined by line feeds. A naive `at` is a ValueError."""
+def entry_text(
+    previous_hash: str,
+    sequence: int,
+    key: str,
+    request: str,
+    phase: str,
+    at: datetime,
+    scheme: int = CURRENT_SCHEME,
+) -> str:
+    """The canonical text of one link of the chain: the lines "ggzy.escrow.entry.<scheme>", the previous
+    entry's hash, the sequence number, the idempotency key, the request hash, the phase, and the entry's time
+    as whole microseconds since 1970-01-01T00:00:00Z (PostgreSQL: `(extract(epoch FROM at) * 1000000)::bigint`),
+    joined by line feeds. A naive `at` or an unknown scheme is a ValueError."""
     return "\n".join(
-        (ENTRY_VERSION, previous_hash, str(sequence), key, request, str(phase), str(_micros(at)))
+        (
+            _version(ENTRY_VERSIONS, scheme),
+            previous_hash,
+            str(sequence),
+            key,
+            request,
+            str(phase),
+            str(_micros(at)),
+        )
     )
 
 
-def link_hash(previous_hash: str, sequence: int, key: str, request: str, phase: str, at: datetime) -> str:
+def link_hash(
+    previous_hash: str,
+    sequence: int,
+    key: str,
+    request: str,
+    phase: str,
+    at: datetime,
+    scheme: int = CURRENT_SCHEME,
+) -> str:
     """Hex SHA-256 of the UTF-8 `entry_text` (for a writer that already holds the request hash)."""
-    return hashlib.sha256(entry_text(previous_hash, sequence, key, request, phase, at).encode()).hexdigest()
+    text = entry_text(previous_hash, sequence, key, request, phase, at, scheme)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def entry_hash(previous_hash: str, sequence: int, draft: EntryDraft, phase: str, at: datetime) -> str:
-    """Hex SHA-256 of one link of the journal's chain: the UTF-8 `entry_text` over `request_hash(draft)`.
-    The first entry's previous hash is `GENESIS`; any zone gives the same hash for the same instant."""
-    return link_hash(previous_hash, sequence, draft.idempotency_key, request_hash(draft), phase, at)
+    """Hex SHA-256 of one link of the journal's chain: the UTF-8 `entry_text` over `request_hash(draft)`,
+    in the draft's scheme. The first entry's previous hash is `GENESIS`; any zone gives the same hash for the
+    same instant."""
+    return link_hash(
+        previous_hash, sequence, draft.idempotency_key, request_hash(draft), phase, at, draft.scheme
+    )
 
 
 # ---------------------------------------------------------------- balances
@@ -481,13 +611,67 @@ def reversal(draft: EntryDraft, *, key: str, actor: str, original_sequence: int)
 # ---------------------------------------------------------------- verification
 
 
+OFFENDER_LIMIT: Final = 100  # offenders named per check; the total counts them all
+
+
 @dataclass(frozen=True)
 class Check:
-    """One invariant's result, with a detail naming the first offender (or what was covered)."""
+    """One invariant's result. `offenders` names every offender found, in the order found, up to the
+    checker's limit; `total` counts them all. `detail` is one line: what was covered when the check
+    passes, else the first offender and how many more there are."""
 
     name: str
     ok: bool
     detail: str
+    offenders: tuple[str, ...] = ()
+    total: int = 0
+
+
+def failed(name: str, offenders: Sequence[str], total: int, limit: int = OFFENDER_LIMIT) -> Check:
+    """A failed check naming `offenders` (at most `limit` of them) out of `total`."""
+    named = tuple(offenders[:limit])
+    detail = named[0]
+    if total > 1:
+        detail += f" (and {total - 1} more"
+        detail += f"; the first {len(named)} are listed)" if total > len(named) else ")"
+    return Check(name, False, detail, named, total)
+
+
+def judged(
+    name: str, offenders: Sequence[str], total: int, covered: str, limit: int = OFFENDER_LIMIT
+) -> Check:
+    """A check that passes with `covered` as its detail when there is no offender, else fails naming them."""
+    if total == 0:
+        return Check(name, True, covered)
+    return failed(name, offenders, total, limit)
+
+
+class Offenders:
+    """Every offender of each check, in the order found: up to `limit` named, all counted."""
+
+    def __init__(self, limit: int = OFFENDER_LIMIT) -> None:
+        self.limit = limit
+        self.named: dict[str, list[str]] = {}
+        self.totals: dict[str, int] = {}
+
+    def add(self, check: str, detail: str) -> None:
+        """Record one offender of `check`."""
+        named = self.named.setdefault(check, [])
+        if len(named) < self.limit:
+            named.append(detail)
+        self.totals[check] = self.totals.get(check, 0) + 1
+
+    def count(self, check: str, unnamed: int) -> None:
+        """Count `unnamed` more offenders of `check` that were found but not named (beyond the limit)."""
+        if unnamed > 0:
+            self.totals[check] = self.totals.get(check, 0) + unnamed
+
+    def __contains__(self, check: object) -> bool:
+        return check in self.totals
+
+    def check(self, name: str, covered: str) -> Check:
+        """The check's result: passed with `covered`, or failed naming its offenders."""
+        return judged(name, self.named.get(name, []), self.totals.get(name, 0), covered, self.limit)
 
 
 @dataclass(frozen=True)
@@ -510,10 +694,20 @@ class StoredEntry:
     context: Mapping[str, str]
     actor: str
     resolves: int | None = None
+    party: Party = NO_PARTY
+    scheme: int = CURRENT_SCHEME
 
     def draft(self) -> EntryDraft:
         """The entry as it was requested (what the request hash covers)."""
-        return EntryDraft(self.reason, self.postings, self.idempotency_key, self.context, self.actor)
+        return EntryDraft(
+            self.reason,
+            self.postings,
+            self.idempotency_key,
+            self.context,
+            self.actor,
+            self.party,
+            self.scheme,
+        )
 
 
 SEQUENCE: Final = "sequence gapless from 1"
@@ -559,9 +753,9 @@ def account_sign(spec: AccountSpec | None) -> int:
 
 
 def overdraft_detail(account: str, sequence: int, total: int, posted: int, *, total_fell: bool) -> str:
-    """The first offender of "no account overdrawn" in the running check: the natural figures (posted plus
-    pending, and posted) of a guarded account right after a posting of entry `sequence` lowered one of them
-    below zero; `total_fell` names the posted-and-pending figure as the one."""
+    """An offender of "no account overdrawn" in the running check, named once per account: the natural
+    figures (posted plus pending, and posted) of a guarded account right after the first posting, of entry
+    `sequence`, that lowered one of them below zero; `total_fell` names the posted-and-pending figure."""
     if total_fell:
         return f"{account} stands at {total} fen after entry {sequence}"
     return f"{account} has {posted} fen posted after entry {sequence}"
@@ -573,15 +767,16 @@ def entry_problems(
     """The checks that one stored entry fails on its own, given the sequence number and hash of the entry
     stored before it (0 and GENESIS for the first): each failed check's name with a detail naming the
     entry. The local half of the invariants — sequence, balance, well-formedness (reason, key, context,
-    actor, account codes, a known phase), request hash, chain link (over the recomputed request hash,
-    so a request hash rewritten to match edited postings does not rescue it; and refused outright when the
-    request has no canonical form), accounts known. `Verifier` applies it to every entry; the database's
-    set-based checks (escrow/journal.py) apply it to the first offender they find, so both say the same."""
+    actor, account codes, scheme, party, a known phase), request hash, chain link (over the recomputed
+    request hash, so a request hash rewritten to match edited postings does not rescue it; and refused
+    outright when the request has no canonical form), accounts known. `Verifier` applies it to every entry;
+    the database's set-based checks (escrow/journal.py) apply it to every offender they find, so both say
+    the same."""
     n = entry.sequence
     found: dict[str, str] = {}
     if n != previous_sequence + 1:
         found[SEQUENCE] = f"entry {n} follows entry {previous_sequence}; expected {previous_sequence + 1}"
-    problem = _postings_problem(entry.postings)
+    problem = _postings_problem(entry.postings, entry.reason)
     if problem is not None:
         found[BALANCED] = f"entry {n}: {problem.code}: {problem.message}"
     requested = entry.draft()
@@ -605,7 +800,9 @@ def entry_problems(
         found[CHAIN] = f"entry {n}: cannot recompute (the request has no canonical form)"
     else:
         try:
-            link = link_hash(entry.previous_hash, n, entry.idempotency_key, recomputed, entry.phase, entry.at)
+            link = link_hash(
+                entry.previous_hash, n, entry.idempotency_key, recomputed, entry.phase, entry.at, entry.scheme
+            )
         except (TypeError, ValueError) as exc:
             found[CHAIN] = f"entry {n}: cannot recompute ({exc})"
         else:
@@ -678,10 +875,11 @@ class Lifecycle:
 
 @dataclass
 class Findings:
-    """What a pass over the journal found, before the stored balances are compared: the first offender
-    per check, the counts, the chain's head and the sums (account → [posted, pending], signed)."""
+    """What a pass over the journal found, before the stored balances are compared: every offender per
+    check in the order found (up to the limit, all counted), the counts, the chain's head and the sums
+    (account → [posted, pending], signed)."""
 
-    failures: dict[str, str] = field(default_factory=dict)
+    failures: Offenders = field(default_factory=Offenders)
     entries: int = 0
     postings: int = 0
     last_sequence: int = 0
@@ -692,8 +890,8 @@ class Findings:
     reversed: int = 0
 
     def fail(self, check: str, detail: str) -> None:
-        """Record an offender; the first one recorded per check is the one worth reading."""
-        self.failures.setdefault(check, detail)
+        """Record one offender of `check`."""
+        self.failures.add(check, detail)
 
 
 def conclude(
@@ -735,8 +933,7 @@ def conclude(
         RESOLVED: f"{findings.resolved} resolved, {findings.still_pending} still pending",
         REVERSED: f"{findings.reversed} reversed",
     }
-    failures = findings.failures
-    return [Check(name, name not in failures, failures.get(name, covered[name])) for name in CHECKS]
+    return [findings.failures.check(name, covered[name]) for name in CHECKS]
 
 
 class Verifier:
@@ -747,12 +944,13 @@ class Verifier:
 
     After `finish`, `last_hash` is the chain's head (compare it with a published or stored head)."""
 
-    def __init__(self, specs: Mapping[str, AccountSpec]) -> None:
+    def __init__(self, specs: Mapping[str, AccountSpec], *, limit: int = OFFENDER_LIMIT) -> None:
         self._specs = specs
-        self._found = Findings()
+        self._found = Findings(Offenders(limit))
         self._open: dict[int, tuple[Posting, ...]] = {}  # pending entries awaiting their resolution
         self._lifecycle = Lifecycle()
         self._signs: dict[str, int] = {}
+        self._overdrawn: set[str] = set()  # accounts already named by the running overdraft check
 
     @property
     def last_hash(self) -> str:
@@ -821,13 +1019,15 @@ class Verifier:
             sums[0] += into_posted * p.amount_fen
             sums[1] += into_pending * p.amount_fen
             sign = self._sign(p.account)
-            if not sign:
+            if not sign or p.account in self._overdrawn:
                 continue
             # the same two figures `_guard` protects, so the checker and the service agree: a posting that
             # lowers a natural figure may not leave it below zero
             total, posted = sign * (sums[0] + sums[1]), sign * sums[0]
             total_fell = total < 0 and sign * (into_posted + into_pending) * p.amount_fen < 0
             if total_fell or (posted < 0 and sign * into_posted * p.amount_fen < 0):
+                # an account is named once, at the first posting that took it below zero
+                self._overdrawn.add(p.account)
                 self._found.fail(
                     OVERDRAWN, overdraft_detail(p.account, n, total, posted, total_fell=total_fell)
                 )
@@ -855,7 +1055,7 @@ def verify(
     them, voided entries nothing); no account overdrawn (a posting that lowers an account's posted, or
     posted-and-pending, figure never leaves it below zero, and no stored balance stands below zero);
     accounts known; entries well formed; pending entries resolved at most once; reversals undo an
-    earlier entry at most once. Each Check's detail names the first offender."""
+    earlier entry at most once. Each Check names every offender, up to `OFFENDER_LIMIT`, and counts them."""
     checker = Verifier(specs)
     for entry in entries:
         checker.feed(entry)

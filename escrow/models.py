@@ -1,6 +1,9 @@
-"""Tables of the escrow package: the ledger (accounts, journal entries, postings, balances) and the deposits
-it holds (sub-accounts, bank statements and lines, guarantees, eligibility, rates, refund obligations,
-batches and instructions, payee changes, forfeitures)."""
+"""Tables of the escrow package: the ledger (accounts, journal entries, postings, balances, signed heads)
+and the deposits it holds (sub-accounts, bank statements, lines and their conflicts, guarantees,
+eligibility, rates, refund obligations, batches and instructions, payee changes, forfeitures).
+
+On PostgreSQL the append-only tables (journal entries, postings, signed heads, payee changes, rates)
+refuse UPDATE and DELETE by trigger (migration 0011): a correction is a new row, never an edit."""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ import uuid
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, SmallInteger, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from storage.db import Base, IdMixin
@@ -44,7 +47,10 @@ class JournalEntry(Base):
     """One journal entry, numbered without gaps and chained by hash; never edited or deleted.
 
     `phase`: posted, or pending (a reservation, e.g. a refund instructed to the bank). A pending entry is
-    resolved at most once by a later entry of phase posted or voided whose `resolves` names it."""
+    resolved at most once by a later entry of phase posted or voided whose `resolves` names it.
+    `scheme`: the hash scheme (`escrow.ledger`): 3 hashes the party (`party_*`: the payer of money taken
+    in, the payee of a refund or of an approved change); 2, the older one, names none (the party columns
+    are NULL)."""
 
     __tablename__ = "journal_entries"
     __table_args__ = (Index("ix_journal_entries_at", "at"),)
@@ -60,6 +66,27 @@ class JournalEntry(Base):
     context: Mapped[dict[str, Any]]
     previous_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+    scheme: Mapped[int] = mapped_column(SmallInteger)
+    party_role: Mapped[str | None] = mapped_column(String(10))
+    party_account: Mapped[str | None] = mapped_column(String(60))
+    party_name: Mapped[str | None] = mapped_column(String(200))
+    party_bank: Mapped[str | None] = mapped_column(String(200))
+
+
+class SignedLedgerHead(Base):
+    """A head of the journal signed with the platform's log key (`escrow/heads.py`): after every batch
+    that moved money, in the same transaction, and at least hourly. `cause` says which (statement,
+    refund batch, results, …, hourly); it is not signed and not published."""
+
+    __tablename__ = "ledger_signed_heads"
+
+    sequence: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    entries: Mapped[int] = mapped_column(BigInteger)
+    chain_hash: Mapped[str] = mapped_column(String(64))
+    signed_at: Mapped[datetime] = mapped_column(index=True)
+    key_id: Mapped[str] = mapped_column(String(16))
+    signature: Mapped[str] = mapped_column(String(88))
+    cause: Mapped[str] = mapped_column(String(30))
 
 
 class Posting(Base):
@@ -158,6 +185,30 @@ class BankLine(IdMixin, Base):
     resolved_by: Mapped[str | None] = mapped_column(String(80))
     resolved_at: Mapped[datetime | None]
     note: Mapped[str | None] = mapped_column(Text)
+
+
+class BankLineConflict(IdMixin, Base):
+    """A line the bank reported again under a known reference but with another amount, payer, date or
+    account (对账差异): both versions kept in full, with the import that brought the later one (its file
+    is in the object store), until a centre officer records which is right. Never dropped."""
+
+    __tablename__ = "bank_line_conflicts"
+    __table_args__ = (UniqueConstraint("line_id", "digest", name="uq_bank_line_conflicts_line_id_digest"),)
+
+    line_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("bank_lines.id"), index=True)
+    reference: Mapped[str] = mapped_column(String(120))
+    statement_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("bank_statements.id"))
+    digest: Mapped[str] = mapped_column(String(64))  # of the later version: seen again, not a new conflict
+    known: Mapped[dict[str, Any]]
+    incoming: Mapped[dict[str, Any]]
+    differences: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(String(10), default="open", index=True)
+    detected_at: Mapped[datetime]
+    decision: Mapped[str | None] = mapped_column(String(10))
+    note: Mapped[str | None] = mapped_column(Text)
+    resolved_by: Mapped[str | None] = mapped_column(String(80))
+    resolved_at: Mapped[datetime | None]
+    entry_sequence: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class Guarantee(IdMixin, Base):
@@ -288,7 +339,8 @@ class RefundInstruction(IdMixin, Base):
 
 class PayeeChange(IdMixin, Base):
     """An approved change of the account a deposit is refunded to (e.g. the payer's account was closed),
-    recorded by a centre officer with the approval it rests on."""
+    recorded by a centre officer with the approval it rests on, and hashed into the journal as a
+    `payee_changed` entry (`entry_sequence`), which is what a refund's payee is checked against."""
 
     __tablename__ = "payee_changes"
 
@@ -300,6 +352,7 @@ class PayeeChange(IdMixin, Base):
     approval: Mapped[str] = mapped_column(Text)
     recorded_by: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
     recorded_at: Mapped[datetime]
+    entry_sequence: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class Forfeiture(IdMixin, Base):

@@ -68,6 +68,13 @@ class PayeeIn(Strict):
     approval: Note
 
 
+class ConflictDecision(Strict):
+    """A centre officer's decision on a bank line conflict, with its grounds."""
+
+    decision: Literal["known", "incoming"]
+    note: Note
+
+
 class ForfeitureIn(Strict):
     """A proposal to keep a deposit, with its legal reason."""
 
@@ -79,10 +86,13 @@ class Check(msgspec.Struct):
     name: str
     ok: bool
     detail: str
+    offenders: list[str]
+    total: int
 
 
 class VerifyOut(msgspec.Struct):
     ok: bool
+    offender_limit: int
     checks: list[Check]
 
 

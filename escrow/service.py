@@ -30,10 +30,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from accounts import service as accounts
 from accounts.security import Principal
-from escrow import bankfiles, eligibility, interest, journal, ledger, obligations
+from escrow import bankfiles, conflicts, eligibility, heads, interest, journal, ledger, obligations, published
 from escrow.journal import BANK
 from escrow.models import (
     BankLine,
+    BankLineConflict,
     BankStatement,
     Deposit,
     Eligibility,
@@ -59,13 +60,14 @@ from storage.problems import (
     field_error,
 )
 from storage.settings import Settings
+from storage.signing import LogSigner
 from trading.calendar import WorkingCalendar, local_date
 
 _Decided = TypeVar("_Decided", Guarantee, Forfeiture)
 
-SUSPENSE = "suspense"
+SUSPENSE = journal.SUSPENSE
 INTEREST_EXPENSE = "interest:expense"
-INTEREST_INCOME = "interest:income"
+INTEREST_INCOME = journal.INTEREST_INCOME
 FORFEITED = "forfeited"
 _FIXED_ACCOUNTS = (
     (BANK, "bank"),
@@ -293,6 +295,7 @@ class ImportResult:
     lines: int
     new_lines: int = 0
     already_known: int = 0
+    conflicting: int = 0  # known references the bank now reports otherwise: each kept as a conflict
     matched: int = 0
     suspense: int = 0
     interest: int = 0
@@ -306,6 +309,7 @@ class ImportResult:
             "lines": self.lines,
             "new_lines": self.new_lines,
             "already_known": self.already_known,
+            "conflicting": self.conflicting,
             "matched": self.matched,
             "suspense": self.suspense,
             "interest": self.interest,
@@ -335,10 +339,14 @@ async def import_statement(
     data: bytes,
     fmt: str,
     now: datetime,
+    *,
+    signer: LogSigner,
 ) -> ImportResult:
     """Import a statement file: each line the bank has not told us of before is matched to its
     sub-account (exact amount), or goes to suspense; interest credited by the bank and our own refunds
-    coming back as debits are recognised. Importing the same file again changes nothing."""
+    coming back as debits are recognised; a known reference the bank now reports otherwise is a conflict
+    (`escrow/conflicts.py`). Importing the same file again changes nothing. The ledger's head is signed
+    when the batch moved money."""
     try:
         # parsing a statement of many thousand lines is CPU work: off the event loop
         statement = await asyncio.to_thread(bankfiles.parse_statement, data, fmt)
@@ -358,6 +366,7 @@ async def import_statement(
         key,
         statement.lines,
         now,
+        signer,
         bank_statement_id=statement.statement_id,
         account=statement.account,
     )
@@ -370,16 +379,25 @@ def _replayed(row: BankStatement) -> ImportResult:
         replay=True,
         lines=row.lines,
         new_lines=0,
-        already_known=row.lines,
+        already_known=row.lines - int(s.get("conflicting", 0)),
+        conflicting=int(s.get("conflicting", 0)),
         conflicts=list(s.get("conflicts", [])),
     )
 
 
 async def notify(
-    session: AsyncSession, body: bytes, signature: str, settings: Settings, now: datetime
+    session: AsyncSession,
+    store: ObjectStore,
+    body: bytes,
+    signature: str,
+    settings: Settings,
+    now: datetime,
+    *,
+    signer: LogSigner,
 ) -> ImportResult:
-    """One line from the bank's signed real-time notification (到账通知); the same line arriving later in
-    the day's statement is recognised by its reference and changes nothing."""
+    """One line from the bank's signed real-time notification (到账通知), kept in the object store as the
+    bank sent it; the same line arriving later in the day's statement is recognised by its reference and
+    changes nothing (or, if the bank then says otherwise, is a conflict)."""
     if not settings.bank_notify_secret:
         raise NotFound("Bank notifications are not configured (GGZY_BANK_NOTIFY_SECRET).")
     try:
@@ -392,7 +410,9 @@ async def notify(
     earlier = await session.scalar(select(BankStatement).where(BankStatement.sha256 == digest))
     if earlier is not None:
         return _replayed(earlier)
-    return await _take_lines(session, None, "notification", digest, None, [line], now)
+    key = f"escrow/notifications/{digest}.json"
+    await store.put_bytes(key, body)
+    return await _take_lines(session, None, "notification", digest, key, [line], now, signer)
 
 
 async def _take_lines(
@@ -403,6 +423,7 @@ async def _take_lines(
     object_key: str | None,
     lines: Sequence[bankfiles.StatementLine],
     now: datetime,
+    signer: LogSigner,
     *,
     bank_statement_id: str | None = None,
     account: str | None = None,
@@ -461,7 +482,14 @@ async def _take_lines(
             )
         )
         if getattr(fresh, "rowcount", 1) == 0:
-            result.already_known += 1
+            known = await session.scalar(select(BankLine).where(BankLine.reference == raw.reference))
+            assert known is not None
+            differs = await conflicts.record(session, known, raw, statement_id, now)
+            if differs is None:
+                result.already_known += 1
+            else:
+                result.conflicting += 1
+                result.conflicts.append(differs)
             continue
         line = await session.get(BankLine, line_id)
         assert line is not None
@@ -475,10 +503,16 @@ async def _take_lines(
     statement.summary = result.summary()
     for tender_id in touched_tenders:
         await _same_payer_signals(session, tender_id, now)
+    await published.seal(session, signer, now, fmt if fmt == "notification" else "statement")
     await accounts.record(
         session, actor, "escrow.import", "bank_statement", statement_id, now, fmt=fmt, **result.summary()
     )
     return result
+
+
+def payer_of(line: BankLine) -> ledger.Party:
+    """The bank line's payer as the hashed entries that take it in name it."""
+    return ledger.Party("payer", line.payer_account or "", line.payer_name or "", line.payer_bank or "")
 
 
 async def _place_line(
@@ -557,6 +591,7 @@ async def _place_line(
                 f"line:{line.id}",
                 context,
                 who,
+                payer_of(line),
             ),
             now,
         )
@@ -608,6 +643,7 @@ async def _credit_deposit(
                 "bidder": str(deposit.organisation_id),
             },
             who,
+            payer_of(line),
         ),
         now,
     )
@@ -662,6 +698,8 @@ async def match_suspense(
     deposit_id: uuid.UUID,
     note: str,
     now: datetime,
+    *,
+    signer: LogSigner,
 ) -> BankLine:
     """A centre officer matches a suspense line to a deposit sub-account (any amount: eligibility compares
     what is held with what is required)."""
@@ -675,6 +713,7 @@ async def match_suspense(
         )
     await _credit_deposit(session, deposit, line, "suspense_matched", SUSPENSE, _actor(actor), now)
     line.resolved_by, line.note = _actor(actor), note.strip()
+    await published.seal(session, signer, now, "suspense_match")
     await accounts.record(
         session, actor, "escrow.suspense.match", "bank_line", line.id, now, deposit=deposit.id
     )
@@ -1160,6 +1199,8 @@ async def decide_forfeiture(
     note: str,
     cal: WorkingCalendar,
     now: datetime,
+    *,
+    signer: LogSigner,
 ) -> Forfeiture:
     """A supervisor approves (the deposit moves to forfeited, a guarantee is claimed, an open refund
     obligation is closed) or rejects (the deposit is refunded under the trade's rule)."""
@@ -1196,6 +1237,7 @@ async def decide_forfeiture(
                 now,
             )
             row.entry_sequence = posted.entry.sequence
+            await published.seal(session, signer, now, "forfeiture")
         for g in await guarantees_of(session, deposit.id):
             if g.status in ("verified", "released"):
                 g.status, g.release_rule = "claimed", row.rule
@@ -1244,25 +1286,89 @@ class Payee:
     bank: str
     basis: str
 
+    @property
+    def party(self) -> ledger.Party:
+        """The payee as a refund entry hashes it."""
+        return ledger.Party("payee", self.account, self.name, self.bank)
+
+
+ARRIVALS = conflicts.ARRIVALS
+CORRECTIONS = conflicts.CORRECTIONS
+
+
+def _hashed(entry: JournalEntry, basis: str) -> Payee:
+    return Payee(entry.party_name or "", entry.party_account or "", entry.party_bank or "", basis)
+
+
+async def _line_payer(
+    session: AsyncSession, line_id: uuid.UUID, arrival: JournalEntry | None
+) -> JournalEntry | None:
+    """The hashed entry naming a line's payer: its latest correction (a conflict resolved with the bank's
+    later version), else the entry that took the line in."""
+    corrected = await session.scalars(
+        select(JournalEntry)
+        .join(BankLineConflict, BankLineConflict.entry_sequence == JournalEntry.sequence)
+        .where(BankLineConflict.line_id == line_id, JournalEntry.reason.in_(CORRECTIONS))
+        .order_by(JournalEntry.sequence.desc())
+    )
+    for entry in corrected:
+        if entry.scheme == 3 and entry.context.get("bank_line") == str(line_id):
+            return entry
+    return arrival
+
+
+async def first_arrival(session: AsyncSession, deposit: Deposit) -> JournalEntry | None:
+    """The entry that first credited the deposit with a bank line (its payer is the deposit's payer)."""
+    return await journal.first_entry(session, deposit.account_code, conflicts.ARRIVALS)
+
+
+async def hashed_payer(session: AsyncSession, deposit: Deposit) -> JournalEntry | None:
+    """The hashed entry naming the deposit's payer: the first arrival's, as corrected since. None when the
+    deposit has received nothing, or only through scheme 2 entries (which name no party)."""
+    arrival = await first_arrival(session, deposit)
+    if arrival is None or arrival.scheme != 3:
+        return None
+    try:
+        line_id = uuid.UUID(str(arrival.context.get("bank_line")))
+    except ValueError:
+        return arrival  # taken in without a bank line (never by this service)
+    return await _line_payer(session, line_id, arrival)
+
 
 async def payee_of(session: AsyncSession, obligation: Obligation) -> Payee:
-    """The account the money came from, unless a centre officer recorded an approved change."""
+    """Where the refund goes, read from the hashed journal, never from editable columns: the latest
+    approved change of payee recorded for the deposit (a `payee_changed` entry naming it), else the payer
+    of its first arrival (as corrected since); a returned suspense line goes back to its own payer. A
+    deposit taken in only by scheme 2 entries falls back to the columns on record."""
     if obligation.line_id is not None:
         line = await session.get(BankLine, obligation.line_id)
         assert line is not None
+        # the entry that took the line in is found by its idempotency key, which its hash covers
+        arrival = await session.scalar(
+            select(JournalEntry).where(JournalEntry.idempotency_key == f"line:{line.id}")
+        )
+        if arrival is not None and arrival.context.get("bank_line") != str(line.id):
+            arrival = None
+        named = await _line_payer(session, line.id, arrival)
+        if named is not None and named.scheme == 3:
+            return _hashed(named, f"line:{line.id}")
         return Payee(
             line.payer_name or "", line.payer_account or "", line.payer_bank or "", f"line:{line.id}"
         )
     assert obligation.deposit_id is not None
-    change = await session.scalar(
-        select(PayeeChange)
-        .where(PayeeChange.deposit_id == obligation.deposit_id)
-        .order_by(PayeeChange.recorded_at.desc())
-        .limit(1)
-    )
-    if change is not None:
-        return Payee(change.payee_name, change.payee_account, change.payee_bank, f"change:{change.id}")
     deposit = await get_deposit(session, obligation.deposit_id)
+    changes = await session.execute(
+        select(PayeeChange.id, JournalEntry)
+        .join(JournalEntry, JournalEntry.sequence == PayeeChange.entry_sequence)
+        .where(PayeeChange.deposit_id == deposit.id)
+        .order_by(JournalEntry.sequence.desc())
+    )
+    for change_id, entry in changes:
+        if entry.reason == "payee_changed" and entry.context.get("deposit") == str(deposit.id):
+            return _hashed(entry, f"change:{change_id}")
+    named = await hashed_payer(session, deposit)
+    if named is not None:
+        return _hashed(named, "payer")
     if not deposit.payer_account:
         raise Conflict(f"Deposit {deposit.account_code} has no paying account on record.")
     return Payee(deposit.payer_name or "", deposit.payer_account, deposit.payer_bank or "", "payer")
@@ -1279,8 +1385,11 @@ async def record_payee_change(
     reason: str,
     approval: str,
     now: datetime,
+    signer: LogSigner,
 ) -> PayeeChange:
-    """A centre officer records an approved change of the refund account, with the approval it rests on."""
+    """A centre officer records an approved change of the refund account, with the approval it rests on;
+    the change is hashed into the journal (a `payee_changed` memo naming the new payee, the reason and the
+    approval), and that entry is what refunds are paid to and checked against."""
     deposit = await get_deposit(session, deposit_id)
     errors = [
         field_error(name, "required")
@@ -1298,18 +1407,43 @@ async def record_payee_change(
     open_one = await _open_obligation(session, deposit)
     if open_one is not None and open_one.status == "instructed":
         raise Conflict("A refund is with the bank now; record the change once its result is in.")
+    change_id = uuid.uuid4()
+    payee = ledger.Party("payee", payee_account.strip(), payee_name.strip(), payee_bank.strip())
+    memo = await journal.post(
+        session,
+        ledger.EntryDraft(
+            "payee_changed",
+            (),
+            f"payee:{change_id}",
+            {
+                "deposit": str(deposit.id),
+                "tender": str(deposit.tender_id),
+                "lot": str(deposit.lot_id),
+                "bidder": str(deposit.organisation_id),
+                "change": str(change_id),
+                "reason": reason.strip(),
+                "approval": approval.strip(),
+            },
+            _actor(actor),
+            payee,
+        ),
+        now,
+    )
     row = PayeeChange(
+        id=change_id,
         deposit_id=deposit.id,
-        payee_name=payee_name.strip(),
-        payee_account=payee_account.strip(),
-        payee_bank=payee_bank.strip(),
+        payee_name=payee.name,
+        payee_account=payee.account,
+        payee_bank=payee.bank,
         reason=reason.strip(),
         approval=approval.strip(),
         recorded_by=actor.user_id,
         recorded_at=now,
+        entry_sequence=memo.entry.sequence,
     )
     session.add(row)
     await session.flush()
+    await published.seal(session, signer, now, "payee_change")
     await accounts.record(session, actor, "escrow.payee.change", "deposit", deposit.id, now)
     return row
 
@@ -1382,11 +1516,12 @@ class BatchResult:
 
 
 async def create_batch(
-    session: AsyncSession, actor: Principal | None, now: datetime, *, limit: int = 500
+    session: AsyncSession, actor: Principal | None, now: datetime, *, signer: LogSigner, limit: int = 500
 ) -> BatchResult:
     """Instruct the bank to pay every due obligation: interest accrued to the execution day, a pending
-    refund entry, and one instruction each, in one transaction. Obligations another worker is batching
-    are skipped (locked), and an obligation never has two live instructions."""
+    refund entry naming the payee inside its hashed text, and one instruction each, in one transaction,
+    which ends by signing the ledger's head. Obligations another worker is batching are skipped (locked),
+    and an obligation never has two live instructions."""
     await ensure_fixed_accounts(session, now)
     execution_on = local_date(now)
     due = list(
@@ -1402,7 +1537,7 @@ async def create_batch(
         return BatchResult(None, [], [])
     rates = await rate_table(session, "deposit")
     lpr = await rate_table(session, "lpr")
-    await journal._lock_head(session)  # batches are numbered one at a time, per day
+    await journal.lock_head(session)  # batches are numbered one at a time, per day
     day_count = await session.scalar(
         select(func.count()).select_from(RefundBatch).where(RefundBatch.execution_on == execution_on)
     )
@@ -1455,6 +1590,7 @@ async def create_batch(
     if not made:
         await session.delete(batch)
         return BatchResult(None, [], skipped)
+    await published.seal(session, signer, now, "refund_batch")
     await accounts.record(
         session,
         None if actor is None else actor,
@@ -1518,8 +1654,9 @@ async def _instruct(
             "refund_instructed",
             (ledger.Posting(account, amount), ledger.Posting(BANK, -amount)),
             f"refund:{end_to_end}",
-            {**context, "end_to_end_id": end_to_end, "payee_account": payee.account},
+            {**context, "end_to_end_id": end_to_end, "payee_basis": payee.basis},
             who,
+            payee.party,
         ),
         now,
         phase=ledger.Phase.PENDING,
@@ -1566,10 +1703,50 @@ async def list_batches(session: AsyncSession) -> list[RefundBatch]:
     return list(await session.scalars(select(RefundBatch).order_by(RefundBatch.created_at.desc())))
 
 
+async def tampered_payees(session: AsyncSession, rows: Sequence[RefundInstruction]) -> list[str]:
+    """The instructions whose payee columns differ from the payee their hashed refund entry names."""
+    entries = {
+        e.sequence: e
+        for e in await session.scalars(
+            select(JournalEntry).where(JournalEntry.sequence.in_([r.pending_sequence for r in rows]))
+        )
+    }
+    out = []
+    for row in rows:
+        entry = entries.get(row.pending_sequence)
+        if entry is None or entry.reason != "refund_instructed":
+            out.append(
+                f"instruction {row.end_to_end_id} names entry {row.pending_sequence}, not its refund entry"
+            )
+        elif entry.scheme == 3 and (row.payee_account, row.payee_name, row.payee_bank) != (
+            entry.party_account,
+            entry.party_name,
+            entry.party_bank,
+        ):
+            out.append(
+                f"instruction {row.end_to_end_id} pays {row.payee_account} ({row.payee_name}), but its hashed "
+                f"entry {entry.sequence} names {entry.party_account} ({entry.party_name})"
+            )
+        elif entry.scheme == 2 and entry.context.get("payee_account") != row.payee_account:
+            out.append(
+                f"instruction {row.end_to_end_id} pays {row.payee_account}, but its hashed entry "
+                f"{entry.sequence} names {entry.context.get('payee_account')}"
+            )
+    return out
+
+
 async def batch_file(session: AsyncSession, batch_id: uuid.UUID, fmt: str, settings: Settings) -> bytes:
     """The batch's payment file for the bank (CSV or pain.001 XML), rendered from the rows: exporting it
-    again gives the same bytes, and the bank refuses an end-to-end id it has already paid."""
+    again gives the same bytes, and the bank refuses an end-to-end id it has already paid. A row whose
+    payee is not the one its hashed refund entry names is never sent: the file is refused, naming it."""
     batch, rows = await batch_of(session, batch_id)
+    tampered = await tampered_payees(session, rows)
+    if tampered:
+        raise Conflict(
+            "The batch's payees differ from its hashed refund entries; nothing is sent to the bank: "
+            + "; ".join(tampered),
+            errors=[field_error("payee_account", "differs from the hashed entry")],
+        )
     try:
         payments = _payments(batch, rows, settings)
     except bankfiles.BankFileError as exc:
@@ -1616,11 +1793,11 @@ class ResultsImport:
 
 
 async def import_results(
-    session: AsyncSession, actor: Principal | None, data: bytes, fmt: str, now: datetime
+    session: AsyncSession, actor: Principal | None, data: bytes, fmt: str, now: datetime, *, signer: LogSigner
 ) -> ResultsImport:
     """The bank's results: a paid instruction's pending entry is posted, a failed one's voided and its
     obligation queued again. A result already applied changes nothing; one that contradicts it is
-    reported and changes nothing."""
+    reported and changes nothing. The ledger's head is signed when the results moved money."""
     try:
         results = await asyncio.to_thread(bankfiles.parse_results, data, fmt)
     except bankfiles.BankFileError as exc:
@@ -1664,6 +1841,7 @@ async def import_results(
             out.paid += 1
         else:
             out.failed += 1
+    await published.seal(session, signer, now, "results")
     await accounts.record(
         session,
         actor,
@@ -1724,6 +1902,17 @@ async def _settle_instruction(
         instruction.failure_reason = reason or "refused by the bank"
         obligation.status = "due"  # queued again for the next batch, to the same account unless changed
         obligation.note = f"transfer {instruction.end_to_end_id} failed: {instruction.failure_reason}"
+
+
+# ---------------------------------------------------------------- the ledger's signed head
+
+
+async def seal_ledger_head(
+    session: AsyncSession, signer: LogSigner, now: datetime
+) -> heads.SignedHead | None:
+    """The chronograph's hourly head of the deposit ledger (`escrow/published.py`); None when the newest
+    is less than an hour old and covers the journal."""
+    return await published.seal_hourly(session, signer, now)
 
 
 # ---------------------------------------------------------------- supervision lights (S-01)

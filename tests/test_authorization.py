@@ -55,6 +55,9 @@ PUBLIC_OPERATIONS = {
     "transparency_head",
     "transparency_consistency",
     "transparency_inclusion",
+    "ledger_head",
+    "ledger_head_at",
+    "ledger_heads",
 }
 
 
@@ -581,6 +584,41 @@ async def test_a_bidder_sees_and_answers_only_the_clarifications_asked_of_it(api
 
 
 # ---------------------------------------------------------------- every refusal is a problem document
+
+
+async def test_bank_line_conflicts_are_for_the_centre_auditors_and_supervisors_and_only_the_centre_decides(
+    api: Api,
+) -> None:
+    from tests.test_bad_input import bank_line_conflict
+
+    centre, conflict = await bank_line_conflict(api)
+    listed, one = "/api/v1/escrow/conflicts", f"/api/v1/escrow/conflicts/{conflict}"
+    decide = {"decision": "known", "note": "银行确认"}
+    for kind in ("auditor", "supervisor"):
+        reader = await api.organisation(kind)
+        assert [c["id"] for c in (await api.get(listed, reader)).json()] == [conflict]
+        assert (await api.get(one, reader)).status_code == 200
+        problem(await api.post(f"{one}/resolution", reader, json=decide), 403, "forbidden")
+    for kind in ("bidder", "agency", "regulator", "employer"):
+        outsider = await api.organisation(kind)
+        problem(await api.get(listed, outsider), 403, "forbidden")
+        problem(await api.get(one, outsider), 403, "forbidden")
+        problem(await api.post(f"{one}/resolution", outsider, json=decide), 403, "forbidden")
+    problem(await api.get(listed), 401, "unauthenticated")
+    assert (await api.get(one, centre)).json()["status"] == "open"
+    assert (await api.post(f"{one}/resolution", centre, json=decide)).status_code == 200
+
+
+async def test_the_ledgers_signed_heads_are_public_and_carry_no_amounts_or_names(api: Api) -> None:
+    from tests.test_bad_input import bank_line_conflict
+
+    await bank_line_conflict(api)
+    head = (await api.get("/api/v1/transparency/ledger/head")).json()
+    assert set(head) == {"version", "sequence", "entries", "chain_hash", "signed_at", "key_id", "signature"}
+    assert (await api.get("/api/v1/transparency/ledger/heads/1")).status_code == 200
+    listed = (await api.get("/api/v1/transparency/ledger/heads")).json()
+    assert [h["sequence"] for h in listed["heads"]] == [1] and listed["next"] is None
+    assert "500000" not in str(listed) and "6228480000000001" not in str(listed)
 
 
 PROBLEM_CASES = [

@@ -95,6 +95,7 @@ TARGETS = [
     "refuse_draw_abort",
     "ask_clarification",
     "answer_clarification",
+    "resolve_conflict",
 ]
 
 
@@ -126,6 +127,11 @@ async def target(api: Api, name: str) -> Target:
         return Target("PATCH", url, centre, {"status": "suspended"}, "status", read_back=url)
     if name in DRAW_TARGETS or name in ("ask_clarification", "answer_clarification"):
         return await evaluation_target(api, name)
+    if name == "resolve_conflict":
+        centre, conflict = await bank_line_conflict(api)
+        url = f"/api/v1/escrow/conflicts/{conflict}"
+        body = {"decision": "known", "note": "银行来函：以原对账单为准"}
+        return Target("POST", f"{url}/resolution", centre, body, "note", read_back=url)
     assert name == "register_public_key"
     key = base64.b64encode(b"\x01" * 32).decode()
     return Target(
@@ -180,6 +186,35 @@ async def draw_target(api: Api, name: str, agency: Actor, tender: dict[str, Any]
     assert name == "refuse_draw_abort"
     body = {"request_id": asked.json()["id"], "note": "理由不成立，驳回本次终止申请"}
     return Target("POST", f"{url}/abort/refuse", supervisor, body, "note", read_back=url)
+
+
+async def bank_line_conflict(api: Api) -> tuple[Actor, str]:
+    """The centre imports a line to suspense, then a statement that says its amount was another: one open
+    conflict (its id)."""
+    from datetime import date
+
+    from escrow import sandbox
+
+    centre = await api.bootstrap_centre()
+    for statement_id, amount in (("S1", 500_000), ("S2", 5_000)):
+        line = sandbox.Credit(
+            reference="R1",
+            amount_fen=amount,
+            booked_on=date(2026, 3, 2),
+            payer_name="某某公司",
+            payer_account="6228480000000001",
+            payer_bank="中国农业银行",
+            credited_account="95580000000000000",
+        )
+        r = await api.client.post(
+            "/api/v1/escrow/statements",
+            params={"format": "camt053"},
+            content=sandbox.statement("31050161393600000888", statement_id, api.clock.now(), [line]),
+            headers={**centre.headers, "Content-Type": "application/xml"},
+        )
+        assert r.status_code == 200, r.text
+    (conflict,) = (await api.get("/api/v1/escrow/conflicts", centre)).json()
+    return centre, str(conflict["id"])
 
 
 async def evaluation_target(api: Api, name: str) -> Target:
@@ -475,6 +510,61 @@ async def test_a_malformed_path_parameter_is_a_client_error(
     centre = await api.bootstrap_centre()
     r = await api.client.request(method, path, json={}, headers=centre.headers)
     problem(r, status)
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"decision": "maybe", "note": "x"}, "decision"),
+        ({"decision": "known", "note": ""}, "note"),
+        ({"decision": "known"}, "note"),
+        ({"note": "x"}, "decision"),
+    ],
+)
+async def test_a_conflict_resolution_without_a_decision_or_grounds_is_refused_naming_it(
+    api: Api, body: dict[str, Any], field: str
+) -> None:
+    centre, conflict = await bank_line_conflict(api)
+    before = await snapshot(api)
+    r = await api.post(f"/api/v1/escrow/conflicts/{conflict}/resolution", centre, json=body)
+    assert fields(r, 400) == [field]
+    assert await snapshot(api) == before
+
+
+async def test_a_conflict_is_resolved_once_and_the_second_decision_changes_nothing(api: Api) -> None:
+    centre, conflict = await bank_line_conflict(api)
+    url = f"/api/v1/escrow/conflicts/{conflict}"
+    assert (
+        await api.post(f"{url}/resolution", centre, json={"decision": "known", "note": "银行确认"})
+    ).status_code == 200
+    before, first = await snapshot(api), (await api.get(url, centre)).json()
+    r = await api.post(f"{url}/resolution", centre, json={"decision": "incoming", "note": "改判"})
+    assert problem(r, 409)["errors"] == [{"field": "decision", "message": "resolved"}]
+    after = await snapshot(api)
+    # nothing changed but the refused attempt itself, which the audit trail keeps (a 409 is one)
+    assert {t: after[t] - before[t] for t in after if after[t] != before[t]} == {"audit_events": 1}
+    assert (await api.get(url, centre)).json() == first
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "status"),
+    [
+        ("/api/v1/transparency/ledger/heads/0", {}, 400),
+        ("/api/v1/transparency/ledger/heads/-3", {}, 400),
+        ("/api/v1/transparency/ledger/heads/99999999999999999999999", {}, 400),
+        ("/api/v1/transparency/ledger/heads/7", {}, 404),
+        ("/api/v1/transparency/ledger/heads", {"limit": "0"}, 400),
+        ("/api/v1/transparency/ledger/heads", {"limit": "1001"}, 400),
+        ("/api/v1/transparency/ledger/heads", {"after": "-1"}, 400),
+        ("/api/v1/transparency/ledger/heads", {"after": "x"}, 400),
+        ("/api/v1/escrow/conflicts", {"status": "closed"}, 400),
+    ],
+)
+async def test_malformed_ledger_head_and_conflict_queries_are_client_errors(
+    api: Api, path: str, params: dict[str, str], status: int
+) -> None:
+    auditor = await api.organisation("auditor")
+    problem(await api.get(path, auditor, params=params), status)
 
 
 async def test_a_nul_character_in_a_query_parameter_is_refused_naming_it(api: Api) -> None:

@@ -29,6 +29,11 @@ async def chronograph_tick(ctx: JobContext) -> list[tuple[str, str]]:
     if flagged:
         log.warning("%d deposit refund(s) went overdue (S-01)", flagged)
     async with transaction(ctx.sessionmaker) as session:
+        # the deposit ledger's head is signed at least hourly, so its age proves the platform is live
+        sealed = await escrow.seal_ledger_head(session, ctx.extras["signer"], ctx.clock.now())
+    if sealed is not None:
+        log.info("ledger head %d signed at entry %d", sealed.sequence, sealed.entries)
+    async with transaction(ctx.sessionmaker) as session:
         # unanswered invitations are replaced; rooms open at their time and close at the end of the time box
         store = ctx.extras["store"]
         secret = ctx.extras["settings"].secret_key

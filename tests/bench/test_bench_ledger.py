@@ -47,6 +47,16 @@ VERIFY_KEYS = COMMON | {
     "failed",
     "ok",
 }
+FROM_HEAD_KEYS = COMMON | {
+    "head_entries",
+    "new_entries",
+    "seconds",
+    "seconds_per_10000_new",
+    "target_max_seconds_per_10000",
+    "checks",
+    "failed",
+    "ok",
+}
 
 
 @pytest.fixture
@@ -77,10 +87,22 @@ def test_ledger_bench_posts_every_entry_and_the_journal_verifies(database_url: s
 
     assert run.returncode == 0, run.stderr[-3000:]
     lines = [json.loads(line) for line in run.stdout.splitlines() if line.strip()]
-    assert [line["case"] for line in lines] == ["post", "plain_insert", "sum_scan", "verify"]
+    assert [line["case"] for line in lines] == [
+        "post",
+        "plain_insert",
+        "sum_scan",
+        "verify",
+        "verify_from_head",
+    ]
     assert all(line["bench"] == "ledger" and line["database"] == "postgresql" for line in lines)
-    post, plain, scan, verify = lines
-    for line, keys in ((post, POST_KEYS), (plain, PLAIN_KEYS), (scan, SCAN_KEYS), (verify, VERIFY_KEYS)):
+    post, plain, scan, verify, from_head = lines
+    for line, keys in (
+        (post, POST_KEYS),
+        (plain, PLAIN_KEYS),
+        (scan, SCAN_KEYS),
+        (verify, VERIFY_KEYS),
+        (from_head, FROM_HEAD_KEYS),
+    ):
         assert keys <= set(line), keys - set(line)
 
     # every entry through the service, a mix of deposits and refunds resolved, none refused
@@ -110,6 +132,12 @@ def test_ledger_bench_posts_every_entry_and_the_journal_verifies(database_url: s
     assert verify["passed"] == verify["checks"] > 0
     assert is_number(verify["seconds"]) and is_number(verify["ratio_to_scan"])
     assert verify["target_max_ratio"] == 3.0
+
+    # the head signed before the journal grew: still held, and every entry since chains on it
+    assert from_head["head_entries"] == 220  # the posted entries and the one-per-transaction ones
+    assert from_head["new_entries"] == 1000 - 220
+    assert from_head["ok"] is True and from_head["failed"] == [] and from_head["checks"] == 3
+    assert is_number(from_head["seconds_per_10000_new"]) and from_head["target_max_seconds_per_10000"] == 1.0
 
 
 def test_ledger_bench_refuses_a_database_that_is_not_empty(database_url: str) -> None:

@@ -42,6 +42,7 @@ from escrow.models import BankStatement, JournalEntry, Obligation, RefundBatch, 
 from storage.clock import SystemClock
 from storage.db import create_engine, create_sessionmaker, scratch_database, transaction
 from storage.faults import EXIT_STATUS
+from storage.signing import LogSigner
 from tests.conftest import PG_URL, unavailable
 from tests.escrow.fixtures_escrow import (
     Trade,
@@ -63,6 +64,8 @@ DEPOSIT = 5_000_000  # 50,000.00 yuan
 BIDDERS = 3
 STRANGER = "6228480000000001"  # pays into no sub-account: suspense, returned to it
 CAL = WorkingCalendar()
+CRASH_SECRET = "crash-test-secret-key-0123456789abcdef"
+CRASH_SIGNER = LogSigner.from_secret(CRASH_SECRET)  # the key `ggzy` derives from GGZY_SECRET_KEY
 
 
 @dataclass(frozen=True)
@@ -93,7 +96,7 @@ class Scratch:
         env.update(
             GGZY_DATABASE_URL=self.url,
             GGZY_VAR_DIR=str(self.var),
-            GGZY_SECRET_KEY="crash-test-secret-key-0123456789abcdef",
+            GGZY_SECRET_KEY=CRASH_SECRET,
         )
         if crash:
             env["GGZY_CRASH_AT"] = crash
@@ -172,12 +175,14 @@ async def prepare(db: Scratch, *, paid: bool) -> None:
     try:
         async with transaction(sm) as s:
             db.trade = await open_trade(s, now, [DEPOSIT], BIDDERS, rate=False)
-            assert (await service.import_statement(s, store, None, interest, "camt053", now)).interest == 1
+            assert (
+                await service.import_statement(s, store, None, interest, "camt053", now, signer=CRASH_SIGNER)
+            ).interest == 1
         if not paid:
             return
         content = statement("STMT-1", now, bidder_payments(db.trade, now))
         async with transaction(sm) as s:
-            out = await service.import_statement(s, store, None, content, "camt053", now)
+            out = await service.import_statement(s, store, None, content, "camt053", now, signer=CRASH_SIGNER)
             assert (out.matched, out.suspense) == (BIDDERS, 1)
         async with transaction(sm) as s:
             for d in db.trade.deposits:
@@ -221,7 +226,7 @@ async def books(db: Scratch) -> Books:
                 paid=await paid_per_obligation(s),
                 refunds=await refunds_per_account(s),
                 half_written=await half_written(s),
-                failing=await failing_checks(s, CAL, SystemClock().now()),
+                failing=await failing_checks(s, CAL, SystemClock().now(), CRASH_SIGNER),
             )
     finally:
         await engine.dispose()

@@ -42,6 +42,7 @@ from storage.db import create_engine, create_sessionmaker, transaction
 from storage.problems import Conflict
 from tests.conftest import Database
 from tests.escrow.fixtures_escrow import (
+    SIGNER,
     Trade,
     failing_checks,
     half_written,
@@ -195,7 +196,11 @@ class DepositMachine(RuleBasedStateMachine):
         return f"{prefix}{self.serial:05d}"
 
     def import_file(self, content: bytes) -> service.ImportResult:
-        return self.tx(lambda s: service.import_statement(s, self.store, None, content, "camt053", self.now))
+        return self.tx(
+            lambda s: service.import_statement(
+                s, self.store, None, content, "camt053", self.now, signer=SIGNER
+            )
+        )
 
     def open_lot(self, dep: Dep) -> bool:
         return dep.lot not in self.settled
@@ -359,7 +364,11 @@ class DepositMachine(RuleBasedStateMachine):
         assert line.id is not None
         line_id = line.id
         try:
-            self.tx(lambda s: service.match_suspense(s, self.officer, line_id, dep.id, "来电确认", self.now))
+            self.tx(
+                lambda s: service.match_suspense(
+                    s, self.officer, line_id, dep.id, "来电确认", self.now, signer=SIGNER
+                )
+            )
         except Conflict:
             assert dep.status == "forfeited"
             return
@@ -441,7 +450,7 @@ class DepositMachine(RuleBasedStateMachine):
             if ob.status == "due" and ob.deposit in self.proposed.values()
         ]
         due = [ob for ob in self.obligations.values() if ob.status == "due" and ob not in held_back]
-        made = self.tx(lambda s: service.create_batch(s, None, self.now))
+        made = self.tx(lambda s: service.create_batch(s, None, self.now, signer=SIGNER))
         for ob in held_back:
             assert any(str(ob.id) in why and "forfeiture" in why for why in made.skipped), made.skipped
             assert ob.id not in {i.obligation_id for i in made.instructions}
@@ -484,7 +493,7 @@ class DepositMachine(RuleBasedStateMachine):
         chosen = data.draw(st.lists(st.sampled_from(sent), min_size=1, unique=True))
         rejected = data.draw(st.sets(st.sampled_from(chosen)))
         content = sandbox.results(self.ref("R"), self.now, chosen, dict.fromkeys(rejected, "AC04"))
-        out = self.tx(lambda s: service.import_results(s, None, content, "pain002", self.now))
+        out = self.tx(lambda s: service.import_results(s, None, content, "pain002", self.now, signer=SIGNER))
         assert (out.paid, out.failed, out.unchanged, out.problems) == (
             len(chosen) - len(rejected),
             len(rejected),
@@ -500,7 +509,7 @@ class DepositMachine(RuleBasedStateMachine):
     def bank_results_imported_again(self, data: st.DataObject) -> None:
         """Results already applied change nothing; one the ledger contradicts is reported, not applied."""
         content, says = data.draw(st.sampled_from(self.result_files))
-        out = self.tx(lambda s: service.import_results(s, None, content, "pain002", self.now))
+        out = self.tx(lambda s: service.import_results(s, None, content, "pain002", self.now, signer=SIGNER))
         agree = sum((self.instructions[e].status == "paid") == paid for e, paid in says.items())
         assert (out.paid, out.failed, out.unchanged, len(out.problems)) == (0, 0, agree, len(says) - agree)
 
@@ -564,7 +573,9 @@ class DepositMachine(RuleBasedStateMachine):
         ob = self.obligations.get(dep.obligation) if dep.obligation else None
         try:
             row = self.tx(
-                lambda s: service.decide_forfeiture(s, self.officer, fid, approve, "经核实", CAL, self.now)
+                lambda s: service.decide_forfeiture(
+                    s, self.officer, fid, approve, "经核实", CAL, self.now, signer=SIGNER
+                )
             )
         except Conflict:
             assert approve and ob is not None and ob.status == "instructed"
@@ -677,19 +688,19 @@ async def _paid(session: AsyncSession, tmp_path: Path, clock: SettableClock, bid
     ]
     store = local_store(tmp_path / "objects", clock.now)
     out = await service.import_statement(
-        session, store, None, statement("S1", clock.now(), credits), "camt053", clock.now()
+        session, store, None, statement("S1", clock.now(), credits), "camt053", clock.now(), signer=SIGNER
     )
     assert out.matched == bidders
     return trade
 
 
 async def _pay_every_refund(session: AsyncSession, clock: SettableClock) -> None:
-    made = await service.create_batch(session, None, clock.now())
+    made = await service.create_batch(session, None, clock.now(), signer=SIGNER)
     e2e = [i.end_to_end_id for i in made.instructions]
     if not e2e:
         return  # nothing the bank may be asked to pay (e.g. held back for a forfeiture decision)
     out = await service.import_results(
-        session, None, sandbox.results("R1", clock.now(), e2e), "pain002", clock.now()
+        session, None, sandbox.results("R1", clock.now(), e2e), "pain002", clock.now(), signer=SIGNER
     )
     assert out.paid == len(e2e)
 
@@ -710,6 +721,7 @@ async def test_verify_survives_a_deposit_paid_again_after_its_refund_with_intere
         ),
         "camt053",
         clock.now(),
+        signer=SIGNER,
     )
     clock.advance(timedelta(days=3))
     await _pay_every_refund(session, clock)
@@ -723,6 +735,7 @@ async def test_verify_survives_a_deposit_paid_again_after_its_refund_with_intere
         statement("S3", clock.now(), [again]),
         "camt053",
         clock.now(),
+        signer=SIGNER,
     )
     assert await failing_checks(session, CAL, clock.now()) == {}
 
@@ -740,7 +753,9 @@ async def test_a_deposit_the_bank_refunded_is_never_recorded_as_forfeited(
     )
     await _pay_every_refund(session, clock)
     try:
-        await service.decide_forfeiture(session, trade.officer, proposal.id, True, "经核实", CAL, clock.now())
+        await service.decide_forfeiture(
+            session, trade.officer, proposal.id, True, "经核实", CAL, clock.now(), signer=SIGNER
+        )
     except Conflict:
         pass
     row = await service.get_deposit(session, d.id)
@@ -763,7 +778,7 @@ async def test_a_refund_owed_overdue_after_a_rejected_forfeiture_is_flagged(
     await _pay_every_refund(session, clock)
     await service.flag_overdue(session, CAL, clock.now())
     await service.decide_forfeiture(
-        session, trade.officer, proposal.id, False, "理由不成立", CAL, clock.now()
+        session, trade.officer, proposal.id, False, "理由不成立", CAL, clock.now(), signer=SIGNER
     )
     owed = await service.obligations_list(session, organisation_id=winner.organisation_id, status=["due"])
     assert [o.rule for o in owed] == ["W-14"] and owed[0].due_on < local_date(clock.now())
@@ -777,25 +792,27 @@ async def test_money_matched_while_a_refund_is_at_the_bank_earns_interest_until_
     d = trade.deposits[0]
     day = local_date(clock.now())
     await service.on_withdrawal(session, trade.lots[0], d.organisation_id, "W-05", day, CAL, clock.now())
-    made = await service.create_batch(session, None, clock.now())
+    made = await service.create_batch(session, None, clock.now(), signer=SIGNER)
     late = [
         payment("P-late", "9558000000000000", 3_000_000, trade.payer(d), day),
         sandbox.Credit("INT1", 100_000, day, interest=True),
     ]
     store = local_store(tmp_path / "objects", clock.now)
     await service.import_statement(
-        session, store, None, statement("S2", clock.now(), late), "camt053", clock.now()
+        session, store, None, statement("S2", clock.now(), late), "camt053", clock.now(), signer=SIGNER
     )
     line = next(x for x in await service.suspense_lines(session) if x.reference == "P-late")
-    await service.match_suspense(session, trade.officer, line.id, d.id, "同一投标人补缴", clock.now())
+    await service.match_suspense(
+        session, trade.officer, line.id, d.id, "同一投标人补缴", clock.now(), signer=SIGNER
+    )
     e2e = [i.end_to_end_id for i in made.instructions]
     await service.import_results(
-        session, None, sandbox.results("R1", clock.now(), e2e), "pain002", clock.now()
+        session, None, sandbox.results("R1", clock.now(), e2e), "pain002", clock.now(), signer=SIGNER
     )
     assert await service.held_fen(session, d) == 3_000_000
     await service.on_lot_settled(session, trade.lots[0], "W-14", "contract_signed", day, CAL, clock.now())
     clock.advance(timedelta(days=4))
-    again = await service.create_batch(session, None, clock.now())
+    again = await service.create_batch(session, None, clock.now(), signer=SIGNER)
     assert [i.interest_fen for i in again.instructions] == [
         deposit_interest([(3_000_000, day)], local_date(clock.now()))
     ]

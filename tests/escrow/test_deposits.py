@@ -467,6 +467,85 @@ async def test_a_refund_goes_to_the_paying_account_unless_an_approved_change_is_
     assert "6222000000000666" in checks["refunds went to the paying account"]["detail"]
 
 
+async def _withdrawn_and_batched(
+    api: Api, payers: list[str]
+) -> tuple[Actor, list[dict[str, Any]], dict[str, Any]]:
+    """Bidders pay from `payers`, bid and withdraw (W-05); the centre instructs the refunds."""
+    centre, _agency, tender, bidders = await _open_tender(api)
+    deposits = [await _deposit(api, b) for b in bidders[: len(payers)]]
+    paid = [
+        _pay(f"P{i}", d, DEPOSIT, payer, date(2026, 3, 6))
+        for i, (d, payer) in enumerate(zip(deposits, payers, strict=True))
+    ]
+    await _import(api, centre, sandbox.statement(ESCROW, "S1", api.clock.now(), paid))
+    bids = [await api.bid(b, tender, 3_900_000_000, obtain=False) for b in bidders[: len(payers)]]
+    api.clock.set(shanghai(2026, 3, 12, 15))
+    for b, bid in zip(bidders[: len(payers)], bids, strict=True):
+        r = await api.post(f"/api/v1/tenders/{tender['id']}/bids/{bid.bid_id}/withdraw", b)
+        assert r.status_code == 200, r.text
+    return centre, deposits, await _batch(api, centre)
+
+
+async def test_a_refunds_payee_and_the_deposits_payer_rewritten_together_are_caught_by_the_hashed_entries(
+    api: Api,
+) -> None:
+    from sqlalchemy import update
+
+    from escrow.models import Deposit, RefundInstruction
+    from storage.db import transaction
+
+    centre, deposits, batch = await _withdrawn_and_batched(api, ["6222000000000444"])
+    await _verify(api)
+    (instruction,) = batch["instructions"]
+    # someone with the database rewrites the refund's payee and, to match, the deposit's payer on record
+    async with transaction(api.runtime.sessionmaker) as session:
+        await session.execute(
+            update(RefundInstruction).values(payee_account="6222000000000666", payee_name="某某贸易商行")
+        )
+        await session.execute(
+            update(Deposit).values(payer_account="6222000000000666", payer_name="某某贸易商行")
+        )
+    auditor = await api.organisation("auditor")
+    result = (await api.get("/api/v1/escrow/verify", auditor)).json()
+    checks = {c["name"]: c for c in result["checks"]}
+    assert result["ok"] is False
+    assert {name for name, c in checks.items() if not c["ok"]} == {
+        "refunds went to the paying account",
+        "each deposit's payer is the one its hashed arrival names",
+    }
+    entry = instruction["pending_sequence"]
+    assert checks["refunds went to the paying account"]["offenders"] == [
+        f"instruction {instruction['end_to_end_id']} pays 6222000000000666 (某某贸易商行), but its hashed entry "
+        f"{entry} names 6222000000000444 (付款人 6222000000000444)"
+    ]
+    assert checks["each deposit's payer is the one its hashed arrival names"]["offenders"] == [
+        f"{deposits[0]['account_code']} is on record as paid from 6222000000000666 (某某贸易商行), but its "
+        "hashed arrival entry 1 names 6222000000000444 (付款人 6222000000000444)"
+    ]
+    # and the bank is never sent the rewritten payee
+    r = await api.get(f"/api/v1/escrow/batches/{batch['batch']['id']}/file", centre, params={"format": "xml"})
+    assert r.status_code == 409, r.text
+    assert instruction["end_to_end_id"] in r.json()["detail"]
+
+
+async def test_two_rewritten_refunds_are_both_named(api: Api) -> None:
+    from sqlalchemy import update
+
+    from escrow.models import RefundInstruction
+    from storage.db import transaction
+
+    _centre, _deposits, batch = await _withdrawn_and_batched(api, ["6222000000000444", "6222000000000445"])
+    async with transaction(api.runtime.sessionmaker) as session:
+        await session.execute(update(RefundInstruction).values(payee_account="6222000000000666"))
+    auditor = await api.organisation("auditor")
+    checks = {c["name"]: c for c in (await api.get("/api/v1/escrow/verify", auditor)).json()["checks"]}
+    payee = checks["refunds went to the paying account"]
+    named = sorted(i["end_to_end_id"] for i in batch["instructions"])
+    assert payee["ok"] is False and payee["total"] == 2
+    assert sorted(o.split()[1] for o in payee["offenders"]) == named
+    assert payee["detail"].endswith("(and 1 more)")
+
+
 async def test_bank_files_that_are_not_what_they_claim_are_refused_naming_the_fault(api: Api) -> None:
     from escrow import bankfiles
     from tests.conftest import BANK_SECRET

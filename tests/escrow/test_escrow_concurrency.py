@@ -27,6 +27,7 @@ from storage.db import transaction
 from storage.objects import LocalObjectStore
 from tests.conftest import PG_URL, Database
 from tests.escrow.fixtures_escrow import (
+    SIGNER,
     Trade,
     failing_checks,
     half_written,
@@ -93,7 +94,7 @@ async def paid_in(
     ]
     async with transaction(sm) as s:
         out = await service.import_statement(
-            s, store, None, statement(name, clock.now(), credits), "camt053", clock.now()
+            s, store, None, statement(name, clock.now(), credits), "camt053", clock.now(), signer=SIGNER
         )
         assert out.matched == BIDDERS
     return trade
@@ -115,7 +116,9 @@ async def withdrawn(
 async def pay_all(sm: async_sessionmaker[AsyncSession], clock: SettableClock, e2e: list[str]) -> None:
     content = sandbox.results("R", clock.now(), e2e)
     async with transaction(sm) as s:
-        assert (await service.import_results(s, None, content, "pain002", clock.now())).paid == len(e2e)
+        assert (
+            await service.import_results(s, None, content, "pain002", clock.now(), signer=SIGNER)
+        ).paid == len(e2e)
 
 
 async def test_two_workers_batching_at_once_instruct_each_refund_once(
@@ -124,7 +127,7 @@ async def test_two_workers_batching_at_once_instruct_each_refund_once(
     sm, store = database.sessionmaker, local_store(tmp_path, clock.now)
     for n in range(ROUNDS):
         await withdrawn(sm, store, clock, f"S{n}")
-        made = await both(lambda s: service.create_batch(s, None, clock.now()), sm)
+        made = await both(lambda s: service.create_batch(s, None, clock.now(), signer=SIGNER), sm)
         async with transaction(sm, read_only=True) as s:
             due = set(await s.scalars(select(Obligation.id).where(Obligation.status == "due")))
             live = Counter(await s.scalars(select(RefundInstruction.obligation_id)))
@@ -145,7 +148,7 @@ async def test_a_worker_batching_the_refunds_another_left_gets_its_own_batch(
 
     async def batch(limit: int) -> service.BatchResult:
         async with transaction(sm) as s:
-            return await service.create_batch(s, None, clock.now(), limit=limit)
+            return await service.create_batch(s, None, clock.now(), limit=limit, signer=SIGNER)
 
     # the test holds the deposits, so the first worker stops after opening its batch, before posting
     async with database.engine.connect() as held:
@@ -169,11 +172,13 @@ async def test_two_workers_importing_the_same_results_post_each_refund_once(
     sm = database.sessionmaker
     await withdrawn(sm, local_store(tmp_path, clock.now), clock, "S1")
     async with transaction(sm) as s:
-        made = await service.create_batch(s, None, clock.now())
+        made = await service.create_batch(s, None, clock.now(), signer=SIGNER)
     e2e = [i.end_to_end_id for i in made.instructions]
     refused = e2e[0]
     content = sandbox.results("R1", clock.now(), e2e, {refused: "AC04"})
-    out = await both(lambda s: service.import_results(s, None, content, "pain002", clock.now()), sm)
+    out = await both(
+        lambda s: service.import_results(s, None, content, "pain002", clock.now(), signer=SIGNER), sm
+    )
     assert sorted((o.paid, o.failed, o.unchanged, o.problems) for o in out) == [
         (0, 0, BIDDERS, []),
         (BIDDERS - 1, 1, 0, []),
@@ -203,7 +208,9 @@ async def test_two_workers_importing_the_same_statement_match_each_line_once(
         payment("P-short", trade.deposits[0].virtual_number, DEPOSIT - 100, "6228000000000001", day)
     )
     content = statement("STMT-1", clock.now(), credits)
-    out = await both(lambda s: service.import_statement(s, store, None, content, "camt053", clock.now()), sm)
+    out = await both(
+        lambda s: service.import_statement(s, store, None, content, "camt053", clock.now(), signer=SIGNER), sm
+    )
     assert sorted((o.replay, o.new_lines, o.matched, o.suspense) for o in out) == [
         (False, BIDDERS + 1, BIDDERS, 1),
         (True, 0, 0, 0),
@@ -231,7 +238,9 @@ async def test_two_workers_importing_the_same_lines_in_two_files_match_each_line
     )
 
     async def take(s: AsyncSession) -> service.ImportResult:
-        return await service.import_statement(s, store, None, next(files), "camt053", clock.now())
+        return await service.import_statement(
+            s, store, None, next(files), "camt053", clock.now(), signer=SIGNER
+        )
 
     out = await both(take, sm)
     assert sorted((o.replay, o.new_lines, o.already_known, o.matched, o.suspense) for o in out) == [
@@ -256,7 +265,7 @@ async def test_a_statement_confirming_a_refund_while_its_results_are_imported_is
     sm, store = database.sessionmaker, local_store(tmp_path, clock.now)
     await withdrawn(sm, store, clock, "S1")
     async with transaction(sm) as s:
-        made = await service.create_batch(s, None, clock.now())
+        made = await service.create_batch(s, None, clock.now(), signer=SIGNER)
     ins = made.instructions[0]
     day: date = local_date(clock.now())
     debit = statement("STMT-2", clock.now(), [refund_debit("D1", ins.end_to_end_id, ins.amount_fen, day)])
@@ -267,11 +276,13 @@ async def test_a_statement_confirming_a_refund_while_its_results_are_imported_is
 
         async def confirm() -> service.ResultsImport:
             async with transaction(sm) as s:
-                return await service.import_results(s, None, results, "pain002", clock.now())
+                return await service.import_results(s, None, results, "pain002", clock.now(), signer=SIGNER)
 
         async def show() -> service.ImportResult:
             async with transaction(sm) as s:
-                return await service.import_statement(s, store, None, debit, "camt053", clock.now())
+                return await service.import_statement(
+                    s, store, None, debit, "camt053", clock.now(), signer=SIGNER
+                )
 
         first = asyncio.create_task(confirm())
         await lock_waiter(database.url, lambda: not first.done())

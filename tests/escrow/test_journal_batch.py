@@ -5,6 +5,7 @@ the entry that refused the batch."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 from typing import Any
 
@@ -35,6 +36,7 @@ def received(key: str, bidder: str = BIDDERS[0], amount: int = AMOUNT) -> ledger
         key,
         {"tender": "T1", "lot": "1", "bidder": bidder, "statement_line": key},
         "job:statement-import",
+        ledger.Party("payer", "6222020100000001", "乙公司", "中国工商银行南京分行"),
     )
 
 
@@ -45,6 +47,7 @@ def refund(key: str, bidder: str = BIDDERS[0], amount: int = AMOUNT) -> ledger.E
         key,
         {"tender": "T1", "lot": "1", "bidder": bidder},
         "job:refund-batch",
+        ledger.Party("payee", "6222020100000001", "乙公司", "中国工商银行南京分行"),
     )
 
 
@@ -161,8 +164,8 @@ async def test_an_overdraft_anywhere_refuses_the_whole_batch(runtime: Any) -> No
 async def test_a_malformed_entry_or_an_unknown_account_is_named(runtime: Any) -> None:
     sm, now = runtime.sessionmaker, runtime.clock.now()
     await open_accounts(sm, now)
-    bad = ledger.EntryDraft(
-        "deposit_received", (ledger.Posting(BANK, 5), ledger.Posting(BIDDERS[0], -4)), "bad-line-1"
+    bad = dataclasses.replace(
+        received("bad-line-1"), postings=(ledger.Posting(BANK, 5), ledger.Posting(BIDDERS[0], -4))
     )
     with pytest.raises(ValidationProblem) as refused:
         async with transaction(sm) as session:

@@ -16,6 +16,9 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from escrow.ledger import (
     ACCOUNT_KINDS,
     GENESIS,
+    MEMO_REASONS,
+    NO_PARTY,
+    PARTY_ROLES,
     REASONS,
     AccountSpec,
     Balance,
@@ -23,6 +26,7 @@ from escrow.ledger import (
     EntryDraft,
     LedgerError,
     Lifecycle,
+    Party,
     Phase,
     Posting,
     Side,
@@ -34,6 +38,7 @@ from escrow.ledger import (
     entry_hash,
     entry_problems,
     entry_text,
+    link_hash,
     natural,
     post_pending,
     request_hash,
@@ -59,10 +64,13 @@ SPECS: dict[str, AccountSpec] = {
     **{b: AccountSpec(b, "deposit") for b in BIDDERS},
 }
 LOOSE = {code: dataclasses.replace(spec, may_go_negative=True) for code, spec in SPECS.items()}
+PAYER = Party("payer", "6222020100000001", "乙公司", "中国工商银行南京分行")
+PAYEE = Party("payee", "6222020100000001", "乙公司", "中国工商银行南京分行")
 
 
 def draft(reason: str, *legs: tuple[str, int], key: str = "key-00000001", **context: str) -> EntryDraft:
-    return EntryDraft(reason, tuple(Posting(a, n) for a, n in legs), key, context, "job:test")
+    party = {"payer": PAYER, "payee": PAYEE}.get(PARTY_ROLES.get(reason, ""), NO_PARTY)
+    return EntryDraft(reason, tuple(Posting(a, n) for a, n in legs), key, context, "job:test", party)
 
 
 def received(bidder: str, amount: int, key: str) -> EntryDraft:
@@ -112,6 +120,8 @@ class Book:
             context=dict(d.context),
             actor=d.actor,
             resolves=resolves,
+            party=d.party,
+            scheme=d.scheme,
         )
         self.entries.append(stored)
         return stored
@@ -253,8 +263,49 @@ def test_keys_of_8_to_128_safe_characters_pass(key: str) -> None:
 
 
 def test_every_named_reason_is_accepted() -> None:
-    for reason in REASONS:
+    for reason in REASONS - MEMO_REASONS:
         check_entry(draft(reason, (BANK, 5), (SUSPENSE, -5)))
+    for reason in MEMO_REASONS:
+        check_entry(draft(reason))
+
+
+def test_a_memo_moves_no_money() -> None:
+    with pytest.raises(LedgerError) as refused:
+        check_entry(draft("payee_changed", (BANK, 5), (SUSPENSE, -5)))
+    assert refused.value.code == "entry.memo"
+
+
+@pytest.mark.parametrize(
+    ("reason", "party", "message"),
+    [
+        ("deposit_received", NO_PARTY, "A deposit_received entry names its payer, not ''."),
+        ("refund_instructed", PAYER, "A refund_instructed entry names its payee, not 'payer'."),
+        ("refund_instructed", Party("payee", "", "乙公司", "银行"), "A payee needs an account number."),
+        ("forfeiture", PAYEE, "A forfeiture entry names no party, not 'payee'."),
+        ("forfeiture", Party("", "6222", "", ""), "A forfeiture entry names no party."),
+        (
+            "deposit_received",
+            Party("payer", "6222", "乙\n公司", "银行"),
+            "The party's account, name and bank are each one line of text.",
+        ),
+    ],
+)
+def test_the_party_is_the_one_the_reason_names(reason: str, party: Party, message: str) -> None:
+    legs = (Posting(BANK, 5), Posting(SUSPENSE, -5))
+    with pytest.raises(LedgerError) as refused:
+        check_entry(EntryDraft(reason, legs, "key-00000001", {}, "job:x", party))
+    assert (refused.value.code, refused.value.message) == ("entry.party", message)
+
+
+def test_a_scheme_2_entry_names_no_party_and_an_unknown_scheme_is_refused() -> None:
+    legs = (Posting(BANK, 5), Posting(SUSPENSE, -5))
+    check_entry(EntryDraft("deposit_received", legs, "key-00000001", {}, "job:x", NO_PARTY, 2))
+    with pytest.raises(LedgerError) as refused:
+        check_entry(EntryDraft("deposit_received", legs, "key-00000001", {}, "job:x", PAYER, 2))
+    assert refused.value.code == "entry.party"
+    with pytest.raises(LedgerError) as refused:
+        check_entry(EntryDraft("deposit_received", legs, "key-00000001", {}, "job:x", PAYER, 4))
+    assert refused.value.code == "entry.scheme"
 
 
 accounts = st.sampled_from(sorted(SPECS))
@@ -283,7 +334,7 @@ def test_any_balanced_entry_passes_and_any_nudge_unbalances_it(postings: tuple[P
 
 def test_the_request_hash_excludes_the_key_and_the_context_order() -> None:
     a = draft("deposit_received", (BANK, 5), (SUSPENSE, -5), key="key-aaaaaaaa", tender="T1", lot="1")
-    b = EntryDraft(a.reason, a.postings, "key-bbbbbbbb", {"lot": "1", "tender": "T1"}, a.actor)
+    b = EntryDraft(a.reason, a.postings, "key-bbbbbbbb", {"lot": "1", "tender": "T1"}, a.actor, a.party)
     assert request_hash(a) == request_hash(b)
     assert len(request_hash(a)) == 64 and int(request_hash(a), 16) >= 0
 
@@ -632,7 +683,12 @@ def test_a_second_resolution_of_the_same_pending_entry_is_caught() -> None:
     book.specs = SPECS
     checks = book.checks()
     assert checks["pending entries resolved at most once"].detail == "entry 4 resolves entry 2 a second time"
-    assert checks["no account overdrawn"].detail == f"{BIDDERS[0]} has -100 fen posted after entry 4"
+    assert checks["no account overdrawn"].offenders == (
+        f"{BIDDERS[0]} has -100 fen posted after entry 4",
+        f"{BANK} has -100 fen posted after entry 4",
+        f"{BANK} is stored at posted -100, pending 100",
+        f"{BIDDERS[0]} is stored at posted 100, pending -100",
+    )
 
 
 def test_a_resolution_with_other_postings_is_caught() -> None:
@@ -678,8 +734,19 @@ def test_an_overdrawn_account_and_an_unknown_account_are_named() -> None:
     book.post(refund(BIDDERS[0], 100, "refund-0001"))
     book.post(draft("suspense_received", ("bank:other", 5), (SUSPENSE, -5), key="stmt-2:line-1"))
     checks = {c.name: c for c in verify(book.entries, SPECS, book.balances)}
-    assert checks["no account overdrawn"].detail == f"{BIDDERS[0]} stands at -100 fen after entry 1"
-    assert checks["accounts known"].detail == "entry 2 posts to unknown account bank:other"
+    assert checks["no account overdrawn"].offenders == (
+        f"{BIDDERS[0]} stands at -100 fen after entry 1",
+        f"{BANK} stands at -100 fen after entry 1",
+        f"{BANK} is stored at posted -100, pending 0",
+        f"{BIDDERS[0]} is stored at posted 100, pending 0",
+    )
+    assert (
+        checks["no account overdrawn"].detail == f"{BIDDERS[0]} stands at -100 fen after entry 1 (and 3 more)"
+    )
+    assert checks["accounts known"].offenders == (
+        "entry 2 posts to unknown account bank:other",
+        "a balance is stored for unknown account bank:other",
+    )
 
 
 def test_an_unknown_reason_or_phase_is_caught() -> None:
@@ -703,6 +770,49 @@ def test_a_second_reversal_of_the_same_entry_is_caught() -> None:
         checks["reversals undo an earlier entry at most once"].detail
         == "entry 3 reverses entry 1 a second time"
     )
+
+
+def test_every_offender_of_a_check_is_named_with_the_total() -> None:
+    book = Book(LOOSE)
+    first = book.post(received(BIDDERS[0], 100, "stmt-1:line-1"))
+    second = book.post(received(BIDDERS[1], 100, "stmt-1:line-2"))
+    for n, original in enumerate((first, first, second, second), start=1):
+        book.post(
+            reversal(
+                original.draft(),
+                key=f"fix-0000000{n}",
+                actor="user:officer",
+                original_sequence=original.sequence,
+            )
+        )
+    entries = list(book.entries)
+    for i in (0, 1):  # both deposits edited behind the service's back
+        entries[i] = dataclasses.replace(entries[i], context={"rule": "W-06"})
+    checks = book.checks(entries)
+    reversed_twice = checks["reversals undo an earlier entry at most once"]
+    assert reversed_twice.offenders == (
+        "entry 4 reverses entry 1 a second time",
+        "entry 6 reverses entry 2 a second time",
+    )
+    assert reversed_twice.total == 2
+    assert reversed_twice.detail == "entry 4 reverses entry 1 a second time (and 1 more)"
+    requests = checks["request hashes recompute"]
+    assert [o.split(":")[0] for o in requests.offenders] == ["entry 1", "entry 2"]
+    assert requests.total == 2
+
+
+def test_a_check_names_at_most_its_limit_and_counts_the_rest() -> None:
+    book = Book()
+    for n in range(1, 8):
+        book.post(received(BIDDERS[0], n, book.key()))
+    entries = [dataclasses.replace(e, context={"rule": "W-06"}) for e in book.entries]
+    checker = Verifier(SPECS, limit=3)
+    for e in entries:
+        checker.feed(e)
+    requests = {c.name: c for c in checker.finish(book.balances)}["request hashes recompute"]
+    assert [o.split(":")[0] for o in requests.offenders] == ["entry 1", "entry 2", "entry 3"]
+    assert requests.total == 7
+    assert requests.detail.endswith("(and 6 more; the first 3 are listed)")
 
 
 @pytest.mark.parametrize(
@@ -836,13 +946,15 @@ def test_any_tampering_is_caught_by_the_right_check(book: Book, how: str, data: 
 # ---------------------------------------------------------------- the documented encodings, pinned
 
 
-def test_the_request_hash_is_sha256_of_the_documented_text() -> None:
+def test_a_scheme_2_request_hash_is_sha256_of_the_documented_text() -> None:
     d = EntryDraft(
         "deposit_received",
         (Posting(BANK, 80_000_000), Posting(BIDDERS[0], -80_000_000)),
         "stmt-1:line-1",
         {"tender": "T1", "bidder": "乙公司", "lot": "1"},
         "job:statement-import",
+        NO_PARTY,
+        2,
     )
     text = (
         "ggzy.escrow.request.2\n"
@@ -856,12 +968,78 @@ def test_the_request_hash_is_sha256_of_the_documented_text() -> None:
     assert request_hash(d) == hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def test_the_entry_hash_is_sha256_of_the_documented_text() -> None:
-    d = received(BIDDERS[0], 80_000_000, "stmt-1:line-1")
+def test_a_scheme_2_entry_hash_is_sha256_of_the_documented_text() -> None:
+    d = dataclasses.replace(received(BIDDERS[0], 80_000_000, "stmt-1:line-1"), party=NO_PARTY, scheme=2)
     at = datetime(2025, 3, 1, 10, 0, 0, 123, tzinfo=timezone(timedelta(hours=8)))  # 02:00 UTC
     text = f"ggzy.escrow.entry.2\n{GENESIS}\n1\nstmt-1:line-1\n{request_hash(d)}\nposted\n1740794400000123"
-    assert entry_text(GENESIS, 1, "stmt-1:line-1", request_hash(d), Phase.POSTED, at) == text
+    assert entry_text(GENESIS, 1, "stmt-1:line-1", request_hash(d), Phase.POSTED, at, 2) == text
     assert entry_hash(GENESIS, 1, d, Phase.POSTED, at) == hashlib.sha256(text.encode()).hexdigest()
+
+
+# Scheme 3, byte for byte, with digests computed once by hand (`printf '%s' "$text" | sha256sum`), so an
+# auditor's own implementation can be checked against these literals.
+V3_REQUEST = (
+    "ggzy.escrow.request.3\n"
+    "deposit_received\n"
+    "job:statement-import\n"
+    '{"lot": "1", "bidder": "乙公司", "tender": "T1"}\n'
+    "payer\n"
+    "6222020100000001\n"
+    "乙公司\n"
+    "中国工商银行南京分行\n"
+    "bank:escrow\n80000000\n"
+    "deposit:T1:L1:bidder-a\n-80000000"
+)
+V3_REQUEST_SHA256 = "cf8e2b13ebe03b02c2d3938ede26d44395307886acc993670b34f280e6b98df1"
+V3_MEMO = (
+    "ggzy.escrow.request.3\n"
+    "payee_changed\n"
+    "user:officer\n"
+    '{"deposit": "D1"}\n'
+    "payee\n"
+    "6222020100000002\n"
+    "乙公司\n"
+    "中国银行南京分行"
+)
+V3_MEMO_SHA256 = "ea8c3a96961f1c63677de8f847035ac5db8d342a4c6d036dc0f4638e08a98736"
+V3_ENTRY_SHA256 = "7b9eed3e92437453bdc31290b70d3e454edd4f498f6118bc35bdf94191486fb7"
+
+
+def test_a_scheme_3_request_hashes_the_payer_byte_for_byte() -> None:
+    d = EntryDraft(
+        "deposit_received",
+        (Posting(BANK, 80_000_000), Posting(BIDDERS[0], -80_000_000)),
+        "stmt-1:line-1",
+        {"tender": "T1", "bidder": "乙公司", "lot": "1"},
+        "job:statement-import",
+        PAYER,
+    )
+    assert request_text(d) == V3_REQUEST
+    assert request_hash(d) == V3_REQUEST_SHA256
+
+
+def test_a_scheme_3_memo_hashes_the_payee_and_no_postings() -> None:
+    payee = Party("payee", "6222020100000002", "乙公司", "中国银行南京分行")
+    d = EntryDraft("payee_changed", (), "payee:0001", {"deposit": "D1"}, "user:officer", payee)
+    check_entry(d)
+    assert request_text(d) == V3_MEMO
+    assert request_hash(d) == V3_MEMO_SHA256
+
+
+def test_a_scheme_3_entry_hash_is_sha256_of_the_documented_text() -> None:
+    at = datetime(2025, 3, 1, 10, 0, 0, 123, tzinfo=timezone(timedelta(hours=8)))  # 02:00 UTC
+    text = f"ggzy.escrow.entry.3\n{GENESIS}\n1\nstmt-1:line-1\n{V3_REQUEST_SHA256}\nposted\n1740794400000123"
+    assert entry_text(GENESIS, 1, "stmt-1:line-1", V3_REQUEST_SHA256, Phase.POSTED, at) == text
+    assert link_hash(GENESIS, 1, "stmt-1:line-1", V3_REQUEST_SHA256, Phase.POSTED, at) == V3_ENTRY_SHA256
+
+
+def test_the_scheme_is_inside_the_link_so_an_entry_cannot_change_scheme() -> None:
+    d = received(BIDDERS[0], 80_000_000, "stmt-1:line-1")
+    as_2 = dataclasses.replace(d, party=NO_PARTY, scheme=2)
+    at = datetime(2025, 3, 1, 2, tzinfo=UTC)
+    assert entry_hash(GENESIS, 1, d, Phase.POSTED, at) != entry_hash(GENESIS, 1, as_2, Phase.POSTED, at)
+    with pytest.raises(ValueError, match="unknown hash scheme 4"):
+        request_text(dataclasses.replace(d, scheme=4))
 
 
 @pytest.mark.parametrize(

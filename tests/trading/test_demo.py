@@ -298,8 +298,11 @@ def test_seed_only_on_s3_keeps_every_file_of_the_trades_in_the_bucket(
     envelopes = [key for key in keys if "/bids/" in key]
     documents = [key for key in keys if "/documents/" in key]
     statements = [key for key in keys if key.startswith("escrow/statements/")]
+    notices = [key for key in keys if key.startswith("escrow/notifications/")]
     evaluation = [key for key in keys if "/evaluation/" in key]
-    opened = sorted(set(keys) - set(envelopes) - set(documents) - set(statements) - set(evaluation))
+    opened = sorted(
+        set(keys) - set(envelopes) - set(documents) - set(statements) - set(notices) - set(evaluation)
+    )
     # Two sets of tender documents and a contract; seven sealed envelopes (one withdrawn and replaced); the
     # two files of each of the five envelopes opened, kept for the evaluation; for each of the two draws
     # (one aborted) the pool before avoidance, the exclusions and the eligible pool; the report as drawn up
@@ -323,4 +326,5 @@ def test_seed_only_on_s3_keeps_every_file_of_the_trades_in_the_bucket(
     assert len(opened) == 10 and all(key.endswith(("bid-letter.pdf", "priced-bill.pdf")) for key in opened)
     # the bank's statements, each kept under its SHA-256: deposits, the evening repeat, the interest credit
     assert len(statements) == 3
+    assert len(notices) == 1  # the bank's signed arrival notice, kept as the bank sent it
     assert not (tmp_path / "objects").exists()
