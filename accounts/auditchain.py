@@ -1,0 +1,646 @@
+"""The audit trail's hash chain and its signed heads (E-04: every step leaves a record that cannot be
+altered afterwards): the canonical encoding of an event, the link hash, the signed head and the checker.
+
+Pure logic, no I/O and no clock: `accounts/audit.py` stores what this module computes, and the checker
+(`Verifier`) re-derives everything from the stored rows without trusting the writer.
+
+**Canonical JSON.** Values are written as RFC 8785 (JCS) writes them, restricted to what an audit event
+holds: null, true and false, integers in decimal, text, arrays, and objects with text keys sorted by their
+UTF-16 code units, no whitespace; text escapes `"` and `\\`, writes \\b \\f \\n \\r \\t by name and other
+characters below U+0020 as lowercase \\u00XX, everything else (non-ASCII included) as UTF-8. Floats are
+refused ("detail.float"): money is integer fen and rates are text here, so no number has two spellings.
+
+**An event's link** (version "ggzy.audit.event.1") is the lowercase hex SHA-256 of the UTF-8 canonical
+JSON of the array
+
+    ["ggzy.audit.event.1", sequence, previous hash, event id, time, actor user id, actor organisation id,
+     actor roles, action, object type, object id, outcome, details hash]
+
+where the time is whole microseconds since 1970-01-01T00:00:00Z (an integer), ids are lowercase
+hyphenated UUIDs as text (null when there is no actor), the roles are the array of role names as stored,
+and the details hash is the lowercase hex SHA-256 of the UTF-8 canonical JSON of the details object. The
+first event's previous hash is `GENESIS` (64 zeros); each later one's is the hash of the event before it.
+So every column of the row is covered, and an auditor re-implements the chain with any JCS library.
+
+**A signed head** states that the chain had `sequence` events ending in `chain_hash` at `timestamp`; the
+platform's Ed25519 key signs the bytes
+
+    ggzy-audit-head-v1\\n ggzy/audit/v1\\n <sequence>\\n <chain hash>\\n <timestamp>\\n
+
+(one field a line, no spaces; the timestamp in UTC to the millisecond, e.g. 2026-03-02T01:00:00.000Z).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import enum
+import hashlib
+import json
+import re
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any, Final
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from storage.signing import key_id as key_id
+
+EVENT_VERSION: Final = "ggzy.audit.event.1"
+GENESIS: Final = "0" * 64
+LOG_ID: Final = "ggzy/audit/v1"
+HEAD_DOMAIN: Final = b"ggzy-audit-head-v1\n"
+# The checker names at most this many offenders per check unless told otherwise.
+DEFAULT_LIMIT: Final = 100
+MAX_LIMIT: Final = 10_000
+# Sequence numbers are stored as signed 64-bit integers.
+MAX_SEQUENCE: Final = 2**63 - 1
+MAX_DEPTH: Final = 32
+
+_HEX64: Final = re.compile(r"[0-9a-f]{64}")
+_KEY_ID: Final = re.compile(r"[0-9a-f]{16}")
+_TIMESTAMP: Final = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND: Final = timedelta(microseconds=1)
+_SIGNATURE_SIZE: Final = 64
+_PUBLIC_KEY_SIZE: Final = 32
+_JSON_STRING: Final = json.JSONEncoder(ensure_ascii=False).encode
+
+
+# ---------------------------------------------------------------- canonical JSON
+
+
+def _utf16(key: str) -> bytes:
+    return key.encode("utf-16-be", "surrogatepass")
+
+
+def _text(value: str, where: str) -> str:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise TypeError(f"{where}: text holds a lone surrogate, which UTF-8 cannot carry") from None
+    return _JSON_STRING(value)
+
+
+def _canonical(value: object, where: str, depth: int) -> str:
+    if depth > MAX_DEPTH:
+        raise TypeError(f"{where}: nested deeper than {MAX_DEPTH}")
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return _text(value, where)
+    if isinstance(value, float):
+        raise TypeError(f"{where}: a float has no canonical spelling here; give integers or text")
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(_canonical(v, f"{where}[{i}]", depth + 1) for i, v in enumerate(value)) + "]"
+    if isinstance(value, Mapping):
+        keys = list(value.keys())
+        for key in keys:
+            if not isinstance(key, str):
+                raise TypeError(f"{where}: key {key!r} is not text")
+        keys.sort(key=_utf16)
+        return (
+            "{"
+            + ",".join(f"{_text(k, where)}:{_canonical(value[k], f'{where}.{k}', depth + 1)}" for k in keys)
+            + "}"
+        )
+    raise TypeError(f"{where}: {type(value).__name__} is not a JSON value")
+
+
+def canonical_json(value: object) -> str:
+    """`value` as RFC 8785 (JCS) canonical JSON, for null, booleans, integers, text, lists and tuples, and
+    mappings with text keys. Anything else (a float, bytes, a non-text key, a lone surrogate, nesting
+    deeper than MAX_DEPTH) is a TypeError naming where it sits."""
+    return _canonical(value, "value", 0)
+
+
+def normalise(value: object, where: str = "detail") -> Any:
+    """`value` as the plain JSON value the audit trail stores, so what is hashed at the commit is what
+    the database hands back: UUIDs as text, instants and dates in ISO 8601, Decimals as text, enums by
+    value, tuples as lists, sets as lists in canonical order. A float or another type is a TypeError."""
+    if value is None or isinstance(value, bool | int):
+        return value
+    if isinstance(value, enum.Enum):
+        return normalise(value.value, where)
+    if isinstance(value, str):
+        _text(value, where)
+        return value
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, Mapping):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"{where}: key {key!r} is not text")
+            out[key] = normalise(item, f"{where}.{key}")
+        return out
+    if isinstance(value, list | tuple):
+        return [normalise(item, f"{where}[{i}]") for i, item in enumerate(value)]
+    if isinstance(value, set | frozenset):
+        items = [normalise(item, f"{where}[]") for item in value]
+        return sorted(items, key=canonical_json)
+    if isinstance(value, float):
+        raise TypeError(f"{where}: a float has no canonical spelling here; give integers (fen) or text")
+    raise TypeError(f"{where}: {type(value).__name__} is not a JSON value")
+
+
+def detail_hash(detail: Mapping[str, Any]) -> str:
+    """Lowercase hex SHA-256 of the UTF-8 canonical JSON of an event's details (TypeError as
+    `canonical_json`)."""
+    if not isinstance(detail, Mapping):
+        raise TypeError("detail: not an object")
+    return hashlib.sha256(_canonical(detail, "detail", 0).encode()).hexdigest()
+
+
+# ---------------------------------------------------------------- the chain
+
+
+def micros(at: datetime) -> int:
+    """Whole microseconds since 1970-01-01T00:00:00Z; a naive instant is a ValueError."""
+    if not isinstance(at, datetime) or at.tzinfo is None or at.utcoffset() is None:
+        raise ValueError("an event's time must be an aware instant")
+    return (at - _EPOCH) // _MICROSECOND
+
+
+@dataclass(frozen=True)
+class Event:
+    """An audit event as the chain covers it: every column of its row, the details by their hash."""
+
+    sequence: int
+    previous_hash: str
+    event_id: str
+    at: datetime
+    actor_user_id: str | None
+    actor_organisation_id: str | None
+    actor_roles: tuple[str, ...]
+    action: str
+    object_type: str
+    object_id: str
+    outcome: str
+    detail_sha256: str
+
+
+def event_text(event: Event) -> str:
+    """The canonical text of one link: the JCS array described in the module docstring."""
+    return canonical_json(
+        [
+            EVENT_VERSION,
+            event.sequence,
+            event.previous_hash,
+            event.event_id,
+            micros(event.at),
+            event.actor_user_id,
+            event.actor_organisation_id,
+            list(event.actor_roles),
+            event.action,
+            event.object_type,
+            event.object_id,
+            event.outcome,
+            event.detail_sha256,
+        ]
+    )
+
+
+def link_hash(event: Event) -> str:
+    """Lowercase hex SHA-256 of the UTF-8 `event_text(event)`: the event's hash in the chain."""
+    return hashlib.sha256(event_text(event).encode()).hexdigest()
+
+
+def chain(events: Iterable[Event]) -> str:
+    """The hash the chain ends in after `events`, each linked to the one before whatever its stated
+    previous hash (GENESIS for none)."""
+    last = GENESIS
+    for event in events:
+        last = link_hash(_with_previous(event, last))
+    return last
+
+
+def _with_previous(event: Event, previous: str) -> Event:
+    if event.previous_hash == previous:
+        return event
+    return Event(
+        event.sequence,
+        previous,
+        event.event_id,
+        event.at,
+        event.actor_user_id,
+        event.actor_organisation_id,
+        event.actor_roles,
+        event.action,
+        event.object_type,
+        event.object_id,
+        event.outcome,
+        event.detail_sha256,
+    )
+
+
+# ---------------------------------------------------------------- signed heads
+
+
+def _format_timestamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").removesuffix("+00:00") + "Z"
+
+
+def _to_milliseconds(moment: datetime) -> datetime:
+    utc = moment.astimezone(UTC)
+    return utc.replace(microsecond=utc.microsecond // 1000 * 1000)
+
+
+@dataclass(frozen=True)
+class Head:
+    """The chain at `sequence` events, ending in `chain_hash` (GENESIS at 0), as stated at `timestamp`
+    (kept in UTC to the millisecond, exactly as signed). ValueError for a head that cannot be signed."""
+
+    sequence: int
+    chain_hash: str
+    timestamp: datetime
+
+    def __post_init__(self) -> None:
+        if isinstance(self.sequence, bool) or not isinstance(self.sequence, int):
+            raise ValueError("sequence must be an integer")
+        if not 0 <= self.sequence <= MAX_SEQUENCE:
+            raise ValueError(f"sequence must lie between 0 and {MAX_SEQUENCE}")
+        if not isinstance(self.chain_hash, str) or not _HEX64.fullmatch(self.chain_hash):
+            raise ValueError("chain_hash must be 64 lowercase hexadecimal characters")
+        if not isinstance(self.timestamp, datetime) or self.timestamp.utcoffset() is None:
+            raise ValueError("timestamp must be an aware instant")
+        object.__setattr__(self, "timestamp", _to_milliseconds(self.timestamp))
+
+
+@dataclass(frozen=True)
+class SignedHead:
+    """A head with the platform's Ed25519 signature over `signed_message(head)` and the key's id."""
+
+    head: Head
+    key_id: str
+    signature: bytes
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.key_id, str) or not _KEY_ID.fullmatch(self.key_id):
+            raise ValueError("key_id must be 16 lowercase hexadecimal characters")
+        if not isinstance(self.signature, bytes) or len(self.signature) != _SIGNATURE_SIZE:
+            raise ValueError(f"signature must be {_SIGNATURE_SIZE} bytes")
+
+
+def signed_message(head: Head) -> bytes:
+    """The bytes a head's signature covers: HEAD_DOMAIN, then LOG_ID, the sequence, the chain hash and
+    the timestamp, each followed by a line feed."""
+    lines = (LOG_ID, str(head.sequence), head.chain_hash, _format_timestamp(head.timestamp))
+    return HEAD_DOMAIN + "".join(f"{line}\n" for line in lines).encode()
+
+
+def sign_head(head: Head, private: Ed25519PrivateKey) -> SignedHead:
+    """Sign a head with the platform's key."""
+    public_raw = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    return SignedHead(head, key_id(public_raw), private.sign(signed_message(head)))
+
+
+def verify_head(signed: SignedHead, public_raw: bytes) -> bool:
+    """Whether the head names this key's id and its signature verifies with this raw Ed25519 key."""
+    if len(public_raw) != _PUBLIC_KEY_SIZE or signed.key_id != key_id(public_raw):
+        return False
+    try:
+        Ed25519PublicKey.from_public_bytes(public_raw).verify(signed.signature, signed_message(signed.head))
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+def head_to_json(signed: SignedHead) -> dict[str, Any]:
+    """A signed head as JSON: {"log_id", "sequence", "chain_hash" (hex), "timestamp" (UTC, ms, "Z"),
+    "key_id", "signature" (base64)}."""
+    return {
+        "log_id": LOG_ID,
+        "sequence": signed.head.sequence,
+        "chain_hash": signed.head.chain_hash,
+        "timestamp": _format_timestamp(signed.head.timestamp),
+        "key_id": signed.key_id,
+        "signature": base64.b64encode(signed.signature).decode("ascii"),
+    }
+
+
+HEAD_FIELDS: Final = ("log_id", "sequence", "chain_hash", "timestamp", "key_id", "signature")
+
+
+def head_from_json(obj: object, where: str = "") -> SignedHead:
+    """Parse a head made by `head_to_json`, strictly: every field present with its type, no other field,
+    the log id this module's, the one timestamp spelling, base64 of the right length. Raises ValueError
+    whose message starts with the field at fault (prefixed by `where`, e.g. "head."). The signature is
+    not checked here: see `verify_head`."""
+    if not isinstance(obj, Mapping):
+        raise ValueError(f"{where.removesuffix('.') or 'head'}: must be a JSON object")
+    for name in HEAD_FIELDS:
+        if name not in obj:
+            raise ValueError(f"{where}{name}: missing")
+    extra = sorted(str(name) for name in obj if name not in HEAD_FIELDS)
+    if extra:
+        raise ValueError(f"{where}{extra[0]}: unknown field")
+    if obj["log_id"] != LOG_ID:
+        raise ValueError(f"{where}log_id: must be {LOG_ID!r} (this is not a head of the audit trail)")
+    sequence = obj["sequence"]
+    if isinstance(sequence, bool) or not isinstance(sequence, int) or not 0 <= sequence <= MAX_SEQUENCE:
+        raise ValueError(f"{where}sequence: must be an integer between 0 and {MAX_SEQUENCE}")
+    chain_hash = obj["chain_hash"]
+    if not isinstance(chain_hash, str) or not _HEX64.fullmatch(chain_hash):
+        raise ValueError(f"{where}chain_hash: must be 64 lowercase hexadecimal characters")
+    stamp = obj["timestamp"]
+    if not isinstance(stamp, str) or not _TIMESTAMP.fullmatch(stamp):
+        raise ValueError(f"{where}timestamp: must be UTC with milliseconds, like 2026-03-02T01:00:00.000Z")
+    try:
+        timestamp = datetime.fromisoformat(stamp.removesuffix("Z") + "+00:00")
+    except ValueError:
+        raise ValueError(f"{where}timestamp: not a valid date and time") from None
+    kid = obj["key_id"]
+    if not isinstance(kid, str) or not _KEY_ID.fullmatch(kid):
+        raise ValueError(f"{where}key_id: must be 16 lowercase hexadecimal characters")
+    signature = obj["signature"]
+    if not isinstance(signature, str):
+        raise ValueError(f"{where}signature: must be a base64 string")
+    try:
+        raw = base64.b64decode(signature, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError(f"{where}signature: not valid base64") from None
+    if len(raw) != _SIGNATURE_SIZE:
+        raise ValueError(f"{where}signature: must decode to {_SIGNATURE_SIZE} bytes, got {len(raw)}")
+    return SignedHead(Head(sequence, chain_hash, timestamp), kid, raw)
+
+
+# ---------------------------------------------------------------- the checker
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """An event row as read back: the columns as stored, the details as a value, the stored hash.
+    Nothing here is trusted; `Verifier` checks every field."""
+
+    sequence: int
+    event_id: str
+    at: object
+    actor_user_id: str | None
+    actor_organisation_id: str | None
+    actor_roles: object
+    action: object
+    object_type: object
+    object_id: object
+    outcome: object
+    detail: object
+    previous_hash: object
+    hash: object
+
+
+@dataclass(frozen=True)
+class Offender:
+    """One thing a check found wrong: the event (or head) at `sequence`, the event's id when there is
+    one, and what is wrong with it."""
+
+    sequence: int | None
+    event_id: str | None
+    detail: str
+
+    def __str__(self) -> str:
+        if self.event_id is not None:
+            return f"event {self.sequence} ({self.event_id}): {self.detail}"
+        return self.detail
+
+
+@dataclass(frozen=True)
+class Check:
+    """One invariant's result: whether it holds, a sentence on what was covered or how much failed,
+    the offenders named (at most the limit) and how many there are in all."""
+
+    name: str
+    ok: bool
+    detail: str
+    offenders: tuple[Offender, ...] = ()
+    offenders_total: int = 0
+
+
+SEQUENCE: Final = "sequence gapless from 1"
+WELL_FORMED: Final = "events well formed"
+HASHES: Final = "events hash to their stored hash"
+LINKS: Final = "each event links to the one before"
+CHAIN_ROW: Final = "the chain row names the last event"
+HEADS: Final = "signed heads match the chain"
+KEPT: Final = "the chain extends the kept head"
+
+CHECKS: Final = (SEQUENCE, WELL_FORMED, HASHES, LINKS, CHAIN_ROW, HEADS)
+
+
+@dataclass
+class _Found:
+    limit: int
+    named: list[Offender] = field(default_factory=list)
+    total: int = 0
+
+    def add(self, offender: Offender) -> None:
+        self.total += 1
+        if len(self.named) < self.limit:
+            self.named.append(offender)
+
+
+def _short(value: object) -> str:
+    return f"{value[:16]}…" if isinstance(value, str) else repr(value)
+
+
+def check_limit(limit: int) -> int:
+    """`limit` if it lies within 1 to MAX_LIMIT, else ValueError."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
+        raise ValueError(f"the limit must lie between 1 and {MAX_LIMIT}")
+    return limit
+
+
+def _shape(event: StoredEvent) -> tuple[Event | None, str | None]:
+    """The event as the chain covers it, or why it cannot be (the first malformed field)."""
+    if isinstance(event.sequence, bool) or not isinstance(event.sequence, int) or event.sequence < 1:
+        return None, f"sequence {event.sequence!r} is not a positive integer"
+    if not isinstance(event.at, datetime) or event.at.utcoffset() is None:
+        return None, "its time is not an aware instant"
+    roles = event.actor_roles
+    if not isinstance(roles, list | tuple) or not all(isinstance(r, str) for r in roles):
+        return None, "its roles are not a list of text"
+    for name in ("action", "object_type", "object_id", "outcome"):
+        if not isinstance(getattr(event, name), str):
+            return None, f"its {name} is not text"
+    for name in ("previous_hash", "hash"):
+        value = getattr(event, name)
+        if not isinstance(value, str) or not _HEX64.fullmatch(value):
+            return None, f"its {name} is not 64 lowercase hexadecimal characters"
+    if not isinstance(event.detail, Mapping):
+        return None, "its details are not an object"
+    try:
+        digest = detail_hash(event.detail)
+        shaped = Event(
+            event.sequence,
+            str(event.previous_hash),
+            event.event_id,
+            event.at,
+            event.actor_user_id,
+            event.actor_organisation_id,
+            tuple(roles),
+            str(event.action),
+            str(event.object_type),
+            str(event.object_id),
+            str(event.outcome),
+            digest,
+        )
+        event_text(shaped)
+    except (TypeError, ValueError) as exc:
+        return None, f"it has no canonical form ({exc})"
+    return shaped, None
+
+
+class Verifier:
+    """The audit trail's checker, fed one event at a time in sequence order, so millions of events stream
+    through it: it keeps the last sequence and hash, the stored hash at each sequence a head names, and
+    at most `limit` offenders per check (counting them all)."""
+
+    def __init__(
+        self, limit: int = DEFAULT_LIMIT, watch: Iterable[int] = (), start: tuple[int, str] = (0, GENESIS)
+    ) -> None:
+        """`watch`: the sequences whose stored hash the heads will be compared with; `start`: the sequence
+        and hash the events fed extend (a segment after a signed head; the genesis by default)."""
+        self._limit = check_limit(limit)
+        self._found = {name: _Found(self._limit) for name in (*CHECKS, KEPT)}
+        self._watch = set(watch)
+        self.hash_at: dict[int, str] = {start[0]: start[1]}
+        self.events = 0
+        self.last_sequence, self.last_hash = start
+
+    def _fail(self, check: str, sequence: int | None, event_id: str | None, detail: str) -> None:
+        self._found[check].add(Offender(sequence, event_id, detail))
+
+    def feed(self, event: StoredEvent) -> None:
+        """Check one stored event against the one stored before it."""
+        self.events += 1
+        n, previous = event.sequence, self.last_sequence
+        if isinstance(n, int) and not isinstance(n, bool):
+            if n == previous:
+                self._fail(SEQUENCE, n, event.event_id, "a second event with this sequence number")
+            elif n < previous:
+                self._fail(SEQUENCE, n, event.event_id, f"stored after event {previous}")
+            elif n == previous + 2:
+                self._fail(SEQUENCE, previous + 1, None, f"event {previous + 1} is missing")
+            elif n > previous + 2:
+                self._fail(SEQUENCE, previous + 1, None, f"events {previous + 1} to {n - 1} are missing")
+        shaped, why = _shape(event)
+        if shaped is None:
+            self._fail(WELL_FORMED, n if isinstance(n, int) else None, event.event_id, str(why))
+        else:
+            recomputed = link_hash(shaped)
+            if recomputed != event.hash:
+                self._fail(
+                    HASHES, n, event.event_id, f"stored {_short(event.hash)}, recomputed {_short(recomputed)}"
+                )
+        if event.previous_hash != self.last_hash:
+            before = f"event {previous}" if previous else "the genesis"
+            self._fail(
+                LINKS,
+                n if isinstance(n, int) else None,
+                event.event_id,
+                f"previous hash {_short(event.previous_hash)} but {before} before it ends "
+                f"{_short(self.last_hash)}",
+            )
+        stored = event.hash if isinstance(event.hash, str) else ""
+        if isinstance(n, int) and n in self._watch:
+            self.hash_at.setdefault(n, stored)
+        if isinstance(n, int) and not isinstance(n, bool) and n > previous:
+            self.last_sequence = n
+        self.last_hash = stored
+
+    def finish(
+        self,
+        chain_row: tuple[int, str] | None,
+        heads: Sequence[SignedHead],
+        public_raw: bytes,
+        kept: SignedHead | None = None,
+    ) -> list[Check]:
+        """Every check in `CHECKS` order (and KEPT after them when `kept` is given): the chain row against
+        the last event, each stored signed head and the kept head against the platform key `public_raw`
+        and the stored hash at its sequence."""
+        row_sequence, row_hash = chain_row if chain_row is not None else (0, GENESIS)
+        if (row_sequence, row_hash) != (self.last_sequence, self.last_hash):
+            self._fail(
+                CHAIN_ROW,
+                row_sequence,
+                None,
+                f"the chain row names event {row_sequence} ending {_short(row_hash)}; the events end at "
+                f"{self.last_sequence} with {_short(self.last_hash)}",
+            )
+        for signed in heads:
+            problem = self._head_problem(signed, public_raw)
+            if problem is not None:
+                self._fail(HEADS, signed.head.sequence, None, f"head at {signed.head.sequence}: {problem}")
+        if kept is not None:
+            problem = self._head_problem(kept, public_raw)
+            if problem is not None:
+                self._fail(KEPT, kept.head.sequence, None, f"kept head at {kept.head.sequence}: {problem}")
+        return self._report(len(heads), kept)
+
+    def _head_problem(self, signed: SignedHead, public_raw: bytes) -> str | None:
+        head = signed.head
+        if signed.key_id != key_id(public_raw):
+            return f"signed by key id {signed.key_id}, not the platform key {key_id(public_raw)}"
+        if not verify_head(signed, public_raw):
+            return f"the signature does not verify with key id {signed.key_id}"
+        if head.sequence > self.last_sequence:
+            return f"the chain ends at event {self.last_sequence}; the head names event {head.sequence}"
+        stored = self.hash_at.get(head.sequence)
+        if stored is None:
+            return f"event {head.sequence} is missing"
+        if stored != head.chain_hash:
+            return f"event {head.sequence} ends {_short(stored)}, the head was signed over {_short(head.chain_hash)}"
+        return None
+
+    def _report(self, heads: int, kept: SignedHead | None) -> list[Check]:
+        n = self.events
+        signed = f"{heads} signed head{'' if heads == 1 else 's'}"
+        covered = {
+            SEQUENCE: f"{n} events, 1 to {self.last_sequence}",
+            WELL_FORMED: f"{n} events",
+            HASHES: f"{n} events",
+            LINKS: f"{n} links, the chain ends {_short(self.last_hash)}",
+            CHAIN_ROW: f"event {self.last_sequence}",
+            HEADS: signed,
+            KEPT: "" if kept is None else f"head at {kept.head.sequence} over {_short(kept.head.chain_hash)}",
+        }
+        failed = {
+            SEQUENCE: "{total} gaps or repeats",
+            WELL_FORMED: f"{{total}} of {n} events",
+            HASHES: f"{{total}} of {n} events",
+            LINKS: f"{{total}} of {n} links",
+            CHAIN_ROW: "the chain row does not name the last event",
+            HEADS: f"{{total}} of {signed}",
+            KEPT: "the chain does not extend the kept head",
+        }
+        names = (*CHECKS, KEPT) if kept is not None else CHECKS
+        checks = []
+        for name in names:
+            found = self._found[name]
+            if not found.total:
+                checks.append(Check(name, True, covered[name]))
+                continue
+            detail = failed[name].format(total=found.total)
+            if found.total > self._limit:
+                detail += f"; the first {self._limit} are named"
+            checks.append(Check(name, False, detail, tuple(found.named), found.total))
+        return checks
+
+
+def all_ok(checks: Sequence[Check]) -> bool:
+    """Whether every check passed; an empty list proves nothing and is not ok."""
+    return bool(checks) and all(check.ok for check in checks)
