@@ -10,32 +10,55 @@ the tests show what the chain catches when the triggers are gone too.
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
+import json
+import socket
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
 import rfc8785
-from sqlalchemy import Table, delete, select, text, update
+import sqlalchemy as sa
+import uvicorn
+from alembic import command
+from click.testing import CliRunner, Result
+from sqlalchemy import Table, delete, insert, select, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import Executable
 
-from accounts import audit
+from accounts import audit, auditchain
 from accounts import service as accounts
 from accounts.auditchain import GENESIS
-from accounts.models import AuditChain, AuditEvent
+from accounts.models import AuditChain, AuditEvent, AuditHead
 from accounts.security import Principal
+from app import create_app, register_package_commands
 from storage.clock import SettableClock
-from storage.db import transaction
+from storage.db import (
+    JSONType,
+    UTCDateTime,
+    create_engine,
+    create_sessionmaker,
+    scratch_database,
+    transaction,
+)
+from storage.migrate import alembic_config, upgrade_async
 from storage.signing import LogSigner
-from tests.conftest import Database
+from tests.conftest import PG_URL, Database, unavailable
 from tests.helpers import Actor, Api
 
 VERIFY = "/api/v1/audit/verify"
 HEAD = "/api/v1/transparency/audit/head"
 HEADS = "/api/v1/transparency/audit/heads"
 EVENTS = cast(Table, AuditEvent.__table__)
+CHAIN = cast(Table, AuditChain.__table__)
+HEADS_TABLE = cast(Table, AuditHead.__table__)
+HEADS_MATCH = "signed heads match the chain"
+EXTENDS_KEPT = "the chain extends the kept head"
 
 
 # ---------------------------------------------------------------- helpers
@@ -299,3 +322,400 @@ async def test_the_chain_is_locked_only_while_a_writer_commits(
         ).all()
     # the chain is in commit order: the second writer committed first
     assert [tuple(row) for row in order] == [(1, "test.second"), (2, "test.first")]
+
+
+# ---------------------------------------------------------------- signed heads, published
+
+
+async def platform_key(api: Api) -> bytes:
+    return base64.b64decode((await api.get("/api/v1/transparency/key")).json()["public_key"])
+
+
+async def test_the_chronograph_signs_the_head_once_the_trail_moved_and_the_last_head_is_due(api: Api) -> None:
+    agency = await api.organisation("agency")
+    assert (await api.get(HEAD)).status_code == 404
+    await api.tick()
+    first = (await api.get(HEAD)).json()
+    events = await rows(api)
+    assert (first["sequence"], first["chain_hash"]) == (events[-1]["sequence"], events[-1]["hash"])
+    assert set(first) == {"log_id", "sequence", "chain_hash", "timestamp", "key_id", "signature"}
+    assert auditchain.verify_head(auditchain.head_from_json(first), await platform_key(api))
+    await api.draft(agency, custodians=[])
+    api.clock.advance(timedelta(minutes=9, seconds=59))
+    await api.tick()
+    assert (await api.get(HEAD)).json() == first  # moved, but the last head is not ten minutes old
+    api.clock.advance(timedelta(seconds=1))
+    await api.tick()
+    second = (await api.get(HEAD)).json()
+    events = await rows(api)
+    assert (second["sequence"], second["chain_hash"]) == (events[-1]["sequence"], events[-1]["hash"])
+    api.clock.advance(timedelta(hours=3))
+    await api.tick()
+    assert (await api.get(HEAD)).json() == second  # the trail has not moved: nothing new to sign
+    listed = (await api.get(HEADS)).json()
+    assert listed == {"items": [first, second], "next_after": None}
+
+
+async def test_the_heads_are_listed_a_page_at_a_time_and_found_by_their_sequence(api: Api) -> None:
+    agency = await api.organisation("agency")
+    signed = []
+    for _ in range(3):
+        await api.draft(agency, custodians=[])
+        api.clock.advance(timedelta(minutes=10))
+        await api.tick()
+        signed.append((await api.get(HEAD)).json())
+    page = (await api.get(HEADS, params={"limit": 2})).json()
+    assert page == {"items": signed[:2], "next_after": signed[1]["sequence"]}
+    rest = (await api.get(HEADS, params={"limit": 2, "after": page["next_after"]})).json()
+    assert rest == {"items": signed[2:], "next_after": None}
+    r = await api.get(HEAD, params={"sequence": signed[1]["sequence"]})
+    assert r.json() == signed[1]
+    unsigned = signed[0]["sequence"] - 1
+    missing = await api.get(HEAD, params={"sequence": unsigned})
+    assert missing.status_code == 404
+    assert missing.json()["detail"] == f"No head of the audit trail was signed at sequence {unsigned}."
+
+
+async def forge_from(api: Api, sequence: int, outcome: str) -> None:
+    """The insider's rewrite: event `sequence` gets another outcome, and every hash from there on (and
+    the chain row) is recomputed with the published recipe, so the chain is whole again."""
+    events = await rows(api)
+    statements: list[Executable] = []
+    previous = events[sequence - 2]["hash"] if sequence > 1 else GENESIS
+    for e in events[sequence - 1 :]:
+        changed = outcome if e["sequence"] == sequence else e["outcome"]
+        link = auditchain.Event(
+            e["sequence"],
+            previous,
+            str(e["id"]),
+            e["at"],
+            None if e["actor_user_id"] is None else str(e["actor_user_id"]),
+            None if e["actor_organisation_id"] is None else str(e["actor_organisation_id"]),
+            tuple(e["actor_roles"]),
+            e["action"],
+            e["object_type"],
+            e["object_id"],
+            changed,
+            auditchain.detail_hash(e["detail"]),
+        )
+        statements.append(
+            update(EVENTS)
+            .where(EVENTS.c.id == e["id"])
+            .values(outcome=changed, previous_hash=previous, hash=auditchain.link_hash(link))
+        )
+        previous = auditchain.link_hash(link)
+    statements.append(update(CHAIN).values(hash=previous))
+    await insider(api, *statements)
+
+
+async def test_a_rewritten_and_rehashed_trail_is_caught_by_the_signed_and_the_kept_heads(api: Api) -> None:
+    _centre, auditor = await some_history(api)
+    await api.tick()
+    kept = (await api.get(HEAD)).json()
+    await forge_from(api, 3, "refused")
+    body = await verify(api, auditor)
+    assert failed(body) == [HEADS_MATCH]  # every event hashes and links: only the signed head tells
+    [offender] = check(body, HEADS_MATCH)["offenders"]
+    assert offender["sequence"] == kept["sequence"]
+    assert offender["detail"].endswith(f"the head was signed over {kept['chain_hash'][:16]}…")
+    r = await api.post(VERIFY, auditor, json={"head": kept})
+    assert r.status_code == 200, r.text
+    assert failed(r.json()) == [HEADS_MATCH, EXTENDS_KEPT]
+
+
+async def test_a_truncated_trail_with_its_heads_removed_is_caught_by_a_kept_head_alone(api: Api) -> None:
+    _centre, auditor = await some_history(api)
+    await api.tick()
+    kept = (await api.get(HEAD)).json()
+    events = await rows(api)
+    last_kept = events[-3]
+    await insider(
+        api,
+        delete(EVENTS).where(EVENTS.c.sequence > last_kept["sequence"]),
+        update(CHAIN).values(sequence=last_kept["sequence"], hash=last_kept["hash"]),
+        delete(HEADS_TABLE),
+    )
+    assert (await verify(api, auditor))["ok"] is True  # the trail is whole in itself
+    r = await api.post(VERIFY, auditor, json={"head": kept, "limit": 5})
+    body = r.json()
+    assert failed(body) == [EXTENDS_KEPT]
+    assert check(body, EXTENDS_KEPT)["offenders"] == [
+        {
+            "sequence": kept["sequence"],
+            "event_id": None,
+            "detail": f"kept head at {kept['sequence']}: the chain ends at event {last_kept['sequence']}; "
+            f"the head names event {kept['sequence']}",
+        }
+    ]
+
+
+async def test_a_kept_head_the_trail_extends_passes_and_one_by_another_key_does_not(api: Api) -> None:
+    _centre, auditor = await some_history(api)
+    await api.tick()
+    kept = (await api.get(HEAD)).json()
+    await api.organisation("bidder")  # the trail moves on after the head
+    r = await api.post(VERIFY, auditor, json={"head": kept})
+    assert r.json()["ok"] is True
+    assert (
+        check(r.json(), EXTENDS_KEPT)["detail"]
+        == f"head at {kept['sequence']} over {kept['chain_hash'][:16]}…"
+    )
+    other = LogSigner.from_secret("another installation")
+    foreign = auditchain.head_to_json(
+        auditchain.sign_head(auditchain.head_from_json(kept).head, other.private)
+    )
+    r = await api.post(VERIFY, auditor, json={"head": foreign})
+    assert failed(r.json()) == [EXTENDS_KEPT]
+    assert check(r.json(), EXTENDS_KEPT)["offenders"][0]["detail"].startswith(
+        f"kept head at {kept['sequence']}: signed by key id {other.key_id}, not the platform key "
+    )
+
+
+async def test_an_auditor_signs_a_head_on_demand_and_the_act_is_audited(api: Api) -> None:
+    _centre, auditor = await some_history(api)
+    r = await api.post("/api/v1/audit/heads", auditor)
+    assert r.status_code == 201, r.text
+    head = r.json()
+    assert head == (await api.get(HEAD)).json()
+    events = await rows(api)
+    # the head covers everything before the request; the request itself is the next event
+    assert (head["sequence"], head["chain_hash"]) == (events[-2]["sequence"], events[-2]["hash"])
+    assert (events[-1]["action"], events[-1]["object_id"]) == ("audit.sign_head", str(head["sequence"]))
+    assert events[-1]["detail"] == {"chain_hash": head["chain_hash"]}
+    await api.tick()
+    assert (await api.get(HEAD)).json() == head  # the chronograph's next head is due ten minutes later
+    api.clock.advance(timedelta(minutes=10))
+    await api.tick()
+    newest = (await api.get(HEAD)).json()
+    assert newest["sequence"] == events[-1]["sequence"]
+    again = await api.post("/api/v1/audit/heads", auditor)
+    assert (again.status_code, again.json()) == (200, newest)  # nothing new since: the newest head
+
+
+async def test_no_head_is_signed_over_a_trail_that_no_longer_extends_the_last_one(api: Api) -> None:
+    _centre, auditor = await some_history(api)
+    await api.tick()
+    await api.organisation("bidder")
+    edited = (await rows(api))[-1]
+    await insider(api, update(EVENTS).where(EVENTS.c.id == edited["id"]).values(outcome="refused"))
+    async with api.runtime.engine.connect() as conn:
+        heads_before = (await conn.execute(select(HEADS_TABLE))).all()
+    r = await api.post("/api/v1/audit/heads", auditor)
+    assert r.status_code == 409, r.text
+    assert r.json()["offenders"] == [
+        f"event {edited['sequence']} ({edited['id']}): " + r.json()["offenders"][0].split(": ", 1)[1]
+    ]
+    api.clock.advance(timedelta(hours=1))
+    await api.tick()  # the chronograph refuses as well (and says so in the log)
+    async with api.runtime.engine.connect() as conn:
+        assert (await conn.execute(select(HEADS_TABLE))).all() == heads_before
+
+
+# ---------------------------------------------------------------- ggzy verify audit, ggzy audit sign
+
+
+async def ggzy(api: Api, var_dir: Path, *args: str) -> Result:
+    """Run the `ggzy` CLI against the test database with the test installation's key (in a thread: the
+    command runs its own event loop)."""
+    env = {
+        "GGZY_DATABASE_URL": api.runtime.engine.url.render_as_string(hide_password=False),
+        "GGZY_SECRET_KEY": api.runtime.settings.secret_key,
+        "GGZY_LOG_SIGNING_KEY": "",
+        "GGZY_VAR_DIR": str(var_dir),
+    }
+    return await asyncio.to_thread(CliRunner().invoke, register_package_commands(), list(args), env=env)
+
+
+async def test_ggzy_verify_audit_checks_the_trail_and_a_kept_head_and_names_every_offender(
+    api: Api, tmp_path: Path
+) -> None:
+    await some_history(api)
+    await api.tick()
+    kept = tmp_path / "HEAD.json"
+    kept.write_text(json.dumps((await api.get(HEAD)).json()))
+    events = await rows(api)
+    n, last = len(events), events[-1]["hash"]
+    ok = await ggzy(api, tmp_path, "verify", "audit", "--head", str(kept))
+    assert ok.exit_code == 0, ok.output
+    assert ok.output.splitlines() == [
+        f"audit trail: {n} events, the chain ends at {n} with {last}; key id {api.runtime.signer.key_id} "
+        "(this installation's key)",
+        f"ok   sequence gapless from 1: {n} events, 1 to {n}",
+        f"ok   events well formed: {n} events",
+        f"ok   events hash to their stored hash: {n} events",
+        f"ok   each event links to the one before: {n} links, the chain ends {last[:16]}…",
+        f"ok   the chain row names the last event: event {n}",
+        "ok   signed heads match the chain: 1 signed head",
+        f"ok   the chain extends the kept head: head at {n} over {last[:16]}…",
+    ]
+    await insider(api, update(EVENTS).where(EVENTS.c.sequence.in_([2, 4, 5])).values(outcome="forged"))
+    bad = await ggzy(api, tmp_path, "verify", "audit", "--head", str(kept), "--limit", "2")
+    assert bad.exit_code == 1, bad.output
+    lines = bad.output.splitlines()
+    at = lines.index(f"FAIL events hash to their stored hash: 3 of {n} events; the first 2 are named")
+    assert [line.split(":")[0] for line in lines[at + 1 : at + 3]] == [
+        f"       event 2 ({events[1]['id']})",
+        f"       event 4 ({events[3]['id']})",
+    ]
+    assert lines[at + 3].startswith("ok   each event links to the one before")
+
+
+async def test_ggzy_verify_audit_checks_heads_with_a_pinned_or_a_fetched_key(
+    api: Api, tmp_path: Path
+) -> None:
+    await some_history(api)
+    await api.tick()
+    other = base64.b64encode(LogSigner.from_secret("another installation").public_raw).decode()
+    pinned = await ggzy(api, tmp_path, "verify", "audit", "--key", other)
+    assert pinned.exit_code == 1
+    assert "FAIL signed heads match the chain: 1 of 1 signed head" in pinned.output
+    assert "(pinned with --key)" in pinned.output.splitlines()[0]
+    both = await ggzy(api, tmp_path, "verify", "audit", "--key", other, "--fetch-key")
+    assert (both.exit_code, "give --key or --fetch-key, not both" in both.output) == (2, True)
+    with socket.socket() as listening:
+        # bound and listening before the server starts, so the command's request simply waits for it
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        url = f"http://127.0.0.1:{listening.getsockname()[1]}"
+        app = create_app(api.runtime, manage_runtime=False)
+        server = uvicorn.Server(uvicorn.Config(app, log_level="error", lifespan="off"))
+        serving = asyncio.create_task(server.serve(sockets=[listening]))
+        try:
+            fetched = await ggzy(api, tmp_path, "verify", "audit", "--fetch-key", "--url", url)
+        finally:
+            server.should_exit = True
+            await serving
+    assert fetched.exit_code == 0, fetched.output
+    assert f"key id {api.runtime.signer.key_id} (fetched from {url})" in fetched.output
+
+
+async def test_ggzy_audit_sign_writes_a_head_that_ggzy_verify_audit_accepts(api: Api, tmp_path: Path) -> None:
+    await some_history(api)
+    head = tmp_path / "HEAD.json"
+    signed = await ggzy(api, tmp_path, "audit", "sign", "--out", str(head))
+    assert signed.exit_code == 0, signed.output
+    kept = json.loads(head.read_text())
+    assert kept == (await api.get(HEAD)).json()
+    assert json.loads(signed.output) == kept
+    assert (await rows(api))[-1]["action"] == "audit.sign_head"
+    checked = await ggzy(api, tmp_path, "verify", "audit", "--head", str(head))
+    assert checked.exit_code == 0, checked.output
+
+
+async def test_ggzy_verify_audit_refuses_a_head_file_that_is_not_a_head(api: Api, tmp_path: Path) -> None:
+    await some_history(api)
+    await api.tick()
+    tree_head = tmp_path / "tree.json"
+    tree_head.write_text(json.dumps({"log_id": "ggzy/bids/v1", "tree_size": 3}))
+    result = await ggzy(api, tmp_path, "verify", "audit", "--head", str(tree_head))
+    assert result.exit_code == 1
+    assert result.output == "FAIL the kept head is not a signed head of the audit trail: sequence: missing\n"
+    garbage = tmp_path / "garbage.json"
+    garbage.write_bytes(b"\xff{")
+    result = await ggzy(api, tmp_path, "verify", "audit", "--head", str(garbage))
+    assert result.exit_code == 1
+    assert result.output.startswith("FAIL the kept head is not a signed head of the audit trail: ")
+
+
+# ---------------------------------------------------------------- existing databases
+
+
+LEGACY = sa.table(
+    "audit_events",
+    sa.column("id", sa.Uuid()),
+    sa.column("at", UTCDateTime()),
+    sa.column("actor_user_id", sa.Uuid()),
+    sa.column("actor_organisation_id", sa.Uuid()),
+    sa.column("action", sa.String()),
+    sa.column("object_type", sa.String()),
+    sa.column("object_id", sa.String()),
+    sa.column("outcome", sa.String()),
+    sa.column("detail", JSONType),
+)
+
+
+@asynccontextmanager
+async def fresh_database(backend: str, tmp_path: Path) -> AsyncIterator[str]:
+    if backend == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'legacy.db'}"
+        return
+    if not PG_URL:
+        unavailable("PostgreSQL", "GGZY_TEST_DATABASE_URL is not set")
+    async with scratch_database(PG_URL, "ggzy_t_audit") as url:
+        yield url
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_the_migration_chains_existing_events_in_time_order_deterministically(
+    backend: str, tmp_path: Path
+) -> None:
+    t = datetime(2026, 1, 5, 2, 0, tzinfo=UTC)
+    legacy = [
+        {"at": t + timedelta(seconds=s), "id": uuid.UUID(int=i), "outcome": o, "detail": d}
+        for s, i, o, d in [
+            (3, 9, "ok", {"kind": "bidder"}),
+            (1, 7, "refused", {"reason": "wrong password", "status": 401}),
+            (1, 2, "ok", {}),  # the same instant as the one above: the id decides
+            (2, 5, "ok", {"fields": ["title"], "nested": {"b": 1, "a": None}}),
+        ]
+    ]
+    async with fresh_database(backend, tmp_path) as url:
+        await upgrade_async(url, "0006")
+        engine = create_engine(url)
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(
+                    insert(LEGACY),
+                    [
+                        {
+                            **row,
+                            "actor_user_id": uuid.UUID(int=100),
+                            "actor_organisation_id": None,
+                            "action": "auth.login",
+                            "object_type": "user",
+                            "object_id": "u1",
+                        }
+                        for row in legacy
+                    ],
+                )
+            await upgrade_async(url, "head")
+            first = await chained(engine)
+            expected_order = [uuid.UUID(int=i) for i in (2, 7, 5, 9)]
+            assert [row["id"] for row in first] == expected_order
+            assert [row["sequence"] for row in first] == [1, 2, 3, 4]
+            assert all(row["actor_roles"] == [] for row in first)
+            previous = GENESIS
+            for row in first:
+                assert row["previous_hash"] == previous
+                assert row["hash"] == independent_hash(api_form(row))
+                previous = row["hash"]
+            await asyncio.to_thread(command.downgrade, alembic_config(url), "0006")
+            await upgrade_async(url, "head")
+            assert await chained(engine) == first  # the same chain again
+            sessionmaker = create_sessionmaker(engine)
+            async with transaction(sessionmaker) as session:
+                await accounts.record(session, None, "test.after", "thing", "1", t + timedelta(days=1))
+            async with audit.snapshot(sessionmaker) as session:
+                report = await audit.verify(session, LogSigner.from_secret("s").public_raw)
+            assert report.ok, report.checks
+            assert report.events == 5
+        finally:
+            await engine.dispose()
+
+
+async def chained(engine: Any) -> list[dict[str, Any]]:
+    async with engine.connect() as conn:
+        return [dict(r._mapping) for r in await conn.execute(select(EVENTS).order_by(EVENTS.c.sequence))]
+
+
+def api_form(row: dict[str, Any]) -> dict[str, Any]:
+    """A stored row as the API writes it (ids and the instant as text)."""
+    return {
+        **row,
+        "id": str(row["id"]),
+        "at": row["at"].isoformat(),
+        "actor_user_id": None if row["actor_user_id"] is None else str(row["actor_user_id"]),
+        "actor_organisation_id": None
+        if row["actor_organisation_id"] is None
+        else str(row["actor_organisation_id"]),
+    }
