@@ -584,6 +584,7 @@ def db_upgrade(revision: str) -> None:
 
 def register_package_commands() -> click.Group:
     """Attach every package's sub-commands to the `ggzy` group (idempotent) and return it."""
+    from accounts.bench import audit_command
     from accounts.cli import register as register_accounts
     from bidding.bench import opening_command, seal_command
     from bidding.bench_surge import surge_command
@@ -606,6 +607,7 @@ def register_package_commands() -> click.Group:
     bench.add_command(surge_command, "surge")
     bench.add_command(ledger_command, "ledger")
     bench.add_command(draw_command, "draw")
+    bench.add_command(audit_command, "audit")
     return cli
 
 

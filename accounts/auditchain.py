@@ -37,9 +37,10 @@ import binascii
 import enum
 import hashlib
 import json
+import json.encoder
 import re
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -69,7 +70,9 @@ _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND: Final = timedelta(microseconds=1)
 _SIGNATURE_SIZE: Final = 64
 _PUBLIC_KEY_SIZE: Final = 32
-_JSON_STRING: Final = json.JSONEncoder(ensure_ascii=False).encode
+# A JSON string literal as RFC 8785 writes it: '"' and '\\' escaped, \b \f \n \r \t by name, other control
+# characters as lowercase \u00XX, everything else as is (the C encoder behind json.dumps(ensure_ascii=False)).
+_quote: Final[Callable[[str], str]] = json.encoder.encode_basestring
 
 
 # ---------------------------------------------------------------- canonical JSON
@@ -79,15 +82,51 @@ def _utf16(key: str) -> bytes:
     return key.encode("utf-16-be", "surrogatepass")
 
 
+def _sorted_keys(keys: list[str]) -> list[str]:
+    # ASCII keys sort the same by code point and by UTF-16 code unit; only others need the slower key
+    if all(key.isascii() for key in keys):
+        return sorted(keys)
+    return sorted(keys, key=_utf16)
+
+
+class _NoForm(Exception):
+    """The fast encoder met something it cannot write; the careful one says where and why."""
+
+
+def _fast(value: object, depth: int) -> str:
+    """Canonical JSON without keeping track of where it is (the common case, so it must be quick)."""
+    if isinstance(value, str):
+        return _quote(value)
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, int):
+        return str(int(value))
+    if depth >= MAX_DEPTH:
+        raise _NoForm
+    if isinstance(value, list | tuple):
+        return "[" + ",".join([_fast(item, depth + 1) for item in value]) + "]"
+    if isinstance(value, Mapping):
+        keys = list(value.keys())
+        if not all(isinstance(key, str) for key in keys):
+            raise _NoForm
+        return "{" + ",".join([f"{_quote(k)}:{_fast(value[k], depth + 1)}" for k in _sorted_keys(keys)]) + "}"
+    raise _NoForm
+
+
 def _text(value: str, where: str) -> str:
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
         raise TypeError(f"{where}: text holds a lone surrogate, which UTF-8 cannot carry") from None
-    return _JSON_STRING(value)
+    return _quote(value)
 
 
 def _canonical(value: object, where: str, depth: int) -> str:
+    """The careful encoder: the same output as `_fast`, or a TypeError naming where the value fails."""
     if depth > MAX_DEPTH:
         raise TypeError(f"{where}: nested deeper than {MAX_DEPTH}")
     if value is None:
@@ -97,7 +136,7 @@ def _canonical(value: object, where: str, depth: int) -> str:
     if value is False:
         return "false"
     if isinstance(value, int):
-        return str(value)
+        return str(int(value))
     if isinstance(value, str):
         return _text(value, where)
     if isinstance(value, float):
@@ -109,20 +148,57 @@ def _canonical(value: object, where: str, depth: int) -> str:
         for key in keys:
             if not isinstance(key, str):
                 raise TypeError(f"{where}: key {key!r} is not text")
-        keys.sort(key=_utf16)
         return (
             "{"
-            + ",".join(f"{_text(k, where)}:{_canonical(value[k], f'{where}.{k}', depth + 1)}" for k in keys)
+            + ",".join(
+                f"{_text(k, where)}:{_canonical(value[k], f'{where}.{k}', depth + 1)}"
+                for k in _sorted_keys(keys)
+            )
             + "}"
         )
     raise TypeError(f"{where}: {type(value).__name__} is not a JSON value")
+
+
+def _canonical_bytes(value: object, where: str) -> bytes:
+    """The UTF-8 canonical JSON of `value`: quickly, and carefully (naming the fault) when it fails."""
+    try:
+        return _fast(value, 0).encode("utf-8")
+    except (_NoForm, UnicodeEncodeError):
+        return _canonical(value, where, 0).encode("utf-8")
+
+
+# The C encoder behind json.dumps, for values already known to hold only text, integers, null, booleans
+# and (for objects) ASCII keys: then its output is exactly the canonical one, several times faster.
+_C_ENCODE: Final[Callable[[object], str]] = json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ":"), sort_keys=True, allow_nan=False
+).encode
+_SCALARS: Final = (str, int, type(None))
+
+
+def _flat_scalars(items: Iterable[object]) -> bool:
+    return all(type(item) in _SCALARS or type(item) is bool for item in items)
+
+
+def _plain_detail(detail: Mapping[str, Any]) -> bool:
+    """Whether the details are the usual flat kind (ASCII keys; text, integers, booleans, null, or lists
+    of those), which the C encoder writes canonically."""
+    for key, value in detail.items():
+        if type(key) is not str or not key.isascii():
+            return False
+        kind = type(value)
+        if kind in _SCALARS or kind is bool:
+            continue
+        if kind is list and _flat_scalars(value):
+            continue
+        return False
+    return True
 
 
 def canonical_json(value: object) -> str:
     """`value` as RFC 8785 (JCS) canonical JSON, for null, booleans, integers, text, lists and tuples, and
     mappings with text keys. Anything else (a float, bytes, a non-text key, a lone surrogate, nesting
     deeper than MAX_DEPTH) is a TypeError naming where it sits."""
-    return _canonical(value, "value", 0)
+    return _canonical_bytes(value, "value").decode("utf-8")
 
 
 def normalise(value: object, where: str = "detail") -> Any:
@@ -164,7 +240,12 @@ def detail_hash(detail: Mapping[str, Any]) -> str:
     `canonical_json`)."""
     if not isinstance(detail, Mapping):
         raise TypeError("detail: not an object")
-    return hashlib.sha256(_canonical(detail, "detail", 0).encode()).hexdigest()
+    if type(detail) is dict and _plain_detail(detail):
+        try:
+            return hashlib.sha256(_C_ENCODE(detail).encode("utf-8")).hexdigest()
+        except UnicodeEncodeError:
+            pass  # a lone surrogate: the careful encoder names it
+    return hashlib.sha256(_canonical_bytes(detail, "detail")).hexdigest()
 
 
 # ---------------------------------------------------------------- the chain
@@ -195,30 +276,56 @@ class Event:
     detail_sha256: str
 
 
+def _event_fields(event: Event) -> list[object]:
+    return [
+        EVENT_VERSION,
+        event.sequence,
+        event.previous_hash,
+        event.event_id,
+        micros(event.at),
+        event.actor_user_id,
+        event.actor_organisation_id,
+        list(event.actor_roles),
+        event.action,
+        event.object_type,
+        event.object_id,
+        event.outcome,
+        event.detail_sha256,
+    ]
+
+
 def event_text(event: Event) -> str:
     """The canonical text of one link: the JCS array described in the module docstring."""
-    return canonical_json(
-        [
-            EVENT_VERSION,
-            event.sequence,
-            event.previous_hash,
-            event.event_id,
-            micros(event.at),
-            event.actor_user_id,
-            event.actor_organisation_id,
-            list(event.actor_roles),
-            event.action,
-            event.object_type,
-            event.object_id,
-            event.outcome,
-            event.detail_sha256,
-        ]
+    return canonical_json(_event_fields(event))
+
+
+def _well_typed(event: Event) -> bool:
+    texts = (
+        event.previous_hash,
+        event.event_id,
+        event.action,
+        event.object_type,
+        event.object_id,
+        event.outcome,
+        event.detail_sha256,
+    )
+    return (
+        type(event.sequence) is int
+        and all(type(t) is str for t in texts)
+        and all(a is None or type(a) is str for a in (event.actor_user_id, event.actor_organisation_id))
+        and all(type(r) is str for r in event.actor_roles)
     )
 
 
 def link_hash(event: Event) -> str:
     """Lowercase hex SHA-256 of the UTF-8 `event_text(event)`: the event's hash in the chain."""
-    return hashlib.sha256(event_text(event).encode()).hexdigest()
+    fields = _event_fields(event)
+    if _well_typed(event):
+        try:
+            return hashlib.sha256(_C_ENCODE(fields).encode("utf-8")).hexdigest()
+        except UnicodeEncodeError:
+            pass  # a lone surrogate: the careful encoder names it
+    return hashlib.sha256(_canonical_bytes(fields, "event")).hexdigest()
 
 
 def chain(events: Iterable[Event]) -> str:
@@ -464,8 +571,9 @@ def check_limit(limit: int) -> int:
     return limit
 
 
-def _shape(event: StoredEvent) -> tuple[Event | None, str | None]:
-    """The event as the chain covers it, or why it cannot be (the first malformed field)."""
+def _recompute(event: StoredEvent) -> tuple[str | None, str | None]:
+    """The event's link hash recomputed from its stored fields, or why it cannot be (the first malformed
+    field)."""
     if isinstance(event.sequence, bool) or not isinstance(event.sequence, int) or event.sequence < 1:
         return None, f"sequence {event.sequence!r} is not a positive integer"
     if not isinstance(event.at, datetime) or event.at.utcoffset() is None:
@@ -498,10 +606,9 @@ def _shape(event: StoredEvent) -> tuple[Event | None, str | None]:
             str(event.outcome),
             digest,
         )
-        event_text(shaped)
+        return link_hash(shaped), None
     except (TypeError, ValueError) as exc:
         return None, f"it has no canonical form ({exc})"
-    return shaped, None
 
 
 class Verifier:
@@ -537,11 +644,10 @@ class Verifier:
                 self._fail(SEQUENCE, previous + 1, None, f"event {previous + 1} is missing")
             elif n > previous + 2:
                 self._fail(SEQUENCE, previous + 1, None, f"events {previous + 1} to {n - 1} are missing")
-        shaped, why = _shape(event)
-        if shaped is None:
+        recomputed, why = _recompute(event)
+        if recomputed is None:
             self._fail(WELL_FORMED, n if isinstance(n, int) else None, event.event_id, str(why))
         else:
-            recomputed = link_hash(shaped)
             if recomputed != event.hash:
                 self._fail(
                     HASHES, n, event.event_id, f"stored {_short(event.hash)}, recomputed {_short(recomputed)}"

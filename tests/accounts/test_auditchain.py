@@ -165,6 +165,47 @@ def test_canonical_json_is_what_rfc8785_writes(value: Any) -> None:
     assert canonical_json(value).encode() == rfc8785.dumps(value)
 
 
+_details = st.dictionaries(_keys, _json, max_size=5)
+
+
+@settings(max_examples=300)
+@given(_details)
+def test_the_details_hash_is_sha256_of_what_rfc8785_writes(detail: dict[str, Any]) -> None:
+    assert detail_hash(detail) == hashlib.sha256(rfc8785.dumps(detail)).hexdigest()
+
+
+@settings(max_examples=200)
+@given(
+    st.integers(1, 2**53 - 1),
+    st.text(max_size=20),
+    st.lists(st.text(max_size=8), max_size=3),
+    st.one_of(st.none(), st.text(max_size=10)),
+)
+def test_the_link_is_sha256_of_what_rfc8785_writes(
+    sequence: int, text: str, roles: list[str], actor: str | None
+) -> None:
+    event = dataclasses.replace(
+        pinned_event(), sequence=sequence, object_id=text, actor_roles=tuple(roles), actor_user_id=actor
+    )
+    fields: list[Any] = [
+        "ggzy.audit.event.1",
+        sequence,
+        event.previous_hash,
+        event.event_id,
+        1772413200123456,
+        actor,
+        event.actor_organisation_id,
+        roles,
+        event.action,
+        event.object_type,
+        text,
+        event.outcome,
+        event.detail_sha256,
+    ]
+    assert link_hash(event) == hashlib.sha256(rfc8785.dumps(fields)).hexdigest()
+    assert event_text(event).encode() == rfc8785.dumps(fields)
+
+
 def test_keys_sort_by_utf16_code_units_as_rfc8785_says() -> None:
     # U+FF61 sorts before U+1F600 by code point, after it by UTF-16 code unit (a surrogate, 0xD83D)
     value = {"\uff61": 1, "\U0001f600": 2, "a": 3}
@@ -184,6 +225,8 @@ def test_keys_sort_by_utf16_code_units_as_rfc8785_says() -> None:
 def test_a_value_without_a_canonical_form_is_refused_naming_it(value: object, message: str) -> None:
     with pytest.raises(TypeError, match=message):
         canonical_json(value)
+    with pytest.raises(TypeError, match=message.replace(r"value\.", r"detail\.")):
+        detail_hash(cast(dict[str, Any], value))
 
 
 def test_details_are_normalised_to_what_the_database_hands_back() -> None:
