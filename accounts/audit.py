@@ -13,10 +13,11 @@ action happened, which may be a little earlier than an event numbered before it.
 savepoint that rolls back go with it; a transaction that rolls back writes none. On SQLite writers are
 serialised by `BEGIN IMMEDIATE` anyway.
 
-**Signed heads.** `sign` states the chain's head (sequence and hash), after checking that the events since
-the last signed head extend it, and signs it with the platform's log key; the chronograph does so whenever
-the chain has moved and the newest head is `GGZY_AUDIT_HEAD_MINUTES` old (`sign_if_due`), and the centre,
-supervisors and auditors on demand. The heads carry sizes and hashes only and are public.
+**Signed heads.** `sign` states the trail's head (how many events, the last one's hash) as head number n+1,
+after checking that the events since head n extend it, and signs it with the platform's log key; the
+chronograph does so whenever the trail has moved and the newest head is `GGZY_AUDIT_HEAD_MINUTES` old
+(`sign_if_due`), and the centre, supervisors and auditors on demand. The heads carry sizes and hashes
+only and are public.
 
 **The check.** `verify` streams the events in sequence order through `auditchain.Verifier` in one
 consistent snapshot (REPEATABLE READ on PostgreSQL) and compares the chain row, every stored head and
@@ -182,17 +183,13 @@ def _forget_on_end(session: Session, transaction: SessionTransaction) -> None:
 # ---------------------------------------------------------------- signed heads
 
 
-def _ms(instant: datetime) -> datetime:
-    return instant.replace(microsecond=instant.microsecond // 1000 * 1000)
-
-
 def _signed(row: Any) -> auditchain.SignedHead:
-    head = auditchain.Head(int(row.sequence), row.chain_hash, row.timestamp)
+    head = auditchain.Head(int(row.sequence), int(row.events), row.chain_hash, row.signed_at)
     return auditchain.SignedHead(head, row.key_id, base64.b64decode(row.signature))
 
 
 async def chain_head(session: AsyncSession) -> tuple[int, str]:
-    """The chain's last sequence number and hash as committed (0 and GENESIS while empty); no lock."""
+    """The trail's last sequence number and hash as committed (0 and GENESIS while empty); no lock."""
     row = (await session.execute(select(_CHAIN.c.sequence, _CHAIN.c.hash).where(_CHAIN.c.id == 1))).first()
     return (0, auditchain.GENESIS) if row is None else (int(row[0]), str(row[1]))
 
@@ -204,18 +201,18 @@ async def newest_head(session: AsyncSession) -> auditchain.SignedHead | None:
 
 
 async def head_at(session: AsyncSession, sequence: int) -> auditchain.SignedHead:
-    """The head signed when the chain had `sequence` events, or 404."""
+    """Signed head number `sequence`, or 404."""
     row = (await session.execute(select(_HEADS).where(_HEADS.c.sequence == sequence))).first()
     if row is None:
-        raise NotFound(f"No head of the audit trail was signed at sequence {sequence}.")
+        raise NotFound(f"The audit trail has no signed head number {sequence}.")
     return _signed(row)
 
 
 async def list_heads(
     session: AsyncSession, *, after: int, limit: int
 ) -> tuple[list[auditchain.SignedHead], int | None]:
-    """Signed heads in sequence order after sequence `after`, one page; the `after` of the next page or
-    None at the end."""
+    """Signed heads numbered after `after`, oldest first, one page; the `after` of the next page or None
+    at the end."""
     limit = check_limit(limit)
     rows = (
         await session.execute(
@@ -288,49 +285,53 @@ async def _stream(
 async def sign(
     session: AsyncSession, signer: LogSigner, now: datetime
 ) -> tuple[auditchain.SignedHead | None, bool]:
-    """Sign the chain's head as committed now, once the events since the newest signed head are checked
-    to extend it; `ChainBroken` (409) if they do not. Answers the head and whether it is new: the newest
-    head itself when the chain has not moved since, None while the chain is empty. Two signers at once
-    keep one head per sequence."""
-    sequence, chain_hash = await chain_head(session)
+    """Sign the trail's head as committed now as the next head number, once the events since the newest
+    signed head are checked to extend it; `ChainBroken` (409) if they do not. Answers the head and whether
+    it is new: the newest head itself when the trail has not moved since, None while the trail is empty.
+    Of two signers at once, one head stands (the numbers and the event counts are unique)."""
+    events, chain_hash = await chain_head(session)
     newest = await newest_head(session)
-    if newest is not None and newest.head.sequence == sequence:
+    if newest is not None and newest.head.events == events:
         return newest, False
-    if sequence == 0:
+    if events == 0:
         return None, False
-    start = (0, auditchain.GENESIS) if newest is None else (newest.head.sequence, newest.head.chain_hash)
+    start = (0, auditchain.GENESIS) if newest is None else (newest.head.events, newest.head.chain_hash)
     checker = auditchain.Verifier(start=start)
-    await _stream(checker, session, start[0], sequence)
-    checks = checker.finish((sequence, chain_hash), [], signer.public_raw)
+    await _stream(checker, session, start[0], events)
+    checks = checker.finish((events, chain_hash), [], signer.public_raw)
     if not auditchain.all_ok(checks):
         raise ChainBroken([c for c in checks if not c.ok])
-    signed = auditchain.sign_head(auditchain.Head(sequence, chain_hash, _ms(now)), signer.private)
+    number = 1 if newest is None else newest.head.sequence + 1
+    signed = auditchain.sign_head(auditchain.Head(number, events, chain_hash, now), signer.private)
     await session.execute(
         upsert_ignore(
             session,
             AuditHead,
             {
-                "sequence": sequence,
+                "sequence": number,
+                "events": events,
                 "chain_hash": chain_hash,
-                "timestamp": signed.head.timestamp,
+                "signed_at": now,
                 "key_id": signed.key_id,
                 "signature": base64.b64encode(signed.signature).decode(),
             },
         )
     )
-    return await head_at(session, sequence), True
+    stored = await newest_head(session)
+    assert stored is not None
+    return stored, stored.signature == signed.signature
 
 
 async def sign_if_due(
     session: AsyncSession, signer: LogSigner, now: datetime, interval: timedelta
 ) -> auditchain.SignedHead | None:
-    """The chronograph's part: sign a head when the chain has moved since the newest signed head and that
+    """The chronograph's part: sign a head when the trail has moved since the newest signed head and that
     head is at least `interval` old (or there is none). Answers the new head, or None."""
-    sequence, _ = await chain_head(session)
+    events, _ = await chain_head(session)
     newest = await newest_head(session)
-    if sequence == 0 or (newest is not None and newest.head.sequence == sequence):
+    if events == 0 or (newest is not None and newest.head.events == events):
         return None
-    if newest is not None and now - newest.head.timestamp < interval:
+    if newest is not None and now - newest.head.signed_at < interval:
         return None
     signed, new = await sign(session, signer, now)
     return signed if new else None
@@ -379,13 +380,14 @@ async def verify(
 ) -> Report:
     """Check the whole audit trail from the stored rows (`auditchain.CHECKS`): the sequence, each event's
     form and hash, each link, the chain row, every stored signed head against the key `public_raw`, and,
-    given `kept` (a head an auditor kept), that the chain still extends it. Each check names every
+    given `kept` (a head an auditor kept), that it is signed by that key and the trail still holds and
+    extends it. Each check names every
     offender up to `limit`. Run it in a `snapshot`."""
     heads = [
         _signed(row) for row in (await session.execute(select(_HEADS).order_by(_HEADS.c.sequence))).all()
     ]
-    watch = {h.head.sequence for h in heads} | ({kept.head.sequence} if kept is not None else set())
-    checker = auditchain.Verifier(limit, watch)
+    watch = {h.head.events for h in heads} | ({kept.head.events} if kept is not None else set())
+    checker = auditchain.Verifier(limit, watch, kept_events=None if kept is None else kept.head.events)
     chain_row = (
         await session.execute(select(_CHAIN.c.sequence, _CHAIN.c.hash).where(_CHAIN.c.id == 1))
     ).first()

@@ -22,12 +22,17 @@ and the details hash is the lowercase hex SHA-256 of the UTF-8 canonical JSON of
 first event's previous hash is `GENESIS` (64 zeros); each later one's is the hash of the event before it.
 So every column of the row is covered, and an auditor re-implements the chain with any JCS library.
 
-**A signed head** states that the chain had `sequence` events ending in `chain_hash` at `timestamp`; the
-platform's Ed25519 key signs the bytes
+**A signed head** (like the deposit ledger's) is the platform's statement "the audit trail had `events`
+events and the last one hashed to `chain_hash`", signed with its Ed25519 log key over these lines, each
+ending in a line feed (UTF-8):
 
-    ggzy-audit-head-v1\\n ggzy/audit/v1\\n <sequence>\\n <chain hash>\\n <timestamp>\\n
+    ggzy-audit-head-v1
+    <sequence>        the head's own number: 1, 2, 3, … without gaps
+    <events>          how many events it covers (the last one's sequence number; 0 when empty)
+    <chain_hash>      that event's hash, 64 lowercase hex digits (64 zeros when empty)
+    <signed_at>       the signing instant as whole microseconds since 1970-01-01T00:00:00Z
 
-(one field a line, no spaces; the timestamp in UTC to the millisecond, e.g. 2026-03-02T01:00:00.000Z).
+The first line keeps these signatures apart from every other text the same key signs.
 """
 
 from __future__ import annotations
@@ -54,8 +59,7 @@ from storage.signing import key_id as key_id
 
 EVENT_VERSION: Final = "ggzy.audit.event.1"
 GENESIS: Final = "0" * 64
-LOG_ID: Final = "ggzy/audit/v1"
-HEAD_DOMAIN: Final = b"ggzy-audit-head-v1\n"
+HEAD_VERSION: Final = "ggzy-audit-head-v1"
 # The checker names at most this many offenders per check unless told otherwise.
 DEFAULT_LIMIT: Final = 100
 MAX_LIMIT: Final = 10_000
@@ -65,7 +69,7 @@ MAX_DEPTH: Final = 32
 
 _HEX64: Final = re.compile(r"[0-9a-f]{64}")
 _KEY_ID: Final = re.compile(r"[0-9a-f]{16}")
-_TIMESTAMP: Final = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
+_INSTANT: Final = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z")
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND: Final = timedelta(microseconds=1)
 _SIGNATURE_SIZE: Final = 64
@@ -359,34 +363,33 @@ def _with_previous(event: Event, previous: str) -> Event:
 # ---------------------------------------------------------------- signed heads
 
 
-def _format_timestamp(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").removesuffix("+00:00") + "Z"
-
-
-def _to_milliseconds(moment: datetime) -> datetime:
-    utc = moment.astimezone(UTC)
-    return utc.replace(microsecond=utc.microsecond // 1000 * 1000)
+def format_instant(at: datetime) -> str:
+    """An instant as the heads write it: UTC, six decimals, "Z" (2026-03-02T01:00:00.000000Z)."""
+    micros(at)
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @dataclass(frozen=True)
 class Head:
-    """The chain at `sequence` events, ending in `chain_hash` (GENESIS at 0), as stated at `timestamp`
-    (kept in UTC to the millisecond, exactly as signed). ValueError for a head that cannot be signed."""
+    """Head number `sequence`: the trail had `events` events, the last one hashing to `chain_hash`
+    (GENESIS when empty), as stated at `signed_at`. ValueError for a head that cannot be signed."""
 
     sequence: int
+    events: int
     chain_hash: str
-    timestamp: datetime
+    signed_at: datetime
 
     def __post_init__(self) -> None:
-        if isinstance(self.sequence, bool) or not isinstance(self.sequence, int):
-            raise ValueError("sequence must be an integer")
-        if not 0 <= self.sequence <= MAX_SEQUENCE:
-            raise ValueError(f"sequence must lie between 0 and {MAX_SEQUENCE}")
+        if type(self.sequence) is not int or not 1 <= self.sequence <= MAX_SEQUENCE:
+            raise ValueError(f"sequence: must be a whole number from 1 to {MAX_SEQUENCE}")
+        if type(self.events) is not int or not 0 <= self.events <= MAX_SEQUENCE:
+            raise ValueError(f"events: must be a whole number from 0 to {MAX_SEQUENCE}")
         if not isinstance(self.chain_hash, str) or not _HEX64.fullmatch(self.chain_hash):
-            raise ValueError("chain_hash must be 64 lowercase hexadecimal characters")
-        if not isinstance(self.timestamp, datetime) or self.timestamp.utcoffset() is None:
-            raise ValueError("timestamp must be an aware instant")
-        object.__setattr__(self, "timestamp", _to_milliseconds(self.timestamp))
+            raise ValueError("chain_hash: must be 64 lowercase hexadecimal digits")
+        if self.events == 0 and self.chain_hash != GENESIS:
+            raise ValueError("chain_hash: of an empty trail is 64 zeros")
+        if not isinstance(self.signed_at, datetime) or self.signed_at.utcoffset() is None:
+            raise ValueError("signed_at: must be an aware instant")
 
 
 @dataclass(frozen=True)
@@ -399,16 +402,15 @@ class SignedHead:
 
     def __post_init__(self) -> None:
         if not isinstance(self.key_id, str) or not _KEY_ID.fullmatch(self.key_id):
-            raise ValueError("key_id must be 16 lowercase hexadecimal characters")
+            raise ValueError("key_id: must be 16 lowercase hexadecimal digits")
         if not isinstance(self.signature, bytes) or len(self.signature) != _SIGNATURE_SIZE:
-            raise ValueError(f"signature must be {_SIGNATURE_SIZE} bytes")
+            raise ValueError(f"signature: must be the base64 of {_SIGNATURE_SIZE} bytes")
 
 
 def signed_message(head: Head) -> bytes:
-    """The bytes a head's signature covers: HEAD_DOMAIN, then LOG_ID, the sequence, the chain hash and
-    the timestamp, each followed by a line feed."""
-    lines = (LOG_ID, str(head.sequence), head.chain_hash, _format_timestamp(head.timestamp))
-    return HEAD_DOMAIN + "".join(f"{line}\n" for line in lines).encode()
+    """The bytes a head's signature covers (see the module docstring)."""
+    lines = (HEAD_VERSION, str(head.sequence), str(head.events), head.chain_hash, str(micros(head.signed_at)))
+    return "".join(f"{line}\n" for line in lines).encode()
 
 
 def sign_head(head: Head, private: Ed25519PrivateKey) -> SignedHead:
@@ -428,27 +430,27 @@ def verify_head(signed: SignedHead, public_raw: bytes) -> bool:
     return True
 
 
+HEAD_FIELDS: Final = ("version", "sequence", "events", "chain_hash", "signed_at", "key_id", "signature")
+
+
 def head_to_json(signed: SignedHead) -> dict[str, Any]:
-    """A signed head as JSON: {"log_id", "sequence", "chain_hash" (hex), "timestamp" (UTC, ms, "Z"),
-    "key_id", "signature" (base64)}."""
+    """A signed head as published: the signed fields, the key's id and the base64 signature."""
+    head = signed.head
     return {
-        "log_id": LOG_ID,
-        "sequence": signed.head.sequence,
-        "chain_hash": signed.head.chain_hash,
-        "timestamp": _format_timestamp(signed.head.timestamp),
+        "version": HEAD_VERSION,
+        "sequence": head.sequence,
+        "events": head.events,
+        "chain_hash": head.chain_hash,
+        "signed_at": format_instant(head.signed_at),
         "key_id": signed.key_id,
         "signature": base64.b64encode(signed.signature).decode("ascii"),
     }
 
 
-HEAD_FIELDS: Final = ("log_id", "sequence", "chain_hash", "timestamp", "key_id", "signature")
-
-
 def head_from_json(obj: object, where: str = "") -> SignedHead:
-    """Parse a head made by `head_to_json`, strictly: every field present with its type, no other field,
-    the log id this module's, the one timestamp spelling, base64 of the right length. Raises ValueError
-    whose message starts with the field at fault (prefixed by `where`, e.g. "head."). The signature is
-    not checked here: see `verify_head`."""
+    """Parse a head made by `head_to_json`, strictly: every field present with its type and format, no
+    other field, this version. Raises ValueError whose message starts with the field at fault (prefixed
+    by `where`, e.g. "head."). The signature is not checked here: see `verify_head`."""
     if not isinstance(obj, Mapping):
         raise ValueError(f"{where.removesuffix('.') or 'head'}: must be a JSON object")
     for name in HEAD_FIELDS:
@@ -457,34 +459,26 @@ def head_from_json(obj: object, where: str = "") -> SignedHead:
     extra = sorted(str(name) for name in obj if name not in HEAD_FIELDS)
     if extra:
         raise ValueError(f"{where}{extra[0]}: unknown field")
-    if obj["log_id"] != LOG_ID:
-        raise ValueError(f"{where}log_id: must be {LOG_ID!r} (this is not a head of the audit trail)")
-    sequence = obj["sequence"]
-    if isinstance(sequence, bool) or not isinstance(sequence, int) or not 0 <= sequence <= MAX_SEQUENCE:
-        raise ValueError(f"{where}sequence: must be an integer between 0 and {MAX_SEQUENCE}")
-    chain_hash = obj["chain_hash"]
-    if not isinstance(chain_hash, str) or not _HEX64.fullmatch(chain_hash):
-        raise ValueError(f"{where}chain_hash: must be 64 lowercase hexadecimal characters")
-    stamp = obj["timestamp"]
-    if not isinstance(stamp, str) or not _TIMESTAMP.fullmatch(stamp):
-        raise ValueError(f"{where}timestamp: must be UTC with milliseconds, like 2026-03-02T01:00:00.000Z")
+    if obj["version"] != HEAD_VERSION:
+        raise ValueError(f"{where}version: must be {HEAD_VERSION!r} (this is not a head of the audit trail)")
+    stamp = obj["signed_at"]
+    if not isinstance(stamp, str) or not _INSTANT.fullmatch(stamp):
+        raise ValueError(f"{where}signed_at: must read like 2026-03-02T01:00:00.000000Z")
     try:
-        timestamp = datetime.fromisoformat(stamp.removesuffix("Z") + "+00:00")
+        signed_at = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
     except ValueError:
-        raise ValueError(f"{where}timestamp: not a valid date and time") from None
-    kid = obj["key_id"]
-    if not isinstance(kid, str) or not _KEY_ID.fullmatch(kid):
-        raise ValueError(f"{where}key_id: must be 16 lowercase hexadecimal characters")
+        raise ValueError(f"{where}signed_at: not a calendar instant") from None
     signature = obj["signature"]
-    if not isinstance(signature, str):
-        raise ValueError(f"{where}signature: must be a base64 string")
     try:
-        raw = base64.b64decode(signature, validate=True)
+        raw = base64.b64decode(signature, validate=True) if isinstance(signature, str) else b""
     except (binascii.Error, ValueError):
-        raise ValueError(f"{where}signature: not valid base64") from None
-    if len(raw) != _SIGNATURE_SIZE:
-        raise ValueError(f"{where}signature: must decode to {_SIGNATURE_SIZE} bytes, got {len(raw)}")
-    return SignedHead(Head(sequence, chain_hash, timestamp), kid, raw)
+        raw = b""
+    try:
+        return SignedHead(
+            Head(obj["sequence"], obj["events"], obj["chain_hash"], signed_at), obj["key_id"], raw
+        )
+    except ValueError as exc:
+        raise ValueError(f"{where}{exc}") from None
 
 
 # ---------------------------------------------------------------- the checker
@@ -542,10 +536,13 @@ WELL_FORMED: Final = "events well formed"
 HASHES: Final = "events hash to their stored hash"
 LINKS: Final = "each event links to the one before"
 CHAIN_ROW: Final = "the chain row names the last event"
-HEADS: Final = "signed heads match the chain"
-KEPT: Final = "the chain extends the kept head"
+HEADS: Final = "signed heads match the trail"
+KEPT_SIGNED: Final = "the kept head is signed by the platform key"
+KEPT_HELD: Final = "the trail still holds the kept head"
+KEPT_EXTENDED: Final = "the trail extends the kept head"
 
 CHECKS: Final = (SEQUENCE, WELL_FORMED, HASHES, LINKS, CHAIN_ROW, HEADS)
+KEPT_CHECKS: Final = (KEPT_SIGNED, KEPT_HELD, KEPT_EXTENDED)
 
 
 @dataclass
@@ -613,17 +610,24 @@ def _recompute(event: StoredEvent) -> tuple[str | None, str | None]:
 
 class Verifier:
     """The audit trail's checker, fed one event at a time in sequence order, so millions of events stream
-    through it: it keeps the last sequence and hash, the stored hash at each sequence a head names, and
+    through it: it keeps the last sequence and hash, the stored hash at each sequence a head covers, and
     at most `limit` offenders per check (counting them all)."""
 
     def __init__(
-        self, limit: int = DEFAULT_LIMIT, watch: Iterable[int] = (), start: tuple[int, str] = (0, GENESIS)
+        self,
+        limit: int = DEFAULT_LIMIT,
+        watch: Iterable[int] = (),
+        start: tuple[int, str] = (0, GENESIS),
+        kept_events: int | None = None,
     ) -> None:
-        """`watch`: the sequences whose stored hash the heads will be compared with; `start`: the sequence
-        and hash the events fed extend (a segment after a signed head; the genesis by default)."""
+        """`watch`: the event counts whose stored hash heads will be compared with; `start`: the sequence
+        and hash the events fed extend (a segment after a signed head; the genesis by default);
+        `kept_events`: the events a kept head covers, so the faults after it are also counted against
+        "the trail extends the kept head"."""
         self._limit = check_limit(limit)
-        self._found = {name: _Found(self._limit) for name in (*CHECKS, KEPT)}
+        self._found = {name: _Found(self._limit) for name in (*CHECKS, *KEPT_CHECKS)}
         self._watch = set(watch)
+        self._kept_events = kept_events
         self.hash_at: dict[int, str] = {start[0]: start[1]}
         self.events = 0
         self.last_sequence, self.last_hash = start
@@ -634,38 +638,46 @@ class Verifier:
     def feed(self, event: StoredEvent) -> None:
         """Check one stored event against the one stored before it."""
         self.events += 1
-        n, previous = event.sequence, self.last_sequence
-        if isinstance(n, int) and not isinstance(n, bool):
-            if n == previous:
-                self._fail(SEQUENCE, n, event.event_id, "a second event with this sequence number")
-            elif n < previous:
-                self._fail(SEQUENCE, n, event.event_id, f"stored after event {previous}")
-            elif n == previous + 2:
-                self._fail(SEQUENCE, previous + 1, None, f"event {previous + 1} is missing")
-            elif n > previous + 2:
-                self._fail(SEQUENCE, previous + 1, None, f"events {previous + 1} to {n - 1} are missing")
+        n, previous, event_id = event.sequence, self.last_sequence, event.event_id
+        failed: list[str] = []
+        if n == previous:
+            self._fail(SEQUENCE, n, event_id, "a second event with this sequence number")
+            failed.append(SEQUENCE)
+        elif n < previous:
+            self._fail(SEQUENCE, n, event_id, f"stored after event {previous}")
+            failed.append(SEQUENCE)
+        elif n > previous + 1:
+            gap = (
+                f"event {previous + 1} is missing"
+                if n == previous + 2
+                else (f"events {previous + 1} to {n - 1} are missing")
+            )
+            self._fail(SEQUENCE, previous + 1, None, gap)
+            if self._kept_events is not None and n - 1 > self._kept_events:
+                self._fail(KEPT_EXTENDED, previous + 1, None, f"after the kept head, {gap}")
         recomputed, why = _recompute(event)
         if recomputed is None:
-            self._fail(WELL_FORMED, n if isinstance(n, int) else None, event.event_id, str(why))
-        else:
-            if recomputed != event.hash:
-                self._fail(
-                    HASHES, n, event.event_id, f"stored {_short(event.hash)}, recomputed {_short(recomputed)}"
-                )
+            self._fail(WELL_FORMED, n, event_id, str(why))
+            failed.append(WELL_FORMED)
+        elif recomputed != event.hash:
+            self._fail(HASHES, n, event_id, f"stored {_short(event.hash)}, recomputed {_short(recomputed)}")
+            failed.append(HASHES)
         if event.previous_hash != self.last_hash:
             before = f"event {previous}" if previous else "the genesis"
             self._fail(
                 LINKS,
-                n if isinstance(n, int) else None,
-                event.event_id,
+                n,
+                event_id,
                 f"previous hash {_short(event.previous_hash)} but {before} before it ends "
                 f"{_short(self.last_hash)}",
             )
+            failed.append(LINKS)
+        if failed and self._kept_events is not None and n > self._kept_events:
+            self._fail(KEPT_EXTENDED, n, event_id, "fails " + ", ".join(f"“{name}”" for name in failed))
         stored = event.hash if isinstance(event.hash, str) else ""
-        if isinstance(n, int) and n in self._watch:
+        if n in self._watch:
             self.hash_at.setdefault(n, stored)
-        if isinstance(n, int) and not isinstance(n, bool) and n > previous:
-            self.last_sequence = n
+        self.last_sequence = max(n, previous)
         self.last_hash = stored
 
     def finish(
@@ -675,9 +687,11 @@ class Verifier:
         public_raw: bytes,
         kept: SignedHead | None = None,
     ) -> list[Check]:
-        """Every check in `CHECKS` order (and KEPT after them when `kept` is given): the chain row against
-        the last event, each stored signed head and the kept head against the platform key `public_raw`
-        and the stored hash at its sequence."""
+        """Every check in `CHECKS` order, then `KEPT_CHECKS` when `kept` is given: the chain row against
+        the last event; the stored heads (in their order) numbered from 1 without gaps, never covering
+        fewer events than the one before, signed by the platform key `public_raw` and matching the stored
+        hash where they end; the kept head signed by that key, held and extended (build the Verifier with
+        `kept_events` for the last)."""
         row_sequence, row_hash = chain_row if chain_row is not None else (0, GENESIS)
         if (row_sequence, row_hash) != (self.last_sequence, self.last_hash):
             self._fail(
@@ -687,29 +701,61 @@ class Verifier:
                 f"the chain row names event {row_sequence} ending {_short(row_hash)}; the events end at "
                 f"{self.last_sequence} with {_short(self.last_hash)}",
             )
+        number, covered = 0, 0
         for signed in heads:
-            problem = self._head_problem(signed, public_raw)
+            head = signed.head
+            if head.sequence > number + 1:
+                gap = (
+                    f"head {number + 1} is missing"
+                    if head.sequence == number + 2
+                    else (f"heads {number + 1} to {head.sequence - 1} are missing")
+                )
+                self._fail(HEADS, number + 1, None, gap)
+            if head.events < covered:
+                self._fail(
+                    HEADS,
+                    head.sequence,
+                    None,
+                    f"head {head.sequence} covers {head.events} events, fewer than "
+                    f"the {covered} of the head before it",
+                )
+            problem = self._signature_problem(signed, public_raw) or self._held_problem(head)
             if problem is not None:
-                self._fail(HEADS, signed.head.sequence, None, f"head at {signed.head.sequence}: {problem}")
+                self._fail(HEADS, head.sequence, None, f"head {head.sequence}: {problem}")
+            number, covered = head.sequence, max(covered, head.events)
         if kept is not None:
-            problem = self._head_problem(kept, public_raw)
-            if problem is not None:
-                self._fail(KEPT, kept.head.sequence, None, f"kept head at {kept.head.sequence}: {problem}")
+            self._judge_kept(kept, public_raw)
         return self._report(len(heads), kept)
 
-    def _head_problem(self, signed: SignedHead, public_raw: bytes) -> str | None:
-        head = signed.head
+    def _judge_kept(self, kept: SignedHead, public_raw: bytes) -> None:
+        head = kept.head
+        problem = self._signature_problem(kept, public_raw)
+        if problem is not None:
+            self._fail(KEPT_SIGNED, head.sequence, None, f"kept head {head.sequence}: {problem}")
+        problem = self._held_problem(head)
+        if problem is not None:
+            self._fail(KEPT_HELD, head.sequence, None, f"kept head {head.sequence}: {problem}")
+            if not self._found[KEPT_EXTENDED].total:
+                self._fail(
+                    KEPT_EXTENDED, head.sequence, None, "not checked: the trail does not hold the kept head"
+                )
+
+    @staticmethod
+    def _signature_problem(signed: SignedHead, public_raw: bytes) -> str | None:
         if signed.key_id != key_id(public_raw):
             return f"signed by key id {signed.key_id}, not the platform key {key_id(public_raw)}"
         if not verify_head(signed, public_raw):
             return f"the signature does not verify with key id {signed.key_id}"
-        if head.sequence > self.last_sequence:
-            return f"the chain ends at event {self.last_sequence}; the head names event {head.sequence}"
-        stored = self.hash_at.get(head.sequence)
+        return None
+
+    def _held_problem(self, head: Head) -> str | None:
+        if head.events > self.last_sequence:
+            return f"the trail ends at event {self.last_sequence}; the head covers {head.events} events"
+        stored = self.hash_at.get(head.events)
         if stored is None:
-            return f"event {head.sequence} is missing"
+            return f"event {head.events} is missing"
         if stored != head.chain_hash:
-            return f"event {head.sequence} ends {_short(stored)}, the head was signed over {_short(head.chain_hash)}"
+            return f"event {head.events} ends {_short(stored)}, the head was signed over {_short(head.chain_hash)}"
         return None
 
     def _report(self, heads: int, kept: SignedHead | None) -> list[Check]:
@@ -719,21 +765,30 @@ class Verifier:
             SEQUENCE: f"{n} events, 1 to {self.last_sequence}",
             WELL_FORMED: f"{n} events",
             HASHES: f"{n} events",
-            LINKS: f"{n} links, the chain ends {_short(self.last_hash)}",
+            LINKS: f"{n} links, the trail ends {_short(self.last_hash)}",
             CHAIN_ROW: f"event {self.last_sequence}",
             HEADS: signed,
-            KEPT: "" if kept is None else f"head at {kept.head.sequence} over {_short(kept.head.chain_hash)}",
+            KEPT_SIGNED: "",
+            KEPT_HELD: "",
+            KEPT_EXTENDED: "",
         }
+        if kept is not None:
+            head = kept.head
+            covered[KEPT_SIGNED] = f"head {head.sequence}, key id {kept.key_id}"
+            covered[KEPT_HELD] = f"event {head.events} ends {_short(head.chain_hash)}"
+            covered[KEPT_EXTENDED] = f"{max(0, self.last_sequence - head.events)} events since"
         failed = {
             SEQUENCE: "{total} gaps or repeats",
             WELL_FORMED: f"{{total}} of {n} events",
             HASHES: f"{{total}} of {n} events",
             LINKS: f"{{total}} of {n} links",
             CHAIN_ROW: "the chain row does not name the last event",
-            HEADS: f"{{total}} of {signed}",
-            KEPT: "the chain does not extend the kept head",
+            HEADS: f"{{total}} problems with {signed}",
+            KEPT_SIGNED: "no",
+            KEPT_HELD: "no",
+            KEPT_EXTENDED: "{total} faults after the kept head",
         }
-        names = (*CHECKS, KEPT) if kept is not None else CHECKS
+        names = (*CHECKS, *KEPT_CHECKS) if kept is not None else CHECKS
         checks = []
         for name in names:
             found = self._found[name]

@@ -74,12 +74,15 @@ def _platform_key(key_b64: str | None, fetch: bool, url: str) -> tuple[bytes, st
         return raw, "pinned with --key"
     if fetch:
         try:
-            answer = httpx.get(f"{url.rstrip('/')}/api/v1/transparency/key", timeout=30)
-            answer.raise_for_status()
-            raw = base64.b64decode(answer.json()["public_key"], validate=True)
+            answer = (
+                httpx.get(f"{url.rstrip('/')}/api/v1/transparency/key", timeout=30).raise_for_status().json()
+            )
+            raw = base64.b64decode(answer["public_key"], validate=True)
         except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
             raise click.ClickException(f"could not fetch the key from {url}: {exc}") from exc
-        return raw, f"fetched from {url}"
+        if len(raw) != 32 or answer.get("key_id") != auditchain.key_id(raw):
+            raise click.ClickException(f"the key {url} serves does not match the id it names")
+        return raw, f"fetched from {url}: compare this fingerprint with one you trust"
     return _signer(Settings.from_env()).public_raw, "this installation's key"
 
 
@@ -137,7 +140,11 @@ def verify_audit(head_path: Path | None, key_b64: str | None, fetch_key: bool, u
         mark = click.style("ok  ", fg="green") if check.ok else click.style("FAIL", fg="red")
         click.echo(f"{mark} {check.name}: {check.detail}")
         for offender in check.offenders:
-            click.echo(f"       {offender}")
+            click.echo(f"       - {offender}")
+        if check.offenders_total > len(check.offenders):
+            click.echo(
+                f"       … {check.offenders_total - len(check.offenders)} more not listed (limit {report.limit})"
+            )
     if not report.ok:
         sys.exit(1)
 
@@ -173,6 +180,7 @@ def sign_command(out: Path | None) -> None:
                         "audit_head",
                         signed.head.sequence,
                         now,
+                        events=signed.head.events,
                         chain_hash=signed.head.chain_hash,
                     )
                 return auditchain.head_to_json(signed)
@@ -184,7 +192,7 @@ def sign_command(out: Path | None) -> None:
     except audit.ChainBroken as exc:
         click.echo(click.style("FAIL", fg="red") + f" {exc.detail}")
         for offender in exc.extra["offenders"]:
-            click.echo(f"       {offender}")
+            click.echo(f"       - {offender}")
         sys.exit(1)
     if head is None:
         raise click.ClickException("the audit trail is empty; there is no head to sign")

@@ -324,39 +324,43 @@ class AuditController(Controller):
                 "audit_head",
                 signed.head.sequence,
                 now,
+                events=signed.head.events,
                 chain_hash=signed.head.chain_hash,
             )
         return Response(auditchain.head_to_json(signed), status_code=201 if new else 200)
 
 
 class AuditHeadController(Controller):
-    """The audit trail's signed heads, published beside the transparency log's (sizes and hashes only)."""
+    """The audit trail's signed heads, published beside the transparency log's and the ledger's: public,
+    sizes and hashes only. Pin the key from `GET /api/v1/transparency/key`, keep a head, and check it
+    later with `ggzy verify audit --head HEAD.json` (or `POST /api/v1/audit/verify`)."""
 
     path = "/api/v1/transparency/audit"
     tags = ["transparency"]
 
     @get("/head", operation_id="audit_head", guards=[public])
-    async def head(
-        self,
-        session: AsyncSession,
-        sequence: Annotated[int | None, Parameter(query="sequence", ge=1, le=auditchain.MAX_SEQUENCE)] = None,
-    ) -> dict[str, Any]:
-        """The newest signed head of the audit trail, or the one signed when it had `sequence` events.
-        Its signature verifies with `GET /api/v1/transparency/key`."""
-        if sequence is not None:
-            return auditchain.head_to_json(await audit.head_at(session, sequence))
+    async def head(self, session: AsyncSession) -> dict[str, Any]:
+        """The newest signed head of the audit trail."""
         newest = await audit.newest_head(session)
         if newest is None:
             raise NotFound("No head of the audit trail has been signed yet.")
         return auditchain.head_to_json(newest)
+
+    @get("/heads/{sequence:int}", operation_id="audit_head_at", guards=[public])
+    async def head_at(
+        self, session: AsyncSession, sequence: Annotated[int, Parameter(ge=1, le=auditchain.MAX_SEQUENCE)]
+    ) -> dict[str, Any]:
+        """Signed head number `sequence`."""
+        return auditchain.head_to_json(await audit.head_at(session, sequence))
 
     @get("/heads", operation_id="audit_heads", guards=[public])
     async def heads(
         self,
         session: AsyncSession,
         after: Annotated[int, Parameter(query="after", ge=0, le=auditchain.MAX_SEQUENCE)] = 0,
-        limit: Annotated[int, Parameter(query="limit", ge=1, le=200)] = 50,
+        limit: Annotated[int, Parameter(query="limit", ge=1, le=200)] = 100,
     ) -> dict[str, Any]:
-        """Signed heads in sequence order after `after`, a page at a time (`next_after` for the next)."""
+        """Signed heads numbered after `after`, oldest first, at most `limit`; `next` is the `after` of the
+        next page (null at the end)."""
         heads, next_after = await audit.list_heads(session, after=after, limit=limit)
-        return {"items": [auditchain.head_to_json(h) for h in heads], "next_after": next_after}
+        return {"heads": [auditchain.head_to_json(h) for h in heads], "next": next_after}

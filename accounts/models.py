@@ -106,13 +106,15 @@ class AuditChain(Base):
 
 
 class AuditHead(Base):
-    """A signed head of the audit trail: the chain at `sequence` events ends in `chain_hash` (signed with
-    the platform's log key at `timestamp`). Published; append-only like the events."""
+    """Signed head number `sequence` of the audit trail: the trail had `events` events, the last one
+    hashing to `chain_hash` (signed with the platform's log key at `signed_at`). Published; append-only
+    like the events."""
 
     __tablename__ = "audit_heads"
 
     sequence: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    events: Mapped[int] = mapped_column(BigInteger, unique=True)
     chain_hash: Mapped[str] = mapped_column(String(64))
-    timestamp: Mapped[datetime]
+    signed_at: Mapped[datetime]
     key_id: Mapped[str] = mapped_column(String(16))
     signature: Mapped[str] = mapped_column(String(100))

@@ -56,6 +56,7 @@ PUBLIC_OPERATIONS = {
     "transparency_consistency",
     "transparency_inclusion",
     "audit_head",
+    "audit_head_at",
     "audit_heads",
 }
 
@@ -436,8 +437,17 @@ async def test_the_public_sees_the_audit_trails_heads_but_neither_its_events_nor
     await api.tick()
     head = await api.get(AUDIT_HEAD)
     assert head.status_code == 200
-    assert set(head.json()) == {"log_id", "sequence", "chain_hash", "timestamp", "key_id", "signature"}
-    assert (await api.get("/api/v1/transparency/audit/heads")).json()["items"] == [head.json()]
+    assert set(head.json()) == {
+        "version",
+        "sequence",
+        "events",
+        "chain_hash",
+        "signed_at",
+        "key_id",
+        "signature",
+    }
+    assert (await api.get("/api/v1/transparency/audit/heads")).json()["heads"] == [head.json()]
+    assert (await api.get("/api/v1/transparency/audit/heads/1")).json() == head.json()
     for path in ("/api/v1/audit", "/api/v1/audit/verify"):
         assert (await api.get(path)).status_code == 401
     assert (await api.post("/api/v1/audit/heads")).status_code == 401

@@ -57,8 +57,10 @@ HEADS = "/api/v1/transparency/audit/heads"
 EVENTS = cast(Table, AuditEvent.__table__)
 CHAIN = cast(Table, AuditChain.__table__)
 HEADS_TABLE = cast(Table, AuditHead.__table__)
-HEADS_MATCH = "signed heads match the chain"
-EXTENDS_KEPT = "the chain extends the kept head"
+HEADS_MATCH = "signed heads match the trail"
+KEPT_SIGNED = "the kept head is signed by the platform key"
+KEPT_HELD = "the trail still holds the kept head"
+KEPT_EXTENDED = "the trail extends the kept head"
 
 
 # ---------------------------------------------------------------- helpers
@@ -337,8 +339,9 @@ async def test_the_chronograph_signs_the_head_once_the_trail_moved_and_the_last_
     await api.tick()
     first = (await api.get(HEAD)).json()
     events = await rows(api)
-    assert (first["sequence"], first["chain_hash"]) == (events[-1]["sequence"], events[-1]["hash"])
-    assert set(first) == {"log_id", "sequence", "chain_hash", "timestamp", "key_id", "signature"}
+    assert (first["sequence"], first["events"], first["chain_hash"]) == (1, len(events), events[-1]["hash"])
+    assert set(first) == {"version", "sequence", "events", "chain_hash", "signed_at", "key_id", "signature"}
+    assert first["signed_at"] == api.clock.now().strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     assert auditchain.verify_head(auditchain.head_from_json(first), await platform_key(api))
     await api.draft(agency, custodians=[])
     api.clock.advance(timedelta(minutes=9, seconds=59))
@@ -348,12 +351,16 @@ async def test_the_chronograph_signs_the_head_once_the_trail_moved_and_the_last_
     await api.tick()
     second = (await api.get(HEAD)).json()
     events = await rows(api)
-    assert (second["sequence"], second["chain_hash"]) == (events[-1]["sequence"], events[-1]["hash"])
+    assert (second["sequence"], second["events"], second["chain_hash"]) == (
+        2,
+        len(events),
+        events[-1]["hash"],
+    )
     api.clock.advance(timedelta(hours=3))
     await api.tick()
     assert (await api.get(HEAD)).json() == second  # the trail has not moved: nothing new to sign
     listed = (await api.get(HEADS)).json()
-    assert listed == {"items": [first, second], "next_after": None}
+    assert listed == {"heads": [first, second], "next": None}
 
 
 async def test_the_heads_are_listed_a_page_at_a_time_and_found_by_their_sequence(api: Api) -> None:
@@ -365,15 +372,16 @@ async def test_the_heads_are_listed_a_page_at_a_time_and_found_by_their_sequence
         await api.tick()
         signed.append((await api.get(HEAD)).json())
     page = (await api.get(HEADS, params={"limit": 2})).json()
-    assert page == {"items": signed[:2], "next_after": signed[1]["sequence"]}
-    rest = (await api.get(HEADS, params={"limit": 2, "after": page["next_after"]})).json()
-    assert rest == {"items": signed[2:], "next_after": None}
-    r = await api.get(HEAD, params={"sequence": signed[1]["sequence"]})
+    assert [h["sequence"] for h in signed] == [1, 2, 3]
+    page = (await api.get(HEADS, params={"limit": 2})).json()
+    assert page == {"heads": signed[:2], "next": 2}
+    rest = (await api.get(HEADS, params={"limit": 2, "after": page["next"]})).json()
+    assert rest == {"heads": signed[2:], "next": None}
+    r = await api.get(f"{HEADS}/2")
     assert r.json() == signed[1]
-    unsigned = signed[0]["sequence"] - 1
-    missing = await api.get(HEAD, params={"sequence": unsigned})
+    missing = await api.get(f"{HEADS}/4")
     assert missing.status_code == 404
-    assert missing.json()["detail"] == f"No head of the audit trail was signed at sequence {unsigned}."
+    assert missing.json()["detail"] == "The audit trail has no signed head number 4."
 
 
 async def forge_from(api: Api, sequence: int, outcome: str) -> None:
@@ -420,7 +428,7 @@ async def test_a_rewritten_and_rehashed_trail_is_caught_by_the_signed_and_the_ke
     assert offender["detail"].endswith(f"the head was signed over {kept['chain_hash'][:16]}…")
     r = await api.post(VERIFY, auditor, json={"head": kept})
     assert r.status_code == 200, r.text
-    assert failed(r.json()) == [HEADS_MATCH, EXTENDS_KEPT]
+    assert failed(r.json()) == [HEADS_MATCH, KEPT_HELD, KEPT_EXTENDED]
 
 
 async def test_a_truncated_trail_with_its_heads_removed_is_caught_by_a_kept_head_alone(api: Api) -> None:
@@ -438,13 +446,13 @@ async def test_a_truncated_trail_with_its_heads_removed_is_caught_by_a_kept_head
     assert (await verify(api, auditor))["ok"] is True  # the trail is whole in itself
     r = await api.post(VERIFY, auditor, json={"head": kept, "limit": 5})
     body = r.json()
-    assert failed(body) == [EXTENDS_KEPT]
-    assert check(body, EXTENDS_KEPT)["offenders"] == [
+    assert failed(body) == [KEPT_HELD, KEPT_EXTENDED]
+    assert check(body, KEPT_HELD)["offenders"] == [
         {
             "sequence": kept["sequence"],
             "event_id": None,
-            "detail": f"kept head at {kept['sequence']}: the chain ends at event {last_kept['sequence']}; "
-            f"the head names event {kept['sequence']}",
+            "detail": f"kept head {kept['sequence']}: the trail ends at event {last_kept['sequence']}; "
+            f"the head covers {kept['events']} events",
         }
     ]
 
@@ -456,18 +464,16 @@ async def test_a_kept_head_the_trail_extends_passes_and_one_by_another_key_does_
     await api.organisation("bidder")  # the trail moves on after the head
     r = await api.post(VERIFY, auditor, json={"head": kept})
     assert r.json()["ok"] is True
-    assert (
-        check(r.json(), EXTENDS_KEPT)["detail"]
-        == f"head at {kept['sequence']} over {kept['chain_hash'][:16]}…"
-    )
+    assert check(r.json(), KEPT_HELD)["detail"] == f"event {kept['events']} ends {kept['chain_hash'][:16]}…"
+    assert check(r.json(), KEPT_EXTENDED)["detail"] == "3 events since"  # organisation, user, sign-in
     other = LogSigner.from_secret("another installation")
     foreign = auditchain.head_to_json(
         auditchain.sign_head(auditchain.head_from_json(kept).head, other.private)
     )
     r = await api.post(VERIFY, auditor, json={"head": foreign})
-    assert failed(r.json()) == [EXTENDS_KEPT]
-    assert check(r.json(), EXTENDS_KEPT)["offenders"][0]["detail"].startswith(
-        f"kept head at {kept['sequence']}: signed by key id {other.key_id}, not the platform key "
+    assert failed(r.json()) == [KEPT_SIGNED]
+    assert check(r.json(), KEPT_SIGNED)["offenders"][0]["detail"].startswith(
+        f"kept head {kept['sequence']}: signed by key id {other.key_id}, not the platform key "
     )
 
 
@@ -479,15 +485,15 @@ async def test_an_auditor_signs_a_head_on_demand_and_the_act_is_audited(api: Api
     assert head == (await api.get(HEAD)).json()
     events = await rows(api)
     # the head covers everything before the request; the request itself is the next event
-    assert (head["sequence"], head["chain_hash"]) == (events[-2]["sequence"], events[-2]["hash"])
-    assert (events[-1]["action"], events[-1]["object_id"]) == ("audit.sign_head", str(head["sequence"]))
-    assert events[-1]["detail"] == {"chain_hash": head["chain_hash"]}
+    assert (head["sequence"], head["events"], head["chain_hash"]) == (1, len(events) - 1, events[-2]["hash"])
+    assert (events[-1]["action"], events[-1]["object_id"]) == ("audit.sign_head", "1")
+    assert events[-1]["detail"] == {"events": head["events"], "chain_hash": head["chain_hash"]}
     await api.tick()
     assert (await api.get(HEAD)).json() == head  # the chronograph's next head is due ten minutes later
     api.clock.advance(timedelta(minutes=10))
     await api.tick()
     newest = (await api.get(HEAD)).json()
-    assert newest["sequence"] == events[-1]["sequence"]
+    assert (newest["sequence"], newest["events"]) == (2, len(events))
     again = await api.post("/api/v1/audit/heads", auditor)
     assert (again.status_code, again.json()) == (200, newest)  # nothing new since: the newest head
 
@@ -543,10 +549,12 @@ async def test_ggzy_verify_audit_checks_the_trail_and_a_kept_head_and_names_ever
         f"ok   sequence gapless from 1: {n} events, 1 to {n}",
         f"ok   events well formed: {n} events",
         f"ok   events hash to their stored hash: {n} events",
-        f"ok   each event links to the one before: {n} links, the chain ends {last[:16]}…",
+        f"ok   each event links to the one before: {n} links, the trail ends {last[:16]}…",
         f"ok   the chain row names the last event: event {n}",
-        "ok   signed heads match the chain: 1 signed head",
-        f"ok   the chain extends the kept head: head at {n} over {last[:16]}…",
+        "ok   signed heads match the trail: 1 signed head",
+        f"ok   the kept head is signed by the platform key: head 1, key id {api.runtime.signer.key_id}",
+        f"ok   the trail still holds the kept head: event {n} ends {last[:16]}…",
+        "ok   the trail extends the kept head: 0 events since",
     ]
     await insider(api, update(EVENTS).where(EVENTS.c.sequence.in_([2, 4, 5])).values(outcome="forged"))
     bad = await ggzy(api, tmp_path, "verify", "audit", "--head", str(kept), "--limit", "2")
@@ -554,10 +562,11 @@ async def test_ggzy_verify_audit_checks_the_trail_and_a_kept_head_and_names_ever
     lines = bad.output.splitlines()
     at = lines.index(f"FAIL events hash to their stored hash: 3 of {n} events; the first 2 are named")
     assert [line.split(":")[0] for line in lines[at + 1 : at + 3]] == [
-        f"       event 2 ({events[1]['id']})",
-        f"       event 4 ({events[3]['id']})",
+        f"       - event 2 ({events[1]['id']})",
+        f"       - event 4 ({events[3]['id']})",
     ]
-    assert lines[at + 3].startswith("ok   each event links to the one before")
+    assert lines[at + 3] == "       … 1 more not listed (limit 2)"
+    assert lines[at + 4].startswith("ok   each event links to the one before")
 
 
 async def test_ggzy_verify_audit_checks_heads_with_a_pinned_or_a_fetched_key(
@@ -568,7 +577,7 @@ async def test_ggzy_verify_audit_checks_heads_with_a_pinned_or_a_fetched_key(
     other = base64.b64encode(LogSigner.from_secret("another installation").public_raw).decode()
     pinned = await ggzy(api, tmp_path, "verify", "audit", "--key", other)
     assert pinned.exit_code == 1
-    assert "FAIL signed heads match the chain: 1 of 1 signed head" in pinned.output
+    assert "FAIL signed heads match the trail: 1 problems with 1 signed head" in pinned.output
     assert "(pinned with --key)" in pinned.output.splitlines()[0]
     both = await ggzy(api, tmp_path, "verify", "audit", "--key", other, "--fetch-key")
     assert (both.exit_code, "give --key or --fetch-key, not both" in both.output) == (2, True)
@@ -586,7 +595,10 @@ async def test_ggzy_verify_audit_checks_heads_with_a_pinned_or_a_fetched_key(
             server.should_exit = True
             await serving
     assert fetched.exit_code == 0, fetched.output
-    assert f"key id {api.runtime.signer.key_id} (fetched from {url})" in fetched.output
+    assert (
+        f"key id {api.runtime.signer.key_id} (fetched from {url}: compare this fingerprint with one you trust)"
+        in fetched.output
+    )
 
 
 async def test_ggzy_audit_sign_writes_a_head_that_ggzy_verify_audit_accepts(api: Api, tmp_path: Path) -> None:
@@ -606,7 +618,7 @@ async def test_ggzy_verify_audit_refuses_a_head_file_that_is_not_a_head(api: Api
     await some_history(api)
     await api.tick()
     tree_head = tmp_path / "tree.json"
-    tree_head.write_text(json.dumps({"log_id": "ggzy/bids/v1", "tree_size": 3}))
+    tree_head.write_text(json.dumps({"log_id": "ggzy/bids/v1", "tree_size": 3, "version": "x"}))
     result = await ggzy(api, tmp_path, "verify", "audit", "--head", str(tree_head))
     assert result.exit_code == 1
     assert result.output == "FAIL the kept head is not a signed head of the audit trail: sequence: missing\n"

@@ -25,7 +25,10 @@ from accounts.auditchain import (
     GENESIS,
     HASHES,
     HEADS,
-    KEPT,
+    KEPT_CHECKS,
+    KEPT_EXTENDED,
+    KEPT_HELD,
+    KEPT_SIGNED,
     LINKS,
     SEQUENCE,
     WELL_FORMED,
@@ -131,19 +134,20 @@ def test_the_same_instant_in_any_zone_links_the_same_and_a_naive_one_is_refused(
 
 
 def test_the_signed_head_message_and_signature_are_pinned() -> None:
-    head = Head(7, link_hash(pinned_event()), T0)
+    head = Head(3, 7, link_hash(pinned_event()), T0)
     assert signed_message(head) == (
-        b"ggzy-audit-head-v1\nggzy/audit/v1\n7\n"
-        b"e4cb92ccacef413ab0178074127ee4ca2c28b9d6ac1a3d5ae1e876273484b5c0\n2026-03-02T01:00:00.123Z\n"
+        b"ggzy-audit-head-v1\n3\n7\n"
+        b"e4cb92ccacef413ab0178074127ee4ca2c28b9d6ac1a3d5ae1e876273484b5c0\n1772413200123456\n"
     )
     signed = sign_head(head, KEY)
     assert head_to_json(signed) == {
-        "log_id": "ggzy/audit/v1",
-        "sequence": 7,
+        "version": "ggzy-audit-head-v1",
+        "sequence": 3,
+        "events": 7,
         "chain_hash": "e4cb92ccacef413ab0178074127ee4ca2c28b9d6ac1a3d5ae1e876273484b5c0",
-        "timestamp": "2026-03-02T01:00:00.123Z",
+        "signed_at": "2026-03-02T01:00:00.123456Z",
         "key_id": "56475aa75463474c",
-        "signature": "psNCB29On4ZcI8SPogmGmfFot0BB95IVD7e3GBFPP9jswzLxFQI0FeUtLjpfyJlFKfpViqjBZjFs0DE+J44HDA==",
+        "signature": "lqd37dOjkLTYw28d94K3a76ah8Cv35hyk1TdiCNmsX8N/2gYY5y+qCxT48Cy6DuAeKxBsqf35iCwOwr3vDoxAQ==",
     }
     assert verify_head(signed, PUBLIC)
 
@@ -317,8 +321,8 @@ def run(
     kept: SignedHead | None = None,
     limit: int = 100,
 ) -> dict[str, Any]:
-    watch = {h.head.sequence for h in heads} | ({kept.head.sequence} if kept else set())
-    checker = Verifier(limit, watch)
+    watch = {h.head.events for h in heads} | ({kept.head.events} if kept else set())
+    checker = Verifier(limit, watch, kept_events=kept.head.events if kept else None)
     for event in events:
         checker.feed(event)
     if row is None:
@@ -335,19 +339,25 @@ def failing(result: dict[str, Any]) -> list[str]:
     return [name for name, c in result.items() if not c.ok]
 
 
-def head_over(events: list[StoredEvent], sequence: int, key: Ed25519PrivateKey = KEY) -> SignedHead:
-    chain_hash = GENESIS if sequence == 0 else str(events[sequence - 1].hash)
-    return sign_head(Head(sequence, chain_hash, T0 + timedelta(hours=1)), key)
+def head_over(
+    events: list[StoredEvent], covered: int, number: int = 1, key: Ed25519PrivateKey = KEY
+) -> SignedHead:
+    """Head `number` over the first `covered` events."""
+    chain_hash = GENESIS if covered == 0 else str(events[covered - 1].hash)
+    return sign_head(Head(number, covered, chain_hash, T0 + timedelta(hours=number)), key)
 
 
 def test_an_intact_chain_passes_every_check_and_says_what_it_covered() -> None:
     events = make_chain(5)
-    result = run(events, heads=(head_over(events, 3), head_over(events, 5)), kept=head_over(events, 2))
-    assert list(result) == [*CHECKS, KEPT]
+    heads = (head_over(events, 3, 1), head_over(events, 5, 2))
+    result = run(events, heads=heads, kept=head_over(events, 2, 1))
+    assert list(result) == [*CHECKS, *KEPT_CHECKS]
     assert failing(result) == []
     assert result[SEQUENCE].detail == "5 events, 1 to 5"
     assert result[HEADS].detail == "2 signed heads"
-    assert result[KEPT].detail == f"head at 2 over {str(events[1].hash)[:16]}…"
+    assert result[KEPT_SIGNED].detail == "head 1, key id 56475aa75463474c"
+    assert result[KEPT_HELD].detail == f"event 2 ends {str(events[1].hash)[:16]}…"
+    assert result[KEPT_EXTENDED].detail == "3 events since"
 
 
 def shaped(e: StoredEvent, **change: Any) -> Event:
@@ -449,7 +459,7 @@ def test_an_inserted_event_is_caught() -> None:
 
 def test_a_rewritten_and_rehashed_tail_is_caught_only_by_the_heads() -> None:
     events = make_chain(6)
-    stored_head, kept = head_over(events, 5), head_over(events, 4)
+    stored_head, kept = head_over(events, 5, 1), head_over(events, 4, 1)
     # the insider changes event 3 and recomputes every hash from there, as anyone with the recipe could
     forged = list(events[:2])
     previous = str(events[1].hash)
@@ -461,36 +471,74 @@ def test_a_rewritten_and_rehashed_tail_is_caught_only_by_the_heads() -> None:
             dataclasses.replace(e, outcome=outcome, previous_hash=link.previous_hash, hash=previous)
         )
     result = run(forged, heads=(stored_head,), kept=kept)
-    assert failing(result) == [HEADS, KEPT]
+    assert failing(result) == [HEADS, KEPT_HELD, KEPT_EXTENDED]
     assert [str(o) for o in result[HEADS].offenders] == [
-        f"head at 5: event 5 ends {previous_of(forged, 5)}, the head was signed over {str(events[4].hash)[:16]}…"
+        f"head 1: event 5 ends {str(forged[4].hash)[:16]}…, the head was signed over {str(events[4].hash)[:16]}…"
     ]
-    assert named(result, KEPT) == [4]
+    assert [str(o) for o in result[KEPT_HELD].offenders] == [
+        f"kept head 1: event 4 ends {str(forged[3].hash)[:16]}…, the head was signed over {str(events[3].hash)[:16]}…"
+    ]
+    assert [str(o) for o in result[KEPT_EXTENDED].offenders] == [
+        "not checked: the trail does not hold the kept head"
+    ]
 
 
-def previous_of(events: list[StoredEvent], sequence: int) -> str:
-    return f"{str(events[sequence - 1].hash)[:16]}…"
+def test_an_event_damaged_after_a_kept_head_is_named_against_its_extension() -> None:
+    events = make_chain(6)
+    events[4] = dataclasses.replace(events[4], outcome="forged")  # event 5, after the head over 3 events
+    del events[5]  # and the last one removed … but the chain row still names it
+    result = run(events, row=(6, "ab" * 32), kept=head_over(make_chain(6), 3))
+    assert failing(result) == [HASHES, CHAIN_ROW, KEPT_EXTENDED]
+    assert [(o.sequence, o.detail) for o in result[KEPT_EXTENDED].offenders] == [
+        (5, "fails “events hash to their stored hash”")
+    ]
+    assert result[KEPT_EXTENDED].detail == "1 faults after the kept head"
 
 
-def test_a_head_beyond_the_chain_names_where_the_chain_ends() -> None:
+def test_a_fault_before_a_kept_head_does_not_count_against_its_extension() -> None:
+    events = make_chain(6)
+    events[1] = dataclasses.replace(events[1], outcome="forged")
+    result = run(events, kept=head_over(events, 4))
+    assert failing(result) == [HASHES]
+
+
+def test_a_kept_head_beyond_the_trail_names_where_the_trail_ends() -> None:
     events = make_chain(6)
     result = run(events[:4], kept=head_over(events, 6))
-    assert [str(o) for o in result[KEPT].offenders] == [
-        "kept head at 6: the chain ends at event 4; the head names event 6"
+    assert failing(result) == [KEPT_HELD, KEPT_EXTENDED]
+    assert [str(o) for o in result[KEPT_HELD].offenders] == [
+        "kept head 1: the trail ends at event 4; the head covers 6 events"
     ]
 
 
 def test_a_head_signed_by_another_key_or_with_a_bad_signature_is_named() -> None:
     events = make_chain(3)
-    foreign = head_over(events, 2, OTHER)
-    good = head_over(events, 3)
+    foreign = head_over(events, 2, 1, OTHER)
+    good = head_over(events, 3, 2)
     broken = SignedHead(good.head, good.key_id, bytes(64))
-    result = run(events, heads=(foreign, broken))
+    result = run(events, heads=(foreign, broken), kept=foreign)
     assert [str(o) for o in result[HEADS].offenders] == [
-        f"head at 2: signed by key id {foreign.key_id}, not the platform key {good.key_id}",
-        f"head at 3: the signature does not verify with key id {good.key_id}",
+        f"head 1: signed by key id {foreign.key_id}, not the platform key {good.key_id}",
+        f"head 2: the signature does not verify with key id {good.key_id}",
     ]
-    assert result[HEADS].detail == "2 of 2 signed heads"
+    assert result[HEADS].detail == "2 problems with 2 signed heads"
+    assert failing(result) == [HEADS, KEPT_SIGNED]
+
+
+def test_a_removed_head_is_a_gap_in_their_numbers_and_a_head_never_covers_less_than_the_one_before() -> None:
+    events = make_chain(6)
+    heads = (
+        head_over(events, 1, 1),
+        head_over(events, 4, 3),
+        head_over(events, 2, 4),
+        head_over(events, 6, 7),
+    )
+    result = run(events, heads=heads)
+    assert [str(o) for o in result[HEADS].offenders] == [
+        "head 2 is missing",
+        "head 4 covers 2 events, fewer than the 4 of the head before it",
+        "heads 5 to 6 are missing",
+    ]
 
 
 def test_the_genesis_head_is_extended_by_any_chain() -> None:
@@ -543,7 +591,7 @@ def test_an_empty_trail_is_whole_and_all_ok_needs_checks() -> None:
 
 
 def good_head() -> dict[str, Any]:
-    return head_to_json(sign_head(Head(7, "ab" * 32, T0), KEY))
+    return head_to_json(sign_head(Head(3, 7, "ab" * 32, T0), KEY))
 
 
 def test_a_head_survives_its_json_and_verifies() -> None:
@@ -559,21 +607,26 @@ def test_a_head_survives_its_json_and_verifies() -> None:
     [
         ({"sequence": None}, "head.sequence: missing"),
         ({"extra": 1}, "head.extra: unknown field"),
-        ({"log_id": "ggzy/bids/v1"}, "head.log_id: must be 'ggzy/audit/v1'"),
-        ({"sequence": -1}, "head.sequence: must be an integer between 0 and"),
-        ({"sequence": True}, "head.sequence: must be an integer"),
-        ({"sequence": 2**63}, "head.sequence: must be an integer between 0 and"),
-        ({"sequence": "7"}, "head.sequence: must be an integer"),
+        ({"version": "ggzy-ledger-head-v1"}, "head.version: must be 'ggzy-audit-head-v1'"),
+        ({"sequence": 0}, "head.sequence: must be a whole number from 1"),
+        ({"sequence": True}, "head.sequence: must be a whole number from 1"),
+        ({"sequence": 2**63}, "head.sequence: must be a whole number from 1"),
+        ({"sequence": "7"}, "head.sequence: must be a whole number from 1"),
+        ({"events": -1}, "head.events: must be a whole number from 0"),
+        ({"events": 0}, "head.chain_hash: of an empty trail is 64 zeros"),
         ({"chain_hash": "AB" * 32}, "head.chain_hash: must be 64 lowercase hexadecimal"),
-        ({"timestamp": "2026-03-02T01:00:00Z"}, "head.timestamp: must be UTC with milliseconds"),
-        ({"timestamp": "2026-02-30T01:00:00.000Z"}, "head.timestamp: not a valid date"),
+        (
+            {"signed_at": "2026-03-02T01:00:00.000Z"},
+            "head.signed_at: must read like 2026-03-02T01:00:00.000000Z",
+        ),
+        ({"signed_at": "2026-02-30T01:00:00.000000Z"}, "head.signed_at: not a calendar instant"),
         ({"key_id": "XYZ"}, "head.key_id: must be 16 lowercase"),
-        ({"signature": "!!"}, "head.signature: not valid base64"),
+        ({"signature": "!!"}, "head.signature: must be the base64 of 64 bytes"),
         (
             {"signature": base64.b64encode(bytes(10)).decode()},
-            "head.signature: must decode to 64 bytes, got 10",
+            "head.signature: must be the base64 of 64 bytes",
         ),
-        ({"signature": 5}, "head.signature: must be a base64 string"),
+        ({"signature": 5}, "head.signature: must be the base64 of 64 bytes"),
     ],
 )
 def test_a_head_that_is_not_a_head_is_refused_naming_the_field(change: dict[str, Any], message: str) -> None:
@@ -595,7 +648,7 @@ def test_a_transparency_tree_head_is_not_an_audit_head() -> None:
         "key_id": "56475aa75463474c",
         "signature": "x",
     }
-    with pytest.raises(ValueError, match=r"^sequence: missing"):
+    with pytest.raises(ValueError, match=r"^version: missing"):
         head_from_json(tree_head)
     with pytest.raises(ValueError, match=r"^head: must be a JSON object"):
         head_from_json([1, 2], "head.")

@@ -119,11 +119,13 @@ def upgrade() -> None:
     )
     op.create_table('audit_heads',
     sa.Column('sequence', sa.BigInteger(), autoincrement=False, nullable=False),
+    sa.Column('events', sa.BigInteger(), nullable=False),
     sa.Column('chain_hash', sa.String(length=64), nullable=False),
-    sa.Column('timestamp', storage.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('signed_at', storage.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('key_id', sa.String(length=16), nullable=False),
     sa.Column('signature', sa.String(length=100), nullable=False),
-    sa.PrimaryKeyConstraint('sequence', name=op.f('pk_audit_heads'))
+    sa.PrimaryKeyConstraint('sequence', name=op.f('pk_audit_heads')),
+    sa.UniqueConstraint('events', name=op.f('uq_audit_heads_events'))
     )
     with op.batch_alter_table('audit_events', schema=None) as batch_op:
         batch_op.add_column(sa.Column('sequence', sa.BigInteger(), nullable=True))
