@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
 from accounts import service as accounts_service
-from accounts.controllers import AuditController, AuthController, OrganisationController
+from accounts.controllers import AuditController, AuditHeadController, AuthController, OrganisationController
 from accounts.guards import AuthenticationMiddleware, provide_optional_principal, provide_principal, public
 from accounts.security import PasswordCost, Principal, configure_password_cost
 from bidding.controllers import TransparencyController
@@ -445,6 +445,7 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = True) -> Litestar:
             *TRADING_CONTROLLERS,
             TransparencyController,
             LedgerHeadController,
+            AuditHeadController,
             LedgerController,
             DepositController,
             BankController,
@@ -590,7 +591,8 @@ def db_upgrade(revision: str) -> None:
 
 def register_package_commands() -> click.Group:
     """Attach every package's sub-commands to the `ggzy` group (idempotent) and return it."""
-    from accounts.cli import accounts_group
+    from accounts.bench import audit_command
+    from accounts.cli import register as register_accounts
     from bidding.bench import opening_command, seal_command
     from bidding.bench_surge import surge_command
     from bidding.cli import register as register_bidding
@@ -600,9 +602,9 @@ def register_package_commands() -> click.Group:
     from evaluation.cli import register as register_evaluation
     from trading.cli import register as register_trading
 
-    cli.add_command(accounts_group)
     register_trading(cli)
     register_bidding(cli)
+    register_accounts(cli)
     register_escrow(cli)
     register_evaluation(cli)
     bench = cli.commands["bench"]
@@ -612,6 +614,7 @@ def register_package_commands() -> click.Group:
     bench.add_command(surge_command, "surge")
     bench.add_command(ledger_command, "ledger")
     bench.add_command(draw_command, "draw")
+    bench.add_command(audit_command, "audit")
     return cli
 
 

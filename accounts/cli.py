@@ -1,15 +1,22 @@
-"""`ggzy accounts …`: setting up the centre and its staff from the command line."""
+"""`ggzy accounts …`: setting up the centre and its staff from the command line; `ggzy verify audit` and
+`ggzy audit sign`: checking the audit trail and signing its head."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
+import sys
+from pathlib import Path
 
 import click
+import httpx
 
-from accounts import service
+from accounts import audit, auditchain, service
 from storage.clock import SystemClock
 from storage.db import create_engine, create_sessionmaker, transaction
 from storage.settings import Settings
+from storage.signing import LogSigner
 
 
 @click.group("accounts")
@@ -44,3 +51,161 @@ def bootstrap(name: str, credit_code: str, username: str, password: str) -> None
 
     created = asyncio.run(run())
     click.echo("centre created" if created else "the centre already exists; nothing changed")
+
+
+# ---------------------------------------------------------------- the audit trail (E-04)
+
+
+def _signer(settings: Settings) -> LogSigner:
+    return LogSigner.from_secret(settings.secret_key, settings.log_signing_key)
+
+
+def _platform_key(key_b64: str | None, fetch: bool, url: str) -> tuple[bytes, str]:
+    """The key heads are checked with, and where it came from."""
+    if key_b64 and fetch:
+        raise click.UsageError("give --key or --fetch-key, not both")
+    if key_b64:
+        try:
+            raw = base64.b64decode(key_b64, validate=True)
+        except ValueError as exc:
+            raise click.BadParameter("not base64", param_hint="--key") from exc
+        if len(raw) != 32:
+            raise click.BadParameter("not a 32-byte Ed25519 public key", param_hint="--key")
+        return raw, "pinned with --key"
+    if fetch:
+        try:
+            answer = (
+                httpx.get(f"{url.rstrip('/')}/api/v1/transparency/key", timeout=30).raise_for_status().json()
+            )
+            raw = base64.b64decode(answer["public_key"], validate=True)
+        except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+            raise click.ClickException(f"could not fetch the key from {url}: {exc}") from exc
+        if len(raw) != 32 or answer.get("key_id") != auditchain.key_id(raw):
+            raise click.ClickException(f"the key {url} serves does not match the id it names")
+        return raw, f"fetched from {url}: compare this fingerprint with one you trust"
+    return _signer(Settings.from_env()).public_raw, "this installation's key"
+
+
+@click.command("audit")
+@click.option(
+    "--head",
+    "head_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="a signed head you kept (GET /api/v1/transparency/audit/head): the trail must still extend it",
+)
+@click.option("--key", "key_b64", default=None, help="the platform's public key (base64) to check heads with")
+@click.option("--fetch-key", is_flag=True, help="take the key from GET /api/v1/transparency/key at --url")
+@click.option(
+    "--url", envvar="GGZY_URL", default="http://127.0.0.1:8000", show_default=True, help="ggzy server"
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(1, auditchain.MAX_LIMIT),
+    default=auditchain.DEFAULT_LIMIT,
+    show_default=True,
+    help="offenders named per check",
+)
+def verify_audit(head_path: Path | None, key_b64: str | None, fetch_key: bool, url: str, limit: int) -> None:
+    """Re-check the audit trail (E-04) from the configured database: the sequence gapless, every event
+    hashing to its stored hash and linking to the one before, the chain row, every signed head (with the
+    platform key: this installation's, --key or --fetch-key) and, with --head, that the trail still
+    extends a head you kept. Names every offender up to --limit per check; exit 1 if any check fails."""
+    public_raw, source = _platform_key(key_b64, fetch_key, url)
+    kept = None
+    if head_path is not None:
+        try:
+            kept = auditchain.head_from_json(json.loads(head_path.read_text(encoding="utf-8")))
+        except (ValueError, UnicodeDecodeError) as exc:
+            click.echo(
+                click.style("FAIL", fg="red")
+                + f" the kept head is not a signed head of the audit trail: {exc}"
+            )
+            sys.exit(1)
+
+    async def run() -> audit.Report:
+        engine = create_engine(Settings.from_env().effective_database_url)
+        try:
+            async with audit.snapshot(create_sessionmaker(engine)) as session:
+                return await audit.verify(session, public_raw, kept=kept, limit=limit)
+        finally:
+            await engine.dispose()
+
+    report = asyncio.run(run())
+    click.echo(
+        f"audit trail: {report.events} events, the chain ends at {report.last_sequence} with "
+        f"{report.last_hash}; key id {report.key_id} ({source})"
+    )
+    for check in report.checks:
+        mark = click.style("ok  ", fg="green") if check.ok else click.style("FAIL", fg="red")
+        click.echo(f"{mark} {check.name}: {check.detail}")
+        for offender in check.offenders:
+            click.echo(f"       - {offender}")
+        if check.offenders_total > len(check.offenders):
+            click.echo(
+                f"       … {check.offenders_total - len(check.offenders)} more not listed (limit {report.limit})"
+            )
+    if not report.ok:
+        sys.exit(1)
+
+
+@click.group("audit")
+def audit_group() -> None:
+    """The audit trail's signed heads."""
+
+
+@audit_group.command("sign")
+@click.option(
+    "--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="write the head here"
+)
+def sign_command(out: Path | None) -> None:
+    """Sign the audit trail's head now (the chronograph does so every GGZY_AUDIT_HEAD_MINUTES while it
+    moves) and print it; the newest head when the trail has not moved since. Exit 1 if the trail no
+    longer extends its last signed head."""
+
+    async def run() -> dict[str, object] | None:
+        settings = Settings.from_env()
+        engine = create_engine(settings.effective_database_url)
+        now = SystemClock().now()
+        try:
+            async with transaction(create_sessionmaker(engine)) as session:
+                signed, new = await audit.sign(session, _signer(settings), now)
+                if signed is None:
+                    return None
+                if new:
+                    await service.record(
+                        session,
+                        None,
+                        "audit.sign_head",
+                        "audit_head",
+                        signed.head.sequence,
+                        now,
+                        events=signed.head.events,
+                        chain_hash=signed.head.chain_hash,
+                    )
+                return auditchain.head_to_json(signed)
+        finally:
+            await engine.dispose()
+
+    try:
+        head = asyncio.run(run())
+    except audit.ChainBroken as exc:
+        click.echo(click.style("FAIL", fg="red") + f" {exc.detail}")
+        for offender in exc.extra["offenders"]:
+            click.echo(f"       - {offender}")
+        sys.exit(1)
+    if head is None:
+        raise click.ClickException("the audit trail is empty; there is no head to sign")
+    text = json.dumps(head, indent=2)
+    if out is not None:
+        out.write_text(text + "\n", encoding="utf-8")
+    click.echo(text)
+
+
+def register(cli: click.Group) -> None:
+    """Attach `ggzy accounts`, `ggzy audit` and `ggzy verify audit` (the `verify` group is shared)."""
+    cli.add_command(accounts_group)
+    cli.add_command(audit_group)
+    group = cli.commands.get("verify")
+    assert isinstance(group, click.Group), "register the bidding commands first"
+    group.add_command(verify_audit)

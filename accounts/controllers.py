@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
-from typing import Any
+from typing import Annotated, Any
 
-from litestar import Controller, get, post
+from litestar import Controller, Response, get, post
 from litestar.params import Parameter
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from accounts import schemas, service
+from accounts import audit, auditchain, schemas, service
 from accounts.guards import authenticated, public, requires
 from accounts.models import ApiToken, AuditEvent, Organisation, PublicKey, User
 from accounts.security import Principal
 from storage.clock import Clock
+from storage.problems import NotFound, ValidationProblem, field_error
 from storage.settings import Settings
+from storage.signing import LogSigner
 
 
 def org_read(org: Organisation) -> schemas.OrganisationRead:
@@ -69,14 +71,18 @@ def key_read(key: PublicKey) -> schemas.PublicKeyRead:
 def audit_read(event: AuditEvent) -> schemas.AuditEventRead:
     return schemas.AuditEventRead(
         id=event.id,
+        sequence=event.sequence,
         at=event.at,
         actor_user_id=event.actor_user_id,
         actor_organisation_id=event.actor_organisation_id,
+        actor_roles=list(event.actor_roles),
         action=event.action,
         object_type=event.object_type,
         object_id=event.object_id,
         outcome=event.outcome,
         detail=event.detail,
+        previous_hash=event.previous_hash,
+        hash=event.hash,
     )
 
 
@@ -258,3 +264,103 @@ class AuditController(Controller):
             limit=limit,
         )
         return {"items": [audit_read(e) for e in rows], "next_cursor": next_cursor}
+
+    @get("/verify", operation_id="verify_audit_trail", guards=[requires("centre", "supervisor", "auditor")])
+    async def verify(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        signer: LogSigner,
+        limit: Annotated[
+            int, Parameter(query="limit", ge=1, le=auditchain.MAX_LIMIT)
+        ] = auditchain.DEFAULT_LIMIT,
+    ) -> dict[str, Any]:
+        """Re-check the whole audit trail from the stored rows, as `ggzy verify audit` does: the sequence,
+        every event's hash and link, the chain row and every signed head; each check names every offender
+        up to `limit`."""
+        async with audit.snapshot(sessionmaker) as session:
+            return audit.report_json(await audit.verify(session, signer.public_raw, limit=limit))
+
+    @post(
+        "/verify",
+        operation_id="verify_audit_trail_against_head",
+        guards=[requires("centre", "supervisor", "auditor")],
+        status_code=200,
+    )
+    async def verify_kept(
+        self,
+        data: schemas.AuditVerifyRequest,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        signer: LogSigner,
+    ) -> dict[str, Any]:
+        """The same check, and that the trail still extends `head`, a signed head the caller kept."""
+        try:
+            kept = auditchain.head_from_json(data.head, "head.")
+        except ValueError as exc:
+            field, _, message = str(exc).partition(": ")
+            raise ValidationProblem(
+                f"That is not a signed head of the audit trail: {exc}.", errors=[field_error(field, message)]
+            ) from exc
+        async with audit.snapshot(sessionmaker) as session:
+            return audit.report_json(
+                await audit.verify(session, signer.public_raw, kept=kept, limit=data.limit)
+            )
+
+    @post("/heads", operation_id="sign_audit_head", guards=[requires("centre", "supervisor", "auditor")])
+    async def sign_head(
+        self, principal: Principal, session: AsyncSession, signer: LogSigner, clock: Clock
+    ) -> Response[dict[str, Any]]:
+        """Sign the trail's head now (201), after checking the events since the last signed head extend
+        it (409 if not); the newest head (200) when the trail has not moved since. Keep it to check later
+        that nothing before it changed (`POST /api/v1/audit/verify`, `ggzy verify audit --head`)."""
+        now = clock.now()
+        signed, new = await audit.sign(session, signer, now)
+        if signed is None:
+            raise NotFound("The audit trail is empty; there is no head to sign.")
+        if new:
+            await service.record(
+                session,
+                principal,
+                "audit.sign_head",
+                "audit_head",
+                signed.head.sequence,
+                now,
+                events=signed.head.events,
+                chain_hash=signed.head.chain_hash,
+            )
+        return Response(auditchain.head_to_json(signed), status_code=201 if new else 200)
+
+
+class AuditHeadController(Controller):
+    """The audit trail's signed heads, published beside the transparency log's and the ledger's: public,
+    sizes and hashes only. Pin the key from `GET /api/v1/transparency/key`, keep a head, and check it
+    later with `ggzy verify audit --head HEAD.json` (or `POST /api/v1/audit/verify`)."""
+
+    path = "/api/v1/transparency/audit"
+    tags = ["transparency"]
+
+    @get("/head", operation_id="audit_head", guards=[public])
+    async def head(self, session: AsyncSession) -> dict[str, Any]:
+        """The newest signed head of the audit trail."""
+        newest = await audit.newest_head(session)
+        if newest is None:
+            raise NotFound("No head of the audit trail has been signed yet.")
+        return auditchain.head_to_json(newest)
+
+    @get("/heads/{sequence:int}", operation_id="audit_head_at", guards=[public])
+    async def head_at(
+        self, session: AsyncSession, sequence: Annotated[int, Parameter(ge=1, le=auditchain.MAX_SEQUENCE)]
+    ) -> dict[str, Any]:
+        """Signed head number `sequence`."""
+        return auditchain.head_to_json(await audit.head_at(session, sequence))
+
+    @get("/heads", operation_id="audit_heads", guards=[public])
+    async def heads(
+        self,
+        session: AsyncSession,
+        after: Annotated[int, Parameter(query="after", ge=0, le=auditchain.MAX_SEQUENCE)] = 0,
+        limit: Annotated[int, Parameter(query="limit", ge=1, le=200)] = 100,
+    ) -> dict[str, Any]:
+        """Signed heads numbered after `after`, oldest first, at most `limit`; `next` is the `after` of the
+        next page (null at the end)."""
+        heads, next_after = await audit.list_heads(session, after=after, limit=limit)
+        return {"heads": [auditchain.head_to_json(h) for h in heads], "next": next_after}

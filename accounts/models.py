@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from storage.db import Base, IdMixin
@@ -73,16 +73,48 @@ class PublicKey(IdMixin, Base):
 
 
 class AuditEvent(IdMixin, Base):
-    """One line of the audit trail: who did what to which object, when, and how it ended."""
+    """One line of the audit trail: who (in which roles) did what to which object, when, and how it ended;
+    numbered in commit order and chained to the line before it (accounts.auditchain). Append-only: on
+    PostgreSQL a trigger refuses UPDATE and DELETE."""
 
     __tablename__ = "audit_events"
     __table_args__ = (Index("ix_audit_events_object", "object_type", "object_id"),)
 
+    sequence: Mapped[int] = mapped_column(BigInteger, unique=True)
     at: Mapped[datetime] = mapped_column(index=True)
     actor_user_id: Mapped[uuid.UUID | None]
     actor_organisation_id: Mapped[uuid.UUID | None]
+    actor_roles: Mapped[list[Any]]
     action: Mapped[str] = mapped_column(String(60))
     object_type: Mapped[str] = mapped_column(String(40))
     object_id: Mapped[str] = mapped_column(String(64))
     outcome: Mapped[str] = mapped_column(String(20), default="ok")
     detail: Mapped[dict[str, Any]]
+    previous_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditChain(Base):
+    """The one row every commit that writes audit events locks: the chain's last sequence and hash."""
+
+    __tablename__ = "audit_chain"
+    __table_args__ = (CheckConstraint("id = 1", name="one_row"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    sequence: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHead(Base):
+    """Signed head number `sequence` of the audit trail: the trail had `events` events, the last one
+    hashing to `chain_hash` (signed with the platform's log key at `signed_at`). Published; append-only
+    like the events."""
+
+    __tablename__ = "audit_heads"
+
+    sequence: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    events: Mapped[int] = mapped_column(BigInteger, unique=True)
+    chain_hash: Mapped[str] = mapped_column(String(64))
+    signed_at: Mapped[datetime]
+    key_id: Mapped[str] = mapped_column(String(16))
+    signature: Mapped[str] = mapped_column(String(100))

@@ -127,11 +127,23 @@ class PublicKeyRead(msgspec.Struct):
 
 class AuditEventRead(msgspec.Struct):
     id: uuid.UUID
+    sequence: int
     at: datetime
     actor_user_id: uuid.UUID | None
     actor_organisation_id: uuid.UUID | None
+    actor_roles: list[str]
     action: str
     object_type: str
     object_id: str
     outcome: str
     detail: dict[str, object]
+    previous_hash: str
+    hash: str
+
+
+class AuditVerifyRequest(Strict):
+    """Check the audit trail and that it still extends `head`, a signed head an auditor kept
+    (`GET /api/v1/transparency/audit/head`)."""
+
+    head: dict[str, object]
+    limit: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 100

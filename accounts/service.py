@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from accounts import schemas, security, uscc
+from accounts import audit, schemas, security, uscc
 from accounts.models import ApiToken, AuditEvent, Organisation, PublicKey, User
 from accounts.security import Principal
 from storage.db import transaction
@@ -50,18 +50,20 @@ async def record(
     outcome: str = "ok",
     **detail: Any,
 ) -> None:
-    """Append one event to the audit trail, in the caller's transaction (E-04)."""
-    session.add(
-        AuditEvent(
-            at=now,
-            actor_user_id=actor.user_id if actor else None,
-            actor_organisation_id=actor.organisation_id if actor else None,
-            action=action,
-            object_type=object_type,
-            object_id=str(object_id),
-            outcome=outcome,
-            detail=_jsonable(detail),
-        )
+    """Append one event to the audit trail, in the caller's transaction (E-04): who in which roles, what,
+    on which object, when, how it ended. It is numbered and chained as the transaction commits
+    (accounts/audit.py) and written only if it does; details are JSON values without floats."""
+    audit.stage(
+        session,
+        at=now,
+        actor_user_id=actor.user_id if actor else None,
+        actor_organisation_id=actor.organisation_id if actor else None,
+        actor_roles=sorted(actor.roles) if actor else [],
+        action=action,
+        object_type=object_type,
+        object_id=str(object_id),
+        outcome=outcome,
+        detail=detail,
     )
 
 
@@ -106,16 +108,6 @@ async def record_refusal(sessionmaker: async_sessionmaker[AsyncSession], refusal
             )
     except SQLAlchemyError:
         log.exception("could not audit the refused %s on %s", refusal.action, refusal.object_id)
-
-
-def _jsonable(detail: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in detail.items():
-        if isinstance(value, uuid.UUID | datetime):
-            out[key] = value.isoformat() if isinstance(value, datetime) else str(value)
-        else:
-            out[key] = value
-    return out
 
 
 def _credit_code(code: str) -> str:

@@ -17,7 +17,7 @@ from sqlalchemy import JSON, BigInteger, DateTime, MetaData, TypeDecorator, even
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.pool import NullPool
 
 READ_ONLY = "ggzy_read_only"
@@ -125,7 +125,7 @@ async def transaction(
         yield session
 
 
-def upsert_ignore(session: AsyncSession, table: Any, values: dict[str, Any]) -> Any:
+def upsert_ignore(session: AsyncSession | Session, table: Any, values: dict[str, Any]) -> Any:
     """`INSERT … ON CONFLICT DO NOTHING` for the session's dialect (PostgreSQL or SQLite)."""
     dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert

@@ -24,6 +24,7 @@ from escrow.controllers import bank_signed
 from tests.helpers import AFTER_WINDOW, DEADLINE, Actor, Api
 
 PROBLEM_JSON = "application/problem+json"
+AUDIT_HEAD = "/api/v1/transparency/audit/head"
 PROBLEM_BASE = "tag:ggzy,2026:problem/"
 
 # Each kind of organisation Api.organisation makes, and the role its users hold.
@@ -58,6 +59,9 @@ PUBLIC_OPERATIONS = {
     "ledger_head",
     "ledger_head_at",
     "ledger_heads",
+    "audit_head",
+    "audit_head_at",
+    "audit_heads",
 }
 
 
@@ -464,6 +468,54 @@ async def test_a_supervisor_cannot_change_a_tender_or_a_bid(api: Api) -> None:
     assert [r.status_code for r in attempts] == [403] * len(attempts)
     after = (await api.get(f"/api/v1/tenders/{tid}", agency)).json()
     assert (after["status"], after["version"]) == (tender["status"], tender["version"])
+
+
+# ---------------------------------------------------------------- the audit trail's check and heads
+
+
+@pytest.mark.parametrize(
+    ("kind", "status"),
+    [
+        ("centre", 200),
+        ("supervisor", 200),
+        ("auditor", 200),
+        ("agency", 403),
+        ("bidder", 403),
+        ("employer", 403),
+        ("regulator", 403),
+    ],
+)
+async def test_the_audit_trail_is_checked_and_its_head_signed_by_centre_supervisors_and_auditors_only(
+    api: Api, kind: str, status: int
+) -> None:
+    actor = await caller(api, kind)
+    assert (await api.get("/api/v1/audit/verify", actor)).status_code == status
+    signed = await api.post("/api/v1/audit/heads", actor)
+    assert signed.status_code == (201 if status == 200 else 403)
+    kept = await api.post("/api/v1/audit/verify", actor, json={"head": (await api.get(AUDIT_HEAD)).json()})
+    assert kept.status_code == status
+
+
+async def test_the_public_sees_the_audit_trails_heads_but_neither_its_events_nor_its_check(api: Api) -> None:
+    await api.organisation("agency")
+    await api.tick()
+    head = await api.get(AUDIT_HEAD)
+    assert head.status_code == 200
+    assert set(head.json()) == {
+        "version",
+        "sequence",
+        "events",
+        "chain_hash",
+        "signed_at",
+        "key_id",
+        "signature",
+    }
+    assert (await api.get("/api/v1/transparency/audit/heads")).json()["heads"] == [head.json()]
+    assert (await api.get("/api/v1/transparency/audit/heads/1")).json() == head.json()
+    for path in ("/api/v1/audit", "/api/v1/audit/verify"):
+        assert (await api.get(path)).status_code == 401
+    assert (await api.post("/api/v1/audit/heads")).status_code == 401
+    assert (await api.post("/api/v1/audit/verify", json={"head": head.json()})).status_code == 401
 
 
 # ---------------------------------------------------------------- the committee draw and the evaluation room

@@ -591,6 +591,101 @@ async def test_a_malformed_cursor_on_a_public_list_is_refused_naming_cursor(api:
     assert problem(r, 422)["errors"] == [{"field": "cursor", "message": "malformed cursor"}]
 
 
+# ---------------------------------------------------------------- the audit trail's check and heads
+
+
+async def kept_head(api: Api) -> tuple[Actor, dict[str, Any]]:
+    auditor = await api.organisation("auditor")
+    await api.tick()
+    r = await api.get("/api/v1/transparency/audit/head")
+    assert r.status_code == 200, r.text
+    return auditor, dict(r.json())
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "message"),
+    [
+        ({"sequence": 0}, "head.sequence", "must be a whole number from 1 to 9223372036854775807"),
+        ({"sequence": 2**63}, "head.sequence", "must be a whole number from 1 to 9223372036854775807"),
+        ({"events": -1}, "head.events", "must be a whole number from 0 to 9223372036854775807"),
+        ({"chain_hash": "00"}, "head.chain_hash", "must be 64 lowercase hexadecimal digits"),
+        ({"signed_at": "yesterday"}, "head.signed_at", "must read like 2026-03-02T01:00:00.000000Z"),
+        ({"signature": "AAAA"}, "head.signature", "must be the base64 of 64 bytes"),
+        (
+            {"version": "ggzy-ledger-head-v1"},
+            "head.version",
+            "must be 'ggzy-audit-head-v1' (this is not a head of the audit trail)",
+        ),
+        ({"root_hash": "AAAA"}, "head.root_hash", "unknown field"),
+    ],
+)
+async def test_a_kept_head_that_is_not_a_head_is_refused_naming_its_field(
+    api: Api, change: dict[str, Any], field: str, message: str
+) -> None:
+    auditor, head = await kept_head(api)
+    before = await snapshot(api)
+    r = await api.post("/api/v1/audit/verify", auditor, json={"head": {**head, **change}})
+    assert problem(r, 422)["errors"] == [{"field": field, "message": message}]
+    assert await snapshot(api) == before
+
+
+async def test_a_transparency_tree_head_is_refused_as_a_kept_audit_head(api: Api) -> None:
+    auditor, _head = await kept_head(api)
+    tree_head = {
+        "log_id": "ggzy/bids/v1",
+        "tree_size": 1,
+        "root_hash": "AAAA",
+        "timestamp": "x",
+        "kind": "head",
+    }
+    r = await api.post("/api/v1/audit/verify", auditor, json={"head": tree_head})
+    assert problem(r, 422)["errors"] == [{"field": "head.version", "message": "missing"}]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"head": 5}, "head"),
+        ({}, "head"),
+        ({"head": {}, "limit": 0}, "limit"),
+        ({"head": {}, "limit": "all"}, "limit"),
+    ],
+)
+async def test_a_malformed_check_request_is_refused_naming_the_field(
+    api: Api, body: dict[str, Any], field: str
+) -> None:
+    auditor = await api.organisation("auditor")
+    assert fields(await api.post("/api/v1/audit/verify", auditor, json=body), 400) == [field]
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "field"),
+    [
+        ("/api/v1/transparency/audit/heads/0", {}, "path:sequence"),
+        ("/api/v1/transparency/audit/heads/-1", {}, "path:sequence"),
+        (f"/api/v1/transparency/audit/heads/{2**63}", {}, "path:sequence"),
+        ("/api/v1/transparency/audit/heads", {"after": "-1"}, "after"),
+        ("/api/v1/transparency/audit/heads", {"after": "seven"}, "after"),
+        ("/api/v1/transparency/audit/heads", {"limit": "0"}, "limit"),
+        ("/api/v1/transparency/audit/heads", {"limit": "201"}, "limit"),
+        ("/api/v1/audit/verify", {"limit": "0"}, "limit"),
+        ("/api/v1/audit/verify", {"limit": "10001"}, "limit"),
+    ],
+)
+async def test_an_audit_head_or_check_query_out_of_range_is_refused_naming_it(
+    api: Api, path: str, params: dict[str, str], field: str
+) -> None:
+    auditor = await api.organisation("auditor")
+    assert fields(await api.get(path, auditor, params=params), 400) == [field]
+
+
+@pytest.mark.parametrize("number", ["2", "seven", "1.5"])
+async def test_a_head_the_trail_has_not_reached_or_not_a_number_is_not_found(api: Api, number: str) -> None:
+    await kept_head(api)
+    r = await api.get(f"/api/v1/transparency/audit/heads/{number}")
+    problem(r, 404)
+
+
 # ---------------------------------------------------------------- fuzzing: never a 500
 
 _leaf = (
@@ -932,4 +1027,12 @@ async def test_fuzzed_releases_never_cause_a_server_error(api: Api) -> None:
     await never_a_server_error(
         mostly(mutations({"bid_id": bid_id, "release": release})),
         lambda body: api.post(url, custodian, json=body),
+    )
+
+
+async def test_fuzzed_kept_heads_never_cause_a_server_error(api: Api) -> None:
+    auditor, head = await kept_head(api)
+    await never_a_server_error(
+        mostly(mutations({"head": head, "limit": 5})),
+        lambda body: api.post("/api/v1/audit/verify", auditor, json=body),
     )

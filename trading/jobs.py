@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import bidding.service as bidding
 import escrow.service as escrow
 import evaluation.service as evaluation
+from accounts import audit
 from storage.db import transaction
 from storage.jobs import JobContext, job
 from storage.objects import ObjectStore
@@ -41,7 +43,25 @@ async def chronograph_tick(ctx: JobContext) -> list[tuple[str, str]]:
         rooms = await evaluation.tick_rooms(session, store, ctx.clock.now())
     if expired or rooms:
         log.info("evaluation: %d invitation(s) timed out, %d room(s) changed", expired, rooms)
+    await sign_audit_head(ctx)
     return done
+
+
+async def sign_audit_head(ctx: JobContext) -> None:
+    """E-04: sign the audit trail's head whenever it has moved and the newest head is
+    GGZY_AUDIT_HEAD_MINUTES old. A trail that no longer extends its last signed head is not signed over;
+    that is logged as an error on every tick until someone looks (GET /api/v1/audit/verify)."""
+    interval = timedelta(minutes=ctx.extras["settings"].audit_head_minutes)
+    try:
+        async with transaction(ctx.sessionmaker) as session:
+            signed = await audit.sign_if_due(session, ctx.extras["signer"], ctx.clock.now(), interval)
+    except audit.ChainBroken as exc:
+        log.error(
+            "the audit trail does not extend its last signed head: %s", "; ".join(exc.extra["offenders"])
+        )
+        return
+    if signed is not None:
+        log.info("audit trail head signed at %d: %s", signed.head.sequence, signed.head.chain_hash)
 
 
 @job("trading.notify")
