@@ -32,6 +32,7 @@ from accounts import service as accounts_service
 from accounts.controllers import AuditController, AuthController, OrganisationController
 from accounts.guards import AuthenticationMiddleware, provide_optional_principal, provide_principal, public
 from accounts.security import PasswordCost, Principal, configure_password_cost
+from accounts.signin import SignInThrottle, build_throttle
 from bidding.controllers import TransparencyController
 from escrow.controllers import BankController, DepositController, LedgerController, SupervisionController
 from evaluation.controllers import EVALUATION_CONTROLLERS
@@ -62,6 +63,7 @@ class Runtime:
     queue: JobQueue
     dispatcher: OutboxDispatcher
     signer: LogSigner
+    throttle: SignInThrottle
     run_chronograph: bool = True
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
@@ -93,6 +95,7 @@ class Runtime:
             await task
         self._tasks.clear()
         await self.queue.close()
+        await self.throttle.close()
         await self.engine.dispose()
 
 
@@ -121,8 +124,9 @@ def build_runtime(
     store: ObjectStore | None = None,
     engine: AsyncEngine | None = None,
     queue: JobQueue | None = None,
+    throttle: SignInThrottle | None = None,
 ) -> Runtime:
-    """Wire the runtime from settings; tests pass their own clock, store, engine or queue."""
+    """Wire the runtime from settings; tests pass their own clock, store, engine, queue or throttle."""
     clock = clock or SystemClock()
     configure_password_cost(
         PasswordCost(settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism)
@@ -147,6 +151,7 @@ def build_runtime(
         queue,
         dispatcher,
         signer,
+        throttle or build_throttle(settings),
         run_chronograph=not settings.redis_url,
     )
 
@@ -452,6 +457,7 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = True) -> Litestar:
             "object_store": Provide(lambda: runtime.store, sync_to_thread=False),
             "signer": Provide(lambda: runtime.signer, sync_to_thread=False),
             "sessionmaker": Provide(lambda: runtime.sessionmaker, sync_to_thread=False),
+            "throttle": Provide(lambda: runtime.throttle, sync_to_thread=False),
             "principal": Provide(provide_principal),
             "request_principal": Provide(provide_optional_principal, sync_to_thread=False),
         },
