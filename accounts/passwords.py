@@ -35,7 +35,7 @@ COMMON_FILE = Path(__file__).with_name("common_passwords.txt")
 
 # Sequences a run is looked for in, each also read backwards. The digits wrap (…7890123…).
 RUNS = (
-    "01234567890123456789",
+    "012345678901234567890123456789",
     string.ascii_lowercase,
     "qwertyuiopasdfghjklzxcvbnm",
     "1qaz2wsx3edc4rfv5tgb6yhn7ujm8ik9ol0p",
@@ -71,8 +71,17 @@ def normalise(password: str) -> str:
 
 
 def _is_common(folded: str, common: frozenset[str]) -> bool:
-    candidates = {folded, folded.strip(_DRESSING), folded.strip(string.punctuation + " ")}
-    return any(c and c in common for c in candidates)
+    """The password, or its middle once any digits, symbols or spaces before and after are taken off (in
+    every way they can be: `abc123` + `45` is `abc123` dressed), is a common password."""
+    size = len(folded)
+    lead = size - len(folded.lstrip(_DRESSING))
+    trail = size - len(folded.rstrip(_DRESSING))
+    return any(
+        folded[start:end] in common
+        for start in range(min(lead, size) + 1)
+        for end in range(max(size - trail, start), size + 1)
+        if end > start
+    )
 
 
 def _is_repeated(folded: str) -> bool:

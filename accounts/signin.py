@@ -77,7 +77,7 @@ class RedisThrottleStore:
                     raw = await pipe.hgetall(name)  # type: ignore[misc]
                     before = _decode(raw)
                     after = change(before)
-                    pipe.multi()
+                    pipe.multi()  # type: ignore[no-untyped-call]
                     if after == State():
                         pipe.delete(name)
                     else:
