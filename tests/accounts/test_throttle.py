@@ -7,7 +7,7 @@ import asyncio
 import secrets
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -144,7 +144,7 @@ async def test_two_api_processes_lock_an_account_together(
         runtimes.append(rt)
     clients = [
         httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=create_app(rt, manage_runtime=False)),
+            transport=httpx.ASGITransport(app=cast(Any, create_app(rt, manage_runtime=False))),
             base_url="http://testserver",
         )
         for rt in runtimes
