@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -45,6 +46,7 @@ from storage.problems import PreconditionFailed, Problem, field_error
 from storage.settings import Settings
 from storage.signing import LogSigner
 from trading import jobs as trading_jobs
+from trading import service as trading_service
 from trading.controllers import TRADING_CONTROLLERS
 
 log = logging.getLogger("ggzy")
@@ -293,6 +295,8 @@ def _refused_attempt(exc: Exception, scope: Scope, now: datetime) -> accounts_se
     detail: dict[str, Any] = {"status": exc.status, "method": scope.get("method"), "path": scope.get("path")}
     if exc.rule:
         detail["rule"] = exc.rule
+    if tender_id:  # a refused attempt on a tender may show a bidder's interest in it (W-20)
+        detail["sealed_tender"] = str(tender_id)
     return accounts_service.Refusal(
         actor=principal,
         action=action[:60],
@@ -378,6 +382,12 @@ def _runtime(state: State) -> Runtime:
 SAFE_METHODS = frozenset({"GET", "HEAD"})
 
 
+async def provide_sealed_tenders(session: AsyncSession) -> frozenset[uuid.UUID]:
+    """Dependency: the tenders whose bids are still sealed (W-20), for packages below trading (the audit
+    trail) that must hide what shows a bidder taking part in them."""
+    return await trading_service.sealed_tender_ids(session)
+
+
 async def provide_session(state: State, request: Request[Any, Any, Any]) -> AsyncIterator[AsyncSession]:
     """The request's unit of work: committed when the handler succeeds, rolled back when it raises.
     GET and HEAD only read, so they take no write lock."""
@@ -458,6 +468,7 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = True) -> Litestar:
             "signer": Provide(lambda: runtime.signer, sync_to_thread=False),
             "sessionmaker": Provide(lambda: runtime.sessionmaker, sync_to_thread=False),
             "throttle": Provide(lambda: runtime.throttle, sync_to_thread=False),
+            "sealed_tenders": Provide(provide_sealed_tenders),
             "principal": Provide(provide_principal),
             "request_principal": Provide(provide_optional_principal, sync_to_thread=False),
         },

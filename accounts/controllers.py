@@ -338,13 +338,15 @@ class AuditController(Controller):
     async def list_events(
         self,
         session: AsyncSession,
+        sealed_tenders: frozenset[uuid.UUID],
         object_type: str | None = None,
         object_id: str | None = None,
         actor_organisation_id: uuid.UUID | None = None,
         cursor: str | None = None,
         limit: int = Parameter(default=50),
     ) -> dict[str, Any]:
-        """Audit events, newest first."""
+        """Audit events, newest first. An event that shows a bidder taking part in a tender whose bids are
+        still sealed is left out until the deadline (W-20), for every reader."""
         rows, next_cursor = await service.list_audit(
             session,
             object_type=object_type,
@@ -352,5 +354,6 @@ class AuditController(Controller):
             actor_organisation_id=actor_organisation_id,
             cursor=cursor,
             limit=limit,
+            sealed=sealed_tenders,
         )
         return {"items": [audit_read(e) for e in rows], "next_cursor": next_cursor}

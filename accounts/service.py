@@ -9,13 +9,14 @@ import base64
 import hashlib
 import logging
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -57,9 +58,16 @@ async def record(
     now: datetime,
     *,
     outcome: str = "ok",
+    sealed_tender: uuid.UUID | str | None = None,
     **detail: Any,
 ) -> None:
-    """Append one event to the audit trail, in the caller's transaction (E-04)."""
+    """Append one event to the audit trail, in the caller's transaction (E-04).
+
+    `sealed_tender` marks an event that shows a bidder taking part in that tender (obtaining its documents,
+    bidding, paying a deposit …): the trail hides it from everyone while the tender's bids are sealed, and
+    shows it, with the mark, once they are not (W-20)."""
+    if sealed_tender is not None:
+        detail["sealed_tender"] = str(sealed_tender)
     session.add(
         AuditEvent(
             at=now,
@@ -774,10 +782,15 @@ async def list_audit(
     actor_organisation_id: uuid.UUID | None,
     cursor: str | None,
     limit: int,
+    sealed: Collection[uuid.UUID] = (),
 ) -> tuple[list[AuditEvent], str | None]:
-    """Audit events, newest first, filtered, one page at a time."""
+    """Audit events, newest first, filtered, one page at a time; events marked with a tender in `sealed`
+    (whose bids are still sealed) are left out (W-20)."""
     limit = check_limit(limit)
     query = select(AuditEvent).order_by(AuditEvent.at.desc(), AuditEvent.id.desc()).limit(limit + 1)
+    if sealed:
+        mark = AuditEvent.detail["sealed_tender"].as_string()
+        query = query.where(or_(mark.is_(None), mark.not_in(sorted(str(t) for t in sealed))))
     if object_type:
         query = query.where(AuditEvent.object_type == object_type)
     if object_id:
