@@ -360,7 +360,8 @@ class DocumentController(Controller):
     ) -> list[schemas.ObjectionRead]:
         """Objections on the tender (a bidder sees its own); before the deadline only the objector is named."""
         return [
-            objection_read(o, shown) for o, shown in await service.list_objections(session, principal, tender_id)
+            objection_read(o, shown)
+            for o, shown in await service.list_objections(session, principal, tender_id)
         ]
 
     @post(
