@@ -153,9 +153,23 @@ class Embargo:
         """True for a deposit (an id or its string) of a sealed tender."""
         return deposit_id is not None and uuid.UUID(str(deposit_id)) in self.deposits
 
+    def _hidden(self, row: dict[str, Any], key: str) -> bool:
+        return self.hides(row.get(key)) or row.get("account") in self.accounts
+
     def rows(self, rows: list[dict[str, Any]], key: str = "deposit_id") -> list[dict[str, Any]]:
         """`rows` without those tied to a hidden deposit (by `key`) or sub-account (by `account`)."""
-        return [r for r in rows if not self.hides(r.get(key)) and r.get("account") not in self.accounts]
+        return [r for r in rows if not self._hidden(r, key)]
+
+    def lights(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Refund obligations with the sub-account and deposit of a sealed tender's taken out: a refund due
+        before the deadline (W-05) keeps its S-01 light for those who supervise it, but not whose it is."""
+        return [
+            {**r, "account": SEALED_ACCOUNT, "deposit_id": None} if self._hidden(r, "deposit_id") else r
+            for r in rows
+        ]
+
+
+SEALED_ACCOUNT = "sealed until the tender's deadline (W-20)"
 
 
 async def embargo_for(session: AsyncSession, principal: Principal) -> Embargo:
@@ -712,10 +726,14 @@ class SupervisionController(Controller):
         light: Annotated[Literal["green", "yellow", "red"] | None, Parameter(query="light")] = None,
         fmt: Annotated[Format, Parameter(query="format")] = "json",
     ) -> Any:
-        """Refund obligations with their due dates and supervision lights (S-01); outside the centre, not
-        those of tenders whose bids are sealed (W-20)."""
+        """Refund obligations with their due dates and supervision lights (S-01). Outside the centre, those
+        of tenders whose bids are sealed keep their lights but not whose they are, and one such tender's
+        cannot be asked for (W-20)."""
         cal = await trading.working_calendar(session)
-        rows = (await embargo_for(session, principal)).rows(
+        embargo = await embargo_for(session, principal)
+        if tender_id in embargo.tenders:
+            raise _sealed_refusal("The refunds of this tender")
+        rows = embargo.lights(
             await audit.obligation_rows(
                 session,
                 await service.obligations_list(session, tender_id=tender_id),
@@ -739,7 +757,7 @@ class SupervisionController(Controller):
     ) -> Any:
         """Refunds overdue now, and those paid after their due day."""
         cal = await trading.working_calendar(session)
-        rows = (await embargo_for(session, principal)).rows(
+        rows = (await embargo_for(session, principal)).lights(
             await audit.overdue_rows(session, cal, local_date(clock.now()))
         )
         return await _json_or_file(
