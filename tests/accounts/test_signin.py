@@ -488,3 +488,61 @@ async def test_an_approved_organisation_signs_in_and_acts(api: Api) -> None:
     assert (
         await api.client.post("/api/v1/tenders", json=api.tender_body(), headers=bearer(token))
     ).status_code == 201
+
+
+# ---------------------------------------------------------------- the command line
+
+
+async def test_ggzy_accounts_password_changes_the_password_over_http(api: Api) -> None:
+    from accounts.cli import password_over_http
+
+    agency = await api.organisation("agency")
+    await password_over_http(api.client, agency.username, PASSWORD, "a brand new passphrase 7")
+    assert (
+        await api.post(LOGIN, json={"username": agency.username, "password": "a brand new passphrase 7"})
+    ).status_code == 200
+
+
+async def test_ggzy_accounts_password_names_the_policys_reasons(api: Api) -> None:
+    import click
+
+    from accounts.cli import password_over_http
+
+    agency = await api.organisation("agency")
+    with pytest.raises(click.ClickException) as refused:
+        await password_over_http(api.client, agency.username, PASSWORD, "password12")
+    assert refused.value.message == (
+        "The password is too easy to guess: shorter than 15 characters; a commonly used password. "
+        "(new_password: shorter than 15 characters; new_password: a commonly used password)"
+    )
+    for _ in range(FREE):
+        await wrong(api, agency.username)
+    with pytest.raises(click.ClickException, match="Try again in 60 seconds"):
+        await password_over_http(api.client, agency.username, PASSWORD, "a brand new passphrase 7")
+
+
+def test_ggzy_accounts_bootstrap_refuses_a_weak_password(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from app import cli, register_package_commands
+
+    register_package_commands()
+    monkeypatch.setenv("GGZY_VAR_DIR", str(tmp_path))
+    result = CliRunner().invoke(
+        cli,
+        [
+            "accounts",
+            "bootstrap",
+            "--credit-code",
+            credit_code(),
+            "--username",
+            "centre",
+            "--password",
+            "centre123456",
+        ],
+    )
+    assert result.exit_code == 1
+    assert "shorter than 15 characters" in result.output
+    assert not (tmp_path / "ggzy.db").exists()
