@@ -499,10 +499,12 @@ async def test_w05_a_bid_withdrawn_before_the_deadline_is_refunded_within_five_d
     r = await api.post(f"{T}/{tender['id']}/bids/{bid.bid_id}/withdraw", bid.bidder)
     assert r.status_code == 200, r.text
     assert r.json()["status"] == "withdrawn" and at(r.json()["withdrawn_at"]) == sh(2026, 3, 2, 9)
+    problem(await api.post(f"{T}/{tender['id']}/bids/{bid.bid_id}/withdraw", bid.bidder), 409)
+    assert await audit(api, "bid", bid.bid_id) == []  # who withdrew stays sealed until the deadline (W-20)
+    await api.at(DEADLINE)
     [event] = [e for e in await audit(api, "bid", bid.bid_id) if e["action"] == "bid.withdraw"]
     # Mon 03-02 + 5 days = Sat 03-07, a rest day: the refund is due on Mon 03-09 (P-02).
     assert event["detail"]["deposit_refund_due"] == "2026-03-09"
-    problem(await api.post(f"{T}/{tender['id']}/bids/{bid.bid_id}/withdraw", bid.bidder), 409)
 
 
 async def test_w05_a_withdrawn_bid_does_not_count_toward_the_three_needed(api: Api) -> None:
