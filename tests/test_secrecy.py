@@ -537,7 +537,7 @@ async def snapshot(w: World, walked: list[Route]) -> Snapshot:
 def walked_here(event: dict[str, Any]) -> bool:
     """One of the walk's own refused reads: audited (as every refusal is) with the path the walk asked, ids
     it chose included; not what the trail shows of the bidders."""
-    return event["outcome"] == "refused" and event["detail"].get("method") == "GET"
+    return bool(event["outcome"] == "refused" and event["detail"].get("method") == "GET")
 
 
 def tender_links(w: World) -> set[str]:
@@ -646,8 +646,8 @@ async def test_before_the_deadline_nobody_outside_the_law_sees_who_takes_part_or
     by_id = {}
     for route in walked:
         if "{deposit_id" in route.path or "{organisation_id" in route.path:
-            for name, viewer in w.viewers.items():
-                r = await read(w, route, viewer, BASE_QUERY.get(route.operation_id))
+            for name, actor in w.viewers.items():
+                r = await read(w, route, actor, BASE_QUERY.get(route.operation_id))
                 by_id[(name, route.path)] = body_of(r)
 
     found: list[str] = []
