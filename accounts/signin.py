@@ -18,9 +18,10 @@ from datetime import datetime
 from typing import Protocol
 
 from redis import asyncio as aioredis
-from redis.exceptions import WatchError
+from redis.exceptions import RedisError, WatchError
 
 from accounts.throttle import Policy, State, after_failure, retry_after
+from storage.problems import ServiceUnavailable
 from storage.settings import Settings
 
 Update = Callable[[State], State]
@@ -69,6 +70,16 @@ class RedisThrottleStore:
         self._prefix = prefix
 
     async def update(self, key: str, change: Update, keep_seconds: float) -> tuple[State, State]:
+        try:
+            return await self._update(key, change, keep_seconds)
+        except (RedisError, OSError) as exc:
+            # Fail closed: without the shared counts nobody is let through to guess.
+            raise ServiceUnavailable(
+                "Sign-in is unavailable for a moment (its guard cannot be reached); try again shortly.",
+                headers={"Retry-After": "5"},
+            ) from exc
+
+    async def _update(self, key: str, change: Update, keep_seconds: float) -> tuple[State, State]:
         name = self._prefix + key
         async with self._redis.pipeline(transaction=True) as pipe:
             while True:

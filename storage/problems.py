@@ -142,3 +142,11 @@ class TooManyRequests(Problem):
 
     def __init__(self, detail: str, *, retry_after: int, **extra: Any) -> None:
         super().__init__(detail, headers={"Retry-After": str(retry_after)}, retry_after=retry_after, **extra)
+
+
+class ServiceUnavailable(Problem):
+    """A service the request needs is out of reach; nothing was done, try again later."""
+
+    status = 503
+    slug = "unavailable"
+    title = "Service unavailable"

@@ -170,3 +170,18 @@ async def test_two_api_processes_lock_an_account_together(
         for rt in runtimes:
             await rt.throttle.close()
             await rt.queue.close()
+
+
+async def test_sign_in_fails_closed_when_redis_is_out_of_reach(api: Api) -> None:
+    agency = await api.organisation("agency")
+    api.runtime.throttle = build_throttle(
+        api.runtime.settings, RedisThrottleStore("redis://127.0.0.1:9/0", prefix="ggzy:test:down:")
+    )
+    try:
+        r = await api.post("/api/v1/auth/login", json={"username": agency.username, "password": PASSWORD})
+        assert r.status_code == 503, r.text
+        assert r.json()["type"] == "tag:ggzy,2026:problem/unavailable"
+        assert r.headers["retry-after"] == "5"
+        assert "access_token" not in r.json()
+    finally:
+        await api.runtime.throttle.close()
