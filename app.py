@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from accounts import service as accounts_service
 from accounts.controllers import AuditController, AuditHeadController, AuthController, OrganisationController
 from accounts.guards import AuthenticationMiddleware, provide_optional_principal, provide_principal, public
 from accounts.security import PasswordCost, Principal, configure_password_cost
+from accounts.signin import SignInThrottle, build_throttle
 from bidding.controllers import TransparencyController
 from escrow.controllers import (
     BankController,
@@ -50,6 +52,7 @@ from storage.problems import PreconditionFailed, Problem, field_error
 from storage.settings import Settings
 from storage.signing import LogSigner
 from trading import jobs as trading_jobs
+from trading import service as trading_service
 from trading.controllers import TRADING_CONTROLLERS
 
 log = logging.getLogger("ggzy")
@@ -68,6 +71,7 @@ class Runtime:
     queue: JobQueue
     dispatcher: OutboxDispatcher
     signer: LogSigner
+    throttle: SignInThrottle
     run_chronograph: bool = True
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
@@ -99,6 +103,7 @@ class Runtime:
             await task
         self._tasks.clear()
         await self.queue.close()
+        await self.throttle.close()
         await self.engine.dispose()
 
 
@@ -127,8 +132,9 @@ def build_runtime(
     store: ObjectStore | None = None,
     engine: AsyncEngine | None = None,
     queue: JobQueue | None = None,
+    throttle: SignInThrottle | None = None,
 ) -> Runtime:
-    """Wire the runtime from settings; tests pass their own clock, store, engine or queue."""
+    """Wire the runtime from settings; tests pass their own clock, store, engine, queue or throttle."""
     clock = clock or SystemClock()
     configure_password_cost(
         PasswordCost(settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism)
@@ -153,6 +159,7 @@ def build_runtime(
         queue,
         dispatcher,
         signer,
+        throttle or build_throttle(settings),
         run_chronograph=not settings.redis_url,
     )
 
@@ -294,6 +301,8 @@ def _refused_attempt(exc: Exception, scope: Scope, now: datetime) -> accounts_se
     detail: dict[str, Any] = {"status": exc.status, "method": scope.get("method"), "path": scope.get("path")}
     if exc.rule:
         detail["rule"] = exc.rule
+    if tender_id:  # a refused attempt on a tender may show a bidder's interest in it (W-20)
+        detail["sealed_tender"] = str(tender_id)
     return accounts_service.Refusal(
         actor=principal,
         action=action[:60],
@@ -379,6 +388,12 @@ def _runtime(state: State) -> Runtime:
 SAFE_METHODS = frozenset({"GET", "HEAD"})
 
 
+async def provide_sealed_tenders(session: AsyncSession) -> frozenset[uuid.UUID]:
+    """Dependency: the tenders whose bids are still sealed (W-20), for packages below trading (the audit
+    trail) that must hide what shows a bidder taking part in them."""
+    return await trading_service.sealed_tender_ids(session)
+
+
 async def provide_session(state: State, request: Request[Any, Any, Any]) -> AsyncIterator[AsyncSession]:
     """The request's unit of work: committed when the handler succeeds, rolled back when it raises.
     GET and HEAD only read, so they take no write lock."""
@@ -460,6 +475,8 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = True) -> Litestar:
             "object_store": Provide(lambda: runtime.store, sync_to_thread=False),
             "signer": Provide(lambda: runtime.signer, sync_to_thread=False),
             "sessionmaker": Provide(lambda: runtime.sessionmaker, sync_to_thread=False),
+            "throttle": Provide(lambda: runtime.throttle, sync_to_thread=False),
+            "sealed_tenders": Provide(provide_sealed_tenders),
             "principal": Provide(provide_principal),
             "request_principal": Provide(provide_optional_principal, sync_to_thread=False),
         },

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from litestar import Controller, Response, get, post
+from litestar import Controller, Request, Response, get, post
 from litestar.params import Parameter
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from accounts import audit, auditchain, schemas, service
 from accounts.guards import authenticated, public, requires
-from accounts.models import ApiToken, AuditEvent, Organisation, PublicKey, User
+from accounts.models import ApiToken, AuditEvent, Organisation, PublicKey, RegistrationCollision, User
 from accounts.security import Principal
+from accounts.signin import SignInThrottle
 from storage.clock import Clock
 from storage.problems import NotFound, ValidationProblem, field_error
 from storage.settings import Settings
@@ -86,6 +87,38 @@ def audit_read(event: AuditEvent) -> schemas.AuditEventRead:
     )
 
 
+REGISTRATION_RECEIVED = schemas.RegistrationReceived(
+    status="received",
+    detail=(
+        "The registration is received. The centre checks it and your organisation's papers and contacts "
+        "you at the e-mail address you gave; you can sign in and act once it has approved your organisation."
+    ),
+)
+
+
+def client_address(request: Request[Any, Any, Any]) -> str | None:
+    """The address a request came from, as the server saw it (behind a proxy, run the server so that it
+    takes the proxy's X-Forwarded-For, e.g. uvicorn's --proxy-headers with --forwarded-allow-ips)."""
+    return request.client.host if request.client else None
+
+
+def collision_read(row: RegistrationCollision) -> schemas.RegistrationCollisionRead:
+    return schemas.RegistrationCollisionRead(
+        id=row.id,
+        submitted_at=row.submitted_at,
+        kind=row.kind,
+        organisation_name=row.organisation_name,
+        credit_code=row.credit_code,
+        username=row.username,
+        display_name=row.display_name,
+        contact_email=row.contact_email,
+        collides_on=list(row.collides_on),
+        status=row.status,
+        closed_at=row.closed_at,
+        note=row.note,
+    )
+
+
 class AuthController(Controller):
     """Sign-in and API tokens."""
 
@@ -94,18 +127,49 @@ class AuthController(Controller):
 
     @post("/login", operation_id="login", guards=[public], status_code=200)
     async def login(
-        self, data: schemas.LoginRequest, session: AsyncSession, clock: Clock, settings: Settings
+        self,
+        data: schemas.LoginRequest,
+        request: Request[Any, Any, Any],
+        session: AsyncSession,
+        clock: Clock,
+        settings: Settings,
+        throttle: SignInThrottle,
     ) -> schemas.AccessToken:
-        """Exchange a username and password for a bearer token."""
+        """Exchange a username and password for a bearer token. Throttled per account and per address: a
+        429 with `Retry-After` while either is locked out (the same for a username that does not exist)."""
         token, expires, user = await service.login(
             session,
             data.username,
             data.password,
+            throttle=throttle,
+            address=client_address(request),
             secret=settings.secret_key,
             ttl=timedelta(minutes=settings.token_ttl_minutes),
             now=clock.now(),
         )
         return schemas.AccessToken(token, "Bearer", expires, user_read(user))
+
+    @post("/password", operation_id="change_password", guards=[authenticated], status_code=204)
+    async def change_password(
+        self,
+        data: schemas.PasswordChange,
+        request: Request[Any, Any, Any],
+        principal: Principal,
+        session: AsyncSession,
+        clock: Clock,
+        throttle: SignInThrottle,
+    ) -> None:
+        """Change the caller's own password (the current one is checked under the sign-in throttle, the new
+        one against the password policy); bearer tokens issued before now stop working."""
+        await service.change_password(
+            session,
+            principal,
+            data.current_password,
+            data.new_password,
+            throttle=throttle,
+            address=client_address(request),
+            now=clock.now(),
+        )
 
     @get("/me", operation_id="whoami", guards=[authenticated])
     async def me(self, principal: Principal, session: AsyncSession) -> dict[str, Any]:
@@ -151,13 +215,45 @@ class OrganisationController(Controller):
     path = "/api/v1"
     tags = ["accounts"]
 
-    @post("/registrations", operation_id="register_organisation", guards=[public])
+    @post("/registrations", operation_id="register_organisation", guards=[public], status_code=202)
     async def register(
         self, data: schemas.RegistrationCreate, session: AsyncSession, clock: Clock
-    ) -> schemas.RegistrationRead:
-        """A bidder or agency registers; it can sign in at once but acts only after the centre approves."""
-        org, user = await service.register(session, data, clock.now())
-        return schemas.RegistrationRead(org_read(org), user_read(user))
+    ) -> schemas.RegistrationReceived:
+        """A bidder or agency registers; it acts once the centre approves it. The answer is the same whether
+        or not the username or the credit code is taken (a taken one goes to the centre, which contacts
+        the applicant)."""
+        await service.register(session, data, clock.now())
+        return REGISTRATION_RECEIVED
+
+    @get(
+        "/registrations/collisions",
+        operation_id="list_registration_collisions",
+        guards=[requires("centre")],
+    )
+    async def collisions(
+        self, session: AsyncSession, status: Literal["open", "closed"] | None = None
+    ) -> list[schemas.RegistrationCollisionRead]:
+        """Registrations whose username or credit code was taken, for the centre to contact the applicant."""
+        return [collision_read(c) for c in await service.list_collisions(session, status)]
+
+    @post(
+        "/registrations/collisions/{collision_id:uuid}/close",
+        operation_id="close_registration_collision",
+        guards=[requires("centre")],
+        status_code=200,
+    )
+    async def close_collision(
+        self,
+        collision_id: uuid.UUID,
+        data: schemas.CollisionClose,
+        principal: Principal,
+        session: AsyncSession,
+        clock: Clock,
+    ) -> schemas.RegistrationCollisionRead:
+        """Close a collision once the applicant has been contacted; its password hash is forgotten."""
+        return collision_read(
+            await service.close_collision(session, principal, collision_id, data.note, clock.now())
+        )
 
     @post("/organisations", operation_id="create_organisation", guards=[requires("centre")])
     async def create(
@@ -248,13 +344,15 @@ class AuditController(Controller):
     async def list_events(
         self,
         session: AsyncSession,
+        sealed_tenders: frozenset[uuid.UUID],
         object_type: str | None = None,
         object_id: str | None = None,
         actor_organisation_id: uuid.UUID | None = None,
         cursor: str | None = None,
         limit: int = Parameter(default=50),
     ) -> dict[str, Any]:
-        """Audit events, newest first."""
+        """Audit events, newest first. An event that shows a bidder taking part in a tender whose bids are
+        still sealed is left out until the deadline (W-20), for every reader."""
         rows, next_cursor = await service.list_audit(
             session,
             object_type=object_type,
@@ -262,6 +360,7 @@ class AuditController(Controller):
             actor_organisation_id=actor_organisation_id,
             cursor=cursor,
             limit=limit,
+            sealed=sealed_tenders,
         )
         return {"items": [audit_read(e) for e in rows], "next_cursor": next_cursor}
 

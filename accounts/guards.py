@@ -19,7 +19,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 from accounts import security, service
 from accounts.security import Principal
 from storage.db import transaction
-from storage.problems import Forbidden, Unauthenticated
+from storage.problems import Forbidden, Problem, Unauthenticated
 
 Guard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], Awaitable[None]]
 
@@ -39,12 +39,16 @@ class AuthenticationMiddleware(ASGIMiddleware):
         scope["auth"] = None
         if header is not None:
             state = scope["litestar_app"].state
-            scope["user"] = await _authenticate(header, state)
+            try:
+                scope["user"] = await _authenticate(header, state)
+                refused: Problem | None = None
+            except Problem as exc:  # e.g. the caller's organisation awaits approval
+                refused = exc
             if scope["user"] is None:
                 from app import problem_asgi_response
 
                 await problem_asgi_response(
-                    Unauthenticated("The bearer token is invalid or has expired; sign in again."),
+                    refused or Unauthenticated("The bearer token is invalid or has expired; sign in again."),
                     scope,
                     receive,
                     send,

@@ -38,6 +38,8 @@ class User(IdMixin, Base):
     roles: Mapped[list[Any]]
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime]
+    # Bearer tokens issued before this instant are refused: a new password signs every session out.
+    password_changed_at: Mapped[datetime | None]
 
 
 class ApiToken(IdMixin, Base):
@@ -118,3 +120,26 @@ class AuditHead(Base):
     signed_at: Mapped[datetime]
     key_id: Mapped[str] = mapped_column(String(16))
     signature: Mapped[str] = mapped_column(String(100))
+
+
+class RegistrationCollision(IdMixin, Base):
+    """A self-registration whose username or credit code was already taken. The applicant is answered
+    exactly as any other applicant (so registration tells nobody which names exist); the centre reads the
+    collision here and contacts the applicant. The password hash is kept only while the collision is open,
+    so that the applicant's sign-in answers "awaiting approval" like any other applicant's."""
+
+    __tablename__ = "registration_collisions"
+
+    submitted_at: Mapped[datetime] = mapped_column(index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    organisation_name: Mapped[str] = mapped_column(String(200))
+    credit_code: Mapped[str] = mapped_column(String(18))
+    username: Mapped[str] = mapped_column(String(64), index=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    contact_email: Mapped[str] = mapped_column(String(200))
+    collides_on: Mapped[list[Any]]
+    password_hash: Mapped[str | None] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20), default="open")
+    closed_at: Mapped[datetime | None]
+    closed_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
+    note: Mapped[str | None] = mapped_column(String(2000))

@@ -11,7 +11,8 @@ import msgspec
 OrgKind = Literal["centre", "agency", "bidder", "employer", "supervisor", "auditor", "regulator"]
 Role = Literal["centre", "agency", "bidder", "expert", "supervisor", "auditor", "regulator"]
 Username = Annotated[str, msgspec.Meta(min_length=3, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$")]
-Password = Annotated[str, msgspec.Meta(min_length=10, max_length=256)]
+# Any length is parsed; the password policy (accounts.passwords) answers a short one with its reason.
+Password = Annotated[str, msgspec.Meta(max_length=256)]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 
 
@@ -28,7 +29,41 @@ class RegistrationCreate(Strict):
     username: Username
     password: Password
     display_name: Name
-    contact_email: Annotated[str, msgspec.Meta(max_length=200, pattern=r"^[^@\s]+@[^@\s]+$")] | None = None
+    # Required: the centre contacts the applicant here (about its papers, or when a name was taken).
+    contact_email: Annotated[str, msgspec.Meta(max_length=200, pattern=r"^[^@\s]+@[^@\s]+$")]
+
+
+class RegistrationReceived(msgspec.Struct):
+    """The one answer every registration gets, whether or not a name it gives was taken."""
+
+    status: str
+    detail: str
+
+
+class RegistrationCollisionRead(msgspec.Struct):
+    """A registration whose username or credit code was taken, for the centre (never the password)."""
+
+    id: uuid.UUID
+    submitted_at: datetime
+    kind: str
+    organisation_name: str
+    credit_code: str
+    username: str
+    display_name: str
+    contact_email: str
+    collides_on: list[str]
+    status: str
+    closed_at: datetime | None
+    note: str | None
+
+
+class CollisionClose(Strict):
+    note: Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
+
+
+class PasswordChange(Strict):
+    current_password: Annotated[str, msgspec.Meta(max_length=256)]
+    new_password: Password
 
 
 class OrganisationCreate(Strict):
@@ -67,11 +102,6 @@ class UserRead(msgspec.Struct):
     display_name: str
     roles: list[str]
     active: bool
-
-
-class RegistrationRead(msgspec.Struct):
-    organisation: OrganisationRead
-    user: UserRead
 
 
 class LoginRequest(Strict):

@@ -60,6 +60,7 @@ class Principal:
     roles: frozenset[str]
     username: str
     via: str = "jwt"
+    issued_at: int | None = None  # a bearer token's `iat` (Unix seconds); None for API tokens
 
     def has(self, *roles: str) -> bool:
         """True when the principal holds any of `roles`."""
@@ -118,7 +119,13 @@ def decode_access_token(token: str, secret: str, now: datetime) -> Principal | N
         if not int(claims["nbf"]) <= now.timestamp() < int(claims["exp"]):
             return None
         roles = frozenset(str(r) for r in claims["roles"]) & ROLES
-        return Principal(uuid.UUID(claims["sub"]), uuid.UUID(claims["org"]), roles, str(claims["name"]))
+        return Principal(
+            uuid.UUID(claims["sub"]),
+            uuid.UUID(claims["org"]),
+            roles,
+            str(claims["name"]),
+            issued_at=int(claims["iat"]),
+        )
     except (jwt.PyJWTError, KeyError, ValueError, TypeError):
         return None
 

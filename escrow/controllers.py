@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -24,7 +25,7 @@ from escrow import audit, conflicts, journal, ledger, published, schemas, servic
 from escrow.models import BankLineConflict, Deposit, Guarantee
 from storage.clock import Clock
 from storage.objects import ObjectStore
-from storage.problems import NotFound, Problem, Unauthenticated, ValidationProblem, field_error
+from storage.problems import Forbidden, NotFound, Problem, Unauthenticated, ValidationProblem, field_error
 from storage.settings import Settings
 from storage.signing import LogSigner
 from trading.calendar import local_date
@@ -139,6 +140,56 @@ INSTRUCTION_FIELDS = (
 Format = Literal["json", "csv", "xlsx"]
 
 
+@dataclass(frozen=True)
+class Embargo:
+    """What a reader of the escrow views who is not one of the centre's escrow officers must not see
+    before a tender's deadline (W-20): the deposits of tenders whose bids are still sealed, their
+    sub-accounts, bank lines, guarantees, refunds. The officers hold these facts because they must match
+    and refund the money; supervisors, auditors and the regulator see them once the deadline has passed."""
+
+    tenders: frozenset[uuid.UUID] = frozenset()
+    deposits: frozenset[uuid.UUID] = frozenset()
+    accounts: frozenset[str] = frozenset()
+
+    def hides(self, deposit_id: Any) -> bool:
+        """True for a deposit (an id or its string) of a sealed tender."""
+        return deposit_id is not None and uuid.UUID(str(deposit_id)) in self.deposits
+
+    def _hidden(self, row: dict[str, Any], key: str) -> bool:
+        return self.hides(row.get(key)) or row.get("account") in self.accounts
+
+    def rows(self, rows: list[dict[str, Any]], key: str = "deposit_id") -> list[dict[str, Any]]:
+        """`rows` without those tied to a hidden deposit (by `key`) or sub-account (by `account`)."""
+        return [r for r in rows if not self._hidden(r, key)]
+
+    def lights(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Refund obligations with the sub-account and deposit of a sealed tender's taken out: a refund due
+        before the deadline (W-05) keeps its S-01 light for those who supervise it, but not whose it is."""
+        return [
+            {**r, "account": SEALED_ACCOUNT, "deposit_id": None} if self._hidden(r, "deposit_id") else r
+            for r in rows
+        ]
+
+
+SEALED_ACCOUNT = "sealed until the tender's deadline (W-20)"
+
+
+async def embargo_for(session: AsyncSession, principal: Principal) -> Embargo:
+    """Nothing is hidden from the centre's escrow officers; from every other reader, what W-20 seals."""
+    if principal.has("centre"):
+        return Embargo()
+    tenders = await trading.sealed_tender_ids(session)
+    keys = await service.deposit_keys_of_tenders(session, tenders)
+    return Embargo(tenders, frozenset(k for k, _ in keys), frozenset(code for _, code in keys))
+
+
+def _sealed_refusal(what: str) -> Forbidden:
+    return Forbidden(
+        f"{what} names bidders of a tender whose bids are still sealed; it is shown after the deadline (W-20).",
+        rule="W-20",
+    )
+
+
 def _deposit(row: Deposit, held: int | None = None) -> dict[str, Any]:
     out = schemas.plain(row, DEPOSIT_FIELDS)
     if held is not None:
@@ -164,15 +215,29 @@ CONFLICT_FIELDS = (
 )
 
 
-def _checks(checks: list[ledger.Check]) -> dict[str, Any]:
+def _checks(checks: list[ledger.Check], embargo: Embargo | None = None) -> dict[str, Any]:
     return {
         "ok": all(c.ok for c in checks),
         "offender_limit": ledger.OFFENDER_LIMIT,
-        "checks": [
-            {"name": c.name, "ok": c.ok, "detail": c.detail, "offenders": list(c.offenders), "total": c.total}
-            for c in checks
-        ],
+        "checks": [_check(c, embargo) for c in checks],
     }
+
+
+def _check(check: ledger.Check, embargo: Embargo | None) -> dict[str, Any]:
+    """A check as the reader may see it. Outside the centre, a passing check says no more than that it
+    passed: its counts (deposits, accounts, entries, lines) grow as bidders obtain documents and pay, and
+    would count them for a tender whose bids are sealed (W-20). A failing check names its offenders, unless
+    one of them belongs to such a tender."""
+    shown = {"name": check.name, "ok": check.ok}
+    if embargo is None:
+        return {**shown, "detail": check.detail, "offenders": list(check.offenders), "total": check.total}
+    if check.ok:
+        return {**shown, "detail": None, "offenders": [], "total": 0}
+    named = " ".join([str(check.detail), *map(str, check.offenders)])
+    if any(code in named for code in embargo.accounts) or any(str(d) in named for d in embargo.deposits):
+        withheld = "withheld until the deadline of a tender it concerns (W-20); the centre sees it"
+        return {**shown, "detail": withheld, "offenders": [], "total": None}
+    return {**shown, "detail": check.detail, "offenders": list(check.offenders), "total": check.total}
 
 
 def _conflict(row: BankLineConflict) -> dict[str, Any]:
@@ -205,6 +270,21 @@ async def _json_or_file(
     return _file(content, media, f"{name}.{fmt}")
 
 
+def _fold_sealed(rows: list[dict[str, Any]], embargo: Embargo) -> list[dict[str, Any]]:
+    """The trial balance with the sub-accounts of sealed tenders summed into one line, so the totals still
+    balance and nobody learns which bidders hold money for which open tender, or how many."""
+    sealed = [r for r in rows if r["account"] in embargo.accounts]
+    if not sealed:
+        return rows
+    folded = {
+        "account": "deposits of tenders before their deadline (W-20)",
+        "kind": sealed[0]["kind"],
+        "debit_fen": sum(r["debit_fen"] for r in sealed),
+        "credit_fen": sum(r["credit_fen"] for r in sealed),
+    }
+    return [*(r for r in rows if r["account"] not in embargo.accounts), folded]
+
+
 class LedgerController(Controller):
     """The ledger's invariants and trial balance, checked from the stored rows."""
 
@@ -212,21 +292,30 @@ class LedgerController(Controller):
     tags = ["escrow"]
 
     @get("/verify", operation_id="verify_ledger", guards=[READERS])
-    async def verify(self, session: AsyncSession, clock: Clock, signer: LogSigner) -> dict[str, Any]:
+    async def verify(
+        self, session: AsyncSession, principal: Principal, clock: Clock, signer: LogSigner
+    ) -> dict[str, Any]:
         """Check every ledger and deposit invariant and the signed heads (the same program as
-        `ggzy verify ledger`); each check names every offender up to `offender_limit`, with the total."""
+        `ggzy verify ledger`); each check names every offender up to `offender_limit`, with the total. The
+        centre sees every check's detail; other readers see which checks pass, and the details and offenders
+        of failing ones unless they concern a tender whose bids are still sealed (W-20)."""
         cal = await trading.working_calendar(session)
-        return _checks(await audit.verify(session, cal, clock.now(), signer.public_raw))
+        embargo = None if principal.has("centre") else await embargo_for(session, principal)
+        return _checks(await audit.verify(session, cal, clock.now(), signer.public_raw), embargo)
 
     @get("/trial-balance", operation_id="trial_balance", guards=[READERS])
     async def trial_balance(
         self,
         session: AsyncSession,
+        principal: Principal,
         at: Annotated[datetime | None, Parameter(query="at")] = None,
         fmt: Annotated[Format, Parameter(query="format")] = "json",
     ) -> Any:
-        """Every account's posted balance at an instant (now by default); debits and credits total alike."""
-        rows = await journal.trial_balance(session, _aware("at", at))
+        """Every account's posted balance at an instant (now by default); debits and credits total alike.
+        Outside the centre, the sub-accounts of tenders whose bids are sealed are shown as one line (W-20)."""
+        rows = _fold_sealed(
+            await journal.trial_balance(session, _aware("at", at)), await embargo_for(session, principal)
+        )
         body = {
             "at": at.isoformat() if at else None,
             "accounts": rows,
@@ -260,9 +349,10 @@ class DepositController(Controller):
     ) -> dict[str, Any]:
         """A deposit from arrival to refund (the bidder's own, or any for the centre, auditors, supervisors)."""
         deposit = await service.get_deposit(session, deposit_id)
-        if (
+        own = deposit.organisation_id == principal.organisation_id and principal.has("bidder")
+        if not own and (
             not principal.has("auditor", "centre", "supervisor")
-            and deposit.organisation_id != principal.organisation_id
+            or (await embargo_for(session, principal)).hides(deposit.id)
         ):
             raise NotFound("No such deposit.")
         life = await service.deposit_life(session, deposit.id)
@@ -440,12 +530,14 @@ class BankController(Controller):
     async def statement(
         self,
         session: AsyncSession,
+        principal: Principal,
         statement_id: uuid.UUID,
         fmt: Annotated[Format, Parameter(query="format")] = "json",
     ) -> Any:
-        """The lines a statement brought, and where each went."""
+        """The lines a statement brought, and where each went (outside the centre, without the lines paid
+        into the deposits of tenders whose bids are sealed, W-20)."""
         lines = await service.statement_lines(session, statement_id)
-        rows = audit.line_rows(lines)
+        rows = (await embargo_for(session, principal)).rows(audit.line_rows(lines))
         return await _json_or_file(
             fmt, f"statement-{statement_id}", [("Lines", audit.LINE_COLUMNS, rows)], rows
         )
@@ -506,10 +598,11 @@ class BankController(Controller):
         return schemas.plain(row, GUARANTEE_FIELDS)
 
     @get("/guarantees", operation_id="list_guarantees", guards=[READERS])
-    async def guarantees(self, session: AsyncSession) -> list[dict[str, Any]]:
-        """Every guarantee lodged, newest first."""
+    async def guarantees(self, session: AsyncSession, principal: Principal) -> list[dict[str, Any]]:
+        """Every guarantee lodged, newest first (outside the centre, not those of sealed tenders, W-20)."""
         rows = await session.scalars(select(Guarantee).order_by(Guarantee.submitted_at.desc()))
-        return [schemas.plain(g, GUARANTEE_FIELDS) for g in rows]
+        embargo = await embargo_for(session, principal)
+        return [schemas.plain(g, GUARANTEE_FIELDS) for g in rows if not embargo.hides(g.deposit_id)]
 
     @post("/rates", operation_id="set_rate", guards=[CENTRE])
     async def set_rate(
@@ -547,12 +640,16 @@ class BankController(Controller):
         return [schemas.plain(b, BATCH_FIELDS) for b in await service.list_batches(session)]
 
     @get("/batches/{batch_id:uuid}", operation_id="get_refund_batch", guards=[READERS])
-    async def batch(self, session: AsyncSession, batch_id: uuid.UUID) -> dict[str, Any]:
-        """A batch and its instructions with their results."""
+    async def batch(self, session: AsyncSession, principal: Principal, batch_id: uuid.UUID) -> dict[str, Any]:
+        """A batch and its instructions with their results (outside the centre, without the refunds of
+        tenders whose bids are sealed, W-20)."""
         batch, rows = await service.batch_of(session, batch_id)
+        embargo = await embargo_for(session, principal)
         return {
             "batch": schemas.plain(batch, BATCH_FIELDS),
-            "instructions": [schemas.plain(i, INSTRUCTION_FIELDS) for i in rows],
+            "instructions": [
+                schemas.plain(i, INSTRUCTION_FIELDS) for i in rows if i.account_code not in embargo.accounts
+            ],
         }
 
     @get(
@@ -563,12 +660,18 @@ class BankController(Controller):
     async def batch_file(
         self,
         session: AsyncSession,
+        principal: Principal,
         settings: Settings,
         batch_id: uuid.UUID,
         fmt: Annotated[Literal["csv", "xml"], Parameter(query="format")] = "xml",
     ) -> Response[bytes]:
-        """The payment file for the bank (pain.001 XML or CSV), the same bytes every time."""
-        batch, _rows = await service.batch_of(session, batch_id)
+        """The payment file for the bank (pain.001 XML or CSV), the same bytes every time. An auditor gets
+        it once no refund in it belongs to a tender whose bids are sealed (W-20): the file is the bank's
+        and is never redacted."""
+        batch, rows = await service.batch_of(session, batch_id)
+        embargo = await embargo_for(session, principal)
+        if any(i.account_code in embargo.accounts for i in rows):
+            raise _sealed_refusal("This payment file")
         content = await service.batch_file(session, batch_id, fmt, settings)
         media = "application/xml" if fmt == "xml" else "text/csv; charset=utf-8"
         return _file(content, media, f"{batch.number}.{fmt}")
@@ -670,10 +773,18 @@ class SupervisionController(Controller):
 
     @get("/forfeitures", operation_id="list_forfeitures", guards=[READERS])
     async def forfeitures(
-        self, session: AsyncSession, status: Annotated[str | None, Parameter(query="status")] = None
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        status: Annotated[str | None, Parameter(query="status")] = None,
     ) -> list[dict[str, Any]]:
         """Forfeitures, newest first."""
-        return [schemas.plain(f, FORFEITURE_FIELDS) for f in await service.forfeitures(session, status)]
+        embargo = await embargo_for(session, principal)
+        return [
+            schemas.plain(f, FORFEITURE_FIELDS)
+            for f in await service.forfeitures(session, status)
+            if not embargo.hides(f.deposit_id)
+        ]
 
     @post(
         "/forfeitures/{forfeiture_id:uuid}/decision",
@@ -701,18 +812,26 @@ class SupervisionController(Controller):
     async def obligations(
         self,
         session: AsyncSession,
+        principal: Principal,
         clock: Clock,
         tender_id: Annotated[uuid.UUID | None, Parameter(query="tender_id")] = None,
         light: Annotated[Literal["green", "yellow", "red"] | None, Parameter(query="light")] = None,
         fmt: Annotated[Format, Parameter(query="format")] = "json",
     ) -> Any:
-        """Refund obligations with their due dates and supervision lights (S-01)."""
+        """Refund obligations with their due dates and supervision lights (S-01). Outside the centre, those
+        of tenders whose bids are sealed keep their lights but not whose they are, and one such tender's
+        cannot be asked for (W-20)."""
         cal = await trading.working_calendar(session)
-        rows = await audit.obligation_rows(
-            session,
-            await service.obligations_list(session, tender_id=tender_id),
-            cal,
-            local_date(clock.now()),
+        embargo = await embargo_for(session, principal)
+        if tender_id in embargo.tenders:
+            raise _sealed_refusal("The refunds of this tender")
+        rows = embargo.lights(
+            await audit.obligation_rows(
+                session,
+                await service.obligations_list(session, tender_id=tender_id),
+                cal,
+                local_date(clock.now()),
+            )
         )
         if light:
             rows = [r for r in rows if r["light"] == light]
@@ -722,11 +841,17 @@ class SupervisionController(Controller):
 
     @get("/audit/overdue", operation_id="audit_overdue", guards=[LIGHTS])
     async def overdue(
-        self, session: AsyncSession, clock: Clock, fmt: Annotated[Format, Parameter(query="format")] = "json"
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        clock: Clock,
+        fmt: Annotated[Format, Parameter(query="format")] = "json",
     ) -> Any:
         """Refunds overdue now, and those paid after their due day."""
         cal = await trading.working_calendar(session)
-        rows = await audit.overdue_rows(session, cal, local_date(clock.now()))
+        rows = (await embargo_for(session, principal)).lights(
+            await audit.overdue_rows(session, cal, local_date(clock.now()))
+        )
         return await _json_or_file(
             fmt, "overdue", [("Overdue and late", audit.OBLIGATION_COLUMNS, rows)], rows
         )
@@ -735,11 +860,14 @@ class SupervisionController(Controller):
     async def tender(
         self,
         session: AsyncSession,
+        principal: Principal,
         clock: Clock,
         tender_id: uuid.UUID,
         fmt: Annotated[Format, Parameter(query="format")] = "json",
     ) -> Any:
-        """One tender's deposits and refund obligations."""
+        """One tender's deposits and refund obligations (outside the centre, after its deadline, W-20)."""
+        if tender_id in (await embargo_for(session, principal)).tenders:
+            raise _sealed_refusal("The deposits of this tender")
         deposits = await service.deposits_of_tender(session, tender_id)
         cal = await trading.working_calendar(session)
         drows = await audit.deposit_rows(session, deposits)
@@ -760,23 +888,30 @@ class SupervisionController(Controller):
     async def bidder(
         self,
         session: AsyncSession,
+        principal: Principal,
         clock: Clock,
         organisation_id: uuid.UUID,
         fmt: Annotated[Format, Parameter(query="format")] = "json",
     ) -> Any:
-        """One bidder's deposits across tenders, and its refund obligations."""
-        deposits = list(
-            await session.scalars(
+        """One bidder's deposits across tenders, and its refund obligations (outside the centre, not those
+        of tenders whose bids are sealed, W-20)."""
+        embargo = await embargo_for(session, principal)
+        deposits = [
+            d
+            for d in await session.scalars(
                 select(Deposit).where(Deposit.organisation_id == organisation_id).order_by(Deposit.opened_at)
             )
-        )
+            if not embargo.hides(d.id)
+        ]
         cal = await trading.working_calendar(session)
         drows = await audit.deposit_rows(session, deposits)
-        orows = await audit.obligation_rows(
-            session,
-            await service.obligations_list(session, organisation_id=organisation_id),
-            cal,
-            local_date(clock.now()),
+        orows = embargo.rows(
+            await audit.obligation_rows(
+                session,
+                await service.obligations_list(session, organisation_id=organisation_id),
+                cal,
+                local_date(clock.now()),
+            )
         )
         return await _json_or_file(
             fmt,

@@ -715,7 +715,14 @@ async def match_suspense(
     line.resolved_by, line.note = _actor(actor), note.strip()
     await published.seal(session, signer, now, "suspense_match")
     await accounts.record(
-        session, actor, "escrow.suspense.match", "bank_line", line.id, now, deposit=deposit.id
+        session,
+        actor,
+        "escrow.suspense.match",
+        "bank_line",
+        line.id,
+        now,
+        deposit=deposit.id,
+        sealed_tender=deposit.tender_id,
     )
     await _same_payer_signals(session, deposit.tender_id, now)
     return line
@@ -825,7 +832,9 @@ async def submit_guarantee(
     )
     session.add(row)
     await session.flush()
-    await accounts.record(session, actor, "escrow.guarantee.submit", "guarantee", row.id, now)
+    await accounts.record(
+        session, actor, "escrow.guarantee.submit", "guarantee", row.id, now, sealed_tender=deposit.tender_id
+    )
     return row
 
 
@@ -858,7 +867,16 @@ async def decide_guarantee(
     )
     row.status = "verified" if verified else "rejected"
     row.decided_by, row.decided_at, row.decision_note = actor.user_id, now, note.strip()
-    await accounts.record(session, actor, f"escrow.guarantee.{row.status}", "guarantee", row.id, now)
+    deposit = await get_deposit(session, row.deposit_id)
+    await accounts.record(
+        session,
+        actor,
+        f"escrow.guarantee.{row.status}",
+        "guarantee",
+        row.id,
+        now,
+        sealed_tender=deposit.tender_id,
+    )
     return row
 
 
@@ -1037,6 +1055,17 @@ async def deposits_of_lot(session: AsyncSession, lot_id: uuid.UUID) -> list[Depo
     return list(
         await session.scalars(select(Deposit).where(Deposit.lot_id == lot_id).order_by(Deposit.opened_at))
     )
+
+
+async def deposit_keys_of_tenders(
+    session: AsyncSession, tender_ids: Iterable[uuid.UUID]
+) -> list[tuple[uuid.UUID, str]]:
+    """(id, sub-account code) of every deposit of the given tenders."""
+    ids = list(tender_ids)
+    if not ids:
+        return []
+    rows = await session.execute(select(Deposit.id, Deposit.account_code).where(Deposit.tender_id.in_(ids)))
+    return [(row[0], row[1]) for row in rows]
 
 
 async def deposits_of_tender(session: AsyncSession, tender_id: uuid.UUID) -> list[Deposit]:
@@ -1444,7 +1473,9 @@ async def record_payee_change(
     session.add(row)
     await session.flush()
     await published.seal(session, signer, now, "payee_change")
-    await accounts.record(session, actor, "escrow.payee.change", "deposit", deposit.id, now)
+    await accounts.record(
+        session, actor, "escrow.payee.change", "deposit", deposit.id, now, sealed_tender=deposit.tender_id
+    )
     return row
 
 

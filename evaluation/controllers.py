@@ -923,4 +923,41 @@ class ClarificationController(Controller):
         return {"id": str(row.id), "answered_at": _iso(row.answered_at)}
 
 
-EVALUATION_CONTROLLERS = [ExpertPoolController, DrawController, RoomController, ClarificationController]
+class SignalController(Controller):
+    """W-18 signals found at the opening (and deposits from one account), for the committee to weigh."""
+
+    path = "/api/v1/tenders/{tender_id:uuid}"
+    tags = ["opening"]
+
+    @get(
+        "/collusion-signals",
+        operation_id="collusion_signals",
+        guards=[requires("expert", "supervisor", "auditor")],
+    )
+    async def signals(
+        self, tender_id: uuid.UUID, principal: Principal, session: AsyncSession
+    ) -> list[dict[str, Any]]:
+        """W-18 signals computed at the opening: identical files or document metadata across bidders, the
+        same device or network address at submission, manifests signed by the same key, deposits paid from
+        the same account. For the tender's committee, supervisors and auditors, after the opening (W-20)."""
+        return [
+            {
+                "kind": s.kind,
+                "rule": s.rule,
+                "bidders": s.bidders,
+                "bids": s.bids,
+                "evidence": s.evidence,
+                "value": s.value,
+                "found_at": s.found_at.isoformat(),
+            }
+            for s in await service.collusion_signals(session, principal, tender_id)
+        ]
+
+
+EVALUATION_CONTROLLERS = [
+    ExpertPoolController,
+    DrawController,
+    RoomController,
+    ClarificationController,
+    SignalController,
+]

@@ -27,6 +27,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import accounts.service as accounts
+import bidding.service as bidding
 import trading.service as trading
 from accounts.security import Principal
 from evaluation import draw, pool, report, schemas, scoring
@@ -2249,3 +2250,51 @@ def names_public(row: Draw) -> bool:
     """Whether the committee's names may be shown to the agency and the bidders: only once the result is
     published with the candidates."""
     return row.published_at is not None
+
+
+# ---------------------------------------------------------------- W-18 signals, for the committee
+
+
+SIGNAL_WATCHERS = ("supervisor", "auditor")
+BEFORE_THE_OPENING_CLOSED = (
+    TenderStatus.DRAFT,
+    TenderStatus.PUBLISHED,
+    TenderStatus.TENDERING,
+    TenderStatus.OPENING,
+)
+
+
+async def _seated(session: AsyncSession, actor: Principal, tender_id: uuid.UUID) -> bool:
+    """True when the caller is a drawn expert who accepted and declared no conflict in one of the tender's
+    rooms that was not cancelled, and has not recused."""
+    seat = await session.scalar(
+        select(Member.id)
+        .join(Room, Room.id == Member.room_id)
+        .where(
+            Room.tender_id == tender_id,
+            Room.status != "cancelled",
+            Member.user_id == actor.user_id,
+            Member.kind == "expert",
+            Member.declared_at.is_not(None),
+            or_(Member.outcome.is_(None), Member.outcome != "recused"),
+        )
+        .limit(1)
+    )
+    return seat is not None
+
+
+async def collusion_signals(session: AsyncSession, actor: Principal, tender_id: uuid.UUID) -> list[Any]:
+    """The tender's W-18 signals (identical files or metadata, one device or address, one signing key, one
+    paying account) for the experts of its committee, supervisors and auditors, once the opening has closed.
+
+    Before that they would say who obtained the documents or bid (W-20), so nobody sees them, not even those
+    who will; an expert of no committee of this tender is told the signals do not exist (404)."""
+    tender = await trading.tender_by_id(session, tender_id)
+    if not actor.has(*SIGNAL_WATCHERS) and not await _seated(session, actor, tender.id):
+        raise NotFound("No such tender's signals.")
+    if tender.opened_at is None or tender.status in BEFORE_THE_OPENING_CLOSED:
+        raise Forbidden(
+            "Collusion signals name bidders, so they are shown only once the opening has closed (W-20).",
+            rule="W-20",
+        )
+    return await bidding.signals_of(session, tender.id)

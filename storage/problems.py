@@ -131,3 +131,22 @@ class PreconditionRequired(Problem):
 def field_error(field: str, message: str) -> dict[str, Any]:
     """One entry of `errors[]`: where and what."""
     return {"field": field, "message": message}
+
+
+class TooManyRequests(Problem):
+    """Too many attempts in too short a time; `Retry-After` says when to try again (RFC 9110 10.2.3)."""
+
+    status = 429
+    slug = "too-many-requests"
+    title = "Too many requests"
+
+    def __init__(self, detail: str, *, retry_after: int, **extra: Any) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after)}, retry_after=retry_after, **extra)
+
+
+class ServiceUnavailable(Problem):
+    """A service the request needs is out of reach; nothing was done, try again later."""
+
+    status = 503
+    slug = "unavailable"
+    title = "Service unavailable"

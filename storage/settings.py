@@ -46,6 +46,11 @@ class Settings:
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 65536
     argon2_parallelism: int = 4
+    signin_free_attempts: int = 5
+    signin_address_free_attempts: int = 20
+    signin_lockout_seconds: int = 60
+    signin_max_lockout_seconds: int = 900
+    signin_forget_seconds: int = 3600
 
     @property
     def effective_database_url(self) -> str:
@@ -87,6 +92,11 @@ class Settings:
             escrow_bank=_env("ESCROW_BANK", cls.escrow_bank),
             escrow_virtual_prefix=_env("ESCROW_VIRTUAL_PREFIX", cls.escrow_virtual_prefix),
             bank_notify_secret=_env("BANK_NOTIFY_SECRET", "") or _derived(secret, "bank-notify"),
+            signin_free_attempts=int(_env("SIGNIN_FREE_ATTEMPTS", "5")),
+            signin_address_free_attempts=int(_env("SIGNIN_ADDRESS_FREE_ATTEMPTS", "20")),
+            signin_lockout_seconds=int(_env("SIGNIN_LOCKOUT_SECONDS", "60")),
+            signin_max_lockout_seconds=int(_env("SIGNIN_MAX_LOCKOUT_SECONDS", "900")),
+            signin_forget_seconds=int(_env("SIGNIN_FORGET_SECONDS", "3600")),
             **argon2_from_env(),
         )
 

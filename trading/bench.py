@@ -256,9 +256,11 @@ async def _agency(engine: AsyncEngine, clock: Clock) -> uuid.UUID:
         username=f"bench-{secrets.token_hex(4)}",
         password=secrets.token_urlsafe(24),
         display_name="bench",
+        contact_email="bench@example.invalid",
     )
     async with transaction(create_sessionmaker(engine)) as session:
-        org, _user = await accounts.register(session, data, clock.now())
+        org = await accounts.register(session, data, clock.now())
+        assert org is not None, "a fresh credit code and username cannot collide"
         return org.id
 
 

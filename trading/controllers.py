@@ -26,7 +26,6 @@ from trading.models import Award, Bid, Clarification, Complaint, Contract, Notic
 
 AGENCY = requires("agency")
 BIDDER = requires("bidder")
-EVALUATORS = requires("expert", "supervisor", "centre", "auditor")
 IfMatch = Annotated[str | None, Parameter(header="If-Match", required=False)]
 IdemKey = Annotated[str | None, Parameter(header="Idempotency-Key", required=False)]
 
@@ -88,11 +87,11 @@ def _seen(request: Request[Any, Any, Any]) -> service.ClientSeen:
     )
 
 
-def objection_read(o: Objection) -> schemas.ObjectionRead:
+def objection_read(o: Objection, objector_shown: bool = True) -> schemas.ObjectionRead:
     return schemas.ObjectionRead(
         o.id,
         o.tender_id,
-        o.organisation_id,
+        o.organisation_id if objector_shown else None,
         o.subject,
         o.text,
         o.filed_at,
@@ -102,7 +101,7 @@ def objection_read(o: Objection) -> schemas.ObjectionRead:
     )
 
 
-def clarification_read(c: Clarification, notified: int) -> schemas.ClarificationRead:
+def clarification_read(c: Clarification) -> schemas.ClarificationRead:
     return schemas.ClarificationRead(
         c.id,
         c.number,
@@ -112,7 +111,6 @@ def clarification_read(c: Clarification, notified: int) -> schemas.Clarification
         c.deadline_before,
         c.deadline_after,
         c.deadline_before != c.deadline_after,
-        notified,
     )
 
 
@@ -341,8 +339,9 @@ class DocumentController(Controller):
         clock: Clock,
     ) -> schemas.ClarificationRead:
         """Issue a clarification or amendment, with amended documents if any (W-02 moves the deadline)."""
-        c, notified = await service.clarify(session, principal, tender_id, data, clock.now(), object_store)
-        return clarification_read(c, notified)
+        # How many hold the documents stays secret until the deadline, from the agency too (W-20).
+        c, _holders = await service.clarify(session, principal, tender_id, data, clock.now(), object_store)
+        return clarification_read(c)
 
     @post("/objections", operation_id="file_objection", guards=[BIDDER])
     async def object_to(
@@ -360,8 +359,11 @@ class DocumentController(Controller):
     async def objections(
         self, tender_id: uuid.UUID, principal: Principal, session: AsyncSession
     ) -> list[schemas.ObjectionRead]:
-        """Objections on the tender (a bidder sees its own)."""
-        return [objection_read(o) for o in await service.list_objections(session, principal, tender_id)]
+        """Objections on the tender (a bidder sees its own); before the deadline only the objector is named."""
+        return [
+            objection_read(o, shown)
+            for o, shown in await service.list_objections(session, principal, tender_id)
+        ]
 
     @post(
         "/objections/{objection_id:uuid}/answer",
@@ -507,7 +509,8 @@ class BidController(Controller):
 
 
 class OpeningController(Controller):
-    """The online opening hall (开标大厅): the live record, the closing head, custody, W-18 signals."""
+    """The online opening hall (开标大厅): the live record, the closing head, custody (W-18 signals are the
+    committee's: `evaluation.controllers.SignalController`)."""
 
     path = "/api/v1/tenders/{tender_id:uuid}"
     tags = ["opening"]
@@ -558,25 +561,6 @@ class OpeningController(Controller):
         """The opening record so far, line by line (the same lines the event stream sends)."""
         _tender, events = await service.opening_hall(session, principal, tender_id, after)
         return [_event_body(e) for e in events]
-
-    @get("/collusion-signals", operation_id="collusion_signals", guards=[EVALUATORS])
-    async def signals(
-        self, tender_id: uuid.UUID, principal: Principal, session: AsyncSession
-    ) -> list[dict[str, Any]]:
-        """W-18 signals computed at the opening: identical files or document metadata across bidders, the
-        same device or network address at submission, manifests signed by the same key."""
-        return [
-            {
-                "kind": s.kind,
-                "rule": s.rule,
-                "bidders": s.bidders,
-                "bids": s.bids,
-                "evidence": s.evidence,
-                "value": s.value,
-                "found_at": s.found_at.isoformat(),
-            }
-            for s in await service.collusion_signals(session, principal, tender_id)
-        ]
 
     @get("/custody", operation_id="custody_view", guards=[authenticated])
     async def custody(

@@ -993,14 +993,25 @@ async def withdraw(t: Trade) -> Outcome:
     check(bid.get("receipt") is not None, "the withdrawal's receipt", bid)
     _check_receipt(t, bid["receipt"], "withdraw", bidder, old.sha256)
     old.withdrawal = bid["receipt"]
+    # The centre's escrow officers hold the refund (W-05); who withdrew stays out of the audit trail until
+    # the deadline (W-20), and a supervisor sees the refund's light but not whose it is.
+    refunds = await t.p.call("GET", "/api/v1/escrow/obligations", t.centre)
+    refund_due = next(
+        (
+            r["due_on"]
+            for r in refunds
+            if r["rule"] == "W-05" and r["account"].endswith(f"/{bidder.party.credit_code}")
+        ),
+        None,
+    )
+    check(refund_due is not None, "the withdrawal's refund obligation with its due date (W-05)", refunds)
     trail = await t.p.call(
         "GET", "/api/v1/audit", t.centre, params={"object_type": "bid", "object_id": old.bid_id}
     )
-    refund_due = next(
-        (e["detail"].get("deposit_refund_due") for e in trail["items"] if e["action"] == "bid.withdraw"), None
-    )
     check(
-        refund_due is not None, "the withdrawal in the audit trail with its refund due date", trail["items"]
+        trail["items"] == [],
+        "no trace of the withdrawal in the audit trail before the deadline (W-20)",
+        trail,
     )
     return (
         f"{bidder.party.username} withdrew its bid (deposit refund due {refund_due}, W-05; withdrawal logged as "

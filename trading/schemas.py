@@ -230,7 +230,6 @@ class ClarificationRead(msgspec.Struct):
     deadline_before: datetime
     deadline_after: datetime
     deadline_moved: bool
-    notified: int
 
 
 class ObjectionCreate(Strict):
@@ -245,7 +244,7 @@ class ObjectionAnswer(Strict):
 class ObjectionRead(msgspec.Struct):
     id: uuid.UUID
     tender_id: uuid.UUID
-    organisation_id: uuid.UUID
+    organisation_id: uuid.UUID | None  # the objector; None while the tender's bids are sealed (W-20)
     subject: str
     text: str
     filed_at: datetime

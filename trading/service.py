@@ -179,6 +179,15 @@ async def visible_tender(session: AsyncSession, actor: Principal | None, tender_
     return tender
 
 
+SEALED_STATUSES = (TenderStatus.PUBLISHED, TenderStatus.TENDERING)
+
+
+async def sealed_tender_ids(session: AsyncSession) -> frozenset[uuid.UUID]:
+    """The tenders whose bids are still sealed: published or tendering, so the deadline has not come. Who
+    obtained their documents or bid, and how many, is disclosed to nobody (W-20)."""
+    return frozenset(await session.scalars(select(Tender.id).where(Tender.status.in_(SEALED_STATUSES))))
+
+
 async def tender_by_id(session: AsyncSession, tender_id: uuid.UUID) -> Tender:
     """A tender by id, for another package that has already checked the caller's right to it."""
     return await _tender(session, tender_id)
@@ -1083,7 +1092,9 @@ async def obtain_documents(
     }
     inserted = await session.execute(upsert_ignore(session, DocumentAccess, holder))
     if getattr(inserted, "rowcount", 0) == 1:
-        await accounts.record(session, actor, "documents.obtain", "tender", tender.id, now)
+        await accounts.record(
+            session, actor, "documents.obtain", "tender", tender.id, now, sealed_tender=tender.id
+        )
     await escrow.open_deposits(
         session,
         tender.id,
@@ -1309,7 +1320,14 @@ async def file_objection(
             now,
         )
     await accounts.record(
-        session, actor, "objection.file", "objection", objection.id, now, subject=data.subject
+        session,
+        actor,
+        "objection.file",
+        "objection",
+        objection.id,
+        now,
+        subject=data.subject,
+        sealed_tender=tender.id,
     )
     return objection
 
@@ -1367,13 +1385,21 @@ async def _resume_if_clear(session: AsyncSession, tender: Tender, now: datetime)
         tender.next_check = _next_check(tender)
 
 
-async def list_objections(session: AsyncSession, actor: Principal, tender_id: uuid.UUID) -> list[Objection]:
-    """Objections on a tender: all of them for its agency and supervisors, a bidder's own for a bidder."""
+async def list_objections(
+    session: AsyncSession, actor: Principal, tender_id: uuid.UUID
+) -> list[tuple[Objection, bool]]:
+    """Objections on a tender: all of them for its agency, the centre, supervisors and auditors, a bidder's
+    own for a bidder; each with whether the caller may see who filed it. Before the deadline only the
+    objector itself may: an objector is a holder of the documents (W-20); the agency answers the objection
+    without knowing whose it is, and the answer reaches every holder as a clarification."""
     tender = await visible_tender(session, actor, tender_id)
     query = select(Objection).where(Objection.tender_id == tender.id).order_by(Objection.filed_at)
     if not (_can_manage(actor, tender) or actor.has("centre", "supervisor", "auditor")):
         query = query.where(Objection.organisation_id == actor.organisation_id)
-    return list(await session.scalars(query))
+    sealed = tender.status in SEALED_STATUSES
+    return [
+        (o, not sealed or o.organisation_id == actor.organisation_id) for o in await session.scalars(query)
+    ]
 
 
 # ---------------------------------------------------------------- bids
@@ -1620,6 +1646,7 @@ async def submit_bid(
         "bid",
         bid.id,
         now,
+        sealed_tender=tender.id,
         sha256=sha256,
         lot=lot.number,
         log_index=log["leaf_index"],
@@ -1698,6 +1725,7 @@ async def withdraw_bid(
         "bid",
         bid.id,
         now,
+        sealed_tender=tender.id,
         rule="W-05",
         deposit_refund_due=refund_due.isoformat(),
         log_index=log["leaf_index"],
@@ -2665,12 +2693,6 @@ async def opening_hall(
     return tender, await bidding.opening_events(session, tender.id, after)
 
 
-async def collusion_signals(session: AsyncSession, actor: Principal, tender_id: uuid.UUID) -> list[Any]:
-    """The W-18 signals found at the opening (evaluators, supervisors, the centre and auditors)."""
-    tender = await visible_tender(session, actor, tender_id)
-    return await bidding.signals_of(session, tender.id)
-
-
 # ---------------------------------------------------------------- report, publicity, award
 
 
@@ -3246,7 +3268,14 @@ async def file_complaint(
     session.add(complaint)
     await session.flush()
     await accounts.record(
-        session, actor, "complaint.file", "complaint", complaint.id, now, subject=data.subject
+        session,
+        actor,
+        "complaint.file",
+        "complaint",
+        complaint.id,
+        now,
+        subject=data.subject,
+        sealed_tender=complaint.tender_id,
     )
     return complaint
 

@@ -20,8 +20,10 @@ from sqlalchemy import func, select, update
 from accounts import security
 from accounts.models import ApiToken, Organisation, User
 from accounts.security import Principal
+from accounts.service import principal_of
 from accounts.uscc import make_uscc
 from tests.helpers import PASSWORD, Actor, Api, credit_code
+from trading.models import Tender
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -37,18 +39,21 @@ def registration(kind: str = "bidder", **overrides: Any) -> dict[str, Any]:
         "username": f"reg_{secrets.token_hex(4)}",
         "password": PASSWORD,
         "display_name": "张伟",
+        "contact_email": "tender@hengtong.example",
     }
     body.update(overrides)
     return body
 
 
-async def register(api: Api, kind: str = "bidder", **overrides: Any) -> tuple[dict[str, Any], Actor]:
-    """A self-registered (pending) organisation and its signed-in user."""
+async def register(api: Api, kind: str = "bidder", **overrides: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A self-registered (pending) organisation, as the centre lists it, and the registration's body."""
     body = registration(kind, **overrides)
     r = await api.post("/api/v1/registrations", json=body)
-    assert r.status_code == 201, r.text
-    org = r.json()["organisation"]
-    return org, Actor(body["username"], await api.login(body["username"]), org["id"], org["credit_code"])
+    assert r.status_code == 202, r.text
+    centre = await api.bootstrap_centre()
+    listed = (await api.get("/api/v1/organisations", centre, params={"status": "pending"})).json()
+    [org] = [o for o in listed if o["credit_code"] == body["credit_code"]]
+    return org, body
 
 
 async def me(api: Api, actor: Actor) -> dict[str, Any]:
@@ -101,31 +106,41 @@ def assert_problem(r: Any, status: int) -> dict[str, Any]:
 
 
 async def test_registration_creates_a_pending_organisation_with_one_user(api: Api) -> None:
-    body = registration("agency")
-    r = await api.post("/api/v1/registrations", json=body)
-    assert r.status_code == 201, r.text
-    assert r.json()["organisation"]["status"] == "pending"
-    assert r.json()["organisation"]["approved_at"] is None
-    assert r.json()["user"]["roles"] == ["agency"]
-    assert r.json()["user"]["username"] == body["username"]
+    org, body = await register(api, "agency")
+    assert (org["status"], org["approved_at"], org["kind"]) == ("pending", None, "agency")
+    async with api.runtime.sessionmaker() as session:
+        [user] = (
+            await session.scalars(select(User).where(User.organisation_id == uuid.UUID(org["id"])))
+        ).all()
+    assert (user.username, user.roles, user.active) == (body["username"], ["agency"], True)
 
 
 async def test_a_pending_agency_cannot_create_a_tender(api: Api) -> None:
-    _org, agency = await register(api, "agency")
-    r = await api.post("/api/v1/tenders", agency, json=api.tender_body())
-    body = assert_problem(r, 403)
-    assert "pending" in body["detail"]
-    assert (await api.get("/api/v1/tenders", agency, params={"mine": "true"})).json()["items"] == []
+    _org, body = await register(api, "agency")
+    r = await api.post("/api/v1/auth/login", json={"username": body["username"], "password": PASSWORD})
+    assert assert_problem(r, 403)["type"] == "tag:ggzy,2026:problem/pending-approval"
+    async with api.runtime.sessionmaker() as session:
+        user = await session.scalar(select(User).where(User.username == body["username"]))
+        assert user is not None
+        token, _ = security.issue_access_token(
+            principal_of(user), api.runtime.settings.secret_key, api.clock.now(), timedelta(hours=1)
+        )
+    r = await api.client.post("/api/v1/tenders", json=api.tender_body(), headers=bearer(token))
+    assert "approval" in assert_problem(r, 403)["detail"]
+    assert await count(api, Tender) == 0
 
 
 async def test_an_approved_agency_creates_a_tender(api: Api) -> None:
-    org, agency = await register(api, "agency")
+    org, body = await register(api, "agency")
     centre = await api.bootstrap_centre()
     r = await api.post(f"/api/v1/organisations/{org['id']}/approve", centre)
     assert r.status_code == 200, r.text
     assert r.json()["status"] == "active"
     assert r.json()["approved_at"] == api.clock.now().isoformat().replace("+00:00", "Z")
-    assert (await api.post("/api/v1/tenders", agency, json=api.tender_body())).status_code == 201
+    token = await api.login(body["username"])
+    assert (
+        await api.client.post("/api/v1/tenders", json=api.tender_body(), headers=bearer(token))
+    ).status_code == 201
 
 
 async def test_approving_an_organisation_twice_is_a_conflict(api: Api) -> None:
@@ -141,12 +156,14 @@ async def test_approving_an_unknown_organisation_is_not_found(api: Api) -> None:
     assert_problem(await api.post(f"/api/v1/organisations/{uuid.uuid4()}/approve", centre), 404)
 
 
-async def test_a_duplicate_credit_code_is_a_conflict_naming_credit_code(api: Api) -> None:
+async def test_a_duplicate_credit_code_goes_to_the_centre_not_to_the_caller(api: Api) -> None:
     org, _ = await register(api)
     before = await count(api, Organisation)
     r = await api.post("/api/v1/registrations", json=registration(credit_code=org["credit_code"]))
-    assert assert_problem(r, 409)["errors"] == [{"field": "credit_code", "message": "already registered"}]
+    assert r.status_code == 202, r.text
     assert await count(api, Organisation) == before
+    [collision] = (await api.get("/api/v1/registrations/collisions", await api.bootstrap_centre())).json()
+    assert collision["collides_on"] == ["credit_code"]
 
 
 async def test_a_wrong_check_character_is_refused_naming_credit_code(api: Api) -> None:
@@ -163,15 +180,18 @@ async def test_a_full_width_credit_code_is_stored_in_ascii(api: Api) -> None:
     code = make_uscc("91320100MA1XY2H0A")
     full_width = "".join(chr(ord(c) + 0xFEE0) for c in code)
     r = await api.post("/api/v1/registrations", json=registration(credit_code=full_width))
-    assert r.status_code == 201, r.text
-    assert r.json()["organisation"]["credit_code"] == code
+    assert r.status_code == 202, r.text
+    listed = (await api.get("/api/v1/organisations", await api.bootstrap_centre())).json()
+    assert code in [o["credit_code"] for o in listed]
 
 
-async def test_a_taken_username_is_a_conflict_naming_username(api: Api) -> None:
+async def test_a_taken_username_goes_to_the_centre_not_to_the_caller(api: Api) -> None:
     agency = await api.organisation("agency")
     r = await api.post("/api/v1/registrations", json=registration(username=agency.username))
-    assert assert_problem(r, 409)["errors"] == [{"field": "username", "message": "already taken"}]
+    assert r.status_code == 202, r.text
     assert await count(api, Organisation) == 2  # the centre and the agency
+    [collision] = (await api.get("/api/v1/registrations/collisions", await api.bootstrap_centre())).json()
+    assert collision["collides_on"] == ["username"]
 
 
 # ---------------------------------------------------------------- sign-in

@@ -5,6 +5,7 @@ failed transfer retried, W-16 forfeiture only with a supervisor's approval, the 
 
 from __future__ import annotations
 
+import uuid
 from datetime import date, timedelta
 from typing import Any
 
@@ -155,11 +156,16 @@ async def test_statement_lines_are_matched_once_and_wrong_amounts_go_to_suspense
     assert (await api.post(path, centre, json=body)).status_code == 409  # matched once
     assert (await _deposit(api, bidders[2]))["held_fen"] == DEPOSIT - 100
 
-    # W-18: two bidders' deposits from one account
-    supervisor = await api.organisation("supervisor")
-    signals = (await api.get(f"/api/v1/tenders/{tender['id']}/collusion-signals", supervisor)).json()
-    kinds = {s["kind"] for s in signals}
+    # W-18: two bidders' deposits from one account, recorded now, shown after the opening (W-20)
+    import bidding.service as bidding
+    from storage.db import transaction
+
+    async with transaction(api.runtime.sessionmaker, read_only=True) as session:
+        kinds = {s.kind for s in await bidding.signals_of(session, uuid.UUID(tender["id"]))}
     assert "deposit_same_payer" in kinds
+    supervisor = await api.organisation("supervisor")
+    early = await api.get(f"/api/v1/tenders/{tender['id']}/collusion-signals", supervisor)
+    assert (early.status_code, early.json()["rule"]) == (403, "W-20")
     await _verify(api)
 
 

@@ -186,6 +186,7 @@ async def test_obtaining_the_documents_twice_at_once_registers_one_holder(api: A
     path = f"/api/v1/tenders/{tender['id']}/documents/obtain"
     answers = await asyncio.gather(*(api.post(path, bidder) for _ in range(6)))
     assert [r.status_code for r in answers] == [200] * 6
+    await api.at(DEADLINE)  # who obtained the documents stays sealed until then (W-20)
     audit = await api.get(
         "/api/v1/audit",
         await api.bootstrap_centre(),
