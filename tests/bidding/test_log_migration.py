@@ -1,4 +1,4 @@
-"""Migration 0008 on a database of the earlier version: its closings stay version 1 and are served as they
+"""Migration 0007 on a database of the earlier version: its closings stay version 1 and are served as they
 were published, its log leaves keep their bids, and the platform-wide log goes on from where it was."""
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 and append-only triggers on PostgreSQL
 
 Revision ID: 0011
-Revises: 0006
+Revises: 0010
 Create Date: 2026-12-01 09:00:00.000000
 
 Existing journal entries are scheme 2 (no party); the column's server default fills them in and is then
@@ -19,7 +19,7 @@ from sqlalchemy import Text
 from sqlalchemy.dialects import postgresql
 
 revision = '0011'
-down_revision = '0007'
+down_revision = '0010'
 branch_labels = None
 depends_on = None
 

@@ -1,8 +1,8 @@
 """custody attribution: the platform's flag on the roster, the Shamir threshold, releases with their
 proofs, the custody statement of the closing head and each custody envelope's outcome
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-12-01 10:00:00.000000
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy import Text
 from sqlalchemy.dialects import postgresql
 
-revision = '0007'
+revision = '0010'
 down_revision = '0009'
 branch_labels = None
 depends_on = None

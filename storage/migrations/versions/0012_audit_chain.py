@@ -1,7 +1,7 @@
 """audit chain: the audit trail is numbered, hash-chained and signed; PostgreSQL refuses to edit it
 
-Revision ID: 0013
-Revises: 0006
+Revision ID: 0012
+Revises: 0011
 Create Date: 2026-12-06 23:50:00.000000
 
 Existing events are chained here, deterministically: in the order of their time and then their id, with
@@ -16,7 +16,7 @@ import storage.db
 from sqlalchemy import Text
 from sqlalchemy.dialects import postgresql
 
-revision = '0013'
+revision = '0012'
 down_revision = '0011'
 branch_labels = None
 depends_on = None

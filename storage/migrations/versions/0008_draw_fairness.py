@@ -1,7 +1,7 @@
 """draw fairness: the witness's commitment, abort requests, the pool before avoidance
 
-Revision ID: 0010
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-06 23:42:27.778316
 """
 
@@ -11,8 +11,8 @@ import storage.db
 from sqlalchemy import Text
 from sqlalchemy.dialects import postgresql
 
-revision = '0010'
-down_revision = '0008'
+revision = '0008'
+down_revision = '0007'
 branch_labels = None
 depends_on = None
 

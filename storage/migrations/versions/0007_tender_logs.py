@@ -4,7 +4,7 @@ Existing rows stay as they are: closings signed before this revision are version
 log's head at the deadline), and the log leaves of bid events keep their bid; new leaves of the public log
 (closing heads) have none.
 
-Revision ID: 0008
+Revision ID: 0007
 Revises: 0006
 Create Date: 2026-12-06 12:00:00.000000
 """
@@ -15,7 +15,7 @@ import storage.db
 from sqlalchemy import Text
 from sqlalchemy.dialects import postgresql
 
-revision = '0008'
+revision = '0007'
 down_revision = '0006'
 branch_labels = None
 depends_on = None

@@ -1,7 +1,7 @@
 """sign-in guard: registration collisions for the centre, the instant a user's password last changed
 
-Revision ID: 0012
-Revises: 0006
+Revision ID: 0013
+Revises: 0012
 Create Date: 2026-12-06 23:50:00.000000
 """
 
@@ -11,8 +11,8 @@ import storage.db
 from sqlalchemy import Text
 from sqlalchemy.dialects import postgresql
 
-revision = '0012'
-down_revision = '0013'
+revision = '0013'
+down_revision = '0012'
 branch_labels = None
 depends_on = None
 
