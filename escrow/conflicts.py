@@ -149,6 +149,19 @@ async def get(session: AsyncSession, conflict_id: uuid.UUID) -> BankLineConflict
     return row
 
 
+async def deposits_of(session: AsyncSession, rows: list[BankLineConflict]) -> dict[uuid.UUID, uuid.UUID]:
+    """The deposit each conflict's line was taken into (conflict id → deposit id), where it was."""
+    if not rows:
+        return {}
+    by_line = {row.line_id: row.id for row in rows}
+    found = await session.execute(
+        select(BankLine.id, BankLine.deposit_id).where(
+            BankLine.id.in_(list(by_line)), BankLine.deposit_id.is_not(None)
+        )
+    )
+    return {by_line[line_id]: deposit_id for line_id, deposit_id in found if deposit_id is not None}
+
+
 def _actor(principal: Principal | None) -> str:
     return f"user:{principal.user_id}" if principal is not None else "job:escrow"
 

@@ -708,16 +708,29 @@ class BankController(Controller):
     async def conflicts(
         self,
         session: AsyncSession,
+        principal: Principal,
         status: Annotated[Literal["open", "resolved"] | None, Parameter(query="status")] = None,
     ) -> list[dict[str, Any]]:
         """Bank lines the bank reported again under a known reference but otherwise: both versions, the
-        differences, and the centre's decision once taken (oldest first)."""
-        return [_conflict(row) for row in await conflicts.listed(session, status)]
+        differences, and the centre's decision once taken (oldest first). A line taken into the deposit of
+        a tender whose bids are still sealed is the escrow officers' alone until the deadline (W-20)."""
+        rows = await conflicts.listed(session, status)
+        embargo = await embargo_for(session, principal)
+        if embargo.deposits:
+            deposits = await conflicts.deposits_of(session, rows)
+            rows = [row for row in rows if not embargo.hides(deposits.get(row.id))]
+        return [_conflict(row) for row in rows]
 
     @get("/conflicts/{conflict_id:uuid}", operation_id="get_bank_line_conflict", guards=[READERS])
-    async def conflict(self, session: AsyncSession, conflict_id: uuid.UUID) -> dict[str, Any]:
-        """One bank line conflict."""
-        return _conflict(await conflicts.get(session, conflict_id))
+    async def conflict(
+        self, session: AsyncSession, principal: Principal, conflict_id: uuid.UUID
+    ) -> dict[str, Any]:
+        """One bank line conflict (403 W-20 for a sealed tender's deposit, but to the escrow officers)."""
+        row = await conflicts.get(session, conflict_id)
+        embargo = await embargo_for(session, principal)
+        if embargo.deposits and embargo.hides((await conflicts.deposits_of(session, [row])).get(row.id)):
+            raise _sealed_refusal("This bank line conflict")
+        return _conflict(row)
 
     @post(
         "/conflicts/{conflict_id:uuid}/resolution",

@@ -76,8 +76,11 @@ class IdMixin:
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
 
 
-def create_engine(url: str, *, pool: bool = True) -> AsyncEngine:
-    """Create the async engine for `url`, with SQLite configured for safe concurrent writers."""
+def create_engine(url: str, *, pool: bool = True, foreign_keys: bool = True) -> AsyncEngine:
+    """Create the async engine for `url`, with SQLite configured for safe concurrent writers.
+    `foreign_keys=False` is for migrations only: SQLite rebuilds a table to alter it (copy, drop, rename),
+    and dropping a table other rows refer to fails while foreign keys are enforced; the migration checks
+    them all once it is done (storage/migrations/env.py)."""
     kwargs: dict[str, Any] = {}
     if not pool:
         kwargs["poolclass"] = NullPool
@@ -85,11 +88,11 @@ def create_engine(url: str, *, pool: bool = True) -> AsyncEngine:
         kwargs["connect_args"] = {"timeout": 30}
     engine = create_async_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
-        _configure_sqlite(engine)
+        _configure_sqlite(engine, foreign_keys)
     return engine
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
+def _configure_sqlite(engine: AsyncEngine, foreign_keys: bool) -> None:
     sync_engine = engine.sync_engine
 
     @event.listens_for(sync_engine, "connect")
@@ -97,7 +100,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         # Take over transaction control from the driver so BEGIN IMMEDIATE can be issued below.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()

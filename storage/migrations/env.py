@@ -24,10 +24,20 @@ def _run(connection: Connection) -> None:
     )
     with context.begin_transaction():
         context.run_migrations()
+        if connection.dialect.name == "sqlite":
+            _check_foreign_keys(connection)
+
+
+def _check_foreign_keys(connection: Connection) -> None:
+    """SQLite migrations run with foreign keys off (a table is rebuilt to be altered): check every
+    reference once they are done, so a migration that broke one fails and rolls back."""
+    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+    if broken:
+        raise RuntimeError(f"the migration left {len(broken)} broken reference(s), the first: {broken[0]}")
 
 
 async def _run_async() -> None:
-    engine = create_engine(config.get_main_option("sqlalchemy.url") or "", pool=False)
+    engine = create_engine(config.get_main_option("sqlalchemy.url") or "", pool=False, foreign_keys=False)
     async with engine.connect() as connection:
         await connection.run_sync(_run)
         await connection.commit()

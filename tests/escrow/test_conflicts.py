@@ -146,8 +146,8 @@ async def test_taking_the_banks_later_amount_moves_the_difference_by_a_correctin
     assert r.json()["decision"] == "incoming" and r.json()["entry_sequence"] is not None
     after = await _deposit(api, bidders[0])
     assert (after["held_fen"], after["received_fen"], after["status"]) == (short, short, "awaiting")
-    auditor = await api.organisation("auditor")
-    life = (await api.get(f"/api/v1/escrow/deposits/{d['id']}", auditor)).json()
+    # the tender is still open: its deposit's life is the escrow officers' alone until the deadline (W-20)
+    life = (await api.get(f"/api/v1/escrow/deposits/{d['id']}", centre)).json()
     assert [(e["reason"], e["amount_fen"]) for e in life["entries"]] == [
         ("deposit_received", -DEPOSIT),
         ("line_corrected", 1_000_000),
@@ -188,8 +188,8 @@ async def test_taking_the_banks_later_payer_refunds_the_corrected_payer_as_hashe
     batch = (await api.post("/api/v1/escrow/batches", centre)).json()
     (instruction,) = batch["instructions"]
     assert (instruction["payee_account"], instruction["payee_basis"]) == ("6222000000000999", "payer")
-    auditor = await api.organisation("auditor")
-    life = (await api.get(f"/api/v1/escrow/deposits/{d['id']}", auditor)).json()
+    # the tender is still open: its deposit's life is the escrow officers' alone until the deadline (W-20)
+    life = (await api.get(f"/api/v1/escrow/deposits/{d['id']}", centre)).json()
     assert [e["reason"] for e in life["entries"]] == ["deposit_received", "refund_instructed"]
     checks = await _checks(api)
     assert all(c["ok"] for c in checks.values()), checks
@@ -320,3 +320,28 @@ async def test_a_corrected_payer_of_a_later_payment_leaves_the_deposits_payer_as
     assert (await _deposit(api, bidders[0]))["payer_account"] == payer
     checks = await _checks(api)
     assert all(c["ok"] for c in checks.values()), checks
+
+
+async def test_a_conflict_on_a_sealed_tenders_deposit_is_the_escrow_officers_alone_until_the_deadline(
+    api: Api,
+) -> None:
+    from tests.helpers import DEADLINE
+
+    centre, _agency, _tender, bidders = await _open_tender(api)
+    d = await _deposit(api, bidders[0])
+    day = date(2026, 3, 6)
+    for statement_id, amount in (("S1", DEPOSIT), ("S2", DEPOSIT - 1_000_000)):
+        line = _pay("P1", d, amount, "6222000000000444", day)
+        await _import(api, centre, sandbox.statement(ESCROW, statement_id, api.clock.now(), [line]))
+    (conflict,) = await _conflicts(api, centre)
+    watchers = [await api.organisation(role) for role in ("auditor", "supervisor")]
+    for watcher in watchers:
+        # W-20: the line names a bidder's sub-account of a tender whose bids are sealed
+        assert await _conflicts(api, watcher) == []
+        r = await api.get(f"/api/v1/escrow/conflicts/{conflict['id']}", watcher)
+        assert (r.status_code, r.json()["rule"]) == (403, "W-20")
+    await api.at(DEADLINE)
+    for watcher in watchers:
+        assert [c["id"] for c in await _conflicts(api, watcher)] == [conflict["id"]]
+        r = await api.get(f"/api/v1/escrow/conflicts/{conflict['id']}", watcher)
+        assert r.status_code == 200 and r.json()["reference"] == "P1"
