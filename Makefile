@@ -17,8 +17,10 @@ run: $(STAMP)
 	$(BIN)/ggzy demo --seed-only
 	$(BIN)/ggzy serve
 
+# The suite runs on every core (pytest-xdist); TEST_JOBS=0 runs it in one process.
+TEST_JOBS ?= auto
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_JOBS) --durations=25 $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
