@@ -19,6 +19,10 @@ from typing import Any
 
 import click
 
+# httpx imports its own command line (and with it rich and pygments) when they are installed; ggzy never
+# runs it, and a None entry makes that import fail the way httpx expects when they are absent.
+sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+
 
 class LazyGroup(click.Group):
     """A group whose sub-commands are `module:attribute` paths, imported when one is asked for."""

@@ -15,16 +15,19 @@ import sys
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 import httpx
 
-from bidding import agekeys, merkle, opening_record
-from bidding import receipt as receipts
+from bidding import agekeys
 from bidding.client import ClientError, GgzyClient, ReleaseOutcome, SealingRefused, open_locally, sha256_of
 from bidding.envelope import EnvelopeError
 from storage.clock import SystemClock
+
+if TYPE_CHECKING:  # the verify commands import these when they run: sealing needs neither
+    from bidding import merkle
+    from bidding import receipt as receipts
 
 T = TypeVar("T")
 DEFAULT_URL = "http://127.0.0.1:8000"
@@ -47,7 +50,11 @@ username_opt = click.option(
 
 @contextmanager
 def progress_bar(label: str, total: int) -> Iterator[Callable[[int], object]]:
-    """A progress bar on stderr (shown on a terminal only), its `update` handed to the work."""
+    """A progress bar on stderr, its `update` handed to the work; nothing when stderr is not a terminal, so
+    piped output and logs stay clean."""
+    if not sys.stderr.isatty():
+        yield lambda _size: None
+        return
     with click.progressbar(length=max(total, 1), label=label, file=sys.stderr, show_eta=True) as bar:
         yield bar.update
 
@@ -153,14 +160,15 @@ def bid_obtain(tender_id: str, out: Path, url: str, username: str | None) -> Non
             with progress_bar(f"downloading {target.name}", int(doc["size"] or 0)) as advance:
                 await client.download(doc["download_url"], target, doc["sha256"], progress=advance)
             click.echo(f"{target}  sha256 {doc['sha256']}")
-        return [d for d in await client.deposits() if d["tender_id"] == tender_id]
+        lots = {lot["id"]: lot["number"] for lot in (await client.tender(tender_id))["lots"]}
+        return [{**d, "lot": lots.get(d["lot_id"])} for d in await client.deposits() if d["lot_id"] in lots]
 
     deposits = _run(url, username, action)
     click.echo(f"documents obtained; you may now seal and submit a bid on tender {tender_id}")
     for deposit in deposits:
         if deposit["required_fen"]:
             click.echo(
-                f"deposit for lot {deposit['lot_id']}: pay {deposit['required_fen']} fen into virtual account "
+                f"deposit for lot {deposit['lot']}: pay {deposit['required_fen']} fen into virtual account "
                 f"{deposit['virtual_number']} before the bid deadline (W-19)"
             )
 
@@ -494,6 +502,8 @@ def verify_receipt(
     holds the leaf (an omission fails here). The key is pinned by --key, --fetch-key or --closing; without
     one nothing is proven and the command fails. Exit 1 if any check fails; "skip" marks what the receipt
     states that nothing signed covers (some version 1 receipts)."""
+    from bidding import receipt as receipts
+
     if trusted_key and fetch_key:
         raise click.UsageError("pin one key: --key or --fetch-key, not both")
     try:
@@ -521,6 +531,8 @@ def verify_receipt(
 
 
 def _fetch_key(url: str) -> receipts.KeyPin:
+    from bidding import receipt as receipts
+
     async def fetch() -> tuple[bytes, str]:
         async with GgzyClient(url) as client:
             return await client.log_key()
@@ -562,6 +574,8 @@ def verify_opening(record_path: Path, trusted_key: str | None, fetch_key: bool, 
         raise click.UsageError(f"unreadable input: {exc}") from exc
     if len(key) != 32:
         raise click.UsageError("the key must be the base64 of a 32-byte Ed25519 public key")
+    from bidding import opening_record
+
     checks = opening_record.verify(record, key)
     for check in checks:
         mark = click.style("ok  ", fg="green") if check.ok else click.style("FAIL", fg="red")

@@ -19,13 +19,15 @@ import tempfile
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import httpx
 
-from bidding import agekeys, bidfile, custody, envelope, merkle
-from bidding import receipt as receipts
+from bidding import agekeys, bidfile, custody, envelope
+
+if TYPE_CHECKING:
+    from bidding import merkle
 
 UPLOAD_CHUNK = 1024 * 1024
 UPLOAD_ATTEMPTS = 4
@@ -453,6 +455,8 @@ class GgzyClient:
             key = base64.b64decode(body["public_key"], validate=True)
         except (KeyError, TypeError, ValueError):
             raise ValueError("the server's answer holds no base64 public key") from None
+        from bidding import merkle  # only here: sealing does not need the log's code
+
         if len(key) != 32 or body.get("key_id") != merkle.key_id(key):
             raise ValueError("the server's key is not a 32-byte Ed25519 key with the key id it states")
         return key, str(body["key_id"])
@@ -470,6 +474,8 @@ class GgzyClient:
             proof = await self.consistency(
                 int(log["tree_head"]["tree_size"]), int(closing["head"]["tree_size"])
             )
+        from bidding import receipt as receipts
+
         pin = receipts.KeyPin(trusted_key, "given by the caller") if trusted_key is not None else None
         return receipts.verify(receipt, pin=pin, closing=closing, consistency=proof)
 

@@ -67,6 +67,8 @@ class _LineBar:
         self.done = 0
 
     def __call__(self, done: int, total: int) -> None:
+        if not sys.stderr.isatty():
+            return  # piped output and logs stay clean
         if self.bar is None:
             self.bar = click.progressbar(
                 length=max(total, 1), label=self.label, file=sys.stderr, show_eta=True
