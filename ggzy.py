@@ -220,6 +220,8 @@ def _configure_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     # One line per HTTP request made by the client commands would drown their output (and name URLs).
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    # Each migration's INFO lines would drown what `db upgrade` and `demo` say (`db upgrade --verbose`).
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     from storage.redact import RedactGrants
 
     for name in ("uvicorn.access", "httpx", "ggzy"):

@@ -22,8 +22,8 @@ def db() -> None:
 @click.option("--verbose", is_flag=True, help="Print each migration as it runs.")
 def db_upgrade(revision: str, verbose: bool) -> None:
     """Apply migrations to the configured database (GGZY_DATABASE_URL, else var/ggzy.db) up to REVISION."""
-    if not verbose:  # before alembic is imported: it logs its plugins as it loads
-        logging.getLogger("alembic").setLevel(logging.WARNING)
+    # before alembic is imported: it logs its plugins as it loads
+    logging.getLogger("alembic").setLevel(logging.INFO if verbose else logging.WARNING)
     from storage.migrate import upgrade
     from storage.settings import Settings
 

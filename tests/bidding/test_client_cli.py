@@ -33,6 +33,8 @@ async def test_a_bidder_seals_submits_and_opens_with_the_client(api: Api, tmp_pa
     keys = agekeys.generate(signing=True)
     document = tmp_path / "投标文件.pdf"
     document.write_bytes(b"%PDF-1.7 our bid")
+    sealing: list[int] = []
+    uploading: list[int] = []
     async with client_for(api, bidder.token) as client:
         await client.register_keys(keys)
         await client.register_keys(keys)  # already registered: fine
@@ -46,10 +48,18 @@ async def test_a_bidder_seals_submits_and_opens_with_the_client(api: Api, tmp_pa
             declared_price_fen=PRICE,
             duration_days=300,
             out=tmp_path / "bid.age",
+            progress=sealing.append,
         )
         receipt = await client.submit(
-            tender["id"], tender["lots"][0]["id"], sealed.path, idempotency_key="client-bid-0001"
+            tender["id"],
+            tender["lots"][0]["id"],
+            sealed.path,
+            idempotency_key="client-bid-0001",
+            progress=uploading.append,
         )
+        # the progress callbacks were told of every byte written and sent
+        assert sum(sealing) == sealed.size
+        assert sum(uploading) == sealed.size
         again = await client.submit(
             tender["id"], tender["lots"][0]["id"], sealed.path, idempotency_key="client-bid-0001"
         )
