@@ -3,11 +3,11 @@ command that loads only what it uses."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import click
@@ -18,6 +18,7 @@ import ggzy
 from bidding import agekeys
 from bidding.bench import Keys, seal_file
 from ggzy import cli
+from storage.clock import SystemClock
 from storage.migrate import upgrade
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -127,9 +128,7 @@ def sealed(tmp_path: Path) -> tuple[Path, Path, Path]:
     return envelope, mine, other
 
 
-def _now():  # type: ignore[no-untyped-def]
-    from storage.clock import SystemClock
-
+def _now() -> datetime:
     return SystemClock().now()
 
 
@@ -275,4 +274,3 @@ def test_db_upgrade_prints_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     )
     assert done.returncode == 0, done.stderr
     assert done.stderr == "" and done.stdout.count("\n") == 1 and "is at head" in done.stdout
-    assert json.dumps  # the module is used by the statement tests
