@@ -515,35 +515,7 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = True) -> Litestar:
 # ---------------------------------------------------------------- CLI
 
 
-class RedactGrants(logging.Filter):
-    """Upload and download grants are capabilities: their tokens never reach a log line."""
-
-    GRANT = re.compile(r"(/api/v1/objects/)[A-Za-z0-9_.=-]+")
-    QUERY = re.compile(r"(X-Amz-Signature|X-Amz-Credential|uploadId)=[^&\s\"]+")
-
-    def _redact(self, text: str) -> str:
-        return self.QUERY.sub(r"\1=…", self.GRANT.sub(r"\1…", text))
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        # Redact inside the arguments, not the formatted line: uvicorn's access formatter reads them.
-        if isinstance(record.args, tuple):
-            record.args = tuple(self._redact(a) if isinstance(a, str) else a for a in record.args)
-        if isinstance(record.msg, str):
-            record.msg = self._redact(record.msg)
-        return True
-
-
-@click.group()
-def cli() -> None:
-    """ggzy: the public-resource trading platform."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    # One line per HTTP request made by the client commands would drown their output (and name URLs).
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    for name in ("uvicorn.access", "httpx", "ggzy"):
-        logging.getLogger(name).addFilter(RedactGrants())
-
-
-@cli.command()
+@click.command()
 @click.option("--host", default=None, help="Interface to bind (GGZY_HOST, default 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port (GGZY_PORT, default 8000).")
 def serve(host: str | None, port: int | None) -> None:
@@ -555,7 +527,7 @@ def serve(host: str | None, port: int | None) -> None:
     uvicorn.run(app, host=host or settings.host, port=port or settings.port, log_level="info")
 
 
-@cli.command()
+@click.command()
 def worker() -> None:
     """Run the arq worker on GGZY_REDIS_URL: jobs from the outbox and the chronograph as a cron."""
     from arq.worker import Worker
@@ -588,58 +560,3 @@ def worker() -> None:
             await runtime.queue.close()
 
     asyncio.run(run())
-
-
-@cli.group()
-def db() -> None:
-    """Database schema."""
-
-
-@db.command("upgrade")
-@click.option("--revision", default="head")
-def db_upgrade(revision: str) -> None:
-    """Apply migrations up to REVISION (default: head)."""
-    from storage.migrate import upgrade
-
-    settings = Settings.from_env()
-    upgrade(settings.effective_database_url, revision)
-    click.echo(f"database at {settings.effective_database_url.split('@')[-1]} is at {revision}")
-
-
-def register_package_commands() -> click.Group:
-    """Attach every package's sub-commands to the `ggzy` group (idempotent) and return it."""
-    from accounts.bench import audit_command
-    from accounts.cli import register as register_accounts
-    from bidding.bench import opening_command, seal_command
-    from bidding.bench_surge import surge_command
-    from bidding.cli import register as register_bidding
-    from escrow.bench import ledger_command
-    from escrow.cli import register as register_escrow
-    from evaluation.bench import draw_command
-    from evaluation.cli import register as register_evaluation
-    from trading.cli import register as register_trading
-
-    register_trading(cli)
-    register_bidding(cli)
-    register_accounts(cli)
-    register_escrow(cli)
-    register_evaluation(cli)
-    bench = cli.commands["bench"]
-    assert isinstance(bench, click.Group)
-    bench.add_command(seal_command, "seal")
-    bench.add_command(opening_command, "opening")
-    bench.add_command(surge_command, "surge")
-    bench.add_command(ledger_command, "ledger")
-    bench.add_command(draw_command, "draw")
-    bench.add_command(audit_command, "audit")
-    return cli
-
-
-def main() -> None:
-    """Console entry point `ggzy`."""
-    register_package_commands()
-    cli()
-
-
-if __name__ == "__main__":
-    main()

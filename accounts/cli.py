@@ -30,8 +30,14 @@ def accounts_group() -> None:
 @accounts_group.command("bootstrap")
 @click.option("--name", default="公共资源交易中心", show_default=True, help="The centre's name.")
 @click.option("--credit-code", required=True, help="The centre's unified social credit code.")
-@click.option("--username", required=True)
-@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+@click.option("--username", required=True, help="The first administrator's username.")
+@click.option(
+    "--password",
+    prompt=True,
+    hide_input=True,
+    confirmation_prompt=True,
+    help="The administrator's password (prompted twice when not given).",
+)
 def bootstrap(name: str, credit_code: str, username: str, password: str) -> None:
     """Create the centre and its first administrator (once)."""
 
@@ -67,9 +73,19 @@ def _problem_text(body: dict[str, Any]) -> str:
 
 @accounts_group.command("password")
 @click.option(
-    "--url", envvar="GGZY_URL", default="http://127.0.0.1:8000", show_default=True, help="ggzy server"
+    "--url",
+    envvar="GGZY_URL",
+    default="http://127.0.0.1:8000",
+    show_default=True,
+    help="The ggzy server to talk to (or set GGZY_URL).",
 )
-@click.option("--username", envvar="GGZY_USERNAME", required=True, help="whose password")
+@click.option(
+    "--username",
+    envvar="GGZY_USERNAME",
+    required=True,
+    help="Whose password (or set GGZY_USERNAME); the current one from GGZY_PASSWORD, else prompted. "
+    "GGZY_TOKEN is not used here.",
+)
 def change_password(url: str, username: str) -> None:
     """Change your own password on the server (current from GGZY_PASSWORD or prompted; the new one is
     prompted twice). Every session signed in before stops working."""
@@ -150,7 +166,11 @@ def _platform_key(key_b64: str | None, fetch: bool, url: str) -> tuple[bytes, st
 @click.option("--key", "key_b64", default=None, help="the platform's public key (base64) to check heads with")
 @click.option("--fetch-key", is_flag=True, help="take the key from GET /api/v1/transparency/key at --url")
 @click.option(
-    "--url", envvar="GGZY_URL", default="http://127.0.0.1:8000", show_default=True, help="ggzy server"
+    "--url",
+    envvar="GGZY_URL",
+    default="http://127.0.0.1:8000",
+    show_default=True,
+    help="The ggzy server --fetch-key asks (or set GGZY_URL).",
 )
 @click.option(
     "--limit",
@@ -160,7 +180,9 @@ def _platform_key(key_b64: str | None, fetch: bool, url: str) -> tuple[bytes, st
     help="offenders named per check",
 )
 def verify_audit(head_path: Path | None, key_b64: str | None, fetch_key: bool, url: str, limit: int) -> None:
-    """Re-check the audit trail (E-04) from the configured database: the sequence gapless, every event
+    """Re-check the audit trail (E-04) and its signed heads in the configured database.
+
+    The sequence gapless, every event
     hashing to its stored hash and linking to the one before, the chain row, every signed head (with the
     platform key: this installation's, --key or --fetch-key) and, with --head, that the trail still
     extends a head you kept. Names every offender up to --limit per check; exit 1 if any check fails."""
@@ -253,12 +275,3 @@ def sign_command(out: Path | None) -> None:
     if out is not None:
         out.write_text(text + "\n", encoding="utf-8")
     click.echo(text)
-
-
-def register(cli: click.Group) -> None:
-    """Attach `ggzy accounts`, `ggzy audit` and `ggzy verify audit` (the `verify` group is shared)."""
-    cli.add_command(accounts_group)
-    cli.add_command(audit_group)
-    group = cli.commands.get("verify")
-    assert isinstance(group, click.Group), "register the bidding commands first"
-    group.add_command(verify_audit)

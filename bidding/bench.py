@@ -258,8 +258,20 @@ scratch_dir = click.option(
 
 
 @click.command("seal")
-@click.option("--size-mib", type=click.IntRange(1, 1024 * 1024), default=256, show_default=True)
-@click.option("--repeat", type=click.IntRange(1, 100), default=3, show_default=True)
+@click.option(
+    "--size-mib",
+    type=click.IntRange(1, 1024 * 1024),
+    default=256,
+    show_default=True,
+    help="Size of the file sealed and opened, in MiB.",
+)
+@click.option(
+    "--repeat",
+    type=click.IntRange(1, 100),
+    default=3,
+    show_default=True,
+    help="Runs per case; the best counts.",
+)
 @click.option(
     "--openssl-seconds",
     type=click.IntRange(1, 60),
@@ -399,9 +411,19 @@ def seal_command(size_mib: int, repeat: int, openssl_seconds: int, directory: Pa
 
 
 @click.command("opening")
-@click.option("--bids", type=click.IntRange(1, 100_000), default=100, show_default=True)
-@click.option("--size-mib", type=click.IntRange(1, 1024 * 1024), default=20, show_default=True)
-@click.option("--workers", type=click.IntRange(1, 256), default=2, show_default=True)
+@click.option(
+    "--bids", type=click.IntRange(1, 100_000), default=100, show_default=True, help="Envelopes to open."
+)
+@click.option(
+    "--size-mib",
+    type=click.IntRange(1, 1024 * 1024),
+    default=20,
+    show_default=True,
+    help="Size of each envelope's file, in MiB.",
+)
+@click.option(
+    "--workers", type=click.IntRange(1, 256), default=2, show_default=True, help="Envelopes opened at once."
+)
 @scratch_dir
 def opening_command(bids: int, size_mib: int, workers: int, directory: Path | None) -> None:
     """Open many sealed bids at once on a thread pool, as at an opening, next to the raw AEAD rate."""

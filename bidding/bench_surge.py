@@ -1,6 +1,6 @@
 """`ggzy bench surge`: many bidders finalise large sealed envelopes at once, just before the deadline.
 
-Issue 4: 200 bidders finalise 4 MiB envelopes within 60 s against `ggzy serve` on PostgreSQL and
+The target: 200 bidders finalise 4 MiB envelopes within 60 s against `ggzy serve` on PostgreSQL and
 SeaweedFS, loopback only. Every submission acknowledged must be in the closing head, its receipt verifying
 against the published closing record; none may be lost.
 
@@ -660,9 +660,23 @@ async def run_surge(plan: Plan, err: Console) -> int:
 
 
 @click.command("surge")
-@click.option("--bidders", type=click.IntRange(1, 10_000), default=200, show_default=True)
-@click.option("--size-mib", type=click.IntRange(1, 1024), default=4, show_default=True)
-@click.option("--concurrency", type=click.IntRange(1, 512), default=32, show_default=True)
+@click.option(
+    "--bidders", type=click.IntRange(1, 10_000), default=200, show_default=True, help="Bidders that finalise."
+)
+@click.option(
+    "--size-mib",
+    type=click.IntRange(1, 1024),
+    default=4,
+    show_default=True,
+    help="Size of each envelope, in MiB.",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 512),
+    default=32,
+    show_default=True,
+    help="Finalisations in flight at once.",
+)
 @click.option(
     "--database-url",
     default=None,
@@ -690,7 +704,9 @@ def surge_command(
     s3_endpoint: str | None,
     bucket: str | None,
 ) -> None:
-    """Issue 4: bidders finalise large envelopes at once; finalise latency next to raw S3 PUTs, and
+    """Bidders finalise large envelopes at once, just before the deadline.
+
+    Finalise latency next to raw S3 PUTs, and
     every acknowledged envelope in the closing head."""
     import logging
 

@@ -73,13 +73,3 @@ def calendar_show(year: int) -> None:
         return schedule
 
     click.echo(json.dumps(asyncio.run(_with_session(show)), ensure_ascii=False, indent=2))
-
-
-def register(cli: click.Group) -> None:
-    """Attach the trading commands to the `ggzy` CLI."""
-    from trading.bench import bench
-    from trading.demo import demo
-
-    cli.add_command(calendar_group)
-    cli.add_command(demo)
-    cli.add_command(bench)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from app import register_package_commands
+from ggzy import cli as ggzy_cli
 from storage.migrate import upgrade
 from trading.cli import calendar_group
 
@@ -46,6 +46,6 @@ def test_a_schedule_with_a_date_outside_its_year_is_refused(var_dir: Path) -> No
 
 
 def test_the_cli_lists_its_commands() -> None:
-    result = CliRunner().invoke(register_package_commands(), ["--help"])
+    result = CliRunner().invoke(ggzy_cli, ["--help"])
     for command in ("serve", "worker", "db", "demo", "bench", "calendar", "accounts"):
         assert command in result.output
