@@ -296,11 +296,18 @@ async def bounded(concurrency: int, jobs: Sequence[Callable[[], Awaitable[Any]]]
     return await asyncio.gather(*(run(job) for job in jobs))
 
 
-async def put(http: httpx.AsyncClient, url: str, path: Path) -> float:
-    """PUT a file to a presigned URL; answers the seconds it took (the file is read before timing)."""
+async def send(http: httpx.AsyncClient, grant: dict[str, Any], content: bytes) -> httpx.Response:
+    """Upload as granted: POST the S3 form (fields, then the file), or PUT to the URL."""
+    if grant.get("method") == "POST":
+        return await http.post(grant["upload_url"], data=grant["fields"], files={"file": ("file", content)})
+    return await http.put(grant["upload_url"], content=content)
+
+
+async def put(http: httpx.AsyncClient, grant: dict[str, Any], path: Path) -> float:
+    """Upload a file to its grant; answers the seconds it took (the file is read before timing)."""
     content = await asyncio.to_thread(path.read_bytes)
     started = time.perf_counter()
-    r = await http.put(url, content=content)
+    r = await send(http, grant, content)
     elapsed = time.perf_counter() - started
     if r.status_code not in (200, 201, 204):
         raise click.ClickException(f"PUT refused: {r.status_code} {r.text[:300]}")
@@ -366,7 +373,7 @@ async def seed(database_url: str, api: Api, s3http: httpx.AsyncClient, plan: Pla
     grant = await api.call(
         "POST", f"/api/v1/tenders/{tid}/uploads", agency, {"filename": "tender.pdf", "size": len(documents)}
     )
-    r = await s3http.put(grant["upload_url"], content=documents)
+    r = await send(s3http, grant, documents)
     if r.status_code not in (200, 201, 204):
         raise click.ClickException(f"document upload refused: {r.status_code} {r.text[:300]}")
     await api.call(
@@ -459,7 +466,7 @@ async def surge(api: Api, s3http: httpx.AsyncClient, trade: Trade, concurrency: 
                 b.token,
                 {"filename": b.sealed.name, "size": b.size},
             )
-            result.upload.append(await put(s3http, grant["upload_url"], b.sealed))
+            result.upload.append(await put(s3http, grant, b.sealed))
             started = time.perf_counter()
             r = await api.http.post(
                 f"/api/v1/tenders/{trade.tender_id}/bids",
@@ -498,7 +505,7 @@ async def baseline(
         assert b.sealed is not None
         url = client.presigned_put_object(bucket, f"surge-baseline/{b.sealed.name}", timedelta(hours=1))
         try:
-            result.upload.append(await put(s3http, url, b.sealed))
+            result.upload.append(await put(s3http, {"method": "PUT", "upload_url": url}, b.sealed))
         except (click.ClickException, httpx.HTTPError) as exc:
             result.errors.append(f"baseline {b.index}: {exc}")
 

@@ -232,12 +232,16 @@ class GgzyClient:
         return await asyncio.to_thread(run)
 
     async def upload(self, grant: dict[str, Any], path: Path) -> None:
-        """PUT a file to its presigned URL, streaming it; retried from the start on a dropped connection."""
+        """Send a file as granted (PUT to the URL, or POST the S3 form), streaming it; retried from the start
+        on a dropped connection."""
         url = grant["upload_url"]
         size = (await asyncio.to_thread(path.stat)).st_size
         for attempt in range(1, UPLOAD_ATTEMPTS + 1):
             try:
-                r = await self._put(url, path, size)
+                if grant.get("method") == "POST":
+                    r = await self._post_form(url, grant.get("fields") or {}, path)
+                else:
+                    r = await self._put(url, path, size)
             except httpx.TransportError:
                 if attempt == UPLOAD_ATTEMPTS:
                     raise
@@ -246,6 +250,12 @@ class GgzyClient:
             if r.status_code not in (200, 201, 204):
                 raise ClientError(r.status_code, {"title": "upload refused", "detail": r.text[:300]})
             return
+
+    async def _post_form(self, url: str, fields: dict[str, str], path: Path) -> httpx.Response:
+        """POST the object store's form (an S3 POST policy): its fields, then the file, streamed."""
+        with path.open("rb") as file:
+            async with httpx.AsyncClient(timeout=300) as http:
+                return await http.post(url, data=fields, files={"file": ("file", file)})
 
     async def _put(self, url: str, path: Path, size: int) -> httpx.Response:
         parts = urlsplit(url)
