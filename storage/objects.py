@@ -9,7 +9,9 @@ blocking I/O and all hashing happens off the event loop.
 
 Presigned URLs let a client move large objects without the application in between. S3 signs its own; the
 local store points at the server's streaming endpoint (`storage.object_routes`) with an HMAC-signed,
-expiring grant (`sign_grant` / `verify_grant`), so both stores offer the same upload flow.
+expiring grant (`sign_grant` / `verify_grant`), so both stores offer the same upload flow. The store itself
+enforces an upload's size (`presigned_upload`): the local grant carries its cap, S3 gets a POST policy with
+a content-length range; a part URL signs its exact `Content-Length` on S3.
 
 Multipart uploads (分片上传) let a bidder send a sealed envelope of hundreds of MiB in parts, each to its own
 presigned URL, and resume after a dropped connection: `list_parts` says which parts arrived whole, the
