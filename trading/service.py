@@ -1703,12 +1703,20 @@ async def take_envelope(
     if data.upload_id is not None:
         await _complete_upload(store, data.object_key, data.upload_id)
     kept = f"records/{submission.tender_code}/bids/{uuid.uuid4().hex}"
+    # Counted at the upload's size while it is copied (at most the cap: the copy stops there).
+    try:
+        uploaded = await store.stat(data.object_key)
+    except InvalidObjectKey as exc:
+        raise ValidationProblem(
+            "Nothing was uploaded under this object key.",
+            errors=[field_error("object_key", "no such object")],
+        ) from exc
     await uploads.claim_copy(
         sessionmaker,
         key=kept,
         owner_id=submission.organisation_id,
         scope_id=submission.tender_id,
-        max_bytes=MAX_UPLOAD_BYTES,
+        max_bytes=min(uploaded.size, MAX_UPLOAD_BYTES) if uploaded is not None else MAX_UPLOAD_BYTES,
         now=now,
     )
     try:
