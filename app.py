@@ -4,6 +4,7 @@ the arq worker and the `ggzy` CLI from the packages."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 import uuid
@@ -560,3 +561,32 @@ def worker() -> None:
             await runtime.queue.close()
 
     asyncio.run(run())
+
+
+@click.group("storage")
+def storage_group() -> None:
+    """The object store."""
+
+
+@storage_group.command("sweep")
+def storage_sweep() -> None:
+    """Remove expired uploads, their open multipart uploads and copies no record took; never an object a
+    record points to. Prints what was removed as JSON; exits 1 if an object could not be removed."""
+    from storage import uploads
+
+    settings = Settings.from_env()
+    clock = SystemClock()
+
+    async def run() -> uploads.Swept:
+        engine = create_engine(settings.effective_database_url)
+        try:
+            store = build_store(settings, clock)
+            await store.ensure_ready()
+            return await uploads.sweep(create_sessionmaker(engine), store, clock.now())
+        finally:
+            await engine.dispose()
+
+    swept = asyncio.run(run())
+    click.echo(json.dumps(swept.to_dict()))
+    if swept.failed:
+        raise SystemExit(1)

@@ -209,6 +209,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "app:serve",
         "Run the HTTP server (with jobs and the chronograph in-process unless GGZY_REDIS_URL is set).",
     ),
+    "storage": (
+        "app:storage_group",
+        "The object store: sweep expired uploads and copies no record took.",
+    ),
     "worker": (
         "app:worker",
         "Run the arq worker on GGZY_REDIS_URL: jobs from the outbox and the chronograph as a cron.",

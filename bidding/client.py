@@ -239,13 +239,17 @@ class GgzyClient:
         return await asyncio.to_thread(run)
 
     async def upload(self, grant: dict[str, Any], path: Path, progress: Progress | None = None) -> None:
-        """PUT a file to its presigned URL, streaming it; retried from the start on a dropped connection."""
+        """Send a file as granted (PUT to the URL, or POST the S3 form), streaming it; retried from the start
+        on a dropped connection."""
         url = grant["upload_url"]
         size = (await asyncio.to_thread(path.stat)).st_size
         for attempt in range(1, UPLOAD_ATTEMPTS + 1):
             sent = _Sent(progress)
             try:
-                r = await self._put(url, path, size, sent)
+                if grant.get("method") == "POST":
+                    r = await self._post_form(url, grant.get("fields") or {}, path, size, sent)
+                else:
+                    r = await self._put(url, path, size, sent)
             except httpx.TransportError:
                 sent.rewind()
                 if attempt == UPLOAD_ATTEMPTS:
@@ -255,6 +259,16 @@ class GgzyClient:
             if r.status_code not in (200, 201, 204):
                 raise ClientError(r.status_code, {"title": "upload refused", "detail": r.text[:300]})
             return
+
+    async def _post_form(
+        self, url: str, fields: dict[str, str], path: Path, size: int, sent: _Sent
+    ) -> httpx.Response:
+        """POST the object store's form (an S3 POST policy): its fields, then the file, streamed."""
+        with path.open("rb") as file:
+            async with httpx.AsyncClient(timeout=300) as http:
+                r = await http.post(url, data=fields, files={"file": ("file", file)})
+        sent(size)
+        return r
 
     async def _put(self, url: str, path: Path, size: int, sent: _Sent) -> httpx.Response:
         parts = urlsplit(url)

@@ -38,6 +38,7 @@ class Settings:
     max_body_bytes: int = 1_048_576
     tick_seconds: float = 5.0
     audit_head_minutes: float = 10.0
+    upload_quota_bytes: int = 4 * 1024 * 1024 * 1024
     escrow_account: str = "31050161393600000888"
     escrow_account_name: str = "公共资源交易中心保证金专户"
     escrow_bank: str = "中国建设银行上海市分行营业部"
@@ -87,6 +88,7 @@ class Settings:
             max_body_bytes=int(_env("MAX_BODY_BYTES", "1048576")),
             tick_seconds=float(_env("TICK_SECONDS", "5")),
             audit_head_minutes=float(_env("AUDIT_HEAD_MINUTES", "10")),
+            upload_quota_bytes=int(_env("UPLOAD_QUOTA_BYTES", str(4 * 1024 * 1024 * 1024))),
             escrow_account=_env("ESCROW_ACCOUNT", cls.escrow_account),
             escrow_account_name=_env("ESCROW_ACCOUNT_NAME", cls.escrow_account_name),
             escrow_bank=_env("ESCROW_BANK", cls.escrow_bank),

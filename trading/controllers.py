@@ -278,9 +278,12 @@ class DocumentController(Controller):
         session: AsyncSession,
         object_store: ObjectStore,
         clock: Clock,
+        settings: Settings,
     ) -> schemas.UploadGrant:
-        """A presigned URL to PUT a document of the tender (documents, report, contract) to."""
-        return await service.document_upload(session, principal, tender_id, data, object_store, clock.now())
+        """A presigned upload of a document of the tender (documents, report, contract), capped at its size."""
+        return await service.document_upload(
+            session, principal, tender_id, data, object_store, clock.now(), settings.upload_quota_bytes
+        )
 
     @post("/documents", operation_id="register_document", guards=[AGENCY])
     async def register(
@@ -386,6 +389,20 @@ class DocumentController(Controller):
         )
 
 
+async def _replayed(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    principal: Principal,
+    data: schemas.BidSubmit,
+    stored: idempotency.StoredAnswer,
+    now: Any,
+) -> Response[Any]:
+    """The first answer to a retried submission. An upload the retry made afresh is removed: nothing will
+    ever take it (only the caller's own open uploads are)."""
+    async with transaction(sessionmaker) as session:
+        await service.discard_retried_upload(session, principal, data.object_key, now)
+    return Response(stored.body, status_code=stored.status_code, headers={"Idempotent-Replayed": "true"})
+
+
 class BidController(Controller):
     """Bids: upload, submit with a receipt, replace, withdraw, open at the opening."""
 
@@ -401,9 +418,12 @@ class BidController(Controller):
         session: AsyncSession,
         object_store: ObjectStore,
         clock: Clock,
+        settings: Settings,
     ) -> schemas.UploadGrant:
-        """A presigned URL to PUT the bid file to."""
-        return await service.bid_upload(session, principal, tender_id, data, object_store, clock.now())
+        """A presigned upload of the bid file, capped at its declared size."""
+        return await service.bid_upload(
+            session, principal, tender_id, data, object_store, clock.now(), settings.upload_quota_bytes
+        )
 
     @get("/uploads/{upload_id:str}", operation_id="bid_upload_progress", guards=[BIDDER])
     async def upload_progress(
@@ -428,7 +448,7 @@ class BidController(Controller):
         tender_id: uuid.UUID,
         data: schemas.BidSubmit,
         principal: Principal,
-        session: AsyncSession,
+        sessionmaker: async_sessionmaker[AsyncSession],
         object_store: ObjectStore,
         signer: LogSigner,
         clock: Clock,
@@ -436,7 +456,11 @@ class BidController(Controller):
         idempotency_key: IdemKey = None,
     ) -> Response[Any]:
         """Submit (or replace) a sealed bid for a lot; answers the receipt (transparency-log leaf, inclusion
-        proof, signed tree head). Needs an Idempotency-Key."""
+        proof, signed tree head). Needs an Idempotency-Key.
+
+        Three steps, so that copying and hashing an envelope of up to 512 MiB holds no write transaction
+        (on SQLite one would hold up every other writer): the checks, read only; the copy, outside any
+        transaction; the record, in one short write transaction. A copy that is not recorded is removed."""
         key = idempotency.check_key(idempotency_key)
         scope = f"submit_bid:{principal.user_id}:{tender_id}"
         identity = msgspec.to_builtins(data)
@@ -444,17 +468,29 @@ class BidController(Controller):
             identity.pop("object_key")  # the same envelope, uploaded again on a retry
             identity.pop("upload_id")
         digest = idempotency.fingerprint(identity)
-        stored = await idempotency.replay(session, scope, key, digest)
-        if stored is not None:
-            return Response(
-                stored.body, status_code=stored.status_code, headers={"Idempotent-Replayed": "true"}
-            )
         now = clock.now()
-        _bid, receipt = await service.submit_bid(
-            session, principal, tender_id, data, object_store, signer, now, _seen(request)
-        )
-        body = msgspec.to_builtins(receipt)
-        await idempotency.remember(session, scope, key, digest, 201, body, now)
+        async with transaction(sessionmaker, read_only=True) as session:
+            stored = await idempotency.replay(session, scope, key, digest)
+            if stored is None:
+                submission = await service.prepare_submission(session, principal, tender_id, now)
+        if stored is not None:
+            return await _replayed(sessionmaker, principal, data, stored, now)
+        taken = await service.take_envelope(sessionmaker, object_store, submission, data, now)
+        try:
+            async with transaction(sessionmaker) as session:
+                stored = await idempotency.replay(session, scope, key, digest)
+                if stored is None:
+                    _bid, receipt = await service.submit_bid(
+                        session, principal, tender_id, data, taken, signer, now, _seen(request)
+                    )
+                    body = msgspec.to_builtins(receipt)
+                    await idempotency.remember(session, scope, key, digest, 201, body, now)
+        except BaseException:
+            await service.drop_envelope(sessionmaker, object_store, taken)
+            raise
+        if stored is not None:  # the same submission, recorded meanwhile by a concurrent retry
+            await service.drop_envelope(sessionmaker, object_store, taken)
+            return await _replayed(sessionmaker, principal, data, stored, now)
         return Response(body, status_code=201)
 
     @get("/", operation_id="list_bids", guards=[authenticated])

@@ -343,12 +343,18 @@ class Platform:
             return await outside.request(method, url, content=content)
 
     async def upload(self, grant: dict[str, Any], content: bytes) -> None:
-        """PUT a file to the presigned URL the platform granted."""
-        check(grant.get("method") == "PUT", "a presigned PUT", grant.get("method"))
-        r = await self.presigned("PUT", str(grant["upload_url"]), content)
+        """Send a file the way the platform granted: PUT to its URL, or POST the S3 form."""
+        check(grant.get("method") in ("PUT", "POST"), "a presigned PUT or POST", grant.get("method"))
+        if grant["method"] == "POST":
+            async with httpx.AsyncClient(timeout=HTTP_TIMEOUT_SECONDS) as outside:
+                r = await outside.post(
+                    str(grant["upload_url"]), data=grant["fields"], files={"file": ("file", content)}
+                )
+        else:
+            r = await self.presigned("PUT", str(grant["upload_url"]), content)
         check(
-            r.status_code in (200, 201),
-            "PUT to the presigned URL → 200/201",
+            r.status_code in (200, 201, 204),
+            "the presigned upload → 200/201/204",
             f"{r.status_code} {r.text[:200]}",
         )
 

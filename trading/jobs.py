@@ -11,6 +11,7 @@ import bidding.service as bidding
 import escrow.service as escrow
 import evaluation.service as evaluation
 from accounts import audit
+from storage import uploads
 from storage.db import transaction
 from storage.jobs import JobContext, job
 from storage.objects import ObjectStore
@@ -44,6 +45,7 @@ async def chronograph_tick(ctx: JobContext) -> list[tuple[str, str]]:
     if expired or rooms:
         log.info("evaluation: %d invitation(s) timed out, %d room(s) changed", expired, rooms)
     await sign_audit_head(ctx)
+    await uploads.sweep_job(ctx)
     return done
 
 
@@ -73,8 +75,11 @@ async def notify(ctx: JobContext, payload: dict[str, Any]) -> None:
 
 @job("trading.discard_upload")
 async def discard_upload(ctx: JobContext, payload: dict[str, Any]) -> None:
-    """Delete an upload once its copy on record is committed (deleting a missing object is no error)."""
+    """Delete an upload once its copy on record is committed, or once nothing will take it (deleting a
+    missing object is no error); an open multipart upload of it is aborted."""
     store: ObjectStore = ctx.extras["store"]
+    if payload.get("upload_id"):
+        await store.abort_multipart(payload["key"], payload["upload_id"])
     await store.delete(payload["key"])
 
 

@@ -167,8 +167,10 @@ class ReceivedPart(msgspec.Struct):
 
 
 class UploadGrant(msgspec.Struct):
-    """Where to PUT the file: the object store's presigned URL (or the server's own, embedded). A large
-    file goes in parts instead (`upload_id`, `part_size`, `parts`), each retried on its own and resumable."""
+    """Where to send the file: `method` PUT to the server's own URL (embedded), or POST to the object
+    store as an HTML form (S3): the `fields`, then the file as the field `file`. The store refuses more
+    than `max_bytes`. A large file goes in parts instead (`upload_id`, `part_size`, `parts`: PUT each part
+    of exactly its `max_bytes`), each retried on its own and resumable."""
 
     object_key: str
     upload_url: str
@@ -178,6 +180,7 @@ class UploadGrant(msgspec.Struct):
     upload_id: str | None = None
     part_size: int | None = None
     parts: list[PartUrl] | None = None
+    fields: dict[str, str] | None = None
 
 
 class UploadProgress(msgspec.Struct):

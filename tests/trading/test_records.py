@@ -25,7 +25,7 @@ async def test_an_upload_grant_reused_after_submission_cannot_change_the_bid_on_
     content = await api.seal(bidder, tender, 1_000_000)
     grant = (
         await api.post(
-            f"/api/v1/tenders/{tid}/bids/uploads", bidder, json={"filename": "bid.age", "size": 100}
+            f"/api/v1/tenders/{tid}/bids/uploads", bidder, json={"filename": "bid.age", "size": len(content)}
         )
     ).json()
     await api.upload(grant, content)
@@ -40,7 +40,7 @@ async def test_an_upload_grant_reused_after_submission_cannot_change_the_bid_on_
     await api.run_jobs()  # the upload is discarded once the bid is committed
     assert await api.runtime.store.stat(grant["object_key"]) is None
 
-    await api.upload(grant, b"TAMPERED after submission")  # the grant still lets a PUT through ...
+    await api.upload(grant, b"TAMPERED after submission")  # the grant still lets an upload through ...
     bids = (await api.get(f"/api/v1/tenders/{tid}/bids", bidder)).json()
     assert bids[0]["sha256"] == receipt["envelope_sha256"] == hashlib.sha256(content).hexdigest()
     from sqlalchemy import select
