@@ -211,7 +211,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "storage": (
         "app:storage_group",
-        "The object store: sweep expired uploads and copies no record took.",
+        "The object store.",
     ),
     "worker": (
         "app:worker",
