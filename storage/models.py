@@ -8,6 +8,7 @@ import escrow.models
 import evaluation.models
 import storage.idempotency
 import storage.outbox
+import storage.rehearsal
 import trading.models
 from storage.db import Base
 
@@ -19,6 +20,7 @@ _packages = (
     evaluation.models,
     storage.idempotency,
     storage.outbox,
+    storage.rehearsal,
     trading.models,
 )
 metadata = Base.metadata
