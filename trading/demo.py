@@ -17,7 +17,8 @@ T = 3 shares and the platform with one other never opens a bid. One bidder sabot
 puts the demo organisations and users (password `demo-password-1`) with their registered public keys (the
 private halves as age identity files under `<var>/demo-keys/`), one trade completed in the past on a
 simulated clock that starts 70 days ago, and one open tender published now, which the live server's
-chronograph carries on in real time. It drives the same steps through the same API, in-process (ASGI).
+chronograph carries on in real time. It drives the same steps through the same API, in-process (ASGI),
+in one database transaction: all of it or nothing (`trading/seeding.py`).
 
 Every step checks the status codes and fields it gets back; the first surprise stops the demo with what
 was expected and what came instead, and the process exits 1.

@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 from rich.console import Console
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from accounts import service as accounts
 from storage.clock import Clock, SettableClock
@@ -39,11 +39,8 @@ class SeedFailed(Exception):
 
 
 async def _centre_exists(engine: AsyncEngine) -> bool:
-    async with engine.connect() as connection:
-        from sqlalchemy.ext.asyncio import AsyncSession
-
-        async with AsyncSession(bind=connection) as session:
-            return bool(await accounts.list_organisations(session, kind="centre", status=None))
+    async with engine.connect() as connection, AsyncSession(bind=connection) as session:
+        return bool(await accounts.list_organisations(session, kind="centre", status=None))
 
 
 async def seed(console: Console, settings: Settings, wall_clock: Clock | None = None) -> bool:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
+import click
 import httpx
 import pytest
 from click.testing import CliRunner
@@ -61,7 +62,9 @@ async def api(database: Database, real: SettableClock, tmp_path: Path) -> AsyncI
 
 
 async def _set(api: Api, actor: Actor | None, body: dict[str, Any]) -> httpx.Response:
-    return await api.client.put("/api/v1/rehearsal/clock", json=body, headers=actor.headers if actor else None)
+    return await api.client.put(
+        "/api/v1/rehearsal/clock", json=body, headers=actor.headers if actor else None
+    )
 
 
 # ---------------------------------------------------------------- the pace, pure
@@ -256,3 +259,49 @@ async def test_a_deployment_on_real_time_has_no_rehearsal_clock_to_set(
             "offset_seconds": 0.0,
         }
         assert "X-GGZY-Rehearsal" not in clock.headers
+
+
+# ---------------------------------------------------------------- ggzy rehearsal
+
+
+def test_ggzy_rehearsal_set_reads_its_advance_in_days_hours_minutes_or_seconds() -> None:
+    from trading.cli import parse_advance
+
+    assert [parse_advance(t) for t in ("21d", "36h", "90m", "45s", "3600")] == [
+        21 * 86400,
+        36 * 3600,
+        90 * 60,
+        45,
+        3600,
+    ]
+    for bad in ("", "d", "-1d", "1.5h", "3w"):
+        with pytest.raises(click.BadParameter):
+            parse_advance(bad)
+
+
+def test_ggzy_rehearsal_set_without_a_change_is_a_usage_error() -> None:
+    from trading.cli import rehearsal_set
+
+    result = CliRunner().invoke(rehearsal_set, ["--username", "centre"])
+
+    assert result.exit_code == 2
+    assert "--at, --advance and/or --rate" in result.output
+
+
+def test_ggzy_rehearsal_show_says_how_far_ahead_and_how_fast() -> None:
+    from trading.cli import _clock_line
+
+    line = _clock_line(
+        {
+            "rehearsal": True,
+            "now": "2026-03-22T03:00:00Z",
+            "real_now": "2026-03-02T01:02:00Z",
+            "rate": 60.0,
+            "offset_seconds": 1735080.0,
+        }
+    )
+
+    assert (
+        line
+        == "rehearsal time: 2026-03-22 11:00:00 Shanghai, 20 days, 1:58:00 ahead of real time, running ×60"
+    )

@@ -7,6 +7,7 @@ import asyncio
 import secrets
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -85,10 +86,19 @@ def test_seed_only_with_a_job_queue_on_redis_and_no_worker_seeds_everything(
     assert _query(database_url, "SELECT count(*) FROM outbox WHERE dispatched_at IS NULL") == [(0,)]
 
 
+@dataclass
+class Ticks:
+    """What a running chronograph did: how many ticks it began and what each finished one did."""
+
+    began: int = 0
+    finished: list[Any] = field(default_factory=list)
+    changed: threading.Condition = field(default_factory=threading.Condition)
+
+
 @pytest.fixture
-def running_chronograph(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:  # noqa: F811
+def running_chronograph(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ticks]:  # noqa: F811
     """A server's runtime on the same database, its chronograph ticking on real time every 0.2 s (as
-    `ggzy serve` runs it, or a worker's cron) in a thread of its own; yields what each tick did."""
+    `ggzy serve` runs it, or a worker's cron) in a thread of its own."""
     from app import build_runtime
     from trading import jobs as trading_jobs
 
@@ -96,7 +106,7 @@ def running_chronograph(database_url: str, monkeypatch: pytest.MonkeyPatch) -> I
     monkeypatch.setenv("GGZY_TICK_SECONDS", "0.2")
     monkeypatch.setenv("GGZY_SECRET_KEY", secrets.token_urlsafe(32))
     settings = Settings.from_env()
-    ticks: list[Any] = []
+    ticks = Ticks()
     stop = threading.Event()
     started = threading.Event()
 
@@ -105,9 +115,15 @@ def running_chronograph(database_url: str, monkeypatch: pytest.MonkeyPatch) -> I
         tick = trading_jobs.chronograph_tick
 
         async def counted(ctx: Any) -> Any:
+            ours = ctx.sessionmaker is runtime.sessionmaker  # not the seed's own ticks on its clock
+            if ours:
+                with ticks.changed:
+                    ticks.began += 1
             done = await tick(ctx)
-            if ctx.sessionmaker is runtime.sessionmaker:  # not the seed's own ticks on its clock
-                ticks.append(done)
+            if ours:
+                with ticks.changed:
+                    ticks.finished.append(done)
+                    ticks.changed.notify_all()
             return done
 
         monkeypatch.setattr(trading_jobs, "chronograph_tick", counted)
@@ -130,13 +146,19 @@ def running_chronograph(database_url: str, monkeypatch: pytest.MonkeyPatch) -> I
 
 def test_seed_only_beside_a_running_chronograph_seeds_the_past_trade_it_cannot_move(
     database_url: str,  # noqa: F811 - the fixture
-    running_chronograph: list[Any],
+    running_chronograph: Ticks,
 ) -> None:
     result = CliRunner().invoke(demo, ["--seed-only"])
 
     assert result.exit_code == 0, result.output
     assert "✗" not in result.output
-    assert len(running_chronograph) > 1  # it ticked while the seed ran
+    # It ticked while the seed ran (on SQLite it waited for the seed's write lock) and goes on once the
+    # seed is in: the trade completed in the past stays completed, the open tender stays open.
+    with running_chronograph.changed:
+        seen = len(running_chronograph.finished)
+        assert running_chronograph.changed.wait_for(lambda: len(running_chronograph.finished) > seen + 1, 60)
+    assert running_chronograph.began > 2
+    assert all(done == [] for done in running_chronograph.finished)
     _seeded(database_url)
 
 
