@@ -44,17 +44,27 @@ from escrow.controllers import (
     SupervisionController,
 )
 from evaluation.controllers import EVALUATION_CONTROLLERS
+from storage import rehearsal
 from storage.clock import Clock, SystemClock
 from storage.db import create_engine, create_sessionmaker, transaction
-from storage.jobs import ArqJobQueue, InlineJobQueue, JobContext, JobQueue, OutboxDispatcher, Periodic
+from storage.jobs import (
+    ArqJobQueue,
+    InlineJobQueue,
+    JobContext,
+    JobQueue,
+    OutboxDispatcher,
+    Periodic,
+    SequentialJobQueue,
+)
 from storage.object_routes import ObjectController
 from storage.objects import LocalObjectStore, ObjectStore, S3ObjectStore
 from storage.problems import PreconditionFailed, Problem, field_error
-from storage.settings import Settings
+from storage.settings import Settings, SettingsError
 from storage.signing import LogSigner
 from trading import jobs as trading_jobs
 from trading import service as trading_service
 from trading.controllers import TRADING_CONTROLLERS
+from trading.rehearsal import ClockController
 
 log = logging.getLogger("ggzy")
 PROBLEM_JSON = "application/problem+json"
@@ -91,10 +101,12 @@ class Runtime:
         await self.queue.start()
         self._stop.clear()
         self._tasks.append(asyncio.create_task(self.dispatcher.run(self._stop)))
-        if self.run_chronograph:
-            ticker = Periodic(
-                lambda: trading_jobs.chronograph_tick(self.job_context), self.settings.tick_seconds
+        if self.settings.rehearsal:
+            self._tasks.append(
+                asyncio.create_task(rehearsal.keep_fresh(self.clock, self.sessionmaker, self._stop))
             )
+        if self.run_chronograph:
+            ticker = Periodic(lambda: chronograph_tick(self.job_context), self.settings.tick_seconds)
             self._tasks.append(asyncio.create_task(ticker.run(self._stop)))
 
     async def stop(self) -> None:
@@ -106,6 +118,12 @@ class Runtime:
         await self.queue.close()
         await self.throttle.close()
         await self.engine.dispose()
+
+
+async def chronograph_tick(ctx: JobContext) -> list[tuple[str, str]]:
+    """The chronograph's tick, on the rehearsal clock's stored pace where there is one."""
+    await rehearsal.refresh(ctx.clock, ctx.sessionmaker)
+    return await trading_jobs.chronograph_tick(ctx)
 
 
 def build_store(settings: Settings, clock: Clock) -> ObjectStore:
@@ -134,17 +152,24 @@ def build_runtime(
     engine: AsyncEngine | None = None,
     queue: JobQueue | None = None,
     throttle: SignInThrottle | None = None,
+    sessionmaker: async_sessionmaker[AsyncSession] | None = None,
+    sequential_jobs: bool = False,
 ) -> Runtime:
-    """Wire the runtime from settings; tests pass their own clock, store, engine, queue or throttle."""
-    clock = clock or SystemClock()
+    """Wire the runtime from settings; tests pass their own clock, store, engine, queue or throttle.
+    `sessionmaker` replaces the engine's (the demo's seeding passes one transaction's); `sequential_jobs`
+    runs the jobs in this process one at a time when drained (`SequentialJobQueue`), even where
+    GGZY_REDIS_URL names a queue."""
+    clock = clock or rehearsal.build_clock(settings)
     configure_password_cost(
         PasswordCost(settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism)
     )
     engine = engine or create_engine(settings.effective_database_url)
-    sessionmaker = create_sessionmaker(engine)
+    sessionmaker = sessionmaker or create_sessionmaker(engine)
     store = store or build_store(settings, clock)
     signer = LogSigner.from_secret(settings.secret_key, settings.log_signing_key)
     extras: dict[str, Any] = {"store": store, "settings": settings, "signer": signer}
+    if queue is None and sequential_jobs:
+        queue = SequentialJobQueue(JobContext(sessionmaker, clock, extras))
     if queue is None:
         if settings.redis_url:
             queue = ArqJobQueue(settings.redis_url)
@@ -467,6 +492,7 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = True) -> Litestar:
             BankController,
             SupervisionController,
             *EVALUATION_CONTROLLERS,
+            ClockController,
         ],
         dependencies={
             "session": Provide(provide_session),
@@ -510,10 +536,21 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = True) -> Litestar:
         debug=False,
     )
     check_guards(app)
+    if runtime.settings.rehearsal:
+        # Around everything Litestar answers, unknown paths and errors included.
+        app.asgi_handler = rehearsal.RehearsalMarker(app.asgi_handler, runtime.clock, runtime.sessionmaker)
     return app
 
 
 # ---------------------------------------------------------------- CLI
+
+
+def settings_from_env() -> Settings:
+    """The settings, or a usage error naming what contradicts itself (e.g. a production rehearsal)."""
+    try:
+        return Settings.from_env()
+    except SettingsError as exc:
+        raise click.UsageError(str(exc)) from exc
 
 
 @click.command()
@@ -523,7 +560,8 @@ def serve(host: str | None, port: int | None) -> None:
     """Run the HTTP server (with jobs and the chronograph in-process unless GGZY_REDIS_URL is set)."""
     import uvicorn
 
-    settings = Settings.from_env()
+    settings = settings_from_env()
+    settings.var_dir.mkdir(parents=True, exist_ok=True)
     app = create_app(build_runtime(settings))
     uvicorn.run(app, host=host or settings.host, port=port or settings.port, log_level="info")
 
@@ -535,7 +573,7 @@ def worker() -> None:
 
     from storage.jobs import worker_settings
 
-    settings = Settings.from_env()
+    settings = settings_from_env()
     if not settings.redis_url:
         raise click.UsageError("GGZY_REDIS_URL is not set; `ggzy serve` runs jobs in-process instead.")
     runtime = build_runtime(settings)
@@ -548,16 +586,23 @@ def worker() -> None:
         kwargs = worker_settings(
             ctx_factory,
             settings.redis_url,
-            cron=[("chronograph_tick", trading_jobs.chronograph_tick, max(1, int(settings.tick_seconds)))],
+            cron=[("chronograph_tick", chronograph_tick, max(1, int(settings.tick_seconds)))],
         )
         dispatcher_stop = asyncio.Event()
         await runtime.queue.start()
-        dispatch = asyncio.create_task(runtime.dispatcher.run(dispatcher_stop))
+        background = [asyncio.create_task(runtime.dispatcher.run(dispatcher_stop))]
+        if settings.rehearsal:
+            background.append(
+                asyncio.create_task(
+                    rehearsal.keep_fresh(runtime.clock, runtime.sessionmaker, dispatcher_stop)
+                )
+            )
         try:
             await Worker(**kwargs).async_run()
         finally:
             dispatcher_stop.set()
-            await dispatch
+            for task in background:
+                await task
             await runtime.queue.close()
 
     asyncio.run(run())
@@ -574,7 +619,7 @@ def storage_sweep() -> None:
     record points to. Prints what was removed as JSON; exits 1 if an object could not be removed."""
     from storage import uploads
 
-    settings = Settings.from_env()
+    settings = settings_from_env()
     clock = SystemClock()
 
     async def run() -> uploads.Swept:

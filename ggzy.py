@@ -205,6 +205,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "The witness's side of a committee draw (a supervisor or a notary).",
     ),
     "escrow": ("escrow.cli:escrow_group", "The centre's side of the deposit bank account."),
+    "rehearsal": (
+        "trading.cli:rehearsal_group",
+        "A rehearsal deployment's clock (演练, GGZY_REHEARSAL): the centre moves it forward or speeds it up.",
+    ),
     "serve": (
         "app:serve",
         "Run the HTTP server (with jobs and the chronograph in-process unless GGZY_REDIS_URL is set).",

@@ -25,8 +25,12 @@ def db_upgrade(revision: str, verbose: bool) -> None:
     # before alembic is imported: it logs its plugins as it loads
     logging.getLogger("alembic").setLevel(logging.INFO if verbose else logging.WARNING)
     from storage.migrate import upgrade
-    from storage.settings import Settings
+    from storage.settings import Settings, SettingsError
 
-    settings = Settings.from_env()
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        raise click.UsageError(str(exc)) from exc
+    settings.var_dir.mkdir(parents=True, exist_ok=True)
     upgrade(settings.effective_database_url, revision)
     click.echo(f"database at {settings.effective_database_url.split('@')[-1]} is at {revision}")

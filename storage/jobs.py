@@ -172,6 +172,34 @@ class InlineJobQueue:
                 return
 
 
+class SequentialJobQueue(InlineJobQueue):
+    """Runs jobs one after another in the task that drains the queue, in the order they were enqueued
+    (with the same retries): for jobs that share one database connection, as seeding's single transaction
+    does, where concurrent jobs would interleave their savepoints."""
+
+    def __init__(self, ctx: JobContext, *, max_attempts: int = 5, backoff_seconds: float = 0.05) -> None:
+        super().__init__(ctx, max_attempts=max_attempts, backoff_seconds=backoff_seconds)
+        self._pending: list[tuple[str, JobFn, dict[str, Any], str]] = []
+
+    async def enqueue(self, name: str, payload: dict[str, Any], job_id: str) -> None:
+        """Queue the job for the next `drain()` unless a job with this id was already enqueued."""
+        if self._closed:
+            raise RuntimeError("the job queue is closed")
+        if job_id in self._seen:
+            return
+        self._remember(job_id)
+        fn = JOBS.get(name)
+        if fn is None:
+            logger.error("unknown job %r (%s) dropped", name, job_id)
+            return
+        self._pending.append((name, fn, copy.deepcopy(payload), job_id))
+
+    async def drain(self) -> None:
+        """Run every queued job (including ones queued meanwhile), one at a time, here."""
+        while self._pending:
+            await self._run(*self._pending.pop(0))
+
+
 class _RedactedPayload(dict[str, Any]):
     """A payload whose repr hides its content, because arq logs the repr of every job's arguments."""
 

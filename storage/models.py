@@ -8,6 +8,7 @@ import escrow.models
 import evaluation.models
 import storage.idempotency
 import storage.outbox
+import storage.rehearsal
 import storage.uploads
 import trading.models
 from storage.db import Base
@@ -21,6 +22,7 @@ _packages = (
     storage.idempotency,
     storage.outbox,
     storage.uploads,
+    storage.rehearsal,
     trading.models,
 )
 metadata = Base.metadata

@@ -13,6 +13,14 @@ def _env(name: str, default: str) -> str:
     return os.environ.get(f"GGZY_{name}", default)
 
 
+PRODUCTION = "production"
+TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+
+
+class SettingsError(ValueError):
+    """The configuration contradicts itself; the process refuses to start."""
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything configurable about one ggzy process.
@@ -52,6 +60,20 @@ class Settings:
     signin_lockout_seconds: int = 60
     signin_max_lockout_seconds: int = 900
     signin_forget_seconds: int = 3600
+    env: str = "development"
+    rehearsal: bool = False
+
+    def __post_init__(self) -> None:
+        if self.rehearsal and self.is_production:
+            raise SettingsError(
+                "GGZY_REHEARSAL is refused where GGZY_ENV=production: a rehearsal clock runs ahead of real "
+                "time, and no real trade may be decided on it."
+            )
+
+    @property
+    def is_production(self) -> bool:
+        """A production deployment: GGZY_ENV=production (any case)."""
+        return self.env.strip().lower() == PRODUCTION
 
     @property
     def effective_database_url(self) -> str:
@@ -99,6 +121,8 @@ class Settings:
             signin_lockout_seconds=int(_env("SIGNIN_LOCKOUT_SECONDS", "60")),
             signin_max_lockout_seconds=int(_env("SIGNIN_MAX_LOCKOUT_SECONDS", "900")),
             signin_forget_seconds=int(_env("SIGNIN_FORGET_SECONDS", "3600")),
+            env=_env("ENV", "development"),
+            rehearsal=_env("REHEARSAL", "").strip().lower() in TRUE_WORDS,
             **argon2_from_env(),
         )
 

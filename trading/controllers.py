@@ -31,9 +31,11 @@ IdemKey = Annotated[str | None, Parameter(header="Idempotency-Key", required=Fal
 
 
 async def _tender_response(
-    session: AsyncSession, tender: Any, status_code: int = 200
+    session: AsyncSession, tender: Any, status_code: int = 200, *, rehearsal: bool = False
 ) -> Response[schemas.TenderRead]:
     read = await service.tender_read(session, tender)
+    if rehearsal:  # its deadlines are a rehearsal's, on the rehearsal clock
+        read = msgspec.structs.replace(read, rehearsal=True)
     return Response(read, status_code=status_code, headers={"ETag": http.etag(tender.version)})
 
 
@@ -169,6 +171,7 @@ class TenderController(Controller):
     async def list_tenders(
         self,
         session: AsyncSession,
+        settings: Settings,
         request_principal: Principal | None = None,
         status: str | None = None,
         mine: bool = False,
@@ -179,15 +182,27 @@ class TenderController(Controller):
         rows, next_cursor = await service.list_tenders(
             session, request_principal, status=status, mine=mine, cursor=cursor, limit=limit
         )
-        return {"items": [await service.tender_read(session, t) for t in rows], "next_cursor": next_cursor}
+        page: dict[str, Any] = {
+            "items": [await service.tender_read(session, t) for t in rows],
+            "next_cursor": next_cursor,
+        }
+        if settings.rehearsal:
+            page["rehearsal"] = True
+        return page
 
     @get("/{tender_id:uuid}", operation_id="get_tender", guards=[public])
     async def get_one(
-        self, tender_id: uuid.UUID, session: AsyncSession, request_principal: Principal | None = None
+        self,
+        tender_id: uuid.UUID,
+        session: AsyncSession,
+        settings: Settings,
+        request_principal: Principal | None = None,
     ) -> Response[schemas.TenderRead]:
         """One tender; drafts only for their agency. The ETag is the version to send back in If-Match."""
         return await _tender_response(
-            session, await service.visible_tender(session, request_principal, tender_id)
+            session,
+            await service.visible_tender(session, request_principal, tender_id),
+            rehearsal=settings.rehearsal,
         )
 
     @patch("/{tender_id:uuid}", operation_id="update_tender", guards=[AGENCY])

@@ -17,7 +17,8 @@ T = 3 shares and the platform with one other never opens a bid. One bidder sabot
 puts the demo organisations and users (password `demo-password-1`) with their registered public keys (the
 private halves as age identity files under `<var>/demo-keys/`), one trade completed in the past on a
 simulated clock that starts 70 days ago, and one open tender published now, which the live server's
-chronograph carries on in real time. It drives the same steps through the same API, in-process (ASGI).
+chronograph carries on in real time. It drives the same steps through the same API, in-process (ASGI),
+in one database transaction: all of it or nothing (`trading/seeding.py`).
 
 Every step checks the status codes and fields it gets back; the first surprise stops the demo with what
 was expected and what came instead, and the process exits 1.
@@ -55,7 +56,7 @@ from accounts.uscc import make_uscc
 from bidding import agekeys, bidfile, custody, envelope, merkle
 from bidding import opening_record as signed_record
 from bidding import receipt as receipts
-from storage.clock import Clock, SettableClock, SystemClock
+from storage.clock import SettableClock
 from storage.db import transaction
 from storage.jobs import InlineJobQueue
 from storage.migrate import upgrade_async
@@ -1873,7 +1874,7 @@ def _keys_dir(settings: Settings) -> Path:
     return Path(settings.var_dir) / KEYS_DIR
 
 
-def _write_keys(settings: Settings, trade: Trade, created: datetime) -> Path:
+def write_keys(settings: Settings, trade: Trade, created: datetime) -> Path:
     """The private halves of the seeded keys, as age identity files (mode 0600) a custodian passes to
     `ggzy custodian release --key` and a bidder to `ggzy bid seal|reveal --key` (demo data, like the
     published password: the keys registered now replace any left from an earlier seed)."""
@@ -1887,7 +1888,7 @@ def _write_keys(settings: Settings, trade: Trade, created: datetime) -> Path:
     return folder
 
 
-def _next_steps(console: Console, settings: Settings, live: Trade | None) -> None:
+def next_steps(console: Console, settings: Settings, live: Trade | None) -> None:
     base = settings.effective_public_url
     console.print(_users_table(_keys_dir(settings)))
     console.print("[bold]Try next[/] (after `ggzy serve`):")
@@ -1926,56 +1927,6 @@ def _next_steps(console: Console, settings: Settings, live: Trade | None) -> Non
             console.print(f"    {command}   {what}", soft_wrap=True)
 
 
-async def _centre_exists(runtime: Runtime) -> bool:
-    async with runtime.sessionmaker() as session:
-        return bool(await accounts.list_organisations(session, kind="centre", status=None))
-
-
-async def seed(console: Console, settings: Settings, wall_clock: Clock | None = None) -> bool:
-    """Seed the configured database once: people, a trade completed in the past, an open tender now."""
-    from app import build_runtime, create_app
-
-    wall_clock = wall_clock or SystemClock()
-    await upgrade_async(settings.effective_database_url)
-    clock = SettableClock(wall_clock.now() - SEED_HISTORY)
-    runtime = build_runtime(settings, clock=clock)
-    runtime.run_chronograph = False
-    try:
-        await runtime.store.ensure_ready()
-        await runtime.queue.start()
-        if await _centre_exists(runtime):
-            console.print("The demo data is already there; nothing changed.")
-            _next_steps(console, settings, None)
-            return True
-        # httpx types its ASGI app loosely and Litestar its scopes precisely; they agree at runtime.
-        app: Any = create_app(runtime, manage_runtime=False)
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(
-            transport=transport, base_url=settings.effective_public_url, timeout=HTTP_TIMEOUT_SECONDS
-        ) as client:
-            platform = Platform(client, runtime, clock)
-            narrator = Narrator(console)
-            past = Trade(platform, WORKS, PARTIES)
-            console.print(
-                f"[bold]Seeding[/]: a complete trade on a clock from {shanghai_text(clock.now())} Shanghai"
-            )
-            if not await narrator.run((*PEOPLE_STEPS, *TRADE_STEPS), past):
-                return False
-            clock.set(wall_clock.now())
-            _write_keys(settings, past, clock.now())
-            live = Trade(platform, LIVE, PARTIES, people=past.people, keys=past.keys)
-            console.print(
-                f"[bold]Seeding[/]: an open tender published now ({shanghai_text(clock.now())} Shanghai)"
-            )
-            if not await narrator.run(PUBLISH_STEPS, live):
-                return False
-        _next_steps(console, settings, live)
-        return True
-    finally:
-        await runtime.queue.close()
-        await runtime.engine.dispose()
-
-
 # ---------------------------------------------------------------- the command
 
 
@@ -2005,6 +1956,8 @@ def demo(seed_only: bool, keep: Path | None) -> None:
     if keep is not None and keep.exists() and any(keep.iterdir()):
         raise click.UsageError(f"{keep} is not empty; give --keep a new or empty folder")
     if seed_only:
+        from trading.seeding import seed
+
         ok = asyncio.run(seed(console, Settings.from_env()))
     else:
         ok = asyncio.run(run_demo(console, keep))

@@ -141,6 +141,7 @@ class TenderRead(msgspec.Struct):
     # The Shamir threshold written in every share stanza (fixed at publication): t, plus one when the
     # platform holds a share. Seal with this one.
     shamir_threshold: int | None = None
+    rehearsal: bool | msgspec.UnsetType = msgspec.UNSET  # true in a rehearsal deployment (演练), else absent
 
 
 class CancelRequest(Strict):

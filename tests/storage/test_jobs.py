@@ -4,6 +4,7 @@ driver. Jobs record what they saw in `JobContext.extras`; nothing of ours is moc
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -27,6 +28,7 @@ from storage.jobs import (
     JobContext,
     OutboxDispatcher,
     Periodic,
+    SequentialJobQueue,
     backoff_delay,
     cron_schedule,
     job,
@@ -509,3 +511,52 @@ async def test_periodic_survives_an_exception_in_fn(caplog: pytest.LogCaptureFix
     [failure] = [r for r in caplog.records if r.name == "ggzy.jobs" and r.levelno == logging.ERROR]
     assert failure.getMessage().startswith("periodic ")
     assert failure.exc_info is not None and str(failure.exc_info[1]) == "first tick fails"
+
+
+async def test_a_sequential_queue_runs_nothing_until_drained_then_each_job_in_turn_with_retries() -> None:
+    ctx = job_context()
+    queue = SequentialJobQueue(ctx, backoff_seconds=0.0)
+    await queue.start()
+    await queue.enqueue(MARK, {"value": "first"}, "job-1")
+    await queue.enqueue(FLAKY, {"key": "second", "fail_times": 2}, "job-2")
+    await queue.enqueue(MARK, {"value": "third"}, "job-3")
+    await queue.enqueue(MARK, {"value": "first again"}, "job-1")  # a duplicate id is ignored
+
+    assert ctx.extras["marks"] == []
+    await queue.drain()
+
+    assert ctx.extras["marks"] == ["first", "second", "third"]
+    assert ctx.extras["tries"] == {"second": 3}
+    await queue.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        await queue.enqueue(MARK, {"value": "late"}, "job-4")
+
+
+async def test_one_transaction_keeps_every_session_or_none(database: Any) -> None:
+    from sqlalchemy import text
+
+    from storage.db import create_sessionmaker, one_transaction
+
+    async def count(sessionmaker: Any) -> int:
+        async with transaction(sessionmaker, read_only=True) as session:
+            return int(await session.scalar(text("SELECT count(*) FROM outbox")) or 0)
+
+    now = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
+    before = await count(create_sessionmaker(database.engine))
+    with pytest.raises(RuntimeError):
+        async with one_transaction(database.engine) as sessionmaker:
+            async with transaction(sessionmaker) as session:
+                enqueue(session, MARK, {"value": 1}, now)
+            with contextlib.suppress(ValueError):
+                async with transaction(sessionmaker) as session:  # a use case that fails undoes only itself
+                    enqueue(session, MARK, {"value": 2}, now)
+                    await session.flush()
+                    raise ValueError("refused")
+            assert await count(sessionmaker) == before + 1
+            raise RuntimeError("the seed stops")
+    assert await count(create_sessionmaker(database.engine)) == before
+
+    async with one_transaction(database.engine) as sessionmaker:
+        async with transaction(sessionmaker) as session:
+            enqueue(session, MARK, {"value": 3}, now)
+    assert await count(create_sessionmaker(database.engine)) == 1
