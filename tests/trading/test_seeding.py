@@ -157,7 +157,7 @@ def test_seed_only_beside_a_running_chronograph_seeds_the_past_trade_it_cannot_m
     with running_chronograph.changed:
         seen = len(running_chronograph.finished)
         assert running_chronograph.changed.wait_for(lambda: len(running_chronograph.finished) > seen + 1, 60)
-    assert running_chronograph.began > 2
+    assert running_chronograph.began >= 2
     assert all(done == [] for done in running_chronograph.finished)
     _seeded(database_url)
 
