@@ -644,4 +644,5 @@ async def test_a_malformed_cursor_is_refused_naming_cursor(api: Api, cursor: str
 async def test_a_limit_out_of_range_is_refused_naming_limit(api: Api, limit: int) -> None:
     centre = await api.bootstrap_centre()
     r = await api.get("/api/v1/audit", centre, params={"limit": limit})
-    assert assert_problem(r, 422)["errors"] == [{"field": "limit", "message": "must be between 1 and 200"}]
+    [error] = assert_problem(r, 400)["errors"]
+    assert error["field"] == "limit"
