@@ -51,6 +51,7 @@ from storage.db import create_engine, create_sessionmaker, transaction
 from storage.jobs import ArqJobQueue, InlineJobQueue, JobContext, JobQueue, OutboxDispatcher, Periodic
 from storage.object_routes import ObjectController
 from storage.objects import LocalObjectStore, ObjectStore, S3ObjectStore
+from storage.openapi import document_problems
 from storage.problems import PreconditionFailed, Problem, field_error
 from storage.settings import Settings
 from storage.signing import LogSigner
@@ -303,13 +304,13 @@ async def _audit_refusal(exc: Exception, scope: Scope) -> None:
         await accounts_service.record_refusal(state.sessionmaker, refusal)
 
 
-AUDITED_REFUSALS = frozenset({403, 409, 412})
+AUDITED_REFUSALS = frozenset({403, 404, 409, 412})
 
 
 def _refused_attempt(exc: Exception, scope: Scope, now: datetime) -> accounts_service.Refusal | None:
-    """What a signed-in caller tried and a rule, a role or the state refused (a late bid, a premature
-    award …): supervisors see attempts as well as acts. Plain validation errors and anonymous calls are
-    not kept."""
+    """What a signed-in caller tried and a rule, a role, the state or the object's owner refused (a late
+    bid, a premature award, another organisation's tender answered as not found …): supervisors see
+    attempts as well as acts. Plain validation errors and anonymous calls are not kept."""
     principal = scope.get("user")
     if not isinstance(exc, Problem) or not isinstance(principal, Principal):
         return None
@@ -617,6 +618,7 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = True) -> Litestar:
     )
     check_guards(app)
     app.state.allow = allowed_methods(app)
+    document_problems(h for route in app.routes for h in getattr(route, "route_handlers", []))
     return app
 
 
