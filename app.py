@@ -4,6 +4,7 @@ the arq worker and the `ggzy` CLI from the packages."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import re
@@ -25,6 +26,7 @@ from litestar.di import Provide
 from litestar.exceptions import HTTPException, SerializationException, ValidationException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
+from litestar.routes import HTTPRoute
 from litestar.types import Receive, Scope, Send
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -58,6 +60,7 @@ from storage.jobs import (
 )
 from storage.object_routes import ObjectController
 from storage.objects import LocalObjectStore, ObjectStore, S3ObjectStore
+from storage.openapi import document_problems
 from storage.problems import PreconditionFailed, Problem, field_error
 from storage.settings import Settings, SettingsError
 from storage.signing import LogSigner
@@ -201,6 +204,14 @@ class MalformedRequest(Problem):
     title = "Invalid request"
 
 
+class NotJson(Problem):
+    """A route that reads JSON was sent a body of another media type."""
+
+    status = 415
+    slug = "unsupported-media-type"
+    title = "Unsupported media type"
+
+
 def _problem_headers(problem: Problem) -> dict[str, str]:
     headers = dict(problem.headers)
     if problem.status == 401:
@@ -240,7 +251,7 @@ def _on_problem(request: Request[Any, Any, Any], exc: Problem) -> Response[Any]:
 _NAMED_FIELD = re.compile(r"(?:unknown|missing required) field `([^`]*)`")
 
 
-def _error_field(item: dict[str, Any]) -> dict[str, Any]:
+def _error_field(item: dict[str, Any], request: Request[Any, Any, Any]) -> dict[str, Any]:
     """One of Litestar's validation messages as an `errors[]` entry naming the field a client sent.
 
     Body fields are named by their path in the body (`lots[0].deposit_fen`); an unknown or missing field
@@ -250,6 +261,8 @@ def _error_field(item: dict[str, Any]) -> dict[str, Any]:
     source = str(getattr(raw_source, "value", raw_source) or "body")
     key = str(item.get("key") or "")
     message = str(item.get("message", "invalid"))
+    if source == "header":
+        return field_error(f"header:{_header_name(request, key)}", message)
     if source != "body":
         return field_error(key if source == "query" else f"{source}:{key}", message)
     path = "" if key == "data" else key
@@ -260,8 +273,15 @@ def _error_field(item: dict[str, Any]) -> dict[str, Any]:
     return field_error(path or "body", message)
 
 
+def _header_name(request: Request[Any, Any, Any], key: str) -> str:
+    """The header a handler's parameter `key` is read from (`Last-Event-ID` for `last_event_id`)."""
+    parameter = request.route_handler.parsed_fn_signature.parameters.get(key)
+    header = getattr(getattr(parameter, "kwarg_definition", None), "header", None)
+    return str(header or key)
+
+
 def _on_validation(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
-    errors = [_error_field(item) for item in (exc.extra if isinstance(exc.extra, list) else [])]
+    errors = [_error_field(item, request) for item in (exc.extra if isinstance(exc.extra, list) else [])]
     problem = MalformedRequest(
         "The request does not match the expected shape; see errors.",
         errors=errors or [field_error("body", str(exc.detail))],
@@ -309,13 +329,13 @@ async def _audit_refusal(exc: Exception, scope: Scope) -> None:
         await accounts_service.record_refusal(state.sessionmaker, refusal)
 
 
-AUDITED_REFUSALS = frozenset({403, 409, 412})
+AUDITED_REFUSALS = frozenset({403, 404, 409, 412})
 
 
 def _refused_attempt(exc: Exception, scope: Scope, now: datetime) -> accounts_service.Refusal | None:
-    """What a signed-in caller tried and a rule, a role or the state refused (a late bid, a premature
-    award …): supervisors see attempts as well as acts. Plain validation errors and anonymous calls are
-    not kept."""
+    """What a signed-in caller tried and a rule, a role, the state or the object's owner refused (a late
+    bid, a premature award, another organisation's tender answered as not found …): supervisors see
+    attempts as well as acts. Plain validation errors and anonymous calls are not kept."""
     principal = scope.get("user")
     if not isinstance(exc, Problem) or not isinstance(principal, Principal):
         return None
@@ -361,6 +381,53 @@ def _nul_in_json(value: Any) -> str | None:
     return None
 
 
+class _JsonObject(dict[str, Any]):
+    """A decoded JSON object that remembers the first key it was given twice."""
+
+    duplicate: str | None = None
+
+
+def _object_pairs(pairs: list[tuple[str, Any]]) -> _JsonObject:
+    decoded = _JsonObject(pairs)
+    if len(decoded) != len(pairs):
+        seen: set[str] = set()
+        for key, _value in pairs:
+            if key in seen:
+                decoded.duplicate = key
+                break
+            seen.add(key)
+    return decoded
+
+
+def _first_duplicate(body: bytes) -> str | None:
+    """The path of the first key that appears twice in one object of a JSON body, or None.
+
+    The body has already decoded as JSON; it is decoded once more keeping every key, since a decoder that
+    lets the last of two keys win would act on a value the client's own reading of the body may not see.
+    """
+    try:
+        value = json.loads(body, object_pairs_hook=_object_pairs)
+    except (ValueError, RecursionError):
+        return None  # beyond this decoder's limits (a huge number): the first decoding has judged it
+    stack: list[tuple[str, Any]] = [("", value)]
+    while stack:
+        path, item = stack.pop()
+        if isinstance(item, _JsonObject):
+            if item.duplicate is not None:
+                return f"{path}.{item.duplicate}" if path else item.duplicate
+            stack.extend((f"{path}.{key}" if path else key, child) for key, child in reversed(item.items()))
+        elif isinstance(item, list):
+            stack.extend((f"{path}[{index}]", child) for index, child in reversed(list(enumerate(item))))
+    return None
+
+
+async def _duplicate_in_json(body: bytes) -> str | None:
+    """`_first_duplicate`, off the event loop for a large body."""
+    if len(body) < 64 * 1024:
+        return _first_duplicate(body)
+    return await asyncio.to_thread(_first_duplicate, body)
+
+
 def _nul_in_query(query_string: bytes) -> str | None:
     """The name of the first query parameter whose name or value holds a NUL character, or None."""
     if b"%00" not in query_string.lower() and b"\x00" not in query_string:
@@ -368,6 +435,36 @@ def _nul_in_query(query_string: bytes) -> str | None:
     for key, value in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True):
         if "\x00" in key or "\x00" in value:
             return key.replace("\x00", "") or "query"
+    return None
+
+
+def allowed_methods(app: Litestar) -> dict[str, str]:
+    """The `Allow` header of every path: all the methods its handlers answer.
+
+    Litestar writes the automatic OPTIONS answer of a path from the handlers of the first controller that
+    declares it, so a path served by several (`GET` here, `POST` there) would list only some of them.
+    """
+    methods: dict[str, set[str]] = {}
+    for route in app.routes:
+        if isinstance(route, HTTPRoute):
+            methods.setdefault(route.path, set()).update(route.methods)
+    return {path: ", ".join(sorted(names)) for path, names in methods.items()}
+
+
+def _options(request: Request[Any, Any, Any]) -> Response[Any] | None:
+    """The answer to OPTIONS on a path, listing every method the path answers."""
+    allow: dict[str, str] = request.app.state.allow
+    for path in request.route_handler.paths:
+        if path in allow:
+            return Response(content=None, status_code=204, headers={"Allow": allow[path]})
+    return None
+
+
+async def screen_request(request: Request[Any, Any, Any]) -> Response[Any] | None:
+    """Answer OPTIONS for the whole path, then screen the request's text (`screen_request_text`)."""
+    if request.method == "OPTIONS":
+        return _options(request)
+    await screen_request_text(request)
     return None
 
 
@@ -386,6 +483,12 @@ async def screen_request_text(request: Request[Any, Any, Any]) -> None:
         )
     if "data" not in request.route_handler.parsed_fn_signature.parameters:
         return
+    media_type, _params = request.content_type
+    if media_type != "application/json" and not media_type.endswith("+json"):
+        raise NotJson(
+            "Send the body as JSON, with Content-Type: application/json.",
+            errors=[field_error("header:Content-Type", f"{media_type or 'absent'}, not application/json")],
+        )
     try:
         value = await request.json()
     except SerializationException as exc:
@@ -400,6 +503,10 @@ async def screen_request_text(request: Request[Any, Any, Any]) -> None:
         raise MalformedRequest(
             "Text may not contain NUL characters.",
             errors=[field_error(path, "contains a NUL character")],
+        )
+    if (path := await _duplicate_in_json(await request.body())) is not None:
+        raise MalformedRequest(
+            "Each key may appear once in an object.", errors=[field_error(path, "duplicate key")]
         )
 
 
@@ -508,7 +615,7 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = True) -> Litestar:
             "request_principal": Provide(provide_optional_principal, sync_to_thread=False),
         },
         middleware=[AuthenticationMiddleware()],
-        before_request=screen_request_text,
+        before_request=screen_request,
         after_exception=[_audit_refusal],
         exception_handlers={
             Problem: _on_problem,
@@ -536,6 +643,8 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = True) -> Litestar:
         debug=False,
     )
     check_guards(app)
+    app.state.allow = allowed_methods(app)
+    document_problems(h for route in app.routes for h in getattr(route, "route_handlers", []))
     if runtime.settings.rehearsal:
         # Around everything Litestar answers, unknown paths and errors included.
         app.asgi_handler = rehearsal.RehearsalMarker(app.asgi_handler, runtime.clock, runtime.sessionmaker)
@@ -560,10 +669,16 @@ def serve(host: str | None, port: int | None) -> None:
     """Run the HTTP server (with jobs and the chronograph in-process unless GGZY_REDIS_URL is set)."""
     import uvicorn
 
-    settings = settings_from_env()
+    settings = serve_settings(settings_from_env(), host, port)
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     app = create_app(build_runtime(settings))
-    uvicorn.run(app, host=host or settings.host, port=port or settings.port, log_level="info")
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
+
+
+def serve_settings(settings: Settings, host: str | None, port: int | None) -> Settings:
+    """The settings `ggzy serve` runs on: its --host and --port are also where the presigned URLs of the
+    local object store point, unless GGZY_PUBLIC_URL names another address."""
+    return dataclasses.replace(settings, host=host or settings.host, port=port or settings.port)
 
 
 @click.command()

@@ -15,6 +15,7 @@ from accounts.guards import authenticated, public, requires
 from accounts.models import ApiToken, AuditEvent, Organisation, PublicKey, RegistrationCollision, User
 from accounts.security import Principal
 from accounts.signin import SignInThrottle
+from storage.bounds import Cursor, Filter, Limit
 from storage.clock import Clock
 from storage.problems import NotFound, ValidationProblem, field_error
 from storage.settings import Settings
@@ -270,8 +271,8 @@ class OrganisationController(Controller):
     async def list_all(
         self,
         session: AsyncSession,
-        kind: str | None = None,
-        status: str | None = None,
+        kind: Filter = None,
+        status: Filter = None,
     ) -> list[schemas.OrganisationRead]:
         """All organisations, for the centre and those who watch it."""
         return [org_read(o) for o in await service.list_organisations(session, kind=kind, status=status)]
@@ -345,11 +346,11 @@ class AuditController(Controller):
         self,
         session: AsyncSession,
         sealed_tenders: frozenset[uuid.UUID],
-        object_type: str | None = None,
-        object_id: str | None = None,
+        object_type: Filter = None,
+        object_id: Filter = None,
         actor_organisation_id: uuid.UUID | None = None,
-        cursor: str | None = None,
-        limit: int = Parameter(default=50),
+        cursor: Cursor = None,
+        limit: Limit = 50,
     ) -> dict[str, Any]:
         """Audit events, newest first. An event that shows a bidder taking part in a tender whose bids are
         still sealed is left out until the deadline (W-20), for every reader."""

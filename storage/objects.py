@@ -67,7 +67,7 @@ _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 _HASH_BLOCK = 1024 * 1024
 _PIPE_DEPTH = 16  # chunks in flight between the event loop and a writer thread (1 MiB at 64 KiB chunks)
 _S3_SHA256_HEADER = "x-amz-meta-sha256"
-_MAX_TOKEN_LENGTH = 4096
+MAX_TOKEN_LENGTH = 4096
 _MIN_SECRET_BYTES = 16
 _GRANT_CONTEXT = b"ggzy object grant v1\n"
 _LOCAL_UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
@@ -324,7 +324,7 @@ def verify_grant(secret: bytes, token: str, method: str, now: datetime) -> Grant
     _check_secret(secret)
     method = _check_method(method)
     now = _aware(now)
-    if not isinstance(token, str) or not token.isascii() or len(token) > _MAX_TOKEN_LENGTH:
+    if not isinstance(token, str) or not token.isascii() or len(token) > MAX_TOKEN_LENGTH:
         raise InvalidGrant("malformed grant")
     body, dot, signature = token.partition(".")
     if not dot or not body or not signature:

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from accounts.guards import authenticated, public, requires
 from accounts.security import Principal
 from storage import http, idempotency
+from storage.bounds import Cursor, Filter, IdempotencyKey, IfMatch, LastEventId, Limit, StreamAfter
 from storage.clock import Clock
 from storage.db import transaction
 from storage.objects import ObjectStore
@@ -26,8 +27,6 @@ from trading.models import Award, Bid, Clarification, Complaint, Contract, Notic
 
 AGENCY = requires("agency")
 BIDDER = requires("bidder")
-IfMatch = Annotated[str | None, Parameter(header="If-Match", required=False)]
-IdemKey = Annotated[str | None, Parameter(header="Idempotency-Key", required=False)]
 
 
 async def _tender_response(
@@ -173,10 +172,10 @@ class TenderController(Controller):
         session: AsyncSession,
         settings: Settings,
         request_principal: Principal | None = None,
-        status: str | None = None,
+        status: Filter = None,
         mine: bool = False,
-        cursor: str | None = None,
-        limit: int = 50,
+        cursor: Cursor = None,
+        limit: Limit = 50,
     ) -> dict[str, Any]:
         """Published tenders (and, with `mine=true`, the caller agency's own drafts), newest first."""
         rows, next_cursor = await service.list_tenders(
@@ -444,7 +443,7 @@ class BidController(Controller):
     async def upload_progress(
         self,
         tender_id: uuid.UUID,
-        upload_id: str,
+        upload_id: Annotated[str, Parameter(max_length=200)],
         principal: Principal,
         session: AsyncSession,
         object_store: ObjectStore,
@@ -468,7 +467,7 @@ class BidController(Controller):
         signer: LogSigner,
         clock: Clock,
         request: Request[Any, Any, Any],
-        idempotency_key: IdemKey = None,
+        idempotency_key: IdempotencyKey = None,
     ) -> Response[Any]:
         """Submit (or replace) a sealed bid for a lot; answers the receipt (transparency-log leaf, inclusion
         proof, signed tree head). Needs an Idempotency-Key.
@@ -584,8 +583,8 @@ class OpeningController(Controller):
         principal: Principal,
         session: AsyncSession,
         sessionmaker: async_sessionmaker[AsyncSession],
-        last_event_id: Annotated[int | None, Parameter(header="Last-Event-ID", required=False, ge=0)] = None,
-        after: Annotated[int, Parameter(query="after", ge=0)] = 0,
+        last_event_id: LastEventId = None,
+        after: StreamAfter = 0,
         follow: Annotated[bool, Parameter(query="follow")] = True,
     ) -> ServerSentEvent:
         """The live opening record as server-sent events (resumable with Last-Event-ID). The stream ends
@@ -607,7 +606,7 @@ class OpeningController(Controller):
         tender_id: uuid.UUID,
         principal: Principal,
         session: AsyncSession,
-        after: Annotated[int, Parameter(query="after", ge=0)] = 0,
+        after: StreamAfter = 0,
     ) -> list[dict[str, Any]]:
         """The opening record so far, line by line (the same lines the event stream sends)."""
         _tender, events = await service.opening_hall(session, principal, tender_id, after)
@@ -800,13 +799,13 @@ class NoticeController(Controller):
     async def list_notices(
         self,
         session: AsyncSession,
-        kind: str | None = None,
-        sector: str | None = None,
-        region_code: str | None = None,
-        tender_code: str | None = None,
-        q: str | None = None,
-        cursor: str | None = None,
-        limit: int = 20,
+        kind: Filter = None,
+        sector: Filter = None,
+        region_code: Filter = None,
+        tender_code: Filter = None,
+        q: Filter = None,
+        cursor: Cursor = None,
+        limit: Limit = 20,
     ) -> dict[str, Any]:
         """Published notices, newest first; filter by kind, sector, region or tender code, search with `q`."""
         rows, next_cursor = await service.list_notices(
@@ -846,7 +845,12 @@ class InboxController(Controller):
 
     @put("/calendar/{year:int}", operation_id="load_calendar_year", guards=[requires("centre")])
     async def load_year(
-        self, year: int, data: schemas.ScheduleIn, principal: Principal, session: AsyncSession, clock: Clock
+        self,
+        year: Annotated[int, Parameter(ge=2000, le=2100)],
+        data: schemas.ScheduleIn,
+        principal: Principal,
+        session: AsyncSession,
+        clock: Clock,
     ) -> dict[str, Any]:
         """Load the year's official holidays and make-up working days (国务院办公厅 notice)."""
         if data.year != year:

@@ -15,7 +15,7 @@ Title = Annotated[str, msgspec.Meta(min_length=2, max_length=300)]
 CreditCode = Annotated[str, msgspec.Meta(min_length=18, max_length=18)]
 ObjectKey = Annotated[str, msgspec.Meta(min_length=1, max_length=512)]
 Filename = Annotated[str, msgspec.Meta(min_length=1, max_length=255, pattern=r"^[^/\\\x00]+$")]
-Hex64 = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}$")]
+Hex64 = Annotated[str, msgspec.Meta(max_length=64, pattern=r"^[0-9a-f]{64}$")]
 
 
 class Strict(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -33,7 +33,7 @@ class TenderCreate(Strict):
 
     title: Title
     tenderer_name: Annotated[str, msgspec.Meta(min_length=2, max_length=200)]
-    region_code: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{6}$")]
+    region_code: Annotated[str, msgspec.Meta(max_length=6, pattern=r"^[0-9]{6}$")]
     qualification: Text
     evaluation_method: Literal["comprehensive", "reasonable_lowest_price", "lowest_evaluated_price"]
     documents_from: datetime
@@ -458,5 +458,5 @@ class ScheduleIn(Strict):
     """A year's official holiday schedule (国务院办公厅 notice), loaded by the centre."""
 
     year: Annotated[int, msgspec.Meta(ge=2000, le=2100)]
-    holidays: list[date]
-    makeup_workdays: list[date] = []
+    holidays: Annotated[list[date], msgspec.Meta(max_length=366)]
+    makeup_workdays: Annotated[list[date], msgspec.Meta(max_length=366)] = []

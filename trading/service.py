@@ -570,7 +570,9 @@ async def update_tender(
     tender = await tender_for_agency(session, actor, tender_id)
     _check_version(tender, if_match)
     if tender.status != TenderStatus.DRAFT:
-        raise Conflict("Only a draft can be edited; a published tender changes by clarification (W-02).")
+        raise Conflict(
+            "Only a draft can be edited; a published tender changes by clarification (W-02).", rule="W-02"
+        )
     changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not msgspec.UNSET}
     touched = sorted(changes)
     if "tenderer_credit_code" in changes:
@@ -714,7 +716,8 @@ async def cancel(
     tender = await tender_for_agency(session, actor, tender_id)
     if tender.status == TenderStatus.TENDERING and now >= tender.bid_deadline:
         raise Conflict(
-            "The bid deadline has passed: the bids are opened (W-08), the tender can no longer be terminated."
+            "The bid deadline has passed: the bids are opened (W-08), the tender can no longer be terminated.",
+            rule="W-08",
         )
     was_public = tender.status != TenderStatus.DRAFT
     tender.outcome_reason = reason
@@ -1081,7 +1084,8 @@ async def register_document(
     if kind in PUBLIC_DOCUMENT_KINDS and tender.status != TenderStatus.DRAFT:
         raise Conflict(
             "Tender documents are fixed at publication; amend them with a clarification, which carries "
-            "the amended file, publishes a correction notice and tells every holder (W-02)."
+            "the amended file, publishes a correction notice and tells every holder (W-02).",
+            rule="W-02",
         )
     return await _record_document(session, actor, tender, kind, data.filename, data.object_key, store, now)
 
@@ -3273,7 +3277,7 @@ async def record_contract(
     if row is None or row.tender_id != tender.id:
         raise ValidationProblem("No such award in this tender.", errors=[field_error("award_id", "unknown")])
     if row.status != "active":
-        raise Conflict("This award was declined (W-16); record the contract of the new award.")
+        raise Conflict("This award was declined (W-16); record the contract of the new award.", rule="W-16")
     if await session.scalar(select(Contract.id).where(Contract.award_id == row.id)):
         raise Conflict("This award already has its contract.")
     profile = profile_for(tender.sector, tender.method)

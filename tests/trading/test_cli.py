@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -49,3 +52,22 @@ def test_the_cli_lists_its_commands() -> None:
     result = CliRunner().invoke(ggzy_cli, ["--help"])
     for command in ("serve", "worker", "db", "demo", "bench", "calendar", "accounts"):
         assert command in result.output
+
+
+def test_serve_on_another_port_presigns_urls_on_that_port(
+    var_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uvicorn
+
+    served: dict[str, Any] = {}
+    monkeypatch.setenv("GGZY_VAR_DIR", str(var_dir))
+    monkeypatch.setenv("GGZY_SECRET_KEY", "a secret key long enough for the grants")
+    monkeypatch.delenv("GGZY_PUBLIC_URL", raising=False)
+    monkeypatch.delenv("GGZY_S3_ENDPOINT", raising=False)
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.update(app=app, **kw))
+    result = CliRunner().invoke(register_package_commands(), ["serve", "--port", "8123"])
+    assert result.exit_code == 0, result.output
+    assert served["port"] == 8123
+    store = served["app"].state.runtime.store
+    url = asyncio.run(store.presigned_get_url("notices/n1.pdf", timedelta(minutes=5)))
+    assert url.startswith("http://127.0.0.1:8123/api/v1/objects/")

@@ -215,3 +215,23 @@ async def test_a_refused_attempt_is_kept_in_the_audit_trail_with_its_rule(api: A
     assert refused[0]["action"] == "request_bid_upload"
     assert refused[0]["actor_organisation_id"] == bidder.organisation_id
     assert refused[0]["detail"]["rule"] == "W-07" and refused[0]["detail"]["status"] == 422
+
+
+async def test_a_refused_attempt_on_another_organisations_tender_is_kept_in_the_audit_trail(api: Api) -> None:
+    owner = await api.organisation("agency")
+    other = await api.organisation("agency")
+    draft = await api.draft(owner)
+    url = f"/api/v1/tenders/{draft['id']}"
+    etag = (await api.get(url, owner)).headers["etag"]
+    r = await api.client.patch(
+        url, json={"title": "他人的招标项目"}, headers={**other.headers, "If-Match": etag}
+    )
+    assert r.status_code == 404
+    supervisor = await api.organisation("supervisor")
+    events = (
+        await api.get("/api/v1/audit", supervisor, params={"object_type": "tender", "object_id": draft["id"]})
+    ).json()["items"]
+    [refused] = [e for e in events if e["outcome"] == "refused"]
+    assert refused["action"] == "update_tender"
+    assert refused["actor_organisation_id"] == other.organisation_id
+    assert refused["detail"]["status"] == 404
