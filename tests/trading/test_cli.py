@@ -65,7 +65,7 @@ def test_serve_on_another_port_presigns_urls_on_that_port(
     monkeypatch.delenv("GGZY_PUBLIC_URL", raising=False)
     monkeypatch.delenv("GGZY_S3_ENDPOINT", raising=False)
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.update(app=app, **kw))
-    result = CliRunner().invoke(register_package_commands(), ["serve", "--port", "8123"])
+    result = CliRunner().invoke(ggzy_cli, ["serve", "--port", "8123"])
     assert result.exit_code == 0, result.output
     assert served["port"] == 8123
     store = served["app"].state.runtime.store
