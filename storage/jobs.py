@@ -39,6 +39,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from storage.clock import Clock
+from storage.db import transaction
 from storage.outbox import DEAD, DONE, PENDING, OutboxMessage
 
 if TYPE_CHECKING:
@@ -180,7 +181,7 @@ async def perform(ctx: JobContext, name: str, payload: dict[str, Any], delivery:
 
 
 async def _still_due(ctx: JobContext, delivery: Delivery) -> bool:
-    async with ctx.sessionmaker() as session:
+    async with transaction(ctx.sessionmaker, read_only=True) as session:
         row = await session.get(OutboxMessage, uuid.UUID(delivery.outbox_id))
         # A lower attempt count means the dispatcher that made this delivery has not committed yet.
         return row is not None and row.status == PENDING and row.attempts <= delivery.attempt
