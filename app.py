@@ -33,7 +33,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
 from accounts import service as accounts_service
-from accounts.controllers import AuditController, AuditHeadController, AuthController, OrganisationController
+from accounts.controllers import (
+    AuditController,
+    AuditHeadController,
+    AuthController,
+    JobsController,
+    OrganisationController,
+)
 from accounts.guards import AuthenticationMiddleware, provide_optional_principal, provide_principal, public
 from accounts.security import PasswordCost, Principal, configure_password_cost
 from accounts.signin import SignInThrottle, build_throttle
@@ -56,6 +62,7 @@ from storage.jobs import (
     JobQueue,
     OutboxDispatcher,
     Periodic,
+    RetryPolicy,
     SequentialJobQueue,
 )
 from storage.object_routes import ObjectController
@@ -96,6 +103,7 @@ class Runtime:
             self.sessionmaker,
             self.clock,
             {"store": self.store, "settings": self.settings, "signer": self.signer},
+            RetryPolicy.from_settings(self.settings),
         )
 
     async def start(self) -> None:
@@ -171,14 +179,15 @@ def build_runtime(
     store = store or build_store(settings, clock)
     signer = LogSigner.from_secret(settings.secret_key, settings.log_signing_key)
     extras: dict[str, Any] = {"store": store, "settings": settings, "signer": signer}
+    retry = RetryPolicy.from_settings(settings)
     if queue is None and sequential_jobs:
-        queue = SequentialJobQueue(JobContext(sessionmaker, clock, extras))
+        queue = SequentialJobQueue(JobContext(sessionmaker, clock, extras, retry))
     if queue is None:
         if settings.redis_url:
             queue = ArqJobQueue(settings.redis_url)
         else:
-            queue = InlineJobQueue(JobContext(sessionmaker, clock, extras))
-    dispatcher = OutboxDispatcher(sessionmaker, queue, clock)
+            queue = InlineJobQueue(JobContext(sessionmaker, clock, extras, retry))
+    dispatcher = OutboxDispatcher(sessionmaker, queue, clock, retry=retry)
     return Runtime(
         settings,
         engine,
@@ -589,6 +598,7 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = True) -> Litestar:
             AuthController,
             OrganisationController,
             AuditController,
+            JobsController,
             ObjectController,
             *TRADING_CONTROLLERS,
             TransparencyController,

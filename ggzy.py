@@ -205,6 +205,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "The witness's side of a committee draw (a supervisor or a notary).",
     ),
     "escrow": ("escrow.cli:escrow_group", "The centre's side of the deposit bank account."),
+    "jobs": (
+        "accounts.cli:jobs_group",
+        "Background jobs: the dead-letter list (jobs that kept failing for the whole retry horizon).",
+    ),
     "rehearsal": (
         "trading.cli:rehearsal_group",
         "A rehearsal deployment's clock (演练, GGZY_REHEARSAL): the centre moves it forward or speeds it up.",

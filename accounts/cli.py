@@ -1,5 +1,6 @@
 """`ggzy accounts …`: setting up the centre and its staff from the command line; `ggzy verify audit` and
-`ggzy audit sign`: checking the audit trail and signing its head."""
+`ggzy audit sign`: checking the audit trail and signing its head; `ggzy jobs list|retry`: the centre's
+dead-letter list of background jobs."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import base64
 import json
 import os
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ import click
 import httpx
 
 from accounts import audit, auditchain, service
+from storage import jobs
 from storage.clock import SystemClock
 from storage.db import create_engine, create_sessionmaker, transaction
 from storage.problems import Problem
@@ -275,3 +278,82 @@ def sign_command(out: Path | None) -> None:
     if out is not None:
         out.write_text(text + "\n", encoding="utf-8")
     click.echo(text)
+
+
+@click.group("jobs")
+def jobs_group() -> None:
+    """Background jobs: the dead-letter list (jobs that kept failing for the whole retry horizon)."""
+
+
+@jobs_group.command("list")
+@click.option(
+    "--limit",
+    type=click.IntRange(1, 10_000),
+    default=100,
+    show_default=True,
+    help="Print at most this many dead jobs (GGZY_DATABASE_URL names the database).",
+)
+def jobs_list(limit: int) -> None:
+    """Print the dead jobs, most recently parked first: id, job, attempts, failing since, dead at, last error."""
+
+    async def run() -> list[Any]:
+        engine = create_engine(Settings.from_env().effective_database_url)
+        try:
+            async with transaction(create_sessionmaker(engine), read_only=True) as session:
+                return await jobs.dead_letters(session, limit=limit)
+        finally:
+            await engine.dispose()
+
+    rows = asyncio.run(run())
+    for row in rows:
+        click.echo(
+            "\t".join(
+                [
+                    str(row.id),
+                    row.job,
+                    str(row.attempts),
+                    row.failing_since.isoformat() if row.failing_since else "-",
+                    row.dead_at.isoformat() if row.dead_at else "-",
+                    row.last_error or "-",
+                ]
+            )
+        )
+    click.echo(f"{len(rows)} dead job(s)", err=True)
+
+
+@jobs_group.command("retry")
+@click.argument("job_ids", nargs=-1, required=True)
+def jobs_retry(job_ids: tuple[str, ...]) -> None:
+    """Put dead jobs back in the queue, due now, with a fresh retry horizon. Idempotent: a job that is not
+    dead is left as it is. Exits 1 when an id names no job."""
+    try:
+        ids = [uuid.UUID(value) for value in job_ids]
+    except ValueError as exc:
+        raise click.BadParameter("each JOB_ID must be a job's UUID (see `ggzy jobs list`)") from exc
+
+    async def run() -> list[tuple[uuid.UUID, str]]:
+        engine = create_engine(Settings.from_env().effective_database_url)
+        answers = []
+        try:
+            for job_id in ids:
+                async with transaction(create_sessionmaker(engine)) as session:
+                    now = SystemClock().now()
+                    outcome = await jobs.retry_dead(session, job_id, now)
+                    if outcome is None:
+                        answers.append((job_id, "no such job"))
+                        continue
+                    row, retried = outcome
+                    if retried:
+                        await service.record(
+                            session, None, "job.retry", "job", row.id, now, job=row.job, via="ggzy jobs retry"
+                        )
+                    answers.append((job_id, "retried" if retried else f"not dead ({row.status}); unchanged"))
+        finally:
+            await engine.dispose()
+        return answers
+
+    answers = asyncio.run(run())
+    for job_id, answer in answers:
+        click.echo(f"{job_id}\t{answer}")
+    if any(answer == "no such job" for _id, answer in answers):
+        sys.exit(1)

@@ -47,6 +47,10 @@ class Settings:
     tick_seconds: float = 5.0
     audit_head_minutes: float = 10.0
     upload_quota_bytes: int = 4 * 1024 * 1024 * 1024
+    job_backoff_seconds: float = 1.0
+    job_backoff_cap_seconds: float = 600.0
+    job_retry_hours: float = 48.0
+    job_lease_seconds: float = 300.0
     escrow_account: str = "31050161393600000888"
     escrow_account_name: str = "公共资源交易中心保证金专户"
     escrow_bank: str = "中国建设银行上海市分行营业部"
@@ -111,6 +115,10 @@ class Settings:
             tick_seconds=float(_env("TICK_SECONDS", "5")),
             audit_head_minutes=float(_env("AUDIT_HEAD_MINUTES", "10")),
             upload_quota_bytes=int(_env("UPLOAD_QUOTA_BYTES", str(4 * 1024 * 1024 * 1024))),
+            job_backoff_seconds=float(_env("JOB_BACKOFF_SECONDS", "1")),
+            job_backoff_cap_seconds=float(_env("JOB_BACKOFF_CAP_SECONDS", "600")),
+            job_retry_hours=float(_env("JOB_RETRY_HOURS", "48")),
+            job_lease_seconds=float(_env("JOB_LEASE_SECONDS", "300")),
             escrow_account=_env("ESCROW_ACCOUNT", cls.escrow_account),
             escrow_account_name=_env("ESCROW_ACCOUNT_NAME", cls.escrow_account_name),
             escrow_bank=_env("ESCROW_BANK", cls.escrow_bank),

@@ -525,6 +525,9 @@ async def test_a_nul_character_in_a_field_name_is_refused_naming_it(api: Api) ->
         ("POST", "/api/v1/users/..%2F..%2Fetc/deactivate", 404),
         ("PUT", "/api/v1/calendar/twenty-six", 404),
         ("PUT", "/api/v1/calendar/99999999999999999999999", 400),
+        ("POST", "/api/v1/jobs/not-a-uuid/retry", 404),
+        ("GET", "/api/v1/jobs/dead?limit=0", 400),
+        ("GET", "/api/v1/jobs/dead?limit=many", 400),
     ],
 )
 async def test_a_malformed_path_parameter_is_a_client_error(

@@ -2249,6 +2249,11 @@ async def decrypt_bid(
     if bid.status != "submitted":
         raise Conflict(f"This bid is {bid.status}.")
     row = await bidding.envelope_of(session, bid.id)
+    if row.status == "opening" and row.opened_by == "bidder":
+        # Revealed already and still being decrypted (the job retries through store or database faults):
+        # the same key again is accepted and changes nothing.
+        bidding.check_file_key(row, data.file_key)
+        return bid
     if row.status != "sealed":
         raise Conflict(f"This envelope is already {row.status}.")
     key = bidding.check_file_key(row, data.file_key)
@@ -2721,20 +2726,16 @@ async def _end_decryption_window(session: AsyncSession, tender: Tender, now: dat
             return False  # a decryption job is still running; look again shortly
         for row in live:
             if row.status == "opening":
-                # The platform could not decrypt an envelope whose key it held: its fault, not the
-                # bidder's (E-03) — treated as withdrawn, and the deposit goes back.
-                bid = bids[row.bid_id]
-                row.status, row.result = "failed", "platform.decryption"
-                row.result_detail = "the platform did not finish decrypting the envelope"
-                bid.status, bid.withdrawn_at = "withdrawn", now
-                await accounts.record(session, None, "bid.withdraw", "bid", bid.id, now, rule="E-03")
-                await escrow.on_withdrawal(
+                # The platform could not decrypt an envelope whose key it held, though its job kept
+                # retrying through the window and the grace: its fault, not the bidder's (E-03) — treated
+                # as withdrawn, the deposit goes back, and the line is read out as failed.
+                await _platform_fault(
                     session,
-                    bid.lot_id,
-                    bid.organisation_id,
-                    "E-03",
-                    local_date(now),
-                    await working_calendar(session),
+                    tender,
+                    bids[row.bid_id],
+                    row,
+                    "platform.decryption",
+                    "the platform did not finish decrypting the envelope",
                     now,
                 )
     in_custody = [r for r in live if r.status == "custody"]

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 import storage.db
 
 revision = '0016'
-down_revision = '0013'
+down_revision = '0014'
 branch_labels = None
 depends_on = None
 
