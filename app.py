@@ -617,6 +617,7 @@ def register_package_commands() -> click.Group:
     from escrow.cli import register as register_escrow
     from evaluation.bench import draw_command
     from evaluation.cli import register as register_evaluation
+    from trading.bench_chronograph import chronograph_command
     from trading.cli import register as register_trading
 
     register_trading(cli)
@@ -632,6 +633,7 @@ def register_package_commands() -> click.Group:
     bench.add_command(ledger_command, "ledger")
     bench.add_command(draw_command, "draw")
     bench.add_command(audit_command, "audit")
+    bench.add_command(chronograph_command, "chronograph")
     return cli
 
 

@@ -37,6 +37,7 @@ class Settings:
     token_ttl_minutes: int = 60
     max_body_bytes: int = 1_048_576
     tick_seconds: float = 5.0
+    tick_concurrency: int = 1
     audit_head_minutes: float = 10.0
     escrow_account: str = "31050161393600000888"
     escrow_account_name: str = "公共资源交易中心保证金专户"
@@ -86,6 +87,7 @@ class Settings:
             token_ttl_minutes=int(_env("TOKEN_TTL_MINUTES", "60")),
             max_body_bytes=int(_env("MAX_BODY_BYTES", "1048576")),
             tick_seconds=float(_env("TICK_SECONDS", "5")),
+            tick_concurrency=max(1, int(_env("TICK_CONCURRENCY", "1"))),
             audit_head_minutes=float(_env("AUDIT_HEAD_MINUTES", "10")),
             escrow_account=_env("ESCROW_ACCOUNT", cls.escrow_account),
             escrow_account_name=_env("ESCROW_ACCOUNT_NAME", cls.escrow_account_name),
