@@ -81,19 +81,24 @@ async def due(session: AsyncSession, now: datetime) -> list[uuid.UUID]:
 
 
 async def claim(session: AsyncSession, tender_id: uuid.UUID, now: datetime) -> Tender | None:
-    """Lock the tender if it is still due and nobody else holds it; None means leave it."""
-    tender = await session.scalar(
-        select(Tender)
-        .where(Tender.id == tender_id, Tender.next_check.is_not(None), Tender.next_check <= now)
-        .with_for_update(skip_locked=True)
-        .execution_options(populate_existing=True)
-    )
-    if tender is None:
-        return None
-    failure = await session.get(TransitionFailure, tender_id)
-    if failure is not None and failure.retry_at > now:
-        return None  # another worker failed on it meanwhile; its retry waits
-    return tender
+    """Lock the tender if it is still due, not waiting for a retry, and nobody else holds it; None means
+    leave it. (A failure recorded by another worker meanwhile is seen here, so its retry waits.)"""
+    claimed = await _claim(session, tender_id, now)
+    return claimed[0] if claimed is not None else None
+
+
+async def _claim(session: AsyncSession, tender_id: uuid.UUID, now: datetime) -> tuple[Tender, bool] | None:
+    row = (
+        await session.execute(
+            select(Tender, TransitionFailure.tender_id)
+            .outerjoin(TransitionFailure, TransitionFailure.tender_id == Tender.id)
+            .where(Tender.id == tender_id, Tender.next_check.is_not(None), Tender.next_check <= now)
+            .where((TransitionFailure.retry_at.is_(None)) | (TransitionFailure.retry_at <= now))
+            .with_for_update(of=Tender, skip_locked=True)
+            .execution_options(populate_existing=True)
+        )
+    ).first()
+    return (row[0], row[1] is not None) if row is not None else None
 
 
 async def run_one(
@@ -103,12 +108,16 @@ async def run_one(
     record the failure and answer None, so the caller goes on with the next tender."""
     try:
         async with transaction(sessionmaker) as session:
-            tender = await claim(session, tender_id, now)
-            if tender is None:
+            claimed = await _claim(session, tender_id, now)
+            if claimed is None:
                 return None
+            tender, failed_before = claimed
             code = tender.code
             outcome = await service.advance(session, tender, now, signer)
-            await session.execute(delete(TransitionFailure).where(TransitionFailure.tender_id == tender_id))
+            if failed_before:
+                await session.execute(
+                    delete(TransitionFailure).where(TransitionFailure.tender_id == tender_id)
+                )
     except Exception as exc:
         await _record_failure(sessionmaker, tender_id, exc, now)
         return None

@@ -1950,6 +1950,12 @@ async def _close_bidding(session: AsyncSession, tender: Tender, signer: LogSigne
     standing = list(
         await session.scalars(select(Bid).where(Bid.tender_id == tender.id, Bid.status == "submitted"))
     )
+    answers = {}
+    for bid in standing:
+        # the deposit (or a verified guarantee) must be in place at the deadline; the answer is recorded.
+        # Asked before the closing head, whose append to the platform-wide log holds that log's lock until
+        # commit: with deadlines clustered, the less done under it, the more tenders close side by side.
+        answers[bid.id] = await _deposit_at_deadline(session, tender, bid, now)
     closing = await bidding.close(
         session,
         signer,
@@ -1960,10 +1966,6 @@ async def _close_bidding(session: AsyncSession, tender: Tender, signer: LogSigne
         shamir_threshold=_shamir(tender),
         now=now,
     )
-    answers = {}
-    for bid in standing:
-        # the deposit (or a verified guarantee) must be in place at the deadline; the answer is recorded
-        answers[bid.id] = await _deposit_at_deadline(session, tender, bid, now)
     # 截标: the signed closing head and the hashes of the envelopes that stand, for anyone to check
     # their receipts against (who bid stays unpublished until the opening record).
     await _publish_notice(session, tender, "bid_closing", f"{tender.title} 截标记录", closing, now)
