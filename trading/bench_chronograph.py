@@ -12,9 +12,11 @@ transaction: what the database needs to write those rows at all.
 Each round seeds a fresh cluster due a minute after the one before (the earlier ones are in their opening
 windows, not due), and the rounds alternate baseline and chronograph, so drift in the machine affects both
 alike. One JSON line per backend (PostgreSQL in a scratch database beside `--admin-url`, dropped after;
-SQLite in a temporary file): the median, min and max over `--rounds`, the ratio of the medians, the 60 s target on PostgreSQL (reported,
-never enforced) and whether every tender was closed exactly once (one closing head, one audited move). The
-exit status is 1 only when a tender was not closed or closed twice, never because of time.
+SQLite in a temporary file): the median, min and max over `--rounds`, the ratio of the medians, the 60 s
+target on PostgreSQL (reported, never enforced) and whether every tender was closed exactly once (one
+closing head, one audited move). The exit status is 1 only when a tender was not closed or closed twice,
+never because of time. The time runs from the tick at the deadline: a live chronograph adds up to one
+period (`GGZY_TICK_SECONDS`) before its first tick after the deadline.
 """
 
 from __future__ import annotations
