@@ -1973,7 +1973,8 @@ async def _close_bidding(session: AsyncSession, tender: Tender, signer: LogSigne
     for bid in standing:
         counts[bid.lot_id] = counts.get(bid.lot_id, 0) + 1
     live = 0
-    for lot in await lots_of(session, tender.id):
+    lots = await lots_of(session, tender.id)
+    for lot in lots:
         n = counts.get(lot.id, 0)
         if n < profile.min_bids_to_open:
             lot.status = "failed"
@@ -2005,9 +2006,7 @@ async def _close_bidding(session: AsyncSession, tender: Tender, signer: LogSigne
         "hall_opened",
         {
             "tender": tender.code,
-            "bids": sum(
-                counts.get(lot.id, 0) for lot in await lots_of(session, tender.id) if lot.status != "failed"
-            ),
+            "bids": sum(counts.get(lot.id, 0) for lot in lots if lot.status != "failed"),
             "decryption_window_ends": window_end.isoformat(),
             "policy": tender.opening_policy,
         },
