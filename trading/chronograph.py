@@ -186,10 +186,12 @@ async def tick(
 
 
 async def failures(session: AsyncSession) -> list[Failure]:
-    """Tenders whose due transition is failing, the longest-failing first."""
+    """Tenders whose due transition is failing, the longest-failing first. A tender someone has since
+    moved by hand so that nothing is due on it any more (cancelled, say) is no longer listed."""
     rows = await session.execute(
         select(TransitionFailure, Tender.code)
         .join(Tender, Tender.id == TransitionFailure.tender_id)
+        .where(Tender.next_check.is_not(None))
         .order_by(TransitionFailure.first_failed_at, Tender.code)
     )
     return [
