@@ -158,6 +158,10 @@ BENCH: dict[str, tuple[str, str]] = {
         "evaluation.bench:draw_command",
         "A committee draw from a large expert pool, and a committee's scores, each next to plain SQL.",
     ),
+    "chronograph": (
+        "trading.bench_chronograph:chronograph_command",
+        "Close a cluster of tenders that reach their deadline in the same minute; one JSON line per backend.",
+    ),
     "ledger": (
         "escrow.bench:ledger_command",
         "The deposit ledger: posting and verifying, each next to a plain SQL baseline.",

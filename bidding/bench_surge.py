@@ -14,8 +14,8 @@ have registered keys and obtained the documents. Each bidder's envelope is seale
 Timed: every bidder at once (at most `--concurrency` in flight) asks for an upload grant, PUTs its
 envelope to the presigned URL and finalises the bid; the finalise call alone is one latency sample. Then,
 as a baseline from the same run, the same envelopes are PUT straight to S3 (presigned, another prefix,
-same concurrency). Finally the deadline is passed the way the chronograph passes it — `trading.service.
-tick` at a clock set just after the deadline, on the same database with the server's log key — and the
+same concurrency). Finally the deadline is passed the way the chronograph passes it — `trading.
+chronograph.tick` at a clock set just after the deadline, on the same database with the server's log key — and the
 public closing record is fetched from the server: every acknowledged envelope must be in it, and every
 receipt must verify against it offline under the log key fetched before the surge.
 
@@ -64,7 +64,7 @@ from storage.migrate import upgrade_async
 from storage.objects import LocalObjectStore
 from storage.seaweed import SeaweedS3
 from storage.signing import LogSigner
-from trading import service as trading
+from trading import chronograph
 from trading.bench import _free_port, _serve_command, stop_server, wait_healthy
 from trading.calendar import SHANGHAI
 
@@ -538,8 +538,9 @@ async def close_bidding(database_url: str, server: Server, trade: Trade) -> list
     signer = LogSigner.from_secret(server.secret_key, server.log_signing_key)
     engine = create_engine(database_url)
     try:
-        async with transaction(create_sessionmaker(engine)) as session:
-            return await trading.tick(session, trade.deadline + timedelta(seconds=1), signer)
+        return await chronograph.tick(
+            create_sessionmaker(engine), trade.deadline + timedelta(seconds=1), signer
+        )
     finally:
         await engine.dispose()
 

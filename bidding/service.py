@@ -630,12 +630,14 @@ async def close(
     stamp = _ms(now)
     sth = merkle.sign_head(merkle.TreeHead(log_id, size, root, stamp, "closing"), signer.private)
     head_json = merkle.head_to_json(sth)
-    entry = await append_public(
-        session, signer, receipts.closing_entry(tender_code, head_json), tender_id=tender_id, now=now
-    )
     envelopes = list(standing.values())
     statement = await _custody_statement(
         session, tender_id, tender_code, standing, threshold, shamir_threshold
+    )
+    # Last: the append holds the platform-wide log's lock until commit, so tenders closing at the same
+    # deadline queue behind one another only for what follows it.
+    entry = await append_public(
+        session, signer, receipts.closing_entry(tender_code, head_json), tender_id=tender_id, now=now
     )
     row = Closing(
         tender_id=tender_id,

@@ -45,6 +45,7 @@ class Settings:
     token_ttl_minutes: int = 60
     max_body_bytes: int = 1_048_576
     tick_seconds: float = 5.0
+    tick_concurrency: int = 1
     audit_head_minutes: float = 10.0
     upload_quota_bytes: int = 4 * 1024 * 1024 * 1024
     job_backoff_seconds: float = 1.0
@@ -113,6 +114,7 @@ class Settings:
             token_ttl_minutes=int(_env("TOKEN_TTL_MINUTES", "60")),
             max_body_bytes=int(_env("MAX_BODY_BYTES", "1048576")),
             tick_seconds=float(_env("TICK_SECONDS", "5")),
+            tick_concurrency=max(1, int(_env("TICK_CONCURRENCY", "1"))),
             audit_head_minutes=float(_env("AUDIT_HEAD_MINUTES", "10")),
             upload_quota_bytes=int(_env("UPLOAD_QUOTA_BYTES", str(4 * 1024 * 1024 * 1024))),
             job_backoff_seconds=float(_env("JOB_BACKOFF_SECONDS", "1")),

@@ -22,7 +22,7 @@ from storage.objects import ObjectStore
 from storage.problems import ValidationProblem, field_error
 from storage.settings import Settings
 from storage.signing import LogSigner
-from trading import schemas, service
+from trading import chronograph, schemas, service
 from trading.models import Award, Bid, Clarification, Complaint, Contract, Notice, Notification, Objection
 
 AGENCY = requires("agency")
@@ -860,6 +860,30 @@ class InboxController(Controller):
         return (await service.load_schedule(session, principal, data, clock.now())).to_dict()
 
 
+class ChronographController(Controller):
+    """What the chronograph could not do: tenders whose due transition fails, for the centre and supervisors."""
+
+    path = "/api/v1/chronograph"
+    tags = ["chronograph"]
+
+    @get("/failures", operation_id="list_transition_failures", guards=[requires("centre", "supervisor")])
+    async def failures(self, session: AsyncSession) -> list[schemas.TransitionFailureRead]:
+        """Tenders whose due transition is failing, the longest-failing first, with attempts and next retry."""
+        return [
+            schemas.TransitionFailureRead(
+                f.tender_id,
+                f.tender_code,
+                f.status,
+                f.attempts,
+                f.error,
+                f.first_failed_at,
+                f.last_failed_at,
+                f.retry_at,
+            )
+            for f in await chronograph.failures(session)
+        ]
+
+
 TRADING_CONTROLLERS = [
     TenderController,
     DocumentController,
@@ -869,4 +893,5 @@ TRADING_CONTROLLERS = [
     NoticeController,
     InboxController,
     ComplaintController,
+    ChronographController,
 ]

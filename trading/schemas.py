@@ -460,3 +460,16 @@ class ScheduleIn(Strict):
     year: Annotated[int, msgspec.Meta(ge=2000, le=2100)]
     holidays: Annotated[list[date], msgspec.Meta(max_length=366)]
     makeup_workdays: Annotated[list[date], msgspec.Meta(max_length=366)] = []
+
+
+class TransitionFailureRead(msgspec.Struct):
+    """A tender whose due transition is failing: the chronograph retries it from `retry_at`."""
+
+    tender_id: uuid.UUID
+    tender_code: str
+    status: str
+    attempts: int
+    error: str
+    first_failed_at: datetime
+    last_failed_at: datetime
+    retry_at: datetime

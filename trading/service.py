@@ -2154,6 +2154,12 @@ async def _close_bidding(session: AsyncSession, tender: Tender, signer: LogSigne
     standing = list(
         await session.scalars(select(Bid).where(Bid.tender_id == tender.id, Bid.status == "submitted"))
     )
+    answers = {}
+    for bid in standing:
+        # the deposit (or a verified guarantee) must be in place at the deadline; the answer is recorded.
+        # Asked before the closing head, whose append to the platform-wide log holds that log's lock until
+        # commit: with deadlines clustered, the less done under it, the more tenders close side by side.
+        answers[bid.id] = await _deposit_at_deadline(session, tender, bid, now)
     closing = await bidding.close(
         session,
         signer,
@@ -2164,10 +2170,6 @@ async def _close_bidding(session: AsyncSession, tender: Tender, signer: LogSigne
         shamir_threshold=_shamir(tender),
         now=now,
     )
-    answers = {}
-    for bid in standing:
-        # the deposit (or a verified guarantee) must be in place at the deadline; the answer is recorded
-        answers[bid.id] = await _deposit_at_deadline(session, tender, bid, now)
     # 截标: the signed closing head and the hashes of the envelopes that stand, for anyone to check
     # their receipts against (who bid stays unpublished until the opening record).
     await _publish_notice(session, tender, "bid_closing", f"{tender.title} 截标记录", closing, now)
@@ -2175,7 +2177,8 @@ async def _close_bidding(session: AsyncSession, tender: Tender, signer: LogSigne
     for bid in standing:
         counts[bid.lot_id] = counts.get(bid.lot_id, 0) + 1
     live = 0
-    for lot in await lots_of(session, tender.id):
+    lots = await lots_of(session, tender.id)
+    for lot in lots:
         n = counts.get(lot.id, 0)
         if n < profile.min_bids_to_open:
             lot.status = "failed"
@@ -2207,9 +2210,7 @@ async def _close_bidding(session: AsyncSession, tender: Tender, signer: LogSigne
         "hall_opened",
         {
             "tender": tender.code,
-            "bids": sum(
-                counts.get(lot.id, 0) for lot in await lots_of(session, tender.id) if lot.status != "failed"
-            ),
+            "bids": sum(counts.get(lot.id, 0) for lot in lots if lot.status != "failed"),
             "decryption_window_ends": window_end.isoformat(),
             "policy": tender.opening_policy,
         },
@@ -3370,46 +3371,32 @@ async def complete(session: AsyncSession, actor: Principal, tender_id: uuid.UUID
 # ---------------------------------------------------------------- the chronograph
 
 
-async def tick(
-    session: AsyncSession, now: datetime, signer: LogSigner, *, batch: int = 100
-) -> list[tuple[str, str]]:
-    """Run every transition that is due at `now`; safe to run twice or from two workers at once."""
-    due = list(
-        await session.scalars(
-            select(Tender)
-            .where(Tender.next_check.is_not(None), Tender.next_check <= now)
-            .order_by(Tender.next_check)
-            .limit(batch)
-            .with_for_update(skip_locked=True)
-        )
-    )
-    done = []
-    for tender in due:
-        status = TenderStatus(tender.status)
-        if status == TenderStatus.PUBLISHED and now >= tender.documents_from:
-            await _issue_documents(session, tender, None, now)
-            done.append((tender.code, "tendering"))
-        elif status == TenderStatus.TENDERING and now >= tender.bid_deadline:
-            if tender.paused_reason:
-                tender.next_check = None  # resumes when the objection is answered
-                done.append((tender.code, "paused"))
-                continue
-            done.append((tender.code, await _close_bidding(session, tender, signer, now)))
-        elif status == TenderStatus.OPENING:
-            if not await _end_decryption_window(session, tender, now):
-                # A decryption job is still running, or the custodians' window has just begun.
-                later = tender.custody_until if tender.custody_until and tender.custody_until > now else None
-                tender.next_check = later or now + timedelta(minutes=1)
-                done.append((tender.code, "custody" if later else "decrypting"))
-                continue
-            if await _pending_objections(session, tender, "opening"):
-                tender.next_check = now + timedelta(minutes=5)
-                continue
-            await close_opening(session, None, tender.id, now, tender=tender)
-            done.append((tender.code, tender.status))
-        else:
-            tender.next_check = _next_check(tender)
-    return done
+async def advance(session: AsyncSession, tender: Tender, now: datetime, signer: LogSigner) -> str | None:
+    """Run the transition due on one tender at `now` (the caller holds its row and owns the transaction):
+    documents issued, bidding closed, the opening hall closed; answer what it became, or None when nothing
+    moved but its next check."""
+    status = TenderStatus(tender.status)
+    if status == TenderStatus.PUBLISHED and now >= tender.documents_from:
+        await _issue_documents(session, tender, None, now)
+        return "tendering"
+    if status == TenderStatus.TENDERING and now >= tender.bid_deadline:
+        if tender.paused_reason:
+            tender.next_check = None  # resumes when the objection is answered
+            return "paused"
+        return await _close_bidding(session, tender, signer, now)
+    if status == TenderStatus.OPENING:
+        if not await _end_decryption_window(session, tender, now):
+            # A decryption job is still running, or the custodians' window has just begun.
+            later = tender.custody_until if tender.custody_until and tender.custody_until > now else None
+            tender.next_check = later or now + timedelta(minutes=1)
+            return "custody" if later else "decrypting"
+        if await _pending_objections(session, tender, "opening"):
+            tender.next_check = now + timedelta(minutes=5)
+            return None
+        await close_opening(session, None, tender.id, now, tender=tender)
+        return tender.status
+    tender.next_check = _next_check(tender)
+    return None
 
 
 # ---------------------------------------------------------------- complaints (投诉)

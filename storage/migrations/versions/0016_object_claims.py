@@ -1,7 +1,7 @@
 """object claims: every upload grant and finalize copy, for size quotas and the sweeper
 
 Revision ID: 0016
-Revises: 0013
+Revises: 0015
 Create Date: 2026-12-07 04:20:00.000000
 """
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 import storage.db
 
 revision = '0016'
-down_revision = '0014'
+down_revision = '0015'
 branch_labels = None
 depends_on = None
 

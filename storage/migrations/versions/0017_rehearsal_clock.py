@@ -1,7 +1,7 @@
 """rehearsal clock: the pace a rehearsal deployment's time runs at, shared by every process
 
 Revision ID: 0017
-Revises: 0013
+Revises: 0016
 Create Date: 2026-12-07 04:10:00.000000
 """
 
