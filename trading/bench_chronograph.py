@@ -376,6 +376,7 @@ async def _both(
     multiple=True,
     default=("postgresql", "sqlite"),
     show_default=True,
+    help="the databases to run on (repeat the option for both)",
 )
 @click.option(
     "--admin-url", default=DEFAULT_ADMIN_URL, show_default=True, help="where to make the scratch database"
