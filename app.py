@@ -24,8 +24,10 @@ from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import HTTPException, SerializationException, ValidationException
+from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
 from litestar.routes import HTTPRoute
 from litestar.types import Receive, Scope, Send
 from sqlalchemy import text
@@ -67,7 +69,7 @@ from storage.jobs import (
 )
 from storage.object_routes import ObjectController
 from storage.objects import LocalObjectStore, ObjectStore, S3ObjectStore
-from storage.openapi import document_problems
+from storage.openapi import document_problems, first_sentence
 from storage.problems import PreconditionFailed, Problem, field_error
 from storage.settings import Settings, SettingsError
 from storage.signing import LogSigner
@@ -549,13 +551,13 @@ async def provide_session(state: State, request: Request[Any, Any, Any]) -> Asyn
 
 @get("/health", operation_id="health", guards=[public], tags=["system"])
 async def health() -> dict[str, str]:
-    """Liveness: the process answers."""
+    """Liveness: the process answers (200 with no check of anything it depends on); a load balancer's probe."""
     return {"status": "ok"}
 
 
 @get("/health/ready", operation_id="readiness", guards=[public], tags=["system"])
 async def ready(state: State) -> dict[str, str]:
-    """Readiness: the database answers."""
+    """Readiness: the database answers a query, so the process can serve requests (503 problem otherwise)."""
     async with _runtime(state).engine.connect() as conn:
         await conn.execute(text("SELECT 1"))
     return {"status": "ready"}
@@ -573,6 +575,36 @@ def check_guards(app: Litestar) -> None:
                 missing.append(f"{route.path} {sorted(getattr(handler, 'http_methods', []))}")
     if missing:
         raise RuntimeError(f"routes without a guard: {missing}")
+
+
+API_DESCRIPTION = """The HTTP API of a public-resource trading centre (公共资源交易中心): tenders and their
+documents, sealed bids, deposits in escrow, the opening, the committee draw and evaluation, awards and
+contracts, and the signed logs anyone can verify offline.
+
+Sign in with `POST /api/v1/auth/login` and send the token as `Authorization: Bearer …` (the `bearer`
+scheme); operations marked without security answer the public too. Times are UTC instants (RFC 3339),
+money is integer fen (`*_fen`). Every refusal is an RFC 9457 problem (`application/problem+json`) whose
+`rule` names the rule of RULES.md that refused it and whose `errors` name the fields. Operations that
+change a resource others may change too take `If-Match` with its `ETag`; those that move money or submit
+a bid take an `Idempotency-Key`."""
+
+
+def document_operations(app: Litestar) -> None:
+    """State in the OpenAPI document what each operation does and who may call it: its summary is the first
+    sentence of its docstring (the whole docstring is its description); public operations (the `public`
+    guard) need nothing and take a token if one is sent, every other operation needs the bearer token."""
+    for route in app.routes:
+        for handler in getattr(route, "route_handlers", []):
+            if not isinstance(handler, HTTPRouteHandler):
+                continue
+            if handler.summary is None and handler.fn.__doc__:
+                handler.summary = first_sentence(handler.fn.__doc__)
+            if handler.opt.get("auth") == "grant":
+                handler.security = [{}]  # the signed token in the path is the capability
+            elif public in handler.resolve_guards():
+                handler.security = [{}, {"bearer": []}]
+            else:
+                handler.security = [{"bearer": []}]
 
 
 def create_app(runtime: Runtime, *, manage_runtime: bool = True) -> Litestar:
@@ -637,8 +669,23 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = True) -> Litestar:
         openapi_config=OpenAPIConfig(
             title="ggzy — public-resource trading platform",
             version="0.1.0",
+            description=API_DESCRIPTION,
             path="/schema",
             render_plugins=[ScalarRenderPlugin()],
+            use_handler_docstrings=True,
+            components=Components(
+                security_schemes={
+                    "bearer": SecurityScheme(
+                        type="http",
+                        scheme="bearer",
+                        bearer_format="ggzy access or API token",
+                        description=(
+                            "Send `Authorization: Bearer TOKEN`: an access token from `POST /api/v1/auth/login` "
+                            "(username and password), or an API token from `POST /api/v1/auth/tokens`."
+                        ),
+                    )
+                }
+            ),
         ),
         request_max_body_size=runtime.settings.max_body_bytes,
         lifespan=[lifespan],
@@ -655,6 +702,7 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = True) -> Litestar:
     check_guards(app)
     app.state.allow = allowed_methods(app)
     document_problems(h for route in app.routes for h in getattr(route, "route_handlers", []))
+    document_operations(app)
     if runtime.settings.rehearsal:
         # Around everything Litestar answers, unknown paths and errors included.
         app.asgi_handler = rehearsal.RehearsalMarker(app.asgi_handler, runtime.clock, runtime.sessionmaker)

@@ -211,7 +211,7 @@ class AuthController(Controller):
 
     @get("/tokens", operation_id="list_api_tokens", guards=[authenticated])
     async def list_tokens(self, principal: Principal, session: AsyncSession) -> list[schemas.ApiTokenRead]:
-        """The caller's API tokens."""
+        """The caller's own API tokens: name, scopes, when issued, last used and revoked; never the token itself."""
         return [token_read(r) for r in await service.list_api_tokens(session, principal)]
 
     @post(
@@ -303,7 +303,7 @@ class OrganisationController(Controller):
     async def approve(
         self, organisation_id: uuid.UUID, principal: Principal, session: AsyncSession, clock: Clock
     ) -> schemas.OrganisationRead:
-        """Approve a registered organisation."""
+        """Approve a registered organisation after checking its papers: its users may then sign in and act."""
         return org_read(await service.approve_organisation(session, principal, organisation_id, clock.now()))
 
     @post("/users", operation_id="create_user", guards=[requires("centre")])
@@ -467,7 +467,7 @@ class AuditHeadController(Controller):
     async def head_at(
         self, session: AsyncSession, sequence: Annotated[int, Parameter(ge=1, le=auditchain.MAX_SEQUENCE)]
     ) -> dict[str, Any]:
-        """Signed head number `sequence`."""
+        """Signed head number `sequence`, exactly as signed, to check offline with the platform's key."""
         return auditchain.head_to_json(await audit.head_at(session, sequence))
 
     @get("/heads", operation_id="audit_heads", guards=[public])

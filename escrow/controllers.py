@@ -617,7 +617,7 @@ class BankController(Controller):
 
     @get("/rates", operation_id="list_rates", guards=[READERS])
     async def rates(self, session: AsyncSession) -> list[dict[str, Any]]:
-        """The dated rate tables."""
+        """The dated interest rate tables (deposit and LPR) that refunds with interest are computed from."""
         return [
             schemas.plain(r, ("id", "kind", "effective_from", "annual_percent", "source", "set_at"))
             for r in await service.list_rates(session)
@@ -792,7 +792,7 @@ class SupervisionController(Controller):
         principal: Principal,
         status: Annotated[str | None, Parameter(query="status", max_length=MAX_FILTER_LENGTH)] = None,
     ) -> list[dict[str, Any]]:
-        """Forfeitures, newest first."""
+        """Deposit forfeitures (W-06), newest first: proposed, decided or refused, with their grounds."""
         embargo = await embargo_for(session, principal)
         return [
             schemas.plain(f, FORFEITURE_FIELDS)
@@ -952,7 +952,7 @@ class LedgerHeadController(Controller):
     async def head_at(
         self, session: AsyncSession, sequence: Annotated[int, Parameter(ge=1, le=2**62)]
     ) -> dict[str, Any]:
-        """Signed head number `sequence`."""
+        """Signed head number `sequence`, exactly as signed, to check offline with the platform's key."""
         return (await published.head_at(session, sequence)).to_json()
 
     @get("/heads", operation_id="ledger_heads", guards=[public])

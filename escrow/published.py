@@ -98,7 +98,7 @@ async def latest(session: AsyncSession) -> heads.SignedHead:
 
 
 async def head_at(session: AsyncSession, sequence: int) -> heads.SignedHead:
-    """Signed head number `sequence`."""
+    """Signed head number `sequence`, exactly as signed, to check offline with the platform's key."""
     row = await session.get(SignedLedgerHead, sequence)
     if row is None:
         raise NotFound(f"No ledger head {sequence}.")

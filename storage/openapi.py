@@ -3,6 +3,7 @@ client (or a generated one) knows each status code it can meet before it meets i
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterable
 from typing import Any
 
@@ -77,3 +78,10 @@ def document_problems(handlers: Iterable[Any]) -> None:
             for status, description in problem_statuses(handler).items()
         }
         handler.responses = {**problems, **(handler.responses or {})}
+
+
+def first_sentence(doc: str) -> str:
+    """The first sentence of a docstring, on one line: an operation's summary."""
+    text = " ".join(inspect.cleandoc(doc).split())
+    end = text.find(". ")
+    return text if end < 0 else text[: end + 1]

@@ -271,7 +271,7 @@ class TenderController(Controller):
     async def complete(
         self, tender_id: uuid.UUID, principal: Principal, session: AsyncSession, clock: Clock
     ) -> Response[schemas.TenderRead]:
-        """Close a contracted tender."""
+        """Close a contracted tender: the trade is complete and its record final (the agency, after the contract)."""
         return await _tender_response(
             session, await service.complete(session, principal, tender_id, clock.now())
         )
@@ -822,7 +822,7 @@ class NoticeController(Controller):
 
     @get("/{notice_id:uuid}", operation_id="get_notice", guards=[public])
     async def get_notice(self, notice_id: uuid.UUID, session: AsyncSession) -> schemas.NoticeRead:
-        """One notice."""
+        """One published notice of the public board, with its text and attachments; no sign-in needed."""
         return notice_read(await service.get_notice(session, notice_id))
 
 
