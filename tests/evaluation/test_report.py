@@ -329,7 +329,11 @@ def test_verify_signature_rejects_another_members_key() -> None:
     assert verify_signature(other_public, digest, key.sign(signing_message(digest))) is False
 
 
-@pytest.mark.parametrize("signature", [b"", b"\x00" * 64, os.urandom(64), os.urandom(63), os.urandom(65)])
+@pytest.mark.parametrize(
+    "signature",
+    [b"", b"\x00" * 64, os.urandom(64), os.urandom(63), os.urandom(65)],
+    ids=["empty", "zeros", "random-64", "random-63", "random-65"],  # the same on every xdist worker
+)
 def test_verify_signature_rejects_garbage_signatures(signature: bytes) -> None:
     _, public = keypair()
     assert verify_signature(public, report_hash(make_report()), signature) is False
