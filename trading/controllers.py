@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
@@ -30,9 +31,15 @@ BIDDER = requires("bidder")
 
 
 async def _tender_response(
-    session: AsyncSession, tender: Any, status_code: int = 200, *, rehearsal: bool = False
+    session: AsyncSession,
+    tender: Any,
+    status_code: int = 200,
+    *,
+    caller: Principal | None,
+    now: datetime,
+    rehearsal: bool = False,
 ) -> Response[schemas.TenderRead]:
-    read = await service.tender_read(session, tender)
+    read = await service.tender_read(session, tender, caller, now)
     if rehearsal:  # its deadlines are a rehearsal's, on the rehearsal clock
         read = msgspec.structs.replace(read, rehearsal=True)
     return Response(read, status_code=status_code, headers={"ETag": http.etag(tender.version)})
@@ -164,13 +171,14 @@ class TenderController(Controller):
     ) -> Response[schemas.TenderRead]:
         """Save a new works tender as a draft."""
         tender = await service.create_tender(session, principal, data, clock.now())
-        return await _tender_response(session, tender, 201)
+        return await _tender_response(session, tender, 201, caller=principal, now=clock.now())
 
     @get("/", operation_id="list_tenders", guards=[public])
     async def list_tenders(
         self,
         session: AsyncSession,
         settings: Settings,
+        clock: Clock,
         request_principal: Principal | None = None,
         status: Filter = None,
         mine: bool = False,
@@ -182,7 +190,7 @@ class TenderController(Controller):
             session, request_principal, status=status, mine=mine, cursor=cursor, limit=limit
         )
         page: dict[str, Any] = {
-            "items": [await service.tender_read(session, t) for t in rows],
+            "items": [await service.tender_read(session, t, request_principal, clock.now()) for t in rows],
             "next_cursor": next_cursor,
         }
         if settings.rehearsal:
@@ -195,12 +203,16 @@ class TenderController(Controller):
         tender_id: uuid.UUID,
         session: AsyncSession,
         settings: Settings,
+        clock: Clock,
         request_principal: Principal | None = None,
     ) -> Response[schemas.TenderRead]:
-        """One tender; drafts only for their agency. The ETag is the version to send back in If-Match."""
+        """One tender; drafts only for their agency. The ETag is the version to send back in If-Match;
+        `allowed_actions` lists what the caller can ask of it now."""
         return await _tender_response(
             session,
             await service.visible_tender(session, request_principal, tender_id),
+            caller=request_principal,
+            now=clock.now(),
             rehearsal=settings.rehearsal,
         )
 
@@ -218,7 +230,7 @@ class TenderController(Controller):
         version = http.if_match(if_match, required=True)
         assert version is not None
         tender = await service.update_tender(session, principal, tender_id, data, version, clock.now())
-        return await _tender_response(session, tender)
+        return await _tender_response(session, tender, caller=principal, now=clock.now())
 
     @post("/{tender_id:uuid}/publish", operation_id="publish_tender", guards=[AGENCY], status_code=200)
     async def publish(
@@ -233,7 +245,7 @@ class TenderController(Controller):
         tender = await service.publish(
             session, principal, tender_id, http.if_match(if_match, required=False), clock.now()
         )
-        return await _tender_response(session, tender)
+        return await _tender_response(session, tender, caller=principal, now=clock.now())
 
     @post("/{tender_id:uuid}/cancel", operation_id="cancel_tender", guards=[AGENCY], status_code=200)
     async def cancel(
@@ -246,7 +258,10 @@ class TenderController(Controller):
     ) -> Response[schemas.TenderRead]:
         """Terminate the tender before the deadline (终止招标)."""
         return await _tender_response(
-            session, await service.cancel(session, principal, tender_id, data.reason, clock.now())
+            session,
+            await service.cancel(session, principal, tender_id, data.reason, clock.now()),
+            caller=principal,
+            now=clock.now(),
         )
 
     @post("/{tender_id:uuid}/retender", operation_id="retender", guards=[AGENCY])
@@ -255,7 +270,11 @@ class TenderController(Controller):
     ) -> Response[schemas.TenderRead]:
         """Create a new draft from a failed or terminated tender (重新招标, W-09)."""
         return await _tender_response(
-            session, await service.retender(session, principal, tender_id, clock.now()), 201
+            session,
+            await service.retender(session, principal, tender_id, clock.now()),
+            201,
+            caller=principal,
+            now=clock.now(),
         )
 
     @post("/{tender_id:uuid}/close-opening", operation_id="close_opening", guards=[AGENCY], status_code=200)
@@ -264,7 +283,10 @@ class TenderController(Controller):
     ) -> Response[schemas.TenderRead]:
         """Close the opening once every bid is open (otherwise the window's end closes it)."""
         return await _tender_response(
-            session, await service.close_opening(session, principal, tender_id, clock.now())
+            session,
+            await service.close_opening(session, principal, tender_id, clock.now()),
+            caller=principal,
+            now=clock.now(),
         )
 
     @post("/{tender_id:uuid}/complete", operation_id="complete_tender", guards=[AGENCY], status_code=200)
@@ -273,7 +295,10 @@ class TenderController(Controller):
     ) -> Response[schemas.TenderRead]:
         """Close a contracted tender: the trade is complete and its record final (the agency, after the contract)."""
         return await _tender_response(
-            session, await service.complete(session, principal, tender_id, clock.now())
+            session,
+            await service.complete(session, principal, tender_id, clock.now()),
+            caller=principal,
+            now=clock.now(),
         )
 
 

@@ -95,3 +95,18 @@ def next_status(status: TenderStatus, action: Action) -> TenderStatus:
 def allowed_actions(status: TenderStatus) -> list[Action]:
     """What may happen next, in table order."""
     return [a for (s, a) in TRANSITIONS if s == status]
+
+
+# What a person asks for through the API; the others (issuing the documents, closing the bidding, failing,
+# the report's submission) happen to the tender when their time or condition comes.
+CALLER_ACTIONS = frozenset(
+    {
+        Action.PUBLISH,
+        Action.CANCEL,
+        Action.RETENDER,
+        Action.CLOSE_OPENING,
+        Action.AWARD,
+        Action.SIGN_CONTRACTS,
+        Action.COMPLETE,
+    }
+)

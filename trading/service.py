@@ -58,7 +58,14 @@ from trading.calendar import (
     end_of_day,
     local_date,
 )
-from trading.lifecycle import Action, IllegalTransition, TenderStatus, allowed_actions, next_status
+from trading.lifecycle import (
+    CALLER_ACTIONS,
+    Action,
+    IllegalTransition,
+    TenderStatus,
+    allowed_actions,
+    next_status,
+)
 from trading.models import (
     Award,
     Bid,
@@ -250,8 +257,29 @@ async def lots_of(session: AsyncSession, tender_id: uuid.UUID) -> list[Lot]:
     return list(await session.scalars(select(Lot).where(Lot.tender_id == tender_id).order_by(Lot.number)))
 
 
-async def tender_read(session: AsyncSession, tender: Tender) -> schemas.TenderRead:
-    """The API view of a tender with its lots and what may happen next."""
+def caller_actions(tender: Tender, actor: Principal | None, now: datetime | None) -> list[str]:
+    """What `actor` can ask of the tender now: only its agency acts on it, and only where the rules allow it
+    at `now` (no termination after the deadline, W-08; no award during the candidates' publicity, W-12)."""
+    if actor is None or now is None or not _can_manage(actor, tender):
+        return []
+    status = TenderStatus(tender.status)
+    out = []
+    for action in allowed_actions(status):
+        if action not in CALLER_ACTIONS:
+            continue
+        if action is Action.CANCEL and status is TenderStatus.TENDERING and now >= tender.bid_deadline:
+            continue
+        if action is Action.AWARD and (tender.publicity_ends is None or now < tender.publicity_ends):
+            continue
+        out.append(action.value)
+    return out
+
+
+async def tender_read(
+    session: AsyncSession, tender: Tender, actor: Principal | None = None, now: datetime | None = None
+) -> schemas.TenderRead:
+    """The API view of a tender with its lots, and what `actor` can ask of it at `now` (`allowed_actions`:
+    nothing unless both are given)."""
     lots = await lots_of(session, tender.id)
     return schemas.TenderRead(
         id=tender.id,
@@ -291,7 +319,7 @@ async def tender_read(session: AsyncSession, tender: Tender) -> schemas.TenderRe
         outcome_reason=tender.outcome_reason,
         parent_id=tender.parent_id,
         next_check=tender.next_check,
-        allowed_actions=[a.value for a in allowed_actions(TenderStatus(tender.status))],
+        allowed_actions=caller_actions(tender, actor, now),
         version=tender.version,
         custody_threshold=tender.custody_threshold,
         opening_policy=tender.opening_policy,

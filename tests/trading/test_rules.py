@@ -633,7 +633,7 @@ async def test_w08_with_exactly_three_bids_the_deadline_opens_the_tender(api: Ap
 async def test_w09_two_bids_fail_the_tender_publish_a_failure_notice_and_allow_a_retender(api: Api) -> None:
     agency, tender, _bids = await with_bids(api, 2)
     assert await api.at(DEADLINE) == [(tender["code"], "unsuccessful")]
-    got = await get_tender(api, tender)
+    got = await get_tender(api, tender, agency)
     assert got["status"] == "unsuccessful" and got["outcome_reason"].startswith("W-09")
     assert got["allowed_actions"] == ["retender"]
     [failure] = await notices(api, kind="failure")
@@ -791,6 +791,30 @@ async def test_w12_the_award_waits_until_publicity_ends_at_24_00_of_its_third_da
     r = await award(api, agency, tender, bids[2])
     assert r.status_code == 201, r.text
     assert r.json()[0]["price_fen"] == bids[2].price_fen
+
+
+async def test_allowed_actions_are_what_the_caller_can_ask_now(api: Api) -> None:
+    """Only the tender's agency acts on it, and the list offers nothing the rules refuse at that moment:
+    no award while the candidates are in publicity (W-12), nothing the chronograph does by itself."""
+    agency, tender, bids = await in_publicity(api)
+    for reader in (None, bids[0].bidder, await api.organisation("agency"), await api.organisation("supervisor")):
+        assert (await get_tender(api, tender, reader))["allowed_actions"] == []
+    api.clock.set(PUBLICITY_ENDS - timedelta(seconds=1))
+    assert (await get_tender(api, tender, agency))["allowed_actions"] == []
+    api.clock.set(PUBLICITY_ENDS)
+    assert (await get_tender(api, tender, agency))["allowed_actions"] == ["award"]
+    listed = (await api.get(f"{T}?status=publicity", agency)).json()["items"]
+    assert [t["allowed_actions"] for t in listed if t["id"] == tender["id"]] == [["award"]]
+
+
+async def test_after_the_deadline_the_agency_is_not_offered_to_terminate_the_tender(api: Api) -> None:
+    agency, tender, _bids = await with_bids(api, 3)
+    api.clock.set(DEADLINE - timedelta(seconds=1))
+    assert (await get_tender(api, tender, agency))["allowed_actions"] == ["cancel"]
+    api.clock.set(DEADLINE)  # the chronograph has not ticked yet: still tendering, but past the deadline
+    got = await get_tender(api, tender, agency)
+    assert got["status"] == "tendering" and got["allowed_actions"] == []
+    assert "close_bidding" not in got["allowed_actions"]
 
 
 async def test_w12_an_objection_to_the_candidates_blocks_the_award_until_answered(api: Api) -> None:
