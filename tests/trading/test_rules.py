@@ -797,7 +797,12 @@ async def test_allowed_actions_are_what_the_caller_can_ask_now(api: Api) -> None
     """Only the tender's agency acts on it, and the list offers nothing the rules refuse at that moment:
     no award while the candidates are in publicity (W-12), nothing the chronograph does by itself."""
     agency, tender, bids = await in_publicity(api)
-    for reader in (None, bids[0].bidder, await api.organisation("agency"), await api.organisation("supervisor")):
+    for reader in (
+        None,
+        bids[0].bidder,
+        await api.organisation("agency"),
+        await api.organisation("supervisor"),
+    ):
         assert (await get_tender(api, tender, reader))["allowed_actions"] == []
     api.clock.set(PUBLICITY_ENDS - timedelta(seconds=1))
     assert (await get_tender(api, tender, agency))["allowed_actions"] == []
