@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from litestar import Controller, Response, get, post, put
 from litestar.params import Parameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 import accounts.service as accounts
@@ -32,6 +32,7 @@ from storage.problems import NotFound, ValidationProblem, field_error
 from storage.settings import Settings
 from storage.signing import LogSigner
 from trading.calendar import SHANGHAI
+from trading.models import Tender
 
 AGENCY = requires("agency")
 EXPERT = requires("expert")
@@ -533,18 +534,19 @@ class RoomController(Controller):
 
     @get("/", operation_id="list_rooms", guards=[ROOM_PEOPLE])
     async def rooms(self, principal: Principal, session: AsyncSession) -> list[dict[str, Any]]:
-        """The caller's rooms (a member), or every room (the centre, supervisors, auditors)."""
+        """The caller's rooms: those it has a seat in (a member), the rooms of its own tenders (an agency: their
+        status and times, not what is said inside), or every room (the centre, supervisors, auditors)."""
         if principal.has(*service.READERS):
             rows = (await session.scalars(select(Room).order_by(Room.opens_at.desc()))).all()
         else:
-            rows = (
-                await session.scalars(
-                    select(Room)
-                    .join(Member, Member.room_id == Room.id)
-                    .where(Member.user_id == principal.user_id, Member.outcome.is_distinct_from("recused"))
-                    .order_by(Room.opens_at.desc())
-                )
-            ).all()
+            seated = select(Member.room_id).where(
+                Member.user_id == principal.user_id, Member.outcome.is_distinct_from("recused")
+            )
+            mine = or_(Room.id.in_(seated))
+            if principal.has("agency"):
+                own = select(Tender.id).where(Tender.agency_organisation_id == principal.organisation_id)
+                mine = or_(Room.id.in_(seated), Room.tender_id.in_(own))
+            rows = (await session.scalars(select(Room).where(mine).order_by(Room.opens_at.desc()))).all()
         return [
             {
                 "id": str(r.id),

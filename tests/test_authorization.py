@@ -594,8 +594,14 @@ async def test_only_the_committee_and_its_watchers_enter_the_room(api: Api) -> N
     room = f"/api/v1/evaluation/rooms/{committee['room_id']}"
     lot_id = tender["lots"][0]["id"]
     outsider = await api.expert()  # an expert of the pool who is not on this committee
-    for actor in (agency, outsider):
-        assert (await api.get("/api/v1/evaluation/rooms", actor)).json() == []
+    other_agency = await api.organisation("agency")
+    # the agency finds its own trade's room in its list (status and times), but does not enter it
+    [listed] = (await api.get("/api/v1/evaluation/rooms", agency)).json()
+    assert listed["id"] == committee["room_id"] and listed["tender_id"] == tender["id"]
+    assert set(listed) == {"id", "tender_id", "status", "phase", "opens_at", "closes_at"}
+    for actor in (agency, outsider, other_agency):
+        if actor is not agency:
+            assert (await api.get("/api/v1/evaluation/rooms", actor)).json() == []
         problem(await api.get(room, actor), 404, "not-found")
         problem(await api.get(f"{room}/sheets", actor, params={"lot_id": lot_id}), 404, "not-found")
         problem(await api.get(f"{room}/events", actor, params={"follow": "false"}), 404, "not-found")
