@@ -84,7 +84,9 @@ class Keys:
 def _line(bench: str, case: str, size_mib: float, spread: Spread | None, **fields: Any) -> None:
     """One JSON line: the case's median seconds and MiB/s over the rounds, with min and max."""
     row: dict[str, Any] = {"size_mib": size_mib}
-    if spread is not None:
+    if spread is None:
+        row |= {"seconds": None, "mib_per_s": None}
+    else:
         row |= spread.fields("seconds") | spread.rate(size_mib).fields("mib_per_s", 1)
     emit(bench, case, **row, **fields)
 
