@@ -16,7 +16,7 @@ from accounts.guards import authenticated, public, requires
 from accounts.security import Principal
 from storage import http, idempotency
 from storage.clock import Clock
-from storage.db import transaction
+from storage.db import SINGLE_READ, transaction
 from storage.objects import ObjectStore
 from storage.problems import ValidationProblem, field_error
 from storage.settings import Settings
@@ -745,7 +745,7 @@ class NoticeController(Controller):
     path = "/api/v1/notices"
     tags = ["notices"]
 
-    @get("/", operation_id="list_notices", guards=[public])
+    @get("/", operation_id="list_notices", guards=[public], opt={SINGLE_READ: True})
     async def list_notices(
         self,
         session: AsyncSession,
