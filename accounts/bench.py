@@ -29,12 +29,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import math
 import statistics
 import time
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -48,6 +45,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from accounts import audit, auditchain
 from accounts import service as accounts
 from accounts.models import AuditChain, AuditEvent
+from storage.benchmark import emit, percentile_ms
 from storage.db import create_sessionmaker, transaction
 from storage.db import scratch_database as db_scratch_database
 from storage.migrate import upgrade_async
@@ -68,15 +66,7 @@ CREATE TABLE bench_plain_audit (LIKE audit_events INCLUDING DEFAULTS);
 
 
 def _line(case: str, **fields: Any) -> None:
-    click.echo(json.dumps({"bench": "audit", "case": case, **fields}, ensure_ascii=False))
-
-
-def percentile_ms(samples: Sequence[float], p: float) -> float | None:
-    """Nearest-rank percentile of durations in seconds, in milliseconds."""
-    if not samples:
-        return None
-    ordered = sorted(samples)
-    return round(ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)] * 1000, 2)
+    emit("audit", case, **fields)
 
 
 @dataclass(frozen=True)

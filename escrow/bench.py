@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import math
 import random
 import statistics
@@ -66,6 +65,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from escrow import heads, journal, ledger, published
 from escrow.models import AccountBalance, JournalEntry, LedgerAccount, LedgerHead
 from escrow.models import Posting as PostingRow
+from storage.benchmark import emit, percentile_ms
 from storage.clock import Clock, SystemClock
 from storage.db import Base, create_sessionmaker, transaction
 from storage.db import scratch_database as db_scratch_database
@@ -90,19 +90,11 @@ RESULT_ACTOR = "job:bank-result"
 
 
 def _line(case: str, **fields: Any) -> None:
-    click.echo(json.dumps({"bench": "ledger", "case": case, **fields}, ensure_ascii=False))
+    emit("ledger", case, **fields)
 
 
 def _rate(count: int, seconds: float) -> float:
     return round(count / seconds, 1) if seconds > 0 else 0.0
-
-
-def percentile_ms(samples: Sequence[float], p: float) -> float | None:
-    """Nearest-rank percentile of durations in seconds, in milliseconds."""
-    if not samples:
-        return None
-    ordered = sorted(samples)
-    return round(ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)] * 1000, 2)
 
 
 # ---------------------------------------------------------------- the script every account follows

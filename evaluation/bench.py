@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import random
 import statistics
@@ -77,6 +76,7 @@ from evaluation.models import (
     Specialty,
 )
 from evaluation.taxonomy import DEFAULT_SPECIALTIES
+from storage.benchmark import emit
 from storage.clock import SystemClock
 from storage.db import create_engine, create_sessionmaker, transaction
 from storage.migrate import upgrade_async
@@ -115,7 +115,7 @@ SCORED_BIDS = 30
 
 
 def _line(case: str, **fields: Any) -> None:
-    click.echo(json.dumps({"bench": "draw", "case": case, **fields}, ensure_ascii=False))
+    emit("draw", case, **fields)
 
 
 def _s(seconds: float) -> float:
