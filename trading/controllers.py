@@ -37,7 +37,8 @@ async def _tender_response(
     return Response(read, status_code=status_code, headers={"ETag": http.etag(tender.version)})
 
 
-def notice_read(n: Notice) -> schemas.NoticeRead:
+def notice_read(n: Notice | Any) -> schemas.NoticeRead:
+    """A notice, or a row of its columns, as the API shows it."""
     return schemas.NoticeRead(
         n.id,
         n.tender_id,
