@@ -4,6 +4,8 @@ the arq worker and the `ggzy` CLI from the packages."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 import logging
 import re
 import uuid
@@ -24,13 +26,20 @@ from litestar.di import Provide
 from litestar.exceptions import HTTPException, SerializationException, ValidationException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
+from litestar.routes import HTTPRoute
 from litestar.types import Receive, Scope, Send
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
 from accounts import service as accounts_service
-from accounts.controllers import AuditController, AuditHeadController, AuthController, OrganisationController
+from accounts.controllers import (
+    AuditController,
+    AuditHeadController,
+    AuthController,
+    JobsController,
+    OrganisationController,
+)
 from accounts.guards import AuthenticationMiddleware, provide_optional_principal, provide_principal, public
 from accounts.security import PasswordCost, Principal, configure_password_cost
 from accounts.signin import SignInThrottle, build_throttle
@@ -43,17 +52,29 @@ from escrow.controllers import (
     SupervisionController,
 )
 from evaluation.controllers import EVALUATION_CONTROLLERS
+from storage import rehearsal
 from storage.clock import Clock, SystemClock
 from storage.db import SINGLE_READ, create_engine, create_sessionmaker, transaction
-from storage.jobs import ArqJobQueue, InlineJobQueue, JobContext, JobQueue, OutboxDispatcher, Periodic
+from storage.jobs import (
+    ArqJobQueue,
+    InlineJobQueue,
+    JobContext,
+    JobQueue,
+    OutboxDispatcher,
+    Periodic,
+    RetryPolicy,
+    SequentialJobQueue,
+)
 from storage.object_routes import ObjectController
 from storage.objects import LocalObjectStore, ObjectStore, S3ObjectStore
+from storage.openapi import document_problems
 from storage.problems import PreconditionFailed, Problem, field_error
-from storage.settings import Settings
+from storage.settings import Settings, SettingsError
 from storage.signing import LogSigner
 from trading import jobs as trading_jobs
 from trading import service as trading_service
 from trading.controllers import TRADING_CONTROLLERS
+from trading.rehearsal import ClockController
 
 log = logging.getLogger("ggzy")
 PROBLEM_JSON = "application/problem+json"
@@ -82,6 +103,7 @@ class Runtime:
             self.sessionmaker,
             self.clock,
             {"store": self.store, "settings": self.settings, "signer": self.signer},
+            RetryPolicy.from_settings(self.settings),
         )
 
     async def start(self) -> None:
@@ -90,10 +112,12 @@ class Runtime:
         await self.queue.start()
         self._stop.clear()
         self._tasks.append(asyncio.create_task(self.dispatcher.run(self._stop)))
-        if self.run_chronograph:
-            ticker = Periodic(
-                lambda: trading_jobs.chronograph_tick(self.job_context), self.settings.tick_seconds
+        if self.settings.rehearsal:
+            self._tasks.append(
+                asyncio.create_task(rehearsal.keep_fresh(self.clock, self.sessionmaker, self._stop))
             )
+        if self.run_chronograph:
+            ticker = Periodic(lambda: chronograph_tick(self.job_context), self.settings.tick_seconds)
             self._tasks.append(asyncio.create_task(ticker.run(self._stop)))
 
     async def stop(self) -> None:
@@ -105,6 +129,12 @@ class Runtime:
         await self.queue.close()
         await self.throttle.close()
         await self.engine.dispose()
+
+
+async def chronograph_tick(ctx: JobContext) -> list[tuple[str, str]]:
+    """The chronograph's tick, on the rehearsal clock's stored pace where there is one."""
+    await rehearsal.refresh(ctx.clock, ctx.sessionmaker)
+    return await trading_jobs.chronograph_tick(ctx)
 
 
 def build_store(settings: Settings, clock: Clock) -> ObjectStore:
@@ -133,23 +163,31 @@ def build_runtime(
     engine: AsyncEngine | None = None,
     queue: JobQueue | None = None,
     throttle: SignInThrottle | None = None,
+    sessionmaker: async_sessionmaker[AsyncSession] | None = None,
+    sequential_jobs: bool = False,
 ) -> Runtime:
-    """Wire the runtime from settings; tests pass their own clock, store, engine, queue or throttle."""
-    clock = clock or SystemClock()
+    """Wire the runtime from settings; tests pass their own clock, store, engine, queue or throttle.
+    `sessionmaker` replaces the engine's (the demo's seeding passes one transaction's); `sequential_jobs`
+    runs the jobs in this process one at a time when drained (`SequentialJobQueue`), even where
+    GGZY_REDIS_URL names a queue."""
+    clock = clock or rehearsal.build_clock(settings)
     configure_password_cost(
         PasswordCost(settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism)
     )
     engine = engine or create_engine(settings.effective_database_url, pool_size=settings.db_pool_size)
-    sessionmaker = create_sessionmaker(engine)
+    sessionmaker = sessionmaker or create_sessionmaker(engine)
     store = store or build_store(settings, clock)
     signer = LogSigner.from_secret(settings.secret_key, settings.log_signing_key)
     extras: dict[str, Any] = {"store": store, "settings": settings, "signer": signer}
+    retry = RetryPolicy.from_settings(settings)
+    if queue is None and sequential_jobs:
+        queue = SequentialJobQueue(JobContext(sessionmaker, clock, extras, retry))
     if queue is None:
         if settings.redis_url:
             queue = ArqJobQueue(settings.redis_url)
         else:
-            queue = InlineJobQueue(JobContext(sessionmaker, clock, extras))
-    dispatcher = OutboxDispatcher(sessionmaker, queue, clock)
+            queue = InlineJobQueue(JobContext(sessionmaker, clock, extras, retry))
+    dispatcher = OutboxDispatcher(sessionmaker, queue, clock, retry=retry)
     return Runtime(
         settings,
         engine,
@@ -173,6 +211,14 @@ class MalformedRequest(Problem):
     status = 400
     slug = "malformed-request"
     title = "Invalid request"
+
+
+class NotJson(Problem):
+    """A route that reads JSON was sent a body of another media type."""
+
+    status = 415
+    slug = "unsupported-media-type"
+    title = "Unsupported media type"
 
 
 def _problem_headers(problem: Problem) -> dict[str, str]:
@@ -214,7 +260,7 @@ def _on_problem(request: Request[Any, Any, Any], exc: Problem) -> Response[Any]:
 _NAMED_FIELD = re.compile(r"(?:unknown|missing required) field `([^`]*)`")
 
 
-def _error_field(item: dict[str, Any]) -> dict[str, Any]:
+def _error_field(item: dict[str, Any], request: Request[Any, Any, Any]) -> dict[str, Any]:
     """One of Litestar's validation messages as an `errors[]` entry naming the field a client sent.
 
     Body fields are named by their path in the body (`lots[0].deposit_fen`); an unknown or missing field
@@ -224,6 +270,8 @@ def _error_field(item: dict[str, Any]) -> dict[str, Any]:
     source = str(getattr(raw_source, "value", raw_source) or "body")
     key = str(item.get("key") or "")
     message = str(item.get("message", "invalid"))
+    if source == "header":
+        return field_error(f"header:{_header_name(request, key)}", message)
     if source != "body":
         return field_error(key if source == "query" else f"{source}:{key}", message)
     path = "" if key == "data" else key
@@ -234,8 +282,15 @@ def _error_field(item: dict[str, Any]) -> dict[str, Any]:
     return field_error(path or "body", message)
 
 
+def _header_name(request: Request[Any, Any, Any], key: str) -> str:
+    """The header a handler's parameter `key` is read from (`Last-Event-ID` for `last_event_id`)."""
+    parameter = request.route_handler.parsed_fn_signature.parameters.get(key)
+    header = getattr(getattr(parameter, "kwarg_definition", None), "header", None)
+    return str(header or key)
+
+
 def _on_validation(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
-    errors = [_error_field(item) for item in (exc.extra if isinstance(exc.extra, list) else [])]
+    errors = [_error_field(item, request) for item in (exc.extra if isinstance(exc.extra, list) else [])]
     problem = MalformedRequest(
         "The request does not match the expected shape; see errors.",
         errors=errors or [field_error("body", str(exc.detail))],
@@ -283,13 +338,13 @@ async def _audit_refusal(exc: Exception, scope: Scope) -> None:
         await accounts_service.record_refusal(state.sessionmaker, refusal)
 
 
-AUDITED_REFUSALS = frozenset({403, 409, 412})
+AUDITED_REFUSALS = frozenset({403, 404, 409, 412})
 
 
 def _refused_attempt(exc: Exception, scope: Scope, now: datetime) -> accounts_service.Refusal | None:
-    """What a signed-in caller tried and a rule, a role or the state refused (a late bid, a premature
-    award …): supervisors see attempts as well as acts. Plain validation errors and anonymous calls are
-    not kept."""
+    """What a signed-in caller tried and a rule, a role, the state or the object's owner refused (a late
+    bid, a premature award, another organisation's tender answered as not found …): supervisors see
+    attempts as well as acts. Plain validation errors and anonymous calls are not kept."""
     principal = scope.get("user")
     if not isinstance(exc, Problem) or not isinstance(principal, Principal):
         return None
@@ -335,6 +390,53 @@ def _nul_in_json(value: Any) -> str | None:
     return None
 
 
+class _JsonObject(dict[str, Any]):
+    """A decoded JSON object that remembers the first key it was given twice."""
+
+    duplicate: str | None = None
+
+
+def _object_pairs(pairs: list[tuple[str, Any]]) -> _JsonObject:
+    decoded = _JsonObject(pairs)
+    if len(decoded) != len(pairs):
+        seen: set[str] = set()
+        for key, _value in pairs:
+            if key in seen:
+                decoded.duplicate = key
+                break
+            seen.add(key)
+    return decoded
+
+
+def _first_duplicate(body: bytes) -> str | None:
+    """The path of the first key that appears twice in one object of a JSON body, or None.
+
+    The body has already decoded as JSON; it is decoded once more keeping every key, since a decoder that
+    lets the last of two keys win would act on a value the client's own reading of the body may not see.
+    """
+    try:
+        value = json.loads(body, object_pairs_hook=_object_pairs)
+    except (ValueError, RecursionError):
+        return None  # beyond this decoder's limits (a huge number): the first decoding has judged it
+    stack: list[tuple[str, Any]] = [("", value)]
+    while stack:
+        path, item = stack.pop()
+        if isinstance(item, _JsonObject):
+            if item.duplicate is not None:
+                return f"{path}.{item.duplicate}" if path else item.duplicate
+            stack.extend((f"{path}.{key}" if path else key, child) for key, child in reversed(item.items()))
+        elif isinstance(item, list):
+            stack.extend((f"{path}[{index}]", child) for index, child in reversed(list(enumerate(item))))
+    return None
+
+
+async def _duplicate_in_json(body: bytes) -> str | None:
+    """`_first_duplicate`, off the event loop for a large body."""
+    if len(body) < 64 * 1024:
+        return _first_duplicate(body)
+    return await asyncio.to_thread(_first_duplicate, body)
+
+
 def _nul_in_query(query_string: bytes) -> str | None:
     """The name of the first query parameter whose name or value holds a NUL character, or None."""
     if b"%00" not in query_string.lower() and b"\x00" not in query_string:
@@ -342,6 +444,36 @@ def _nul_in_query(query_string: bytes) -> str | None:
     for key, value in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True):
         if "\x00" in key or "\x00" in value:
             return key.replace("\x00", "") or "query"
+    return None
+
+
+def allowed_methods(app: Litestar) -> dict[str, str]:
+    """The `Allow` header of every path: all the methods its handlers answer.
+
+    Litestar writes the automatic OPTIONS answer of a path from the handlers of the first controller that
+    declares it, so a path served by several (`GET` here, `POST` there) would list only some of them.
+    """
+    methods: dict[str, set[str]] = {}
+    for route in app.routes:
+        if isinstance(route, HTTPRoute):
+            methods.setdefault(route.path, set()).update(route.methods)
+    return {path: ", ".join(sorted(names)) for path, names in methods.items()}
+
+
+def _options(request: Request[Any, Any, Any]) -> Response[Any] | None:
+    """The answer to OPTIONS on a path, listing every method the path answers."""
+    allow: dict[str, str] = request.app.state.allow
+    for path in request.route_handler.paths:
+        if path in allow:
+            return Response(content=None, status_code=204, headers={"Allow": allow[path]})
+    return None
+
+
+async def screen_request(request: Request[Any, Any, Any]) -> Response[Any] | None:
+    """Answer OPTIONS for the whole path, then screen the request's text (`screen_request_text`)."""
+    if request.method == "OPTIONS":
+        return _options(request)
+    await screen_request_text(request)
     return None
 
 
@@ -360,6 +492,12 @@ async def screen_request_text(request: Request[Any, Any, Any]) -> None:
         )
     if "data" not in request.route_handler.parsed_fn_signature.parameters:
         return
+    media_type, _params = request.content_type
+    if media_type != "application/json" and not media_type.endswith("+json"):
+        raise NotJson(
+            "Send the body as JSON, with Content-Type: application/json.",
+            errors=[field_error("header:Content-Type", f"{media_type or 'absent'}, not application/json")],
+        )
     try:
         value = await request.json()
     except SerializationException as exc:
@@ -374,6 +512,10 @@ async def screen_request_text(request: Request[Any, Any, Any]) -> None:
         raise MalformedRequest(
             "Text may not contain NUL characters.",
             errors=[field_error(path, "contains a NUL character")],
+        )
+    if (path := await _duplicate_in_json(await request.body())) is not None:
+        raise MalformedRequest(
+            "Each key may appear once in an object.", errors=[field_error(path, "duplicate key")]
         )
 
 
@@ -457,6 +599,7 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = True) -> Litestar:
             AuthController,
             OrganisationController,
             AuditController,
+            JobsController,
             ObjectController,
             *TRADING_CONTROLLERS,
             TransparencyController,
@@ -467,6 +610,7 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = True) -> Litestar:
             BankController,
             SupervisionController,
             *EVALUATION_CONTROLLERS,
+            ClockController,
         ],
         dependencies={
             "session": Provide(provide_session),
@@ -482,7 +626,7 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = True) -> Litestar:
             "request_principal": Provide(provide_optional_principal, sync_to_thread=False),
         },
         middleware=[AuthenticationMiddleware()],
-        before_request=screen_request_text,
+        before_request=screen_request,
         after_exception=[_audit_refusal],
         exception_handlers={
             Problem: _on_problem,
@@ -510,60 +654,52 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = True) -> Litestar:
         debug=False,
     )
     check_guards(app)
+    app.state.allow = allowed_methods(app)
+    document_problems(h for route in app.routes for h in getattr(route, "route_handlers", []))
+    if runtime.settings.rehearsal:
+        # Around everything Litestar answers, unknown paths and errors included.
+        app.asgi_handler = rehearsal.RehearsalMarker(app.asgi_handler, runtime.clock, runtime.sessionmaker)
     return app
 
 
 # ---------------------------------------------------------------- CLI
 
 
-class RedactGrants(logging.Filter):
-    """Upload and download grants are capabilities: their tokens never reach a log line."""
-
-    GRANT = re.compile(r"(/api/v1/objects/)[A-Za-z0-9_.=-]+")
-    QUERY = re.compile(r"(X-Amz-Signature|X-Amz-Credential|uploadId)=[^&\s\"]+")
-
-    def _redact(self, text: str) -> str:
-        return self.QUERY.sub(r"\1=…", self.GRANT.sub(r"\1…", text))
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        # Redact inside the arguments, not the formatted line: uvicorn's access formatter reads them.
-        if isinstance(record.args, tuple):
-            record.args = tuple(self._redact(a) if isinstance(a, str) else a for a in record.args)
-        if isinstance(record.msg, str):
-            record.msg = self._redact(record.msg)
-        return True
+def settings_from_env() -> Settings:
+    """The settings, or a usage error naming what contradicts itself (e.g. a production rehearsal)."""
+    try:
+        return Settings.from_env()
+    except SettingsError as exc:
+        raise click.UsageError(str(exc)) from exc
 
 
-@click.group()
-def cli() -> None:
-    """ggzy: the public-resource trading platform."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    # One line per HTTP request made by the client commands would drown their output (and name URLs).
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    for name in ("uvicorn.access", "httpx", "ggzy"):
-        logging.getLogger(name).addFilter(RedactGrants())
-
-
-@cli.command()
+@click.command()
 @click.option("--host", default=None, help="Interface to bind (GGZY_HOST, default 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port (GGZY_PORT, default 8000).")
 def serve(host: str | None, port: int | None) -> None:
     """Run the HTTP server (with jobs and the chronograph in-process unless GGZY_REDIS_URL is set)."""
     import uvicorn
 
-    settings = Settings.from_env()
+    settings = serve_settings(settings_from_env(), host, port)
+    settings.var_dir.mkdir(parents=True, exist_ok=True)
     app = create_app(build_runtime(settings))
-    uvicorn.run(app, host=host or settings.host, port=port or settings.port, log_level="info")
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
 
 
-@cli.command()
+def serve_settings(settings: Settings, host: str | None, port: int | None) -> Settings:
+    """The settings `ggzy serve` runs on: its --host and --port are also where the presigned URLs of the
+    local object store point, unless GGZY_PUBLIC_URL names another address."""
+    return dataclasses.replace(settings, host=host or settings.host, port=port or settings.port)
+
+
+@click.command()
 def worker() -> None:
     """Run the arq worker on GGZY_REDIS_URL: jobs from the outbox and the chronograph as a cron."""
     from arq.worker import Worker
 
     from storage.jobs import worker_settings
 
-    settings = Settings.from_env()
+    settings = settings_from_env()
     if not settings.redis_url:
         raise click.UsageError("GGZY_REDIS_URL is not set; `ggzy serve` runs jobs in-process instead.")
     runtime = build_runtime(settings)
@@ -576,71 +712,52 @@ def worker() -> None:
         kwargs = worker_settings(
             ctx_factory,
             settings.redis_url,
-            cron=[("chronograph_tick", trading_jobs.chronograph_tick, max(1, int(settings.tick_seconds)))],
+            cron=[("chronograph_tick", chronograph_tick, max(1, int(settings.tick_seconds)))],
         )
         dispatcher_stop = asyncio.Event()
         await runtime.queue.start()
-        dispatch = asyncio.create_task(runtime.dispatcher.run(dispatcher_stop))
+        background = [asyncio.create_task(runtime.dispatcher.run(dispatcher_stop))]
+        if settings.rehearsal:
+            background.append(
+                asyncio.create_task(
+                    rehearsal.keep_fresh(runtime.clock, runtime.sessionmaker, dispatcher_stop)
+                )
+            )
         try:
             await Worker(**kwargs).async_run()
         finally:
             dispatcher_stop.set()
-            await dispatch
+            for task in background:
+                await task
             await runtime.queue.close()
 
     asyncio.run(run())
 
 
-@cli.group()
-def db() -> None:
-    """Database schema."""
+@click.group("storage")
+def storage_group() -> None:
+    """The object store."""
 
 
-@db.command("upgrade")
-@click.option("--revision", default="head")
-def db_upgrade(revision: str) -> None:
-    """Apply migrations up to REVISION (default: head)."""
-    from storage.migrate import upgrade
+@storage_group.command("sweep")
+def storage_sweep() -> None:
+    """Remove expired uploads, their open multipart uploads and copies no record took; never an object a
+    record points to. Prints what was removed as JSON; exits 1 if an object could not be removed."""
+    from storage import uploads
 
-    settings = Settings.from_env()
-    upgrade(settings.effective_database_url, revision)
-    click.echo(f"database at {settings.effective_database_url.split('@')[-1]} is at {revision}")
+    settings = settings_from_env()
+    clock = SystemClock()
 
+    async def run() -> uploads.Swept:
+        engine = create_engine(settings.effective_database_url)
+        try:
+            store = build_store(settings, clock)
+            await store.ensure_ready()
+            return await uploads.sweep(create_sessionmaker(engine), store, clock.now())
+        finally:
+            await engine.dispose()
 
-def register_package_commands() -> click.Group:
-    """Attach every package's sub-commands to the `ggzy` group (idempotent) and return it."""
-    from accounts.bench import audit_command
-    from accounts.cli import register as register_accounts
-    from bidding.bench import opening_command, seal_command
-    from bidding.bench_surge import surge_command
-    from bidding.cli import register as register_bidding
-    from escrow.bench import ledger_command
-    from escrow.cli import register as register_escrow
-    from evaluation.bench import draw_command
-    from evaluation.cli import register as register_evaluation
-    from trading.cli import register as register_trading
-
-    register_trading(cli)
-    register_bidding(cli)
-    register_accounts(cli)
-    register_escrow(cli)
-    register_evaluation(cli)
-    bench = cli.commands["bench"]
-    assert isinstance(bench, click.Group)
-    bench.add_command(seal_command, "seal")
-    bench.add_command(opening_command, "opening")
-    bench.add_command(surge_command, "surge")
-    bench.add_command(ledger_command, "ledger")
-    bench.add_command(draw_command, "draw")
-    bench.add_command(audit_command, "audit")
-    return cli
-
-
-def main() -> None:
-    """Console entry point `ggzy`."""
-    register_package_commands()
-    cli()
-
-
-if __name__ == "__main__":
-    main()
+    swept = asyncio.run(run())
+    click.echo(json.dumps(swept.to_dict()))
+    if swept.failed:
+        raise SystemExit(1)

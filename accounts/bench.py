@@ -380,7 +380,9 @@ def audit_command(
     database_url: str | None,
     admin_url: str,
 ) -> None:
-    """The audit trail: request-shaped transactions per second with the chain taken at commit, with a lock
+    """What chaining the audit trail costs its writers, and what checking it costs.
+
+    Request-shaped transactions per second with the chain taken at commit, with a lock
     held for the whole request instead, and with no chain at all; `ggzy verify audit` next to a plain read
     of the same events."""
     err = Console(stderr=True, highlight=False, soft_wrap=True)

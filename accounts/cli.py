@@ -1,5 +1,6 @@
 """`ggzy accounts …`: setting up the centre and its staff from the command line; `ggzy verify audit` and
-`ggzy audit sign`: checking the audit trail and signing its head."""
+`ggzy audit sign`: checking the audit trail and signing its head; `ggzy jobs list|retry`: the centre's
+dead-letter list of background jobs."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import base64
 import json
 import os
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ import click
 import httpx
 
 from accounts import audit, auditchain, service
+from storage import jobs
 from storage.clock import SystemClock
 from storage.db import create_engine, create_sessionmaker, transaction
 from storage.problems import Problem
@@ -30,8 +33,14 @@ def accounts_group() -> None:
 @accounts_group.command("bootstrap")
 @click.option("--name", default="公共资源交易中心", show_default=True, help="The centre's name.")
 @click.option("--credit-code", required=True, help="The centre's unified social credit code.")
-@click.option("--username", required=True)
-@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+@click.option("--username", required=True, help="The first administrator's username.")
+@click.option(
+    "--password",
+    prompt=True,
+    hide_input=True,
+    confirmation_prompt=True,
+    help="The administrator's password (prompted twice when not given).",
+)
 def bootstrap(name: str, credit_code: str, username: str, password: str) -> None:
     """Create the centre and its first administrator (once)."""
 
@@ -67,9 +76,19 @@ def _problem_text(body: dict[str, Any]) -> str:
 
 @accounts_group.command("password")
 @click.option(
-    "--url", envvar="GGZY_URL", default="http://127.0.0.1:8000", show_default=True, help="ggzy server"
+    "--url",
+    envvar="GGZY_URL",
+    default="http://127.0.0.1:8000",
+    show_default=True,
+    help="The ggzy server to talk to (or set GGZY_URL).",
 )
-@click.option("--username", envvar="GGZY_USERNAME", required=True, help="whose password")
+@click.option(
+    "--username",
+    envvar="GGZY_USERNAME",
+    required=True,
+    help="Whose password (or set GGZY_USERNAME); the current one from GGZY_PASSWORD, else prompted. "
+    "GGZY_TOKEN is not used here.",
+)
 def change_password(url: str, username: str) -> None:
     """Change your own password on the server (current from GGZY_PASSWORD or prompted; the new one is
     prompted twice). Every session signed in before stops working."""
@@ -150,7 +169,11 @@ def _platform_key(key_b64: str | None, fetch: bool, url: str) -> tuple[bytes, st
 @click.option("--key", "key_b64", default=None, help="the platform's public key (base64) to check heads with")
 @click.option("--fetch-key", is_flag=True, help="take the key from GET /api/v1/transparency/key at --url")
 @click.option(
-    "--url", envvar="GGZY_URL", default="http://127.0.0.1:8000", show_default=True, help="ggzy server"
+    "--url",
+    envvar="GGZY_URL",
+    default="http://127.0.0.1:8000",
+    show_default=True,
+    help="The ggzy server --fetch-key asks (or set GGZY_URL).",
 )
 @click.option(
     "--limit",
@@ -160,7 +183,9 @@ def _platform_key(key_b64: str | None, fetch: bool, url: str) -> tuple[bytes, st
     help="offenders named per check",
 )
 def verify_audit(head_path: Path | None, key_b64: str | None, fetch_key: bool, url: str, limit: int) -> None:
-    """Re-check the audit trail (E-04) from the configured database: the sequence gapless, every event
+    """Re-check the audit trail (E-04) and its signed heads in the configured database.
+
+    The sequence gapless, every event
     hashing to its stored hash and linking to the one before, the chain row, every signed head (with the
     platform key: this installation's, --key or --fetch-key) and, with --head, that the trail still
     extends a head you kept. Names every offender up to --limit per check; exit 1 if any check fails."""
@@ -255,10 +280,80 @@ def sign_command(out: Path | None) -> None:
     click.echo(text)
 
 
-def register(cli: click.Group) -> None:
-    """Attach `ggzy accounts`, `ggzy audit` and `ggzy verify audit` (the `verify` group is shared)."""
-    cli.add_command(accounts_group)
-    cli.add_command(audit_group)
-    group = cli.commands.get("verify")
-    assert isinstance(group, click.Group), "register the bidding commands first"
-    group.add_command(verify_audit)
+@click.group("jobs")
+def jobs_group() -> None:
+    """Background jobs: the dead-letter list (jobs that kept failing for the whole retry horizon)."""
+
+
+@jobs_group.command("list")
+@click.option(
+    "--limit",
+    type=click.IntRange(1, 10_000),
+    default=100,
+    show_default=True,
+    help="Print at most this many dead jobs (GGZY_DATABASE_URL names the database).",
+)
+def jobs_list(limit: int) -> None:
+    """Print the dead jobs, most recently parked first: id, job, attempts, failing since, dead at, last error."""
+
+    async def run() -> list[Any]:
+        engine = create_engine(Settings.from_env().effective_database_url)
+        try:
+            async with transaction(create_sessionmaker(engine), read_only=True) as session:
+                return await jobs.dead_letters(session, limit=limit)
+        finally:
+            await engine.dispose()
+
+    rows = asyncio.run(run())
+    for row in rows:
+        click.echo(
+            "\t".join(
+                [
+                    str(row.id),
+                    row.job,
+                    str(row.attempts),
+                    row.failing_since.isoformat() if row.failing_since else "-",
+                    row.dead_at.isoformat() if row.dead_at else "-",
+                    row.last_error or "-",
+                ]
+            )
+        )
+    click.echo(f"{len(rows)} dead job(s)", err=True)
+
+
+@jobs_group.command("retry")
+@click.argument("job_ids", nargs=-1, required=True)
+def jobs_retry(job_ids: tuple[str, ...]) -> None:
+    """Put dead jobs back in the queue, due now, with a fresh retry horizon. Idempotent: a job that is not
+    dead is left as it is. Exits 1 when an id names no job."""
+    try:
+        ids = [uuid.UUID(value) for value in job_ids]
+    except ValueError as exc:
+        raise click.BadParameter("each JOB_ID must be a job's UUID (see `ggzy jobs list`)") from exc
+
+    async def run() -> list[tuple[uuid.UUID, str]]:
+        engine = create_engine(Settings.from_env().effective_database_url)
+        answers = []
+        try:
+            for job_id in ids:
+                async with transaction(create_sessionmaker(engine)) as session:
+                    now = SystemClock().now()
+                    outcome = await jobs.retry_dead(session, job_id, now)
+                    if outcome is None:
+                        answers.append((job_id, "no such job"))
+                        continue
+                    row, retried = outcome
+                    if retried:
+                        await service.record(
+                            session, None, "job.retry", "job", row.id, now, job=row.job, via="ggzy jobs retry"
+                        )
+                    answers.append((job_id, "retried" if retried else f"not dead ({row.status}); unchanged"))
+        finally:
+            await engine.dispose()
+        return answers
+
+    answers = asyncio.run(run())
+    for job_id, answer in answers:
+        click.echo(f"{job_id}\t{answer}")
+    if any(answer == "no such job" for _id, answer in answers):
+        sys.exit(1)

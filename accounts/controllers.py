@@ -15,7 +15,10 @@ from accounts.guards import authenticated, public, requires
 from accounts.models import ApiToken, AuditEvent, Organisation, PublicKey, RegistrationCollision, User
 from accounts.security import Principal
 from accounts.signin import SignInThrottle
+from storage import jobs
+from storage.bounds import Cursor, Filter, Limit
 from storage.clock import Clock
+from storage.outbox import OutboxMessage
 from storage.problems import NotFound, ValidationProblem, field_error
 from storage.settings import Settings
 from storage.signing import LogSigner
@@ -66,6 +69,21 @@ def key_read(key: PublicKey) -> schemas.PublicKeyRead:
         fingerprint=key.fingerprint,
         created_at=key.created_at,
         revoked_at=key.revoked_at,
+    )
+
+
+def job_read(row: OutboxMessage) -> schemas.JobRead:
+    return schemas.JobRead(
+        id=row.id,
+        job=row.job,
+        status=row.status,
+        attempts=row.attempts,
+        last_error=row.last_error,
+        created_at=row.created_at,
+        failing_since=row.failing_since,
+        dead_at=row.dead_at,
+        completed_at=row.completed_at,
+        available_at=row.available_at,
     )
 
 
@@ -270,8 +288,8 @@ class OrganisationController(Controller):
     async def list_all(
         self,
         session: AsyncSession,
-        kind: str | None = None,
-        status: str | None = None,
+        kind: Filter = None,
+        status: Filter = None,
     ) -> list[schemas.OrganisationRead]:
         """All organisations, for the centre and those who watch it."""
         return [org_read(o) for o in await service.list_organisations(session, kind=kind, status=status)]
@@ -345,11 +363,11 @@ class AuditController(Controller):
         self,
         session: AsyncSession,
         sealed_tenders: frozenset[uuid.UUID],
-        object_type: str | None = None,
-        object_id: str | None = None,
+        object_type: Filter = None,
+        object_id: Filter = None,
         actor_organisation_id: uuid.UUID | None = None,
-        cursor: str | None = None,
-        limit: int = Parameter(default=50),
+        cursor: Cursor = None,
+        limit: Limit = 50,
     ) -> dict[str, Any]:
         """Audit events, newest first. An event that shows a bidder taking part in a tender whose bids are
         still sealed is left out until the deadline (W-20), for every reader."""
@@ -463,3 +481,33 @@ class AuditHeadController(Controller):
         next page (null at the end)."""
         heads, next_after = await audit.list_heads(session, after=after, limit=limit)
         return {"heads": [auditchain.head_to_json(h) for h in heads], "next": next_after}
+
+
+class JobsController(Controller):
+    """The dead-letter list: background jobs that kept failing for the whole retry horizon, for the centre
+    to look into and retry once the cause is fixed."""
+
+    path = "/api/v1/jobs"
+    tags = ["operations"]
+
+    @get("/dead", operation_id="list_dead_jobs", guards=[requires("centre")])
+    async def list_dead(
+        self, session: AsyncSession, limit: Annotated[int, Parameter(query="limit", ge=1, le=500)] = 100
+    ) -> list[schemas.JobRead]:
+        """Jobs parked as dead, most recently parked first."""
+        return [job_read(row) for row in await jobs.dead_letters(session, limit=limit)]
+
+    @post("/{job_id:uuid}/retry", operation_id="retry_dead_job", guards=[requires("centre")], status_code=200)
+    async def retry(
+        self, session: AsyncSession, principal: Principal, clock: Clock, job_id: uuid.UUID
+    ) -> schemas.JobRetried:
+        """Put a dead job back in the queue, due now, with a fresh retry horizon. Idempotent: a job that is
+        not dead is answered as it is, with `retried` false."""
+        now = clock.now()
+        outcome = await jobs.retry_dead(session, job_id, now)
+        if outcome is None:
+            raise NotFound("No such job.")
+        row, retried = outcome
+        if retried:
+            await service.record(session, principal, "job.retry", "job", row.id, now, job=row.job)
+        return schemas.JobRetried(job_read(row), retried)

@@ -171,6 +171,28 @@ class AuditEventRead(msgspec.Struct):
     hash: str
 
 
+class JobRead(msgspec.Struct):
+    """A background job as its outbox row records it; the payload stays out (it may hold personal data)."""
+
+    id: uuid.UUID
+    job: str
+    status: str
+    attempts: int
+    last_error: str | None
+    created_at: datetime
+    failing_since: datetime | None
+    dead_at: datetime | None
+    completed_at: datetime | None
+    available_at: datetime
+
+
+class JobRetried(msgspec.Struct):
+    """The job after a retry, and whether this request changed it (a job not dead is left as it is)."""
+
+    job: JobRead
+    retried: bool
+
+
 class AuditVerifyRequest(Strict):
     """Check the audit trail and that it still extends `head`, a signed head an auditor kept
     (`GET /api/v1/transparency/audit/head`)."""

@@ -249,8 +249,20 @@ scratch_dir = click.option(
 
 
 @click.command("seal")
-@click.option("--size-mib", type=click.IntRange(1, 1024 * 1024), default=256, show_default=True)
-@click.option("--repeat", type=click.IntRange(MIN_REPEATS, 100), default=MIN_REPEATS, show_default=True)
+@click.option(
+    "--size-mib",
+    type=click.IntRange(1, 1024 * 1024),
+    default=256,
+    show_default=True,
+    help="Size of the file sealed and opened, in MiB.",
+)
+@click.option(
+    "--repeat",
+    type=click.IntRange(MIN_REPEATS, 100),
+    default=MIN_REPEATS,
+    show_default=True,
+    help="Interleaved rounds; each line gives the median with min and max.",
+)
 @click.option(
     "--openssl-seconds",
     type=click.IntRange(1, 60),
@@ -435,9 +447,23 @@ async def _open_all_stored(store: LocalObjectStore, stored: list[tuple[str, str,
 
 
 @click.command("opening")
-@click.option("--bids", type=click.IntRange(1, 100_000), default=100, show_default=True)
-@click.option("--size-mib", type=click.IntRange(1, 1024 * 1024), default=20, show_default=True)
-@click.option("--repeat", type=click.IntRange(MIN_REPEATS, 100), default=MIN_REPEATS, show_default=True)
+@click.option(
+    "--bids", type=click.IntRange(1, 100_000), default=100, show_default=True, help="Envelopes to open."
+)
+@click.option(
+    "--size-mib",
+    type=click.IntRange(1, 1024 * 1024),
+    default=20,
+    show_default=True,
+    help="Size of each envelope's file, in MiB.",
+)
+@click.option(
+    "--repeat",
+    type=click.IntRange(MIN_REPEATS, 100),
+    default=MIN_REPEATS,
+    show_default=True,
+    help="Interleaved rounds; each line gives the median with min and max.",
+)
 @scratch_dir
 def opening_command(bids: int, size_mib: int, repeat: int, directory: Path | None) -> None:
     """Open many stored bids at once through the platform's path, next to the raw AEAD on as many threads."""

@@ -1,6 +1,6 @@
 """`ggzy bench surge`: many bidders finalise large sealed envelopes at once, just before the deadline.
 
-Issue 4: 200 bidders finalise 4 MiB envelopes within 60 s against `ggzy serve` on PostgreSQL and
+The target: 200 bidders finalise 4 MiB envelopes within 60 s against `ggzy serve` on PostgreSQL and
 SeaweedFS, loopback only. Every submission acknowledged must be in the closing head, its receipt verifying
 against the published closing record; none may be lost.
 
@@ -14,8 +14,8 @@ have registered keys and obtained the documents. Each bidder's envelope is seale
 Timed: every bidder at once (at most `--concurrency` in flight) asks for an upload grant, PUTs its
 envelope to the presigned URL and finalises the bid; the finalise call alone is one latency sample. Then,
 as a baseline from the same run, the same envelopes are PUT straight to S3 (presigned, another prefix,
-same concurrency). Finally the deadline is passed the way the chronograph passes it — `trading.service.
-tick` at a clock set just after the deadline, on the same database with the server's log key — and the
+same concurrency). Finally the deadline is passed the way the chronograph passes it — `trading.
+chronograph.tick` at a clock set just after the deadline, on the same database with the server's log key — and the
 public closing record is fetched from the server: every acknowledged envelope must be in it, and every
 receipt must verify against it offline under the log key fetched before the surge.
 
@@ -60,9 +60,10 @@ from storage.clock import SystemClock
 from storage.db import create_engine, create_sessionmaker, transaction
 from storage.db import scratch_database as db_scratch_database
 from storage.migrate import upgrade_async
+from storage.objects import LocalObjectStore
 from storage.seaweed import SeaweedS3
 from storage.signing import LogSigner
-from trading import service as trading
+from trading import chronograph
 from trading.bench import _free_port, _serve_command, stop_server, wait_healthy
 from trading.calendar import SHANGHAI
 
@@ -139,9 +140,10 @@ def _spawn(command: list[str], env: dict[str, str], cwd: Path, log: Path) -> sub
 
 @contextlib.asynccontextmanager
 async def serve(
-    database_url: str, s3: SeaweedS3, bucket: str, work: Path, err: Console
+    database_url: str, s3: SeaweedS3 | None, bucket: str, work: Path, err: Console
 ) -> AsyncIterator[Server]:
-    """`ggzy serve` on the database and S3, with only our GGZY_* variables; stopped after."""
+    """`ggzy serve` on the database and S3 (or, without S3, the embedded local store under `work`), with
+    only our GGZY_* variables; stopped after."""
     port = _free_port()
     server = Server(
         f"http://127.0.0.1:{port}",
@@ -154,10 +156,6 @@ async def serve(
         "GGZY_VAR_DIR": str(work),
         "GGZY_HOST": "127.0.0.1",
         "GGZY_PORT": str(port),
-        "GGZY_S3_ENDPOINT": s3.endpoint,
-        "GGZY_S3_ACCESS_KEY": s3.access_key,
-        "GGZY_S3_SECRET_KEY": s3.secret_key,
-        "GGZY_S3_BUCKET": bucket,
         "GGZY_SECRET_KEY": server.secret_key,
         "GGZY_LOG_SIGNING_KEY": server.log_signing_key,
         # Signing in 200 bidders is setup, not what is measured: hash passwords at a cheap cost.
@@ -165,6 +163,13 @@ async def serve(
         "GGZY_ARGON2_MEMORY_KIB": os.environ.get("GGZY_ARGON2_MEMORY_KIB", "1024"),
         "GGZY_ARGON2_PARALLELISM": os.environ.get("GGZY_ARGON2_PARALLELISM", "1"),
     }
+    if s3 is not None:
+        env |= {
+            "GGZY_S3_ENDPOINT": s3.endpoint,
+            "GGZY_S3_ACCESS_KEY": s3.access_key,
+            "GGZY_S3_SECRET_KEY": s3.secret_key,
+            "GGZY_S3_BUCKET": bucket,
+        }
     log = work / "server.log"
     process = _spawn(_serve_command(), env, work, log)
     try:
@@ -287,11 +292,18 @@ async def bounded(concurrency: int, jobs: Sequence[Callable[[], Awaitable[Any]]]
     return await asyncio.gather(*(run(job) for job in jobs))
 
 
-async def put(http: httpx.AsyncClient, url: str, path: Path) -> float:
-    """PUT a file to a presigned URL; answers the seconds it took (the file is read before timing)."""
+async def send(http: httpx.AsyncClient, grant: dict[str, Any], content: bytes) -> httpx.Response:
+    """Upload as granted: POST the S3 form (fields, then the file), or PUT to the URL."""
+    if grant.get("method") == "POST":
+        return await http.post(grant["upload_url"], data=grant["fields"], files={"file": ("file", content)})
+    return await http.put(grant["upload_url"], content=content)
+
+
+async def put(http: httpx.AsyncClient, grant: dict[str, Any], path: Path) -> float:
+    """Upload a file to its grant; answers the seconds it took (the file is read before timing)."""
     content = await asyncio.to_thread(path.read_bytes)
     started = time.perf_counter()
-    r = await http.put(url, content=content)
+    r = await send(http, grant, content)
     elapsed = time.perf_counter() - started
     if r.status_code not in (200, 201, 204):
         raise click.ClickException(f"PUT refused: {r.status_code} {r.text[:300]}")
@@ -357,7 +369,7 @@ async def seed(database_url: str, api: Api, s3http: httpx.AsyncClient, plan: Pla
     grant = await api.call(
         "POST", f"/api/v1/tenders/{tid}/uploads", agency, {"filename": "tender.pdf", "size": len(documents)}
     )
-    r = await s3http.put(grant["upload_url"], content=documents)
+    r = await send(s3http, grant, documents)
     if r.status_code not in (200, 201, 204):
         raise click.ClickException(f"document upload refused: {r.status_code} {r.text[:300]}")
     await api.call(
@@ -450,7 +462,7 @@ async def surge(api: Api, s3http: httpx.AsyncClient, trade: Trade, concurrency: 
                 b.token,
                 {"filename": b.sealed.name, "size": b.size},
             )
-            result.upload.append(await put(s3http, grant["upload_url"], b.sealed))
+            result.upload.append(await put(s3http, grant, b.sealed))
             started = time.perf_counter()
             r = await api.http.post(
                 f"/api/v1/tenders/{trade.tender_id}/bids",
@@ -479,17 +491,30 @@ async def surge(api: Api, s3http: httpx.AsyncClient, trade: Trade, concurrency: 
 
 
 async def baseline(
-    s3: SeaweedS3, bucket: str, s3http: httpx.AsyncClient, trade: Trade, concurrency: int
+    s3: SeaweedS3 | None,
+    bucket: str,
+    s3http: httpx.AsyncClient,
+    trade: Trade,
+    concurrency: int,
+    server: Server,
+    work: Path,
 ) -> Surge:
-    """The same envelopes PUT straight to S3 (presigned, under another prefix), at the same concurrency."""
-    client = s3.client()
+    """The same envelopes PUT straight to S3 (presigned, under another prefix), at the same concurrency;
+    on the embedded store, PUT to the server's own upload route under a grant signed with its key."""
+    local = LocalObjectStore(work / "objects", server.url, server.secret_key.encode())
     result = Surge()
+
+    async def presigned(name: str) -> str:
+        key = f"surge-baseline/{name}"
+        if s3 is None:
+            return await local.presigned_put_url(key, timedelta(hours=1))
+        return str(s3.client().presigned_put_object(bucket, key, timedelta(hours=1)))
 
     async def one(b: Bidder) -> None:
         assert b.sealed is not None
-        url = client.presigned_put_object(bucket, f"surge-baseline/{b.sealed.name}", timedelta(hours=1))
+        url = await presigned(b.sealed.name)
         try:
-            result.upload.append(await put(s3http, url, b.sealed))
+            result.upload.append(await put(s3http, {"method": "PUT", "upload_url": url}, b.sealed))
         except (click.ClickException, httpx.HTTPError) as exc:
             result.errors.append(f"baseline {b.index}: {exc}")
 
@@ -504,8 +529,9 @@ async def close_bidding(database_url: str, server: Server, trade: Trade) -> list
     signer = LogSigner.from_secret(server.secret_key, server.log_signing_key)
     engine = create_engine(database_url)
     try:
-        async with transaction(create_sessionmaker(engine)) as session:
-            return await trading.tick(session, trade.deadline + timedelta(seconds=1), signer)
+        return await chronograph.tick(
+            create_sessionmaker(engine), trade.deadline + timedelta(seconds=1), signer
+        )
     finally:
         await engine.dispose()
 
@@ -524,6 +550,7 @@ class Plan:
     s3_access_key: str
     s3_secret_key: str
     bucket: str
+    embedded: bool = False
 
 
 def _line(**fields: Any) -> None:
@@ -537,7 +564,11 @@ async def run_surge(plan: Plan, err: Console) -> int:
         (work / "weed").mkdir()
         (work / "server").mkdir()
         (work / "envelopes").mkdir()
-        if plan.database_url:
+        s3: SeaweedS3 | None = None
+        if plan.embedded:
+            # The embedded default of `make run`: SQLite in the server's var directory, objects beside it.
+            database_url = plan.database_url or f"sqlite+aiosqlite:///{work / 'server' / 'ggzy.db'}"
+        elif plan.database_url:
             database_url = plan.database_url
         else:
             database_url = await stack.enter_async_context(
@@ -545,11 +576,15 @@ async def run_surge(plan: Plan, err: Console) -> int:
                     plan.admin_url, "ggzy_surge", lambda name: err.print(f"created scratch database {name}")
                 )
             )
-        if make_url(database_url).get_backend_name() != "postgresql":
+        backend = make_url(database_url).get_backend_name()
+        if backend != ("sqlite" if plan.embedded else "postgresql"):
             raise click.UsageError(
-                "the surge bench runs on PostgreSQL (--database-url postgresql+asyncpg://…)"
+                "--embedded runs on SQLite; otherwise the surge bench runs on PostgreSQL "
+                "(--database-url postgresql+asyncpg://…)"
             )
-        if plan.s3_endpoint:
+        if plan.embedded:
+            err.print("embedded: SQLite and the local object store")
+        elif plan.s3_endpoint:
             s3 = await stack.enter_async_context(
                 existing_s3(plan.s3_endpoint, plan.s3_access_key, plan.s3_secret_key, plan.bucket)
             )
@@ -576,7 +611,7 @@ async def run_surge(plan: Plan, err: Console) -> int:
         err.print(f"surge: {plan.bidders} bidders, {plan.concurrency} at a time")
         submitted = await surge(api, s3http, trade, plan.concurrency)
         err.print("baseline: the same envelopes straight to S3")
-        raw = await baseline(s3, plan.bucket, s3http, trade, plan.concurrency)
+        raw = await baseline(s3, plan.bucket, s3http, trade, plan.concurrency, server, work / "server")
         err.print("closing bidding at the deadline")
         await close_bidding(database_url, server, trade)
         closing = await api.call("GET", f"/api/v1/tenders/{trade.tender_id}/closing")
@@ -593,6 +628,7 @@ async def run_surge(plan: Plan, err: Console) -> int:
         _line(
             case="finalize",
             **common,
+            backend="embedded" if plan.embedded else "postgresql",
             requests=len(submitted.finalize),
             p50_ms=percentile_ms(submitted.finalize, 50),
             p99_ms=percentile_ms(submitted.finalize, 99),
@@ -651,9 +687,23 @@ async def run_surge(plan: Plan, err: Console) -> int:
 
 
 @click.command("surge")
-@click.option("--bidders", type=click.IntRange(1, 10_000), default=200, show_default=True)
-@click.option("--size-mib", type=click.IntRange(1, 1024), default=4, show_default=True)
-@click.option("--concurrency", type=click.IntRange(1, 512), default=32, show_default=True)
+@click.option(
+    "--bidders", type=click.IntRange(1, 10_000), default=200, show_default=True, help="Bidders that finalise."
+)
+@click.option(
+    "--size-mib",
+    type=click.IntRange(1, 1024),
+    default=4,
+    show_default=True,
+    help="Size of each envelope, in MiB.",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 512),
+    default=32,
+    show_default=True,
+    help="Finalisations in flight at once.",
+)
 @click.option(
     "--database-url",
     default=None,
@@ -672,6 +722,12 @@ async def run_surge(plan: Plan, err: Console) -> int:
     "default: start SeaweedFS (`weed mini`) on loopback in a temporary directory.",
 )
 @click.option("--bucket", default=None, help="Bucket to use; default: a fresh one named for this run.")
+@click.option(
+    "--embedded",
+    is_flag=True,
+    help="Run on the embedded default of `make run`: SQLite (a fresh file, or --database-url "
+    "sqlite+aiosqlite:///…) and the local object store, uploads through the server's own route.",
+)
 def surge_command(
     bidders: int,
     size_mib: int,
@@ -680,8 +736,11 @@ def surge_command(
     admin_url: str,
     s3_endpoint: str | None,
     bucket: str | None,
+    embedded: bool,
 ) -> None:
-    """Issue 4: bidders finalise large envelopes at once; finalise latency next to raw S3 PUTs, and
+    """Bidders finalise large envelopes at once, just before the deadline.
+
+    Finalise latency next to raw S3 PUTs, and
     every acknowledged envelope in the closing head."""
     import logging
 
@@ -697,6 +756,7 @@ def surge_command(
         os.environ.get("AWS_ACCESS_KEY_ID", ""),
         os.environ.get("AWS_SECRET_ACCESS_KEY", ""),
         bucket or f"ggzy-surge-{secrets.token_hex(4)}",
+        embedded,
     )
     problems = asyncio.run(run_surge(plan, err))
     if problems:

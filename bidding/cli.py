@@ -12,27 +12,51 @@ import base64
 import json
 import os
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 import httpx
 
-from bidding import agekeys, merkle, opening_record
-from bidding import receipt as receipts
-from bidding.client import ClientError, GgzyClient, ReleaseOutcome, SealingRefused, open_locally
+from bidding import agekeys
+from bidding.client import ClientError, GgzyClient, ReleaseOutcome, SealingRefused, open_locally, sha256_of
+from bidding.envelope import EnvelopeError
 from storage.clock import SystemClock
+
+if TYPE_CHECKING:  # the verify commands import these when they run: sealing needs neither
+    from bidding import merkle
+    from bidding import receipt as receipts
 
 T = TypeVar("T")
 DEFAULT_URL = "http://127.0.0.1:8000"
 
 server_url = click.option(
-    "--url", envvar="GGZY_URL", default=DEFAULT_URL, show_default=True, help="ggzy server"
+    "--url",
+    envvar="GGZY_URL",
+    default=DEFAULT_URL,
+    show_default=True,
+    help="The ggzy server to talk to (or set GGZY_URL).",
 )
 username_opt = click.option(
-    "--username", envvar="GGZY_USERNAME", default=None, help="sign in as (else GGZY_TOKEN)"
+    "--username",
+    envvar="GGZY_USERNAME",
+    default=None,
+    help="Sign in as this user (or set GGZY_USERNAME), with the password from GGZY_PASSWORD, else "
+    "prompted; without a username, GGZY_TOKEN (an API or access token) is sent instead.",
 )
+
+
+@contextmanager
+def progress_bar(label: str, total: int) -> Iterator[Callable[[int], object]]:
+    """A progress bar on stderr, its `update` handed to the work; nothing when stderr is not a terminal, so
+    piped output and logs stay clean."""
+    if not sys.stderr.isatty():
+        yield lambda _size: None
+        return
+    with click.progressbar(length=max(total, 1), label=label, file=sys.stderr, show_eta=True) as bar:
+        yield bar.update
 
 
 def _run(url: str, username: str | None, action: Callable[[GgzyClient], Awaitable[T]]) -> T:
@@ -93,9 +117,12 @@ def bid_group() -> None:
 
 @bid_group.command("keygen")
 @click.option(
-    "--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="identity file to write"
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="The identity file to write (mode 0600; an existing file is never overwritten).",
 )
-@click.option("--register", is_flag=True, help="register the public keys with the server")
+@click.option("--register", is_flag=True, help="Register the public keys with the server (needs sign-in).")
 @server_url
 @username_opt
 def bid_keygen(out: Path, register: bool, url: str, username: str | None) -> None:
@@ -104,16 +131,81 @@ def bid_keygen(out: Path, register: bool, url: str, username: str | None) -> Non
     _keygen(out, signing=True, register=register, url=url, username=username)
 
 
-@bid_group.command("seal")
-@click.option("--tender", "tender_id", required=True, help="tender id")
-@click.option("--lot", type=click.IntRange(1), default=1, show_default=True, help="lot number")
-@click.option("--price-fen", type=click.IntRange(0), default=None, help="declared price in fen (commercial)")
-@click.option("--duration-days", type=click.IntRange(1), default=None)
-@click.option("--kind", type=click.Choice(["commercial", "technical", "qualification"]), default="commercial")
+@bid_group.command("obtain")
+@click.option("--tender", "tender_id", required=True, help="The tender's id.")
 @click.option(
-    "--key", "key_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="The folder to download the documents into (created if missing; no file in it is overwritten).",
 )
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@server_url
+@username_opt
+def bid_obtain(tender_id: str, out: Path, url: str, username: str | None) -> None:
+    """Obtain a tender's documents (获取招标文件), which bidding requires: download each, checked against
+    its published SHA-256, and print the deposit to pay for each lot (the virtual account number)."""
+
+    async def action(client: GgzyClient) -> list[dict[str, Any]]:
+        documents = await client.obtain(tender_id)
+        await asyncio.to_thread(out.mkdir, parents=True, exist_ok=True)
+        for doc in documents:
+            target = out / Path(doc["filename"]).name
+            if await asyncio.to_thread(target.exists):
+                if await asyncio.to_thread(sha256_of, target) == doc["sha256"]:
+                    continue  # obtained before: the same file
+                raise click.ClickException(
+                    f"{target} exists and differs from the document; nothing was overwritten"
+                )
+            with progress_bar(f"downloading {target.name}", int(doc["size"] or 0)) as advance:
+                await client.download(doc["download_url"], target, doc["sha256"], progress=advance)
+            click.echo(f"{target}  sha256 {doc['sha256']}")
+        lots = {lot["id"]: lot["number"] for lot in (await client.tender(tender_id))["lots"]}
+        return [{**d, "lot": lots.get(d["lot_id"])} for d in await client.deposits() if d["lot_id"] in lots]
+
+    deposits = _run(url, username, action)
+    click.echo(f"documents obtained; you may now seal and submit a bid on tender {tender_id}")
+    for deposit in deposits:
+        if deposit["required_fen"]:
+            click.echo(
+                f"deposit for lot {deposit['lot']}: pay {deposit['required_fen']} fen into virtual account "
+                f"{deposit['virtual_number']} before the bid deadline (W-19)"
+            )
+
+
+@bid_group.command("seal")
+@click.option("--tender", "tender_id", required=True, help="The tender's id.")
+@click.option("--lot", type=click.IntRange(1), default=1, show_default=True, help="The lot's number.")
+@click.option(
+    "--price-fen",
+    type=click.IntRange(0),
+    default=None,
+    help="The declared price in fen (1 yuan = 100 fen); required for a commercial envelope, refused for "
+    "the others.",
+)
+@click.option(
+    "--duration-days", type=click.IntRange(1), default=None, help="The declared duration in days, if any."
+)
+@click.option(
+    "--kind",
+    type=click.Choice(["commercial", "technical", "qualification"]),
+    default="commercial",
+    show_default=True,
+    help="Which envelope of the bid this is; only the commercial one declares a price.",
+)
+@click.option(
+    "--key",
+    "key_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="Your identity file (ggzy bid keygen), registered with the server.",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="The envelope to write (an age file); written beside it and renamed into place when checked.",
+)
 @click.argument(
     "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
 )
@@ -132,22 +224,29 @@ def bid_seal(
     username: str | None,
 ) -> None:
     """Seal FILES into an age envelope for the tender's lot: to your key and the tender's custodians."""
+    if kind == "commercial" and price_fen is None:
+        raise click.UsageError("a commercial envelope declares its price: pass --price-fen (in fen)")
+    if kind != "commercial" and price_fen is not None:
+        raise click.UsageError(f"a {kind} envelope declares no price: leave out --price-fen")
     keys = _keys(key_path)
+    total = sum(path.stat().st_size for path in files)
 
     async def action(client: GgzyClient) -> Any:
         tender = await client.tender(tender_id)
         me = await client.me()
-        return await client.seal(
-            tender,
-            lot,
-            files,
-            keys,
-            bidder_credit_code=me["organisation"]["credit_code"],
-            declared_price_fen=price_fen,
-            duration_days=duration_days,
-            out=out,
-            kind=kind,
-        )
+        with progress_bar(f"sealing {len(files)} file(s)", total) as advance:
+            return await client.seal(
+                tender,
+                lot,
+                files,
+                keys,
+                bidder_credit_code=me["organisation"]["credit_code"],
+                declared_price_fen=price_fen,
+                duration_days=duration_days,
+                out=out,
+                kind=kind,
+                progress=advance,
+            )
 
     sealed = _run(url, username, action)
     click.echo(
@@ -156,10 +255,20 @@ def bid_seal(
 
 
 @bid_group.command("submit")
-@click.option("--tender", "tender_id", required=True)
-@click.option("--lot", type=click.IntRange(1), default=1, show_default=True)
-@click.option("--idempotency-key", default=None, help="repeat a submission safely with the same key")
-@click.option("--receipt", "receipt_out", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--tender", "tender_id", required=True, help="The tender's id.")
+@click.option("--lot", type=click.IntRange(1), default=1, show_default=True, help="The lot's number.")
+@click.option(
+    "--idempotency-key",
+    default=None,
+    help="Repeat a submission safely with the same key: the second answers the first receipt.",
+)
+@click.option(
+    "--receipt",
+    "receipt_out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the receipt to this file instead of printing it.",
+)
 @click.argument("envelope_path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @server_url
 @username_opt
@@ -172,14 +281,19 @@ def bid_submit(
     url: str,
     username: str | None,
 ) -> None:
-    """Upload a sealed envelope and finalise the bid; prints (or writes) the receipt."""
+    """Upload a sealed envelope and finalise the bid; prints (or writes) the receipt. The documents must
+    have been obtained first (ggzy bid obtain)."""
+    size = envelope_path.stat().st_size
 
     async def action(client: GgzyClient) -> dict[str, Any]:
         tender = await client.tender(tender_id)
         lots = {item["number"]: item["id"] for item in tender["lots"]}
         if lot not in lots:
             raise click.UsageError(f"the tender has lots {sorted(lots)}")
-        return await client.submit(tender_id, lots[lot], envelope_path, idempotency_key=idempotency_key)
+        with progress_bar("uploading", size) as advance:
+            return await client.submit(
+                tender_id, lots[lot], envelope_path, idempotency_key=idempotency_key, progress=advance
+            )
 
     receipt = _run(url, username, action)
     if receipt_out:
@@ -191,13 +305,33 @@ def bid_submit(
 
 @bid_group.command("open")
 @click.option(
-    "--key", "key_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True
+    "--key",
+    "key_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="The identity file the envelope was sealed to.",
 )
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="The folder to write the bid's files into (created if missing; no file in it is overwritten).",
+)
 @click.argument("envelope_path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def bid_open(key_path: Path, out: Path, envelope_path: Path) -> None:
     """Decrypt your own envelope locally and check its manifest and signature."""
-    opened = open_locally(envelope_path, _keys(key_path), out)
+    keys = _keys(key_path)
+    try:
+        opened = open_locally(envelope_path, keys, out)
+    except EnvelopeError as exc:
+        if exc.code == "key.unwrap":
+            raise click.ClickException(f"{envelope_path} is not sealed to the key in {key_path}") from exc
+        raise click.ClickException(f"{envelope_path}: {exc}") from exc
+    except FileExistsError as exc:
+        raise click.ClickException(
+            f"{out} already holds {Path(exc.filename or '?').name}; open into an empty folder "
+            "(nothing was overwritten)"
+        ) from exc
     _echo_json(json.loads(opened.manifest.to_bytes()))
     click.echo(f"{len(opened.files)} file(s) written to {out}", err=True)
 
@@ -232,10 +366,14 @@ def bid_list(tender_id: str, as_json: bool, url: str, username: str | None) -> N
 
 
 @bid_group.command("reveal")
-@click.option("--tender", "tender_id", required=True)
-@click.option("--bid", "bid_id", required=True)
+@click.option("--tender", "tender_id", required=True, help="The tender's id.")
+@click.option("--bid", "bid_id", required=True, help="The bid's id (from its receipt or ggzy bid list).")
 @click.option(
-    "--key", "key_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True
+    "--key",
+    "key_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="The identity file the envelope was sealed to.",
 )
 @click.argument("envelope_path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @server_url
@@ -257,8 +395,13 @@ def custodian_group() -> None:
 
 
 @custodian_group.command("keygen")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
-@click.option("--register", is_flag=True, help="register the public key with the server")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="The identity file to write (mode 0600; an existing file is never overwritten).",
+)
+@click.option("--register", is_flag=True, help="Register the public key with the server (needs sign-in).")
 @server_url
 @username_opt
 def custodian_keygen(out: Path, register: bool, url: str, username: str | None) -> None:
@@ -267,9 +410,13 @@ def custodian_keygen(out: Path, register: bool, url: str, username: str | None) 
 
 
 @custodian_group.command("release")
-@click.option("--tender", "tender_id", required=True)
+@click.option("--tender", "tender_id", required=True, help="The tender's id.")
 @click.option(
-    "--key", "key_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True
+    "--key",
+    "key_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="The custodian's identity file (ggzy custodian keygen).",
 )
 @server_url
 @username_opt
@@ -348,11 +495,15 @@ def verify_receipt(
     fetch_key: bool,
     url: str,
 ) -> None:
-    """Verify a bid receipt offline: every field it states against its signed leaf, the log's signature
+    """Verify a bid receipt offline, under a pinned platform key.
+
+    Checked are every field it states against its signed leaf, the log's signature
     under a pinned key and the leaf's inclusion; with --closing, that the tender's published closing record
     holds the leaf (an omission fails here). The key is pinned by --key, --fetch-key or --closing; without
     one nothing is proven and the command fails. Exit 1 if any check fails; "skip" marks what the receipt
     states that nothing signed covers (some version 1 receipts)."""
+    from bidding import receipt as receipts
+
     if trusted_key and fetch_key:
         raise click.UsageError("pin one key: --key or --fetch-key, not both")
     try:
@@ -380,6 +531,8 @@ def verify_receipt(
 
 
 def _fetch_key(url: str) -> receipts.KeyPin:
+    from bidding import receipt as receipts
+
     async def fetch() -> tuple[bytes, str]:
         async with GgzyClient(url) as client:
             return await client.log_key()
@@ -406,7 +559,9 @@ def _fetch_key(url: str) -> receipts.KeyPin:
 )
 @server_url
 def verify_opening(record_path: Path, trusted_key: str | None, fetch_key: bool, url: str) -> None:
-    """Verify a published opening record offline (GET /tenders/{id}/opening/record/signed): the platform's
+    """Verify a published opening record offline, under a pinned platform key.
+
+    The record is GET /tenders/{id}/opening/record/signed; checked are the platform's
     signatures on it, the closing head and the custody statement, every header against the hash signed at
     the deadline, every custodian's proof, every stanza opening and each custody outcome's stated cause.
     Exit 1 naming each failed check."""
@@ -419,6 +574,8 @@ def verify_opening(record_path: Path, trusted_key: str | None, fetch_key: bool, 
         raise click.UsageError(f"unreadable input: {exc}") from exc
     if len(key) != 32:
         raise click.UsageError("the key must be the base64 of a 32-byte Ed25519 public key")
+    from bidding import opening_record
+
     checks = opening_record.verify(record, key)
     for check in checks:
         mark = click.style("ok  ", fg="green") if check.ok else click.style("FAIL", fg="red")
@@ -427,15 +584,3 @@ def verify_opening(record_path: Path, trusted_key: str | None, fetch_key: bool, 
     if failed:
         click.echo(f"{len(failed)} check(s) failed: {', '.join(failed)}", err=True)
         sys.exit(1)
-
-
-def register(cli: click.Group) -> None:
-    """Attach the bidding commands to `ggzy`."""
-    cli.add_command(bid_group)
-    cli.add_command(custodian_group)
-    existing = cli.commands.get("verify")
-    if isinstance(existing, click.Group):
-        existing.add_command(verify_receipt)
-        existing.add_command(verify_opening)
-    else:
-        cli.add_command(verify_group)

@@ -19,16 +19,21 @@ import tempfile
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import httpx
 
-from bidding import agekeys, bidfile, custody, envelope, merkle
-from bidding import receipt as receipts
+from bidding import agekeys, bidfile, custody, envelope
+
+if TYPE_CHECKING:
+    from bidding import merkle
 
 UPLOAD_CHUNK = 1024 * 1024
 UPLOAD_ATTEMPTS = 4
+
+Progress = Callable[[int], object]
+"""Told how many more bytes were sealed, sent or received (a progress bar's `update`)."""
 
 
 class ClientError(RuntimeError):
@@ -76,7 +81,7 @@ class Sealed:
     def sha256(self) -> str:
         """The envelope's SHA-256 (what the receipt will name), read from disk: sealing does not hash its
         output, since submitting hashes the file anyway."""
-        return _sha256_of(self.path)
+        return sha256_of(self.path)
 
 
 class GgzyClient:
@@ -187,6 +192,7 @@ class GgzyClient:
         duration_days: int | None,
         out: Path,
         kind: str = "commercial",
+        progress: Progress | None = None,
     ) -> Sealed:
         """Seal `files` for a lot of a published tender into `out` (off the event loop).
 
@@ -194,7 +200,8 @@ class GgzyClient:
         organisation: sealed to anyone else's key, a bid could not be opened by its own bidder. After
         sealing the client opens its own header (its stanza, the MAC, the roster, the payload's length)
         before the file is kept; it is written beside `out` and renamed into place only then, so no
-        partial or unchecked envelope is ever left at `out`, whatever fails.
+        partial or unchecked envelope is ever left at `out`, whatever fails. `progress` is told of every
+        block of ciphertext written.
         """
         if keys.signing is None:
             raise ValueError("a bidder's key file must hold a signing key (ggzy bid keygen)")
@@ -208,7 +215,7 @@ class GgzyClient:
         def write(dst: envelope.Sink) -> bidfile.SealedBid:
             return bidfile.seal_bid(
                 list(files),
-                dst,
+                dst if progress is None else _CountingSink(dst, progress),
                 tender=tender["code"],
                 lot=lot_number,
                 bidder=bidder_credit_code,
@@ -231,14 +238,20 @@ class GgzyClient:
 
         return await asyncio.to_thread(run)
 
-    async def upload(self, grant: dict[str, Any], path: Path) -> None:
-        """PUT a file to its presigned URL, streaming it; retried from the start on a dropped connection."""
+    async def upload(self, grant: dict[str, Any], path: Path, progress: Progress | None = None) -> None:
+        """Send a file as granted (PUT to the URL, or POST the S3 form), streaming it; retried from the start
+        on a dropped connection."""
         url = grant["upload_url"]
         size = (await asyncio.to_thread(path.stat)).st_size
         for attempt in range(1, UPLOAD_ATTEMPTS + 1):
+            sent = _Sent(progress)
             try:
-                r = await self._put(url, path, size)
+                if grant.get("method") == "POST":
+                    r = await self._post_form(url, grant.get("fields") or {}, path, size, sent)
+                else:
+                    r = await self._put(url, path, size, sent)
             except httpx.TransportError:
+                sent.rewind()
                 if attempt == UPLOAD_ATTEMPTS:
                     raise
                 await asyncio.sleep(0.5 * attempt)
@@ -247,31 +260,47 @@ class GgzyClient:
                 raise ClientError(r.status_code, {"title": "upload refused", "detail": r.text[:300]})
             return
 
-    async def _put(self, url: str, path: Path, size: int) -> httpx.Response:
+    async def _post_form(
+        self, url: str, fields: dict[str, str], path: Path, size: int, sent: _Sent
+    ) -> httpx.Response:
+        """POST the object store's form (an S3 POST policy): its fields, then the file, streamed."""
+        with path.open("rb") as file:
+            async with httpx.AsyncClient(timeout=300) as http:
+                r = await http.post(url, data=fields, files={"file": ("file", file)})
+        sent(size)
+        return r
+
+    async def _put(self, url: str, path: Path, size: int, sent: _Sent) -> httpx.Response:
         parts = urlsplit(url)
         base = urlsplit(str(self._http.base_url))
         headers = {"Content-Length": str(size)}
         if parts.netloc == base.netloc or (self._transport is not None and parts.netloc in ("", base.netloc)):
             target = parts.path + (f"?{parts.query}" if parts.query else "")
-            return await self._http.put(target, content=_file_chunks(path), headers=headers)
+            return await self._http.put(target, content=_file_chunks(path, sent), headers=headers)
         async with httpx.AsyncClient(timeout=300) as http:
-            return await http.put(url, content=_file_chunks(path), headers=headers)
+            return await http.put(url, content=_file_chunks(path, sent), headers=headers)
 
     async def submit(
-        self, tender_id: str, lot_id: str, sealed: Path, *, idempotency_key: str | None = None
+        self,
+        tender_id: str,
+        lot_id: str,
+        sealed: Path,
+        *,
+        idempotency_key: str | None = None,
+        progress: Progress | None = None,
     ) -> dict[str, Any]:
         """Upload a sealed envelope and finalise the bid; answers the receipt. A large envelope goes up in
         parts and a broken upload resumes where it stopped (its state is kept next to the file, in
         `<file>.upload.json`, until the bid is finalised). Re-running with the same idempotency key
         answers the first receipt."""
         size = (await asyncio.to_thread(sealed.stat)).st_size
-        digest = await asyncio.to_thread(_sha256_of, sealed)
+        digest = await asyncio.to_thread(sha256_of, sealed)
         state_path = sealed.with_name(sealed.name + ".upload.json")
         grant = await self._resume_or_grant(tender_id, sealed, size, digest, state_path)
         if grant.get("upload_id"):
-            await self._upload_parts(grant, sealed)
+            await self._upload_parts(grant, sealed, progress)
         else:
-            await self.upload(grant, sealed)
+            await self.upload(grant, sealed, progress)
         key = idempotency_key or grant.get("idempotency_key") or f"bid-{secrets.token_hex(12)}"
         body = {"lot_id": lot_id, "object_key": grant["object_key"], "envelope_sha256": digest}
         if grant.get("upload_id"):
@@ -318,7 +347,9 @@ class GgzyClient:
             grant["idempotency_key"] = remembered["idempotency_key"]
         return grant
 
-    async def _upload_parts(self, grant: dict[str, Any], sealed: Path) -> None:
+    async def _upload_parts(
+        self, grant: dict[str, Any], sealed: Path, progress: Progress | None = None
+    ) -> None:
         """PUT every part not yet received intact (compared by MD5, the parts' ETag), each retried."""
         received = {p["number"]: p["etag"].strip('"') for p in grant.get("received") or []}
         part_size = int(grant["part_size"])
@@ -326,6 +357,8 @@ class GgzyClient:
             number = int(part["number"])
             data = await asyncio.to_thread(_read_part, sealed, (number - 1) * part_size, part_size)
             if received.get(number) == hashlib.md5(data, usedforsecurity=False).hexdigest():
+                if progress is not None:
+                    progress(len(data))
                 continue
             for attempt in range(1, UPLOAD_ATTEMPTS + 1):
                 try:
@@ -339,6 +372,8 @@ class GgzyClient:
                     raise ClientError(
                         r.status_code, {"title": f"part {number} refused", "detail": r.text[:300]}
                     )
+                if progress is not None:
+                    progress(len(data))
                 break
 
     async def _put_bytes(self, url: str, data: bytes) -> httpx.Response:
@@ -348,6 +383,50 @@ class GgzyClient:
             return await self._http.put(parts.path + (f"?{parts.query}" if parts.query else ""), content=data)
         async with httpx.AsyncClient(timeout=300) as http:
             return await http.put(url, content=data)
+
+    async def obtain(self, tender_id: str) -> list[dict[str, Any]]:
+        """Obtain a tender's documents (获取招标文件): the organisation becomes a holder, which bidding
+        requires, and a deposit sub-account is opened per lot. Answers the documents with download links;
+        obtaining again is harmless."""
+        return list(await self.request("POST", f"/api/v1/tenders/{tender_id}/documents/obtain"))
+
+    async def deposits(self) -> list[dict[str, Any]]:
+        """The organisation's deposit sub-accounts: the virtual number to pay into and what is required."""
+        return list(await self.request("GET", "/api/v1/escrow/deposits/"))
+
+    async def download(self, url: str, out: Path, sha256: str, progress: Progress | None = None) -> None:
+        """Download a document by its link into `out`, checking the SHA-256 published with it: written
+        beside `out` and renamed into place only when it matches, never over an existing file."""
+        parts = urlsplit(url)
+        base = urlsplit(str(self._http.base_url))
+        same = parts.netloc in ("", base.netloc)
+        target = parts.path + (f"?{parts.query}" if parts.query else "") if same else url
+        http = self._http if same else httpx.AsyncClient(timeout=300)
+        fd, name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".part")
+        temporary = Path(name)
+        try:
+            digest = hashlib.sha256()
+            with os.fdopen(fd, "wb") as sink:
+                async with http.stream("GET", target) as r:
+                    if r.status_code != 200:
+                        await r.aread()
+                        raise ClientError(
+                            r.status_code, {"title": "download refused", "detail": r.text[:300]}
+                        )
+                    async for chunk in r.aiter_bytes(UPLOAD_CHUNK):
+                        digest.update(chunk)
+                        await asyncio.to_thread(sink.write, chunk)
+                        if progress is not None:
+                            progress(len(chunk))
+            if digest.hexdigest() != sha256:
+                raise SealingRefused(
+                    f"{out.name} does not have the SHA-256 the tender publishes ({sha256}); nothing was kept"
+                )
+            os.link(temporary, out)  # fails rather than replace a file that appeared meanwhile
+        finally:
+            await asyncio.to_thread(temporary.unlink, True)
+            if http is not self._http:
+                await http.aclose()
 
     async def bids(self, tender_id: str) -> list[dict[str, Any]]:
         """The bids the caller may see: a bidder its own (with their state, a platform rejection such as
@@ -390,6 +469,8 @@ class GgzyClient:
             key = base64.b64decode(body["public_key"], validate=True)
         except (KeyError, TypeError, ValueError):
             raise ValueError("the server's answer holds no base64 public key") from None
+        from bidding import merkle  # only here: sealing does not need the log's code
+
         if len(key) != 32 or body.get("key_id") != merkle.key_id(key):
             raise ValueError("the server's key is not a 32-byte Ed25519 key with the key id it states")
         return key, str(body["key_id"])
@@ -407,6 +488,8 @@ class GgzyClient:
             proof = await self.consistency(
                 int(log["tree_head"]["tree_size"]), int(closing["head"]["tree_size"])
             )
+        from bidding import receipt as receipts
+
         pin = receipts.KeyPin(trusted_key, "given by the caller") if trusted_key is not None else None
         return receipts.verify(receipt, pin=pin, closing=closing, consistency=proof)
 
@@ -549,9 +632,42 @@ def write_atomically(out: Path, write: Callable[[Any], Any], check: Callable[[Pa
     return result
 
 
-async def _file_chunks(path: Path) -> AsyncIterator[bytes]:
+class _Sent:
+    """The bytes of one upload attempt told to a progress callback, taken back if the attempt fails."""
+
+    def __init__(self, progress: Progress | None) -> None:
+        self.progress = progress
+        self.count = 0
+
+    def __call__(self, size: int) -> None:
+        self.count += size
+        if self.progress is not None:
+            self.progress(size)
+
+    def rewind(self) -> None:
+        if self.progress is not None and self.count:
+            self.progress(-self.count)
+        self.count = 0
+
+
+class _CountingSink:
+    """A sink that tells a progress callback how much was written through it."""
+
+    def __init__(self, sink: envelope.Sink, progress: Progress) -> None:
+        self.sink = sink
+        self.progress = progress
+
+    def write(self, data: bytes | memoryview, /) -> int | None:
+        written = self.sink.write(data)
+        self.progress(len(data))
+        return written
+
+
+async def _file_chunks(path: Path, sent: Callable[[int], object] | None = None) -> AsyncIterator[bytes]:
     with path.open("rb") as src:
         while chunk := await asyncio.to_thread(src.read, UPLOAD_CHUNK):
+            if sent is not None:
+                sent(len(chunk))
             yield chunk
 
 
@@ -569,7 +685,8 @@ def _read_part(path: Path, offset: int, size: int) -> bytes:
         return src.read(size)
 
 
-def _sha256_of(path: Path) -> str:
+def sha256_of(path: Path) -> str:
+    """The SHA-256 of a file, hex."""
     with path.open("rb") as src:
         return hashlib.file_digest(src, "sha256").hexdigest()
 

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from accounts.guards import public
 from bidding import service
+from storage.bounds import INT64_MAX
 from storage.problems import NotFound
 from storage.signing import LogSigner
 
@@ -37,7 +38,7 @@ class TransparencyController(Controller):
     async def head(
         self,
         session: AsyncSession,
-        tree_size: Annotated[int | None, Parameter(query="tree_size", ge=1)] = None,
+        tree_size: Annotated[int | None, Parameter(query="tree_size", ge=1, le=INT64_MAX)] = None,
     ) -> dict[str, Any]:
         """The newest signed tree head, or the one signed when the log reached `tree_size`."""
         if tree_size is not None:
@@ -51,8 +52,8 @@ class TransparencyController(Controller):
     async def consistency(
         self,
         session: AsyncSession,
-        first: Annotated[int, Parameter(query="first", ge=0)],
-        second: Annotated[int, Parameter(query="second", ge=0)],
+        first: Annotated[int, Parameter(query="first", ge=0, le=INT64_MAX)],
+        second: Annotated[int, Parameter(query="second", ge=0, le=INT64_MAX)],
     ) -> dict[str, Any]:
         """The proof that the log at `first` leaves is a prefix of the log at `second` (RFC 9162 §2.1.4)."""
         return {"first": first, "second": second, "proof": await service.consistency(session, first, second)}
@@ -61,8 +62,8 @@ class TransparencyController(Controller):
     async def inclusion(
         self,
         session: AsyncSession,
-        leaf_index: Annotated[int, Parameter(query="leaf_index", ge=0)],
-        tree_size: Annotated[int, Parameter(query="tree_size", ge=1)],
+        leaf_index: Annotated[int, Parameter(query="leaf_index", ge=0, le=INT64_MAX)],
+        tree_size: Annotated[int, Parameter(query="tree_size", ge=1, le=INT64_MAX)],
     ) -> dict[str, Any]:
         """The inclusion proof of a leaf in the log at `tree_size` leaves (RFC 9162 §2.1.3)."""
         return {

@@ -225,13 +225,29 @@ async def check_envelope(
     custodian's release can be proven), and its payload of a length an age STREAM can have."""
     try:
         header = await read_stored_header(store, key)
+    except envelope.EnvelopeError as exc:
+        raise envelope_problem(exc, "object_key") from exc
+    await check_header(session, header, tender_id, context, threshold, size)
+    return header
+
+
+async def check_header(
+    session: AsyncSession,
+    header: envelope.Header,
+    tender_id: uuid.UUID,
+    context: str,
+    threshold: int,
+    size: int,
+) -> None:
+    """`check_envelope` on a header already read from the store: the roster, the share ephemerals and the
+    payload length, with no object store I/O (so it can run inside a short write transaction)."""
+    try:
         custodians = [base64.b64decode(c.public_key) for c in await roster(session, tender_id)]
         envelope.check_roster(header, custodians=custodians, threshold=threshold, context=context)
         custody.check_share_ephemerals(header)
         envelope.check_payload_length(size, header.size)
     except envelope.EnvelopeError as exc:
         raise envelope_problem(exc, "object_key") from exc
-    return header
 
 
 def add_envelope(
@@ -615,12 +631,14 @@ async def close(
     stamp = _ms(now)
     sth = merkle.sign_head(merkle.TreeHead(log_id, size, root, stamp, "closing"), signer.private)
     head_json = merkle.head_to_json(sth)
-    entry = await append_public(
-        session, signer, receipts.closing_entry(tender_code, head_json), tender_id=tender_id, now=now
-    )
     envelopes = list(standing.values())
     statement = await _custody_statement(
         session, tender_id, tender_code, standing, threshold, shamir_threshold
+    )
+    # Last: the append holds the platform-wide log's lock until commit, so tenders closing at the same
+    # deadline queue behind one another only for what follows it.
+    entry = await append_public(
+        session, signer, receipts.closing_entry(tender_code, head_json), tender_id=tender_id, now=now
     )
     row = Closing(
         tender_id=tender_id,

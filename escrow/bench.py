@@ -1,5 +1,5 @@
 """`ggzy bench ledger`: the deposit ledger's write path and its auditors' check, each next to a baseline
-measured in the same run on the same PostgreSQL server (issue 5, "Performance").
+measured in the same run on the same PostgreSQL server.
 
 Setup (not timed): an empty PostgreSQL database (a scratch one created beside `--admin-url` and dropped
 after, unless `--database-url` names an empty one), migrated to head; the escrow bank account and
@@ -940,7 +940,7 @@ async def run_ledger(plan: Plan, err: Console) -> int:
     default=None,
     help="Entries posted one per transaction for reference [default: a tenth of --entries, at most 2000].",
 )
-@click.option("--seed", type=int, default=2026, show_default=True)
+@click.option("--seed", type=int, default=2026, show_default=True, help="Seed of the scratch data.")
 @click.option(
     "--repeat",
     type=click.IntRange(MIN_REPEATS, 100),
@@ -972,7 +972,9 @@ def ledger_command(
     database_url: str | None,
     admin_url: str,
 ) -> None:
-    """Issue 5: entries/s through escrow.journal.post_many (and, for reference, one entry per transaction)
+    """The deposit ledger: posting and verifying, each next to a plain SQL baseline.
+
+    Entries/s through escrow.journal.post_many (and, for reference, one entry per transaction)
     next to a plain batched insert of the same rows, and `ggzy verify ledger` on a journal of --postings
     postings next to one SQL pass recomputing its hashes, interleaved round after round."""
     err = Console(stderr=True, highlight=False, soft_wrap=True)

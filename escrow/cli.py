@@ -58,6 +58,35 @@ def _now() -> Any:
     return SystemClock().now()
 
 
+class _LineBar:
+    """A progress bar on stderr for work that learns its total as it starts (`(done, total)` calls)."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.bar: Any = None
+        self.done = 0
+
+    def __call__(self, done: int, total: int) -> None:
+        if not sys.stderr.isatty():
+            return  # piped output and logs stay clean
+        if self.bar is None:
+            self.bar = click.progressbar(
+                length=max(total, 1), label=self.label, file=sys.stderr, show_eta=True
+            )
+            self.bar.__enter__()
+        self.bar.update(done - self.done)
+        self.done = done
+
+    def __enter__(self) -> _LineBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            if exc[0] is None:
+                self.bar.update(self.bar.length - self.done)
+            self.bar.__exit__(*exc)
+
+
 def _echo_check(check: ledger.Check) -> None:
     mark = click.style("ok  ", fg="green") if check.ok else click.style("FAIL", fg="red")
     click.echo(f"{mark} {check.name}: {check.detail}")
@@ -114,7 +143,13 @@ def _kept(path: Path) -> heads.SignedHead:
 )
 @click.option("--key", default=None, help="the platform's Ed25519 public key (base64) to pin")
 @click.option("--fetch-key", is_flag=True, help="fetch the key from --url and print its fingerprint")
-@click.option("--url", envvar="GGZY_URL", default=DEFAULT_URL, show_default=True, help="ggzy server")
+@click.option(
+    "--url",
+    envvar="GGZY_URL",
+    default=DEFAULT_URL,
+    show_default=True,
+    help="The ggzy server --fetch-key asks (or set GGZY_URL).",
+)
 @click.option(
     "--quick",
     is_flag=True,
@@ -122,7 +157,9 @@ def _kept(path: Path) -> heads.SignedHead:
     "(ggzy bench ledger prints the seconds per 10,000)",
 )
 def verify_ledger(head_path: Path | None, key: str | None, fetch_key: bool, url: str, quick: bool) -> None:
-    """Check the deposit ledger and the deposits: entries balance, balances equal the postings, the hash
+    """Check every invariant of the deposit ledger and the deposits in the configured database.
+
+    Entries balance, balances equal the postings, the hash
     chain is intact, no account overdrawn; the signed heads still match the journal; every deposit
     refunded, forfeited or held for a reason; refunds within deposit plus interest and to the paying
     account, payers as hashed; bank lines taken in once; interest recomputes; overdue refunds flagged; no
@@ -162,26 +199,48 @@ def escrow_group() -> None:
 
 @escrow_group.command("import")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["camt053", "csv"]), default="camt053", show_default=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["camt053", "csv"]),
+    default="camt053",
+    show_default=True,
+    help="The statement's format: ISO 20022 camt.053 XML, or the bank's CSV.",
+)
 def import_command(path: Path, fmt: str) -> None:
     """Import a bank statement file; importing it again changes nothing."""
     from escrow import service
+    from storage.problems import Problem
 
     data = path.read_bytes()
+    bar = _LineBar("importing lines")
 
     async def work(session: AsyncSession, settings: Settings) -> Any:
         return await service.import_statement(
-            session, _store(settings), None, data, fmt, _now(), signer=_signer(settings)
+            session, _store(settings), None, data, fmt, _now(), signer=_signer(settings), progress=bar
         )
 
-    result = _run(work)
+    try:
+        with bar:
+            result = _run(work)
+    except Problem as exc:
+        reason = exc.errors[0]["message"] if exc.errors else exc.detail
+        raise click.ClickException(
+            f"{path} is not a {fmt} statement ggzy can read: {reason} Nothing was imported."
+        ) from exc
     click.echo(
         json.dumps({"statement_id": str(result.statement_id), "replay": result.replay, **result.summary()})
     )
 
 
 @escrow_group.command("batch")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="The folder to write the batch's files into.",
+)
 def batch_command(out: Path) -> None:
     """Instruct the bank to pay every refund that is due, and write the batch's pain.001 XML and CSV."""
     from escrow import service
@@ -215,7 +274,14 @@ def batch_command(out: Path) -> None:
 
 @escrow_group.command("results")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["pain002", "csv"]), default="pain002", show_default=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["pain002", "csv"]),
+    default="pain002",
+    show_default=True,
+    help="The results' format: ISO 20022 pain.002 XML, or the bank's CSV.",
+)
 def results_command(path: Path, fmt: str) -> None:
     """Import the bank's results of a refund batch; importing them again changes nothing."""
     from escrow import service
@@ -252,7 +318,13 @@ def flag_command() -> None:
 
 
 @escrow_group.command("conflicts")
-@click.option("--status", type=click.Choice(["open", "resolved", "all"]), default="open", show_default=True)
+@click.option(
+    "--status",
+    type=click.Choice(["open", "resolved", "all"]),
+    default="open",
+    show_default=True,
+    help="Which conflicts to list.",
+)
 def conflicts_command(status: str) -> None:
     """List the bank lines the bank reported again under a known reference but otherwise, one JSON line
     each, with both versions and the decision once taken. A centre officer resolves one with
@@ -281,11 +353,3 @@ def conflicts_command(status: str) -> None:
 
     for row in _run(work, read_only=True):
         click.echo(json.dumps(row, ensure_ascii=False))
-
-
-def register(cli: click.Group) -> None:
-    """Attach `ggzy verify ledger` (the `verify` group is shared with `verify receipt`) and `ggzy escrow`."""
-    group = cli.commands.get("verify")
-    assert isinstance(group, click.Group), "register the bidding commands first"
-    group.add_command(verify_ledger)
-    cli.add_command(escrow_group)

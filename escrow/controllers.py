@@ -23,6 +23,7 @@ from accounts.guards import public, requires
 from accounts.security import Principal
 from escrow import audit, conflicts, journal, ledger, published, schemas, service
 from escrow.models import BankLineConflict, Deposit, Guarantee
+from storage.bounds import MAX_FILTER_LENGTH
 from storage.clock import Clock
 from storage.objects import ObjectStore
 from storage.problems import Forbidden, NotFound, Problem, Unauthenticated, ValidationProblem, field_error
@@ -789,7 +790,7 @@ class SupervisionController(Controller):
         self,
         session: AsyncSession,
         principal: Principal,
-        status: Annotated[str | None, Parameter(query="status")] = None,
+        status: Annotated[str | None, Parameter(query="status", max_length=MAX_FILTER_LENGTH)] = None,
     ) -> list[dict[str, Any]]:
         """Forfeitures, newest first."""
         embargo = await embargo_for(session, principal)

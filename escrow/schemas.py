@@ -54,7 +54,7 @@ class RateIn(Strict):
 
     kind: Literal["deposit", "lpr"]
     effective_from: date
-    annual_percent: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{1,2}(\.[0-9]{1,6})?$")]
+    annual_percent: Annotated[str, msgspec.Meta(max_length=9, pattern=r"^[0-9]{1,2}(\.[0-9]{1,6})?$")]
     source: Note
 
 

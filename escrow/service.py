@@ -19,7 +19,7 @@ import asyncio
 import hashlib
 import secrets
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
@@ -341,12 +341,13 @@ async def import_statement(
     now: datetime,
     *,
     signer: LogSigner,
+    progress: Callable[[int, int], object] | None = None,
 ) -> ImportResult:
     """Import a statement file: each line the bank has not told us of before is matched to its
     sub-account (exact amount), or goes to suspense; interest credited by the bank and our own refunds
     coming back as debits are recognised; a known reference the bank now reports otherwise is a conflict
     (`escrow/conflicts.py`). Importing the same file again changes nothing. The ledger's head is signed
-    when the batch moved money."""
+    when the batch moved money. `progress` is told (lines taken, lines) after each line."""
     try:
         # parsing a statement of many thousand lines is CPU work: off the event loop
         statement = await asyncio.to_thread(bankfiles.parse_statement, data, fmt)
@@ -369,6 +370,7 @@ async def import_statement(
         signer,
         bank_statement_id=statement.statement_id,
         account=statement.account,
+        progress=progress,
     )
 
 
@@ -427,6 +429,7 @@ async def _take_lines(
     *,
     bank_statement_id: str | None = None,
     account: str | None = None,
+    progress: Callable[[int, int], object] | None = None,
 ) -> ImportResult:
     await ensure_fixed_accounts(session, now)
     statement_id = uuid.uuid4()
@@ -456,7 +459,9 @@ async def _take_lines(
     result = ImportResult(statement_id=statement_id, replay=False, lines=len(lines))
     who = _actor(actor, "bank-notification")
     touched_tenders: set[uuid.UUID] = set()
-    for raw in lines:
+    for taken, raw in enumerate(lines, 1):
+        if progress is not None:
+            progress(taken - 1, len(lines))
         line_id = uuid.uuid4()
         fresh = await session.execute(
             upsert_ignore(

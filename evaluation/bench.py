@@ -950,7 +950,9 @@ async def run_bench(plan: Plan, err: Console) -> list[str]:
     help="An EMPTY database to fill instead of a scratch SQLite file (e.g. postgresql+asyncpg://…).",
 )
 def draw_command(experts: int, relationships: int, repeat: int, seed: int, database_url: str | None) -> None:
-    """A 7-member committee drawn with avoidance from a pool of --experts (request_draw and run_draw)
+    """A committee draw from a large expert pool, and a committee's scores, each next to plain SQL.
+
+    A 7-member committee drawn with avoidance from a pool of --experts (request_draw and run_draw)
     next to a plain SQL count of the pool, and score aggregation for 9 members x 40 criteria x 30 bids next
     to a plain sum of the scores."""
     err = Console(stderr=True, highlight=False, soft_wrap=True)

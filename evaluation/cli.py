@@ -87,7 +87,9 @@ def _describe(record: draw.DrawRecord | draw.LegacyRecord, problems: list[str]) 
     "--key", "key_b64", default=None, help="the platform's Ed25519 public key (base64) to check the signature"
 )
 def verify_draw(source: str, key_b64: str | None) -> None:
-    """Replay a draw: SOURCE is a record file (JSON) or a draw id in the configured database. Checks what
+    """Replay a committee draw from its published record, offline.
+
+    SOURCE is a record file (JSON) or a draw id in the configured database. Checks what
     the stage must publish, avoidance replayed on the pool before avoidance (every exclusion and its
     reasons), the witness against its commitment, the platform's commitment to the seed (and its signature
     with --key, or with the configured key for a draw id), and every invitation (initial seats and
@@ -156,7 +158,12 @@ def draw_group() -> None:
 
 @draw_group.command("witness")
 @click.argument("draw_id")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="The witness file to write (mode 0600): keep it until the reveal.",
+)
 @server_url
 @username_opt
 def draw_witness(draw_id: str, out: Path, url: str, username: str | None) -> None:
@@ -186,11 +193,3 @@ def draw_reveal(path: Path, url: str, username: str | None) -> None:
         raise click.ClickException(f"{path}: {exc}") from exc
     shown = _run(url, username, lambda c: witness.reveal(c, kept))
     click.echo(f"draw {shown['id']} is {shown['status']}: {len(shown['invitations'])} experts invited")
-
-
-def register(cli: click.Group) -> None:
-    """Attach `ggzy verify draw` (the `verify` group is shared) and `ggzy draw`."""
-    group = cli.commands.get("verify")
-    assert isinstance(group, click.Group), "register the bidding commands first"
-    group.add_command(verify_draw)
-    cli.add_command(draw_group)

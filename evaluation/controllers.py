@@ -23,6 +23,7 @@ from accounts.security import Principal
 from evaluation import draw, schemas, scoring, service
 from evaluation.models import Draw, DrawAbortRequest, Expert, Invitation, Member, Room, ScoreSheet
 from evaluation.pool_controllers import ExpertPoolController
+from storage.bounds import LastEventId, StreamAfter
 from storage.clock import Clock
 from storage.db import transaction
 from storage.http import poll_events
@@ -837,8 +838,8 @@ class RoomController(Controller):
         principal: Principal,
         session: AsyncSession,
         sessionmaker: async_sessionmaker[AsyncSession],
-        last_event_id: Annotated[int | None, Parameter(header="Last-Event-ID", required=False, ge=0)] = None,
-        after: Annotated[int, Parameter(query="after", ge=0)] = 0,
+        last_event_id: LastEventId = None,
+        after: StreamAfter = 0,
         follow: Annotated[bool, Parameter(query="follow")] = True,
     ) -> ServerSentEvent:
         """The room's live progress as server-sent events (resumable with Last-Event-ID); ends when the room

@@ -382,10 +382,11 @@ async def verify_draw(t: Trade) -> str:
     dropped = dict(record, exclusions=record["exclusions"][1:])
     failed = draw.verify(draw.record_from_json(dropped), key)
     check(failed[0].startswith("exclusions:"), "a dropped exclusion fails", failed)
+    where = f"records saved for `ggzy verify draw {saved[1]}`" if t.p.kept else "records saved with the demo"
     return (
         f"replayed avoidance ({len(record['candidates'])} candidates, 3 exclusions) and "
         f"{online['invitations']} invitations from seed and witness: ok; a changed witness fails, a dropped "
-        f"exclusion fails; the aborted draw replays too; records saved for `ggzy verify draw {saved[1]}`"
+        f"exclusion fails; the aborted draw replays too; {where}"
     )
 
 

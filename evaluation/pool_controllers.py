@@ -12,7 +12,7 @@ from datetime import date, datetime
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, delete, get, patch, post, put
-from litestar.params import Parameter
+from litestar.params import Body
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from accounts.guards import authenticated, requires
@@ -21,6 +21,7 @@ from evaluation import pool
 from evaluation import pool_schemas as schemas
 from evaluation.models import CreditEvent, Expert, ExpertRelationship, ExpertUnavailability, Specialty
 from storage import http
+from storage.bounds import Cursor, Filter, IfMatch, Limit
 from storage.clock import Clock
 from storage.problems import Problem, ValidationProblem, field_error
 from trading.calendar import local_date
@@ -28,7 +29,6 @@ from trading.calendar import local_date
 CENTRE = requires("centre")
 READERS = requires("auditor", "centre", "supervisor")
 EXPERT = requires("expert")
-IfMatch = Annotated[str | None, Parameter(header="If-Match", required=False)]
 
 
 class UnsupportedMediaType(Problem):
@@ -155,7 +155,11 @@ class ExpertPoolController(Controller):
 
     @put("/specialties", operation_id="replace_specialties", guards=[CENTRE])
     async def replace_specialties(
-        self, data: list[schemas.SpecialtyIn], principal: Principal, session: AsyncSession, clock: Clock
+        self,
+        data: Annotated[list[schemas.SpecialtyIn], Body(max_items=5000)],
+        principal: Principal,
+        session: AsyncSession,
+        clock: Clock,
     ) -> list[schemas.SpecialtyRead]:
         """Replace the specialty tree with the list given; a code experts hold may be deactivated
         (`active: false`) but not left out."""
@@ -188,12 +192,12 @@ class ExpertPoolController(Controller):
         self,
         session: AsyncSession,
         principal: Principal,
-        status: str | None = None,
-        specialty: str | None = None,
-        employer_credit_code: str | None = None,
-        q: str | None = None,
-        cursor: str | None = None,
-        limit: int = 50,
+        status: Filter = None,
+        specialty: Filter = None,
+        employer_credit_code: Filter = None,
+        q: Filter = None,
+        cursor: Cursor = None,
+        limit: Limit = 50,
     ) -> schemas.ExpertPage:
         """Experts by number, filtered by status, specialty prefix, employer and part of the name."""
         rows, next_cursor = await pool.list_experts(

@@ -8,10 +8,11 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-Code = Annotated[str, msgspec.Meta(pattern=r"^[A-Z][0-9A-Z]{0,19}$", description="A specialty code")]
+CODE_PATTERN = r"^[A-Z][0-9A-Z]{0,19}$"
+Code = Annotated[str, msgspec.Meta(max_length=20, pattern=CODE_PATTERN, description="A specialty code")]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
 LongName = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
-RegionCode = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{6}$")]
+RegionCode = Annotated[str, msgspec.Meta(max_length=6, pattern=r"^[0-9]{6}$")]
 Title = Annotated[str, msgspec.Meta(min_length=1, max_length=60)]
 Phone = Annotated[str, msgspec.Meta(pattern=r"^\+?[0-9][0-9 ()-]{2,29}$", max_length=30)]
 Email = Annotated[str, msgspec.Meta(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=200)]

@@ -11,7 +11,7 @@ import msgspec
 
 Reason = Annotated[str, msgspec.Meta(min_length=10, max_length=2000)]
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=5000)]
-Hex32 = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}$")]
+Hex32 = Annotated[str, msgspec.Meta(max_length=64, pattern=r"^[0-9a-f]{64}$")]
 
 
 class Strict(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -19,7 +19,7 @@ class Strict(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class QuotaIn(Strict):
-    specialty: Annotated[str, msgspec.Meta(pattern=r"^[A-Z][0-9A-Z]{0,19}$")]
+    specialty: Annotated[str, msgspec.Meta(max_length=20, pattern=r"^[A-Z][0-9A-Z]{0,19}$")]
     seats: Annotated[int, msgspec.Meta(ge=1, le=50)]
 
 
@@ -131,7 +131,7 @@ class JustifyIn(Strict):
 class SignIn(Strict):
     """A signature (base64 Ed25519 over `ggzy-evaluation-report-v1\\n<hash>`) or a written dissent (W-11)."""
 
-    report_hash: Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}$")]
+    report_hash: Annotated[str, msgspec.Meta(max_length=64, pattern=r"^[0-9a-f]{64}$")]
     signature: Annotated[str, msgspec.Meta(max_length=200)] | None = None
     dissent: Annotated[str, msgspec.Meta(min_length=10, max_length=5000)] | None = None
 

@@ -131,6 +131,23 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
 
 
 @asynccontextmanager
+async def one_transaction(engine: AsyncEngine) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """Sessions that are savepoints of one database transaction, committed when the block ends and
+    rolled back if it raises (or never committed if the process dies): all of it, or none of it.
+
+    Each session's commit releases its savepoint and its rollback undoes only its own work, so use cases
+    written for a transaction each run unchanged. Until the end nothing is visible to other connections
+    (a chronograph elsewhere cannot move what is being written), and rows they would lock wait for it.
+    Savepoints nest but cannot interleave: the sessions must run one after another (or one inside
+    another), never side by side in concurrent tasks; run jobs with a `SequentialJobQueue`.
+    """
+    async with engine.connect() as connection, connection.begin():
+        yield async_sessionmaker(
+            bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False, autoflush=True
+        )
+
+
+@asynccontextmanager
 async def transaction(
     sessionmaker: async_sessionmaker[AsyncSession], *, read_only: bool = False, single_read: bool = False
 ) -> AsyncIterator[AsyncSession]:

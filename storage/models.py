@@ -8,6 +8,8 @@ import escrow.models
 import evaluation.models
 import storage.idempotency
 import storage.outbox
+import storage.rehearsal
+import storage.uploads
 import trading.models
 from storage.db import Base
 
@@ -19,6 +21,8 @@ _packages = (
     evaluation.models,
     storage.idempotency,
     storage.outbox,
+    storage.uploads,
+    storage.rehearsal,
     trading.models,
 )
 metadata = Base.metadata

@@ -14,19 +14,20 @@ import re
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from pathlib import PurePosixPath
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, get, put
 from litestar.di import NamedDependency
 from litestar.exceptions import ClientException, NotAuthorizedException, NotFoundException
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
-from litestar.params import FromPath, SkipValidation
+from litestar.params import Parameter, SkipValidation
 from litestar.response import Response, Stream
 from litestar.status_codes import HTTP_201_CREATED
 
 from storage.objects import (
     DEFAULT_CONTENT_TYPE,
+    MAX_TOKEN_LENGTH,
     Grant,
     InvalidGrant,
     LocalObjectStore,
@@ -42,6 +43,9 @@ _MAX_MEDIA_TYPE_LENGTH = 200
 # The app provides these by name. Litestar cannot validate a Protocol or a Callable: it must not try.
 StoreDependency = NamedDependency[SkipValidation[ObjectStore]]
 ClockDependency = NamedDependency[SkipValidation[Callable[[], datetime]]]
+
+# A grant this server signs is far shorter; the store refuses anything longer unread.
+GrantToken = Annotated[str, Parameter(max_length=MAX_TOKEN_LENGTH)]
 
 
 class UploadedObject(msgspec.Struct):
@@ -80,7 +84,7 @@ class ObjectController(Controller):
     async def upload(
         self,
         request: Request[Any, Any, Any],
-        token: FromPath[str],
+        token: GrantToken,
         object_store: StoreDependency,
         clock_now: ClockDependency,
     ) -> Response[UploadedObject | UploadedPart]:
@@ -104,7 +108,7 @@ class ObjectController(Controller):
         summary="Download an object from a presigned URL",
     )
     async def download(
-        self, token: FromPath[str], object_store: StoreDependency, clock_now: ClockDependency
+        self, token: GrantToken, object_store: StoreDependency, clock_now: ClockDependency
     ) -> Stream:
         """Stream the granted object back, as an attachment the browser will not render in our origin."""
         store = _local(object_store)

@@ -9,7 +9,9 @@ blocking I/O and all hashing happens off the event loop.
 
 Presigned URLs let a client move large objects without the application in between. S3 signs its own; the
 local store points at the server's streaming endpoint (`storage.object_routes`) with an HMAC-signed,
-expiring grant (`sign_grant` / `verify_grant`), so both stores offer the same upload flow.
+expiring grant (`sign_grant` / `verify_grant`), so both stores offer the same upload flow. The store itself
+enforces an upload's size (`presigned_upload`): the local grant carries its cap, S3 gets a POST policy with
+a content-length range; a part URL signs its exact `Content-Length` on S3.
 
 Multipart uploads (分片上传) let a bidder send a sealed envelope of hundreds of MiB in parts, each to its own
 presigned URL, and resume after a dropped connection: `list_parts` says which parts arrived whole, the
@@ -33,6 +35,7 @@ import secrets
 import shutil
 import tempfile
 import threading
+import urllib.parse
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
@@ -42,6 +45,7 @@ from typing import Any, BinaryIO, Final, Protocol, TypeVar, cast, runtime_checka
 
 from minio import Minio
 from minio.datatypes import Part as S3Part
+from minio.datatypes import PostPolicy
 from minio.error import S3Error
 from minio.helpers import DictType
 from urllib3 import BaseHTTPResponse
@@ -63,7 +67,7 @@ _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 _HASH_BLOCK = 1024 * 1024
 _PIPE_DEPTH = 16  # chunks in flight between the event loop and a writer thread (1 MiB at 64 KiB chunks)
 _S3_SHA256_HEADER = "x-amz-meta-sha256"
-_MAX_TOKEN_LENGTH = 4096
+MAX_TOKEN_LENGTH = 4096
 _MIN_SECRET_BYTES = 16
 _GRANT_CONTEXT = b"ggzy object grant v1\n"
 _LOCAL_UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
@@ -110,6 +114,17 @@ class ObjectInfo:
     size: int
     sha256: str | None
     content_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class UploadForm:
+    """How a client sends one object under a size cap the store itself enforces: `PUT` the bytes to `url`
+    (the local store's signed grant), or `POST` an HTML form to `url` (S3's POST policy): the `fields`
+    first, then the file as the field `file`."""
+
+    method: str
+    url: str
+    fields: dict[str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +199,11 @@ class ObjectStore(Protocol):
         """
         ...
 
+    async def presigned_upload(self, key: str, expires: timedelta, *, max_bytes: int) -> UploadForm:
+        """A way for a client to upload the object, valid for `expires`, which the store refuses beyond
+        `max_bytes`: a signed PUT grant (local) or a POST policy with a content-length range (S3)."""
+        ...
+
     async def presigned_get_url(self, key: str, expires: timedelta) -> str:
         """A URL a client can GET the object from, valid for `expires`."""
         ...
@@ -197,8 +217,9 @@ class ObjectStore(Protocol):
     ) -> str:
         """A URL a client can PUT part `part_number` (1 to 10000) of the upload to, valid for `expires`.
 
-        A PUT to the same part number again replaces that part. `max_bytes` is enforced by the local
-        store; S3 cannot carry it, and `complete_multipart` does not re-check it, so check the final size.
+        A PUT to the same part number again replaces that part. The store enforces `max_bytes`: the local
+        store refuses a longer part; on S3 the URL signs `Content-Length: max_bytes`, so the part must be
+        exactly that long. Only the part numbers given URLs can be sent, which bounds the part count.
         Whether the upload is still open is checked when the part arrives, not here.
         """
         ...
@@ -303,7 +324,7 @@ def verify_grant(secret: bytes, token: str, method: str, now: datetime) -> Grant
     _check_secret(secret)
     method = _check_method(method)
     now = _aware(now)
-    if not isinstance(token, str) or not token.isascii() or len(token) > _MAX_TOKEN_LENGTH:
+    if not isinstance(token, str) or not token.isascii() or len(token) > MAX_TOKEN_LENGTH:
         raise InvalidGrant("malformed grant")
     body, dot, signature = token.partition(".")
     if not dot or not body or not signature:
@@ -394,6 +415,11 @@ def _check_part_number(part_number: int) -> int:
     if type(part_number) is not int or not 1 <= part_number <= MAX_PART_NUMBER:
         raise ValueError(f"a part number runs from 1 to {MAX_PART_NUMBER}, not {part_number!r}")
     return part_number
+
+
+def _check_max_bytes(max_bytes: int) -> None:
+    if type(max_bytes) is not int or max_bytes < 0:
+        raise ValueError("max_bytes must be a non-negative integer")
 
 
 def _check_part_max_bytes(max_bytes: int) -> None:
@@ -689,6 +715,11 @@ class LocalObjectStore:
     async def presigned_get_url(self, key: str, expires: timedelta) -> str:
         """A URL to GET the object from this server, good for `expires`."""
         return self._grant_url("GET", key, expires, None)
+
+    async def presigned_upload(self, key: str, expires: timedelta, *, max_bytes: int) -> UploadForm:
+        """A PUT grant to this server, which stops the body past `max_bytes` (413)."""
+        _check_max_bytes(max_bytes)
+        return UploadForm("PUT", self._grant_url("PUT", key, expires, max_bytes), {})
 
     async def start_multipart(self, key: str, *, content_type: str = DEFAULT_CONTENT_TYPE) -> str:
         """Open an upload folder under a random id, recording the key and content type it is for."""
@@ -1122,6 +1153,7 @@ class S3ObjectStore:
         self._client = Minio(
             endpoint, access_key=access_key, secret_key=secret_key, secure=secure, region=region
         )
+        self._signer = _SigV4(endpoint, access_key, secret_key, region, secure)
         self._bucket = bucket
         self._part_size = part_size
         self._parallel_parts = parallel_parts
@@ -1214,6 +1246,18 @@ class S3ObjectStore:
         _check_expires(expires)
         return await asyncio.to_thread(self._client.presigned_put_object, self._bucket, key, expires)
 
+    async def presigned_upload(self, key: str, expires: timedelta, *, max_bytes: int) -> UploadForm:
+        """A POST policy for exactly this key with `content-length-range` 0 to `max_bytes`: S3 refuses a
+        larger body (EntityTooLarge) and any other key (AccessDenied)."""
+        validate_key(key)
+        _check_expires(expires)
+        _check_max_bytes(max_bytes)
+        policy = PostPolicy(self._bucket, SystemClock().now() + expires)
+        policy.add_equals_condition("key", key)
+        policy.add_content_length_range_condition(0, max_bytes)
+        form = await asyncio.to_thread(self._client.presigned_post_policy, policy)
+        return UploadForm("POST", f"{self._signer.base_url}/{self._bucket}", {"key": key, **form})
+
     async def presigned_get_url(self, key: str, expires: timedelta) -> str:
         """An S3 presigned GET URL."""
         validate_key(key)
@@ -1229,19 +1273,19 @@ class S3ObjectStore:
     async def presigned_part_url(
         self, key: str, upload_id: str, part_number: int, expires: timedelta, *, max_bytes: int
     ) -> str:
-        """A presigned UploadPart URL. S3 cannot cap its size (`max_bytes` is only checked for range)."""
+        """A presigned UploadPart URL that signs `Content-Length: max_bytes`: S3 takes exactly that many."""
         validate_key(key)
         _check_s3_upload_id(upload_id)
         _check_part_number(part_number)
         _check_part_max_bytes(max_bytes)
         _check_expires(expires)
-        return await asyncio.to_thread(
-            self._client.get_presigned_url,
+        return self._signer.presign(
             "PUT",
-            self._bucket,
-            key,
+            f"/{self._bucket}/{key}",
+            {"uploadId": upload_id, "partNumber": str(part_number)},
             expires,
-            extra_query_params={"uploadId": upload_id, "partNumber": str(part_number)},
+            content_length=max_bytes,
+            now=SystemClock().now(),
         )
 
     async def list_parts(self, key: str, upload_id: str) -> list[Part]:
@@ -1371,6 +1415,64 @@ class S3ObjectStore:
             response.close()
             response.release_conn()
         return ObjectInfo(key=key, size=size, sha256=digest.hexdigest(), content_type=content_type)
+
+
+class _SigV4:
+    """AWS Signature Version 4 query-string signing (presigned URLs), for what minio's presigner cannot
+    do: sign a header (`Content-Length`), so the server refuses a body of any other length."""
+
+    def __init__(self, endpoint: str, access_key: str, secret_key: str, region: str, secure: bool) -> None:
+        self._host = endpoint
+        self._access_key = access_key
+        self._secret_key = secret_key
+        self._region = region
+        self.base_url = f"{'https' if secure else 'http'}://{endpoint}"
+
+    def presign(
+        self,
+        method: str,
+        path: str,
+        query: dict[str, str],
+        expires: timedelta,
+        *,
+        content_length: int,
+        now: datetime,
+    ) -> str:
+        stamp = now.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+        day = stamp[:8]
+        scope = f"{day}/{self._region}/s3/aws4_request"
+        params = {
+            **query,
+            "X-Amz-Algorithm": "AWS4-HMAC-SHA256",
+            "X-Amz-Credential": f"{self._access_key}/{scope}",
+            "X-Amz-Date": stamp,
+            "X-Amz-Expires": str(int(expires.total_seconds())),
+            "X-Amz-SignedHeaders": "content-length;host",
+        }
+        canonical_query = "&".join(f"{_uri(k)}={_uri(v)}" for k, v in sorted(params.items()))
+        canonical_path = _uri(path, safe="/~-._")
+        request = "\n".join(
+            [
+                method,
+                canonical_path,
+                canonical_query,
+                f"content-length:{content_length}",
+                f"host:{self._host}",
+                "",
+                "content-length;host",
+                "UNSIGNED-PAYLOAD",
+            ]
+        )
+        to_sign = "\n".join(["AWS4-HMAC-SHA256", stamp, scope, hashlib.sha256(request.encode()).hexdigest()])
+        key = f"AWS4{self._secret_key}".encode()
+        for part in (day, self._region, "s3", "aws4_request"):
+            key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+        signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+        return f"{self.base_url}{canonical_path}?{canonical_query}&X-Amz-Signature={signature}"
+
+
+def _uri(value: str, safe: str = "~-._") -> str:
+    return urllib.parse.quote(value, safe=safe)
 
 
 def _check_s3_upload_id(upload_id: str) -> None:

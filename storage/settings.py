@@ -13,6 +13,14 @@ def _env(name: str, default: str) -> str:
     return os.environ.get(f"GGZY_{name}", default)
 
 
+PRODUCTION = "production"
+TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+
+
+class SettingsError(ValueError):
+    """The configuration contradicts itself; the process refuses to start."""
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything configurable about one ggzy process.
@@ -38,7 +46,13 @@ class Settings:
     token_ttl_minutes: int = 60
     max_body_bytes: int = 1_048_576
     tick_seconds: float = 5.0
+    tick_concurrency: int = 1
     audit_head_minutes: float = 10.0
+    upload_quota_bytes: int = 4 * 1024 * 1024 * 1024
+    job_backoff_seconds: float = 1.0
+    job_backoff_cap_seconds: float = 600.0
+    job_retry_hours: float = 48.0
+    job_lease_seconds: float = 300.0
     escrow_account: str = "31050161393600000888"
     escrow_account_name: str = "公共资源交易中心保证金专户"
     escrow_bank: str = "中国建设银行上海市分行营业部"
@@ -52,6 +66,20 @@ class Settings:
     signin_lockout_seconds: int = 60
     signin_max_lockout_seconds: int = 900
     signin_forget_seconds: int = 3600
+    env: str = "development"
+    rehearsal: bool = False
+
+    def __post_init__(self) -> None:
+        if self.rehearsal and self.is_production:
+            raise SettingsError(
+                "GGZY_REHEARSAL is refused where GGZY_ENV=production: a rehearsal clock runs ahead of real "
+                "time, and no real trade may be decided on it."
+            )
+
+    @property
+    def is_production(self) -> bool:
+        """A production deployment: GGZY_ENV=production (any case)."""
+        return self.env.strip().lower() == PRODUCTION
 
     @property
     def effective_database_url(self) -> str:
@@ -73,7 +101,7 @@ class Settings:
         return cls(
             var_dir=var_dir,
             database_url=_env("DATABASE_URL", ""),
-            db_pool_size=int(_env("DB_POOL_SIZE", "20")),
+            db_pool_size=max(1, int(_env("DB_POOL_SIZE", "20"))),
             redis_url=_env("REDIS_URL", ""),
             s3_endpoint=_env("S3_ENDPOINT", ""),
             s3_access_key=_env("S3_ACCESS_KEY", os.environ.get("AWS_ACCESS_KEY_ID", "")),
@@ -88,7 +116,13 @@ class Settings:
             token_ttl_minutes=int(_env("TOKEN_TTL_MINUTES", "60")),
             max_body_bytes=int(_env("MAX_BODY_BYTES", "1048576")),
             tick_seconds=float(_env("TICK_SECONDS", "5")),
+            tick_concurrency=max(1, int(_env("TICK_CONCURRENCY", "1"))),
             audit_head_minutes=float(_env("AUDIT_HEAD_MINUTES", "10")),
+            upload_quota_bytes=int(_env("UPLOAD_QUOTA_BYTES", str(4 * 1024 * 1024 * 1024))),
+            job_backoff_seconds=float(_env("JOB_BACKOFF_SECONDS", "1")),
+            job_backoff_cap_seconds=float(_env("JOB_BACKOFF_CAP_SECONDS", "600")),
+            job_retry_hours=float(_env("JOB_RETRY_HOURS", "48")),
+            job_lease_seconds=float(_env("JOB_LEASE_SECONDS", "300")),
             escrow_account=_env("ESCROW_ACCOUNT", cls.escrow_account),
             escrow_account_name=_env("ESCROW_ACCOUNT_NAME", cls.escrow_account_name),
             escrow_bank=_env("ESCROW_BANK", cls.escrow_bank),
@@ -99,6 +133,8 @@ class Settings:
             signin_lockout_seconds=int(_env("SIGNIN_LOCKOUT_SECONDS", "60")),
             signin_max_lockout_seconds=int(_env("SIGNIN_MAX_LOCKOUT_SECONDS", "900")),
             signin_forget_seconds=int(_env("SIGNIN_FORGET_SECONDS", "3600")),
+            env=_env("ENV", "development"),
+            rehearsal=_env("REHEARSAL", "").strip().lower() in TRUE_WORDS,
             **argon2_from_env(),
         )
 

@@ -62,6 +62,7 @@ PUBLIC_OPERATIONS = {
     "audit_head",
     "audit_head_at",
     "audit_heads",
+    "get_clock",
 }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from app import RedactGrants
+from storage.redact import RedactGrants
 
 
 def _record(msg: str, args: tuple[object, ...]) -> logging.LogRecord:

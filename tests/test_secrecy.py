@@ -278,6 +278,8 @@ NOT_WALKED: dict[str, str] = {
     "sign_audit_head": "signs the whole trail's head: a hash and a count, no tender",
     "verify_audit_trail_against_head": "the same report as verify_audit_trail, which the walk reads",
     "set_rate": "administration",
+    "set_rehearsal_clock": "administration of a rehearsal's clock: an instant and a rate, no tender",
+    "retry_dead_job": "administration: the centre's dead-letter list, which answers no job's payload",
     "replace_specialties": "administration",
     # the agency's own tender: refused or answered without holders (the clarification has its own test)
     "create_tender": "the agency's own draft",

@@ -301,9 +301,9 @@ def _free_port() -> int:
 
 
 def _serve_command() -> list[str]:
-    """`ggzy serve` from this very installation: the script beside the interpreter, else `python -m app`."""
+    """`ggzy serve` from this very installation: the script beside the interpreter, else `python -m ggzy`."""
     script = Path(sys.executable).with_name("ggzy")
-    return [str(script), "serve"] if script.exists() else [sys.executable, "-m", "app", "serve"]
+    return [str(script), "serve"] if script.exists() else [sys.executable, "-m", "ggzy", "serve"]
 
 
 def start_server(database_url: str, var_dir: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
@@ -552,13 +552,14 @@ async def _measure(
 # ---------------------------------------------------------------- commands
 
 
-@click.group("bench")
-def bench() -> None:
-    """Benchmarks: one JSON line per result on stdout; they never pass or fail on time."""
-
-
-@bench.command("notices")
-@click.option("--tenders", type=click.IntRange(1, 1_000_000), default=10_000, show_default=True)
+@click.command("notices")
+@click.option(
+    "--tenders",
+    type=click.IntRange(1, 1_000_000),
+    default=10_000,
+    show_default=True,
+    help="Tenders to fill the board with.",
+)
 @click.option(
     "--seconds",
     type=click.IntRange(1, 3600),
@@ -566,8 +567,20 @@ def bench() -> None:
     show_default=True,
     help="How long wrk drives each case in each round.",
 )
-@click.option("--repeat", type=click.IntRange(MIN_REPEATS, 100), default=MIN_REPEATS, show_default=True)
-@click.option("--concurrency", type=click.IntRange(1, 512), default=16, show_default=True)
+@click.option(
+    "--repeat",
+    type=click.IntRange(MIN_REPEATS, 100),
+    default=MIN_REPEATS,
+    show_default=True,
+    help="Interleaved rounds; each line gives the median with min and max.",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 512),
+    default=16,
+    show_default=True,
+    help="Connections wrk keeps open at once.",
+)
 @click.option(
     "--database-url",
     default=None,

@@ -1,10 +1,11 @@
-"""`ggzy` sub-commands of the trading package: the calendar, the demo and the notices benchmark."""
+"""`ggzy` sub-commands of the trading package: the calendar, the rehearsal clock, the demo and the notices
+benchmark."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from datetime import date
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -75,11 +76,113 @@ def calendar_show(year: int) -> None:
     click.echo(json.dumps(asyncio.run(_with_session(show)), ensure_ascii=False, indent=2))
 
 
-def register(cli: click.Group) -> None:
-    """Attach the trading commands to the `ggzy` CLI."""
-    from trading.bench import bench
-    from trading.demo import demo
+# ---------------------------------------------------------------- ggzy rehearsal show | set
 
-    cli.add_command(calendar_group)
-    cli.add_command(demo)
-    cli.add_command(bench)
+_UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+
+
+def parse_advance(text: str) -> int:
+    """Seconds from `3600`, `90m`, `36h` or `21d`."""
+    value = text.strip().lower()
+    unit = _UNITS.get(value[-1:], 0)
+    digits = value[:-1] if unit else value
+    if not digits.isdigit():
+        raise click.BadParameter("a whole number of seconds, or with d, h, m or s (e.g. 21d, 36h, 90m)")
+    return int(digits) * (unit or 1)
+
+
+def _clock_line(clock: dict[str, Any]) -> str:
+    from trading.calendar import SHANGHAI
+
+    now = datetime.fromisoformat(clock["now"]).astimezone(SHANGHAI)
+    if not clock["rehearsal"]:
+        return f"real time: {now:%Y-%m-%d %H:%M:%S} Shanghai (not a rehearsal)"
+    ahead = timedelta(seconds=round(float(clock["offset_seconds"])))
+    return (
+        f"rehearsal time: {now:%Y-%m-%d %H:%M:%S} Shanghai, {ahead} ahead of real time, "
+        f"running ×{float(clock['rate']):g}"
+    )
+
+
+@click.group("rehearsal")
+def rehearsal_group() -> None:
+    """A rehearsal deployment's clock (演练, GGZY_REHEARSAL): the centre moves it forward or speeds it up."""
+
+
+@rehearsal_group.command("show")
+@click.option(
+    "--url",
+    envvar="GGZY_URL",
+    default="http://127.0.0.1:8000",
+    show_default=True,
+    help="The ggzy server to talk to (or set GGZY_URL).",
+)
+@click.option("--json", "as_json", is_flag=True, help="the server's answer as JSON")
+def rehearsal_show(url: str, as_json: bool) -> None:
+    """The platform's time now, and whether it is a rehearsal's."""
+    from bidding.client import ClientError, GgzyClient
+
+    async def go() -> dict[str, Any]:
+        async with GgzyClient(url, None) as client:
+            answer: dict[str, Any] = await client.request("GET", "/api/v1/clock")
+            return answer
+
+    try:
+        clock = asyncio.run(go())
+    except ClientError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(json.dumps(clock) if as_json else _clock_line(clock))
+
+
+@rehearsal_group.command("set")
+@click.option("--at", "at", default=None, help="move rehearsal time to this instant (ISO 8601 with its zone)")
+@click.option("--advance", default=None, help="move rehearsal time ahead by 21d, 36h, 90m or seconds")
+@click.option("--rate", type=float, default=None, help="how many times as fast as real time (0 stands still)")
+@click.option(
+    "--url",
+    envvar="GGZY_URL",
+    default="http://127.0.0.1:8000",
+    show_default=True,
+    help="The ggzy server to talk to (or set GGZY_URL).",
+)
+@click.option(
+    "--username",
+    envvar="GGZY_USERNAME",
+    default=None,
+    help="Sign in as this user (or set GGZY_USERNAME), with the password from GGZY_PASSWORD, else "
+    "prompted; without a username, GGZY_TOKEN (an API or access token) is sent instead.",
+)
+def rehearsal_set(
+    at: str | None, advance: str | None, rate: float | None, url: str, username: str | None
+) -> None:
+    """Move the rehearsal clock forward and/or set its rate, as the centre (never back)."""
+    import os
+
+    from bidding.client import ClientError, GgzyClient
+
+    body: dict[str, Any] = {}
+    if at is not None:
+        body["at"] = at
+    if advance is not None:
+        body["advance_seconds"] = parse_advance(advance)
+    if rate is not None:
+        body["rate"] = rate
+    if not body:
+        raise click.UsageError("say what to change: --at, --advance and/or --rate")
+
+    async def go() -> dict[str, Any]:
+        async with GgzyClient(url, os.environ.get("GGZY_TOKEN")) as client:
+            if username:
+                password = os.environ.get("GGZY_PASSWORD") or click.prompt("password", hide_input=True)
+                await client.login(username, password)
+            elif not client.token:
+                raise click.UsageError(
+                    "sign in: pass --username (password from GGZY_PASSWORD) or set GGZY_TOKEN"
+                )
+            answer: dict[str, Any] = await client.request("PUT", "/api/v1/rehearsal/clock", json=body)
+            return answer
+
+    try:
+        click.echo(_clock_line(asyncio.run(go())))
+    except ClientError as exc:
+        raise click.ClickException(str(exc)) from exc

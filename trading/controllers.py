@@ -15,25 +15,26 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from accounts.guards import authenticated, public, requires
 from accounts.security import Principal
 from storage import http, idempotency
+from storage.bounds import Cursor, Filter, IdempotencyKey, IfMatch, LastEventId, Limit, StreamAfter
 from storage.clock import Clock
 from storage.db import SINGLE_READ, transaction
 from storage.objects import ObjectStore
 from storage.problems import ValidationProblem, field_error
 from storage.settings import Settings
 from storage.signing import LogSigner
-from trading import schemas, service
+from trading import chronograph, schemas, service
 from trading.models import Award, Bid, Clarification, Complaint, Contract, Notice, Notification, Objection
 
 AGENCY = requires("agency")
 BIDDER = requires("bidder")
-IfMatch = Annotated[str | None, Parameter(header="If-Match", required=False)]
-IdemKey = Annotated[str | None, Parameter(header="Idempotency-Key", required=False)]
 
 
 async def _tender_response(
-    session: AsyncSession, tender: Any, status_code: int = 200
+    session: AsyncSession, tender: Any, status_code: int = 200, *, rehearsal: bool = False
 ) -> Response[schemas.TenderRead]:
     read = await service.tender_read(session, tender)
+    if rehearsal:  # its deadlines are a rehearsal's, on the rehearsal clock
+        read = msgspec.structs.replace(read, rehearsal=True)
     return Response(read, status_code=status_code, headers={"ETag": http.etag(tender.version)})
 
 
@@ -170,25 +171,38 @@ class TenderController(Controller):
     async def list_tenders(
         self,
         session: AsyncSession,
+        settings: Settings,
         request_principal: Principal | None = None,
-        status: str | None = None,
+        status: Filter = None,
         mine: bool = False,
-        cursor: str | None = None,
-        limit: int = 50,
+        cursor: Cursor = None,
+        limit: Limit = 50,
     ) -> dict[str, Any]:
         """Published tenders (and, with `mine=true`, the caller agency's own drafts), newest first."""
         rows, next_cursor = await service.list_tenders(
             session, request_principal, status=status, mine=mine, cursor=cursor, limit=limit
         )
-        return {"items": [await service.tender_read(session, t) for t in rows], "next_cursor": next_cursor}
+        page: dict[str, Any] = {
+            "items": [await service.tender_read(session, t) for t in rows],
+            "next_cursor": next_cursor,
+        }
+        if settings.rehearsal:
+            page["rehearsal"] = True
+        return page
 
     @get("/{tender_id:uuid}", operation_id="get_tender", guards=[public])
     async def get_one(
-        self, tender_id: uuid.UUID, session: AsyncSession, request_principal: Principal | None = None
+        self,
+        tender_id: uuid.UUID,
+        session: AsyncSession,
+        settings: Settings,
+        request_principal: Principal | None = None,
     ) -> Response[schemas.TenderRead]:
         """One tender; drafts only for their agency. The ETag is the version to send back in If-Match."""
         return await _tender_response(
-            session, await service.visible_tender(session, request_principal, tender_id)
+            session,
+            await service.visible_tender(session, request_principal, tender_id),
+            rehearsal=settings.rehearsal,
         )
 
     @patch("/{tender_id:uuid}", operation_id="update_tender", guards=[AGENCY])
@@ -279,9 +293,12 @@ class DocumentController(Controller):
         session: AsyncSession,
         object_store: ObjectStore,
         clock: Clock,
+        settings: Settings,
     ) -> schemas.UploadGrant:
-        """A presigned URL to PUT a document of the tender (documents, report, contract) to."""
-        return await service.document_upload(session, principal, tender_id, data, object_store, clock.now())
+        """A presigned upload of a document of the tender (documents, report, contract), capped at its size."""
+        return await service.document_upload(
+            session, principal, tender_id, data, object_store, clock.now(), settings.upload_quota_bytes
+        )
 
     @post("/documents", operation_id="register_document", guards=[AGENCY])
     async def register(
@@ -387,6 +404,20 @@ class DocumentController(Controller):
         )
 
 
+async def _replayed(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    principal: Principal,
+    data: schemas.BidSubmit,
+    stored: idempotency.StoredAnswer,
+    now: Any,
+) -> Response[Any]:
+    """The first answer to a retried submission. An upload the retry made afresh is removed: nothing will
+    ever take it (only the caller's own open uploads are)."""
+    async with transaction(sessionmaker) as session:
+        await service.discard_retried_upload(session, principal, data.object_key, now)
+    return Response(stored.body, status_code=stored.status_code, headers={"Idempotent-Replayed": "true"})
+
+
 class BidController(Controller):
     """Bids: upload, submit with a receipt, replace, withdraw, open at the opening."""
 
@@ -402,15 +433,18 @@ class BidController(Controller):
         session: AsyncSession,
         object_store: ObjectStore,
         clock: Clock,
+        settings: Settings,
     ) -> schemas.UploadGrant:
-        """A presigned URL to PUT the bid file to."""
-        return await service.bid_upload(session, principal, tender_id, data, object_store, clock.now())
+        """A presigned upload of the bid file, capped at its declared size."""
+        return await service.bid_upload(
+            session, principal, tender_id, data, object_store, clock.now(), settings.upload_quota_bytes
+        )
 
     @get("/uploads/{upload_id:str}", operation_id="bid_upload_progress", guards=[BIDDER])
     async def upload_progress(
         self,
         tender_id: uuid.UUID,
-        upload_id: str,
+        upload_id: Annotated[str, Parameter(max_length=200)],
         principal: Principal,
         session: AsyncSession,
         object_store: ObjectStore,
@@ -429,15 +463,19 @@ class BidController(Controller):
         tender_id: uuid.UUID,
         data: schemas.BidSubmit,
         principal: Principal,
-        session: AsyncSession,
+        sessionmaker: async_sessionmaker[AsyncSession],
         object_store: ObjectStore,
         signer: LogSigner,
         clock: Clock,
         request: Request[Any, Any, Any],
-        idempotency_key: IdemKey = None,
+        idempotency_key: IdempotencyKey = None,
     ) -> Response[Any]:
         """Submit (or replace) a sealed bid for a lot; answers the receipt (transparency-log leaf, inclusion
-        proof, signed tree head). Needs an Idempotency-Key."""
+        proof, signed tree head). Needs an Idempotency-Key.
+
+        Three steps, so that copying and hashing an envelope of up to 512 MiB holds no write transaction
+        (on SQLite one would hold up every other writer): the checks, read only; the copy, outside any
+        transaction; the record, in one short write transaction. A copy that is not recorded is removed."""
         key = idempotency.check_key(idempotency_key)
         scope = f"submit_bid:{principal.user_id}:{tender_id}"
         identity = msgspec.to_builtins(data)
@@ -445,17 +483,29 @@ class BidController(Controller):
             identity.pop("object_key")  # the same envelope, uploaded again on a retry
             identity.pop("upload_id")
         digest = idempotency.fingerprint(identity)
-        stored = await idempotency.replay(session, scope, key, digest)
-        if stored is not None:
-            return Response(
-                stored.body, status_code=stored.status_code, headers={"Idempotent-Replayed": "true"}
-            )
         now = clock.now()
-        _bid, receipt = await service.submit_bid(
-            session, principal, tender_id, data, object_store, signer, now, _seen(request)
-        )
-        body = msgspec.to_builtins(receipt)
-        await idempotency.remember(session, scope, key, digest, 201, body, now)
+        async with transaction(sessionmaker, read_only=True) as session:
+            stored = await idempotency.replay(session, scope, key, digest)
+            if stored is None:
+                submission = await service.prepare_submission(session, principal, tender_id, now)
+        if stored is not None:
+            return await _replayed(sessionmaker, principal, data, stored, now)
+        taken = await service.take_envelope(sessionmaker, object_store, submission, data, now)
+        try:
+            async with transaction(sessionmaker) as session:
+                stored = await idempotency.replay(session, scope, key, digest)
+                if stored is None:
+                    _bid, receipt = await service.submit_bid(
+                        session, principal, tender_id, data, taken, signer, now, _seen(request)
+                    )
+                    body = msgspec.to_builtins(receipt)
+                    await idempotency.remember(session, scope, key, digest, 201, body, now)
+        except BaseException:
+            await service.drop_envelope(sessionmaker, object_store, taken)
+            raise
+        if stored is not None:  # the same submission, recorded meanwhile by a concurrent retry
+            await service.drop_envelope(sessionmaker, object_store, taken)
+            return await _replayed(sessionmaker, principal, data, stored, now)
         return Response(body, status_code=201)
 
     @get("/", operation_id="list_bids", guards=[authenticated])
@@ -534,8 +584,8 @@ class OpeningController(Controller):
         principal: Principal,
         session: AsyncSession,
         sessionmaker: async_sessionmaker[AsyncSession],
-        last_event_id: Annotated[int | None, Parameter(header="Last-Event-ID", required=False, ge=0)] = None,
-        after: Annotated[int, Parameter(query="after", ge=0)] = 0,
+        last_event_id: LastEventId = None,
+        after: StreamAfter = 0,
         follow: Annotated[bool, Parameter(query="follow")] = True,
     ) -> ServerSentEvent:
         """The live opening record as server-sent events (resumable with Last-Event-ID). The stream ends
@@ -557,7 +607,7 @@ class OpeningController(Controller):
         tender_id: uuid.UUID,
         principal: Principal,
         session: AsyncSession,
-        after: Annotated[int, Parameter(query="after", ge=0)] = 0,
+        after: StreamAfter = 0,
     ) -> list[dict[str, Any]]:
         """The opening record so far, line by line (the same lines the event stream sends)."""
         _tender, events = await service.opening_hall(session, principal, tender_id, after)
@@ -750,13 +800,13 @@ class NoticeController(Controller):
     async def list_notices(
         self,
         session: AsyncSession,
-        kind: str | None = None,
-        sector: str | None = None,
-        region_code: str | None = None,
-        tender_code: str | None = None,
-        q: str | None = None,
-        cursor: str | None = None,
-        limit: int = 20,
+        kind: Filter = None,
+        sector: Filter = None,
+        region_code: Filter = None,
+        tender_code: Filter = None,
+        q: Filter = None,
+        cursor: Cursor = None,
+        limit: Limit = 20,
     ) -> dict[str, Any]:
         """Published notices, newest first; filter by kind, sector, region or tender code, search with `q`."""
         rows, next_cursor = await service.list_notices(
@@ -796,7 +846,12 @@ class InboxController(Controller):
 
     @put("/calendar/{year:int}", operation_id="load_calendar_year", guards=[requires("centre")])
     async def load_year(
-        self, year: int, data: schemas.ScheduleIn, principal: Principal, session: AsyncSession, clock: Clock
+        self,
+        year: Annotated[int, Parameter(ge=2000, le=2100)],
+        data: schemas.ScheduleIn,
+        principal: Principal,
+        session: AsyncSession,
+        clock: Clock,
     ) -> dict[str, Any]:
         """Load the year's official holidays and make-up working days (国务院办公厅 notice)."""
         if data.year != year:
@@ -804,6 +859,30 @@ class InboxController(Controller):
                 "The body's year differs from the path's.", errors=[field_error("year", "mismatch")]
             )
         return (await service.load_schedule(session, principal, data, clock.now())).to_dict()
+
+
+class ChronographController(Controller):
+    """What the chronograph could not do: tenders whose due transition fails, for the centre and supervisors."""
+
+    path = "/api/v1/chronograph"
+    tags = ["chronograph"]
+
+    @get("/failures", operation_id="list_transition_failures", guards=[requires("centre", "supervisor")])
+    async def failures(self, session: AsyncSession) -> list[schemas.TransitionFailureRead]:
+        """Tenders whose due transition is failing, the longest-failing first, with attempts and next retry."""
+        return [
+            schemas.TransitionFailureRead(
+                f.tender_id,
+                f.tender_code,
+                f.status,
+                f.attempts,
+                f.error,
+                f.first_failed_at,
+                f.last_failed_at,
+                f.retry_at,
+            )
+            for f in await chronograph.failures(session)
+        ]
 
 
 TRADING_CONTROLLERS = [
@@ -815,4 +894,5 @@ TRADING_CONTROLLERS = [
     NoticeController,
     InboxController,
     ComplaintController,
+    ChronographController,
 ]

@@ -17,7 +17,8 @@ T = 3 shares and the platform with one other never opens a bid. One bidder sabot
 puts the demo organisations and users (password `demo-password-1`) with their registered public keys (the
 private halves as age identity files under `<var>/demo-keys/`), one trade completed in the past on a
 simulated clock that starts 70 days ago, and one open tender published now, which the live server's
-chronograph carries on in real time. It drives the same steps through the same API, in-process (ASGI).
+chronograph carries on in real time. It drives the same steps through the same API, in-process (ASGI),
+in one database transaction: all of it or nothing (`trading/seeding.py`).
 
 Every step checks the status codes and fields it gets back; the first surprise stops the demo with what
 was expected and what came instead, and the process exits 1.
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import io
 import json
@@ -54,7 +56,7 @@ from accounts.uscc import make_uscc
 from bidding import agekeys, bidfile, custody, envelope, merkle
 from bidding import opening_record as signed_record
 from bidding import receipt as receipts
-from storage.clock import Clock, SettableClock, SystemClock
+from storage.clock import SettableClock
 from storage.db import transaction
 from storage.jobs import InlineJobQueue
 from storage.migrate import upgrade_async
@@ -266,10 +268,13 @@ class SealedBid:
 class Platform:
     """The HTTP API plus the runtime behind it, for moving the clock and running what became due."""
 
-    def __init__(self, client: httpx.AsyncClient, runtime: Runtime, clock: SettableClock) -> None:
+    def __init__(
+        self, client: httpx.AsyncClient, runtime: Runtime, clock: SettableClock, *, kept: bool = False
+    ) -> None:
         self.client = client
         self.runtime = runtime
         self.clock = clock
+        self.kept = kept  # whether the var folder outlives the demo (`--keep`), so files there may be named
 
     async def request(
         self,
@@ -339,12 +344,18 @@ class Platform:
             return await outside.request(method, url, content=content)
 
     async def upload(self, grant: dict[str, Any], content: bytes) -> None:
-        """PUT a file to the presigned URL the platform granted."""
-        check(grant.get("method") == "PUT", "a presigned PUT", grant.get("method"))
-        r = await self.presigned("PUT", str(grant["upload_url"]), content)
+        """Send a file the way the platform granted: PUT to its URL, or POST the S3 form."""
+        check(grant.get("method") in ("PUT", "POST"), "a presigned PUT or POST", grant.get("method"))
+        if grant["method"] == "POST":
+            async with httpx.AsyncClient(timeout=HTTP_TIMEOUT_SECONDS) as outside:
+                r = await outside.post(
+                    str(grant["upload_url"]), data=grant["fields"], files={"file": ("file", content)}
+                )
+        else:
+            r = await self.presigned("PUT", str(grant["upload_url"]), content)
         check(
-            r.status_code in (200, 201),
-            "PUT to the presigned URL → 200/201",
+            r.status_code in (200, 201, 204),
+            "the presigned upload → 200/201/204",
             f"{r.status_code} {r.text[:200]}",
         )
 
@@ -1793,36 +1804,56 @@ async def serving(app: Litestar, sock: socket.socket) -> AsyncIterator[None]:
         await task
 
 
-async def run_demo(console: Console) -> bool:
-    """The whole demo on a throw-away database, store and port; True when every step did what it should."""
+async def run_demo(console: Console, keep: Path | None = None) -> bool:
+    """The whole demo on a throw-away database, store and port; True when every step did what it should.
+    With `keep`, the database, the objects and the files the demo saves for an auditor stay in that folder."""
+    with contextlib.ExitStack() as stack:
+        sock = stack.enter_context(_loopback_socket())
+        if keep is None:
+            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="ggzy-demo-"))
+        else:
+            await asyncio.to_thread(keep.mkdir, parents=True, exist_ok=True)
+            tmp = str(keep)
+        return await _run_demo(console, Path(tmp), sock, kept=keep is not None)
+
+
+async def _run_demo(console: Console, tmp: Path, sock: socket.socket, *, kept: bool) -> bool:
     from app import build_runtime, create_app
 
-    with tempfile.TemporaryDirectory(prefix="ggzy-demo-") as tmp, _loopback_socket() as sock:
-        port = sock.getsockname()[1]
-        settings = Settings(
-            var_dir=Path(tmp),
-            database_url=f"sqlite+aiosqlite:///{Path(tmp) / 'ggzy.db'}",
-            host="127.0.0.1",
-            port=port,
-            secret_key=secrets.token_urlsafe(48),
-            bank_notify_secret=secrets.token_urlsafe(32),
-            **argon2_from_env(),
-        )
-        await upgrade_async(settings.effective_database_url)
-        clock = SettableClock(DEMO_START)
-        runtime = build_runtime(settings, clock=clock)
-        runtime.run_chronograph = False  # the demo moves the clock and runs the chronograph itself
-        console.print(
-            f"[bold]ggzy demo[/]: an open works tender through the HTTP API at {settings.effective_public_url} "
-            f"(SQLite and objects in {tmp}; simulated clock from {shanghai_text(DEMO_START)} Shanghai)"
-        )
-        async with (
-            serving(create_app(runtime), sock),
-            httpx.AsyncClient(base_url=settings.effective_public_url, timeout=HTTP_TIMEOUT_SECONDS) as client,
-        ):
-            trade = Trade(Platform(client, runtime, clock), WORKS, PARTIES)
-            ok = await Narrator(console).run(DEMO_STEPS, trade)
+    port = sock.getsockname()[1]
+    settings = Settings(
+        var_dir=Path(tmp),
+        database_url=f"sqlite+aiosqlite:///{Path(tmp) / 'ggzy.db'}",
+        host="127.0.0.1",
+        port=port,
+        secret_key=secrets.token_urlsafe(48),
+        bank_notify_secret=secrets.token_urlsafe(32),
+        **argon2_from_env(),
+    )
+    await upgrade_async(settings.effective_database_url)
+    clock = SettableClock(DEMO_START)
+    runtime = build_runtime(settings, clock=clock)
+    runtime.run_chronograph = False  # the demo moves the clock and runs the chronograph itself
+    console.print(
+        f"[bold]ggzy demo[/]: an open works tender through the HTTP API at {settings.effective_public_url} "
+        f"(SQLite and objects in {tmp}; simulated clock from {shanghai_text(DEMO_START)} Shanghai)"
+    )
+    async with (
+        serving(create_app(runtime), sock),
+        httpx.AsyncClient(base_url=settings.effective_public_url, timeout=HTTP_TIMEOUT_SECONDS) as client,
+    ):
+        trade = Trade(Platform(client, runtime, clock, kept=kept), WORKS, PARTIES)
+        ok = await Narrator(console).run(DEMO_STEPS, trade)
     console.print("[green]demo complete: every step did what it should[/]" if ok else "[red]demo failed[/]")
+    if ok and kept:
+        key = base64.b64encode(runtime.signer.public_raw).decode()
+        console.print(
+            f"kept in {tmp}: the database, the objects and the draw records; replay the draw with\n"
+            f"  ggzy verify draw {tmp / f'draw-{trade.code}-confirmed.json'} --key {key}",
+            soft_wrap=True,
+        )
+    elif ok:
+        console.print("its files went with its temporary folder; `ggzy demo --keep DIR` keeps them")
     return ok
 
 
@@ -1843,7 +1874,7 @@ def _keys_dir(settings: Settings) -> Path:
     return Path(settings.var_dir) / KEYS_DIR
 
 
-def _write_keys(settings: Settings, trade: Trade, created: datetime) -> Path:
+def write_keys(settings: Settings, trade: Trade, created: datetime) -> Path:
     """The private halves of the seeded keys, as age identity files (mode 0600) a custodian passes to
     `ggzy custodian release --key` and a bidder to `ggzy bid seal|reveal --key` (demo data, like the
     published password: the keys registered now replace any left from an earlier seed)."""
@@ -1857,7 +1888,7 @@ def _write_keys(settings: Settings, trade: Trade, created: datetime) -> Path:
     return folder
 
 
-def _next_steps(console: Console, settings: Settings, live: Trade | None) -> None:
+def next_steps(console: Console, settings: Settings, live: Trade | None) -> None:
     base = settings.effective_public_url
     console.print(_users_table(_keys_dir(settings)))
     console.print("[bold]Try next[/] (after `ggzy serve`):")
@@ -1878,61 +1909,22 @@ def _next_steps(console: Console, settings: Settings, live: Trade | None) -> Non
     if live is not None and live.tender:
         key = _keys_dir(settings) / "bidder1.key"
         console.print(
-            f"  GGZY_PASSWORD={PASSWORD} ggzy bid seal --url {base} --username bidder1 --tender {live.tid} "
-            f"--price-fen 12000000000 --duration-days 720 --key {key} --out bid.age FILE…   "
-            "seal a bid locally (then `ggzy bid submit`)",
+            f"  export GGZY_URL={base} GGZY_USERNAME=bidder1 GGZY_PASSWORD={PASSWORD}   bid as bidder1:",
             soft_wrap=True,
         )
-
-
-async def _centre_exists(runtime: Runtime) -> bool:
-    async with runtime.sessionmaker() as session:
-        return bool(await accounts.list_organisations(session, kind="centre", status=None))
-
-
-async def seed(console: Console, settings: Settings, wall_clock: Clock | None = None) -> bool:
-    """Seed the configured database once: people, a trade completed in the past, an open tender now."""
-    from app import build_runtime, create_app
-
-    wall_clock = wall_clock or SystemClock()
-    await upgrade_async(settings.effective_database_url)
-    clock = SettableClock(wall_clock.now() - SEED_HISTORY)
-    runtime = build_runtime(settings, clock=clock)
-    runtime.run_chronograph = False
-    try:
-        await runtime.store.ensure_ready()
-        await runtime.queue.start()
-        if await _centre_exists(runtime):
-            console.print("The demo data is already there; nothing changed.")
-            _next_steps(console, settings, None)
-            return True
-        # httpx types its ASGI app loosely and Litestar its scopes precisely; they agree at runtime.
-        app: Any = create_app(runtime, manage_runtime=False)
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(
-            transport=transport, base_url=settings.effective_public_url, timeout=HTTP_TIMEOUT_SECONDS
-        ) as client:
-            platform = Platform(client, runtime, clock)
-            narrator = Narrator(console)
-            past = Trade(platform, WORKS, PARTIES)
-            console.print(
-                f"[bold]Seeding[/]: a complete trade on a clock from {shanghai_text(clock.now())} Shanghai"
-            )
-            if not await narrator.run((*PEOPLE_STEPS, *TRADE_STEPS), past):
-                return False
-            clock.set(wall_clock.now())
-            _write_keys(settings, past, clock.now())
-            live = Trade(platform, LIVE, PARTIES, people=past.people, keys=past.keys)
-            console.print(
-                f"[bold]Seeding[/]: an open tender published now ({shanghai_text(clock.now())} Shanghai)"
-            )
-            if not await narrator.run(PUBLISH_STEPS, live):
-                return False
-        _next_steps(console, settings, live)
-        return True
-    finally:
-        await runtime.queue.close()
-        await runtime.engine.dispose()
+        for command, what in (
+            (f"ggzy bid obtain --tender {live.tid} --out docs/", "obtain the documents first"),
+            (
+                f"ggzy bid seal --tender {live.tid} --price-fen 12000000000 --duration-days 720 --key {key} "
+                "--out bid.age docs/*",
+                "seal locally",
+            ),
+            (
+                f"ggzy bid submit --tender {live.tid} --receipt receipt.json bid.age",
+                "submit; keep the receipt",
+            ),
+        ):
+            console.print(f"    {command}   {what}", soft_wrap=True)
 
 
 # ---------------------------------------------------------------- the command
@@ -1945,15 +1937,28 @@ async def seed(console: Console, settings: Settings, wall_clock: Clock | None = 
     help="Only seed the configured database (GGZY_*) with the demo users and their keys, a past trade and an "
     "open tender.",
 )
-def demo(seed_only: bool) -> None:
+@click.option(
+    "--keep",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Run in this folder (created; it must be empty) instead of a temporary one, and keep it: the "
+    "database, the objects and the draw records the demo tells you to verify.",
+)
+def demo(seed_only: bool, keep: Path | None) -> None:
     """A complete open works tender through the real HTTP API, step by step (exit 1 on the first surprise)."""
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request would drown the steps
     # The steps narrate what the chronograph and the decryption jobs did; their INFO lines would repeat it.
     logging.getLogger("ggzy.chronograph").setLevel(logging.WARNING)
     # Piped output (make, CI logs) gets a wide page instead of rich's 80 columns, so tables stay whole.
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+    if keep is not None and seed_only:
+        raise click.UsageError("--keep is for the full demo; --seed-only uses the configured database")
+    if keep is not None and keep.exists() and any(keep.iterdir()):
+        raise click.UsageError(f"{keep} is not empty; give --keep a new or empty folder")
     if seed_only:
+        from trading.seeding import seed
+
         ok = asyncio.run(seed(console, Settings.from_env()))
     else:
-        ok = asyncio.run(run_demo(console))
+        ok = asyncio.run(run_demo(console, keep))
     raise SystemExit(0 if ok else 1)

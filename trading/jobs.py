@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -11,30 +12,57 @@ import bidding.service as bidding
 import escrow.service as escrow
 import evaluation.service as evaluation
 from accounts import audit
+from storage import uploads
 from storage.db import transaction
 from storage.jobs import JobContext, job
 from storage.objects import ObjectStore
-from trading import service
+from trading import chronograph, service
 
 log = logging.getLogger("ggzy.chronograph")
 
 
 async def chronograph_tick(ctx: JobContext) -> list[tuple[str, str]]:
-    """Run every tender transition that is due now (deadline → opening, window end → evaluation, …)."""
-    async with transaction(ctx.sessionmaker) as session:
-        done = await service.tick(session, ctx.clock.now(), ctx.extras["signer"])
+    """Run every tender transition that is due now (deadline → opening, window end → evaluation, …), each in
+    its own transaction, then the deposit, ledger, evaluation and audit stages. A stage that fails is logged
+    and the next one runs all the same: one bad record stalls neither its neighbours nor the stages after."""
+    now = ctx.clock.now()
+    done = await chronograph.tick(
+        ctx.sessionmaker, now, ctx.extras["signer"], concurrency=ctx.extras["settings"].tick_concurrency
+    )
     for code, outcome in done:
         log.info("tender %s → %s", code, outcome)
+    await _stage("deposit refunds", _flag_overdue, ctx)
+    await _stage("ledger head", _seal_ledger_head, ctx)
+    await _stage("evaluation", _evaluation, ctx)
+    await sign_audit_head(ctx)
+    await _stage("storage sweep", uploads.sweep_job, ctx)
+    return done
+
+
+async def _stage(name: str, fn: Callable[[JobContext], Awaitable[object]], ctx: JobContext) -> None:
+    try:
+        await fn(ctx)
+    except Exception:
+        log.exception("chronograph stage %s failed; the next tick runs it again", name)
+
+
+async def _flag_overdue(ctx: JobContext) -> None:
     async with transaction(ctx.sessionmaker) as session:
         # S-01: refunds past their due day are flagged red (once each) for the supervisors
         flagged = await escrow.flag_overdue(session, await service.working_calendar(session), ctx.clock.now())
     if flagged:
         log.warning("%d deposit refund(s) went overdue (S-01)", flagged)
+
+
+async def _seal_ledger_head(ctx: JobContext) -> None:
     async with transaction(ctx.sessionmaker) as session:
         # the deposit ledger's head is signed at least hourly, so its age proves the platform is live
         sealed = await escrow.seal_ledger_head(session, ctx.extras["signer"], ctx.clock.now())
     if sealed is not None:
         log.info("ledger head %d signed at entry %d", sealed.sequence, sealed.entries)
+
+
+async def _evaluation(ctx: JobContext) -> None:
     async with transaction(ctx.sessionmaker) as session:
         # unanswered invitations are replaced; rooms open at their time and close at the end of the time box
         store = ctx.extras["store"]
@@ -43,8 +71,6 @@ async def chronograph_tick(ctx: JobContext) -> list[tuple[str, str]]:
         rooms = await evaluation.tick_rooms(session, store, ctx.clock.now())
     if expired or rooms:
         log.info("evaluation: %d invitation(s) timed out, %d room(s) changed", expired, rooms)
-    await sign_audit_head(ctx)
-    return done
 
 
 async def sign_audit_head(ctx: JobContext) -> None:
@@ -73,8 +99,11 @@ async def notify(ctx: JobContext, payload: dict[str, Any]) -> None:
 
 @job("trading.discard_upload")
 async def discard_upload(ctx: JobContext, payload: dict[str, Any]) -> None:
-    """Delete an upload once its copy on record is committed (deleting a missing object is no error)."""
+    """Delete an upload once its copy on record is committed, or once nothing will take it (deleting a
+    missing object is no error); an open multipart upload of it is aborted."""
     store: ObjectStore = ctx.extras["store"]
+    if payload.get("upload_id"):
+        await store.abort_multipart(payload["key"], payload["upload_id"])
     await store.delete(payload["key"])
 
 

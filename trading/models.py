@@ -299,3 +299,18 @@ class Complaint(IdMixin, Base):
     decision_text: Mapped[str | None] = mapped_column(Text)
     decided_at: Mapped[datetime | None]
     decided_by: Mapped[uuid.UUID | None]
+
+
+class TransitionFailure(Base):
+    """A tender whose due transition raised: the chronograph retries it with backoff from `retry_at`,
+    the other tenders go on meanwhile, and the centre and supervisors see it until it succeeds."""
+
+    __tablename__ = "transition_failures"
+
+    tender_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenders.id"), primary_key=True)
+    status: Mapped[str] = mapped_column(String(20))
+    attempts: Mapped[int]
+    error: Mapped[str] = mapped_column(String(300))
+    first_failed_at: Mapped[datetime]
+    last_failed_at: Mapped[datetime]
+    retry_at: Mapped[datetime]

@@ -15,7 +15,7 @@ Title = Annotated[str, msgspec.Meta(min_length=2, max_length=300)]
 CreditCode = Annotated[str, msgspec.Meta(min_length=18, max_length=18)]
 ObjectKey = Annotated[str, msgspec.Meta(min_length=1, max_length=512)]
 Filename = Annotated[str, msgspec.Meta(min_length=1, max_length=255, pattern=r"^[^/\\\x00]+$")]
-Hex64 = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}$")]
+Hex64 = Annotated[str, msgspec.Meta(max_length=64, pattern=r"^[0-9a-f]{64}$")]
 
 
 class Strict(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -33,7 +33,7 @@ class TenderCreate(Strict):
 
     title: Title
     tenderer_name: Annotated[str, msgspec.Meta(min_length=2, max_length=200)]
-    region_code: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{6}$")]
+    region_code: Annotated[str, msgspec.Meta(max_length=6, pattern=r"^[0-9]{6}$")]
     qualification: Text
     evaluation_method: Literal["comprehensive", "reasonable_lowest_price", "lowest_evaluated_price"]
     documents_from: datetime
@@ -141,6 +141,7 @@ class TenderRead(msgspec.Struct):
     # The Shamir threshold written in every share stanza (fixed at publication): t, plus one when the
     # platform holds a share. Seal with this one.
     shamir_threshold: int | None = None
+    rehearsal: bool | msgspec.UnsetType = msgspec.UNSET  # true in a rehearsal deployment (演练), else absent
 
 
 class CancelRequest(Strict):
@@ -167,8 +168,10 @@ class ReceivedPart(msgspec.Struct):
 
 
 class UploadGrant(msgspec.Struct):
-    """Where to PUT the file: the object store's presigned URL (or the server's own, embedded). A large
-    file goes in parts instead (`upload_id`, `part_size`, `parts`), each retried on its own and resumable."""
+    """Where to send the file: `method` PUT to the server's own URL (embedded), or POST to the object
+    store as an HTML form (S3): the `fields`, then the file as the field `file`. The store refuses more
+    than `max_bytes`. A large file goes in parts instead (`upload_id`, `part_size`, `parts`: PUT each part
+    of exactly its `max_bytes`), each retried on its own and resumable."""
 
     object_key: str
     upload_url: str
@@ -178,6 +181,7 @@ class UploadGrant(msgspec.Struct):
     upload_id: str | None = None
     part_size: int | None = None
     parts: list[PartUrl] | None = None
+    fields: dict[str, str] | None = None
 
 
 class UploadProgress(msgspec.Struct):
@@ -454,5 +458,18 @@ class ScheduleIn(Strict):
     """A year's official holiday schedule (国务院办公厅 notice), loaded by the centre."""
 
     year: Annotated[int, msgspec.Meta(ge=2000, le=2100)]
-    holidays: list[date]
-    makeup_workdays: list[date] = []
+    holidays: Annotated[list[date], msgspec.Meta(max_length=366)]
+    makeup_workdays: Annotated[list[date], msgspec.Meta(max_length=366)] = []
+
+
+class TransitionFailureRead(msgspec.Struct):
+    """A tender whose due transition is failing: the chronograph retries it from `retry_at`."""
+
+    tender_id: uuid.UUID
+    tender_code: str
+    status: str
+    attempts: int
+    error: str
+    first_failed_at: datetime
+    last_failed_at: datetime
+    retry_at: datetime

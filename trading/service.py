@@ -19,7 +19,7 @@ from typing import Any
 import msgspec
 from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.attributes import flag_modified
 
 import bidding.service as bidding
@@ -29,7 +29,7 @@ from accounts.security import Principal
 from accounts.uscc import InvalidUSCC, validate_uscc
 from bidding import agekeys, collusion, custody, envelope, opening_record
 from escrow.eligibility import NO_DEPOSIT
-from storage import outbox
+from storage import outbox, uploads
 from storage.db import upsert_ignore
 from storage.objects import (
     InvalidObjectKey,
@@ -44,7 +44,6 @@ from storage.problems import (
     Forbidden,
     NotFound,
     PreconditionFailed,
-    Problem,
     RuleViolation,
     ValidationProblem,
     field_error,
@@ -87,6 +86,9 @@ from trading.profiles import (
 )
 
 MAX_UPLOAD_BYTES = 512 * 1024 * 1024
+# What one organisation may hold in uploads on one tender (GGZY_UPLOAD_QUOTA_BYTES): open grants at their
+# cap, copies on record and in flight. Eight envelopes or documents of the largest size.
+UPLOAD_QUOTA_BYTES = 8 * MAX_UPLOAD_BYTES
 UPLOAD_GRANT_TTL = timedelta(hours=2)
 DOWNLOAD_GRANT_TTL = timedelta(minutes=30)
 DECRYPTION_GRACE = timedelta(minutes=15)
@@ -568,7 +570,9 @@ async def update_tender(
     tender = await tender_for_agency(session, actor, tender_id)
     _check_version(tender, if_match)
     if tender.status != TenderStatus.DRAFT:
-        raise Conflict("Only a draft can be edited; a published tender changes by clarification (W-02).")
+        raise Conflict(
+            "Only a draft can be edited; a published tender changes by clarification (W-02).", rule="W-02"
+        )
     changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not msgspec.UNSET}
     touched = sorted(changes)
     if "tenderer_credit_code" in changes:
@@ -712,7 +716,8 @@ async def cancel(
     tender = await tender_for_agency(session, actor, tender_id)
     if tender.status == TenderStatus.TENDERING and now >= tender.bid_deadline:
         raise Conflict(
-            "The bid deadline has passed: the bids are opened (W-08), the tender can no longer be terminated."
+            "The bid deadline has passed: the bids are opened (W-08), the tender can no longer be terminated.",
+            rule="W-08",
         )
     was_public = tender.status != TenderStatus.DRAFT
     tender.outcome_reason = reason
@@ -929,11 +934,50 @@ def _check_upload_size(size: int) -> None:
         )
 
 
-async def upload_grant(store: ObjectStore, key: str, size: int, now: datetime) -> schemas.UploadGrant:
-    """A presigned PUT for one file."""
+async def upload_grant(
+    session: AsyncSession,
+    store: ObjectStore,
+    key: str,
+    size: int,
+    now: datetime,
+    *,
+    owner_id: uuid.UUID,
+    tender_id: uuid.UUID,
+    quota: int = UPLOAD_QUOTA_BYTES,
+) -> schemas.UploadGrant:
+    """A presigned upload of one file, which the store itself caps at the declared size (a POST policy
+    on S3, a signed grant on the local store); claimed against the owner's quota on the tender."""
     _check_upload_size(size)
-    url = await store.presigned_put_url(key, UPLOAD_GRANT_TTL, max_bytes=MAX_UPLOAD_BYTES)
-    return schemas.UploadGrant(key, url, "PUT", now + UPLOAD_GRANT_TTL, MAX_UPLOAD_BYTES)
+    await _check_quota(session, owner_id, tender_id, size, now, quota)
+    form = await store.presigned_upload(key, UPLOAD_GRANT_TTL, max_bytes=size)
+    uploads.claim_upload(
+        session,
+        key=key,
+        owner_id=owner_id,
+        scope_id=tender_id,
+        max_bytes=size,
+        now=now,
+        expires_at=now + UPLOAD_GRANT_TTL,
+    )
+    return schemas.UploadGrant(
+        key, form.url, form.method, now + UPLOAD_GRANT_TTL, size, fields=form.fields or None
+    )
+
+
+async def _check_quota(
+    session: AsyncSession, owner_id: uuid.UUID, tender_id: uuid.UUID, size: int, now: datetime, quota: int
+) -> None:
+    """Refuse an upload that would take the organisation past its storage quota on this tender (open
+    grants at their cap, and every copy it has on record or in flight)."""
+    used = await uploads.used_bytes(session, owner_id, tender_id, now)
+    if used + size > quota:
+        raise ValidationProblem(
+            f"This organisation may hold at most {quota} bytes of uploads on this tender; it holds {used} "
+            f"and asks for {size} more. Let unused upload grants expire, or ask the centre.",
+            errors=[field_error("size", "quota")],
+            quota_bytes=quota,
+            used_bytes=used,
+        )
 
 
 async def document_upload(
@@ -943,11 +987,19 @@ async def document_upload(
     data: schemas.UploadRequest,
     store: ObjectStore,
     now: datetime,
+    quota: int = UPLOAD_QUOTA_BYTES,
 ) -> schemas.UploadGrant:
     """Where the agency may upload a document of its tender."""
     tender = await tender_for_agency(session, actor, tender_id)
     return await upload_grant(
-        store, _object_key(tender, "documents", actor.organisation_id, data.filename), data.size, now
+        session,
+        store,
+        _object_key(tender, "documents", actor.organisation_id, data.filename),
+        data.size,
+        now,
+        owner_id=actor.organisation_id,
+        tender_id=tender.id,
+        quota=quota,
     )
 
 
@@ -964,18 +1016,17 @@ async def _capped(chunks: AsyncIterator[bytes], limit: int) -> AsyncIterator[byt
         yield chunk
 
 
-async def _take_upload(
-    session: AsyncSession, store: ObjectStore, key: str, prefix: str, kept_prefix: str, now: datetime
-) -> tuple[str, str, int]:
-    """Take an uploaded file into the record: copy it, hashing as it streams, to a key no upload grant
-    names, so the file on record can never be overwritten through the grant it came by. The upload itself
-    is discarded after commit. Returns (kept key, SHA-256, size); the key must be one granted under `prefix`."""
+def _check_prefix(key: str, prefix: str) -> None:
     if not key.startswith(prefix):
         raise ValidationProblem(
             "This object key was not issued for this upload.",
             errors=[field_error("object_key", "foreign key")],
         )
-    kept = f"{kept_prefix}/{uuid.uuid4().hex}"
+
+
+async def _copy_upload(store: ObjectStore, key: str, kept: str) -> tuple[str, int]:
+    """Copy an upload to `kept`, hashing as it streams; (SHA-256, size). Refusals are 422s naming the
+    upload; an empty upload leaves no copy."""
     try:
         info = await store.put_stream(kept, _capped(store.iter_chunks(key), MAX_UPLOAD_BYTES))
     except (ObjectNotFound, InvalidObjectKey) as exc:
@@ -994,8 +1045,32 @@ async def _take_upload(
             "The uploaded file is empty.", errors=[field_error("object_key", "zero-length")]
         )
     assert info.sha256 is not None
+    return info.sha256, info.size
+
+
+async def _take_upload(
+    session: AsyncSession,
+    store: ObjectStore,
+    key: str,
+    prefix: str,
+    kept_prefix: str,
+    now: datetime,
+    *,
+    owner_id: uuid.UUID,
+    tender_id: uuid.UUID,
+) -> tuple[str, str, int]:
+    """Take an uploaded file into the record: copy it, hashing as it streams, to a key no upload grant
+    names, so the file on record can never be overwritten through the grant it came by. The upload itself
+    is discarded after commit. Returns (kept key, SHA-256, size); the key must be one granted under `prefix`.
+    The copy is claimed kept in this transaction; if the transaction does not commit, the caller removes
+    it (`_drop_copy_on_error`)."""
+    _check_prefix(key, prefix)
+    kept = f"{kept_prefix}/{uuid.uuid4().hex}"
+    sha256, size = await _copy_upload(store, key, kept)
+    uploads.add_kept_copy(session, key=kept, owner_id=owner_id, scope_id=tender_id, size=size, now=now)
+    await uploads.close_upload(session, key)
     outbox.enqueue(session, "trading.discard_upload", {"key": key}, now)
-    return kept, info.sha256, info.size
+    return kept, sha256, size
 
 
 async def register_document(
@@ -1014,7 +1089,8 @@ async def register_document(
     if kind in PUBLIC_DOCUMENT_KINDS and tender.status != TenderStatus.DRAFT:
         raise Conflict(
             "Tender documents are fixed at publication; amend them with a clarification, which carries "
-            "the amended file, publishes a correction notice and tells every holder (W-02)."
+            "the amended file, publishes a correction notice and tells every holder (W-02).",
+            rule="W-02",
         )
     return await _record_document(session, actor, tender, kind, data.filename, data.object_key, store, now)
 
@@ -1036,7 +1112,28 @@ async def _record_document(
         f"tenders/{tender.code}/documents/{actor.organisation_id}/",
         f"records/{tender.code}/documents",
         now,
+        owner_id=actor.organisation_id,
+        tender_id=tender.id,
     )
+    try:
+        return await _add_document(session, actor, tender, kind, filename, kept, sha256, size, now)
+    except BaseException:
+        # Not on record (a duplicate, a failure): the copy must not outlive the refusal.
+        await store.delete(kept)
+        raise
+
+
+async def _add_document(
+    session: AsyncSession,
+    actor: Principal,
+    tender: Tender,
+    kind: str,
+    filename: str,
+    kept: str,
+    sha256: str,
+    size: int,
+    now: datetime,
+) -> Document:
     document = Document(
         tender_id=tender.id,
         kind=kind,
@@ -1426,31 +1523,58 @@ async def bid_upload(
     data: schemas.UploadRequest,
     store: ObjectStore,
     now: datetime,
+    quota: int = UPLOAD_QUOTA_BYTES,
 ) -> schemas.UploadGrant:
-    """Where a bidder may upload its sealed envelope: one presigned PUT, or for a large envelope a
-    multipart upload whose parts are retried one by one and can be resumed (`bid_upload_progress`)."""
+    """Where a bidder may upload its sealed envelope: one presigned upload, or for a large envelope a
+    multipart upload whose parts are retried one by one and can be resumed (`bid_upload_progress`). Either
+    way the store holds the bidder to the declared size: a bounded number of parts, each of its size."""
     tender = await _bidding_tender(session, actor, tender_id, now)
     key = _object_key(tender, "bids", actor.organisation_id, data.filename)
     if data.size < MULTIPART_FROM:
-        return await upload_grant(store, key, data.size, now)
+        return await upload_grant(
+            session,
+            store,
+            key,
+            data.size,
+            now,
+            owner_id=actor.organisation_id,
+            tender_id=tender.id,
+            quota=quota,
+        )
     _check_upload_size(data.size)
+    await _check_quota(session, actor.organisation_id, tender.id, data.size, now, quota)
     upload_id = await store.start_multipart(key, content_type="application/age")
+    uploads.claim_upload(
+        session,
+        key=key,
+        owner_id=actor.organisation_id,
+        scope_id=tender.id,
+        max_bytes=data.size,
+        now=now,
+        expires_at=now + UPLOAD_GRANT_TTL,
+        upload_id=upload_id,
+    )
     parts = await _part_urls(store, key, upload_id, data.size)
     url = parts[0].url
     return schemas.UploadGrant(
-        key, url, "PUT", now + UPLOAD_GRANT_TTL, MAX_UPLOAD_BYTES, upload_id, PART_SIZE, parts
+        key, url, "PUT", now + UPLOAD_GRANT_TTL, data.size, upload_id, PART_SIZE, parts
     )
 
 
-async def _part_urls(store: ObjectStore, key: str, upload_id: str, size: int) -> list[schemas.PartUrl]:
+def part_sizes(size: int) -> list[int]:
+    """The size of each part of a multipart upload of `size` bytes: PART_SIZE each, the rest last."""
     count = max(1, -(-size // PART_SIZE))
+    return [PART_SIZE] * (count - 1) + [size - PART_SIZE * (count - 1)]
+
+
+async def _part_urls(store: ObjectStore, key: str, upload_id: str, size: int) -> list[schemas.PartUrl]:
     return [
         schemas.PartUrl(
             n,
-            await store.presigned_part_url(key, upload_id, n, UPLOAD_GRANT_TTL, max_bytes=PART_SIZE),
-            PART_SIZE,
+            await store.presigned_part_url(key, upload_id, n, UPLOAD_GRANT_TTL, max_bytes=part),
+            part,
         )
-        for n in range(1, count + 1)
+        for n, part in enumerate(part_sizes(size), start=1)
     ]
 
 
@@ -1483,13 +1607,8 @@ async def bid_upload_progress(
     )
 
 
-async def _complete_upload(store: ObjectStore, key: str, upload_id: str, prefix: str) -> None:
+async def _complete_upload(store: ObjectStore, key: str, upload_id: str) -> None:
     """Assemble a multipart upload's parts into the object (before it is taken on record)."""
-    if not key.startswith(prefix):
-        raise ValidationProblem(
-            "This object key was not issued for this upload.",
-            errors=[field_error("object_key", "foreign key")],
-        )
     try:
         await store.complete_multipart(key, upload_id)
     except (UploadNotFound, InvalidObjectKey) as exc:
@@ -1544,53 +1663,138 @@ def _leaf(event: str, tender: Tender, lot: Lot, credit_code: str, bid: Bid, now:
     }
 
 
-async def submit_bid(
-    session: AsyncSession,
-    actor: Principal,
-    tender_id: uuid.UUID,
-    data: schemas.BidSubmit,
+@dataclass(frozen=True)
+class Submission:
+    """Where a bidder's finalize may take its envelope from, as read before any copy: the tender and the
+    key prefix its upload grants were issued under."""
+
+    tender_id: uuid.UUID
+    tender_code: str
+    organisation_id: uuid.UUID
+    shamir: int
+
+    @property
+    def upload_prefix(self) -> str:
+        return f"tenders/{self.tender_code}/bids/{self.organisation_id}/"
+
+
+@dataclass(frozen=True)
+class TakenEnvelope:
+    """An uploaded envelope copied into the record's key space and hashed, not yet recorded."""
+
+    upload_key: str
+    kept: str
+    sha256: str
+    size: int
+    header: envelope.Header
+
+
+async def prepare_submission(
+    session: AsyncSession, actor: Principal, tender_id: uuid.UUID, now: datetime
+) -> Submission:
+    """The checks a finalize makes before it copies anything (read only: no lock is taken)."""
+    tender = await _bidding_tender(session, actor, tender_id, now, lock=False)
+    return Submission(tender.id, tender.code, actor.organisation_id, _shamir(tender))
+
+
+async def take_envelope(
+    sessionmaker: async_sessionmaker[AsyncSession],
     store: ObjectStore,
-    signer: LogSigner,
+    submission: Submission,
+    data: schemas.BidSubmit,
     now: datetime,
-    seen: ClientSeen = ClientSeen(),
-) -> tuple[Bid, schemas.Receipt]:
-    """Finalise a bid: hash the uploaded envelope server-side, check it is an age envelope to the bidder and
-    to this tender's custodians, record arrival on the server clock, log it and issue the receipt. A second
-    bid on the same lot replaces the first (W-05); after the deadline: W-07."""
-    await _bidding_tender(session, actor, tender_id, now, lock=False)
-    found = await _tender(session, tender_id)
+) -> TakenEnvelope:
+    """Complete the upload, copy it into the record's key space hashing it as it streams, and read its
+    header — outside any database transaction, so a large envelope holds up no other writer (on SQLite
+    every write transaction excludes every other). The copy is claimed first, in a transaction of its own,
+    so if it is never recorded the sweeper removes it."""
+    _check_prefix(data.object_key, submission.upload_prefix)
     if data.upload_id is not None:
-        await _complete_upload(
-            store, data.object_key, data.upload_id, f"tenders/{found.code}/bids/{actor.organisation_id}/"
-        )
-    # The copy (and its hash) runs before the tender's row is locked, so a large file does not hold up
-    # other bidders; the state is checked again under the lock below.
-    kept, sha256, size = await _take_upload(
-        session,
-        store,
-        data.object_key,
-        f"tenders/{found.code}/bids/{actor.organisation_id}/",
-        f"records/{found.code}/bids",
-        now,
+        await _complete_upload(store, data.object_key, data.upload_id)
+    kept = f"records/{submission.tender_code}/bids/{uuid.uuid4().hex}"
+    # Counted at the upload's size while it is copied (at most the cap: the copy stops there).
+    try:
+        uploaded = await store.stat(data.object_key)
+    except InvalidObjectKey as exc:
+        raise ValidationProblem(
+            "Nothing was uploaded under this object key.",
+            errors=[field_error("object_key", "no such object")],
+        ) from exc
+    await uploads.claim_copy(
+        sessionmaker,
+        key=kept,
+        owner_id=submission.organisation_id,
+        scope_id=submission.tender_id,
+        max_bytes=min(uploaded.size, MAX_UPLOAD_BYTES) if uploaded is not None else MAX_UPLOAD_BYTES,
+        now=now,
     )
     try:
+        sha256, size = await _copy_upload(store, data.object_key, kept)
         if data.envelope_sha256 is not None and data.envelope_sha256 != sha256:
             raise ValidationProblem(
                 "The uploaded envelope is not the one the client sealed (its SHA-256 differs); upload it again.",
                 errors=[field_error("envelope_sha256", "does not match the upload")],
             )
-        header = await bidding.check_envelope(
-            session, store, kept, found.id, found.code, _shamir(found), size
-        )
-        tender = await _bidding_tender(session, actor, tender_id, now)
-        lot = await session.get(Lot, data.lot_id)
-        if lot is None or lot.tender_id != tender.id:
-            raise ValidationProblem(
-                "No such lot in this tender.", errors=[field_error("lot_id", "unknown lot")]
-            )
-    except Problem:
-        await store.delete(kept)
+        try:
+            header = await bidding.read_stored_header(store, kept)
+        except envelope.EnvelopeError as exc:
+            raise bidding.envelope_problem(exc, "object_key") from exc
+    except BaseException:
+        await uploads.drop_copy(sessionmaker, store, kept)
         raise
+    return TakenEnvelope(data.object_key, kept, sha256, size, header)
+
+
+async def drop_envelope(
+    sessionmaker: async_sessionmaker[AsyncSession], store: ObjectStore, taken: TakenEnvelope
+) -> None:
+    """Remove a taken envelope that will not be recorded (refused, replayed, or lost a race)."""
+    await uploads.drop_copy(sessionmaker, store, taken.kept)
+
+
+async def discard_upload(session: AsyncSession, key: str, now: datetime) -> None:
+    """An upload that was taken: close its claim and remove it after commit."""
+    await uploads.close_upload(session, key)
+    outbox.enqueue(session, "trading.discard_upload", {"key": key}, now)
+
+
+async def discard_retried_upload(session: AsyncSession, actor: Principal, key: str, now: datetime) -> None:
+    """A retried submission was answered from its first answer: the caller's fresh upload it named (if
+    it is one of the caller's open uploads) will never be taken, so it is removed after commit."""
+    claim = await uploads.open_upload(session, key, actor.organisation_id)
+    if claim is None:
+        return
+    await uploads.close_upload(session, key)
+    outbox.enqueue(session, "trading.discard_upload", {"key": key, "upload_id": claim.upload_id}, now)
+
+
+async def submit_bid(
+    session: AsyncSession,
+    actor: Principal,
+    tender_id: uuid.UUID,
+    data: schemas.BidSubmit,
+    taken: TakenEnvelope,
+    signer: LogSigner,
+    now: datetime,
+    seen: ClientSeen = ClientSeen(),
+) -> tuple[Bid, schemas.Receipt]:
+    """Finalise a bid whose envelope was taken (`take_envelope`): check it is an age envelope to the bidder
+    and to this tender's custodians, record arrival on the server clock, log it and issue the receipt. A
+    second bid on the same lot replaces the first (W-05); after the deadline: W-07. Only database work
+    happens here, under the tender's lock; the caller removes the copy if this does not commit."""
+    tender = await _bidding_tender(session, actor, tender_id, now)
+    await bidding.check_header(session, taken.header, tender.id, tender.code, _shamir(tender), taken.size)
+    lot = await session.get(Lot, data.lot_id)
+    if lot is None or lot.tender_id != tender.id:
+        raise ValidationProblem("No such lot in this tender.", errors=[field_error("lot_id", "unknown lot")])
+    if not await uploads.keep_copy(session, taken.kept, taken.size):
+        raise Conflict(
+            "The uploaded envelope was removed before it could be recorded; upload it again and resubmit.",
+            errors=[field_error("object_key", "expired")],
+        )
+    await discard_upload(session, taken.upload_key, now)
+    kept, sha256, size = taken.kept, taken.sha256, taken.size
+    header = taken.header
     org = await accounts.get_organisation(session, actor.organisation_id)
     previous = await session.scalar(
         select(Bid).where(
@@ -1955,6 +2159,12 @@ async def _close_bidding(session: AsyncSession, tender: Tender, signer: LogSigne
     standing = list(
         await session.scalars(select(Bid).where(Bid.tender_id == tender.id, Bid.status == "submitted"))
     )
+    answers = {}
+    for bid in standing:
+        # the deposit (or a verified guarantee) must be in place at the deadline; the answer is recorded.
+        # Asked before the closing head, whose append to the platform-wide log holds that log's lock until
+        # commit: with deadlines clustered, the less done under it, the more tenders close side by side.
+        answers[bid.id] = await _deposit_at_deadline(session, tender, bid, now)
     closing = await bidding.close(
         session,
         signer,
@@ -1965,10 +2175,6 @@ async def _close_bidding(session: AsyncSession, tender: Tender, signer: LogSigne
         shamir_threshold=_shamir(tender),
         now=now,
     )
-    answers = {}
-    for bid in standing:
-        # the deposit (or a verified guarantee) must be in place at the deadline; the answer is recorded
-        answers[bid.id] = await _deposit_at_deadline(session, tender, bid, now)
     # 截标: the signed closing head and the hashes of the envelopes that stand, for anyone to check
     # their receipts against (who bid stays unpublished until the opening record).
     await _publish_notice(session, tender, "bid_closing", f"{tender.title} 截标记录", closing, now)
@@ -1976,7 +2182,8 @@ async def _close_bidding(session: AsyncSession, tender: Tender, signer: LogSigne
     for bid in standing:
         counts[bid.lot_id] = counts.get(bid.lot_id, 0) + 1
     live = 0
-    for lot in await lots_of(session, tender.id):
+    lots = await lots_of(session, tender.id)
+    for lot in lots:
         n = counts.get(lot.id, 0)
         if n < profile.min_bids_to_open:
             lot.status = "failed"
@@ -2008,9 +2215,7 @@ async def _close_bidding(session: AsyncSession, tender: Tender, signer: LogSigne
         "hall_opened",
         {
             "tender": tender.code,
-            "bids": sum(
-                counts.get(lot.id, 0) for lot in await lots_of(session, tender.id) if lot.status != "failed"
-            ),
+            "bids": sum(counts.get(lot.id, 0) for lot in lots if lot.status != "failed"),
             "decryption_window_ends": window_end.isoformat(),
             "policy": tender.opening_policy,
         },
@@ -2050,6 +2255,11 @@ async def decrypt_bid(
     if bid.status != "submitted":
         raise Conflict(f"This bid is {bid.status}.")
     row = await bidding.envelope_of(session, bid.id)
+    if row.status == "opening" and row.opened_by == "bidder":
+        # Revealed already and still being decrypted (the job retries through store or database faults):
+        # the same key again is accepted and changes nothing.
+        bidding.check_file_key(row, data.file_key)
+        return bid
     if row.status != "sealed":
         raise Conflict(f"This envelope is already {row.status}.")
     key = bidding.check_file_key(row, data.file_key)
@@ -2522,20 +2732,16 @@ async def _end_decryption_window(session: AsyncSession, tender: Tender, now: dat
             return False  # a decryption job is still running; look again shortly
         for row in live:
             if row.status == "opening":
-                # The platform could not decrypt an envelope whose key it held: its fault, not the
-                # bidder's (E-03) — treated as withdrawn, and the deposit goes back.
-                bid = bids[row.bid_id]
-                row.status, row.result = "failed", "platform.decryption"
-                row.result_detail = "the platform did not finish decrypting the envelope"
-                bid.status, bid.withdrawn_at = "withdrawn", now
-                await accounts.record(session, None, "bid.withdraw", "bid", bid.id, now, rule="E-03")
-                await escrow.on_withdrawal(
+                # The platform could not decrypt an envelope whose key it held, though its job kept
+                # retrying through the window and the grace: its fault, not the bidder's (E-03) — treated
+                # as withdrawn, the deposit goes back, and the line is read out as failed.
+                await _platform_fault(
                     session,
-                    bid.lot_id,
-                    bid.organisation_id,
-                    "E-03",
-                    local_date(now),
-                    await working_calendar(session),
+                    tender,
+                    bids[row.bid_id],
+                    row,
+                    "platform.decryption",
+                    "the platform did not finish decrypting the envelope",
                     now,
                 )
     in_custody = [r for r in live if r.status == "custody"]
@@ -3078,7 +3284,7 @@ async def record_contract(
     if row is None or row.tender_id != tender.id:
         raise ValidationProblem("No such award in this tender.", errors=[field_error("award_id", "unknown")])
     if row.status != "active":
-        raise Conflict("This award was declined (W-16); record the contract of the new award.")
+        raise Conflict("This award was declined (W-16); record the contract of the new award.", rule="W-16")
     if await session.scalar(select(Contract.id).where(Contract.award_id == row.id)):
         raise Conflict("This award already has its contract.")
     profile = profile_for(tender.sector, tender.method)
@@ -3170,46 +3376,32 @@ async def complete(session: AsyncSession, actor: Principal, tender_id: uuid.UUID
 # ---------------------------------------------------------------- the chronograph
 
 
-async def tick(
-    session: AsyncSession, now: datetime, signer: LogSigner, *, batch: int = 100
-) -> list[tuple[str, str]]:
-    """Run every transition that is due at `now`; safe to run twice or from two workers at once."""
-    due = list(
-        await session.scalars(
-            select(Tender)
-            .where(Tender.next_check.is_not(None), Tender.next_check <= now)
-            .order_by(Tender.next_check)
-            .limit(batch)
-            .with_for_update(skip_locked=True)
-        )
-    )
-    done = []
-    for tender in due:
-        status = TenderStatus(tender.status)
-        if status == TenderStatus.PUBLISHED and now >= tender.documents_from:
-            await _issue_documents(session, tender, None, now)
-            done.append((tender.code, "tendering"))
-        elif status == TenderStatus.TENDERING and now >= tender.bid_deadline:
-            if tender.paused_reason:
-                tender.next_check = None  # resumes when the objection is answered
-                done.append((tender.code, "paused"))
-                continue
-            done.append((tender.code, await _close_bidding(session, tender, signer, now)))
-        elif status == TenderStatus.OPENING:
-            if not await _end_decryption_window(session, tender, now):
-                # A decryption job is still running, or the custodians' window has just begun.
-                later = tender.custody_until if tender.custody_until and tender.custody_until > now else None
-                tender.next_check = later or now + timedelta(minutes=1)
-                done.append((tender.code, "custody" if later else "decrypting"))
-                continue
-            if await _pending_objections(session, tender, "opening"):
-                tender.next_check = now + timedelta(minutes=5)
-                continue
-            await close_opening(session, None, tender.id, now, tender=tender)
-            done.append((tender.code, tender.status))
-        else:
-            tender.next_check = _next_check(tender)
-    return done
+async def advance(session: AsyncSession, tender: Tender, now: datetime, signer: LogSigner) -> str | None:
+    """Run the transition due on one tender at `now` (the caller holds its row and owns the transaction):
+    documents issued, bidding closed, the opening hall closed; answer what it became, or None when nothing
+    moved but its next check."""
+    status = TenderStatus(tender.status)
+    if status == TenderStatus.PUBLISHED and now >= tender.documents_from:
+        await _issue_documents(session, tender, None, now)
+        return "tendering"
+    if status == TenderStatus.TENDERING and now >= tender.bid_deadline:
+        if tender.paused_reason:
+            tender.next_check = None  # resumes when the objection is answered
+            return "paused"
+        return await _close_bidding(session, tender, signer, now)
+    if status == TenderStatus.OPENING:
+        if not await _end_decryption_window(session, tender, now):
+            # A decryption job is still running, or the custodians' window has just begun.
+            later = tender.custody_until if tender.custody_until and tender.custody_until > now else None
+            tender.next_check = later or now + timedelta(minutes=1)
+            return "custody" if later else "decrypting"
+        if await _pending_objections(session, tender, "opening"):
+            tender.next_check = now + timedelta(minutes=5)
+            return None
+        await close_opening(session, None, tender.id, now, tender=tender)
+        return tender.status
+    tender.next_check = _next_check(tender)
+    return None
 
 
 # ---------------------------------------------------------------- complaints (投诉)

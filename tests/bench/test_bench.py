@@ -74,7 +74,7 @@ def test_notices_bench_prints_one_complete_json_line_per_case(database: list[str
         *database,
     ]
     run = subprocess.run(
-        [sys.executable, "-m", "app", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+        [sys.executable, "-m", "ggzy", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
     )
 
     assert run.returncode == 0, run.stderr[-3000:]

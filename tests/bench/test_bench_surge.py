@@ -71,3 +71,19 @@ def test_surge_bench_acknowledges_every_bid_and_loses_none(database_url: str, se
     assert closing["lost"] == 0
     assert closing["unacknowledged_in_head"] == 0
     assert isinstance(closing["within_60s"], bool)
+
+
+def test_surge_bench_runs_on_the_embedded_default() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GGZY_")}
+    args = ["--embedded", "--bidders", "4", "--size-mib", "1", "--concurrency", "4"]
+    run = subprocess.run(
+        [sys.executable, "-c", RUN, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+    )
+
+    assert run.returncode == 0, run.stderr[-3000:]
+    lines = [json.loads(line) for line in run.stdout.splitlines() if line.strip()]
+    assert [line["case"] for line in lines] == ["finalize", "s3_put_baseline", "closing"]
+    assert (lines[0]["backend"], lines[0]["requests"], lines[0]["errors"]) == ("embedded", 4, 0)
+    closing = lines[2]
+    assert closing["acknowledged"] == closing["in_closing_head"] == closing["receipts_verified"] == 4
+    assert (closing["lost"], closing["unacknowledged_in_head"]) == (0, 0)

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from app import register_package_commands
 from bidding import agekeys, bidfile, envelope
 from bidding.client import GgzyClient, SealingRefused
+from ggzy import cli
 from tests.helpers import DEADLINE, Actor, Api
 
 PRICE = 4_780_000_000
@@ -33,6 +33,8 @@ async def test_a_bidder_seals_submits_and_opens_with_the_client(api: Api, tmp_pa
     keys = agekeys.generate(signing=True)
     document = tmp_path / "投标文件.pdf"
     document.write_bytes(b"%PDF-1.7 our bid")
+    sealing: list[int] = []
+    uploading: list[int] = []
     async with client_for(api, bidder.token) as client:
         await client.register_keys(keys)
         await client.register_keys(keys)  # already registered: fine
@@ -46,10 +48,18 @@ async def test_a_bidder_seals_submits_and_opens_with_the_client(api: Api, tmp_pa
             declared_price_fen=PRICE,
             duration_days=300,
             out=tmp_path / "bid.age",
+            progress=sealing.append,
         )
         receipt = await client.submit(
-            tender["id"], tender["lots"][0]["id"], sealed.path, idempotency_key="client-bid-0001"
+            tender["id"],
+            tender["lots"][0]["id"],
+            sealed.path,
+            idempotency_key="client-bid-0001",
+            progress=uploading.append,
         )
+        # the progress callbacks were told of every byte written and sent
+        assert sum(sealing) == sealed.size
+        assert sum(uploading) == sealed.size
         again = await client.submit(
             tender["id"], tender["lots"][0]["id"], sealed.path, idempotency_key="client-bid-0001"
         )
@@ -72,7 +82,6 @@ async def test_a_bidder_seals_submits_and_opens_with_the_client(api: Api, tmp_pa
 
 
 def test_keygen_writes_a_private_age_identity_and_never_overwrites(tmp_path: Path) -> None:
-    cli = register_package_commands()
     out = tmp_path / "me.key"
     result = CliRunner().invoke(cli, ["bid", "keygen", "--out", str(out)])
     assert result.exit_code == 0, result.output
@@ -97,7 +106,7 @@ async def test_bid_open_decrypts_ones_own_envelope_locally(api: Api, tmp_path: P
     key.write_text(agekeys.identity_file_text(api.keys[bidder.organisation_id], api.clock.now()))
     out = tmp_path / "opened"
     result = CliRunner().invoke(
-        register_package_commands(),
+        cli,
         ["bid", "open", "--key", str(key), "--out", str(out), str(tmp_path / "bid.age")],
     )
     assert result.exit_code == 0, result.output
@@ -114,7 +123,6 @@ async def test_verify_receipt_passes_a_good_receipt_and_fails_a_tampered_one(
     good = tmp_path / "receipt.json"
     good.write_text(json.dumps(bid.receipt))
     key = (await api.get("/api/v1/transparency/key")).json()["public_key"]
-    cli = register_package_commands()
     result = CliRunner().invoke(cli, ["verify", "receipt", str(good), "--key", key])
     assert result.exit_code == 0, result.output
     assert "FAIL" not in result.output
@@ -371,7 +379,6 @@ def test_ggzy_custodian_release_prints_a_line_per_envelope_and_fails_only_for_a_
     from bidding import client as client_module
 
     key = tmp_path / "custodian.key"
-    cli = register_package_commands()
     assert CliRunner().invoke(cli, ["custodian", "keygen", "--out", str(key)]).exit_code == 0
     results = [
         client_module.ReleaseOutcome("b-1", 1, "aa" * 32, "released", True, "opening", "opened"),
@@ -396,3 +403,74 @@ def test_ggzy_custodian_release_prints_a_line_per_envelope_and_fails_only_for_a_
     assert result.exit_code == (1 if fails else 0)
     if fails:
         assert lines[2].startswith("FAIL lot 1 envelope cccccccccccccccc… (bid b-3): refused: 409 Conflict")
+
+
+async def test_the_readme_bid_flow_on_the_command_line(
+    api: Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """keygen --register, obtain (the documents downloaded and checked), seal, submit: as the README says."""
+    import asyncio
+    import hashlib
+    import socket
+
+    from app import create_app
+    from tests.helpers import PASSWORD
+    from trading.demo import serving
+
+    agency = await api.organisation("agency")
+    tender = await api.published(agency)
+    bidder = await api.organisation("bidder")
+    published = (await api.get(f"/api/v1/tenders/{tender['id']}/documents")).json()
+    document = tmp_path / "bid.pdf"
+    document.write_bytes(b"%PDF-1.7 our bid")
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        monkeypatch.setattr(api.runtime.store, "_base_url", url)  # the links name the server we serve on
+        async with serving(create_app(api.runtime, manage_runtime=False), sock):
+
+            def ggzy(*args: str) -> str:
+                env = {"GGZY_URL": url, "GGZY_USERNAME": bidder.username, "GGZY_PASSWORD": PASSWORD}
+                result = CliRunner().invoke(cli, list(args), env=env)
+                assert result.exit_code == 0, result.output
+                return result.output
+
+            def flow() -> list[str]:
+                key, docs, sealed = tmp_path / "me.key", tmp_path / "docs", tmp_path / "bid.age"
+                return [
+                    ggzy("bid", "keygen", "--out", str(key), "--register"),
+                    ggzy("bid", "obtain", "--tender", tender["id"], "--out", str(docs)),
+                    ggzy("bid", "obtain", "--tender", tender["id"], "--out", str(docs)),  # again: harmless
+                    ggzy(
+                        "bid",
+                        "seal",
+                        "--tender",
+                        tender["id"],
+                        "--price-fen",
+                        str(PRICE),
+                        "--key",
+                        str(key),
+                        "--out",
+                        str(sealed),
+                        str(document),
+                    ),
+                    ggzy(
+                        "bid",
+                        "submit",
+                        "--tender",
+                        tender["id"],
+                        "--receipt",
+                        str(tmp_path / "r.json"),
+                        str(sealed),
+                    ),
+                ]
+
+            outputs = await asyncio.to_thread(flow)
+    [doc] = published
+    downloaded = tmp_path / "docs" / doc["filename"]
+    assert hashlib.sha256(downloaded.read_bytes()).hexdigest() == doc["sha256"]
+    assert f"sha256 {doc['sha256']}" in outputs[1] and "sha256" not in outputs[2]
+    assert "virtual account" in outputs[1]
+    receipt = json.loads((tmp_path / "r.json").read_text())
+    assert receipt["envelope_sha256"] == hashlib.sha256((tmp_path / "bid.age").read_bytes()).hexdigest()

@@ -441,12 +441,11 @@ async def test_ggzy_verify_opening_exits_0_on_the_published_record_and_1_naming_
 ) -> None:
     from click.testing import CliRunner
 
-    from app import register_package_commands
+    from ggzy import cli
 
     _tender, record, key, _absent, saboteur = await closed_with_custody(api)
     good = tmp_path / "opening.json"
     good.write_text(json.dumps(record))
-    cli = register_package_commands()
 
     result = CliRunner().invoke(
         cli, ["verify", "opening", str(good), "--key", base64.b64encode(key).decode()]

@@ -16,8 +16,8 @@ import pytest
 from click.testing import CliRunner, Result
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from app import register_package_commands
 from bidding import merkle
+from ggzy import cli as ggzy_cli
 from tests.helpers import DEADLINE, Api
 
 T = "/api/v1/tenders"
@@ -28,7 +28,7 @@ def verify(tmp_path: Path, receipt: dict[str, Any], *args: str) -> Result:
     """`ggzy verify receipt` on a receipt written to a file."""
     path = tmp_path / f"receipt-{len(list(tmp_path.iterdir()))}.json"
     path.write_text(json.dumps(receipt, ensure_ascii=False))
-    return CliRunner().invoke(register_package_commands(), ["verify", "receipt", str(path), *args])
+    return CliRunner().invoke(ggzy_cli, ["verify", "receipt", str(path), *args])
 
 
 def lines(result: Result) -> list[str]:
@@ -337,9 +337,7 @@ async def test_fetch_key_pins_the_platforms_key_and_prints_its_fingerprint(api: 
 async def test_key_and_fetch_key_together_are_refused(tmp_path: Path) -> None:
     receipt = tmp_path / "r.json"
     receipt.write_text("{}")
-    result = CliRunner().invoke(
-        register_package_commands(), ["verify", "receipt", str(receipt), "--key", "AAAA", "--fetch-key"]
-    )
+    result = CliRunner().invoke(ggzy_cli, ["verify", "receipt", str(receipt), "--key", "AAAA", "--fetch-key"])
     assert result.exit_code == 2 and "--key or --fetch-key, not both" in result.output
 
 

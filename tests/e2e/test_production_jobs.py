@@ -36,7 +36,7 @@ async def arq_api(
     try:
         keys = [k async for k in client.scan_iter(match=f"{queue_name}*")]
         for job_id in job_ids:  # only this test's jobs: the Redis may be shared
-            keys += [k async for k in client.scan_iter(match=f"arq:*{job_id}")]
+            keys += [k async for k in client.scan_iter(match=f"arq:*{job_id}*")]
         if keys:
             await client.delete(*keys)
     finally:
@@ -50,6 +50,7 @@ async def test_a_clarification_reaches_document_holders_through_arq(
     agency = await api.organisation("agency")
     bidder = await api.organisation("bidder")
     tender = await api.published(agency)
+    await run_worker_burst(api.runtime.job_context, redis_url, queue_name)  # publication's own jobs
     assert (await api.post(f"/api/v1/tenders/{tender['id']}/documents/obtain", bidder)).status_code == 200
     api.clock.set(api.clock.now().replace(day=16))
     r = await api.post(

@@ -247,14 +247,14 @@ async def test_auditors_verify_the_ledger_and_read_the_trial_balance_over_http(a
 def test_verify_ledger_on_the_command_line_passes_on_an_empty_ledger(tmp_path: Any, monkeypatch: Any) -> None:
     from click.testing import CliRunner
 
-    from app import register_package_commands
+    from ggzy import cli as ggzy_cli
     from storage.migrate import upgrade
 
     url = f"sqlite+aiosqlite:///{tmp_path / 'ledger.db'}"
     upgrade(url)
     monkeypatch.setenv("GGZY_DATABASE_URL", url)
     monkeypatch.setenv("GGZY_VAR_DIR", str(tmp_path))
-    result = CliRunner().invoke(register_package_commands(), ["verify", "ledger"])
+    result = CliRunner().invoke(ggzy_cli, ["verify", "ledger"])
     assert result.exit_code == 0, result.output
     assert "ok   hash chain intact" in result.output
 

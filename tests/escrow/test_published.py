@@ -117,14 +117,14 @@ async def _skim_entry_two(api: Api) -> None:
 
 
 def _ggzy(api: Api, tmp_path: Path, *args: str) -> Result:
-    from app import register_package_commands
+    from ggzy import cli as ggzy_cli
 
     env = {
         "GGZY_DATABASE_URL": api.runtime.engine.url.render_as_string(hide_password=False),
         "GGZY_VAR_DIR": str(tmp_path),
         "GGZY_SECRET_KEY": api.runtime.settings.secret_key,
     }
-    return CliRunner().invoke(register_package_commands(), list(args), env=env)
+    return CliRunner().invoke(ggzy_cli, list(args), env=env)
 
 
 async def ggzy(api: Api, tmp_path: Path, *args: str) -> Result:

@@ -19,11 +19,11 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from app import register_package_commands
 from bidding.client import GgzyClient
 from evaluation import draw, service, witness
 from evaluation.cli import verify_draw
 from evaluation.models import Draw, Expert
+from ggzy import cli as ggzy_cli
 from tests.helpers import Actor, Api
 
 BASE = "/api/v1/evaluation"
@@ -707,7 +707,5 @@ def test_a_witness_file_whose_witness_does_not_match_its_commitment_is_refused(t
     data["witness"] = "00" * 32
     path = tmp_path / "w.json"
     path.write_text(json.dumps(data))
-    result = CliRunner().invoke(
-        register_package_commands(), ["draw", "reveal", str(path)], env={"GGZY_TOKEN": "x"}
-    )
+    result = CliRunner().invoke(ggzy_cli, ["draw", "reveal", str(path)], env={"GGZY_TOKEN": "x"})
     assert result.exit_code != 0 and "do not match its commitment" in result.output

@@ -4,6 +4,7 @@ driver. Jobs record what they saw in `JobContext.extras`; nothing of ours is moc
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -27,16 +28,21 @@ from storage.jobs import (
     JobContext,
     OutboxDispatcher,
     Periodic,
+    RetryPolicy,
+    SequentialJobQueue,
     backoff_delay,
     cron_schedule,
+    dead_letters,
     job,
+    retry_dead,
     worker_settings,
 )
-from storage.outbox import OutboxMessage, enqueue
+from storage.outbox import DEAD, DONE, PENDING, OutboxMessage, enqueue
 
 MARK = "test.jobs.mark"
 FLAKY = "test.jobs.flaky"
 CAPTURE = "test.jobs.capture"
+HANG = "test.jobs.hang"
 SECRET = "身份证 110101199003071234"
 
 
@@ -66,14 +72,27 @@ async def capture(ctx: JobContext, payload: dict[str, Any]) -> None:
     ctx.extras["payloads"].append(payload)
 
 
+@job(HANG)
+async def hang(ctx: JobContext, payload: dict[str, Any]) -> None:
+    """Wait for the context's gate (forever, in a process that is about to die), then mark."""
+    gate: asyncio.Event | None = ctx.extras.get("gate")
+    if gate is not None:
+        ctx.extras["entered"].set()
+        await gate.wait()
+    ctx.extras["marks"].append(payload["value"])
+
+
 def job_context(
-    sessionmaker: async_sessionmaker[AsyncSession] | None = None, clock: Clock | None = None
+    sessionmaker: async_sessionmaker[AsyncSession] | None = None,
+    clock: Clock | None = None,
+    retry: RetryPolicy | None = None,
 ) -> JobContext:
     """A context whose extras collect what the test jobs saw; queue-only tests need no database."""
     return JobContext(
         sessionmaker=sessionmaker or async_sessionmaker(),
         clock=clock or SettableClock(datetime(2026, 3, 2, 1, 0, tzinfo=UTC)),
         extras={"marks": [], "tries": {}, "payloads": []},
+        retry=retry or RetryPolicy(),
     )
 
 
@@ -141,7 +160,7 @@ async def test_committed_row_is_dispatched_once_and_runs_once(
     assert ctx.extras["marks"] == ["a"]
     [row] = await outbox_rows(sessionmaker)
     assert row.dispatched_at == clock.now()
-    assert (row.attempts, row.last_error) == (0, None)
+    assert (row.status, row.completed_at, row.attempts, row.last_error) == (DONE, clock.now(), 0, None)
 
 
 async def test_row_waits_until_the_clock_passes_available_at(
@@ -174,10 +193,10 @@ async def test_rows_go_out_oldest_first_in_batches(
 
     assert await dispatcher.dispatch_once() == 2
     await queue.drain()
-    assert ctx.extras["marks"] == ["first", "second"]
+    assert sorted(ctx.extras["marks"]) == ["first", "second"]  # the batch's jobs run side by side
     assert await dispatcher.dispatch_once() == 1
     await queue.drain()
-    assert ctx.extras["marks"] == ["first", "second", "third"]
+    assert ctx.extras["marks"][2:] == ["third"]
 
 
 async def test_concurrent_dispatchers_send_each_row_once(
@@ -215,10 +234,13 @@ async def test_queue_refusal_is_recorded_and_the_row_retried_next_round(
 
     assert await OutboxDispatcher(sessionmaker, closed, clock).dispatch_once() == 0
     [row] = await outbox_rows(sessionmaker)
-    assert (row.dispatched_at, row.attempts) == (None, 1)
+    assert (row.dispatched_at, row.attempts, row.status) == (None, 1, PENDING)
     assert row.last_error == "RuntimeError: the inline job queue is closed"
+    assert row.available_at == clock.now() + timedelta(seconds=1)
 
     queue = InlineJobQueue(ctx)
+    assert await OutboxDispatcher(sessionmaker, queue, clock).dispatch_once() == 0  # backing off
+    clock.advance(timedelta(seconds=1))
     assert await OutboxDispatcher(sessionmaker, queue, clock).dispatch_once() == 1
     await queue.drain()
     assert ctx.extras["marks"] == ["patient"]
@@ -246,34 +268,278 @@ async def test_kick_wakes_the_dispatch_loop(
     assert ctx.extras["marks"] == ["first", "second"]
 
 
+# --- retries on the clock, the dead-letter list, leases: on both queues ---------------------------------
+
+
+@dataclass
+class Jobs:
+    """An outbox, a dispatcher and a queue (inline, or arq with a worker burst per round) on one clock."""
+
+    sessionmaker: async_sessionmaker[AsyncSession]
+    clock: SettableClock
+    ctx: JobContext
+    dispatcher: OutboxDispatcher
+    queue: Any
+    redis_url: str | None = None
+    queue_name: str = ""
+    arq_failures: int = 0
+
+    async def write(self, name: str, payload: dict[str, Any]) -> uuid.UUID:
+        async with transaction(self.sessionmaker) as session:
+            row = enqueue(session, name, payload, self.clock.now())
+            await session.flush()
+            return row.id
+
+    async def row(self, row_id: uuid.UUID) -> OutboxMessage:
+        async with self.sessionmaker() as session:
+            row = await session.get(OutboxMessage, row_id)
+            assert row is not None
+            return row
+
+    async def round(self) -> int:
+        """Dispatch what is due and run it to its outcome."""
+        count = await self.dispatcher.dispatch_once()
+        if self.redis_url is None:
+            await self.queue.drain()
+        else:
+            worker = await run_worker_burst(self.ctx, self.redis_url, self.queue_name)
+            self.arq_failures += worker.jobs_failed
+        return count
+
+    async def until_settled(self, row_id: uuid.UUID, rounds: int = 100) -> list[float]:
+        """Run at every instant the row is due until it is done or dead; the offsets of the rounds (s)."""
+        start = self.clock.now()
+        offsets: list[float] = []
+        for _ in range(rounds):
+            row = await self.row(row_id)
+            if row.status != PENDING:
+                return offsets
+            self.clock.set(max(row.available_at, self.clock.now()))
+            offsets.append((self.clock.now() - start).total_seconds())
+            await self.round()
+        raise AssertionError("the job neither finished nor died")
+
+
+HOUR = RetryPolicy(backoff_seconds=1, backoff_cap_seconds=600, horizon=timedelta(hours=1))
+
+
+@pytest.fixture(params=["inline", "arq"])
+async def jobs(
+    request: pytest.FixtureRequest, sessionmaker: async_sessionmaker[AsyncSession], clock: SettableClock
+) -> AsyncIterator[Jobs]:
+    ctx = job_context(sessionmaker, clock, HOUR)
+    if request.param == "inline":
+        queue: Any = InlineJobQueue(ctx)
+        yield Jobs(sessionmaker, clock, ctx, OutboxDispatcher(sessionmaker, queue, clock, retry=HOUR), queue)
+        await queue.close()
+        return
+    redis_url: str = request.getfixturevalue("redis_url")
+    name = f"ggzy:test:{uuid.uuid4().hex}"
+    queue = ArqJobQueue(redis_url, queue_name=name)
+    await queue.start()
+    dispatcher = OutboxDispatcher(sessionmaker, queue, clock, retry=HOUR)
+    yield Jobs(sessionmaker, clock, ctx, dispatcher, queue, redis_url, name)
+    await queue.close()
+    ids = [str(row.id) for row in await outbox_rows(sessionmaker)]
+    client: Any = aioredis.Redis.from_url(redis_url)
+    try:
+        keys = [k async for k in client.scan_iter(match=f"{name}*")]
+        for job_id in ids:
+            keys += [k async for k in client.scan_iter(match=f"arq:*{job_id}*")]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()
+
+
+async def test_a_failing_job_is_retried_with_backoff_on_the_clock_until_it_succeeds(jobs: Jobs) -> None:
+    start = jobs.clock.now()
+    row_id = await jobs.write(FLAKY, {"key": "k", "fail_times": 3})
+
+    assert await jobs.until_settled(row_id) == [0, 1, 3, 7]
+
+    assert jobs.ctx.extras["tries"] == {"k": 4} and jobs.ctx.extras["marks"] == ["k"]
+    assert jobs.arq_failures == 0  # a job's failure is the outbox's to count, not arq's
+    row = await jobs.row(row_id)
+    assert (row.status, row.attempts, row.failing_since) == (DONE, 3, start)
+    assert row.completed_at == start + timedelta(seconds=7)
+    assert row.last_error == "RuntimeError: attempt 3 failed"
+
+
+async def test_a_row_is_not_handed_over_again_before_its_backoff_ends(jobs: Jobs) -> None:
+    row_id = await jobs.write(FLAKY, {"key": "k", "fail_times": 2})
+    assert await jobs.round() == 1
+    assert await jobs.round() == 0
+    jobs.clock.advance(timedelta(milliseconds=999))
+    assert await jobs.round() == 0
+    jobs.clock.advance(timedelta(milliseconds=1))
+    assert await jobs.round() == 1
+    assert (await jobs.row(row_id)).attempts == 2
+
+
+async def test_a_job_failing_for_the_whole_horizon_is_parked_dead_and_listed(
+    jobs: Jobs, caplog: pytest.LogCaptureFixture
+) -> None:
+    start = jobs.clock.now()
+    row_id = await jobs.write(FLAKY, {"key": "k", "fail_times": 10_000, "holder": SECRET})
+
+    offsets = await jobs.until_settled(row_id)
+
+    # 1 s doubling to the 600 s cap, until an hour after the first failure
+    assert offsets[:11] == [0, 1, 3, 7, 15, 31, 63, 127, 255, 511, 1023]
+    assert offsets[-1] >= 3600 > offsets[-2]
+    row = await jobs.row(row_id)
+    assert (row.status, row.dead_at, row.failing_since) == (
+        DEAD,
+        start + timedelta(seconds=offsets[-1]),
+        start,
+    )
+    assert row.attempts == len(offsets)
+    async with jobs.sessionmaker() as session:
+        assert [r.id for r in await dead_letters(session)] == [row_id]
+    dead = [r.getMessage() for r in caplog.records if r.name == "ggzy.jobs" and r.levelno == logging.ERROR]
+    assert dead == [
+        f"job {FLAKY} ({row_id}) failed {row.attempts} times since {start.isoformat()}; "
+        "parked in the dead-letter list"
+    ]
+    assert SECRET not in caplog.text
+    jobs.clock.advance(timedelta(days=30))
+    assert await jobs.round() == 0  # dead rows wait for someone
+
+
+async def test_retrying_a_dead_job_is_idempotent_and_runs_it_with_a_fresh_horizon(
+    jobs: Jobs, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    # failures at 0, 1, 3, 7, …, 1023, then every 600 s past the hour (4023 s): 16 in all
+    row_id = await jobs.write(FLAKY, {"key": "k", "fail_times": 16})
+    await jobs.until_settled(row_id)
+    assert ((await jobs.row(row_id)).status, jobs.ctx.extras["tries"]) == (DEAD, {"k": 16})
+    jobs.clock.advance(timedelta(days=2))
+
+    async with transaction(sessionmaker) as session:
+        first = await retry_dead(session, row_id, jobs.clock.now())
+    async with transaction(sessionmaker) as session:
+        second = await retry_dead(session, row_id, jobs.clock.now())
+        unknown = await retry_dead(session, uuid.uuid4(), jobs.clock.now())
+
+    assert first is not None and first[1] is True
+    assert second is not None and second[1] is False
+    assert unknown is None
+    assert await jobs.round() == 1
+    row = await jobs.row(row_id)
+    assert (row.status, row.failing_since, row.dead_at) == (DONE, None, None)
+    assert jobs.ctx.extras["marks"] == ["k"]
+    async with transaction(sessionmaker) as session:
+        done = await retry_dead(session, row_id, jobs.clock.now())
+    assert done is not None and (done[0].status, done[1]) == (DONE, False)
+
+
+async def test_a_row_naming_an_unknown_job_ends_in_the_dead_letter_list(jobs: Jobs) -> None:
+    row_id = await jobs.write("test.jobs.no-such-job", {"value": "lost"})
+    await jobs.until_settled(row_id)
+    row = await jobs.row(row_id)
+    assert row.status == DEAD
+    if jobs.redis_url is None:
+        assert row.last_error == "UnknownJob: no job is registered as 'test.jobs.no-such-job'"
+    else:  # arq's worker refuses a function it does not know; the lease brings the row back each time
+        assert row.last_error == "LeaseExpired: no outcome within the lease"
+
+
+async def test_a_delivery_lost_with_its_process_runs_again_after_the_lease(
+    sessionmaker: async_sessionmaker[AsyncSession], clock: SettableClock
+) -> None:
+    policy = RetryPolicy(lease=timedelta(minutes=5))
+    dying = job_context(sessionmaker, clock, policy)
+    dying.extras["gate"], dying.extras["entered"] = asyncio.Event(), asyncio.Event()
+    old_queue = InlineJobQueue(dying)
+    await write_outbox_job(sessionmaker, clock, HANG, {"value": "survives"})
+    assert await OutboxDispatcher(sessionmaker, old_queue, clock, retry=policy).dispatch_once() == 1
+    await asyncio.wait_for(dying.extras["entered"].wait(), timeout=30)
+    for task in list(old_queue._tasks):  # the process dies in the middle of the job
+        task.cancel()
+    await old_queue.drain()
+
+    ctx = job_context(sessionmaker, clock, policy)
+    queue = InlineJobQueue(ctx)  # the restarted process
+    dispatcher = OutboxDispatcher(sessionmaker, queue, clock, retry=policy)
+    assert await dispatcher.dispatch_once() == 0
+    clock.advance(timedelta(minutes=5) - timedelta(seconds=1))
+    assert await dispatcher.dispatch_once() == 0
+    clock.advance(timedelta(seconds=1))
+    assert await dispatcher.dispatch_once() == 1
+    await queue.drain()
+
+    assert ctx.extras["marks"] == ["survives"] and dying.extras["marks"] == []
+    [row] = await outbox_rows(sessionmaker)
+    assert (row.status, row.attempts) == (DONE, 1)
+    assert row.last_error == "LeaseExpired: no outcome within the lease"
+
+
+async def test_a_job_handed_to_arq_whose_redis_lost_it_runs_again_after_the_lease(
+    sessionmaker: async_sessionmaker[AsyncSession], clock: SettableClock, redis_url: str, arq_keys: ArqKeys
+) -> None:
+    policy = RetryPolicy(lease=timedelta(minutes=5))
+    ctx = job_context(sessionmaker, clock, policy)
+    queue = ArqJobQueue(redis_url, queue_name=arq_keys.queue)
+    await queue.start()
+    dispatcher = OutboxDispatcher(sessionmaker, queue, clock, retry=policy)
+    try:
+        await write_outbox_job(sessionmaker, clock, MARK, {"value": "kept"})
+        assert await dispatcher.dispatch_once() == 1
+        [row] = await outbox_rows(sessionmaker)
+        arq_keys.job_ids += [f"{row.id}:0", f"{row.id}:1"]
+        client: Any = aioredis.Redis.from_url(redis_url)
+        try:
+            await client.delete(arq_keys.queue, f"arq:job:{row.id}:0")  # Redis lost the queue
+        finally:
+            await client.aclose()
+        await run_worker_burst(ctx, redis_url, arq_keys.queue)
+        assert ctx.extras["marks"] == []
+
+        clock.advance(timedelta(minutes=5))
+        assert await dispatcher.dispatch_once() == 1
+        await run_worker_burst(ctx, redis_url, arq_keys.queue)
+    finally:
+        await queue.close()
+
+    assert ctx.extras["marks"] == ["kept"]
+    [row] = await outbox_rows(sessionmaker)
+    assert (row.status, row.attempts) == (DONE, 1)
+
+
+async def write_outbox_job(
+    sessionmaker: async_sessionmaker[AsyncSession], clock: Clock, name: str, payload: dict[str, Any]
+) -> None:
+    async with transaction(sessionmaker) as session:
+        enqueue(session, name, payload, clock.now())
+
+
+def test_the_retry_policy_refuses_a_backoff_or_horizon_that_cannot_work() -> None:
+    with pytest.raises(ValueError):
+        RetryPolicy(backoff_seconds=0)
+    with pytest.raises(ValueError):
+        RetryPolicy(backoff_seconds=10, backoff_cap_seconds=5)
+    with pytest.raises(ValueError):
+        RetryPolicy(horizon=timedelta(0))
+    assert RetryPolicy().delay(100) == timedelta(seconds=600)
+
+
 # --- the inline queue ---------------------------------------------------------------------------------
 
 
-async def test_failing_job_is_retried_and_succeeds_on_the_third_attempt() -> None:
-    ctx = job_context()
-    queue = InlineJobQueue(ctx, max_attempts=5)
-
-    await queue.enqueue(FLAKY, {"key": "k", "fail_times": 2}, new_job_id())
-    await queue.drain()
-
-    assert ctx.extras["tries"] == {"k": 3}
-    assert ctx.extras["marks"] == ["k"]
-
-
-async def test_job_failing_forever_stops_after_max_attempts_without_logging_the_payload(
+async def test_a_job_enqueued_without_an_outbox_row_runs_once_and_its_failure_is_logged(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     ctx = job_context()
-    queue = InlineJobQueue(ctx, max_attempts=3)
+    queue = InlineJobQueue(ctx)
     job_id = new_job_id()
 
-    await queue.enqueue(FLAKY, {"key": "k", "fail_times": 99, "holder": SECRET}, job_id)
+    await queue.enqueue(FLAKY, {"key": "k", "fail_times": 1, "holder": SECRET}, job_id)
     await queue.drain()
 
-    assert ctx.extras["tries"] == {"k": 3}
-    assert ctx.extras["marks"] == []
+    assert ctx.extras["tries"] == {"k": 1}
     errors = [r for r in caplog.records if r.name == "ggzy.jobs" and r.levelno == logging.ERROR]
-    assert [r.getMessage() for r in errors] == [f"job {FLAKY} ({job_id}) failed after 3 attempts; giving up"]
+    assert [r.getMessage() for r in errors] == [f"job {FLAKY} ({job_id}) failed"]
     assert SECRET not in caplog.text
 
 
@@ -287,7 +553,7 @@ async def test_unknown_job_is_dropped_and_the_queue_keeps_running(caplog: pytest
     await queue.drain()
 
     assert ctx.extras["marks"] == ["after"]
-    assert f"unknown job 'test.jobs.no-such-job' ({job_id}) dropped" in [
+    assert "unknown job 'test.jobs.no-such-job' dropped" in [
         r.getMessage() for r in caplog.records if r.levelno == logging.ERROR
     ]
 
@@ -408,21 +674,6 @@ async def test_arq_same_job_id_runs_once(redis_url: str, arq_keys: ArqKeys) -> N
     assert ctx.extras["marks"] == ["once"]
 
 
-async def test_arq_failing_job_is_retried_and_succeeds_on_the_third_attempt(
-    redis_url: str, arq_keys: ArqKeys
-) -> None:
-    ctx = job_context()
-
-    await arq_enqueue(
-        redis_url, arq_keys.queue, (FLAKY, {"key": "k", "fail_times": 2}, arq_keys.new_job_id())
-    )
-    worker = await run_worker_burst(ctx, redis_url, arq_keys.queue, backoff_seconds=0.01)
-
-    assert ctx.extras["tries"] == {"k": 3}
-    assert ctx.extras["marks"] == ["k"]
-    assert (worker.jobs_complete, worker.jobs_retried, worker.jobs_failed) == (1, 2, 0)
-
-
 async def test_worker_settings_register_every_job_and_the_cron_entries() -> None:
     ctx = job_context()
     ticks: list[JobContext] = []
@@ -509,3 +760,53 @@ async def test_periodic_survives_an_exception_in_fn(caplog: pytest.LogCaptureFix
     [failure] = [r for r in caplog.records if r.name == "ggzy.jobs" and r.levelno == logging.ERROR]
     assert failure.getMessage().startswith("periodic ")
     assert failure.exc_info is not None and str(failure.exc_info[1]) == "first tick fails"
+
+
+async def test_a_sequential_queue_runs_nothing_until_drained_then_each_job_in_turn() -> None:
+    ctx = job_context()
+    queue = SequentialJobQueue(ctx)
+    await queue.start()
+    await queue.enqueue(MARK, {"value": "first"}, "job-1")
+    await queue.enqueue(FLAKY, {"key": "second", "fail_times": 1}, "job-2")
+    await queue.enqueue(MARK, {"value": "third"}, "job-3")
+    await queue.enqueue(MARK, {"value": "first again"}, "job-1")  # a duplicate id is ignored
+
+    assert ctx.extras["marks"] == []
+    await queue.drain()
+
+    # the failing job is tried once here (its outbox row, had it one, would bring it back) and stops nothing
+    assert ctx.extras["marks"] == ["first", "third"]
+    assert ctx.extras["tries"] == {"second": 1}
+    await queue.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        await queue.enqueue(MARK, {"value": "late"}, "job-4")
+
+
+async def test_one_transaction_keeps_every_session_or_none(database: Any) -> None:
+    from sqlalchemy import text
+
+    from storage.db import create_sessionmaker, one_transaction
+
+    async def count(sessionmaker: Any) -> int:
+        async with transaction(sessionmaker, read_only=True) as session:
+            return int(await session.scalar(text("SELECT count(*) FROM outbox")) or 0)
+
+    now = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
+    before = await count(create_sessionmaker(database.engine))
+    with pytest.raises(RuntimeError):
+        async with one_transaction(database.engine) as sessionmaker:
+            async with transaction(sessionmaker) as session:
+                enqueue(session, MARK, {"value": 1}, now)
+            with contextlib.suppress(ValueError):
+                async with transaction(sessionmaker) as session:  # a use case that fails undoes only itself
+                    enqueue(session, MARK, {"value": 2}, now)
+                    await session.flush()
+                    raise ValueError("refused")
+            assert await count(sessionmaker) == before + 1
+            raise RuntimeError("the seed stops")
+    assert await count(create_sessionmaker(database.engine)) == before
+
+    async with one_transaction(database.engine) as sessionmaker:
+        async with transaction(sessionmaker) as session:
+            enqueue(session, MARK, {"value": 3}, now)
+    assert await count(create_sessionmaker(database.engine)) == 1

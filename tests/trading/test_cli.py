@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
-from app import register_package_commands
+from ggzy import cli as ggzy_cli
 from storage.migrate import upgrade
 from trading.cli import calendar_group
 
@@ -46,6 +49,25 @@ def test_a_schedule_with_a_date_outside_its_year_is_refused(var_dir: Path) -> No
 
 
 def test_the_cli_lists_its_commands() -> None:
-    result = CliRunner().invoke(register_package_commands(), ["--help"])
+    result = CliRunner().invoke(ggzy_cli, ["--help"])
     for command in ("serve", "worker", "db", "demo", "bench", "calendar", "accounts"):
         assert command in result.output
+
+
+def test_serve_on_another_port_presigns_urls_on_that_port(
+    var_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uvicorn
+
+    served: dict[str, Any] = {}
+    monkeypatch.setenv("GGZY_VAR_DIR", str(var_dir))
+    monkeypatch.setenv("GGZY_SECRET_KEY", "a secret key long enough for the grants")
+    monkeypatch.delenv("GGZY_PUBLIC_URL", raising=False)
+    monkeypatch.delenv("GGZY_S3_ENDPOINT", raising=False)
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.update(app=app, **kw))
+    result = CliRunner().invoke(ggzy_cli, ["serve", "--port", "8123"])
+    assert result.exit_code == 0, result.output
+    assert served["port"] == 8123
+    store = served["app"].state.runtime.store
+    url = asyncio.run(store.presigned_get_url("notices/n1.pdf", timedelta(minutes=5)))
+    assert url.startswith("http://127.0.0.1:8123/api/v1/objects/")

@@ -52,13 +52,21 @@ SEED_USERS = {
 }
 
 
-async def test_the_demo_runs_a_complete_trade_with_every_step_checked() -> None:
+async def test_the_demo_runs_a_complete_trade_with_every_step_checked(tmp_path: Path) -> None:
     out = io.StringIO()
     console = Console(file=out, width=200, color_system=None, highlight=False)
 
-    assert await run_demo(console) is True
+    assert await run_demo(console, keep=tmp_path / "kept") is True
 
     shown = out.getvalue()
+    # what it tells the reader to verify is kept, and verifies
+    command = shown.split("replay the draw with\n", 1)[1].split()
+    assert command[:3] == ["ggzy", "verify", "draw"]
+    assert await asyncio.to_thread(Path(command[3]).is_file)
+    from ggzy import cli
+
+    replayed = await asyncio.to_thread(CliRunner().invoke, cli, command[1:])
+    assert replayed.exit_code == 0, replayed.output
     assert "✗" not in shown
     assert shown.count("✓") == len(DEMO_STEPS)
     for fact in (
@@ -179,6 +187,15 @@ def _query(url: str, sql: str) -> list[tuple[object, ...]]:
             await engine.dispose()
 
     return asyncio.run(run())
+
+
+def test_keep_refuses_a_folder_that_holds_files(tmp_path: Path) -> None:
+    from ggzy import cli
+
+    (tmp_path / "notes.txt").write_text("mine")
+    result = CliRunner().invoke(cli, ["demo", "--keep", str(tmp_path)])
+    assert result.exit_code == 2 and "not empty" in result.output
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
 
 
 def test_seed_only_creates_the_demo_users_a_past_trade_and_an_open_tender(database_url: str) -> None:

@@ -542,8 +542,9 @@ async def test_ggzy_bid_list_shows_the_bidder_its_rejection_and_the_agency_every
 
     from click.testing import CliRunner
 
-    from app import create_app, register_package_commands
+    from app import create_app
     from bidding.client import GgzyClient
+    from ggzy import cli
     from tests.helpers import PASSWORD
     from trading.demo import serving
 
@@ -556,7 +557,6 @@ async def test_ggzy_bid_list_shows_the_bidder_its_rejection_and_the_agency_every
         [mine] = await c.bids(tender["id"])
     assert (mine["id"], mine["rejection"]["rule"]) == (subject.bid_id, "W-19")
 
-    cli = register_package_commands()
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         url = f"http://127.0.0.1:{sock.getsockname()[1]}"

@@ -25,7 +25,7 @@ async def test_an_upload_grant_reused_after_submission_cannot_change_the_bid_on_
     content = await api.seal(bidder, tender, 1_000_000)
     grant = (
         await api.post(
-            f"/api/v1/tenders/{tid}/bids/uploads", bidder, json={"filename": "bid.age", "size": 100}
+            f"/api/v1/tenders/{tid}/bids/uploads", bidder, json={"filename": "bid.age", "size": len(content)}
         )
     ).json()
     await api.upload(grant, content)
@@ -40,7 +40,7 @@ async def test_an_upload_grant_reused_after_submission_cannot_change_the_bid_on_
     await api.run_jobs()  # the upload is discarded once the bid is committed
     assert await api.runtime.store.stat(grant["object_key"]) is None
 
-    await api.upload(grant, b"TAMPERED after submission")  # the grant still lets a PUT through ...
+    await api.upload(grant, b"TAMPERED after submission")  # the grant still lets an upload through ...
     bids = (await api.get(f"/api/v1/tenders/{tid}/bids", bidder)).json()
     assert bids[0]["sha256"] == receipt["envelope_sha256"] == hashlib.sha256(content).hexdigest()
     from sqlalchemy import select
@@ -215,3 +215,23 @@ async def test_a_refused_attempt_is_kept_in_the_audit_trail_with_its_rule(api: A
     assert refused[0]["action"] == "request_bid_upload"
     assert refused[0]["actor_organisation_id"] == bidder.organisation_id
     assert refused[0]["detail"]["rule"] == "W-07" and refused[0]["detail"]["status"] == 422
+
+
+async def test_a_refused_attempt_on_another_organisations_tender_is_kept_in_the_audit_trail(api: Api) -> None:
+    owner = await api.organisation("agency")
+    other = await api.organisation("agency")
+    draft = await api.draft(owner)
+    url = f"/api/v1/tenders/{draft['id']}"
+    etag = (await api.get(url, owner)).headers["etag"]
+    r = await api.client.patch(
+        url, json={"title": "他人的招标项目"}, headers={**other.headers, "If-Match": etag}
+    )
+    assert r.status_code == 404
+    supervisor = await api.organisation("supervisor")
+    events = (
+        await api.get("/api/v1/audit", supervisor, params={"object_type": "tender", "object_id": draft["id"]})
+    ).json()["items"]
+    [refused] = [e for e in events if e["outcome"] == "refused"]
+    assert refused["action"] == "update_tender"
+    assert refused["actor_organisation_id"] == other.organisation_id
+    assert refused["detail"]["status"] == 404

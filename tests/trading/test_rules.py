@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import secrets
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,8 +19,8 @@ from httpx import Response
 from storage.db import transaction
 from tests.conftest import Database
 from tests.helpers import AFTER_WINDOW, DEADLINE, Actor, Api, SealedBid
+from trading import chronograph, service
 from trading import jobs as trading_jobs
-from trading import service
 from trading.calendar import SHANGHAI
 
 T = "/api/v1/tenders"
@@ -1233,7 +1234,9 @@ async def test_a_tick_skips_the_tenders_another_tick_is_still_processing(api: Ap
     _agency, tender, _bids = await with_bids(api, 3)
     api.clock.set(DEADLINE)
     async with transaction(api.runtime.sessionmaker) as session:
-        assert await service.tick(session, DEADLINE, api.runtime.signer) == [(tender["code"], "opening")]
+        row = await chronograph.claim(session, uuid.UUID(tender["id"]), DEADLINE)
+        assert row is not None
+        assert await service.advance(session, row, DEADLINE, api.runtime.signer) == "opening"
         # The first tick still holds the tender's row lock: a second worker skips it rather than waiting.
         assert await trading_jobs.chronograph_tick(api.runtime.job_context) == []
     assert await api.tick() == []
