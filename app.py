@@ -56,7 +56,7 @@ from escrow.controllers import (
 from evaluation.controllers import EVALUATION_CONTROLLERS
 from storage import rehearsal
 from storage.clock import Clock, SystemClock
-from storage.db import create_engine, create_sessionmaker, transaction
+from storage.db import SINGLE_READ, create_engine, create_sessionmaker, transaction
 from storage.jobs import (
     ArqJobQueue,
     InlineJobQueue,
@@ -176,7 +176,7 @@ def build_runtime(
     configure_password_cost(
         PasswordCost(settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism)
     )
-    engine = engine or create_engine(settings.effective_database_url)
+    engine = engine or create_engine(settings.effective_database_url, pool_size=settings.db_pool_size)
     sessionmaker = sessionmaker or create_sessionmaker(engine)
     store = store or build_store(settings, clock)
     signer = LogSigner.from_secret(settings.secret_key, settings.log_signing_key)
@@ -543,7 +543,8 @@ async def provide_session(state: State, request: Request[Any, Any, Any]) -> Asyn
     GET and HEAD only read, so they take no write lock."""
     runtime = _runtime(state)
     read_only = request.method in SAFE_METHODS
-    async with transaction(runtime.sessionmaker, read_only=read_only) as session:
+    single_read = read_only and bool(request.route_handler.opt.get(SINGLE_READ))
+    async with transaction(runtime.sessionmaker, read_only=read_only, single_read=single_read) as session:
         yield session
     if not read_only:
         runtime.dispatcher.kick()

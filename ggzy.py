@@ -168,15 +168,15 @@ BENCH: dict[str, tuple[str, str]] = {
     ),
     "notices": (
         "trading.bench:notices",
-        "The public notice board: list, page 5 by cursor, search, filter — next to /health on the same server.",
+        "The public notice board: list, page 5 by cursor, search, filter — driven by wrk next to /health.",
     ),
     "opening": (
         "bidding.bench:opening_command",
-        "Open many sealed bids at once on a thread pool, as at an opening, next to the raw AEAD rate.",
+        "Open many stored bids at once through the platform's path, next to the raw AEAD on as many threads.",
     ),
     "seal": (
         "bidding.bench:seal_command",
-        "Seal and open throughput, file to file, against age, openssl and the raw AEAD.",
+        "Seal and open throughput, file to file, interleaved with age, openssl and the raw AEAD.",
     ),
     "surge": (
         "bidding.bench_surge:surge_command",

@@ -29,12 +29,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import math
-import statistics
 import time
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -48,6 +44,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from accounts import audit, auditchain
 from accounts import service as accounts
 from accounts.models import AuditChain, AuditEvent
+from storage.benchmark import MIN_REPEATS, emit, interleave_async, percentile_ms
 from storage.db import create_sessionmaker, transaction
 from storage.db import scratch_database as db_scratch_database
 from storage.migrate import upgrade_async
@@ -55,7 +52,7 @@ from storage.signing import LogSigner
 
 DEFAULT_ADMIN_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 WRITE_CASES = ("plain", "chain_at_commit", "lock_whole_request")
-SCAN_RUNS = 3
+SCAN_RUNS = MIN_REPEATS  # interleaved rounds of verify and the plain read
 _EVENTS = cast(Table, AuditEvent.__table__)
 _CHAIN = cast(Table, AuditChain.__table__)
 # the same columns and types as audit_events, for the plain inserts
@@ -68,15 +65,7 @@ CREATE TABLE bench_plain_audit (LIKE audit_events INCLUDING DEFAULTS);
 
 
 def _line(case: str, **fields: Any) -> None:
-    click.echo(json.dumps({"bench": "audit", "case": case, **fields}, ensure_ascii=False))
-
-
-def percentile_ms(samples: Sequence[float], p: float) -> float | None:
-    """Nearest-rank percentile of durations in seconds, in milliseconds."""
-    if not samples:
-        return None
-    ordered = sorted(samples)
-    return round(ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)] * 1000, 2)
+    emit("audit", case, **fields)
 
 
 @dataclass(frozen=True)
@@ -222,29 +211,24 @@ async def grow(engine: AsyncEngine, total: int, err: Console) -> None:
 
 
 async def measure_scan(engine: AsyncEngine) -> float:
-    """The plain read of every event in the verifier's batches; the median of SCAN_RUNS after a warm-up."""
+    """The plain read of every event in the verifier's batches: its seconds."""
     sessionmaker = create_sessionmaker(engine)
-
-    async def once() -> float:
-        started = time.perf_counter()
-        async with audit.snapshot(sessionmaker) as session:
-            after = 0
-            while True:
-                rows = (
-                    await session.execute(
-                        select(_EVENTS)
-                        .where(_EVENTS.c.sequence > after)
-                        .order_by(_EVENTS.c.sequence)
-                        .limit(audit.BATCH)
-                    )
-                ).all()
-                if not rows:
-                    break
-                after = int(rows[-1].sequence)
-        return time.perf_counter() - started
-
-    await once()
-    return statistics.median([await once() for _ in range(SCAN_RUNS)])
+    started = time.perf_counter()
+    async with audit.snapshot(sessionmaker) as session:
+        after = 0
+        while True:
+            rows = (
+                await session.execute(
+                    select(_EVENTS)
+                    .where(_EVENTS.c.sequence > after)
+                    .order_by(_EVENTS.c.sequence)
+                    .limit(audit.BATCH)
+                )
+            ).all()
+            if not rows:
+                break
+            after = int(rows[-1].sequence)
+    return time.perf_counter() - started
 
 
 async def measure_verify(engine: AsyncEngine) -> tuple[float, audit.Report]:
@@ -319,8 +303,18 @@ async def run_audit(plan: Plan, err: Console) -> int:
             await _reset(engine)
             await grow(engine, plan.verify_events, err)
             err.print("scanning and verifying")
-            scan = await measure_scan(engine)
-            seconds, report = await measure_verify(engine)
+            reports: list[audit.Report] = []
+
+            async def verify() -> float:
+                seconds, report = await measure_verify(engine)
+                reports.append(report)
+                return seconds
+
+            await measure_scan(engine)  # warm the cache for both sides
+            spreads = await interleave_async(
+                {"verify": verify, "scan": lambda: measure_scan(engine)}, SCAN_RUNS
+            )
+            seconds, scan, report = spreads["verify"].median, spreads["scan"].median, reports[-1]
             failed = [c.name for c in report.checks if not c.ok]
             problems += [f"verify: {name} failed" for name in failed]
             if report.events != plan.verify_events:
@@ -329,9 +323,11 @@ async def run_audit(plan: Plan, err: Console) -> int:
                 "verify",
                 **common,
                 events=report.events,
-                seconds=round(seconds, 3),
+                **spreads["verify"].fields("seconds", 3),
                 events_per_s=round(report.events / seconds, 1) if seconds else None,
                 scan_seconds=round(scan, 3),
+                scan_seconds_min=round(spreads["scan"].min, 3),
+                scan_seconds_max=round(spreads["scan"].max, 3),
                 ratio_to_scan=round(seconds / scan, 2) if scan else None,
                 checks=len(report.checks),
                 failed=failed,

@@ -1,19 +1,20 @@
 """`ggzy bench seal` and `ggzy bench opening`: envelope throughput, one JSON line per measurement.
 
-`seal` measures, on one random file, file to file and best of `--repeat`: sealing a bid (`seal_bid`, one
-file, three custodians, t = 2) as the client does, without hashing the envelope (`hash_output=False`: it
-is hashed when submitted), the same with the envelope's SHA-256 computed on the way (`ggzy_seal_hashed`,
-a second full-speed hash), opening it (`open_bid`), the bare encryption stage (`encrypt_payload`, no
-tar, manifest or hashing) and whole-envelope decryption, next to the references that say what the
-hardware allows: Python's ChaCha20-Poly1305 `encrypt_into` on 64 KiB chunks in memory, `openssl speed`
-on the same primitive, and the age CLI encrypting and decrypting the same file. Cases run interleaved,
-round after round, and the page cache is flushed (`sync`) before each timed run so one run's write-back
-does not land in the next one's time. Peak memory is measured in child processes sealing 32 MiB and
-`--size-mib`, to show it does not grow with the file.
+`seal` measures, on one random file, file to file: sealing a bid (`seal_bid`, one file, three
+custodians, t = 2) as the client does, without hashing the envelope (`hash_output=False`: it is hashed
+when submitted), the same with the envelope's SHA-256 computed on the way (`ggzy_seal_hashed`), opening it
+(`open_bid`), the bare encryption stage (`encrypt_payload`, no tar, manifest or hashing) and whole-envelope
+decryption, next to the references that say what the hardware allows: Python's ChaCha20-Poly1305
+`encrypt_into` on 64 KiB chunks in memory, `openssl speed -elapsed` on the same primitive (wall time, as
+every other case here, not CPU time) and the age CLI encrypting and decrypting the same file. Every case,
+the references included, runs once per round (`storage.benchmark.interleave`), and each line gives the
+median of `--repeat` rounds with min and max. The page cache is flushed (`sync`) before each timed run so
+one run's write-back does not land in the next one's time. Peak memory is measured in fresh interpreters
+sealing 32 MiB and `--size-mib` (`storage.benchmark.peak_memory`), to show it does not grow with the file.
 
 `opening` seals `--bids` envelopes (each a real seal with its own file key) and opens them all with
 `open_bid` on a thread pool of `--workers`, as the opening hall does, next to the raw `decrypt_into`
-rate measured in the same run.
+rate on the same number of threads, the two interleaved round after round.
 
 Ratios carry their targets (seal at least 1.5x age, the encryption stage at least 0.7x openssl), but
 nothing passes or fails on time: the exit status is 0 whatever the figures.
@@ -21,20 +22,20 @@ nothing passes or fails on time: the exit status is 0 whatever the figures.
 
 from __future__ import annotations
 
-import json
+import asyncio
 import os
 import re
+import secrets
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
@@ -42,7 +43,11 @@ from rich.console import Console
 from rich.progress import Progress
 
 from bidding import agekeys, bidfile, envelope
+from storage.benchmark import MIN_REPEATS, Spread, emit, interleave, interleave_async, peak_memory, ratio
 from storage.clock import SystemClock
+
+if TYPE_CHECKING:
+    from storage.objects import LocalObjectStore
 
 MIB = 1024 * 1024
 TENDER = "GGZY-320100-2026-B000001"
@@ -51,26 +56,47 @@ CUSTODIANS = 3
 THRESHOLD = 2
 SEAL_TARGET_VS_AGE = 1.5
 STAGE_TARGET_VS_OPENSSL = 0.7
+OPEN_TARGET_VS_AEAD = 0.5
 MEMORY_SMALL_MIB = 32
 OPENSSL_SECONDS = 2
 ROOT = Path(__file__).resolve().parents[1]
 
-# Run in a child process so its peak RSS is the seal's alone: seal_bid of argv[1] into argv[2].
-_MEMORY_PROBE = """
-import json, resource, sys, time
+
+# A bid sealed in a fresh interpreter, as `ggzy bid seal` runs: its start-up and imports are in the time,
+# as the age CLI's are in age's. Only the sealing modules are imported (no server, no database).
+_FRESH_SEAL = """
+import sys
 from pathlib import Path
 from bidding import agekeys, bidfile
 bidder = agekeys.generate(signing=True)
 custodians = [agekeys.x25519_public_raw(agekeys.generate(signing=False)) for _ in range(3)]
-start = time.perf_counter()
 with open(sys.argv[2], "wb") as dst:
-    bidfile.seal_bid([Path(sys.argv[1])], dst, tender=sys.argv[3], lot=1, bidder="probe", kind="technical",
+    bidfile.seal_bid([Path(sys.argv[1])], dst, tender=sys.argv[3], lot=1, bidder="fresh", kind="technical",
         declared_price_fen=None, duration_days=None, signing=bidder.signing,
         bidder_public=agekeys.x25519_public_raw(bidder), custodians=custodians, threshold=2,
         hash_output=False)
-seconds = time.perf_counter() - start
-print(json.dumps({"seconds": seconds, "max_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
 """
+
+
+def seal_in_fresh_process(source: Path, target: Path) -> None:
+    """Seal `source` into `target` in a new interpreter of this installation."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    }
+    # our own interpreter and code, argv as a list: no shell, nothing from outside
+    subprocess.run(  # noqa: S603
+        [sys.executable, "-c", _FRESH_SEAL, str(source), str(target), TENDER],
+        env=env,
+        check=True,
+        timeout=3600,
+    )
+
+
+def probe_seal(source: str, target: str) -> int:
+    """Memory probe (run by `storage.benchmark.peak_memory` in a fresh interpreter): seal one file."""
+    seal_file(Path(source), Path(target), Keys())
+    return Path(target).stat().st_size
 
 
 @dataclass
@@ -88,46 +114,18 @@ class Keys:
         return [agekeys.x25519_public_raw(c) for c in self.custodians]
 
 
-@dataclass
-class Measurement:
-    """One case's best time over the repeats, or why it could not run."""
-
-    case: str
-    size_mib: float
-    seconds: float | None = None
-    skipped: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def mib_per_s(self) -> float | None:
-        """Throughput of the best run."""
-        return None if self.seconds is None else self.size_mib / self.seconds
-
-    def offer(self, seconds: float) -> None:
-        """Keep the fastest of the repeats: the others measured the machine's other work."""
-        self.seconds = seconds if self.seconds is None else min(self.seconds, seconds)
+def _line(bench: str, case: str, size_mib: float, spread: Spread | None, **fields: Any) -> None:
+    """One JSON line: the case's median seconds and MiB/s over the rounds, with min and max."""
+    row: dict[str, Any] = {"size_mib": size_mib}
+    if spread is None:
+        row |= {"seconds": None, "mib_per_s": None}
+    else:
+        row |= spread.fields("seconds") | spread.rate(size_mib).fields("mib_per_s", 1)
+    emit(bench, case, **row, **fields)
 
 
-def _ratio(a: Measurement, b: Measurement) -> float | None:
-    if a.mib_per_s is None or b.mib_per_s is None or b.mib_per_s == 0:
-        return None
-    return round(a.mib_per_s / b.mib_per_s, 3)
-
-
-def _line(bench: str, m: Measurement, ratio_vs: dict[str, float | None], target: dict[str, float]) -> str:
-    row: dict[str, Any] = {
-        "bench": bench,
-        "case": m.case,
-        "mib_per_s": None if m.mib_per_s is None else round(m.mib_per_s, 1),
-        "seconds": None if m.seconds is None else round(m.seconds, 4),
-        "size_mib": m.size_mib,
-        "ratio_vs": ratio_vs,
-        "target": target,
-    }
-    if m.skipped is not None:
-        row["skipped"] = m.skipped
-    row.update(m.extra)
-    return json.dumps(row, ensure_ascii=False)
+def _mib_s(spread: Spread | None, size_mib: float) -> float | None:
+    return None if spread is None else size_mib / spread.median
 
 
 def random_file(path: Path, size_mib: int) -> None:
@@ -207,11 +205,25 @@ def aead_in_memory(size_mib: float, *, decrypt: bool) -> float:
 
 
 def openssl_rate(seconds: int = OPENSSL_SECONDS) -> tuple[float | None, str | None]:
-    """MiB/s of `openssl speed -evp chacha20-poly1305` on 64 KiB blocks, or (None, why not)."""
+    """MiB/s of `openssl speed -elapsed -evp chacha20-poly1305` on 64 KiB blocks, or (None, why not).
+
+    `-elapsed` makes openssl divide by wall time, as every other case here does; without it, it divides
+    by its own CPU time, which on a busy machine overstates the rate several times.
+    """
     openssl = shutil.which("openssl")
     if openssl is None:
         return None, "openssl is not installed"
-    command = [openssl, "speed", "-evp", "chacha20-poly1305", "-seconds", str(seconds), "-bytes", "65536"]
+    command = [
+        openssl,
+        "speed",
+        "-elapsed",
+        "-evp",
+        "chacha20-poly1305",
+        "-seconds",
+        str(seconds),
+        "-bytes",
+        "65536",
+    ]
     try:
         run = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)  # noqa: S603
     except (OSError, subprocess.TimeoutExpired) as exc:
@@ -221,27 +233,6 @@ def openssl_rate(seconds: int = OPENSSL_SECONDS) -> tuple[float | None, str | No
     if run.returncode != 0 or match is None:
         return None, f"openssl speed gave no ChaCha20-Poly1305 figure (exit {run.returncode})"
     return float(match.group(1)) * 1000 / MIB, None
-
-
-def memory_probe(source: Path, target: Path) -> dict[str, Any]:
-    """Seal `source` in a child process; its seconds and peak RSS."""
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-    }
-    # our own interpreter and code, argv as a list: no shell, nothing from outside
-    run = subprocess.run(  # noqa: S603
-        [sys.executable, "-c", _MEMORY_PROBE, str(source), str(target), TENDER],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=3600,
-        check=False,
-    )
-    if run.returncode != 0:
-        raise click.ClickException(f"the memory probe failed: {run.stderr[-2000:]}")
-    result: dict[str, Any] = json.loads(run.stdout.strip().splitlines()[-1])
-    return result
 
 
 def _err() -> Console:
@@ -267,27 +258,28 @@ scratch_dir = click.option(
 )
 @click.option(
     "--repeat",
-    type=click.IntRange(1, 100),
-    default=3,
+    type=click.IntRange(MIN_REPEATS, 100),
+    default=MIN_REPEATS,
     show_default=True,
-    help="Runs per case; the best counts.",
+    help="Interleaved rounds; each line gives the median with min and max.",
 )
 @click.option(
     "--openssl-seconds",
     type=click.IntRange(1, 60),
     default=OPENSSL_SECONDS,
     show_default=True,
-    help="How long `openssl speed` measures.",
+    help="How long `openssl speed` measures in each round.",
 )
 @scratch_dir
 def seal_command(size_mib: int, repeat: int, openssl_seconds: int, directory: Path | None) -> None:
-    """Seal and open throughput, file to file, against age, openssl and the raw AEAD."""
+    """Seal and open throughput, file to file, interleaved with age, openssl and the raw AEAD."""
     err = _err()
     keys = Keys()
     with tempfile.TemporaryDirectory(prefix="ggzy-bench-seal-", dir=directory) as scratch:
         work = Path(scratch)
         source = work / "bid.bin"
         sealed = work / "bid.age"
+        fresh = work / "fresh.age"
         payload = work / "payload.bin"
         decrypted = work / "decrypted.bin"
         opened = work / "opened"
@@ -299,29 +291,18 @@ def seal_command(size_mib: int, repeat: int, openssl_seconds: int, directory: Pa
         age = shutil.which("age")
         with err.status(f"writing {size_mib} MiB of random data"):
             random_file(source, size_mib)
-
-        cases = {
-            name: Measurement(name, size_mib)
-            for name in (
-                "ggzy_seal",
-                "ggzy_seal_hashed",
-                "ggzy_open",
-                "ggzy_encrypt_stage",
-                "ggzy_decrypt",
-                "python_aead_encrypt_into",
-                "age_encrypt",
-                "age_decrypt",
-                "openssl_raw_aead",
-            )
-        }
         file_key = envelope.generate_file_key()
-        state: dict[str, bytes] = {}
+        seal_file(source, sealed, keys)
+        state = {"key": bidder_file_key(sealed, keys)}
+        openssl_skipped: list[str] = []
 
         def run_seal() -> None:
             seal_file(source, sealed, keys)
+            state["key"] = bidder_file_key(sealed, keys)
 
         def run_seal_hashed() -> None:
             seal_file(source, sealed, keys, hash_output=True)
+            state["key"] = bidder_file_key(sealed, keys)
 
         def run_open() -> None:
             open_file(sealed, state["key"], opened)
@@ -342,33 +323,34 @@ def seal_command(size_mib: int, repeat: int, openssl_seconds: int, directory: Pa
             assert age is not None
             subprocess.run([age, "-d", "-i", str(identity), "-o", str(age_back), str(age_out)], check=True)  # noqa: S603
 
-        with Progress(console=err, transient=True) as progress:
-            task = progress.add_task("seal bench", total=repeat)
-            for _ in range(repeat):
-                cases["ggzy_seal_hashed"].offer(_timed(run_seal_hashed, lambda: _remove(sealed)))
-                cases["ggzy_seal"].offer(_timed(run_seal, lambda: _remove(sealed)))
-                state["key"] = bidder_file_key(sealed, keys)
-                cases["ggzy_open"].offer(_timed(run_open, lambda: _remove(opened)))
-                cases["ggzy_encrypt_stage"].offer(_timed(run_stage, lambda: _remove(payload)))
-                cases["ggzy_decrypt"].offer(_timed(run_decrypt, lambda: _remove(decrypted)))
-                cases["python_aead_encrypt_into"].offer(aead_in_memory(size_mib, decrypt=False))
-                if age is not None:
-                    cases["age_encrypt"].offer(_timed(run_age_encrypt, lambda: _remove(age_out)))
-                    cases["age_decrypt"].offer(_timed(run_age_decrypt, lambda: _remove(age_back)))
-                for path in (opened, payload, decrypted, age_back):
-                    _remove(path)
-                progress.advance(task)
-        if age is None:
-            cases["age_encrypt"].skipped = cases["age_decrypt"].skipped = "the age CLI is not installed"
-        with err.status("openssl speed"):
+        def openssl_seconds_for_file() -> float:
             rate, why = openssl_rate(openssl_seconds)
-        if rate is None:
-            cases["openssl_raw_aead"].skipped = why
-        else:
-            cases["openssl_raw_aead"].seconds = size_mib / rate
-            cases["openssl_raw_aead"].extra["source"] = "openssl speed -evp chacha20-poly1305 -bytes 65536"
+            if rate is None:
+                openssl_skipped.append(why or "openssl gave no figure")
+                return 0.0
+            return size_mib / rate
 
-        with err.status("peak memory of sealing, in child processes"):
+        cases: dict[str, Callable[[], float]] = {
+            "ggzy_seal": lambda: _timed(run_seal, lambda: _remove(sealed)),
+            "ggzy_seal_hashed": lambda: _timed(run_seal_hashed, lambda: _remove(sealed)),
+            "ggzy_seal_fresh_process": lambda: _timed(
+                lambda: seal_in_fresh_process(source, fresh), lambda: _remove(fresh)
+            ),
+            "ggzy_open": lambda: _timed(run_open, lambda: _remove(opened)),
+            "ggzy_encrypt_stage": lambda: _timed(run_stage, lambda: _remove(payload)),
+            "ggzy_decrypt": lambda: _timed(run_decrypt, lambda: _remove(decrypted)),
+            "python_aead_encrypt_into": lambda: aead_in_memory(size_mib, decrypt=False),
+            "openssl_raw_aead": openssl_seconds_for_file,
+        }
+        if age is not None:
+            cases["age_encrypt"] = lambda: _timed(run_age_encrypt, lambda: _remove(age_out))
+            cases["age_decrypt"] = lambda: _timed(run_age_decrypt, lambda: _remove(age_back))
+        with err.status(f"{repeat} interleaved rounds of {len(cases)} cases"):
+            spreads: dict[str, Spread | None] = dict(interleave(cases, repeat))
+        if openssl_skipped:
+            spreads["openssl_raw_aead"] = None
+
+        with err.status("peak memory of sealing, in fresh interpreters"):
             probes = []
             for probe_mib in sorted({min(MEMORY_SMALL_MIB, size_mib), size_mib}):
                 probe_source = source
@@ -376,38 +358,92 @@ def seal_command(size_mib: int, repeat: int, openssl_seconds: int, directory: Pa
                     probe_source = work / f"probe-{probe_mib}.bin"
                     random_file(probe_source, probe_mib)
                 _remove(sealed)
-                result = memory_probe(probe_source, sealed)
-                probes.append((probe_mib, result))
+                probes.append(
+                    (probe_mib, peak_memory("bidding.bench:probe_seal", str(probe_source), str(sealed)))
+                )
 
-    c = cases
-    targets = {
-        "ggzy_seal": (
-            {"age_encrypt": _ratio(c["ggzy_seal"], c["age_encrypt"])},
+    def vs(case: str, baseline: str) -> float | None:
+        return ratio(_mib_s(spreads.get(case), size_mib), _mib_s(spreads.get(baseline), size_mib))
+
+    no_age = None if age is not None else "the age CLI is not installed"
+    lines: list[tuple[str, dict[str, float | None], dict[str, float], str | None]] = [
+        (
+            "ggzy_seal",
+            {"age_encrypt": vs("ggzy_seal", "age_encrypt")},
             {"age_encrypt": SEAL_TARGET_VS_AGE},
+            None,
         ),
-        "ggzy_seal_hashed": ({"age_encrypt": _ratio(c["ggzy_seal_hashed"], c["age_encrypt"])}, {}),
-        "ggzy_open": ({"age_decrypt": _ratio(c["ggzy_open"], c["age_decrypt"])}, {}),
-        "ggzy_encrypt_stage": (
+        ("ggzy_seal_hashed", {"age_encrypt": vs("ggzy_seal_hashed", "age_encrypt")}, {}, None),
+        (
+            "ggzy_seal_fresh_process",
+            {"age_encrypt": vs("ggzy_seal_fresh_process", "age_encrypt")},
+            {"age_encrypt": SEAL_TARGET_VS_AGE},
+            None,
+        ),
+        ("ggzy_open", {"age_decrypt": vs("ggzy_open", "age_decrypt")}, {}, None),
+        (
+            "ggzy_encrypt_stage",
             {
-                "openssl_raw_aead": _ratio(c["ggzy_encrypt_stage"], c["openssl_raw_aead"]),
-                "python_aead_encrypt_into": _ratio(c["ggzy_encrypt_stage"], c["python_aead_encrypt_into"]),
-                "age_encrypt": _ratio(c["ggzy_encrypt_stage"], c["age_encrypt"]),
+                "openssl_raw_aead": vs("ggzy_encrypt_stage", "openssl_raw_aead"),
+                "python_aead_encrypt_into": vs("ggzy_encrypt_stage", "python_aead_encrypt_into"),
+                "age_encrypt": vs("ggzy_encrypt_stage", "age_encrypt"),
             },
             {"openssl_raw_aead": STAGE_TARGET_VS_OPENSSL},
+            None,
         ),
-        "ggzy_decrypt": ({"age_decrypt": _ratio(c["ggzy_decrypt"], c["age_decrypt"])}, {}),
-        "python_aead_encrypt_into": (
-            {"openssl_raw_aead": _ratio(c["python_aead_encrypt_into"], c["openssl_raw_aead"])},
+        ("ggzy_decrypt", {"age_decrypt": vs("ggzy_decrypt", "age_decrypt")}, {}, None),
+        (
+            "python_aead_encrypt_into",
+            {"openssl_raw_aead": vs("python_aead_encrypt_into", "openssl_raw_aead")},
             {},
+            None,
         ),
-    }
-    for name, measurement in cases.items():
-        ratio_vs, target = targets.get(name, ({}, {}))
-        click.echo(_line("seal", measurement, ratio_vs, target))
-    for probe_mib, result in probes:
-        m = Measurement("ggzy_seal_peak_rss", probe_mib, seconds=float(result["seconds"]))
-        m.extra["max_rss_mib"] = round(int(result["max_rss_kib"]) / 1024, 1)
-        click.echo(_line("seal", m, {}, {}))
+        ("age_encrypt", {}, {}, no_age),
+        ("age_decrypt", {}, {}, no_age),
+        ("openssl_raw_aead", {}, {}, openssl_skipped[0] if openssl_skipped else None),
+    ]
+    for case, ratio_vs, target, skipped in lines:
+        extra: dict[str, Any] = {"ratio_vs": ratio_vs, "target": target}
+        if skipped is not None:
+            extra["skipped"] = skipped
+        if case == "openssl_raw_aead":
+            extra["source"] = (
+                f"openssl speed -elapsed -evp chacha20-poly1305 -bytes 65536 -seconds {openssl_seconds}"
+            )
+        _line("seal", case, size_mib, spreads.get(case), **extra)
+    for probe_mib, peak in probes:
+        emit("seal", "ggzy_seal_peak_rss", size_mib=probe_mib, **peak.fields())
+
+
+def aead_on_threads(total_mib: float, threads: int) -> float:
+    """Seconds for `threads` threads to decrypt `total_mib` MiB between them with the raw AEAD, in memory."""
+    share = total_mib / threads
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="ggzy-bench-aead") as pool:
+        started = time.perf_counter()
+        list(pool.map(lambda _: aead_in_memory(share, decrypt=True), range(threads)))
+        return time.perf_counter() - started
+
+
+async def _open_all_stored(store: LocalObjectStore, stored: list[tuple[str, str, bytes]], round_: int) -> int:
+    """Open every stored envelope at once through `bidding.service.open_stored`, as the opening jobs do."""
+    from bidding import service as bidding_service
+
+    results = await asyncio.gather(
+        *(
+            bidding_service.open_stored(
+                store,
+                key=key,
+                sha256=sha256,
+                file_key=file_key,
+                out_prefix=f"opened/round-{round_}/{index:05d}",
+            )
+            for index, (key, sha256, file_key) in enumerate(stored)
+        )
+    )
+    failed = [r.error for r in results if r.error is not None]
+    if failed:
+        raise click.ClickException(f"{len(failed)} envelopes did not open: {sorted(set(failed))}")
+    return sum(f["size"] for r in results for f in r.files)
 
 
 @click.command("opening")
@@ -422,68 +458,114 @@ def seal_command(size_mib: int, repeat: int, openssl_seconds: int, directory: Pa
     help="Size of each envelope's file, in MiB.",
 )
 @click.option(
-    "--workers", type=click.IntRange(1, 256), default=2, show_default=True, help="Envelopes opened at once."
+    "--repeat",
+    type=click.IntRange(MIN_REPEATS, 100),
+    default=MIN_REPEATS,
+    show_default=True,
+    help="Interleaved rounds; each line gives the median with min and max.",
 )
 @scratch_dir
-def opening_command(bids: int, size_mib: int, workers: int, directory: Path | None) -> None:
-    """Open many sealed bids at once on a thread pool, as at an opening, next to the raw AEAD rate."""
+def opening_command(bids: int, size_mib: int, repeat: int, directory: Path | None) -> None:
+    """Open many stored bids at once through the platform's path, next to the raw AEAD on as many threads."""
+    # imported here: the seal probe imports this module in a fresh interpreter, and its baseline
+    # memory should be sealing's, not the database layer's
+    from bidding import service as bidding_service
+    from storage.objects import LocalObjectStore
+
     err = _err()
     keys = Keys()
+    threads = int(bidding_service.OPEN_THREADS)
     with tempfile.TemporaryDirectory(prefix="ggzy-bench-opening-", dir=directory) as scratch:
         work = Path(scratch)
         source = work / "bid.bin"
+        store = LocalObjectStore(work / "objects", "http://127.0.0.1", secrets.token_bytes(32))
+        asyncio.run(store.ensure_ready())
         with err.status(f"writing {size_mib} MiB of random data"):
             random_file(source, size_mib)
-        envelopes: list[tuple[Path, bytes]] = []
+        stored: list[tuple[str, str, bytes]] = []
+        local: list[tuple[Path, bytes]] = []
         seal_seconds = 0.0
         with Progress(console=err, transient=True) as progress:
-            task = progress.add_task(f"sealing {bids} bids", total=bids)
+            task = progress.add_task(f"sealing and storing {bids} bids", total=bids)
             for index in range(bids):
                 path = work / f"bid-{index:05d}.age"
-                start = time.perf_counter()
+                started = time.perf_counter()
                 seal_file(source, path, keys)  # a real seal each time: its own file key and ephemeral keys
-                seal_seconds += time.perf_counter() - start
-                envelopes.append((path, bidder_file_key(path, keys)))
+                seal_seconds += time.perf_counter() - started
+                file_key = bidder_file_key(path, keys)
+                key = f"bids/bench/{index:05d}.age"
+                info = asyncio.run(store.put_bytes(key, path.read_bytes()))
+                stored.append((key, info.sha256 or "", file_key))
+                local.append((path, file_key))
                 progress.advance(task)
 
-        latencies: list[float] = []
+        total_mib = float(bids * size_mib)
+        expected = bids * size_mib * MIB
+        rounds = {"platform": 0}
 
-        def open_one(index: int) -> int:
-            path, file_key = envelopes[index]
-            start = time.perf_counter()
-            result = open_file(path, file_key, work / f"opened-{index:05d}")
-            latencies.append(time.perf_counter() - start)
-            return sum(f.size for f in result.files)
+        async def platform() -> float:
+            rounds["platform"] += 1
+            _remove(store.root / "opened")
+            os.sync()
+            started = time.perf_counter()
+            opened = await _open_all_stored(store, stored, rounds["platform"])
+            seconds = time.perf_counter() - started
+            if opened != expected:
+                raise click.ClickException(f"opened {opened} bytes, expected {expected}")
+            return seconds
 
-        os.sync()
-        with Progress(console=err, transient=True) as progress:
-            task = progress.add_task(f"opening {bids} bids on {workers} thread(s)", total=bids)
-            start = time.perf_counter()
-            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ggzy-bench-open") as pool:
-                opened_bytes = 0
-                for size in pool.map(open_one, range(bids)):
-                    opened_bytes += size
-                    progress.advance(task)
-            seconds = time.perf_counter() - start
-        if opened_bytes != bids * size_mib * MIB:
-            raise click.ClickException(f"opened {opened_bytes} bytes, expected {bids * size_mib * MIB}")
+        def files_only() -> float:
+            for index in range(bids):
+                _remove(work / f"opened-{index:05d}")
+            os.sync()
 
-    total_mib = float(bids * size_mib)
-    # the same run's raw rate, over at most 1 GiB: it is a rate, the volume only has to be long enough
-    aead_mib = min(total_mib, 1024.0)
-    aead = Measurement("python_aead_decrypt_into", aead_mib, seconds=aead_in_memory(aead_mib, decrypt=True))
-    opening = Measurement("open_all", total_mib, seconds=seconds)
-    opening.extra.update(
-        {
-            "bids": bids,
-            "workers": workers,
-            "bid_mib": size_mib,
-            "open_p50_s": round(statistics.median(latencies), 4),
-            "open_max_s": round(max(latencies), 4),
+            def open_one(index: int) -> int:
+                path, file_key = local[index]
+                return sum(f.size for f in open_file(path, file_key, work / f"opened-{index:05d}").files)
+
+            started = time.perf_counter()
+            with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="ggzy-bench-open") as pool:
+                opened = sum(pool.map(open_one, range(bids)))
+            seconds = time.perf_counter() - started
+            if opened != expected:
+                raise click.ClickException(f"opened {opened} bytes, expected {expected}")
+            return seconds
+
+        async def files_only_async() -> float:
+            return await asyncio.to_thread(files_only)
+
+        async def aead() -> float:
+            return await asyncio.to_thread(aead_on_threads, total_mib, threads)
+
+        cases: dict[str, Callable[[], Awaitable[float]]] = {
+            "open_stored_all": platform,
+            "open_files_all": files_only_async,
+            "python_aead_decrypt_into": aead,
         }
+        with err.status(f"{repeat} interleaved rounds: opening {bids} bids on {threads} thread(s)"):
+            spreads = asyncio.run(interleave_async(cases, repeat))
+
+    common = {"bids": bids, "bid_mib": size_mib, "threads": threads}
+    raw = spreads["python_aead_decrypt_into"]
+    _line(
+        "opening",
+        "open_stored_all",
+        total_mib,
+        spreads["open_stored_all"],
+        path="object store download, temporary copy, open_bid, metadata, plaintext upload",
+        ratio_vs={"python_aead_decrypt_into": ratio(raw.median, spreads["open_stored_all"].median)},
+        target={"python_aead_decrypt_into": OPEN_TARGET_VS_AEAD},
+        **common,
     )
-    sealing = Measurement("seal_all", total_mib, seconds=seal_seconds)
-    sealing.extra.update({"bids": bids, "workers": 1, "bid_mib": size_mib})
-    click.echo(_line("opening", sealing, {}, {}))
-    click.echo(_line("opening", opening, {"python_aead_decrypt_into": _ratio(opening, aead)}, {}))
-    click.echo(_line("opening", aead, {}, {}))
+    _line(
+        "opening",
+        "open_files_all",
+        total_mib,
+        spreads["open_files_all"],
+        path="open_bid from local files to local files",
+        ratio_vs={"python_aead_decrypt_into": ratio(raw.median, spreads["open_files_all"].median)},
+        target={},
+        **common,
+    )
+    _line("opening", "python_aead_decrypt_into", total_mib, raw, ratio_vs={}, target={}, **common)
+    emit("opening", "seal_all", size_mib=total_mib, seconds=round(seal_seconds, 4), bids=bids, threads=1)

@@ -30,8 +30,6 @@ import base64
 import contextlib
 import functools
 import hashlib
-import json
-import math
 import os
 import secrets
 import subprocess
@@ -57,6 +55,7 @@ from accounts.uscc import make_uscc
 from bidding import agekeys, bidfile
 from bidding import receipt as receipts
 from storage import seaweed
+from storage.benchmark import emit, percentile_ms
 from storage.clock import SystemClock
 from storage.db import create_engine, create_sessionmaker, transaction
 from storage.db import scratch_database as db_scratch_database
@@ -74,14 +73,6 @@ PASSWORD = "surge-bench-password"  # noqa: S105 - scratch accounts of a throw-aw
 TARGET_SECONDS = 60.0
 DEADLINE_DAYS = 60  # W-01 asks for 20 days from the documents; the deadline must not come during the run
 REQUEST_TIMEOUT_SECONDS = 300.0
-
-
-def percentile_ms(samples: Sequence[float], p: float) -> float | None:
-    """Nearest-rank percentile of durations in seconds, in milliseconds."""
-    if not samples:
-        return None
-    ordered = sorted(samples)
-    return round(ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)] * 1000, 2)
 
 
 # ---------------------------------------------------------------- SeaweedFS (when no --s3-endpoint)
@@ -563,7 +554,7 @@ class Plan:
 
 
 def _line(**fields: Any) -> None:
-    click.echo(json.dumps({"bench": "surge", **fields}, ensure_ascii=False))
+    emit("surge", fields.pop("case"), **fields)
 
 
 async def run_surge(plan: Plan, err: Console) -> int:

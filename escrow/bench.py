@@ -44,10 +44,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import math
 import random
-import statistics
 import time
 import zlib
 from collections.abc import Iterator, Sequence
@@ -66,6 +64,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from escrow import heads, journal, ledger, published
 from escrow.models import AccountBalance, JournalEntry, LedgerAccount, LedgerHead
 from escrow.models import Posting as PostingRow
+from storage.benchmark import MIN_REPEATS, emit, interleave_async, percentile_ms, ratio
 from storage.clock import Clock, SystemClock
 from storage.db import Base, create_sessionmaker, transaction
 from storage.db import scratch_database as db_scratch_database
@@ -75,9 +74,8 @@ from storage.signing import LogSigner
 DEFAULT_ADMIN_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 PLAIN_SCHEMA = "ledger_plain"
 SCAN_SQL = "SELECT account_code, sum(amount_fen) FROM postings GROUP BY account_code"
-SCAN_RUNS = 3
 TARGET_POST_RATIO = 0.3  # post at least this fraction of the plain insert's entries/s
-TARGET_VERIFY_RATIO = 3.0  # verify at most this many times the scan
+TARGET_VERIFY_RATIO = 2.0  # verify at most this many times the SQL rehash of the same entries
 TARGET_HEAD_SECONDS_PER_10000 = 1.0  # verify from a kept head: at most about this per 10,000 new entries
 BENCH_SIGNER = LogSigner.from_secret("ggzy bench ledger")  # a throwaway key: the bench's heads prove nothing
 BIDDERS_PER_TENDER = 20
@@ -90,19 +88,11 @@ RESULT_ACTOR = "job:bank-result"
 
 
 def _line(case: str, **fields: Any) -> None:
-    click.echo(json.dumps({"bench": "ledger", "case": case, **fields}, ensure_ascii=False))
+    emit("ledger", case, **fields)
 
 
 def _rate(count: int, seconds: float) -> float:
     return round(count / seconds, 1) if seconds > 0 else 0.0
-
-
-def percentile_ms(samples: Sequence[float], p: float) -> float | None:
-    """Nearest-rank percentile of durations in seconds, in milliseconds."""
-    if not samples:
-        return None
-    ordered = sorted(samples)
-    return round(ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)] * 1000, 2)
 
 
 # ---------------------------------------------------------------- the script every account follows
@@ -654,25 +644,21 @@ async def fill(
     )
 
 
-@dataclass
-class Scan:
-    seconds: float
-    runs: list[float]
-    accounts: int
-    total_fen: int
-
-
-async def measure_scan(engine: AsyncEngine) -> Scan:
-    """One SQL scan summing the postings per account: a warm-up, then the median of SCAN_RUNS runs."""
-    runs: list[float] = []
-    rows: list[Any] = []
+async def measure_scan(engine: AsyncEngine) -> tuple[float, list[Any]]:
+    """One SQL scan summing the postings per account: seconds and the sums."""
     async with engine.connect() as conn:
-        await conn.execute(text(SCAN_SQL))
-        for _ in range(SCAN_RUNS):
-            started = time.perf_counter()
-            rows = list((await conn.execute(text(SCAN_SQL))).all())
-            runs.append(time.perf_counter() - started)
-    return Scan(statistics.median(runs), runs, len(rows), sum(int(r[1]) for r in rows))
+        started = time.perf_counter()
+        rows = list((await conn.execute(text(SCAN_SQL))).all())
+        return time.perf_counter() - started, rows
+
+
+async def measure_rehash(engine: AsyncEngine) -> tuple[float, tuple[int, int]]:
+    """`escrow.journal.rehash_sql`: every entry's two hashes recomputed in one SQL pass; seconds, and how
+    many entries it read and found mismatched (none, on a sound journal)."""
+    async with engine.connect() as conn:
+        started = time.perf_counter()
+        row = (await conn.execute(text(journal.rehash_sql()))).one()
+        return time.perf_counter() - started, (int(row.entries), int(row.mismatched))
 
 
 async def sign_head(engine: AsyncEngine) -> heads.SignedHead:
@@ -715,6 +701,7 @@ class Plan:
     admin_url: str
     post_batch: int = 1000
     single_entries: int | None = None  # default: a tenth of --entries, at most 2000
+    repeat: int = MIN_REPEATS
 
     @property
     def singles(self) -> int:
@@ -756,7 +743,7 @@ async def run_ledger(plan: Plan, err: Console) -> int:
         plain = await measure_plain(engine, plan.batch, err)
         problems += plain.errors
         post_rate, plain_rate = _rate(posted.entries, posted.seconds), _rate(plain.entries, plain.seconds)
-        ratio = round(post_rate / plain_rate, 3) if plain_rate else None
+        post_ratio = round(post_rate / plain_rate, 3) if plain_rate else None
         single = Posted()
         if plan.singles:
             resumed, skipped = _resume(accounts, await _stored_balances(engine))
@@ -781,7 +768,7 @@ async def run_ledger(plan: Plan, err: Console) -> int:
             p50_ms=percentile_ms(posted.latencies, 50),
             p99_ms=percentile_ms(posted.latencies, 99),
             errors=len(posted.errors),
-            ratio_to_plain=ratio,
+            ratio_to_plain=post_ratio,
             target_min_ratio=TARGET_POST_RATIO,
             one_per_transaction={
                 "entries": single.entries,
@@ -811,50 +798,87 @@ async def run_ledger(plan: Plan, err: Console) -> int:
         kept = await sign_head(engine)
         filled = await fill(engine, accounts, plan.postings, plan.batch, plan.seed, err)
         err.print(f"journal: {filled.entries} entries, {filled.postings} postings; measuring")
-        scan = await measure_scan(engine)
-        if scan.total_fen != 0:
-            problems.append(f"the postings sum to {scan.total_fen} fen, not zero")
+        found: dict[str, Any] = {}
+
+        async def verify() -> float:
+            seconds, found["verify"] = await measure_verify(engine)
+            return seconds
+
+        async def rehash() -> float:
+            seconds, found["rehash"] = await measure_rehash(engine)
+            return seconds
+
+        async def scan() -> float:
+            seconds, found["scan"] = await measure_scan(engine)
+            return seconds
+
+        async def from_head() -> float:
+            seconds, found["from_head"] = await measure_from_head(engine, kept)
+            return seconds
+
+        err.print(
+            f"{plan.repeat} interleaved rounds of verify, the SQL rehash, the sum scan and verify from a head"
+        )
+        spreads = await interleave_async(
+            {"verify": verify, "rehash": rehash, "scan": scan, "from_head": from_head}, plan.repeat
+        )
+        rows = found["scan"]
+        total_fen = sum(int(r[1]) for r in rows)
+        if total_fen != 0:
+            problems.append(f"the postings sum to {total_fen} fen, not zero")
         _line(
             "sum_scan",
             sql=SCAN_SQL,
             postings=filled.postings,
-            accounts=scan.accounts,
-            seconds=round(scan.seconds, 4),
-            runs=[round(s, 4) for s in scan.runs],
-            postings_sum_to_zero=scan.total_fen == 0,
+            accounts=len(rows),
+            **spreads["scan"].fields("seconds"),
+            postings_sum_to_zero=total_fen == 0,
             **common,
         )
-        err.print("running escrow.journal.verify")
-        seconds, checks = await measure_verify(engine)
+        rehashed_entries, mismatched = found["rehash"]
+        if mismatched:
+            problems.append(f"the SQL rehash found {mismatched} entries whose hashes differ")
+        _line(
+            "sql_rehash",
+            sql="escrow.journal.rehash_sql()",
+            entries=rehashed_entries,
+            mismatched=mismatched,
+            **spreads["rehash"].fields("seconds"),
+            **common,
+        )
+        checks = found["verify"]
         failed = [f"{c.name}: {c.detail}" for c in checks if not c.ok]
         problems += failed
+        verify_s = spreads["verify"]
         _line(
             "verify",
             entries=filled.entries,
             postings=filled.postings,
             fill_seconds=round(filled.seconds, 1),
-            seconds=round(seconds, 3),
-            postings_per_s=_rate(filled.postings, seconds),
-            scan_seconds=round(scan.seconds, 4),
-            ratio_to_scan=round(seconds / scan.seconds, 2) if scan.seconds else None,
+            **verify_s.fields("seconds", 3),
+            postings_per_s=_rate(filled.postings, verify_s.median),
+            rehash_seconds=round(spreads["rehash"].median, 4),
+            ratio_to_rehash=ratio(verify_s.median, spreads["rehash"].median, 2),
             target_max_ratio=TARGET_VERIFY_RATIO,
+            scan_seconds=round(spreads["scan"].median, 4),
+            ratio_to_scan=ratio(verify_s.median, spreads["scan"].median, 2),
             checks=len(checks),
             passed=len(checks) - len(failed),
             failed=failed,
             ok=not failed,
             **common,
         )
-        err.print(f"checking the journal against the head kept at entry {kept.entries}")
-        seconds, checks = await measure_from_head(engine, kept)
+        checks = found["from_head"]
         failed = [f"{c.name}: {c.detail}" for c in checks if not c.ok]
         problems += failed
         new = filled.entries - kept.entries
+        head_s = spreads["from_head"]
         _line(
             "verify_from_head",
             head_entries=kept.entries,
             new_entries=new,
-            seconds=round(seconds, 3),
-            seconds_per_10000_new=round(seconds * 10_000 / new, 3) if new else None,
+            **head_s.fields("seconds", 3),
+            seconds_per_10000_new=round(head_s.median * 10_000 / new, 3) if new else None,
             target_max_seconds_per_10000=TARGET_HEAD_SECONDS_PER_10000,
             checks=len(checks),
             failed=failed,
@@ -918,6 +942,13 @@ async def run_ledger(plan: Plan, err: Console) -> int:
 )
 @click.option("--seed", type=int, default=2026, show_default=True, help="Seed of the scratch data.")
 @click.option(
+    "--repeat",
+    type=click.IntRange(MIN_REPEATS, 100),
+    default=MIN_REPEATS,
+    show_default=True,
+    help="Interleaved rounds of verify and its baselines.",
+)
+@click.option(
     "--database-url",
     default=None,
     help="An EMPTY PostgreSQL database (postgresql+asyncpg://…); default: a scratch one beside --admin-url.",
@@ -937,6 +968,7 @@ def ledger_command(
     post_batch: int,
     single_entries: int | None,
     seed: int,
+    repeat: int,
     database_url: str | None,
     admin_url: str,
 ) -> None:
@@ -944,7 +976,7 @@ def ledger_command(
 
     Entries/s through escrow.journal.post_many (and, for reference, one entry per transaction)
     next to a plain batched insert of the same rows, and `ggzy verify ledger` on a journal of --postings
-    postings next to one SQL scan summing them."""
+    postings next to one SQL pass recomputing its hashes, interleaved round after round."""
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     plan = Plan(
         entries,
@@ -957,6 +989,7 @@ def ledger_command(
         admin_url,
         post_batch,
         single_entries,
+        repeat,
     )
     problems = asyncio.run(run_ledger(plan, err))
     if problems:

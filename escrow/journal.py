@@ -955,6 +955,39 @@ def _versions_sql(versions: Mapping[int, str], column: str) -> str:
 
 
 @functools.cache
+def rehash_sql() -> str:
+    """The irreducible part of verifying, as one SQL pass: every entry's postings read in leg order, its
+    request hash and its chain hash recomputed from the stored columns (the texts `_entries_sql` builds),
+    and the entries whose hashes differ counted. Nothing else is checked: it is the baseline that says how
+    much of `verify`'s time is work no verifier can skip."""
+    party = ", ".join(f"coalesce(x.party_{c}, '')" for c in ("role", "account", "name", "bank"))
+    request_text = (
+        f"concat_ws(E'\\n', {_versions_sql(ledger.REQUEST_VERSIONS, 'x.scheme')}, x.reason, x.actor, "
+        f"x.context::text, CASE WHEN x.scheme = 3 THEN concat_ws(E'\\n', {party}) END, l.legs)"
+    )
+    entry_text = (
+        f"concat_ws(E'\\n', {_versions_sql(ledger.ENTRY_VERSIONS, 'r.scheme')}, r.previous_hash, r.sequence, "
+        "r.idempotency_key, r.recomputed, r.phase, r.micros)"
+    )
+    return f"""
+WITH legs AS (
+    SELECT sequence, string_agg(account_code || E'\\n' || amount_fen, E'\\n' ORDER BY leg) AS legs
+    FROM postings GROUP BY sequence
+),
+rehashed AS (
+    SELECT x.sequence, x.scheme, x.previous_hash, x.idempotency_key, x.phase, x.request_hash, x.hash,
+           (extract(epoch FROM x.at) * 1000000)::bigint AS micros,
+           encode(sha256(convert_to({request_text}, 'UTF8')), 'hex') AS recomputed
+    FROM journal_entries AS x LEFT JOIN legs AS l ON l.sequence = x.sequence
+)
+SELECT count(*) AS entries,
+       count(*) FILTER (WHERE r.recomputed IS DISTINCT FROM r.request_hash
+                        OR encode(sha256(convert_to({entry_text}, 'UTF8')), 'hex') <> r.hash) AS mismatched
+FROM rehashed AS r
+"""  # noqa: S608 - assembled from escrow.ledger's constants only
+
+
+@functools.cache
 def _entries_sql() -> str:
     """One chunk's per-entry checks, one row out. Entries `lo`…`hi` are checked; the entry stored before
     `lo` is read too, for the sequence and the chain. Each local check gives how many entries fail it and

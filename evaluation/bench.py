@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
+import hashlib
 import os
 import random
 import statistics
@@ -66,7 +66,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from accounts.models import Organisation, User
 from accounts.security import Principal, hash_password
 from accounts.uscc import make_uscc
-from evaluation import draw, schemas, scoring, service
+from evaluation import draw, pool, schemas, scoring, service
 from evaluation.models import (
     CreditEvent,
     Expert,
@@ -77,6 +77,7 @@ from evaluation.models import (
     Specialty,
 )
 from evaluation.taxonomy import DEFAULT_SPECIALTIES
+from storage.benchmark import MIN_REPEATS, emit
 from storage.clock import SystemClock
 from storage.db import create_engine, create_sessionmaker, transaction
 from storage.migrate import upgrade_async
@@ -112,10 +113,11 @@ LEAVES_PER_GROUP = 10  # 40 subjective criteria
 LEAF_CP = 175  # 40 x 1.75 points = 70 points by hand
 PRICE_CP = scoring.TOTAL_CP - GROUPS * LEAVES_PER_GROUP * LEAF_CP  # 30 points by the base-price method
 SCORED_BIDS = 30
+TARGET_DRAW_RATIO = 2.0  # the draw at most this many times the candidate rows read and hashed
 
 
 def _line(case: str, **fields: Any) -> None:
-    click.echo(json.dumps({"bench": "draw", "case": case, **fields}, ensure_ascii=False))
+    emit("draw", case, **fields)
 
 
 def _s(seconds: float) -> float:
@@ -135,6 +137,10 @@ class Samples:
     @property
     def fastest(self) -> float:
         return _s(min(self.runs))
+
+    @property
+    def slowest(self) -> float:
+        return _s(max(self.runs))
 
 
 async def _timed(samples: Samples | None, work: Awaitable[T]) -> T:
@@ -539,6 +545,7 @@ class DrawTimes:
     eligible_pool: Samples = field(default_factory=Samples)
     select: Samples = field(default_factory=Samples)
     sql_count: Samples = field(default_factory=Samples)
+    rows_hashed: Samples = field(default_factory=Samples)
 
 
 @dataclass
@@ -550,6 +557,7 @@ class Drawn:
     candidates: int = 0
     no_account: int = 0
     sql_count: int = 0
+    rows_read: int = 0
     problems: list[str] = field(default_factory=list)
 
 
@@ -561,6 +569,41 @@ def count_sql(prefixes: Sequence[str]) -> str:
         "SELECT count(DISTINCT es.expert_id) FROM expert_specialties es "  # noqa: S608
         f"JOIN experts e ON e.id = es.expert_id WHERE ({wanted}) AND e.status = 'active'"
     )
+
+
+def candidate_rows_sql(prefixes: Sequence[str]) -> list[str]:
+    """The baseline's reads: the rows `service.candidates` needs (every expert with a wanted specialty, their
+    specialties, relationships, absences on the day and credit in the window), as plain SQL."""
+    wanted = " OR ".join(f"code LIKE :p{i}" for i in range(len(prefixes)))
+    ids = f"SELECT DISTINCT expert_id FROM expert_specialties WHERE {wanted}"  # noqa: S608 - placeholders only
+    return [
+        "SELECT id, status, term_start, term_end, employer_credit_code, user_id FROM experts "  # noqa: S608
+        f"WHERE id IN ({ids})",
+        f"SELECT expert_id, code FROM expert_specialties WHERE expert_id IN ({ids})",  # noqa: S608
+        "SELECT expert_id, kind, credit_code, end_on FROM expert_relationships "  # noqa: S608
+        f"WHERE expert_id IN ({ids})",
+        "SELECT expert_id, start_on, end_on FROM expert_unavailability "  # noqa: S608
+        f"WHERE expert_id IN ({ids}) AND start_on <= :on AND end_on >= :on",
+        "SELECT expert_id, sum(points) FROM expert_credit_events "  # noqa: S608
+        f"WHERE at >= :start AND at < :end AND expert_id IN ({ids}) GROUP BY expert_id",
+    ]
+
+
+async def read_and_hash(engine: AsyncEngine, prefixes: Sequence[str], on: date) -> tuple[int, str]:
+    """The draw's irreducible work: read the candidate rows and hash a snapshot of them (SHA-256 over
+    each row's text). Answers the rows read and the digest."""
+    start, end = pool.credit_window(on)
+    params: dict[str, Any] = {f"p{i}": f"{p}%" for i, p in enumerate(prefixes)}
+    params |= {"on": on, "start": start, "end": end}
+    digest = hashlib.sha256()
+    rows = 0
+    async with engine.connect() as conn:
+        for sql in candidate_rows_sql(prefixes):
+            for row in await conn.execute(text(sql), params):
+                digest.update("\t".join(map(str, row)).encode())
+                digest.update(b"\n")
+                rows += 1
+    return rows, digest.hexdigest()
 
 
 async def one_draw(
@@ -666,6 +709,10 @@ async def one_breakdown(
         out.sql_count = int(await conn.scalar(text(count_sql(prefixes)), params) or 0)
         if times is not None:
             times.sql_count.runs.append(time.perf_counter() - started)
+    started = time.perf_counter()
+    out.rows_read, _ = await read_and_hash(engine, prefixes, on)
+    if times is not None:
+        times.rows_hashed.runs.append(time.perf_counter() - started)
 
 
 async def measure_draw(
@@ -857,8 +904,16 @@ async def run_bench(plan: Plan, err: Console) -> list[str]:
             sql_count=drawn.sql_count,
             sql_count_median_s=times.sql_count.median,
             sql_count_min_s=times.sql_count.fastest,
-            ratio=_ratio(times.draw.median, times.sql_count.median),
-            candidates_ratio=_ratio(times.candidates.median, times.sql_count.median),
+            baseline="the candidate rows read and hashed (candidate_rows_sql, SHA-256)",
+            rows_read=drawn.rows_read,
+            baseline_median_s=times.rows_hashed.median,
+            baseline_min_s=times.rows_hashed.fastest,
+            baseline_max_s=times.rows_hashed.slowest,
+            draw_max_s=times.draw.slowest,
+            ratio=_ratio(times.draw.median, times.rows_hashed.median),
+            candidates_ratio=_ratio(times.candidates.median, times.rows_hashed.median),
+            target_max_ratio=TARGET_DRAW_RATIO,
+            ratio_to_count=_ratio(times.draw.median, times.sql_count.median),
             fill_s=round(fill_seconds, 1),
             **common,
         )
@@ -883,7 +938,7 @@ async def run_bench(plan: Plan, err: Console) -> list[str]:
 )
 @click.option(
     "--repeat",
-    type=click.IntRange(1, 1000),
+    type=click.IntRange(MIN_REPEATS, 1000),
     default=5,
     show_default=True,
     help="Measured rounds of each case, after one warm-up round; the median and the fastest are reported.",

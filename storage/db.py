@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 from sqlalchemy import JSON, BigInteger, DateTime, MetaData, TypeDecorator, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
@@ -21,6 +22,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.pool import NullPool
 
 READ_ONLY = "ggzy_read_only"
+# A route handler's `opt` key: its request reads with one SELECT and writes nothing (see `transaction`).
+SINGLE_READ = "ggzy_single_read"
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -76,14 +79,25 @@ class IdMixin:
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
 
 
-def create_engine(url: str, *, pool: bool = True, foreign_keys: bool = True) -> AsyncEngine:
+def create_engine(
+    url: str, *, pool: bool = True, foreign_keys: bool = True, pool_size: int | None = None
+) -> AsyncEngine:
     """Create the async engine for `url`, with SQLite configured for safe concurrent writers.
     `foreign_keys=False` is for migrations only: SQLite rebuilds a table to alter it (copy, drop, rename),
     and dropping a table other rows refer to fails while foreign keys are enforced; the migration checks
-    them all once it is done (storage/migrations/env.py)."""
-    kwargs: dict[str, Any] = {}
+    them all once it is done (storage/migrations/env.py).
+
+    `pool_size` connections are kept open between requests. A server must keep as many as it serves
+    requests at once: a connection beyond the pool is opened for one request and closed after it, and on
+    PostgreSQL opening one (a TCP connection, TLS negotiation, authentication) costs more than the
+    request's own query."""
+    # JSON columns (a notice's body, a manifest) are decoded on every read of them: msgspec does it
+    # several times faster than the standard library, into the same dicts, lists, numbers and strings.
+    kwargs: dict[str, Any] = {"json_deserializer": msgspec.json.decode}
     if not pool:
         kwargs["poolclass"] = NullPool
+    elif pool_size is not None:
+        kwargs["pool_size"] = pool_size
     if url.startswith("sqlite"):
         kwargs["connect_args"] = {"timeout": 30}
     engine = create_async_engine(url, **kwargs)
@@ -135,14 +149,24 @@ async def one_transaction(engine: AsyncEngine) -> AsyncIterator[async_sessionmak
 
 @asynccontextmanager
 async def transaction(
-    sessionmaker: async_sessionmaker[AsyncSession], *, read_only: bool = False
+    sessionmaker: async_sessionmaker[AsyncSession], *, read_only: bool = False, single_read: bool = False
 ) -> AsyncIterator[AsyncSession]:
     """One unit of work: commit on success, roll back on any exception. A `read_only` one takes no write
-    lock on SQLite; it must not write."""
+    lock on SQLite; it must not write.
+
+    A `single_read` unit runs one SELECT and nothing else. On PostgreSQL it runs without BEGIN and COMMIT:
+    one statement is atomic by itself, and at READ COMMITTED a transaction would give it no other
+    snapshot, so the two round trips would be pure cost (on the public board, a fifth of a request)."""
     async with sessionmaker() as session, session.begin():
-        if read_only:
+        if single_read and _dialect_name(session) == "postgresql":
+            await session.connection(execution_options={READ_ONLY: True, "isolation_level": "AUTOCOMMIT"})
+        elif read_only or single_read:
             await session.connection(execution_options={READ_ONLY: True})
         yield session
+
+
+def _dialect_name(session: AsyncSession) -> str:
+    return session.bind.dialect.name if session.bind is not None else ""
 
 
 def upsert_ignore(session: AsyncSession | Session, table: Any, values: dict[str, Any]) -> Any:

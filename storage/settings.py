@@ -31,6 +31,7 @@ class Settings:
 
     var_dir: Path = Path("var")
     database_url: str = ""
+    db_pool_size: int = 20
     redis_url: str = ""
     s3_endpoint: str = ""
     s3_access_key: str = ""
@@ -100,6 +101,7 @@ class Settings:
         return cls(
             var_dir=var_dir,
             database_url=_env("DATABASE_URL", ""),
+            db_pool_size=max(1, int(_env("DB_POOL_SIZE", "20"))),
             redis_url=_env("REDIS_URL", ""),
             s3_endpoint=_env("S3_ENDPOINT", ""),
             s3_access_key=_env("S3_ACCESS_KEY", os.environ.get("AWS_ACCESS_KEY_ID", "")),

@@ -2,26 +2,27 @@
 
 `ggzy bench notices` fills a scratch database with tenders and their public notices (bulk SQLAlchemy core
 inserts, not the API: filling is not what is measured), serves it with the real `ggzy serve` in a child
-process on a free loopback port, and measures the public notice board with a fixed number of requests at a
-fixed concurrency, after a warm-up. Each line carries the same run's `/health` rate as its baseline, so a
-figure reads as "this fraction of what the server answers when it does nothing", which travels between
-machines better than a bare requests-per-second. A non-200 answer is counted as an error; any error makes
-the exit status 1.
+process on a free loopback port, and drives the public notice board with `wrk`, a C load generator
+(Debian's package `wrk`), so the figure is the server's and not a Python client's. Every round runs every
+case, `/health` included, for `--seconds` each, and each case's ratio is its rate over `/health`'s in the
+same round: "this fraction of what the server answers when it does nothing", which travels between
+machines better than a bare requests-per-second. Lines give the median over the rounds with min and max.
+A non-2xx answer or a socket error is counted as an error; any error makes the exit status 1.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 import os
 import random
+import re
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from accounts import schemas as account_schemas
 from accounts import service as accounts
 from accounts.uscc import make_uscc
+from storage.benchmark import MIN_REPEATS, Spread, emit
 from storage.clock import Clock, SystemClock
 from storage.db import create_engine, create_sessionmaker, transaction
 from storage.migrate import upgrade_async
@@ -50,7 +52,7 @@ BATCH = 1000
 SERVER_START_SECONDS = 60.0
 SERVER_STOP_SECONDS = 15.0
 REQUEST_TIMEOUT_SECONDS = 30.0
-MAX_WARMUP = 100
+TARGET_VS_HEALTH = 0.3  # the public board at least this fraction of /health's rate, on PostgreSQL
 SEARCH_WORD = "污水处理"
 RESULT_REGION = "320500"
 TENDERING_DAYS = 24  # tenders published more recently than this are still open for bids
@@ -347,6 +349,10 @@ async def wait_healthy(client: httpx.AsyncClient, process: subprocess.Popen[byte
 
 # ---------------------------------------------------------------- measuring
 
+WRK_THREADS = 1  # one load-generator thread leaves the other core to the server on a 2-core machine
+_LATENCY = re.compile(r"^\s*(50|99)(?:\.0+)?%\s+([0-9.]+)(us|ms|s)\s*$", re.MULTILINE)
+_UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
 
 @dataclass(frozen=True)
 class Case:
@@ -362,46 +368,61 @@ class Case:
 
 
 @dataclass(frozen=True)
-class Measurement:
-    case: Case
+class Round:
+    """What one `wrk` run of one case reported."""
+
     requests: int
-    concurrency: int
     seconds: float
-    latencies: Sequence[float]
+    rps: float
+    p50_ms: float | None
+    p99_ms: float | None
     errors: int
 
-    @property
-    def rps(self) -> float:
-        return self.requests / self.seconds if self.seconds > 0 else 0.0
 
-    def percentile_ms(self, p: float) -> float:
-        """Nearest-rank percentile of the latencies, in milliseconds."""
-        ordered = sorted(self.latencies)
-        return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)] * 1000
+def wrk_path() -> str | None:
+    """The `wrk` load generator (Debian's package `wrk`), if installed."""
+    return shutil.which("wrk")
 
 
-async def hammer(client: httpx.AsyncClient, case: Case, requests: int, concurrency: int) -> Measurement:
-    """Send `requests` GETs for `case` from `concurrency` workers; every answer must be a 200."""
-    latencies: list[float] = []
+def parse_wrk(output: str) -> Round:
+    """Requests, duration, rate, latency percentiles and errors from `wrk --latency`'s report."""
+    done = re.search(r"^\s*(\d+) requests in ([0-9.]+)(us|ms|s|m)", output, re.MULTILINE)
+    rate = re.search(r"^Requests/sec:\s+([0-9.]+)", output, re.MULTILINE)
+    if done is None or rate is None:
+        raise click.ClickException(f"wrk gave no figures:\n{output[-2000:]}")
+    seconds = float(done.group(2)) * {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}[done.group(3)]
+    latency = {int(p): float(v) * _UNIT_MS[unit] for p, v, unit in _LATENCY.findall(output)}
     errors = 0
-    remaining = requests
+    if (non_2xx := re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)) is not None:
+        errors += int(non_2xx.group(1))
+    if socket := re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output):
+        errors += sum(int(n) for n in socket.groups())
+    return Round(
+        requests=int(done.group(1)),
+        seconds=seconds,
+        rps=float(rate.group(1)),
+        p50_ms=round(latency[50], 3) if 50 in latency else None,
+        p99_ms=round(latency[99], 3) if 99 in latency else None,
+        errors=errors,
+    )
 
-    async def worker() -> None:
-        nonlocal remaining, errors
-        while remaining > 0:
-            remaining -= 1
-            # perf_counter measures a duration; it is not the time of day the injected clock stands for.
-            started = time.perf_counter()
-            try:
-                ok = (await client.get(case.path, params=case.params)).status_code == 200
-            except httpx.HTTPError:
-                ok = False
-            latencies.append(time.perf_counter() - started)
-            errors += not ok
 
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(min(concurrency, requests))))
-    return Measurement(case, requests, concurrency, time.perf_counter() - started, latencies, errors)
+def run_wrk(wrk: str, base: str, case: Case, seconds: float, concurrency: int) -> Round:
+    """One `wrk` run against `case` for `seconds` on `concurrency` keep-alive connections."""
+    command = [
+        wrk,
+        f"-t{WRK_THREADS}",
+        f"-c{concurrency}",
+        f"-d{max(1, math.ceil(seconds))}s",
+        f"--timeout={int(REQUEST_TIMEOUT_SECONDS)}s",
+        "--latency",
+        base + case.url,
+    ]
+    # the installed wrk with fixed arguments against our own loopback server
+    run = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 120, check=False)  # noqa: S603
+    if run.returncode != 0:
+        raise click.ClickException(f"wrk failed (exit {run.returncode}): {run.stderr[-2000:]}")
+    return parse_wrk(run.stdout)
 
 
 async def page_cursor(client: httpx.AsyncClient, page: int) -> str:
@@ -428,31 +449,36 @@ async def cases(client: httpx.AsyncClient) -> list[Case]:
     ]
 
 
-def result_line(m: Measurement, baseline: Measurement, filled: Filled, database: str) -> dict[str, Any]:
-    """The JSON line of one measurement."""
+def result_line(
+    case: Case, rounds: Sequence[Round], health: Sequence[Round], plan: Plan, filled: Filled, database: str
+) -> dict[str, Any]:
+    """The JSON line of one case: its rate over the rounds and its ratio to /health in the same rounds."""
+    rps = Spread(tuple(r.rps for r in rounds))
+    ratios = Spread(tuple(r.rps / h.rps if h.rps else 0.0 for r, h in zip(rounds, health, strict=True)))
+    middle = sorted(rounds, key=lambda r: r.rps)[len(rounds) // 2]
     return {
-        "bench": "notices",
-        "case": m.case.name,
-        "url": m.case.url,
-        "requests": m.requests,
-        "concurrency": m.concurrency,
-        "seconds": round(m.seconds, 3),
-        "rps": round(m.rps, 1),
-        "p50_ms": round(m.percentile_ms(50), 2),
-        "p99_ms": round(m.percentile_ms(99), 2),
-        "errors": m.errors,
+        "url": case.url,
+        "load_generator": f"wrk -t{WRK_THREADS} -c{plan.concurrency} -d{plan.seconds}s",
+        "concurrency": plan.concurrency,
+        "requests": sum(r.requests for r in rounds),
+        **rps.fields("rps", 1),
+        "p50_ms": middle.p50_ms,
+        "p99_ms": middle.p99_ms,
+        "errors": sum(r.errors for r in rounds),
         "tenders": filled.tenders,
         "notices": filled.notices,
         "database": database,
-        "baseline_rps": round(baseline.rps, 1),
-        "ratio_to_health": round(m.rps / baseline.rps, 3) if baseline.rps else None,
+        "baseline_rps": round(Spread(tuple(h.rps for h in health)).median, 1),
+        **ratios.fields("ratio_to_health", 3),
+        "target_min_ratio": None if case.name == "health" else TARGET_VS_HEALTH,
     }
 
 
 @dataclass(frozen=True)
 class Plan:
     tenders: int
-    requests: int
+    seconds: int
+    repeat: int
     concurrency: int
     database_url: str | None
     max_seconds: float
@@ -460,6 +486,9 @@ class Plan:
 
 async def run_notices(plan: Plan, err: Console) -> int:
     """Fill, serve, measure; one JSON line per case on stdout. Returns how many requests failed."""
+    wrk = wrk_path()
+    if wrk is None:
+        raise click.ClickException("the wrk load generator is not installed (apt-get install wrk)")
     with tempfile.TemporaryDirectory(prefix="ggzy-bench-") as tmp:
         scratch = Path(tmp)
         url = plan.database_url or f"sqlite+aiosqlite:///{scratch / 'bench.db'}"
@@ -477,7 +506,7 @@ async def run_notices(plan: Plan, err: Console) -> int:
         process = start_server(url, scratch, port, log)
         try:
             async with asyncio.timeout(plan.max_seconds):
-                return await _measure(plan, filled, database, port, process, err)
+                return await _measure(wrk, plan, filled, database, port, process, err)
         except BaseException:
             err.print(f"[red]server log ({log.name}), last lines:[/]")
             err.print(log.read_text(errors="replace")[-3000:], markup=False)
@@ -487,6 +516,7 @@ async def run_notices(plan: Plan, err: Console) -> int:
 
 
 async def _measure(
+    wrk: str,
     plan: Plan,
     filled: Filled,
     database: str,
@@ -494,21 +524,29 @@ async def _measure(
     process: subprocess.Popen[bytes],
     err: Console,
 ) -> int:
-    limits = httpx.Limits(max_connections=plan.concurrency, max_keepalive_connections=plan.concurrency)
-    async with httpx.AsyncClient(
-        base_url=f"http://127.0.0.1:{port}", timeout=REQUEST_TIMEOUT_SECONDS, limits=limits
-    ) as client:
+    base = f"http://127.0.0.1:{port}"
+    async with httpx.AsyncClient(base_url=base, timeout=REQUEST_TIMEOUT_SECONDS) as client:
         await wait_healthy(client, process)
-        baseline: Measurement | None = None
-        errors = 0
-        for case in await cases(client):
-            err.print(f"measuring {case.name}: {case.url}")
-            await hammer(client, case, min(plan.requests, MAX_WARMUP), plan.concurrency)
-            m = await hammer(client, case, plan.requests, plan.concurrency)
-            baseline = baseline or m
-            errors += m.errors
-            click.echo(json.dumps(result_line(m, baseline, filled, database), ensure_ascii=False))
-        return errors
+        measured = await cases(client)
+    for case in measured:  # warm every query plan and cache before the first timed round
+        await asyncio.to_thread(run_wrk, wrk, base, case, 1, plan.concurrency)
+    rounds: dict[str, list[Round]] = {case.name: [] for case in measured}
+    for index in range(plan.repeat):
+        # /health runs next to every case in every round, so each ratio compares like with like
+        for case in measured if index % 2 == 0 else list(reversed(measured)):
+            err.print(f"round {index + 1}/{plan.repeat}: {case.name}")
+            rounds[case.name].append(
+                await asyncio.to_thread(run_wrk, wrk, base, case, plan.seconds, plan.concurrency)
+            )
+    errors = 0
+    for case in measured:
+        errors += sum(r.errors for r in rounds[case.name])
+        emit(
+            "notices",
+            case.name,
+            **result_line(case, rounds[case.name], rounds["health"], plan, filled, database),
+        )
+    return errors
 
 
 # ---------------------------------------------------------------- commands
@@ -523,19 +561,25 @@ async def _measure(
     help="Tenders to fill the board with.",
 )
 @click.option(
-    "--requests",
-    "requests_",
-    type=click.IntRange(1, 1_000_000),
-    default=2000,
+    "--seconds",
+    type=click.IntRange(1, 3600),
+    default=10,
     show_default=True,
-    help="Requests per measurement.",
+    help="How long wrk drives each case in each round.",
+)
+@click.option(
+    "--repeat",
+    type=click.IntRange(MIN_REPEATS, 100),
+    default=MIN_REPEATS,
+    show_default=True,
+    help="Interleaved rounds; each line gives the median with min and max.",
 )
 @click.option(
     "--concurrency",
     type=click.IntRange(1, 512),
     default=16,
     show_default=True,
-    help="Requests in flight at once.",
+    help="Connections wrk keeps open at once.",
 )
 @click.option(
     "--database-url",
@@ -545,19 +589,19 @@ async def _measure(
 @click.option(
     "--max-seconds",
     type=click.FloatRange(1),
-    default=900.0,
+    default=1800.0,
     show_default=True,
     help="Give up after this long.",
 )
 def notices(
-    tenders: int, requests_: int, concurrency: int, database_url: str | None, max_seconds: float
+    tenders: int, seconds: int, repeat: int, concurrency: int, database_url: str | None, max_seconds: float
 ) -> None:
-    """The public notice board: list, page 5 by cursor, search, filter — next to /health on the same server."""
+    """The public notice board: list, page 5 by cursor, search, filter — driven by wrk next to /health."""
     import logging
 
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one log line per request would be the bench
     err = Console(stderr=True, highlight=False, soft_wrap=True)
-    plan = Plan(tenders, requests_, concurrency, database_url, max_seconds)
+    plan = Plan(tenders, seconds, repeat, concurrency, database_url, max_seconds)
     errors = asyncio.run(run_notices(plan, err))
     if errors:
         err.print(f"[red]{errors} requests did not answer 200[/]")

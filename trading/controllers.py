@@ -18,7 +18,7 @@ from accounts.security import Principal
 from storage import http, idempotency
 from storage.bounds import Cursor, Filter, IdempotencyKey, IfMatch, LastEventId, Limit, StreamAfter
 from storage.clock import Clock
-from storage.db import transaction
+from storage.db import SINGLE_READ, transaction
 from storage.objects import ObjectStore
 from storage.problems import ValidationProblem, field_error
 from storage.settings import Settings
@@ -45,7 +45,8 @@ async def _tender_response(
     return Response(read, status_code=status_code, headers={"ETag": http.etag(tender.version)})
 
 
-def notice_read(n: Notice) -> schemas.NoticeRead:
+def notice_read(n: Notice | Any) -> schemas.NoticeRead:
+    """A notice, or a row of its columns, as the API shows it."""
     return schemas.NoticeRead(
         n.id,
         n.tender_id,
@@ -820,7 +821,7 @@ class NoticeController(Controller):
     path = "/api/v1/notices"
     tags = ["notices"]
 
-    @get("/", operation_id="list_notices", guards=[public])
+    @get("/", operation_id="list_notices", guards=[public], opt={SINGLE_READ: True})
     async def list_notices(
         self,
         session: AsyncSession,

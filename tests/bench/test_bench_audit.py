@@ -43,7 +43,12 @@ VERIFY_KEYS = {
     "events",
     "seconds",
     "events_per_s",
+    "seconds_min",
+    "seconds_max",
+    "repeats",
     "scan_seconds",
+    "scan_seconds_min",
+    "scan_seconds_max",
     "ratio_to_scan",
     "checks",
     "failed",
@@ -92,6 +97,9 @@ def test_audit_bench_commits_every_event_in_every_case_and_the_trail_verifies(da
     assert set(verify) == VERIFY_KEYS
     assert (verify["events"], verify["checks"], verify["failed"], verify["ok"]) == (3000, 6, [], True)
     assert is_number(verify["ratio_to_scan"])
+    assert verify["repeats"] == 3
+    assert verify["seconds_min"] <= verify["seconds"] <= verify["seconds_max"]
+    assert verify["scan_seconds_min"] <= verify["scan_seconds"] <= verify["scan_seconds_max"]
 
 
 def test_audit_bench_refuses_a_database_that_is_not_empty(database_url: str) -> None:

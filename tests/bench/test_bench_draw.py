@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from evaluation.bench import draw_command
 from tests.conftest import PG_URL, _drop_postgres_database, _postgres_database, unavailable
 
-ARGS = ["--experts", "300", "--relationships", "30", "--repeat", "1"]
+ARGS = ["--experts", "300", "--relationships", "30", "--repeat", "3"]
 COMMITTEE_KEYS = {
     "bench",
     "case",
@@ -36,7 +36,15 @@ COMMITTEE_KEYS = {
     "sql",
     "sql_count",
     "sql_count_median_s",
+    "baseline",
+    "rows_read",
+    "baseline_median_s",
+    "baseline_min_s",
+    "baseline_max_s",
+    "draw_max_s",
     "ratio",
+    "target_max_ratio",
+    "ratio_to_count",
 }
 SCORING_KEYS = {
     "bench",
@@ -92,6 +100,11 @@ def test_draw_bench_seats_the_committee_and_prints_both_cases(database: list[str
     assert committee["excluded"]["count"] == committee["candidates"] - committee["pool"]
     assert committee["excluded"]["by_reason"]["employer_is_bidder"] > 0
     assert 0 < committee["sql_count"] <= committee["candidates"]
+    # the baseline reads at least one row per candidate (the expert) and one per specialty
+    assert committee["rows_read"] >= 2 * committee["candidates"]
+    assert committee["baseline_min_s"] <= committee["baseline_median_s"] <= committee["baseline_max_s"]
+    assert committee["draw_min_s"] <= committee["draw_median_s"] <= committee["draw_max_s"]
+    assert committee["target_max_ratio"] == 2.0
     for key in COMMITTEE_KEYS:
         if key.endswith("_s"):
             assert is_duration(committee[key]), key

@@ -743,3 +743,48 @@ async def test_a_transaction_that_has_written_is_verified_with_its_own_writes(da
         await session.rollback()
     assert {c.name for c in checks if not c.ok} == {ledger.SUMS}
     assert work_mem in (None, "4MB")  # the checks' own settings did not outlive them
+
+
+# ---------------------------------------------------------------- the benchmark's baseline
+
+
+async def rehashed(db: Database) -> tuple[int, int]:
+    async with db.engine.connect() as conn:
+        row = (await conn.execute(text(journal.rehash_sql()))).one()
+    return int(row.entries), int(row.mismatched)
+
+
+async def test_the_sql_rehash_recomputes_both_hashes_of_every_entry_of_both_schemes(
+    database: Database,
+) -> None:
+    if database.backend != "postgresql":
+        pytest.skip("the rehash baseline is PostgreSQL's SQL")
+    book = life()
+    book.add(dataclasses.replace(received(BIDDERS[2], 3, book.key()), party=ledger.NO_PARTY, scheme=2))
+    book.add(ledger.EntryDraft("payee_changed", (), book.key(), {"deposit": "D1"}, "user:officer", PAYEE))
+    await store(database, book.entries, book.balances)
+
+    assert await rehashed(database) == (len(book.entries), 0)
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE postings SET amount_fen = amount_fen + 1 WHERE sequence = 2 AND leg = 0",
+        'UPDATE journal_entries SET context = \'{"rule": "W-06"}\' WHERE sequence = 11',
+        "UPDATE journal_entries SET at = at + interval '1 second' WHERE sequence = 3",
+        "UPDATE journal_entries SET party_name = '丙公司' WHERE sequence = 1",
+    ],
+)
+async def test_the_sql_rehash_counts_an_entry_whose_hashes_no_longer_match(
+    database: Database, statement: str
+) -> None:
+    if database.backend != "postgresql":
+        pytest.skip("the rehash baseline is PostgreSQL's SQL")
+    book = life()
+    await store(database, book.entries, book.balances)
+    async with transaction(database.sessionmaker) as session:
+        await owner_tampering(session)
+        await session.execute(text(statement))
+
+    assert await rehashed(database) == (len(book.entries), 1)
