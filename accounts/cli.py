@@ -16,6 +16,7 @@ from typing import Any
 import click
 import httpx
 
+import storage.models  # noqa: F401 - every table, so the mapper resolves foreign keys across packages
 from accounts import audit, auditchain, service
 from storage import jobs
 from storage.clock import SystemClock

@@ -18,6 +18,7 @@ import click
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
+import storage.models  # noqa: F401 - every table, so the mapper resolves foreign keys across packages
 from escrow import heads, ledger
 from storage.db import create_engine, create_sessionmaker, transaction
 from storage.settings import Settings

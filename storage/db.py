@@ -156,9 +156,11 @@ async def transaction(
 
     A `single_read` unit runs one SELECT and nothing else. On PostgreSQL it runs without BEGIN and COMMIT:
     one statement is atomic by itself, and at READ COMMITTED a transaction would give it no other
-    snapshot, so the two round trips would be pure cost (on the public board, a fifth of a request)."""
+    snapshot, so the two round trips would be pure cost (on the public board, a fifth of a request). A
+    session bound to a connection already in a transaction (`one_transaction`) reads inside it."""
     async with sessionmaker() as session, session.begin():
-        if single_read and _dialect_name(session) == "postgresql":
+        own_connection = isinstance(session.bind, AsyncEngine)
+        if single_read and own_connection and _dialect_name(session) == "postgresql":
             await session.connection(execution_options={READ_ONLY: True, "isolation_level": "AUTOCOMMIT"})
         elif read_only or single_read:
             await session.connection(execution_options={READ_ONLY: True})

@@ -12,6 +12,7 @@ from typing import Any
 import click
 import msgspec
 
+import storage.models  # noqa: F401 - every table, so the mapper resolves foreign keys across packages
 from storage.clock import SystemClock
 from storage.db import create_engine, create_sessionmaker, transaction
 from storage.problems import Problem

@@ -5,6 +5,7 @@ afternoon instead of waiting weeks for W-01 and the other periods."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Annotated
 
 import msgspec
 from litestar import Controller, get, put
@@ -32,11 +33,15 @@ class ClockRead(msgspec.Struct):
     offset_seconds: float
 
 
+MAX_ADVANCE_SECONDS = int(rehearsal.MAX_JUMP.total_seconds())
+
+
 class ClockChange(msgspec.Struct, forbid_unknown_fields=True):
     """Move the rehearsal time to `at` or ahead by `advance_seconds` (never back), and/or set `rate`."""
 
     at: datetime | None = None
-    advance_seconds: int | None = None
+    # gt=-1, not ge=0: the OpenAPI schema would leave a zero minimum out
+    advance_seconds: Annotated[int, msgspec.Meta(gt=-1, le=MAX_ADVANCE_SECONDS)] | None = None
     rate: float | None = None
 
 

@@ -239,7 +239,17 @@ async def test_the_agency_and_the_bidders_cannot_look_into_the_room(api: Api) ->
     await enter(api, c)
     assert (await api.get(c.url, c.agency)).status_code == 404
     assert (await api.get(f"{c.url}/events", c.agency, params={"follow": "false"})).status_code == 404
-    assert (await api.get(f"{BASE}/rooms", c.agency)).json() == []
+    # its list names its trade's room, with the room's status and times only
+    [listed] = (await api.get(f"{BASE}/rooms", c.agency)).json()
+    assert listed["id"] == c.room_id and set(listed) == {
+        "id",
+        "tender_id",
+        "status",
+        "phase",
+        "opens_at",
+        "closes_at",
+    }
+    assert (await api.get(f"{BASE}/rooms", await api.organisation("agency"))).json() == []
     assert (await api.get(c.url, c.bids[0].bidder)).status_code == 403
 
 

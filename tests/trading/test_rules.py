@@ -1077,7 +1077,8 @@ async def test_a_published_tender_cannot_be_edited(api: Api) -> None:
     edit = await api.patch(
         f"{T}/{tender['id']}", agency, json={"title": "偷偷改标题"}, headers={"If-Match": r.headers["ETag"]}
     )
-    assert "clarification" in problem(edit, 409)["detail"]
+    assert edit.status_code == 409, edit.text
+    assert edit.json()["rule"] == "W-02" and "clarification" in edit.json()["detail"]
 
 
 # ---------------------------------------------------------------- steps out of order
