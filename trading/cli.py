@@ -13,6 +13,7 @@ import click
 import msgspec
 
 import storage.models  # noqa: F401 - every table, so the mapper resolves foreign keys across packages
+from bidding.cli import server_url, username_opt
 from storage.clock import SystemClock
 from storage.db import create_engine, create_sessionmaker, transaction
 from storage.problems import Problem
@@ -111,13 +112,7 @@ def rehearsal_group() -> None:
 
 
 @rehearsal_group.command("show")
-@click.option(
-    "--url",
-    envvar="GGZY_URL",
-    default="http://127.0.0.1:8000",
-    show_default=True,
-    help="The ggzy server to talk to (or set GGZY_URL).",
-)
+@server_url
 @click.option("--json", "as_json", is_flag=True, help="the server's answer as JSON")
 def rehearsal_show(url: str, as_json: bool) -> None:
     """The platform's time now, and whether it is a rehearsal's."""
@@ -139,20 +134,8 @@ def rehearsal_show(url: str, as_json: bool) -> None:
 @click.option("--at", "at", default=None, help="move rehearsal time to this instant (ISO 8601 with its zone)")
 @click.option("--advance", default=None, help="move rehearsal time ahead by 21d, 36h, 90m or seconds")
 @click.option("--rate", type=float, default=None, help="how many times as fast as real time (0 stands still)")
-@click.option(
-    "--url",
-    envvar="GGZY_URL",
-    default="http://127.0.0.1:8000",
-    show_default=True,
-    help="The ggzy server to talk to (or set GGZY_URL).",
-)
-@click.option(
-    "--username",
-    envvar="GGZY_USERNAME",
-    default=None,
-    help="Sign in as this user (or set GGZY_USERNAME), with the password from GGZY_PASSWORD, else "
-    "prompted; without a username, GGZY_TOKEN (an API or access token) is sent instead.",
-)
+@server_url
+@username_opt
 def rehearsal_set(
     at: str | None, advance: str | None, rate: float | None, url: str, username: str | None
 ) -> None:
