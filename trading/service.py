@@ -28,6 +28,7 @@ from accounts import service as accounts
 from accounts.security import Principal
 from accounts.uscc import InvalidUSCC, validate_uscc
 from bidding import agekeys, collusion, custody, envelope, opening_record
+from bidding.models import BidEvent
 from escrow.eligibility import NO_DEPOSIT
 from storage import outbox, uploads
 from storage.db import upsert_ignore
@@ -210,12 +211,26 @@ async def bidder_organisations(session: AsyncSession, tender_id: uuid.UUID) -> l
     return list(rows)
 
 
+def _arrival() -> Any:
+    """A bid's place in its tender's arrival order: the tender-log sequence of its submission (bids logged
+    before tenders had logs of their own fall back to their submission instant, then their id), so bids
+    submitted in the same instant still read out in the order the platform received them."""
+    return select(func.min(BidEvent.seq)).where(BidEvent.bid_id == Bid.id).correlate(Bid).scalar_subquery()
+
+
+def in_arrival_order(query: Any) -> Any:
+    """`query` over Bid, ordered as the bids arrived (the opening record's and the evaluation's order)."""
+    return query.order_by(Bid.submitted_at, _arrival().nulls_first(), Bid.id)
+
+
 async def evaluable_bids(session: AsyncSession, tender_id: uuid.UUID) -> list[Bid]:
     """The opened, valid bids of the tender, in the order they were submitted."""
     rows = await session.scalars(
-        select(Bid)
-        .where(Bid.tender_id == tender_id, Bid.status == "submitted", Bid.revealed_at.is_not(None))
-        .order_by(Bid.sequence)
+        in_arrival_order(
+            select(Bid).where(
+                Bid.tender_id == tender_id, Bid.status == "submitted", Bid.revealed_at.is_not(None)
+            )
+        )
     )
     return list(rows)
 
@@ -1974,7 +1989,7 @@ async def list_bids(session: AsyncSession, actor: Principal, tender_id: uuid.UUI
     """A bidder sees its own bids; the agency and supervisors see all of them only once bids are opened
     (who bid stays secret until the opening, 招标投标法 22)."""
     tender = await visible_tender(session, actor, tender_id)
-    query = select(Bid).where(Bid.tender_id == tender.id).order_by(Bid.sequence)
+    query = in_arrival_order(select(Bid).where(Bid.tender_id == tender.id))
     sees_all = _can_manage(actor, tender) or actor.has("centre", "supervisor", "auditor")
     opened = (
         tender.opened_at is not None
@@ -2037,9 +2052,7 @@ async def signed_opening_record(
     standing = set(closing.envelopes)
     bids = [
         b
-        for b in await session.scalars(
-            select(Bid).where(Bid.tender_id == tender.id).order_by(Bid.submitted_at, Bid.sequence)
-        )
+        for b in await session.scalars(in_arrival_order(select(Bid).where(Bid.tender_id == tender.id)))
         if b.sha256 in standing and b.status != "replaced"
     ]
     rows = {r.bid_id: r for r in await bidding.envelopes_of(session, tender.id)}
@@ -2821,11 +2834,7 @@ async def close_opening(
     if tender.status != TenderStatus.OPENING:
         raise Conflict(f"The tender is {tender.status}, not opening.")
     rows = {r.bid_id: r for r in await bidding.envelopes_of(session, tender.id)}
-    bids = list(
-        await session.scalars(
-            select(Bid).where(Bid.tender_id == tender.id).order_by(Bid.submitted_at, Bid.sequence)
-        )
-    )
+    bids = list(await session.scalars(in_arrival_order(select(Bid).where(Bid.tender_id == tender.id))))
     lots = {lot.id: lot for lot in await lots_of(session, tender.id)}
     pending = [
         b
