@@ -18,9 +18,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import click
-import msgspec
 from litestar import Litestar, Request, Response, get
-from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import HTTPException, SerializationException, ValidationException
@@ -29,7 +27,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.routes import HTTPRoute
-from litestar.types import Receive, Scope, Send
+from litestar.types import Scope
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
@@ -68,8 +66,9 @@ from storage.jobs import (
     SequentialJobQueue,
 )
 from storage.object_routes import ObjectController
-from storage.objects import LocalObjectStore, ObjectStore, S3ObjectStore
+from storage.objects import ObjectStore, build_store
 from storage.openapi import document_problems, first_sentence
+from storage.problem_http import problem_response
 from storage.problems import PreconditionFailed, Problem, field_error
 from storage.settings import Settings, SettingsError
 from storage.signing import LogSigner
@@ -79,7 +78,6 @@ from trading.controllers import TRADING_CONTROLLERS
 from trading.rehearsal import ClockController
 
 log = logging.getLogger("ggzy")
-PROBLEM_JSON = "application/problem+json"
 
 
 @dataclass
@@ -137,24 +135,6 @@ async def chronograph_tick(ctx: JobContext) -> list[tuple[str, str]]:
     """The chronograph's tick, on the rehearsal clock's stored pace where there is one."""
     await rehearsal.refresh(ctx.clock, ctx.sessionmaker)
     return await trading_jobs.chronograph_tick(ctx)
-
-
-def build_store(settings: Settings, clock: Clock) -> ObjectStore:
-    """S3 when `GGZY_S3_ENDPOINT` is set, otherwise files under `var/objects`."""
-    if settings.s3_endpoint:
-        return S3ObjectStore(
-            settings.s3_endpoint,
-            settings.s3_access_key,
-            settings.s3_secret_key,
-            settings.s3_bucket,
-            secure=settings.s3_secure,
-        )
-    return LocalObjectStore(
-        settings.var_dir / "objects",
-        settings.effective_public_url,
-        settings.secret_key.encode(),
-        now=clock.now,
-    )
 
 
 def build_runtime(
@@ -221,38 +201,6 @@ class NotJson(Problem):
     status = 415
     slug = "unsupported-media-type"
     title = "Unsupported media type"
-
-
-def _problem_headers(problem: Problem) -> dict[str, str]:
-    headers = dict(problem.headers)
-    if problem.status == 401:
-        # RFC 9110 15.5.2: a 401 names the scheme the client should authenticate with.
-        headers.setdefault("WWW-Authenticate", 'Bearer realm="ggzy"')
-    return headers
-
-
-def problem_response(
-    problem: Problem, request: ASGIConnection[Any, Any, Any, Any] | None = None
-) -> Response[Any]:
-    body = problem.to_dict(instance=request.url.path if request is not None else None)
-    return Response(
-        content=msgspec.json.encode(body),
-        status_code=problem.status,
-        media_type=PROBLEM_JSON,
-        headers=_problem_headers(problem),
-    )
-
-
-async def problem_asgi_response(problem: Problem, scope: Scope, receive: Receive, send: Send) -> None:
-    """Send a problem straight from ASGI middleware, before routing."""
-    body = problem.to_dict(instance=scope.get("path"))
-    response = Response(
-        content=msgspec.json.encode(body),
-        status_code=problem.status,
-        media_type=PROBLEM_JSON,
-        headers=_problem_headers(problem),
-    )
-    await response.to_asgi_response(app=None, request=None)(scope, receive, send)  # type: ignore[arg-type]
 
 
 def _on_problem(request: Request[Any, Any, Any], exc: Problem) -> Response[Any]:

@@ -38,16 +38,13 @@ from typing import Any, cast
 import click
 from rich.console import Console
 from sqlalchemy import Table, column, insert, select, table, text, update
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from accounts import audit, auditchain
 from accounts import service as accounts
 from accounts.models import AuditChain, AuditEvent
-from storage.benchmark import MIN_REPEATS, emit, interleave_async, percentile_ms
+from storage.benchmark import MIN_REPEATS, emit, interleave_async, percentile_ms, postgres_database
 from storage.db import create_sessionmaker, transaction
-from storage.db import scratch_database as db_scratch_database
-from storage.migrate import upgrade_async
 from storage.signing import LogSigner
 
 DEFAULT_ADMIN_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
@@ -243,20 +240,7 @@ async def run_audit(plan: Plan, err: Console) -> int:
     """Set up, run the cases, print their lines. Answers the number of problems found."""
     problems: list[str] = []
     async with contextlib.AsyncExitStack() as stack:
-        if plan.database_url:
-            url = plan.database_url
-        else:
-            url = await stack.enter_async_context(
-                db_scratch_database(
-                    plan.admin_url, "ggzy_audit", lambda name: err.print(f"created scratch database {name}")
-                )
-            )
-        if make_url(url).get_backend_name() != "postgresql":
-            raise click.UsageError(
-                "the audit bench runs on PostgreSQL (--database-url postgresql+asyncpg://…)"
-            )
-        err.print("migrating the database")
-        await upgrade_async(url)
+        url = await postgres_database(stack, plan.database_url, plan.admin_url, "ggzy_audit", err.print)
         engine = create_async_engine(url, pool_size=plan.writers + 1, max_overflow=0)
         stack.push_async_callback(engine.dispose)
         if await _count(engine, "audit_events"):

@@ -19,6 +19,7 @@ import httpx
 import storage.models  # noqa: F401 - every table, so the mapper resolves foreign keys across packages
 from accounts import audit, auditchain, service
 from storage import jobs
+from storage.cli import key_server_url, server_url
 from storage.clock import SystemClock
 from storage.db import create_engine, create_sessionmaker, transaction
 from storage.problems import Problem
@@ -76,13 +77,7 @@ def _problem_text(body: dict[str, Any]) -> str:
 
 
 @accounts_group.command("password")
-@click.option(
-    "--url",
-    envvar="GGZY_URL",
-    default="http://127.0.0.1:8000",
-    show_default=True,
-    help="The ggzy server to talk to (or set GGZY_URL).",
-)
+@server_url
 @click.option(
     "--username",
     envvar="GGZY_USERNAME",
@@ -169,13 +164,7 @@ def _platform_key(key_b64: str | None, fetch: bool, url: str) -> tuple[bytes, st
 )
 @click.option("--key", "key_b64", default=None, help="the platform's public key (base64) to check heads with")
 @click.option("--fetch-key", is_flag=True, help="take the key from GET /api/v1/transparency/key at --url")
-@click.option(
-    "--url",
-    envvar="GGZY_URL",
-    default="http://127.0.0.1:8000",
-    show_default=True,
-    help="The ggzy server --fetch-key asks (or set GGZY_URL).",
-)
+@key_server_url
 @click.option(
     "--limit",
     type=click.IntRange(1, auditchain.MAX_LIMIT),

@@ -19,6 +19,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 from accounts import security, service
 from accounts.security import Principal
 from storage.db import transaction
+from storage.problem_http import problem_asgi_response
 from storage.problems import Forbidden, Problem, Unauthenticated
 
 Guard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], Awaitable[None]]
@@ -45,8 +46,6 @@ class AuthenticationMiddleware(ASGIMiddleware):
             except Problem as exc:  # e.g. the caller's organisation awaits approval
                 refused = exc
             if scope["user"] is None:
-                from app import problem_asgi_response
-
                 await problem_asgi_response(
                     refused or Unauthenticated("The bearer token is invalid or has expired; sign in again."),
                     scope,

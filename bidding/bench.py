@@ -43,7 +43,15 @@ from rich.console import Console
 from rich.progress import Progress
 
 from bidding import agekeys, bidfile, envelope
-from storage.benchmark import MIN_REPEATS, Spread, emit, interleave, interleave_async, peak_memory, ratio
+from storage.benchmark import (
+    Spread,
+    emit,
+    interleave,
+    interleave_async,
+    peak_memory,
+    ratio,
+    repeat_option,
+)
 from storage.clock import SystemClock
 
 if TYPE_CHECKING:
@@ -256,13 +264,7 @@ scratch_dir = click.option(
     show_default=True,
     help="Size of the file sealed and opened, in MiB.",
 )
-@click.option(
-    "--repeat",
-    type=click.IntRange(MIN_REPEATS, 100),
-    default=MIN_REPEATS,
-    show_default=True,
-    help="Interleaved rounds; each line gives the median with min and max.",
-)
+@repeat_option()
 @click.option(
     "--openssl-seconds",
     type=click.IntRange(1, 60),
@@ -457,13 +459,7 @@ async def _open_all_stored(store: LocalObjectStore, stored: list[tuple[str, str,
     show_default=True,
     help="Size of each envelope's file, in MiB.",
 )
-@click.option(
-    "--repeat",
-    type=click.IntRange(MIN_REPEATS, 100),
-    default=MIN_REPEATS,
-    show_default=True,
-    help="Interleaved rounds; each line gives the median with min and max.",
-)
+@repeat_option()
 @scratch_dir
 def opening_command(bids: int, size_mib: int, repeat: int, directory: Path | None) -> None:
     """Open many stored bids at once through the platform's path, next to the raw AEAD on as many threads."""

@@ -23,6 +23,7 @@ import httpx
 from bidding import agekeys
 from bidding.client import ClientError, GgzyClient, ReleaseOutcome, SealingRefused, open_locally, sha256_of
 from bidding.envelope import EnvelopeError
+from storage.cli import server_url
 from storage.clock import SystemClock
 
 if TYPE_CHECKING:  # the verify commands import these when they run: sealing needs neither
@@ -30,21 +31,19 @@ if TYPE_CHECKING:  # the verify commands import these when they run: sealing nee
     from bidding import receipt as receipts
 
 T = TypeVar("T")
-DEFAULT_URL = "http://127.0.0.1:8000"
-
-server_url = click.option(
-    "--url",
-    envvar="GGZY_URL",
-    default=DEFAULT_URL,
-    show_default=True,
-    help="The ggzy server to talk to (or set GGZY_URL).",
-)
 username_opt = click.option(
     "--username",
     envvar="GGZY_USERNAME",
     default=None,
     help="Sign in as this user (or set GGZY_USERNAME), with the password from GGZY_PASSWORD, else "
     "prompted; without a username, GGZY_TOKEN (an API or access token) is sent instead.",
+)
+
+identity_out = click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="The identity file to write (mode 0600; an existing file is never overwritten).",
 )
 
 
@@ -116,12 +115,7 @@ def bid_group() -> None:
 
 
 @bid_group.command("keygen")
-@click.option(
-    "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
-    required=True,
-    help="The identity file to write (mode 0600; an existing file is never overwritten).",
-)
+@identity_out
 @click.option("--register", is_flag=True, help="Register the public keys with the server (needs sign-in).")
 @server_url
 @username_opt
@@ -395,12 +389,7 @@ def custodian_group() -> None:
 
 
 @custodian_group.command("keygen")
-@click.option(
-    "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
-    required=True,
-    help="The identity file to write (mode 0600; an existing file is never overwritten).",
-)
+@identity_out
 @click.option("--register", is_flag=True, help="Register the public key with the server (needs sign-in).")
 @server_url
 @username_opt

@@ -58,17 +58,22 @@ from rich.console import Console
 from rich.progress import Progress
 from sqlalchemy import Column, MetaData, Table, bindparam, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 from escrow import heads, journal, ledger, published
 from escrow.models import AccountBalance, JournalEntry, LedgerAccount, LedgerHead
 from escrow.models import Posting as PostingRow
-from storage.benchmark import MIN_REPEATS, emit, interleave_async, percentile_ms, ratio
+from storage.benchmark import (
+    MIN_REPEATS,
+    emit,
+    interleave_async,
+    percentile_ms,
+    postgres_database,
+    ratio,
+    repeat_option,
+)
 from storage.clock import Clock, SystemClock
 from storage.db import Base, create_sessionmaker, transaction
-from storage.db import scratch_database as db_scratch_database
-from storage.migrate import upgrade_async
 from storage.signing import LogSigner
 
 DEFAULT_ADMIN_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
@@ -712,20 +717,7 @@ async def run_ledger(plan: Plan, err: Console) -> int:
     """Set up, run the four cases, print their lines. Answers the number of problems found."""
     problems: list[str] = []
     async with contextlib.AsyncExitStack() as stack:
-        if plan.database_url:
-            url = plan.database_url
-        else:
-            url = await stack.enter_async_context(
-                db_scratch_database(
-                    plan.admin_url, "ggzy_ledger", lambda name: err.print(f"created scratch database {name}")
-                )
-            )
-        if make_url(url).get_backend_name() != "postgresql":
-            raise click.UsageError(
-                "the ledger bench runs on PostgreSQL (--database-url postgresql+asyncpg://…)"
-            )
-        err.print("migrating the database")
-        await upgrade_async(url)
+        url = await postgres_database(stack, plan.database_url, plan.admin_url, "ggzy_ledger", err.print)
         workers = min(plan.concurrency, plan.bidders)
         engine = create_async_engine(url, pool_size=workers + 1, max_overflow=0)
         stack.push_async_callback(engine.dispose)
@@ -941,13 +933,7 @@ async def run_ledger(plan: Plan, err: Console) -> int:
     help="Entries posted one per transaction for reference [default: a tenth of --entries, at most 2000].",
 )
 @click.option("--seed", type=int, default=2026, show_default=True, help="Seed of the scratch data.")
-@click.option(
-    "--repeat",
-    type=click.IntRange(MIN_REPEATS, 100),
-    default=MIN_REPEATS,
-    show_default=True,
-    help="Interleaved rounds of verify and its baselines.",
-)
+@repeat_option(help="Interleaved rounds of verify and its baselines.")
 @click.option(
     "--database-url",
     default=None,

@@ -20,12 +20,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 import storage.models  # noqa: F401 - every table, so the mapper resolves foreign keys across packages
 from escrow import heads, ledger
+from storage.cli import key_server_url
 from storage.db import create_engine, create_sessionmaker, transaction
 from storage.settings import Settings
 from storage.signing import LogSigner, key_id
 
 T = TypeVar("T")
-DEFAULT_URL = "http://127.0.0.1:8000"
 
 
 def _run(work: Callable[[AsyncSession, Settings], Awaitable[T]], *, read_only: bool = False) -> T:
@@ -42,8 +42,8 @@ def _run(work: Callable[[AsyncSession, Settings], Awaitable[T]], *, read_only: b
 
 
 def _store(settings: Settings) -> Any:
-    from app import build_store
     from storage.clock import SystemClock
+    from storage.objects import build_store
 
     return build_store(settings, SystemClock())
 
@@ -144,13 +144,7 @@ def _kept(path: Path) -> heads.SignedHead:
 )
 @click.option("--key", default=None, help="the platform's Ed25519 public key (base64) to pin")
 @click.option("--fetch-key", is_flag=True, help="fetch the key from --url and print its fingerprint")
-@click.option(
-    "--url",
-    envvar="GGZY_URL",
-    default=DEFAULT_URL,
-    show_default=True,
-    help="The ggzy server --fetch-key asks (or set GGZY_URL).",
-)
+@key_server_url
 @click.option(
     "--quick",
     is_flag=True,

@@ -77,7 +77,7 @@ from evaluation.models import (
     Specialty,
 )
 from evaluation.taxonomy import DEFAULT_SPECIALTIES
-from storage.benchmark import MIN_REPEATS, emit
+from storage.benchmark import emit, repeat_option
 from storage.clock import SystemClock
 from storage.db import create_engine, create_sessionmaker, transaction
 from storage.migrate import upgrade_async
@@ -936,11 +936,9 @@ async def run_bench(plan: Plan, err: Console) -> list[str]:
     show_default=True,
     help="Declared relationships (former employers, relatives' organisations).",
 )
-@click.option(
-    "--repeat",
-    type=click.IntRange(MIN_REPEATS, 1000),
+@repeat_option(
     default=5,
-    show_default=True,
+    most=1000,
     help="Measured rounds of each case, after one warm-up round; the median and the fastest are reported.",
 )
 @click.option("--seed", type=int, default=2026, show_default=True, help="Seed of the scratch data.")

@@ -18,19 +18,20 @@ from typing import Any, TypeVar
 
 import click
 
-from bidding.cli import server_url, username_opt
+from bidding.cli import username_opt
 from bidding.client import ClientError, GgzyClient
 from evaluation import draw, witness
+from storage.cli import server_url
 
 T = TypeVar("T")
 
 
 def _record_from_database(draw_id: uuid.UUID) -> tuple[dict[str, Any], bytes]:
-    from app import build_store
     from evaluation import service
     from evaluation.models import Draw
     from storage.clock import SystemClock
     from storage.db import create_engine, create_sessionmaker, transaction
+    from storage.objects import build_store
     from storage.settings import Settings
     from storage.signing import LogSigner
 

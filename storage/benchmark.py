@@ -15,6 +15,7 @@ Nothing here decides pass or fail on time: a ratio is printed next to its target
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -90,6 +91,47 @@ def _check_repeats(repeats: int) -> None:
         raise click.BadParameter(
             f"at least {MIN_REPEATS} repeats are needed for a median", param_hint="--repeat"
         )
+
+
+def repeat_option(
+    *,
+    default: int = MIN_REPEATS,
+    most: int = 100,
+    help: str = "Interleaved rounds; each line gives the median with min and max.",
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Every bench's `--repeat`: how many rounds it runs, never fewer than a median needs."""
+    return click.option(
+        "--repeat", type=click.IntRange(MIN_REPEATS, most), default=default, show_default=True, help=help
+    )
+
+
+async def postgres_database(
+    stack: contextlib.AsyncExitStack,
+    given: str | None,
+    admin_url: str,
+    prefix: str,
+    say: Callable[[str], object],
+) -> str:
+    """The migrated PostgreSQL database a bench runs on: `given`, or a scratch one named after `prefix` under
+    `admin_url`, dropped when `stack` closes. Refuses any other database (the bench measures PostgreSQL)."""
+    from sqlalchemy import make_url
+
+    from storage.db import scratch_database
+    from storage.migrate import upgrade_async
+
+    if given is None:
+        url = await stack.enter_async_context(
+            scratch_database(admin_url, prefix, lambda name: say(f"created scratch database {name}"))
+        )
+    else:
+        url = given
+    if make_url(url).get_backend_name() != "postgresql":
+        raise click.UsageError(
+            f"the {prefix.removeprefix('ggzy_')} bench runs on PostgreSQL (--database-url postgresql+asyncpg://…)"
+        )
+    say("migrating the database")
+    await upgrade_async(url)
+    return url
 
 
 def interleave(cases: Mapping[str, Callable[[], float]], repeats: int) -> dict[str, Spread]:

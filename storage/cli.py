@@ -1,10 +1,27 @@
-"""`ggzy db …`: the database schema."""
+"""`ggzy db …`: the database schema; and the option every client command takes to name its server."""
 
 from __future__ import annotations
 
 import logging
 
 import click
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+
+server_url = click.option(
+    "--url",
+    envvar="GGZY_URL",
+    default=DEFAULT_URL,
+    show_default=True,
+    help="The ggzy server to talk to (or set GGZY_URL).",
+)
+key_server_url = click.option(
+    "--url",
+    envvar="GGZY_URL",
+    default=DEFAULT_URL,
+    show_default=True,
+    help="The ggzy server --fetch-key asks (or set GGZY_URL).",
+)
 
 
 @click.group("db")

@@ -50,7 +50,8 @@ from minio.error import S3Error
 from minio.helpers import DictType
 from urllib3 import BaseHTTPResponse
 
-from storage.clock import SystemClock
+from storage.clock import Clock, SystemClock
+from storage.settings import Settings
 
 DEFAULT_CONTENT_TYPE: Final = "application/octet-stream"
 DEFAULT_CHUNK_SIZE: Final = 64 * 1024
@@ -1500,3 +1501,21 @@ def _newest_uploads(uploads: list[S3Part]) -> list[S3Part]:
 
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def build_store(settings: Settings, clock: Clock) -> ObjectStore:
+    """The configured store: S3 when `GGZY_S3_ENDPOINT` is set, otherwise files under `var/objects`."""
+    if settings.s3_endpoint:
+        return S3ObjectStore(
+            settings.s3_endpoint,
+            settings.s3_access_key,
+            settings.s3_secret_key,
+            settings.s3_bucket,
+            secure=settings.s3_secure,
+        )
+    return LocalObjectStore(
+        settings.var_dir / "objects",
+        settings.effective_public_url,
+        settings.secret_key.encode(),
+        now=clock.now,
+    )

@@ -11,6 +11,8 @@ import msgspec
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
 
+from storage.problem_http import PROBLEM_JSON
+
 
 class FieldError(msgspec.Struct):
     """Where the request was wrong, and what was wrong there."""
@@ -30,8 +32,6 @@ class ProblemDetails(msgspec.Struct, omit_defaults=True):
     rule: str | None = None
     errors: list[FieldError] | None = None
 
-
-PROBLEM_JSON = "application/problem+json"
 
 EVERY_OPERATION = {
     400: "The request is malformed: a parameter or body field out of its bounds, of the wrong type, or unknown",

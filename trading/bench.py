@@ -41,7 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from accounts import schemas as account_schemas
 from accounts import service as accounts
 from accounts.uscc import make_uscc
-from storage.benchmark import MIN_REPEATS, Spread, emit
+from storage.benchmark import Spread, emit, repeat_option
 from storage.clock import Clock, SystemClock
 from storage.db import create_engine, create_sessionmaker, transaction
 from storage.migrate import upgrade_async
@@ -567,13 +567,7 @@ async def _measure(
     show_default=True,
     help="How long wrk drives each case in each round.",
 )
-@click.option(
-    "--repeat",
-    type=click.IntRange(MIN_REPEATS, 100),
-    default=MIN_REPEATS,
-    show_default=True,
-    help="Interleaved rounds; each line gives the median with min and max.",
-)
+@repeat_option()
 @click.option(
     "--concurrency",
     type=click.IntRange(1, 512),

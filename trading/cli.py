@@ -13,7 +13,8 @@ import click
 import msgspec
 
 import storage.models  # noqa: F401 - every table, so the mapper resolves foreign keys across packages
-from bidding.cli import server_url, username_opt
+from bidding.cli import username_opt
+from storage.cli import server_url
 from storage.clock import SystemClock
 from storage.db import create_engine, create_sessionmaker, transaction
 from storage.problems import Problem
