@@ -23,7 +23,7 @@ from fractions import Fraction
 from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
-from sqlalchemy import func, or_, select
+from sqlalchemy import String, func, or_, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import accounts.service as accounts
@@ -185,36 +185,52 @@ async def _parties(session: AsyncSession, tender: Tender) -> Parties:
     return Parties(frozenset(codes), frozenset(parties))
 
 
+def _raw_id(column: Any) -> Any:
+    """`column` as the database returns it, not converted to `uuid.UUID` row by row: the draw reads tens of
+    thousands of expert ids and only needs them as keys (see `candidates`)."""
+    return type_coerce(column, String)
+
+
+def _id_text(raw: Any) -> str:
+    """The canonical lowercase UUID text of an id read with `_raw_id` (SQLite keeps 32 hex digits,
+    PostgreSQL a UUID)."""
+    if isinstance(raw, str) and len(raw) == 32 and raw.islower():
+        return f"{raw[:8]}-{raw[8:12]}-{raw[12:16]}-{raw[16:20]}-{raw[20:]}"
+    return str(raw) if isinstance(raw, uuid.UUID) else str(uuid.UUID(str(raw)))
+
+
 async def candidates(
     session: AsyncSession, prefixes: list[str], tender: Tender | None, on: date
 ) -> list[draw.Candidate]:
     """Every expert with a wanted specialty (the pool before avoidance), as the avoidance rules see them;
-    one without an account to answer an invitation or enter a room is marked so (avoided: `no_account`)."""
+    one without an account to answer an invitation or enter a room is marked so (avoided: `no_account`).
+
+    The ids stay as the database returns them while the rows are joined in memory: each is turned into
+    its canonical text once, per candidate, instead of into a `uuid.UUID` per row read."""
     wanted = or_(*[ExpertSpecialty.code.startswith(p, autoescape=True) for p in prefixes])
     ids = select(ExpertSpecialty.expert_id).where(wanted).distinct().scalar_subquery()
     experts = (
         await session.execute(
             select(
-                Expert.id,
+                _raw_id(Expert.id),
                 Expert.status,
                 Expert.term_start,
                 Expert.term_end,
                 Expert.employer_credit_code,
-                Expert.user_id,
+                Expert.user_id.is_not(None),
             ).where(Expert.id.in_(ids))
         )
     ).all()
-    codes: dict[uuid.UUID, list[str]] = defaultdict(list)
-    for expert_id, code in (
-        await session.execute(
-            select(ExpertSpecialty.expert_id, ExpertSpecialty.code).where(ExpertSpecialty.expert_id.in_(ids))
-        )
-    ).all():
+    codes: dict[Any, list[str]] = defaultdict(list)
+    specialties = select(_raw_id(ExpertSpecialty.expert_id), ExpertSpecialty.code).where(
+        ExpertSpecialty.expert_id.in_(ids)
+    )
+    for expert_id, code in (await session.execute(specialties)).all():
         codes[expert_id].append(code)
-    former: dict[uuid.UUID, list[tuple[str, date | None]]] = defaultdict(list)
-    relatives: dict[uuid.UUID, list[str]] = defaultdict(list)
+    former: dict[Any, list[tuple[str, date | None]]] = defaultdict(list)
+    relatives: dict[Any, list[str]] = defaultdict(list)
     relationships = select(
-        ExpertRelationship.expert_id,
+        _raw_id(ExpertRelationship.expert_id),
         ExpertRelationship.kind,
         ExpertRelationship.credit_code,
         ExpertRelationship.end_on,
@@ -224,9 +240,9 @@ async def candidates(
             former[expert_id].append((credit_code, end_on))
         else:
             relatives[expert_id].append(credit_code)
-    away: dict[uuid.UUID, list[tuple[date, date]]] = defaultdict(list)
+    away: dict[Any, list[tuple[date, date]]] = defaultdict(list)
     absences = select(
-        ExpertUnavailability.expert_id, ExpertUnavailability.start_on, ExpertUnavailability.end_on
+        _raw_id(ExpertUnavailability.expert_id), ExpertUnavailability.start_on, ExpertUnavailability.end_on
     ).where(
         ExpertUnavailability.expert_id.in_(ids),
         ExpertUnavailability.start_on <= on,
@@ -234,24 +250,29 @@ async def candidates(
     )
     for expert_id, start_on, end_on in (await session.execute(absences)).all():
         away[expert_id].append((start_on, end_on))
-    credit = await pool.credit_scores_among(session, ids, on)
-    served = await _services_for_tenderer(session, tender, on) if tender is not None else {}
+    credit = {str(k): v for k, v in (await pool.credit_scores_among(session, ids, on)).items()}
+    served = (
+        {str(k): v for k, v in (await _services_for_tenderer(session, tender, on)).items()}
+        if tender is not None
+        else {}
+    )
     out = []
-    for expert_id, status, start, end, employer, user_id in experts:
+    for raw, status, start, end, employer, has_account in experts:
+        expert_id = _id_text(raw)
         out.append(
             draw.Candidate(
-                expert_id=str(expert_id),
+                expert_id=expert_id,
                 status=status,
                 term_start=start,
                 term_end=end,
                 employer=employer,
-                specialties=tuple(sorted(codes[expert_id])),
-                former_employers=tuple(former[expert_id]),
-                relatives_at=tuple(relatives[expert_id]),
-                unavailable=tuple(away[expert_id]),
+                specialties=tuple(sorted(codes[raw])),
+                former_employers=tuple(former[raw]),
+                relatives_at=tuple(relatives[raw]),
+                unavailable=tuple(away[raw]),
                 credit_score=credit.get(expert_id, pool.CREDIT_START),
                 services_for_tenderer=served.get(expert_id, 0),
-                has_account=user_id is not None,
+                has_account=bool(has_account),
             )
         )
     return out
