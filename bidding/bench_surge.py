@@ -30,12 +30,14 @@ import base64
 import contextlib
 import functools
 import hashlib
+import math
 import os
 import secrets
 import subprocess
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -54,7 +56,7 @@ from accounts.models import Organisation
 from accounts.uscc import make_uscc
 from bidding import agekeys, bidfile
 from bidding import receipt as receipts
-from storage import seaweed
+from storage import seaweed, uploads
 from storage.benchmark import emit, percentile_ms
 from storage.clock import SystemClock
 from storage.db import create_engine, create_sessionmaker, transaction
@@ -63,6 +65,7 @@ from storage.migrate import upgrade_async
 from storage.objects import LocalObjectStore
 from storage.seaweed import SeaweedS3
 from storage.signing import LogSigner
+from storage.uploads import ObjectClaim
 from trading import chronograph
 from trading.bench import _free_port, _serve_command, stop_server, wait_healthy
 from trading.calendar import SHANGHAI
@@ -73,6 +76,7 @@ PASSWORD = "surge-bench-password"  # noqa: S105 - scratch accounts of a throw-aw
 TARGET_SECONDS = 60.0
 DEADLINE_DAYS = 60  # W-01 asks for 20 days from the documents; the deadline must not come during the run
 REQUEST_TIMEOUT_SECONDS = 300.0
+CLOSING_RETRY_SECONDS = 0.05  # between two ticks that found the tender's row held by a finalize
 
 
 # ---------------------------------------------------------------- SeaweedFS (when no --s3-endpoint)
@@ -261,6 +265,7 @@ class Bidder:
     sealed: Path | None = None
     sha256: str = ""
     size: int = 0
+    object_key: str = ""  # set once the envelope is uploaded ahead of the finalize (a deadline race)
 
 
 @dataclass
@@ -441,47 +446,111 @@ def seal_all(trade: Trade, size_mib: int, directory: Path, err: Console) -> None
 
 
 @dataclass
+class DeadlineRace:
+    """When the deadline passes during the surge: as soon as `after` finalize requests have been sent, so
+    those still running (and those sent while the closing runs) race the closing head."""
+
+    after: int
+    reached: asyncio.Event = field(default_factory=asyncio.Event)
+    started: float = 0.0
+    ended: float = 0.0
+
+
+@dataclass
 class Surge:
     finalize: list[float] = field(default_factory=list)
     upload: list[float] = field(default_factory=list)
     receipts: dict[int, dict[str, Any]] = field(default_factory=dict)
+    refused_w07: set[int] = field(default_factory=set)
+    other: dict[int, str] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    spans: dict[int, tuple[float, float]] = field(default_factory=dict)
+    sent: int = 0
     wall: float = 0.0
 
+    def in_flight(self, start: float, end: float) -> int:
+        """Finalize requests sent before `end` and answered after `start`: in flight while the closing ran."""
+        return sum(1 for sent, answered in self.spans.values() if sent < end and answered > start)
 
-async def surge(api: Api, s3http: httpx.AsyncClient, trade: Trade, concurrency: int) -> Surge:
-    """Every bidder at once: upload grant, PUT, finalise; the finalise call is the latency sample."""
+
+def _rule(r: httpx.Response) -> str | None:
+    """The rule a problem answer cites, if any."""
+    try:
+        body = r.json()
+    except ValueError:
+        return None
+    return body.get("rule") if isinstance(body, dict) else None
+
+
+async def upload(api: Api, s3http: httpx.AsyncClient, trade: Trade, b: Bidder) -> tuple[str, float]:
+    """Ask for an upload grant and PUT the bidder's envelope to it; answers the object key and the seconds
+    the PUT took."""
+    assert b.sealed is not None
+    grant = await api.call(
+        "POST",
+        f"/api/v1/tenders/{trade.tender_id}/bids/uploads",
+        b.token,
+        {"filename": b.sealed.name, "size": b.size},
+    )
+    return str(grant["object_key"]), await put(s3http, grant, b.sealed)
+
+
+async def upload_all(api: Api, s3http: httpx.AsyncClient, trade: Trade, concurrency: int) -> list[float]:
+    """Every envelope uploaded ahead of a race, so what races the deadline is the finalize alone; answers
+    the seconds each PUT took."""
+
+    async def one(b: Bidder) -> float:
+        b.object_key, seconds = await upload(api, s3http, trade, b)
+        return seconds
+
+    return list(await bounded(concurrency, [functools.partial(one, b) for b in trade.bidders]))
+
+
+async def surge(
+    api: Api, s3http: httpx.AsyncClient, trade: Trade, concurrency: int, race: DeadlineRace | None = None
+) -> Surge:
+    """Every bidder at once: upload grant, PUT (unless uploaded ahead), finalise; the finalise call is the
+    latency sample. Each answer is sorted: 201 with a receipt for this envelope (acknowledged), 422 W-07
+    (refused as late), or anything else (a problem: a racing finalize must never get a 409 or a 5xx)."""
     result = Surge()
 
     async def one(b: Bidder) -> None:
         assert b.sealed is not None
         try:
-            grant = await api.call(
-                "POST",
-                f"/api/v1/tenders/{trade.tender_id}/bids/uploads",
-                b.token,
-                {"filename": b.sealed.name, "size": b.size},
-            )
-            result.upload.append(await put(s3http, grant, b.sealed))
+            object_key = b.object_key
+            if not object_key:
+                object_key, seconds = await upload(api, s3http, trade, b)
+                result.upload.append(seconds)
+            result.sent += 1
+            if race is not None and result.sent >= race.after:
+                race.reached.set()
             started = time.perf_counter()
             r = await api.http.post(
                 f"/api/v1/tenders/{trade.tender_id}/bids",
-                json={"lot_id": trade.lot_id, "object_key": grant["object_key"]},
+                json={"lot_id": trade.lot_id, "object_key": object_key},
                 headers={
                     "Authorization": f"Bearer {b.token}",
                     "Idempotency-Key": f"surge-{uuid.uuid4().hex}",
                 },
             )
-            result.finalize.append(time.perf_counter() - started)
+            answered = time.perf_counter()
+            result.finalize.append(answered - started)
+            result.spans[b.index] = (started, answered)
+            if r.status_code == 422 and _rule(r) == "W-07":
+                result.refused_w07.add(b.index)
+                return
             if r.status_code != 201:
+                result.other[b.index] = f"{r.status_code} {r.text[:300]}"
                 raise click.ClickException(f"finalise: {r.status_code} {r.text[:300]}")
             receipt = r.json()
             if receipt.get("envelope_sha256") != b.sha256:
+                result.other[b.index] = f"receipt for envelope {receipt.get('envelope_sha256')}"
                 raise click.ClickException(
                     f"receipt names envelope {receipt.get('envelope_sha256')}, not {b.sha256}"
                 )
             result.receipts[b.index] = receipt
         except (click.ClickException, httpx.HTTPError) as exc:
+            result.other.setdefault(b.index, str(exc))
             result.errors.append(f"bidder {b.index}: {exc}")
 
     started = time.perf_counter()
@@ -524,16 +593,106 @@ async def baseline(
     return result
 
 
-async def close_bidding(database_url: str, server: Server, trade: Trade) -> list[tuple[str, str]]:
-    """Pass the deadline as the chronograph does: `tick` at a clock just after it, with the server's log key."""
+async def close_bidding(
+    database_url: str, server: Server, trade: Trade, race: DeadlineRace | None = None
+) -> None:
+    """Pass the deadline as the chronograph does: `tick` at a clock just after it, with the server's log
+    key; in a race, as soon as enough finalizes have been sent. A tick that finds the tender's row held by
+    a finalize's write transaction leaves it (SKIP LOCKED), so ticks go on, as the worker's would, until
+    the tender is closed; a transition that fails ends the run."""
+    if race is not None:
+        await race.reached.wait()
+        race.started = time.perf_counter()
     signer = LogSigner.from_secret(server.secret_key, server.log_signing_key)
     engine = create_engine(database_url)
     try:
-        return await chronograph.tick(
-            create_sessionmaker(engine), trade.deadline + timedelta(seconds=1), signer
-        )
+        sessionmaker = create_sessionmaker(engine)
+        while True:
+            moved = await chronograph.tick(sessionmaker, trade.deadline + timedelta(seconds=1), signer)
+            if any(code == trade.tender["code"] for code, _ in moved):
+                break
+            async with transaction(sessionmaker, read_only=True) as session:
+                failing = await chronograph.failures(session)
+            if failing:
+                raise click.ClickException(f"closing the tender failed: {failing[0].error}")
+            await asyncio.sleep(CLOSING_RETRY_SECONDS)
     finally:
         await engine.dispose()
+        if race is not None:
+            race.ended = time.perf_counter()
+
+
+@dataclass(frozen=True)
+class Stored:
+    """What the object store holds in the tender's bid records after the closing, against what was
+    acknowledged, and the copies the database still tracks as not on record."""
+
+    objects: int
+    stray: int
+    missing: int
+    pending_copies: int
+
+
+async def stored(
+    database_url: str,
+    s3: SeaweedS3 | None,
+    bucket: str,
+    work: Path,
+    trade: Trade,
+    acknowledged: Sequence[str],
+) -> Stored:
+    """Read back every object under the tender's bid records (on S3, or the embedded store's files under
+    `work`) and hash it: exactly the acknowledged envelopes must be there, each once, with nothing
+    half-written beside them; and no finalize's copy may still be pending in the database."""
+    prefix = f"records/{trade.tender['code']}/bids/"
+
+    def local() -> list[str]:
+        folder = work / "objects" / prefix
+        if not folder.is_dir():
+            return []
+        found = []
+        for path in sorted(folder.iterdir()):
+            if path.name.endswith("~meta"):
+                continue  # the store's sidecar of an object: its size and hash, not an object
+            # A temporary file left by an unfinished write is counted too, and shows as stray.
+            found.append(hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else path.name)
+        return found
+
+    def remote() -> list[str]:
+        assert s3 is not None
+        client = s3.client()
+        found = []
+        for item in client.list_objects(bucket, prefix=prefix, recursive=True):
+            digest = hashlib.sha256()
+            response = client.get_object(bucket, str(item.object_name))
+            try:
+                for chunk in response.stream(MIB):
+                    digest.update(chunk)
+            finally:
+                response.close()
+                response.release_conn()
+            found.append(digest.hexdigest())
+        return found
+
+    found = await asyncio.to_thread(remote if s3 is not None else local)
+    held, wanted = Counter(found), Counter(acknowledged)
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            pending = await conn.scalar(
+                select(func.count())
+                .select_from(ObjectClaim)
+                .where(ObjectClaim.kind == uploads.COPY, ObjectClaim.state != uploads.KEPT)
+                .where(ObjectClaim.key.startswith(prefix))
+            )
+    finally:
+        await engine.dispose()
+    return Stored(
+        objects=len(found),
+        stray=sum((held - wanted).values()),
+        missing=sum((wanted - held).values()),
+        pending_copies=int(pending or 0),
+    )
 
 
 # ---------------------------------------------------------------- the command
@@ -551,6 +710,13 @@ class Plan:
     s3_secret_key: str
     bucket: str
     embedded: bool = False
+    deadline_race: float | None = None
+
+    def race(self) -> DeadlineRace | None:
+        """The deadline race this plan asks for, if any."""
+        if self.deadline_race is None:
+            return None
+        return DeadlineRace(after=max(1, math.ceil(self.deadline_race * self.bidders)))
 
 
 def _line(**fields: Any) -> None:
@@ -608,12 +774,30 @@ async def run_surge(plan: Plan, err: Console) -> int:
         pin = receipts.KeyPin(
             base64.b64decode(log_key["public_key"]), "fetched from the server before the surge"
         )
-        err.print(f"surge: {plan.bidders} bidders, {plan.concurrency} at a time")
-        submitted = await surge(api, s3http, trade, plan.concurrency)
+        race = plan.race()
+        uploaded: list[float] = []
+        if race is not None:
+            err.print(f"uploading {plan.bidders} envelopes ahead of the deadline race")
+            uploaded = await upload_all(api, s3http, trade, plan.concurrency)
+            err.print(
+                f"surge: {plan.bidders} finalizes, {plan.concurrency} at a time; the chronograph closes "
+                f"bidding once {race.after} have been sent"
+            )
+            closing_run = asyncio.ensure_future(close_bidding(database_url, server, trade, race))
+            try:
+                submitted = await surge(api, s3http, trade, plan.concurrency, race)
+            finally:
+                race.reached.set()  # even if fewer were sent, the deadline passes
+            await closing_run
+            submitted.upload = uploaded
+        else:
+            err.print(f"surge: {plan.bidders} bidders, {plan.concurrency} at a time")
+            submitted = await surge(api, s3http, trade, plan.concurrency)
         err.print("baseline: the same envelopes straight to S3")
         raw = await baseline(s3, plan.bucket, s3http, trade, plan.concurrency, server, work / "server")
-        err.print("closing bidding at the deadline")
-        await close_bidding(database_url, server, trade)
+        if race is None:
+            err.print("closing bidding at the deadline")
+            await close_bidding(database_url, server, trade)
         closing = await api.call("GET", f"/api/v1/tenders/{trade.tender_id}/closing")
 
         for message in (submitted.errors + raw.errors)[:10]:
@@ -661,27 +845,52 @@ async def run_surge(plan: Plan, err: Console) -> int:
         ]
         for index in unverified[:10]:
             err.print(f"[red]bidder {index}: its receipt does not verify against the closing record[/]")
+        store = await stored(
+            database_url,
+            s3,
+            plan.bucket,
+            work / "server",
+            trade,
+            [r["envelope_sha256"] for r in submitted.receipts.values()],
+        )
+        refused = len(submitted.refused_w07)
+        other = len(submitted.other)
+        # Without a race nothing may be refused: the deadline is weeks away while the bidders finalise.
+        unanswered = plan.bidders - len(acknowledged) - (refused if race is not None else 0) - other
         _line(
             case="closing",
             bidders=plan.bidders,
+            deadline_race=plan.deadline_race,
+            closing_after_sent=race.after if race is not None else None,
+            in_flight_at_deadline=(submitted.in_flight(race.started, race.ended) if race is not None else 0),
+            closing_s=round(race.ended - race.started, 3) if race is not None else None,
             acknowledged=len(acknowledged),
+            refused_w07=refused,
+            lost=lost,
+            other=other,
             in_closing_head=len(acknowledged & standing),
             closing_envelopes=len(standing),
             closing_tree_size=closing["head"]["tree_size"],
             receipts_verified=len(submitted.receipts) - len(unverified),
-            lost=lost,
             unacknowledged_in_head=unacknowledged,
+            store_objects=store.objects,
+            store_stray=store.stray,
+            store_missing=store.missing,
+            pending_copies=store.pending_copies,
             wall_s=round(submitted.wall, 3),
             within_60s=submitted.wall <= TARGET_SECONDS,
         )
-        missing = plan.bidders - len(acknowledged)
         return (
-            len(submitted.errors)
+            other
             + len(raw.errors)
             + lost
             + unacknowledged
             + len(unverified)
-            + max(missing, 0)
+            + store.stray
+            + store.missing
+            + store.pending_copies
+            + (refused if race is None else 0)
+            + max(unanswered, 0)
         )
     return 0  # pragma: no cover - the context always returns above
 
@@ -728,6 +937,16 @@ async def run_surge(plan: Plan, err: Console) -> int:
     help="Run on the embedded default of `make run`: SQLite (a fresh file, or --database-url "
     "sqlite+aiosqlite:///…) and the local object store, uploads through the server's own route.",
 )
+@click.option(
+    "--deadline-race",
+    type=click.FloatRange(0, 1, min_open=True),
+    default=None,
+    metavar="FRACTION",
+    help="Pass the deadline while finalizes are in flight: every envelope is uploaded first, then the "
+    "chronograph closes bidding as soon as this fraction of the finalize requests has been sent. Each "
+    "acknowledged bid must be in the closing head and every other refused under W-07. Default: the "
+    "deadline passes after every finalize ended.",
+)
 def surge_command(
     bidders: int,
     size_mib: int,
@@ -737,6 +956,7 @@ def surge_command(
     s3_endpoint: str | None,
     bucket: str | None,
     embedded: bool,
+    deadline_race: float | None,
 ) -> None:
     """Bidders finalise large envelopes at once, just before the deadline.
 
@@ -757,6 +977,7 @@ def surge_command(
         os.environ.get("AWS_SECRET_ACCESS_KEY", ""),
         bucket or f"ggzy-surge-{secrets.token_hex(4)}",
         embedded,
+        deadline_race,
     )
     problems = asyncio.run(run_surge(plan, err))
     if problems:
