@@ -1,8 +1,9 @@
 """`ggzy bench surge`: many bidders finalise large sealed envelopes at once, just before the deadline.
 
-The target: 200 bidders finalise 4 MiB envelopes within 60 s against `ggzy serve` on PostgreSQL and
-SeaweedFS, loopback only. Every submission acknowledged must be in the closing head, its receipt verifying
-against the published closing record; none may be lost.
+The targets: 200 bidders finalise 4 MiB envelopes within 60 s against `ggzy serve` on PostgreSQL and
+SeaweedFS (or on the embedded default, `--embedded`), loopback only; and with the deadline falling while
+finalizes are in flight (`--deadline-race`), every acknowledged bid is in the closing head, every refused
+one is refused under W-07, and none is lost.
 
 Setup (not timed): an empty PostgreSQL database (a scratch one created beside `--admin-url` and dropped
 after, unless `--database-url` names one), a SeaweedFS (`weed mini`, started here on free loopback ports
@@ -15,12 +16,26 @@ Timed: every bidder at once (at most `--concurrency` in flight) asks for an uplo
 envelope to the presigned URL and finalises the bid; the finalise call alone is one latency sample. Then,
 as a baseline from the same run, the same envelopes are PUT straight to S3 (presigned, another prefix,
 same concurrency). Finally the deadline is passed the way the chronograph passes it — `trading.
-chronograph.tick` at a clock set just after the deadline, on the same database with the server's log key — and the
-public closing record is fetched from the server: every acknowledged envelope must be in it, and every
-receipt must verify against it offline under the log key fetched before the surge.
+chronograph.tick` at a clock set just after the deadline, on the same database with the server's log
+key — and the public closing record is fetched from the server.
 
-One JSON line per measurement on stdout; nothing passes or fails on time (`within_60s` is reported, not
-enforced). The exit status is 1 only if a submission was lost, a receipt did not verify or a request failed.
+With `--deadline-race F` every envelope is uploaded first, and the deadline passes during the finalizes:
+the chronograph's tick starts as soon as a fraction F of the finalize requests has been sent, so the
+closing runs while those are still copying or recording their envelopes, and the rest arrive during or
+after it. The server's own clock stays weeks before the deadline, so a finalize that loses the race is
+refused because the closing head is signed, which is the case a clock check alone would miss. Every
+answer is sorted: acknowledged (201 with a receipt for this envelope), refused under W-07, or other (a
+409, a 5xx, a transport error: each one a fault).
+
+Checked after the closing, from the client's side and the published record: every acknowledged envelope is
+in the closing head and nothing else is (`lost`, `unacknowledged_in_head`); every receipt verifies against
+the closing record offline under the log key fetched before the surge; the object store's records of the
+tender's bids hold exactly the acknowledged envelopes, read back and hashed (`store_stray`,
+`store_missing`), and the database tracks no finalize's copy as still pending (`pending_copies`).
+
+One JSON line per measurement on stdout; nothing passes or fails on time (`within_60s` and
+`in_flight_at_deadline` are reported, not enforced). The exit status is 1 if any check above fails, a
+request failed, or, without a race, a submission was not acknowledged.
 """
 
 from __future__ import annotations
@@ -960,8 +975,8 @@ def surge_command(
 ) -> None:
     """Bidders finalise large envelopes at once, just before the deadline.
 
-    Finalise latency next to raw S3 PUTs, and
-    every acknowledged envelope in the closing head."""
+    Finalise latency next to raw S3 PUTs, and every acknowledged envelope in the closing head; with
+    --deadline-race, the deadline passes while the finalizes are in flight."""
     import logging
 
     logging.getLogger("httpx").setLevel(logging.WARNING)
