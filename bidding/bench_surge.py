@@ -19,13 +19,14 @@ same concurrency). Finally the deadline is passed the way the chronograph passes
 chronograph.tick` at a clock set just after the deadline, on the same database with the server's log
 key — and the public closing record is fetched from the server.
 
-With `--deadline-race F` every envelope is uploaded first, and the deadline passes during the finalizes:
-the chronograph's tick starts as soon as a fraction F of the finalize requests has been sent, so the
-closing runs while those are still copying or recording their envelopes, and the rest arrive during or
-after it. The server's own clock stays weeks before the deadline, so a finalize that loses the race is
-refused because the closing head is signed, which is the case a clock check alone would miss. Every
-answer is sorted: acknowledged (201 with a receipt for this envelope), refused under W-07, or other (a
-409, a 5xx, a transport error: each one a fault).
+With `--deadline-race F` the deadline passes during the finalizes, on the server's own clock: the server
+runs as a rehearsal (演练模式, its chronograph ticking every `RACE_TICK_SECONDS`), the centre sets its
+clock to `RACE_LEAD` before the deadline, every envelope is uploaded, the finalizes start, and as soon as
+a fraction F of them has been sent the centre sets the clock to the deadline. The server's chronograph
+then closes bidding while those are still copying or recording their envelopes; the rest arrive after
+the deadline. Every answer is sorted: acknowledged (201 with a receipt for this envelope), refused under
+W-07, or other (a 409, a 5xx, a transport error: each one a fault). `closing_s` is the time from setting
+the clock to the deadline to the closing record's publication.
 
 Checked after the closing, from the client's side and the published record: every acknowledged envelope is
 in the closing head and nothing else is (`lost`, `unacknowledged_in_head`); every receipt verifies against
@@ -91,6 +92,11 @@ PASSWORD = "surge-bench-password"  # noqa: S105 - scratch accounts of a throw-aw
 TARGET_SECONDS = 60.0
 DEADLINE_DAYS = 60  # W-01 asks for 20 days from the documents; the deadline must not come during the run
 REQUEST_TIMEOUT_SECONDS = 300.0
+RACE_TICK_SECONDS = 0.2  # the server's chronograph in a deadline race ticks this often
+RACE_LEAD = timedelta(minutes=10)  # the rehearsal clock stands this far before the deadline for the uploads
+TOKEN_TTL_MINUTES = 60 * 24 * 365
+CLOSING_POLL_SECONDS = 0.05
+CLOSING_WAIT_SECONDS = 600.0
 CLOSING_RETRY_SECONDS = 0.05  # between two ticks that found the tender's row held by a finalize
 
 
@@ -159,10 +165,17 @@ def _spawn(command: list[str], env: dict[str, str], cwd: Path, log: Path) -> sub
 
 @contextlib.asynccontextmanager
 async def serve(
-    database_url: str, s3: SeaweedS3 | None, bucket: str, work: Path, err: Console
+    database_url: str,
+    s3: SeaweedS3 | None,
+    bucket: str,
+    work: Path,
+    err: Console,
+    *,
+    rehearsal: bool = False,
 ) -> AsyncIterator[Server]:
     """`ggzy serve` on the database and S3 (or, without S3, the embedded local store under `work`), with
-    only our GGZY_* variables; stopped after."""
+    only our GGZY_* variables; stopped after. With `rehearsal`, on a rehearsal clock the bench sets through
+    the API, its chronograph ticking every `RACE_TICK_SECONDS`."""
     port = _free_port()
     server = Server(
         f"http://127.0.0.1:{port}",
@@ -182,6 +195,13 @@ async def serve(
         "GGZY_ARGON2_MEMORY_KIB": os.environ.get("GGZY_ARGON2_MEMORY_KIB", "1024"),
         "GGZY_ARGON2_PARALLELISM": os.environ.get("GGZY_ARGON2_PARALLELISM", "1"),
     }
+    if rehearsal:
+        env |= {
+            "GGZY_REHEARSAL": "1",
+            "GGZY_TICK_SECONDS": str(RACE_TICK_SECONDS),
+            # The clock jumps weeks ahead to the deadline: sign-ins made before must outlive the jump.
+            "GGZY_TOKEN_TTL_MINUTES": str(TOKEN_TTL_MINUTES),
+        }
     if s3 is not None:
         env |= {
             "GGZY_S3_ENDPOINT": s3.endpoint,
@@ -286,6 +306,7 @@ class Bidder:
 @dataclass
 class Trade:
     tender: dict[str, Any]
+    centre: str
     bidders: list[Bidder] = field(default_factory=list)
 
     @property
@@ -415,7 +436,7 @@ async def seed(database_url: str, api: Api, s3http: httpx.AsyncClient, plan: Pla
     tender = await api.call("GET", f"/api/v1/tenders/{tid}", bidders[0].token if bidders else agency)
     if tender.get("status") != "tendering":
         raise click.ClickException(f"the tender is {tender.get('status')}, not tendering")
-    return Trade(tender, list(bidders))
+    return Trade(tender, centre, list(bidders))
 
 
 def seal_all(trade: Trade, size_mib: int, directory: Path, err: Console) -> None:
@@ -463,7 +484,8 @@ def seal_all(trade: Trade, size_mib: int, directory: Path, err: Console) -> None
 @dataclass
 class DeadlineRace:
     """When the deadline passes during the surge: as soon as `after` finalize requests have been sent, so
-    those still running (and those sent while the closing runs) race the closing head."""
+    those still running race the closing head; `started` is when the clock was set to the deadline,
+    `ended` when the closing record was first published."""
 
     after: int
     reached: asyncio.Event = field(default_factory=asyncio.Event)
@@ -582,10 +604,17 @@ async def baseline(
     concurrency: int,
     server: Server,
     work: Path,
+    offset: timedelta = timedelta(0),
 ) -> Surge:
     """The same envelopes PUT straight to S3 (presigned, under another prefix), at the same concurrency;
-    on the embedded store, PUT to the server's own upload route under a grant signed with its key."""
-    local = LocalObjectStore(work / "objects", server.url, server.secret_key.encode())
+    on the embedded store, PUT to the server's own upload route under a grant signed with its key, on the
+    server's clock (`offset` ahead of real time in a rehearsal)."""
+    local = LocalObjectStore(
+        work / "objects",
+        server.url,
+        server.secret_key.encode(),
+        now=lambda: SystemClock().now() + offset,
+    )
     result = Surge()
 
     async def presigned(name: str) -> str:
@@ -608,16 +637,11 @@ async def baseline(
     return result
 
 
-async def close_bidding(
-    database_url: str, server: Server, trade: Trade, race: DeadlineRace | None = None
-) -> None:
+async def close_bidding(database_url: str, server: Server, trade: Trade) -> None:
     """Pass the deadline as the chronograph does: `tick` at a clock just after it, with the server's log
-    key; in a race, as soon as enough finalizes have been sent. A tick that finds the tender's row held by
-    a finalize's write transaction leaves it (SKIP LOCKED), so ticks go on, as the worker's would, until
-    the tender is closed; a transition that fails ends the run."""
-    if race is not None:
-        await race.reached.wait()
-        race.started = time.perf_counter()
+    key. A tick that finds the tender's row held by a finalize's write transaction leaves it (SKIP
+    LOCKED), so ticks go on, as the worker's would, until the tender is closed; a failing transition ends
+    the run."""
     signer = LogSigner.from_secret(server.secret_key, server.log_signing_key)
     engine = create_engine(database_url)
     try:
@@ -625,16 +649,37 @@ async def close_bidding(
         while True:
             moved = await chronograph.tick(sessionmaker, trade.deadline + timedelta(seconds=1), signer)
             if any(code == trade.tender["code"] for code, _ in moved):
-                break
+                return
             async with transaction(sessionmaker, read_only=True) as session:
                 failing = await chronograph.failures(session)
             if failing:
                 raise click.ClickException(f"closing the tender failed: {failing[0].error}")
-            await asyncio.sleep(CLOSING_RETRY_SECONDS)
+            await asyncio.sleep(CLOSING_POLL_SECONDS)
     finally:
         await engine.dispose()
-        if race is not None:
-            race.ended = time.perf_counter()
+
+
+async def set_clock(control: Api, trade: Trade, at: datetime) -> None:
+    """The centre sets the server's rehearsal clock to `at`."""
+    await control.call("PUT", "/api/v1/rehearsal/clock", trade.centre, {"at": at.isoformat()})
+
+
+async def pass_deadline(control: Api, trade: Trade, race: DeadlineRace) -> None:
+    """Once enough finalizes have been sent, the centre sets the server's clock to the deadline, and the
+    server's own chronograph closes bidding at its next tick; wait until the closing record is published.
+    `control` is a client of its own, so the finalizes filling the surge's connections hold it up not."""
+    await race.reached.wait()
+    race.started = time.perf_counter()
+    await set_clock(control, trade, trade.deadline)
+    path = f"/api/v1/tenders/{trade.tender_id}/closing"
+    while (r := await control.http.get(path)).status_code == 404:
+        if time.perf_counter() - race.started > CLOSING_WAIT_SECONDS:
+            failing = await control.call("GET", "/api/v1/chronograph/failures", trade.centre)
+            raise click.ClickException(f"the server did not close bidding; failing transitions: {failing}")
+        await asyncio.sleep(CLOSING_POLL_SECONDS)
+    race.ended = time.perf_counter()
+    if r.status_code != 200:
+        raise click.ClickException(f"GET {path}: {r.status_code} {r.text[:300]}")
 
 
 @dataclass(frozen=True)
@@ -773,7 +818,10 @@ async def run_surge(plan: Plan, err: Console) -> int:
             s3 = await stack.enter_async_context(seaweedfs(work / "weed", plan.bucket, err))
         err.print("migrating the database")
         await upgrade_async(database_url)
-        server = await stack.enter_async_context(serve(database_url, s3, plan.bucket, work / "server", err))
+        race = plan.race()
+        server = await stack.enter_async_context(
+            serve(database_url, s3, plan.bucket, work / "server", err, rehearsal=race is not None)
+        )
         limits = httpx.Limits(max_connections=plan.concurrency, max_keepalive_connections=plan.concurrency)
         http = await stack.enter_async_context(
             httpx.AsyncClient(base_url=server.url, timeout=REQUEST_TIMEOUT_SECONDS, limits=limits)
@@ -789,16 +837,21 @@ async def run_surge(plan: Plan, err: Console) -> int:
         pin = receipts.KeyPin(
             base64.b64decode(log_key["public_key"]), "fetched from the server before the surge"
         )
-        race = plan.race()
         uploaded: list[float] = []
         if race is not None:
-            err.print(f"uploading {plan.bidders} envelopes ahead of the deadline race")
+            control = Api(
+                await stack.enter_async_context(
+                    httpx.AsyncClient(base_url=server.url, timeout=REQUEST_TIMEOUT_SECONDS)
+                )
+            )
+            await set_clock(control, trade, trade.deadline - RACE_LEAD)
+            err.print(f"uploading {plan.bidders} envelopes, {RACE_LEAD} before the deadline")
             uploaded = await upload_all(api, s3http, trade, plan.concurrency)
             err.print(
-                f"surge: {plan.bidders} finalizes, {plan.concurrency} at a time; the chronograph closes "
-                f"bidding once {race.after} have been sent"
+                f"surge: {plan.bidders} finalizes, {plan.concurrency} at a time; the clock reaches the "
+                f"deadline once {race.after} have been sent"
             )
-            closing_run = asyncio.ensure_future(close_bidding(database_url, server, trade, race))
+            closing_run = asyncio.ensure_future(pass_deadline(control, trade, race))
             try:
                 submitted = await surge(api, s3http, trade, plan.concurrency, race)
             finally:
@@ -809,7 +862,11 @@ async def run_surge(plan: Plan, err: Console) -> int:
             err.print(f"surge: {plan.bidders} bidders, {plan.concurrency} at a time")
             submitted = await surge(api, s3http, trade, plan.concurrency)
         err.print("baseline: the same envelopes straight to S3")
-        raw = await baseline(s3, plan.bucket, s3http, trade, plan.concurrency, server, work / "server")
+        clock = await api.call("GET", "/api/v1/clock")
+        offset = timedelta(seconds=float(clock["offset_seconds"]))
+        raw = await baseline(
+            s3, plan.bucket, s3http, trade, plan.concurrency, server, work / "server", offset
+        )
         if race is None:
             err.print("closing bidding at the deadline")
             await close_bidding(database_url, server, trade)
@@ -957,8 +1014,9 @@ async def run_surge(plan: Plan, err: Console) -> int:
     type=click.FloatRange(0, 1, min_open=True),
     default=None,
     metavar="FRACTION",
-    help="Pass the deadline while finalizes are in flight: every envelope is uploaded first, then the "
-    "chronograph closes bidding as soon as this fraction of the finalize requests has been sent. Each "
+    help="Pass the deadline while finalizes are in flight: the server runs on a rehearsal clock, every "
+    "envelope is uploaded first, and the clock reaches the deadline as soon as this fraction of the "
+    "finalize requests has been sent, so the server's chronograph closes bidding during the surge. Each "
     "acknowledged bid must be in the closing head and every other refused under W-07. Default: the "
     "deadline passes after every finalize ended.",
 )
