@@ -95,9 +95,8 @@ REQUEST_TIMEOUT_SECONDS = 300.0
 RACE_TICK_SECONDS = 0.2  # the server's chronograph in a deadline race ticks this often
 RACE_LEAD = timedelta(minutes=10)  # the rehearsal clock stands this far before the deadline for the uploads
 TOKEN_TTL_MINUTES = 60 * 24 * 365
-CLOSING_POLL_SECONDS = 0.05
+CLOSING_POLL_SECONDS = 0.05  # between two looks for the closing (a tick, or GET …/closing)
 CLOSING_WAIT_SECONDS = 600.0
-CLOSING_RETRY_SECONDS = 0.05  # between two ticks that found the tender's row held by a finalize
 
 
 # ---------------------------------------------------------------- SeaweedFS (when no --s3-endpoint)
@@ -667,7 +666,7 @@ async def set_clock(control: Api, trade: Trade, at: datetime) -> None:
 async def pass_deadline(control: Api, trade: Trade, race: DeadlineRace) -> None:
     """Once enough finalizes have been sent, the centre sets the server's clock to the deadline, and the
     server's own chronograph closes bidding at its next tick; wait until the closing record is published.
-    `control` is a client of its own, so the finalizes filling the surge's connections hold it up not."""
+    `control` is a client of its own, so the finalizes that fill the surge's connections do not hold it up."""
     await race.reached.wait()
     race.started = time.perf_counter()
     await set_clock(control, trade, trade.deadline)
