@@ -1,8 +1,9 @@
 """`ggzy bench surge`: many bidders finalise large sealed envelopes at once, just before the deadline.
 
-The target: 200 bidders finalise 4 MiB envelopes within 60 s against `ggzy serve` on PostgreSQL and
-SeaweedFS, loopback only. Every submission acknowledged must be in the closing head, its receipt verifying
-against the published closing record; none may be lost.
+The targets: 200 bidders finalise 4 MiB envelopes within 60 s against `ggzy serve` on PostgreSQL and
+SeaweedFS (or on the embedded default, `--embedded`), loopback only; and with the deadline falling while
+finalizes are in flight (`--deadline-race`), every acknowledged bid is in the closing head, every refused
+one is refused under W-07, and none is lost.
 
 Setup (not timed): an empty PostgreSQL database (a scratch one created beside `--admin-url` and dropped
 after, unless `--database-url` names one), a SeaweedFS (`weed mini`, started here on free loopback ports
@@ -15,12 +16,27 @@ Timed: every bidder at once (at most `--concurrency` in flight) asks for an uplo
 envelope to the presigned URL and finalises the bid; the finalise call alone is one latency sample. Then,
 as a baseline from the same run, the same envelopes are PUT straight to S3 (presigned, another prefix,
 same concurrency). Finally the deadline is passed the way the chronograph passes it — `trading.
-chronograph.tick` at a clock set just after the deadline, on the same database with the server's log key — and the
-public closing record is fetched from the server: every acknowledged envelope must be in it, and every
-receipt must verify against it offline under the log key fetched before the surge.
+chronograph.tick` at a clock set just after the deadline, on the same database with the server's log
+key — and the public closing record is fetched from the server.
 
-One JSON line per measurement on stdout; nothing passes or fails on time (`within_60s` is reported, not
-enforced). The exit status is 1 only if a submission was lost, a receipt did not verify or a request failed.
+With `--deadline-race F` the deadline passes during the finalizes, on the server's own clock: the server
+runs as a rehearsal (演练模式, its chronograph ticking every `RACE_TICK_SECONDS`), the centre sets its
+clock to `RACE_LEAD` before the deadline, every envelope is uploaded, the finalizes start, and as soon as
+a fraction F of them has been sent the centre sets the clock to the deadline. The server's chronograph
+then closes bidding while those are still copying or recording their envelopes; the rest arrive after
+the deadline. Every answer is sorted: acknowledged (201 with a receipt for this envelope), refused under
+W-07, or other (a 409, a 5xx, a transport error: each one a fault). `closing_s` is the time from setting
+the clock to the deadline to the closing record's publication.
+
+Checked after the closing, from the client's side and the published record: every acknowledged envelope is
+in the closing head and nothing else is (`lost`, `unacknowledged_in_head`); every receipt verifies against
+the closing record offline under the log key fetched before the surge; the object store's records of the
+tender's bids hold exactly the acknowledged envelopes, read back and hashed (`store_stray`,
+`store_missing`), and the database tracks no finalize's copy as still pending (`pending_copies`).
+
+One JSON line per measurement on stdout; nothing passes or fails on time (`within_60s` and
+`in_flight_at_deadline` are reported, not enforced). The exit status is 1 if any check above fails, a
+request failed, or, without a race, a submission was not acknowledged.
 """
 
 from __future__ import annotations
@@ -30,12 +46,14 @@ import base64
 import contextlib
 import functools
 import hashlib
+import math
 import os
 import secrets
 import subprocess
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -54,7 +72,7 @@ from accounts.models import Organisation
 from accounts.uscc import make_uscc
 from bidding import agekeys, bidfile
 from bidding import receipt as receipts
-from storage import seaweed
+from storage import seaweed, uploads
 from storage.benchmark import emit, percentile_ms
 from storage.clock import SystemClock
 from storage.db import create_engine, create_sessionmaker, transaction
@@ -63,6 +81,7 @@ from storage.migrate import upgrade_async
 from storage.objects import LocalObjectStore
 from storage.seaweed import SeaweedS3
 from storage.signing import LogSigner
+from storage.uploads import ObjectClaim
 from trading import chronograph
 from trading.bench import _free_port, _serve_command, stop_server, wait_healthy
 from trading.calendar import SHANGHAI
@@ -73,6 +92,11 @@ PASSWORD = "surge-bench-password"  # noqa: S105 - scratch accounts of a throw-aw
 TARGET_SECONDS = 60.0
 DEADLINE_DAYS = 60  # W-01 asks for 20 days from the documents; the deadline must not come during the run
 REQUEST_TIMEOUT_SECONDS = 300.0
+RACE_TICK_SECONDS = 0.2  # the server's chronograph in a deadline race ticks this often
+RACE_LEAD = timedelta(minutes=10)  # the rehearsal clock stands this far before the deadline for the uploads
+TOKEN_TTL_MINUTES = 60 * 24 * 365
+CLOSING_POLL_SECONDS = 0.05  # between two looks for the closing (a tick, or GET …/closing)
+CLOSING_WAIT_SECONDS = 600.0
 
 
 # ---------------------------------------------------------------- SeaweedFS (when no --s3-endpoint)
@@ -140,10 +164,17 @@ def _spawn(command: list[str], env: dict[str, str], cwd: Path, log: Path) -> sub
 
 @contextlib.asynccontextmanager
 async def serve(
-    database_url: str, s3: SeaweedS3 | None, bucket: str, work: Path, err: Console
+    database_url: str,
+    s3: SeaweedS3 | None,
+    bucket: str,
+    work: Path,
+    err: Console,
+    *,
+    rehearsal: bool = False,
 ) -> AsyncIterator[Server]:
     """`ggzy serve` on the database and S3 (or, without S3, the embedded local store under `work`), with
-    only our GGZY_* variables; stopped after."""
+    only our GGZY_* variables; stopped after. With `rehearsal`, on a rehearsal clock the bench sets through
+    the API, its chronograph ticking every `RACE_TICK_SECONDS`."""
     port = _free_port()
     server = Server(
         f"http://127.0.0.1:{port}",
@@ -163,6 +194,13 @@ async def serve(
         "GGZY_ARGON2_MEMORY_KIB": os.environ.get("GGZY_ARGON2_MEMORY_KIB", "1024"),
         "GGZY_ARGON2_PARALLELISM": os.environ.get("GGZY_ARGON2_PARALLELISM", "1"),
     }
+    if rehearsal:
+        env |= {
+            "GGZY_REHEARSAL": "1",
+            "GGZY_TICK_SECONDS": str(RACE_TICK_SECONDS),
+            # The clock jumps weeks ahead to the deadline: sign-ins made before must outlive the jump.
+            "GGZY_TOKEN_TTL_MINUTES": str(TOKEN_TTL_MINUTES),
+        }
     if s3 is not None:
         env |= {
             "GGZY_S3_ENDPOINT": s3.endpoint,
@@ -261,11 +299,13 @@ class Bidder:
     sealed: Path | None = None
     sha256: str = ""
     size: int = 0
+    object_key: str = ""  # set once the envelope is uploaded ahead of the finalize (a deadline race)
 
 
 @dataclass
 class Trade:
     tender: dict[str, Any]
+    centre: str
     bidders: list[Bidder] = field(default_factory=list)
 
     @property
@@ -395,7 +435,7 @@ async def seed(database_url: str, api: Api, s3http: httpx.AsyncClient, plan: Pla
     tender = await api.call("GET", f"/api/v1/tenders/{tid}", bidders[0].token if bidders else agency)
     if tender.get("status") != "tendering":
         raise click.ClickException(f"the tender is {tender.get('status')}, not tendering")
-    return Trade(tender, list(bidders))
+    return Trade(tender, centre, list(bidders))
 
 
 def seal_all(trade: Trade, size_mib: int, directory: Path, err: Console) -> None:
@@ -441,47 +481,112 @@ def seal_all(trade: Trade, size_mib: int, directory: Path, err: Console) -> None
 
 
 @dataclass
+class DeadlineRace:
+    """When the deadline passes during the surge: as soon as `after` finalize requests have been sent, so
+    those still running race the closing head; `started` is when the clock was set to the deadline,
+    `ended` when the closing record was first published."""
+
+    after: int
+    reached: asyncio.Event = field(default_factory=asyncio.Event)
+    started: float = 0.0
+    ended: float = 0.0
+
+
+@dataclass
 class Surge:
     finalize: list[float] = field(default_factory=list)
     upload: list[float] = field(default_factory=list)
     receipts: dict[int, dict[str, Any]] = field(default_factory=dict)
+    refused_w07: set[int] = field(default_factory=set)
+    other: dict[int, str] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    spans: dict[int, tuple[float, float]] = field(default_factory=dict)
+    sent: int = 0
     wall: float = 0.0
 
+    def in_flight(self, start: float, end: float) -> int:
+        """Finalize requests sent before `end` and answered after `start`: in flight while the closing ran."""
+        return sum(1 for sent, answered in self.spans.values() if sent < end and answered > start)
 
-async def surge(api: Api, s3http: httpx.AsyncClient, trade: Trade, concurrency: int) -> Surge:
-    """Every bidder at once: upload grant, PUT, finalise; the finalise call is the latency sample."""
+
+def _rule(r: httpx.Response) -> str | None:
+    """The rule a problem answer cites, if any."""
+    try:
+        body = r.json()
+    except ValueError:
+        return None
+    return body.get("rule") if isinstance(body, dict) else None
+
+
+async def upload(api: Api, s3http: httpx.AsyncClient, trade: Trade, b: Bidder) -> tuple[str, float]:
+    """Ask for an upload grant and PUT the bidder's envelope to it; answers the object key and the seconds
+    the PUT took."""
+    assert b.sealed is not None
+    grant = await api.call(
+        "POST",
+        f"/api/v1/tenders/{trade.tender_id}/bids/uploads",
+        b.token,
+        {"filename": b.sealed.name, "size": b.size},
+    )
+    return str(grant["object_key"]), await put(s3http, grant, b.sealed)
+
+
+async def upload_all(api: Api, s3http: httpx.AsyncClient, trade: Trade, concurrency: int) -> list[float]:
+    """Every envelope uploaded ahead of a race, so what races the deadline is the finalize alone; answers
+    the seconds each PUT took."""
+
+    async def one(b: Bidder) -> float:
+        b.object_key, seconds = await upload(api, s3http, trade, b)
+        return seconds
+
+    return list(await bounded(concurrency, [functools.partial(one, b) for b in trade.bidders]))
+
+
+async def surge(
+    api: Api, s3http: httpx.AsyncClient, trade: Trade, concurrency: int, race: DeadlineRace | None = None
+) -> Surge:
+    """Every bidder at once: upload grant, PUT (unless uploaded ahead), finalise; the finalise call is the
+    latency sample. Each answer is sorted: 201 with a receipt for this envelope (acknowledged), 422 W-07
+    (refused as late), or anything else (a problem: a racing finalize must never get a 409 or a 5xx)."""
     result = Surge()
 
     async def one(b: Bidder) -> None:
         assert b.sealed is not None
         try:
-            grant = await api.call(
-                "POST",
-                f"/api/v1/tenders/{trade.tender_id}/bids/uploads",
-                b.token,
-                {"filename": b.sealed.name, "size": b.size},
-            )
-            result.upload.append(await put(s3http, grant, b.sealed))
+            object_key = b.object_key
+            if not object_key:
+                object_key, seconds = await upload(api, s3http, trade, b)
+                result.upload.append(seconds)
+            result.sent += 1
+            if race is not None and result.sent >= race.after:
+                race.reached.set()
             started = time.perf_counter()
             r = await api.http.post(
                 f"/api/v1/tenders/{trade.tender_id}/bids",
-                json={"lot_id": trade.lot_id, "object_key": grant["object_key"]},
+                json={"lot_id": trade.lot_id, "object_key": object_key},
                 headers={
                     "Authorization": f"Bearer {b.token}",
                     "Idempotency-Key": f"surge-{uuid.uuid4().hex}",
                 },
             )
-            result.finalize.append(time.perf_counter() - started)
+            answered = time.perf_counter()
+            result.finalize.append(answered - started)
+            result.spans[b.index] = (started, answered)
+            if r.status_code == 422 and _rule(r) == "W-07":
+                result.refused_w07.add(b.index)
+                return
             if r.status_code != 201:
+                result.other[b.index] = f"{r.status_code} {r.text[:300]}"
                 raise click.ClickException(f"finalise: {r.status_code} {r.text[:300]}")
             receipt = r.json()
             if receipt.get("envelope_sha256") != b.sha256:
+                result.other[b.index] = f"receipt for envelope {receipt.get('envelope_sha256')}"
                 raise click.ClickException(
                     f"receipt names envelope {receipt.get('envelope_sha256')}, not {b.sha256}"
                 )
             result.receipts[b.index] = receipt
         except (click.ClickException, httpx.HTTPError) as exc:
+            result.other.setdefault(b.index, str(exc))
             result.errors.append(f"bidder {b.index}: {exc}")
 
     started = time.perf_counter()
@@ -498,10 +603,17 @@ async def baseline(
     concurrency: int,
     server: Server,
     work: Path,
+    offset: timedelta = timedelta(0),
 ) -> Surge:
     """The same envelopes PUT straight to S3 (presigned, under another prefix), at the same concurrency;
-    on the embedded store, PUT to the server's own upload route under a grant signed with its key."""
-    local = LocalObjectStore(work / "objects", server.url, server.secret_key.encode())
+    on the embedded store, PUT to the server's own upload route under a grant signed with its key, on the
+    server's clock (`offset` ahead of real time in a rehearsal)."""
+    local = LocalObjectStore(
+        work / "objects",
+        server.url,
+        server.secret_key.encode(),
+        now=lambda: SystemClock().now() + offset,
+    )
     result = Surge()
 
     async def presigned(name: str) -> str:
@@ -524,16 +636,122 @@ async def baseline(
     return result
 
 
-async def close_bidding(database_url: str, server: Server, trade: Trade) -> list[tuple[str, str]]:
-    """Pass the deadline as the chronograph does: `tick` at a clock just after it, with the server's log key."""
+async def close_bidding(database_url: str, server: Server, trade: Trade) -> None:
+    """Pass the deadline as the chronograph does: `tick` at a clock just after it, with the server's log
+    key. A tick that finds the tender's row held by a finalize's write transaction leaves it (SKIP
+    LOCKED), so ticks go on, as the worker's would, until the tender is closed; a failing transition ends
+    the run."""
     signer = LogSigner.from_secret(server.secret_key, server.log_signing_key)
     engine = create_engine(database_url)
     try:
-        return await chronograph.tick(
-            create_sessionmaker(engine), trade.deadline + timedelta(seconds=1), signer
-        )
+        sessionmaker = create_sessionmaker(engine)
+        while True:
+            moved = await chronograph.tick(sessionmaker, trade.deadline + timedelta(seconds=1), signer)
+            if any(code == trade.tender["code"] for code, _ in moved):
+                return
+            async with transaction(sessionmaker, read_only=True) as session:
+                failing = await chronograph.failures(session)
+            if failing:
+                raise click.ClickException(f"closing the tender failed: {failing[0].error}")
+            await asyncio.sleep(CLOSING_POLL_SECONDS)
     finally:
         await engine.dispose()
+
+
+async def set_clock(control: Api, trade: Trade, at: datetime) -> None:
+    """The centre sets the server's rehearsal clock to `at`."""
+    await control.call("PUT", "/api/v1/rehearsal/clock", trade.centre, {"at": at.isoformat()})
+
+
+async def pass_deadline(control: Api, trade: Trade, race: DeadlineRace) -> None:
+    """Once enough finalizes have been sent, the centre sets the server's clock to the deadline, and the
+    server's own chronograph closes bidding at its next tick; wait until the closing record is published.
+    `control` is a client of its own, so the finalizes that fill the surge's connections do not hold it up."""
+    await race.reached.wait()
+    race.started = time.perf_counter()
+    await set_clock(control, trade, trade.deadline)
+    path = f"/api/v1/tenders/{trade.tender_id}/closing"
+    while (r := await control.http.get(path)).status_code == 404:
+        if time.perf_counter() - race.started > CLOSING_WAIT_SECONDS:
+            failing = await control.call("GET", "/api/v1/chronograph/failures", trade.centre)
+            raise click.ClickException(f"the server did not close bidding; failing transitions: {failing}")
+        await asyncio.sleep(CLOSING_POLL_SECONDS)
+    race.ended = time.perf_counter()
+    if r.status_code != 200:
+        raise click.ClickException(f"GET {path}: {r.status_code} {r.text[:300]}")
+
+
+@dataclass(frozen=True)
+class Stored:
+    """What the object store holds in the tender's bid records after the closing, against what was
+    acknowledged, and the copies the database still tracks as not on record."""
+
+    objects: int
+    stray: int
+    missing: int
+    pending_copies: int
+
+
+async def stored(
+    database_url: str,
+    s3: SeaweedS3 | None,
+    bucket: str,
+    work: Path,
+    trade: Trade,
+    acknowledged: Sequence[str],
+) -> Stored:
+    """Read back every object under the tender's bid records (on S3, or the embedded store's files under
+    `work`) and hash it: exactly the acknowledged envelopes must be there, each once, with nothing
+    half-written beside them; and no finalize's copy may still be pending in the database."""
+    prefix = f"records/{trade.tender['code']}/bids/"
+
+    def local() -> list[str]:
+        folder = work / "objects" / prefix
+        if not folder.is_dir():
+            return []
+        found = []
+        for path in sorted(folder.iterdir()):
+            if path.name.endswith("~meta"):
+                continue  # the store's sidecar of an object: its size and hash, not an object
+            # A temporary file left by an unfinished write is counted too, and shows as stray.
+            found.append(hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else path.name)
+        return found
+
+    def remote() -> list[str]:
+        assert s3 is not None
+        client = s3.client()
+        found = []
+        for item in client.list_objects(bucket, prefix=prefix, recursive=True):
+            digest = hashlib.sha256()
+            response = client.get_object(bucket, str(item.object_name))
+            try:
+                for chunk in response.stream(MIB):
+                    digest.update(chunk)
+            finally:
+                response.close()
+                response.release_conn()
+            found.append(digest.hexdigest())
+        return found
+
+    found = await asyncio.to_thread(remote if s3 is not None else local)
+    held, wanted = Counter(found), Counter(acknowledged)
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            pending = await conn.scalar(
+                select(func.count())
+                .select_from(ObjectClaim)
+                .where(ObjectClaim.kind == uploads.COPY, ObjectClaim.state != uploads.KEPT)
+                .where(ObjectClaim.key.startswith(prefix))
+            )
+    finally:
+        await engine.dispose()
+    return Stored(
+        objects=len(found),
+        stray=sum((held - wanted).values()),
+        missing=sum((wanted - held).values()),
+        pending_copies=int(pending or 0),
+    )
 
 
 # ---------------------------------------------------------------- the command
@@ -551,6 +769,13 @@ class Plan:
     s3_secret_key: str
     bucket: str
     embedded: bool = False
+    deadline_race: float | None = None
+
+    def race(self) -> DeadlineRace | None:
+        """The deadline race this plan asks for, if any."""
+        if self.deadline_race is None:
+            return None
+        return DeadlineRace(after=max(1, math.ceil(self.deadline_race * self.bidders)))
 
 
 def _line(**fields: Any) -> None:
@@ -592,7 +817,10 @@ async def run_surge(plan: Plan, err: Console) -> int:
             s3 = await stack.enter_async_context(seaweedfs(work / "weed", plan.bucket, err))
         err.print("migrating the database")
         await upgrade_async(database_url)
-        server = await stack.enter_async_context(serve(database_url, s3, plan.bucket, work / "server", err))
+        race = plan.race()
+        server = await stack.enter_async_context(
+            serve(database_url, s3, plan.bucket, work / "server", err, rehearsal=race is not None)
+        )
         limits = httpx.Limits(max_connections=plan.concurrency, max_keepalive_connections=plan.concurrency)
         http = await stack.enter_async_context(
             httpx.AsyncClient(base_url=server.url, timeout=REQUEST_TIMEOUT_SECONDS, limits=limits)
@@ -608,12 +836,39 @@ async def run_surge(plan: Plan, err: Console) -> int:
         pin = receipts.KeyPin(
             base64.b64decode(log_key["public_key"]), "fetched from the server before the surge"
         )
-        err.print(f"surge: {plan.bidders} bidders, {plan.concurrency} at a time")
-        submitted = await surge(api, s3http, trade, plan.concurrency)
+        uploaded: list[float] = []
+        if race is not None:
+            control = Api(
+                await stack.enter_async_context(
+                    httpx.AsyncClient(base_url=server.url, timeout=REQUEST_TIMEOUT_SECONDS)
+                )
+            )
+            await set_clock(control, trade, trade.deadline - RACE_LEAD)
+            err.print(f"uploading {plan.bidders} envelopes, {RACE_LEAD} before the deadline")
+            uploaded = await upload_all(api, s3http, trade, plan.concurrency)
+            err.print(
+                f"surge: {plan.bidders} finalizes, {plan.concurrency} at a time; the clock reaches the "
+                f"deadline once {race.after} have been sent"
+            )
+            closing_run = asyncio.ensure_future(pass_deadline(control, trade, race))
+            try:
+                submitted = await surge(api, s3http, trade, plan.concurrency, race)
+            finally:
+                race.reached.set()  # even if fewer were sent, the deadline passes
+            await closing_run
+            submitted.upload = uploaded
+        else:
+            err.print(f"surge: {plan.bidders} bidders, {plan.concurrency} at a time")
+            submitted = await surge(api, s3http, trade, plan.concurrency)
         err.print("baseline: the same envelopes straight to S3")
-        raw = await baseline(s3, plan.bucket, s3http, trade, plan.concurrency, server, work / "server")
-        err.print("closing bidding at the deadline")
-        await close_bidding(database_url, server, trade)
+        clock = await api.call("GET", "/api/v1/clock")
+        offset = timedelta(seconds=float(clock["offset_seconds"]))
+        raw = await baseline(
+            s3, plan.bucket, s3http, trade, plan.concurrency, server, work / "server", offset
+        )
+        if race is None:
+            err.print("closing bidding at the deadline")
+            await close_bidding(database_url, server, trade)
         closing = await api.call("GET", f"/api/v1/tenders/{trade.tender_id}/closing")
 
         for message in (submitted.errors + raw.errors)[:10]:
@@ -661,27 +916,52 @@ async def run_surge(plan: Plan, err: Console) -> int:
         ]
         for index in unverified[:10]:
             err.print(f"[red]bidder {index}: its receipt does not verify against the closing record[/]")
+        store = await stored(
+            database_url,
+            s3,
+            plan.bucket,
+            work / "server",
+            trade,
+            [r["envelope_sha256"] for r in submitted.receipts.values()],
+        )
+        refused = len(submitted.refused_w07)
+        other = len(submitted.other)
+        # Without a race nothing may be refused: the deadline is weeks away while the bidders finalise.
+        unanswered = plan.bidders - len(acknowledged) - (refused if race is not None else 0) - other
         _line(
             case="closing",
             bidders=plan.bidders,
+            deadline_race=plan.deadline_race,
+            closing_after_sent=race.after if race is not None else None,
+            in_flight_at_deadline=(submitted.in_flight(race.started, race.ended) if race is not None else 0),
+            closing_s=round(race.ended - race.started, 3) if race is not None else None,
             acknowledged=len(acknowledged),
+            refused_w07=refused,
+            lost=lost,
+            other=other,
             in_closing_head=len(acknowledged & standing),
             closing_envelopes=len(standing),
             closing_tree_size=closing["head"]["tree_size"],
             receipts_verified=len(submitted.receipts) - len(unverified),
-            lost=lost,
             unacknowledged_in_head=unacknowledged,
+            store_objects=store.objects,
+            store_stray=store.stray,
+            store_missing=store.missing,
+            pending_copies=store.pending_copies,
             wall_s=round(submitted.wall, 3),
             within_60s=submitted.wall <= TARGET_SECONDS,
         )
-        missing = plan.bidders - len(acknowledged)
         return (
-            len(submitted.errors)
+            other
             + len(raw.errors)
             + lost
             + unacknowledged
             + len(unverified)
-            + max(missing, 0)
+            + store.stray
+            + store.missing
+            + store.pending_copies
+            + (refused if race is None else 0)
+            + max(unanswered, 0)
         )
     return 0  # pragma: no cover - the context always returns above
 
@@ -728,6 +1008,17 @@ async def run_surge(plan: Plan, err: Console) -> int:
     help="Run on the embedded default of `make run`: SQLite (a fresh file, or --database-url "
     "sqlite+aiosqlite:///…) and the local object store, uploads through the server's own route.",
 )
+@click.option(
+    "--deadline-race",
+    type=click.FloatRange(0, 1, min_open=True),
+    default=None,
+    metavar="FRACTION",
+    help="Pass the deadline while finalizes are in flight: the server runs on a rehearsal clock, every "
+    "envelope is uploaded first, and the clock reaches the deadline as soon as this fraction of the "
+    "finalize requests has been sent, so the server's chronograph closes bidding during the surge. Each "
+    "acknowledged bid must be in the closing head and every other refused under W-07. Default: the "
+    "deadline passes after every finalize ended.",
+)
 def surge_command(
     bidders: int,
     size_mib: int,
@@ -737,11 +1028,12 @@ def surge_command(
     s3_endpoint: str | None,
     bucket: str | None,
     embedded: bool,
+    deadline_race: float | None,
 ) -> None:
     """Bidders finalise large envelopes at once, just before the deadline.
 
-    Finalise latency next to raw S3 PUTs, and
-    every acknowledged envelope in the closing head."""
+    Finalise latency next to raw S3 PUTs, and every acknowledged envelope in the closing head; with
+    --deadline-race, the deadline passes while the finalizes are in flight."""
     import logging
 
     logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -757,6 +1049,7 @@ def surge_command(
         os.environ.get("AWS_SECRET_ACCESS_KEY", ""),
         bucket or f"ggzy-surge-{secrets.token_hex(4)}",
         embedded,
+        deadline_race,
     )
     problems = asyncio.run(run_surge(plan, err))
     if problems:

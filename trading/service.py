@@ -1669,11 +1669,17 @@ async def _complete_upload(store: ObjectStore, key: str, upload_id: str) -> None
 async def _bidding_tender(
     session: AsyncSession, actor: Principal, tender_id: uuid.UUID, now: datetime, *, lock: bool = True
 ) -> Tender:
+    """The tender, if the caller may bid on it at `now`. Late is late by the clock or by the closing: a
+    request that arrived before the deadline but reaches this check after the chronograph signed the
+    closing head (its envelope was still being copied, say) is refused under W-07 like any late bid,
+    since a bid counts only if its log event comes before the closing head."""
     await accounts.require_active(session, actor)
     tender = await _tender(session, tender_id, lock=lock)
     if tender.status == TenderStatus.DRAFT:
         raise NotFound("No such tender.")
-    if now >= tender.bid_deadline:
+    if now >= tender.bid_deadline or (
+        tender.status != TenderStatus.TENDERING and await bidding.closing_of(session, tender.id) is not None
+    ):
         raise RuleViolation(
             "W-07",
             f"Bids closed at {tender.bid_deadline.astimezone(SHANGHAI).isoformat()}; late bids are refused.",
