@@ -1666,20 +1666,26 @@ async def _complete_upload(store: ObjectStore, key: str, upload_id: str) -> None
         ) from exc
 
 
+async def _bids_closed(session: AsyncSession, tender: Tender, now: datetime) -> bool:
+    """Whether bids on `tender` are closed at `now`: by the clock, or by the closing. A request that arrived
+    before the deadline but reaches the tender after the chronograph signed its closing head (its envelope
+    was still being copied, or it waited for the tender's lock) is late like any other, since a bid event
+    counts only if it is logged before the closing head."""
+    return now >= tender.bid_deadline or (
+        tender.status != TenderStatus.TENDERING and await bidding.closing_of(session, tender.id) is not None
+    )
+
+
 async def _bidding_tender(
     session: AsyncSession, actor: Principal, tender_id: uuid.UUID, now: datetime, *, lock: bool = True
 ) -> Tender:
-    """The tender, if the caller may bid on it at `now`. Late is late by the clock or by the closing: a
-    request that arrived before the deadline but reaches this check after the chronograph signed the
-    closing head (its envelope was still being copied, say) is refused under W-07 like any late bid,
-    since a bid counts only if its log event comes before the closing head."""
+    """The tender, if the caller may bid on it at `now` (late bids are refused under W-07, see
+    `_bids_closed`)."""
     await accounts.require_active(session, actor)
     tender = await _tender(session, tender_id, lock=lock)
     if tender.status == TenderStatus.DRAFT:
         raise NotFound("No such tender.")
-    if now >= tender.bid_deadline or (
-        tender.status != TenderStatus.TENDERING and await bidding.closing_of(session, tender.id) is not None
-    ):
+    if await _bids_closed(session, tender, now):
         raise RuleViolation(
             "W-07",
             f"Bids closed at {tender.bid_deadline.astimezone(SHANGHAI).isoformat()}; late bids are refused.",
@@ -1949,7 +1955,7 @@ async def withdraw_bid(
     the bid stands and the deposit may be kept (W-06)."""
     tender = await _tender(session, tender_id, lock=True)
     bid = await _own_bid(session, actor, tender.id, bid_id)
-    if now >= tender.bid_deadline:
+    if await _bids_closed(session, tender, now):
         raise RuleViolation(
             "W-06",
             "The bid deadline has passed: a bid can no longer be withdrawn, and its deposit may be kept.",

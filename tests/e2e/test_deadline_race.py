@@ -236,3 +236,20 @@ async def test_a_finalize_that_started_before_the_deadline_counts_when_recorded_
     standing = await closing_verdict(api, tender, receipts_by_sha)
     assert standing == set(receipts_by_sha)
     await nothing_half_written(api, tender, standing)
+
+
+async def test_a_withdrawal_that_reaches_the_log_after_the_closing_is_refused_w06(api: Api) -> None:
+    """A withdrawal asked before the deadline that reaches the tender after the chronograph signed the
+    closing head (it waited for the tender's lock, say) is refused as late under W-06: the bid stands in
+    the head, and no withdrawal is logged."""
+    agency = await api.organisation("agency")
+    bidders = [await api.organisation("bidder", name=f"撤回集团{i}") for i in range(3)]
+    tender = await api.published(agency)
+    bids = [await api.bid(b, tender, price_fen=PRICE - i) for i, b in enumerate(bidders)]
+    assert await api.at(DEADLINE) == [(tender["code"], "opening")]
+    api.clock.set(DEADLINE - timedelta(seconds=1))  # the instant the withdrawal was asked
+    r = await api.post(f"{T}/{tender['id']}/bids/{bids[0].bid_id}/withdraw", bidders[0])
+    assert r.status_code == 422, r.text
+    assert r.json()["rule"] == "W-06"
+    mine = (await api.get(f"{T}/{tender['id']}/bids", bidders[0])).json()
+    assert [b["status"] for b in mine] == ["submitted"]
