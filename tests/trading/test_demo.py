@@ -29,12 +29,15 @@ from trading.demo import (
     KEYS_DIR,
     PASSWORD,
     SEED_HISTORY,
-    demo,
+    ServerParts,
     run_demo,
 )
 
 # isort: split
+from app import build_runtime, create_app, demo
 from evaluation.demo import EXPERTS  # after trading.demo, which imports it at its end
+
+SERVER = ServerParts(build_runtime, create_app)
 
 SEED_USERS = {
     *(f"expert{n}" for n in range(1, 12)),
@@ -56,7 +59,7 @@ async def test_the_demo_runs_a_complete_trade_with_every_step_checked(tmp_path: 
     out = io.StringIO()
     console = Console(file=out, width=200, color_system=None, highlight=False)
 
-    assert await run_demo(console, keep=tmp_path / "kept") is True
+    assert await run_demo(console, SERVER, keep=tmp_path / "kept") is True
 
     shown = out.getvalue()
     # what it tells the reader to verify is kept, and verifies
