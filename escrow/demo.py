@@ -266,7 +266,10 @@ async def contract_refunds(t: Trade) -> Any:
     # the bank's quarterly interest on the escrow account (结息日: the 21st of the quarter's last month)
     day = local_date(t.p.clock.now())
     quarter_end = date(day.year, ((day.month - 1) // 3) * 3 + 3, 21)
-    booked = quarter_end if quarter_end <= day else date(day.year, ((day.month - 1) // 3) * 3, 21)
+    if quarter_end > day:  # not yet this quarter's: the last one's (December's, in a year's first quarter)
+        months = quarter_end.year * 12 + quarter_end.month - 1 - 3
+        quarter_end = date(months // 12, months % 12 + 1, 21)
+    booked = quarter_end
     # a run on a shared rehearsal server has the quarter's credit of its own (runs never share a reference)
     credit = sandbox.Credit(
         f"INT{booked:%Y%m%d}{t.cast.run or ''}", 1_250_000, booked, interest=True, remittance="活期结息"

@@ -15,7 +15,7 @@ import csv
 import io
 import json
 import secrets
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -97,11 +97,47 @@ async def _register(t: Trade, part: Party) -> Actor:
     return await t.p.login(party, str(org["id"]), name=part.username)
 
 
+async def _no_other_serving_experts(t: Trade) -> None:
+    """On a shared rehearsal server: no expert of another run or of the server's own pool serves in the
+    specialties of the draw on the evaluation day, or the draw could invite someone this run cannot answer
+    for (the experts `ggzy demo --seed-only` seeds serve with no end)."""
+    day = local_date(_evaluation_at(t))
+    others: list[str] = []
+    for quota in QUOTAS:
+        cursor = None
+        while True:
+            params = {"status": "active", "specialty": quota["specialty"], "limit": 100}
+            page = await t.p.call(
+                "GET",
+                "/api/v1/evaluation/experts",
+                t.centre,
+                params={**params, **({"cursor": cursor} if cursor else {})},
+            )
+            others += [
+                f"{e['name']} ({e['number']})"
+                for e in page["items"]
+                if (e["term_end"] is None or date.fromisoformat(e["term_end"]) >= day)
+                and (e["term_start"] is None or date.fromisoformat(e["term_start"]) <= day)
+            ]
+            cursor = page["next_cursor"]
+            if not cursor:
+                break
+    check(
+        not others,
+        f"no other expert of {', '.join(str(q['specialty']) for q in QUOTAS)} serving on {day} in the server's pool "
+        "(the draw could invite one this run cannot answer for)",
+        f"{len(others)} such experts ({', '.join(others[:5])}{' …' if len(others) > 5 else ''}); a server seeded "
+        "with `ggzy demo --seed-only` has them: drive a rehearsal server that was not seeded",
+    )
+
+
 async def build_pool(t: Trade) -> tuple[str, Table]:
     """The centre keeps the specialty tree and imports the pool from a CSV file; each expert registers an
     Ed25519 key to sign reports with, and one declares a former employer (G-08). On a shared rehearsal
     server a run's experts serve its one evaluation (their term ends that day), so a later run's draw
     never invites them."""
+    if t.cast.run:
+        await _no_other_serving_experts(t)
     tree = [{"code": c, "parent_code": p, "name": n, "active": True} for c, p, n in DEFAULT_SPECIALTIES]
     await t.p.call("PUT", "/api/v1/evaluation/specialties", t.centre, json=tree)
     for party in EXPERTS:
@@ -408,6 +444,12 @@ async def evaluation_room(t: Trade) -> tuple[str, Table]:
     seat 1 chair, reviews qualification (all pass) and scores alone. One member scores the lowest bid far
     above the others (G-10): the report is refused until that member justifies it in writing."""
     await t.p.move_to(t.evaluation["evaluation_at"])
+
+    async def room_open() -> bool:
+        rooms = await t.p.call("GET", "/api/v1/evaluation/rooms", t.agency)
+        return any(r["tender_id"] == t.tid and r["status"] != "scheduled" for r in rooms)
+
+    await t.p.settle(room_open, f"the chronograph to open {t.code}'s evaluation room")
     members: dict[int, Actor] = {}
     room_id = ""
     for actor in _expert_actors(t):
@@ -535,8 +577,8 @@ async def sign_report(t: Trade) -> tuple[str, Table]:
             actor,
             json={"report_hash": digest, "signature": base64.b64encode(signature).decode()},
         )
+    await t.p.settle(t.status_is("publicity"), f"the signed report to put {t.code}'s candidates in publicity")
     tender = await t.p.call("GET", f"/api/v1/tenders/{t.tid}")
-    check(tender["status"] == "publicity", "the tender in publicity", tender["status"])
     t.publicity_ends = datetime.fromisoformat(tender["publicity_ends"])
     pdf = await t.p.request("GET", f"/api/v1/evaluation/rooms/{room_id}/report.pdf", members[1], expect=200)
     check(pdf.content.startswith(b"%PDF-"), "a PDF", pdf.content[:8])

@@ -229,12 +229,12 @@ def demo_command(build_runtime: Callable[..., Any], create_app: Callable[..., An
         if url is not None:
             ok = _remote_demo(console, url, username, keep)
         elif seed_only:
-            from trading.demo import ServerParts
+            from trading.demo_private import ServerParts
             from trading.seeding import seed
 
             ok = asyncio.run(seed(console, Settings.from_env(), ServerParts(build_runtime, create_app)))
         else:
-            from trading.demo import ServerParts, run_demo
+            from trading.demo_private import ServerParts, run_demo
 
             ok = asyncio.run(run_demo(console, ServerParts(build_runtime, create_app), keep))
         raise SystemExit(0 if ok else 1)

@@ -4,7 +4,7 @@ By default everything is throw-away: a fresh SQLite database and a local object 
 directory, the app served by uvicorn on a free loopback port inside this process, and httpx talking to it
 over TCP as any client would. A `SettableClock` stands still at Mon 2026-03-02 09:00 (Shanghai) until the
 demo moves it across a deadline; then the demo runs the chronograph itself, as the server's periodic job
-would, and the outbox jobs that became due (the envelopes' decryption among them).
+would, and the outbox jobs that became due (the envelopes' decryption among them): `trading/demo_private.py`.
 
 The bids are real sealed envelopes (age v1 files, DESIGN.md "The sealed envelope"): each bidder's keys are
 made here, on the client side, and only public keys, ciphertext and — after the deadline — file keys and
@@ -17,7 +17,7 @@ T = 3 shares and the platform with one other never opens a bid. One bidder sabot
 time moved with the rehearsal clock the centre sets, the server's own chronograph and worker waited for,
 and every organisation and user named for the run, so the demo runs again and again against one server.
 The steps reach either platform through a `Driver`; the composition root (`app.py`) hands in what builds a
-private one (`ServerParts`), so nothing here imports it.
+private one (`trading.demo_private.ServerParts`), so nothing here imports it.
 
 `--seed-only` is what `make run` calls before `ggzy serve`: into the configured database and object store it
 puts the demo organisations and users (password `demo-password-1`) with their registered public keys (the
@@ -34,16 +34,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import hashlib
 import io
 import json
 import os
 import secrets
-import socket
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -59,22 +56,12 @@ from accounts.uscc import make_uscc
 from bidding import agekeys, bidfile, custody, envelope, merkle
 from bidding import opening_record as signed_record
 from bidding import receipt as receipts
-from storage.clock import SettableClock
-from storage.db import transaction
-from storage.jobs import InlineJobQueue, JobContext, JobQueue, OutboxDispatcher
-from storage.migrate import upgrade_async
-from storage.settings import Settings, argon2_from_env
-from trading import jobs as trading_jobs
-from trading import service
+from storage.settings import Settings
 from trading.calendar import SHANGHAI, local_date
 from trading.profiles import WORKS_OPEN, deposit_cap, performance_security_cap
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
-    from accounts.signin import SignInThrottle
-    from storage.objects import ObjectStore
-    from storage.signing import LogSigner
+    pass
 
 PASSWORD = "demo-password-1"  # noqa: S105 - the published demo password (README), not a secret
 DEMO_START = datetime(2026, 3, 2, 9, 0, tzinfo=SHANGHAI)
@@ -318,7 +305,7 @@ class DemoClock(Protocol):
 
 
 class Driver(Protocol):
-    """What runs the platform the steps talk to: a private server in this process (`PrivateDriver`) or a
+    """What runs the platform the steps talk to: a private server in this process (`trading.demo_private.PrivateDriver`) or a
     rehearsal server elsewhere (`trading.demo_remote.RehearsalDriver`). The steps do everything through the
     HTTP API; through the driver they only move time, wait for the background work and learn the few things
     a client cannot ask the API for."""
@@ -488,94 +475,6 @@ class Platform:
         """Move the clock to `instant` and run whatever fell due (as `tick`)."""
         self.clock.set(instant)
         return await self.tick()
-
-
-class PrivateRuntime(Protocol):
-    """What the demo uses of the runtime the composition root builds for its private server."""
-
-    settings: Settings
-    sessionmaker: async_sessionmaker[AsyncSession]
-    store: ObjectStore
-    queue: JobQueue
-    dispatcher: OutboxDispatcher
-    signer: LogSigner
-    throttle: SignInThrottle
-    run_chronograph: bool
-
-    @property
-    def job_context(self) -> JobContext: ...
-
-
-@dataclass(frozen=True)
-class ServerParts:
-    """How the composition root (`app.py`) builds a server: the demo's private one and the seed's in-process
-    one. `build_runtime(settings, clock=…, …)` wires a runtime; `create_app(runtime, manage_runtime=…)`
-    is the HTTP application on it."""
-
-    build_runtime: Callable[..., PrivateRuntime]
-    create_app: Callable[..., Any]
-
-
-class PrivateDriver:
-    """The demo's own platform in this process: a `SettableClock` the steps move, and the chronograph and
-    the jobs run here, when the steps ask, on that clock."""
-
-    def __init__(
-        self, runtime: PrivateRuntime, clock: SettableClock, *, files: Path, kept: bool = False
-    ) -> None:
-        self.runtime = runtime
-        self.clock = clock
-        self.files = files
-        self.kept = kept
-        self.bank_notify_secret = runtime.settings.bank_notify_secret
-
-    async def centre(self, platform: Platform) -> Actor:
-        """The centre and its administrator, created once from the command line's side (no API)."""
-        async with transaction(self.runtime.sessionmaker) as session:
-            org, _user, created = await accounts.bootstrap_centre(
-                session,
-                name=CENTRE.name,
-                credit_code=CENTRE.credit_code,
-                username=CENTRE.username,
-                password=PASSWORD,
-                now=self.clock.now(),
-            )
-            org_id = str(org.id)
-        check(created, "a new centre", "a centre that already existed")
-        return await platform.login(CENTRE, org_id)
-
-    async def earliest_deadline_day(self, documents_from: datetime) -> date:
-        """By the calendar the server itself uses (the official schedules the centre loaded)."""
-        async with self.runtime.sessionmaker() as session:
-            calendar = await service.working_calendar(session)
-        return service.earliest_deadline_day(calendar, WORKS_OPEN, documents_from)
-
-    async def sync(self, platform: Platform) -> None:
-        """Nothing to do: the server reads the same clock object."""
-
-    async def run_jobs(self) -> None:
-        """Dispatch what the outbox holds and, on the in-process queue, run it now."""
-        await self.runtime.dispatcher.dispatch_once()
-        if isinstance(self.runtime.queue, InlineJobQueue):
-            await self.runtime.queue.drain()
-
-    async def settle(self, done: Callable[[], Awaitable[bool]], what: str) -> None:
-        """Run the due jobs until `done()` holds; a worker elsewhere (arq) gets up to JOB_WAIT_SECONDS."""
-        loop = asyncio.get_running_loop()
-        give_up = loop.time() + JOB_WAIT_SECONDS
-        while True:
-            await self.run_jobs()
-            if await done():
-                return
-            if isinstance(self.runtime.queue, InlineJobQueue) or loop.time() > give_up:
-                raise StepFailed(what, "still not done after the jobs ran (is `ggzy worker` running?)")
-            await asyncio.sleep(0.25)
-
-    async def tick(self) -> list[tuple[str, str]] | None:
-        """Run the chronograph at the clock's time, then every job its transitions put in the outbox."""
-        done = await trading_jobs.chronograph_tick(self.runtime.job_context)
-        await self.run_jobs()
-        return done
 
 
 @dataclass
@@ -1976,86 +1875,6 @@ class Narrator:
             if table is not None:
                 self.console.print(table)
         return True
-
-
-# ---------------------------------------------------------------- the demo: an in-process server on a port
-
-
-def _loopback_socket() -> socket.socket:
-    """A listening-ready socket on a free loopback port (bound now, so no one can take the port meanwhile)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    return sock
-
-
-@asynccontextmanager
-async def serving(app: Any, sock: socket.socket) -> AsyncIterator[None]:
-    """Serve `app` with uvicorn on `sock` in this event loop until the block ends."""
-    import uvicorn
-
-    # log_config=None: a server embedded in this process leaves the process's logging as it is.
-    config = uvicorn.Config(app, log_config=None, log_level="warning", access_log=False, lifespan="on")
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        async with asyncio.timeout(STARTUP_SECONDS):
-            while not server.started:
-                if task.done():
-                    await task
-                    raise RuntimeError("the server stopped while starting")
-                await asyncio.sleep(0.02)
-        yield
-    finally:
-        server.should_exit = True
-        await task
-
-
-async def run_demo(console: Console, server: ServerParts, keep: Path | None = None) -> bool:
-    """The whole demo on a throw-away database, store and port; True when every step did what it should.
-    With `keep`, the database, the objects and the files the demo saves for an auditor stay in that folder."""
-    with contextlib.ExitStack() as stack:
-        sock = stack.enter_context(_loopback_socket())
-        if keep is None:
-            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="ggzy-demo-"))
-        else:
-            await asyncio.to_thread(keep.mkdir, parents=True, exist_ok=True)
-            tmp = str(keep)
-        return await _run_demo(console, server, Path(tmp), sock, kept=keep is not None)
-
-
-async def _run_demo(
-    console: Console, server: ServerParts, tmp: Path, sock: socket.socket, *, kept: bool
-) -> bool:
-    port = sock.getsockname()[1]
-    settings = Settings(
-        var_dir=Path(tmp),
-        database_url=f"sqlite+aiosqlite:///{Path(tmp) / 'ggzy.db'}",
-        host="127.0.0.1",
-        port=port,
-        secret_key=secrets.token_urlsafe(48),
-        bank_notify_secret=secrets.token_urlsafe(32),
-        **argon2_from_env(),
-    )
-    await upgrade_async(settings.effective_database_url)
-    clock = SettableClock(DEMO_START)
-    runtime = server.build_runtime(settings, clock=clock)
-    runtime.run_chronograph = False  # the demo moves the clock and runs the chronograph itself
-    console.print(
-        f"[bold]ggzy demo[/]: an open works tender through the HTTP API at {settings.effective_public_url} "
-        f"(SQLite and objects in {tmp}; simulated clock from {shanghai_text(DEMO_START)} Shanghai)"
-    )
-    async with (
-        serving(server.create_app(runtime), sock),
-        httpx.AsyncClient(base_url=settings.effective_public_url, timeout=HTTP_TIMEOUT_SECONDS) as client,
-    ):
-        driver = PrivateDriver(runtime, clock, files=Path(tmp), kept=kept)
-        trade = Trade(Platform(client, driver), WORKS, PARTIES)
-        ok = await Narrator(console).run(DEMO_STEPS, trade)
-    console.print("[green]demo complete: every step did what it should[/]" if ok else "[red]demo failed[/]")
-    if ok:
-        kept_files(console, trade, base64.b64encode(runtime.signer.public_raw).decode())
-    return ok
 
 
 def kept_files(console: Console, trade: Trade, log_key: str) -> None:

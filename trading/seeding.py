@@ -32,6 +32,7 @@ from storage.migrate import upgrade_async
 from storage.rehearsal import current_clock
 from storage.settings import Settings
 from trading import demo
+from trading.demo_private import PrivateDriver, ServerParts
 
 
 class SeedFailed(Exception):
@@ -44,7 +45,7 @@ async def _centre_exists(engine: AsyncEngine) -> bool:
 
 
 async def seed(
-    console: Console, settings: Settings, server: demo.ServerParts, wall_clock: Clock | None = None
+    console: Console, settings: Settings, server: ServerParts, wall_clock: Clock | None = None
 ) -> bool:
     """Seed the configured database once: people, a trade completed in the past, an open tender now.
 
@@ -73,7 +74,7 @@ async def seed(
 
 
 async def _seed_in_one_transaction(
-    console: Console, settings: Settings, server: demo.ServerParts, engine: AsyncEngine, wall_clock: Clock
+    console: Console, settings: Settings, server: ServerParts, engine: AsyncEngine, wall_clock: Clock
 ) -> demo.Trade:
     clock = SettableClock(wall_clock.now() - demo.SEED_HISTORY)
     async with one_transaction(engine) as sessionmaker:
@@ -90,7 +91,7 @@ async def _seed_in_one_transaction(
             async with httpx.AsyncClient(
                 transport=transport, base_url=settings.effective_public_url, timeout=demo.HTTP_TIMEOUT_SECONDS
             ) as client:
-                driver = demo.PrivateDriver(runtime, clock, files=settings.var_dir)
+                driver = PrivateDriver(runtime, clock, files=settings.var_dir)
                 platform = demo.Platform(client, driver)
                 narrator = demo.Narrator(console)
                 past = demo.Trade(platform, demo.WORKS, demo.PARTIES)
