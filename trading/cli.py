@@ -246,6 +246,7 @@ def _remote_demo(console: Any, url: str, username: str | None, keep: Path | None
     """`ggzy demo --url`: the centre's credentials and the bank's key checked, then the demo on the server."""
     import os
 
+    from trading.demo import StepFailed
     from trading.demo_remote import CentreLogin, NotRehearsal, run_remote_demo
 
     token = os.environ.get("GGZY_TOKEN")
@@ -268,3 +269,5 @@ def _remote_demo(console: Any, url: str, username: str | None, keep: Path | None
         return asyncio.run(run_remote_demo(console, url, login, bank_notify_secret=secret, keep=keep))
     except NotRehearsal as exc:
         raise click.ClickException(str(exc)) from exc
+    except StepFailed as exc:  # before the steps: the centre could not sign in or stop the clock
+        raise click.ClickException(f"{url}: {exc}") from exc
