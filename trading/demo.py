@@ -39,8 +39,10 @@ import io
 import json
 import os
 import secrets
+import socket
 import tempfile
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -1443,7 +1445,8 @@ async def attribute_sabotage(t: Trade) -> Outcome:
         "a W-06 forfeiture proposed by the platform",
         proposals,
     )
-    t.p.clock.advance(timedelta(minutes=20))
+    # within the custody window: at its end a running chronograph closes the hall before the agency would
+    t.p.clock.advance(timedelta(minutes=15))
     decided = await t.p.call(
         "POST",
         f"/api/v1/escrow/forfeitures/{proposals[0]['id']}/decision",
@@ -1875,6 +1878,39 @@ class Narrator:
             if table is not None:
                 self.console.print(table)
         return True
+
+
+# ---------------------------------------------------------------- an app served on a loopback port
+
+
+def loopback_socket() -> socket.socket:
+    """A listening-ready socket on a free loopback port (bound now, so no one can take the port meanwhile)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+@asynccontextmanager
+async def serving(app: Any, sock: socket.socket) -> AsyncIterator[None]:
+    """Serve `app` with uvicorn on `sock` in this event loop until the block ends."""
+    import uvicorn
+
+    # log_config=None: a server embedded in this process leaves the process's logging as it is.
+    config = uvicorn.Config(app, log_config=None, log_level="warning", access_log=False, lifespan="on")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        async with asyncio.timeout(STARTUP_SECONDS):
+            while not server.started:
+                if task.done():
+                    await task
+                    raise RuntimeError("the server stopped while starting")
+                await asyncio.sleep(0.02)
+        yield
+    finally:
+        server.should_exit = True
+        await task
 
 
 def kept_files(console: Console, trade: Trade, log_key: str) -> None:

@@ -14,8 +14,7 @@ import contextlib
 import secrets
 import socket
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -40,7 +39,6 @@ from trading.demo import (
     JOB_WAIT_SECONDS,
     PARTIES,
     PASSWORD,
-    STARTUP_SECONDS,
     WORKS,
     Actor,
     Narrator,
@@ -49,6 +47,8 @@ from trading.demo import (
     Trade,
     check,
     kept_files,
+    loopback_socket,
+    serving,
     shanghai_text,
 )
 from trading.profiles import WORKS_OPEN
@@ -149,41 +149,11 @@ class PrivateDriver:
         return done
 
 
-def _loopback_socket() -> socket.socket:
-    """A listening-ready socket on a free loopback port (bound now, so no one can take the port meanwhile)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    return sock
-
-
-@asynccontextmanager
-async def serving(app: Any, sock: socket.socket) -> AsyncIterator[None]:
-    """Serve `app` with uvicorn on `sock` in this event loop until the block ends."""
-    import uvicorn
-
-    # log_config=None: a server embedded in this process leaves the process's logging as it is.
-    config = uvicorn.Config(app, log_config=None, log_level="warning", access_log=False, lifespan="on")
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        async with asyncio.timeout(STARTUP_SECONDS):
-            while not server.started:
-                if task.done():
-                    await task
-                    raise RuntimeError("the server stopped while starting")
-                await asyncio.sleep(0.02)
-        yield
-    finally:
-        server.should_exit = True
-        await task
-
-
 async def run_demo(console: Console, server: ServerParts, keep: Path | None = None) -> bool:
     """The whole demo on a throw-away database, store and port; True when every step did what it should.
     With `keep`, the database, the objects and the files the demo saves for an auditor stay in that folder."""
     with contextlib.ExitStack() as stack:
-        sock = stack.enter_context(_loopback_socket())
+        sock = stack.enter_context(loopback_socket())
         if keep is None:
             tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="ggzy-demo-"))
         else:
