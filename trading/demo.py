@@ -1434,11 +1434,18 @@ async def attribute_sabotage(t: Trade) -> Outcome:
         mine,
     )
     deposit = next(d for d in (await t.p.call("GET", "/api/v1/escrow/deposits", t.saboteur)))
-    proposals = [
-        f
-        for f in await t.p.call("GET", "/api/v1/escrow/forfeitures", t.supervisor)
-        if f["deposit_id"] == deposit["id"]
-    ]
+
+    async def proposed() -> list[dict[str, Any]]:
+        forfeitures = await t.p.call("GET", "/api/v1/escrow/forfeitures", t.supervisor)
+        return [f for f in forfeitures if f["deposit_id"] == deposit["id"]]
+
+    async def any_proposed() -> bool:
+        return bool(await proposed())
+
+    await t.p.settle(
+        any_proposed, f"the platform's W-06 proposal to keep {t.saboteur.party.username}'s deposit"
+    )
+    proposals = await proposed()
     check(
         [(f["rule"], f["status"], f["proposed_by"]) for f in proposals]
         == [("W-06", "proposed", "job:custody")],
