@@ -74,6 +74,7 @@ from storage.settings import Settings, SettingsError
 from storage.signing import LogSigner
 from trading import jobs as trading_jobs
 from trading import service as trading_service
+from trading.cli import demo_command
 from trading.controllers import TRADING_CONTROLLERS
 from trading.rehearsal import ClockController
 
@@ -728,6 +729,10 @@ def worker() -> None:
             await runtime.queue.close()
 
     asyncio.run(run())
+
+
+# `ggzy demo`: its private server and the seed's in-process one are built here, like every server.
+demo = demo_command(build_runtime, create_app)
 
 
 @click.group("storage")

@@ -201,7 +201,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "db": ("storage.cli:db", "Database schema."),
     "demo": (
-        "trading.demo:demo",
+        "app:demo",
         "A complete open works tender through the real HTTP API, step by step (exit 1 on the first surprise).",
     ),
     "draw": (

@@ -158,7 +158,7 @@ async def refund_withdrawal(t: Trade) -> Any:
     """The withdrawn bid's deposit (W-05) goes back through the centre's refund batch: a pain.001 file to
     the bank, the bank's pain.002 results, posted once."""
     bidder = t.bids[t.plan.withdrawing_bidder].bidder
-    obligations = await t.p.call("GET", "/api/v1/escrow/obligations", t.centre)
+    obligations = await t.p.call("GET", "/api/v1/escrow/obligations", t.centre, params={"tender_id": t.tid})
     owed = [o for o in obligations if o["rule"] == "W-05"]
     check(len(owed) == 1 and owed[0]["status"] == "due", "one W-05 refund due", obligations)
     t.p.clock.advance(timedelta(hours=1))
@@ -195,7 +195,7 @@ async def pay_again_by_notification(t: Trade) -> Any:
         "remittance": "投标保证金（重新递交）",
     }
     body = json.dumps(line, ensure_ascii=False).encode()
-    secret = t.p.runtime.settings.bank_notify_secret.encode()
+    secret = t.p.bank_notify_secret.encode()
     forged = bankfiles.sign_notification(body, secrets.token_bytes(16), t.p.clock.now())
     await t.p.request(
         "POST",
@@ -266,8 +266,14 @@ async def contract_refunds(t: Trade) -> Any:
     # the bank's quarterly interest on the escrow account (结息日: the 21st of the quarter's last month)
     day = local_date(t.p.clock.now())
     quarter_end = date(day.year, ((day.month - 1) // 3) * 3 + 3, 21)
-    booked = quarter_end if quarter_end <= day else date(day.year, ((day.month - 1) // 3) * 3, 21)
-    credit = sandbox.Credit(f"INT{booked:%Y%m%d}", 1_250_000, booked, interest=True, remittance="活期结息")
+    if quarter_end > day:  # not yet this quarter's: the last one's (December's, in a year's first quarter)
+        months = quarter_end.year * 12 + quarter_end.month - 1 - 3
+        quarter_end = date(months // 12, months % 12 + 1, 21)
+    booked = quarter_end
+    # a run on a shared rehearsal server has the quarter's credit of its own (runs never share a reference)
+    credit = sandbox.Credit(
+        f"INT{booked:%Y%m%d}{t.cast.run or ''}", 1_250_000, booked, interest=True, remittance="活期结息"
+    )
     got = await _upload(
         t,
         "/api/v1/escrow/statements",

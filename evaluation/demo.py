@@ -15,7 +15,7 @@ import csv
 import io
 import json
 import secrets
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -72,7 +72,8 @@ def _expert_actors(t: Trade) -> list[Actor]:
     return [t.people[p.username] for p in EXPERTS]
 
 
-async def _register(t: Trade, party: Party) -> Actor:
+async def _register(t: Trade, part: Party) -> Actor:
+    party = t.cast(part)
     org = await t.p.call(
         "POST",
         "/api/v1/organisations",
@@ -89,27 +90,67 @@ async def _register(t: Trade, party: Party) -> Actor:
             "organisation_id": org["id"],
             "username": party.username,
             "password": PASSWORD,
-            "display_name": NAMES[EXPERTS.index(party)],
+            "display_name": NAMES[EXPERTS.index(part)],
             "roles": party.roles,
         },
     )
-    return await t.p.login(party, str(org["id"]))
+    return await t.p.login(party, str(org["id"]), name=part.username)
+
+
+async def _no_other_serving_experts(t: Trade) -> None:
+    """On a shared rehearsal server: no expert of another run or of the server's own pool serves in the
+    specialties of the draw on the evaluation day, or the draw could invite someone this run cannot answer
+    for (the experts `ggzy demo --seed-only` seeds serve with no end)."""
+    day = local_date(_evaluation_at(t))
+    others: list[str] = []
+    for quota in QUOTAS:
+        cursor = None
+        while True:
+            params = {"status": "active", "specialty": quota["specialty"], "limit": 100}
+            page = await t.p.call(
+                "GET",
+                "/api/v1/evaluation/experts",
+                t.centre,
+                params={**params, **({"cursor": cursor} if cursor else {})},
+            )
+            others += [
+                f"{e['name']} ({e['number']})"
+                for e in page["items"]
+                if (e["term_end"] is None or date.fromisoformat(e["term_end"]) >= day)
+                and (e["term_start"] is None or date.fromisoformat(e["term_start"]) <= day)
+            ]
+            cursor = page["next_cursor"]
+            if not cursor:
+                break
+    check(
+        not others,
+        f"no other expert of {', '.join(str(q['specialty']) for q in QUOTAS)} serving on {day} in the server's pool "
+        "(the draw could invite one this run cannot answer for)",
+        f"{len(others)} such experts ({', '.join(others[:5])}{' …' if len(others) > 5 else ''}); a server seeded "
+        "with `ggzy demo --seed-only` has them: drive a rehearsal server that was not seeded",
+    )
 
 
 async def build_pool(t: Trade) -> tuple[str, Table]:
     """The centre keeps the specialty tree and imports the pool from a CSV file; each expert registers an
-    Ed25519 key to sign reports with, and one declares a former employer (G-08)."""
+    Ed25519 key to sign reports with, and one declares a former employer (G-08). On a shared rehearsal
+    server a run's experts serve its one evaluation (their term ends that day), so a later run's draw
+    never invites them."""
+    if t.cast.run:
+        await _no_other_serving_experts(t)
     tree = [{"code": c, "parent_code": p, "name": n, "active": True} for c, p, n in DEFAULT_SPECIALTIES]
     await t.p.call("PUT", "/api/v1/evaluation/specialties", t.centre, json=tree)
     for party in EXPERTS:
         t.people[party.username] = await _register(t, party)
-    bidder2 = BIDDERS[1]
+    bidder2 = t.cast(BIDDERS[1])
+    term_end = [local_date(_evaluation_at(t)).isoformat()] if t.cast.run else []
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(
         ["name", "username", "employer_credit_code", "employer_name", "region_code", "title", "specialties"]
+        + (["term_end"] if term_end else [])
     )
-    for n, party in enumerate(EXPERTS):
+    for n, party in enumerate(t.cast(p) for p in EXPERTS):
         employer = bidder2 if n == EMPLOYED_BY_BIDDER else party
         code, name = employer.credit_code, employer.name
         if n == EMPLOYED_BY_TENDERER:
@@ -123,6 +164,7 @@ async def build_pool(t: Trade) -> tuple[str, Table]:
                 "320100",
                 "高级工程师",
                 SPECIALTIES[n],
+                *term_end,
             ]
         )
     r = await t.p.request(
@@ -157,7 +199,7 @@ async def build_pool(t: Trade) -> tuple[str, Table]:
                 "public_key": base64.b64encode(agekeys.ed25519_public_raw(keys)).decode(),
             },
         )
-    bidder3 = BIDDERS[2]
+    bidder3 = t.cast(BIDDERS[2])
     await t.p.call(
         "POST",
         "/api/v1/evaluation/me/relationships",
@@ -172,7 +214,7 @@ async def build_pool(t: Trade) -> tuple[str, Table]:
         },
     )
     table = Table("expert", "name", "employer", "specialty", box=None, padding=(0, 2))
-    for n, party in enumerate(EXPERTS):
+    for n, party in enumerate(t.cast(p) for p in EXPERTS):
         works_at = bidder2.name + " (a bidder)" if n == EMPLOYED_BY_BIDDER else party.name
         if n == EMPLOYED_BY_TENDERER:
             works_at = t.plan.tenderer + " (the tenderer)"
@@ -234,6 +276,7 @@ async def abort_draw(t: Trade) -> str:
     seed revealed and the invitations cancelled. The aborted draw stays in the record: the auditor replays it
     and the supervisors' statistics count it."""
     t.p.clock.set(t.window_end + timedelta(hours=2))
+    before = (await t.p.call("GET", "/api/v1/evaluation/draw-aborts", t.supervisor))["totals"]["approved"]
     requested = await _request(t)
     draw_id = requested["id"]
     _committed, ran = await _witnessed(t, draw_id, t.people["notary"])
@@ -259,7 +302,11 @@ async def abort_draw(t: Trade) -> str:
     replay = await t.p.call("GET", f"{url}/verify", auditor)
     check(replay["ok"] and replay["status"] == "aborted", "the aborted draw replays", replay)
     stats = await t.p.call("GET", "/api/v1/evaluation/draw-aborts", t.supervisor)
-    check(stats["totals"]["approved"] == 1, "one approved abort in the statistics", stats["totals"])
+    check(
+        stats["totals"]["approved"] == before + 1,
+        "one more approved abort in the statistics",
+        stats["totals"],
+    )
     t.evaluation["aborted_id"] = draw_id
     return (
         f"draw {short(draw_id)}: the notary's witness invited five; the agency asked to abort ({reason}); "
@@ -278,7 +325,8 @@ async def draw_committee(t: Trade) -> str:
     seats, not the names."""
     t.p.clock.advance(timedelta(minutes=10))
     requested = await _request(t)
-    reasons = requested["excluded"]["by_reason"]
+    # experts of earlier rehearsal runs, whose term ended with their trade, are out of every later draw
+    reasons = {k: n for k, n in requested["excluded"]["by_reason"].items() if k != "out_of_term"}
     check(requested["pool_size"] == 8, "8 eligible experts", requested["pool_size"])
     check(
         reasons == {"employer_is_bidder": 1, "employer_is_party": 1, "former_employer_bidder": 1},
@@ -321,7 +369,7 @@ async def answer_invitations(t: Trade) -> tuple[str, Table]:
         invitation = await _invitation(t, actor)
         if invitation is None:
             continue
-        if not declined and SPECIALTIES[EXPERTS.index(actor.party)].startswith("A02"):
+        if not declined and SPECIALTIES[[p.username for p in EXPERTS].index(actor.name)].startswith("A02"):
             await t.p.call(
                 "POST",
                 f"/api/v1/evaluation/invitations/{invitation['id']}/answer",
@@ -370,12 +418,13 @@ async def verify_draw(t: Trade) -> str:
         record = await t.p.call("GET", f"/api/v1/evaluation/draws/{draw_id}/record", auditor)
         problems = draw.verify(draw.record_from_json(record), key)
         check(problems == [], f"the {name} draw replays", problems)
-        path = t.p.runtime.settings.var_dir / f"draw-{t.code}-{name}.json"
+        path = t.p.files / f"draw-{t.code}-{name}.json"
         path.write_text(json.dumps(record, ensure_ascii=False, indent=1), encoding="utf-8")
         saved.append(path)
     online = await t.p.call("GET", f"/api/v1/evaluation/draws/{t.evaluation['draw_id']}/verify", auditor)
     check(online["ok"], "the auditor endpoint agrees", online)
-    check(len(record["exclusions"]) == 3, "three exclusions in the record", record["exclusions"])
+    avoided = [e for e in record["exclusions"] if e["reasons"] != ["out_of_term"]]
+    check(len(avoided) == 3, "three exclusions in the record (G-08)", record["exclusions"])
     tampered = dict(record)
     tampered["witness"] = "00" * 32
     check(draw.verify(draw.record_from_json(tampered), key) != [], "a changed witness fails", "it passed")
@@ -395,6 +444,12 @@ async def evaluation_room(t: Trade) -> tuple[str, Table]:
     seat 1 chair, reviews qualification (all pass) and scores alone. One member scores the lowest bid far
     above the others (G-10): the report is refused until that member justifies it in writing."""
     await t.p.move_to(t.evaluation["evaluation_at"])
+
+    async def room_open() -> bool:
+        rooms = await t.p.call("GET", "/api/v1/evaluation/rooms", t.agency)
+        return any(r["tender_id"] == t.tid and r["status"] != "scheduled" for r in rooms)
+
+    await t.p.settle(room_open, f"the chronograph to open {t.code}'s evaluation room")
     members: dict[int, Actor] = {}
     room_id = ""
     for actor in _expert_actors(t):
@@ -513,7 +568,7 @@ async def sign_report(t: Trade) -> tuple[str, Table]:
         json={"report_hash": wrong, "signature": base64.b64encode(b"x" * 64).decode()},
     )
     for _seat, actor in sorted(members.items()):
-        key = t.keys[actor.party.username].signing
+        key = t.keys[actor.name].signing
         assert key is not None
         signature = key.sign(report.signing_message(digest))
         await t.p.call(
@@ -522,8 +577,8 @@ async def sign_report(t: Trade) -> tuple[str, Table]:
             actor,
             json={"report_hash": digest, "signature": base64.b64encode(signature).decode()},
         )
+    await t.p.settle(t.status_is("publicity"), f"the signed report to put {t.code}'s candidates in publicity")
     tender = await t.p.call("GET", f"/api/v1/tenders/{t.tid}")
-    check(tender["status"] == "publicity", "the tender in publicity", tender["status"])
     t.publicity_ends = datetime.fromisoformat(tender["publicity_ends"])
     pdf = await t.p.request("GET", f"/api/v1/evaluation/rooms/{room_id}/report.pdf", members[1], expect=200)
     check(pdf.content.startswith(b"%PDF-"), "a PDF", pdf.content[:8])

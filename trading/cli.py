@@ -1,10 +1,11 @@
-"""`ggzy` sub-commands of the trading package: the calendar, the rehearsal clock, the demo and the notices
-benchmark."""
+"""`ggzy` sub-commands of the trading package: the calendar, the rehearsal clock and the demo (built by the
+composition root with the server parts it needs)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -171,3 +172,103 @@ def rehearsal_set(
         click.echo(_clock_line(asyncio.run(go())))
     except ClientError as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+# ---------------------------------------------------------------- ggzy demo
+
+
+def demo_command(build_runtime: Callable[..., Any], create_app: Callable[..., Any]) -> click.Command:
+    """The `ggzy demo` command on the composition root's `build_runtime` and `create_app`, with which the
+    demo builds its private server and the seed its in-process one (nothing below app.py imports it)."""
+
+    @click.command("demo")
+    @click.option(
+        "--seed-only",
+        is_flag=True,
+        help="Only seed the configured database (GGZY_*) with the demo users and their keys, a past trade and "
+        "an open tender.",
+    )
+    @click.option(
+        "--keep",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        help="Run in this folder (created; it must be empty) instead of a temporary one, and keep it: the "
+        "database, the objects and the draw records the demo tells you to verify (with --url, the draw "
+        "records).",
+    )
+    @click.option(
+        "--url",
+        default=None,
+        help="Drive the running rehearsal server (GGZY_REHEARSAL=1) at this URL instead of a private one, as "
+        "its centre (--username); GGZY_BANK_NOTIFY_SECRET must be the server's. Unlike the client commands "
+        "the demo does not read GGZY_URL: without --url it runs its own server.",
+    )
+    @username_opt
+    @click.pass_context
+    def demo(
+        ctx: click.Context, seed_only: bool, keep: Path | None, url: str | None, username: str | None
+    ) -> None:
+        """A complete open works tender through the real HTTP API, step by step (exit 1 on the first surprise)."""
+        import logging
+        import sys
+
+        from rich.console import Console
+
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request would drown the steps
+        # The steps narrate what the chronograph and the decryption jobs did; their INFO lines would repeat it.
+        logging.getLogger("ggzy.chronograph").setLevel(logging.WARNING)
+        # Piped output (make, CI logs) gets a wide page instead of rich's 80 columns, so tables stay whole.
+        console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+        if keep is not None and seed_only:
+            raise click.UsageError("--keep is for the full demo; --seed-only uses the configured database")
+        if url is not None and seed_only:
+            raise click.UsageError("--seed-only seeds the configured database; --url drives a running server")
+        if url is None and ctx.get_parameter_source("username") is click.core.ParameterSource.COMMANDLINE:
+            raise click.UsageError("--username signs in to the server given with --url")
+        if keep is not None and keep.exists() and any(keep.iterdir()):
+            raise click.UsageError(f"{keep} is not empty; give --keep a new or empty folder")
+        if url is not None:
+            ok = _remote_demo(console, url, username, keep)
+        elif seed_only:
+            from trading.demo_private import ServerParts
+            from trading.seeding import seed
+
+            ok = asyncio.run(seed(console, Settings.from_env(), ServerParts(build_runtime, create_app)))
+        else:
+            from trading.demo_private import ServerParts, run_demo
+
+            ok = asyncio.run(run_demo(console, ServerParts(build_runtime, create_app), keep))
+        raise SystemExit(0 if ok else 1)
+
+    return demo
+
+
+def _remote_demo(console: Any, url: str, username: str | None, keep: Path | None) -> bool:
+    """`ggzy demo --url`: the centre's credentials and the bank's key checked, then the demo on the server."""
+    import os
+
+    from trading.demo import StepFailed
+    from trading.demo_remote import CentreLogin, NotRehearsal, run_remote_demo
+
+    token = os.environ.get("GGZY_TOKEN")
+    if username:
+        password = os.environ.get("GGZY_PASSWORD") or click.prompt("password", hide_input=True)
+        login = CentreLogin(username=username, password=password)
+    elif token:
+        login = CentreLogin(token=token)
+    else:
+        raise click.UsageError(
+            "sign in as the server's centre: pass --username (password from GGZY_PASSWORD) or set GGZY_TOKEN"
+        )
+    secret = os.environ.get("GGZY_BANK_NOTIFY_SECRET", "")
+    if not secret:
+        raise click.UsageError(
+            "the demo signs the bank's arrival notice as the bank would: set GGZY_BANK_NOTIFY_SECRET to the "
+            "rehearsal server's"
+        )
+    try:
+        return asyncio.run(run_remote_demo(console, url, login, bank_notify_secret=secret, keep=keep))
+    except NotRehearsal as exc:
+        raise click.ClickException(str(exc)) from exc
+    except StepFailed as exc:  # before the steps: the centre could not sign in or stop the clock
+        raise click.ClickException(f"{url}: {exc}") from exc

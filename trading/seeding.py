@@ -32,6 +32,7 @@ from storage.migrate import upgrade_async
 from storage.rehearsal import current_clock
 from storage.settings import Settings
 from trading import demo
+from trading.demo_private import PrivateDriver, ServerParts
 
 
 class SeedFailed(Exception):
@@ -43,11 +44,14 @@ async def _centre_exists(engine: AsyncEngine) -> bool:
         return bool(await accounts.list_organisations(session, kind="centre", status=None))
 
 
-async def seed(console: Console, settings: Settings, wall_clock: Clock | None = None) -> bool:
+async def seed(
+    console: Console, settings: Settings, server: ServerParts, wall_clock: Clock | None = None
+) -> bool:
     """Seed the configured database once: people, a trade completed in the past, an open tender now.
 
-    "Now" is `wall_clock`, by default the deployment's clock (the rehearsal clock where GGZY_REHEARSAL is
-    set). True when seeded or already seeded; False when a step failed and nothing was kept.
+    `server` is how the composition root builds the in-process server the steps talk to. "Now" is
+    `wall_clock`, by default the deployment's clock (the rehearsal clock where GGZY_REHEARSAL is set).
+    True when seeded or already seeded; False when a step failed and nothing was kept.
     """
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     await upgrade_async(settings.effective_database_url)
@@ -59,7 +63,7 @@ async def seed(console: Console, settings: Settings, wall_clock: Clock | None = 
             return True
         wall_clock = wall_clock or await current_clock(settings, engine)
         try:
-            live = await _seed_in_one_transaction(console, settings, engine, wall_clock)
+            live = await _seed_in_one_transaction(console, settings, server, engine, wall_clock)
         except SeedFailed:
             console.print("[red]Seeding stopped; nothing was kept. Run it again once the cause is fixed.[/]")
             return False
@@ -70,13 +74,11 @@ async def seed(console: Console, settings: Settings, wall_clock: Clock | None = 
 
 
 async def _seed_in_one_transaction(
-    console: Console, settings: Settings, engine: AsyncEngine, wall_clock: Clock
+    console: Console, settings: Settings, server: ServerParts, engine: AsyncEngine, wall_clock: Clock
 ) -> demo.Trade:
-    from app import build_runtime, create_app
-
     clock = SettableClock(wall_clock.now() - demo.SEED_HISTORY)
     async with one_transaction(engine) as sessionmaker:
-        runtime = build_runtime(
+        runtime = server.build_runtime(
             settings, clock=clock, engine=engine, sessionmaker=sessionmaker, sequential_jobs=True
         )
         runtime.run_chronograph = False
@@ -84,12 +86,13 @@ async def _seed_in_one_transaction(
             await runtime.store.ensure_ready()
             await runtime.queue.start()
             # httpx types its ASGI app loosely and Litestar its scopes precisely; they agree at runtime.
-            app: Any = create_app(runtime, manage_runtime=False)
+            app: Any = server.create_app(runtime, manage_runtime=False)
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(
                 transport=transport, base_url=settings.effective_public_url, timeout=demo.HTTP_TIMEOUT_SECONDS
             ) as client:
-                platform = demo.Platform(client, runtime, clock)
+                driver = PrivateDriver(runtime, clock, files=settings.var_dir)
+                platform = demo.Platform(client, driver)
                 narrator = demo.Narrator(console)
                 past = demo.Trade(platform, demo.WORKS, demo.PARTIES)
                 console.print(

@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import io
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 from minio import Minio
 from rich.console import Console
 from sqlalchemy import func, select, text
@@ -24,17 +32,20 @@ from tests.conftest import PG_URL, _drop_postgres_database, _postgres_database, 
 from tests.storage.seaweed import SeaweedFS
 from trading.demo import (
     BIDDERS,
+    CENTRE,
     CUSTODIANS,
     DEMO_STEPS,
     KEYS_DIR,
     PASSWORD,
     SEED_HISTORY,
-    demo,
-    run_demo,
 )
+from trading.demo_private import ServerParts, run_demo
 
 # isort: split
+from app import build_runtime, create_app, demo
 from evaluation.demo import EXPERTS  # after trading.demo, which imports it at its end
+
+SERVER = ServerParts(build_runtime, create_app)
 
 SEED_USERS = {
     *(f"expert{n}" for n in range(1, 12)),
@@ -56,7 +67,7 @@ async def test_the_demo_runs_a_complete_trade_with_every_step_checked(tmp_path: 
     out = io.StringIO()
     console = Console(file=out, width=200, color_system=None, highlight=False)
 
-    assert await run_demo(console, keep=tmp_path / "kept") is True
+    assert await run_demo(console, SERVER, keep=tmp_path / "kept") is True
 
     shown = out.getvalue()
     # what it tells the reader to verify is kept, and verifies
@@ -345,3 +356,121 @@ def test_seed_only_on_s3_keeps_every_file_of_the_trades_in_the_bucket(
     assert len(statements) == 3
     assert len(notices) == 1  # the bank's signed arrival notice, kept as the bank sent it
     assert not (tmp_path / "objects").exists()
+
+
+# ---------------------------------------------------------------- --url: a running rehearsal server
+
+ROOT = Path(__file__).resolve().parents[2]
+CENTRE_PASSWORD = "tangerine-harbour-lantern-42"
+BANK_SECRET = "rehearsal-bank-notify-secret"
+
+
+def _ggzy(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ggzy", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def _server(var_dir: Path, *, rehearsal: bool) -> Iterator[str]:
+    """`ggzy serve` in a process of its own, on SQLite in `var_dir`, its chronograph ticking every 0.2 s; the
+    centre bootstrapped from the command line as a deployment does."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GGZY_") or k.startswith("GGZY_ARGON2_")}
+    port = _free_port()
+    env.update(
+        GGZY_VAR_DIR=str(var_dir),
+        GGZY_SECRET_KEY=secrets.token_urlsafe(32),
+        GGZY_BANK_NOTIFY_SECRET=BANK_SECRET,
+        GGZY_TICK_SECONDS="0.2",
+        GGZY_PORT=str(port),
+        **({"GGZY_REHEARSAL": "1"} if rehearsal else {}),
+    )
+    assert _ggzy("db", "upgrade", env=env).returncode == 0
+    made = _ggzy(
+        "accounts", "bootstrap", "--credit-code", CENTRE.credit_code, "--username", "centre-admin",
+        "--password", CENTRE_PASSWORD, env=env,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    log = (var_dir / "serve.log").open("w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "ggzy", "serve"], cwd=ROOT, env=env, stdout=log, stderr=log
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(600):  # the server imports and starts: a bounded wait, never the test's outcome
+            assert server.poll() is None, (var_dir / "serve.log").read_text()
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+
+
+def _demo_against(url: str, *extra: str) -> Result:
+    from ggzy import cli
+
+    env = {"GGZY_PASSWORD": CENTRE_PASSWORD, "GGZY_BANK_NOTIFY_SECRET": BANK_SECRET, "GGZY_URL": ""}
+    return CliRunner().invoke(cli, ["demo", "--url", url, "--username", "centre-admin", *extra], env=env)
+
+
+def test_the_demo_drives_a_running_rehearsal_server_to_the_end_twice(tmp_path: Path) -> None:
+    with _server(tmp_path / "server", rehearsal=True) as url:
+        began = httpx.get(f"{url}/api/v1/clock").json()
+
+        first = _demo_against(url, "--keep", str(tmp_path / "kept"))
+        second = _demo_against(url)
+
+        after = httpx.get(f"{url}/api/v1/clock").json()
+    runs = []
+    for result in (first, second):
+        assert result.exit_code == 0, result.output
+        assert "✗" not in result.output
+        assert result.output.count("✓") == len(DEMO_STEPS)
+        assert "demo complete: every step did what it should" in result.output
+        runs.append(result.output.split(", run ", 1)[1].split(" ", 1)[0])
+        # the server's own chronograph and worker did what the private demo does by hand
+        for fact in (
+            "chronograph → custody, 2 envelopes",
+            "4 envelopes opened by their bidders' keys and read out",
+            "(8 eligible, 3 avoided under G-08)",
+            "6 public notices",
+        ):
+            assert fact in result.output, fact
+    assert runs[0] != runs[1]  # each run its own organisations and users
+    assert "administrator 'centre-admin' signed in" in first.output
+    # the draw record the first run kept replays offline
+    command = first.output.split("replay the draw with\n", 1)[1].split()
+    assert command[:3] == ["ggzy", "verify", "draw"]
+    from ggzy import cli
+
+    assert CliRunner().invoke(cli, command[1:]).exit_code == 0
+    # rehearsal time moved on by both trades (each past W-01's twenty days and more), and runs at its rate again
+    moved = datetime.fromisoformat(after["now"]) - datetime.fromisoformat(began["now"])
+    assert moved > timedelta(days=2 * 30)
+    assert "running ×1 again" in second.output
+    assert (after["rehearsal"], after["rate"]) == (True, began["rate"])
+
+
+def test_the_demo_refuses_a_server_that_is_not_a_rehearsal(tmp_path: Path) -> None:
+    with _server(tmp_path / "server", rehearsal=False) as url:
+        before = httpx.get(f"{url}/api/v1/clock").json()
+
+        result = _demo_against(url)
+
+        after = httpx.get(f"{url}/api/v1/clock").json()
+    assert result.exit_code == 1
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "is not a rehearsal server" in lines[0], result.output
+    assert "GGZY_REHEARSAL=1" in lines[0]
+    assert (before["rehearsal"], after["rehearsal"]) == (False, False)

@@ -18,7 +18,10 @@ from storage.migrate import upgrade_async
 from storage.settings import Settings
 from tests.trading.test_demo import _query, _rows, database_url  # noqa: F401 - the fixture
 from trading import demo as demo_module
-from trading.demo import PASSWORD, Step, StepFailed, Trade, demo
+from trading.demo import PASSWORD, Step, StepFailed, Trade
+
+# isort: split
+from app import demo
 
 
 def _seeded(url: str) -> None:
