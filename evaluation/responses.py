@@ -404,14 +404,21 @@ class RoomClarification(TypedDict):
     answered_at: str | None
 
 
+class RoomExtension(TypedDict):
+    """One extension of a room's time box by the centre: when (ISO 8601), by how many hours, and why."""
+
+    at: str
+    hours: int
+    reason: str
+
+
 class RoomView(TypedDict):
     """The evaluation room (评标室). Before the caller's no-conflict declaration only the tender, the time
     box, the declaration text to sign and the bidders' names (to check for conflicts); after it, and for
     watchers, also the committee, the scheme, the lots with their opened bids, the documents, the opening
     record, the collusion signals, the qualification outcome so far (lot id → bid id → rejections) and
     the clarifications. `my_seat` and `declared` are null for a watcher; instants are ISO 8601 (+08:00);
-    `extensions` lists each extension of the time box (`at`, `hours`, `reason`); `report_hash` is the
-    hex SHA-256 of the report once drawn up."""
+    `report_hash` is the hex SHA-256 of the report once drawn up."""
 
     id: str
     tender: RoomTender
@@ -419,7 +426,7 @@ class RoomView(TypedDict):
     phase: str
     opens_at: str
     closes_at: str
-    extensions: list[dict[str, Any]]
+    extensions: list[RoomExtension]
     my_seat: int | None
     declared: bool | None
     declaration: str

@@ -218,7 +218,13 @@ class AbortRequestRead(msgspec.Struct):
 class DrawRead(msgspec.Struct):
     """A draw: what was fixed when it was asked for (the digests of the pool before avoidance, of the
     exclusions and of the eligible pool, the context), the witness's commitment and the platform's signed
-    commitment, the revealed witness and seed when they are, the seats, and the abort requests."""
+    commitment, the revealed witness and seed when they are, the seats, and the abort requests.
+
+    Digests, commitments, the witness, the nonce and the seed are lowercase hex (the witness of a
+    first-version draw is free text). `commitment_signature` is the standard base64 of the platform's
+    Ed25519 signature over the UTF-8 bytes "ggzy-draw-commitment-v2" LF, the draw id, LF,
+    `witness_commitment`, LF, `commitment`, LF (`evaluation.draw.commitment_statement`), made with the log
+    key whose id (the first 16 hex digits of the SHA-256 of its raw public key) is `signing_key_id`."""
 
     id: uuid.UUID
     tender_id: uuid.UUID

@@ -104,7 +104,7 @@ class EnvelopeCustody(TypedDict):
 
 class OpeningEnvelope(TypedDict):
     """One envelope standing at the deadline, in the order the platform received them: the bid, lot number,
-    bidder, its SHA-256 (hex), its age header (text) and the header's SHA-256 (hex), the bid's status, who
+    bidder, its SHA-256 (hex), its age header's bytes in base64 and their SHA-256 (hex), the bid's status, who
     opened it ("bidder" or "custodians", null if nobody), the result, the declared price in fen, and what the
     custodians did (null when it did not go to custody)."""
 

@@ -131,7 +131,9 @@ class TenderUpdate(Strict):
 
 class CustodianRead(msgspec.Struct):
     """A custodian on a published tender's roster: seal a share of the file key to `recipient`. The
-    platform's share (`platform`) never counts toward t."""
+    platform's share (`platform`) never counts toward t. `public_key` is the raw 32-byte X25519 key in
+    base64, `recipient` the same key as an age recipient ("age1…", Bech32), `fingerprint` the hex SHA-256
+    of the raw key."""
 
     position: int
     organisation_id: uuid.UUID
@@ -386,7 +388,8 @@ class ReleaseIn(Strict):
 
 
 class CustodyEnvelope(msgspec.Struct):
-    """An envelope a custodian may help open: its header holds the custodian's wrapped share."""
+    """An envelope a custodian may help open: its header holds the custodian's wrapped share. `header` is
+    the age header's bytes in base64, `header_sha256` and `envelope_sha256` hex SHA-256 digests."""
 
     bid_id: uuid.UUID
     lot_number: int
