@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from datetime import date
-from typing import Annotated, Any
+from datetime import date, datetime
+from typing import Annotated, Any, cast
 
 from litestar import Controller, Response, get, post, put
 from litestar.params import Parameter
@@ -20,7 +20,7 @@ import bidding.service as bidding
 import trading.service as trading
 from accounts.guards import authenticated, requires
 from accounts.security import Principal
-from evaluation import draw, schemas, scoring, service
+from evaluation import draw, responses, schemas, scoring, service
 from evaluation.models import Draw, DrawAbortRequest, Expert, Invitation, Member, Room, ScoreSheet
 from evaluation.pool_controllers import ExpertPoolController
 from storage.bounds import LastEventId, StreamAfter
@@ -76,7 +76,7 @@ async def draw_read(session: AsyncSession, actor: Principal, row: Draw) -> schem
     named = actor.has(*service.READERS) or service.names_public(row)
     rows = []
     for i in invitations:
-        item: dict[str, Any] = {
+        item: responses.DrawInvitation = {
             "id": str(i.id),
             "position": i.position,
             "quota_index": i.quota_index,
@@ -106,7 +106,7 @@ async def draw_read(session: AsyncSession, actor: Principal, row: Draw) -> schem
         pool_digest=row.pool_digest,
         pool_size=row.pool_size,
         excluded=row.excluded,
-        context=row.avoidance_context,
+        context=cast(responses.DrawContext | None, row.avoidance_context),
         witness_commitment=contribution.commitment if contribution else None,
         witness_organisation_id=contribution.organisation_id if contribution else None,
         commitment=row.commitment or None,
@@ -138,17 +138,17 @@ class DrawController(Controller):
         principal: Principal,
         session: AsyncSession,
         clock: Clock,
-    ) -> dict[str, Any]:
+    ) -> responses.EvaluationScheme:
         """Fix the evaluation scheme (criteria, weights, qualification) with the documents."""
         scheme = await service.set_scheme(session, principal, tender_id, data, clock.now())
-        return scoring.scheme_to_json(scheme)
+        return cast(responses.EvaluationScheme, scoring.scheme_to_json(scheme))
 
     @get("/tenders/{tender_id:uuid}/scheme", operation_id="get_evaluation_scheme", guards=[authenticated])
     async def get_scheme(
         self, tender_id: uuid.UUID, principal: Principal, session: AsyncSession
-    ) -> dict[str, Any]:
+    ) -> responses.EvaluationScheme:
         """The evaluation scheme published with the documents."""
-        return await service.read_scheme(session, principal, tender_id)
+        return cast(responses.EvaluationScheme, await service.read_scheme(session, principal, tender_id))
 
     @post("/tenders/{tender_id:uuid}/draws", operation_id="request_draw", guards=[AGENCY])
     async def request(
@@ -307,18 +307,21 @@ class DrawController(Controller):
         session: AsyncSession,
         since: Annotated[date | None, Parameter(query="since")] = None,
         until: Annotated[date | None, Parameter(query="until")] = None,
-    ) -> dict[str, Any]:
+    ) -> responses.AbortStatistics:
         """Aborts by month, by who asked (the centre among them), by agency and by tender, with reasons."""
-        return await service.abort_statistics(session, since, until)
+        return cast(responses.AbortStatistics, await service.abort_statistics(session, since, until))
 
     @get("/draws/{draw_id:uuid}/record", operation_id="draw_record", guards=[READERS])
     async def record(
         self, draw_id: uuid.UUID, principal: Principal, session: AsyncSession, object_store: ObjectStore
-    ) -> dict[str, Any]:
+    ) -> responses.DrawRecordJson:
         """Everything needed to replay the draw offline (`ggzy verify draw FILE`), once the seed is revealed
         or the draw aborted: the pool before avoidance, every exclusion, both commitments and the seed."""
         row = await service.draw_for(session, principal, draw_id)
-        return draw.record_to_json(await service.draw_record(session, object_store, row))
+        return cast(
+            responses.DrawRecordJson,
+            draw.record_to_json(await service.draw_record(session, object_store, row)),
+        )
 
     @get("/draws/{draw_id:uuid}/verify", operation_id="verify_draw", guards=[READERS])
     async def verify(
@@ -328,7 +331,7 @@ class DrawController(Controller):
         session: AsyncSession,
         object_store: ObjectStore,
         signer: LogSigner,
-    ) -> dict[str, Any]:
+    ) -> responses.DrawVerification:
         """Replay the draw: avoidance, the witness, the signed commitment and every invitation."""
         row = await service.draw_for(session, principal, draw_id)
         record = await service.draw_record(session, object_store, row)
@@ -342,9 +345,9 @@ class DrawController(Controller):
         }
 
     @get("/invitations", operation_id="my_invitations", guards=[EXPERT])
-    async def invitations(self, principal: Principal, session: AsyncSession) -> list[dict[str, Any]]:
+    async def invitations(self, principal: Principal, session: AsyncSession) -> list[responses.MyInvitation]:
         """The caller's invitations to committees."""
-        out = []
+        out: list[responses.MyInvitation] = []
         for invitation, row, tender in await service.my_invitations(session, principal):
             out.append(
                 {
@@ -373,7 +376,7 @@ class DrawController(Controller):
         object_store: ObjectStore,
         settings: Settings,
         clock: Clock,
-    ) -> dict[str, Any]:
+    ) -> responses.InvitationAnswered:
         """Accept or decline; a decline is replaced at once."""
         row = await service.answer_invitation(
             session,
@@ -402,7 +405,7 @@ class DrawController(Controller):
         object_store: ObjectStore,
         settings: Settings,
         clock: Clock,
-    ) -> dict[str, Any]:
+    ) -> responses.InvitationAnswered:
         """The centre records an answer the expert gave by telephone (the reason says who took the call)."""
         if not (data.reason or "").strip():
             raise ValidationProblem(
@@ -423,20 +426,25 @@ class DrawController(Controller):
         return {"id": str(row.id), "status": row.status}
 
 
-def _iso(value: Any) -> str | None:
-    return value.astimezone(SHANGHAI).isoformat() if value is not None else None
+def _iso(value: datetime | None) -> str | None:
+    return _local(value) if value is not None else None
+
+
+def _local(value: datetime) -> str:
+    """An instant as ISO 8601 in Asia/Shanghai (+08:00), as the room and its people read it."""
+    return value.astimezone(SHANGHAI).isoformat()
 
 
 async def room_view(
     session: AsyncSession, actor: Principal, room: Room, member: Member | None
-) -> dict[str, Any]:
+) -> responses.RoomView:
     """What the room shows: before the declaration only the tender and the bidders (to check for conflicts);
     after it the documents, the opened bids, the opening record, collusion signals and the progress."""
     tender = await trading.tender_by_id(session, room.tender_id)
     members = await service.members_of(session, room)
     bids = await trading.evaluable_bids(session, room.tender_id)
     orgs = {b.organisation_id: await accounts.get_organisation(session, b.organisation_id) for b in bids}
-    view: dict[str, Any] = {
+    view: responses.RoomView = {
         "id": str(room.id),
         "tender": {
             "id": str(tender.id),
@@ -446,8 +454,8 @@ async def room_view(
         },
         "status": room.status,
         "phase": room.phase,
-        "opens_at": _iso(room.opens_at),
-        "closes_at": _iso(room.closes_at),
+        "opens_at": _local(room.opens_at),
+        "closes_at": _local(room.closes_at),
         "extensions": room.extensions,
         "my_seat": member.seat if member else None,
         "declared": member.declared_at is not None if member else None,
@@ -470,7 +478,9 @@ async def room_view(
         }
         for m in members
     ]
-    view["scheme"] = scoring.scheme_to_json(await service.scheme_of(session, tender))
+    view["scheme"] = cast(
+        responses.EvaluationScheme, scoring.scheme_to_json(await service.scheme_of(session, tender))
+    )
     lots = await trading.lots_of(session, tender.id)
     view["lots"] = [
         {
@@ -487,7 +497,7 @@ async def room_view(
                     "duration_days": b.duration_days,
                     "envelope_sha256": b.sha256,
                     # established by the platform (W-19: no deposit at the deadline): not for review
-                    "rejected": trading.rejection_line(b),
+                    "rejected": cast(responses.BidRejectionLine | None, trading.rejection_line(b)),
                 }
                 for b in bids
                 if b.lot_id == lot.id
@@ -500,14 +510,17 @@ async def room_view(
         for d in await trading.list_documents(session, tender.id, trading.PUBLIC_DOCUMENT_KINDS)
     ]
     view["opening_record"] = [
-        {"seq": e.seq, "kind": e.kind, "at": _iso(e.at), **e.payload}
+        cast(responses.OpeningLineJson, {"seq": e.seq, "kind": e.kind, "at": _local(e.at), **e.payload})
         for e in await bidding.opening_events(session, tender.id, 0)
     ]
     view["signals"] = [{"kind": s.kind, "rule": s.rule} for s in await bidding.signals_of(session, tender.id)]
     qualification = await service.qualification(session, room)
     view["qualification"] = {
         str(lot_id): {
-            str(bid_id): [service.rejection_json(r, with_members=False) for r in rej]
+            str(bid_id): [
+                cast(responses.QualificationRejection, service.rejection_json(r, with_members=False))
+                for r in rej
+            ]
             for bid_id, rej in bids_.items()
         }
         for lot_id, bids_ in qualification.items()
@@ -517,7 +530,7 @@ async def room_view(
             "id": str(c.id),
             "bid_id": str(c.bid_id),
             "question": c.question,
-            "respond_by": _iso(c.respond_by),
+            "respond_by": _local(c.respond_by),
             "answer": c.answer,
             "answered_at": _iso(c.answered_at),
         }
@@ -533,7 +546,7 @@ class RoomController(Controller):
     tags = ["evaluation"]
 
     @get("/", operation_id="list_rooms", guards=[ROOM_PEOPLE])
-    async def rooms(self, principal: Principal, session: AsyncSession) -> list[dict[str, Any]]:
+    async def rooms(self, principal: Principal, session: AsyncSession) -> list[responses.RoomSummary]:
         """The caller's rooms: those it has a seat in (a member), the rooms of its own tenders (an agency: their
         status and times, not what is said inside), or every room (the centre, supervisors, auditors)."""
         if principal.has(*service.READERS):
@@ -553,8 +566,8 @@ class RoomController(Controller):
                 "tender_id": str(r.tender_id),
                 "status": r.status,
                 "phase": r.phase,
-                "opens_at": _iso(r.opens_at),
-                "closes_at": _iso(r.closes_at),
+                "opens_at": _local(r.opens_at),
+                "closes_at": _local(r.closes_at),
             }
             for r in rows
         ]
@@ -567,7 +580,7 @@ class RoomController(Controller):
         session: AsyncSession,
         sessionmaker: async_sessionmaker[AsyncSession],
         clock: Clock,
-    ) -> dict[str, Any]:
+    ) -> responses.RoomView:
         """Enter or watch the room (each look is in the audit trail)."""
         room, member = await service.room_for(session, principal, room_id)
         view = await room_view(session, principal, room, member)
@@ -596,7 +609,7 @@ class RoomController(Controller):
         object_store: ObjectStore,
         settings: Settings,
         clock: Clock,
-    ) -> dict[str, Any]:
+    ) -> responses.DeclarationResult:
         """Sign the no-conflict declaration and enter, or recuse (the seat is redrawn)."""
         member = await service.declare(
             session,
@@ -618,7 +631,7 @@ class RoomController(Controller):
         principal: Principal,
         session: AsyncSession,
         clock: Clock,
-    ) -> dict[str, Any]:
+    ) -> responses.ChairResult:
         """Vote for the chair; a majority elects."""
         room = await service.vote_chair(session, principal, room_id, data.seat, clock.now())
         members = await service.members_of(session, room)
@@ -633,7 +646,7 @@ class RoomController(Controller):
         principal: Principal,
         session: AsyncSession,
         clock: Clock,
-    ) -> dict[str, Any]:
+    ) -> responses.ReviewResult:
         """The member's qualification and compliance review of one lot."""
         row = await service.review(session, principal, room_id, data.lot_id, data.votes, clock.now())
         room = await session.get(Room, room_id)
@@ -648,12 +661,12 @@ class RoomController(Controller):
         principal: Principal,
         session: AsyncSession,
         clock: Clock,
-    ) -> dict[str, Any]:
+    ) -> responses.ClarificationAsked:
         """The chair asks a bidder to clarify, with a deadline inside the room's time."""
         row = await service.ask(
             session, principal, room_id, data.bid_id, data.question, data.respond_by, clock.now()
         )
-        return {"id": str(row.id), "respond_by": _iso(row.respond_by)}
+        return {"id": str(row.id), "respond_by": _local(row.respond_by)}
 
     @post("/{room_id:uuid}/sheets", operation_id="submit_sheet", guards=[MEMBERS])
     async def sheet(
@@ -663,7 +676,7 @@ class RoomController(Controller):
         principal: Principal,
         session: AsyncSession,
         clock: Clock,
-    ) -> dict[str, Any]:
+    ) -> responses.SheetSubmitted:
         """The member's scores of one lot, submitted once."""
         row = await service.submit_sheet(session, principal, room_id, data.lot_id, data.scores, clock.now())
         room = await session.get(Room, room_id)
@@ -677,7 +690,7 @@ class RoomController(Controller):
         principal: Principal,
         session: AsyncSession,
         lot_id: Annotated[uuid.UUID, Parameter(query="lot_id")],
-    ) -> list[dict[str, Any]]:
+    ) -> list[responses.SheetView]:
         """The sheets the caller may see: the others' only after submitting one's own."""
         room, member = await service.room_for(session, principal, room_id)
         return [
@@ -699,7 +712,7 @@ class RoomController(Controller):
         principal: Principal,
         session: AsyncSession,
         clock: Clock,
-    ) -> dict[str, Any]:
+    ) -> responses.SheetReopened:
         """The chair reopens a member's sheet, with a reason."""
         row = await service.reopen_sheet(
             session, principal, room_id, data.lot_id, data.seat, data.reason, clock.now()
@@ -713,7 +726,7 @@ class RoomController(Controller):
         principal: Principal,
         session: AsyncSession,
         lot_id: Annotated[uuid.UUID, Parameter(query="lot_id")],
-    ) -> list[dict[str, Any]]:
+    ) -> list[responses.AbnormalScore]:
         """Abnormal scores of a lot (G-10) and whether each is justified."""
         room, member = await service.room_for(session, principal, room_id)
         if member is not None:
@@ -722,7 +735,7 @@ class RoomController(Controller):
             )
             if mine is None or mine.submitted_at is None:
                 return []
-        return await service.abnormal(session, room, lot_id)
+        return cast(list[responses.AbnormalScore], await service.abnormal(session, room, lot_id))
 
     @post("/{room_id:uuid}/justifications", operation_id="justify_score", guards=[MEMBERS], status_code=200)
     async def justify(
@@ -732,7 +745,7 @@ class RoomController(Controller):
         principal: Principal,
         session: AsyncSession,
         clock: Clock,
-    ) -> dict[str, Any]:
+    ) -> responses.Justified:
         """Keep an abnormal score with a written justification (G-10)."""
         row = await service.justify(
             session, principal, room_id, data.lot_id, str(data.bid_id), data.justification, clock.now()
@@ -747,13 +760,16 @@ class RoomController(Controller):
         session: AsyncSession,
         object_store: ObjectStore,
         clock: Clock,
-    ) -> dict[str, Any]:
+    ) -> responses.ReportDrawnUp:
         """The chair has the report drawn up; members then sign its hash."""
         room = await service.make_report(session, principal, room_id, object_store, clock.now())
+        assert room.report_hash is not None and room.report is not None
         return {"report_hash": room.report_hash, "report": room.report}
 
     @get("/{room_id:uuid}/report", operation_id="get_report", guards=[ROOM_PEOPLE])
-    async def report(self, room_id: uuid.UUID, principal: Principal, session: AsyncSession) -> dict[str, Any]:
+    async def report(
+        self, room_id: uuid.UUID, principal: Principal, session: AsyncSession
+    ) -> responses.ReportView:
         """The report, its hash and where each seat stands on signing."""
         room, _member = await service.room_for(session, principal, room_id)
         if room.report is None:
@@ -762,7 +778,7 @@ class RoomController(Controller):
         return {
             "report_hash": room.report_hash,
             "report": room.report,
-            "signatures": service.signatures_of(members),
+            "signatures": cast(list[responses.ReportSignature], service.signatures_of(members)),
             "status": room.status,
         }
 
@@ -799,7 +815,7 @@ class RoomController(Controller):
         session: AsyncSession,
         object_store: ObjectStore,
         clock: Clock,
-    ) -> dict[str, Any]:
+    ) -> responses.SignatureResult:
         """Sign the report's hash, or refuse with a written dissent (W-11)."""
         if (data.signature is None) == (data.dissent is None):
             raise ValidationProblem(
@@ -828,12 +844,17 @@ class RoomController(Controller):
         principal: Principal,
         session: AsyncSession,
         clock: Clock,
-    ) -> dict[str, Any]:
+    ) -> responses.RoomExtended:
         """Extend the room's time box, with a written reason."""
         room = await service.extend(session, principal, room_id, data.hours, data.reason, clock.now())
-        return {"status": room.status, "closes_at": _iso(room.closes_at)}
+        return {"status": room.status, "closes_at": _local(room.closes_at)}
 
-    @get("/{room_id:uuid}/events", operation_id="room_events", guards=[ROOM_PEOPLE])
+    @get(
+        "/{room_id:uuid}/events",
+        operation_id="room_events",
+        guards=[ROOM_PEOPLE],
+        media_type="text/event-stream",
+    )
     async def events(
         self,
         room_id: uuid.UUID,
@@ -891,14 +912,14 @@ class ClarificationController(Controller):
     tags = ["evaluation"]
 
     @get("/", operation_id="my_clarifications", guards=[BIDDER])
-    async def mine(self, principal: Principal, session: AsyncSession) -> list[dict[str, Any]]:
+    async def mine(self, principal: Principal, session: AsyncSession) -> list[responses.MyClarification]:
         """Questions to the caller's organisation."""
         return [
             {
                 "id": str(c.id),
                 "bid_id": str(c.bid_id),
                 "question": c.question,
-                "respond_by": _iso(c.respond_by),
+                "respond_by": _local(c.respond_by),
                 "answer": c.answer,
                 "answered_at": _iso(c.answered_at),
             }
@@ -918,7 +939,7 @@ class ClarificationController(Controller):
         principal: Principal,
         session: AsyncSession,
         clock: Clock,
-    ) -> dict[str, Any]:
+    ) -> responses.ClarificationAnswered:
         """Answer once, before the deadline."""
         row = await service.answer_clarification(
             session, principal, clarification_id, data.answer, clock.now()
@@ -939,7 +960,7 @@ class SignalController(Controller):
     )
     async def signals(
         self, tender_id: uuid.UUID, principal: Principal, session: AsyncSession
-    ) -> list[dict[str, Any]]:
+    ) -> list[responses.CollusionSignalRead]:
         """W-18 signals computed at the opening: identical files or document metadata across bidders, the
         same device or network address at submission, manifests signed by the same key, deposits paid from
         the same account. For the tender's committee, supervisors and auditors, after the opening (W-20)."""

@@ -115,6 +115,9 @@ class CreditIn(Strict):
 
 
 class SpecialtyRead(msgspec.Struct, kw_only=True):
+    """One node of the specialty tree (专业分类): its code, its parent's code (null at the root), its name,
+    and whether it can still be drawn for."""
+
     code: str
     parent_code: str | None
     name: str
@@ -130,6 +133,8 @@ class ImportResult(msgspec.Struct, kw_only=True):
 
 
 class RejectionRead(msgspec.Struct, kw_only=True):
+    """The centre's last refusal of an enrolment or of proposed changes: the reason and when (ISO 8601)."""
+
     reason: str
     at: datetime
 
@@ -155,12 +160,26 @@ class ExpertRead(msgspec.Struct, kw_only=True):
     created_at: datetime
     approved_at: datetime | None
     version: int
-    pending_changes: dict[str, Any] | None
+    pending_changes: (
+        Annotated[
+            dict[str, Any],
+            msgspec.Meta(
+                description=(
+                    "The changes awaiting the centre's approval: the `ProfileChange` fields proposed, by name "
+                    "(phone and email null for anyone but the centre and the expert)."
+                )
+            ),
+        ]
+        | None
+    )
     proposed_at: datetime | None
     rejection: RejectionRead | None
 
 
 class RelationshipRead(msgspec.Struct, kw_only=True):
+    """A relationship the expert declared (G-08 avoidance): a former employer or an organisation where a
+    close relative works, by credit code, with the days it started and ended (null when open)."""
+
     id: uuid.UUID
     kind: str
     credit_code: str
@@ -172,6 +191,8 @@ class RelationshipRead(msgspec.Struct, kw_only=True):
 
 
 class UnavailabilityRead(msgspec.Struct, kw_only=True):
+    """Days (inclusive, YYYY-MM-DD) the expert declared they cannot evaluate, and when they declared it."""
+
     id: uuid.UUID
     start_on: date
     end_on: date
@@ -187,11 +208,16 @@ class ExpertDetail(ExpertRead, kw_only=True):
 
 
 class ExpertPage(msgspec.Struct, kw_only=True):
+    """One page of experts by number; pass `next_cursor` as `cursor` for the next (null on the last)."""
+
     items: list[ExpertRead]
     next_cursor: str | None
 
 
 class CreditEventRead(msgspec.Struct, kw_only=True):
+    """One line of an expert's credit record: its kind, the points it takes off, the tender it concerns,
+    when (ISO 8601), the note, who recorded it, and whether it counts toward today's score."""
+
     id: uuid.UUID
     kind: str
     points: int

@@ -5,10 +5,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import msgspec
 from litestar import Controller, Request, Response, get, patch, post, put
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -23,7 +24,7 @@ from storage.objects import ObjectStore
 from storage.problems import ValidationProblem, field_error
 from storage.settings import Settings
 from storage.signing import LogSigner
-from trading import chronograph, schemas, service
+from trading import chronograph, responses, schemas, service
 from trading.models import Award, Bid, Clarification, Complaint, Contract, Notice, Notification, Objection
 
 AGENCY = requires("agency")
@@ -82,7 +83,7 @@ def bid_read(
         envelope[0] if envelope else None,
         envelope[1] if envelope else None,
         receipt,
-        service.rejection_view(b),
+        cast(schemas.BidRejection | None, service.rejection_view(b)),
     )
 
 
@@ -185,12 +186,12 @@ class TenderController(Controller):
         mine: bool = False,
         cursor: Cursor = None,
         limit: Limit = 50,
-    ) -> dict[str, Any]:
+    ) -> responses.TenderPage:
         """Published tenders (and, with `mine=true`, the caller agency's own drafts), newest first."""
         rows, next_cursor = await service.list_tenders(
             session, request_principal, status=status, mine=mine, cursor=cursor, limit=limit
         )
-        page: dict[str, Any] = {
+        page: responses.TenderPage = {
             "items": [await service.tender_read(session, t, request_principal, clock.now()) for t in rows],
             "next_cursor": next_cursor,
         }
@@ -494,7 +495,7 @@ class BidController(Controller):
         clock: Clock,
         request: Request[Any, Any, Any],
         idempotency_key: IdempotencyKey = None,
-    ) -> Response[Any]:
+    ) -> Response[schemas.Receipt]:
         """Submit (or replace) a sealed bid for a lot; answers the receipt (transparency-log leaf, inclusion
         proof, signed tree head). Needs an Idempotency-Key.
 
@@ -598,11 +599,19 @@ class OpeningController(Controller):
         request_principal: Principal | None,
         session: AsyncSession,
         signer: LogSigner,
-    ) -> dict[str, Any]:
+    ) -> responses.ClosingRecord:
         """The tender's signed closing head and the envelopes that stood at the deadline."""
-        return await service.closing_record(session, request_principal, tender_id, signer)
+        return cast(
+            responses.ClosingRecord,
+            await service.closing_record(session, request_principal, tender_id, signer),
+        )
 
-    @get("/opening/events", operation_id="opening_events", guards=[authenticated])
+    @get(
+        "/opening/events",
+        operation_id="opening_events",
+        guards=[authenticated],
+        media_type="text/event-stream",
+    )
     async def events(
         self,
         tender_id: uuid.UUID,
@@ -622,9 +631,9 @@ class OpeningController(Controller):
     @post("/opening/check-in", operation_id="opening_check_in", guards=[BIDDER], status_code=200)
     async def check_in(
         self, tender_id: uuid.UUID, principal: Principal, session: AsyncSession, clock: Clock
-    ) -> dict[str, Any]:
+    ) -> responses.CheckIn:
         """A bidder signs in to the opening hall (开标签到); signing in twice answers the first line."""
-        return await service.check_in(session, principal, tender_id, clock.now())
+        return cast(responses.CheckIn, await service.check_in(session, principal, tender_id, clock.now()))
 
     @get("/opening/record", operation_id="opening_record", guards=[authenticated])
     async def record(
@@ -633,10 +642,10 @@ class OpeningController(Controller):
         principal: Principal,
         session: AsyncSession,
         after: StreamAfter = 0,
-    ) -> list[dict[str, Any]]:
+    ) -> list[responses.OpeningLine]:
         """The opening record so far, line by line (the same lines the event stream sends)."""
         _tender, events = await service.opening_hall(session, principal, tender_id, after)
-        return [_event_body(e) for e in events]
+        return [cast(responses.OpeningLine, _event_body(e)) for e in events]
 
     @get("/custody", operation_id="custody_view", guards=[authenticated])
     async def custody(
@@ -645,7 +654,19 @@ class OpeningController(Controller):
         """For a custodian of this tender: the envelopes in custody with their headers (after the deadline)."""
         return await service.custody_view(session, principal, tender_id, clock.now())
 
-    @post("/custody/releases", operation_id="release_custody", guards=[authenticated], status_code=201)
+    @post(
+        "/custody/releases",
+        operation_id="release_custody",
+        guards=[authenticated],
+        status_code=201,
+        responses={
+            200: ResponseSpec(
+                data_container=schemas.ReleaseResult,
+                description="The same release again: the answer on record, nothing new",
+                generate_examples=False,
+            )
+        },
+    )
     async def release(
         self,
         request: Request[Any, Any, Any],
@@ -654,7 +675,7 @@ class OpeningController(Controller):
         principal: Principal,
         session: AsyncSession,
         clock: Clock,
-    ) -> Response[Any]:
+    ) -> Response[schemas.ReleaseResult]:
         """A custodian releases its stanza of one envelope in custody: the stanza's shared secret and the
         proof that it is the honest one (made locally by `ggzy custodian release`). 201 when accepted, 200
         when it repeats a release on record; a release whose proof does not hold is kept as the evidence
@@ -669,11 +690,12 @@ class OpeningController(Controller):
                 recorded=True,
             )
             # Returned, not raised: the request's transaction commits the invalid release as evidence.
-            return Response(
+            refused: Response[Any] = Response(
                 msgspec.json.encode(problem.to_dict(instance=request.url.path)),
                 status_code=problem.status,
                 media_type="application/problem+json",
             )
+            return refused
         return Response(result, status_code=200 if recorded.replayed else 201)
 
     @get("/opening/record/signed", operation_id="signed_opening_record", guards=[public])
@@ -683,12 +705,15 @@ class OpeningController(Controller):
         request_principal: Principal | None,
         session: AsyncSession,
         signer: LogSigner,
-    ) -> dict[str, Any]:
+    ) -> responses.SignedOpeningRecord:
         """The opening record signed by the platform's log key once the opening has closed: the closing
         head with its custody statement, every standing envelope's public header and result, and for each
         envelope that went to custody the custodians' releases with their proofs and the outcome with its
         cause. `ggzy verify opening` re-checks all of it offline."""
-        return await service.signed_opening_record(session, request_principal, tender_id, signer)
+        return cast(
+            responses.SignedOpeningRecord,
+            await service.signed_opening_record(session, request_principal, tender_id, signer),
+        )
 
 
 def _event_body(event: Any) -> dict[str, Any]:
@@ -832,7 +857,7 @@ class NoticeController(Controller):
         q: Filter = None,
         cursor: Cursor = None,
         limit: Limit = 20,
-    ) -> dict[str, Any]:
+    ) -> responses.NoticePage:
         """Published notices, newest first; filter by kind, sector, region or tender code, search with `q`."""
         rows, next_cursor = await service.list_notices(
             session,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypedDict
 
 import msgspec
 
@@ -18,11 +18,59 @@ Filename = Annotated[str, msgspec.Meta(min_length=1, max_length=255, pattern=r"^
 Hex64 = Annotated[str, msgspec.Meta(max_length=64, pattern=r"^[0-9a-f]{64}$")]
 
 
+class LogTreeHead(TypedDict):
+    """A signed tree head of a transparency log (RFC 9162 hashing). `root_hash` is the 32-byte root in
+    base64, `timestamp` UTC to the millisecond ("2026-01-05T01:30:00.000Z"), `kind` "head" or "closing",
+    `key_id` the first 16 hex digits of the SHA-256 of the log's raw Ed25519 public key. `signature` is the
+    base64 Ed25519 signature over the UTF-8 lines, each ending in LF: "ggzy-tree-head-v1", `log_id`,
+    `tree_size` in decimal, the root hash in lowercase hex, `timestamp`, `kind` (`bidding.merkle`
+    `signed_message`)."""
+
+    log_id: str
+    tree_size: int
+    root_hash: str
+    timestamp: str
+    kind: str
+    key_id: str
+    signature: str
+
+
+class LogReceipt(TypedDict):
+    """A transparency-log receipt (`ggzy verify receipt` checks it offline): the leaf as the log hashed it,
+    its index, the inclusion proof (base64 node hashes, RFC 9162), the signed tree head and the log's raw
+    32-byte Ed25519 public key in base64. `version` 1 is a leaf of the platform-wide log, 2 of a bidder's
+    own log of one tender. `leaf` is an open object: the log entry whose canonical bytes (JSON, keys
+    sorted, no spaces, UTF-8) were hashed as SHA-256(0x00 ‖ bytes); its keys depend on the event
+    (`bidding.receipt` defines them)."""
+
+    version: int
+    leaf: dict[str, Any]
+    leaf_index: int
+    inclusion_proof: list[str]
+    tree_head: LogTreeHead
+    log_public_key: str
+
+
+class BidRejection(TypedDict):
+    """A rejection the platform established (W-19: no deposit at the bid deadline): the rule, the reason and
+    the detail it gives, when (ISO 8601), and `evidence`, an open object: escrow's deposit check at the
+    deadline (its findings with `eligibility_id` and `checked_at`), or only a `detail` when the bidder had
+    no deposit sub-account for the lot."""
+
+    rule: str
+    reason: str | None
+    detail: str | None
+    at: str | None
+    evidence: dict[str, Any] | None
+
+
 class Strict(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Base for request bodies: an unknown field is an error."""
 
 
 class LotIn(Strict):
+    """A lot (标段) of a new tender: its title, estimated price and bid deposit, in fen."""
+
     title: Title
     estimated_price_fen: PositiveFen
     deposit_fen: Fen
@@ -83,7 +131,9 @@ class TenderUpdate(Strict):
 
 class CustodianRead(msgspec.Struct):
     """A custodian on a published tender's roster: seal a share of the file key to `recipient`. The
-    platform's share (`platform`) never counts toward t."""
+    platform's share (`platform`) never counts toward t. `public_key` is the raw 32-byte X25519 key in
+    base64, `recipient` the same key as an age recipient ("age1…", Bech32), `fingerprint` the hex SHA-256
+    of the raw key."""
 
     position: int
     organisation_id: uuid.UUID
@@ -94,6 +144,9 @@ class CustodianRead(msgspec.Struct):
 
 
 class LotRead(msgspec.Struct):
+    """A lot of a tender: number (from 1), title, estimated price and bid deposit in fen, its status, and
+    why it ended when it failed or was terminated."""
+
     id: uuid.UUID
     number: int
     title: str
@@ -104,6 +157,11 @@ class LotRead(msgspec.Struct):
 
 
 class TenderRead(msgspec.Struct):
+    """A works tender as the caller may see it. Instants are ISO 8601 in UTC; money is in fen.
+    `allowed_actions` lists the operations the caller may ask of it now; `version` is the value to send
+    back in If-Match (also the ETag). The custody fields say how envelopes are sealed: seal one share of the
+    file key to each of `custodians` (their X25519 `recipient`), with `shamir_threshold` shares needed."""
+
     id: uuid.UUID
     code: str
     title: str
@@ -145,10 +203,14 @@ class TenderRead(msgspec.Struct):
 
 
 class CancelRequest(Strict):
+    """The agency terminates the tender (终止招标), with the reason published in the notice."""
+
     reason: Annotated[str, msgspec.Meta(min_length=2, max_length=500)]
 
 
 class UploadRequest(Strict):
+    """A file to upload: its name and its exact size in bytes (the upload is capped at it)."""
+
     filename: Filename
     size: Annotated[int, msgspec.Meta(ge=1, le=2**34)]
 
@@ -162,6 +224,8 @@ class PartUrl(msgspec.Struct):
 
 
 class ReceivedPart(msgspec.Struct):
+    """A part of a multipart upload the store has received: its number, size in bytes and ETag."""
+
     number: int
     size: int
     etag: str
@@ -196,12 +260,17 @@ class UploadProgress(msgspec.Struct):
 
 
 class DocumentRegister(Strict):
+    """An uploaded file registered as one of the tender's documents, by its kind."""
+
     kind: Literal["tender_documents", "amendment", "drawings", "bill_of_quantities"]
     filename: Filename
     object_key: ObjectKey
 
 
 class DocumentRead(msgspec.Struct):
+    """A tender document: its kind, file name, SHA-256 (hex), size in bytes and upload instant; the
+    download URL (presigned, short-lived) when the caller may fetch it."""
+
     id: uuid.UUID
     kind: str
     filename: str
@@ -219,6 +288,10 @@ class Attachment(Strict):
 
 
 class ClarificationCreate(Strict):
+    """A clarification or amendment of the documents (澄清或修改); `affects_bids` moves the bid
+    deadline when fewer than the legal days remain (W-04). It may answer an objection and carry amended
+    documents."""
+
     text: Text
     affects_bids: bool
     objection_id: uuid.UUID | None = None
@@ -226,6 +299,9 @@ class ClarificationCreate(Strict):
 
 
 class ClarificationRead(msgspec.Struct):
+    """A clarification issued: its number, text, whether it affects bids, when it was issued, and the
+    bid deadline before and after it (`deadline_moved` when it moved)."""
+
     id: uuid.UUID
     number: int
     text: str
@@ -237,15 +313,22 @@ class ClarificationRead(msgspec.Struct):
 
 
 class ObjectionCreate(Strict):
+    """An objection (异议) a bidder raises to the documents, the opening or the candidates."""
+
     subject: Literal["documents", "opening", "candidates"]
     text: Text
 
 
 class ObjectionAnswer(Strict):
+    """The agency's answer to an objection."""
+
     answer: Text
 
 
 class ObjectionRead(msgspec.Struct):
+    """An objection and its answer: the objector's organisation (null while the tender's bids are
+    sealed, W-20), the subject, the text, when it was filed, the answer's due instant, the answer."""
+
     id: uuid.UUID
     tender_id: uuid.UUID
     organisation_id: uuid.UUID | None  # the objector; None while the tender's bids are sealed (W-20)
@@ -270,9 +353,22 @@ class BidSubmit(Strict):
 
 
 class BidDecrypt(Strict):
-    """In the opening hall, the bidder reveals its envelope's file key (its client unwraps it locally)."""
+    """In the opening hall, the bidder reveals its envelope's file key.
 
-    file_key: Annotated[str, msgspec.Meta(min_length=20, max_length=32)]
+    The file key is the envelope's 16 random bytes that the age header wraps: the bidder's client unwraps
+    it locally from the header's X25519 stanza with the bidder's own encryption identity (`ggzy bid
+    decrypt`, or `age` itself), and sends the 16 raw bytes in standard base64 (RFC 4648 section 4, with
+    padding: 24 characters). The platform checks it against the header MAC (HMAC-SHA-256 keyed with
+    HKDF-SHA-256 of the file key, info "header") before it takes it; a wrong key is refused with 422."""
+
+    file_key: Annotated[
+        str,
+        msgspec.Meta(
+            min_length=20,
+            max_length=32,
+            description="The envelope's 16-byte age file key in standard base64 with padding (24 characters).",
+        ),
+    ]
 
 
 class ReleaseIn(Strict):
@@ -280,11 +376,20 @@ class ReleaseIn(Strict):
     (`bidding.custody.make_release`): the stanza's shared secret and the proof that it is the honest one."""
 
     bid_id: uuid.UUID
-    release: dict[str, Any]
+    release: Annotated[
+        dict[str, Any],
+        msgspec.Meta(
+            description=(
+                "The release as `ggzy custodian release` writes it (the format of `bidding.custody`): the "
+                "stanza's X25519 shared secret and the proof that it is the honest one."
+            )
+        ),
+    ]
 
 
 class CustodyEnvelope(msgspec.Struct):
-    """An envelope a custodian may help open: its header holds the custodian's wrapped share."""
+    """An envelope a custodian may help open: its header holds the custodian's wrapped share. `header` is
+    the age header's bytes in base64, `header_sha256` and `envelope_sha256` hex SHA-256 digests."""
 
     bid_id: uuid.UUID
     lot_number: int
@@ -297,6 +402,10 @@ class CustodyEnvelope(msgspec.Struct):
 
 
 class CustodyView(msgspec.Struct):
+    """What a custodian sees of a tender after the deadline: its roster position, the threshold t
+    (custodians other than the platform) and the Shamir threshold T written in the stanzas, the opening
+    policy, the end of the custody window, and the envelopes in custody."""
+
     tender_code: str
     position: int
     threshold: int
@@ -320,6 +429,11 @@ class ReleaseResult(msgspec.Struct):
 
 
 class BidRead(msgspec.Struct):
+    """A bid as the caller may see it: its envelope's SHA-256 (hex) and size in bytes, when it arrived
+    and its arrival sequence, the declared price in fen and duration in days once opened, the envelope's
+    state and result at the opening, the receipt when the answer carries one, and the rejection the
+    platform established (W-19) with its evidence."""
+
     id: uuid.UUID
     tender_id: uuid.UUID
     lot_id: uuid.UUID
@@ -337,7 +451,7 @@ class BidRead(msgspec.Struct):
     envelope_result: str | None = None
     receipt: Receipt | None = None
     # A rejection the platform established (W-19: no deposit at the deadline), with its evidence.
-    rejection: dict[str, Any] | None = None
+    rejection: BidRejection | None = None
 
 
 class Receipt(msgspec.Struct):
@@ -353,19 +467,34 @@ class Receipt(msgspec.Struct):
     submitted_at: datetime
     sequence: int
     event: str
-    log: dict[str, Any]
+    log: Annotated[
+        dict[str, Any],
+        msgspec.Meta(
+            description=(
+                "The log receipt of the bidder's own log of the tender (version 2), shaped as `LogReceipt`: "
+                "version, leaf, leaf_index, inclusion_proof, tree_head, log_public_key."
+            )
+        ),
+    ]
 
 
 class AwardLot(Strict):
+    """The winning bid the agency names for one lot."""
+
     lot_id: uuid.UUID
     bid_id: uuid.UUID
 
 
 class AwardCreate(Strict):
+    """The award decision (定标): one winning bid per lot."""
+
     lots: Annotated[list[AwardLot], msgspec.Meta(min_length=1, max_length=50)]
 
 
 class AwardRead(msgspec.Struct):
+    """An award: the lot, the winning bid and organisation, the price in fen, when it was made, the day the
+    contract is due (W-13), and whether the winner declined it (W-16)."""
+
     id: uuid.UUID
     lot_id: uuid.UUID
     bid_id: uuid.UUID
@@ -393,11 +522,16 @@ class ComplaintCreate(Strict):
 
 
 class ComplaintDecision(Strict):
+    """The supervising authority's decision on a complaint, with its written reasons."""
+
     decision: Literal["upheld", "dismissed"]
     text: Text
 
 
 class ComplaintRead(msgspec.Struct):
+    """A complaint (投诉, W-17): the organisation, subject, the day it learned of the matter, the text,
+    when it was filed, the day the decision is due, and the decision."""
+
     id: uuid.UUID
     tender_id: uuid.UUID
     organisation_id: uuid.UUID
@@ -412,6 +546,9 @@ class ComplaintRead(msgspec.Struct):
 
 
 class ContractCreate(Strict):
+    """The signed contract: the award, the uploaded file, the price and the performance security in fen,
+    the day it was signed, and why it was late if it was (W-13)."""
+
     award_id: uuid.UUID
     object_key: ObjectKey
     filename: Filename
@@ -422,6 +559,8 @@ class ContractCreate(Strict):
 
 
 class ContractRead(msgspec.Struct):
+    """A contract on record: the award, the price and performance security in fen, signing day, lateness."""
+
     id: uuid.UUID
     award_id: uuid.UUID
     price_fen: int
@@ -432,6 +571,9 @@ class ContractRead(msgspec.Struct):
 
 
 class NoticeRead(msgspec.Struct):
+    """A published notice (公告) of the public board: its kind, the tender, sector and region, title, when
+    it was published, and the notices it supersedes or is superseded by."""
+
     id: uuid.UUID
     tender_id: uuid.UUID
     tender_code: str
@@ -439,13 +581,23 @@ class NoticeRead(msgspec.Struct):
     sector: str
     region_code: str
     title: str
-    body: dict[str, Any]
+    body: Annotated[
+        dict[str, Any],
+        msgspec.Meta(
+            description=(
+                "The notice's content, by kind: the fields of the tender notice, of a clarification, the "
+                "opening record, the candidates, the award, a termination or failure (with its rule)."
+            )
+        ),
+    ]
     published_at: datetime
     supersedes_id: uuid.UUID | None
     superseded_by_id: uuid.UUID | None
 
 
 class NotificationRead(msgspec.Struct):
+    """A notification to the caller's organisation, and when someone read it (null if unread)."""
+
     id: uuid.UUID
     tender_id: uuid.UUID | None
     kind: str
