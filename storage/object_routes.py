@@ -106,6 +106,9 @@ class ObjectController(Controller):
         operation_id="object_download",
         opt={"auth": "grant"},
         summary="Download an object from a presigned URL",
+        # The bytes are sent with the content type given at upload; the document can only name the generic one.
+        media_type="application/octet-stream",
+        response_description="The object's bytes, as an attachment, with the content type given at upload",
     )
     async def download(
         self, token: GrantToken, object_store: StoreDependency, clock_now: ClockDependency
