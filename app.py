@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from http import HTTPStatus
-from typing import Any
+from typing import Any, TypedDict
 from urllib.parse import parse_qsl
 
 import click
@@ -67,7 +67,7 @@ from storage.jobs import (
 )
 from storage.object_routes import ObjectController
 from storage.objects import ObjectStore, build_store
-from storage.openapi import document_problems, first_sentence
+from storage.openapi import ComponentDescriptions, document_problems, first_sentence
 from storage.problem_http import problem_response
 from storage.problems import PreconditionFailed, Problem, field_error
 from storage.settings import Settings, SettingsError
@@ -499,14 +499,21 @@ async def provide_session(state: State, request: Request[Any, Any, Any]) -> Asyn
         runtime.dispatcher.kick()
 
 
+class HealthStatus(TypedDict):
+    """Whether the process serves: `status` is "ok" from the liveness probe and "ready" from the readiness
+    probe (which answers a 503 problem instead when the database does not answer)."""
+
+    status: str
+
+
 @get("/health", operation_id="health", guards=[public], tags=["system"])
-async def health() -> dict[str, str]:
+async def health() -> HealthStatus:
     """Liveness: the process answers (200 with no check of anything it depends on); a load balancer's probe."""
     return {"status": "ok"}
 
 
 @get("/health/ready", operation_id="readiness", guards=[public], tags=["system"])
-async def ready(state: State) -> dict[str, str]:
+async def ready(state: State) -> HealthStatus:
     """Readiness: the database answers a query, so the process can serve requests (503 problem otherwise)."""
     async with _runtime(state).engine.connect() as conn:
         await conn.execute(text("SELECT 1"))
@@ -616,6 +623,7 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = True) -> Litestar:
             StaleDataError: _on_stale,
             Exception: _on_error,
         },
+        plugins=[ComponentDescriptions()],
         openapi_config=OpenAPIConfig(
             title="ggzy — public-resource trading platform",
             version="0.1.0",

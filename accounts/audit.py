@@ -41,6 +41,7 @@ from sqlalchemy.orm import Session, SessionTransaction
 
 from accounts import auditchain
 from accounts.models import AuditChain, AuditEvent, AuditHead
+from accounts.schemas import AuditReport
 from storage.db import READ_ONLY, upsert_ignore
 from storage.pagination import check_limit
 from storage.problems import Conflict, NotFound
@@ -400,7 +401,7 @@ async def verify(
     )
 
 
-def report_json(report: Report) -> dict[str, Any]:
+def report_json(report: Report) -> AuditReport:
     """A report as the API answers it."""
     return {
         "ok": report.ok,

@@ -49,7 +49,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Final
+from typing import Any, Final, TypedDict
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -430,10 +430,30 @@ def verify_head(signed: SignedHead, public_raw: bytes) -> bool:
     return True
 
 
+class PublishedAuditHead(TypedDict):
+    """A signed head of the audit trail: the platform states that the trail had `events` events and that
+    the last one's link hash is `chain_hash` (64 lowercase hex digits; 64 zeros when empty), as head number
+    `sequence` (1, 2, 3, … without gaps), at `signed_at` (UTC, six decimals, "Z").
+
+    `signature` is the base64 of the 64-byte Ed25519 signature, by the platform's log key
+    (`GET /api/v1/transparency/key`; `key_id` is the first 16 hex digits of the SHA-256 of its raw 32-byte
+    public key), over these UTF-8 lines, each ending in a line feed: `ggzy-audit-head-v1`, the sequence,
+    the events, the chain hash, and the signing instant as whole microseconds since
+    1970-01-01T00:00:00Z, all in decimal. `version` is always "ggzy-audit-head-v1"."""
+
+    version: str
+    sequence: int
+    events: int
+    chain_hash: str
+    signed_at: str
+    key_id: str
+    signature: str
+
+
 HEAD_FIELDS: Final = ("version", "sequence", "events", "chain_hash", "signed_at", "key_id", "signature")
 
 
-def head_to_json(signed: SignedHead) -> dict[str, Any]:
+def head_to_json(signed: SignedHead) -> PublishedAuditHead:
     """A signed head as published: the signed fields, the key's id and the base64 signature."""
     head = signed.head
     return {

@@ -231,7 +231,7 @@ def sign_command(out: Path | None) -> None:
     moves) and print it; the newest head when the trail has not moved since. Exit 1 if the trail no
     longer extends its last signed head."""
 
-    async def run() -> dict[str, object] | None:
+    async def run() -> auditchain.PublishedAuditHead | None:
         settings = Settings.from_env()
         engine = create_engine(settings.effective_database_url)
         now = SystemClock().now()

@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 from litestar import Controller, Request, Response, get, post
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -190,16 +191,16 @@ class AuthController(Controller):
         )
 
     @get("/me", operation_id="whoami", guards=[authenticated])
-    async def me(self, principal: Principal, session: AsyncSession) -> dict[str, Any]:
+    async def me(self, principal: Principal, session: AsyncSession) -> schemas.CallerRead:
         """The caller, its organisation and the roles it acts in."""
         org = await service.get_organisation(session, principal.organisation_id)
-        return {
-            "user_id": principal.user_id,
-            "username": principal.username,
-            "roles": sorted(principal.roles),
-            "via": principal.via,
-            "organisation": org_read(org),
-        }
+        return schemas.CallerRead(
+            user_id=principal.user_id,
+            username=principal.username,
+            roles=sorted(principal.roles),
+            via=principal.via,
+            organisation=org_read(org),
+        )
 
     @post("/tokens", operation_id="issue_api_token", guards=[authenticated])
     async def issue_token(
@@ -368,7 +369,7 @@ class AuditController(Controller):
         actor_organisation_id: uuid.UUID | None = None,
         cursor: Cursor = None,
         limit: Limit = 50,
-    ) -> dict[str, Any]:
+    ) -> schemas.AuditPage:
         """Audit events, newest first. An event that shows a bidder taking part in a tender whose bids are
         still sealed is left out until the deadline (W-20), for every reader."""
         rows, next_cursor = await service.list_audit(
@@ -380,7 +381,7 @@ class AuditController(Controller):
             limit=limit,
             sealed=sealed_tenders,
         )
-        return {"items": [audit_read(e) for e in rows], "next_cursor": next_cursor}
+        return schemas.AuditPage([audit_read(e) for e in rows], next_cursor)
 
     @get("/verify", operation_id="verify_audit_trail", guards=[requires("centre", "supervisor", "auditor")])
     async def verify(
@@ -390,7 +391,7 @@ class AuditController(Controller):
         limit: Annotated[
             int, Parameter(query="limit", ge=1, le=auditchain.MAX_LIMIT)
         ] = auditchain.DEFAULT_LIMIT,
-    ) -> dict[str, Any]:
+    ) -> schemas.AuditReport:
         """Re-check the whole audit trail from the stored rows, as `ggzy verify audit` does: the sequence,
         every event's hash and link, the chain row and every signed head; each check names every offender
         up to `limit`."""
@@ -408,7 +409,7 @@ class AuditController(Controller):
         data: schemas.AuditVerifyRequest,
         sessionmaker: async_sessionmaker[AsyncSession],
         signer: LogSigner,
-    ) -> dict[str, Any]:
+    ) -> schemas.AuditReport:
         """The same check, and that the trail still extends `head`, a signed head the caller kept."""
         try:
             kept = auditchain.head_from_json(data.head, "head.")
@@ -422,10 +423,21 @@ class AuditController(Controller):
                 await audit.verify(session, signer.public_raw, kept=kept, limit=data.limit)
             )
 
-    @post("/heads", operation_id="sign_audit_head", guards=[requires("centre", "supervisor", "auditor")])
+    @post(
+        "/heads",
+        operation_id="sign_audit_head",
+        guards=[requires("centre", "supervisor", "auditor")],
+        responses={
+            200: ResponseSpec(
+                data_container=auditchain.PublishedAuditHead,
+                description="The trail has not moved since the newest head: that head, as signed then",
+                generate_examples=False,
+            )
+        },
+    )
     async def sign_head(
         self, principal: Principal, session: AsyncSession, signer: LogSigner, clock: Clock
-    ) -> Response[dict[str, Any]]:
+    ) -> Response[auditchain.PublishedAuditHead]:
         """Sign the trail's head now (201), after checking the events since the last signed head extend
         it (409 if not); the newest head (200) when the trail has not moved since. Keep it to check later
         that nothing before it changed (`POST /api/v1/audit/verify`, `ggzy verify audit --head`)."""
@@ -456,7 +468,7 @@ class AuditHeadController(Controller):
     tags = ["transparency"]
 
     @get("/head", operation_id="audit_head", guards=[public])
-    async def head(self, session: AsyncSession) -> dict[str, Any]:
+    async def head(self, session: AsyncSession) -> auditchain.PublishedAuditHead:
         """The newest signed head of the audit trail."""
         newest = await audit.newest_head(session)
         if newest is None:
@@ -466,7 +478,7 @@ class AuditHeadController(Controller):
     @get("/heads/{sequence:int}", operation_id="audit_head_at", guards=[public])
     async def head_at(
         self, session: AsyncSession, sequence: Annotated[int, Parameter(ge=1, le=auditchain.MAX_SEQUENCE)]
-    ) -> dict[str, Any]:
+    ) -> auditchain.PublishedAuditHead:
         """Signed head number `sequence`, exactly as signed, to check offline with the platform's key."""
         return auditchain.head_to_json(await audit.head_at(session, sequence))
 
@@ -476,7 +488,7 @@ class AuditHeadController(Controller):
         session: AsyncSession,
         after: Annotated[int, Parameter(query="after", ge=0, le=auditchain.MAX_SEQUENCE)] = 0,
         limit: Annotated[int, Parameter(query="limit", ge=1, le=200)] = 100,
-    ) -> dict[str, Any]:
+    ) -> schemas.AuditHeadPage:
         """Signed heads numbered after `after`, oldest first, at most `limit`; `next` is the `after` of the
         next page (null at the end)."""
         heads, next_after = await audit.list_heads(session, after=after, limit=limit)

@@ -5,14 +5,15 @@ deadline, W-20)."""
 from __future__ import annotations
 
 import base64
-from typing import Annotated, Any
+from typing import Annotated
 
 from litestar import Controller, get
 from litestar.params import Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from accounts.guards import public
-from bidding import service
+from bidding import schemas, service
+from bidding.merkle import PublishedTreeHead
 from storage.bounds import INT64_MAX
 from storage.problems import NotFound
 from storage.signing import LogSigner
@@ -26,7 +27,7 @@ class TransparencyController(Controller):
     tags = ["transparency"]
 
     @get("/key", operation_id="transparency_key", guards=[public])
-    async def key(self, signer: LogSigner) -> dict[str, str]:
+    async def key(self, signer: LogSigner) -> schemas.TransparencyKey:
         """The Ed25519 key that signs tree heads and closing heads: pin it in `ggzy verify receipt --key`."""
         return {
             "log_id": service.LOG_ID,
@@ -39,7 +40,7 @@ class TransparencyController(Controller):
         self,
         session: AsyncSession,
         tree_size: Annotated[int | None, Parameter(query="tree_size", ge=1, le=INT64_MAX)] = None,
-    ) -> dict[str, Any]:
+    ) -> PublishedTreeHead:
         """The newest signed tree head, or the one signed when the log reached `tree_size`."""
         if tree_size is not None:
             return await service.head_at(session, tree_size)
@@ -54,7 +55,7 @@ class TransparencyController(Controller):
         session: AsyncSession,
         first: Annotated[int, Parameter(query="first", ge=0, le=INT64_MAX)],
         second: Annotated[int, Parameter(query="second", ge=0, le=INT64_MAX)],
-    ) -> dict[str, Any]:
+    ) -> schemas.ConsistencyProof:
         """The proof that the log at `first` leaves is a prefix of the log at `second` (RFC 9162 §2.1.4)."""
         return {"first": first, "second": second, "proof": await service.consistency(session, first, second)}
 
@@ -64,7 +65,7 @@ class TransparencyController(Controller):
         session: AsyncSession,
         leaf_index: Annotated[int, Parameter(query="leaf_index", ge=0, le=INT64_MAX)],
         tree_size: Annotated[int, Parameter(query="tree_size", ge=1, le=INT64_MAX)],
-    ) -> dict[str, Any]:
+    ) -> schemas.InclusionProof:
         """The inclusion proof of a leaf in the log at `tree_size` leaves (RFC 9162 §2.1.3)."""
         return {
             "leaf_index": leaf_index,

@@ -22,7 +22,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, TypedDict
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -320,7 +320,28 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def head_to_json(sth: SignedTreeHead) -> dict[str, Any]:
+class PublishedTreeHead(TypedDict):
+    """A signed tree head (STH) of a transparency log: the log `log_id` had `tree_size` leaves and their
+    RFC 9162 Merkle tree hash (SHA-256) was `root_hash` (the base64 of its 32 bytes) at `timestamp` (UTC,
+    ISO 8601 with milliseconds and "Z"); `kind` is "head" for an ordinary head and "closing" for a tender's
+    closing head (截标时的树头), signed at its bid deadline.
+
+    `signature` is the base64 of the 64-byte Ed25519 signature, by the platform's log key
+    (`GET /api/v1/transparency/key`; `key_id` is the first 16 hex digits of the SHA-256 of its raw 32-byte
+    public key), over these UTF-8 lines, each ending in a line feed: `ggzy-tree-head-v1`, the log id, the
+    tree size in decimal, the root hash in lowercase hex (not base64), the timestamp exactly as written
+    here, and the kind."""
+
+    log_id: str
+    tree_size: int
+    root_hash: str
+    timestamp: str
+    kind: str
+    key_id: str
+    signature: str
+
+
+def head_to_json(sth: SignedTreeHead) -> PublishedTreeHead:
     """A signed tree head as JSON: root hash and signature in base64, timestamp as ISO 8601 in UTC ("Z")."""
     head = sth.head
     return {

@@ -414,13 +414,13 @@ async def receipt(session: AsyncSession, signer: LogSigner, leaf_index: int) -> 
     )
 
 
-async def latest_head(session: AsyncSession) -> dict[str, Any] | None:
+async def latest_head(session: AsyncSession) -> merkle.PublishedTreeHead | None:
     """The newest signed tree head, or None while the log is empty."""
     row = await session.scalar(select(LogHead).order_by(LogHead.tree_size.desc()).limit(1))
     return None if row is None else merkle.head_to_json(_signed(row, "head"))
 
 
-async def head_at(session: AsyncSession, size: int) -> dict[str, Any]:
+async def head_at(session: AsyncSession, size: int) -> merkle.PublishedTreeHead:
     """The signed head of the log at `size` leaves."""
     row = await session.get(LogHead, size)
     if row is None:

@@ -22,6 +22,7 @@ import trading.service as trading
 from accounts.guards import public, requires
 from accounts.security import Principal
 from escrow import audit, conflicts, journal, ledger, published, schemas, service
+from escrow.heads import PublishedLedgerHead, PublishedLedgerHeads
 from escrow.models import BankLineConflict, Deposit, Guarantee
 from storage.bounds import MAX_FILTER_LENGTH
 from storage.clock import Clock
@@ -944,14 +945,14 @@ class LedgerHeadController(Controller):
     tags = ["transparency"]
 
     @get("/head", operation_id="ledger_head", guards=[public])
-    async def head(self, session: AsyncSession) -> dict[str, Any]:
+    async def head(self, session: AsyncSession) -> PublishedLedgerHead:
         """The newest signed head of the deposit ledger."""
         return (await published.latest(session)).to_json()
 
     @get("/heads/{sequence:int}", operation_id="ledger_head_at", guards=[public])
     async def head_at(
         self, session: AsyncSession, sequence: Annotated[int, Parameter(ge=1, le=2**62)]
-    ) -> dict[str, Any]:
+    ) -> PublishedLedgerHead:
         """Signed head number `sequence`, exactly as signed, to check offline with the platform's key."""
         return (await published.head_at(session, sequence)).to_json()
 
@@ -961,7 +962,7 @@ class LedgerHeadController(Controller):
         session: AsyncSession,
         after: Annotated[int, Parameter(query="after", ge=0, le=2**62)] = 0,
         limit: Annotated[int, Parameter(query="limit", ge=1, le=published.MAX_PAGE)] = 100,
-    ) -> dict[str, Any]:
+    ) -> PublishedLedgerHeads:
         """Signed heads numbered after `after`, oldest first, at most `limit`; `next` is the `after` of the
         next page (null at the end)."""
         page = await published.page(session, after, limit)

@@ -30,7 +30,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import Final, TypedDict
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -76,7 +76,7 @@ class SignedHead:
     key_id: str
     signature: bytes
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> PublishedLedgerHead:
         """The published form: the signed fields, the signing key's id and the base64 signature."""
         return {
             "version": VERSION,
@@ -87,6 +87,34 @@ class SignedHead:
             "key_id": self.key_id,
             "signature": base64.b64encode(self.signature).decode("ascii"),
         }
+
+
+class PublishedLedgerHead(TypedDict):
+    """A signed head of the deposit ledger: the platform states that the journal had `entries` entries and
+    that the last one's hash is `chain_hash` (64 lowercase hex digits; 64 zeros when empty), as head number
+    `sequence` (1, 2, 3, … without gaps), at `signed_at` (UTC, six decimals, "Z"). Sizes and hashes only.
+
+    `signature` is the base64 of the 64-byte Ed25519 signature, by the platform's log key
+    (`GET /api/v1/transparency/key`; `key_id` is the first 16 hex digits of the SHA-256 of its raw 32-byte
+    public key), over these UTF-8 lines, each ending in a line feed: `ggzy-ledger-head-v1`, the sequence,
+    the entries, the chain hash, and the signing instant as whole microseconds since
+    1970-01-01T00:00:00Z, all in decimal. `version` is always "ggzy-ledger-head-v1"."""
+
+    version: str
+    sequence: int
+    entries: int
+    chain_hash: str
+    signed_at: str
+    key_id: str
+    signature: str
+
+
+class PublishedLedgerHeads(TypedDict):
+    """Signed heads of the deposit ledger, oldest first; `next` is the `after` of the next page (null at
+    the end)."""
+
+    heads: list[PublishedLedgerHead]
+    next: int | None
 
 
 def _micros(at: datetime) -> int:

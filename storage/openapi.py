@@ -1,15 +1,23 @@
-"""The refusals every operation may answer, stated in the OpenAPI document as RFC 9457 problems, so a
-client (or a generated one) knows each status code it can meet before it meets it."""
+"""What the OpenAPI document states beyond what Litestar derives from the handlers: the refusals every
+operation may answer, as RFC 9457 problems, so a client (or a generated one) knows each status code it can
+meet before it meets it; and each schema component's description, taken from its class docstring."""
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import Schema
+from litestar.plugins import OpenAPISchemaPlugin
+from litestar.typing import FieldDefinition
+
+if TYPE_CHECKING:
+    from litestar._openapi.schema_generation import SchemaCreator
 
 from storage.problem_http import PROBLEM_JSON
 
@@ -85,3 +93,44 @@ def first_sentence(doc: str) -> str:
     text = " ".join(inspect.cleandoc(doc).split())
     end = text.find(". ")
     return text if end < 0 else text[: end + 1]
+
+
+def class_docstring(cls: object) -> str | None:
+    """The docstring a class declares itself, cleaned of indentation; None when it declares none (one
+    inherited from a base, or the signature a dataclass writes for itself, is not the class's own)."""
+    doc = getattr(cls, "__dict__", {}).get("__doc__")
+    if not isinstance(doc, str) or not doc.strip():
+        return None
+    if dataclasses.is_dataclass(cls) and doc.startswith(f"{getattr(cls, '__name__', '')}("):
+        return None
+    return inspect.cleandoc(doc)
+
+
+class ComponentDescriptions(OpenAPISchemaPlugin):
+    """Gives each schema component (a Struct, TypedDict or dataclass with a docstring of its own) its class
+    docstring as `description`. Litestar builds the component with the plugin that would have built it
+    anyway; this one only adds the text, and only when the document is built (it stays lazy)."""
+
+    def is_plugin_supported_field(self, field_definition: FieldDefinition) -> bool:
+        annotation = field_definition.annotation
+        return (
+            not field_definition.is_union
+            and isinstance(annotation, type)
+            and (
+                issubclass(annotation, msgspec.Struct)
+                or field_definition.is_typeddict_type
+                or dataclasses.is_dataclass(annotation)
+            )
+            and class_docstring(annotation) is not None
+        )
+
+    def to_openapi_schema(self, field_definition: FieldDefinition, schema_creator: SchemaCreator) -> Schema:
+        builder = next(
+            plugin
+            for plugin in schema_creator.plugins
+            if plugin is not self and schema_creator.plugin_supports_field(plugin, field_definition)
+        )
+        schema = builder.to_openapi_schema(field_definition=field_definition, schema_creator=schema_creator)
+        if isinstance(schema, Schema) and schema.description is None:
+            schema.description = class_docstring(field_definition.annotation)
+        return schema

@@ -140,6 +140,8 @@ class Settings:
 
 
 class Argon2Settings(TypedDict):
+    """The argon2 password-hashing costs read from the environment, as keyword arguments of `Settings`."""
+
     argon2_time_cost: int
     argon2_memory_kib: int
     argon2_parallelism: int

@@ -237,12 +237,16 @@ async def _api(rt: Any) -> AsyncIterator[Any]:
 
     from app import create_app
     from tests.helpers import Api
+    from tests.openapi_check import conformance_hook
 
     # httpx's ASGI transport runs the app on the test's own event loop (Litestar's test client would run it
-    # on another thread's loop, where the shared asyncpg pool cannot follow).
+    # on another thread's loop, where the shared asyncpg pool cannot follow). Every 2xx JSON answer is
+    # checked against the schema the OpenAPI document gives its operation.
     app = create_app(rt, manage_runtime=False)
     transport = httpx.ASGITransport(app=cast(Any, app))
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://testserver", event_hooks={"response": [conformance_hook(app)]}
+    ) as client:
         yield Api(client, rt)
 
 

@@ -1,17 +1,23 @@
 """The OpenAPI document explains each operation to a client written from it alone: what it does (summary
 and description), who may call it (the bearer scheme, or nothing for public operations and signed grants),
-and every problem it may answer."""
+every problem it may answer, and what each answer holds (a typed schema, every component described); and
+the check that holds every answer the suite receives to that document."""
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, cast
 
+import httpx
 import pytest
+from litestar import Litestar, get
 
 from accounts.guards import public
 from app import build_runtime, create_app
+from storage.openapi import ProblemDetails
 from storage.settings import Settings
+from tests.openapi_check import JSON, Document, Mismatch, conformance_hook
 
 METHODS = ("get", "post", "put", "patch", "delete")
 
@@ -78,3 +84,354 @@ def test_every_operation_documents_its_problems(document: dict[str, Any]) -> Non
             if "application/problem+json" not in content:
                 missing.append(f"{m.upper()} {p} {status}")
     assert missing == []
+
+
+# ---------------------------------------------------------------- typed answers
+
+# Operations whose 2xx JSON answer is still free-form, in the escrow, evaluation and trading (bidding's
+# trade routes included) packages. It only shrinks: an operation typed since must leave it.
+UNTYPED_ELSEWHERE = frozenset(
+    {
+        # escrow
+        "audit_bidder",
+        "audit_overdue",
+        "audit_tender",
+        "bank_notification",
+        "change_payee",
+        "create_refund_batch",
+        "decide_forfeiture",
+        "decide_guarantee",
+        "deposit_life",
+        "get_bank_line_conflict",
+        "get_refund_batch",
+        "import_refund_results",
+        "import_statement",
+        "list_bank_line_conflicts",
+        "list_forfeitures",
+        "list_guarantees",
+        "list_obligations",
+        "list_rates",
+        "list_refund_batches",
+        "list_statements",
+        "list_suspense",
+        "lodge_guarantee",
+        "match_line",
+        "my_deposits",
+        "propose_forfeiture",
+        "refund_batch_file",
+        "resolve_bank_line_conflict",
+        "return_line",
+        "set_rate",
+        "statement_lines",
+        "trial_balance",
+        "verify_ledger",
+        # evaluation
+        "abnormal_scores",
+        "answer_clarification",
+        "answer_invitation",
+        "ask_clarification",
+        "declare_no_conflict",
+        "draw_abort_statistics",
+        "draw_record",
+        "extend_room",
+        "get_evaluation_scheme",
+        "get_report",
+        "get_room",
+        "justify_score",
+        "list_rooms",
+        "list_sheets",
+        "make_report",
+        "my_clarifications",
+        "my_invitations",
+        "record_phone_answer",
+        "reopen_sheet",
+        "room_events",
+        "set_evaluation_scheme",
+        "sign_report",
+        "submit_review",
+        "submit_sheet",
+        "verify_draw",
+        "vote_chair",
+        # trading and its bidding routes
+        "collusion_signals",
+        "get_closing_head",
+        "list_notices",
+        "list_tenders",
+        "opening_check_in",
+        "opening_events",
+        "opening_record",
+        "release_custody",
+        "signed_opening_record",
+        "submit_bid",
+    }
+)
+
+# Schema components still without a description, in the same packages; it only shrinks too.
+UNDESCRIBED_ELSEWHERE = frozenset(
+    {
+        # evaluation
+        "ChairVote",
+        "ClarificationAnswer",
+        "ClarificationIn",
+        "CreditEventRead",
+        "ExpertPage",
+        "ExtendIn",
+        "InvitationAnswer",
+        "JustifyIn",
+        "QuotaIn",
+        "RejectionRead",
+        "RelationshipRead",
+        "ReopenIn",
+        "ReviewIn",
+        "SheetIn",
+        "SpecialtyRead",
+        "UnavailabilityRead",
+        "VoteIn",
+        # trading
+        "AwardCreate",
+        "AwardLot",
+        "AwardRead",
+        "BidRead",
+        "CancelRequest",
+        "ClarificationCreate",
+        "ClarificationRead",
+        "ComplaintDecision",
+        "ComplaintRead",
+        "ContractCreate",
+        "ContractRead",
+        "CustodyView",
+        "DocumentRead",
+        "DocumentRegister",
+        "LotIn",
+        "LotRead",
+        "NoticeRead",
+        "NotificationRead",
+        "ObjectionAnswer",
+        "ObjectionCreate",
+        "ObjectionRead",
+        "ReceivedPart",
+        "TenderRead",
+        "UploadRequest",
+    }
+)
+
+# Free-form fields of those packages' types that do not yet say what they hold; it only shrinks too.
+OPEN_ELSEWHERE = frozenset(
+    {
+        "DrawRead.context",
+        "DrawRead.excluded",
+        "DrawRead.invitations",
+        "DrawRead.quotas",
+        "DrawRead.rules",
+        "ExpertDetail.pending_changes",
+        "ExpertRead.pending_changes",
+        "Receipt.log",
+        "ReleaseIn.release",
+    }
+)
+
+
+@pytest.fixture(scope="module")
+def checker(document: dict[str, Any]) -> Document:
+    return Document(document)
+
+
+def success_schemas(op: dict[str, Any]) -> list[tuple[str, str, dict[str, Any] | None]]:
+    """(status, media type, schema) of each documented 2xx answer that has a body."""
+    return [
+        (status, media, body.get("schema"))
+        for status, response in op["responses"].items()
+        if status.startswith("2")
+        for media, body in (response.get("content") or {}).items()
+    ]
+
+
+def test_every_json_success_answer_is_typed(document: dict[str, Any], checker: Document) -> None:
+    untyped = {
+        op["operationId"]
+        for _p, _m, op in operations(document)
+        for _status, media, schema in success_schemas(op)
+        if media == JSON and not checker.is_typed(schema)
+    }
+    assert untyped - UNTYPED_ELSEWHERE == set()
+    assert UNTYPED_ELSEWHERE - untyped == set(), "typed since: take these out of UNTYPED_ELSEWHERE"
+
+
+def test_every_success_answer_with_a_body_says_its_media_type(document: dict[str, Any]) -> None:
+    silent = [
+        f"{m.upper()} {p} {status}"
+        for p, m, op in operations(document)
+        for status, response in op["responses"].items()
+        if status.startswith("2") and status != "204" and not response.get("content")
+    ]
+    assert silent == []
+    download = document["paths"]["/api/v1/objects/{token}"]["get"]["responses"]["200"]["content"]
+    assert list(download) == ["application/octet-stream"]
+
+
+def test_every_component_has_a_description(document: dict[str, Any]) -> None:
+    undescribed = {
+        name for name, schema in document["components"]["schemas"].items() if not schema.get("description")
+    }
+    assert undescribed - UNDESCRIBED_ELSEWHERE == set()
+    assert UNDESCRIBED_ELSEWHERE - undescribed == set(), (
+        "described since: take these out of UNDESCRIBED_ELSEWHERE"
+    )
+
+
+def test_a_component_description_is_its_class_docstring(document: dict[str, Any]) -> None:
+    components = document["components"]["schemas"]
+    assert components["ProblemDetails"]["description"] == inspect.cleandoc(ProblemDetails.__doc__ or "")
+    # a Struct's own docstring, not the one of the base it inherits from
+    assert "unknown field is an error" not in components["LoginRequest"]["description"]
+
+
+def _open(schema: dict[str, Any], checker: Document) -> bool:
+    schema = dict(checker.resolve(schema))
+    if schema.get("type") == "array":
+        return _open(schema.get("items") or {}, checker)
+    alternatives = [s for s in schema.get("oneOf", []) if checker.resolve(s).get("type") != "null"]
+    if alternatives:
+        return any(_open(s, checker) for s in alternatives)
+    return not schema.get("properties") and schema.get("type") in ("object", None) and "$ref" not in schema
+
+
+def test_an_open_part_of_a_typed_answer_says_what_it_holds(
+    document: dict[str, Any], checker: Document
+) -> None:
+    components = document["components"]["schemas"]
+    silent = []
+    for name, component in components.items():
+        for prop, schema in (component.get("properties") or {}).items():
+            if not _open(schema, checker) or name in UNDESCRIBED_ELSEWHERE:
+                continue
+            if not schema.get("description") and f"`{prop}`" not in component.get("description", ""):
+                silent.append(f"{name}.{prop}")
+    assert set(silent) - OPEN_ELSEWHERE == set()
+    assert OPEN_ELSEWHERE - set(silent) == set(), "described since: take these out of OPEN_ELSEWHERE"
+
+
+@pytest.mark.parametrize(
+    ("component", "first_line", "encoding"),
+    [
+        ("PublishedTreeHead", "ggzy-tree-head-v1", "root hash in lowercase hex"),
+        ("PublishedLedgerHead", "ggzy-ledger-head-v1", "whole microseconds"),
+        ("PublishedAuditHead", "ggzy-audit-head-v1", "whole microseconds"),
+    ],
+)
+def test_a_signed_head_says_what_is_signed_and_how(
+    document: dict[str, Any], component: str, first_line: str, encoding: str
+) -> None:
+    text = " ".join(document["components"]["schemas"][component]["description"].split())
+    for needed in ("Ed25519", "base64 of the 64-byte", first_line, "line feed", encoding, "key_id"):
+        assert needed in text, needed
+
+
+# ---------------------------------------------------------------- the conformance check itself
+
+HEAD = {
+    "version": "ggzy-audit-head-v1",
+    "sequence": 1,
+    "events": 3,
+    "chain_hash": "ab" * 32,
+    "signed_at": "2026-03-02T01:00:00.000000Z",
+    "key_id": "0123456789abcdef",
+    "signature": "c2ln",
+}
+
+
+def test_an_answer_as_documented_passes(checker: Document) -> None:
+    checker.check("GET", "/api/v1/transparency/audit/head", 200, HEAD)
+    checker.check("GET", "/api/v1/transparency/audit/heads", 200, {"heads": [HEAD], "next": None})
+
+
+def test_a_missing_key_fails_naming_operation_and_path(checker: Document) -> None:
+    answer = {k: v for k, v in HEAD.items() if k != "signature"}
+    with pytest.raises(Mismatch, match=r"audit_head \(GET .*\n  \$\.signature: missing \(required\)"):
+        checker.check("GET", "/api/v1/transparency/audit/head", 200, answer)
+
+
+def test_a_key_the_type_does_not_list_fails(checker: Document) -> None:
+    with pytest.raises(Mismatch, match=r"\$\.kind: not a documented property"):
+        checker.check("GET", "/api/v1/transparency/audit/head", 200, {**HEAD, "kind": "head"})
+
+
+def test_a_wrong_type_deep_inside_fails_with_its_json_path(checker: Document) -> None:
+    page = {"heads": [HEAD, {**HEAD, "sequence": "2"}], "next": 2}
+    with pytest.raises(Mismatch, match=r"\$\.heads\[1\]\.sequence: string where the schema says integer"):
+        checker.check("GET", "/api/v1/transparency/audit/heads", 200, page)
+
+
+def test_null_passes_only_where_documented(checker: Document) -> None:
+    with pytest.raises(Mismatch, match=r"\$\.events: null"):
+        checker.check("GET", "/api/v1/transparency/audit/head", 200, {**HEAD, "events": None})
+
+
+def test_a_literal_path_segment_wins_over_a_parameter(checker: Document) -> None:
+    op = checker.operation("GET", "/api/v1/transparency/ledger/heads")
+    assert op is not None and op.operation_id == "ledger_heads"
+    op = checker.operation("GET", "/api/v1/transparency/ledger/heads/7")
+    assert op is not None and op.operation_id == "ledger_head_at"
+
+
+def test_an_undocumented_success_status_fails(checker: Document) -> None:
+    with pytest.raises(Mismatch, match="audit_head: answered 202"):
+        checker.check("GET", "/api/v1/transparency/audit/head", 202, HEAD)
+
+
+def test_sign_audit_head_documents_both_its_answers(document: dict[str, Any]) -> None:
+    responses = document["paths"]["/api/v1/audit/heads"]["post"]["responses"]
+    for status in ("200", "201"):
+        assert responses[status]["content"][JSON]["schema"] == {
+            "$ref": "#/components/schemas/PublishedAuditHead"
+        }
+
+
+def test_bounds_enums_and_lengths_are_checked(checker: Document) -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "n": {"type": "integer", "minimum": 1, "maximum": 3},
+            "kind": {"enum": ["a", "b"]},
+            "code": {"type": "string", "minLength": 2, "maxLength": 3},
+            "any": {},
+            "open": {"type": "object", "additionalProperties": {"type": "integer"}},
+        },
+        "required": ["n"],
+    }
+    assert checker.errors(schema, {"n": 2, "kind": "a", "code": "ab", "any": [1], "open": {"x": 1}}) == []
+    assert checker.errors(schema, {"n": 0, "kind": "c", "code": "abcd", "open": {"x": "1"}}) == [
+        "$.n: 0 is below the minimum 1",
+        "$.kind: 'c' is not one of ['a', 'b']",
+        "$.code: longer than 3 characters",
+        "$.open.x: string where the schema says integer",
+    ]
+    assert checker.errors(schema, {"n": True}) == ["$.n: boolean where the schema says integer"]
+
+
+class _Answer(TypedDict):
+    """A test answer."""
+
+    n: int
+
+
+async def test_the_client_hook_fails_a_test_whose_answer_drifts() -> None:
+    @get("/drift", operation_id="drift", sync_to_thread=False)
+    def drift() -> _Answer:
+        """Answers a key its type does not list."""
+        return cast(_Answer, {"n": 1, "m": 2})
+
+    @get("/fine", operation_id="fine", sync_to_thread=False)
+    def fine() -> _Answer:
+        """Answers as typed."""
+        return {"n": 1}
+
+    app = Litestar([drift, fine])
+    transport = httpx.ASGITransport(app=cast(Any, app))
+    hooks = {"response": [conformance_hook(app)]}
+    async with httpx.AsyncClient(transport=transport, base_url="http://t", event_hooks=hooks) as client:
+        assert (await client.get("/fine")).json() == {"n": 1}
+        with pytest.raises(
+            Mismatch, match=r"drift \(GET /drift\) answered 200 .*\n  \$\.m: not a documented"
+        ):
+            await client.get("/drift")

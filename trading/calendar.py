@@ -21,7 +21,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Final
+from typing import Final, TypedDict
 from zoneinfo import ZoneInfo
 
 from holidays import country_holidays
@@ -87,6 +87,16 @@ def deadline_instant(d: date, *, close_of_business: time | None = None) -> datet
 # --- the official schedule --------------------------------------------------------------------------------
 
 
+class ScheduleDict(TypedDict):
+    """A year's official schedule as loaded (国务院办公厅 notice): the official holidays and the make-up
+    working days (调休上班, weekend days worked) of `year`, each an Asia/Shanghai calendar date written
+    YYYY-MM-DD, sorted."""
+
+    year: int
+    holidays: list[str]
+    makeup_workdays: list[str]
+
+
 @dataclass(frozen=True, slots=True)
 class OfficialSchedule:
     """One year's official holiday arrangement (国务院办公厅 节假日安排通知), as the centre loads it.
@@ -147,7 +157,7 @@ class OfficialSchedule:
             makeup_workdays=_parse_dates("makeup_workdays", data.get("makeup_workdays", [])),
         )
 
-    def to_dict(self) -> dict[str, int | list[str]]:
+    def to_dict(self) -> ScheduleDict:
         """Return the schedule in the `from_dict` shape, dates sorted, so it round-trips exactly."""
         return {
             "year": self.year,

@@ -21,6 +21,7 @@ from storage.db import create_engine, create_sessionmaker, transaction
 from storage.problems import Problem
 from storage.settings import Settings
 from trading import schemas, service
+from trading.calendar import ScheduleDict
 
 
 @click.group("calendar")
@@ -48,7 +49,7 @@ def calendar_load(path: Path) -> None:
     except msgspec.DecodeError as exc:  # ValidationError is a DecodeError
         raise click.ClickException(f"{path}: {exc}") from exc
 
-    async def load(session: Any) -> dict[str, Any]:
+    async def load(session: Any) -> ScheduleDict:
         return (await service.load_schedule(session, None, data, SystemClock().now())).to_dict()
 
     try:

@@ -25,6 +25,7 @@ from storage.problems import ValidationProblem, field_error
 from storage.settings import Settings
 from storage.signing import LogSigner
 from trading import chronograph, responses, schemas, service
+from trading.calendar import ScheduleDict
 from trading.models import Award, Bid, Clarification, Complaint, Contract, Notice, Notification, Objection
 
 AGENCY = requires("agency")
@@ -902,7 +903,7 @@ class InboxController(Controller):
         principal: Principal,
         session: AsyncSession,
         clock: Clock,
-    ) -> dict[str, Any]:
+    ) -> ScheduleDict:
         """Load the year's official holidays and make-up working days (国务院办公厅 notice)."""
         if data.year != year:
             raise ValidationProblem(

@@ -146,7 +146,7 @@ async def load_schedule(
     )
     row = await session.get(CalendarYear, data.year, with_for_update=True, populate_existing=True)
     assert row is not None
-    row.schedule = schedule.to_dict()
+    row.schedule = dict(schedule.to_dict())
     row.loaded_at = now
     await accounts.record(session, actor, "calendar.load", "calendar_year", data.year, now)
     return schedule

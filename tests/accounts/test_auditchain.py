@@ -591,7 +591,7 @@ def test_an_empty_trail_is_whole_and_all_ok_needs_checks() -> None:
 
 
 def good_head() -> dict[str, Any]:
-    return head_to_json(sign_head(Head(3, 7, "ab" * 32, T0), KEY))
+    return dict(head_to_json(sign_head(Head(3, 7, "ab" * 32, T0), KEY)))
 
 
 def test_a_head_survives_its_json_and_verifies() -> None:

@@ -558,7 +558,7 @@ def test_head_json_round_trip() -> None:
 
 
 def _good_head_json() -> dict[str, Any]:
-    return head_to_json(sign_head(TreeHead(LOG, 7, ROOT, T0), PRIVATE))
+    return dict(head_to_json(sign_head(TreeHead(LOG, 7, ROOT, T0), PRIVATE)))
 
 
 @pytest.mark.parametrize(
@@ -643,7 +643,7 @@ class Log:
         )
 
     def closing(self, size: int, kind: str = "closing", key: Ed25519PrivateKey = PRIVATE) -> dict[str, Any]:
-        return head_to_json(self.head(size, kind, key))
+        return dict(head_to_json(self.head(size, kind, key)))
 
     def consistency(self, m: int, n: int) -> list[str]:
         return [base64.b64encode(p).decode() for p in consistency_proof(m, self.hashes[:n])]

@@ -90,7 +90,7 @@ def test_a_malformed_head_is_refused_naming_the_field(change: dict[str, object],
 
 
 def test_a_missing_field_or_a_document_that_is_not_an_object_is_refused() -> None:
-    document = heads.sign(SIGNER, 1, 4, "cd" * 32, T0).to_json()
+    document: dict[str, object] = dict(heads.sign(SIGNER, 1, 4, "cd" * 32, T0).to_json())
     del document["chain_hash"]
     with pytest.raises(heads.HeadError, match="`chain_hash` is missing"):
         heads.parse(document)
