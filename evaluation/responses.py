@@ -416,8 +416,8 @@ class RoomView(TypedDict):
     """The evaluation room (评标室). Before the caller's no-conflict declaration only the tender, the time
     box, the declaration text to sign and the bidders' names (to check for conflicts); after it, and for
     watchers, also the committee, the scheme, the lots with their opened bids, the documents, the opening
-    record, the collusion signals, the qualification outcome so far (lot id → bid id → rejections) and
-    the clarifications. `my_seat` and `declared` are null for a watcher; instants are ISO 8601 (+08:00);
+    record, the collusion signals, the qualification outcome so far (`qualification`: lot id → bid id →
+    rejections) and the clarifications. `my_seat` and `declared` are null for a watcher; instants are ISO 8601 (+08:00);
     `report_hash` is the hex SHA-256 of the report once drawn up."""
 
     id: str
@@ -544,7 +544,7 @@ class ReportSignature(TypedDict):
 
 
 class ReportView(TypedDict):
-    """The report (an open document, see `ReportDrawnUp`), its hash, where each seat stands on signing and
+    """The `report` (an open document, see `ReportDrawnUp`), its hash, where each seat stands on signing and
     the room's status."""
 
     report_hash: str | None

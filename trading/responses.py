@@ -83,7 +83,7 @@ class CheckIn(TypedDict):
 
 class CustodyRelease(TypedDict):
     """A custodian's release of one envelope as the signed opening record keeps it: its roster position and
-    organisation, the release it sent (an open object in the custody release format of `bidding.custody`:
+    organisation, the `release` it sent (an open object in the custody release format of `bidding.custody`:
     the stanza's shared secret and the proof that it is the honest one), whether it verified, and the stable
     error code when it did not."""
 
@@ -95,7 +95,7 @@ class CustodyRelease(TypedDict):
 
 
 class EnvelopeCustody(TypedDict):
-    """What the custodians did for an envelope the bidder did not open: their releases and the outcome (an
+    """What the custodians did for an envelope the bidder did not open: their releases and the `outcome` (an
     open object: the `cause`, "opened", "bidder_fault" or "custodian_fault", with its evidence)."""
 
     releases: list[CustodyRelease]
