@@ -57,17 +57,73 @@ class ClosingRecord(TypedDict):
     custody_signature: NotRequired[str]
 
 
+class CustodyInvalid(TypedDict):
+    """A custodian's release that did not verify: its roster position and the stable error code."""
+
+    position: int
+    error: str
+
+
+class OpeningLineRejection(TypedDict):
+    """The platform's rejection read out with a bid (W-19): the rule, its reason and detail, and when (ISO
+    8601)."""
+
+    rule: str
+    reason: str | None
+    detail: str | None
+    at: str | None
+
+
 class OpeningLine(TypedDict):
     """One line of the opening record (开标记录), the same the opening hall's event stream sends: its number
-    (from 1), instant (ISO 8601) and `kind`, with the keys of that kind beside them: "hall_opened",
-    "bidder_signed_in" (bidder, credit_code, by), "key_revealed" (bid, by), "bid_opened" and "bid_failed"
-    (bid, lot, bidder, credit_code, envelope_sha256, declared_price_fen, duration_days, opened_by, result,
-    detail, custody_cause, and `rejected` when the platform established a rejection), "custody_opened",
-    "custody_outcome", "signals", "objection_raised", "objection_answered", "hall_closed"."""
+    `seq` (from 1), instant `at` (ISO 8601) and `kind`; the other keys depend on the kind:
+
+    - "hall_opened": `tender` (its code), `bids` (how many envelopes stand), `decryption_window_ends`
+      (ISO 8601) and `policy` (what happens to an envelope nobody opens: "custodians" or "revoke");
+    - "bidder_signed_in": `bidder`, `credit_code`, `by` (the username);
+    - "key_revealed": `bid`, `by` ("bidder" or "custodians");
+    - "bid_opened" and "bid_failed" (唱标): `bid`, `lot` (number), `bidder`, `credit_code`,
+      `envelope_sha256` (hex), `declared_price_fen` (integer fen), `duration_days`, `opened_by`, `result`,
+      `detail`, `custody_cause`, and `rejected` when the platform established a rejection (W-19);
+    - "custody_opened": `envelopes` (how many went to the custodians) and `custody_until` (ISO 8601);
+    - "custody_outcome": `bid`, `lot`, `bidder`, `credit_code`, `envelope_sha256`, and the outcome: its
+      `cause` ("opened", "bidder_fault" or "custodian_fault"), `detail`, `opened_shares`, `bad_stanzas`
+      and `not_released` (roster positions), `combine_failed`, and `invalid` releases;
+    - "objection_raised": `objection` (its id), `by`, `text`; "objection_answered": `objection`, `answer`;
+    - "hall_closed": `bids` (lines read out) and `signals` (collusion signals computed)."""
 
     seq: int
     at: str
     kind: str
+    tender: NotRequired[str]
+    bids: NotRequired[int]
+    decryption_window_ends: NotRequired[str]
+    policy: NotRequired[str]
+    bidder: NotRequired[str]
+    credit_code: NotRequired[str | None]
+    by: NotRequired[str]
+    bid: NotRequired[str]
+    lot: NotRequired[int]
+    envelope_sha256: NotRequired[str]
+    declared_price_fen: NotRequired[int | None]
+    duration_days: NotRequired[int | None]
+    opened_by: NotRequired[str | None]
+    result: NotRequired[str]
+    detail: NotRequired[str | None]
+    custody_cause: NotRequired[str | None]
+    rejected: NotRequired[OpeningLineRejection]
+    envelopes: NotRequired[int]
+    custody_until: NotRequired[str]
+    cause: NotRequired[str]
+    opened_shares: NotRequired[list[int]]
+    bad_stanzas: NotRequired[list[int]]
+    not_released: NotRequired[list[int]]
+    combine_failed: NotRequired[bool]
+    invalid: NotRequired[list[CustodyInvalid]]
+    objection: NotRequired[str]
+    text: NotRequired[str]
+    answer: NotRequired[str]
+    signals: NotRequired[int]
 
 
 class CheckIn(TypedDict):
