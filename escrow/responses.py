@@ -1,5 +1,6 @@
-"""What the escrow API answers: one `TypedDict` per JSON answer (and per nested part), each with the
-function that builds it from its row, so the OpenAPI document describes exactly what is sent.
+"""What the escrow API answers: one `TypedDict` per JSON answer and per nested part (the rows the services
+build are in `escrow/schemas.py`), and for each answer made from one stored row the function that builds
+it, so the OpenAPI document describes exactly what is sent and mypy checks that it is.
 
 Conventions for every type here: money is integer fen (分, 1/100 yuan) in fields named `*_fen`, never a
 float; instants are UTC in ISO 8601 / RFC 3339 (`2026-03-23T02:00:00+00:00` or `…Z`); days are ISO dates
@@ -50,6 +51,7 @@ from escrow.schemas import (
     TrialBalanceLine,
 )
 
+# sent as text, documented with their OpenAPI format
 Id = Annotated[str, KwargDefinition(format=OpenAPIFormat.UUID)]
 Instant = Annotated[str, KwargDefinition(format=OpenAPIFormat.DATE_TIME)]
 Day = Annotated[str, KwargDefinition(format=OpenAPIFormat.DATE)]
@@ -121,7 +123,8 @@ def deposit(row: Deposit, held_fen: int) -> DepositRead:
 
 class BankLineRead(TypedDict):
     """One line of the escrow account's bank statement, known by the bank's own `reference`, as first
-    reported (`statement_id`: the statement or notification that brought it), and where it went.
+    reported (`statement_id`: the statement or notification that brought it), its amount in fen, and where
+    it went.
 
     `direction` is `credit` (money in) or `debit` (money out); `kind` is `transfer` or `interest`.
     `status`: `matched` (taken into `deposit_id`), `suspense` (waiting for an officer), `interest`,

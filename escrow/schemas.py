@@ -172,7 +172,8 @@ class EligibilityEvidence(TypedDict):
 
 class AccountEntry(TypedDict):
     """A journal entry that posts to one account, with that account's leg (`amount_fen`, signed: debit
-    positive, credit negative) and the entry's chain hash; answered as `escrow.responses.EntryRead`."""
+    positive, credit negative) and the entry's chain hash (hex SHA-256 of `escrow.ledger.entry_text`);
+    answered as `escrow.responses.EntryRead`, which says what the hash covers."""
 
     sequence: int
     reason: str
