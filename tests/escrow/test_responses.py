@@ -5,7 +5,9 @@ types, and every type says what it is, in which unit its money is and what its h
 from __future__ import annotations
 
 import inspect
+import types
 import typing
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,8 @@ import pytest
 from app import build_runtime, create_app
 from escrow import responses, schemas
 from storage.settings import Settings
+from tests.escrow import test_deposits as deposits
+from tests.helpers import Api
 
 JSON = "application/json"
 EXPORTS = {
@@ -131,3 +135,83 @@ def test_every_hash_says_what_it_covers_and_how_it_is_written() -> None:
         doc = kind.__doc__ or ""
         assert "SHA-256" in doc and "hex" in doc, kind.__name__
     assert "escrow.ledger.entry_text" in (responses.EntryRead.__doc__ or "")
+
+
+def conforms(value: object, kind: Any, where: str) -> list[str]:
+    """Where `value`, an answer as JSON, departs from the type `kind` that documents it."""
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if origin is typing.Annotated:
+        return conforms(value, args[0], where)
+    if origin in (types.UnionType, typing.Union):
+        fits = [conforms(value, alt, where) for alt in args]
+        return [] if any(not f for f in fits) else fits[0]
+    if origin is list:
+        if not isinstance(value, list):
+            return [f"{where}: not a list"]
+        return [p for i, item in enumerate(value) for p in conforms(item, args[0], f"{where}[{i}]")]
+    if origin is dict:
+        if not isinstance(value, dict):
+            return [f"{where}: not an object"]
+        return [p for key, item in value.items() for p in conforms(item, args[1], f"{where}.{key}")]
+    if typing.is_typeddict(kind):
+        if not isinstance(value, dict):
+            return [f"{where}: not an object"]
+        hints = fields_of(kind)
+        problems = [f"{where}: {key} is not documented" for key in set(value) - set(hints)]
+        problems += [f"{where}: {key} is missing" for key in kind.__required_keys__ - set(value)]
+        return problems + [
+            p for key in set(value) & set(hints) for p in conforms(value[key], hints[key], f"{where}.{key}")
+        ]
+    if kind is type(None):
+        return [] if value is None else [f"{where}: {value!r} is not null"]
+    if kind in (date, datetime):
+        try:
+            kind.fromisoformat(str(value))
+        except ValueError:
+            return [f"{where}: {value!r} is not a {kind.__name__}"]
+        return []
+    if kind is int and isinstance(value, bool):
+        return [f"{where}: {value!r} is not an int"]
+    return [] if isinstance(value, kind) else [f"{where}: {value!r} is not {kind.__name__}"]
+
+
+async def test_the_answers_of_a_whole_trade_are_what_their_types_say(api: Api) -> None:
+    centre, agency, tender, bids, bidders = await deposits._contracted(api)
+    award = (await api.get(f"/api/v1/tenders/{tender['id']}/awards")).json()[0]
+    assert (await api.contract(agency, tender["id"], award["id"], bids[2].price_fen)).status_code == 201
+    batch = await deposits._batch(api, centre)
+    results = await deposits._results(api, centre, batch)
+    auditor = await api.organisation("auditor")
+    mine = await deposits._deposit(api, bidders[0])
+    statement = (await api.get("/api/v1/escrow/statements", auditor)).json()[0]
+    answers: list[tuple[str, object, Any]] = [
+        ("batch made", batch, responses.RefundBatchMade),
+        ("results", results, responses.RefundResults),
+        ("deposit", mine, responses.DepositRead),
+        ("statements", [statement], list[responses.StatementRead]),
+    ]
+    reads = {
+        f"/api/v1/escrow/deposits/{mine['id']}": responses.DepositLife,
+        f"/api/v1/escrow/batches/{batch['batch']['id']}": responses.RefundBatchDetail,
+        "/api/v1/escrow/batches": list[responses.RefundBatchRead],
+        f"/api/v1/escrow/statements/{statement['id']}": list[schemas.StatementLineRow],
+        f"/api/v1/escrow/audit/tenders/{tender['id']}": responses.DepositsAndObligations,
+        f"/api/v1/escrow/audit/bidders/{bidders[0].organisation_id}": responses.DepositsAndObligations,
+        "/api/v1/escrow/audit/overdue": list[schemas.ObligationRow],
+        "/api/v1/escrow/obligations": list[schemas.ObligationRow],
+        "/api/v1/escrow/trial-balance": responses.TrialBalance,
+        "/api/v1/escrow/verify": responses.LedgerVerification,
+        "/api/v1/escrow/rates": list[responses.RateRead],
+        "/api/v1/escrow/suspense": list[responses.BankLineRead],
+        "/api/v1/escrow/guarantees": list[responses.GuaranteeRead],
+        "/api/v1/escrow/forfeitures": list[responses.ForfeitureRead],
+        "/api/v1/escrow/conflicts": list[responses.BankLineConflictRead],
+    }
+    for path, kind in reads.items():
+        r = await api.get(path, auditor)
+        assert r.status_code == 200, (path, r.text)
+        answers.append((path, r.json(), kind))
+    life = answers[4][1]
+    assert isinstance(life, dict) and life["entries"] and life["eligibility"][0]["evidence"]["payments"]
+    problems = [p for where, value, kind in answers for p in conforms(value, kind, where)]
+    assert problems == []
