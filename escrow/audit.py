@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Final
@@ -36,6 +37,7 @@ from escrow.models import (
     RefundBatch,
     RefundInstruction,
 )
+from escrow.schemas import AuditDepositRow, ObligationRow, StatementLineRow
 from storage import tables
 from trading.calendar import WorkingCalendar, local_date
 
@@ -500,9 +502,9 @@ TRIAL_COLUMNS: Final = (
 )
 
 
-async def deposit_rows(session: AsyncSession, deposits: list[Deposit]) -> list[dict[str, Any]]:
+async def deposit_rows(session: AsyncSession, deposits: list[Deposit]) -> list[AuditDepositRow]:
     """Deposits as table rows."""
-    out = []
+    out: list[AuditDepositRow] = []
     for d in deposits:
         out.append(
             {
@@ -527,7 +529,7 @@ async def deposit_rows(session: AsyncSession, deposits: list[Deposit]) -> list[d
 
 async def obligation_rows(
     session: AsyncSession, rows: list[Obligation], cal: WorkingCalendar, today: date
-) -> list[dict[str, Any]]:
+) -> list[ObligationRow]:
     """Obligations as table rows, each with its S-01 light."""
     accounts_by_deposit = {
         d.id: d.account_code
@@ -556,7 +558,7 @@ async def obligation_rows(
     ]
 
 
-def line_rows(lines: list[BankLine]) -> list[dict[str, Any]]:
+def line_rows(lines: list[BankLine]) -> list[StatementLineRow]:
     """Bank lines as table rows."""
     return [
         {
@@ -579,7 +581,7 @@ def line_rows(lines: list[BankLine]) -> list[dict[str, Any]]:
     ]
 
 
-async def overdue_rows(session: AsyncSession, cal: WorkingCalendar, today: date) -> list[dict[str, Any]]:
+async def overdue_rows(session: AsyncSession, cal: WorkingCalendar, today: date) -> list[ObligationRow]:
     """Obligations overdue now, and those paid after their due day."""
     rows = [
         o
@@ -591,7 +593,7 @@ async def overdue_rows(session: AsyncSession, cal: WorkingCalendar, today: date)
 
 
 def export(
-    fmt: str, sheets: list[tuple[str, tuple[tables.Column, ...], list[dict[str, Any]]]]
+    fmt: str, sheets: Sequence[tuple[str, Sequence[tables.Column], Sequence[Mapping[str, object]]]]
 ) -> tuple[bytes, str]:
     """The rows as CSV (first sheet) or XLSX (every sheet), with the media type."""
     if fmt == "csv":

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from litestar import Controller, Request, Response, get, post
 from litestar.connection import ASGIConnection
@@ -21,9 +22,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 import trading.service as trading
 from accounts.guards import public, requires
 from accounts.security import Principal
-from escrow import audit, conflicts, journal, ledger, published, schemas, service
+from escrow import audit, conflicts, journal, ledger, published, responses, schemas, service
 from escrow.heads import PublishedLedgerHead, PublishedLedgerHeads
-from escrow.models import BankLineConflict, Deposit, Guarantee
+from escrow.models import Deposit, Guarantee
+from escrow.schemas import ObligationRow, StatementLineRow, TrialBalanceLine
 from storage.bounds import MAX_FILTER_LENGTH
 from storage.clock import Clock
 from storage.objects import ObjectStore
@@ -51,95 +53,10 @@ SUPERVISOR = requires("supervisor")
 AGENCY_OR_CENTRE = requires("agency", "centre")
 STATEMENT_MAX_BYTES = 20 * 1024 * 1024
 
-DEPOSIT_FIELDS = (
-    "id",
-    "account_code",
-    "virtual_number",
-    "tender_id",
-    "lot_id",
-    "organisation_id",
-    "required_fen",
-    "received_fen",
-    "first_arrived_on",
-    "payer_name",
-    "payer_account",
-    "payer_bank",
-    "status",
-    "hold_reason",
-    "opened_at",
-)
-LINE_FIELDS = (
-    "id",
-    "reference",
-    "statement_id",
-    "direction",
-    "kind",
-    "amount_fen",
-    "booked_on",
-    "value_on",
-    "payer_name",
-    "payer_account",
-    "payer_bank",
-    "credited_account",
-    "remittance",
-    "end_to_end_id",
-    "status",
-    "deposit_id",
-    "entry_sequence",
-    "resolved_by",
-    "resolved_at",
-    "note",
-)
-GUARANTEE_FIELDS = (
-    "id",
-    "deposit_id",
-    "kind",
-    "issuer",
-    "number",
-    "amount_fen",
-    "valid_from",
-    "valid_until",
-    "status",
-    "submitted_at",
-    "decided_at",
-    "decision_note",
-    "released_at",
-    "release_rule",
-)
-FORFEITURE_FIELDS = (
-    "id",
-    "deposit_id",
-    "rule",
-    "reason",
-    "proposed_by",
-    "proposed_at",
-    "status",
-    "decided_at",
-    "decision_note",
-    "entry_sequence",
-)
-BATCH_FIELDS = ("id", "number", "created_at", "created_by", "execution_on", "count", "total_fen")
-INSTRUCTION_FIELDS = (
-    "id",
-    "end_to_end_id",
-    "obligation_id",
-    "account_code",
-    "amount_fen",
-    "interest_fen",
-    "payee_name",
-    "payee_account",
-    "payee_bank",
-    "payee_basis",
-    "pending_sequence",
-    "status",
-    "result_sequence",
-    "result_at",
-    "paid_on",
-    "failure_reason",
-    "bank_reference",
-)
 
 Format = Literal["json", "csv", "xlsx"]
+Row = TypeVar("Row", bound=Mapping[str, object])
+Answer = TypeVar("Answer")
 
 
 @dataclass(frozen=True)
@@ -157,14 +74,14 @@ class Embargo:
         """True for a deposit (an id or its string) of a sealed tender."""
         return deposit_id is not None and uuid.UUID(str(deposit_id)) in self.deposits
 
-    def _hidden(self, row: dict[str, Any], key: str) -> bool:
+    def _hidden(self, row: Mapping[str, object], key: str) -> bool:
         return self.hides(row.get(key)) or row.get("account") in self.accounts
 
-    def rows(self, rows: list[dict[str, Any]], key: str = "deposit_id") -> list[dict[str, Any]]:
+    def rows(self, rows: list[Row], key: str = "deposit_id") -> list[Row]:
         """`rows` without those tied to a hidden deposit (by `key`) or sub-account (by `account`)."""
         return [r for r in rows if not self._hidden(r, key)]
 
-    def lights(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def lights(self, rows: list[ObligationRow]) -> list[ObligationRow]:
         """Refund obligations with the sub-account and deposit of a sealed tender's taken out: a refund due
         before the deadline (W-05) keeps its S-01 light for those who supervise it, but not whose it is."""
         return [
@@ -192,32 +109,7 @@ def _sealed_refusal(what: str) -> Forbidden:
     )
 
 
-def _deposit(row: Deposit, held: int | None = None) -> dict[str, Any]:
-    out = schemas.plain(row, DEPOSIT_FIELDS)
-    if held is not None:
-        out["held_fen"] = held
-    return out
-
-
-CONFLICT_FIELDS = (
-    "id",
-    "line_id",
-    "reference",
-    "statement_id",
-    "status",
-    "differences",
-    "known",
-    "incoming",
-    "detected_at",
-    "decision",
-    "note",
-    "resolved_by",
-    "resolved_at",
-    "entry_sequence",
-)
-
-
-def _checks(checks: list[ledger.Check], embargo: Embargo | None = None) -> dict[str, Any]:
+def _checks(checks: list[ledger.Check], embargo: Embargo | None = None) -> responses.LedgerVerification:
     return {
         "ok": all(c.ok for c in checks),
         "offender_limit": ledger.OFFENDER_LIMIT,
@@ -225,25 +117,33 @@ def _checks(checks: list[ledger.Check], embargo: Embargo | None = None) -> dict[
     }
 
 
-def _check(check: ledger.Check, embargo: Embargo | None) -> dict[str, Any]:
+def _check(check: ledger.Check, embargo: Embargo | None) -> responses.LedgerCheck:
     """A check as the reader may see it. Outside the centre, a passing check says no more than that it
     passed: its counts (deposits, accounts, entries, lines) grow as bidders obtain documents and pay, and
     would count them for a tender whose bids are sealed (W-20). A failing check names its offenders, unless
     one of them belongs to such a tender."""
-    shown = {"name": check.name, "ok": check.ok}
+    name, ok = check.name, check.ok
     if embargo is None:
-        return {**shown, "detail": check.detail, "offenders": list(check.offenders), "total": check.total}
+        return {
+            "name": name,
+            "ok": ok,
+            "detail": check.detail,
+            "offenders": list(check.offenders),
+            "total": check.total,
+        }
     if check.ok:
-        return {**shown, "detail": None, "offenders": [], "total": 0}
+        return {"name": name, "ok": ok, "detail": None, "offenders": [], "total": 0}
     named = " ".join([str(check.detail), *map(str, check.offenders)])
     if any(code in named for code in embargo.accounts) or any(str(d) in named for d in embargo.deposits):
         withheld = "withheld until the deadline of a tender it concerns (W-20); the centre sees it"
-        return {**shown, "detail": withheld, "offenders": [], "total": None}
-    return {**shown, "detail": check.detail, "offenders": list(check.offenders), "total": check.total}
-
-
-def _conflict(row: BankLineConflict) -> dict[str, Any]:
-    return schemas.plain(row, CONFLICT_FIELDS)
+        return {"name": name, "ok": ok, "detail": withheld, "offenders": [], "total": None}
+    return {
+        "name": name,
+        "ok": ok,
+        "detail": check.detail,
+        "offenders": list(check.offenders),
+        "total": check.total,
+    }
 
 
 def _aware(name: str, value: datetime | None) -> datetime | None:
@@ -264,21 +164,24 @@ def _file(content: bytes, media_type: str, filename: str) -> Response[bytes]:
 
 
 async def _json_or_file(
-    fmt: str, name: str, sheets: list[tuple[str, tuple[Any, ...], list[dict[str, Any]]]], body: Any
-) -> Any:
+    fmt: str,
+    name: str,
+    sheets: list[tuple[str, tuple[Any, ...], Sequence[Mapping[str, object]]]],
+    body: Answer,
+) -> Answer | Response[bytes]:
     if fmt == "json":
         return body
     content, media = await asyncio.to_thread(audit.export, fmt, sheets)  # workbooks are CPU work
     return _file(content, media, f"{name}.{fmt}")
 
 
-def _fold_sealed(rows: list[dict[str, Any]], embargo: Embargo) -> list[dict[str, Any]]:
+def _fold_sealed(rows: list[TrialBalanceLine], embargo: Embargo) -> list[TrialBalanceLine]:
     """The trial balance with the sub-accounts of sealed tenders summed into one line, so the totals still
     balance and nobody learns which bidders hold money for which open tender, or how many."""
     sealed = [r for r in rows if r["account"] in embargo.accounts]
     if not sealed:
         return rows
-    folded = {
+    folded: TrialBalanceLine = {
         "account": "deposits of tenders before their deadline (W-20)",
         "kind": sealed[0]["kind"],
         "debit_fen": sum(r["debit_fen"] for r in sealed),
@@ -296,7 +199,7 @@ class LedgerController(Controller):
     @get("/verify", operation_id="verify_ledger", guards=[READERS])
     async def verify(
         self, session: AsyncSession, principal: Principal, clock: Clock, signer: LogSigner
-    ) -> dict[str, Any]:
+    ) -> responses.LedgerVerification:
         """Check every ledger and deposit invariant and the signed heads (the same program as
         `ggzy verify ledger`); each check names every offender up to `offender_limit`, with the total. The
         centre sees every check's detail; other readers see which checks pass, and the details and offenders
@@ -305,20 +208,25 @@ class LedgerController(Controller):
         embargo = None if principal.has("centre") else await embargo_for(session, principal)
         return _checks(await audit.verify(session, cal, clock.now(), signer.public_raw), embargo)
 
-    @get("/trial-balance", operation_id="trial_balance", guards=[READERS])
+    @get(
+        "/trial-balance",
+        operation_id="trial_balance",
+        guards=[READERS],
+        operation_class=responses.ExportOperation,
+    )
     async def trial_balance(
         self,
         session: AsyncSession,
         principal: Principal,
         at: Annotated[datetime | None, Parameter(query="at")] = None,
         fmt: Annotated[Format, Parameter(query="format")] = "json",
-    ) -> Any:
+    ) -> responses.TrialBalance | Response[bytes]:
         """Every account's posted balance at an instant (now by default); debits and credits total alike.
         Outside the centre, the sub-accounts of tenders whose bids are sealed are shown as one line (W-20)."""
         rows = _fold_sealed(
             await journal.trial_balance(session, _aware("at", at)), await embargo_for(session, principal)
         )
-        body = {
+        body: responses.TrialBalance = {
             "at": at.isoformat() if at else None,
             "accounts": rows,
             "debit_fen": sum(r["debit_fen"] for r in rows),
@@ -334,10 +242,10 @@ class DepositController(Controller):
     tags = ["escrow"]
 
     @get("/", operation_id="my_deposits", guards=[BIDDER])
-    async def mine(self, session: AsyncSession, principal: Principal) -> list[dict[str, Any]]:
+    async def mine(self, session: AsyncSession, principal: Principal) -> list[responses.DepositRead]:
         """The caller's deposit sub-accounts: the virtual number to pay into, what is required, held, owed."""
         return [
-            _deposit(d, await service.held_fen(session, d))
+            responses.deposit(d, await service.held_fen(session, d))
             for d in await service.my_deposits(session, principal)
         ]
 
@@ -348,7 +256,7 @@ class DepositController(Controller):
     )
     async def life(
         self, session: AsyncSession, principal: Principal, deposit_id: uuid.UUID, clock: Clock
-    ) -> dict[str, Any]:
+    ) -> responses.DepositLife:
         """A deposit from arrival to refund (the bidder's own, or any for the centre, auditors, supervisors)."""
         deposit = await service.get_deposit(session, deposit_id)
         own = deposit.organisation_id == principal.organisation_id and principal.has("bidder")
@@ -361,31 +269,14 @@ class DepositController(Controller):
         cal = await trading.working_calendar(session)
         today = local_date(clock.now())
         return {
-            "deposit": _deposit(deposit, life["held_fen"]),
-            "lines": [schemas.plain(x, LINE_FIELDS) for x in life["lines"]],
-            "guarantees": [schemas.plain(g, GUARANTEE_FIELDS) for g in life["guarantees"]],
-            "eligibility": [
-                schemas.plain(
-                    e,
-                    (
-                        "moment",
-                        "checked_at",
-                        "eligible",
-                        "cash_fen",
-                        "guarantee_fen",
-                        "required_fen",
-                        "detail",
-                        "as_of",
-                        "cover_through",
-                        "evidence",
-                    ),
-                )
-                for e in life["eligibility"]
-            ],
+            "deposit": responses.deposit(deposit, life["held_fen"]),
+            "lines": [responses.bank_line(x) for x in life["lines"]],
+            "guarantees": [responses.guarantee(g) for g in life["guarantees"]],
+            "eligibility": [responses.eligibility(e) for e in life["eligibility"]],
             "obligations": await audit.obligation_rows(session, life["obligations"], cal, today),
-            "instructions": [schemas.plain(i, INSTRUCTION_FIELDS) for i in life["instructions"]],
-            "forfeitures": [schemas.plain(f, FORFEITURE_FIELDS) for f in life["forfeitures"]],
-            "entries": [{**e, "at": e["at"].isoformat()} for e in life["entries"]],
+            "instructions": [responses.instruction(i) for i in life["instructions"]],
+            "forfeitures": [responses.forfeiture(f) for f in life["forfeitures"]],
+            "entries": [responses.entry(e) for e in life["entries"]],
         }
 
     @post("/{deposit_id:uuid}/guarantees", operation_id="lodge_guarantee", guards=[BIDDER])
@@ -396,7 +287,7 @@ class DepositController(Controller):
         deposit_id: uuid.UUID,
         data: schemas.GuaranteeIn,
         clock: Clock,
-    ) -> dict[str, Any]:
+    ) -> responses.GuaranteeRead:
         """Lodge a bank guarantee or guarantee insurance for the deposit; it counts once verified."""
         row = await service.submit_guarantee(
             session,
@@ -410,7 +301,7 @@ class DepositController(Controller):
             valid_until=data.valid_until,
             now=clock.now(),
         )
-        return schemas.plain(row, GUARANTEE_FIELDS)
+        return responses.guarantee(row)
 
     @post("/{deposit_id:uuid}/forfeitures", operation_id="propose_forfeiture", guards=[AGENCY_OR_CENTRE])
     async def propose(
@@ -420,7 +311,7 @@ class DepositController(Controller):
         deposit_id: uuid.UUID,
         data: schemas.ForfeitureIn,
         clock: Clock,
-    ) -> dict[str, Any]:
+    ) -> responses.ForfeitureRead:
         """Propose keeping the deposit (W-06, W-16) with the legal reason; a supervisor decides."""
         deposit = await service.get_deposit(session, deposit_id)
         manages = principal.has("centre")
@@ -433,7 +324,7 @@ class DepositController(Controller):
         row = await service.propose_for_lot(
             session, principal, deposit_id, data.rule, data.reason, clock.now(), manages=manages
         )
-        return schemas.plain(row, FORFEITURE_FIELDS)
+        return responses.forfeiture(row)
 
     @post("/{deposit_id:uuid}/payee", operation_id="change_payee", guards=[CENTRE])
     async def payee(
@@ -444,7 +335,7 @@ class DepositController(Controller):
         data: schemas.PayeeIn,
         clock: Clock,
         signer: LogSigner,
-    ) -> dict[str, Any]:
+    ) -> responses.PayeeChangeRead:
         """Record an approved change of the refund account, with the approval it rests on (hashed into the
         journal; refunds are paid to, and checked against, that entry)."""
         row = await service.record_payee_change(
@@ -459,20 +350,7 @@ class DepositController(Controller):
             now=clock.now(),
             signer=signer,
         )
-        return schemas.plain(
-            row,
-            (
-                "id",
-                "deposit_id",
-                "payee_name",
-                "payee_account",
-                "payee_bank",
-                "reason",
-                "approval",
-                "recorded_at",
-                "entry_sequence",
-            ),
-        )
+        return responses.payee_change(row)
 
 
 class BankController(Controller):
@@ -497,7 +375,7 @@ class BankController(Controller):
         clock: Clock,
         signer: LogSigner,
         fmt: Annotated[Literal["camt053", "csv"], Parameter(query="format")] = "camt053",
-    ) -> dict[str, Any]:
+    ) -> responses.StatementImported:
         """Import a bank statement (camt.053 XML or the CSV layout) sent as the request body; importing
         the same file again changes nothing; a known reference the bank now reports otherwise is a
         conflict (`conflicting`, listed under /conflicts)."""
@@ -507,35 +385,23 @@ class BankController(Controller):
         return {"statement_id": str(result.statement_id), "replay": result.replay, **result.summary()}
 
     @get("/statements", operation_id="list_statements", guards=[READERS])
-    async def statements(self, session: AsyncSession) -> list[dict[str, Any]]:
+    async def statements(self, session: AsyncSession) -> list[responses.StatementRead]:
         """Every statement and notification imported, newest first."""
-        return [
-            schemas.plain(
-                s,
-                (
-                    "id",
-                    "fmt",
-                    "bank_statement_id",
-                    "account",
-                    "sha256",
-                    "imported_at",
-                    "imported_by",
-                    "lines",
-                    "new_lines",
-                    "summary",
-                ),
-            )
-            for s in await service.statements(session)
-        ]
+        return [responses.statement(s) for s in await service.statements(session)]
 
-    @get("/statements/{statement_id:uuid}", operation_id="statement_lines", guards=[READERS])
+    @get(
+        "/statements/{statement_id:uuid}",
+        operation_id="statement_lines",
+        guards=[READERS],
+        operation_class=responses.ExportOperation,
+    )
     async def statement(
         self,
         session: AsyncSession,
         principal: Principal,
         statement_id: uuid.UUID,
         fmt: Annotated[Format, Parameter(query="format")] = "json",
-    ) -> Any:
+    ) -> list[StatementLineRow] | Response[bytes]:
         """The lines a statement brought, and where each went (outside the centre, without the lines paid
         into the deposits of tenders whose bids are sealed, W-20)."""
         lines = await service.statement_lines(session, statement_id)
@@ -545,9 +411,9 @@ class BankController(Controller):
         )
 
     @get("/suspense", operation_id="list_suspense", guards=[READERS])
-    async def suspense(self, session: AsyncSession) -> list[dict[str, Any]]:
+    async def suspense(self, session: AsyncSession) -> list[responses.BankLineRead]:
         """Lines waiting for an officer: unmatched or wrong-amount credits, and debits nobody instructed."""
-        return [schemas.plain(x, LINE_FIELDS) for x in await service.suspense_lines(session)]
+        return [responses.bank_line(x) for x in await service.suspense_lines(session)]
 
     @post("/lines/{line_id:uuid}/match", operation_id="match_line", guards=[CENTRE], status_code=200)
     async def match(
@@ -558,12 +424,12 @@ class BankController(Controller):
         data: schemas.MatchIn,
         clock: Clock,
         signer: LogSigner,
-    ) -> dict[str, Any]:
+    ) -> responses.BankLineRead:
         """Match a suspense line to a deposit sub-account."""
         line = await service.match_suspense(
             session, principal, line_id, data.deposit_id, data.note, clock.now(), signer=signer
         )
-        return schemas.plain(line, LINE_FIELDS)
+        return responses.bank_line(line)
 
     @post("/lines/{line_id:uuid}/return", operation_id="return_line", guards=[CENTRE], status_code=200)
     async def give_back(
@@ -573,11 +439,11 @@ class BankController(Controller):
         line_id: uuid.UUID,
         data: schemas.ReturnIn,
         clock: Clock,
-    ) -> dict[str, Any]:
+    ) -> responses.SuspenseReturnRead:
         """Return a suspense line to its paying account through the next refund batch."""
         cal = await trading.working_calendar(session)
         row = await service.return_suspense(session, principal, line_id, data.note, cal, clock.now())
-        return schemas.plain(row, ("id", "line_id", "rule", "due_on", "status"))
+        return responses.suspense_return(row)
 
     @post(
         "/guarantees/{guarantee_id:uuid}/decision",
@@ -592,65 +458,64 @@ class BankController(Controller):
         guarantee_id: uuid.UUID,
         data: schemas.Decision,
         clock: Clock,
-    ) -> dict[str, Any]:
+    ) -> responses.GuaranteeRead:
         """Record the issuer's confirmation (approve) or refusal of a guarantee."""
         row = await service.decide_guarantee(
             session, principal, guarantee_id, data.approve, data.note, clock.now()
         )
-        return schemas.plain(row, GUARANTEE_FIELDS)
+        return responses.guarantee(row)
 
     @get("/guarantees", operation_id="list_guarantees", guards=[READERS])
-    async def guarantees(self, session: AsyncSession, principal: Principal) -> list[dict[str, Any]]:
+    async def guarantees(self, session: AsyncSession, principal: Principal) -> list[responses.GuaranteeRead]:
         """Every guarantee lodged, newest first (outside the centre, not those of sealed tenders, W-20)."""
         rows = await session.scalars(select(Guarantee).order_by(Guarantee.submitted_at.desc()))
         embargo = await embargo_for(session, principal)
-        return [schemas.plain(g, GUARANTEE_FIELDS) for g in rows if not embargo.hides(g.deposit_id)]
+        return [responses.guarantee(g) for g in rows if not embargo.hides(g.deposit_id)]
 
     @post("/rates", operation_id="set_rate", guards=[CENTRE])
     async def set_rate(
         self, session: AsyncSession, principal: Principal, data: schemas.RateIn, clock: Clock
-    ) -> dict[str, Any]:
+    ) -> responses.RateRead:
         """Add a rate to the dated tables (deposit: the escrow bank's demand rate; lpr: the one-year LPR)."""
         row = await service.set_rate(
             session, principal, data.kind, data.effective_from, data.annual_percent, data.source, clock.now()
         )
-        return schemas.plain(row, ("id", "kind", "effective_from", "annual_percent", "source", "set_at"))
+        return responses.rate(row)
 
     @get("/rates", operation_id="list_rates", guards=[READERS])
-    async def rates(self, session: AsyncSession) -> list[dict[str, Any]]:
+    async def rates(self, session: AsyncSession) -> list[responses.RateRead]:
         """The dated interest rate tables (deposit and LPR) that refunds with interest are computed from."""
-        return [
-            schemas.plain(r, ("id", "kind", "effective_from", "annual_percent", "source", "set_at"))
-            for r in await service.list_rates(session)
-        ]
+        return [responses.rate(r) for r in await service.list_rates(session)]
 
     @post("/batches", operation_id="create_refund_batch", guards=[CENTRE])
     async def create_batch(
         self, session: AsyncSession, principal: Principal, clock: Clock, signer: LogSigner
-    ) -> dict[str, Any]:
+    ) -> responses.RefundBatchMade:
         """Instruct the bank to pay every refund that is due (interest accrued, pending entries made)."""
         made = await service.create_batch(session, principal, clock.now(), signer=signer)
         return {
-            "batch": schemas.plain(made.batch, BATCH_FIELDS) if made.batch else None,
-            "instructions": [schemas.plain(i, INSTRUCTION_FIELDS) for i in made.instructions],
+            "batch": responses.batch(made.batch) if made.batch else None,
+            "instructions": [responses.instruction(i) for i in made.instructions],
             "skipped": made.skipped,
         }
 
     @get("/batches", operation_id="list_refund_batches", guards=[READERS])
-    async def batches(self, session: AsyncSession) -> list[dict[str, Any]]:
+    async def batches(self, session: AsyncSession) -> list[responses.RefundBatchRead]:
         """Every refund batch, newest first."""
-        return [schemas.plain(b, BATCH_FIELDS) for b in await service.list_batches(session)]
+        return [responses.batch(b) for b in await service.list_batches(session)]
 
     @get("/batches/{batch_id:uuid}", operation_id="get_refund_batch", guards=[READERS])
-    async def batch(self, session: AsyncSession, principal: Principal, batch_id: uuid.UUID) -> dict[str, Any]:
+    async def batch(
+        self, session: AsyncSession, principal: Principal, batch_id: uuid.UUID
+    ) -> responses.RefundBatchDetail:
         """A batch and its instructions with their results (outside the centre, without the refunds of
         tenders whose bids are sealed, W-20)."""
         batch, rows = await service.batch_of(session, batch_id)
         embargo = await embargo_for(session, principal)
         return {
-            "batch": schemas.plain(batch, BATCH_FIELDS),
+            "batch": responses.batch(batch),
             "instructions": [
-                schemas.plain(i, INSTRUCTION_FIELDS) for i in rows if i.account_code not in embargo.accounts
+                responses.instruction(i) for i in rows if i.account_code not in embargo.accounts
             ],
         }
 
@@ -658,6 +523,7 @@ class BankController(Controller):
         "/batches/{batch_id:uuid}/file",
         operation_id="refund_batch_file",
         guards=[requires("centre", "auditor")],
+        operation_class=responses.PaymentFileOperation,
     )
     async def batch_file(
         self,
@@ -693,7 +559,7 @@ class BankController(Controller):
         clock: Clock,
         signer: LogSigner,
         fmt: Annotated[Literal["pain002", "csv"], Parameter(query="format")] = "pain002",
-    ) -> dict[str, Any]:
+    ) -> responses.RefundResults:
         """Import the bank's results: paid refunds posted, failed ones voided and queued again."""
         out = await service.import_results(
             session, principal, await request.body(), fmt, clock.now(), signer=signer
@@ -712,7 +578,7 @@ class BankController(Controller):
         session: AsyncSession,
         principal: Principal,
         status: Annotated[Literal["open", "resolved"] | None, Parameter(query="status")] = None,
-    ) -> list[dict[str, Any]]:
+    ) -> list[responses.BankLineConflictRead]:
         """Bank lines the bank reported again under a known reference but otherwise: both versions, the
         differences, and the centre's decision once taken (oldest first). A line taken into the deposit of
         a tender whose bids are still sealed is the escrow officers' alone until the deadline (W-20)."""
@@ -721,18 +587,18 @@ class BankController(Controller):
         if embargo.deposits:
             deposits = await conflicts.deposits_of(session, rows)
             rows = [row for row in rows if not embargo.hides(deposits.get(row.id))]
-        return [_conflict(row) for row in rows]
+        return [responses.conflict(row) for row in rows]
 
     @get("/conflicts/{conflict_id:uuid}", operation_id="get_bank_line_conflict", guards=[READERS])
     async def conflict(
         self, session: AsyncSession, principal: Principal, conflict_id: uuid.UUID
-    ) -> dict[str, Any]:
+    ) -> responses.BankLineConflictRead:
         """One bank line conflict (403 W-20 for a sealed tender's deposit, but to the escrow officers)."""
         row = await conflicts.get(session, conflict_id)
         embargo = await embargo_for(session, principal)
         if embargo.deposits and embargo.hides((await conflicts.deposits_of(session, [row])).get(row.id)):
             raise _sealed_refusal("This bank line conflict")
-        return _conflict(row)
+        return responses.conflict(row)
 
     @post(
         "/conflicts/{conflict_id:uuid}/resolution",
@@ -748,13 +614,13 @@ class BankController(Controller):
         data: schemas.ConflictDecision,
         clock: Clock,
         signer: LogSigner,
-    ) -> dict[str, Any]:
+    ) -> responses.BankLineConflictRead:
         """Record which version is right, with the grounds: `known` (the line on record stands) or
         `incoming` (the bank's later version; a correcting entry moves any difference)."""
         row = await conflicts.resolve(
             session, principal, conflict_id, data.decision, data.note, signer, clock.now()
         )
-        return _conflict(row)
+        return responses.conflict(row)
 
     @post("/bank/notifications", operation_id="bank_notification", guards=[bank_signed], status_code=200)
     async def notification(
@@ -765,7 +631,7 @@ class BankController(Controller):
         clock: Clock,
         object_store: ObjectStore,
         signer: LogSigner,
-    ) -> dict[str, Any]:
+    ) -> responses.NotificationTaken:
         """The bank's signed real-time notification of one credit (到账通知); the signature is the guard
         (HMAC-SHA256 in `X-Bank-Signature`, `t=<unix>,v1=<hex>`), checked before anything is read."""
         result = await service.notify(
@@ -792,11 +658,11 @@ class SupervisionController(Controller):
         session: AsyncSession,
         principal: Principal,
         status: Annotated[str | None, Parameter(query="status", max_length=MAX_FILTER_LENGTH)] = None,
-    ) -> list[dict[str, Any]]:
+    ) -> list[responses.ForfeitureRead]:
         """Deposit forfeitures (W-06), newest first: proposed, decided or refused, with their grounds."""
         embargo = await embargo_for(session, principal)
         return [
-            schemas.plain(f, FORFEITURE_FIELDS)
+            responses.forfeiture(f)
             for f in await service.forfeitures(session, status)
             if not embargo.hides(f.deposit_id)
         ]
@@ -815,15 +681,20 @@ class SupervisionController(Controller):
         data: schemas.Decision,
         clock: Clock,
         signer: LogSigner,
-    ) -> dict[str, Any]:
+    ) -> responses.ForfeitureRead:
         """Approve (the deposit is kept) or reject (it is refunded) a proposed forfeiture."""
         cal = await trading.working_calendar(session)
         row = await service.decide_forfeiture(
             session, principal, forfeiture_id, data.approve, data.note, cal, clock.now(), signer=signer
         )
-        return schemas.plain(row, FORFEITURE_FIELDS)
+        return responses.forfeiture(row)
 
-    @get("/obligations", operation_id="list_obligations", guards=[LIGHTS])
+    @get(
+        "/obligations",
+        operation_id="list_obligations",
+        guards=[LIGHTS],
+        operation_class=responses.ExportOperation,
+    )
     async def obligations(
         self,
         session: AsyncSession,
@@ -832,7 +703,7 @@ class SupervisionController(Controller):
         tender_id: Annotated[uuid.UUID | None, Parameter(query="tender_id")] = None,
         light: Annotated[Literal["green", "yellow", "red"] | None, Parameter(query="light")] = None,
         fmt: Annotated[Format, Parameter(query="format")] = "json",
-    ) -> Any:
+    ) -> list[ObligationRow] | Response[bytes]:
         """Refund obligations with their due dates and supervision lights (S-01). Outside the centre, those
         of tenders whose bids are sealed keep their lights but not whose they are, and one such tender's
         cannot be asked for (W-20)."""
@@ -854,14 +725,19 @@ class SupervisionController(Controller):
             fmt, "obligations", [("Obligations", audit.OBLIGATION_COLUMNS, rows)], rows
         )
 
-    @get("/audit/overdue", operation_id="audit_overdue", guards=[LIGHTS])
+    @get(
+        "/audit/overdue",
+        operation_id="audit_overdue",
+        guards=[LIGHTS],
+        operation_class=responses.ExportOperation,
+    )
     async def overdue(
         self,
         session: AsyncSession,
         principal: Principal,
         clock: Clock,
         fmt: Annotated[Format, Parameter(query="format")] = "json",
-    ) -> Any:
+    ) -> list[ObligationRow] | Response[bytes]:
         """Refunds overdue now, and those paid after their due day."""
         cal = await trading.working_calendar(session)
         rows = (await embargo_for(session, principal)).lights(
@@ -871,7 +747,12 @@ class SupervisionController(Controller):
             fmt, "overdue", [("Overdue and late", audit.OBLIGATION_COLUMNS, rows)], rows
         )
 
-    @get("/audit/tenders/{tender_id:uuid}", operation_id="audit_tender", guards=[READERS])
+    @get(
+        "/audit/tenders/{tender_id:uuid}",
+        operation_id="audit_tender",
+        guards=[READERS],
+        operation_class=responses.ExportOperation,
+    )
     async def tender(
         self,
         session: AsyncSession,
@@ -879,7 +760,7 @@ class SupervisionController(Controller):
         clock: Clock,
         tender_id: uuid.UUID,
         fmt: Annotated[Format, Parameter(query="format")] = "json",
-    ) -> Any:
+    ) -> responses.DepositsAndObligations | Response[bytes]:
         """One tender's deposits and refund obligations (outside the centre, after its deadline, W-20)."""
         if tender_id in (await embargo_for(session, principal)).tenders:
             raise _sealed_refusal("The deposits of this tender")
@@ -896,10 +777,15 @@ class SupervisionController(Controller):
             fmt,
             f"tender-{tender_id}",
             [("Deposits", audit.DEPOSIT_COLUMNS, drows), ("Obligations", audit.OBLIGATION_COLUMNS, orows)],
-            {"deposits": drows, "obligations": orows},
+            responses.DepositsAndObligations(deposits=drows, obligations=orows),
         )
 
-    @get("/audit/bidders/{organisation_id:uuid}", operation_id="audit_bidder", guards=[READERS])
+    @get(
+        "/audit/bidders/{organisation_id:uuid}",
+        operation_id="audit_bidder",
+        guards=[READERS],
+        operation_class=responses.ExportOperation,
+    )
     async def bidder(
         self,
         session: AsyncSession,
@@ -907,7 +793,7 @@ class SupervisionController(Controller):
         clock: Clock,
         organisation_id: uuid.UUID,
         fmt: Annotated[Format, Parameter(query="format")] = "json",
-    ) -> Any:
+    ) -> responses.DepositsAndObligations | Response[bytes]:
         """One bidder's deposits across tenders, and its refund obligations (outside the centre, not those
         of tenders whose bids are sealed, W-20)."""
         embargo = await embargo_for(session, principal)
@@ -932,7 +818,7 @@ class SupervisionController(Controller):
             fmt,
             f"bidder-{organisation_id}",
             [("Deposits", audit.DEPOSIT_COLUMNS, drows), ("Obligations", audit.OBLIGATION_COLUMNS, orows)],
-            {"deposits": drows, "obligations": orows},
+            responses.DepositsAndObligations(deposits=drows, obligations=orows),
         )
 
 

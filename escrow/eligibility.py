@@ -25,7 +25,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Final
+from typing import Final
+
+from escrow.schemas import EligibilityEvidence
 
 NO_DEPOSIT: Final = "no deposit"
 
@@ -181,7 +183,7 @@ def _detail(
     return f"{NO_DEPOSIT} at the deadline: {found}; {required} fen required"
 
 
-def evidence(a: Answer) -> dict[str, Any]:
+def evidence(a: Answer) -> EligibilityEvidence:
     """The answer as JSON: what escrow found for the lot, as the bid's rejection (W-19) and the evaluation
     report quote it."""
     return {

@@ -61,6 +61,7 @@ from sqlalchemy.orm.util import identity_key
 
 from escrow import ledger
 from escrow.models import AccountBalance, JournalEntry, LedgerAccount, LedgerHead, Posting
+from escrow.schemas import TrialBalanceLine
 from storage.db import upsert_ignore
 from storage.problems import Conflict, NotFound, Problem, ValidationProblem, field_error
 
@@ -740,7 +741,7 @@ async def balance(session: AsyncSession, code: str) -> ledger.Balance:
     return ledger.Balance(row.posted, row.pending)
 
 
-async def trial_balance(session: AsyncSession, at: datetime | None = None) -> list[dict[str, Any]]:
+async def trial_balance(session: AsyncSession, at: datetime | None = None) -> list[TrialBalanceLine]:
     """Every account's posted balance at an instant (now by default), recomputed from the postings; the
     debit and credit columns of a trial balance always total the same."""
     effective = select(JournalEntry.sequence).where(JournalEntry.phase == ledger.Phase.POSTED)
@@ -753,7 +754,7 @@ async def trial_balance(session: AsyncSession, at: datetime | None = None) -> li
     )
     totals = dict(sums.all())
     accounts = await session.scalars(select(LedgerAccount).order_by(LedgerAccount.code))
-    out = []
+    out: list[TrialBalanceLine] = []
     for account in accounts:
         signed = int(totals.get(account.code, 0))
         out.append(

@@ -48,6 +48,7 @@ from escrow.models import (
     RefundBatch,
     RefundInstruction,
 )
+from escrow.schemas import AccountEntry, StatementSummary
 from storage.db import upsert_ignore
 from storage.faults import crash_point
 from storage.objects import ObjectStore
@@ -303,7 +304,7 @@ class ImportResult:
     unexplained: int = 0
     conflicts: list[str] = field(default_factory=list)
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> StatementSummary:
         """The counts, as stored with the statement and answered to the caller."""
         return {
             "lines": self.lines,
@@ -505,7 +506,7 @@ async def _take_lines(
     statement = await session.get(BankStatement, statement_id)
     assert statement is not None
     statement.new_lines = result.new_lines
-    statement.summary = result.summary()
+    statement.summary = dict(result.summary())
     for tender_id in touched_tenders:
         await _same_payer_signals(session, tender_id, now)
     await published.seal(session, signer, now, fmt if fmt == "notification" else "statement")
@@ -2054,7 +2055,7 @@ async def suspense_lines(session: AsyncSession) -> list[BankLine]:
     )
 
 
-async def entries_of_account(session: AsyncSession, code: str) -> list[dict[str, Any]]:
+async def entries_of_account(session: AsyncSession, code: str) -> list[AccountEntry]:
     """Every journal entry that posts to an account, with that account's leg, in sequence order."""
     rows = await session.execute(
         select(

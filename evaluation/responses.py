@@ -11,6 +11,8 @@ every key would count as required.
 
 from typing import Any, NotRequired, TypedDict
 
+from trading.responses import OpeningLine
+
 # ---------------------------------------------------------------- the scheme
 
 
@@ -360,14 +362,8 @@ class RoomDocument(TypedDict):
     sha256: str
 
 
-class OpeningLineJson(TypedDict):
-    """One line of the opening record (唱标): its number, kind and instant (ISO 8601); the other keys
-    depend on the kind (e.g. a bid read out carries the bidder, lot, price and result) and are those the
-    opening hall's event stream sends."""
-
-    seq: int
-    kind: str
-    at: str | None
+# One line of the opening record as the room shows it: the same lines the opening hall sends.
+OpeningLineJson = OpeningLine
 
 
 class SignalBrief(TypedDict):

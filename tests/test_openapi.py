@@ -88,50 +88,6 @@ def test_every_operation_documents_its_problems(document: dict[str, Any]) -> Non
 
 # ---------------------------------------------------------------- typed answers
 
-# Operations whose 2xx JSON answer is still free-form, in the escrow package. It only shrinks: an operation typed since must leave it.
-UNTYPED_ELSEWHERE = frozenset(
-    {
-        "audit_bidder",
-        "audit_overdue",
-        "audit_tender",
-        "bank_notification",
-        "change_payee",
-        "create_refund_batch",
-        "decide_forfeiture",
-        "decide_guarantee",
-        "deposit_life",
-        "get_bank_line_conflict",
-        "get_refund_batch",
-        "import_refund_results",
-        "import_statement",
-        "list_bank_line_conflicts",
-        "list_forfeitures",
-        "list_guarantees",
-        "list_obligations",
-        "list_rates",
-        "list_refund_batches",
-        "list_statements",
-        "list_suspense",
-        "lodge_guarantee",
-        "match_line",
-        "my_deposits",
-        "propose_forfeiture",
-        "refund_batch_file",
-        "resolve_bank_line_conflict",
-        "return_line",
-        "set_rate",
-        "statement_lines",
-        "trial_balance",
-        "verify_ledger",
-    }
-)
-
-# Schema components still without a description, in the same packages; it only shrinks too.
-UNDESCRIBED_ELSEWHERE: frozenset[str] = frozenset()
-
-# Free-form fields of those packages' types that do not yet say what they hold; it only shrinks too.
-OPEN_ELSEWHERE: frozenset[str] = frozenset()
-
 
 @pytest.fixture(scope="module")
 def checker(document: dict[str, Any]) -> Document:
@@ -155,8 +111,7 @@ def test_every_json_success_answer_is_typed(document: dict[str, Any], checker: D
         for _status, media, schema in success_schemas(op)
         if media == JSON and not checker.is_typed(schema)
     }
-    assert untyped - UNTYPED_ELSEWHERE == set()
-    assert UNTYPED_ELSEWHERE - untyped == set(), "typed since: take these out of UNTYPED_ELSEWHERE"
+    assert untyped == set()
 
 
 def test_every_success_answer_with_a_body_says_its_media_type(document: dict[str, Any]) -> None:
@@ -175,10 +130,7 @@ def test_every_component_has_a_description(document: dict[str, Any]) -> None:
     undescribed = {
         name for name, schema in document["components"]["schemas"].items() if not schema.get("description")
     }
-    assert undescribed - UNDESCRIBED_ELSEWHERE == set()
-    assert UNDESCRIBED_ELSEWHERE - undescribed == set(), (
-        "described since: take these out of UNDESCRIBED_ELSEWHERE"
-    )
+    assert undescribed == set()
 
 
 def test_a_component_description_is_its_class_docstring(document: dict[str, Any]) -> None:
@@ -205,12 +157,11 @@ def test_an_open_part_of_a_typed_answer_says_what_it_holds(
     silent = []
     for name, component in components.items():
         for prop, schema in (component.get("properties") or {}).items():
-            if not _open(schema, checker) or name in UNDESCRIBED_ELSEWHERE:
+            if not _open(schema, checker):
                 continue
             if not schema.get("description") and f"`{prop}`" not in component.get("description", ""):
                 silent.append(f"{name}.{prop}")
-    assert set(silent) - OPEN_ELSEWHERE == set()
-    assert OPEN_ELSEWHERE - set(silent) == set(), "described since: take these out of OPEN_ELSEWHERE"
+    assert silent == []
 
 
 @pytest.mark.parametrize(
