@@ -1,0 +1,145 @@
+"""The public notice board's answers, kept in each API process and served only while they are still true.
+
+A board page (one query: filters, search, cursor and limit) is read from the database once and kept,
+keyed by the query. Before a request is answered from it, the request reads the board's version token
+(`NoticeBoardVersion`), which database triggers change in the very transaction that writes a notice
+(migration 0019). If the token is the one the page was read under, no notice has been published,
+corrected or removed since, in this process or in any other, and the page is what the database holds now.
+The token read starts after the request arrived, so a notice whose transaction committed before the
+request is never missed: the board shows a notice from the instant its publication commits, never before
+(an open or rolled-back transaction changes no token and no page), and never after the commit that
+supersedes or removes it.
+
+Why a read per request and not LISTEN/NOTIFY or Redis: a notification arrives some time after the commit
+and is lost with its connection, and a key set in Redis after the commit is lost with a process that dies
+between the two. In either gap another process would serve a board without a notice that is legally
+published, or with one that is withdrawn. A publication's instant starts legal periods (S-03), so the board
+must be exact, and exactness needs one read that starts after the request. Concurrent requests share it:
+a read serves every request that arrived before it started (`TokenReader`), so under load the board makes
+about one token read per database round trip, not one per request, and a page in the cache costs no query.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from collections.abc import Hashable
+from typing import Any
+from weakref import WeakKeyDictionary
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.pool import Pool
+
+from storage.db import READ_ONLY
+
+MAX_PAGES = 512  # pages kept per process (a page of 20 notices is some 15 KB), least recently used dropped
+VERSION_QUERY = "SELECT token FROM notice_board_version WHERE id = 1"
+
+
+class TokenReader:
+    """Reads the board's version token for many concurrent requests with few queries.
+
+    `read()` answers the token as of an instant after it was called: it joins a read that has not started
+    yet, or starts one. A request that arrives while a read is under way waits for the next one, which
+    starts when the current one ends and serves everyone who arrived meanwhile.
+    """
+
+    def __init__(self) -> None:
+        self._running: asyncio.Future[str | None] | None = None
+        self._next: asyncio.Future[str | None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def read(self, engine: AsyncEngine) -> str | None:
+        """The token now (None if the row is missing: then nothing may be served from or kept in the cache)."""
+        loop = asyncio.get_running_loop()
+        if self._running is not None and self._running.get_loop() is not loop:
+            self._running = self._next = None  # left behind by an event loop that has ended
+        if self._running is None:
+            future = self._running = loop.create_future()
+            self._start(engine, future)
+        else:
+            if self._next is None:
+                self._next = loop.create_future()
+            future = self._next
+        # shielded: a caller that goes away does not cancel the read the others wait for
+        return await asyncio.shield(future)
+
+    def _start(self, engine: AsyncEngine, future: asyncio.Future[str | None]) -> None:
+        future.add_done_callback(_consume)
+        task = asyncio.get_running_loop().create_task(self._read_into(engine, future))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _read_into(self, engine: AsyncEngine, future: asyncio.Future[str | None]) -> None:
+        try:
+            token = await read_token(engine)
+        except Exception as exc:  # every waiter sees the failure; the next read starts afresh
+            future.set_exception(exc)
+        else:
+            future.set_result(token)
+        finally:
+            waiting, self._next = self._next, None
+            self._running = waiting
+            if waiting is not None:
+                self._start(engine, waiting)
+
+
+def _consume(future: asyncio.Future[str | None]) -> None:
+    if not future.cancelled():
+        future.exception()  # retrieved, so a failure nobody waited for is not reported as lost
+
+
+async def read_token(engine: AsyncEngine) -> str | None:
+    """One read of the token, outside any transaction (AUTOCOMMIT on PostgreSQL, a read-only one on SQLite)."""
+    options: dict[str, Any] = {READ_ONLY: True}
+    if engine.dialect.name == "postgresql":
+        options["isolation_level"] = "AUTOCOMMIT"
+    async with engine.connect() as connection:
+        if any(engine.get_execution_options().get(name) != value for name, value in options.items()):
+            await connection.execution_options(**options)
+        token: str | None = (await connection.exec_driver_sql(VERSION_QUERY)).scalar()
+        return token
+
+
+class BoardCache:
+    """The pages of one database's board kept in this process, each with the token it was read under."""
+
+    def __init__(self, max_pages: int = MAX_PAGES) -> None:
+        self.reader = TokenReader()
+        self._pages: OrderedDict[Hashable, tuple[str, Any]] = OrderedDict()
+        self._max_pages = max_pages
+
+    def get(self, key: Hashable, token: str) -> Any | None:
+        """The page kept for `key` if it was read under `token`, else None."""
+        kept = self._pages.get(key)
+        if kept is None or kept[0] != token:
+            return None
+        self._pages.move_to_end(key)
+        return kept[1]
+
+    def keep(self, key: Hashable, token: str, page: Any) -> None:
+        """Keep `page`, read after `token` was read, for requests that find the token unchanged."""
+        self._pages[key] = (token, page)
+        self._pages.move_to_end(key)
+        while len(self._pages) > self._max_pages:
+            self._pages.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._pages)
+
+
+# One cache per connection pool: every engine on a pool (e.g. its AUTOCOMMIT variant) reads the same database.
+_CACHES: WeakKeyDictionary[Pool, BoardCache] = WeakKeyDictionary()
+
+
+def board_cache(session: AsyncSession) -> tuple[AsyncEngine, BoardCache] | None:
+    """The cache for the session's database, or None when the session must read for itself: a unit that
+    writes (or one bound to a connection, which may be inside such a unit) must see its own rows."""
+    bind = session.bind
+    if not isinstance(bind, AsyncEngine) or not session.info.get(READ_ONLY):
+        return None
+    pool = bind.sync_engine.pool
+    cache = _CACHES.get(pool)
+    if cache is None:
+        cache = _CACHES[pool] = BoardCache()
+    return bind, cache
