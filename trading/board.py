@@ -14,9 +14,10 @@ Why a read per request and not LISTEN/NOTIFY or Redis: a notification arrives so
 and is lost with its connection, and a key set in Redis after the commit is lost with a process that dies
 between the two. In either gap another process would serve a board without a notice that is legally
 published, or with one that is withdrawn. A publication's instant starts legal periods (S-03), so the board
-must be exact, and exactness needs one read that starts after the request. Concurrent requests share it:
-a read serves every request that arrived before it started (`TokenReader`), so under load the board makes
-about one token read per database round trip, not one per request, and a page in the cache costs no query.
+must be exact, and exactness needs one read that starts after the request. On PostgreSQL concurrent
+requests share it: a read serves every request that arrived before it started (`TokenReader`), so under
+load the board makes about one token read per database round trip, not one per request, and a page in the
+cache costs no query. SQLite reads in-process, so there each request reads the token in its own snapshot.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from collections.abc import Hashable
 from typing import Any
 from weakref import WeakKeyDictionary
 
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.pool import Pool
 
@@ -108,6 +110,16 @@ class BoardCache:
         self.reader = TokenReader()
         self._pages: OrderedDict[Hashable, tuple[str, Any]] = OrderedDict()
         self._max_pages = max_pages
+
+    async def token(self, session: AsyncSession, engine: AsyncEngine) -> str | None:
+        """The token now, for a read unit. One that holds no connection (a single read on PostgreSQL takes
+        one only when it reads) shares a read with its neighbours. One that holds a connection reads it
+        through that connection, in the snapshot its page will be read in: waiting for another connection
+        while holding one could use up the pool with requests that all wait."""
+        if engine.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+            return await self.reader.read(engine)
+        token: str | None = (await session.execute(text(VERSION_QUERY))).scalar()
+        return token
 
     def get(self, key: Hashable, token: str) -> Any | None:
         """The page kept for `key` if it was read under `token`, else None."""

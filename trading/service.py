@@ -870,7 +870,7 @@ async def list_notices(
         return await _read_notices(session, kind, sector, region_code, tender_code, q, cursor, limit)
     engine, cache = found
     key = (kind, sector, region_code, tender_code, q, cursor, limit)
-    token = await cache.reader.read(engine)  # read before the page, so the page is at least as new
+    token = await cache.token(session, engine)  # read before the page, so the page is at least as new
     if token is not None and (page := cache.get(key, token)) is not None:
         cached: tuple[Sequence[schemas.NoticeRead], str | None] = page
         return cached
