@@ -35,39 +35,45 @@ from sqlalchemy.pool import Pool
 from storage.db import READ_ONLY
 
 MAX_PAGES = 512  # pages kept per process (a page of 20 notices is some 15 KB), least recently used dropped
+PARALLEL_READS = 4  # token reads under way at once, each serving every request that arrived before it
 VERSION_QUERY = "SELECT token FROM notice_board_version WHERE id = 1"
 
 
 class TokenReader:
     """Reads the board's version token for many concurrent requests with few queries.
 
-    `read()` answers the token as of an instant after it was called: it joins a read that has not started
-    yet, or starts one. A request that arrives while a read is under way waits for the next one, which
-    starts when the current one ends and serves everyone who arrived meanwhile.
+    `read()` answers the token as of an instant after it was called: it joins the read that has not
+    started yet, which gathers everyone who arrives until it starts. It starts at once while fewer than
+    `parallel` reads are under way, else when one of them ends; so the board waits on the database's
+    latency (a busy machine's scheduler) only `parallel` reads at a time, and never more than that many
+    connections are used for tokens.
     """
 
-    def __init__(self) -> None:
-        self._running: asyncio.Future[str | None] | None = None
-        self._next: asyncio.Future[str | None] | None = None
+    def __init__(self, parallel: int = PARALLEL_READS) -> None:
+        self._parallel = parallel
+        self._pending: asyncio.Future[str | None] | None = None
+        self._running = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def read(self, engine: AsyncEngine) -> str | None:
         """The token now (None if the row is missing: then nothing may be served from or kept in the cache)."""
         loop = asyncio.get_running_loop()
-        if self._running is not None and self._running.get_loop() is not loop:
-            self._running = self._next = None  # left behind by an event loop that has ended
-        if self._running is None:
-            future = self._running = loop.create_future()
-            self._start(engine, future)
-        else:
-            if self._next is None:
-                self._next = loop.create_future()
-            future = self._next
+        if self._loop is not loop:  # what an ended event loop left behind can never finish
+            self._loop, self._pending, self._running = loop, None, 0
+        future = self._pending
+        if future is None:
+            future = self._pending = loop.create_future()
+            future.add_done_callback(_consume)
+            if self._running < self._parallel:
+                self._start(engine)
         # shielded: a caller that goes away does not cancel the read the others wait for
         return await asyncio.shield(future)
 
-    def _start(self, engine: AsyncEngine, future: asyncio.Future[str | None]) -> None:
-        future.add_done_callback(_consume)
+    def _start(self, engine: AsyncEngine) -> None:
+        future, self._pending = self._pending, None
+        assert future is not None
+        self._running += 1
         task = asyncio.get_running_loop().create_task(self._read_into(engine, future))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -80,10 +86,9 @@ class TokenReader:
         else:
             future.set_result(token)
         finally:
-            waiting, self._next = self._next, None
-            self._running = waiting
-            if waiting is not None:
-                self._start(engine, waiting)
+            self._running -= 1
+            if self._pending is not None:
+                self._start(engine)
 
 
 def _consume(future: asyncio.Future[str | None]) -> None:
