@@ -104,7 +104,12 @@ async def read_token(engine: AsyncEngine) -> str | None:
     async with engine.connect() as connection:
         if any(engine.get_execution_options().get(name) != value for name, value in options.items()):
             await connection.execution_options(**options)
-        token: str | None = (await connection.exec_driver_sql(VERSION_QUERY)).scalar()
+        if engine.dialect.name == "postgresql":
+            # straight to asyncpg: SQLAlchemy's statement and result handling took as long as the round trip
+            raw = await connection.get_raw_connection()
+            token: str | None = await raw.driver_connection.fetchval(VERSION_QUERY)  # type: ignore[union-attr]
+            return token
+        token = (await connection.exec_driver_sql(VERSION_QUERY)).scalar()
         return token
 
 

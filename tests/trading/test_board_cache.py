@@ -252,15 +252,15 @@ async def test_concurrent_requests_share_the_token_reads(api: Api, database: Dat
     expected = await _warm(api)
     reads: list[str] = []
 
-    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if statement == board.VERSION_QUERY:
-            reads.append(statement)
+    def count(*_args: Any) -> None:  # pages in the cache take no connection: each checkout is a token read
+        reads.append("read")
 
-    event.listen(api.runtime.engine.sync_engine, "before_cursor_execute", count)
+    pool = api.runtime.engine.sync_engine.pool
+    event.listen(pool, "checkout", count)
     try:
         answers = await asyncio.gather(*(_ids(api) for _ in range(20)))
     finally:
-        event.remove(api.runtime.engine.sync_engine, "before_cursor_execute", count)
+        event.remove(pool, "checkout", count)
 
     assert all(answer == expected for answer in answers)
     assert 1 <= len(reads) < 20
@@ -281,18 +281,18 @@ async def test_a_request_arriving_during_a_token_read_waits_for_a_read_that_star
         events.append("late answer")
         return token
 
-    def on_read(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if statement == board.VERSION_QUERY:
-            events.append("read")
-            if not late:  # a request arrives while the first read is on its way to the database
-                late.append(asyncio.get_running_loop().create_task(arrive_late()))
+    def on_read(*_args: Any) -> None:  # the reader takes a connection for each read
+        events.append("read")
+        if not late:  # a request arrives while the first read is on its way to the database
+            late.append(asyncio.get_running_loop().create_task(arrive_late()))
 
-    event.listen(engine.sync_engine, "before_cursor_execute", on_read)
+    pool = engine.sync_engine.pool
+    event.listen(pool, "checkout", on_read)
     try:
         first = await reader.read(engine)
         second = await late[0]
     finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", on_read)
+        event.remove(pool, "checkout", on_read)
 
     assert events == ["read", "late request", "read", "late answer"]
     assert first == second is not None
