@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
+from weakref import WeakKeyDictionary
 
 import msgspec
 from sqlalchemy import JSON, BigInteger, DateTime, MetaData, TypeDecorator, event
@@ -152,23 +153,38 @@ async def transaction(
     sessionmaker: async_sessionmaker[AsyncSession], *, read_only: bool = False, single_read: bool = False
 ) -> AsyncIterator[AsyncSession]:
     """One unit of work: commit on success, roll back on any exception. A `read_only` one takes no write
-    lock on SQLite; it must not write.
+    lock on SQLite; it must not write. A read unit says so in `session.info[READ_ONLY]`, for readers that
+    may answer from a cache (a unit that writes must see its own rows).
 
     A `single_read` unit runs one SELECT and nothing else. On PostgreSQL it runs without BEGIN and COMMIT:
     one statement is atomic by itself, and at READ COMMITTED a transaction would give it no other
-    snapshot, so the two round trips would be pure cost (on the public board, a fifth of a request). A
+    snapshot, so the two round trips would be pure cost (on the public board, a fifth of a request). It
+    takes its connection only when it first reads, so a request answered from a cache takes none. A
     session bound to a connection already in a transaction (`one_transaction`) reads inside it."""
+    bind = sessionmaker.kw.get("bind")
+    if single_read and isinstance(bind, AsyncEngine) and bind.dialect.name == "postgresql":
+        async with sessionmaker(bind=_autocommit(sessionmaker, bind)) as session, session.begin():
+            session.info[READ_ONLY] = True
+            yield session
+        return
     async with sessionmaker() as session, session.begin():
-        own_connection = isinstance(session.bind, AsyncEngine)
-        if single_read and own_connection and _dialect_name(session) == "postgresql":
-            await session.connection(execution_options={READ_ONLY: True, "isolation_level": "AUTOCOMMIT"})
-        elif read_only or single_read:
+        if read_only or single_read:
+            session.info[READ_ONLY] = True
             await session.connection(execution_options={READ_ONLY: True})
         yield session
 
 
-def _dialect_name(session: AsyncSession) -> str:
-    return session.bind.dialect.name if session.bind is not None else ""
+# Each sessionmaker's engine in AUTOCOMMIT, made once: making one registers an event listener on it, and
+# doing that per request cost more than the request's query.
+_AUTOCOMMIT: WeakKeyDictionary[async_sessionmaker[AsyncSession], AsyncEngine] = WeakKeyDictionary()
+
+
+def _autocommit(sessionmaker: async_sessionmaker[AsyncSession], engine: AsyncEngine) -> AsyncEngine:
+    autocommit = _AUTOCOMMIT.get(sessionmaker)
+    if autocommit is None:
+        autocommit = engine.execution_options(isolation_level="AUTOCOMMIT", **{READ_ONLY: True})
+        _AUTOCOMMIT[sessionmaker] = autocommit
+    return autocommit
 
 
 def upsert_ignore(session: AsyncSession | Session, table: Any, values: dict[str, Any]) -> Any:

@@ -860,7 +860,7 @@ class NoticeController(Controller):
         limit: Limit = 20,
     ) -> responses.NoticePage:
         """Published notices, newest first; filter by kind, sector, region or tender code, search with `q`."""
-        rows, next_cursor = await service.list_notices(
+        notices, next_cursor = await service.list_notices(
             session,
             kind=kind,
             sector=sector,
@@ -870,7 +870,7 @@ class NoticeController(Controller):
             cursor=cursor,
             limit=limit,
         )
-        return {"items": [notice_read(n) for n in rows], "next_cursor": next_cursor}
+        return {"items": notices, "next_cursor": next_cursor}
 
     @get("/{notice_id:uuid}", operation_id="get_notice", guards=[public])
     async def get_notice(self, notice_id: uuid.UUID, session: AsyncSession) -> schemas.NoticeRead:

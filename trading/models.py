@@ -112,6 +112,17 @@ class Notice(IdMixin, Base):
     superseded_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("notices.id"))
 
 
+class NoticeBoardVersion(Base):
+    """One row whose token changes, in the same transaction, whenever any notice is written (database
+    triggers, migration 0019): a public board answer read while the token was T is still the answer while
+    it is T. Tokens are random, never counted, so one deleted and re-created row cannot repeat an old one."""
+
+    __tablename__ = "notice_board_version"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token: Mapped[str] = mapped_column(String(32))
+
+
 class Document(IdMixin, Base):
     """A file of the trade kept in the object store, with the SHA-256 the server computed."""
 
