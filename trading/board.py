@@ -3,7 +3,7 @@
 A board page (one query: filters, search, cursor and limit) is read from the database once and kept,
 keyed by the query. Before a request is answered from it, the request reads the board's version token
 (`NoticeBoardVersion`), which database triggers change in the very transaction that writes a notice
-(migration 0019). If the token is the one the page was read under, no notice has been published,
+(migration 0018). If the token is the one the page was read under, no notice has been published,
 corrected or removed since, in this process or in any other, and the page is what the database holds now.
 The token read starts after the request arrived, so a notice whose transaction committed before the
 request is never missed: the board shows a notice from the instant its publication commits, never before

@@ -114,7 +114,7 @@ class Notice(IdMixin, Base):
 
 class NoticeBoardVersion(Base):
     """One row whose token changes, in the same transaction, whenever any notice is written (database
-    triggers, migration 0019): a public board answer read while the token was T is still the answer while
+    triggers, migration 0018): a public board answer read while the token was T is still the answer while
     it is T. Tokens are random, never counted, so one deleted and re-created row cannot repeat an old one."""
 
     __tablename__ = "notice_board_version"

@@ -9,6 +9,7 @@ This module does not use postponed annotations: `NotRequired` must be seen when 
 every key would count as required.
 """
 
+from collections.abc import Sequence
 from typing import Any, NotRequired, TypedDict
 
 from trading.schemas import LogReceipt, LogTreeHead, NoticeRead, TenderRead
@@ -27,7 +28,7 @@ class NoticePage(TypedDict):
     """One page of published notices, newest first; pass `next_cursor` as `cursor` for the next (null on
     the last)."""
 
-    items: list[NoticeRead]
+    items: Sequence[NoticeRead]
     next_cursor: str | None
 
 

@@ -1,6 +1,6 @@
 """notice board version: a token that changes with every committed write to the notices
 
-Revision ID: 0019
+Revision ID: 0018
 Revises: 0017
 Create Date: 2026-12-07 07:50:00.000000
 
@@ -16,7 +16,7 @@ rows as one), and TRUNCATE changes it as well.
 from alembic import op
 import sqlalchemy as sa
 
-revision = "0019"
+revision = "0018"
 down_revision = "0017"
 branch_labels = None
 depends_on = None
