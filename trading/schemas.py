@@ -8,6 +8,8 @@ from typing import Annotated, Any, Literal, TypedDict
 
 import msgspec
 
+from bidding.merkle import PublishedTreeHead
+
 Fen = Annotated[int, msgspec.Meta(ge=0, le=10**15)]
 PositiveFen = Annotated[int, msgspec.Meta(ge=1, le=10**15)]
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=20_000)]
@@ -18,21 +20,8 @@ Filename = Annotated[str, msgspec.Meta(min_length=1, max_length=255, pattern=r"^
 Hex64 = Annotated[str, msgspec.Meta(max_length=64, pattern=r"^[0-9a-f]{64}$")]
 
 
-class LogTreeHead(TypedDict):
-    """A signed tree head of a transparency log (RFC 9162 hashing). `root_hash` is the 32-byte root in
-    base64, `timestamp` UTC to the millisecond ("2026-01-05T01:30:00.000Z"), `kind` "head" or "closing",
-    `key_id` the first 16 hex digits of the SHA-256 of the log's raw Ed25519 public key. `signature` is the
-    base64 Ed25519 signature over the UTF-8 lines, each ending in LF: "ggzy-tree-head-v1", `log_id`,
-    `tree_size` in decimal, the root hash in lowercase hex, `timestamp`, `kind` (`bidding.merkle`
-    `signed_message`)."""
-
-    log_id: str
-    tree_size: int
-    root_hash: str
-    timestamp: str
-    kind: str
-    key_id: str
-    signature: str
+# A signed tree head of a transparency log, as `bidding.merkle` writes and signs it.
+LogTreeHead = PublishedTreeHead
 
 
 class LogReceipt(TypedDict):
