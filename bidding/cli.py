@@ -7,7 +7,6 @@ Private keys stay in the identity files these commands write; nothing secret is 
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import os
@@ -18,17 +17,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-import httpx
 
-from bidding import agekeys
-from bidding.client import ClientError, GgzyClient, ReleaseOutcome, SealingRefused, open_locally, sha256_of
+from bidding import agekeys, sealing
 from bidding.envelope import EnvelopeError
 from storage.cli import server_url
-from storage.clock import SystemClock
 
-if TYPE_CHECKING:  # the verify commands import these when they run: sealing needs neither
+if TYPE_CHECKING:
+    # Imported by the commands that use them: sealing offline needs no HTTP client, no event loop and
+    # none of the verifiers, and a command costs what it imports.
     from bidding import merkle
     from bidding import receipt as receipts
+    from bidding.client import GgzyClient, ReleaseOutcome
 
 T = TypeVar("T")
 username_opt = click.option(
@@ -59,6 +58,10 @@ def progress_bar(label: str, total: int) -> Iterator[Callable[[int], object]]:
 
 
 def _run(url: str, username: str | None, action: Callable[[GgzyClient], Awaitable[T]]) -> T:
+    import asyncio
+
+    from bidding.client import ClientError, GgzyClient
+
     async def go() -> T:
         async with GgzyClient(
             url, os.environ.get("GGZY_TOKEN"), device_id=os.environ.get("GGZY_DEVICE_ID")
@@ -74,7 +77,7 @@ def _run(url: str, username: str | None, action: Callable[[GgzyClient], Awaitabl
 
     try:
         return asyncio.run(go())
-    except (ClientError, SealingRefused) as exc:
+    except (ClientError, sealing.SealingRefused) as exc:
         raise click.ClickException(str(exc)) from exc
 
 
@@ -93,11 +96,25 @@ def _keys(path: Path) -> agekeys.KeyPair:
         raise click.UsageError(f"{path}: {exc}") from exc
 
 
+def _prepared(path: Path, tender_id: str | None, lot: int) -> sealing.Prepared:
+    try:
+        prepared = sealing.Prepared.from_json(path.read_text())
+    except ValueError as exc:
+        raise click.UsageError(f"{path}: {exc}") from exc
+    if tender_id is not None and tender_id != prepared.tender_id:
+        raise click.UsageError(f"{path} was prepared for tender {prepared.tender_id}, not {tender_id}")
+    if lot not in prepared.lots:
+        raise click.UsageError(f"the tender has lots {sorted(prepared.lots)}")
+    return prepared
+
+
 def _echo_json(obj: Any) -> None:
     click.echo(json.dumps(obj, ensure_ascii=False, indent=2, default=str))
 
 
 def _keygen(out: Path, *, signing: bool, register: bool, url: str, username: str | None) -> None:
+    from storage.clock import SystemClock
+
     keys = agekeys.generate(signing=signing)
     _write_private(out, agekeys.identity_file_text(keys, SystemClock().now()))
     click.echo(f"wrote {out} (mode 0600); recipient {agekeys.recipient(agekeys.x25519_public_raw(keys))}")
@@ -139,6 +156,9 @@ def bid_keygen(out: Path, register: bool, url: str, username: str | None) -> Non
 def bid_obtain(tender_id: str, out: Path, url: str, username: str | None) -> None:
     """Obtain a tender's documents (获取招标文件), which bidding requires: download each, checked against
     its published SHA-256, and print the deposit to pay for each lot (the virtual account number)."""
+    import asyncio
+
+    from bidding.sealing import sha256_of
 
     async def action(client: GgzyClient) -> list[dict[str, Any]]:
         documents = await client.obtain(tender_id)
@@ -167,8 +187,45 @@ def bid_obtain(tender_id: str, out: Path, url: str, username: str | None) -> Non
             )
 
 
-@bid_group.command("seal")
+@bid_group.command("prepare")
 @click.option("--tender", "tender_id", required=True, help="The tender's id.")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="The sealing context to write (JSON, public data only; an existing file is replaced).",
+)
+@server_url
+@username_opt
+def bid_prepare(tender_id: str, out: Path, url: str, username: str | None) -> None:
+    """Save what sealing needs from the server (the tender's code, lots and custodian roster, your
+    organisation's credit code and registered public keys), so that `ggzy bid seal --prepared FILE` seals
+    offline, on a machine with no network."""
+    prepared = _run(url, username, lambda c: c.prepare(tender_id))
+    out.write_text(prepared.to_json())
+    click.echo(
+        f"wrote {out}: tender {prepared.tender_code}, lots {list(prepared.lots)}, "
+        f"{len(prepared.custodians)} custodians (any {prepared.threshold} open), bidder "
+        f"{prepared.bidder_credit_code}, {len(prepared.registered)} registered key(s); seal offline with "
+        f"`ggzy bid seal --prepared {out}`"
+    )
+
+
+@bid_group.command("seal")
+@click.option(
+    "--tender",
+    "tender_id",
+    default=None,
+    help="The tender's id (asked of the server; with --prepared it may be left out).",
+)
+@click.option(
+    "--prepared",
+    "prepared_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Seal offline from a sealing context saved by `ggzy bid prepare`: no server is asked, and the "
+    "key file must be one of the keys registered when it was saved.",
+)
 @click.option("--lot", type=click.IntRange(1), default=1, show_default=True, help="The lot's number.")
 @click.option(
     "--price-fen",
@@ -206,7 +263,8 @@ def bid_obtain(tender_id: str, out: Path, url: str, username: str | None) -> Non
 @server_url
 @username_opt
 def bid_seal(
-    tender_id: str,
+    tender_id: str | None,
+    prepared_path: Path | None,
     lot: int,
     price_fen: int | None,
     duration_days: int | None,
@@ -217,13 +275,42 @@ def bid_seal(
     url: str,
     username: str | None,
 ) -> None:
-    """Seal FILES into an age envelope for the tender's lot: to your key and the tender's custodians."""
+    """Seal FILES into an age envelope for the tender's lot: to your key and the tender's custodians.
+
+    The tender's roster and your registered keys are asked of the server, or read from --prepared."""
     if kind == "commercial" and price_fen is None:
         raise click.UsageError("a commercial envelope declares its price: pass --price-fen (in fen)")
     if kind != "commercial" and price_fen is not None:
         raise click.UsageError(f"a {kind} envelope declares no price: leave out --price-fen")
+    if tender_id is None and prepared_path is None:
+        raise click.UsageError(
+            "name the tender: pass --tender, or --prepared with a file from ggzy bid prepare"
+        )
     keys = _keys(key_path)
     total = sum(path.stat().st_size for path in files)
+    if prepared_path is not None:
+        prepared = _prepared(prepared_path, tender_id, lot)
+        try:
+            with progress_bar(f"sealing {len(files)} file(s)", total) as advance:
+                sealed = sealing.seal_to_file(
+                    prepared,
+                    lot,
+                    files,
+                    keys,
+                    declared_price_fen=price_fen,
+                    duration_days=duration_days,
+                    out=out,
+                    kind=kind,
+                    progress=advance,
+                )
+        except sealing.SealingRefused as exc:
+            raise click.ClickException(str(exc)) from exc
+        click.echo(
+            f"sealed {len(files)} file(s) into {out}: {sealed.size} bytes (to you and the tender's "
+            "custodians)"
+        )
+        return
+    assert tender_id is not None
 
     async def action(client: GgzyClient) -> Any:
         tender = await client.tender(tender_id)
@@ -314,6 +401,8 @@ def bid_submit(
 @click.argument("envelope_path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def bid_open(key_path: Path, out: Path, envelope_path: Path) -> None:
     """Decrypt your own envelope locally and check its manifest and signature."""
+    from bidding.client import open_locally
+
     keys = _keys(key_path)
     try:
         opened = open_locally(envelope_path, keys, out)
@@ -520,7 +609,12 @@ def verify_receipt(
 
 
 def _fetch_key(url: str) -> receipts.KeyPin:
+    import asyncio
+
+    import httpx
+
     from bidding import receipt as receipts
+    from bidding.client import ClientError, GgzyClient
 
     async def fetch() -> tuple[bytes, str]:
         async with GgzyClient(url) as client:

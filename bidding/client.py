@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import hashlib
 import json
 import os
@@ -24,16 +23,15 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from bidding import agekeys, bidfile, custody, envelope
+from bidding import agekeys, bidfile, custody, envelope, sealing
+from bidding.sealing import Progress, Sealed, sha256_of
+from bidding.sealing import SealingRefused as SealingRefused  # raised by seal, where callers catch it
 
 if TYPE_CHECKING:
     from bidding import merkle
 
 UPLOAD_CHUNK = 1024 * 1024
 UPLOAD_ATTEMPTS = 4
-
-Progress = Callable[[int], object]
-"""Told how many more bytes were sealed, sent or received (a progress bar's `update`)."""
 
 
 class ClientError(RuntimeError):
@@ -47,11 +45,6 @@ class ClientError(RuntimeError):
         rule = f" [{problem['rule']}]" if problem.get("rule") else ""
         errors = "; ".join(f"{e.get('field')}: {e.get('message')}" for e in problem.get("errors") or [])
         super().__init__(f"{status} {title}{rule}: {detail}" + (f" ({errors})" if errors else ""))
-
-
-class SealingRefused(ValueError):
-    """The client will not seal (or keep) this envelope: its bidder could not open it, or it could not
-    stand as this bidder's bid. Nothing is left on disk."""
 
 
 @dataclass(frozen=True)
@@ -68,20 +61,6 @@ class ReleaseOutcome:
     envelope_status: str | None = None
     outcome: str | None = None
     error: str | None = None
-
-
-@dataclass(frozen=True)
-class Sealed:
-    """A sealed envelope on disk and its manifest."""
-
-    path: Path
-    manifest: bidfile.Manifest
-    size: int
-
-    def sha256(self) -> str:
-        """The envelope's SHA-256 (what the receipt will name), read from disk: sealing does not hash its
-        output, since submitting hashes the file anyway."""
-        return sha256_of(self.path)
 
 
 class GgzyClient:
@@ -203,40 +182,27 @@ class GgzyClient:
         partial or unchecked envelope is ever left at `out`, whatever fails. `progress` is told of every
         block of ciphertext written.
         """
-        if keys.signing is None:
-            raise ValueError("a bidder's key file must hold a signing key (ggzy bid keygen)")
-        custodians = [base64.b64decode(c["public_key"]) for c in tender["custodians"]]
-        threshold = tender.get("shamir_threshold")
-        if not custodians or not threshold:
-            raise ValueError("the tender has no custodian roster yet: it is not published")
-        _check_own_keys(keys, await self.own_keys())
-        signing = keys.signing
+        prepared = sealing.Prepared.from_answers(
+            tender, {"organisation": {"credit_code": bidder_credit_code}}, await self.own_keys()
+        )
+        return await asyncio.to_thread(
+            sealing.seal_to_file,
+            prepared,
+            lot_number,
+            files,
+            keys,
+            declared_price_fen=declared_price_fen,
+            duration_days=duration_days,
+            out=out,
+            kind=kind,
+            progress=progress,
+        )
 
-        def write(dst: envelope.Sink) -> bidfile.SealedBid:
-            return bidfile.seal_bid(
-                list(files),
-                dst if progress is None else _CountingSink(dst, progress),
-                tender=tender["code"],
-                lot=lot_number,
-                bidder=bidder_credit_code,
-                kind=kind,
-                declared_price_fen=declared_price_fen,
-                duration_days=duration_days,
-                signing=signing,
-                bidder_public=agekeys.x25519_public_raw(keys),
-                custodians=custodians,
-                threshold=int(threshold),
-                hash_output=False,
-            )
-
-        def check(path: Path) -> None:
-            self_check(path, keys, custodians=custodians, threshold=int(threshold), context=tender["code"])
-
-        def run() -> Sealed:
-            sealed = write_atomically(out, write, check)
-            return Sealed(out, sealed.manifest, sealed.info.size)
-
-        return await asyncio.to_thread(run)
+    async def prepare(self, tender_id: str) -> sealing.Prepared:
+        """What sealing needs from the platform, for sealing offline: the tender's code, lots and custodian
+        roster, the signed-in organisation's credit code and its registered public keys."""
+        tender = await self.tender(tender_id)
+        return sealing.Prepared.from_answers(tender, await self.me(), await self.own_keys())
 
     async def upload(self, grant: dict[str, Any], path: Path, progress: Progress | None = None) -> None:
         """Send a file as granted (PUT to the URL, or POST the S3 form), streaming it; retried from the start
@@ -574,64 +540,6 @@ class GgzyClient:
         return dict(await self.request("GET", f"/api/v1/tenders/{tender_id}/opening/record/signed"))
 
 
-def _check_own_keys(keys: agekeys.KeyPair, registered: Sequence[dict[str, Any]]) -> None:
-    """The identity's X25519 (and Ed25519) public keys must be registered, unrevoked, to the signed-in
-    organisation; SealingRefused otherwise."""
-    live = {(k["purpose"], k["public_key"]) for k in registered if not k.get("revoked_at")}
-    encryption = base64.b64encode(agekeys.x25519_public_raw(keys)).decode()
-    if ("encryption", encryption) not in live:
-        raise SealingRefused(
-            "this identity's X25519 key is not an encryption key registered to your organisation: an "
-            "envelope sealed to it could not be opened by you in the opening hall "
-            "(register it with `ggzy bid keygen --register`, or use your own key file)"
-        )
-    if keys.signing is not None:
-        signing = base64.b64encode(agekeys.ed25519_public_raw(keys)).decode()
-        if ("signing", signing) not in live:
-            raise SealingRefused(
-                "this identity's Ed25519 key is not a signing key registered to your organisation: the "
-                "bid's signed manifest would not be accepted at the opening"
-            )
-
-
-def self_check(
-    path: Path, keys: agekeys.KeyPair, *, custodians: Sequence[bytes], threshold: int, context: str
-) -> None:
-    """Open one's own freshly sealed envelope's header: the bidder's stanza opens with the identity and the
-    MAC holds, the share stanzas are exactly the tender's roster (and provable), and the payload's length
-    is one an age STREAM can have. SealingRefused naming what failed."""
-    try:
-        size = path.stat().st_size
-        with path.open("rb") as src:
-            header = envelope.read_header(src)
-        envelope.unwrap_bidder(header, keys.encryption.private_bytes_raw())
-        envelope.check_roster(header, custodians=custodians, threshold=threshold, context=context)
-        custody.check_share_ephemerals(header)
-        envelope.check_payload_length(size, header.size)
-    except envelope.EnvelopeError as exc:
-        raise SealingRefused(f"the sealed envelope failed its self-check, nothing was kept: {exc}") from exc
-
-
-def write_atomically(out: Path, write: Callable[[Any], Any], check: Callable[[Path], None]) -> Any:
-    """Write a file through `write(stream)` into a temporary file in `out`'s folder, `check` it, and only
-    then rename it to `out` (atomically: `out` is either untouched or complete). On any error, including
-    an interrupt, the temporary file is removed."""
-    fd, name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".part")
-    temporary = Path(name)
-    try:
-        with os.fdopen(fd, "wb") as stream:
-            result = write(stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        check(temporary)
-        os.replace(temporary, out)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            temporary.unlink()
-        raise
-    return result
-
-
 class _Sent:
     """The bytes of one upload attempt told to a progress callback, taken back if the attempt fails."""
 
@@ -648,19 +556,6 @@ class _Sent:
         if self.progress is not None and self.count:
             self.progress(-self.count)
         self.count = 0
-
-
-class _CountingSink:
-    """A sink that tells a progress callback how much was written through it."""
-
-    def __init__(self, sink: envelope.Sink, progress: Progress) -> None:
-        self.sink = sink
-        self.progress = progress
-
-    def write(self, data: bytes | memoryview, /) -> int | None:
-        written = self.sink.write(data)
-        self.progress(len(data))
-        return written
 
 
 async def _file_chunks(path: Path, sent: Callable[[int], object] | None = None) -> AsyncIterator[bytes]:
@@ -683,12 +578,6 @@ def _read_part(path: Path, offset: int, size: int) -> bytes:
     with path.open("rb") as src:
         src.seek(offset)
         return src.read(size)
-
-
-def sha256_of(path: Path) -> str:
-    """The SHA-256 of a file, hex."""
-    with path.open("rb") as src:
-        return hashlib.file_digest(src, "sha256").hexdigest()
 
 
 def unwrap_file_key(sealed: Path, keys: agekeys.KeyPair) -> bytes:

@@ -3,10 +3,11 @@ command that loads only what it uses."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -15,8 +16,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 import ggzy
-from bidding import agekeys
-from bidding.bench import Keys, seal_file
+from bidding import agekeys, envelope
+from bidding.bench import BIDDER_CODE, TENDER, Keys, prepared_context, seal_file
 from ggzy import cli
 from storage.clock import SystemClock
 from storage.migrate import upgrade
@@ -91,6 +92,25 @@ def test_help_imports_no_package_and_seal_imports_no_server() -> None:
     assert not sealing & {"app", "litestar", "sqlalchemy", "alembic", "trading", "escrow", "uvicorn"}
 
 
+def test_sealing_offline_imports_no_http_client_no_event_loop_and_no_server(tmp_path: Path) -> None:
+    key, prepared, document = _offline(tmp_path)
+    probe = (
+        "import sys, ggzy\n"
+        "ggzy.cli.main(sys.argv[1:], standalone_mode=False)\n"
+        "print('MODULES', ' '.join(sorted(m for m in sys.modules if '.' not in m)))\n"
+    )
+    args = ["bid", "seal", "--prepared", str(prepared), "--key", str(key), "--kind", "technical"]
+    args += ["--out", str(tmp_path / "bid.age"), str(document)]
+    out = subprocess.run(
+        [sys.executable, "-c", probe, *args], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+
+    assert (tmp_path / "bid.age").stat().st_size > 0
+    loaded = set(out.split("MODULES", 1)[1].split())
+    assert "bidding" in loaded
+    assert not loaded & {"httpx", "asyncio", "rich", "pygments", "sqlalchemy", "litestar", "app", "trading"}
+
+
 # ---------------------------------------------------------------- user errors: one line, non-zero, no traceback
 
 
@@ -162,6 +182,97 @@ def test_a_technical_envelope_with_a_price_is_refused_before_sealing(tmp_path: P
         _invoke("bid", "seal", "--tender", "T", "--kind", "technical", "--price-fen", "1", *args)
     )
     assert "--price-fen" in line
+
+
+def _offline(tmp_path: Path, keys: Keys | None = None) -> tuple[Path, Path, Path]:
+    """An identity file, a sealing context naming its keys as registered, and a bid file."""
+    keys = keys or Keys()
+    key = tmp_path / "me.key"
+    key.write_text(agekeys.identity_file_text(keys.bidder, _now()))
+    prepared = tmp_path / "prepared.json"
+    prepared.write_text(prepared_context(keys).to_json())
+    document = tmp_path / "投标文件.pdf"
+    document.write_bytes(b"%PDF-1.7 our bid")
+    return key, prepared, document
+
+
+def test_seal_from_a_prepared_context_needs_no_server_and_opens_with_ones_key(tmp_path: Path) -> None:
+    keys = Keys()
+    key, prepared, document = _offline(tmp_path, keys)
+    out = tmp_path / "bid.age"
+
+    result = _invoke(
+        "bid", "seal", "--prepared", str(prepared), "--key", str(key), "--price-fen", "4780",
+        "--out", str(out), str(document),
+    )  # fmt: skip
+
+    assert result.exit_code == 0, result.output
+    opened = _invoke("bid", "open", "--key", str(key), "--out", str(tmp_path / "o"), str(out))
+    assert opened.exit_code == 0, opened.output
+    assert (tmp_path / "o" / document.name).read_bytes() == document.read_bytes()
+    manifest = json.loads(opened.stdout.split("\n1 file(s)")[0])
+    assert (manifest["tender"], manifest["bidder"], manifest["declared_price_fen"]) == (
+        TENDER,
+        BIDDER_CODE,
+        4780,
+    )
+    with out.open("rb") as src:
+        header = envelope.read_header(src)
+    envelope.check_roster(header, custodians=keys.custodian_publics, threshold=2, context=TENDER)
+
+
+def test_seal_from_a_prepared_context_refuses_a_key_that_was_not_registered(tmp_path: Path) -> None:
+    _key, prepared, document = _offline(tmp_path)
+    stranger = tmp_path / "stranger.key"
+    stranger.write_text(agekeys.identity_file_text(agekeys.generate(signing=True), _now()))
+    out = tmp_path / "bid.age"
+
+    line = _one_line_error(
+        _invoke(
+            "bid", "seal", "--prepared", str(prepared), "--key", str(stranger), "--kind", "technical",
+            "--out", str(out), str(document),
+        )
+    )  # fmt: skip
+
+    assert "not an encryption key registered to your organisation" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["me.key", "prepared.json", "stranger.key", document.name]
+    )  # no envelope, and nothing left beside it
+
+
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        (lambda text: "{not json", "prepared.json"),
+        (lambda text: text.replace('"version": 1', '"version": 9'), "sealing context"),
+        (lambda text: text.replace('"shamir_threshold": 2', '"shamir_threshold": "2"'), "shamir_threshold"),
+        (lambda text: text.replace('"lots": [\n    1\n  ]', '"lots": [2]'), "the tender has lots [2]"),
+    ],
+)
+def test_a_bad_sealing_context_is_one_line_naming_it(
+    tmp_path: Path, change: Callable[[str], str], says: str
+) -> None:
+    key, prepared, document = _offline(tmp_path)
+    prepared.write_text(change(prepared.read_text()))
+
+    line = _one_line_error(
+        _invoke(
+            "bid", "seal", "--prepared", str(prepared), "--key", str(key), "--kind", "technical",
+            "--out", str(tmp_path / "bid.age"), str(document),
+        )
+    )  # fmt: skip
+
+    assert says in line
+    assert not (tmp_path / "bid.age").exists()
+
+
+def test_seal_names_the_tender_or_the_prepared_context(tmp_path: Path) -> None:
+    key, prepared, document = _offline(tmp_path)
+    args = ["--key", str(key), "--kind", "technical", "--out", str(tmp_path / "b.age"), str(document)]
+
+    assert "--tender" in _one_line_error(_invoke("bid", "seal", *args))
+    line = _one_line_error(_invoke("bid", "seal", "--prepared", str(prepared), "--tender", "T-9", *args))
+    assert "prepared for tender bench, not T-9" in line
 
 
 def test_open_with_the_wrong_key_says_so(sealed: tuple[Path, Path, Path], tmp_path: Path) -> None:

@@ -474,3 +474,63 @@ async def test_the_readme_bid_flow_on_the_command_line(
     assert "virtual account" in outputs[1]
     receipt = json.loads((tmp_path / "r.json").read_text())
     assert receipt["envelope_sha256"] == hashlib.sha256((tmp_path / "bid.age").read_bytes()).hexdigest()
+
+
+async def test_a_bid_sealed_offline_from_a_prepared_context_is_accepted(
+    api: Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """prepare against the server, seal with no server at all, then submit: the platform takes the bid."""
+    import asyncio
+    import hashlib
+    import socket
+
+    from app import create_app
+    from tests.helpers import PASSWORD
+    from trading.demo import serving
+
+    agency = await api.organisation("agency")
+    tender = await api.published(agency)
+    bidder = await api.organisation("bidder")
+    document = tmp_path / "bid.pdf"
+    document.write_bytes(b"%PDF-1.7 our bid, sealed offline")
+    key, prepared, sealed = tmp_path / "me.key", tmp_path / "prepared.json", tmp_path / "bid.age"
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        monkeypatch.setattr(api.runtime.store, "_base_url", url)
+        async with serving(create_app(api.runtime, manage_runtime=False), sock):
+
+            def ggzy(*args: str, server: str = url) -> str:
+                env = {"GGZY_URL": server, "GGZY_USERNAME": bidder.username, "GGZY_PASSWORD": PASSWORD}
+                result = CliRunner().invoke(cli, list(args), env=env)
+                assert result.exit_code == 0, result.output
+                return result.output
+
+            def flow() -> str:
+                ggzy("bid", "keygen", "--out", str(key), "--register")
+                ggzy("bid", "obtain", "--tender", tender["id"], "--out", str(tmp_path / "docs"))
+                said = ggzy("bid", "prepare", "--tender", tender["id"], "--out", str(prepared))
+                ggzy(
+                    "bid", "seal", "--prepared", str(prepared), "--price-fen", str(PRICE), "--key", str(key),
+                    "--out", str(sealed), str(document),
+                    server="http://127.0.0.1:9",  # the discard port: nothing answers there
+                )  # fmt: skip
+                ggzy(
+                    "bid",
+                    "submit",
+                    "--tender",
+                    tender["id"],
+                    "--receipt",
+                    str(tmp_path / "r.json"),
+                    str(sealed),
+                )
+                return said
+
+            said = await asyncio.to_thread(flow)
+
+    context = json.loads(prepared.read_text())
+    assert context["tender_id"] == tender["id"] and context["tender_code"] == tender["code"]
+    assert f"ggzy bid seal --prepared {prepared}" in said
+    receipt = json.loads((tmp_path / "r.json").read_text())
+    assert receipt["envelope_sha256"] == hashlib.sha256(sealed.read_bytes()).hexdigest()
