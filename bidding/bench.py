@@ -24,7 +24,9 @@ rate on the same number of threads, the two interleaved round after round.
 
 Ratios carry their targets (seal at least 1.5x age in process and 1.0x as the command, the encryption
 stage at least 0.7x openssl), but
-nothing passes or fails on time: the exit status is 0 whatever the figures.
+nothing passes or fails on time: the exit status is 0 whatever the figures. The lines of cases run as
+processes (the command and age) also give their CPU seconds, which a busy machine hardly moves, and the
+command's line its CPU ratio to age's (`cpu_ratio_vs`, age's CPU seconds over the command's).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import base64
 import hashlib
 import os
 import re
+import resource
 import secrets
 import shutil
 import subprocess
@@ -200,6 +203,35 @@ def _timed(run: Callable[[], object], before: Callable[[], None] | None = None) 
     return time.perf_counter() - start
 
 
+class ChildCpu:
+    """CPU seconds (user and system) of the processes a case starts, per run: unlike wall time, this
+    hardly moves with what else the machine is running, so a busy machine still shows what each costs."""
+
+    def __init__(self) -> None:
+        self.runs: dict[str, list[float]] = {}
+
+    def around(self, case: str, run: Callable[[], object]) -> Callable[[], None]:
+        """`run`, with the CPU time of the children it waited for recorded under `case`."""
+
+        def measured() -> None:
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            run()
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            used = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+            self.runs.setdefault(case, []).append(used)
+
+        return measured
+
+    def fields(self, case: str) -> dict[str, Any]:
+        """`cpu_seconds` with its min and max, for a case that ran in child processes."""
+        runs = self.runs.get(case)
+        if not runs:
+            return {}
+        spread = Spread(tuple(runs)).fields("cpu_seconds", 3)
+        spread.pop("repeats", None)
+        return spread
+
+
 def _remove(path: Path) -> None:
     if path.is_dir():
         shutil.rmtree(path)
@@ -347,6 +379,7 @@ def seal_command(size_mib: int, repeat: int, openssl_seconds: int, directory: Pa
         state = {"key": bidder_file_key(sealed, keys)}
         cache_bytecode(source, fresh, identity, prepared)
         openssl_skipped: list[str] = []
+        cpu = ChildCpu()
 
         def run_seal() -> None:
             seal_file(source, sealed, keys)
@@ -391,7 +424,11 @@ def seal_command(size_mib: int, repeat: int, openssl_seconds: int, directory: Pa
             "ggzy_seal": lambda: _timed(run_seal, lambda: _remove(sealed)),
             "ggzy_seal_hashed": lambda: _timed(run_seal_hashed, lambda: _remove(sealed)),
             "ggzy_seal_fresh_process": lambda: _timed(
-                lambda: seal_with_the_command(source, fresh, identity, prepared), lambda: _remove(fresh)
+                cpu.around(
+                    "ggzy_seal_fresh_process",
+                    lambda: seal_with_the_command(source, fresh, identity, prepared),
+                ),
+                lambda: _remove(fresh),
             ),
             "ggzy_open": lambda: _timed(run_open, lambda: _remove(opened)),
             "ggzy_encrypt_stage": lambda: _timed(run_stage, lambda: _remove(payload)),
@@ -401,7 +438,9 @@ def seal_command(size_mib: int, repeat: int, openssl_seconds: int, directory: Pa
             "openssl_raw_aead": openssl_seconds_for_file,
         }
         if age is not None:
-            cases["age_encrypt"] = lambda: _timed(run_age_encrypt, lambda: _remove(age_out))
+            cases["age_encrypt"] = lambda: _timed(
+                cpu.around("age_encrypt", run_age_encrypt), lambda: _remove(age_out)
+            )
             cases["age_encrypt_fsync"] = lambda: _timed(run_age_encrypt_fsync, lambda: _remove(age_out))
             cases["age_decrypt"] = lambda: _timed(run_age_decrypt, lambda: _remove(age_back))
         with err.status(f"{repeat} interleaved rounds of {len(cases)} cases"):
@@ -470,6 +509,10 @@ def seal_command(size_mib: int, repeat: int, openssl_seconds: int, directory: Pa
         extra: dict[str, Any] = {"ratio_vs": ratio_vs, "target": target}
         if skipped is not None:
             extra["skipped"] = skipped
+        extra |= cpu.fields(case)
+        if case == "ggzy_seal_fresh_process":
+            ours, age_cpu = cpu.fields(case).get("cpu_seconds"), cpu.fields("age_encrypt").get("cpu_seconds")
+            extra["cpu_ratio_vs"] = {"age_encrypt": ratio(age_cpu, ours)}
         if case in CASE_NOTES:
             extra["measures"] = CASE_NOTES[case]
         if case == "openssl_raw_aead":

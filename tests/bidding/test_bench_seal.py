@@ -79,6 +79,8 @@ def test_seal_bench_prints_one_line_per_case() -> None:
     assert set(fresh["ratio_vs"]) == {"age_encrypt", "age_encrypt_fsync"}
     assert fresh["target"] == {"age_encrypt": 1.0}
     assert "ggzy bid seal --prepared" in fresh["measures"]
+    assert fresh["cpu_seconds_min"] <= fresh["cpu_seconds"] <= fresh["cpu_seconds_max"]
+    assert fresh["cpu_seconds"] > 0 and set(fresh["cpu_ratio_vs"]) == {"age_encrypt"}
     assert set(by_case["sha256_files"]["ratio_vs"]) == {"age_encrypt"}
     assert "age does not" in by_case["sha256_files"]["measures"]
     assert set(by_case["ggzy_seal_hashed"]["ratio_vs"]) == {"age_encrypt"}
