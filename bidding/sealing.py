@@ -18,6 +18,7 @@ import json
 import os
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,8 @@ from typing import Any
 from bidding import agekeys, bidfile, envelope
 
 PREPARED_VERSION = 1
+# Written bytes between background write-backs while an envelope is written (see EarlyWriteBack).
+WRITE_BACK_EVERY = 32 * 1024 * 1024
 
 Progress = Callable[[int], object]
 """Told how many more bytes were sealed, sent or received (a progress bar's `update`)."""
@@ -238,13 +241,19 @@ def self_check(
 def write_atomically(out: Path, write: Callable[[Any], Any], check: Callable[[Path], None]) -> Any:
     """Write a file through `write(stream)` into a temporary file in `out`'s folder, `check` it, and only
     then rename it to `out` (atomically: `out` is either untouched or complete). On any error, including
-    an interrupt, the temporary file is removed."""
+    an interrupt, the temporary file is removed. The file is on disk (fsync) before it is renamed; what
+    was written is sent to disk while the rest is still being written (`EarlyWriteBack`)."""
     fd, name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".part")
     temporary = Path(name)
     try:
         with os.fdopen(fd, "wb") as stream:
-            result = write(stream)
-            stream.flush()
+            early = EarlyWriteBack(stream)
+            try:
+                result = write(early)
+                stream.flush()
+                early.finish()
+            finally:
+                early.close()
             os.fsync(stream.fileno())
         check(temporary)
         os.replace(temporary, out)
@@ -253,6 +262,45 @@ def write_atomically(out: Path, write: Callable[[Any], Any], check: Callable[[Pa
             temporary.unlink()
         raise
     return result
+
+
+class EarlyWriteBack:
+    """A sink over an open file that has the kernel write it to disk in the background, every
+    WRITE_BACK_EVERY bytes written, while the writing goes on: the fsync that makes the file durable
+    then waits only for the last part rather than the whole file. One `fdatasync` at a time runs on a
+    thread of its own; its error, if any, is raised by `finish`. Small files never start the thread."""
+
+    def __init__(self, stream: Any, every: int | None = None) -> None:
+        self._stream = stream
+        self._every = WRITE_BACK_EVERY if every is None else every
+        self._since = 0
+        self._thread: ThreadPoolExecutor | None = None
+        self._pending: Future[None] | None = None
+
+    def write(self, data: bytes | memoryview, /) -> int | None:
+        """Write `data` to the file; start a background write-back when enough has been written since."""
+        written: int | None = self._stream.write(data)
+        self._since += len(data)
+        if self._since >= self._every and (self._pending is None or self._pending.done()):
+            if self._pending is not None:
+                self._pending.result()
+            self._since = 0
+            if self._thread is None:
+                self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ggzy-write-back")
+            self._pending = self._thread.submit(os.fdatasync, self._stream.fileno())
+        return written
+
+    def finish(self) -> None:
+        """Wait for the write-back still running; its error, if it had one."""
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            pending.result()
+
+    def close(self) -> None:
+        """Stop the thread (waiting for a write-back still running, its error dropped)."""
+        if self._thread is not None:
+            self._thread.shutdown(wait=True)
+            self._thread = None
 
 
 class _CountingSink:
