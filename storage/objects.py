@@ -7,6 +7,11 @@ Objects are never held whole in memory: uploads stream through a bounded hand-ov
 one blocking writer thread, which writes and hashes as it goes; downloads are read chunk by chunk. All
 blocking I/O and all hashing happens off the event loop.
 
+A local file changes hands without passing through Python where the store allows it: `get_file` gives an
+object as a local file with its SHA-256 (the local store hard-links the object's immutable file and hashes
+its mapped pages), `put_file` stores a file whose SHA-256 its writer already computed (the local store
+renames it into place from its `scratch` directory, on its own file system; S3 uploads it in parts).
+
 Presigned URLs let a client move large objects without the application in between. S3 signs its own; the
 local store points at the server's streaming endpoint (`storage.object_routes`) with an HMAC-signed,
 expiring grant (`sign_grant` / `verify_grant`), so both stores offer the same upload flow. The store itself
