@@ -9,11 +9,9 @@ never reads the trade's tables itself.
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import secrets
 import shutil
-import tempfile
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -769,31 +767,32 @@ async def open_stored(
     store: ObjectStore, *, key: str, sha256: str, file_key: bytes, out_prefix: str
 ) -> Opened:
     """Decrypt a stored envelope off the event loop, check it against the hash on its receipt, and keep the
-    plaintext files under `out_prefix` for the evaluation stage."""
-    work = Path(await anyio.to_thread.run_sync(tempfile.mkdtemp, None, "ggzy-open-"))
+    plaintext files under `out_prefix` for the evaluation stage.
+
+    Each byte is handled once where it must be: the ciphertext is hashed as the store hands it over (the
+    local store links its file, S3 downloads it), before any of it is decrypted; `open_bid` decrypts it,
+    writing and hashing each file once; the store takes the files over with those hashes (the local store
+    renames them into place), never reading them back."""
+    work = await store.scratch()
     try:
         path = work / "envelope.age"
-        digest = hashlib.sha256()
-        with path.open("wb") as sink:
-            async for chunk in store.iter_chunks(key, 1024 * 1024):
-                digest.update(chunk)
-                await anyio.to_thread.run_sync(sink.write, chunk)
-        if digest.hexdigest() != sha256:
+        stored = await store.get_file(key, path)
+        if stored.sha256 != sha256:
             # E-03: the stored envelope is not what was acknowledged — the platform's fault, not the bidder's.
             return Opened(
                 None, [], "platform.integrity", "the stored envelope does not match its receipt", True
             )
-        out = work / "files"
-        out.mkdir()
         try:
-            opened = await anyio.to_thread.run_sync(_open_file, path, file_key, out, limiter=_OPEN_LIMITER)
+            opened = await anyio.to_thread.run_sync(
+                _open_file, path, file_key, work / "files", limiter=_OPEN_LIMITER
+            )
         except envelope.EnvelopeError as exc:
             return Opened(None, [], exc.code, str(exc)[:500])
         files = []
         for number, item in enumerate(opened.files, start=1):
             metadata = await anyio.to_thread.run_sync(collusion.extract_metadata, item.path)
             object_key = f"{out_prefix}/{number:03d}-{_key_safe(item.name)}"
-            await store.put_stream(object_key, _file_chunks(item.path))
+            await store.put_file(object_key, item.path, sha256=item.sha256, size=item.size)
             files.append(
                 {
                     "name": item.name,
@@ -817,12 +816,6 @@ def _key_safe(name: str) -> str:
 def _open_file(path: Path, file_key: bytes, out: Path) -> bidfile.OpenedBid:
     with path.open("rb") as src:
         return bidfile.open_bid(src, file_key, out)
-
-
-async def _file_chunks(path: Path) -> Any:
-    with path.open("rb") as src:
-        while chunk := await anyio.to_thread.run_sync(src.read, 1024 * 1024):
-            yield chunk
 
 
 def check_context(

@@ -18,6 +18,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, Final
 
 from sqlalchemy import event
@@ -111,6 +112,26 @@ class FlakyStore:
         async for chunk in self.inner.iter_chunks(key, chunk_size):
             self.outage.check("the object store")
             yield chunk
+
+    async def scratch(self) -> Path:
+        self.outage.check("the object store")
+        return await self.inner.scratch()
+
+    async def get_file(self, key: str, path: Path) -> ObjectInfo:
+        self.outage.check("the object store")
+        return await self.inner.get_file(key, path)
+
+    async def put_file(
+        self,
+        key: str,
+        path: Path,
+        *,
+        sha256: str,
+        size: int,
+        content_type: str = DEFAULT_CONTENT_TYPE,
+    ) -> ObjectInfo:
+        self.outage.check("the object store")
+        return await self.inner.put_file(key, path, sha256=sha256, size=size, content_type=content_type)
 
     async def stat(self, key: str) -> ObjectInfo | None:
         self.outage.check("the object store")

@@ -7,6 +7,11 @@ Objects are never held whole in memory: uploads stream through a bounded hand-ov
 one blocking writer thread, which writes and hashes as it goes; downloads are read chunk by chunk. All
 blocking I/O and all hashing happens off the event loop.
 
+A local file changes hands without passing through Python where the store allows it: `get_file` gives an
+object as a local file with its SHA-256 (the local store hard-links the object's immutable file and hashes
+its mapped pages), `put_file` stores a file whose SHA-256 its writer already computed (the local store
+renames it into place from its `scratch` directory, on its own file system; S3 uploads it in parts).
+
 Presigned URLs let a client move large objects without the application in between. S3 signs its own; the
 local store points at the server's streaming endpoint (`storage.object_routes`) with an HMAC-signed,
 expiring grant (`sign_grant` / `verify_grant`), so both stores offer the same upload flow. The store itself
@@ -25,10 +30,12 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import errno
 import hashlib
 import hmac
 import io
 import json
+import mmap
 import os
 import re
 import secrets
@@ -66,6 +73,7 @@ MAX_PART_NUMBER: Final = 10_000  # part numbers run from 1 to this, as in S3
 _KEY_CHARS = re.compile(r"[A-Za-z0-9._/-]+")
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 _HASH_BLOCK = 1024 * 1024
+_MAP_WINDOW = 16 * 1024 * 1024  # a multiple of every page size
 _PIPE_DEPTH = 16  # chunks in flight between the event loop and a writer thread (1 MiB at 64 KiB chunks)
 _S3_SHA256_HEADER = "x-amz-meta-sha256"
 MAX_TOKEN_LENGTH = 4096
@@ -174,6 +182,42 @@ class ObjectStore(Protocol):
 
     def iter_chunks(self, key: str, chunk_size: int = DEFAULT_CHUNK_SIZE) -> AsyncIterator[bytes]:
         """Read the object back in chunks; raises `ObjectNotFound` on the first iteration if it is missing."""
+        ...
+
+    async def scratch(self) -> Path:
+        """A new empty directory for the caller's temporary files, which the caller removes when done.
+
+        The local store makes it on its own file system, so that `get_file` and `put_file` between it and
+        the store link and rename files instead of copying them.
+        """
+        ...
+
+    async def get_file(self, key: str, path: Path) -> ObjectInfo:
+        """Give the object's bytes a new local file at `path` (which must not exist yet) and return their
+        size and SHA-256, computed here from the file's bytes, off the event loop.
+
+        The file may share its storage with the stored object (the local store links it): read it, never
+        write to it. Raises `ObjectNotFound`.
+        """
+        ...
+
+    async def put_file(
+        self,
+        key: str,
+        path: Path,
+        *,
+        sha256: str,
+        size: int,
+        content_type: str = DEFAULT_CONTENT_TYPE,
+    ) -> ObjectInfo:
+        """Store the local file at `path` under `key` without reading it back: the caller computed its
+        `sha256` as it wrote it (recorded as given, so `stat` knows it) and its `size` (checked against the
+        file; a `ValueError` when they differ).
+
+        The store takes the file over: `path` may be gone afterwards (the local store renames it into place
+        when it lies on the store's file system, see `scratch`). The object appears whole or not at all, and
+        replaces a previous one, as with `put_stream`.
+        """
         ...
 
     async def stat(self, key: str) -> ObjectInfo | None:
@@ -636,6 +680,8 @@ _PART_SUFFIX = ".part~"
 # space, so it can never be read, written or deleted as an object. Each upload folder holds its record
 # (key and content type) and one file per part, named by its zero-padded number, with a sidecar.
 _UPLOADS_DIR = ".multipart~"
+# Scratch directories (`scratch`) live in <root>/.scratch~/, out of the key space for the same reason.
+_SCRATCH_DIR = ".scratch~"
 _UPLOAD_RECORD = "upload~json"
 _PART_FILE = re.compile(r"[0-9]{5}")
 
@@ -693,6 +739,34 @@ class LocalObjectStore:
                 yield chunk
         finally:
             file.close()
+
+    async def scratch(self) -> Path:
+        """A new directory under `<root>/.scratch~/`, on the store's own file system."""
+        return await asyncio.to_thread(self._scratch)
+
+    async def get_file(self, key: str, path: Path) -> ObjectInfo:
+        """Hard-link the object's file at `path` (a copy when that cannot be done) and hash it in a thread.
+
+        A link costs no copy and is a faithful snapshot: an object's file is never written in place, only
+        replaced by a rename, so the linked inode keeps the bytes it had.
+        """
+        source = self._path(key)
+        return await asyncio.to_thread(self._get_file, key, source, Path(path))
+
+    async def put_file(
+        self,
+        key: str,
+        path: Path,
+        *,
+        sha256: str,
+        size: int,
+        content_type: str = DEFAULT_CONTENT_TYPE,
+    ) -> ObjectInfo:
+        """fsync the file, then rename it over `key` with a sidecar recording `sha256` (see
+        `ObjectStore.put_file`); a file on another file system is copied instead."""
+        target = self._path(key)
+        info = _given_info(key, sha256, size, content_type)
+        return await asyncio.to_thread(self._put_file, key, target, Path(path), info)
 
     async def stat(self, key: str) -> ObjectInfo | None:
         """What the sidecar recorded about the object, or None if there is no object."""
@@ -909,6 +983,89 @@ class LocalObjectStore:
         _fsync_dir(path.parent)
         return info
 
+    def _scratch(self) -> Path:
+        parent = self._root / _SCRATCH_DIR
+        _make_dirs(self._root, parent)
+        return Path(tempfile.mkdtemp(dir=parent, prefix="work-"))
+
+    def _get_file(self, key: str, source: Path, path: Path) -> ObjectInfo:
+        try:
+            os.link(source, path)
+        except (FileNotFoundError, NotADirectoryError) as exc:
+            raise ObjectNotFound(key) from exc
+        except OSError:
+            # another file system, or a directory of other objects: copy (which tells the two apart)
+            return self._copy_out(key, source, path)
+        try:
+            with path.open("rb") as file:
+                stat = os.fstat(file.fileno())
+                digest = _hash_mapped(file.fileno(), stat.st_size)
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        recorded = _read_meta(key, source, stat)
+        return ObjectInfo(key=key, size=stat.st_size, sha256=digest, content_type=recorded.content_type)
+
+    def _copy_out(self, key: str, source: Path, path: Path) -> ObjectInfo:
+        with _open_object(source, key) as file:
+            stat = os.fstat(file.fileno())
+            digest = hashlib.sha256()
+            size = 0
+            buffer = bytearray(_HASH_BLOCK)
+            view = memoryview(buffer)
+            try:
+                with path.open("xb") as out:
+                    while count := file.readinto(view):
+                        out.write(view[:count])
+                        digest.update(view[:count])
+                        size += count
+            except BaseException:
+                path.unlink(missing_ok=True)
+                raise
+        recorded = _read_meta(key, source, stat)
+        return ObjectInfo(key=key, size=size, sha256=digest.hexdigest(), content_type=recorded.content_type)
+
+    def _put_file(self, key: str, target: Path, path: Path, info: ObjectInfo) -> ObjectInfo:
+        try:
+            _make_dirs(self._root, target.parent)
+        except (FileExistsError, NotADirectoryError) as exc:
+            raise InvalidObjectKey(f"object key {key!r} runs through an existing object") from exc
+        with path.open("rb") as file:
+            _check_file_size(path, os.fstat(file.fileno()).st_size, info.size)
+            os.fsync(file.fileno())
+        data_fd, data_tmp = tempfile.mkstemp(
+            dir=target.parent, prefix=f".{target.name}.", suffix=_PART_SUFFIX
+        )
+        os.close(data_fd)
+        meta_tmp: str | None = None
+        try:
+            try:
+                os.replace(path, data_tmp)
+            except OSError as exc:
+                if exc.errno != errno.EXDEV:
+                    raise
+                with open(data_tmp, "wb") as out, path.open("rb") as file:
+                    shutil.copyfileobj(file, out, _HASH_BLOCK)
+                    out.flush()
+                    os.fsync(out.fileno())
+            os.chmod(data_tmp, 0o600)  # as private as a streamed object's file
+            stat = os.stat(data_tmp)
+            _check_file_size(path, stat.st_size, info.size)
+            meta_tmp = _write_temp(target.parent, target.name, _meta_json(info, stat.st_ino))
+            try:
+                os.replace(data_tmp, target)
+            except IsADirectoryError as exc:
+                raise InvalidObjectKey(f"object key {key!r} names a directory of other objects") from exc
+            os.replace(meta_tmp, _meta_path(target))
+        except BaseException:
+            for leftover in (data_tmp, meta_tmp):
+                if leftover is not None:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(leftover)
+            raise
+        _fsync_dir(target.parent)
+        return info
+
     def _stat(self, key: str, path: Path) -> ObjectInfo | None:
         try:
             stat = path.stat()
@@ -1043,6 +1200,33 @@ def _open_object(path: Path, key: str) -> io.BufferedReader:
     except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as exc:
         raise ObjectNotFound(key) from exc
     return file
+
+
+def _hash_mapped(fd: int, size: int) -> str:
+    """The SHA-256 of a file's first `size` bytes, hashed straight from its mapped pages (no copy), one
+    window at a time so that resident memory stays bounded whatever the file's size."""
+    digest = hashlib.sha256()
+    offset = 0
+    while offset < size:
+        length = min(_MAP_WINDOW, size - offset)
+        with mmap.mmap(fd, length, access=mmap.ACCESS_READ, offset=offset) as window:
+            digest.update(window)
+        offset += length
+    return digest.hexdigest()
+
+
+def _given_info(key: str, sha256: str, size: int, content_type: str) -> ObjectInfo:
+    validate_key(key)
+    if not isinstance(sha256, str) or not _SHA256_HEX.fullmatch(sha256):
+        raise ValueError("sha256 must be 64 lowercase hex digits")
+    if size < 0:
+        raise ValueError("size must not be negative")
+    return ObjectInfo(key=key, size=size, sha256=sha256, content_type=content_type)
+
+
+def _check_file_size(path: Path, actual: int, expected: int) -> None:
+    if actual != expected:
+        raise ValueError(f"{path.name} has {actual} bytes, not the {expected} the caller gave")
 
 
 def _meta_path(path: Path) -> Path:
@@ -1226,6 +1410,43 @@ class S3ObjectStore:
             response.close()
             response.release_conn()
 
+    async def scratch(self) -> Path:
+        """A new directory in the system's temporary directory."""
+        return Path(await asyncio.to_thread(tempfile.mkdtemp, None, "ggzy-scratch-"))
+
+    async def get_file(self, key: str, path: Path) -> ObjectInfo:
+        """Download the object into `path` in one worker thread, hashing it on the way."""
+        validate_key(key)
+        return await asyncio.to_thread(self._get_file, key, Path(path))
+
+    async def put_file(
+        self,
+        key: str,
+        path: Path,
+        *,
+        sha256: str,
+        size: int,
+        content_type: str = DEFAULT_CONTENT_TYPE,
+    ) -> ObjectInfo:
+        """Upload the file in parts from disk (`fput_object`), its SHA-256 as object metadata, so `stat`
+        knows it; the file is left in place for the caller to remove."""
+        info = _given_info(key, sha256, size, content_type)
+
+        def upload() -> ObjectInfo:
+            _check_file_size(Path(path), os.stat(path).st_size, size)
+            self._client.fput_object(
+                self._bucket,
+                key,
+                str(path),
+                content_type=content_type,
+                metadata={_S3_SHA256_HEADER: sha256},
+                part_size=self._part_size,
+                num_parallel_uploads=self._parallel_parts,
+            )
+            return info
+
+        return await asyncio.to_thread(upload)
+
     async def stat(self, key: str) -> ObjectInfo | None:
         """Size, content type and recorded SHA-256 from a HEAD request; None if there is no object."""
         validate_key(key)
@@ -1387,6 +1608,26 @@ class S3ObjectStore:
             if exc.code in _NOT_FOUND_CODES:
                 raise ObjectNotFound(key) from exc
             raise
+
+    def _get_file(self, key: str, path: Path) -> ObjectInfo:
+        response = self._get(key)
+        try:
+            digest = hashlib.sha256()
+            size = 0
+            with path.open("xb") as out:
+                try:
+                    for block in response.stream(_HASH_BLOCK):
+                        out.write(block)
+                        digest.update(block)
+                        size += len(block)
+                except BaseException:
+                    path.unlink(missing_ok=True)
+                    raise
+            content_type = response.headers.get("Content-Type") or DEFAULT_CONTENT_TYPE
+        finally:
+            response.close()
+            response.release_conn()
+        return ObjectInfo(key=key, size=size, sha256=digest.hexdigest(), content_type=content_type)
 
     def _stat(self, key: str) -> ObjectInfo | None:
         try:

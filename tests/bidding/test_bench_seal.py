@@ -110,26 +110,28 @@ def test_seal_bench_refuses_fewer_than_three_rounds() -> None:
     assert "--repeat" in result.output
 
 
-def test_opening_bench_opens_through_the_object_store_next_to_the_raw_aead_on_as_many_threads() -> None:
+def test_opening_bench_sets_the_store_path_against_the_work_it_cannot_skip_on_as_many_threads() -> None:
     result = CliRunner().invoke(opening_command, ["--bids", "3", "--size-mib", "1", "--repeat", "3"])
     assert result.exit_code == 0, result.output
     lines = json_lines(result.stdout)
     assert [line["case"] for line in lines] == [
         "open_stored_all",
         "open_files_all",
+        "hash_decrypt_hash_in_memory",
         "python_aead_decrypt_into",
         "seal_all",
     ]
-    for line in lines[:3]:
+    for line in lines[:4]:
         assert KEYS | SPREAD <= set(line), line
         assert line["bench"] == "opening"
         assert line["mib_per_s"] > 0
         assert (line["bids"], line["bid_mib"], line["size_mib"], line["repeats"]) == (3, 1, 3.0, 3)
-    assert {line["threads"] for line in lines[:3]} == {OPEN_THREADS}
+    assert {line["threads"] for line in lines[:4]} == {OPEN_THREADS}
     opening = lines[0]
     assert "object store" in opening["path"]
-    assert set(opening["ratio_vs"]) == {"python_aead_decrypt_into"}
-    assert opening["target"] == {"python_aead_decrypt_into": 0.5}
+    assert set(opening["ratio_vs"]) == {"hash_decrypt_hash_in_memory", "python_aead_decrypt_into"}
+    assert opening["target"] == {"hash_decrypt_hash_in_memory": 0.5}
+    assert set(lines[2]["ratio_vs"]) == {"python_aead_decrypt_into"}
 
 
 def test_the_fresh_process_case_is_the_bid_seal_command_a_bidder_runs(tmp_path: Path) -> None:

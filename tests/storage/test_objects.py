@@ -7,7 +7,9 @@ and the streaming endpoint that serves them.
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
+import os
 import random
 import tracemalloc
 from collections.abc import AsyncIterator
@@ -191,6 +193,105 @@ async def test_hash_object_recomputes_the_stored_sha256(store: ObjectStore) -> N
 async def test_hash_object_of_a_missing_object_raises_object_not_found(store: ObjectStore) -> None:
     with pytest.raises(ObjectNotFound):
         await store.hash_object("no/such/object")
+
+
+@pytest.mark.asyncio
+async def test_get_file_gives_a_local_copy_with_the_sha256_of_its_bytes(store: ObjectStore) -> None:
+    source = Source(total=17 * MiB + 3)  # more than one mapped window on the local store
+    await store.put_stream("envelopes/e2", source.chunks(), content_type="application/age")
+    scratch = await store.scratch()
+
+    info = await store.get_file("envelopes/e2", scratch / "copy")
+
+    assert info == ObjectInfo("envelopes/e2", source.total, source.hexdigest, "application/age")
+    assert hashlib.sha256((scratch / "copy").read_bytes()).hexdigest() == source.hexdigest
+
+
+@pytest.mark.asyncio
+async def test_get_file_keeps_the_bytes_it_got_when_the_object_is_replaced(store: ObjectStore) -> None:
+    await store.put_bytes("envelopes/e3", b"as acknowledged")
+    scratch = await store.scratch()
+    await store.get_file("envelopes/e3", scratch / "copy")
+
+    await store.put_bytes("envelopes/e3", b"replaced later")
+
+    assert (scratch / "copy").read_bytes() == b"as acknowledged"
+
+
+@pytest.mark.asyncio
+async def test_get_file_of_a_missing_object_raises_object_not_found_and_leaves_no_file(
+    store: ObjectStore,
+) -> None:
+    scratch = await store.scratch()
+
+    with pytest.raises(ObjectNotFound):
+        await store.get_file("no/such/object", scratch / "copy")
+
+    assert list(scratch.iterdir()) == []
+
+
+@pytest.mark.asyncio
+async def test_scratch_gives_a_new_empty_directory_each_time(store: ObjectStore) -> None:
+    first, second = await store.scratch(), await store.scratch()
+
+    assert first != second
+    assert first.is_dir() and second.is_dir()
+    assert list(first.iterdir()) == list(second.iterdir()) == []
+
+
+@pytest.mark.asyncio
+async def test_put_file_stores_the_file_with_the_sha256_it_is_given(store: ObjectStore) -> None:
+    data = random.Random(7).randbytes(11 * MiB + 5)  # three S3 parts of 5 MiB in the test store
+    scratch = await store.scratch()
+    (scratch / "file.pdf").write_bytes(data)
+    sha256 = hashlib.sha256(data).hexdigest()
+
+    info = await store.put_file(
+        "opened/1/001-file.pdf",
+        scratch / "file.pdf",
+        sha256=sha256,
+        size=len(data),
+        content_type="application/pdf",
+    )
+
+    expected = ObjectInfo("opened/1/001-file.pdf", len(data), sha256, "application/pdf")
+    assert info == expected
+    assert await store.stat("opened/1/001-file.pdf") == expected  # S3 too: the hash is known up front
+    assert await store.hash_object("opened/1/001-file.pdf") == expected
+    assert await _read_all(store, "opened/1/001-file.pdf") == data
+
+
+@pytest.mark.asyncio
+async def test_put_file_replaces_an_existing_object(store: ObjectStore) -> None:
+    await store.put_bytes("opened/k", b"first version")
+    scratch = await store.scratch()
+    (scratch / "f").write_bytes(b"second")
+
+    await store.put_file("opened/k", scratch / "f", sha256=hashlib.sha256(b"second").hexdigest(), size=6)
+
+    assert await _read_all(store, "opened/k") == b"second"
+
+
+@pytest.mark.asyncio
+async def test_put_file_of_another_size_than_given_is_refused_and_stores_nothing(store: ObjectStore) -> None:
+    scratch = await store.scratch()
+    (scratch / "f").write_bytes(b"twelve bytes")
+
+    with pytest.raises(ValueError, match="12 bytes, not the 13"):
+        await store.put_file("opened/short", scratch / "f", sha256=hashlib.sha256(b"").hexdigest(), size=13)
+
+    assert await store.stat("opened/short") is None
+
+
+@pytest.mark.asyncio
+async def test_put_file_refuses_a_malformed_sha256(store: ObjectStore) -> None:
+    scratch = await store.scratch()
+    (scratch / "f").write_bytes(b"x")
+
+    with pytest.raises(ValueError, match="sha256"):
+        await store.put_file("opened/bad", scratch / "f", sha256="ABC", size=1)
+
+    assert await store.stat("opened/bad") is None
 
 
 @pytest.mark.asyncio
@@ -443,6 +544,69 @@ async def test_local_put_through_an_existing_object_fails_cleanly(local_store: L
     assert source.sent < source.total
     assert await _read_all(local_store, "a") == b"object a"
     assert _files_under(local_store.root) == ["a", "a~meta"]
+
+
+@pytest.mark.asyncio
+async def test_local_get_file_links_the_object_instead_of_copying_it(local_store: LocalObjectStore) -> None:
+    await local_store.put_bytes("envelopes/e4", b"sealed bytes")
+    scratch = await local_store.scratch()
+
+    await local_store.get_file("envelopes/e4", scratch / "copy")
+
+    assert (scratch / "copy").stat().st_ino == (local_store.root / "envelopes/e4").stat().st_ino
+    assert scratch.is_relative_to(local_store.root)
+
+
+@pytest.mark.asyncio
+async def test_local_put_file_from_its_scratch_renames_the_file_into_place(
+    local_store: LocalObjectStore,
+) -> None:
+    scratch = await local_store.scratch()
+    (scratch / "f").write_bytes(b"plaintext")
+    inode = (scratch / "f").stat().st_ino
+
+    await local_store.put_file(
+        "opened/f", scratch / "f", sha256=hashlib.sha256(b"plaintext").hexdigest(), size=9
+    )
+
+    assert (local_store.root / "opened/f").stat().st_ino == inode
+    assert not (scratch / "f").exists()
+    assert (local_store.root / "opened/f").stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.asyncio
+async def test_local_put_file_from_another_file_system_copies_it(
+    local_store: LocalObjectStore, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "f").write_bytes(b"plaintext")
+    real_replace = os.replace
+
+    def cross_device(source: Any, target: Any) -> None:
+        if Path(source) == tmp_path / "f":
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "replace", cross_device)
+
+    sha256 = hashlib.sha256(b"plaintext").hexdigest()
+    info = await local_store.put_file("opened/g", tmp_path / "f", sha256=sha256, size=9)
+
+    assert info.sha256 == sha256
+    assert await _read_all(local_store, "opened/g") == b"plaintext"
+    assert await local_store.stat("opened/g") == info
+
+
+@pytest.mark.asyncio
+async def test_local_put_file_through_an_existing_object_fails_cleanly(local_store: LocalObjectStore) -> None:
+    await local_store.put_bytes("a", b"object a")
+    scratch = await local_store.scratch()
+    (scratch / "f").write_bytes(b"x")
+
+    with pytest.raises(InvalidObjectKey, match="runs through an existing object"):
+        await local_store.put_file("a/b", scratch / "f", sha256=hashlib.sha256(b"x").hexdigest(), size=1)
+
+    left = str((scratch / "f").relative_to(local_store.root))
+    assert _files_under(local_store.root) == sorted(["a", "a~meta", left])
 
 
 @pytest.mark.asyncio
