@@ -56,7 +56,9 @@ def test_a_large_envelope_goes_to_disk_while_it_is_written_and_is_fsynced_before
 
     size = out.stat().st_size
     assert fsynced == [size]  # the whole envelope is on disk before it is renamed into place…
-    assert synced_at and all(0 < at < size for at in synced_at)  # …most of it sent there on the way
+    # …and write-backs were started while it was written (when each one runs is the thread's affair, so
+    # one may see the whole file)
+    assert synced_at and all(0 < at <= size for at in synced_at)
     with out.open("rb") as src:
         opened = bidfile.open_bid(src, bidder_file_key(out, keys), tmp_path / "opened")
     assert (tmp_path / "opened" / "bid.bin").read_bytes() == (tmp_path / "bid.bin").read_bytes()
