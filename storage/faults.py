@@ -117,6 +117,9 @@ class FlakyStore:
         self.outage.check("the object store")
         return await self.inner.scratch()
 
+    async def sweep_scratch(self) -> int:
+        return await self.inner.sweep_scratch()
+
     async def get_file(self, key: str, path: Path) -> ObjectInfo:
         self.outage.check("the object store")
         return await self.inner.get_file(key, path)

@@ -188,8 +188,15 @@ class ObjectStore(Protocol):
         """A new empty directory for the caller's temporary files, which the caller removes when done.
 
         The local store makes it on its own file system, so that `get_file` and `put_file` between it and
-        the store link and rename files instead of copying them.
+        the store link and rename files instead of copying them. Its name carries this process's id, so
+        that `sweep_scratch` can tell it from one a killed process left behind.
         """
+        ...
+
+    async def sweep_scratch(self) -> int:
+        """Remove the scratch directories of processes of this host that are no longer running (a process
+        killed mid-opening leaves its files there); answer how many were removed. Never touches the
+        directories of a running process."""
         ...
 
     async def get_file(self, key: str, path: Path) -> ObjectInfo:
@@ -682,6 +689,40 @@ _PART_SUFFIX = ".part~"
 _UPLOADS_DIR = ".multipart~"
 # Scratch directories (`scratch`) live in <root>/.scratch~/, out of the key space for the same reason.
 _SCRATCH_DIR = ".scratch~"
+# A scratch directory's name starts with its process's id: work-<pid>-<random>.
+_SCRATCH_PREFIX = "work-{pid}-"
+_S3_SCRATCH_PREFIX = "ggzy-scratch-{pid}-"
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: running
+    return True
+
+
+def remove_orphaned_scratch(parent: Path, prefix: str) -> int:
+    """Remove the directories in `parent` named `prefix` (with `{pid}` in it) whose process has ended."""
+    head, _, tail = prefix.partition("{pid}")
+    removed = 0
+    try:
+        entries = list(os.scandir(parent))
+    except FileNotFoundError:
+        return 0
+    for entry in entries:
+        if not entry.name.startswith(head) or not entry.is_dir(follow_symlinks=False):
+            continue
+        pid_text, sep, _ = entry.name[len(head) :].partition(tail)
+        if not sep or not pid_text.isdigit() or int(pid_text) == os.getpid() or _running(int(pid_text)):
+            continue
+        shutil.rmtree(entry.path, ignore_errors=True)
+        removed += 1
+    return removed
+
+
 _UPLOAD_RECORD = "upload~json"
 _PART_FILE = re.compile(r"[0-9]{5}")
 
@@ -743,6 +784,10 @@ class LocalObjectStore:
     async def scratch(self) -> Path:
         """A new directory under `<root>/.scratch~/`, on the store's own file system."""
         return await asyncio.to_thread(self._scratch)
+
+    async def sweep_scratch(self) -> int:
+        """Remove the scratch directories under `<root>/.scratch~/` that no running process owns."""
+        return await asyncio.to_thread(remove_orphaned_scratch, self._root / _SCRATCH_DIR, _SCRATCH_PREFIX)
 
     async def get_file(self, key: str, path: Path) -> ObjectInfo:
         """Hard-link the object's file at `path` (a copy when that cannot be done) and hash it in a thread.
@@ -986,7 +1031,7 @@ class LocalObjectStore:
     def _scratch(self) -> Path:
         parent = self._root / _SCRATCH_DIR
         _make_dirs(self._root, parent)
-        return Path(tempfile.mkdtemp(dir=parent, prefix="work-"))
+        return Path(tempfile.mkdtemp(dir=parent, prefix=_SCRATCH_PREFIX.format(pid=os.getpid())))
 
     def _get_file(self, key: str, source: Path, path: Path) -> ObjectInfo:
         try:
@@ -1412,7 +1457,14 @@ class S3ObjectStore:
 
     async def scratch(self) -> Path:
         """A new directory in the system's temporary directory."""
-        return Path(await asyncio.to_thread(tempfile.mkdtemp, None, "ggzy-scratch-"))
+        prefix = _S3_SCRATCH_PREFIX.format(pid=os.getpid())
+        return Path(await asyncio.to_thread(tempfile.mkdtemp, None, prefix))
+
+    async def sweep_scratch(self) -> int:
+        """Remove this host's S3 scratch directories in the temporary directory that no running process owns."""
+        return await asyncio.to_thread(
+            remove_orphaned_scratch, Path(tempfile.gettempdir()), _S3_SCRATCH_PREFIX
+        )
 
     async def get_file(self, key: str, path: Path) -> ObjectInfo:
         """Download the object into `path` in one worker thread, hashing it on the way."""

@@ -213,6 +213,7 @@ class Swept:
     multipart: int
     copies: int
     failed: int
+    scratch: int = 0
 
     def to_dict(self) -> dict[str, int]:
         return {
@@ -220,6 +221,7 @@ class Swept:
             "multipart": self.multipart,
             "copies": self.copies,
             "failed": self.failed,
+            "scratch": self.scratch,
         }
 
 
@@ -230,7 +232,8 @@ async def sweep(
     *,
     batch: int = SWEEP_BATCH,
 ) -> Swept:
-    """Remove expired uploads (and their open multipart uploads) and abandoned copies; never a kept copy.
+    """Remove expired uploads (and their open multipart uploads) and abandoned copies; never a kept copy;
+    and the scratch directories that killed processes left (opened plaintext, downloaded envelopes).
     Runs in short transactions; the store is called between them, never inside one."""
     async with transaction(sessionmaker) as session:
         due = (
@@ -279,12 +282,13 @@ async def sweep(
             await session.execute(
                 delete(ObjectClaim).where(ObjectClaim.key.in_(removed), ObjectClaim.state == DOOMED)
             )
-    return Swept(uploads, multipart, copies, failed)
+    scratch = await store.sweep_scratch()
+    return Swept(uploads, multipart, copies, failed, scratch)
 
 
 async def sweep_job(ctx: JobContext) -> Swept:
     """The chronograph's periodic sweep of the object store (`sweep` at the clock's now)."""
     swept = await sweep(ctx.sessionmaker, ctx.extras["store"], ctx.clock.now())
-    if swept.uploads or swept.copies or swept.failed:
+    if swept.uploads or swept.copies or swept.failed or swept.scratch:
         log.info("storage sweep: %s", swept.to_dict())
     return swept

@@ -4,7 +4,13 @@ abandoned copies, never an object a record points to. On the local store and on 
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import os
+import shutil
+import signal
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -17,7 +23,7 @@ from sqlalchemy import select
 
 from storage import uploads
 from storage.clock import SettableClock
-from storage.objects import UploadNotFound
+from storage.objects import LocalObjectStore, UploadNotFound
 from storage.uploads import ObjectClaim
 from tests.conftest import Database, _api, _runtime
 from tests.helpers import Actor, Api
@@ -218,3 +224,71 @@ async def test_a_copy_the_sweeper_took_first_is_never_recorded(api: Api) -> None
     await _sweep(api)
     async with api.runtime.sessionmaker() as session, session.begin():
         assert await uploads.keep_copy(session, kept, 100) is False
+
+
+# ---------------------------------------------------------------- scratch left by killed processes
+
+
+_KILLED_MID_OPENING = """
+import asyncio, os, signal, sys
+from pathlib import Path
+from storage.objects import LocalObjectStore
+store = LocalObjectStore(Path(sys.argv[1]), "http://127.0.0.1", b"k" * 32)
+work = asyncio.run(store.scratch())
+(work / "opened.pdf").write_bytes(b"plaintext of an opened bid")
+print(work, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def _killed_mid_opening(root: Path) -> Path:
+    """Run a process that makes a scratch directory in the store at `root`, writes a plaintext file
+    there and is killed; answer the directory it left."""
+    child = subprocess.run(
+        [sys.executable, "-c", _KILLED_MID_OPENING, str(root)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert child.returncode == -signal.SIGKILL, child.stderr
+    left = Path(child.stdout.strip())
+    assert (left / "opened.pdf").exists()
+    return left
+
+
+def _ended_pid() -> int:
+    """The id of a process that has ended."""
+    return int(
+        subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True).stdout
+    )
+
+
+def test_the_sweep_removes_the_scratch_of_a_killed_process_and_keeps_a_running_ones(tmp_path: Path) -> None:
+    root = tmp_path / "objects"
+    store = LocalObjectStore(root, "http://127.0.0.1", b"k" * 32)
+    asyncio.run(store.ensure_ready())
+    ours = asyncio.run(store.scratch())
+    (ours / "envelope.age").write_bytes(b"in use")
+    left = _killed_mid_opening(root)
+
+    assert asyncio.run(store.sweep_scratch()) == 1
+    assert not left.exists()
+    assert (ours / "envelope.age").read_bytes() == b"in use"
+    assert asyncio.run(store.sweep_scratch()) == 0
+
+
+async def test_the_periodic_sweep_counts_the_scratch_it_removed(any_api: Api) -> None:
+    store = any_api.runtime.store
+    pid = await asyncio.to_thread(_ended_pid)
+    mine = await store.scratch()
+    left = mine.parent / mine.name.replace(f"-{os.getpid()}-", f"-{pid}-", 1)
+    await asyncio.to_thread(left.mkdir)
+    await asyncio.to_thread((left / "file").write_bytes, b"x")
+
+    swept = await _sweep(any_api)
+
+    assert swept.scratch == 1 and swept.to_dict()["scratch"] == 1
+    assert not await asyncio.to_thread(left.exists)
+    assert await asyncio.to_thread(mine.exists)
+    await asyncio.to_thread(shutil.rmtree, mine)
