@@ -71,20 +71,23 @@ def problem_statuses(handler: HTTPRouteHandler) -> dict[int, str]:
     return statuses
 
 
+def refusal(description: str) -> ResponseSpec:
+    """A problem response for a handler's own `responses`: a refusal its method does not answer elsewhere
+    (a read that the resource's state refuses with 409, say)."""
+    return ResponseSpec(
+        data_container=ProblemDetails,
+        description=description,
+        media_type=PROBLEM_JSON,
+        generate_examples=False,
+    )
+
+
 def document_problems(handlers: Iterable[Any]) -> None:
     """Add the problem responses to each handler's documented responses (its own take precedence)."""
     for handler in handlers:
         if not isinstance(handler, HTTPRouteHandler) or not handler.include_in_schema:
             continue
-        problems = {
-            status: ResponseSpec(
-                data_container=ProblemDetails,
-                description=description,
-                media_type=PROBLEM_JSON,
-                generate_examples=False,
-            )
-            for status, description in problem_statuses(handler).items()
-        }
+        problems = {status: refusal(description) for status, description in problem_statuses(handler).items()}
         handler.responses = {**problems, **(handler.responses or {})}
 
 

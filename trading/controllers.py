@@ -21,6 +21,7 @@ from storage.bounds import Cursor, Filter, IdempotencyKey, IfMatch, LastEventId,
 from storage.clock import Clock
 from storage.db import SINGLE_READ, transaction
 from storage.objects import ObjectStore
+from storage.openapi import refusal
 from storage.problems import ValidationProblem, field_error
 from storage.settings import Settings
 from storage.signing import LogSigner
@@ -467,7 +468,14 @@ class BidController(Controller):
             session, principal, tender_id, data, object_store, clock.now(), settings.upload_quota_bytes
         )
 
-    @get("/uploads/{upload_id:str}", operation_id="bid_upload_progress", guards=[BIDDER])
+    @get(
+        "/uploads/{upload_id:str}",
+        operation_id="bid_upload_progress",
+        guards=[BIDDER],
+        responses={
+            409: refusal("The tender takes no bids now, or the caller has not obtained its documents")
+        },
+    )
     async def upload_progress(
         self,
         tender_id: uuid.UUID,

@@ -16,6 +16,7 @@ from bidding import agekeys, bidfile, envelope
 from bidding.client import GgzyClient, SealingRefused
 from ggzy import cli
 from tests.helpers import DEADLINE, Actor, Api
+from tests.openapi_check import document_of
 
 PRICE = 4_780_000_000
 
@@ -230,6 +231,19 @@ async def test_the_progress_of_anothers_upload_is_not_found(api: Api) -> None:
     assert mine.status_code == 200 and mine.json()["received"] == []
     theirs = await api.get(path, other, params=params)
     assert theirs.status_code == 404
+
+
+async def test_the_progress_of_an_upload_before_the_documents_is_a_documented_conflict(api: Api) -> None:
+    agency = await api.organisation("agency")
+    tender = await api.published(agency)
+    bidder = await api.organisation("bidder")
+    r = await api.get(
+        f"/api/v1/tenders/{tender['id']}/bids/uploads/0", bidder, params={"object_key": "0", "size": 1}
+    )
+    assert r.status_code == 409 and r.headers["content-type"] == "application/problem+json"
+    assert "documents" in r.json()["detail"]
+    operation = document_of(api.client._transport.app).operation("GET", r.request.url.path)  # type: ignore[attr-defined]
+    assert operation is not None and "409" in operation.responses
 
 
 async def test_custodians_release_their_stanzas_with_the_client(api: Api, tmp_path: Path) -> None:
