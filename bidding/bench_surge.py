@@ -32,8 +32,9 @@ clock to `RACE_LEAD` before the deadline, every envelope is uploaded, the finali
 a fraction F of them has been sent the centre sets the clock to the deadline. The server's chronograph
 then closes bidding while those are still copying or recording their envelopes; the rest arrive after
 the deadline (each round moves the clock on to its own tender's deadline). Every answer is sorted:
-acknowledged (201 with a receipt for this envelope), refused under W-07, or other (a 409, a 5xx, a transport error: each one a fault). `closing_s` is the time from setting
-the clock to the deadline to the closing record's publication.
+acknowledged (201 with a receipt for this envelope), refused under W-07, or other (a 409, a 5xx, a
+transport error: each one a fault). `closing_s` is the time from setting the clock to the deadline to the
+closing record's publication.
 
 Checked after the closing, from the client's side and the published record: every acknowledged envelope is
 in the closing head and nothing else is (`lost`, `unacknowledged_in_head`); every receipt verifies against
