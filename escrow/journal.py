@@ -1001,8 +1001,12 @@ def _entries_sql() -> str:
     text to text ("textual") when it is a jsonb object whose values are all strings: the regular
     expression finds every text where a value might not be a string, and the JSON path decides those.
 
-    Resolutions: the target is looked up in the same window, `back` rows before (a gap or a target before
-    the window only sends the resolution to Python's lookup). A resolution that passes every rule here —
+    The entry stored before is the one at the sequence before, joined (a merge of the primary key on
+    itself), or, only where that one is missing (the first entry, a gap), the greatest sequence below,
+    looked up: a window function over the chunk's wide rows cost as much as hashing them.
+
+    Resolutions: the target is joined by its sequence when it lies in the same window, from the entry
+    stored before `lo` on (a target before the window only sends the resolution to Python's lookup). A resolution that passes every rule here —
     posted or voided, naming its target in its context, the target an earlier pending entry that is not a
     resolution, the same postings — is only counted, unless `all_facts` (some target is named twice; only
     a journal whose unique `resolves` column was dropped gets there); every other one comes back as facts
@@ -1018,10 +1022,6 @@ def _entries_sql() -> str:
         "OR (r.context -> 'resolves') IS DISTINCT FROM to_jsonb(r.resolves::text))"
     )
     resolution = f"(r.resolves IS NOT NULL AND r.phase IN ({known}))"
-    back = (
-        "CASE WHEN e.resolves >= (SELECT start FROM bounds) AND e.resolves < e.sequence "
-        "THEN (e.sequence - e.resolves)::int END"
-    )
     memos = ", ".join(_literal(reason) for reason in sorted(ledger.MEMO_REASONS))
     party = ", ".join(f"coalesce(x.party_{c}, '')" for c in ("role", "account", "name", "bank"))
     request_text = (
@@ -1058,15 +1058,23 @@ rendered AS (
            e.party_role, e.party_account, e.party_name, e.party_bank,
            (extract(epoch FROM e.at) * 1000000)::bigint AS micros,
            l.n, l.total, l.odd_amount, l.low_account, l.high_account, l.multiline_account, l.legs,
-           lag(e.sequence) OVER w AS prior_sequence,
-           lag(e.hash) OVER w AS prior_hash,
-           lag(e.sequence, {back}) OVER w AS target_sequence,
-           lag(e.phase = 'pending' AND e.resolves IS NULL, {back}) OVER w AS target_pending,
-           lag(l.legs, {back}) OVER w AS target_legs
+           CASE WHEN p.sequence IS NOT NULL THEN p.sequence
+                ELSE (SELECT max(b.sequence) FROM journal_entries AS b WHERE b.sequence < e.sequence) END
+             AS prior_sequence,
+           CASE WHEN p.sequence IS NOT NULL THEN p.hash
+                ELSE (SELECT b.hash FROM journal_entries AS b WHERE b.sequence < e.sequence
+                      ORDER BY b.sequence DESC LIMIT 1) END AS prior_hash,
+           t.sequence AS target_sequence,
+           t.phase = 'pending' AND t.resolves IS NULL AS target_pending,
+           CASE WHEN t.sequence IS NOT NULL
+                THEN (SELECT string_agg(q.account_code || E'\\n' || q.amount_fen, E'\\n' ORDER BY q.leg)
+                      FROM postings AS q WHERE q.sequence = t.sequence) END AS target_legs
     FROM journal_entries AS e
     LEFT JOIN legs AS l ON l.sequence = e.sequence
+    LEFT JOIN journal_entries AS p ON p.sequence = e.sequence - 1
+    LEFT JOIN journal_entries AS t
+           ON t.sequence = e.resolves AND e.resolves >= (SELECT start FROM bounds) AND e.resolves < e.sequence
     WHERE e.sequence BETWEEN (SELECT start FROM bounds) AND :hi
-    WINDOW w AS (ORDER BY e.sequence)
 ),
 requested AS (
     SELECT x.*,
