@@ -8,9 +8,16 @@ one is refused under W-07, and none is lost.
 Setup (not timed): an empty PostgreSQL database (a scratch one created beside `--admin-url` and dropped
 after, unless `--database-url` names one), a SeaweedFS (`weed mini`, started here on free loopback ports
 in a temporary directory, unless `--s3-endpoint` names one), `ggzy serve` in a child process on both, and
-through its API: the centre, an agency, a supervisor (the second custodian, beside the centre), a
-published works tender whose lawful deadline is weeks away, and `--bidders` bidder organisations that
-have registered keys and obtained the documents. Each bidder's envelope is sealed to a file beforehand.
+through its API: the centre, an agency, a supervisor (the second custodian, beside the centre) and
+`--bidders` bidder organisations that have registered keys. Then `--repeat` rounds (at least 3), each on a
+published works tender of its own whose lawful deadline is weeks away, its documents obtained by every
+bidder, each bidder's envelope sealed to a file beforehand (not timed).
+
+Each round runs the surge and its baseline, the surge first in even rounds and the baseline first in odd
+ones (`storage.benchmark`'s interleaving), so a machine busy with other work slows both alike. Each latency
+line gives the median of the rounds' figures with min and max. Memory: the server is a fresh `ggzy serve`
+process of this run; its high-water mark (VmHWM of /proc/<pid>/status) once it is up and after the last
+round is printed.
 
 Timed: every bidder at once (at most `--concurrency` in flight) asks for an upload grant, PUTs its
 envelope to the presigned URL and finalises the bid; the finalise call alone is one latency sample. Then,
@@ -24,9 +31,10 @@ runs as a rehearsal (演练模式, its chronograph ticking every `RACE_TICK_SECO
 clock to `RACE_LEAD` before the deadline, every envelope is uploaded, the finalizes start, and as soon as
 a fraction F of them has been sent the centre sets the clock to the deadline. The server's chronograph
 then closes bidding while those are still copying or recording their envelopes; the rest arrive after
-the deadline. Every answer is sorted: acknowledged (201 with a receipt for this envelope), refused under
-W-07, or other (a 409, a 5xx, a transport error: each one a fault). `closing_s` is the time from setting
-the clock to the deadline to the closing record's publication.
+the deadline (each round moves the clock on to its own tender's deadline). Every answer is sorted:
+acknowledged (201 with a receipt for this envelope), refused under W-07, or other (a 409, a 5xx, a
+transport error: each one a fault). `closing_s` is the time from setting the clock to the deadline to the
+closing record's publication.
 
 Checked after the closing, from the client's side and the published record: every acknowledged envelope is
 in the closing head and nothing else is (`lost`, `unacknowledged_in_head`); every receipt verifies against
@@ -34,9 +42,9 @@ the closing record offline under the log key fetched before the surge; the objec
 tender's bids hold exactly the acknowledged envelopes, read back and hashed (`store_stray`,
 `store_missing`), and the database tracks no finalize's copy as still pending (`pending_copies`).
 
-One JSON line per measurement on stdout; nothing passes or fails on time (`within_60s` and
-`in_flight_at_deadline` are reported, not enforced). The exit status is 1 if any check above fails, a
-request failed, or, without a race, a submission was not acknowledged.
+One JSON line per measurement on stdout, the closing line adding every round's counts up; nothing passes
+or fails on time (`within_60s` and `in_flight_at_deadline` are reported, not enforced). The exit status is 1 if any check above fails in any
+round, a request failed, or, without a race, a submission was not acknowledged.
 """
 
 from __future__ import annotations
@@ -44,6 +52,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import functools
 import hashlib
 import math
@@ -59,7 +68,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import click
 import httpx
@@ -73,7 +82,7 @@ from accounts.uscc import make_uscc
 from bidding import agekeys, bidfile
 from bidding import receipt as receipts
 from storage import seaweed, uploads
-from storage.benchmark import emit, percentile_ms
+from storage.benchmark import MIN_REPEATS, Spread, emit, percentile_ms, ratio, repeat_option
 from storage.clock import SystemClock
 from storage.db import create_engine, create_sessionmaker, transaction
 from storage.db import scratch_database as db_scratch_database
@@ -151,6 +160,7 @@ class Server:
     url: str
     secret_key: str
     log_signing_key: str
+    pid: int = 0
 
 
 def _spawn(command: list[str], env: dict[str, str], cwd: Path, log: Path) -> subprocess.Popen[bytes]:
@@ -214,7 +224,7 @@ async def serve(
         async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
             await wait_healthy(client, process)
         err.print(f"`ggzy serve` is up on {server.url}")
-        yield server
+        yield dataclasses.replace(server, pid=process.pid)
     except BaseException:
         err.print("[red]server log, last lines:[/]")
         err.print(log.read_text(errors="replace")[-3000:], markup=False)
@@ -350,8 +360,38 @@ async def put(http: httpx.AsyncClient, grant: dict[str, Any], path: Path) -> flo
     return elapsed
 
 
-async def seed(database_url: str, api: Api, s3http: httpx.AsyncClient, plan: Plan, err: Console) -> Trade:
-    """The centre (through the service), then everyone else and the published tender through the API."""
+@dataclass
+class People:
+    """Everyone a round's tender needs, registered once: the centre, the agency, the custodians'
+    organisations and the bidders (their keys registered)."""
+
+    centre: str
+    agency: str
+    custodians: list[str]
+    bidders: list[Bidder]
+    base: int
+
+    async def sign_in_again(self, api: Api, concurrency: int) -> None:
+        """Fresh tokens for everyone, after the rehearsal clock has jumped towards their expiry."""
+        self.centre = await api.login(CENTRE_USER)
+        self.agency = await api.login(AGENCY_USER)
+
+        async def again(b: Bidder) -> None:
+            b.token = await api.login(_bidder_user(b.index))
+
+        await bounded(concurrency, [functools.partial(again, b) for b in self.bidders])
+
+
+CENTRE_USER = "surge-centre"
+AGENCY_USER = "surge-agency"
+
+
+def _bidder_user(index: int) -> str:
+    return f"surge-bidder-{index}"
+
+
+async def seed(database_url: str, api: Api, plan: Plan, err: Console) -> People:
+    """The centre (through the service), then everyone else through the API."""
     engine = create_engine(database_url)
     try:
         async with engine.connect() as conn:
@@ -364,17 +404,17 @@ async def seed(database_url: str, api: Api, s3http: httpx.AsyncClient, plan: Pla
                 session,
                 name="基准测试交易中心",
                 credit_code=make_uscc(f"91320100{base:09d}"),
-                username="surge-centre",
+                username=CENTRE_USER,
                 password=PASSWORD,
                 now=SystemClock().now(),
             )
     finally:
         await engine.dispose()
-    centre = await api.login("surge-centre")
+    centre = await api.login(CENTRE_USER)
     me = await api.call("GET", "/api/v1/auth/me", centre)
     centre_org = str(me.get("organisation_id") or me["organisation"]["id"])
     _, agency = await api.organisation(
-        centre, "agency", "基准测试招标代理有限公司", make_uscc(f"91320100{base + 1:09d}"), "surge-agency"
+        centre, "agency", "基准测试招标代理有限公司", make_uscc(f"91320100{base + 1:09d}"), AGENCY_USER
     )
     supervisor_org, supervisor = await api.organisation(
         centre, "supervisor", "基准测试监督机构", make_uscc(f"91320100{base + 2:09d}"), "surge-supervisor"
@@ -385,14 +425,34 @@ async def seed(database_url: str, api: Api, s3http: httpx.AsyncClient, plan: Pla
     )
     for token in (centre, supervisor, notary):
         await api.register_keys(token, agekeys.generate(signing=False))
-    now = SystemClock().now().astimezone(SHANGHAI)
+
+    async def bidder(i: int) -> Bidder:
+        code = make_uscc(f"91320100{base + 10 + i:09d}")
+        _, token = await api.organisation(
+            centre, "bidder", f"基准投标人{i:04d}建设有限公司", code, _bidder_user(i)
+        )
+        keys = agekeys.generate(signing=True)
+        await api.register_keys(token, keys)
+        return Bidder(i, code, token, keys)
+
+    err.print(f"registering {plan.bidders} bidders")
+    bidders = await bounded(plan.concurrency, [functools.partial(bidder, i) for i in range(plan.bidders)])
+    return People(centre, agency, [centre_org, supervisor_org, notary_org], list(bidders), base)
+
+
+async def open_tender(api: Api, s3http: httpx.AsyncClient, people: People, round_: int) -> Trade:
+    """A published works tender whose lawful deadline is weeks away on the server's clock, its documents
+    obtained by every bidder: one round's trade, with a fresh envelope slot per bidder."""
+    clock = await api.call("GET", "/api/v1/clock")
+    now = datetime.fromisoformat(clock["now"]).astimezone(SHANGHAI)
     deadline = (now + timedelta(days=DEADLINE_DAYS)).replace(hour=10, minute=0, second=0, microsecond=0)
+    agency = people.agency
     draft = await api.call(
         "POST",
         "/api/v1/tenders",
         agency,
         {
-            "title": "城南污水处理厂提标改造工程施工（投标高峰基准）",
+            "title": f"城南污水处理厂提标改造工程施工（投标高峰基准 第{round_ + 1}轮）",
             "tenderer_name": "南京市城南水务有限公司",
             "tenderer_credit_code": make_uscc("91320100MA0000009"),
             "region_code": "320100",
@@ -401,7 +461,7 @@ async def seed(database_url: str, api: Api, s3http: httpx.AsyncClient, plan: Pla
             "documents_from": now.isoformat(),
             "bid_deadline": deadline.isoformat(),
             "lots": [{"title": "第一标段", "estimated_price_fen": 5_000_000_000, "deposit_fen": 80_000_000}],
-            "custodians": [centre_org, supervisor_org, notary_org],
+            "custodians": people.custodians,
         },
     )
     tid = draft["id"]
@@ -419,23 +479,16 @@ async def seed(database_url: str, api: Api, s3http: httpx.AsyncClient, plan: Pla
         {"kind": "tender_documents", "filename": "tender.pdf", "object_key": grant["object_key"]},
     )
     await api.call("POST", f"/api/v1/tenders/{tid}/publish", agency)
+    bidders = [Bidder(b.index, b.credit_code, b.token, b.keys) for b in people.bidders]
 
-    async def bidder(i: int) -> Bidder:
-        code = make_uscc(f"91320100{base + 10 + i:09d}")
-        _, token = await api.organisation(
-            centre, "bidder", f"基准投标人{i:04d}建设有限公司", code, f"surge-bidder-{i}"
-        )
-        keys = agekeys.generate(signing=True)
-        await api.register_keys(token, keys)
-        await api.call("POST", f"/api/v1/tenders/{tid}/documents/obtain", token)
-        return Bidder(i, code, token, keys)
+    async def obtain(b: Bidder) -> None:
+        await api.call("POST", f"/api/v1/tenders/{tid}/documents/obtain", b.token)
 
-    err.print(f"registering {plan.bidders} bidders")
-    bidders = await bounded(plan.concurrency, [functools.partial(bidder, i) for i in range(plan.bidders)])
+    await bounded(8, [functools.partial(obtain, b) for b in bidders])
     tender = await api.call("GET", f"/api/v1/tenders/{tid}", bidders[0].token if bidders else agency)
     if tender.get("status") != "tendering":
         raise click.ClickException(f"the tender is {tender.get('status')}, not tendering")
-    return Trade(tender, centre, list(bidders))
+    return Trade(tender, people.centre, bidders)
 
 
 def seal_all(trade: Trade, size_mib: int, directory: Path, err: Console) -> None:
@@ -770,6 +823,7 @@ class Plan:
     bucket: str
     embedded: bool = False
     deadline_race: float | None = None
+    repeat: int = MIN_REPEATS
 
     def race(self) -> DeadlineRace | None:
         """The deadline race this plan asks for, if any."""
@@ -782,8 +836,181 @@ def _line(**fields: Any) -> None:
     emit("surge", fields.pop("case"), **fields)
 
 
+def _hwm_mib(pid: int) -> float | None:
+    """The high-water mark of process `pid`'s resident memory (VmHWM of /proc/<pid>/status), in MiB."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        return None
+    return None
+
+
+@dataclass
+class Round:
+    """One round: the surge and its baseline (in alternating order), the closing and what was checked."""
+
+    submitted: Surge
+    raw: Surge
+    race: DeadlineRace | None
+    checks: Counter[str]
+    envelope_bytes: int
+
+
+async def run_round(env: Env, people: People, pin: receipts.KeyPin, round_: int, err: Console) -> Round:
+    """A fresh tender, its envelopes sealed (not timed), then the surge and the plain PUTs of the same
+    envelopes, surge first in even rounds and baseline first in odd ones; then the closing and the checks."""
+    plan, api = env.plan, env.api
+    race = plan.race()
+    if race is not None and round_:
+        await people.sign_in_again(api, plan.concurrency)  # the clock jumped to the last deadline
+    trade = await open_tender(api, env.s3http, people, round_)
+    await asyncio.to_thread(seal_all, trade, plan.size_mib, env.work / "envelopes", err)
+
+    async def candidate() -> Surge:
+        if race is None:
+            err.print(f"round {round_ + 1}: surge of {plan.bidders} bidders, {plan.concurrency} at a time")
+            return await surge(api, env.s3http, trade, plan.concurrency)
+        assert env.control is not None
+        err.print(f"round {round_ + 1}: uploading {plan.bidders} envelopes, {RACE_LEAD} before the deadline")
+        uploaded = await upload_all(api, env.s3http, trade, plan.concurrency)
+        err.print(
+            f"round {round_ + 1}: {plan.bidders} finalizes, {plan.concurrency} at a time; the clock reaches "
+            f"the deadline once {race.after} have been sent"
+        )
+        closing_run = asyncio.ensure_future(pass_deadline(env.control, trade, race))
+        try:
+            done = await surge(api, env.s3http, trade, plan.concurrency, race)
+        finally:
+            race.reached.set()  # even if fewer were sent, the deadline passes
+        await closing_run
+        done.upload = uploaded
+        return done
+
+    async def plain() -> Surge:
+        err.print(f"round {round_ + 1}: baseline, the same envelopes straight to the object store")
+        clock = await api.call("GET", "/api/v1/clock")
+        offset = timedelta(seconds=float(clock["offset_seconds"]))
+        return await baseline(
+            env.s3, plan.bucket, env.s3http, trade, plan.concurrency, env.server, env.work / "server", offset
+        )
+
+    if race is not None:
+        assert env.control is not None
+        await set_clock(env.control, trade, trade.deadline - RACE_LEAD)
+    if round_ % 2 == 0:
+        submitted = await candidate()
+        raw = await plain()
+    else:
+        raw = await plain()
+        submitted = await candidate()
+    if race is None:
+        err.print(f"round {round_ + 1}: closing bidding at the deadline")
+        await close_bidding(env.database_url, env.server, trade)
+    closing = await api.call("GET", f"/api/v1/tenders/{trade.tender_id}/closing")
+    for message in (submitted.errors + raw.errors)[:10]:
+        err.print(f"[red]{message}[/]", markup=True, highlight=False)
+    checks = await check_closing(env, trade, submitted, closing, pin, err)
+    sizes = [b.size for b in trade.bidders]
+    return Round(submitted, raw, race, checks, round(sum(sizes) / len(sizes)) if sizes else 0)
+
+
+async def check_closing(
+    env: Env,
+    trade: Trade,
+    submitted: Surge,
+    closing: dict[str, Any],
+    pin: receipts.KeyPin,
+    err: Console,
+) -> Counter[str]:
+    """What one round's closing shows against what the bidders were told, as counts."""
+    standing = set(closing["envelopes"])
+    acknowledged = {r["envelope_sha256"] for r in submitted.receipts.values()}
+    # Each receipt, checked offline as its bidder would: every field, the signatures under the pinned
+    # key, and its leaf among the closing tree's published leaves.
+    unverified = [
+        index
+        for index, receipt in submitted.receipts.items()
+        if not receipts.passed(receipts.verify(receipt, pin=pin, closing=closing))
+    ]
+    for index in unverified[:10]:
+        err.print(f"[red]bidder {index}: its receipt does not verify against the closing record[/]")
+    store = await stored(
+        env.database_url,
+        env.s3,
+        env.plan.bucket,
+        env.work / "server",
+        trade,
+        [r["envelope_sha256"] for r in submitted.receipts.values()],
+    )
+    refused = len(submitted.refused_w07)
+    other = len(submitted.other)
+    race = env.plan.deadline_race is not None
+    # Without a race nothing may be refused: the deadline is weeks away while the bidders finalise.
+    unanswered = len(trade.bidders) - len(acknowledged) - (refused if race else 0) - other
+    return Counter(
+        {
+            "acknowledged": len(acknowledged),
+            "refused_w07": refused,
+            "lost": len(acknowledged - standing),
+            "other": other,
+            "in_closing_head": len(acknowledged & standing),
+            "closing_envelopes": len(standing),
+            "closing_tree_size": int(closing["head"]["tree_size"]),
+            "receipts_verified": len(submitted.receipts) - len(unverified),
+            "unacknowledged_in_head": len(standing - acknowledged),
+            "unverified": len(unverified),
+            "store_objects": store.objects,
+            "store_stray": store.stray,
+            "store_missing": store.missing,
+            "pending_copies": store.pending_copies,
+            "unanswered": max(unanswered, 0),
+            "refused_without_race": 0 if race else refused,
+        }
+    )
+
+
+@dataclass
+class Env:
+    """What every round runs against: the plan, the server, its clients, the store and the database."""
+
+    plan: Plan
+    database_url: str
+    server: Server
+    api: Api
+    s3http: httpx.AsyncClient
+    s3: SeaweedS3 | None
+    work: Path
+    control: Api | None = None  # a client of its own for the centre's clock, in a deadline race
+
+
+def _spread(values: Sequence[float | None]) -> Spread:
+    return Spread(tuple(v for v in values if v is not None) or (0.0,))
+
+
+def _spread_fields(**named: Spread) -> dict[str, Any]:
+    """The median, min and max of each named spread, under its name, and the repeats once."""
+    out: dict[str, Any] = {}
+    for name, spread in named.items():
+        out |= spread.fields(name, 3)
+    return out
+
+
+def _latency_fields(rounds: Sequence[Round], side: str) -> dict[str, Any]:
+    runs = [getattr(r, side) for r in rounds]
+    return _spread_fields(
+        p50_ms=_spread([percentile_ms(s.finalize if side == "submitted" else s.upload, 50) for s in runs]),
+        p99_ms=_spread([percentile_ms(s.finalize if side == "submitted" else s.upload, 99) for s in runs]),
+        max_ms=_spread([percentile_ms(s.finalize if side == "submitted" else s.upload, 100) for s in runs]),
+        wall_s=_spread([s.wall for s in runs]),
+    )
+
+
 async def run_surge(plan: Plan, err: Console) -> int:
-    """Set up, surge, baseline, close, check; print the lines. Answers the number of problems."""
+    """Set up, run the rounds (surge and baseline interleaved), check every closing; print the lines.
+    Answers the number of problems."""
     async with contextlib.AsyncExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ggzy-surge-")))
         (work / "weed").mkdir()
@@ -817,10 +1044,11 @@ async def run_surge(plan: Plan, err: Console) -> int:
             s3 = await stack.enter_async_context(seaweedfs(work / "weed", plan.bucket, err))
         err.print("migrating the database")
         await upgrade_async(database_url)
-        race = plan.race()
+        racing = plan.deadline_race is not None
         server = await stack.enter_async_context(
-            serve(database_url, s3, plan.bucket, work / "server", err, rehearsal=race is not None)
+            serve(database_url, s3, plan.bucket, work / "server", err, rehearsal=racing)
         )
+        started_mib = _hwm_mib(server.pid)
         limits = httpx.Limits(max_connections=plan.concurrency, max_keepalive_connections=plan.concurrency)
         http = await stack.enter_async_context(
             httpx.AsyncClient(base_url=server.url, timeout=REQUEST_TIMEOUT_SECONDS, limits=limits)
@@ -828,142 +1056,103 @@ async def run_surge(plan: Plan, err: Console) -> int:
         s3http = await stack.enter_async_context(
             httpx.AsyncClient(timeout=REQUEST_TIMEOUT_SECONDS, limits=limits)
         )
-        api = Api(http)
-        trade = await seed(database_url, api, s3http, plan, err)
-        await asyncio.to_thread(seal_all, trade, plan.size_mib, work / "envelopes", err)
-
-        log_key = await api.call("GET", "/api/v1/transparency/key")
-        pin = receipts.KeyPin(
-            base64.b64decode(log_key["public_key"]), "fetched from the server before the surge"
-        )
-        uploaded: list[float] = []
-        if race is not None:
-            control = Api(
+        env = Env(plan, database_url, server, Api(http), s3http, s3, work)
+        if racing:
+            env.control = Api(
                 await stack.enter_async_context(
                     httpx.AsyncClient(base_url=server.url, timeout=REQUEST_TIMEOUT_SECONDS)
                 )
             )
-            await set_clock(control, trade, trade.deadline - RACE_LEAD)
-            err.print(f"uploading {plan.bidders} envelopes, {RACE_LEAD} before the deadline")
-            uploaded = await upload_all(api, s3http, trade, plan.concurrency)
-            err.print(
-                f"surge: {plan.bidders} finalizes, {plan.concurrency} at a time; the clock reaches the "
-                f"deadline once {race.after} have been sent"
-            )
-            closing_run = asyncio.ensure_future(pass_deadline(control, trade, race))
-            try:
-                submitted = await surge(api, s3http, trade, plan.concurrency, race)
-            finally:
-                race.reached.set()  # even if fewer were sent, the deadline passes
-            await closing_run
-            submitted.upload = uploaded
-        else:
-            err.print(f"surge: {plan.bidders} bidders, {plan.concurrency} at a time")
-            submitted = await surge(api, s3http, trade, plan.concurrency)
-        err.print("baseline: the same envelopes straight to S3")
-        clock = await api.call("GET", "/api/v1/clock")
-        offset = timedelta(seconds=float(clock["offset_seconds"]))
-        raw = await baseline(
-            s3, plan.bucket, s3http, trade, plan.concurrency, server, work / "server", offset
+        people = await seed(database_url, env.api, plan, err)
+        log_key = await env.api.call("GET", "/api/v1/transparency/key")
+        pin = receipts.KeyPin(
+            base64.b64decode(log_key["public_key"]), "fetched from the server before the surge"
         )
-        if race is None:
-            err.print("closing bidding at the deadline")
-            await close_bidding(database_url, server, trade)
-        closing = await api.call("GET", f"/api/v1/tenders/{trade.tender_id}/closing")
+        rounds = [await run_round(env, people, pin, n, err) for n in range(plan.repeat)]
+        peak_mib = _hwm_mib(server.pid)
 
-        for message in (submitted.errors + raw.errors)[:10]:
-            err.print(f"[red]{message}[/]", markup=True, highlight=False)
-        sizes = [b.size for b in trade.bidders]
-        common = {
-            "bidders": plan.bidders,
-            "size_mib": plan.size_mib,
-            "envelope_bytes": round(sum(sizes) / len(sizes)) if sizes else 0,
-            "concurrency": plan.concurrency,
-        }
-        _line(
-            case="finalize",
-            **common,
-            backend="embedded" if plan.embedded else "postgresql",
-            requests=len(submitted.finalize),
-            p50_ms=percentile_ms(submitted.finalize, 50),
-            p99_ms=percentile_ms(submitted.finalize, 99),
-            max_ms=percentile_ms(submitted.finalize, 100),
-            upload_p50_ms=percentile_ms(submitted.upload, 50),
-            upload_p99_ms=percentile_ms(submitted.upload, 99),
-            wall_s=round(submitted.wall, 3),
-            errors=len(submitted.errors),
-        )
-        _line(
-            case="s3_put_baseline",
-            **common,
-            requests=len(raw.upload),
-            p50_ms=percentile_ms(raw.upload, 50),
-            p99_ms=percentile_ms(raw.upload, 99),
-            max_ms=percentile_ms(raw.upload, 100),
-            wall_s=round(raw.wall, 3),
-            errors=len(raw.errors),
-        )
-        standing = set(closing["envelopes"])
-        acknowledged = {r["envelope_sha256"] for r in submitted.receipts.values()}
-        lost = len(acknowledged - standing)
-        unacknowledged = len(standing - acknowledged)
-        # Each receipt, checked offline as its bidder would: every field, the signatures under the pinned
-        # key, and its leaf among the closing tree's published leaves.
-        unverified = [
-            index
-            for index, receipt in submitted.receipts.items()
-            if not receipts.passed(receipts.verify(receipt, pin=pin, closing=closing))
-        ]
-        for index in unverified[:10]:
-            err.print(f"[red]bidder {index}: its receipt does not verify against the closing record[/]")
-        store = await stored(
-            database_url,
-            s3,
-            plan.bucket,
-            work / "server",
-            trade,
-            [r["envelope_sha256"] for r in submitted.receipts.values()],
-        )
-        refused = len(submitted.refused_w07)
-        other = len(submitted.other)
-        # Without a race nothing may be refused: the deadline is weeks away while the bidders finalise.
-        unanswered = plan.bidders - len(acknowledged) - (refused if race is not None else 0) - other
-        _line(
-            case="closing",
-            bidders=plan.bidders,
-            deadline_race=plan.deadline_race,
-            closing_after_sent=race.after if race is not None else None,
-            in_flight_at_deadline=(submitted.in_flight(race.started, race.ended) if race is not None else 0),
-            closing_s=round(race.ended - race.started, 3) if race is not None else None,
-            acknowledged=len(acknowledged),
-            refused_w07=refused,
-            lost=lost,
-            other=other,
-            in_closing_head=len(acknowledged & standing),
-            closing_envelopes=len(standing),
-            closing_tree_size=closing["head"]["tree_size"],
-            receipts_verified=len(submitted.receipts) - len(unverified),
-            unacknowledged_in_head=unacknowledged,
-            store_objects=store.objects,
-            store_stray=store.stray,
-            store_missing=store.missing,
-            pending_copies=store.pending_copies,
-            wall_s=round(submitted.wall, 3),
-            within_60s=submitted.wall <= TARGET_SECONDS,
-        )
-        return (
-            other
-            + len(raw.errors)
-            + lost
-            + unacknowledged
-            + len(unverified)
-            + store.stray
-            + store.missing
-            + store.pending_copies
-            + (refused if race is None else 0)
-            + max(unanswered, 0)
-        )
-    return 0  # pragma: no cover - the context always returns above
+    common = {
+        "bidders": plan.bidders,
+        "size_mib": plan.size_mib,
+        "envelope_bytes": rounds[0].envelope_bytes,
+        "concurrency": plan.concurrency,
+        "rounds": len(rounds),
+    }
+    finalize = _latency_fields(rounds, "submitted")
+    put = _latency_fields(rounds, "raw")
+    _line(
+        case="finalize",
+        **common,
+        backend="embedded" if plan.embedded else "postgresql",
+        requests=sum(len(r.submitted.finalize) for r in rounds),
+        **finalize,
+        upload_p50_ms=_spread([percentile_ms(r.submitted.upload, 50) for r in rounds]).median,
+        upload_p99_ms=_spread([percentile_ms(r.submitted.upload, 99) for r in rounds]).median,
+        ratio_p50_to_baseline=ratio(finalize["p50_ms"], put["p50_ms"], 2),
+        ratio_wall_to_baseline=ratio(finalize["wall_s"], put["wall_s"], 2),
+        errors=sum(len(r.submitted.errors) for r in rounds),
+        server_started_rss_mib=started_mib,
+        server_peak_rss_mib=peak_mib,
+        server_growth_mib=(
+            round(peak_mib - started_mib, 1) if peak_mib is not None and started_mib is not None else None
+        ),
+        memory_measured_in="the server, a fresh `ggzy serve` process of this run: VmHWM of /proc/<pid>/status",
+    )
+    _line(
+        case="s3_put_baseline",
+        **common,
+        baseline="the same envelopes PUT straight to the object store, same concurrency, same round",
+        requests=sum(len(r.raw.upload) for r in rounds),
+        **put,
+        errors=sum(len(r.raw.errors) for r in rounds),
+    )
+    checks: Counter[str] = Counter()
+    for r in rounds:
+        checks.update(r.checks)
+    races = [r.race for r in rounds if r.race is not None]
+    walls = _spread([r.submitted.wall for r in rounds])
+    _line(
+        case="closing",
+        bidders=plan.bidders,
+        rounds=len(rounds),
+        deadline_race=plan.deadline_race,
+        closing_after_sent=races[0].after if races else None,
+        in_flight_at_deadline=sum(r.submitted.in_flight(x.started, x.ended) for r in rounds if (x := r.race)),
+        **(_spread_fields(closing_s=_spread([x.ended - x.started for x in races])) if races else {}),
+        **{k: checks[k] for k in CLOSING_COUNTS},
+        wall_s=round(walls.median, 3),
+        within_60s=walls.max <= TARGET_SECONDS,
+    )
+    return sum(checks[k] for k in PROBLEM_COUNTS) + sum(len(r.raw.errors) for r in rounds)
+
+
+CLOSING_COUNTS: Final = (
+    "acknowledged",
+    "refused_w07",
+    "lost",
+    "other",
+    "in_closing_head",
+    "closing_envelopes",
+    "closing_tree_size",
+    "receipts_verified",
+    "unacknowledged_in_head",
+    "store_objects",
+    "store_stray",
+    "store_missing",
+    "pending_copies",
+)
+# Each one a lost or unexplained submission: the verdict (exit status 1) counts them.
+PROBLEM_COUNTS: Final = (
+    "other",
+    "lost",
+    "unacknowledged_in_head",
+    "unverified",
+    "store_stray",
+    "store_missing",
+    "pending_copies",
+    "refused_without_race",
+    "unanswered",
+)
 
 
 @click.command("surge")
@@ -1019,6 +1208,11 @@ async def run_surge(plan: Plan, err: Console) -> int:
     "acknowledged bid must be in the closing head and every other refused under W-07. Default: the "
     "deadline passes after every finalize ended.",
 )
+@repeat_option(
+    most=20,
+    help="Rounds, each on a fresh tender: the surge and the plain PUTs of the same envelopes, in "
+    "alternating order; each latency is the median of the rounds' figures with min and max.",
+)
 def surge_command(
     bidders: int,
     size_mib: int,
@@ -1029,6 +1223,7 @@ def surge_command(
     bucket: str | None,
     embedded: bool,
     deadline_race: float | None,
+    repeat: int,
 ) -> None:
     """Bidders finalise large envelopes at once, just before the deadline.
 
@@ -1050,6 +1245,7 @@ def surge_command(
         bucket or f"ggzy-surge-{secrets.token_hex(4)}",
         embedded,
         deadline_race,
+        repeat,
     )
     problems = asyncio.run(run_surge(plan, err))
     if problems:

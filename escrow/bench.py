@@ -28,9 +28,12 @@ Cases, in this order:
   `escrow.ledger.entry_hash` and `request_hash`, balances kept with `escrow.ledger.apply` and stored, the
   head moved — by plain batched inserts (filling is not measured), vacuumed and analysed; then one SQL
   scan that sums the postings per account (after one warm-up, the median of three runs).
+- `sql_rehash`: one SQL pass recomputing every entry's request and chain hashes
+  (`escrow.journal.rehash_sql`, PostgreSQL's own parallel plan): the work no verifier can skip.
 - `verify`: `escrow.journal.verify` over the whole journal, as `ggzy verify ledger` runs it (on PostgreSQL:
-  the set-based checks over two connections), next to that scan (target: at most 3× the scan). Every check
-  must pass.
+  the set-based checks over as many connections as the rehash's parallel plan has processes), next to the
+  rehash (target: at most 2×) and the scan. Every check must pass. Verify, rehash, scan and
+  verify from a head run interleaved, `--repeat` rounds.
 - `verify_from_head`: the head signed after `post` (before the fill) checked as
   `ggzy verify ledger --head HEAD.json --quick` checks it — the journal still holds it and every entry since
   chains on it and recomputes — in seconds per 10,000 entries added since the head (target: about 1 s).
@@ -719,7 +722,9 @@ async def run_ledger(plan: Plan, err: Console) -> int:
     async with contextlib.AsyncExitStack() as stack:
         url = await postgres_database(stack, plan.database_url, plan.admin_url, "ggzy_ledger", err.print)
         workers = min(plan.concurrency, plan.bidders)
-        engine = create_async_engine(url, pool_size=workers + 1, max_overflow=0)
+        # the posting workers, or a verify's own connection and those it shares its snapshot with
+        connections = max(workers, journal.MAX_VERIFY_CONNECTIONS) + 1
+        engine = create_async_engine(url, pool_size=connections, max_overflow=0)
         stack.push_async_callback(engine.dispose)
         await _require_empty(engine)
         async with engine.connect() as conn:

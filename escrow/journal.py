@@ -11,9 +11,10 @@ of one and answers exactly as it always has.
 
 `verify` re-derives every invariant from the stored rows. Elsewhere than on PostgreSQL, or with
 `reference=True`, it streams the journal once through `ledger.Verifier`, the reference. On PostgreSQL it
-asks set-based questions of the session's snapshot, exported to two connections (two server processes, so
-two cores) that share a queue of jobs, two per chunk of `chunk` entries (a session that has written in its
-transaction asks them itself, so its own writes count):
+asks set-based questions of the session's snapshot, exported to as many connections as PostgreSQL gives
+one parallel query processes (the leader and `max_parallel_workers_per_gather` workers; at least two, so
+at least two cores) that share a queue of jobs, two per chunk of `chunk` entries (a session that has
+written in its transaction asks them itself, so its own writes count):
 
 - per entry (`_entries_sql`): the sequence against the entry stored before; the postings (at least two,
   none zero or −2^63, no account twice, summing to zero); reason, key, context (a jsonb object of
@@ -40,6 +41,7 @@ them on every kind of tampering and on random journals).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import math
@@ -906,7 +908,8 @@ async def _verify_streaming(
 
 # ---------------------------------------------------------------- verifying: set-based, on PostgreSQL
 
-VERIFY_CHUNK: Final = 65_536  # entries per chunk; the chunks' queries are shared out between two connections
+VERIFY_CHUNK: Final = 65_536  # entries per chunk; the chunks' queries are shared out between connections
+MAX_VERIFY_CONNECTIONS: Final = 4  # connections a verify borrows from its engine's pool, besides its own
 
 _NOT_KEY: Final = "[^A-Za-z0-9_.:-]"  # a character outside ledger.KEY_PATTERN, as a regular expression
 _LITERAL = re.compile(r"[A-Za-z0-9_.:]+")  # what may be spliced into the SQL below as a literal
@@ -1001,8 +1004,12 @@ def _entries_sql() -> str:
     text to text ("textual") when it is a jsonb object whose values are all strings: the regular
     expression finds every text where a value might not be a string, and the JSON path decides those.
 
-    Resolutions: the target is looked up in the same window, `back` rows before (a gap or a target before
-    the window only sends the resolution to Python's lookup). A resolution that passes every rule here —
+    The entry stored before is the one at the sequence before, joined (a merge of the primary key on
+    itself), or, only where that one is missing (the first entry, a gap), the greatest sequence below,
+    looked up: a window function over the chunk's wide rows cost as much as hashing them.
+
+    Resolutions: the target is joined by its sequence when it lies in the same window, from the entry
+    stored before `lo` on (a target before the window only sends the resolution to Python's lookup). A resolution that passes every rule here —
     posted or voided, naming its target in its context, the target an earlier pending entry that is not a
     resolution, the same postings — is only counted, unless `all_facts` (some target is named twice; only
     a journal whose unique `resolves` column was dropped gets there); every other one comes back as facts
@@ -1018,10 +1025,6 @@ def _entries_sql() -> str:
         "OR (r.context -> 'resolves') IS DISTINCT FROM to_jsonb(r.resolves::text))"
     )
     resolution = f"(r.resolves IS NOT NULL AND r.phase IN ({known}))"
-    back = (
-        "CASE WHEN e.resolves >= (SELECT start FROM bounds) AND e.resolves < e.sequence "
-        "THEN (e.sequence - e.resolves)::int END"
-    )
     memos = ", ".join(_literal(reason) for reason in sorted(ledger.MEMO_REASONS))
     party = ", ".join(f"coalesce(x.party_{c}, '')" for c in ("role", "account", "name", "bank"))
     request_text = (
@@ -1058,15 +1061,23 @@ rendered AS (
            e.party_role, e.party_account, e.party_name, e.party_bank,
            (extract(epoch FROM e.at) * 1000000)::bigint AS micros,
            l.n, l.total, l.odd_amount, l.low_account, l.high_account, l.multiline_account, l.legs,
-           lag(e.sequence) OVER w AS prior_sequence,
-           lag(e.hash) OVER w AS prior_hash,
-           lag(e.sequence, {back}) OVER w AS target_sequence,
-           lag(e.phase = 'pending' AND e.resolves IS NULL, {back}) OVER w AS target_pending,
-           lag(l.legs, {back}) OVER w AS target_legs
+           CASE WHEN p.sequence IS NOT NULL THEN p.sequence
+                ELSE (SELECT max(b.sequence) FROM journal_entries AS b WHERE b.sequence < e.sequence) END
+             AS prior_sequence,
+           CASE WHEN p.sequence IS NOT NULL THEN p.hash
+                ELSE (SELECT b.hash FROM journal_entries AS b WHERE b.sequence < e.sequence
+                      ORDER BY b.sequence DESC LIMIT 1) END AS prior_hash,
+           t.sequence AS target_sequence,
+           t.phase = 'pending' AND t.resolves IS NULL AS target_pending,
+           CASE WHEN t.sequence IS NOT NULL
+                THEN (SELECT string_agg(q.account_code || E'\\n' || q.amount_fen, E'\\n' ORDER BY q.leg)
+                      FROM postings AS q WHERE q.sequence = t.sequence) END AS target_legs
     FROM journal_entries AS e
     LEFT JOIN legs AS l ON l.sequence = e.sequence
+    LEFT JOIN journal_entries AS p ON p.sequence = e.sequence - 1
+    LEFT JOIN journal_entries AS t
+           ON t.sequence = e.resolves AND e.resolves >= (SELECT start FROM bounds) AND e.resolves < e.sequence
     WHERE e.sequence BETWEEN (SELECT start FROM bounds) AND :hi
-    WINDOW w AS (ORDER BY e.sequence)
 ),
 requested AS (
     SELECT x.*,
@@ -1464,7 +1475,7 @@ async def _unknown_accounts(conn: AsyncConnection, facts: _Facts, codes: list[st
 
 
 _SETTINGS: Final = (
-    # one query per core (two connections are the parallelism); sorts in memory
+    # one query per core (the connections are the parallelism); sorts in memory
     "SET LOCAL max_parallel_workers_per_gather = 0",
     "SET LOCAL work_mem = '64MB'",
     "SET LOCAL jit = off",
@@ -1478,41 +1489,48 @@ async def _verify_postgresql(
 ) -> tuple[list[ledger.Check], str, Any]:
     """Every invariant as set-based queries over what the session sees. A session that has written in
     its transaction runs them itself (its writes are visible to it alone), inside a savepoint rolled back
-    after so its settings stay its own. Otherwise its snapshot is exported to two fresh read-only
-    connections (two server processes, so two cores) that share the queries out through a queue."""
+    after so its settings stay its own. Otherwise its snapshot is exported to fresh read-only connections,
+    as many as the server processes one parallel query may use (at least two, at most
+    `MAX_VERIFY_CONNECTIONS`), that share the queries out through a queue."""
     own = await session.connection()
     if await own.scalar(text("SELECT pg_current_xact_id_if_assigned() IS NOT NULL")):
         await own.execute(text("SAVEPOINT ggzy_verify"))
         try:
             for setting in _SETTINGS:
                 await own.execute(text(setting))
-            return await _set_based(own, own, chunk, limit)
+            return await _set_based([own], chunk, limit)
         finally:
             await own.execute(text("ROLLBACK TO SAVEPOINT ggzy_verify"))
             await own.execute(text("RELEASE SAVEPOINT ggzy_verify"))
     snapshot = str(await own.scalar(text("SELECT pg_export_snapshot()")))
     if not re.fullmatch(r"[0-9A-F-]+", snapshot):
         raise RuntimeError(f"unexpected snapshot id {snapshot!r}")
-    async with own.engine.connect() as first, own.engine.connect() as second:
-        for conn in (first, second):
+    # As many server processes as PostgreSQL gives one parallel query (the leader and its workers), and
+    # at least two; each query itself runs without workers (`_SETTINGS`).
+    gather = int(await own.scalar(text("SELECT current_setting('max_parallel_workers_per_gather')::int")))
+    async with contextlib.AsyncExitStack() as stack:
+        connections = [
+            await stack.enter_async_context(own.engine.connect())
+            for _ in range(min(MAX_VERIFY_CONNECTIONS, max(2, 1 + gather)))
+        ]
+        for conn in connections:
             await conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
-        async with first.begin(), second.begin():
-            for conn in (first, second):
-                await conn.execute(text(f"SET TRANSACTION SNAPSHOT '{snapshot}'"))
-                for setting in _SETTINGS:
-                    await conn.execute(text(setting))
-            return await _set_based(first, second, chunk, limit)
+            await stack.enter_async_context(conn.begin())
+            await conn.execute(text(f"SET TRANSACTION SNAPSHOT '{snapshot}'"))
+            for setting in _SETTINGS:
+                await conn.execute(text(setting))
+        return await _set_based(connections, chunk, limit)
 
 
 async def _set_based(
-    first: AsyncConnection, second: AsyncConnection, chunk: int, limit: int = ledger.OFFENDER_LIMIT
+    connections: Sequence[AsyncConnection], chunk: int, limit: int = ledger.OFFENDER_LIMIT
 ) -> tuple[list[ledger.Check], str, Any]:
     """The queries of `_verify_postgresql` on one snapshot: per chunk of entries, the per-entry checks
     (`_entries_sql`) and the per-account sums and running figures (`_accounts_sql`), run by one worker per
     distinct connection. Only the first `limit` offenders per check, counts and facts come back;
     `ledger`'s own functions word the details and replay the resolutions and reversals, so this and
     `ledger.Verifier` agree check by check, offender by offender."""
-    connections = [first] if first is second else [first, second]
+    first = connections[0]
     specs, balances = await _specs_and_balances(first)
     low, high = (
         await first.execute(select(func.min(JournalEntry.sequence), func.max(JournalEntry.sequence)))

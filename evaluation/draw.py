@@ -147,6 +147,9 @@ class Quota:
 
 
 def _check_field(value: object, what: str, *, empty_ok: bool) -> str:
+    # the common case first, in one pass per reserved character: a non-empty text without any of them
+    if type(value) is str and value and "\t" not in value and "\n" not in value and "," not in value:
+        return value
     if not isinstance(value, str):
         raise DrawError(f"The {what} must be text, not {value!r}.")
     if not value and not empty_ok:
@@ -547,9 +550,18 @@ def avoidance(c: Candidate, ctx: Context) -> tuple[str, ...]:
     (29 February → 28 February): with 3 years and an evaluation on 2026-05-20, an employment that ended
     2023-05-20 still avoids, one that ended 2023-05-19 does not. The empty credit code matches nothing.
     """
+    return _avoidance(c, ctx, _cutoff(ctx))
+
+
+def _cutoff(ctx: Context) -> date:
+    """The earliest end day of a former employment that still avoids (see `avoidance`)."""
     if ctx.former_employer_years < 0:
         raise ValueError(f"former_employer_years must be 0 or more, not {ctx.former_employer_years}.")
-    cutoff = _years_before(ctx.on, ctx.former_employer_years)
+    return _years_before(ctx.on, ctx.former_employer_years)
+
+
+def _avoidance(c: Candidate, ctx: Context, cutoff: date) -> tuple[str, ...]:
+    """`avoidance` with the context's cutoff worked out once for a whole pool."""
     recent = {code for code, end in c.former_employers if code and (end is None or end >= cutoff)}
     found = {
         "no_account": not c.has_account,
@@ -583,13 +595,14 @@ def eligible_pool(
     eligible: list[PoolEntry] = []
     excluded: dict[str, tuple[str, ...]] = {}
     seen: set[str] = set()
+    cutoff = _cutoff(ctx)
     for c in sorted(candidates, key=lambda c: c.expert_id):
         if c.expert_id in seen:
             raise DrawError(f"Expert {c.expert_id} appears more than once among the candidates.")
         seen.add(c.expert_id)
         if not any(code.startswith(prefixes) for code in c.specialties):
             continue
-        reasons = avoidance(c, ctx)
+        reasons = _avoidance(c, ctx, cutoff)
         if reasons:
             excluded[c.expert_id] = reasons
         else:
@@ -600,10 +613,16 @@ def eligible_pool(
 # ---------------------------------------------------------------- the pool before avoidance
 
 
+# RFC 8785 for what these objects hold (strings, integers, booleans, null, lists, objects): sorted keys, no
+# whitespace, only the mandatory escapes; Python's lowercase \\u00xx matches JCS. One encoder for every
+# call: `json.dumps` with these options would build a new one per candidate.
+_CANONICAL: Final = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+)
+
+
 def _canonical_json(value: object) -> str:
-    # RFC 8785 for what these objects hold (strings, integers, booleans, null, lists, objects): sorted
-    # keys, no whitespace, only the mandatory escapes; Python's lowercase \\u00xx matches JCS.
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return _CANONICAL.encode(value)
 
 
 def _day_text(value: date | None) -> str | None:

@@ -185,6 +185,9 @@ async def _parties(session: AsyncSession, tender: Tender) -> Parties:
     return Parties(frozenset(codes), frozenset(parties))
 
 
+_CODE_SEPARATOR = "\n"
+
+
 def _raw_id(column: Any) -> Any:
     """`column` as the database returns it, not converted to `uuid.UUID` row by row: the draw reads tens of
     thousands of expert ids and only needs them as keys (see `candidates`)."""
@@ -209,6 +212,20 @@ async def candidates(
     its canonical text once, per candidate, instead of into a `uuid.UUID` per row read."""
     wanted = or_(*[ExpertSpecialty.code.startswith(p, autoescape=True) for p in prefixes])
     ids = select(ExpertSpecialty.expert_id).where(wanted).distinct().scalar_subquery()
+    # Each expert's codes come back as one row, joined by a line feed, with their count: a pool of tens
+    # of thousands reads a row per expert instead of one per code (each row an object the interpreter
+    # allocates and its collector walks). A code holding the separator would split into more pieces than
+    # the count says; such an expert's codes are read again row by row, exactly as stored.
+    joined = (
+        select(
+            ExpertSpecialty.expert_id.label("expert_id"),
+            func.aggregate_strings(ExpertSpecialty.code, _CODE_SEPARATOR).label("codes"),
+            func.count().label("n"),
+        )
+        .where(ExpertSpecialty.expert_id.in_(ids))
+        .group_by(ExpertSpecialty.expert_id)
+        .subquery()
+    )
     experts = (
         await session.execute(
             select(
@@ -218,15 +235,27 @@ async def candidates(
                 Expert.term_end,
                 Expert.employer_credit_code,
                 Expert.user_id.is_not(None),
-            ).where(Expert.id.in_(ids))
+                joined.c.codes,
+                joined.c.n,
+            ).join(joined, joined.c.expert_id == Expert.id)
         )
     ).all()
-    codes: dict[Any, list[str]] = defaultdict(list)
-    specialties = select(_raw_id(ExpertSpecialty.expert_id), ExpertSpecialty.code).where(
-        ExpertSpecialty.expert_id.in_(ids)
-    )
-    for expert_id, code in (await session.execute(specialties)).all():
-        codes[expert_id].append(code)
+    codes: dict[Any, list[str]] = {}
+    split: list[Any] = []
+    for raw, *_, joined_codes, n in experts:
+        pieces = joined_codes.split(_CODE_SEPARATOR)
+        if len(pieces) == n:
+            codes[raw] = pieces
+        else:
+            split.append(raw)
+    if split:
+        for raw in split:
+            codes[raw] = []
+        by_row = select(_raw_id(ExpertSpecialty.expert_id), ExpertSpecialty.code).where(
+            ExpertSpecialty.expert_id.in_([uuid.UUID(_id_text(raw)) for raw in split])
+        )
+        for expert_id, code in await session.execute(by_row):
+            codes[expert_id].append(code)
     former: dict[Any, list[tuple[str, date | None]]] = defaultdict(list)
     relatives: dict[Any, list[str]] = defaultdict(list)
     relationships = select(
@@ -257,7 +286,7 @@ async def candidates(
         else {}
     )
     out = []
-    for raw, status, start, end, employer, has_account in experts:
+    for raw, status, start, end, employer, has_account, _, _ in experts:
         expert_id = _id_text(raw)
         out.append(
             draw.Candidate(

@@ -22,6 +22,7 @@ from tests.storage.seaweed import SeaweedFS
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN = "from bidding.bench_surge import surge_command; surge_command()"
+ROUNDS = 3  # the fewest a median needs; each round is a fresh tender, so the counts below are per run
 LATENCY_KEYS = {
     "bench",
     "case",
@@ -32,6 +33,12 @@ LATENCY_KEYS = {
     "p50_ms",
     "p99_ms",
     "wall_s",
+    "p50_ms_min",
+    "p50_ms_max",
+    "wall_s_min",
+    "wall_s_max",
+    "repeats",
+    "rounds",
 }
 CLOSING_KEYS = {
     "bench",
@@ -62,7 +69,7 @@ def database_url() -> Iterator[str]:
 def test_surge_bench_acknowledges_every_bid_and_loses_none(database_url: str, seaweedfs: SeaweedFS) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GGZY_")}
     env |= {"AWS_ACCESS_KEY_ID": seaweedfs.access_key, "AWS_SECRET_ACCESS_KEY": seaweedfs.secret_key}
-    args = ["--bidders", "4", "--size-mib", "1", "--concurrency", "2"]
+    args = ["--bidders", "4", "--size-mib", "1", "--concurrency", "2", "--repeat", str(ROUNDS)]
     args += ["--database-url", database_url, "--s3-endpoint", seaweedfs.endpoint]
     run = subprocess.run(
         [sys.executable, "-c", RUN, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
@@ -75,24 +82,29 @@ def test_surge_bench_acknowledges_every_bid_and_loses_none(database_url: str, se
     for line in lines[:2]:
         assert LATENCY_KEYS <= set(line), LATENCY_KEYS - set(line)
         assert (line["bidders"], line["size_mib"], line["concurrency"]) == (4, 1, 2)
-        assert line["requests"] == 4
+        assert (line["rounds"], line["repeats"]) == (ROUNDS, ROUNDS)
+        assert line["requests"] == 4 * ROUNDS
         assert line["errors"] == 0
         assert line["envelope_bytes"] > 1024 * 1024
         assert isinstance(line["p50_ms"], float | int)
         assert isinstance(line["p99_ms"], float | int)
+        assert line["p50_ms_min"] <= line["p50_ms"] <= line["p50_ms_max"]
+    assert lines[0]["server_peak_rss_mib"] >= lines[0]["server_started_rss_mib"] > 0
+    assert isinstance(lines[0]["ratio_p50_to_baseline"], float)
     closing = lines[2]
     assert CLOSING_KEYS <= set(closing), CLOSING_KEYS - set(closing)
-    assert closing["acknowledged"] == closing["in_closing_head"] == closing["closing_envelopes"] == 4
-    assert closing["receipts_verified"] == closing["closing_tree_size"] == 4
+    bids = 4 * ROUNDS
+    assert closing["acknowledged"] == closing["in_closing_head"] == closing["closing_envelopes"] == bids
+    assert closing["receipts_verified"] == closing["closing_tree_size"] == bids
     assert (closing["lost"], closing["other"], closing["refused_w07"]) == (0, 0, 0)
     assert closing["unacknowledged_in_head"] == 0
-    assert (closing["store_objects"], closing["store_stray"], closing["store_missing"]) == (4, 0, 0)
+    assert (closing["store_objects"], closing["store_stray"], closing["store_missing"]) == (bids, 0, 0)
     assert isinstance(closing["within_60s"], bool)
 
 
 def test_surge_bench_runs_on_the_embedded_default() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GGZY_")}
-    args = ["--embedded", "--bidders", "4", "--size-mib", "1", "--concurrency", "4"]
+    args = ["--embedded", "--bidders", "4", "--size-mib", "1", "--concurrency", "4", "--repeat", str(ROUNDS)]
     run = subprocess.run(
         [sys.executable, "-c", RUN, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
     )
@@ -100,9 +112,9 @@ def test_surge_bench_runs_on_the_embedded_default() -> None:
     assert run.returncode == 0, run.stderr[-3000:]
     lines = [json.loads(line) for line in run.stdout.splitlines() if line.strip()]
     assert [line["case"] for line in lines] == ["finalize", "s3_put_baseline", "closing"]
-    assert (lines[0]["backend"], lines[0]["requests"], lines[0]["errors"]) == ("embedded", 4, 0)
+    assert (lines[0]["backend"], lines[0]["requests"], lines[0]["errors"]) == ("embedded", 4 * ROUNDS, 0)
     closing = lines[2]
-    assert closing["acknowledged"] == closing["in_closing_head"] == closing["receipts_verified"] == 4
+    assert closing["acknowledged"] == closing["in_closing_head"] == closing["receipts_verified"] == 4 * ROUNDS
     assert (closing["lost"], closing["unacknowledged_in_head"], closing["other"]) == (0, 0, 0)
 
 
@@ -115,7 +127,9 @@ def race_verdict(run: subprocess.CompletedProcess[str], bidders: int) -> dict[st
     assert CLOSING_KEYS <= set(closing), CLOSING_KEYS - set(closing)
     assert closing["deadline_race"] == 0.5
     assert closing["closing_after_sent"] == bidders // 2
-    assert closing["acknowledged"] + closing["refused_w07"] == bidders
+    assert closing["rounds"] == ROUNDS
+    assert closing["closing_s_min"] <= closing["closing_s"] <= closing["closing_s_max"]
+    assert closing["acknowledged"] + closing["refused_w07"] == bidders * ROUNDS
     assert (closing["lost"], closing["other"], closing["unacknowledged_in_head"]) == (0, 0, 0)
     assert closing["acknowledged"] == closing["in_closing_head"] == closing["closing_envelopes"]
     assert closing["receipts_verified"] == closing["acknowledged"]
@@ -128,6 +142,7 @@ def race_verdict(run: subprocess.CompletedProcess[str], bidders: int) -> dict[st
 def test_surge_bench_with_the_deadline_passing_mid_surge_on_the_embedded_default() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GGZY_")}
     args = ["--embedded", "--bidders", "8", "--size-mib", "1", "--concurrency", "4", "--deadline-race", "0.5"]
+    args += ["--repeat", str(ROUNDS)]
     run = subprocess.run(
         [sys.executable, "-c", RUN, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
     )
@@ -141,7 +156,7 @@ def test_surge_bench_with_the_deadline_passing_mid_surge_on_postgresql(
     env = {k: v for k, v in os.environ.items() if not k.startswith("GGZY_")}
     env |= {"AWS_ACCESS_KEY_ID": seaweedfs.access_key, "AWS_SECRET_ACCESS_KEY": seaweedfs.secret_key}
     args = ["--bidders", "8", "--size-mib", "1", "--concurrency", "4", "--deadline-race", "0.5"]
-    args += ["--database-url", database_url, "--s3-endpoint", seaweedfs.endpoint]
+    args += ["--repeat", str(ROUNDS), "--database-url", database_url, "--s3-endpoint", seaweedfs.endpoint]
     run = subprocess.run(
         [sys.executable, "-c", RUN, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
     )
