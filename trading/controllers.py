@@ -913,14 +913,16 @@ class InboxController(Controller):
 
 
 class ChronographController(Controller):
-    """What the chronograph could not do: tenders whose due transition fails, for the centre and supervisors."""
+    """What the chronograph could not do: tenders whose due transition fails, rooms and draws whose due step
+    fails, for the centre and supervisors."""
 
     path = "/api/v1/chronograph"
     tags = ["chronograph"]
 
     @get("/failures", operation_id="list_transition_failures", guards=[requires("centre", "supervisor")])
     async def failures(self, session: AsyncSession) -> list[schemas.TransitionFailureRead]:
-        """Tenders whose due transition is failing, the longest-failing first, with attempts and next retry."""
+        """Tenders whose due transition is failing, and evaluation rooms and draws whose due step is, the
+        longest-failing first, with attempts and next retry."""
         return [
             schemas.TransitionFailureRead(
                 f.tender_id,
@@ -931,6 +933,8 @@ class ChronographController(Controller):
                 f.first_failed_at,
                 f.last_failed_at,
                 f.retry_at,
+                f.stage,
+                f.subject_id,
             )
             for f in await chronograph.failures(session)
         ]
