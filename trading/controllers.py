@@ -333,13 +333,25 @@ class DocumentController(Controller):
         tender_id: uuid.UUID,
         data: schemas.DocumentRegister,
         principal: Principal,
-        session: AsyncSession,
+        sessionmaker: async_sessionmaker[AsyncSession],
         object_store: ObjectStore,
         clock: Clock,
     ) -> schemas.DocumentRead:
-        """Record an uploaded file as a tender document; the server hashes it."""
-        d = await service.register_document(session, principal, tender_id, data, object_store, clock.now())
-        return schemas.DocumentRead(d.id, d.kind, d.filename, d.sha256, d.size, d.uploaded_at)
+        """Record an uploaded file as a tender document; the server hashes it.
+
+        The file is copied and hashed outside any transaction, then recorded in one short write transaction;
+        a copy that is not recorded (a refusal, a duplicate) is removed."""
+        now = clock.now()
+        taken = await service.take_document(
+            sessionmaker, object_store, principal, tender_id, data.object_key, now
+        )
+        try:
+            async with transaction(sessionmaker) as session:
+                d = await service.register_document(session, principal, tender_id, data, taken, now)
+                return schemas.DocumentRead(d.id, d.kind, d.filename, d.sha256, d.size, d.uploaded_at)
+        except BaseException:
+            await service.drop_document(sessionmaker, object_store, taken)
+            raise
 
     @get("/documents", operation_id="list_documents", guards=[public])
     async def list_documents(
@@ -379,14 +391,25 @@ class DocumentController(Controller):
         tender_id: uuid.UUID,
         data: schemas.ClarificationCreate,
         principal: Principal,
-        session: AsyncSession,
+        sessionmaker: async_sessionmaker[AsyncSession],
         object_store: ObjectStore,
         clock: Clock,
     ) -> schemas.ClarificationRead:
-        """Issue a clarification or amendment, with amended documents if any (W-02 moves the deadline)."""
-        # How many hold the documents stays secret until the deadline, from the agency too (W-20).
-        c, _holders = await service.clarify(session, principal, tender_id, data, clock.now(), object_store)
-        return clarification_read(c)
+        """Issue a clarification or amendment, with amended documents if any (W-02 moves the deadline).
+        Amended documents are copied and hashed outside any transaction, as for `register_document`."""
+        now = clock.now()
+        amended = None
+        if data.amended_documents is not None:
+            key = data.amended_documents.object_key
+            amended = await service.take_document(sessionmaker, object_store, principal, tender_id, key, now)
+        try:
+            async with transaction(sessionmaker) as session:
+                # How many hold the documents stays secret until the deadline, from the agency too (W-20).
+                c, _holders = await service.clarify(session, principal, tender_id, data, now, amended)
+                return clarification_read(c)
+        except BaseException:
+            await service.drop_document(sessionmaker, object_store, amended)
+            raise
 
     @post("/objections", operation_id="file_objection", guards=[BIDDER])
     async def object_to(
@@ -786,14 +809,24 @@ class AwardController(Controller):
         tender_id: uuid.UUID,
         data: schemas.ContractCreate,
         principal: Principal,
-        session: AsyncSession,
+        sessionmaker: async_sessionmaker[AsyncSession],
         object_store: ObjectStore,
         clock: Clock,
     ) -> schemas.ContractRead:
-        """Record a signed contract (W-13, W-15)."""
-        return contract_read(
-            await service.record_contract(session, principal, tender_id, data, object_store, clock.now())
+        """Record a signed contract (W-13, W-15). Its file is copied and hashed outside any transaction, as
+        for `register_document`."""
+        now = clock.now()
+        taken = await service.take_document(
+            sessionmaker, object_store, principal, tender_id, data.object_key, now
         )
+        try:
+            async with transaction(sessionmaker) as session:
+                return contract_read(
+                    await service.record_contract(session, principal, tender_id, data, taken, now)
+                )
+        except BaseException:
+            await service.drop_document(sessionmaker, object_store, taken)
+            raise
 
 
 class ComplaintController(Controller):
