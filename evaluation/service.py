@@ -23,7 +23,7 @@ from fractions import Fraction
 from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
-from sqlalchemy import String, func, or_, select, type_coerce
+from sqlalchemy import String, and_, func, or_, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import accounts.service as accounts
@@ -865,34 +865,48 @@ async def _remove(
         await pool.record_credit(session, None, invitation.expert_id, credit_kind, row.tender_id, reason, now)
 
 
-async def expire_invitations(session: AsyncSession, secret: str, store: ObjectStore, now: datetime) -> int:
-    """The chronograph: invitations unanswered by their deadline time out and are replaced."""
-    due = (
+def _inviting_due(now: datetime) -> Any:
+    return and_(Draw.next_deadline.is_not(None), Draw.next_deadline <= now, Draw.status == "inviting")
+
+
+async def draws_due(session: AsyncSession, now: datetime) -> list[tuple[uuid.UUID, uuid.UUID, str]]:
+    """The chronograph: each draw with an invitation unanswered by its deadline, as (draw, tender, status),
+    earliest deadline first."""
+    rows = await session.execute(
+        select(Draw.id, Draw.tender_id, Draw.status)
+        .where(_inviting_due(now))
+        .order_by(Draw.next_deadline, Draw.id)
+    )
+    return [(r.id, r.tender_id, r.status) for r in rows]
+
+
+async def expire_invitations(
+    session: AsyncSession, secret: str, store: ObjectStore, draw_id: uuid.UUID, now: datetime
+) -> int:
+    """The chronograph: the draw's invitations unanswered by their deadline time out and are replaced.
+    The draw is locked and checked afresh, so of two workers only one times them out (the other answers 0)."""
+    row = await session.scalar(
+        select(Draw)
+        .where(Draw.id == draw_id, _inviting_due(now))
+        .with_for_update(skip_locked=True)
+        .execution_options(populate_existing=True)
+    )
+    if row is None:
+        return 0
+    stale = (
         await session.scalars(
-            select(Draw).where(
-                Draw.next_deadline.is_not(None), Draw.next_deadline <= now, Draw.status == "inviting"
-            )
+            select(Invitation)
+            .where(Invitation.draw_id == row.id, Invitation.status == "invited", Invitation.respond_by <= now)
+            .order_by(Invitation.position)
         )
     ).all()
-    count = 0
-    for row in due:
-        stale = (
-            await session.scalars(
-                select(Invitation)
-                .where(
-                    Invitation.draw_id == row.id, Invitation.status == "invited", Invitation.respond_by <= now
-                )
-                .order_by(Invitation.position)
-            )
-        ).all()
-        for invitation in stale:
-            invitation.status = "timed_out"
-            await _remove(session, row, invitation, "no_response", "no answer before the deadline", now)
-            await accounts.record(session, None, "invitation.timeout", "invitation", invitation.id, now)
-            count += 1
-        await session.flush()
-        await _apply_selection(session, row, secret, store, now)
-    return count
+    for invitation in stale:
+        invitation.status = "timed_out"
+        await _remove(session, row, invitation, "no_response", "no answer before the deadline", now)
+        await accounts.record(session, None, "invitation.timeout", "invitation", invitation.id, now)
+    await session.flush()
+    await _apply_selection(session, row, secret, store, now)
+    return len(stale)
 
 
 async def _check_abortable(session: AsyncSession, row: Draw) -> Room | None:
@@ -1319,22 +1333,42 @@ async def _seat(
     return room, member
 
 
-async def tick_rooms(session: AsyncSession, store: ObjectStore, now: datetime) -> int:
-    """The chronograph: open rooms at their time; at the end of the time box a room awaiting signatures is
+def _room_due(now: datetime) -> Any:
+    return or_(
+        and_(Room.status == "scheduled", Room.opens_at <= now),
+        and_(Room.status == "open", Room.closes_at <= now),
+    )
+
+
+async def rooms_due(session: AsyncSession, now: datetime) -> list[tuple[uuid.UUID, uuid.UUID, str]]:
+    """The chronograph: each room due to open or to close at `now`, as (room, tender, status)."""
+    rows = await session.execute(
+        select(Room.id, Room.tender_id, Room.status).where(_room_due(now)).order_by(Room.opens_at, Room.id)
+    )
+    return [(r.id, r.tender_id, r.status) for r in rows]
+
+
+async def tick_room(session: AsyncSession, store: ObjectStore, room_id: uuid.UUID, now: datetime) -> int:
+    """The chronograph: open the room at its time; at the end of the time box a room awaiting signatures is
     finalised (a member who neither signed nor wrote a dissent is deemed to agree, W-11), any other room
-    expires until the centre extends it."""
+    expires until the centre extends it. The room is locked and checked afresh, so of two workers only one
+    moves it (the other answers 0); answers how many steps it took."""
+    room = await session.scalar(
+        select(Room)
+        .where(Room.id == room_id, _room_due(now))
+        .with_for_update(skip_locked=True)
+        .execution_options(populate_existing=True)
+    )
+    if room is None:
+        return 0
     changed = 0
-    for room in (
-        await session.scalars(select(Room).where(Room.status == "scheduled", Room.opens_at <= now))
-    ).all():
+    if room.status == "scheduled":
         room.status = "open"
         room.opened_at = now
         await _event(session, room, "room.opened", now)
         await accounts.record(session, None, "room.open", "room", room.id, now)
         changed += 1
-    for room in (
-        await session.scalars(select(Room).where(Room.status == "open", Room.closes_at <= now))
-    ).all():
+    if room.closes_at <= now:
         if room.phase == "signing":
             await _finalise(session, None, room, store, now)
         else:

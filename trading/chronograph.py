@@ -13,6 +13,11 @@ attempt count and the error's kind, and is not tried again before `retry_at`, wh
 exponentially on the injected clock (one minute, doubled each time, at most an hour). The others go on.
 The centre and the supervisors list what is failing (`GET /api/v1/chronograph/failures`); a success
 removes the tender from the list.
+
+The later stages of the tick step other things the same way (`run_stage`): each evaluation room that is
+due to open or close, and each draw whose invitations time out, is re-read, locked and stepped in a
+transaction of its own; one that raises is recorded in `stage_failures` with the same backoff and listed
+with the tenders, and the others go on.
 """
 
 from __future__ import annotations
@@ -20,9 +25,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Literal, cast
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -32,9 +38,12 @@ from storage.jobs import backoff_delay
 from storage.problems import Problem
 from storage.signing import LogSigner
 from trading import service
-from trading.models import Tender, TransitionFailure
+from trading.models import StageFailure, Tender, TransitionFailure
 
 log = logging.getLogger("ggzy.chronograph")
+
+# What fails: a tender's own transition, an evaluation room's opening or closing, a draw's invitations.
+Stage = Literal["tender", "room", "invitations"]
 
 RETRY_BASE = timedelta(minutes=1)
 RETRY_CAP = timedelta(hours=1)
@@ -42,7 +51,8 @@ RETRY_CAP = timedelta(hours=1)
 
 @dataclass(frozen=True)
 class Failure:
-    """A tender whose due transition failed, as the centre and supervisors see it."""
+    """A tender whose due transition failed, or a room or draw of it whose due step did (`stage` and
+    `subject_id` say which), as the centre and supervisors see it."""
 
     tender_id: uuid.UUID
     tender_code: str
@@ -52,6 +62,8 @@ class Failure:
     first_failed_at: datetime
     last_failed_at: datetime
     retry_at: datetime
+    stage: Stage
+    subject_id: uuid.UUID
 
 
 def retry_after(attempts: int) -> timedelta:
@@ -186,17 +198,162 @@ async def tick(
 
 
 async def failures(session: AsyncSession) -> list[Failure]:
-    """Tenders whose due transition is failing, the longest-failing first. A tender someone has since
-    moved by hand so that nothing is due on it any more (cancelled, say) is no longer listed."""
+    """Tenders whose due transition is failing, and rooms and draws whose due step is, the longest-failing
+    first. A tender someone has since moved by hand so that nothing is due on it any more (cancelled, say)
+    is no longer listed; nor is a room or draw that is no longer due once its retry has come."""
     rows = await session.execute(
         select(TransitionFailure, Tender.code)
         .join(Tender, Tender.id == TransitionFailure.tender_id)
         .where(Tender.next_check.is_not(None))
-        .order_by(TransitionFailure.first_failed_at, Tender.code)
     )
-    return [
+    out = [
         Failure(
-            f.tender_id, code, f.status, f.attempts, f.error, f.first_failed_at, f.last_failed_at, f.retry_at
+            f.tender_id,
+            code,
+            f.status,
+            f.attempts,
+            f.error,
+            f.first_failed_at,
+            f.last_failed_at,
+            f.retry_at,
+            "tender",
+            f.tender_id,
         )
         for f, code in rows.all()
     ]
+    stages = await session.execute(
+        select(StageFailure, Tender.code).join(Tender, Tender.id == StageFailure.tender_id)
+    )
+    out += [
+        Failure(
+            f.tender_id,
+            code,
+            f.status,
+            f.attempts,
+            f.error,
+            f.first_failed_at,
+            f.last_failed_at,
+            f.retry_at,
+            cast(Stage, f.stage),
+            f.subject_id,
+        )
+        for f, code in stages.all()
+    ]
+    return sorted(out, key=lambda f: (f.first_failed_at, f.tender_code, f.stage, str(f.subject_id)))
+
+
+# ---------------------------------------------------------------- the later stages: rooms and draws
+
+
+@dataclass(frozen=True)
+class Due:
+    """One thing a later stage of the tick has to step: its id, its tender and its status when listed."""
+
+    subject_id: uuid.UUID
+    tender_id: uuid.UUID
+    status: str
+
+
+# A step re-reads and locks its subject, does nothing (answers 0) if it is no longer due or another worker
+# holds it, and otherwise answers how many things it changed.
+Step = Callable[[AsyncSession, uuid.UUID], Awaitable[int]]
+
+
+async def run_stage(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    stage: Stage,
+    listing: Callable[[AsyncSession], Awaitable[list[Due]]],
+    step: Step,
+    now: datetime,
+) -> int:
+    """List what is due in `stage` in one short read, then step each in a transaction of its own, leaving
+    out those whose retry has not come; a step that raises is rolled back alone and recorded with its
+    backoff. Answers how many things the steps changed. Safe to run from several workers at once: a step
+    claims its subject itself."""
+    async with transaction(sessionmaker, read_only=True) as session:
+        todo = await listing(session)
+        rows = await session.execute(
+            select(StageFailure.subject_id, StageFailure.retry_at).where(StageFailure.stage == stage)
+        )
+        failing = {subject_id: retry_at for subject_id, retry_at in rows.tuples()}
+    # A failing subject no longer due (a room the centre cancelled, say) leaves the list once its retry
+    # has come; one still waiting is left alone, as its failure may be newer than this listing.
+    listed = {d.subject_id for d in todo}
+    stale = [subject for subject, retry_at in failing.items() if subject not in listed and retry_at <= now]
+    if stale:
+        async with transaction(sessionmaker) as session:
+            await session.execute(
+                delete(StageFailure).where(
+                    StageFailure.stage == stage,
+                    StageFailure.subject_id.in_(stale),
+                    StageFailure.retry_at <= now,
+                )
+            )
+    changed = 0
+    for due_one in todo:
+        retry_at = failing.get(due_one.subject_id)
+        if retry_at is None or retry_at <= now:
+            changed += await _step_one(sessionmaker, stage, due_one, step, now)
+    return changed
+
+
+async def _step_one(
+    sessionmaker: async_sessionmaker[AsyncSession], stage: Stage, due_one: Due, step: Step, now: datetime
+) -> int:
+    try:
+        async with transaction(sessionmaker) as session:
+            failed = await session.get(StageFailure, (stage, due_one.subject_id), populate_existing=True)
+            if failed is not None and failed.retry_at > now:
+                return 0  # another worker recorded a failure since this one listed the subject
+            changed = await step(session, due_one.subject_id)
+            if failed is not None and changed:
+                await session.delete(failed)
+    except Exception as exc:
+        await _record_stage_failure(sessionmaker, stage, due_one, exc, now)
+        return 0
+    return changed
+
+
+async def _record_stage_failure(
+    sessionmaker: async_sessionmaker[AsyncSession], stage: Stage, due_one: Due, exc: Exception, now: datetime
+) -> None:
+    error = describe(exc)[:300]
+    try:
+        async with transaction(sessionmaker) as session:
+            row = await session.scalar(
+                select(StageFailure)
+                .where(StageFailure.stage == stage, StageFailure.subject_id == due_one.subject_id)
+                .with_for_update()
+                .execution_options(populate_existing=True)
+            )
+            if row is None:
+                row = StageFailure(
+                    stage=stage,
+                    subject_id=due_one.subject_id,
+                    tender_id=due_one.tender_id,
+                    status=due_one.status,
+                    attempts=0,
+                    error=error,
+                    first_failed_at=now,
+                    last_failed_at=now,
+                    retry_at=now,
+                )
+                session.add(row)
+            row.attempts += 1
+            row.status = due_one.status
+            row.error = error
+            row.last_failed_at = now
+            row.retry_at = now + retry_after(row.attempts)
+            attempts, retry_at = row.attempts, row.retry_at
+    except Exception:
+        log.exception("the failure of %s %s could not be recorded", stage, due_one.subject_id)
+        return
+    log.error(
+        "%s %s: due step failed (attempt %d, %s); retried from %s",
+        stage,
+        due_one.subject_id,
+        attempts,
+        error,
+        retry_at.isoformat(),
+        exc_info=exc,
+    )

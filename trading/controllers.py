@@ -334,13 +334,25 @@ class DocumentController(Controller):
         tender_id: uuid.UUID,
         data: schemas.DocumentRegister,
         principal: Principal,
-        session: AsyncSession,
+        sessionmaker: async_sessionmaker[AsyncSession],
         object_store: ObjectStore,
         clock: Clock,
     ) -> schemas.DocumentRead:
-        """Record an uploaded file as a tender document; the server hashes it."""
-        d = await service.register_document(session, principal, tender_id, data, object_store, clock.now())
-        return schemas.DocumentRead(d.id, d.kind, d.filename, d.sha256, d.size, d.uploaded_at)
+        """Record an uploaded file as a tender document; the server hashes it.
+
+        The file is copied and hashed outside any transaction, then recorded in one short write transaction;
+        a copy that is not recorded (a refusal, a duplicate) is removed."""
+        now = clock.now()
+        taken = await service.take_document(
+            sessionmaker, object_store, principal, tender_id, data.object_key, now
+        )
+        try:
+            async with transaction(sessionmaker) as session:
+                d = await service.register_document(session, principal, tender_id, data, taken, now)
+                return schemas.DocumentRead(d.id, d.kind, d.filename, d.sha256, d.size, d.uploaded_at)
+        except BaseException:
+            await service.drop_document(sessionmaker, object_store, taken)
+            raise
 
     @get("/documents", operation_id="list_documents", guards=[public])
     async def list_documents(
@@ -380,14 +392,25 @@ class DocumentController(Controller):
         tender_id: uuid.UUID,
         data: schemas.ClarificationCreate,
         principal: Principal,
-        session: AsyncSession,
+        sessionmaker: async_sessionmaker[AsyncSession],
         object_store: ObjectStore,
         clock: Clock,
     ) -> schemas.ClarificationRead:
-        """Issue a clarification or amendment, with amended documents if any (W-02 moves the deadline)."""
-        # How many hold the documents stays secret until the deadline, from the agency too (W-20).
-        c, _holders = await service.clarify(session, principal, tender_id, data, clock.now(), object_store)
-        return clarification_read(c)
+        """Issue a clarification or amendment, with amended documents if any (W-02 moves the deadline).
+        Amended documents are copied and hashed outside any transaction, as for `register_document`."""
+        now = clock.now()
+        amended = None
+        if data.amended_documents is not None:
+            key = data.amended_documents.object_key
+            amended = await service.take_document(sessionmaker, object_store, principal, tender_id, key, now)
+        try:
+            async with transaction(sessionmaker) as session:
+                # How many hold the documents stays secret until the deadline, from the agency too (W-20).
+                c, _holders = await service.clarify(session, principal, tender_id, data, now, amended)
+                return clarification_read(c)
+        except BaseException:
+            await service.drop_document(sessionmaker, object_store, amended)
+            raise
 
     @post("/objections", operation_id="file_objection", guards=[BIDDER])
     async def object_to(
@@ -794,14 +817,24 @@ class AwardController(Controller):
         tender_id: uuid.UUID,
         data: schemas.ContractCreate,
         principal: Principal,
-        session: AsyncSession,
+        sessionmaker: async_sessionmaker[AsyncSession],
         object_store: ObjectStore,
         clock: Clock,
     ) -> schemas.ContractRead:
-        """Record a signed contract (W-13, W-15)."""
-        return contract_read(
-            await service.record_contract(session, principal, tender_id, data, object_store, clock.now())
+        """Record a signed contract (W-13, W-15). Its file is copied and hashed outside any transaction, as
+        for `register_document`."""
+        now = clock.now()
+        taken = await service.take_document(
+            sessionmaker, object_store, principal, tender_id, data.object_key, now
         )
+        try:
+            async with transaction(sessionmaker) as session:
+                return contract_read(
+                    await service.record_contract(session, principal, tender_id, data, taken, now)
+                )
+        except BaseException:
+            await service.drop_document(sessionmaker, object_store, taken)
+            raise
 
 
 class ComplaintController(Controller):
@@ -921,14 +954,16 @@ class InboxController(Controller):
 
 
 class ChronographController(Controller):
-    """What the chronograph could not do: tenders whose due transition fails, for the centre and supervisors."""
+    """What the chronograph could not do: tenders whose due transition fails, rooms and draws whose due step
+    fails, for the centre and supervisors."""
 
     path = "/api/v1/chronograph"
     tags = ["chronograph"]
 
     @get("/failures", operation_id="list_transition_failures", guards=[requires("centre", "supervisor")])
     async def failures(self, session: AsyncSession) -> list[schemas.TransitionFailureRead]:
-        """Tenders whose due transition is failing, the longest-failing first, with attempts and next retry."""
+        """Tenders whose due transition is failing, and evaluation rooms and draws whose due step is, the
+        longest-failing first, with attempts and next retry."""
         return [
             schemas.TransitionFailureRead(
                 f.tender_id,
@@ -939,6 +974,8 @@ class ChronographController(Controller):
                 f.first_failed_at,
                 f.last_failed_at,
                 f.retry_at,
+                f.stage,
+                f.subject_id,
             )
             for f in await chronograph.failures(session)
         ]

@@ -8,6 +8,8 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 import bidding.service as bidding
 import escrow.service as escrow
 import evaluation.service as evaluation
@@ -63,14 +65,34 @@ async def _seal_ledger_head(ctx: JobContext) -> None:
 
 
 async def _evaluation(ctx: JobContext) -> None:
-    async with transaction(ctx.sessionmaker) as session:
-        # unanswered invitations are replaced; rooms open at their time and close at the end of the time box
-        store = ctx.extras["store"]
-        secret = ctx.extras["settings"].secret_key
-        expired = await evaluation.expire_invitations(session, secret, store, ctx.clock.now())
-        rooms = await evaluation.tick_rooms(session, store, ctx.clock.now())
-    if expired or rooms:
-        log.info("evaluation: %d invitation(s) timed out, %d room(s) changed", expired, rooms)
+    # unanswered invitations are replaced; rooms open at their time and close at the end of the time box;
+    # each draw and each room in a transaction of its own, so a failing one holds up no other
+    store = ctx.extras["store"]
+    secret = ctx.extras["settings"].secret_key
+    now = ctx.clock.now()
+
+    async def draws(session: AsyncSession) -> list[chronograph.Due]:
+        return [chronograph.Due(*d) for d in await evaluation.draws_due(session, now)]
+
+    async def rooms(session: AsyncSession) -> list[chronograph.Due]:
+        return [chronograph.Due(*r) for r in await evaluation.rooms_due(session, now)]
+
+    expired = await chronograph.run_stage(
+        ctx.sessionmaker,
+        "invitations",
+        draws,
+        lambda session, draw_id: evaluation.expire_invitations(session, secret, store, draw_id, now),
+        now,
+    )
+    changed = await chronograph.run_stage(
+        ctx.sessionmaker,
+        "room",
+        rooms,
+        lambda session, room_id: evaluation.tick_room(session, store, room_id, now),
+        now,
+    )
+    if expired or changed:
+        log.info("evaluation: %d invitation(s) timed out, %d room step(s)", expired, changed)
 
 
 async def sign_audit_head(ctx: JobContext) -> None:

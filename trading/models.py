@@ -325,3 +325,21 @@ class TransitionFailure(Base):
     first_failed_at: Mapped[datetime]
     last_failed_at: Mapped[datetime]
     retry_at: Mapped[datetime]
+
+
+class StageFailure(Base):
+    """A room or a draw whose due step in a later stage of the chronograph raised (`stage` says which:
+    `room` to open or close, `invitations` to time out and replace): retried with backoff from `retry_at`
+    like a tender's transition, listed for the centre and supervisors under its tender until it succeeds."""
+
+    __tablename__ = "stage_failures"
+
+    stage: Mapped[str] = mapped_column(String(20), primary_key=True)
+    subject_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    tender_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenders.id"), index=True)
+    status: Mapped[str] = mapped_column(String(20))
+    attempts: Mapped[int]
+    error: Mapped[str] = mapped_column(String(300))
+    first_failed_at: Mapped[datetime]
+    last_failed_at: Mapped[datetime]
+    retry_at: Mapped[datetime]

@@ -604,7 +604,10 @@ class ScheduleIn(Strict):
 
 
 class TransitionFailureRead(msgspec.Struct):
-    """A tender whose due transition is failing: the chronograph retries it from `retry_at`."""
+    """Something the chronograph fails to move, retried from `retry_at`: `stage` says what: the tender's
+    own due transition (`tender`; `subject_id` is the tender), an evaluation room due to open or close
+    (`room`; the room) or a draw whose unanswered invitations time out (`invitations`; the draw).
+    `status` is the tender's, the room's or the draw's."""
 
     tender_id: uuid.UUID
     tender_code: str
@@ -614,3 +617,5 @@ class TransitionFailureRead(msgspec.Struct):
     first_failed_at: datetime
     last_failed_at: datetime
     retry_at: datetime
+    stage: Literal["tender", "room", "invitations"]
+    subject_id: uuid.UUID

@@ -31,7 +31,7 @@ from bidding import agekeys, collusion, custody, envelope, opening_record
 from bidding.models import BidEvent
 from escrow.eligibility import NO_DEPOSIT
 from storage import outbox, uploads
-from storage.db import upsert_ignore
+from storage.db import transaction, upsert_ignore
 from storage.objects import (
     InvalidObjectKey,
     InvalidUpload,
@@ -1124,29 +1124,67 @@ async def _copy_upload(store: ObjectStore, key: str, kept: str) -> tuple[str, in
     return info.sha256, info.size
 
 
-async def _take_upload(
-    session: AsyncSession,
+@dataclass(frozen=True)
+class TakenFile:
+    """An uploaded document copied into the record's key space and hashed, not yet recorded."""
+
+    upload_key: str
+    kept: str
+    sha256: str
+    size: int
+
+
+async def take_document(
+    sessionmaker: async_sessionmaker[AsyncSession],
     store: ObjectStore,
-    key: str,
-    prefix: str,
-    kept_prefix: str,
-    now: datetime,
-    *,
-    owner_id: uuid.UUID,
+    actor: Principal,
     tender_id: uuid.UUID,
-) -> tuple[str, str, int]:
-    """Take an uploaded file into the record: copy it, hashing as it streams, to a key no upload grant
-    names, so the file on record can never be overwritten through the grant it came by. The upload itself
-    is discarded after commit. Returns (kept key, SHA-256, size); the key must be one granted under `prefix`.
-    The copy is claimed kept in this transaction; if the transaction does not commit, the caller removes
-    it (`_drop_copy_on_error`)."""
-    _check_prefix(key, prefix)
-    kept = f"{kept_prefix}/{uuid.uuid4().hex}"
-    sha256, size = await _copy_upload(store, key, kept)
-    uploads.add_kept_copy(session, key=kept, owner_id=owner_id, scope_id=tender_id, size=size, now=now)
-    await uploads.close_upload(session, key)
-    outbox.enqueue(session, "trading.discard_upload", {"key": key}, now)
-    return kept, sha256, size
+    key: str,
+    now: datetime,
+) -> TakenFile:
+    """Take an uploaded document into the record: copy it, hashing as it streams, to a key no upload grant
+    names, so the file on record can never be overwritten through the grant it came by. The copy runs
+    outside any database transaction, so a large file holds up no other writer (on SQLite every write
+    transaction excludes every other), and is claimed first, in a transaction of its own, so that if it is
+    never recorded the sweeper removes it. The key must be one granted to the caller's agency for this
+    tender. The caller records it (`register_document`, `clarify`, `record_contract`) in its own
+    transaction and drops it (`drop_document`) if that does not commit."""
+    async with transaction(sessionmaker, read_only=True) as session:
+        tender = await _tender(session, tender_id)
+        if not _can_manage(actor, tender):
+            raise NotFound("No such tender.")
+        code = tender.code
+    _check_prefix(key, f"tenders/{code}/documents/{actor.organisation_id}/")
+    try:
+        uploaded = await store.stat(key)
+    except InvalidObjectKey as exc:
+        raise ValidationProblem(
+            "Nothing was uploaded under this object key.",
+            errors=[field_error("object_key", "no such object")],
+        ) from exc
+    kept = f"records/{code}/documents/{uuid.uuid4().hex}"
+    await uploads.claim_copy(
+        sessionmaker,
+        key=kept,
+        owner_id=actor.organisation_id,
+        scope_id=tender_id,
+        max_bytes=min(uploaded.size, MAX_UPLOAD_BYTES) if uploaded is not None else MAX_UPLOAD_BYTES,
+        now=now,
+    )
+    try:
+        sha256, size = await _copy_upload(store, key, kept)
+    except BaseException:
+        await uploads.drop_copy(sessionmaker, store, kept)
+        raise
+    return TakenFile(key, kept, sha256, size)
+
+
+async def drop_document(
+    sessionmaker: async_sessionmaker[AsyncSession], store: ObjectStore, taken: TakenFile | None
+) -> None:
+    """Remove a taken document that will not be recorded (refused, a duplicate, or lost a race)."""
+    if taken is not None:
+        await uploads.drop_copy(sessionmaker, store, taken.kept)
 
 
 async def register_document(
@@ -1154,12 +1192,13 @@ async def register_document(
     actor: Principal,
     tender_id: uuid.UUID,
     data: schemas.DocumentRegister,
-    store: ObjectStore,
+    taken: TakenFile,
     now: datetime,
     *,
     kind: str | None = None,
 ) -> Document:
-    """Record an uploaded file as a document of the tender, with the hash the server computed."""
+    """Record an uploaded file, taken by `take_document`, as a document of the tender, with the hash the
+    server computed."""
     tender = await tender_for_agency(session, actor, tender_id)
     kind = kind or data.kind
     if kind in PUBLIC_DOCUMENT_KINDS and tender.status != TenderStatus.DRAFT:
@@ -1168,7 +1207,7 @@ async def register_document(
             "the amended file, publishes a correction notice and tells every holder (W-02).",
             rule="W-02",
         )
-    return await _record_document(session, actor, tender, kind, data.filename, data.object_key, store, now)
+    return await _record_document(session, actor, tender, kind, data.filename, taken, now)
 
 
 async def _record_document(
@@ -1177,26 +1216,24 @@ async def _record_document(
     tender: Tender,
     kind: str,
     filename: str,
-    key: str,
-    store: ObjectStore,
+    taken: TakenFile,
     now: datetime,
 ) -> Document:
-    kept, sha256, size = await _take_upload(
-        session,
-        store,
-        key,
-        f"tenders/{tender.code}/documents/{actor.organisation_id}/",
-        f"records/{tender.code}/documents",
-        now,
-        owner_id=actor.organisation_id,
-        tender_id=tender.id,
+    """Record a taken document: its copy turns kept and its upload is closed and discarded after commit.
+    An upload is recorded once: a second registration of it (a retry, a concurrent duplicate) is refused,
+    and the caller drops the copy it took."""
+    _check_prefix(taken.upload_key, f"tenders/{tender.code}/documents/{actor.organisation_id}/")
+    if await uploads.open_upload(session, taken.upload_key, actor.organisation_id) is None:
+        raise Conflict("This upload is already registered.", errors=[field_error("object_key", "registered")])
+    if not await uploads.keep_copy(session, taken.kept, taken.size):
+        raise Conflict(
+            "The uploaded file was removed before it could be recorded; upload it again.",
+            errors=[field_error("object_key", "expired")],
+        )
+    await discard_upload(session, taken.upload_key, now)
+    return await _add_document(
+        session, actor, tender, kind, filename, taken.kept, taken.sha256, taken.size, now
     )
-    try:
-        return await _add_document(session, actor, tender, kind, filename, kept, sha256, size, now)
-    except BaseException:
-        # Not on record (a duplicate, a failure): the copy must not outlive the refusal.
-        await store.delete(kept)
-        raise
 
 
 async def _add_document(
@@ -1311,11 +1348,11 @@ async def clarify(
     tender_id: uuid.UUID,
     data: schemas.ClarificationCreate,
     now: datetime,
-    store: ObjectStore | None = None,
+    amended_documents: TakenFile | None = None,
 ) -> tuple[Clarification, int]:
-    """Issue a clarification or amendment, optionally carrying amended documents; if it may affect bids and
-    fewer than 15 days remain, the deadline moves out to keep 15 (W-02). Everyone who obtained the documents
-    is told."""
+    """Issue a clarification or amendment, optionally carrying amended documents (taken by `take_document`
+    from `data.amended_documents`); if it may affect bids and fewer than 15 days remain, the deadline moves
+    out to keep 15 (W-02). Everyone who obtained the documents is told."""
     tender = await tender_for_agency(session, actor, tender_id)
     if tender.status not in (TenderStatus.PUBLISHED, TenderStatus.TENDERING):
         raise Conflict(f"Clarifications are issued before the deadline; the tender is {tender.status}.")
@@ -1363,16 +1400,12 @@ async def clarify(
     await session.flush()
     amended = None
     if data.amended_documents is not None:
-        assert store is not None
+        assert (
+            amended_documents is not None
+            and amended_documents.upload_key == data.amended_documents.object_key
+        )
         amended = await _record_document(
-            session,
-            actor,
-            tender,
-            "amendment",
-            data.amended_documents.filename,
-            data.amended_documents.object_key,
-            store,
-            now,
+            session, actor, tender, "amendment", data.amended_documents.filename, amended_documents, now
         )
     moved = tender.bid_deadline != before
     await accounts.record(
@@ -3354,11 +3387,12 @@ async def record_contract(
     actor: Principal,
     tender_id: uuid.UUID,
     data: schemas.ContractCreate,
-    store: ObjectStore,
+    taken: TakenFile,
     now: datetime,
 ) -> Contract:
-    """Record the signed contract of an awarded lot: signed within 30 days of the award (W-13), performance
-    security at most 10% of the price (W-15). When every awarded lot has its contract, the tender is contracted."""
+    """Record the signed contract of an awarded lot, its file taken by `take_document`: signed within 30 days
+    of the award (W-13), performance security at most 10% of the price (W-15). When every awarded lot has
+    its contract, the tender is contracted."""
     tender = await tender_for_agency(session, actor, tender_id)
     if tender.status != TenderStatus.AWARDED:
         raise Conflict(f"Contracts follow the award; the tender is {tender.status}.")
@@ -3392,9 +3426,7 @@ async def record_contract(
             f"The performance security may be at most 10% of the contract price: {cap} fen.",
             errors=[field_error("performance_security_fen", f"at most {cap}")],
         )
-    document = await _record_document(
-        session, actor, tender, "contract", data.filename, data.object_key, store, now
-    )
+    document = await _record_document(session, actor, tender, "contract", data.filename, taken, now)
     contract = Contract(
         tender_id=tender.id,
         award_id=row.id,
