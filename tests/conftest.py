@@ -232,6 +232,58 @@ async def runtime(database: Database, clock: SettableClock, tmp_path: Path) -> A
     await rt.queue.close()
 
 
+class _TheTestsRuntime:
+    """Stands for the runtime of the test now running, in the app every test of a worker shares: each
+    attribute read goes to that runtime. `create_app` reads the runtime only inside its dependencies and
+    request hooks (and `app.state`, set per test), so one app serves test after test."""
+
+    def __init__(self) -> None:
+        self.runtime: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.__dict__["runtime"], name)
+
+
+class _SharedApp:
+    """The app built once per worker: building it (every route's signature model, the OpenAPI plumbing)
+    takes longer than most tests. A test that needs a second app at the same time gets a fresh one."""
+
+    def __init__(self) -> None:
+        self.app: Any = None
+        self.settings: tuple[int, bool] | None = None
+        self.stand_in = _TheTestsRuntime()
+        self.in_use = False
+
+    def take(self, rt: Any) -> Any:
+        from app import create_app
+
+        # what `create_app` reads from the settings when it builds the app (a rehearsal wraps it)
+        settings = (rt.settings.max_body_bytes, rt.settings.rehearsal)
+        if self.in_use or rt.settings.rehearsal or (self.app is not None and settings != self.settings):
+            return None
+        if self.app is None:
+            self.stand_in.runtime = rt
+            self.app = create_app(cast(Any, self.stand_in), manage_runtime=False)
+            self.settings = settings
+        self.stand_in.runtime = rt
+        state = self.app.state
+        state.runtime, state.clock, state.sessionmaker, state.settings = (
+            rt,
+            rt.clock,
+            rt.sessionmaker,
+            rt.settings,
+        )
+        self.in_use = True
+        return self.app
+
+    def give_back(self) -> None:
+        self.stand_in.runtime = None
+        self.in_use = False
+
+
+_shared_app = _SharedApp()
+
+
 async def _api(rt: Any) -> AsyncIterator[Any]:
     import httpx
 
@@ -242,12 +294,19 @@ async def _api(rt: Any) -> AsyncIterator[Any]:
     # httpx's ASGI transport runs the app on the test's own event loop (Litestar's test client would run it
     # on another thread's loop, where the shared asyncpg pool cannot follow). Every 2xx JSON answer is
     # checked against the schema the OpenAPI document gives its operation.
-    app = create_app(rt, manage_runtime=False)
+    shared = _shared_app.take(rt)
+    app = shared if shared is not None else create_app(rt, manage_runtime=False)
     transport = httpx.ASGITransport(app=cast(Any, app))
-    async with httpx.AsyncClient(
-        transport=transport, base_url="http://testserver", event_hooks={"response": [conformance_hook(app)]}
-    ) as client:
-        yield Api(client, rt)
+    try:
+        async with httpx.AsyncClient(
+            transport=transport,
+            base_url="http://testserver",
+            event_hooks={"response": [conformance_hook(app)]},
+        ) as client:
+            yield Api(client, rt)
+    finally:
+        if shared is not None:
+            _shared_app.give_back()
 
 
 @pytest.fixture
