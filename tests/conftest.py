@@ -7,6 +7,7 @@ the run instead of skipping.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import secrets
@@ -161,8 +162,7 @@ async def _dispose_databases() -> AsyncIterator[None]:
         await world.database.engine.dispose()
     for database in _databases.values():
         await database.engine.dispose()
-    for name in _drop:
-        await _drop_postgres_database(name)
+    await asyncio.gather(*(_drop_postgres_database(name) for name in _drop))
 
 
 @pytest.fixture(params=BACKENDS)
