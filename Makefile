@@ -28,10 +28,11 @@ run: $(RUNTIME)
 	$(BIN)/ggzy demo --seed-only
 	$(BIN)/ggzy serve
 
-# The suite runs on every core (pytest-xdist); TEST_JOBS=0 runs it in one process.
+# The suite runs on every core (pytest-xdist); TEST_JOBS=0 runs it in one process. Tests marked with one
+# `xdist_group` run on one worker (they read a state built once per worker).
 TEST_JOBS ?= auto
 test: $(STAMP)
-	$(BIN)/python -m pytest -n $(TEST_JOBS) --durations=25 $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_JOBS) --dist loadgroup --durations=25 $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
