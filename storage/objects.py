@@ -1002,7 +1002,6 @@ class LocalObjectStore:
             raise InvalidObjectKey(f"object key {key!r} runs through an existing object") from exc
         digest = hashlib.sha256()
         size = 0
-        meta_tmp: str | None = None
         try:
             with os.fdopen(data_fd, "wb") as out:
                 for chunk in chunks:
@@ -1012,20 +1011,11 @@ class LocalObjectStore:
                 out.flush()
                 os.fsync(out.fileno())
                 inode = os.fstat(out.fileno()).st_ino
-            info = ObjectInfo(key=key, size=size, sha256=digest.hexdigest(), content_type=content_type)
-            meta_tmp = _write_temp(path.parent, path.name, _meta_json(info, inode))
-            try:
-                os.replace(data_tmp, path)
-            except IsADirectoryError as exc:
-                raise InvalidObjectKey(f"object key {key!r} names a directory of other objects") from exc
-            os.replace(meta_tmp, _meta_path(path))
         except BaseException:
-            for leftover in (data_tmp, meta_tmp):
-                if leftover is not None:
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(leftover)
+            _unlink_quietly(data_tmp)
             raise
-        _fsync_dir(path.parent)
+        info = ObjectInfo(key=key, size=size, sha256=digest.hexdigest(), content_type=content_type)
+        _install(key, data_tmp, path, _meta_json(info, inode))
         return info
 
     def _scratch(self) -> Path:
@@ -1082,7 +1072,6 @@ class LocalObjectStore:
             dir=target.parent, prefix=f".{target.name}.", suffix=_PART_SUFFIX
         )
         os.close(data_fd)
-        meta_tmp: str | None = None
         try:
             try:
                 os.replace(path, data_tmp)
@@ -1096,19 +1085,10 @@ class LocalObjectStore:
             os.chmod(data_tmp, 0o600)  # as private as a streamed object's file
             stat = os.stat(data_tmp)
             _check_file_size(path, stat.st_size, info.size)
-            meta_tmp = _write_temp(target.parent, target.name, _meta_json(info, stat.st_ino))
-            try:
-                os.replace(data_tmp, target)
-            except IsADirectoryError as exc:
-                raise InvalidObjectKey(f"object key {key!r} names a directory of other objects") from exc
-            os.replace(meta_tmp, _meta_path(target))
         except BaseException:
-            for leftover in (data_tmp, meta_tmp):
-                if leftover is not None:
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(leftover)
+            _unlink_quietly(data_tmp)
             raise
-        _fsync_dir(target.parent)
+        _install(key, data_tmp, target, _meta_json(info, stat.st_ino))
         return info
 
     def _stat(self, key: str, path: Path) -> ObjectInfo | None:
@@ -1147,6 +1127,30 @@ class LocalObjectStore:
             _fsync_dir(path.parent)
 
 
+def _unlink_quietly(path: str | None) -> None:
+    if path is not None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+
+
+def _install(key: str, data_tmp: str, target: Path, meta: bytes) -> None:
+    """Rename a written, synced temporary file into place at `target` with its sidecar `meta`: the object
+    appears whole or not at all, and on any failure neither temporary file is left behind."""
+    meta_tmp: str | None = None
+    try:
+        meta_tmp = _write_temp(target.parent, target.name, meta)
+        try:
+            os.replace(data_tmp, target)
+        except IsADirectoryError as exc:
+            raise InvalidObjectKey(f"object key {key!r} names a directory of other objects") from exc
+        os.replace(meta_tmp, _meta_path(target))
+    except BaseException:
+        _unlink_quietly(data_tmp)
+        _unlink_quietly(meta_tmp)
+        raise
+    _fsync_dir(target.parent)
+
+
 def _write_part(directory: Path, upload_id: str, number: int, chunks: Iterator[bytes]) -> Part:
     """Write a part to a temporary file in the upload folder, then rename it (and its sidecar) into place."""
     path = directory / f"{number:05d}"
@@ -1172,10 +1176,8 @@ def _write_part(directory: Path, upload_id: str, number: int, chunks: Iterator[b
         os.replace(data_tmp, path)
         os.replace(meta_tmp, _meta_path(path))
     except BaseException as exc:
-        for leftover in (data_tmp, meta_tmp):
-            if leftover is not None:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(leftover)
+        _unlink_quietly(data_tmp)
+        _unlink_quietly(meta_tmp)
         if isinstance(exc, FileNotFoundError):  # the upload was completed or aborted meanwhile
             raise UploadNotFound(upload_id) from exc
         raise
