@@ -113,6 +113,18 @@ async def _claim(session: AsyncSession, tender_id: uuid.UUID, now: datetime) -> 
     return (row[0], row[1] is not None) if row is not None else None
 
 
+def _failed_again(
+    row: TransitionFailure | StageFailure, status: str, error: str, now: datetime
+) -> tuple[int, datetime]:
+    """Count one more failure on a failure record, due again after the backoff; answer (attempts, retry_at)."""
+    row.attempts += 1
+    row.status = status
+    row.error = error[:300]
+    row.last_failed_at = now
+    row.retry_at = now + retry_after(row.attempts)
+    return row.attempts, row.retry_at
+
+
 async def run_one(
     sessionmaker: async_sessionmaker[AsyncSession], tender_id: uuid.UUID, now: datetime, signer: LogSigner
 ) -> tuple[str, str] | None:
@@ -147,22 +159,10 @@ async def _record_failure(
                 return
             row = await session.get(TransitionFailure, tender_id, populate_existing=True)
             if row is None:
-                row = TransitionFailure(
-                    tender_id=tender_id,
-                    status=tender.status,
-                    attempts=0,
-                    error=error,
-                    first_failed_at=now,
-                    last_failed_at=now,
-                    retry_at=now,
-                )
+                row = TransitionFailure(tender_id=tender_id, attempts=0, first_failed_at=now)
                 session.add(row)
-            row.attempts += 1
-            row.status = tender.status
-            row.error = error[:300]
-            row.last_failed_at = now
-            row.retry_at = now + retry_after(row.attempts)
-            attempts, retry_at, code = row.attempts, row.retry_at, tender.code
+            attempts, retry_at = _failed_again(row, tender.status, error, now)
+            code = tender.code
     except Exception:
         log.exception("the failure of tender %s's transition could not be recorded", tender_id)
         return
@@ -275,7 +275,7 @@ async def run_stage(
         rows = await session.execute(
             select(StageFailure.subject_id, StageFailure.retry_at).where(StageFailure.stage == stage)
         )
-        failing = {subject_id: retry_at for subject_id, retry_at in rows.tuples()}
+        failing = {subject_id: retry_at for subject_id, retry_at in rows.all()}
     # A failing subject no longer due (a room the centre cancelled, say) leaves the list once its retry
     # has come; one still waiting is left alone, as its failure may be newer than this listing.
     listed = {d.subject_id for d in todo}
@@ -331,20 +331,11 @@ async def _record_stage_failure(
                     stage=stage,
                     subject_id=due_one.subject_id,
                     tender_id=due_one.tender_id,
-                    status=due_one.status,
                     attempts=0,
-                    error=error,
                     first_failed_at=now,
-                    last_failed_at=now,
-                    retry_at=now,
                 )
                 session.add(row)
-            row.attempts += 1
-            row.status = due_one.status
-            row.error = error
-            row.last_failed_at = now
-            row.retry_at = now + retry_after(row.attempts)
-            attempts, retry_at = row.attempts, row.retry_at
+            attempts, retry_at = _failed_again(row, due_one.status, error, now)
     except Exception:
         log.exception("the failure of %s %s could not be recorded", stage, due_one.subject_id)
         return
