@@ -81,6 +81,7 @@ from accounts.models import Organisation
 from accounts.uscc import make_uscc
 from bidding import agekeys, bidfile
 from bidding import receipt as receipts
+from rules.calendar import SHANGHAI
 from storage import seaweed, uploads
 from storage.benchmark import MIN_REPEATS, Spread, emit, percentile_ms, ratio, repeat_option
 from storage.clock import SystemClock
@@ -93,7 +94,6 @@ from storage.signing import LogSigner
 from storage.uploads import ObjectClaim
 from trading import chronograph
 from trading.bench import _free_port, _serve_command, stop_server, wait_healthy
-from trading.calendar import SHANGHAI
 
 MIB = 1024 * 1024
 DEFAULT_ADMIN_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"

@@ -38,8 +38,8 @@ from escrow.models import (
     RefundInstruction,
 )
 from escrow.schemas import AuditDepositRow, ObligationRow, StatementLineRow
+from rules.calendar import WorkingCalendar, local_date
 from storage import tables
-from trading.calendar import WorkingCalendar, local_date
 
 HELD: Final = "every deposit refunded, forfeited with a reason, or held for a stated reason"
 NOT_EXCEEDED: Final = "no refund exceeds deposit plus interest"

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 import storage.models  # noqa: F401 - every table, so the mapper resolves foreign keys across packages
 from escrow import heads, ledger
+from rules.schedule import working_calendar
 from storage.cli import key_server_url
 from storage.db import create_engine, create_sessionmaker, transaction
 from storage.settings import Settings
@@ -160,7 +161,6 @@ def verify_ledger(head_path: Path | None, key: str | None, fetch_key: bool, url:
     account, payers as hashed; bank lines taken in once; interest recomputes; overdue refunds flagged; no
     bank line conflict open. With --head, also that the journal still holds and extends a head an auditor
     kept (signed by the pinned key). Prints each check and every offender; exit 1 if any fails."""
-    import trading.service as trading
     from escrow import audit, published
 
     if quick and head_path is None:
@@ -172,7 +172,7 @@ def verify_ledger(head_path: Path | None, key: str | None, fetch_key: bool, url:
         public_raw = pinned if pinned is not None else _signer(settings).public_raw
         checks: list[ledger.Check] = []
         if not quick:
-            checks += await audit.verify(session, await trading.working_calendar(session), _now(), public_raw)
+            checks += await audit.verify(session, await working_calendar(session), _now(), public_raw)
         if kept is not None:
             checks += await published.check_kept(session, kept, public_raw)
         return checks
@@ -303,11 +303,10 @@ def results_command(path: Path, fmt: str) -> None:
 @escrow_group.command("flag-overdue")
 def flag_command() -> None:
     """Flag every refund past its due day (S-01); the chronograph does this on every tick too."""
-    import trading.service as trading
     from escrow import service
 
     async def work(session: AsyncSession, _settings: Settings) -> int:
-        return await service.flag_overdue(session, await trading.working_calendar(session), _now())
+        return await service.flag_overdue(session, await working_calendar(session), _now())
 
     click.echo(json.dumps({"flagged": _run(work)}))
 

@@ -26,13 +26,14 @@ from escrow import audit, conflicts, journal, ledger, published, responses, sche
 from escrow.heads import PublishedLedgerHead, PublishedLedgerHeads
 from escrow.models import Deposit, Guarantee
 from escrow.schemas import ObligationRow, StatementLineRow, TrialBalanceLine
+from rules.calendar import local_date
+from rules.schedule import working_calendar
 from storage.bounds import MAX_FILTER_LENGTH
 from storage.clock import Clock
 from storage.objects import ObjectStore
 from storage.problems import Forbidden, NotFound, Problem, Unauthenticated, ValidationProblem, field_error
 from storage.settings import Settings
 from storage.signing import LogSigner
-from trading.calendar import local_date
 
 READERS = requires("auditor", "centre", "supervisor")
 LIGHTS = requires("auditor", "centre", "supervisor", "regulator")  # S-01: regulators see the lights too
@@ -197,7 +198,7 @@ class LedgerController(Controller):
         `ggzy verify ledger`); each check names every offender up to `offender_limit`, with the total. The
         centre sees every check's detail; other readers see which checks pass, and the details and offenders
         of failing ones unless they concern a tender whose bids are still sealed (W-20)."""
-        cal = await trading.working_calendar(session)
+        cal = await working_calendar(session)
         embargo = None if principal.has("centre") else await embargo_for(session, principal)
         return _checks(await audit.verify(session, cal, clock.now(), signer.public_raw), embargo)
 
@@ -259,7 +260,7 @@ class DepositController(Controller):
         ):
             raise NotFound("No such deposit.")
         life = await service.deposit_life(session, deposit.id)
-        cal = await trading.working_calendar(session)
+        cal = await working_calendar(session)
         today = local_date(clock.now())
         return {
             "deposit": responses.deposit(deposit, life["held_fen"]),
@@ -434,7 +435,7 @@ class BankController(Controller):
         clock: Clock,
     ) -> responses.SuspenseReturnRead:
         """Return a suspense line to its paying account through the next refund batch."""
-        cal = await trading.working_calendar(session)
+        cal = await working_calendar(session)
         row = await service.return_suspense(session, principal, line_id, data.note, cal, clock.now())
         return responses.suspense_return(row)
 
@@ -676,7 +677,7 @@ class SupervisionController(Controller):
         signer: LogSigner,
     ) -> responses.ForfeitureRead:
         """Approve (the deposit is kept) or reject (it is refunded) a proposed forfeiture."""
-        cal = await trading.working_calendar(session)
+        cal = await working_calendar(session)
         row = await service.decide_forfeiture(
             session, principal, forfeiture_id, data.approve, data.note, cal, clock.now(), signer=signer
         )
@@ -700,7 +701,7 @@ class SupervisionController(Controller):
         """Refund obligations with their due dates and supervision lights (S-01). Outside the centre, those
         of tenders whose bids are sealed keep their lights but not whose they are, and one such tender's
         cannot be asked for (W-20)."""
-        cal = await trading.working_calendar(session)
+        cal = await working_calendar(session)
         embargo = await embargo_for(session, principal)
         if tender_id in embargo.tenders:
             raise _sealed_refusal("The refunds of this tender")
@@ -732,7 +733,7 @@ class SupervisionController(Controller):
         fmt: Annotated[Format, Parameter(query="format")] = "json",
     ) -> list[ObligationRow] | Response[bytes]:
         """Refunds overdue now, and those paid after their due day."""
-        cal = await trading.working_calendar(session)
+        cal = await working_calendar(session)
         rows = (await embargo_for(session, principal)).lights(
             await audit.overdue_rows(session, cal, local_date(clock.now()))
         )
@@ -758,7 +759,7 @@ class SupervisionController(Controller):
         if tender_id in (await embargo_for(session, principal)).tenders:
             raise _sealed_refusal("The deposits of this tender")
         deposits = await service.deposits_of_tender(session, tender_id)
-        cal = await trading.working_calendar(session)
+        cal = await working_calendar(session)
         drows = await audit.deposit_rows(session, deposits)
         orows = await audit.obligation_rows(
             session,
@@ -797,7 +798,7 @@ class SupervisionController(Controller):
             )
             if not embargo.hides(d.id)
         ]
-        cal = await trading.working_calendar(session)
+        cal = await working_calendar(session)
         drows = await audit.deposit_rows(session, deposits)
         orows = embargo.rows(
             await audit.obligation_rows(

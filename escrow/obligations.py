@@ -7,7 +7,7 @@ interest the refund carries; then it computes the due day (P-01, P-02, P-04 thro
 the interest or fee owed (through `escrow.interest`), and the supervision light of S-01.
 
 Pure logic: no I/O and no clock; callers pass the days (Asia/Shanghai calendar dates, see
-`trading.calendar.local_date`). Deposits that are kept rather than refunded (W-06, W-16) create no
+`rules.calendar.local_date`). Deposits that are kept rather than refunded (W-06, W-16) create no
 obligation and are refused here with a message that says so.
 """
 
@@ -22,7 +22,7 @@ from types import MappingProxyType
 from typing import Final
 
 from escrow.interest import Interest, RateTable, deposit_interest, occupancy_fee
-from trading.calendar import WorkingCalendar
+from rules.calendar import WorkingCalendar
 
 # ---------------------------------------------------------------- errors
 

@@ -49,6 +49,7 @@ from escrow.models import (
     RefundInstruction,
 )
 from escrow.schemas import AccountEntry, StatementSummary
+from rules.calendar import WorkingCalendar, local_date
 from storage.db import upsert_ignore
 from storage.faults import crash_point
 from storage.objects import ObjectStore
@@ -62,7 +63,6 @@ from storage.problems import (
 )
 from storage.settings import Settings
 from storage.signing import LogSigner
-from trading.calendar import WorkingCalendar, local_date
 
 _Decided = TypeVar("_Decided", Guarantee, Forfeiture)
 

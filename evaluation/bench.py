@@ -77,13 +77,13 @@ from evaluation.models import (
     Specialty,
 )
 from evaluation.taxonomy import DEFAULT_SPECIALTIES
+from rules.calendar import SHANGHAI, local_date
 from storage.benchmark import emit, repeat_option
 from storage.clock import SystemClock
 from storage.db import create_engine, create_sessionmaker, transaction
 from storage.migrate import upgrade_async
 from storage.objects import LocalObjectStore
 from storage.signing import LogSigner
-from trading.calendar import SHANGHAI, local_date
 from trading.models import Bid, Lot, Tender
 
 T = TypeVar("T")

@@ -23,6 +23,7 @@ from accounts.security import Principal
 from evaluation import draw, responses, schemas, scoring, service
 from evaluation.models import Draw, DrawAbortRequest, Expert, Invitation, Member, Room, ScoreSheet
 from evaluation.pool_controllers import ExpertPoolController
+from rules.calendar import SHANGHAI
 from storage.bounds import LastEventId, StreamAfter
 from storage.clock import Clock
 from storage.db import transaction
@@ -31,7 +32,6 @@ from storage.objects import ObjectStore
 from storage.problems import NotFound, ValidationProblem, field_error
 from storage.settings import Settings
 from storage.signing import LogSigner
-from trading.calendar import SHANGHAI
 from trading.models import Tender
 
 AGENCY = requires("agency")

@@ -25,7 +25,7 @@ from rich.table import Table
 from bidding import agekeys
 from evaluation import draw, report, scoring
 from evaluation.taxonomy import DEFAULT_SPECIALTIES
-from trading.calendar import local_date
+from rules.calendar import local_date
 from trading.demo import (
     BIDDERS,
     PASSWORD,

@@ -46,6 +46,7 @@ from evaluation.models import (
     Specialty,
 )
 from evaluation.taxonomy import DEFAULT_SPECIALTIES
+from rules.calendar import end_of_day, local_date, start_of_day
 from storage.db import new_id
 from storage.pagination import MAX_CURSOR_LENGTH, check_limit
 from storage.problems import (
@@ -56,7 +57,6 @@ from storage.problems import (
     ValidationProblem,
     field_error,
 )
-from trading.calendar import end_of_day, local_date, start_of_day
 
 # ---------------------------------------------------------------- rules as data
 

@@ -20,11 +20,11 @@ from accounts.security import Principal
 from evaluation import pool
 from evaluation import pool_schemas as schemas
 from evaluation.models import CreditEvent, Expert, ExpertRelationship, ExpertUnavailability, Specialty
+from rules.calendar import local_date
 from storage import http
 from storage.bounds import Cursor, Filter, IfMatch, Limit
 from storage.clock import Clock
 from storage.problems import Problem, ValidationProblem, field_error
-from trading.calendar import local_date
 
 CENTRE = requires("centre")
 READERS = requires("auditor", "centre", "supervisor")

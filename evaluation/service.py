@@ -49,13 +49,13 @@ from evaluation.models import (
     ScoreSheet,
     Specialty,
 )
+from rules.calendar import SHANGHAI, local_date
+from rules.profiles import committee_ok, profile_for
 from storage.objects import ObjectStore
 from storage.problems import Conflict, Forbidden, NotFound, RuleViolation, ValidationProblem, field_error
 from storage.signing import LogSigner
-from trading.calendar import SHANGHAI, local_date
 from trading.lifecycle import TenderStatus
 from trading.models import Bid, Tender
-from trading.profiles import committee_ok, profile_for
 
 FEN_PER_YUAN = 100
 G07_BUDGET_FEN = 10_000_000 * FEN_PER_YUAN  # G-07: seven or more members from 10 million yuan

@@ -6,6 +6,7 @@ import accounts.models
 import bidding.models
 import escrow.models
 import evaluation.models
+import rules.models
 import storage.idempotency
 import storage.outbox
 import storage.rehearsal
@@ -19,6 +20,7 @@ _packages = (
     bidding.models,
     escrow.models,
     evaluation.models,
+    rules.models,
     storage.idempotency,
     storage.outbox,
     storage.uploads,

@@ -155,7 +155,7 @@ def _cell(row: Mapping[str, object], column: Column, index: int, where: str) -> 
             if type(value) is not int:
                 raise refuse("integer fen" if column.kind == "fen" else "an integer")
         case "date":
-            # a datetime is a date too, but which day is it? The caller decides (trading.calendar.local_date)
+            # a datetime is a date too, but which day is it? The caller decides (rules.calendar.local_date)
             if not isinstance(value, date) or isinstance(value, datetime):
                 raise refuse("a date (convert instants with local_date, or use a datetime column)")
         case "datetime":

@@ -19,8 +19,8 @@ from httpx import Response
 
 from accounts.uscc import make_uscc
 from bidding import agekeys, bidfile, envelope
+from rules.calendar import SHANGHAI
 from trading import jobs as trading_jobs
-from trading.calendar import SHANGHAI
 
 PASSWORD = "correct horse battery staple"
 TENDERER_CREDIT_CODE = make_uscc(

@@ -41,12 +41,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from accounts import schemas as account_schemas
 from accounts import service as accounts
 from accounts.uscc import make_uscc
+from rules.profiles import WORKS_OPEN, deposit_cap
 from storage.benchmark import Spread, emit, repeat_option
 from storage.clock import Clock, SystemClock
 from storage.db import create_engine, create_sessionmaker, transaction
 from storage.migrate import upgrade_async
 from trading.models import Lot, Notice, Tender
-from trading.profiles import WORKS_OPEN, deposit_cap
 
 BATCH = 1000
 SERVER_START_SECONDS = 60.0

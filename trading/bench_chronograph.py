@@ -49,14 +49,14 @@ from accounts.models import AuditEvent
 from accounts.uscc import make_uscc
 from bidding import envelope
 from bidding.models import BidderLog, BidEvent, Closing, Envelope, TenderLog
+from rules.calendar import SHANGHAI
+from rules.profiles import WORKS_OPEN
 from storage.clock import SystemClock
 from storage.db import create_engine, create_sessionmaker, scratch_database, transaction
 from storage.migrate import upgrade_async
 from storage.signing import LogSigner
 from trading import chronograph
-from trading.calendar import SHANGHAI
 from trading.models import Bid, Lot, Tender
-from trading.profiles import WORKS_OPEN
 
 DEFAULT_ADMIN_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 TARGET_SECONDS = 60.0

@@ -15,13 +15,14 @@ import msgspec
 
 import storage.models  # noqa: F401 - every table, so the mapper resolves foreign keys across packages
 from bidding.cli import username_opt
+from rules.calendar import ScheduleDict
+from rules.schedule import working_calendar
 from storage.cli import server_url
 from storage.clock import SystemClock
 from storage.db import create_engine, create_sessionmaker, transaction
 from storage.problems import Problem
 from storage.settings import Settings
 from trading import schemas, service
-from trading.calendar import ScheduleDict
 
 
 @click.group("calendar")
@@ -68,7 +69,7 @@ def calendar_show(year: int) -> None:
     """Print the year's rest days and make-up working days as the platform counts them (JSON)."""
 
     async def show(session: Any) -> dict[str, Any]:
-        cal = await service.working_calendar(session)
+        cal = await working_calendar(session)
         schedule: dict[str, Any] = dict(cal.schedule(year).to_dict())
         schedule["source"] = "loaded" if year in cal.loaded_years else "holidays package"
         schedule["working_days"] = sum(
@@ -97,7 +98,7 @@ def parse_advance(text: str) -> int:
 
 
 def _clock_line(clock: dict[str, Any]) -> str:
-    from trading.calendar import SHANGHAI
+    from rules.calendar import SHANGHAI
 
     now = datetime.fromisoformat(clock["now"]).astimezone(SHANGHAI)
     if not clock["rehearsal"]:

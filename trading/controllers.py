@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from accounts.guards import authenticated, public, requires
 from accounts.security import Principal
+from rules.calendar import ScheduleDict
 from storage import http, idempotency
 from storage.bounds import Cursor, Filter, IdempotencyKey, IfMatch, LastEventId, Limit, StreamAfter
 from storage.clock import Clock
@@ -26,7 +27,6 @@ from storage.problems import ValidationProblem, field_error
 from storage.settings import Settings
 from storage.signing import LogSigner
 from trading import chronograph, responses, schemas, service
-from trading.calendar import ScheduleDict
 from trading.models import Award, Bid, Clarification, Complaint, Contract, Notice, Notification, Objection
 
 AGENCY = requires("agency")

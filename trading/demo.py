@@ -58,9 +58,9 @@ from accounts.uscc import make_uscc
 from bidding import agekeys, bidfile, custody, envelope, merkle
 from bidding import opening_record as signed_record
 from bidding import receipt as receipts
+from rules.calendar import SHANGHAI, local_date
+from rules.profiles import WORKS_OPEN, deposit_cap, performance_security_cap
 from storage.settings import Settings
-from trading.calendar import SHANGHAI, local_date
-from trading.profiles import WORKS_OPEN, deposit_cap, performance_security_cap
 
 if TYPE_CHECKING:
     pass

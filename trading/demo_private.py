@@ -24,6 +24,8 @@ import httpx
 from rich.console import Console
 
 from accounts import service as accounts
+from rules.profiles import WORKS_OPEN
+from rules.schedule import working_calendar
 from storage.clock import SettableClock
 from storage.db import transaction
 from storage.jobs import InlineJobQueue, JobContext, JobQueue, OutboxDispatcher
@@ -51,7 +53,6 @@ from trading.demo import (
     serving,
     shanghai_text,
 )
-from trading.profiles import WORKS_OPEN
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -118,7 +119,7 @@ class PrivateDriver:
     async def earliest_deadline_day(self, documents_from: datetime) -> date:
         """By the calendar the server itself uses (the official schedules the centre loaded)."""
         async with self.runtime.sessionmaker() as session:
-            calendar = await service.working_calendar(session)
+            calendar = await working_calendar(session)
         return service.earliest_deadline_day(calendar, WORKS_OPEN, documents_from)
 
     async def sync(self, platform: Platform) -> None:

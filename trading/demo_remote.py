@@ -32,8 +32,9 @@ from typing import Any
 import httpx
 from rich.console import Console
 
+from rules.calendar import default_calendar, local_date
+from rules.profiles import WORKS_OPEN
 from storage.clock import ensure_utc
-from trading.calendar import default_calendar, local_date
 from trading.demo import (
     CENTRE,
     DEMO_STEPS,
@@ -51,7 +52,6 @@ from trading.demo import (
     kept_files,
     shanghai_text,
 )
-from trading.profiles import WORKS_OPEN
 
 REHEARSAL_HEADER = "X-GGZY-Rehearsal"
 WAIT_SECONDS = 120.0  # how long a step waits for the server's chronograph or worker

@@ -14,6 +14,7 @@ import bidding.service as bidding
 import escrow.service as escrow
 import evaluation.service as evaluation
 from accounts import audit
+from rules.schedule import working_calendar
 from storage import uploads
 from storage.db import transaction
 from storage.jobs import JobContext, job
@@ -51,7 +52,7 @@ async def _stage(name: str, fn: Callable[[JobContext], Awaitable[object]], ctx: 
 async def _flag_overdue(ctx: JobContext) -> None:
     async with transaction(ctx.sessionmaker) as session:
         # S-01: refunds past their due day are flagged red (once each) for the supervisors
-        flagged = await escrow.flag_overdue(session, await service.working_calendar(session), ctx.clock.now())
+        flagged = await escrow.flag_overdue(session, await working_calendar(session), ctx.clock.now())
     if flagged:
         log.warning("%d deposit refund(s) went overdue (S-01)", flagged)
 

@@ -283,16 +283,6 @@ class CodeCounter(Base):
     value: Mapped[int]
 
 
-class CalendarYear(Base):
-    """A year's official holiday schedule as the centre loaded it; it overrides the `holidays` package."""
-
-    __tablename__ = "calendar_years"
-
-    year: Mapped[int] = mapped_column(primary_key=True)
-    schedule: Mapped[dict[str, Any]]
-    loaded_at: Mapped[datetime]
-
-
 class Complaint(IdMixin, Base):
     """A complaint (投诉) to the supervising authority: filed within 10 days of when the complainant knew,
     decided within 30 working days (W-17)."""

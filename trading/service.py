@@ -30,6 +30,23 @@ from accounts.uscc import InvalidUSCC, validate_uscc
 from bidding import agekeys, collusion, custody, envelope, opening_record
 from bidding.models import BidEvent
 from escrow.eligibility import NO_DEPOSIT
+from rules.calendar import (
+    SHANGHAI,
+    OfficialSchedule,
+    ScheduleError,
+    WorkingCalendar,
+    end_of_day,
+    local_date,
+)
+from rules.profiles import (
+    ProcedureProfile,
+    bid_validity_problem,
+    committee_ok,
+    deposit_cap,
+    performance_security_cap,
+    profile_for,
+)
+from rules.schedule import store_schedule, working_calendar
 from storage import outbox, uploads
 from storage.db import transaction, upsert_ignore
 from storage.objects import (
@@ -51,14 +68,6 @@ from storage.problems import (
 )
 from storage.signing import LogSigner
 from trading import board, schemas
-from trading.calendar import (
-    SHANGHAI,
-    OfficialSchedule,
-    ScheduleError,
-    WorkingCalendar,
-    end_of_day,
-    local_date,
-)
 from trading.lifecycle import (
     CALLER_ACTIONS,
     Action,
@@ -70,7 +79,6 @@ from trading.lifecycle import (
 from trading.models import (
     Award,
     Bid,
-    CalendarYear,
     Clarification,
     CodeCounter,
     Complaint,
@@ -83,14 +91,6 @@ from trading.models import (
     Objection,
     Report,
     Tender,
-)
-from trading.profiles import (
-    ProcedureProfile,
-    bid_validity_problem,
-    committee_ok,
-    deposit_cap,
-    performance_security_cap,
-    profile_for,
 )
 
 MAX_UPLOAD_BYTES = 512 * 1024 * 1024
@@ -111,21 +111,6 @@ log = logging.getLogger("ggzy.trading")
 # ---------------------------------------------------------------- calendar
 
 
-_calendar_cache: dict[tuple[tuple[int, str], ...], WorkingCalendar] = {}
-
-
-async def working_calendar(session: AsyncSession) -> WorkingCalendar:
-    """The calendar with every official schedule the centre has loaded."""
-    rows = list(await session.scalars(select(CalendarYear).order_by(CalendarYear.year)))
-    key = tuple((r.year, r.loaded_at.isoformat()) for r in rows)
-    cal = _calendar_cache.get(key)
-    if cal is None:
-        cal = WorkingCalendar([OfficialSchedule.from_dict(r.schedule) for r in rows])
-        _calendar_cache.clear()
-        _calendar_cache[key] = cal
-    return cal
-
-
 async def load_schedule(
     session: AsyncSession, actor: Principal | None, data: schemas.ScheduleIn, now: datetime
 ) -> OfficialSchedule:
@@ -139,15 +124,7 @@ async def load_schedule(
         schedule = OfficialSchedule.from_dict(raw)
     except ScheduleError as exc:
         raise ValidationProblem(str(exc), errors=[field_error("holidays", str(exc))]) from exc
-    await session.execute(
-        upsert_ignore(
-            session, CalendarYear, {"year": data.year, "schedule": schedule.to_dict(), "loaded_at": now}
-        )
-    )
-    row = await session.get(CalendarYear, data.year, with_for_update=True, populate_existing=True)
-    assert row is not None
-    row.schedule = dict(schedule.to_dict())
-    row.loaded_at = now
+    await store_schedule(session, schedule, now)
     await accounts.record(session, actor, "calendar.load", "calendar_year", data.year, now)
     return schedule
 

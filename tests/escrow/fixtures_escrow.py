@@ -30,11 +30,11 @@ from escrow.models import (
     RefundBatch,
     RefundInstruction,
 )
+from rules.calendar import WorkingCalendar
 from storage.db import create_engine
 from storage.objects import LocalObjectStore
 from storage.settings import Settings
 from storage.signing import LogSigner
-from trading.calendar import WorkingCalendar
 from trading.models import Lot, Tender
 
 ESCROW_ACCOUNT = Settings.escrow_account

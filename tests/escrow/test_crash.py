@@ -39,6 +39,7 @@ from sqlalchemy import func, select, text
 
 from escrow import sandbox, service
 from escrow.models import BankStatement, JournalEntry, Obligation, RefundBatch, RefundInstruction
+from rules.calendar import WorkingCalendar, local_date
 from storage.clock import SystemClock
 from storage.db import create_engine, create_sessionmaker, scratch_database, transaction
 from storage.faults import EXIT_STATUS
@@ -57,7 +58,6 @@ from tests.escrow.fixtures_escrow import (
     refunds_per_account,
     statement,
 )
-from trading.calendar import WorkingCalendar, local_date
 
 GGZY = Path(sys.executable).with_name("ggzy")
 DEPOSIT = 5_000_000  # 50,000.00 yuan

@@ -37,6 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from escrow import journal, ledger, obligations, sandbox, service
 from escrow.models import AccountBalance, BankLine, Deposit, Forfeiture, Obligation
+from rules.calendar import WorkingCalendar, local_date
 from storage.clock import SettableClock
 from storage.db import create_engine, create_sessionmaker, transaction
 from storage.problems import Conflict
@@ -54,7 +55,6 @@ from tests.escrow.fixtures_escrow import (
     refunds_per_account,
     statement,
 )
-from trading.calendar import WorkingCalendar, local_date
 
 T = TypeVar("T")
 

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from escrow import journal, ledger, sandbox, service
 from escrow.models import Deposit, Obligation, RefundInstruction
+from rules.calendar import WorkingCalendar, local_date
 from storage.clock import SettableClock
 from storage.db import transaction
 from storage.objects import LocalObjectStore
@@ -40,7 +41,6 @@ from tests.escrow.fixtures_escrow import (
     refunds_per_account,
     statement,
 )
-from trading.calendar import WorkingCalendar, local_date
 
 pytestmark = [
     pytest.mark.skipif(

@@ -22,7 +22,7 @@ from escrow.obligations import (
     rule_for,
     working_days_left,
 )
-from trading.calendar import OfficialSchedule, WorkingCalendar, default_calendar
+from rules.calendar import OfficialSchedule, WorkingCalendar, default_calendar
 
 # The 2026 calendar as the `holidays` package gives it (tests/trading/test_calendar.py pins it to the
 # State Council notice): Mid-Autumn Fri 09-25, National Day 10-01..10-07, make-up working days Sun 09-20

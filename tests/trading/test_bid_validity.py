@@ -53,7 +53,7 @@ def test_the_bid_validity_period_ends_the_given_number_of_days_after_the_deadlin
 def test_the_profiles_validity_figures_are_house_values_a_centre_may_only_raise() -> None:
     import pytest
 
-    from trading.profiles import WORKS_OPEN, ProfileError, bid_validity_problem, tighten
+    from rules.profiles import WORKS_OPEN, ProfileError, bid_validity_problem, tighten
 
     assert (WORKS_OPEN.bid_validity_days, WORKS_OPEN.bid_validity_min_days) == (90, 30)
     assert bid_validity_problem(WORKS_OPEN, 30) is None

@@ -1,4 +1,4 @@
-"""Tests for trading.calendar: the P rules of RULES.md, the 2026 official schedule, loaded schedules."""
+"""Tests for rules.calendar: the P rules of RULES.md, the 2026 official schedule, loaded schedules."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from trading.calendar import (
+from rules.calendar import (
     SHANGHAI,
     OfficialSchedule,
     ScheduleError,

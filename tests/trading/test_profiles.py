@@ -1,4 +1,4 @@
-"""Tests for trading.profiles: the caps and counts of RULES.md as data, and `tighten` never loosening them."""
+"""Tests for rules.profiles: the caps and counts of RULES.md as data, and `tighten` never loosening them."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from trading.profiles import (
+from rules.profiles import (
     MAXIMUMS,
     MINIMUMS,
     RULE_OF_FIELD,

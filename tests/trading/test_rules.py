@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 from httpx import Response
 
+from rules.calendar import SHANGHAI
 from storage.db import transaction
 from tests.conftest import Database
 from tests.helpers import AFTER_WINDOW, DEADLINE, Actor, Api, SealedBid
 from trading import chronograph, service
 from trading import jobs as trading_jobs
-from trading.calendar import SHANGHAI
 
 T = "/api/v1/tenders"
 PRICE = 4_800_000_000
