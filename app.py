@@ -32,6 +32,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
+import bidding.jobs
+import bidding.stage  # noqa: F401  (plugs the bid stage into the procedure engine)
 from accounts import service as accounts_service
 from accounts.controllers import (
     AuditController,
@@ -73,7 +75,7 @@ from storage.problems import PreconditionFailed, Problem, field_error
 from storage.settings import Settings, SettingsError
 from storage.signing import LogSigner
 from trading import jobs as trading_jobs
-from trading import service as trading_service
+from trading import tenders
 from trading.cli import demo_command
 from trading.controllers import TRADING_CONTROLLERS
 from trading.rehearsal import ClockController
@@ -484,7 +486,7 @@ SAFE_METHODS = frozenset({"GET", "HEAD"})
 async def provide_sealed_tenders(session: AsyncSession) -> frozenset[uuid.UUID]:
     """Dependency: the tenders whose bids are still sealed (W-20), for packages below trading (the audit
     trail) that must hide what shows a bidder taking part in them."""
-    return await trading_service.sealed_tender_ids(session)
+    return await tenders.sealed_tender_ids(session)
 
 
 async def provide_session(state: State, request: Request[Any, Any, Any]) -> AsyncIterator[AsyncSession]:

@@ -19,7 +19,6 @@ from litestar.params import Parameter
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-import trading.service as trading
 from accounts.guards import public, requires
 from accounts.security import Principal
 from escrow import audit, conflicts, journal, ledger, published, responses, schemas, service
@@ -34,6 +33,7 @@ from storage.objects import ObjectStore
 from storage.problems import Forbidden, NotFound, Problem, Unauthenticated, ValidationProblem, field_error
 from storage.settings import Settings
 from storage.signing import LogSigner
+from trading import tenders
 
 READERS = requires("auditor", "centre", "supervisor")
 LIGHTS = requires("auditor", "centre", "supervisor", "regulator")  # S-01: regulators see the lights too
@@ -98,9 +98,9 @@ async def embargo_for(session: AsyncSession, principal: Principal) -> Embargo:
     """Nothing is hidden from the centre's escrow officers; from every other reader, what W-20 seals."""
     if principal.has("centre"):
         return Embargo()
-    tenders = await trading.sealed_tender_ids(session)
-    keys = await service.deposit_keys_of_tenders(session, tenders)
-    return Embargo(tenders, frozenset(k for k, _ in keys), frozenset(code for _, code in keys))
+    sealed = await tenders.sealed_tender_ids(session)
+    keys = await service.deposit_keys_of_tenders(session, sealed)
+    return Embargo(sealed, frozenset(k for k, _ in keys), frozenset(code for _, code in keys))
 
 
 def _sealed_refusal(what: str) -> Forbidden:
@@ -311,7 +311,7 @@ class DepositController(Controller):
         manages = principal.has("centre")
         if not manages:
             try:
-                await trading.tender_for_agency(session, principal, deposit.tender_id)
+                await tenders.tender_for_agency(session, principal, deposit.tender_id)
                 manages = True
             except Problem:  # not this agency's tender: for it, the deposit does not exist
                 manages = False

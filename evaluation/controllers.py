@@ -17,9 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 import accounts.service as accounts
 import bidding.service as bidding
-import trading.service as trading
 from accounts.guards import authenticated, requires
 from accounts.security import Principal
+from bidding import opening, submission
 from evaluation import draw, responses, schemas, scoring, service
 from evaluation.models import Draw, DrawAbortRequest, Expert, Invitation, Member, Room, ScoreSheet
 from evaluation.pool_controllers import ExpertPoolController
@@ -32,6 +32,7 @@ from storage.objects import ObjectStore
 from storage.problems import NotFound, ValidationProblem, field_error
 from storage.settings import Settings
 from storage.signing import LogSigner
+from trading import documents, tenders
 from trading.models import Tender
 
 AGENCY = requires("agency")
@@ -179,7 +180,7 @@ class DrawController(Controller):
     ) -> list[schemas.DrawRead]:
         """The draws of a tender, newest first."""
         if not principal.has(*service.READERS):
-            await trading.tender_for_agency(session, principal, tender_id)
+            await tenders.tender_for_agency(session, principal, tender_id)
         rows = (
             await session.scalars(
                 select(Draw).where(Draw.tender_id == tender_id).order_by(Draw.created_at.desc())
@@ -440,9 +441,9 @@ async def room_view(
 ) -> responses.RoomView:
     """What the room shows: before the declaration only the tender and the bidders (to check for conflicts);
     after it the documents, the opened bids, the opening record, collusion signals and the progress."""
-    tender = await trading.tender_by_id(session, room.tender_id)
+    tender = await tenders.tender_by_id(session, room.tender_id)
     members = await service.members_of(session, room)
-    bids = await trading.evaluable_bids(session, room.tender_id)
+    bids = await submission.evaluable_bids(session, room.tender_id)
     orgs = {b.organisation_id: await accounts.get_organisation(session, b.organisation_id) for b in bids}
     view: responses.RoomView = {
         "id": str(room.id),
@@ -481,7 +482,7 @@ async def room_view(
     view["scheme"] = cast(
         responses.EvaluationScheme, scoring.scheme_to_json(await service.scheme_of(session, tender))
     )
-    lots = await trading.lots_of(session, tender.id)
+    lots = await tenders.lots_of(session, tender.id)
     view["lots"] = [
         {
             "id": str(lot.id),
@@ -497,7 +498,7 @@ async def room_view(
                     "duration_days": b.duration_days,
                     "envelope_sha256": b.sha256,
                     # established by the platform (W-19: no deposit at the deadline): not for review
-                    "rejected": cast(responses.BidRejectionLine | None, trading.rejection_line(b)),
+                    "rejected": cast(responses.BidRejectionLine | None, opening.rejection_line(b)),
                 }
                 for b in bids
                 if b.lot_id == lot.id
@@ -507,7 +508,7 @@ async def room_view(
     ]
     view["documents"] = [
         {"id": str(d.id), "kind": d.kind, "filename": d.filename, "sha256": d.sha256}
-        for d in await trading.list_documents(session, tender.id, trading.PUBLIC_DOCUMENT_KINDS)
+        for d in await documents.list_documents(session, tender.id, documents.PUBLIC_DOCUMENT_KINDS)
     ]
     view["opening_record"] = [
         cast(responses.OpeningLineJson, {"seq": e.seq, "kind": e.kind, "at": _local(e.at), **e.payload})

@@ -31,7 +31,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import flag_modified
 
-import trading.service as trading
 from accounts import service as accounts
 from accounts import uscc
 from accounts.models import User
@@ -57,6 +56,7 @@ from storage.problems import (
     ValidationProblem,
     field_error,
 )
+from trading import tenders
 
 # ---------------------------------------------------------------- rules as data
 
@@ -909,7 +909,7 @@ async def record_credit(
     expert = await get_expert(session, expert_id)
     if tender_id is not None:
         try:
-            await trading.visible_tender(session, actor, tender_id)
+            await tenders.visible_tender(session, actor, tender_id)
         except NotFound as exc:
             raise _problem("No such tender.", ("tender_id", "no such tender")) from exc
     event = CreditEvent(

@@ -28,8 +28,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 import accounts.service as accounts
 import bidding.service as bidding
-import trading.service as trading
 from accounts.security import Principal
+from bidding import submission
 from evaluation import draw, pool, report, schemas, scoring
 from evaluation.models import (
     Clarification,
@@ -54,6 +54,7 @@ from rules.profiles import committee_ok, profile_for
 from storage.objects import ObjectStore
 from storage.problems import Conflict, Forbidden, NotFound, RuleViolation, ValidationProblem, field_error
 from storage.signing import LogSigner
+from trading import awards, tenders
 from trading.lifecycle import TenderStatus
 from trading.models import Bid, Tender
 
@@ -90,7 +91,7 @@ async def set_scheme(
 ) -> scoring.Scheme:
     """Fix the tender's evaluation scheme (评标办法). It is part of the documents: once bidding has closed it
     cannot change. The method must be the one the tender published."""
-    tender = await trading.tender_for_agency(session, actor, tender_id)
+    tender = await tenders.tender_for_agency(session, actor, tender_id)
     if tender.status not in (TenderStatus.DRAFT, TenderStatus.PUBLISHED, TenderStatus.TENDERING):
         raise Conflict(f"The evaluation scheme is part of the documents; the tender is {tender.status}.")
     try:
@@ -131,7 +132,7 @@ async def scheme_of(session: AsyncSession, tender: Tender) -> scoring.Scheme:
 
 async def read_scheme(session: AsyncSession, actor: Principal | None, tender_id: uuid.UUID) -> dict[str, Any]:
     """The scheme as published with the documents (anyone who may see the tender)."""
-    tender = await trading.visible_tender(session, actor, tender_id)
+    tender = await tenders.visible_tender(session, actor, tender_id)
     return scoring.scheme_to_json(await scheme_of(session, tender))
 
 
@@ -175,7 +176,7 @@ class Parties:
 
 async def _parties(session: AsyncSession, tender: Tender) -> Parties:
     agency = await accounts.get_organisation(session, tender.agency_organisation_id)
-    bidder_orgs = await trading.bidder_organisations(session, tender.id)
+    bidder_orgs = await tenders.bidder_organisations(session, tender.id)
     codes = []
     for org_id in bidder_orgs:
         codes.append((await accounts.get_organisation(session, org_id)).credit_code)
@@ -309,7 +310,7 @@ async def candidates(
 
 async def _services_for_tenderer(session: AsyncSession, tender: Tender, on: date) -> dict[uuid.UUID, int]:
     """How many committees each expert sat on for this tender's tenderer within the look-back year."""
-    others = await trading.same_tenderer(session, tender)
+    others = await tenders.same_tenderer(session, tender)
     if not others:
         return {}
     since = datetime.combine(on - timedelta(days=SERVICE_LOOKBACK_DAYS), datetime.min.time(), SHANGHAI)
@@ -353,7 +354,7 @@ async def request_draw(
     G-07). The platform lists the candidates, applies the avoidance rules (G-08) and keeps the candidates,
     the exclusions and the eligible pool (objects) with their digests. No seed exists yet: it is drawn only
     once a witness has committed (`commit_witness`), and nothing is selected before the witness reveals."""
-    tender = await trading.tender_for_agency(session, actor, tender_id)
+    tender = await tenders.tender_for_agency(session, actor, tender_id)
     if tender.status not in (TenderStatus.OPENING, TenderStatus.EVALUATION):
         raise Conflict(
             f"A committee is drawn once the bids are in (after the deadline); the tender is {tender.status}."
@@ -380,7 +381,7 @@ async def request_draw(
         raise RuleViolation(
             "W-10", f"The committee is not lawful: {why}.", errors=[field_error("quotas", why)]
         )
-    budget = sum(lot.estimated_price_fen for lot in await trading.lots_of(session, tender.id))
+    budget = sum(lot.estimated_price_fen for lot in await tenders.lots_of(session, tender.id))
     if tender.sector == "procurement" and budget >= G07_BUDGET_FEN and size < 7:
         raise RuleViolation("G-07", "A budget of 10 million yuan or more needs a committee of 7 or more.")
     if data.representative_user_id is not None:
@@ -465,7 +466,7 @@ async def draw_for(session: AsyncSession, actor: Principal, draw_id: uuid.UUID) 
     if row is None:
         raise NotFound("No such draw.")
     if not actor.has(*READERS):
-        await trading.tender_for_agency(session, actor, row.tender_id)
+        await tenders.tender_for_agency(session, actor, row.tender_id)
     return row
 
 
@@ -673,7 +674,7 @@ async def _apply_selection(
         if expert is not None and expert.user_id is not None:
             user = await accounts.get_user(session, expert.user_id)
             if user is not None:
-                await trading.notify(
+                await tenders.notify(
                     session,
                     user.organisation_id,
                     row.tender_id,
@@ -782,7 +783,7 @@ async def my_invitations(session: AsyncSession, actor: Principal) -> list[tuple[
     )
     out = []
     for invitation, row in rows.all():
-        out.append((invitation, row, await trading.tender_by_id(session, row.tender_id)))
+        out.append((invitation, row, await tenders.tender_by_id(session, row.tender_id)))
     return out
 
 
@@ -942,7 +943,7 @@ async def request_abort(
     if actor.has("centre"):
         role = "centre"
     elif actor.has("agency"):
-        await trading.tender_for_agency(session, actor, row.tender_id)
+        await tenders.tender_for_agency(session, actor, row.tender_id)
         role = "agency"
     else:
         raise Forbidden("An abort is asked for by the tender's agency or the centre.")
@@ -1181,8 +1182,8 @@ async def abort_statistics(session: AsyncSession, since: date | None, until: dat
             .order_by(DrawAbortRequest.requested_at, DrawAbortRequest.id)
         )
     )
-    tenders = {
-        t: await trading.tender_by_id(session, t)
+    by_id = {
+        t: await tenders.tender_by_id(session, t)
         for t in {d.tender_id for d in draws} | {r.tender_id for r in requests}
     }
     names: dict[uuid.UUID, Any] = {}
@@ -1200,11 +1201,11 @@ async def abort_statistics(session: AsyncSession, since: date | None, until: dat
     by_tender: dict[uuid.UUID, dict[str, int]] = defaultdict(tally)
     requesters: dict[uuid.UUID, dict[str, int]] = defaultdict(tally)
     for d in draws:
-        agency = tenders[d.tender_id].agency_organisation_id
+        agency = by_id[d.tender_id].agency_organisation_id
         for bucket in (months[_month(d.created_at)], agencies[agency], by_tender[d.tender_id]):
             bucket["draws"] += 1
     for r in requests:
-        agency = tenders[r.tender_id].agency_organisation_id
+        agency = by_id[r.tender_id].agency_organisation_id
         for bucket in (
             months[_month(r.requested_at)],
             agencies[agency],
@@ -1240,16 +1241,16 @@ async def abort_statistics(session: AsyncSession, since: date | None, until: dat
             for org_id, counts in sorted(agencies.items(), key=lambda kv: (-kv[1]["requests"], str(kv[0])))
         ],
         "by_tender": [
-            {"tender_id": str(t), "code": tenders[t].code, **counts}
+            {"tender_id": str(t), "code": by_id[t].code, **counts}
             for t, counts in sorted(
-                by_tender.items(), key=lambda kv: (-kv[1]["requests"], tenders[kv[0]].code)
+                by_tender.items(), key=lambda kv: (-kv[1]["requests"], by_id[kv[0]].code)
             )
         ],
         "requests": [
             {
                 "id": str(r.id),
                 "draw_id": str(r.draw_id),
-                "tender_code": tenders[r.tender_id].code,
+                "tender_code": by_id[r.tender_id].code,
                 "requester_role": r.requester_role,
                 "requester": (await organisation(r.requester_organisation_id)).name,
                 "stage": r.stage,
@@ -1476,8 +1477,8 @@ async def _chair(
 
 async def _evaluable(session: AsyncSession, room: Room) -> dict[uuid.UUID, list[Bid]]:
     """The opened, valid bids of each open lot."""
-    lots = [lot for lot in await trading.lots_of(session, room.tender_id) if lot.status == "open"]
-    bids = await trading.evaluable_bids(session, room.tender_id)
+    lots = [lot for lot in await tenders.lots_of(session, room.tender_id) if lot.status == "open"]
+    bids = await submission.evaluable_bids(session, room.tender_id)
     return {lot.id: [b for b in bids if b.lot_id == lot.id] for lot in lots}
 
 
@@ -1494,7 +1495,7 @@ async def review(
     room, member = await _seat(session, actor, room_id, now)
     if room.phase != "qualification":
         raise Conflict(f"The qualification review is over; the room is at {room.phase}.")
-    tender = await trading.tender_by_id(session, room.tender_id)
+    tender = await tenders.tender_by_id(session, room.tender_id)
     scheme = await scheme_of(session, tender)
     lots = await _evaluable(session, room)
     if lot_id not in lots:
@@ -1659,7 +1660,7 @@ async def _advance(session: AsyncSession, room: Room, now: datetime) -> None:
             ).all()
         )
         if all(reviewed[m.id] >= len(lots) for m in members):
-            tender = await trading.tender_by_id(session, room.tender_id)
+            tender = await tenders.tender_by_id(session, room.tender_id)
             scheme = await scheme_of(session, tender)
             room.phase = "scoring" if scheme.method == "comprehensive" else "report"
             await _event(session, room, "phase", now, phase=room.phase)
@@ -1675,7 +1676,7 @@ async def _advance(session: AsyncSession, room: Room, now: datetime) -> None:
 async def _scoring_complete(
     session: AsyncSession, room: Room, members: list[Member], lots: dict[uuid.UUID, list[Bid]]
 ) -> bool:
-    tender = await trading.tender_by_id(session, room.tender_id)
+    tender = await tenders.tender_by_id(session, room.tender_id)
     scheme = await scheme_of(session, tender)
     if scheme.method != "comprehensive":
         return True
@@ -1740,7 +1741,7 @@ async def ask(
     )
     session.add(row)
     await session.flush()
-    await trading.notify(
+    await tenders.notify(
         session,
         bid.organisation_id,
         room.tender_id,
@@ -1809,7 +1810,7 @@ async def submit_sheet(
     room, member = await _seat(session, actor, room_id, now)
     if room.phase not in ("scoring", "report"):
         raise Conflict(f"Scoring follows the qualification review; the room is at {room.phase}.")
-    tender = await trading.tender_by_id(session, room.tender_id)
+    tender = await tenders.tender_by_id(session, room.tender_id)
     scheme = await scheme_of(session, tender)
     if scheme.method != "comprehensive":
         raise Conflict(f"{scheme.method} ranks by price; there is nothing to score by hand.")
@@ -1908,7 +1909,7 @@ async def justify(
     )
     if sheet is None or sheet.submitted_at is None:
         raise Conflict("Submit your sheet first.")
-    tender = await trading.tender_by_id(session, room.tender_id)
+    tender = await tenders.tender_by_id(session, room.tender_id)
     scheme = await scheme_of(session, tender)
     others = (
         await session.scalars(
@@ -1960,7 +1961,7 @@ async def sheets_visible(
 
 async def abnormal(session: AsyncSession, room: Room, lot_id: uuid.UUID) -> list[dict[str, Any]]:
     """The abnormal scores of a lot (G-10) with their justification, by seat."""
-    tender = await trading.tender_by_id(session, room.tender_id)
+    tender = await tenders.tender_by_id(session, room.tender_id)
     scheme = await scheme_of(session, tender)
     members = {str(m.id): m for m in await members_of(session, room)}
     sheets = (
@@ -1999,7 +2000,7 @@ async def build_report(session: AsyncSession, room: Room, now: datetime) -> dict
     """The report (评标报告) as data: committee, per lot the qualification outcome with reasons, every
     member's scores, abnormal scores and their justification, the ranking and at most three candidates
     (W-11), the clarifications. The platform builds it from what the room recorded; nobody types it."""
-    tender = await trading.tender_by_id(session, room.tender_id)
+    tender = await tenders.tender_by_id(session, room.tender_id)
     scheme = await scheme_of(session, tender)
     row = await session.get(Draw, room.draw_id)
     assert row is not None
@@ -2010,7 +2011,7 @@ async def build_report(session: AsyncSession, room: Room, now: datetime) -> dict
     profile = profile_for(tender.sector, tender.method)
     limit = min(scheme.max_candidates, profile.max_candidates)
     evaluable = await _evaluable(session, room)
-    for lot in await trading.lots_of(session, tender.id):
+    for lot in await tenders.lots_of(session, tender.id):
         if lot.id not in evaluable:
             continue
         bids = evaluable[lot.id]
@@ -2166,7 +2167,7 @@ async def make_report(
     digest = report.report_hash(body)
     html = await asyncio.to_thread(report.render_html, body)
     pdf = await asyncio.to_thread(report.render_pdf, body)
-    tender = await trading.tender_by_id(session, room.tender_id)
+    tender = await tenders.tender_by_id(session, room.tender_id)
     base = f"records/{tender.code}/evaluation/report-{digest[:16]}"
     await store.put_bytes(f"{base}.html", html.encode(), content_type="text/html; charset=utf-8")
     await store.put_bytes(f"{base}.pdf", pdf, content_type="application/pdf")
@@ -2271,7 +2272,7 @@ async def _finalise(
     signatures = signatures_of(members)
     html = await asyncio.to_thread(report.render_html, room.report, signatures)
     pdf = await asyncio.to_thread(report.render_pdf, room.report, signatures)
-    tender = await trading.tender_by_id(session, room.tender_id)
+    tender = await tenders.tender_by_id(session, room.tender_id)
     base = f"records/{tender.code}/evaluation/report-{room.report_hash[:16]}-signed"
     await store.put_bytes(f"{base}.html", html.encode(), content_type="text/html; charset=utf-8")
     info = await store.put_bytes(f"{base}.pdf", pdf, content_type="application/pdf")
@@ -2297,13 +2298,13 @@ async def _finalise(
         (uuid.UUID(lot["lot_id"]), [uuid.UUID(c["bid_id"]) for c in lot["candidates"]])
         for lot in room.report["lots"]
     ]
-    await trading.record_report(
+    await awards.record_report(
         session,
         actor,
         room.tender_id,
         committee,
         candidates,
-        trading.StoredFile(
+        awards.StoredFile(
             filename=f"{tender.code}-evaluation-report.pdf",
             object_key=f"{base}.pdf",
             sha256=info.sha256 or hashlib.sha256(pdf).hexdigest(),
@@ -2373,7 +2374,7 @@ async def collusion_signals(session: AsyncSession, actor: Principal, tender_id: 
 
     Before that they would say who obtained the documents or bid (W-20), so nobody sees them, not even those
     who will; an expert of no committee of this tender is told the signals do not exist (404)."""
-    tender = await trading.tender_by_id(session, tender_id)
+    tender = await tenders.tender_by_id(session, tender_id)
     if not actor.has(*SIGNAL_WATCHERS) and not await _seated(session, actor, tender.id):
         raise NotFound("No such tender's signals.")
     if tender.opened_at is None or tender.status in BEFORE_THE_OPENING_CLOSED:

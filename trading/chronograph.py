@@ -37,8 +37,11 @@ from storage.db import transaction
 from storage.jobs import backoff_delay
 from storage.problems import Problem
 from storage.signing import LogSigner
-from trading import service
+from trading import engine
+from trading.lifecycle import TenderStatus
 from trading.models import StageFailure, Tender, TransitionFailure
+from trading.objections import pending_objections
+from trading.tenders import issue_documents, next_check_of
 
 log = logging.getLogger("ggzy.chronograph")
 
@@ -137,7 +140,7 @@ async def run_one(
                 return None
             tender, failed_before = claimed
             code = tender.code
-            outcome = await service.advance(session, tender, now, signer)
+            outcome = await advance(session, tender, now, signer)
             if failed_before:
                 await session.execute(
                     delete(TransitionFailure).where(TransitionFailure.tender_id == tender_id)
@@ -348,3 +351,31 @@ async def _record_stage_failure(
         retry_at.isoformat(),
         exc_info=exc,
     )
+
+
+async def advance(session: AsyncSession, tender: Tender, now: datetime, signer: LogSigner) -> str | None:
+    """Run the transition due on one tender at `now` (the caller holds its row and owns the transaction):
+    documents issued, bidding closed, the opening hall closed; answer what it became, or None when nothing
+    moved but its next check."""
+    status = TenderStatus(tender.status)
+    if status == TenderStatus.PUBLISHED and now >= tender.documents_from:
+        await issue_documents(session, tender, None, now)
+        return "tendering"
+    if status == TenderStatus.TENDERING and now >= tender.bid_deadline:
+        if tender.paused_reason:
+            tender.next_check = None  # resumes when the objection is answered
+            return "paused"
+        return await engine.bids().close_bidding(session, tender, signer, now)
+    if status == TenderStatus.OPENING:
+        if not await engine.bids().decryption_done(session, tender, now):
+            # A decryption job is still running, or the custodians' window has just begun.
+            later = tender.custody_until if tender.custody_until and tender.custody_until > now else None
+            tender.next_check = later or now + timedelta(minutes=1)
+            return "custody" if later else "decrypting"
+        if await pending_objections(session, tender, "opening"):
+            tender.next_check = now + timedelta(minutes=5)
+            return None
+        await engine.bids().close_opening(session, tender, now)
+        return tender.status
+    tender.next_check = next_check_of(tender)
+    return None

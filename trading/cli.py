@@ -22,7 +22,7 @@ from storage.clock import SystemClock
 from storage.db import create_engine, create_sessionmaker, transaction
 from storage.problems import Problem
 from storage.settings import Settings
-from trading import schemas, service
+from trading import schemas, tenders
 
 
 @click.group("calendar")
@@ -51,7 +51,7 @@ def calendar_load(path: Path) -> None:
         raise click.ClickException(f"{path}: {exc}") from exc
 
     async def load(session: Any) -> ScheduleDict:
-        return (await service.load_schedule(session, None, data, SystemClock().now())).to_dict()
+        return (await tenders.load_schedule(session, None, data, SystemClock().now())).to_dict()
 
     try:
         loaded = asyncio.run(_with_session(load))

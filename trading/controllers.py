@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from accounts.guards import authenticated, public, requires
 from accounts.security import Principal
+from bidding import hall, opening, submission
 from rules.calendar import ScheduleDict
 from storage import http, idempotency
 from storage.bounds import Cursor, Filter, IdempotencyKey, IfMatch, LastEventId, Limit, StreamAfter
@@ -26,7 +27,7 @@ from storage.openapi import refusal
 from storage.problems import ValidationProblem, field_error
 from storage.settings import Settings
 from storage.signing import LogSigner
-from trading import chronograph, responses, schemas, service
+from trading import awards, chronograph, documents, notices, objections, responses, schemas, tenders
 from trading.models import Award, Bid, Clarification, Complaint, Contract, Notice, Notification, Objection
 
 AGENCY = requires("agency")
@@ -42,7 +43,7 @@ async def _tender_response(
     now: datetime,
     rehearsal: bool = False,
 ) -> Response[schemas.TenderRead]:
-    read = await service.tender_read(session, tender, caller, now)
+    read = await tenders.tender_read(session, tender, caller, now)
     if rehearsal:  # its deadlines are a rehearsal's, on the rehearsal clock
         read = msgspec.structs.replace(read, rehearsal=True)
     return Response(read, status_code=status_code, headers={"ETag": http.etag(tender.version)})
@@ -85,14 +86,14 @@ def bid_read(
         envelope[0] if envelope else None,
         envelope[1] if envelope else None,
         receipt,
-        cast(schemas.BidRejection | None, service.rejection_view(b)),
+        cast(schemas.BidRejection | None, opening.rejection_view(b)),
     )
 
 
-def _seen(request: Request[Any, Any, Any]) -> service.ClientSeen:
+def _seen(request: Request[Any, Any, Any]) -> submission.ClientSeen:
     """Where a submission came from (W-18): address, the client's device id header, its user agent."""
     client = request.client.host if request.client else None
-    return service.ClientSeen(
+    return submission.ClientSeen(
         address=client,
         device=request.headers.get("x-ggzy-device"),
         user_agent=request.headers.get("user-agent"),
@@ -174,7 +175,7 @@ class TenderController(Controller):
         self, data: schemas.TenderCreate, principal: Principal, session: AsyncSession, clock: Clock
     ) -> Response[schemas.TenderRead]:
         """Save a new works tender as a draft."""
-        tender = await service.create_tender(session, principal, data, clock.now())
+        tender = await tenders.create_tender(session, principal, data, clock.now())
         return await _tender_response(session, tender, 201, caller=principal, now=clock.now())
 
     @get("/", operation_id="list_tenders", guards=[public])
@@ -190,11 +191,11 @@ class TenderController(Controller):
         limit: Limit = 50,
     ) -> responses.TenderPage:
         """Published tenders (and, with `mine=true`, the caller agency's own drafts), newest first."""
-        rows, next_cursor = await service.list_tenders(
+        rows, next_cursor = await tenders.list_tenders(
             session, request_principal, status=status, mine=mine, cursor=cursor, limit=limit
         )
         page: responses.TenderPage = {
-            "items": [await service.tender_read(session, t, request_principal, clock.now()) for t in rows],
+            "items": [await tenders.tender_read(session, t, request_principal, clock.now()) for t in rows],
             "next_cursor": next_cursor,
         }
         if settings.rehearsal:
@@ -214,7 +215,7 @@ class TenderController(Controller):
         `allowed_actions` lists what the caller can ask of it now."""
         return await _tender_response(
             session,
-            await service.visible_tender(session, request_principal, tender_id),
+            await tenders.visible_tender(session, request_principal, tender_id),
             caller=request_principal,
             now=clock.now(),
             rehearsal=settings.rehearsal,
@@ -233,7 +234,7 @@ class TenderController(Controller):
         """Edit a draft (If-Match required)."""
         version = http.if_match(if_match, required=True)
         assert version is not None
-        tender = await service.update_tender(session, principal, tender_id, data, version, clock.now())
+        tender = await tenders.update_tender(session, principal, tender_id, data, version, clock.now())
         return await _tender_response(session, tender, caller=principal, now=clock.now())
 
     @post("/{tender_id:uuid}/publish", operation_id="publish_tender", guards=[AGENCY], status_code=200)
@@ -246,7 +247,7 @@ class TenderController(Controller):
         if_match: IfMatch = None,
     ) -> Response[schemas.TenderRead]:
         """Publish the tender notice; checks the timeline against W-01."""
-        tender = await service.publish(
+        tender = await tenders.publish(
             session, principal, tender_id, http.if_match(if_match, required=False), clock.now()
         )
         return await _tender_response(session, tender, caller=principal, now=clock.now())
@@ -263,7 +264,7 @@ class TenderController(Controller):
         """Terminate the tender before the deadline (终止招标)."""
         return await _tender_response(
             session,
-            await service.cancel(session, principal, tender_id, data.reason, clock.now()),
+            await tenders.cancel(session, principal, tender_id, data.reason, clock.now()),
             caller=principal,
             now=clock.now(),
         )
@@ -275,7 +276,7 @@ class TenderController(Controller):
         """Create a new draft from a failed or terminated tender (重新招标, W-09)."""
         return await _tender_response(
             session,
-            await service.retender(session, principal, tender_id, clock.now()),
+            await tenders.retender(session, principal, tender_id, clock.now()),
             201,
             caller=principal,
             now=clock.now(),
@@ -288,7 +289,7 @@ class TenderController(Controller):
         """Close the opening once every bid is open (otherwise the window's end closes it)."""
         return await _tender_response(
             session,
-            await service.close_opening(session, principal, tender_id, clock.now()),
+            await hall.close_opening(session, principal, tender_id, clock.now()),
             caller=principal,
             now=clock.now(),
         )
@@ -300,7 +301,7 @@ class TenderController(Controller):
         """Close a contracted tender: the trade is complete and its record final (the agency, after the contract)."""
         return await _tender_response(
             session,
-            await service.complete(session, principal, tender_id, clock.now()),
+            await awards.complete(session, principal, tender_id, clock.now()),
             caller=principal,
             now=clock.now(),
         )
@@ -324,7 +325,7 @@ class DocumentController(Controller):
         settings: Settings,
     ) -> schemas.UploadGrant:
         """A presigned upload of a document of the tender (documents, report, contract), capped at its size."""
-        return await service.document_upload(
+        return await documents.document_upload(
             session, principal, tender_id, data, object_store, clock.now(), settings.upload_quota_bytes
         )
 
@@ -343,15 +344,15 @@ class DocumentController(Controller):
         The file is copied and hashed outside any transaction, then recorded in one short write transaction;
         a copy that is not recorded (a refusal, a duplicate) is removed."""
         now = clock.now()
-        taken = await service.take_document(
+        taken = await documents.take_document(
             sessionmaker, object_store, principal, tender_id, data.object_key, now
         )
         try:
             async with transaction(sessionmaker) as session:
-                d = await service.register_document(session, principal, tender_id, data, taken, now)
+                d = await documents.register_document(session, principal, tender_id, data, taken, now)
                 return schemas.DocumentRead(d.id, d.kind, d.filename, d.sha256, d.size, d.uploaded_at)
         except BaseException:
-            await service.drop_document(sessionmaker, object_store, taken)
+            await documents.drop_document(sessionmaker, object_store, taken)
             raise
 
     @get("/documents", operation_id="list_documents", guards=[public])
@@ -359,10 +360,10 @@ class DocumentController(Controller):
         self, tender_id: uuid.UUID, session: AsyncSession, request_principal: Principal | None = None
     ) -> list[schemas.DocumentRead]:
         """The tender's documents with their hashes (contents are obtained by bidders, below)."""
-        tender = await service.visible_tender(session, request_principal, tender_id)
+        tender = await tenders.visible_tender(session, request_principal, tender_id)
         return [
             schemas.DocumentRead(d.id, d.kind, d.filename, d.sha256, d.size, d.uploaded_at)
-            for d in await service.list_documents(session, tender.id, service.PUBLIC_DOCUMENT_KINDS)
+            for d in await documents.list_documents(session, tender.id, documents.PUBLIC_DOCUMENT_KINDS)
         ]
 
     @post("/documents/obtain", operation_id="obtain_documents", guards=[BIDDER], status_code=200)
@@ -377,7 +378,7 @@ class DocumentController(Controller):
     ) -> list[schemas.DocumentRead]:
         """Obtain the tender documents: the bidder is registered as a holder, gets download links, and a
         deposit sub-account per lot (see `GET /api/v1/escrow/deposits`)."""
-        return await service.obtain_documents(
+        return await documents.obtain_documents(
             session,
             principal,
             tender_id,
@@ -402,14 +403,16 @@ class DocumentController(Controller):
         amended = None
         if data.amended_documents is not None:
             key = data.amended_documents.object_key
-            amended = await service.take_document(sessionmaker, object_store, principal, tender_id, key, now)
+            amended = await documents.take_document(
+                sessionmaker, object_store, principal, tender_id, key, now
+            )
         try:
             async with transaction(sessionmaker) as session:
                 # How many hold the documents stays secret until the deadline, from the agency too (W-20).
-                c, _holders = await service.clarify(session, principal, tender_id, data, now, amended)
+                c, _holders = await documents.clarify(session, principal, tender_id, data, now, amended)
                 return clarification_read(c)
         except BaseException:
-            await service.drop_document(sessionmaker, object_store, amended)
+            await documents.drop_document(sessionmaker, object_store, amended)
             raise
 
     @post("/objections", operation_id="file_objection", guards=[BIDDER])
@@ -422,7 +425,9 @@ class DocumentController(Controller):
         clock: Clock,
     ) -> schemas.ObjectionRead:
         """File an objection (异议) to the documents (W-03), the opening, or the candidates (W-12)."""
-        return objection_read(await service.file_objection(session, principal, tender_id, data, clock.now()))
+        return objection_read(
+            await objections.file_objection(session, principal, tender_id, data, clock.now())
+        )
 
     @get("/objections", operation_id="list_objections", guards=[authenticated])
     async def objections(
@@ -431,7 +436,7 @@ class DocumentController(Controller):
         """Objections on the tender (a bidder sees its own); before the deadline only the objector is named."""
         return [
             objection_read(o, shown)
-            for o, shown in await service.list_objections(session, principal, tender_id)
+            for o, shown in await objections.list_objections(session, principal, tender_id)
         ]
 
     @post(
@@ -451,7 +456,7 @@ class DocumentController(Controller):
     ) -> schemas.ObjectionRead:
         """Answer an objection; a paused step resumes."""
         return objection_read(
-            await service.answer_objection(session, principal, tender_id, objection_id, data, clock.now())
+            await objections.answer_objection(session, principal, tender_id, objection_id, data, clock.now())
         )
 
 
@@ -465,7 +470,7 @@ async def _replayed(
     """The first answer to a retried submission. An upload the retry made afresh is removed: nothing will
     ever take it (only the caller's own open uploads are)."""
     async with transaction(sessionmaker) as session:
-        await service.discard_retried_upload(session, principal, data.object_key, now)
+        await submission.discard_retried_upload(session, principal, data.object_key, now)
     return Response(stored.body, status_code=stored.status_code, headers={"Idempotent-Replayed": "true"})
 
 
@@ -487,7 +492,7 @@ class BidController(Controller):
         settings: Settings,
     ) -> schemas.UploadGrant:
         """A presigned upload of the bid file, capped at its declared size."""
-        return await service.bid_upload(
+        return await submission.bid_upload(
             session, principal, tender_id, data, object_store, clock.now(), settings.upload_quota_bytes
         )
 
@@ -511,7 +516,7 @@ class BidController(Controller):
         size: Annotated[int, Parameter(query="size", ge=1, le=2**34)],
     ) -> schemas.UploadProgress:
         """A multipart upload's parts received so far, with fresh part URLs: resume where it stopped."""
-        return await service.bid_upload_progress(
+        return await submission.bid_upload_progress(
             session, principal, tender_id, object_key, upload_id, size, object_store, clock.now()
         )
 
@@ -545,24 +550,24 @@ class BidController(Controller):
         async with transaction(sessionmaker, read_only=True) as session:
             stored = await idempotency.replay(session, scope, key, digest)
             if stored is None:
-                submission = await service.prepare_submission(session, principal, tender_id, now)
+                prepared = await submission.prepare_submission(session, principal, tender_id, now)
         if stored is not None:
             return await _replayed(sessionmaker, principal, data, stored, now)
-        taken = await service.take_envelope(sessionmaker, object_store, submission, data, now)
+        taken = await submission.take_envelope(sessionmaker, object_store, prepared, data, now)
         try:
             async with transaction(sessionmaker) as session:
                 stored = await idempotency.replay(session, scope, key, digest)
                 if stored is None:
-                    _bid, receipt = await service.submit_bid(
+                    _bid, receipt = await submission.submit_bid(
                         session, principal, tender_id, data, taken, signer, now, _seen(request)
                     )
                     body = msgspec.to_builtins(receipt)
                     await idempotency.remember(session, scope, key, digest, 201, body, now)
         except BaseException:
-            await service.drop_envelope(sessionmaker, object_store, taken)
+            await submission.drop_envelope(sessionmaker, object_store, taken)
             raise
         if stored is not None:  # the same submission, recorded meanwhile by a concurrent retry
-            await service.drop_envelope(sessionmaker, object_store, taken)
+            await submission.drop_envelope(sessionmaker, object_store, taken)
             return await _replayed(sessionmaker, principal, data, stored, now)
         return Response(body, status_code=201)
 
@@ -571,8 +576,8 @@ class BidController(Controller):
         self, tender_id: uuid.UUID, principal: Principal, session: AsyncSession
     ) -> list[schemas.BidRead]:
         """A bidder's own bids; all bids for the agency and supervisors after the deadline."""
-        bids = await service.list_bids(session, principal, tender_id)
-        states = await service.envelope_states(session, bids)
+        bids = await submission.list_bids(session, principal, tender_id)
+        states = await submission.envelope_states(session, bids)
         return [bid_read(b, states.get(b.id)) for b in bids]
 
     @get("/{bid_id:uuid}/receipt", operation_id="get_bid_receipt", guards=[BIDDER])
@@ -585,7 +590,7 @@ class BidController(Controller):
         signer: LogSigner,
     ) -> schemas.Receipt:
         """The receipt of one of the caller's bids (of its withdrawal, once withdrawn)."""
-        return await service.receipt_for(session, principal, tender_id, bid_id, signer)
+        return await submission.receipt_for(session, principal, tender_id, bid_id, signer)
 
     @post("/{bid_id:uuid}/withdraw", operation_id="withdraw_bid", guards=[BIDDER], status_code=200)
     async def withdraw(
@@ -598,7 +603,9 @@ class BidController(Controller):
         clock: Clock,
     ) -> schemas.BidRead:
         """Withdraw a bid before the deadline (W-05); the answer carries the withdrawal's receipt."""
-        bid, receipt = await service.withdraw_bid(session, principal, tender_id, bid_id, signer, clock.now())
+        bid, receipt = await submission.withdraw_bid(
+            session, principal, tender_id, bid_id, signer, clock.now()
+        )
         return bid_read(bid, receipt=receipt)
 
     @post("/{bid_id:uuid}/decrypt", operation_id="decrypt_bid", guards=[BIDDER], status_code=202)
@@ -613,7 +620,7 @@ class BidController(Controller):
     ) -> schemas.BidRead:
         """In the opening hall, reveal the envelope's file key (unwrapped by the bidder's client). The key
         is checked against the header at once; the envelope is decrypted and read out shortly after."""
-        bid = await service.decrypt_bid(session, principal, tender_id, bid_id, data, clock.now())
+        bid = await opening.decrypt_bid(session, principal, tender_id, bid_id, data, clock.now())
         return bid_read(bid, ("opening", None))
 
 
@@ -635,7 +642,7 @@ class OpeningController(Controller):
         """The tender's signed closing head and the envelopes that stood at the deadline."""
         return cast(
             responses.ClosingRecord,
-            await service.closing_record(session, request_principal, tender_id, signer),
+            await submission.closing_record(session, request_principal, tender_id, signer),
         )
 
     @get(
@@ -657,7 +664,7 @@ class OpeningController(Controller):
         """The live opening record as server-sent events (resumable with Last-Event-ID). The stream ends
         when the hall closes; `follow=false` answers what is recorded so far and ends."""
         start = last_event_id if last_event_id is not None else after
-        await service.opening_hall(session, principal, tender_id, start)  # authorise before streaming
+        await hall.opening_hall(session, principal, tender_id, start)  # authorise before streaming
         return ServerSentEvent(_opening_stream(sessionmaker, principal, tender_id, start, follow))
 
     @post("/opening/check-in", operation_id="opening_check_in", guards=[BIDDER], status_code=200)
@@ -665,7 +672,7 @@ class OpeningController(Controller):
         self, tender_id: uuid.UUID, principal: Principal, session: AsyncSession, clock: Clock
     ) -> responses.CheckIn:
         """A bidder signs in to the opening hall (开标签到); signing in twice answers the first line."""
-        return cast(responses.CheckIn, await service.check_in(session, principal, tender_id, clock.now()))
+        return cast(responses.CheckIn, await hall.check_in(session, principal, tender_id, clock.now()))
 
     @get("/opening/record", operation_id="opening_record", guards=[authenticated])
     async def record(
@@ -676,7 +683,7 @@ class OpeningController(Controller):
         after: StreamAfter = 0,
     ) -> list[responses.OpeningLine]:
         """The opening record so far, line by line (the same lines the event stream sends)."""
-        _tender, events = await service.opening_hall(session, principal, tender_id, after)
+        _tender, events = await hall.opening_hall(session, principal, tender_id, after)
         return [cast(responses.OpeningLine, _event_body(e)) for e in events]
 
     @get("/custody", operation_id="custody_view", guards=[authenticated])
@@ -684,7 +691,7 @@ class OpeningController(Controller):
         self, tender_id: uuid.UUID, principal: Principal, session: AsyncSession, clock: Clock
     ) -> schemas.CustodyView:
         """For a custodian of this tender: the envelopes in custody with their headers (after the deadline)."""
-        return await service.custody_view(session, principal, tender_id, clock.now())
+        return await hall.custody_view(session, principal, tender_id, clock.now())
 
     @post(
         "/custody/releases",
@@ -712,7 +719,7 @@ class OpeningController(Controller):
         proof that it is the honest one (made locally by `ggzy custodian release`). 201 when accepted, 200
         when it repeats a release on record; a release whose proof does not hold is kept as the evidence
         of the custodian's fault and answered 422 with its stable code (a valid one may replace it)."""
-        result, recorded = await service.release_custody(session, principal, tender_id, data, clock.now())
+        result, recorded = await hall.release_custody(session, principal, tender_id, data, clock.now())
         if recorded.status != "valid":
             problem = ValidationProblem(
                 f"The release is kept on record but does not verify: {recorded.detail or recorded.error}. "
@@ -744,7 +751,7 @@ class OpeningController(Controller):
         cause. `ggzy verify opening` re-checks all of it offline."""
         return cast(
             responses.SignedOpeningRecord,
-            await service.signed_opening_record(session, request_principal, tender_id, signer),
+            await submission.signed_opening_record(session, request_principal, tender_id, signer),
         )
 
 
@@ -763,7 +770,7 @@ async def _opening_stream(
 
     async def read(since: int) -> tuple[Sequence[Any], bool]:
         async with transaction(sessionmaker, read_only=True) as session:
-            tender, events = await service.opening_hall(session, principal, tender_id, since)
+            tender, events = await hall.opening_hall(session, principal, tender_id, since)
         return events, tender.status in ("tendering", "opening")
 
     async for message in http.poll_events(read, after, follow, "hall_closed", _event_body):
@@ -786,15 +793,15 @@ class AwardController(Controller):
         clock: Clock,
     ) -> list[schemas.AwardRead]:
         """Issue the award after publicity (W-12); contracts are due within 30 days (W-13)."""
-        return [award_read(a) for a in await service.award(session, principal, tender_id, data, clock.now())]
+        return [award_read(a) for a in await awards.award(session, principal, tender_id, data, clock.now())]
 
     @get("/awards", operation_id="list_awards", guards=[public])
     async def awards(
         self, tender_id: uuid.UUID, session: AsyncSession, request_principal: Principal | None = None
     ) -> list[schemas.AwardRead]:
         """The tender's awards (public once made, S-03)."""
-        tender = await service.visible_tender(session, request_principal, tender_id)
-        return [award_read(a) for a in await service.list_awards(session, tender.id)]
+        tender = await tenders.visible_tender(session, request_principal, tender_id)
+        return [award_read(a) for a in await awards.list_awards(session, tender.id)]
 
     @post("/awards/{award_id:uuid}/decline", operation_id="decline_award", guards=[AGENCY], status_code=200)
     async def decline(
@@ -808,7 +815,7 @@ class AwardController(Controller):
     ) -> schemas.AwardRead:
         """Record that the winner refused to sign or to give the security: it loses the award (W-16)."""
         return award_read(
-            await service.decline_award(session, principal, tender_id, award_id, data, clock.now())
+            await awards.decline_award(session, principal, tender_id, award_id, data, clock.now())
         )
 
     @post("/contracts", operation_id="record_contract", guards=[AGENCY])
@@ -824,16 +831,16 @@ class AwardController(Controller):
         """Record a signed contract (W-13, W-15). Its file is copied and hashed outside any transaction, as
         for `register_document`."""
         now = clock.now()
-        taken = await service.take_document(
+        taken = await documents.take_document(
             sessionmaker, object_store, principal, tender_id, data.object_key, now
         )
         try:
             async with transaction(sessionmaker) as session:
                 return contract_read(
-                    await service.record_contract(session, principal, tender_id, data, taken, now)
+                    await awards.record_contract(session, principal, tender_id, data, taken, now)
                 )
         except BaseException:
-            await service.drop_document(sessionmaker, object_store, taken)
+            await documents.drop_document(sessionmaker, object_store, taken)
             raise
 
 
@@ -853,14 +860,16 @@ class ComplaintController(Controller):
         clock: Clock,
     ) -> schemas.ComplaintRead:
         """File a complaint within 10 days of knowing (W-17)."""
-        return complaint_read(await service.file_complaint(session, principal, tender_id, data, clock.now()))
+        return complaint_read(
+            await objections.file_complaint(session, principal, tender_id, data, clock.now())
+        )
 
     @get("/tenders/{tender_id:uuid}/complaints", operation_id="list_complaints", guards=[authenticated])
     async def list_for_tender(
         self, tender_id: uuid.UUID, principal: Principal, session: AsyncSession
     ) -> list[schemas.ComplaintRead]:
         """Complaints on a tender (a bidder sees its own)."""
-        return [complaint_read(c) for c in await service.list_complaints(session, principal, tender_id)]
+        return [complaint_read(c) for c in await objections.list_complaints(session, principal, tender_id)]
 
     @post(
         "/complaints/{complaint_id:uuid}/decision",
@@ -878,7 +887,7 @@ class ComplaintController(Controller):
     ) -> schemas.ComplaintRead:
         """The supervising authority decides a complaint (within 30 working days, W-17)."""
         return complaint_read(
-            await service.decide_complaint(session, principal, complaint_id, data, clock.now())
+            await objections.decide_complaint(session, principal, complaint_id, data, clock.now())
         )
 
 
@@ -901,7 +910,7 @@ class NoticeController(Controller):
         limit: Limit = 20,
     ) -> responses.NoticePage:
         """Published notices, newest first; filter by kind, sector, region or tender code, search with `q`."""
-        notices, next_cursor = await service.list_notices(
+        found, next_cursor = await notices.list_notices(
             session,
             kind=kind,
             sector=sector,
@@ -911,12 +920,12 @@ class NoticeController(Controller):
             cursor=cursor,
             limit=limit,
         )
-        return {"items": notices, "next_cursor": next_cursor}
+        return {"items": found, "next_cursor": next_cursor}
 
     @get("/{notice_id:uuid}", operation_id="get_notice", guards=[public])
     async def get_notice(self, notice_id: uuid.UUID, session: AsyncSession) -> schemas.NoticeRead:
         """One published notice of the public board, with its text and attachments; no sign-in needed."""
-        return notice_read(await service.get_notice(session, notice_id))
+        return notice_read(await notices.get_notice(session, notice_id))
 
 
 class InboxController(Controller):
@@ -930,7 +939,7 @@ class InboxController(Controller):
         self, principal: Principal, session: AsyncSession
     ) -> list[schemas.NotificationRead]:
         """The caller organisation's notifications, newest first."""
-        rows: list[Notification] = await service.list_notifications(session, principal)
+        rows: list[Notification] = await notices.list_notifications(session, principal)
         return [
             schemas.NotificationRead(n.id, n.tender_id, n.kind, n.message, n.created_at, n.read_at)
             for n in rows
@@ -950,7 +959,7 @@ class InboxController(Controller):
             raise ValidationProblem(
                 "The body's year differs from the path's.", errors=[field_error("year", "mismatch")]
             )
-        return (await service.load_schedule(session, principal, data, clock.now())).to_dict()
+        return (await tenders.load_schedule(session, principal, data, clock.now())).to_dict()
 
 
 class ChronographController(Controller):

@@ -32,7 +32,7 @@ from storage.jobs import InlineJobQueue, JobContext, JobQueue, OutboxDispatcher
 from storage.migrate import upgrade_async
 from storage.settings import Settings, argon2_from_env
 from trading import jobs as trading_jobs
-from trading import service
+from trading import tenders
 from trading.demo import (
     CENTRE,
     DEMO_START,
@@ -120,7 +120,7 @@ class PrivateDriver:
         """By the calendar the server itself uses (the official schedules the centre loaded)."""
         async with self.runtime.sessionmaker() as session:
             calendar = await working_calendar(session)
-        return service.earliest_deadline_day(calendar, WORKS_OPEN, documents_from)
+        return tenders.earliest_deadline_day(calendar, WORKS_OPEN, documents_from)
 
     async def sync(self, platform: Platform) -> None:
         """Nothing to do: the server reads the same clock object."""

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-import bidding.service as bidding
 import escrow.service as escrow
 import evaluation.service as evaluation
 from accounts import audit
@@ -19,7 +17,7 @@ from storage import uploads
 from storage.db import transaction
 from storage.jobs import JobContext, job
 from storage.objects import ObjectStore
-from trading import chronograph, service
+from trading import chronograph, notices
 
 log = logging.getLogger("ggzy.chronograph")
 
@@ -117,7 +115,7 @@ async def sign_audit_head(ctx: JobContext) -> None:
 async def notify(ctx: JobContext, payload: dict[str, Any]) -> None:
     """Deliver a notification to every organisation named in the payload."""
     async with transaction(ctx.sessionmaker) as session:
-        await service.deliver_notifications(session, payload, ctx.clock.now())
+        await notices.deliver_notifications(session, payload, ctx.clock.now())
 
 
 @job("trading.discard_upload")
@@ -128,22 +126,3 @@ async def discard_upload(ctx: JobContext, payload: dict[str, Any]) -> None:
     if payload.get("upload_id"):
         await store.abort_multipart(payload["key"], payload["upload_id"])
     await store.delete(payload["key"])
-
-
-@job("trading.open_envelope")
-async def open_envelope(ctx: JobContext, payload: dict[str, Any]) -> None:
-    """Decrypt an envelope whose file key was revealed (by its bidder or t custodians) and record it."""
-    store: ObjectStore = ctx.extras["store"]
-    bid_id = uuid.UUID(payload["bid_id"])
-    # Decrypting a large envelope takes a while: it runs between two short transactions, so no lock
-    # (SQLite's writer lock included) is held meanwhile.
-    async with transaction(ctx.sessionmaker, read_only=True) as session:
-        todo = await service.envelope_to_open(session, bid_id)
-    if todo is None:
-        return
-    opened = await bidding.open_stored(
-        store, key=todo.object_key, sha256=todo.sha256, file_key=todo.file_key, out_prefix=todo.out_prefix
-    )
-    async with transaction(ctx.sessionmaker) as session:
-        outcome = await service.record_opening(session, bid_id, opened, ctx.clock.now())
-    log.info("envelope of bid %s → %s", payload["bid_id"], outcome)

@@ -164,10 +164,10 @@ async def test_a_broken_multipart_upload_resumes_on_s3(
 async def _resumable_upload(api: Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import os
 
-    from trading import service
+    from bidding import submission
 
-    monkeypatch.setattr(service, "MULTIPART_FROM", 1024 * 1024)
-    monkeypatch.setattr(service, "PART_SIZE", 5 * 1024 * 1024)
+    monkeypatch.setattr(submission, "MULTIPART_FROM", 1024 * 1024)
+    monkeypatch.setattr(submission, "PART_SIZE", 5 * 1024 * 1024)
     agency = await api.organisation("agency")
     tender = await api.published(agency)
     bidder = await api.organisation("bidder")

@@ -503,7 +503,7 @@ async def test_bidders_sign_in_to_the_hall_once_and_only_when_it_is_open(api: Ap
 
 
 async def test_an_oversized_envelope_is_refused_before_any_upload(api: Api) -> None:
-    from trading.service import MAX_UPLOAD_BYTES
+    from trading.documents import MAX_UPLOAD_BYTES
 
     agency = await api.organisation("agency")
     tender = await api.published(agency)

@@ -93,7 +93,7 @@ async def test_the_store_refuses_an_upload_larger_than_its_grant(any_api: Api) -
 
 
 async def test_a_multipart_grant_bounds_every_part_and_their_number(any_api: Api) -> None:
-    from trading.service import PART_SIZE
+    from bidding.submission import PART_SIZE
 
     api = any_api
     bidder, tender = await _holder(api)
@@ -154,7 +154,7 @@ async def test_the_sweeper_removes_an_expired_upload_and_keeps_one_still_in_time
 
 
 async def test_the_sweeper_aborts_an_abandoned_multipart_upload(any_api: Api) -> None:
-    from trading.service import PART_SIZE
+    from bidding.submission import PART_SIZE
 
     api = any_api
     bidder, tender = await _holder(api)

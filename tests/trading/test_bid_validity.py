@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import date
 
 from tests.helpers import DEADLINE, Api, shanghai
-from trading import service
+from trading import tenders
 
 T = "/api/v1/tenders"
 VALID_THROUGH = "2026-06-21"  # deadline Mon 2026-03-23 + 90 days (the default bid validity period)
@@ -45,9 +45,9 @@ def test_the_bid_validity_period_ends_the_given_number_of_days_after_the_deadlin
     from trading.models import Tender
 
     tender = Tender(bid_deadline=DEADLINE, bid_validity_days=90)
-    assert service.bid_valid_through(tender) == date(2026, 6, 21)
+    assert tenders.bid_valid_through(tender) == date(2026, 6, 21)
     late_evening = Tender(bid_deadline=shanghai(2026, 3, 23, 23, 30), bid_validity_days=1)
-    assert service.bid_valid_through(late_evening) == date(2026, 3, 24)
+    assert tenders.bid_valid_through(late_evening) == date(2026, 3, 24)
 
 
 def test_the_profiles_validity_figures_are_house_values_a_centre_may_only_raise() -> None:

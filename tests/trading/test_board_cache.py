@@ -20,7 +20,7 @@ from sqlalchemy import delete, event, insert, update
 from storage.db import create_engine, transaction
 from tests.conftest import Database
 from tests.helpers import Api
-from trading import board, service
+from trading import board, notices
 from trading.models import Notice
 
 BOARD = "/api/v1/notices"
@@ -95,8 +95,8 @@ async def _truth(api: Api, **params: Any) -> list[str]:
     }
     query |= params
     async with transaction(api.runtime.sessionmaker) as session:
-        notices, _cursor = await service.list_notices(session, limit=limit, **query)
-    return [str(n.id) for n in notices]
+        found, _cursor = await notices.list_notices(session, limit=limit, **query)
+    return [str(n.id) for n in found]
 
 
 async def test_a_notice_published_in_another_process_is_on_the_board_at_once(
@@ -209,10 +209,10 @@ async def test_a_unit_that_writes_reads_its_own_notices_and_the_board_does_not(a
     async with api.runtime.sessionmaker() as session, session.begin():
         session.add(Notice(**row))
         await session.flush()
-        notices, _cursor = await service.list_notices(
+        found, _cursor = await notices.list_notices(
             session, kind=None, sector=None, region_code=None, tender_code=None, q=None, cursor=None, limit=20
         )
-        assert [str(n.id) for n in notices] == [str(row["id"]), *before]
+        assert [str(n.id) for n in found] == [str(row["id"]), *before]
         assert await _ids(api) == before
         await session.rollback()
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests.helpers import AFTER_WINDOW, DEADLINE, Actor, Api, SealedBid, shanghai
-from trading import service
+from trading import awards
 
 T = "/api/v1/tenders"
 ROOM = "/api/v1/evaluation/rooms"
@@ -425,10 +425,10 @@ async def test_the_trade_refuses_a_report_that_names_a_rejected_bid_a_candidate(
     await api.at(AFTER_WINDOW)
     committee = [{"name": f"专家{i}", "kind": "expert", "seat": i} for i in range(1, 6)]
     ranking = [uuid.UUID(subject.bid_id), uuid.UUID(paid[0].bid_id)]
-    stored = service.StoredFile("report.pdf", "records/x/report.pdf", "0" * 64, 1, uuid.uuid4())
+    stored = awards.StoredFile("report.pdf", "records/x/report.pdf", "0" * 64, 1, uuid.uuid4())
     async with api.runtime.sessionmaker() as session:
         with pytest.raises(RuleViolation) as refused:
-            await service.record_report(
+            await awards.record_report(
                 session,
                 None,
                 uuid.UUID(tender["id"]),

@@ -20,7 +20,7 @@ from rules.calendar import SHANGHAI
 from storage.db import transaction
 from tests.conftest import Database
 from tests.helpers import AFTER_WINDOW, DEADLINE, Actor, Api, SealedBid
-from trading import chronograph, service
+from trading import chronograph
 from trading import jobs as trading_jobs
 
 T = "/api/v1/tenders"
@@ -1266,7 +1266,7 @@ async def test_a_tick_skips_the_tenders_another_tick_is_still_processing(api: Ap
     async with transaction(api.runtime.sessionmaker) as session:
         row = await chronograph.claim(session, uuid.UUID(tender["id"]), DEADLINE)
         assert row is not None
-        assert await service.advance(session, row, DEADLINE, api.runtime.signer) == "opening"
+        assert await chronograph.advance(session, row, DEADLINE, api.runtime.signer) == "opening"
         # The first tick still holds the tender's row lock: a second worker skips it rather than waiting.
         assert await trading_jobs.chronograph_tick(api.runtime.job_context) == []
     assert await api.tick() == []

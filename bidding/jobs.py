@@ -1,0 +1,36 @@
+"""Background work of the bidding package: decrypting an envelope whose file key was revealed.
+
+The job keeps the name it was first queued under, so outbox rows written before it moved here still run."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from bidding import opening
+from bidding import service as bidding
+from storage.db import transaction
+from storage.jobs import JobContext, job
+from storage.objects import ObjectStore
+
+log = logging.getLogger("ggzy.bidding")
+
+
+@job("trading.open_envelope")
+async def open_envelope(ctx: JobContext, payload: dict[str, Any]) -> None:
+    """Decrypt an envelope whose file key was revealed (by its bidder or t custodians) and record it."""
+    store: ObjectStore = ctx.extras["store"]
+    bid_id = uuid.UUID(payload["bid_id"])
+    # Decrypting a large envelope takes a while: it runs between two short transactions, so no lock
+    # (SQLite's writer lock included) is held meanwhile.
+    async with transaction(ctx.sessionmaker, read_only=True) as session:
+        todo = await opening.envelope_to_open(session, bid_id)
+    if todo is None:
+        return
+    opened = await bidding.open_stored(
+        store, key=todo.object_key, sha256=todo.sha256, file_key=todo.file_key, out_prefix=todo.out_prefix
+    )
+    async with transaction(ctx.sessionmaker) as session:
+        outcome = await opening.record_opening(session, bid_id, opened, ctx.clock.now())
+    log.info("envelope of bid %s → %s", payload["bid_id"], outcome)

@@ -1,0 +1,517 @@
+"""DOC"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+import escrow.service as escrow
+from accounts import service as accounts
+from accounts.security import Principal
+from rules.calendar import (
+    SHANGHAI,
+    end_of_day,
+    local_date,
+)
+from rules.profiles import (
+    committee_ok,
+    performance_security_cap,
+    profile_for,
+)
+from rules.schedule import working_calendar
+from storage.problems import (
+    Conflict,
+    NotFound,
+    RuleViolation,
+    ValidationProblem,
+    field_error,
+)
+from trading import schemas
+from trading.documents import TakenFile, record_document
+from trading.lifecycle import (
+    Action,
+    TenderStatus,
+)
+from trading.models import (
+    Award,
+    Bid,
+    Contract,
+    Document,
+    Lot,
+    Report,
+    Tender,
+)
+from trading.notices import notify_holders, publish_notice
+from trading.objections import pending_objections
+from trading.tenders import fail_tender, load_tender, lots_of, move, tender_for_agency
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """A file another package already put in the object store, to be kept as a document of the trade."""
+
+    filename: str
+    object_key: str
+    sha256: str
+    size: int
+    uploaded_by: uuid.UUID
+
+
+async def record_report(
+    session: AsyncSession,
+    actor: Principal | None,
+    tender_id: uuid.UUID,
+    committee: list[dict[str, Any]],
+    candidates: list[tuple[uuid.UUID, list[uuid.UUID]]],
+    file: StoredFile,
+    report_hash: str,
+    now: datetime,
+) -> Report:
+    """Take the committee's signed report from the evaluation room (W-10, W-11) and publish the candidates
+    for publicity (W-12). A lot without candidates fails; a tender whose every lot failed fails."""
+    tender = await load_tender(session, tender_id, lock=True)
+    if tender.status != TenderStatus.EVALUATION:
+        raise Conflict(f"The report comes after the opening; the tender is {tender.status}.")
+    profile = profile_for(tender.sector, tender.method)
+    experts = sum(1 for m in committee if m["kind"] == "expert")
+    why = committee_ok(profile, len(committee), experts)
+    if why:
+        raise RuleViolation("W-10", f"The evaluation committee is not lawful: {why}.")
+    dissents = [m["name"] for m in committee if m.get("dissent")]
+    deemed = [m["name"] for m in committee if m.get("deemed_agreed")]
+    lots = {lot.id: lot for lot in await lots_of(session, tender.id)}
+    open_lots = {lid for lid, lot in lots.items() if lot.status == "open"}
+    if {lot_id for lot_id, _ in candidates} != open_lots:
+        raise Conflict("The report must rank candidates for every open lot.")
+    for _lot_id, ranking in candidates:
+        if len(ranking) > profile.max_candidates:
+            raise RuleViolation("W-11", f"At most {profile.max_candidates} ranked candidates per lot.")
+    await _refuse_rejected(session, [bid_id for _lot_id, ranking in candidates for bid_id in ranking])
+    document = Document(
+        tender_id=tender.id,
+        kind="evaluation_report",
+        filename=file.filename,
+        object_key=file.object_key,
+        sha256=file.sha256,
+        size=file.size,
+        uploaded_by=file.uploaded_by,
+        uploaded_at=now,
+    )
+    session.add(document)
+    await session.flush()
+    for lot_id, ranking in candidates:
+        if not ranking:
+            lots[lot_id].status = "failed"
+            lots[lot_id].outcome_reason = "the committee found no acceptable bid"
+    report = Report(
+        tender_id=tender.id,
+        document_id=document.id,
+        committee=committee,
+        candidates=[
+            {"lot_id": str(lot_id), "ranking": [str(b) for b in ranking]} for lot_id, ranking in candidates
+        ],
+        received_at=now,
+    )
+    session.add(report)
+    await session.flush()
+    await accounts.record(
+        session,
+        actor,
+        "report.submit",
+        "report",
+        report.id,
+        now,
+        deemed_agreed=deemed,
+        dissents=dissents,
+        report_hash=report_hash,
+    )
+    if all(lot.status == "failed" for lot in lots.values()):
+        tender.outcome_reason = "the committee rejected every bid"
+        tender.closed_at = now
+        await move(session, tender, Action.FAIL, actor, now)
+        await publish_notice(
+            session, tender, "failure", f"{tender.title} 流标公告", {"reason": tender.outcome_reason}, now
+        )
+        return report
+    cal = await working_calendar(session)
+    tender.report_at = now
+    tender.publicity_days = max(tender.publicity_days, profile.publicity_min_days)
+    tender.publicity_ends = end_of_day(cal.period_end(local_date(now), tender.publicity_days))
+    await move(session, tender, Action.SUBMIT_REPORT, actor, now)
+    body = []
+    for lot_id, ranking in candidates:
+        ranked = []
+        for rank, bid_id in enumerate(ranking, start=1):
+            bid = await session.get(Bid, bid_id)
+            assert bid is not None
+            org = await accounts.get_organisation(session, bid.organisation_id)
+            ranked.append(
+                {
+                    "rank": rank,
+                    "bidder": org.name,
+                    "credit_code": org.credit_code,
+                    "declared_price_fen": bid.declared_price_fen,
+                }
+            )
+        body.append({"lot": lots[lot_id].number, "candidates": ranked})
+    await publish_notice(
+        session,
+        tender,
+        "candidates",
+        f"{tender.title} 中标候选人公示",
+        {
+            "lots": body,
+            "publicity_ends": tender.publicity_ends.isoformat(),
+            "rule": "W-12",
+            "committee": [m["name"] for m in committee],
+            "report_sha256": report_hash,
+        },
+        now,
+    )
+    return report
+
+
+async def award(
+    session: AsyncSession, actor: Principal, tender_id: uuid.UUID, data: schemas.AwardCreate, now: datetime
+) -> list[Award]:
+    """Issue the award (定标, 中标通知书) after publicity, once every objection is answered; the winner of each
+    lot must be one of its candidates. The contract is due within 30 days (W-13)."""
+    tender = await tender_for_agency(session, actor, tender_id)
+    if tender.status == TenderStatus.AWARDED:
+        return await _reaward(session, actor, tender, data, now)
+    if tender.status != TenderStatus.PUBLICITY:
+        raise Conflict(f"Awards follow the candidates' publicity; the tender is {tender.status}.")
+    assert tender.publicity_ends is not None
+    if now < tender.publicity_ends:
+        raise RuleViolation(
+            "W-12",
+            f"The candidates are in publicity until {tender.publicity_ends.astimezone(SHANGHAI).isoformat()}.",
+            publicity_ends=tender.publicity_ends.isoformat(),
+        )
+    if await pending_objections(session, tender, "candidates"):
+        raise RuleViolation("W-12", "Objections to the candidates must be answered before the award.")
+    ranking = await _report_ranking(session, tender)
+    open_lots = {lot.id: lot for lot in await lots_of(session, tender.id) if lot.status == "open"}
+    chosen = {a.lot_id: a.bid_id for a in data.lots}
+    if set(chosen) != set(open_lots) or len(chosen) != len(data.lots):
+        raise ValidationProblem(
+            "Name one winning bid for every open lot.",
+            errors=[field_error("lots", "missing or repeated lots")],
+        )
+    awards, results = await _make_awards(session, tender, chosen, ranking, open_lots, set(), now)
+    tender.awarded_at = now
+    await move(session, tender, Action.AWARD, actor, now)
+    await publish_notice(session, tender, "result", f"{tender.title} 中标结果公告", {"lots": results}, now)
+    await notify_holders(
+        session, tender, "tender.awarded", f"{tender.code}: the award has been published.", now
+    )
+    return awards
+
+
+async def _make_awards(
+    session: AsyncSession,
+    tender: Tender,
+    chosen: dict[uuid.UUID, uuid.UUID],
+    ranking: dict[uuid.UUID, list[uuid.UUID]],
+    lots: dict[uuid.UUID, Lot],
+    excluded: set[uuid.UUID],
+    now: datetime,
+) -> tuple[list[Award], list[dict[str, Any]]]:
+    """Create one active award per chosen lot, each winner a candidate of its lot not in `excluded`."""
+    profile = profile_for(tender.sector, tender.method)
+    cal = await working_calendar(session)
+    awards = []
+    results = []
+    for i, (lot_id, bid_id) in enumerate(chosen.items()):
+        if bid_id not in ranking.get(lot_id, []) or bid_id in excluded:
+            raise ValidationProblem(
+                "The winner must be one of the lot's candidates.",
+                errors=[field_error(f"lots[{i}].bid_id", "not a candidate")],
+            )
+        await _refuse_rejected(session, [bid_id], field=f"lots[{i}].bid_id")
+        bid = await session.get(Bid, bid_id)
+        assert bid is not None and bid.declared_price_fen is not None
+        row = Award(
+            tender_id=tender.id,
+            lot_id=lot_id,
+            bid_id=bid_id,
+            organisation_id=bid.organisation_id,
+            price_fen=bid.declared_price_fen,
+            awarded_at=now,
+            contract_due=cal.period_end(local_date(now), profile.contract_within_days),
+        )
+        session.add(row)
+        lots[lot_id].status = "awarded"
+        awards.append(row)
+        org = await accounts.get_organisation(session, bid.organisation_id)
+        results.append(
+            {
+                "lot": lots[lot_id].number,
+                "winner": org.name,
+                "credit_code": org.credit_code,
+                "price_fen": bid.declared_price_fen,
+            }
+        )
+    await session.flush()
+    return awards, results
+
+
+async def _refuse_rejected(
+    session: AsyncSession, bid_ids: Sequence[uuid.UUID], field: str = "candidates"
+) -> None:
+    """No bid the platform rejected (W-19: no deposit at the deadline) becomes a candidate or wins."""
+    if not bid_ids:
+        return
+    rejected = (
+        await session.execute(
+            select(Bid.id, Bid.rejection_rule).where(Bid.id.in_(bid_ids), Bid.rejection_rule.is_not(None))
+        )
+    ).first()
+    if rejected is not None:
+        raise RuleViolation(
+            rejected.rejection_rule,
+            "A bid the platform rejected cannot be a candidate or win: its deposit was not in place at the "
+            "bid deadline.",
+            errors=[field_error(field, f"bid {rejected.id} is rejected ({rejected.rejection_rule})")],
+        )
+
+
+async def _report_ranking(session: AsyncSession, tender: Tender) -> dict[uuid.UUID, list[uuid.UUID]]:
+    report = await session.scalar(select(Report).where(Report.tender_id == tender.id))
+    assert report is not None
+    return {uuid.UUID(c["lot_id"]): [uuid.UUID(b) for b in c["ranking"]] for c in report.candidates}
+
+
+async def decline_award(
+    session: AsyncSession,
+    actor: Principal,
+    tender_id: uuid.UUID,
+    award_id: uuid.UUID,
+    data: schemas.AwardDecline,
+    now: datetime,
+) -> Award:
+    """The winner refused to sign the contract or to give the performance security: it loses the award and
+    its deposit (W-16), and the lot may go to the next-ranked candidate."""
+    tender = await tender_for_agency(session, actor, tender_id)
+    if tender.status != TenderStatus.AWARDED:
+        raise Conflict(f"Only an award not yet contracted can be lost; the tender is {tender.status}.")
+    row = await session.get(Award, award_id)
+    if row is None or row.tender_id != tender.id:
+        raise NotFound("No such award.")
+    if row.status != "active" or await session.scalar(select(Contract.id).where(Contract.award_id == row.id)):
+        raise Conflict("This award is already declined or contracted.")
+    row.status = "declined"
+    row.declined_at = now
+    row.decline_reason = data.reason
+    lot = await session.get(Lot, row.lot_id)
+    assert lot is not None
+    lot.status = "reawarding"
+    deposit = await escrow.deposit_of(session, lot.id, row.organisation_id)
+    if deposit is not None:
+        # W-16: proposed here, with the reason; the money moves only on a supervisor's approval
+        await escrow.propose_forfeiture(
+            session,
+            deposit,
+            "W-16",
+            f"the winner declined the award: {data.reason}",
+            f"user:{actor.user_id}",
+            now,
+        )
+    await accounts.record(
+        session,
+        actor,
+        "award.decline",
+        "award",
+        row.id,
+        now,
+        rule="W-16",
+        deposit_forfeited=True,
+        organisation=row.organisation_id,
+    )
+    await publish_notice(
+        session,
+        tender,
+        "award_change",
+        f"{tender.title} 中标结果变更公告 (标段 {lot.number})",
+        {"lot": lot.number, "reason": data.reason, "rule": "W-16"},
+        now,
+    )
+    await session.flush()
+    declined = set(
+        await session.scalars(
+            select(Award.bid_id).where(Award.tender_id == tender.id, Award.status == "declined")
+        )
+    )
+    if not [b for b in (await _report_ranking(session, tender)).get(lot.id, []) if b not in declined]:
+        await _lot_without_candidates(session, actor, tender, lot, now)
+    return row
+
+
+async def _lot_without_candidates(
+    session: AsyncSession, actor: Principal, tender: Tender, lot: Lot, now: datetime
+) -> None:
+    """Every candidate of the lot declined: the lot fails; the tender fails when no lot is left, and is
+    contracted when the other lots all have their contracts."""
+    lot.status = "failed"
+    lot.outcome_reason = "W-16: every candidate declined the award"
+    await escrow.on_lot_settled(
+        session, lot.id, "T-END", "lot_failed", local_date(now), await working_calendar(session), now
+    )
+    statuses = {other.status for other in await lots_of(session, tender.id)}
+    if statuses & {"awarded", "reawarding"}:
+        return
+    if "contracted" in statuses:
+        await move(session, tender, Action.SIGN_CONTRACTS, actor, now)
+        return
+    reason = "every candidate declined the award (W-16); the tender is to be re-run"
+    await fail_tender(session, tender, actor, "W-16", reason, now)
+
+
+async def _reaward(
+    session: AsyncSession, actor: Principal, tender: Tender, data: schemas.AwardCreate, now: datetime
+) -> list[Award]:
+    """Award a lot whose winner declined to the next candidate in the committee's order (条例 55)."""
+    lots = {lot.id: lot for lot in await lots_of(session, tender.id) if lot.status == "reawarding"}
+    chosen = {a.lot_id: a.bid_id for a in data.lots}
+    if not lots:
+        raise Conflict("Every lot is awarded; nothing to award again.")
+    if set(chosen) != set(lots) or len(chosen) != len(data.lots):
+        raise ValidationProblem(
+            "Name one winning bid for every lot whose winner declined.",
+            errors=[field_error("lots", "missing or repeated lots")],
+        )
+    ranking = await _report_ranking(session, tender)
+    declined = set(
+        await session.scalars(
+            select(Award.bid_id).where(Award.tender_id == tender.id, Award.status == "declined")
+        )
+    )
+    for i, (lot_id, bid_id) in enumerate(chosen.items()):
+        remaining = [b for b in ranking.get(lot_id, []) if b not in declined]
+        if not remaining or remaining[0] != bid_id:
+            raise ValidationProblem(
+                "After a winner declines, the lot goes to the next candidate in the committee's order.",
+                errors=[field_error(f"lots[{i}].bid_id", "not the next-ranked candidate")],
+            )
+    awards, results = await _make_awards(session, tender, chosen, ranking, lots, declined, now)
+    await accounts.record(session, actor, "tender.reaward", "tender", tender.id, now, lots=len(awards))
+    await publish_notice(
+        session, tender, "result", f"{tender.title} 中标结果公告 (重新确定)", {"lots": results}, now
+    )
+    return awards
+
+
+async def list_awards(session: AsyncSession, tender_id: uuid.UUID) -> list[Award]:
+    """Awards of a tender."""
+    return list(await session.scalars(select(Award).where(Award.tender_id == tender_id)))
+
+
+async def record_contract(
+    session: AsyncSession,
+    actor: Principal,
+    tender_id: uuid.UUID,
+    data: schemas.ContractCreate,
+    taken: TakenFile,
+    now: datetime,
+) -> Contract:
+    """Record the signed contract of an awarded lot, its file taken by `take_document`: signed within 30 days
+    of the award (W-13), performance security at most 10% of the price (W-15). When every awarded lot has
+    its contract, the tender is contracted."""
+    tender = await tender_for_agency(session, actor, tender_id)
+    if tender.status != TenderStatus.AWARDED:
+        raise Conflict(f"Contracts follow the award; the tender is {tender.status}.")
+    row = await session.get(Award, data.award_id)
+    if row is None or row.tender_id != tender.id:
+        raise ValidationProblem("No such award in this tender.", errors=[field_error("award_id", "unknown")])
+    if row.status != "active":
+        raise Conflict("This award was declined (W-16); record the contract of the new award.", rule="W-16")
+    if await session.scalar(select(Contract.id).where(Contract.award_id == row.id)):
+        raise Conflict("This award already has its contract.")
+    profile = profile_for(tender.sector, tender.method)
+    if data.signed_on > local_date(now):
+        raise ValidationProblem(
+            "signed_on is in the future.", errors=[field_error("signed_on", "in the future")]
+        )
+    if data.signed_on < local_date(row.awarded_at):
+        raise ValidationProblem(
+            "signed_on is before the award.", errors=[field_error("signed_on", "before the award")]
+        )
+    if data.signed_on > row.contract_due and not data.late_reason:
+        raise RuleViolation(
+            "W-13",
+            f"The contract was due by {row.contract_due.isoformat()} (30 days from the award notice); "
+            "record it with a late_reason, which is reported to the supervisor.",
+            contract_due=row.contract_due.isoformat(),
+        )
+    cap = performance_security_cap(profile, data.price_fen)
+    if data.performance_security_fen > cap:
+        raise RuleViolation(
+            "W-15",
+            f"The performance security may be at most 10% of the contract price: {cap} fen.",
+            errors=[field_error("performance_security_fen", f"at most {cap}")],
+        )
+    document = await record_document(session, actor, tender, "contract", data.filename, taken, now)
+    contract = Contract(
+        tender_id=tender.id,
+        award_id=row.id,
+        document_id=document.id,
+        price_fen=data.price_fen,
+        performance_security_fen=data.performance_security_fen,
+        signed_on=data.signed_on,
+        late_reason=data.late_reason,
+        recorded_at=now,
+    )
+    session.add(contract)
+    await session.flush()
+    await accounts.record(
+        session,
+        actor,
+        "contract.record",
+        "contract",
+        contract.id,
+        now,
+        late=data.signed_on > row.contract_due,
+    )
+    lot = await session.get(Lot, row.lot_id)
+    assert lot is not None
+    lot.status = "contracted"
+    # W-14: every deposit of the lot, the winner's and the others', back within 5 days with interest
+    await escrow.on_lot_settled(
+        session, lot.id, "W-14", "contract_signed", data.signed_on, await working_calendar(session), now
+    )
+    await publish_notice(
+        session,
+        tender,
+        "contract",
+        f"{tender.title} 合同公告 (标段 {lot.number})",
+        {
+            "lot": lot.number,
+            "price_fen": data.price_fen,
+            "signed_on": data.signed_on.isoformat(),
+            "performance_security_fen": data.performance_security_fen,
+            "sha256": document.sha256,
+        },
+        now,
+    )
+    remaining = await session.scalar(
+        select(func.count())
+        .select_from(Lot)
+        .where(Lot.tender_id == tender.id, Lot.status.in_(("awarded", "reawarding")))
+    )
+    if not remaining:
+        await move(session, tender, Action.SIGN_CONTRACTS, actor, now)
+    return contract
+
+
+async def complete(session: AsyncSession, actor: Principal, tender_id: uuid.UUID, now: datetime) -> Tender:
+    """Close a contracted tender: the trade is complete."""
+    tender = await tender_for_agency(session, actor, tender_id)
+    tender.closed_at = now
+    await move(session, tender, Action.COMPLETE, actor, now)
+    return tender

@@ -1,0 +1,312 @@
+"""DOC"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from accounts import service as accounts
+from accounts.security import Principal
+from rules.calendar import (
+    end_of_day,
+    local_date,
+)
+from rules.profiles import (
+    profile_for,
+)
+from rules.schedule import working_calendar
+from storage.problems import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    RuleViolation,
+    ValidationProblem,
+    field_error,
+)
+from trading import engine, schemas
+from trading.lifecycle import (
+    TenderStatus,
+)
+from trading.models import (
+    Complaint,
+    DocumentAccess,
+    Objection,
+    Tender,
+)
+from trading.tenders import (
+    SEALED_STATUSES,
+    can_manage,
+    days_before_deadline,
+    load_tender,
+    next_check_of,
+    tender_for_agency,
+    visible_tender,
+)
+
+
+async def _holder_or_bidder(session: AsyncSession, actor: Principal, tender: Tender) -> None:
+    holder = await session.scalar(
+        select(DocumentAccess.id).where(
+            DocumentAccess.tender_id == tender.id, DocumentAccess.organisation_id == actor.organisation_id
+        )
+    )
+    if holder is None:
+        raise Forbidden("Only a bidder that obtained the documents may object.")
+
+
+async def file_objection(
+    session: AsyncSession,
+    actor: Principal,
+    tender_id: uuid.UUID,
+    data: schemas.ObjectionCreate,
+    now: datetime,
+) -> Objection:
+    """A bidder objects (异议): to the documents at least 10 days before the deadline (W-03), to the opening
+    while it runs, or to the candidates during publicity (W-12). The tenderer answers within 3 days."""
+    await accounts.require_active(session, actor)
+    tender = await load_tender(session, tender_id, lock=True)
+    if tender.status == TenderStatus.DRAFT:
+        raise NotFound("No such tender.")
+    await _holder_or_bidder(session, actor, tender)
+    profile = profile_for(tender.sector, tender.method)
+    cal = await working_calendar(session)
+    if data.subject == "documents":
+        if tender.status not in (TenderStatus.PUBLISHED, TenderStatus.TENDERING) or (
+            days_before_deadline(tender, now) < profile.objection_before_deadline_days
+        ):
+            last = local_date(tender.bid_deadline) - timedelta(days=profile.objection_before_deadline_days)
+            raise RuleViolation(
+                "W-03",
+                f"Objections to the tender documents must be filed at least {profile.objection_before_deadline_days} "
+                f"days before the bid deadline, that is by {last.isoformat()}.",
+                last_day=last.isoformat(),
+            )
+    elif data.subject == "opening" and tender.status != TenderStatus.OPENING:
+        raise Conflict("Objections to the opening are raised while the opening is in progress.")
+    elif data.subject == "candidates" and (
+        tender.status != TenderStatus.PUBLICITY
+        or tender.publicity_ends is None
+        or now >= tender.publicity_ends
+    ):
+        # 条例 54: during publicity only; the status stays `publicity` after it ends until the award.
+        ends = {"publicity_ends": tender.publicity_ends.isoformat()} if tender.publicity_ends else {}
+        raise RuleViolation(
+            "W-12", "Objections to the candidates are filed during the publicity period.", **ends
+        )
+    due = end_of_day(cal.period_end(local_date(now), profile.objection_answer_days))
+    objection = Objection(
+        tender_id=tender.id,
+        organisation_id=actor.organisation_id,
+        subject=data.subject,
+        text=data.text,
+        filed_at=now,
+        answer_due=due,
+    )
+    session.add(objection)
+    await session.flush()
+    if data.subject == "documents":
+        tender.paused_reason = "An objection to the documents awaits the tenderer's answer (W-03)."
+    if data.subject == "opening":
+        await load_tender(session, tender.id, lock=True)  # opening lines are numbered under the tender's lock
+        org = await accounts.get_organisation(session, actor.organisation_id)
+        await engine.bids().opening_event(
+            session,
+            tender.id,
+            "objection_raised",
+            {"objection": str(objection.id), "by": org.name, "text": data.text},
+            now,
+        )
+    await accounts.record(
+        session,
+        actor,
+        "objection.file",
+        "objection",
+        objection.id,
+        now,
+        subject=data.subject,
+        sealed_tender=tender.id,
+    )
+    return objection
+
+
+async def answer_objection(
+    session: AsyncSession,
+    actor: Principal,
+    tender_id: uuid.UUID,
+    objection_id: uuid.UUID,
+    data: schemas.ObjectionAnswer,
+    now: datetime,
+) -> Objection:
+    """The tenderer answers an objection; the paused step resumes when nothing is left unanswered."""
+    tender = await tender_for_agency(session, actor, tender_id)
+    objection = await session.get(Objection, objection_id)
+    if objection is None or objection.tender_id != tender.id:
+        raise NotFound("No such objection.")
+    if objection.answered_at is not None:
+        raise Conflict("This objection was already answered.")
+    objection.answer = data.answer
+    objection.answered_at = now
+    if objection.subject == "opening":
+        await load_tender(session, tender.id, lock=True)
+        await engine.bids().opening_event(
+            session,
+            tender.id,
+            "objection_answered",
+            {"objection": str(objection.id), "answer": data.answer},
+            now,
+        )
+    await accounts.record(
+        session, actor, "objection.answer", "objection", objection.id, now, late=now > objection.answer_due
+    )
+    await resume_if_clear(session, tender, now)
+    return objection
+
+
+async def pending_objections(session: AsyncSession, tender: Tender, subject: str) -> int:
+    return (
+        await session.scalar(
+            select(func.count())
+            .select_from(Objection)
+            .where(
+                Objection.tender_id == tender.id,
+                Objection.subject == subject,
+                Objection.answered_at.is_(None),
+            )
+        )
+    ) or 0
+
+
+async def resume_if_clear(session: AsyncSession, tender: Tender, now: datetime) -> None:
+    if tender.paused_reason and not await pending_objections(session, tender, "documents"):
+        tender.paused_reason = None
+        tender.next_check = next_check_of(tender)
+
+
+async def list_objections(
+    session: AsyncSession, actor: Principal, tender_id: uuid.UUID
+) -> list[tuple[Objection, bool]]:
+    """Objections on a tender: all of them for its agency, the centre, supervisors and auditors, a bidder's
+    own for a bidder; each with whether the caller may see who filed it. Before the deadline only the
+    objector itself may: an objector is a holder of the documents (W-20); the agency answers the objection
+    without knowing whose it is, and the answer reaches every holder as a clarification."""
+    tender = await visible_tender(session, actor, tender_id)
+    query = select(Objection).where(Objection.tender_id == tender.id).order_by(Objection.filed_at)
+    if not (can_manage(actor, tender) or actor.has("centre", "supervisor", "auditor")):
+        query = query.where(Objection.organisation_id == actor.organisation_id)
+    sealed = tender.status in SEALED_STATUSES
+    return [
+        (o, not sealed or o.organisation_id == actor.organisation_id) for o in await session.scalars(query)
+    ]
+
+
+# Complaints on these subjects come after an objection to the tenderer on the same subject (条例 60).
+OBJECTION_FIRST = frozenset({"documents", "opening", "candidates"})
+
+
+async def file_complaint(
+    session: AsyncSession,
+    actor: Principal,
+    tender_id: uuid.UUID,
+    data: schemas.ComplaintCreate,
+    now: datetime,
+) -> Complaint:
+    """A bidder complains to the supervising authority within 10 days of when it knew (W-17). Complaints
+    about the documents, the opening or the candidates come after an objection to the tenderer (条例 60)."""
+    await accounts.require_active(session, actor)
+    tender = await load_tender(session, tender_id)
+    if tender.status == TenderStatus.DRAFT:
+        raise NotFound("No such tender.")
+    await _holder_or_bidder(session, actor, tender)
+    today = local_date(now)
+    if data.known_on > today:
+        raise ValidationProblem(
+            "known_on is in the future.", errors=[field_error("known_on", "in the future")]
+        )
+    profile = profile_for(tender.sector, tender.method)
+    cal = await working_calendar(session)
+    last_day = cal.period_end(data.known_on, profile.complaint_within_days)
+    if today > last_day:
+        raise RuleViolation(
+            "W-17",
+            f"A complaint must be filed within {profile.complaint_within_days} days of when you knew; "
+            f"the last day was {last_day.isoformat()}.",
+            last_day=last_day.isoformat(),
+        )
+    if data.subject in OBJECTION_FIRST:
+        objected = await session.scalar(
+            select(Objection.id).where(
+                Objection.tender_id == tender.id,
+                Objection.organisation_id == actor.organisation_id,
+                Objection.subject == data.subject,
+            )
+        )
+        if objected is None:
+            raise RuleViolation(
+                "W-17",
+                f"A complaint about the {data.subject} follows an objection to the tenderer on it (条例 60); "
+                "file the objection first.",
+            )
+    complaint = Complaint(
+        tender_id=tender.id,
+        organisation_id=actor.organisation_id,
+        subject=data.subject,
+        known_on=data.known_on,
+        text=data.text,
+        filed_at=now,
+        decision_due=cal.add_working_days(today, profile.complaint_decision_working_days),
+    )
+    session.add(complaint)
+    await session.flush()
+    await accounts.record(
+        session,
+        actor,
+        "complaint.file",
+        "complaint",
+        complaint.id,
+        now,
+        subject=data.subject,
+        sealed_tender=complaint.tender_id,
+    )
+    return complaint
+
+
+async def decide_complaint(
+    session: AsyncSession,
+    actor: Principal,
+    complaint_id: uuid.UUID,
+    data: schemas.ComplaintDecision,
+    now: datetime,
+) -> Complaint:
+    """The supervising authority decides a complaint (due within 30 working days, W-17)."""
+    complaint = await session.get(Complaint, complaint_id, with_for_update=True)
+    if complaint is None:
+        raise NotFound("No such complaint.")
+    if complaint.decided_at is not None:
+        raise Conflict("This complaint is already decided.")
+    complaint.decision = data.decision
+    complaint.decision_text = data.text
+    complaint.decided_at = now
+    complaint.decided_by = actor.user_id
+    await accounts.record(
+        session,
+        actor,
+        "complaint.decide",
+        "complaint",
+        complaint.id,
+        now,
+        decision=data.decision,
+        late=local_date(now) > complaint.decision_due,
+    )
+    return complaint
+
+
+async def list_complaints(session: AsyncSession, actor: Principal, tender_id: uuid.UUID) -> list[Complaint]:
+    """Complaints on a tender: all for the supervisors, the centre and its agency; a bidder's own otherwise."""
+    tender = await visible_tender(session, actor, tender_id)
+    query = select(Complaint).where(Complaint.tender_id == tender.id).order_by(Complaint.filed_at)
+    if not (can_manage(actor, tender) or actor.has("centre", "supervisor", "auditor")):
+        query = query.where(Complaint.organisation_id == actor.organisation_id)
+    return list(await session.scalars(query))
