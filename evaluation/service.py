@@ -1242,9 +1242,7 @@ async def abort_statistics(session: AsyncSession, since: date | None, until: dat
         ],
         "by_tender": [
             {"tender_id": str(t), "code": by_id[t].code, **counts}
-            for t, counts in sorted(
-                by_tender.items(), key=lambda kv: (-kv[1]["requests"], by_id[kv[0]].code)
-            )
+            for t, counts in sorted(by_tender.items(), key=lambda kv: (-kv[1]["requests"], by_id[kv[0]].code))
         ],
         "requests": [
             {

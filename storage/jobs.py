@@ -69,6 +69,33 @@ def job(name: str) -> Callable[[JobFn], JobFn]:
     return register
 
 
+TickFn = Callable[["JobContext"], Awaitable[object]]
+
+TICK_STAGES: dict[str, tuple[int, TickFn]] = {}
+"""The chronograph's periodic stages after the tenders' transitions (deposit refunds, the ledger head,
+evaluation rooms, the audit head, the storage sweep), by name, with the place each runs in; filled at
+import time by `@tick_stage` in the package that owns the stage."""
+
+
+def tick_stage(name: str, order: int) -> Callable[[TickFn], TickFn]:
+    """Register the decorated coroutine as a stage of every chronograph tick, run in ascending `order`."""
+
+    def register(fn: TickFn) -> TickFn:
+        if name in TICK_STAGES:
+            raise ValueError(f"tick stage {name!r} is already registered")
+        TICK_STAGES[name] = (order, fn)
+        return fn
+
+    return register
+
+
+def tick_stages() -> list[tuple[str, TickFn]]:
+    """The registered tick stages in the order they run."""
+    return [
+        (name, fn) for name, (_order, fn) in sorted(TICK_STAGES.items(), key=lambda kv: (kv[1][0], kv[0]))
+    ]
+
+
 def backoff_delay(attempt: int, base: float, cap: float) -> float:
     """Seconds to wait after failed attempt number `attempt` (1-based): base × 2^(attempt−1), capped."""
     return min(cap, base * 2.0 ** min(attempt - 1, 62))

@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
 from storage.db import Base, transaction
-from storage.jobs import JobContext
+from storage.jobs import JobContext, tick_stage
 from storage.objects import ObjectStore
 
 UPLOAD: Final = "upload"
@@ -286,6 +286,7 @@ async def sweep(
     return Swept(uploads, multipart, copies, failed, scratch)
 
 
+@tick_stage("storage sweep", order=50)
 async def sweep_job(ctx: JobContext) -> Swept:
     """The chronograph's periodic sweep of the object store (`sweep` at the clock's now)."""
     swept = await sweep(ctx.sessionmaker, ctx.extras["store"], ctx.clock.now())
