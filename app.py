@@ -57,6 +57,7 @@ from escrow.controllers import (
     LedgerController,
     LedgerHeadController,
     SupervisionController,
+    TenderManager,
 )
 from evaluation.controllers import EVALUATION_CONTROLLERS
 from storage import rehearsal
@@ -494,6 +495,21 @@ async def provide_sealed_tenders(session: AsyncSession) -> frozenset[uuid.UUID]:
     return await tenders.sealed_tender_ids(session)
 
 
+async def agency_manages_tender(session: AsyncSession, principal: Principal, tender_id: uuid.UUID) -> bool:
+    """The `tender_manager` dependency of packages below trading (escrow's forfeiture proposal): whether
+    the principal's agency runs the tender."""
+    try:
+        await tenders.tender_for_agency(session, principal, tender_id)
+    except Problem:
+        return False
+    return True
+
+
+def provide_tender_manager() -> TenderManager:
+    """Dependency: the answer to "does this agency manage the tender" for escrow's controllers."""
+    return agency_manages_tender
+
+
 async def provide_session(state: State, request: Request[Any, Any, Any]) -> AsyncIterator[AsyncSession]:
     """The request's unit of work: committed when the handler succeeds, rolled back when it raises.
     GET and HEAD only read, so they take no write lock."""
@@ -617,6 +633,7 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = True) -> Litestar:
             "sessionmaker": Provide(lambda: runtime.sessionmaker, sync_to_thread=False),
             "throttle": Provide(lambda: runtime.throttle, sync_to_thread=False),
             "sealed_tenders": Provide(provide_sealed_tenders),
+            "tender_manager": Provide(provide_tender_manager, sync_to_thread=False),
             "principal": Provide(provide_principal),
             "request_principal": Provide(provide_optional_principal, sync_to_thread=False),
         },

@@ -1,11 +1,14 @@
-"""Background work of the bidding package: decrypting an envelope whose file key was revealed.
+"""Background work of the bidding package: decrypting an envelope whose file key was revealed, and keeping
+a W-18 signal that a package below bidding found (deposits of different bidders paid from one account).
 
-The job keeps the name it was first queued under, so outbox rows written before it moved here still run."""
+The envelope job keeps the name it was first queued under, so outbox rows written before it moved here
+still run."""
 
 from __future__ import annotations
 
 import logging
 import uuid
+from datetime import datetime
 from typing import Any
 
 from bidding import opening
@@ -34,3 +37,18 @@ async def open_envelope(ctx: JobContext, payload: dict[str, Any]) -> None:
     async with transaction(ctx.sessionmaker) as session:
         outcome = await opening.record_opening(session, bid_id, opened, ctx.clock.now())
     log.info("envelope of bid %s → %s", payload["bid_id"], outcome)
+
+
+@job("bidding.record_signal")
+async def record_signal(ctx: JobContext, payload: dict[str, Any]) -> None:
+    """Keep a W-18 signal found outside the opening (escrow's deposits paid from one account), once."""
+    async with transaction(ctx.sessionmaker) as session:
+        await bidding.record_signal(
+            session,
+            uuid.UUID(payload["tender_id"]),
+            kind=payload["kind"],
+            bidders=payload["bidders"],
+            evidence=payload["evidence"],
+            value=payload["value"],
+            now=datetime.fromisoformat(payload["found_at"]),
+        )

@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, Protocol, TypeVar
 
 from litestar import Controller, Request, Response, get, post
 from litestar.connection import ASGIConnection
@@ -30,10 +30,9 @@ from rules.schedule import working_calendar
 from storage.bounds import MAX_FILTER_LENGTH
 from storage.clock import Clock
 from storage.objects import ObjectStore
-from storage.problems import Forbidden, NotFound, Problem, Unauthenticated, ValidationProblem, field_error
+from storage.problems import Forbidden, NotFound, Unauthenticated, ValidationProblem, field_error
 from storage.settings import Settings
 from storage.signing import LogSigner
-from trading import tenders
 
 READERS = requires("auditor", "centre", "supervisor")
 LIGHTS = requires("auditor", "centre", "supervisor", "regulator")  # S-01: regulators see the lights too
@@ -91,14 +90,23 @@ class Embargo:
         ]
 
 
+class TenderManager(Protocol):
+    """The app's `tender_manager` dependency: whether the principal's agency manages the tender. Tenders
+    live above escrow, so the app answers it from their package."""
+
+    async def __call__(self, session: AsyncSession, principal: Principal, tender_id: uuid.UUID) -> bool:
+        """True when the principal's agency runs the tender; False for any other tender."""
+        ...
+
+
 SEALED_ACCOUNT = "sealed until the tender's deadline (W-20)"
 
 
-async def embargo_for(session: AsyncSession, principal: Principal) -> Embargo:
-    """Nothing is hidden from the centre's escrow officers; from every other reader, what W-20 seals."""
+async def embargo_for(session: AsyncSession, principal: Principal, sealed: frozenset[uuid.UUID]) -> Embargo:
+    """Nothing is hidden from the centre's escrow officers; from every other reader, what W-20 seals
+    (`sealed`: the tenders whose bids are still sealed, the app's `sealed_tenders` dependency)."""
     if principal.has("centre"):
         return Embargo()
-    sealed = await tenders.sealed_tender_ids(session)
     keys = await service.deposit_keys_of_tenders(session, sealed)
     return Embargo(sealed, frozenset(k for k, _ in keys), frozenset(code for _, code in keys))
 
@@ -192,14 +200,19 @@ class LedgerController(Controller):
 
     @get("/verify", operation_id="verify_ledger", guards=[READERS])
     async def verify(
-        self, session: AsyncSession, principal: Principal, clock: Clock, signer: LogSigner
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        sealed_tenders: frozenset[uuid.UUID],
+        clock: Clock,
+        signer: LogSigner,
     ) -> responses.LedgerVerification:
         """Check every ledger and deposit invariant and the signed heads (the same program as
         `ggzy verify ledger`); each check names every offender up to `offender_limit`, with the total. The
         centre sees every check's detail; other readers see which checks pass, and the details and offenders
         of failing ones unless they concern a tender whose bids are still sealed (W-20)."""
         cal = await working_calendar(session)
-        embargo = None if principal.has("centre") else await embargo_for(session, principal)
+        embargo = None if principal.has("centre") else await embargo_for(session, principal, sealed_tenders)
         return _checks(await audit.verify(session, cal, clock.now(), signer.public_raw), embargo)
 
     @get(
@@ -212,13 +225,15 @@ class LedgerController(Controller):
         self,
         session: AsyncSession,
         principal: Principal,
+        sealed_tenders: frozenset[uuid.UUID],
         at: Annotated[datetime | None, Parameter(query="at")] = None,
         fmt: Annotated[Format, Parameter(query="format")] = "json",
     ) -> responses.TrialBalance | Response[bytes]:
         """Every account's posted balance at an instant (now by default); debits and credits total alike.
         Outside the centre, the sub-accounts of tenders whose bids are sealed are shown as one line (W-20)."""
         rows = _fold_sealed(
-            await journal.trial_balance(session, _aware("at", at)), await embargo_for(session, principal)
+            await journal.trial_balance(session, _aware("at", at)),
+            await embargo_for(session, principal, sealed_tenders),
         )
         body: responses.TrialBalance = {
             "at": at.isoformat() if at else None,
@@ -249,14 +264,19 @@ class DepositController(Controller):
         guards=[requires("bidder", "auditor", "centre", "supervisor")],
     )
     async def life(
-        self, session: AsyncSession, principal: Principal, deposit_id: uuid.UUID, clock: Clock
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        sealed_tenders: frozenset[uuid.UUID],
+        deposit_id: uuid.UUID,
+        clock: Clock,
     ) -> responses.DepositLife:
         """A deposit from arrival to refund (the bidder's own, or any for the centre, auditors, supervisors)."""
         deposit = await service.get_deposit(session, deposit_id)
         own = deposit.organisation_id == principal.organisation_id and principal.has("bidder")
         if not own and (
             not principal.has("auditor", "centre", "supervisor")
-            or (await embargo_for(session, principal)).hides(deposit.id)
+            or (await embargo_for(session, principal, sealed_tenders)).hides(deposit.id)
         ):
             raise NotFound("No such deposit.")
         life = await service.deposit_life(session, deposit.id)
@@ -305,16 +325,12 @@ class DepositController(Controller):
         deposit_id: uuid.UUID,
         data: schemas.ForfeitureIn,
         clock: Clock,
+        tender_manager: TenderManager,
     ) -> responses.ForfeitureRead:
         """Propose keeping the deposit (W-06, W-16) with the legal reason; a supervisor decides."""
         deposit = await service.get_deposit(session, deposit_id)
-        manages = principal.has("centre")
-        if not manages:
-            try:
-                await tenders.tender_for_agency(session, principal, deposit.tender_id)
-                manages = True
-            except Problem:  # not this agency's tender: for it, the deposit does not exist
-                manages = False
+        # not this agency's tender: for it, the deposit does not exist
+        manages = principal.has("centre") or await tender_manager(session, principal, deposit.tender_id)
         row = await service.propose_for_lot(
             session, principal, deposit_id, data.rule, data.reason, clock.now(), manages=manages
         )
@@ -393,13 +409,14 @@ class BankController(Controller):
         self,
         session: AsyncSession,
         principal: Principal,
+        sealed_tenders: frozenset[uuid.UUID],
         statement_id: uuid.UUID,
         fmt: Annotated[Format, Parameter(query="format")] = "json",
     ) -> list[StatementLineRow] | Response[bytes]:
         """The lines a statement brought, and where each went (outside the centre, without the lines paid
         into the deposits of tenders whose bids are sealed, W-20)."""
         lines = await service.statement_lines(session, statement_id)
-        rows = (await embargo_for(session, principal)).rows(audit.line_rows(lines))
+        rows = (await embargo_for(session, principal, sealed_tenders)).rows(audit.line_rows(lines))
         return await _json_or_file(
             fmt, f"statement-{statement_id}", [("Lines", audit.LINE_COLUMNS, rows)], rows
         )
@@ -460,10 +477,12 @@ class BankController(Controller):
         return responses.guarantee(row)
 
     @get("/guarantees", operation_id="list_guarantees", guards=[READERS])
-    async def guarantees(self, session: AsyncSession, principal: Principal) -> list[responses.GuaranteeRead]:
+    async def guarantees(
+        self, session: AsyncSession, principal: Principal, sealed_tenders: frozenset[uuid.UUID]
+    ) -> list[responses.GuaranteeRead]:
         """Every guarantee lodged, newest first (outside the centre, not those of sealed tenders, W-20)."""
         rows = await session.scalars(select(Guarantee).order_by(Guarantee.submitted_at.desc()))
-        embargo = await embargo_for(session, principal)
+        embargo = await embargo_for(session, principal, sealed_tenders)
         return [responses.guarantee(g) for g in rows if not embargo.hides(g.deposit_id)]
 
     @post("/rates", operation_id="set_rate", guards=[CENTRE])
@@ -500,12 +519,16 @@ class BankController(Controller):
 
     @get("/batches/{batch_id:uuid}", operation_id="get_refund_batch", guards=[READERS])
     async def batch(
-        self, session: AsyncSession, principal: Principal, batch_id: uuid.UUID
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        sealed_tenders: frozenset[uuid.UUID],
+        batch_id: uuid.UUID,
     ) -> responses.RefundBatchDetail:
         """A batch and its instructions with their results (outside the centre, without the refunds of
         tenders whose bids are sealed, W-20)."""
         batch, rows = await service.batch_of(session, batch_id)
-        embargo = await embargo_for(session, principal)
+        embargo = await embargo_for(session, principal, sealed_tenders)
         return {
             "batch": responses.batch(batch),
             "instructions": [
@@ -523,6 +546,7 @@ class BankController(Controller):
         self,
         session: AsyncSession,
         principal: Principal,
+        sealed_tenders: frozenset[uuid.UUID],
         settings: Settings,
         batch_id: uuid.UUID,
         fmt: Annotated[Literal["csv", "xml"], Parameter(query="format")] = "xml",
@@ -531,7 +555,7 @@ class BankController(Controller):
         it once no refund in it belongs to a tender whose bids are sealed (W-20): the file is the bank's
         and is never redacted."""
         batch, rows = await service.batch_of(session, batch_id)
-        embargo = await embargo_for(session, principal)
+        embargo = await embargo_for(session, principal, sealed_tenders)
         if any(i.account_code in embargo.accounts for i in rows):
             raise _sealed_refusal("This payment file")
         content = await service.batch_file(session, batch_id, fmt, settings)
@@ -571,13 +595,14 @@ class BankController(Controller):
         self,
         session: AsyncSession,
         principal: Principal,
+        sealed_tenders: frozenset[uuid.UUID],
         status: Annotated[Literal["open", "resolved"] | None, Parameter(query="status")] = None,
     ) -> list[responses.BankLineConflictRead]:
         """Bank lines the bank reported again under a known reference but otherwise: both versions, the
         differences, and the centre's decision once taken (oldest first). A line taken into the deposit of
         a tender whose bids are still sealed is the escrow officers' alone until the deadline (W-20)."""
         rows = await conflicts.listed(session, status)
-        embargo = await embargo_for(session, principal)
+        embargo = await embargo_for(session, principal, sealed_tenders)
         if embargo.deposits:
             deposits = await conflicts.deposits_of(session, rows)
             rows = [row for row in rows if not embargo.hides(deposits.get(row.id))]
@@ -585,11 +610,15 @@ class BankController(Controller):
 
     @get("/conflicts/{conflict_id:uuid}", operation_id="get_bank_line_conflict", guards=[READERS])
     async def conflict(
-        self, session: AsyncSession, principal: Principal, conflict_id: uuid.UUID
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        sealed_tenders: frozenset[uuid.UUID],
+        conflict_id: uuid.UUID,
     ) -> responses.BankLineConflictRead:
         """One bank line conflict (403 W-20 for a sealed tender's deposit, but to the escrow officers)."""
         row = await conflicts.get(session, conflict_id)
-        embargo = await embargo_for(session, principal)
+        embargo = await embargo_for(session, principal, sealed_tenders)
         if embargo.deposits and embargo.hides((await conflicts.deposits_of(session, [row])).get(row.id)):
             raise _sealed_refusal("This bank line conflict")
         return responses.conflict(row)
@@ -651,10 +680,11 @@ class SupervisionController(Controller):
         self,
         session: AsyncSession,
         principal: Principal,
+        sealed_tenders: frozenset[uuid.UUID],
         status: Annotated[str | None, Parameter(query="status", max_length=MAX_FILTER_LENGTH)] = None,
     ) -> list[responses.ForfeitureRead]:
         """Deposit forfeitures (W-06), newest first: proposed, decided or refused, with their grounds."""
-        embargo = await embargo_for(session, principal)
+        embargo = await embargo_for(session, principal, sealed_tenders)
         return [
             responses.forfeiture(f)
             for f in await service.forfeitures(session, status)
@@ -693,6 +723,7 @@ class SupervisionController(Controller):
         self,
         session: AsyncSession,
         principal: Principal,
+        sealed_tenders: frozenset[uuid.UUID],
         clock: Clock,
         tender_id: Annotated[uuid.UUID | None, Parameter(query="tender_id")] = None,
         light: Annotated[Literal["green", "yellow", "red"] | None, Parameter(query="light")] = None,
@@ -702,7 +733,7 @@ class SupervisionController(Controller):
         of tenders whose bids are sealed keep their lights but not whose they are, and one such tender's
         cannot be asked for (W-20)."""
         cal = await working_calendar(session)
-        embargo = await embargo_for(session, principal)
+        embargo = await embargo_for(session, principal, sealed_tenders)
         if tender_id in embargo.tenders:
             raise _sealed_refusal("The refunds of this tender")
         rows = embargo.lights(
@@ -729,12 +760,13 @@ class SupervisionController(Controller):
         self,
         session: AsyncSession,
         principal: Principal,
+        sealed_tenders: frozenset[uuid.UUID],
         clock: Clock,
         fmt: Annotated[Format, Parameter(query="format")] = "json",
     ) -> list[ObligationRow] | Response[bytes]:
         """Refunds overdue now, and those paid after their due day."""
         cal = await working_calendar(session)
-        rows = (await embargo_for(session, principal)).lights(
+        rows = (await embargo_for(session, principal, sealed_tenders)).lights(
             await audit.overdue_rows(session, cal, local_date(clock.now()))
         )
         return await _json_or_file(
@@ -751,12 +783,13 @@ class SupervisionController(Controller):
         self,
         session: AsyncSession,
         principal: Principal,
+        sealed_tenders: frozenset[uuid.UUID],
         clock: Clock,
         tender_id: uuid.UUID,
         fmt: Annotated[Format, Parameter(query="format")] = "json",
     ) -> responses.DepositsAndObligations | Response[bytes]:
         """One tender's deposits and refund obligations (outside the centre, after its deadline, W-20)."""
-        if tender_id in (await embargo_for(session, principal)).tenders:
+        if tender_id in (await embargo_for(session, principal, sealed_tenders)).tenders:
             raise _sealed_refusal("The deposits of this tender")
         deposits = await service.deposits_of_tender(session, tender_id)
         cal = await working_calendar(session)
@@ -784,13 +817,14 @@ class SupervisionController(Controller):
         self,
         session: AsyncSession,
         principal: Principal,
+        sealed_tenders: frozenset[uuid.UUID],
         clock: Clock,
         organisation_id: uuid.UUID,
         fmt: Annotated[Format, Parameter(query="format")] = "json",
     ) -> responses.DepositsAndObligations | Response[bytes]:
         """One bidder's deposits across tenders, and its refund obligations (outside the centre, not those
         of tenders whose bids are sealed, W-20)."""
-        embargo = await embargo_for(session, principal)
+        embargo = await embargo_for(session, principal, sealed_tenders)
         deposits = [
             d
             for d in await session.scalars(

@@ -50,6 +50,7 @@ from escrow.models import (
 )
 from escrow.schemas import AccountEntry, StatementSummary
 from rules.calendar import WorkingCalendar, local_date
+from storage import outbox
 from storage.db import upsert_ignore
 from storage.faults import crash_point
 from storage.objects import ObjectStore
@@ -668,9 +669,8 @@ async def _credit_deposit(
 
 
 async def _same_payer_signals(session: AsyncSession, tender_id: uuid.UUID, now: datetime) -> None:
-    """W-18: deposits of different bidders in one tender paid from the same account."""
-    import bidding.service as bidding
-
+    """W-18: deposits of different bidders in one tender paid from the same account. The bidding package
+    keeps the signal: it is asked through the outbox, after this transaction commits."""
     rows = (
         await session.execute(
             select(Deposit.payer_account, Deposit.organisation_id).where(
@@ -686,14 +686,18 @@ async def _same_payer_signals(session: AsyncSession, tender_id: uuid.UUID, now: 
         if len(orgs) > 1:
             # named by credit code, as every W-18 signal names its bidders
             codes = [(await accounts.get_organisation(session, org)).credit_code for org in orgs]
-            await bidding.record_signal(
+            outbox.enqueue(
                 session,
-                tender_id,
-                kind="deposit_same_payer",
-                bidders=sorted(codes),
-                evidence=f"deposits of {len(orgs)} bidders were paid from bank account {payer}",
-                value=payer,
-                now=now,
+                "bidding.record_signal",
+                {
+                    "tender_id": str(tender_id),
+                    "kind": "deposit_same_payer",
+                    "bidders": sorted(codes),
+                    "evidence": f"deposits of {len(orgs)} bidders were paid from bank account {payer}",
+                    "value": payer,
+                    "found_at": now.isoformat(),
+                },
+                now,
             )
 
 
