@@ -11,12 +11,12 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import bidding.service as bidding
-import escrow.service as escrow
 from accounts import service as accounts
 from accounts.security import Principal
 from bidding import collusion, custody, envelope, opening_record
 from bidding.opening import start_opening, sung_line
 from bidding.submission import in_arrival_order
+from escrow import forfeiture, refunds
 from rules.calendar import (
     local_date,
 )
@@ -265,8 +265,8 @@ async def _resolve_custody(
         await accounts.record(
             session, None, "bid.revoke", "bid", bid.id, now, rule="E-03", reason=row.result, **evidence
         )
-        await escrow.on_revoked(session, bid.lot_id, bid.organisation_id)
-        proposal = await escrow.on_proven_fault(
+        await refunds.on_revoked(session, bid.lot_id, bid.organisation_id)
+        proposal = await forfeiture.on_proven_fault(
             session,
             bid.lot_id,
             bid.organisation_id,
@@ -283,7 +283,7 @@ async def _resolve_custody(
         await accounts.record(
             session, None, "bid.withdraw", "bid", bid.id, now, rule="E-03", reason=row.result, **evidence
         )
-        await escrow.on_withdrawal(
+        await refunds.on_withdrawal(
             session,
             bid.lot_id,
             bid.organisation_id,
@@ -331,7 +331,7 @@ async def _platform_fault(
     row.status, row.result, row.result_detail = "failed", code, detail
     bid.status, bid.withdrawn_at = "withdrawn", now
     await accounts.record(session, None, "bid.withdraw", "bid", bid.id, now, rule="E-03", reason=code)
-    await escrow.on_withdrawal(
+    await refunds.on_withdrawal(
         session,
         bid.lot_id,
         bid.organisation_id,
@@ -399,7 +399,7 @@ async def end_decryption_window(session: AsyncSession, tender: Tender, now: date
         bid.status = "revoked"
         row.result = "not_opened"
         await accounts.record(session, None, "bid.revoke", "bid", bid.id, now, rule="E-03")
-        await escrow.on_revoked(session, bid.lot_id, bid.organisation_id)
+        await refunds.on_revoked(session, bid.lot_id, bid.organisation_id)
         org = await accounts.get_organisation(session, bid.organisation_id)
         await bidding.opening_event(
             session, tender.id, "bid_failed", sung_line(tender, lots[bid.lot_id], org, bid, row), now

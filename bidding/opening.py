@@ -13,10 +13,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import bidding.service as bidding
-import escrow.service as escrow
 from accounts import service as accounts
 from accounts.security import Principal
 from bidding.submission import own_bid
+from escrow import refunds, subaccounts
 from escrow.eligibility import NO_DEPOSIT
 from rules.calendar import (
     local_date,
@@ -60,7 +60,7 @@ from trading.tenders import (
 async def _deposit_at_deadline(session: AsyncSession, tender: Tender, bid: Bid, now: datetime) -> Any:
     """Escrow's answer, recorded, whether the bid's deposit stood at the deadline (as of the deadline
     instant, whenever this runs; a guarantee must stay in force through the bid validity period)."""
-    return await escrow.check_eligibility(
+    return await subaccounts.check_eligibility(
         session,
         bid.lot_id,
         bid.organisation_id,
@@ -152,7 +152,7 @@ async def close_bidding(session: AsyncSession, tender: Tender, signer: LogSigner
                     bid.status = "returned"
                     await accounts.record(session, None, "bid.return", "bid", bid.id, now, rule="W-09")
             cal = await working_calendar(session)
-            await escrow.on_lot_settled(session, lot.id, "W-09", "lot_failed", local_date(now), cal, now)
+            await refunds.on_lot_settled(session, lot.id, "W-09", "lot_failed", local_date(now), cal, now)
         else:
             live += 1
             for bid in standing:
@@ -323,14 +323,14 @@ async def record_opening(
             bid.withdrawn_at = now
             await accounts.record(session, None, "bid.withdraw", "bid", bid.id, now, rule="E-03", reason=code)
             cal = await working_calendar(session)
-            await escrow.on_withdrawal(
+            await refunds.on_withdrawal(
                 session, bid.lot_id, bid.organisation_id, "E-03", local_date(now), cal, now
             )
         else:
             # The bidder's envelope does not open to a valid bid for this submission: void (E-03 revoked).
             bid.status = "revoked"
             await accounts.record(session, None, "bid.revoke", "bid", bid.id, now, rule="E-03", reason=code)
-            await escrow.on_revoked(session, bid.lot_id, bid.organisation_id)
+            await refunds.on_revoked(session, bid.lot_id, bid.organisation_id)
     await bidding.opening_event(
         session,
         tender.id,

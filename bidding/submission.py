@@ -14,11 +14,11 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 import bidding.service as bidding
-import escrow.service as escrow
 from accounts import service as accounts
 from accounts.security import Principal
 from bidding import envelope, opening_record
 from bidding.models import BidEvent
+from escrow import refunds
 from rules.calendar import (
     SHANGHAI,
     local_date,
@@ -432,7 +432,7 @@ async def submit_bid(
         lot=lot.number,
         log_index=log["leaf_index"],
     )
-    await escrow.on_bid(session, lot.id, actor.organisation_id, now)
+    await refunds.on_bid(session, lot.id, actor.organisation_id, now)
     return bid, _receipt(tender, lot, org.credit_code, bid, event, log)
 
 
@@ -485,7 +485,7 @@ async def withdraw_bid(
     cal = await working_calendar(session)
     # P-01/P-02: counted from the day after the withdrawal, moved past rest days like every period.
     refund_due = cal.period_end(local_date(now), profile.withdrawal_refund_days)
-    await escrow.on_withdrawal(session, bid.lot_id, bid.organisation_id, "W-05", local_date(now), cal, now)
+    await refunds.on_withdrawal(session, bid.lot_id, bid.organisation_id, "W-05", local_date(now), cal, now)
     lot = await session.get(Lot, bid.lot_id)
     assert lot is not None
     org = await accounts.get_organisation(session, bid.organisation_id)

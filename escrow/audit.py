@@ -24,7 +24,7 @@ from typing import Any, Final
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from escrow import conflicts, journal, ledger, published, service
+from escrow import batches, conflicts, journal, ledger, published, refunds, subaccounts
 from escrow.models import (
     BankLine,
     BankLineConflict,
@@ -121,9 +121,9 @@ async def _named_entries(session: AsyncSession) -> list[_Named]:
 
 def _payer_entry(named: list[_Named], deposit_id: str) -> _Named | None:
     """The hashed entry naming a deposit's payer: its first arrival, as corrected since (the same rule
-    `service.payee_of` pays by)."""
+    `forfeiture.payee_of` pays by)."""
     arrival = next(
-        (n for n in named if n.reason in service.ARRIVALS and n.context.get("deposit") == deposit_id), None
+        (n for n in named if n.reason in conflicts.ARRIVALS and n.context.get("deposit") == deposit_id), None
     )
     if arrival is None or arrival.scheme != 3:
         return None
@@ -131,7 +131,7 @@ def _payer_entry(named: list[_Named], deposit_id: str) -> _Named | None:
     corrections = [
         n
         for n in named
-        if n.reason in service.CORRECTIONS and n.scheme == 3 and n.context.get("bank_line") == line
+        if n.reason in conflicts.CORRECTIONS and n.scheme == 3 and n.context.get("bank_line") == line
     ]
     return corrections[-1] if corrections and line else arrival
 
@@ -176,7 +176,7 @@ async def verify_deposits(
     open_obligations = {
         row.deposit_id
         for row in await session.scalars(
-            select(Obligation).where(Obligation.status.in_(service.OPEN_OBLIGATION))
+            select(Obligation).where(Obligation.status.in_(refunds.OPEN_OBLIGATION))
         )
     }
     instructions = list(
@@ -212,7 +212,7 @@ async def verify_deposits(
 
     # payers and payees, against the hashed entries; at most one paid instruction per obligation
     named = await _named_entries(session)
-    refunds = {n.sequence: n for n in named if n.reason == "refund_instructed"}
+    instructed = {n.sequence: n for n in named if n.reason == "refund_instructed"}
     deposits_by_id = {d.id: d for d in deposits}
     payers = {d.id: _payer_entry(named, str(d.id)) for d in deposits}
     hashed_payers = 0
@@ -222,7 +222,7 @@ async def verify_deposits(
             continue  # nothing received yet, or only through scheme 2 entries, which name no payer
         hashed_payers += 1
         if _triple(d.payer_account, d.payer_name, d.payer_bank) != _of(entry.party):
-            kind = "arrival" if entry.reason in service.ARRIVALS else "correction"
+            kind = "arrival" if entry.reason in conflicts.ARRIVALS else "correction"
             f.add(
                 PAYER,
                 f"{d.account_code} is on record as paid from {d.payer_account} ({d.payer_name}), but its "
@@ -232,7 +232,7 @@ async def verify_deposits(
     for change in await session.scalars(select(PayeeChange)):
         changes[change.deposit_id].append(change)
     paid_per_obligation: dict[uuid.UUID, int] = defaultdict(int)
-    batches = {b.id: b for b in await session.scalars(select(RefundBatch))}
+    batch_by_id = {b.id: b for b in await session.scalars(select(RefundBatch))}
     obligations = {o.id: o for o in await session.scalars(select(Obligation))}
     lines_by_id = {line.id: line for line in await session.scalars(select(BankLine))}
     for ins in instructions:
@@ -242,7 +242,7 @@ async def verify_deposits(
         if obligation is None:
             f.add(PAYEE, f"instruction {ins.end_to_end_id} names no obligation")
             continue
-        refund = refunds.get(ins.pending_sequence)
+        refund = instructed.get(ins.pending_sequence)
         if refund is None:
             f.add(
                 PAYEE,
@@ -250,7 +250,7 @@ async def verify_deposits(
             )
             continue
         problem = _payee_problem(
-            ins, refund, obligation, named, deposits_by_id, lines_by_id, changes, batches
+            ins, refund, obligation, named, deposits_by_id, lines_by_id, changes, batch_by_id
         )
         if problem is not None:
             f.add(PAYEE, problem)
@@ -280,22 +280,23 @@ async def verify_deposits(
                 f.add(LINES_ONCE, f"bank line {line.reference} is {line.status} but no entry took it in")
 
     # interest: the fen on each obligation recompute from the rate tables and the lines
-    rates = await service.rate_table(session, "deposit")
-    lpr = await service.rate_table(session, "lpr")
+    rates = await batches.rate_table(session, "deposit")
+    lpr = await batches.rate_table(session, "lpr")
     accrued: dict[str, int] = defaultdict(int)
     for context, amount in (
         await session.execute(
             select(JournalEntry.context, Posting.amount_fen)
             .join(Posting, Posting.sequence == JournalEntry.sequence)
             .where(
-                JournalEntry.reason == "interest_accrued", Posting.account_code == service.INTEREST_EXPENSE
+                JournalEntry.reason == "interest_accrued",
+                Posting.account_code == subaccounts.INTEREST_EXPENSE,
             )
         )
     ).all():
         accrued[str(context.get("obligation", ""))] += amount
     last_batch: dict[uuid.UUID, tuple[date, int]] = {}
     for ins in instructions:
-        last_batch[ins.obligation_id] = (batches[ins.batch_id].execution_on, ins.pending_sequence)
+        last_batch[ins.obligation_id] = (batch_by_id[ins.batch_id].execution_on, ins.pending_sequence)
     checked = 0
     for obligation in sorted(obligations.values(), key=lambda o: (o.created_at, str(o.id))):
         latest = last_batch.get(obligation.id)
@@ -305,7 +306,7 @@ async def verify_deposits(
             continue
         through, pending = latest
         try:
-            expected = await service.interest_through(
+            expected = await batches.interest_through(
                 session, obligation, through, rates, lpr, before=pending
             )
         except (LookupError, ValueError) as exc:
@@ -322,7 +323,7 @@ async def verify_deposits(
     # S-01: every overdue obligation carries its flag
     overdue = 0
     for obligation in sorted(obligations.values(), key=lambda o: (o.due_on, str(o.id))):
-        late_open = obligation.status in service.OPEN_OBLIGATION and obligation.due_on < today
+        late_open = obligation.status in refunds.OPEN_OBLIGATION and obligation.due_on < today
         if late_open:
             overdue += 1
             if obligation.flagged_at is None:
@@ -363,7 +364,7 @@ def _payee_problem(
     deposits_by_id: dict[uuid.UUID, Deposit],
     lines_by_id: dict[uuid.UUID, BankLine],
     changes: dict[uuid.UUID, list[PayeeChange]],
-    batches: dict[uuid.UUID, RefundBatch],
+    batch_by_id: dict[uuid.UUID, RefundBatch],
 ) -> str | None:
     """What is wrong with where one instruction pays, if anything: its columns against its hashed refund
     entry (what the bank file is rendered from must be what was hashed), then that hashed payee against the
@@ -373,7 +374,7 @@ def _payee_problem(
         account = refund.context.get("payee_account")
         if ins.payee_account != account:
             return f"instruction {ins.end_to_end_id} pays {ins.payee_account}, but its hashed entry {refund.sequence} names {account}"
-        legacy = _legacy_payees(ins, obligation, deposits_by_id, lines_by_id, changes, batches)
+        legacy = _legacy_payees(ins, obligation, deposits_by_id, lines_by_id, changes, batch_by_id)
         if account not in legacy:
             return f"instruction {ins.end_to_end_id} pays {account}, not the paying account"
         return None
@@ -416,7 +417,7 @@ def _legacy_payees(
     deposits_by_id: dict[uuid.UUID, Deposit],
     lines_by_id: dict[uuid.UUID, BankLine],
     changes: dict[uuid.UUID, list[PayeeChange]],
-    batches: dict[uuid.UUID, RefundBatch],
+    batch_by_id: dict[uuid.UUID, RefundBatch],
 ) -> set[str | None]:
     """Where a scheme 2 refund could go: the payer or an approved change on record (the older scheme did
     not hash them)."""
@@ -425,7 +426,7 @@ def _legacy_payees(
         return {deposit.payer_account} | {
             c.payee_account
             for c in changes.get(deposit.id, [])
-            if c.recorded_at <= batches[ins.batch_id].created_at
+            if c.recorded_at <= batch_by_id[ins.batch_id].created_at
         }
     line = lines_by_id.get(obligation.line_id) if obligation.line_id else None
     return {line.payer_account if line else None}
@@ -517,7 +518,7 @@ async def deposit_rows(session: AsyncSession, deposits: list[Deposit]) -> list[A
                 "status": d.status,
                 "required_fen": d.required_fen,
                 "received_fen": d.received_fen,
-                "held_fen": await service.held_fen(session, d),
+                "held_fen": await subaccounts.held_fen(session, d),
                 "first_arrived_on": d.first_arrived_on,
                 "payer_name": d.payer_name,
                 "payer_account": d.payer_account,
@@ -547,7 +548,7 @@ async def obligation_rows(
             "event_on": o.event_on,
             "due_on": o.due_on,
             "status": o.status,
-            "light": service.light_of(o, cal, today),
+            "light": refunds.light_of(o, cal, today),
             "interest_fen": o.interest_fen,
             "paid_on": o.paid_on,
             "attempts": o.attempts,
@@ -585,8 +586,8 @@ async def overdue_rows(session: AsyncSession, cal: WorkingCalendar, today: date)
     """Obligations overdue now, and those paid after their due day."""
     rows = [
         o
-        for o in await service.obligations_list(session)
-        if (o.status in service.OPEN_OBLIGATION and o.due_on < today)
+        for o in await refunds.obligations_list(session)
+        if (o.status in refunds.OPEN_OBLIGATION and o.due_on < today)
         or (o.paid_on is not None and o.paid_on > o.due_on)
     ]
     return await obligation_rows(session, rows, cal, today)

@@ -204,14 +204,14 @@ def escrow_group() -> None:
 )
 def import_command(path: Path, fmt: str) -> None:
     """Import a bank statement file; importing it again changes nothing."""
-    from escrow import service
+    from escrow import intake
     from storage.problems import Problem
 
     data = path.read_bytes()
     bar = _LineBar("importing lines")
 
     async def work(session: AsyncSession, settings: Settings) -> Any:
-        return await service.import_statement(
+        return await intake.import_statement(
             session, _store(settings), None, data, fmt, _now(), signer=_signer(settings), progress=bar
         )
 
@@ -238,14 +238,14 @@ def import_command(path: Path, fmt: str) -> None:
 )
 def batch_command(out: Path) -> None:
     """Instruct the bank to pay every refund that is due, and write the batch's pain.001 XML and CSV."""
-    from escrow import service
+    from escrow import batches
 
     async def work(session: AsyncSession, settings: Settings) -> Any:
-        made = await service.create_batch(session, None, _now(), signer=_signer(settings))
+        made = await batches.create_batch(session, None, _now(), signer=_signer(settings))
         if made.batch is None:
             return None, made.skipped
-        xml = await service.batch_file(session, made.batch.id, "xml", settings)
-        csv = await service.batch_file(session, made.batch.id, "csv", settings)
+        xml = await batches.batch_file(session, made.batch.id, "xml", settings)
+        csv = await batches.batch_file(session, made.batch.id, "csv", settings)
         return (made.batch.number, made.batch.count, made.batch.total_fen, xml, csv), made.skipped
 
     done, skipped = _run(work)
@@ -279,12 +279,12 @@ def batch_command(out: Path) -> None:
 )
 def results_command(path: Path, fmt: str) -> None:
     """Import the bank's results of a refund batch; importing them again changes nothing."""
-    from escrow import service
+    from escrow import batches
 
     data = path.read_bytes()
 
     async def work(session: AsyncSession, settings: Settings) -> Any:
-        return await service.import_results(session, None, data, fmt, _now(), signer=_signer(settings))
+        return await batches.import_results(session, None, data, fmt, _now(), signer=_signer(settings))
 
     out = _run(work)
     click.echo(
@@ -303,10 +303,10 @@ def results_command(path: Path, fmt: str) -> None:
 @escrow_group.command("flag-overdue")
 def flag_command() -> None:
     """Flag every refund past its due day (S-01); the chronograph does this on every tick too."""
-    from escrow import service
+    from escrow import refunds
 
     async def work(session: AsyncSession, _settings: Settings) -> int:
-        return await service.flag_overdue(session, await working_calendar(session), _now())
+        return await refunds.flag_overdue(session, await working_calendar(session), _now())
 
     click.echo(json.dumps({"flagged": _run(work)}))
 

@@ -21,7 +21,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from accounts.guards import public, requires
 from accounts.security import Principal
-from escrow import audit, conflicts, journal, ledger, published, responses, schemas, service
+from escrow import (
+    audit,
+    batches,
+    conflicts,
+    forfeiture,
+    intake,
+    journal,
+    ledger,
+    published,
+    refunds,
+    responses,
+    schemas,
+    subaccounts,
+)
 from escrow.heads import PublishedLedgerHead, PublishedLedgerHeads
 from escrow.models import Deposit, Guarantee
 from escrow.schemas import ObligationRow, StatementLineRow, TrialBalanceLine
@@ -107,7 +120,7 @@ async def embargo_for(session: AsyncSession, principal: Principal, sealed: froze
     (`sealed`: the tenders whose bids are still sealed, the app's `sealed_tenders` dependency)."""
     if principal.has("centre"):
         return Embargo()
-    keys = await service.deposit_keys_of_tenders(session, sealed)
+    keys = await subaccounts.deposit_keys_of_tenders(session, sealed)
     return Embargo(sealed, frozenset(k for k, _ in keys), frozenset(code for _, code in keys))
 
 
@@ -254,8 +267,8 @@ class DepositController(Controller):
     async def mine(self, session: AsyncSession, principal: Principal) -> list[responses.DepositRead]:
         """The caller's deposit sub-accounts: the virtual number to pay into, what is required, held, owed."""
         return [
-            responses.deposit(d, await service.held_fen(session, d))
-            for d in await service.my_deposits(session, principal)
+            responses.deposit(d, await subaccounts.held_fen(session, d))
+            for d in await subaccounts.my_deposits(session, principal)
         ]
 
     @get(
@@ -272,14 +285,14 @@ class DepositController(Controller):
         clock: Clock,
     ) -> responses.DepositLife:
         """A deposit from arrival to refund (the bidder's own, or any for the centre, auditors, supervisors)."""
-        deposit = await service.get_deposit(session, deposit_id)
+        deposit = await subaccounts.get_deposit(session, deposit_id)
         own = deposit.organisation_id == principal.organisation_id and principal.has("bidder")
         if not own and (
             not principal.has("auditor", "centre", "supervisor")
             or (await embargo_for(session, principal, sealed_tenders)).hides(deposit.id)
         ):
             raise NotFound("No such deposit.")
-        life = await service.deposit_life(session, deposit.id)
+        life = await subaccounts.deposit_life(session, deposit.id)
         cal = await working_calendar(session)
         today = local_date(clock.now())
         return {
@@ -303,7 +316,7 @@ class DepositController(Controller):
         clock: Clock,
     ) -> responses.GuaranteeRead:
         """Lodge a bank guarantee or guarantee insurance for the deposit; it counts once verified."""
-        row = await service.submit_guarantee(
+        row = await subaccounts.submit_guarantee(
             session,
             principal,
             deposit_id,
@@ -328,10 +341,10 @@ class DepositController(Controller):
         tender_manager: TenderManager,
     ) -> responses.ForfeitureRead:
         """Propose keeping the deposit (W-06, W-16) with the legal reason; a supervisor decides."""
-        deposit = await service.get_deposit(session, deposit_id)
+        deposit = await subaccounts.get_deposit(session, deposit_id)
         # not this agency's tender: for it, the deposit does not exist
         manages = principal.has("centre") or await tender_manager(session, principal, deposit.tender_id)
-        row = await service.propose_for_lot(
+        row = await forfeiture.propose_for_lot(
             session, principal, deposit_id, data.rule, data.reason, clock.now(), manages=manages
         )
         return responses.forfeiture(row)
@@ -348,7 +361,7 @@ class DepositController(Controller):
     ) -> responses.PayeeChangeRead:
         """Record an approved change of the refund account, with the approval it rests on (hashed into the
         journal; refunds are paid to, and checked against, that entry)."""
-        row = await service.record_payee_change(
+        row = await forfeiture.record_payee_change(
             session,
             principal,
             deposit_id,
@@ -389,7 +402,7 @@ class BankController(Controller):
         """Import a bank statement (camt.053 XML or the CSV layout) sent as the request body; importing
         the same file again changes nothing; a known reference the bank now reports otherwise is a
         conflict (`conflicting`, listed under /conflicts)."""
-        result = await service.import_statement(
+        result = await intake.import_statement(
             session, object_store, principal, await request.body(), fmt, clock.now(), signer=signer
         )
         return {"statement_id": str(result.statement_id), "replay": result.replay, **result.summary()}
@@ -397,7 +410,7 @@ class BankController(Controller):
     @get("/statements", operation_id="list_statements", guards=[READERS])
     async def statements(self, session: AsyncSession) -> list[responses.StatementRead]:
         """Every statement and notification imported, newest first."""
-        return [responses.statement(s) for s in await service.statements(session)]
+        return [responses.statement(s) for s in await intake.statements(session)]
 
     @get(
         "/statements/{statement_id:uuid}",
@@ -415,7 +428,7 @@ class BankController(Controller):
     ) -> list[StatementLineRow] | Response[bytes]:
         """The lines a statement brought, and where each went (outside the centre, without the lines paid
         into the deposits of tenders whose bids are sealed, W-20)."""
-        lines = await service.statement_lines(session, statement_id)
+        lines = await intake.statement_lines(session, statement_id)
         rows = (await embargo_for(session, principal, sealed_tenders)).rows(audit.line_rows(lines))
         return await _json_or_file(
             fmt, f"statement-{statement_id}", [("Lines", audit.LINE_COLUMNS, rows)], rows
@@ -424,7 +437,7 @@ class BankController(Controller):
     @get("/suspense", operation_id="list_suspense", guards=[READERS])
     async def suspense(self, session: AsyncSession) -> list[responses.BankLineRead]:
         """Lines waiting for an officer: unmatched or wrong-amount credits, and debits nobody instructed."""
-        return [responses.bank_line(x) for x in await service.suspense_lines(session)]
+        return [responses.bank_line(x) for x in await intake.suspense_lines(session)]
 
     @post("/lines/{line_id:uuid}/match", operation_id="match_line", guards=[CENTRE], status_code=200)
     async def match(
@@ -437,7 +450,7 @@ class BankController(Controller):
         signer: LogSigner,
     ) -> responses.BankLineRead:
         """Match a suspense line to a deposit sub-account."""
-        line = await service.match_suspense(
+        line = await intake.match_suspense(
             session, principal, line_id, data.deposit_id, data.note, clock.now(), signer=signer
         )
         return responses.bank_line(line)
@@ -453,7 +466,7 @@ class BankController(Controller):
     ) -> responses.SuspenseReturnRead:
         """Return a suspense line to its paying account through the next refund batch."""
         cal = await working_calendar(session)
-        row = await service.return_suspense(session, principal, line_id, data.note, cal, clock.now())
+        row = await intake.return_suspense(session, principal, line_id, data.note, cal, clock.now())
         return responses.suspense_return(row)
 
     @post(
@@ -471,7 +484,7 @@ class BankController(Controller):
         clock: Clock,
     ) -> responses.GuaranteeRead:
         """Record the issuer's confirmation (approve) or refusal of a guarantee."""
-        row = await service.decide_guarantee(
+        row = await subaccounts.decide_guarantee(
             session, principal, guarantee_id, data.approve, data.note, clock.now()
         )
         return responses.guarantee(row)
@@ -490,7 +503,7 @@ class BankController(Controller):
         self, session: AsyncSession, principal: Principal, data: schemas.RateIn, clock: Clock
     ) -> responses.RateRead:
         """Add a rate to the dated tables (deposit: the escrow bank's demand rate; lpr: the one-year LPR)."""
-        row = await service.set_rate(
+        row = await batches.set_rate(
             session, principal, data.kind, data.effective_from, data.annual_percent, data.source, clock.now()
         )
         return responses.rate(row)
@@ -498,14 +511,14 @@ class BankController(Controller):
     @get("/rates", operation_id="list_rates", guards=[READERS])
     async def rates(self, session: AsyncSession) -> list[responses.RateRead]:
         """The dated interest rate tables (deposit and LPR) that refunds with interest are computed from."""
-        return [responses.rate(r) for r in await service.list_rates(session)]
+        return [responses.rate(r) for r in await batches.list_rates(session)]
 
     @post("/batches", operation_id="create_refund_batch", guards=[CENTRE])
     async def create_batch(
         self, session: AsyncSession, principal: Principal, clock: Clock, signer: LogSigner
     ) -> responses.RefundBatchMade:
         """Instruct the bank to pay every refund that is due (interest accrued, pending entries made)."""
-        made = await service.create_batch(session, principal, clock.now(), signer=signer)
+        made = await batches.create_batch(session, principal, clock.now(), signer=signer)
         return {
             "batch": responses.batch(made.batch) if made.batch else None,
             "instructions": [responses.instruction(i) for i in made.instructions],
@@ -515,7 +528,7 @@ class BankController(Controller):
     @get("/batches", operation_id="list_refund_batches", guards=[READERS])
     async def batches(self, session: AsyncSession) -> list[responses.RefundBatchRead]:
         """Every refund batch, newest first."""
-        return [responses.batch(b) for b in await service.list_batches(session)]
+        return [responses.batch(b) for b in await batches.list_batches(session)]
 
     @get("/batches/{batch_id:uuid}", operation_id="get_refund_batch", guards=[READERS])
     async def batch(
@@ -527,7 +540,7 @@ class BankController(Controller):
     ) -> responses.RefundBatchDetail:
         """A batch and its instructions with their results (outside the centre, without the refunds of
         tenders whose bids are sealed, W-20)."""
-        batch, rows = await service.batch_of(session, batch_id)
+        batch, rows = await batches.batch_of(session, batch_id)
         embargo = await embargo_for(session, principal, sealed_tenders)
         return {
             "batch": responses.batch(batch),
@@ -554,11 +567,11 @@ class BankController(Controller):
         """The payment file for the bank (pain.001 XML or CSV), the same bytes every time. An auditor gets
         it once no refund in it belongs to a tender whose bids are sealed (W-20): the file is the bank's
         and is never redacted."""
-        batch, rows = await service.batch_of(session, batch_id)
+        batch, rows = await batches.batch_of(session, batch_id)
         embargo = await embargo_for(session, principal, sealed_tenders)
         if any(i.account_code in embargo.accounts for i in rows):
             raise _sealed_refusal("This payment file")
-        content = await service.batch_file(session, batch_id, fmt, settings)
+        content = await batches.batch_file(session, batch_id, fmt, settings)
         media = "application/xml" if fmt == "xml" else "text/csv; charset=utf-8"
         return _file(content, media, f"{batch.number}.{fmt}")
 
@@ -579,7 +592,7 @@ class BankController(Controller):
         fmt: Annotated[Literal["pain002", "csv"], Parameter(query="format")] = "pain002",
     ) -> responses.RefundResults:
         """Import the bank's results: paid refunds posted, failed ones voided and queued again."""
-        out = await service.import_results(
+        out = await batches.import_results(
             session, principal, await request.body(), fmt, clock.now(), signer=signer
         )
         return {
@@ -657,7 +670,7 @@ class BankController(Controller):
     ) -> responses.NotificationTaken:
         """The bank's signed real-time notification of one credit (到账通知); the signature is the guard
         (HMAC-SHA256 in `X-Bank-Signature`, `t=<unix>,v1=<hex>`), checked before anything is read."""
-        result = await service.notify(
+        result = await intake.notify(
             session,
             object_store,
             await request.body(),
@@ -687,7 +700,7 @@ class SupervisionController(Controller):
         embargo = await embargo_for(session, principal, sealed_tenders)
         return [
             responses.forfeiture(f)
-            for f in await service.forfeitures(session, status)
+            for f in await forfeiture.forfeitures(session, status)
             if not embargo.hides(f.deposit_id)
         ]
 
@@ -708,7 +721,7 @@ class SupervisionController(Controller):
     ) -> responses.ForfeitureRead:
         """Approve (the deposit is kept) or reject (it is refunded) a proposed forfeiture."""
         cal = await working_calendar(session)
-        row = await service.decide_forfeiture(
+        row = await forfeiture.decide_forfeiture(
             session, principal, forfeiture_id, data.approve, data.note, cal, clock.now(), signer=signer
         )
         return responses.forfeiture(row)
@@ -739,7 +752,7 @@ class SupervisionController(Controller):
         rows = embargo.lights(
             await audit.obligation_rows(
                 session,
-                await service.obligations_list(session, tender_id=tender_id),
+                await refunds.obligations_list(session, tender_id=tender_id),
                 cal,
                 local_date(clock.now()),
             )
@@ -791,12 +804,12 @@ class SupervisionController(Controller):
         """One tender's deposits and refund obligations (outside the centre, after its deadline, W-20)."""
         if tender_id in (await embargo_for(session, principal, sealed_tenders)).tenders:
             raise _sealed_refusal("The deposits of this tender")
-        deposits = await service.deposits_of_tender(session, tender_id)
+        deposits = await subaccounts.deposits_of_tender(session, tender_id)
         cal = await working_calendar(session)
         drows = await audit.deposit_rows(session, deposits)
         orows = await audit.obligation_rows(
             session,
-            await service.obligations_list(session, tender_id=tender_id),
+            await refunds.obligations_list(session, tender_id=tender_id),
             cal,
             local_date(clock.now()),
         )
@@ -837,7 +850,7 @@ class SupervisionController(Controller):
         orows = embargo.rows(
             await audit.obligation_rows(
                 session,
-                await service.obligations_list(session, organisation_id=organisation_id),
+                await refunds.obligations_list(session, organisation_id=organisation_id),
                 cal,
                 local_date(clock.now()),
             )

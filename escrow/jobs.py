@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from escrow import service as escrow
+from escrow import published, refunds
 from rules.schedule import working_calendar
 from storage.db import transaction
 from storage.jobs import JobContext, tick_stage
@@ -17,7 +17,7 @@ log = logging.getLogger("ggzy.chronograph")
 async def flag_overdue(ctx: JobContext) -> None:
     async with transaction(ctx.sessionmaker) as session:
         # S-01: refunds past their due day are flagged red (once each) for the supervisors
-        flagged = await escrow.flag_overdue(session, await working_calendar(session), ctx.clock.now())
+        flagged = await refunds.flag_overdue(session, await working_calendar(session), ctx.clock.now())
     if flagged:
         log.warning("%d deposit refund(s) went overdue (S-01)", flagged)
 
@@ -26,6 +26,6 @@ async def flag_overdue(ctx: JobContext) -> None:
 async def seal_ledger_head(ctx: JobContext) -> None:
     async with transaction(ctx.sessionmaker) as session:
         # the deposit ledger's head is signed at least hourly, so its age proves the platform is live
-        sealed = await escrow.seal_ledger_head(session, ctx.extras["signer"], ctx.clock.now())
+        sealed = await published.seal_hourly(session, ctx.extras["signer"], ctx.clock.now())
     if sealed is not None:
         log.info("ledger head %d signed at entry %d", sealed.sequence, sealed.entries)

@@ -11,9 +11,9 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-import escrow.service as escrow
 from accounts import service as accounts
 from accounts.security import Principal
+from escrow import forfeiture, refunds, subaccounts
 from rules.calendar import (
     SHANGHAI,
     end_of_day,
@@ -312,10 +312,10 @@ async def decline_award(
     lot = await session.get(Lot, row.lot_id)
     assert lot is not None
     lot.status = "reawarding"
-    deposit = await escrow.deposit_of(session, lot.id, row.organisation_id)
+    deposit = await subaccounts.deposit_of(session, lot.id, row.organisation_id)
     if deposit is not None:
         # W-16: proposed here, with the reason; the money moves only on a supervisor's approval
-        await escrow.propose_forfeiture(
+        await forfeiture.propose_forfeiture(
             session,
             deposit,
             "W-16",
@@ -360,7 +360,7 @@ async def _lot_without_candidates(
     contracted when the other lots all have their contracts."""
     lot.status = "failed"
     lot.outcome_reason = "W-16: every candidate declined the award"
-    await escrow.on_lot_settled(
+    await refunds.on_lot_settled(
         session, lot.id, "T-END", "lot_failed", local_date(now), await working_calendar(session), now
     )
     statuses = {other.status for other in await lots_of(session, tender.id)}
@@ -482,7 +482,7 @@ async def record_contract(
     assert lot is not None
     lot.status = "contracted"
     # W-14: every deposit of the lot, the winner's and the others', back within 5 days with interest
-    await escrow.on_lot_settled(
+    await refunds.on_lot_settled(
         session, lot.id, "W-14", "contract_signed", data.signed_on, await working_calendar(session), now
     )
     await publish_notice(

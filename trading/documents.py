@@ -12,9 +12,9 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-import escrow.service as escrow
 from accounts import service as accounts
 from accounts.security import Principal
+from escrow import subaccounts
 from rules.calendar import (
     SHANGHAI,
     local_date,
@@ -383,12 +383,12 @@ async def obtain_documents(
         await accounts.record(
             session, actor, "documents.obtain", "tender", tender.id, now, sealed_tender=tender.id
         )
-    await escrow.open_deposits(
+    await subaccounts.open_deposits(
         session,
         tender.id,
         org.id,
         [
-            escrow.LotDeposit(lot.id, f"{tender.code}/{lot.number}/{org.credit_code}", lot.deposit_fen)
+            subaccounts.LotDeposit(lot.id, f"{tender.code}/{lot.number}/{org.credit_code}", lot.deposit_fen)
             for lot in await lots_of(session, tender.id)
         ],
         virtual_prefix,

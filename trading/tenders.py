@@ -12,10 +12,10 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import flag_modified
 
-import escrow.service as escrow
 from accounts import service as accounts
 from accounts.security import Principal
 from accounts.uscc import InvalidUSCC, validate_uscc
+from escrow import refunds
 from rules.calendar import (
     SHANGHAI,
     OfficialSchedule,
@@ -721,7 +721,7 @@ async def settle_all_lots(session: AsyncSession, tender: Tender, event: str, now
     cal = await working_calendar(session)
     for lot in await lots_of(session, tender.id):
         if lot.status != "contracted":
-            await escrow.on_lot_settled(session, lot.id, "T-END", event, local_date(now), cal, now)
+            await refunds.on_lot_settled(session, lot.id, "T-END", event, local_date(now), cal, now)
 
 
 def bid_valid_through(tender: Tender) -> date:

@@ -1,4 +1,4 @@
-"""Shared set-up for the deposit tests that drive escrow/service.py directly (the state machine, the crash
+"""Shared set-up for the deposit tests that drive escrow's use cases directly (the state machine, the crash
 tests and the concurrency tests): a tender with lots and registered bidders inserted as plain rows, bank
 files from the sandbox bank, and the checks every one of them runs after each step — `audit.verify`, and a
 scan for half-written state that no crash or race may leave behind."""
@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from accounts.models import Organisation, User
 from accounts.security import Principal
-from escrow import audit, ledger, sandbox, service
+from escrow import audit, batches, ledger, refunds, sandbox, subaccounts
 from escrow.models import (
     BankLine,
     BankStatement,
@@ -73,7 +73,7 @@ async def open_trade(
     session: AsyncSession, now: datetime, required_fen: Sequence[int], bidders: int, *, rate: bool = True
 ) -> Trade:
     """The least a deposit needs: organisations, a tender, its lots (each requiring its deposit), every
-    bidder registered for every lot through `service.open_deposits`, and the deposit rate table (M-02)."""
+    bidder registered for every lot through `subaccounts.open_deposits`, and the deposit rate table (M-02)."""
     agency = _org("agency", now)
     orgs = [_org("bidder", now) for _ in range(bidders)]
     session.add_all([agency, *orgs])
@@ -121,12 +121,12 @@ async def open_trade(
     for lot in lots:
         for org in orgs:
             label = f"{tender.code}/{lot.number}/{org.credit_code}"
-            lot_deposit = service.LotDeposit(lot.id, label, lot.deposit_fen)
-            deposits += await service.open_deposits(
+            lot_deposit = subaccounts.LotDeposit(lot.id, label, lot.deposit_fen)
+            deposits += await subaccounts.open_deposits(
                 session, tender.id, org.id, [lot_deposit], Settings.escrow_virtual_prefix, now
             )
     if rate:
-        await service.set_rate(session, None, "deposit", RATE_SINCE, DEPOSIT_RATE, "中国人民银行 活期", now)
+        await batches.set_rate(session, None, "deposit", RATE_SINCE, DEPOSIT_RATE, "中国人民银行 活期", now)
     principal = Principal(officer.id, agency.id, frozenset({"centre", "supervisor"}), officer.username)
     return Trade(
         tender.id, tuple(lot.id for lot in lots), tuple(o.id for o in orgs), tuple(deposits), principal
@@ -215,7 +215,7 @@ async def half_written(session: AsyncSession) -> list[str]:
     for ob in await session.scalars(select(Obligation)):
         if (ob.status == "instructed") != (live[ob.id] == 1) or live[ob.id] > 1:
             out.append(f"obligation {ob.id} is {ob.status} with {live[ob.id]} instructions at the bank")
-        if (ob.open_key is not None) != (ob.status in service.OPEN_OBLIGATION):
+        if (ob.open_key is not None) != (ob.status in refunds.OPEN_OBLIGATION):
             out.append(f"obligation {ob.id} is {ob.status} with open key {ob.open_key}")
     for batch in await session.scalars(select(RefundBatch)):
         rows = [i for i in instructions if i.batch_id == batch.id]
@@ -239,7 +239,7 @@ async def half_written(session: AsyncSession) -> list[str]:
             out.append(f"bank line {line.reference} is {line.status} without its entry")
     open_by_deposit = set(
         await session.scalars(
-            select(Obligation.deposit_id).where(Obligation.status.in_(service.OPEN_OBLIGATION))
+            select(Obligation.deposit_id).where(Obligation.status.in_(refunds.OPEN_OBLIGATION))
         )
     )
     for d in await session.scalars(select(Deposit)):

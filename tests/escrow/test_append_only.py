@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
-from escrow import journal, ledger, published, service
+from escrow import forfeiture, journal, ledger, published
 from escrow.models import JournalEntry, PayeeChange, SignedLedgerHead
 from storage.db import transaction
 from tests.conftest import Database
@@ -44,7 +44,7 @@ async def _one_of_each(database: Database) -> None:
             ),
             now,
         )
-        await service.record_payee_change(
+        await forfeiture.record_payee_change(
             session,
             trade.officer,
             deposit.id,

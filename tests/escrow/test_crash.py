@@ -37,7 +37,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select, text
 
-from escrow import sandbox, service
+from escrow import intake, refunds, sandbox
 from escrow.models import BankStatement, JournalEntry, Obligation, RefundBatch, RefundInstruction
 from rules.calendar import WorkingCalendar, local_date
 from storage.clock import SystemClock
@@ -176,19 +176,19 @@ async def prepare(db: Scratch, *, paid: bool) -> None:
         async with transaction(sm) as s:
             db.trade = await open_trade(s, now, [DEPOSIT], BIDDERS, rate=False)
             assert (
-                await service.import_statement(s, store, None, interest, "camt053", now, signer=CRASH_SIGNER)
+                await intake.import_statement(s, store, None, interest, "camt053", now, signer=CRASH_SIGNER)
             ).interest == 1
         if not paid:
             return
         content = statement("STMT-1", now, bidder_payments(db.trade, now))
         async with transaction(sm) as s:
-            out = await service.import_statement(s, store, None, content, "camt053", now, signer=CRASH_SIGNER)
+            out = await intake.import_statement(s, store, None, content, "camt053", now, signer=CRASH_SIGNER)
             assert (out.matched, out.suspense) == (BIDDERS, 1)
         async with transaction(sm) as s:
             for d in db.trade.deposits:
-                await service.on_withdrawal(s, d.lot_id, d.organisation_id, "W-05", local_date(now), CAL, now)
-            stray = next(x for x in await service.suspense_lines(s) if x.payer_account == STRANGER)
-            await service.return_suspense(s, db.trade.officer, stray.id, "无法识别，原路退回", CAL, now)
+                await refunds.on_withdrawal(s, d.lot_id, d.organisation_id, "W-05", local_date(now), CAL, now)
+            stray = next(x for x in await intake.suspense_lines(s) if x.payer_account == STRANGER)
+            await intake.return_suspense(s, db.trade.officer, stray.id, "无法识别，原路退回", CAL, now)
     finally:
         await engine.dispose()
 

@@ -108,7 +108,7 @@ async def _open_tender(api: Api) -> tuple[Actor, Actor, dict[str, Any], list[Act
 
 async def test_registration_opens_one_sub_account_per_lot_with_a_checked_virtual_number(api: Api) -> None:
     _centre, _agency, _tender, bidders = await _open_tender(api)
-    from escrow.service import valid_virtual_number
+    from escrow.subaccounts import valid_virtual_number
 
     numbers = set()
     for b in bidders:

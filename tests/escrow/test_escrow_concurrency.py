@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from escrow import journal, ledger, sandbox, service
+from escrow import batches, intake, journal, ledger, refunds, sandbox, subaccounts
 from escrow.models import Deposit, Obligation, RefundInstruction
 from rules.calendar import WorkingCalendar, local_date
 from storage.clock import SettableClock
@@ -93,7 +93,7 @@ async def paid_in(
         for n, d in enumerate(trade.deposits)
     ]
     async with transaction(sm) as s:
-        out = await service.import_statement(
+        out = await intake.import_statement(
             s, store, None, statement(name, clock.now(), credits), "camt053", clock.now(), signer=SIGNER
         )
         assert out.matched == BIDDERS
@@ -107,7 +107,7 @@ async def withdrawn(
     trade = await paid_in(sm, store, clock, name)
     async with transaction(sm) as s:
         for d in trade.deposits:
-            await service.on_withdrawal(
+            await refunds.on_withdrawal(
                 s, d.lot_id, d.organisation_id, "W-05", local_date(clock.now()), CAL, clock.now()
             )
     return trade
@@ -117,7 +117,7 @@ async def pay_all(sm: async_sessionmaker[AsyncSession], clock: SettableClock, e2
     content = sandbox.results("R", clock.now(), e2e)
     async with transaction(sm) as s:
         assert (
-            await service.import_results(s, None, content, "pain002", clock.now(), signer=SIGNER)
+            await batches.import_results(s, None, content, "pain002", clock.now(), signer=SIGNER)
         ).paid == len(e2e)
 
 
@@ -127,7 +127,7 @@ async def test_two_workers_batching_at_once_instruct_each_refund_once(
     sm, store = database.sessionmaker, local_store(tmp_path, clock.now)
     for n in range(ROUNDS):
         await withdrawn(sm, store, clock, f"S{n}")
-        made = await both(lambda s: service.create_batch(s, None, clock.now(), signer=SIGNER), sm)
+        made = await both(lambda s: batches.create_batch(s, None, clock.now(), signer=SIGNER), sm)
         async with transaction(sm, read_only=True) as s:
             due = set(await s.scalars(select(Obligation.id).where(Obligation.status == "due")))
             live = Counter(await s.scalars(select(RefundInstruction.obligation_id)))
@@ -146,9 +146,9 @@ async def test_a_worker_batching_the_refunds_another_left_gets_its_own_batch(
     sm = database.sessionmaker
     trade = await withdrawn(sm, local_store(tmp_path, clock.now), clock, "S1")
 
-    async def batch(limit: int) -> service.BatchResult:
+    async def batch(limit: int) -> batches.BatchResult:
         async with transaction(sm) as s:
-            return await service.create_batch(s, None, clock.now(), limit=limit, signer=SIGNER)
+            return await batches.create_batch(s, None, clock.now(), limit=limit, signer=SIGNER)
 
     # the test holds the deposits, so the first worker stops after opening its batch, before posting
     async with database.engine.connect() as held:
@@ -172,12 +172,12 @@ async def test_two_workers_importing_the_same_results_post_each_refund_once(
     sm = database.sessionmaker
     await withdrawn(sm, local_store(tmp_path, clock.now), clock, "S1")
     async with transaction(sm) as s:
-        made = await service.create_batch(s, None, clock.now(), signer=SIGNER)
+        made = await batches.create_batch(s, None, clock.now(), signer=SIGNER)
     e2e = [i.end_to_end_id for i in made.instructions]
     refused = e2e[0]
     content = sandbox.results("R1", clock.now(), e2e, {refused: "AC04"})
     out = await both(
-        lambda s: service.import_results(s, None, content, "pain002", clock.now(), signer=SIGNER), sm
+        lambda s: batches.import_results(s, None, content, "pain002", clock.now(), signer=SIGNER), sm
     )
     assert sorted((o.paid, o.failed, o.unchanged, o.problems) for o in out) == [
         (0, 0, BIDDERS, []),
@@ -209,7 +209,7 @@ async def test_two_workers_importing_the_same_statement_match_each_line_once(
     )
     content = statement("STMT-1", clock.now(), credits)
     out = await both(
-        lambda s: service.import_statement(s, store, None, content, "camt053", clock.now(), signer=SIGNER), sm
+        lambda s: intake.import_statement(s, store, None, content, "camt053", clock.now(), signer=SIGNER), sm
     )
     assert sorted((o.replay, o.new_lines, o.matched, o.suspense) for o in out) == [
         (False, BIDDERS + 1, BIDDERS, 1),
@@ -237,8 +237,8 @@ async def test_two_workers_importing_the_same_lines_in_two_files_match_each_line
         [statement("STMT-1", clock.now(), credits), statement("STMT-1-resent", clock.now(), credits)]
     )
 
-    async def take(s: AsyncSession) -> service.ImportResult:
-        return await service.import_statement(
+    async def take(s: AsyncSession) -> intake.ImportResult:
+        return await intake.import_statement(
             s, store, None, next(files), "camt053", clock.now(), signer=SIGNER
         )
 
@@ -255,7 +255,7 @@ async def _balances_after_one_intake(sm: async_sessionmaker[AsyncSession], trade
     async with transaction(sm, read_only=True) as s:
         for d in trade.deposits:
             assert await journal.balance(s, d.account_code) == ledger.Balance(-DEPOSIT, 0)
-        assert await journal.balance(s, service.SUSPENSE) == ledger.Balance(-(DEPOSIT - 100), 0)
+        assert await journal.balance(s, subaccounts.SUSPENSE) == ledger.Balance(-(DEPOSIT - 100), 0)
         assert await journal.balance(s, journal.BANK) == ledger.Balance(BIDDERS * DEPOSIT + DEPOSIT - 100, 0)
 
 
@@ -265,7 +265,7 @@ async def test_a_statement_confirming_a_refund_while_its_results_are_imported_is
     sm, store = database.sessionmaker, local_store(tmp_path, clock.now)
     await withdrawn(sm, store, clock, "S1")
     async with transaction(sm) as s:
-        made = await service.create_batch(s, None, clock.now(), signer=SIGNER)
+        made = await batches.create_batch(s, None, clock.now(), signer=SIGNER)
     ins = made.instructions[0]
     day: date = local_date(clock.now())
     debit = statement("STMT-2", clock.now(), [refund_debit("D1", ins.end_to_end_id, ins.amount_fen, day)])
@@ -274,13 +274,13 @@ async def test_a_statement_confirming_a_refund_while_its_results_are_imported_is
     async with database.engine.connect() as held:
         await held.execute(text("SELECT sequence FROM ledger_head WHERE id = 1 FOR UPDATE"))
 
-        async def confirm() -> service.ResultsImport:
+        async def confirm() -> batches.ResultsImport:
             async with transaction(sm) as s:
-                return await service.import_results(s, None, results, "pain002", clock.now(), signer=SIGNER)
+                return await batches.import_results(s, None, results, "pain002", clock.now(), signer=SIGNER)
 
-        async def show() -> service.ImportResult:
+        async def show() -> intake.ImportResult:
             async with transaction(sm) as s:
-                return await service.import_statement(
+                return await intake.import_statement(
                     s, store, None, debit, "camt053", clock.now(), signer=SIGNER
                 )
 
