@@ -51,14 +51,10 @@ from accounts.guards import AuthenticationMiddleware, provide_optional_principal
 from accounts.security import PasswordCost, Principal, configure_password_cost
 from accounts.signin import SignInThrottle, build_throttle
 from bidding.controllers import TransparencyController
-from escrow.controllers import (
-    BankController,
-    DepositController,
-    LedgerController,
-    LedgerHeadController,
-    SupervisionController,
-    TenderManager,
-)
+from escrow.bank_controllers import BankController
+from escrow.controllers import LedgerController, LedgerHeadController
+from escrow.deposit_controllers import DepositController, TenderManager
+from escrow.supervision_controllers import SupervisionController
 from evaluation.controllers import EVALUATION_CONTROLLERS
 from storage import rehearsal
 from storage.clock import Clock, SystemClock
