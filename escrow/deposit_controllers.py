@@ -5,7 +5,7 @@ recorded change of payee."""
 from __future__ import annotations
 
 import uuid
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from litestar import Controller, get, post
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,6 +21,7 @@ from storage.problems import NotFound
 from storage.signing import LogSigner
 
 
+@runtime_checkable
 class TenderManager(Protocol):
     """The app's `tender_manager` dependency: whether the principal's agency manages the tender. Tenders
     live above escrow, so the app answers it from their package."""

@@ -171,6 +171,23 @@ async def test_statement_lines_are_matched_once_and_wrong_amounts_go_to_suspense
     await _verify(api)
 
 
+async def test_only_the_agency_running_the_tender_may_propose_to_keep_a_deposit(api: Api) -> None:
+    _centre, agency, _tender, bidders = await _open_tender(api)
+    deposit = await _deposit(api, bidders[0])
+    path = f"/api/v1/escrow/deposits/{deposit['id']}/forfeitures"
+    body = {"rule": "W-06", "reason": "the bidder refused to sign the contract"}
+    # for another agency the deposit does not exist
+    other = await api.post(path, await api.organisation("agency"), json=body)
+    assert (other.status_code, other.json()["detail"]) == (404, "No such deposit.")
+    r = await api.post(path, agency, json=body)
+    assert r.status_code == 201, r.text
+    assert (r.json()["deposit_id"], r.json()["rule"], r.json()["status"]) == (
+        deposit["id"],
+        "W-06",
+        "proposed",
+    )
+
+
 async def test_a_withdrawn_bid_is_refunded_within_five_days_and_a_failed_transfer_is_retried(
     api: Api,
 ) -> None:
