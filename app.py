@@ -50,7 +50,7 @@ from accounts.controllers import (
 from accounts.guards import AuthenticationMiddleware, provide_optional_principal, provide_principal, public
 from accounts.security import PasswordCost, Principal, configure_password_cost
 from accounts.signin import SignInThrottle, build_throttle
-from bidding.controllers import TransparencyController
+from bidding.controllers import BIDDING_CONTROLLERS
 from escrow.controllers import (
     BankController,
     DepositController,
@@ -597,7 +597,7 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = True) -> Litestar:
             JobsController,
             ObjectController,
             *TRADING_CONTROLLERS,
-            TransparencyController,
+            *BIDDING_CONTROLLERS,
             LedgerHeadController,
             AuditHeadController,
             LedgerController,
