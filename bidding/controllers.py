@@ -20,7 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from accounts.guards import authenticated, public
 from accounts.security import Principal
 from bidding import hall, opening, service, submission
-from bidding import schemas as log_schemas
+from bidding import responses as bid_responses
+from bidding import schemas as bid_schemas
 from bidding.merkle import PublishedTreeHead
 from storage import http, idempotency
 from storage.bounds import INT64_MAX, IdempotencyKey, LastEventId, StreamAfter
@@ -31,15 +32,15 @@ from storage.openapi import refusal
 from storage.problems import NotFound, ValidationProblem, field_error
 from storage.settings import Settings
 from storage.signing import LogSigner
-from trading import responses, schemas
+from trading import schemas
 from trading.controllers import AGENCY, BIDDER, tender_response
 from trading.models import Bid
 
 
 def bid_read(
-    b: Bid, envelope: tuple[str, str | None] | None = None, receipt: schemas.Receipt | None = None
-) -> schemas.BidRead:
-    return schemas.BidRead(
+    b: Bid, envelope: tuple[str, str | None] | None = None, receipt: bid_schemas.Receipt | None = None
+) -> bid_schemas.BidRead:
+    return bid_schemas.BidRead(
         b.id,
         b.tender_id,
         b.lot_id,
@@ -56,7 +57,7 @@ def bid_read(
         envelope[0] if envelope else None,
         envelope[1] if envelope else None,
         receipt,
-        cast(schemas.BidRejection | None, opening.rejection_view(b)),
+        cast(bid_schemas.BidRejection | None, opening.rejection_view(b)),
     )
 
 
@@ -73,7 +74,7 @@ def _seen(request: Request[Any, Any, Any]) -> submission.ClientSeen:
 async def _replayed(
     sessionmaker: async_sessionmaker[AsyncSession],
     principal: Principal,
-    data: schemas.BidSubmit,
+    data: bid_schemas.BidSubmit,
     stored: idempotency.StoredAnswer,
     now: Any,
 ) -> Response[Any]:
@@ -134,7 +135,7 @@ class BidController(Controller):
     async def submit(
         self,
         tender_id: uuid.UUID,
-        data: schemas.BidSubmit,
+        data: bid_schemas.BidSubmit,
         principal: Principal,
         sessionmaker: async_sessionmaker[AsyncSession],
         object_store: ObjectStore,
@@ -142,7 +143,7 @@ class BidController(Controller):
         clock: Clock,
         request: Request[Any, Any, Any],
         idempotency_key: IdempotencyKey = None,
-    ) -> Response[schemas.Receipt]:
+    ) -> Response[bid_schemas.Receipt]:
         """Submit (or replace) a sealed bid for a lot; answers the receipt (transparency-log leaf, inclusion
         proof, signed tree head). Needs an Idempotency-Key.
 
@@ -184,7 +185,7 @@ class BidController(Controller):
     @get("/", operation_id="list_bids", guards=[authenticated])
     async def list_bids(
         self, tender_id: uuid.UUID, principal: Principal, session: AsyncSession
-    ) -> list[schemas.BidRead]:
+    ) -> list[bid_schemas.BidRead]:
         """A bidder's own bids; all bids for the agency and supervisors after the deadline."""
         bids = await submission.list_bids(session, principal, tender_id)
         states = await submission.envelope_states(session, bids)
@@ -198,7 +199,7 @@ class BidController(Controller):
         principal: Principal,
         session: AsyncSession,
         signer: LogSigner,
-    ) -> schemas.Receipt:
+    ) -> bid_schemas.Receipt:
         """The receipt of one of the caller's bids (of its withdrawal, once withdrawn)."""
         return await submission.receipt_for(session, principal, tender_id, bid_id, signer)
 
@@ -211,7 +212,7 @@ class BidController(Controller):
         session: AsyncSession,
         signer: LogSigner,
         clock: Clock,
-    ) -> schemas.BidRead:
+    ) -> bid_schemas.BidRead:
         """Withdraw a bid before the deadline (W-05); the answer carries the withdrawal's receipt."""
         bid, receipt = await submission.withdraw_bid(
             session, principal, tender_id, bid_id, signer, clock.now()
@@ -223,11 +224,11 @@ class BidController(Controller):
         self,
         tender_id: uuid.UUID,
         bid_id: uuid.UUID,
-        data: schemas.BidDecrypt,
+        data: bid_schemas.BidDecrypt,
         principal: Principal,
         session: AsyncSession,
         clock: Clock,
-    ) -> schemas.BidRead:
+    ) -> bid_schemas.BidRead:
         """In the opening hall, reveal the envelope's file key (unwrapped by the bidder's client). The key
         is checked against the header at once; the envelope is decrypted and read out shortly after."""
         bid = await opening.decrypt_bid(session, principal, tender_id, bid_id, data, clock.now())
@@ -248,10 +249,10 @@ class OpeningController(Controller):
         request_principal: Principal | None,
         session: AsyncSession,
         signer: LogSigner,
-    ) -> responses.ClosingRecord:
+    ) -> bid_responses.ClosingRecord:
         """The tender's signed closing head and the envelopes that stood at the deadline."""
         return cast(
-            responses.ClosingRecord,
+            bid_responses.ClosingRecord,
             await submission.closing_record(session, request_principal, tender_id, signer),
         )
 
@@ -280,9 +281,9 @@ class OpeningController(Controller):
     @post("/opening/check-in", operation_id="opening_check_in", guards=[BIDDER], status_code=200)
     async def check_in(
         self, tender_id: uuid.UUID, principal: Principal, session: AsyncSession, clock: Clock
-    ) -> responses.CheckIn:
+    ) -> bid_responses.CheckIn:
         """A bidder signs in to the opening hall (开标签到); signing in twice answers the first line."""
-        return cast(responses.CheckIn, await hall.check_in(session, principal, tender_id, clock.now()))
+        return cast(bid_responses.CheckIn, await hall.check_in(session, principal, tender_id, clock.now()))
 
     @get("/opening/record", operation_id="opening_record", guards=[authenticated])
     async def record(
@@ -291,15 +292,15 @@ class OpeningController(Controller):
         principal: Principal,
         session: AsyncSession,
         after: StreamAfter = 0,
-    ) -> list[responses.OpeningLine]:
+    ) -> list[bid_responses.OpeningLine]:
         """The opening record so far, line by line (the same lines the event stream sends)."""
         _tender, events = await hall.opening_hall(session, principal, tender_id, after)
-        return [cast(responses.OpeningLine, _event_body(e)) for e in events]
+        return [cast(bid_responses.OpeningLine, _event_body(e)) for e in events]
 
     @get("/custody", operation_id="custody_view", guards=[authenticated])
     async def custody(
         self, tender_id: uuid.UUID, principal: Principal, session: AsyncSession, clock: Clock
-    ) -> schemas.CustodyView:
+    ) -> bid_schemas.CustodyView:
         """For a custodian of this tender: the envelopes in custody with their headers (after the deadline)."""
         return await hall.custody_view(session, principal, tender_id, clock.now())
 
@@ -310,7 +311,7 @@ class OpeningController(Controller):
         status_code=201,
         responses={
             200: ResponseSpec(
-                data_container=schemas.ReleaseResult,
+                data_container=bid_schemas.ReleaseResult,
                 description="The same release again: the answer on record, nothing new",
                 generate_examples=False,
             )
@@ -320,11 +321,11 @@ class OpeningController(Controller):
         self,
         request: Request[Any, Any, Any],
         tender_id: uuid.UUID,
-        data: schemas.ReleaseIn,
+        data: bid_schemas.ReleaseIn,
         principal: Principal,
         session: AsyncSession,
         clock: Clock,
-    ) -> Response[schemas.ReleaseResult]:
+    ) -> Response[bid_schemas.ReleaseResult]:
         """A custodian releases its stanza of one envelope in custody: the stanza's shared secret and the
         proof that it is the honest one (made locally by `ggzy custodian release`). 201 when accepted, 200
         when it repeats a release on record; a release whose proof does not hold is kept as the evidence
@@ -354,13 +355,13 @@ class OpeningController(Controller):
         request_principal: Principal | None,
         session: AsyncSession,
         signer: LogSigner,
-    ) -> responses.SignedOpeningRecord:
+    ) -> bid_responses.SignedOpeningRecord:
         """The opening record signed by the platform's log key once the opening has closed: the closing
         head with its custody statement, every standing envelope's public header and result, and for each
         envelope that went to custody the custodians' releases with their proofs and the outcome with its
         cause. `ggzy verify opening` re-checks all of it offline."""
         return cast(
-            responses.SignedOpeningRecord,
+            bid_responses.SignedOpeningRecord,
             await submission.signed_opening_record(session, request_principal, tender_id, signer),
         )
 
@@ -407,7 +408,7 @@ class TransparencyController(Controller):
     tags = ["transparency"]
 
     @get("/key", operation_id="transparency_key", guards=[public])
-    async def key(self, signer: LogSigner) -> log_schemas.TransparencyKey:
+    async def key(self, signer: LogSigner) -> bid_schemas.TransparencyKey:
         """The Ed25519 key that signs tree heads and closing heads: pin it in `ggzy verify receipt --key`."""
         return {
             "log_id": service.LOG_ID,
@@ -435,7 +436,7 @@ class TransparencyController(Controller):
         session: AsyncSession,
         first: Annotated[int, Parameter(query="first", ge=0, le=INT64_MAX)],
         second: Annotated[int, Parameter(query="second", ge=0, le=INT64_MAX)],
-    ) -> log_schemas.ConsistencyProof:
+    ) -> bid_schemas.ConsistencyProof:
         """The proof that the log at `first` leaves is a prefix of the log at `second` (RFC 9162 §2.1.4)."""
         return {"first": first, "second": second, "proof": await service.consistency(session, first, second)}
 
@@ -445,7 +446,7 @@ class TransparencyController(Controller):
         session: AsyncSession,
         leaf_index: Annotated[int, Parameter(query="leaf_index", ge=0, le=INT64_MAX)],
         tree_size: Annotated[int, Parameter(query="tree_size", ge=1, le=INT64_MAX)],
-    ) -> log_schemas.InclusionProof:
+    ) -> bid_schemas.InclusionProof:
         """The inclusion proof of a leaf in the log at `tree_size` leaves (RFC 9162 §2.1.3)."""
         return {
             "leaf_index": leaf_index,

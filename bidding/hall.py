@@ -15,6 +15,7 @@ import escrow.service as escrow
 from accounts import service as accounts
 from accounts.security import Principal
 from bidding import collusion, custody, envelope, opening_record
+from bidding import schemas as bid_schemas
 from bidding.opening import start_opening, sung_line
 from bidding.submission import in_arrival_order
 from rules.calendar import (
@@ -31,7 +32,6 @@ from storage.problems import (
     ValidationProblem,
     field_error,
 )
-from trading import schemas
 from trading.lifecycle import (
     Action,
     TenderStatus,
@@ -105,7 +105,7 @@ async def check_in(
 
 async def custody_view(
     session: AsyncSession, actor: Principal, tender_id: uuid.UUID, now: datetime
-) -> schemas.CustodyView:
+) -> bid_schemas.CustodyView:
     """What a custodian needs to release: the headers of the envelopes in custody and its releases so far."""
     tender = await load_tender(session, tender_id)
     position = await bidding.custodian_position(session, tender.id, actor.organisation_id)
@@ -116,7 +116,7 @@ async def custody_view(
     lots = {lot.id: lot.number for lot in await lots_of(session, tender.id)}
     releases = await bidding.releases_of(session, [r.bid_id for r in rows])
     mine = {r.bid_id: r.status for r in releases if r.position == position}
-    return schemas.CustodyView(
+    return bid_schemas.CustodyView(
         tender.code,
         position,
         tender.custody_threshold,
@@ -124,7 +124,7 @@ async def custody_view(
         tender.opening_policy,
         tender.custody_until,
         [
-            schemas.CustodyEnvelope(
+            bid_schemas.CustodyEnvelope(
                 r.bid_id,
                 lots[bids[r.bid_id].lot_id],
                 bids[r.bid_id].sha256,
@@ -140,8 +140,8 @@ async def custody_view(
 
 
 async def release_custody(
-    session: AsyncSession, actor: Principal, tender_id: uuid.UUID, data: schemas.ReleaseIn, now: datetime
-) -> tuple[schemas.ReleaseResult, bidding.Recorded]:
+    session: AsyncSession, actor: Principal, tender_id: uuid.UUID, data: bid_schemas.ReleaseIn, now: datetime
+) -> tuple[bid_schemas.ReleaseResult, bidding.Recorded]:
     """A custodian releases its stanza of one envelope in custody (after the deadline, while the custody
     window runs): the stanza's shared secret with its proof, verified at once and kept, valid or invalid
     (the evidence of a custodian's fault). Once the valid releases open the envelope it is opened; once
@@ -178,7 +178,7 @@ async def release_custody(
                 # a retry of the release that resolved the envelope: the same answer, nothing new
                 cause = (row.custody_outcome or {}).get("cause")
                 replay = bidding.Recorded("valid", None, None, kept.share is not None, True)
-                result = schemas.ReleaseResult(
+                result = bid_schemas.ReleaseResult(
                     bid.id, position, "valid", replay.stanza_opens, True, row.status, cause
                 )
                 return result, replay
@@ -220,7 +220,7 @@ async def release_custody(
                 await _resolve_custody(session, tender, bid, row, attributed, now)
                 outcome = attributed.cause
     return (
-        schemas.ReleaseResult(
+        bid_schemas.ReleaseResult(
             bid.id, position, recorded.status, recorded.stanza_opens, recorded.replayed, row.status, outcome
         ),
         recorded,

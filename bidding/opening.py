@@ -16,6 +16,7 @@ import bidding.service as bidding
 import escrow.service as escrow
 from accounts import service as accounts
 from accounts.security import Principal
+from bidding import schemas as bid_schemas
 from bidding.submission import own_bid
 from escrow.eligibility import NO_DEPOSIT
 from rules.calendar import (
@@ -34,7 +35,6 @@ from storage.problems import (
     RuleViolation,
 )
 from storage.signing import LogSigner
-from trading import schemas
 from trading.lifecycle import (
     Action,
     TenderStatus,
@@ -200,7 +200,7 @@ async def decrypt_bid(
     actor: Principal,
     tender_id: uuid.UUID,
     bid_id: uuid.UUID,
-    data: schemas.BidDecrypt,
+    data: bid_schemas.BidDecrypt,
     now: datetime,
 ) -> Bid:
     """In the opening hall, within the window, the bidder reveals its envelope's file key (E-02). The key

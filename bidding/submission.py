@@ -18,6 +18,7 @@ import escrow.service as escrow
 from accounts import service as accounts
 from accounts.security import Principal
 from bidding import envelope, opening_record
+from bidding import schemas as bid_schemas
 from bidding.models import BidEvent
 from rules.calendar import (
     SHANGHAI,
@@ -279,7 +280,7 @@ async def take_envelope(
     sessionmaker: async_sessionmaker[AsyncSession],
     store: ObjectStore,
     submission: Submission,
-    data: schemas.BidSubmit,
+    data: bid_schemas.BidSubmit,
     now: datetime,
 ) -> TakenEnvelope:
     """Complete the upload, copy it into the record's key space hashing it as it streams, and read its
@@ -344,12 +345,12 @@ async def submit_bid(
     session: AsyncSession,
     actor: Principal,
     tender_id: uuid.UUID,
-    data: schemas.BidSubmit,
+    data: bid_schemas.BidSubmit,
     taken: TakenEnvelope,
     signer: LogSigner,
     now: datetime,
     seen: ClientSeen = ClientSeen(),
-) -> tuple[Bid, schemas.Receipt]:
+) -> tuple[Bid, bid_schemas.Receipt]:
     """Finalise a bid whose envelope was taken (`take_envelope`): check it is an age envelope to the bidder
     and to this tender's custodians, record arrival on the server clock, log it and issue the receipt. A
     second bid on the same lot replaces the first (W-05); after the deadline: W-07. Only database work
@@ -438,8 +439,8 @@ async def submit_bid(
 
 def _receipt(
     tender: Tender, lot: Lot, credit_code: str, bid: Bid, event: str, log: dict[str, Any]
-) -> schemas.Receipt:
-    return schemas.Receipt(
+) -> bid_schemas.Receipt:
+    return bid_schemas.Receipt(
         bid.id,
         tender.code,
         lot.number,
@@ -467,7 +468,7 @@ async def withdraw_bid(
     bid_id: uuid.UUID,
     signer: LogSigner,
     now: datetime,
-) -> tuple[Bid, schemas.Receipt]:
+) -> tuple[Bid, bid_schemas.Receipt]:
     """Withdraw a bid before the deadline (撤回, W-05), logged with a receipt of its own; after the deadline
     the bid stands and the deposit may be kept (W-06)."""
     tender = await load_tender(session, tender_id, lock=True)
@@ -542,7 +543,7 @@ async def receipt_for(
     tender_id: uuid.UUID,
     bid_id: uuid.UUID,
     signer: LogSigner,
-) -> schemas.Receipt:
+) -> bid_schemas.Receipt:
     """The receipt of one of the caller's bids (its submission, or its withdrawal once withdrawn)."""
     bid = await own_bid(session, actor, tender_id, bid_id)
     tender = await load_tender(session, tender_id)

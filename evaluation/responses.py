@@ -11,7 +11,7 @@ every key would count as required.
 
 from typing import Any, NotRequired, TypedDict
 
-from trading.responses import OpeningLine
+from bidding.responses import OpeningLine
 
 # ---------------------------------------------------------------- the scheme
 
