@@ -2,7 +2,7 @@
 sealed envelopes, each tender's log of bid events and its receipts, closing heads, the platform-wide
 transparency log, opening envelopes, custody shares, the live opening record and collusion signals.
 
-The trade (trading.service) drives these at its own transitions and hands in its rows; this package
+The bid stage (bidding.submission, bidding.opening, bidding.hall) drives these at its own transitions and hands in its rows; this package
 never reads the trade's tables itself.
 """
 

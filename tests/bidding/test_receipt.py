@@ -41,7 +41,7 @@ def _b64(data: bytes) -> str:
 
 
 def leaf(event: str, n: int, **changes: Any) -> dict[str, Any]:
-    """A bid event as trading.service writes one (without the log's own fields)."""
+    """A bid event as bidding.submission writes one (without the log's own fields)."""
     at = T0 + timedelta(hours=n)
     return {
         "event": event,
