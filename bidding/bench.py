@@ -60,7 +60,7 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from rich.console import Console
 from rich.progress import Progress
 
-from bidding import agekeys, bidfile, envelope, sealing
+from bidding import agekeys, bidfile, envelope, envelopes, sealing
 from storage.benchmark import (
     Spread,
     emit,
@@ -579,11 +579,10 @@ def opening_work_on_threads(total_mib: float, threads: int) -> float:
 
 async def _open_all_stored(store: LocalObjectStore, stored: list[tuple[str, str, bytes]], round_: int) -> int:
     """Open every stored envelope at once through `bidding.service.open_stored`, as the opening jobs do."""
-    from bidding import service as bidding_service
 
     results = await asyncio.gather(
         *(
-            bidding_service.open_stored(
+            envelopes.open_stored(
                 store,
                 key=key,
                 sha256=sha256,
@@ -616,12 +615,11 @@ def opening_command(bids: int, size_mib: int, repeat: int, directory: Path | Non
     """Open many stored bids at once through the platform's path, next to the raw AEAD on as many threads."""
     # imported here: the seal probe imports this module in a fresh interpreter, and its baseline
     # memory should be sealing's, not the database layer's
-    from bidding import service as bidding_service
     from storage.objects import LocalObjectStore
 
     err = _err()
     keys = Keys()
-    threads = int(bidding_service.OPEN_THREADS)
+    threads = int(envelopes.OPEN_THREADS)
     with tempfile.TemporaryDirectory(prefix="ggzy-bench-opening-", dir=directory) as scratch:
         work = Path(scratch)
         source = work / "bid.bin"

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from accounts.guards import authenticated, public
 from accounts.security import Principal
-from bidding import hall, opening, service, submission
+from bidding import hall, logs, opening, submission
 from bidding import responses as bid_responses
 from bidding import schemas as bid_schemas
 from bidding.merkle import PublishedTreeHead
@@ -411,7 +411,7 @@ class TransparencyController(Controller):
     async def key(self, signer: LogSigner) -> bid_schemas.TransparencyKey:
         """The Ed25519 key that signs tree heads and closing heads: pin it in `ggzy verify receipt --key`."""
         return {
-            "log_id": service.LOG_ID,
+            "log_id": logs.LOG_ID,
             "public_key": base64.b64encode(signer.public_raw).decode(),
             "key_id": signer.key_id,
         }
@@ -424,8 +424,8 @@ class TransparencyController(Controller):
     ) -> PublishedTreeHead:
         """The newest signed tree head, or the one signed when the log reached `tree_size`."""
         if tree_size is not None:
-            return await service.head_at(session, tree_size)
-        head = await service.latest_head(session)
+            return await logs.head_at(session, tree_size)
+        head = await logs.latest_head(session)
         if head is None:
             raise NotFound("The log is empty.")
         return head
@@ -438,7 +438,7 @@ class TransparencyController(Controller):
         second: Annotated[int, Parameter(query="second", ge=0, le=INT64_MAX)],
     ) -> bid_schemas.ConsistencyProof:
         """The proof that the log at `first` leaves is a prefix of the log at `second` (RFC 9162 §2.1.4)."""
-        return {"first": first, "second": second, "proof": await service.consistency(session, first, second)}
+        return {"first": first, "second": second, "proof": await logs.consistency(session, first, second)}
 
     @get("/inclusion", operation_id="transparency_inclusion", guards=[public])
     async def inclusion(
@@ -451,7 +451,7 @@ class TransparencyController(Controller):
         return {
             "leaf_index": leaf_index,
             "tree_size": tree_size,
-            "proof": await service.inclusion(session, leaf_index, tree_size),
+            "proof": await logs.inclusion(session, leaf_index, tree_size),
         }
 
 

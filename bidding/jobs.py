@@ -8,8 +8,7 @@ import logging
 import uuid
 from typing import Any
 
-from bidding import opening
-from bidding import service as bidding
+from bidding import envelopes, opening
 from storage.db import transaction
 from storage.jobs import JobContext, job
 from storage.objects import ObjectStore
@@ -28,7 +27,7 @@ async def open_envelope(ctx: JobContext, payload: dict[str, Any]) -> None:
         todo = await opening.envelope_to_open(session, bid_id)
     if todo is None:
         return
-    opened = await bidding.open_stored(
+    opened = await envelopes.open_stored(
         store, key=todo.object_key, sha256=todo.sha256, file_key=todo.file_key, out_prefix=todo.out_prefix
     )
     async with transaction(ctx.sessionmaker) as session:

@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from accounts import service as accounts
 from accounts.security import Principal
+from bidding import signals
 from escrow import bankfiles, conflicts, eligibility, heads, interest, journal, ledger, obligations, published
 from escrow.journal import BANK
 from escrow.models import (
@@ -669,7 +670,6 @@ async def _credit_deposit(
 
 async def _same_payer_signals(session: AsyncSession, tender_id: uuid.UUID, now: datetime) -> None:
     """W-18: deposits of different bidders in one tender paid from the same account."""
-    import bidding.service as bidding
 
     rows = (
         await session.execute(
@@ -686,7 +686,7 @@ async def _same_payer_signals(session: AsyncSession, tender_id: uuid.UUID, now: 
         if len(orgs) > 1:
             # named by credit code, as every W-18 signal names its bidders
             codes = [(await accounts.get_organisation(session, org)).credit_code for org in orgs]
-            await bidding.record_signal(
+            await signals.record_signal(
                 session,
                 tender_id,
                 kind="deposit_same_payer",

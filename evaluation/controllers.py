@@ -16,10 +16,9 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 import accounts.service as accounts
-import bidding.service as bidding
 from accounts.guards import authenticated, requires
 from accounts.security import Principal
-from bidding import opening, submission
+from bidding import hall_log, opening, signals, submission
 from evaluation import draw, responses, schemas, scoring, service
 from evaluation.models import Draw, DrawAbortRequest, Expert, Invitation, Member, Room, ScoreSheet
 from evaluation.pool_controllers import ExpertPoolController
@@ -512,9 +511,9 @@ async def room_view(
     ]
     view["opening_record"] = [
         cast(responses.OpeningLineJson, {"seq": e.seq, "kind": e.kind, "at": _local(e.at), **e.payload})
-        for e in await bidding.opening_events(session, tender.id, 0)
+        for e in await hall_log.opening_events(session, tender.id, 0)
     ]
-    view["signals"] = [{"kind": s.kind, "rule": s.rule} for s in await bidding.signals_of(session, tender.id)]
+    view["signals"] = [{"kind": s.kind, "rule": s.rule} for s in await signals.signals_of(session, tender.id)]
     qualification = await service.qualification(session, room)
     view["qualification"] = {
         str(lot_id): {

@@ -27,9 +27,8 @@ from sqlalchemy import String, and_, func, or_, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import accounts.service as accounts
-import bidding.service as bidding
 from accounts.security import Principal
-from bidding import submission
+from bidding import signals, submission
 from evaluation import draw, pool, report, schemas, scoring
 from evaluation.models import (
     Clarification,
@@ -2380,4 +2379,4 @@ async def collusion_signals(session: AsyncSession, actor: Principal, tender_id: 
             "Collusion signals name bidders, so they are shown only once the opening has closed (W-20).",
             rule="W-20",
         )
-    return await bidding.signals_of(session, tender.id)
+    return await signals.signals_of(session, tender.id)

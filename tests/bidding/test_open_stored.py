@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bidding import bench
-from bidding.service import open_stored
+from bidding.envelopes import open_stored
 from storage.objects import LocalObjectStore, ObjectNotFound, ObjectStore
 
 SECRET = b"grant-secret-for-tests-only-0123456789"
