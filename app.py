@@ -51,6 +51,7 @@ from accounts.guards import AuthenticationMiddleware, provide_optional_principal
 from accounts.security import PasswordCost, Principal, configure_password_cost
 from accounts.signin import SignInThrottle, build_throttle
 from bidding.controllers import BIDDING_CONTROLLERS
+from demo.cli import demo_command
 from escrow.controllers import (
     BankController,
     DepositController,
@@ -81,7 +82,6 @@ from storage.settings import Settings, SettingsError
 from storage.signing import LogSigner
 from trading import jobs as trading_jobs
 from trading import tenders
-from trading.cli import demo_command
 from trading.controllers import TRADING_CONTROLLERS
 from trading.rehearsal import ClockController
 

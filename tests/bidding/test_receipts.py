@@ -309,7 +309,7 @@ async def test_fetch_key_pins_the_platforms_key_and_prints_its_fingerprint(api: 
     import socket
 
     from app import create_app
-    from trading.demo import serving
+    from demo.common import serving
 
     agency = await api.organisation("agency")
     tender = await api.published(agency)
