@@ -19,7 +19,7 @@ one run's write-back does not land in the next one's time. Peak memory is measur
 sealing 32 MiB and `--size-mib` (`storage.benchmark.peak_memory`), to show it does not grow with the file.
 
 `opening` seals `--bids` envelopes (each a real seal with its own file key), stores them in a local object
-store and opens them all at once through the platform's path (`bidding.service.open_stored`, on the
+store and opens them all at once through the platform's path (`bidding.envelopes.open_stored`, on the
 opening's `OPEN_THREADS`), next to `open_bid` on local files on as many threads, the work no opening can
 skip done in memory on as many threads (`opening_work_in_memory`: SHA-256 of the ciphertext, decryption,
 SHA-256 of the plaintext) and the raw `decrypt_into` rate, all interleaved round after round. The platform
@@ -578,7 +578,7 @@ def opening_work_on_threads(total_mib: float, threads: int) -> float:
 
 
 async def _open_all_stored(store: LocalObjectStore, stored: list[tuple[str, str, bytes]], round_: int) -> int:
-    """Open every stored envelope at once through `bidding.service.open_stored`, as the opening jobs do."""
+    """Open every stored envelope at once through `bidding.envelopes.open_stored`, as the opening jobs do."""
 
     results = await asyncio.gather(
         *(

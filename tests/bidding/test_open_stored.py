@@ -1,4 +1,4 @@
-"""Opening a stored envelope through the object store (`bidding.service.open_stored`), on both stores:
+"""Opening a stored envelope through the object store (`bidding.envelopes.open_stored`), on both stores:
 the receipt's hash is checked before anything is released, and the opened files reach the store with the
 hashes the manifest lists."""
 
