@@ -50,7 +50,8 @@ from accounts.controllers import (
 from accounts.guards import AuthenticationMiddleware, provide_optional_principal, provide_principal, public
 from accounts.security import PasswordCost, Principal, configure_password_cost
 from accounts.signin import SignInThrottle, build_throttle
-from bidding.controllers import TransparencyController
+from bidding.controllers import BIDDING_CONTROLLERS
+from demo.cli import demo_command
 from escrow.bank_controllers import BankController
 from escrow.controllers import LedgerController, LedgerHeadController
 from escrow.deposit_controllers import DepositController, TenderManager
@@ -78,7 +79,6 @@ from storage.settings import Settings, SettingsError
 from storage.signing import LogSigner
 from trading import jobs as trading_jobs
 from trading import tenders
-from trading.cli import demo_command
 from trading.controllers import TRADING_CONTROLLERS
 from trading.rehearsal import ClockController
 
@@ -609,7 +609,7 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = True) -> Litestar:
             JobsController,
             ObjectController,
             *TRADING_CONTROLLERS,
-            TransparencyController,
+            *BIDDING_CONTROLLERS,
             LedgerHeadController,
             AuditHeadController,
             LedgerController,

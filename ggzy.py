@@ -159,7 +159,7 @@ BENCH: dict[str, tuple[str, str]] = {
         "A committee draw from a large expert pool, and a committee's scores, each next to plain SQL.",
     ),
     "chronograph": (
-        "trading.bench_chronograph:chronograph_command",
+        "bidding.bench_chronograph:chronograph_command",
         "Close a cluster of tenders that reach their deadline in the same minute; one JSON line per backend.",
     ),
     "ledger": (
@@ -214,7 +214,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Background jobs: the dead-letter list (jobs that kept failing for the whole retry horizon).",
     ),
     "rehearsal": (
-        "trading.cli:rehearsal_group",
+        "demo.cli:rehearsal_group",
         "A rehearsal deployment's clock (演练, GGZY_REHEARSAL): the centre moves it forward or speeds it up.",
     ),
     "serve": (

@@ -19,7 +19,7 @@ one run's write-back does not land in the next one's time. Peak memory is measur
 sealing 32 MiB and `--size-mib` (`storage.benchmark.peak_memory`), to show it does not grow with the file.
 
 `opening` seals `--bids` envelopes (each a real seal with its own file key), stores them in a local object
-store and opens them all at once through the platform's path (`bidding.service.open_stored`, on the
+store and opens them all at once through the platform's path (`bidding.envelopes.open_stored`, on the
 opening's `OPEN_THREADS`), next to `open_bid` on local files on as many threads, the work no opening can
 skip done in memory on as many threads (`opening_work_in_memory`: SHA-256 of the ciphertext, decryption,
 SHA-256 of the plaintext) and the raw `decrypt_into` rate, all interleaved round after round. The platform
@@ -60,7 +60,7 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from rich.console import Console
 from rich.progress import Progress
 
-from bidding import agekeys, bidfile, envelope, sealing
+from bidding import agekeys, bidfile, envelope, envelopes, sealing
 from storage.benchmark import (
     Spread,
     emit,
@@ -578,12 +578,11 @@ def opening_work_on_threads(total_mib: float, threads: int) -> float:
 
 
 async def _open_all_stored(store: LocalObjectStore, stored: list[tuple[str, str, bytes]], round_: int) -> int:
-    """Open every stored envelope at once through `bidding.service.open_stored`, as the opening jobs do."""
-    from bidding import service as bidding_service
+    """Open every stored envelope at once through `bidding.envelopes.open_stored`, as the opening jobs do."""
 
     results = await asyncio.gather(
         *(
-            bidding_service.open_stored(
+            envelopes.open_stored(
                 store,
                 key=key,
                 sha256=sha256,
@@ -616,12 +615,11 @@ def opening_command(bids: int, size_mib: int, repeat: int, directory: Path | Non
     """Open many stored bids at once through the platform's path, next to the raw AEAD on as many threads."""
     # imported here: the seal probe imports this module in a fresh interpreter, and its baseline
     # memory should be sealing's, not the database layer's
-    from bidding import service as bidding_service
     from storage.objects import LocalObjectStore
 
     err = _err()
     keys = Keys()
-    threads = int(bidding_service.OPEN_THREADS)
+    threads = int(envelopes.OPEN_THREADS)
     with tempfile.TemporaryDirectory(prefix="ggzy-bench-opening-", dir=directory) as scratch:
         work = Path(scratch)
         source = work / "bid.bin"

@@ -10,10 +10,20 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-import bidding.service as bidding
 from accounts import service as accounts
 from accounts.security import Principal
-from bidding import collusion, custody, envelope, opening_record
+from bidding import (
+    collusion,
+    custodians,
+    custody,
+    envelope,
+    envelopes,
+    hall_log,
+    opening_record,
+    records,
+    signals,
+)
+from bidding import schemas as bid_schemas
 from bidding.opening import start_opening, sung_line
 from bidding.submission import in_arrival_order
 from escrow import forfeiture, refunds
@@ -31,7 +41,6 @@ from storage.problems import (
     ValidationProblem,
     field_error,
 )
-from trading import schemas
 from trading.lifecycle import (
     Action,
     TenderStatus,
@@ -82,7 +91,7 @@ async def check_in(
     org = await accounts.get_organisation(session, actor.organisation_id)
     earlier = [
         e
-        for e in await bidding.opening_events(session, tender.id, 0)
+        for e in await hall_log.opening_events(session, tender.id, 0)
         if e.kind == "bidder_signed_in" and e.payload.get("credit_code") == org.credit_code
     ]
     if earlier:
@@ -92,7 +101,7 @@ async def check_in(
             "kind": earlier[0].kind,
             **earlier[0].payload,
         }
-    event = await bidding.opening_event(
+    event = await hall_log.opening_event(
         session,
         tender.id,
         "bidder_signed_in",
@@ -105,18 +114,18 @@ async def check_in(
 
 async def custody_view(
     session: AsyncSession, actor: Principal, tender_id: uuid.UUID, now: datetime
-) -> schemas.CustodyView:
+) -> bid_schemas.CustodyView:
     """What a custodian needs to release: the headers of the envelopes in custody and its releases so far."""
     tender = await load_tender(session, tender_id)
-    position = await bidding.custodian_position(session, tender.id, actor.organisation_id)
+    position = await custodians.custodian_position(session, tender.id, actor.organisation_id)
     if now < tender.bid_deadline:
         raise RuleViolation("E-01", "No envelope can be opened before the bid deadline.")
-    rows = [r for r in await bidding.envelopes_of(session, tender.id) if r.status == "custody"]
+    rows = [r for r in await envelopes.envelopes_of(session, tender.id) if r.status == "custody"]
     bids = {b.id: b for b in await session.scalars(select(Bid).where(Bid.tender_id == tender.id))}
     lots = {lot.id: lot.number for lot in await lots_of(session, tender.id)}
-    releases = await bidding.releases_of(session, [r.bid_id for r in rows])
+    releases = await custodians.releases_of(session, [r.bid_id for r in rows])
     mine = {r.bid_id: r.status for r in releases if r.position == position}
-    return schemas.CustodyView(
+    return bid_schemas.CustodyView(
         tender.code,
         position,
         tender.custody_threshold,
@@ -124,12 +133,12 @@ async def custody_view(
         tender.opening_policy,
         tender.custody_until,
         [
-            schemas.CustodyEnvelope(
+            bid_schemas.CustodyEnvelope(
                 r.bid_id,
                 lots[bids[r.bid_id].lot_id],
                 bids[r.bid_id].sha256,
                 r.header,
-                envelope.header_sha256(bidding.header_of(r)),
+                envelope.header_sha256(records.header_of(r)),
                 r.status,
                 sum(1 for x in releases if x.bid_id == r.bid_id and x.status == "valid"),
                 mine.get(r.bid_id),
@@ -140,15 +149,15 @@ async def custody_view(
 
 
 async def release_custody(
-    session: AsyncSession, actor: Principal, tender_id: uuid.UUID, data: schemas.ReleaseIn, now: datetime
-) -> tuple[schemas.ReleaseResult, bidding.Recorded]:
+    session: AsyncSession, actor: Principal, tender_id: uuid.UUID, data: bid_schemas.ReleaseIn, now: datetime
+) -> tuple[bid_schemas.ReleaseResult, custodians.Recorded]:
     """A custodian releases its stanza of one envelope in custody (after the deadline, while the custody
     window runs): the stanza's shared secret with its proof, verified at once and kept, valid or invalid
     (the evidence of a custodian's fault). Once the valid releases open the envelope it is opened; once
     every custodian released validly its outcome is final and applied at once (otherwise at the end of
     the custody window). Envelope by envelope: one envelope's release never waits on another's."""
     tender = await load_tender(session, tender_id, lock=True)
-    position = await bidding.custodian_position(session, tender.id, actor.organisation_id)
+    position = await custodians.custodian_position(session, tender.id, actor.organisation_id)
     if now < tender.bid_deadline:
         raise RuleViolation(
             "E-01", "No envelope can be opened before the bid deadline; releases are refused."
@@ -165,20 +174,22 @@ async def release_custody(
         )
     bid = await session.get(Bid, data.bid_id)
     row = (
-        await bidding.envelope_of(session, bid.id) if bid is not None and bid.tender_id == tender.id else None
+        await envelopes.envelope_of(session, bid.id)
+        if bid is not None and bid.tender_id == tender.id
+        else None
     )
     if bid is None or row is None:
         raise ValidationProblem(
             "No such envelope in this tender.", errors=[field_error("bid_id", "unknown bid")]
         )
     if row.status != "custody":
-        kept = await bidding.release_of(session, bid.id, position)
+        kept = await custodians.release_of(session, bid.id, position)
         if kept is not None and kept.status == "valid" and kept.release is not None:
             if kept.release.get("shared_secret") == data.release.get("shared_secret"):
                 # a retry of the release that resolved the envelope: the same answer, nothing new
                 cause = (row.custody_outcome or {}).get("cause")
-                replay = bidding.Recorded("valid", None, None, kept.share is not None, True)
-                result = schemas.ReleaseResult(
+                replay = custodians.Recorded("valid", None, None, kept.share is not None, True)
+                result = bid_schemas.ReleaseResult(
                     bid.id, position, "valid", replay.stanza_opens, True, row.status, cause
                 )
                 return result, replay
@@ -193,8 +204,8 @@ async def release_custody(
             errors=[field_error("release", exc.code)],
             release_error=exc.code,
         ) from exc
-    member = next(c for c in await bidding.roster(session, tender.id) if c.position == position)
-    recorded = await bidding.record_release(
+    member = next(c for c in await custodians.roster(session, tender.id) if c.position == position)
+    recorded = await custodians.record_release(
         session, row=row, custodian=member, context=tender.code, release=data.release, now=now
     )
     outcome: str | None = (row.custody_outcome or {}).get("cause")
@@ -213,14 +224,14 @@ async def release_custody(
             stanza_opens=recorded.stanza_opens,
         )
         if recorded.status == "valid":
-            attributed = await bidding.attribute(
+            attributed = await custodians.attribute(
                 session, row, context=tender.code, shamir_threshold=shamir_of(tender)
             )
             if attributed.complete:
                 await _resolve_custody(session, tender, bid, row, attributed, now)
                 outcome = attributed.cause
     return (
-        schemas.ReleaseResult(
+        bid_schemas.ReleaseResult(
             bid.id, position, recorded.status, recorded.stanza_opens, recorded.replayed, row.status, outcome
         ),
         recorded,
@@ -238,7 +249,7 @@ async def _resolve_custody(
     assert lot is not None
     evidence = outcome.evidence()
     row.custody_outcome = evidence
-    await bidding.opening_event(
+    await hall_log.opening_event(
         session,
         tender.id,
         "custody_outcome",
@@ -292,7 +303,7 @@ async def _resolve_custody(
             await working_calendar(session),
             now,
         )
-    await bidding.opening_event(session, tender.id, "bid_failed", sung_line(tender, lot, org, bid, row), now)
+    await hall_log.opening_event(session, tender.id, "bid_failed", sung_line(tender, lot, org, bid, row), now)
 
 
 async def _end_custody(session: AsyncSession, tender: Tender, bid: Bid, row: Any, now: datetime) -> None:
@@ -301,7 +312,7 @@ async def _end_custody(session: AsyncSession, tender: Tender, bid: Bid, row: Any
     others nor the tick: it is then the platform's fault (E-03 撤回), its deposit refunded."""
     try:
         async with session.begin_nested():
-            outcome = await bidding.attribute(
+            outcome = await custodians.attribute(
                 session, row, context=tender.code, shamir_threshold=shamir_of(tender)
             )
             await _resolve_custody(session, tender, bid, row, outcome, now)
@@ -343,13 +354,13 @@ async def _platform_fault(
     lot = await session.get(Lot, bid.lot_id)
     assert lot is not None
     org = await accounts.get_organisation(session, bid.organisation_id)
-    await bidding.opening_event(session, tender.id, "bid_failed", sung_line(tender, lot, org, bid, row), now)
+    await hall_log.opening_event(session, tender.id, "bid_failed", sung_line(tender, lot, org, bid, row), now)
 
 
 async def end_decryption_window(session: AsyncSession, tender: Tender, now: datetime) -> bool:
     """At the window's end, envelopes nobody opened go to the custodians (policy "custodians", once) or
     their bids are revoked (E-03). True when the opening may close now."""
-    rows = await bidding.envelopes_of(session, tender.id)
+    rows = await envelopes.envelopes_of(session, tender.id)
     bids = {b.id: b for b in await session.scalars(select(Bid).where(Bid.tender_id == tender.id))}
     lots = {lot.id: lot for lot in await lots_of(session, tender.id)}
     live = [
@@ -386,7 +397,7 @@ async def end_decryption_window(session: AsyncSession, tender: Tender, now: date
         tender.custody_until = now + timedelta(minutes=tender.opening_window_minutes)
         for row in unopened:
             row.status = "custody"
-        await bidding.opening_event(
+        await hall_log.opening_event(
             session,
             tender.id,
             "custody_opened",
@@ -401,7 +412,7 @@ async def end_decryption_window(session: AsyncSession, tender: Tender, now: date
         await accounts.record(session, None, "bid.revoke", "bid", bid.id, now, rule="E-03")
         await refunds.on_revoked(session, bid.lot_id, bid.organisation_id)
         org = await accounts.get_organisation(session, bid.organisation_id)
-        await bidding.opening_event(
+        await hall_log.opening_event(
             session, tender.id, "bid_failed", sung_line(tender, lots[bid.lot_id], org, bid, row), now
         )
     return True
@@ -423,7 +434,7 @@ async def close_opening(
         tender = await tender_for_agency(session, actor, tender_id)
     if tender.status != TenderStatus.OPENING:
         raise Conflict(f"The tender is {tender.status}, not opening.")
-    rows = {r.bid_id: r for r in await bidding.envelopes_of(session, tender.id)}
+    rows = {r.bid_id: r for r in await envelopes.envelopes_of(session, tender.id)}
     bids = list(await session.scalars(in_arrival_order(select(Bid).where(Bid.tender_id == tender.id))))
     lots = {lot.id: lot for lot in await lots_of(session, tender.id)}
     pending = [
@@ -483,7 +494,7 @@ async def close_opening(
                 if bid.lot_id == lot.id and bid.status == "submitted":
                     bid.status = "returned"
                     await accounts.record(session, None, "bid.return", "bid", bid.id, now, rule="W-09")
-    signals = await bidding.record_signals(session, tender.id, evidence, now)
+    found = await signals.record_signals(session, tender.id, evidence, now)
     objections = [
         {
             "id": str(o.id),
@@ -495,8 +506,8 @@ async def close_opening(
             select(Objection).where(Objection.tender_id == tender.id, Objection.subject == "opening")
         )
     ]
-    await bidding.opening_event(
-        session, tender.id, "hall_closed", {"bids": len(record), "signals": len(signals)}, now
+    await hall_log.opening_event(
+        session, tender.id, "hall_closed", {"bids": len(record), "signals": len(found)}, now
     )
     await publish_notice(
         session,
@@ -528,4 +539,4 @@ async def opening_hall(
         )
         if bidder is None:
             raise NotFound("No such opening.")
-    return tender, await bidding.opening_events(session, tender.id, after)
+    return tender, await hall_log.opening_events(session, tender.id, after)

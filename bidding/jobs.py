@@ -11,8 +11,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from bidding import opening
-from bidding import service as bidding
+from bidding import envelopes, opening, signals
 from storage.db import transaction
 from storage.jobs import JobContext, job
 from storage.objects import ObjectStore
@@ -31,7 +30,7 @@ async def open_envelope(ctx: JobContext, payload: dict[str, Any]) -> None:
         todo = await opening.envelope_to_open(session, bid_id)
     if todo is None:
         return
-    opened = await bidding.open_stored(
+    opened = await envelopes.open_stored(
         store, key=todo.object_key, sha256=todo.sha256, file_key=todo.file_key, out_prefix=todo.out_prefix
     )
     async with transaction(ctx.sessionmaker) as session:
@@ -43,7 +42,7 @@ async def open_envelope(ctx: JobContext, payload: dict[str, Any]) -> None:
 async def record_signal(ctx: JobContext, payload: dict[str, Any]) -> None:
     """Keep a W-18 signal found outside the opening (escrow's deposits paid from one account), once."""
     async with transaction(ctx.sessionmaker) as session:
-        await bidding.record_signal(
+        await signals.record_signal(
             session,
             uuid.UUID(payload["tender_id"]),
             kind=payload["kind"],

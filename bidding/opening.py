@@ -12,9 +12,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-import bidding.service as bidding
 from accounts import service as accounts
 from accounts.security import Principal
+from bidding import envelopes, hall_log, logs
+from bidding import schemas as bid_schemas
 from bidding.submission import own_bid
 from escrow import refunds, subaccounts
 from escrow.eligibility import NO_DEPOSIT
@@ -34,7 +35,6 @@ from storage.problems import (
     RuleViolation,
 )
 from storage.signing import LogSigner
-from trading import schemas
 from trading.lifecycle import (
     Action,
     TenderStatus,
@@ -121,7 +121,7 @@ async def close_bidding(session: AsyncSession, tender: Tender, signer: LogSigner
         # Asked before the closing head, whose append to the platform-wide log holds that log's lock until
         # commit: with deadlines clustered, the less done under it, the more tenders close side by side.
         answers[bid.id] = await _deposit_at_deadline(session, tender, bid, now)
-    closing = await bidding.close(
+    closing = await logs.close(
         session,
         signer,
         tender_id=tender.id,
@@ -165,7 +165,7 @@ async def close_bidding(session: AsyncSession, tender: Tender, signer: LogSigner
     tender.opened_at = now
     await move(session, tender, Action.CLOSE_BIDDING, None, now, rule="W-08")
     ends = window_end(tender)
-    await bidding.opening_event(
+    await hall_log.opening_event(
         session,
         tender.id,
         "hall_opened",
@@ -200,7 +200,7 @@ async def decrypt_bid(
     actor: Principal,
     tender_id: uuid.UUID,
     bid_id: uuid.UUID,
-    data: schemas.BidDecrypt,
+    data: bid_schemas.BidDecrypt,
     now: datetime,
 ) -> Bid:
     """In the opening hall, within the window, the bidder reveals its envelope's file key (E-02). The key
@@ -210,15 +210,15 @@ async def decrypt_bid(
     _in_window(tender, now)
     if bid.status != "submitted":
         raise Conflict(f"This bid is {bid.status}.")
-    row = await bidding.envelope_of(session, bid.id)
+    row = await envelopes.envelope_of(session, bid.id)
     if row.status == "opening" and row.opened_by == "bidder":
         # Revealed already and still being decrypted (the job retries through store or database faults):
         # the same key again is accepted and changes nothing.
-        bidding.check_file_key(row, data.file_key)
+        envelopes.check_file_key(row, data.file_key)
         return bid
     if row.status != "sealed":
         raise Conflict(f"This envelope is already {row.status}.")
-    key = bidding.check_file_key(row, data.file_key)
+    key = envelopes.check_file_key(row, data.file_key)
     await start_opening(session, tender, bid, row, key, "bidder", now)
     await accounts.record(session, actor, "bid.decrypt", "bid", bid.id, now)
     return bid
@@ -231,7 +231,7 @@ async def start_opening(
     row.file_key = base64.b64encode(key).decode()
     row.opened_by = by
     outbox.enqueue(session, "trading.open_envelope", {"bid_id": str(bid.id)}, now)
-    await bidding.opening_event(session, tender.id, "key_revealed", {"bid": str(bid.id), "by": by}, now)
+    await hall_log.opening_event(session, tender.id, "key_revealed", {"bid": str(bid.id), "by": by}, now)
 
 
 @dataclass(frozen=True)
@@ -250,7 +250,7 @@ async def envelope_to_open(session: AsyncSession, bid_id: uuid.UUID) -> Envelope
     bid = await session.get(Bid, bid_id)
     if bid is None:
         return None
-    row = await bidding.envelope_of(session, bid.id)
+    row = await envelopes.envelope_of(session, bid.id)
     if row.status != "opening" or row.file_key is None:
         return None
     tender = await load_tender(session, bid.tender_id)
@@ -265,14 +265,14 @@ async def open_envelope(session: AsyncSession, store: ObjectStore, bid_id: uuid.
     job = await envelope_to_open(session, bid_id)
     if job is None:
         return "skipped"
-    opened = await bidding.open_stored(
+    opened = await envelopes.open_stored(
         store, key=job.object_key, sha256=job.sha256, file_key=job.file_key, out_prefix=job.out_prefix
     )
     return await record_opening(session, bid_id, opened, now)
 
 
 async def record_opening(
-    session: AsyncSession, bid_id: uuid.UUID, opened: bidding.Opened, now: datetime
+    session: AsyncSession, bid_id: uuid.UUID, opened: envelopes.Opened, now: datetime
 ) -> str:
     """Check a decrypted envelope's manifest against the submission (tender, lot, bidder, signing key) and
     read the result into the opening record (唱标). Idempotent: an envelope already resolved is left alone."""
@@ -281,7 +281,7 @@ async def record_opening(
     lot = await session.get(Lot, bid.lot_id)
     org = await accounts.get_organisation(session, bid.organisation_id)
     assert lot is not None
-    row = await bidding.envelope_of(session, bid.id)
+    row = await envelopes.envelope_of(session, bid.id)
     # Decryption ran without the tender's lock; take it now, and look again at the state, to record it.
     tender = await load_tender(session, bid.tender_id, lock=True)
     await session.refresh(row)
@@ -297,7 +297,7 @@ async def record_opening(
             for k in await accounts.list_keys(session, bid.organisation_id)
             if k.purpose == "signing" and k.revoked_at is None and k.created_at <= bid.submitted_at
         ]
-        problem = bidding.check_context(
+        problem = envelopes.check_context(
             opened.manifest, tender=tender.code, lot=lot.number, bidder=org.credit_code, signing_keys=keys
         )
     row.opened_at = now
@@ -331,7 +331,7 @@ async def record_opening(
             bid.status = "revoked"
             await accounts.record(session, None, "bid.revoke", "bid", bid.id, now, rule="E-03", reason=code)
             await refunds.on_revoked(session, bid.lot_id, bid.organisation_id)
-    await bidding.opening_event(
+    await hall_log.opening_event(
         session,
         tender.id,
         "bid_opened" if problem is None else "bid_failed",

@@ -12,8 +12,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bidding import agekeys, hall, opening, opening_record
-from bidding import service as custody_roster
+from bidding import agekeys, custodians, hall, hall_log, opening, opening_record
 from storage.signing import LogSigner
 from trading import engine, schemas
 from trading.models import Tender
@@ -25,19 +24,17 @@ class Bids:
     async def appoint_custodians(
         self, session: AsyncSession, tender: Tender, organisations: Sequence[uuid.UUID], now: datetime
     ) -> list[dict[str, Any]]:
-        custodians = await custody_roster.set_roster(
+        appointed = await custodians.set_roster(
             session, tender.id, list(organisations), tender.custody_threshold, now
         )
-        tender.custody_shamir_threshold = custody_roster.shamir_threshold(
-            custodians, tender.custody_threshold
-        )
+        tender.custody_shamir_threshold = custodians.shamir_threshold(appointed, tender.custody_threshold)
         return [
             {
                 "position": c.position,
                 "recipient": agekeys.recipient(base64.b64decode(c.public_key)),
                 "platform": c.platform,
             }
-            for c in custodians
+            for c in appointed
         ]
 
     async def custodians(self, session: AsyncSession, tender: Tender) -> list[schemas.CustodianRead]:
@@ -50,13 +47,13 @@ class Bids:
                 c.platform,
                 opening_record.fingerprint(base64.b64decode(c.public_key)),
             )
-            for c in await custody_roster.roster(session, tender.id)
+            for c in await custodians.roster(session, tender.id)
         ]
 
     async def opening_event(
         self, session: AsyncSession, tender_id: uuid.UUID, kind: str, detail: dict[str, Any], now: datetime
     ) -> None:
-        await custody_roster.opening_event(session, tender_id, kind, detail, now)
+        await hall_log.opening_event(session, tender_id, kind, detail, now)
 
     async def close_bidding(
         self, session: AsyncSession, tender: Tender, signer: LogSigner, now: datetime

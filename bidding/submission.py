@@ -13,10 +13,10 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-import bidding.service as bidding
 from accounts import service as accounts
 from accounts.security import Principal
-from bidding import envelope, opening_record
+from bidding import custodians, envelope, envelopes, logs, opening_record, records
+from bidding import schemas as bid_schemas
 from bidding.models import BidEvent
 from escrow import refunds
 from rules.calendar import (
@@ -195,7 +195,7 @@ async def _bids_closed(session: AsyncSession, tender: Tender, now: datetime) -> 
     was still being copied, or it waited for the tender's lock) is late like any other, since a bid event
     counts only if it is logged before the closing head."""
     return now >= tender.bid_deadline or (
-        tender.status != TenderStatus.TENDERING and await bidding.closing_of(session, tender.id) is not None
+        tender.status != TenderStatus.TENDERING and await logs.closing_of(session, tender.id) is not None
     )
 
 
@@ -279,7 +279,7 @@ async def take_envelope(
     sessionmaker: async_sessionmaker[AsyncSession],
     store: ObjectStore,
     submission: Submission,
-    data: schemas.BidSubmit,
+    data: bid_schemas.BidSubmit,
     now: datetime,
 ) -> TakenEnvelope:
     """Complete the upload, copy it into the record's key space hashing it as it streams, and read its
@@ -314,9 +314,9 @@ async def take_envelope(
                 errors=[field_error("envelope_sha256", "does not match the upload")],
             )
         try:
-            header = await bidding.read_stored_header(store, kept)
+            header = await envelopes.read_stored_header(store, kept)
         except envelope.EnvelopeError as exc:
-            raise bidding.envelope_problem(exc, "object_key") from exc
+            raise envelopes.envelope_problem(exc, "object_key") from exc
     except BaseException:
         await uploads.drop_copy(sessionmaker, store, kept)
         raise
@@ -344,18 +344,18 @@ async def submit_bid(
     session: AsyncSession,
     actor: Principal,
     tender_id: uuid.UUID,
-    data: schemas.BidSubmit,
+    data: bid_schemas.BidSubmit,
     taken: TakenEnvelope,
     signer: LogSigner,
     now: datetime,
     seen: ClientSeen = ClientSeen(),
-) -> tuple[Bid, schemas.Receipt]:
+) -> tuple[Bid, bid_schemas.Receipt]:
     """Finalise a bid whose envelope was taken (`take_envelope`): check it is an age envelope to the bidder
     and to this tender's custodians, record arrival on the server clock, log it and issue the receipt. A
     second bid on the same lot replaces the first (W-05); after the deadline: W-07. Only database work
     happens here, under the tender's lock; the caller removes the copy if this does not commit."""
     tender = await _bidding_tender(session, actor, tender_id, now)
-    await bidding.check_header(session, taken.header, tender.id, tender.code, shamir_of(tender), taken.size)
+    await envelopes.check_header(session, taken.header, tender.id, tender.code, shamir_of(tender), taken.size)
     lot = await session.get(Lot, data.lot_id)
     if lot is None or lot.tender_id != tender.id:
         raise ValidationProblem("No such lot in this tender.", errors=[field_error("lot_id", "unknown lot")])
@@ -399,7 +399,7 @@ async def submit_bid(
     )
     session.add(bid)
     await session.flush()
-    bidding.add_envelope(
+    envelopes.add_envelope(
         session,
         bid_id=bid.id,
         tender_id=tender.id,
@@ -410,7 +410,7 @@ async def submit_bid(
     )
     event = "replace" if previous else "submit"
     # Logged in the bidder's own log of the tender: its receipt counts no one else's bids (W-20).
-    log = await bidding.log_bid_event(
+    log = await logs.log_bid_event(
         session,
         signer,
         _leaf(event, tender, lot, org.credit_code, bid, now),
@@ -438,8 +438,8 @@ async def submit_bid(
 
 def _receipt(
     tender: Tender, lot: Lot, credit_code: str, bid: Bid, event: str, log: dict[str, Any]
-) -> schemas.Receipt:
-    return schemas.Receipt(
+) -> bid_schemas.Receipt:
+    return bid_schemas.Receipt(
         bid.id,
         tender.code,
         lot.number,
@@ -467,7 +467,7 @@ async def withdraw_bid(
     bid_id: uuid.UUID,
     signer: LogSigner,
     now: datetime,
-) -> tuple[Bid, schemas.Receipt]:
+) -> tuple[Bid, bid_schemas.Receipt]:
     """Withdraw a bid before the deadline (撤回, W-05), logged with a receipt of its own; after the deadline
     the bid stands and the deposit may be kept (W-06)."""
     tender = await load_tender(session, tender_id, lock=True)
@@ -489,7 +489,7 @@ async def withdraw_bid(
     lot = await session.get(Lot, bid.lot_id)
     assert lot is not None
     org = await accounts.get_organisation(session, bid.organisation_id)
-    log = await bidding.log_bid_event(
+    log = await logs.log_bid_event(
         session,
         signer,
         _leaf("withdraw", tender, lot, org.credit_code, bid, now),
@@ -532,7 +532,7 @@ async def envelope_states(
     session: AsyncSession, bids: Sequence[Bid]
 ) -> dict[uuid.UUID, tuple[str, str | None]]:
     """Each bid's envelope status and opening result."""
-    rows = await bidding.envelopes_of(session, bids[0].tender_id) if bids else []
+    rows = await envelopes.envelopes_of(session, bids[0].tender_id) if bids else []
     return {row.bid_id: (row.status, row.result) for row in rows}
 
 
@@ -542,14 +542,14 @@ async def receipt_for(
     tender_id: uuid.UUID,
     bid_id: uuid.UUID,
     signer: LogSigner,
-) -> schemas.Receipt:
+) -> bid_schemas.Receipt:
     """The receipt of one of the caller's bids (its submission, or its withdrawal once withdrawn)."""
     bid = await own_bid(session, actor, tender_id, bid_id)
     tender = await load_tender(session, tender_id)
     lot = await session.get(Lot, bid.lot_id)
     org = await accounts.get_organisation(session, bid.organisation_id)
     assert lot is not None
-    log = await bidding.receipt_of_bid(session, signer, bid.id)
+    log = await logs.receipt_of_bid(session, signer, bid.id)
     return _receipt(tender, lot, org.credit_code, bid, log["leaf"]["event"], log)
 
 
@@ -558,10 +558,10 @@ async def closing_record(
 ) -> dict[str, Any]:
     """The tender's signed closing head (public once bids have closed)."""
     tender = await visible_tender(session, actor, tender_id)
-    row = await bidding.closing_of(session, tender.id)
+    row = await logs.closing_of(session, tender.id)
     if row is None:
         raise NotFound("Bids on this tender have not closed yet.")
-    return bidding.closing_json(row, tender.code, signer)
+    return logs.closing_json(row, tender.code, signer)
 
 
 async def signed_opening_record(
@@ -571,7 +571,7 @@ async def signed_opening_record(
     closed (`bidding.opening_record`): the closing record with its custody statement, each standing
     envelope's header and result, and each custody envelope's releases with their proofs and its cause."""
     tender = await visible_tender(session, actor, tender_id)
-    closing = await bidding.closing_of(session, tender.id)
+    closing = await logs.closing_of(session, tender.id)
     if closing is None or tender.opened_at is None or tender.status == TenderStatus.OPENING:
         raise NotFound("The signed opening record is published when the opening closes.")
     if closing.custody is None:
@@ -584,10 +584,10 @@ async def signed_opening_record(
         for b in await session.scalars(in_arrival_order(select(Bid).where(Bid.tender_id == tender.id)))
         if b.sha256 in standing and b.status != "replaced"
     ]
-    rows = {r.bid_id: r for r in await bidding.envelopes_of(session, tender.id)}
+    rows = {r.bid_id: r for r in await envelopes.envelopes_of(session, tender.id)}
     lots = {lot.id: lot.number for lot in await lots_of(session, tender.id)}
-    roster = {c.position: c for c in await bidding.roster(session, tender.id)}
-    releases = await bidding.releases_of(session, [b.id for b in bids])
+    roster = {c.position: c for c in await custodians.roster(session, tender.id)}
+    releases = await custodians.releases_of(session, [b.id for b in bids])
     items = []
     for bid in bids:
         row = rows[bid.id]
@@ -616,7 +616,7 @@ async def signed_opening_record(
                 "credit_code": org.credit_code,
                 "envelope_sha256": bid.sha256,
                 "header": row.header,
-                "header_sha256": envelope.header_sha256(bidding.header_of(row)),
+                "header_sha256": envelope.header_sha256(records.header_of(row)),
                 "bid_status": bid.status,
                 "opened_by": row.opened_by,
                 "result": row.result or row.status,
@@ -628,7 +628,7 @@ async def signed_opening_record(
         "v": opening_record.RECORD_VERSION,
         "kind": opening_record.RECORD_KIND,
         "tender": tender.code,
-        "closing": bidding.closing_json(closing, tender.code, signer),
+        "closing": logs.closing_json(closing, tender.code, signer),
         "envelopes": items,
         "key_id": signer.key_id,
     }

@@ -20,15 +20,15 @@ Setup (not timed): a scratch database — a SQLite file in a temporary directory
 
 Cases, each run `--repeat` times after one warm-up round (the median and the fastest are reported):
 
-- `committee`: `evaluation.service.request_draw` (the candidates with wanted specialties and their
+- `committee`: `evaluation.committees.request_draw` (the candidates with wanted specialties and their
   relationships, unavailability and credit, avoidance, the snapshots of the pool before avoidance, the
   exclusions and the eligible pool written to a `LocalObjectStore` in the temporary directory) and
-  `evaluation.service.run_draw` (the witness's reveal: the selection and the invitations) for a 7-seat
+  `evaluation.selection.run_draw` (the witness's reveal: the selection and the invitations) for a 7-seat
   committee, A02 × 5 and D01 × 2, employer limit 1, each in its own committed transaction as the requests
   are; between them a supervisor's witness commitment seals the seed (not timed: no pool work), and after
   them the agency asks for an abort that another supervisor approves (not timed) so the next round may
   ask again. For the breakdown: the same run's
-  `evaluation.service.candidates` alone, and the pure `draw.eligible_pool` and `draw.select` on its
+  `evaluation.committees.candidates` alone, and the pure `draw.eligible_pool` and `draw.select` on its
   output. Baseline: one plain SQL count of the active experts with a wanted specialty (no avoidance).
 - `score_aggregation`: `evaluation.scoring.aggregate` (sheets checked, price scores, exact means and
   the ranking) and `evaluation.scoring.abnormal_scores` (G-10) for 9 members × 40 subjective criteria ×
@@ -66,7 +66,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from accounts.models import Organisation, User
 from accounts.security import Principal, hash_password
 from accounts.uscc import make_uscc
-from evaluation import draw, pool, schemas, scoring, service
+from evaluation import aborts, committees, draw, pool, schemas, scoring, selection
 from evaluation.models import (
     CreditEvent,
     Expert,
@@ -572,7 +572,7 @@ def count_sql(prefixes: Sequence[str]) -> str:
 
 
 def candidate_rows_sql(prefixes: Sequence[str]) -> list[str]:
-    """The baseline's reads: the rows `service.candidates` needs (every expert with a wanted specialty, their
+    """The baseline's reads: the rows `committees.candidates` needs (every expert with a wanted specialty, their
     specialties, relationships, absences on the day and credit in the window), as plain SQL."""
     wanted = " OR ".join(f"code LIKE :p{i}" for i in range(len(prefixes)))
     ids = f"SELECT DISTINCT expert_id FROM expert_specialties WHERE {wanted}"  # noqa: S608 - placeholders only
@@ -624,21 +624,21 @@ async def one_draw(
 
     async def request() -> uuid.UUID:
         async with transaction(sm) as session:
-            row = await service.request_draw(
+            row = await committees.request_draw(
                 session, setting.agency, setting.tender_id, data, store, clock.now()
             )
             return row.id
 
     async def run(draw_id: uuid.UUID) -> None:
         async with transaction(sm) as session:
-            await service.run_draw(
+            await selection.run_draw(
                 session, setting.witness, draw_id, witness.hex(), nonce.hex(), SECRET, store, clock.now()
             )
 
     draw_id = await _timed(times.request if times else None, request())
     async with transaction(sm) as session:
         commitment = draw.witness_commitment(witness, nonce)
-        await service.commit_witness(
+        await selection.commit_witness(
             session, setting.witness, draw_id, commitment, SECRET, signer, clock.now()
         )
     await _timed(times.run if times else None, run(draw_id))
@@ -646,7 +646,7 @@ async def one_draw(
         times.draw.runs.append(time.perf_counter() - started)
     out = Drawn()
     async with transaction(sm) as session:
-        row = await service.draw_for(session, setting.centre, draw_id)
+        row = await committees.draw_for(session, setting.centre, draw_id)
         out.pool, out.status = row.pool_size, row.status
         # PostgreSQL's JSONB does not keep key order; the line shows the reasons sorted on both databases
         reasons = dict(sorted(row.excluded.get("by_reason", {}).items()))
@@ -654,10 +654,10 @@ async def one_draw(
         out.invited = int(
             await session.scalar(select(func.count()).where(Invitation.draw_id == draw_id)) or 0
         )
-        asked = await service.request_abort(
+        asked = await aborts.request_abort(
             session, setting.agency, draw_id, "benchmark round over", clock.now()
         )
-        await service.decide_abort(
+        await aborts.decide_abort(
             session, setting.supervisor, draw_id, asked.id, True, None, SECRET, clock.now()
         )
     return out
@@ -670,14 +670,14 @@ async def one_breakdown(
     times: DrawTimes | None,
     out: Drawn,
 ) -> None:
-    """`service.candidates` alone, the pure avoidance and selection on its output, and the SQL count."""
+    """`committees.candidates` alone, the pure avoidance and selection on its output, and the SQL count."""
     prefixes = [s for s, _ in QUOTAS]
     on = local_date(setting.evaluation_at)
     async with transaction(sm, read_only=True) as session:
         tender = await session.get(Tender, setting.tender_id)
         assert tender is not None
         found = await _timed(
-            times.candidates if times else None, service.candidates(session, prefixes, tender, on)
+            times.candidates if times else None, committees.candidates(session, prefixes, tender, on)
         )
         out.candidates = len(found)
         out.no_account = sum(1 for c in found if not c.has_account)

@@ -27,7 +27,7 @@ T = TypeVar("T")
 
 
 def _record_from_database(draw_id: uuid.UUID) -> tuple[dict[str, Any], bytes]:
-    from evaluation import service
+    from evaluation import selection
     from evaluation.models import Draw
     from storage.clock import SystemClock
     from storage.db import create_engine, create_sessionmaker, transaction
@@ -45,7 +45,7 @@ def _record_from_database(draw_id: uuid.UUID) -> tuple[dict[str, Any], bytes]:
                 row = await session.get(Draw, draw_id)
                 if row is None:
                     raise click.ClickException(f"no draw {draw_id}")
-                record = await service.draw_record(session, store, row)
+                record = await selection.draw_record(session, store, row)
                 return draw.record_to_json(record), signer.public_raw
         finally:
             await engine.dispose()

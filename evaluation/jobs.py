@@ -7,7 +7,7 @@ import logging
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-import evaluation.service as evaluation
+from evaluation import invitations, rooms
 from storage.jobs import JobContext, tick_stage
 from trading import chronograph
 
@@ -22,24 +22,24 @@ async def evaluation_stage(ctx: JobContext) -> None:
     secret = ctx.extras["settings"].secret_key
     now = ctx.clock.now()
 
-    async def draws(session: AsyncSession) -> list[chronograph.Due]:
-        return [chronograph.Due(*d) for d in await evaluation.draws_due(session, now)]
+    async def draws_due(session: AsyncSession) -> list[chronograph.Due]:
+        return [chronograph.Due(*d) for d in await invitations.draws_due(session, now)]
 
-    async def rooms(session: AsyncSession) -> list[chronograph.Due]:
-        return [chronograph.Due(*r) for r in await evaluation.rooms_due(session, now)]
+    async def rooms_due(session: AsyncSession) -> list[chronograph.Due]:
+        return [chronograph.Due(*r) for r in await rooms.rooms_due(session, now)]
 
     expired = await chronograph.run_stage(
         ctx.sessionmaker,
         "invitations",
-        draws,
-        lambda session, draw_id: evaluation.expire_invitations(session, secret, store, draw_id, now),
+        draws_due,
+        lambda session, draw_id: invitations.expire_invitations(session, secret, store, draw_id, now),
         now,
     )
     changed = await chronograph.run_stage(
         ctx.sessionmaker,
         "room",
-        rooms,
-        lambda session, room_id: evaluation.tick_room(session, store, room_id, now),
+        rooms_due,
+        lambda session, room_id: rooms.tick_room(session, store, room_id, now),
         now,
     )
     if expired or changed:

@@ -11,7 +11,7 @@ every key would count as required.
 
 from typing import Any, NotRequired, TypedDict
 
-from trading.responses import OpeningLine
+from bidding.responses import OpeningLine
 
 # ---------------------------------------------------------------- the scheme
 
@@ -517,7 +517,7 @@ class Justified(TypedDict):
 
 class ReportDrawnUp(TypedDict):
     """The report drawn up for signature. `report` is the evaluation report document (评标报告), version
-    "ggzy-evaluation-report-v1" (its content is defined by `evaluation.service.build_report` and rendered by
+    "ggzy-evaluation-report-v1" (its content is defined by `evaluation.reporting.build_report` and rendered by
     `evaluation/report.py`): money in fen, points in cp, no floats. `report_hash` is the lowercase hex
     SHA-256 of its canonical bytes (UTF-8 JSON, keys sorted, separators "," and ":" with no spaces,
     non-ASCII characters not escaped): the value each member signs (see `SignIn`)."""

@@ -14,6 +14,36 @@ FEN_PER_YUAN = 100
 
 
 @dataclass(frozen=True)
+class Step:
+    """One step of a procedure: the state a trade is in while the step lasts, the action that ends it and the
+    state that action leads to, the profile field (and so the rule) that bounds it, and whether the trade
+    may fail (流标) or be terminated (终止) during it. Failing, terminating and re-running are the same exits
+    in every procedure: a failed or terminated trade may only be re-run."""
+
+    state: str
+    ends_by: str
+    leads_to: str
+    bounded_by: str | None = None
+    may_fail: bool = False
+    may_cancel: bool = False
+
+
+# The steps of a works tender (招标 → 投标 → 开标 → 评标 → 公示 → 定标 → 签约).
+WORKS_STEPS = (
+    Step("draft", "publish", "published", may_cancel=True),
+    Step("published", "issue_documents", "tendering", "documents_to_deadline_days", may_cancel=True),
+    Step(
+        "tendering", "close_bidding", "opening", "documents_to_deadline_days", may_fail=True, may_cancel=True
+    ),
+    Step("opening", "close_opening", "evaluation", "opening_window_minutes", may_fail=True),
+    Step("evaluation", "submit_report", "publicity", "publish_candidates_within_days", may_fail=True),
+    Step("publicity", "award", "awarded", "publicity_min_days"),
+    Step("awarded", "sign_contracts", "contracted", "contract_within_days", may_fail=True),
+    Step("contracted", "complete", "completed"),
+)
+
+
+@dataclass(frozen=True)
 class ProcedureProfile:
     """The periods, caps and counts one procedure (sector × method) must respect.
 
@@ -47,7 +77,12 @@ class ProcedureProfile:
     # deposit must stay in force that long (W-19, 条例 26). The law sets no figure: house values.
     bid_validity_days: int = 90  # the default the documents state
     bid_validity_min_days: int = 30  # long enough for evaluation, publicity (W-12) and the contract (W-13)
+    # The steps the trade walks, in order (`trading.lifecycle` builds the state machine from them).
+    steps: tuple[Step, ...] = WORKS_STEPS
 
+
+# What names the procedure rather than bounding it: a centre tunes none of these.
+NOT_TUNABLE = frozenset({"sector", "method", "title", "steps"})
 
 RULE_OF_FIELD: dict[str, str | None] = {
     "documents_to_deadline_days": "W-01",
@@ -128,6 +163,7 @@ WORKS_OPEN = ProcedureProfile(
     complaint_within_days=10,
     complaint_decision_working_days=30,
     opening_window_minutes=30,
+    steps=WORKS_STEPS,
 )
 
 PROFILES: dict[tuple[str, str], ProcedureProfile] = {(WORKS_OPEN.sector, WORKS_OPEN.method): WORKS_OPEN}
@@ -154,7 +190,7 @@ def tighten(profile: ProcedureProfile, **changes: Any) -> ProcedureProfile:
     """A copy of `profile` with `changes`, refusing any change that loosens the law."""
     names = {f.name for f in fields(profile)}
     for name, value in changes.items():
-        if name not in names or name in {"sector", "method", "title"}:
+        if name not in names or name in NOT_TUNABLE:
             raise ProfileError(f"{name} is not a tunable value of a procedure profile")
         current = getattr(profile, name)
         rule = RULE_OF_FIELD.get(name)

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import io
 import secrets
 import tempfile
-from collections.abc import Collection, Mapping
+from collections.abc import AsyncIterable, Callable, Collection, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -20,13 +21,16 @@ from httpx import Response
 from accounts.uscc import make_uscc
 from bidding import agekeys, bidfile, envelope
 from rules.calendar import SHANGHAI
+from storage.objects import DEFAULT_CONTENT_TYPE, LocalObjectStore, ObjectInfo
 from trading import jobs as trading_jobs
 
 PASSWORD = "correct horse battery staple"
 TENDERER_CREDIT_CODE = make_uscc(
     "91320100MA0000001"
 )  # 南京市城南水务有限公司, the tenderer of the default body
+HOLD_TIMEOUT = 120  # seconds a test waits on the store's gate; only a hang would reach it, never a verdict
 _serial = 0
+Answer = TypeVar("Answer")  # what a request held at a store's gate answers
 
 
 def credit_code() -> str:
@@ -686,6 +690,62 @@ class Api:
                 "signed_on": self.clock.now().date().isoformat(),
             },
         )
+
+
+def record_copies(folder: str) -> Callable[[str], bool]:
+    """Whether a key is a copy into a tender's record under `folder` (`records/<code>/<folder>/…`)."""
+    return lambda key: key.startswith("records/") and f"/{folder}/" in key
+
+
+class GatedStore(LocalObjectStore):
+    """The real local store, whose chosen writes wait at a gate while it holds them, as a large file's copy
+    would still be running, so a test acts while they are in flight and no verdict depends on timing.
+
+    `holds` chooses the writes by key. Every write of the local store goes through `put_stream`
+    (`put_bytes` included), so the gate stands there. It extends the local store rather than wrapping any
+    `ObjectStore` because the server's embedded upload routes serve only a `LocalObjectStore`.
+    """
+
+    def __init__(self, *args: Any, holds: Callable[[str], bool], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.holds = holds
+        self._holding = False
+        self._gate = asyncio.Event()
+        self._arrivals: asyncio.Queue[str] = asyncio.Queue()
+
+    @staticmethod
+    def of(api: Api) -> GatedStore:
+        """The store of the runtime `api` drives, which its fixture built gated."""
+        store = api.runtime.store
+        assert isinstance(store, GatedStore)
+        return store
+
+    async def hold(self, requests: Iterable[Coroutine[Any, Any, Answer]]) -> list[asyncio.Task[Answer]]:
+        """Close the gate, start the requests, and wait until each has one chosen write standing at it."""
+        self._gate.clear()
+        self._holding = True
+        tasks = [asyncio.create_task(r) for r in requests]
+        for _ in tasks:
+            await asyncio.wait_for(self._arrivals.get(), HOLD_TIMEOUT)
+        return tasks
+
+    def stop_holding(self) -> None:
+        """Let chosen writes that arrive from now on go through; those at the gate keep waiting."""
+        self._holding = False
+
+    async def release(self, tasks: Iterable[asyncio.Task[Answer]]) -> list[Answer]:
+        """Open the gate to every write waiting there and return the held requests' answers."""
+        self._holding = False
+        self._gate.set()
+        return list(await asyncio.wait_for(asyncio.gather(*tasks), HOLD_TIMEOUT))
+
+    async def put_stream(
+        self, key: str, chunks: AsyncIterable[bytes], *, content_type: str = DEFAULT_CONTENT_TYPE
+    ) -> ObjectInfo:
+        if self._holding and self.holds(key):
+            self._arrivals.put_nowait(key)
+            await self._gate.wait()
+        return await super().put_stream(key, chunks, content_type=content_type)
 
 
 def _subjective_leaves(scheme: dict[str, Any]) -> list[tuple[str, int]]:

@@ -1,40 +1,36 @@
-"""HTTP routes of a works tender: parse, authorise, call the service, shape the answer."""
+"""HTTP routes of a trade: tenders, documents and clarifications, objections, awards and contracts, complaints,
+notices and the inbox, the calendar and the chronograph's failures: parse, authorise, call the service, shape
+the answer. The bids' routes, from upload to opening, are in bidding/controllers.py."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
-from typing import Annotated, Any, cast
+from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Request, Response, get, patch, post, put
-from litestar.openapi.datastructures import ResponseSpec
+from litestar import Controller, Response, get, patch, post, put
 from litestar.params import Parameter
-from litestar.response import ServerSentEvent, ServerSentEventMessage
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from accounts.guards import authenticated, public, requires
 from accounts.security import Principal
-from bidding import hall, opening, submission
 from rules.calendar import ScheduleDict
-from storage import http, idempotency
-from storage.bounds import Cursor, Filter, IdempotencyKey, IfMatch, LastEventId, Limit, StreamAfter
+from storage import http
+from storage.bounds import Cursor, Filter, IfMatch, Limit
 from storage.clock import Clock
 from storage.db import SINGLE_READ, transaction
 from storage.objects import ObjectStore
-from storage.openapi import refusal
 from storage.problems import ValidationProblem, field_error
 from storage.settings import Settings
-from storage.signing import LogSigner
 from trading import awards, chronograph, documents, notices, objections, responses, schemas, tenders
-from trading.models import Award, Bid, Clarification, Complaint, Contract, Notice, Notification, Objection
+from trading.models import Award, Clarification, Complaint, Contract, Notice, Notification, Objection
 
 AGENCY = requires("agency")
 BIDDER = requires("bidder")
 
 
-async def _tender_response(
+async def tender_response(
     session: AsyncSession,
     tender: Any,
     status_code: int = 200,
@@ -63,40 +59,6 @@ def notice_read(n: Notice | Any) -> schemas.NoticeRead:
         n.published_at,
         n.supersedes_id,
         n.superseded_by_id,
-    )
-
-
-def bid_read(
-    b: Bid, envelope: tuple[str, str | None] | None = None, receipt: schemas.Receipt | None = None
-) -> schemas.BidRead:
-    return schemas.BidRead(
-        b.id,
-        b.tender_id,
-        b.lot_id,
-        b.organisation_id,
-        b.status,
-        b.sha256,
-        b.size,
-        b.submitted_at,
-        b.sequence,
-        b.withdrawn_at,
-        b.declared_price_fen,
-        b.duration_days,
-        b.revealed_at,
-        envelope[0] if envelope else None,
-        envelope[1] if envelope else None,
-        receipt,
-        cast(schemas.BidRejection | None, opening.rejection_view(b)),
-    )
-
-
-def _seen(request: Request[Any, Any, Any]) -> submission.ClientSeen:
-    """Where a submission came from (W-18): address, the client's device id header, its user agent."""
-    client = request.client.host if request.client else None
-    return submission.ClientSeen(
-        address=client,
-        device=request.headers.get("x-ggzy-device"),
-        user_agent=request.headers.get("user-agent"),
     )
 
 
@@ -176,7 +138,7 @@ class TenderController(Controller):
     ) -> Response[schemas.TenderRead]:
         """Save a new works tender as a draft."""
         tender = await tenders.create_tender(session, principal, data, clock.now())
-        return await _tender_response(session, tender, 201, caller=principal, now=clock.now())
+        return await tender_response(session, tender, 201, caller=principal, now=clock.now())
 
     @get("/", operation_id="list_tenders", guards=[public])
     async def list_tenders(
@@ -213,7 +175,7 @@ class TenderController(Controller):
     ) -> Response[schemas.TenderRead]:
         """One tender; drafts only for their agency. The ETag is the version to send back in If-Match;
         `allowed_actions` lists what the caller can ask of it now."""
-        return await _tender_response(
+        return await tender_response(
             session,
             await tenders.visible_tender(session, request_principal, tender_id),
             caller=request_principal,
@@ -235,7 +197,7 @@ class TenderController(Controller):
         version = http.if_match(if_match, required=True)
         assert version is not None
         tender = await tenders.update_tender(session, principal, tender_id, data, version, clock.now())
-        return await _tender_response(session, tender, caller=principal, now=clock.now())
+        return await tender_response(session, tender, caller=principal, now=clock.now())
 
     @post("/{tender_id:uuid}/publish", operation_id="publish_tender", guards=[AGENCY], status_code=200)
     async def publish(
@@ -250,7 +212,7 @@ class TenderController(Controller):
         tender = await tenders.publish(
             session, principal, tender_id, http.if_match(if_match, required=False), clock.now()
         )
-        return await _tender_response(session, tender, caller=principal, now=clock.now())
+        return await tender_response(session, tender, caller=principal, now=clock.now())
 
     @post("/{tender_id:uuid}/cancel", operation_id="cancel_tender", guards=[AGENCY], status_code=200)
     async def cancel(
@@ -262,7 +224,7 @@ class TenderController(Controller):
         clock: Clock,
     ) -> Response[schemas.TenderRead]:
         """Terminate the tender before the deadline (终止招标)."""
-        return await _tender_response(
+        return await tender_response(
             session,
             await tenders.cancel(session, principal, tender_id, data.reason, clock.now()),
             caller=principal,
@@ -274,22 +236,10 @@ class TenderController(Controller):
         self, tender_id: uuid.UUID, principal: Principal, session: AsyncSession, clock: Clock
     ) -> Response[schemas.TenderRead]:
         """Create a new draft from a failed or terminated tender (重新招标, W-09)."""
-        return await _tender_response(
+        return await tender_response(
             session,
             await tenders.retender(session, principal, tender_id, clock.now()),
             201,
-            caller=principal,
-            now=clock.now(),
-        )
-
-    @post("/{tender_id:uuid}/close-opening", operation_id="close_opening", guards=[AGENCY], status_code=200)
-    async def close_opening(
-        self, tender_id: uuid.UUID, principal: Principal, session: AsyncSession, clock: Clock
-    ) -> Response[schemas.TenderRead]:
-        """Close the opening once every bid is open (otherwise the window's end closes it)."""
-        return await _tender_response(
-            session,
-            await hall.close_opening(session, principal, tender_id, clock.now()),
             caller=principal,
             now=clock.now(),
         )
@@ -299,7 +249,7 @@ class TenderController(Controller):
         self, tender_id: uuid.UUID, principal: Principal, session: AsyncSession, clock: Clock
     ) -> Response[schemas.TenderRead]:
         """Close a contracted tender: the trade is complete and its record final (the agency, after the contract)."""
-        return await _tender_response(
+        return await tender_response(
             session,
             await awards.complete(session, principal, tender_id, clock.now()),
             caller=principal,
@@ -458,323 +408,6 @@ class DocumentController(Controller):
         return objection_read(
             await objections.answer_objection(session, principal, tender_id, objection_id, data, clock.now())
         )
-
-
-async def _replayed(
-    sessionmaker: async_sessionmaker[AsyncSession],
-    principal: Principal,
-    data: schemas.BidSubmit,
-    stored: idempotency.StoredAnswer,
-    now: Any,
-) -> Response[Any]:
-    """The first answer to a retried submission. An upload the retry made afresh is removed: nothing will
-    ever take it (only the caller's own open uploads are)."""
-    async with transaction(sessionmaker) as session:
-        await submission.discard_retried_upload(session, principal, data.object_key, now)
-    return Response(stored.body, status_code=stored.status_code, headers={"Idempotent-Replayed": "true"})
-
-
-class BidController(Controller):
-    """Bids: upload, submit with a receipt, replace, withdraw, open at the opening."""
-
-    path = "/api/v1/tenders/{tender_id:uuid}/bids"
-    tags = ["bidding"]
-
-    @post("/uploads", operation_id="request_bid_upload", guards=[BIDDER])
-    async def upload(
-        self,
-        tender_id: uuid.UUID,
-        data: schemas.UploadRequest,
-        principal: Principal,
-        session: AsyncSession,
-        object_store: ObjectStore,
-        clock: Clock,
-        settings: Settings,
-    ) -> schemas.UploadGrant:
-        """A presigned upload of the bid file, capped at its declared size."""
-        return await submission.bid_upload(
-            session, principal, tender_id, data, object_store, clock.now(), settings.upload_quota_bytes
-        )
-
-    @get(
-        "/uploads/{upload_id:str}",
-        operation_id="bid_upload_progress",
-        guards=[BIDDER],
-        responses={
-            409: refusal("The tender takes no bids now, or the caller has not obtained its documents")
-        },
-    )
-    async def upload_progress(
-        self,
-        tender_id: uuid.UUID,
-        upload_id: Annotated[str, Parameter(max_length=200)],
-        principal: Principal,
-        session: AsyncSession,
-        object_store: ObjectStore,
-        clock: Clock,
-        object_key: Annotated[str, Parameter(query="object_key", min_length=1, max_length=512)],
-        size: Annotated[int, Parameter(query="size", ge=1, le=2**34)],
-    ) -> schemas.UploadProgress:
-        """A multipart upload's parts received so far, with fresh part URLs: resume where it stopped."""
-        return await submission.bid_upload_progress(
-            session, principal, tender_id, object_key, upload_id, size, object_store, clock.now()
-        )
-
-    @post("/", operation_id="submit_bid", guards=[BIDDER])
-    async def submit(
-        self,
-        tender_id: uuid.UUID,
-        data: schemas.BidSubmit,
-        principal: Principal,
-        sessionmaker: async_sessionmaker[AsyncSession],
-        object_store: ObjectStore,
-        signer: LogSigner,
-        clock: Clock,
-        request: Request[Any, Any, Any],
-        idempotency_key: IdempotencyKey = None,
-    ) -> Response[schemas.Receipt]:
-        """Submit (or replace) a sealed bid for a lot; answers the receipt (transparency-log leaf, inclusion
-        proof, signed tree head). Needs an Idempotency-Key.
-
-        Three steps, so that copying and hashing an envelope of up to 512 MiB holds no write transaction
-        (on SQLite one would hold up every other writer): the checks, read only; the copy, outside any
-        transaction; the record, in one short write transaction. A copy that is not recorded is removed."""
-        key = idempotency.check_key(idempotency_key)
-        scope = f"submit_bid:{principal.user_id}:{tender_id}"
-        identity = msgspec.to_builtins(data)
-        if data.envelope_sha256 is not None:
-            identity.pop("object_key")  # the same envelope, uploaded again on a retry
-            identity.pop("upload_id")
-        digest = idempotency.fingerprint(identity)
-        now = clock.now()
-        async with transaction(sessionmaker, read_only=True) as session:
-            stored = await idempotency.replay(session, scope, key, digest)
-            if stored is None:
-                prepared = await submission.prepare_submission(session, principal, tender_id, now)
-        if stored is not None:
-            return await _replayed(sessionmaker, principal, data, stored, now)
-        taken = await submission.take_envelope(sessionmaker, object_store, prepared, data, now)
-        try:
-            async with transaction(sessionmaker) as session:
-                stored = await idempotency.replay(session, scope, key, digest)
-                if stored is None:
-                    _bid, receipt = await submission.submit_bid(
-                        session, principal, tender_id, data, taken, signer, now, _seen(request)
-                    )
-                    body = msgspec.to_builtins(receipt)
-                    await idempotency.remember(session, scope, key, digest, 201, body, now)
-        except BaseException:
-            await submission.drop_envelope(sessionmaker, object_store, taken)
-            raise
-        if stored is not None:  # the same submission, recorded meanwhile by a concurrent retry
-            await submission.drop_envelope(sessionmaker, object_store, taken)
-            return await _replayed(sessionmaker, principal, data, stored, now)
-        return Response(body, status_code=201)
-
-    @get("/", operation_id="list_bids", guards=[authenticated])
-    async def list_bids(
-        self, tender_id: uuid.UUID, principal: Principal, session: AsyncSession
-    ) -> list[schemas.BidRead]:
-        """A bidder's own bids; all bids for the agency and supervisors after the deadline."""
-        bids = await submission.list_bids(session, principal, tender_id)
-        states = await submission.envelope_states(session, bids)
-        return [bid_read(b, states.get(b.id)) for b in bids]
-
-    @get("/{bid_id:uuid}/receipt", operation_id="get_bid_receipt", guards=[BIDDER])
-    async def receipt(
-        self,
-        tender_id: uuid.UUID,
-        bid_id: uuid.UUID,
-        principal: Principal,
-        session: AsyncSession,
-        signer: LogSigner,
-    ) -> schemas.Receipt:
-        """The receipt of one of the caller's bids (of its withdrawal, once withdrawn)."""
-        return await submission.receipt_for(session, principal, tender_id, bid_id, signer)
-
-    @post("/{bid_id:uuid}/withdraw", operation_id="withdraw_bid", guards=[BIDDER], status_code=200)
-    async def withdraw(
-        self,
-        tender_id: uuid.UUID,
-        bid_id: uuid.UUID,
-        principal: Principal,
-        session: AsyncSession,
-        signer: LogSigner,
-        clock: Clock,
-    ) -> schemas.BidRead:
-        """Withdraw a bid before the deadline (W-05); the answer carries the withdrawal's receipt."""
-        bid, receipt = await submission.withdraw_bid(
-            session, principal, tender_id, bid_id, signer, clock.now()
-        )
-        return bid_read(bid, receipt=receipt)
-
-    @post("/{bid_id:uuid}/decrypt", operation_id="decrypt_bid", guards=[BIDDER], status_code=202)
-    async def decrypt(
-        self,
-        tender_id: uuid.UUID,
-        bid_id: uuid.UUID,
-        data: schemas.BidDecrypt,
-        principal: Principal,
-        session: AsyncSession,
-        clock: Clock,
-    ) -> schemas.BidRead:
-        """In the opening hall, reveal the envelope's file key (unwrapped by the bidder's client). The key
-        is checked against the header at once; the envelope is decrypted and read out shortly after."""
-        bid = await opening.decrypt_bid(session, principal, tender_id, bid_id, data, clock.now())
-        return bid_read(bid, ("opening", None))
-
-
-class OpeningController(Controller):
-    """The online opening hall (开标大厅): the live record, the closing head, custody (W-18 signals are the
-    committee's: `evaluation.controllers.SignalController`)."""
-
-    path = "/api/v1/tenders/{tender_id:uuid}"
-    tags = ["opening"]
-
-    @get("/closing", operation_id="get_closing_head", guards=[public])
-    async def closing(
-        self,
-        tender_id: uuid.UUID,
-        request_principal: Principal | None,
-        session: AsyncSession,
-        signer: LogSigner,
-    ) -> responses.ClosingRecord:
-        """The tender's signed closing head and the envelopes that stood at the deadline."""
-        return cast(
-            responses.ClosingRecord,
-            await submission.closing_record(session, request_principal, tender_id, signer),
-        )
-
-    @get(
-        "/opening/events",
-        operation_id="opening_events",
-        guards=[authenticated],
-        media_type="text/event-stream",
-    )
-    async def events(
-        self,
-        tender_id: uuid.UUID,
-        principal: Principal,
-        session: AsyncSession,
-        sessionmaker: async_sessionmaker[AsyncSession],
-        last_event_id: LastEventId = None,
-        after: StreamAfter = 0,
-        follow: Annotated[bool, Parameter(query="follow")] = True,
-    ) -> ServerSentEvent:
-        """The live opening record as server-sent events (resumable with Last-Event-ID). The stream ends
-        when the hall closes; `follow=false` answers what is recorded so far and ends."""
-        start = last_event_id if last_event_id is not None else after
-        await hall.opening_hall(session, principal, tender_id, start)  # authorise before streaming
-        return ServerSentEvent(_opening_stream(sessionmaker, principal, tender_id, start, follow))
-
-    @post("/opening/check-in", operation_id="opening_check_in", guards=[BIDDER], status_code=200)
-    async def check_in(
-        self, tender_id: uuid.UUID, principal: Principal, session: AsyncSession, clock: Clock
-    ) -> responses.CheckIn:
-        """A bidder signs in to the opening hall (开标签到); signing in twice answers the first line."""
-        return cast(responses.CheckIn, await hall.check_in(session, principal, tender_id, clock.now()))
-
-    @get("/opening/record", operation_id="opening_record", guards=[authenticated])
-    async def record(
-        self,
-        tender_id: uuid.UUID,
-        principal: Principal,
-        session: AsyncSession,
-        after: StreamAfter = 0,
-    ) -> list[responses.OpeningLine]:
-        """The opening record so far, line by line (the same lines the event stream sends)."""
-        _tender, events = await hall.opening_hall(session, principal, tender_id, after)
-        return [cast(responses.OpeningLine, _event_body(e)) for e in events]
-
-    @get("/custody", operation_id="custody_view", guards=[authenticated])
-    async def custody(
-        self, tender_id: uuid.UUID, principal: Principal, session: AsyncSession, clock: Clock
-    ) -> schemas.CustodyView:
-        """For a custodian of this tender: the envelopes in custody with their headers (after the deadline)."""
-        return await hall.custody_view(session, principal, tender_id, clock.now())
-
-    @post(
-        "/custody/releases",
-        operation_id="release_custody",
-        guards=[authenticated],
-        status_code=201,
-        responses={
-            200: ResponseSpec(
-                data_container=schemas.ReleaseResult,
-                description="The same release again: the answer on record, nothing new",
-                generate_examples=False,
-            )
-        },
-    )
-    async def release(
-        self,
-        request: Request[Any, Any, Any],
-        tender_id: uuid.UUID,
-        data: schemas.ReleaseIn,
-        principal: Principal,
-        session: AsyncSession,
-        clock: Clock,
-    ) -> Response[schemas.ReleaseResult]:
-        """A custodian releases its stanza of one envelope in custody: the stanza's shared secret and the
-        proof that it is the honest one (made locally by `ggzy custodian release`). 201 when accepted, 200
-        when it repeats a release on record; a release whose proof does not hold is kept as the evidence
-        of the custodian's fault and answered 422 with its stable code (a valid one may replace it)."""
-        result, recorded = await hall.release_custody(session, principal, tender_id, data, clock.now())
-        if recorded.status != "valid":
-            problem = ValidationProblem(
-                f"The release is kept on record but does not verify: {recorded.detail or recorded.error}. "
-                "Release again with the key registered on the roster before the custody window ends.",
-                errors=[field_error("release", recorded.error or "release.invalid")],
-                release_error=recorded.error,
-                recorded=True,
-            )
-            # Returned, not raised: the request's transaction commits the invalid release as evidence.
-            refused: Response[Any] = Response(
-                msgspec.json.encode(problem.to_dict(instance=request.url.path)),
-                status_code=problem.status,
-                media_type="application/problem+json",
-            )
-            return refused
-        return Response(result, status_code=200 if recorded.replayed else 201)
-
-    @get("/opening/record/signed", operation_id="signed_opening_record", guards=[public])
-    async def signed_record(
-        self,
-        tender_id: uuid.UUID,
-        request_principal: Principal | None,
-        session: AsyncSession,
-        signer: LogSigner,
-    ) -> responses.SignedOpeningRecord:
-        """The opening record signed by the platform's log key once the opening has closed: the closing
-        head with its custody statement, every standing envelope's public header and result, and for each
-        envelope that went to custody the custodians' releases with their proofs and the outcome with its
-        cause. `ggzy verify opening` re-checks all of it offline."""
-        return cast(
-            responses.SignedOpeningRecord,
-            await submission.signed_opening_record(session, request_principal, tender_id, signer),
-        )
-
-
-def _event_body(event: Any) -> dict[str, Any]:
-    return {"seq": event.seq, "at": event.at.isoformat(), "kind": event.kind, **event.payload}
-
-
-async def _opening_stream(
-    sessionmaker: async_sessionmaker[AsyncSession],
-    principal: Principal,
-    tender_id: uuid.UUID,
-    after: int,
-    follow: bool,
-) -> AsyncIterator[ServerSentEventMessage]:
-    """The opening record's new lines, once each, until the hall closes."""
-
-    async def read(since: int) -> tuple[Sequence[Any], bool]:
-        async with transaction(sessionmaker, read_only=True) as session:
-            tender, events = await hall.opening_hall(session, principal, tender_id, since)
-        return events, tender.status in ("tendering", "opening")
-
-    async for message in http.poll_events(read, after, follow, "hall_closed", _event_body):
-        yield message
 
 
 class AwardController(Controller):
@@ -993,8 +626,6 @@ class ChronographController(Controller):
 TRADING_CONTROLLERS = [
     TenderController,
     DocumentController,
-    BidController,
-    OpeningController,
     AwardController,
     NoticeController,
     InboxController,

@@ -1,4 +1,5 @@
-"""The tender's state machine: one table of allowed transitions and one function that applies them.
+"""The trade's state machine: the table of allowed transitions, built from the steps of the procedure's
+profile (`rules.profiles`), and one function that applies them.
 
 States follow the trade from draft to completion (招标 → 投标 → 开标 → 评标 → 公示 → 定标 → 签约),
 with the exits `unsuccessful` (流标), `cancelled` (终止) and `retender` (重新招标).
@@ -8,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+
+from rules.profiles import ProcedureProfile, Step
 
 
 class TenderStatus(StrEnum):
@@ -44,29 +47,34 @@ class Action(StrEnum):
 
 
 S = TenderStatus
-TRANSITIONS: dict[tuple[TenderStatus, Action], TenderStatus] = {
-    (S.DRAFT, Action.PUBLISH): S.PUBLISHED,
-    (S.PUBLISHED, Action.ISSUE_DOCUMENTS): S.TENDERING,
-    (S.TENDERING, Action.CLOSE_BIDDING): S.OPENING,
-    (S.TENDERING, Action.FAIL): S.UNSUCCESSFUL,
-    (S.OPENING, Action.CLOSE_OPENING): S.EVALUATION,
-    (S.OPENING, Action.FAIL): S.UNSUCCESSFUL,
-    (S.EVALUATION, Action.SUBMIT_REPORT): S.PUBLICITY,
-    (S.EVALUATION, Action.FAIL): S.UNSUCCESSFUL,
-    (S.PUBLICITY, Action.AWARD): S.AWARDED,
-    (S.AWARDED, Action.FAIL): S.UNSUCCESSFUL,
-    (S.AWARDED, Action.SIGN_CONTRACTS): S.CONTRACTED,
-    (S.CONTRACTED, Action.COMPLETE): S.COMPLETED,
-    (S.DRAFT, Action.CANCEL): S.CANCELLED,
-    (S.PUBLISHED, Action.CANCEL): S.CANCELLED,
-    (S.TENDERING, Action.CANCEL): S.CANCELLED,
-    (S.UNSUCCESSFUL, Action.RETENDER): S.RETENDER,
-    (S.CANCELLED, Action.RETENDER): S.RETENDER,
-}
+Table = dict[tuple[TenderStatus, Action], TenderStatus]
 
 TERMINAL = frozenset({S.COMPLETED, S.RETENDER})
 # States in which the public can see the tender and its notices.
 PUBLIC = frozenset(set(TenderStatus) - {S.DRAFT})
+
+_tables: dict[tuple[Step, ...], Table] = {}
+
+
+def transitions(profile: ProcedureProfile) -> Table:
+    """The state machine of a procedure, built from its profile's steps: each step's action leads to the
+    next state; a step that may fail or be terminated also leads to `unsuccessful` or `cancelled`; a failed
+    or terminated trade may only be re-run. In step order, so `allowed_actions` lists them in that order."""
+    table = _tables.get(profile.steps)
+    if table is None:
+        table = {}
+        for step in profile.steps:
+            state = TenderStatus(step.state)
+            table[(state, Action(step.ends_by))] = TenderStatus(step.leads_to)
+            if step.may_fail:
+                table[(state, Action.FAIL)] = S.UNSUCCESSFUL
+        for step in profile.steps:
+            if step.may_cancel:
+                table[(TenderStatus(step.state), Action.CANCEL)] = S.CANCELLED
+        table[(S.UNSUCCESSFUL, Action.RETENDER)] = S.RETENDER
+        table[(S.CANCELLED, Action.RETENDER)] = S.RETENDER
+        _tables[profile.steps] = table
+    return table
 
 
 @dataclass(frozen=True)
@@ -75,26 +83,27 @@ class IllegalTransition(Exception):
 
     status: TenderStatus
     action: Action
+    allowed: tuple[Action, ...] = ()
 
     def __str__(self) -> str:
-        allowed = sorted(a.value for (s, a) in TRANSITIONS if s == self.status)
+        allowed = sorted(a.value for a in self.allowed)
         return (
             f"a tender that is {self.status.value} cannot {self.action.value.replace('_', ' ')}; "
             f"allowed now: {', '.join(allowed) or 'nothing'}"
         )
 
 
-def next_status(status: TenderStatus, action: Action) -> TenderStatus:
-    """The state `action` leads to from `status`, or IllegalTransition."""
+def next_status(profile: ProcedureProfile, status: TenderStatus, action: Action) -> TenderStatus:
+    """The state `action` leads to from `status` in the procedure of `profile`, or IllegalTransition."""
     try:
-        return TRANSITIONS[(status, action)]
+        return transitions(profile)[(status, action)]
     except KeyError:
-        raise IllegalTransition(status, action) from None
+        raise IllegalTransition(status, action, tuple(allowed_actions(profile, status))) from None
 
 
-def allowed_actions(status: TenderStatus) -> list[Action]:
-    """What may happen next, in table order."""
-    return [a for (s, a) in TRANSITIONS if s == status]
+def allowed_actions(profile: ProcedureProfile, status: TenderStatus) -> list[Action]:
+    """What may happen next, in step order."""
+    return [a for (s, a) in transitions(profile) if s == status]
 
 
 # What a person asks for through the API; the others (issuing the documents, closing the bidding, failing,

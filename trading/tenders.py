@@ -181,7 +181,7 @@ def caller_actions(tender: Tender, actor: Principal | None, now: datetime | None
         return []
     status = TenderStatus(tender.status)
     out = []
-    for action in allowed_actions(status):
+    for action in allowed_actions(profile_for(tender.sector, tender.method), status):
         if action not in CALLER_ACTIONS:
             continue
         if action is Action.CANCEL and status is TenderStatus.TENDERING and now >= tender.bid_deadline:
@@ -284,7 +284,7 @@ async def move(
 ) -> None:
     """Apply one transition of the state machine and log it; the only place `status` is written."""
     try:
-        target = next_status(TenderStatus(tender.status), action)
+        target = next_status(profile_for(tender.sector, tender.method), TenderStatus(tender.status), action)
     except IllegalTransition as exc:
         raise Conflict(str(exc), status_now=tender.status) from exc
     before = tender.status

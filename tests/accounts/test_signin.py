@@ -322,7 +322,7 @@ async def test_the_centre_cannot_give_a_new_user_a_weak_password(api: Api) -> No
 
 async def test_the_demo_password_and_the_suites_password_meet_the_policy() -> None:
     from accounts import passwords
-    from trading.demo import PASSWORD as DEMO
+    from demo.common import PASSWORD as DEMO
 
     for password in (DEMO, PASSWORD):
         assert passwords.weaknesses(password, names={"username": "agency"}) == []

@@ -16,7 +16,7 @@ import pytest
 from tests.conftest import PG_URL, _drop_postgres_database, _postgres_database
 
 ROOT = Path(__file__).resolve().parents[2]
-RUN = "from trading.bench_chronograph import chronograph_command; chronograph_command()"
+RUN = "from bidding.bench_chronograph import chronograph_command; chronograph_command()"
 KEYS = {
     "bench",
     "backend",

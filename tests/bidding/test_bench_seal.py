@@ -22,7 +22,7 @@ from bidding.bench import (
     seal_command,
     seal_with_the_command,
 )
-from bidding.service import OPEN_THREADS
+from bidding.envelopes import OPEN_THREADS
 from storage.clock import SystemClock
 
 KEYS = {"bench", "case", "mib_per_s", "seconds", "size_mib", "ratio_vs", "target"}

@@ -428,8 +428,8 @@ async def test_the_readme_bid_flow_on_the_command_line(
     import socket
 
     from app import create_app
+    from demo.common import serving
     from tests.helpers import PASSWORD
-    from trading.demo import serving
 
     agency = await api.organisation("agency")
     tender = await api.published(agency)
@@ -499,8 +499,8 @@ async def test_a_bid_sealed_offline_from_a_prepared_context_is_accepted(
     import socket
 
     from app import create_app
+    from demo.common import serving
     from tests.helpers import PASSWORD
-    from trading.demo import serving
 
     agency = await api.organisation("agency")
     tender = await api.published(agency)

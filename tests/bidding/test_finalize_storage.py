@@ -3,10 +3,9 @@ retried or duplicated submission is left behind."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import sqlite3
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -14,40 +13,18 @@ import pytest
 from sqlalchemy import make_url, text
 
 from storage.clock import SettableClock
-from storage.objects import DEFAULT_CONTENT_TYPE, LocalObjectStore, ObjectInfo
 from tests.conftest import Database, _api, _runtime
-from tests.helpers import Actor, Api
+from tests.helpers import Actor, Api, GatedStore, record_copies
 
 T = "/api/v1/tenders"
 PRICE = 4_800_000_000
 
 
-class GatedStore(LocalObjectStore):
-    """The real local store; a copy into the record's key space waits at a gate until the test opens it,
-    so the test can look at the database while a finalize is copying."""
-
-    def __init__(self, *args: Any, waiting_for: int = 1, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.copying = asyncio.Event()
-        self.release = asyncio.Event()
-        self.arrived = 0
-        self.waiting_for = waiting_for
-
-    async def put_stream(
-        self, key: str, chunks: AsyncIterable[bytes], *, content_type: str = DEFAULT_CONTENT_TYPE
-    ) -> ObjectInfo:
-        if key.startswith("records/") and "/bids/" in key:
-            self.arrived += 1
-            if self.arrived >= self.waiting_for:
-                self.copying.set()
-            await self.release.wait()
-        return await super().put_stream(key, chunks, content_type=content_type)
-
-
 @pytest.fixture
 async def gated(database: Database, clock: SettableClock, tmp_path: Path) -> AsyncIterator[Api]:
-    store = GatedStore(tmp_path / "objects", "http://testserver", b"s" * 32, now=clock.now)
-    store.release.set()  # open until a test closes it
+    store = GatedStore(
+        tmp_path / "objects", "http://testserver", b"s" * 32, now=clock.now, holds=record_copies("bids")
+    )
     rt = _runtime(database, clock, tmp_path, store=store)
     await store.ensure_ready()
     async for client in _api(rt):
@@ -114,19 +91,15 @@ async def test_finalize_copies_and_hashes_the_envelope_outside_any_transaction(
     gated: Api, database: Database
 ) -> None:
     api = gated
-    store = api.runtime.store
-    assert isinstance(store, GatedStore)
+    store = GatedStore.of(api)
     bidder, tender, sealed = await _ready_to_submit(api)
     key = await _upload(api, bidder, tender, sealed)
-    store.release.clear()
-    submitting = asyncio.create_task(_submit(api, bidder, tender, key, sealed, "bid-outside-tx-1"))
-    await store.copying.wait()
+    submitting = await store.hold([_submit(api, bidder, tender, key, sealed, "bid-outside-tx-1")])
     # mid-copy, every other writer may go ahead: no transaction is open, no write lock held
     assert await _open_transactions(database) == 0
     other = await api.organisation("bidder")  # a write of its own, while the copy waits
     assert other.organisation_id
-    store.release.set()
-    r = await submitting
+    [r] = await store.release(submitting)
     assert r.status_code == 201, r.text
 
 
@@ -149,18 +122,17 @@ async def test_a_retried_submission_answered_from_its_first_answer_leaves_no_upl
 
 async def test_two_finalizes_of_one_submission_at_once_keep_one_copy(gated: Api) -> None:
     api = gated
-    store = api.runtime.store
-    assert isinstance(store, GatedStore)
+    store = GatedStore.of(api)
     bidder, tender, sealed = await _ready_to_submit(api)
     first = await _upload(api, bidder, tender, sealed)
     second = await _upload(api, bidder, tender, sealed)
-    store.release.clear()
-    store.waiting_for = 2
-    one = asyncio.create_task(_submit(api, bidder, tender, first, sealed, "bid-twice-00001"))
-    two = asyncio.create_task(_submit(api, bidder, tender, second, sealed, "bid-twice-00001"))
-    await store.copying.wait()  # both are copying at once
-    store.release.set()
-    answers = [await one, await two]
+    both = await store.hold(  # both are copying at once
+        [
+            _submit(api, bidder, tender, first, sealed, "bid-twice-00001"),
+            _submit(api, bidder, tender, second, sealed, "bid-twice-00001"),
+        ]
+    )
+    answers = await store.release(both)
     assert sorted(a.status_code for a in answers) in ([201, 201], [201, 409]), [a.text for a in answers]
     recorded = [a for a in answers if a.status_code == 201 and "Idempotent-Replayed" not in a.headers]
     assert len(recorded) == 1

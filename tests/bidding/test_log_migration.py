@@ -15,8 +15,7 @@ from alembic import command
 
 from accounts.models import Organisation
 from accounts.uscc import make_uscc
-from bidding import merkle
-from bidding import service as bidding
+from bidding import logs, merkle
 from bidding.models import Closing, LogHead, LogLeaf, LogNode, LogState
 from storage.db import create_engine, create_sessionmaker, transaction
 from storage.migrate import alembic_config, upgrade_async
@@ -89,13 +88,11 @@ async def _trade_of_the_earlier_version(url: str) -> tuple[uuid.UUID, uuid.UUID,
             )
             session.add(bid)
             await session.flush()
-            entry = {"v": 1, "log": bidding.LOG_ID, "index": 0, "event": "submit", "tender": tender.code}
+            entry = {"v": 1, "log": logs.LOG_ID, "index": 0, "event": "submit", "tender": tender.code}
             data = merkle.leaf_bytes(entry | {"bid": str(bid.id)})
             root = merkle.leaf_hash(data)
-            head = merkle.sign_head(merkle.TreeHead(bidding.LOG_ID, 1, root, AT), SIGNER.private)
-            closing = merkle.sign_head(
-                merkle.TreeHead(bidding.LOG_ID, 1, root, AT, "closing"), SIGNER.private
-            )
+            head = merkle.sign_head(merkle.TreeHead(logs.LOG_ID, 1, root, AT), SIGNER.private)
+            closing = merkle.sign_head(merkle.TreeHead(logs.LOG_ID, 1, root, AT, "closing"), SIGNER.private)
             bid.log_index = 0
             session.add_all(
                 [
@@ -147,25 +144,25 @@ async def test_an_earlier_database_keeps_its_closings_and_log_and_the_log_goes_o
             row = await session.get(Closing, tender_id)
             assert row is not None
             assert (row.version, row.log_id, row.leaves, row.log_entry) == (1, None, None, None)
-            published = bidding.closing_json(row, "GGZY-320100-2026-W000001", SIGNER)
+            published = logs.closing_json(row, "GGZY-320100-2026-W000001", SIGNER)
             assert set(published) == {"tender", "head", "envelopes", "envelopes_signature", "log_public_key"}
             assert (published["head"]["log_id"], published["head"]["signature"]) == (
-                bidding.LOG_ID,
+                logs.LOG_ID,
                 signature,
             )
             assert merkle.verify_head(merkle.head_from_json(published["head"]), SIGNER.public_raw)
             leaf = await session.get(LogLeaf, 0)
             assert leaf is not None and leaf.bid_id == bid_id
             # the bid's version 1 receipt is served from the platform-wide log
-            receipt = await bidding.receipt_of_bid(session, SIGNER, bid_id)
+            receipt = await logs.receipt_of_bid(session, SIGNER, bid_id)
             assert receipt["version"] == 1
             assert merkle.all_ok(merkle.verify_receipt(receipt, trusted_key=SIGNER.public_raw))
             # the public log goes on from its earlier head, by a leaf without a bid
-            entry = await bidding.append_public(
+            entry = await logs.append_public(
                 session, SIGNER, {"event": "closing", "tender": "GGZY-2"}, tender_id=tender_id, now=AT
             )
             assert entry["leaf_index"] == 1
-            proof = await bidding.consistency(session, 1, 2)
+            proof = await logs.consistency(session, 1, 2)
             assert merkle.verify_consistency(
                 1,
                 2,

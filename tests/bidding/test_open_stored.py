@@ -1,4 +1,4 @@
-"""Opening a stored envelope through the object store (`bidding.service.open_stored`), on both stores:
+"""Opening a stored envelope through the object store (`bidding.envelopes.open_stored`), on both stores:
 the receipt's hash is checked before anything is released, and the opened files reach the store with the
 hashes the manifest lists."""
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bidding import bench
-from bidding.service import open_stored
+from bidding.envelopes import open_stored
 from storage.objects import LocalObjectStore, ObjectNotFound, ObjectStore
 
 SECRET = b"grant-secret-for-tests-only-0123456789"

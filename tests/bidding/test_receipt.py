@@ -41,7 +41,7 @@ def _b64(data: bytes) -> str:
 
 
 def leaf(event: str, n: int, **changes: Any) -> dict[str, Any]:
-    """A bid event as trading.service writes one (without the log's own fields)."""
+    """A bid event as bidding.submission writes one (without the log's own fields)."""
     at = T0 + timedelta(hours=n)
     return {
         "event": event,
@@ -77,7 +77,7 @@ def api_receipt(log_part: dict[str, Any]) -> dict[str, Any]:
 
 @dataclass
 class Log:
-    """An in-memory log that appends and signs as bidding.service does."""
+    """An in-memory log that appends and signs as bidding.logs does."""
 
     log_id: str
     version: int
@@ -118,7 +118,7 @@ def closing_record(
     key: Ed25519PrivateKey = PLATFORM,
     public_log: Log | None = None,
 ) -> dict[str, Any]:
-    """A version 2 closing record as bidding.service.close publishes it."""
+    """A version 2 closing record as bidding.logs.close publishes it."""
     head = merkle.sign_head(
         merkle.TreeHead(
             receipts.tender_log_id(tender),

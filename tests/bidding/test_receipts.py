@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner, Result
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from bidding import merkle
+from bidding import logs, merkle
 from ggzy import cli as ggzy_cli
 from tests.helpers import DEADLINE, Api
 
@@ -280,7 +280,6 @@ async def test_a_leaf_the_platform_acknowledged_but_left_out_of_the_closing_is_d
 
 
 async def test_no_event_is_logged_once_the_closing_head_is_signed(api: Api) -> None:
-    from bidding import service as bidding
     from storage.db import transaction
     from storage.problems import Conflict
 
@@ -290,7 +289,7 @@ async def test_no_event_is_logged_once_the_closing_head_is_signed(api: Api) -> N
     await api.at(DEADLINE)
     async with transaction(api.runtime.sessionmaker) as session:
         with pytest.raises(Conflict, match="closing head is signed"):
-            await bidding.log_bid_event(
+            await logs.log_bid_event(
                 session,
                 api.runtime.signer,
                 bid.receipt["log"]["leaf"],
@@ -310,7 +309,7 @@ async def test_fetch_key_pins_the_platforms_key_and_prints_its_fingerprint(api: 
     import socket
 
     from app import create_app
-    from trading.demo import serving
+    from demo.common import serving
 
     agency = await api.organisation("agency")
     tender = await api.published(agency)
@@ -349,7 +348,6 @@ async def _as_version_1(api: Api, bid: Any) -> None:
     platform-wide log, numbered there."""
     from sqlalchemy import delete
 
-    from bidding import service as bidding
     from bidding.models import BidEvent
     from storage.db import transaction
     from trading.models import Bid
@@ -361,7 +359,7 @@ async def _as_version_1(api: Api, bid: Any) -> None:
         await session.execute(delete(BidEvent).where(BidEvent.bid_id == uuid.UUID(bid.bid_id)))
         row = await session.get(Bid, uuid.UUID(bid.bid_id))
         assert row is not None
-        log = await bidding.append_public(
+        log = await logs.append_public(
             session,
             api.runtime.signer,
             leaf | {"v": 1},

@@ -458,7 +458,7 @@ async def test_the_event_stream_is_live_on_a_real_server(api: Api) -> None:
     import httpx
 
     from app import create_app
-    from trading.demo import serving
+    from demo.common import serving
 
     _agency, tender, bids = await bids_on(api, 3)
     await api.at(DEADLINE)

@@ -10,12 +10,11 @@ on timing.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import secrets
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -28,44 +27,20 @@ from sqlalchemy import func, select
 from bidding import receipt as receipts
 from bidding.models import BidEvent
 from storage.clock import SettableClock
-from storage.objects import DEFAULT_CONTENT_TYPE, LocalObjectStore, ObjectInfo
 from storage.uploads import COPY, KEPT, ObjectClaim
 from tests.conftest import Database, _api, _runtime
-from tests.helpers import DEADLINE, Actor, Api
+from tests.helpers import DEADLINE, Actor, Api, GatedStore, record_copies
 from trading.models import Bid
 
 T = "/api/v1/tenders"
 PRICE = 4_800_000_000
-HOLD_TIMEOUT = 120  # seconds; only a hang would reach it, never a verdict
-
-
-class HeldCopies(LocalObjectStore):
-    """The real local store; while `holding`, a finalize's copy into the record's key space waits at a gate
-    until the test opens it, as a large envelope's copy would still be running."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.holding = False
-        self.gate = asyncio.Event()
-        self.arrivals: asyncio.Queue[str] = asyncio.Queue()
-
-    async def put_stream(
-        self, key: str, chunks: AsyncIterable[bytes], *, content_type: str = DEFAULT_CONTENT_TYPE
-    ) -> ObjectInfo:
-        if self.holding and key.startswith("records/") and "/bids/" in key:
-            self.arrivals.put_nowait(key)
-            await self.gate.wait()
-        return await super().put_stream(key, chunks, content_type=content_type)
-
-    async def held(self, count: int) -> None:
-        """Wait until `count` copies stand at the gate."""
-        for _ in range(count):
-            await asyncio.wait_for(self.arrivals.get(), HOLD_TIMEOUT)
 
 
 @pytest.fixture
 async def race(database: Database, clock: SettableClock, tmp_path: Path) -> AsyncIterator[Api]:
-    store = HeldCopies(tmp_path / "objects", "http://testserver", b"s" * 32, now=clock.now)
+    store = GatedStore(
+        tmp_path / "objects", "http://testserver", b"s" * 32, now=clock.now, holds=record_copies("bids")
+    )
     rt = _runtime(database, clock, tmp_path, store=store)
     await store.ensure_ready()
     async for client in _api(rt):
@@ -120,30 +95,9 @@ def refused_late(r: Response) -> None:
     assert r.json()["rule"] == "W-07", r.text
 
 
-async def start_held(api: Api, tender: dict[str, Any], bids: list[Ready]) -> list[asyncio.Task[Response]]:
-    """Start finalizing each bid and wait until every one stands mid-copy at the store's gate."""
-    store = api.runtime.store
-    assert isinstance(store, HeldCopies)
-    store.gate.clear()
-    store.holding = True
-    tasks = [asyncio.create_task(finalize(api, tender, bid)) for bid in bids]
-    await store.held(len(bids))
-    return tasks
-
-
-async def release(api: Api, tasks: list[asyncio.Task[Response]]) -> list[Response]:
-    store = api.runtime.store
-    assert isinstance(store, HeldCopies)
-    store.holding = False
-    store.gate.set()
-    return list(await asyncio.wait_for(asyncio.gather(*tasks), HOLD_TIMEOUT))
-
-
 async def recorded_envelopes(api: Api, tender: dict[str, Any]) -> list[str]:
     """The SHA-256 of every object in the tender's bid records, read back from the store."""
-    store = api.runtime.store
-    assert isinstance(store, LocalObjectStore)
-    folder = store.root / "records" / tender["code"] / "bids"
+    folder = GatedStore.of(api).root / "records" / tender["code"] / "bids"
     files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.endswith("~meta"))
     return sorted(hashlib.sha256(p.read_bytes()).hexdigest() for p in files)
 
@@ -201,13 +155,13 @@ async def test_finalizes_in_flight_when_the_tender_closes_are_refused_w07_and_le
     late = [await ready(api, tender, PRICE - 10 - i) for i in range(2)]
     late.append(await ready(api, tender, PRICE - 20, bidder=early[0].bidder))
     after = await ready(api, tender, PRICE - 30)  # uploaded in time, finalized after the closing
-    held = await start_held(api, tender, late)
+    held = await GatedStore.of(api).hold([finalize(api, tender, bid) for bid in late])
 
     moved = await api.at(DEADLINE)
     assert moved == [(tender["code"], "opening")]
     refused_late(await finalize(api, tender, after))
 
-    for r in await release(api, held):
+    for r in await GatedStore.of(api).release(held):
         refused_late(r)
     standing = await closing_verdict(api, tender, receipts_by_sha)
     assert standing == {b.sha256 for b in early}  # the replaced bid stands: its replacement came too late
@@ -224,12 +178,12 @@ async def test_a_finalize_that_started_before_the_deadline_counts_when_recorded_
     receipts_by_sha = {b.sha256: acknowledged(await finalize(api, tender, b), b) for b in early}
     api.clock.set(DEADLINE - timedelta(seconds=1))
     slow = await ready(api, tender, PRICE - 10)
-    held = await start_held(api, tender, [slow])
+    held = await GatedStore.of(api).hold([finalize(api, tender, slow)])
 
     # The deadline passes on the clock, the copy ends and the bid is recorded; only then does the
     # chronograph close bidding: it arrived in time, and its log event precedes the closing head.
     api.clock.set(DEADLINE)
-    [r] = await release(api, held)
+    [r] = await GatedStore.of(api).release(held)
     receipts_by_sha[slow.sha256] = acknowledged(r, slow)
     assert await api.tick() == [(tender["code"], "opening")]
 

@@ -25,7 +25,7 @@ from tests.storage.test_jobs import run_worker_burst
 
 T = "/api/v1/tenders"
 PRICE = 4_800_000_000
-GRACE = timedelta(minutes=15)  # trading.service.DECRYPTION_GRACE
+GRACE = timedelta(minutes=15)  # bidding.hall.DECRYPTION_GRACE
 
 
 @dataclass

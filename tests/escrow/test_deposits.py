@@ -9,6 +9,7 @@ import uuid
 from datetime import date, timedelta
 from typing import Any
 
+from bidding import signals
 from escrow import sandbox
 from tests.helpers import DEADLINE, Actor, Api, SealedBid, shanghai
 
@@ -158,12 +159,11 @@ async def test_statement_lines_are_matched_once_and_wrong_amounts_go_to_suspense
 
     # W-18: two bidders' deposits from one account, recorded by the job the import queued, shown after the
     # opening (W-20)
-    import bidding.service as bidding
     from storage.db import transaction
 
     await api.run_jobs()
     async with transaction(api.runtime.sessionmaker, read_only=True) as session:
-        kinds = {s.kind for s in await bidding.signals_of(session, uuid.UUID(tender["id"]))}
+        kinds = {s.kind for s in await signals.signals_of(session, uuid.UUID(tender["id"]))}
     assert "deposit_same_payer" in kinds
     supervisor = await api.organisation("supervisor")
     early = await api.get(f"/api/v1/tenders/{tender['id']}/collusion-signals", supervisor)

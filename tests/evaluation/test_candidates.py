@@ -1,4 +1,4 @@
-"""`evaluation.service.candidates` reads each expert's specialty codes exactly as stored, on both databases:
+"""`evaluation.committees.candidates` reads each expert's specialty codes exactly as stored, on both databases:
 in one row per expert, and row by row for an expert whose code holds the separator of that row."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from evaluation import draw, service
+from evaluation import committees, draw
 from evaluation.models import Expert, ExpertSpecialty
 from storage.db import transaction
 from tests.conftest import Database
@@ -42,7 +42,7 @@ async def test_each_candidate_has_every_stored_code_sorted(database: Database) -
             ExpertSpecialty(expert_id=experts[n].id, code=code) for n, held in codes.items() for code in held
         )
     async with transaction(database.sessionmaker, read_only=True) as session:
-        found = await service.candidates(session, ["A02", "D01"], None, ON)
+        found = await committees.candidates(session, ["A02", "D01"], None, ON)
 
     assert {c.expert_id: c.specialties for c in found} == {
         str(experts[1].id): ("A02", "A0201", "B01"),
@@ -64,7 +64,7 @@ async def test_a_code_holding_a_line_feed_is_read_as_stored_and_the_draw_refuses
             ExpertSpecialty(expert_id=experts[n].id, code=code) for n, held in codes.items() for code in held
         )
     async with transaction(database.sessionmaker, read_only=True) as session:
-        found = await service.candidates(session, ["A02"], None, ON)
+        found = await committees.candidates(session, ["A02"], None, ON)
 
     assert {c.expert_id: c.specialties for c in found} == {
         str(experts[1].id): ("A02", "X1\nY2"),

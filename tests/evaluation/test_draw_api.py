@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from evaluation import draw, service
+from evaluation import draw, selection
 from evaluation.cli import verify_draw
 from evaluation.models import CreditEvent, Draw, Expert, ExpertRelationship, ExpertUnavailability
 from storage.db import transaction
@@ -481,9 +481,9 @@ async def test_a_first_version_draw_still_selects_confirms_and_replays_as_it_did
         row.rules = {**row.rules, "version": draw.LEGACY_VERSION}
         quotas = [draw.Quota(q["specialty"], q["seats"]) for q in row.quotas]
         row.commitment = draw.commitment_v1(seed, row.pool_digest, quotas, row.employer_limit)
-        row.sealed_seed = service.seal_seed(api.runtime.settings.secret_key, row.id, seed)
+        row.sealed_seed = selection.seal_seed(api.runtime.settings.secret_key, row.id, seed)
         row.witness, row.status, row.drawn_at = "监督人现场见证", "inviting", api.clock.now()
-        await service._apply_selection(
+        await selection.apply_selection(
             session, row, api.runtime.settings.secret_key, api.runtime.store, api.clock.now()
         )
     supervisor = await api.organisation("supervisor")

@@ -20,7 +20,7 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from bidding.client import GgzyClient
-from evaluation import draw, service, witness
+from evaluation import draw, selection, witness
 from evaluation.cli import verify_draw
 from evaluation.models import Draw, Expert
 from ggzy import cli as ggzy_cli
@@ -260,8 +260,8 @@ async def test_the_witness_is_committed_before_the_platforms_seed_exists(api: Ap
     async with api.runtime.sessionmaker() as session:
         row = await session.get(Draw, uuid.UUID(made["id"]))
         assert row is not None
-        seed = service.unseal_seed(api.runtime.settings.secret_key, row)
-        inputs = service._inputs(row)
+        seed = selection.unseal_seed(api.runtime.settings.secret_key, row)
+        inputs = selection._inputs(row)
     assert committed["commitment"] == draw.commitment(seed, w.commitment, inputs)
     statement = draw.commitment_statement(made["id"], w.commitment, committed["commitment"])
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -284,7 +284,7 @@ async def test_an_operator_who_can_unseal_the_seed_cannot_pick_a_witness_that_se
     async with api.runtime.sessionmaker() as session:
         row = await session.get(Draw, uuid.UUID(made["id"]))
         assert row is not None
-        seed = service.unseal_seed(api.runtime.settings.secret_key, row)
+        seed = selection.unseal_seed(api.runtime.settings.secret_key, row)
     entries = [draw.PoolEntry(e, ("A0201",), "") for e in experts]
     quotas = [draw.Quota("A02", 5)]
     honest = {

@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
+from bidding import bench_chronograph as cluster
 from bidding.models import Envelope
 from storage.db import transaction
 from tests.conftest import Database
 from tests.helpers import DEADLINE, Api
 from tests.trading.test_rules import get_tender, with_bids
-from trading import bench_chronograph as cluster
 from trading import chronograph
 
 FAILURES = "/api/v1/chronograph/failures"

@@ -544,9 +544,9 @@ async def test_ggzy_bid_list_shows_the_bidder_its_rejection_and_the_agency_every
 
     from app import create_app
     from bidding.client import GgzyClient
+    from demo.common import serving
     from ggzy import cli
     from tests.helpers import PASSWORD
-    from trading.demo import serving
 
     agency = await api.organisation("agency")
     tender = await api.published(agency)

@@ -11,59 +11,33 @@ import hashlib
 import re
 import secrets
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from httpx import Response
 from sqlalchemy import func, select
 
 from storage.clock import SettableClock
 from storage.db import transaction
-from storage.objects import DEFAULT_CONTENT_TYPE, LocalObjectStore, ObjectInfo
 from storage.uploads import COPY, KEPT, ObjectClaim
 from tests.conftest import Database, _api, _runtime
-from tests.helpers import Actor, Api
+from tests.helpers import HOLD_TIMEOUT, Actor, Api, GatedStore, record_copies
 from trading.models import Document
 
 T = "/api/v1/tenders"
-HOLD_TIMEOUT = 120  # seconds; only a hang would reach it, never a verdict
-
-
-class HeldCopies(LocalObjectStore):
-    """The real local store; while `holding`, a document's copy into the record waits at a gate until the
-    test opens it, as a large file's copy would still be running."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.holding = False
-        self.gate = asyncio.Event()
-        self.arrivals: asyncio.Queue[str] = asyncio.Queue()
-
-    async def put_stream(
-        self, key: str, chunks: AsyncIterable[bytes], *, content_type: str = DEFAULT_CONTENT_TYPE
-    ) -> ObjectInfo:
-        if self.holding and key.startswith("records/") and "/documents/" in key:
-            self.arrivals.put_nowait(key)
-            await self.gate.wait()
-        return await super().put_stream(key, chunks, content_type=content_type)
 
 
 @pytest.fixture
 async def api(database: Database, clock: SettableClock, tmp_path: Path) -> AsyncIterator[Api]:
-    store = HeldCopies(tmp_path / "objects", "http://testserver", b"s" * 32, now=clock.now)
+    store = GatedStore(
+        tmp_path / "objects", "http://testserver", b"s" * 32, now=clock.now, holds=record_copies("documents")
+    )
     rt = _runtime(database, clock, tmp_path, store=store)
     await store.ensure_ready()
     async for client in _api(rt):
         yield client
     await rt.queue.close()
-
-
-def gate(api: Api) -> HeldCopies:
-    store = api.runtime.store
-    assert isinstance(store, HeldCopies)
-    return store
 
 
 async def uploaded(api: Api, agency: Actor, tender: dict[str, Any], content: bytes) -> str:
@@ -80,24 +54,6 @@ def register(api: Api, agency: Actor, tender: dict[str, Any], key: str, kind: st
     return api.post(f"{T}/{tender['id']}/documents", agency, json=body)
 
 
-async def held(api: Api, requests: list[Any], count: int) -> list[asyncio.Task[Response]]:
-    """Start the requests and wait until `count` copies stand at the gate."""
-    store = gate(api)
-    store.gate.clear()
-    store.holding = True
-    tasks = [asyncio.create_task(r) for r in requests]
-    for _ in range(count):
-        await asyncio.wait_for(store.arrivals.get(), HOLD_TIMEOUT)
-    return tasks
-
-
-async def release(api: Api, tasks: list[asyncio.Task[Response]]) -> list[Response]:
-    store = gate(api)
-    store.holding = False
-    store.gate.set()
-    return list(await asyncio.wait_for(asyncio.gather(*tasks), HOLD_TIMEOUT))
-
-
 async def on_record(api: Api, tender: dict[str, Any]) -> tuple[int, list[str], int]:
     """(documents, the states of the copies claimed under the tender's documents, files on disk there)."""
     prefix = f"records/{tender['code']}/documents/"
@@ -110,7 +66,7 @@ async def on_record(api: Api, tender: dict[str, Any]) -> tuple[int, list[str], i
                 select(ObjectClaim.state).where(ObjectClaim.kind == COPY, ObjectClaim.key.startswith(prefix))
             )
         )
-    folder = gate(api).root / prefix
+    folder = GatedStore.of(api).root / prefix
     # a copy is stored under a fresh hex name (beside it, the store keeps its metadata)
     files = sum(1 for p in folder.glob("*") if re.fullmatch("[0-9a-f]{32}", p.name)) if folder.exists() else 0
     return int(documents or 0), states, files
@@ -122,15 +78,16 @@ async def test_while_a_document_is_copied_other_writes_on_its_tender_go_ahead(ap
     content = b"%PDF-1.7 drawings " + secrets.token_bytes(256)
     key = await uploaded(api, agency, tender, content)
 
-    [task] = await held(api, [register(api, agency, tender, key)], 1)
+    store = GatedStore.of(api)
+    [task] = await store.hold([register(api, agency, tender, key)])
     # the tender's own writes are not held up by the copy: another upload is granted, a document recorded
     other = await asyncio.wait_for(
         uploaded(api, agency, tender, b"%PDF-1.7 tender " + secrets.token_bytes(64)), HOLD_TIMEOUT
     )
-    gate(api).holding = False
+    store.stop_holding()
     recorded = await asyncio.wait_for(register(api, agency, tender, other, "tender_documents"), HOLD_TIMEOUT)
     assert recorded.status_code == 201, recorded.text
-    [r] = await release(api, [task])
+    [r] = await store.release([task])
 
     assert r.status_code == 201, r.text
     assert (r.json()["sha256"], r.json()["size"]) == (hashlib.sha256(content).hexdigest(), len(content))
@@ -143,8 +100,8 @@ async def test_a_document_refused_while_it_was_copied_leaves_no_copy_behind(api:
     before = await on_record(api, tender)
     key = await uploaded(api, agency, tender, b"%PDF-1.7 drawings " + secrets.token_bytes(256))
 
-    [task] = await held(api, [register(api, agency, tender, key)], 1)
-    [r] = await release(api, [task])
+    [task] = await GatedStore.of(api).hold([register(api, agency, tender, key)])
+    [r] = await GatedStore.of(api).release([task])
 
     assert r.status_code == 409 and r.json()["rule"] == "W-02", r.text
     assert await on_record(api, tender) == before
@@ -156,10 +113,10 @@ async def test_publishing_while_a_document_is_copied_goes_ahead_and_the_document
     await api.document(agency, tender["id"], b"%PDF-1.7 tender documents " + secrets.token_bytes(64))
     key = await uploaded(api, agency, tender, b"%PDF-1.7 drawings " + secrets.token_bytes(256))
 
-    [task] = await held(api, [register(api, agency, tender, key)], 1)
+    [task] = await GatedStore.of(api).hold([register(api, agency, tender, key)])
     published = await asyncio.wait_for(api.post(f"{T}/{tender['id']}/publish", agency), HOLD_TIMEOUT)
     assert published.status_code == 200, published.text
-    [r] = await release(api, [task])
+    [r] = await GatedStore.of(api).release([task])
 
     assert r.status_code == 409 and r.json()["rule"] == "W-02", r.text
     assert await on_record(api, tender) == (1, [KEPT], 1)
@@ -170,8 +127,9 @@ async def test_an_upload_registered_twice_at_once_is_recorded_once_and_leaves_on
     tender = await api.draft(agency)
     key = await uploaded(api, agency, tender, b"%PDF-1.7 drawings " + secrets.token_bytes(256))
 
-    tasks = await held(api, [register(api, agency, tender, key), register(api, agency, tender, key)], 2)
-    answers = await release(api, tasks)
+    store = GatedStore.of(api)
+    tasks = await store.hold([register(api, agency, tender, key), register(api, agency, tender, key)])
+    answers = await store.release(tasks)
 
     assert sorted(r.status_code for r in answers) == [201, 409], [r.text for r in answers]
     refused = next(r for r in answers if r.status_code == 409).json()

@@ -1,23 +1,29 @@
-"""Tests for trading.lifecycle: the transition table is the whole state machine, and nothing leaves an end."""
+"""Tests for trading.lifecycle: the transition table built from a profile's steps is the whole state machine,
+and nothing leaves an end."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from trading.lifecycle import (
-    PUBLIC,
-    TERMINAL,
-    TRANSITIONS,
-    Action,
-    IllegalTransition,
-    TenderStatus,
-    allowed_actions,
-    next_status,
-)
+from rules.profiles import WORKS_OPEN, Step
+from trading import lifecycle
+from trading.lifecycle import PUBLIC, TERMINAL, Action, IllegalTransition, TenderStatus, transitions
+
+TRANSITIONS = transitions(WORKS_OPEN)
+
+
+def next_status(status: TenderStatus, action: Action) -> TenderStatus:
+    return lifecycle.next_status(WORKS_OPEN, status, action)
+
+
+def allowed_actions(status: TenderStatus) -> list[Action]:
+    return lifecycle.allowed_actions(WORKS_OPEN, status)
+
 
 S = TenderStatus
 ILLEGAL = [(s, a) for s, a in itertools.product(TenderStatus, Action) if (s, a) not in TRANSITIONS]
@@ -131,3 +137,56 @@ def test_any_sequence_of_actions_keeps_a_valid_status_and_never_leaves_a_termina
         assert isinstance(status, TenderStatus)
         if before in TERMINAL:
             assert status is before
+
+
+def test_the_works_table_is_the_one_the_works_profile_names() -> None:
+    # Every step's action leads to the next step's state; the exits are the same for every procedure.
+    steps = WORKS_OPEN.steps
+    assert [s.state for s in steps] == [
+        "draft",
+        "published",
+        "tendering",
+        "opening",
+        "evaluation",
+        "publicity",
+        "awarded",
+        "contracted",
+    ]
+    for step, after in itertools.pairwise(steps):
+        assert step.leads_to == after.state
+    assert (
+        len(TRANSITIONS) == len(steps) + sum(s.may_fail for s in steps) + sum(s.may_cancel for s in steps) + 2
+    )
+
+
+def test_a_procedure_with_other_steps_gets_its_own_table() -> None:
+    # A shorter procedure (a quotation: published, one sealed quote each, opened, awarded) is data: the
+    # engine builds its table from the steps and refuses the works steps it does not have.
+    quotation = dataclasses.replace(
+        WORKS_OPEN,
+        method="quotation",
+        steps=(
+            Step("draft", "publish", "published", may_cancel=True),
+            Step("published", "issue_documents", "tendering", may_cancel=True),
+            Step("tendering", "close_bidding", "opening", may_fail=True, may_cancel=True),
+            Step("opening", "close_opening", "awarded", may_fail=True),
+            Step("awarded", "sign_contracts", "contracted"),
+            Step("contracted", "complete", "completed"),
+        ),
+    )
+    assert (
+        lifecycle.next_status(quotation, TenderStatus.OPENING, Action.CLOSE_OPENING) is TenderStatus.AWARDED
+    )
+    assert (
+        lifecycle.next_status(WORKS_OPEN, TenderStatus.OPENING, Action.CLOSE_OPENING)
+        is TenderStatus.EVALUATION
+    )
+    with pytest.raises(IllegalTransition, match="allowed now: nothing"):
+        lifecycle.next_status(quotation, TenderStatus.EVALUATION, Action.SUBMIT_REPORT)
+    assert lifecycle.allowed_actions(quotation, TenderStatus.UNSUCCESSFUL) == [Action.RETENDER]
+
+
+def test_a_profile_naming_an_unknown_state_is_refused_when_its_table_is_built() -> None:
+    broken = dataclasses.replace(WORKS_OPEN, method="broken", steps=(Step("draft", "publish", "nowhere"),))
+    with pytest.raises(ValueError, match="nowhere"):
+        transitions(broken)

@@ -267,7 +267,7 @@ async def test_a_deployment_on_real_time_has_no_rehearsal_clock_to_set(
 
 
 def test_ggzy_rehearsal_set_reads_its_advance_in_days_hours_minutes_or_seconds() -> None:
-    from trading.cli import parse_advance
+    from demo.cli import parse_advance
 
     assert [parse_advance(t) for t in ("21d", "36h", "90m", "45s", "3600")] == [
         21 * 86400,
@@ -282,7 +282,7 @@ def test_ggzy_rehearsal_set_reads_its_advance_in_days_hours_minutes_or_seconds()
 
 
 def test_ggzy_rehearsal_set_without_a_change_is_a_usage_error() -> None:
-    from trading.cli import rehearsal_set
+    from demo.cli import rehearsal_set
 
     result = CliRunner().invoke(rehearsal_set, ["--username", "centre"])
 
@@ -291,7 +291,7 @@ def test_ggzy_rehearsal_set_without_a_change_is_a_usage_error() -> None:
 
 
 def test_ggzy_rehearsal_show_says_how_far_ahead_and_how_fast() -> None:
-    from trading.cli import _clock_line
+    from demo.cli import _clock_line
 
     line = _clock_line(
         {

@@ -13,9 +13,9 @@ from typing import Any
 
 from rich.table import Table
 
+from demo.common import Actor, Trade, check, yuan
 from escrow import bankfiles, heads, sandbox
 from rules.calendar import local_date
-from trading.demo import Actor, Trade, check, yuan
 
 ESCROW_ACCOUNT = "31050161393600000888"  # the default of GGZY_ESCROW_ACCOUNT
 RATES = (

@@ -25,25 +25,25 @@ from rich.console import Console
 from sqlalchemy import func, select, text
 
 from bidding import agekeys
+from demo.common import (
+    BIDDERS,
+    CENTRE,
+    CUSTODIANS,
+    KEYS_DIR,
+    PASSWORD,
+    SEED_HISTORY,
+)
+from demo.evaluation import EXPERTS
+from demo.private import ServerParts, run_demo
+from demo.works import DEMO_STEPS
 from storage.clock import SystemClock
 from storage.db import create_engine
 from storage.models import metadata
 from tests.conftest import PG_URL, _drop_postgres_database, _postgres_database, unavailable
 from tests.storage.seaweed import SeaweedFS
-from trading.demo import (
-    BIDDERS,
-    CENTRE,
-    CUSTODIANS,
-    DEMO_STEPS,
-    KEYS_DIR,
-    PASSWORD,
-    SEED_HISTORY,
-)
-from trading.demo_private import ServerParts, run_demo
 
 # isort: split
 from app import build_runtime, create_app, demo
-from evaluation.demo import EXPERTS  # after trading.demo, which imports it at its end
 
 SERVER = ServerParts(build_runtime, create_app)
 

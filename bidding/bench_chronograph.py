@@ -43,6 +43,7 @@ from rich.console import Console
 from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+import bidding.stage  # noqa: F401 - plugs the bid stage in: the deadline's closing is what the tick runs
 from accounts import schemas as account_schemas
 from accounts import service as accounts
 from accounts.models import AuditEvent

@@ -1,6 +1,6 @@
 """`ggzy demo --url`: the demo's trade driven through a running rehearsal server (演练, GGZY_REHEARSAL).
 
-The steps are the private demo's (`trading/demo.py`), through the server's HTTP API and nothing else: the
+The steps are the private demo's (`demo/works.py`), through the server's HTTP API and nothing else: the
 demo never opens the server's database. What a private server lets the demo do by hand, a rehearsal server
 does itself, and the demo waits for it:
 
@@ -32,12 +32,8 @@ from typing import Any
 import httpx
 from rich.console import Console
 
-from rules.calendar import default_calendar, local_date
-from rules.profiles import WORKS_OPEN
-from storage.clock import ensure_utc
-from trading.demo import (
+from demo.common import (
     CENTRE,
-    DEMO_STEPS,
     HTTP_TIMEOUT_SECONDS,
     PARTIES,
     WORKS,
@@ -52,6 +48,10 @@ from trading.demo import (
     kept_files,
     shanghai_text,
 )
+from demo.works import DEMO_STEPS
+from rules.calendar import default_calendar, local_date
+from rules.profiles import WORKS_OPEN
+from storage.clock import ensure_utc
 
 REHEARSAL_HEADER = "X-GGZY-Rehearsal"
 WAIT_SECONDS = 120.0  # how long a step waits for the server's chronograph or worker

@@ -23,26 +23,26 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from rich.table import Table
 
 from bidding import agekeys
-from evaluation import draw, report, scoring
-from evaluation.taxonomy import DEFAULT_SPECIALTIES
-from rules.calendar import local_date
-from trading.demo import (
+from demo.common import (
     BIDDERS,
     PASSWORD,
     Actor,
     Party,
     Trade,
-    _party,
     at_shanghai,
     check,
+    make_party,
     shanghai_text,
     short,
     yuan,
 )
+from evaluation import draw, report, scoring
+from evaluation.taxonomy import DEFAULT_SPECIALTIES
+from rules.calendar import local_date
 
 # The pool: nine experts of municipal works (A02) and economics (D01) the draw may take, and two it may not.
 EXPERTS = tuple(
-    _party(f"expert{n}", "employer", employer, "12", 40 + n)
+    make_party(f"expert{n}", "employer", employer, "12", 40 + n)
     for n, employer in enumerate(
         (
             "南京市市政设计研究院有限责任公司",

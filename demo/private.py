@@ -1,6 +1,6 @@
 """The demo's private platform: the app served by uvicorn on a free loopback port inside this process, on a
 throw-away SQLite database and local object store, with a `SettableClock` the steps move and the chronograph
-and the jobs run here when the steps ask (`PrivateDriver`). The seed (`trading/seeding.py`) drives the same
+and the jobs run here when the steps ask (`PrivateDriver`). The seed (`demo/seeding.py`) drives the same
 driver over an in-process ASGI transport inside one database transaction.
 
 The composition root (`app.py`) builds the runtime and the app and hands them in (`ServerParts`): nothing
@@ -24,19 +24,9 @@ import httpx
 from rich.console import Console
 
 from accounts import service as accounts
-from rules.profiles import WORKS_OPEN
-from rules.schedule import working_calendar
-from storage.clock import SettableClock
-from storage.db import transaction
-from storage.jobs import InlineJobQueue, JobContext, JobQueue, OutboxDispatcher
-from storage.migrate import upgrade_async
-from storage.settings import Settings, argon2_from_env
-from trading import jobs as trading_jobs
-from trading import tenders
-from trading.demo import (
+from demo.common import (
     CENTRE,
     DEMO_START,
-    DEMO_STEPS,
     HTTP_TIMEOUT_SECONDS,
     JOB_WAIT_SECONDS,
     PARTIES,
@@ -53,6 +43,16 @@ from trading.demo import (
     serving,
     shanghai_text,
 )
+from demo.works import DEMO_STEPS
+from rules.profiles import WORKS_OPEN
+from rules.schedule import working_calendar
+from storage.clock import SettableClock
+from storage.db import transaction
+from storage.jobs import InlineJobQueue, JobContext, JobQueue, OutboxDispatcher
+from storage.migrate import upgrade_async
+from storage.settings import Settings, argon2_from_env
+from trading import jobs as trading_jobs
+from trading import tenders
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker

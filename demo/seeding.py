@@ -26,13 +26,13 @@ from rich.console import Console
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from accounts import service as accounts
+from demo import common, works
+from demo.private import PrivateDriver, ServerParts
 from storage.clock import Clock, SettableClock
 from storage.db import create_engine, one_transaction
 from storage.migrate import upgrade_async
 from storage.rehearsal import current_clock
 from storage.settings import Settings
-from trading import demo
-from trading.demo_private import PrivateDriver, ServerParts
 
 
 class SeedFailed(Exception):
@@ -59,7 +59,7 @@ async def seed(
     try:
         if await _centre_exists(engine):
             console.print("The demo data is already there; nothing changed.")
-            demo.next_steps(console, settings, None)
+            works.next_steps(console, settings, None)
             return True
         wall_clock = wall_clock or await current_clock(settings, engine)
         try:
@@ -67,7 +67,7 @@ async def seed(
         except SeedFailed:
             console.print("[red]Seeding stopped; nothing was kept. Run it again once the cause is fixed.[/]")
             return False
-        demo.next_steps(console, settings, live)
+        works.next_steps(console, settings, live)
         return True
     finally:
         await engine.dispose()
@@ -75,8 +75,8 @@ async def seed(
 
 async def _seed_in_one_transaction(
     console: Console, settings: Settings, server: ServerParts, engine: AsyncEngine, wall_clock: Clock
-) -> demo.Trade:
-    clock = SettableClock(wall_clock.now() - demo.SEED_HISTORY)
+) -> common.Trade:
+    clock = SettableClock(wall_clock.now() - common.SEED_HISTORY)
     async with one_transaction(engine) as sessionmaker:
         runtime = server.build_runtime(
             settings, clock=clock, engine=engine, sessionmaker=sessionmaker, sequential_jobs=True
@@ -89,30 +89,32 @@ async def _seed_in_one_transaction(
             app: Any = server.create_app(runtime, manage_runtime=False)
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(
-                transport=transport, base_url=settings.effective_public_url, timeout=demo.HTTP_TIMEOUT_SECONDS
+                transport=transport,
+                base_url=settings.effective_public_url,
+                timeout=common.HTTP_TIMEOUT_SECONDS,
             ) as client:
                 driver = PrivateDriver(runtime, clock, files=settings.var_dir)
-                platform = demo.Platform(client, driver)
-                narrator = demo.Narrator(console)
-                past = demo.Trade(platform, demo.WORKS, demo.PARTIES)
+                platform = common.Platform(client, driver)
+                narrator = common.Narrator(console)
+                past = common.Trade(platform, common.WORKS, common.PARTIES)
                 console.print(
-                    f"[bold]Seeding[/]: a complete trade on a clock from {demo.shanghai_text(clock.now())} "
+                    f"[bold]Seeding[/]: a complete trade on a clock from {common.shanghai_text(clock.now())} "
                     "Shanghai"
                 )
-                if not await narrator.run((*demo.PEOPLE_STEPS, *demo.TRADE_STEPS), past):
+                if not await narrator.run((*works.PEOPLE_STEPS, *works.TRADE_STEPS), past):
                     raise SeedFailed
                 clock.set(wall_clock.now())
-                live = demo.Trade(platform, demo.LIVE, demo.PARTIES, people=past.people, keys=past.keys)
+                live = common.Trade(platform, common.LIVE, common.PARTIES, people=past.people, keys=past.keys)
                 console.print(
-                    f"[bold]Seeding[/]: an open tender published now ({demo.shanghai_text(clock.now())} "
+                    f"[bold]Seeding[/]: an open tender published now ({common.shanghai_text(clock.now())} "
                     "Shanghai)"
                 )
-                if not await narrator.run(demo.PUBLISH_STEPS, live):
+                if not await narrator.run(works.PUBLISH_STEPS, live):
                     raise SeedFailed
                 await platform.run_jobs()
             # Written before the commit: a seed that dies now leaves key files a rerun replaces, never
             # registered keys whose private halves are lost.
-            demo.write_keys(settings, past, clock.now())
+            works.write_keys(settings, past, clock.now())
         finally:
             await runtime.queue.close()
             await runtime.throttle.close()

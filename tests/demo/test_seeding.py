@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from demo import works as demo_works
+from demo.common import KEYS_DIR, PASSWORD, Step, StepFailed, Trade
 from storage.migrate import upgrade_async
 from storage.settings import Settings
-from tests.trading.test_demo import _query, _rows, database_url  # noqa: F401 - the fixture
-from trading import demo as demo_module
-from trading.demo import PASSWORD, Step, StepFailed, Trade
+from tests.demo.test_demo import _query, _rows, database_url  # noqa: F401 - the fixture
 
 # isort: split
 from app import demo
@@ -37,7 +37,7 @@ def _failing_at(index: int, error: Exception) -> tuple[Step, ...]:
     async def fail(_t: Trade) -> str:
         raise error
 
-    steps = demo_module.TRADE_STEPS
+    steps = demo_works.TRADE_STEPS
     return (*steps[:index], Step("A step that fails", fail), *steps[index:])
 
 
@@ -55,8 +55,8 @@ def test_a_seed_that_stops_midway_leaves_nothing_and_a_rerun_seeds_everything(
     empty = _rows(database_url)
     # after the bids, the withdrawal and its refund through the bank: the ledger, the audit trail, receipts
     # and the outbox all hold rows of the trade by then
-    steps = demo_module.TRADE_STEPS
-    monkeypatch.setattr(demo_module, "TRADE_STEPS", _failing_at(8, error))
+    steps = demo_works.TRADE_STEPS
+    monkeypatch.setattr(demo_works, "TRADE_STEPS", _failing_at(8, error))
 
     stopped = CliRunner().invoke(demo, ["--seed-only"])
 
@@ -64,7 +64,7 @@ def test_a_seed_that_stops_midway_leaves_nothing_and_a_rerun_seeds_everything(
     if isinstance(error, StepFailed):
         assert "nothing was kept" in stopped.output
     assert _rows(database_url) == empty
-    monkeypatch.setattr(demo_module, "TRADE_STEPS", steps)
+    monkeypatch.setattr(demo_works, "TRADE_STEPS", steps)
 
     again = CliRunner().invoke(demo, ["--seed-only"])
 
@@ -179,4 +179,4 @@ def test_seed_only_creates_a_var_dir_that_does_not_exist(
     assert result.exit_code == 0, result.output
     assert PASSWORD in result.output
     _seeded(f"sqlite+aiosqlite:///{var / 'ggzy.db'}")
-    assert (var / demo_module.KEYS_DIR / "bidder1.key").exists()
+    assert (var / KEYS_DIR / "bidder1.key").exists()
