@@ -13,6 +13,7 @@ from bidding import collusion
 from bidding.models import (
     CollusionSignal,
 )
+from trading.tenders import load_tender
 
 
 async def record_signals(
@@ -48,7 +49,9 @@ async def record_signal(
     now: datetime,
 ) -> CollusionSignal:
     """Keep one W-18 signal found outside the opening (e.g. deposits paid from one account), once: the
-    same kind, value and bidders are not recorded twice."""
+    same kind, value and bidders are not recorded twice. The tender's row is locked first, so two jobs
+    finding the same signal at once record it once."""
+    await load_tender(session, tender_id, lock=True)
     bidders = sorted(bidders)
     for row in await session.scalars(
         select(CollusionSignal).where(

@@ -718,10 +718,10 @@ async def test_any_journal_and_tampering_verify_alike(
     database: Database, book: Journal, how: str, data: st.DataObject
 ) -> None:
     entries = list(tamper(book, how, data))
-    if how == "resolves" and len({e.resolves for e in entries if e.resolves is not None}) < sum(
-        e.resolves is not None for e in entries
-    ):
-        return  # the unique resolves column would refuse the rows
+    if len({e.resolves for e in entries if e.resolves is not None}) < sum(e.resolves is not None for e in entries):
+        # the unique resolves column refuses the rows: a loose journal (or the tampering) resolved one
+        # entry twice, which the verifier's own tests cover without the database
+        return
     await database.empty()
     await store(database, entries, book.balances)
     checks = await verified(database)  # the parity is the assertion
