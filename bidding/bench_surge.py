@@ -76,6 +76,7 @@ from rich.console import Console
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
+import bidding.stage  # noqa: F401 - plugs the bid stage in: the deadline closes through it
 from accounts import service as accounts
 from accounts.models import Organisation
 from accounts.uscc import make_uscc
