@@ -718,7 +718,9 @@ async def test_any_journal_and_tampering_verify_alike(
     database: Database, book: Journal, how: str, data: st.DataObject
 ) -> None:
     entries = list(tamper(book, how, data))
-    if len({e.resolves for e in entries if e.resolves is not None}) < sum(e.resolves is not None for e in entries):
+    if len({e.resolves for e in entries if e.resolves is not None}) < sum(
+        e.resolves is not None for e in entries
+    ):
         # the unique resolves column refuses the rows: a loose journal (or the tampering) resolved one
         # entry twice, which the verifier's own tests cover without the database
         return
