@@ -1,4 +1,5 @@
-"""DOC"""
+"""The online opening hall (开标大厅): bidders check in and decrypt, custodians release their shares when a
+bidder cannot (E-03), the decryption window ends, and the opening record (开标记录) is published."""
 
 from __future__ import annotations
 
@@ -486,14 +487,15 @@ async def close_opening(
                     user_agent=row.user_agent,
                 )
             )
+    too_few = profile.rule("min_bids_to_open") or "W-09"
     for lot in lots.values():
         if lot.status != "failed" and valid.get(lot.id, 0) < profile.min_bids_to_open:
             lot.status = "failed"
-            lot.outcome_reason = f"W-09: {valid.get(lot.id, 0)} valid bid(s) opened; at least {profile.min_bids_to_open} are needed"
+            lot.outcome_reason = f"{too_few}: {valid.get(lot.id, 0)} valid bid(s) opened; at least {profile.min_bids_to_open} are needed"
             for bid in bids:
                 if bid.lot_id == lot.id and bid.status == "submitted":
                     bid.status = "returned"
-                    await accounts.record(session, None, "bid.return", "bid", bid.id, now, rule="W-09")
+                    await accounts.record(session, None, "bid.return", "bid", bid.id, now, rule=too_few)
     found = await signals.record_signals(session, tender.id, evidence, now)
     objections = [
         {
@@ -518,8 +520,8 @@ async def close_opening(
         now,
     )
     if all(lot.status == "failed" for lot in lots.values()):
-        reason = "W-09: fewer than 3 valid bids on every lot; the tender is to be re-run"
-        await fail_tender(session, tender, actor, "W-09", reason, now)
+        reason = f"{too_few}: fewer than {profile.min_bids_to_open} valid bids on every lot; the trade is to be re-run"
+        await fail_tender(session, tender, actor, too_few, reason, now)
     else:
         await move(session, tender, Action.CLOSE_OPENING, actor, now)
     return tender

@@ -1,4 +1,6 @@
-"""DOC"""
+"""The bid deadline and the decryption: bidding closes with a signed closing head, lots with too few bids
+fail (W-09, G-13), a bid whose deposit was not in place is rejected (W-19), and the envelopes are opened
+in the online opening hall (W-08, E-02)."""
 
 from __future__ import annotations
 
@@ -138,29 +140,32 @@ async def close_bidding(session: AsyncSession, tender: Tender, signer: LogSigner
     for bid in standing:
         counts[bid.lot_id] = counts.get(bid.lot_id, 0) + 1
     live = 0
+    too_few = profile.rule("min_bids_to_open") or "W-09"
     lots = await lots_of(session, tender.id)
     for lot in lots:
         n = counts.get(lot.id, 0)
         if n < profile.min_bids_to_open:
             lot.status = "failed"
             lot.outcome_reason = (
-                f"W-09: {n} bid(s) at the deadline; at least {profile.min_bids_to_open} are needed"
+                f"{too_few}: {n} bid(s) at the deadline; at least {profile.min_bids_to_open} are needed"
             )
             # Not opened, not revoked: these bidders are owed their deposits back, through no fault of theirs.
             for bid in standing:
                 if bid.lot_id == lot.id:
                     bid.status = "returned"
-                    await accounts.record(session, None, "bid.return", "bid", bid.id, now, rule="W-09")
+                    await accounts.record(session, None, "bid.return", "bid", bid.id, now, rule=too_few)
             cal = await working_calendar(session)
-            await refunds.on_lot_settled(session, lot.id, "W-09", "lot_failed", local_date(now), cal, now)
+            await refunds.on_lot_settled(
+                session, lot.id, profile.too_few_refund_rule, "lot_failed", local_date(now), cal, now
+            )
         else:
             live += 1
             for bid in standing:
                 if bid.lot_id == lot.id:
                     await _reject_without_deposit(session, tender, lot, bid, answers[bid.id], now)
     if live == 0:
-        reason = "W-09: fewer than 3 bids on every lot; no opening, the tender is to be re-run"
-        await fail_tender(session, tender, None, "W-09", reason, now)
+        reason = f"{too_few}: fewer than {profile.min_bids_to_open} bids on every lot; no opening, the trade is to be re-run"
+        await fail_tender(session, tender, None, too_few, reason, now)
         return "unsuccessful"
     tender.opened_at = now
     await move(session, tender, Action.CLOSE_BIDDING, None, now, rule="W-08")

@@ -1,4 +1,6 @@
-"""DOC"""
+"""A bid from upload to receipt: upload grants for the sealed envelope, the submission (idempotent, before
+the deadline only, W-07), replacement and withdrawal (W-05, W-06), receipts that verify offline, and the
+bids each party may list."""
 
 from __future__ import annotations
 

@@ -127,6 +127,18 @@ _RULE_LIST: Final = (
         status="✅ / ◐ fee",
     ),
     RefundRule(
+        rule="G-04-end",
+        days=5,
+        working_days=True,
+        trigger=Trigger.FAILURE,
+        interest=InterestRule.DEPOSIT,
+        source="政府采购货物和服务招标投标管理办法（财政部令第87号）第38条",
+        zh="采购活动终止的（含因供应商不足而废标），在终止后5个工作日内退还已收取的投标保证金及其在银行产生的孳息",
+        en="A procurement that ends without an award (terminated, or failed for too few suppliers): every "
+        "deposit is refunded within 5 working days of the end, with the interest it earned at the bank.",
+        status="✅",
+    ),
+    RefundRule(
         rule="L-06",
         days=5,
         working_days=True,
@@ -201,8 +213,8 @@ _NOT_REFUNDS: Final[Mapping[str, str]] = MappingProxyType(
         "kept (条例 35).",
         "W-16": "W-16 creates no refund obligation: a winner who refuses to sign or to give the performance "
         "security loses the deposit (条例 74).",
-        "G-04": "G-04 has two refund rules: use G-04-loser (from the award notice) or G-04-winner (from the "
-        "contract's signing).",
+        "G-04": "G-04 has three refund rules: use G-04-loser (from the award notice), G-04-winner (from the "
+        "contract's signing) or G-04-end (from the end of a procurement without an award).",
     }
 )
 
@@ -257,7 +269,7 @@ def interest_due(
 ) -> Interest:
     """The interest or fee a refund under `rule_id` of `principal_fen` carries when paid on `paid`.
 
-    - Deposit interest (W-14, T-END; M-01, M-02): for each day from `arrived` (counted) up to the day
+    - Deposit interest (W-14, T-END, G-04-end; M-01, M-02): for each day from `arrived` (counted) up to the day
       before `paid` (not counted), so days = paid − arrived, at the escrow bank's demand rate in force
       each day ÷ 360 (`escrow.interest.deposit_interest`). It runs to the actual payment, late or not.
     - Occupancy fee (G-04-loser, G-04-winner; M-03): only for the days late, from the day after `due`

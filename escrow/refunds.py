@@ -124,10 +124,24 @@ async def on_lot_settled(
     cal: WorkingCalendar,
     now: datetime,
 ) -> list[Obligation]:
-    """The lot's contract is signed (W-14), or the lot or tender failed or was terminated (T-END): every
-    deposit still held is owed back (a forfeiture proposed stays pending its decision)."""
+    """The lot's contract is signed (W-14, G-04-winner), or the lot or tender failed or was terminated
+    (T-END, G-04-end): every deposit still held is owed back (a forfeiture proposed stays pending its
+    decision)."""
+    return await _owe_back(session, await deposits_of_lot(session, lot_id), rule, event, event_on, cal, now)
+
+
+async def _owe_back(
+    session: AsyncSession,
+    deposits: Iterable[Deposit],
+    rule: str,
+    event: str,
+    event_on: date,
+    cal: WorkingCalendar,
+    now: datetime,
+) -> list[Obligation]:
+    """Oblige the refund of each of `deposits` under `rule`; one with a forfeiture proposed waits for it."""
     out = []
-    for deposit in await deposits_of_lot(session, lot_id):
+    for deposit in deposits:
         proposal = await session.scalar(
             select(Forfeiture).where(Forfeiture.deposit_id == deposit.id, Forfeiture.status == "proposed")
         )
@@ -139,6 +153,21 @@ async def on_lot_settled(
         if row is not None:
             out.append(row)
     return out
+
+
+async def on_award_notice(
+    session: AsyncSession,
+    lot_id: uuid.UUID,
+    winner_id: uuid.UUID,
+    rule: str,
+    event_on: date,
+    cal: WorkingCalendar,
+    now: datetime,
+) -> list[Obligation]:
+    """The award notice of a procurement lot is out (G-04-loser): every deposit of the lot but the
+    winner's is owed back; the winner's waits for the contract (G-04-winner)."""
+    losers = [d for d in await deposits_of_lot(session, lot_id) if d.organisation_id != winner_id]
+    return await _owe_back(session, losers, rule, "award_notice", event_on, cal, now)
 
 
 async def on_revoked(session: AsyncSession, lot_id: uuid.UUID, organisation_id: uuid.UUID) -> None:

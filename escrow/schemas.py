@@ -199,7 +199,7 @@ class TrialBalanceLine(TypedDict):
 class ObligationRow(TypedDict):
     """A duty to refund a deposit (or return a suspense line, `account` "suspense"), with its legal due day
     and supervision light (S-01): `rule` is the refund rule of `escrow.obligations.RULES` (W-05, W-09,
-    W-14, G-04-loser, G-04-winner, L-06, T-END, SUSPENSE) and `event` the trade event that created it on
+    W-14, G-04-loser, G-04-winner, G-04-end, L-06, T-END, SUSPENSE) and `event` the trade event that created it on
     `event_on`; `status` is `due`, `instructed`, `paid`, `superseded` or `forfeited`; `light` is `green`,
     `yellow` (from the working day before the due day through it) or `red` (overdue, or paid late);
     `interest_fen` is the interest owed with it in fen; `attempts` counts instructions sent; `flagged_at`

@@ -38,8 +38,6 @@ from trading import tenders
 from trading.lifecycle import TenderStatus
 from trading.models import Tender
 
-FEN_PER_YUAN = 100
-G07_BUDGET_FEN = 10_000_000 * FEN_PER_YUAN  # G-07: seven or more members from 10 million yuan
 SERVICE_LOOKBACK_DAYS = 365
 
 
@@ -253,14 +251,13 @@ async def request_draw(
     experts = sum(q.seats for q in data.quotas)
     size = experts + (1 if data.representative_user_id else 0)
     profile = profile_for(tender.sector, tender.method)
-    why = committee_ok(profile, size, experts)
+    why = committee_ok(profile, size, experts, tenders.budget_of(await tenders.lots_of(session, tender.id)))
     if why:
         raise RuleViolation(
-            "W-10", f"The committee is not lawful: {why}.", errors=[field_error("quotas", why)]
+            profile.rule("committee_min_size") or "W-10",
+            f"The committee is not lawful: {why}.",
+            errors=[field_error("quotas", why)],
         )
-    budget = sum(lot.estimated_price_fen for lot in await tenders.lots_of(session, tender.id))
-    if tender.sector == "procurement" and budget >= G07_BUDGET_FEN and size < 7:
-        raise RuleViolation("G-07", "A budget of 10 million yuan or more needs a committee of 7 or more.")
     if data.representative_user_id is not None:
         rep = await accounts.get_user(session, data.representative_user_id)
         if rep is None or not rep.active or rep.organisation_id != tender.agency_organisation_id:

@@ -42,6 +42,21 @@ WORKS_STEPS = (
     Step("contracted", "complete", "completed"),
 )
 
+# The steps of a government procurement tender (采购公告 → 投标 → 开标 → 评标 → 采购人确定中标人 → 结果公告 → 合同):
+# no candidates' publicity; the purchaser decides on the committee's ranking and the result is announced.
+PROCUREMENT_TENDER_STEPS = (
+    Step("draft", "publish", "published", may_cancel=True),
+    Step("published", "issue_documents", "tendering", "documents_to_deadline_days", may_cancel=True),
+    Step(
+        "tendering", "close_bidding", "opening", "documents_to_deadline_days", may_fail=True, may_cancel=True
+    ),
+    Step("opening", "close_opening", "evaluation", "opening_window_minutes", may_fail=True),
+    Step("evaluation", "submit_report", "decision", may_fail=True),
+    Step("decision", "award", "awarded", "award_decision_working_days"),
+    Step("awarded", "sign_contracts", "contracted", "contract_within_days", may_fail=True),
+    Step("contracted", "complete", "completed"),
+)
+
 
 @dataclass(frozen=True)
 class ProcedureProfile:
@@ -79,12 +94,57 @@ class ProcedureProfile:
     bid_validity_min_days: int = 30  # long enough for evaluation, publicity (W-12) and the contract (W-13)
     # The steps the trade walks, in order (`trading.lifecycle` builds the state machine from them).
     steps: tuple[Step, ...] = WORKS_STEPS
+    # The rule id each field comes from, as (field, rule) pairs; a field left out cites no rule.
+    rules: tuple[tuple[str, str | None], ...] = ()
+    # G-07: a larger committee from this budget on (None: the size never depends on the budget).
+    committee_large_budget_fen: int | None = None
+    committee_min_size_large: int = 5
+    # 87号令 68: the purchaser names the winner within 5 working days of the report (None: no decision step).
+    award_decision_working_days: int | None = None
+    # G-11: the result announced within 2 working days of the award decision; the contract published within
+    # 2 working days of its signing (None: the law of the sector sets no such period).
+    result_notice_working_days: int | None = None
+    contract_publish_working_days: int | None = None
+    # G-12: in procurement objections are challenges (质疑), filed within 7 working days of when the supplier
+    # knew, answered within 7 working days; a complaint (投诉) follows a challenge, within 15 working days of
+    # its answer or of the answer's deadline (None: the works rules W-03, W-12 and W-17 apply instead).
+    challenge_within_working_days: int | None = None
+    challenge_answer_working_days: int | None = None
+    complaint_after_answer_working_days: int | None = None
+    # The refund rules (escrow.obligations) a step of the procedure raises: the unsuccessful bidders' deposits
+    # at the award notice (None: they wait for the contract) and the deposits still held at the contract.
+    losers_refund_rule: str | None = None
+    contract_refund_rule: str = "W-14"
+    # ... and when a lot fails for too few bids, and when the trade ends without an award
+    too_few_refund_rule: str = "W-09"
+    end_refund_rule: str = "T-END"
+
+    def rule(self, field: str) -> str | None:
+        """The rule id of RULES.md that sets `field` in this procedure, or None for a house value."""
+        return dict(self.rules).get(field)
+
+    @property
+    def has_publicity(self) -> bool:
+        """Whether the candidates are published before the award (W-12); procurement announces the result."""
+        return any(step.state == "publicity" for step in self.steps)
 
 
 # What names the procedure rather than bounding it: a centre tunes none of these.
-NOT_TUNABLE = frozenset({"sector", "method", "title", "steps"})
+NOT_TUNABLE = frozenset(
+    {
+        "sector",
+        "method",
+        "title",
+        "steps",
+        "rules",
+        "losers_refund_rule",
+        "contract_refund_rule",
+        "too_few_refund_rule",
+        "end_refund_rule",
+    }
+)
 
-RULE_OF_FIELD: dict[str, str | None] = {
+WORKS_RULES: dict[str, str | None] = {
     "documents_to_deadline_days": "W-01",
     "clarification_notice_days": "W-02",
     "objection_before_deadline_days": "W-03",
@@ -107,6 +167,16 @@ RULE_OF_FIELD: dict[str, str | None] = {
     "opening_window_minutes": "E-02",
     "bid_validity_days": None,  # house values: RULES.md gives no figure
     "bid_validity_min_days": None,
+    # what the works law does not have: a committee sized by the budget, the purchaser's decision step,
+    # the result and contract publication periods of procurement (G-07, G-11)
+    "committee_large_budget_fen": None,
+    "committee_min_size_large": "W-10",
+    "award_decision_working_days": None,
+    "result_notice_working_days": None,
+    "contract_publish_working_days": None,
+    "challenge_within_working_days": None,
+    "challenge_answer_working_days": None,
+    "complaint_after_answer_working_days": None,
 }
 
 # Fields a centre may only raise (periods before something may happen, minimum counts) ...
@@ -121,6 +191,9 @@ MINIMUMS = frozenset(
         "complaint_within_days",  # the complainant's time may be lengthened, never cut short
         "opening_window_minutes",
         "bid_validity_min_days",
+        "committee_min_size_large",
+        "challenge_within_working_days",  # the supplier's time may be lengthened, never cut short
+        "complaint_after_answer_working_days",
     }
 )
 # ... and fields it may only lower (caps, time allowed to act).
@@ -136,6 +209,11 @@ MAXIMUMS = frozenset(
         "deposit_refund_after_contract_days",
         "performance_security_max_permille",
         "complaint_decision_working_days",
+        "committee_large_budget_fen",
+        "award_decision_working_days",
+        "result_notice_working_days",
+        "contract_publish_working_days",
+        "challenge_answer_working_days",
     }
 )
 
@@ -164,9 +242,90 @@ WORKS_OPEN = ProcedureProfile(
     complaint_decision_working_days=30,
     opening_window_minutes=30,
     steps=WORKS_STEPS,
+    rules=tuple(WORKS_RULES.items()),
 )
 
-PROFILES: dict[tuple[str, str], ProcedureProfile] = {(WORKS_OPEN.sector, WORKS_OPEN.method): WORKS_OPEN}
+# Government procurement by open tendering (政府采购公开招标, 采购法 26, 87号令). The values the procurement
+# rules (G-) give are cited by them; a few carry over from the general law of tendering where the procurement
+# rules give the same figure without a rule of their own here (the clarification period, 87号令 27; the
+# performance security, 实施条例 48), and cite no rule.
+PROCUREMENT_RULES: dict[str, str | None] = {
+    "documents_to_deadline_days": "G-02",
+    "clarification_notice_days": None,  # 87号令 27: 15 days before the deadline
+    "objection_before_deadline_days": None,
+    "objection_answer_days": None,
+    "deposit_max_permille_of_estimate": "G-03",
+    "deposit_cap_fen": "G-03",
+    "withdrawal_refund_days": "G-04",
+    # G-13 asks for at least 3 suppliers; open tendering with fewer fails the same way (采购法 36)
+    "min_bids_to_open": "G-13",
+    "committee_min_size": "G-07",
+    "committee_expert_share_num": "G-07",
+    "committee_expert_share_den": "G-07",
+    "committee_large_budget_fen": "G-07",
+    "committee_min_size_large": "G-07",
+    "max_candidates": None,
+    "publish_candidates_within_days": None,
+    "publicity_min_days": None,
+    "award_decision_working_days": None,  # 87号令 68
+    "result_notice_working_days": "G-11",
+    "contract_within_days": "G-11",
+    "contract_publish_working_days": "G-11",
+    "deposit_refund_after_contract_days": "G-04",
+    "performance_security_max_permille": None,  # 实施条例 48: at most 10 %
+    "complaint_within_days": "G-12",
+    "complaint_decision_working_days": "G-12",
+    "challenge_within_working_days": "G-12",
+    "challenge_answer_working_days": "G-12",
+    "complaint_after_answer_working_days": "G-12",
+    "opening_window_minutes": "E-02",
+    "bid_validity_days": None,
+    "bid_validity_min_days": None,
+}
+
+PROCUREMENT_OPEN = ProcedureProfile(
+    sector="procurement",
+    method="open",
+    title="政府采购公开招标 (government procurement by open tendering)",
+    documents_to_deadline_days=20,
+    clarification_notice_days=15,
+    objection_before_deadline_days=10,
+    objection_answer_days=3,
+    deposit_max_permille_of_estimate=20,  # of the budget (预算金额)
+    deposit_cap_fen=None,
+    withdrawal_refund_days=5,
+    min_bids_to_open=3,
+    committee_min_size=5,
+    committee_expert_share_num=2,
+    committee_expert_share_den=3,
+    max_candidates=3,
+    publish_candidates_within_days=3,
+    publicity_min_days=0,
+    contract_within_days=30,
+    deposit_refund_after_contract_days=5,
+    performance_security_max_permille=100,
+    complaint_within_days=15,
+    complaint_decision_working_days=30,
+    opening_window_minutes=30,
+    steps=PROCUREMENT_TENDER_STEPS,
+    rules=tuple(PROCUREMENT_RULES.items()),
+    committee_large_budget_fen=10_000_000 * FEN_PER_YUAN,
+    committee_min_size_large=7,
+    award_decision_working_days=5,
+    result_notice_working_days=2,
+    contract_publish_working_days=2,
+    challenge_within_working_days=7,
+    challenge_answer_working_days=7,
+    complaint_after_answer_working_days=15,
+    losers_refund_rule="G-04-loser",
+    contract_refund_rule="G-04-winner",
+    too_few_refund_rule="G-04-end",
+    end_refund_rule="G-04-end",
+)
+
+PROFILES: dict[tuple[str, str], ProcedureProfile] = {
+    (profile.sector, profile.method): profile for profile in (WORKS_OPEN, PROCUREMENT_OPEN)
+}
 
 
 class ProfileError(ValueError):
@@ -193,17 +352,19 @@ def tighten(profile: ProcedureProfile, **changes: Any) -> ProcedureProfile:
         if name not in names or name in NOT_TUNABLE:
             raise ProfileError(f"{name} is not a tunable value of a procedure profile")
         current = getattr(profile, name)
-        rule = RULE_OF_FIELD.get(name)
+        rule = profile.rule(name)
         cite = f" ({rule})" if rule else " (a house value)"
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
             raise ProfileError(f"{name} must be a whole number of 0 or more, not {value!r}", rule)
-        if name in MINIMUMS and value < current:
+        if name in MINIMUMS and current is not None and value < current:
             raise ProfileError(f"{name} may not go below {current}{cite}", rule)
         if name in MAXIMUMS and current is not None and (value is None or value > current):
             raise ProfileError(f"{name} may not go above {current}{cite}", rule)
     tightened = replace(profile, **changes)
-    if tightened.committee_min_size % 2 == 0:
-        raise ProfileError("committee_min_size must be odd (W-10)", "W-10")
+    law_of_committee = profile.rule("committee_min_size")
+    for name in ("committee_min_size", "committee_min_size_large"):
+        if getattr(tightened, name) % 2 == 0:
+            raise ProfileError(f"{name} must be odd ({law_of_committee})", law_of_committee)
     # The expert share is a ratio: it may only grow, whichever of its two terms changes (W-10).
     share, law = (
         (tightened.committee_expert_share_num, tightened.committee_expert_share_den),
@@ -211,7 +372,8 @@ def tighten(profile: ProcedureProfile, **changes: Any) -> ProcedureProfile:
     )
     if share[1] == 0 or share[0] > share[1] or share[0] * law[1] < law[0] * share[1]:
         raise ProfileError(
-            f"the expert share {share[0]}/{share[1]} may not go below {law[0]}/{law[1]} (W-10)", "W-10"
+            f"the expert share {share[0]}/{share[1]} may not go below {law[0]}/{law[1]} ({law_of_committee})",
+            law_of_committee,
         )
     return tightened
 
@@ -236,10 +398,25 @@ def performance_security_cap(profile: ProcedureProfile, contract_price_fen: int)
     return contract_price_fen * profile.performance_security_max_permille // 1000
 
 
-def committee_ok(profile: ProcedureProfile, size: int, experts: int) -> str | None:
-    """None when a committee of `size` with `experts` technical/economic experts is lawful, else why not (W-10)."""
-    if size < profile.committee_min_size:
-        return f"the committee has {size} members; at least {profile.committee_min_size} are required"
+def committee_min_size(profile: ProcedureProfile, budget_fen: int) -> int:
+    """The smallest lawful committee for a trade of `budget_fen` (W-10; G-07: 7 from 10 million yuan)."""
+    large = profile.committee_large_budget_fen
+    if large is not None and budget_fen >= large:
+        return max(profile.committee_min_size, profile.committee_min_size_large)
+    return profile.committee_min_size
+
+
+def committee_ok(profile: ProcedureProfile, size: int, experts: int, budget_fen: int = 0) -> str | None:
+    """None when a committee of `size` with `experts` technical/economic experts is lawful for a trade of
+    `budget_fen`, else why not (W-10, G-07); the rule is `profile.rule("committee_min_size")`."""
+    least = committee_min_size(profile, budget_fen)
+    if size < least:
+        because = (
+            f" for a budget of {budget_fen // FEN_PER_YUAN:,} yuan"
+            if least > profile.committee_min_size
+            else ""
+        )
+        return f"the committee has {size} members; at least {least} are required{because}"
     if size % 2 == 0:
         return f"the committee has {size} members; the number must be odd"
     if experts * profile.committee_expert_share_den < size * profile.committee_expert_share_num:

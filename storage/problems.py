@@ -128,6 +128,15 @@ class PreconditionRequired(Problem):
     title = "Precondition required"
 
 
+def refusal(rule: str | None, detail: str, field: str, message: str, **extra: Any) -> Problem:
+    """A refusal under `rule`, naming the field; where the procedure cites no rule for the value (a house
+    value, or one the law of the sector gives without an id in RULES.md), the field alone."""
+    errors = [field_error(field, message)]
+    if rule:
+        return RuleViolation(rule, detail, errors=errors, **extra)
+    return ValidationProblem(detail, errors=errors, **extra)
+
+
 def field_error(field: str, message: str) -> dict[str, Any]:
     """One entry of `errors[]`: where and what."""
     return {"field": field, "message": message}

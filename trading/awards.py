@@ -1,11 +1,13 @@
-"""DOC"""
+"""Awards and contracts (定标, 中标通知书, 合同): the committee's report taken from the evaluation room, the
+candidates' publicity (W-12) or the purchaser's decision (procurement), the award and its result notice, a
+winner who declines (W-16), and the signed contracts (W-13, W-15; G-11) that settle the lots' deposits."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -16,10 +18,12 @@ from accounts.security import Principal
 from escrow import forfeiture, refunds, subaccounts
 from rules.calendar import (
     SHANGHAI,
+    WorkingCalendar,
     end_of_day,
     local_date,
 )
 from rules.profiles import (
+    ProcedureProfile,
     committee_ok,
     performance_security_cap,
     profile_for,
@@ -31,6 +35,7 @@ from storage.problems import (
     RuleViolation,
     ValidationProblem,
     field_error,
+    refusal,
 )
 from trading import schemas
 from trading.documents import TakenFile, record_document
@@ -49,7 +54,7 @@ from trading.models import (
 )
 from trading.notices import notify_holders, publish_notice
 from trading.objections import pending_objections
-from trading.tenders import fail_tender, load_tender, lots_of, move, tender_for_agency
+from trading.tenders import budget_of, fail_tender, load_tender, lots_of, move, tender_for_agency
 
 
 @dataclass(frozen=True)
@@ -73,25 +78,33 @@ async def record_report(
     report_hash: str,
     now: datetime,
 ) -> Report:
-    """Take the committee's signed report from the evaluation room (W-10, W-11) and publish the candidates
-    for publicity (W-12). A lot without candidates fails; a tender whose every lot failed fails."""
+    """Take the committee's signed report from the evaluation room (W-10, W-11; G-07) and publish the
+    candidates for publicity (W-12), or, in procurement, put the ranking before the purchaser, who names the
+    winner (87号令 68). A lot without candidates fails; a tender whose every lot failed fails."""
     tender = await load_tender(session, tender_id, lock=True)
     if tender.status != TenderStatus.EVALUATION:
         raise Conflict(f"The report comes after the opening; the tender is {tender.status}.")
     profile = profile_for(tender.sector, tender.method)
+    lots = {lot.id: lot for lot in await lots_of(session, tender.id)}
     experts = sum(1 for m in committee if m["kind"] == "expert")
-    why = committee_ok(profile, len(committee), experts)
+    why = committee_ok(profile, len(committee), experts, budget_of(lots.values()))
     if why:
-        raise RuleViolation("W-10", f"The evaluation committee is not lawful: {why}.")
+        raise RuleViolation(
+            profile.rule("committee_min_size") or "W-10", f"The evaluation committee is not lawful: {why}."
+        )
     dissents = [m["name"] for m in committee if m.get("dissent")]
     deemed = [m["name"] for m in committee if m.get("deemed_agreed")]
-    lots = {lot.id: lot for lot in await lots_of(session, tender.id)}
     open_lots = {lid for lid, lot in lots.items() if lot.status == "open"}
     if {lot_id for lot_id, _ in candidates} != open_lots:
         raise Conflict("The report must rank candidates for every open lot.")
     for _lot_id, ranking in candidates:
         if len(ranking) > profile.max_candidates:
-            raise RuleViolation("W-11", f"At most {profile.max_candidates} ranked candidates per lot.")
+            raise refusal(
+                profile.rule("max_candidates"),
+                f"At most {profile.max_candidates} ranked candidates per lot.",
+                "candidates",
+                f"at most {profile.max_candidates}",
+            )
     await _refuse_rejected(session, [bid_id for _lot_id, ranking in candidates for bid_id in ranking])
     document = Document(
         tender_id=tender.id,
@@ -141,6 +154,18 @@ async def record_report(
         return report
     cal = await working_calendar(session)
     tender.report_at = now
+    if not profile.has_publicity:
+        # procurement: no candidates' publicity; the purchaser decides on the ranking and the result is
+        # announced with the award (G-11)
+        await move(session, tender, Action.SUBMIT_REPORT, actor, now)
+        await notify_holders(
+            session,
+            tender,
+            "tender.report",
+            f"{tender.code}: the evaluation report is in; the result is announced with the award.",
+            now,
+        )
+        return report
     tender.publicity_days = max(tender.publicity_days, profile.publicity_min_days)
     tender.publicity_ends = end_of_day(cal.period_end(local_date(now), tender.publicity_days))
     await move(session, tender, Action.SUBMIT_REPORT, actor, now)
@@ -180,22 +205,27 @@ async def record_report(
 async def award(
     session: AsyncSession, actor: Principal, tender_id: uuid.UUID, data: schemas.AwardCreate, now: datetime
 ) -> list[Award]:
-    """Issue the award (定标, 中标通知书) after publicity, once every objection is answered; the winner of each
-    lot must be one of its candidates. The contract is due within 30 days (W-13)."""
+    """Issue the award (定标, 中标通知书) after publicity, once every objection is answered, or in procurement
+    on the purchaser's decision; the winner of each lot must be one of its candidates. The result notice is
+    published with it (G-11: within 2 working days of the decision) and the contract is due within 30 days
+    (W-13, G-11); in procurement the unsuccessful suppliers' deposits fall due at once (G-04)."""
     tender = await tender_for_agency(session, actor, tender_id)
+    profile = profile_for(tender.sector, tender.method)
     if tender.status == TenderStatus.AWARDED:
         return await _reaward(session, actor, tender, data, now)
-    if tender.status != TenderStatus.PUBLICITY:
-        raise Conflict(f"Awards follow the candidates' publicity; the tender is {tender.status}.")
-    assert tender.publicity_ends is not None
-    if now < tender.publicity_ends:
-        raise RuleViolation(
-            "W-12",
-            f"The candidates are in publicity until {tender.publicity_ends.astimezone(SHANGHAI).isoformat()}.",
-            publicity_ends=tender.publicity_ends.isoformat(),
-        )
-    if await pending_objections(session, tender, "candidates"):
-        raise RuleViolation("W-12", "Objections to the candidates must be answered before the award.")
+    if tender.status not in (TenderStatus.PUBLICITY, TenderStatus.DECISION):
+        waits_for = "the candidates' publicity" if profile.has_publicity else "the evaluation report"
+        raise Conflict(f"Awards follow {waits_for}; the tender is {tender.status}.")
+    if tender.status == TenderStatus.PUBLICITY:
+        assert tender.publicity_ends is not None
+        if now < tender.publicity_ends:
+            raise RuleViolation(
+                "W-12",
+                f"The candidates are in publicity until {tender.publicity_ends.astimezone(SHANGHAI).isoformat()}.",
+                publicity_ends=tender.publicity_ends.isoformat(),
+            )
+        if await pending_objections(session, tender, "candidates"):
+            raise RuleViolation("W-12", "Objections to the candidates must be answered before the award.")
     ranking = await _report_ranking(session, tender)
     open_lots = {lot.id: lot for lot in await lots_of(session, tender.id) if lot.status == "open"}
     chosen = {a.lot_id: a.bid_id for a in data.lots}
@@ -207,11 +237,36 @@ async def award(
     awards, results = await _make_awards(session, tender, chosen, ranking, open_lots, set(), now)
     tender.awarded_at = now
     await move(session, tender, Action.AWARD, actor, now)
-    await publish_notice(session, tender, "result", f"{tender.title} 中标结果公告", {"lots": results}, now)
+    await publish_notice(
+        session, tender, "result", f"{tender.title} 中标结果公告", _result_body(profile, results), now
+    )
+    await _refund_losers(session, profile, awards, now)
     await notify_holders(
         session, tender, "tender.awarded", f"{tender.code}: the award has been published.", now
     )
     return awards
+
+
+def _result_body(profile: ProcedureProfile, results: list[dict[str, Any]]) -> dict[str, Any]:
+    """The result notice's body: the winners, and in procurement the rule that times it (G-11) and each lot's
+    budget, award and saving to the fen."""
+    if profile.result_notice_working_days is None:
+        return {"lots": results}
+    return {"lots": results, "rule": profile.rule("result_notice_working_days"), "procedure": profile.title}
+
+
+async def _refund_losers(
+    session: AsyncSession, profile: ProcedureProfile, awards: list[Award], now: datetime
+) -> None:
+    """Procurement: the unsuccessful suppliers' deposits fall due within 5 working days of the award
+    notice (G-04-loser); the winner's waits for the contract. Works refund everyone at the contract (W-14)."""
+    if profile.losers_refund_rule is None:
+        return
+    cal = await working_calendar(session)
+    for row in awards:
+        await refunds.on_award_notice(
+            session, row.lot_id, row.organisation_id, profile.losers_refund_rule, local_date(now), cal, now
+        )
 
 
 async def _make_awards(
@@ -250,14 +305,16 @@ async def _make_awards(
         lots[lot_id].status = "awarded"
         awards.append(row)
         org = await accounts.get_organisation(session, bid.organisation_id)
-        results.append(
-            {
-                "lot": lots[lot_id].number,
-                "winner": org.name,
-                "credit_code": org.credit_code,
-                "price_fen": bid.declared_price_fen,
-            }
-        )
+        result = {
+            "lot": lots[lot_id].number,
+            "winner": org.name,
+            "credit_code": org.credit_code,
+            "price_fen": bid.declared_price_fen,
+        }
+        if profile.sector == "procurement":
+            budget = lots[lot_id].estimated_price_fen
+            result |= {"budget_fen": budget, "saving_fen": budget - bid.declared_price_fen}
+        results.append(result)
     await session.flush()
     return awards, results
 
@@ -360,8 +417,9 @@ async def _lot_without_candidates(
     contracted when the other lots all have their contracts."""
     lot.status = "failed"
     lot.outcome_reason = "W-16: every candidate declined the award"
+    rule = profile_for(tender.sector, tender.method).end_refund_rule
     await refunds.on_lot_settled(
-        session, lot.id, "T-END", "lot_failed", local_date(now), await working_calendar(session), now
+        session, lot.id, rule, "lot_failed", local_date(now), await working_calendar(session), now
     )
     statuses = {other.status for other in await lots_of(session, tender.id)}
     if statuses & {"awarded", "reawarding"}:
@@ -401,8 +459,14 @@ async def _reaward(
             )
     awards, results = await _make_awards(session, tender, chosen, ranking, lots, declined, now)
     await accounts.record(session, actor, "tender.reaward", "tender", tender.id, now, lots=len(awards))
+    profile = profile_for(tender.sector, tender.method)
     await publish_notice(
-        session, tender, "result", f"{tender.title} 中标结果公告 (重新确定)", {"lots": results}, now
+        session,
+        tender,
+        "result",
+        f"{tender.title} 中标结果公告 (重新确定)",
+        _result_body(profile, results),
+        now,
     )
     return awards
 
@@ -434,6 +498,13 @@ async def record_contract(
     if await session.scalar(select(Contract.id).where(Contract.award_id == row.id)):
         raise Conflict("This award already has its contract.")
     profile = profile_for(tender.sector, tender.method)
+    if profile.challenge_within_working_days is not None and await pending_objections(
+        session, tender, "result"
+    ):
+        raise RuleViolation(
+            profile.rule("challenge_answer_working_days") or "G-12",
+            "A challenge to the result awaits the purchaser's answer; the contract waits for it (实施条例 54).",
+        )
     if data.signed_on > local_date(now):
         raise ValidationProblem(
             "signed_on is in the future.", errors=[field_error("signed_on", "in the future")]
@@ -442,19 +513,32 @@ async def record_contract(
         raise ValidationProblem(
             "signed_on is before the award.", errors=[field_error("signed_on", "before the award")]
         )
+    contract_rule = profile.rule("contract_within_days") or "W-13"
     if data.signed_on > row.contract_due and not data.late_reason:
         raise RuleViolation(
-            "W-13",
-            f"The contract was due by {row.contract_due.isoformat()} (30 days from the award notice); "
-            "record it with a late_reason, which is reported to the supervisor.",
+            contract_rule,
+            f"The contract was due by {row.contract_due.isoformat()} ({profile.contract_within_days} days from "
+            "the award notice); record it with a late_reason, which is reported to the supervisor.",
             contract_due=row.contract_due.isoformat(),
+        )
+    cal = await working_calendar(session)
+    publish_by = _publish_by(profile, cal, data.signed_on)
+    if publish_by is not None and local_date(now) > publish_by and not data.late_reason:
+        raise RuleViolation(
+            profile.rule("contract_publish_working_days") or contract_rule,
+            f"A contract signed on {data.signed_on.isoformat()} is published by {publish_by.isoformat()} "
+            f"({profile.contract_publish_working_days} working days); record it with a late_reason, which is "
+            "reported to the supervisor.",
+            publish_by=publish_by.isoformat(),
         )
     cap = performance_security_cap(profile, data.price_fen)
     if data.performance_security_fen > cap:
-        raise RuleViolation(
-            "W-15",
-            f"The performance security may be at most 10% of the contract price: {cap} fen.",
-            errors=[field_error("performance_security_fen", f"at most {cap}")],
+        raise refusal(
+            profile.rule("performance_security_max_permille"),
+            f"The performance security may be at most {profile.performance_security_max_permille / 10:g}% of "
+            f"the contract price: {cap} fen.",
+            "performance_security_fen",
+            f"at most {cap}",
         )
     document = await record_document(session, actor, tender, "contract", data.filename, taken, now)
     contract = Contract(
@@ -481,9 +565,10 @@ async def record_contract(
     lot = await session.get(Lot, row.lot_id)
     assert lot is not None
     lot.status = "contracted"
-    # W-14: every deposit of the lot, the winner's and the others', back within 5 days with interest
+    # W-14: every deposit of the lot, the winner's and the others', back within 5 days with interest;
+    # G-04-winner: the winner's within 5 working days (the others' fell due at the award notice)
     await refunds.on_lot_settled(
-        session, lot.id, "W-14", "contract_signed", data.signed_on, await working_calendar(session), now
+        session, lot.id, profile.contract_refund_rule, "contract_signed", data.signed_on, cal, now
     )
     await publish_notice(
         session,
@@ -496,7 +581,12 @@ async def record_contract(
             "signed_on": data.signed_on.isoformat(),
             "performance_security_fen": data.performance_security_fen,
             "sha256": document.sha256,
-        },
+        }
+        | (
+            {"publish_by": publish_by.isoformat(), "rule": profile.rule("contract_publish_working_days")}
+            if publish_by
+            else {}
+        ),
         now,
     )
     remaining = await session.scalar(
@@ -507,6 +597,13 @@ async def record_contract(
     if not remaining:
         await move(session, tender, Action.SIGN_CONTRACTS, actor, now)
     return contract
+
+
+def _publish_by(profile: ProcedureProfile, cal: WorkingCalendar, signed_on: date) -> date | None:
+    """The last day a contract signed on `signed_on` may be published (G-11), where the procedure sets one."""
+    if profile.contract_publish_working_days is None:
+        return None
+    return cal.add_working_days(signed_on, profile.contract_publish_working_days)
 
 
 async def complete(session: AsyncSession, actor: Principal, tender_id: uuid.UUID, now: datetime) -> Tender:

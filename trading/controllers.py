@@ -374,7 +374,8 @@ class DocumentController(Controller):
         session: AsyncSession,
         clock: Clock,
     ) -> schemas.ObjectionRead:
-        """File an objection (异议) to the documents (W-03), the opening, or the candidates (W-12)."""
+        """File an objection (异议) to the documents (W-03), the opening, or the candidates (W-12); in
+        procurement a challenge (质疑, G-12) to the documents, the opening or the result."""
         return objection_read(
             await objections.file_objection(session, principal, tender_id, data, clock.now())
         )

@@ -1,4 +1,6 @@
-"""DOC"""
+"""The tender documents (招标文件) and every file of a trade's record: upload grants and quotas, files copied
+into the record with their hashes, documents obtained by bidders (who holds them stays secret, W-20), and
+clarifications and amendments (澄清/修改) that move the deadline to keep 15 days (W-02)."""
 
 from __future__ import annotations
 

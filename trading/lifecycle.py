@@ -1,8 +1,8 @@
 """The trade's state machine: the table of allowed transitions, built from the steps of the procedure's
 profile (`rules.profiles`), and one function that applies them.
 
-States follow the trade from draft to completion (招标 → 投标 → 开标 → 评标 → 公示 → 定标 → 签约),
-with the exits `unsuccessful` (流标), `cancelled` (终止) and `retender` (重新招标).
+States follow the trade from draft to completion (招标 → 投标 → 开标 → 评标 → 公示 → 定标 → 签约; a
+procurement tender has the purchaser's decision where works have the candidates' publicity), with the exits `unsuccessful` (流标), `cancelled` (终止) and `retender` (重新招标).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ class TenderStatus(StrEnum):
     OPENING = "opening"  # deadline passed, bids being opened in the online opening hall
     EVALUATION = "evaluation"  # committee at work
     PUBLICITY = "publicity"  # candidates published (中标候选人公示)
+    DECISION = "decision"  # report received, the purchaser names the winner (采购人确定中标人, procurement)
     AWARDED = "awarded"  # award notice issued (中标通知书)
     CONTRACTED = "contracted"  # contracts signed
     COMPLETED = "completed"

@@ -1,4 +1,6 @@
-"""DOC"""
+"""Notices and notifications: what the public board publishes (公告: tender notices, corrections, opening
+records, candidates, results, contracts, failures), which can never be retracted, only superseded (S-03);
+and the messages each party receives about the trades it takes part in."""
 
 from __future__ import annotations
 

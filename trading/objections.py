@@ -1,9 +1,11 @@
-"""DOC"""
+"""Objections (异议) to the documents (W-03), the opening, or the candidates (W-12), answered by the tenderer;
+in procurement, challenges (质疑, G-12) to the documents, the opening or the result, answered by the
+purchaser; and complaints (投诉) to the supervising authority (W-17, G-12), decided within its period."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -11,10 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from accounts import service as accounts
 from accounts.security import Principal
 from rules.calendar import (
+    WorkingCalendar,
     end_of_day,
     local_date,
 )
 from rules.profiles import (
+    ProcedureProfile,
     profile_for,
 )
 from rules.schedule import working_calendar
@@ -31,6 +35,7 @@ from trading.lifecycle import (
     TenderStatus,
 )
 from trading.models import (
+    Bid,
     Complaint,
     DocumentAccess,
     Objection,
@@ -73,6 +78,13 @@ async def file_objection(
     await _holder_or_bidder(session, actor, tender)
     profile = profile_for(tender.sector, tender.method)
     cal = await working_calendar(session)
+    if profile.challenge_within_working_days is not None:
+        return await _file_challenge(session, actor, tender, profile, cal, data, now)
+    if data.subject == "result":
+        raise ValidationProblem(
+            "A works tender takes objections to the candidates during their publicity (W-12), not to the result.",
+            errors=[field_error("subject", "documents, opening or candidates")],
+        )
     if data.subject == "documents":
         if tender.status not in (TenderStatus.PUBLISHED, TenderStatus.TENDERING) or (
             days_before_deadline(tender, now) < profile.objection_before_deadline_days
@@ -127,6 +139,84 @@ async def file_objection(
         objection.id,
         now,
         subject=data.subject,
+        sealed_tender=tender.id,
+    )
+    return objection
+
+
+async def _file_challenge(
+    session: AsyncSession,
+    actor: Principal,
+    tender: Tender,
+    profile: ProcedureProfile,
+    cal: WorkingCalendar,
+    data: schemas.ObjectionCreate,
+    now: datetime,
+) -> Objection:
+    """A supplier challenges (质疑, G-12) the documents, the opening or the result within 7 working days of
+    when it knew: the documents from the day it obtained them, the opening from the opening, the result from
+    the result notice. Only a supplier that bid may challenge the opening or the result. The purchaser
+    answers within 7 working days; a challenge to the result stops the contract until it is answered
+    (实施条例 54)."""
+    assert profile.challenge_within_working_days is not None
+    assert profile.challenge_answer_working_days is not None
+    rule = profile.rule("challenge_within_working_days") or "G-12"
+    if data.subject == "candidates":
+        raise ValidationProblem(
+            "A procurement publishes no candidates: challenge the documents, the opening or the result.",
+            errors=[field_error("subject", "documents, opening or result")],
+        )
+    if data.subject == "documents":
+        obtained = await session.scalar(
+            select(DocumentAccess.obtained_at).where(
+                DocumentAccess.tender_id == tender.id, DocumentAccess.organisation_id == actor.organisation_id
+            )
+        )
+        knew = obtained
+    else:
+        took_part = await session.scalar(
+            select(Bid.id).where(
+                Bid.tender_id == tender.id,
+                Bid.organisation_id == actor.organisation_id,
+                Bid.status != "withdrawn",
+            )
+        )
+        if took_part is None:
+            raise RuleViolation(
+                rule,
+                f"Only a supplier that took part may challenge the {data.subject} (质疑供应商须参与采购活动).",
+                errors=[field_error("subject", "no bid of yours in this procurement")],
+            )
+        knew = tender.opened_at if data.subject == "opening" else tender.awarded_at
+    if knew is None:
+        raise Conflict(f"There is no {data.subject} to challenge yet; the procurement is {tender.status}.")
+    last = cal.add_working_days(local_date(knew), profile.challenge_within_working_days)
+    if local_date(now) > last:
+        raise RuleViolation(
+            rule,
+            f"A challenge to the {data.subject} is filed within {profile.challenge_within_working_days} working "
+            f"days of {local_date(knew).isoformat()}, that is by {last.isoformat()}.",
+            last_day=last.isoformat(),
+        )
+    objection = Objection(
+        tender_id=tender.id,
+        organisation_id=actor.organisation_id,
+        subject=data.subject,
+        text=data.text,
+        filed_at=now,
+        answer_due=end_of_day(cal.add_working_days(local_date(now), profile.challenge_answer_working_days)),
+    )
+    session.add(objection)
+    await session.flush()
+    await accounts.record(
+        session,
+        actor,
+        "challenge.file",
+        "objection",
+        objection.id,
+        now,
+        subject=data.subject,
+        rule=rule,
         sealed_tender=tender.id,
     )
     return objection
@@ -227,15 +317,18 @@ async def file_complaint(
         )
     profile = profile_for(tender.sector, tender.method)
     cal = await working_calendar(session)
-    last_day = cal.period_end(data.known_on, profile.complaint_within_days)
+    if profile.complaint_after_answer_working_days is not None:
+        last_day = await _complaint_last_day(session, actor, tender, profile, cal, data.subject, now)
+    else:
+        last_day = cal.period_end(data.known_on, profile.complaint_within_days)
     if today > last_day:
         raise RuleViolation(
-            "W-17",
-            f"A complaint must be filed within {profile.complaint_within_days} days of when you knew; "
-            f"the last day was {last_day.isoformat()}.",
+            profile.rule("complaint_within_days") or "W-17",
+            f"A complaint must be filed within {_complaint_period(profile)}; the last day was "
+            f"{last_day.isoformat()}.",
             last_day=last_day.isoformat(),
         )
-    if data.subject in OBJECTION_FIRST:
+    if data.subject in OBJECTION_FIRST and profile.complaint_after_answer_working_days is None:
         objected = await session.scalar(
             select(Objection.id).where(
                 Objection.tender_id == tender.id,
@@ -271,6 +364,57 @@ async def file_complaint(
         sealed_tender=complaint.tender_id,
     )
     return complaint
+
+
+def _complaint_period(profile: ProcedureProfile) -> str:
+    if profile.complaint_after_answer_working_days is not None:
+        return (
+            f"{profile.complaint_after_answer_working_days} working days of the challenge's answer, or of the "
+            "day the answer was due"
+        )
+    return f"{profile.complaint_within_days} days of when you knew"
+
+
+# A procurement complaint's subject and the challenge it follows (采购法 55).
+CHALLENGED_AS = {"documents": "documents", "opening": "opening", "evaluation": "result", "award": "result"}
+
+
+async def _complaint_last_day(
+    session: AsyncSession,
+    actor: Principal,
+    tender: Tender,
+    profile: ProcedureProfile,
+    cal: WorkingCalendar,
+    subject: str,
+    now: datetime,
+) -> date:
+    """Procurement (G-12): a complaint follows the complainant's own challenge on the subject, once it is
+    answered or its answer is overdue, within 15 working days of the answer (or of the answer's due day)."""
+    assert profile.complaint_after_answer_working_days is not None
+    rule = profile.rule("complaint_after_answer_working_days") or "G-12"
+    challenged = CHALLENGED_AS.get(subject)
+    query = select(Objection).where(
+        Objection.tender_id == tender.id, Objection.organisation_id == actor.organisation_id
+    )
+    if challenged is not None:
+        query = query.where(Objection.subject == challenged)
+    challenge = await session.scalar(query.order_by(Objection.filed_at.desc()).limit(1))
+    if challenge is None:
+        raise RuleViolation(
+            rule,
+            "A procurement complaint follows a challenge (质疑) to the purchaser on the same matter "
+            "(采购法 55); file the challenge first.",
+            errors=[field_error("subject", f"no challenge of yours on the {challenged or 'procurement'}")],
+        )
+    if challenge.answered_at is None and now <= challenge.answer_due:
+        raise RuleViolation(
+            rule,
+            "The challenge is not answered yet; a complaint may follow its answer, or the day after the "
+            f"answer was due ({local_date(challenge.answer_due).isoformat()}).",
+            answer_due=challenge.answer_due.isoformat(),
+        )
+    answered = challenge.answered_at or challenge.answer_due
+    return cal.add_working_days(local_date(answered), profile.complaint_after_answer_working_days)
 
 
 async def decide_complaint(

@@ -31,7 +31,8 @@ class LotIn(Strict):
 
 
 class TenderCreate(Strict):
-    """A new works tender, saved as a draft."""
+    """A new tender, saved as a draft: a works tender or a government procurement by open tendering
+    (`sector`, `method`); in procurement a lot's `estimated_price_fen` is its budget (预算金额)."""
 
     title: Title
     tenderer_name: Annotated[str, msgspec.Meta(min_length=2, max_length=200)]
@@ -44,7 +45,7 @@ class TenderCreate(Strict):
     # The tenderer's unified social credit code: the committee draw avoids its staff (G-08). Needed to
     # publish.
     tenderer_credit_code: CreditCode | None = None
-    sector: Literal["works"] = "works"
+    sector: Literal["works", "procurement"] = "works"
     method: Literal["open"] = "open"
     publicity_days: Annotated[int, msgspec.Meta(ge=1, le=30)] = 3
     opening_window_minutes: Annotated[int, msgspec.Meta(ge=5, le=24 * 60)] = 30
@@ -267,9 +268,10 @@ class ClarificationRead(msgspec.Struct):
 
 
 class ObjectionCreate(Strict):
-    """An objection (异议) a bidder raises to the documents, the opening or the candidates."""
+    """An objection (异议) a bidder raises to the documents, the opening or the candidates; in procurement a
+    challenge (质疑, G-12) to the documents, the opening or the result."""
 
-    subject: Literal["documents", "opening", "candidates"]
+    subject: Literal["documents", "opening", "candidates", "result"]
     text: Text
 
 

@@ -1,9 +1,11 @@
-"""DOC"""
+"""Tenders: drafting, publishing with the profile's periods and caps checked (W-01, W-04; G-02, G-03),
+reading as each party may, terminating and re-running, and `move`, the one place a trade changes state
+(`trading.lifecycle`), with failure and its refunds."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
@@ -169,6 +171,11 @@ async def notify(
     )
 
 
+def budget_of(lots: Iterable[Lot]) -> int:
+    """The trade's budget (or estimate) in fen: the sum of its lots' (G-07 sizes the committee by it)."""
+    return sum(lot.estimated_price_fen for lot in lots)
+
+
 async def lots_of(session: AsyncSession, tender_id: uuid.UUID) -> list[Lot]:
     """The tender's lots, by number."""
     return list(await session.scalars(select(Lot).where(Lot.tender_id == tender_id).order_by(Lot.number)))
@@ -186,7 +193,11 @@ def caller_actions(tender: Tender, actor: Principal | None, now: datetime | None
             continue
         if action is Action.CANCEL and status is TenderStatus.TENDERING and now >= tender.bid_deadline:
             continue
-        if action is Action.AWARD and (tender.publicity_ends is None or now < tender.publicity_ends):
+        if (
+            action is Action.AWARD
+            and status is TenderStatus.PUBLICITY
+            and (tender.publicity_ends is None or now < tender.publicity_ends)
+        ):
             continue
         out.append(action.value)
     return out
@@ -346,9 +357,13 @@ def _check_deposits(profile: ProcedureProfile, lots: Sequence[schemas.LotIn]) ->
                 field_error(f"lots[{i}].deposit_fen", f"at most {cap} fen for this estimated price")
             )
     if errors:
+        rule = profile.rule("deposit_max_permille_of_estimate") or "W-04"
+        capped = f", and at most {profile.deposit_cap_fen // 100:,} yuan" if profile.deposit_cap_fen else ""
+        priced = "budget" if profile.sector == "procurement" else "estimated price"
         raise RuleViolation(
-            "W-04",
-            "A bid deposit may be at most 2% of the lot's estimated price, and at most 800,000 yuan for works.",
+            rule,
+            f"A bid deposit may be at most {profile.deposit_max_permille_of_estimate / 10:g}% of the lot's "
+            f"{priced}{capped} ({rule}).",
             errors=errors,
         )
 
@@ -537,14 +552,16 @@ async def update_tender(
 
 
 def earliest_deadline_day(cal: WorkingCalendar, profile: ProcedureProfile, documents_from: datetime) -> date:
-    """The first day a bid deadline may fall on when documents are first issued at `documents_from` (W-01)."""
+    """The first day a bid deadline may fall on when documents are first issued at `documents_from` (W-01,
+    G-02)."""
     return cal.earliest_after(local_date(documents_from), profile.documents_to_deadline_days)
 
 
 async def publish(
     session: AsyncSession, actor: Principal, tender_id: uuid.UUID, if_match: int | None, now: datetime
 ) -> Tender:
-    """Publish the tender notice; the timeline must respect W-01 and the documents must be uploaded."""
+    """Publish the tender notice; the timeline must respect the profile's period (W-01, G-02) and the
+    documents must be uploaded."""
     tender = await tender_for_agency(session, actor, tender_id)
     _check_version(tender, if_match)
     if tender.status != TenderStatus.DRAFT:
@@ -563,7 +580,7 @@ async def publish(
     earliest = earliest_deadline_day(cal, profile, tender.documents_from)
     if local_date(tender.bid_deadline) < earliest:
         raise RuleViolation(
-            "W-01",
+            profile.rule("documents_to_deadline_days") or "W-01",
             f"Bids may not close before {earliest.isoformat()}: at least {profile.documents_to_deadline_days} days "
             f"must pass after the documents are first issued on {local_date(tender.documents_from).isoformat()}.",
             earliest_deadline_day=earliest.isoformat(),
@@ -594,6 +611,7 @@ async def publish(
         "tender_notice",
         f"{tender.title} 招标公告",
         {
+            "procedure": profile.title,
             "tenderer": tender.tenderer_name,
             "qualification": tender.qualification,
             "evaluation_method": tender.evaluation_method,
@@ -616,6 +634,7 @@ async def publish(
                     "estimated_price_fen": lot.estimated_price_fen,
                     "deposit_fen": lot.deposit_fen,
                 }
+                | ({"budget_fen": lot.estimated_price_fen} if profile.sector == "procurement" else {})
                 for lot in lots
             ],
         },
@@ -701,8 +720,8 @@ def same_time_on(day: date, instant: datetime) -> datetime:
 async def fail_tender(
     session: AsyncSession, tender: Tender, actor: Principal | None, rule: str, reason: str, now: datetime
 ) -> None:
-    """The tender fails (流标) under `rule` and the failure notice is published; deposits still held go
-    back with interest (T-END)."""
+    """The tender fails (流标, 废标) under `rule` and the failure notice is published; deposits still held go
+    back with interest (T-END, G-04-end)."""
     tender.outcome_reason = reason
     tender.closed_at = now
     await move(session, tender, Action.FAIL, actor, now, rule=rule)
@@ -719,9 +738,10 @@ async def fail_tender(
 
 async def settle_all_lots(session: AsyncSession, tender: Tender, event: str, now: datetime) -> None:
     cal = await working_calendar(session)
+    rule = profile_for(tender.sector, tender.method).end_refund_rule
     for lot in await lots_of(session, tender.id):
         if lot.status != "contracted":
-            await refunds.on_lot_settled(session, lot.id, "T-END", event, local_date(now), cal, now)
+            await refunds.on_lot_settled(session, lot.id, rule, event, local_date(now), cal, now)
 
 
 def bid_valid_through(tender: Tender) -> date:

@@ -12,8 +12,10 @@ from rules.profiles import (
     MAXIMUMS,
     MINIMUMS,
     NOT_TUNABLE,
-    RULE_OF_FIELD,
+    PROCUREMENT_OPEN,
+    PROFILES,
     WORKS_OPEN,
+    ProcedureProfile,
     ProfileError,
     committee_ok,
     deposit_cap,
@@ -124,50 +126,74 @@ def test_the_works_profile_carries_the_legal_figures() -> None:
 
 
 def test_an_unknown_procedure_is_refused_naming_the_known_ones() -> None:
-    with pytest.raises(ProfileError, match="no procedure profile for land/auction; known: works/open"):
+    with pytest.raises(
+        ProfileError, match="no procedure profile for land/auction; known: procurement/open, works/open"
+    ):
         profile_for("land", "auction")
 
 
-def test_every_tunable_field_names_its_rule() -> None:
-    tunable = {f.name for f in fields(WORKS_OPEN)} - NOT_TUNABLE
-    assert set(RULE_OF_FIELD) == tunable
+@pytest.mark.parametrize("profile", PROFILES.values(), ids=lambda p: f"{p.sector}/{p.method}")
+def test_every_tunable_field_names_its_rule(profile: ProcedureProfile) -> None:
+    tunable = {f.name for f in fields(profile)} - NOT_TUNABLE
+    assert {name for name, _rule in profile.rules} == tunable
     assert MINIMUMS <= tunable and MAXIMUMS <= tunable and not MINIMUMS & MAXIMUMS
+    # a procedure's rule ids are its own sector's (or the electronic-tendering E- rules)
+    letter = {"works": "W", "procurement": "G"}[profile.sector]
+    assert {rule[0] for _name, rule in profile.rules if rule} <= {letter, "E"}
 
 
 # --- tighten: a centre may tighten, never loosen ------------------------------------------------------------
 
-# A legal step up for each minimum (the committee must stay odd, so it grows by two).
-RAISE = {name: 2 if name == "committee_min_size" else 1 for name in MINIMUMS}
+# A legal step up for each minimum (a committee must stay odd, so it grows by two).
+RAISE = {name: 2 if name.startswith("committee_min_size") else 1 for name in MINIMUMS}
+BOUNDED = [
+    (profile, name)
+    for profile in PROFILES.values()
+    for name in sorted(MINIMUMS | MAXIMUMS)
+    if getattr(profile, name) is not None
+]
+LOWER_BOUNDED = [(p, n) for p, n in BOUNDED if n in MINIMUMS]
+UPPER_BOUNDED = [(p, n) for p, n in BOUNDED if n in MAXIMUMS]
 
 
-@pytest.mark.parametrize("name", sorted(MINIMUMS))
-def test_tighten_refuses_lowering_a_minimum(name: str) -> None:
-    current = getattr(WORKS_OPEN, name)
+@pytest.mark.parametrize(
+    ("profile", "name"), LOWER_BOUNDED, ids=[f"{p.sector}-{n}" for p, n in LOWER_BOUNDED]
+)
+def test_tighten_refuses_lowering_a_minimum(profile: ProcedureProfile, name: str) -> None:
+    current = getattr(profile, name)
+    if current == 0:
+        pytest.skip(f"{name} is 0 in {profile.sector}: nothing to lower")
     with pytest.raises(ProfileError, match=f"{name} may not go below {current}") as refused:
-        tighten(WORKS_OPEN, **{name: current - 1})
-    assert refused.value.rule == RULE_OF_FIELD[name]
+        tighten(profile, **{name: current - 1})
+    assert refused.value.rule == profile.rule(name)
 
 
-@pytest.mark.parametrize("name", sorted(MINIMUMS))
-def test_tighten_accepts_raising_a_minimum(name: str) -> None:
-    current = getattr(WORKS_OPEN, name)
-    tightened = tighten(WORKS_OPEN, **{name: current + RAISE[name]})
+@pytest.mark.parametrize(
+    ("profile", "name"), LOWER_BOUNDED, ids=[f"{p.sector}-{n}" for p, n in LOWER_BOUNDED]
+)
+def test_tighten_accepts_raising_a_minimum(profile: ProcedureProfile, name: str) -> None:
+    current = getattr(profile, name)
+    tightened = tighten(profile, **{name: current + RAISE[name]})
     assert getattr(tightened, name) == current + RAISE[name]
-    assert getattr(WORKS_OPEN, name) == current  # the law's profile is untouched
+    assert getattr(profile, name) == current  # the law's profile is untouched
 
 
-@pytest.mark.parametrize("name", sorted(MAXIMUMS))
-def test_tighten_refuses_raising_a_maximum(name: str) -> None:
-    current = getattr(WORKS_OPEN, name)
+@pytest.mark.parametrize(
+    ("profile", "name"), UPPER_BOUNDED, ids=[f"{p.sector}-{n}" for p, n in UPPER_BOUNDED]
+)
+def test_tighten_refuses_raising_a_maximum(profile: ProcedureProfile, name: str) -> None:
+    current = getattr(profile, name)
     with pytest.raises(ProfileError, match=f"{name} may not go above {current}") as refused:
-        tighten(WORKS_OPEN, **{name: current + 1})
-    assert refused.value.rule == RULE_OF_FIELD[name]
+        tighten(profile, **{name: current + 1})
+    assert refused.value.rule == profile.rule(name)
 
 
-@pytest.mark.parametrize("name", sorted(MAXIMUMS))
-def test_tighten_accepts_lowering_a_maximum(name: str) -> None:
-    current = getattr(WORKS_OPEN, name)
-    assert getattr(tighten(WORKS_OPEN, **{name: current - 1}), name) == current - 1
+@pytest.mark.parametrize(
+    ("profile", "name"), UPPER_BOUNDED, ids=[f"{p.sector}-{n}" for p, n in UPPER_BOUNDED]
+)
+def test_tighten_accepts_lowering_a_maximum(profile: ProcedureProfile, name: str) -> None:
+    current = getattr(profile, name)
+    assert getattr(tighten(profile, **{name: current - 1}), name) == current - 1
 
 
 def test_tighten_refuses_dropping_the_absolute_deposit_cap() -> None:
@@ -201,24 +227,30 @@ def test_tighten_refuses_what_is_not_a_tunable_value(name: str) -> None:
         tighten(WORKS_OPEN, **{name: "x"})
 
 
-@given(st.sampled_from(sorted(MINIMUMS)), st.integers(min_value=-1000, max_value=1000))
-def test_tighten_never_yields_a_minimum_below_the_law(name: str, delta: int) -> None:
-    value = getattr(WORKS_OPEN, name) + delta
+@given(st.sampled_from(LOWER_BOUNDED), st.integers(min_value=-1000, max_value=1000))
+def test_tighten_never_yields_a_minimum_below_the_law(
+    bounded: tuple[ProcedureProfile, str], delta: int
+) -> None:
+    profile, name = bounded
+    value = getattr(profile, name) + delta
     try:
-        tightened = tighten(WORKS_OPEN, **{name: value})
+        tightened = tighten(profile, **{name: value})
     except ProfileError:
         return
-    assert getattr(tightened, name) >= getattr(WORKS_OPEN, name)
+    assert getattr(tightened, name) >= getattr(profile, name)
 
 
-@given(st.sampled_from(sorted(MAXIMUMS)), st.integers(min_value=-1000, max_value=1000))
-def test_tighten_never_yields_a_maximum_above_the_law(name: str, delta: int) -> None:
-    value = getattr(WORKS_OPEN, name) + delta
+@given(st.sampled_from(UPPER_BOUNDED), st.integers(min_value=-1000, max_value=1000))
+def test_tighten_never_yields_a_maximum_above_the_law(
+    bounded: tuple[ProcedureProfile, str], delta: int
+) -> None:
+    profile, name = bounded
+    value = getattr(profile, name) + delta
     try:
-        tightened = tighten(WORKS_OPEN, **{name: value})
+        tightened = tighten(profile, **{name: value})
     except ProfileError:
         return
-    assert getattr(tightened, name) <= getattr(WORKS_OPEN, name)
+    assert getattr(tightened, name) <= getattr(profile, name)
 
 
 @pytest.mark.parametrize(
@@ -227,3 +259,32 @@ def test_tighten_never_yields_a_maximum_above_the_law(name: str, delta: int) -> 
 def test_tighten_refuses_values_that_are_not_whole_numbers_of_zero_or_more(name: str, value: object) -> None:
     with pytest.raises(ProfileError, match=f"{name} must be a whole number of 0 or more"):
         tighten(WORKS_OPEN, **{name: value})
+
+
+# --- procurement (G-): the profile's own rules --------------------------------------------------------------
+
+
+def test_the_procurement_deposit_is_two_percent_of_the_budget_with_no_absolute_cap() -> None:
+    budget = 100_000_000 * YUAN  # 2 % is 2,000,000 yuan: above the works cap, lawful here (G-03)
+    assert deposit_cap(PROCUREMENT_OPEN, budget) == 2_000_000 * YUAN
+    assert PROCUREMENT_OPEN.rule("deposit_max_permille_of_estimate") == "G-03"
+
+
+@pytest.mark.parametrize(
+    ("budget_yuan", "size", "lawful"),
+    [(9_999_999, 5, True), (10_000_000, 5, False), (10_000_000, 7, True), (50_000_000, 6, False)],
+)
+def test_the_procurement_committee_grows_to_seven_from_ten_million_yuan(
+    budget_yuan: int, size: int, lawful: bool
+) -> None:
+    why = committee_ok(PROCUREMENT_OPEN, size, size, budget_yuan * YUAN)
+    assert (why is None) is lawful, why
+    # the works law sizes the committee the same whatever the estimate
+    assert committee_ok(WORKS_OPEN, 5, 5, budget_yuan * YUAN) is None
+
+
+def test_procurement_has_no_candidates_publicity_and_works_does() -> None:
+    assert WORKS_OPEN.has_publicity and not PROCUREMENT_OPEN.has_publicity
+    assert [s.state for s in PROCUREMENT_OPEN.steps if s.ends_by == "award"] == ["decision"]
+    assert PROCUREMENT_OPEN.losers_refund_rule == "G-04-loser"
+    assert PROCUREMENT_OPEN.contract_refund_rule == "G-04-winner"
