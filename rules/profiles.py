@@ -105,6 +105,14 @@ class ProcedureProfile:
     # 2 working days of its signing (None: the law of the sector sets no such period).
     result_notice_working_days: int | None = None
     contract_publish_working_days: int | None = None
+    # Who may take part: anyone (open), or only the suppliers the purchaser invites, at least `min_invited`
+    # of them (invited tendering; quotation, negotiation and consultation, G-13).
+    invitation_only: bool = False
+    min_invited: int = 0
+    # Whether documents_to_deadline_days counts working days (G-13: 3 working days to the quotes).
+    deadline_in_working_days: bool = False
+    # The evaluation methods the procedure allows (empty: any the platform has).
+    evaluation_methods: tuple[str, ...] = ()
     # G-12: in procurement objections are challenges (质疑), filed within 7 working days of when the supplier
     # knew, answered within 7 working days; a complaint (投诉) follows a challenge, within 15 working days of
     # its answer or of the answer's deadline (None: the works rules W-03, W-12 and W-17 apply instead).
@@ -141,6 +149,9 @@ NOT_TUNABLE = frozenset(
         "contract_refund_rule",
         "too_few_refund_rule",
         "end_refund_rule",
+        "invitation_only",
+        "deadline_in_working_days",
+        "evaluation_methods",
     }
 )
 
@@ -177,6 +188,7 @@ WORKS_RULES: dict[str, str | None] = {
     "challenge_within_working_days": None,
     "challenge_answer_working_days": None,
     "complaint_after_answer_working_days": None,
+    "min_invited": None,
 }
 
 # Fields a centre may only raise (periods before something may happen, minimum counts) ...
@@ -193,6 +205,7 @@ MINIMUMS = frozenset(
         "bid_validity_min_days",
         "committee_min_size_large",
         "challenge_within_working_days",  # the supplier's time may be lengthened, never cut short
+        "min_invited",
         "complaint_after_answer_working_days",
     }
 )
@@ -278,6 +291,7 @@ PROCUREMENT_RULES: dict[str, str | None] = {
     "challenge_within_working_days": "G-12",
     "challenge_answer_working_days": "G-12",
     "complaint_after_answer_working_days": "G-12",
+    "min_invited": "G-13",
     "opening_window_minutes": "E-02",
     "bid_validity_days": None,
     "bid_validity_min_days": None,
@@ -323,8 +337,38 @@ PROCUREMENT_OPEN = ProcedureProfile(
     end_refund_rule="G-04-end",
 )
 
+# Invited tendering (邀请招标, 采购法 29, 87号令 14): as open tendering, but only the suppliers the purchaser
+# invites (at least 3, chosen from a qualification round or a supplier pool) may obtain the documents.
+PROCUREMENT_INVITED = replace(
+    PROCUREMENT_OPEN,
+    method="invited",
+    title="政府采购邀请招标 (government procurement by invited tendering)",
+    invitation_only=True,
+    min_invited=3,
+)
+
+# Request for quotation (询价, 采购法 40, 74号令): at least 3 invited suppliers, 3 working days from the
+# invitation to the quotes (G-13), one sealed quote each, a quotation panel of 3 or more (2/3 experts), and
+# the lowest compliant price wins.
+PROCUREMENT_RFQ = replace(
+    PROCUREMENT_OPEN,
+    method="rfq",
+    title="政府采购询价 (government procurement by request for quotation)",
+    invitation_only=True,
+    min_invited=3,
+    documents_to_deadline_days=3,
+    deadline_in_working_days=True,
+    clarification_notice_days=3,  # 74号令 10: 3 working days before the quotes are due
+    committee_min_size=3,
+    committee_large_budget_fen=None,
+    committee_min_size_large=3,
+    evaluation_methods=("lowest_evaluated_price",),
+    rules=tuple({**PROCUREMENT_RULES, "documents_to_deadline_days": "G-13"}.items()),
+)
+
 PROFILES: dict[tuple[str, str], ProcedureProfile] = {
-    (profile.sector, profile.method): profile for profile in (WORKS_OPEN, PROCUREMENT_OPEN)
+    (profile.sector, profile.method): profile
+    for profile in (WORKS_OPEN, PROCUREMENT_OPEN, PROCUREMENT_INVITED, PROCUREMENT_RFQ)
 }
 
 

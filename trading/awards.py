@@ -283,6 +283,7 @@ async def _make_awards(
     cal = await working_calendar(session)
     awards = []
     results = []
+    await _check_lots_per_supplier(session, tender, chosen)
     for i, (lot_id, bid_id) in enumerate(chosen.items()):
         if bid_id not in ranking.get(lot_id, []) or bid_id in excluded:
             raise ValidationProblem(
@@ -317,6 +318,33 @@ async def _make_awards(
         results.append(result)
     await session.flush()
     return awards, results
+
+
+async def _check_lots_per_supplier(
+    session: AsyncSession, tender: Tender, chosen: dict[uuid.UUID, uuid.UUID]
+) -> None:
+    """分包: where the documents limit the lots one supplier may win, no supplier wins more, counting the
+    lots it already holds (an award declined under W-16 no longer counts)."""
+    limit = tender.max_lots_per_supplier
+    if limit is None:
+        return
+    held: dict[uuid.UUID, int] = {}
+    for holder in await session.scalars(
+        select(Award.organisation_id).where(Award.tender_id == tender.id, Award.status == "active")
+    ):
+        held[holder] = held.get(holder, 0) + 1
+    for i, bid_id in enumerate(chosen.values()):
+        org = await session.scalar(select(Bid.organisation_id).where(Bid.id == bid_id))
+        if org is None:
+            continue  # not a bid of this tender: `_make_awards` refuses it as no candidate
+        held[org] = held.get(org, 0) + 1
+        if held[org] > limit:
+            raise ValidationProblem(
+                f"The documents let one supplier win at most {limit} lot(s); this award would give a "
+                "supplier more. Name the next candidate for this lot.",
+                errors=[field_error(f"lots[{i}].bid_id", f"the supplier already wins {limit} lot(s)")],
+                max_lots_per_supplier=limit,
+            )
 
 
 async def _refuse_rejected(
@@ -512,6 +540,12 @@ async def record_contract(
     if data.signed_on < local_date(row.awarded_at):
         raise ValidationProblem(
             "signed_on is before the award.", errors=[field_error("signed_on", "before the award")]
+        )
+    if data.price_fen != row.price_fen:
+        raise ValidationProblem(
+            f"The contract's price must be the awarded price, {row.price_fen} fen: a contract may not depart "
+            "from the documents and the winning bid (招标投标法 46; 政府采购法 46).",
+            errors=[field_error("price_fen", f"the award is {row.price_fen}")],
         )
     contract_rule = profile.rule("contract_within_days") or "W-13"
     if data.signed_on > row.contract_due and not data.late_reason:

@@ -34,6 +34,7 @@ from storage.objects import (
 )
 from storage.problems import (
     Conflict,
+    Forbidden,
     NotFound,
     RuleViolation,
     ValidationProblem,
@@ -373,6 +374,14 @@ async def obtain_documents(
     tender = await visible_tender(session, actor, tender_id)
     if tender.status != TenderStatus.TENDERING:
         raise Conflict(f"Documents are issued only while the tender is tendering; it is {tender.status}.")
+    profile = profile_for(tender.sector, tender.method)
+    if profile.invitation_only and str(actor.organisation_id) not in {
+        str(org) for org in tender.invited_organisations
+    }:
+        raise Forbidden(
+            f"{profile.title} admits only the suppliers the purchaser invited.",
+            rule="G-01",
+        )
     # Insert-if-missing: two clicks at once must not both insert (nor fail on the unique constraint).
     holder = {
         "id": uuid.uuid4(),

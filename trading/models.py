@@ -46,6 +46,10 @@ class Tender(IdMixin, Base):
     publicity_days: Mapped[int]
     # 投标有效期: days from the bid deadline a bid (and its deposit, 条例 26) must stay valid.
     bid_validity_days: Mapped[int] = mapped_column(default=90, server_default="90")
+    # 分包: the most lots one supplier may win, when the documents set a limit.
+    max_lots_per_supplier: Mapped[int | None]
+    # The suppliers invited, when the procedure admits only those (invited tendering, quotation).
+    invited_organisations: Mapped[list[Any]] = mapped_column(default=list)
     created_at: Mapped[datetime]
     published_at: Mapped[datetime | None]
     documents_issued_at: Mapped[datetime | None]

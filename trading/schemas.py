@@ -46,7 +46,7 @@ class TenderCreate(Strict):
     # publish.
     tenderer_credit_code: CreditCode | None = None
     sector: Literal["works", "procurement"] = "works"
-    method: Literal["open"] = "open"
+    method: Literal["open", "invited", "rfq"] = "open"
     publicity_days: Annotated[int, msgspec.Meta(ge=1, le=30)] = 3
     opening_window_minutes: Annotated[int, msgspec.Meta(ge=5, le=24 * 60)] = 30
     # 投标有效期 in days from the deadline; left out, the profile's default (checked against its minimum).
@@ -57,6 +57,10 @@ class TenderCreate(Strict):
     custodians: Annotated[list[uuid.UUID], msgspec.Meta(max_length=10)] = msgspec.field(default_factory=list)
     custody_threshold: Annotated[int, msgspec.Meta(ge=2, le=10)] = 2
     opening_policy: Literal["custodians", "revoke"] = "custodians"
+    # 分包: the most lots one supplier may win when the documents set a limit (None: no limit).
+    max_lots_per_supplier: Annotated[int, msgspec.Meta(ge=1, le=50)] | None = None
+    # The suppliers invited (invited tendering, quotation): only they may obtain the documents and bid.
+    invited: Annotated[list[uuid.UUID], msgspec.Meta(max_length=100)] = msgspec.field(default_factory=list)
 
 
 class TenderUpdate(Strict):
@@ -82,6 +86,10 @@ class TenderUpdate(Strict):
     custodians: Annotated[list[uuid.UUID], msgspec.Meta(max_length=10)] | msgspec.UnsetType = msgspec.UNSET
     custody_threshold: Annotated[int, msgspec.Meta(ge=2, le=10)] | msgspec.UnsetType = msgspec.UNSET
     opening_policy: Literal["custodians", "revoke"] | msgspec.UnsetType = msgspec.UNSET
+    max_lots_per_supplier: Annotated[int, msgspec.Meta(ge=1, le=50)] | msgspec.UnsetType | None = (
+        msgspec.UNSET
+    )
+    invited: Annotated[list[uuid.UUID], msgspec.Meta(max_length=100)] | msgspec.UnsetType = msgspec.UNSET
 
 
 class CustodianRead(msgspec.Struct):
@@ -148,6 +156,9 @@ class TenderRead(msgspec.Struct):
     custody_threshold: int
     opening_policy: str
     custodian_organisations: list[uuid.UUID]
+    max_lots_per_supplier: int | None
+    # the invited suppliers, for those who manage or oversee the trade; None for everyone else (W-20)
+    invited_organisations: list[uuid.UUID] | None
     custodians: list[CustodianRead]
     custody_until: datetime | None
     bid_validity_days: int = 90

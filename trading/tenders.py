@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import flag_modified
 
 from accounts import service as accounts
+from accounts.models import Organisation
 from accounts.security import Principal
 from accounts.uscc import InvalidUSCC, validate_uscc
 from escrow import refunds
@@ -27,6 +28,7 @@ from rules.calendar import (
 )
 from rules.profiles import (
     ProcedureProfile,
+    ProfileError,
     bid_validity_problem,
     deposit_cap,
     profile_for,
@@ -255,6 +257,13 @@ async def tender_read(
         custodians=await engine.bids().custodians(session, tender),
         custody_until=tender.custody_until,
         bid_validity_days=tender.bid_validity_days,
+        max_lots_per_supplier=tender.max_lots_per_supplier,
+        invited_organisations=(
+            [uuid.UUID(str(o)) for o in tender.invited_organisations]
+            if actor is not None
+            and (can_manage(actor, tender) or actor.has("centre", "supervisor", "auditor"))
+            else None
+        ),
         shamir_threshold=tender.custody_shamir_threshold,
     )
 
@@ -406,6 +415,50 @@ def _tenderer_credit_code(code: str | None) -> str | None:
         ) from exc
 
 
+def _procedure(sector: str, method: str) -> ProcedureProfile:
+    """The profile of a procedure the platform runs, or a problem naming the method."""
+    try:
+        return profile_for(sector, method)
+    except ProfileError as exc:
+        raise ValidationProblem(str(exc), errors=[field_error("method", str(exc))]) from exc
+
+
+def _check_terms(profile: ProcedureProfile, evaluation_method: str, invited: Sequence[object]) -> None:
+    """The evaluation method the procedure allows, and invitations only where it admits the invited alone."""
+    if profile.evaluation_methods and evaluation_method not in profile.evaluation_methods:
+        allowed = ", ".join(profile.evaluation_methods)
+        raise ValidationProblem(
+            f"{profile.title} is evaluated by {allowed}.", errors=[field_error("evaluation_method", allowed)]
+        )
+    if invited and not profile.invitation_only:
+        raise ValidationProblem(
+            f"{profile.title} admits every supplier; invitations are for invited procedures.",
+            errors=[field_error("invited", "not for this procedure")],
+        )
+
+
+async def _check_invited(session: AsyncSession, profile: ProcedureProfile, tender: Tender) -> list[uuid.UUID]:
+    """Before an invited procedure is published: at least `min_invited` distinct active suppliers (G-13)."""
+    invited = list(dict.fromkeys(uuid.UUID(str(org)) for org in tender.invited_organisations))
+    if not profile.invitation_only:
+        return []
+    rule = profile.rule("min_invited") or "G-13"
+    if len(invited) < profile.min_invited:
+        raise RuleViolation(
+            rule,
+            f"{profile.title} invites at least {profile.min_invited} suppliers; {len(invited)} are named.",
+            errors=[field_error("invited", f"at least {profile.min_invited}")],
+        )
+    for i, org_id in enumerate(invited):
+        org = await session.get(Organisation, org_id)
+        if org is None or org.status != "active" or org.kind != "bidder":
+            raise ValidationProblem(
+                "Invite active supplier (bidder) organisations.",
+                errors=[field_error(f"invited[{i}]", "not an active supplier")],
+            )
+    return invited
+
+
 async def create_tender(
     session: AsyncSession, actor: Principal, data: schemas.TenderCreate, now: datetime
 ) -> Tender:
@@ -414,8 +467,9 @@ async def create_tender(
     data = msgspec.structs.replace(
         data, tenderer_credit_code=_tenderer_credit_code(data.tenderer_credit_code)
     )
-    profile = profile_for(data.sector, data.method)
+    profile = _procedure(data.sector, data.method)
     _check_deposits(profile, data.lots)
+    _check_terms(profile, data.evaluation_method, data.invited)
     validity = _check_bid_validity(profile, data.bid_validity_days or profile.bid_validity_days)
     documents_from = _aware("documents_from", data.documents_from)
     bid_deadline = _aware("bid_deadline", data.bid_deadline)
@@ -444,6 +498,7 @@ DRAFT_TERMS = (
     "publicity_days",
     "custody_threshold",
     "opening_policy",
+    "max_lots_per_supplier",
 )
 
 
@@ -473,6 +528,11 @@ async def _new_draft(
             list(terms.custodian_organisations)
             if isinstance(terms, Tender)
             else [str(org) for org in terms.custodians]
+        ),
+        invited_organisations=(
+            list(terms.invited_organisations)
+            if isinstance(terms, Tender)
+            else [str(org) for org in dict.fromkeys(terms.invited)]
         ),
         **{name: getattr(terms, name) for name in DRAFT_TERMS},
     )
@@ -535,6 +595,12 @@ async def update_tender(
         flag_modified(tender, "title")
     if "custodians" in changes:
         tender.custodian_organisations = [str(org) for org in changes.pop("custodians")]
+    if "invited" in changes:
+        invited = changes.pop("invited")
+        _check_terms(profile_for(tender.sector, tender.method), tender.evaluation_method, invited)
+        tender.invited_organisations = [str(org) for org in dict.fromkeys(invited)]
+    if "evaluation_method" in changes:
+        _check_terms(profile_for(tender.sector, tender.method), changes["evaluation_method"], [])
     if "bid_validity_days" in changes:
         _check_bid_validity(profile_for(tender.sector, tender.method), changes["bid_validity_days"])
     for name, value in changes.items():
@@ -554,7 +620,9 @@ async def update_tender(
 def earliest_deadline_day(cal: WorkingCalendar, profile: ProcedureProfile, documents_from: datetime) -> date:
     """The first day a bid deadline may fall on when documents are first issued at `documents_from` (W-01,
     G-02)."""
-    return cal.earliest_after(local_date(documents_from), profile.documents_to_deadline_days)
+    return cal.earliest_after(
+        local_date(documents_from), profile.documents_to_deadline_days, profile.deadline_in_working_days
+    )
 
 
 async def publish(
@@ -581,7 +649,8 @@ async def publish(
     if local_date(tender.bid_deadline) < earliest:
         raise RuleViolation(
             profile.rule("documents_to_deadline_days") or "W-01",
-            f"Bids may not close before {earliest.isoformat()}: at least {profile.documents_to_deadline_days} days "
+            f"Bids may not close before {earliest.isoformat()}: at least {profile.documents_to_deadline_days} "
+            f"{'working days' if profile.deadline_in_working_days else 'days'} "
             f"must pass after the documents are first issued on {local_date(tender.documents_from).isoformat()}.",
             earliest_deadline_day=earliest.isoformat(),
             errors=[field_error("bid_deadline", f"earliest legal day is {earliest.isoformat()}")],
@@ -601,9 +670,20 @@ async def publish(
         raise ValidationProblem(
             "Name the opening custodians before publishing.", errors=[field_error("custodians", "none named")]
         )
+    invited = await _check_invited(session, profile, tender)
     custodians = await engine.bids().appoint_custodians(session, tender, orgs, now)
     tender.published_at = now
     await move(session, tender, Action.PUBLISH, actor, now)
+    for org_id in invited:
+        await notify(
+            session,
+            org_id,
+            tender.id,
+            "tender.invited",
+            f"{tender.code}: you are invited to {profile.title}: «{tender.title}», bids close "
+            f"{tender.bid_deadline.astimezone(SHANGHAI).isoformat()}.",
+            now,
+        )
     lots = await lots_of(session, tender.id)
     await publish_notice(
         session,
@@ -619,6 +699,7 @@ async def publish(
             "bid_deadline": tender.bid_deadline.isoformat(),
             "bid_validity_days": tender.bid_validity_days,
             "bid_valid_through": bid_valid_through(tender).isoformat(),
+            "max_lots_per_supplier": tender.max_lots_per_supplier,
             "opening": "online opening hall at the bid deadline (W-08)",
             "sealing": {
                 "format": "age v1 (age-encryption.org/v1) with ggzy-share custody stanzas",

@@ -49,6 +49,7 @@ def test_rule_table_encodes_period_trigger_and_interest_of_each_rule() -> None:
         "W-14": (5, False, Trigger.CONTRACT_SIGNED, InterestRule.DEPOSIT, False),
         "G-04-loser": (5, True, Trigger.AWARD_NOTICE, InterestRule.OCCUPANCY_IF_LATE, False),
         "G-04-winner": (5, True, Trigger.CONTRACT_SIGNED, InterestRule.OCCUPANCY_IF_LATE, False),
+        "G-04-end": (5, True, Trigger.FAILURE, InterestRule.DEPOSIT, False),
         "L-06": (5, True, Trigger.CLOSE, InterestRule.NONE, False),
         "E-03": (5, False, Trigger.WITHDRAWAL_NOTICE, InterestRule.NONE, True),
         "W-09": (5, False, Trigger.FAILURE, InterestRule.NONE, True),
@@ -99,7 +100,7 @@ def test_rule_ids_are_case_sensitive() -> None:
     [
         ("W-06", "W-06 creates no refund obligation: the deposit of a bid withdrawn after the deadline"),
         ("W-16", "W-16 creates no refund obligation: a winner who refuses to sign"),
-        ("G-04", "use G-04-loser .* or G-04-winner"),
+        ("G-04", "use G-04-loser .*, G-04-winner .* or G-04-end"),
     ],
 )
 def test_rule_ids_that_are_not_refunds_are_refused_saying_why(rule_id: str, message: str) -> None:

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rules.profiles import WORKS_OPEN, Step
+from rules.profiles import PROFILES, WORKS_OPEN, ProcedureProfile, Step
 from trading import lifecycle
 from trading.lifecycle import PUBLIC, TERMINAL, Action, IllegalTransition, TenderStatus, transitions
 
@@ -92,18 +92,31 @@ def test_failed_and_terminated_tenders_can_only_be_re_run() -> None:
     assert allowed_actions(S.CANCELLED) == [Action.RETENDER]
 
 
-def test_every_non_terminal_state_has_a_way_out_and_every_state_is_reachable_from_draft() -> None:
-    for status in set(TenderStatus) - TERMINAL:
-        assert allowed_actions(status), status
+@pytest.mark.parametrize("profile", PROFILES.values(), ids=lambda p: f"{p.sector}/{p.method}")
+def test_every_non_terminal_state_has_a_way_out_and_every_state_is_reachable_from_draft(
+    profile: ProcedureProfile,
+) -> None:
+    table = transitions(profile)
+    used = {s for s, _a in table} | set(table.values())
+    for status in used - TERMINAL:
+        assert lifecycle.allowed_actions(profile, status), status
     reached, frontier = {S.DRAFT}, [S.DRAFT]
     while frontier:
         status = frontier.pop()
-        for action in allowed_actions(status):
-            target = next_status(status, action)
+        for action in lifecycle.allowed_actions(profile, status):
+            target = lifecycle.next_status(profile, status, action)
             if target not in reached:
                 reached.add(target)
                 frontier.append(target)
-    assert reached == set(TenderStatus)
+    assert reached == used
+
+
+def test_every_state_belongs_to_some_procedure() -> None:
+    used = set()
+    for profile in PROFILES.values():
+        table = transitions(profile)
+        used |= {s for s, _a in table} | set(table.values())
+    assert used == set(TenderStatus)
 
 
 def test_cancel_is_possible_only_before_the_deadline_passes() -> None:

@@ -127,7 +127,8 @@ def test_the_works_profile_carries_the_legal_figures() -> None:
 
 def test_an_unknown_procedure_is_refused_naming_the_known_ones() -> None:
     with pytest.raises(
-        ProfileError, match="no procedure profile for land/auction; known: procurement/open, works/open"
+        ProfileError,
+        match="no procedure profile for land/auction; known: procurement/invited, procurement/open, procurement/rfq, works/open",
     ):
         profile_for("land", "auction")
 

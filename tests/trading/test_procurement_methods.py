@@ -1,0 +1,127 @@
+"""Procurement methods that admit only invited suppliers: invited tendering (邀请招标) and request for
+quotation (询价) — at least 3 invitations (G-13), documents only for the invited (G-01), the quotation's 3
+working days (G-13), its panel of 3 and its lowest price."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.helpers import AFTER_WINDOW, DEADLINE, Actor, Api
+from tests.trading.test_procurement_open import YUAN, procurement
+
+BUDGET_FEN = 800_000 * YUAN
+
+
+def quotation(invited: list[Actor], **overrides: Any) -> dict[str, Any]:
+    """A request for quotation of office furniture to the `invited` suppliers."""
+    body = {
+        "method": "rfq",
+        "title": "市政务服务中心办公家具询价采购",
+        "evaluation_method": "lowest_evaluated_price",
+        "invited": [a.organisation_id for a in invited],
+        "lots": [{"title": "办公家具", "estimated_price_fen": BUDGET_FEN, "deposit_fen": 0}],
+    }
+    return procurement(**{**body, **overrides})
+
+
+async def _publish(api: Api, agency: Actor, body: dict[str, Any]) -> Any:
+    tender = await api.draft(agency, **body)
+    await api.document(agency, tender["id"], b"%PDF-1.7 quotation documents")
+    return tender, await api.post(f"/api/v1/tenders/{tender['id']}/publish", agency)
+
+
+async def test_an_invited_procedure_needs_three_invitations_and_admits_only_the_invited(api: Api) -> None:
+    agency = await api.organisation("agency")
+    suppliers = [await api.organisation("bidder") for _ in range(3)]
+    body = procurement(method="invited", invited=[s.organisation_id for s in suppliers[:2]])
+    tender, r = await _publish(api, agency, body)
+    assert r.status_code == 422, r.text
+    assert r.json()["rule"] == "G-13" and r.json()["errors"][0]["field"] == "invited"
+    version = (await api.get(f"/api/v1/tenders/{tender['id']}", agency)).json()["version"]
+    patch = await api.patch(
+        f"/api/v1/tenders/{tender['id']}",
+        agency,
+        json={"invited": [s.organisation_id for s in suppliers]},
+        headers={"If-Match": str(version)},
+    )
+    assert patch.status_code == 200, patch.text
+    r = await api.post(f"/api/v1/tenders/{tender['id']}/publish", agency)
+    assert r.status_code == 200, r.text
+    await api.run_jobs()
+    # the agency sees whom it invited; a supplier does not see the others (W-20)
+    assert (
+        len((await api.get(f"/api/v1/tenders/{tender['id']}", agency)).json()["invited_organisations"]) == 3
+    )
+    assert (await api.get(f"/api/v1/tenders/{tender['id']}", suppliers[0])).json()[
+        "invited_organisations"
+    ] is None
+    stranger = await api.organisation("bidder")
+    refused = await api.post(f"/api/v1/tenders/{tender['id']}/documents/obtain", stranger)
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["rule"] == "G-01"
+    for supplier in suppliers:
+        assert (
+            await api.post(f"/api/v1/tenders/{tender['id']}/documents/obtain", supplier)
+        ).status_code == 200
+    invited = await api.get("/api/v1/notifications", suppliers[0])
+    assert any(n["kind"] == "tender.invited" for n in invited.json()), invited.text
+
+
+async def test_invitations_belong_to_invited_procedures_and_methods_to_their_sector(api: Api) -> None:
+    agency = await api.organisation("agency")
+    supplier = await api.organisation("bidder")
+    open_with_invitations = api.tender_body(**procurement(invited=[supplier.organisation_id]))
+    r = await api.post("/api/v1/tenders", agency, json=open_with_invitations)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "invited"
+    works_invited = api.tender_body(method="rfq")
+    r = await api.post("/api/v1/tenders", agency, json=works_invited)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "method"
+
+
+async def test_a_quotation_closes_after_three_working_days_and_is_priced_lowest(api: Api) -> None:
+    agency = await api.organisation("agency")
+    suppliers = [await api.organisation("bidder") for _ in range(3)]
+    scored = api.tender_body(**quotation(suppliers, evaluation_method="comprehensive"))
+    r = await api.post("/api/v1/tenders", agency, json=scored)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "evaluation_method"
+    # documents from Mon 2026-03-02: three working days later is Thu 03-05; Wed is too early
+    early = quotation(suppliers, bid_deadline="2026-03-04T10:00:00+08:00")
+    _tender, r = await _publish(api, agency, early)
+    assert r.status_code == 422, r.text
+    assert r.json()["rule"] == "G-13" and r.json()["earliest_deadline_day"] == "2026-03-05"
+
+
+async def test_a_quotation_runs_to_the_lowest_price_with_a_panel_of_three(api: Api) -> None:
+    agency = await api.organisation("agency")
+    suppliers = [await api.organisation("bidder") for _ in range(3)]
+    tender = await api.published(agency, **quotation(suppliers))
+    prices = [BUDGET_FEN - 30_000 * YUAN, BUDGET_FEN - 52_000 * YUAN - 7, BUDGET_FEN - 1]
+    bids = [await api.bid(s, tender, p) for s, p in zip(suppliers, prices, strict=True)]
+    await api.at(DEADLINE)
+    for bid in bids:
+        assert (await api.reveal(tender["id"], bid)).status_code == 202
+    await api.at(AFTER_WINDOW)
+    await api.evaluate(agency, tender["id"], experts=3)
+    read = (await api.get(f"/api/v1/tenders/{tender['id']}", agency)).json()
+    assert read["status"] == "decision"
+    winner = bids[1]
+    r = await api.post(
+        f"/api/v1/tenders/{tender['id']}/award",
+        agency,
+        json={"lots": [{"lot_id": winner.lot_id, "bid_id": winner.bid_id}]},
+    )
+    assert r.status_code == 201, r.text
+    notices = (await api.get("/api/v1/notices", params={"tender_code": tender["code"]})).json()["items"]
+    [result] = [n for n in notices if n["kind"] == "result"]
+    assert result["body"]["lots"][0]["saving_fen"] == 52_000 * YUAN + 7
+
+
+async def test_a_quotation_with_two_quotes_fails_under_g13(api: Api) -> None:
+    agency = await api.organisation("agency")
+    suppliers = [await api.organisation("bidder") for _ in range(3)]
+    tender = await api.published(agency, **quotation(suppliers))
+    for supplier in suppliers[:2]:
+        await api.bid(supplier, tender, BUDGET_FEN - 1)
+    await api.at(DEADLINE)
+    read = (await api.get(f"/api/v1/tenders/{tender['id']}", agency)).json()
+    assert read["status"] == "unsuccessful" and read["outcome_reason"].startswith("G-13")
