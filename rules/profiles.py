@@ -109,6 +109,10 @@ class ProcedureProfile:
     # of them (invited tendering; quotation, negotiation and consultation, G-13).
     invitation_only: bool = False
     min_invited: int = 0
+    max_invited: int | None = None
+    # G-14: a single source is announced for at least 5 working days, open to objections, before the
+    # documents go to the supplier (None: no such announcement).
+    announcement_working_days: int | None = None
     # Whether documents_to_deadline_days counts working days (G-13: 3 working days to the quotes).
     deadline_in_working_days: bool = False
     # The evaluation methods the procedure allows (empty: any the platform has).
@@ -150,6 +154,7 @@ NOT_TUNABLE = frozenset(
         "too_few_refund_rule",
         "end_refund_rule",
         "invitation_only",
+        "max_invited",
         "deadline_in_working_days",
         "evaluation_methods",
     }
@@ -189,6 +194,7 @@ WORKS_RULES: dict[str, str | None] = {
     "challenge_answer_working_days": None,
     "complaint_after_answer_working_days": None,
     "min_invited": None,
+    "announcement_working_days": None,
 }
 
 # Fields a centre may only raise (periods before something may happen, minimum counts) ...
@@ -292,6 +298,7 @@ PROCUREMENT_RULES: dict[str, str | None] = {
     "challenge_answer_working_days": "G-12",
     "complaint_after_answer_working_days": "G-12",
     "min_invited": "G-13",
+    "announcement_working_days": "G-14",
     "opening_window_minutes": "E-02",
     "bid_validity_days": None,
     "bid_validity_min_days": None,
@@ -366,9 +373,43 @@ PROCUREMENT_RFQ = replace(
     rules=tuple({**PROCUREMENT_RULES, "documents_to_deadline_days": "G-13"}.items()),
 )
 
+# Single source (单一来源, 采购法 31, 39; 74号令): the one supplier named and announced with the reasons for at
+# least 5 working days, open to objections (G-14); then the documents go to that supplier alone, its sealed
+# response is opened, and a panel of 3 or more negotiates and records the price.
+PROCUREMENT_SINGLE_SOURCE = replace(
+    PROCUREMENT_OPEN,
+    method="single_source",
+    title="政府采购单一来源 (government procurement from a single source)",
+    invitation_only=True,
+    min_invited=1,
+    max_invited=1,
+    announcement_working_days=5,
+    documents_to_deadline_days=3,  # the law gives none; a house value long enough to prepare a response
+    clarification_notice_days=1,
+    min_bids_to_open=1,
+    committee_min_size=3,
+    committee_large_budget_fen=None,
+    committee_min_size_large=3,
+    evaluation_methods=("lowest_evaluated_price",),
+    rules=tuple(
+        {
+            **PROCUREMENT_RULES,
+            "documents_to_deadline_days": None,
+            "min_invited": "G-01",
+            "min_bids_to_open": "G-01",
+        }.items()
+    ),
+)
+
 PROFILES: dict[tuple[str, str], ProcedureProfile] = {
     (profile.sector, profile.method): profile
-    for profile in (WORKS_OPEN, PROCUREMENT_OPEN, PROCUREMENT_INVITED, PROCUREMENT_RFQ)
+    for profile in (
+        WORKS_OPEN,
+        PROCUREMENT_OPEN,
+        PROCUREMENT_INVITED,
+        PROCUREMENT_RFQ,
+        PROCUREMENT_SINGLE_SOURCE,
+    )
 }
 
 

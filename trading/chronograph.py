@@ -359,6 +359,9 @@ async def advance(session: AsyncSession, tender: Tender, now: datetime, signer: 
     moved but its next check."""
     status = TenderStatus(tender.status)
     if status == TenderStatus.PUBLISHED and now >= tender.documents_from:
+        if tender.paused_reason:
+            tender.next_check = None  # resumes when the objection to the single source is answered
+            return "paused"
         await issue_documents(session, tender, None, now)
         return "tendering"
     if status == TenderStatus.TENDERING and now >= tender.bid_deadline:

@@ -75,9 +75,11 @@ async def file_objection(
     tender = await load_tender(session, tender_id, lock=True)
     if tender.status == TenderStatus.DRAFT:
         raise NotFound("No such tender.")
-    await _holder_or_bidder(session, actor, tender)
     profile = profile_for(tender.sector, tender.method)
     cal = await working_calendar(session)
+    if data.subject == "single_source":
+        return await _object_to_single_source(session, actor, tender, profile, cal, data, now)
+    await _holder_or_bidder(session, actor, tender)
     if profile.challenge_within_working_days is not None:
         return await _file_challenge(session, actor, tender, profile, cal, data, now)
     if data.subject == "result":
@@ -140,6 +142,47 @@ async def file_objection(
         now,
         subject=data.subject,
         sealed_tender=tender.id,
+    )
+    return objection
+
+
+async def _object_to_single_source(
+    session: AsyncSession,
+    actor: Principal,
+    tender: Tender,
+    profile: ProcedureProfile,
+    cal: WorkingCalendar,
+    data: schemas.ObjectionCreate,
+    now: datetime,
+) -> Objection:
+    """Any supplier objects to a single source while it is announced (G-14); the documents wait until the
+    purchaser has answered every such objection."""
+    rule = profile.rule("announcement_working_days") or "G-14"
+    if profile.announcement_working_days is None:
+        raise ValidationProblem(
+            f"{profile.title} is not a single source.", errors=[field_error("subject", "not a single source")]
+        )
+    if tender.status != TenderStatus.PUBLISHED or now >= tender.documents_from:
+        raise RuleViolation(
+            rule,
+            "Objections to a single source are filed while it is announced, before its documents go out "
+            f"({tender.documents_from.isoformat()}).",
+            documents_from=tender.documents_from.isoformat(),
+        )
+    answer_days = profile.challenge_answer_working_days or profile.announcement_working_days
+    objection = Objection(
+        tender_id=tender.id,
+        organisation_id=actor.organisation_id,
+        subject=data.subject,
+        text=data.text,
+        filed_at=now,
+        answer_due=end_of_day(cal.add_working_days(local_date(now), answer_days)),
+    )
+    session.add(objection)
+    await session.flush()
+    tender.paused_reason = "An objection to the single source awaits the purchaser's answer (G-14)."
+    await accounts.record(
+        session, actor, "objection.file", "objection", objection.id, now, subject=data.subject, rule=rule
     )
     return objection
 
@@ -270,7 +313,10 @@ async def pending_objections(session: AsyncSession, tender: Tender, subject: str
 
 
 async def resume_if_clear(session: AsyncSession, tender: Tender, now: datetime) -> None:
-    if tender.paused_reason and not await pending_objections(session, tender, "documents"):
+    if tender.paused_reason and not (
+        await pending_objections(session, tender, "documents")
+        or await pending_objections(session, tender, "single_source")
+    ):
         tender.paused_reason = None
         tender.next_check = next_check_of(tender)
 

@@ -46,7 +46,7 @@ class TenderCreate(Strict):
     # publish.
     tenderer_credit_code: CreditCode | None = None
     sector: Literal["works", "procurement"] = "works"
-    method: Literal["open", "invited", "rfq"] = "open"
+    method: Literal["open", "invited", "rfq", "single_source"] = "open"
     publicity_days: Annotated[int, msgspec.Meta(ge=1, le=30)] = 3
     opening_window_minutes: Annotated[int, msgspec.Meta(ge=5, le=24 * 60)] = 30
     # 投标有效期 in days from the deadline; left out, the profile's default (checked against its minimum).
@@ -280,9 +280,10 @@ class ClarificationRead(msgspec.Struct):
 
 class ObjectionCreate(Strict):
     """An objection (异议) a bidder raises to the documents, the opening or the candidates; in procurement a
-    challenge (质疑, G-12) to the documents, the opening or the result."""
+    challenge (质疑, G-12) to the documents, the opening or the result, or an objection to a single source
+    while it is announced (G-14)."""
 
-    subject: Literal["documents", "opening", "candidates", "result"]
+    subject: Literal["documents", "opening", "candidates", "result", "single_source"]
     text: Text
 
 

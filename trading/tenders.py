@@ -415,6 +415,45 @@ def _tenderer_credit_code(code: str | None) -> str | None:
         ) from exc
 
 
+def _check_announcement(
+    cal: WorkingCalendar, profile: ProcedureProfile, tender: Tender, now: datetime
+) -> date | None:
+    """G-14: a single source stays announced for at least 5 working days before its documents go out;
+    answers the announcement's last day (None where the procedure has no announcement)."""
+    if profile.announcement_working_days is None:
+        return None
+    last = cal.add_working_days(local_date(now), profile.announcement_working_days)
+    if local_date(tender.documents_from) <= last:
+        earliest = cal.add_working_days(last, 1)
+        raise RuleViolation(
+            profile.rule("announcement_working_days") or "G-14",
+            f"A single source is announced for {profile.announcement_working_days} working days, through "
+            f"{last.isoformat()}; the documents may go out from {earliest.isoformat()}.",
+            earliest_documents_day=earliest.isoformat(),
+            errors=[field_error("documents_from", f"from {earliest.isoformat()}")],
+        )
+    return last
+
+
+async def _announcement(
+    session: AsyncSession, tender: Tender, invited: list[uuid.UUID], until: date | None
+) -> dict[str, Any]:
+    """The single source's announcement on the notice (G-14): the supplier, the reasons, until when anyone
+    may object."""
+    if until is None:
+        return {}
+    supplier = await accounts.get_organisation(session, invited[0])
+    return {
+        "single_source": {
+            "supplier": supplier.name,
+            "credit_code": supplier.credit_code,
+            "reasons": tender.qualification,
+            "objections_until": until.isoformat(),
+            "rule": "G-14",
+        }
+    }
+
+
 def _procedure(sector: str, method: str) -> ProcedureProfile:
     """The profile of a procedure the platform runs, or a problem naming the method."""
     try:
@@ -443,6 +482,11 @@ async def _check_invited(session: AsyncSession, profile: ProcedureProfile, tende
     if not profile.invitation_only:
         return []
     rule = profile.rule("min_invited") or "G-13"
+    if profile.max_invited is not None and len(invited) > profile.max_invited:
+        raise ValidationProblem(
+            f"{profile.title} names at most {profile.max_invited} supplier(s); {len(invited)} are named.",
+            errors=[field_error("invited", f"at most {profile.max_invited}")],
+        )
     if len(invited) < profile.min_invited:
         raise RuleViolation(
             rule,
@@ -671,6 +715,7 @@ async def publish(
             "Name the opening custodians before publishing.", errors=[field_error("custodians", "none named")]
         )
     invited = await _check_invited(session, profile, tender)
+    announced_until = _check_announcement(cal, profile, tender, now)
     custodians = await engine.bids().appoint_custodians(session, tender, orgs, now)
     tender.published_at = now
     await move(session, tender, Action.PUBLISH, actor, now)
@@ -718,7 +763,8 @@ async def publish(
                 | ({"budget_fen": lot.estimated_price_fen} if profile.sector == "procurement" else {})
                 for lot in lots
             ],
-        },
+        }
+        | await _announcement(session, tender, invited, announced_until),
         now,
     )
     if tender.documents_from <= now:

@@ -125,3 +125,74 @@ async def test_a_quotation_with_two_quotes_fails_under_g13(api: Api) -> None:
     await api.at(DEADLINE)
     read = (await api.get(f"/api/v1/tenders/{tender['id']}", agency)).json()
     assert read["status"] == "unsuccessful" and read["outcome_reason"].startswith("G-13")
+
+
+def single_source(supplier: Actor, **overrides: Any) -> dict[str, Any]:
+    """A single source of a licensed software upgrade from `supplier`, its documents from Tue 2026-03-10."""
+    body = {
+        "method": "single_source",
+        "title": "不动产登记信息系统原厂升级服务单一来源采购",
+        "qualification": "原系统著作权人，升级服务只能由其提供（采购法 31(1)）",
+        "evaluation_method": "lowest_evaluated_price",
+        "invited": [supplier.organisation_id],
+        "documents_from": "2026-03-10T09:00:00+08:00",
+        "lots": [{"title": "升级服务", "estimated_price_fen": BUDGET_FEN, "deposit_fen": 0}],
+    }
+    return procurement(**{**body, **overrides})
+
+
+async def test_a_single_source_is_announced_for_five_working_days_and_objections_hold_it(api: Api) -> None:
+    agency = await api.organisation("agency")
+    supplier, other = await api.organisation("bidder"), await api.organisation("bidder")
+    # published Mon 2026-03-02: announced through Mon 03-09, documents from Tue 03-10 at the earliest
+    tender, r = await _publish(
+        api, agency, single_source(supplier, documents_from="2026-03-09T09:00:00+08:00")
+    )
+    assert r.status_code == 422, r.text
+    assert r.json()["rule"] == "G-14" and r.json()["earliest_documents_day"] == "2026-03-10"
+    _two, r = await _publish(
+        api, agency, single_source(supplier, invited=[supplier.organisation_id, other.organisation_id])
+    )
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "invited"
+    tender, r = await _publish(api, agency, single_source(supplier))
+    assert r.status_code == 200, r.text
+    notices = (await api.get("/api/v1/notices", params={"tender_code": tender["code"]})).json()["items"]
+    announced = notices[0]["body"]["single_source"]
+    assert announced["credit_code"] == supplier.credit_code and announced["objections_until"] == "2026-03-09"
+    # another supplier objects; the documents wait for the purchaser's answer
+    objection = await api.post(
+        f"/api/v1/tenders/{tender['id']}/objections",
+        other,
+        json={"subject": "single_source", "text": "本公司亦能提供同等升级服务"},
+    )
+    assert objection.status_code == 201, objection.text
+    await api.at(api.clock.now().replace(day=10, hour=2))
+    read = (await api.get(f"/api/v1/tenders/{tender['id']}", agency)).json()
+    assert read["status"] == "published" and "G-14" in read["paused_reason"]
+    answer = await api.post(
+        f"/api/v1/tenders/{tender['id']}/objections/{objection.json()['id']}/answer",
+        agency,
+        json={"answer": "经专业人员论证，升级服务涉及原厂源代码，维持单一来源"},
+    )
+    assert answer.status_code == 200
+    await api.tick()
+    assert (await api.get(f"/api/v1/tenders/{tender['id']}", agency)).json()["status"] == "tendering"
+    # an objection after the announcement is refused
+    late = await api.post(
+        f"/api/v1/tenders/{tender['id']}/objections", other, json={"subject": "single_source", "text": "x"}
+    )
+    assert late.status_code == 422 and late.json()["rule"] == "G-14"
+    # only the named supplier obtains the documents; its one response opens and goes to a panel of three
+    assert (await api.post(f"/api/v1/tenders/{tender['id']}/documents/obtain", other)).status_code == 403
+    bid = await api.bid(supplier, tender, BUDGET_FEN - 12_345)
+    await api.at(DEADLINE)
+    assert (await api.reveal(tender["id"], bid)).status_code == 202
+    await api.at(AFTER_WINDOW)
+    await api.evaluate(agency, tender["id"], experts=3)
+    r = await api.post(
+        f"/api/v1/tenders/{tender['id']}/award",
+        agency,
+        json={"lots": [{"lot_id": bid.lot_id, "bid_id": bid.bid_id}]},
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()[0]["price_fen"] == BUDGET_FEN - 12_345
