@@ -287,6 +287,7 @@ NOT_WALKED: dict[str, str] = {
     "publish_tender": "the agency's own tender",
     "cancel_tender": "the agency's own tender",
     "retender": "the agency's own tender",
+    "switch_method": "after the deadline: the agency's own failed procurement",
     "close_opening": "after the deadline",
     "complete_tender": "after the deadline",
     "request_document_upload": "the agency's own upload",

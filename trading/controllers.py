@@ -244,6 +244,25 @@ class TenderController(Controller):
             now=clock.now(),
         )
 
+    @post("/{tender_id:uuid}/switch-method", operation_id="switch_method", guards=[AGENCY])
+    async def switch_method(
+        self,
+        tender_id: uuid.UUID,
+        data: schemas.MethodSwitch,
+        principal: Principal,
+        session: AsyncSession,
+        clock: Clock,
+    ) -> Response[schemas.TenderRead]:
+        """Re-run a procurement that failed for too few suppliers by another method, with the approving
+        body's consent (变更采购方式, G-13): a new draft recording the approval."""
+        return await tender_response(
+            session,
+            await tenders.switch_method(session, principal, tender_id, data, clock.now()),
+            201,
+            caller=principal,
+            now=clock.now(),
+        )
+
     @post("/{tender_id:uuid}/complete", operation_id="complete_tender", guards=[AGENCY], status_code=200)
     async def complete(
         self, tender_id: uuid.UUID, principal: Principal, session: AsyncSession, clock: Clock

@@ -50,6 +50,8 @@ class Tender(IdMixin, Base):
     max_lots_per_supplier: Mapped[int | None]
     # The suppliers invited, when the procedure admits only those (invited tendering, quotation).
     invited_organisations: Mapped[list[Any]] = mapped_column(default=list)
+    # The approving body's consent to a change of procurement method (G-13): body, number, approved_on.
+    method_approval: Mapped[dict[str, Any] | None]
     created_at: Mapped[datetime]
     published_at: Mapped[datetime | None]
     documents_issued_at: Mapped[datetime | None]

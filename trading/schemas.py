@@ -119,6 +119,17 @@ class LotRead(msgspec.Struct):
     outcome_reason: str | None
 
 
+class MethodApprovalRead(msgspec.Struct):
+    """The approving body's consent recorded on a procurement re-run by another method (G-13): the method
+    it failed under, who approved, the approval's number and day, the rule."""
+
+    from_method: str
+    body: str
+    number: str
+    approved_on: date
+    rule: str
+
+
 class TenderRead(msgspec.Struct):
     """A works tender as the caller may see it. Instants are ISO 8601 in UTC; money is in fen.
     `allowed_actions` lists the operations the caller may ask of it now; `version` is the value to send
@@ -159,6 +170,8 @@ class TenderRead(msgspec.Struct):
     max_lots_per_supplier: int | None
     # the invited suppliers, for those who manage or oversee the trade; None for everyone else (W-20)
     invited_organisations: list[uuid.UUID] | None
+    # the approving body's consent when the method was changed after too few suppliers (G-13)
+    method_approval: MethodApprovalRead | None
     custodians: list[CustodianRead]
     custody_until: datetime | None
     bid_validity_days: int = 90
@@ -166,6 +179,24 @@ class TenderRead(msgspec.Struct):
     # platform holds a share. Seal with this one.
     shamir_threshold: int | None = None
     rehearsal: bool | msgspec.UnsetType = msgspec.UNSET  # true in a rehearsal deployment (演练), else absent
+
+
+class MethodApproval(Strict):
+    """The approving body's consent to change the procurement method (变更采购方式审批, G-13): who approved,
+    the approval's number and day."""
+
+    body: Annotated[str, msgspec.Meta(min_length=2, max_length=200)]
+    number: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+    approved_on: date
+
+
+class MethodSwitch(Strict):
+    """Re-run a procurement that failed for too few suppliers by another method, with the approving body's
+    recorded consent (G-13); the suppliers to invite where the new method admits only the invited."""
+
+    method: Literal["open", "invited", "rfq", "single_source"]
+    approval: MethodApproval
+    invited: Annotated[list[uuid.UUID], msgspec.Meta(max_length=100)] = msgspec.field(default_factory=list)
 
 
 class CancelRequest(Strict):

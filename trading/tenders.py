@@ -258,6 +258,11 @@ async def tender_read(
         custody_until=tender.custody_until,
         bid_validity_days=tender.bid_validity_days,
         max_lots_per_supplier=tender.max_lots_per_supplier,
+        method_approval=(
+            msgspec.convert(tender.method_approval, schemas.MethodApprovalRead)
+            if tender.method_approval
+            else None
+        ),
         invited_organisations=(
             [uuid.UUID(str(o)) for o in tender.invited_organisations]
             if actor is not None
@@ -737,6 +742,7 @@ async def publish(
         f"{tender.title} 招标公告",
         {
             "procedure": profile.title,
+            **({"method_approval": tender.method_approval} if tender.method_approval else {}),
             "tenderer": tender.tenderer_name,
             "qualification": tender.qualification,
             "evaluation_method": tender.evaluation_method,
@@ -802,6 +808,67 @@ async def cancel(
             session, tender, "tender.cancelled", f"{tender.code} was terminated: {reason}", now
         )
     return tender
+
+
+async def switch_method(
+    session: AsyncSession, actor: Principal, tender_id: uuid.UUID, data: schemas.MethodSwitch, now: datetime
+) -> Tender:
+    """Re-run a procurement that failed for too few suppliers by another method, with the approving body's
+    consent recorded on the new draft and its notice (G-13, 87号令 43)."""
+    old = await tender_for_agency(session, actor, tender_id)
+    profile = profile_for(old.sector, old.method)
+    too_few = profile.rule("min_bids_to_open")
+    if old.sector != "procurement" or old.status != TenderStatus.UNSUCCESSFUL:
+        raise Conflict(
+            "Only a procurement that failed may change its method; this trade is "
+            f"{old.sector}, {old.status}.",
+            rule="G-13",
+        )
+    if not (too_few and (old.outcome_reason or "").startswith(too_few)):
+        raise RuleViolation(
+            "G-13",
+            "A procurement changes its method only after it failed for too few suppliers; it failed because "
+            f"{old.outcome_reason}.",
+        )
+    if data.method == old.method:
+        raise ValidationProblem(
+            "Name another method; to run the same one again, re-run the procurement.",
+            errors=[field_error("method", f"already {old.method}")],
+        )
+    if data.approval.approved_on > local_date(now):
+        raise ValidationProblem(
+            "The approval cannot be dated in the future.",
+            errors=[field_error("approval.approved_on", "in the future")],
+        )
+    target = _procedure(old.sector, data.method)
+    evaluation_method = old.evaluation_method
+    if target.evaluation_methods and evaluation_method not in target.evaluation_methods:
+        evaluation_method = target.evaluation_methods[0]
+    _check_terms(target, evaluation_method, data.invited)
+    new = await retender(session, actor, tender_id, now)
+    new.method = data.method
+    new.evaluation_method = evaluation_method
+    new.invited_organisations = [str(org) for org in dict.fromkeys(data.invited)]
+    new.method_approval = {
+        "from_method": old.method,
+        "body": data.approval.body,
+        "number": data.approval.number,
+        "approved_on": data.approval.approved_on.isoformat(),
+        "rule": "G-13",
+    }
+    await accounts.record(
+        session,
+        actor,
+        "tender.switch_method",
+        "tender",
+        new.id,
+        now,
+        rule="G-13",
+        from_method=old.method,
+        to_method=data.method,
+        approval=data.approval.number,
+    )
+    return new
 
 
 async def retender(session: AsyncSession, actor: Principal, tender_id: uuid.UUID, now: datetime) -> Tender:

@@ -196,3 +196,44 @@ async def test_a_single_source_is_announced_for_five_working_days_and_objections
     )
     assert r.status_code == 201, r.text
     assert r.json()[0]["price_fen"] == BUDGET_FEN - 12_345
+
+
+async def test_a_procurement_that_failed_for_too_few_suppliers_switches_method_with_consent(api: Api) -> None:
+    agency = await api.organisation("agency")
+    tender = await api.published(agency, **procurement())
+    bidders = [await api.organisation("bidder") for _ in range(2)]
+    for bidder in bidders:
+        await api.bid(bidder, tender, 11_000_000 * YUAN)
+    await api.at(DEADLINE)
+    path = f"/api/v1/tenders/{tender['id']}/switch-method"
+    approval = {"body": "南京市财政局", "number": "宁财采〔2026〕17号", "approved_on": "2026-03-24"}
+    body = {"method": "rfq", "approval": approval, "invited": [b.organisation_id for b in bidders]}
+    # the approval cannot come before it was given
+    early = await api.post(path, agency, json=body)
+    assert early.status_code == 422 and early.json()["errors"][0]["field"] == "approval.approved_on"
+    await api.at(DEADLINE.replace(day=24))
+    other = await api.organisation("agency")
+    assert (await api.post(path, other, json=body)).status_code in (403, 404)
+    same = await api.post(path, agency, json={**body, "method": "open", "invited": []})
+    assert same.status_code == 422 and same.json()["errors"][0]["field"] == "method"
+    r = await api.post(path, agency, json=body)
+    assert r.status_code == 201, r.text
+    draft = r.json()
+    assert draft["method"] == "rfq" and draft["status"] == "draft"
+    assert draft["evaluation_method"] == "lowest_evaluated_price"
+    assert draft["method_approval"]["number"] == "宁财采〔2026〕17号"
+    assert draft["method_approval"]["from_method"] == "open"
+    assert (await api.get(f"/api/v1/tenders/{tender['id']}", agency)).json()["status"] == "retender"
+    # once re-run, the failed procurement cannot switch again
+    assert (await api.post(path, agency, json=body)).status_code == 409
+
+
+async def test_only_a_procurement_failed_for_too_few_suppliers_may_switch(api: Api) -> None:
+    agency = await api.organisation("agency")
+    tender = await api.published(agency)  # a works tender
+    await api.at(DEADLINE)  # no bids: it fails under W-09
+    approval = {"body": "南京市住建局", "number": "1", "approved_on": "2026-03-23"}
+    r = await api.post(
+        f"/api/v1/tenders/{tender['id']}/switch-method", agency, json={"method": "rfq", "approval": approval}
+    )
+    assert r.status_code == 409 and r.json()["rule"] == "G-13"
