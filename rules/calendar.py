@@ -70,6 +70,12 @@ def end_of_day(d: date) -> datetime:
     return start_of_day(d + _ONE_DAY)
 
 
+def day_ending_at(instant: datetime) -> date:
+    """Return the last day of a period that runs out at `instant` (P-03): for 24:00 on `d` (`end_of_day`),
+    `d` itself, not the next day that instant starts."""
+    return local_date(instant - timedelta(microseconds=1))
+
+
 def deadline_instant(d: date, *, close_of_business: time | None = None) -> datetime:
     """Return the instant at which a period whose last day is `d` runs out (P-03), as aware UTC.
 

@@ -25,6 +25,7 @@ from storage.problems import ValidationProblem, field_error
 from storage.settings import Settings
 from trading import awards, chronograph, documents, notices, objections, responses, schemas, tenders
 from trading.models import Award, Clarification, Complaint, Contract, Notice, Notification, Objection
+from trading.supervision_controllers import DeadlineController
 
 AGENCY = requires("agency")
 BIDDER = requires("bidder")
@@ -651,4 +652,5 @@ TRADING_CONTROLLERS = [
     InboxController,
     ComplaintController,
     ChronographController,
+    DeadlineController,
 ]

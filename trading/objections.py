@@ -14,6 +14,7 @@ from accounts import service as accounts
 from accounts.security import Principal
 from rules.calendar import (
     WorkingCalendar,
+    day_ending_at,
     end_of_day,
     local_date,
 )
@@ -456,11 +457,15 @@ async def _complaint_last_day(
         raise RuleViolation(
             rule,
             "The challenge is not answered yet; a complaint may follow its answer, or the day after the "
-            f"answer was due ({local_date(challenge.answer_due).isoformat()}).",
+            f"answer was due ({day_ending_at(challenge.answer_due).isoformat()}).",
             answer_due=challenge.answer_due.isoformat(),
         )
-    answered = challenge.answered_at or challenge.answer_due
-    return cal.add_working_days(local_date(answered), profile.complaint_after_answer_working_days)
+    answered = (
+        local_date(challenge.answered_at)
+        if challenge.answered_at is not None
+        else day_ending_at(challenge.answer_due)
+    )
+    return cal.add_working_days(answered, profile.complaint_after_answer_working_days)
 
 
 async def decide_complaint(

@@ -491,3 +491,24 @@ class TransitionFailureRead(msgspec.Struct):
     retry_at: datetime
     stage: Literal["tender", "room", "invitations"]
     subject_id: uuid.UUID
+
+
+class DeadlineRead(msgspec.Struct):
+    """An open step of a trade with its legal due day and supervision light (S-01): the trade, the step
+    (decision, contract, answer, complaint_decision), what is due and by whom (agency or supervisor), the
+    due day (Asia/Shanghai; in time until 24:00, P-03), the rule that sets it (null when the law of the
+    step has no id in RULES.md), and green, yellow or red."""
+
+    tender_id: uuid.UUID
+    tender_code: str
+    title: str
+    sector: str
+    method: str
+    status: str
+    step: str
+    subject_id: uuid.UUID | None
+    what: str
+    by: str
+    due: date
+    rule: str | None
+    light: Literal["green", "yellow", "red"]
