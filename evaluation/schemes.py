@@ -16,6 +16,7 @@ import accounts.service as accounts
 from accounts.security import Principal
 from evaluation import scoring
 from evaluation.models import EvaluationScheme
+from rules.profiles import ProcedureProfile, profile_for
 from storage.problems import Conflict, RuleViolation, ValidationProblem, field_error
 from trading import tenders
 from trading.lifecycle import TenderStatus
@@ -35,6 +36,7 @@ async def set_scheme(
         scoring.validate(scheme)
     except scoring.SchemeError as exc:
         raise _scheme_problem(exc) from exc
+    _check_price_band(profile_for(tender.sector, tender.method), scheme)
     if scheme.method != tender.evaluation_method:
         raise ValidationProblem(
             f"The tender is evaluated by {tender.evaluation_method}; the scheme says {scheme.method}.",
@@ -50,6 +52,22 @@ async def set_scheme(
     await session.flush()
     await accounts.record(session, actor, "evaluation.scheme", "tender", tender.id, now, method=scheme.method)
     return scheme
+
+
+def _check_price_band(profile: ProcedureProfile, scheme: scoring.Scheme) -> None:
+    """G-05's band for the procedure (competitive consultation: the price worth 30–60 points for goods,
+    10–30 for services), which a scheme alone does not know."""
+    for category, low, high in profile.price_weight_band_cp:
+        if scheme.method != "comprehensive" or scheme.category != category:
+            continue
+        price = next(c for c in scoring.leaves(scheme) if c.kind == scoring.PRICE)
+        if not low <= price.max_cp <= high:
+            why = f"for {category} in {profile.title} the price is worth {low // 100}–{high // 100} points"
+            raise RuleViolation(
+                "G-05",
+                f"{why}, not {scoring.cp_text(price.max_cp)} (G-05).",
+                errors=[field_error("criteria", why)],
+            )
 
 
 def _scheme_problem(exc: scoring.SchemeError) -> ValidationProblem | RuleViolation:

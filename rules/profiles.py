@@ -58,6 +58,25 @@ PROCUREMENT_TENDER_STEPS = (
 )
 
 
+# Competitive negotiation and consultation (竞争性谈判 / 竞争性磋商): after the first responses are opened the
+# panel negotiates with each supplier separately, in rounds, amending the requirements for all who remain;
+# then the remaining suppliers seal their final quotes, opened together, and the panel evaluates them.
+NEGOTIATED_STEPS = (
+    Step("draft", "publish", "published", may_cancel=True),
+    Step("published", "issue_documents", "tendering", "documents_to_deadline_days", may_cancel=True),
+    Step(
+        "tendering", "close_bidding", "opening", "documents_to_deadline_days", may_fail=True, may_cancel=True
+    ),
+    Step("opening", "close_opening", "negotiation", "opening_window_minutes", may_fail=True),
+    Step("negotiation", "call_final_quotes", "final_quotes", may_fail=True),
+    Step("final_quotes", "close_final_quotes", "evaluation", "final_quote_reveal_minutes", may_fail=True),
+    Step("evaluation", "submit_report", "decision", may_fail=True),
+    Step("decision", "award", "awarded", "award_decision_working_days"),
+    Step("awarded", "sign_contracts", "contracted", "contract_within_days", may_fail=True),
+    Step("contracted", "complete", "completed"),
+)
+
+
 @dataclass(frozen=True)
 class ProcedureProfile:
     """The periods, caps and counts one procedure (sector × method) must respect.
@@ -117,6 +136,12 @@ class ProcedureProfile:
     deadline_in_working_days: bool = False
     # The evaluation methods the procedure allows (empty: any the platform has).
     evaluation_methods: tuple[str, ...] = ()
+    # G-05: the price's weight in comprehensive scoring, in centipoints of 100 points, by procurement category
+    # (competitive consultation: 30–60 for goods, 10–30 for services; empty: only the general floors).
+    price_weight_band_cp: tuple[tuple[str, int, int], ...] = ()
+    # Negotiated procedures: how long after the final quotes' deadline each supplier has to open its sealed
+    # final quote with its nonce (a house value; None: no final quotes).
+    final_quote_reveal_minutes: int | None = None
     # G-12: in procurement objections are challenges (质疑), filed within 7 working days of when the supplier
     # knew, answered within 7 working days; a complaint (投诉) follows a challenge, within 15 working days of
     # its answer or of the answer's deadline (None: the works rules W-03, W-12 and W-17 apply instead).
@@ -157,6 +182,7 @@ NOT_TUNABLE = frozenset(
         "max_invited",
         "deadline_in_working_days",
         "evaluation_methods",
+        "price_weight_band_cp",
     }
 )
 
@@ -195,6 +221,7 @@ WORKS_RULES: dict[str, str | None] = {
     "complaint_after_answer_working_days": None,
     "min_invited": None,
     "announcement_working_days": None,
+    "final_quote_reveal_minutes": None,
 }
 
 # Fields a centre may only raise (periods before something may happen, minimum counts) ...
@@ -299,6 +326,7 @@ PROCUREMENT_RULES: dict[str, str | None] = {
     "complaint_after_answer_working_days": "G-12",
     "min_invited": "G-13",
     "announcement_working_days": "G-14",
+    "final_quote_reveal_minutes": None,
     "opening_window_minutes": "E-02",
     "bid_validity_days": None,
     "bid_validity_min_days": None,
@@ -401,6 +429,29 @@ PROCUREMENT_SINGLE_SOURCE = replace(
     ),
 )
 
+# Competitive negotiation (竞争性谈判, 采购法 30, 38; 74号令): at least 3 invited suppliers and 3 working days
+# to the first responses (G-13), negotiation rounds, sealed final quotes, a panel of 3 or more, the lowest
+# final quote among the responsive.
+PROCUREMENT_NEGOTIATION = replace(
+    PROCUREMENT_RFQ,
+    method="negotiation",
+    title="政府采购竞争性谈判 (government procurement by competitive negotiation)",
+    steps=NEGOTIATED_STEPS,
+    final_quote_reveal_minutes=30,
+)
+
+# Competitive consultation (竞争性磋商, 财库〔2014〕214号): at least 3 invited suppliers, at least 10 days to the
+# first responses (G-13), rounds and sealed final quotes as in negotiation, then comprehensive scoring (G-05).
+PROCUREMENT_CONSULTATION = replace(
+    PROCUREMENT_NEGOTIATION,
+    method="consultation",
+    title="政府采购竞争性磋商 (government procurement by competitive consultation)",
+    documents_to_deadline_days=10,
+    deadline_in_working_days=False,
+    evaluation_methods=("comprehensive",),
+    price_weight_band_cp=(("goods", 3000, 6000), ("services", 1000, 3000)),
+)
+
 PROFILES: dict[tuple[str, str], ProcedureProfile] = {
     (profile.sector, profile.method): profile
     for profile in (
@@ -409,6 +460,8 @@ PROFILES: dict[tuple[str, str], ProcedureProfile] = {
         PROCUREMENT_INVITED,
         PROCUREMENT_RFQ,
         PROCUREMENT_SINGLE_SOURCE,
+        PROCUREMENT_NEGOTIATION,
+        PROCUREMENT_CONSULTATION,
     )
 }
 

@@ -106,6 +106,12 @@ class Api:
             headers.update(actor.headers)
         return await self.client.patch(path, json=json, headers=headers, **kw)
 
+    async def put(self, path: str, actor: Actor | None = None, json: Any = None, **kw: Any) -> Response:
+        headers = dict(kw.pop("headers", {}) or {})
+        if actor:
+            headers.update(actor.headers)
+        return await self.client.put(path, json=json, headers=headers, **kw)
+
     @property
     def clock(self) -> Any:
         return self.runtime.clock

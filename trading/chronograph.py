@@ -37,11 +37,11 @@ from storage.db import transaction
 from storage.jobs import backoff_delay
 from storage.problems import Problem
 from storage.signing import LogSigner
-from trading import engine
+from trading import engine, negotiation
 from trading.lifecycle import TenderStatus
 from trading.models import StageFailure, Tender, TransitionFailure
 from trading.objections import pending_objections
-from trading.tenders import issue_documents, next_check_of
+from trading.tenders import final_quotes_close, issue_documents, next_check_of
 
 log = logging.getLogger("ggzy.chronograph")
 
@@ -380,5 +380,9 @@ async def advance(session: AsyncSession, tender: Tender, now: datetime, signer: 
             return None
         await engine.bids().close_opening(session, tender, now)
         return tender.status
+    if status == TenderStatus.FINAL_QUOTES:
+        closes = final_quotes_close(tender)
+        if closes is not None and now >= closes:
+            return await negotiation.close_final_quotes(session, tender, now)
     tender.next_check = next_check_of(tender)
     return None

@@ -25,6 +25,7 @@ from storage.problems import ValidationProblem, field_error
 from storage.settings import Settings
 from trading import awards, chronograph, documents, notices, objections, responses, schemas, tenders
 from trading.models import Award, Clarification, Complaint, Contract, Notice, Notification, Objection
+from trading.negotiation_controllers import NegotiationController
 from trading.supervision_controllers import DeadlineController
 
 AGENCY = requires("agency")
@@ -653,4 +654,5 @@ TRADING_CONTROLLERS = [
     ComplaintController,
     ChronographController,
     DeadlineController,
+    NegotiationController,
 ]

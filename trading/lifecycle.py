@@ -20,6 +20,8 @@ class TenderStatus(StrEnum):
     PUBLISHED = "published"  # notice out, documents not yet issued
     TENDERING = "tendering"  # documents issued, bids accepted until the deadline
     OPENING = "opening"  # deadline passed, bids being opened in the online opening hall
+    NEGOTIATION = "negotiation"  # the panel negotiates with each supplier (竞争性谈判/磋商, procurement)
+    FINAL_QUOTES = "final_quotes"  # the remaining suppliers seal their final quotes (最后报价)
     EVALUATION = "evaluation"  # committee at work
     PUBLICITY = "publicity"  # candidates published (中标候选人公示)
     DECISION = "decision"  # report received, the purchaser names the winner (采购人确定中标人, procurement)
@@ -39,6 +41,8 @@ class Action(StrEnum):
     CLOSE_BIDDING = "close_bidding"
     FAIL = "fail"
     CLOSE_OPENING = "close_opening"
+    CALL_FINAL_QUOTES = "call_final_quotes"
+    CLOSE_FINAL_QUOTES = "close_final_quotes"
     SUBMIT_REPORT = "submit_report"
     AWARD = "award"
     SIGN_CONTRACTS = "sign_contracts"
@@ -115,6 +119,7 @@ CALLER_ACTIONS = frozenset(
         Action.CANCEL,
         Action.RETENDER,
         Action.CLOSE_OPENING,
+        Action.CALL_FINAL_QUOTES,
         Action.AWARD,
         Action.SIGN_CONTRACTS,
         Action.COMPLETE,

@@ -52,6 +52,8 @@ class Tender(IdMixin, Base):
     invited_organisations: Mapped[list[Any]] = mapped_column(default=list)
     # The approving body's consent to a change of procurement method (G-13): body, number, approved_on.
     method_approval: Mapped[dict[str, Any] | None]
+    # Negotiated procedures: when the remaining suppliers' sealed final quotes are due (最后报价截止).
+    final_quote_deadline: Mapped[datetime | None]
     created_at: Mapped[datetime]
     published_at: Mapped[datetime | None]
     documents_issued_at: Mapped[datetime | None]
@@ -212,6 +214,8 @@ class Bid(IdMixin, Base):
     replaces_id: Mapped[uuid.UUID | None]
     withdrawn_at: Mapped[datetime | None]
     declared_price_fen: Mapped[int | None] = mapped_column(BigInteger)
+    # Negotiated procedures: the first response's price, kept when the final quote replaces it above.
+    first_price_fen: Mapped[int | None] = mapped_column(BigInteger)
     duration_days: Mapped[int | None]
     revealed_at: Mapped[datetime | None]
     rejection_rule: Mapped[str | None] = mapped_column(String(10))
@@ -339,3 +343,36 @@ class StageFailure(Base):
     first_failed_at: Mapped[datetime]
     last_failed_at: Mapped[datetime]
     retry_at: Mapped[datetime]
+
+
+class NegotiationNote(IdMixin, Base):
+    """A record of a negotiated procedure (竞争性谈判/磋商): a round with one supplier (its minutes, seen by
+    that supplier, the agency and those who watch, never by the other suppliers), an amendment of the
+    requirements sent to every remaining supplier, or a supplier's exclusion with its reason."""
+
+    __tablename__ = "negotiation_notes"
+
+    tender_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenders.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))  # round | amendment | exclusion
+    organisation_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("organisations.id"))
+    round: Mapped[int | None]
+    text: Mapped[str] = mapped_column(Text)
+    recorded_at: Mapped[datetime]
+    recorded_by: Mapped[uuid.UUID]
+
+
+class FinalQuote(IdMixin, Base):
+    """A supplier's sealed final quote (最后报价) on a lot: before the deadline only its commitment, the hex
+    SHA-256 of `trading.negotiation.final_quote_message`; after it, the price and nonce that open it."""
+
+    __tablename__ = "final_quotes"
+    __table_args__ = (UniqueConstraint("lot_id", "organisation_id"),)
+
+    tender_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenders.id"), index=True)
+    lot_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("lots.id"))
+    organisation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisations.id"))
+    commitment: Mapped[str] = mapped_column(String(64))
+    committed_at: Mapped[datetime]
+    price_fen: Mapped[int | None] = mapped_column(BigInteger)
+    nonce: Mapped[str | None] = mapped_column(String(64))
+    revealed_at: Mapped[datetime | None]

@@ -46,7 +46,7 @@ class TenderCreate(Strict):
     # publish.
     tenderer_credit_code: CreditCode | None = None
     sector: Literal["works", "procurement"] = "works"
-    method: Literal["open", "invited", "rfq", "single_source"] = "open"
+    method: Literal["open", "invited", "rfq", "single_source", "negotiation", "consultation"] = "open"
     publicity_days: Annotated[int, msgspec.Meta(ge=1, le=30)] = 3
     opening_window_minutes: Annotated[int, msgspec.Meta(ge=5, le=24 * 60)] = 30
     # 投标有效期 in days from the deadline; left out, the profile's default (checked against its minimum).
@@ -194,7 +194,7 @@ class MethodSwitch(Strict):
     """Re-run a procurement that failed for too few suppliers by another method, with the approving body's
     recorded consent (G-13); the suppliers to invite where the new method admits only the invited."""
 
-    method: Literal["open", "invited", "rfq", "single_source"]
+    method: Literal["open", "invited", "rfq", "single_source", "negotiation", "consultation"]
     approval: MethodApproval
     invited: Annotated[list[uuid.UUID], msgspec.Meta(max_length=100)] = msgspec.field(default_factory=list)
 
@@ -512,3 +512,73 @@ class DeadlineRead(msgspec.Struct):
     due: date
     rule: str | None
     light: Literal["green", "yellow", "red"]
+
+
+class NegotiationRound(Strict):
+    """The minutes of one negotiation round with one supplier (分别谈判)."""
+
+    organisation_id: uuid.UUID
+    round: Annotated[int, msgspec.Meta(ge=1, le=20)]
+    minutes: Text
+
+
+class NegotiationAmendment(Strict):
+    """An amendment of the requirements during negotiation, sent to every remaining supplier."""
+
+    text: Text
+
+
+class NegotiationExclusion(Strict):
+    """A supplier whose response leaves the negotiation, with the reason."""
+
+    organisation_id: uuid.UUID
+    reason: Text
+
+
+class NegotiationNoteRead(msgspec.Struct):
+    """A negotiation record: a round (with one supplier), an amendment (to all) or an exclusion, with the
+    supplier it concerns (null for an amendment), the round's number, the text and when it was recorded."""
+
+    id: uuid.UUID
+    tender_id: uuid.UUID
+    kind: str
+    organisation_id: uuid.UUID | None
+    round: int | None
+    text: str
+    recorded_at: datetime
+
+
+class FinalQuoteCall(Strict):
+    """The end of the rounds: the remaining suppliers' sealed final quotes are due by `deadline`."""
+
+    deadline: datetime
+
+
+class FinalQuoteSeal(Strict):
+    """A sealed final quote on a lot: the lowercase hex SHA-256 of the final quote's message (see
+    `ggzy bid final-quote`), computed where the price stays until the deadline."""
+
+    lot_id: uuid.UUID
+    commitment: Annotated[str, msgspec.Meta(min_length=64, max_length=64)]
+
+
+class FinalQuoteOpen(Strict):
+    """A sealed final quote opened after the deadline: the price and the 64-hex-digit nonce it was sealed
+    with."""
+
+    lot_id: uuid.UUID
+    price_fen: Annotated[int, msgspec.Meta(ge=1, le=10**15)]
+    nonce: Annotated[str, msgspec.Meta(min_length=64, max_length=64, pattern="^[0-9a-f]{64}$")]
+
+
+class FinalQuoteRead(msgspec.Struct):
+    """A final quote: its lot and supplier, the commitment and when it was sealed, and — for its supplier
+    once opened, for everyone entitled once all are opened together — the price."""
+
+    id: uuid.UUID
+    lot_id: uuid.UUID
+    organisation_id: uuid.UUID
+    commitment: str
+    committed_at: datetime
+    price_fen: int | None
+    revealed_at: datetime | None

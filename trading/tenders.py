@@ -337,7 +337,17 @@ def next_check_of(tender: Tender) -> datetime | None:
         return tender.bid_deadline
     if status == TenderStatus.OPENING:
         return tender.custody_until or window_end(tender)
+    if status == TenderStatus.FINAL_QUOTES:
+        return final_quotes_close(tender)
     return None
+
+
+def final_quotes_close(tender: Tender) -> datetime | None:
+    """When a negotiated procedure's final quotes are opened together: the reveal window's end."""
+    if tender.final_quote_deadline is None:
+        return None
+    minutes = profile_for(tender.sector, tender.method).final_quote_reveal_minutes or 0
+    return tender.final_quote_deadline + timedelta(minutes=minutes)
 
 
 def window_end(tender: Tender) -> datetime:
