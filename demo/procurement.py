@@ -322,8 +322,11 @@ async def refunds(t: Trade) -> Outcome:
     dues = {r["due_on"] for r in losers.values()}
     check(dues == {due.isoformat()}, f"due {due} (5 working days after {award_day})", dues)
     contract_day: date = t.evaluation["contract_day"]
-    winner_due = date.fromisoformat(winners[winner.party.username]["due_on"])
-    check(winner_due > contract_day, f"due after the contract of {contract_day}", winner_due)
+    winner_due = default_calendar().add_working_days(
+        contract_day, PROCUREMENT_OPEN.deposit_refund_after_contract_days
+    )
+    got = winners[winner.party.username]["due_on"]
+    check(got == winner_due.isoformat(), f"due {winner_due} (5 working days after the contract)", got)
     t.p.clock.advance(timedelta(hours=1))
     batch, results = await deposits.bank_round(t)
     check((results["paid"], results["failed"]) == (len(t.bidders), 0), "every deposit paid back", results)
@@ -339,7 +342,7 @@ async def refunds(t: Trade) -> Outcome:
         )
     return (
         f"{len(losers)} G-04-loser refunds due {due} (award notice {award_day} + 5 working days); "
-        f"{winner.party.username}'s G-04-winner due {winner_due} (contract {contract_day}); batch "
+        f"{winner.party.username}'s G-04-winner due {winner_due} (contract {contract_day} + 5 working days); batch "
         f"{batch['batch']['number']} paid all {len(t.bidders)}",
         table,
     )
