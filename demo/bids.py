@@ -70,7 +70,7 @@ def _bid_files(t: Trade, bidder: Actor) -> dict[str, bytes]:
     """The bidder's files: a bid letter whose PDF names its author, and the priced bill of quantities.
     The plan's `same_author` pair had theirs written by one person (a W-18 trace)."""
     index = t.bidders.index(bidder)
-    author = "王建国" if index in t.plan.same_author else f"{bidder.party.name}投标部"
+    author = "王建国" if t.plan.same_author and index in t.plan.same_author else f"{bidder.party.name}投标部"
     return {
         "bid-letter.pdf": _pdf(f"{t.plan.title} 投标函", author),
         "priced-bill.pdf": _pdf(f"{t.plan.title} 已标价工程量清单", None),
@@ -103,7 +103,7 @@ def _seal(t: Trade, bidder: Actor, price_fen: int) -> bytes:
             custodians=[base64.b64decode(c["public_key"]) for c in t.tender["custodians"]],
             threshold=int(t.tender["shamir_threshold"]),
         )
-    if bidder is t.saboteur:
+    if t.is_saboteur(bidder):
         return _sabotage(t, out.getvalue(), keys)
     return out.getvalue()
 

@@ -140,12 +140,26 @@ def demo_command(build_runtime: Callable[..., Any], create_app: Callable[..., An
         "its centre (--username); GGZY_BANK_NOTIFY_SECRET must be the server's. Unlike the client commands "
         "the demo does not read GGZY_URL: without --url it runs its own server.",
     )
+    @click.option(
+        "--sector",
+        type=click.Choice(["works", "procurement"]),
+        default="works",
+        show_default=True,
+        help="What the demo runs: an open works tender, or a government procurement by open tendering (G rules) "
+        "on its own private server.",
+    )
     @username_opt
     @click.pass_context
     def demo(
-        ctx: click.Context, seed_only: bool, keep: Path | None, url: str | None, username: str | None
+        ctx: click.Context,
+        seed_only: bool,
+        keep: Path | None,
+        url: str | None,
+        sector: str,
+        username: str | None,
     ) -> None:
-        """A complete open works tender through the real HTTP API, step by step (exit 1 on the first surprise)."""
+        """A complete open works tender (or, with --sector procurement, a government procurement) through the
+        real HTTP API, step by step (exit 1 on the first surprise)."""
         import logging
         import sys
 
@@ -162,6 +176,10 @@ def demo_command(build_runtime: Callable[..., Any], create_app: Callable[..., An
             raise click.UsageError("--seed-only seeds the configured database; --url drives a running server")
         if url is None and ctx.get_parameter_source("username") is click.core.ParameterSource.COMMANDLINE:
             raise click.UsageError("--username signs in to the server given with --url")
+        if sector != "works" and (seed_only or url is not None):
+            raise click.UsageError(
+                "--sector procurement runs on the demo's own private server (no --url, --seed-only)"
+            )
         if keep is not None and keep.exists() and any(keep.iterdir()):
             raise click.UsageError(f"{keep} is not empty; give --keep a new or empty folder")
         if url is not None:
@@ -174,7 +192,7 @@ def demo_command(build_runtime: Callable[..., Any], create_app: Callable[..., An
         else:
             from demo.private import ServerParts, run_demo
 
-            ok = asyncio.run(run_demo(console, ServerParts(build_runtime, create_app), keep))
+            ok = asyncio.run(run_demo(console, ServerParts(build_runtime, create_app), keep, sector))
         raise SystemExit(0 if ok else 1)
 
     return demo

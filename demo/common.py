@@ -4,7 +4,8 @@ carries from step to step (`Trade`), the display helpers, the `Narrator` that ru
 server that serves an app to them.
 
 The stages (`demo/bids.py`, `demo/opening.py`, `demo/deposits.py`, `demo/evaluation.py`) import this module
-and not each other; `demo/works.py` puts their steps in order.
+and not each other; `demo/works.py` puts their steps in order for a works tender, `demo/procurement.py` for a
+government procurement.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from accounts import service as accounts
 from accounts.uscc import make_uscc
 from bidding import agekeys, envelope
 from rules.calendar import SHANGHAI
-from rules.profiles import WORKS_OPEN, deposit_cap
+from rules.profiles import WORKS_OPEN, ProcedureProfile, deposit_cap
 
 PASSWORD = "demo-password-1"  # noqa: S105 - the published demo password (README), not a secret
 DEMO_START = datetime(2026, 3, 2, 9, 0, tzinfo=SHANGHAI)
@@ -142,8 +143,9 @@ RELEASING = CUSTODIANS
 @dataclass(frozen=True)
 class TenderPlan:
     """What the agency tenders: one lot, the bidders' prices (in bidder order), who misses the decryption
-    window at the opening, who withdraws and bids again, and which two bidders' bid letters were written
-    by the same hand (a W-18 trace the platform finds at the opening)."""
+    window at the opening (and mistypes its deposit's sub-account), who withdraws and bids again, and which
+    two bidders' bid letters were written by the same hand (a W-18 trace the platform finds at the opening);
+    None where the plan has no such bidder. `profile` is the procedure (works or procurement)."""
 
     title: str
     tenderer: str
@@ -153,13 +155,15 @@ class TenderPlan:
     prices_fen: tuple[int, ...]
     rebid_price_fen: int
     absent_bidder: int = 3  # bidder4 misses the window; the custodians open its envelope (E-03)
-    saboteur: int = 5  # bidder6 seals shares of a random secret and keeps its key: its fault, proven
+    saboteur: int | None = 5  # bidder6 seals shares of a random secret and keeps its key: its fault, proven
     withdrawing_bidder: int = 4  # bidder5 withdraws (W-05) and bids again
-    same_author: tuple[int, int] = (0, 2)  # bidder1 and bidder3, the two highest prices (陪标)
+    same_author: tuple[int, int] | None = (0, 2)  # bidder1 and bidder3, the two highest prices (陪标)
+    profile: ProcedureProfile = WORKS_OPEN
 
     @property
     def deposit_fen(self) -> int:
-        return deposit_cap(WORKS_OPEN, self.estimated_price_fen)
+        """The largest deposit the procedure allows (W-04 in works, G-03 in procurement)."""
+        return deposit_cap(self.profile, self.estimated_price_fen)
 
 
 WORKS = TenderPlan(
@@ -291,8 +295,10 @@ class Driver(Protocol):
         """The trading centre's signed-in administrator."""
         ...
 
-    async def earliest_deadline_day(self, documents_from: datetime) -> date:
-        """The first day bids may close on (W-01) for documents issued from `documents_from`."""
+    async def earliest_deadline_day(
+        self, documents_from: datetime, profile: ProcedureProfile = WORKS_OPEN
+    ) -> date:
+        """The first day bids may close on (W-01, G-02) for documents issued from `documents_from`."""
         ...
 
     async def sync(self, platform: Platform) -> None:
@@ -467,6 +473,7 @@ class Trade:
     escrow: dict[str, Any] = field(default_factory=dict)  # what the deposit steps learn
     evaluation: dict[str, Any] = field(default_factory=dict)  # what the evaluation steps learn
     cast: Cast = field(default_factory=Cast)  # who plays each part on the server
+    sequel: Trade | None = None  # a second trade the steps run beside this one, on the same platform
 
     @property
     def p(self) -> Platform:
@@ -494,7 +501,8 @@ class Trade:
 
     @property
     def bidders(self) -> list[Actor]:
-        return [self.people[b.username] for b in BIDDERS]
+        """The bidders among the trade's parties, in their order."""
+        return [self.people[p.username] for p in self.parties if p.kind == "bidder"]
 
     @property
     def absent(self) -> Actor:
@@ -502,7 +510,12 @@ class Trade:
 
     @property
     def saboteur(self) -> Actor:
+        assert self.plan.saboteur is not None
         return self.bidders[self.plan.saboteur]
+
+    def is_saboteur(self, bidder: Actor) -> bool:
+        """Whether the plan has `bidder` sabotage its custody shares."""
+        return self.plan.saboteur is not None and bidder is self.saboteur
 
     @property
     def deadline(self) -> datetime:
@@ -540,6 +553,35 @@ class Trade:
         """The live opening record so far (as the agency sees it in the hall)."""
         self.record = await self.p.call("GET", f"/api/v1/tenders/{self.tid}/opening/record", self.agency)
         return self.record
+
+
+async def enrol(t: Trade, part: Party, display_name: str | None = None) -> Actor:
+    """The centre adds `part`'s organisation (approved at once) and its user, who then signs in; checked."""
+    party = t.cast(part)
+    org = await t.p.call(
+        "POST",
+        "/api/v1/organisations",
+        t.centre,
+        expect=201,
+        json={"name": party.name, "credit_code": party.credit_code, "kind": party.kind},
+    )
+    check(org["status"] == "active", f"{party.name} active", org["status"])
+    check(org["credit_code"] == party.credit_code, party.credit_code, org["credit_code"])
+    user = await t.p.call(
+        "POST",
+        "/api/v1/users",
+        t.centre,
+        expect=201,
+        json={
+            "organisation_id": org["id"],
+            "username": party.username,
+            "password": PASSWORD,
+            "display_name": display_name or party.name,
+            "roles": party.roles,
+        },
+    )
+    check(user["roles"] == party.roles, f"roles {party.roles}", user["roles"])
+    return await t.p.login(party, str(org["id"]), name=part.username)
 
 
 Outcome = str | tuple[str, Table]

@@ -32,8 +32,8 @@ def _payer(t: Trade, bidder: Actor) -> tuple[str, str, str]:
     return (bidder.party.name, _payer_account(t, bidder), "中国工商银行南京城南支行")
 
 
-async def _deposit(t: Trade, bidder: Actor) -> dict[str, Any]:
-    mine = await t.p.call("GET", "/api/v1/escrow/deposits", bidder)
+async def deposit_of(t: Trade, bidder: Actor) -> dict[str, Any]:
+    mine = [d for d in await t.p.call("GET", "/api/v1/escrow/deposits", bidder) if d["tender_id"] == t.tid]
     check(len(mine) == 1, "one deposit sub-account for the one lot", mine)
     return dict(mine[0])
 
@@ -51,7 +51,7 @@ async def _upload(t: Trade, path: str, content: bytes, fmt: str) -> dict[str, An
     return dict(r.json())
 
 
-async def _bank_round(
+async def bank_round(
     t: Trade, rejected: dict[int, str] | None = None
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The centre makes a refund batch and exports it; the sandbox bank answers (paying all but the
@@ -90,13 +90,13 @@ async def deposits_arrive(t: Trade) -> Any:
     lines = []
     deposits = {}
     for i, bidder in enumerate(t.bidders):
-        d = await _deposit(t, bidder)
+        d = await deposit_of(t, bidder)
         deposits[bidder.party.username] = d
         check(
             d["required_fen"] == t.plan.deposit_fen, f"{t.plan.deposit_fen} fen required", d["required_fen"]
         )
         name, account, bank = _payer(t, bidder)
-        if i == t.plan.same_author[1]:
+        if t.plan.same_author and i == t.plan.same_author[1]:
             # paid from the other hand's account: deposits of two bidders from one account (W-18)
             name, account, bank = _payer(t, t.bidders[t.plan.same_author[0]])
         number = d["virtual_number"]
@@ -137,7 +137,7 @@ async def deposits_arrive(t: Trade) -> Any:
         "bidder", "virtual sub-account", "paid from", "amount (yuan)", "line", box=None, padding=(0, 2)
     )
     for bidder, line in zip(t.bidders, lines, strict=True):
-        held = (await _deposit(t, bidder))["held_fen"]
+        held = (await deposit_of(t, bidder))["held_fen"]
         check(held == t.plan.deposit_fen, f"{bidder.party.username} holds its deposit", held)
         via = "suspense → matched" if bidder is absent else "matched"
         table.add_row(
@@ -162,10 +162,10 @@ async def refund_withdrawal(t: Trade) -> Any:
     owed = [o for o in obligations if o["rule"] == "W-05"]
     check(len(owed) == 1 and owed[0]["status"] == "due", "one W-05 refund due", obligations)
     t.p.clock.advance(timedelta(hours=1))
-    batch, results = await _bank_round(t)
+    batch, results = await bank_round(t)
     check(results["paid"] == 1, "the bank paid it", results)
     ins = batch["instructions"][0]
-    d = await _deposit(t, bidder)
+    d = await deposit_of(t, bidder)
     check(d["status"] == "refunded" and d["held_fen"] == 0, "refunded", d)
     check(ins["payee_account"] == _payer_account(t, bidder), "to the account it came from", ins)
     return (
@@ -175,36 +175,29 @@ async def refund_withdrawal(t: Trade) -> Any:
     )
 
 
-async def pay_again_by_notification(t: Trade) -> Any:
-    """To bid again the bidder pays its deposit again; the bank's signed real-time notification (到账通知)
-    credits it at once, and the same line in the day's statement later changes nothing."""
-    bidder = t.bids[t.plan.withdrawing_bidder].bidder
-    d = await _deposit(t, bidder)
+def _arrival(
+    t: Trade, bidder: Actor, deposit: dict[str, Any], reference: str, remittance: str
+) -> dict[str, Any]:
+    """The line of the bank's real-time arrival notice (到账通知) of `bidder`'s deposit paid today."""
     name, account, bank = _payer(t, bidder)
-    day = local_date(t.p.clock.now())
-    line = {
-        "reference": f"ICBC{day:%Y%m%d}9001",
-        "booked_on": day.isoformat(),
+    return {
+        "reference": reference,
+        "booked_on": local_date(t.p.clock.now()).isoformat(),
         "direction": "credit",
         "amount_fen": t.plan.deposit_fen,
         "currency": "CNY",
         "payer_name": name,
         "payer_account": account,
         "payer_bank": bank,
-        "credited_account": d["virtual_number"],
-        "remittance": "投标保证金（重新递交）",
+        "credited_account": deposit["virtual_number"],
+        "remittance": remittance,
     }
+
+
+async def notify_arrival(t: Trade, line: dict[str, Any]) -> None:
+    """The bank signs its arrival notice with its key and posts it; it must credit one sub-account at once."""
     body = json.dumps(line, ensure_ascii=False).encode()
-    secret = t.p.bank_notify_secret.encode()
-    forged = bankfiles.sign_notification(body, secrets.token_bytes(16), t.p.clock.now())
-    await t.p.request(
-        "POST",
-        "/api/v1/escrow/bank/notifications",
-        expect=401,
-        headers={"X-Bank-Signature": forged},
-        content=body,
-    )
-    signed = bankfiles.sign_notification(body, secret, t.p.clock.now())
+    signed = bankfiles.sign_notification(body, t.p.bank_notify_secret.encode(), t.p.clock.now())
     r = await t.p.request(
         "POST",
         "/api/v1/escrow/bank/notifications",
@@ -213,6 +206,41 @@ async def pay_again_by_notification(t: Trade) -> Any:
         content=body,
     )
     check(r.json()["matched"] == 1, "credited to the sub-account", r.json())
+
+
+async def pay_by_notification(t: Trade, bidders: list[Actor]) -> list[dict[str, Any]]:
+    """Each of `bidders` pays its deposit; the bank's signed arrival notices credit them at once. Answers
+    the deposits as held."""
+    day = local_date(t.p.clock.now())
+    held = []
+    for i, bidder in enumerate(bidders):
+        d = await deposit_of(t, bidder)
+        reference = f"ICBC{day:%Y%m%d}{8001 + i}{t.code[-4:]}"
+        await notify_arrival(t, _arrival(t, bidder, d, reference, "投标保证金"))
+        d = await deposit_of(t, bidder)
+        check(d["held_fen"] == t.plan.deposit_fen, f"{bidder.party.username} holds its deposit", d)
+        held.append(d)
+    return held
+
+
+async def pay_again_by_notification(t: Trade) -> Any:
+    """To bid again the bidder pays its deposit again; the bank's signed real-time notification (到账通知)
+    credits it at once, and the same line in the day's statement later changes nothing."""
+    bidder = t.bids[t.plan.withdrawing_bidder].bidder
+    d = await deposit_of(t, bidder)
+    name, account, bank = _payer(t, bidder)
+    day = local_date(t.p.clock.now())
+    line = _arrival(t, bidder, d, f"ICBC{day:%Y%m%d}9001", "投标保证金（重新递交）")
+    body = json.dumps(line, ensure_ascii=False).encode()
+    forged = bankfiles.sign_notification(body, secrets.token_bytes(16), t.p.clock.now())
+    await t.p.request(
+        "POST",
+        "/api/v1/escrow/bank/notifications",
+        expect=401,
+        headers={"X-Bank-Signature": forged},
+        content=body,
+    )
+    await notify_arrival(t, line)
     later = sandbox.statement(
         ESCROW_ACCOUNT,
         f"STMT{day:%Y%m%d}B",
@@ -229,7 +257,7 @@ async def pay_again_by_notification(t: Trade) -> Any:
         "the statement repeats it: nothing changes",
         repeat,
     )
-    held = (await _deposit(t, bidder))["held_fen"]
+    held = (await deposit_of(t, bidder))["held_fen"]
     check(held == t.plan.deposit_fen, "held again", held)
     return (
         f"a forged signature → 401; the signed notice credited {yuan(held)} yuan at once; "
@@ -282,11 +310,11 @@ async def contract_refunds(t: Trade) -> Any:
     )
     check(got["interest"] == 1, "the bank's interest credit", got)
     t.p.clock.advance(timedelta(days=1))
-    batch, results = await _bank_round(t, rejected={1: "AC06"})
+    batch, results = await bank_round(t, rejected={1: "AC06"})
     check((results["paid"], results["failed"]) == (len(refunded) - 1, 1), "all paid but one", results)
     failed = batch["instructions"][1]
     t.p.clock.advance(timedelta(days=1))
-    retry, again = await _bank_round(t)
+    retry, again = await bank_round(t)
     check(
         again["paid"] == 1 and retry["instructions"][0]["obligation_id"] == failed["obligation_id"],
         "the retry paid",
@@ -304,7 +332,7 @@ async def contract_refunds(t: Trade) -> Any:
         "status": "paid (retry)",
     }
     for bidder in refunded:
-        d = await _deposit(t, bidder)
+        d = await deposit_of(t, bidder)
         check(d["status"] == "refunded" and d["held_fen"] == 0, f"{bidder.party.username} refunded", d)
         ins = by_account[d["account_code"]]
         table.add_row(

@@ -25,12 +25,12 @@ from rich.table import Table
 from bidding import agekeys
 from demo.common import (
     BIDDERS,
-    PASSWORD,
     Actor,
     Party,
     Trade,
     at_shanghai,
     check,
+    enrol,
     make_party,
     shanghai_text,
     short,
@@ -73,28 +73,7 @@ def _expert_actors(t: Trade) -> list[Actor]:
 
 
 async def _register(t: Trade, part: Party) -> Actor:
-    party = t.cast(part)
-    org = await t.p.call(
-        "POST",
-        "/api/v1/organisations",
-        t.centre,
-        expect=201,
-        json={"name": party.name, "credit_code": party.credit_code, "kind": party.kind},
-    )
-    await t.p.call(
-        "POST",
-        "/api/v1/users",
-        t.centre,
-        expect=201,
-        json={
-            "organisation_id": org["id"],
-            "username": party.username,
-            "password": PASSWORD,
-            "display_name": NAMES[EXPERTS.index(part)],
-            "roles": party.roles,
-        },
-    )
-    return await t.p.login(party, str(org["id"]), name=part.username)
+    return await enrol(t, part, NAMES[EXPERTS.index(part)])
 
 
 async def _no_other_serving_experts(t: Trade) -> None:
@@ -248,7 +227,7 @@ async def _request(t: Trade) -> dict[str, Any]:
     )
 
 
-async def _witnessed(t: Trade, draw_id: str, witness: Actor) -> tuple[dict[str, Any], dict[str, Any]]:
+async def witnessed(t: Trade, draw_id: str, witness: Actor) -> tuple[dict[str, Any], dict[str, Any]]:
     """`witness` commits to 32 random bytes and a nonce made on its own machine; the platform answers its
     signed commitment, checked against its published key; then the reveal runs the draw. Answers the
     draw after the commitment and after the run."""
@@ -279,7 +258,7 @@ async def abort_draw(t: Trade) -> str:
     before = (await t.p.call("GET", "/api/v1/evaluation/draw-aborts", t.supervisor))["totals"]["approved"]
     requested = await _request(t)
     draw_id = requested["id"]
-    _committed, ran = await _witnessed(t, draw_id, t.people["notary"])
+    _committed, ran = await witnessed(t, draw_id, t.people["notary"])
     check(len(ran["invitations"]) == 5, "five invitations", ran["invitations"])
     t.p.clock.advance(timedelta(minutes=5))
     url = f"/api/v1/evaluation/draws/{draw_id}"
@@ -335,7 +314,7 @@ async def draw_committee(t: Trade) -> str:
         reasons,
     )
     check(requested["commitment"] is None, "no seed before the witness commits", requested["commitment"])
-    committed, ran = await _witnessed(t, requested["id"], t.supervisor)
+    committed, ran = await witnessed(t, requested["id"], t.supervisor)
     check(len(ran["invitations"]) == 5, "five invitations", ran["invitations"])
     seen = await t.p.call("GET", f"/api/v1/evaluation/draws/{requested['id']}", t.agency)
     check(

@@ -117,7 +117,7 @@ def _sung(t: Trade, kind: str, bid: SealedBid) -> dict[str, Any] | None:
     return next((e for e in t.record if e["kind"] == kind and e.get("bid") == bid.bid_id), None)
 
 
-async def _read_out(t: Trade, bid: SealedBid) -> dict[str, Any]:
+async def read_out(t: Trade, bid: SealedBid) -> dict[str, Any]:
     """Wait for the decryption job to read `bid` out in the hall; the line it wrote."""
 
     async def opened() -> bool:
@@ -153,7 +153,7 @@ async def reveal_keys(t: Trade) -> Outcome:
             json={"file_key": b64(file_key)},
         )
         check(got["envelope_status"] == "opening", "the envelope being opened", got)
-        line = await _read_out(t, bid)
+        line = await read_out(t, bid)
         table.add_row(
             bid.bidder.party.username,
             shanghai_text(t.p.clock.now()),
@@ -268,7 +268,7 @@ async def custodians_open(t: Trade) -> Outcome:
         "the honest envelope opened and the sabotaged one attributed once every custodian released",
         results,
     )
-    line = await _read_out(t, honest)
+    line = await read_out(t, honest)
     check(line["opened_by"] == "custodians", "opened by the custodians", line)
     return (
         f"{', '.join(p.username for p in RELEASING)} each released their stanza of both envelopes with a proof: "
@@ -486,7 +486,9 @@ async def collusion_signals(t: Trade) -> Outcome:
     network addresses, signing keys); the supervisor sees the signals, the agency does not."""
     signals = await t.p.call("GET", f"/api/v1/tenders/{t.tid}/collusion-signals", t.supervisor)
     await t.p.request("GET", f"/api/v1/tenders/{t.tid}/collusion-signals", t.agency, expect=403)
-    pair = sorted(t.bidders[i].party.credit_code for i in t.plan.same_author)
+    same = t.plan.same_author
+    assert same is not None  # a plan whose bidders this step looks for
+    pair = sorted(t.bidders[i].party.credit_code for i in same)
     check(
         sorted((s["kind"], s["rule"], sorted(s["bidders"])) for s in signals)
         == [("deposit_same_payer", "W-18", pair), ("identical_metadata", "W-18", pair)],
@@ -497,7 +499,7 @@ async def collusion_signals(t: Trade) -> Outcome:
     names = {b.party.credit_code: b.party.username for b in t.bidders}
     for s in signals:
         table.add_row(s["kind"], s["rule"], ", ".join(names[c] for c in s["bidders"]), s["evidence"])
-    who = " and ".join(t.bidders[i].party.username for i in t.plan.same_author)
+    who = " and ".join(t.bidders[i].party.username for i in same)
     author = next(s["value"] for s in signals if s["kind"] == "identical_metadata")
     return (
         f"2 W-18 signals for the committee: {who} paid their deposits from one bank account, and their bid "

@@ -43,8 +43,9 @@ from demo.common import (
     serving,
     shanghai_text,
 )
+from demo.procurement import PROCUREMENT, PROCUREMENT_PARTIES, PROCUREMENT_STEPS
 from demo.works import DEMO_STEPS
-from rules.profiles import WORKS_OPEN
+from rules.profiles import WORKS_OPEN, ProcedureProfile
 from rules.schedule import working_calendar
 from storage.clock import SettableClock
 from storage.db import transaction
@@ -60,6 +61,9 @@ if TYPE_CHECKING:
     from accounts.signin import SignInThrottle
     from storage.objects import ObjectStore
     from storage.signing import LogSigner
+
+
+_WHAT = {"works": "an open works tender", "procurement": "a government procurement by open tendering"}
 
 
 class PrivateRuntime(Protocol):
@@ -116,11 +120,13 @@ class PrivateDriver:
         check(created, "a new centre", "a centre that already existed")
         return await platform.login(CENTRE, org_id)
 
-    async def earliest_deadline_day(self, documents_from: datetime) -> date:
+    async def earliest_deadline_day(
+        self, documents_from: datetime, profile: ProcedureProfile = WORKS_OPEN
+    ) -> date:
         """By the calendar the server itself uses (the official schedules the centre loaded)."""
         async with self.runtime.sessionmaker() as session:
             calendar = await working_calendar(session)
-        return tenders.earliest_deadline_day(calendar, WORKS_OPEN, documents_from)
+        return tenders.earliest_deadline_day(calendar, profile, documents_from)
 
     async def sync(self, platform: Platform) -> None:
         """Nothing to do: the server reads the same clock object."""
@@ -150,9 +156,12 @@ class PrivateDriver:
         return done
 
 
-async def run_demo(console: Console, server: ServerParts, keep: Path | None = None) -> bool:
-    """The whole demo on a throw-away database, store and port; True when every step did what it should.
-    With `keep`, the database, the objects and the files the demo saves for an auditor stay in that folder."""
+async def run_demo(
+    console: Console, server: ServerParts, keep: Path | None = None, sector: str = "works"
+) -> bool:
+    """The whole demo of `sector` (an open works tender, or a government procurement by open tendering) on
+    a throw-away database, store and port; True when every step did what it should. With `keep`, the
+    database, the objects and the files the demo saves for an auditor stay in that folder."""
     with contextlib.ExitStack() as stack:
         sock = stack.enter_context(loopback_socket())
         if keep is None:
@@ -160,11 +169,11 @@ async def run_demo(console: Console, server: ServerParts, keep: Path | None = No
         else:
             await asyncio.to_thread(keep.mkdir, parents=True, exist_ok=True)
             tmp = str(keep)
-        return await _run_demo(console, server, Path(tmp), sock, kept=keep is not None)
+        return await _run_demo(console, server, Path(tmp), sock, kept=keep is not None, sector=sector)
 
 
 async def _run_demo(
-    console: Console, server: ServerParts, tmp: Path, sock: socket.socket, *, kept: bool
+    console: Console, server: ServerParts, tmp: Path, sock: socket.socket, *, kept: bool, sector: str
 ) -> bool:
     port = sock.getsockname()[1]
     settings = Settings(
@@ -181,7 +190,7 @@ async def _run_demo(
     runtime = server.build_runtime(settings, clock=clock)
     runtime.run_chronograph = False  # the demo moves the clock and runs the chronograph itself
     console.print(
-        f"[bold]ggzy demo[/]: an open works tender through the HTTP API at {settings.effective_public_url} "
+        f"[bold]ggzy demo[/]: {_WHAT[sector]} through the HTTP API at {settings.effective_public_url} "
         f"(SQLite and objects in {tmp}; simulated clock from {shanghai_text(DEMO_START)} Shanghai)"
     )
     async with (
@@ -189,9 +198,14 @@ async def _run_demo(
         httpx.AsyncClient(base_url=settings.effective_public_url, timeout=HTTP_TIMEOUT_SECONDS) as client,
     ):
         driver = PrivateDriver(runtime, clock, files=Path(tmp), kept=kept)
-        trade = Trade(Platform(client, driver), WORKS, PARTIES)
-        ok = await Narrator(console).run(DEMO_STEPS, trade)
+        platform = Platform(client, driver)
+        if sector == "procurement":
+            trade = Trade(platform, PROCUREMENT, PROCUREMENT_PARTIES)
+            ok = await Narrator(console).run(PROCUREMENT_STEPS, trade)
+        else:
+            trade = Trade(platform, WORKS, PARTIES)
+            ok = await Narrator(console).run(DEMO_STEPS, trade)
     console.print("[green]demo complete: every step did what it should[/]" if ok else "[red]demo failed[/]")
-    if ok:
+    if ok and sector == "works":
         kept_files(console, trade, base64.b64encode(runtime.signer.public_raw).decode())
     return ok

@@ -50,7 +50,7 @@ from demo.common import (
 )
 from demo.works import DEMO_STEPS
 from rules.calendar import default_calendar, local_date
-from rules.profiles import WORKS_OPEN
+from rules.profiles import WORKS_OPEN, ProcedureProfile
 from storage.clock import ensure_utc
 
 REHEARSAL_HEADER = "X-GGZY-Rehearsal"
@@ -210,11 +210,13 @@ class RehearsalDriver:
         actor.organisation_id = str(organisation["id"])
         return actor
 
-    async def earliest_deadline_day(self, documents_from: datetime) -> date:
+    async def earliest_deadline_day(
+        self, documents_from: datetime, profile: ProcedureProfile = WORKS_OPEN
+    ) -> date:
         """By the official holidays the platform ships (the `holidays` package); the server's answer to an
         early deadline (rule W-01) shows whether the centre loaded a schedule that differs."""
         return default_calendar().earliest_after(
-            local_date(documents_from), WORKS_OPEN.documents_to_deadline_days
+            local_date(documents_from), profile.documents_to_deadline_days
         )
 
     async def tick(self) -> list[tuple[str, str]] | None:

@@ -66,6 +66,7 @@ from demo.common import (
     at_shanghai,
     b64,
     check,
+    enrol,
     plain_table,
     shanghai_text,
     short,
@@ -104,31 +105,8 @@ async def register_parties(t: Trade) -> Outcome:
     """Centre staff add each organisation (approved at once) and its user, who then signs in."""
     table = plain_table("user", "role", "organisation", "credit code (USCC)")
     for part in t.parties:
+        t.people[part.username] = await enrol(t, part)
         party = t.cast(part)
-        org = await t.p.call(
-            "POST",
-            "/api/v1/organisations",
-            t.centre,
-            expect=201,
-            json={"name": party.name, "credit_code": party.credit_code, "kind": party.kind},
-        )
-        check(org["status"] == "active", f"{party.name} active", org["status"])
-        check(org["credit_code"] == party.credit_code, party.credit_code, org["credit_code"])
-        user = await t.p.call(
-            "POST",
-            "/api/v1/users",
-            t.centre,
-            expect=201,
-            json={
-                "organisation_id": org["id"],
-                "username": party.username,
-                "password": PASSWORD,
-                "display_name": party.name,
-                "roles": party.roles,
-            },
-        )
-        check(user["roles"] == party.roles, f"roles {party.roles}", user["roles"])
-        t.people[part.username] = await t.p.login(party, str(org["id"]), name=part.username)
         table.add_row(party.username, ", ".join(party.roles), party.name, party.credit_code)
     kinds = sorted({p.kind for p in t.parties})
     return f"{len(t.parties)} organisations ({', '.join(kinds)}), each with a signed-in user", table
@@ -138,7 +116,8 @@ async def register_keys(t: Trade) -> Outcome:
     """Each custodian makes an X25519 key and each bidder an X25519 and an Ed25519 key, on its own side;
     only the public halves are registered (the private halves stay with their owners)."""
     table = plain_table("user", "registers", "age recipient (X25519)", "Ed25519 signing key")
-    holders = [(p, False) for p in CUSTODIANS] + [(p, True) for p in BIDDERS]
+    bidders = [p for p in t.parties if p.kind == "bidder"]
+    holders = [(p, False) for p in CUSTODIANS] + [(p, True) for p in bidders]
     for party, signing in holders:
         keys = agekeys.generate(signing=signing)
         actor = t.people[party.username]
@@ -169,7 +148,7 @@ async def register_keys(t: Trade) -> Outcome:
         registered,
     )
     return (
-        f"{len(CUSTODIANS)} custodians ({', '.join(p.username for p in CUSTODIANS)}) and {len(BIDDERS)} bidders "
+        f"{len(CUSTODIANS)} custodians ({', '.join(p.username for p in CUSTODIANS)}) and {len(bidders)} bidders "
         "registered their public keys; no private key left its owner",
         table,
     )
@@ -178,41 +157,50 @@ async def register_keys(t: Trade) -> Outcome:
 # ---------------------------------------------------------------- drafting and publishing
 
 
+def tender_body(t: Trade, deadline: datetime, deposit_fen: int) -> dict[str, Any]:
+    """The draft the agency saves: the plan's one lot with `deposit_fen`, documents from now, bids closing
+    at `deadline`, the three opening custodians (t = 2 besides the platform)."""
+    return {
+        "sector": t.plan.profile.sector,
+        "title": t.plan.title,
+        "tenderer_name": t.plan.tenderer,
+        "tenderer_credit_code": t.plan.tenderer_credit_code,
+        "region_code": "320100",
+        "qualification": t.plan.qualification,
+        "evaluation_method": "comprehensive",
+        "documents_from": t.p.clock.now().isoformat(),
+        "bid_deadline": deadline.isoformat(),
+        "lots": [
+            {
+                "title": "第一标段" if t.plan.profile.sector == "works" else "第一包",
+                "estimated_price_fen": t.plan.estimated_price_fen,
+                "deposit_fen": deposit_fen,
+            }
+        ],
+        "custodians": [t.people[p.username].organisation_id for p in CUSTODIANS],
+        "custody_threshold": CUSTODY_THRESHOLD,
+        "opening_policy": "custodians",
+    }
+
+
+async def lawful_deadline(t: Trade) -> datetime:
+    """10:00 on the earliest day the procedure lets bids close for documents issued now (W-01, G-02)."""
+    t.earliest_day = await t.p.driver.earliest_deadline_day(t.p.clock.now(), t.plan.profile)
+    return at_shanghai(t.earliest_day, DEADLINE_TIME)
+
+
 async def draft_tender(t: Trade) -> Outcome:
     """The agency saves a draft: documents from now, bids close at 10:00 on the earliest legal day; three
     opening custodians, the centre among them: t = 2 counts the two others, whose shares with the
     platform's open an envelope its bidder does not (E-03)."""
     documents_from = t.p.clock.now()
-    t.earliest_day = await t.p.driver.earliest_deadline_day(documents_from)
-    deadline = at_shanghai(t.earliest_day, DEADLINE_TIME)
+    deadline = await lawful_deadline(t)
     r = await t.p.request(
-        "POST",
-        "/api/v1/tenders",
-        t.agency,
-        expect=201,
-        json={
-            "title": t.plan.title,
-            "tenderer_name": t.plan.tenderer,
-            "tenderer_credit_code": t.plan.tenderer_credit_code,
-            "region_code": "320100",
-            "qualification": t.plan.qualification,
-            "evaluation_method": "comprehensive",
-            "documents_from": documents_from.isoformat(),
-            "bid_deadline": deadline.isoformat(),
-            "lots": [
-                {
-                    "title": "第一标段",
-                    "estimated_price_fen": t.plan.estimated_price_fen,
-                    "deposit_fen": t.plan.deposit_fen,
-                }
-            ],
-            "custodians": [t.people[p.username].organisation_id for p in CUSTODIANS],
-            "custody_threshold": CUSTODY_THRESHOLD,
-            "opening_policy": "custodians",
-        },
+        "POST", "/api/v1/tenders", t.agency, expect=201, json=tender_body(t, deadline, t.plan.deposit_fen)
     )
     t.tender, t.etag = r.json(), r.headers.get("ETag", "")
     check(t.tender["status"] == "draft", "status draft", t.tender["status"])
+    check(t.tender["sector"] == t.plan.profile.sector, f"sector {t.plan.profile.sector}", t.tender["sector"])
     check(t.code.startswith("GGZY-320100-"), "a GGZY-320100-… transaction code", t.code)
     check(bool(t.etag), "an ETag on the draft", "none")
     named = [t.people[p.username].organisation_id for p in CUSTODIANS]
@@ -223,16 +211,19 @@ async def draft_tender(t: Trade) -> Outcome:
     )
     check(t.tender["custodians"] == [], "no roster before publication", t.tender["custodians"])
     lot = t.tender["lots"][0]
+    profile = t.plan.profile
+    price = "budget" if profile.sector == "procurement" else "estimate"
     return (
         f"{t.code} «{t.plan.title}», status draft; documents from {shanghai_text(documents_from)}, "
-        f"bids close {shanghai_text(deadline)} (W-01: ≥ {WORKS_OPEN.documents_to_deadline_days} days); "
-        f"estimate {yuan(lot['estimated_price_fen'])} yuan, deposit {yuan(lot['deposit_fen'])} yuan (W-04 cap); "
+        f"bids close {shanghai_text(deadline)} ({profile.rule('documents_to_deadline_days')}: "
+        f"≥ {profile.documents_to_deadline_days} days); {price} {yuan(lot['estimated_price_fen'])} yuan, "
+        f"deposit {yuan(lot['deposit_fen'])} yuan ({profile.rule('deposit_max_permille_of_estimate')} cap); "
         f"custodians {', '.join(p.username for p in CUSTODIANS)}, t = {CUSTODY_THRESHOLD} besides the platform "
         f"(policy {t.tender['opening_policy']})"
     )
 
 
-async def _upload_tender_file(t: Trade, filename: str, content: bytes) -> str:
+async def upload_tender_file(t: Trade, filename: str, content: bytes) -> str:
     """Upload one of the agency's files of the tender by presigned PUT; the object key to cite it by."""
     grant = await t.p.call(
         "POST",
@@ -254,7 +245,7 @@ async def upload_documents(t: Trade) -> Outcome:
         + secrets.token_bytes(4096)
         + b"\n%%EOF\n"
     )
-    key = await _upload_tender_file(t, "招标文件.pdf", content)
+    key = await upload_tender_file(t, "招标文件.pdf", content)
     document = await t.p.call(
         "POST",
         f"/api/v1/tenders/{t.tid}/documents",
@@ -282,12 +273,14 @@ async def _patch_deadline(t: Trade, deadline: datetime) -> None:
 
 
 async def refuse_early_deadline(t: Trade) -> Outcome:
-    """A deadline one day before the W-01 day: publishing is refused, naming the rule and the earliest day."""
+    """A deadline one day before the earliest legal day (W-01, G-02): publishing is refused, naming the rule
+    and the earliest day."""
     assert t.earliest_day is not None
     lawful = t.deadline
     early = lawful - timedelta(days=1)
     await _patch_deadline(t, early)
-    problem = await t.p.refused("POST", f"/api/v1/tenders/{t.tid}/publish", t.agency, rule="W-01")
+    rule = str(t.plan.profile.rule("documents_to_deadline_days"))
+    problem = await t.p.refused("POST", f"/api/v1/tenders/{t.tid}/publish", t.agency, rule=rule)
     check(
         problem.get("earliest_deadline_day") == t.earliest_day.isoformat(),
         f"earliest_deadline_day {t.earliest_day.isoformat()}",
@@ -296,7 +289,7 @@ async def refuse_early_deadline(t: Trade) -> Outcome:
     await _patch_deadline(t, lawful)
     check(t.deadline == lawful, f"deadline back at {shanghai_text(lawful)}", t.tender["bid_deadline"])
     return (
-        f"deadline {shanghai_text(early)} → 422 rule W-01, earliest legal day {problem['earliest_deadline_day']}; "
+        f"deadline {shanghai_text(early)} → 422 rule {rule}, earliest legal day {problem['earliest_deadline_day']}; "
         f"draft edited back to {shanghai_text(lawful)} (If-Match {t.etag})"
     )
 
@@ -346,7 +339,7 @@ async def publish(t: Trade) -> Outcome:
         table.add_row(
             f"x={position}",
             party.username,
-            party.name,
+            t.people[party.username].party.name,
             "yes" if custodian["platform"] else "",
             custodian["recipient"],
         )
@@ -428,7 +421,7 @@ async def record_contract(t: Trade) -> Outcome:
     t.p.clock.advance(timedelta(days=7))
     price = int(t.award["price_fen"])
     cap = performance_security_cap(WORKS_OPEN, price)
-    key = await _upload_tender_file(t, "施工合同.pdf", b"%PDF-1.7 contract " + secrets.token_bytes(1024))
+    key = await upload_tender_file(t, "施工合同.pdf", b"%PDF-1.7 contract " + secrets.token_bytes(1024))
     body = {
         "award_id": t.award["id"],
         "object_key": key,

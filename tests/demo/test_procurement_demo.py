@@ -1,0 +1,70 @@
+"""`ggzy demo --sector procurement`: a government procurement by open tendering through the HTTP API, every
+step checked, with the G rules it breaks refused and the saving to the fen."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from click.testing import CliRunner
+from rich.console import Console
+
+from demo.private import ServerParts, run_demo
+from demo.procurement import PROCUREMENT, PROCUREMENT_STEPS
+
+# isort: split
+from app import build_runtime, create_app
+
+SERVER = ServerParts(build_runtime, create_app)
+
+
+async def test_the_procurement_demo_runs_to_the_end_with_every_step_checked(tmp_path: Path) -> None:
+    out = io.StringIO()
+    console = Console(file=out, width=200, color_system=None, highlight=False)
+
+    assert await run_demo(console, SERVER, keep=tmp_path / "kept", sector="procurement") is True
+
+    shown = out.getvalue()
+    assert "✗" not in shown
+    assert shown.count("✓") == len(PROCUREMENT_STEPS)
+    # the budget, the award and the saving, to the fen
+    saving = PROCUREMENT.estimated_price_fen - min(PROCUREMENT.prices_fen)
+    assert saving == 112_345_679
+    for fact in (
+        "a government procurement by open tendering through the HTTP API",
+        "deposit 240,000.01 yuan (2 % + 1 fen) → 422 rule G-03 on lots[0].deposit_fen",
+        "(G-02: ≥ 20 days); budget 12,000,000.00 yuan, deposit 240,000.00 yuan (G-03 cap)",
+        "deadline 2026-03-22 10:00 → 422 rule G-02, earliest legal day 2026-03-23",
+        "1 to suspense (mistyped sub-account) matched by the centre",
+        "4 deposits in place at the deadline",
+        "4 envelopes opened by their suppliers' keys and read out",
+        "a committee of 5 → 422 rule G-07",
+        "at least 7 are required",
+        "7 drawn from a pool of 9 (B02 × 5, D01 × 2)",
+        "report",
+        "signed by all seven",
+        "status decision, no candidates notice",
+        "(G-11): budget 12,000,000.00 yuan, award 10,876,543.21 yuan, saving 1,123,456.79 yuan",
+        "bidder4 challenged the result 2026-03-25 10:00, to be answered by the end of 2026-04-03",
+        "the contract → 422 rule G-12",
+        "security 1,087,654.33 → 422 on performance_security_fen, 1,087,654.32 (10 %) recorded; status contracted",
+        "3 G-04-loser refunds due 2026-03-31 (award notice 2026-03-24 + 5 working days)",
+        "bidder2's G-04-winner due 2026-04-01 (contract 2026-03-25 + 5 working days)",
+        "paid all 4",
+        "GGZY-320100-2026-G000002 unsuccessful: G-13",
+        "2 deposits due back by 2026-04-22 (G-04-end)",
+        "→ new draft GGZY-320100-2026-G000003",
+        "checks pass; trial balance",
+        "5 public notices; budget 12,000,000.00 yuan, awarded 10,876,543.21 yuan, saving 1,123,456.79 yuan",
+        "demo complete: every step did what it should",
+    ):
+        assert fact in shown, fact
+
+
+def test_the_procurement_demo_runs_on_its_own_private_server_only() -> None:
+    from ggzy import cli
+
+    for extra in (["--seed-only"], ["--url", "http://127.0.0.1:9"]):
+        result = CliRunner().invoke(cli, ["demo", "--sector", "procurement", *extra])
+        assert result.exit_code == 2, result.output
+        assert "--sector procurement runs on the demo's own private server" in result.output
