@@ -469,6 +469,72 @@ def bid_reveal(
     _echo_json(_run(url, username, lambda c: c.reveal(tender_id, bid_id, envelope_path, keys)))
 
 
+@bid_group.group("final-quote")
+def final_quote_group() -> None:
+    """Sealed final quotes of a negotiated procurement (最后报价): seal before the deadline, open after."""
+
+
+@final_quote_group.command("seal")
+@click.option("--tender", "tender_id", required=True, help="The tender's id.")
+@click.option("--lot-id", required=True, help="The lot's id.")
+@click.option("--price-fen", type=click.IntRange(1), required=True, help="Your final quote, in fen.")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Where to keep the price and nonce that open the seal (created, mode 0600): keep it until the "
+    "deadline has passed.",
+)
+@server_url
+@username_opt
+def final_quote_seal(
+    tender_id: str, lot_id: str, price_fen: int, out: Path, url: str, username: str | None
+) -> None:
+    """Seal a final quote: the price and a random nonce stay in --out; only their SHA-256 commitment is
+    sent, so nobody learns the price before the deadline."""
+    import secrets
+    import uuid
+
+    from storage.commitments import final_quote_commitment
+
+    if out.exists():
+        raise click.UsageError(f"{out} exists; refusing to overwrite a sealed quote's opening")
+    nonce = secrets.token_hex(32)
+
+    async def seal(client: GgzyClient) -> Any:
+        me = await client.me()
+        commitment = final_quote_commitment(
+            uuid.UUID(tender_id),
+            uuid.UUID(lot_id),
+            uuid.UUID(str(me["organisation"]["id"])),
+            price_fen,
+            nonce,
+        )
+        _write_private(
+            out,
+            json.dumps({"tender_id": tender_id, "lot_id": lot_id, "price_fen": price_fen, "nonce": nonce}),
+        )
+        return await client.request(
+            "POST",
+            f"/api/v1/tenders/{tender_id}/negotiation/final-quotes",
+            json={"lot_id": lot_id, "commitment": commitment},
+        )
+
+    _echo_json(_run(url, username, seal))
+
+
+@final_quote_group.command("open")
+@click.argument("sealed", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@server_url
+@username_opt
+def final_quote_open(sealed: Path, url: str, username: str | None) -> None:
+    """After the deadline, within the window: open the sealed final quote kept in SEALED."""
+    kept = json.loads(sealed.read_text())
+    body = {"lot_id": kept["lot_id"], "price_fen": kept["price_fen"], "nonce": kept["nonce"]}
+    path = f"/api/v1/tenders/{kept['tender_id']}/negotiation/final-quotes/open"
+    _echo_json(_run(url, username, lambda c: c.request("POST", path, json=body)))
+
+
 # ---------------------------------------------------------------- ggzy custodian
 
 

@@ -363,7 +363,7 @@ class NegotiationNote(IdMixin, Base):
 
 class FinalQuote(IdMixin, Base):
     """A supplier's sealed final quote (最后报价) on a lot: before the deadline only its commitment, the hex
-    SHA-256 of `trading.negotiation.final_quote_message`; after it, the price and nonce that open it."""
+    SHA-256 of `storage.commitments.final_quote_message`; after it, the price and nonce that open it."""
 
     __tablename__ = "final_quotes"
     __table_args__ = (UniqueConstraint("lot_id", "organisation_id"),)

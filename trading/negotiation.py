@@ -3,17 +3,16 @@ sent to every supplier that remains, exclusions with their reasons, then sealed 
 opened together.
 
 A final quote is sealed by a commitment: before the deadline the supplier sends only the hex SHA-256 of
-`final_quote_message` (the tender, lot and supplier it binds, the price, a 32-byte random nonce), computed
-on its own machine, so nobody — the platform included — learns a price before every quote is in; after the
-deadline it sends the price and nonce, the platform checks them against the commitment, and when the
-reveal window ends every price is published at once and becomes the bid's price for the evaluation. A
-supplier that seals nothing, or does not open its seal in the window, is out; a lot left with fewer than
-the procedure's minimum fails (G-13).
+`storage.commitments.final_quote_message` (the tender, lot and supplier it binds, the price, a 32-byte
+random nonce), computed on its own machine (`ggzy bid final-quote seal`), so nobody — the platform
+included — learns a price before every quote is in; after the deadline it sends the price and nonce, the
+platform checks them against the commitment, and when the reveal window ends every price is published at
+once and becomes the bid's price for the evaluation. A supplier that seals nothing, or does not open its
+seal in the window, is out; a lot left with fewer than the procedure's minimum fails (G-13).
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import re
 import uuid
@@ -28,6 +27,7 @@ from escrow import refunds
 from rules.calendar import local_date
 from rules.profiles import ProcedureProfile, profile_for
 from rules.schedule import working_calendar
+from storage.commitments import final_quote_commitment
 from storage.db import upsert_ignore
 from storage.problems import Conflict, NotFound, RuleViolation, ValidationProblem, field_error
 from trading import schemas
@@ -47,23 +47,6 @@ from trading.tenders import (
 )
 
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
-
-
-def final_quote_message(
-    tender_id: uuid.UUID, lot_id: uuid.UUID, organisation_id: uuid.UUID, price_fen: int, nonce: str
-) -> bytes:
-    """The bytes a final quote's commitment hashes: binding the quote to its tender, lot and supplier, so a
-    commitment copied from another supplier opens to nothing."""
-    return f"ggzy-final-quote-v1|{tender_id}|{lot_id}|{organisation_id}|{price_fen}|{nonce}".encode()
-
-
-def final_quote_commitment(
-    tender_id: uuid.UUID, lot_id: uuid.UUID, organisation_id: uuid.UUID, price_fen: int, nonce: str
-) -> str:
-    """The hex SHA-256 commitment a supplier sends before the final quotes' deadline."""
-    return hashlib.sha256(
-        final_quote_message(tender_id, lot_id, organisation_id, price_fen, nonce)
-    ).hexdigest()
 
 
 def _negotiated(tender: Tender) -> ProcedureProfile:

@@ -9,10 +9,10 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+from storage.commitments import final_quote_commitment
 from tests.helpers import AFTER_WINDOW, DEADLINE, Actor, Api, SealedBid
 from tests.trading.test_procurement_methods import quotation
 from tests.trading.test_procurement_open import YUAN
-from trading.negotiation import final_quote_commitment
 
 BUDGET_FEN = 800_000 * YUAN
 
@@ -187,3 +187,50 @@ async def test_a_consultation_takes_ten_days_and_prices_goods_at_thirty_to_sixty
     assert refused.status_code == 422, refused.text
     assert refused.json()["rule"] == "G-05" and refused.json()["errors"][0]["field"] == "criteria"
     assert (await api.put(path, agency, json=scheme_to_json(goods))).status_code == 200
+
+
+async def test_the_bid_client_seals_and_opens_a_final_quote(
+    api: Api, tmp_path: Any, monkeypatch: Any
+) -> None:
+    """`ggzy bid final-quote seal|open`: the price and nonce stay in a 0600 file, the server gets only the
+    commitment, and the file opens the seal after the deadline."""
+    from click.testing import CliRunner
+
+    import bidding.cli
+    from bidding.client import GgzyClient
+    from ggzy import cli
+
+    agency, tender, bids = await _negotiating(api, suppliers=3)
+    deadline = api.clock.now() + timedelta(hours=1)
+    assert (
+        await api.post(_path(tender, "final-call"), agency, json={"deadline": deadline.isoformat()})
+    ).status_code == 200
+    actions: list[Any] = []
+    monkeypatch.setattr(bidding.cli, "_run", lambda _url, _user, action: actions.append(action))
+    bidder = bids[0].bidder
+    client = GgzyClient("http://testserver", bidder.token, transport=api.client._transport)
+    sealed = tmp_path / "quote.json"
+    args = [
+        "--tender",
+        tender["id"],
+        "--lot-id",
+        bids[0].lot_id,
+        "--price-fen",
+        "123456",
+        "--out",
+        str(sealed),
+    ]
+    result = CliRunner().invoke(cli, ["bid", "final-quote", "seal", *args, "--url", "http://testserver"])
+    assert result.exit_code == 0, result.output
+    quote = await actions.pop()(client)
+    assert len(quote["commitment"]) == 64 and quote["price_fen"] is None
+    assert oct(sealed.stat().st_mode & 0o777) == "0o600"
+    assert "123456" not in str(await api.get(_path(tender, "final-quotes"), agency))
+    await api.at(deadline)
+    result = CliRunner().invoke(
+        cli, ["bid", "final-quote", "open", str(sealed), "--url", "http://testserver"]
+    )
+    assert result.exit_code == 0, result.output
+    opened = await actions.pop()(client)
+    assert opened["price_fen"] == 123456
+    await client.close()
