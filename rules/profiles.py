@@ -28,52 +28,55 @@ class Step:
     may_cancel: bool = False
 
 
-# The steps of a works tender (招标 → 投标 → 开标 → 评标 → 公示 → 定标 → 签约).
-WORKS_STEPS = (
+# From the draft to the bids in hand, the same in every tendering procedure: published, documents issued,
+# bids until the deadline (the period bounds both), the opening.
+UP_TO_OPENING = (
     Step("draft", "publish", "published", may_cancel=True),
     Step("published", "issue_documents", "tendering", "documents_to_deadline_days", may_cancel=True),
     Step(
         "tendering", "close_bidding", "opening", "documents_to_deadline_days", may_fail=True, may_cancel=True
     ),
+)
+# From the award on: the contracts, then completion.
+FROM_AWARD = (
+    Step("awarded", "sign_contracts", "contracted", "contract_within_days", may_fail=True),
+    Step("contracted", "complete", "completed"),
+)
+
+# The steps of a works tender (招标 → 投标 → 开标 → 评标 → 公示 → 定标 → 签约).
+WORKS_STEPS = (
+    *UP_TO_OPENING,
     Step("opening", "close_opening", "evaluation", "opening_window_minutes", may_fail=True),
     Step("evaluation", "submit_report", "publicity", "publish_candidates_within_days", may_fail=True),
     Step("publicity", "award", "awarded", "publicity_min_days"),
-    Step("awarded", "sign_contracts", "contracted", "contract_within_days", may_fail=True),
-    Step("contracted", "complete", "completed"),
+    *FROM_AWARD,
 )
 
-# The steps of a government procurement tender (采购公告 → 投标 → 开标 → 评标 → 采购人确定中标人 → 结果公告 → 合同):
-# no candidates' publicity; the purchaser decides on the committee's ranking and the result is announced.
-PROCUREMENT_TENDER_STEPS = (
-    Step("draft", "publish", "published", may_cancel=True),
-    Step("published", "issue_documents", "tendering", "documents_to_deadline_days", may_cancel=True),
-    Step(
-        "tendering", "close_bidding", "opening", "documents_to_deadline_days", may_fail=True, may_cancel=True
-    ),
-    Step("opening", "close_opening", "evaluation", "opening_window_minutes", may_fail=True),
+# The purchaser's decision on the committee's ranking, announced with the award (G-11): no candidates'
+# publicity in procurement.
+PURCHASER_DECIDES = (
     Step("evaluation", "submit_report", "decision", may_fail=True),
     Step("decision", "award", "awarded", "award_decision_working_days"),
-    Step("awarded", "sign_contracts", "contracted", "contract_within_days", may_fail=True),
-    Step("contracted", "complete", "completed"),
 )
 
+# The steps of a government procurement tender (采购公告 → 投标 → 开标 → 评标 → 采购人确定中标人 → 结果公告 → 合同).
+PROCUREMENT_TENDER_STEPS = (
+    *UP_TO_OPENING,
+    Step("opening", "close_opening", "evaluation", "opening_window_minutes", may_fail=True),
+    *PURCHASER_DECIDES,
+    *FROM_AWARD,
+)
 
 # Competitive negotiation and consultation (竞争性谈判 / 竞争性磋商): after the first responses are opened the
 # panel negotiates with each supplier separately, in rounds, amending the requirements for all who remain;
 # then the remaining suppliers seal their final quotes, opened together, and the panel evaluates them.
 NEGOTIATED_STEPS = (
-    Step("draft", "publish", "published", may_cancel=True),
-    Step("published", "issue_documents", "tendering", "documents_to_deadline_days", may_cancel=True),
-    Step(
-        "tendering", "close_bidding", "opening", "documents_to_deadline_days", may_fail=True, may_cancel=True
-    ),
+    *UP_TO_OPENING,
     Step("opening", "close_opening", "negotiation", "opening_window_minutes", may_fail=True),
     Step("negotiation", "call_final_quotes", "final_quotes", may_fail=True),
     Step("final_quotes", "close_final_quotes", "evaluation", "final_quote_reveal_minutes", may_fail=True),
-    Step("evaluation", "submit_report", "decision", may_fail=True),
-    Step("decision", "award", "awarded", "award_decision_working_days"),
-    Step("awarded", "sign_contracts", "contracted", "contract_within_days", may_fail=True),
-    Step("contracted", "complete", "completed"),
+    *PURCHASER_DECIDES,
+    *FROM_AWARD,
 )
 
 

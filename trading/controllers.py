@@ -23,7 +23,7 @@ from storage.db import SINGLE_READ, transaction
 from storage.objects import ObjectStore
 from storage.problems import ValidationProblem, field_error
 from storage.settings import Settings
-from trading import awards, chronograph, documents, notices, objections, responses, schemas, tenders
+from trading import awards, chronograph, documents, notices, objections, reruns, responses, schemas, tenders
 from trading.models import Award, Clarification, Complaint, Contract, Notice, Notification, Objection
 from trading.negotiation_controllers import NegotiationController
 from trading.supervision_controllers import DeadlineController
@@ -240,7 +240,7 @@ class TenderController(Controller):
         """Create a new draft from a failed or terminated tender (重新招标, W-09)."""
         return await tender_response(
             session,
-            await tenders.retender(session, principal, tender_id, clock.now()),
+            await reruns.retender(session, principal, tender_id, clock.now()),
             201,
             caller=principal,
             now=clock.now(),
@@ -259,7 +259,7 @@ class TenderController(Controller):
         body's consent (变更采购方式, G-13): a new draft recording the approval."""
         return await tender_response(
             session,
-            await tenders.switch_method(session, principal, tender_id, data, clock.now()),
+            await reruns.switch_method(session, principal, tender_id, data, clock.now()),
             201,
             caller=principal,
             now=clock.now(),

@@ -112,16 +112,7 @@ async def file_objection(
             "W-12", "Objections to the candidates are filed during the publicity period.", **ends
         )
     due = end_of_day(cal.period_end(local_date(now), profile.objection_answer_days))
-    objection = Objection(
-        tender_id=tender.id,
-        organisation_id=actor.organisation_id,
-        subject=data.subject,
-        text=data.text,
-        filed_at=now,
-        answer_due=due,
-    )
-    session.add(objection)
-    await session.flush()
+    objection = await _new_objection(session, actor, tender, data, due, now)
     if data.subject == "documents":
         tender.paused_reason = "An objection to the documents awaits the tenderer's answer (W-03)."
     if data.subject == "opening":
@@ -144,6 +135,27 @@ async def file_objection(
         subject=data.subject,
         sealed_tender=tender.id,
     )
+    return objection
+
+
+async def _new_objection(
+    session: AsyncSession,
+    actor: Principal,
+    tender: Tender,
+    data: schemas.ObjectionCreate,
+    answer_due: datetime,
+    now: datetime,
+) -> Objection:
+    objection = Objection(
+        tender_id=tender.id,
+        organisation_id=actor.organisation_id,
+        subject=data.subject,
+        text=data.text,
+        filed_at=now,
+        answer_due=answer_due,
+    )
+    session.add(objection)
+    await session.flush()
     return objection
 
 
@@ -171,16 +183,8 @@ async def _object_to_single_source(
             documents_from=tender.documents_from.isoformat(),
         )
     answer_days = profile.challenge_answer_working_days or profile.announcement_working_days
-    objection = Objection(
-        tender_id=tender.id,
-        organisation_id=actor.organisation_id,
-        subject=data.subject,
-        text=data.text,
-        filed_at=now,
-        answer_due=end_of_day(cal.add_working_days(local_date(now), answer_days)),
-    )
-    session.add(objection)
-    await session.flush()
+    due = end_of_day(cal.add_working_days(local_date(now), answer_days))
+    objection = await _new_objection(session, actor, tender, data, due, now)
     tender.paused_reason = "An objection to the single source awaits the purchaser's answer (G-14)."
     await accounts.record(
         session, actor, "objection.file", "objection", objection.id, now, subject=data.subject, rule=rule
@@ -242,16 +246,8 @@ async def _file_challenge(
             f"days of {local_date(knew).isoformat()}, that is by {last.isoformat()}.",
             last_day=last.isoformat(),
         )
-    objection = Objection(
-        tender_id=tender.id,
-        organisation_id=actor.organisation_id,
-        subject=data.subject,
-        text=data.text,
-        filed_at=now,
-        answer_due=end_of_day(cal.add_working_days(local_date(now), profile.challenge_answer_working_days)),
-    )
-    session.add(objection)
-    await session.flush()
+    due = end_of_day(cal.add_working_days(local_date(now), profile.challenge_answer_working_days))
+    objection = await _new_objection(session, actor, tender, data, due, now)
     await accounts.record(
         session,
         actor,

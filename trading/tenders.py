@@ -15,7 +15,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import flag_modified
 
 from accounts import service as accounts
-from accounts.models import Organisation
 from accounts.security import Principal
 from accounts.uscc import InvalidUSCC, validate_uscc
 from escrow import refunds
@@ -28,7 +27,6 @@ from rules.calendar import (
 )
 from rules.profiles import (
     ProcedureProfile,
-    ProfileError,
     bid_validity_problem,
     deposit_cap,
     profile_for,
@@ -46,7 +44,7 @@ from storage.problems import (
     ValidationProblem,
     field_error,
 )
-from trading import engine, schemas
+from trading import engine, participation, schemas
 from trading.lifecycle import (
     CALLER_ACTIONS,
     Action,
@@ -430,94 +428,6 @@ def _tenderer_credit_code(code: str | None) -> str | None:
         ) from exc
 
 
-def _check_announcement(
-    cal: WorkingCalendar, profile: ProcedureProfile, tender: Tender, now: datetime
-) -> date | None:
-    """G-14: a single source stays announced for at least 5 working days before its documents go out;
-    answers the announcement's last day (None where the procedure has no announcement)."""
-    if profile.announcement_working_days is None:
-        return None
-    last = cal.add_working_days(local_date(now), profile.announcement_working_days)
-    if local_date(tender.documents_from) <= last:
-        earliest = cal.add_working_days(last, 1)
-        raise RuleViolation(
-            profile.rule("announcement_working_days") or "G-14",
-            f"A single source is announced for {profile.announcement_working_days} working days, through "
-            f"{last.isoformat()}; the documents may go out from {earliest.isoformat()}.",
-            earliest_documents_day=earliest.isoformat(),
-            errors=[field_error("documents_from", f"from {earliest.isoformat()}")],
-        )
-    return last
-
-
-async def _announcement(
-    session: AsyncSession, tender: Tender, invited: list[uuid.UUID], until: date | None
-) -> dict[str, Any]:
-    """The single source's announcement on the notice (G-14): the supplier, the reasons, until when anyone
-    may object."""
-    if until is None:
-        return {}
-    supplier = await accounts.get_organisation(session, invited[0])
-    return {
-        "single_source": {
-            "supplier": supplier.name,
-            "credit_code": supplier.credit_code,
-            "reasons": tender.qualification,
-            "objections_until": until.isoformat(),
-            "rule": "G-14",
-        }
-    }
-
-
-def _procedure(sector: str, method: str) -> ProcedureProfile:
-    """The profile of a procedure the platform runs, or a problem naming the method."""
-    try:
-        return profile_for(sector, method)
-    except ProfileError as exc:
-        raise ValidationProblem(str(exc), errors=[field_error("method", str(exc))]) from exc
-
-
-def _check_terms(profile: ProcedureProfile, evaluation_method: str, invited: Sequence[object]) -> None:
-    """The evaluation method the procedure allows, and invitations only where it admits the invited alone."""
-    if profile.evaluation_methods and evaluation_method not in profile.evaluation_methods:
-        allowed = ", ".join(profile.evaluation_methods)
-        raise ValidationProblem(
-            f"{profile.title} is evaluated by {allowed}.", errors=[field_error("evaluation_method", allowed)]
-        )
-    if invited and not profile.invitation_only:
-        raise ValidationProblem(
-            f"{profile.title} admits every supplier; invitations are for invited procedures.",
-            errors=[field_error("invited", "not for this procedure")],
-        )
-
-
-async def _check_invited(session: AsyncSession, profile: ProcedureProfile, tender: Tender) -> list[uuid.UUID]:
-    """Before an invited procedure is published: at least `min_invited` distinct active suppliers (G-13)."""
-    invited = list(dict.fromkeys(uuid.UUID(str(org)) for org in tender.invited_organisations))
-    if not profile.invitation_only:
-        return []
-    rule = profile.rule("min_invited") or "G-13"
-    if profile.max_invited is not None and len(invited) > profile.max_invited:
-        raise ValidationProblem(
-            f"{profile.title} names at most {profile.max_invited} supplier(s); {len(invited)} are named.",
-            errors=[field_error("invited", f"at most {profile.max_invited}")],
-        )
-    if len(invited) < profile.min_invited:
-        raise RuleViolation(
-            rule,
-            f"{profile.title} invites at least {profile.min_invited} suppliers; {len(invited)} are named.",
-            errors=[field_error("invited", f"at least {profile.min_invited}")],
-        )
-    for i, org_id in enumerate(invited):
-        org = await session.get(Organisation, org_id)
-        if org is None or org.status != "active" or org.kind != "bidder":
-            raise ValidationProblem(
-                "Invite active supplier (bidder) organisations.",
-                errors=[field_error(f"invited[{i}]", "not an active supplier")],
-            )
-    return invited
-
-
 async def create_tender(
     session: AsyncSession, actor: Principal, data: schemas.TenderCreate, now: datetime
 ) -> Tender:
@@ -526,9 +436,9 @@ async def create_tender(
     data = msgspec.structs.replace(
         data, tenderer_credit_code=_tenderer_credit_code(data.tenderer_credit_code)
     )
-    profile = _procedure(data.sector, data.method)
+    profile = participation.procedure(data.sector, data.method)
     _check_deposits(profile, data.lots)
-    _check_terms(profile, data.evaluation_method, data.invited)
+    participation.check_terms(profile, data.evaluation_method, data.invited)
     validity = _check_bid_validity(profile, data.bid_validity_days or profile.bid_validity_days)
     documents_from = _aware("documents_from", data.documents_from)
     bid_deadline = _aware("bid_deadline", data.bid_deadline)
@@ -537,7 +447,7 @@ async def create_tender(
             "bid_deadline must come after documents_from.",
             errors=[field_error("bid_deadline", "before documents_from")],
         )
-    tender = await _new_draft(
+    tender = await new_draft(
         session, data, actor.organisation_id, documents_from, bid_deadline, data.lots, now, validity=validity
     )
     await accounts.record(session, actor, "tender.create", "tender", tender.id, now, code=tender.code)
@@ -561,7 +471,7 @@ DRAFT_TERMS = (
 )
 
 
-async def _new_draft(
+async def new_draft(
     session: AsyncSession,
     terms: schemas.TenderCreate | Tender,
     agency_id: uuid.UUID,
@@ -656,10 +566,12 @@ async def update_tender(
         tender.custodian_organisations = [str(org) for org in changes.pop("custodians")]
     if "invited" in changes:
         invited = changes.pop("invited")
-        _check_terms(profile_for(tender.sector, tender.method), tender.evaluation_method, invited)
+        participation.check_terms(
+            profile_for(tender.sector, tender.method), tender.evaluation_method, invited
+        )
         tender.invited_organisations = [str(org) for org in dict.fromkeys(invited)]
     if "evaluation_method" in changes:
-        _check_terms(profile_for(tender.sector, tender.method), changes["evaluation_method"], [])
+        participation.check_terms(profile_for(tender.sector, tender.method), changes["evaluation_method"], [])
     if "bid_validity_days" in changes:
         _check_bid_validity(profile_for(tender.sector, tender.method), changes["bid_validity_days"])
     for name, value in changes.items():
@@ -729,8 +641,8 @@ async def publish(
         raise ValidationProblem(
             "Name the opening custodians before publishing.", errors=[field_error("custodians", "none named")]
         )
-    invited = await _check_invited(session, profile, tender)
-    announced_until = _check_announcement(cal, profile, tender, now)
+    invited = await participation.check_invited(session, profile, tender)
+    announced_until = participation.check_announcement(cal, profile, tender, now)
     custodians = await engine.bids().appoint_custodians(session, tender, orgs, now)
     tender.published_at = now
     await move(session, tender, Action.PUBLISH, actor, now)
@@ -780,7 +692,7 @@ async def publish(
                 for lot in lots
             ],
         }
-        | await _announcement(session, tender, invited, announced_until),
+        | await participation.announcement(session, tender, invited, announced_until),
         now,
     )
     if tender.documents_from <= now:
@@ -818,96 +730,6 @@ async def cancel(
             session, tender, "tender.cancelled", f"{tender.code} was terminated: {reason}", now
         )
     return tender
-
-
-async def switch_method(
-    session: AsyncSession, actor: Principal, tender_id: uuid.UUID, data: schemas.MethodSwitch, now: datetime
-) -> Tender:
-    """Re-run a procurement that failed for too few suppliers by another method, with the approving body's
-    consent recorded on the new draft and its notice (G-13, 87号令 43)."""
-    old = await tender_for_agency(session, actor, tender_id)
-    profile = profile_for(old.sector, old.method)
-    too_few = profile.rule("min_bids_to_open")
-    if old.sector != "procurement" or old.status != TenderStatus.UNSUCCESSFUL:
-        raise Conflict(
-            "Only a procurement that failed may change its method; this trade is "
-            f"{old.sector}, {old.status}.",
-            rule="G-13",
-        )
-    if not (too_few and (old.outcome_reason or "").startswith(too_few)):
-        raise RuleViolation(
-            "G-13",
-            "A procurement changes its method only after it failed for too few suppliers; it failed because "
-            f"{old.outcome_reason}.",
-        )
-    if data.method == old.method:
-        raise ValidationProblem(
-            "Name another method; to run the same one again, re-run the procurement.",
-            errors=[field_error("method", f"already {old.method}")],
-        )
-    if data.approval.approved_on > local_date(now):
-        raise ValidationProblem(
-            "The approval cannot be dated in the future.",
-            errors=[field_error("approval.approved_on", "in the future")],
-        )
-    target = _procedure(old.sector, data.method)
-    evaluation_method = old.evaluation_method
-    if target.evaluation_methods and evaluation_method not in target.evaluation_methods:
-        evaluation_method = target.evaluation_methods[0]
-    _check_terms(target, evaluation_method, data.invited)
-    new = await retender(session, actor, tender_id, now)
-    new.method = data.method
-    new.evaluation_method = evaluation_method
-    new.invited_organisations = [str(org) for org in dict.fromkeys(data.invited)]
-    new.method_approval = {
-        "from_method": old.method,
-        "body": data.approval.body,
-        "number": data.approval.number,
-        "approved_on": data.approval.approved_on.isoformat(),
-        "rule": "G-13",
-    }
-    await accounts.record(
-        session,
-        actor,
-        "tender.switch_method",
-        "tender",
-        new.id,
-        now,
-        rule="G-13",
-        from_method=old.method,
-        to_method=data.method,
-        approval=data.approval.number,
-    )
-    return new
-
-
-async def retender(session: AsyncSession, actor: Principal, tender_id: uuid.UUID, now: datetime) -> Tender:
-    """Start a new tender from a failed or terminated one (重新招标): a draft copying its terms and lots."""
-    old = await tender_for_agency(session, actor, tender_id)
-    await move(session, old, Action.RETENDER, actor, now)
-    lots = [
-        schemas.LotIn(
-            title=lot.title, estimated_price_fen=lot.estimated_price_fen, deposit_fen=lot.deposit_fen
-        )
-        for lot in await lots_of(session, old.id)
-    ]
-    # The same period from documents to deadline as before, counted again from today.
-    deadline = now + (old.bid_deadline - old.documents_from)
-    new = await _new_draft(
-        session,
-        old,
-        old.agency_organisation_id,
-        now,
-        deadline,
-        lots,
-        now,
-        validity=old.bid_validity_days,
-        parent_id=old.id,
-    )
-    await accounts.record(
-        session, actor, "tender.create", "tender", new.id, now, code=new.code, parent=old.code
-    )
-    return new
 
 
 def days_before_deadline(tender: Tender, now: datetime) -> int:
