@@ -396,7 +396,7 @@ PROCUREMENT_RFQ = replace(
     min_invited=3,
     documents_to_deadline_days=3,
     deadline_in_working_days=True,
-    clarification_notice_days=3,  # 74号令 10: 3 working days before the quotes are due
+    clarification_notice_days=3,  # 74号令 10: 3 working days before the quotes are due (working, as the period)
     committee_min_size=3,
     committee_large_budget_fen=None,
     committee_min_size_large=3,
@@ -451,6 +451,7 @@ PROCUREMENT_CONSULTATION = replace(
     title="政府采购竞争性磋商 (government procurement by competitive consultation)",
     documents_to_deadline_days=10,
     deadline_in_working_days=False,
+    clarification_notice_days=5,  # 214号: 5 days before the responses are due
     evaluation_methods=("comprehensive",),
     price_weight_band_cp=(("goods", 3000, 6000), ("services", 1000, 3000)),
 )

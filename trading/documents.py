@@ -437,7 +437,9 @@ async def clarify(
     cal = await working_calendar(session)
     before = tender.bid_deadline
     if data.affects_bids:
-        earliest = cal.earliest_after(local_date(now), profile.clarification_notice_days)
+        earliest = cal.earliest_after(
+            local_date(now), profile.clarification_notice_days, profile.deadline_in_working_days
+        )
         if local_date(tender.bid_deadline) < earliest:
             tender.bid_deadline = same_time_on(earliest, tender.bid_deadline)
             tender.next_check = next_check_of(tender)
@@ -478,6 +480,8 @@ async def clarify(
             session, actor, tender, "amendment", data.amended_documents.filename, amended_documents, now
         )
     moved = tender.bid_deadline != before
+    # W-02 in works; procurement's periods (87号令 27, 74号令 10) have no rule id of their own
+    rule = profile.rule("clarification_notice_days")
     await accounts.record(
         session,
         actor,
@@ -487,7 +491,7 @@ async def clarify(
         now,
         number=number,
         deadline_moved=moved,
-        rule="W-02" if moved else None,
+        rule=rule if moved else None,
     )
     body: dict[str, Any] = {"number": number, "text": data.text, "affects_bids": data.affects_bids}
     if amended is not None:
@@ -500,7 +504,8 @@ async def clarify(
         body["bid_deadline"] = {
             "before": before.isoformat(),
             "after": tender.bid_deadline.isoformat(),
-            "rule": "W-02",
+            "rule": rule,
+            "days": profile.clarification_notice_days,
         }
     previous = await session.scalar(
         select(Notice)
@@ -517,8 +522,8 @@ async def clarify(
     )
     message = f"{tender.code}: clarification {number} issued."
     if moved:
-        message += (
-            f" The bid deadline moved to {tender.bid_deadline.astimezone(SHANGHAI).isoformat()} (W-02)."
+        message += f" The bid deadline moved to {tender.bid_deadline.astimezone(SHANGHAI).isoformat()}" + (
+            f" ({rule})." if rule else "."
         )
     notified = await notify_holders(session, tender, "tender.clarified", message, now)
     if objection is not None and objection.answered_at is None:

@@ -286,8 +286,8 @@ class Attachment(Strict):
 
 class ClarificationCreate(Strict):
     """A clarification or amendment of the documents (澄清或修改); `affects_bids` moves the bid
-    deadline when fewer than the legal days remain (W-04). It may answer an objection and carry amended
-    documents."""
+    deadline when fewer than the legal days remain (W-02; in procurement the method's own period). It may
+    answer an objection and carry amended documents."""
 
     text: Text
     affects_bids: bool

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.helpers import AFTER_WINDOW, DEADLINE, Actor, Api
+from tests.helpers import AFTER_WINDOW, DEADLINE, Actor, Api, shanghai
 from tests.trading.test_procurement_open import YUAN, procurement
 
 BUDGET_FEN = 800_000 * YUAN
@@ -237,3 +237,23 @@ async def test_only_a_procurement_failed_for_too_few_suppliers_may_switch(api: A
         f"/api/v1/tenders/{tender['id']}/switch-method", agency, json={"method": "rfq", "approval": approval}
     )
     assert r.status_code == 409 and r.json()["rule"] == "G-13"
+
+
+async def test_a_quotation_clarified_late_keeps_three_working_days_to_the_quotes(api: Api) -> None:
+    agency = await api.organisation("agency")
+    suppliers = [await api.organisation("bidder") for _ in range(3)]
+    tender = await api.published(agency, **quotation(suppliers))
+    # Fri 2026-03-20, the quotes due Mon 03-23: three working days from Friday is Wed 03-25
+    await api.at(shanghai(2026, 3, 20, 9))
+    r = await api.post(
+        f"/api/v1/tenders/{tender['id']}/clarifications",
+        agency,
+        json={"text": "交货地点改为市政务服务中心二楼", "affects_bids": True},
+    )
+    assert r.status_code == 201, r.text
+    read = (await api.get(f"/api/v1/tenders/{tender['id']}", agency)).json()
+    assert read["bid_deadline"].startswith("2026-03-25")
+    notices = (await api.get("/api/v1/notices", params={"tender_code": tender["code"]})).json()["items"]
+    [correction] = [n for n in notices if n["kind"] == "correction"]
+    assert correction["body"]["bid_deadline"]["days"] == 3
+    assert correction["body"]["bid_deadline"]["rule"] is None  # W-02 is the works rule

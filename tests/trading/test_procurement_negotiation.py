@@ -234,3 +234,21 @@ async def test_the_bid_client_seals_and_opens_a_final_quote(
     opened = await actions.pop()(client)
     assert opened["price_fen"] == 123456
     await client.close()
+
+
+async def test_steps_out_of_order_for_the_method_are_refused(api: Api) -> None:
+    works_agency = await api.organisation("agency")
+    works = await api.published(works_agency)
+    agency, tender, bids = await _negotiating(api, suppliers=3)
+    # no award, no report, no final quote during negotiation
+    award = {"lots": [{"lot_id": bids[0].lot_id, "bid_id": bids[0].bid_id}]}
+    assert (await api.post(f"/api/v1/tenders/{tender['id']}/award", agency, json=award)).status_code == 409
+    sealed = await api.post(
+        _path(tender, "final-quotes"), bids[0].bidder, json={"lot_id": bids[0].lot_id, "commitment": "0" * 64}
+    )
+    assert sealed.status_code == 409
+    # a supplier cannot record rounds or call for final quotes; an open procurement has no negotiation
+    call = {"deadline": (api.clock.now() + timedelta(hours=1)).isoformat()}
+    assert (await api.post(_path(tender, "final-call"), bids[0].bidder, json=call)).status_code == 403
+    refused = await api.post(f"/api/v1/tenders/{works['id']}/negotiation/final-call", works_agency, json=call)
+    assert refused.status_code == 409
