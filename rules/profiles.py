@@ -56,7 +56,7 @@ WORKS_STEPS = (
 # publicity in procurement.
 PURCHASER_DECIDES = (
     Step("evaluation", "submit_report", "decision", may_fail=True),
-    Step("decision", "award", "awarded", "award_decision_working_days"),
+    Step("decision", "award", "awarded", "award_decision_working_days", may_fail=True),
 )
 
 # The steps of a government procurement tender (采购公告 → 投标 → 开标 → 评标 → 采购人确定中标人 → 结果公告 → 合同).

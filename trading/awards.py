@@ -54,7 +54,15 @@ from trading.models import (
 )
 from trading.notices import notify_holders, publish_notice
 from trading.objections import pending_objections
-from trading.tenders import budget_of, fail_tender, load_tender, lots_of, move, tender_for_agency
+from trading.tenders import (
+    budget_of,
+    fail_tender,
+    load_tender,
+    lots_of,
+    move,
+    refuse_if_suspended,
+    tender_for_agency,
+)
 
 
 @dataclass(frozen=True)
@@ -211,6 +219,7 @@ async def award(
     (W-13, G-11); in procurement the unsuccessful suppliers' deposits fall due at once (G-04)."""
     tender = await tender_for_agency(session, actor, tender_id)
     profile = profile_for(tender.sector, tender.method)
+    refuse_if_suspended(tender, "award")
     if tender.status == TenderStatus.AWARDED:
         return await _reaward(session, actor, tender, data, now)
     if tender.status not in (TenderStatus.PUBLICITY, TenderStatus.DECISION):
@@ -516,6 +525,7 @@ async def record_contract(
     of the award (W-13), performance security at most 10% of the price (W-15). When every awarded lot has
     its contract, the tender is contracted."""
     tender = await tender_for_agency(session, actor, tender_id)
+    refuse_if_suspended(tender, "record a contract")
     if tender.status != TenderStatus.AWARDED:
         raise Conflict(f"Contracts follow the award; the tender is {tender.status}.")
     row = await session.get(Award, data.award_id)

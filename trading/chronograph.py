@@ -358,6 +358,9 @@ async def advance(session: AsyncSession, tender: Tender, now: datetime, signer: 
     documents issued, bidding closed, the opening hall closed; answer what it became, or None when nothing
     moved but its next check."""
     status = TenderStatus(tender.status)
+    if tender.suspended_reason is not None:
+        tender.next_check = None  # resumes when the supervising authority decides the complaint
+        return "suspended"
     if status == TenderStatus.PUBLISHED and now >= tender.documents_from:
         if tender.paused_reason:
             tender.next_check = None  # resumes when the objection to the single source is answered

@@ -119,6 +119,7 @@ def complaint_read(c: Complaint) -> schemas.ComplaintRead:
         c.decision,
         c.decision_text,
         c.decided_at,
+        c.outcome,
     )
 
 
@@ -543,6 +544,25 @@ class ComplaintController(Controller):
         """The supervising authority decides a complaint (within 30 working days, W-17)."""
         return complaint_read(
             await objections.decide_complaint(session, principal, complaint_id, data, clock.now())
+        )
+
+    @post(
+        "/complaints/{complaint_id:uuid}/suspension",
+        operation_id="suspend_for_complaint",
+        guards=[requires("supervisor")],
+        status_code=200,
+    )
+    async def suspend(
+        self,
+        complaint_id: uuid.UUID,
+        data: schemas.Suspension,
+        principal: Principal,
+        session: AsyncSession,
+        clock: Clock,
+    ) -> schemas.ComplaintRead:
+        """Suspend the trade while the complaint is decided (暂停采购活动); the decision lifts it."""
+        return complaint_read(
+            await objections.suspend_for_complaint(session, principal, complaint_id, data, clock.now())
         )
 
 

@@ -64,6 +64,9 @@ class Tender(IdMixin, Base):
     closed_at: Mapped[datetime | None]
     next_check: Mapped[datetime | None]
     paused_reason: Mapped[str | None] = mapped_column(String(300))
+    # The supervising authority's suspension over a complaint (暂停): nothing moves until its decision.
+    suspended_reason: Mapped[str | None] = mapped_column(Text)
+    suspended_by_complaint_id: Mapped[uuid.UUID | None]
     outcome_reason: Mapped[str | None] = mapped_column(String(500))
     parent_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("tenders.id"))
     version: Mapped[int] = mapped_column(default=1)
@@ -310,6 +313,7 @@ class Complaint(IdMixin, Base):
     decision_text: Mapped[str | None] = mapped_column(Text)
     decided_at: Mapped[datetime | None]
     decided_by: Mapped[uuid.UUID | None]
+    outcome: Mapped[str | None] = mapped_column(String(20))
 
 
 class TransitionFailure(Base):

@@ -159,6 +159,8 @@ class TenderRead(msgspec.Struct):
     publicity_ends: datetime | None
     awarded_at: datetime | None
     paused_reason: str | None
+    # set while the supervising authority has suspended the trade over a complaint
+    suspended_reason: str | None
     outcome_reason: str | None
     parent_id: uuid.UUID | None
     next_check: datetime | None
@@ -383,10 +385,19 @@ class ComplaintCreate(Strict):
 
 
 class ComplaintDecision(Strict):
-    """The supervising authority's decision on a complaint, with its written reasons."""
+    """The supervising authority's decision on a complaint, with its written reasons; an upheld complaint may
+    order the trade re-run (`outcome` "rerun": it fails and may be re-run) or change nothing more ("none")."""
 
     decision: Literal["upheld", "dismissed"]
     text: Text
+    outcome: Literal["none", "rerun"] = "none"
+
+
+class Suspension(Strict):
+    """The supervising authority suspends the trade while it decides a complaint (暂停采购活动), with the
+    reason; the decision lifts it."""
+
+    reason: Text
 
 
 class ComplaintRead(msgspec.Struct):
@@ -404,6 +415,7 @@ class ComplaintRead(msgspec.Struct):
     decision: str | None
     decision_text: str | None
     decided_at: datetime | None
+    outcome: str | None
 
 
 class ContractCreate(Strict):

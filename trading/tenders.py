@@ -244,6 +244,7 @@ async def tender_read(
         publicity_ends=tender.publicity_ends,
         awarded_at=tender.awarded_at,
         paused_reason=tender.paused_reason,
+        suspended_reason=tender.suspended_reason,
         outcome_reason=tender.outcome_reason,
         parent_id=tender.parent_id,
         next_check=tender.next_check,
@@ -297,6 +298,17 @@ async def list_tenders(
     return page_after(list(await session.scalars(query)), limit, "created_at")
 
 
+def refuse_if_suspended(tender: Tender, action: str) -> None:
+    """Nothing moves a trade the supervising authority suspended over a complaint, but its failure or
+    termination (W-17, G-12)."""
+    if tender.suspended_reason is not None:
+        raise Conflict(
+            f"The supervising authority suspended this trade over a complaint; it cannot {action} until the "
+            f"complaint is decided: {tender.suspended_reason}",
+            rule=profile_for(tender.sector, tender.method).rule("complaint_decision_working_days"),
+        )
+
+
 async def move(
     session: AsyncSession,
     tender: Tender,
@@ -305,7 +317,10 @@ async def move(
     now: datetime,
     **detail: Any,
 ) -> None:
-    """Apply one transition of the state machine and log it; the only place `status` is written."""
+    """Apply one transition of the state machine and log it; the only place `status` is written. A trade
+    the supervising authority suspended only fails or is terminated."""
+    if action not in (Action.FAIL, Action.CANCEL):
+        refuse_if_suspended(tender, action.value.replace("_", " "))
     try:
         target = next_status(profile_for(tender.sector, tender.method), TenderStatus(tender.status), action)
     except IllegalTransition as exc:

@@ -1,5 +1,6 @@
 """procurement terms: the most lots one supplier may win (分包), the suppliers invited where only they may take
-part, the consent to a change of method, and negotiated procedures' records and sealed final quotes
+part, the consent to a change of method, negotiated procedures' records and sealed final quotes, and the
+supervising authority's suspension of a trade and the outcome of a complaint
 
 Revision ID: 0020
 Revises: 0019
@@ -25,6 +26,10 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('invited_organisations', JSON, server_default='[]', nullable=False))
         batch_op.add_column(sa.Column('method_approval', JSON, nullable=True))
         batch_op.add_column(sa.Column('final_quote_deadline', storage.db.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('suspended_reason', sa.Text(), nullable=True))
+        batch_op.add_column(sa.Column('suspended_by_complaint_id', sa.Uuid(), nullable=True))
+    with op.batch_alter_table('complaints', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('outcome', sa.String(length=20), nullable=True))
     with op.batch_alter_table('bids', schema=None) as batch_op:
         batch_op.add_column(sa.Column('first_price_fen', sa.BigInteger(), nullable=True))
     op.create_table('negotiation_notes',
@@ -67,7 +72,11 @@ def downgrade() -> None:
     op.drop_table('negotiation_notes')
     with op.batch_alter_table('bids', schema=None) as batch_op:
         batch_op.drop_column('first_price_fen')
+    with op.batch_alter_table('complaints', schema=None) as batch_op:
+        batch_op.drop_column('outcome')
     with op.batch_alter_table('tenders', schema=None) as batch_op:
+        batch_op.drop_column('suspended_by_complaint_id')
+        batch_op.drop_column('suspended_reason')
         batch_op.drop_column('final_quote_deadline')
         batch_op.drop_column('method_approval')
         batch_op.drop_column('invited_organisations')
