@@ -16,7 +16,14 @@ import accounts.service as accounts
 from accounts.security import Principal
 from evaluation import reviews, rooms
 from evaluation.models import Clarification, Room
-from storage.problems import Conflict, NotFound, RuleViolation, ValidationProblem, field_error
+from storage.problems import (
+    Conflict,
+    NotFound,
+    RuleViolation,
+    ValidationProblem,
+    field_error,
+    requested_instant,
+)
 from trading import tenders
 
 
@@ -46,7 +53,7 @@ async def ask(
             "The platform rejected this bid (no deposit at the bid deadline); a clarification cannot cure it.",
             errors=[field_error("bid_id", f"rejected by the platform ({bid.rejection_rule})")],
         )
-    if rooms.requested_instant("respond_by", respond_by) <= now or respond_by > room.closes_at:
+    if requested_instant("respond_by", respond_by) <= now or respond_by > room.closes_at:
         raise ValidationProblem(
             "The answer must be due after now and before the room's time box ends.",
             errors=[field_error("respond_by", "outside the room's time")],

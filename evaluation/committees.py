@@ -33,7 +33,14 @@ from evaluation.models import (
 from rules.calendar import SHANGHAI, local_date
 from rules.profiles import committee_ok, profile_for
 from storage.objects import ObjectStore
-from storage.problems import Conflict, NotFound, RuleViolation, ValidationProblem, field_error
+from storage.problems import (
+    Conflict,
+    NotFound,
+    RuleViolation,
+    ValidationProblem,
+    field_error,
+    requested_instant,
+)
 from trading import tenders
 from trading.lifecycle import TenderStatus
 from trading.models import Tender
@@ -242,7 +249,7 @@ async def request_draw(
             "This tender already has a draw; its abort must be requested and approved by a supervisor first.",
             draw_id=str(live),
         )
-    if rooms.requested_instant("evaluation_at", data.evaluation_at) <= now:
+    if requested_instant("evaluation_at", data.evaluation_at) <= now:
         raise ValidationProblem(
             "The evaluation must be scheduled in the future.",
             errors=[field_error("evaluation_at", "in the past")],

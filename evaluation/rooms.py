@@ -34,21 +34,6 @@ from trading import awards, tenders
 READERS = ("centre", "supervisor", "auditor")
 
 
-def requested_instant(field: str, value: datetime) -> datetime:
-    """An instant a request names, refused unless it carries a zone and falls in a year the platform can
-    reckon with (a far one overflows when a time box is added to it)."""
-    if value.tzinfo is None:
-        raise ValidationProblem(
-            f"{field} must carry a time zone (e.g. +08:00 or Z).",
-            errors=[field_error(field, "naive datetime")],
-        )
-    if not 2000 <= value.year <= 2099:
-        raise ValidationProblem(
-            f"{field} must fall within the years 2000 to 2099.", errors=[field_error(field, "out of range")]
-        )
-    return value
-
-
 async def log_event(session: AsyncSession, room: Room, kind: str, now: datetime, **payload: Any) -> None:
     """One line of the room's live progress (no scores, no names)."""
     room.event_seq += 1

@@ -6,6 +6,7 @@ A problem names the rule from RULES.md that refused the request (`rule`), or the
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 PROBLEM_BASE = "tag:ggzy,2026:problem/"
@@ -135,6 +136,21 @@ def refusal(rule: str | None, detail: str, field: str, message: str, **extra: An
     if rule:
         return RuleViolation(rule, detail, errors=errors, **extra)
     return ValidationProblem(detail, errors=errors, **extra)
+
+
+def requested_instant(field: str, value: datetime) -> datetime:
+    """An instant a request names, refused unless it carries a zone and falls in a year the platform can
+    reckon with (a far one overflows on conversion to UTC or when a period is added: a 500, not a 422)."""
+    if value.tzinfo is None:
+        raise ValidationProblem(
+            f"{field} must carry a time zone (e.g. +08:00 or Z).",
+            errors=[field_error(field, "naive datetime")],
+        )
+    if not 2000 <= value.year <= 2099:
+        raise ValidationProblem(
+            f"{field} must fall within the years 2000 to 2099.", errors=[field_error(field, "out of range")]
+        )
+    return value
 
 
 def field_error(field: str, message: str) -> dict[str, Any]:

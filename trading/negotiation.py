@@ -29,7 +29,14 @@ from rules.profiles import ProcedureProfile, profile_for
 from rules.schedule import working_calendar
 from storage.commitments import final_quote_commitment
 from storage.db import upsert_ignore
-from storage.problems import Conflict, NotFound, RuleViolation, ValidationProblem, field_error
+from storage.problems import (
+    Conflict,
+    NotFound,
+    RuleViolation,
+    ValidationProblem,
+    field_error,
+    requested_instant,
+)
 from trading import schemas
 from trading.lifecycle import Action, TenderStatus
 from trading.models import Bid, FinalQuote, NegotiationNote, Tender
@@ -202,11 +209,7 @@ async def call_final_quotes(
     procedure's minimum must remain on some lot (G-13)."""
     tender = await tender_for_agency(session, actor, tender_id)
     profile = _in_negotiation(tender)
-    deadline = data.deadline
-    if deadline.tzinfo is None:
-        raise ValidationProblem(
-            "deadline needs its time zone.", errors=[field_error("deadline", "no time zone")]
-        )
+    deadline = requested_instant("deadline", data.deadline)
     if deadline <= now:
         raise ValidationProblem(
             "The final quotes' deadline must be in the future.",

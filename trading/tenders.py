@@ -43,6 +43,7 @@ from storage.problems import (
     RuleViolation,
     ValidationProblem,
     field_error,
+    requested_instant,
 )
 from trading import engine, participation, schemas
 from trading.lifecycle import (
@@ -417,19 +418,6 @@ def _check_bid_validity(profile: ProcedureProfile, days: int) -> int:
     return days
 
 
-def _aware(field: str, value: datetime) -> datetime:
-    if value.tzinfo is None:
-        raise ValidationProblem(
-            f"{field} must carry a time zone (e.g. +08:00 or Z).",
-            errors=[field_error(field, "naive datetime")],
-        )
-    if not 2000 <= value.year <= 2099:  # far instants overflow on conversion to UTC (a 500, not a 422)
-        raise ValidationProblem(
-            f"{field} must fall within the years 2000 to 2099.", errors=[field_error(field, "out of range")]
-        )
-    return value
-
-
 def _tenderer_credit_code(code: str | None) -> str | None:
     """The tenderer's credit code normalised (full-width folded, upper case), or a problem naming the field."""
     if code is None:
@@ -455,8 +443,8 @@ async def create_tender(
     _check_deposits(profile, data.lots)
     participation.check_terms(profile, data.evaluation_method, data.invited)
     validity = _check_bid_validity(profile, data.bid_validity_days or profile.bid_validity_days)
-    documents_from = _aware("documents_from", data.documents_from)
-    bid_deadline = _aware("bid_deadline", data.bid_deadline)
+    documents_from = requested_instant("documents_from", data.documents_from)
+    bid_deadline = requested_instant("bid_deadline", data.bid_deadline)
     if bid_deadline <= documents_from:
         raise ValidationProblem(
             "bid_deadline must come after documents_from.",
@@ -591,7 +579,7 @@ async def update_tender(
         _check_bid_validity(profile_for(tender.sector, tender.method), changes["bid_validity_days"])
     for name, value in changes.items():
         if isinstance(value, datetime):
-            _aware(name, value)
+            requested_instant(name, value)
         setattr(tender, name, value)
     if tender.bid_deadline <= tender.documents_from:
         raise ValidationProblem(
