@@ -437,23 +437,79 @@ async def decline_award(
         now,
     )
     await session.flush()
-    declined = set(
-        await session.scalars(
-            select(Award.bid_id).where(Award.tender_id == tender.id, Award.status == "declined")
-        )
-    )
+    declined = await _passed_over(session, tender)
     if not [b for b in (await _report_ranking(session, tender)).get(lot.id, []) if b not in declined]:
-        await _lot_without_candidates(session, actor, tender, lot, now)
+        await _lot_without_candidates(
+            session, actor, tender, lot, "W-16", "every candidate declined the award", now
+        )
     return row
 
 
+async def _passed_over(session: AsyncSession, tender: Tender) -> set[uuid.UUID]:
+    """The bids whose award was declined (W-16) or annulled on a complaint: never awarded again."""
+    return set(
+        await session.scalars(
+            select(Award.bid_id).where(
+                Award.tender_id == tender.id, Award.status.in_(("declined", "annulled"))
+            )
+        )
+    )
+
+
+async def annul_awards(
+    session: AsyncSession, actor: Principal, tender: Tender, rule: str, reason: str, now: datetime
+) -> list[Award]:
+    """The supervising authority upheld a complaint against the result: every award not yet contracted is
+    annulled, and each lot goes to its next candidate in the committee's order (94号令 32), or fails when
+    none is left."""
+    if tender.status != TenderStatus.AWARDED:
+        raise Conflict(
+            f"Only awards not yet contracted can be annulled; the trade is {tender.status}.", rule=rule
+        )
+    annulled = []
+    for row in await session.scalars(
+        select(Award).where(Award.tender_id == tender.id, Award.status == "active")
+    ):
+        if await session.scalar(select(Contract.id).where(Contract.award_id == row.id)):
+            continue
+        row.status = "annulled"
+        row.declined_at = now
+        row.decline_reason = reason
+        lot = await session.get(Lot, row.lot_id)
+        assert lot is not None
+        lot.status = "reawarding"
+        annulled.append(row)
+        await accounts.record(session, actor, "award.annul", "award", row.id, now, rule=rule)
+        await publish_notice(
+            session,
+            tender,
+            "award_change",
+            f"{tender.title} 中标结果变更公告 (标段 {lot.number})",
+            {"lot": lot.number, "reason": reason, "rule": rule},
+            now,
+        )
+    if not annulled:
+        raise Conflict("Every award already has its contract; there is nothing to annul.", rule=rule)
+    await session.flush()
+    passed = await _passed_over(session, tender)
+    ranking = await _report_ranking(session, tender)
+    for row in annulled:
+        lot = await session.get(Lot, row.lot_id)
+        assert lot is not None
+        if not [b for b in ranking.get(lot.id, []) if b not in passed]:
+            await _lot_without_candidates(
+                session, actor, tender, lot, rule, "no candidate is left after the annulment", now
+            )
+    return annulled
+
+
 async def _lot_without_candidates(
-    session: AsyncSession, actor: Principal, tender: Tender, lot: Lot, now: datetime
+    session: AsyncSession, actor: Principal, tender: Tender, lot: Lot, rule: str, why: str, now: datetime
 ) -> None:
-    """Every candidate of the lot declined: the lot fails; the tender fails when no lot is left, and is
-    contracted when the other lots all have their contracts."""
+    """No candidate of the lot is left (every one declined, W-16, or was annulled): the lot fails; the
+    tender fails when no lot is left, and is contracted when the other lots all have their contracts."""
     lot.status = "failed"
-    lot.outcome_reason = "W-16: every candidate declined the award"
+    lot.outcome_reason = f"{rule}: {why}"
     rule = profile_for(tender.sector, tender.method).end_refund_rule
     await refunds.on_lot_settled(
         session, lot.id, rule, "lot_failed", local_date(now), await working_calendar(session), now
@@ -464,14 +520,14 @@ async def _lot_without_candidates(
     if "contracted" in statuses:
         await move(session, tender, Action.SIGN_CONTRACTS, actor, now)
         return
-    reason = "every candidate declined the award (W-16); the tender is to be re-run"
-    await fail_tender(session, tender, actor, "W-16", reason, now)
+    await fail_tender(session, tender, actor, rule, f"{why} ({rule}); the tender is to be re-run", now)
 
 
 async def _reaward(
     session: AsyncSession, actor: Principal, tender: Tender, data: schemas.AwardCreate, now: datetime
 ) -> list[Award]:
-    """Award a lot whose winner declined to the next candidate in the committee's order (条例 55)."""
+    """Award a lot whose winner declined, or whose award was annulled, to the next candidate in the
+    committee's order (条例 55; 94号令 32)."""
     lots = {lot.id: lot for lot in await lots_of(session, tender.id) if lot.status == "reawarding"}
     chosen = {a.lot_id: a.bid_id for a in data.lots}
     if not lots:
@@ -482,11 +538,7 @@ async def _reaward(
             errors=[field_error("lots", "missing or repeated lots")],
         )
     ranking = await _report_ranking(session, tender)
-    declined = set(
-        await session.scalars(
-            select(Award.bid_id).where(Award.tender_id == tender.id, Award.status == "declined")
-        )
-    )
+    declined = await _passed_over(session, tender)
     for i, (lot_id, bid_id) in enumerate(chosen.items()):
         remaining = [b for b in ranking.get(lot_id, []) if b not in declined]
         if not remaining or remaining[0] != bid_id:

@@ -23,7 +23,18 @@ from storage.db import SINGLE_READ, transaction
 from storage.objects import ObjectStore
 from storage.problems import ValidationProblem, field_error
 from storage.settings import Settings
-from trading import awards, chronograph, documents, notices, objections, reruns, responses, schemas, tenders
+from trading import (
+    awards,
+    chronograph,
+    complaints,
+    documents,
+    notices,
+    objections,
+    reruns,
+    responses,
+    schemas,
+    tenders,
+)
 from trading.models import Award, Clarification, Complaint, Contract, Notice, Notification, Objection
 from trading.negotiation_controllers import NegotiationController
 from trading.supervision_controllers import DeadlineController
@@ -543,7 +554,7 @@ class ComplaintController(Controller):
     ) -> schemas.ComplaintRead:
         """The supervising authority decides a complaint (within 30 working days, W-17)."""
         return complaint_read(
-            await objections.decide_complaint(session, principal, complaint_id, data, clock.now())
+            await complaints.decide_complaint(session, principal, complaint_id, data, clock.now())
         )
 
     @post(
@@ -562,7 +573,7 @@ class ComplaintController(Controller):
     ) -> schemas.ComplaintRead:
         """Suspend the trade while the complaint is decided (暂停采购活动); the decision lifts it."""
         return complaint_read(
-            await objections.suspend_for_complaint(session, principal, complaint_id, data, clock.now())
+            await complaints.suspend_for_complaint(session, principal, complaint_id, data, clock.now())
         )
 
 

@@ -33,10 +33,7 @@ from storage.problems import (
 )
 from trading import engine, schemas
 from trading.lifecycle import (
-    TERMINAL,
-    Action,
     TenderStatus,
-    allowed_actions,
 )
 from trading.models import (
     Bid,
@@ -45,12 +42,10 @@ from trading.models import (
     Objection,
     Tender,
 )
-from trading.notices import notify_holders
 from trading.tenders import (
     SEALED_STATUSES,
     can_manage,
     days_before_deadline,
-    fail_tender,
     load_tender,
     next_check_of,
     tender_for_agency,
@@ -467,102 +462,6 @@ async def _complaint_last_day(
         else day_ending_at(challenge.answer_due)
     )
     return cal.add_working_days(answered, profile.complaint_after_answer_working_days)
-
-
-async def decide_complaint(
-    session: AsyncSession,
-    actor: Principal,
-    complaint_id: uuid.UUID,
-    data: schemas.ComplaintDecision,
-    now: datetime,
-) -> Complaint:
-    """The supervising authority decides a complaint (due within 30 working days, W-17, G-12). The decision
-    lifts a suspension it caused; an upheld complaint may order the trade re-run: it fails (deposits owed
-    back) and the agency may re-run it."""
-    complaint = await session.get(Complaint, complaint_id, with_for_update=True)
-    if complaint is None:
-        raise NotFound("No such complaint.")
-    if complaint.decided_at is not None:
-        raise Conflict("This complaint is already decided.")
-    if data.outcome != "none" and data.decision != "upheld":
-        raise ValidationProblem(
-            "Only an upheld complaint orders anything.",
-            errors=[field_error("outcome", "the complaint is dismissed")],
-        )
-    tender = await load_tender(session, complaint.tender_id, lock=True)
-    complaint.decision = data.decision
-    complaint.decision_text = data.text
-    complaint.decided_at = now
-    complaint.decided_by = actor.user_id
-    complaint.outcome = data.outcome
-    if tender.suspended_by_complaint_id == complaint.id:
-        tender.suspended_reason = None
-        tender.suspended_by_complaint_id = None
-        tender.next_check = next_check_of(tender)
-    if data.outcome == "rerun":
-        profile = profile_for(tender.sector, tender.method)
-        rule = profile.rule("complaint_decision_working_days") or "W-17"
-        if Action.FAIL not in allowed_actions(profile, TenderStatus(tender.status)):
-            raise Conflict(
-                f"A {tender.status} trade cannot be ordered re-run; decide the complaint without an outcome and "
-                "record what the authority ordered.",
-                rule=rule,
-            )
-        await fail_tender(
-            session,
-            tender,
-            actor,
-            rule,
-            f"{rule}: the supervising authority upheld a complaint and ordered "
-            f"the trade re-run: {data.text[:200]}",
-            now,
-        )
-    await accounts.record(
-        session,
-        actor,
-        "complaint.decide",
-        "complaint",
-        complaint.id,
-        now,
-        decision=data.decision,
-        late=local_date(now) > complaint.decision_due,
-    )
-    return complaint
-
-
-async def suspend_for_complaint(
-    session: AsyncSession,
-    actor: Principal,
-    complaint_id: uuid.UUID,
-    data: schemas.Suspension,
-    now: datetime,
-) -> Complaint:
-    """The supervising authority suspends the trade while it decides the complaint: no step moves, no award
-    or contract is recorded, the chronograph leaves it be, until the decision."""
-    complaint = await session.get(Complaint, complaint_id, with_for_update=True)
-    if complaint is None:
-        raise NotFound("No such complaint.")
-    if complaint.decided_at is not None:
-        raise Conflict("This complaint is already decided; there is nothing to suspend for.")
-    tender = await load_tender(session, complaint.tender_id, lock=True)
-    if TenderStatus(tender.status) in TERMINAL | {TenderStatus.UNSUCCESSFUL, TenderStatus.CANCELLED}:
-        raise Conflict(f"The trade is {tender.status}; there is nothing to suspend.")
-    if tender.suspended_reason is not None:
-        raise Conflict("The trade is already suspended.", suspended_reason=tender.suspended_reason)
-    tender.suspended_reason = data.reason
-    tender.suspended_by_complaint_id = complaint.id
-    tender.next_check = None
-    await accounts.record(
-        session, actor, "tender.suspend", "tender", tender.id, now, complaint=str(complaint.id)
-    )
-    await notify_holders(
-        session,
-        tender,
-        "tender.suspended",
-        f"{tender.code}: suspended by the supervising authority over a complaint: {data.reason[:200]}",
-        now,
-    )
-    return complaint
 
 
 async def list_complaints(session: AsyncSession, actor: Principal, tender_id: uuid.UUID) -> list[Complaint]:

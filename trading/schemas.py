@@ -386,11 +386,12 @@ class ComplaintCreate(Strict):
 
 class ComplaintDecision(Strict):
     """The supervising authority's decision on a complaint, with its written reasons; an upheld complaint may
-    order the trade re-run (`outcome` "rerun": it fails and may be re-run) or change nothing more ("none")."""
+    annul the awards not yet contracted, each lot going to its next candidate (`outcome` "reaward"), order
+    the trade re-run ("rerun": it fails and may be re-run), or change nothing more ("none")."""
 
     decision: Literal["upheld", "dismissed"]
     text: Text
-    outcome: Literal["none", "rerun"] = "none"
+    outcome: Literal["none", "reaward", "rerun"] = "none"
 
 
 class Suspension(Strict):

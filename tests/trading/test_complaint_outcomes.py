@@ -69,3 +69,21 @@ async def test_an_upheld_complaint_orders_the_procurement_re_run(api: Api) -> No
     assert read["status"] == "unsuccessful" and read["outcome_reason"].startswith("G-12")
     rerun = await api.post(f"/api/v1/tenders/{tender['id']}/retender", agency)
     assert rerun.status_code == 201 and rerun.json()["status"] == "draft"
+
+
+async def test_an_upheld_complaint_annuls_the_award_and_the_next_candidate_takes_the_lot(api: Api) -> None:
+    agency, tender, award, complaint, supervisor = await _complaint(api)
+    r = await api.post(
+        f"/api/v1/complaints/{complaint['id']}/decision",
+        supervisor,
+        json={"decision": "upheld", "text": "中标供应商业绩造假，中标结果无效", "outcome": "reaward"},
+    )
+    assert r.status_code == 200, r.text
+    awards = (await api.get(f"/api/v1/tenders/{tender['id']}/awards", agency)).json()
+    assert [a["status"] for a in awards] == ["annulled"]
+    # the annulled winner cannot be named again, and its contract is refused
+    again = {"lots": [{"lot_id": award["lot_id"], "bid_id": award["bid_id"]}]}
+    assert (await api.post(f"/api/v1/tenders/{tender['id']}/award", agency, json=again)).status_code == 422
+    assert (await api.contract(agency, tender["id"], award["id"], award["price_fen"])).status_code == 409
+    notices = (await api.get("/api/v1/notices", params={"tender_code": tender["code"]})).json()["items"]
+    assert any(n["kind"] == "award_change" and n["body"]["rule"] == "G-12" for n in notices)
