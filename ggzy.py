@@ -202,7 +202,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "db": ("storage.cli:db", "Database schema."),
     "demo": (
         "app:demo",
-        "A complete open works tender through the real HTTP API, step by step (exit 1 on the first surprise).",
+        "A complete open works tender (or, with --sector procurement, a government procurement) through the "
+        "real HTTP API, step by step (exit 1 on the first surprise).",
     ),
     "draw": (
         "evaluation.cli:draw_group",
