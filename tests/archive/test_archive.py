@@ -210,3 +210,33 @@ async def test_one_tender_that_fails_to_assemble_holds_up_no_other(
 async def _archived(api: Api) -> set[str]:
     async with transaction(api.runtime.sessionmaker, read_only=True) as session:
         return {str(row.tender_id) for row in await session.scalars(select(TradeArchive))}
+
+
+async def test_a_tender_cancelled_before_its_deadline_is_archived_without_envelopes(
+    api: Api, tmp_path: Path
+) -> None:
+    agency = await api.organisation("agency")
+    tender = await api.published(agency)
+    await api.bid(await api.organisation("bidder"), tender, price_fen=4_000_000_000)
+    r = await api.post(f"{T}/{tender['id']}/cancel", agency, json={"reason": "项目资金未落实"})
+    assert r.status_code == 200 and r.json()["status"] == "cancelled", r.text
+    await api.tick()
+    got = (await api.get(f"{T}/{tender['id']}/archive", agency)).json()
+    manifest = got["manifest"]
+    assert manifest["tender"]["status"] == "cancelled"
+    assert manifest["closing"] is None and manifest["opening_record"] is None
+    assert [e["stands"] for e in manifest["envelopes"]] in ([], [False])
+    assert _verify(tmp_path, got, _key(api))[0] == 0
+
+
+def test_the_manifest_refuses_floats_and_hashes_its_canonical_bytes() -> None:
+    with pytest.raises(bundle.BundleError, match=r"manifest\.price is a float"):
+        bundle.canonical({"price": 1.5})
+    assert bundle.canonical({"b": 1, "a": "é"}) == '{"a":"é","b":1}'.encode()
+    assert bundle.message("ab" * 32) == b"ggzy-archive-v1\n" + b"ab" * 32 + b"\n"
+
+
+def test_a_bundle_that_is_not_one_is_refused_by_name() -> None:
+    key = b"\x00" * 32
+    assert bundle.verify([], key)[0].detail == "not an archive bundle: no manifest object"
+    assert "kind" in bundle.verify({"manifest": {"kind": "other"}}, key)[0].detail
