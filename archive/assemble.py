@@ -25,7 +25,7 @@ from archive import bundle
 from archive.models import TradeArchive
 from bidding import logs, submission
 from escrow import published
-from escrow.models import JournalEntry, LedgerAccount, Posting
+from escrow.models import Deposit, JournalEntry, LedgerAccount, PayeeChange, Posting
 from evaluation import rooms
 from evaluation.models import Room
 from storage.objects import ObjectStore
@@ -244,10 +244,21 @@ async def _ledger(
             )
         )
     )
-    touching = select(Posting.sequence).where(Posting.account_code.in_(codes)).distinct()
+    deposits = sorted(
+        str(d) for d in await session.scalars(select(Deposit.id).where(Deposit.tender_id == tender_id))
+    )
+    touching = select(Posting.sequence).where(Posting.account_code.in_(codes))
+    # an approved change of payee moves no money: its memo names the deposit instead of an account
+    memos = (
+        select(PayeeChange.entry_sequence)
+        .join(Deposit, Deposit.id == PayeeChange.deposit_id)
+        .where(Deposit.tender_id == tender_id, PayeeChange.entry_sequence.is_not(None))
+    )
     rows = (
         await session.scalars(
-            select(JournalEntry).where(JournalEntry.sequence.in_(touching)).order_by(JournalEntry.sequence)
+            select(JournalEntry)
+            .where(JournalEntry.sequence.in_(touching.union(memos)))
+            .order_by(JournalEntry.sequence)
         )
     ).all()
     legs: dict[int, list[dict[str, Any]]] = {}
@@ -288,7 +299,7 @@ async def _ledger(
         head: dict[str, Any] | None = dict((await published.latest(session)).to_json())
     except NotFound:
         head = None
-    return {"accounts": codes, "entries": entries, "head": head}
+    return {"accounts": codes, "deposits": deposits, "entries": entries, "head": head}
 
 
 async def manifest_of(

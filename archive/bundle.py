@@ -269,6 +269,7 @@ def _ledger(manifest: Mapping[str, Any], key: bytes) -> list[Check]:
     extract = manifest.get("deposit_ledger") or {}
     entries = extract.get("entries", [])
     accounts = set(extract.get("accounts", []))
+    deposits = set(extract.get("deposits", []))
     checks: list[Check] = []
     head = None
     if extract.get("head") is not None:
@@ -315,8 +316,10 @@ def _ledger(manifest: Mapping[str, Any], key: bytes) -> list[Check]:
         if previous is not None and stored.sequence == previous.sequence + 1:
             if stored.previous_hash != previous.hash:
                 broken.append(f"{where}: does not chain to entry {previous.sequence}")
-        if not any(p.account in accounts for p in stored.postings):
-            broken.append(f"{where}: touches none of the tender's deposit accounts")
+        if not any(p.account in accounts for p in stored.postings) and not (
+            stored.reason in ledger.MEMO_REASONS and stored.context.get("deposit") in deposits
+        ):
+            broken.append(f"{where}: touches none of the tender's deposit accounts or deposits")
         if head is not None:
             if stored.sequence > head.entries:
                 broken.append(f"{where}: not covered by ledger head {head.sequence}")

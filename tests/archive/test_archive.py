@@ -217,7 +217,20 @@ async def test_a_tender_cancelled_before_its_deadline_is_archived_without_envelo
 ) -> None:
     agency = await api.organisation("agency")
     tender = await api.published(agency)
-    await api.bid(await api.organisation("bidder"), tender, price_fen=4_000_000_000)
+    bidder = await api.organisation("bidder")
+    await api.bid(bidder, tender, price_fen=4_000_000_000)
+    deposit = await api.deposit_of(bidder, tender["lots"][0]["id"])
+    change = {
+        "payee_name": "南京某建设集团有限公司",
+        "payee_account": "6222000000000555",
+        "payee_bank": "中国银行南京分行",
+        "reason": "原付款账户已销户",
+        "approval": "中心审批单 2026-017（附销户证明）",
+    }
+    r = await api.post(
+        f"/api/v1/escrow/deposits/{deposit['id']}/payee", await api.bootstrap_centre(), json=change
+    )
+    assert r.status_code == 201, r.text
     r = await api.post(f"{T}/{tender['id']}/cancel", agency, json={"reason": "项目资金未落实"})
     assert r.status_code == 200 and r.json()["status"] == "cancelled", r.text
     await api.tick()
@@ -226,6 +239,8 @@ async def test_a_tender_cancelled_before_its_deadline_is_archived_without_envelo
     assert manifest["tender"]["status"] == "cancelled"
     assert manifest["closing"] is None and manifest["opening_record"] is None
     assert [e["stands"] for e in manifest["envelopes"]] in ([], [False])
+    reasons = [e["reason"] for e in manifest["deposit_ledger"]["entries"]]
+    assert "payee_changed" in reasons and manifest["deposit_ledger"]["deposits"] == [deposit["id"]]
     assert _verify(tmp_path, got, _key(api))[0] == 0
 
 
