@@ -41,9 +41,9 @@ def _summary(manifest: dict[str, object]) -> str:
     "without it the key the bundle carries is used, which proves only that the bundle agrees with itself",
 )
 def verify_archive(bundle_path: Path, public_key: str | None) -> None:
-    """Verify a trade archive bundle offline (GET /tenders/{id}/archive).
+    """Verify a trade archive bundle offline: its signature and that its hashes agree (G-09).
 
-    Checked are the platform's signature over the manifest's SHA-256, and that the manifest agrees with
+    The bundle is GET /tenders/{id}/archive. Checked are the platform's signature over the manifest's SHA-256, and that the manifest agrees with
     itself: notice bodies against their hashes, the closing head's and the opening record's envelope
     hashes against the envelope list, the signed opening record, each evaluation report against the hash
     its members signed and their signatures, the deposit ledger extract's hashes against the signed
