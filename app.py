@@ -35,6 +35,7 @@ from sqlalchemy.orm.exc import StaleDataError
 # Each package registers its jobs and chronograph stages, and bidding plugs its stage into the procedure
 # engine, when imported: the composition root imports them all.
 import accounts.jobs  # noqa: F401
+import archive.jobs  # noqa: F401
 import bidding.jobs
 import bidding.stage  # noqa: F401
 import escrow.jobs  # noqa: F401
@@ -50,6 +51,7 @@ from accounts.controllers import (
 from accounts.guards import AuthenticationMiddleware, provide_optional_principal, provide_principal, public
 from accounts.security import PasswordCost, Principal, configure_password_cost
 from accounts.signin import SignInThrottle, build_throttle
+from archive.controllers import ArchiveController
 from bidding.controllers import BIDDING_CONTROLLERS
 from demo.cli import demo_command
 from escrow.bank_controllers import BankController
@@ -604,6 +606,7 @@ def create_app(runtime: Runtime, *, manage_runtime: bool = True) -> Litestar:
             health,
             ready,
             AuthController,
+            ArchiveController,
             OrganisationController,
             AuditController,
             JobsController,

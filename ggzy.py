@@ -133,6 +133,10 @@ class Root(LazyGroup):
 
 
 VERIFY: dict[str, tuple[str, str]] = {
+    "archive": (
+        "archive.cli:verify_archive",
+        "Verify a trade archive bundle offline: its signature and that its hashes agree (G-09).",
+    ),
     "audit": (
         "accounts.cli:verify_audit",
         "Re-check the audit trail (E-04) and its signed heads in the configured database.",

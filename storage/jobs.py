@@ -73,8 +73,8 @@ TickFn = Callable[["JobContext"], Awaitable[object]]
 
 TICK_STAGES: dict[str, tuple[int, TickFn]] = {}
 """The chronograph's periodic stages after the tenders' transitions (deposit refunds, the ledger head,
-evaluation rooms, the audit head, the storage sweep), by name, with the place each runs in; filled at
-import time by `@tick_stage` in the package that owns the stage."""
+evaluation rooms, ended tenders' archives, the audit head, the storage sweep), by name, with the place each
+runs in; filled at import time by `@tick_stage` in the package that owns the stage."""
 
 
 def tick_stage(name: str, order: int) -> Callable[[TickFn], TickFn]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import accounts.models
+import archive.models
 import bidding.models
 import escrow.models
 import evaluation.models
@@ -17,6 +18,7 @@ from storage.db import Base
 __all__ = ["metadata"]
 _packages = (
     accounts.models,
+    archive.models,
     bidding.models,
     escrow.models,
     evaluation.models,

@@ -23,6 +23,7 @@ FLOORS: list[set[str]] = [
     {"trading"},
     {"bidding"},
     {"evaluation"},
+    {"archive"},
     {"demo"},
     {"app", "ggzy"},
 ]
@@ -87,6 +88,7 @@ def test_the_tick_runs_every_package_stage_in_its_place_and_a_name_registers_onc
         "deposit refunds",
         "ledger head",
         "evaluation",
+        "archive",
         "audit head",
         "storage sweep",
     ]

@@ -45,8 +45,9 @@ from trading.tenders import final_quotes_close, issue_documents, next_check_of
 
 log = logging.getLogger("ggzy.chronograph")
 
-# What fails: a tender's own transition, an evaluation room's opening or closing, a draw's invitations.
-Stage = Literal["tender", "room", "invitations"]
+# What fails: a tender's own transition, an evaluation room's opening or closing, a draw's invitations,
+# the assembly of an ended tender's archive.
+Stage = Literal["tender", "room", "invitations", "archive"]
 
 RETRY_BASE = timedelta(minutes=1)
 RETRY_CAP = timedelta(hours=1)

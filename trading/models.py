@@ -333,7 +333,8 @@ class TransitionFailure(Base):
 
 class StageFailure(Base):
     """A room or a draw whose due step in a later stage of the chronograph raised (`stage` says which:
-    `room` to open or close, `invitations` to time out and replace): retried with backoff from `retry_at`
+    `room` to open or close, `invitations` to time out and replace, `archive` to assemble an ended
+    tender's archive): retried with backoff from `retry_at`
     like a tender's transition, listed for the centre and supervisors under its tender until it succeeds."""
 
     __tablename__ = "stage_failures"

@@ -502,7 +502,7 @@ class TransitionFailureRead(msgspec.Struct):
     first_failed_at: datetime
     last_failed_at: datetime
     retry_at: datetime
-    stage: Literal["tender", "room", "invitations"]
+    stage: Literal["tender", "room", "invitations", "archive"]
     subject_id: uuid.UUID
 
 

@@ -328,8 +328,15 @@ def test_seed_only_on_s3_keeps_every_file_of_the_trades_in_the_bucket(
     statements = [key for key in keys if key.startswith("escrow/statements/")]
     notices = [key for key in keys if key.startswith("escrow/notifications/")]
     evaluation = [key for key in keys if "/evaluation/" in key]
+    archives = [key for key in keys if key.startswith("archives/")]
     opened = sorted(
-        set(keys) - set(envelopes) - set(documents) - set(statements) - set(notices) - set(evaluation)
+        set(keys)
+        - set(envelopes)
+        - set(documents)
+        - set(statements)
+        - set(notices)
+        - set(evaluation)
+        - set(archives)
     )
     # Two sets of tender documents and a contract; seven sealed envelopes (one withdrawn and replaced); the
     # two files of each of the five envelopes opened, kept for the evaluation; for each of the two draws
@@ -355,6 +362,8 @@ def test_seed_only_on_s3_keeps_every_file_of_the_trades_in_the_bucket(
     # the bank's statements, each kept under its SHA-256: deposits, the evening repeat, the interest credit
     assert len(statements) == 3
     assert len(notices) == 1  # the bank's signed arrival notice, kept as the bank sent it
+    # the completed trade's signed archive (G-09), in the bucket like every other record
+    assert len(archives) == 1 and archives[0].endswith("/1.json")
     assert not (tmp_path / "objects").exists()
 
 
