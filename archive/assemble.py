@@ -32,7 +32,19 @@ from storage.objects import ObjectStore
 from storage.problems import NotFound
 from storage.signing import LogSigner
 from trading.lifecycle import TenderStatus
-from trading.models import Award, Bid, Contract, Document, Notice, Report, Tender
+from trading.models import (
+    Award,
+    Bid,
+    Complaint,
+    Contract,
+    Document,
+    FinalQuote,
+    NegotiationNote,
+    Notice,
+    Objection,
+    Report,
+    Tender,
+)
 from trading.tenders import lots_of
 
 TERMINAL: Final = (
@@ -80,6 +92,10 @@ def _tender(tender: Tender) -> dict[str, Any]:
         "closed_at": _at(tender.closed_at),
         "outcome_reason": tender.outcome_reason,
         "parent_id": _id(tender.parent_id),
+        "invited_organisations": [str(o) for o in tender.invited_organisations],
+        "method_approval": tender.method_approval,
+        "max_lots_per_supplier": tender.max_lots_per_supplier,
+        "final_quote_deadline": _at(tender.final_quote_deadline),
     }
 
 
@@ -193,6 +209,86 @@ async def _received(session: AsyncSession, tender_id: uuid.UUID) -> list[dict[st
         }
         for r in rows
     ]
+
+
+async def _disputes(session: AsyncSession, tender_id: uuid.UUID) -> dict[str, list[dict[str, Any]]]:
+    """Objections and challenges with their answers, complaints with the authority's decisions."""
+    objections = await session.scalars(
+        select(Objection).where(Objection.tender_id == tender_id).order_by(Objection.filed_at, Objection.id)
+    )
+    complaints = await session.scalars(
+        select(Complaint).where(Complaint.tender_id == tender_id).order_by(Complaint.filed_at, Complaint.id)
+    )
+    return {
+        "objections": [
+            {
+                "id": str(o.id),
+                "organisation_id": str(o.organisation_id),
+                "subject": o.subject,
+                "text": o.text,
+                "filed_at": _at(o.filed_at),
+                "answer_due": _at(o.answer_due),
+                "answer": o.answer,
+                "answered_at": _at(o.answered_at),
+            }
+            for o in objections
+        ],
+        "complaints": [
+            {
+                "id": str(c.id),
+                "organisation_id": str(c.organisation_id),
+                "subject": c.subject,
+                "known_on": _at(c.known_on),
+                "text": c.text,
+                "filed_at": _at(c.filed_at),
+                "decision_due": _at(c.decision_due),
+                "decision": c.decision,
+                "decision_text": c.decision_text,
+                "outcome": c.outcome,
+                "decided_at": _at(c.decided_at),
+            }
+            for c in complaints
+        ],
+    }
+
+
+async def _negotiation(session: AsyncSession, tender_id: uuid.UUID) -> dict[str, list[dict[str, Any]]]:
+    """A negotiated procedure's rounds, amendments and exclusions, and the sealed final quotes with the
+    price and nonce that opened each (so anyone can recompute its commitment)."""
+    notes = await session.scalars(
+        select(NegotiationNote)
+        .where(NegotiationNote.tender_id == tender_id)
+        .order_by(NegotiationNote.recorded_at, NegotiationNote.id)
+    )
+    quotes = await session.scalars(
+        select(FinalQuote)
+        .where(FinalQuote.tender_id == tender_id)
+        .order_by(FinalQuote.committed_at, FinalQuote.id)
+    )
+    return {
+        "notes": [
+            {
+                "kind": n.kind,
+                "organisation_id": _id(n.organisation_id),
+                "round": n.round,
+                "text": n.text,
+                "recorded_at": _at(n.recorded_at),
+            }
+            for n in notes
+        ],
+        "final_quotes": [
+            {
+                "lot_id": str(q.lot_id),
+                "organisation_id": str(q.organisation_id),
+                "commitment": q.commitment,
+                "committed_at": _at(q.committed_at),
+                "price_fen": q.price_fen,
+                "nonce": q.nonce,
+                "revealed_at": _at(q.revealed_at),
+            }
+            for q in quotes
+        ],
+    }
 
 
 async def _awards(session: AsyncSession, tender_id: uuid.UUID) -> tuple[list[Any], list[Any]]:
@@ -352,6 +448,8 @@ async def manifest_of(
         "reports": await _received(session, tender.id),
         "awards": awards,
         "contracts": contracts,
+        "disputes": await _disputes(session, tender.id),
+        "negotiation": await _negotiation(session, tender.id),
         "deposit_ledger": await _ledger(session, tender.id, signer, now),
         "transparency_head": dict(transparency) if transparency is not None else None,
         "audit_head": dict(auditchain.head_to_json(audit_head)) if audit_head is not None else None,

@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,6 +28,7 @@ from typing import Any, Final
 from bidding import merkle, opening_record
 from escrow import heads, ledger
 from evaluation import report
+from storage.commitments import final_quote_commitment
 from storage.signing import LogSigner, key_id
 
 VERSION: Final = "ggzy-archive-v1"
@@ -156,6 +158,36 @@ def _notices(manifest: Mapping[str, Any]) -> list[Check]:
             not wrong,
             f"{count} notice bod{'y' if count == 1 else 'ies'} hash as listed",
             f"notice bodies do not hash as listed: {', '.join(wrong)}",
+        )
+    ]
+
+
+def _final_quotes(manifest: Mapping[str, Any]) -> list[Check]:
+    """Each opened final quote of a negotiated procedure opens its commitment: the price the panel
+    evaluated is the one sealed before the deadline."""
+    tender_id = uuid.UUID(str(manifest["tender"]["id"]))
+    quotes = (manifest.get("negotiation") or {}).get("final_quotes", [])
+    opened = [q for q in quotes if q.get("price_fen") is not None]
+    if not quotes:
+        return []
+    wrong = [
+        str(q.get("organisation_id"))
+        for q in opened
+        if final_quote_commitment(
+            tender_id,
+            uuid.UUID(str(q["lot_id"])),
+            uuid.UUID(str(q["organisation_id"])),
+            int(q["price_fen"]),
+            str(q.get("nonce")),
+        )
+        != q.get("commitment")
+    ]
+    return [
+        _check(
+            "final quotes",
+            not wrong,
+            f"{len(opened)} of {len(quotes)} sealed final quote(s) opened, each opening its commitment",
+            f"final quotes that do not open their commitment: {', '.join(wrong)}",
         )
     ]
 
@@ -377,8 +409,9 @@ def _heads(manifest: Mapping[str, Any], key: bytes) -> list[Check]:
 
 def verify(bundle: object, key: bytes) -> list[Check]:
     """Every check of a bundle under the pinned platform `key`: the signature over the manifest's hash,
-    then that the manifest agrees with itself (notice bodies, envelope lists, the opening record, the
-    evaluation reports and signatures, the deposit ledger extract against its signed head, the heads)."""
+    then that the manifest agrees with itself (notice bodies, envelope lists, the opening record, the final
+    quotes against their commitments, the evaluation reports and signatures, the deposit ledger extract
+    against its signed head, the heads)."""
     if not isinstance(bundle, dict) or not isinstance(bundle.get("manifest"), dict):
         return [Check("bundle", False, "not an archive bundle: no manifest object")]
     manifest = bundle["manifest"]
@@ -388,6 +421,7 @@ def verify(bundle: object, key: bytes) -> list[Check]:
     parts: Sequence[Callable[[], list[Check]]] = (
         lambda: _notices(manifest),
         lambda: _envelopes(manifest, key),
+        lambda: _final_quotes(manifest),
         lambda: _evaluation(manifest),
         lambda: _ledger(manifest, key),
         lambda: _heads(manifest, key),

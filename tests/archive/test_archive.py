@@ -255,3 +255,38 @@ def test_a_bundle_that_is_not_one_is_refused_by_name() -> None:
     key = b"\x00" * 32
     assert bundle.verify([], key)[0].detail == "not an archive bundle: no manifest object"
     assert "kind" in bundle.verify({"manifest": {"kind": "other"}}, key)[0].detail
+
+
+async def test_a_negotiations_final_quotes_and_challenges_are_archived_and_checked(
+    api: Api, tmp_path: Path
+) -> None:
+    from tests.trading.test_procurement_negotiation import BUDGET_FEN, _negotiating, _path, _seal
+
+    agency, tender, bids = await _negotiating(api, suppliers=3)
+    objection = await api.post(
+        f"{T}/{tender['id']}/objections", bids[2].bidder, json={"subject": "opening", "text": "开标程序有误"}
+    )
+    assert objection.status_code == 201, objection.text
+    deadline = api.clock.now() + timedelta(hours=1)
+    r = await api.post(_path(tender, "final-call"), agency, json={"deadline": deadline.isoformat()})
+    assert r.status_code == 200, r.text
+    nonces = [await _seal(api, tender, bid, BUDGET_FEN - 1 - i) for i, bid in enumerate(bids[:2])]
+    await api.at(deadline)
+    for i, (bid, nonce) in enumerate(zip(bids[:2], nonces, strict=True)):
+        body = {"lot_id": bid.lot_id, "price_fen": BUDGET_FEN - 1 - i, "nonce": nonce}
+        assert (await api.post(_path(tender, "final-quotes/open"), bid.bidder, json=body)).status_code == 200
+    await api.at(deadline + timedelta(minutes=31))  # two final quotes: the negotiation fails (G-13)
+    await api.tick()
+    got = (await api.get(f"{T}/{tender['id']}/archive", agency)).json()
+    manifest = got["manifest"]
+    assert manifest["tender"]["status"] == "unsuccessful"
+    assert len(manifest["negotiation"]["final_quotes"]) == 2
+    assert [o["subject"] for o in manifest["disputes"]["objections"]] == ["opening"]
+    code, output = _verify(tmp_path, got, _key(api))
+    assert code == 0 and "2 of 2 sealed final quote(s) opened" in output, output
+    # a final price changed after the fact, even re-signed, does not open its commitment
+    forged = copy.deepcopy(got)
+    forged["manifest"]["negotiation"]["final_quotes"][0]["price_fen"] -= 1
+    _resign(forged, api.runtime.signer)
+    code, output = _verify(tmp_path, forged, _key(api))
+    assert code == 1 and "FAIL final quotes" in output
