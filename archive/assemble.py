@@ -324,6 +324,9 @@ async def _awards(session: AsyncSession, tender_id: uuid.UUID) -> tuple[list[Any
                 "signed_on": _at(c.signed_on),
                 "late_reason": c.late_reason,
                 "recorded_at": _at(c.recorded_at),
+                "acceptance_result": c.acceptance_result,
+                "accepted_on": _at(c.accepted_on),
+                "acceptance_report": c.acceptance_text,
             }
             for c in contracts
         ],

@@ -296,6 +296,7 @@ NOT_WALKED: dict[str, str] = {
     "call_final_quotes": "after the opening: the agency's own negotiation",
     "seal_final_quote": "after the opening; test_a_negotiation_runs_rounds_and_final_quotes_to_the_lowest",
     "open_final_quote": "after the final quotes' deadline",
+    "accept_contract_performance": "after the contract: the agency's own trade",
     "close_opening": "after the deadline",
     "complete_tender": "after the deadline",
     "request_document_upload": "the agency's own upload",

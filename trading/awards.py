@@ -702,9 +702,67 @@ def _publish_by(profile: ProcedureProfile, cal: WorkingCalendar, signed_on: date
     return cal.add_working_days(signed_on, profile.contract_publish_working_days)
 
 
-async def complete(session: AsyncSession, actor: Principal, tender_id: uuid.UUID, now: datetime) -> Tender:
-    """Close a contracted tender: the trade is complete."""
+async def accept_performance(
+    session: AsyncSession,
+    actor: Principal,
+    tender_id: uuid.UUID,
+    contract_id: uuid.UUID,
+    data: schemas.ContractAcceptance,
+    now: datetime,
+) -> Contract:
+    """The purchaser records the acceptance of a contract's performance (履约验收), once, on a day between the
+    signing and today; the result is published."""
     tender = await tender_for_agency(session, actor, tender_id)
+    contract = await session.get(Contract, contract_id, with_for_update=True)
+    if contract is None or contract.tender_id != tender.id:
+        raise NotFound("No such contract.")
+    if contract.acceptance_result is not None:
+        raise Conflict("The acceptance of this contract is already on record.")
+    if not contract.signed_on <= data.accepted_on <= local_date(now):
+        raise ValidationProblem(
+            "The acceptance falls between the contract's signing and today.",
+            errors=[field_error("accepted_on", f"from {contract.signed_on.isoformat()} to today")],
+        )
+    contract.acceptance_result = data.result
+    contract.accepted_on = data.accepted_on
+    contract.acceptance_text = data.report
+    contract.acceptance_recorded_at = now
+    award = await session.get(Award, contract.award_id)
+    assert award is not None
+    lot = await session.get(Lot, award.lot_id)
+    assert lot is not None
+    await accounts.record(session, actor, "contract.accept", "contract", contract.id, now, result=data.result)
+    await publish_notice(
+        session,
+        tender,
+        "acceptance",
+        f"{tender.title} 履约验收结果公告 (标段 {lot.number})",
+        {
+            "lot": lot.number,
+            "result": data.result,
+            "accepted_on": data.accepted_on.isoformat(),
+            "report": data.report,
+        },
+        now,
+    )
+    return contract
+
+
+async def complete(session: AsyncSession, actor: Principal, tender_id: uuid.UUID, now: datetime) -> Tender:
+    """Close a contracted tender: the trade is complete. A procurement completes once the performance of
+    every contract has been accepted (履约验收)."""
+    tender = await tender_for_agency(session, actor, tender_id)
+    if tender.sector == "procurement" and tender.status == TenderStatus.CONTRACTED:
+        unaccepted = await session.scalar(
+            select(func.count())
+            .select_from(Contract)
+            .where(Contract.tender_id == tender.id, Contract.acceptance_result.is_(None))
+        )
+        if unaccepted:
+            raise Conflict(
+                f"{unaccepted} contract(s) await the acceptance of their performance (履约验收); record it "
+                "before completing the procurement."
+            )
     tender.closed_at = now
     await move(session, tender, Action.COMPLETE, actor, now)
     return tender

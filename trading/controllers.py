@@ -136,7 +136,15 @@ def complaint_read(c: Complaint) -> schemas.ComplaintRead:
 
 def contract_read(c: Contract) -> schemas.ContractRead:
     return schemas.ContractRead(
-        c.id, c.award_id, c.price_fen, c.performance_security_fen, c.signed_on, c.late_reason, c.recorded_at
+        c.id,
+        c.award_id,
+        c.price_fen,
+        c.performance_security_fen,
+        c.signed_on,
+        c.late_reason,
+        c.recorded_at,
+        c.acceptance_result,
+        c.accepted_on,
     )
 
 
@@ -483,6 +491,26 @@ class AwardController(Controller):
         """Record that the winner refused to sign or to give the security: it loses the award (W-16)."""
         return award_read(
             await awards.decline_award(session, principal, tender_id, award_id, data, clock.now())
+        )
+
+    @post(
+        "/contracts/{contract_id:uuid}/acceptance",
+        operation_id="accept_contract_performance",
+        guards=[AGENCY],
+        status_code=200,
+    )
+    async def accept(
+        self,
+        tender_id: uuid.UUID,
+        contract_id: uuid.UUID,
+        data: schemas.ContractAcceptance,
+        principal: Principal,
+        session: AsyncSession,
+        clock: Clock,
+    ) -> schemas.ContractRead:
+        """Record the acceptance of a contract's performance (履约验收), once; the result is published."""
+        return contract_read(
+            await awards.accept_performance(session, principal, tender_id, contract_id, data, clock.now())
         )
 
     @post("/contracts", operation_id="record_contract", guards=[AGENCY])

@@ -271,6 +271,11 @@ class Contract(IdMixin, Base):
     signed_on: Mapped[date] = mapped_column(Date)
     late_reason: Mapped[str | None] = mapped_column(Text)
     recorded_at: Mapped[datetime]
+    # 履约验收: the purchaser's acceptance of the performance — passed or failed, on which day, its report.
+    acceptance_result: Mapped[str | None] = mapped_column(String(20))
+    accepted_on: Mapped[date | None] = mapped_column(Date)
+    acceptance_text: Mapped[str | None] = mapped_column(Text)
+    acceptance_recorded_at: Mapped[datetime | None]
 
 
 class Notification(IdMixin, Base):

@@ -433,7 +433,8 @@ class ContractCreate(Strict):
 
 
 class ContractRead(msgspec.Struct):
-    """A contract on record: the award, the price and performance security in fen, signing day, lateness."""
+    """A contract on record: the award, the price and performance security in fen, signing day, lateness,
+    and the acceptance of its performance (履约验收) once recorded: passed or failed, on which day."""
 
     id: uuid.UUID
     award_id: uuid.UUID
@@ -442,6 +443,17 @@ class ContractRead(msgspec.Struct):
     signed_on: date
     late_reason: str | None
     recorded_at: datetime
+    acceptance_result: str | None = None
+    accepted_on: date | None = None
+
+
+class ContractAcceptance(Strict):
+    """The purchaser's acceptance of a contract's performance (履约验收): passed or failed, the day of the
+    acceptance and its report."""
+
+    result: Literal["passed", "failed"]
+    accepted_on: date
+    report: Text
 
 
 class NoticeRead(msgspec.Struct):

@@ -198,3 +198,42 @@ async def test_a_contract_published_late_needs_a_reason_under_g11(api: Api) -> N
     assert read["status"] == "contracted"
     owed = await _obligations(api, winner.lot_id)
     assert owed[winner.bidder.organisation_id][0] == "G-04-winner"
+
+
+async def test_a_procurement_completes_once_every_contracts_performance_is_accepted(api: Api) -> None:
+    agency, tender, bids = await _evaluated(api)
+    tid = tender["id"]
+    winner = min(bids, key=lambda b: b.price_fen)
+    r = await api.post(
+        f"/api/v1/tenders/{tid}/award",
+        agency,
+        json={"lots": [{"lot_id": winner.lot_id, "bid_id": winner.bid_id}]},
+    )
+    assert r.status_code == 201, r.text
+    contract = await api.contract(agency, tid, r.json()[0]["id"], winner.price_fen)
+    assert contract.status_code == 201, contract.text
+    cid = contract.json()["id"]
+    refused = await api.post(f"/api/v1/tenders/{tid}/complete", agency)
+    assert refused.status_code == 409 and "履约验收" in refused.json()["detail"]
+    path = f"/api/v1/tenders/{tid}/contracts/{cid}/acceptance"
+    signed_on = date.fromisoformat(contract.json()["signed_on"])
+    early = {"result": "passed", "accepted_on": (signed_on - timedelta(days=1)).isoformat(), "report": "x"}
+    r = await api.post(path, agency, json=early)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "accepted_on"
+    assert (
+        await api.post(path, winner.bidder, json={**early, "accepted_on": signed_on.isoformat()})
+    ).status_code == 403
+    api.clock.set(api.clock.now() + timedelta(days=60))
+    body = {
+        "result": "passed",
+        "accepted_on": (signed_on + timedelta(days=45)).isoformat(),
+        "report": "设备安装调试完毕，验收合格",
+    }
+    accepted = await api.post(path, agency, json=body)
+    assert accepted.status_code == 200, accepted.text
+    assert accepted.json()["acceptance_result"] == "passed"
+    assert (await api.post(path, agency, json=body)).status_code == 409
+    notices = (await api.get("/api/v1/notices", params={"tender_code": tender["code"]})).json()["items"]
+    assert any(n["kind"] == "acceptance" for n in notices)
+    done = await api.post(f"/api/v1/tenders/{tid}/complete", agency)
+    assert done.status_code == 200 and done.json()["status"] == "completed"
