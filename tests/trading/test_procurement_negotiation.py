@@ -252,3 +252,31 @@ async def test_steps_out_of_order_for_the_method_are_refused(api: Api) -> None:
     assert (await api.post(_path(tender, "final-call"), bids[0].bidder, json=call)).status_code == 403
     refused = await api.post(f"/api/v1/tenders/{works['id']}/negotiation/final-call", works_agency, json=call)
     assert refused.status_code == 409
+
+
+async def test_a_commitment_copied_from_another_supplier_opens_to_nothing(api: Api) -> None:
+    """A supplier who learns a rival's sealed commitment (not its price) and seals the same bytes cannot
+    open it even with the rival's price and nonce: the commitment binds the supplier."""
+    agency, tender, bids = await _negotiating(api, suppliers=3)
+    rival, copier = bids[0], bids[1]
+    deadline = api.clock.now() + timedelta(hours=1)
+    assert (
+        await api.post(_path(tender, "final-call"), agency, json={"deadline": deadline.isoformat()})
+    ).status_code == 200
+    price = 700_000 * YUAN
+    nonce = await _seal(api, tender, rival, price)
+    commitment = final_quote_commitment(
+        uuid.UUID(tender["id"]),
+        uuid.UUID(rival.lot_id),
+        uuid.UUID(rival.bidder.organisation_id),
+        price,
+        nonce,
+    )
+    copied = await api.post(
+        _path(tender, "final-quotes"), copier.bidder, json={"lot_id": copier.lot_id, "commitment": commitment}
+    )
+    assert copied.status_code == 201
+    await api.at(deadline)
+    body = {"lot_id": copier.lot_id, "price_fen": price, "nonce": nonce}
+    opened = await api.post(_path(tender, "final-quotes/open"), copier.bidder, json=body)
+    assert opened.status_code == 422 and opened.json()["errors"][0]["field"] == "nonce"
