@@ -17,7 +17,7 @@ from accounts.security import Principal
 from archive import assemble
 from storage.objects import ObjectStore
 from storage.problems import NotFound
-from trading.tenders import can_manage, tender_by_id
+from trading.tenders import oversees, tender_by_id
 
 
 class ArchiveBundle(msgspec.Struct, kw_only=True):
@@ -50,7 +50,7 @@ class ArchiveController(Controller):
     ) -> ArchiveBundle:
         """The newest signed archive bundle of the tender, assembled by the chronograph when it ended."""
         tender = await tender_by_id(session, tender_id)
-        if not (can_manage(principal, tender) or principal.has("centre", "supervisor", "auditor")):
+        if not oversees(principal, tender):
             raise NotFound("No such tender.")
         row = await assemble.latest_of(session, tender.id)
         data = b"".join([chunk async for chunk in object_store.iter_chunks(row.object_key)])

@@ -55,11 +55,11 @@ from trading.models import (
 from trading.notices import publish_notice
 from trading.objections import pending_objections
 from trading.tenders import (
-    can_manage,
     fail_tender,
     load_tender,
     lots_of,
     move,
+    oversees,
     shamir_of,
     tender_for_agency,
     visible_tender,
@@ -533,7 +533,7 @@ async def opening_hall(
     """The live opening record for its participants: the tender's agency, its bidders (once the hall
     opened), the centre, supervisors and auditors."""
     tender = await visible_tender(session, actor, tender_id)
-    if not (can_manage(actor, tender) or actor.has("centre", "supervisor", "auditor")):
+    if not oversees(actor, tender):
         bidder = await session.scalar(
             select(Bid.id)
             .where(Bid.tender_id == tender.id, Bid.organisation_id == actor.organisation_id)

@@ -40,6 +40,14 @@ class Deadline:
     light: Light
 
 
+_ORDER = {Light.RED: 0, Light.YELLOW: 1, Light.GREEN: 2}
+
+
+def _urgency(d: Deadline) -> tuple[int, date, str]:
+    """Red first, then yellow, then green; the earliest due first; then by trade."""
+    return (_ORDER[d.light], d.due, d.tender.code)
+
+
 def _objection_rule(profile: ProcedureProfile, subject: str) -> str | None:
     if subject == "single_source":
         return profile.rule("announcement_working_days")
@@ -99,8 +107,7 @@ async def trade_deadlines(
         rule = profile.rule("complaint_decision_working_days")
         what = f"the decision on a complaint about the {complaint.subject}"
         add("complaint_decision", complaint.id, what, "supervisor", complaint.decision_due, rule)
-    order = {Light.RED: 0, Light.YELLOW: 1, Light.GREEN: 2}
-    return sorted(out, key=lambda d: (order[d.light], d.due))
+    return sorted(out, key=_urgency)
 
 
 async def live_deadlines(
@@ -123,5 +130,4 @@ async def live_deadlines(
         out.extend(await trade_deadlines(session, tender, cal, today))
     if wanted is not None:
         out = [d for d in out if d.light is wanted]
-    order = {Light.RED: 0, Light.YELLOW: 1, Light.GREEN: 2}
-    return sorted(out, key=lambda d: (order[d.light], d.due, d.tender.code))
+    return sorted(out, key=_urgency)

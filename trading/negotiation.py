@@ -42,13 +42,13 @@ from trading.lifecycle import Action, TenderStatus
 from trading.models import Bid, FinalQuote, NegotiationNote, Tender
 from trading.notices import publish_notice
 from trading.tenders import (
-    can_manage,
     fail_tender,
     final_quotes_close,
     load_tender,
     lots_of,
     move,
     notify,
+    oversees,
     tender_for_agency,
     visible_tender,
 )
@@ -195,7 +195,7 @@ async def notes(session: AsyncSession, actor: Principal, tender_id: uuid.UUID) -
     amendments and its own rounds and exclusion, never another supplier's."""
     tender = await visible_tender(session, actor, tender_id)
     query = select(NegotiationNote).where(NegotiationNote.tender_id == tender.id)
-    if not (can_manage(actor, tender) or actor.has("centre", "supervisor", "auditor")):
+    if not oversees(actor, tender):
         query = query.where(
             (NegotiationNote.kind == "amendment") | (NegotiationNote.organisation_id == actor.organisation_id)
         )

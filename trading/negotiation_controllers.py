@@ -15,7 +15,7 @@ from storage.clock import Clock
 from trading import negotiation, schemas
 from trading.lifecycle import TenderStatus
 from trading.models import FinalQuote, NegotiationNote
-from trading.tenders import can_manage, tender_read, visible_tender
+from trading.tenders import oversees, tender_read, visible_tender
 
 AGENCY = requires("agency")
 BIDDER = requires("bidder")
@@ -141,7 +141,7 @@ class NegotiationController(Controller):
         prices only once all are opened together."""
         tender = await visible_tender(session, principal, tender_id)
         query = select(FinalQuote).where(FinalQuote.tender_id == tender.id)
-        watcher = can_manage(principal, tender) or principal.has("centre", "supervisor", "auditor")
+        watcher = oversees(principal, tender)
         if not watcher:
             query = query.where(FinalQuote.organisation_id == principal.organisation_id)
         opened = tender.status not in (TenderStatus.NEGOTIATION, TenderStatus.FINAL_QUOTES)

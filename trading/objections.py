@@ -44,10 +44,10 @@ from trading.models import (
 )
 from trading.tenders import (
     SEALED_STATUSES,
-    can_manage,
     days_before_deadline,
     load_tender,
     next_check_of,
+    oversees,
     tender_for_agency,
     visible_tender,
 )
@@ -327,7 +327,7 @@ async def list_objections(
     without knowing whose it is, and the answer reaches every holder as a clarification."""
     tender = await visible_tender(session, actor, tender_id)
     query = select(Objection).where(Objection.tender_id == tender.id).order_by(Objection.filed_at)
-    if not (can_manage(actor, tender) or actor.has("centre", "supervisor", "auditor")):
+    if not oversees(actor, tender):
         query = query.where(Objection.organisation_id == actor.organisation_id)
     sealed = tender.status in SEALED_STATUSES
     return [
@@ -468,6 +468,6 @@ async def list_complaints(session: AsyncSession, actor: Principal, tender_id: uu
     """Complaints on a tender: all for the supervisors, the centre and its agency; a bidder's own otherwise."""
     tender = await visible_tender(session, actor, tender_id)
     query = select(Complaint).where(Complaint.tender_id == tender.id).order_by(Complaint.filed_at)
-    if not (can_manage(actor, tender) or actor.has("centre", "supervisor", "auditor")):
+    if not oversees(actor, tender):
         query = query.where(Complaint.organisation_id == actor.organisation_id)
     return list(await session.scalars(query))

@@ -13,6 +13,8 @@ PositiveFen = Annotated[int, msgspec.Meta(ge=1, le=10**15)]
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=20_000)]
 Title = Annotated[str, msgspec.Meta(min_length=2, max_length=300)]
 CreditCode = Annotated[str, msgspec.Meta(min_length=18, max_length=18)]
+# The procurement methods and the works tender's open tendering (rules.profiles.PROFILES).
+Method = Literal["open", "invited", "rfq", "single_source", "negotiation", "consultation"]
 ObjectKey = Annotated[str, msgspec.Meta(min_length=1, max_length=512)]
 Filename = Annotated[str, msgspec.Meta(min_length=1, max_length=255, pattern=r"^[^/\\\x00]+$")]
 Hex64 = Annotated[str, msgspec.Meta(max_length=64, pattern=r"^[0-9a-f]{64}$")]
@@ -46,7 +48,7 @@ class TenderCreate(Strict):
     # publish.
     tenderer_credit_code: CreditCode | None = None
     sector: Literal["works", "procurement"] = "works"
-    method: Literal["open", "invited", "rfq", "single_source", "negotiation", "consultation"] = "open"
+    method: Method = "open"
     publicity_days: Annotated[int, msgspec.Meta(ge=1, le=30)] = 3
     opening_window_minutes: Annotated[int, msgspec.Meta(ge=5, le=24 * 60)] = 30
     # 投标有效期 in days from the deadline; left out, the profile's default (checked against its minimum).
@@ -196,7 +198,7 @@ class MethodSwitch(Strict):
     """Re-run a procurement that failed for too few suppliers by another method, with the approving body's
     recorded consent (G-13); the suppliers to invite where the new method admits only the invited."""
 
-    method: Literal["open", "invited", "rfq", "single_source", "negotiation", "consultation"]
+    method: Method
     approval: MethodApproval
     invited: Annotated[list[uuid.UUID], msgspec.Meta(max_length=100)] = msgspec.field(default_factory=list)
 

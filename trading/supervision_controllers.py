@@ -18,7 +18,7 @@ from rules.schedule import working_calendar
 from storage.clock import Clock
 from storage.problems import NotFound
 from trading import deadlines, schemas
-from trading.tenders import can_manage, load_tender
+from trading.tenders import load_tender, oversees
 
 WATCHERS = ("auditor", "centre", "supervisor", "regulator")
 LIGHTS = requires(*WATCHERS)  # S-01: regulators see the lights too
@@ -69,7 +69,7 @@ class DeadlineController(Controller):
     ) -> list[schemas.DeadlineRead]:
         """One trade's open steps with their due days and lights, for its agency and those who watch."""
         tender = await load_tender(session, tender_id)
-        if not (can_manage(principal, tender) or principal.has(*WATCHERS)):
+        if not (oversees(principal, tender) or principal.has("regulator")):
             raise NotFound("No such tender.")
         cal = await working_calendar(session)
         found = await deadlines.trade_deadlines(session, tender, cal, local_date(clock.now()))

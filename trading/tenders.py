@@ -99,6 +99,14 @@ def can_manage(actor: Principal, tender: Tender) -> bool:
     return actor.has("agency") and actor.organisation_id == tender.agency_organisation_id
 
 
+OVERSEERS = ("centre", "supervisor", "auditor")
+
+
+def oversees(actor: Principal, tender: Tender) -> bool:
+    """Whether `actor` sees all of the tender's records: its agency, the centre, supervisors, auditors."""
+    return can_manage(actor, tender) or actor.has(*OVERSEERS)
+
+
 async def tender_for_agency(session: AsyncSession, actor: Principal, tender_id: uuid.UUID) -> Tender:
     """The tender if the caller's agency runs it (locked for update); 404 otherwise."""
     tender = await load_tender(session, tender_id, lock=True)
@@ -265,8 +273,7 @@ async def tender_read(
         ),
         invited_organisations=(
             [uuid.UUID(str(o)) for o in tender.invited_organisations]
-            if actor is not None
-            and (can_manage(actor, tender) or actor.has("centre", "supervisor", "auditor"))
+            if actor is not None and oversees(actor, tender)
             else None
         ),
         shamir_threshold=tender.custody_shamir_threshold,
