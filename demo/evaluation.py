@@ -15,6 +15,7 @@ import csv
 import io
 import json
 import secrets
+from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
@@ -110,6 +111,37 @@ async def _no_other_serving_experts(t: Trade) -> None:
     )
 
 
+async def import_pool(t: Trade, csv_text: str) -> dict[str, Any]:
+    """The centre imports experts into the pool from a CSV file; the import's counts."""
+    r = await t.p.request(
+        "POST",
+        "/api/v1/evaluation/experts/import",
+        t.centre,
+        expect=200,
+        content=csv_text.encode(),
+        headers={"Content-Type": "text/csv"},
+    )
+    counts: dict[str, Any] = r.json()
+    return counts
+
+
+async def register_signing_keys(t: Trade, experts: Sequence[Party]) -> None:
+    """Each expert generates an Ed25519 key to sign reports with and registers its public half."""
+    for party in experts:
+        keys = agekeys.generate(signing=True)
+        t.keys[party.username] = keys
+        await t.p.call(
+            "POST",
+            "/api/v1/keys",
+            t.people[party.username],
+            expect=201,
+            json={
+                "purpose": "signing",
+                "public_key": base64.b64encode(agekeys.ed25519_public_raw(keys)).decode(),
+            },
+        )
+
+
 async def build_pool(t: Trade) -> tuple[str, Table]:
     """The centre keeps the specialty tree and imports the pool from a CSV file; each expert registers an
     Ed25519 key to sign reports with, and one declares a former employer (G-08). On a shared rehearsal
@@ -146,38 +178,11 @@ async def build_pool(t: Trade) -> tuple[str, Table]:
                 *term_end,
             ]
         )
-    r = await t.p.request(
-        "POST",
-        "/api/v1/evaluation/experts/import",
-        t.centre,
-        expect=200,
-        content=out.getvalue().encode(),
-        headers={"Content-Type": "text/csv"},
-    )
-    counts = r.json()
+    counts = await import_pool(t, out.getvalue())
     check(counts.get("created") == len(EXPERTS), f"{len(EXPERTS)} experts created", counts)
-    again = await t.p.request(
-        "POST",
-        "/api/v1/evaluation/experts/import",
-        t.centre,
-        expect=200,
-        content=out.getvalue().encode(),
-        headers={"Content-Type": "text/csv"},
-    )
-    check(again.json().get("created") == 0, "the same file again creates nothing", again.json())
-    for party in EXPERTS:
-        keys = agekeys.generate(signing=True)
-        t.keys[party.username] = keys
-        await t.p.call(
-            "POST",
-            "/api/v1/keys",
-            t.people[party.username],
-            expect=201,
-            json={
-                "purpose": "signing",
-                "public_key": base64.b64encode(agekeys.ed25519_public_raw(keys)).decode(),
-            },
-        )
+    again = await import_pool(t, out.getvalue())
+    check(again.get("created") == 0, "the same file again creates nothing", again)
+    await register_signing_keys(t, EXPERTS)
     bidder3 = t.cast(BIDDERS[2])
     await t.p.call(
         "POST",

@@ -117,6 +117,23 @@ def _sung(t: Trade, kind: str, bid: SealedBid) -> dict[str, Any] | None:
     return next((e for e in t.record if e["kind"] == kind and e.get("bid") == bid.bid_id), None)
 
 
+async def reveal_and_read(t: Trade, bid: SealedBid) -> dict[str, Any]:
+    """Two minutes on, the bidder unwraps its file key locally and reveals it in the opening hall; answers
+    the bid's line as the platform reads it out (唱标)."""
+    t.p.clock.advance(timedelta(minutes=2))
+    keys = t.keys[bid.bidder.name]
+    file_key = envelope.unwrap_bidder(bid.header, keys.encryption.private_bytes_raw())
+    got = await t.p.call(
+        "POST",
+        f"/api/v1/tenders/{t.tid}/bids/{bid.bid_id}/decrypt",
+        bid.bidder,
+        expect=202,
+        json={"file_key": b64(file_key)},
+    )
+    check(got["envelope_status"] == "opening", "the envelope being opened", got)
+    return await read_out(t, bid)
+
+
 async def read_out(t: Trade, bid: SealedBid) -> dict[str, Any]:
     """Wait for the decryption job to read `bid` out in the hall; the line it wrote."""
 
@@ -142,18 +159,7 @@ async def reveal_keys(t: Trade) -> Outcome:
     for bid in t.live_bids():
         if bid.bidder in (t.absent, t.saboteur):
             continue
-        t.p.clock.advance(timedelta(minutes=2))
-        keys = t.keys[bid.bidder.name]
-        file_key = envelope.unwrap_bidder(bid.header, keys.encryption.private_bytes_raw())
-        got = await t.p.call(
-            "POST",
-            f"/api/v1/tenders/{t.tid}/bids/{bid.bid_id}/decrypt",
-            bid.bidder,
-            expect=202,
-            json={"file_key": b64(file_key)},
-        )
-        check(got["envelope_status"] == "opening", "the envelope being opened", got)
-        line = await read_out(t, bid)
+        line = await reveal_and_read(t, bid)
         table.add_row(
             bid.bidder.party.username,
             shanghai_text(t.p.clock.now()),

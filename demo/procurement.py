@@ -24,7 +24,6 @@ from typing import Any
 
 from rich.table import Table
 
-from bidding import envelope
 from demo import deposits
 from demo.bids import obtain_documents, submit_bids
 from demo.common import (
@@ -38,17 +37,17 @@ from demo.common import (
     Step,
     TenderPlan,
     Trade,
-    b64,
     check,
     make_party,
     plain_table,
     shanghai_text,
     yuan,
 )
-from demo.opening import close_bidding, close_hall, read_out
+from demo.opening import close_bidding, close_hall, reveal_and_read
 from demo.purchase_committee import build_pool, draw_committee, evaluate
 from demo.works import (
     PEOPLE_STEPS,
+    award_lot,
     draft_tender,
     lawful_deadline,
     publish,
@@ -159,18 +158,7 @@ async def reveal_all(t: Trade) -> Outcome:
     out (唱标)."""
     table = plain_table("supplier", "key revealed", "price (yuan)", "opened by")
     for bid in t.live_bids():
-        t.p.clock.advance(timedelta(minutes=2))
-        keys = t.keys[bid.bidder.name]
-        file_key = envelope.unwrap_bidder(bid.header, keys.encryption.private_bytes_raw())
-        got = await t.p.call(
-            "POST",
-            f"/api/v1/tenders/{t.tid}/bids/{bid.bid_id}/decrypt",
-            bid.bidder,
-            expect=202,
-            json={"file_key": b64(file_key)},
-        )
-        check(got["envelope_status"] == "opening", "the envelope being opened", got)
-        line = await read_out(t, bid)
+        line = await reveal_and_read(t, bid)
         table.add_row(
             bid.bidder.party.username,
             shanghai_text(t.p.clock.now()),
@@ -202,18 +190,7 @@ async def award(t: Trade) -> Outcome:
     t.p.clock.advance(timedelta(hours=1))
     winner = _winner(t)
     check(winner.price_fen == min(t.plan.prices_fen), "the lowest price ranked first", winner.price_fen)
-    awards = await t.p.call(
-        "POST",
-        f"/api/v1/tenders/{t.tid}/award",
-        t.agency,
-        expect=201,
-        json={"lots": [{"lot_id": winner.lot_id, "bid_id": winner.bid_id}]},
-    )
-    check(len(awards) == 1 and awards[0]["bid_id"] == winner.bid_id, f"the award to {winner.bid_id}", awards)
-    check(awards[0]["price_fen"] == winner.price_fen, f"price {winner.price_fen}", awards[0]["price_fen"])
-    t.award = awards[0]
-    results = await t.notices("result")
-    check(len(results) == 1, "one result notice", len(results))
+    results = await award_lot(t, winner)
     body = results[0]["body"]
     lot = body["lots"][0]
     saving = t.plan.estimated_price_fen - winner.price_fen

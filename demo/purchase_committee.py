@@ -15,7 +15,6 @@ from typing import Any
 
 from rich.table import Table
 
-from bidding import agekeys
 from demo.common import (
     Actor,
     Outcome,
@@ -28,7 +27,7 @@ from demo.common import (
     short,
     yuan,
 )
-from demo.evaluation import witnessed
+from demo.evaluation import import_pool, register_signing_keys, witnessed
 from evaluation import report, scoring
 from evaluation.taxonomy import DEFAULT_SPECIALTIES
 from rules.calendar import local_date
@@ -83,28 +82,9 @@ async def build_pool(t: Trade) -> Outcome:
             [NAMES[n], party.username, party.credit_code, party.name, "320100", "主任医师", SPECIALTIES[n]]
         )
         table.add_row(party.username, NAMES[n], party.name, SPECIALTIES[n])
-    r = await t.p.request(
-        "POST",
-        "/api/v1/evaluation/experts/import",
-        t.centre,
-        expect=200,
-        content=out.getvalue().encode(),
-        headers={"Content-Type": "text/csv"},
-    )
-    check(r.json().get("created") == len(EXPERTS), f"{len(EXPERTS)} experts created", r.json())
-    for part in EXPERTS:
-        keys = agekeys.generate(signing=True)
-        t.keys[part.username] = keys
-        await t.p.call(
-            "POST",
-            "/api/v1/keys",
-            t.people[part.username],
-            expect=201,
-            json={
-                "purpose": "signing",
-                "public_key": base64.b64encode(agekeys.ed25519_public_raw(keys)).decode(),
-            },
-        )
+    counts = await import_pool(t, out.getvalue())
+    check(counts.get("created") == len(EXPERTS), f"{len(EXPERTS)} experts created", counts)
+    await register_signing_keys(t, EXPERTS)
     return (
         f"{len(EXPERTS)} experts imported from CSV ({SPECIALTIES.count('B02')} of medical equipment B02, "
         f"{SPECIALTIES.count('D01')} of economics D01), each with an Ed25519 signing key",

@@ -393,11 +393,9 @@ async def publicity(t: Trade) -> Outcome:
     return f"«{notices[0]['title']}»: {listed} (yuan); award at {shanghai_text(t.p.clock.now())} → 422 rule W-12 ({problem['detail']})"
 
 
-async def award(t: Trade) -> Outcome:
-    """After publicity the agency awards the lot to the first candidate (中标通知书); contract due in 30 days."""
-    assert t.publicity_ends is not None
-    t.p.clock.set(at_shanghai(local_date(t.publicity_ends), time(9, 30)))
-    winner = _ranking(t)[0]
+async def award_lot(t: Trade, winner: SealedBid) -> list[dict[str, Any]]:
+    """The agency awards the lot to `winner` (中标通知书): one award at its price, kept as `t.award`; answers
+    the result notices, of which there is exactly one."""
     awards = await t.p.call(
         "POST",
         f"/api/v1/tenders/{t.tid}/award",
@@ -408,8 +406,17 @@ async def award(t: Trade) -> Outcome:
     check(len(awards) == 1 and awards[0]["bid_id"] == winner.bid_id, f"the award to {winner.bid_id}", awards)
     check(awards[0]["price_fen"] == winner.price_fen, f"price {winner.price_fen}", awards[0]["price_fen"])
     t.award = awards[0]
-    results = await t.notices("result")
+    results: list[dict[str, Any]] = await t.notices("result")
     check(len(results) == 1, "one result notice", len(results))
+    return results
+
+
+async def award(t: Trade) -> Outcome:
+    """After publicity the agency awards the lot to the first candidate (中标通知书); contract due in 30 days."""
+    assert t.publicity_ends is not None
+    t.p.clock.set(at_shanghai(local_date(t.publicity_ends), time(9, 30)))
+    winner = _ranking(t)[0]
+    results = await award_lot(t, winner)
     return (
         f"{shanghai_text(t.p.clock.now())}: lot 1 to {winner.bidder.party.name} at {yuan(winner.price_fen)} yuan; "
         f"«{results[0]['title']}» published; contract due by {t.award['contract_due']} (W-13)"
