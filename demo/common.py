@@ -474,6 +474,7 @@ class Trade:
     evaluation: dict[str, Any] = field(default_factory=dict)  # what the evaluation steps learn
     cast: Cast = field(default_factory=Cast)  # who plays each part on the server
     sequel: Trade | None = None  # a second trade the steps run beside this one, on the same platform
+    others: dict[str, Trade] = field(default_factory=dict)  # more trades beside it, by the steps' names
 
     @property
     def p(self) -> Platform:

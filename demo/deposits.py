@@ -282,6 +282,28 @@ async def eligibility_at_deadline(t: Trade) -> Any:
     return f"{len(t.bidders)} deposits in place at the deadline, each answer recorded with its time", table
 
 
+async def credit_interest(t: Trade, amount_fen: int) -> None:
+    """The bank's latest quarterly interest credit on the escrow account (结息日: the 21st of the quarter's
+    last month) arrives in a statement: it funds the interest the refunds pay (W-14, G-04)."""
+    day = local_date(t.p.clock.now())
+    quarter_end = date(day.year, ((day.month - 1) // 3) * 3 + 3, 21)
+    if quarter_end > day:  # not yet this quarter's: the last one's (December's, in a year's first quarter)
+        months = quarter_end.year * 12 + quarter_end.month - 1 - 3
+        quarter_end = date(months // 12, months % 12 + 1, 21)
+    booked = quarter_end
+    # a run on a shared rehearsal server has the quarter's credit of its own (runs never share a reference)
+    credit = sandbox.Credit(
+        f"INT{booked:%Y%m%d}{t.cast.run or ''}", amount_fen, booked, interest=True, remittance="活期结息"
+    )
+    got = await _upload(
+        t,
+        "/api/v1/escrow/statements",
+        sandbox.statement(ESCROW_ACCOUNT, f"STMT{day:%Y%m%d}I", t.p.clock.now(), [credit]),
+        "camt053",
+    )
+    check(got["interest"] == 1, "the bank's interest credit", got)
+
+
 async def contract_refunds(t: Trade) -> Any:
     """The contract refunds every deposit within 5 days with bank interest (W-14): the bank's quarterly
     interest credit funds it; one transfer fails (the payee's account is blocked) and is retried the
@@ -291,24 +313,7 @@ async def contract_refunds(t: Trade) -> Any:
     # a deposit the supervisor decided to keep (W-06) is not refunded
     refunded = [b for b in t.bidders if b.party.username not in t.escrow.get("forfeited", set())]
     check(len(w14) == len(refunded), "one W-14 refund per bidder whose deposit was not kept", obligations)
-    # the bank's quarterly interest on the escrow account (结息日: the 21st of the quarter's last month)
-    day = local_date(t.p.clock.now())
-    quarter_end = date(day.year, ((day.month - 1) // 3) * 3 + 3, 21)
-    if quarter_end > day:  # not yet this quarter's: the last one's (December's, in a year's first quarter)
-        months = quarter_end.year * 12 + quarter_end.month - 1 - 3
-        quarter_end = date(months // 12, months % 12 + 1, 21)
-    booked = quarter_end
-    # a run on a shared rehearsal server has the quarter's credit of its own (runs never share a reference)
-    credit = sandbox.Credit(
-        f"INT{booked:%Y%m%d}{t.cast.run or ''}", 1_250_000, booked, interest=True, remittance="活期结息"
-    )
-    got = await _upload(
-        t,
-        "/api/v1/escrow/statements",
-        sandbox.statement(ESCROW_ACCOUNT, f"STMT{day:%Y%m%d}I", t.p.clock.now(), [credit]),
-        "camt053",
-    )
-    check(got["interest"] == 1, "the bank's interest credit", got)
+    await credit_interest(t, 1_250_000)
     t.p.clock.advance(timedelta(days=1))
     batch, results = await bank_round(t, rejected={1: "AC06"})
     check((results["paid"], results["failed"]) == (len(refunded) - 1, 1), "all paid but one", results)

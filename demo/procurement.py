@@ -9,7 +9,9 @@ score; the report goes to the purchaser's decision, with no candidates' publicit
 once; the result notice (G-11) states the budget, the award price and the saving to the fen. A losing
 supplier challenges the result (质疑, G-12): the contract is refused until the agency answers. The losers'
 deposits are due back within 5 working days of the award notice, the winner's after the contract (G-04).
-A second procurement gets two bids, fails at its deadline (G-13) and is re-run as a new draft.
+A second procurement gets two bids, fails at its deadline (G-13) and is re-run by request for quotation
+with the approving body's consent; a competitive negotiation follows (`demo/procurement_methods.py`). Every
+trade ends with its contract published, the performance accepted (履约验收) and the procurement complete.
 
 The people, drafting, publishing, bidding, deadline and deposit steps are the works demo's (`demo/works.py`,
 `demo/bids.py`, `demo/opening.py`, `demo/deposits.py`), run on a procurement plan; the committee is
@@ -44,6 +46,15 @@ from demo.common import (
     yuan,
 )
 from demo.opening import close_bidding, close_hall, reveal_and_read
+from demo.procurement_methods import (
+    final_quotes,
+    negotiation_published,
+    negotiation_result,
+    negotiation_rounds,
+    quotation,
+    quotation_result,
+    switch_to_quotation,
+)
 from demo.purchase_committee import build_pool, draw_committee, evaluate
 from demo.works import (
     PEOPLE_STEPS,
@@ -274,7 +285,7 @@ async def contract(t: Trade) -> Outcome:
     check(recorded["performance_security_fen"] == cap, f"security {cap}", recorded)
     tender = await t.p.call("GET", f"/api/v1/tenders/{t.tid}")
     check(tender["status"] == "contracted", "status contracted", tender["status"])
-    t.evaluation["contract_day"] = local_date(t.p.clock.now())
+    t.evaluation.update(contract_day=local_date(t.p.clock.now()), contract=recorded)
     return (
         f"answered {shanghai_text(answered['answered_at'])}; contract signed and recorded {recorded['signed_on']}, "
         f"{yuan(price)} yuan; security {yuan(cap + 1)} → 422 on performance_security_fen, {yuan(cap)} (10 %) "
@@ -376,15 +387,36 @@ async def second_fails(t: Trade) -> Outcome:
     return f"{s.code} unsuccessful: {tender['outcome_reason']}; {len(owed)} deposits due back by {due} (G-04-end)"
 
 
-async def retender(t: Trade) -> Outcome:
-    """The agency re-runs the failed procurement (重新招标): a new draft with a new code."""
-    s = _second(t)
-    again = await s.p.call("POST", f"/api/v1/tenders/{s.tid}/retender", s.agency, expect=201)
-    check(again["status"] == "draft", "a new draft", again["status"])
-    check(again["sector"] == "procurement", "a procurement", again["sector"])
-    check(again["code"] != s.code and again["title"] == s.plan.title, "a new code, the same title", again)
-    t.evaluation["retender"] = again
-    return f"{s.code} → new draft {again['code']} «{again['title']}», ready for new dates and publication"
+async def accept_performance(t: Trade) -> Outcome:
+    """Weeks on, the hospital accepts the equipment's performance (履约验收): completion is refused until then;
+    the acceptance is recorded once and published, and the procurement completes."""
+    path = f"/api/v1/tenders/{t.tid}/contracts/{t.evaluation['contract']['id']}/acceptance"
+    early = await t.p.request("POST", f"/api/v1/tenders/{t.tid}/complete", t.agency, expect=409)
+    check("履约验收" in early.json()["detail"], "completion refused before the acceptance", early.json())
+    day = local_date(t.p.clock.now()).isoformat()
+    accepted = await t.p.call(
+        "POST",
+        path,
+        t.agency,
+        json={
+            "result": "passed",
+            "accepted_on": day,
+            "report": "设备安装调试完毕，各项技术指标经检测符合合同要求",
+        },
+    )
+    check(accepted["acceptance_result"] == "passed", "the performance accepted", accepted)
+    again = await t.p.request(
+        "POST",
+        path,
+        t.agency,
+        expect=409,
+        json={"result": "failed", "accepted_on": day, "report": "x"},
+    )
+    check(again.status_code == 409, "a second acceptance refused", again.status_code)
+    check(bool(await t.notices("acceptance")), "the acceptance published", "no acceptance notice")
+    tender = await t.p.call("POST", f"/api/v1/tenders/{t.tid}/complete", t.agency)
+    check(tender["status"] == "completed", "status completed", tender["status"])
+    return f"completion before it → 409; accepted {day}, published, recorded once (a second → 409); {t.code} completed"
 
 
 async def summary(t: Trade) -> Outcome:
@@ -392,8 +424,8 @@ async def summary(t: Trade) -> Outcome:
     notices = await t.notices()
     kinds = [n["kind"] for n in notices]
     check(
-        "candidates" not in kinds and kinds[:2] == ["contract", "result"],
-        "no candidates; result, contract",
+        "candidates" not in kinds and kinds[:3] == ["acceptance", "contract", "result"],
+        "no candidates; result, contract, acceptance",
         kinds,
     )
     table = plain_table("published (Shanghai)", "kind", "title")
@@ -404,7 +436,7 @@ async def summary(t: Trade) -> Outcome:
     return (
         f"{t.code}: {len(notices)} public notices; budget {yuan(t.plan.estimated_price_fen)} yuan, awarded "
         f"{yuan(price)} yuan, saving {yuan(t.plan.estimated_price_fen - price)} yuan; {s.code} failed (G-13), "
-        f"re-run as {t.evaluation['retender']['code']}",
+        f"re-run by quotation as {t.others['quotation'].code}; {t.others['negotiation'].code} by negotiation",
         table,
     )
 
@@ -436,7 +468,19 @@ PROCUREMENT_STEPS = (
     Step("A second procurement of one lot is published", second_published),
     Step("Only two suppliers bid", second_bids),
     Step("It fails at the deadline (G-13); deposits due back under G-04-end", second_fails),
-    Step("The failed procurement is re-run as a new draft", retender),
+    Step(
+        "The failed procurement is re-run by request for quotation, with the approving body's consent (G-13)",
+        switch_to_quotation,
+    ),
+    Step("Three invited suppliers quote; a panel of three ranks the lowest first", quotation),
+    Step("The quotation is awarded; contract published, performance accepted, completed", quotation_result),
+    Step("A competitive negotiation is published to three invited suppliers", negotiation_published),
+    Step(
+        "First offers opened; rounds with each supplier alone; the requirements amended", negotiation_rounds
+    ),
+    Step("Final quotes sealed as commitments, opened together", final_quotes),
+    Step("The panel evaluates the final quotes; award, contract, acceptance", negotiation_result),
+    Step("The hospital accepts the equipment's performance; the procurement completes", accept_performance),
     Step("The auditor verifies the ledger and the deposits", deposits.verify_ledger),
     Step("Summary", summary),
 )

@@ -54,6 +54,7 @@ NAMES = ("孙立群", "钱文华", "郑晓明", "冯丽娟", "韩志刚", "曹�
 SPECIALTIES = ("B02", "B02", "B02", "B02", "B02", "B02", "D01", "D01", "D01")
 QUOTAS = ({"specialty": "B02", "seats": 5}, {"specialty": "D01", "seats": 2})  # 7 members (G-07)
 TOO_FEW = ({"specialty": "B02", "seats": 4}, {"specialty": "D01", "seats": 1})  # 5: refused from 10m yuan
+PANEL = ({"specialty": "B02", "seats": 2}, {"specialty": "D01", "seats": 1})  # quotation, negotiation (G-13)
 
 
 def _experts(t: Trade) -> list[Actor]:
@@ -96,26 +97,17 @@ def _draw_body(t: Trade, quotas: tuple[dict[str, Any], ...]) -> dict[str, Any]:
     return {"evaluation_at": _evaluation_at(t).isoformat(), "quotas": list(quotas), "invitation_minutes": 60}
 
 
-async def draw_committee(t: Trade) -> Outcome:
-    """A committee of five is refused: the budget is 10 million yuan or more (G-07). The agency asks for
-    seven (5 medical equipment, 2 economics); the supervisor commits to a witness, the platform then draws
-    its seed, and the reveal invites seven; every expert accepts and the seed is revealed."""
-    t.p.clock.advance(timedelta(hours=1))
-    budget = sum(int(lot["estimated_price_fen"]) for lot in t.tender["lots"])
-    problem = await t.p.refused(
-        "POST",
-        f"/api/v1/evaluation/tenders/{t.tid}/draws",
-        t.agency,
-        rule="G-07",
-        json=_draw_body(t, TOO_FEW),
-    )
-    check("at least 7" in str(problem.get("detail")), "a refusal asking for at least 7 members", problem)
+async def _draw(t: Trade, quotas: tuple[dict[str, Any], ...]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Draw `quotas` for `t`: the supervisor commits to a witness, the platform then draws its seed, the reveal
+    invites the members and every invited expert accepts. Answers the platform's commitment and the confirmed
+    draw."""
+    seats = sum(int(q["seats"]) for q in quotas)
     requested = await t.p.call(
-        "POST", f"/api/v1/evaluation/tenders/{t.tid}/draws", t.agency, expect=201, json=_draw_body(t, QUOTAS)
+        "POST", f"/api/v1/evaluation/tenders/{t.tid}/draws", t.agency, expect=201, json=_draw_body(t, quotas)
     )
     check(requested["pool_size"] == len(EXPERTS), f"{len(EXPERTS)} eligible experts", requested["pool_size"])
     committed, ran = await witnessed(t, requested["id"], t.supervisor)
-    check(len(ran["invitations"]) == 7, "seven invitations", ran["invitations"])
+    check(len(ran["invitations"]) == seats, f"{seats} invitations", ran["invitations"])
     t.p.clock.advance(timedelta(minutes=10))
     for actor in _experts(t):
         mine = await t.p.call("GET", "/api/v1/evaluation/invitations", actor)
@@ -130,20 +122,52 @@ async def draw_committee(t: Trade) -> Outcome:
     check(done["status"] == "confirmed", "the committee confirmed", done["status"])
     check(done["seed"] is not None, "the seed revealed", done["seed"])
     t.evaluation.update(draw_id=requested["id"], evaluation_at=_evaluation_at(t))
+    return committed, done
+
+
+async def draw_committee(t: Trade) -> Outcome:
+    """A committee of five is refused: the budget is 10 million yuan or more (G-07). The agency asks for
+    seven (5 medical equipment, 2 economics); the supervisor commits to a witness, the platform then draws
+    its seed, and the reveal invites seven; every expert accepts and the seed is revealed."""
+    t.p.clock.advance(timedelta(hours=1))
+    budget = sum(int(lot["estimated_price_fen"]) for lot in t.tender["lots"])
+    problem = await t.p.refused(
+        "POST",
+        f"/api/v1/evaluation/tenders/{t.tid}/draws",
+        t.agency,
+        rule="G-07",
+        json=_draw_body(t, TOO_FEW),
+    )
+    check("at least 7" in str(problem.get("detail")), "a refusal asking for at least 7 members", problem)
+    committed, done = await _draw(t, QUOTAS)
     return (
-        f"budget {yuan(budget)} yuan: a committee of 5 → 422 rule G-07 ({problem['detail']}); 7 drawn from a pool of {requested['pool_size']} "
+        f"budget {yuan(budget)} yuan: a committee of 5 → 422 rule G-07 ({problem['detail']}); 7 drawn from a pool of {len(EXPERTS)} "
         f"(B02 × 5, D01 × 2): the supervisor's witness {short(committed['witness_commitment'])} before the "
         f"platform's signed commitment {short(committed['commitment'])}; all seven accepted, seed "
         f"{short(done['seed'])} revealed"
     )
 
 
-async def _enter_room(t: Trade) -> tuple[str, dict[int, Actor]]:
-    """Every member finds the room and signs the no-conflict declaration; the room and the seats."""
+async def draw_panel(t: Trade) -> str:
+    """A panel of three for a method other than tendering (G-13: 2 of the trade, 1 of economics), drawn and
+    witnessed like a committee; the facts."""
+    t.p.clock.advance(timedelta(hours=1))
+    committed, done = await _draw(t, PANEL)
+    return (
+        f"a panel of 3 drawn (B02 × 2, D01 × 1), witness {short(committed['witness_commitment'])}, seed "
+        f"{short(done['seed'])}"
+    )
+
+
+async def _enter_room(t: Trade, size: int) -> tuple[str, dict[int, Actor]]:
+    """Every member of `t`'s committee finds its room and signs the no-conflict declaration; the room and the
+    seats."""
     members: dict[int, Actor] = {}
     room_id = ""
     for actor in _experts(t):
-        rooms = await t.p.call("GET", "/api/v1/evaluation/rooms", actor)
+        rooms = [
+            r for r in await t.p.call("GET", "/api/v1/evaluation/rooms", actor) if r["tender_id"] == t.tid
+        ]
         if not rooms:
             continue
         room_id = rooms[0]["id"]
@@ -152,7 +176,7 @@ async def _enter_room(t: Trade) -> tuple[str, dict[int, Actor]]:
             "POST", f"/api/v1/evaluation/rooms/{room_id}/declaration", actor, json={"no_conflict": True}
         )
         members[view["my_seat"]] = actor
-    check(len(members) == 7, "seven members entered", sorted(members))
+    check(len(members) == size, f"{size} members entered", sorted(members))
     for seat in sorted(members):
         answer = await t.p.call(
             "POST", f"/api/v1/evaluation/rooms/{room_id}/chair", members[seat], json={"seat": 1}
@@ -183,6 +207,8 @@ async def _review_and_score(t: Trade, room_id: str, members: dict[int, Actor]) -
             expect=201,
             json={"lot_id": lot["id"], "votes": votes},
         )
+    if not leaves:  # the lowest evaluated price: qualification only, the price ranks
+        return dict(lot)
     for actor in members.values():
         sheet = {b["bid_id"]: {code: top * 7 // 10 for code, top in leaves} for b in lot["bids"]}
         await t.p.call(
@@ -195,10 +221,10 @@ async def _review_and_score(t: Trade, room_id: str, members: dict[int, Actor]) -
     return dict(lot)
 
 
-async def evaluate(t: Trade) -> Outcome:
-    """The room opens at 09:00 the day after the opening: declarations, a chair, qualification and sealed
-    scores; the chair draws up the report and every member signs its hash with Ed25519. The procurement
-    then waits for the purchaser's decision: no candidates' publicity (G-11)."""
+async def sit(t: Trade, size: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The room of `t`'s committee of `size` opens at its time: declarations, a chair, qualification and, where
+    the method scores, sealed scores; the chair draws up the report and every member signs its hash with
+    Ed25519. Answers the report as made and the room's lot."""
     await t.p.move_to(t.evaluation["evaluation_at"])
 
     async def room_open() -> bool:
@@ -206,9 +232,9 @@ async def evaluate(t: Trade) -> Outcome:
         return any(r["tender_id"] == t.tid and r["status"] != "scheduled" for r in rooms)
 
     await t.p.settle(room_open, f"the chronograph to open {t.code}'s evaluation room")
-    room_id, members = await _enter_room(t)
+    room_id, members = await _enter_room(t, size)
     lot = await _review_and_score(t, room_id, members)
-    made = await t.p.call("POST", f"/api/v1/evaluation/rooms/{room_id}/report", members[1])
+    made: dict[str, Any] = await t.p.call("POST", f"/api/v1/evaluation/rooms/{room_id}/report", members[1])
     digest = made["report_hash"]
     check(report.report_hash(made["report"]) == digest, "the hash is the report's", digest)
     for actor in members.values():
@@ -224,13 +250,21 @@ async def evaluate(t: Trade) -> Outcome:
     await t.p.settle(
         t.status_is("decision"), f"the signed report to put {t.code} to the purchaser's decision"
     )
+    t.evaluation["ranking"] = [c["bid_id"] for c in made["report"]["lots"][0]["candidates"]]
+    return made, lot
+
+
+async def evaluate(t: Trade) -> Outcome:
+    """The room opens at 09:00 the day after the opening: declarations, a chair, qualification and sealed
+    scores; the chair draws up the report and every member signs its hash with Ed25519. The procurement
+    then waits for the purchaser's decision: no candidates' publicity (G-11)."""
+    made, lot = await sit(t, 7)
     candidates = made["report"]["lots"][0]["candidates"]
-    t.evaluation["ranking"] = [c["bid_id"] for c in candidates]
     table = Table("rank", "supplier", "price (yuan)", "score", box=None, padding=(0, 2))
     for c in candidates:
         table.add_row(str(c["rank"]), c["bidder"], yuan(c["price_fen"]), f"{c['total_cp'] / 100:.2f}")
     return (
         f"room opened {shanghai_text(t.evaluation['evaluation_at'])}; 7 declarations, chair seat 1; "
-        f"{len(lot['bids'])} bids qualified and scored; report {short(digest)} signed by all seven",
+        f"{len(lot['bids'])} bids qualified and scored; report {short(made['report_hash'])} signed by all seven",
         table,
     )

@@ -159,15 +159,20 @@ async def register_keys(t: Trade) -> Outcome:
 
 def tender_body(t: Trade, deadline: datetime, deposit_fen: int) -> dict[str, Any]:
     """The draft the agency saves: the plan's one lot with `deposit_fen`, documents from now, bids closing
-    at `deadline`, the three opening custodians (t = 2 besides the platform)."""
+    at `deadline`, the three opening custodians (t = 2 besides the platform). A method that admits only the
+    invited invites the trade's bidders; one that names its evaluation methods takes the first."""
+    profile = t.plan.profile
+    invited = {"invited": [b.organisation_id for b in t.bidders]} if profile.invitation_only else {}
     return {
-        "sector": t.plan.profile.sector,
+        "sector": profile.sector,
+        "method": profile.method,
+        **invited,
         "title": t.plan.title,
         "tenderer_name": t.plan.tenderer,
         "tenderer_credit_code": t.plan.tenderer_credit_code,
         "region_code": "320100",
         "qualification": t.plan.qualification,
-        "evaluation_method": "comprehensive",
+        "evaluation_method": (profile.evaluation_methods or ("comprehensive",))[0],
         "documents_from": t.p.clock.now().isoformat(),
         "bid_deadline": deadline.isoformat(),
         "lots": [
@@ -260,7 +265,8 @@ async def upload_documents(t: Trade) -> Outcome:
     return f"招标文件.pdf, {len(content)} bytes, SHA-256 {short(local)} computed by the server matches ours"
 
 
-async def _patch_deadline(t: Trade, deadline: datetime) -> None:
+async def patch_deadline(t: Trade, deadline: datetime) -> None:
+    """The agency moves the draft's bid deadline to `deadline` (If-Match its version)."""
     r = await t.p.request(
         "PATCH",
         f"/api/v1/tenders/{t.tid}",
@@ -278,7 +284,7 @@ async def refuse_early_deadline(t: Trade) -> Outcome:
     assert t.earliest_day is not None
     lawful = t.deadline
     early = lawful - timedelta(days=1)
-    await _patch_deadline(t, early)
+    await patch_deadline(t, early)
     rule = str(t.plan.profile.rule("documents_to_deadline_days"))
     problem = await t.p.refused("POST", f"/api/v1/tenders/{t.tid}/publish", t.agency, rule=rule)
     check(
@@ -286,7 +292,7 @@ async def refuse_early_deadline(t: Trade) -> Outcome:
         f"earliest_deadline_day {t.earliest_day.isoformat()}",
         problem.get("earliest_deadline_day"),
     )
-    await _patch_deadline(t, lawful)
+    await patch_deadline(t, lawful)
     check(t.deadline == lawful, f"deadline back at {shanghai_text(lawful)}", t.tender["bid_deadline"])
     return (
         f"deadline {shanghai_text(early)} → 422 rule {rule}, earliest legal day {problem['earliest_deadline_day']}; "
