@@ -14,7 +14,7 @@ Text = Annotated[str, msgspec.Meta(min_length=1, max_length=20_000)]
 Title = Annotated[str, msgspec.Meta(min_length=2, max_length=300)]
 CreditCode = Annotated[str, msgspec.Meta(min_length=18, max_length=18)]
 # The procurement methods and the works tender's open tendering (rules.profiles.PROFILES).
-Method = Literal["open", "invited", "rfq", "single_source", "negotiation", "consultation"]
+Method = Literal["open", "invited", "rfq", "single_source", "negotiation", "consultation", "framework"]
 ObjectKey = Annotated[str, msgspec.Meta(min_length=1, max_length=512)]
 Filename = Annotated[str, msgspec.Meta(min_length=1, max_length=255, pattern=r"^[^/\\\x00]+$")]
 Hex64 = Annotated[str, msgspec.Meta(max_length=64, pattern=r"^[0-9a-f]{64}$")]
