@@ -5,8 +5,10 @@ the admission of several suppliers per lot at their own caps (入围价格), dir
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 from tests.helpers import AFTER_WINDOW, DEADLINE, Actor, Api, SealedBid
@@ -445,3 +447,47 @@ async def test_a_cap_is_lowered_by_its_supplier_and_never_raised(api: Api) -> No
     r = await api.post(f"{fw.url}/orders", fw.agency, json=direct(fw, bid, bid.price_fen))
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "price_fen"
     assert len(await notices(api, fw, "framework_cap")) == 1
+
+
+# ---------------------------------------------------------------- the archive
+
+
+async def test_a_completed_framework_is_archived_with_its_admissions_orders_and_quotes(
+    api: Api, tmp_path: Path
+) -> None:
+    from tests.archive.test_archive import _key, _resign, _verify
+
+    fw = await admitted(api)
+    bid = fw.admitted[0]
+    r = await api.post(f"{fw.url}/orders", fw.agency, json=direct(fw, bid, bid.price_fen - 5))
+    assert r.status_code == 201, r.text
+    order = await competition(api, fw)
+    for i, price in ((1, 2_300_000 * YUAN), (2, 2_200_000 * YUAN)):
+        q = await api.post(
+            f"{fw.url}/competitions/{order['id']}/quotes", fw.admitted[i].bidder, json={"price_fen": price}
+        )
+        assert q.status_code == 201, q.text
+    api.clock.set(api.clock.now() + timedelta(hours=24))
+    assert (await api.post(f"{fw.url}/competitions/{order['id']}/close", fw.agency)).status_code == 200
+    done = await api.post(f"/api/v1/tenders/{fw.tender['id']}/complete", fw.agency)
+    assert done.status_code == 200, done.text
+    # the agreement is over: no more orders
+    r = await api.post(f"{fw.url}/orders", fw.agency, json=direct(fw, bid, bid.price_fen))
+    assert r.status_code == 409 and r.json()["rule"] == "G-01"
+    await api.tick()
+    got = (await api.get(f"/api/v1/tenders/{fw.tender['id']}/archive", fw.agency)).json()
+    manifest = got["manifest"]["framework"]
+    assert len(manifest["admissions"]) == 3
+    assert [(o["kind"], o["status"], len(o["quotes"])) for o in manifest["orders"]] == [
+        ("direct", "placed", 0),
+        ("competition", "placed", 2),
+    ]
+    code, output = _verify(tmp_path, got, _key(api))
+    assert code == 0 and "2 order(s) under the framework agreement" in output, output
+    # an order moved to a dearer quote after the fact, even re-signed, is caught
+    forged = copy.deepcopy(got)
+    forged["manifest"]["framework"]["orders"][1]["organisation_id"] = fw.admitted[1].bidder.organisation_id
+    forged["manifest"]["framework"]["orders"][1]["price_fen"] = 2_300_000 * YUAN
+    _resign(forged, api.runtime.signer)
+    code, output = _verify(tmp_path, forged, _key(api))
+    assert code == 1 and "FAIL framework orders" in output, output
