@@ -11,6 +11,9 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from rules.profiles import ProfileError, profile_for, tighten
 from tests.helpers import AFTER_WINDOW, DEADLINE, Actor, Api, SealedBid
 
 YUAN = 100
@@ -167,6 +170,7 @@ async def test_a_framework_admits_three_suppliers_and_orders_directly_and_by_min
     r = await api.post(f"{fw.url}/orders", fw.agency, json=direct(fw, cheapest, cheapest.price_fen))
     assert r.status_code == 201, r.text
     assert r.json()["status"] == "placed" and r.json()["price_fen"] == cheapest.price_fen
+    api.clock.set(api.clock.now() + timedelta(minutes=1))
     # a mini-competition with three quotes, the lowest wins
     order = await competition(api, fw)
     assert order["status"] == "open" and order["kind"] == "competition"
@@ -248,8 +252,24 @@ async def test_the_admission_is_refused_beyond_the_term_and_for_a_bid_not_among_
     assert (await api.get(fw.url)).status_code == 404  # nothing admitted yet
 
 
-async def test_suppliers_are_admitted_once(api: Api) -> None:
+def test_the_framework_profile_cites_g01_for_its_term_and_g02_for_its_call() -> None:
+    profile = profile_for("procurement", "framework")
+    assert profile.rule("framework_term_max_days") == "G-01"
+    assert profile.rule("documents_to_deadline_days") == "G-02" and profile.documents_to_deadline_days == 20
+    assert tighten(profile, framework_term_max_days=180).framework_term_max_days == 180
+    with pytest.raises(ProfileError) as longer:
+        tighten(profile, framework_term_max_days=366)
+    assert longer.value.rule == "G-01"
+
+
+async def test_suppliers_are_admitted_once_and_every_deposit_of_the_lot_falls_due(api: Api) -> None:
+    from tests.trading.test_procurement_open import _obligations
+
     fw = await admitted(api)
+    due = await _obligations(api, fw.lot_id)
+    assert {org for org, (rule, _day) in due.items() if rule == "G-04-winner"} == {
+        b.bidder.organisation_id for b in fw.bids
+    }
     again = {
         "lots": [{"lot_id": fw.lot_id, "bid_ids": [fw.admitted[0].bid_id]}],
         "valid_until": term_end(api).isoformat(),
@@ -461,6 +481,7 @@ async def test_a_completed_framework_is_archived_with_its_admissions_orders_and_
     bid = fw.admitted[0]
     r = await api.post(f"{fw.url}/orders", fw.agency, json=direct(fw, bid, bid.price_fen - 5))
     assert r.status_code == 201, r.text
+    api.clock.set(api.clock.now() + timedelta(minutes=1))
     order = await competition(api, fw)
     for i, price in ((1, 2_300_000 * YUAN), (2, 2_200_000 * YUAN)):
         q = await api.post(
