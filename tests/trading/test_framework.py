@@ -431,6 +431,10 @@ async def test_nobody_reads_another_suppliers_quote_before_the_close(api: Api) -
     # the open competition tells the other suppliers nothing of the quote
     [listed] = [o for o in (await api.get(f"{fw.url}/orders", second)).json() if o["id"] == order["id"]]
     assert listed["price_fen"] is None and listed["organisation_id"] is None
+    # those who watch see the open competition, without a price
+    for watcher in (await api.bootstrap_centre(), await api.organisation("auditor")):
+        [watched] = (await api.get(f"{fw.url}/orders", watcher)).json()
+        assert watched["status"] == "open" and watched["price_fen"] is None
     # the public does not see the open competition at all
     assert (await api.get(f"{fw.url}/orders")).json() == []
     assert (await api.get(url)).status_code == 401
@@ -443,6 +447,11 @@ async def test_a_supplier_cannot_order_for_itself(api: Api) -> None:
     assert r.status_code == 403, r.text
     r = await api.post(f"{fw.url}/orders", fw.outsider.bidder, json=direct(fw, bid, bid.price_fen))
     assert r.status_code == 403, r.text
+    closes_at = (api.clock.now() + timedelta(hours=1)).isoformat()
+    body = {"lot_id": fw.lot_id, "closes_at": closes_at, "subject": "台式计算机"}
+    assert (await api.post(f"{fw.url}/competitions", bid.bidder, json=body)).status_code == 403
+    stranger = await api.organisation("agency")
+    assert (await api.post(f"{fw.url}/competitions", stranger, json=body)).status_code == 404
 
 
 async def test_a_cap_is_lowered_by_its_supplier_and_never_raised(api: Api) -> None:
