@@ -4,9 +4,9 @@ kept in the object store under `archives/<tender code>/<n>.json` with a row nami
 The manifest lists the tender's facts and lots, every notice with its body and the body's hash, every
 document's hash, every envelope's hash (with the bidder as the opening record made it public), the closing
 head and the signed opening record as published, each evaluation report with its hash and the members'
-signatures and keys, the reports received, the awards and contracts, the deposit ledger's entries on the
-tender's deposit accounts with the signed ledger head that covers them, and the transparency log's and the
-audit trail's newest signed heads.
+signatures and keys, the reports received, the awards and contracts (or a framework agreement's admitted
+suppliers, orders and quotes), the deposit ledger's entries on the tender's deposit accounts with the signed
+ledger head that covers them, and the transparency log's and the audit trail's newest signed heads.
 """
 
 from __future__ import annotations
@@ -39,6 +39,10 @@ from trading.models import (
     Contract,
     Document,
     FinalQuote,
+    FrameworkAdmission,
+    FrameworkAgreement,
+    FrameworkOrder,
+    FrameworkQuote,
     NegotiationNote,
     Notice,
     Objection,
@@ -291,6 +295,74 @@ async def _negotiation(session: AsyncSession, tender_id: uuid.UUID) -> dict[str,
     }
 
 
+async def _framework(session: AsyncSession, tender_id: uuid.UUID) -> dict[str, Any] | None:
+    """A framework agreement's term and purchasers, the admitted suppliers with their caps as they stand,
+    and every order with the quotes of its mini-competition (G-01); None for any other procedure."""
+    agreement = await session.scalar(
+        select(FrameworkAgreement).where(FrameworkAgreement.tender_id == tender_id)
+    )
+    if agreement is None:
+        return None
+    admissions = await session.scalars(
+        select(FrameworkAdmission)
+        .where(FrameworkAdmission.tender_id == tender_id)
+        .order_by(FrameworkAdmission.admitted_at, FrameworkAdmission.id)
+    )
+    orders = list(
+        await session.scalars(
+            select(FrameworkOrder)
+            .where(FrameworkOrder.tender_id == tender_id)
+            .order_by(FrameworkOrder.created_at, FrameworkOrder.id)
+        )
+    )
+    quotes: dict[uuid.UUID, list[dict[str, Any]]] = {}
+    if orders:
+        for q in await session.scalars(
+            select(FrameworkQuote)
+            .where(FrameworkQuote.order_id.in_([o.id for o in orders]))
+            .order_by(FrameworkQuote.quoted_at, FrameworkQuote.id)
+        ):
+            quotes.setdefault(q.order_id, []).append(
+                {
+                    "organisation_id": str(q.organisation_id),
+                    "price_fen": q.price_fen,
+                    "quoted_at": _at(q.quoted_at),
+                }
+            )
+    return {
+        "valid_until": _at(agreement.valid_until),
+        "purchasers": list(agreement.purchasers),
+        "made_at": _at(agreement.made_at),
+        "admissions": [
+            {
+                "lot_id": str(a.lot_id),
+                "bid_id": str(a.bid_id),
+                "organisation_id": str(a.organisation_id),
+                "cap_fen": a.cap_fen,
+                "admitted_at": _at(a.admitted_at),
+            }
+            for a in admissions
+        ],
+        "orders": [
+            {
+                "id": str(o.id),
+                "lot_id": str(o.lot_id),
+                "kind": o.kind,
+                "status": o.status,
+                "subject": o.subject,
+                "purchaser_organisation_id": str(o.purchaser_organisation_id),
+                "organisation_id": _id(o.organisation_id),
+                "price_fen": o.price_fen,
+                "created_at": _at(o.created_at),
+                "closes_at": _at(o.closes_at),
+                "placed_at": _at(o.placed_at),
+                "quotes": quotes.get(o.id, []),
+            }
+            for o in orders
+        ],
+    }
+
+
 async def _awards(session: AsyncSession, tender_id: uuid.UUID) -> tuple[list[Any], list[Any]]:
     awards = await session.scalars(
         select(Award).where(Award.tender_id == tender_id).order_by(Award.awarded_at, Award.id)
@@ -453,6 +525,7 @@ async def manifest_of(
         "contracts": contracts,
         "disputes": await _disputes(session, tender.id),
         "negotiation": await _negotiation(session, tender.id),
+        "framework": await _framework(session, tender.id),
         "deposit_ledger": await _ledger(session, tender.id, signer, now),
         "transparency_head": dict(transparency) if transparency is not None else None,
         "audit_head": dict(auditchain.head_to_json(audit_head)) if audit_head is not None else None,

@@ -192,6 +192,49 @@ def _final_quotes(manifest: Mapping[str, Any]) -> list[Check]:
     ]
 
 
+def _instant(value: object) -> datetime:
+    return datetime.fromisoformat(str(value))
+
+
+def _framework_orders(manifest: Mapping[str, Any]) -> list[Check]:
+    """Each order under a framework agreement (G-01) went to a supplier admitted on its lot, at no more than
+    the supplier's cap as archived (a cap is only ever lowered, so an order above it cannot have been
+    lawful); a mini-competition's to its lowest quote, the earliest of equal quotes, and no quote came
+    after the close."""
+    framework = manifest.get("framework")
+    if not framework:
+        return []
+    caps = {(str(a["lot_id"]), str(a["organisation_id"])): int(a["cap_fen"]) for a in framework["admissions"]}
+    wrong = []
+    placed = [o for o in framework["orders"] if o["status"] == "placed"]
+    for order in framework["orders"]:
+        quotes = order.get("quotes", [])
+        if any(_instant(q["quoted_at"]) >= _instant(order["closes_at"]) for q in quotes):
+            wrong.append(f"{order['id']} (a quote after the close)")
+    for order in placed:
+        cap = caps.get((str(order["lot_id"]), str(order["organisation_id"])))
+        if cap is None or int(order["price_fen"]) > cap:
+            wrong.append(f"{order['id']} (not admitted, or above the cap)")
+            continue
+        quotes = order.get("quotes", [])
+        if order["kind"] == "competition":
+            best = min(quotes, key=lambda q: (int(q["price_fen"]), _instant(q["quoted_at"])), default=None)
+            if best is None or (str(best["organisation_id"]), int(best["price_fen"])) != (
+                str(order["organisation_id"]),
+                int(order["price_fen"]),
+            ):
+                wrong.append(f"{order['id']} (not the lowest quote)")
+    return [
+        _check(
+            "framework orders",
+            not wrong,
+            f"{len(placed)} order(s) under the framework agreement, each to an admitted supplier within its "
+            "cap, each mini-competition to its lowest quote",
+            f"framework orders that break the agreement: {', '.join(wrong)}",
+        )
+    ]
+
+
 def _envelopes(manifest: Mapping[str, Any], key: bytes) -> list[Check]:
     listed = sorted(str(e.get("sha256")) for e in manifest.get("envelopes", []) if e.get("stands"))
     record = manifest.get("opening_record")
@@ -410,7 +453,7 @@ def _heads(manifest: Mapping[str, Any], key: bytes) -> list[Check]:
 def verify(bundle: object, key: bytes) -> list[Check]:
     """Every check of a bundle under the pinned platform `key`: the signature over the manifest's hash,
     then that the manifest agrees with itself (notice bodies, envelope lists, the opening record, the final
-    quotes against their commitments, the evaluation reports and signatures, the deposit ledger extract
+    quotes against their commitments, a framework agreement's orders against its caps and quotes, the evaluation reports and signatures, the deposit ledger extract
     against its signed head, the heads)."""
     if not isinstance(bundle, dict) or not isinstance(bundle.get("manifest"), dict):
         return [Check("bundle", False, "not an archive bundle: no manifest object")]
@@ -422,6 +465,7 @@ def verify(bundle: object, key: bytes) -> list[Check]:
         lambda: _notices(manifest),
         lambda: _envelopes(manifest, key),
         lambda: _final_quotes(manifest),
+        lambda: _framework_orders(manifest),
         lambda: _evaluation(manifest),
         lambda: _ledger(manifest, key),
         lambda: _heads(manifest, key),

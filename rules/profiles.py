@@ -79,6 +79,18 @@ NEGOTIATED_STEPS = (
     *FROM_AWARD,
 )
 
+# A closed framework agreement (封闭式框架协议, 110号令): the first stage is an open call for suppliers walked as
+# open tendering up to the purchaser's decision, which admits several suppliers per lot (入围), each at its
+# own capped price, for the agreement's term; the orders of the second stage (直接选定, 二次竞价) follow while
+# the agreement is in force, and the purchaser closes it when the term is over.
+FRAMEWORK_STEPS = (
+    *UP_TO_OPENING,
+    Step("opening", "close_opening", "evaluation", "opening_window_minutes", may_fail=True),
+    Step("evaluation", "submit_report", "decision", may_fail=True),
+    Step("decision", "award", "awarded", "award_decision_working_days", may_fail=True),
+    Step("awarded", "complete", "completed", "framework_term_max_days"),
+)
+
 
 @dataclass(frozen=True)
 class ProcedureProfile:
@@ -158,6 +170,9 @@ class ProcedureProfile:
     # ... and when a lot fails for too few bids, and when the trade ends without an award
     too_few_refund_rule: str = "W-09"
     end_refund_rule: str = "T-END"
+    # G-01 (110号令): the longest term a framework agreement may have from its admission (None: the procedure
+    # makes no framework agreement).
+    framework_term_max_days: int | None = None
 
     def rule(self, field: str) -> str | None:
         """The rule id of RULES.md that sets `field` in this procedure, or None for a house value."""
@@ -225,6 +240,7 @@ WORKS_RULES: dict[str, str | None] = {
     "min_invited": None,
     "announcement_working_days": None,
     "final_quote_reveal_minutes": None,
+    "framework_term_max_days": None,
 }
 
 # Fields a centre may only raise (periods before something may happen, minimum counts) ...
@@ -263,6 +279,7 @@ MAXIMUMS = frozenset(
         "result_notice_working_days",
         "contract_publish_working_days",
         "challenge_answer_working_days",
+        "framework_term_max_days",
     }
 )
 
@@ -330,6 +347,7 @@ PROCUREMENT_RULES: dict[str, str | None] = {
     "min_invited": "G-13",
     "announcement_working_days": "G-14",
     "final_quote_reveal_minutes": None,
+    "framework_term_max_days": None,
     "opening_window_minutes": "E-02",
     "bid_validity_days": None,
     "bid_validity_min_days": None,
@@ -456,6 +474,20 @@ PROCUREMENT_CONSULTATION = replace(
     price_weight_band_cp=(("goods", 3000, 6000), ("services", 1000, 3000)),
 )
 
+# A closed framework agreement (框架协议采购, 110号令; G-01): the call for suppliers is open tendering's, with its
+# 20 days from the documents to the deadline (G-02), opening, a panel and the purchaser's decision; the
+# decision admits several suppliers per lot, each at its evaluated price as its cap (入围价格). The term is
+# one year at most, the usual term for goods and services (◐: confirm the figure for the category; a centre
+# may only shorten it).
+PROCUREMENT_FRAMEWORK = replace(
+    PROCUREMENT_OPEN,
+    method="framework",
+    title="政府采购框架协议 (government procurement by framework agreement)",
+    steps=FRAMEWORK_STEPS,
+    framework_term_max_days=365,
+    rules=tuple({**PROCUREMENT_RULES, "framework_term_max_days": "G-01"}.items()),
+)
+
 PROFILES: dict[tuple[str, str], ProcedureProfile] = {
     (profile.sector, profile.method): profile
     for profile in (
@@ -466,6 +498,7 @@ PROFILES: dict[tuple[str, str], ProcedureProfile] = {
         PROCUREMENT_SINGLE_SOURCE,
         PROCUREMENT_NEGOTIATION,
         PROCUREMENT_CONSULTATION,
+        PROCUREMENT_FRAMEWORK,
     )
 }
 

@@ -48,6 +48,8 @@ PUBLIC_OPERATIONS = {
     "get_tender",
     "list_documents",
     "list_awards",
+    "get_framework",
+    "list_framework_orders",
     "list_notices",
     "get_notice",
     "get_closing_head",

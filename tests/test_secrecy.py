@@ -296,6 +296,13 @@ NOT_WALKED: dict[str, str] = {
     "call_final_quotes": "after the opening: the agency's own negotiation",
     "seal_final_quote": "after the opening; test_a_negotiation_runs_rounds_and_final_quotes_to_the_lowest",
     "open_final_quote": "after the final quotes' deadline",
+    # framework agreements: every step comes after the purchaser's decision on the report
+    "admit_framework_suppliers": "after the deadline: the agency's own decision",
+    "lower_framework_cap": "after the admission: the supplier's own cap",
+    "place_framework_order": "after the admission: published with the order",
+    "open_framework_competition": "after the admission: sent to the lot's admitted suppliers",
+    "quote_framework_competition": "after the admission; test_nobody_reads_another_suppliers_quote_before_the_close",
+    "close_framework_competition": "after the admission: published with the order",
     "accept_contract_performance": "after the contract: the agency's own trade",
     "close_opening": "after the deadline",
     "complete_tender": "after the deadline",
@@ -516,6 +523,8 @@ FIXED = {
         "notice_id",
         "collision_id",
         "conflict_id",
+        "order_id",
+        "admission_id",
     )
 }
 

@@ -219,6 +219,11 @@ async def award(
     (W-13, G-11); in procurement the unsuccessful suppliers' deposits fall due at once (G-04)."""
     tender = await tender_for_agency(session, actor, tender_id)
     profile = profile_for(tender.sector, tender.method)
+    if profile.framework_term_max_days is not None:
+        raise Conflict(
+            "A framework agreement admits several suppliers per lot: POST its admissions instead.",
+            rule="G-01",
+        )
     refuse_if_suspended(tender, "award")
     if tender.status == TenderStatus.AWARDED:
         return await _reaward(session, actor, tender, data, now)

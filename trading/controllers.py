@@ -35,6 +35,7 @@ from trading import (
     schemas,
     tenders,
 )
+from trading.framework_controllers import FrameworkController
 from trading.models import Award, Clarification, Complaint, Contract, Notice, Notification, Objection
 from trading.negotiation_controllers import NegotiationController
 from trading.supervision_controllers import DeadlineController
@@ -714,4 +715,5 @@ TRADING_CONTROLLERS = [
     ChronographController,
     DeadlineController,
     NegotiationController,
+    FrameworkController,
 ]

@@ -386,3 +386,66 @@ class FinalQuote(IdMixin, Base):
     price_fen: Mapped[int | None] = mapped_column(BigInteger)
     nonce: Mapped[str | None] = mapped_column(String(64))
     revealed_at: Mapped[datetime | None]
+
+
+class FrameworkAgreement(IdMixin, Base):
+    """A framework agreement (框架协议, 110号令; G-01) made by the purchaser's decision on a framework tender:
+    its term (the last day orders may be placed, Asia/Shanghai) and the other organisations it names as
+    purchasers besides the agency that runs it."""
+
+    __tablename__ = "framework_agreements"
+    __table_args__ = (UniqueConstraint("tender_id"),)
+
+    tender_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenders.id"))
+    valid_until: Mapped[date] = mapped_column(Date)
+    purchasers: Mapped[list[Any]]
+    made_at: Mapped[datetime]
+
+
+class FrameworkAdmission(IdMixin, Base):
+    """A supplier admitted to a lot of a framework agreement (入围) with its capped price (入围价格): its
+    evaluated bid price, the most it may charge in an order. The cap may be lowered, never raised."""
+
+    __tablename__ = "framework_admissions"
+    __table_args__ = (UniqueConstraint("lot_id", "organisation_id"),)
+
+    tender_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenders.id"), index=True)
+    lot_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("lots.id"))
+    bid_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("bids.id"))
+    organisation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisations.id"))
+    cap_fen: Mapped[int] = mapped_column(BigInteger)
+    admitted_at: Mapped[datetime]
+
+
+class FrameworkOrder(IdMixin, Base):
+    """An order under a framework agreement (second stage): a direct order to one admitted supplier
+    (直接选定), or a mini-competition (二次竞价) among the lot's admitted suppliers that closes at `closes_at`
+    and goes to the lowest quote. `status` is `open` (a competition taking quotes), `placed` (the order is
+    made and published) or `failed` (a competition closed without a quote)."""
+
+    __tablename__ = "framework_orders"
+
+    tender_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenders.id"), index=True)
+    lot_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("lots.id"))
+    kind: Mapped[str] = mapped_column(String(20))  # direct | competition
+    status: Mapped[str] = mapped_column(String(20))
+    subject: Mapped[str] = mapped_column(Text)
+    purchaser_organisation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisations.id"))
+    organisation_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("organisations.id"))
+    price_fen: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime]
+    closes_at: Mapped[datetime | None]
+    placed_at: Mapped[datetime | None]
+
+
+class FrameworkQuote(IdMixin, Base):
+    """One admitted supplier's quote in a mini-competition: once, at most its cap, before the close; seen by
+    nobody but its supplier until the close."""
+
+    __tablename__ = "framework_quotes"
+    __table_args__ = (UniqueConstraint("order_id", "organisation_id"),)
+
+    order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("framework_orders.id"))
+    organisation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisations.id"))
+    price_fen: Mapped[int] = mapped_column(BigInteger)
+    quoted_at: Mapped[datetime]

@@ -13,8 +13,10 @@ PositiveFen = Annotated[int, msgspec.Meta(ge=1, le=10**15)]
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=20_000)]
 Title = Annotated[str, msgspec.Meta(min_length=2, max_length=300)]
 CreditCode = Annotated[str, msgspec.Meta(min_length=18, max_length=18)]
-# The procurement methods and the works tender's open tendering (rules.profiles.PROFILES).
-Method = Literal["open", "invited", "rfq", "single_source", "negotiation", "consultation"]
+# The procurement methods and the works tender's open tendering (rules.profiles.PROFILES); a procurement that
+# failed for too few suppliers changes to any but a framework agreement, which is no fallback (G-13).
+SwitchableMethod = Literal["open", "invited", "rfq", "single_source", "negotiation", "consultation"]
+Method = Literal["open", "invited", "rfq", "single_source", "negotiation", "consultation", "framework"]
 ObjectKey = Annotated[str, msgspec.Meta(min_length=1, max_length=512)]
 Filename = Annotated[str, msgspec.Meta(min_length=1, max_length=255, pattern=r"^[^/\\\x00]+$")]
 Hex64 = Annotated[str, msgspec.Meta(max_length=64, pattern=r"^[0-9a-f]{64}$")]
@@ -198,7 +200,7 @@ class MethodSwitch(Strict):
     """Re-run a procurement that failed for too few suppliers by another method, with the approving body's
     recorded consent (G-13); the suppliers to invite where the new method admits only the invited."""
 
-    method: Method
+    method: SwitchableMethod
     approval: MethodApproval
     invited: Annotated[list[uuid.UUID], msgspec.Meta(max_length=100)] = msgspec.field(default_factory=list)
 
