@@ -12,6 +12,7 @@ deposits are due back within 5 working days of the award notice, the winner's af
 A second procurement gets two bids, fails at its deadline (G-13) and is re-run by request for quotation
 with the approving body's consent; a competitive negotiation follows (`demo/procurement_methods.py`). Every
 trade ends with its contract published, the performance accepted (履约验收) and the procurement complete.
+Last, a framework agreement admits three suppliers at their caps and takes orders (`demo/procurement_framework.py`).
 
 The people, drafting, publishing, bidding, deadline and deposit steps are the works demo's (`demo/works.py`,
 `demo/bids.py`, `demo/opening.py`, `demo/deposits.py`), run on a procurement plan; the committee is
@@ -46,6 +47,7 @@ from demo.common import (
     yuan,
 )
 from demo.opening import close_bidding, close_hall, reveal_and_read
+from demo.procurement_framework import admission, framework_call, framework_evaluation, orders
 from demo.procurement_methods import (
     final_quotes,
     negotiation_published,
@@ -436,7 +438,8 @@ async def summary(t: Trade) -> Outcome:
     return (
         f"{t.code}: {len(notices)} public notices; budget {yuan(t.plan.estimated_price_fen)} yuan, awarded "
         f"{yuan(price)} yuan, saving {yuan(t.plan.estimated_price_fen - price)} yuan; {s.code} failed (G-13), "
-        f"re-run by quotation as {t.others['quotation'].code}; {t.others['negotiation'].code} by negotiation",
+        f"re-run by quotation as {t.others['quotation'].code}; {t.others['negotiation'].code} by negotiation; "
+        f"{t.others['framework'].code} a framework agreement",
         table,
     )
 
@@ -480,6 +483,10 @@ PROCUREMENT_STEPS = (
     ),
     Step("Final quotes sealed as commitments, opened together", final_quotes),
     Step("The panel evaluates the final quotes; award, contract, acceptance", negotiation_result),
+    Step("A framework agreement's open call: four suppliers bid (G-02)", framework_call),
+    Step("The bids are opened; a committee of five ranks its candidates", framework_evaluation),
+    Step("Three suppliers admitted at their own caps; a single award refused (G-01)", admission),
+    Step("A direct order above the cap refused, one at the cap placed; a mini-competition", orders),
     Step("The hospital accepts the equipment's performance; the procurement completes", accept_performance),
     Step("The auditor verifies the ledger and the deposits", deposits.verify_ledger),
     Step("Summary", summary),

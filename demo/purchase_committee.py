@@ -148,14 +148,16 @@ async def draw_committee(t: Trade) -> Outcome:
     )
 
 
-async def draw_panel(t: Trade) -> str:
-    """A panel of three for a method other than tendering (G-13: 2 of the trade, 1 of economics), drawn and
-    witnessed like a committee; the facts."""
+async def draw_panel(t: Trade, quotas: tuple[dict[str, Any], ...] = PANEL) -> str:
+    """A panel (by default of three, for a method other than tendering, G-13: 2 of the trade, 1 of economics)
+    drawn and witnessed like a committee; the facts."""
     t.p.clock.advance(timedelta(hours=1))
-    committed, done = await _draw(t, PANEL)
+    committed, done = await _draw(t, quotas)
+    seats = sum(int(q["seats"]) for q in quotas)
+    shares = ", ".join(f"{q['specialty']} × {q['seats']}" for q in quotas)
     return (
-        f"a panel of 3 drawn (B02 × 2, D01 × 1), witness {short(committed['witness_commitment'])}, seed "
-        f"{short(done['seed'])}"
+        f"a panel of {seats} drawn ({shares}), witness "
+        f"{short(committed['witness_commitment'])}, seed {short(done['seed'])}"
     )
 
 
