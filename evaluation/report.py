@@ -205,6 +205,8 @@ _CRITERION_KINDS: Final = {
 _PLATFORM_GROUNDS: Final = {
     "W-19": "投标保证金未在投标截止时间前到位 (no deposit at the bid deadline, 条例 51(6))",
     "price": "投标报价无效 (no positive price)",
+    "ceiling_price_fen": "投标报价高于最高投标限价 (price above the ceiling price, 条例 51(5); 87号令 63(4))",
+    "estimated_price_fen": "投标报价超过采购预算 (price above the budget, 87号令 63(4))",
 }
 _OUTCOMES: Final = {
     "signed": "已签署 (signed)",
