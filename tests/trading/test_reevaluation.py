@@ -286,3 +286,37 @@ async def test_a_trade_under_re_evaluation_cannot_be_sent_back_again(api: Api) -
     assert r.status_code == 409, r.text
     assert r.json()["rule"] == "G-12"
     assert r.json()["status_now"] == "evaluation"
+
+
+async def test_a_works_complaint_upheld_with_a_re_evaluation_publishes_the_new_candidates(api: Api) -> None:
+    agency = await api.organisation("agency")
+    tender = await api.published(agency)
+    bids = [await api.bid(await api.organisation("bidder"), tender, 4_000_000_000 - i) for i in range(3)]
+    await api.at(DEADLINE)
+    for bid in bids:
+        assert (await api.reveal(tender["id"], bid)).status_code == 202
+    await api.at(AFTER_WINDOW)
+    committee = await api.evaluate(agency, tender["id"])
+    trade = Trade(agency, tender, bids, committee)
+    api.clock.set(api.clock.now() + timedelta(days=5))  # after the candidates' publicity (W-12)
+    body = {"lots": [{"lot_id": trade.winner.lot_id, "bid_id": trade.winner.bid_id}]}
+    assert (await api.post(f"{T}/{trade.id}/award", agency, json=body)).status_code == 201
+    today = api.clock.now().astimezone(SHANGHAI).date()
+    filed = await api.post(
+        f"{T}/{trade.id}/complaints",
+        trade.loser.bidder,
+        json={"subject": "evaluation", "known_on": today.isoformat(), "text": "评标委员会评分错误"},
+    )
+    assert filed.status_code == 201, filed.text
+    r = await _decide(api, filed.json(), await api.organisation("supervisor"))
+    assert r.status_code == 200, r.text
+    assert (await api.get(f"{T}/{trade.id}", agency)).json()["status"] == "evaluation"
+    await _rescore(api, trade, trade.loser)
+    read = (await api.get(f"{T}/{trade.id}", agency)).json()
+    assert read["status"] == "publicity"
+    notices = (await api.get("/api/v1/notices", params={"tender_code": tender["code"]})).json()["items"]
+    candidates = [n for n in notices if n["kind"] == "candidates"]
+    assert len(candidates) == 2
+    firsts = {n["body"]["lots"][0]["candidates"][0]["credit_code"] for n in candidates}
+    assert firsts == {trade.winner.bidder.credit_code, trade.loser.bidder.credit_code}
+    assert [rnd for rnd, _c in await _reports(api, trade)] == [1, 2]
