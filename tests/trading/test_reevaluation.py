@@ -163,6 +163,9 @@ async def test_an_upheld_result_challenge_sends_the_procurement_back_to_the_same
     assert first.json()["report_hash"] == first_hash
     [lot] = first.json()["report"]["lots"]
     assert lot["candidates"][0]["bid_id"] == trade.winner.bid_id
+    second = await api.get(f"{ROOM}/{done['room_id']}/report", trade.committee["members"][1])
+    assert (first.json()["report"]["round"], second.json()["report"]["round"]) == (1, 2)
+    assert second.json()["report_hash"] == done["report_hash"]
 
 
 async def test_only_the_committee_scores_the_new_round_and_suppliers_cannot_look_in(api: Api) -> None:
