@@ -32,14 +32,15 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
-# Each package registers its jobs and chronograph stages, and bidding plugs its stage into the procedure
-# engine, when imported: the composition root imports them all.
+# Each package registers its jobs and chronograph stages, and bidding and evaluation plug their stages into
+# the procedure engine, when imported: the composition root imports them all.
 import accounts.jobs  # noqa: F401
 import archive.jobs  # noqa: F401
 import bidding.jobs
 import bidding.stage  # noqa: F401
 import escrow.jobs  # noqa: F401
-import evaluation.jobs  # noqa: F401
+import evaluation.jobs
+import evaluation.stage  # noqa: F401
 from accounts import service as accounts_service
 from accounts.controllers import (
     AuditController,

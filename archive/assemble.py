@@ -166,7 +166,7 @@ async def _evaluation(session: AsyncSession, tender_id: uuid.UUID) -> list[dict[
     for room in await session.scalars(
         select(Room)
         .where(Room.tender_id == tender_id, Room.report_hash.is_not(None))
-        .order_by(Room.report_at)
+        .order_by(Room.round, Room.report_at)
     ):
         signatures = []
         for m in rooms.active(await rooms.members_of(session, room)):
@@ -192,6 +192,7 @@ async def _evaluation(session: AsyncSession, tender_id: uuid.UUID) -> list[dict[
         out.append(
             {
                 "room": str(room.id),
+                "round": room.round,
                 "status": room.status,
                 "report_hash": room.report_hash,
                 "report": room.report,
@@ -202,10 +203,11 @@ async def _evaluation(session: AsyncSession, tender_id: uuid.UUID) -> list[dict[
 
 
 async def _received(session: AsyncSession, tender_id: uuid.UUID) -> list[dict[str, Any]]:
-    rows = await session.scalars(select(Report).where(Report.tender_id == tender_id))
+    rows = await session.scalars(select(Report).where(Report.tender_id == tender_id).order_by(Report.round))
     return [
         {
             "id": str(r.id),
+            "round": r.round,
             "document_id": str(r.document_id),
             "committee": r.committee,
             "candidates": r.candidates,

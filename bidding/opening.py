@@ -1,6 +1,7 @@
 """The bid deadline and the decryption: bidding closes with a signed closing head, lots with too few bids
 fail (W-09, G-13), a bid whose deposit was not in place is rejected (W-19), and the envelopes are opened
-in the online opening hall (W-08, E-02)."""
+in the online opening hall (W-08, E-02), where a bid declaring more than the lot's ceiling price, or in
+procurement its budget, is rejected the same way (条例 51(5); 87号令 63(4))."""
 
 from __future__ import annotations
 
@@ -105,6 +106,60 @@ async def _reject_without_deposit(
         tender.id,
         "bid.rejected",
         f"{tender.code} lot {lot.number}: your bid is rejected under W-19 — {bid.rejection['detail']}.",
+        now,
+    )
+
+
+def price_limit(sector: str, lot: Lot) -> tuple[str, int] | None:
+    """The field that caps a lot's declared prices and its value: the ceiling price (最高投标限价, 条例
+    51(5); 最高限价, 87号令 63(4)) where the documents set one, else in procurement the budget (预算金额,
+    87号令 63(4)); works without a ceiling have no cap."""
+    if lot.ceiling_price_fen is not None:
+        return "ceiling_price_fen", lot.ceiling_price_fen
+    if sector == "procurement":
+        return "estimated_price_fen", lot.estimated_price_fen
+    return None
+
+
+async def _reject_above_limit(
+    session: AsyncSession, tender: Tender, lot: Lot, bid: Bid, now: datetime
+) -> None:
+    """A bid whose declared price exceeds the lot's ceiling price, or in procurement its budget, does not
+    respond to the documents (条例 51(5); 87号令 63(4)): once the opening reads its price the platform
+    rejects it, the same way as a bid without a deposit (W-19), with the field it exceeds as the reason, and
+    no member of the committee can pass it."""
+    limit = price_limit(tender.sector, lot)
+    if limit is None or bid.rejection_rule is not None or bid.declared_price_fen is None:
+        return
+    field, cap = limit
+    if bid.declared_price_fen <= cap:
+        return
+    law = "87号令 63(4)" if tender.sector == "procurement" else "条例 51(5)"
+    named = "budget" if field == "estimated_price_fen" else "ceiling price"
+    detail = (
+        f"the declared price {bid.declared_price_fen} fen exceeds the lot's {named} ({field}) of {cap} fen "
+        f"({law})"
+    )
+    bid.rejection_rule = "W-19"
+    bid.rejected_at = now
+    bid.rejection = {
+        "rule": "W-19",
+        "reason": field,
+        "field": field,
+        "detail": detail,
+        "limit_fen": cap,
+        "declared_price_fen": bid.declared_price_fen,
+        "evidence": {"detail": detail, field: cap, "declared_price_fen": bid.declared_price_fen},
+    }
+    await accounts.record(
+        session, None, "bid.reject", "bid", bid.id, now, rule="W-19", reason=field, lot=lot.number
+    )
+    await notify(
+        session,
+        bid.organisation_id,
+        tender.id,
+        "bid.rejected",
+        f"{tender.code} lot {lot.number}: your bid is rejected — {detail}.",
         now,
     )
 
@@ -316,6 +371,7 @@ async def record_opening(
         bid.duration_days = opened.manifest.duration_days
         bid.revealed_at = now
         await accounts.record(session, None, "bid.open", "bid", bid.id, now, by=row.opened_by)
+        await _reject_above_limit(session, tender, lot, bid, now)
     else:
         code, detail = problem
         row.status = "failed"

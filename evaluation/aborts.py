@@ -27,7 +27,9 @@ async def _check_abortable(session: AsyncSession, row: Draw) -> Room | None:
         raise Conflict("The draw is already aborted.")
     if row.status == "confirmed":
         raise Conflict("The committee is confirmed; its room decides from here.")
-    room = await session.scalar(select(Room).where(Room.draw_id == row.id))
+    room = await session.scalar(
+        select(Room).where(Room.draw_id == row.id).order_by(Room.round.desc()).limit(1)
+    )
     if room is not None and row.status != "short":
         # A recused seat is still being redrawn; the committee may yet be completed.
         raise Conflict("The committee already sits in its room; only the recused seat is being redrawn.")

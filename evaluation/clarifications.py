@@ -50,7 +50,8 @@ async def ask(
         # 条例 52: a clarification may not change a bid's substance; it cannot supply a missing deposit
         raise RuleViolation(
             bid.rejection_rule,
-            "The platform rejected this bid (no deposit at the bid deadline); a clarification cannot cure it.",
+            "The platform rejected this bid (no deposit at the bid deadline, or a price above the ceiling or "
+            "the budget); a clarification cannot cure it.",
             errors=[field_error("bid_id", f"rejected by the platform ({bid.rejection_rule})")],
         )
     if requested_instant("respond_by", respond_by) <= now or respond_by > room.closes_at:

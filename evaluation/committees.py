@@ -28,6 +28,7 @@ from evaluation.models import (
     ExpertSpecialty,
     ExpertUnavailability,
     Invitation,
+    Room,
     Specialty,
 )
 from rules.calendar import SHANGHAI, local_date
@@ -241,8 +242,16 @@ async def request_draw(
         raise Conflict(
             f"A committee is drawn once the bids are in (after the deadline); the tender is {tender.status}."
         )
+    # A draw whose committee signed its report and sits in no room any more is spent: after a re-evaluation
+    # by a fresh committee is ordered (重新评审), the next round is drawn anew.
+    signed = select(Room.id).where(Room.draw_id == Draw.id, Room.outcome == "report_signed")
+    sitting = select(Room.id).where(Room.draw_id == Draw.id, Room.status.not_in(("closed", "cancelled")))
     live = await session.scalar(
-        select(Draw.id).where(Draw.tender_id == tender.id, Draw.status.not_in(("aborted",)))
+        select(Draw.id).where(
+            Draw.tender_id == tender.id,
+            Draw.status.not_in(("aborted",)),
+            or_(~signed.exists(), sitting.exists()),
+        )
     )
     if live is not None:
         raise Conflict(

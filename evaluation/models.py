@@ -237,13 +237,17 @@ class Invitation(IdMixin, Base):
 
 class Room(IdMixin, Base):
     """The evaluation room (评标室) of a tender: opened at the scheduled time to the confirmed committee,
-    closed when the report is signed or the time box runs out (extendable with a reason). One per draw: a
-    room whose committee cannot be completed is cancelled with its draw, and a new draw gets a new room."""
+    closed when the report is signed or the time box runs out (extendable with a reason). One per draw and
+    evaluation round: a room whose committee cannot be completed is cancelled with its draw, and a new draw
+    gets a new room; a re-evaluation (重新评审) seats the same committee in a room of the next `round`, and
+    the closed room of the earlier round keeps its report."""
 
     __tablename__ = "evaluation_rooms"
+    __table_args__ = (UniqueConstraint("draw_id", "round", name="uq_evaluation_rooms_draw_id_round"),)
 
     tender_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenders.id"), index=True)
-    draw_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("draws.id"), unique=True)
+    draw_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("draws.id"))
+    round: Mapped[int] = mapped_column(default=1, server_default="1")
     status: Mapped[str] = mapped_column(String(20), index=True)
     phase: Mapped[str] = mapped_column(String(20))
     opens_at: Mapped[datetime]

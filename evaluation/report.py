@@ -205,6 +205,8 @@ _CRITERION_KINDS: Final = {
 _PLATFORM_GROUNDS: Final = {
     "W-19": "投标保证金未在投标截止时间前到位 (no deposit at the bid deadline, 条例 51(6))",
     "price": "投标报价无效 (no positive price)",
+    "ceiling_price_fen": "投标报价高于最高投标限价 (price above the ceiling price, 条例 51(5); 87号令 63(4))",
+    "estimated_price_fen": "投标报价超过采购预算 (price above the budget, 87号令 63(4))",
 }
 _OUTCOMES: Final = {
     "signed": "已签署 (signed)",
@@ -245,7 +247,18 @@ def _title(report: Mapping[str, Any], hash_hex: str) -> Iterator[_Block]:
         ("生成时间 (Generated at)", _Cell(_text(report.get("generated_at")), "mono")),
         ("格式版本 (Format)", _Cell(_text(report.get("version")), "mono")),
         ("报告哈希 (Report hash, SHA-256)", _Cell(hash_hex, "mono")),
+        *_round(report),
     )
+
+
+def _round(report: Mapping[str, Any]) -> Iterator[tuple[str, _Cell]]:
+    """The evaluation round, on a report after a re-evaluation (重新评审) only."""
+    round_ = report.get("round")
+    if isinstance(round_, int) and not isinstance(round_, bool) and round_ > 1:
+        yield (
+            "评审轮次 (Evaluation round)",
+            _Cell(f"第 {round_} 轮，重新评审 (round {round_}, re-evaluation)"),
+        )
 
 
 def _draw(report: Mapping[str, Any]) -> Iterator[_Block]:

@@ -131,6 +131,8 @@ async def build_report(session: AsyncSession, room: Room, now: datetime) -> dict
             "evaluation_method": tender.evaluation_method,
         },
         "generated_at": now.astimezone(SHANGHAI).isoformat(),
+        # 1, or 2… when a re-evaluation (重新评审) sent the trade back to the committee
+        "round": room.round,
         "draw": {"id": str(row.id), "commitment": row.commitment, "seed": row.seed_hex},
         "committee": [
             {"seat": m.seat, "name": m.name, "kind": m.kind, "specialty": m.specialty, "chair": m.id == chair}

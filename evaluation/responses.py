@@ -287,10 +287,12 @@ class InvitationAnswered(TypedDict):
 
 
 class RoomSummary(TypedDict):
-    """A room in the caller's list: its tender, status, phase and time box (ISO 8601, +08:00)."""
+    """A room in the caller's list: its tender, evaluation round (1, or 2… after a re-evaluation, 重新评审),
+    status, phase and time box (ISO 8601, +08:00)."""
 
     id: str
     tender_id: str
+    round: int
     status: str
     phase: str
     opens_at: str
@@ -414,10 +416,12 @@ class RoomView(TypedDict):
     watchers, also the committee, the scheme, the lots with their opened bids, the documents, the opening
     record, the collusion signals, the qualification outcome so far (`qualification`: lot id → bid id →
     rejections) and the clarifications. `my_seat` and `declared` are null for a watcher; instants are ISO 8601 (+08:00);
-    `report_hash` is the hex SHA-256 of the report once drawn up."""
+    `report_hash` is the hex SHA-256 of the report once drawn up; `round` is the evaluation round (1, or
+    2… after a re-evaluation, 重新评审)."""
 
     id: str
     tender: RoomTender
+    round: int
     status: str
     phase: str
     opens_at: str

@@ -71,8 +71,9 @@ async def review(
         if v.bid_id in rejected:
             raise RuleViolation(
                 rejected[v.bid_id],
-                "The platform established that this bid's deposit was not in place at the bid deadline: it is "
-                "rejected (条例 51(6)) and no member can pass it. Leave it out of the review.",
+                "The platform established that this bid does not respond to the documents (its deposit was "
+                "not in place at the bid deadline, or its price exceeds the ceiling or the budget): it is "
+                "rejected and no member can pass it. Leave it out of the review.",
                 errors=[
                     field_error(f"votes[{i}].bid_id", f"rejected by the platform ({rejected[v.bid_id]})")
                 ],
@@ -135,12 +136,14 @@ class Rejection:
 
 def platform_rejection(bid: Bid, members: int) -> Rejection | None:
     """The rejection the platform established for `bid` before the room opened (W-19: no deposit at the
-    bid deadline), as the room and the report show it."""
+    bid deadline; a declared price above the ceiling price or the budget, named by its field), as the room
+    and the report show it."""
     if bid.rejection_rule is None:
         return None
     found = bid.rejection or {}
     return Rejection(
-        bid.rejection_rule,
+        # the field a price exceeds (ceiling_price_fen, estimated_price_fen) is the ground; else the rule
+        str(found.get("field") or bid.rejection_rule),
         (str(found.get("detail") or found.get("reason") or bid.rejection_rule),),
         members,
         members,
@@ -293,7 +296,8 @@ async def submit_sheet(
         if bid_id in rejected:
             raise RuleViolation(
                 str(rejected[bid_id]),
-                "The platform rejected that bid (no deposit at the bid deadline); it is never scored.",
+                "The platform rejected that bid (no deposit at the bid deadline, or a price above the ceiling "
+                "or the budget); it is never scored.",
                 errors=[field_error(f"scores[{bid_id}]", f"rejected by the platform ({rejected[bid_id]})")],
             )
         if bid_id in failed:

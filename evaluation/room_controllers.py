@@ -65,6 +65,7 @@ async def room_view(
             "title": tender.title,
             "tenderer": tender.tenderer_name,
         },
+        "round": room.round,
         "status": room.status,
         "phase": room.phase,
         "opens_at": local_iso(room.opens_at),
@@ -177,6 +178,7 @@ class RoomController(Controller):
             {
                 "id": str(r.id),
                 "tender_id": str(r.tender_id),
+                "round": r.round,
                 "status": r.status,
                 "phase": r.phase,
                 "opens_at": local_iso(r.opens_at),

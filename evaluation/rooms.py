@@ -19,7 +19,7 @@ from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import accounts.service as accounts
@@ -50,6 +50,15 @@ async def room_events(
         select(RoomEvent).where(RoomEvent.room_id == room_id, RoomEvent.seq > after).order_by(RoomEvent.seq)
     )
     return list(rows)
+
+
+async def next_round(session: AsyncSession, tender_id: uuid.UUID) -> int:
+    """The evaluation round a new room of the tender belongs to: the first, or after a re-evaluation is
+    ordered (重新评审) the one after the last round whose report was signed."""
+    signed = await session.scalar(
+        select(func.max(Room.round)).where(Room.tender_id == tender_id, Room.outcome == "report_signed")
+    )
+    return (signed or 0) + 1
 
 
 def active(members: list[Member]) -> list[Member]:

@@ -304,13 +304,17 @@ async def _confirm_if_complete(
 
 
 async def _seat_members(session: AsyncSession, row: Draw, result: draw.DrawResult, now: datetime) -> Room:
-    """Create the room at the first confirmation; after a recusal, seat the replacement in it."""
-    room = await session.scalar(select(Room).where(Room.draw_id == row.id))
+    """Create the room at the first confirmation, in the tender's next evaluation round (the first, or the
+    one a re-evaluation by a fresh committee opened); after a recusal, seat the replacement in it."""
+    room = await session.scalar(
+        select(Room).where(Room.draw_id == row.id).order_by(Room.round.desc()).limit(1)
+    )
     if room is None:
         room = Room(
             id=uuid.uuid4(),
             tender_id=row.tender_id,
             draw_id=row.id,
+            round=await rooms.next_round(session, row.tender_id),
             status="scheduled",
             phase="qualification",
             opens_at=row.evaluation_at,

@@ -620,6 +620,18 @@ class Api:
         the seats in `unsigned`: each writes its dissent instead, or with None stays silent until the room's
         time box ends). Answers {"room_id", "draw_id", "members": {seat: Actor}, "report_hash"}."""
         committee = await self.convene(agency, tender_id, experts=experts)
+        return await self.deliberate(committee, scores=scores, fail=fail, unsigned=unsigned)
+
+    async def deliberate(
+        self,
+        committee: dict[str, Any],
+        *,
+        scores: Any = None,
+        fail: Collection[str] = (),
+        unsigned: Mapping[int, str | None] | None = None,
+    ) -> dict[str, Any]:
+        """The work of a convened committee in its room (`committee` as `convene` answers it, or a room of a
+        later evaluation round with the same members), as `evaluate` describes it."""
         room_id, members = committee["room_id"], committee["members"]
         room = (await self.get(f"/api/v1/evaluation/rooms/{room_id}", members[1])).json()
         scheme = room["scheme"]

@@ -88,7 +88,8 @@ async def record_report(
 ) -> Report:
     """Take the committee's signed report from the evaluation room (W-10, W-11; G-07) and publish the
     candidates for publicity (W-12), or, in procurement, put the ranking before the purchaser, who names the
-    winner (87号令 68). A lot without candidates fails; a tender whose every lot failed fails."""
+    winner (87号令 68). A lot without candidates fails; a tender whose every lot failed fails. A report
+    after a re-evaluation (重新评审) is the next round's: the earlier ones stay on record."""
     tender = await load_tender(session, tender_id, lock=True)
     if tender.status != TenderStatus.EVALUATION:
         raise Conflict(f"The report comes after the opening; the tender is {tender.status}.")
@@ -130,8 +131,10 @@ async def record_report(
         if not ranking:
             lots[lot_id].status = "failed"
             lots[lot_id].outcome_reason = "the committee found no acceptable bid"
+    rounds = await session.scalar(select(func.max(Report.round)).where(Report.tender_id == tender.id))
     report = Report(
         tender_id=tender.id,
+        round=(rounds or 0) + 1,
         document_id=document.id,
         committee=committee,
         candidates=[
@@ -151,6 +154,7 @@ async def record_report(
         deemed_agreed=deemed,
         dissents=dissents,
         report_hash=report_hash,
+        round=report.round,
     )
     if all(lot.status == "failed" for lot in lots.values()):
         tender.outcome_reason = "the committee rejected every bid"
@@ -364,7 +368,8 @@ async def _check_lots_per_supplier(
 async def _refuse_rejected(
     session: AsyncSession, bid_ids: Sequence[uuid.UUID], field: str = "candidates"
 ) -> None:
-    """No bid the platform rejected (W-19: no deposit at the deadline) becomes a candidate or wins."""
+    """No bid the platform rejected (W-19: no deposit at the deadline, a price above the ceiling or the
+    budget) becomes a candidate or wins."""
     if not bid_ids:
         return
     rejected = (
@@ -376,13 +381,16 @@ async def _refuse_rejected(
         raise RuleViolation(
             rejected.rejection_rule,
             "A bid the platform rejected cannot be a candidate or win: its deposit was not in place at the "
-            "bid deadline.",
+            "bid deadline, or its price exceeds the ceiling or the budget.",
             errors=[field_error(field, f"bid {rejected.id} is rejected ({rejected.rejection_rule})")],
         )
 
 
 async def _report_ranking(session: AsyncSession, tender: Tender) -> dict[uuid.UUID, list[uuid.UUID]]:
-    report = await session.scalar(select(Report).where(Report.tender_id == tender.id))
+    # the latest evaluation round decides; an earlier round's report stays on record only
+    report = await session.scalar(
+        select(Report).where(Report.tender_id == tender.id).order_by(Report.round.desc()).limit(1)
+    )
     assert report is not None
     return {uuid.UUID(c["lot_id"]): [uuid.UUID(b) for b in c["ranking"]] for c in report.candidates}
 
@@ -462,11 +470,18 @@ async def _passed_over(session: AsyncSession, tender: Tender) -> set[uuid.UUID]:
 
 
 async def annul_awards(
-    session: AsyncSession, actor: Principal, tender: Tender, rule: str, reason: str, now: datetime
+    session: AsyncSession,
+    actor: Principal,
+    tender: Tender,
+    rule: str,
+    reason: str,
+    now: datetime,
+    *,
+    pass_on: bool = True,
 ) -> list[Award]:
     """The supervising authority upheld a complaint against the result: every award not yet contracted is
     annulled, and each lot goes to its next candidate in the committee's order (94号令 32), or fails when
-    none is left."""
+    none is left. Without `pass_on` (a re-evaluation decides the lots afresh) the lots wait for it."""
     if tender.status != TenderStatus.AWARDED:
         raise Conflict(
             f"Only awards not yet contracted can be annulled; the trade is {tender.status}.", rule=rule
@@ -493,6 +508,9 @@ async def annul_awards(
             {"lot": lot.number, "reason": reason, "rule": rule},
             now,
         )
+    if not pass_on:
+        await session.flush()
+        return annulled
     if not annulled:
         raise Conflict("Every award already has its contract; there is nothing to annul.", rule=rule)
     await session.flush()

@@ -1,6 +1,6 @@
 """The supervising authority's side of a complaint (投诉): suspending the trade while it decides, and the
-decision with what it orders — nothing more, the awards annulled and passed to the next candidates, or the
-trade re-run (W-17, G-12; 94号令 32)."""
+decision with what it orders — nothing more, the awards annulled and passed to the next candidates, the
+trade re-run, or a re-evaluation by the committee (W-17, G-12; 94号令 32; 87号令 64)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from accounts.security import Principal
 from rules.calendar import local_date
 from rules.profiles import profile_for
 from storage.problems import Conflict, NotFound, ValidationProblem, field_error
-from trading import awards, schemas
+from trading import awards, reevaluation, schemas
 from trading.lifecycle import TERMINAL, Action, TenderStatus, allowed_actions
 from trading.models import Complaint
 from trading.notices import notify_holders
@@ -30,8 +30,9 @@ async def decide_complaint(
 ) -> Complaint:
     """The supervising authority decides a complaint (due within 30 working days, W-17, G-12). The decision
     lifts a suspension it caused; an upheld complaint may annul the awards not yet contracted, each lot
-    going to its next candidate (`reaward`), or order the trade re-run: it fails (deposits owed back) and
-    the agency may re-run it (`rerun`)."""
+    going to its next candidate (`reaward`), order the trade re-run: it fails (deposits owed back) and
+    the agency may re-run it (`rerun`), or, before any contract is signed, order a re-evaluation by the
+    original committee or a newly drawn one (`reevaluate`, `trading.reevaluation`)."""
     complaint = await session.get(Complaint, complaint_id, with_for_update=True)
     if complaint is None:
         raise NotFound("No such complaint.")
@@ -62,6 +63,16 @@ async def decide_complaint(
             rule,
             f"the supervising authority upheld a complaint: {data.text[:200]}",
             now,
+        )
+    if data.outcome == "reevaluate":
+        await reevaluation.order_reevaluation(
+            session,
+            actor,
+            tender,
+            rule,
+            f"the supervising authority upheld a complaint and ordered a re-evaluation: {data.text[:200]}",
+            now,
+            fresh=data.committee == "fresh",
         )
     if data.outcome == "rerun":
         if Action.FAIL not in allowed_actions(profile, TenderStatus(tender.status)):

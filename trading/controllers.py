@@ -30,6 +30,7 @@ from trading import (
     documents,
     notices,
     objections,
+    reevaluation,
     reruns,
     responses,
     schemas,
@@ -87,6 +88,7 @@ def objection_read(o: Objection, objector_shown: bool = True) -> schemas.Objecti
         o.answer_due,
         o.answer,
         o.answered_at,
+        o.outcome,
     )
 
 
@@ -447,9 +449,12 @@ class DocumentController(Controller):
         session: AsyncSession,
         clock: Clock,
     ) -> schemas.ObjectionRead:
-        """Answer an objection; a paused step resumes."""
+        """Answer an objection; a paused step resumes. An upheld procurement challenge to the result may
+        order a re-evaluation (`outcome` "reevaluate", 重新评审)."""
         return objection_read(
-            await objections.answer_objection(session, principal, tender_id, objection_id, data, clock.now())
+            await reevaluation.answer_challenge(
+                session, principal, tender_id, objection_id, data, clock.now()
+            )
         )
 
 

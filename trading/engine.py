@@ -2,9 +2,10 @@
 
 Trading walks a trade through its profile's steps; the bids themselves belong to `bidding/`, which sits
 above trading and answers when the engine asks at the deadline, at the end of the decryption window, and
-when a tender is published with its custodians. It plugs its answers in here when it is imported (the
-composition root imports it), so trading never imports bidding; a step that runs before anything is
-plugged in fails loudly instead of skipping the bids.
+when a tender is published with its custodians; the committee belongs to `evaluation/`, which answers when
+an upheld challenge or complaint sends the trade back to it (重新评审). Each plugs its answers in here when
+it is imported (the composition root imports them), so trading never imports either; a step that runs
+before anything is plugged in fails loudly instead of skipping the bids or the committee.
 """
 
 from __future__ import annotations
@@ -56,6 +57,16 @@ class BidStage(Protocol):
         ...
 
 
+class EvaluationStage(Protocol):
+    """What the engine asks of the package that holds a trade's committee and evaluation rooms."""
+
+    async def reconvene(self, session: AsyncSession, tender: Tender, fresh: bool, now: datetime) -> int:
+        """A re-evaluation is ordered (重新评审, 87号令 64): seat the committee of the last signed report in a
+        room of the next evaluation round, open from `now`, or, when `fresh`, leave the seats to a new draw
+        the agency asks for. Answer the new round's number."""
+        ...
+
+
 class EngineNotPlugged(RuntimeError):
     """A step asked for a stage nobody plugged in: the process did not import the package that owns it."""
 
@@ -73,3 +84,20 @@ def bids() -> BidStage:
     if not _bids:
         raise EngineNotPlugged("no bid stage is plugged in: import bidding.stage in the composition root")
     return _bids[0]
+
+
+_evaluation: list[EvaluationStage] = []
+
+
+def plug_evaluation(stage: EvaluationStage) -> None:
+    """Plug in the evaluation stage (evaluation/ does so when it is imported); plugging again replaces it."""
+    _evaluation[:] = [stage]
+
+
+def evaluation() -> EvaluationStage:
+    """The plugged evaluation stage."""
+    if not _evaluation:
+        raise EngineNotPlugged(
+            "no evaluation stage is plugged in: import evaluation.stage in the composition root"
+        )
+    return _evaluation[0]

@@ -44,6 +44,7 @@ class Action(StrEnum):
     CALL_FINAL_QUOTES = "call_final_quotes"
     CLOSE_FINAL_QUOTES = "close_final_quotes"
     SUBMIT_REPORT = "submit_report"
+    REEVALUATE = "reevaluate"
     AWARD = "award"
     SIGN_CONTRACTS = "sign_contracts"
     COMPLETE = "complete"
@@ -76,10 +77,24 @@ def transitions(profile: ProcedureProfile) -> Table:
         for step in profile.steps:
             if step.may_cancel:
                 table[(TenderStatus(step.state), Action.CANCEL)] = S.CANCELLED
+        for state in _reevaluable(profile):
+            table[(state, Action.REEVALUATE)] = S.EVALUATION
         table[(S.UNSUCCESSFUL, Action.RETENDER)] = S.RETENDER
         table[(S.CANCELLED, Action.RETENDER)] = S.RETENDER
         _tables[profile.steps] = table
     return table
+
+
+def _reevaluable(profile: ProcedureProfile) -> list[TenderStatus]:
+    """The states from which an upheld challenge or complaint may send the trade back to its committee (重新评审,
+    87号令 64): from the report (the candidates' publicity or the purchaser's decision) until the award is
+    contracted."""
+    evaluation = next((s for s in profile.steps if s.state == S.EVALUATION.value), None)
+    if evaluation is None:
+        return []
+    after = TenderStatus(evaluation.leads_to)
+    present = {TenderStatus(s.state) for s in profile.steps}
+    return [state for state in (after, S.AWARDED) if state in present]
 
 
 @dataclass(frozen=True)
@@ -112,7 +127,8 @@ def allowed_actions(profile: ProcedureProfile, status: TenderStatus) -> list[Act
 
 
 # What a person asks for through the API; the others (issuing the documents, closing the bidding, failing,
-# the report's submission) happen to the tender when their time or condition comes.
+# the report's submission, the re-evaluation an upheld challenge or complaint orders) happen to the tender
+# when their time or condition comes.
 CALLER_ACTIONS = frozenset(
     {
         Action.PUBLISH,

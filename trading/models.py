@@ -84,6 +84,8 @@ class Lot(IdMixin, Base):
     number: Mapped[int]
     title: Mapped[str] = mapped_column(String(300))
     estimated_price_fen: Mapped[int] = mapped_column(BigInteger)
+    # 最高投标限价 / 最高限价: a bid declaring more is rejected at the opening (条例 51(5); 87号令 63(4))
+    ceiling_price_fen: Mapped[int | None] = mapped_column(BigInteger)
     deposit_fen: Mapped[int] = mapped_column(BigInteger)
     status: Mapped[str] = mapped_column(String(20), default="open")
     outcome_reason: Mapped[str | None] = mapped_column(String(500))
@@ -189,6 +191,8 @@ class Objection(IdMixin, Base):
     answer_due: Mapped[datetime]
     answer: Mapped[str | None] = mapped_column(Text)
     answered_at: Mapped[datetime | None]
+    # What an upheld challenge to the result ordered: "reevaluate" (重新评审), or None.
+    outcome: Mapped[str | None] = mapped_column(String(20))
 
 
 class Bid(IdMixin, Base):
@@ -227,11 +231,15 @@ class Bid(IdMixin, Base):
 
 
 class Report(IdMixin, Base):
-    """The evaluation committee's signed report (评标报告) as uploaded by the agency."""
+    """The evaluation committee's signed report (评标报告) of one evaluation round. A re-evaluation (重新评审)
+    ordered on an upheld challenge or complaint adds the next round's report; the earlier ones stay on record,
+    and the trade goes on from the latest."""
 
     __tablename__ = "reports"
+    __table_args__ = (UniqueConstraint("tender_id", "round", name="uq_reports_tender_id_round"),)
 
-    tender_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenders.id"), unique=True)
+    tender_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenders.id"))
+    round: Mapped[int] = mapped_column(default=1, server_default="1")
     document_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("documents.id"))
     committee: Mapped[list[Any]]
     candidates: Mapped[list[Any]]

@@ -86,7 +86,10 @@ async def retender(session: AsyncSession, actor: Principal, tender_id: uuid.UUID
     await move(session, old, Action.RETENDER, actor, now)
     lots = [
         schemas.LotIn(
-            title=lot.title, estimated_price_fen=lot.estimated_price_fen, deposit_fen=lot.deposit_fen
+            title=lot.title,
+            estimated_price_fen=lot.estimated_price_fen,
+            deposit_fen=lot.deposit_fen,
+            ceiling_price_fen=lot.ceiling_price_fen,
         )
         for lot in await lots_of(session, old.id)
     ]

@@ -27,11 +27,14 @@ class Strict(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class LotIn(Strict):
-    """A lot (标段) of a new tender: its title, estimated price and bid deposit, in fen."""
+    """A lot (标段) of a new tender: its title, estimated price and bid deposit, in fen, and optionally its
+    ceiling price (最高投标限价 / 最高限价), which in procurement may not exceed the budget: a bid declaring
+    more than the ceiling, or in procurement than the budget, is rejected at the opening."""
 
     title: Title
     estimated_price_fen: PositiveFen
     deposit_fen: Fen
+    ceiling_price_fen: PositiveFen | None = None
 
 
 class TenderCreate(Strict):
@@ -111,8 +114,8 @@ class CustodianRead(msgspec.Struct):
 
 
 class LotRead(msgspec.Struct):
-    """A lot of a tender: number (from 1), title, estimated price and bid deposit in fen, its status, and
-    why it ended when it failed or was terminated."""
+    """A lot of a tender: number (from 1), title, estimated price and bid deposit in fen, its status, why it
+    ended when it failed or was terminated, and its ceiling price (最高限价) when it has one."""
 
     id: uuid.UUID
     number: int
@@ -121,6 +124,7 @@ class LotRead(msgspec.Struct):
     deposit_fen: int
     status: str
     outcome_reason: str | None
+    ceiling_price_fen: int | None = None  # 最高限价, when the documents set one
 
 
 class MethodApprovalRead(msgspec.Struct):
@@ -325,9 +329,12 @@ class ObjectionCreate(Strict):
 
 
 class ObjectionAnswer(Strict):
-    """The agency's answer to an objection."""
+    """The agency's answer to an objection. Upholding a procurement challenge to the result whose error the
+    committee can correct, it may order a re-evaluation (`outcome` "reevaluate", 重新评审, 87号令 64): the
+    awards not yet contracted are annulled and the same committee scores again in a new round."""
 
     answer: Text
+    outcome: Literal["none", "reevaluate"] = "none"
 
 
 class ObjectionRead(msgspec.Struct):
@@ -343,6 +350,7 @@ class ObjectionRead(msgspec.Struct):
     answer_due: datetime
     answer: str | None
     answered_at: datetime | None
+    outcome: str | None = None  # "reevaluate" when the answer ordered a re-evaluation
 
 
 class AwardLot(Strict):
@@ -391,11 +399,14 @@ class ComplaintCreate(Strict):
 class ComplaintDecision(Strict):
     """The supervising authority's decision on a complaint, with its written reasons; an upheld complaint may
     annul the awards not yet contracted, each lot going to its next candidate (`outcome` "reaward"), order
-    the trade re-run ("rerun": it fails and may be re-run), or change nothing more ("none")."""
+    the trade re-run ("rerun": it fails and may be re-run), order a re-evaluation before any contract is
+    signed ("reevaluate", 重新评审: the committee scores again in a new round; `committee` "same", the
+    original members, 87号令 64, or "fresh", a new draw), or change nothing more ("none")."""
 
     decision: Literal["upheld", "dismissed"]
     text: Text
-    outcome: Literal["none", "reaward", "rerun"] = "none"
+    outcome: Literal["none", "reaward", "rerun", "reevaluate"] = "none"
+    committee: Literal["same", "fresh"] = "same"
 
 
 class Suspension(Strict):

@@ -244,6 +244,7 @@ async def tender_read(
                 lot.deposit_fen,
                 lot.status,
                 lot.outcome_reason,
+                lot.ceiling_price_fen,
             )
             for lot in lots
         ],
@@ -396,6 +397,12 @@ async def _next_code(session: AsyncSession, region: str, sector: str, year: int)
 def _check_deposits(profile: ProcedureProfile, lots: Sequence[schemas.LotIn]) -> None:
     errors = []
     for i, lot in enumerate(lots):
+        if lot.ceiling_price_fen is not None and profile.sector == "procurement":
+            if lot.ceiling_price_fen > lot.estimated_price_fen:
+                raise ValidationProblem(
+                    "A procurement's ceiling price (最高限价) may not exceed its budget (预算金额).",
+                    errors=[field_error(f"lots[{i}].ceiling_price_fen", "above estimated_price_fen")],
+                )
         cap = deposit_cap(profile, lot.estimated_price_fen)
         if lot.deposit_fen > cap:
             errors.append(
@@ -530,6 +537,7 @@ def _add_lots(session: AsyncSession, tender: Tender, lots: Sequence[schemas.LotI
                 number=number,
                 title=lot.title,
                 estimated_price_fen=lot.estimated_price_fen,
+                ceiling_price_fen=lot.ceiling_price_fen,
                 deposit_fen=lot.deposit_fen,
                 status="open",
             )
@@ -699,6 +707,7 @@ async def publish(
                     "deposit_fen": lot.deposit_fen,
                 }
                 | ({"budget_fen": lot.estimated_price_fen} if profile.sector == "procurement" else {})
+                | ({"ceiling_price_fen": lot.ceiling_price_fen} if lot.ceiling_price_fen is not None else {})
                 for lot in lots
             ],
         }

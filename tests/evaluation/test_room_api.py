@@ -244,6 +244,7 @@ async def test_the_agency_and_the_bidders_cannot_look_into_the_room(api: Api) ->
     assert listed["id"] == c.room_id and set(listed) == {
         "id",
         "tender_id",
+        "round",
         "status",
         "phase",
         "opens_at",

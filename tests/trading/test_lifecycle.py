@@ -167,9 +167,13 @@ def test_the_works_table_is_the_one_the_works_profile_names() -> None:
     ]
     for step, after in itertools.pairwise(steps):
         assert step.leads_to == after.state
-    assert (
-        len(TRANSITIONS) == len(steps) + sum(s.may_fail for s in steps) + sum(s.may_cancel for s in steps) + 2
+    # ... and an upheld challenge or complaint may send the trade back to evaluation from the candidates'
+    # publicity or the award (重新评审)
+    reevaluation = 2
+    assert len(TRANSITIONS) == (
+        len(steps) + sum(s.may_fail for s in steps) + sum(s.may_cancel for s in steps) + 2 + reevaluation
     )
+    assert {s for (s, a) in TRANSITIONS if a is Action.REEVALUATE} == {S.PUBLICITY, S.AWARDED}
 
 
 def test_a_procedure_with_other_steps_gets_its_own_table() -> None:

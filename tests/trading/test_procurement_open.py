@@ -108,7 +108,9 @@ async def _evaluated(api: Api) -> tuple[Actor, dict[str, Any], list[SealedBid]]:
 
 async def test_a_committee_of_five_is_refused_from_ten_million_yuan_by_g07(api: Api) -> None:
     agency = await api.organisation("agency")
-    tender, _bids = await api.in_evaluation(agency, **procurement())
+    # a budget of 50 million yuan, above the helper's bids (a bid above the budget is rejected, 87号令 63(4))
+    lots = [{"title": "第一包 CT 设备", "estimated_price_fen": 50_000_000 * YUAN, "deposit_fen": DEPOSIT_FEN}]
+    tender, _bids = await api.in_evaluation(agency, **procurement(lots=lots))
     await api.seed_specialties()
     r = await api.post(
         f"/api/v1/evaluation/tenders/{tender['id']}/draws",
