@@ -675,7 +675,8 @@ async def signed_opening_record(
     envelope's header and result, and each custody envelope's releases with their proofs and its cause."""
     tender = await visible_tender(session, actor, tender_id)
     closing = await logs.closing_of(session, tender.id)
-    if closing is None or tender.opened_at is None or tender.status == TenderStatus.OPENING:
+    still_opening = (TenderStatus.OPENING, TenderStatus.TECHNICAL_EVALUATION, TenderStatus.COMMERCIAL_OPENING)
+    if closing is None or tender.opened_at is None or tender.status in still_opening:
         raise NotFound("The signed opening record is published when the opening closes.")
     if closing.custody is None:
         raise NotFound(

@@ -14,6 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from httpx import Response
 
 from bidding import agekeys, bidfile, envelope
@@ -382,6 +383,7 @@ async def test_a_failed_bids_commercial_envelope_is_never_decrypted(api: Api) ->
     await api.post(
         f"{T}/{tender['id']}/technical-result", agency, json={"passed": [b.bid_id for b in bids[:3]]}
     )
+    assert (await api.get(f"{T}/{tender['id']}/opening/record/signed")).status_code == 404
     body = problem(await reveal(api, tender, failed, "commercial"), 409)
     assert body["errors"][0]["field"] == "kind"
     for bid in bids[:3]:
@@ -394,6 +396,9 @@ async def test_a_failed_bids_commercial_envelope_is_never_decrypted(api: Api) ->
     listed = {b["id"]: b for b in (await api.get(f"{T}/{tender['id']}/bids", agency)).json()}
     assert listed[failed.bid_id]["declared_price_fen"] is None
     assert listed[failed.bid_id]["rejection"]["rule"] == "W-19"
+    signed = (await api.get(f"{T}/{tender['id']}/opening/record/signed")).json()
+    [item] = [e for e in signed["envelopes"] if e["bid"] == failed.bid_id]
+    assert (item["result"], item["declared_price_fen"]) == ("sealed", None)
 
 
 async def test_an_envelope_whose_manifest_is_of_the_other_kind_is_void(api: Api) -> None:
@@ -408,7 +413,8 @@ async def test_an_envelope_whose_manifest_is_of_the_other_kind_is_void(api: Api)
     assert (line["bid"], line["result"]) == (wrong.bid_id, "context.kind")
     mine = (await api.get(f"{T}/{tender['id']}/bids", wrong.bidder)).json()
     assert mine[0]["status"] == "revoked"
-    assert bids
+    assert {e["bid"] for e in await record(api, agency, tender) if e["kind"] == "bid_opened"} == set()
+    assert len(bids) == 3
 
 
 async def test_a_bidder_who_swaps_its_envelopes_is_void_and_its_price_is_not_read_out(api: Api) -> None:
@@ -554,3 +560,82 @@ async def test_a_technical_envelope_left_sealed_voids_its_bid_when_the_window_en
     assert all(row.status == "sealed" for row in (await commercial_rows(api, tender)).values())
     r = await api.post(f"{T}/{tender['id']}/technical-result", agency, json={"passed": [bids[3].bid_id]})
     assert problem(r, 422)["errors"][0]["field"] == "passed"
+
+
+async def test_the_two_envelope_flow_on_the_command_line(
+    api: Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """seal --kind technical (no price), seal the commercial one, submit --technical, reveal --kind."""
+    import asyncio
+    import json
+    import socket
+
+    from click.testing import CliRunner
+
+    from app import create_app
+    from demo.common import serving
+    from ggzy import cli
+    from tests.helpers import PASSWORD
+
+    agency, tender = await two_envelope_tender(api)
+    for i in range(2):
+        await bid_two(api, await api.organisation("bidder"), tender, PRICE - i)
+    bidder = await api.organisation("bidder")
+    (tmp_path / "tech.pdf").write_bytes(b"%PDF-1.7 technical")
+    (tmp_path / "price.pdf").write_bytes(b"%PDF-1.7 commercial")
+    key, tech, comm = tmp_path / "me.key", tmp_path / "tech.age", tmp_path / "bid.age"
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        monkeypatch.setattr(api.runtime.store, "_base_url", url)
+        async with serving(create_app(api.runtime, manage_runtime=False), sock):
+
+            def ggzy(*args: str, ok: bool = True) -> str:
+                env = {"GGZY_URL": url, "GGZY_USERNAME": bidder.username, "GGZY_PASSWORD": PASSWORD}
+                result = CliRunner().invoke(cli, list(args), env=env)
+                assert (result.exit_code == 0) is ok, result.output
+                return result.output
+
+            def bidding() -> dict[str, Any]:
+                ggzy("bid", "keygen", "--out", str(key), "--register")
+                ggzy("bid", "obtain", "--tender", tender["id"], "--out", str(tmp_path / "docs"))
+                seal = ("bid", "seal", "--tender", tender["id"], "--key", str(key), "--out")
+                ggzy(
+                    *seal,
+                    str(tech),
+                    "--kind",
+                    "technical",
+                    "--price-fen",
+                    "1",
+                    str(tmp_path / "tech.pdf"),
+                    ok=False,
+                )
+                ggzy(*seal, str(tech), "--kind", "technical", str(tmp_path / "tech.pdf"))
+                ggzy(*seal, str(comm), "--price-fen", str(PRICE), str(tmp_path / "price.pdf"))
+                submit = ("bid", "submit", "--tender", tender["id"], "--receipt", str(tmp_path / "r.json"))
+                ggzy(*submit, "--technical", str(tech), str(comm))
+                return dict(json.loads((tmp_path / "r.json").read_text()))
+
+            receipt = await asyncio.to_thread(bidding)
+            await api.pay_deposit(bidder, tender["lots"][0]["id"], only_if_missing=True)
+            await api.at(DEADLINE)
+            reveal = (
+                "bid",
+                "reveal",
+                "--tender",
+                tender["id"],
+                "--bid",
+                receipt["bid_id"],
+                "--key",
+                str(key),
+            )
+            refused = await asyncio.to_thread(lambda: ggzy(*reveal, str(comm), ok=False))
+            answer = await asyncio.to_thread(lambda: ggzy(*reveal, "--kind", "technical", str(tech)))
+    assert "kind" in refused
+    assert json.loads(answer)["envelope_status"] == "opening"
+    assert receipt["technical_sha256"] == hashlib.sha256(tech.read_bytes()).hexdigest()
+    assert receipt["envelope_sha256"] == hashlib.sha256(comm.read_bytes()).hexdigest()
+    await api.run_jobs()
+    opened = [e["bid"] for e in await record(api, agency, tender) if e["kind"] == "bid_opened"]
+    assert opened == [receipt["bid_id"]]
