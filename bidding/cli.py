@@ -350,6 +350,14 @@ def bid_seal(
     default=None,
     help="Write the receipt to this file instead of printing it.",
 )
+@click.option(
+    "--technical",
+    "technical_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="On a tender of two envelopes (双信封): the technical envelope (sealed with --kind technical), "
+    "submitted with the commercial one given as ENVELOPE_PATH.",
+)
 @click.argument("envelope_path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @server_url
 @username_opt
@@ -358,13 +366,14 @@ def bid_submit(
     lot: int,
     idempotency_key: str | None,
     receipt_out: Path | None,
+    technical_path: Path | None,
     envelope_path: Path,
     url: str,
     username: str | None,
 ) -> None:
     """Upload a sealed envelope and finalise the bid; prints (or writes) the receipt. The documents must
     have been obtained first (ggzy bid obtain)."""
-    size = envelope_path.stat().st_size
+    size = envelope_path.stat().st_size + (technical_path.stat().st_size if technical_path else 0)
 
     async def action(client: GgzyClient) -> dict[str, Any]:
         tender = await client.tender(tender_id)
@@ -373,7 +382,12 @@ def bid_submit(
             raise click.UsageError(f"the tender has lots {sorted(lots)}")
         with progress_bar("uploading", size) as advance:
             return await client.submit(
-                tender_id, lots[lot], envelope_path, idempotency_key=idempotency_key, progress=advance
+                tender_id,
+                lots[lot],
+                envelope_path,
+                idempotency_key=idempotency_key,
+                progress=advance,
+                technical=technical_path,
             )
 
     receipt = _run(url, username, action)
@@ -458,15 +472,29 @@ def bid_list(tender_id: str, as_json: bool, url: str, username: str | None) -> N
     required=True,
     help="The identity file the envelope was sealed to.",
 )
+@click.option(
+    "--kind",
+    type=click.Choice(["commercial", "technical"]),
+    default="commercial",
+    show_default=True,
+    help="Which envelope of a bid of two (双信封): technical at the opening, commercial at the commercial "
+    "opening (only for a bid that passed the technical evaluation).",
+)
 @click.argument("envelope_path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @server_url
 @username_opt
 def bid_reveal(
-    tender_id: str, bid_id: str, key_path: Path, envelope_path: Path, url: str, username: str | None
+    tender_id: str,
+    bid_id: str,
+    key_path: Path,
+    kind: str,
+    envelope_path: Path,
+    url: str,
+    username: str | None,
 ) -> None:
     """In the opening hall, within the decryption window: unwrap the file key locally and reveal it."""
     keys = _keys(key_path)
-    _echo_json(_run(url, username, lambda c: c.reveal(tender_id, bid_id, envelope_path, keys)))
+    _echo_json(_run(url, username, lambda c: c.reveal(tender_id, bid_id, envelope_path, keys, kind)))
 
 
 @bid_group.group("final-quote")

@@ -254,11 +254,32 @@ class GgzyClient:
         *,
         idempotency_key: str | None = None,
         progress: Progress | None = None,
+        technical: Path | None = None,
     ) -> dict[str, Any]:
         """Upload a sealed envelope and finalise the bid; answers the receipt. A large envelope goes up in
         parts and a broken upload resumes where it stopped (its state is kept next to the file, in
         `<file>.upload.json`, until the bid is finalised). Re-running with the same idempotency key
-        answers the first receipt."""
+        answers the first receipt. On a tender of two envelopes (双信封) `sealed` is the commercial
+        envelope and `technical` the technical one, uploaded alike and submitted together."""
+        first = await self._put_envelope(tender_id, sealed, progress)
+        key = idempotency_key or first.get("idempotency_key") or f"bid-{secrets.token_hex(12)}"
+        body: dict[str, Any] = {"lot_id": lot_id, **first["envelope"]}
+        states = [first["state_path"]]
+        if technical is not None:
+            second = await self._put_envelope(tender_id, technical, progress)
+            body["technical"] = second["envelope"]
+            states.append(second["state_path"])
+        receipt = dict(
+            await self.request(
+                "POST", f"/api/v1/tenders/{tender_id}/bids", json=body, headers={"Idempotency-Key": key}
+            )
+        )
+        for state_path in states:
+            await asyncio.to_thread(state_path.unlink, True)
+        return receipt
+
+    async def _put_envelope(self, tender_id: str, sealed: Path, progress: Progress | None) -> dict[str, Any]:
+        """Upload one sealed envelope (resuming a broken multipart upload); answers what finalises it."""
         size = (await asyncio.to_thread(sealed.stat)).st_size
         digest = await asyncio.to_thread(sha256_of, sealed)
         state_path = sealed.with_name(sealed.name + ".upload.json")
@@ -267,17 +288,14 @@ class GgzyClient:
             await self._upload_parts(grant, sealed, progress)
         else:
             await self.upload(grant, sealed, progress)
-        key = idempotency_key or grant.get("idempotency_key") or f"bid-{secrets.token_hex(12)}"
-        body = {"lot_id": lot_id, "object_key": grant["object_key"], "envelope_sha256": digest}
+        envelope_ref = {"object_key": grant["object_key"], "envelope_sha256": digest}
         if grant.get("upload_id"):
-            body["upload_id"] = grant["upload_id"]
-        receipt = dict(
-            await self.request(
-                "POST", f"/api/v1/tenders/{tender_id}/bids", json=body, headers={"Idempotency-Key": key}
-            )
-        )
-        await asyncio.to_thread(state_path.unlink, True)
-        return receipt
+            envelope_ref["upload_id"] = grant["upload_id"]
+        return {
+            "envelope": envelope_ref,
+            "idempotency_key": grant.get("idempotency_key"),
+            "state_path": state_path,
+        }
 
     async def _resume_or_grant(
         self, tender_id: str, sealed: Path, size: int, digest: str, state_path: Path
@@ -406,15 +424,17 @@ class GgzyClient:
     # ------------------------------------------------------------ opening
 
     async def reveal(
-        self, tender_id: str, bid_id: str, sealed: Path, keys: agekeys.KeyPair
+        self, tender_id: str, bid_id: str, sealed: Path, keys: agekeys.KeyPair, kind: str = "commercial"
     ) -> dict[str, Any]:
-        """In the opening hall: unwrap the envelope's file key locally and reveal it."""
+        """In the opening hall: unwrap the envelope's file key locally and reveal it. On a tender of two
+        envelopes `kind` says which: the technical one at the opening, the commercial one at the commercial
+        opening."""
         file_key = unwrap_file_key(sealed, keys)
         return dict(
             await self.request(
                 "POST",
                 f"/api/v1/tenders/{tender_id}/bids/{bid_id}/decrypt",
-                json={"file_key": base64.b64encode(file_key).decode()},
+                json={"file_key": base64.b64encode(file_key).decode(), "kind": kind},
             )
         )
 

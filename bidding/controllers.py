@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from accounts.guards import authenticated, public
 from accounts.security import Principal
-from bidding import hall, logs, opening, submission
+from bidding import hall, logs, opening, submission, technical
 from bidding import responses as bid_responses
 from bidding import schemas as bid_schemas
 from bidding.merkle import PublishedTreeHead
@@ -82,6 +82,8 @@ async def _replayed(
     ever take it (only the caller's own open uploads are)."""
     async with transaction(sessionmaker) as session:
         await submission.discard_retried_upload(session, principal, data.object_key, now)
+        if data.technical is not None:
+            await submission.discard_retried_upload(session, principal, data.technical.object_key, now)
     return Response(stored.body, status_code=stored.status_code, headers={"Idempotent-Replayed": "true"})
 
 
@@ -156,29 +158,41 @@ class BidController(Controller):
         if data.envelope_sha256 is not None:
             identity.pop("object_key")  # the same envelope, uploaded again on a retry
             identity.pop("upload_id")
+        if data.technical is not None and data.technical.envelope_sha256 is not None:
+            identity["technical"].pop("object_key")
+            identity["technical"].pop("upload_id")
         digest = idempotency.fingerprint(identity)
         now = clock.now()
         async with transaction(sessionmaker, read_only=True) as session:
             stored = await idempotency.replay(session, scope, key, digest)
             if stored is None:
-                prepared = await submission.prepare_submission(session, principal, tender_id, now)
+                prepared = await submission.prepare_submission(session, principal, tender_id, now, data)
         if stored is not None:
             return await _replayed(sessionmaker, principal, data, stored, now)
         taken = await submission.take_envelope(sessionmaker, object_store, prepared, data, now)
+        technical = None
         try:
+            if data.technical is not None:
+                technical = await submission.take_envelope(
+                    sessionmaker, object_store, prepared, data.technical, now
+                )
             async with transaction(sessionmaker) as session:
                 stored = await idempotency.replay(session, scope, key, digest)
                 if stored is None:
                     _bid, receipt = await submission.submit_bid(
-                        session, principal, tender_id, data, taken, signer, now, _seen(request)
+                        session, principal, tender_id, data, taken, signer, now, _seen(request), technical
                     )
                     body = msgspec.to_builtins(receipt)
                     await idempotency.remember(session, scope, key, digest, 201, body, now)
         except BaseException:
-            await submission.drop_envelope(sessionmaker, object_store, taken)
+            for copy in (taken, technical):
+                if copy is not None:
+                    await submission.drop_envelope(sessionmaker, object_store, copy)
             raise
         if stored is not None:  # the same submission, recorded meanwhile by a concurrent retry
-            await submission.drop_envelope(sessionmaker, object_store, taken)
+            for copy in (taken, technical):
+                if copy is not None:
+                    await submission.drop_envelope(sessionmaker, object_store, copy)
             return await _replayed(sessionmaker, principal, data, stored, now)
         return Response(body, status_code=201)
 
@@ -376,6 +390,20 @@ class OpeningController(Controller):
             caller=principal,
             now=clock.now(),
         )
+
+    @post("/technical-result", operation_id="open_commercial", guards=[AGENCY], status_code=200)
+    async def technical_result(
+        self,
+        tender_id: uuid.UUID,
+        data: bid_schemas.TechnicalResult,
+        principal: Principal,
+        session: AsyncSession,
+        clock: Clock,
+    ) -> bid_schemas.TechnicalResultRead:
+        """On a tender of two envelopes (双信封), after the technical opening: record which bids passed the
+        technical evaluation and open the hall for their commercial envelopes alone; the others stay
+        sealed for good."""
+        return await technical.open_commercial(session, principal, tender_id, data, clock.now())
 
 
 def _event_body(event: Any) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from bidding import bidfile, collusion, custody, envelope
 from bidding.custodians import roster
 from bidding.models import (
     Envelope,
+    TechnicalEnvelope,
 )
 from bidding.records import b64, header_of
 from storage.objects import ObjectStore
@@ -113,6 +114,36 @@ def add_envelope(
     return row
 
 
+def add_technical(
+    session: AsyncSession, *, bid_id: uuid.UUID, tender_id: uuid.UUID, taken: Any
+) -> TechnicalEnvelope:
+    """Record a bid's technical envelope (双信封) as taken: its own copy, hash, size and header."""
+    row = TechnicalEnvelope(
+        bid_id=bid_id,
+        tender_id=tender_id,
+        object_key=taken.kept,
+        sha256=taken.sha256,
+        size=taken.size,
+        header=b64(envelope.header_bytes(taken.header)),
+        header_size=taken.header.size,
+        status="sealed",
+    )
+    session.add(row)
+    return row
+
+
+async def technical_of(session: AsyncSession, bid_id: uuid.UUID) -> TechnicalEnvelope | None:
+    """A bid's technical envelope, when its tender takes two."""
+    return await session.scalar(select(TechnicalEnvelope).where(TechnicalEnvelope.bid_id == bid_id))
+
+
+async def technicals_of(session: AsyncSession, tender_id: uuid.UUID) -> list[TechnicalEnvelope]:
+    """Every technical envelope of a tender of two envelopes."""
+    return list(
+        await session.scalars(select(TechnicalEnvelope).where(TechnicalEnvelope.tender_id == tender_id))
+    )
+
+
 async def envelope_of(session: AsyncSession, bid_id: uuid.UUID) -> Envelope:
     """The envelope of a bid."""
     row = await session.scalar(select(Envelope).where(Envelope.bid_id == bid_id))
@@ -121,7 +152,7 @@ async def envelope_of(session: AsyncSession, bid_id: uuid.UUID) -> Envelope:
     return row
 
 
-def check_file_key(row: Envelope, file_key_b64: str) -> bytes:
+def check_file_key(row: Envelope | TechnicalEnvelope, file_key_b64: str) -> bytes:
     """The file key a bidder revealed, checked against the envelope's header MAC (422 when wrong)."""
     try:
         key = base64.b64decode(file_key_b64, validate=True)
@@ -209,13 +240,22 @@ def _open_file(path: Path, file_key: bytes, out: Path) -> bidfile.OpenedBid:
 
 
 def check_context(
-    manifest: bidfile.Manifest, *, tender: str, lot: int, bidder: str, signing_keys: Sequence[str]
+    manifest: bidfile.Manifest,
+    *,
+    tender: str,
+    lot: int,
+    bidder: str,
+    signing_keys: Sequence[str],
+    kind: str | None = None,
 ) -> tuple[str, str] | None:
-    """None when the manifest belongs to this submission, else (error code, detail)."""
+    """None when the manifest belongs to this submission (and, on a tender of two envelopes, says it is the
+    envelope of the `kind` it was submitted as), else (error code, detail)."""
     try:
         bidfile.check_context(manifest, tender=tender, lot=lot, bidder=bidder, signing_keys=set(signing_keys))
     except envelope.EnvelopeError as exc:
         return exc.code, str(exc)[:500]
+    if kind is not None and manifest.kind != kind:
+        return "context.kind", f"the manifest is of a {manifest.kind} envelope, submitted as the {kind} one"
     return None
 
 

@@ -23,6 +23,7 @@ from bidding import (
     opening_record,
     records,
     signals,
+    technical,
 )
 from bidding import schemas as bid_schemas
 from bidding.opening import start_opening, sung_line
@@ -85,7 +86,7 @@ async def check_in(
     )
     if not mine:
         raise NotFound("No such opening.")
-    if tender.status != TenderStatus.OPENING:
+    if tender.status not in (TenderStatus.OPENING, TenderStatus.COMMERCIAL_OPENING):
         if now < tender.bid_deadline:
             raise RuleViolation("E-02", "The opening hall opens at the bid deadline.")
         raise Conflict(f"The opening hall is closed; the tender is {tender.status}.")
@@ -167,7 +168,10 @@ async def release_custody(
         raise RuleViolation(
             "E-03", "This tender's policy revokes unopened bids; custodians do not open them."
         )
-    if tender.custody_until is None or tender.status != TenderStatus.OPENING:
+    if tender.custody_until is None or tender.status not in (
+        TenderStatus.OPENING,
+        TenderStatus.COMMERCIAL_OPENING,
+    ):
         raise Conflict("No envelope is in custody: custodians release after the decryption window.")
     if now >= tender.custody_until:
         raise RuleViolation(
@@ -360,8 +364,13 @@ async def _platform_fault(
 
 async def end_decryption_window(session: AsyncSession, tender: Tender, now: datetime) -> bool:
     """At the window's end, envelopes nobody opened go to the custodians (policy "custodians", once) or
-    their bids are revoked (E-03). True when the opening may close now."""
-    rows = await envelopes.envelopes_of(session, tender.id)
+    their bids are revoked (E-03). True when the opening may close now. On a tender of two envelopes the
+    technical opening ends by `technical.end_technical_window`; at the commercial opening the commercial
+    envelopes of the bids that did not pass the technical evaluation are not in it."""
+    if technical.technical_phase(tender):
+        return await technical.end_technical_window(session, tender, now, DECRYPTION_GRACE)
+    sealed_for_good = await technical.left_sealed(session, tender)
+    rows = [r for r in await envelopes.envelopes_of(session, tender.id) if r.bid_id not in sealed_for_good]
     bids = {b.id: b for b in await session.scalars(select(Bid).where(Bid.tender_id == tender.id))}
     lots = {lot.id: lot for lot in await lots_of(session, tender.id)}
     live = [
@@ -429,13 +438,25 @@ async def close_opening(
 ) -> Tender:
     """End the opening: the opening record (开标记录) is published, W-18 signals are computed, lots left with
     fewer than 3 valid bids fail (W-09), and the tender goes to evaluation. The agency may close early once
-    every envelope is resolved; otherwise the chronograph closes it after the window(s)."""
+    every envelope is resolved; otherwise the chronograph closes it after the window(s). On a tender of two
+    envelopes this closes the technical opening (`technical.close_technical_opening`) or, the second time,
+    the commercial opening."""
     if tender is None:
         assert actor is not None
         tender = await tender_for_agency(session, actor, tender_id)
-    if tender.status != TenderStatus.OPENING:
+    if tender.status not in (TenderStatus.OPENING, TenderStatus.COMMERCIAL_OPENING):
         raise Conflict(f"The tender is {tender.status}, not opening.")
-    rows = {r.bid_id: r for r in await envelopes.envelopes_of(session, tender.id)}
+    if technical.technical_phase(tender):
+        if await pending_objections(session, tender, "opening"):
+            raise Conflict("Answer the objections raised at the opening first.")
+        return await technical.close_technical_opening(session, actor, tender, now)
+    # 双信封: the bids that did not pass the technical evaluation are not read out; their prices stay sealed.
+    sealed_for_good = await technical.left_sealed(session, tender)
+    rows = {
+        r.bid_id: r
+        for r in await envelopes.envelopes_of(session, tender.id)
+        if r.bid_id not in sealed_for_good
+    }
     bids = list(await session.scalars(in_arrival_order(select(Bid).where(Bid.tender_id == tender.id))))
     lots = {lot.id: lot for lot in await lots_of(session, tender.id)}
     pending = [
@@ -515,7 +536,7 @@ async def close_opening(
         session,
         tender,
         "opening_record",
-        f"{tender.title} 开标记录",
+        f"{tender.title} {'商务标开标记录' if tender.envelopes == 2 else '开标记录'}",
         {"bids": record, "objections": objections},
         now,
     )

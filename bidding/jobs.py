@@ -11,7 +11,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from bidding import envelopes, opening, signals
+from bidding import envelopes, opening, signals, technical
 from storage.db import transaction
 from storage.jobs import JobContext, job
 from storage.objects import ObjectStore
@@ -21,9 +21,13 @@ log = logging.getLogger("ggzy.bidding")
 
 @job("trading.open_envelope")
 async def open_envelope(ctx: JobContext, payload: dict[str, Any]) -> None:
-    """Decrypt an envelope whose file key was revealed (by its bidder or t custodians) and record it."""
+    """Decrypt an envelope whose file key was revealed (by its bidder or t custodians) and record it; a
+    technical envelope (`kind` "technical", 双信封) likewise."""
     store: ObjectStore = ctx.extras["store"]
     bid_id = uuid.UUID(payload["bid_id"])
+    if payload.get("kind") == "technical":
+        await _open_technical(ctx, store, bid_id)
+        return
     # Decrypting a large envelope takes a while: it runs between two short transactions, so no lock
     # (SQLite's writer lock included) is held meanwhile.
     async with transaction(ctx.sessionmaker, read_only=True) as session:
@@ -36,6 +40,20 @@ async def open_envelope(ctx: JobContext, payload: dict[str, Any]) -> None:
     async with transaction(ctx.sessionmaker) as session:
         outcome = await opening.record_opening(session, bid_id, opened, ctx.clock.now())
     log.info("envelope of bid %s → %s", payload["bid_id"], outcome)
+
+
+async def _open_technical(ctx: JobContext, store: ObjectStore, bid_id: uuid.UUID) -> None:
+    """The technical envelope of a bid of two (双信封), decrypted and recorded the same way."""
+    async with transaction(ctx.sessionmaker, read_only=True) as session:
+        todo = await technical.technical_to_open(session, bid_id)
+    if todo is None:
+        return
+    opened = await envelopes.open_stored(
+        store, key=todo.object_key, sha256=todo.sha256, file_key=todo.file_key, out_prefix=todo.out_prefix
+    )
+    async with transaction(ctx.sessionmaker) as session:
+        outcome = await technical.record_technical(session, bid_id, opened, ctx.clock.now())
+    log.info("technical envelope of bid %s → %s", bid_id, outcome)
 
 
 @job("bidding.record_signal")

@@ -62,6 +62,35 @@ class Envelope(IdMixin, Base):
     custody_outcome: Mapped[dict[str, Any] | None]
 
 
+class TechnicalEnvelope(IdMixin, Base):
+    """The technical envelope (技术标) of a bid on a tender of two envelopes (双信封), sealed and submitted
+    with its commercial one (the bid's `Envelope`, which alone declares the price), kept under its own key
+    and hash, and opened at the deadline while the commercial one stays sealed.
+
+    `status` moves as an `Envelope`'s (sealed → opening → opened | failed); `passed` is the technical
+    evaluation's verdict the agency records, which decides whether the commercial envelope is ever opened."""
+
+    __tablename__ = "technical_envelopes"
+
+    bid_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("bids.id"), unique=True)
+    tender_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenders.id"), index=True)
+    object_key: Mapped[str] = mapped_column(String(512))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    header: Mapped[str] = mapped_column(Text)  # base64 of the age header bytes
+    header_size: Mapped[int]
+    status: Mapped[str] = mapped_column(String(20), default="sealed")
+    file_key: Mapped[str | None] = mapped_column(String(32))
+    opened_by: Mapped[str | None] = mapped_column(String(20))
+    result: Mapped[str | None] = mapped_column(String(60))
+    result_detail: Mapped[str | None] = mapped_column(String(500))
+    manifest: Mapped[dict[str, Any] | None]
+    files: Mapped[list[Any] | None]
+    opened_at: Mapped[datetime | None]
+    passed: Mapped[bool | None]
+    judged_at: Mapped[datetime | None]
+
+
 class ShareRelease(IdMixin, Base):
     """A custodian's release of its stanza of one envelope after the deadline (E-03 custody opening): the
     stanza's X25519 shared secret with its proof (`bidding.custody`), whether the proof holds, and the

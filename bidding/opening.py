@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from accounts import service as accounts
 from accounts.security import Principal
-from bidding import envelopes, hall_log, logs
+from bidding import envelopes, hall_log, logs, technical
 from bidding import schemas as bid_schemas
 from bidding.submission import own_bid
 from escrow import refunds, subaccounts
@@ -234,6 +234,7 @@ async def close_bidding(session: AsyncSession, tender: Tender, signer: LogSigner
             "bids": sum(counts.get(lot.id, 0) for lot in lots if lot.status != "failed"),
             "decryption_window_ends": ends.isoformat(),
             "policy": tender.opening_policy,
+            **({"envelope": "technical"} if tender.envelopes == 2 else {}),
         },
         now,
     )
@@ -249,7 +250,7 @@ def _in_window(tender: Tender, now: datetime) -> None:
             "unless the tender's custodians open it.",
             window_ended=window_end(tender).isoformat(),
         )
-    if tender.status != TenderStatus.OPENING:
+    if tender.status not in (TenderStatus.OPENING, TenderStatus.COMMERCIAL_OPENING):
         if now < tender.bid_deadline:
             raise RuleViolation("E-01", "No envelope can be opened before the bid deadline.")
         raise Conflict(f"Envelopes are opened in the opening hall; the tender is {tender.status}.")
@@ -264,12 +265,18 @@ async def decrypt_bid(
     now: datetime,
 ) -> Bid:
     """In the opening hall, within the window, the bidder reveals its envelope's file key (E-02). The key
-    is checked against the header MAC at once; decryption runs as a job, off the request."""
+    is checked against the header MAC at once; decryption runs as a job, off the request. On a tender of
+    two envelopes the technical key is taken at the opening, the commercial one only at the commercial
+    opening and only for a bid that passed the technical evaluation (`bidding.technical`)."""
     tender = await load_tender(session, tender_id, lock=True)
     bid = await own_bid(session, actor, tender.id, bid_id)
     _in_window(tender, now)
     if bid.status != "submitted":
         raise Conflict(f"This bid is {bid.status}.")
+    if data.kind == "technical":
+        await technical.decrypt_technical(session, actor, tender, bid, data, now)
+        return bid
+    await technical.check_commercial_key(session, tender, bid)
     row = await envelopes.envelope_of(session, bid.id)
     if row.status == "opening" and row.opened_by == "bidder":
         # Revealed already and still being decrypted (the job retries through store or database faults):
@@ -358,7 +365,12 @@ async def record_opening(
             if k.purpose == "signing" and k.revoked_at is None and k.created_at <= bid.submitted_at
         ]
         problem = envelopes.check_context(
-            opened.manifest, tender=tender.code, lot=lot.number, bidder=org.credit_code, signing_keys=keys
+            opened.manifest,
+            tender=tender.code,
+            lot=lot.number,
+            bidder=org.credit_code,
+            signing_keys=keys,
+            kind="commercial" if tender.envelopes == 2 else None,
         )
     row.opened_at = now
     if problem is None:

@@ -51,7 +51,9 @@ STATED: Final = (
     ("sequence", "sequence"),
     ("event", "event"),
 )
-_INTEGERS: Final = frozenset({"lot_number", "size", "sequence"})
+# Stated only by a bid of two envelopes (双信封): its technical envelope, which the leaf covers too.
+STATED_IF_TWO: Final = (("technical_sha256", "technical_sha256"), ("technical_size", "technical_size"))
+_INTEGERS: Final = frozenset({"lot_number", "size", "sequence", "technical_size"})
 _INSTANTS: Final = frozenset({"submitted_at"})
 _V1_CLOSING_FIELDS: Final = ("tender", "head", "envelopes", "envelopes_signature", "log_public_key")
 _V2_CLOSING_FIELDS: Final = (*_V1_CLOSING_FIELDS, "version", "leaves", "log_entry")
@@ -133,7 +135,7 @@ def _parse_receipt(obj: Any) -> _Parsed:
     if "log" not in obj:
         # The log part alone: what it proves is its leaf, and there are no other fields to compare.
         return _Parsed(None, merkle.receipt_from_json(obj), obj)
-    names = {name for name, _leaf in STATED} | {"log"}
+    names = {name for name, _leaf in (*STATED, *STATED_IF_TWO)} | {"log"}
     missing = [name for name, _leaf in STATED if name not in obj]
     if missing:
         raise ValueError(f"{missing[0]}: missing")
@@ -273,7 +275,8 @@ def _field_checks(parsed: _Parsed) -> list[Check]:
     if parsed.stated is None:
         return []
     checks = []
-    for field, leaf_field in STATED:
+    optional = tuple(item for item in STATED_IF_TWO if item[0] in parsed.stated)
+    for field, leaf_field in (*STATED, *optional):
         stated = parsed.stated[field]
         present, signed = _leaf_value(parsed.log, field, leaf_field)
         if not present:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 
 from bidding import envelope
-from bidding.models import Envelope
+from bidding.models import Envelope, TechnicalEnvelope
 
 
 def b64(data: bytes) -> str:
@@ -14,6 +14,6 @@ def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-def header_of(row: Envelope) -> envelope.Header:
+def header_of(row: Envelope | TechnicalEnvelope) -> envelope.Header:
     """The parsed header of a recorded envelope."""
     return envelope.parse_header(base64.b64decode(row.header))

@@ -74,7 +74,11 @@ class OpeningLine(TypedDict):
       `cause` ("opened", "bidder_fault" or "custodian_fault"), `detail`, `opened_shares`, `bad_stanzas`
       and `not_released` (roster positions), `combine_failed`, and `invalid` releases;
     - "objection_raised": `objection` (its id), `by`, `text`; "objection_answered": `objection`, `answer`;
-    - "hall_closed": `bids` (lines read out) and `signals` (collusion signals computed)."""
+    - "hall_closed": `bids` (lines read out) and `signals` (collusion signals computed).
+
+    On a tender of two envelopes (双信封) the technical opening's lines carry `envelope` "technical" (its
+    "bid_opened" and "bid_failed" lines name the technical envelope's hash and read out no price), and the
+    commercial opening begins with a "hall_opened" line whose `envelope` is "commercial"."""
 
     seq: int
     at: str
@@ -108,6 +112,7 @@ class OpeningLine(TypedDict):
     text: NotRequired[str]
     answer: NotRequired[str]
     signals: NotRequired[int]
+    envelope: NotRequired[str]
 
 
 class CheckIn(TypedDict):

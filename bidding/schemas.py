@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any, TypedDict
+from typing import Annotated, Any, Literal, TypedDict
 
 import msgspec
 
@@ -79,8 +79,19 @@ class BidRejection(TypedDict):
     evidence: dict[str, Any] | None
 
 
+class EnvelopeUpload(Strict):
+    """A second sealed envelope of the same bid, already in the object store: on a tender of two envelopes
+    (双信封) the technical one, whose manifest declares no price."""
+
+    object_key: ObjectKey
+    envelope_sha256: Hex64 | None = None
+    upload_id: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
+
+
 class BidSubmit(Strict):
-    """Finalise a bid whose sealed envelope (an age file) is already in the object store."""
+    """Finalise a bid whose sealed envelope (an age file) is already in the object store. On a tender of
+    two envelopes (双信封) `object_key` is the commercial envelope and `technical` the technical one: the
+    bid is taken, and its receipt issued, only with both."""
 
     lot_id: uuid.UUID
     object_key: ObjectKey
@@ -89,6 +100,7 @@ class BidSubmit(Strict):
     envelope_sha256: Hex64 | None = None
     # Set when the envelope went up in parts: the upload is completed before it is taken on record.
     upload_id: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
+    technical: EnvelopeUpload | None = None
 
 
 class BidDecrypt(Strict):
@@ -108,6 +120,28 @@ class BidDecrypt(Strict):
             description="The envelope's 16-byte age file key in standard base64 with padding (24 characters).",
         ),
     ]
+    # Which envelope of a bid of two (双信封): the technical one at the opening, the commercial one at the
+    # commercial opening; a bid of one envelope has only the commercial one.
+    kind: Literal["commercial", "technical"] = "commercial"
+
+
+class TechnicalResult(Strict):
+    """The technical evaluation's result on a tender of two envelopes (双信封): the bids that passed (every
+    other standing bid did not), and a note for those that did not. Their commercial envelopes alone are
+    opened next."""
+
+    passed: Annotated[list[uuid.UUID], msgspec.Meta(max_length=1000)]
+    note: Annotated[str, msgspec.Meta(min_length=1, max_length=500)] | None = None
+
+
+class TechnicalResultRead(msgspec.Struct):
+    """The technical result as recorded: the tender's state now (the commercial opening), the bids whose
+    commercial envelopes are opened and those whose commercial envelopes stay sealed."""
+
+    tender_id: uuid.UUID
+    status: str
+    passed: list[uuid.UUID]
+    not_passed: list[uuid.UUID]
 
 
 class ReleaseIn(Strict):
@@ -193,9 +227,11 @@ class BidRead(msgspec.Struct):
     rejection: BidRejection | None = None
 
 
-class Receipt(msgspec.Struct):
+class Receipt(msgspec.Struct, omit_defaults=True):
     """What the bidder keeps: proof that the platform accepted this envelope at this instant — the
-    transparency-log leaf, its inclusion proof and the signed tree head (`ggzy verify receipt`)."""
+    transparency-log leaf, its inclusion proof and the signed tree head (`ggzy verify receipt`). A bid of
+    two envelopes (双信封) also states its technical envelope's SHA-256 and size, which the leaf covers
+    too; `envelope_sha256` is then the commercial envelope's."""
 
     bid_id: uuid.UUID
     tender_code: str
@@ -215,3 +251,5 @@ class Receipt(msgspec.Struct):
             )
         ),
     ]
+    technical_sha256: str | None = None
+    technical_size: int | None = None

@@ -19,7 +19,7 @@ from accounts import service as accounts
 from accounts.security import Principal
 from bidding import custodians, envelope, envelopes, logs, opening_record, records
 from bidding import schemas as bid_schemas
-from bidding.models import BidEvent
+from bidding.models import BidEvent, TechnicalEnvelope
 from escrow import refunds
 from rules.calendar import (
     SHANGHAI,
@@ -228,8 +228,21 @@ async def _bidding_tender(
     return tender
 
 
-def _leaf(event: str, tender: Tender, lot: Lot, credit_code: str, bid: Bid, now: datetime) -> dict[str, Any]:
+def _leaf(
+    event: str,
+    tender: Tender,
+    lot: Lot,
+    credit_code: str,
+    bid: Bid,
+    now: datetime,
+    technical: TechnicalEnvelope | None = None,
+) -> dict[str, Any]:
+    """A bid event's leaf; a bid of two envelopes (双信封) states both envelopes' hashes and sizes."""
+    two = (
+        {} if technical is None else {"technical_sha256": technical.sha256, "technical_size": technical.size}
+    )
     return {
+        **two,
         "event": event,
         "tender": tender.code,
         "lot": lot.number,
@@ -252,6 +265,7 @@ class Submission:
     tender_code: str
     organisation_id: uuid.UUID
     shamir: int
+    envelopes: int = 1
 
     @property
     def upload_prefix(self) -> str:
@@ -270,18 +284,44 @@ class TakenEnvelope:
 
 
 async def prepare_submission(
-    session: AsyncSession, actor: Principal, tender_id: uuid.UUID, now: datetime
+    session: AsyncSession,
+    actor: Principal,
+    tender_id: uuid.UUID,
+    now: datetime,
+    data: bid_schemas.BidSubmit | None = None,
 ) -> Submission:
     """The checks a finalize makes before it copies anything (read only: no lock is taken)."""
     tender = await _bidding_tender(session, actor, tender_id, now, lock=False)
-    return Submission(tender.id, tender.code, actor.organisation_id, shamir_of(tender))
+    if data is not None:
+        check_envelope_count(tender, data)
+    return Submission(tender.id, tender.code, actor.organisation_id, shamir_of(tender), tender.envelopes)
+
+
+def check_envelope_count(tender: Tender, data: bid_schemas.BidSubmit) -> None:
+    """A bid on a tender of two envelopes (双信封) is its technical and its commercial envelope, submitted
+    together, two distinct files; a bid on a tender of one envelope is that one alone."""
+    if tender.envelopes == 2 and data.technical is None:
+        raise ValidationProblem(
+            "Bids on this tender are two envelopes: submit the technical envelope with the commercial one.",
+            errors=[field_error("technical", "required: this tender takes two envelopes")],
+        )
+    if tender.envelopes != 2 and data.technical is not None:
+        raise ValidationProblem(
+            "Bids on this tender are one envelope; there is no technical envelope to submit.",
+            errors=[field_error("technical", "not for a tender of one envelope")],
+        )
+    if data.technical is not None and data.technical.object_key == data.object_key:
+        raise ValidationProblem(
+            "The technical and the commercial envelope are two files.",
+            errors=[field_error("technical.object_key", "the commercial envelope's object")],
+        )
 
 
 async def take_envelope(
     sessionmaker: async_sessionmaker[AsyncSession],
     store: ObjectStore,
     submission: Submission,
-    data: bid_schemas.BidSubmit,
+    data: bid_schemas.BidSubmit | bid_schemas.EnvelopeUpload,
     now: datetime,
 ) -> TakenEnvelope:
     """Complete the upload, copy it into the record's key space hashing it as it streams, and read its
@@ -351,13 +391,19 @@ async def submit_bid(
     signer: LogSigner,
     now: datetime,
     seen: ClientSeen = ClientSeen(),
+    technical: TakenEnvelope | None = None,
 ) -> tuple[Bid, bid_schemas.Receipt]:
     """Finalise a bid whose envelope was taken (`take_envelope`): check it is an age envelope to the bidder
     and to this tender's custodians, record arrival on the server clock, log it and issue the receipt. A
     second bid on the same lot replaces the first (W-05); after the deadline: W-07. Only database work
-    happens here, under the tender's lock; the caller removes the copy if this does not commit."""
+    happens here, under the tender's lock; the caller removes the copy if this does not commit. On a
+    tender of two envelopes (双信封) the technical envelope is checked and kept the same way, and the one
+    receipt covers both."""
     tender = await _bidding_tender(session, actor, tender_id, now)
+    check_envelope_count(tender, data)
     await envelopes.check_header(session, taken.header, tender.id, tender.code, shamir_of(tender), taken.size)
+    if technical is not None:
+        await _check_technical(session, tender, taken, technical)
     lot = await session.get(Lot, data.lot_id)
     if lot is None or lot.tender_id != tender.id:
         raise ValidationProblem("No such lot in this tender.", errors=[field_error("lot_id", "unknown lot")])
@@ -367,6 +413,13 @@ async def submit_bid(
             errors=[field_error("object_key", "expired")],
         )
     await discard_upload(session, taken.upload_key, now)
+    if technical is not None:
+        if not await uploads.keep_copy(session, technical.kept, technical.size):
+            raise Conflict(
+                "The uploaded technical envelope was removed before it could be recorded; upload it again.",
+                errors=[field_error("technical.object_key", "expired")],
+            )
+        await discard_upload(session, technical.upload_key, now)
     kept, sha256, size = taken.kept, taken.sha256, taken.size
     header = taken.header
     org = await accounts.get_organisation(session, actor.organisation_id)
@@ -410,12 +463,15 @@ async def submit_bid(
         client_device=seen.device,
         user_agent=seen.user_agent,
     )
+    second = None
+    if technical is not None:
+        second = envelopes.add_technical(session, bid_id=bid.id, tender_id=tender.id, taken=technical)
     event = "replace" if previous else "submit"
     # Logged in the bidder's own log of the tender: its receipt counts no one else's bids (W-20).
     log = await logs.log_bid_event(
         session,
         signer,
-        _leaf(event, tender, lot, org.credit_code, bid, now),
+        _leaf(event, tender, lot, org.credit_code, bid, now, second),
         tender_id=tender.id,
         tender_code=tender.code,
         organisation_id=actor.organisation_id,
@@ -435,12 +491,54 @@ async def submit_bid(
         log_index=log["leaf_index"],
     )
     await refunds.on_bid(session, lot.id, actor.organisation_id, now)
-    return bid, _receipt(tender, lot, org.credit_code, bid, event, log)
+    return bid, _receipt(tender, lot, org.credit_code, bid, event, log, second)
+
+
+async def _check_technical(
+    session: AsyncSession, tender: Tender, commercial: TakenEnvelope, technical: TakenEnvelope
+) -> None:
+    """The technical envelope: an age envelope to the bidder and this tender's custodians like the
+    commercial one, and another file than it."""
+    try:
+        await envelopes.check_header(
+            session, technical.header, tender.id, tender.code, shamir_of(tender), technical.size
+        )
+    except ValidationProblem as exc:
+        raise ValidationProblem(
+            f"The technical envelope was refused: {exc.detail}",
+            errors=[field_error("technical.object_key", "not a sealed envelope for this tender")],
+        ) from exc
+    if technical.sha256 == commercial.sha256:
+        raise ValidationProblem(
+            "The technical and the commercial envelope are the same file; seal each on its own.",
+            errors=[field_error("technical.object_key", "the commercial envelope again")],
+        )
 
 
 def _receipt(
-    tender: Tender, lot: Lot, credit_code: str, bid: Bid, event: str, log: dict[str, Any]
+    tender: Tender,
+    lot: Lot,
+    credit_code: str,
+    bid: Bid,
+    event: str,
+    log: dict[str, Any],
+    technical: TechnicalEnvelope | None = None,
 ) -> bid_schemas.Receipt:
+    if technical is not None:
+        return bid_schemas.Receipt(
+            bid.id,
+            tender.code,
+            lot.number,
+            credit_code,
+            bid.sha256,
+            bid.size,
+            bid.submitted_at,
+            bid.sequence,
+            event,
+            log,
+            technical.sha256,
+            technical.size,
+        )
     return bid_schemas.Receipt(
         bid.id,
         tender.code,
@@ -491,10 +589,12 @@ async def withdraw_bid(
     lot = await session.get(Lot, bid.lot_id)
     assert lot is not None
     org = await accounts.get_organisation(session, bid.organisation_id)
+    # Both envelopes of a bid of two go with it: the withdrawal's leaf names them both.
+    second = await envelopes.technical_of(session, bid.id)
     log = await logs.log_bid_event(
         session,
         signer,
-        _leaf("withdraw", tender, lot, org.credit_code, bid, now),
+        _leaf("withdraw", tender, lot, org.credit_code, bid, now, second),
         tender_id=tender.id,
         tender_code=tender.code,
         organisation_id=bid.organisation_id,
@@ -513,7 +613,7 @@ async def withdraw_bid(
         deposit_refund_due=refund_due.isoformat(),
         log_index=log["leaf_index"],
     )
-    return bid, _receipt(tender, lot, org.credit_code, bid, "withdraw", log)
+    return bid, _receipt(tender, lot, org.credit_code, bid, "withdraw", log, second)
 
 
 async def list_bids(session: AsyncSession, actor: Principal, tender_id: uuid.UUID) -> list[Bid]:
@@ -552,7 +652,8 @@ async def receipt_for(
     org = await accounts.get_organisation(session, bid.organisation_id)
     assert lot is not None
     log = await logs.receipt_of_bid(session, signer, bid.id)
-    return _receipt(tender, lot, org.credit_code, bid, log["leaf"]["event"], log)
+    second = await envelopes.technical_of(session, bid.id)
+    return _receipt(tender, lot, org.credit_code, bid, log["leaf"]["event"], log, second)
 
 
 async def closing_record(
@@ -574,7 +675,8 @@ async def signed_opening_record(
     envelope's header and result, and each custody envelope's releases with their proofs and its cause."""
     tender = await visible_tender(session, actor, tender_id)
     closing = await logs.closing_of(session, tender.id)
-    if closing is None or tender.opened_at is None or tender.status == TenderStatus.OPENING:
+    still_opening = (TenderStatus.OPENING, TenderStatus.TECHNICAL_EVALUATION, TenderStatus.COMMERCIAL_OPENING)
+    if closing is None or tender.opened_at is None or tender.status in still_opening:
         raise NotFound("The signed opening record is published when the opening closes.")
     if closing.custody is None:
         raise NotFound(

@@ -238,7 +238,12 @@ async def request_draw(
     the exclusions and the eligible pool (objects) with their digests. No seed exists yet: it is drawn only
     once a witness has committed (`commit_witness`), and nothing is selected before the witness reveals."""
     tender = await tenders.tender_for_agency(session, actor, tender_id)
-    if tender.status not in (TenderStatus.OPENING, TenderStatus.EVALUATION):
+    if tender.status not in (
+        TenderStatus.OPENING,
+        TenderStatus.TECHNICAL_EVALUATION,
+        TenderStatus.COMMERCIAL_OPENING,
+        TenderStatus.EVALUATION,
+    ):
         raise Conflict(
             f"A committee is drawn once the bids are in (after the deadline); the tender is {tender.status}."
         )

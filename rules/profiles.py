@@ -43,6 +43,29 @@ FROM_AWARD = (
     Step("contracted", "complete", "completed"),
 )
 
+# Two envelopes (双信封): the opening reads out the technical envelopes only; after the technical evaluation
+# the agency names the bids that passed, whose commercial envelopes alone are opened in a second opening,
+# prices read out there; then the evaluation. A tender of one envelope never enters these states.
+# They take the place of the opening step (`two_envelope_steps`).
+TWO_ENVELOPES = (
+    Step("opening", "close_opening", "technical_evaluation", "opening_window_minutes", may_fail=True),
+    Step("technical_evaluation", "open_commercial", "commercial_opening", may_fail=True),
+    Step("commercial_opening", "close_opening", "evaluation", "opening_window_minutes", may_fail=True),
+)
+
+
+def two_envelope_steps(steps: tuple[Step, ...]) -> tuple[Step, ...]:
+    """A procedure's steps for a tender of two envelopes: its opening is the technical opening, then the
+    technical evaluation and the commercial opening, before the evaluation."""
+    out: list[Step] = []
+    for step in steps:
+        if step.state == "opening" and step.leads_to == "evaluation":
+            out.extend(TWO_ENVELOPES)
+        else:
+            out.append(step)
+    return tuple(out)
+
+
 # The steps of a works tender (招标 → 投标 → 开标 → 评标 → 公示 → 定标 → 签约).
 WORKS_STEPS = (
     *UP_TO_OPENING,
@@ -163,6 +186,10 @@ class ProcedureProfile:
     challenge_within_working_days: int | None = None
     challenge_answer_working_days: int | None = None
     complaint_after_answer_working_days: int | None = None
+    # How many sealed envelopes a bid may be (the documents choose among these): one, or two (双信封) — a
+    # technical envelope opened at the deadline and a commercial one opened only for the bids that pass the
+    # technical evaluation.
+    envelope_counts: tuple[int, ...] = (1,)
     # The refund rules (escrow.obligations) a step of the procedure raises: the unsuccessful bidders' deposits
     # at the award notice (None: they wait for the contract) and the deposits still held at the contract.
     losers_refund_rule: str | None = None
@@ -201,6 +228,7 @@ NOT_TUNABLE = frozenset(
         "deadline_in_working_days",
         "evaluation_methods",
         "price_weight_band_cp",
+        "envelope_counts",
     }
 )
 
@@ -308,6 +336,7 @@ WORKS_OPEN = ProcedureProfile(
     complaint_decision_working_days=30,
     opening_window_minutes=30,
     steps=WORKS_STEPS,
+    envelope_counts=(1, 2),
     rules=tuple(WORKS_RULES.items()),
 )
 
@@ -378,6 +407,7 @@ PROCUREMENT_OPEN = ProcedureProfile(
     complaint_decision_working_days=30,
     opening_window_minutes=30,
     steps=PROCUREMENT_TENDER_STEPS,
+    envelope_counts=(1, 2),
     rules=tuple(PROCUREMENT_RULES.items()),
     committee_large_budget_fen=10_000_000 * FEN_PER_YUAN,
     committee_min_size_large=7,
@@ -410,6 +440,7 @@ PROCUREMENT_RFQ = replace(
     PROCUREMENT_OPEN,
     method="rfq",
     title="政府采购询价 (government procurement by request for quotation)",
+    envelope_counts=(1,),
     invitation_only=True,
     min_invited=3,
     documents_to_deadline_days=3,
@@ -429,6 +460,7 @@ PROCUREMENT_SINGLE_SOURCE = replace(
     PROCUREMENT_OPEN,
     method="single_source",
     title="政府采购单一来源 (government procurement from a single source)",
+    envelope_counts=(1,),
     invitation_only=True,
     min_invited=1,
     max_invited=1,
@@ -511,13 +543,24 @@ class ProfileError(ValueError):
         self.rule = rule
 
 
-def profile_for(sector: str, method: str) -> ProcedureProfile:
-    """The profile of a procedure, or ProfileError when the platform does not run it."""
+_TWO_ENVELOPE_PROFILES: dict[tuple[str, str], ProcedureProfile] = {}
+
+
+def profile_for(sector: str, method: str, envelopes: int = 1) -> ProcedureProfile:
+    """The profile of a procedure, or ProfileError when the platform does not run it; for a tender of two
+    envelopes (双信封) where the procedure has them, with the steps of two openings."""
     try:
-        return PROFILES[(sector, method)]
+        profile = PROFILES[(sector, method)]
     except KeyError:
         known = ", ".join(f"{s}/{m}" for s, m in sorted(PROFILES))
         raise ProfileError(f"no procedure profile for {sector}/{method}; known: {known}") from None
+    if envelopes != 2 or 2 not in profile.envelope_counts:
+        return profile
+    two = _TWO_ENVELOPE_PROFILES.get((sector, method))
+    if two is None:
+        two = replace(profile, steps=two_envelope_steps(profile.steps))
+        _TWO_ENVELOPE_PROFILES[(sector, method)] = two
+    return two
 
 
 def tighten(profile: ProcedureProfile, **changes: Any) -> ProcedureProfile:

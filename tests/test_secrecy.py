@@ -305,6 +305,7 @@ NOT_WALKED: dict[str, str] = {
     "close_framework_competition": "after the admission: published with the order",
     "accept_contract_performance": "after the contract: the agency's own trade",
     "close_opening": "after the deadline",
+    "open_commercial": "after the technical opening; tests/bidding/test_two_envelopes.py",
     "complete_tender": "after the deadline",
     "request_document_upload": "the agency's own upload",
     "register_document": "the agency's own document",

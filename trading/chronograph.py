@@ -373,7 +373,7 @@ async def advance(session: AsyncSession, tender: Tender, now: datetime, signer: 
             tender.next_check = None  # resumes when the objection is answered
             return "paused"
         return await engine.bids().close_bidding(session, tender, signer, now)
-    if status == TenderStatus.OPENING:
+    if status in (TenderStatus.OPENING, TenderStatus.COMMERCIAL_OPENING):
         if not await engine.bids().decryption_done(session, tender, now):
             # A decryption job is still running, or the custodians' window has just begun.
             later = tender.custody_until if tender.custody_until and tender.custody_until > now else None

@@ -53,7 +53,7 @@ async def decide_complaint(
         tender.suspended_reason = None
         tender.suspended_by_complaint_id = None
         tender.next_check = next_check_of(tender)
-    profile = profile_for(tender.sector, tender.method)
+    profile = profile_for(tender.sector, tender.method, tender.envelopes)
     rule = profile.rule("complaint_decision_working_days") or "W-17"
     if data.outcome == "reaward":
         await awards.annul_awards(

@@ -20,6 +20,10 @@ class TenderStatus(StrEnum):
     PUBLISHED = "published"  # notice out, documents not yet issued
     TENDERING = "tendering"  # documents issued, bids accepted until the deadline
     OPENING = "opening"  # deadline passed, bids being opened in the online opening hall
+    # Two envelopes (双信封): the technical envelopes were opened; the committee judges them, and the agency
+    # names the bids that passed, whose commercial envelopes alone are opened next.
+    TECHNICAL_EVALUATION = "technical_evaluation"
+    COMMERCIAL_OPENING = "commercial_opening"  # the passed bids' commercial envelopes opened in the hall
     NEGOTIATION = "negotiation"  # the panel negotiates with each supplier (竞争性谈判/磋商, procurement)
     FINAL_QUOTES = "final_quotes"  # the remaining suppliers seal their final quotes (最后报价)
     EVALUATION = "evaluation"  # committee at work
@@ -41,6 +45,7 @@ class Action(StrEnum):
     CLOSE_BIDDING = "close_bidding"
     FAIL = "fail"
     CLOSE_OPENING = "close_opening"
+    OPEN_COMMERCIAL = "open_commercial"
     CALL_FINAL_QUOTES = "call_final_quotes"
     CLOSE_FINAL_QUOTES = "close_final_quotes"
     SUBMIT_REPORT = "submit_report"
@@ -135,6 +140,7 @@ CALLER_ACTIONS = frozenset(
         Action.CANCEL,
         Action.RETENDER,
         Action.CLOSE_OPENING,
+        Action.OPEN_COMMERCIAL,
         Action.CALL_FINAL_QUOTES,
         Action.AWARD,
         Action.SIGN_CONTRACTS,

@@ -54,6 +54,8 @@ class Tender(IdMixin, Base):
     method_approval: Mapped[dict[str, Any] | None]
     # Negotiated procedures: when the remaining suppliers' sealed final quotes are due (最后报价截止).
     final_quote_deadline: Mapped[datetime | None]
+    # 双信封: 2 when each bid is a technical and a commercial envelope, opened at their own times.
+    envelopes: Mapped[int] = mapped_column(default=1, server_default="1")
     created_at: Mapped[datetime]
     published_at: Mapped[datetime | None]
     documents_issued_at: Mapped[datetime | None]

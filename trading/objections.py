@@ -99,7 +99,10 @@ async def file_objection(
                 f"days before the bid deadline, that is by {last.isoformat()}.",
                 last_day=last.isoformat(),
             )
-    elif data.subject == "opening" and tender.status != TenderStatus.OPENING:
+    elif data.subject == "opening" and tender.status not in (
+        TenderStatus.OPENING,
+        TenderStatus.COMMERCIAL_OPENING,
+    ):
         raise Conflict("Objections to the opening are raised while the opening is in progress.")
     elif data.subject == "candidates" and (
         tender.status != TenderStatus.PUBLICITY

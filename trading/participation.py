@@ -66,8 +66,11 @@ def procedure(sector: str, method: str) -> ProcedureProfile:
         raise ValidationProblem(str(exc), errors=[field_error("method", str(exc))]) from exc
 
 
-def check_terms(profile: ProcedureProfile, evaluation_method: str, invited: Sequence[object]) -> None:
-    """The evaluation method the procedure allows, and invitations only where it admits the invited alone."""
+def check_terms(
+    profile: ProcedureProfile, evaluation_method: str, invited: Sequence[object], envelopes: int = 1
+) -> None:
+    """The evaluation method the procedure allows, invitations only where it admits the invited alone, and
+    two envelopes (双信封) only where the procedure has them."""
     if profile.evaluation_methods and evaluation_method not in profile.evaluation_methods:
         allowed = ", ".join(profile.evaluation_methods)
         raise ValidationProblem(
@@ -77,6 +80,11 @@ def check_terms(profile: ProcedureProfile, evaluation_method: str, invited: Sequ
         raise ValidationProblem(
             f"{profile.title} admits every supplier; invitations are for invited procedures.",
             errors=[field_error("invited", "not for this procedure")],
+        )
+    if envelopes not in profile.envelope_counts:
+        raise ValidationProblem(
+            f"{profile.title} takes bids of {' or '.join(map(str, profile.envelope_counts))} envelope(s).",
+            errors=[field_error("envelopes", "not for this procedure")],
         )
 
 

@@ -57,6 +57,7 @@ async def switch_method(
     new = await retender(session, actor, tender_id, now)
     new.method = data.method
     new.evaluation_method = evaluation_method
+    new.envelopes = old.envelopes if old.envelopes in target.envelope_counts else 1
     new.invited_organisations = [str(org) for org in dict.fromkeys(data.invited)]
     new.method_approval = {
         "from_method": old.method,

@@ -68,6 +68,9 @@ class TenderCreate(Strict):
     max_lots_per_supplier: Annotated[int, msgspec.Meta(ge=1, le=50)] | None = None
     # The suppliers invited (invited tendering, quotation): only they may obtain the documents and bid.
     invited: Annotated[list[uuid.UUID], msgspec.Meta(max_length=100)] = msgspec.field(default_factory=list)
+    # 双信封: 2 when each bid is a technical envelope (opened at the deadline) and a commercial one (opened
+    # only for the bids that pass the technical evaluation); where the procedure's profile allows it.
+    envelopes: Annotated[int, msgspec.Meta(ge=1, le=2)] = 1
 
 
 class TenderUpdate(Strict):
@@ -185,6 +188,8 @@ class TenderRead(msgspec.Struct):
     custodians: list[CustodianRead]
     custody_until: datetime | None
     bid_validity_days: int = 90
+    # How many sealed envelopes make a bid: 1, or 2 (a technical and a commercial one, 双信封).
+    envelopes: int = 1
     # The Shamir threshold written in every share stanza (fixed at publication): t, plus one when the
     # platform holds a share. Seal with this one.
     shamir_threshold: int | None = None

@@ -197,7 +197,7 @@ def caller_actions(tender: Tender, actor: Principal | None, now: datetime | None
         return []
     status = TenderStatus(tender.status)
     out = []
-    for action in allowed_actions(profile_for(tender.sector, tender.method), status):
+    for action in allowed_actions(profile_for(tender.sector, tender.method, tender.envelopes), status):
         if action not in CALLER_ACTIONS:
             continue
         if action is Action.CANCEL and status is TenderStatus.TENDERING and now >= tender.bid_deadline:
@@ -266,6 +266,7 @@ async def tender_read(
         custodians=await engine.bids().custodians(session, tender),
         custody_until=tender.custody_until,
         bid_validity_days=tender.bid_validity_days,
+        envelopes=tender.envelopes,
         max_lots_per_supplier=tender.max_lots_per_supplier,
         method_approval=(
             msgspec.convert(tender.method_approval, schemas.MethodApprovalRead)
@@ -331,7 +332,8 @@ async def move(
     if action not in (Action.FAIL, Action.CANCEL):
         refuse_if_suspended(tender, action.value.replace("_", " "))
     try:
-        target = next_status(profile_for(tender.sector, tender.method), TenderStatus(tender.status), action)
+        profile = profile_for(tender.sector, tender.method, tender.envelopes)
+        target = next_status(profile, TenderStatus(tender.status), action)
     except IllegalTransition as exc:
         raise Conflict(str(exc), status_now=tender.status) from exc
     before = tender.status
@@ -357,7 +359,7 @@ def next_check_of(tender: Tender) -> datetime | None:
         return tender.documents_from
     if status == TenderStatus.TENDERING:
         return tender.bid_deadline
-    if status == TenderStatus.OPENING:
+    if status in (TenderStatus.OPENING, TenderStatus.COMMERCIAL_OPENING):
         return tender.custody_until or window_end(tender)
     if status == TenderStatus.FINAL_QUOTES:
         return final_quotes_close(tender)
@@ -455,7 +457,7 @@ async def create_tender(
     )
     profile = participation.procedure(data.sector, data.method)
     _check_deposits(profile, data.lots)
-    participation.check_terms(profile, data.evaluation_method, data.invited)
+    participation.check_terms(profile, data.evaluation_method, data.invited, data.envelopes)
     validity = _check_bid_validity(profile, data.bid_validity_days or profile.bid_validity_days)
     documents_from = requested_instant("documents_from", data.documents_from)
     bid_deadline = requested_instant("bid_deadline", data.bid_deadline)
@@ -485,6 +487,7 @@ DRAFT_TERMS = (
     "custody_threshold",
     "opening_policy",
     "max_lots_per_supplier",
+    "envelopes",
 )
 
 
@@ -697,6 +700,7 @@ async def publish(
                 "custody_threshold": tender.custody_threshold,
                 "shamir_threshold": tender.custody_shamir_threshold,
                 "opening_policy": tender.opening_policy,
+                "envelopes": tender.envelopes,
                 "custodians": custodians,
             },
             "lots": [

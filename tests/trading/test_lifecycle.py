@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rules.profiles import PROFILES, WORKS_OPEN, ProcedureProfile, Step
+from rules.profiles import PROFILES, WORKS_OPEN, ProcedureProfile, Step, profile_for
 from trading import lifecycle
 from trading.lifecycle import PUBLIC, TERMINAL, Action, IllegalTransition, TenderStatus, transitions
 
@@ -92,7 +92,14 @@ def test_failed_and_terminated_tenders_can_only_be_re_run() -> None:
     assert allowed_actions(S.CANCELLED) == [Action.RETENDER]
 
 
-@pytest.mark.parametrize("profile", PROFILES.values(), ids=lambda p: f"{p.sector}/{p.method}")
+WALKS = [profile_for(p.sector, p.method, n) for p in PROFILES.values() for n in p.envelope_counts]
+
+
+@pytest.mark.parametrize(
+    "profile",
+    WALKS,
+    ids=lambda p: f"{p.sector}/{p.method}" + ("/2" if S.COMMERCIAL_OPENING.value in str(p.steps) else ""),
+)
 def test_every_non_terminal_state_has_a_way_out_and_every_state_is_reachable_from_draft(
     profile: ProcedureProfile,
 ) -> None:
@@ -114,9 +121,27 @@ def test_every_non_terminal_state_has_a_way_out_and_every_state_is_reachable_fro
 def test_every_state_belongs_to_some_procedure() -> None:
     used = set()
     for profile in PROFILES.values():
-        table = transitions(profile)
-        used |= {s for s, _a in table} | set(table.values())
+        for envelopes in profile.envelope_counts:
+            table = transitions(profile_for(profile.sector, profile.method, envelopes))
+            used |= {s for s, _a in table} | set(table.values())
     assert used == set(TenderStatus)
+
+
+def test_a_tender_of_two_envelopes_opens_them_in_two_openings() -> None:
+    two = profile_for("works", "open", 2)
+    path = [
+        (Action.CLOSE_BIDDING, S.OPENING),
+        (Action.CLOSE_OPENING, S.TECHNICAL_EVALUATION),
+        (Action.OPEN_COMMERCIAL, S.COMMERCIAL_OPENING),
+        (Action.CLOSE_OPENING, S.EVALUATION),
+    ]
+    status = S.TENDERING
+    for action, expected in path:
+        status = lifecycle.next_status(two, status, action)
+        assert status is expected
+    with pytest.raises(IllegalTransition):
+        lifecycle.next_status(two, S.OPENING, Action.OPEN_COMMERCIAL)
+    assert profile_for("procurement", "rfq", 2) is profile_for("procurement", "rfq")
 
 
 def test_cancel_is_possible_only_before_the_deadline_passes() -> None:
