@@ -1105,7 +1105,10 @@ async def test_e01_revealing_a_file_key_before_the_deadline_is_refused(api: Api)
 async def test_complete_before_the_contracts_is_refused_naming_the_status(api: Api) -> None:
     agency, tender, _bids, _row = await awarded(api)
     body = problem(await api.post(f"{T}/{tender['id']}/complete", agency), 409)
-    assert body["detail"] == "a tender that is awarded cannot complete; allowed now: fail, reevaluate, sign_contracts"
+    assert (
+        body["detail"]
+        == "a tender that is awarded cannot complete; allowed now: fail, reevaluate, sign_contracts"
+    )
     assert body["status_now"] == "awarded"
 
 
