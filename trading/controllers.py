@@ -32,9 +32,11 @@ from trading import (
     objections,
     reruns,
     responses,
+    reviews,
     schemas,
     tenders,
 )
+from trading.centre_controllers import CENTRE_CONTROLLERS
 from trading.models import Award, Clarification, Complaint, Contract, Notice, Notification, Objection
 from trading.negotiation_controllers import NegotiationController
 from trading.supervision_controllers import DeadlineController
@@ -230,8 +232,10 @@ class TenderController(Controller):
         clock: Clock,
         if_match: IfMatch = None,
     ) -> Response[schemas.TenderRead]:
-        """Publish the tender notice; checks the timeline against W-01."""
-        tender = await tenders.publish(
+        """Submit the tender notice for the centre's review (公告审核), once every publishing check passes
+        (the timeline against W-01, the documents, the project accepted); the centre's approval publishes it.
+        The tender stays a draft until then."""
+        tender = await reviews.submit(
             session, principal, tender_id, http.if_match(if_match, required=False), clock.now()
         )
         return await tender_response(session, tender, caller=principal, now=clock.now())
@@ -714,4 +718,5 @@ TRADING_CONTROLLERS = [
     ChronographController,
     DeadlineController,
     NegotiationController,
+    *CENTRE_CONTROLLERS,
 ]
