@@ -423,7 +423,7 @@ class NoticeReview(IdMixin, Base):
 
     tender_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenders.id"), index=True)
     number: Mapped[int]  # the tender's submissions, 1, 2, …
-    status: Mapped[str] = mapped_column(String(20), index=True)  # pending | approved | refused
+    status: Mapped[str] = mapped_column(String(20), index=True)  # pending | approved | refused | withdrawn
     submitted_at: Mapped[datetime]
     due_on: Mapped[date]
     submitted_by: Mapped[uuid.UUID]

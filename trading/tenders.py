@@ -282,7 +282,12 @@ async def tender_read(
         outcome_reason=tender.outcome_reason,
         parent_id=tender.parent_id,
         next_check=tender.next_check,
-        allowed_actions=caller_actions(tender, actor, now),
+        allowed_actions=[
+            # a notice under review is not submitted again
+            a
+            for a in caller_actions(tender, actor, now)
+            if not (a == Action.PUBLISH and review is not None and review.status == "pending")
+        ],
         version=tender.version,
         custody_threshold=tender.custody_threshold,
         opening_policy=tender.opening_policy,
@@ -662,6 +667,9 @@ async def cancel(
     tender.outcome_reason = reason
     tender.closed_at = now
     await move(session, tender, Action.CANCEL, actor, now, reason=reason)
+    review = await last_review(session, tender.id)
+    if review is not None and review.status == "pending":  # nothing is left for the centre to review
+        review.status, review.decided_at = "withdrawn", now
     await settle_all_lots(session, tender, "tender_terminated", now)
     if was_public:
         await publish_notice(

@@ -201,6 +201,7 @@ async def test_a_notice_under_review_is_neither_on_the_board_nor_readable_by_bid
 async def test_a_notice_under_review_is_neither_edited_nor_submitted_twice(api: Api) -> None:
     agency = await api.organisation("agency")
     tender = await submitted(api, agency)
+    assert "publish" not in tender["allowed_actions"] and "cancel" in tender["allowed_actions"]
     etag = (await api.get(f"{T}/{tender['id']}", agency)).headers["ETag"]
     problem(
         await api.patch(f"{T}/{tender['id']}", agency, json={"title": "改标题"}, headers={"If-Match": etag}),
@@ -278,6 +279,17 @@ async def test_the_review_shows_its_due_day_and_light_among_the_deadlines(api: A
     [late] = (await api.get(f"{T}/{tender['id']}/deadlines", agency)).json()
     assert late["light"] == "red"
     assert (await decide(api, tender["id"], "refused", "公告内容不完整")).status_code == 200
+    assert (await api.get("/api/v1/supervision/deadlines", centre)).json() == []
+
+
+async def test_a_draft_terminated_under_review_leaves_nothing_to_review(api: Api) -> None:
+    agency, centre = await api.organisation("agency"), await api.bootstrap_centre()
+    tender = await submitted(api, agency)
+    r = await api.post(f"{T}/{tender['id']}/cancel", agency, json={"reason": "项目调整"})
+    assert r.status_code == 200 and r.json()["review"]["status"] == "withdrawn", r.text
+
+    problem(await decide(api, tender["id"], "approved"), 409)
+    assert (await api.get("/api/v1/reviews", centre)).json() == []
     assert (await api.get("/api/v1/supervision/deadlines", centre)).json() == []
 
 
