@@ -116,9 +116,10 @@ class VenueController(Controller):
     tags = ["centre"]
 
     @get("/venues", operation_id="list_venues", guards=[CENTRE])
-    async def list_venues(self, session: AsyncSession, clock: Clock) -> list[schemas.VenueRead]:
-        """The centre's opening hall and evaluation rooms with their capacities."""
-        return [venues.venue_read(v) for v in await venues.list_venues(session, clock.now())]
+    async def list_venues(self, session: AsyncSession) -> list[schemas.VenueRead]:
+        """The centre's opening hall and evaluation rooms with their capacities; a default room of a kind is
+        listed once a booking first needs one and none was added."""
+        return [venues.venue_read(v) for v in await venues.list_venues(session)]
 
     @post("/venues", operation_id="add_venue", guards=[CENTRE])
     async def add(

@@ -215,10 +215,8 @@ def venue_read(v: Venue) -> schemas.VenueRead:
     return schemas.VenueRead(id=v.id, name=v.name, kind=v.kind, capacity=v.capacity)
 
 
-async def list_venues(session: AsyncSession, now: datetime) -> list[Venue]:
-    """The centre's rooms, the default ones included."""
-    for kind in ("opening", "evaluation"):
-        await rooms(session, kind, now)
+async def list_venues(session: AsyncSession) -> list[Venue]:
+    """The centre's rooms listed so far (a default room is listed once first needed)."""
     return list(await session.scalars(select(Venue).order_by(Venue.kind, Venue.name)))
 
 

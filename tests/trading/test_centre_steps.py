@@ -50,19 +50,17 @@ async def decide(api: Api, tender_id: str, decision: str, reasons: str | None = 
     return await api.post(f"{T}/{tender_id}/review", centre, json=body)
 
 
-async def venue(api: Api, kind: str) -> dict[str, Any]:
+async def rooms(api: Api, kind: str) -> list[dict[str, Any]]:
     r = await api.get("/api/v1/venues", await api.bootstrap_centre())
     assert r.status_code == 200, r.text
-    [room] = [v for v in r.json() if v["kind"] == kind]
-    return dict(room)
+    return [v for v in r.json() if v["kind"] == kind]
 
 
-async def set_capacity(api: Api, kind: str, capacity: int) -> None:
-    room = await venue(api, kind)
-    r = await api.patch(
-        f"/api/v1/venues/{room['id']}", await api.bootstrap_centre(), json={"capacity": capacity}
-    )
-    assert r.status_code == 200 and r.json()["capacity"] == capacity, r.text
+async def only_room(api: Api, kind: str, capacity: int) -> None:
+    """The centre lists its one room of `kind`, holding `capacity` sessions, before any is booked."""
+    room = {"name": f"{kind} room", "kind": kind, "capacity": capacity}
+    r = await api.post("/api/v1/venues", await api.bootstrap_centre(), json=room)
+    assert r.status_code == 201 and r.json()["capacity"] == capacity, r.text
 
 
 # ---------------------------------------------------------------- project acceptance (项目受理)
@@ -298,7 +296,7 @@ async def test_a_draft_terminated_under_review_leaves_nothing_to_review(api: Api
 
 async def test_an_opening_beyond_the_halls_capacity_is_refused_naming_the_deadline(api: Api) -> None:
     agency = await api.organisation("agency")
-    await set_capacity(api, "opening", 1)
+    await only_room(api, "opening", 1)
     first = await api.published(agency)
     second = await submitted(api, agency)
 
@@ -313,7 +311,7 @@ async def test_an_opening_beyond_the_halls_capacity_is_refused_naming_the_deadli
 
 async def test_an_evaluation_booking_that_clashes_beyond_capacity_is_refused(api: Api) -> None:
     agency = await api.organisation("agency")
-    await set_capacity(api, "evaluation", 1)
+    await only_room(api, "evaluation", 1)
     first, second = await api.published(agency), await api.published(agency)
     day = {"starts_at": "2026-03-24T09:00:00+08:00", "ends_at": "2026-03-24T17:00:00+08:00"}
     r = await api.post(f"{T}/{first['id']}/bookings", agency, json=day)
@@ -365,7 +363,10 @@ async def test_the_calendar_shows_the_centres_bookings_to_the_centre_only(api: A
 
 async def test_only_the_centre_lists_and_changes_its_rooms(api: Api) -> None:
     agency, centre = await api.organisation("agency"), await api.bootstrap_centre()
-    room = await venue(api, "opening")
+    assert await rooms(api, "opening") == []
+    await api.published(agency)  # the default hall is listed once the first opening is booked
+    [room] = await rooms(api, "opening")
+    assert (room["name"], room["capacity"]) == ("网上开标大厅", 50)
     for actor in (agency, await api.organisation("supervisor")):
         problem(await api.get("/api/v1/venues", actor), 403)
         problem(await api.patch(f"/api/v1/venues/{room['id']}", actor, json={"capacity": 1}), 403)
@@ -386,4 +387,7 @@ async def test_only_the_centre_lists_and_changes_its_rooms(api: Api) -> None:
         409,
         "name",
     )
-    assert (await venue(api, "opening"))["capacity"] == 50
+    r = await api.patch(f"/api/v1/venues/{room['id']}", centre, json={"capacity": 60})
+    assert r.status_code == 200 and r.json()["capacity"] == 60, r.text
+    missing = "00000000-0000-0000-0000-000000000000"
+    problem(await api.patch(f"/api/v1/venues/{missing}", centre, json={"capacity": 1}), 404)
