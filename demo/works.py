@@ -221,6 +221,8 @@ async def draft_tender(t: Trade) -> Outcome:
     """The agency saves a draft: documents from now, bids close at 10:00 on the earliest legal day; three
     opening custodians, the centre among them: t = 2 counts the two others, whose shares with the
     platform's open an envelope its bidder does not (E-03)."""
+    if not t.project_id:  # a trade of its own project, accepted by the centre (项目受理)
+        await accept_project(t)
     documents_from = t.p.clock.now()
     deadline = await lawful_deadline(t)
     r = await t.p.request(
