@@ -391,3 +391,20 @@ async def test_only_the_centre_lists_and_changes_its_rooms(api: Api) -> None:
     assert r.status_code == 200 and r.json()["capacity"] == 60, r.text
     missing = "00000000-0000-0000-0000-000000000000"
     problem(await api.patch(f"/api/v1/venues/{missing}", centre, json={"capacity": 1}), 404)
+
+
+async def test_a_deadline_moved_out_by_w02_moves_its_opening_booking(api: Api) -> None:
+    agency, centre = await api.organisation("agency"), await api.bootstrap_centre()
+    tender = await api.published(agency)
+    api.clock.set(shanghai(2026, 3, 16, 9))
+    r = await api.post(
+        f"{T}/{tender['id']}/clarifications",
+        agency,
+        json={"text": "工程量清单第5项更正", "affects_bids": True},
+    )
+    assert r.status_code == 201 and r.json()["deadline_moved"] is True, r.text
+
+    window = {"from": "2026-03-20T00:00:00+08:00", "to": "2026-04-01T00:00:00+08:00"}
+    [opening] = (await api.get("/api/v1/venues/calendar", centre, params=window)).json()
+
+    assert (opening["kind"], opening["starts_at"]) == ("opening", "2026-03-31T02:00:00Z")
