@@ -448,11 +448,26 @@ async def open_tender(api: Api, s3http: httpx.AsyncClient, people: People, round
     now = datetime.fromisoformat(clock["now"]).astimezone(SHANGHAI)
     deadline = (now + timedelta(days=DEADLINE_DAYS)).replace(hour=10, minute=0, second=0, microsecond=0)
     agency = people.agency
+    project = await api.call(
+        "POST",
+        "/api/v1/projects",
+        agency,
+        {
+            "name": "城南污水处理厂提标改造工程",
+            "sector": "works",
+            "funding_source": "市级财政资金",
+            "approval_number": "宁发改审批〔2026〕18号",
+        },
+    )
+    await api.call(
+        "POST", f"/api/v1/projects/{project['id']}/decision", people.centre, {"decision": "accepted"}
+    )
     draft = await api.call(
         "POST",
         "/api/v1/tenders",
         agency,
         {
+            "project_id": project["id"],
             "title": f"城南污水处理厂提标改造工程施工（投标高峰基准 第{round_ + 1}轮）",
             "tenderer_name": "南京市城南水务有限公司",
             "tenderer_credit_code": make_uscc("91320100MA0000009"),
@@ -480,6 +495,7 @@ async def open_tender(api: Api, s3http: httpx.AsyncClient, people: People, round
         {"kind": "tender_documents", "filename": "tender.pdf", "object_key": grant["object_key"]},
     )
     await api.call("POST", f"/api/v1/tenders/{tid}/publish", agency)
+    await api.call("POST", f"/api/v1/tenders/{tid}/review", people.centre, {"decision": "approved"})
     bidders = [Bidder(b.index, b.credit_code, b.token, b.keys) for b in people.bidders]
 
     async def obtain(b: Bidder) -> None:

@@ -35,6 +35,21 @@ async def set_roster(
     """Freeze a tender's custodians at publication: each named organisation's newest encryption key, share
     positions in the order given. The platform (the centre) holds at most one share and never counts
     toward t: 2 ≤ t ≤ the number of the other custodians (see `shamir_threshold`)."""
+    rows = await _roster_of(session, tender_id, organisation_ids, threshold)
+    for row in rows:
+        session.add(row)
+    await session.flush()
+    return rows
+
+
+async def check_roster(session: AsyncSession, organisation_ids: Sequence[uuid.UUID], threshold: int) -> None:
+    """Refuse custodians `set_roster` would refuse, recording nothing (a notice submitted for review)."""
+    await _roster_of(session, None, organisation_ids, threshold)
+
+
+async def _roster_of(
+    session: AsyncSession, tender_id: uuid.UUID | None, organisation_ids: Sequence[uuid.UUID], threshold: int
+) -> list[Custodian]:
     n = len(organisation_ids)
     if n < 2 or n > MAX_CUSTODIANS:
         raise ValidationProblem(
@@ -108,9 +123,6 @@ async def set_roster(
                 )
             ],
         )
-    for row in rows:
-        session.add(row)
-    await session.flush()
     return rows
 
 

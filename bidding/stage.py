@@ -37,6 +37,11 @@ class Bids:
             for c in appointed
         ]
 
+    async def check_custodians(
+        self, session: AsyncSession, tender: Tender, organisations: Sequence[uuid.UUID]
+    ) -> None:
+        await custodians.check_roster(session, list(organisations), tender.custody_threshold)
+
     async def custodians(self, session: AsyncSession, tender: Tender) -> list[schemas.CustodianRead]:
         return [
             schemas.CustodianRead(

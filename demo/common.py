@@ -462,6 +462,7 @@ class Trade:
     keys: dict[str, agekeys.KeyPair] = field(default_factory=dict)  # private halves, by username
     tender: dict[str, Any] = field(default_factory=dict)
     etag: str = ""
+    project_id: str = ""  # the project the centre accepted (项目受理), that the tender carries out
     earliest_day: date | None = None
     documents_sha256: str = ""
     bids: list[SealedBid] = field(default_factory=list)

@@ -60,6 +60,7 @@ from demo.procurement_methods import (
 from demo.purchase_committee import build_pool, draw_committee, evaluate
 from demo.works import (
     PEOPLE_STEPS,
+    accept_project,
     award_lot,
     draft_tender,
     lawful_deadline,
@@ -355,6 +356,7 @@ async def second_published(t: Trade) -> Outcome:
     """The agency drafts a second procurement of one lot, uploads its documents and publishes it."""
     s = _second(t)
     t.p.clock.advance(timedelta(days=1))
+    s.project_id = s.project_id or t.project_id
     drafted = _facts(await draft_tender(s))
     await upload_documents(s)
     await publish(s)
@@ -447,10 +449,11 @@ async def summary(t: Trade) -> Outcome:
 PROCUREMENT_STEPS = (
     *PEOPLE_STEPS,
     Step("A deposit of 2 % of the budget and one fen is refused (G-03)", refuse_deposit_above_two_percent),
+    Step("The centre accepts the agency's project and its procurement plan (项目受理)", accept_project),
     Step("The agency drafts a procurement of medical equipment, budget 12 million yuan", draft_tender),
     Step("The agency uploads the procurement documents through the presigned URL", upload_documents),
     Step("A bid deadline before the 20th day is refused (G-02)", refuse_early_deadline),
-    Step("The agency publishes the procurement (custodian roster frozen)", publish),
+    Step("The agency submits the notice; the centre approves it (custodian roster frozen)", publish),
     Step("The suppliers obtain the documents and a deposit sub-account each", obtain_documents),
     Step(
         "Deposits arrive by the bank's statement; one in suspense is matched by the centre",

@@ -185,7 +185,35 @@ def tender_body(t: Trade, deadline: datetime, deposit_fen: int) -> dict[str, Any
         "custodians": [t.people[p.username].organisation_id for p in CUSTODIANS],
         "custody_threshold": CUSTODY_THRESHOLD,
         "opening_policy": "custodians",
+    } | ({"project_id": t.project_id} if t.project_id else {})
+
+
+async def accept_project(t: Trade) -> Outcome:
+    """The agency registers the project with the centre (项目受理): the approving body's document number,
+    where the money comes from and, in government procurement, the procurement plan it carries out; the
+    centre accepts it. Only an accepted project's tenders are published."""
+    sector = t.plan.profile.sector
+    body: dict[str, Any] = {
+        "name": t.plan.title,
+        "sector": sector,
+        "funding_source": "市级财政资金" if sector == "procurement" else "市级财政资金及企业自筹",
+        "approval_number": "宁发改审批〔2026〕18号",
+        "budget_fen": t.plan.estimated_price_fen,
     }
+    if sector == "procurement":
+        body["procurement_plan_number"] = "NJCG-2026-0318"
+    project = await t.p.call("POST", "/api/v1/projects", t.agency, expect=201, json=body)
+    check(project["status"] == "pending", "the project pending the centre's acceptance", project["status"])
+    accepted = await t.p.call(
+        "POST", f"/api/v1/projects/{project['id']}/decision", t.centre, json={"decision": "accepted"}
+    )
+    check(accepted["status"] == "accepted", "the project accepted", accepted["status"])
+    t.project_id = str(project["id"])
+    plan = f", procurement plan {body['procurement_plan_number']}" if sector == "procurement" else ""
+    return (
+        f"«{project['name']}», approval {project['approval_number']}, funding {project['funding_source']}{plan}: "
+        f"accepted by the centre"
+    )
 
 
 async def lawful_deadline(t: Trade) -> datetime:
@@ -198,6 +226,8 @@ async def draft_tender(t: Trade) -> Outcome:
     """The agency saves a draft: documents from now, bids close at 10:00 on the earliest legal day; three
     opening custodians, the centre among them: t = 2 counts the two others, whose shares with the
     platform's open an envelope its bidder does not (E-03)."""
+    if not t.project_id:  # a trade of its own project, accepted by the centre (项目受理)
+        await accept_project(t)
     documents_from = t.p.clock.now()
     deadline = await lawful_deadline(t)
     r = await t.p.request(
@@ -301,11 +331,18 @@ async def refuse_early_deadline(t: Trade) -> Outcome:
 
 
 async def publish(t: Trade) -> Outcome:
-    """The agency publishes: the tender notice goes on the board, the documents are issued, and the
-    custodian roster is frozen with each custodian's key: every envelope is sealed to exactly these."""
-    r = await t.p.request(
-        "POST", f"/api/v1/tenders/{t.tid}/publish", t.agency, expect=200, headers={"If-Match": t.etag}
+    """The agency submits the notice for the centre's review (公告审核); nothing is public until the centre
+    approves it. Then the tender notice goes on the board, the documents are issued, the opening hall is
+    booked at the deadline, and the custodian roster is frozen with each custodian's key: every envelope is
+    sealed to exactly these."""
+    submitted = await t.p.call(
+        "POST", f"/api/v1/tenders/{t.tid}/publish", t.agency, headers={"If-Match": t.etag}
     )
+    check(submitted["status"] == "draft", "still a draft under review", submitted["status"])
+    check(submitted["review"]["status"] == "pending", "the review pending", submitted["review"])
+    check(await t.notices("tender_notice") == [], "nothing on the board under review", "a notice")
+    await t.p.call("POST", f"/api/v1/tenders/{t.tid}/review", t.centre, json={"decision": "approved"})
+    r = await t.p.request("GET", f"/api/v1/tenders/{t.tid}", t.agency, expect=200)
     t.tender, t.etag = r.json(), r.headers.get("ETag", "")
     check(t.tender["status"] == "tendering", "status tendering", t.tender["status"])
     await t.p.tick()  # jobs from the outbox, if any
@@ -505,10 +542,15 @@ PEOPLE_STEPS = (
     Step("Custodians and bidders register their public keys", register_keys),
 )
 PUBLISH_STEPS = (
+    Step("The centre accepts the agency's project and its approval documents (项目受理)", accept_project),
     Step("The agency drafts a works tender with the lawful timeline and three custodians", draft_tender),
     Step("The agency uploads the tender documents through the presigned URL", upload_documents),
     Step("A bid deadline before the W-01 day is refused", refuse_early_deadline),
-    Step("The agency publishes the tender (W-01 checked, custodian roster frozen)", publish),
+    Step(
+        "The agency submits the notice; the centre approves it and it is published (W-01 checked, custodian "
+        "roster frozen)",
+        publish,
+    ),
 )
 TRADE_STEPS = (
     *PUBLISH_STEPS,

@@ -149,6 +149,9 @@ class ProcedureProfile:
     # deposit must stay in force that long (W-19, 条例 26). The law sets no figure: house values.
     bid_validity_days: int = 90  # the default the documents state
     bid_validity_min_days: int = 30  # long enough for evaluation, publicity (W-12) and the contract (W-13)
+    # 公告审核: the centre answers a submitted tender notice within this many working days of its submission
+    # (the centre's own service commitment; its light shows under S-01).
+    notice_review_working_days: int = 2
     # The steps the trade walks, in order (`trading.lifecycle` builds the state machine from them).
     steps: tuple[Step, ...] = WORKS_STEPS
     # The rule id each field comes from, as (field, rule) pairs; a field left out cites no rule.
@@ -255,6 +258,7 @@ WORKS_RULES: dict[str, str | None] = {
     "opening_window_minutes": "E-02",
     "bid_validity_days": None,  # house values: RULES.md gives no figure
     "bid_validity_min_days": None,
+    "notice_review_working_days": None,  # the centre's own commitment
     # what the works law does not have: a committee sized by the budget, the purchaser's decision step,
     # the result and contract publication periods of procurement (G-07, G-11)
     "committee_large_budget_fen": None,
@@ -308,6 +312,7 @@ MAXIMUMS = frozenset(
         "contract_publish_working_days",
         "challenge_answer_working_days",
         "framework_term_max_days",
+        "notice_review_working_days",
     }
 )
 
@@ -380,6 +385,7 @@ PROCUREMENT_RULES: dict[str, str | None] = {
     "opening_window_minutes": "E-02",
     "bid_validity_days": None,
     "bid_validity_min_days": None,
+    "notice_review_working_days": None,  # the centre's own commitment
 }
 
 PROCUREMENT_OPEN = ProcedureProfile(

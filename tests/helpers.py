@@ -88,6 +88,7 @@ class Api:
     _n: int = field(default=0)
     keys: dict[str, agekeys.KeyPair] = field(default_factory=dict)
     custodian_actors: list[Actor] = field(default_factory=list)
+    projects: dict[tuple[str, str], str] = field(default_factory=dict)
 
     # ------------------------------------------------------------ plumbing
 
@@ -277,7 +278,43 @@ class Api:
             self.custodian_actors = [centre, supervisor, notary]
         return self.custodian_actors
 
+    async def project(self, agency: Actor, sector: str = "works", *, accept: bool = True) -> str:
+        """The id of a project of `agency` in `sector` registered with the centre and, unless `accept` is
+        False, accepted (项目受理); one accepted project per agency and sector is reused."""
+        if accept and (agency.organisation_id, sector) in self.projects:
+            return self.projects[(agency.organisation_id, sector)]
+        body: dict[str, Any] = {
+            "name": "城南污水处理厂提标改造工程",
+            "sector": sector,
+            "funding_source": "市级财政资金",
+            "approval_number": "宁发改审批〔2026〕18号",
+        }
+        if sector == "procurement":
+            body["procurement_plan_number"] = "NJCG-2026-0318"
+        r = await self.post("/api/v1/projects", agency, json=body)
+        assert r.status_code == 201, r.text
+        project_id = str(r.json()["id"])
+        if accept:
+            centre = await self.bootstrap_centre()
+            r = await self.post(
+                f"/api/v1/projects/{project_id}/decision", centre, json={"decision": "accepted"}
+            )
+            assert r.status_code == 200, r.text
+            self.projects[(agency.organisation_id, sector)] = project_id
+        return project_id
+
+    async def publish(self, agency: Actor, tender_id: str, **kw: Any) -> Response:
+        """Submit the tender notice for the centre's review and, when the submission is taken, have the
+        centre approve it (公告审核): the approval's answer, or the submission's refusal."""
+        r = await self.post(f"/api/v1/tenders/{tender_id}/publish", agency, **kw)
+        if r.status_code != 200:
+            return r
+        centre = await self.bootstrap_centre()
+        return await self.post(f"/api/v1/tenders/{tender_id}/review", centre, json={"decision": "approved"})
+
     async def draft(self, agency: Actor, **overrides: Any) -> dict[str, Any]:
+        if "project_id" not in overrides:
+            overrides["project_id"] = await self.project(agency, overrides.get("sector", "works"))
         if "custodians" not in overrides:
             overrides["custodians"] = [c.organisation_id for c in await self.custodians()]
         r = await self.post("/api/v1/tenders", agency, json=self.tender_body(**overrides))
@@ -287,7 +324,7 @@ class Api:
     async def published(self, agency: Actor, **overrides: Any) -> dict[str, Any]:
         tender = await self.draft(agency, **overrides)
         await self.document(agency, tender["id"], b"%PDF-1.7 tender documents " + secrets.token_bytes(64))
-        r = await self.post(f"/api/v1/tenders/{tender['id']}/publish", agency)
+        r = await self.publish(agency, tender["id"])
         assert r.status_code == 200, r.text
         await self.run_jobs()
         return dict(r.json())

@@ -233,6 +233,7 @@ BASE_QUERY: dict[str, dict[str, str]] = {
     "opening_events": {"follow": "false"},
     "room_events": {"follow": "false"},
     "list_audit_events": {"limit": "200"},
+    "venue_calendar": {"from": "2026-03-01T00:00:00+08:00", "to": "2026-04-01T00:00:00+08:00"},
 }
 # The trail's own check counts every event of the platform, the walk's refused reads too.
 UNCOMPARED = {
@@ -306,6 +307,14 @@ NOT_WALKED: dict[str, str] = {
     "accept_contract_performance": "after the contract: the agency's own trade",
     "close_opening": "after the deadline",
     "open_commercial": "after the technical opening; tests/bidding/test_two_envelopes.py",
+    # the centre's steps before a trade starts: a project has no bidder, and a notice under review or a room's
+    # booking is the agency's own tender before anyone takes part
+    "register_project": "the agency's own project, before any tender",
+    "decide_project": "the centre's decision on a project, before any tender",
+    "decide_review": "the centre's decision on the agency's own draft",
+    "add_venue": "administration",
+    "set_venue_capacity": "administration",
+    "book_evaluation_room": "the agency's own tender: a room and a time, no bidder",
     "complete_tender": "after the deadline",
     "request_document_upload": "the agency's own upload",
     "register_document": "the agency's own document",
@@ -526,6 +535,7 @@ FIXED = {
         "conflict_id",
         "order_id",
         "admission_id",
+        "project_id",
     )
 }
 

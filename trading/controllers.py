@@ -33,9 +33,11 @@ from trading import (
     reevaluation,
     reruns,
     responses,
+    reviews,
     schemas,
     tenders,
 )
+from trading.centre_controllers import CENTRE_CONTROLLERS
 from trading.framework_controllers import FrameworkController
 from trading.models import Award, Clarification, Complaint, Contract, Notice, Notification, Objection
 from trading.negotiation_controllers import NegotiationController
@@ -233,8 +235,10 @@ class TenderController(Controller):
         clock: Clock,
         if_match: IfMatch = None,
     ) -> Response[schemas.TenderRead]:
-        """Publish the tender notice; checks the timeline against W-01."""
-        tender = await tenders.publish(
+        """Submit the tender notice for the centre's review (公告审核), once every publishing check passes
+        (the timeline against W-01, the documents, the project accepted); the centre's approval publishes it.
+        The tender stays a draft until then."""
+        tender = await reviews.submit(
             session, principal, tender_id, http.if_match(if_match, required=False), clock.now()
         )
         return await tender_response(session, tender, caller=principal, now=clock.now())
@@ -721,4 +725,5 @@ TRADING_CONTROLLERS = [
     DeadlineController,
     NegotiationController,
     FrameworkController,
+    *CENTRE_CONTROLLERS,
 ]

@@ -1,6 +1,6 @@
 """The legal due days of a trade's open steps, with their supervision lights (电子监察 红黄灯, S-01).
 
-Each step a person must take in time — the purchaser's decision on the report (87号令 68), each contract
+Each step a person must take in time — the centre's review of a submitted notice (公告审核), the purchaser's decision on the report (87号令 68), each contract
 (W-13, G-11), each answer to an objection or challenge (W-03, W-12, G-12, G-14), each decision on a
 complaint (W-17, G-12) — shows its due day, the rule that sets it, and green, yellow (one working day left
 by default) or red (missed). The steps the platform takes itself (issuing documents, closing bids, the
@@ -20,7 +20,7 @@ from rules.calendar import WorkingCalendar, day_ending_at, local_date
 from rules.lights import Light, light
 from rules.profiles import ProcedureProfile, profile_for
 from trading.lifecycle import TenderStatus
-from trading.models import Award, Complaint, Contract, Objection, Tender
+from trading.models import Award, Complaint, Contract, NoticeReview, Objection, Tender
 
 # Which rule sets the answer's due day of an objection, by subject, where the procedure has no challenges.
 _WORKS_OBJECTION_RULE = {"documents": "W-03", "candidates": "W-12"}
@@ -31,10 +31,10 @@ class Deadline:
     """One open step of a trade: what is due, by whom, until when, under which rule, and its light."""
 
     tender: Tender
-    step: str  # decision | contract | answer | complaint_decision
+    step: str  # review | decision | contract | answer | complaint_decision
     subject_id: uuid.UUID | None
     what: str
-    by: str  # who must act: the agency (purchaser) or the supervising authority
+    by: str  # who must act: the centre, the agency (purchaser) or the supervising authority
     due: date
     rule: str | None
     light: Light
@@ -67,6 +67,18 @@ async def trade_deadlines(
         shown = light(due, today, cal, False, yellow_working_days=yellow_working_days)
         out.append(Deadline(tender, step, subject, what, by, due, rule, shown))
 
+    for review in await session.scalars(
+        select(NoticeReview).where(NoticeReview.tender_id == tender.id, NoticeReview.status == "pending")
+    ):
+        rule = profile.rule("notice_review_working_days")
+        add(
+            "review",
+            review.id,
+            "the centre's review of the tender notice (公告审核)",
+            "centre",
+            review.due_on,
+            rule,
+        )
     if (
         tender.status == TenderStatus.DECISION
         and tender.report_at is not None
@@ -121,6 +133,7 @@ async def live_deadlines(
                 Tender.status.in_((TenderStatus.DECISION.value, TenderStatus.AWARDED.value)),
                 Tender.id.in_(select(Objection.tender_id).where(Objection.answered_at.is_(None))),
                 Tender.id.in_(select(Complaint.tender_id).where(Complaint.decided_at.is_(None))),
+                Tender.id.in_(select(NoticeReview.tender_id).where(NoticeReview.status == "pending")),
             )
         )
         .order_by(Tender.code)

@@ -40,7 +40,7 @@ from storage.problems import (
     ValidationProblem,
     field_error,
 )
-from trading import schemas
+from trading import schemas, venues
 from trading.lifecycle import (
     TenderStatus,
 )
@@ -443,6 +443,7 @@ async def clarify(
         if local_date(tender.bid_deadline) < earliest:
             tender.bid_deadline = same_time_on(earliest, tender.bid_deadline)
             tender.next_check = next_check_of(tender)
+            await venues.move_opening(session, tender)
     objection = None
     if data.objection_id is not None:
         objection = await session.get(Objection, data.objection_id)

@@ -32,6 +32,12 @@ class BidStage(Protocol):
         each custodian's line for the notice."""
         ...
 
+    async def check_custodians(
+        self, session: AsyncSession, tender: Tender, organisations: Sequence[uuid.UUID]
+    ) -> None:
+        """Refuse, as `appoint_custodians` would, custodians that cannot be appointed; record nothing."""
+        ...
+
     async def custodians(self, session: AsyncSession, tender: Tender) -> list[CustodianRead]:
         """The custodians of a tender as its readers see them."""
         ...

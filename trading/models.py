@@ -71,6 +71,8 @@ class Tender(IdMixin, Base):
     suspended_by_complaint_id: Mapped[uuid.UUID | None]
     outcome_reason: Mapped[str | None] = mapped_column(String(500))
     parent_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("tenders.id"))
+    # The project the centre accepted (项目受理) that this tender carries out; needed to publish.
+    project_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("projects.id"), index=True)
     version: Mapped[int] = mapped_column(default=1)
 
     __mapper_args__ = {"version_id_col": version}
@@ -459,3 +461,72 @@ class FrameworkQuote(IdMixin, Base):
     organisation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisations.id"))
     price_fen: Mapped[int] = mapped_column(BigInteger)
     quoted_at: Mapped[datetime]
+
+
+class Project(IdMixin, Base):
+    """A project an agency registers with the centre before any of its tenders may start (项目受理): its
+    approval documents, and the centre's acceptance or refusal with reasons."""
+
+    __tablename__ = "projects"
+
+    agency_organisation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisations.id"), index=True)
+    name: Mapped[str] = mapped_column(String(300))
+    sector: Mapped[str] = mapped_column(String(20))
+    budget_fen: Mapped[int | None] = mapped_column(BigInteger)
+    # Where the money comes from (资金来源): the budget or the estimate's source.
+    funding_source: Mapped[str] = mapped_column(String(300))
+    # The approving body's document number (立项批复文号).
+    approval_number: Mapped[str] = mapped_column(String(100))
+    # Government procurement only: the procurement plan the purchase carries out (采购计划编号).
+    procurement_plan_number: Mapped[str | None] = mapped_column(String(100))
+    documents: Mapped[list[Any]] = mapped_column(default=list)
+    status: Mapped[str] = mapped_column(String(20))  # pending | accepted | refused
+    reasons: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    decided_at: Mapped[datetime | None]
+    decided_by: Mapped[uuid.UUID | None]
+
+
+class NoticeReview(IdMixin, Base):
+    """The centre's review of a tender notice before it reaches the public board (公告审核): one row per
+    submission; a refused one leaves the tender a draft to fix and submit again."""
+
+    __tablename__ = "notice_reviews"
+    __table_args__ = (UniqueConstraint("tender_id", "number"),)
+
+    tender_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenders.id"), index=True)
+    number: Mapped[int]  # the tender's submissions, 1, 2, …
+    status: Mapped[str] = mapped_column(String(20), index=True)  # pending | approved | refused | withdrawn
+    submitted_at: Mapped[datetime]
+    due_on: Mapped[date]
+    submitted_by: Mapped[uuid.UUID]
+    reasons: Mapped[str | None] = mapped_column(Text)
+    decided_at: Mapped[datetime | None]
+    decided_by: Mapped[uuid.UUID | None]
+
+
+class Venue(IdMixin, Base):
+    """A room of the centre: the online opening hall or an evaluation room, and how many sessions it holds
+    at once."""
+
+    __tablename__ = "venues"
+
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    kind: Mapped[str] = mapped_column(String(20))  # opening | evaluation
+    capacity: Mapped[int]
+    created_at: Mapped[datetime]
+
+
+class VenueBooking(IdMixin, Base):
+    """A tender's time in one of the centre's rooms (场地预约): its opening at the deadline, or an evaluation."""
+
+    __tablename__ = "venue_bookings"
+    __table_args__ = (Index("ix_venue_bookings_venue_start", "venue_id", "starts_at"),)
+
+    venue_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("venues.id"))
+    tender_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenders.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))  # opening | evaluation
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime]
+    booked_by: Mapped[uuid.UUID | None]
+    booked_at: Mapped[datetime]

@@ -71,6 +71,8 @@ class TenderCreate(Strict):
     # 双信封: 2 when each bid is a technical envelope (opened at the deadline) and a commercial one (opened
     # only for the bids that pass the technical evaluation); where the procedure's profile allows it.
     envelopes: Annotated[int, msgspec.Meta(ge=1, le=2)] = 1
+    # The project the centre accepted (项目受理) that the tender carries out: needed to publish.
+    project_id: uuid.UUID | None = None
 
 
 class TenderUpdate(Strict):
@@ -193,6 +195,9 @@ class TenderRead(msgspec.Struct):
     # The Shamir threshold written in every share stanza (fixed at publication): t, plus one when the
     # platform holds a share. Seal with this one.
     shamir_threshold: int | None = None
+    project_id: uuid.UUID | None = None
+    # The centre's review of the notice (公告审核): the last submission's, to the tender's agency and overseers.
+    review: NoticeReviewRead | None = None
     rehearsal: bool | msgspec.UnsetType = msgspec.UNSET  # true in a rehearsal deployment (演练), else absent
 
 
@@ -540,7 +545,8 @@ class TransitionFailureRead(msgspec.Struct):
 
 class DeadlineRead(msgspec.Struct):
     """An open step of a trade with its legal due day and supervision light (S-01): the trade, the step
-    (decision, contract, answer, complaint_decision), what is due and by whom (agency or supervisor), the
+    (review, decision, contract, answer, complaint_decision), what is due and by whom (centre, agency or
+    supervisor), the
     due day (Asia/Shanghai; in time until 24:00, P-03), the rule that sets it (null when the law of the
     step has no id in RULES.md), and green, yellow or red."""
 
@@ -627,3 +633,122 @@ class FinalQuoteRead(msgspec.Struct):
     committed_at: datetime
     price_fen: int | None
     revealed_at: datetime | None
+
+
+SectorName = Literal["works", "procurement"]
+Reference = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+
+
+class ProjectCreate(Strict):
+    """A project registered with the centre before its tenders (项目受理): what it is, where its money comes
+    from (`funding_source`, 资金来源), the approving body's document number (`approval_number`, 立项批复文号);
+    in government procurement the procurement plan it carries out (`procurement_plan_number`, required
+    there); optionally its budget or estimate in fen and the object keys of its uploaded approval documents."""
+
+    name: Title
+    sector: SectorName
+    funding_source: Annotated[str, msgspec.Meta(min_length=2, max_length=300)]
+    approval_number: Reference
+    procurement_plan_number: Reference | None = None
+    budget_fen: PositiveFen | None = None
+    documents: Annotated[list[ObjectKey], msgspec.Meta(max_length=20)] = msgspec.field(default_factory=list)
+
+
+class ProjectDecision(Strict):
+    """The centre's answer to a registered project: accepted, or refused with the reasons."""
+
+    decision: Literal["accepted", "refused"]
+    reasons: Text | None = None
+
+
+class ProjectRead(msgspec.Struct):
+    """A project as its agency and those who oversee the centre's work see it; `status` is pending, accepted
+    or refused (then `reasons` says why)."""
+
+    id: uuid.UUID
+    agency_organisation_id: uuid.UUID
+    name: str
+    sector: str
+    funding_source: str
+    approval_number: str
+    procurement_plan_number: str | None
+    budget_fen: int | None
+    documents: list[str]
+    status: str
+    reasons: str | None
+    created_at: datetime
+    decided_at: datetime | None
+
+
+class ReviewDecision(Strict):
+    """The centre's answer to a submitted tender notice: approved (it is published at once), or refused
+    with the reasons (the tender stays a draft to fix and submit again)."""
+
+    decision: Literal["approved", "refused"]
+    reasons: Text | None = None
+
+
+class NoticeReviewRead(msgspec.Struct):
+    """One submission of a tender notice for the centre's review (公告审核): pending, approved or refused,
+    due by `due_on` (Asia/Shanghai)."""
+
+    id: uuid.UUID
+    tender_id: uuid.UUID
+    status: str
+    submitted_at: datetime
+    due_on: date
+    reasons: str | None
+    decided_at: datetime | None
+
+
+class VenueCreate(Strict):
+    """A room of the centre: the online opening hall (`opening`) or an evaluation room (`evaluation`), and how
+    many sessions it holds at once."""
+
+    name: Annotated[str, msgspec.Meta(min_length=2, max_length=100)]
+    kind: Literal["opening", "evaluation"]
+    capacity: Annotated[int, msgspec.Meta(ge=1, le=1000)]
+
+
+class VenueUpdate(Strict):
+    """A room's new capacity (concurrent sessions)."""
+
+    capacity: Annotated[int, msgspec.Meta(ge=1, le=1000)]
+
+
+class VenueRead(msgspec.Struct):
+    """A room of the centre and its capacity."""
+
+    id: uuid.UUID
+    name: str
+    kind: str
+    capacity: int
+
+
+class BookingCreate(Strict):
+    """An evaluation session booked in one of the centre's evaluation rooms (评标室预约), after the bid
+    deadline; `venue_id` names the room, or any room with space is taken."""
+
+    starts_at: datetime
+    ends_at: datetime
+    venue_id: uuid.UUID | None = None
+
+
+class BookingRead(msgspec.Struct):
+    """A tender's time in a room: its opening at the deadline, or an evaluation session."""
+
+    id: uuid.UUID
+    venue_id: uuid.UUID
+    venue_name: str
+    tender_id: uuid.UUID
+    tender_code: str
+    kind: str
+    starts_at: datetime
+    ends_at: datetime
+
+
+class ProjectPage(msgspec.Struct):
+    """A page of projects, newest first; `next_cursor` asks for the next page (null on the last)."""
+
+    items: list[ProjectRead]
+    next_cursor: str | None

@@ -10,7 +10,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 import msgspec
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import flag_modified
 
@@ -45,7 +45,7 @@ from storage.problems import (
     field_error,
     requested_instant,
 )
-from trading import engine, participation, schemas
+from trading import engine, participation, projects, schemas
 from trading.lifecycle import (
     CALLER_ACTIONS,
     Action,
@@ -57,8 +57,8 @@ from trading.lifecycle import (
 from trading.models import (
     Bid,
     CodeCounter,
-    Document,
     Lot,
+    NoticeReview,
     Tender,
 )
 from trading.notices import notify_holders, publish_notice
@@ -212,12 +212,37 @@ def caller_actions(tender: Tender, actor: Principal | None, now: datetime | None
     return out
 
 
+async def last_review(session: AsyncSession, tender_id: uuid.UUID) -> NoticeReview | None:
+    """The tender notice's last submission for the centre's review (公告审核), if any."""
+    return await session.scalar(
+        select(NoticeReview)
+        .where(NoticeReview.tender_id == tender_id)
+        .order_by(NoticeReview.number.desc())
+        .limit(1)
+    )
+
+
+def review_read(r: NoticeReview) -> schemas.NoticeReviewRead:
+    return schemas.NoticeReviewRead(
+        id=r.id,
+        tender_id=r.tender_id,
+        status=r.status,
+        submitted_at=r.submitted_at,
+        due_on=r.due_on,
+        reasons=r.reasons,
+        decided_at=r.decided_at,
+    )
+
+
 async def tender_read(
     session: AsyncSession, tender: Tender, actor: Principal | None = None, now: datetime | None = None
 ) -> schemas.TenderRead:
     """The API view of a tender with its lots, and what `actor` can ask of it at `now` (`allowed_actions`:
     nothing unless both are given)."""
     lots = await lots_of(session, tender.id)
+    review = None
+    if actor is not None and oversees(actor, tender) and (last := await last_review(session, tender.id)):
+        review = review_read(last)
     return schemas.TenderRead(
         id=tender.id,
         code=tender.code,
@@ -258,7 +283,12 @@ async def tender_read(
         outcome_reason=tender.outcome_reason,
         parent_id=tender.parent_id,
         next_check=tender.next_check,
-        allowed_actions=caller_actions(tender, actor, now),
+        allowed_actions=[
+            # a notice under review is not submitted again
+            a
+            for a in caller_actions(tender, actor, now)
+            if not (a == Action.PUBLISH and review is not None and review.status == "pending")
+        ],
         version=tender.version,
         custody_threshold=tender.custody_threshold,
         opening_policy=tender.opening_policy,
@@ -279,6 +309,8 @@ async def tender_read(
             else None
         ),
         shamir_threshold=tender.custody_shamir_threshold,
+        project_id=tender.project_id,
+        review=review,
     )
 
 
@@ -456,6 +488,7 @@ async def create_tender(
         data, tenderer_credit_code=_tenderer_credit_code(data.tenderer_credit_code)
     )
     profile = participation.procedure(data.sector, data.method)
+    await projects.check_for_tender(session, actor.organisation_id, data.project_id, data.sector)
     _check_deposits(profile, data.lots)
     participation.check_terms(profile, data.evaluation_method, data.invited, data.envelopes)
     validity = _check_bid_validity(profile, data.bid_validity_days or profile.bid_validity_days)
@@ -488,6 +521,7 @@ DRAFT_TERMS = (
     "opening_policy",
     "max_lots_per_supplier",
     "envelopes",
+    "project_id",
 )
 
 
@@ -570,6 +604,12 @@ async def update_tender(
         raise Conflict(
             "Only a draft can be edited; a published tender changes by clarification (W-02).", rule="W-02"
         )
+    review = await last_review(session, tender.id)
+    if review is not None and review.status == "pending":
+        raise Conflict(
+            "The notice is under the centre's review (公告审核); it can be edited once the centre answers.",
+            errors=[field_error("review", "pending")],
+        )
     changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not msgspec.UNSET}
     touched = sorted(changes)
     if "tenderer_credit_code" in changes:
@@ -617,112 +657,6 @@ def earliest_deadline_day(cal: WorkingCalendar, profile: ProcedureProfile, docum
     )
 
 
-async def publish(
-    session: AsyncSession, actor: Principal, tender_id: uuid.UUID, if_match: int | None, now: datetime
-) -> Tender:
-    """Publish the tender notice; the timeline must respect the profile's period (W-01, G-02) and the
-    documents must be uploaded."""
-    tender = await tender_for_agency(session, actor, tender_id)
-    _check_version(tender, if_match)
-    if tender.status != TenderStatus.DRAFT:
-        raise Conflict(f"The tender is {tender.status}; only a draft can be published.")
-    if not tender.tenderer_credit_code:
-        raise RuleViolation(
-            "G-08",
-            "Name the tenderer's unified social credit code before publishing: the committee draw avoids the "
-            "tenderer's staff by it.",
-            errors=[field_error("tenderer_credit_code", "required to publish")],
-        )
-    profile = profile_for(tender.sector, tender.method)
-    cal = await working_calendar(session)
-    if tender.documents_from < now:
-        tender.documents_from = now
-    earliest = earliest_deadline_day(cal, profile, tender.documents_from)
-    if local_date(tender.bid_deadline) < earliest:
-        raise RuleViolation(
-            profile.rule("documents_to_deadline_days") or "W-01",
-            f"Bids may not close before {earliest.isoformat()}: at least {profile.documents_to_deadline_days} "
-            f"{'working days' if profile.deadline_in_working_days else 'days'} "
-            f"must pass after the documents are first issued on {local_date(tender.documents_from).isoformat()}.",
-            earliest_deadline_day=earliest.isoformat(),
-            errors=[field_error("bid_deadline", f"earliest legal day is {earliest.isoformat()}")],
-        )
-    documents = await session.scalar(
-        select(func.count())
-        .select_from(Document)
-        .where(Document.tender_id == tender.id, Document.kind == "tender_documents")
-    )
-    if not documents:
-        raise Conflict(
-            "Upload the tender documents before publishing.",
-            errors=[field_error("documents", "none uploaded")],
-        )
-    orgs = [uuid.UUID(str(org)) for org in tender.custodian_organisations]
-    if not orgs:
-        raise ValidationProblem(
-            "Name the opening custodians before publishing.", errors=[field_error("custodians", "none named")]
-        )
-    invited = await participation.check_invited(session, profile, tender)
-    announced_until = participation.check_announcement(cal, profile, tender, now)
-    custodians = await engine.bids().appoint_custodians(session, tender, orgs, now)
-    tender.published_at = now
-    await move(session, tender, Action.PUBLISH, actor, now)
-    for org_id in invited:
-        await notify(
-            session,
-            org_id,
-            tender.id,
-            "tender.invited",
-            f"{tender.code}: you are invited to {profile.title}: «{tender.title}», bids close "
-            f"{tender.bid_deadline.astimezone(SHANGHAI).isoformat()}.",
-            now,
-        )
-    lots = await lots_of(session, tender.id)
-    await publish_notice(
-        session,
-        tender,
-        "tender_notice",
-        f"{tender.title} 招标公告",
-        {
-            "procedure": profile.title,
-            **({"method_approval": tender.method_approval} if tender.method_approval else {}),
-            "tenderer": tender.tenderer_name,
-            "qualification": tender.qualification,
-            "evaluation_method": tender.evaluation_method,
-            "documents_from": tender.documents_from.isoformat(),
-            "bid_deadline": tender.bid_deadline.isoformat(),
-            "bid_validity_days": tender.bid_validity_days,
-            "bid_valid_through": bid_valid_through(tender).isoformat(),
-            "max_lots_per_supplier": tender.max_lots_per_supplier,
-            "opening": "online opening hall at the bid deadline (W-08)",
-            "sealing": {
-                "format": "age v1 (age-encryption.org/v1) with ggzy-share custody stanzas",
-                "custody_threshold": tender.custody_threshold,
-                "shamir_threshold": tender.custody_shamir_threshold,
-                "opening_policy": tender.opening_policy,
-                "envelopes": tender.envelopes,
-                "custodians": custodians,
-            },
-            "lots": [
-                {
-                    "number": lot.number,
-                    "title": lot.title,
-                    "estimated_price_fen": lot.estimated_price_fen,
-                    "deposit_fen": lot.deposit_fen,
-                }
-                | ({"budget_fen": lot.estimated_price_fen} if profile.sector == "procurement" else {})
-                | ({"ceiling_price_fen": lot.ceiling_price_fen} if lot.ceiling_price_fen is not None else {})
-                for lot in lots
-            ],
-        }
-        | await participation.announcement(session, tender, invited, announced_until),
-        now,
-    )
-    if tender.documents_from <= now:
-        await issue_documents(session, tender, None, now)
-    return tender
-
-
 async def issue_documents(
     session: AsyncSession, tender: Tender, actor: Principal | None, now: datetime
 ) -> None:
@@ -744,6 +678,9 @@ async def cancel(
     tender.outcome_reason = reason
     tender.closed_at = now
     await move(session, tender, Action.CANCEL, actor, now, reason=reason)
+    review = await last_review(session, tender.id)
+    if review is not None and review.status == "pending":  # nothing is left for the centre to review
+        review.status, review.decided_at = "withdrawn", now
     await settle_all_lots(session, tender, "tender_terminated", now)
     if was_public:
         await publish_notice(

@@ -194,7 +194,7 @@ async def test_a_draft_tender_is_not_on_the_board_until_it_is_published(api: Api
     assert await _warm(api, tender_code=draft["code"]) == []
     assert await _ids(api, q=draft["code"]) == []
 
-    r = await api.post(f"/api/v1/tenders/{draft['id']}/publish", agency)
+    r = await api.publish(agency, draft["id"])
     assert r.status_code == 200, r.text
 
     assert [n["kind"] for n in (await _board(api, tender_code=draft["code"]))["items"]] == ["tender_notice"]

@@ -114,7 +114,7 @@ async def test_publishing_while_a_document_is_copied_goes_ahead_and_the_document
     key = await uploaded(api, agency, tender, b"%PDF-1.7 drawings " + secrets.token_bytes(256))
 
     [task] = await GatedStore.of(api).hold([register(api, agency, tender, key)])
-    published = await asyncio.wait_for(api.post(f"{T}/{tender['id']}/publish", agency), HOLD_TIMEOUT)
+    published = await asyncio.wait_for(api.publish(agency, tender["id"]), HOLD_TIMEOUT)
     assert published.status_code == 200, published.text
     [r] = await GatedStore.of(api).release([task])
 

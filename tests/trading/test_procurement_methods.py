@@ -27,7 +27,7 @@ def quotation(invited: list[Actor], **overrides: Any) -> dict[str, Any]:
 async def _publish(api: Api, agency: Actor, body: dict[str, Any]) -> Any:
     tender = await api.draft(agency, **body)
     await api.document(agency, tender["id"], b"%PDF-1.7 quotation documents")
-    return tender, await api.post(f"/api/v1/tenders/{tender['id']}/publish", agency)
+    return tender, await api.publish(agency, tender["id"])
 
 
 async def test_an_invited_procedure_needs_three_invitations_and_admits_only_the_invited(api: Api) -> None:
@@ -45,7 +45,7 @@ async def test_an_invited_procedure_needs_three_invitations_and_admits_only_the_
         headers={"If-Match": str(version)},
     )
     assert patch.status_code == 200, patch.text
-    r = await api.post(f"/api/v1/tenders/{tender['id']}/publish", agency)
+    r = await api.publish(agency, tender["id"])
     assert r.status_code == 200, r.text
     await api.run_jobs()
     # the agency sees whom it invited; a supplier does not see the others (W-20)

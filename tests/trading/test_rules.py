@@ -917,7 +917,7 @@ async def test_g08_a_tender_without_the_tenderers_credit_code_is_not_published(a
     )
     assert r.status_code == 200, r.text
     assert r.json()["tenderer_credit_code"] == "91320100MA0000001B"
-    published = await api.post(f"{T}/{draft['id']}/publish", agency)
+    published = await api.publish(agency, draft["id"])
     assert published.status_code == 200, published.text
     assert published.json()["tenderer_credit_code"] == "91320100MA0000001B"
 
@@ -1066,7 +1066,7 @@ async def test_publishing_with_a_stale_if_match_is_refused(api: Api) -> None:
     ).status_code == 200
     problem(await api.post(f"{url}/publish", agency, headers={"If-Match": '"1"'}), 412)
     assert (await get_tender(api, draft, agency))["status"] == "draft"
-    r = await api.post(f"{url}/publish", agency, headers={"If-Match": '"2"'})
+    r = await api.publish(agency, draft["id"], headers={"If-Match": '"2"'})
     assert r.status_code == 200 and r.json()["status"] == "tendering"
 
 
