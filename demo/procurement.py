@@ -47,6 +47,13 @@ from demo.common import (
     yuan,
 )
 from demo.opening import close_bidding, close_hall, reveal_and_read
+from demo.procurement_envelopes import (
+    commercial_opening,
+    invited_bids,
+    invited_published,
+    invited_result,
+    technical_opening,
+)
 from demo.procurement_framework import admission, framework_call, framework_evaluation, orders
 from demo.procurement_methods import (
     final_quotes,
@@ -490,6 +497,13 @@ PROCUREMENT_STEPS = (
     Step("The bids are opened; a committee of five ranks its candidates", framework_evaluation),
     Step("Three suppliers admitted at their own caps; a single award refused (G-01)", admission),
     Step("A direct order above the cap refused, one at the cap placed; a mini-competition", orders),
+    Step("An invited tendering of two envelopes is published to four suppliers", invited_published),
+    Step("Each supplier seals a technical envelope without a price and a commercial one", invited_bids),
+    Step(
+        "The technical envelopes are opened: no price read out; a commercial key refused", technical_opening
+    ),
+    Step("One supplier fails the technical evaluation; the others' prices read out", commercial_opening),
+    Step("A committee of five ranks the three; award, contract, acceptance", invited_result),
     Step("The hospital accepts the equipment's performance; the procurement completes", accept_performance),
     Step("The auditor verifies the ledger and the deposits", deposits.verify_ledger),
     Step("Summary", summary),

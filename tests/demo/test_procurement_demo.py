@@ -70,7 +70,20 @@ async def test_the_procurement_demo_runs_to_the_end_with_every_step_checked(tmp_
         "direct order at 4,523,000.01 yuan (cap + 1 fen) → 422 rule G-01 on price_fen, at the cap placed",
         "mini-competition of 3 quotes, none seen before 2026-07-26 12:00",
         "at 4,418,000.50 yuan; 2 orders published",
-        "completion before it → 409; accepted 2026-07-26, published, recorded once (a second → 409)",
+        "«南京大学分析测试中心实验室仪器设备采购», budget 6,800,000.00 yuan, two envelopes; invited "
+        "bidder1, bidder2, bidder3, bidder4; bids close 2026-08-17 10:00 (G-02: ≥ 20 days)",
+        "4 bids of two envelopes, each one request and one receipt naming both",
+        "opened locally its technical envelope declares no price, its commercial one 6,520,000.00 yuan",
+        "2026-08-17 10:00: a commercial key → 409 on kind; 4 technical envelopes opened, no price read out; "
+        "status technical_evaluation",
+        "bidder4 fails the technical evaluation (its commercial key → 409 on kind); 3 commercial envelopes "
+        "opened, prices 6,520,000.00, 6,398,500.00, 6,612,000.00 yuan; bidder4's stays sealed on the signed "
+        "record; status evaluation",
+        "a panel of 5 drawn (B02 × 4, D01 × 1)",
+        "bidder2 first at 6,398,500.00 yuan; GGZY-320100-2026-G000006: budget 6,800,000.00 yuan, saving "
+        "401,500.00 yuan; contract 2026-08-20 published; accepted 2026-09-19; status completed",
+        "completion before it → 409; accepted 2026-",
+        ", published, recorded once (a second → 409)",
         "checks pass; trial balance",
         "6 public notices; budget 12,000,000.00 yuan, awarded 10,876,543.21 yuan, saving 1,123,456.79 yuan",
         "demo complete: every step did what it should",
