@@ -12,7 +12,9 @@ deposits are due back within 5 working days of the award notice, the winner's af
 A second procurement gets two bids, fails at its deadline (G-13) and is re-run by request for quotation
 with the approving body's consent; a competitive negotiation follows (`demo/procurement_methods.py`). Every
 trade ends with its contract published, the performance accepted (履约验收) and the procurement complete.
-Last, a framework agreement admits three suppliers at their caps and takes orders (`demo/procurement_framework.py`).
+A framework agreement admits three suppliers at their caps and takes orders (`demo/procurement_framework.py`),
+and an invited tendering seals two envelopes each, technical and commercial, opened at their own times
+(`demo/procurement_envelopes.py`).
 
 The people, drafting, publishing, bidding, deadline and deposit steps are the works demo's (`demo/works.py`,
 `demo/bids.py`, `demo/opening.py`, `demo/deposits.py`), run on a procurement plan; the committee is
@@ -448,7 +450,7 @@ async def summary(t: Trade) -> Outcome:
         f"{t.code}: {len(notices)} public notices; budget {yuan(t.plan.estimated_price_fen)} yuan, awarded "
         f"{yuan(price)} yuan, saving {yuan(t.plan.estimated_price_fen - price)} yuan; {s.code} failed (G-13), "
         f"re-run by quotation as {t.others['quotation'].code}; {t.others['negotiation'].code} by negotiation; "
-        f"{t.others['framework'].code} a framework agreement",
+        f"{t.others['framework'].code} a framework agreement; {t.others['invited'].code} invited, two envelopes",
         table,
     )
 
