@@ -10,7 +10,7 @@ once; the result notice (G-11) states the budget, the award price and the saving
 supplier challenges the result (质疑, G-12): the contract is refused until the agency answers. The losers'
 deposits are due back within 5 working days of the award notice, the winner's after the contract (G-04).
 A second procurement gets two bids, fails at its deadline (G-13) and is re-run by request for quotation
-with the approving body's consent; a competitive negotiation follows (`demo/procurement_methods.py`). Every
+with the approving body's consent; a competitive negotiation and a consultation follow (`demo/procurement_methods.py`). Every
 trade ends with its contract published, the performance accepted (履约验收) and the procurement complete.
 A framework agreement admits three suppliers at their caps and takes orders (`demo/procurement_framework.py`),
 and an invited tendering seals two envelopes each, technical and commercial, opened at their own times
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import date, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from rich.table import Table
@@ -58,6 +59,7 @@ from demo.procurement_envelopes import (
 )
 from demo.procurement_framework import admission, framework_call, framework_evaluation, orders
 from demo.procurement_methods import (
+    BY_CONSULTATION,
     final_quotes,
     negotiation_published,
     negotiation_result,
@@ -449,7 +451,7 @@ async def summary(t: Trade) -> Outcome:
     return (
         f"{t.code}: {len(notices)} public notices; budget {yuan(t.plan.estimated_price_fen)} yuan, awarded "
         f"{yuan(price)} yuan, saving {yuan(t.plan.estimated_price_fen - price)} yuan; {s.code} failed (G-13), "
-        f"re-run by quotation as {t.others['quotation'].code}; {t.others['negotiation'].code} by negotiation; "
+        f"re-run by quotation as {t.others['quotation'].code}; {t.others['negotiation'].code} by negotiation; {t.others['consultation'].code} by consultation; "
         f"{t.others['framework'].code} a framework agreement; {t.others['invited'].code} invited, two envelopes",
         table,
     )
@@ -495,6 +497,19 @@ PROCUREMENT_STEPS = (
     ),
     Step("Final quotes sealed as commitments, opened together", final_quotes),
     Step("The panel evaluates the final quotes; award, contract, acceptance", negotiation_result),
+    Step(
+        "A competitive consultation is published to three invited suppliers (G-13: 10 days)",
+        partial(negotiation_published, how=BY_CONSULTATION),
+    ),
+    Step(
+        "Consultation: first offers opened, rounds, amendment",
+        partial(negotiation_rounds, how=BY_CONSULTATION),
+    ),
+    Step("Consultation: final quotes sealed, opened together", partial(final_quotes, how=BY_CONSULTATION)),
+    Step(
+        "Consultation: comprehensive scoring of the final quotes; award, contract, acceptance",
+        partial(negotiation_result, how=BY_CONSULTATION),
+    ),
     Step("A framework agreement's open call: four suppliers bid (G-02)", framework_call),
     Step("The bids are opened; a committee of five ranks its candidates", framework_evaluation),
     Step("Three suppliers admitted at their own caps; a single award refused (G-01)", admission),

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
@@ -32,7 +32,7 @@ from demo.works import (
     upload_tender_file,
 )
 from rules.calendar import local_date
-from rules.profiles import PROCUREMENT_NEGOTIATION, PROCUREMENT_RFQ
+from rules.profiles import PROCUREMENT_CONSULTATION, PROCUREMENT_NEGOTIATION, PROCUREMENT_RFQ
 from storage.commitments import final_quote_commitment
 
 QUOTES_FEN = (289_000_000, 284_560_010, 291_300_000)  # the request for quotation's three quotes
@@ -50,6 +50,34 @@ NEGOTIATION = TenderPlan(
     profile=PROCUREMENT_NEGOTIATION,
 )
 FINAL_QUOTES_FEN = (165_800_000, 158_990_007, 169_000_000)  # sealed after the rounds
+CONSULTATION = TenderPlan(
+    title="市政务数据共享平台运维服务",
+    tenderer="南京市大数据管理局",
+    tenderer_credit_code=make_party("", "", "", "11", 74).credit_code,
+    qualification="具有独立承担民事责任的能力；具有信息系统运维服务经验；具备信息安全服务资质",
+    estimated_price_fen=96_000_000,  # 960,000.00 yuan
+    prices_fen=(93_500_000, 95_100_000, 91_880_000),
+    rebid_price_fen=0,
+    saboteur=None,
+    same_author=None,
+    profile=PROCUREMENT_CONSULTATION,
+)
+CONSULTATION_QUOTES_FEN = (88_600_000, 90_250_000, 86_999_990)
+
+
+@dataclass(frozen=True)
+class Negotiated:
+    """A negotiated procurement of the demo: competitive negotiation (竞争性谈判) or consultation (竞争性磋商),
+    by the key its trade is kept under, with its plan and the final quotes its suppliers seal."""
+
+    key: str
+    plan: TenderPlan
+    final_quotes_fen: tuple[int, ...]
+    period: str  # the period to the first responses, as the law states it (G-13)
+
+
+BY_NEGOTIATION = Negotiated("negotiation", NEGOTIATION, FINAL_QUOTES_FEN, "≥ 3 working days")
+BY_CONSULTATION = Negotiated("consultation", CONSULTATION, CONSULTATION_QUOTES_FEN, "≥ 10 days")
 
 
 def _suppliers(t: Trade) -> list[Any]:
@@ -198,12 +226,12 @@ async def quotation_result(t: Trade) -> Outcome:
 # ---------------------------------------------------------------- competitive negotiation
 
 
-def _negotiation(t: Trade) -> Trade:
-    n = t.others.get("negotiation")
+def _negotiation(t: Trade, how: Negotiated) -> Trade:
+    n = t.others.get(how.key)
     if n is None:
         parties = (AGENCY, *_suppliers(t)[1:4])
-        n = Trade(t.p, NEGOTIATION, parties, people=t.people, keys=t.keys, cast=t.cast)
-        t.others["negotiation"] = n
+        n = Trade(t.p, how.plan, parties, people=t.people, keys=t.keys, cast=t.cast)
+        t.others[how.key] = n
     return n
 
 
@@ -211,10 +239,10 @@ def _path(n: Trade, rest: str) -> str:
     return f"/api/v1/tenders/{n.tid}/negotiation/{rest}"
 
 
-async def negotiation_published(t: Trade) -> Outcome:
-    """The archives office invites three suppliers to a competitive negotiation: 3 working days to their
-    first responses (G-13)."""
-    n = _negotiation(t)
+async def negotiation_published(t: Trade, how: Negotiated = BY_NEGOTIATION) -> Outcome:
+    """The purchaser invites three suppliers to a competitive negotiation (3 working days to their first
+    responses, G-13) or consultation (10 days)."""
+    n = _negotiation(t, how)
     n.p.clock.advance(timedelta(days=1))
     await draft_tender(n)
     await upload_documents(n)
@@ -222,15 +250,15 @@ async def negotiation_published(t: Trade) -> Outcome:
     return (
         f"{n.code} «{n.plan.title}», budget {yuan(n.plan.estimated_price_fen)} yuan, invited "
         f"{', '.join(b.party.username for b in n.bidders)}; responses due {shanghai_text(n.deadline)} "
-        "(G-13: ≥ 3 working days)"
+        f"(G-13: {how.period})"
     )
 
 
-async def negotiation_rounds(t: Trade) -> Outcome:
+async def negotiation_rounds(t: Trade, how: Negotiated = BY_NEGOTIATION) -> Outcome:
     """The suppliers respond with sealed first offers, opened in the hall; then the panel negotiates with each
     alone (the minutes are that supplier's and the purchaser's only) and amends the delivery period for
     all."""
-    n = _negotiation(t)
+    n = _negotiation(t, how)
     await obtain_documents(n)
     await deposits.pay_by_notification(n, n.bidders)
     await submit_bids(n)
@@ -264,16 +292,16 @@ async def negotiation_rounds(t: Trade) -> Outcome:
     )
 
 
-async def final_quotes(t: Trade) -> Outcome:
+async def final_quotes(t: Trade, how: Negotiated = BY_NEGOTIATION) -> Outcome:
     """The final call: each supplier seals its final quote as a SHA-256 commitment (price and a secret
     nonce) within the hour; after the deadline each opens its own, and the prices are published together
     when the window closes: nobody saw a price before every quote was sealed."""
-    n = _negotiation(t)
+    n = _negotiation(t, how)
     deadline = n.p.clock.now() + timedelta(hours=1)
     called = await n.p.call("POST", _path(n, "final-call"), n.agency, json={"deadline": deadline.isoformat()})
     check(called["status"] == "final_quotes", "status final_quotes", called["status"])
     sealed: list[tuple[SealedBid, int, str]] = []
-    for bid, price in zip(n.live_bids(), FINAL_QUOTES_FEN, strict=True):
+    for bid, price in zip(n.live_bids(), how.final_quotes_fen, strict=True):
         nonce = secrets.token_hex(32)
         commitment = final_quote_commitment(
             uuid.UUID(n.tid), uuid.UUID(bid.lot_id), uuid.UUID(bid.bidder.organisation_id), price, nonce
@@ -296,12 +324,16 @@ async def final_quotes(t: Trade) -> Outcome:
             bid.bidder,
             json={"lot_id": bid.lot_id, "price_fen": price, "nonce": nonce},
         )
-    closes = deadline + timedelta(minutes=PROCUREMENT_NEGOTIATION.final_quote_reveal_minutes or 0)
+    closes = deadline + timedelta(minutes=n.plan.profile.final_quote_reveal_minutes or 0)
     await n.p.move_to(closes)
     await n.p.settle(n.status_is("evaluation"), f"the chronograph to publish {n.code}'s final quotes")
     [notice] = await n.notices("final_quotes")
     published = sorted(q["price_fen"] for q in notice["body"]["final_quotes"])
-    check(published == sorted(FINAL_QUOTES_FEN), f"the final quotes {sorted(FINAL_QUOTES_FEN)}", published)
+    check(
+        published == sorted(how.final_quotes_fen),
+        f"the final quotes {sorted(how.final_quotes_fen)}",
+        published,
+    )
     # the final quotes are the prices the panel evaluates
     n.bids = [replace(b, price_fen=p) for b, p, _ in sealed]
     return (
@@ -311,14 +343,14 @@ async def final_quotes(t: Trade) -> Outcome:
     )
 
 
-async def negotiation_result(t: Trade) -> Outcome:
+async def negotiation_result(t: Trade, how: Negotiated = BY_NEGOTIATION) -> Outcome:
     """A panel of three evaluates the final quotes; the purchaser awards the lowest; the contract is published,
     the performance accepted and the procurement completed."""
-    n = _negotiation(t)
+    n = _negotiation(t, how)
     panel = await draw_panel(n)
     await sit(n, 3)
     winner = _lowest(n)
-    check(winner.price_fen == min(FINAL_QUOTES_FEN), "the lowest final quote first", winner.price_fen)
+    check(winner.price_fen == min(how.final_quotes_fen), "the lowest final quote first", winner.price_fen)
     n.p.clock.advance(timedelta(hours=2))
     results = await award_lot(n, winner)
     lot = results[0]["body"]["lots"][0]
