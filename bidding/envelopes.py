@@ -7,6 +7,7 @@ import shutil
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import anyio
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from accounts import service as accounts
 from bidding import bidfile, collusion, custody, envelope
 from bidding.custodians import roster
 from bidding.models import (
@@ -237,6 +239,31 @@ def _key_safe(name: str) -> str:
 def _open_file(path: Path, file_key: bytes, out: Path) -> bidfile.OpenedBid:
     with path.open("rb") as src:
         return bidfile.open_bid(src, file_key, out)
+
+
+async def opened_problem(
+    session: AsyncSession,
+    opened: Opened,
+    *,
+    tender: str,
+    lot: int,
+    organisation_id: uuid.UUID,
+    bidder: str,
+    submitted_at: datetime,
+    kind: str | None,
+) -> tuple[str, str] | None:
+    """What is wrong with a decrypted envelope, as (error code, detail): the decryption's own error, or its
+    manifest against the submission (tender, lot, bidder, a signing key registered before the bid arrived
+    and not revoked, the envelope's `kind`); None when it is the submitted bid's."""
+    if opened.error is not None:
+        return (opened.error, opened.detail or "")
+    assert opened.manifest is not None
+    keys = [
+        k.public_key
+        for k in await accounts.list_keys(session, organisation_id)
+        if k.purpose == "signing" and k.revoked_at is None and k.created_at <= submitted_at
+    ]
+    return check_context(opened.manifest, tender=tender, lot=lot, bidder=bidder, signing_keys=keys, kind=kind)
 
 
 def check_context(

@@ -524,21 +524,6 @@ def _receipt(
     log: dict[str, Any],
     technical: TechnicalEnvelope | None = None,
 ) -> bid_schemas.Receipt:
-    if technical is not None:
-        return bid_schemas.Receipt(
-            bid.id,
-            tender.code,
-            lot.number,
-            credit_code,
-            bid.sha256,
-            bid.size,
-            bid.submitted_at,
-            bid.sequence,
-            event,
-            log,
-            technical.sha256,
-            technical.size,
-        )
     return bid_schemas.Receipt(
         bid.id,
         tender.code,
@@ -550,6 +535,8 @@ def _receipt(
         bid.sequence,
         event,
         log,
+        technical.sha256 if technical is not None else None,
+        technical.size if technical is not None else None,
     )
 
 

@@ -156,24 +156,16 @@ async def record_technical(
     await session.refresh(row)
     if row.status != "opening":
         return row.status
-    problem: tuple[str, str] | None
-    if opened.error is not None:
-        problem = (opened.error, opened.detail or "")
-    else:
-        assert opened.manifest is not None
-        keys = [
-            k.public_key
-            for k in await accounts.list_keys(session, bid.organisation_id)
-            if k.purpose == "signing" and k.revoked_at is None and k.created_at <= bid.submitted_at
-        ]
-        problem = envelopes.check_context(
-            opened.manifest,
-            tender=tender.code,
-            lot=lot.number,
-            bidder=org.credit_code,
-            signing_keys=keys,
-            kind="technical",
-        )
+    problem = await envelopes.opened_problem(
+        session,
+        opened,
+        tender=tender.code,
+        lot=lot.number,
+        organisation_id=bid.organisation_id,
+        bidder=org.credit_code,
+        submitted_at=bid.submitted_at,
+        kind="technical",
+    )
     row.opened_at = now
     if problem is None:
         assert opened.manifest is not None
