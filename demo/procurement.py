@@ -57,6 +57,15 @@ from demo.procurement_methods import (
     quotation_result,
     switch_to_quotation,
 )
+from demo.procurement_single import (
+    reevaluation_awarded,
+    reevaluation_ordered,
+    reevaluation_result,
+    single_source_objection,
+    single_source_published,
+    single_source_response,
+    single_source_result,
+)
 from demo.purchase_committee import build_pool, draw_committee, evaluate
 from demo.works import (
     PEOPLE_STEPS,
@@ -486,6 +495,31 @@ PROCUREMENT_STEPS = (
     ),
     Step("Final quotes sealed as commitments, opened together", final_quotes),
     Step("The panel evaluates the final quotes; award, contract, acceptance", negotiation_result),
+    Step(
+        "A single source names one supplier; documents before 5 working days of announcement refused (G-14)",
+        single_source_published,
+    ),
+    Step(
+        "Another supplier objects; the documents wait for the purchaser's answer (G-14)",
+        single_source_objection,
+    ),
+    Step(
+        "The named supplier alone obtains the documents and responds; a panel of three",
+        single_source_response,
+    ),
+    Step(
+        "The single source is awarded; contract published, performance accepted, completed",
+        single_source_result,
+    ),
+    Step("A request for quotation is evaluated and awarded to the lowest quote", reevaluation_awarded),
+    Step(
+        "A challenge to the result upheld: the award annulled, a re-evaluation ordered (G-12)",
+        reevaluation_ordered,
+    ),
+    Step(
+        "The same panel re-evaluates in round 2; another supplier awarded; contract, acceptance",
+        reevaluation_result,
+    ),
     Step("A framework agreement's open call: four suppliers bid (G-02)", framework_call),
     Step("The bids are opened; a committee of five ranks its candidates", framework_evaluation),
     Step("Three suppliers admitted at their own caps; a single award refused (G-01)", admission),

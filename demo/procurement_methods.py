@@ -68,7 +68,7 @@ def _lowest(t: Trade) -> SealedBid:
     return next(b for b in t.live_bids() if b.bid_id == first)
 
 
-async def _contract_and_accept(
+async def contract_and_accept(
     t: Trade, price_fen: int, *, interest_fen: int = 0
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The contract at the award's price is signed and recorded the same day (published, G-11); a month on the
@@ -188,7 +188,7 @@ async def quotation_result(t: Trade) -> Outcome:
     saving = q.plan.estimated_price_fen - winner.price_fen
     check(lot["saving_fen"] == saving, f"saving {saving} fen", lot)
     # the bank's interest credit funds the interest on the failed procurement's refunds (G-04-end)
-    contract, accepted = await _contract_and_accept(q, winner.price_fen, interest_fen=500_000)
+    contract, accepted = await contract_and_accept(q, winner.price_fen, interest_fen=500_000)
     return (
         f"{q.code}: {_saving(q, winner.price_fen)}; contract {contract['signed_on']} published; accepted "
         f"{accepted['accepted_on']}; status completed"
@@ -323,7 +323,7 @@ async def negotiation_result(t: Trade) -> Outcome:
     results = await award_lot(n, winner)
     lot = results[0]["body"]["lots"][0]
     check(lot["saving_fen"] == n.plan.estimated_price_fen - winner.price_fen, "the saving to the fen", lot)
-    contract, accepted = await _contract_and_accept(n, winner.price_fen)
+    contract, accepted = await contract_and_accept(n, winner.price_fen)
     return (
         f"{panel}; {winner.bidder.party.username} first; {n.code}: {_saving(n, winner.price_fen)}; contract "
         f"{contract['signed_on']} published; accepted {accepted['accepted_on']}; status completed"
