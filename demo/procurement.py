@@ -12,6 +12,8 @@ deposits are due back within 5 working days of the award notice, the winner's af
 A second procurement gets two bids, fails at its deadline (G-13) and is re-run by request for quotation
 with the approving body's consent; a competitive negotiation and a consultation follow (`demo/procurement_methods.py`). Every
 trade ends with its contract published, the performance accepted (履约验收) and the procurement complete.
+A single source is announced and objected to (G-14), and a quotation's result, challenged and upheld, is
+re-evaluated by the same panel (重新评审; `demo/procurement_single.py`).
 A framework agreement admits three suppliers at their caps and takes orders (`demo/procurement_framework.py`),
 and an invited tendering seals two envelopes each, technical and commercial, opened at their own times
 (`demo/procurement_envelopes.py`).
@@ -67,6 +69,15 @@ from demo.procurement_methods import (
     quotation,
     quotation_result,
     switch_to_quotation,
+)
+from demo.procurement_single import (
+    reevaluation_awarded,
+    reevaluation_ordered,
+    reevaluation_result,
+    single_source_objection,
+    single_source_published,
+    single_source_response,
+    single_source_result,
 )
 from demo.purchase_committee import build_pool, draw_committee, evaluate
 from demo.works import (
@@ -452,6 +463,7 @@ async def summary(t: Trade) -> Outcome:
         f"{t.code}: {len(notices)} public notices; budget {yuan(t.plan.estimated_price_fen)} yuan, awarded "
         f"{yuan(price)} yuan, saving {yuan(t.plan.estimated_price_fen - price)} yuan; {s.code} failed (G-13), "
         f"re-run by quotation as {t.others['quotation'].code}; {t.others['negotiation'].code} by negotiation; {t.others['consultation'].code} by consultation; "
+        f"{t.others['single_source'].code} single source; {t.others['reevaluation'].code} re-evaluated; "
         f"{t.others['framework'].code} a framework agreement; {t.others['invited'].code} invited, two envelopes",
         table,
     )
@@ -509,6 +521,31 @@ PROCUREMENT_STEPS = (
     Step(
         "Consultation: comprehensive scoring of the final quotes; award, contract, acceptance",
         partial(negotiation_result, how=BY_CONSULTATION),
+    ),
+    Step(
+        "A single source names one supplier; documents before 5 working days of announcement refused (G-14)",
+        single_source_published,
+    ),
+    Step(
+        "Another supplier objects; the documents wait for the purchaser's answer (G-14)",
+        single_source_objection,
+    ),
+    Step(
+        "The named supplier alone obtains the documents and responds; a panel of three",
+        single_source_response,
+    ),
+    Step(
+        "The single source is awarded; contract published, performance accepted, completed",
+        single_source_result,
+    ),
+    Step("A request for quotation is evaluated and awarded to the lowest quote", reevaluation_awarded),
+    Step(
+        "A challenge to the result upheld: the award annulled, a re-evaluation ordered (G-12)",
+        reevaluation_ordered,
+    ),
+    Step(
+        "The same panel re-evaluates in round 2; another supplier awarded; contract, acceptance",
+        reevaluation_result,
     ),
     Step("A framework agreement's open call: four suppliers bid (G-02)", framework_call),
     Step("The bids are opened; a committee of five ranks its candidates", framework_evaluation),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import csv
 import io
+from collections.abc import Mapping
 from datetime import datetime, time, timedelta
 from typing import Any
 
@@ -162,24 +163,26 @@ async def draw_panel(t: Trade, quotas: tuple[dict[str, Any], ...] = PANEL) -> st
 
 
 async def _enter_room(t: Trade, size: int) -> tuple[str, dict[int, Actor]]:
-    """Every member of `t`'s committee finds its room and signs the no-conflict declaration; the room and the
-    seats."""
+    """Every member of `t`'s committee finds its room (of the latest evaluation round: after a re-evaluation
+    the same members sit again) and signs the no-conflict declaration; the room and the seats."""
     members: dict[int, Actor] = {}
     room_id = ""
+    chaired = False
     for actor in _experts(t):
         rooms = [
             r for r in await t.p.call("GET", "/api/v1/evaluation/rooms", actor) if r["tender_id"] == t.tid
         ]
         if not rooms:
             continue
-        room_id = rooms[0]["id"]
+        room_id = max(rooms, key=lambda r: int(r["round"]))["id"]
         view = await t.p.call("GET", f"/api/v1/evaluation/rooms/{room_id}", actor)
         await t.p.call(
             "POST", f"/api/v1/evaluation/rooms/{room_id}/declaration", actor, json={"no_conflict": True}
         )
         members[view["my_seat"]] = actor
+        chaired = chaired or any(m["chair"] for m in view.get("members", []))  # a later round keeps its chair
     check(len(members) == size, f"{size} members entered", sorted(members))
-    for seat in sorted(members):
+    for seat in [] if chaired else sorted(members):
         answer = await t.p.call(
             "POST", f"/api/v1/evaluation/rooms/{room_id}/chair", members[seat], json={"seat": 1}
         )
@@ -188,20 +191,26 @@ async def _enter_room(t: Trade, size: int) -> tuple[str, dict[int, Actor]]:
     return room_id, members
 
 
-async def _review_and_score(t: Trade, room_id: str, members: dict[int, Actor]) -> dict[str, Any]:
-    """Every member passes every bid on qualification and gives every bid the same technical and business
-    scores (70 % of each), so the price decides the ranking; the room's lot."""
+async def _review_and_score(
+    t: Trade, room_id: str, members: dict[int, Actor], failed: Mapping[str, str]
+) -> dict[str, Any]:
+    """Every member passes every bid on qualification, but fails the bids of `failed` (bid id → reason) on
+    the first criterion, and gives every passed bid the same technical and business scores (70 % of each),
+    so the price decides the ranking; the room's lot."""
     room = await t.p.call("GET", f"/api/v1/evaluation/rooms/{room_id}", members[1])
     scheme, lot = room["scheme"], room["lots"][0]
     leaves = [
         (c.code, c.max_cp) for c in scoring.leaves(scoring.scheme_from_json(scheme)) if c.kind == "subjective"
     ]
     for actor in members.values():
-        votes = [
+        votes: list[dict[str, Any]] = [
             {"bid_id": b["bid_id"], "criterion": q["code"], "passed": True}
             for b in lot["bids"]
             for q in scheme["qualification"]
         ]
+        for vote in votes:
+            if vote["bid_id"] in failed and vote["criterion"] == scheme["qualification"][0]["code"]:
+                vote.update(passed=False, reason=failed[vote["bid_id"]])
         await t.p.call(
             "POST",
             f"/api/v1/evaluation/rooms/{room_id}/reviews",
@@ -212,7 +221,11 @@ async def _review_and_score(t: Trade, room_id: str, members: dict[int, Actor]) -
     if not leaves:  # the lowest evaluated price: qualification only, the price ranks
         return dict(lot)
     for actor in members.values():
-        sheet = {b["bid_id"]: {code: top * 7 // 10 for code, top in leaves} for b in lot["bids"]}
+        sheet = {
+            b["bid_id"]: {code: top * 7 // 10 for code, top in leaves}
+            for b in lot["bids"]
+            if b["bid_id"] not in failed
+        }
         await t.p.call(
             "POST",
             f"/api/v1/evaluation/rooms/{room_id}/sheets",
@@ -223,10 +236,13 @@ async def _review_and_score(t: Trade, room_id: str, members: dict[int, Actor]) -
     return dict(lot)
 
 
-async def sit(t: Trade, size: int) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The room of `t`'s committee of `size` opens at its time: declarations, a chair, qualification and, where
-    the method scores, sealed scores; the chair draws up the report and every member signs its hash with
-    Ed25519. Answers the report as made and the room's lot."""
+async def sit(
+    t: Trade, size: int, failed: Mapping[str, str] | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The room of `t`'s committee of `size` opens at its time: declarations, a chair, qualification (the
+    bids of `failed` failed with its reason) and, where the method scores, sealed scores; the chair draws up
+    the report and every member signs its hash with Ed25519. Answers the report as made and the room's
+    lot."""
     await t.p.move_to(t.evaluation["evaluation_at"])
 
     async def room_open() -> bool:
@@ -235,7 +251,7 @@ async def sit(t: Trade, size: int) -> tuple[dict[str, Any], dict[str, Any]]:
 
     await t.p.settle(room_open, f"the chronograph to open {t.code}'s evaluation room")
     room_id, members = await _enter_room(t, size)
-    lot = await _review_and_score(t, room_id, members)
+    lot = await _review_and_score(t, room_id, members, failed or {})
     made: dict[str, Any] = await t.p.call("POST", f"/api/v1/evaluation/rooms/{room_id}/report", members[1])
     digest = made["report_hash"]
     check(report.report_hash(made["report"]) == digest, "the hash is the report's", digest)
@@ -253,6 +269,7 @@ async def sit(t: Trade, size: int) -> tuple[dict[str, Any], dict[str, Any]]:
         t.status_is("decision"), f"the signed report to put {t.code} to the purchaser's decision"
     )
     t.evaluation["ranking"] = [c["bid_id"] for c in made["report"]["lots"][0]["candidates"]]
+    t.evaluation["room_id"] = room_id
     return made, lot
 
 
