@@ -592,11 +592,14 @@ async def test_the_audit_trail_is_refused_to_anonymous_callers(api: Api) -> None
 async def test_the_audit_trail_pages_through_every_event_with_a_cursor(api: Api) -> None:
     centre = await api.bootstrap_centre()
     agency = await api.organisation("agency")
+    await api.project(agency)
     for _ in range(3):
         await api.draft(agency, custodians=[])  # custodians are named later; their keys would log too
         api.clock.advance(timedelta(seconds=1))  # some events share an instant, some do not
     everything = [e["id"] for e in await audit(api)]
-    assert len(everything) == 8  # bootstrap, centre login, organisation, user, agency login, three tenders
+    # bootstrap, centre login, organisation, user, agency login, the project registered and accepted, three
+    # tenders
+    assert len(everything) == 10
     seen: list[str] = []
     pages = 0
     params: dict[str, Any] = {"limit": 2}
@@ -610,11 +613,12 @@ async def test_the_audit_trail_pages_through_every_event_with_a_cursor(api: Api)
             break
         params = {"limit": 2, "cursor": r.json()["next_cursor"]}
     assert seen == everything
-    assert pages == 4
+    assert pages == 5
 
 
 async def test_the_audit_trail_is_newest_first(api: Api) -> None:
     agency = await api.organisation("agency")
+    await api.project(agency)
     api.clock.advance(timedelta(minutes=1))
     await api.draft(agency, custodians=[])
     events = await audit(api)
