@@ -14,7 +14,7 @@ from accounts.security import Principal
 from rules.calendar import local_date
 from rules.profiles import profile_for
 from storage.problems import Conflict, NotFound, ValidationProblem, field_error
-from trading import awards, reevaluation, schemas
+from trading import award_changes, reevaluation, schemas
 from trading.lifecycle import TERMINAL, Action, TenderStatus, allowed_actions
 from trading.models import Complaint
 from trading.notices import notify_holders
@@ -56,7 +56,7 @@ async def decide_complaint(
     profile = profile_for(tender.sector, tender.method, tender.envelopes)
     rule = profile.rule("complaint_decision_working_days") or "W-17"
     if data.outcome == "reaward":
-        await awards.annul_awards(
+        await award_changes.annul_awards(
             session,
             actor,
             tender,

@@ -24,9 +24,11 @@ from storage.objects import ObjectStore
 from storage.problems import ValidationProblem, field_error
 from storage.settings import Settings
 from trading import (
+    award_changes,
     awards,
     chronograph,
     complaints,
+    contracts,
     documents,
     notices,
     objections,
@@ -299,7 +301,7 @@ class TenderController(Controller):
         """Close a contracted tender: the trade is complete and its record final (the agency, after the contract)."""
         return await tender_response(
             session,
-            await awards.complete(session, principal, tender_id, clock.now()),
+            await contracts.complete(session, principal, tender_id, clock.now()),
             caller=principal,
             now=clock.now(),
         )
@@ -500,7 +502,7 @@ class AwardController(Controller):
     ) -> schemas.AwardRead:
         """Record that the winner refused to sign or to give the security: it loses the award (W-16)."""
         return award_read(
-            await awards.decline_award(session, principal, tender_id, award_id, data, clock.now())
+            await award_changes.decline_award(session, principal, tender_id, award_id, data, clock.now())
         )
 
     @post(
@@ -520,7 +522,7 @@ class AwardController(Controller):
     ) -> schemas.ContractRead:
         """Record the acceptance of a contract's performance (履约验收), once; the result is published."""
         return contract_read(
-            await awards.accept_performance(session, principal, tender_id, contract_id, data, clock.now())
+            await contracts.accept_performance(session, principal, tender_id, contract_id, data, clock.now())
         )
 
     @post("/contracts", operation_id="record_contract", guards=[AGENCY])
@@ -542,7 +544,7 @@ class AwardController(Controller):
         try:
             async with transaction(sessionmaker) as session:
                 return contract_read(
-                    await awards.record_contract(session, principal, tender_id, data, taken, now)
+                    await contracts.record_contract(session, principal, tender_id, data, taken, now)
                 )
         except BaseException:
             await documents.drop_document(sessionmaker, object_store, taken)

@@ -17,7 +17,7 @@ from accounts import service as accounts
 from accounts.security import Principal
 from rules.profiles import profile_for
 from storage.problems import Conflict, NotFound, RuleViolation, ValidationProblem, field_error
-from trading import awards, engine, schemas
+from trading import award_changes, engine, schemas
 from trading.lifecycle import Action, TenderStatus, allowed_actions
 from trading.models import Contract, Objection, Tender
 from trading.notices import notify_holders
@@ -58,7 +58,7 @@ async def order_reevaluation(
             status_now=tender.status,
         )
     if tender.status == TenderStatus.AWARDED:
-        await awards.annul_awards(session, actor, tender, rule, reason, now, pass_on=False)
+        await award_changes.annul_awards(session, actor, tender, rule, reason, now, pass_on=False)
     for lot in await lots_of(session, tender.id):
         if lot.status in REDECIDED:
             lot.status = "open"
