@@ -672,8 +672,10 @@ class Api:
         room_id, members = committee["room_id"], committee["members"]
         room = (await self.get(f"/api/v1/evaluation/rooms/{room_id}", members[1])).json()
         scheme = room["scheme"]
+        # a lot whose contract is signed is not decided again in a later round
+        lots = [lot for lot in room["lots"] if lot["status"] == "open"]
         for actor in members.values():
-            for lot in room["lots"]:
+            for lot in lots:
                 votes: list[dict[str, Any]] = []
                 for b in lot["bids"]:
                     if b.get("rejected"):  # the platform rejected it (W-19): not the committee's to review
@@ -692,7 +694,7 @@ class Api:
         if scheme["method"] == "comprehensive":
             leaves = _subjective_leaves(scheme)
             for seat, actor in members.items():
-                for lot in room["lots"]:
+                for lot in lots:
                     sheet = {
                         b["bid_id"]: {
                             code: (scores(seat, b["bid_id"], code) if scores else maximum * 8 // 10)

@@ -1,5 +1,5 @@
-"""Re-evaluation (重新评审) ordered on an upheld challenge to the result or an upheld complaint: before any
-contract of the trade is signed, the awards not yet contracted are annulled, the trade goes back to
+"""Re-evaluation (重新评审) ordered on an upheld challenge to the result or an upheld complaint, lot by lot:
+a lot whose contract is signed keeps it; the awards not yet contracted are annulled, the trade goes back to
 evaluation and the committee scores again in a new evaluation round — the original members (87号令 64;
 实施条例: a challenge found valid whose error the committee can correct), or a freshly drawn committee when
 the supervising authority orders it. The earlier round's report stays on record; the new round's report is
@@ -38,17 +38,22 @@ async def order_reevaluation(
     *,
     fresh: bool = False,
 ) -> int:
-    """Send the trade (locked by the caller) back to its committee: refused once a contract is signed
-    (the result is then settled by the contract) and in a state no report precedes; the awards not yet
-    contracted are annulled and their lots wait for the new round's report. Answers the new round."""
+    """Send the trade (locked by the caller) back to its committee, lot by lot: a lot whose contract is
+    signed keeps it (the result is settled there), the others are decided afresh; refused when every lot
+    the result concerns is contracted, and in a state no report precedes. The awards not yet contracted are
+    annulled and their lots wait for the new round's report. Answers the new round."""
     profile = profile_for(tender.sector, tender.method)
-    signed = await session.scalar(select(Contract.id).where(Contract.tender_id == tender.id).limit(1))
-    if signed is not None:
+    lots = await lots_of(session, tender.id)
+    redecided = [lot for lot in lots if lot.status in REDECIDED]
+    contracted = [lot for lot in lots if lot.status == "contracted"]
+    if contracted and not redecided:
+        signed = await session.scalar(select(Contract.id).where(Contract.tender_id == tender.id).limit(1))
         raise RuleViolation(
             rule,
-            "A contract of this trade is signed: a re-evaluation is ordered only before any contract is "
-            "signed (87号令 64); decide what the authority orders otherwise.",
+            "Every lot of this result has its contract signed: a re-evaluation is ordered only for lots not "
+            "yet contracted (87号令 64); decide what the authority orders otherwise.",
             contract_id=str(signed),
+            contracted_lots=[lot.number for lot in contracted],
         )
     if Action.REEVALUATE not in allowed_actions(profile, TenderStatus(tender.status)):
         raise Conflict(
@@ -59,15 +64,24 @@ async def order_reevaluation(
         )
     if tender.status == TenderStatus.AWARDED:
         await award_changes.annul_awards(session, actor, tender, rule, reason, now, pass_on=False)
-    for lot in await lots_of(session, tender.id):
-        if lot.status in REDECIDED:
-            lot.status = "open"
-            lot.outcome_reason = None
+    for lot in redecided:
+        lot.status = "open"
+        lot.outcome_reason = None
     tender.publicity_ends = None
     await move(session, tender, Action.REEVALUATE, actor, now, rule=rule, fresh_committee=fresh)
     round_ = await engine.evaluation().reconvene(session, tender, fresh, now)
     await accounts.record(
-        session, actor, "tender.reevaluate", "tender", tender.id, now, rule=rule, round=round_, fresh=fresh
+        session,
+        actor,
+        "tender.reevaluate",
+        "tender",
+        tender.id,
+        now,
+        rule=rule,
+        round=round_,
+        fresh=fresh,
+        lots=[lot.number for lot in redecided],
+        kept_contracted=[lot.number for lot in contracted],
     )
     committee = "a newly drawn committee" if fresh else "the original committee"
     await notify_holders(

@@ -323,3 +323,75 @@ async def test_a_works_complaint_upheld_with_a_re_evaluation_publishes_the_new_c
     firsts = {n["body"]["lots"][0]["candidates"][0]["credit_code"] for n in candidates}
     assert firsts == {trade.winner.bidder.credit_code, trade.loser.bidder.credit_code}
     assert [rnd for rnd, _c in await _reports(api, trade)] == [1, 2]
+
+
+async def _two_lots_one_contracted(api: Api) -> tuple[Trade, dict[str, Any], dict[str, Any]]:
+    """A procurement of two lots, three bids on each, awarded lot by lot to the lowest; lot 1's contract is
+    signed, lot 2's is not. Answers the trade (its bids those of lot 2) and the two awards."""
+    agency = await api.organisation("agency")
+    lot = {"estimated_price_fen": BUDGET_FEN // 2, "deposit_fen": BUDGET_FEN // 100}
+    tender = await api.published(
+        agency, **procurement(lots=[{"title": "第一包 CT", **lot}, {"title": "第二包 MRI", **lot}])
+    )
+    bidders = [await api.organisation("bidder") for _ in range(3)]
+    bids = {
+        (n, i): await api.bid(bidder, tender, BUDGET_FEN // 2 - n * YUAN, lot=i)
+        for n, bidder in enumerate(bidders)
+        for i in (0, 1)
+    }
+    await api.at(DEADLINE)
+    for bid in bids.values():
+        assert (await api.reveal(tender["id"], bid)).status_code == 202
+    await api.at(AFTER_WINDOW)
+    committee = await api.evaluate(agency, tender["id"], experts=7)
+    trade = Trade(agency, tender, [bids[n, 1] for n in range(3)], committee)
+    await api.at(shanghai(2026, 3, 26, 9))
+    body = {"lots": [{"lot_id": bids[2, i].lot_id, "bid_id": bids[2, i].bid_id} for i in (0, 1)]}
+    r = await api.post(f"{T}/{trade.id}/award", agency, json=body)
+    assert r.status_code == 201, r.text
+    first, second = sorted(r.json(), key=lambda a: a["lot_id"] != bids[2, 0].lot_id)
+    signed = await api.contract(agency, trade.id, first["id"], first["price_fen"])
+    assert signed.status_code == 201, signed.text
+    return trade, first, second
+
+
+async def test_a_re_evaluation_keeps_a_contracted_lot_and_decides_the_other_lot_afresh(api: Api) -> None:
+    trade, first, second = await _two_lots_one_contracted(api)
+    challenge = await _challenge(api, trade)
+    r = await _answer(api, trade, challenge, trade.agency, outcome="reevaluate")
+    assert r.status_code == 200, r.text
+    read = (await api.get(f"{T}/{trade.id}", trade.agency)).json()
+    assert read["status"] == "evaluation"
+    assert [lot["status"] for lot in read["lots"]] == ["contracted", "open"]
+    awards = {a["id"]: a["status"] for a in (await api.get(f"{T}/{trade.id}/awards", trade.agency)).json()}
+    assert awards == {first["id"]: "active", second["id"]: "annulled"}
+    # the new round ranks lot 2 only; lot 2 goes to its new first, and its contract completes the trade
+    await _rescore(api, trade, trade.loser)
+    [(_r1, _c1), (r2, c2)] = await _reports(api, trade)
+    assert r2 == 2 and [c["lot_id"] for c in c2] == [trade.loser.lot_id]
+    assert c2[0]["ranking"][0] == trade.loser.bid_id
+    body = {"lots": [{"lot_id": trade.loser.lot_id, "bid_id": trade.loser.bid_id}]}
+    again = await api.post(f"{T}/{trade.id}/award", trade.agency, json=body)
+    assert again.status_code == 201, again.text
+    # the contracted lot cannot be awarded again
+    stolen = {"lots": [{"lot_id": first["lot_id"], "bid_id": trade.loser.bid_id}]}
+    assert (await api.post(f"{T}/{trade.id}/award", trade.agency, json=stolen)).status_code in (409, 422)
+    [new] = again.json()
+    signed = await api.contract(trade.agency, trade.id, new["id"], new["price_fen"])
+    assert signed.status_code == 201, signed.text
+    read = (await api.get(f"{T}/{trade.id}", trade.agency)).json()
+    assert read["status"] == "contracted"
+    assert [lot["status"] for lot in read["lots"]] == ["contracted", "contracted"]
+
+
+async def test_no_re_evaluation_when_every_lot_of_the_result_is_contracted(api: Api) -> None:
+    trade, _first, second = await _two_lots_one_contracted(api)
+    complaint = await _complaint(api, trade)
+    signed = await api.contract(trade.agency, trade.id, second["id"], second["price_fen"])
+    assert signed.status_code == 201, signed.text
+    r = await _decide(api, complaint, await api.organisation("supervisor"))
+    assert r.status_code == 422, r.text
+    assert r.json()["rule"] == "G-12"
+    assert r.json()["contracted_lots"] == [1, 2]
+    awards = (await api.get(f"{T}/{trade.id}/awards", trade.agency)).json()
+    assert [a["status"] for a in awards] == ["active", "active"]
