@@ -39,7 +39,7 @@ from storage.problems import (
 )
 from trading import schemas
 from trading.lifecycle import Action, TenderStatus
-from trading.models import Bid, FinalQuote, NegotiationNote, Tender
+from trading.models import Bid, FinalQuote, Lot, NegotiationNote, Tender
 from trading.notices import publish_notice
 from trading.tenders import (
     fail_tender,
@@ -49,6 +49,7 @@ from trading.tenders import (
     move,
     notify,
     oversees,
+    price_cap,
     tender_for_agency,
     visible_tender,
 )
@@ -350,7 +351,9 @@ async def close_final_quotes(session: AsyncSession, tender: Tender, now: datetim
         (q.lot_id, q.organisation_id): q
         for q in await session.scalars(select(FinalQuote).where(FinalQuote.tender_id == tender.id))
     }
+    lots = {lot.id: lot for lot in await lots_of(session, tender.id)}
     per_lot: dict[uuid.UUID, list[Bid]] = {}
+    rejected: list[Bid] = []
     for bid in await remaining_bids(session, tender.id):
         quote = quotes.get((bid.lot_id, bid.organisation_id))
         if quote is None or quote.price_fen is None:
@@ -360,10 +363,13 @@ async def close_final_quotes(session: AsyncSession, tender: Tender, now: datetim
             bid.first_price_fen if bid.first_price_fen is not None else bid.declared_price_fen
         )
         bid.declared_price_fen = quote.price_fen
+        if await _reject_above_cap(session, tender, lots[bid.lot_id], bid, now):
+            rejected.append(bid)
+            continue
         per_lot.setdefault(bid.lot_id, []).append(bid)
     cal = await working_calendar(session)
     published = []
-    for lot in await lots_of(session, tender.id):
+    for lot in lots.values():
         if lot.status != "open":
             continue
         kept = per_lot.get(lot.id, [])
@@ -385,6 +391,17 @@ async def close_final_quotes(session: AsyncSession, tender: Tender, now: datetim
                     "price_fen": bid.declared_price_fen,
                 }
             )
+    for bid in rejected:
+        org = await accounts.get_organisation(session, bid.organisation_id)
+        published.append(
+            {
+                "lot": lots[bid.lot_id].number,
+                "supplier": org.name,
+                "credit_code": org.credit_code,
+                "price_fen": bid.declared_price_fen,
+                "rejected": "W-19",
+            }
+        )
     await publish_notice(
         session,
         tender,
@@ -405,3 +422,43 @@ async def close_final_quotes(session: AsyncSession, tender: Tender, now: datetim
         return tender.status
     await move(session, tender, Action.CLOSE_FINAL_QUOTES, None, now)
     return tender.status
+
+
+async def _reject_above_cap(session: AsyncSession, tender: Tender, lot: Lot, bid: Bid, now: datetime) -> bool:
+    """A final quote above the lot's ceiling price or its budget does not respond to the documents (87号令
+    63(4)): opened with the others, the platform rejects its bid under W-19 naming `price_fen`, as it
+    rejects a bid above the cap at the opening, and the bid no longer counts towards the lot's minimum.
+    Answers whether it was rejected."""
+    cap = price_cap(tender.sector, lot)
+    if cap is None or bid.declared_price_fen is None or bid.declared_price_fen <= cap[1]:
+        return False
+    field, limit = cap
+    named = "budget" if field == "estimated_price_fen" else "ceiling price"
+    detail = (
+        f"the final quote's price_fen {bid.declared_price_fen} exceeds the lot's {named} ({field}) of {limit} "
+        "fen (87号令 63(4))"
+    )
+    bid.rejection_rule = "W-19"
+    bid.rejected_at = now
+    bid.rejection = {
+        "rule": "W-19",
+        "reason": "price_fen",
+        "field": "price_fen",
+        "detail": detail,
+        "limit": field,
+        "limit_fen": limit,
+        "declared_price_fen": bid.declared_price_fen,
+        "evidence": {"detail": detail, field: limit, "price_fen": bid.declared_price_fen},
+    }
+    await accounts.record(
+        session, None, "bid.reject", "bid", bid.id, now, rule="W-19", reason="price_fen", lot=lot.number
+    )
+    await notify(
+        session,
+        bid.organisation_id,
+        tender.id,
+        "bid.rejected",
+        f"{tender.code} lot {lot.number}: your final quote is rejected — {detail}.",
+        now,
+    )
+    return True

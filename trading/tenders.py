@@ -185,6 +185,17 @@ def budget_of(lots: Iterable[Lot]) -> int:
     return sum(lot.estimated_price_fen for lot in lots)
 
 
+def price_cap(sector: str, lot: Lot) -> tuple[str, int] | None:
+    """The field that caps a lot's prices and its value: the ceiling price (最高投标限价, 条例 51(5); 最高限价,
+    87号令 63(4)) where the documents set one, else in procurement the budget (预算金额, 87号令 63(4)); works
+    without a ceiling have no cap."""
+    if lot.ceiling_price_fen is not None:
+        return "ceiling_price_fen", lot.ceiling_price_fen
+    if sector == "procurement":
+        return "estimated_price_fen", lot.estimated_price_fen
+    return None
+
+
 async def lots_of(session: AsyncSession, tender_id: uuid.UUID) -> list[Lot]:
     """The tender's lots, by number."""
     return list(await session.scalars(select(Lot).where(Lot.tender_id == tender_id).order_by(Lot.number)))

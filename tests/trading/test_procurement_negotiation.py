@@ -9,6 +9,8 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+import pytest
+
 from storage.commitments import final_quote_commitment
 from tests.helpers import AFTER_WINDOW, DEADLINE, Actor, Api, SealedBid
 from tests.trading.test_procurement_methods import quotation
@@ -280,3 +282,54 @@ async def test_a_commitment_copied_from_another_supplier_opens_to_nothing(api: A
     body = {"lot_id": copier.lot_id, "price_fen": price, "nonce": nonce}
     opened = await api.post(_path(tender, "final-quotes/open"), copier.bidder, json=body)
     assert opened.status_code == 422 and opened.json()["errors"][0]["field"] == "nonce"
+
+
+@pytest.mark.parametrize("cap_field", ["estimated_price_fen", "ceiling_price_fen"])
+async def test_a_final_quote_above_the_ceiling_or_the_budget_is_rejected_when_opened(
+    api: Api, cap_field: str
+) -> None:
+    ceiling = BUDGET_FEN - 10_000 * YUAN
+    cap = ceiling if cap_field == "ceiling_price_fen" else BUDGET_FEN
+    lot: dict[str, Any] = {"title": "档案数字化", "estimated_price_fen": BUDGET_FEN, "deposit_fen": 0}
+    if cap_field == "ceiling_price_fen":
+        lot["ceiling_price_fen"] = ceiling
+    agency = await api.organisation("agency")
+    invited = [await api.organisation("bidder") for _ in range(4)]
+    tender = await api.published(
+        agency, **quotation(invited, method="negotiation", title="档案数字化竞争性谈判", lots=[lot])
+    )
+    bids = [await api.bid(s, tender, ceiling - (i + 1) * 1000 * YUAN) for i, s in enumerate(invited)]
+    await api.at(DEADLINE)
+    for bid in bids:
+        assert (await api.reveal(tender["id"], bid)).status_code == 202
+    await api.at(AFTER_WINDOW)
+    deadline = api.clock.now() + timedelta(hours=1)
+    r = await api.post(_path(tender, "final-call"), agency, json={"deadline": deadline.isoformat()})
+    assert r.status_code == 200, r.text
+    # the lowest first response tries to raise its final quote a fen above the cap; one quotes the cap
+    above, at, low1, low2 = bids[3], bids[0], bids[1], bids[2]
+    prices = {above.bid_id: cap + 1, at.bid_id: cap, low1.bid_id: cap - 5, low2.bid_id: cap - 7}
+    nonces = {b.bid_id: await _seal(api, tender, b, prices[b.bid_id]) for b in bids}
+    await api.at(deadline)
+    for b in bids:
+        body = {"lot_id": b.lot_id, "price_fen": prices[b.bid_id], "nonce": nonces[b.bid_id]}
+        opened = await api.post(_path(tender, "final-quotes/open"), b.bidder, json=body)
+        assert opened.status_code == 200, opened.text
+    await api.at(deadline + timedelta(minutes=30))
+    assert (await api.get(f"/api/v1/tenders/{tender['id']}", agency)).json()["status"] == "evaluation"
+    notices = (await api.get("/api/v1/notices", params={"tender_code": tender["code"]})).json()["items"]
+    [final] = [n for n in notices if n["kind"] == "final_quotes"]
+    flagged = {q["price_fen"]: q.get("rejected") for q in final["body"]["final_quotes"]}
+    assert flagged == {cap + 1: "W-19", cap: None, cap - 5: None, cap - 7: None}
+    # the panel sees the rejection naming price_fen and cannot pass it; the rejected quote cannot win
+    committee = await api.convene(agency, tender["id"], experts=3)
+    room = (await api.get(f"/api/v1/evaluation/rooms/{committee['room_id']}", committee["members"][1])).json()
+    lines = {b["bid_id"]: b.get("rejected") for b in room["lots"][0]["bids"]}
+    assert (lines[above.bid_id]["rule"], lines[above.bid_id]["reason"]) == ("W-19", "price_fen")
+    assert cap_field in lines[above.bid_id]["detail"]
+    assert lines[at.bid_id] is None
+    await api.deliberate(committee)
+    stolen = {"lots": [{"lot_id": above.lot_id, "bid_id": above.bid_id}]}
+    r = await api.post(f"/api/v1/tenders/{tender['id']}/award", agency, json=stolen)
+    assert r.status_code == 422, r.text
+    assert r.json()["errors"][0]["field"] == "lots[0].bid_id"
