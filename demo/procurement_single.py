@@ -37,7 +37,7 @@ from demo.common import (
 from demo.opening import close_bidding, close_hall, reveal_and_read
 from demo.procurement_methods import contract_and_accept
 from demo.purchase_committee import draw_panel, sit
-from demo.works import draft_tender, publish, upload_documents
+from demo.works import award_lot, draft_tender, publish, upload_documents
 from rules.profiles import PROCUREMENT_RFQ, PROCUREMENT_SINGLE_SOURCE
 
 SINGLE = TenderPlan(
@@ -233,7 +233,7 @@ async def single_source_result(t: Trade) -> Outcome:
     s = _single(t)
     s.p.clock.advance(timedelta(hours=2))
     bid = _bid(s, s.evaluation["ranking"][0])
-    awarded = await _award(s, bid)
+    awarded = (await award_lot(s, bid))[0]["body"]["lots"][0]
     contract, accepted = await contract_and_accept(s, bid.price_fen)
     budget = s.plan.estimated_price_fen
     return (
@@ -241,24 +241,6 @@ async def single_source_result(t: Trade) -> Outcome:
         f"saving {yuan(budget - bid.price_fen)} yuan); contract {contract['signed_on']} published; accepted "
         f"{accepted['accepted_on']}; status completed"
     )
-
-
-async def _award(t: Trade, winner: SealedBid) -> dict[str, Any]:
-    """The agency awards the lot to `winner` (kept as `t.award`); the newest result notice's lot."""
-    awards = await t.p.call(
-        "POST",
-        f"/api/v1/tenders/{t.tid}/award",
-        t.agency,
-        expect=201,
-        json={"lots": [{"lot_id": winner.lot_id, "bid_id": winner.bid_id}]},
-    )
-    check(len(awards) == 1 and awards[0]["bid_id"] == winner.bid_id, f"the award to {winner.bid_id}", awards)
-    check(awards[0]["price_fen"] == winner.price_fen, f"price {winner.price_fen}", awards[0]["price_fen"])
-    t.award = awards[0]
-    results = await t.notices("result")
-    lot: dict[str, Any] = results[0]["body"]["lots"][0]
-    check(lot["price_fen"] == winner.price_fen, "the result notice at the award's price", lot)
-    return lot
 
 
 # ---------------------------------------------------------------- a challenge upheld: re-evaluation
@@ -284,7 +266,7 @@ async def reevaluation_awarded(t: Trade) -> Outcome:
     check(first.price_fen == min(REEVALUATED.prices_fen), "the lowest quote first", first.price_fen)
     r.evaluation.update(first_room=r.evaluation["room_id"], first_hash=made["report_hash"], first=first)
     r.p.clock.advance(timedelta(hours=2))
-    await _award(r, first)
+    await award_lot(r, first)
     return (
         f"{r.code} «{r.plan.title}»: {len(r.live_bids())} quotes opened; {panel}; round 1 report "
         f"{short(made['report_hash'])} ranks {first.bidder.party.username} first; awarded at "
@@ -355,7 +337,7 @@ async def reevaluation_result(t: Trade) -> Outcome:
         earlier["report"]["lots"][0]["candidates"],
     )
     r.p.clock.advance(timedelta(hours=2))
-    lot = await _award(r, winner)
+    lot = (await award_lot(r, winner))[0]["body"]["lots"][0]
     contract, accepted = await contract_and_accept(r, winner.price_fen)
     return (
         f"round 2 report {short(made['report_hash'])}: {first.bidder.party.username} failed on qualification "
