@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Iterable
 from datetime import date, datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from accounts import service as accounts
@@ -17,6 +17,7 @@ from escrow.models import (
     Deposit,
     Forfeiture,
     Obligation,
+    RefundInstruction,
 )
 from escrow.subaccounts import deposit_of, deposits_of_lot, guarantees_of, held_fen
 from rules.calendar import WorkingCalendar, local_date
@@ -168,6 +169,36 @@ async def on_award_notice(
     winner's is owed back; the winner's waits for the contract (G-04-winner)."""
     losers = [d for d in await deposits_of_lot(session, lot_id) if d.organisation_id != winner_id]
     return await _owe_back(session, losers, rule, "award_notice", event_on, cal, now)
+
+
+async def on_new_winner(
+    session: AsyncSession, lot_id: uuid.UUID, organisation_id: uuid.UUID, now: datetime
+) -> int | None:
+    """A supplier wins a procurement lot after an earlier award notice owed it its deposit back as an
+    unsuccessful supplier (G-04-loser): a re-evaluation ranked it first, or an award was passed on. Its
+    deposit now waits for the contract (G-04-winner): a refund still due is superseded (kept on record with
+    the reason, never paid) and the deposit is held again. A refund already with the bank or paid stands;
+    answers its fen, so that the award shows it and the contract refunds nothing twice. None otherwise."""
+    deposit = await deposit_of(session, lot_id, organisation_id)
+    if deposit is None:
+        return None
+    open_one = await open_obligation(session, deposit)
+    if open_one is not None and open_one.status == "due" and open_one.event == "award_notice":
+        open_one.status, open_one.open_key, open_one.closed_at = "superseded", None, now
+        open_one.note = "the supplier became the lot's winner: its deposit is refunded at the contract"
+        deposit.status = "held" if deposit.received_fen >= deposit.required_fen else "awaiting"
+        deposit.hold_reason = "the winner's deposit: held until the contract (G-04-winner)"
+        return None
+    refunded = await session.scalar(
+        select(func.sum(RefundInstruction.amount_fen))
+        .join(Obligation, Obligation.id == RefundInstruction.obligation_id)
+        .where(
+            Obligation.deposit_id == deposit.id,
+            Obligation.event == "award_notice",
+            RefundInstruction.status.in_(("sent", "paid")),
+        )
+    )
+    return int(refunded) if refunded else None
 
 
 async def on_revoked(session: AsyncSession, lot_id: uuid.UUID, organisation_id: uuid.UUID) -> None:

@@ -50,7 +50,9 @@ async def decline_award(
     assert lot is not None
     lot.status = "reawarding"
     deposit = await subaccounts.deposit_of(session, lot.id, row.organisation_id)
-    if deposit is not None:
+    # a deposit already refunded to it as an unsuccessful supplier (G-04-loser) is no longer there to keep
+    forfeitable = deposit is not None and row.deposit_refunded_fen is None
+    if deposit is not None and row.deposit_refunded_fen is None:
         # W-16: proposed here, with the reason; the money moves only on a supervisor's approval
         await forfeiture.propose_forfeiture(
             session,
@@ -68,7 +70,7 @@ async def decline_award(
         row.id,
         now,
         rule="W-16",
-        deposit_forfeited=True,
+        deposit_forfeited=forfeitable,
         organisation=row.organisation_id,
     )
     await publish_notice(

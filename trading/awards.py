@@ -314,6 +314,7 @@ async def _make_awards(
             price_fen=bid.declared_price_fen,
             awarded_at=now,
             contract_due=cal.period_end(local_date(now), profile.contract_within_days),
+            deposit_refunded_fen=await refunds.on_new_winner(session, lot_id, bid.organisation_id, now),
         )
         session.add(row)
         lots[lot_id].status = "awarded"

@@ -121,6 +121,7 @@ def award_read(a: Award) -> schemas.AwardRead:
         a.status,
         a.declined_at,
         a.decline_reason,
+        a.deposit_refunded_fen,
     )
 
 

@@ -267,6 +267,9 @@ class Award(IdMixin, Base):
     status: Mapped[str] = mapped_column(String(20), default="active")
     declined_at: Mapped[datetime | None]
     decline_reason: Mapped[str | None] = mapped_column(Text)
+    # the winner's deposit already refunded (or with the bank) as an unsuccessful supplier's (G-04-loser)
+    # before a re-evaluation or a passed-on award made it the winner: the contract refunds nothing again
+    deposit_refunded_fen: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class Contract(IdMixin, Base):

@@ -378,7 +378,9 @@ class AwardCreate(Strict):
 
 class AwardRead(msgspec.Struct):
     """An award: the lot, the winning bid and organisation, the price in fen, when it was made, the day the
-    contract is due (W-13), and whether the winner declined it (W-16)."""
+    contract is due (W-13), whether the winner declined it (W-16), and the fen of the winner's deposit
+    already refunded to it as an unsuccessful supplier (G-04-loser) before it became the winner (null when
+    the deposit is held for the contract)."""
 
     id: uuid.UUID
     lot_id: uuid.UUID
@@ -390,6 +392,7 @@ class AwardRead(msgspec.Struct):
     status: str = "active"
     declined_at: datetime | None = None
     decline_reason: str | None = None
+    deposit_refunded_fen: int | None = None
 
 
 class AwardDecline(Strict):
