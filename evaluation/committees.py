@@ -28,6 +28,7 @@ from evaluation.models import (
     ExpertSpecialty,
     ExpertUnavailability,
     Invitation,
+    Member,
     Room,
     Specialty,
 )
@@ -288,16 +289,20 @@ async def request_draw(
             )
     parties = await _parties(session, tender)
     on = local_date(data.evaluation_at)
+    earlier = await _earlier_committee(session, tender)
     ctx = draw.Context(
         on=on,
         bidders=parties.bidders,
         parties=parties.parties,
         min_credit_score=data.min_credit_score,
         max_services_for_tenderer=data.max_services_for_tenderer,
+        earlier_committee=earlier,
     )
     quotas = tuple(draw.Quota(q.specialty, q.seats) for q in data.quotas)
     found = await candidates(session, [q.specialty for q in quotas], tender, on)
     prepared = await asyncio.to_thread(draw.prepare, found, ctx, quotas, data.employer_limit)
+    if earlier:
+        _refuse_short_fresh_pool(tender, prepared, quotas)
     inputs = prepared.inputs
     reasons = Counter(r for rs in prepared.exclusions.values() for r in rs)
     row = Draw(
@@ -353,6 +358,42 @@ async def request_draw(
         pool_size=len(prepared.pool),
     )
     return row
+
+
+async def _earlier_committee(session: AsyncSession, tender: Tender) -> frozenset[str]:
+    """The experts who sat in any room of the tender whose committee signed a report: a draw after that is
+    a fresh committee ordered on a re-evaluation (重新评审), which seats none of them. Empty for a first
+    draw."""
+    signed = select(Room.id).where(Room.tender_id == tender.id, Room.outcome == "report_signed")
+    if await session.scalar(signed.limit(1)) is None:
+        return frozenset()
+    rows = await session.scalars(
+        select(Member.expert_id)
+        .join(Room, Room.id == Member.room_id)
+        .where(Room.tender_id == tender.id, Member.expert_id.is_not(None))
+    )
+    return frozenset(str(expert_id) for expert_id in rows)
+
+
+def _refuse_short_fresh_pool(tender: Tender, prepared: draw.Prepared, quotas: tuple[draw.Quota, ...]) -> None:
+    """A fresh committee must be drawn without the earlier one: when the experts left cannot fill every
+    quota, the draw is refused now, saying how many the earlier committee took out, rather than leaving
+    seats empty after the witness."""
+    taken = sum(1 for reasons in prepared.exclusions.values() if "earlier_committee" in reasons)
+    for i, q in enumerate(quotas):
+        eligible = sum(
+            1 for e in prepared.pool if any(code.startswith(q.specialty) for code in e.specialties)
+        )
+        if eligible < q.seats:
+            rule = profile_for(tender.sector, tender.method).rule("challenge_answer_working_days") or "W-17"
+            raise RuleViolation(
+                rule,
+                f"A fresh committee seats none of the earlier committee's {taken} expert(s) excluded from this "
+                f"draw: only {eligible} eligible expert(s) are left for the {q.seats} seat(s) of specialty "
+                f"{q.specialty}. Widen the specialty or the pool before drawing.",
+                errors=[field_error(f"quotas[{i}].seats", f"only {eligible} eligible")],
+                earlier_committee_excluded=taken,
+            )
 
 
 async def draw_for(session: AsyncSession, actor: Principal, draw_id: uuid.UUID) -> Draw:

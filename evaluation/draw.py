@@ -45,7 +45,10 @@ Canonical encodings (all UTF-8; "LF" is the byte 0x0A):
   object of `candidate_to_json` serialised as RFC 8785 (JCS) does for these values: keys sorted, no
   whitespace, strings with only the mandatory escapes (non-ASCII characters as themselves), then LF.
   Lists inside are sorted without repeats; dates are "YYYY-MM-DD"; a missing date is null.
-- Context: the JSON object of `context_to_json`, serialised the same way, without a final LF.
+- Context: the JSON object of `context_to_json`, serialised the same way, without a final LF. The field
+  `earlier_committee` (the sorted expert ids of an earlier round's committee of the tender, excluded from
+  a fresh committee drawn for a re-evaluation) is present only when it is not empty, so a first draw's
+  context reads the same as before it existed.
 - Exclusions: one line per excluded candidate, sorted by `expert_id`, ``expert_id TAB reasons LF`` with
   the reason codes in `REASONS` order joined by commas.
 
@@ -500,7 +503,8 @@ class Candidate:
 @dataclass(frozen=True)
 class Context:
     """One tender's draw as the avoidance rules see it: the evaluation day, the bidders' credit codes,
-    the agency's and the tenderer's (`parties`), and the thresholds a procedure profile may tighten."""
+    the agency's and the tenderer's (`parties`), the thresholds a procedure profile may tighten, and for a
+    fresh committee ordered on a re-evaluation (重新评审) the expert ids of the earlier committee."""
 
     on: date
     bidders: frozenset[str]
@@ -508,6 +512,8 @@ class Context:
     former_employer_years: int = 3
     min_credit_score: int = 60
     max_services_for_tenderer: int = 3
+    # the experts of an earlier round's committee, when a fresh committee is drawn for a re-evaluation
+    earlier_committee: frozenset[str] = frozenset()
 
 
 # Reason code -> the rule it enforces and what it means, in the order `avoidance` reports them.
@@ -526,6 +532,8 @@ REASONS: Final[dict[str, str]] = {
     "credit": "house rule: the expert's credit score is below the profile's minimum.",
     "served_tenderer_often": "house rule: the expert has served this tenderer's committees too often within "
     "the look-back window.",
+    "earlier_committee": "G-12/W-17: a fresh committee ordered on a re-evaluation (重新评审) seats none of "
+    "the experts of the tender's earlier committee.",
 }
 
 
@@ -576,6 +584,7 @@ def _avoidance(c: Candidate, ctx: Context, cutoff: date) -> tuple[str, ...]:
         "unavailable": any(first <= ctx.on <= last for first, last in c.unavailable),
         "credit": c.credit_score < ctx.min_credit_score,
         "served_tenderer_often": c.services_for_tenderer >= ctx.max_services_for_tenderer,
+        "earlier_committee": c.expert_id in ctx.earlier_committee,
     }
     return tuple(code for code in REASONS if found[code])
 
@@ -725,8 +734,8 @@ def decode_candidates(data: bytes) -> list[Candidate]:
 
 def context_to_json(ctx: Context) -> dict[str, object]:
     """The context as a JSON object: the evaluation day, the bidders' and the parties' (agency, tenderer)
-    credit codes sorted, and the three thresholds."""
-    return {
+    credit codes sorted, the three thresholds, and the earlier committee's expert ids sorted when any."""
+    out: dict[str, object] = {
         "bidders": sorted(ctx.bidders),
         "former_employer_years": ctx.former_employer_years,
         "max_services_for_tenderer": ctx.max_services_for_tenderer,
@@ -734,6 +743,9 @@ def context_to_json(ctx: Context) -> dict[str, object]:
         "on": ctx.on.isoformat(),
         "parties": sorted(ctx.parties),
     }
+    if ctx.earlier_committee:
+        out["earlier_committee"] = sorted(ctx.earlier_committee)
+    return out
 
 
 def encode_context(ctx: Context) -> bytes:
@@ -1285,7 +1297,15 @@ def candidate_from_json(data: object, where: str = "candidate") -> Candidate:
 
 
 _CONTEXT_FIELDS: Final = frozenset(
-    {"bidders", "former_employer_years", "max_services_for_tenderer", "min_credit_score", "on", "parties"}
+    {
+        "bidders",
+        "earlier_committee",
+        "former_employer_years",
+        "max_services_for_tenderer",
+        "min_credit_score",
+        "on",
+        "parties",
+    }
 )
 
 
@@ -1301,6 +1321,9 @@ def context_from_json(data: object, where: str = "context") -> Context:
         former_employer_years=_whole(data, "former_employer_years", where),
         min_credit_score=_whole(data, "min_credit_score", where),
         max_services_for_tenderer=_whole(data, "max_services_for_tenderer", where),
+        earlier_committee=frozenset(_texts(data, "earlier_committee", where))
+        if "earlier_committee" in data
+        else frozenset(),
     )
 
 

@@ -145,7 +145,8 @@ class DrawSeat(TypedDict):
 
 class DrawContext(TypedDict):
     """The avoidance context fixed at the request: the evaluation day (YYYY-MM-DD), the bidders' and the
-    parties' (agency, tenderer) credit codes sorted, and the three thresholds."""
+    parties' (agency, tenderer) credit codes sorted, the three thresholds, and for a fresh committee drawn
+    for a re-evaluation the earlier committee's expert ids, sorted (excluded from the draw)."""
 
     bidders: list[str]
     former_employer_years: int
@@ -153,6 +154,7 @@ class DrawContext(TypedDict):
     min_credit_score: int
     on: str
     parties: list[str]
+    earlier_committee: NotRequired[list[str]]
 
 
 class DrawCandidate(TypedDict):

@@ -768,7 +768,8 @@ def test_every_reason_is_reported_in_the_order_of_reasons() -> None:
         has_account=False,
     )
 
-    assert avoidance(candidate, CTX) == tuple(code for code in REASONS if code != "employer_is_party")
+    ctx = replace(CTX, earlier_committee=frozenset({candidate.expert_id}))
+    assert avoidance(candidate, ctx) == tuple(code for code in REASONS if code != "employer_is_party")
 
 
 def test_every_reason_cites_its_rule() -> None:
@@ -784,7 +785,19 @@ def test_every_reason_cites_its_rule() -> None:
         "unavailable": "W-10",
         "credit": "house rule",
         "served_tenderer_often": "house rule",
+        "earlier_committee": "G-12/W-17",
     }
+
+
+def test_a_fresh_committee_excludes_the_earlier_committee_and_its_context_carries_it() -> None:
+    ctx = replace(CTX, earlier_committee=frozenset({CLEAN.expert_id}))
+    assert avoidance(CLEAN, ctx) == ("earlier_committee",)
+    assert avoidance(CLEAN, CTX) == ()
+    assert context_to_json(ctx)["earlier_committee"] == [CLEAN.expert_id]
+    assert context_from_json(context_to_json(ctx)) == ctx
+    # a first draw's context reads as it did before the field existed
+    assert "earlier_committee" not in context_to_json(CTX)
+    assert context_from_json(context_to_json(CTX)) == CTX
 
 
 def test_eligible_pool_splits_the_candidates_of_the_wanted_specialties() -> None:

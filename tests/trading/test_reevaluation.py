@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from evaluation.models import Expert, ExpertUnavailability
+from evaluation.models import Expert, ExpertUnavailability, Member
 from rules.calendar import SHANGHAI
 from storage.db import transaction
 from tests.helpers import AFTER_WINDOW, DEADLINE, Actor, Api, SealedBid, _subjective_leaves, shanghai
@@ -395,3 +395,61 @@ async def test_no_re_evaluation_when_every_lot_of_the_result_is_contracted(api: 
     assert r.json()["contracted_lots"] == [1, 2]
     awards = (await api.get(f"{T}/{trade.id}/awards", trade.agency)).json()
     assert [a["status"] for a in awards] == ["active", "active"]
+
+
+async def _first_committee(api: Api, trade: Trade) -> set[str]:
+    async with transaction(api.runtime.sessionmaker) as session:
+        rows = await session.scalars(
+            select(Member.expert_id).where(Member.room_id == uuid.UUID(trade.committee["room_id"]))
+        )
+        return {str(e) for e in rows}
+
+
+async def test_a_fresh_committee_draws_none_of_the_first_and_the_draw_record_shows_it(api: Api) -> None:
+    trade = await _awarded(api)  # seven of a pool of nine sat in round 1
+    first = await _first_committee(api, trade)
+    assert len(first) == 7
+    complaint = await _complaint(api, trade)
+    r = await _decide(api, complaint, await api.organisation("supervisor"), committee="fresh")
+    assert r.status_code == 200, r.text
+    # the two of round 1's pool who did not sit are away: only round 1's committee is left to draw from
+    today = api.clock.now().astimezone(SHANGHAI).date()
+    async with transaction(api.runtime.sessionmaker) as session:
+        for expert_id in await session.scalars(select(Expert.id)):
+            if str(expert_id) not in first:
+                session.add(
+                    ExpertUnavailability(
+                        expert_id=expert_id, start_on=today, end_on=today, declared_at=api.clock.now()
+                    )
+                )
+    draws = f"/api/v1/evaluation/tenders/{trade.id}/draws"
+    body = {
+        "evaluation_at": (api.clock.now() + timedelta(hours=2)).isoformat(),
+        "quotas": [{"specialty": "A02", "seats": 7}],
+    }
+    short = await api.post(draws, trade.agency, json=body)
+    assert short.status_code == 422, short.text
+    assert short.json()["rule"] == "G-12"
+    assert short.json()["earlier_committee_excluded"] == 7
+    assert short.json()["errors"][0]["field"] == "quotas[0].seats"
+    assert "only 0 eligible" in short.json()["errors"][0]["message"]
+    # seven new experts: exactly seven eligible for seven seats, all of them drawn, none of round 1
+    pool = [await api.expert() for _ in range(7)]
+    made = await api.post(draws, trade.agency, json=body)
+    assert made.status_code == 201, made.text
+    assert made.json()["excluded"]["by_reason"]["earlier_committee"] == 7
+    await api.witnessed(made.json()["id"])
+    for actor in pool:
+        for inv in (await api.get("/api/v1/evaluation/invitations", actor)).json():
+            a = await api.post(
+                f"/api/v1/evaluation/invitations/{inv['id']}/answer", actor, json={"accept": True}
+            )
+            assert a.status_code == 200, a.text
+    supervisor = await api.organisation("supervisor")
+    record = (await api.get(f"/api/v1/evaluation/draws/{made.json()['id']}/record", supervisor)).json()
+    assert sorted(record["context"]["earlier_committee"]) == sorted(first)
+    assert {e["expert_id"] for e in record["exclusions"] if "earlier_committee" in e["reasons"]} == first
+    invited = {seat["expert_id"] for seat in record["invitations"]}
+    assert len(invited) == 7 and not invited & first
+    verified = (await api.get(f"/api/v1/evaluation/draws/{made.json()['id']}/verify", supervisor)).json()
+    assert verified["ok"], verified["problems"]
