@@ -333,3 +333,20 @@ async def test_a_final_quote_above_the_ceiling_or_the_budget_is_rejected_when_op
     r = await api.post(f"/api/v1/tenders/{tender['id']}/award", agency, json=stolen)
     assert r.status_code == 422, r.text
     assert r.json()["errors"][0]["field"] == "lots[0].bid_id"
+
+
+async def test_a_final_quote_above_the_budget_does_not_count_towards_the_three_needed(api: Api) -> None:
+    agency, tender, bids = await _negotiating(api, suppliers=3)
+    deadline = api.clock.now() + timedelta(hours=1)
+    r = await api.post(_path(tender, "final-call"), agency, json={"deadline": deadline.isoformat()})
+    assert r.status_code == 200, r.text
+    prices = [BUDGET_FEN, BUDGET_FEN - 1, BUDGET_FEN + 1]
+    nonces = [await _seal(api, tender, bid, price) for bid, price in zip(bids, prices, strict=True)]
+    await api.at(deadline)
+    for bid, price, nonce in zip(bids, prices, nonces, strict=True):
+        body = {"lot_id": bid.lot_id, "price_fen": price, "nonce": nonce}
+        assert (await api.post(_path(tender, "final-quotes/open"), bid.bidder, json=body)).status_code == 200
+    await api.at(deadline + timedelta(minutes=31))
+    read = (await api.get(f"/api/v1/tenders/{tender['id']}", agency)).json()
+    assert read["status"] == "unsuccessful" and read["outcome_reason"].startswith("G-13")
+    assert read["lots"][0]["outcome_reason"].startswith("G-13: 2 final quote(s)")
