@@ -20,6 +20,7 @@ from typing import Any, TypeVar, cast
 
 import httpx
 import pytest
+from hypothesis import settings
 from sqlalchemy import event, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -30,6 +31,11 @@ from storage.migrate import upgrade_async
 from storage.models import metadata
 
 pytest_plugins = ["tests.storage.seaweed"]
+
+# No test passes or fails on wall-clock time: property tests run without hypothesis's per-example deadline,
+# which a loaded machine overruns.
+settings.register_profile("ggzy", deadline=None)
+settings.load_profile("ggzy")
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 PG_URL = os.environ.get("GGZY_TEST_DATABASE_URL", "")
