@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -112,24 +111,13 @@ async def decrypt_technical(
     await accounts.record(session, actor, "bid.decrypt", "bid", bid.id, now, envelope="technical")
 
 
-@dataclass(frozen=True)
-class TechnicalToOpen:
-    """What the decryption job needs of a technical envelope, read in a short transaction of its own."""
-
-    bid_id: uuid.UUID
-    object_key: str
-    sha256: str
-    file_key: bytes
-    out_prefix: str
-
-
-async def technical_to_open(session: AsyncSession, bid_id: uuid.UUID) -> TechnicalToOpen | None:
+async def technical_to_open(session: AsyncSession, bid_id: uuid.UUID) -> envelopes.ToOpen | None:
     """A bid's technical envelope if its file key is in hand and it is not opened yet."""
     row = await envelopes.technical_of(session, bid_id)
     if row is None or row.status != "opening" or row.file_key is None:
         return None
     tender = await load_tender(session, row.tender_id)
-    return TechnicalToOpen(
+    return envelopes.ToOpen(
         bid_id,
         row.object_key,
         row.sha256,
