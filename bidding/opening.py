@@ -291,13 +291,29 @@ async def decrypt_bid(
 
 
 async def start_opening(
-    session: AsyncSession, tender: Tender, bid: Bid, row: Any, key: bytes, by: str, now: datetime
+    session: AsyncSession,
+    tender: Tender,
+    bid: Bid,
+    row: Any,
+    key: bytes,
+    by: str,
+    now: datetime,
+    kind: str = "commercial",
 ) -> None:
+    """An envelope's file key is in hand (from its bidder or its custodians): keep it and queue the
+    decryption; a technical envelope (双信封) is decrypted and recorded by `bidding.technical`."""
     row.status = "opening"
     row.file_key = base64.b64encode(key).decode()
     row.opened_by = by
-    outbox.enqueue(session, "trading.open_envelope", {"bid_id": str(bid.id)}, now)
-    await hall_log.opening_event(session, tender.id, "key_revealed", {"bid": str(bid.id), "by": by}, now)
+    which = {"kind": "technical"} if kind == "technical" else {}
+    outbox.enqueue(session, "trading.open_envelope", {"bid_id": str(bid.id), **which}, now)
+    await hall_log.opening_event(
+        session,
+        tender.id,
+        "key_revealed",
+        {"bid": str(bid.id), "by": by, **({"envelope": "technical"} if which else {})},
+        now,
+    )
 
 
 async def envelope_to_open(session: AsyncSession, bid_id: uuid.UUID) -> envelopes.ToOpen | None:

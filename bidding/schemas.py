@@ -158,6 +158,9 @@ class ReleaseIn(Strict):
             )
         ),
     ]
+    # Which envelope of the bid the stanza is of (双信封): technical ones are released at the technical
+    # opening, commercial ones only at the commercial opening.
+    kind: Literal["commercial", "technical"] = "commercial"
 
 
 class CustodyEnvelope(msgspec.Struct):
@@ -172,6 +175,7 @@ class CustodyEnvelope(msgspec.Struct):
     status: str
     valid_releases: int
     my_release: str | None  # valid, invalid (replace it), or None (not released yet)
+    kind: str = "commercial"  # technical or commercial (双信封): name it in the release
 
 
 class CustodyView(msgspec.Struct):
@@ -199,6 +203,7 @@ class ReleaseResult(msgspec.Struct):
     replayed: bool
     envelope_status: str
     outcome: str | None
+    kind: str = "commercial"
 
 
 class BidRead(msgspec.Struct):

@@ -211,9 +211,11 @@ def technical_line(lot: Lot, org: Any, bid: Bid, row: TechnicalEnvelope) -> dict
 async def end_technical_window(
     session: AsyncSession, tender: Tender, now: datetime, grace: timedelta
 ) -> bool:
-    """At the end of the technical opening's window: a technical envelope its bidder did not open voids its
-    bid (E-03 revoked), whatever the custody policy: the custodians open commercial envelopes only. True
-    when the technical opening may close now."""
+    """At the end of the technical opening's window: a technical envelope its bidder did not open goes to
+    the custodians when the tender's policy is "custodians" (once; its header holds their shares of its
+    file key, as the commercial one's does of its own), else it voids its bid (E-03 revoked), as does one
+    still sealed after custody. The custody window itself is ended by the hall. True when the technical
+    opening may close now."""
     rows = await envelopes.technicals_of(session, tender.id)
     bids = {b.id: b for b in await session.scalars(select(Bid).where(Bid.tender_id == tender.id))}
     lots = {lot.id: lot for lot in await lots_of(session, tender.id)}
@@ -223,12 +225,31 @@ async def end_technical_window(
         if bids[r.bid_id].status == "submitted" and lots[bids[r.bid_id].lot_id].status != "failed"
     ]
     if any(r.status == "opening" for r in live):
-        if now < window_end(tender) + grace:
+        if now < (tender.custody_until or window_end(tender)) + grace:
             return False
         for row in live:
             if row.status == "opening":
                 row.status, row.result = "failed", "platform.decryption"
                 await _void(session, bids[row.bid_id], "platform.decryption", True, now)
+    if any(r.status == "custody" for r in live):
+        return False  # the custodians are releasing until the custody window ends
+    unopened = [r for r in live if r.status == "sealed"]
+    if unopened and tender.opening_policy == "custodians" and tender.custody_until is None:
+        tender.custody_until = now + timedelta(minutes=tender.opening_window_minutes)
+        for row in unopened:
+            row.status = "custody"
+        await hall_log.opening_event(
+            session,
+            tender.id,
+            "custody_opened",
+            {
+                "envelopes": len(unopened),
+                "custody_until": tender.custody_until.isoformat(),
+                "envelope": "technical",
+            },
+            now,
+        )
+        return False
     for row in live:
         if row.status == "sealed":
             bid = bids[row.bid_id]

@@ -548,7 +548,7 @@ async def test_the_client_seals_submits_and_reveals_both_envelopes(api: Api, tmp
 
 
 async def test_a_technical_envelope_left_sealed_voids_its_bid_when_the_window_ends(api: Api) -> None:
-    agency, tender = await two_envelope_tender(api)
+    agency, tender = await two_envelope_tender(api, opening_policy="revoke")
     bids = [await bid_two(api, await api.organisation("bidder"), tender, PRICE - i) for i in range(4)]
     await api.at(DEADLINE)
     for bid in bids[:3]:
@@ -556,7 +556,7 @@ async def test_a_technical_envelope_left_sealed_voids_its_bid_when_the_window_en
     assert await api.at(AFTER_WINDOW) == [(tender["code"], "technical_evaluation")]
     listed = {b["id"]: b for b in (await api.get(f"{T}/{tender['id']}/bids", agency)).json()}
     assert listed[bids[3].bid_id]["status"] == "revoked"
-    # the custodians are asked for nothing: no commercial envelope is in custody
+    # under the "revoke" policy the custodians are asked for nothing: no envelope is in custody
     assert all(row.status == "sealed" for row in (await commercial_rows(api, tender)).values())
     r = await api.post(f"{T}/{tender['id']}/technical-result", agency, json={"passed": [bids[3].bid_id]})
     assert problem(r, 422)["errors"][0]["field"] == "passed"
