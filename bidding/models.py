@@ -68,7 +68,7 @@ class TechnicalEnvelope(IdMixin, Base):
     and hash, and opened at the deadline while the commercial one stays sealed.
 
     `status` moves as an `Envelope`'s (sealed → opening → opened | failed); `passed` is the technical
-    evaluation's verdict the agency records, which decides whether the commercial envelope is ever opened."""
+    evaluation's verdict the committee records, which decides whether the commercial envelope is ever opened."""
 
     __tablename__ = "technical_envelopes"
 
@@ -89,6 +89,8 @@ class TechnicalEnvelope(IdMixin, Base):
     opened_at: Mapped[datetime | None]
     passed: Mapped[bool | None]
     judged_at: Mapped[datetime | None]
+    # The evaluation committee's reason for its verdict, recorded by its chair in the room.
+    verdict_reason: Mapped[str | None] = mapped_column(String(500))
     # A technical envelope that went to custody at the technical opening: its one provable cause.
     custody_outcome: Mapped[dict[str, Any] | None]
 

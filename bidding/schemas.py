@@ -125,18 +125,26 @@ class BidDecrypt(Strict):
     kind: Literal["commercial", "technical"] = "commercial"
 
 
-class TechnicalResult(Strict):
-    """The technical evaluation's result on a tender of two envelopes (双信封): the bids that passed (every
-    other standing bid did not), and a note for those that did not. Their commercial envelopes alone are
-    opened next."""
+class TechnicalVerdict(Strict):
+    """The committee's verdict on one bid's technical envelope: passed or not, and why."""
 
-    passed: Annotated[list[uuid.UUID], msgspec.Meta(max_length=1000)]
-    note: Annotated[str, msgspec.Meta(min_length=1, max_length=500)] | None = None
+    bid_id: uuid.UUID
+    passed: bool
+    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
+
+
+class TechnicalResult(Strict):
+    """The technical evaluation's result on a tender of two envelopes (双信封), recorded by the evaluation
+    committee's chair in its room: a verdict with its reason for every bid standing after the technical
+    opening, each named once. The commercial envelopes of the bids that passed alone are opened next."""
+
+    verdicts: Annotated[list[TechnicalVerdict], msgspec.Meta(min_length=1, max_length=1000)]
 
 
 class TechnicalResultRead(msgspec.Struct):
-    """The technical result as recorded: the tender's state now (the commercial opening), the bids whose
-    commercial envelopes are opened and those whose commercial envelopes stay sealed."""
+    """The technical result as recorded: the tender's state now (technical_evaluation until the agency
+    opens the commercial envelopes, then commercial_opening), the bids whose commercial envelopes are opened
+    and those whose commercial envelopes stay sealed."""
 
     tender_id: uuid.UUID
     status: str

@@ -26,6 +26,7 @@ from tests.bidding.test_two_envelopes import (
     reveal,
     two_envelope_tender,
 )
+from tests.evaluation.technical_fixtures import judged_and_opened
 from tests.helpers import AFTER_WINDOW, DEADLINE, Actor, Api
 
 COMMERCIAL_WINDOW = timedelta(minutes=31)
@@ -137,14 +138,11 @@ async def test_a_technical_share_used_for_the_commercial_envelope_does_not_verif
     agency, tender, revealed, absent = await technical_custody(api)
     technical_releases = await release_all(api, tender, absent, "technical")
     assert (await api.post(f"{T}/{tender['id']}/close-opening", agency)).status_code == 200
-    everyone = [*revealed, absent]
-    r = await api.post(
-        f"{T}/{tender['id']}/technical-result", agency, json={"passed": [b.bid_id for b in everyone]}
-    )
+    r = await judged_and_opened(api, agency, tender, [b.bid_id for b in (*revealed, absent)], [])
     assert r.status_code == 200, r.text
     for bid in revealed:
         assert (await reveal(api, tender, bid, "commercial")).status_code == 202
-    assert await api.at(AFTER_WINDOW + COMMERCIAL_WINDOW) == [(tender["code"], "custody")]
+    assert await api.at(api.clock.now() + COMMERCIAL_WINDOW) == [(tender["code"], "custody")]
     custodian = (await api.custodians())[1]
     view = await view_of(api, tender, custodian)
     assert [(e["bid_id"], e["kind"]) for e in view["envelopes"]] == [(absent.bid_id, "commercial")]

@@ -1,5 +1,5 @@
 """custody by kind: a custodian's release names the envelope it opens (technical or commercial), and a
-technical envelope keeps the outcome of its custody opening
+technical envelope keeps the outcome of its custody opening and the committee's reason for its verdict
 
 Revision ID: 0028
 Revises: 0026
@@ -31,10 +31,12 @@ def upgrade() -> None:
         )
     with op.batch_alter_table("technical_envelopes", schema=None) as batch_op:
         batch_op.add_column(sa.Column("custody_outcome", JSON, nullable=True))
+        batch_op.add_column(sa.Column("verdict_reason", sa.String(length=500), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("technical_envelopes", schema=None) as batch_op:
+        batch_op.drop_column("verdict_reason")
         batch_op.drop_column("custody_outcome")
     op.execute("DELETE FROM custody_shares WHERE kind = 'technical'")
     with op.batch_alter_table("custody_shares", schema=None) as batch_op:
