@@ -141,6 +141,39 @@ class TechnicalResult(Strict):
     verdicts: Annotated[list[TechnicalVerdict], msgspec.Meta(min_length=1, max_length=1000)]
 
 
+class TechnicalFile(msgspec.Struct):
+    """One file of an opened technical envelope: its name, size in bytes and hex SHA-256."""
+
+    name: str
+    size: int
+    sha256: str
+
+
+class TechnicalBid(msgspec.Struct):
+    """A bid standing after the technical opening as the committee reads it: its technical envelope's files
+    (never a price), the platform's rejection rule if any, and the committee's verdict and reason once
+    recorded."""
+
+    bid_id: uuid.UUID
+    lot: int
+    bidder: str
+    credit_code: str
+    technical_sha256: str
+    files: list[TechnicalFile]
+    rejected: str | None
+    passed: bool | None
+    reason: str | None
+
+
+class TechnicalView(msgspec.Struct):
+    """The technical evaluation in the committee's room: the room, its tender and state, and the bids."""
+
+    room_id: uuid.UUID
+    tender_id: uuid.UUID
+    status: str
+    bids: list[TechnicalBid]
+
+
 class TechnicalResultRead(msgspec.Struct):
     """The technical result as recorded: the tender's state now (technical_evaluation until the agency
     opens the commercial envelopes, then commercial_opening), the bids whose commercial envelopes are opened

@@ -342,7 +342,7 @@ def _in_technical_evaluation(tender: Tender) -> None:
         )
 
 
-async def technical_files(session: AsyncSession, tender: Tender) -> list[dict[str, Any]]:
+async def technical_files(session: AsyncSession, tender: Tender) -> list[bid_schemas.TechnicalBid]:
     """What the evaluation committee reads in its room during the technical evaluation: each standing bid's
     opened technical envelope (its files, never a price: the commercial envelopes are still sealed) and the
     committee's verdict once recorded."""
@@ -353,19 +353,17 @@ async def technical_files(session: AsyncSession, tender: Tender) -> list[dict[st
         row = rows[bid.id]
         org = await accounts.get_organisation(session, bid.organisation_id)
         out.append(
-            {
-                "bid_id": str(bid.id),
-                "lot": lots[bid.lot_id],
-                "bidder": org.name,
-                "credit_code": org.credit_code,
-                "technical_sha256": row.sha256,
-                "files": [
-                    {"name": f["name"], "size": f["size"], "sha256": f["sha256"]} for f in row.files or []
-                ],
-                "rejected": None if bid.rejection_rule is None else bid.rejection_rule,
-                "passed": row.passed,
-                "reason": row.verdict_reason,
-            }
+            bid_schemas.TechnicalBid(
+                bid.id,
+                lots[bid.lot_id],
+                org.name,
+                org.credit_code,
+                row.sha256,
+                [bid_schemas.TechnicalFile(f["name"], f["size"], f["sha256"]) for f in row.files or []],
+                bid.rejection_rule,
+                row.passed,
+                row.verdict_reason,
+            )
         )
     return out
 

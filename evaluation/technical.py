@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,7 +26,7 @@ from trading import tenders
 
 async def technical_view(
     session: AsyncSession, actor: Principal, room_id: uuid.UUID, now: datetime
-) -> dict[str, Any]:
+) -> bid_schemas.TechnicalView:
     """The technical envelopes the committee reads: for a member who signed the no-conflict declaration
     (G-08) and for the room's watchers; the agency and the bidders are told the room does not exist."""
     room, member = await rooms.room_for(session, actor, room_id)
@@ -35,12 +34,12 @@ async def technical_view(
         raise Forbidden("Sign the no-conflict declaration before entering the room (G-08).", rule="G-08")
     tender = await tenders.tender_by_id(session, room.tender_id)
     await accounts.record(session, actor, "room.technical_read", "room", room.id, now)
-    return {
-        "room_id": str(room.id),
-        "tender_id": str(tender.id),
-        "status": tender.status,
-        "bids": await technical.technical_files(session, tender) if tender.envelopes == 2 else [],
-    }
+    return bid_schemas.TechnicalView(
+        room.id,
+        tender.id,
+        tender.status,
+        await technical.technical_files(session, tender) if tender.envelopes == 2 else [],
+    )
 
 
 async def record_result(

@@ -4,7 +4,6 @@ the technical envelopes the committee reads, and the result its chair records.""
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 from litestar import Controller, get, post
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,7 +24,7 @@ class TechnicalController(Controller):
     @get("/{room_id:uuid}/technical", operation_id="room_technical_envelopes", guards=[ROOM_PEOPLE])
     async def technical_envelopes(
         self, room_id: uuid.UUID, principal: Principal, session: AsyncSession, clock: Clock
-    ) -> dict[str, Any]:
+    ) -> bid_schemas.TechnicalView:
         """The opened technical envelopes of the room's tender (their files, no price) and the verdicts."""
         return await technical.technical_view(session, principal, room_id, clock.now())
 
