@@ -181,3 +181,21 @@ async def test_a_technical_release_on_a_tender_of_one_envelope_is_refused(api: A
     assert found["errors"][0]["field"] == "kind"
     async with api.runtime.sessionmaker() as session:
         assert await session.scalar(select(func.count()).select_from(ShareRelease)) == 0
+
+
+async def test_the_custodians_client_releases_a_technical_envelope_checked_against_the_signed_statement(
+    api: Api,
+) -> None:
+    from tests.bidding.test_client_cli import client_for
+
+    agency, tender, _revealed, absent = await technical_custody(api)
+    outcomes = []
+    for custodian in await api.custodians():
+        async with client_for(api, custodian.token) as client:
+            [result] = await client.release(tender["id"], api.keys[custodian.organisation_id])
+        assert (result.bid_id, result.status, result.error) == (absent.bid_id, "released", None)
+        outcomes.append(result.outcome)
+    await api.run_jobs()
+    assert outcomes == [None, None, "opened"]
+    opened = [e for e in await record(api, agency, tender) if e["kind"] == "bid_opened"]
+    assert [e["opened_by"] for e in opened if e["bid"] == absent.bid_id] == ["custodians"]
