@@ -496,7 +496,10 @@ class GgzyClient:
                 "the tender's closing head has no signed custody statement (it closed before they were "
                 "signed): no header can be checked against what stood at the deadline"
             )
-        signed = {str(e["header_sha256"]) for e in statement.get("envelopes", [])}
+        signed = {
+            str(e["header_sha256"])
+            for e in (*statement.get("envelopes", []), *statement.get("technical", []))
+        }
         roster = {int(c["position"]): base64.b64decode(c["public_key"]) for c in statement.get("roster", [])}
         position, context = int(view["position"]), str(view["tender_code"])
         if roster.get(position) != mine:
@@ -542,7 +545,11 @@ class GgzyClient:
             body = await self.request(
                 "POST",
                 f"/api/v1/tenders/{tender_id}/custody/releases",
-                json={"bid_id": item["bid_id"], "release": release.to_json()},
+                json={
+                    "bid_id": item["bid_id"],
+                    "kind": item.get("kind", "commercial"),
+                    "release": release.to_json(),
+                },
                 ok=(200, 201),
             )
         except ClientError as exc:

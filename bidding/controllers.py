@@ -391,19 +391,14 @@ class OpeningController(Controller):
             now=clock.now(),
         )
 
-    @post("/technical-result", operation_id="open_commercial", guards=[AGENCY], status_code=200)
-    async def technical_result(
-        self,
-        tender_id: uuid.UUID,
-        data: bid_schemas.TechnicalResult,
-        principal: Principal,
-        session: AsyncSession,
-        clock: Clock,
+    @post("/commercial-opening", operation_id="open_commercial", guards=[AGENCY], status_code=200)
+    async def commercial_opening(
+        self, tender_id: uuid.UUID, principal: Principal, session: AsyncSession, clock: Clock
     ) -> bid_schemas.TechnicalResultRead:
-        """On a tender of two envelopes (双信封), after the technical opening: record which bids passed the
-        technical evaluation and open the hall for their commercial envelopes alone; the others stay
-        sealed for good."""
-        return await technical.open_commercial(session, principal, tender_id, data, clock.now())
+        """On a tender of two envelopes (双信封), once the evaluation committee recorded the technical result
+        in its room: open the hall for the passed bids' commercial envelopes alone (409 before it); the
+        others stay sealed for good. The agency runs the opening; it does not judge."""
+        return await technical.open_commercial(session, principal, tender_id, clock.now())
 
 
 def _event_body(event: Any) -> dict[str, Any]:

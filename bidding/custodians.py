@@ -18,11 +18,16 @@ from bidding.models import (
     Custodian,
     Envelope,
     ShareRelease,
+    TechnicalEnvelope,
 )
 from bidding.records import b64, header_of
 from storage.problems import Conflict, NotFound, ValidationProblem, field_error
 
 MAX_CUSTODIANS = 10
+
+# The envelope a custody share is of (双信封): a bid's commercial envelope (the only one on a tender of one
+# envelope) or its technical one; each header holds shares of its own file key.
+KINDS = ("technical", "commercial")
 
 
 async def set_roster(
@@ -170,25 +175,30 @@ class Recorded:
     replayed: bool
 
 
-async def release_of(session: AsyncSession, bid_id: uuid.UUID, position: int) -> ShareRelease | None:
-    """The release on record for this envelope from the custodian at `position`."""
+async def release_of(
+    session: AsyncSession, bid_id: uuid.UUID, position: int, kind: str = "commercial"
+) -> ShareRelease | None:
+    """The release on record for this bid's envelope of `kind` from the custodian at `position`."""
     return await session.scalar(
-        select(ShareRelease).where(ShareRelease.bid_id == bid_id, ShareRelease.position == position)
+        select(ShareRelease).where(
+            ShareRelease.bid_id == bid_id, ShareRelease.kind == kind, ShareRelease.position == position
+        )
     )
 
 
 async def record_release(
     session: AsyncSession,
     *,
-    row: Envelope,
+    row: Envelope | TechnicalEnvelope,
     custodian: Custodian,
     context: str,
     release: dict[str, Any],
     now: datetime,
+    kind: str = "commercial",
 ) -> Recorded:
-    """Verify a custodian's release of its stanza of this envelope at once and keep it, valid or not: an
-    invalid one is the evidence of the custodian's fault until a valid one replaces it. The same release
-    again is a replay; a valid release stands and is never replaced (Conflict)."""
+    """Verify a custodian's release of its stanza of this envelope (of `kind`) at once and keep it, valid
+    or not: an invalid one is the evidence of the custodian's fault until a valid one replaces it. The same
+    release again is a replay; a valid release stands and is never replaced (Conflict)."""
     header = header_of(row)
     member = custody.Custodian(custodian.position, base64.b64decode(custodian.public_key), custodian.platform)
     share: shamir.Share | None = None
@@ -197,7 +207,7 @@ async def record_release(
         _parsed, share = custody.check_release(release, header, member, context)
     except envelope.EnvelopeError as exc:
         error = exc
-    existing = await release_of(session, row.bid_id, custodian.position)
+    existing = await release_of(session, row.bid_id, custodian.position, kind)
     if existing is not None and existing.status == "valid":
         # A proof is randomised, so a retried release differs in its bytes; the secret it proves does not.
         if (
@@ -223,7 +233,7 @@ async def record_release(
         "released_at": now,
     }
     if existing is None:
-        session.add(ShareRelease(bid_id=row.bid_id, position=custodian.position, **values))
+        session.add(ShareRelease(bid_id=row.bid_id, kind=kind, position=custodian.position, **values))
     else:
         for name, value in values.items():
             setattr(existing, name, value)
@@ -237,27 +247,35 @@ async def record_release(
     )
 
 
-async def releases_of(session: AsyncSession, bid_ids: Sequence[uuid.UUID]) -> list[ShareRelease]:
-    """The releases on record for these envelopes, by envelope and position."""
+async def releases_of(
+    session: AsyncSession, bid_ids: Sequence[uuid.UUID], kind: str = "commercial"
+) -> list[ShareRelease]:
+    """The releases on record for these bids' envelopes of `kind`, by envelope and position."""
     if not bid_ids:
         return []
     return list(
         await session.scalars(
             select(ShareRelease)
-            .where(ShareRelease.bid_id.in_(list(bid_ids)))
+            .where(ShareRelease.bid_id.in_(list(bid_ids)), ShareRelease.kind == kind)
             .order_by(ShareRelease.bid_id, ShareRelease.position)
         )
     )
 
 
 async def attribute(
-    session: AsyncSession, row: Envelope, *, context: str, shamir_threshold: int
+    session: AsyncSession,
+    row: Envelope | TechnicalEnvelope,
+    *,
+    context: str,
+    shamir_threshold: int,
+    kind: str = "commercial",
 ) -> custody.Outcome:
-    """The custody outcome of an envelope from the releases on record (`bidding.custody.attribute`: each
-    release is verified again, exactly as anyone re-checks the published record)."""
+    """The custody outcome of an envelope from the releases of its `kind` on record
+    (`bidding.custody.attribute`: each release is verified again, exactly as anyone re-checks the published
+    record); a release of the bid's other envelope never counts toward it."""
     members = custodians_of(await roster(session, row.tender_id))
     releases = {
-        r.position: r.release for r in await releases_of(session, [row.bid_id]) if r.release is not None
+        r.position: r.release for r in await releases_of(session, [row.bid_id], kind) if r.release is not None
     }
     return custody.attribute(
         header_of(row), members, shamir_threshold=shamir_threshold, context=context, releases=releases

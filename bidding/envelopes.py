@@ -186,6 +186,25 @@ class Opened:
     platform_fault: bool = False
 
 
+@dataclass(frozen=True)
+class ToOpen:
+    """What the decryption job needs of an envelope, commercial or technical, whose file key is in hand: read
+    in a short transaction of its own, so the decryption runs holding no lock."""
+
+    bid_id: uuid.UUID
+    object_key: str
+    sha256: str
+    file_key: bytes
+    out_prefix: str
+
+
+async def open_job(store: ObjectStore, todo: ToOpen) -> Opened:
+    """`open_stored` for an envelope the job read."""
+    return await open_stored(
+        store, key=todo.object_key, sha256=todo.sha256, file_key=todo.file_key, out_prefix=todo.out_prefix
+    )
+
+
 async def open_stored(
     store: ObjectStore, *, key: str, sha256: str, file_key: bytes, out_prefix: str
 ) -> Opened:

@@ -117,16 +117,42 @@ async def check_in(
 async def custody_view(
     session: AsyncSession, actor: Principal, tender_id: uuid.UUID, now: datetime
 ) -> bid_schemas.CustodyView:
-    """What a custodian needs to release: the headers of the envelopes in custody and its releases so far."""
+    """What a custodian needs to release: the headers of the envelopes in custody and its releases so far.
+    On a tender of two envelopes (双信封) these are technical envelopes at the technical opening and
+    commercial ones at the commercial opening, each item naming its `kind`."""
     tender = await load_tender(session, tender_id)
     position = await custodians.custodian_position(session, tender.id, actor.organisation_id)
     if now < tender.bid_deadline:
         raise RuleViolation("E-01", "No envelope can be opened before the bid deadline.")
-    rows = [r for r in await envelopes.envelopes_of(session, tender.id) if r.status == "custody"]
     bids = {b.id: b for b in await session.scalars(select(Bid).where(Bid.tender_id == tender.id))}
     lots = {lot.id: lot.number for lot in await lots_of(session, tender.id)}
-    releases = await custodians.releases_of(session, [r.bid_id for r in rows])
-    mine = {r.bid_id: r.status for r in releases if r.position == position}
+    items: list[bid_schemas.CustodyEnvelope] = []
+    for kind in custodians.KINDS:
+        rows: list[Any] = [
+            r
+            for r in await (
+                envelopes.technicals_of(session, tender.id)
+                if kind == "technical"
+                else envelopes.envelopes_of(session, tender.id)
+            )
+            if r.status == "custody"
+        ]
+        releases = await custodians.releases_of(session, [r.bid_id for r in rows], kind)
+        mine = {r.bid_id: r.status for r in releases if r.position == position}
+        items += [
+            bid_schemas.CustodyEnvelope(
+                r.bid_id,
+                lots[bids[r.bid_id].lot_id],
+                r.sha256 if kind == "technical" else bids[r.bid_id].sha256,
+                r.header,
+                envelope.header_sha256(records.header_of(r)),
+                r.status,
+                sum(1 for x in releases if x.bid_id == r.bid_id and x.status == "valid"),
+                mine.get(r.bid_id),
+                kind,
+            )
+            for r in rows
+        ]
     return bid_schemas.CustodyView(
         tender.code,
         position,
@@ -134,20 +160,41 @@ async def custody_view(
         shamir_of(tender),
         tender.opening_policy,
         tender.custody_until,
-        [
-            bid_schemas.CustodyEnvelope(
-                r.bid_id,
-                lots[bids[r.bid_id].lot_id],
-                bids[r.bid_id].sha256,
-                r.header,
-                envelope.header_sha256(records.header_of(r)),
-                r.status,
-                sum(1 for x in releases if x.bid_id == r.bid_id and x.status == "valid"),
-                mine.get(r.bid_id),
-            )
-            for r in sorted(rows, key=lambda r: (lots[bids[r.bid_id].lot_id], bids[r.bid_id].sha256))
-        ],
+        sorted(items, key=lambda e: (e.lot_number, e.kind, e.envelope_sha256)),
     )
+
+
+def _check_kind(tender: Tender, kind: str) -> None:
+    """Custodians open an envelope at its own opening (双信封): a technical one at the technical opening,
+    a commercial one only at the commercial opening, after the technical evaluation (409 naming `kind`)."""
+    if tender.envelopes != 2:
+        if kind == "technical":
+            raise ValidationProblem(
+                "Bids on this tender are one envelope: there is no technical envelope to release.",
+                errors=[field_error("kind", "no technical envelope on this tender")],
+            )
+        return
+    opens = TenderStatus.OPENING if kind == "technical" else TenderStatus.COMMERCIAL_OPENING
+    if tender.status != opens:
+        when = "the technical opening" if kind == "technical" else "the commercial opening"
+        raise Conflict(
+            f"Custodians release shares of {kind} envelopes only at {when}; the tender is {tender.status}.",
+            errors=[field_error("kind", f"{kind} envelopes are not being opened")],
+        )
+
+
+async def _envelope(session: AsyncSession, bid: Bid, kind: str) -> Any:
+    """The bid's envelope of `kind` (None when it has none)."""
+    if kind == "technical":
+        return await envelopes.technical_of(session, bid.id)
+    return await envelopes.envelope_of(session, bid.id)
+
+
+def _line(tender: Tender, lot: Lot, org: Any, bid: Bid, row: Any, kind: str) -> dict[str, Any]:
+    """The opening record's line of the envelope: a technical one reads out no price."""
+    if kind == "technical":
+        return technical.technical_line(lot, org, bid, row)
+    return sung_line(tender, lot, org, bid, row)
 
 
 async def release_custody(
@@ -157,7 +204,8 @@ async def release_custody(
     window runs): the stanza's shared secret with its proof, verified at once and kept, valid or invalid
     (the evidence of a custodian's fault). Once the valid releases open the envelope it is opened; once
     every custodian released validly its outcome is final and applied at once (otherwise at the end of
-    the custody window). Envelope by envelope: one envelope's release never waits on another's."""
+    the custody window). Envelope by envelope: one envelope's release never waits on another's. On a tender
+    of two envelopes the release names its envelope's `kind` (`_check_kind`)."""
     tender = await load_tender(session, tender_id, lock=True)
     position = await custodians.custodian_position(session, tender.id, actor.organisation_id)
     if now < tender.bid_deadline:
@@ -168,6 +216,8 @@ async def release_custody(
         raise RuleViolation(
             "E-03", "This tender's policy revokes unopened bids; custodians do not open them."
         )
+    kind = data.kind
+    _check_kind(tender, kind)
     if tender.custody_until is None or tender.status not in (
         TenderStatus.OPENING,
         TenderStatus.COMMERCIAL_OPENING,
@@ -178,24 +228,20 @@ async def release_custody(
             "E-03", "The custody window has closed.", custody_ended=tender.custody_until.isoformat()
         )
     bid = await session.get(Bid, data.bid_id)
-    row = (
-        await envelopes.envelope_of(session, bid.id)
-        if bid is not None and bid.tender_id == tender.id
-        else None
-    )
+    row = await _envelope(session, bid, kind) if bid is not None and bid.tender_id == tender.id else None
     if bid is None or row is None:
         raise ValidationProblem(
             "No such envelope in this tender.", errors=[field_error("bid_id", "unknown bid")]
         )
     if row.status != "custody":
-        kept = await custodians.release_of(session, bid.id, position)
+        kept = await custodians.release_of(session, bid.id, position, kind)
         if kept is not None and kept.status == "valid" and kept.release is not None:
             if kept.release.get("shared_secret") == data.release.get("shared_secret"):
                 # a retry of the release that resolved the envelope: the same answer, nothing new
                 cause = (row.custody_outcome or {}).get("cause")
                 replay = custodians.Recorded("valid", None, None, kept.share is not None, True)
                 result = bid_schemas.ReleaseResult(
-                    bid.id, position, "valid", replay.stanza_opens, True, row.status, cause
+                    bid.id, position, "valid", replay.stanza_opens, True, row.status, cause, kind
                 )
                 return result, replay
         raise Conflict(
@@ -211,7 +257,7 @@ async def release_custody(
         ) from exc
     member = next(c for c in await custodians.roster(session, tender.id) if c.position == position)
     recorded = await custodians.record_release(
-        session, row=row, custodian=member, context=tender.code, release=data.release, now=now
+        session, row=row, custodian=member, context=tender.code, release=data.release, now=now, kind=kind
     )
     outcome: str | None = (row.custody_outcome or {}).get("cause")
     if not recorded.replayed:
@@ -227,28 +273,43 @@ async def release_custody(
             status=recorded.status,
             error=recorded.error,
             stanza_opens=recorded.stanza_opens,
+            envelope=kind,
         )
         if recorded.status == "valid":
             attributed = await custodians.attribute(
-                session, row, context=tender.code, shamir_threshold=shamir_of(tender)
+                session, row, context=tender.code, shamir_threshold=shamir_of(tender), kind=kind
             )
             if attributed.complete:
-                await _resolve_custody(session, tender, bid, row, attributed, now)
+                await _resolve_custody(session, tender, bid, row, attributed, now, kind)
                 outcome = attributed.cause
     return (
         bid_schemas.ReleaseResult(
-            bid.id, position, recorded.status, recorded.stanza_opens, recorded.replayed, row.status, outcome
+            bid.id,
+            position,
+            recorded.status,
+            recorded.stanza_opens,
+            recorded.replayed,
+            row.status,
+            outcome,
+            kind,
         ),
         recorded,
     )
 
 
 async def _resolve_custody(
-    session: AsyncSession, tender: Tender, bid: Bid, row: Any, outcome: custody.Outcome, now: datetime
+    session: AsyncSession,
+    tender: Tender,
+    bid: Bid,
+    row: Any,
+    outcome: custody.Outcome,
+    now: datetime,
+    kind: str = "commercial",
 ) -> None:
     """Apply an envelope's custody outcome: opened → decrypted as any other; the bidder's fault → revoked
     (E-03 撤销) with a W-06 forfeiture of its deposit proposed; a custodian's fault → withdrawn (E-03 撤回),
-    its deposit refunded. The live record gets the cause and its evidence, the audit trail too."""
+    its deposit refunded. The live record gets the cause and its evidence, the audit trail too. A technical
+    envelope (双信封) the same way: its bid void, its commercial envelope then never opened."""
     lot = await session.get(Lot, bid.lot_id)
     org = await accounts.get_organisation(session, bid.organisation_id)
     assert lot is not None
@@ -263,15 +324,16 @@ async def _resolve_custody(
             "lot": lot.number,
             "bidder": org.name,
             "credit_code": org.credit_code,
-            "envelope_sha256": bid.sha256,
+            "envelope_sha256": row.sha256 if kind == "technical" else bid.sha256,
+            **({"envelope": "technical"} if kind == "technical" else {}),
             **evidence,
         },
         now,
     )
     if outcome.cause == "opened":
         assert outcome.file_key is not None
-        await accounts.record(session, None, "custody.open", "bid", bid.id, now, **evidence)
-        await start_opening(session, tender, bid, row, outcome.file_key, "custodians", now)
+        await accounts.record(session, None, "custody.open", "bid", bid.id, now, envelope=kind, **evidence)
+        await start_opening(session, tender, bid, row, outcome.file_key, "custodians", now, kind)
         return
     row.status = "failed"
     row.result = opening_record.CAUSE_RESULTS[outcome.cause]
@@ -308,19 +370,23 @@ async def _resolve_custody(
             await working_calendar(session),
             now,
         )
-    await hall_log.opening_event(session, tender.id, "bid_failed", sung_line(tender, lot, org, bid, row), now)
+    await hall_log.opening_event(
+        session, tender.id, "bid_failed", _line(tender, lot, org, bid, row, kind), now
+    )
 
 
-async def _end_custody(session: AsyncSession, tender: Tender, bid: Bid, row: Any, now: datetime) -> None:
+async def _end_custody(
+    session: AsyncSession, tender: Tender, bid: Bid, row: Any, now: datetime, kind: str = "commercial"
+) -> None:
     """At the end of the custody window: the envelope's outcome from the releases on record, in a savepoint
     of its own, so one envelope that cannot be attributed (its stored state unreadable) fails neither the
     others nor the tick: it is then the platform's fault (E-03 撤回), its deposit refunded."""
     try:
         async with session.begin_nested():
             outcome = await custodians.attribute(
-                session, row, context=tender.code, shamir_threshold=shamir_of(tender)
+                session, row, context=tender.code, shamir_threshold=shamir_of(tender), kind=kind
             )
-            await _resolve_custody(session, tender, bid, row, outcome, now)
+            await _resolve_custody(session, tender, bid, row, outcome, now, kind)
         return
     except Exception:
         log.exception(
@@ -337,11 +403,19 @@ async def _end_custody(session: AsyncSession, tender: Tender, bid: Bid, row: Any
             "platform.custody",
             "the platform could not attribute the custody outcome",
             now,
+            kind,
         )
 
 
 async def _platform_fault(
-    session: AsyncSession, tender: Tender, bid: Bid, row: Any, code: str, detail: str, now: datetime
+    session: AsyncSession,
+    tender: Tender,
+    bid: Bid,
+    row: Any,
+    code: str,
+    detail: str,
+    now: datetime,
+    kind: str = "commercial",
 ) -> None:
     """Not the bidder's fault (E-03): the bid is treated as withdrawn (撤回) and its deposit goes back."""
     row.status, row.result, row.result_detail = "failed", code, detail
@@ -359,15 +433,34 @@ async def _platform_fault(
     lot = await session.get(Lot, bid.lot_id)
     assert lot is not None
     org = await accounts.get_organisation(session, bid.organisation_id)
-    await hall_log.opening_event(session, tender.id, "bid_failed", sung_line(tender, lot, org, bid, row), now)
+    await hall_log.opening_event(
+        session, tender.id, "bid_failed", _line(tender, lot, org, bid, row, kind), now
+    )
+
+
+async def _end_technical_custody(session: AsyncSession, tender: Tender, now: datetime) -> bool:
+    """At the end of the technical opening's custody window, each technical envelope still in custody ends
+    with its one cause (`_end_custody`); True when the custodians' shares opened one at the last moment
+    (it is decrypting now)."""
+    if tender.custody_until is None or now < tender.custody_until:
+        return False
+    rows = [r for r in await envelopes.technicals_of(session, tender.id) if r.status == "custody"]
+    for row in rows:
+        bid = await session.get(Bid, row.bid_id)
+        assert bid is not None
+        await _end_custody(session, tender, bid, row, now, "technical")
+    return any(r.status == "opening" for r in rows)
 
 
 async def end_decryption_window(session: AsyncSession, tender: Tender, now: datetime) -> bool:
     """At the window's end, envelopes nobody opened go to the custodians (policy "custodians", once) or
     their bids are revoked (E-03). True when the opening may close now. On a tender of two envelopes the
-    technical opening ends by `technical.end_technical_window`; at the commercial opening the commercial
-    envelopes of the bids that did not pass the technical evaluation are not in it."""
+    technical opening ends by `technical.end_technical_window` (its custody window, if any, ended here
+    first); at the commercial opening the commercial envelopes of the bids that did not pass the technical
+    evaluation are not in it."""
     if technical.technical_phase(tender):
+        if await _end_technical_custody(session, tender, now):
+            return False
         return await technical.end_technical_window(session, tender, now, DECRYPTION_GRACE)
     sealed_for_good = await technical.left_sealed(session, tender)
     rows = [r for r in await envelopes.envelopes_of(session, tender.id) if r.bid_id not in sealed_for_good]

@@ -34,9 +34,7 @@ async def open_envelope(ctx: JobContext, payload: dict[str, Any]) -> None:
         todo = await opening.envelope_to_open(session, bid_id)
     if todo is None:
         return
-    opened = await envelopes.open_stored(
-        store, key=todo.object_key, sha256=todo.sha256, file_key=todo.file_key, out_prefix=todo.out_prefix
-    )
+    opened = await envelopes.open_job(store, todo)
     async with transaction(ctx.sessionmaker) as session:
         outcome = await opening.record_opening(session, bid_id, opened, ctx.clock.now())
     log.info("envelope of bid %s → %s", payload["bid_id"], outcome)
@@ -48,9 +46,7 @@ async def _open_technical(ctx: JobContext, store: ObjectStore, bid_id: uuid.UUID
         todo = await technical.technical_to_open(session, bid_id)
     if todo is None:
         return
-    opened = await envelopes.open_stored(
-        store, key=todo.object_key, sha256=todo.sha256, file_key=todo.file_key, out_prefix=todo.out_prefix
-    )
+    opened = await envelopes.open_job(store, todo)
     async with transaction(ctx.sessionmaker) as session:
         outcome = await technical.record_technical(session, bid_id, opened, ctx.clock.now())
     log.info("technical envelope of bid %s → %s", bid_id, outcome)

@@ -26,6 +26,7 @@ from bidding.models import (
     LogLeaf,
     LogNode,
     LogState,
+    TechnicalEnvelope,
     TenderLog,
 )
 from bidding.records import b64, header_of
@@ -418,9 +419,14 @@ async def _custody_statement(
     shamir_threshold: int,
 ) -> dict[str, Any]:
     headers = {}
+    technical = {}
     if standing:
         for row in await session.scalars(select(Envelope).where(Envelope.bid_id.in_(list(standing)))):
             headers[standing[row.bid_id]] = envelope.header_sha256(header_of(row))
+        for tech in await session.scalars(
+            select(TechnicalEnvelope).where(TechnicalEnvelope.bid_id.in_(list(standing)))
+        ):
+            technical[tech.sha256] = envelope.header_sha256(header_of(tech))
     members = []
     for c in await roster(session, tender_id):
         org = await accounts.get_organisation(session, c.organisation_id)
@@ -439,6 +445,7 @@ async def _custody_statement(
         threshold=threshold,
         shamir_threshold=shamir_threshold,
         envelopes=headers,
+        technical=technical,
     )
 
 

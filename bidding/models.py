@@ -68,7 +68,7 @@ class TechnicalEnvelope(IdMixin, Base):
     and hash, and opened at the deadline while the commercial one stays sealed.
 
     `status` moves as an `Envelope`'s (sealed → opening → opened | failed); `passed` is the technical
-    evaluation's verdict the agency records, which decides whether the commercial envelope is ever opened."""
+    evaluation's verdict the committee records, which decides whether the commercial envelope is ever opened."""
 
     __tablename__ = "technical_envelopes"
 
@@ -89,18 +89,29 @@ class TechnicalEnvelope(IdMixin, Base):
     opened_at: Mapped[datetime | None]
     passed: Mapped[bool | None]
     judged_at: Mapped[datetime | None]
+    # The evaluation committee's reason for its verdict, recorded by its chair in the room.
+    verdict_reason: Mapped[str | None] = mapped_column(String(500))
+    # A technical envelope that went to custody at the technical opening: its one provable cause.
+    custody_outcome: Mapped[dict[str, Any] | None]
 
 
 class ShareRelease(IdMixin, Base):
     """A custodian's release of its stanza of one envelope after the deadline (E-03 custody opening): the
     stanza's X25519 shared secret with its proof (`bidding.custody`), whether the proof holds, and the
     share the stanza held (None when the proven secret does not open it: the bidder's fault). An invalid
-    release stays as the evidence of the custodian's fault until a valid one replaces it."""
+    release stays as the evidence of the custodian's fault until a valid one replaces it.
+
+    `kind` is the envelope whose stanza it is: "commercial" (the bid's `Envelope`, the only one on a tender
+    of one envelope) or "technical" (its `TechnicalEnvelope`, 双信封): each envelope's header holds shares
+    of its own file key, released at its own opening."""
 
     __tablename__ = "custody_shares"
-    __table_args__ = (UniqueConstraint("bid_id", "position"),)
+    __table_args__ = (
+        UniqueConstraint("bid_id", "kind", "position", name="uq_custody_shares_bid_kind_position"),
+    )
 
     bid_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("bids.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(12), default="commercial", server_default="commercial")
     position: Mapped[int]
     organisation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisations.id"))
     share: Mapped[str | None] = mapped_column(String(64))

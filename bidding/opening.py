@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -292,27 +291,32 @@ async def decrypt_bid(
 
 
 async def start_opening(
-    session: AsyncSession, tender: Tender, bid: Bid, row: Any, key: bytes, by: str, now: datetime
+    session: AsyncSession,
+    tender: Tender,
+    bid: Bid,
+    row: Any,
+    key: bytes,
+    by: str,
+    now: datetime,
+    kind: str = "commercial",
 ) -> None:
+    """An envelope's file key is in hand (from its bidder or its custodians): keep it and queue the
+    decryption; a technical envelope (双信封) is decrypted and recorded by `bidding.technical`."""
     row.status = "opening"
     row.file_key = base64.b64encode(key).decode()
     row.opened_by = by
-    outbox.enqueue(session, "trading.open_envelope", {"bid_id": str(bid.id)}, now)
-    await hall_log.opening_event(session, tender.id, "key_revealed", {"bid": str(bid.id), "by": by}, now)
+    which = {"kind": "technical"} if kind == "technical" else {}
+    outbox.enqueue(session, "trading.open_envelope", {"bid_id": str(bid.id), **which}, now)
+    await hall_log.opening_event(
+        session,
+        tender.id,
+        "key_revealed",
+        {"bid": str(bid.id), "by": by, **({"envelope": "technical"} if which else {})},
+        now,
+    )
 
 
-@dataclass(frozen=True)
-class EnvelopeToOpen:
-    """What the decryption job needs, read in a short transaction of its own."""
-
-    bid_id: uuid.UUID
-    object_key: str
-    sha256: str
-    file_key: bytes
-    out_prefix: str
-
-
-async def envelope_to_open(session: AsyncSession, bid_id: uuid.UUID) -> EnvelopeToOpen | None:
+async def envelope_to_open(session: AsyncSession, bid_id: uuid.UUID) -> envelopes.ToOpen | None:
     """The envelope of a bid if its file key is in hand and it is not opened yet."""
     bid = await session.get(Bid, bid_id)
     if bid is None:
@@ -321,7 +325,7 @@ async def envelope_to_open(session: AsyncSession, bid_id: uuid.UUID) -> Envelope
     if row.status != "opening" or row.file_key is None:
         return None
     tender = await load_tender(session, bid.tender_id)
-    return EnvelopeToOpen(
+    return envelopes.ToOpen(
         bid.id, bid.object_key, bid.sha256, base64.b64decode(row.file_key), f"opened/{tender.code}/{bid.id}"
     )
 
@@ -332,9 +336,7 @@ async def open_envelope(session: AsyncSession, store: ObjectStore, bid_id: uuid.
     job = await envelope_to_open(session, bid_id)
     if job is None:
         return "skipped"
-    opened = await envelopes.open_stored(
-        store, key=job.object_key, sha256=job.sha256, file_key=job.file_key, out_prefix=job.out_prefix
-    )
+    opened = await envelopes.open_job(store, job)
     return await record_opening(session, bid_id, opened, now)
 
 

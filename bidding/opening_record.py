@@ -52,10 +52,12 @@ def custody_statement(
     threshold: int,
     shamir_threshold: int,
     envelopes: Mapping[str, str],
+    technical: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The custody statement signed at the deadline. `roster` items: position, organisation, credit_code,
-    public_key (raw bytes), platform; `envelopes`: envelope SHA-256 → header SHA-256."""
-    return {
+    public_key (raw bytes), platform; `envelopes`: envelope SHA-256 → header SHA-256; on a tender of two
+    envelopes (双信封) `technical` the same for the technical envelopes, whose headers hold shares too."""
+    statement: dict[str, Any] = {
         "v": 1,
         "tender": tender,
         "threshold": threshold,
@@ -73,6 +75,11 @@ def custody_statement(
         ],
         "envelopes": [{"sha256": sha, "header_sha256": envelopes[sha]} for sha in sorted(envelopes)],
     }
+    if technical:
+        statement["technical"] = [
+            {"sha256": sha, "header_sha256": technical[sha]} for sha in sorted(technical)
+        ]
+    return statement
 
 
 def statement_message(statement: Mapping[str, Any]) -> bytes:

@@ -125,18 +125,59 @@ class BidDecrypt(Strict):
     kind: Literal["commercial", "technical"] = "commercial"
 
 
-class TechnicalResult(Strict):
-    """The technical evaluation's result on a tender of two envelopes (双信封): the bids that passed (every
-    other standing bid did not), and a note for those that did not. Their commercial envelopes alone are
-    opened next."""
+class TechnicalVerdict(Strict):
+    """The committee's verdict on one bid's technical envelope: passed or not, and why."""
 
-    passed: Annotated[list[uuid.UUID], msgspec.Meta(max_length=1000)]
-    note: Annotated[str, msgspec.Meta(min_length=1, max_length=500)] | None = None
+    bid_id: uuid.UUID
+    passed: bool
+    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
+
+
+class TechnicalResult(Strict):
+    """The technical evaluation's result on a tender of two envelopes (双信封), recorded by the evaluation
+    committee's chair in its room: a verdict with its reason for every bid standing after the technical
+    opening, each named once. The commercial envelopes of the bids that passed alone are opened next."""
+
+    verdicts: Annotated[list[TechnicalVerdict], msgspec.Meta(min_length=1, max_length=1000)]
+
+
+class TechnicalFile(msgspec.Struct):
+    """One file of an opened technical envelope: its name, size in bytes and hex SHA-256."""
+
+    name: str
+    size: int
+    sha256: str
+
+
+class TechnicalBid(msgspec.Struct):
+    """A bid standing after the technical opening as the committee reads it: its technical envelope's files
+    (never a price), the platform's rejection rule if any, and the committee's verdict and reason once
+    recorded."""
+
+    bid_id: uuid.UUID
+    lot: int
+    bidder: str
+    credit_code: str
+    technical_sha256: str
+    files: list[TechnicalFile]
+    rejected: str | None
+    passed: bool | None
+    reason: str | None
+
+
+class TechnicalView(msgspec.Struct):
+    """The technical evaluation in the committee's room: the room, its tender and state, and the bids."""
+
+    room_id: uuid.UUID
+    tender_id: uuid.UUID
+    status: str
+    bids: list[TechnicalBid]
 
 
 class TechnicalResultRead(msgspec.Struct):
-    """The technical result as recorded: the tender's state now (the commercial opening), the bids whose
-    commercial envelopes are opened and those whose commercial envelopes stay sealed."""
+    """The technical result as recorded: the tender's state now (technical_evaluation until the agency
+    opens the commercial envelopes, then commercial_opening), the bids whose commercial envelopes are opened
+    and those whose commercial envelopes stay sealed."""
 
     tender_id: uuid.UUID
     status: str
@@ -158,6 +199,9 @@ class ReleaseIn(Strict):
             )
         ),
     ]
+    # Which envelope of the bid the stanza is of (双信封): technical ones are released at the technical
+    # opening, commercial ones only at the commercial opening.
+    kind: Literal["commercial", "technical"] = "commercial"
 
 
 class CustodyEnvelope(msgspec.Struct):
@@ -172,6 +216,7 @@ class CustodyEnvelope(msgspec.Struct):
     status: str
     valid_releases: int
     my_release: str | None  # valid, invalid (replace it), or None (not released yet)
+    kind: str = "commercial"  # technical or commercial (双信封): name it in the release
 
 
 class CustodyView(msgspec.Struct):
@@ -199,6 +244,7 @@ class ReleaseResult(msgspec.Struct):
     replayed: bool
     envelope_status: str
     outcome: str | None
+    kind: str = "commercial"
 
 
 class BidRead(msgspec.Struct):

@@ -4,9 +4,10 @@ On a tender of two envelopes each bid is a technical envelope and a commercial o
 together (`bidding.submission`). At the deadline the opening hall opens the technical envelopes only: each
 bidder reveals its technical file key, the platform decrypts and checks it (its manifest must say
 "technical"), and the record reads out who bid and whether the envelope opened, never a price. After the
-technical evaluation the agency names the bids that passed; the hall opens again for their commercial
-envelopes alone (`hall`, `opening` as for any envelope), where the prices are read out. The commercial
-envelopes of the bids that did not pass are never decrypted, and their keys are never asked for.
+technical evaluation the committee's chair records in its room which bids passed, with reasons
+(`record_result`), and the agency opens the hall again for their commercial envelopes alone (`hall`,
+`opening` as for any envelope), where the prices are read out. The commercial envelopes of the bids that
+did not pass are never decrypted, and their keys are never asked for.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -112,24 +112,13 @@ async def decrypt_technical(
     await accounts.record(session, actor, "bid.decrypt", "bid", bid.id, now, envelope="technical")
 
 
-@dataclass(frozen=True)
-class TechnicalToOpen:
-    """What the decryption job needs of a technical envelope, read in a short transaction of its own."""
-
-    bid_id: uuid.UUID
-    object_key: str
-    sha256: str
-    file_key: bytes
-    out_prefix: str
-
-
-async def technical_to_open(session: AsyncSession, bid_id: uuid.UUID) -> TechnicalToOpen | None:
+async def technical_to_open(session: AsyncSession, bid_id: uuid.UUID) -> envelopes.ToOpen | None:
     """A bid's technical envelope if its file key is in hand and it is not opened yet."""
     row = await envelopes.technical_of(session, bid_id)
     if row is None or row.status != "opening" or row.file_key is None:
         return None
     tender = await load_tender(session, row.tender_id)
-    return TechnicalToOpen(
+    return envelopes.ToOpen(
         bid_id,
         row.object_key,
         row.sha256,
@@ -223,9 +212,11 @@ def technical_line(lot: Lot, org: Any, bid: Bid, row: TechnicalEnvelope) -> dict
 async def end_technical_window(
     session: AsyncSession, tender: Tender, now: datetime, grace: timedelta
 ) -> bool:
-    """At the end of the technical opening's window: a technical envelope its bidder did not open voids its
-    bid (E-03 revoked), whatever the custody policy: the custodians open commercial envelopes only. True
-    when the technical opening may close now."""
+    """At the end of the technical opening's window: a technical envelope its bidder did not open goes to
+    the custodians when the tender's policy is "custodians" (once; its header holds their shares of its
+    file key, as the commercial one's does of its own), else it voids its bid (E-03 revoked), as does one
+    still sealed after custody. The custody window itself is ended by the hall. True when the technical
+    opening may close now."""
     rows = await envelopes.technicals_of(session, tender.id)
     bids = {b.id: b for b in await session.scalars(select(Bid).where(Bid.tender_id == tender.id))}
     lots = {lot.id: lot for lot in await lots_of(session, tender.id)}
@@ -235,12 +226,31 @@ async def end_technical_window(
         if bids[r.bid_id].status == "submitted" and lots[bids[r.bid_id].lot_id].status != "failed"
     ]
     if any(r.status == "opening" for r in live):
-        if now < window_end(tender) + grace:
+        if now < (tender.custody_until or window_end(tender)) + grace:
             return False
         for row in live:
             if row.status == "opening":
                 row.status, row.result = "failed", "platform.decryption"
                 await _void(session, bids[row.bid_id], "platform.decryption", True, now)
+    if any(r.status == "custody" for r in live):
+        return False  # the custodians are releasing until the custody window ends
+    unopened = [r for r in live if r.status == "sealed"]
+    if unopened and tender.opening_policy == "custodians" and tender.custody_until is None:
+        tender.custody_until = now + timedelta(minutes=tender.opening_window_minutes)
+        for row in unopened:
+            row.status = "custody"
+        await hall_log.opening_event(
+            session,
+            tender.id,
+            "custody_opened",
+            {
+                "envelopes": len(unopened),
+                "custody_until": tender.custody_until.isoformat(),
+                "envelope": "technical",
+            },
+            now,
+        )
+        return False
     for row in live:
         if row.status == "sealed":
             bid = bids[row.bid_id]
@@ -301,24 +311,11 @@ async def close_technical_opening(
     return tender
 
 
-async def open_commercial(
-    session: AsyncSession,
-    actor: Principal,
-    tender_id: uuid.UUID,
-    data: bid_schemas.TechnicalResult,
-    now: datetime,
-) -> bid_schemas.TechnicalResultRead:
-    """The technical evaluation's result, recorded by the agency: the bids named passed; every other bid
-    standing on a live lot did not pass (rejected under 条例 51(6), its commercial envelope never opened).
-    Then the opening hall opens again, for the passed bids' commercial envelopes alone, with a decryption
-    window of its own. Only after the technical opening closed (409 otherwise)."""
-    tender = await tender_for_agency(session, actor, tender_id)
-    if tender.status != TenderStatus.TECHNICAL_EVALUATION:
-        raise Conflict(
-            "Commercial envelopes are opened only after the technical opening and its evaluation; "
-            f"the tender is {tender.status}.",
-            status_now=tender.status,
-        )
+async def _standing(
+    session: AsyncSession, tender: Tender
+) -> tuple[dict[uuid.UUID, TechnicalEnvelope], dict[uuid.UUID, Bid]]:
+    """The technical envelopes of the tender and the bids standing after its technical opening (submitted,
+    on a live lot), by bid."""
     rows = {r.bid_id: r for r in await envelopes.technicals_of(session, tender.id)}
     lots = {lot.id: lot for lot in await lots_of(session, tender.id)}
     standing = {
@@ -328,28 +325,138 @@ async def open_commercial(
         )
         if lots[b.lot_id].status != "failed" and b.id in rows
     }
-    passed = list(dict.fromkeys(data.passed))
-    unknown = [str(bid_id) for bid_id in passed if bid_id not in standing]
-    if unknown:
-        raise ValidationProblem(
-            "Only bids standing after the technical opening can pass the technical evaluation.",
-            errors=[field_error("passed", f"not a standing bid: {unknown[0]}")],
+    return rows, standing
+
+
+def _in_technical_evaluation(tender: Tender) -> None:
+    if tender.envelopes != 2:
+        raise Conflict(
+            "Bids on this tender are one envelope: there is no technical evaluation.",
+            errors=[field_error("verdicts", "no technical envelopes on this tender")],
         )
-    rejected = [str(b) for b in passed if standing[b].rejection_rule is not None]
-    if rejected:
-        raise ValidationProblem(
-            "A bid the platform rejected cannot pass the technical evaluation.",
-            errors=[field_error("passed", f"rejected: {rejected[0]}")],
+    if tender.status != TenderStatus.TECHNICAL_EVALUATION:
+        raise Conflict(
+            "The technical result is recorded after the technical opening closes, before the commercial "
+            f"opening; the tender is {tender.status}.",
+            status_now=tender.status,
         )
-    for bid in standing.values():
+
+
+async def technical_files(session: AsyncSession, tender: Tender) -> list[bid_schemas.TechnicalBid]:
+    """What the evaluation committee reads in its room during the technical evaluation: each standing bid's
+    opened technical envelope (its files, never a price: the commercial envelopes are still sealed) and the
+    committee's verdict once recorded."""
+    rows, standing = await _standing(session, tender)
+    lots = {lot.id: lot.number for lot in await lots_of(session, tender.id)}
+    out = []
+    for bid in sorted(standing.values(), key=lambda b: (lots[b.lot_id], rows[b.id].sha256)):
         row = rows[bid.id]
-        row.passed, row.judged_at = bid.id in passed, now
-        if not row.passed and bid.rejection_rule is None:
+        org = await accounts.get_organisation(session, bid.organisation_id)
+        out.append(
+            bid_schemas.TechnicalBid(
+                bid.id,
+                lots[bid.lot_id],
+                org.name,
+                org.credit_code,
+                row.sha256,
+                [bid_schemas.TechnicalFile(f["name"], f["size"], f["sha256"]) for f in row.files or []],
+                bid.rejection_rule,
+                row.passed,
+                row.verdict_reason,
+            )
+        )
+    return out
+
+
+async def record_result(
+    session: AsyncSession,
+    actor: Principal,
+    tender: Tender,
+    data: bid_schemas.TechnicalResult,
+    now: datetime,
+    *,
+    room_id: uuid.UUID,
+) -> bid_schemas.TechnicalResultRead:
+    """The technical evaluation's result, recorded once by the evaluation committee's chair in its room
+    (the caller checks the seat): a verdict with its reason for every bid standing after the technical
+    opening. A bid that did not pass is rejected under W-19 (条例 51(6)), its commercial envelope never
+    opened; the agency then opens the commercial envelopes of the others (`open_commercial`). 409 unless
+    the tender is in its technical evaluation with no result yet; 422 naming the verdict when one names a
+    bid that is not standing here, names one twice, leaves one out or passes one the platform rejected."""
+    _in_technical_evaluation(tender)
+    rows, standing = await _standing(session, tender)
+    if any(rows[b].passed is not None for b in standing):
+        raise Conflict(
+            "The committee has recorded this tender's technical result; it stands.",
+            errors=[field_error("verdicts", "already recorded")],
+        )
+    seen: set[uuid.UUID] = set()
+    for n, verdict in enumerate(data.verdicts):
+        where = f"verdicts[{n}].bid_id"
+        if verdict.bid_id not in standing:
+            raise ValidationProblem(
+                "Only bids standing after this tender's technical opening are judged.",
+                errors=[field_error(where, f"not a standing bid of this tender: {verdict.bid_id}")],
+            )
+        if verdict.bid_id in seen:
+            raise ValidationProblem(
+                "Each bid is judged once.", errors=[field_error(where, f"named twice: {verdict.bid_id}")]
+            )
+        seen.add(verdict.bid_id)
+        if verdict.passed and standing[verdict.bid_id].rejection_rule is not None:
+            raise ValidationProblem(
+                "A bid the platform rejected cannot pass the technical evaluation (W-19).",
+                errors=[field_error(f"verdicts[{n}].passed", "rejected by the platform")],
+            )
+    missing = sorted(str(b) for b in standing if b not in seen)
+    if missing:
+        raise ValidationProblem(
+            "The result judges every bid standing after the technical opening.",
+            errors=[field_error("verdicts", f"not judged: {missing[0]}")],
+        )
+    for verdict in data.verdicts:
+        bid, row = standing[verdict.bid_id], rows[verdict.bid_id]
+        row.passed, row.judged_at, row.verdict_reason = verdict.passed, now, verdict.reason
+        if not verdict.passed and bid.rejection_rule is None:
             bid.rejection_rule, bid.rejected_at = "W-19", now
-            bid.rejection = {"rule": "W-19", "reason": NOT_PASSED, "detail": data.note or NOT_PASSED}
+            bid.rejection = {"rule": "W-19", "reason": NOT_PASSED, "detail": verdict.reason}
+    passed = sorted(v.bid_id for v in data.verdicts if v.passed)
+    failed = sorted(v.bid_id for v in data.verdicts if not v.passed)
     await accounts.record(
-        session, actor, "tender.technical_result", "tender", tender.id, now, passed=[str(b) for b in passed]
+        session,
+        actor,
+        "tender.technical_result",
+        "tender",
+        tender.id,
+        now,
+        room=str(room_id),
+        passed=[str(b) for b in passed],
+        not_passed=[str(b) for b in failed],
     )
+    return bid_schemas.TechnicalResultRead(tender.id, tender.status, passed, failed)
+
+
+async def open_commercial(
+    session: AsyncSession, actor: Principal, tender_id: uuid.UUID, now: datetime
+) -> bid_schemas.TechnicalResultRead:
+    """The agency runs the commercial opening once the evaluation committee recorded the technical result
+    (`record_result`; 409 before it): the hall opens again, for the passed bids' commercial envelopes alone,
+    with a decryption window of its own."""
+    tender = await tender_for_agency(session, actor, tender_id)
+    if tender.status != TenderStatus.TECHNICAL_EVALUATION:
+        raise Conflict(
+            "Commercial envelopes are opened only after the technical opening and its evaluation; "
+            f"the tender is {tender.status}.",
+            status_now=tender.status,
+        )
+    rows, standing = await _standing(session, tender)
+    if any(rows[b].passed is None for b in standing):
+        raise Conflict(
+            "The evaluation committee has not recorded the technical result: its chair records it in the "
+            "committee's room; the commercial opening follows it.",
+            errors=[field_error("technical_result", "not recorded by the committee")],
+        )
+    passed = sorted(b for b in standing if rows[b].passed)
     tender.opened_at, tender.custody_until = now, None
     await move(session, tender, Action.OPEN_COMMERCIAL, actor, now)
     await hall_log.opening_event(
@@ -366,5 +473,5 @@ async def open_commercial(
         now,
     )
     return bid_schemas.TechnicalResultRead(
-        tender.id, tender.status, sorted(passed), sorted(b for b in standing if b not in passed)
+        tender.id, tender.status, passed, sorted(b for b in standing if b not in passed)
     )

@@ -4,11 +4,12 @@ A university buys laboratory instruments by invited tendering: the agency invite
 suppliers, the only ones who may obtain the documents, and asks for two envelopes. Each supplier seals a
 technical envelope without a price and a commercial one with it, and submits both in one request for one
 receipt. At the deadline the suppliers reveal their technical envelopes alone: the hall reads out no price,
-and a commercial key revealed then is refused. The agency records the technical evaluation's result, failing
-one supplier; the commercial opening reveals the passed suppliers' commercial envelopes and reads out their
-prices, and the failed supplier's stays sealed for good: nobody learns its price. A committee of five ranks
-the three, the purchaser awards the lowest, and the contract, the acceptance (履约验收) and the completion
-follow.
+and a commercial key revealed then is refused. A committee of five is drawn and enters its room, where it
+reads the technical envelopes (no price anywhere), and its chair records the technical result with reasons,
+failing one supplier; the agency, which cannot judge, then runs the commercial opening, which reveals the
+passed suppliers' commercial envelopes and reads out their prices, and the failed supplier's stays sealed
+for good: nobody learns its price. The same committee ranks the three, the purchaser awards the lowest, and
+the contract, the acceptance (履约验收) and the completion follow.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from demo.common import (
     yuan,
 )
 from demo.procurement_methods import contract_and_accept
-from demo.purchase_committee import TOO_FEW, draw_panel, sit
+from demo.purchase_committee import TOO_FEW, draw_panel, enter_room, sit
 from demo.works import accept_project, award_lot, lawful_deadline, publish, tender_body, upload_documents
 from rules.profiles import PROCUREMENT_INVITED
 
@@ -284,22 +285,49 @@ async def technical_opening(t: Trade) -> Outcome:
 
 
 async def commercial_opening(t: Trade) -> Outcome:
-    """The agency records the technical result: one supplier fails. Its commercial key is refused; the
-    passed suppliers' commercial envelopes are opened and their prices read out; the failed one's stays
-    sealed, its price unknown to anyone but itself."""
+    """A committee of five is drawn and enters its room the next morning: it reads the technical envelopes
+    (no price), and its chair records the technical result, failing one supplier with its reason; the
+    agency, which cannot judge, runs the commercial opening. The failed supplier's commercial key is
+    refused; the passed suppliers' commercial envelopes are opened and their prices read out; the failed
+    one's stays sealed, its price unknown to anyone but itself."""
     i = _invited(t)
     i.p.clock.advance(timedelta(hours=3))
+    i.evaluation["panel"] = await draw_panel(i, TOO_FEW)
+    await i.p.move_to(i.evaluation["evaluation_at"])
+
+    async def room_open() -> bool:
+        rooms = await i.p.call("GET", "/api/v1/evaluation/rooms", i.agency)
+        return any(r["tender_id"] == i.tid and r["status"] != "scheduled" for r in rooms)
+
+    await i.p.settle(room_open, f"the chronograph to open {i.code}'s evaluation room")
+    room_id, members = await enter_room(i, 5)
+    chair = members[1]
+    read = await i.p.request("GET", f"/api/v1/evaluation/rooms/{room_id}/technical", chair, expect=200)
+    check(len(read.json()["bids"]) == len(i.live_bids()), "every technical envelope in the room", read.json())
+    check("price" not in read.text, "no price in the room", read.json())
     bids = i.live_bids()
     failed = next(b for b in bids if b.bidder is i.bidders[FAILING])
     passed = [b for b in bids if b is not failed]
-    result = await i.p.call(
-        "POST",
-        f"/api/v1/tenders/{i.tid}/technical-result",
-        i.agency,
-        json={"passed": [b.bid_id for b in passed]},
+    reason = "所投仪器检出限不满足招标文件第五章技术参数要求（实质性条款）"
+    body = {
+        "verdicts": [
+            {
+                "bid_id": b.bid_id,
+                "passed": b is not failed,
+                "reason": reason if b is failed else "满足技术要求",
+            }
+            for b in bids
+        ]
+    }
+    agency_try = await i.p.request(
+        "POST", f"/api/v1/evaluation/rooms/{room_id}/technical-result", i.agency, expect=404, json=body
     )
-    check(result["status"] == "commercial_opening", "status commercial_opening", result)
+    check(agency_try.status_code == 404, "the agency cannot record the technical result", agency_try.text)
+    result = await i.p.call("POST", f"/api/v1/evaluation/rooms/{room_id}/technical-result", chair, json=body)
     check(result["not_passed"] == [failed.bid_id], f"{failed.bidder.party.username} not passed", result)
+    i.p.clock.advance(timedelta(minutes=10))
+    opened = await i.p.call("POST", f"/api/v1/tenders/{i.tid}/commercial-opening", i.agency)
+    check(opened["status"] == "commercial_opening", "status commercial_opening", opened)
     refused = await i.p.request(
         "POST",
         f"/api/v1/tenders/{i.tid}/bids/{failed.bid_id}/decrypt",
@@ -335,17 +363,19 @@ async def commercial_opening(t: Trade) -> Outcome:
     )
     prices = ", ".join(yuan(b.price_fen) for b in passed)
     return (
-        f"{failed.bidder.party.username} fails the technical evaluation (its commercial key → 409 on kind); "
+        f"{i.evaluation['panel']}; in its room the committee reads the technical envelopes (no price) and its "
+        f"chair records the result (the agency's attempt → 404); {failed.bidder.party.username} fails the "
+        "technical evaluation (its commercial key → 409 on kind); "
         f"{len(passed)} commercial envelopes opened, prices {prices} yuan; "
         f"{failed.bidder.party.username}'s stays sealed on the signed record; status evaluation"
     )
 
 
 async def invited_result(t: Trade) -> Outcome:
-    """A committee of five ranks the three; the purchaser awards the lowest; the contract is published, the
-    performance accepted and the procurement completed."""
+    """The committee that judged the technical envelopes ranks the three; the purchaser awards the lowest;
+    the contract is published, the performance accepted and the procurement completed."""
     i = _invited(t)
-    panel = await draw_panel(i, TOO_FEW)
+    panel = i.evaluation["panel"]
     await sit(i, 5)
     first = i.evaluation["ranking"][0]
     winner = next(b for b in i.live_bids() if b.bid_id == first)

@@ -162,9 +162,10 @@ async def draw_panel(t: Trade, quotas: tuple[dict[str, Any], ...] = PANEL) -> st
     )
 
 
-async def _enter_room(t: Trade, size: int) -> tuple[str, dict[int, Actor]]:
+async def enter_room(t: Trade, size: int) -> tuple[str, dict[int, Actor]]:
     """Every member of `t`'s committee finds its room (of the latest evaluation round: after a re-evaluation
-    the same members sit again) and signs the no-conflict declaration; the room and the seats."""
+    the same members sit again) and signs the no-conflict declaration (again: a no-op); the room and the
+    seats."""
     members: dict[int, Actor] = {}
     room_id = ""
     chaired = False
@@ -243,14 +244,15 @@ async def sit(
     bids of `failed` failed with its reason) and, where the method scores, sealed scores; the chair draws up
     the report and every member signs its hash with Ed25519. Answers the report as made and the room's
     lot."""
-    await t.p.move_to(t.evaluation["evaluation_at"])
+    if t.p.clock.now() < t.evaluation["evaluation_at"]:  # a technical evaluation (双信封) sat there already
+        await t.p.move_to(t.evaluation["evaluation_at"])
 
     async def room_open() -> bool:
         rooms = await t.p.call("GET", "/api/v1/evaluation/rooms", t.agency)
         return any(r["tender_id"] == t.tid and r["status"] != "scheduled" for r in rooms)
 
     await t.p.settle(room_open, f"the chronograph to open {t.code}'s evaluation room")
-    room_id, members = await _enter_room(t, size)
+    room_id, members = await enter_room(t, size)
     lot = await _review_and_score(t, room_id, members, failed or {})
     made: dict[str, Any] = await t.p.call("POST", f"/api/v1/evaluation/rooms/{room_id}/report", members[1])
     digest = made["report_hash"]

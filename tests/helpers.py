@@ -490,7 +490,7 @@ class Api:
                 await self.post(
                     f"/api/v1/tenders/{tender_id}/custody/releases",
                     custodian,
-                    json={"bid_id": item["bid_id"], "release": release.to_json()},
+                    json={"bid_id": item["bid_id"], "kind": item["kind"], "release": release.to_json()},
                 )
             )
         await self.run_jobs()

@@ -467,7 +467,7 @@ async def test_a_supervisor_cannot_change_a_tender_or_a_bid(api: Api) -> None:
         ),
         await api.post(f"/api/v1/tenders/{tid}/bids/{bid.bid_id}/withdraw", supervisor),
         await api.post(f"/api/v1/tenders/{tid}/close-opening", supervisor),
-        await api.post(f"/api/v1/tenders/{tid}/technical-result", supervisor, json={"passed": [bid.bid_id]}),
+        await api.post(f"/api/v1/tenders/{tid}/commercial-opening", supervisor),
     ]
     assert [r.status_code for r in attempts] == [403] * len(attempts)
     after = (await api.get(f"/api/v1/tenders/{tid}", agency)).json()

@@ -307,6 +307,7 @@ NOT_WALKED: dict[str, str] = {
     "accept_contract_performance": "after the contract: the agency's own trade",
     "close_opening": "after the deadline",
     "open_commercial": "after the technical opening; tests/bidding/test_two_envelopes.py",
+    "record_technical_result": "after the technical opening: the committee's own room",
     # the centre's steps before a trade starts: a project has no bidder, and a notice under review or a room's
     # booking is the agency's own tender before anyone takes part
     "register_project": "the agency's own project, before any tender",

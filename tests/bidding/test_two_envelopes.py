@@ -19,6 +19,7 @@ from httpx import Response
 
 from bidding import agekeys, bidfile, envelope
 from bidding import receipt as receipts
+from tests.evaluation.technical_fixtures import judge, judged_and_opened, seat_committee
 from tests.helpers import AFTER_WINDOW, DEADLINE, Actor, Api
 
 T = "/api/v1/tenders"
@@ -358,9 +359,7 @@ async def test_a_commercial_key_before_the_commercial_opening_is_refused(api: Ap
 async def test_the_commercial_opening_reads_out_the_passed_bids_prices_only(api: Api) -> None:
     agency, tender, bids = await technically_opened(api)
     passed, failed = bids[:3], bids[3]
-    r = await api.post(
-        f"{T}/{tender['id']}/technical-result", agency, json={"passed": [b.bid_id for b in passed]}
-    )
+    r = await judged_and_opened(api, agency, tender, [b.bid_id for b in passed], [failed.bid_id])
     assert r.status_code == 200, r.text
     assert (r.json()["status"], r.json()["not_passed"]) == ("commercial_opening", [failed.bid_id])
     for bid in passed:
@@ -380,9 +379,8 @@ async def test_the_commercial_opening_reads_out_the_passed_bids_prices_only(api:
 async def test_a_failed_bids_commercial_envelope_is_never_decrypted(api: Api) -> None:
     agency, tender, bids = await technically_opened(api)
     failed = bids[3]
-    await api.post(
-        f"{T}/{tender['id']}/technical-result", agency, json={"passed": [b.bid_id for b in bids[:3]]}
-    )
+    opened = await judged_and_opened(api, agency, tender, [b.bid_id for b in bids[:3]], [failed.bid_id])
+    assert opened.status_code == 200, opened.text
     assert (await api.get(f"{T}/{tender['id']}/opening/record/signed")).status_code == 404
     body = problem(await reveal(api, tender, failed, "commercial"), 409)
     assert body["errors"][0]["field"] == "kind"
@@ -396,6 +394,9 @@ async def test_a_failed_bids_commercial_envelope_is_never_decrypted(api: Api) ->
     listed = {b["id"]: b for b in (await api.get(f"{T}/{tender['id']}/bids", agency)).json()}
     assert listed[failed.bid_id]["declared_price_fen"] is None
     assert listed[failed.bid_id]["rejection"]["rule"] == "W-19"
+    assert (
+        listed[failed.bid_id]["rejection"]["detail"] == "技术方案不满足实质性要求"
+    )  # the committee's reason
     signed = (await api.get(f"{T}/{tender['id']}/opening/record/signed")).json()
     [item] = [e for e in signed["envelopes"] if e["bid"] == failed.bid_id]
     assert (item["result"], item["declared_price_fen"]) == ("sealed", None)
@@ -440,12 +441,10 @@ async def test_the_agency_cannot_open_commercial_envelopes_before_the_technical_
 ) -> None:
     agency, tender = await two_envelope_tender(api)
     bids = [await bid_two(api, await api.organisation("bidder"), tender, PRICE - i) for i in range(3)]
-    passed = {"passed": [b.bid_id for b in bids]}
-    before = await api.post(f"{T}/{tender['id']}/technical-result", agency, json=passed)
-    assert problem(before, 409)["status_now"] == "tendering"
+    opening = f"{T}/{tender['id']}/commercial-opening"
+    assert problem(await api.post(opening, agency), 409)["status_now"] == "tendering"
     await api.at(DEADLINE)
-    at_opening = await api.post(f"{T}/{tender['id']}/technical-result", agency, json=passed)
-    assert problem(at_opening, 409)["status_now"] == "opening"
+    assert problem(await api.post(opening, agency), 409)["status_now"] == "opening"
     # the agency is no bidder: it cannot reveal a key, and nobody else's agency can name the result
     r = await api.post(
         f"{T}/{tender['id']}/bids/{bids[0].bid_id}/decrypt",
@@ -454,25 +453,20 @@ async def test_the_agency_cannot_open_commercial_envelopes_before_the_technical_
     )
     assert r.status_code in (403, 404)
     other = await api.organisation("agency")
-    assert (await api.post(f"{T}/{tender['id']}/technical-result", other, json=passed)).status_code in (
-        403,
-        404,
-    )
+    assert (await api.post(opening, other)).status_code == 404
     assert all(row.status == "sealed" for row in (await commercial_rows(api, tender)).values())
 
 
-async def test_a_bidder_of_another_tender_cannot_reveal_or_name_bids_here(api: Api) -> None:
+async def test_a_bidder_of_another_tender_cannot_reveal_keys_here(api: Api) -> None:
     _other_agency, other = await two_envelope_tender(api)
     stranger = await bid_two(api, await api.organisation("bidder"), other, PRICE)
-    agency, tender, bids = await technically_opened(api, 3)
+    _agency, tender, bids = await technically_opened(api, 3)
     r = await api.post(
         f"{T}/{tender['id']}/bids/{bids[0].bid_id}/decrypt",
         stranger.bidder,
         json={"file_key": base64.b64encode(bids[0].file_key("commercial")).decode(), "kind": "commercial"},
     )
     assert r.status_code == 404
-    named = await api.post(f"{T}/{tender['id']}/technical-result", agency, json={"passed": [stranger.bid_id]})
-    assert problem(named, 422)["errors"][0]["field"] == "passed"
 
 
 async def test_a_tender_of_one_envelope_opens_as_before(api: Api) -> None:
@@ -548,7 +542,7 @@ async def test_the_client_seals_submits_and_reveals_both_envelopes(api: Api, tmp
 
 
 async def test_a_technical_envelope_left_sealed_voids_its_bid_when_the_window_ends(api: Api) -> None:
-    agency, tender = await two_envelope_tender(api)
+    agency, tender = await two_envelope_tender(api, opening_policy="revoke")
     bids = [await bid_two(api, await api.organisation("bidder"), tender, PRICE - i) for i in range(4)]
     await api.at(DEADLINE)
     for bid in bids[:3]:
@@ -556,10 +550,11 @@ async def test_a_technical_envelope_left_sealed_voids_its_bid_when_the_window_en
     assert await api.at(AFTER_WINDOW) == [(tender["code"], "technical_evaluation")]
     listed = {b["id"]: b for b in (await api.get(f"{T}/{tender['id']}/bids", agency)).json()}
     assert listed[bids[3].bid_id]["status"] == "revoked"
-    # the custodians are asked for nothing: no commercial envelope is in custody
+    # under the "revoke" policy the custodians are asked for nothing: no envelope is in custody
     assert all(row.status == "sealed" for row in (await commercial_rows(api, tender)).values())
-    r = await api.post(f"{T}/{tender['id']}/technical-result", agency, json={"passed": [bids[3].bid_id]})
-    assert problem(r, 422)["errors"][0]["field"] == "passed"
+    seated = await seat_committee(api, agency, tender)
+    r = await judge(api, seated, [bids[3].bid_id], [b.bid_id for b in bids[:3]])
+    assert problem(r, 422)["errors"][0]["field"] == "verdicts[0].bid_id"  # a void bid is not judged
 
 
 async def test_the_two_envelope_flow_on_the_command_line(

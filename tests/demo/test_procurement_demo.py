@@ -91,7 +91,7 @@ async def test_the_procurement_demo_runs_to_the_end_with_every_step_checked(tmp_
         "4 bids of two envelopes, each one request and one receipt naming both",
         "opened locally its technical envelope declares no price, its commercial one 6,520,000.00 yuan",
         "a commercial key → 409 on kind; 4 technical envelopes opened, no price read out; status technical_evaluation",
-        "bidder4 fails the technical evaluation (its commercial key → 409 on kind); 3 commercial envelopes "
+        "its chair records the result (the agency's attempt → 404); bidder4 fails the technical evaluation (its commercial key → 409 on kind); 3 commercial envelopes "
         "opened, prices 6,520,000.00, 6,398,500.00, 6,612,000.00 yuan; bidder4's stays sealed on the signed "
         "record; status evaluation",
         "a panel of 5 drawn (B02 × 4, D01 × 1)",
