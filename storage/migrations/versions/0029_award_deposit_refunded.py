@@ -2,15 +2,15 @@
 before a re-evaluation or a passed-on award made it the winner
 
 Revision ID: 0029
-Revises: 0026
+Revises: 0028
 Create Date: 2026-12-07 22:00:00.000000
 """
 
 from alembic import op
 import sqlalchemy as sa
 
-revision = '0029'
-down_revision = '0026'
+revision = "0029"
+down_revision = "0028"
 branch_labels = None
 depends_on = None
 
