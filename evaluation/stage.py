@@ -6,8 +6,9 @@ The committee of the last signed report sits again in a room of the next evaluat
 members in the same seats, their no-conflict declarations and their chair carried over, every review,
 score and signature to be given afresh. The earlier round's room, with its report, sheets and signatures,
 stays closed and on record. Where each lot has its own room (分包评标), each lot the re-evaluation decides
-afresh gets its room of the next round, with the seats and chair of its earlier room. When the authority orders a fresh committee, no room is made here: the agency
-asks for a new draw, whose room is the next round's (`evaluation.selection`).
+afresh gets its room of the next round, with the seats and chair of its earlier room. When the authority
+orders a fresh committee, no room is made here: the agency asks for a new draw, whose room is the next
+round's (`evaluation.selection`).
 """
 
 from __future__ import annotations

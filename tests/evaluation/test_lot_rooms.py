@@ -289,7 +289,12 @@ async def test_a_lot_whose_room_finds_no_acceptable_bid_fails_alone(api: Api) ->
     assert [lot["status"] for lot in tender["lots"]] == ["open", "failed"]
 
 
-async def test_a_reevaluation_seats_the_committee_again_in_each_redecided_lots_room(api: Api) -> None:
+@pytest.mark.parametrize("lot2_fails", [False, True])
+async def test_a_reevaluation_seats_the_committee_again_in_each_redecided_lots_room(
+    api: Api, lot2_fails: bool
+) -> None:
+    """Every lot with a result is decided afresh in its own room of round 2; a lot that failed in round 1
+    (its room accepted no bid) stays failed and gets no room."""
     agency = await api.organisation("agency")
     tender = await api.published(agency, **procurement(lots=_lots(), evaluation_rooms="per_lot"))
     bidders = [await api.organisation("bidder") for _ in range(3)]
@@ -304,10 +309,13 @@ async def test_a_reevaluation_seats_the_committee_again_in_each_redecided_lots_r
     await api.at(AFTER_WINDOW)
     trade = Trade(agency, tender, bids)
     rooms = await _convene(api, trade, experts=7)
-    for lot_id in trade.lot_ids:
-        await api.deliberate(rooms[lot_id])
+    await api.deliberate(rooms[trade.lot_ids[0]])
+    failed = {bids[n, 1].bid_id for n in range(3)} if lot2_fails else set()
+    await api.deliberate(rooms[trade.lot_ids[1]], fail=failed)
+    awarded = (0,) if lot2_fails else (0, 1)
+    redecided = [trade.lot_ids[lot] for lot in awarded]
     await api.at(shanghai(2026, 3, 26, 9))
-    body = {"lots": [{"lot_id": bids[2, lot].lot_id, "bid_id": bids[2, lot].bid_id} for lot in (0, 1)]}
+    body = {"lots": [{"lot_id": bids[2, lot].lot_id, "bid_id": bids[2, lot].bid_id} for lot in awarded]}
     r = await api.post(f"{T}/{trade.id}/award", agency, json=body)
     assert r.status_code == 201, r.text
     r = await api.post(
@@ -322,7 +330,7 @@ async def test_a_reevaluation_seats_the_committee_again_in_each_redecided_lots_r
     assert r.status_code == 200, r.text
     members = rooms[trade.lot_ids[0]]["members"]
     listed = [x for x in (await api.get(f"{BASE}/rooms", members[1])).json() if x["round"] == 2]
-    assert sorted(x["lot_id"] for x in listed) == sorted(trade.lot_ids)
+    assert sorted(x["lot_id"] for x in listed) == sorted(redecided)
     for room in listed:
         view = (await api.get(f"{BASE}/rooms/{room['id']}", members[1])).json()
         assert [lot["id"] for lot in view["lots"]] == [room["lot_id"]]
@@ -332,7 +340,10 @@ async def test_a_reevaluation_seats_the_committee_again_in_each_redecided_lots_r
     async with transaction(api.runtime.sessionmaker) as session:
         rows = (await session.scalars(select(Report).where(Report.tender_id == uuid.UUID(trade.id)))).all()
     assert sorted(r.round for r in rows) == [1, 2]
-    assert (await api.get(f"{T}/{trade.id}", agency)).json()["status"] == "decision"
+    assert [c["lot_id"] for c in max(rows, key=lambda r: r.round).candidates] == redecided
+    after = (await api.get(f"{T}/{trade.id}", agency)).json()
+    assert after["status"] == "decision"
+    assert [lot["status"] for lot in after["lots"]] == ["open", "failed" if lot2_fails else "open"]
 
 
 def test_the_cli_chooses_a_lots_room_by_tender() -> None:
