@@ -15,8 +15,9 @@ import pytest
 from sqlalchemy import select
 
 from accounts.models import User
+from bidding.client import GgzyClient
 from evaluation import report
-from evaluation.cli import choose_room
+from evaluation.cli import _show_room, choose_room
 from storage.db import transaction
 from storage.problems import ValidationProblem
 from tests.helpers import AFTER_WINDOW, DEADLINE, Actor, Api, SealedBid, _subjective_leaves, shanghai
@@ -255,6 +256,14 @@ async def test_each_lot_has_its_room_and_the_trade_goes_on_when_every_lot_is_rep
         assert entry["report_sha256"] == body["report_hash"]
     assert row.candidates[0]["ranking"] and row.candidates[1]["ranking"]
     assert [c["lot_id"] for c in row.candidates] == trade.lot_ids
+    # `ggzy room show TENDER --lot 2` finds lot 2's room and recomputes its report's hash
+    member = lot2["members"][1]
+    async with GgzyClient("http://testserver", member.token, transport=api.client._transport) as client:
+        lines = await _show_room(client, trade.id, 2, None)
+        assert lines[0].startswith(f"room {lot2['room_id']} (lot 2), round 1")
+        assert lines[-1] == f"report {done2['report_hash']} (closed); recomputed hash matches"
+        with pytest.raises(click.UsageError, match="--lot"):
+            await _show_room(client, trade.id, None, None)
 
 
 async def test_a_report_of_one_lot_cannot_decide_another_lots_award(api: Api) -> None:
