@@ -46,21 +46,27 @@ def round_hash(parts: Sequence[LotReport]) -> str:
 
 
 def merged_committee(parts: Sequence[LotReport]) -> list[dict[str, Any]]:
-    """The committee across the lots' rooms, seat by seat: signed only if it signed every lot's report, its
-    dissents named by lot, deemed to agree if it was on any lot."""
-    by_seat: dict[int, dict[str, Any]] = {}
+    """The committee as it sits last: that of the lot room with the latest seat (a member recused and
+    replaced after an earlier lot's room closed counts once), each member with what it said on every lot's
+    report it was on: signed only if it signed each, its dissents named by lot report, deemed to agree if
+    it was on any."""
+    latest = max(parts, key=lambda p: max((m["seat"] for m in p.committee), default=0))
+    seats = {
+        (m["seat"], m["name"]): {**m, "signed": True, "dissent": None, "deemed_agreed": False}
+        for m in latest.committee
+    }
     for n, part in enumerate(parts, start=1):
         for m in part.committee:
-            seat = by_seat.setdefault(
-                m["seat"], {**m, "signed": True, "dissent": None, "deemed_agreed": False}
-            )
+            seat = seats.get((m["seat"], m["name"]))
+            if seat is None:
+                continue
             seat["signed"] = seat["signed"] and m["signed"]
             seat["deemed_agreed"] = seat["deemed_agreed"] or m["deemed_agreed"]
             if m.get("dissent"):
                 seat["dissent"] = "; ".join(
                     filter(None, [seat["dissent"], f"lot report {n}: {m['dissent']}"])
                 )
-    return [by_seat[s] for s in sorted(by_seat)]
+    return [seats[k] for k in sorted(seats)]
 
 
 async def _check_lots(session: AsyncSession, tender_id: uuid.UUID, parts: Sequence[LotReport]) -> None:

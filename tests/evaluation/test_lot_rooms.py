@@ -6,6 +6,7 @@ failing alone, and a re-evaluation seating the committee again in each re-decide
 from __future__ import annotations
 
 import base64
+import hashlib
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -423,3 +424,30 @@ async def test_a_member_recusing_in_one_lots_room_leaves_every_lot_room_and_is_r
                 assert sorted(x["lot_id"] for x in listed) == sorted(trade.lot_ids)
                 return
     raise AssertionError("no replacement was invited")
+
+
+def test_the_rounds_committee_is_the_one_sitting_last_with_every_lots_answers() -> None:
+    def seat(n: int, name: str, *, signed: bool = True, dissent: str | None = None) -> dict[str, Any]:
+        return {
+            "seat": n,
+            "name": name,
+            "kind": "expert",
+            "signed": signed,
+            "dissent": dissent,
+            "deemed_agreed": False,
+        }
+
+    file = awards.StoredFile("r.pdf", "k", "0" * 64, 1, uuid.uuid4())
+    # lot 1's room closed with seats 1-3; seat 3 then recused in lot 2's room and seat 4 replaced it
+    lot1 = lot_reports.LotReport(
+        uuid.uuid4(), [], [seat(1, "a"), seat(2, "b", signed=False, dissent="x"), seat(3, "c")], file, "1"
+    )
+    lot2 = lot_reports.LotReport(uuid.uuid4(), [], [seat(1, "a"), seat(2, "b"), seat(4, "d")], file, "2")
+    merged = lot_reports.merged_committee([lot1, lot2])
+    assert [(m["seat"], m["signed"], m["dissent"]) for m in merged] == [
+        (1, True, None),
+        (2, False, "lot report 1: x"),
+        (4, True, None),
+    ]
+    assert lot_reports.round_hash([lot1, lot2]) == hashlib.sha256(b"1\n2\n").hexdigest()
+    assert lot_reports.round_hash([lot1, lot2]) != lot_reports.round_hash([lot2, lot1])
