@@ -222,6 +222,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "demo.cli:rehearsal_group",
         "A rehearsal deployment's clock (演练, GGZY_REHEARSAL): the centre moves it forward or speeds it up.",
     ),
+    "room": (
+        "evaluation.cli:room_group",
+        "A tender's evaluation room (its lot's, --lot, where each lot has its own room) and its report.",
+    ),
     "serve": (
         "app:serve",
         "Run the HTTP server (with jobs and the chronograph in-process unless GGZY_REDIS_URL is set).",

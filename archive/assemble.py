@@ -193,6 +193,8 @@ async def _evaluation(session: AsyncSession, tender_id: uuid.UUID) -> list[dict[
             {
                 "room": str(room.id),
                 "round": room.round,
+                # a lot's own room (one room per lot) names its lot; a room of every lot does not
+                **({"lot_id": str(room.lot_id)} if room.lot_id is not None else {}),
                 "status": room.status,
                 "report_hash": room.report_hash,
                 "report": room.report,

@@ -15,25 +15,23 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 import accounts.service as accounts
 from accounts.security import Principal
-from evaluation import rooms, selection
+from evaluation import lot_rooms, rooms, selection
 from evaluation.models import Draw, DrawAbortRequest, Invitation, Room
 from storage.problems import Conflict, Forbidden, NotFound
 from trading import tenders
 
 
-async def _check_abortable(session: AsyncSession, row: Draw) -> Room | None:
-    """Whether the draw may still be aborted, and the room an abort would cancel."""
+async def _check_abortable(session: AsyncSession, row: Draw) -> list[Room]:
+    """Whether the draw may still be aborted, and the rooms an abort would cancel (one, or one per lot)."""
     if row.status == "aborted":
         raise Conflict("The draw is already aborted.")
     if row.status == "confirmed":
         raise Conflict("The committee is confirmed; its room decides from here.")
-    room = await session.scalar(
-        select(Room).where(Room.draw_id == row.id).order_by(Room.round.desc()).limit(1)
-    )
-    if room is not None and row.status != "short":
+    seated = await lot_rooms.rooms_of_round(session, row.id)
+    if seated and row.status != "short":
         # A recused seat is still being redrawn; the committee may yet be completed.
         raise Conflict("The committee already sits in its room; only the recused seat is being redrawn.")
-    return room
+    return seated
 
 
 async def _pending_abort(session: AsyncSession, row: Draw) -> DrawAbortRequest | None:
@@ -140,10 +138,11 @@ async def decide_abort(
 async def _abort(
     session: AsyncSession, row: Draw, request: DrawAbortRequest, secret: str, now: datetime
 ) -> None:
-    room = await _check_abortable(session, row)
-    if room is not None:
+    for room in await _check_abortable(session, row):
         # The pool cannot replace a recused member: the room cannot lawfully sit (W-10), so it is cancelled
         # with its draw, and the agency asks for a new committee.
+        if room.status == "closed":
+            continue
         room.status = "cancelled"
         room.phase = "closed"
         room.closed_at = now

@@ -1,7 +1,8 @@
 """`ggzy verify draw`: replay a committee draw from its published record, offline (a JSON file an auditor
 downloaded from `GET /api/v1/evaluation/draws/{id}/record`) or from the configured database and store.
 `ggzy draw witness` and `ggzy draw reveal`: the witness's side of a draw (a supervisor or a notary), against
-`--url` as `--username` (password from `GGZY_PASSWORD`) or with `GGZY_TOKEN`."""
+`--url` as `--username` (password from `GGZY_PASSWORD`) or with `GGZY_TOKEN`. `ggzy room show`: a tender's
+evaluation room (its lot's, `--lot`, where each lot has its own room) and its report, the hash recomputed."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ import click
 
 from bidding.cli import username_opt
 from bidding.client import ClientError, GgzyClient
-from evaluation import draw, witness
+from evaluation import draw, report, witness
 from storage.cli import server_url
 
 T = TypeVar("T")
@@ -194,3 +195,62 @@ def draw_reveal(path: Path, url: str, username: str | None) -> None:
         raise click.ClickException(f"{path}: {exc}") from exc
     shown = _run(url, username, lambda c: witness.reveal(c, kept))
     click.echo(f"draw {shown['id']} is {shown['status']}: {len(shown['invitations'])} experts invited")
+
+
+# ---------------------------------------------------------------- ggzy room show
+
+
+def choose_room(
+    rooms: list[dict[str, Any]], tender_id: str, lot_id: str | None, round_: int | None
+) -> dict[str, Any]:
+    """The tender's room the caller asks for: of its lot (`lot_id`) where each lot has its own room, of the
+    round asked (by default the latest). A usage error names what is missing."""
+    mine = [r for r in rooms if r["tender_id"] == tender_id and (round_ is None or r["round"] == round_)]
+    if not mine:
+        raise click.UsageError(f"no evaluation room of tender {tender_id} is visible to you")
+    per_lot = any(r.get("lot_id") for r in mine)
+    if per_lot and lot_id is None:
+        raise click.UsageError("the tender has one evaluation room per lot: pass --lot N")
+    if not per_lot and lot_id is not None:
+        raise click.UsageError("one room evaluates every lot of this tender: leave --lot out")
+    mine = [r for r in mine if r.get("lot_id") == lot_id]
+    if not mine:
+        raise click.UsageError("that lot has no evaluation room visible to you")
+    return max(mine, key=lambda r: (r["round"], r["opens_at"]))
+
+
+async def _show_room(client: GgzyClient, tender_id: str, lot: int | None, round_: int | None) -> list[str]:
+    lot_id = None
+    if lot is not None:
+        lots = {x["number"]: x["id"] for x in (await client.tender(tender_id))["lots"]}
+        if lot not in lots:
+            raise click.UsageError(f"the tender has no lot {lot}")
+        lot_id = str(lots[lot])
+    room = choose_room(await client.request("GET", "/api/v1/evaluation/rooms/"), tender_id, lot_id, round_)
+    lines = [
+        f"room {room['id']}" + (f" (lot {lot})" if lot is not None else "") + f", round {room['round']}",
+        f"{room['status']}, {room['phase']}; {room['opens_at']} to {room['closes_at']}",
+    ]
+    shown = await client.request("GET", f"/api/v1/evaluation/rooms/{room['id']}/report", ok=(200, 404))
+    if not shown or "report" not in shown:
+        return [*lines, "no report drawn up yet"]
+    again = report.report_hash(shown["report"])
+    mark = "matches" if again == shown["report_hash"] else "DOES NOT MATCH"
+    return [*lines, f"report {shown['report_hash']} ({shown['status']}); recomputed hash {mark}"]
+
+
+@click.group("room")
+def room_group() -> None:
+    """A tender's evaluation room (its lot's, --lot, where each lot has its own room) and its report."""
+
+
+@room_group.command("show")
+@click.argument("tender_id")
+@click.option("--lot", type=int, default=None, help="The lot's number, where each lot has its own room.")
+@click.option("--round", "round_", type=int, default=None, help="The evaluation round (default: the latest).")
+@server_url
+@username_opt
+def room_show(tender_id: str, lot: int | None, round_: int | None, url: str, username: str | None) -> None:
+    """Show TENDER_ID's evaluation room (its lot's with --lot) and its report's hash, recomputed."""
+    for line in _run(url, username, lambda c: _show_room(c, tender_id, lot, round_)):
+        click.echo(line)

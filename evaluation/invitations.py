@@ -16,8 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 import accounts.service as accounts
 from accounts.security import Principal
-from evaluation import pool, rooms, selection
-from evaluation.models import Draw, Expert, Invitation, Member
+from evaluation import lot_rooms, pool, rooms, selection
+from evaluation.models import Draw, Expert, Invitation, Member, Room
 from storage.objects import ObjectStore
 from storage.problems import Conflict, NotFound
 from trading import tenders
@@ -194,6 +194,7 @@ async def declare(
     await accounts.record(
         session, actor, "room.recuse", "room", room.id, now, seat=member.seat, statement=statement
     )
+    await _recuse_in_lot_rooms(session, room, member, statement, now)
     if member.expert_id is not None:
         row = await session.get(Draw, room.draw_id, with_for_update=True)
         assert row is not None
@@ -207,3 +208,21 @@ async def declare(
         await session.flush()
         await selection.apply_selection(session, row, secret, store, now)
     return member
+
+
+async def _recuse_in_lot_rooms(
+    session: AsyncSession, room: Room, member: Member, statement: str | None, now: datetime
+) -> None:
+    """One committee sits in every lot's room (分包评标): a member who recuses in one leaves each of them,
+    and the replacement is seated in each."""
+    if room.lot_id is None:
+        return
+    for other in await lot_rooms.rooms_of_round(session, room.draw_id, room.round):
+        seat = await session.scalar(
+            select(Member).where(Member.room_id == other.id, Member.user_id == member.user_id)
+        )
+        if other.id == room.id or seat is None or seat.outcome == "recused" or other.status == "closed":
+            continue
+        seat.outcome = "recused"
+        seat.dissent = statement
+        await rooms.log_event(session, other, "member.recused", now, seat=seat.seat)

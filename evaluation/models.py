@@ -8,7 +8,7 @@ import uuid
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Date, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import Date, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from storage.db import Base, IdMixin
@@ -240,14 +240,27 @@ class Room(IdMixin, Base):
     closed when the report is signed or the time box runs out (extendable with a reason). One per draw and
     evaluation round: a room whose committee cannot be completed is cancelled with its draw, and a new draw
     gets a new room; a re-evaluation (重新评审) seats the same committee in a room of the next `round`, and
-    the closed room of the earlier round keeps its report."""
+    the closed room of the earlier round keeps its report. Where the documents ask for one room per lot
+    (`Tender.evaluation_rooms` "per_lot"), the committee sits in one room per lot (`lot_id`) of the round."""
 
     __tablename__ = "evaluation_rooms"
-    __table_args__ = (UniqueConstraint("draw_id", "round", name="uq_evaluation_rooms_draw_id_round"),)
+    __table_args__ = (
+        Index(
+            "uq_evaluation_rooms_single_draw_id_round",
+            "draw_id",
+            "round",
+            unique=True,
+            sqlite_where=text("lot_id IS NULL"),
+            postgresql_where=text("lot_id IS NULL"),
+        ),
+        UniqueConstraint("draw_id", "round", "lot_id", name="uq_evaluation_rooms_draw_id_round_lot_id"),
+    )
 
     tender_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenders.id"), index=True)
     draw_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("draws.id"))
     round: Mapped[int] = mapped_column(default=1, server_default="1")
+    # the lot this room evaluates alone (one room per lot), or None when one room evaluates every lot
+    lot_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("lots.id"))
     status: Mapped[str] = mapped_column(String(20), index=True)
     phase: Mapped[str] = mapped_column(String(20))
     opens_at: Mapped[datetime]

@@ -290,11 +290,13 @@ class InvitationAnswered(TypedDict):
 
 class RoomSummary(TypedDict):
     """A room in the caller's list: its tender, evaluation round (1, or 2… after a re-evaluation, 重新评审),
-    status, phase and time box (ISO 8601, +08:00)."""
+    status, phase and time box (ISO 8601, +08:00); `lot_id` is the lot a lot's own room evaluates (one room
+    per lot, 分包评标), null for a room of every lot."""
 
     id: str
     tender_id: str
     round: int
+    lot_id: str | None
     status: str
     phase: str
     opens_at: str
@@ -419,11 +421,13 @@ class RoomView(TypedDict):
     record, the collusion signals, the qualification outcome so far (`qualification`: lot id → bid id →
     rejections) and the clarifications. `my_seat` and `declared` are null for a watcher; instants are ISO 8601 (+08:00);
     `report_hash` is the hex SHA-256 of the report once drawn up; `round` is the evaluation round (1, or
-    2… after a re-evaluation, 重新评审)."""
+    2… after a re-evaluation, 重新评审); `lot_id` the lot a lot's own room evaluates alone (its lots and
+    bidders are that lot's), null for a room of every lot."""
 
     id: str
     tender: RoomTender
     round: int
+    lot_id: str | None
     status: str
     phase: str
     opens_at: str

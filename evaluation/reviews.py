@@ -29,10 +29,23 @@ from trading.models import Bid
 
 
 async def evaluable(session: AsyncSession, room: Room) -> dict[uuid.UUID, list[Bid]]:
-    """The opened, valid bids of each open lot."""
+    """The opened, valid bids of each open lot the room evaluates (its own lot alone in a lot's room)."""
     lots = [lot for lot in await tenders.lots_of(session, room.tender_id) if lot.status == "open"]
+    lots = [lot for lot in lots if room.lot_id in (None, lot.id)]
     bids = await submission.evaluable_bids(session, room.tender_id)
     return {lot.id: [b for b in bids if b.lot_id == lot.id] for lot in lots}
+
+
+def not_this_lot(room: Room) -> ValidationProblem:
+    """The refusal of a lot the room does not evaluate."""
+    if room.lot_id is not None:
+        return ValidationProblem(
+            "This room evaluates one lot alone; another lot is evaluated in its own room.",
+            errors=[field_error("lot_id", f"not this room's lot ({room.lot_id})")],
+        )
+    return ValidationProblem(
+        "Not an open lot of this tender.", errors=[field_error("lot_id", "not an open lot")]
+    )
 
 
 async def review(
@@ -52,9 +65,7 @@ async def review(
     scheme = await schemes.scheme_of(session, tender)
     lots = await evaluable(session, room)
     if lot_id not in lots:
-        raise ValidationProblem(
-            "Not an open lot of this tender.", errors=[field_error("lot_id", "not an open lot")]
-        )
+        raise not_this_lot(room)
     done = await session.scalar(
         select(QualificationReview).where(
             QualificationReview.member_id == member.id, QualificationReview.lot_id == lot_id
@@ -281,9 +292,7 @@ async def submit_sheet(
         raise Conflict(f"{scheme.method} ranks by price; there is nothing to score by hand.")
     lots = await evaluable(session, room)
     if lot_id not in lots:
-        raise ValidationProblem(
-            "Not an open lot of this tender.", errors=[field_error("lot_id", "not an open lot")]
-        )
+        raise not_this_lot(room)
     sheet = await session.scalar(
         select(ScoreSheet).where(ScoreSheet.member_id == member.id, ScoreSheet.lot_id == lot_id)
     )

@@ -56,6 +56,8 @@ async def room_view(
     tender = await tenders.tender_by_id(session, room.tender_id)
     members = await rooms.members_of(session, room)
     bids = await submission.evaluable_bids(session, room.tender_id)
+    if room.lot_id is not None:  # a lot's own room shows that lot's bids alone
+        bids = [b for b in bids if b.lot_id == room.lot_id]
     orgs = {b.organisation_id: await accounts.get_organisation(session, b.organisation_id) for b in bids}
     view: responses.RoomView = {
         "id": str(room.id),
@@ -66,6 +68,7 @@ async def room_view(
             "tenderer": tender.tenderer_name,
         },
         "round": room.round,
+        "lot_id": str(room.lot_id) if room.lot_id else None,
         "status": room.status,
         "phase": room.phase,
         "opens_at": local_iso(room.opens_at),
@@ -95,7 +98,7 @@ async def room_view(
     view["scheme"] = cast(
         responses.EvaluationScheme, scoring.scheme_to_json(await schemes.scheme_of(session, tender))
     )
-    lots = await tenders.lots_of(session, tender.id)
+    lots = [lot for lot in await tenders.lots_of(session, tender.id) if room.lot_id in (None, lot.id)]
     view["lots"] = [
         {
             "id": str(lot.id),
@@ -179,6 +182,7 @@ class RoomController(Controller):
                 "id": str(r.id),
                 "tender_id": str(r.tender_id),
                 "round": r.round,
+                "lot_id": str(r.lot_id) if r.lot_id else None,
                 "status": r.status,
                 "phase": r.phase,
                 "opens_at": local_iso(r.opens_at),

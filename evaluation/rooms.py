@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 import accounts.service as accounts
 from accounts.security import Principal
-from evaluation import pool, report
+from evaluation import lot_rooms, pool, report
 from evaluation.models import Draw, Member, Room, RoomEvent
 from rules.calendar import SHANGHAI
 from storage.objects import ObjectStore
@@ -249,39 +249,15 @@ async def finalise(
     room.phase = "closed"
     room.closed_at = now
     room.outcome = "report_signed"
-    chair = next((m for m in members if m.id == room.chair_member_id), members[0])
-    committee = [
-        {
-            "name": m.name,
-            "kind": "expert" if m.kind == "expert" else "representative",
-            "signed": m.outcome == "signed",
-            "dissent": m.dissent if m.outcome == "dissent" else None,
-            "seat": m.seat,
-            "deemed_agreed": m.outcome == "deemed_agreed",
-        }
-        for m in members
-    ]
-    candidates = [
-        (uuid.UUID(lot["lot_id"]), [uuid.UUID(c["bid_id"]) for c in lot["candidates"]])
-        for lot in room.report["lots"]
-    ]
-    await awards.record_report(
-        session,
-        actor,
-        room.tender_id,
-        committee,
-        candidates,
-        awards.StoredFile(
-            filename=f"{tender.code}-evaluation-report.pdf",
-            object_key=f"{base}.pdf",
-            sha256=info.sha256 or hashlib.sha256(pdf).hexdigest(),
-            size=len(pdf),
-            uploaded_by=chair.user_id,
-        ),
-        room.report_hash,
-        now,
-    )
-    for m in members:
+    if room.lot_id is None:
+        await _report_to_trading(
+            session, actor, room, members, info.sha256 or hashlib.sha256(pdf).hexdigest(), len(pdf), now
+        )
+        published = True
+    else:
+        # one room per lot: the trade goes on once every lot's room of the round has its report
+        published = await lot_rooms.hand_over(session, actor, room, store, now)
+    for m in members if room.lot_id is None or published else []:  # attended once, however many lot rooms
         if m.expert_id is not None:
             await pool.record_credit(session, None, m.expert_id, "attended", room.tender_id, None, now)
     for lot in room.report["lots"]:
@@ -293,9 +269,45 @@ async def finalise(
                 )
     row = await session.get(Draw, room.draw_id)
     assert row is not None
-    row.published_at = now
+    if published:
+        row.published_at = now
     await log_event(session, room, "room.closed", now, outcome=room.outcome)
     await accounts.record(session, actor, "room.close", "room", room.id, now, report_hash=room.report_hash)
+
+
+async def _report_to_trading(
+    session: AsyncSession,
+    actor: Principal | None,
+    room: Room,
+    members: list[Member],
+    sha256: str,
+    size: int,
+    now: datetime,
+) -> None:
+    """The single room's signed report goes to trading for the candidates of every lot."""
+    assert room.report is not None and room.report_hash is not None and room.report_pdf_key is not None
+    tender = await tenders.tender_by_id(session, room.tender_id)
+    chair = next((m for m in members if m.id == room.chair_member_id), members[0])
+    candidates = [
+        (uuid.UUID(lot["lot_id"]), [uuid.UUID(c["bid_id"]) for c in lot["candidates"]])
+        for lot in room.report["lots"]
+    ]
+    await awards.record_report(
+        session,
+        actor,
+        room.tender_id,
+        lot_rooms.committee_of(members),
+        candidates,
+        awards.StoredFile(
+            filename=f"{tender.code}-evaluation-report.pdf",
+            object_key=room.report_pdf_key,
+            sha256=sha256,
+            size=size,
+            uploaded_by=chair.user_id,
+        ),
+        room.report_hash,
+        now,
+    )
 
 
 def names_public(row: Draw) -> bool:

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 import accounts.service as accounts
 from accounts.security import Principal
-from evaluation import draw, rooms
+from evaluation import draw, lot_rooms, rooms
 from evaluation.models import Draw, DrawAbortRequest, DrawWitness, Expert, Invitation, Member, Room
 from rules.calendar import SHANGHAI
 from storage.objects import ObjectStore
@@ -305,25 +305,38 @@ async def _confirm_if_complete(
 
 async def _seat_members(session: AsyncSession, row: Draw, result: draw.DrawResult, now: datetime) -> Room:
     """Create the room at the first confirmation, in the tender's next evaluation round (the first, or the
-    one a re-evaluation by a fresh committee opened); after a recusal, seat the replacement in it."""
-    room = await session.scalar(
-        select(Room).where(Room.draw_id == row.id).order_by(Room.round.desc()).limit(1)
-    )
-    if room is None:
-        room = Room(
-            id=uuid.uuid4(),
-            tender_id=row.tender_id,
-            draw_id=row.id,
-            round=await rooms.next_round(session, row.tender_id),
-            status="scheduled",
-            phase="qualification",
-            opens_at=row.evaluation_at,
-            closes_at=row.evaluation_at + timedelta(hours=row.room_hours),
-            extensions=[],
-            event_seq=0,
-        )
-        session.add(room)
+    one a re-evaluation by a fresh committee opened), or one room per open lot where the documents ask for
+    it (`evaluation.lot_rooms`); after a recusal, seat the replacement in each room of the round."""
+    seated_rooms = await lot_rooms.rooms_of_round(session, row.id)
+    if not seated_rooms:
+        round_ = await rooms.next_round(session, row.tender_id)
+        for lot_id in await lot_rooms.lots_to_seat(session, row.tender_id):
+            room = Room(
+                id=uuid.uuid4(),
+                tender_id=row.tender_id,
+                draw_id=row.id,
+                round=round_,
+                lot_id=lot_id,
+                status="scheduled",
+                phase="qualification",
+                opens_at=row.evaluation_at,
+                closes_at=row.evaluation_at + timedelta(hours=row.room_hours),
+                extensions=[],
+                event_seq=0,
+            )
+            session.add(room)
+            seated_rooms.append(room)
         await session.flush()
+    for room in seated_rooms:
+        if room.lot_id is not None and room.status in ("closed", "cancelled"):
+            continue  # a lot's room that already signed its report seats nobody new
+        await _seat_in(session, row, result, room, now)
+    return seated_rooms[0]
+
+
+async def _seat_in(
+    session: AsyncSession, row: Draw, result: draw.DrawResult, room: Room, now: datetime
+) -> None:
     members = (await session.scalars(select(Member).where(Member.room_id == room.id))).all()
     seated = {str(m.expert_id) for m in members if m.expert_id is not None}
     seat = max((m.seat for m in members), default=0)
@@ -365,7 +378,6 @@ async def _seat_members(session: AsyncSession, row: Draw, result: draw.DrawResul
     await rooms.log_event(
         session, room, "committee.seated", now, seats=added, opens_at=room.opens_at.isoformat()
     )
-    return room
 
 
 def record_published(row: Draw) -> bool:

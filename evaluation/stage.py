@@ -5,8 +5,10 @@ complaint sends a trade back to its committee (重新评审, 87号令 64). Impor
 The committee of the last signed report sits again in a room of the next evaluation round: the same
 members in the same seats, their no-conflict declarations and their chair carried over, every review,
 score and signature to be given afresh. The earlier round's room, with its report, sheets and signatures,
-stays closed and on record. When the authority orders a fresh committee, no room is made here: the agency
-asks for a new draw, whose room is the next round's (`evaluation.selection`).
+stays closed and on record. Where each lot has its own room (分包评标), each lot the re-evaluation decides
+afresh gets its room of the next round, with the seats and chair of its earlier room. When the authority
+orders a fresh committee, no room is made here: the agency asks for a new draw, whose room is the next
+round's (`evaluation.selection`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import accounts.service as accounts
-from evaluation import rooms
+from evaluation import lot_rooms, rooms
 from evaluation.models import Draw, Member, Room
 from storage.problems import Conflict
 from trading import engine
@@ -43,11 +45,28 @@ async def reconvene(session: AsyncSession, tender: Tender, fresh: bool, now: dat
         return round_
     row = await session.get(Draw, signed.draw_id)
     assert row is not None
+    earlier = {r.lot_id: r for r in await lot_rooms.rooms_of_round(session, row.id, signed.round)}
+    for lot_id in await lot_rooms.lots_to_seat(session, tender.id):
+        # one room per lot: only the lots the re-evaluation decides afresh sit again, each with its room's chair
+        await _reseat(session, tender, row, earlier.get(lot_id, signed), lot_id, round_, now)
+    return round_
+
+
+async def _reseat(
+    session: AsyncSession,
+    tender: Tender,
+    row: Draw,
+    signed: Room,
+    lot_id: uuid.UUID | None,
+    round_: int,
+    now: datetime,
+) -> Room:
     room = Room(
         id=uuid.uuid4(),
         tender_id=tender.id,
         draw_id=signed.draw_id,
         round=round_,
+        lot_id=lot_id,
         status="open",
         phase="qualification",
         opens_at=now,
@@ -81,7 +100,7 @@ async def reconvene(session: AsyncSession, tender: Tender, fresh: bool, now: dat
     await accounts.record(
         session, None, "room.reconvene", "room", room.id, now, round=round_, earlier_room=str(signed.id)
     )
-    return round_
+    return room
 
 
 class Evaluation:

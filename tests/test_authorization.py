@@ -601,7 +601,7 @@ async def test_only_the_committee_and_its_watchers_enter_the_room(api: Api) -> N
     # the agency finds its own trade's room in its list (status and times), but does not enter it
     [listed] = (await api.get("/api/v1/evaluation/rooms", agency)).json()
     assert listed["id"] == committee["room_id"] and listed["tender_id"] == tender["id"]
-    assert set(listed) == {"id", "tender_id", "round", "status", "phase", "opens_at", "closes_at"}
+    assert set(listed) == {"id", "tender_id", "round", "lot_id", "status", "phase", "opens_at", "closes_at"}
     for actor in (agency, outsider, other_agency):
         if actor is not agency:
             assert (await api.get("/api/v1/evaluation/rooms", actor)).json() == []

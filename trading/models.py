@@ -56,6 +56,8 @@ class Tender(IdMixin, Base):
     final_quote_deadline: Mapped[datetime | None]
     # 双信封: 2 when each bid is a technical and a commercial envelope, opened at their own times.
     envelopes: Mapped[int] = mapped_column(default=1, server_default="1")
+    # 分包评标: "per_lot" when the documents ask for one evaluation room per lot, else "single".
+    evaluation_rooms: Mapped[str] = mapped_column(String(10), default="single", server_default="single")
     created_at: Mapped[datetime]
     published_at: Mapped[datetime | None]
     documents_issued_at: Mapped[datetime | None]

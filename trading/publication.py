@@ -123,6 +123,7 @@ async def publish(session: AsyncSession, tender: Tender, actor: Principal, now: 
             "bid_validity_days": tender.bid_validity_days,
             "bid_valid_through": bid_valid_through(tender).isoformat(),
             "max_lots_per_supplier": tender.max_lots_per_supplier,
+            "evaluation_rooms": tender.evaluation_rooms,
             "opening": "online opening hall at the bid deadline (W-08)",
             "sealing": {
                 "format": "age v1 (age-encryption.org/v1) with ggzy-share custody stanzas",

@@ -71,6 +71,8 @@ class TenderCreate(Strict):
     # 双信封: 2 when each bid is a technical envelope (opened at the deadline) and a commercial one (opened
     # only for the bids that pass the technical evaluation); where the procedure's profile allows it.
     envelopes: Annotated[int, msgspec.Meta(ge=1, le=2)] = 1
+    # 分包评标: "per_lot" when the documents ask for one evaluation room per lot (two lots or more).
+    evaluation_rooms: Literal["single", "per_lot"] = "single"
     # The project the centre accepted (项目受理) that the tender carries out: needed to publish.
     project_id: uuid.UUID | None = None
 
@@ -102,6 +104,7 @@ class TenderUpdate(Strict):
         msgspec.UNSET
     )
     invited: Annotated[list[uuid.UUID], msgspec.Meta(max_length=100)] | msgspec.UnsetType = msgspec.UNSET
+    evaluation_rooms: Literal["single", "per_lot"] | msgspec.UnsetType = msgspec.UNSET
 
 
 class CustodianRead(msgspec.Struct):
@@ -192,6 +195,8 @@ class TenderRead(msgspec.Struct):
     bid_validity_days: int = 90
     # How many sealed envelopes make a bid: 1, or 2 (a technical and a commercial one, 双信封).
     envelopes: int = 1
+    # "per_lot" when the committee evaluates each lot in a room of its own, else "single".
+    evaluation_rooms: str = "single"
     # The Shamir threshold written in every share stanza (fixed at publication): t, plus one when the
     # platform holds a share. Seal with this one.
     shamir_threshold: int | None = None

@@ -308,6 +308,7 @@ async def tender_read(
         custody_until=tender.custody_until,
         bid_validity_days=tender.bid_validity_days,
         envelopes=tender.envelopes,
+        evaluation_rooms=tender.evaluation_rooms,
         max_lots_per_supplier=tender.max_lots_per_supplier,
         method_approval=(
             msgspec.convert(tender.method_approval, schemas.MethodApprovalRead)
@@ -465,6 +466,15 @@ def _check_deposits(profile: ProcedureProfile, lots: Sequence[schemas.LotIn]) ->
         )
 
 
+def check_evaluation_rooms(setting: str, lots: int) -> None:
+    """One evaluation room per lot (分包评标) is for a tender of two lots or more."""
+    if setting == "per_lot" and lots < 2:
+        raise ValidationProblem(
+            "One evaluation room per lot needs two lots or more.",
+            errors=[field_error("evaluation_rooms", "per_lot needs two lots or more")],
+        )
+
+
 def _check_bid_validity(profile: ProcedureProfile, days: int) -> int:
     """The bid validity period (投标有效期) the documents state, checked against the profile."""
     why = bid_validity_problem(profile, days)
@@ -502,6 +512,7 @@ async def create_tender(
     await projects.check_for_tender(session, actor.organisation_id, data.project_id, data.sector)
     _check_deposits(profile, data.lots)
     participation.check_terms(profile, data.evaluation_method, data.invited, data.envelopes)
+    check_evaluation_rooms(data.evaluation_rooms, len(data.lots))
     validity = _check_bid_validity(profile, data.bid_validity_days or profile.bid_validity_days)
     documents_from = requested_instant("documents_from", data.documents_from)
     bid_deadline = requested_instant("bid_deadline", data.bid_deadline)
@@ -532,6 +543,7 @@ DRAFT_TERMS = (
     "opening_policy",
     "max_lots_per_supplier",
     "envelopes",
+    "evaluation_rooms",
     "project_id",
 )
 
@@ -655,6 +667,8 @@ async def update_tender(
             "bid_deadline must come after documents_from.",
             errors=[field_error("bid_deadline", "before documents_from")],
         )
+    if "evaluation_rooms" in touched or "lots" in touched:
+        check_evaluation_rooms(tender.evaluation_rooms, len(await lots_of(session, tender.id)))
     await session.flush()
     await accounts.record(session, actor, "tender.update", "tender", tender.id, now, fields=touched)
     return tender

@@ -245,6 +245,7 @@ async def test_the_agency_and_the_bidders_cannot_look_into_the_room(api: Api) ->
         "id",
         "tender_id",
         "round",
+        "lot_id",
         "status",
         "phase",
         "opens_at",
