@@ -318,6 +318,8 @@ async def _framework(session: AsyncSession, tender_id: uuid.UUID) -> dict[str, A
         )
     )
     quotes: dict[uuid.UUID, list[dict[str, Any]]] = {}
+    # a competition ended unawarded by the completion keeps its quotes unread, in the archive too (W-20)
+    unread = {o.id for o in orders if o.status == "closed"}
     if orders:
         for q in await session.scalars(
             select(FrameworkQuote)
@@ -327,7 +329,7 @@ async def _framework(session: AsyncSession, tender_id: uuid.UUID) -> dict[str, A
             quotes.setdefault(q.order_id, []).append(
                 {
                     "organisation_id": str(q.organisation_id),
-                    "price_fen": q.price_fen,
+                    "price_fen": None if q.order_id in unread else q.price_fen,
                     "quoted_at": _at(q.quoted_at),
                 }
             )

@@ -15,8 +15,8 @@ from accounts import service as accounts
 from accounts.guards import authenticated, public, requires
 from accounts.security import Principal
 from storage.clock import Clock
+from trading import framework_orders, frameworks
 from trading import framework_schemas as fs
-from trading import frameworks
 from trading.models import FrameworkAdmission, FrameworkAgreement, FrameworkOrder, FrameworkQuote, Lot
 
 AGENCY = requires("agency")
@@ -149,7 +149,7 @@ class FrameworkController(Controller):
         clock: Clock,
     ) -> fs.OrderRead:
         """A direct order to one admitted supplier at no more than its cap (G-01); published."""
-        row = await frameworks.direct_order(session, principal, tender_id, data, clock.now())
+        row = await framework_orders.direct_order(session, principal, tender_id, data, clock.now())
         return (await orders_read(session, [row]))[0]
 
     @get("/orders", operation_id="list_framework_orders", guards=[public])
@@ -159,7 +159,7 @@ class FrameworkController(Controller):
         """The orders: the published records for everyone; open competitions for the purchasers, those who
         watch and the lot's admitted suppliers."""
         return await orders_read(
-            session, await frameworks.visible_orders(session, request_principal, tender_id)
+            session, await framework_orders.visible_orders(session, request_principal, tender_id)
         )
 
     @post("/competitions", operation_id="open_framework_competition", guards=[AGENCY])
@@ -172,7 +172,7 @@ class FrameworkController(Controller):
         clock: Clock,
     ) -> fs.OrderRead:
         """Open a mini-competition among the lot's admitted suppliers, taking quotes until its close (G-01)."""
-        row = await frameworks.open_competition(session, principal, tender_id, data, clock.now())
+        row = await framework_orders.open_competition(session, principal, tender_id, data, clock.now())
         return (await orders_read(session, [row]))[0]
 
     @post("/competitions/{order_id:uuid}/quotes", operation_id="quote_framework_competition", guards=[BIDDER])
@@ -186,7 +186,9 @@ class FrameworkController(Controller):
         clock: Clock,
     ) -> fs.QuoteRead:
         """Quote once, at no more than the cap, before the close; nobody else sees it until then (W-20)."""
-        return quote_read(await frameworks.quote(session, principal, tender_id, order_id, data, clock.now()))
+        return quote_read(
+            await framework_orders.quote(session, principal, tender_id, order_id, data, clock.now())
+        )
 
     @get("/competitions/{order_id:uuid}/quotes", operation_id="list_framework_quotes", guards=[authenticated])
     async def quotes(
@@ -195,7 +197,8 @@ class FrameworkController(Controller):
         """The quotes: before the close each supplier its own only; after it every quote for the purchasers,
         those who watch and the lot's admitted suppliers."""
         return [
-            quote_read(q) for q in await frameworks.visible_quotes(session, principal, tender_id, order_id)
+            quote_read(q)
+            for q in await framework_orders.visible_quotes(session, principal, tender_id, order_id)
         ]
 
     @post(
@@ -213,5 +216,5 @@ class FrameworkController(Controller):
         clock: Clock,
     ) -> fs.OrderRead:
         """Close a mini-competition at or after its time: the lowest quote wins, the earliest of equals (G-01)."""
-        row = await frameworks.close_competition(session, principal, tender_id, order_id, clock.now())
+        row = await framework_orders.close_competition(session, principal, tender_id, order_id, clock.now())
         return (await orders_read(session, [row]))[0]

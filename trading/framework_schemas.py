@@ -95,7 +95,8 @@ class QuoteRead(msgspec.Struct):
 class OrderRead(msgspec.Struct):
     """An order under a framework agreement: a direct order or a mini-competition (`kind`), `open` while a
     competition takes quotes, `placed` once made and published (the supplier and the price), `failed` when
-    a competition closed without a quote."""
+    a competition closed without a quote, `closed` when the framework was completed while it was open (no
+    award; its quotes stay unread)."""
 
     id: uuid.UUID
     tender_id: uuid.UUID

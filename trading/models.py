@@ -433,7 +433,8 @@ class FrameworkOrder(IdMixin, Base):
     """An order under a framework agreement (second stage): a direct order to one admitted supplier
     (直接选定), or a mini-competition (二次竞价) among the lot's admitted suppliers that closes at `closes_at`
     and goes to the lowest quote. `status` is `open` (a competition taking quotes), `placed` (the order is
-    made and published) or `failed` (a competition closed without a quote)."""
+    made and published), `failed` (a competition closed without a quote) or `closed` (a competition
+    still open when the framework was completed: no award, its quotes unread)."""
 
     __tablename__ = "framework_orders"
 
