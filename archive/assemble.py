@@ -337,13 +337,18 @@ async def _framework(session: AsyncSession, tender_id: uuid.UUID) -> dict[str, A
         "valid_until": _at(agreement.valid_until),
         "purchasers": list(agreement.purchasers),
         "made_at": _at(agreement.made_at),
+        "kind": agreement.kind,
+        "allocation": agreement.allocation,
+        "terms": agreement.terms,
         "admissions": [
             {
+                "id": str(a.id),
                 "lot_id": str(a.lot_id),
-                "bid_id": str(a.bid_id),
+                "bid_id": _id(a.bid_id),
                 "organisation_id": str(a.organisation_id),
                 "cap_fen": a.cap_fen,
                 "admitted_at": _at(a.admitted_at),
+                "left_at": _at(a.left_at),
             }
             for a in admissions
         ],

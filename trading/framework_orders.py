@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from accounts import service as accounts
 from accounts.security import Principal
+from rules import rotation
 from rules.calendar import SHANGHAI, local_date
 from storage.problems import (
     Conflict,
@@ -64,9 +65,23 @@ async def _admission(
 ) -> FrameworkAdmission | None:
     return await session.scalar(
         select(FrameworkAdmission).where(
-            FrameworkAdmission.lot_id == lot_id, FrameworkAdmission.organisation_id == organisation_id
+            FrameworkAdmission.lot_id == lot_id,
+            FrameworkAdmission.organisation_id == organisation_id,
+            FrameworkAdmission.left_at.is_(None),
         )
     )
+
+
+def _refuse_unless_allocated(agreement: FrameworkAgreement, allocation: str) -> None:
+    if agreement.allocation != allocation:
+        way = (
+            "by rotation (顺序轮候): POST …/framework/rotations"
+            if agreement.allocation == "rotation"
+            else ("by the purchaser's choice: a direct order or a mini-competition")
+        )
+        raise RuleViolation(
+            RULE, f"The agreement allocates its orders {way}.", allocation=agreement.allocation
+        )
 
 
 def _refuse_above_cap(price_fen: int, admission: FrameworkAdmission) -> None:
@@ -86,7 +101,7 @@ async def direct_order(
     """A direct order (直接选定) to one admitted supplier of a lot at no more than its cap, while the
     agreement is in force (G-01); recorded and published."""
     tender, _agreement = await _for_purchaser(session, actor, tender_id)
-    await in_force(session, tender, now)
+    _refuse_unless_allocated(await in_force(session, tender, now), "choice")
     lot = await _lot_of(session, tender, data.lot_id)
     admission = await _admission(session, lot.id, data.organisation_id)
     if admission is None:
@@ -112,6 +127,56 @@ async def direct_order(
     return order
 
 
+async def rotation_order(
+    session: AsyncSession, actor: Principal, tender_id: uuid.UUID, data: fs.RotationOrderCreate, now: datetime
+) -> FrameworkOrder:
+    """An order allocated by rotation (顺序轮候, G-01) where the agreement says so: the platform, not the
+    purchaser, names the supplier — the lot's suppliers admitted and not left take turns in the order they were
+    admitted (`rules/rotation.py`, replayed by the archive's check) — at its cap. The queue as it stood is published with the order."""
+    tender, _agreement = await _for_purchaser(session, actor, tender_id)
+    _refuse_unless_allocated(await in_force(session, tender, now), "rotation")
+    lot = await _lot_of(session, tender, data.lot_id)
+    admissions = list(
+        await session.scalars(
+            select(FrameworkAdmission).where(
+                FrameworkAdmission.lot_id == lot.id, FrameworkAdmission.left_at.is_(None)
+            )
+        )
+    )
+    last = await session.scalar(
+        select(FrameworkAdmission)
+        .join(
+            FrameworkOrder,
+            (FrameworkOrder.lot_id == FrameworkAdmission.lot_id)
+            & (FrameworkOrder.organisation_id == FrameworkAdmission.organisation_id),
+        )
+        .where(FrameworkOrder.lot_id == lot.id, FrameworkOrder.kind == "rotation")
+        .order_by(FrameworkOrder.created_at.desc(), FrameworkOrder.id.desc())
+        .limit(1)
+    )
+    queue = rotation.queue([_member(a) for a in admissions], _member(last) if last else None)
+    if not queue:
+        raise RuleViolation(RULE, "No supplier is admitted on the lot: nobody to take the order.")
+    chosen = next(a for a in admissions if str(a.organisation_id) == queue[0])
+    order = FrameworkOrder(
+        tender_id=tender.id,
+        lot_id=lot.id,
+        kind="rotation",
+        status="open",
+        subject=data.subject,
+        purchaser_organisation_id=actor.organisation_id,
+        created_at=now,
+    )
+    session.add(order)
+    await session.flush()
+    await _place(session, actor, tender, lot, order, chosen.organisation_id, chosen.cap_fen, now, queue=queue)
+    return order
+
+
+def _member(a: FrameworkAdmission) -> rotation.Member:
+    return rotation.Member(a.admitted_at, str(a.id), str(a.organisation_id))
+
+
 async def _place(
     session: AsyncSession,
     actor: Principal,
@@ -121,6 +186,7 @@ async def _place(
     organisation_id: uuid.UUID,
     price_fen: int,
     now: datetime,
+    queue: list[str] | None = None,
 ) -> None:
     """Make the order to the supplier at the price, log it and publish its record (S-03)."""
     order.status, order.organisation_id, order.price_fen, order.placed_at = (
@@ -148,7 +214,8 @@ async def _place(
             "price_fen": price_fen,
             "placed_on": local_date(now).isoformat(),
             "rule": RULE,
-        },
+        }
+        | ({"rotation_queue": queue} if queue is not None else {}),
         now,
     )
     await notify(
@@ -168,6 +235,7 @@ async def open_competition(
     `closes_at`, a future instant within the agreement's term (G-01)."""
     tender, _agreement = await _for_purchaser(session, actor, tender_id)
     agreement = await in_force(session, tender, now)
+    _refuse_unless_allocated(agreement, "choice")
     lot = await _lot_of(session, tender, data.lot_id)
     closes_at = requested_instant("closes_at", data.closes_at)
     if closes_at <= now:
@@ -198,7 +266,9 @@ async def open_competition(
     )
     closing = closes_at.astimezone(SHANGHAI).isoformat()
     for admission in await session.scalars(
-        select(FrameworkAdmission).where(FrameworkAdmission.lot_id == lot.id)
+        select(FrameworkAdmission).where(
+            FrameworkAdmission.lot_id == lot.id, FrameworkAdmission.left_at.is_(None)
+        )
     ):
         await notify(
             session,

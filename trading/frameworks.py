@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -116,23 +116,7 @@ async def admit(
     if tender.status != TenderStatus.DECISION:
         raise Conflict(f"Suppliers are admitted on the evaluation report; the tender is {tender.status}.")
     today = local_date(now)
-    term = profile.framework_term_max_days
-    assert term is not None
-    if not today < data.valid_until or (data.valid_until - today).days > term:
-        raise refusal(
-            profile.rule("framework_term_max_days"),
-            f"The agreement's term runs from tomorrow to at most {term} days from today, {today.isoformat()}.",
-            "valid_until",
-            f"after {today.isoformat()}, at most {term} days on",
-        )
-    for i, org_id in enumerate(data.purchasers):
-        try:
-            await accounts.get_organisation(session, org_id)
-        except NotFound:
-            raise ValidationProblem(
-                "A purchaser the agreement names must be an organisation of the platform.",
-                errors=[field_error(f"purchasers[{i}]", "unknown organisation")],
-            ) from None
+    await check_term_and_purchasers(session, profile, data.valid_until, data.purchasers, today)
     lots = {lot.id: lot for lot in await lots_of(session, tender.id) if lot.status == "open"}
     chosen = {entry.lot_id: entry.bid_ids for entry in data.lots}
     if set(chosen) != set(lots) or len(chosen) != len(data.lots):
@@ -151,6 +135,8 @@ async def admit(
         valid_until=data.valid_until,
         purchasers=sorted({str(p) for p in data.purchasers}),
         made_at=now,
+        kind="closed",
+        allocation=data.allocation,
     )
     session.add(agreement)
     await session.flush()
@@ -164,6 +150,7 @@ async def admit(
         {
             "lots": results,
             "valid_until": data.valid_until.isoformat(),
+            "allocation": data.allocation,
             "rule": RULE,
             "procedure": profile.title,
         },
@@ -178,6 +165,34 @@ async def admit(
         session, tender, "tender.awarded", f"{tender.code}: the admitted suppliers have been published.", now
     )
     return agreement
+
+
+async def check_term_and_purchasers(
+    session: AsyncSession,
+    profile: ProcedureProfile,
+    valid_until: date,
+    purchasers: Sequence[uuid.UUID],
+    today: date,
+) -> None:
+    """The agreement's term runs from tomorrow to at most the profile's days (G-01); every purchaser it names
+    is an organisation of the platform."""
+    term = profile.framework_term_max_days
+    assert term is not None
+    if not today < valid_until or (valid_until - today).days > term:
+        raise refusal(
+            profile.rule("framework_term_max_days"),
+            f"The agreement's term runs from tomorrow to at most {term} days from today, {today.isoformat()}.",
+            "valid_until",
+            f"after {today.isoformat()}, at most {term} days on",
+        )
+    for i, org_id in enumerate(purchasers):
+        try:
+            await accounts.get_organisation(session, org_id)
+        except NotFound:
+            raise ValidationProblem(
+                "A purchaser the agreement names must be an organisation of the platform.",
+                errors=[field_error(f"purchasers[{i}]", "unknown organisation")],
+            ) from None
 
 
 async def _admit_lot(
