@@ -15,7 +15,7 @@ from click.testing import CliRunner, Result
 from ggzy import cli
 from tests.helpers import PASSWORD, Actor, Api, shanghai
 from tests.trading.test_centre_steps import PROJECT, only_room, submitted
-from tests.trading.test_framework import YUAN, admitted
+from tests.trading.test_framework import YUAN, F, admitted, framework, term_end
 
 
 @asynccontextmanager
@@ -201,3 +201,61 @@ async def test_a_framework_is_worked_from_the_command_line(api: Api, monkeypatch
     )
     assert shown.count('"kind": "direct"') == 1 and shown.count('"kind": "competition"') == 1
     assert f'"cap_fen": {third.price_fen - YUAN}' in shown
+
+
+async def test_an_open_framework_is_worked_from_the_command_line(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    agency = await api.organisation("agency")
+    draft = await api.draft(agency, **framework())
+    lot = draft["lots"][0]["id"]
+    t = ["--tender", draft["id"]]
+    first, second = await api.organisation("bidder"), await api.organisation("bidder")
+    async with served(api, monkeypatch) as url:
+        terms = f"{lot}={2_800_000 * YUAN}=台式计算机 三年上门保修"
+        said = ok(
+            await ggzy(
+                url, agency, "framework", "open", *t, "--lot", terms, "--valid-until", str(term_end(api)),
+                "--allocation", "rotation",
+            )
+        )  # fmt: skip
+        assert said.strip() == f"open framework in force until {term_end(api)}, orders by rotation"
+        applied = [
+            ok(await ggzy(url, who, "framework", "apply", *t, "--lot", lot)).split()[1]
+            for who in (first, second)
+        ]
+        # a supplier cannot admit itself
+        refused(
+            await ggzy(url, first, "framework", "accept", *t, "--application", applied[0]), 403, "Forbidden"
+        )
+        assert "admitted" in ok(
+            await ggzy(url, agency, "framework", "accept", *t, "--application", applied[0])
+        )
+        no = ["--application", applied[1], "--reasons", "未提供售后服务承诺"]
+        assert "refused" in ok(await ggzy(url, agency, "framework", "refuse", *t, *no))
+        listed = ok(await ggzy(url, second, "framework", "applications", *t))
+        # the purchaser cannot skip the rotation
+        order = [
+            "--lot",
+            lot,
+            "--supplier",
+            first.organisation_id,
+            "--price-fen",
+            "100",
+            "--subject",
+            "台式计算机",
+        ]
+        refused(await ggzy(url, agency, "framework", "order", *t, *order), 422, "[G-01]")
+        rotated = ok(
+            await ggzy(url, agency, "framework", "rotate", *t, "--lot", lot, "--subject", "台式计算机 20 台")
+        )
+        [admission] = (await api.get(F.format(draft["id"]))).json()["admissions"]
+        left = ok(await ggzy(url, first, "framework", "leave", *t, "--admission", admission["id"]))
+        refused(
+            await ggzy(url, agency, "framework", "rotate", *t, "--lot", lot, "--subject", "台式计算机"),
+            422,
+            "[G-01]",
+        )
+    assert listed.split()[:2] == [applied[1], "refused"] and "未提供售后服务承诺" in listed
+    assert rotated.startswith("rotation order") and f"at {2_800_000 * YUAN} fen" in rotated
+    assert "left on" in left
