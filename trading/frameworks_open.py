@@ -33,7 +33,7 @@ from trading.frameworks import (
 from trading.lifecycle import Action, TenderStatus
 from trading.models import FrameworkAdmission, FrameworkAgreement, FrameworkApplication, Lot, Tender
 from trading.notices import publish_notice
-from trading.tenders import can_manage, load_tender, lots_of, move, notify, tender_for_agency
+from trading.tenders import can_manage, last_review, load_tender, lots_of, move, notify, tender_for_agency
 
 
 async def open_framework(
@@ -49,6 +49,9 @@ async def open_framework(
             f"An open framework is made from its draft, with no first stage; the tender is {tender.status}.",
             rule=RULE,
         )
+    review = await last_review(session, tender.id)
+    if review is not None and review.status == "pending":
+        raise Conflict("The draft's notice awaits the centre's review: it is published by that, or refused.")
     await projects.require_accepted(session, tender)
     await check_term_and_purchasers(session, profile, data.valid_until, data.purchasers, local_date(now))
     lots = {lot.id: lot for lot in await lots_of(session, tender.id) if lot.status == "open"}

@@ -133,6 +133,12 @@ async def test_an_open_framework_is_made_only_from_its_draft_at_no_more_than_the
     }
     r = await api.post(f"{F.format(draft['id'])}/open", agency, json=body)
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "lots[0].price_fen", r.text
+    under_review = await api.draft(agency, **framework())
+    await api.document(agency, under_review["id"], b"%PDF-1.7 tender documents")
+    assert (await api.post(f"/api/v1/tenders/{under_review['id']}/publish", agency)).status_code == 200
+    body["lots"] = [{"lot_id": under_review["lots"][0]["id"], "price_fen": PRICE, "terms": "条款"}]
+    r = await api.post(f"{F.format(under_review['id'])}/open", agency, json=body)
+    assert r.status_code == 409, r.text
     published = await api.published(agency, **framework())
     body["lots"] = [{"lot_id": published["lots"][0]["id"], "price_fen": PRICE, "terms": "条款"}]
     r = await api.post(f"{F.format(published['id'])}/open", agency, json=body)
