@@ -154,9 +154,9 @@ class QuoteRead(msgspec.Struct):
 
 
 class OrderRead(msgspec.Struct):
-    """An order under a framework agreement: a direct order or a mini-competition (`kind`), `open` while a
-    competition takes quotes, `placed` once made and published (the supplier and the price), `failed` when
-    a competition closed without a quote, `closed` when the framework was completed while it was open (no
+    """An order under a framework agreement: a direct order, a mini-competition or an order by rotation
+    (`kind`), `open` while a competition takes quotes, `placed` once made and published (the supplier and the
+    price), `failed` when a competition closed without a quote, `closed` when the framework was completed while it was open (no
     award; its quotes stay unread)."""
 
     id: uuid.UUID

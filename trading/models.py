@@ -462,7 +462,7 @@ class FrameworkOrder(IdMixin, Base):
 
     tender_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenders.id"), index=True)
     lot_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("lots.id"))
-    kind: Mapped[str] = mapped_column(String(20))  # direct | competition
+    kind: Mapped[str] = mapped_column(String(20))  # direct | competition | rotation
     status: Mapped[str] = mapped_column(String(20))
     subject: Mapped[str] = mapped_column(Text)
     purchaser_organisation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisations.id"))
