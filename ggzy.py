@@ -214,9 +214,17 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "The witness's side of a committee draw (a supervisor or a notary).",
     ),
     "escrow": ("escrow.cli:escrow_group", "The centre's side of the deposit bank account."),
+    "framework": (
+        "trading.framework_cli:framework_group",
+        "Framework agreements (框架协议, G-01): admissions at capped prices, orders, mini-competitions.",
+    ),
     "jobs": (
         "accounts.cli:jobs_group",
         "Background jobs: the dead-letter list (jobs that kept failing for the whole retry horizon).",
+    ),
+    "project": (
+        "trading.centre_cli:project_group",
+        "Projects registered with the centre and its acceptance (项目受理).",
     ),
     "rehearsal": (
         "demo.cli:rehearsal_group",
@@ -226,6 +234,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "evaluation.cli:room_group",
         "A tender's evaluation room (its lot's, --lot, where each lot has its own room) and its report.",
     ),
+    "review": ("trading.centre_cli:review_group", "The centre's review of tender notices (公告审核)."),
     "serve": (
         "app:serve",
         "Run the HTTP server (with jobs and the chronograph in-process unless GGZY_REDIS_URL is set).",
@@ -233,6 +242,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "storage": (
         "app:storage_group",
         "The object store.",
+    ),
+    "venue": (
+        "trading.centre_cli:venue_group",
+        "The centre's rooms: its calendar, and evaluation rooms booked by the agency (场地预约).",
     ),
     "worker": (
         "app:worker",
@@ -258,7 +271,7 @@ def _configure_logging() -> None:
 def cli() -> None:
     """ggzy: the public-resource trading platform.
 
-    Every command answers --help. Client commands (bid, custodian, draw, accounts password) talk to a
+    Every command answers --help. Client commands (bid, custodian, draw, project, review, venue, framework, accounts password) talk to a
     server at --url or GGZY_URL; the others use the configured database (GGZY_DATABASE_URL, else
     var/ggzy.db) and object store.
     """

@@ -320,6 +320,8 @@ async def _framework(session: AsyncSession, tender_id: uuid.UUID) -> dict[str, A
         )
     )
     quotes: dict[uuid.UUID, list[dict[str, Any]]] = {}
+    # a competition ended unawarded by the completion keeps its quotes unread, in the archive too (W-20)
+    unread = {o.id for o in orders if o.status == "closed"}
     if orders:
         for q in await session.scalars(
             select(FrameworkQuote)
@@ -329,7 +331,7 @@ async def _framework(session: AsyncSession, tender_id: uuid.UUID) -> dict[str, A
             quotes.setdefault(q.order_id, []).append(
                 {
                     "organisation_id": str(q.organisation_id),
-                    "price_fen": q.price_fen,
+                    "price_fen": None if q.order_id in unread else q.price_fen,
                     "quoted_at": _at(q.quoted_at),
                 }
             )
@@ -337,13 +339,18 @@ async def _framework(session: AsyncSession, tender_id: uuid.UUID) -> dict[str, A
         "valid_until": _at(agreement.valid_until),
         "purchasers": list(agreement.purchasers),
         "made_at": _at(agreement.made_at),
+        "kind": agreement.kind,
+        "allocation": agreement.allocation,
+        "terms": agreement.terms,
         "admissions": [
             {
+                "id": str(a.id),
                 "lot_id": str(a.lot_id),
-                "bid_id": str(a.bid_id),
+                "bid_id": _id(a.bid_id),
                 "organisation_id": str(a.organisation_id),
                 "cap_fen": a.cap_fen,
                 "admitted_at": _at(a.admitted_at),
+                "left_at": _at(a.left_at),
             }
             for a in admissions
         ],

@@ -28,6 +28,7 @@ from typing import Any, Final
 from bidding import merkle, opening_record
 from escrow import heads, ledger
 from evaluation import report
+from rules import rotation
 from storage.commitments import final_quote_commitment
 from storage.signing import LogSigner, key_id
 
@@ -216,6 +217,13 @@ def _framework_orders(manifest: Mapping[str, Any]) -> list[Check]:
         if cap is None or int(order["price_fen"]) > cap:
             wrong.append(f"{order['id']} (not admitted, or above the cap)")
             continue
+        admission = _admission_of(framework, order)
+        assert admission is not None  # it has a cap
+        if _instant(admission["admitted_at"]) > _instant(order["placed_at"]) or (
+            admission.get("left_at") and _instant(admission["left_at"]) <= _instant(order["placed_at"])
+        ):
+            wrong.append(f"{order['id']} (to a supplier not admitted at the time)")
+            continue
         quotes = order.get("quotes", [])
         if order["kind"] == "competition":
             best = min(quotes, key=lambda q: (int(q["price_fen"]), _instant(q["quoted_at"])), default=None)
@@ -224,6 +232,7 @@ def _framework_orders(manifest: Mapping[str, Any]) -> list[Check]:
                 int(order["price_fen"]),
             ):
                 wrong.append(f"{order['id']} (not the lowest quote)")
+    wrong += _rotation(framework)
     return [
         _check(
             "framework orders",
@@ -233,6 +242,42 @@ def _framework_orders(manifest: Mapping[str, Any]) -> list[Check]:
             f"framework orders that break the agreement: {', '.join(wrong)}",
         )
     ]
+
+
+def _admission_of(framework: Mapping[str, Any], order: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    key = (str(order["lot_id"]), str(order["organisation_id"]))
+    return next(
+        (a for a in framework["admissions"] if (str(a["lot_id"]), str(a["organisation_id"])) == key), None
+    )
+
+
+def _rotation(framework: Mapping[str, Any]) -> list[str]:
+    """Each order by rotation (顺序轮候) went to the supplier whose turn it was (`rules/rotation.py`), replayed
+    from the admissions as they stood when it was placed and the supplier of the lot's previous one."""
+    wrong = []
+    last: dict[str, rotation.Member] = {}
+    for order in framework["orders"]:
+        if order["kind"] != "rotation":
+            continue
+        lot, at = str(order["lot_id"]), _instant(order["placed_at"])
+        members = [
+            _member(a)
+            for a in framework["admissions"]
+            if str(a["lot_id"]) == lot
+            and _instant(a["admitted_at"]) <= at
+            and not (a.get("left_at") and _instant(a["left_at"]) <= at)
+        ]
+        turn = rotation.queue(members, last.get(lot))
+        admission = _admission_of(framework, order)
+        if not turn or turn[0] != str(order["organisation_id"]) or admission is None:
+            wrong.append(f"{order['id']} (not the supplier whose turn it was)")
+            continue
+        last[lot] = _member(admission)
+    return wrong
+
+
+def _member(a: Mapping[str, Any]) -> rotation.Member:
+    return rotation.Member(_instant(a["admitted_at"]), str(a.get("id")), str(a["organisation_id"]))
 
 
 def _envelopes(manifest: Mapping[str, Any], key: bytes) -> list[Check]:

@@ -30,6 +30,7 @@ from trading import (
     complaints,
     contracts,
     documents,
+    framework_orders,
     notices,
     objections,
     reevaluation,
@@ -299,13 +300,11 @@ class TenderController(Controller):
     async def complete(
         self, tender_id: uuid.UUID, principal: Principal, session: AsyncSession, clock: Clock
     ) -> Response[schemas.TenderRead]:
-        """Close a contracted tender: the trade is complete and its record final (the agency, after the contract)."""
-        return await tender_response(
-            session,
-            await contracts.complete(session, principal, tender_id, clock.now()),
-            caller=principal,
-            now=clock.now(),
-        )
+        """Close a contracted tender: the trade is complete and its record final (the agency, after the contract);
+        a framework's open mini-competitions end unawarded."""
+        tender = await contracts.complete(session, principal, tender_id, clock.now())
+        await framework_orders.end_competitions(session, principal, tender, clock.now())
+        return await tender_response(session, tender, caller=principal, now=clock.now())
 
 
 class DocumentController(Controller):

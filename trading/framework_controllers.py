@@ -15,9 +15,16 @@ from accounts import service as accounts
 from accounts.guards import authenticated, public, requires
 from accounts.security import Principal
 from storage.clock import Clock
+from trading import framework_orders, frameworks, frameworks_open
 from trading import framework_schemas as fs
-from trading import frameworks
-from trading.models import FrameworkAdmission, FrameworkAgreement, FrameworkOrder, FrameworkQuote, Lot
+from trading.models import (
+    FrameworkAdmission,
+    FrameworkAgreement,
+    FrameworkApplication,
+    FrameworkOrder,
+    FrameworkQuote,
+    Lot,
+)
 
 AGENCY = requires("agency")
 BIDDER = requires("bidder")
@@ -40,6 +47,9 @@ async def framework_read(
         purchasers=[uuid.UUID(p) for p in agreement.purchasers],
         made_at=agreement.made_at,
         admissions=[admission_read(a, names[a.organisation_id]) for a in admissions],
+        kind=agreement.kind,
+        allocation=agreement.allocation,
+        terms=agreement.terms,
     )
 
 
@@ -52,6 +62,20 @@ def admission_read(a: FrameworkAdmission, supplier: str) -> fs.AdmissionRead:
         supplier=supplier,
         cap_fen=a.cap_fen,
         admitted_at=a.admitted_at,
+        left_at=a.left_at,
+    )
+
+
+def application_read(a: FrameworkApplication) -> fs.ApplicationRead:
+    return fs.ApplicationRead(
+        id=a.id,
+        tender_id=a.tender_id,
+        lot_id=a.lot_id,
+        organisation_id=a.organisation_id,
+        status=a.status,
+        reasons=a.reasons,
+        applied_at=a.applied_at,
+        decided_at=a.decided_at,
     )
 
 
@@ -149,7 +173,7 @@ class FrameworkController(Controller):
         clock: Clock,
     ) -> fs.OrderRead:
         """A direct order to one admitted supplier at no more than its cap (G-01); published."""
-        row = await frameworks.direct_order(session, principal, tender_id, data, clock.now())
+        row = await framework_orders.direct_order(session, principal, tender_id, data, clock.now())
         return (await orders_read(session, [row]))[0]
 
     @get("/orders", operation_id="list_framework_orders", guards=[public])
@@ -159,7 +183,7 @@ class FrameworkController(Controller):
         """The orders: the published records for everyone; open competitions for the purchasers, those who
         watch and the lot's admitted suppliers."""
         return await orders_read(
-            session, await frameworks.visible_orders(session, request_principal, tender_id)
+            session, await framework_orders.visible_orders(session, request_principal, tender_id)
         )
 
     @post("/competitions", operation_id="open_framework_competition", guards=[AGENCY])
@@ -172,7 +196,7 @@ class FrameworkController(Controller):
         clock: Clock,
     ) -> fs.OrderRead:
         """Open a mini-competition among the lot's admitted suppliers, taking quotes until its close (G-01)."""
-        row = await frameworks.open_competition(session, principal, tender_id, data, clock.now())
+        row = await framework_orders.open_competition(session, principal, tender_id, data, clock.now())
         return (await orders_read(session, [row]))[0]
 
     @post("/competitions/{order_id:uuid}/quotes", operation_id="quote_framework_competition", guards=[BIDDER])
@@ -186,7 +210,9 @@ class FrameworkController(Controller):
         clock: Clock,
     ) -> fs.QuoteRead:
         """Quote once, at no more than the cap, before the close; nobody else sees it until then (W-20)."""
-        return quote_read(await frameworks.quote(session, principal, tender_id, order_id, data, clock.now()))
+        return quote_read(
+            await framework_orders.quote(session, principal, tender_id, order_id, data, clock.now())
+        )
 
     @get("/competitions/{order_id:uuid}/quotes", operation_id="list_framework_quotes", guards=[authenticated])
     async def quotes(
@@ -195,7 +221,8 @@ class FrameworkController(Controller):
         """The quotes: before the close each supplier its own only; after it every quote for the purchasers,
         those who watch and the lot's admitted suppliers."""
         return [
-            quote_read(q) for q in await frameworks.visible_quotes(session, principal, tender_id, order_id)
+            quote_read(q)
+            for q in await framework_orders.visible_quotes(session, principal, tender_id, order_id)
         ]
 
     @post(
@@ -213,5 +240,90 @@ class FrameworkController(Controller):
         clock: Clock,
     ) -> fs.OrderRead:
         """Close a mini-competition at or after its time: the lowest quote wins, the earliest of equals (G-01)."""
-        row = await frameworks.close_competition(session, principal, tender_id, order_id, clock.now())
+        row = await framework_orders.close_competition(session, principal, tender_id, order_id, clock.now())
+        return (await orders_read(session, [row]))[0]
+
+    @post("/open", operation_id="open_framework", guards=[AGENCY])
+    async def open_framework(
+        self,
+        tender_id: uuid.UUID,
+        data: fs.OpenFrameworkCreate,
+        principal: Principal,
+        session: AsyncSession,
+        clock: Clock,
+    ) -> fs.FrameworkRead:
+        """Make an open framework from the draft: fixed prices and terms per lot; suppliers apply to join (G-01)."""
+        agreement = await frameworks_open.open_framework(session, principal, tender_id, data, clock.now())
+        return await framework_read(session, agreement, [])
+
+    @post("/applications", operation_id="apply_to_framework", guards=[BIDDER])
+    async def apply(
+        self,
+        tender_id: uuid.UUID,
+        data: fs.ApplicationCreate,
+        principal: Principal,
+        session: AsyncSession,
+        clock: Clock,
+    ) -> fs.ApplicationRead:
+        """Apply to join a lot of an open framework during its term (G-01)."""
+        return application_read(await frameworks_open.apply(session, principal, tender_id, data, clock.now()))
+
+    @get("/applications", operation_id="list_framework_applications", guards=[authenticated])
+    async def applications(
+        self, tender_id: uuid.UUID, principal: Principal, session: AsyncSession
+    ) -> list[fs.ApplicationRead]:
+        """The applications: all for the agency that runs the framework, a supplier's own for the supplier."""
+        return [
+            application_read(a) for a in await frameworks_open.applications(session, principal, tender_id)
+        ]
+
+    @post(
+        "/applications/{application_id:uuid}/decision",
+        operation_id="decide_framework_application",
+        guards=[AGENCY],
+        status_code=200,
+    )
+    async def decide(
+        self,
+        tender_id: uuid.UUID,
+        application_id: uuid.UUID,
+        data: fs.ApplicationDecision,
+        principal: Principal,
+        session: AsyncSession,
+        clock: Clock,
+    ) -> fs.ApplicationRead:
+        """Admit the applicant at the lot's fixed price (published), or refuse it with the reasons (G-01)."""
+        row = await frameworks_open.decide(session, principal, tender_id, application_id, data, clock.now())
+        return application_read(row)
+
+    @post(
+        "/admissions/{admission_id:uuid}/leave",
+        operation_id="leave_framework",
+        guards=[BIDDER],
+        status_code=200,
+    )
+    async def leave(
+        self,
+        tender_id: uuid.UUID,
+        admission_id: uuid.UUID,
+        principal: Principal,
+        session: AsyncSession,
+        clock: Clock,
+    ) -> fs.AdmissionRead:
+        """Leave an open framework: no order goes to you after (published)."""
+        row = await frameworks_open.leave(session, principal, tender_id, admission_id, clock.now())
+        names = await _names(session, [row.organisation_id])
+        return admission_read(row, names[row.organisation_id])
+
+    @post("/rotations", operation_id="place_framework_rotation_order", guards=[AGENCY])
+    async def rotation(
+        self,
+        tender_id: uuid.UUID,
+        data: fs.RotationOrderCreate,
+        principal: Principal,
+        session: AsyncSession,
+        clock: Clock,
+    ) -> fs.OrderRead:
+        """An order by rotation (顺序轮候): the next supplier in the lot's turn, at its cap (G-01); published."""
+        row = await framework_orders.rotation_order(session, principal, tender_id, data, clock.now())
         return (await orders_read(session, [row]))[0]

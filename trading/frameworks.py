@@ -7,18 +7,14 @@ its evaluated bid price, the most it may charge in an order, which it may lower 
 decision fixes the agreement's term and the other organisations it names as purchasers, and the admitted
 suppliers are published in the result notice.
 
-The second stage is the orders while the agreement is in force, each recorded and published: a direct
-order (直接选定) to one admitted supplier at no more than its cap, or a mini-competition (二次竞价) among every
-admitted supplier of the lot, each quoting once, at no more than its cap, before the close; nobody but the
-quoting supplier sees a quote before the close (W-20), and the purchaser's close, at or after the closing
-time, gives the order to the lowest quote, the earliest of equal quotes.
+The second stage, the orders while the agreement is in force, is in framework_orders.py.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -26,18 +22,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from accounts import service as accounts
 from accounts.security import Principal
 from escrow import refunds
-from rules.calendar import SHANGHAI, local_date
+from rules.calendar import local_date
 from rules.profiles import ProcedureProfile, profile_for
 from rules.schedule import working_calendar
 from storage.problems import (
     Conflict,
-    Forbidden,
     NotFound,
     RuleViolation,
     ValidationProblem,
     field_error,
     refusal,
-    requested_instant,
 )
 from trading import framework_schemas as fs
 from trading.lifecycle import Action, TenderStatus
@@ -45,8 +39,6 @@ from trading.models import (
     Bid,
     FrameworkAdmission,
     FrameworkAgreement,
-    FrameworkOrder,
-    FrameworkQuote,
     Lot,
     Report,
     Tender,
@@ -57,8 +49,6 @@ from trading.tenders import (
     load_tender,
     lots_of,
     move,
-    notify,
-    oversees,
     refuse_if_suspended,
     tender_for_agency,
     visible_tender,
@@ -72,7 +62,7 @@ def is_framework(profile: ProcedureProfile) -> bool:
     return profile.framework_term_max_days is not None
 
 
-def _refuse_unless_framework(tender: Tender) -> ProcedureProfile:
+def refuse_unless_framework(tender: Tender) -> ProcedureProfile:
     profile = profile_for(tender.sector, tender.method)
     if not is_framework(profile):
         raise Conflict(
@@ -121,28 +111,12 @@ async def admit(
     admitted suppliers and their caps. The agreement, made with the admission, is the admitted suppliers'
     contract: every deposit of the lot falls due (G-04)."""
     tender = await tender_for_agency(session, actor, tender_id)
-    profile = _refuse_unless_framework(tender)
+    profile = refuse_unless_framework(tender)
     refuse_if_suspended(tender, "admit suppliers")
     if tender.status != TenderStatus.DECISION:
         raise Conflict(f"Suppliers are admitted on the evaluation report; the tender is {tender.status}.")
     today = local_date(now)
-    term = profile.framework_term_max_days
-    assert term is not None
-    if not today < data.valid_until or (data.valid_until - today).days > term:
-        raise refusal(
-            profile.rule("framework_term_max_days"),
-            f"The agreement's term runs from tomorrow to at most {term} days from today, {today.isoformat()}.",
-            "valid_until",
-            f"after {today.isoformat()}, at most {term} days on",
-        )
-    for i, org_id in enumerate(data.purchasers):
-        try:
-            await accounts.get_organisation(session, org_id)
-        except NotFound:
-            raise ValidationProblem(
-                "A purchaser the agreement names must be an organisation of the platform.",
-                errors=[field_error(f"purchasers[{i}]", "unknown organisation")],
-            ) from None
+    await check_term_and_purchasers(session, profile, data.valid_until, data.purchasers, today)
     lots = {lot.id: lot for lot in await lots_of(session, tender.id) if lot.status == "open"}
     chosen = {entry.lot_id: entry.bid_ids for entry in data.lots}
     if set(chosen) != set(lots) or len(chosen) != len(data.lots):
@@ -161,6 +135,8 @@ async def admit(
         valid_until=data.valid_until,
         purchasers=sorted({str(p) for p in data.purchasers}),
         made_at=now,
+        kind="closed",
+        allocation=data.allocation,
     )
     session.add(agreement)
     await session.flush()
@@ -174,6 +150,7 @@ async def admit(
         {
             "lots": results,
             "valid_until": data.valid_until.isoformat(),
+            "allocation": data.allocation,
             "rule": RULE,
             "procedure": profile.title,
         },
@@ -188,6 +165,34 @@ async def admit(
         session, tender, "tender.awarded", f"{tender.code}: the admitted suppliers have been published.", now
     )
     return agreement
+
+
+async def check_term_and_purchasers(
+    session: AsyncSession,
+    profile: ProcedureProfile,
+    valid_until: date,
+    purchasers: Sequence[uuid.UUID],
+    today: date,
+) -> None:
+    """The agreement's term runs from tomorrow to at most the profile's days (G-01); every purchaser it names
+    is an organisation of the platform."""
+    term = profile.framework_term_max_days
+    assert term is not None
+    if not today < valid_until or (valid_until - today).days > term:
+        raise refusal(
+            profile.rule("framework_term_max_days"),
+            f"The agreement's term runs from tomorrow to at most {term} days from today, {today.isoformat()}.",
+            "valid_until",
+            f"after {today.isoformat()}, at most {term} days on",
+        )
+    for i, org_id in enumerate(purchasers):
+        try:
+            await accounts.get_organisation(session, org_id)
+        except NotFound:
+            raise ValidationProblem(
+                "A purchaser the agreement names must be an organisation of the platform.",
+                errors=[field_error(f"purchasers[{i}]", "unknown organisation")],
+            ) from None
 
 
 async def _admit_lot(
@@ -261,7 +266,7 @@ async def lower_cap(
             f"below {row.cap_fen}",
             cap_fen=row.cap_fen,
         )
-    await _in_force(session, tender, now)
+    await in_force(session, tender, now)
     before, row.cap_fen = row.cap_fen, data.cap_fen
     await accounts.record(
         session, actor, "framework.lower_cap", "tender", tender.id, now, before=before, after=data.cap_fen
@@ -280,9 +285,9 @@ async def lower_cap(
     return row
 
 
-async def _in_force(session: AsyncSession, tender: Tender, now: datetime) -> FrameworkAgreement:
+async def in_force(session: AsyncSession, tender: Tender, now: datetime) -> FrameworkAgreement:
     """The agreement of a framework tender, refused unless it is in force at `now` (G-01)."""
-    _refuse_unless_framework(tender)
+    refuse_unless_framework(tender)
     agreement = await agreement_of(session, tender.id)
     if agreement is None or tender.status != TenderStatus.AWARDED:
         raise Conflict(
@@ -300,282 +305,6 @@ async def _in_force(session: AsyncSession, tender: Tender, now: datetime) -> Fra
     return agreement
 
 
-# ---------------------------------------------------------------- second stage: the orders
-
-
-async def _for_purchaser(
-    session: AsyncSession, actor: Principal, tender_id: uuid.UUID
-) -> tuple[Tender, FrameworkAgreement | None]:
-    """The tender (locked) if `actor` may order under it: its agency, or an organisation the agreement
-    names as a purchaser; 404 otherwise."""
-    tender = await load_tender(session, tender_id, lock=True)
-    agreement = await agreement_of(session, tender.id)
-    if not is_purchaser(actor, tender, agreement):
-        raise NotFound("No such tender.")
-    await accounts.require_active(session, actor)
-    refuse_if_suspended(tender, "order")
-    return tender, agreement
-
-
-async def _lot_of(session: AsyncSession, tender: Tender, lot_id: uuid.UUID) -> Lot:
-    lot = await session.get(Lot, lot_id)
-    if lot is None or lot.tender_id != tender.id:
-        raise ValidationProblem("No such lot in this tender.", errors=[field_error("lot_id", "unknown")])
-    return lot
-
-
-async def _admission(
-    session: AsyncSession, lot_id: uuid.UUID, organisation_id: uuid.UUID
-) -> FrameworkAdmission | None:
-    return await session.scalar(
-        select(FrameworkAdmission).where(
-            FrameworkAdmission.lot_id == lot_id, FrameworkAdmission.organisation_id == organisation_id
-        )
-    )
-
-
-def _refuse_above_cap(price_fen: int, admission: FrameworkAdmission) -> None:
-    if price_fen > admission.cap_fen:
-        raise refusal(
-            RULE,
-            f"An order under the agreement costs at most the supplier's cap (入围价格), {admission.cap_fen} fen.",
-            "price_fen",
-            f"at most {admission.cap_fen}",
-            cap_fen=admission.cap_fen,
-        )
-
-
-async def direct_order(
-    session: AsyncSession, actor: Principal, tender_id: uuid.UUID, data: fs.DirectOrderCreate, now: datetime
-) -> FrameworkOrder:
-    """A direct order (直接选定) to one admitted supplier of a lot at no more than its cap, while the
-    agreement is in force (G-01); recorded and published."""
-    tender, _agreement = await _for_purchaser(session, actor, tender_id)
-    await _in_force(session, tender, now)
-    lot = await _lot_of(session, tender, data.lot_id)
-    admission = await _admission(session, lot.id, data.organisation_id)
-    if admission is None:
-        raise refusal(
-            RULE,
-            "Orders under the agreement go only to the suppliers admitted on the lot.",
-            "organisation_id",
-            "not admitted on this lot",
-        )
-    _refuse_above_cap(data.price_fen, admission)
-    order = FrameworkOrder(
-        tender_id=tender.id,
-        lot_id=lot.id,
-        kind="direct",
-        status="open",
-        subject=data.subject,
-        purchaser_organisation_id=actor.organisation_id,
-        created_at=now,
-    )
-    session.add(order)
-    await session.flush()
-    await _place(session, actor, tender, lot, order, admission.organisation_id, data.price_fen, now)
-    return order
-
-
-async def _place(
-    session: AsyncSession,
-    actor: Principal,
-    tender: Tender,
-    lot: Lot,
-    order: FrameworkOrder,
-    organisation_id: uuid.UUID,
-    price_fen: int,
-    now: datetime,
-) -> None:
-    """Make the order to the supplier at the price, log it and publish its record (S-03)."""
-    order.status, order.organisation_id, order.price_fen, order.placed_at = (
-        "placed",
-        organisation_id,
-        price_fen,
-        now,
-    )
-    await accounts.record(
-        session, actor, f"framework.order.{order.kind}", "tender", tender.id, now, order=str(order.id)
-    )
-    org = await accounts.get_organisation(session, organisation_id)
-    await publish_notice(
-        session,
-        tender,
-        "framework_order",
-        f"{tender.title} 框架协议采购成交结果公告 (标段 {lot.number})",
-        {
-            "lot": lot.number,
-            "order": str(order.id),
-            "kind": order.kind,
-            "subject": order.subject,
-            "supplier": org.name,
-            "credit_code": org.credit_code,
-            "price_fen": price_fen,
-            "placed_on": local_date(now).isoformat(),
-            "rule": RULE,
-        },
-        now,
-    )
-    await notify(
-        session,
-        organisation_id,
-        tender.id,
-        "framework.order",
-        f"{tender.code}: an order is placed with you.",
-        now,
-    )
-
-
-async def open_competition(
-    session: AsyncSession, actor: Principal, tender_id: uuid.UUID, data: fs.CompetitionCreate, now: datetime
-) -> FrameworkOrder:
-    """A mini-competition (二次竞价) on a lot: every admitted supplier is invited to quote once until
-    `closes_at`, a future instant within the agreement's term (G-01)."""
-    tender, _agreement = await _for_purchaser(session, actor, tender_id)
-    agreement = await _in_force(session, tender, now)
-    lot = await _lot_of(session, tender, data.lot_id)
-    closes_at = requested_instant("closes_at", data.closes_at)
-    if closes_at <= now:
-        raise ValidationProblem(
-            "A mini-competition closes in the future.", errors=[field_error("closes_at", "not in the future")]
-        )
-    if local_date(closes_at) > agreement.valid_until:
-        raise refusal(
-            RULE,
-            f"A mini-competition closes within the agreement's term, by {agreement.valid_until.isoformat()}.",
-            "closes_at",
-            f"on or before {agreement.valid_until.isoformat()}",
-        )
-    order = FrameworkOrder(
-        tender_id=tender.id,
-        lot_id=lot.id,
-        kind="competition",
-        status="open",
-        subject=data.subject,
-        purchaser_organisation_id=actor.organisation_id,
-        created_at=now,
-        closes_at=closes_at,
-    )
-    session.add(order)
-    await session.flush()
-    await accounts.record(
-        session, actor, "framework.competition.open", "tender", tender.id, now, order=str(order.id)
-    )
-    closing = closes_at.astimezone(SHANGHAI).isoformat()
-    for admission in await session.scalars(
-        select(FrameworkAdmission).where(FrameworkAdmission.lot_id == lot.id)
-    ):
-        await notify(
-            session,
-            admission.organisation_id,
-            tender.id,
-            "framework.competition",
-            f"{tender.code}: a mini-competition on lot {lot.number} takes one quote each until {closing}.",
-            now,
-        )
-    return order
-
-
-async def _competition(session: AsyncSession, tender: Tender, order_id: uuid.UUID) -> FrameworkOrder:
-    order = await session.get(FrameworkOrder, order_id, with_for_update=True)
-    if order is None or order.tender_id != tender.id or order.kind != "competition":
-        raise NotFound("No such mini-competition.")
-    return order
-
-
-async def quote(
-    session: AsyncSession,
-    actor: Principal,
-    tender_id: uuid.UUID,
-    order_id: uuid.UUID,
-    data: fs.QuoteCreate,
-    now: datetime,
-) -> FrameworkQuote:
-    """An admitted supplier's one quote in a mini-competition, at no more than its cap, before the close
-    (G-01); nobody else sees it until the close (W-20)."""
-    tender = await load_tender(session, tender_id, lock=True)
-    _refuse_unless_framework(tender)
-    order = await _competition(session, tender, order_id)
-    admission = await _admission(session, order.lot_id, actor.organisation_id)
-    if admission is None:
-        raise Forbidden("Only the suppliers admitted on the lot quote in its mini-competition.", rule=RULE)
-    await accounts.require_active(session, actor)
-    assert order.closes_at is not None
-    if order.status != "open" or now >= order.closes_at:
-        raise RuleViolation(
-            RULE,
-            f"The mini-competition closed at {order.closes_at.astimezone(SHANGHAI).isoformat()}: no quote after it.",
-            closes_at=order.closes_at.isoformat(),
-        )
-    await _in_force(session, tender, now)
-    if await session.scalar(
-        select(FrameworkQuote.id).where(
-            FrameworkQuote.order_id == order.id, FrameworkQuote.organisation_id == actor.organisation_id
-        )
-    ):
-        raise Conflict("Each admitted supplier quotes once in a mini-competition.", rule=RULE)
-    _refuse_above_cap(data.price_fen, admission)
-    row = FrameworkQuote(
-        order_id=order.id, organisation_id=actor.organisation_id, price_fen=data.price_fen, quoted_at=now
-    )
-    session.add(row)
-    await session.flush()
-    # the price stays out of the audit trail until the close: the trail is read by those who watch (W-20)
-    await accounts.record(session, actor, "framework.quote", "tender", tender.id, now, order=str(order.id))
-    return row
-
-
-async def close_competition(
-    session: AsyncSession, actor: Principal, tender_id: uuid.UUID, order_id: uuid.UUID, now: datetime
-) -> FrameworkOrder:
-    """Close a mini-competition at or after its closing time (G-01): the lowest quote wins, the earliest of
-    equal quotes; the order is recorded and published. Without a quote the competition fails."""
-    tender, _agreement = await _for_purchaser(session, actor, tender_id)
-    _refuse_unless_framework(tender)
-    order = await _competition(session, tender, order_id)
-    if order.status != "open":
-        raise Conflict(f"The mini-competition is already closed ({order.status}).")
-    assert order.closes_at is not None
-    if now < order.closes_at:
-        raise RuleViolation(
-            RULE,
-            f"The mini-competition takes quotes until {order.closes_at.astimezone(SHANGHAI).isoformat()}; "
-            "it is closed at or after that time.",
-            closes_at=order.closes_at.isoformat(),
-        )
-    best = await session.scalar(
-        select(FrameworkQuote)
-        .where(FrameworkQuote.order_id == order.id)
-        .order_by(FrameworkQuote.price_fen, FrameworkQuote.quoted_at, FrameworkQuote.id)
-        .limit(1)
-    )
-    lot = await session.get(Lot, order.lot_id)
-    assert lot is not None
-    if best is None:
-        order.status = "failed"
-        await accounts.record(
-            session, actor, "framework.competition.fail", "tender", tender.id, now, order=str(order.id)
-        )
-        await publish_notice(
-            session,
-            tender,
-            "framework_order",
-            f"{tender.title} 框架协议二次竞价失败公告 (标段 {lot.number})",
-            {
-                "lot": lot.number,
-                "order": str(order.id),
-                "kind": order.kind,
-                "subject": order.subject,
-                "reason": "no admitted supplier quoted",
-                "rule": RULE,
-            },
-            now,
-        )
-        return order
-    await _place(session, actor, tender, lot, order, best.organisation_id, best.price_fen, now)
-    return order
-
-
 # ---------------------------------------------------------------- reading
 
 
@@ -588,55 +317,3 @@ async def visible_agreement(
     if agreement is None:
         raise NotFound("No framework agreement on this tender.")
     return agreement, await admissions_of(session, tender.id)
-
-
-async def visible_orders(
-    session: AsyncSession, actor: Principal | None, tender_id: uuid.UUID
-) -> list[FrameworkOrder]:
-    """The orders under a framework agreement: every one for its purchasers and those who watch; for an
-    admitted supplier the published ones, its own and the open competitions of its lots; for everyone
-    else the published records."""
-    tender = await visible_tender(session, actor, tender_id)
-    agreement = await agreement_of(session, tender.id)
-    query = (
-        select(FrameworkOrder)
-        .where(FrameworkOrder.tender_id == tender.id)
-        .order_by(FrameworkOrder.created_at)
-    )
-    orders = list(await session.scalars(query))
-    if actor is not None and (oversees(actor, tender) or is_purchaser(actor, tender, agreement)):
-        return orders
-    lots: set[uuid.UUID] = set()
-    if actor is not None:
-        lots = set(
-            await session.scalars(
-                select(FrameworkAdmission.lot_id).where(
-                    FrameworkAdmission.tender_id == tender.id,
-                    FrameworkAdmission.organisation_id == actor.organisation_id,
-                )
-            )
-        )
-    return [o for o in orders if o.status != "open" or o.lot_id in lots]
-
-
-async def visible_quotes(
-    session: AsyncSession, actor: Principal, tender_id: uuid.UUID, order_id: uuid.UUID
-) -> list[FrameworkQuote]:
-    """A mini-competition's quotes: before the close each supplier its own and nobody anyone else's
-    (W-20), not even the purchaser; after it, every quote for the purchasers, those who watch and the lot's
-    admitted suppliers."""
-    tender = await visible_tender(session, actor, tender_id)
-    order = await session.get(FrameworkOrder, order_id)
-    if order is None or order.tender_id != tender.id or order.kind != "competition":
-        raise NotFound("No such mini-competition.")
-    query = (
-        select(FrameworkQuote).where(FrameworkQuote.order_id == order.id).order_by(FrameworkQuote.quoted_at)
-    )
-    entitled = (
-        oversees(actor, tender)
-        or is_purchaser(actor, tender, await agreement_of(session, tender.id))
-        or await _admission(session, order.lot_id, actor.organisation_id) is not None
-    )
-    if order.status == "open" or not entitled:
-        query = query.where(FrameworkQuote.organisation_id == actor.organisation_id)
-    return list(await session.scalars(query))

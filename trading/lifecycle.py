@@ -84,6 +84,9 @@ def transitions(profile: ProcedureProfile) -> Table:
                 table[(TenderStatus(step.state), Action.CANCEL)] = S.CANCELLED
         for state in _reevaluable(profile):
             table[(state, Action.REEVALUATE)] = S.EVALUATION
+        if profile.framework_term_max_days is not None:
+            # an open framework (开放式框架协议) has no first stage: its call makes the agreement, from the draft
+            table[(S.DRAFT, Action.AWARD)] = S.AWARDED
         table[(S.UNSUCCESSFUL, Action.RETENDER)] = S.RETENDER
         table[(S.CANCELLED, Action.RETENDER)] = S.RETENDER
         _tables[profile.steps] = table

@@ -417,6 +417,12 @@ class FrameworkAgreement(IdMixin, Base):
     valid_until: Mapped[date] = mapped_column(Date)
     purchasers: Mapped[list[Any]]
     made_at: Mapped[datetime]
+    # closed (封闭式: admitted from a competitive first stage) | open (开放式: fixed prices, suppliers join)
+    kind: Mapped[str] = mapped_column(String(10), default="closed", server_default="closed")
+    # how orders find their supplier: choice (直接选定 or 二次竞价) | rotation (顺序轮候)
+    allocation: Mapped[str] = mapped_column(String(20), default="choice", server_default="choice")
+    # an open framework's published terms: {lot id: {"price_fen": …, "terms": …}}
+    terms: Mapped[dict[str, Any] | None]
 
 
 class FrameworkAdmission(IdMixin, Base):
@@ -428,23 +434,40 @@ class FrameworkAdmission(IdMixin, Base):
 
     tender_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenders.id"), index=True)
     lot_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("lots.id"))
-    bid_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("bids.id"))
+    bid_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("bids.id"))  # None: joined an open framework
     organisation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisations.id"))
     cap_fen: Mapped[int] = mapped_column(BigInteger)
     admitted_at: Mapped[datetime]
+    left_at: Mapped[datetime | None]  # an open framework's supplier may leave it; no order after
+
+
+class FrameworkApplication(IdMixin, Base):
+    """A supplier's application to join a lot of an open framework during its term: `pending`, then
+    `admitted` or `refused` by the purchaser with its reasons."""
+
+    __tablename__ = "framework_applications"
+
+    tender_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenders.id"), index=True)
+    lot_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("lots.id"))
+    organisation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisations.id"))
+    status: Mapped[str] = mapped_column(String(20))
+    reasons: Mapped[str | None] = mapped_column(Text)
+    applied_at: Mapped[datetime]
+    decided_at: Mapped[datetime | None]
 
 
 class FrameworkOrder(IdMixin, Base):
     """An order under a framework agreement (second stage): a direct order to one admitted supplier
     (直接选定), or a mini-competition (二次竞价) among the lot's admitted suppliers that closes at `closes_at`
     and goes to the lowest quote. `status` is `open` (a competition taking quotes), `placed` (the order is
-    made and published) or `failed` (a competition closed without a quote)."""
+    made and published), `failed` (a competition closed without a quote) or `closed` (a competition
+    still open when the framework was completed: no award, its quotes unread)."""
 
     __tablename__ = "framework_orders"
 
     tender_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenders.id"), index=True)
     lot_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("lots.id"))
-    kind: Mapped[str] = mapped_column(String(20))  # direct | competition
+    kind: Mapped[str] = mapped_column(String(20))  # direct | competition | rotation
     status: Mapped[str] = mapped_column(String(20))
     subject: Mapped[str] = mapped_column(Text)
     purchaser_organisation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organisations.id"))
