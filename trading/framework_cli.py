@@ -207,7 +207,8 @@ def framework_open(
     url: str,
     username: str | None,
 ) -> None:
-    """Make an open framework (开放式) from its draft and publish its call: suppliers apply to join (the agency)."""
+    """Write an open framework's call (开放式) on its draft and submit it to the centre's review; from the
+    approval suppliers apply to join (the agency)."""
     entries = []
     for lot in lots:
         parts = lot.split("=", 2)
@@ -222,7 +223,8 @@ def framework_open(
     }
     agreement = session(url, username).post(f"{_f(tender_id)}/open", body)
     click.echo(
-        f"open framework in force until {agreement['valid_until']}, orders by {agreement['allocation']}"
+        f"open framework call submitted to the centre's review: in force until {agreement['valid_until']} "
+        f"from the approval, orders by {agreement['allocation']}"
     )
 
 

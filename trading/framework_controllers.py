@@ -15,7 +15,7 @@ from accounts import service as accounts
 from accounts.guards import authenticated, public, requires
 from accounts.security import Principal
 from storage.clock import Clock
-from trading import framework_orders, frameworks, frameworks_open
+from trading import framework_orders, frameworks, frameworks_open, reviews
 from trading import framework_schemas as fs
 from trading.models import (
     FrameworkAdmission,
@@ -252,8 +252,10 @@ class FrameworkController(Controller):
         session: AsyncSession,
         clock: Clock,
     ) -> fs.FrameworkRead:
-        """Make an open framework from the draft: fixed prices and terms per lot; suppliers apply to join (G-01)."""
-        agreement = await frameworks_open.open_framework(session, principal, tender_id, data, clock.now())
+        """Write an open framework's call on the draft, fixed prices and terms per lot, and submit it to the
+        centre's review; from the approval it is published and suppliers apply to join (G-01)."""
+        agreement = await frameworks_open.draft_call(session, principal, tender_id, data, clock.now())
+        await reviews.submit(session, principal, tender_id, None, clock.now())
         return await framework_read(session, agreement, [])
 
     @post("/applications", operation_id="apply_to_framework", guards=[BIDDER])

@@ -2,7 +2,8 @@
 
 Where a closed framework admits its suppliers from a competitive first stage, an open one has none: the
 purchaser publishes the fixed price (the cap of every order) and the terms of each lot, the agreement's
-term and how its orders are allocated, and the agreement is in force from that call. During the term any
+term and how its orders are allocated; the call passes the centre's notice review like any notice, and the
+agreement is in force from the approval. During the term any
 supplier may apply to join a lot; the purchaser — the agency that runs the framework, never the applicant —
 admits it at the lot's fixed price, published, or refuses it with its reasons. An admitted supplier may
 leave the framework; no order goes to it after. Joining a closed framework, joining after the term, and an
@@ -36,14 +37,16 @@ from trading.notices import publish_notice
 from trading.tenders import can_manage, last_review, load_tender, lots_of, move, notify, tender_for_agency
 
 
-async def open_framework(
+async def draft_call(
     session: AsyncSession, actor: Principal, tender_id: uuid.UUID, data: fs.OpenFrameworkCreate, now: datetime
 ) -> FrameworkAgreement:
-    """Make an open framework on a framework tender still a draft of an accepted project (G-01): the fixed
-    price, at most the lot's budget, and the terms of every lot; the term; the purchasers; the allocation.
-    The call (征集公告) is published and the agreement is in force at once, with no supplier yet."""
+    """Write an open framework's call on a framework tender still a draft of an accepted project (G-01): the
+    fixed price, at most the lot's budget, and the terms of every lot; the term; the purchasers; the
+    allocation. The call reaches the public board only through the centre's review (公告审核), like any
+    notice: the agreement is in force, with no supplier yet, from the approval. A refused call is
+    rewritten the same way and submitted again."""
     tender = await tender_for_agency(session, actor, tender_id)
-    profile = refuse_unless_framework(tender)
+    refuse_unless_framework(tender)
     if tender.status != TenderStatus.DRAFT:
         raise Conflict(
             f"An open framework is made from its draft, with no first stage; the tender is {tender.status}.",
@@ -52,35 +55,71 @@ async def open_framework(
     review = await last_review(session, tender.id)
     if review is not None and review.status == "pending":
         raise Conflict("The draft's notice awaits the centre's review: it is published by that, or refused.")
+    agreement = await agreement_of(session, tender.id)
+    if agreement is None:
+        agreement = FrameworkAgreement(tender_id=tender.id, made_at=now, kind="open")
+        session.add(agreement)
+    agreement.valid_until = data.valid_until
+    agreement.purchasers = sorted({str(p) for p in data.purchasers})
+    agreement.allocation = data.allocation
+    agreement.terms = {str(e.lot_id): {"price_fen": e.price_fen, "terms": e.terms} for e in data.lots}
+    agreement.made_at = now
+    await check_call(session, tender, agreement, now, lot_order=[e.lot_id for e in data.lots])
+    await session.flush()
+    return agreement
+
+
+async def draft_call_of(session: AsyncSession, tender: Tender) -> FrameworkAgreement | None:
+    """The open framework's call written on this draft and not yet published, if there is one."""
+    if tender.status != TenderStatus.DRAFT:
+        return None
+    agreement = await agreement_of(session, tender.id)
+    return agreement if agreement is not None and agreement.kind == "open" else None
+
+
+async def check_call(
+    session: AsyncSession,
+    tender: Tender,
+    agreement: FrameworkAgreement,
+    now: datetime,
+    lot_order: list[uuid.UUID] | None = None,
+) -> None:
+    """Every check an open framework's call must pass at `now`: an accepted project, the term and the
+    purchasers (G-01), and a fixed price, at most its budget, for every open lot once."""
+    profile = refuse_unless_framework(tender)
     await projects.require_accepted(session, tender)
-    await check_term_and_purchasers(session, profile, data.valid_until, data.purchasers, local_date(now))
+    purchasers = [uuid.UUID(p) for p in agreement.purchasers]
+    await check_term_and_purchasers(session, profile, agreement.valid_until, purchasers, local_date(now))
     lots = {lot.id: lot for lot in await lots_of(session, tender.id) if lot.status == "open"}
-    if {entry.lot_id for entry in data.lots} != set(lots) or len(data.lots) != len(lots):
+    terms = agreement.terms or {}
+    given = lot_order if lot_order is not None else [uuid.UUID(k) for k in terms]
+    if set(given) != set(lots) or len(given) != len(lots):
         raise ValidationProblem(
             "Give the fixed price and terms of every open lot, each lot once.",
             errors=[field_error("lots", "missing or repeated lots")],
         )
-    for i, entry in enumerate(data.lots):
-        budget = lots[entry.lot_id].estimated_price_fen
-        if budget is not None and entry.price_fen > budget:
+    for i, lot_id in enumerate(given):
+        budget = lots[lot_id].estimated_price_fen
+        price = terms[str(lot_id)]["price_fen"]
+        if budget is not None and price > budget:
             raise ValidationProblem(
                 f"A lot's fixed price is at most its budget, {budget} fen.",
                 errors=[field_error(f"lots[{i}].price_fen", f"at most {budget}")],
             )
-    agreement = FrameworkAgreement(
-        tender_id=tender.id,
-        valid_until=data.valid_until,
-        purchasers=sorted({str(p) for p in data.purchasers}),
-        made_at=now,
-        kind="open",
-        allocation=data.allocation,
-        terms={str(e.lot_id): {"price_fen": e.price_fen, "terms": e.terms} for e in data.lots},
-    )
-    session.add(agreement)
-    await session.flush()
+
+
+async def put_in_force(
+    session: AsyncSession, tender: Tender, agreement: FrameworkAgreement, actor: Principal, now: datetime
+) -> None:
+    """The centre approved the call: every check runs again at this instant, the call (征集公告) is
+    published and the agreement is in force from now, with no supplier yet."""
+    await check_call(session, tender, agreement, now)
+    lots = {lot.id: lot for lot in await lots_of(session, tender.id)}
+    terms = agreement.terms or {}
+    agreement.made_at = now
     tender.awarded_at = now
     await move(
-        session, tender, Action.AWARD, actor, now, valid_until=data.valid_until.isoformat(), kind="open"
+        session, tender, Action.AWARD, actor, now, valid_until=agreement.valid_until.isoformat(), kind="open"
     )
     await publish_notice(
         session,
@@ -88,16 +127,19 @@ async def open_framework(
         "framework_call",
         f"{tender.title} 开放式框架协议征集公告",
         {
-            "lots": [
-                {"lot": lots[e.lot_id].number, "price_fen": e.price_fen, "terms": e.terms} for e in data.lots
-            ],
-            "valid_until": data.valid_until.isoformat(),
-            "allocation": data.allocation,
+            "lots": sorted(
+                (
+                    {"lot": lots[uuid.UUID(k)].number, "price_fen": v["price_fen"], "terms": v["terms"]}
+                    for k, v in terms.items()
+                ),
+                key=lambda entry: entry["lot"],
+            ),
+            "valid_until": agreement.valid_until.isoformat(),
+            "allocation": agreement.allocation,
             "rule": RULE,
         },
         now,
     )
-    return agreement
 
 
 async def _open_in_force(session: AsyncSession, tender: Tender, now: datetime) -> FrameworkAgreement:

@@ -4,7 +4,8 @@ published is refused at once); the centre approves — the tender is published a
 run again then — or refuses with reasons, and the tender stays a draft the agency may fix and submit again.
 The centre answers within the profile's `notice_review_working_days` of the submission; the step shows
 its supervision light (S-01) among the trade's deadlines. Nothing under review is public: the tender is a
-draft until the approval."""
+draft until the approval. An open framework's call (征集公告) is reviewed the same way, with its own checks,
+and the agreement is in force from the approval."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from rules.calendar import local_date
 from rules.profiles import profile_for
 from rules.schedule import working_calendar
 from storage.problems import Conflict, PreconditionFailed, ValidationProblem, field_error
-from trading import publication, schemas
+from trading import frameworks_open, publication, schemas
 from trading.models import NoticeReview, Tender
 from trading.tenders import last_review, load_tender, notify, tender_for_agency
 
@@ -41,7 +42,11 @@ async def submit(
         raise Conflict(
             "The notice is already under the centre's review.", errors=[field_error("review", "pending")]
         )
-    await publication.check_publishable(session, tender, now)
+    call = await frameworks_open.draft_call_of(session, tender)
+    if call is not None:
+        await frameworks_open.check_call(session, tender, call, now)
+    else:
+        await publication.check_publishable(session, tender, now)
     profile = profile_for(tender.sector, tender.method, tender.envelopes)
     cal = await working_calendar(session)
     review = NoticeReview(
@@ -72,7 +77,11 @@ async def decide(
             "Give the reasons for refusing the notice.", errors=[field_error("reasons", "required")]
         )
     if data.decision == "approved":
-        await publication.publish(session, tender, actor, now)
+        call = await frameworks_open.draft_call_of(session, tender)
+        if call is not None:
+            await frameworks_open.put_in_force(session, tender, call, actor, now)
+        else:
+            await publication.publish(session, tender, actor, now)
         message = f"{tender.code}: the centre approved the notice; it is published."
     else:
         message = f"{tender.code}: the centre refused the notice: {data.reasons}"

@@ -220,7 +220,13 @@ async def test_an_open_framework_is_worked_from_the_command_line(
                 "--allocation", "rotation",
             )
         )  # fmt: skip
-        assert said.strip() == f"open framework in force until {term_end(api)}, orders by rotation"
+        assert said.strip() == (
+            f"open framework call submitted to the centre's review: in force until {term_end(api)} "
+            "from the approval, orders by rotation"
+        )
+        # nobody joins before the centre approves the call
+        refused(await ggzy(url, first, "framework", "apply", *t, "--lot", lot), 409, "Conflict")
+        ok(await ggzy(url, await api.bootstrap_centre(), "review", "approve", "--tender", draft["id"]))
         applied = [
             ok(await ggzy(url, who, "framework", "apply", *t, "--lot", lot)).split()[1]
             for who in (first, second)

@@ -30,7 +30,48 @@ async def opened(api: Api, allocation: str = "choice") -> tuple[Actor, dict[str,
     r = await api.post(f"{url}/open", agency, json=body)
     assert r.status_code == 201, r.text
     assert (r.json()["kind"], r.json()["allocation"], r.json()["admissions"]) == ("open", allocation, [])
+    centre = await api.bootstrap_centre()
+    d = await api.post(f"/api/v1/tenders/{draft['id']}/review", centre, json={"decision": "approved"})
+    assert d.status_code == 200 and d.json()["status"] == "awarded", d.text
     return agency, draft, url
+
+
+async def test_an_open_framework_call_reaches_the_public_only_through_the_centre_review(api: Api) -> None:
+    agency = await api.organisation("agency")
+    draft = await api.draft(agency, **framework())
+    url, lot = F.format(draft["id"]), draft["lots"][0]["id"]
+    entry: dict[str, Any] = {"lot_id": lot, "price_fen": PRICE, "terms": "条款"}
+    body = {"lots": [entry], "valid_until": term_end(api, 180).isoformat()}
+    assert (await api.post(f"{url}/open", agency, json=body)).status_code == 201
+    supplier = await api.organisation("bidder")
+    # under review: a draft nobody else sees, no call on the board, nobody joins, no second submission
+    tender = (await api.get(f"/api/v1/tenders/{draft['id']}", agency)).json()
+    assert tender["status"] == "draft"
+    assert (await api.get(f"/api/v1/tenders/{draft['id']}", supplier)).status_code == 404
+    notices = (await api.get(f"/api/v1/notices?tender_id={draft['id']}", None)).json()
+    assert not [n for n in notices.get("items", notices) if n.get("kind") == "framework_call"]
+    r = await api.post(f"{url}/applications", supplier, json={"lot_id": lot})
+    assert r.status_code in (404, 409), r.text
+    assert (await api.post(f"{url}/open", agency, json=body)).status_code == 409
+    # refused with reasons: still a draft; rewritten at a lower price and submitted again, then approved
+    centre = await api.bootstrap_centre()
+    review = f"/api/v1/tenders/{draft['id']}/review"
+    r = await api.post(review, centre, json={"decision": "refused", "reasons": "条款不完整"})
+    assert r.status_code == 200 and r.json()["status"] == "draft", r.text
+    entry |= {"price_fen": PRICE - 1, "terms": "台式计算机 单价 5800 元 三年上门保修"}
+    assert (await api.post(f"{url}/open", agency, json=body)).status_code == 201
+    # a supplier cannot approve the call, the agency cannot approve its own
+    assert (await api.post(review, supplier, json={"decision": "approved"})).status_code in (403, 404)
+    assert (await api.post(review, agency, json={"decision": "approved"})).status_code in (403, 404)
+    r = await api.post(review, centre, json={"decision": "approved"})
+    assert r.status_code == 200 and r.json()["status"] == "awarded", r.text
+    shown = (await api.get(url, supplier)).json()
+    assert shown["terms"][lot]["price_fen"] == PRICE - 1
+    notices = (await api.get(f"/api/v1/notices?tender_id={draft['id']}", None)).json()
+    calls = [n for n in notices.get("items", notices) if n.get("kind") == "framework_call"]
+    assert len(calls) == 1 and calls[0]["tender_id"] == draft["id"], notices
+    r = await api.post(f"{url}/applications", supplier, json={"lot_id": lot})
+    assert r.status_code == 201, r.text
 
 
 async def joined(api: Api, agency: Actor, tender: dict[str, Any], url: str) -> Actor:
