@@ -79,6 +79,10 @@ async def test_no_commercial_file_before_the_commercial_opening(api: Api) -> Non
 
     assert refused["errors"][0]["field"] == "kind"
     assert "price" not in refused["detail"] and str(bids[0].price_fen) not in refused["detail"]
+    unknown = await api.get(file_url(seated, bids[0], "qualification"), seated.chair)
+    assert unknown.status_code == 400 and unknown.headers["content-type"].startswith(
+        "application/problem+json"
+    )
 
 
 async def test_no_file_of_a_rejected_or_withdrawn_bid_or_past_the_last_one(api: Api) -> None:
