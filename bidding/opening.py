@@ -54,6 +54,7 @@ from trading.tenders import (
     lots_of,
     move,
     notify,
+    price_cap,
     shamir_of,
     window_end,
 )
@@ -109,17 +110,6 @@ async def _reject_without_deposit(
     )
 
 
-def price_limit(sector: str, lot: Lot) -> tuple[str, int] | None:
-    """The field that caps a lot's declared prices and its value: the ceiling price (最高投标限价, 条例
-    51(5); 最高限价, 87号令 63(4)) where the documents set one, else in procurement the budget (预算金额,
-    87号令 63(4)); works without a ceiling have no cap."""
-    if lot.ceiling_price_fen is not None:
-        return "ceiling_price_fen", lot.ceiling_price_fen
-    if sector == "procurement":
-        return "estimated_price_fen", lot.estimated_price_fen
-    return None
-
-
 async def _reject_above_limit(
     session: AsyncSession, tender: Tender, lot: Lot, bid: Bid, now: datetime
 ) -> None:
@@ -127,7 +117,7 @@ async def _reject_above_limit(
     respond to the documents (条例 51(5); 87号令 63(4)): once the opening reads its price the platform
     rejects it, the same way as a bid without a deposit (W-19), with the field it exceeds as the reason, and
     no member of the committee can pass it."""
-    limit = price_limit(tender.sector, lot)
+    limit = price_cap(tender.sector, lot)
     if limit is None or bid.rejection_rule is not None or bid.declared_price_fen is None:
         return
     field, cap = limit

@@ -125,9 +125,10 @@ def _envelope_checks(
     statement: Mapping[str, Any],
     roster: Sequence[custody.Custodian],
     headers: Mapping[str, str],
+    label: str = "",
 ) -> list[Check]:
     sha = str(item.get("envelope_sha256"))
-    name = _short(sha)
+    name = label + _short(sha)
     try:
         header_raw = base64.b64decode(str(item["header"]), validate=True)
         header = envelope.parse_header(header_raw)
@@ -303,4 +304,52 @@ def verify(record: Any, trusted_key: bytes) -> list[Check]:
     )
     for item in items:
         checks += _envelope_checks(item, statement, roster, headers)
+    if "technical" in record or "technical" in statement:
+        checks += _technical_checks(record, items, statement, roster)
     return checks
+
+
+def _technical_checks(
+    record: Mapping[str, Any],
+    items: Sequence[Mapping[str, Any]],
+    statement: Mapping[str, Any],
+    roster: Sequence[custody.Custodian],
+) -> list[Check]:
+    """A tender of two envelopes (双信封): its technical lines account for exactly the technical envelopes
+    signed at the deadline, one for each standing bid; each header hashes as signed, each custody opening
+    recomputes to its stated cause and each says consistently how it was opened."""
+    try:
+        lines = list(record.get("technical") or [])
+        headers = {str(e["sha256"]): str(e["header_sha256"]) for e in statement.get("technical") or []}
+        bids = sorted(str(i.get("bid")) for i in items)
+        consistent = (
+            sorted(str(t.get("envelope_sha256")) for t in lines) == sorted(headers)
+            and sorted(str(t.get("bid")) for t in lines) == bids
+        )
+    except (AttributeError, KeyError, TypeError) as exc:
+        return [Check("technical_accounted", False, f"the technical lines are malformed ({exc})")]
+    checks = [
+        Check(
+            "technical_accounted",
+            consistent,
+            f"the record accounts for each of the {len(headers)} technical envelopes, one for each bid"
+            if consistent
+            else "the record's technical envelopes are not exactly those signed at the deadline, one a bid",
+        )
+    ]
+    for line in lines:
+        checks += _envelope_checks(line, statement, roster, headers, "technical ")
+        checks.append(_opened_by(line))
+    return checks
+
+
+def _opened_by(line: Mapping[str, Any]) -> Check:
+    """Who opened a technical envelope, as the line states it: its bidder (no custody), the custodians
+    (only from custody) or nobody."""
+    by, held = line.get("opened_by"), line.get("custody")
+    ok = by in ("bidder", "custodians", None) and not (by == "bidder" and held is not None)
+    ok = ok and not (by == "custodians" and held is None)
+    name = f"opened technical {_short(line.get('envelope_sha256'))}"
+    return Check(
+        name, ok, f"opened by {by or 'nobody'}" if ok else f"opened by {by!r} contradicts its custody"
+    )

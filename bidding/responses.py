@@ -167,6 +167,24 @@ class OpeningEnvelope(TypedDict):
     custody: EnvelopeCustody | None
 
 
+class TechnicalOpeningEnvelope(TypedDict):
+    """One technical envelope (技术标) of a tender of two envelopes, on the line of its bid: its SHA-256 and
+    its header's as signed at the deadline (the custody statement's `technical`), who opened it ("bidder" or
+    "custodians", null if nobody), the result and what the custodians did with its own stanzas; no price."""
+
+    bid: str
+    lot: int
+    bidder: str
+    credit_code: str
+    envelope_sha256: str
+    header: str
+    header_sha256: str
+    bid_status: str
+    opened_by: str | None
+    result: str
+    custody: EnvelopeCustody | None
+
+
 class SignedOpeningRecord(TypedDict):
     """The opening record signed once the opening closed (`ggzy verify opening` re-checks it offline).
     `kind` is "ggzy/v1/opening-record", `v` 1. `signature` is the base64 Ed25519 signature, with the
@@ -178,5 +196,7 @@ class SignedOpeningRecord(TypedDict):
     tender: str
     closing: ClosingRecord
     envelopes: list[OpeningEnvelope]
+    # A tender of two envelopes (双信封): its technical envelopes, one line for each bid's.
+    technical: NotRequired[list[TechnicalOpeningEnvelope]]
     key_id: str
     signature: str

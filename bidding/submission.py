@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from accounts import service as accounts
 from accounts.security import Principal
-from bidding import custodians, envelope, envelopes, logs, opening_record, records
+from bidding import custodians, envelope, envelopes, logs, opening_lines, opening_record
 from bidding import schemas as bid_schemas
 from bidding.models import BidEvent, TechnicalEnvelope
 from escrow import refunds
@@ -678,43 +678,7 @@ async def signed_opening_record(
     rows = {r.bid_id: r for r in await envelopes.envelopes_of(session, tender.id)}
     lots = {lot.id: lot.number for lot in await lots_of(session, tender.id)}
     roster = {c.position: c for c in await custodians.roster(session, tender.id)}
-    releases = await custodians.releases_of(session, [b.id for b in bids])
-    items = []
-    for bid in bids:
-        row = rows[bid.id]
-        org = await accounts.get_organisation(session, bid.organisation_id)
-        held = None
-        if row.custody_outcome is not None:
-            held = {
-                "releases": [
-                    {
-                        "position": r.position,
-                        "organisation_id": str(roster[r.position].organisation_id),
-                        "release": r.release,
-                        "valid": r.status == "valid",
-                        "error": r.error,
-                    }
-                    for r in releases
-                    if r.bid_id == bid.id and r.release is not None
-                ],
-                "outcome": row.custody_outcome,
-            }
-        items.append(
-            {
-                "bid": str(bid.id),
-                "lot": lots[bid.lot_id],
-                "bidder": org.name,
-                "credit_code": org.credit_code,
-                "envelope_sha256": bid.sha256,
-                "header": row.header,
-                "header_sha256": envelope.header_sha256(records.header_of(row)),
-                "bid_status": bid.status,
-                "opened_by": row.opened_by,
-                "result": row.result or row.status,
-                "declared_price_fen": bid.declared_price_fen,
-                "custody": held,
-            }
-        )
+    items = await opening_lines.lines(session, bids, rows, lots, roster, "commercial")
     record: dict[str, Any] = {
         "v": opening_record.RECORD_VERSION,
         "kind": opening_record.RECORD_KIND,
@@ -723,6 +687,9 @@ async def signed_opening_record(
         "envelopes": items,
         "key_id": signer.key_id,
     }
+    if tender.envelopes == 2:
+        technical = {r.bid_id: r for r in await envelopes.technicals_of(session, tender.id)}
+        record["technical"] = await opening_lines.lines(session, bids, technical, lots, roster, "technical")
     record["signature"] = base64.b64encode(signer.sign(opening_record.record_message(record))).decode()
     return record
 

@@ -17,8 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from accounts import service as accounts
 from accounts.security import Principal
+from bidding import opened_files, technical
 from bidding import schemas as bid_schemas
-from bidding import technical
 from evaluation import rooms
 from storage.problems import Forbidden
 from trading import tenders
@@ -40,6 +40,38 @@ async def technical_view(
         tender.status,
         await technical.technical_files(session, tender) if tender.envelopes == 2 else [],
     )
+
+
+async def bid_file(
+    session: AsyncSession,
+    actor: Principal,
+    room_id: uuid.UUID,
+    bid_id: uuid.UUID,
+    kind: opened_files.Kind,
+    number: int,
+    now: datetime,
+) -> opened_files.OpenedFile:
+    """One opened file of a standing bid of the room's tender, for whoever may read the room's technical
+    envelopes (a declared member, a watcher): a technical one after the technical opening, a commercial one
+    only once the commercial opening has opened it (409 naming `kind` before). The agency and the bidders
+    are told the room does not exist; a withdrawn or rejected bid's files are not there (404)."""
+    room, member = await rooms.room_for(session, actor, room_id)
+    if member is not None and member.declared_at is None:
+        raise Forbidden("Sign the no-conflict declaration before entering the room (G-08).", rule="G-08")
+    tender = await tenders.tender_by_id(session, room.tender_id)
+    found = await opened_files.opened_file(session, tender, bid_id, kind, number)
+    await accounts.record(
+        session,
+        actor,
+        "room.bid_file_read",
+        "bid",
+        bid_id,
+        now,
+        kind=kind,
+        number=number,
+        sha256=found.sha256,
+    )
+    return found
 
 
 async def record_result(

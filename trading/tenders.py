@@ -188,7 +188,8 @@ def budget_of(lots: Iterable[Lot]) -> int:
 def price_cap(sector: str, lot: Lot) -> tuple[str, int] | None:
     """The field that caps a lot's prices and its value: the ceiling price (最高投标限价, 条例 51(5); 最高限价,
     87号令 63(4)) where the documents set one, else in procurement the budget (预算金额, 87号令 63(4)); works
-    without a ceiling have no cap."""
+    without a ceiling have no cap. The one check of both the opening's and the final quotes' rejection of a
+    price above it (W-19)."""
     if lot.ceiling_price_fen is not None:
         return "ceiling_price_fen", lot.ceiling_price_fen
     if sector == "procurement":

@@ -13,7 +13,7 @@ from typing import Any
 from httpx import Response
 from sqlalchemy import func, select
 
-from bidding import custody, envelope
+from bidding import custody, envelope, opening_record
 from bidding.models import Envelope, ShareRelease, TechnicalEnvelope
 from tests.bidding.test_two_envelopes import (
     PRICE,
@@ -169,6 +169,16 @@ async def test_a_technical_share_used_for_the_commercial_envelope_does_not_verif
     assert await releases_on_record(api) == sorted(
         [(absent.bid_id, "technical", "valid")] * 3 + [(absent.bid_id, "commercial", "valid")] * 3
     )
+    # the signed opening record checks each envelope's custody opening offline, the technical one's too
+    assert (await api.post(f"{T}/{tender['id']}/close-opening", agency)).status_code == 200
+    signed = (await api.get(f"{T}/{tender['id']}/opening/record/signed")).json()
+    key = base64.b64decode((await api.get("/api/v1/transparency/key")).json()["public_key"])
+    checks = opening_record.verify(signed, key)
+    assert [c.name for c in checks if not c.ok] == []
+    technical = next(t for t in signed["technical"] if t["bid"] == absent.bid_id)
+    assert (technical["opened_by"], len(technical["custody"]["releases"])) == ("custodians", 3)
+    assert sum(c.name.startswith("release technical ") for c in checks) == 3
+    assert any(c.name.startswith("cause technical ") and c.detail.startswith("opened") for c in checks)
 
 
 async def test_a_technical_release_on_a_tender_of_one_envelope_is_refused(api: Api) -> None:
