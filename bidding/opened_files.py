@@ -43,14 +43,24 @@ class OpenedFile:
 
 
 async def opened_file(
-    session: AsyncSession, tender: Tender, bid_id: uuid.UUID, kind: Kind, number: int
+    session: AsyncSession,
+    tender: Tender,
+    bid_id: uuid.UUID,
+    kind: Kind,
+    number: int,
+    lot_id: uuid.UUID | None = None,
 ) -> OpenedFile:
     """File `number` (from 1, in the envelope's order) of the `kind` envelope of a standing bid on `tender`.
     404 for a bid not on the tender, withdrawn or rejected, or on a failed lot, and for a file it does not
-    have; 409 naming `kind` for an envelope not opened (a commercial one before the commercial opening)."""
+    have; 409 naming `kind` for an envelope not opened (a commercial one before the commercial opening).
+    With `lot_id` (a lot's own evaluation room) a bid of another lot is not there either."""
     bid = await session.get(Bid, bid_id)
     if bid is None or bid.tender_id != tender.id or bid.status != "submitted" or bid.rejection_rule:
         raise NotFound("No such standing bid on this tender.")
+    if lot_id is not None and bid.lot_id != lot_id:
+        raise NotFound(
+            "No such standing bid on this room's lot.", errors=[field_error("bid_id", "another lot")]
+        )
     lot = await session.get(Lot, bid.lot_id)
     if lot is None or lot.status == "failed":
         raise NotFound("No such standing bid on this tender.")

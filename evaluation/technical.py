@@ -59,7 +59,7 @@ async def bid_file(
     if member is not None and member.declared_at is None:
         raise Forbidden("Sign the no-conflict declaration before entering the room (G-08).", rule="G-08")
     tender = await tenders.tender_by_id(session, room.tender_id)
-    found = await opened_files.opened_file(session, tender, bid_id, kind, number)
+    found = await opened_files.opened_file(session, tender, bid_id, kind, number, lot_id=room.lot_id)
     await accounts.record(
         session,
         actor,

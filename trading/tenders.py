@@ -467,12 +467,19 @@ def _check_deposits(profile: ProcedureProfile, lots: Sequence[schemas.LotIn]) ->
         )
 
 
-def check_evaluation_rooms(setting: str, lots: int) -> None:
-    """One evaluation room per lot (分包评标) is for a tender of two lots or more."""
+def check_evaluation_rooms(setting: str, lots: int, envelopes: int) -> None:
+    """One evaluation room per lot (分包评标) is for a tender of two lots or more, of one envelope: a
+    two-envelope tender's committee judges every technical envelope in one room first."""
     if setting == "per_lot" and lots < 2:
         raise ValidationProblem(
             "One evaluation room per lot needs two lots or more.",
             errors=[field_error("evaluation_rooms", "per_lot needs two lots or more")],
+        )
+    if setting == "per_lot" and envelopes == 2:
+        raise ValidationProblem(
+            "A two-envelope tender is evaluated in one room: its committee records one technical result "
+            "over every lot before the commercial opening.",
+            errors=[field_error("evaluation_rooms", "per_lot is for tenders of one envelope")],
         )
 
 
@@ -513,7 +520,7 @@ async def create_tender(
     await projects.check_for_tender(session, actor.organisation_id, data.project_id, data.sector)
     _check_deposits(profile, data.lots)
     participation.check_terms(profile, data.evaluation_method, data.invited, data.envelopes)
-    check_evaluation_rooms(data.evaluation_rooms, len(data.lots))
+    check_evaluation_rooms(data.evaluation_rooms, len(data.lots), data.envelopes)
     validity = _check_bid_validity(profile, data.bid_validity_days or profile.bid_validity_days)
     documents_from = requested_instant("documents_from", data.documents_from)
     bid_deadline = requested_instant("bid_deadline", data.bid_deadline)
@@ -668,8 +675,9 @@ async def update_tender(
             "bid_deadline must come after documents_from.",
             errors=[field_error("bid_deadline", "before documents_from")],
         )
-    if "evaluation_rooms" in touched or "lots" in touched:
-        check_evaluation_rooms(tender.evaluation_rooms, len(await lots_of(session, tender.id)))
+    if {"evaluation_rooms", "lots", "envelopes"}.intersection(touched):
+        lots = len(await lots_of(session, tender.id))
+        check_evaluation_rooms(tender.evaluation_rooms, lots, tender.envelopes)
     await session.flush()
     await accounts.record(session, actor, "tender.update", "tender", tender.id, now, fields=touched)
     return tender

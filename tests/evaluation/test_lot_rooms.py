@@ -149,6 +149,26 @@ async def test_one_room_per_lot_needs_two_lots_and_is_named_in_the_documents(api
     # the default is one room for every lot
     r = await api.post(T, agency, json=api.tender_body(lots=_lots()))
     assert r.json()["evaluation_rooms"] == "single"
+    # a two-envelope tender's committee judges every technical envelope in one room
+    r = await api.post(T, agency, json=api.tender_body(evaluation_rooms="per_lot", lots=_lots(), envelopes=2))
+    assert r.status_code == 422, r.text
+    assert [e["field"] for e in r.json()["errors"]] == ["evaluation_rooms"]
+
+
+async def test_a_lots_room_reads_the_opened_files_of_its_own_lots_bids_only(api: Api) -> None:
+    trade = await _trade(api)
+    rooms = await _convene(api, trade)
+    for index, lot_id in enumerate(trade.lot_ids):
+        room = rooms[lot_id]
+        member = room["members"][1]
+        own, other = trade.bids[(0, index)], trade.bids[(0, 1 - index)]
+        url = f"{BASE}/rooms/{room['room_id']}/bids/{{}}/file?kind=commercial&number=1"
+        r = await api.get(url.format(own.bid_id), member)
+        assert r.status_code == 200, r.text
+        assert r.headers["X-Content-SHA256"] == hashlib.sha256(r.content).hexdigest()
+        r = await api.get(url.format(other.bid_id), member)
+        assert r.status_code == 404, r.text
+        assert [e["field"] for e in r.json()["errors"]] == ["bid_id"]
 
 
 async def test_each_lot_has_its_room_and_the_trade_goes_on_when_every_lot_is_reported(api: Api) -> None:
