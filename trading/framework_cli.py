@@ -4,6 +4,8 @@ by mini-competition (二次竞价) or by rotation (顺序轮候); a supplier app
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import click
 
 from trading.api_client import echo_json, server_url, session, username_opt
@@ -27,6 +29,28 @@ allocation_opt = click.option(
     show_default=True,
     help="How orders find their supplier: the purchaser's choice, or rotation (顺序轮候).",
 )
+
+
+def agreement_opts(command: Callable[..., None]) -> Callable[..., None]:
+    """The agreement's term, its other purchasers, its allocation, and the server to ask."""
+    for option in reversed(
+        (
+            click.option(
+                "--valid-until", required=True, help="The last day of the agreement's term (YYYY-MM-DD)."
+            ),
+            click.option(
+                "--purchaser",
+                "purchasers",
+                multiple=True,
+                help="Another organisation ordering under it (repeat).",
+            ),
+            allocation_opt,
+            server_url,
+            username_opt,
+        )
+    ):
+        command = option(command)
+    return command
 
 
 @click.group("framework")
@@ -56,13 +80,7 @@ def framework_show(tender_id: str, url: str, username: str | None) -> None:
     required=True,
     help="LOT_ID=BID_ID[,BID_ID…]: the candidates admitted on a lot (repeat for every open lot).",
 )
-@click.option("--valid-until", required=True, help="The last day of the agreement's term (YYYY-MM-DD).")
-@click.option(
-    "--purchaser", "purchasers", multiple=True, help="Another organisation ordering under it (repeat)."
-)
-@allocation_opt
-@server_url
-@username_opt
+@agreement_opts
 def framework_admit(
     tender_id: str,
     lots: tuple[str, ...],
@@ -191,13 +209,7 @@ def competition_show(tender_id: str, order_id: str, url: str, username: str | No
     required=True,
     help="LOT_ID=PRICE_FEN=TERMS: a lot's fixed price (every order's cap) and terms (repeat for every lot).",
 )
-@click.option("--valid-until", required=True, help="The last day of the agreement's term (YYYY-MM-DD).")
-@click.option(
-    "--purchaser", "purchasers", multiple=True, help="Another organisation ordering under it (repeat)."
-)
-@allocation_opt
-@server_url
-@username_opt
+@agreement_opts
 def framework_open(
     tender_id: str,
     lots: tuple[str, ...],

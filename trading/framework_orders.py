@@ -112,18 +112,26 @@ async def direct_order(
             "not admitted on this lot",
         )
     _refuse_above_cap(data.price_fen, admission)
+    order = await _new_order(session, actor, tender, lot, "direct", data.subject, now)
+    await _place(session, actor, tender, lot, order, admission.organisation_id, data.price_fen, now)
+    return order
+
+
+async def _new_order(
+    session: AsyncSession, actor: Principal, tender: Tender, lot: Lot, kind: str, subject: str, now: datetime
+) -> FrameworkOrder:
+    """A new order of `kind` on the lot, by the purchaser, before its supplier is named."""
     order = FrameworkOrder(
         tender_id=tender.id,
         lot_id=lot.id,
-        kind="direct",
+        kind=kind,
         status="open",
-        subject=data.subject,
+        subject=subject,
         purchaser_organisation_id=actor.organisation_id,
         created_at=now,
     )
     session.add(order)
     await session.flush()
-    await _place(session, actor, tender, lot, order, admission.organisation_id, data.price_fen, now)
     return order
 
 
@@ -158,17 +166,7 @@ async def rotation_order(
     if not queue:
         raise RuleViolation(RULE, "No supplier is admitted on the lot: nobody to take the order.")
     chosen = next(a for a in admissions if str(a.organisation_id) == queue[0])
-    order = FrameworkOrder(
-        tender_id=tender.id,
-        lot_id=lot.id,
-        kind="rotation",
-        status="open",
-        subject=data.subject,
-        purchaser_organisation_id=actor.organisation_id,
-        created_at=now,
-    )
-    session.add(order)
-    await session.flush()
+    order = await _new_order(session, actor, tender, lot, "rotation", data.subject, now)
     await _place(session, actor, tender, lot, order, chosen.organisation_id, chosen.cap_fen, now, queue=queue)
     return order
 
