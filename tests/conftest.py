@@ -40,7 +40,7 @@ BACKENDS = ["sqlite", "postgresql"]
 
 def examples(full: int) -> int:
     """How many examples a property test generates: its full count in CI, a third of it (at least 10)
-    locally, where the same derandomized-or-not search runs on every change."""
+    locally, where the suite runs on every change."""
     return full if IN_CI else min(full, max(10, full // 3))
 
 
