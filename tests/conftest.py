@@ -32,15 +32,22 @@ from storage.models import metadata
 
 pytest_plugins = ["tests.storage.seaweed"]
 
-# No test passes or fails on wall-clock time: property tests run without hypothesis's per-example deadline,
-# which a loaded machine overruns.
-settings.register_profile("ggzy", deadline=None)
-settings.load_profile("ggzy")
-
 IN_CI = os.environ.get("CI", "").lower() == "true"
 PG_URL = os.environ.get("GGZY_TEST_DATABASE_URL", "")
 REDIS_URL = os.environ.get("GGZY_TEST_REDIS_URL", "")
 BACKENDS = ["sqlite", "postgresql"]
+
+
+def examples(full: int) -> int:
+    """How many examples a property test generates: its full count in CI, a third of it (at least 10)
+    locally, where the suite runs on every change."""
+    return full if IN_CI else min(full, max(10, full // 3))
+
+
+# No test passes or fails on wall-clock time: property tests run without hypothesis's per-example deadline,
+# which a loaded machine overruns.
+settings.register_profile("ggzy", deadline=None)
+settings.load_profile("ggzy")
 
 # Every runtime the suite builds, the demo's and the benchmark server's included, hashes passwords at a
 # test cost: argon2 at its production cost takes a quarter of a second per sign-in.
@@ -57,6 +64,27 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             raise pytest.UsageError(
                 f"CI=true but {', '.join(missing)} is not set: the production stack is required"
             )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every property test collected (a parametrized one once) runs `examples(count)` of its count: its
+    own, or hypothesis's 100."""
+    scaled: set[int] = set()
+    for item in items:
+        test = getattr(item, "obj", None)
+        test = getattr(test, "__func__", test)
+        cls = getattr(item, "cls", None)
+        own = getattr(test, "_hypothesis_internal_use_settings", None)
+        if getattr(test, "is_hypothesis_test", False) and own is not None and id(test) not in scaled:
+            scaled.add(id(test))
+            test._hypothesis_internal_use_settings = settings(own, max_examples=examples(own.max_examples))  # type: ignore[union-attr]
+        elif (
+            isinstance(getattr(cls, "settings", None), settings)
+            and hasattr(cls, "runTest")
+            and id(cls) not in scaled
+        ):
+            scaled.add(id(cls))  # a rule-based state machine's TestCase
+            cls.settings = settings(cls.settings, max_examples=examples(cls.settings.max_examples))  # type: ignore[union-attr]
 
 
 def unavailable(what: str, why: str) -> None:

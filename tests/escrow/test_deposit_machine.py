@@ -41,7 +41,7 @@ from rules.calendar import WorkingCalendar, local_date
 from storage.clock import SettableClock
 from storage.db import create_engine, create_sessionmaker, transaction
 from storage.problems import Conflict
-from tests.conftest import Database
+from tests.conftest import Database, examples
 from tests.escrow.fixtures_escrow import (
     SIGNER,
     Trade,
@@ -662,7 +662,7 @@ def _run_machine(url: str, backend: str, root: Path) -> None:
                 # Hypothesis calls this once per example; it takes any factory, though typed for a class
                 lambda: DepositMachine(runner, engine, backend, root),  # type: ignore[arg-type]
                 settings=settings(
-                    max_examples=25,
+                    max_examples=examples(25),
                     stateful_step_count=30,
                     deadline=None,
                     suppress_health_check=[HealthCheck.too_slow],
