@@ -58,11 +58,11 @@ class TechnicalController(Controller):
         session: AsyncSession,
         object_store: ObjectStore,
         clock: Clock,
-        number: Annotated[int, Parameter(ge=1, le=MAX_FILES)],
+        number: Annotated[int, Parameter(ge=1, le=MAX_FILES)] = 1,
         kind: opened_files.Kind = "technical",
     ) -> Stream:
-        """One opened file of a standing bid (`kind` technical, the default, or commercial; `number` from 1
-        in the order the room lists them), streamed from the store with its SHA-256 (`X-Content-SHA256`)
+        """One opened file of a standing bid (`kind` technical, the default, or commercial; `number` from 1,
+        the first by default, in the order the room lists them), streamed from the store with its SHA-256 (`X-Content-SHA256`)
         and its media type. A commercial file only after the commercial opening (409 naming `kind`)."""
         found = await technical.bid_file(session, principal, room_id, bid_id, kind, number, clock.now())
         return Stream(
